@@ -1,0 +1,123 @@
+# ferry — GNU make build. `make` builds, `make check` sets up and runs every test,
+# `make demo` sets up and runs the demo. See README.md.
+
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+LIBEXECDIR ?= $(PREFIX)/libexec/ferry
+MANDIR     ?= $(PREFIX)/share/man
+SYSCONFDIR ?= /etc/ferry
+STATEDIR   ?= /var/lib/ferry
+RUNDIR     ?= /run/ferry
+VERSION    := 0.1.0
+
+CC      ?= gcc
+CRIU    ?= $(shell command -v criu 2>/dev/null || echo /usr/local/sbin/criu)
+BUILD   ?= build
+SAN     ?=
+
+WARN    := -Wall -Wextra -Werror -Wformat=2 -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla \
+           -Wno-unused-parameter
+DEFS    := -D_GNU_SOURCE -DFERRY_VERSION='"$(VERSION)"' -DFERRY_SYSCONFDIR='"$(SYSCONFDIR)"' \
+           -DFERRY_LIBEXECDIR='"$(LIBEXECDIR)"' -DFERRY_STATEDIR='"$(STATEDIR)"' \
+           -DFERRY_RUNDIR='"$(RUNDIR)"' -DFERRY_BINDIR='"$(BINDIR)"'
+ifeq ($(SAN),)
+OPT     := -O2 -g -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
+LDOPT   := -pie -Wl,-z,relro,-z,now
+else
+OPT     := -O1 -g -fno-omit-frame-pointer -fsanitize=$(SAN) -fno-sanitize-recover=all
+LDOPT   := -fsanitize=$(SAN)
+endif
+CFLAGS  ?=
+CFLAGS  += -std=gnu11 $(WARN) $(OPT) $(DEFS) -Isrc/lib -MMD -MP
+LDFLAGS += $(LDOPT)
+
+LIB_SRCS     := $(sort $(wildcard src/lib/*.c))
+FERRY_SRCS   := $(sort $(wildcard src/ferry/*.c))
+STARTER_SRCS := $(sort $(wildcard src/starter/*.c))
+# The setuid starter links only the small core it needs: no network, no archive code.
+STARTER_LIB  := error util fs privs spawn config request names instance image sif manifest criu
+UNIT_SRCS    := $(sort $(wildcard tests/unit/*_test.c))
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+LIB_OBJS     := $(call obj,$(LIB_SRCS))
+STARTER_LIB_OBJS := $(call obj,$(addprefix src/lib/,$(addsuffix .c,$(STARTER_LIB))))
+UNIT_BINS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+
+FERRY_LIBS   := -lcap -lcrypto
+STARTER_LIBS := -lcap -lcrypto -lcriu
+
+.SECONDARY:
+.PHONY: all clean install uninstall setup check unit unit-san demo lint format format-check
+all: $(BUILD)/ferry $(BUILD)/ferry-starter
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/libferry.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/ferry: $(call obj,$(FERRY_SRCS)) $(BUILD)/libferry.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(FERRY_LIBS)
+
+$(BUILD)/ferry-starter: $(call obj,$(STARTER_SRCS)) $(STARTER_LIB_OBJS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(STARTER_LIBS)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libferry.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(FERRY_LIBS) -lcriu
+
+unit: $(UNIT_BINS)
+	@tests/run-unit.sh $(UNIT_BINS)
+
+unit-san:
+	$(MAKE) BUILD=build-san SAN=address,undefined unit
+
+install: all
+	install -d -m 0755 $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(SYSCONFDIR) \
+		$(DESTDIR)$(SYSCONFDIR)/network $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(STATEDIR) \
+		$(DESTDIR)$(STATEDIR)/mnt
+	install -m 0755 $(BUILD)/ferry $(DESTDIR)$(BINDIR)/ferry
+	install -o root -g root -m 4755 $(BUILD)/ferry-starter $(DESTDIR)$(LIBEXECDIR)/ferry-starter
+	scripts/criu-bundle.sh $(DESTDIR)$(LIBEXECDIR)/criu $(CRIU)
+	test -e $(DESTDIR)$(SYSCONFDIR)/ferry.conf || \
+		install -o root -g root -m 0644 etc/ferry.conf $(DESTDIR)$(SYSCONFDIR)/ferry.conf
+	test -e $(DESTDIR)$(SYSCONFDIR)/cluster.key || \
+		(umask 077 && head -c 32 /dev/urandom > $(DESTDIR)$(SYSCONFDIR)/cluster.key)
+	chmod 0600 $(DESTDIR)$(SYSCONFDIR)/cluster.key
+	install -d -m 0755 $(DESTDIR)$(MANDIR)/man5
+	install -m 0644 docs/man/*.1 $(DESTDIR)$(MANDIR)/man1/
+	install -m 0644 docs/man/*.5 $(DESTDIR)$(MANDIR)/man5/
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/ferry $(DESTDIR)$(LIBEXECDIR)/ferry-starter $(DESTDIR)$(MANDIR)/man1/ferry*.1
+
+setup:
+	scripts/setup.sh
+
+# The whole test suite, as CI runs it: set up, build, install, unit tests (plain and
+# ASan+UBSan), integration tests; ends with "N passed, N failed".
+check: setup
+	$(MAKE) all
+	$(MAKE) install
+	tests/run-all.sh
+
+demo: setup
+	$(MAKE) all
+	$(MAKE) install
+	scripts/demo.sh
+
+lint:
+	scripts/lint.sh
+
+format:
+	clang-format -i $(LIB_SRCS) $(FERRY_SRCS) $(STARTER_SRCS) src/*/*.h $(UNIT_SRCS)
+
+format-check:
+	clang-format --dry-run --Werror $(LIB_SRCS) $(FERRY_SRCS) $(STARTER_SRCS) src/*/*.h $(UNIT_SRCS)
+
+clean:
+	rm -rf build build-san
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# criu-bundle.sh DEST CRIU — make the CRIU bundle ferry binds into checkpointable containers.
+#
+# ferry runs CRIU inside the container's namespaces (so that CRIU dumps and restores a plain
+# process tree and needs no CAP_SYS_ADMIN). The container's image has neither CRIU nor its
+# libraries, so the bundle carries both: CRIU patched (patchelf) to load its interpreter and
+# libraries from /.ferry/criu, where the starter mounts this directory read-only.
+set -euo pipefail
+dest=${1:?usage: criu-bundle.sh DEST CRIU}
+criu=${2:?usage: criu-bundle.sh DEST CRIU}
+inside=/.ferry/criu
+[ -x "$criu" ] || { echo "criu-bundle: '$criu' is not an executable CRIU" >&2; exit 1; }
+tmp=$(mktemp -d "$(dirname "$dest")/.criu-bundle.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+mkdir -p "$tmp/lib"
+cp "$criu" "$tmp/criu"
+ldd "$criu" | awk '/=>/ && $3 ~ /^\// {print $3} /^\t\/.*ld-linux/ {print $1}' | sort -u | while read -r lib; do
+	cp -L "$lib" "$tmp/lib/"
+done
+interp=$(patchelf --print-interpreter "$criu")
+patchelf --set-interpreter "$inside/lib/$(basename "$interp")" --force-rpath --set-rpath "$inside/lib" "$tmp/criu"
+# RPC settings libcriu has no setter for: after a dump the tree stays stopped until ferry has
+# published the checkpoint; ferry then ends it, or resumes it when publishing failed.
+echo leave-stopped > "$tmp/leave-stopped.conf"
+chmod 0644 "$tmp/leave-stopped.conf"
+chmod 0755 "$tmp" "$tmp/lib" "$tmp/criu"
+chmod 0644 "$tmp"/lib/*
+chmod 0755 "$tmp/lib/$(basename "$interp")"
+chown -R root:root "$tmp"
+rm -rf "$dest.old"
+[ -e "$dest" ] && mv "$dest" "$dest.old"
+mv "$tmp" "$dest"
+rm -rf "$dest.old"
+trap - EXIT

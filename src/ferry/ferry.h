@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* ferry.h — the CLI's verbs. Each cmd_* gets argv with argv[0] = the verb name and returns the
+ * process exit status. Only these functions (through main) print to the user. */
+#ifndef FERRY_CLI_H
+#define FERRY_CLI_H
+
+#include "error.h"
+#include "request.h"
+
+/* Prints "ferry: MESSAGE" (and, when @hint is not NULL, the hint) to stderr; returns 1 or the
+ * given status for convenient `return cli_fail(...)`. */
+int cli_error(struct ferry_error *err);
+int cli_fail(const char *fmt, ...) _printf_(1, 2);
+/* True when argv[i] is -h/--help. */
+bool cli_is_help(const char *arg);
+
+/* launch.c — options shared by exec/run/shell/instance start, and the way to the starter. */
+struct container_opts {
+	struct ferry_request req; /* filled by parse_container_opts; argv/env added by the verb */
+	char **extra_env;         /* --env KEY=VALUE */
+	const char *criu_launch;  /* instance start --criu-launch NAME */
+	const char *criu_restart; /* instance start --criu-restart NAME */
+	const char *page_server;  /* instance start --page-server PORT */
+};
+/* Parses the container options at the front of argv (stops at the first non-option). Returns
+ * the index of the first operand, or -1 after printing an error (exit status in *ret_status),
+ * or 0 with *ret_status = 0 after printing @help for --help. */
+int parse_container_opts(int argc, char **argv, const char *help, struct container_opts *o, int *ret_status);
+void container_opts_free(struct container_opts *o);
+/* Builds the container environment (host env or --cleanenv, PATH, FERRY_*, --env). */
+void build_env(struct container_opts *o, const char *image);
+/* Makes @path absolute against the current directory (no symlink resolution). */
+char *absolute_path(const char *path);
+/* Replaces this process with ferry-starter carrying @req; returns only on failure. */
+int exec_starter(const struct ferry_request *req);
+/* Runs ferry-starter for @req and collects its stdout; returns its exit status. */
+int run_starter_capture(const struct ferry_request *req, char **ret_out, size_t *ret_len);
+
+int cmd_build(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+int cmd_exec(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_shell(int argc, char **argv);
+int cmd_instance(int argc, char **argv);
+int cmd_checkpoint(int argc, char **argv);
+/* checkpoint.c: NAME (or a path) to the checkpoint directory; NULL after an error message. */
+char *checkpoint_resolve(const char *name, bool must_exist);
+
+#endif

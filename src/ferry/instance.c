@@ -1,0 +1,301 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* instance.c — ferry instance start, list, stop. */
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <time.h>
+
+#include "ferry.h"
+#include "instance.h"
+#include "names.h"
+
+static const char instance_help[] =
+	"Usage: ferry instance start [OPTIONS] IMAGE NAME [COMMAND [ARGS...]]\n"
+	"       ferry instance list [--json]\n"
+	"       ferry instance stop [--signal SIG] [--timeout SECONDS] [--force] NAME... | --all\n"
+	"\n"
+	"An instance is a container that runs in the background under a NAME of your choice (letters,\n"
+	"digits, '_', '.', '-'; at most 64). It runs COMMAND, or idles until stopped when none is given;\n"
+	"'ferry exec instance://NAME CMD' runs more commands inside it. Its output goes to\n"
+	"~/.ferry/instances/HOST/NAME.out and .err. You see and control only your own instances.\n"
+	"\n"
+	"instance start takes the options of 'ferry exec' (--bind, --contain, --cleanenv, --env, --pwd,\n"
+	"--hostname, --no-home), and:\n"
+	"      --criu-launch NAME   make the instance checkpointable into checkpoint NAME (see\n"
+	"                           'ferry checkpoint --help'); its options are saved there\n"
+	"      --criu-restart NAME  restore the instance saved in checkpoint NAME, with the options it\n"
+	"                           was launched with: 'instance start --criu-restart NAME [IMAGE [INST]]'\n"
+	"                           (IMAGE and INSTANCE default to the saved ones)\n"
+	"\n"
+	"instance list:\n"
+	"      --json               machine-readable output\n"
+	"\n"
+	"instance stop:\n"
+	"  -s, --signal SIG         send SIG (a name like TERM or USR1, or a number) and return\n"
+	"  -t, --timeout SECONDS    wait this long after SIGTERM before SIGKILL (default 10)\n"
+	"  -F, --force              send SIGKILL at once\n"
+	"  -a, --all                stop all your instances\n"
+	"\n"
+	"Examples:\n"
+	"  ferry instance start lammps.sif job1 lmp -in in.lj\n"
+	"  ferry instance list\n"
+	"  ferry exec instance://job1 tail -n 3 log.lammps\n"
+	"  ferry instance stop job1\n";
+
+static int list_instances(struct ferry_instance ***ret)
+{
+	struct ferry_request req = {.op = FERRY_OP_INSTANCE_LIST};
+	_cleanup_free_ char *out = NULL;
+	size_t len = 0;
+	int st = run_starter_capture(&req, &out, &len);
+	if (st != 0)
+		return -1;
+	struct ferry_error *err = NULL;
+	if (ferry_instance_parse_list(out ? out : "", len, ret, &err) < 0) {
+		cli_error(err);
+		return -1;
+	}
+	return 0;
+}
+
+static void json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
+		if (*p == '"' || *p == '\\')
+			fprintf(f, "\\%c", *p);
+		else if (*p < 0x20)
+			fprintf(f, "\\u%04x", *p);
+		else
+			fputc(*p, f);
+	}
+	fputc('"', f);
+}
+
+static int do_list(int argc, char **argv)
+{
+	bool json = false;
+	for (int i = 1; i < argc; i++) {
+		if (streq(argv[i], "--json"))
+			json = true;
+		else if (cli_is_help(argv[i]))
+			return fputs(instance_help, stdout), 0;
+		else
+			return cli_fail("unknown argument '%s' for 'ferry instance list'", argv[i]);
+	}
+	struct ferry_instance **list = NULL;
+	if (list_instances(&list) < 0)
+		return 255;
+	if (json) {
+		printf("{\"instances\": [");
+		for (size_t i = 0; list[i]; i++) {
+			printf("%s\n  {\"instance\": ", i ? "," : "");
+			json_str(stdout, list[i]->name);
+			printf(", \"pid\": %d, \"img\": ", (int)list[i]->pid);
+			json_str(stdout, list[i]->image);
+			printf(", \"command\": ");
+			json_str(stdout, list[i]->command);
+			printf(", \"created\": %lld, \"logOutPath\": ", list[i]->created);
+			json_str(stdout, list[i]->log_out);
+			printf(", \"logErrPath\": ");
+			json_str(stdout, list[i]->log_err);
+			printf("}");
+		}
+		printf("%s]}\n", list[0] ? "\n" : "");
+	} else {
+		printf("%-24s %-8s %-20s %s\n", "INSTANCE NAME", "PID", "STARTED", "IMAGE");
+		for (size_t i = 0; list[i]; i++) {
+			char when[32] = "-";
+			time_t t = (time_t)list[i]->created;
+			struct tm tm;
+			if (localtime_r(&t, &tm))
+				strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+			printf("%-24s %-8d %-20s %s\n", list[i]->name, (int)list[i]->pid, when, list[i]->image ? list[i]->image : "");
+		}
+	}
+	ferry_instance_list_free(list);
+	return 0;
+}
+
+static int parse_signal(const char *s)
+{
+	static const struct {
+		const char *name;
+		int sig;
+	} sigs[] = {{"HUP", SIGHUP},   {"INT", SIGINT},   {"QUIT", SIGQUIT}, {"KILL", SIGKILL}, {"USR1", SIGUSR1},
+		    {"USR2", SIGUSR2}, {"TERM", SIGTERM}, {"CONT", SIGCONT}, {"STOP", SIGSTOP}, {"ALRM", SIGALRM}};
+	unsigned long long n;
+	if (parse_uint64(s, 64, &n) == 0 && n > 0)
+		return (int)n;
+	if (startswith(s, "SIG"))
+		s += 3;
+	for (size_t i = 0; i < ARRAY_SIZE(sigs); i++)
+		if (strcasecmp(s, sigs[i].name) == 0)
+			return sigs[i].sig;
+	return -1;
+}
+
+/* Signals the instance's init through a pidfd, after checking it is still that process. */
+static int stop_one(const struct ferry_instance *inst, int sig, bool wait, unsigned timeout)
+{
+	int pidfd = (int)syscall(SYS_pidfd_open, inst->pid, 0);
+	if (pidfd < 0 || !ferry_instance_alive(inst)) {
+		if (pidfd >= 0)
+			close(pidfd);
+		return 0; /* already gone */
+	}
+	if (syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) < 0) {
+		int e = errno;
+		close(pidfd);
+		return cli_fail("signal instance '%s': %s", inst->name, strerror(e));
+	}
+	if (!wait) {
+		close(pidfd);
+		return 0;
+	}
+	struct pollfd p = {.fd = pidfd, .events = POLLIN};
+	int r = poll(&p, 1, (int)timeout * 1000);
+	if (r == 0) {
+		fprintf(stderr, "ferry: instance '%s' did not stop within %u s: killing it\n", inst->name, timeout);
+		syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+		poll(&p, 1, 10000);
+	}
+	close(pidfd);
+	return 0;
+}
+
+static int do_stop(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"signal", required_argument, NULL, 's'}, {"timeout", required_argument, NULL, 't'},
+		{"force", no_argument, NULL, 'F'},        {"all", no_argument, NULL, 'a'},
+		{"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+	};
+	int sig = SIGTERM, c;
+	bool all = false, custom = false;
+	unsigned long long timeout = 10;
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "s:t:Fah", longopts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			sig = parse_signal(optarg);
+			if (sig < 0)
+				return cli_fail("unknown signal '%s': use a name like TERM or USR1, or a number", optarg);
+			custom = true;
+			break;
+		case 't':
+			if (parse_uint64(optarg, 86400, &timeout) < 0)
+				return cli_fail("--timeout '%s': expected seconds (0-86400)", optarg);
+			break;
+		case 'F':
+			sig = SIGKILL;
+			break;
+		case 'a':
+			all = true;
+			break;
+		case 'h':
+			return fputs(instance_help, stdout), 0;
+		default:
+			return cli_fail("unknown option '%s' for 'ferry instance stop'", argv[optind - 1]);
+		}
+	}
+	if (!all && optind >= argc)
+		return cli_fail("missing NAME: 'ferry instance stop NAME' (or --all)");
+	if (all && optind < argc)
+		return cli_fail("give either NAMEs or --all, not both");
+	struct ferry_error *err = NULL;
+	for (int i = optind; i < argc; i++)
+		if (ferry_name_check(argv[i], "instance", &err) < 0)
+			return cli_error(err);
+	struct ferry_instance **list = NULL;
+	if (list_instances(&list) < 0)
+		return 255;
+	int status = 0;
+	for (int i = optind; i < argc; i++) {
+		bool found = false;
+		for (size_t j = 0; list[j] && !found; j++)
+			found = streq(list[j]->name, argv[i]);
+		if (!found)
+			status = cli_fail("no instance '%s' of yours is running: see 'ferry instance list'", argv[i]);
+	}
+	for (size_t j = 0; list[j]; j++) {
+		bool wanted = all;
+		for (int i = optind; i < argc && !wanted; i++)
+			wanted = streq(list[j]->name, argv[i]);
+		if (wanted && stop_one(list[j], sig, !custom, (unsigned)timeout) != 0)
+			status = 255;
+	}
+	ferry_instance_list_free(list);
+	return status;
+}
+
+static int do_start(int argc, char **argv)
+{
+	_cleanup_(container_opts_free) struct container_opts o = {0};
+	int status = 0;
+	int i = parse_container_opts(argc, argv, instance_help, &o, &status);
+	if (i <= 0)
+		return status;
+	struct ferry_error *err = NULL;
+	o.req.op = FERRY_OP_INSTANCE_START;
+	if (o.criu_launch && o.criu_restart)
+		return cli_fail("--criu-launch and --criu-restart exclude each other");
+	if (o.page_server && !o.criu_restart)
+		return cli_fail("--page-server PORT belongs to --criu-restart");
+	if (o.criu_restart) {
+		/* everything else comes from the checkpoint: [IMAGE [INSTANCE]] may override */
+		if (argc - i > 2)
+			return cli_fail("usage: ferry instance start --criu-restart NAME [--page-server PORT] [IMAGE [INSTANCE]]");
+		if (o.req.n_binds || o.req.hostname || o.req.pwd || o.extra_env || o.req.flags)
+			return cli_fail("--criu-restart restores the options the instance was launched with: give no others");
+		o.req.flags = FERRY_REQ_CRIU_RESTART;
+		o.req.checkpoint = checkpoint_resolve(o.criu_restart, true);
+		if (!o.req.checkpoint)
+			return 255;
+		if (i < argc)
+			o.req.image = absolute_path(argv[i]);
+		if (i + 1 < argc) {
+			if (ferry_name_check(argv[i + 1], "instance", &err) < 0)
+				return cli_error(err);
+			o.req.instance = xstrdup(argv[i + 1]);
+		}
+		if (o.page_server)
+			o.req.page_server = xstrdup(o.page_server);
+		strv_free(o.req.env);
+		o.req.env = NULL;
+		return exec_starter(&o.req);
+	}
+	if (argc - i < 2)
+		return cli_fail("usage: ferry instance start [OPTIONS] IMAGE NAME [COMMAND...]");
+	if (ferry_name_check(argv[i + 1], "instance", &err) < 0)
+		return cli_error(err);
+	if (o.criu_launch) {
+		o.req.flags |= FERRY_REQ_CRIU_LAUNCH;
+		o.req.checkpoint = checkpoint_resolve(o.criu_launch, true);
+		if (!o.req.checkpoint)
+			return 255;
+	}
+	o.req.image = absolute_path(argv[i]);
+	o.req.instance = xstrdup(argv[i + 1]);
+	for (i += 2; i < argc; i++)
+		strv_push(&o.req.argv, argv[i]);
+	build_env(&o, o.req.image);
+	return exec_starter(&o.req);
+}
+
+int cmd_instance(int argc, char **argv)
+{
+	if (argc < 2 || cli_is_help(argv[1])) {
+		fputs(instance_help, argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	if (streq(argv[1], "start"))
+		return do_start(argc - 1, argv + 1);
+	if (streq(argv[1], "list"))
+		return do_list(argc - 1, argv + 1);
+	if (streq(argv[1], "stop"))
+		return do_stop(argc - 1, argv + 1);
+	return cli_fail("unknown instance command '%s': use start, list or stop", argv[1]);
+}

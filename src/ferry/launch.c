@@ -1,0 +1,264 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* launch.c — container options and the hand-over to the setuid starter.
+ *
+ * The request travels in a sealed memfd on fd 3, so its size is not bounded by a pipe buffer
+ * and the starter reads exactly what was written. The starter re-checks every field. */
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+
+#include "ferry.h"
+#include "fs.h"
+
+#define STARTER FERRY_LIBEXECDIR "/ferry-starter"
+#define CONTAINER_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+extern char **environ;
+
+char *absolute_path(const char *path)
+{
+	if (path[0] == '/')
+		return xstrdup(path);
+	char cwd[PATH_MAX];
+	if (!getcwd(cwd, sizeof(cwd)))
+		return xstrdup(path);
+	return xasprintf("%s/%s", streq(cwd, "/") ? "" : cwd, path);
+}
+
+static int add_binds(struct ferry_request *req, const char *arg, struct ferry_error **err)
+{
+	_cleanup_free_ char *copy = xstrdup(arg);
+	char *save = NULL;
+	for (char *spec = strtok_r(copy, ",", &save); spec; spec = strtok_r(NULL, ",", &save)) {
+		struct ferry_bind b = {0};
+		int r = ferry_bind_parse(spec, &b, err);
+		if (r < 0)
+			return r;
+		if (b.src[0] != '/') {
+			char *abs = absolute_path(b.src);
+			if (b.dst && streq(b.dst, b.src)) {
+				free(b.dst);
+				b.dst = xstrdup(abs);
+			}
+			free(b.src);
+			b.src = abs;
+		}
+		if (!b.dst)
+			b.dst = xstrdup(b.src);
+		req->binds = xrealloc(req->binds, (req->n_binds + 1) * sizeof(*req->binds));
+		req->binds[req->n_binds++] = b;
+	}
+	return 0;
+}
+
+int parse_container_opts(int argc, char **argv, const char *help, struct container_opts *o, int *ret_status)
+{
+	enum { OPT_PWD = 256, OPT_HOSTNAME, OPT_NO_HOME, OPT_LAUNCH, OPT_RESTART, OPT_PS };
+	static const struct option longopts[] = {
+		{"bind", required_argument, NULL, 'B'},   {"contain", no_argument, NULL, 'c'},
+		{"cleanenv", no_argument, NULL, 'e'},     {"env", required_argument, NULL, 'E'},
+		{"pwd", required_argument, NULL, OPT_PWD}, {"hostname", required_argument, NULL, OPT_HOSTNAME},
+		{"no-home", no_argument, NULL, OPT_NO_HOME}, {"help", no_argument, NULL, 'h'},
+		{"criu-launch", required_argument, NULL, OPT_LAUNCH}, {"criu-restart", required_argument, NULL, OPT_RESTART},
+		{"page-server", required_argument, NULL, OPT_PS},
+		{NULL, 0, NULL, 0},
+	};
+	struct ferry_error *err = NULL;
+	optind = 1;
+	opterr = 0;
+	int c;
+	while ((c = getopt_long(argc, argv, "+B:ceE:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'B':
+			if (add_binds(&o->req, optarg, &err) < 0) {
+				*ret_status = cli_error(err);
+				return -1;
+			}
+			break;
+		case 'c':
+			o->req.flags |= FERRY_REQ_CONTAIN;
+			break;
+		case 'e':
+			o->req.flags |= FERRY_REQ_CLEANENV;
+			break;
+		case 'E':
+			if (!strchr(optarg, '=') || optarg[0] == '=') {
+				*ret_status = cli_fail("--env '%s': expected KEY=VALUE", optarg);
+				return -1;
+			}
+			strv_push(&o->extra_env, optarg);
+			break;
+		case OPT_PWD:
+			if (optarg[0] != '/') {
+				*ret_status = cli_fail("--pwd '%s': give an absolute path inside the container", optarg);
+				return -1;
+			}
+			free(o->req.pwd);
+			o->req.pwd = xstrdup(optarg);
+			break;
+		case OPT_HOSTNAME:
+			free(o->req.hostname);
+			o->req.hostname = xstrdup(optarg);
+			break;
+		case OPT_NO_HOME:
+			o->req.flags |= FERRY_REQ_NO_HOME;
+			break;
+		case OPT_LAUNCH:
+		case OPT_RESTART:
+		case OPT_PS:
+			if (!streq(argv[0], "start")) {
+				*ret_status = cli_fail("%s belongs to 'ferry instance start'", argv[optind - 1]);
+				return -1;
+			}
+			if (c == OPT_LAUNCH)
+				o->criu_launch = optarg;
+			else if (c == OPT_RESTART)
+				o->criu_restart = optarg;
+			else
+				o->page_server = optarg;
+			break;
+		case 'h':
+			fputs(help, stdout);
+			*ret_status = 0;
+			return 0;
+		default:
+			if (optopt)
+				*ret_status = cli_fail("unknown option '-%c' for 'ferry %s': see 'ferry %s --help'", optopt, argv[0], argv[0]);
+			else
+				*ret_status = cli_fail("unknown option '%s' for 'ferry %s': see 'ferry %s --help'", argv[optind - 1],
+						       argv[0], argv[0]);
+			return -1;
+		}
+	}
+	char cwd[PATH_MAX];
+	if (getcwd(cwd, sizeof(cwd)))
+		o->req.cwd = xstrdup(cwd);
+	return optind;
+}
+
+void container_opts_free(struct container_opts *o)
+{
+	struct ferry_request *r = &o->req;
+	free(r->image);
+	free(r->instance);
+	free(r->cwd);
+	free(r->pwd);
+	free(r->hostname);
+	strv_free(r->argv);
+	strv_free(r->env);
+	for (size_t i = 0; i < r->n_binds; i++) {
+		free(r->binds[i].src);
+		free(r->binds[i].dst);
+	}
+	free(r->binds);
+	free(r->checkpoint);
+	strv_free(o->extra_env);
+}
+
+static void env_set(char ***env, const char *kv)
+{
+	size_t klen = strcspn(kv, "=");
+	for (char **e = *env; e && *e; e++)
+		if (strncmp(*e, kv, klen) == 0 && (*e)[klen] == '=') {
+			free(*e);
+			*e = xstrdup(kv);
+			return;
+		}
+	strv_push(env, kv);
+}
+
+void build_env(struct container_opts *o, const char *image)
+{
+	static const char *const keep_clean[] = {"HOME", "USER", "LOGNAME", "TERM", "LANG", "LC_ALL", "TZ"};
+	char **env = NULL;
+	for (char **e = environ; e && *e; e++) {
+		size_t klen = strcspn(*e, "=");
+		bool keep = !(o->req.flags & FERRY_REQ_CLEANENV);
+		for (size_t i = 0; !keep && i < ARRAY_SIZE(keep_clean); i++)
+			keep = strlen(keep_clean[i]) == klen && strncmp(*e, keep_clean[i], klen) == 0;
+		if (!keep || startswith(*e, "PATH=") || startswith(*e, "PS1=") || klen == 0 || !(*e)[klen])
+			continue;
+		if (startswith(*e, "FERRYENV_")) /* FERRYENV_FOO=bar sets FOO=bar inside */
+			continue;
+		strv_push(&env, *e);
+	}
+	env_set(&env, "PATH=" CONTAINER_PATH);
+	_cleanup_free_ char *c = xasprintf("FERRY_CONTAINER=%s", image ? image : "");
+	env_set(&env, c);
+	if (o->req.instance) {
+		_cleanup_free_ char *n = xasprintf("FERRY_INSTANCE=%s", o->req.instance);
+		env_set(&env, n);
+	}
+	for (char **e = environ; e && *e; e++)
+		if (startswith(*e, "FERRYENV_") && strchr(*e, '=') > *e + 9)
+			env_set(&env, *e + 9);
+	for (char **e = o->extra_env; e && *e; e++)
+		env_set(&env, *e);
+	o->req.env = env;
+}
+
+static int request_fd(const struct ferry_request *req)
+{
+	struct ferry_error *err = NULL;
+	_cleanup_free_ char *buf = NULL;
+	size_t len = 0;
+	if (ferry_request_encode(req, &buf, &len, &err) < 0)
+		return cli_error(err), -1;
+	int fd = memfd_create("ferry-request", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0 || ferry_write_all(fd, buf, len) < 0 || lseek(fd, 0, SEEK_SET) < 0) {
+		cli_fail("prepare the request: %s", strerror(errno));
+		return -1;
+	}
+	fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
+	return fd;
+}
+
+static int put_on_fd3(int fd)
+{
+	if (fd == FERRY_REQUEST_FD)
+		return fcntl(fd, F_SETFD, 0);
+	return dup2(fd, FERRY_REQUEST_FD) < 0 ? -1 : 0; /* dup2 clears FD_CLOEXEC */
+}
+
+int exec_starter(const struct ferry_request *req)
+{
+	int fd = request_fd(req);
+	if (fd < 0)
+		return 255;
+	if (put_on_fd3(fd) < 0)
+		return cli_fail("pass the request: %s", strerror(errno));
+	char *const argv[] = {"ferry-starter", NULL};
+	char *const envp[] = {NULL};
+	execve(STARTER, argv, envp);
+	return cli_fail("cannot run '%s': %s (is ferry installed? run 'make install' as root)", STARTER, strerror(errno));
+}
+
+int run_starter_capture(const struct ferry_request *req, char **ret_out, size_t *ret_len)
+{
+	int out[2];
+	if (pipe2(out, O_CLOEXEC) < 0)
+		return cli_fail("pipe: %s", strerror(errno));
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0)
+		return cli_fail("fork: %s", strerror(errno));
+	if (pid == 0) {
+		if (dup2(out[1], STDOUT_FILENO) < 0)
+			_exit(255);
+		_exit(exec_starter(req));
+	}
+	close(out[1]);
+	struct ferry_error *err = NULL;
+	int r = ferry_read_all(out[0], 64u << 20, ret_out, ret_len, &err);
+	close(out[0]);
+	int st = 0;
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	if (r < 0)
+		return cli_error(err);
+	if (WIFEXITED(st))
+		return WEXITSTATUS(st);
+	return 255;
+}

@@ -1,0 +1,475 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* config.c — /etc/ferry/ferry.conf: "key = value" lines in the style of apptainer.conf.
+ *
+ * The setuid starter takes its policy from this file, so the parser is strict: every key is known,
+ * every value is checked, a scalar key appears once, a list is bounded, and the loader trusts the
+ * file only when root alone can have written it. */
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <sys/stat.h>
+
+#include "config.h"
+
+#define LIST_MAX 4096u
+#define SHOWN_MAX 80
+
+enum key_kind {
+	KEY_BOOL,
+	KEY_PATH, /* normalized absolute path */
+	KEY_PATH_LIST, /* normalized absolute path, repeatable */
+	KEY_HOME_PATH, /* normalized absolute path or "~/" + normalized relative path */
+	KEY_UINT,
+};
+
+struct key {
+	const char *name;
+	enum key_kind kind;
+	size_t offset;
+	unsigned min, max; /* KEY_UINT */
+};
+
+#define FIELD(f) offsetof(struct ferry_config, f)
+static const struct key keys[] = {
+    {"allow setuid", KEY_BOOL, FIELD(allow_setuid), 0, 0},
+    {"mount home", KEY_BOOL, FIELD(mount_home), 0, 0},
+    {"mount tmp", KEY_BOOL, FIELD(mount_tmp), 0, 0},
+    {"mount cwd", KEY_BOOL, FIELD(mount_cwd), 0, 0},
+    {"user bind control", KEY_BOOL, FIELD(user_bind_control), 0, 0},
+    {"allow bind path", KEY_PATH_LIST, FIELD(allow_bind_paths), 0, 0},
+    {"criu path", KEY_PATH, FIELD(criu_path), 0, 0},
+    {"mem dir", KEY_PATH, FIELD(mem_dir), 0, 0},
+    {"checkpoint dir", KEY_HOME_PATH, FIELD(checkpoint_dir), 0, 0},
+    {"max instances", KEY_UINT, FIELD(max_instances), 1, 4096},
+    {"criu timeout", KEY_UINT, FIELD(criu_timeout), 1, 86400},
+};
+#undef FIELD
+
+struct parse_state {
+	const char *name; /* of the file, for messages */
+	unsigned lineno;
+	unsigned seen[ARRAY_SIZE(keys)]; /* line where a scalar key was set, 0 when not yet */
+	size_t n_bind_paths;
+};
+
+/* A copy of @s safe to print: bytes outside printable ASCII become \xNN, quotes and backslashes are
+ * escaped, long strings are cut with "...". */
+static char *shown(const char *s)
+{
+	size_t n = strnlen(s, SHOWN_MAX + 1);
+	bool cut = n > SHOWN_MAX;
+	if (cut)
+		n = SHOWN_MAX;
+	char *out = xmalloc(n * 4 + 4);
+	char *p = out;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '\'' || c == '\\') {
+			*p++ = '\\';
+			*p++ = (char)c;
+		} else if (c < 0x20 || c >= 0x7f) {
+			static const char hex[] = "0123456789abcdef";
+			*p++ = '\\';
+			*p++ = 'x';
+			*p++ = hex[c >> 4];
+			*p++ = hex[c & 0xf];
+		} else {
+			*p++ = (char)c;
+		}
+	}
+	if (cut) {
+		memcpy(p, "...", 3);
+		p += 3;
+	}
+	*p = '\0';
+	return out;
+}
+
+static bool is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v';
+}
+
+/* Trims in place; returns the first non-space character. */
+static char *trim(char *s)
+{
+	while (is_space(*s))
+		s++;
+	size_t n = strlen(s);
+	while (n > 0 && is_space(s[n - 1]))
+		s[--n] = '\0';
+	return s;
+}
+
+/* @n bytes at @p form a relative path of non-empty components that are neither "." nor "..". */
+static bool relative_is_normal(const char *p, size_t n)
+{
+	if (n == 0)
+		return false;
+	size_t start = 0;
+	for (size_t i = 0; i <= n; i++) {
+		if (i < n && p[i] != '/')
+			continue;
+		size_t clen = i - start;
+		const char *comp = p + start;
+		if (clen == 0 || (clen == 1 && comp[0] == '.') ||
+		    (clen == 2 && comp[0] == '.' && comp[1] == '.'))
+			return false;
+		start = i + 1;
+	}
+	return true;
+}
+
+/* @n bytes at @p form an absolute path shorter than PATH_MAX without empty, "." or ".." components
+ * and without a trailing '/' (except "/" itself): the form realpath() returns. */
+static bool path_is_normal(const char *p, size_t n)
+{
+	if (n == 0 || n >= PATH_MAX || p[0] != '/' || memchr(p, '\0', n))
+		return false;
+	return n == 1 || relative_is_normal(p + 1, n - 1);
+}
+
+static bool is_printable(const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			return false;
+	return true;
+}
+
+static int line_error(struct parse_state *st, struct ferry_error **err, const char *fmt, ...) _printf_(3, 4);
+static int line_error(struct parse_state *st, struct ferry_error **err, const char *fmt, ...)
+{
+	_cleanup_free_ char *msg = NULL;
+	va_list ap;
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		ferry_oom();
+	va_end(ap);
+	return ferry_error_msg(err, EINVAL, "%s line %u: %s", st->name, st->lineno, msg);
+}
+
+static int set_value(struct ferry_config *c, const struct key *k, const char *value, struct parse_state *st,
+		     struct ferry_error **err)
+{
+	void *field = (char *)c + k->offset;
+	size_t vlen = strlen(value);
+	_cleanup_free_ char *v = shown(value);
+
+	switch (k->kind) {
+	case KEY_BOOL:
+		if (streq(value, "yes"))
+			*(bool *)field = true;
+		else if (streq(value, "no"))
+			*(bool *)field = false;
+		else
+			return line_error(st, err, "'%s' must be 'yes' or 'no', not '%s'", k->name, v);
+		return 0;
+
+	case KEY_UINT: {
+		unsigned long long n = 0;
+		if (parse_uint64(value, k->max, &n) < 0 || n < k->min)
+			return line_error(st, err, "'%s' must be a number from %u to %u, not '%s'", k->name,
+					  k->min, k->max, v);
+		*(unsigned *)field = (unsigned)n;
+		return 0;
+	}
+
+	case KEY_PATH:
+	case KEY_PATH_LIST:
+		if (!is_printable(value) || !path_is_normal(value, vlen))
+			return line_error(st, err,
+					  "'%s' must be an absolute path without '.' or '..' components, "
+					  "'//' or a trailing '/', not '%s'",
+					  k->name, v);
+		if (k->kind == KEY_PATH) {
+			char **s = field;
+			free(*s);
+			*s = xstrdup(value);
+			return 0;
+		}
+		if (st->n_bind_paths >= LIST_MAX)
+			return line_error(st, err, "more than %u '%s' entries", LIST_MAX, k->name);
+		char ***list = field;
+		*list = xrealloc(*list, (st->n_bind_paths + 2) * sizeof(char *));
+		(*list)[st->n_bind_paths++] = xstrdup(value);
+		(*list)[st->n_bind_paths] = NULL;
+		return 0;
+
+	case KEY_HOME_PATH: {
+		bool ok = is_printable(value) &&
+			  (path_is_normal(value, vlen) || (startswith(value, "~/") && vlen < PATH_MAX &&
+							   relative_is_normal(value + 2, vlen - 2)));
+		if (!ok)
+			return line_error(
+			    st, err,
+			    "'%s' must be an absolute path or start with '~/', without '.' or '..' "
+			    "components, '//' or a trailing '/', not '%s'",
+			    k->name, v);
+		char **s = field;
+		free(*s);
+		*s = xstrdup(value);
+		return 0;
+	}
+	}
+	return line_error(st, err, "'%s': internal error", k->name);
+}
+
+/* Parses one line (@n bytes, no newline, no NUL). */
+static int parse_line(struct ferry_config *c, const char *line, size_t n, struct parse_state *st,
+		      struct ferry_error **err)
+{
+	_cleanup_free_ char *copy = xstrndup(line, n);
+	char *s = trim(copy);
+	if (!*s || *s == '#')
+		return 0;
+
+	char *eq = strchr(s, '=');
+	if (!eq) {
+		_cleanup_free_ char *l = shown(s);
+		return line_error(st, err, "expected 'key = value', not '%s'", l);
+	}
+	*eq = '\0';
+	const char *key = trim(s);
+	const char *value = trim(eq + 1);
+
+	const struct key *k = NULL;
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
+		if (streq(keys[i].name, key))
+			k = &keys[i];
+	if (!k) {
+		_cleanup_free_ char *kk = shown(key);
+		return line_error(st, err, "unknown key '%s' (see ferry.conf(5))", kk);
+	}
+	if (!*value)
+		return line_error(st, err, "'%s' has no value", k->name);
+
+	if (k->kind != KEY_PATH_LIST) {
+		unsigned *seen = &st->seen[k - keys];
+		if (*seen)
+			return line_error(st, err, "'%s' is already set on line %u", k->name, *seen);
+		*seen = st->lineno;
+	}
+	return set_value(c, k, value, st, err);
+}
+
+static int parse_named(const char *text, size_t len, const char *name, struct ferry_config **ret,
+		       struct ferry_error **err)
+{
+	if (!ret)
+		return ferry_error_msg(err, EINVAL, "ferry_config_parse: no result pointer");
+	if (!text && len > 0)
+		return ferry_error_msg(err, EINVAL, "ferry_config_parse: no text");
+	if (len > FERRY_CONFIG_MAX)
+		return ferry_error_msg(err, EFBIG, "%s is larger than %u bytes", name,
+				       (unsigned)FERRY_CONFIG_MAX);
+
+	_cleanup_(ferry_config_freep) struct ferry_config *c = ferry_config_defaults();
+	struct parse_state st = {.name = name};
+	size_t pos = 0;
+	while (pos < len) {
+		st.lineno++;
+		const char *line = text + pos;
+		const char *nl = memchr(line, '\n', len - pos);
+		size_t n = nl ? (size_t)(nl - line) : len - pos;
+		pos += n + (nl ? 1 : 0);
+		if (memchr(line, '\0', n))
+			return ferry_error_msg(err, EINVAL, "%s line %u: contains a NUL byte", name,
+					       st.lineno);
+		int r = parse_line(c, line, n, &st, err);
+		if (r < 0)
+			return r;
+	}
+	*ret = TAKE_PTR(c);
+	return 0;
+}
+
+int ferry_config_parse(const char *text, size_t len, struct ferry_config **ret, struct ferry_error **err)
+{
+	return parse_named(text, len, "ferry.conf", ret, err);
+}
+
+struct ferry_config *ferry_config_defaults(void)
+{
+	struct ferry_config *c = xzalloc(sizeof(*c));
+	c->allow_setuid = true;
+	c->mount_home = true;
+	c->mount_tmp = true;
+	c->mount_cwd = true;
+	c->user_bind_control = true;
+	c->allow_bind_paths = xzalloc(sizeof(char *));
+	c->criu_path = xstrdup("/usr/local/sbin/criu");
+	c->mem_dir = xstrdup("/dev/shm");
+	c->checkpoint_dir = xstrdup("~/.ferry/checkpoint");
+	c->max_instances = 64;
+	c->criu_timeout = 600;
+	return c;
+}
+
+void ferry_config_free(struct ferry_config *c)
+{
+	if (!c)
+		return;
+	strv_free(c->allow_bind_paths);
+	free(c->criu_path);
+	free(c->mem_dir);
+	free(c->checkpoint_dir);
+	free(c);
+}
+
+static int open_error(const char *path, int code, struct ferry_error **err)
+{
+	if (code == ELOOP)
+		return ferry_error_msg(err, ELOOP,
+				       "'%s' is a symbolic link; ferry.conf must be a regular file", path);
+	return ferry_error_set(err, code, "open '%s'", path);
+}
+
+/* The directory @dir (an O_PATH fd for @dir_path) must be owned by root and not writable by group
+ * or others, unless it is sticky: in a sticky directory such as /tmp others cannot rename or remove
+ * root's entries, and the next component is checked in turn. */
+static int check_dir(int dir, const char *dir_path, const char *path, struct ferry_error **err)
+{
+	struct stat st;
+	if (fstat(dir, &st) < 0)
+		return ferry_error_set(err, errno, "stat '%s'", dir_path);
+	if (st.st_uid != 0 || ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX)))
+		return ferry_error_msg(err, EPERM,
+				       "'%s' (a directory above '%s') must be owned by root and not writable "
+				       "by others (chown root: %s; chmod go-w %s)",
+				       dir_path, path, dir_path, dir_path);
+	return 0;
+}
+
+/* Opens @path for reading, one component at a time from "/", never following a symlink, checking
+ * every directory on the way with check_dir(). */
+static int open_trusted(const char *path, int *ret_fd, struct ferry_error **err)
+{
+	size_t len = strlen(path);
+	if (!path_is_normal(path, len) || len == 1)
+		return ferry_error_msg(err, EINVAL,
+				       "'%s': the configuration path must be absolute, without '.' or '..' "
+				       "components, '//' or a trailing '/'",
+				       path);
+
+	_cleanup_close_ int dir = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (dir < 0)
+		return ferry_error_set(err, errno, "open '/'");
+	const char *comp = path + 1;
+	for (;;) {
+		size_t dlen = (size_t)(comp - 1 - path);
+		_cleanup_free_ char *dir_path = dlen ? xstrndup(path, dlen) : xstrdup("/");
+		int r = check_dir(dir, dir_path, path, err);
+		if (r < 0)
+			return r;
+
+		const char *end = strchrnul(comp, '/');
+		_cleanup_free_ char *name = xstrndup(comp, (size_t)(end - comp));
+		if (!*end) {
+			int fd = openat(dir, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+			if (fd < 0)
+				return open_error(path, errno, err);
+			*ret_fd = fd;
+			return 0;
+		}
+
+		int next = openat(dir, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (next < 0) {
+			int code = errno;
+			_cleanup_free_ char *sub = xstrndup(path, (size_t)(end - path));
+			struct stat st;
+			if ((code == ENOTDIR || code == ELOOP) &&
+			    fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+				return ferry_error_msg(
+				    err, ELOOP,
+				    "'%s' (a directory above '%s') is a symbolic link; the "
+				    "configuration path must not contain one",
+				    sub, path);
+			return ferry_error_set(err, code, "open '%s'", path);
+		}
+		closep(&dir);
+		dir = next;
+		comp = end + 1;
+	}
+}
+
+int ferry_config_load(const char *path, bool require_root_owned, struct ferry_config **ret,
+		      struct ferry_error **err)
+{
+	if (!path)
+		path = FERRY_CONFIG_PATH;
+
+	_cleanup_close_ int fd = -1;
+	if (require_root_owned) {
+		int r = open_trusted(path, &fd, err);
+		if (r < 0)
+			return r;
+	} else {
+		/* O_NONBLOCK: a FIFO planted at the path must not hang us; no effect on regular files. */
+		fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+		if (fd < 0)
+			return open_error(path, errno, err);
+	}
+
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return ferry_error_set(err, errno, "stat '%s'", path);
+	if (!S_ISREG(st.st_mode))
+		return ferry_error_msg(err, EINVAL, "'%s' is not a regular file", path);
+	if (require_root_owned && (st.st_uid != 0 || (st.st_mode & (S_IWGRP | S_IWOTH))))
+		return ferry_error_msg(err, EPERM,
+				       "'%s' must be owned by root and not writable by others "
+				       "(chown root: %s; chmod 644 %s)",
+				       path, path, path);
+	if (st.st_size < 0 || st.st_size > FERRY_CONFIG_MAX)
+		return ferry_error_msg(err, EFBIG, "'%s' is larger than %u bytes", path,
+				       (unsigned)FERRY_CONFIG_MAX);
+
+	/* Read one byte more than fstat promised to notice a file that grows meanwhile. */
+	size_t cap = (size_t)st.st_size + 1;
+	_cleanup_free_ char *buf = xmalloc(cap);
+	size_t n = 0;
+	while (n < cap) {
+		ssize_t k = read(fd, buf + n, cap - n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return ferry_error_set(err, errno, "read '%s'", path);
+		if (k == 0)
+			break;
+		n += (size_t)k;
+	}
+	if (n == cap)
+		return ferry_error_msg(err, EAGAIN, "'%s' changed while it was read", path);
+
+	return parse_named(buf, n, path, ret, err);
+}
+
+/* @path (normalized, absolute) is @prefix (@plen bytes, normalized, absolute) or lies below it. */
+static bool is_below(const char *path, const char *prefix, size_t plen)
+{
+	if (plen == 1)
+		return true; /* "/" */
+	return strncmp(path, prefix, plen) == 0 && (path[plen] == '\0' || path[plen] == '/');
+}
+
+bool ferry_config_bind_allowed(const struct ferry_config *c, const char *resolved, const char *home)
+{
+	if (!c || !resolved || !path_is_normal(resolved, strlen(resolved)))
+		return false;
+	for (char **p = c->allow_bind_paths; p && *p; p++) {
+		size_t plen = strlen(*p);
+		if (path_is_normal(*p, plen) && is_below(resolved, *p, plen))
+			return true;
+	}
+	if (home) {
+		size_t hlen = strlen(home);
+		while (hlen > 1 && home[hlen - 1] == '/')
+			hlen--;
+		/* A home of "/" (some system accounts) grants nothing. */
+		if (hlen > 1 && path_is_normal(home, hlen) && is_below(resolved, home, hlen))
+			return true;
+	}
+	return false;
+}

@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* config.h — /etc/ferry/ferry.conf, the admin's policy. */
+#ifndef FERRY_CONFIG_H
+#define FERRY_CONFIG_H
+
+#include <sys/types.h>
+
+#include "error.h"
+
+#define FERRY_CONFIG_PATH FERRY_SYSCONFDIR "/ferry.conf"
+#define FERRY_CONFIG_MAX (256 * 1024)
+
+struct ferry_config {
+	bool allow_setuid; /* "allow setuid": the starter refuses to run when no */
+	bool mount_home; /* "mount home": bind $HOME by default */
+	bool mount_tmp; /* "mount tmp": bind host /tmp by default */
+	bool mount_cwd; /* "mount cwd": bind the current directory by default */
+	bool user_bind_control; /* "user bind control": unprivileged users may --bind */
+	char **allow_bind_paths; /* "allow bind path = DIR" (repeatable): host prefixes users may bind;
+				  * NULL-terminated, never NULL itself (empty by default) */
+	char *criu_path; /* "criu path" */
+	char *mem_dir; /* "mem dir": tmpfs base for checkpoint --mem-dir (default /dev/shm) */
+	char *checkpoint_dir; /* "checkpoint dir": per-user base, "~/" = home (default ~/.ferry/checkpoint) */
+	unsigned max_instances; /* "max instances": per user (default 64) */
+	unsigned criu_timeout; /* "criu timeout": seconds (default 600) */
+};
+
+/* Parses ferry.conf text: "key = value" lines, '#' comments (only as the first non-blank character
+ * of a line), blank lines; list keys repeat (at most 4096 entries). Unknown keys, bad booleans
+ * ("yes"/"no"), numbers out of range, paths that are not absolute and normalized (no ".", "..",
+ * "//", trailing '/'), NUL bytes, text over FERRY_CONFIG_MAX and duplicates of scalar keys are
+ * errors naming the line: "ferry.conf line 12: unknown key 'foo' (see ferry.conf(5))". Missing
+ * keys get their defaults. */
+int ferry_config_parse(const char *text, size_t len, struct ferry_config **ret, struct ferry_error **err);
+/* Loads @path (NULL: the compiled-in FERRY_CONFIG_PATH): opened O_NOFOLLOW|O_CLOEXEC, must be a
+ * regular file of at most FERRY_CONFIG_MAX bytes. When @require_root_owned (always, in the starter;
+ * false only for tests and unprivileged tools), the file must be owned by root and not writable by
+ * group or others, @path must be absolute and normalized, and it is opened one component at a time
+ * from "/" without following any symlink, each directory on the way owned by root and not writable
+ * by group or others unless sticky (like /tmp). Parse errors name @path and the line. A missing
+ * file fails with -ENOENT. */
+int ferry_config_load(const char *path, bool require_root_owned, struct ferry_config **ret,
+		      struct ferry_error **err);
+struct ferry_config *ferry_config_defaults(void);
+void ferry_config_free(struct ferry_config *c);
+static inline void ferry_config_freep(struct ferry_config **c)
+{
+	ferry_config_free(*c);
+	*c = NULL;
+}
+/* True when @resolved (an absolute, symlink-free path) equals or lies below one of the
+ * allowed bind prefixes or below @home (the user's home directory, may be NULL). Component-wise:
+ * "/data2" is not below "/data". A @resolved that is not normalized (".", "..", "//") is never
+ * allowed; a @home of "/" grants nothing. It does not look at user_bind_control. */
+bool ferry_config_bind_allowed(const struct ferry_config *c, const char *resolved, const char *home);
+
+#endif

@@ -1,0 +1,123 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <criu/criu.h>
+#include <fcntl.h>
+
+#include "criu.h"
+#include "fs.h"
+
+/* Present in libcriu (lib/c/criu.c) but missing from its public header. */
+void criu_local_set_unprivileged(criu_opts *opts, bool unprivileged);
+
+static bool harmless(const char *line)
+{
+	/* printed on every run here: root's bounding set lacks CAP_SYS_RESOURCE (FACTS.md) */
+	return strstr(line, "RLIMIT_NOFILE") || strstr(line, "Unable to create tun") ||
+	       strstr(line, "iptables-restore");
+}
+
+char *ferry_criu_log_errors(int dirfd, const char *log, int max)
+{
+	_cleanup_close_ int fd = openat(dirfd, log, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return NULL;
+	_cleanup_free_ char *buf = NULL;
+	size_t len = 0;
+	/* logs can be long: look at the last 256 KiB only */
+	off_t size = lseek(fd, 0, SEEK_END);
+	if (size > 256 * 1024)
+		lseek(fd, size - 256 * 1024, SEEK_SET);
+	else
+		lseek(fd, 0, SEEK_SET);
+	if (ferry_read_all(fd, 512 * 1024, &buf, &len, NULL) < 0)
+		return NULL;
+	char *lines[16];
+	int n = 0;
+	char *save = NULL;
+	for (char *l = strtok_r(buf, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		char *e = strstr(l, "Error (");
+		if (!e || harmless(l))
+			continue;
+		if (n == max && max > 0) {
+			memmove(lines, lines + 1, (size_t)(max - 1) * sizeof(char *));
+			n--;
+		}
+		if (max > 0 && n < (int)ARRAY_SIZE(lines))
+			lines[n++] = e;
+	}
+	if (n == 0)
+		return NULL;
+	char *out = xstrdup("");
+	for (int i = 0; i < n; i++) {
+		char *next = xasprintf("%s%s%s", out, i ? "; " : "", lines[i]);
+		free(out);
+		out = next;
+	}
+	return out;
+}
+
+static int setup(criu_opts **ret, const struct ferry_criu_opts *o, struct ferry_error **err)
+{
+	criu_opts *c = NULL;
+	if (criu_local_init_opts(&c) < 0)
+		return ferry_error_msg(err, ENOMEM, "libcriu: cannot initialise options");
+	if (criu_local_set_service_binary(c, o->binary) < 0) {
+		criu_local_free_opts(c);
+		return ferry_error_msg(err, ENOMEM, "libcriu: service binary");
+	}
+	criu_local_set_images_dir_fd(c, o->images_fd);
+	criu_local_set_work_dir_fd(c, o->work_fd);
+	criu_local_set_log_file(c, o->log);
+	criu_local_set_log_level(c, 4);
+	criu_local_set_unprivileged(c, true);
+	criu_local_set_file_locks(c, true);
+	criu_local_set_ext_unix_sk(c, true);
+	if (o->timeout)
+		criu_local_set_timeout(c, o->timeout);
+	if (o->config && criu_local_set_config_file(c, o->config) < 0) {
+		criu_local_free_opts(c);
+		return ferry_error_msg(err, ENOMEM, "libcriu: config file");
+	}
+	*ret = c;
+	return 0;
+}
+
+static int fail(struct ferry_error **err, const struct ferry_criu_opts *o, const char *what, int r)
+{
+	_cleanup_free_ char *lines = ferry_criu_log_errors(o->work_fd, o->log, 3);
+	if (lines)
+		return ferry_error_msg(err, EIO, "CRIU %s failed: %s", what, lines);
+	return ferry_error_msg(err, EIO, "CRIU %s failed (libcriu %d); see %s", what, r, o->log);
+}
+
+int ferry_criu_dump(const struct ferry_criu_opts *o, struct ferry_error **err)
+{
+	criu_opts *c = NULL;
+	int r = setup(&c, o, err);
+	if (r < 0)
+		return r;
+	criu_local_set_pid(c, o->pid);
+	criu_local_set_leave_running(c, o->leave_running);
+	if (o->ps_addr && criu_local_set_page_server_address_port(c, o->ps_addr, o->ps_port) < 0) {
+		criu_local_free_opts(c);
+		return ferry_error_msg(err, ENOMEM, "libcriu: page server");
+	}
+	r = criu_local_dump(c);
+	criu_local_free_opts(c);
+	if (r < 0)
+		return fail(err, o, "dump", r);
+	return 0;
+}
+
+int ferry_criu_restore(const struct ferry_criu_opts *o, pid_t *ret_pid, struct ferry_error **err)
+{
+	criu_opts *c = NULL;
+	int r = setup(&c, o, err);
+	if (r < 0)
+		return r;
+	r = criu_local_restore(c);
+	criu_local_free_opts(c);
+	if (r <= 0)
+		return fail(err, o, "restore", r);
+	*ret_pid = (pid_t)r;
+	return 0;
+}

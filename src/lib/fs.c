@@ -1,0 +1,164 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <limits.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+
+#include "fs.h"
+
+int ferry_read_all(int fd, size_t max, char **ret_buf, size_t *ret_len, struct ferry_error **err)
+{
+	size_t cap = 4096, len = 0;
+	_cleanup_free_ char *buf = xmalloc(cap + 1);
+	for (;;) {
+		if (len == cap) {
+			if (cap > max)
+				return ferry_error_msg(err, EFBIG, "more than %zu bytes", max);
+			cap *= 2;
+			buf = xrealloc(buf, cap + 1);
+		}
+		ssize_t n = read(fd, buf + len, cap - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return ferry_error_set(err, errno, "read");
+		if (n == 0)
+			break;
+		len += (size_t)n;
+		if (len > max)
+			return ferry_error_msg(err, EFBIG, "more than %zu bytes", max);
+	}
+	buf[len] = '\0';
+	*ret_buf = TAKE_PTR(buf);
+	if (ret_len)
+		*ret_len = len;
+	return 0;
+}
+
+int ferry_read_file(const char *path, size_t max, char **ret_buf, size_t *ret_len, struct ferry_error **err)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return ferry_error_set(err, errno, "open '%s'", path);
+	int r = ferry_read_all(fd, max, ret_buf, ret_len, err);
+	if (r < 0)
+		return ferry_error_wrap(err, "read '%s'", path);
+	return 0;
+}
+
+int ferry_write_all(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int ferry_write_file_atomic(int dirfd, const char *name, const char *data, size_t len, mode_t mode,
+			    struct ferry_error **err)
+{
+	_cleanup_free_ char *tmp = xasprintf(".%s.tmp%ld", name, (long)getpid());
+	_cleanup_close_ int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+	if (fd < 0)
+		return ferry_error_set(err, errno, "create '%s'", tmp);
+	int r = ferry_write_all(fd, data, len);
+	if (r == 0 && fchmod(fd, mode) < 0)
+		r = -errno;
+	if (r == 0 && fsync(fd) < 0)
+		r = -errno;
+	if (r == 0 && renameat(dirfd, tmp, dirfd, name) < 0)
+		r = -errno;
+	if (r < 0) {
+		unlinkat(dirfd, tmp, 0);
+		return ferry_error_set(err, -r, "write '%s'", name);
+	}
+	return 0;
+}
+
+int ferry_fd_path(int fd, char **ret, struct ferry_error **err)
+{
+	char link[FERRY_FD_PATH_MAX];
+	char buf[PATH_MAX];
+	ssize_t n = readlink(ferry_proc_fd(fd, link), buf, sizeof(buf) - 1);
+	if (n < 0)
+		return ferry_error_set(err, errno, "readlink '%s'", link);
+	buf[n] = '\0';
+	*ret = xstrdup(buf);
+	return 0;
+}
+
+int ferry_mkdir_p(const char *path, mode_t mode, struct ferry_error **err)
+{
+	_cleanup_free_ char *p = xstrdup(path);
+	for (char *s = p + 1;; s++) {
+		if (*s != '/' && *s != '\0')
+			continue;
+		char c = *s;
+		*s = '\0';
+		if (mkdir(p, mode) < 0 && errno != EEXIST)
+			return ferry_error_set(err, errno, "mkdir '%s'", p);
+		*s = c;
+		if (c == '\0')
+			break;
+	}
+	struct stat st;
+	if (stat(path, &st) < 0)
+		return ferry_error_set(err, errno, "stat '%s'", path);
+	if (!S_ISDIR(st.st_mode))
+		return ferry_error_msg(err, ENOTDIR, "'%s' exists and is not a directory", path);
+	return 0;
+}
+
+int ferry_open_in_root(int rootfd, const char *path, int flags, mode_t mode, unsigned long long extra_resolve)
+{
+	struct open_how how = {
+		.flags = (unsigned long long)(flags | O_CLOEXEC),
+		.mode = (flags & (O_CREAT | O_TMPFILE)) ? mode : 0,
+		.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | extra_resolve,
+	};
+	while (*path == '/')
+		path++;
+	if (!*path)
+		path = ".";
+	int fd;
+	do
+		fd = (int)syscall(SYS_openat2, rootfd, path, &how, sizeof(how));
+	while (fd < 0 && errno == EAGAIN);
+	return fd < 0 ? -errno : fd;
+}
+
+const char *ferry_proc_fd(int fd, char buf[FERRY_FD_PATH_MAX])
+{
+	snprintf(buf, FERRY_FD_PATH_MAX, "/proc/self/fd/%d", fd);
+	return buf;
+}
+
+static bool is_kept(int fd, const int *keep)
+{
+	for (; keep && *keep >= 0; keep++)
+		if (*keep == fd)
+			return true;
+	return false;
+}
+
+void ferry_close_fds(int from, const int *keep)
+{
+	if (!keep || keep[0] < 0) {
+		if (syscall(SYS_close_range, (unsigned)from, ~0U, 0) == 0)
+			return;
+	}
+	int max = (int)sysconf(_SC_OPEN_MAX);
+	if (max < 0 || max > 65536)
+		max = 65536;
+	for (int fd = from; fd < max; fd++)
+		if (!is_kept(fd, keep))
+			close(fd);
+}

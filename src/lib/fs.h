@@ -1,0 +1,32 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* fs.h — file helpers: bounded reads, atomic writes, safe path resolution. */
+#ifndef FERRY_FS_H
+#define FERRY_FS_H
+
+#include <sys/types.h>
+
+#include "error.h"
+
+/* Reads the whole of @fd (from its current offset) into a NUL-terminated buffer; fails with
+ * EFBIG when more than @max bytes arrive. */
+int ferry_read_all(int fd, size_t max, char **ret_buf, size_t *ret_len, struct ferry_error **err);
+int ferry_read_file(const char *path, size_t max, char **ret_buf, size_t *ret_len, struct ferry_error **err);
+/* Writes all of @buf, retrying short writes and EINTR. */
+int ferry_write_all(int fd, const void *buf, size_t len);
+/* Creates @name in @dirfd atomically: a hidden temp file, fsync, rename over @name. */
+int ferry_write_file_atomic(int dirfd, const char *name, const char *data, size_t len, mode_t mode,
+			    struct ferry_error **err);
+/* The path an fd refers to (readlink of /proc/self/fd/N). */
+int ferry_fd_path(int fd, char **ret, struct ferry_error **err);
+/* mkdir -p with @mode for each created component; existing directories are fine. */
+int ferry_mkdir_p(const char *path, mode_t mode, struct ferry_error **err);
+/* openat2(@rootfd, @path, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | extra): @path is resolved as
+ * if @rootfd were "/", so symlinks in a container image can never lead outside it. */
+int ferry_open_in_root(int rootfd, const char *path, int flags, mode_t mode, unsigned long long extra_resolve);
+/* "/proc/self/fd/N" in a caller-provided buffer, for mount(2) targets. */
+#define FERRY_FD_PATH_MAX 32
+const char *ferry_proc_fd(int fd, char buf[FERRY_FD_PATH_MAX]);
+/* Closes every fd >= @from except those in @keep (terminated by -1, may be NULL). */
+void ferry_close_fds(int from, const int *keep);
+
+#endif

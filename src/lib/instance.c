@@ -1,0 +1,195 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+
+#include "fs.h"
+#include "instance.h"
+
+static void put(char **buf, size_t *len, const char *key, const char *val)
+{
+	if (!val)
+		return;
+	_cleanup_free_ char *clean = xstrdup(val);
+	for (char *p = clean; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = ' ';
+	_cleanup_free_ char *line = xasprintf("%s=%s\n", key, clean);
+	size_t n = strlen(line);
+	*buf = xrealloc(*buf, *len + n + 1);
+	memcpy(*buf + *len, line, n + 1);
+	*len += n;
+}
+
+char *ferry_instance_format(const struct ferry_instance *i)
+{
+	char *buf = xstrdup("");
+	size_t len = 0;
+	char num[32];
+
+	put(&buf, &len, "name", i->name);
+	snprintf(num, sizeof(num), "%u", (unsigned)i->uid);
+	put(&buf, &len, "uid", num);
+	snprintf(num, sizeof(num), "%u", (unsigned)i->gid);
+	put(&buf, &len, "gid", num);
+	snprintf(num, sizeof(num), "%d", (int)i->pid);
+	put(&buf, &len, "pid", num);
+	snprintf(num, sizeof(num), "%llu", i->starttime);
+	put(&buf, &len, "starttime", num);
+	snprintf(num, sizeof(num), "%d", (int)i->monitor);
+	put(&buf, &len, "monitor", num);
+	snprintf(num, sizeof(num), "%lld", i->created);
+	put(&buf, &len, "created", num);
+	put(&buf, &len, "image", i->image);
+	put(&buf, &len, "command", i->command);
+	put(&buf, &len, "log_out", i->log_out);
+	put(&buf, &len, "log_err", i->log_err);
+	put(&buf, &len, "checkpoint", i->checkpoint);
+	put(&buf, &len, "image_fingerprint", i->image_fingerprint);
+	if (i->workload > 0) {
+		snprintf(num, sizeof(num), "%lld", i->workload);
+		put(&buf, &len, "workload", num);
+	}
+	return buf;
+}
+
+void ferry_instance_free(struct ferry_instance *i)
+{
+	if (!i)
+		return;
+	free(i->name);
+	free(i->image);
+	free(i->command);
+	free(i->log_out);
+	free(i->log_err);
+	free(i->checkpoint);
+	free(i->image_fingerprint);
+	free(i);
+}
+
+static int num_field(const char *key, const char *val, unsigned long long max, unsigned long long *ret,
+		     struct ferry_error **err)
+{
+	if (parse_uint64(val, max, ret) < 0)
+		return ferry_error_msg(err, EINVAL, "instance record: bad %s '%s'", key, val);
+	return 0;
+}
+
+int ferry_instance_parse(const char *text, size_t len, struct ferry_instance **ret, struct ferry_error **err)
+{
+	if (len > FERRY_INSTANCE_RECORD_MAX)
+		return ferry_error_msg(err, EFBIG, "instance record too large");
+	_cleanup_(ferry_instance_freep) struct ferry_instance *i = xzalloc(sizeof(*i));
+	_cleanup_free_ char *copy = xstrndup(text, len);
+	char *save = NULL;
+	for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *eq = strchr(line, '=');
+		if (!eq)
+			return ferry_error_msg(err, EINVAL, "instance record: malformed line '%s'", line);
+		*eq = '\0';
+		const char *k = line, *v = eq + 1;
+		unsigned long long n = 0;
+		int r = 0;
+		if (streq(k, "name"))
+			free(i->name), i->name = xstrdup(v);
+		else if (streq(k, "image"))
+			free(i->image), i->image = xstrdup(v);
+		else if (streq(k, "command"))
+			free(i->command), i->command = xstrdup(v);
+		else if (streq(k, "log_out"))
+			free(i->log_out), i->log_out = xstrdup(v);
+		else if (streq(k, "log_err"))
+			free(i->log_err), i->log_err = xstrdup(v);
+		else if (streq(k, "checkpoint"))
+			free(i->checkpoint), i->checkpoint = xstrdup(v);
+		else if (streq(k, "image_fingerprint"))
+			free(i->image_fingerprint), i->image_fingerprint = xstrdup(v);
+		else if (streq(k, "workload") && (r = num_field(k, v, INT32_MAX, &n, err)) == 0)
+			i->workload = (long long)n;
+		else if (streq(k, "uid") && (r = num_field(k, v, UINT32_MAX - 1, &n, err)) == 0)
+			i->uid = (uid_t)n;
+		else if (streq(k, "gid") && (r = num_field(k, v, UINT32_MAX - 1, &n, err)) == 0)
+			i->gid = (gid_t)n;
+		else if (streq(k, "pid") && (r = num_field(k, v, INT32_MAX, &n, err)) == 0)
+			i->pid = (pid_t)n;
+		else if (streq(k, "monitor") && (r = num_field(k, v, INT32_MAX, &n, err)) == 0)
+			i->monitor = (pid_t)n;
+		else if (streq(k, "starttime") && (r = num_field(k, v, ULLONG_MAX, &n, err)) == 0)
+			i->starttime = n;
+		else if (streq(k, "created") && (r = num_field(k, v, INT64_MAX, &n, err)) == 0)
+			i->created = (long long)n;
+		/* unknown keys are skipped: newer starters may add fields */
+		if (r < 0)
+			return r;
+	}
+	if (!i->name || i->pid <= 0)
+		return ferry_error_msg(err, EINVAL, "instance record: missing name or pid");
+	*ret = TAKE_PTR(i);
+	return 0;
+}
+
+void ferry_instance_list_free(struct ferry_instance **list)
+{
+	for (struct ferry_instance **p = list; p && *p; p++)
+		ferry_instance_free(*p);
+	free(list);
+}
+
+int ferry_instance_parse_list(const char *text, size_t len, struct ferry_instance ***ret,
+			      struct ferry_error **err)
+{
+	struct ferry_instance **list = xzalloc(sizeof(*list));
+	size_t n = 0;
+	const char *p = text, *end = text + len;
+	while (p < end) {
+		const char *sep = memmem(p, (size_t)(end - p), "\n\n", 2);
+		const char *stop = sep ? sep + 1 : end;
+		if (stop > p + 1 || (stop == p + 1 && *p != '\n')) {
+			struct ferry_instance *i = NULL;
+			int r = ferry_instance_parse(p, (size_t)(stop - p), &i, err);
+			if (r < 0) {
+				ferry_instance_list_free(list);
+				return r;
+			}
+			list = xrealloc(list, (n + 2) * sizeof(*list));
+			list[n++] = i;
+			list[n] = NULL;
+		}
+		p = sep ? sep + 2 : end;
+	}
+	*ret = list;
+	return (int)n;
+}
+
+int ferry_proc_starttime(pid_t pid, unsigned long long *ret)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	_cleanup_free_ char *buf = NULL;
+	if (ferry_read_file(path, 4096, &buf, NULL, NULL) < 0)
+		return -ESRCH;
+	/* comm may contain anything, including ") ": fields resume after the LAST ')'. */
+	char *p = strrchr(buf, ')');
+	if (!p)
+		return -EINVAL;
+	p++;
+	/* after ')' come fields 3..: state is field 3, starttime field 22 */
+	for (int field = 3; field < 22; field++) {
+		p = strchr(p + 1, ' ');
+		if (!p)
+			return -EINVAL;
+	}
+	char *endp = NULL;
+	errno = 0;
+	unsigned long long v = strtoull(p + 1, &endp, 10);
+	if (errno || endp == p + 1)
+		return -EINVAL;
+	*ret = v;
+	return 0;
+}
+
+bool ferry_instance_alive(const struct ferry_instance *inst)
+{
+	unsigned long long st = 0;
+	return ferry_proc_starttime(inst->pid, &st) == 0 && st == inst->starttime;
+}

@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* instance.h — instance records: /run/ferry/<uid>/<name>, written only by the starter.
+ *
+ * A record is "key=value" lines. The directories are root-only (0700): users see their own
+ * records through the starter (FERRY_OP_INSTANCE_LIST), never another user's. */
+#ifndef FERRY_INSTANCE_H
+#define FERRY_INSTANCE_H
+
+#include <sys/types.h>
+
+#include "error.h"
+
+#define FERRY_INSTANCE_RECORD_MAX 16384
+
+struct ferry_instance {
+	char *name;
+	uid_t uid;
+	gid_t gid;
+	pid_t pid;                    /* host pid of the instance's init (pid 1 inside) */
+	unsigned long long starttime; /* of that pid, /proc/PID/stat field 22: guards against reuse */
+	pid_t monitor;                /* host pid of the starter's monitor process */
+	long long created;            /* unix time */
+	char *image;
+	char *command; /* for display only */
+	char *log_out; /* the instance's stdout/stderr log files */
+	char *log_err;
+	char *checkpoint;       /* checkpointable instances: their checkpoint directory */
+	long long workload;     /* ... and the workload's pid inside the container */
+	char *image_fingerprint;
+};
+
+/* Text form, one "key=value" line per field; newlines in values become spaces. */
+char *ferry_instance_format(const struct ferry_instance *inst);
+int ferry_instance_parse(const char *text, size_t len, struct ferry_instance **ret, struct ferry_error **err);
+void ferry_instance_free(struct ferry_instance *inst);
+static inline void ferry_instance_freep(struct ferry_instance **i)
+{
+	ferry_instance_free(*i);
+}
+/* Splits LIST output (records separated by empty lines) into an array; returns the count. */
+int ferry_instance_parse_list(const char *text, size_t len, struct ferry_instance ***ret,
+			      struct ferry_error **err);
+void ferry_instance_list_free(struct ferry_instance **list);
+
+/* Start time (clock ticks since boot) of @pid, from /proc/PID/stat (robust against ')' in comm). */
+int ferry_proc_starttime(pid_t pid, unsigned long long *ret);
+/* True when the recorded init still runs (same pid and start time). */
+bool ferry_instance_alive(const struct ferry_instance *inst);
+
+#endif

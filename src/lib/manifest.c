@@ -1,0 +1,315 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <fcntl.h>
+#include <limits.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <sys/stat.h>
+
+#include "fs.h"
+#include "manifest.h"
+
+#define MAGIC "ferry-manifest 1\n"
+
+bool ferry_manifest_name_ok(const char *name)
+{
+	size_t n = strlen(name);
+	if (n == 0 || n > 255 || name[0] == '.')
+		return false;
+	for (const char *p = name; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '.' ||
+		      *p == '_' || *p == '-'))
+			return false;
+	return true;
+}
+
+static bool value_ok(const char *v)
+{
+	for (const unsigned char *p = (const unsigned char *)v; *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			return false;
+	return true;
+}
+
+void ferry_manifest_add_file(struct ferry_manifest *m, const char *name, uint64_t size, const char *sha256)
+{
+	m->files = xrealloc(m->files, (m->n_files + 1) * sizeof(*m->files));
+	struct ferry_manifest_file *f = &m->files[m->n_files++];
+	f->name = xstrdup(name);
+	f->size = size;
+	snprintf(f->sha256, sizeof(f->sha256), "%s", sha256);
+}
+
+const struct ferry_manifest_file *ferry_manifest_find(const struct ferry_manifest *m, const char *name)
+{
+	for (size_t i = 0; i < m->n_files; i++)
+		if (streq(m->files[i].name, name))
+			return &m->files[i];
+	return NULL;
+}
+
+void ferry_manifest_free(struct ferry_manifest *m)
+{
+	if (!m)
+		return;
+	free(m->ferry_version);
+	free(m->instance);
+	free(m->image);
+	free(m->image_fingerprint);
+	free(m->node);
+	for (size_t i = 0; i < m->n_files; i++)
+		free(m->files[i].name);
+	free(m->files);
+	free(m);
+}
+
+static void hex(const unsigned char *d, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[d[i] >> 4];
+		out[2 * i + 1] = digits[d[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+static int hmac_hex(const unsigned char *key, size_t keylen, const char *data, size_t len, char out[65],
+		    struct ferry_error **err)
+{
+	unsigned char mac[EVP_MAX_MD_SIZE];
+	unsigned int maclen = 0;
+	if (keylen < FERRY_KEY_MIN || keylen > INT_MAX)
+		return ferry_error_msg(err, EINVAL, "cluster key too short");
+	if (!HMAC(EVP_sha256(), key, (int)keylen, (const unsigned char *)data, len, mac, &maclen) || maclen != 32)
+		return ferry_error_msg(err, EIO, "HMAC-SHA256 failed");
+	hex(mac, 32, out);
+	return 0;
+}
+
+int ferry_manifest_sign(const struct ferry_manifest *m, const unsigned char *key, size_t keylen, char **ret,
+			struct ferry_error **err)
+{
+	const char *strs[] = {m->ferry_version, m->instance, m->image, m->image_fingerprint, m->node};
+	for (size_t i = 0; i < ARRAY_SIZE(strs); i++)
+		if (strs[i] && !value_ok(strs[i]))
+			return ferry_error_msg(err, EINVAL, "manifest value with a control character");
+	char *body = xasprintf(MAGIC "ferry_version=%s\nuid=%u\ngid=%u\ninstance=%s\nimage=%s\nimage_fingerprint=%s\n"
+				     "created=%lld\npid=%lld\nnode=%s\n",
+			       m->ferry_version ? m->ferry_version : "", (unsigned)m->uid, (unsigned)m->gid,
+			       m->instance ? m->instance : "", m->image ? m->image : "",
+			       m->image_fingerprint ? m->image_fingerprint : "", m->created, m->pid,
+			       m->node ? m->node : "");
+	for (size_t i = 0; i < m->n_files; i++) {
+		const struct ferry_manifest_file *f = &m->files[i];
+		if (!ferry_manifest_name_ok(f->name) || strlen(f->sha256) != 64) {
+			free(body);
+			return ferry_error_msg(err, EINVAL, "bad manifest file entry '%s'", f->name);
+		}
+		char *n = xasprintf("%sfile=%s %llu %s\n", body, f->name, (unsigned long long)f->size, f->sha256);
+		free(body);
+		body = n;
+	}
+	char mac[65];
+	int r = hmac_hex(key, keylen, body, strlen(body), mac, err);
+	if (r < 0) {
+		free(body);
+		return r;
+	}
+	*ret = xasprintf("%shmac=%s\n", body, mac);
+	free(body);
+	return 0;
+}
+
+static int bad(struct ferry_error **err, const char *what)
+{
+	return ferry_error_msg(err, EBADMSG, "malformed manifest: %s", what);
+}
+
+static int parse_num(const char *v, unsigned long long max, unsigned long long *ret, struct ferry_error **err)
+{
+	if (parse_uint64(v, max, ret) < 0)
+		return bad(err, "bad number");
+	return 0;
+}
+
+int ferry_manifest_parse_unverified(const char *text, size_t len, struct ferry_manifest **ret,
+				    struct ferry_error **err)
+{
+	if (len > FERRY_MANIFEST_MAX)
+		return bad(err, "too large");
+	if (len < strlen(MAGIC) || memcmp(text, MAGIC, strlen(MAGIC)) != 0)
+		return bad(err, "not a ferry manifest");
+	if (memchr(text, '\0', len))
+		return bad(err, "NUL byte");
+	_cleanup_free_ char *copy = xstrndup(text + strlen(MAGIC), len - strlen(MAGIC));
+	struct ferry_manifest *m = xzalloc(sizeof(*m));
+	int r = 0;
+	bool seen_uid = false;
+	char *save = NULL;
+	for (char *line = strtok_r(copy, "\n", &save); line && r == 0; line = strtok_r(NULL, "\n", &save)) {
+		char *eq = strchr(line, '=');
+		if (!eq) {
+			r = bad(err, "line without '='");
+			break;
+		}
+		*eq = '\0';
+		const char *k = line, *v = eq + 1;
+		unsigned long long n = 0;
+		if (streq(k, "hmac"))
+			continue;
+		if (streq(k, "ferry_version"))
+			free(m->ferry_version), m->ferry_version = xstrdup(v);
+		else if (streq(k, "instance"))
+			free(m->instance), m->instance = xstrdup(v);
+		else if (streq(k, "image"))
+			free(m->image), m->image = xstrdup(v);
+		else if (streq(k, "image_fingerprint"))
+			free(m->image_fingerprint), m->image_fingerprint = xstrdup(v);
+		else if (streq(k, "node"))
+			free(m->node), m->node = xstrdup(v);
+		else if (streq(k, "uid") && (r = parse_num(v, UINT32_MAX - 1, &n, err)) == 0)
+			m->uid = (uid_t)n, seen_uid = true;
+		else if (streq(k, "gid") && (r = parse_num(v, UINT32_MAX - 1, &n, err)) == 0)
+			m->gid = (gid_t)n;
+		else if (streq(k, "created") && (r = parse_num(v, INT64_MAX, &n, err)) == 0)
+			m->created = (long long)n;
+		else if (streq(k, "pid") && (r = parse_num(v, INT32_MAX, &n, err)) == 0)
+			m->pid = (long long)n;
+		else if (streq(k, "file")) {
+			char name[256], sha[65];
+			unsigned long long size = 0;
+			int used = 0;
+			if (sscanf(v, "%255s %llu %64s%n", name, &size, sha, &used) != 3 || v[used] != '\0' ||
+			    !ferry_manifest_name_ok(name) || strlen(sha) != 64 || strspn(sha, "0123456789abcdef") != 64) {
+				r = bad(err, "bad file line");
+				break;
+			}
+			if (ferry_manifest_find(m, name)) {
+				r = bad(err, "file listed twice");
+				break;
+			}
+			if (m->n_files >= FERRY_MANIFEST_MAX_FILES) {
+				r = bad(err, "too many files");
+				break;
+			}
+			ferry_manifest_add_file(m, name, size, sha);
+		}
+	}
+	if (r == 0 && !seen_uid)
+		r = bad(err, "no uid");
+	if (r < 0) {
+		ferry_manifest_free(m);
+		return r;
+	}
+	*ret = m;
+	return 0;
+}
+
+int ferry_manifest_verify(const char *text, size_t len, const unsigned char *key, size_t keylen,
+			  struct ferry_manifest **ret, struct ferry_error **err)
+{
+	if (len > FERRY_MANIFEST_MAX)
+		return bad(err, "too large");
+	/* the hmac line must be the last line: find "\nhmac=" followed by 64 hex and "\n" at the end */
+	static const char tag[] = "\nhmac=";
+	if (len < strlen(tag) + 65 || text[len - 1] != '\n')
+		return ferry_error_msg(err, EPERM, "checkpoint manifest is not signed");
+	size_t at = len - 65 - strlen(tag);
+	if (memcmp(text + at, tag, strlen(tag)) != 0)
+		return ferry_error_msg(err, EPERM, "checkpoint manifest is not signed");
+	size_t body_len = at + 1; /* includes the newline before "hmac=" */
+	char want[65];
+	int r = hmac_hex(key, keylen, text, body_len, want, err);
+	if (r < 0)
+		return r;
+	if (CRYPTO_memcmp(want, text + at + strlen(tag), 64) != 0)
+		return ferry_error_msg(err, EPERM, "checkpoint manifest signature does not match (altered, or made on another cluster)");
+	return ferry_manifest_parse_unverified(text, body_len, ret, err);
+}
+
+int ferry_sha256_fd(int fd, uint64_t *ret_size, char ret_hex[65], struct ferry_error **err)
+{
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
+		EVP_MD_CTX_free(ctx);
+		return ferry_error_msg(err, EIO, "SHA-256 init failed");
+	}
+	const size_t bufsz = 1 << 20;
+	_cleanup_free_ unsigned char *buf = xmalloc(bufsz);
+	uint64_t total = 0;
+	off_t off = 0;
+	for (;;) {
+		ssize_t n = pread(fd, buf, bufsz, off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int e = errno;
+			EVP_MD_CTX_free(ctx);
+			return ferry_error_set(err, e, "read");
+		}
+		if (n == 0)
+			break;
+		EVP_DigestUpdate(ctx, buf, (size_t)n);
+		total += (uint64_t)n;
+		off += n;
+	}
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	int ok = EVP_DigestFinal_ex(ctx, md, &mdlen);
+	EVP_MD_CTX_free(ctx);
+	if (ok != 1 || mdlen != 32)
+		return ferry_error_msg(err, EIO, "SHA-256 failed");
+	hex(md, 32, ret_hex);
+	if (ret_size)
+		*ret_size = total;
+	return 0;
+}
+
+int ferry_image_fingerprint(int fd, char **ret, struct ferry_error **err)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return ferry_error_set(err, errno, "stat image");
+	if (S_ISDIR(st.st_mode)) {
+		*ret = xstrdup("");
+		return 0;
+	}
+	const size_t chunk = 1 << 20;
+	_cleanup_free_ unsigned char *buf = xmalloc(2 * chunk);
+	size_t have = 0;
+	off_t offs[2] = {0, st.st_size > (off_t)chunk ? st.st_size - (off_t)chunk : 0};
+	for (int i = 0; i < 2; i++) {
+		ssize_t n = pread(fd, buf + have, chunk, offs[i]);
+		if (n < 0)
+			return ferry_error_set(err, errno, "read image");
+		have += (size_t)n;
+	}
+	unsigned char md[32];
+	unsigned int mdlen = 0;
+	if (EVP_Digest(buf, have, md, &mdlen, EVP_sha256(), NULL) != 1)
+		return ferry_error_msg(err, EIO, "SHA-256 failed");
+	char h[65];
+	hex(md, 32, h);
+	*ret = xasprintf("%lld:%s", (long long)st.st_size, h);
+	return 0;
+}
+
+int ferry_key_load(const char *path, unsigned char *key, size_t *ret_len, struct ferry_error **err)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0)
+		return ferry_error_set(err, errno, "open the cluster key '%s' (run 'make install')", path);
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return ferry_error_set(err, errno, "stat '%s'", path);
+	if (!S_ISREG(st.st_mode) || st.st_uid != 0 || (st.st_mode & 077))
+		return ferry_error_msg(err, EPERM, "the cluster key '%s' must be a root-owned file with mode 0600", path);
+	ssize_t n = read(fd, key, FERRY_KEY_MAX + 1);
+	if (n < 0)
+		return ferry_error_set(err, errno, "read '%s'", path);
+	if (n < FERRY_KEY_MIN || n > FERRY_KEY_MAX)
+		return ferry_error_msg(err, EINVAL, "the cluster key '%s' must hold %d to %d bytes", path, FERRY_KEY_MIN,
+				       FERRY_KEY_MAX);
+	*ret_len = (size_t)n;
+	return 0;
+}

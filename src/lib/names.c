@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* names.c — the names users choose for instances and checkpoints become directory and file names
+ * under root-owned trees, so they are checked byte by byte against a small ASCII set; locale
+ * functions (isalnum) are not used because their answer depends on the environment. */
+#include "names.h"
+
+/* How much of a rejected name the message shows. */
+#define SHOWN_MAX 80
+
+static bool is_alnum_ascii(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}
+
+static bool is_name_char(char c)
+{
+	return is_alnum_ascii(c) || c == '_' || c == '.' || c == '-';
+}
+
+/* A copy of @s safe to print on a terminal or in a log: bytes outside printable ASCII become
+ * \xNN, a quote or backslash is escaped, and long strings are cut with "...". */
+static char *shown(const char *s)
+{
+	size_t n = strnlen(s, SHOWN_MAX + 1);
+	bool cut = n > SHOWN_MAX;
+	if (cut)
+		n = SHOWN_MAX;
+	char *out = xmalloc(n * 4 + 4);
+	char *p = out;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '\'' || c == '\\') {
+			*p++ = '\\';
+			*p++ = (char)c;
+		} else if (c < 0x20 || c >= 0x7f) {
+			static const char hex[] = "0123456789abcdef";
+			*p++ = '\\';
+			*p++ = 'x';
+			*p++ = hex[c >> 4];
+			*p++ = hex[c & 0xf];
+		} else {
+			*p++ = (char)c;
+		}
+	}
+	if (cut) {
+		memcpy(p, "...", 3);
+		p += 3;
+	}
+	*p = '\0';
+	return out;
+}
+
+int ferry_name_check(const char *name, const char *what, struct ferry_error **err)
+{
+	static const char rule[] = "use only letters, digits, '_', '.' and '-' (at most 64 characters, "
+				   "starting with a letter, digit or '_')";
+	/* "invalid instance name ..." or, without @what, "invalid name ..." */
+	const char *sep = what ? " " : "";
+	if (!what)
+		what = "";
+	if (!name || !*name)
+		return ferry_error_msg(err, EINVAL, "invalid %s%sname '' (empty): %s", what, sep, rule);
+
+	size_t len = strnlen(name, FERRY_NAME_MAX + 1);
+	bool ok = len <= FERRY_NAME_MAX && (is_alnum_ascii(name[0]) || name[0] == '_');
+	for (size_t i = 0; ok && i < len; i++)
+		ok = is_name_char(name[i]);
+	if (ok)
+		return 0;
+
+	_cleanup_free_ char *s = shown(name);
+	return ferry_error_msg(err, EINVAL, "invalid %s%sname '%s': %s", what, sep, s, rule);
+}

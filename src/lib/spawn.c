@@ -1,0 +1,586 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* spawn.c — fork/exec of helpers, and waiting for them. See spawn.h. */
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "spawn.h"
+
+#define STDERR_TAIL 4096
+#define POLL_FALLBACK_MS 20
+
+/* What the child reports through the exec-status pipe when a step before exec (or exec) fails. */
+enum child_stage {
+	STAGE_FDS = 1,
+	STAGE_SESSION = 2,
+	STAGE_CWD = 3,
+	STAGE_EXEC = 4,
+};
+
+struct child_report {
+	int32_t stage;
+	int32_t error;
+};
+
+static void safe_close(int *fd)
+{
+	if (*fd >= 0) {
+		int saved = errno;
+		close(*fd);
+		errno = saved;
+		*fd = -1;
+	}
+}
+
+static const char *signal_name(int sig, char *buf, size_t len)
+{
+#if defined(__GLIBC__) && __GLIBC_PREREQ(2, 32)
+	const char *abbrev = sigabbrev_np(sig);
+	if (abbrev) {
+		snprintf(buf, len, "SIG%s", abbrev);
+		return buf;
+	}
+#endif
+	snprintf(buf, len, "%d", sig);
+	return buf;
+}
+
+void ferry_spawn_describe_status(int status, char *buf, size_t len)
+{
+	char sig[32];
+	if (WIFEXITED(status))
+		snprintf(buf, len, "exited with status %d", WEXITSTATUS(status));
+	else if (WIFSIGNALED(status))
+		snprintf(buf, len, "was killed by signal %s%s",
+			 signal_name(WTERMSIG(status), sig, sizeof(sig)),
+			 WCOREDUMP(status) ? " (core dumped)" : "");
+	else
+		snprintf(buf, len, "ended with wait status 0x%x", (unsigned)status);
+}
+
+/* Closes every fd from @lowest up except @keep (>= @lowest). */
+static void close_from(int lowest, int keep, int maxfd)
+{
+#ifdef SYS_close_range
+	bool ok = true;
+	if (keep > lowest && syscall(SYS_close_range, (unsigned)lowest, (unsigned)keep - 1u, 0u) < 0)
+		ok = false;
+	if (ok && syscall(SYS_close_range, (unsigned)keep + 1u, ~0u, 0u) == 0)
+		return;
+#endif
+	for (int fd = lowest; fd < maxfd; fd++)
+		if (fd != keep)
+			(void)close(fd);
+}
+
+_noreturn_ static void child_fail(int report_fd, enum child_stage stage, int error)
+{
+	struct child_report rep = {.stage = stage, .error = error};
+	ssize_t n = write(report_fd, &rep, sizeof(rep));
+	(void)n;
+	_exit(127);
+}
+
+struct child_setup {
+	int src[3]; /* for fds 0, 1, 2: an fd to dup there, or -1 to leave it alone */
+	const int *pass_fds;
+	size_t n_pass_fds;
+	const char *cwd;
+	bool new_session;
+	bool die_with_parent;
+	pid_t parent;
+	int maxfd;
+};
+
+/* Runs in the child after fork(): async-signal-safe calls only. */
+_noreturn_ static void child_exec(const struct child_setup *cs, int report_fd, const char *path,
+				  char *const argv[], char *const envp[])
+{
+	int ntargets = 3 + (int)cs->n_pass_fds;
+
+	if (cs->die_with_parent) {
+		(void)prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+		if (getppid() != cs->parent) /* the parent is already gone */
+			_exit(127);
+	}
+	if (cs->new_session && setsid() < 0)
+		child_fail(report_fd, STAGE_SESSION, errno);
+
+	sigset_t none;
+	sigemptyset(&none);
+	(void)sigprocmask(SIG_SETMASK, &none, NULL);
+	struct sigaction dfl = {.sa_handler = SIG_DFL};
+	for (int sig = 1; sig < NSIG; sig++)
+		(void)sigaction(sig, &dfl, NULL); /* fails harmlessly for SIGKILL, SIGSTOP, reserved ones */
+
+	/* Move the report pipe and every source above the targets first, so that no dup2 below
+	 * overwrites a source that is still needed. */
+	int rfd = fcntl(report_fd, F_DUPFD_CLOEXEC, ntargets);
+	if (rfd < 0)
+		child_fail(report_fd, STAGE_FDS, errno);
+	report_fd = rfd;
+	int tmp[3 + 64];
+	if (cs->n_pass_fds > 64)
+		child_fail(report_fd, STAGE_FDS, EMFILE);
+	for (int t = 0; t < ntargets; t++) {
+		int src = t < 3 ? cs->src[t] : cs->pass_fds[t - 3];
+		tmp[t] = -1;
+		if (src < 0)
+			continue;
+		tmp[t] = fcntl(src, F_DUPFD_CLOEXEC, ntargets);
+		if (tmp[t] < 0)
+			child_fail(report_fd, STAGE_FDS, errno);
+	}
+	for (int t = 0; t < ntargets; t++) {
+		if (tmp[t] < 0)
+			continue;
+		if (dup2(tmp[t], t) < 0) /* the new fd has no FD_CLOEXEC */
+			child_fail(report_fd, STAGE_FDS, errno);
+	}
+	/* Every fd from ntargets up goes, except the report pipe (close-on-exec itself). */
+	close_from(ntargets, report_fd, cs->maxfd);
+
+	if (cs->cwd && chdir(cs->cwd) < 0)
+		child_fail(report_fd, STAGE_CWD, errno);
+	execve(path, argv, envp);
+	child_fail(report_fd, STAGE_EXEC, errno);
+}
+
+static int open_devnull(int flags, struct ferry_error **err)
+{
+	int fd = open("/dev/null", flags | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return ferry_error_set(err, errno, "open '/dev/null'");
+	return fd;
+}
+
+static int input_memfd(const void *data, size_t len, struct ferry_error **err)
+{
+	_cleanup_close_ int fd = memfd_create("ferry-spawn-input", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0)
+		return ferry_error_set(err, errno, "memfd_create");
+	size_t done = 0;
+	while (done < len) {
+		ssize_t n = write(fd, (const char *)data + done, len - done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return ferry_error_set(err, n < 0 ? errno : EIO, "write helper input");
+		done += (size_t)n;
+	}
+	(void)fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL);
+	if (lseek(fd, 0, SEEK_SET) < 0)
+		return ferry_error_set(err, errno, "lseek helper input");
+	return TAKE_FD(fd);
+}
+
+static char *const default_env[] = {FERRY_SPAWN_PATH, NULL};
+
+/* The child-side fds, owned by the parent until the fork is done. */
+struct parent_fds {
+	int own[3]; /* fds we opened for the child (closed after fork) */
+	int out_read; /* our end of the stdout pipe, or -1 */
+	int err_read; /* our end of the stderr pipe, or -1 */
+};
+
+static void parent_fds_close(struct parent_fds *p)
+{
+	for (int i = 0; i < 3; i++)
+		safe_close(&p->own[i]);
+	safe_close(&p->out_read);
+	safe_close(&p->err_read);
+}
+
+static int pick_stdio(int which, int opt, struct child_setup *cs, struct parent_fds *pf,
+		      struct ferry_error **err)
+{
+	if (opt > 0) {
+		cs->src[which] = opt;
+		return 0;
+	}
+	if (opt == FERRY_SPAWN_INHERIT || (opt == FERRY_SPAWN_DEFAULT && which != 0)) {
+		cs->src[which] = -1;
+		return 0;
+	}
+	if (opt != FERRY_SPAWN_DEFAULT && opt != FERRY_SPAWN_DEVNULL)
+		return ferry_error_msg(err, EINVAL, "bad fd %d for the helper's fd %d", opt, which);
+	int fd = open_devnull(which == 0 ? O_RDONLY : O_WRONLY, err);
+	if (fd < 0)
+		return fd;
+	pf->own[which] = fd;
+	cs->src[which] = fd;
+	return 0;
+}
+
+static int make_pipe(int which, int *ret_read, struct child_setup *cs, struct parent_fds *pf,
+		     struct ferry_error **err)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return ferry_error_set(err, errno, "pipe");
+	*ret_read = p[0];
+	pf->own[which] = p[1];
+	cs->src[which] = p[1];
+	return 0;
+}
+
+static int start(const char *path, char *const argv[], char *const envp[],
+		 const struct ferry_spawn_opts *opts, struct parent_fds *pf, pid_t *ret_pid,
+		 struct ferry_error **err)
+{
+	static const struct ferry_spawn_opts none = {0};
+	if (!opts)
+		opts = &none;
+	if (!path || path[0] != '/')
+		return ferry_error_msg(err, EINVAL, "helper path '%s' is not absolute",
+				       path ? path : "(null)");
+	if (!argv || !argv[0])
+		return ferry_error_msg(err, EINVAL, "no argv for '%s'", path);
+	if (!envp)
+		envp = default_env;
+	if (opts->n_pass_fds > 64)
+		return ferry_error_msg(err, EINVAL, "too many fds to pass to '%s'", path);
+	for (size_t i = 0; i < opts->n_pass_fds; i++)
+		if (opts->pass_fds[i] < 0)
+			return ferry_error_msg(err, EBADF, "bad fd to pass to '%s'", path);
+
+	struct child_setup cs = {
+	    .pass_fds = opts->pass_fds,
+	    .n_pass_fds = opts->n_pass_fds,
+	    .cwd = opts->cwd,
+	    .new_session = opts->new_session,
+	    .die_with_parent = opts->die_with_parent,
+	    .parent = getpid(),
+	};
+	int r;
+	if (opts->input) {
+		r = input_memfd(opts->input, opts->input_len, err);
+		if (r < 0)
+			return r;
+		pf->own[0] = r;
+		cs.src[0] = r;
+	} else if ((r = pick_stdio(0, opts->stdin_fd, &cs, pf, err)) < 0) {
+		return r;
+	}
+	r = opts->output ? make_pipe(1, &pf->out_read, &cs, pf, err)
+			 : pick_stdio(1, opts->stdout_fd, &cs, pf, err);
+	if (r < 0)
+		return r;
+	r = opts->capture_stderr ? make_pipe(2, &pf->err_read, &cs, pf, err)
+				 : pick_stdio(2, opts->stderr_fd, &cs, pf, err);
+	if (r < 0)
+		return r;
+
+	struct rlimit rl;
+	cs.maxfd =
+	    (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < INT_MAX)
+		? (int)rl.rlim_cur
+		: 65536;
+
+	int report[2];
+	if (pipe2(report, O_CLOEXEC) < 0)
+		return ferry_error_set(err, errno, "pipe");
+
+	pid_t pid = fork();
+	if (pid < 0) {
+		int e = errno;
+		close(report[0]);
+		close(report[1]);
+		return ferry_error_set(err, e, "fork for '%s'", path);
+	}
+	if (pid == 0) {
+		close(report[0]);
+		child_exec(&cs, report[1], path, argv, envp);
+	}
+
+	close(report[1]);
+	for (int i = 0; i < 3; i++)
+		safe_close(&pf->own[i]);
+
+	struct child_report rep;
+	ssize_t n;
+	do
+		n = read(report[0], &rep, sizeof(rep));
+	while (n < 0 && errno == EINTR);
+	close(report[0]);
+	if (n == (ssize_t)sizeof(rep)) {
+		int status;
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
+		switch (rep.stage) {
+		case STAGE_EXEC:
+			return ferry_error_set(err, rep.error, "exec '%s'", path);
+		case STAGE_CWD:
+			return ferry_error_set(err, rep.error, "'%s': change to directory '%s'", path,
+					       opts->cwd);
+		case STAGE_SESSION:
+			return ferry_error_set(err, rep.error, "'%s': setsid", path);
+		default:
+			return ferry_error_set(err, rep.error, "'%s': set up file descriptors", path);
+		}
+	}
+	*ret_pid = pid;
+	return 0;
+}
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int pidfd_for(pid_t pid)
+{
+#ifdef SYS_pidfd_open
+	long fd = syscall(SYS_pidfd_open, pid, 0);
+	if (fd >= 0) {
+		(void)fcntl((int)fd, F_SETFD, FD_CLOEXEC);
+		return (int)fd;
+	}
+#endif
+	return -1;
+}
+
+struct capture {
+	int fd;
+	char *buf;
+	size_t len;
+	size_t cap;
+	size_t max; /* output: error past this; stderr tail: keep the last STDERR_TAIL */
+	bool tail; /* keep only the end */
+	bool overflow;
+};
+
+/* Reads what is there: 1 when it got bytes, 0 when none were ready, -1 at EOF or error (fd closed). */
+static int capture_read(struct capture *c)
+{
+	char chunk[16384];
+	ssize_t n = read(c->fd, chunk, sizeof(chunk));
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return 0;
+	if (n <= 0) {
+		safe_close(&c->fd);
+		return -1;
+	}
+	size_t add = (size_t)n;
+	if (!c->tail && (c->overflow || c->len + add > c->max)) {
+		c->overflow = true; /* keep draining so the child never blocks on a full pipe */
+		return 1;
+	}
+	if (c->len + add + 1 > c->cap) {
+		c->cap = (c->len + add + 1) * 2;
+		c->buf = xrealloc(c->buf, c->cap);
+	}
+	memcpy(c->buf + c->len, chunk, add);
+	c->len += add;
+	if (c->tail && c->len > 2 * STDERR_TAIL) {
+		memmove(c->buf, c->buf + c->len - STDERR_TAIL, STDERR_TAIL);
+		c->len = STDERR_TAIL;
+	}
+	return 1;
+}
+
+static void capture_drain(struct capture *c)
+{
+	if (c->fd < 0)
+		return;
+	int fl = fcntl(c->fd, F_GETFL);
+	if (fl >= 0)
+		(void)fcntl(c->fd, F_SETFL, fl | O_NONBLOCK);
+	while (capture_read(c) > 0)
+		;
+}
+
+/* The last non-empty line of captured stderr, made printable, or NULL. */
+static char *last_line(const struct capture *c)
+{
+	if (!c || !c->buf || c->len == 0)
+		return NULL;
+	size_t end = c->len;
+	while (end > 0 && (c->buf[end - 1] == '\n' || c->buf[end - 1] == '\r' || c->buf[end - 1] == ' ' ||
+			   c->buf[end - 1] == '\t'))
+		end--;
+	if (end == 0)
+		return NULL;
+	size_t start = end;
+	while (start > 0 && c->buf[start - 1] != '\n')
+		start--;
+	if (end - start > 300)
+		start = end - 300;
+	char *line = xstrndup(c->buf + start, end - start);
+	for (char *p = line; *p; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p == 0x7f)
+			*p = ' ';
+	return line;
+}
+
+/* Waits for @pid while collecting @caps; kills it at the deadline. */
+static int wait_child(pid_t pid, const char *what, unsigned timeout, bool kill_group, struct capture *caps,
+		      size_t ncaps, int *ret_status, bool *ret_timed_out, struct ferry_error **err)
+{
+	_cleanup_close_ int pidfd = pidfd_for(pid);
+	int64_t deadline = timeout ? now_ms() + (int64_t)timeout * 1000 : 0;
+	int status = 0;
+
+	for (;;) {
+		int tmo = -1;
+		if (deadline) {
+			int64_t rem = deadline - now_ms();
+			if (rem <= 0) {
+				if (kill_group)
+					(void)kill(-pid, SIGKILL);
+				(void)kill(pid, SIGKILL);
+				while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+					;
+				*ret_timed_out = true;
+				return 0;
+			}
+			tmo = rem > INT_MAX ? INT_MAX : (int)rem;
+		}
+		if (pidfd < 0 && (tmo < 0 || tmo > POLL_FALLBACK_MS))
+			tmo = POLL_FALLBACK_MS;
+
+		struct pollfd pfd[4];
+		size_t n = 0;
+		int cap_idx[3] = {-1, -1, -1};
+		for (size_t i = 0; i < ncaps && i < 3; i++) {
+			if (caps[i].fd < 0)
+				continue;
+			cap_idx[i] = (int)n;
+			pfd[n++] = (struct pollfd){.fd = caps[i].fd, .events = POLLIN};
+		}
+		int pid_idx = -1;
+		if (pidfd >= 0) {
+			pid_idx = (int)n;
+			pfd[n++] = (struct pollfd){.fd = pidfd, .events = POLLIN};
+		}
+		int pr = poll(pfd, n, tmo);
+		if (pr < 0 && errno != EINTR)
+			return ferry_error_set(err, errno, "poll while waiting for '%s'", what);
+		if (pr > 0)
+			for (size_t i = 0; i < ncaps && i < 3; i++)
+				if (cap_idx[i] >= 0 &&
+				    (pfd[cap_idx[i]].revents & (POLLIN | POLLHUP | POLLERR)))
+					capture_read(&caps[i]);
+		if (pidfd < 0 || (pr > 0 && (pfd[pid_idx].revents & POLLIN))) {
+			pid_t w = waitpid(pid, &status, WNOHANG);
+			if (w < 0 && errno != EINTR)
+				return ferry_error_set(err, errno, "wait for '%s'", what);
+			if (w == pid)
+				break;
+		}
+	}
+	/* Whatever the child wrote before it ended is in the pipes now; a grandchild that keeps them open
+	 * does not hold us up. */
+	for (size_t i = 0; i < ncaps; i++)
+		capture_drain(&caps[i]);
+	*ret_status = status;
+	*ret_timed_out = false;
+	return 0;
+}
+
+static int judge(const char *what, int status, bool timed_out, unsigned timeout, const struct capture *errcap,
+		 int *ret_status, struct ferry_error **err)
+{
+	_cleanup_free_ char *line = last_line(errcap);
+	const char *sep = line ? ": " : "";
+	const char *tail = line ? line : "";
+	if (timed_out)
+		return ferry_error_msg(err, ETIMEDOUT, "'%s' timed out after %u s%s%s", what, timeout, sep,
+				       tail);
+	if (WIFEXITED(status)) {
+		if (ret_status) {
+			*ret_status = WEXITSTATUS(status);
+			return 0;
+		}
+		if (WEXITSTATUS(status) == 0)
+			return 0;
+		return ferry_error_msg(err, 0, "'%s' exited with status %d%s%s", what, WEXITSTATUS(status),
+				       sep, tail);
+	}
+	char desc[64];
+	ferry_spawn_describe_status(status, desc, sizeof(desc));
+	return ferry_error_msg(err, 0, "'%s' %s%s%s", what, desc, sep, tail);
+}
+
+int ferry_spawn(const char *path, char *const argv[], char *const envp[], const struct ferry_spawn_opts *opts,
+		int *ret_status, struct ferry_error **err)
+{
+	static const struct ferry_spawn_opts none = {0};
+	if (!opts)
+		opts = &none;
+	struct parent_fds pf = {.own = {-1, -1, -1}, .out_read = -1, .err_read = -1};
+	pid_t pid = -1;
+	int r = start(path, argv, envp, opts, &pf, &pid, err);
+	if (r < 0) {
+		parent_fds_close(&pf);
+		return r;
+	}
+
+	struct capture caps[2] = {
+	    {.fd = TAKE_FD(pf.out_read), .max = opts->output_max ? opts->output_max : FERRY_SPAWN_OUTPUT_MAX},
+	    {.fd = TAKE_FD(pf.err_read), .tail = true},
+	};
+	int status = 0;
+	bool timed_out = false;
+	r = wait_child(pid, path, opts->timeout, opts->new_session, caps, 2, &status, &timed_out, err);
+	safe_close(&caps[0].fd);
+	safe_close(&caps[1].fd);
+	if (r >= 0)
+		r = judge(path, status, timed_out, opts->timeout, &caps[1], ret_status, err);
+	if (r >= 0 && caps[0].overflow)
+		r = ferry_error_msg(err, EFBIG, "'%s' wrote more than %zu bytes", path, caps[0].max);
+	if (r >= 0 && opts->output) {
+		if (!caps[0].buf)
+			caps[0].buf = xzalloc(1);
+		caps[0].buf[caps[0].len] = '\0';
+		*opts->output = TAKE_PTR(caps[0].buf);
+		if (opts->output_len)
+			*opts->output_len = caps[0].len;
+	}
+	free(caps[0].buf);
+	free(caps[1].buf);
+	return r;
+}
+
+int ferry_spawn_start(const char *path, char *const argv[], char *const envp[],
+		      const struct ferry_spawn_opts *opts, pid_t *ret_pid, struct ferry_error **err)
+{
+	if (opts && (opts->input || opts->output || opts->capture_stderr))
+		return ferry_error_msg(err, EINVAL, "ferry_spawn_start cannot feed or capture '%s'", path);
+	struct parent_fds pf = {.own = {-1, -1, -1}, .out_read = -1, .err_read = -1};
+	int r = start(path, argv, envp, opts, &pf, ret_pid, err);
+	parent_fds_close(&pf);
+	return r;
+}
+
+int ferry_spawn_wait(pid_t pid, const char *what, unsigned timeout, bool kill_group, int *ret_status,
+		     struct ferry_error **err)
+{
+	if (pid <= 0)
+		return ferry_error_msg(err, EINVAL, "bad pid %d to wait for", (int)pid);
+	int status = 0;
+	bool timed_out = false;
+	int r = wait_child(pid, what, timeout, kill_group, NULL, 0, &status, &timed_out, err);
+	if (r < 0)
+		return r;
+	return judge(what, status, timed_out, timeout, NULL, ret_status, err);
+}
+
+int ferry_spawn_kill(pid_t pid, int sig, struct ferry_error **err)
+{
+	if (pid <= 0)
+		return ferry_error_msg(err, EINVAL, "bad pid %d to signal", (int)pid);
+	if (kill(pid, sig) < 0 && errno != ESRCH)
+		return ferry_error_set(err, errno, "kill %d", (int)pid);
+	return 0;
+}

@@ -1,0 +1,648 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* checkpoint.c — dump, restore and delete checkpoints, with the least privilege that works.
+ *
+ * Layout of a checkpoint directory (the user's, e.g. ~/.ferry/checkpoint/NAME):
+ *   gen-000001/    one complete generation: CRIU images, launch.req, dump.log, manifest (last).
+ *                  Root-owned (0755, files 0444): the user can read but not change it.
+ *   current        symlink to the complete generation restarts use: switched atomically.
+ *   .staging-XXXX/ root-only (0700) while a dump runs; CRIU writes into its images/ subdir
+ *                  (the user's, 0700) which no process of the user can reach by path.
+ *
+ * Dump: the starter joins the instance's namespaces, drops to the user with only
+ * CAP_CHECKPOINT_RESTORE and runs CRIU (the bundle bound at /.ferry/criu) on the workload's tree.
+ * CRIU is in the same mount/pid/ipc/uts namespaces as the tree, so it dumps a plain process tree
+ * and needs neither CAP_SYS_ADMIN nor setns. Then, as root, the starter hashes each file, makes
+ * it root's, writes the signed manifest last, renames the generation in and switches `current`.
+ *
+ * Restore: the starter verifies the manifest's HMAC and every file before CRIU sees one, builds a
+ * fresh container from the sealed launch request, and inside it runs CRIU as the user with only
+ * CAP_CHECKPOINT_RESTORE and CAP_SETPCAP: again a plain tree into CRIU's own namespaces. Every
+ * restored process is then checked to run as the user with no capabilities. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/capability.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "criu.h"
+#include "fs.h"
+#include "starter.h"
+
+#define NS_JOIN (CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS)
+#define LAUNCH_FILE "launch.req"
+#define DUMP_LOG "dump.log"
+#define RESTORE_LOG "restore.log"
+
+int checkpoint_open_dir(struct starter *s, const char *path, struct ferry_error **err)
+{
+	/* as the user: the kernel checks their right to reach it */
+	int r = ferry_privs_lower(&s->privs, err);
+	if (r < 0)
+		return r;
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return ferry_error_msg(err, ENOENT, "checkpoint directory '%s' does not exist: create it with 'ferry checkpoint create'", path);
+		return ferry_error_set(err, errno, "checkpoint directory '%s'", path);
+	}
+	struct stat st;
+	if (fstat(fd, &st) < 0 || st.st_uid != s->privs.uid || (st.st_mode & 022)) {
+		close(fd);
+		return ferry_error_msg(err, EPERM, "checkpoint directory '%s' must be yours and not writable by others", path);
+	}
+	s->ckpt_fd = fd;
+	return 0;
+}
+
+/* Removes @name in @dirfd and everything below it, never following a symlink. */
+static int rm_tree(int dirfd, const char *name)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return unlinkat(dirfd, name, 0) < 0 && errno != ENOENT ? -errno : 0;
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return -errno;
+	}
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (streq(de->d_name, ".") || streq(de->d_name, ".."))
+			continue;
+		if (de->d_type == DT_DIR)
+			rm_tree(fd, de->d_name);
+		else if (unlinkat(fd, de->d_name, 0) < 0 && errno == EISDIR)
+			rm_tree(fd, de->d_name);
+	}
+	closedir(d);
+	return unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT ? -errno : 0;
+}
+
+static bool gen_name(const char *name, unsigned long long *ret)
+{
+	if (!startswith(name, "gen-"))
+		return false;
+	unsigned long long n = 0;
+	if (parse_uint64(name + 4, 999999999, &n) < 0)
+		return false;
+	if (ret)
+		*ret = n;
+	return true;
+}
+
+/* Makes every file of the staged generation root's and read-only, hashing it into @m. */
+static int seal_files(int dirfd, struct ferry_manifest *m, struct ferry_error **err)
+{
+	DIR *d = fdopendir(dup(dirfd));
+	if (!d)
+		return ferry_error_set(err, errno, "read the staged checkpoint");
+	struct dirent *de;
+	int r = 0;
+	while (r == 0 && (de = readdir(d))) {
+		if (streq(de->d_name, ".") || streq(de->d_name, ".."))
+			continue;
+		if (!ferry_manifest_name_ok(de->d_name) || streq(de->d_name, FERRY_MANIFEST_NAME)) {
+			r = ferry_error_msg(err, EINVAL, "unexpected file '%s' in the dump", de->d_name);
+			break;
+		}
+		int fd = openat(dirfd, de->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+		struct stat st;
+		if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+			r = ferry_error_msg(err, EINVAL, "'%s' in the dump is not a regular file", de->d_name);
+			if (fd >= 0)
+				close(fd);
+			break;
+		}
+		uint64_t size = 0;
+		char sha[65];
+		if ((r = ferry_sha256_fd(fd, &size, sha, err)) == 0) {
+			if (fchown(fd, 0, 0) < 0 || fchmod(fd, 0444) < 0 || fdatasync(fd) < 0)
+				r = ferry_error_set(err, errno, "seal '%s'", de->d_name);
+			else
+				ferry_manifest_add_file(m, de->d_name, size, sha);
+		}
+		close(fd);
+	}
+	closedir(d);
+	return r;
+}
+
+static int next_generation(int ckfd, unsigned long long *ret)
+{
+	DIR *d = fdopendir(dup(ckfd));
+	if (!d)
+		return -errno;
+	unsigned long long max = 0, n;
+	struct dirent *de;
+	while ((de = readdir(d)))
+		if (gen_name(de->d_name, &n) && n > max)
+			max = n;
+	closedir(d);
+	*ret = max + 1;
+	return 0;
+}
+
+/* Removes the root-owned generations other than @keep, and stale staging directories. */
+static void prune(int ckfd, const char *keep, bool staging_too)
+{
+	DIR *d = fdopendir(dup(ckfd));
+	if (!d)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		bool gen = gen_name(de->d_name, NULL);
+		bool stage = staging_too && startswith(de->d_name, ".staging-");
+		if ((!gen && !stage) || (keep && streq(de->d_name, keep)))
+			continue;
+		struct stat st;
+		if (fstatat(ckfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode) && st.st_uid == 0)
+			rm_tree(ckfd, de->d_name);
+	}
+	closedir(d);
+}
+
+/* Makes the staged generation complete: sealed files, launch request, manifest last, then the
+ * rename into the checkpoint directory and the switch of `current`. */
+static int publish(struct starter *s, const struct ferry_instance *inst, int stfd, int imgfd, const char *launch,
+		   size_t launch_len, char **ret_gen, struct ferry_error **err)
+{
+	unsigned char key[FERRY_KEY_MAX];
+	size_t keylen = 0;
+	int r = ferry_key_load(FERRY_KEY_PATH, key, &keylen, err);
+	if (r < 0)
+		return r;
+	_cleanup_close_ int lfd = openat(imgfd, LAUNCH_FILE, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0444);
+	if (lfd < 0 || ferry_write_all(lfd, launch, launch_len) < 0)
+		return ferry_error_set(err, errno, "write %s", LAUNCH_FILE);
+	char host[HOST_NAME_MAX + 1] = "";
+	gethostname(host, sizeof(host) - 1);
+	_cleanup_(ferry_manifest_freep) struct ferry_manifest *m = xzalloc(sizeof(*m));
+	m->ferry_version = xstrdup(FERRY_VERSION);
+	m->uid = s->privs.uid;
+	m->gid = s->privs.gid;
+	m->instance = xstrdup(inst->name);
+	m->image = xstrdup(inst->image ? inst->image : "");
+	m->image_fingerprint = xstrdup(inst->image_fingerprint ? inst->image_fingerprint : "");
+	m->created = (long long)time(NULL);
+	m->pid = inst->workload;
+	m->node = xstrdup(host);
+	if ((r = seal_files(imgfd, m, err)) < 0)
+		return r;
+	_cleanup_free_ char *text = NULL;
+	r = ferry_manifest_sign(m, key, keylen, &text, err);
+	explicit_bzero(key, sizeof(key));
+	if (r < 0)
+		return r;
+	if ((r = ferry_write_file_atomic(imgfd, FERRY_MANIFEST_NAME, text, strlen(text), 0444, err)) < 0)
+		return r;
+	if (fchown(imgfd, 0, 0) < 0 || fchmod(imgfd, 0755) < 0 || fsync(imgfd) < 0)
+		return ferry_error_set(err, errno, "seal the generation directory");
+
+	unsigned long long n = 0;
+	if ((r = next_generation(s->ckpt_fd, &n)) < 0)
+		return ferry_error_set(err, -r, "read the checkpoint directory");
+	char gen[32];
+	snprintf(gen, sizeof(gen), "gen-%06llu", n);
+	if (renameat(stfd, "images", s->ckpt_fd, gen) < 0)
+		return ferry_error_set(err, errno, "publish generation '%s'", gen);
+	unlinkat(s->ckpt_fd, ".current.tmp", 0);
+	if (symlinkat(gen, s->ckpt_fd, ".current.tmp") < 0 ||
+	    renameat(s->ckpt_fd, ".current.tmp", s->ckpt_fd, "current") < 0)
+		return ferry_error_set(err, errno, "switch 'current' to '%s'", gen);
+	fsync(s->ckpt_fd);
+	*ret_gen = xstrdup(gen);
+	return 0;
+}
+
+void op_checkpoint_dump(struct starter *s)
+{
+	struct ferry_error *err = NULL;
+	const char *name = s->req->instance;
+	struct ferry_instance *inst = NULL;
+	int pidfd = pin_instance(s, name, &inst, &err); /* leaves us root */
+	if (pidfd < 0)
+		die_error(err);
+	if (!inst->checkpoint || inst->workload <= 0)
+		die("instance '%s' was not started with --criu-launch: it cannot be checkpointed", name);
+
+	/* the sealed launch request: root's, next to the record */
+	int rundir = open_rundir(s, false, &err);
+	if (rundir < 0)
+		die_error(err);
+	_cleanup_free_ char *launch_name = xasprintf(".%s.launch", name);
+	_cleanup_close_ int lfd = openat(rundir, launch_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	_cleanup_free_ char *launch = NULL;
+	size_t launch_len = 0;
+	if (lfd < 0 || ferry_read_all(lfd, FERRY_REQUEST_MAX, &launch, &launch_len, &err) < 0)
+		die("instance '%s' has no launch record: restart it with --criu-launch", name);
+	close(rundir);
+
+	if (checkpoint_open_dir(s, inst->checkpoint, &err) < 0)
+		die_error(err);
+	if (ferry_privs_raise(&s->privs, &err) < 0)
+		die_error(err);
+
+	/* staging: root-only directory, with the user's images/ inside for CRIU */
+	unsigned char rnd[8];
+	if (getentropy(rnd, sizeof(rnd)) < 0)
+		die("getentropy: %s", strerror(errno));
+	char stage[64];
+	snprintf(stage, sizeof(stage), ".staging-%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3],
+		 rnd[4], rnd[5], rnd[6], rnd[7]);
+	if (mkdirat(s->ckpt_fd, stage, 0700) < 0)
+		die("create '%s' in '%s': %s", stage, inst->checkpoint, strerror(errno));
+	int stfd = openat(s->ckpt_fd, stage, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	struct stat st;
+	if (stfd < 0 || fstat(stfd, &st) < 0 || st.st_uid != 0 || (st.st_mode & 077)) {
+		rm_tree(s->ckpt_fd, stage);
+		die("staging directory in '%s' was tampered with", inst->checkpoint);
+	}
+	int imgfd = -1;
+	if (mkdirat(stfd, "images", 0700) < 0 || fchownat(stfd, "images", s->privs.uid, s->privs.gid, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    (imgfd = openat(stfd, "images", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+		int e = errno;
+		rm_tree(s->ckpt_fd, stage);
+		die("prepare the dump directory: %s", strerror(e));
+	}
+
+	bool leave_running = s->req->flags & FERRY_REQ_LEAVE_RUNNING;
+	int rep[2], ctl[2];
+	if (pipe2(rep, O_CLOEXEC) < 0 || pipe2(ctl, O_CLOEXEC) < 0)
+		die("pipe: %s", strerror(errno));
+	pid_t child = fork();
+	if (child < 0)
+		die("fork: %s", strerror(errno));
+	if (child == 0) {
+		close(rep[0]);
+		close(ctl[1]);
+		setpgid(0, 0);
+		/* The starter itself stays in the host's namespaces; this child joins the instance's
+		 * and forks once more to be inside its pid namespace too, where CRIU runs. */
+		if (setns(pidfd, NS_JOIN) < 0) {
+			ferry_error_set(&err, errno, "join instance '%s'", name);
+			report_error(rep[1], err);
+			_exit(1);
+		}
+		pid_t inner = fork();
+		if (inner < 0)
+			_exit(1);
+		if (inner > 0) {
+			int ist = 0;
+			close(rep[1]);
+			close(ctl[0]);
+			while (waitpid(inner, &ist, 0) < 0 && errno == EINTR)
+				;
+			_exit(WIFEXITED(ist) ? WEXITSTATUS(ist) : 1);
+		}
+		static const int keep[] = {CAP_CHECKPOINT_RESTORE};
+		struct ferry_criu_opts o = {
+			.binary = FERRY_CRIU_BIN,
+			.images_fd = imgfd,
+			.work_fd = imgfd,
+			.log = DUMP_LOG,
+			.pid = (pid_t)inst->workload,
+			.leave_running = leave_running,
+			.timeout = s->cfg->criu_timeout,
+			.config = leave_running ? NULL : FERRY_CRIU_LEAVE_STOPPED,
+		};
+		_cleanup_free_ char *ps_host = NULL;
+		if (s->req->page_server) {
+			const char *colon = strrchr(s->req->page_server, ':');
+			unsigned long long port = 0;
+			if (!colon || colon == s->req->page_server || parse_uint64(colon + 1, 65535, &port) < 0 || port == 0) {
+				ferry_error_msg(&err, EINVAL, "--page-server '%s': expected HOST:PORT", s->req->page_server);
+				report_error(rep[1], err);
+				_exit(1);
+			}
+			ps_host = xstrndup(s->req->page_server, (size_t)(colon - s->req->page_server));
+			o.ps_addr = ps_host;
+			o.ps_port = (int)port;
+		}
+		if (ferry_privs_drop(&s->privs, keep, ARRAY_SIZE(keep), &err) < 0) {
+			report_error(rep[1], err);
+			_exit(1);
+		}
+		/* CRIU reads our fds through /proc/PID/fd: let it (it holds the same capabilities,
+		 * so the user's other processes still cannot ptrace us) */
+		prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+		prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+		if (ferry_criu_dump(&o, &err) < 0) {
+			report_error(rep[1], err);
+			_exit(1);
+		}
+		/* The tree is dumped and stopped (or running, with --leave-running). Wait for the
+		 * starter: K(ill) once the checkpoint is published, C(ontinue) if that failed. */
+		(void)ferry_write_all(rep[1], "D\n", 2);
+		char what = 'C';
+		if (read(ctl[0], &what, 1) != 1)
+			what = 'C';
+		if (!leave_running)
+			kill(-1, what == 'K' ? SIGKILL : SIGCONT); /* every process of the instance but init */
+		_exit(0);
+	}
+	close(rep[1]);
+	close(ctl[0]);
+	close(pidfd);
+	/* wait for "D" (dumped), "E ..." (failed) or the timeout */
+	char msg[4096] = "";
+	size_t got = 0;
+	bool timed_out = false;
+	struct pollfd p = {.fd = rep[0], .events = POLLIN};
+	long long deadline_ms = (long long)s->cfg->criu_timeout * 1000;
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (got < sizeof(msg) - 1 && !memchr(msg, '\n', got)) {
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		long long left = deadline_ms - ((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000);
+		if (left <= 0) {
+			timed_out = true;
+			break;
+		}
+		int r = poll(&p, 1, (int)(left > INT_MAX ? INT_MAX : left));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			continue;
+		ssize_t n = read(rep[0], msg + got, sizeof(msg) - 1 - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	msg[got] = '\0';
+	char *nl = strchr(msg, '\n');
+	if (nl)
+		*nl = '\0';
+	if (timed_out || !streq(msg, "D")) {
+		kill(-child, SIGKILL);
+		kill(child, SIGKILL);
+		waitpid(child, NULL, 0);
+		rm_tree(s->ckpt_fd, stage);
+		if (timed_out)
+			die("checkpoint of '%s' timed out after %u s ('criu timeout' in ferry.conf); the instance keeps running",
+			    name, s->cfg->criu_timeout);
+		if (*msg)
+			die("checkpoint of '%s' failed: %s; the instance keeps running", name,
+			    startswith(msg, "E ") ? msg + 2 : msg);
+		die("checkpoint of '%s' failed: the dumping process died; the instance keeps running", name);
+	}
+	_cleanup_free_ char *gen = NULL;
+	int pr = publish(s, inst, stfd, imgfd, launch, launch_len, &gen, &err);
+	(void)ferry_write_all(ctl[1], pr < 0 ? "C" : "K", 1);
+	close(ctl[1]);
+	while (waitpid(child, NULL, 0) < 0 && errno == EINTR)
+		;
+	if (pr < 0) {
+		rm_tree(s->ckpt_fd, stage);
+		die("checkpoint of '%s': %s; the instance keeps running", name, err->message);
+	}
+	close(imgfd);
+	close(stfd);
+	unlinkat(s->ckpt_fd, stage, AT_REMOVEDIR);
+	prune(s->ckpt_fd, gen, false);
+	printf("%s/%s\n", inst->checkpoint, gen);
+	ferry_instance_free(inst);
+	exit(0);
+}
+
+static int verify_files(int genfd, const struct ferry_manifest *m, struct ferry_error **err)
+{
+	for (size_t i = 0; i < m->n_files; i++) {
+		const struct ferry_manifest_file *f = &m->files[i];
+		_cleanup_close_ int fd = openat(genfd, f->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+		struct stat st;
+		if (fd < 0)
+			return ferry_error_msg(err, ENOENT, "file '%s' of the checkpoint is missing", f->name);
+		if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != 0 || (st.st_mode & 022) || st.st_nlink != 1)
+			return ferry_error_msg(err, EPERM, "file '%s' of the checkpoint is not ferry's sealed file", f->name);
+		uint64_t size = 0;
+		char sha[65];
+		int r = ferry_sha256_fd(fd, &size, sha, err);
+		if (r < 0)
+			return ferry_error_wrap(err, "'%s'", f->name);
+		if (size != f->size || !streq(sha, f->sha256))
+			return ferry_error_msg(err, EPERM, "file '%s' of the checkpoint was altered", f->name);
+	}
+	/* nothing may be there that the manifest does not list */
+	DIR *d = fdopendir(dup(genfd));
+	if (!d)
+		return ferry_error_set(err, errno, "read the checkpoint");
+	struct dirent *de;
+	int r = 0;
+	while (r == 0 && (de = readdir(d)))
+		if (!streq(de->d_name, ".") && !streq(de->d_name, "..") && !streq(de->d_name, FERRY_MANIFEST_NAME) &&
+		    !ferry_manifest_find(m, de->d_name))
+			r = ferry_error_msg(err, EPERM, "file '%s' in the checkpoint is not in its manifest", de->d_name);
+	closedir(d);
+	return r;
+}
+
+int checkpoint_prepare_restart(struct starter *s, struct ferry_error **err)
+{
+	const char *path = s->req->checkpoint;
+	int r = checkpoint_open_dir(s, path, err);
+	if (r < 0)
+		return r;
+	char target[64] = "";
+	ssize_t n = readlinkat(s->ckpt_fd, "current", target, sizeof(target) - 1);
+	if (n < 0) {
+		bool any = false;
+		DIR *d = fdopendir(dup(s->ckpt_fd));
+		struct dirent *de;
+		while (d && (de = readdir(d)))
+			any = any || gen_name(de->d_name, NULL) || startswith(de->d_name, ".staging-");
+		if (d)
+			closedir(d);
+		if (any)
+			return ferry_error_msg(err, ENOENT, "checkpoint '%s' is incomplete (a dump did not finish): it cannot be restored", path);
+		return ferry_error_msg(err, ENOENT, "checkpoint '%s' is empty: checkpoint an instance into it first", path);
+	}
+	target[n] = '\0';
+	if (!gen_name(target, NULL))
+		return ferry_error_msg(err, EPERM, "checkpoint '%s': 'current' does not name a generation", path);
+	if ((r = ferry_privs_raise(&s->privs, err)) < 0)
+		return r;
+	int genfd = openat(s->ckpt_fd, target, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	struct stat st;
+	if (genfd < 0)
+		return ferry_error_msg(err, ENOENT, "checkpoint '%s' is incomplete: '%s' is missing", path, target);
+	if (fstat(genfd, &st) < 0 || st.st_uid != 0 || (st.st_mode & 022)) {
+		close(genfd);
+		return ferry_error_msg(err, EPERM, "checkpoint '%s' was not sealed by ferry (%s is not root's)", path, target);
+	}
+	_cleanup_close_ int mfd = openat(genfd, FERRY_MANIFEST_NAME, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	_cleanup_free_ char *text = NULL;
+	size_t len = 0;
+	if (mfd < 0 || fstat(mfd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(genfd);
+		return ferry_error_msg(err, ENOENT, "checkpoint '%s' is incomplete: it has no manifest", path);
+	}
+	if (st.st_uid != 0 || (st.st_mode & 022) || ferry_read_all(mfd, FERRY_MANIFEST_MAX, &text, &len, err) < 0) {
+		close(genfd);
+		return ferry_error_msg(err, EPERM, "checkpoint '%s': its manifest is not ferry's", path);
+	}
+	unsigned char key[FERRY_KEY_MAX];
+	size_t keylen = 0;
+	if ((r = ferry_key_load(FERRY_KEY_PATH, key, &keylen, err)) < 0) {
+		close(genfd);
+		return r;
+	}
+	struct ferry_manifest *m = NULL;
+	r = ferry_manifest_verify(text, len, key, keylen, &m, err);
+	explicit_bzero(key, sizeof(key));
+	if (r < 0) {
+		close(genfd);
+		return ferry_error_wrap(err, "checkpoint '%s' is refused", path);
+	}
+	if (m->uid != s->privs.uid) {
+		close(genfd);
+		ferry_manifest_free(m);
+		return ferry_error_msg(err, EPERM, "checkpoint '%s' was made by another user: it cannot be restored by you", path);
+	}
+	if ((r = verify_files(genfd, m, err)) < 0) {
+		close(genfd);
+		ferry_manifest_free(m);
+		return ferry_error_wrap(err, "checkpoint '%s' is refused", path);
+	}
+	/* the launch request, verified with the rest */
+	_cleanup_close_ int lfd = openat(genfd, LAUNCH_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	_cleanup_free_ char *lbuf = NULL;
+	size_t llen = 0;
+	struct ferry_request *launch = NULL;
+	if (!ferry_manifest_find(m, LAUNCH_FILE) || lfd < 0 ||
+	    ferry_read_all(lfd, FERRY_REQUEST_MAX, &lbuf, &llen, err) < 0 ||
+	    ferry_request_decode(lbuf, llen, &launch, err) < 0 || launch->op != FERRY_OP_INSTANCE_START ||
+	    !(launch->flags & FERRY_REQ_CRIU_LAUNCH)) {
+		close(genfd);
+		ferry_manifest_free(m);
+		ferry_request_free(launch);
+		return ferry_error_msg(err, EINVAL, "checkpoint '%s' has no valid launch request", path);
+	}
+	if ((r = ferry_privs_lower(&s->privs, err)) < 0)
+		return r;
+
+	/* the restart's choices override the recorded image, instance name and page server */
+	struct ferry_request *req = s->req;
+	launch->flags = (launch->flags & ~(uint32_t)FERRY_REQ_CRIU_LAUNCH) | FERRY_REQ_CRIU_RESTART;
+	if (req->image) {
+		free(launch->image);
+		launch->image = TAKE_PTR(req->image);
+	}
+	if (req->instance) {
+		free(launch->instance);
+		launch->instance = TAKE_PTR(req->instance);
+	}
+	free(launch->checkpoint);
+	launch->checkpoint = TAKE_PTR(req->checkpoint);
+	launch->page_server = TAKE_PTR(req->page_server);
+	ferry_request_free(req);
+	s->req = launch;
+	s->restore_fd = genfd;
+	s->manifest = m;
+	return 0;
+}
+
+static bool creds_ok(pid_t pid, uid_t uid, gid_t gid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	_cleanup_free_ char *buf = NULL;
+	if (ferry_read_file(path, 65536, &buf, NULL, NULL) < 0)
+		return true; /* gone */
+	unsigned u[4], g[4];
+	char *p = strstr(buf, "\nUid:"), *q = strstr(buf, "\nGid:");
+	if (!p || !q || sscanf(p, "\nUid: %u %u %u %u", &u[0], &u[1], &u[2], &u[3]) != 4 ||
+	    sscanf(q, "\nGid: %u %u %u %u", &g[0], &g[1], &g[2], &g[3]) != 4)
+		return false;
+	for (int i = 0; i < 4; i++)
+		if (u[i] != uid || g[i] != gid)
+			return false;
+	static const char *const caps[] = {"\nCapInh:", "\nCapPrm:", "\nCapEff:", "\nCapAmb:"};
+	for (size_t i = 0; i < ARRAY_SIZE(caps); i++) {
+		char *c = strstr(buf, caps[i]);
+		unsigned long long v = 1;
+		if (!c || sscanf(c + strlen(caps[i]), " %llx", &v) != 1 || v != 0)
+			return false;
+	}
+	return true;
+}
+
+static int report_fd = -1;
+
+static void restore_timeout(int sig)
+{
+	static const char msg[] = "E CRIU restore timed out ('criu timeout' in ferry.conf)\n";
+	(void)!write(report_fd, msg, sizeof(msg) - 1);
+	kill(0, SIGKILL);
+}
+
+void run_restorer(struct starter *s, int report, int pid_fd)
+{
+	struct ferry_error *err = NULL;
+	static const int keep[] = {CAP_CHECKPOINT_RESTORE, CAP_SETPCAP};
+	setpgid(0, 0);
+	if (ferry_privs_drop(&s->privs, keep, ARRAY_SIZE(keep), &err) < 0) {
+		report_error(report, err);
+		_exit(255);
+	}
+	prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+	report_fd = report;
+	signal(SIGALRM, restore_timeout);
+	alarm(s->cfg->criu_timeout);
+	struct ferry_criu_opts o = {
+		.binary = FERRY_CRIU_BIN,
+		.images_fd = s->restore_fd,
+		.work_fd = s->ckpt_fd,
+		.log = RESTORE_LOG,
+		.timeout = s->cfg->criu_timeout,
+	};
+	pid_t pid = 0;
+	if (ferry_criu_restore(&o, &pid, &err) < 0) {
+		report_error(report, err);
+		_exit(255);
+	}
+	alarm(0);
+	/* Trust, but verify: every process now in the container must be the user's, without
+	 * capabilities. Anything else is killed and the restore fails. */
+	DIR *d = opendir("/proc");
+	bool ok = d != NULL;
+	struct dirent *de;
+	while (ok && (de = readdir(d))) {
+		unsigned long long p = 0;
+		if (parse_uint64(de->d_name, INT32_MAX, &p) < 0 || p == 1 || (pid_t)p == getpid())
+			continue;
+		ok = creds_ok((pid_t)p, s->privs.uid, s->privs.gid);
+	}
+	if (d)
+		closedir(d);
+	if (!ok) {
+		kill(-1, SIGKILL);
+		ferry_error_msg(&err, EPERM, "a restored process does not run as you without capabilities: restore refused");
+		report_error(report, err);
+		_exit(255);
+	}
+	char line[32];
+	int n = snprintf(line, sizeof(line), "%d", (int)pid);
+	(void)ferry_write_all(pid_fd, line, (size_t)n);
+	_exit(0);
+}
+
+void op_checkpoint_delete(struct starter *s)
+{
+	struct ferry_error *err = NULL;
+	if (checkpoint_open_dir(s, s->req->checkpoint, &err) < 0)
+		die_error(err);
+	if (ferry_privs_raise(&s->privs, &err) < 0)
+		die_error(err);
+	unlinkat(s->ckpt_fd, "current", 0);
+	prune(s->ckpt_fd, NULL, true);
+	exit(0);
+}

@@ -1,0 +1,251 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* container.c — the container's filesystem: image, overlay, /proc, /dev, binds, pivot_root.
+ *
+ * Runs as root in the child that is pid 1 of fresh mount/pid/ipc/uts namespaces. Every path
+ * inside the container is resolved with openat2(RESOLVE_IN_ROOT), so symlinks in a user's
+ * image can never make a mount land outside the container's root; every host source was opened
+ * by the user before (struct mount_req), so no host path is looked up here with root's rights. */
+#include <fcntl.h>
+#include <linux/mount.h>
+#include <linux/openat2.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/sysmacros.h>
+
+#include "fs.h"
+#include "starter.h"
+
+static int sys_open_tree(int dfd, const char *path, unsigned flags)
+{
+	return (int)syscall(SYS_open_tree, dfd, path, flags);
+}
+
+static int sys_move_mount(int from_dfd, const char *from, int to_dfd, const char *to, unsigned flags)
+{
+	return (int)syscall(SYS_move_mount, from_dfd, from, to_dfd, to, flags);
+}
+
+static int sys_mount_setattr(int dfd, const char *path, unsigned flags, struct mount_attr *attr)
+{
+	return (int)syscall(SYS_mount_setattr, dfd, path, flags, attr, sizeof(*attr));
+}
+
+/* A detached clone of the mount tree at @src_fd, with the given attributes. */
+static int clone_tree(int src_fd, bool recursive, uint64_t attrs, const char *what, struct ferry_error **err)
+{
+	int tree = sys_open_tree(src_fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH |
+						     (recursive ? AT_RECURSIVE : 0));
+	if (tree < 0)
+		return ferry_error_set(err, errno, "clone mount of '%s'", what);
+	struct mount_attr attr = {.attr_set = attrs};
+	if (attrs && sys_mount_setattr(tree, "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0), &attr) < 0) {
+		int e = errno;
+		close(tree);
+		return ferry_error_set(err, e, "set mount attributes of '%s'", what);
+	}
+	return tree;
+}
+
+static int attach_tree(int tree, int target_fd, const char *what, struct ferry_error **err)
+{
+	if (sys_move_mount(tree, "", target_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+		return ferry_error_set(err, errno, "mount '%s'", what);
+	return 0;
+}
+
+int container_clone_trees(struct starter *s, struct ferry_error **err)
+{
+	if (s->image.kind == FERRY_IMAGE_DIR) {
+		s->image_tree = clone_tree(s->image_fd, false, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+					   s->req->image, err);
+		if (s->image_tree < 0)
+			return s->image_tree;
+	}
+	for (size_t i = 0; i < s->n_mounts; i++) {
+		struct mount_req *m = &s->mounts[i];
+		if (m->fd < 0)
+			continue;
+		uint64_t attrs = MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | (m->ro ? MOUNT_ATTR_RDONLY : 0);
+		m->tree = clone_tree(m->fd, true, attrs, m->src, err);
+		if (m->tree < 0)
+			return m->tree;
+	}
+	return 0;
+}
+
+/* Makes sure @path exists under @layer (our tmpfs) when the image lacks it, so the read-only
+ * overlay has a mount point for it. Directories for dirs, empty files for files. */
+static int ensure_mountpoint(int image_root, int layer, const char *path, bool is_dir, struct ferry_error **err)
+{
+	_cleanup_close_ int probe = ferry_open_in_root(image_root, path, O_PATH, 0, 0);
+	if (probe >= 0)
+		return 0;
+	_cleanup_free_ char *rel = xstrdup(path + strspn(path, "/"));
+	for (char *s = rel; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdirat(layer, rel, 0755) < 0 && errno != EEXIST)
+			return ferry_error_set(err, errno, "create mount point '/%s'", rel);
+		*s = '/';
+	}
+	if (is_dir) {
+		if (mkdirat(layer, rel, 0755) < 0 && errno != EEXIST)
+			return ferry_error_set(err, errno, "create mount point '/%s'", rel);
+	} else {
+		int fd = openat(layer, rel, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+		if (fd < 0)
+			return ferry_error_set(err, errno, "create mount point '/%s'", rel);
+		close(fd);
+	}
+	return 0;
+}
+
+static int mount_image(struct starter *s, const char *target, struct ferry_error **err)
+{
+	_cleanup_close_ int tfd = open(target, O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (tfd < 0)
+		return ferry_error_set(err, errno, "open '%s'", target);
+	if (s->image.kind == FERRY_IMAGE_DIR)
+		return attach_tree(s->image_tree, tfd, s->req->image, err);
+
+	_cleanup_close_ int loop = -1;
+	int r = loop_attach(s->image_fd, s->image.offset, s->image.size, &loop, err);
+	if (r < 0)
+		return r;
+	char lpath[FERRY_FD_PATH_MAX], tpath[FERRY_FD_PATH_MAX];
+	if (mount(ferry_proc_fd(loop, lpath), ferry_proc_fd(tfd, tpath), "squashfs", MS_RDONLY | MS_NOSUID | MS_NODEV,
+		  NULL) < 0)
+		return ferry_error_set(err, errno, "mount squashfs of '%s' (corrupt image?)", s->req->image);
+	return 0;
+}
+
+static int mount_at(int root, const char *dst, const char *src, const char *fstype, unsigned long flags,
+		    const char *data, struct ferry_error **err)
+{
+	_cleanup_close_ int t = ferry_open_in_root(root, dst, O_PATH | O_DIRECTORY, 0, RESOLVE_NO_SYMLINKS);
+	if (t < 0)
+		return ferry_error_set(err, -t, "mount point '%s' in the container", dst);
+	char tpath[FERRY_FD_PATH_MAX];
+	if (mount(src, ferry_proc_fd(t, tpath), fstype, flags, data) < 0)
+		return ferry_error_set(err, errno, "mount %s on '%s'", fstype, dst);
+	return 0;
+}
+
+static int setup_dev(int root, struct ferry_error **err)
+{
+	int r = mount_at(root, "/dev", "tmpfs", "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=65536k", err);
+	if (r < 0)
+		return r;
+	_cleanup_close_ int dev = ferry_open_in_root(root, "/dev", O_PATH | O_DIRECTORY, 0, RESOLVE_NO_SYMLINKS);
+	if (dev < 0)
+		return ferry_error_set(err, -dev, "open /dev in the container");
+	static const struct {
+		const char *name;
+		unsigned major, minor;
+	} nodes[] = {{"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7}, {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0}};
+	for (size_t i = 0; i < ARRAY_SIZE(nodes); i++) {
+		if (mknodat(dev, nodes[i].name, S_IFCHR | 0666, makedev(nodes[i].major, nodes[i].minor)) < 0)
+			return ferry_error_set(err, errno, "mknod /dev/%s", nodes[i].name);
+		/* mknod honours the umask: make the mode exact */
+		if (fchmodat(dev, nodes[i].name, 0666, 0) < 0)
+			return ferry_error_set(err, errno, "chmod /dev/%s", nodes[i].name);
+	}
+	static const struct {
+		const char *target, *name;
+	} links[] = {{"/proc/self/fd", "fd"},   {"/proc/self/fd/0", "stdin"}, {"/proc/self/fd/1", "stdout"},
+		     {"/proc/self/fd/2", "stderr"}, {"pts/ptmx", "ptmx"}};
+	for (size_t i = 0; i < ARRAY_SIZE(links); i++)
+		if (symlinkat(links[i].target, dev, links[i].name) < 0)
+			return ferry_error_set(err, errno, "symlink /dev/%s", links[i].name);
+	if (mkdirat(dev, "shm", 01777) < 0 || fchmodat(dev, "shm", 01777, 0) < 0)
+		return ferry_error_set(err, errno, "mkdir /dev/shm");
+	if (mkdirat(dev, "pts", 0755) < 0)
+		return ferry_error_set(err, errno, "mkdir /dev/pts");
+	return mount_at(root, "/dev/pts", "devpts", "devpts", MS_NOSUID | MS_NOEXEC,
+			"newinstance,ptmxmode=0666,mode=0620", err);
+}
+
+int container_setup(struct starter *s, struct ferry_error **err)
+{
+	int r;
+	const char *stage = STARTER_STAGE;
+
+	/* Nothing we mount may propagate back to the host. */
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		return ferry_error_set(err, errno, "make mounts private");
+	if (mount("ferry", stage, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=16m") < 0)
+		return ferry_error_set(err, errno, "mount session tmpfs on '%s' (run 'make install')", stage);
+	_cleanup_close_ int sfd = open(stage, O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+	if (sfd < 0)
+		return ferry_error_set(err, errno, "open '%s'", stage);
+	if (mkdirat(sfd, "image", 0755) < 0 || mkdirat(sfd, "layer", 0755) < 0 || mkdirat(sfd, "root", 0755) < 0)
+		return ferry_error_set(err, errno, "create session directories");
+
+	_cleanup_free_ char *image_dir = xasprintf("%s/image", stage);
+	_cleanup_free_ char *layer_dir = xasprintf("%s/layer", stage);
+	_cleanup_free_ char *root_dir = xasprintf("%s/root", stage);
+	if ((r = mount_image(s, image_dir, err)) < 0)
+		return r;
+
+	/* Mount points the image lacks go into the layer under the read-only overlay. */
+	_cleanup_close_ int image_root = open(image_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	_cleanup_close_ int layer = open(layer_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (image_root < 0 || layer < 0)
+		return ferry_error_set(err, errno, "open session directories");
+	static const char *const system_dirs[] = {"/proc", "/dev", "/sys", "/tmp"};
+	for (size_t i = 0; i < ARRAY_SIZE(system_dirs); i++)
+		if ((r = ensure_mountpoint(image_root, layer, system_dirs[i], true, err)) < 0)
+			return r;
+	for (size_t i = 0; i < s->n_mounts; i++)
+		if ((r = ensure_mountpoint(image_root, layer, s->mounts[i].dst, s->mounts[i].is_dir, err)) < 0)
+			return r;
+
+	_cleanup_free_ char *opts = xasprintf("lowerdir=%s:%s", layer_dir, image_dir);
+	if (mount("overlay", root_dir, "overlay", MS_RDONLY | MS_NOSUID | MS_NODEV, opts) < 0)
+		return ferry_error_set(err, errno, "mount overlay root");
+	_cleanup_close_ int root = open(root_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (root < 0)
+		return ferry_error_set(err, errno, "open '%s'", root_dir);
+
+	if ((r = mount_at(root, "/proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, err)) < 0)
+		return r;
+	if ((r = mount_at(root, "/sys", "sysfs", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL,
+			  err)) < 0)
+		return r;
+	if ((r = setup_dev(root, err)) < 0)
+		return r;
+
+	for (size_t i = 0; i < s->n_mounts; i++) {
+		struct mount_req *m = &s->mounts[i];
+		if (m->fd < 0) { /* a private tmpfs (--contain's /tmp) */
+			if ((r = mount_at(root, m->dst, "tmpfs", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777", err)) < 0)
+				return r;
+			continue;
+		}
+		_cleanup_close_ int t = ferry_open_in_root(root, m->dst, O_PATH, 0, 0);
+		if (t < 0)
+			return ferry_error_set(err, -t, "bind destination '%s' in the container", m->dst);
+		if ((r = attach_tree(m->tree, t, m->src, err)) < 0)
+			return ferry_error_wrap(err, "bind '%s' to '%s'", m->src, m->dst);
+	}
+
+	if (fchdir(root) < 0)
+		return ferry_error_set(err, errno, "chdir to the new root");
+	_cleanup_close_ int newroot = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (newroot < 0)
+		return ferry_error_set(err, errno, "open the new root");
+	if (fchdir(newroot) < 0)
+		return ferry_error_set(err, errno, "chdir to the new root");
+	/* pivot_root(".", "."): the old root ends up on top of the new one; detach it. */
+	if (syscall(SYS_pivot_root, ".", ".") < 0)
+		return ferry_error_set(err, errno, "pivot_root");
+	if (umount2(".", MNT_DETACH) < 0)
+		return ferry_error_set(err, errno, "detach the old root");
+	if (chdir("/") < 0)
+		return ferry_error_set(err, errno, "chdir /");
+	if (s->req->hostname && sethostname(s->req->hostname, strlen(s->req->hostname)) < 0)
+		return ferry_error_set(err, errno, "set hostname '%s'", s->req->hostname);
+	return 0;
+}

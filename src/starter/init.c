@@ -1,0 +1,166 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* init.c — the container's pid 1 and the workload's last steps before execve.
+ *
+ * Both run with the user's identity only: container_init drops every privilege before it does
+ * anything else, so no process inside a container is ever root-owned (which also lets the
+ * user's own CRIU dump the whole tree later). */
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+
+#include "fs.h"
+#include "starter.h"
+
+extern char **environ;
+
+static void reset_signals(void)
+{
+	sigset_t none;
+	sigemptyset(&none);
+	for (int sig = 1; sig < NSIG; sig++)
+		signal(sig, SIG_DFL); /* fails harmlessly for SIGKILL, SIGSTOP and glibc's internals */
+	sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+static bool dir_exists(const char *path)
+{
+	return path && access(path, X_OK) == 0;
+}
+
+void exec_workload(struct starter *s, int report)
+{
+	struct ferry_error *err = NULL;
+	reset_signals();
+	const char *pwd = s->req->pwd;
+	if (pwd) {
+		if (chdir(pwd) < 0) {
+			ferry_error_set(&err, errno, "--pwd '%s' in the container", pwd);
+			report_error(report, err);
+			_exit(255);
+		}
+	} else if (!(dir_exists(s->req->cwd) && chdir(s->req->cwd) == 0) &&
+		   !(dir_exists(s->home) && chdir(s->home) == 0) && chdir("/") < 0) {
+		_exit(255);
+	}
+	/* a checkpointable workload leads its own session: CRIU dumps its tree from there */
+	if (s->criu)
+		setsid();
+	environ = s->req->env;
+	execvp(s->req->argv[0], s->req->argv);
+	ferry_error_set(&err, errno, "cannot run '%s' in the container", s->req->argv[0]);
+	report_error(report, err);
+	_exit(errno == ENOENT ? 127 : 126);
+}
+
+static int status_code(int st)
+{
+	if (WIFEXITED(st))
+		return WEXITSTATUS(st);
+	if (WIFSIGNALED(st))
+		return 128 + WTERMSIG(st);
+	return 255;
+}
+
+static void write_pid_line(int fd, pid_t pid)
+{
+	char line[32];
+	int n = snprintf(line, sizeof(line), "P %d\n", (int)pid);
+	(void)ferry_write_all(fd, line, (size_t)n);
+}
+
+void container_init(struct starter *s, int report)
+{
+	struct ferry_error *err = NULL;
+	pid_t restorer = -1;
+	int pid_pipe[2] = {-1, -1};
+	if (s->restore_fd >= 0) {
+		/* the restorer needs capabilities init must not keep: fork it while still root */
+		if (pipe2(pid_pipe, O_CLOEXEC) < 0 || (restorer = fork()) < 0) {
+			ferry_error_set(&err, errno, "start the restorer");
+			report_error(report, err);
+			_exit(255);
+		}
+		if (restorer == 0) {
+			close(pid_pipe[0]);
+			run_restorer(s, report, pid_pipe[1]);
+		}
+		close(pid_pipe[1]);
+	} else if (s->criu) {
+		/* the workload's pid must not be one the restore-time helpers take (see starter.h) */
+		int fd = open("/proc/sys/kernel/ns_last_pid", O_WRONLY | O_CLOEXEC);
+		char v[16];
+		int n = snprintf(v, sizeof(v), "%d", STARTER_WORKLOAD_PID - 1);
+		if (fd < 0 || write(fd, v, (size_t)n) != n) {
+			ferry_error_set(&err, errno, "raise ns_last_pid");
+			report_error(report, err);
+			_exit(255);
+		}
+		close(fd);
+	}
+	if (ferry_privs_drop(&s->privs, NULL, 0, &err) < 0) {
+		report_error(report, err);
+		_exit(255);
+	}
+	/* Dropping privileges cleared it: die with our parent (the starter or the monitor). */
+	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	/* An instance's init leads its own session: CRIU refuses a session leader outside the
+	 * pid namespace. A plain exec keeps the caller's terminal session for job control. */
+	if (s->instance)
+		setsid();
+
+	sigset_t all;
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, NULL);
+
+	pid_t main_pid = 0;
+	if (restorer > 0) {
+		char buf[32] = "";
+		ssize_t n = read(pid_pipe[0], buf, sizeof(buf) - 1);
+		close(pid_pipe[0]);
+		unsigned long long v = 0;
+		if (n > 0)
+			buf[n] = '\0';
+		if (n <= 0 || parse_uint64(buf, INT32_MAX, &v) < 0 || v == 0)
+			_exit(255); /* the restorer reported why */
+		main_pid = (pid_t)v;
+		write_pid_line(report, main_pid);
+	} else if (s->req->argv && s->req->argv[0]) {
+		main_pid = fork();
+		if (main_pid < 0) {
+			ferry_error_set(&err, errno, "fork the workload");
+			report_error(report, err);
+			_exit(255);
+		}
+		if (main_pid == 0)
+			exec_workload(s, report);
+		if (s->criu)
+			write_pid_line(report, main_pid);
+	}
+	close(report);
+	ferry_close_fds(3, NULL);
+
+	for (;;) {
+		siginfo_t info;
+		int sig = sigwaitinfo(&all, &info);
+		if (sig < 0)
+			continue;
+		if (sig == SIGCHLD) {
+			int st;
+			pid_t p;
+			while ((p = waitpid(-1, &st, WNOHANG)) > 0)
+				if (p == main_pid)
+					_exit(status_code(st));
+			continue;
+		}
+		if (main_pid > 0) {
+			kill(main_pid, sig);
+			continue;
+		}
+		/* an idle instance ends on the usual termination signals */
+		if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP || sig == SIGQUIT) {
+			kill(-1, SIGTERM);
+			_exit(0);
+		}
+	}
+}

@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* starter.h — ferry-starter, the setuid-root part of ferry. See docs/security.md. */
+#ifndef FERRY_STARTER_H
+#define FERRY_STARTER_H
+
+#include <sys/types.h>
+
+#include "config.h"
+#include "error.h"
+#include "manifest.h"
+#include "image.h"
+#include "privs.h"
+#include "instance.h"
+#include "request.h"
+
+/* The session directory every container builds its rootfs in. Each container mounts a fresh
+ * tmpfs over it inside its own mount namespace, so containers never see each other's. */
+#define STARTER_STAGE FERRY_STATEDIR "/mnt"
+#define STARTER_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+/* A mount the container gets: a host object opened (as the user) before any privilege is
+ * used, so what is mounted is what the policy checked, whatever happens to the path later. */
+struct mount_req {
+	int fd;        /* O_PATH fd of the source, or -1 for a fresh tmpfs */
+	int tree;      /* detached clone of the source's mount tree (see container_clone_trees) */
+	char *src;     /* resolved host path (for messages) */
+	char *dst;     /* absolute path inside the container */
+	bool ro;
+	bool is_dir;
+};
+
+struct starter {
+	struct ferry_privs privs;
+	struct ferry_config *cfg;
+	struct ferry_request *req;
+	char *user;     /* from the passwd entry of the real uid, never from the request */
+	char *home;     /* idem; NULL when the user has no usable home */
+	int image_fd;
+	int image_tree; /* detached clone of a directory image */
+	struct ferry_image_info image;
+	struct mount_req *mounts;
+	size_t n_mounts;
+	bool instance;  /* INSTANCE_START: init gets its own session and idles without argv */
+	int log_out, log_err; /* instance logs, opened as the user */
+	char *log_out_path, *log_err_path;
+	bool criu;            /* a checkpointable instance (launched or restarted) */
+	int ckpt_fd;          /* its checkpoint directory, opened as the user */
+	int restore_fd;       /* restart: the verified generation directory */
+	struct ferry_manifest *manifest; /* restart: its verified manifest */
+	char *image_fingerprint;
+};
+
+/* The workload of a checkpointable instance gets a high pid (ns_last_pid is raised first), so
+ * that at restore the pids it needs are free in the new container, whose init, restorer and
+ * CRIU take the lowest ones. */
+#define STARTER_WORKLOAD_PID 10000
+/* Inside containers: the instance's log files and (checkpointable instances) CRIU. */
+#define STARTER_STDOUT "/.ferry/stdout"
+#define STARTER_STDERR "/.ferry/stderr"
+#define STARTER_CRIU_BUNDLE FERRY_LIBEXECDIR "/criu"
+
+
+/* container.c: in the host mount namespace, as root, before the namespaces are made: clones
+ * the mount trees of the directory image and of every bind source (opened by the user) as
+ * detached mounts, which the container then attaches in its own namespace. */
+int container_clone_trees(struct starter *s, struct ferry_error **err);
+/* container.c: in the child that is pid 1 of the new namespaces, as root. */
+int container_setup(struct starter *s, struct ferry_error **err);
+/* loop.c */
+int loop_attach(int file_fd, uint64_t offset, uint64_t size, int *ret_fd, struct ferry_error **err);
+/* init.c: drops privileges for good, then runs as the container's init. Never returns.
+ * @report is written an error line when the workload cannot be started. */
+_noreturn_ void container_init(struct starter *s, int report);
+/* init.c: runs argv in the current (container) namespaces after dropping privileges; writes
+ * an error line to @report when exec fails. Never returns. */
+_noreturn_ void exec_workload(struct starter *s, int report);
+/* checkpoint.c */
+/* Opens the checkpoint directory @path as the user: it must be theirs and not writable by others. */
+int checkpoint_open_dir(struct starter *s, const char *path, struct ferry_error **err);
+/* Restart: finds the current generation, verifies manifest, signature and every file, and turns
+ * s->req into the launch request it records (with the restart's overrides). */
+int checkpoint_prepare_restart(struct starter *s, struct ferry_error **err);
+_noreturn_ void op_checkpoint_dump(struct starter *s);
+_noreturn_ void op_checkpoint_delete(struct starter *s);
+/* In the container, as root, before init drops privileges: the restorer process. Writes the
+ * restored root's pid to @pid_fd, or an error line to @report. Never returns. */
+_noreturn_ void run_restorer(struct starter *s, int report, int pid_fd);
+/* main.c */
+int open_rundir(struct starter *s, bool create, struct ferry_error **err);
+int read_record(int dirfd, const char *name, struct ferry_instance **ret, struct ferry_error **err);
+/* Pins the caller's running instance @name: verifies record, start time and uid; returns a pidfd. */
+int pin_instance(struct starter *s, const char *name, struct ferry_instance **ret, struct ferry_error **err);
+char *read_report(int fd);
+_noreturn_ void die_report(char *msg);
+_noreturn_ void die(const char *fmt, ...) _printf_(1, 2);
+_noreturn_ void die_error(struct ferry_error *err);
+/* Writes "E <message>\n" to @fd (best effort). */
+void report_error(int fd, struct ferry_error *err);
+
+#endif
