@@ -16,38 +16,38 @@
 #include "names.h"
 
 static const char checkpoint_help[] =
-	"Usage: ferry checkpoint create [--mem-dir] NAME\n"
-	"       ferry checkpoint list [--json]\n"
-	"       ferry checkpoint delete NAME\n"
-	"       ferry checkpoint instance --criu [--leave-running] [--page-server HOST:PORT] INSTANCE\n"
-	"\n"
-	"A checkpoint is a directory that holds the saved state of one instance: by default\n"
-	"~/.ferry/checkpoint/NAME, or with --mem-dir a directory on a tmpfs ('mem dir' in ferry.conf,\n"
-	"default /dev/shm) that ~/.ferry/checkpoint/NAME points to. NAME may also be a path (with a\n"
-	"'/'), e.g. on a shared filesystem.\n"
-	"\n"
-	"Start an instance that can be checkpointed with\n"
-	"    ferry instance start --criu-launch NAME [OPTIONS] IMAGE INSTANCE COMMAND...\n"
-	"save it with\n"
-	"    ferry checkpoint instance --criu INSTANCE\n"
-	"and bring it back, here or on another node, with\n"
-	"    ferry instance start --criu-restart NAME [IMAGE [INSTANCE]]\n"
-	"\n"
-	"Each dump writes a new generation and switches to it only once it is complete and signed\n"
-	"(a manifest of sizes and SHA-256 sums, with an HMAC under the cluster key): a dump that fails\n"
-	"leaves the instance running and the previous checkpoint in place, and a checkpoint that is\n"
-	"incomplete, altered or someone else's is refused at restart.\n"
-	"\n"
-	"checkpoint create:\n"
-	"      --mem-dir              keep the checkpoint in memory (tmpfs): fast, lost on reboot\n"
-	"checkpoint list:\n"
-	"      --json                 machine-readable output\n"
-	"checkpoint instance:\n"
-	"      --criu                 use CRIU (the only method; required, as in the paper)\n"
-	"      --leave-running        keep the instance running after the dump (default: it stops)\n"
-	"      --page-server HOST:PORT  send memory pages to a CRIU page server instead of the directory\n"
-	"\n"
-	"Exit status: 0 on success, 255 with a one-line message otherwise.\n";
+    "Usage: ferry checkpoint create [--mem-dir] NAME\n"
+    "       ferry checkpoint list [--json]\n"
+    "       ferry checkpoint delete NAME\n"
+    "       ferry checkpoint instance --criu [--leave-running] [--page-server HOST:PORT] INSTANCE\n"
+    "\n"
+    "A checkpoint is a directory that holds the saved state of one instance: by default\n"
+    "~/.ferry/checkpoint/NAME, or with --mem-dir a directory on a tmpfs ('mem dir' in ferry.conf,\n"
+    "default /dev/shm) that ~/.ferry/checkpoint/NAME points to. NAME may also be a path (with a\n"
+    "'/'), e.g. on a shared filesystem.\n"
+    "\n"
+    "Start an instance that can be checkpointed with\n"
+    "    ferry instance start --criu-launch NAME [OPTIONS] IMAGE INSTANCE COMMAND...\n"
+    "save it with\n"
+    "    ferry checkpoint instance --criu INSTANCE\n"
+    "and bring it back, here or on another node, with\n"
+    "    ferry instance start --criu-restart NAME [IMAGE [INSTANCE]]\n"
+    "\n"
+    "Each dump writes a new generation and switches to it only once it is complete and signed\n"
+    "(a manifest of sizes and SHA-256 sums, with an HMAC under the cluster key): a dump that fails\n"
+    "leaves the instance running and the previous checkpoint in place, and a checkpoint that is\n"
+    "incomplete, altered or someone else's is refused at restart.\n"
+    "\n"
+    "checkpoint create:\n"
+    "      --mem-dir              keep the checkpoint in memory (tmpfs): fast, lost on reboot\n"
+    "checkpoint list:\n"
+    "      --json                 machine-readable output\n"
+    "checkpoint instance:\n"
+    "      --criu                 use CRIU (the only method; required, as in the paper)\n"
+    "      --leave-running        keep the instance running after the dump (default: it stops)\n"
+    "      --page-server HOST:PORT  send memory pages to a CRIU page server instead of the directory\n"
+    "\n"
+    "Exit status: 0 on success, 255 with a one-line message otherwise.\n";
 
 static int load_config(struct ferry_config **ret)
 {
@@ -101,7 +101,8 @@ char *checkpoint_resolve(const char *name, bool must_exist)
 	char real[PATH_MAX];
 	if (!realpath(path, real)) {
 		if (must_exist)
-			cli_fail("no checkpoint '%s': create it with 'ferry checkpoint create %s'", name, name);
+			cli_fail("no checkpoint '%s': create it with 'ferry checkpoint create %s'", name,
+				 name);
 		return must_exist ? NULL : TAKE_PTR(path);
 	}
 	return xstrdup(real);
@@ -148,7 +149,9 @@ static int do_create(int argc, char **argv)
 	_cleanup_free_ char *entry = xasprintf("%s/%s", base, name);
 	struct stat st;
 	if (lstat(entry, &st) == 0)
-		return cli_fail("checkpoint '%s' already exists: delete it first ('ferry checkpoint delete %s')", name, name);
+		return cli_fail(
+		    "checkpoint '%s' already exists: delete it first ('ferry checkpoint delete %s')", name,
+		    name);
 	if (!mem) {
 		if (mkdir(entry, 0700) < 0)
 			return cli_fail("create checkpoint '%s': %s", entry, strerror(errno));
@@ -160,7 +163,8 @@ static int do_create(int argc, char **argv)
 	if (mkdir(userdir, 0700) < 0 && errno != EEXIST)
 		return cli_fail("create '%s': %s", userdir, strerror(errno));
 	if (lstat(userdir, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != getuid() || (st.st_mode & 077))
-		return cli_fail("'%s' is not a private directory of yours: remove it or ask your admin", userdir);
+		return cli_fail("'%s' is not a private directory of yours: remove it or ask your admin",
+				userdir);
 	_cleanup_free_ char *memdir = xasprintf("%s/%s", userdir, name);
 	if (mkdir(memdir, 0700) < 0)
 		return cli_fail("create checkpoint '%s': %s", memdir, strerror(errno));
@@ -256,7 +260,8 @@ static void describe(const char *name, const char *path, struct ckpt_info *ci)
 	}
 	target[n] = '\0';
 	_cleanup_close_ int gfd = openat(fd, target, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	_cleanup_close_ int mfd = gfd < 0 ? -1 : openat(gfd, FERRY_MANIFEST_NAME, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	_cleanup_close_ int mfd =
+	    gfd < 0 ? -1 : openat(gfd, FERRY_MANIFEST_NAME, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	_cleanup_free_ char *text = NULL;
 	size_t len = 0;
 	struct ferry_manifest *m = NULL;
@@ -309,7 +314,8 @@ static int do_list(int argc, char **argv)
 	if (json)
 		printf("{\"checkpoints\": [");
 	else
-		printf("%-20s %-11s %10s %-16s %-20s %s\n", "NAME", "STATE", "SIZE", "INSTANCE", "TIME", "LOCATION");
+		printf("%-20s %-11s %10s %-16s %-20s %s\n", "NAME", "STATE", "SIZE", "INSTANCE", "TIME",
+		       "LOCATION");
 	int shown = 0;
 	for (int i = 0; i < n; i++) {
 		const char *name = names[i]->d_name;
@@ -362,9 +368,11 @@ static int do_instance(int argc, char **argv)
 {
 	enum { OPT_CRIU = 256, OPT_LEAVE, OPT_PS };
 	static const struct option longopts[] = {
-		{"criu", no_argument, NULL, OPT_CRIU},     {"leave-running", no_argument, NULL, OPT_LEAVE},
-		{"page-server", required_argument, NULL, OPT_PS}, {"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"criu", no_argument, NULL, OPT_CRIU},
+	    {"leave-running", no_argument, NULL, OPT_LEAVE},
+	    {"page-server", required_argument, NULL, OPT_PS},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	bool criu = false;
 	struct ferry_request req = {.op = FERRY_OP_CHECKPOINT_DUMP};
@@ -385,13 +393,15 @@ static int do_instance(int argc, char **argv)
 		case 'h':
 			return fputs(checkpoint_help, stdout), 0;
 		default:
-			return cli_fail("unknown option '%s' for 'ferry checkpoint instance'", argv[optind - 1]);
+			return cli_fail("unknown option '%s' for 'ferry checkpoint instance'",
+					argv[optind - 1]);
 		}
 	}
 	if (!criu)
 		return cli_fail("'ferry checkpoint instance' needs --criu (the checkpoint method)");
 	if (optind != argc - 1)
-		return cli_fail("usage: ferry checkpoint instance --criu [--leave-running] [--page-server HOST:PORT] INSTANCE");
+		return cli_fail(
+		    "usage: ferry checkpoint instance --criu [--leave-running] [--page-server HOST:PORT] INSTANCE");
 	struct ferry_error *err = NULL;
 	if (ferry_name_check(argv[optind], "instance", &err) < 0)
 		return cli_error(err);

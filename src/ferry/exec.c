@@ -2,56 +2,56 @@
 /* exec.c — ferry exec, run and shell. */
 #include "ferry.h"
 
-#define OPTIONS_HELP                                                                                         \
-	"Options:\n"                                                                                         \
-	"  -B, --bind SRC[:DST[:ro|rw]]  bind a host path into the container (repeatable, or comma-\n"      \
-	"                                separated); users may bind paths under their home and the\n"       \
-	"                                'allow bind path' entries of ferry.conf\n"                          \
-	"  -c, --contain                 do not bind $HOME, the current directory and /tmp; give the\n"     \
-	"                                container a private /tmp (and an empty $HOME)\n"                    \
-	"  -e, --cleanenv                do not pass the host environment (only HOME, USER, TERM, LANG...)\n" \
+#define OPTIONS_HELP                                                                                           \
+	"Options:\n"                                                                                           \
+	"  -B, --bind SRC[:DST[:ro|rw]]  bind a host path into the container (repeatable, or comma-\n"         \
+	"                                separated); users may bind paths under their home and the\n"          \
+	"                                'allow bind path' entries of ferry.conf\n"                            \
+	"  -c, --contain                 do not bind $HOME, the current directory and /tmp; give the\n"        \
+	"                                container a private /tmp (and an empty $HOME)\n"                      \
+	"  -e, --cleanenv                do not pass the host environment (only HOME, USER, TERM, LANG...)\n"  \
 	"      --env KEY=VALUE           set a variable inside (repeatable); FERRYENV_KEY=VALUE on the host\n" \
-	"                                does the same\n"                                                     \
-	"      --pwd DIR                 working directory inside (default: the current directory when\n"   \
-	"                                it is visible inside, else $HOME, else /)\n"                        \
-	"      --hostname NAME           the container's hostname (own UTS namespace)\n"                     \
-	"      --no-home                 do not bind $HOME\n"                                                \
+	"                                does the same\n"                                                      \
+	"      --pwd DIR                 working directory inside (default: the current directory when\n"      \
+	"                                it is visible inside, else $HOME, else /)\n"                          \
+	"      --hostname NAME           the container's hostname (own UTS namespace)\n"                       \
+	"      --no-home                 do not bind $HOME\n"                                                  \
 	"  -h, --help                    show this help\n"
 
 #define ABOUT                                                                                                \
-	"The container has its own mount, pid, ipc and uts namespaces; inside, you are yourself (same\n"    \
-	"uid, gid and groups) with no capabilities and no_new_privs. The image is mounted read-only.\n"     \
+	"The container has its own mount, pid, ipc and uts namespaces; inside, you are yourself (same\n"     \
+	"uid, gid and groups) with no capabilities and no_new_privs. The image is mounted read-only.\n"      \
 	"IMAGE is a sandbox directory, a squashfs file or a SIF file.\n"
 
 static const char exec_help[] =
-	"Usage: ferry exec [OPTIONS] IMAGE COMMAND [ARGS...]\n"
-	"       ferry exec [OPTIONS] instance://NAME COMMAND [ARGS...]\n"
-	"\n"
-	"Run COMMAND in a new container made from IMAGE, or inside the running instance NAME.\n"
-	"The exit status is COMMAND's (128+N when killed by signal N; 255 for ferry's own errors).\n\n" ABOUT
-	"\n" OPTIONS_HELP "\n"
-	"Examples:\n"
-	"  ferry exec lammps.sif lmp -in in.lj\n"
-	"  ferry exec -B /data/run1:/work --pwd /work image.sif ./simulate\n"
-	"  ferry exec instance://job1 ps\n";
+    "Usage: ferry exec [OPTIONS] IMAGE COMMAND [ARGS...]\n"
+    "       ferry exec [OPTIONS] instance://NAME COMMAND [ARGS...]\n"
+    "\n"
+    "Run COMMAND in a new container made from IMAGE, or inside the running instance NAME.\n"
+    "The exit status is COMMAND's (128+N when killed by signal N; 255 for ferry's own errors).\n\n" ABOUT
+    "\n" OPTIONS_HELP "\n"
+    "Examples:\n"
+    "  ferry exec lammps.sif lmp -in in.lj\n"
+    "  ferry exec -B /data/run1:/work --pwd /work image.sif ./simulate\n"
+    "  ferry exec instance://job1 ps\n";
 
 static const char run_help[] =
-	"Usage: ferry run [OPTIONS] IMAGE [ARGS...]\n"
-	"\n"
-	"Run the image's runscript (/.singularity.d/runscript, from %runscript in its definition file)\n"
-	"with ARGS, after sourcing /.singularity.d/env/*.sh. Without a runscript, run ARGS, or a shell.\n\n" ABOUT
-	"\n" OPTIONS_HELP;
+    "Usage: ferry run [OPTIONS] IMAGE [ARGS...]\n"
+    "\n"
+    "Run the image's runscript (/.singularity.d/runscript, from %runscript in its definition file)\n"
+    "with ARGS, after sourcing /.singularity.d/env/*.sh. Without a runscript, run ARGS, or a shell.\n\n" ABOUT
+    "\n" OPTIONS_HELP;
 
 static const char shell_help[] =
-	"Usage: ferry shell [OPTIONS] IMAGE\n"
-	"\n"
-	"Start an interactive /bin/sh in a new container made from IMAGE.\n\n" ABOUT "\n" OPTIONS_HELP;
+    "Usage: ferry shell [OPTIONS] IMAGE\n"
+    "\n"
+    "Start an interactive /bin/sh in a new container made from IMAGE.\n\n" ABOUT "\n" OPTIONS_HELP;
 
 static const char run_wrapper[] =
-	"for f in /.singularity.d/env/*.sh; do [ -r \"$f\" ] && . \"$f\"; done\n"
-	"if [ -x /.singularity.d/runscript ]; then exec /.singularity.d/runscript \"$@\"; fi\n"
-	"if [ $# -gt 0 ]; then exec \"$@\"; fi\n"
-	"exec /bin/sh\n";
+    "for f in /.singularity.d/env/*.sh; do [ -r \"$f\" ] && . \"$f\"; done\n"
+    "if [ -x /.singularity.d/runscript ]; then exec /.singularity.d/runscript \"$@\"; fi\n"
+    "if [ $# -gt 0 ]; then exec \"$@\"; fi\n"
+    "exec /bin/sh\n";
 
 enum mode { MODE_EXEC, MODE_RUN, MODE_SHELL };
 
@@ -73,11 +73,13 @@ static int run_verb(int argc, char **argv, enum mode mode)
 
 	if (startswith(image, "instance://")) {
 		if (mode != MODE_EXEC)
-			return cli_fail("'ferry %s' needs an image; use 'ferry exec instance://NAME CMD' for instances",
-					argv[0]);
+			return cli_fail(
+			    "'ferry %s' needs an image; use 'ferry exec instance://NAME CMD' for instances",
+			    argv[0]);
 		if (o.req.n_binds || o.req.hostname || (o.req.flags & FERRY_REQ_CONTAIN))
-			return cli_fail("--bind, --contain and --hostname apply when a container is created, not to "
-					"instance://");
+			return cli_fail(
+			    "--bind, --contain and --hostname apply when a container is created, not to "
+			    "instance://");
 		o.req.op = FERRY_OP_INSTANCE_JOIN;
 		o.req.instance = xstrdup(image + strlen("instance://"));
 		build_env(&o, NULL);

@@ -17,10 +17,10 @@ bool cli_is_help(const char *arg);
 /* launch.c — options shared by exec/run/shell/instance start, and the way to the starter. */
 struct container_opts {
 	struct ferry_request req; /* filled by parse_container_opts; argv/env added by the verb */
-	char **extra_env;         /* --env KEY=VALUE */
-	const char *criu_launch;  /* instance start --criu-launch NAME */
+	char **extra_env; /* --env KEY=VALUE */
+	const char *criu_launch; /* instance start --criu-launch NAME */
 	const char *criu_restart; /* instance start --criu-restart NAME */
-	const char *page_server;  /* instance start --page-server PORT */
+	const char *page_server; /* instance start --page-server PORT */
 };
 /* Parses the container options at the front of argv (stops at the first non-option). Returns
  * the index of the first operand, or -1 after printing an error (exit status in *ret_status),

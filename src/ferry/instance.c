@@ -11,37 +11,37 @@
 #include "names.h"
 
 static const char instance_help[] =
-	"Usage: ferry instance start [OPTIONS] IMAGE NAME [COMMAND [ARGS...]]\n"
-	"       ferry instance list [--json]\n"
-	"       ferry instance stop [--signal SIG] [--timeout SECONDS] [--force] NAME... | --all\n"
-	"\n"
-	"An instance is a container that runs in the background under a NAME of your choice (letters,\n"
-	"digits, '_', '.', '-'; at most 64). It runs COMMAND, or idles until stopped when none is given;\n"
-	"'ferry exec instance://NAME CMD' runs more commands inside it. Its output goes to\n"
-	"~/.ferry/instances/HOST/NAME.out and .err. You see and control only your own instances.\n"
-	"\n"
-	"instance start takes the options of 'ferry exec' (--bind, --contain, --cleanenv, --env, --pwd,\n"
-	"--hostname, --no-home), and:\n"
-	"      --criu-launch NAME   make the instance checkpointable into checkpoint NAME (see\n"
-	"                           'ferry checkpoint --help'); its options are saved there\n"
-	"      --criu-restart NAME  restore the instance saved in checkpoint NAME, with the options it\n"
-	"                           was launched with: 'instance start --criu-restart NAME [IMAGE [INST]]'\n"
-	"                           (IMAGE and INSTANCE default to the saved ones)\n"
-	"\n"
-	"instance list:\n"
-	"      --json               machine-readable output\n"
-	"\n"
-	"instance stop:\n"
-	"  -s, --signal SIG         send SIG (a name like TERM or USR1, or a number) and return\n"
-	"  -t, --timeout SECONDS    wait this long after SIGTERM before SIGKILL (default 10)\n"
-	"  -F, --force              send SIGKILL at once\n"
-	"  -a, --all                stop all your instances\n"
-	"\n"
-	"Examples:\n"
-	"  ferry instance start lammps.sif job1 lmp -in in.lj\n"
-	"  ferry instance list\n"
-	"  ferry exec instance://job1 tail -n 3 log.lammps\n"
-	"  ferry instance stop job1\n";
+    "Usage: ferry instance start [OPTIONS] IMAGE NAME [COMMAND [ARGS...]]\n"
+    "       ferry instance list [--json]\n"
+    "       ferry instance stop [--signal SIG] [--timeout SECONDS] [--force] NAME... | --all\n"
+    "\n"
+    "An instance is a container that runs in the background under a NAME of your choice (letters,\n"
+    "digits, '_', '.', '-'; at most 64). It runs COMMAND, or idles until stopped when none is given;\n"
+    "'ferry exec instance://NAME CMD' runs more commands inside it. Its output goes to\n"
+    "~/.ferry/instances/HOST/NAME.out and .err. You see and control only your own instances.\n"
+    "\n"
+    "instance start takes the options of 'ferry exec' (--bind, --contain, --cleanenv, --env, --pwd,\n"
+    "--hostname, --no-home), and:\n"
+    "      --criu-launch NAME   make the instance checkpointable into checkpoint NAME (see\n"
+    "                           'ferry checkpoint --help'); its options are saved there\n"
+    "      --criu-restart NAME  restore the instance saved in checkpoint NAME, with the options it\n"
+    "                           was launched with: 'instance start --criu-restart NAME [IMAGE [INST]]'\n"
+    "                           (IMAGE and INSTANCE default to the saved ones)\n"
+    "\n"
+    "instance list:\n"
+    "      --json               machine-readable output\n"
+    "\n"
+    "instance stop:\n"
+    "  -s, --signal SIG         send SIG (a name like TERM or USR1, or a number) and return\n"
+    "  -t, --timeout SECONDS    wait this long after SIGTERM before SIGKILL (default 10)\n"
+    "  -F, --force              send SIGKILL at once\n"
+    "  -a, --all                stop all your instances\n"
+    "\n"
+    "Examples:\n"
+    "  ferry instance start lammps.sif job1 lmp -in in.lj\n"
+    "  ferry instance list\n"
+    "  ferry exec instance://job1 tail -n 3 log.lammps\n"
+    "  ferry instance stop job1\n";
 
 static int list_instances(struct ferry_instance ***ret)
 {
@@ -111,7 +111,8 @@ static int do_list(int argc, char **argv)
 			struct tm tm;
 			if (localtime_r(&t, &tm))
 				strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
-			printf("%-24s %-8d %-20s %s\n", list[i]->name, (int)list[i]->pid, when, list[i]->image ? list[i]->image : "");
+			printf("%-24s %-8d %-20s %s\n", list[i]->name, (int)list[i]->pid, when,
+			       list[i]->image ? list[i]->image : "");
 		}
 	}
 	ferry_instance_list_free(list);
@@ -123,8 +124,9 @@ static int parse_signal(const char *s)
 	static const struct {
 		const char *name;
 		int sig;
-	} sigs[] = {{"HUP", SIGHUP},   {"INT", SIGINT},   {"QUIT", SIGQUIT}, {"KILL", SIGKILL}, {"USR1", SIGUSR1},
-		    {"USR2", SIGUSR2}, {"TERM", SIGTERM}, {"CONT", SIGCONT}, {"STOP", SIGSTOP}, {"ALRM", SIGALRM}};
+	} sigs[] = {{"HUP", SIGHUP},   {"INT", SIGINT},	  {"QUIT", SIGQUIT}, {"KILL", SIGKILL},
+		    {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"TERM", SIGTERM}, {"CONT", SIGCONT},
+		    {"STOP", SIGSTOP}, {"ALRM", SIGALRM}};
 	unsigned long long n;
 	if (parse_uint64(s, 64, &n) == 0 && n > 0)
 		return (int)n;
@@ -157,7 +159,8 @@ static int stop_one(const struct ferry_instance *inst, int sig, bool wait, unsig
 	struct pollfd p = {.fd = pidfd, .events = POLLIN};
 	int r = poll(&p, 1, (int)timeout * 1000);
 	if (r == 0) {
-		fprintf(stderr, "ferry: instance '%s' did not stop within %u s: killing it\n", inst->name, timeout);
+		fprintf(stderr, "ferry: instance '%s' did not stop within %u s: killing it\n", inst->name,
+			timeout);
 		syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
 		poll(&p, 1, 10000);
 	}
@@ -168,9 +171,9 @@ static int stop_one(const struct ferry_instance *inst, int sig, bool wait, unsig
 static int do_stop(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"signal", required_argument, NULL, 's'}, {"timeout", required_argument, NULL, 't'},
-		{"force", no_argument, NULL, 'F'},        {"all", no_argument, NULL, 'a'},
-		{"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+	    {"signal", required_argument, NULL, 's'}, {"timeout", required_argument, NULL, 't'},
+	    {"force", no_argument, NULL, 'F'},	      {"all", no_argument, NULL, 'a'},
+	    {"help", no_argument, NULL, 'h'},	      {NULL, 0, NULL, 0},
 	};
 	int sig = SIGTERM, c;
 	bool all = false, custom = false;
@@ -182,7 +185,8 @@ static int do_stop(int argc, char **argv)
 		case 's':
 			sig = parse_signal(optarg);
 			if (sig < 0)
-				return cli_fail("unknown signal '%s': use a name like TERM or USR1, or a number", optarg);
+				return cli_fail(
+				    "unknown signal '%s': use a name like TERM or USR1, or a number", optarg);
 			custom = true;
 			break;
 		case 't':
@@ -218,7 +222,8 @@ static int do_stop(int argc, char **argv)
 		for (size_t j = 0; list[j] && !found; j++)
 			found = streq(list[j]->name, argv[i]);
 		if (!found)
-			status = cli_fail("no instance '%s' of yours is running: see 'ferry instance list'", argv[i]);
+			status = cli_fail("no instance '%s' of yours is running: see 'ferry instance list'",
+					  argv[i]);
 	}
 	for (size_t j = 0; list[j]; j++) {
 		bool wanted = all;
@@ -247,9 +252,11 @@ static int do_start(int argc, char **argv)
 	if (o.criu_restart) {
 		/* everything else comes from the checkpoint: [IMAGE [INSTANCE]] may override */
 		if (argc - i > 2)
-			return cli_fail("usage: ferry instance start --criu-restart NAME [--page-server PORT] [IMAGE [INSTANCE]]");
+			return cli_fail(
+			    "usage: ferry instance start --criu-restart NAME [--page-server PORT] [IMAGE [INSTANCE]]");
 		if (o.req.n_binds || o.req.hostname || o.req.pwd || o.extra_env || o.req.flags)
-			return cli_fail("--criu-restart restores the options the instance was launched with: give no others");
+			return cli_fail(
+			    "--criu-restart restores the options the instance was launched with: give no others");
 		o.req.flags = FERRY_REQ_CRIU_RESTART;
 		o.req.checkpoint = checkpoint_resolve(o.criu_restart, true);
 		if (!o.req.checkpoint)

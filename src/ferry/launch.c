@@ -57,13 +57,18 @@ int parse_container_opts(int argc, char **argv, const char *help, struct contain
 {
 	enum { OPT_PWD = 256, OPT_HOSTNAME, OPT_NO_HOME, OPT_LAUNCH, OPT_RESTART, OPT_PS };
 	static const struct option longopts[] = {
-		{"bind", required_argument, NULL, 'B'},   {"contain", no_argument, NULL, 'c'},
-		{"cleanenv", no_argument, NULL, 'e'},     {"env", required_argument, NULL, 'E'},
-		{"pwd", required_argument, NULL, OPT_PWD}, {"hostname", required_argument, NULL, OPT_HOSTNAME},
-		{"no-home", no_argument, NULL, OPT_NO_HOME}, {"help", no_argument, NULL, 'h'},
-		{"criu-launch", required_argument, NULL, OPT_LAUNCH}, {"criu-restart", required_argument, NULL, OPT_RESTART},
-		{"page-server", required_argument, NULL, OPT_PS},
-		{NULL, 0, NULL, 0},
+	    {"bind", required_argument, NULL, 'B'},
+	    {"contain", no_argument, NULL, 'c'},
+	    {"cleanenv", no_argument, NULL, 'e'},
+	    {"env", required_argument, NULL, 'E'},
+	    {"pwd", required_argument, NULL, OPT_PWD},
+	    {"hostname", required_argument, NULL, OPT_HOSTNAME},
+	    {"no-home", no_argument, NULL, OPT_NO_HOME},
+	    {"help", no_argument, NULL, 'h'},
+	    {"criu-launch", required_argument, NULL, OPT_LAUNCH},
+	    {"criu-restart", required_argument, NULL, OPT_RESTART},
+	    {"page-server", required_argument, NULL, OPT_PS},
+	    {NULL, 0, NULL, 0},
 	};
 	struct ferry_error *err = NULL;
 	optind = 1;
@@ -92,7 +97,8 @@ int parse_container_opts(int argc, char **argv, const char *help, struct contain
 			break;
 		case OPT_PWD:
 			if (optarg[0] != '/') {
-				*ret_status = cli_fail("--pwd '%s': give an absolute path inside the container", optarg);
+				*ret_status = cli_fail(
+				    "--pwd '%s': give an absolute path inside the container", optarg);
 				return -1;
 			}
 			free(o->req.pwd);
@@ -109,7 +115,8 @@ int parse_container_opts(int argc, char **argv, const char *help, struct contain
 		case OPT_RESTART:
 		case OPT_PS:
 			if (!streq(argv[0], "start")) {
-				*ret_status = cli_fail("%s belongs to 'ferry instance start'", argv[optind - 1]);
+				*ret_status =
+				    cli_fail("%s belongs to 'ferry instance start'", argv[optind - 1]);
 				return -1;
 			}
 			if (c == OPT_LAUNCH)
@@ -125,10 +132,13 @@ int parse_container_opts(int argc, char **argv, const char *help, struct contain
 			return 0;
 		default:
 			if (optopt)
-				*ret_status = cli_fail("unknown option '-%c' for 'ferry %s': see 'ferry %s --help'", optopt, argv[0], argv[0]);
+				*ret_status =
+				    cli_fail("unknown option '-%c' for 'ferry %s': see 'ferry %s --help'",
+					     optopt, argv[0], argv[0]);
 			else
-				*ret_status = cli_fail("unknown option '%s' for 'ferry %s': see 'ferry %s --help'", argv[optind - 1],
-						       argv[0], argv[0]);
+				*ret_status =
+				    cli_fail("unknown option '%s' for 'ferry %s': see 'ferry %s --help'",
+					     argv[optind - 1], argv[0], argv[0]);
 			return -1;
 		}
 	}
@@ -232,7 +242,8 @@ int exec_starter(const struct ferry_request *req)
 	char *const argv[] = {"ferry-starter", NULL};
 	char *const envp[] = {NULL};
 	execve(STARTER, argv, envp);
-	return cli_fail("cannot run '%s': %s (is ferry installed? run 'make install' as root)", STARTER, strerror(errno));
+	return cli_fail("cannot run '%s': %s (is ferry installed? run 'make install' as root)", STARTER,
+			strerror(errno));
 }
 
 int run_starter_capture(const struct ferry_request *req, char **ret_out, size_t *ret_len)

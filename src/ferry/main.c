@@ -5,22 +5,22 @@
 #include "ferry.h"
 
 static const char usage[] =
-	"Usage: ferry COMMAND [OPTIONS] ...\n"
-	"\n"
-	"ferry runs HPC containers that can be checkpointed, restarted and migrated with CRIU.\n"
-	"\n"
-	"Commands:\n"
-	"  exec IMAGE CMD [ARGS...]        run a command in a container (IMAGE or instance://NAME)\n"
-	"  run IMAGE [ARGS...]             run the image's runscript\n"
-	"  shell IMAGE                     start an interactive shell in a container\n"
-	"  instance start|list|stop        manage background instances\n"
-	"  checkpoint create|list|delete|instance   checkpoint instances with CRIU\n"
-	"  build OUT SRC                   build a SIF or squashfs image from a directory or definition file\n"
-	"  inspect IMAGE                   show what an image is\n"
-	"  version                         print the version\n"
-	"\n"
-	"IMAGE is a sandbox directory, a squashfs file or a SIF file, detected automatically.\n"
-	"Run 'ferry COMMAND --help' for a command's options, 'man ferry' for the manual.\n";
+    "Usage: ferry COMMAND [OPTIONS] ...\n"
+    "\n"
+    "ferry runs HPC containers that can be checkpointed, restarted and migrated with CRIU.\n"
+    "\n"
+    "Commands:\n"
+    "  exec IMAGE CMD [ARGS...]        run a command in a container (IMAGE or instance://NAME)\n"
+    "  run IMAGE [ARGS...]             run the image's runscript\n"
+    "  shell IMAGE                     start an interactive shell in a container\n"
+    "  instance start|list|stop        manage background instances\n"
+    "  checkpoint create|list|delete|instance   checkpoint instances with CRIU\n"
+    "  build OUT SRC                   build a SIF or squashfs image from a directory or definition file\n"
+    "  inspect IMAGE                   show what an image is\n"
+    "  version                         print the version\n"
+    "\n"
+    "IMAGE is a sandbox directory, a squashfs file or a SIF file, detected automatically.\n"
+    "Run 'ferry COMMAND --help' for a command's options, 'man ferry' for the manual.\n";
 
 int cli_error(struct ferry_error *err)
 {
@@ -49,8 +49,13 @@ static const struct {
 	const char *name;
 	int (*fn)(int, char **);
 } verbs[] = {
-	{"exec", cmd_exec},       {"run", cmd_run},         {"shell", cmd_shell}, {"instance", cmd_instance},
-	{"checkpoint", cmd_checkpoint}, {"build", cmd_build},     {"inspect", cmd_inspect},
+    {"exec", cmd_exec},
+    {"run", cmd_run},
+    {"shell", cmd_shell},
+    {"instance", cmd_instance},
+    {"checkpoint", cmd_checkpoint},
+    {"build", cmd_build},
+    {"inspect", cmd_inspect},
 };
 
 int main(int argc, char **argv)

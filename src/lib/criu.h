@@ -19,16 +19,16 @@
 #define FERRY_CRIU_LEAVE_STOPPED FERRY_CRIU_DIR "/leave-stopped.conf"
 
 struct ferry_criu_opts {
-	const char *binary;  /* CRIU binary (FERRY_CRIU_BIN inside a container) */
-	int images_fd;       /* directory CRIU reads or writes images in */
-	int work_fd;         /* directory for the log (and CRIU's work files) */
-	const char *log;     /* log file name in work_fd */
-	pid_t pid;           /* dump: root of the tree */
-	bool leave_running;  /* dump */
+	const char *binary; /* CRIU binary (FERRY_CRIU_BIN inside a container) */
+	int images_fd; /* directory CRIU reads or writes images in */
+	int work_fd; /* directory for the log (and CRIU's work files) */
+	const char *log; /* log file name in work_fd */
+	pid_t pid; /* dump: root of the tree */
+	bool leave_running; /* dump */
 	const char *ps_addr; /* page server address (dump) or NULL */
 	int ps_port;
-	unsigned timeout;    /* seconds CRIU may take to seize the tree (0: CRIU's default) */
-	const char *config;  /* a CRIU config file (RPC settings libcriu has no setter for) */
+	unsigned timeout; /* seconds CRIU may take to seize the tree (0: CRIU's default) */
+	const char *config; /* a CRIU config file (RPC settings libcriu has no setter for) */
 };
 
 int ferry_criu_dump(const struct ferry_criu_opts *o, struct ferry_error **err);

@@ -3,7 +3,8 @@
 
 #include "error.h"
 
-__attribute__((format(printf, 4, 0))) static int vset(struct ferry_error **err, int code, bool with_errno, const char *fmt, va_list ap)
+__attribute__((format(printf, 4, 0))) static int vset(struct ferry_error **err, int code, bool with_errno,
+						      const char *fmt, va_list ap)
 {
 	int ret = code > 0 ? -code : -EINVAL;
 	if (!err || *err)

@@ -6,7 +6,7 @@
 #include "util.h"
 
 struct ferry_error {
-	int code;      /* positive errno, 0 when the failure has no errno */
+	int code; /* positive errno, 0 when the failure has no errno */
 	char *message; /* one line, no trailing newline */
 };
 

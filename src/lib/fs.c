@@ -66,7 +66,8 @@ int ferry_write_file_atomic(int dirfd, const char *name, const char *data, size_
 			    struct ferry_error **err)
 {
 	_cleanup_free_ char *tmp = xasprintf(".%s.tmp%ld", name, (long)getpid());
-	_cleanup_close_ int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+	_cleanup_close_ int fd =
+	    openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
 	if (fd < 0)
 		return ferry_error_set(err, errno, "create '%s'", tmp);
 	int r = ferry_write_all(fd, data, len);
@@ -120,9 +121,9 @@ int ferry_mkdir_p(const char *path, mode_t mode, struct ferry_error **err)
 int ferry_open_in_root(int rootfd, const char *path, int flags, mode_t mode, unsigned long long extra_resolve)
 {
 	struct open_how how = {
-		.flags = (unsigned long long)(flags | O_CLOEXEC),
-		.mode = (flags & (O_CREAT | O_TMPFILE)) ? mode : 0,
-		.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | extra_resolve,
+	    .flags = (unsigned long long)(flags | O_CLOEXEC),
+	    .mode = (flags & (O_CREAT | O_TMPFILE)) ? mode : 0,
+	    .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | extra_resolve,
 	};
 	while (*path == '/')
 		path++;

@@ -22,7 +22,8 @@ int ferry_fd_path(int fd, char **ret, struct ferry_error **err);
 int ferry_mkdir_p(const char *path, mode_t mode, struct ferry_error **err);
 /* openat2(@rootfd, @path, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | extra): @path is resolved as
  * if @rootfd were "/", so symlinks in a container image can never lead outside it. */
-int ferry_open_in_root(int rootfd, const char *path, int flags, mode_t mode, unsigned long long extra_resolve);
+int ferry_open_in_root(int rootfd, const char *path, int flags, mode_t mode,
+		       unsigned long long extra_resolve);
 /* "/proc/self/fd/N" in a caller-provided buffer, for mount(2) targets. */
 #define FERRY_FD_PATH_MAX 32
 const char *ferry_proc_fd(int fd, char buf[FERRY_FD_PATH_MAX]);

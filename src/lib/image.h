@@ -16,7 +16,7 @@ enum ferry_image_kind {
 struct ferry_image_info {
 	enum ferry_image_kind kind;
 	uint64_t offset; /* of the squashfs filesystem inside the file (0 for plain squashfs) */
-	uint64_t size;   /* of the squashfs filesystem in bytes (0 for a directory) */
+	uint64_t size; /* of the squashfs filesystem in bytes (0 for a directory) */
 	uint64_t file_size;
 };
 

@@ -16,16 +16,16 @@ struct ferry_instance {
 	char *name;
 	uid_t uid;
 	gid_t gid;
-	pid_t pid;                    /* host pid of the instance's init (pid 1 inside) */
+	pid_t pid; /* host pid of the instance's init (pid 1 inside) */
 	unsigned long long starttime; /* of that pid, /proc/PID/stat field 22: guards against reuse */
-	pid_t monitor;                /* host pid of the starter's monitor process */
-	long long created;            /* unix time */
+	pid_t monitor; /* host pid of the starter's monitor process */
+	long long created; /* unix time */
 	char *image;
 	char *command; /* for display only */
 	char *log_out; /* the instance's stdout/stderr log files */
 	char *log_err;
-	char *checkpoint;       /* checkpointable instances: their checkpoint directory */
-	long long workload;     /* ... and the workload's pid inside the container */
+	char *checkpoint; /* checkpointable instances: their checkpoint directory */
+	long long workload; /* ... and the workload's pid inside the container */
 	char *image_fingerprint;
 };
 

@@ -17,8 +17,8 @@ bool ferry_manifest_name_ok(const char *name)
 	if (n == 0 || n > 255 || name[0] == '.')
 		return false;
 	for (const char *p = name; *p; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '.' ||
-		      *p == '_' || *p == '-'))
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+		      *p == '.' || *p == '_' || *p == '-'))
 			return false;
 	return true;
 }
@@ -80,7 +80,8 @@ static int hmac_hex(const unsigned char *key, size_t keylen, const char *data, s
 	unsigned int maclen = 0;
 	if (keylen < FERRY_KEY_MIN || keylen > INT_MAX)
 		return ferry_error_msg(err, EINVAL, "cluster key too short");
-	if (!HMAC(EVP_sha256(), key, (int)keylen, (const unsigned char *)data, len, mac, &maclen) || maclen != 32)
+	if (!HMAC(EVP_sha256(), key, (int)keylen, (const unsigned char *)data, len, mac, &maclen) ||
+	    maclen != 32)
 		return ferry_error_msg(err, EIO, "HMAC-SHA256 failed");
 	hex(mac, 32, out);
 	return 0;
@@ -93,19 +94,20 @@ int ferry_manifest_sign(const struct ferry_manifest *m, const unsigned char *key
 	for (size_t i = 0; i < ARRAY_SIZE(strs); i++)
 		if (strs[i] && !value_ok(strs[i]))
 			return ferry_error_msg(err, EINVAL, "manifest value with a control character");
-	char *body = xasprintf(MAGIC "ferry_version=%s\nuid=%u\ngid=%u\ninstance=%s\nimage=%s\nimage_fingerprint=%s\n"
-				     "created=%lld\npid=%lld\nnode=%s\n",
-			       m->ferry_version ? m->ferry_version : "", (unsigned)m->uid, (unsigned)m->gid,
-			       m->instance ? m->instance : "", m->image ? m->image : "",
-			       m->image_fingerprint ? m->image_fingerprint : "", m->created, m->pid,
-			       m->node ? m->node : "");
+	char *body = xasprintf(
+	    MAGIC "ferry_version=%s\nuid=%u\ngid=%u\ninstance=%s\nimage=%s\nimage_fingerprint=%s\n"
+		  "created=%lld\npid=%lld\nnode=%s\n",
+	    m->ferry_version ? m->ferry_version : "", (unsigned)m->uid, (unsigned)m->gid,
+	    m->instance ? m->instance : "", m->image ? m->image : "",
+	    m->image_fingerprint ? m->image_fingerprint : "", m->created, m->pid, m->node ? m->node : "");
 	for (size_t i = 0; i < m->n_files; i++) {
 		const struct ferry_manifest_file *f = &m->files[i];
 		if (!ferry_manifest_name_ok(f->name) || strlen(f->sha256) != 64) {
 			free(body);
 			return ferry_error_msg(err, EINVAL, "bad manifest file entry '%s'", f->name);
 		}
-		char *n = xasprintf("%sfile=%s %llu %s\n", body, f->name, (unsigned long long)f->size, f->sha256);
+		char *n =
+		    xasprintf("%sfile=%s %llu %s\n", body, f->name, (unsigned long long)f->size, f->sha256);
 		free(body);
 		body = n;
 	}
@@ -180,7 +182,8 @@ int ferry_manifest_parse_unverified(const char *text, size_t len, struct ferry_m
 			unsigned long long size = 0;
 			int used = 0;
 			if (sscanf(v, "%255s %llu %64s%n", name, &size, sha, &used) != 3 || v[used] != '\0' ||
-			    !ferry_manifest_name_ok(name) || strlen(sha) != 64 || strspn(sha, "0123456789abcdef") != 64) {
+			    !ferry_manifest_name_ok(name) || strlen(sha) != 64 ||
+			    strspn(sha, "0123456789abcdef") != 64) {
 				r = bad(err, "bad file line");
 				break;
 			}
@@ -223,7 +226,9 @@ int ferry_manifest_verify(const char *text, size_t len, const unsigned char *key
 	if (r < 0)
 		return r;
 	if (CRYPTO_memcmp(want, text + at + strlen(tag), 64) != 0)
-		return ferry_error_msg(err, EPERM, "checkpoint manifest signature does not match (altered, or made on another cluster)");
+		return ferry_error_msg(
+		    err, EPERM,
+		    "checkpoint manifest signature does not match (altered, or made on another cluster)");
 	return ferry_manifest_parse_unverified(text, body_len, ret, err);
 }
 
@@ -303,13 +308,14 @@ int ferry_key_load(const char *path, unsigned char *key, size_t *ret_len, struct
 	if (fstat(fd, &st) < 0)
 		return ferry_error_set(err, errno, "stat '%s'", path);
 	if (!S_ISREG(st.st_mode) || st.st_uid != 0 || (st.st_mode & 077))
-		return ferry_error_msg(err, EPERM, "the cluster key '%s' must be a root-owned file with mode 0600", path);
+		return ferry_error_msg(err, EPERM,
+				       "the cluster key '%s' must be a root-owned file with mode 0600", path);
 	ssize_t n = read(fd, key, FERRY_KEY_MAX + 1);
 	if (n < 0)
 		return ferry_error_set(err, errno, "read '%s'", path);
 	if (n < FERRY_KEY_MIN || n > FERRY_KEY_MAX)
-		return ferry_error_msg(err, EINVAL, "the cluster key '%s' must hold %d to %d bytes", path, FERRY_KEY_MIN,
-				       FERRY_KEY_MAX);
+		return ferry_error_msg(err, EINVAL, "the cluster key '%s' must hold %d to %d bytes", path,
+				       FERRY_KEY_MIN, FERRY_KEY_MAX);
 	*ret_len = (size_t)n;
 	return 0;
 }

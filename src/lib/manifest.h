@@ -31,12 +31,12 @@ struct ferry_manifest {
 	char *ferry_version;
 	uid_t uid;
 	gid_t gid;
-	char *instance;          /* the instance that was dumped */
-	char *image;             /* its image path */
+	char *instance; /* the instance that was dumped */
+	char *image; /* its image path */
 	char *image_fingerprint; /* "size:sha256-of-head-and-tail" or "" for directories */
-	long long created;       /* unix time */
-	long long pid;           /* the workload's pid inside the container */
-	char *node;              /* hostname of the dumping node */
+	long long created; /* unix time */
+	long long pid; /* the workload's pid inside the container */
+	char *node; /* hostname of the dumping node */
 	struct ferry_manifest_file *files;
 	size_t n_files;
 };

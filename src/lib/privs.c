@@ -116,7 +116,8 @@ int ferry_privs_drop(const struct ferry_privs *p, const int *keep, size_t n_keep
 	}
 	cap_free(now);
 	if (!ok)
-		return ferry_error_msg(err, EPERM, "capability sets differ from what was asked after the drop");
+		return ferry_error_msg(err, EPERM,
+				       "capability sets differ from what was asked after the drop");
 	return 0;
 }
 

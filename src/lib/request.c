@@ -409,7 +409,8 @@ static int check_request(struct ferry_request *req, const struct decode_state *s
 	case FERRY_OP_INSTANCE_START:
 		if (restart) {
 			if (st->n_argv > 0)
-				return bad(err, "a restart takes no command: it restores the checkpointed one");
+				return bad(err,
+					   "a restart takes no command: it restores the checkpointed one");
 			image = req->image != NULL;
 			instance = req->instance != NULL;
 			checkpoint = true;

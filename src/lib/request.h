@@ -54,7 +54,7 @@ struct ferry_request {
 	char **env; /* NULL-terminated "KEY=VALUE" strings */
 	struct ferry_bind *binds;
 	size_t n_binds;
-	char *checkpoint;  /* checkpoint directory, absolute (CRIU_LAUNCH, CRIU_RESTART, DELETE) */
+	char *checkpoint; /* checkpoint directory, absolute (CRIU_LAUNCH, CRIU_RESTART, DELETE) */
 	char *page_server; /* "HOST:PORT" for a dump, "PORT" for a restart (optional) */
 };
 

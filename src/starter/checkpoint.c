@@ -49,13 +49,17 @@ int checkpoint_open_dir(struct starter *s, const char *path, struct ferry_error 
 	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0) {
 		if (errno == ENOENT)
-			return ferry_error_msg(err, ENOENT, "checkpoint directory '%s' does not exist: create it with 'ferry checkpoint create'", path);
+			return ferry_error_msg(
+			    err, ENOENT,
+			    "checkpoint directory '%s' does not exist: create it with 'ferry checkpoint create'",
+			    path);
 		return ferry_error_set(err, errno, "checkpoint directory '%s'", path);
 	}
 	struct stat st;
 	if (fstat(fd, &st) < 0 || st.st_uid != s->privs.uid || (st.st_mode & 022)) {
 		close(fd);
-		return ferry_error_msg(err, EPERM, "checkpoint directory '%s' must be yours and not writable by others", path);
+		return ferry_error_msg(
+		    err, EPERM, "checkpoint directory '%s' must be yours and not writable by others", path);
 	}
 	s->ckpt_fd = fd;
 	return 0;
@@ -115,7 +119,8 @@ static int seal_files(int dirfd, struct ferry_manifest *m, struct ferry_error **
 		int fd = openat(dirfd, de->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
 		struct stat st;
 		if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-			r = ferry_error_msg(err, EINVAL, "'%s' in the dump is not a regular file", de->d_name);
+			r = ferry_error_msg(err, EINVAL, "'%s' in the dump is not a regular file",
+					    de->d_name);
 			if (fd >= 0)
 				close(fd);
 			break;
@@ -162,7 +167,8 @@ static void prune(int ckfd, const char *keep, bool staging_too)
 		if ((!gen && !stage) || (keep && streq(de->d_name, keep)))
 			continue;
 		struct stat st;
-		if (fstatat(ckfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode) && st.st_uid == 0)
+		if (fstatat(ckfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode) &&
+		    st.st_uid == 0)
 			rm_tree(ckfd, de->d_name);
 	}
 	closedir(d);
@@ -170,15 +176,16 @@ static void prune(int ckfd, const char *keep, bool staging_too)
 
 /* Makes the staged generation complete: sealed files, launch request, manifest last, then the
  * rename into the checkpoint directory and the switch of `current`. */
-static int publish(struct starter *s, const struct ferry_instance *inst, int stfd, int imgfd, const char *launch,
-		   size_t launch_len, char **ret_gen, struct ferry_error **err)
+static int publish(struct starter *s, const struct ferry_instance *inst, int stfd, int imgfd,
+		   const char *launch, size_t launch_len, char **ret_gen, struct ferry_error **err)
 {
 	unsigned char key[FERRY_KEY_MAX];
 	size_t keylen = 0;
 	int r = ferry_key_load(FERRY_KEY_PATH, key, &keylen, err);
 	if (r < 0)
 		return r;
-	_cleanup_close_ int lfd = openat(imgfd, LAUNCH_FILE, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0444);
+	_cleanup_close_ int lfd =
+	    openat(imgfd, LAUNCH_FILE, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0444);
 	if (lfd < 0 || ferry_write_all(lfd, launch, launch_len) < 0)
 		return ferry_error_set(err, errno, "write %s", LAUNCH_FILE);
 	char host[HOST_NAME_MAX + 1] = "";
@@ -254,8 +261,8 @@ void op_checkpoint_dump(struct starter *s)
 	if (getentropy(rnd, sizeof(rnd)) < 0)
 		die("getentropy: %s", strerror(errno));
 	char stage[64];
-	snprintf(stage, sizeof(stage), ".staging-%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3],
-		 rnd[4], rnd[5], rnd[6], rnd[7]);
+	snprintf(stage, sizeof(stage), ".staging-%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2],
+		 rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
 	if (mkdirat(s->ckpt_fd, stage, 0700) < 0)
 		die("create '%s' in '%s': %s", stage, inst->checkpoint, strerror(errno));
 	int stfd = openat(s->ckpt_fd, stage, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -265,7 +272,8 @@ void op_checkpoint_dump(struct starter *s)
 		die("staging directory in '%s' was tampered with", inst->checkpoint);
 	}
 	int imgfd = -1;
-	if (mkdirat(stfd, "images", 0700) < 0 || fchownat(stfd, "images", s->privs.uid, s->privs.gid, AT_SYMLINK_NOFOLLOW) < 0 ||
+	if (mkdirat(stfd, "images", 0700) < 0 ||
+	    fchownat(stfd, "images", s->privs.uid, s->privs.gid, AT_SYMLINK_NOFOLLOW) < 0 ||
 	    (imgfd = openat(stfd, "images", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
 		int e = errno;
 		rm_tree(s->ckpt_fd, stage);
@@ -303,21 +311,23 @@ void op_checkpoint_dump(struct starter *s)
 		}
 		static const int keep[] = {CAP_CHECKPOINT_RESTORE};
 		struct ferry_criu_opts o = {
-			.binary = FERRY_CRIU_BIN,
-			.images_fd = imgfd,
-			.work_fd = imgfd,
-			.log = DUMP_LOG,
-			.pid = (pid_t)inst->workload,
-			.leave_running = leave_running,
-			.timeout = s->cfg->criu_timeout,
-			.config = leave_running ? NULL : FERRY_CRIU_LEAVE_STOPPED,
+		    .binary = FERRY_CRIU_BIN,
+		    .images_fd = imgfd,
+		    .work_fd = imgfd,
+		    .log = DUMP_LOG,
+		    .pid = (pid_t)inst->workload,
+		    .leave_running = leave_running,
+		    .timeout = s->cfg->criu_timeout,
+		    .config = leave_running ? NULL : FERRY_CRIU_LEAVE_STOPPED,
 		};
 		_cleanup_free_ char *ps_host = NULL;
 		if (s->req->page_server) {
 			const char *colon = strrchr(s->req->page_server, ':');
 			unsigned long long port = 0;
-			if (!colon || colon == s->req->page_server || parse_uint64(colon + 1, 65535, &port) < 0 || port == 0) {
-				ferry_error_msg(&err, EINVAL, "--page-server '%s': expected HOST:PORT", s->req->page_server);
+			if (!colon || colon == s->req->page_server ||
+			    parse_uint64(colon + 1, 65535, &port) < 0 || port == 0) {
+				ferry_error_msg(&err, EINVAL, "--page-server '%s': expected HOST:PORT",
+						s->req->page_server);
 				report_error(rep[1], err);
 				_exit(1);
 			}
@@ -344,7 +354,8 @@ void op_checkpoint_dump(struct starter *s)
 		if (read(ctl[0], &what, 1) != 1)
 			what = 'C';
 		if (!leave_running)
-			kill(-1, what == 'K' ? SIGKILL : SIGCONT); /* every process of the instance but init */
+			kill(-1,
+			     what == 'K' ? SIGKILL : SIGCONT); /* every process of the instance but init */
 		_exit(0);
 	}
 	close(rep[1]);
@@ -360,7 +371,8 @@ void op_checkpoint_dump(struct starter *s)
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	while (got < sizeof(msg) - 1 && !memchr(msg, '\n', got)) {
 		clock_gettime(CLOCK_MONOTONIC, &t1);
-		long long left = deadline_ms - ((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000);
+		long long left =
+		    deadline_ms - ((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000);
 		if (left <= 0) {
 			timed_out = true;
 			break;
@@ -417,19 +429,24 @@ static int verify_files(int genfd, const struct ferry_manifest *m, struct ferry_
 {
 	for (size_t i = 0; i < m->n_files; i++) {
 		const struct ferry_manifest_file *f = &m->files[i];
-		_cleanup_close_ int fd = openat(genfd, f->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+		_cleanup_close_ int fd =
+		    openat(genfd, f->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
 		struct stat st;
 		if (fd < 0)
-			return ferry_error_msg(err, ENOENT, "file '%s' of the checkpoint is missing", f->name);
-		if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != 0 || (st.st_mode & 022) || st.st_nlink != 1)
-			return ferry_error_msg(err, EPERM, "file '%s' of the checkpoint is not ferry's sealed file", f->name);
+			return ferry_error_msg(err, ENOENT, "file '%s' of the checkpoint is missing",
+					       f->name);
+		if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != 0 || (st.st_mode & 022) ||
+		    st.st_nlink != 1)
+			return ferry_error_msg(
+			    err, EPERM, "file '%s' of the checkpoint is not ferry's sealed file", f->name);
 		uint64_t size = 0;
 		char sha[65];
 		int r = ferry_sha256_fd(fd, &size, sha, err);
 		if (r < 0)
 			return ferry_error_wrap(err, "'%s'", f->name);
 		if (size != f->size || !streq(sha, f->sha256))
-			return ferry_error_msg(err, EPERM, "file '%s' of the checkpoint was altered", f->name);
+			return ferry_error_msg(err, EPERM, "file '%s' of the checkpoint was altered",
+					       f->name);
 	}
 	/* nothing may be there that the manifest does not list */
 	DIR *d = fdopendir(dup(genfd));
@@ -438,9 +455,10 @@ static int verify_files(int genfd, const struct ferry_manifest *m, struct ferry_
 	struct dirent *de;
 	int r = 0;
 	while (r == 0 && (de = readdir(d)))
-		if (!streq(de->d_name, ".") && !streq(de->d_name, "..") && !streq(de->d_name, FERRY_MANIFEST_NAME) &&
-		    !ferry_manifest_find(m, de->d_name))
-			r = ferry_error_msg(err, EPERM, "file '%s' in the checkpoint is not in its manifest", de->d_name);
+		if (!streq(de->d_name, ".") && !streq(de->d_name, "..") &&
+		    !streq(de->d_name, FERRY_MANIFEST_NAME) && !ferry_manifest_find(m, de->d_name))
+			r = ferry_error_msg(err, EPERM, "file '%s' in the checkpoint is not in its manifest",
+					    de->d_name);
 	closedir(d);
 	return r;
 }
@@ -462,30 +480,40 @@ int checkpoint_prepare_restart(struct starter *s, struct ferry_error **err)
 		if (d)
 			closedir(d);
 		if (any)
-			return ferry_error_msg(err, ENOENT, "checkpoint '%s' is incomplete (a dump did not finish): it cannot be restored", path);
-		return ferry_error_msg(err, ENOENT, "checkpoint '%s' is empty: checkpoint an instance into it first", path);
+			return ferry_error_msg(
+			    err, ENOENT,
+			    "checkpoint '%s' is incomplete (a dump did not finish): it cannot be restored",
+			    path);
+		return ferry_error_msg(
+		    err, ENOENT, "checkpoint '%s' is empty: checkpoint an instance into it first", path);
 	}
 	target[n] = '\0';
 	if (!gen_name(target, NULL))
-		return ferry_error_msg(err, EPERM, "checkpoint '%s': 'current' does not name a generation", path);
+		return ferry_error_msg(err, EPERM, "checkpoint '%s': 'current' does not name a generation",
+				       path);
 	if ((r = ferry_privs_raise(&s->privs, err)) < 0)
 		return r;
 	int genfd = openat(s->ckpt_fd, target, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	struct stat st;
 	if (genfd < 0)
-		return ferry_error_msg(err, ENOENT, "checkpoint '%s' is incomplete: '%s' is missing", path, target);
+		return ferry_error_msg(err, ENOENT, "checkpoint '%s' is incomplete: '%s' is missing", path,
+				       target);
 	if (fstat(genfd, &st) < 0 || st.st_uid != 0 || (st.st_mode & 022)) {
 		close(genfd);
-		return ferry_error_msg(err, EPERM, "checkpoint '%s' was not sealed by ferry (%s is not root's)", path, target);
+		return ferry_error_msg(
+		    err, EPERM, "checkpoint '%s' was not sealed by ferry (%s is not root's)", path, target);
 	}
-	_cleanup_close_ int mfd = openat(genfd, FERRY_MANIFEST_NAME, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	_cleanup_close_ int mfd =
+	    openat(genfd, FERRY_MANIFEST_NAME, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
 	_cleanup_free_ char *text = NULL;
 	size_t len = 0;
 	if (mfd < 0 || fstat(mfd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		close(genfd);
-		return ferry_error_msg(err, ENOENT, "checkpoint '%s' is incomplete: it has no manifest", path);
+		return ferry_error_msg(err, ENOENT, "checkpoint '%s' is incomplete: it has no manifest",
+				       path);
 	}
-	if (st.st_uid != 0 || (st.st_mode & 022) || ferry_read_all(mfd, FERRY_MANIFEST_MAX, &text, &len, err) < 0) {
+	if (st.st_uid != 0 || (st.st_mode & 022) ||
+	    ferry_read_all(mfd, FERRY_MANIFEST_MAX, &text, &len, err) < 0) {
 		close(genfd);
 		return ferry_error_msg(err, EPERM, "checkpoint '%s': its manifest is not ferry's", path);
 	}
@@ -505,7 +533,9 @@ int checkpoint_prepare_restart(struct starter *s, struct ferry_error **err)
 	if (m->uid != s->privs.uid) {
 		close(genfd);
 		ferry_manifest_free(m);
-		return ferry_error_msg(err, EPERM, "checkpoint '%s' was made by another user: it cannot be restored by you", path);
+		return ferry_error_msg(
+		    err, EPERM, "checkpoint '%s' was made by another user: it cannot be restored by you",
+		    path);
 	}
 	if ((r = verify_files(genfd, m, err)) < 0) {
 		close(genfd);
@@ -598,11 +628,11 @@ void run_restorer(struct starter *s, int report, int pid_fd)
 	signal(SIGALRM, restore_timeout);
 	alarm(s->cfg->criu_timeout);
 	struct ferry_criu_opts o = {
-		.binary = FERRY_CRIU_BIN,
-		.images_fd = s->restore_fd,
-		.work_fd = s->ckpt_fd,
-		.log = RESTORE_LOG,
-		.timeout = s->cfg->criu_timeout,
+	    .binary = FERRY_CRIU_BIN,
+	    .images_fd = s->restore_fd,
+	    .work_fd = s->ckpt_fd,
+	    .log = RESTORE_LOG,
+	    .timeout = s->cfg->criu_timeout,
 	};
 	pid_t pid = 0;
 	if (ferry_criu_restore(&o, &pid, &err) < 0) {
@@ -625,7 +655,9 @@ void run_restorer(struct starter *s, int report, int pid_fd)
 		closedir(d);
 	if (!ok) {
 		kill(-1, SIGKILL);
-		ferry_error_msg(&err, EPERM, "a restored process does not run as you without capabilities: restore refused");
+		ferry_error_msg(
+		    &err, EPERM,
+		    "a restored process does not run as you without capabilities: restore refused");
 		report_error(report, err);
 		_exit(255);
 	}

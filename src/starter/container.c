@@ -34,8 +34,8 @@ static int sys_mount_setattr(int dfd, const char *path, unsigned flags, struct m
 /* A detached clone of the mount tree at @src_fd, with the given attributes. */
 static int clone_tree(int src_fd, bool recursive, uint64_t attrs, const char *what, struct ferry_error **err)
 {
-	int tree = sys_open_tree(src_fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH |
-						     (recursive ? AT_RECURSIVE : 0));
+	int tree = sys_open_tree(
+	    src_fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0));
 	if (tree < 0)
 		return ferry_error_set(err, errno, "clone mount of '%s'", what);
 	struct mount_attr attr = {.attr_set = attrs};
@@ -57,8 +57,9 @@ static int attach_tree(int tree, int target_fd, const char *what, struct ferry_e
 int container_clone_trees(struct starter *s, struct ferry_error **err)
 {
 	if (s->image.kind == FERRY_IMAGE_DIR) {
-		s->image_tree = clone_tree(s->image_fd, false, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
-					   s->req->image, err);
+		s->image_tree =
+		    clone_tree(s->image_fd, false, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV,
+			       s->req->image, err);
 		if (s->image_tree < 0)
 			return s->image_tree;
 	}
@@ -76,7 +77,8 @@ int container_clone_trees(struct starter *s, struct ferry_error **err)
 
 /* Makes sure @path exists under @layer (our tmpfs) when the image lacks it, so the read-only
  * overlay has a mount point for it. Directories for dirs, empty files for files. */
-static int ensure_mountpoint(int image_root, int layer, const char *path, bool is_dir, struct ferry_error **err)
+static int ensure_mountpoint(int image_root, int layer, const char *path, bool is_dir,
+			     struct ferry_error **err)
 {
 	_cleanup_close_ int probe = ferry_open_in_root(image_root, path, O_PATH, 0, 0);
 	if (probe >= 0)
@@ -115,8 +117,8 @@ static int mount_image(struct starter *s, const char *target, struct ferry_error
 	if (r < 0)
 		return r;
 	char lpath[FERRY_FD_PATH_MAX], tpath[FERRY_FD_PATH_MAX];
-	if (mount(ferry_proc_fd(loop, lpath), ferry_proc_fd(tfd, tpath), "squashfs", MS_RDONLY | MS_NOSUID | MS_NODEV,
-		  NULL) < 0)
+	if (mount(ferry_proc_fd(loop, lpath), ferry_proc_fd(tfd, tpath), "squashfs",
+		  MS_RDONLY | MS_NOSUID | MS_NODEV, NULL) < 0)
 		return ferry_error_set(err, errno, "mount squashfs of '%s' (corrupt image?)", s->req->image);
 	return 0;
 }
@@ -138,13 +140,15 @@ static int setup_dev(int root, struct ferry_error **err)
 	int r = mount_at(root, "/dev", "tmpfs", "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=65536k", err);
 	if (r < 0)
 		return r;
-	_cleanup_close_ int dev = ferry_open_in_root(root, "/dev", O_PATH | O_DIRECTORY, 0, RESOLVE_NO_SYMLINKS);
+	_cleanup_close_ int dev =
+	    ferry_open_in_root(root, "/dev", O_PATH | O_DIRECTORY, 0, RESOLVE_NO_SYMLINKS);
 	if (dev < 0)
 		return ferry_error_set(err, -dev, "open /dev in the container");
 	static const struct {
 		const char *name;
 		unsigned major, minor;
-	} nodes[] = {{"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7}, {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0}};
+	} nodes[] = {{"null", 1, 3},   {"zero", 1, 5},	  {"full", 1, 7},
+		     {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0}};
 	for (size_t i = 0; i < ARRAY_SIZE(nodes); i++) {
 		if (mknodat(dev, nodes[i].name, S_IFCHR | 0666, makedev(nodes[i].major, nodes[i].minor)) < 0)
 			return ferry_error_set(err, errno, "mknod /dev/%s", nodes[i].name);
@@ -154,8 +158,11 @@ static int setup_dev(int root, struct ferry_error **err)
 	}
 	static const struct {
 		const char *target, *name;
-	} links[] = {{"/proc/self/fd", "fd"},   {"/proc/self/fd/0", "stdin"}, {"/proc/self/fd/1", "stdout"},
-		     {"/proc/self/fd/2", "stderr"}, {"pts/ptmx", "ptmx"}};
+	} links[] = {{"/proc/self/fd", "fd"},
+		     {"/proc/self/fd/0", "stdin"},
+		     {"/proc/self/fd/1", "stdout"},
+		     {"/proc/self/fd/2", "stderr"},
+		     {"pts/ptmx", "ptmx"}};
 	for (size_t i = 0; i < ARRAY_SIZE(links); i++)
 		if (symlinkat(links[i].target, dev, links[i].name) < 0)
 			return ferry_error_set(err, errno, "symlink /dev/%s", links[i].name);
@@ -180,7 +187,8 @@ int container_setup(struct starter *s, struct ferry_error **err)
 	_cleanup_close_ int sfd = open(stage, O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
 	if (sfd < 0)
 		return ferry_error_set(err, errno, "open '%s'", stage);
-	if (mkdirat(sfd, "image", 0755) < 0 || mkdirat(sfd, "layer", 0755) < 0 || mkdirat(sfd, "root", 0755) < 0)
+	if (mkdirat(sfd, "image", 0755) < 0 || mkdirat(sfd, "layer", 0755) < 0 ||
+	    mkdirat(sfd, "root", 0755) < 0)
 		return ferry_error_set(err, errno, "create session directories");
 
 	_cleanup_free_ char *image_dir = xasprintf("%s/image", stage);
@@ -199,7 +207,8 @@ int container_setup(struct starter *s, struct ferry_error **err)
 		if ((r = ensure_mountpoint(image_root, layer, system_dirs[i], true, err)) < 0)
 			return r;
 	for (size_t i = 0; i < s->n_mounts; i++)
-		if ((r = ensure_mountpoint(image_root, layer, s->mounts[i].dst, s->mounts[i].is_dir, err)) < 0)
+		if ((r = ensure_mountpoint(image_root, layer, s->mounts[i].dst, s->mounts[i].is_dir, err)) <
+		    0)
 			return r;
 
 	_cleanup_free_ char *opts = xasprintf("lowerdir=%s:%s", layer_dir, image_dir);
@@ -220,7 +229,8 @@ int container_setup(struct starter *s, struct ferry_error **err)
 	for (size_t i = 0; i < s->n_mounts; i++) {
 		struct mount_req *m = &s->mounts[i];
 		if (m->fd < 0) { /* a private tmpfs (--contain's /tmp) */
-			if ((r = mount_at(root, m->dst, "tmpfs", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777", err)) < 0)
+			if ((r = mount_at(root, m->dst, "tmpfs", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777",
+					  err)) < 0)
 				return r;
 			continue;
 		}

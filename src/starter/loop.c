@@ -21,13 +21,14 @@ int loop_attach(int file_fd, uint64_t offset, uint64_t size, int *ret_fd, struct
 		if (fd < 0)
 			return ferry_error_set(err, errno, "open '%s'", path);
 		struct loop_config cfg = {
-			.fd = (unsigned)file_fd,
-			.info = {
-				.lo_offset = offset,
-				.lo_sizelimit = size,
-				/* AUTOCLEAR: the device frees itself when the last mount goes away, so
+		    .fd = (unsigned)file_fd,
+		    .info =
+			{
+			    .lo_offset = offset,
+			    .lo_sizelimit = size,
+			    /* AUTOCLEAR: the device frees itself when the last mount goes away, so
 				 * a container that dies in any way leaves no loop device behind. */
-				.lo_flags = LO_FLAGS_READ_ONLY | LO_FLAGS_AUTOCLEAR,
+			    .lo_flags = LO_FLAGS_READ_ONLY | LO_FLAGS_AUTOCLEAR,
 			},
 		};
 		if (ioctl(fd, LOOP_CONFIGURE, &cfg) == 0) {

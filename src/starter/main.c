@@ -54,7 +54,7 @@ void report_error(int fd, struct ferry_error *err)
 #define TRY(expr)                                                                                            \
 	do {                                                                                                 \
 		if ((expr) < 0)                                                                              \
-			die_error(err);                                                              \
+			die_error(err);                                                                      \
 	} while (0)
 
 static void sanitize_stdio(void)
@@ -134,7 +134,11 @@ static int add_internal_mount(struct starter *s, int fd, const char *what, const
 	int copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
 	if (copy < 0)
 		return ferry_error_set(err, errno, "dup");
-	push_mount(s, (struct mount_req){.fd = copy, .tree = -1, .src = xstrdup(what), .dst = xstrdup(dst), .ro = ro,
+	push_mount(s, (struct mount_req){.fd = copy,
+					 .tree = -1,
+					 .src = xstrdup(what),
+					 .dst = xstrdup(dst),
+					 .ro = ro,
 					 .is_dir = S_ISDIR(st.st_mode)});
 	return 0;
 }
@@ -144,11 +148,14 @@ static int add_mount(struct starter *s, const char *src, const char *dst, bool r
 {
 	static const char *const reserved[] = {"/proc", "/sys", "/dev", "/.ferry"};
 	if (!path_clean(dst) || streq(dst, "/"))
-		return ferry_error_msg(err, EINVAL, "bind destination '%s' must be an absolute path other than '/' without '..'", dst);
+		return ferry_error_msg(
+		    err, EINVAL, "bind destination '%s' must be an absolute path other than '/' without '..'",
+		    dst);
 	for (size_t i = 0; i < ARRAY_SIZE(reserved); i++)
 		if (under(dst, reserved[i]))
-			return ferry_error_msg(err, EINVAL, "bind destination '%s' is reserved for the container's %s", dst,
-					       reserved[i]);
+			return ferry_error_msg(err, EINVAL,
+					       "bind destination '%s' is reserved for the container's %s",
+					       dst, reserved[i]);
 	struct mount_req m = {.fd = -1, .tree = -1, .dst = xstrdup(dst), .ro = ro, .is_dir = true};
 	if (src) {
 		/* euid is the caller's here: the kernel checks the caller's right to reach src */
@@ -157,7 +164,10 @@ static int add_mount(struct starter *s, const char *src, const char *dst, bool r
 			int e = errno;
 			free(m.dst);
 			if (e == ENOENT)
-				return ferry_error_msg(err, e, "bind source '%s' does not exist: create it or fix the --bind option", src);
+				return ferry_error_msg(
+				    err, e,
+				    "bind source '%s' does not exist: create it or fix the --bind option",
+				    src);
 			return ferry_error_set(err, e, "bind source '%s'", src);
 		}
 		struct stat st;
@@ -168,10 +178,11 @@ static int add_mount(struct starter *s, const char *src, const char *dst, bool r
 		}
 		m.is_dir = S_ISDIR(st.st_mode);
 		if (user_chosen && s->privs.uid != 0 && !ferry_config_bind_allowed(s->cfg, m.src, s->home)) {
-			int r = ferry_error_msg(err, EPERM,
-						"bind source '%s' (resolves to '%s') is not allowed by ferry.conf: "
-						"bind a path under your home or one of its 'allow bind path' entries",
-						src, m.src);
+			int r = ferry_error_msg(
+			    err, EPERM,
+			    "bind source '%s' (resolves to '%s') is not allowed by ferry.conf: "
+			    "bind a path under your home or one of its 'allow bind path' entries",
+			    src, m.src);
 			close(m.fd);
 			free(m.dst);
 			free(m.src);
@@ -186,12 +197,14 @@ static int add_mount(struct starter *s, const char *src, const char *dst, bool r
 
 static bool system_path(const char *p)
 {
-	static const char *const sys[] = {"/proc", "/sys", "/dev", "/usr", "/etc", "/bin", "/sbin", "/lib",
-					  "/lib32", "/lib64", "/libx32", "/boot", "/run", "/var", "/opt"};
+	static const char *const sys[] = {"/proc",   "/sys",  "/dev", "/usr",	"/etc",
+					  "/bin",    "/sbin", "/lib", "/lib32", "/lib64",
+					  "/libx32", "/boot", "/run", "/var",	"/opt"};
 	if (streq(p, "/"))
 		return true;
 	for (size_t i = 0; i < ARRAY_SIZE(sys); i++)
-		if (streq(p, sys[i]) || (under(p, sys[i]) && !streq(sys[i], "/var") && !streq(sys[i], "/opt")))
+		if (streq(p, sys[i]) ||
+		    (under(p, sys[i]) && !streq(sys[i], "/var") && !streq(sys[i], "/opt")))
 			return true;
 	return false;
 }
@@ -216,7 +229,8 @@ static int plan_mounts(struct starter *s, struct ferry_error **err)
 			ferry_error_free(ignored);
 	}
 	if (req->n_binds > 0 && s->privs.uid != 0 && !s->cfg->user_bind_control)
-		return ferry_error_msg(err, EPERM, "--bind is disabled by ferry.conf ('user bind control = no')");
+		return ferry_error_msg(err, EPERM,
+				       "--bind is disabled by ferry.conf ('user bind control = no')");
 	for (size_t i = 0; i < req->n_binds; i++)
 		if ((r = add_mount(s, req->binds[i].src, req->binds[i].dst, req->binds[i].ro, true, err)) < 0)
 			return r;
@@ -230,12 +244,15 @@ static int plan_mounts(struct starter *s, struct ferry_error **err)
 			return r;
 	}
 	if (s->criu) {
-		_cleanup_close_ int b = open(STARTER_CRIU_BUNDLE, O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+		_cleanup_close_ int b =
+		    open(STARTER_CRIU_BUNDLE, O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
 		if (b < 0)
-			return ferry_error_set(err, errno, "CRIU bundle '%s' (run 'make install')", STARTER_CRIU_BUNDLE);
+			return ferry_error_set(err, errno, "CRIU bundle '%s' (run 'make install')",
+					       STARTER_CRIU_BUNDLE);
 		struct stat st;
 		if (fstat(b, &st) < 0 || st.st_uid != 0 || (st.st_mode & 022))
-			return ferry_error_msg(err, EPERM, "'%s' must be owned by root and not writable by others",
+			return ferry_error_msg(err, EPERM,
+					       "'%s' must be owned by root and not writable by others",
 					       STARTER_CRIU_BUNDLE);
 		if ((r = add_internal_mount(s, b, STARTER_CRIU_BUNDLE, FERRY_CRIU_DIR, true, err)) < 0)
 			return r;
@@ -248,10 +265,11 @@ static int check_hostname(const char *h, struct ferry_error **err)
 	size_t n = strlen(h);
 	bool ok = n > 0 && n <= 64 && h[0] != '-' && h[0] != '.';
 	for (const char *p = h; ok && *p; p++)
-		ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-' ||
-		     *p == '.';
+		ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+		     *p == '-' || *p == '.';
 	if (!ok)
-		return ferry_error_msg(err, EINVAL, "invalid hostname '%s': use letters, digits, '-' and '.' (at most 64)", h);
+		return ferry_error_msg(
+		    err, EINVAL, "invalid hostname '%s': use letters, digits, '-' and '.' (at most 64)", h);
 	return 0;
 }
 
@@ -261,7 +279,8 @@ static int open_image(struct starter *s, struct ferry_error **err)
 	s->image_fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (s->image_fd < 0) {
 		if (errno == ENOENT)
-			return ferry_error_msg(err, ENOENT, "image '%s' does not exist: check the path", path);
+			return ferry_error_msg(err, ENOENT, "image '%s' does not exist: check the path",
+					       path);
 		return ferry_error_set(err, errno, "open image '%s'", path);
 	}
 	if (ferry_image_probe_fd(s->image_fd, &s->image, err) < 0)
@@ -304,7 +323,8 @@ int open_rundir(struct starter *s, bool create, struct ferry_error **err)
 		struct stat st;
 		if (fstat(fd, &st) < 0 || st.st_uid != 0 || (st.st_mode & 077)) {
 			close(fd);
-			return ferry_error_msg(err, EPERM, "'%s' must be a directory owned by root with mode 0700", parts[i]);
+			return ferry_error_msg(
+			    err, EPERM, "'%s' must be a directory owned by root with mode 0700", parts[i]);
 		}
 		dirfd = fd;
 	}
@@ -370,7 +390,8 @@ static int reserve_name(struct starter *s, int dirfd, struct ferry_error **err)
 		while ((de = readdir(d))) {
 			struct ferry_instance *i = NULL;
 			struct ferry_error *ignored = NULL;
-			if (de->d_name[0] != '.' && read_record(dirfd, de->d_name, &i, &ignored) == 0 && ferry_instance_alive(i))
+			if (de->d_name[0] != '.' && read_record(dirfd, de->d_name, &i, &ignored) == 0 &&
+			    ferry_instance_alive(i))
 				alive++;
 			ferry_instance_free(i);
 			ferry_error_free(ignored);
@@ -378,10 +399,12 @@ static int reserve_name(struct starter *s, int dirfd, struct ferry_error **err)
 		closedir(d);
 	}
 	if (alive >= s->cfg->max_instances)
-		return ferry_error_msg(err, EUSERS, "you already run %u instances, the limit set in ferry.conf ('max instances')",
-				       alive);
+		return ferry_error_msg(
+		    err, EUSERS,
+		    "you already run %u instances, the limit set in ferry.conf ('max instances')", alive);
 	for (int attempt = 0; attempt < 2; attempt++) {
-		struct ferry_instance me = {.name = (char *)name, .uid = s->privs.uid, .gid = s->privs.gid, .pid = getpid()};
+		struct ferry_instance me = {
+		    .name = (char *)name, .uid = s->privs.uid, .gid = s->privs.gid, .pid = getpid()};
 		if (ferry_proc_starttime(me.pid, &me.starttime) < 0)
 			return ferry_error_msg(err, EIO, "cannot read our own start time");
 		_cleanup_free_ char *text = ferry_instance_format(&me);
@@ -401,9 +424,10 @@ static int reserve_name(struct starter *s, int dirfd, struct ferry_error **err)
 		ferry_instance_free(old);
 		ferry_error_free(ignored);
 		if (live)
-			return ferry_error_msg(err, EEXIST,
-					       "instance '%s' already exists: stop it with 'ferry instance stop %s' or choose another name",
-					       name, name);
+			return ferry_error_msg(
+			    err, EEXIST,
+			    "instance '%s' already exists: stop it with 'ferry instance stop %s' or choose another name",
+			    name, name);
 		unlinkat(dirfd, name, 0);
 	}
 	return ferry_error_msg(err, EEXIST, "instance '%s' is being started by another command", name);
@@ -488,7 +512,8 @@ static _noreturn_ void container_child(struct starter *s, int report)
 		int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
 		int out = open(STARTER_STDOUT, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
 		int errfd = open(STARTER_STDERR, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
-		if (in < 0 || out < 0 || errfd < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(errfd, 2) < 0) {
+		if (in < 0 || out < 0 || errfd < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 ||
+		    dup2(errfd, 2) < 0) {
 			ferry_error_set(&err, errno, "open the instance's stdio in the container");
 			report_error(report, err);
 			_exit(255);
@@ -571,18 +596,18 @@ static _noreturn_ void monitor(struct starter *s, int dirfd, int top)
 		line = nl ? nl + 1 : NULL;
 	}
 	struct ferry_instance inst = {
-		.name = s->req->instance,
-		.uid = s->privs.uid,
-		.gid = s->privs.gid,
-		.pid = pid,
-		.monitor = getpid(),
-		.created = (long long)time(NULL),
-		.image = s->req->image,
-		.log_out = s->log_out_path,
-		.log_err = s->log_err_path,
-		.checkpoint = s->criu ? s->req->checkpoint : NULL,
-		.workload = workload,
-		.image_fingerprint = s->image_fingerprint,
+	    .name = s->req->instance,
+	    .uid = s->privs.uid,
+	    .gid = s->privs.gid,
+	    .pid = pid,
+	    .monitor = getpid(),
+	    .created = (long long)time(NULL),
+	    .image = s->req->image,
+	    .log_out = s->log_out_path,
+	    .log_err = s->log_err_path,
+	    .checkpoint = s->criu ? s->req->checkpoint : NULL,
+	    .workload = workload,
+	    .image_fingerprint = s->image_fingerprint,
 	};
 	_cleanup_free_ char *command = join_argv(s->req->argv);
 	inst.command = command;
@@ -673,7 +698,8 @@ static void op_instance_start(struct starter *s)
 		exit(0);
 	if (msg)
 		die_report(msg);
-	die("instance '%s' failed to start: see '%s'", s->req->instance, s->log_err_path ? s->log_err_path : "its log");
+	die("instance '%s' failed to start: see '%s'", s->req->instance,
+	    s->log_err_path ? s->log_err_path : "its log");
 }
 
 int pin_instance(struct starter *s, const char *name, struct ferry_instance **ret, struct ferry_error **err)
@@ -686,12 +712,14 @@ int pin_instance(struct starter *s, const char *name, struct ferry_instance **re
 		return dirfd;
 	struct ferry_instance *inst = NULL;
 	struct ferry_error *ignored = NULL;
-	if (dirfd < 0 || read_record(dirfd, name, &inst, &ignored) < 0 || !inst->monitor || !ferry_instance_alive(inst)) {
+	if (dirfd < 0 || read_record(dirfd, name, &inst, &ignored) < 0 || !inst->monitor ||
+	    !ferry_instance_alive(inst)) {
 		ferry_error_free(ignored);
 		ferry_instance_free(inst);
 		if (dirfd >= 0)
 			close(dirfd);
-		return ferry_error_msg(err, ESRCH, "no instance '%s' of yours is running: see 'ferry instance list'", name);
+		return ferry_error_msg(
+		    err, ESRCH, "no instance '%s' of yours is running: see 'ferry instance list'", name);
 	}
 	close(dirfd);
 	/* Pin the process, then make sure it is still the instance's init (not a reused pid) and
@@ -713,7 +741,8 @@ int pin_instance(struct starter *s, const char *name, struct ferry_instance **re
 	if (!uidline || end == uidline + 5 || ruid != s->privs.uid) {
 		close(pidfd);
 		ferry_instance_free(inst);
-		return ferry_error_msg(err, EPERM, "instance '%s' does not run as you: refusing to act on it", name);
+		return ferry_error_msg(err, EPERM, "instance '%s' does not run as you: refusing to act on it",
+				       name);
 	}
 	*ret = inst;
 	return pidfd;
@@ -761,7 +790,8 @@ static void read_request(struct starter *s)
 	struct ferry_error *err = NULL;
 	struct stat st;
 	if (fstat(FERRY_REQUEST_FD, &st) < 0)
-		die("ferry-starter is run by the 'ferry' command, not directly (no request on fd %d)", FERRY_REQUEST_FD);
+		die("ferry-starter is run by the 'ferry' command, not directly (no request on fd %d)",
+		    FERRY_REQUEST_FD);
 	_cleanup_free_ char *buf = NULL;
 	size_t len = 0;
 	if (ferry_read_all(FERRY_REQUEST_FD, FERRY_REQUEST_MAX, &buf, &len, &err) < 0)
@@ -774,8 +804,8 @@ static void read_request(struct starter *s)
 int main(int argc, char **argv)
 {
 	struct ferry_error *err = NULL;
-	struct starter s = {.image_fd = -1, .image_tree = -1, .log_out = -1, .log_err = -1, .ckpt_fd = -1,
-			    .restore_fd = -1};
+	struct starter s = {
+	    .image_fd = -1, .image_tree = -1, .log_out = -1, .log_err = -1, .ckpt_fd = -1, .restore_fd = -1};
 
 	sanitize_stdio();
 	if (geteuid() != 0)
@@ -792,7 +822,8 @@ int main(int argc, char **argv)
 	if (ferry_config_load(FERRY_CONFIG_PATH, true, &s.cfg, &err) < 0)
 		die_error(err);
 	if (!s.cfg->allow_setuid && s.privs.uid != 0)
-		die("ferry is disabled for users on this node ('allow setuid = no' in %s)", FERRY_CONFIG_PATH);
+		die("ferry is disabled for users on this node ('allow setuid = no' in %s)",
+		    FERRY_CONFIG_PATH);
 	lookup_user(&s);
 
 	if (s.req->op == FERRY_OP_INSTANCE_START && (s.req->flags & FERRY_REQ_CRIU_RESTART))

@@ -21,10 +21,10 @@
 /* A mount the container gets: a host object opened (as the user) before any privilege is
  * used, so what is mounted is what the policy checked, whatever happens to the path later. */
 struct mount_req {
-	int fd;        /* O_PATH fd of the source, or -1 for a fresh tmpfs */
-	int tree;      /* detached clone of the source's mount tree (see container_clone_trees) */
-	char *src;     /* resolved host path (for messages) */
-	char *dst;     /* absolute path inside the container */
+	int fd; /* O_PATH fd of the source, or -1 for a fresh tmpfs */
+	int tree; /* detached clone of the source's mount tree (see container_clone_trees) */
+	char *src; /* resolved host path (for messages) */
+	char *dst; /* absolute path inside the container */
 	bool ro;
 	bool is_dir;
 };
@@ -33,19 +33,19 @@ struct starter {
 	struct ferry_privs privs;
 	struct ferry_config *cfg;
 	struct ferry_request *req;
-	char *user;     /* from the passwd entry of the real uid, never from the request */
-	char *home;     /* idem; NULL when the user has no usable home */
+	char *user; /* from the passwd entry of the real uid, never from the request */
+	char *home; /* idem; NULL when the user has no usable home */
 	int image_fd;
 	int image_tree; /* detached clone of a directory image */
 	struct ferry_image_info image;
 	struct mount_req *mounts;
 	size_t n_mounts;
-	bool instance;  /* INSTANCE_START: init gets its own session and idles without argv */
+	bool instance; /* INSTANCE_START: init gets its own session and idles without argv */
 	int log_out, log_err; /* instance logs, opened as the user */
 	char *log_out_path, *log_err_path;
-	bool criu;            /* a checkpointable instance (launched or restarted) */
-	int ckpt_fd;          /* its checkpoint directory, opened as the user */
-	int restore_fd;       /* restart: the verified generation directory */
+	bool criu; /* a checkpointable instance (launched or restarted) */
+	int ckpt_fd; /* its checkpoint directory, opened as the user */
+	int restore_fd; /* restart: the verified generation directory */
 	struct ferry_manifest *manifest; /* restart: its verified manifest */
 	char *image_fingerprint;
 };
@@ -58,7 +58,6 @@ struct starter {
 #define STARTER_STDOUT "/.ferry/stdout"
 #define STARTER_STDERR "/.ferry/stderr"
 #define STARTER_CRIU_BUNDLE FERRY_LIBEXECDIR "/criu"
-
 
 /* container.c: in the host mount namespace, as root, before the namespaces are made: clones
  * the mount trees of the directory image and of every bind source (opened by the user) as
