@@ -35,7 +35,7 @@ LIB_SRCS     := $(sort $(wildcard src/lib/*.c))
 FERRY_SRCS   := $(sort $(wildcard src/ferry/*.c))
 STARTER_SRCS := $(sort $(wildcard src/starter/*.c))
 # The setuid starter links only the small core it needs: no network, no archive code.
-STARTER_LIB  := error util fs privs spawn config request names instance image sif manifest criu
+STARTER_LIB  := error util fs privs spawn config request names instance image sif manifest criu xfer
 UNIT_SRCS    := $(sort $(wildcard tests/unit/*_test.c))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))

@@ -22,7 +22,11 @@ patchelf --set-interpreter "$inside/lib/$(basename "$interp")" --force-rpath --s
 # RPC settings libcriu has no setter for: after a dump the tree stays stopped until ferry has
 # published the checkpoint; ferry then ends it, or resumes it when publishing failed.
 echo leave-stopped > "$tmp/leave-stopped.conf"
-chmod 0644 "$tmp/leave-stopped.conf"
+# dumps whose pages go to a receiving starter's page server through a socket ferry passes
+# (authenticated by the two starters) at fd 200 (FERRY_CRIU_PS_FD in src/lib/criu.h)
+printf 'page-server\nps-socket 200\nleave-stopped\n' > "$tmp/ps-stopped.conf"
+printf 'page-server\nps-socket 200\n' > "$tmp/ps-running.conf"
+chmod 0644 "$tmp"/*.conf
 chmod 0755 "$tmp" "$tmp/lib" "$tmp/criu"
 chmod 0644 "$tmp"/lib/*
 chmod 0755 "$tmp/lib/$(basename "$interp")"

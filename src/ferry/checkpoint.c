@@ -406,7 +406,12 @@ static int do_instance(int argc, char **argv)
 	if (ferry_name_check(argv[optind], "instance", &err) < 0)
 		return cli_error(err);
 	req.instance = argv[optind];
-	return exec_starter(&req);
+	if (!req.page_server)
+		return exec_starter(&req);
+	int sk = page_server_connect(req.page_server, 600);
+	if (sk < 0)
+		return 255;
+	return exec_starter_with(&req, sk);
 }
 
 int cmd_checkpoint(int argc, char **argv)

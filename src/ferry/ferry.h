@@ -33,6 +33,11 @@ void build_env(struct container_opts *o, const char *image);
 char *absolute_path(const char *path);
 /* Replaces this process with ferry-starter carrying @req; returns only on failure. */
 int exec_starter(const struct ferry_request *req);
+/* Same, with @extra_fd passed as fd 4 (a --page-server connection). */
+int exec_starter_with(const struct ferry_request *req, int extra_fd);
+/* pageserver.c: the TCP ends of a --page-server transfer (the starters authenticate it). */
+int page_server_connect(const char *host_port, unsigned timeout);
+int page_server_accept(const char *spec, unsigned timeout);
 /* Runs ferry-starter for @req and collects its stdout; returns its exit status. */
 int run_starter_capture(const struct ferry_request *req, char **ret_out, size_t *ret_len);
 

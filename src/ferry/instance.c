@@ -268,11 +268,16 @@ static int do_start(int argc, char **argv)
 				return cli_error(err);
 			o.req.instance = xstrdup(argv[i + 1]);
 		}
-		if (o.page_server)
-			o.req.page_server = xstrdup(o.page_server);
 		strv_free(o.req.env);
 		o.req.env = NULL;
-		return exec_starter(&o.req);
+		if (!o.page_server)
+			return exec_starter(&o.req);
+		/* receive the pages (and the rest) from 'checkpoint instance --page-server' first */
+		o.req.page_server = xstrdup(o.page_server);
+		int sk = page_server_accept(o.page_server, 600);
+		if (sk < 0)
+			return 255;
+		return exec_starter_with(&o.req, sk);
 	}
 	if (argc - i < 2)
 		return cli_fail("usage: ferry instance start [OPTIONS] IMAGE NAME [COMMAND...]");

@@ -232,11 +232,21 @@ static int put_on_fd3(int fd)
 	return dup2(fd, FERRY_REQUEST_FD) < 0 ? -1 : 0; /* dup2 clears FD_CLOEXEC */
 }
 
-int exec_starter(const struct ferry_request *req)
+int exec_starter_with(const struct ferry_request *req, int extra_fd)
 {
 	int fd = request_fd(req);
 	if (fd < 0)
 		return 255;
+	if (extra_fd >= 0) {
+		/* fd 4: the connection of a --page-server transfer */
+		if (extra_fd == 3 && (extra_fd = fcntl(extra_fd, F_DUPFD_CLOEXEC, 10)) < 0)
+			return cli_fail("pass the connection: %s", strerror(errno));
+		if (fd == 4 && (fd = fcntl(fd, F_DUPFD_CLOEXEC, 10)) < 0)
+			return cli_fail("pass the request: %s", strerror(errno));
+		/* dup2 onto itself would keep FD_CLOEXEC */
+		if ((extra_fd == 4 ? fcntl(4, F_SETFD, 0) : dup2(extra_fd, 4)) < 0)
+			return cli_fail("pass the connection: %s", strerror(errno));
+	}
 	if (put_on_fd3(fd) < 0)
 		return cli_fail("pass the request: %s", strerror(errno));
 	char *const argv[] = {"ferry-starter", NULL};
@@ -244,6 +254,11 @@ int exec_starter(const struct ferry_request *req)
 	execve(STARTER, argv, envp);
 	return cli_fail("cannot run '%s': %s (is ferry installed? run 'make install' as root)", STARTER,
 			strerror(errno));
+}
+
+int exec_starter(const struct ferry_request *req)
+{
+	return exec_starter_with(req, -1);
 }
 
 int run_starter_capture(const struct ferry_request *req, char **ret_out, size_t *ret_len)

@@ -97,10 +97,6 @@ int ferry_criu_dump(const struct ferry_criu_opts *o, struct ferry_error **err)
 		return r;
 	criu_local_set_pid(c, o->pid);
 	criu_local_set_leave_running(c, o->leave_running);
-	if (o->ps_addr && criu_local_set_page_server_address_port(c, o->ps_addr, o->ps_port) < 0) {
-		criu_local_free_opts(c);
-		return ferry_error_msg(err, ENOMEM, "libcriu: page server");
-	}
 	r = criu_local_dump(c);
 	criu_local_free_opts(c);
 	if (r < 0)

@@ -17,6 +17,10 @@
 #define FERRY_CRIU_BIN FERRY_CRIU_DIR "/criu"
 /* "leave-stopped": the dumped tree stays frozen until ferry has published the checkpoint */
 #define FERRY_CRIU_LEAVE_STOPPED FERRY_CRIU_DIR "/leave-stopped.conf"
+/* dumps whose pages go through a connected socket at FERRY_CRIU_PS_FD */
+#define FERRY_CRIU_PS_FD 200
+#define FERRY_CRIU_PS_STOPPED FERRY_CRIU_DIR "/ps-stopped.conf"
+#define FERRY_CRIU_PS_RUNNING FERRY_CRIU_DIR "/ps-running.conf"
 
 struct ferry_criu_opts {
 	const char *binary; /* CRIU binary (FERRY_CRIU_BIN inside a container) */
@@ -25,8 +29,6 @@ struct ferry_criu_opts {
 	const char *log; /* log file name in work_fd */
 	pid_t pid; /* dump: root of the tree */
 	bool leave_running; /* dump */
-	const char *ps_addr; /* page server address (dump) or NULL */
-	int ps_port;
 	unsigned timeout; /* seconds CRIU may take to seize the tree (0: CRIU's default) */
 	const char *config; /* a CRIU config file (RPC settings libcriu has no setter for) */
 };

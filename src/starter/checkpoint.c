@@ -34,6 +34,7 @@
 #include "criu.h"
 #include "fs.h"
 #include "starter.h"
+#include "xfer.h"
 
 #define NS_JOIN (CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS)
 #define LAUNCH_FILE "launch.req"
@@ -174,34 +175,46 @@ static void prune(int ckfd, const char *keep, bool staging_too)
 	closedir(d);
 }
 
-/* Makes the staged generation complete: sealed files, launch request, manifest last, then the
- * rename into the checkpoint directory and the switch of `current`. */
-static int publish(struct starter *s, const struct ferry_instance *inst, int stfd, int imgfd,
-		   const char *launch, size_t launch_len, char **ret_gen, struct ferry_error **err)
+static struct ferry_manifest *manifest_for(const struct starter *s, const char *instance, const char *image,
+					   const char *fingerprint, long long pid)
+{
+	char host[HOST_NAME_MAX + 1] = "";
+	gethostname(host, sizeof(host) - 1);
+	struct ferry_manifest *m = xzalloc(sizeof(*m));
+	m->ferry_version = xstrdup(FERRY_VERSION);
+	m->uid = s->privs.uid;
+	m->gid = s->privs.gid;
+	m->instance = xstrdup(instance);
+	m->image = xstrdup(image ? image : "");
+	m->image_fingerprint = xstrdup(fingerprint ? fingerprint : "");
+	m->created = (long long)time(NULL);
+	m->pid = pid;
+	m->node = xstrdup(host);
+	return m;
+}
+
+/* Seals the staged generation in @imgfd: the launch request (when given), every file hashed
+ * into @m and made root's and read-only, the signed manifest written last. */
+static int seal_generation(int imgfd, struct ferry_manifest *m, const char *launch, size_t launch_len,
+			   char **ret_text, struct ferry_error **err)
 {
 	unsigned char key[FERRY_KEY_MAX];
 	size_t keylen = 0;
 	int r = ferry_key_load(FERRY_KEY_PATH, key, &keylen, err);
 	if (r < 0)
 		return r;
-	_cleanup_close_ int lfd =
-	    openat(imgfd, LAUNCH_FILE, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0444);
-	if (lfd < 0 || ferry_write_all(lfd, launch, launch_len) < 0)
-		return ferry_error_set(err, errno, "write %s", LAUNCH_FILE);
-	char host[HOST_NAME_MAX + 1] = "";
-	gethostname(host, sizeof(host) - 1);
-	_cleanup_(ferry_manifest_freep) struct ferry_manifest *m = xzalloc(sizeof(*m));
-	m->ferry_version = xstrdup(FERRY_VERSION);
-	m->uid = s->privs.uid;
-	m->gid = s->privs.gid;
-	m->instance = xstrdup(inst->name);
-	m->image = xstrdup(inst->image ? inst->image : "");
-	m->image_fingerprint = xstrdup(inst->image_fingerprint ? inst->image_fingerprint : "");
-	m->created = (long long)time(NULL);
-	m->pid = inst->workload;
-	m->node = xstrdup(host);
-	if ((r = seal_files(imgfd, m, err)) < 0)
+	if (launch) {
+		_cleanup_close_ int lfd =
+		    openat(imgfd, LAUNCH_FILE, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0444);
+		if (lfd < 0 || ferry_write_all(lfd, launch, launch_len) < 0) {
+			explicit_bzero(key, sizeof(key));
+			return ferry_error_set(err, errno, "write %s", LAUNCH_FILE);
+		}
+	}
+	if ((r = seal_files(imgfd, m, err)) < 0) {
+		explicit_bzero(key, sizeof(key));
 		return r;
+	}
 	_cleanup_free_ char *text = NULL;
 	r = ferry_manifest_sign(m, key, keylen, &text, err);
 	explicit_bzero(key, sizeof(key));
@@ -211,9 +224,18 @@ static int publish(struct starter *s, const struct ferry_instance *inst, int stf
 		return r;
 	if (fchown(imgfd, 0, 0) < 0 || fchmod(imgfd, 0755) < 0 || fsync(imgfd) < 0)
 		return ferry_error_set(err, errno, "seal the generation directory");
+	if (ret_text)
+		*ret_text = TAKE_PTR(text);
+	return 0;
+}
 
+/* Renames the sealed "images" of the staging directory into the checkpoint directory as the
+ * next generation and switches `current` to it. */
+static int publish_generation(struct starter *s, int stfd, char **ret_gen, struct ferry_error **err)
+{
 	unsigned long long n = 0;
-	if ((r = next_generation(s->ckpt_fd, &n)) < 0)
+	int r = next_generation(s->ckpt_fd, &n);
+	if (r < 0)
 		return ferry_error_set(err, -r, "read the checkpoint directory");
 	char gen[32];
 	snprintf(gen, sizeof(gen), "gen-%06llu", n);
@@ -225,6 +247,44 @@ static int publish(struct starter *s, const struct ferry_instance *inst, int stf
 		return ferry_error_set(err, errno, "switch 'current' to '%s'", gen);
 	fsync(s->ckpt_fd);
 	*ret_gen = xstrdup(gen);
+	return 0;
+}
+
+/* A root-only staging directory in the checkpoint directory, with the user's images/ inside:
+ * CRIU (as the user) writes there, and no other process of the user can reach it by path. */
+static int make_staging(struct starter *s, char stage[64], int *ret_stfd, int *ret_imgfd,
+			struct ferry_error **err)
+{
+	unsigned char rnd[8];
+	if (getentropy(rnd, sizeof(rnd)) < 0)
+		return ferry_error_set(err, errno, "getentropy");
+	snprintf(stage, 64, ".staging-%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2], rnd[3],
+		 rnd[4], rnd[5], rnd[6], rnd[7]);
+	int r = ferry_privs_raise(&s->privs, err);
+	if (r < 0)
+		return r;
+	if (mkdirat(s->ckpt_fd, stage, 0700) < 0)
+		return ferry_error_set(err, errno, "create '%s' in '%s'", stage,
+				       s->req->checkpoint ? s->req->checkpoint : "the checkpoint");
+	int stfd = openat(s->ckpt_fd, stage, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	struct stat st;
+	if (stfd < 0 || fstat(stfd, &st) < 0 || st.st_uid != 0 || (st.st_mode & 077)) {
+		if (stfd >= 0)
+			close(stfd);
+		rm_tree(s->ckpt_fd, stage);
+		return ferry_error_msg(err, EPERM, "the staging directory was tampered with");
+	}
+	int imgfd = -1;
+	if (mkdirat(stfd, "images", 0700) < 0 ||
+	    fchownat(stfd, "images", s->privs.uid, s->privs.gid, AT_SYMLINK_NOFOLLOW) < 0 ||
+	    (imgfd = openat(stfd, "images", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+		int e = errno;
+		close(stfd);
+		rm_tree(s->ckpt_fd, stage);
+		return ferry_error_set(err, e, "prepare the dump directory");
+	}
+	*ret_stfd = stfd;
+	*ret_imgfd = imgfd;
 	return 0;
 }
 
@@ -253,31 +313,23 @@ void op_checkpoint_dump(struct starter *s)
 
 	if (checkpoint_open_dir(s, inst->checkpoint, &err) < 0)
 		die_error(err);
-	if (ferry_privs_raise(&s->privs, &err) < 0)
-		die_error(err);
 
-	/* staging: root-only directory, with the user's images/ inside for CRIU */
-	unsigned char rnd[8];
-	if (getentropy(rnd, sizeof(rnd)) < 0)
-		die("getentropy: %s", strerror(errno));
 	char stage[64];
-	snprintf(stage, sizeof(stage), ".staging-%02x%02x%02x%02x%02x%02x%02x%02x", rnd[0], rnd[1], rnd[2],
-		 rnd[3], rnd[4], rnd[5], rnd[6], rnd[7]);
-	if (mkdirat(s->ckpt_fd, stage, 0700) < 0)
-		die("create '%s' in '%s': %s", stage, inst->checkpoint, strerror(errno));
-	int stfd = openat(s->ckpt_fd, stage, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	struct stat st;
-	if (stfd < 0 || fstat(stfd, &st) < 0 || st.st_uid != 0 || (st.st_mode & 077)) {
-		rm_tree(s->ckpt_fd, stage);
-		die("staging directory in '%s' was tampered with", inst->checkpoint);
-	}
-	int imgfd = -1;
-	if (mkdirat(stfd, "images", 0700) < 0 ||
-	    fchownat(stfd, "images", s->privs.uid, s->privs.gid, AT_SYMLINK_NOFOLLOW) < 0 ||
-	    (imgfd = openat(stfd, "images", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
-		int e = errno;
-		rm_tree(s->ckpt_fd, stage);
-		die("prepare the dump directory: %s", strerror(e));
+	int stfd = -1, imgfd = -1;
+	if (make_staging(s, stage, &stfd, &imgfd, &err) < 0)
+		die_error(err);
+	if (s->xfer_fd >= 0) {
+		unsigned char key[FERRY_KEY_MAX];
+		size_t keylen = 0;
+		if (ferry_key_load(FERRY_KEY_PATH, key, &keylen, &err) < 0 ||
+		    ferry_xfer_connect(s->xfer_fd, key, keylen, s->privs.uid, s->cfg->criu_timeout, &err) <
+			0) {
+			explicit_bzero(key, sizeof(key));
+			rm_tree(s->ckpt_fd, stage);
+			die("checkpoint of '%s' to the page server '%s': %s; the instance keeps running",
+			    name, s->req->page_server, err->message);
+		}
+		explicit_bzero(key, sizeof(key));
 	}
 
 	bool leave_running = s->req->flags & FERRY_REQ_LEAVE_RUNNING;
@@ -320,20 +372,14 @@ void op_checkpoint_dump(struct starter *s)
 		    .timeout = s->cfg->criu_timeout,
 		    .config = leave_running ? NULL : FERRY_CRIU_LEAVE_STOPPED,
 		};
-		_cleanup_free_ char *ps_host = NULL;
-		if (s->req->page_server) {
-			const char *colon = strrchr(s->req->page_server, ':');
-			unsigned long long port = 0;
-			if (!colon || colon == s->req->page_server ||
-			    parse_uint64(colon + 1, 65535, &port) < 0 || port == 0) {
-				ferry_error_msg(&err, EINVAL, "--page-server '%s': expected HOST:PORT",
-						s->req->page_server);
+		if (s->xfer_fd >= 0) {
+			/* pages go through the authenticated socket, at the fd the config names */
+			if (dup2(s->xfer_fd, FERRY_CRIU_PS_FD) < 0) {
+				ferry_error_set(&err, errno, "pass the page server socket");
 				report_error(rep[1], err);
 				_exit(1);
 			}
-			ps_host = xstrndup(s->req->page_server, (size_t)(colon - s->req->page_server));
-			o.ps_addr = ps_host;
-			o.ps_port = (int)port;
+			o.config = leave_running ? FERRY_CRIU_PS_RUNNING : FERRY_CRIU_PS_STOPPED;
 		}
 		if (ferry_privs_drop(&s->privs, keep, ARRAY_SIZE(keep), &err) < 0) {
 			report_error(rep[1], err);
@@ -407,7 +453,24 @@ void op_checkpoint_dump(struct starter *s)
 		die("checkpoint of '%s' failed: the dumping process died; the instance keeps running", name);
 	}
 	_cleanup_free_ char *gen = NULL;
-	int pr = publish(s, inst, stfd, imgfd, launch, launch_len, &gen, &err);
+	_cleanup_free_ char *text = NULL;
+	_cleanup_(ferry_manifest_freep) struct ferry_manifest *m =
+	    manifest_for(s, inst->name, inst->image, inst->image_fingerprint, inst->workload);
+	int pr = seal_generation(imgfd, m, launch, launch_len, &text, &err);
+	if (pr == 0 && s->xfer_fd >= 0) {
+		/* the rest of the generation follows the pages; the receiver answers once the
+		 * instance runs there */
+		for (size_t i = 0; pr == 0 && i < m->n_files; i++)
+			pr = ferry_xfer_send_file(s->xfer_fd, imgfd, m->files[i].name, &err);
+		if (pr == 0)
+			pr = ferry_xfer_send_manifest(s->xfer_fd, text, strlen(text), &err);
+		if (pr == 0)
+			pr = ferry_xfer_read_verdict(s->xfer_fd, s->cfg->criu_timeout, &err);
+		if (pr == 0)
+			gen = xasprintf("sent to %s", s->req->page_server);
+	} else if (pr == 0) {
+		pr = publish_generation(s, stfd, &gen, &err);
+	}
 	(void)ferry_write_all(ctl[1], pr < 0 ? "C" : "K", 1);
 	close(ctl[1]);
 	while (waitpid(child, NULL, 0) < 0 && errno == EINTR)
@@ -418,9 +481,14 @@ void op_checkpoint_dump(struct starter *s)
 	}
 	close(imgfd);
 	close(stfd);
-	unlinkat(s->ckpt_fd, stage, AT_REMOVEDIR);
-	prune(s->ckpt_fd, gen, false);
-	printf("%s/%s\n", inst->checkpoint, gen);
+	if (s->xfer_fd >= 0) {
+		rm_tree(s->ckpt_fd, stage);
+		printf("%s\n", gen);
+	} else {
+		unlinkat(s->ckpt_fd, stage, AT_REMOVEDIR);
+		prune(s->ckpt_fd, gen, false);
+		printf("%s/%s\n", inst->checkpoint, gen);
+	}
 	ferry_instance_free(inst);
 	exit(0);
 }
@@ -677,4 +745,137 @@ void op_checkpoint_delete(struct starter *s)
 	unlinkat(s->ckpt_fd, "current", 0);
 	prune(s->ckpt_fd, NULL, true);
 	exit(0);
+}
+
+/* The page server, as the user, without capabilities, in the host's namespaces: it only
+ * writes the pages CRIU sends over the socket into the staging images directory. */
+static int run_page_server(struct starter *s, int imgfd, struct ferry_error **err)
+{
+	int rep[2];
+	if (pipe2(rep, O_CLOEXEC) < 0)
+		return ferry_error_set(err, errno, "pipe");
+	pid_t pid = fork();
+	if (pid < 0)
+		return ferry_error_set(err, errno, "fork");
+	if (pid == 0) {
+		close(rep[0]);
+		setpgid(0, 0);
+		if (dup2(imgfd, 3) < 0 || dup2(s->xfer_fd, 4) < 0 || dup2(rep[1], 5) < 0)
+			_exit(127);
+		ferry_close_fds(6, NULL);
+		fcntl(5, F_SETFD, FD_CLOEXEC);
+		/* CRIU insists on CAP_CHECKPOINT_RESTORE even to serve pages */
+		static const int keep[] = {CAP_CHECKPOINT_RESTORE};
+		if (ferry_privs_drop(&s->privs, keep, ARRAY_SIZE(keep), err) < 0) {
+			report_error(5, *err);
+			_exit(127);
+		}
+		char *const argv[] = {s->cfg->criu_path,
+				      "page-server",
+				      "--images-dir",
+				      "/proc/self/fd/3",
+				      "--ps-socket",
+				      "4",
+				      "--unprivileged",
+				      "-o",
+				      "page-server.log",
+				      "-v4",
+				      NULL};
+		char *const envp[] = {"PATH=" STARTER_PATH, NULL};
+		execve(argv[0], argv, envp);
+		ferry_error_set(err, errno, "run '%s' (set 'criu path' in ferry.conf)", argv[0]);
+		report_error(5, *err);
+		_exit(127);
+	}
+	close(rep[1]);
+	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	struct pollfd p = {.fd = pidfd, .events = POLLIN};
+	int r = 0;
+	if (pidfd >= 0) {
+		do
+			r = poll(&p, 1, (int)s->cfg->criu_timeout * 1000);
+		while (r < 0 && errno == EINTR);
+		close(pidfd);
+	}
+	if (r == 0) {
+		kill(-pid, SIGKILL);
+		kill(pid, SIGKILL);
+	}
+	int st = 0;
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	_cleanup_free_ char *msg = read_report(rep[0]);
+	close(rep[0]);
+	if (r == 0)
+		return ferry_error_msg(err, ETIMEDOUT, "the page server got no dump within %u s",
+				       s->cfg->criu_timeout);
+	if (msg)
+		return ferry_error_msg(err, EIO, "%s", startswith(msg, "E ") ? msg + 2 : msg);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		_cleanup_free_ char *lines = ferry_criu_log_errors(imgfd, "page-server.log", 3);
+		return ferry_error_msg(err, EIO, "the CRIU page server failed%s%s", lines ? ": " : "",
+				       lines ? lines : "");
+	}
+	return 0;
+}
+
+int checkpoint_receive(struct starter *s, struct ferry_error **err)
+{
+	int r = checkpoint_open_dir(s, s->req->checkpoint, err);
+	if (r < 0)
+		return r;
+	char stage[64];
+	int stfd = -1, imgfd = -1;
+	if ((r = make_staging(s, stage, &stfd, &imgfd, err)) < 0)
+		return r;
+	unsigned char key[FERRY_KEY_MAX];
+	size_t keylen = 0;
+	_cleanup_free_ char *text = NULL;
+	size_t len = 0;
+	struct ferry_manifest *sent = NULL;
+	r = ferry_key_load(FERRY_KEY_PATH, key, &keylen, err);
+	if (r == 0)
+		r = ferry_xfer_accept(s->xfer_fd, key, keylen, s->privs.uid, s->cfg->criu_timeout, err);
+	if (r == 0)
+		r = run_page_server(s, imgfd, err);
+	if (r == 0)
+		r = ferry_xfer_receive(s->xfer_fd, imgfd, s->cfg->criu_timeout, &text, &len, err);
+	/* The sender's manifest covers what it had: everything but the pages, which only we saw
+	 * (through the authenticated session). Check it as a restart would. */
+	if (r == 0 && (r = ferry_manifest_verify(text, len, key, keylen, &sent, err)) < 0)
+		ferry_error_wrap(err, "the received checkpoint is refused");
+	explicit_bzero(key, sizeof(key));
+	if (r == 0 && sent->uid != s->privs.uid)
+		r = ferry_error_msg(err, EPERM, "the received checkpoint belongs to another user");
+	for (size_t i = 0; r == 0 && sent && i < sent->n_files; i++) {
+		const struct ferry_manifest_file *f = &sent->files[i];
+		_cleanup_close_ int fd = openat(imgfd, f->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		uint64_t size = 0;
+		char sha[65];
+		if (fd < 0 || ferry_sha256_fd(fd, &size, sha, err) < 0 || size != f->size ||
+		    !streq(sha, f->sha256))
+			r = ferry_error_msg(
+			    err, EPERM, "received file '%s' does not match the sender's manifest", f->name);
+	}
+	if (r == 0) {
+		_cleanup_(ferry_manifest_freep) struct ferry_manifest *m =
+		    manifest_for(s, sent->instance, sent->image, sent->image_fingerprint, sent->pid);
+		_cleanup_free_ char *gen = NULL;
+		r = seal_generation(imgfd, m, NULL, 0, NULL, err);
+		if (r == 0)
+			r = publish_generation(s, stfd, &gen, err);
+		if (r == 0)
+			prune(s->ckpt_fd, gen, false);
+	}
+	ferry_manifest_free(sent);
+	close(imgfd);
+	close(stfd);
+	if (r < 0) {
+		rm_tree(s->ckpt_fd, stage);
+		return r;
+	}
+	unlinkat(s->ckpt_fd, stage, AT_REMOVEDIR);
+	close(s->ckpt_fd);
+	s->ckpt_fd = -1; /* checkpoint_prepare_restart opens it again */
+	return ferry_privs_lower(&s->privs, err);
 }

@@ -26,17 +26,24 @@
 #include "instance.h"
 #include "names.h"
 #include "starter.h"
+#include "xfer.h"
 
 #define NS_FLAGS (CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS)
+
+/* the peer of a --page-server transfer, told why when we fail */
+static int verdict_fd = -1;
 
 void die(const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	fputs("ferry: ", stderr);
-	vfprintf(stderr, fmt, ap);
-	fputc('\n', stderr);
+	char *msg = NULL;
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
 	va_end(ap);
+	fprintf(stderr, "ferry: %s\n", msg ? msg : fmt);
+	if (verdict_fd >= 0)
+		(void)ferry_xfer_send_verdict(verdict_fd, msg ? msg : "failed");
 	exit(255);
 }
 
@@ -554,6 +561,8 @@ static _noreturn_ void monitor(struct starter *s, int dirfd, int top)
 {
 	struct ferry_error *err = NULL;
 	setsid();
+	if (s->xfer_fd >= 0)
+		close(s->xfer_fd); /* the top process answers the sender */
 	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
 	dup2(null, 0);
 	dup2(null, 1);
@@ -694,8 +703,11 @@ static void op_instance_start(struct starter *s)
 	close(dirfd);
 	TRY(ferry_privs_drop(&s->privs, NULL, 0, &err));
 	_cleanup_free_ char *msg = read_report(top[0]);
-	if (msg && streq(msg, "OK"))
+	if (msg && streq(msg, "OK")) {
+		if (verdict_fd >= 0)
+			(void)ferry_xfer_send_verdict(verdict_fd, NULL); /* the sender may end its copy */
 		exit(0);
+	}
 	if (msg)
 		die_report(msg);
 	die("instance '%s' failed to start: see '%s'", s->req->instance,
@@ -796,9 +808,18 @@ static void read_request(struct starter *s)
 	size_t len = 0;
 	if (ferry_read_all(FERRY_REQUEST_FD, FERRY_REQUEST_MAX, &buf, &len, &err) < 0)
 		die("invalid request: %s", err->message);
-	ferry_close_fds(3, NULL);
+	/* fd 4 may carry the connected socket of a --page-server transfer */
+	if (fstat(STARTER_XFER_FD, &st) == 0 && S_ISSOCK(st.st_mode))
+		s->xfer_fd = fcntl(STARTER_XFER_FD, F_DUPFD_CLOEXEC, 10);
+	ferry_close_fds(3, (const int[]){s->xfer_fd, -1});
 	if (ferry_request_decode(buf, len, &s->req, &err) < 0)
 		die_error(err);
+	if (s->req->page_server && s->xfer_fd < 0)
+		die("--page-server needs the connection the 'ferry' command makes: run ferry, not ferry-starter");
+	if (!s->req->page_server && s->xfer_fd >= 0) {
+		close(s->xfer_fd);
+		s->xfer_fd = -1;
+	}
 }
 
 int main(int argc, char **argv)
@@ -815,6 +836,7 @@ int main(int argc, char **argv)
 	if (clearenv() != 0 || setenv("PATH", STARTER_PATH, 1) != 0)
 		die("cannot reset the environment");
 	umask(022);
+	signal(SIGPIPE, SIG_IGN); /* a peer that went away is an error, not a death */
 	TRY(ferry_privs_init(&s.privs, &err));
 	TRY(ferry_privs_lower(&s.privs, &err));
 
@@ -826,8 +848,13 @@ int main(int argc, char **argv)
 		    FERRY_CONFIG_PATH);
 	lookup_user(&s);
 
-	if (s.req->op == FERRY_OP_INSTANCE_START && (s.req->flags & FERRY_REQ_CRIU_RESTART))
+	if (s.req->op == FERRY_OP_INSTANCE_START && (s.req->flags & FERRY_REQ_CRIU_RESTART)) {
+		if (s.xfer_fd >= 0) {
+			verdict_fd = s.xfer_fd;
+			TRY(checkpoint_receive(&s, &err)); /* pages and images arrive, verified */
+		}
 		TRY(checkpoint_prepare_restart(&s, &err)); /* s.req becomes the verified launch request */
+	}
 	const struct ferry_request *req = s.req;
 	if (req->instance)
 		TRY(ferry_name_check(req->instance, "instance", &err));

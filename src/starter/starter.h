@@ -48,7 +48,9 @@ struct starter {
 	int restore_fd; /* restart: the verified generation directory */
 	struct ferry_manifest *manifest; /* restart: its verified manifest */
 	char *image_fingerprint;
+	int xfer_fd; /* --page-server: the connected socket the CLI passed on fd 4 */
 };
+#define STARTER_XFER_FD 4
 
 /* The workload of a checkpointable instance gets a high pid (ns_last_pid is raised first), so
  * that at restore the pids it needs are free in the new container, whose init, restorer and
@@ -81,6 +83,9 @@ int checkpoint_open_dir(struct starter *s, const char *path, struct ferry_error 
 int checkpoint_prepare_restart(struct starter *s, struct ferry_error **err);
 _noreturn_ void op_checkpoint_dump(struct starter *s);
 _noreturn_ void op_checkpoint_delete(struct starter *s);
+/* Restart with --page-server: receives the pages (CRIU page server) and the rest of the
+ * generation over s->xfer_fd, verifies it and publishes it into the checkpoint directory. */
+int checkpoint_receive(struct starter *s, struct ferry_error **err);
 /* In the container, as root, before init drops privileges: the restorer process. Writes the
  * restored root's pid to @pid_fd, or an error line to @report. Never returns. */
 _noreturn_ void run_restorer(struct starter *s, int report, int pid_fd);

@@ -5,6 +5,7 @@
 load ../lib/common
 
 setup_file() { ferry_suite_setup; }
+teardown_file() { ferry_suite_teardown; }
 setup() {
 	ferry_test_setup
 	conf_save

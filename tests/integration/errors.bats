@@ -4,13 +4,12 @@
 
 load ../lib/common
 
-BAD=$FERRY_TEST_IMAGES/bad
-
 setup_file() {
 	ferry_suite_setup
+	export BAD=$IMAGES/bad
 	rm -rf "$BAD"
 	mkdir -p "$BAD"
-	local sq=$FERRY_TEST_IMAGES/busybox.sqsh sif=$FERRY_TEST_IMAGES/busybox.sif size
+	local sq=$IMAGES/busybox.sqsh sif=$IMAGES/busybox.sif size
 	head -c 65536 /dev/urandom >"$BAD/random.img"
 	: >"$BAD/empty.img"
 	echo "just some text, not an image" >"$BAD/text.img"
@@ -30,7 +29,7 @@ setup_file() {
 	fi
 	chmod -R a+rX "$BAD"
 }
-teardown_file() { rm -rf "$BAD"; }
+teardown_file() { ferry_suite_teardown; }
 
 setup() {
 	ferry_test_setup
@@ -39,7 +38,7 @@ setup() {
 teardown() { ferry_teardown; }
 
 # expect_clean: nothing left right now (the teardown checks again).
-expect_clean() { wait_clean 5 || fail "left behind after the error"; }
+expect_clean() { wait_clean 3 || fail "left behind after the error"; }
 
 @test "missing image: exec, run, shell and instance start, as a user and as root" {
 	for who in as_user1 as_root; do

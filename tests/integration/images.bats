@@ -4,6 +4,7 @@
 load ../lib/common
 
 setup_file() { ferry_suite_setup; }
+teardown_file() { ferry_suite_teardown; }
 setup() { ferry_test_setup; }
 teardown() { ferry_teardown; }
 
@@ -42,7 +43,7 @@ teardown() { ferry_teardown; }
 }
 
 @test "a user builds a SIF and a squashfs from a directory in their home and runs them" {
-	as_user1 cp -a "$FERRY_TEST_IMAGES/busybox.sandbox" "$U1_TMP/rootfs"
+	as_user1 cp -a "$IMAGES/busybox.sandbox" "$U1_TMP/rootfs"
 	as_user1 sh -c "echo user-built > '$U1_TMP/rootfs/etc/ferry-test-image'"
 	run as_user1 ferry build "$U1_TMP/mine.sif" "$U1_TMP/rootfs"
 	assert_success
@@ -64,11 +65,11 @@ teardown() { ferry_teardown; }
 }
 
 @test "ferry build refuses to overwrite without --force" {
-	run as_user1 ferry build "$U1_TMP/a.sif" "$FERRY_TEST_IMAGES/busybox.sandbox"
+	run as_user1 ferry build "$U1_TMP/a.sif" "$IMAGES/busybox.sandbox"
 	assert_success
-	run --separate-stderr as_user1 ferry build "$U1_TMP/a.sif" "$FERRY_TEST_IMAGES/busybox.sandbox"
+	run --separate-stderr as_user1 ferry build "$U1_TMP/a.sif" "$IMAGES/busybox.sandbox"
 	assert_ferry_error
-	run as_user1 ferry build --force "$U1_TMP/a.sif" "$FERRY_TEST_IMAGES/busybox.sandbox"
+	run as_user1 ferry build --force "$U1_TMP/a.sif" "$IMAGES/busybox.sandbox"
 	assert_success
 }
 

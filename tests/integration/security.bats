@@ -8,6 +8,7 @@ load ../lib/common
 SECRET_DIR=/var/tmp/ferry-test-secret
 
 setup_file() { ferry_suite_setup; }
+teardown_file() { ferry_suite_teardown; }
 setup() {
 	ferry_test_setup
 	conf_save
@@ -188,13 +189,13 @@ host_etc_state() {
 # ------------------------------------------------------------ images behind symlinks
 
 @test "an image that is (a symlink to) a root-only file or directory is refused" {
-	cp "$FERRY_TEST_IMAGES/busybox.sqsh" /root/ft-secret.sqsh
+	cp "$IMAGES/busybox.sqsh" /root/ft-secret.sqsh
 	chmod 0600 /root/ft-secret.sqsh
 	mkdir -p "$SECRET_DIR"
 	chmod 0755 "$SECRET_DIR"
-	cp "$FERRY_TEST_IMAGES/busybox.sqsh" "$SECRET_DIR/secret.sqsh"
+	cp "$IMAGES/busybox.sqsh" "$SECRET_DIR/secret.sqsh"
 	chmod 0600 "$SECRET_DIR/secret.sqsh"
-	cp -a "$FERRY_TEST_IMAGES/busybox.sandbox" "$SECRET_DIR/sandbox"
+	cp -a "$IMAGES/busybox.sandbox" "$SECRET_DIR/sandbox"
 	chmod 0700 "$SECRET_DIR/sandbox"
 	as_user1 ln -s /root/ft-secret.sqsh "$U1_TMP/link.sqsh"
 	as_user1 ln -s "$SECRET_DIR/secret.sqsh" "$U1_TMP/link2.sqsh"
@@ -222,7 +223,7 @@ host_etc_state() {
 # (a mount point ferry uses) replaced by a symlink to TARGET.
 evil_sandbox() {
 	local d=$1 p=$2 t=$3
-	as_user1 cp -a "$FERRY_TEST_IMAGES/busybox.sandbox" "$d"
+	as_user1 cp -a "$IMAGES/busybox.sandbox" "$d"
 	as_user1 chmod -R u+w "$d"
 	as_user1 mkdir -p "$d/home"
 	as_user1 rm -rf "${d:?}/$p"
@@ -274,7 +275,7 @@ check_contained() {
 					if [ "$who" = as_root ]; then ferry instance stop ft-evil; else as_user1 ferry instance stop ft-evil; fi
 				fi
 				# a leftover fails the test at the end; go on with the other cases
-				if ! wait_clean 5; then
+				if ! wait_clean 2; then
 					problems+=("/$p -> $t, $img, $who: instance start left something behind")
 					$who ferry instance list >/dev/null # drops stale records
 				fi
@@ -289,7 +290,7 @@ check_contained() {
 @test "a bind destination that is a symlink in the image lands inside the container" {
 	# a normal sandbox except /data -> /../../etc
 	d=$U1_TMP/img
-	as_user1 cp -a "$FERRY_TEST_IMAGES/busybox.sandbox" "$d"
+	as_user1 cp -a "$IMAGES/busybox.sandbox" "$d"
 	as_user1 chmod u+w "$d"
 	as_user1 ln -s /../../etc "$d/data"
 	as_user1 mkdir "$U1_TMP/payload"
@@ -310,10 +311,10 @@ check_contained() {
 
 @test "a user-made squashfs with a setuid-root program and device nodes gives no privilege" {
 	d=$U1_TMP/img
-	as_user1 cp -a "$FERRY_TEST_IMAGES/busybox.sandbox" "$d"
+	as_user1 cp -a "$IMAGES/busybox.sandbox" "$d"
 	# pseudo files: the user needs no privilege to put them in a squashfs
 	as_user1 mksquashfs "$d" "$U1_TMP/suid.sqsh" -noappend -no-progress -quiet \
-		-p "showid f 4755 0 0 cat $FERRY_TEST_IMAGES/bin/showid" \
+		-p "showid f 4755 0 0 cat $IMAGES/bin/showid" \
 		-p "memdev c 666 0 0 1 1" \
 		-p "nulldev c 666 0 0 1 3" >/dev/null
 	EXTRA_IMAGES=$U1_TMP/suid.sqsh
@@ -326,8 +327,8 @@ ruid=$U1_UID euid=$U1_UID setuid0=fail"
 @test "a root-owned sandbox or bind with a setuid-root program gives no privilege" {
 	mkdir -p "$SECRET_DIR"
 	chmod 0755 "$SECRET_DIR"
-	cp -a "$FERRY_TEST_IMAGES/busybox.sandbox" "$SECRET_DIR/suid-sandbox"
-	cp "$FERRY_TEST_IMAGES/bin/showid" "$SECRET_DIR/suid-sandbox/showid"
+	cp -a "$IMAGES/busybox.sandbox" "$SECRET_DIR/suid-sandbox"
+	cp "$IMAGES/bin/showid" "$SECRET_DIR/suid-sandbox/showid"
 	chmod 4755 "$SECRET_DIR/suid-sandbox/showid"
 	run as_user1 ferry exec "$SECRET_DIR/suid-sandbox" /showid
 	assert_success

@@ -10,12 +10,13 @@
 #   - the busybox-static test image in three forms (sandbox directory, squashfs,
 #     SIF), built once and cached in the root-owned FERRY_TEST_IMAGES
 #     (rebuilt when missing, when the recipe or busybox changes, and the SIF when
-#     the installed ferry is newer than it);
+#     the installed ferry is newer than it); each .bats file runs on its own
+#     copy in IMAGES (use_image FORM sets IMG);
 #   - ferry_teardown: stops every instance the tests made and fails the test
 #     when anything is left behind (instance records, processes of the test
 #     users, loop devices on the test images, mounts under ferry's stage dir);
 #   - assert_ferry_error: "one line on stderr starting 'ferry: ', exit 255";
-#   - static test programs from tests/workloads/*.c in FERRY_TEST_IMAGES/bin;
+#   - static test programs from tests/workloads/*.c in IMAGES/bin;
 #   - forge_request: a request encoder in bash (src/lib/request.c's format) to
 #     talk to ferry-starter directly;
 #   - conf_save / conf_set / conf_restore for tests that edit ferry.conf.
@@ -85,11 +86,13 @@ as_root() { "$@"; }
 
 # ---------------------------------------------------------------- images
 
+# IMAGES: this file's private copy of the cache (see ferry_suite_setup), so
+# that nobody else using the cache can be mistaken for a leak of ours.
 image_path() {
 	case $1 in
-	dir) echo "$FERRY_TEST_IMAGES/busybox.sandbox" ;;
-	sqsh) echo "$FERRY_TEST_IMAGES/busybox.sqsh" ;;
-	sif) echo "$FERRY_TEST_IMAGES/busybox.sif" ;;
+	dir) echo "$IMAGES/busybox.sandbox" ;;
+	sqsh) echo "$IMAGES/busybox.sqsh" ;;
+	sif) echo "$IMAGES/busybox.sif" ;;
 	*) return 1 ;;
 	esac
 }
@@ -213,12 +216,30 @@ ferry_suite_setup() {
 	}
 	ensure_test_users
 	build_test_images
+	# a private copy for this file (a few MB): the loop-device checks then see
+	# only our own containers, whoever else uses the cache
+	find /var/tmp -maxdepth 1 -name 'ferry-test-run.*' -mmin +600 -exec rm -rf {} + 2>/dev/null || true
+	IMAGES=$(mktemp -d /var/tmp/ferry-test-run.XXXXXX)
+	chmod 0755 "$IMAGES"
+	cp -a "$FERRY_TEST_IMAGES/busybox.sandbox" "$FERRY_TEST_IMAGES/busybox.sqsh" "$FERRY_TEST_IMAGES/bin" "$IMAGES/"
+	[ ! -e "$FERRY_TEST_IMAGES/busybox.sif" ] || cp -a "$FERRY_TEST_IMAGES/busybox.sif" "$IMAGES/"
+	export IMAGES
 	mkdir -p "$FERRY_TEST_SHARED"
 	chmod 0755 "$FERRY_TEST_SHARED"
 	echo "shared data" >"$FERRY_TEST_SHARED/shared.txt"
 	chmod 0644 "$FERRY_TEST_SHARED/shared.txt"
 	# A previous interrupted run may have left instances: start from nothing.
 	stop_test_instances
+}
+
+# Call from teardown_file.
+ferry_suite_teardown() {
+	stop_test_instances
+	conf_restore
+	if [ -n "${IMAGES:-}" ] && [[ "$IMAGES" == /var/tmp/ferry-test-run.* ]]; then
+		wait_clean 10 >/dev/null 2>&1 || true
+		rm -rf "$IMAGES"
+	fi
 }
 
 # Call from setup.
@@ -268,10 +289,11 @@ leftovers() {
 		fi
 		pgrep -u "$u" -a 2>/dev/null | sed "s/^/process of $u: /"
 	done
-	for n in $(root_instances); do
-		echo "root instance $n"
+	# root's records, read directly: 'instance list' would drop stale ones
+	for f in "$FERRY_RUNDIR/0/$ROOT_INSTANCE_PREFIX"*; do
+		[ -e "$f" ] && echo "instance record $f"
 	done
-	for f in "$FERRY_TEST_IMAGES"/*.sqsh "$FERRY_TEST_IMAGES"/*.sif ${EXTRA_IMAGES:-}; do
+	for f in "$IMAGES"/*.sqsh "$IMAGES"/*.sif ${EXTRA_IMAGES:-}; do
 		[ -f "$f" ] || continue
 		l=$(losetup -j "$f" 2>/dev/null)
 		[ -z "$l" ] || echo "loop device on $f: $l"
@@ -383,20 +405,28 @@ conf_save() {
 	[ -e "$CONF_SAVED" ] || cp -p "$FERRY_CONF" "$CONF_SAVED"
 }
 
-# conf_set LINE...: the saved ferry.conf plus these lines.
+# conf_set 'KEY = VALUE'...: the saved ferry.conf with these settings (a
+# scalar key replaces its line; 'allow bind path' adds one).
 conf_set() {
 	conf_save
-	{
-		cat "$CONF_SAVED"
-		printf '%s\n' "$@"
-	} >"$FERRY_CONF.ft.tmp"
+	local line key
+	cp "$CONF_SAVED" "$FERRY_CONF.ft.tmp"
+	for line in "$@"; do
+		key=$(sed -E 's/^[[:space:]]*([^=]*[^=[:space:]])[[:space:]]*=.*/\1/' <<<"$line")
+		if [ "$key" != "allow bind path" ]; then
+			sed -i -E "/^[[:space:]]*$key[[:space:]]*=/d" "$FERRY_CONF.ft.tmp"
+		fi
+		printf '%s\n' "$line" >>"$FERRY_CONF.ft.tmp"
+	done
 	chmod 0644 "$FERRY_CONF.ft.tmp"
 	mv "$FERRY_CONF.ft.tmp" "$FERRY_CONF"
 }
 
 conf_restore() {
-	[ -n "${CONF_SAVED:-}" ] && [ -e "$CONF_SAVED" ] || return 0
-	cp -p "$CONF_SAVED" "$FERRY_CONF.ft.tmp"
+	local saved=${CONF_SAVED:-${BATS_FILE_TMPDIR:-/nonexistent}/ferry.conf.saved}
+	[ -e "$saved" ] || return 0
+	cmp -s "$saved" "$FERRY_CONF" && return 0
+	cp -p "$saved" "$FERRY_CONF.ft.tmp"
 	mv "$FERRY_CONF.ft.tmp" "$FERRY_CONF"
 }
 

@@ -14,8 +14,14 @@ static const char sha_b[] = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb
 
 static char *signed_text(void)
 {
-	struct ferry_manifest m = {.ferry_version = "0.1.0", .uid = 1001, .gid = 1002, .instance = "job1",
-				   .image = "/img/a.sif", .image_fingerprint = "10:abc", .created = 1700000000, .pid = 10000,
+	struct ferry_manifest m = {.ferry_version = "0.1.0",
+				   .uid = 1001,
+				   .gid = 1002,
+				   .instance = "job1",
+				   .image = "/img/a.sif",
+				   .image_fingerprint = "10:abc",
+				   .created = 1700000000,
+				   .pid = 10000,
 				   .node = "nodeA"};
 	ferry_manifest_add_file(&m, "core-10000.img", 2269, sha_a);
 	ferry_manifest_add_file(&m, "pages-1.img", 73728, sha_b);
@@ -122,16 +128,19 @@ static void test_rewritten_manifest_refused(void **state)
 static void test_parse_strict(void **state)
 {
 	static const char *const bad[] = {
-		"",
-		"not a manifest\n",
-		"ferry-manifest 1\nuid=x\n",
-		"ferry-manifest 1\nfile=../etc/passwd 1 " "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\nuid=1\n",
-		"ferry-manifest 1\nfile=a 1 zz\nuid=1\n",
-		"ferry-manifest 1\nfile=a 1 " "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa extra\nuid=1\n",
-		"ferry-manifest 1\nfile=a 1 " "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\nfile=a 2 "
-		"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\nuid=1\n",
-		"ferry-manifest 1\nnoequals\nuid=1\n",
-		"ferry-manifest 1\ngid=2\n", /* no uid */
+	    "",
+	    "not a manifest\n",
+	    "ferry-manifest 1\nuid=x\n",
+	    "ferry-manifest 1\nfile=../etc/passwd 1 "
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\nuid=1\n",
+	    "ferry-manifest 1\nfile=a 1 zz\nuid=1\n",
+	    "ferry-manifest 1\nfile=a 1 "
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa extra\nuid=1\n",
+	    "ferry-manifest 1\nfile=a 1 "
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\nfile=a 2 "
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\nuid=1\n",
+	    "ferry-manifest 1\nnoequals\nuid=1\n",
+	    "ferry-manifest 1\ngid=2\n", /* no uid */
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		struct ferry_manifest *m = NULL;
@@ -179,14 +188,14 @@ static void test_sha256_fd(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_round_trip),
-		cmocka_unit_test(test_every_byte_flip_refused),
-		cmocka_unit_test(test_every_truncation_refused),
-		cmocka_unit_test(test_unsigned_and_wrong_key),
-		cmocka_unit_test(test_rewritten_manifest_refused),
-		cmocka_unit_test(test_parse_strict),
-		cmocka_unit_test(test_sign_rejects_bad_names),
-		cmocka_unit_test(test_sha256_fd),
+	    cmocka_unit_test(test_round_trip),
+	    cmocka_unit_test(test_every_byte_flip_refused),
+	    cmocka_unit_test(test_every_truncation_refused),
+	    cmocka_unit_test(test_unsigned_and_wrong_key),
+	    cmocka_unit_test(test_rewritten_manifest_refused),
+	    cmocka_unit_test(test_parse_strict),
+	    cmocka_unit_test(test_sign_rejects_bad_names),
+	    cmocka_unit_test(test_sha256_fd),
 	};
 	return cmocka_run_group_tests_name("manifest", tests, NULL, NULL);
 }

@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* xfer.h — moving a checkpoint generation between two starters over a connected socket.
+ *
+ * The socket is made by the caller (the CLI or ferryd); the starters only speak over it:
+ *  1. a mutual handshake under the cluster key that binds the session to fresh nonces from
+ *     both sides and to the user, so that pages can only come from (and go to) a ferry
+ *     starter acting for the same uid;
+ *  2. CRIU's page-server protocol (the dump's memory pages, written by the receiver's
+ *     `criu page-server --ps-socket` straight into its staging directory);
+ *  3. the rest of the generation: records 'F' (u16 name length, name, u64 size, bytes),
+ *     'M' (u32 length, the sender's signed manifest) and 'E'; every length is bounded;
+ *  4. the receiver's verdict: 'A' (restored: the sender may end its instance) or 'N' with a
+ *     u16-length message (the sender resumes its instance).
+ * All integers are little-endian. The stream is not encrypted: it runs on the cluster's
+ * network, like the rest of an HPC job's traffic. */
+#ifndef FERRY_XFER_H
+#define FERRY_XFER_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "error.h"
+
+#define FERRY_XFER_NONCE 32
+#define FERRY_XFER_MAX_FILES 65536
+#define FERRY_XFER_MAX_MANIFEST (1u << 20)
+
+/* Handshake, receiver side: sends its nonce, checks the sender's proof and uid (must equal
+ * @uid), answers with its own proof. @timeout bounds each read, in seconds. */
+int ferry_xfer_accept(int sk, const unsigned char *key, size_t keylen, uid_t uid, unsigned timeout,
+		      struct ferry_error **err);
+/* Handshake, sender side. */
+int ferry_xfer_connect(int sk, const unsigned char *key, size_t keylen, uid_t uid, unsigned timeout,
+		       struct ferry_error **err);
+
+/* Sender: one file of @dirfd, then the manifest text, then the end. */
+int ferry_xfer_send_file(int sk, int dirfd, const char *name, struct ferry_error **err);
+int ferry_xfer_send_manifest(int sk, const char *text, size_t len, struct ferry_error **err);
+
+/* Receiver: writes the files into @dirfd (created O_EXCL, mode 0400) until 'E'; returns the
+ * sender's manifest text (not yet verified). Names must pass ferry_manifest_name_ok. */
+int ferry_xfer_receive(int sk, int dirfd, unsigned timeout, char **ret_manifest, size_t *ret_len,
+		       struct ferry_error **err);
+
+/* The verdict. */
+int ferry_xfer_send_verdict(int sk, const char *error_or_null);
+/* Returns 0 for 'A', -EREMOTEIO with the receiver's message for 'N', or another error. */
+int ferry_xfer_read_verdict(int sk, unsigned timeout, struct ferry_error **err);
+
+#endif
