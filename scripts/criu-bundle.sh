@@ -31,8 +31,14 @@ chmod 0755 "$tmp" "$tmp/lib" "$tmp/criu"
 chmod 0644 "$tmp"/lib/*
 chmod 0755 "$tmp/lib/$(basename "$interp")"
 chown -R root:root "$tmp"
-rm -rf "$dest.old"
-[ -e "$dest" ] && mv "$dest" "$dest.old"
-mv "$tmp" "$dest"
-rm -rf "$dest.old"
-trap - EXIT
+if [ ! -d "$dest" ]; then
+	mv "$tmp" "$dest"
+	trap - EXIT
+elif ! diff -r "$tmp" "$dest" >/dev/null 2>&1; then
+	# Update in place: running checkpointable instances have this very directory bound at
+	# /.ferry/criu, so it must stay the same directory (new files, same directory inode).
+	cp -a --remove-destination "$tmp/." "$dest/"
+	(cd "$dest" && find . -depth -mindepth 1 | while read -r f; do
+		[ -e "$tmp/$f" ] || [ -L "$tmp/$f" ] || rm -rf -- "$f"
+	done)
+fi

@@ -366,12 +366,13 @@ static int do_list(int argc, char **argv)
 
 static int do_instance(int argc, char **argv)
 {
-	enum { OPT_CRIU = 256, OPT_LEAVE, OPT_PS };
+	enum { OPT_CRIU = 256, OPT_LEAVE, OPT_PS, OPT_RESTORE };
 	static const struct option longopts[] = {
 	    {"criu", no_argument, NULL, OPT_CRIU},
 	    {"leave-running", no_argument, NULL, OPT_LEAVE},
 	    {"page-server", required_argument, NULL, OPT_PS},
 	    {"help", no_argument, NULL, 'h'},
+	    {"restore", no_argument, NULL, OPT_RESTORE},
 	    {NULL, 0, NULL, 0},
 	};
 	bool criu = false;
@@ -390,6 +391,9 @@ static int do_instance(int argc, char **argv)
 		case OPT_PS:
 			req.page_server = optarg;
 			break;
+		case OPT_RESTORE:
+			req.op = FERRY_OP_CHECKPOINT_RESTORE;
+			break;
 		case 'h':
 			return fputs(checkpoint_help, stdout), 0;
 		default:
@@ -399,6 +403,8 @@ static int do_instance(int argc, char **argv)
 	}
 	if (!criu)
 		return cli_fail("'ferry checkpoint instance' needs --criu (the checkpoint method)");
+	if (req.op == FERRY_OP_CHECKPOINT_RESTORE && (req.page_server || req.flags))
+		return cli_fail("--restore takes neither --page-server nor --leave-running");
 	if (optind != argc - 1)
 		return cli_fail(
 		    "usage: ferry checkpoint instance --criu [--leave-running] [--page-server HOST:PORT] INSTANCE");

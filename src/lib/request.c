@@ -420,6 +420,7 @@ static int check_request(struct ferry_request *req, const struct decode_state *s
 		}
 		break;
 	case FERRY_OP_CHECKPOINT_DUMP:
+	case FERRY_OP_CHECKPOINT_RESTORE:
 		if (st->n_argv > 0)
 			return bad(err, "argv is not expected for a checkpoint");
 		instance = true;

@@ -22,7 +22,8 @@ enum ferry_op {
 	FERRY_OP_INSTANCE_LIST = 4, /* print the caller's instance records (they are root-only) */
 	FERRY_OP_CHECKPOINT_DUMP = 5, /* checkpoint the instance into the checkpoint it was launched with */
 	FERRY_OP_CHECKPOINT_DELETE = 6, /* remove the root-owned generations of a checkpoint dir */
-	FERRY_OP_MAX_ = 7,
+	FERRY_OP_CHECKPOINT_RESTORE = 7, /* restore an instance's checkpoint inside the running instance */
+	FERRY_OP_MAX_ = 8,
 };
 
 enum ferry_request_flags {
@@ -78,6 +79,7 @@ struct ferry_request {
  *   INSTANCE_LIST     argv empty, no image (instance optional)
  *   CHECKPOINT_DUMP   instance, no image, no argv
  *   CHECKPOINT_DELETE checkpoint, no image, no argv
+ *   CHECKPOINT_RESTORE instance, no image, no argv
  * CRIU_LAUNCH and CRIU_RESTART exclude each other and belong to INSTANCE_START only;
  * LEAVE_RUNNING and page_server HOST:PORT belong to CHECKPOINT_DUMP, page_server PORT to
  * CRIU_RESTART.

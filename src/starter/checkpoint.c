@@ -296,8 +296,12 @@ void op_checkpoint_dump(struct starter *s)
 	int pidfd = pin_instance(s, name, &inst, &err); /* leaves us root */
 	if (pidfd < 0)
 		die_error(err);
-	if (!inst->checkpoint || inst->workload <= 0)
+	if (!inst->checkpoint)
 		die("instance '%s' was not started with --criu-launch: it cannot be checkpointed", name);
+	if (inst->workload <= 0)
+		die("instance '%s' runs no workload to checkpoint (restore one into it with 'ferry checkpoint "
+		    "instance --criu --restore %s')",
+		    name, name);
 
 	/* the sealed launch request: root's, next to the record */
 	int rundir = open_rundir(s, false, &err);
@@ -531,9 +535,11 @@ static int verify_files(int genfd, const struct ferry_manifest *m, struct ferry_
 	return r;
 }
 
-int checkpoint_prepare_restart(struct starter *s, struct ferry_error **err)
+/* Opens @path's current generation and verifies everything before CRIU may see it: sets
+ * s->ckpt_fd, s->restore_fd and s->manifest and returns the sealed launch request. */
+static int verify_checkpoint(struct starter *s, const char *path, struct ferry_request **ret_launch,
+			     struct ferry_error **err)
 {
-	const char *path = s->req->checkpoint;
 	int r = checkpoint_open_dir(s, path, err);
 	if (r < 0)
 		return r;
@@ -624,9 +630,19 @@ int checkpoint_prepare_restart(struct starter *s, struct ferry_error **err)
 		ferry_request_free(launch);
 		return ferry_error_msg(err, EINVAL, "checkpoint '%s' has no valid launch request", path);
 	}
-	if ((r = ferry_privs_lower(&s->privs, err)) < 0)
-		return r;
 
+	s->restore_fd = genfd;
+	s->manifest = m;
+	*ret_launch = launch;
+	return ferry_privs_lower(&s->privs, err);
+}
+
+int checkpoint_prepare_restart(struct starter *s, struct ferry_error **err)
+{
+	struct ferry_request *launch = NULL;
+	int r = verify_checkpoint(s, s->req->checkpoint, &launch, err);
+	if (r < 0)
+		return r;
 	/* the restart's choices override the recorded image, instance name and page server */
 	struct ferry_request *req = s->req;
 	launch->flags = (launch->flags & ~(uint32_t)FERRY_REQ_CRIU_LAUNCH) | FERRY_REQ_CRIU_RESTART;
@@ -643,8 +659,6 @@ int checkpoint_prepare_restart(struct starter *s, struct ferry_error **err)
 	launch->page_server = TAKE_PTR(req->page_server);
 	ferry_request_free(req);
 	s->req = launch;
-	s->restore_fd = genfd;
-	s->manifest = m;
 	return 0;
 }
 
@@ -878,4 +892,91 @@ int checkpoint_receive(struct starter *s, struct ferry_error **err)
 	close(s->ckpt_fd);
 	s->ckpt_fd = -1; /* checkpoint_prepare_restart opens it again */
 	return ferry_privs_lower(&s->privs, err);
+}
+
+/* True when the instance's init has children: its workload (or a restored one) runs. */
+static bool init_has_children(pid_t init)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/children", (int)init, (int)init);
+	_cleanup_free_ char *buf = NULL;
+	if (ferry_read_file(path, 65536, &buf, NULL, NULL) < 0)
+		return false;
+	return strspn(buf, " \n") != strlen(buf);
+}
+
+void op_checkpoint_restore(struct starter *s)
+{
+	struct ferry_error *err = NULL;
+	const char *name = s->req->instance;
+	struct ferry_instance *inst = NULL;
+	int pidfd = pin_instance(s, name, &inst, &err);
+	if (pidfd < 0)
+		die_error(err);
+	if (!inst->checkpoint)
+		die("instance '%s' was not started with --criu-launch: nothing can be restored into it",
+		    name);
+	if (init_has_children(inst->pid))
+		die("instance '%s' already runs a workload: restore into an idle instance ('ferry instance start "
+		    "--criu-launch NAME IMAGE INSTANCE' without a command)",
+		    name);
+	struct ferry_request *launch = NULL;
+	if (verify_checkpoint(s, inst->checkpoint, &launch, &err) < 0)
+		die_error(err);
+	ferry_request_free(launch);
+	if (ferry_privs_raise(&s->privs, &err) < 0)
+		die_error(err);
+
+	int rep[2], pids[2];
+	if (pipe2(rep, O_CLOEXEC) < 0 || pipe2(pids, O_CLOEXEC) < 0)
+		die("pipe: %s", strerror(errno));
+	pid_t child = fork();
+	if (child < 0)
+		die("fork: %s", strerror(errno));
+	if (child == 0) {
+		close(rep[0]);
+		close(pids[0]);
+		/* into the instance's namespaces; the restorer is then a process of the container */
+		if (setns(pidfd, NS_JOIN) < 0) {
+			ferry_error_set(&err, errno, "join instance '%s'", name);
+			report_error(rep[1], err);
+			_exit(1);
+		}
+		pid_t inner = fork();
+		if (inner == 0)
+			run_restorer(s, rep[1], pids[1]);
+		int st = 0;
+		close(rep[1]);
+		close(pids[1]);
+		while (inner > 0 && waitpid(inner, &st, 0) < 0 && errno == EINTR)
+			;
+		_exit(inner > 0 && WIFEXITED(st) ? WEXITSTATUS(st) : 1);
+	}
+	close(rep[1]);
+	close(pids[1]);
+	close(pidfd);
+	int st = 0;
+	while (waitpid(child, &st, 0) < 0 && errno == EINTR)
+		;
+	char buf[32] = "";
+	ssize_t n = read(pids[0], buf, sizeof(buf) - 1);
+	unsigned long long w = 0;
+	if (n > 0)
+		buf[n] = '\0';
+	if (n <= 0 || parse_uint64(buf, INT32_MAX, &w) < 0 || w == 0) {
+		_cleanup_free_ char *msg = read_report(rep[0]);
+		if (msg)
+			die_report(msg);
+		die("restore into '%s' failed (status %d)", name, st);
+	}
+	/* the record now names the restored workload, so the instance can be checkpointed again */
+	int rundir = open_rundir(s, false, &err);
+	if (rundir < 0)
+		die_error(err);
+	inst->workload = (long long)w;
+	_cleanup_free_ char *text = ferry_instance_format(inst);
+	if (ferry_write_file_atomic(rundir, name, text, strlen(text), 0600, &err) < 0)
+		die_error(err);
+	printf("restored '%s' into instance '%s' (pid %llu inside)\n", inst->checkpoint, name, w);
+	exit(0);
 }

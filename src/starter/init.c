@@ -86,8 +86,9 @@ void container_init(struct starter *s, int report)
 			run_restorer(s, report, pid_pipe[1]);
 		}
 		close(pid_pipe[1]);
-	} else if (s->criu) {
-		/* the workload's pid must not be one the restore-time helpers take (see starter.h) */
+	} else if (s->criu && s->req->argv && s->req->argv[0]) {
+		/* the workload's pid must not be one the restore-time helpers take (see starter.h);
+		 * an idle instance waits for a restore (--restore) and keeps the low pids free */
 		int fd = open("/proc/sys/kernel/ns_last_pid", O_WRONLY | O_CLOEXEC);
 		char v[16];
 		int n = snprintf(v, sizeof(v), "%d", STARTER_WORKLOAD_PID - 1);

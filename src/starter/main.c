@@ -621,7 +621,7 @@ static _noreturn_ void monitor(struct starter *s, int dirfd, int top)
 	_cleanup_free_ char *command = join_argv(s->req->argv);
 	inst.command = command;
 	_cleanup_free_ char *launch_name = xasprintf(".%s.launch", s->req->instance);
-	if (!msg && s->criu && workload <= 0)
+	if (!msg && s->criu && workload <= 0 && (s->restore_fd >= 0 || (s->req->argv && s->req->argv[0])))
 		msg = "E the checkpointable workload did not report its pid";
 	if (!msg && ferry_proc_starttime(pid, &inst.starttime) < 0)
 		msg = "E the instance exited at once: see its log";
@@ -866,6 +866,8 @@ int main(int argc, char **argv)
 		op_checkpoint_dump(&s);
 	case FERRY_OP_CHECKPOINT_DELETE:
 		op_checkpoint_delete(&s);
+	case FERRY_OP_CHECKPOINT_RESTORE:
+		op_checkpoint_restore(&s);
 	case FERRY_OP_INSTANCE_LIST:
 		op_list(&s);
 		break;

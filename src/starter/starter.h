@@ -83,6 +83,8 @@ int checkpoint_open_dir(struct starter *s, const char *path, struct ferry_error 
 int checkpoint_prepare_restart(struct starter *s, struct ferry_error **err);
 _noreturn_ void op_checkpoint_dump(struct starter *s);
 _noreturn_ void op_checkpoint_delete(struct starter *s);
+/* checkpoint instance --criu --restore: the instance's checkpoint, restored inside it. */
+_noreturn_ void op_checkpoint_restore(struct starter *s);
 /* Restart with --page-server: receives the pages (CRIU page server) and the rest of the
  * generation over s->xfer_fd, verifies it and publishes it into the checkpoint directory. */
 int checkpoint_receive(struct starter *s, struct ferry_error **err);

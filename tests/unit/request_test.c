@@ -487,7 +487,7 @@ static void test_scalars(void **state)
 {
 	struct tb b;
 	/* op: size, range, repeats, absence. */
-	static const uint32_t bad_ops[] = {0, 7, 0xffffffff, 0x100};
+	static const uint32_t bad_ops[] = {0, 8, 0xffffffff, 0x100};
 	for (size_t i = 0; i < ARRAY_SIZE(bad_ops); i++) {
 		b = (struct tb){0};
 		tb_put(&b, "FERRYRQ1", 8);
