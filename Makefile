@@ -47,7 +47,7 @@ FERRY_LIBS   := -lcap -lcrypto
 STARTER_LIBS := -lcap -lcrypto -lcriu
 
 .SECONDARY:
-.PHONY: all clean install uninstall setup check unit unit-san demo lint format format-check
+.PHONY: all clean install uninstall setup check unit unit-san fuzz demo lint format format-check
 all: $(BUILD)/ferry $(BUILD)/ferry-starter
 
 $(BUILD)/obj/%.o: %.c
@@ -73,6 +73,10 @@ unit: $(UNIT_BINS)
 
 unit-san:
 	$(MAKE) BUILD=build-san SAN=address,undefined unit
+
+# libFuzzer targets of every parser of untrusted input, each run FUZZ_SECONDS (default 10)
+fuzz:
+	tests/run-fuzz.sh
 
 install: all
 	install -d -m 0755 $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(SYSCONFDIR) \
@@ -118,6 +122,6 @@ format-check:
 	clang-format --dry-run --Werror $(LIB_SRCS) $(FERRY_SRCS) $(STARTER_SRCS) src/*/*.h $(UNIT_SRCS)
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -127,9 +127,11 @@ bats_stage() {
 	account "$label" "$((p + s))" "$fl" "$s" "$note"
 }
 
-unit_stage 1/3 "unit" unit
-unit_stage 2/3 "unit (ASan+UBSan)" unit-san
-bats_stage 3/3
+unit_stage 1/4 "unit" unit
+unit_stage 2/4 "unit (ASan+UBSan)" unit-san
+export FUZZ_SECONDS=${FUZZ_SECONDS:-5}
+unit_stage 3/4 "fuzz (libFuzzer)" fuzz
+bats_stage 4/4
 
 printf '\n==== summary ====\n'
 printf '  %s\n' "${summary[@]}"

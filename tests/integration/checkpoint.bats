@@ -1,0 +1,814 @@
+#!/usr/bin/env bats
+# Checkpoint and restart with CRIU (issue 3): checkpoint create/list/delete, instance start
+# --criu-launch/--criu-restart, checkpoint instance --criu, as the unprivileged test users (and
+# root). The workload is tests/workloads/stateful.c, in the zdtm style: it keeps a counter and
+# memory whose checksums it verifies itself, and reports "step N ok ..." or "FAIL ...".
+#
+# Not tested yet, because ferry does not implement it: the receiving side of --page-server
+# (instance start --criu-restart NAME --page-server PORT, the issue's "dump through --page-server
+# into a --mem-dir checkpoint on the receiving side") and 'checkpoint instance --criu --restore'.
+# TODO(page-server): add "dump through --page-server into a --mem-dir checkpoint" once the
+# receiving side exists (the dump side, --page-server HOST:PORT, is wired to CRIU).
+
+load ../lib/common
+load ../lib/checkpoint
+
+setup_file() {
+	ferry_suite_setup
+	build_ckpt_workload
+}
+
+teardown_file() {
+	ferry_suite_teardown
+	local u
+	for u in "$U1" "$U2" root; do
+		rm -rf "$(home_of "$u")"/.ferry/checkpoint/ftck-* "$(home_of "$u")"/ftck-*
+		rm -rf /dev/shm/ferry-"$(id -u "$u")"/ftck-*
+	done
+}
+
+setup() {
+	ferry_test_setup
+	use_image sqsh >/dev/null
+	# each test's checkpoints are ftck-<test number>-...; a rerun starts from nothing
+	T=ftck-$BATS_TEST_NUMBER
+	local u
+	for u in "$U1" "$U2" root; do
+		rm -rf "$(home_of "$u")"/.ferry/checkpoint/"$T"-* /dev/shm/ferry-"$(id -u "$u")"/"$T"-*
+	done
+	rm -rf /root/"$T"-*
+}
+
+teardown() {
+	ferry_teardown
+}
+
+# ---------------------------------------------------------------- helpers of this file
+
+# A complete checkpoint of user1 (16 MB workload, dumped and stopped) that tests copy and spoil.
+# Made once per run; its workload writes to $U1_HOME/ftck-fixture.progress when restored.
+FIXTURE=ftck-fixture
+ensure_fixture() {
+	local d
+	d=$(ckpt_dir "$U1" "$FIXTURE")
+	[ -e "$BATS_FILE_TMPDIR/fixture.ok" ] && [ -L "$d/current" ] && return 0
+	rm -rf "$d"
+	as_user1 "$FERRY" checkpoint create "$FIXTURE" >/dev/null
+	start_stateful "$U1" "$FIXTURE" ftck-fixture "$U1_HOME/ftck-fixture.progress" --mb 16
+	wait_step "$U1_HOME/ftck-fixture.progress" 3
+	run --separate-stderr as_user1 "$FERRY" checkpoint instance --criu ftck-fixture
+	[ "$status" -eq 0 ] || fail "fixture dump failed: $stderr"
+	wait_gone "$U1" ftck-fixture
+	FIXTURE_STEP=$(step_of "$U1_HOME/ftck-fixture.progress")
+	echo "$FIXTURE_STEP" >"$BATS_FILE_TMPDIR/fixture.ok"
+}
+
+# assert_unprivileged STATUS-LINES UID GID: /proc/PID/status of a process that must run as
+# UID/GID with no capability at all (inheritable, permitted, effective, ambient).
+assert_unprivileged() {
+	local st=$1 uid=$2 gid=$3 k
+	grep -qP "^Uid:\t$uid\t$uid\t$uid\t$uid$" <<<"$st" || fail "not uid $uid: $(grep ^Uid <<<"$st")"
+	grep -qP "^Gid:\t$gid\t$gid\t$gid\t$gid$" <<<"$st" || fail "not gid $gid: $(grep ^Gid <<<"$st")"
+	for k in CapInh CapPrm CapEff CapAmb; do
+		grep -qP "^$k:\t0000000000000000$" <<<"$st" || fail "capabilities left: $(grep "^$k" <<<"$st")"
+	done
+}
+
+# workload_status USER INSTANCE: /proc/PID/status of each process named 'stateful' in the
+# instance, each after a line "== PID", read from inside the instance.
+workload_status() {
+	as_who "$1" "$FERRY" exec "instance://$2" sh -c \
+		'for d in /proc/[0-9]*; do [ "$(cat $d/comm 2>/dev/null)" = stateful ] || continue; echo "== ${d#/proc/}"; cat $d/status; done'
+}
+
+# status_of ALL PID: one process's status out of workload_status's output
+status_of() { awk -v p="== $2" '/^== /{on = ($0 == p); next} on' <<<"$1"; }
+pids_of() { grep '^== ' <<<"$1" | cut -d' ' -f2 | sort -n | tr '\n' ' '; }
+
+# assert_no_restore DIR: CRIU never ran a restore on checkpoint DIR (no restore.log there)
+assert_no_restore() {
+	[ ! -e "$1/restore.log" ] || fail "CRIU ran a restore in '$1': $(tail -n 3 "$1/restore.log")"
+}
+
+# assert_nothing_started USER INSTANCE
+assert_nothing_started() {
+	! instance_running "$1" "$2" || fail "instance '$2' runs although the restart was refused"
+	[ ! -e "$FERRY_RUNDIR/$(id -u "$1")/$2" ] || fail "record of '$2' left behind"
+}
+
+has_log_steps() { [ -n "$(first_log_step "$@")" ]; }
+
+# caps_within STATUS-FILE MASK: no CapEff/CapPrm line in the file holds a capability outside MASK
+caps_within() {
+	local f=$1 mask=$2 k v
+	while read -r k v; do
+		(((16#$v & ~mask) == 0)) || fail "$k $v holds more than $(printf '%016x' "$mask")"
+	done < <(grep -E '^Cap(Eff|Prm):' "$f")
+}
+
+# step line K of a log, without the 'full' count: "step K ok CHECKSUM run ID"
+log_line() { awk -v k="$2" '$1 == "step" && $2 == k {print $1, $2, $3, $4, $5, $6; exit}' "$1"; }
+
+# ---------------------------------------------------------------- dump and restart
+
+@test "dump + restart into the same instance name: the 300 MB workload continues exactly where it was, unprivileged" {
+	local ck=$T-same inst=ck-same prog=$U1_TMP/progress d out
+	d=$(ckpt_dir "$U1" "$ck")
+	run as_user1 "$FERRY" checkpoint create "$ck"
+	assert_success
+	assert_output "$d"
+	start_stateful "$U1" "$ck" "$inst" "$prog" --mb 300
+	wait_full "$prog" 1 # the whole memory verified once before the dump
+	run_id=$(field_of "$prog" run)
+
+	run --separate-stderr as_user1 "$FERRY" checkpoint instance --criu "$inst"
+	assert_success
+	assert_output "$d/gen-000001"
+	[ -z "$stderr" ] || fail "dump printed on stderr: $stderr"
+	wait_gone "$U1" "$inst"
+	assert_progress_ok "$prog"
+	dumped=$(step_of "$prog")
+	cp "$(inst_log "$U1" "$inst" out)" "$BATS_TEST_TMPDIR/before.out"
+	assert_consecutive "$BATS_TEST_TMPDIR/before.out"
+	last=$(awk '/^step /{s = $2} END {print s}' "$BATS_TEST_TMPDIR/before.out")
+	echo "# dumped at step $dumped (last logged $last)"
+	sleep 0.5
+	assert_equal "$(step_of "$prog")" "$dumped" # it really stopped
+
+	# the generation is sealed: root's, read-only, signed manifest
+	g=$d/gen-000001
+	assert_equal "$(readlink "$d/current")" gen-000001
+	assert_equal "$(stat -c '%u %a' "$g")" "0 755"
+	[ -z "$(find "$g" -type f ! -perm 0444)" ] || fail "generation files not 0444: $(find "$g" -type f ! -perm 0444)"
+	[ -z "$(find "$g" ! -uid 0)" ] || fail "generation files not root's: $(find "$g" ! -uid 0)"
+	grep -qE '^hmac=[0-9a-f]{64}$' "$g/manifest" || fail "manifest not signed"
+	assert_equal "$(tail -n1 "$g/manifest" | cut -c1-5)" "hmac="
+	grep -q "^uid=$U1_UID\$" "$g/manifest" || fail "manifest does not name uid $U1_UID"
+	[ -s "$g/pages-1.img" ] && [ -s "$g/core-10000.img" ] && [ -s "$g/dump.log" ] && [ -s "$g/launch.req" ]
+	[ "$(stat -c %s "$g/pages-1.img")" -ge $((300 * 1024 * 1024)) ] || fail "pages-1.img holds less than 300 MB"
+
+	start_criu_watch "$U1_UID" "$BATS_TEST_TMPDIR/criu-restore" 60
+	run --separate-stderr as_user1 "$FERRY" instance start --criu-restart "$ck"
+	stop_criu_watch "$BATS_TEST_TMPDIR/criu-restore"
+	[ "$status" -eq 0 ] || fail "restart failed ($status): $stderr"
+	[ -s "$d/restore.log" ] || fail "no restore.log in $d"
+	instance_running "$U1" "$inst" || fail "'$inst' not running after the restart"
+	wait_step "$prog" $((dumped + 3))
+	# the same process (its run id), counting on by one from its last step, memory intact
+	assert_equal "$(field_of "$prog" run)" "$run_id"
+	assert_equal "$(first_log_step "$U1" "$inst")" $((last + 1))
+	full=$(field_of "$prog" full)
+	wait_full "$prog" $((full + 2)) # every chunk re-verified after the restore
+	assert_progress_ok "$prog"
+	assert_consecutive "$(inst_log "$U1" "$inst" out)"
+	[ ! -s "$(inst_log "$U1" "$inst" err)" ] || fail "workload stderr: $(cat "$(inst_log "$U1" "$inst" err)")"
+
+	# the restored workload runs as the user, without capabilities, at its old pid
+	out=$(workload_status "$U1" "$inst")
+	assert_equal "$(pids_of "$out")" "10000 "
+	assert_unprivileged "$(status_of "$out" 10000)" "$U1_UID" "$(id -g "$U1")"
+	# the restoring CRIU ran as the user too, with at most CAP_CHECKPOINT_RESTORE + CAP_SETPCAP
+	echo "# restoring CRIU processes seen:"
+	grep -E '^(== |Uid|Cap)' "$BATS_TEST_TMPDIR/criu-restore" | sed 's/^/#   /'
+	if grep -q '^== ' "$BATS_TEST_TMPDIR/criu-restore"; then
+		n=$(grep -c '^== ' "$BATS_TEST_TMPDIR/criu-restore")
+		assert_equal "$(grep -cP "^Uid:\t$U1_UID\t$U1_UID\t$U1_UID\t$U1_UID$" "$BATS_TEST_TMPDIR/criu-restore")" "$n"
+		caps_within "$BATS_TEST_TMPDIR/criu-restore" $(((1 << 40) | (1 << 8)))
+	fi
+
+	run as_user1 "$FERRY" instance stop "$inst"
+	assert_success
+}
+
+@test "dump + restart under a new instance name after the first is gone (directory image)" {
+	use_image dir
+	local ck=$T-new prog=$U1_TMP/progress
+	as_user1 "$FERRY" checkpoint create "$ck"
+	start_stateful "$U1" "$ck" ck-old "$prog" --mb 64
+	wait_step "$prog" 5
+	run --separate-stderr as_user1 "$FERRY" checkpoint instance --criu ck-old
+	[ "$status" -eq 0 ] || fail "dump failed: $stderr"
+	wait_gone "$U1" ck-old
+	last=$(last_log_step "$U1" ck-old)
+	dumped=$(step_of "$prog")
+
+	run --separate-stderr as_user1 "$FERRY" instance start --criu-restart "$ck" "$IMG" ck-renamed
+	[ "$status" -eq 0 ] || fail "restart failed ($status): $stderr"
+	run as_user1 "$FERRY" instance list
+	assert_line --regexp "^ck-renamed +[0-9]+ "
+	refute_line --regexp "^ck-old "
+	wait_step "$prog" $((dumped + 3))
+	assert_equal "$(first_log_step "$U1" ck-renamed)" $((last + 1))
+	assert_consecutive "$(inst_log "$U1" ck-renamed out)"
+	assert_progress_ok "$prog"
+	# the checkpoint still names the instance it was made from
+	assert_equal "$(ckpt_json_field "$U1" "$ck" instance)" ck-old
+	as_user1 "$FERRY" instance stop ck-renamed
+}
+
+@test "--leave-running: the original continues and a restart under another name runs the same state" {
+	local ck=$T-lr prog=$U1_TMP/progress
+	as_user1 "$FERRY" checkpoint create "$ck"
+	start_stateful "$U1" "$ck" ck-orig "$prog" --mb 64
+	wait_step "$prog" 5
+	run --separate-stderr as_user1 "$FERRY" checkpoint instance --criu --leave-running ck-orig
+	[ "$status" -eq 0 ] || fail "dump failed: $stderr"
+	at_dump=$(last_log_step "$U1" ck-orig)
+	instance_running "$U1" ck-orig || fail "--leave-running stopped the instance"
+	# the original keeps counting
+	for ((i = 0; i < 100; i++)); do
+		[ "$(last_log_step "$U1" ck-orig)" -ge $((at_dump + 3)) ] && break
+		sleep 0.1
+	done
+	[ "$(last_log_step "$U1" ck-orig)" -ge $((at_dump + 3)) ] || fail "the original stopped counting after the dump"
+
+	# a restart under the original's (running) name is refused and leaves it alone
+	before=$(wc -l <"$(inst_log "$U1" ck-orig out)")
+	run --separate-stderr as_user1 "$FERRY" instance start --criu-restart "$ck"
+	assert_ferry_error "ck-orig"
+	instance_running "$U1" ck-orig || fail "the refused restart stopped the running instance"
+	[ "$(wc -l <"$(inst_log "$U1" ck-orig out)")" -ge "$before" ] ||
+		fail "the refused restart truncated the running instance's log"
+
+	run --separate-stderr as_user1 "$FERRY" instance start --criu-restart "$ck" "$IMG" ck-copy
+	[ "$status" -eq 0 ] || fail "restart under another name failed ($status): $stderr"
+	instance_running "$U1" ck-orig || fail "the original stopped"
+	instance_running "$U1" ck-copy || fail "the copy is not running"
+	for ((i = 0; i < 100; i++)); do
+		c=$(last_log_step "$U1" ck-copy)
+		[ -n "$c" ] && [ "$c" -ge $((at_dump + 5)) ] && break
+		sleep 0.1
+	done
+	first=$(first_log_step "$U1" ck-copy)
+	[ -n "$first" ] || fail "the copy logged no step"
+	# the copy starts right after the dump's state and computes what the original computed
+	[ "$first" -le $((at_dump + 1)) ] || fail "copy starts at step $first, dump was at $at_dump"
+	[ "$first" -gt 1 ] || fail "the copy started from scratch"
+	orig_log=$(inst_log "$U1" ck-orig out)
+	copy_log=$(inst_log "$U1" ck-copy out)
+	assert_consecutive "$copy_log"
+	assert_consecutive "$orig_log"
+	for k in $first $((first + 1)) $((first + 4)); do
+		wait_for grep -q "^step $k " "$orig_log" || fail "original never logged step $k"
+		wait_for grep -q "^step $k " "$copy_log" || fail "copy never logged step $k"
+		a=$(log_line "$orig_log" "$k")
+		b=$(log_line "$copy_log" "$k")
+		assert_equal "$b" "$a"
+	done
+	! grep -q FAIL "$orig_log" "$copy_log" "$prog" || fail "workload reported FAIL"
+	as_user1 "$FERRY" instance stop ck-orig ck-copy
+}
+
+@test "a process tree with a pipe and unix sockets survives dump + restart" {
+	local ck=$T-tree inst=ck-tree prog=$U1_TMP/progress
+	as_user1 "$FERRY" checkpoint create "$ck"
+	start_stateful "$U1" "$ck" "$inst" "$prog" --mb 32 --tree
+	wait_step "$prog" 5
+	before=$(workload_status "$U1" "$inst")
+	pids=$(pids_of "$before")
+	[ "$(wc -w <<<"$pids")" -eq 4 ] || fail "expected 4 workload processes, got: $pids"
+	run --separate-stderr as_user1 "$FERRY" checkpoint instance --criu "$inst"
+	[ "$status" -eq 0 ] || fail "dump failed: $stderr"
+	wait_gone "$U1" "$inst"
+	dumped=$(step_of "$prog")
+	last=$(last_log_step "$U1" "$inst")
+	run --separate-stderr as_user1 "$FERRY" instance start --criu-restart "$ck"
+	[ "$status" -eq 0 ] || fail "restart failed ($status): $stderr"
+	wait_step "$prog" $((dumped + 5))
+	assert_progress_ok "$prog"
+	# tokens went round the whole tree at every step since the restore
+	assert_equal "$(field_of "$prog" tree)" "$(step_of "$prog")"
+	assert_equal "$(first_log_step "$U1" "$inst")" $((last + 1))
+	after=$(workload_status "$U1" "$inst")
+	assert_equal "$(pids_of "$after")" "$pids"
+	for p in $pids; do
+		assert_unprivileged "$(status_of "$after" "$p")" "$U1_UID" "$(id -g "$U1")"
+	done
+	as_user1 "$FERRY" instance stop "$inst"
+}
+
+@test "a multi-threaded workload (4 threads) survives dump + restart" {
+	local ck=$T-thr inst=ck-threads prog=$U1_TMP/progress
+	as_user1 "$FERRY" checkpoint create "$ck"
+	start_stateful "$U1" "$ck" "$inst" "$prog" --mb 64 --threads 4
+	wait_step "$prog" 5
+	run --separate-stderr as_user1 "$FERRY" checkpoint instance --criu "$inst"
+	[ "$status" -eq 0 ] || fail "dump failed: $stderr"
+	wait_gone "$U1" "$inst"
+	dumped=$(step_of "$prog")
+	threads_at_dump=$(field_of "$prog" threads)
+	[ "$(tr ',' '\n' <<<"$threads_at_dump" | wc -l)" -eq 4 ] || fail "progress: $(cat "$prog")"
+	run --separate-stderr as_user1 "$FERRY" instance start --criu-restart "$ck"
+	[ "$status" -eq 0 ] || fail "restart failed ($status): $stderr"
+	wait_step "$prog" $((dumped + 5))
+	assert_progress_ok "$prog"
+	# every thread counts on from where it was
+	now=$(field_of "$prog" threads)
+	IFS=, read -ra a <<<"$threads_at_dump"
+	IFS=, read -ra b <<<"$now"
+	for i in 0 1 2 3; do
+		[ "${b[$i]}" -gt "${a[$i]}" ] || fail "thread $i: ${a[$i]} at the dump, ${b[$i]} now"
+	done
+	st=$(workload_status "$U1" "$inst")
+	assert_equal "$(status_of "$st" 10000 | awk '/^Threads:/{print $2}')" 5
+	assert_unprivileged "$(status_of "$st" 10000)" "$U1_UID" "$(id -g "$U1")"
+	as_user1 "$FERRY" instance stop "$inst"
+}
+
+@test "--mem-dir checkpoint: dump to and restart from the tmpfs (SIF image); delete removes both" {
+	use_image sif
+	local ck=$T-mem inst=ck-mem prog=$U1_TMP/progress
+	mem=/dev/shm/ferry-$U1_UID/$ck
+	run as_user1 "$FERRY" checkpoint create --mem-dir "$ck"
+	assert_success
+	assert_output "$mem"
+	assert_equal "$(readlink "$(ckpt_dir "$U1" "$ck")")" "$mem"
+	assert_equal "$(stat -c '%U %a' "$mem")" "$U1 700"
+	assert_equal "$(stat -c '%U %a' "$(dirname "$mem")")" "$U1 700"
+	start_stateful "$U1" "$ck" "$inst" "$prog" --mb 64
+	wait_step "$prog" 3
+	run --separate-stderr as_user1 "$FERRY" checkpoint instance --criu "$inst"
+	[ "$status" -eq 0 ] || fail "dump failed: $stderr"
+	wait_gone "$U1" "$inst"
+	[ -s "$mem/gen-000001/pages-1.img" ] || fail "the pages are not in the mem dir"
+	assert_equal "$(ckpt_json_field "$U1" "$ck" location)" "$mem"
+	assert_equal "$(ckpt_json_field "$U1" "$ck" state)" complete
+	dumped=$(step_of "$prog")
+	run --separate-stderr as_user1 "$FERRY" instance start --criu-restart "$ck"
+	[ "$status" -eq 0 ] || fail "restart failed ($status): $stderr"
+	wait_step "$prog" $((dumped + 3))
+	assert_progress_ok "$prog"
+	as_user1 "$FERRY" instance stop "$inst"
+	wait_gone "$U1" "$inst"
+	run as_user1 "$FERRY" checkpoint delete "$ck"
+	assert_success
+	[ ! -e "$mem" ] || fail "delete left $mem"
+	[ ! -L "$(ckpt_dir "$U1" "$ck")" ] || fail "delete left the symlink"
+}
+
+@test "checkpoint list: empty -> complete (table and --json), new generations replace old ones, delete" {
+	local ck=$T-list inst=ck-list prog=$U1_TMP/progress d
+	d=$(ckpt_dir "$U1" "$ck")
+	as_user1 "$FERRY" checkpoint create "$ck"
+	run as_user1 "$FERRY" checkpoint list
+	assert_success
+	assert_line --index 0 --regexp '^NAME +STATE +SIZE +INSTANCE +TIME +LOCATION$'
+	assert_line --regexp "^$ck +empty +0 +- +- +$d\$"
+	run as_user1 "$FERRY" checkpoint list --json
+	assert_success
+	python3 -c 'import json,sys; json.loads(sys.argv[1])' "$output" || fail "not JSON: $output"
+	assert_equal "$(ckpt_json_field "$U1" "$ck" state)" empty
+
+	start_stateful "$U1" "$ck" "$inst" "$prog" --mb 16
+	wait_step "$prog" 2
+	run --separate-stderr as_user1 "$FERRY" checkpoint instance --criu --leave-running "$inst"
+	assert_success
+	assert_output "$d/gen-000001"
+	run as_user1 "$FERRY" checkpoint list
+	assert_line --regexp "^$ck +complete +[0-9]+ +$inst +[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:]{8} +$d\$"
+	run as_user1 "$FERRY" checkpoint list --json
+	assert_success
+	json=$output
+	python3 - "$json" "$ck" "$inst" "$d" <<-'EOF' || fail "bad JSON listing: $json"
+		import json, os, sys, time
+		d = json.loads(sys.argv[1])
+		c = [c for c in d["checkpoints"] if c["name"] == sys.argv[2]][0]
+		assert c["state"] == "complete", c
+		assert c["instance"] == sys.argv[3], c
+		assert c["generation"] == "gen-000001", c
+		assert c["location"] == sys.argv[4], c
+		assert abs(c["created"] - time.time()) < 120, c
+		g = os.path.join(sys.argv[4], "gen-000001")
+		total = sum(os.path.getsize(os.path.join(g, f)) for f in os.listdir(g))
+		assert c["size"] == total, (c["size"], total)
+		assert c["size"] > 16 << 20, c
+	EOF
+
+	# a second dump makes gen-000002 current and removes gen-000001
+	run --separate-stderr as_user1 "$FERRY" checkpoint instance --criu "$inst"
+	assert_success
+	assert_output "$d/gen-000002"
+	assert_equal "$(ckpt_json_field "$U1" "$ck" generation)" gen-000002
+	[ ! -e "$d/gen-000001" ] || fail "the old generation was kept"
+	[ -z "$(ls -A "$d" | grep '^\.staging')" ] || fail "staging left: $(ls -A "$d")"
+	wait_gone "$U1" "$inst"
+
+	run as_user1 "$FERRY" checkpoint delete "$ck"
+	assert_success
+	[ ! -e "$d" ] || fail "delete left $d: $(ls -la "$d")"
+	run as_user1 "$FERRY" checkpoint list --json
+	assert_success
+	refute_output --partial "\"$ck\""
+}
+
+# ---------------------------------------------------------------- failure paths
+
+@test "restart of an empty checkpoint: a clear error, nothing started" {
+	local ck=$T-empty
+	as_user1 "$FERRY" checkpoint create "$ck"
+	run --separate-stderr as_user1 "$FERRY" instance start --criu-restart "$ck" "$IMG" ck-empty
+	assert_ferry_error "is empty"
+	assert_nothing_started "$U1" ck-empty
+	assert_no_restore "$(ckpt_dir "$U1" "$ck")"
+	run --separate-stderr as_user1 "$FERRY" instance start --criu-restart "$T-nosuch"
+	assert_ferry_error "no checkpoint '$T-nosuch'"
+}
+
+@test "restart of an incomplete checkpoint (no current, no manifest, missing generation) is refused" {
+	ensure_fixture
+	local d g
+	# a dump that never switched 'current' (the user can remove it: it is their directory)
+	copy_ckpt "$U1" "$FIXTURE" "$T-nocur"
+	d=$(ckpt_dir "$U1" "$T-nocur")
+	as_user1 rm -f "$d/current"
+	assert_equal "$(ckpt_json_field "$U1" "$T-nocur" state)" incomplete
+	run --separate-stderr as_user1 "$FERRY" instance start --criu-restart "$T-nocur"
+	assert_ferry_error "incomplete"
+	assert_nothing_started "$U1" ftck-fixture
+	assert_no_restore "$d"
+
+	# a generation without its manifest (written last: the dump stopped before it)
+	copy_ckpt "$U1" "$FIXTURE" "$T-noman"
+	d=$(ckpt_dir "$U1" "$T-noman")
+	g=$(current_gen "$d")
+	cp -a "$g" "$d/gen-000002"
+	rm -f "$d/gen-000002/manifest"
+	ln -sfn gen-000002 "$d/current"
+	assert_equal "$(ckpt_json_field "$U1" "$T-noman" state)" incomplete
+	run --separate-stderr as_user1 "$FERRY" instance start --criu-restart "$T-noman"
+	assert_ferry_error "incomplete.*manifest"
+	assert_nothing_started "$U1" ftck-fixture
+	assert_no_restore "$d"
+
+	# 'current' names a generation that is not there
+	copy_ckpt "$U1" "$FIXTURE" "$T-nogen"
+	d=$(ckpt_dir "$U1" "$T-nogen")
+	as_user1 ln -sfn gen-000009 "$d/current"
+	assert_equal "$(ckpt_json_field "$U1" "$T-nogen" state)" incomplete
+	run --separate-stderr as_user1 "$FERRY" instance start --criu-restart "$T-nogen"
+	assert_ferry_error "incomplete"
+	assert_nothing_started "$U1" ftck-fixture
+	assert_no_restore "$d"
+
+	# control: the untouched copy restores (so the refusals above are about what was spoilt)
+	copy_ckpt "$U1" "$FIXTURE" "$T-good"
+	run --separate-stderr as_user1 "$FERRY" instance start --criu-restart "$T-good"
+	[ "$status" -eq 0 ] || fail "restart of an intact copy failed ($status): $stderr"
+	wait_step "$U1_HOME/ftck-fixture.progress" $(($(cat "$BATS_FILE_TMPDIR/fixture.ok") + 2))
+	as_user1 "$FERRY" instance stop ftck-fixture
+}
+
+@test "restart of a tampered checkpoint is refused: one byte of an image, the manifest edited, the signature removed" {
+	ensure_fixture
+	local d g size
+	# one byte changed in the memory pages (same size, still root's and 0444)
+	copy_ckpt "$U1" "$FIXTURE" "$T-byte"
+	d=$(ckpt_dir "$U1" "$T-byte")
+	g=$(current_gen "$d")
+	size=$(stat -c %s "$g/pages-1.img")
+	cp "$g/pages-1.img" "$BATS_TEST_TMPDIR/pages"
+	printf '\x5a' | dd of="$BATS_TEST_TMPDIR/pages" bs=1 seek=$((size / 2)) conv=notrunc status=none
+	cmp -s "$g/pages-1.img" "$BATS_TEST_TMPDIR/pages" && printf '\xa5' |
+		dd of="$BATS_TEST_TMPDIR/pages" bs=1 seek=$((size / 2)) conv=notrunc status=none
+	replace_sealed "$g" pages-1.img "$BATS_TEST_TMPDIR/pages"
+	assert_equal "$(stat -c %s "$g/pages-1.img")" "$size"
+	run --separate-stderr as_user1 "$FERRY" instance start --criu-restart "$T-byte"
+	assert_ferry_error "pages-1.img.*altered"
+	assert_nothing_started "$U1" ftck-fixture
+	assert_no_restore "$d"
+
+	# the manifest edited (the instance name), signature kept
+	copy_ckpt "$U1" "$FIXTURE" "$T-man"
+	d=$(ckpt_dir "$U1" "$T-man")
+	g=$(current_gen "$d")
+	chmod u+w "$g/manifest"
+	sed -i 's/^instance=.*/instance=ck-evil/' "$g/manifest"
+	chmod 0444 "$g/manifest"
+	run --separate-stderr as_user1 "$FERRY" instance start --criu-restart "$T-man"
+	assert_ferry_error "signature"
+	assert_nothing_started "$U1" ck-evil
+	assert_nothing_started "$U1" ftck-fixture
+	assert_no_restore "$d"
+
+	# the signature line removed
+	copy_ckpt "$U1" "$FIXTURE" "$T-nosig"
+	d=$(ckpt_dir "$U1" "$T-nosig")
+	g=$(current_gen "$d")
+	chmod u+w "$g/manifest"
+	sed -i '/^hmac=/d' "$g/manifest"
+	chmod 0444 "$g/manifest"
+	run --separate-stderr as_user1 "$FERRY" instance start --criu-restart "$T-nosig"
+	assert_ferry_error "not signed"
+	assert_nothing_started "$U1" ftck-fixture
+	assert_no_restore "$d"
+
+	# a file the manifest does not list
+	copy_ckpt "$U1" "$FIXTURE" "$T-extra"
+	d=$(ckpt_dir "$U1" "$T-extra")
+	g=$(current_gen "$d")
+	cp "$g/core-10000.img" "$g/core-10001.img"
+	run --separate-stderr as_user1 "$FERRY" instance start --criu-restart "$T-extra"
+	assert_ferry_error "core-10001.img"
+	assert_nothing_started "$U1" ftck-fixture
+	assert_no_restore "$d"
+
+	# the checkpoint list shows none of this as usable... except by its manifest's own word:
+	# list does not verify signatures, restart does (above)
+	true
+}
+
+@test "restart of another user's checkpoint is refused as 'another user'" {
+	ensure_fixture
+	local d
+	as_user2 mkdir -p "$U2_HOME/.ferry/checkpoint"
+	d=$U2_HOME/.ferry/checkpoint/$T-foreign
+	rm -rf "$d"
+	cp -a "$(ckpt_dir "$U1" "$FIXTURE")" "$d"
+	rm -f "$d/restore.log" "$d/stats-restore"
+	chown "$U2:$U2" "$d" # the directory is user2's, the sealed generation stays root's
+	assert_equal "$(stat -c %u "$(current_gen "$d")")" 0
+	run --separate-stderr as_user2 "$FERRY" instance start --criu-restart "$T-foreign"
+	assert_ferry_error "another user"
+	assert_nothing_started "$U2" ftck-fixture
+	assert_no_restore "$d"
+	# root cannot be made to restore a user's checkpoint either: the directory is not root's
+	run --separate-stderr "$FERRY" instance start --criu-restart "$(ckpt_dir "$U1" "$FIXTURE")" "$IMG" ft-foreign
+	assert_ferry_error "must be yours"
+	assert_nothing_started root ft-foreign
+}
+
+@test "dump of a stopped or nonexistent instance, of one not launched with --criu-launch, without --criu" {
+	local ck=$T-stop d
+	d=$(ckpt_dir "$U1" "$ck")
+	as_user1 "$FERRY" checkpoint create "$ck"
+	run --separate-stderr as_user1 "$FERRY" checkpoint instance --criu ck-nosuch
+	assert_ferry_error "no instance 'ck-nosuch'"
+
+	start_stateful "$U1" "$ck" ck-stopped "$U1_TMP/progress" --mb 8
+	as_user1 "$FERRY" instance stop ck-stopped
+	wait_gone "$U1" ck-stopped
+	run --separate-stderr as_user1 "$FERRY" checkpoint instance --criu ck-stopped
+	assert_ferry_error "no instance 'ck-stopped'"
+	assert_equal "$(ckpt_json_field "$U1" "$ck" state)" empty
+	[ -z "$(ls -A "$d")" ] || fail "the failed dumps left: $(ls -A "$d")"
+
+	run as_user1 "$FERRY" instance start "$IMG" ck-plain
+	assert_success
+	run --separate-stderr as_user1 "$FERRY" checkpoint instance --criu ck-plain
+	assert_ferry_error "not started with --criu-launch"
+	instance_running "$U1" ck-plain || fail "the refused dump stopped the instance"
+
+	run --separate-stderr as_user1 "$FERRY" checkpoint instance ck-plain
+	assert_ferry_error "--criu"
+	instance_running "$U1" ck-plain || fail "the refused dump stopped the instance"
+	as_user1 "$FERRY" instance stop ck-plain
+}
+
+@test "a CRIU error (an established TCP connection): clear error naming CRIU, instance keeps running, previous checkpoint kept" {
+	local ck=$T-criu inst=ck-tcp prog=$U1_TMP/progress d
+	d=$(ckpt_dir "$U1" "$ck")
+	as_user1 "$FERRY" checkpoint create "$ck"
+	start_stateful "$U1" "$ck" "$inst" "$prog" --mb 16
+	wait_step "$prog" 3
+	run --separate-stderr as_user1 "$FERRY" checkpoint instance --criu --leave-running "$inst"
+	[ "$status" -eq 0 ] || fail "first dump failed: $stderr"
+	first_dump=$(last_log_step "$U1" "$inst")
+	sum_before=$(sha256sum "$d/gen-000001/manifest")
+
+	# the workload now opens a TCP connection to itself, which CRIU will not dump without
+	# --tcp-established
+	as_user1 "$FERRY" instance stop --signal USR2 "$inst"
+	for ((i = 0; i < 50; i++)); do
+		grep -q ' tcp$' "$prog" && break
+		sleep 0.1
+	done
+	grep -q ' tcp$' "$prog" || fail "the workload did not open its TCP connection: $(cat "$prog")"
+	run --separate-stderr as_user1 "$FERRY" checkpoint instance --criu "$inst"
+	assert_ferry_error "CRIU.*(TCP|tcp)"
+	grep -q "keeps running" <<<"$stderr" || fail "the error does not say the instance keeps running: $stderr"
+	echo "# $stderr"
+	instance_running "$U1" "$inst" || fail "the failed dump stopped the instance"
+	s=$(step_of "$prog")
+	wait_step "$prog" $((s + 3)) # ...and it still runs
+	assert_progress_ok "$prog"
+	# the previous complete checkpoint is still the current one, untouched, and nothing staged
+	assert_equal "$(ckpt_json_field "$U1" "$ck" state)" complete
+	assert_equal "$(ckpt_json_field "$U1" "$ck" generation)" gen-000001
+	assert_equal "$(readlink "$d/current")" gen-000001
+	assert_equal "$(sha256sum "$d/gen-000001/manifest")" "$sum_before"
+	[ -z "$(ls -A "$d" | grep -v -e '^current$' -e '^gen-000001$')" ] || fail "failed dump left: $(ls -A "$d")"
+
+	# and it still restores: the state of the first dump (before the connection)
+	as_user1 "$FERRY" instance stop "$inst"
+	wait_gone "$U1" "$inst"
+	run --separate-stderr as_user1 "$FERRY" instance start --criu-restart "$ck"
+	[ "$status" -eq 0 ] || fail "restart from the kept checkpoint failed ($status): $stderr"
+	wait_for has_log_steps "$U1" "$inst" || fail "the restored workload logs nothing"
+	first=$(first_log_step "$U1" "$inst")
+	[ "$first" -le $((first_dump + 1)) ] || fail "restored at step $first, first dump was at $first_dump"
+	s=$(last_log_step "$U1" "$inst")
+	wait_for grep -q "^step $((s + 2)) " "$(inst_log "$U1" "$inst" out)" || fail "the restored workload does not count"
+	! grep -q ' tcp$' "$(inst_log "$U1" "$inst" out)" || fail "restored a state from after the first dump"
+	as_user1 "$FERRY" instance stop "$inst"
+}
+
+# ---------------------------------------------------------------- security
+
+@test "the dumping CRIU runs as the user with only CAP_CHECKPOINT_RESTORE; the staging images are out of the user's reach" {
+	local ck=$T-caps inst=ck-caps prog=$U1_TMP/progress watch=$BATS_TEST_TMPDIR/criu d
+	d=$(ckpt_dir "$U1" "$ck")
+	as_user1 "$FERRY" checkpoint create "$ck"
+	start_stateful "$U1" "$ck" "$inst" "$prog" --mb 1024 --verify 16
+	start_criu_watch "$U1_UID" "$watch" 120
+	# meanwhile the user tries to reach the images CRIU writes: by path, or through CRIU's /proc
+	as_user1 python3 - "$d" "$U1_UID" "$BATS_TEST_TMPDIR/probe" <<-'EOF' &
+		import glob, os, sys, time
+		d, uid, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+		hits, staged, criu = [], 0, 0
+		end = time.time() + 60
+		while time.time() < end and not os.path.islink(os.path.join(d, "current")):
+		    for s in glob.glob(os.path.join(d, ".staging-*")):
+		        staged += 1
+		        for what, f in (("list", lambda: os.listdir(s)),
+		                        ("list images", lambda: os.listdir(os.path.join(s, "images"))),
+		                        ("write images", lambda: open(os.path.join(s, "images", "x"), "w"))):
+		            try:
+		                f(); hits.append("%s %s" % (what, s))
+		            except OSError:
+		                pass
+		    for p in os.listdir("/proc"):
+		        if not p.isdigit():
+		            continue
+		        try:
+		            if open("/proc/%s/comm" % p).read().strip() != "criu":
+		                continue
+		        except OSError:
+		            continue
+		        criu += 1
+		        for what, f in (("cwd", lambda: os.listdir("/proc/%s/cwd" % p)),
+		                        ("fds", lambda: [os.readlink("/proc/%s/fd/%s" % (p, n)) for n in os.listdir("/proc/%s/fd" % p)]),
+		                        ("mem", lambda: open("/proc/%s/mem" % p, "rb"))):
+		            try:
+		                f(); hits.append("%s of criu %s" % (what, p))
+		            except OSError:
+		                pass
+		    time.sleep(0.005)
+		with open(out, "w") as f:
+		    f.write("staged %d criu %d\n" % (staged, criu))
+		    f.write("".join(h + "\n" for h in sorted(set(hits))))
+	EOF
+	probe=$!
+	run --separate-stderr as_user1 "$FERRY" checkpoint instance --criu "$inst"
+	dump_status=$status dump_err=$stderr
+	stop_criu_watch "$watch"
+	wait "$probe" || true
+	[ "$dump_status" -eq 0 ] || fail "dump failed ($dump_status): $dump_err"
+	wait_gone "$U1" "$inst"
+
+	grep -q '^== ' "$watch" || fail "no CRIU process of $U1 was seen while the dump ran"
+	echo "# dumping CRIU processes (uid, caps):"
+	grep -E '^(== |Uid|Gid|Cap|NoNewPrivs)' "$watch" | sed 's/^/#   /'
+	n=$(grep -c '^== ' "$watch")
+	assert_equal "$(grep -cP "^Uid:\t$U1_UID\t$U1_UID\t$U1_UID\t$U1_UID$" "$watch")" "$n"
+	g=$(id -g "$U1")
+	assert_equal "$(grep -cP "^Gid:\t$g\t$g\t$g\t$g$" "$watch")" "$n"
+	# exactly CAP_CHECKPOINT_RESTORE (40) effective and permitted, nothing else even bounded
+	assert_equal "$(grep -cP '^CapEff:\t0000010000000000$' "$watch")" "$n"
+	assert_equal "$(grep -cP '^CapPrm:\t0000010000000000$' "$watch")" "$n"
+	assert_equal "$(grep -cP '^CapBnd:\t0000010000000000$' "$watch")" "$n"
+	assert_equal "$(grep -cP '^Cap(Inh|Amb):\t00000(1|0)0000000000$' "$watch")" $((2 * n))
+
+	echo "# probe: $(head -n1 "$BATS_TEST_TMPDIR/probe")"
+	[ "$(tail -n +2 "$BATS_TEST_TMPDIR/probe" | wc -l)" -eq 0 ] ||
+		fail "the user reached the dump while it ran: $(tail -n +2 "$BATS_TEST_TMPDIR/probe")"
+	[ -z "$(find "$d" -name x)" ] || fail "the user wrote into the dump"
+}
+
+@test "user2 cannot dump, stop, restart, delete or list user1's instances and checkpoints" {
+	ensure_fixture
+	local ck=$T-own inst=ck-victim prog=$U1_TMP/progress d fx g
+	d=$(ckpt_dir "$U1" "$ck")
+	as_user1 "$FERRY" checkpoint create "$ck"
+	start_stateful "$U1" "$ck" "$inst" "$prog" --mb 8
+	fx=$(ckpt_dir "$U1" "$FIXTURE")
+	g=$(current_gen "$fx")
+	sums=$(cd "$g" && sha256sum ./*)
+
+	run --separate-stderr as_user2 "$FERRY" checkpoint instance --criu "$inst"
+	assert_ferry_error "no instance '$inst'"
+	run --separate-stderr as_user2 "$FERRY" checkpoint instance --criu --leave-running "$inst"
+	assert_ferry_error "no instance '$inst'"
+	run --separate-stderr as_user2 "$FERRY" instance stop "$inst"
+	assert_ferry_error
+	run as_user2 "$FERRY" instance list
+	refute_output --partial "$inst"
+	instance_running "$U1" "$inst" || fail "user2 stopped user1's instance"
+	assert_equal "$(ckpt_json_field "$U1" "$ck" state)" empty
+
+	run --separate-stderr as_user2 "$FERRY" instance start --criu-restart "$fx"
+	assert_ferry_error
+	run --separate-stderr as_user2 "$FERRY" instance start --criu-restart "$fx" "$IMG" ck-stolen
+	assert_ferry_error
+	assert_nothing_started "$U2" ck-stolen
+	run --separate-stderr as_user2 "$FERRY" checkpoint delete "$fx"
+	assert_ferry_error
+	run --separate-stderr as_user2 "$FERRY" checkpoint delete "$d"
+	assert_ferry_error
+	run as_user2 "$FERRY" checkpoint list
+	assert_success
+	refute_output --partial "$FIXTURE"
+	refute_output --partial "$ck"
+	run as_user2 "$FERRY" checkpoint list --json
+	refute_output --partial "$FIXTURE"
+
+	# even with user1's home open to others (a common setup), the checkpoints stay theirs
+	modes=$(stat -c '%a %n' "$U1_HOME" "$U1_HOME/.ferry" "$U1_HOME/.ferry/checkpoint")
+	chmod 0711 "$U1_HOME" "$U1_HOME/.ferry" "$U1_HOME/.ferry/checkpoint"
+	run --separate-stderr as_user2 "$FERRY" instance start --criu-restart "$fx" "$IMG" ck-stolen
+	st1=$status err1=$stderr
+	run --separate-stderr as_user2 "$FERRY" checkpoint delete "$fx"
+	st2=$status err2=$stderr
+	while read -r m f; do chmod "$m" "$f"; done <<<"$modes"
+	status=$st1 stderr=$err1 assert_ferry_error
+	assert_nothing_started "$U2" ck-stolen
+	status=$st2 stderr=$err2 assert_ferry_error
+
+	# the fixture survived all of it
+	[ -L "$fx/current" ] || fail "user2 removed 'current' of user1's checkpoint"
+	assert_equal "$(cd "$g" && sha256sum ./*)" "$sums"
+	assert_no_restore "$fx"
+	as_user1 "$FERRY" instance stop "$inst"
+}
+
+@test "CRIU images forged to run as uid 0 are refused before any restore, even with a rewritten manifest" {
+	ensure_fixture
+	local d g old
+	copy_ckpt "$U1" "$FIXTURE" "$T-root"
+	d=$(ckpt_dir "$U1" "$T-root")
+	g=$(current_gen "$d")
+	old=$(forge_creds "$g/core-10000.img" "$BATS_TEST_TMPDIR/core-10000.img" 0)
+	assert_equal "$old" "$U1_UID" # the credentials edited are the workload's
+	! cmp -s "$g/core-10000.img" "$BATS_TEST_TMPDIR/core-10000.img" || fail "forge_creds changed nothing"
+
+	# root edits the sealed generation in place and rewrites the manifest's sha256 and size:
+	# the signature no longer matches
+	replace_sealed "$g" core-10000.img "$BATS_TEST_TMPDIR/core-10000.img"
+	chmod u+w "$g/manifest"
+	manifest_set_file "$g/manifest" core-10000.img "$g/core-10000.img"
+	chmod 0444 "$g/manifest"
+	grep -q "^file=core-10000.img .* $(sha256sum "$g/core-10000.img" | cut -d' ' -f1)\$" "$g/manifest"
+	run --separate-stderr as_user1 "$FERRY" instance start --criu-restart "$T-root"
+	assert_ferry_error "signature"
+	assert_nothing_started "$U1" ftck-fixture
+	assert_no_restore "$d"
+
+	# the same forgery done by the user: their own copy of the generation (not root's) with the
+	# forged image and a matching manifest
+	as_user1 mkdir -p "$(ckpt_dir "$U1" "$T-mine")/gen-000001"
+	u=$(ckpt_dir "$U1" "$T-mine")
+	cp "$BATS_TEST_TMPDIR/core-10000.img" "$U1_TMP/core"
+	chown "$U1:" "$U1_TMP/core"
+	as_user1 sh -c 'cp "$1"/* "$2"/ && cp "$3" "$2/core-10000.img"' sh \
+		"$(current_gen "$(ckpt_dir "$U1" "$FIXTURE")")" "$u/gen-000001" "$U1_TMP/core"
+	as_user1 chmod u+w "$u/gen-000001/manifest"
+	manifest_set_file "$u/gen-000001/manifest" core-10000.img "$u/gen-000001/core-10000.img"
+	chown "$U1:" "$u/gen-000001/manifest"
+	as_user1 ln -s gen-000001 "$u/current"
+	run --separate-stderr as_user1 "$FERRY" instance start --criu-restart "$T-mine"
+	assert_ferry_error "not sealed by ferry|signature"
+	assert_nothing_started "$U1" ftck-fixture
+	assert_no_restore "$u"
+}
+
+# ---------------------------------------------------------------- as root
+
+@test "root: dump + restart of a checkpointable instance (tree workload)" {
+	local ck=$T-root inst=ft-ck-root prog=/root/$T-root.progress d
+	d=/root/.ferry/checkpoint/$ck
+	rm -rf "$d"
+	run "$FERRY" checkpoint create "$ck"
+	assert_success
+	start_stateful root "$ck" "$inst" "$prog" --mb 32 --tree
+	wait_step "$prog" 3
+	run --separate-stderr "$FERRY" checkpoint instance --criu "$inst"
+	[ "$status" -eq 0 ] || fail "dump as root failed ($status): $stderr"
+	wait_gone root "$inst"
+	dumped=$(step_of "$prog")
+	grep -q '^uid=0$' "$(current_gen "$d")/manifest"
+	run --separate-stderr "$FERRY" instance start --criu-restart "$ck"
+	[ "$status" -eq 0 ] || fail "restart as root failed ($status): $stderr"
+	wait_step "$prog" $((dumped + 3))
+	assert_progress_ok "$prog"
+	assert_equal "$(field_of "$prog" tree)" "$(step_of "$prog")"
+	# even root's restored workload runs without capabilities
+	st=$(workload_status root "$inst")
+	for p in $(pids_of "$st"); do
+		assert_unprivileged "$(status_of "$st" "$p")" 0 0
+	done
+	"$FERRY" instance stop "$inst"
+	wait_gone root "$inst"
+	run "$FERRY" checkpoint delete "$ck"
+	assert_success
+	[ ! -e "$d" ]
+	rm -f "$prog"
+}

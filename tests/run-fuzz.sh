@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# run-fuzz.sh — build every libFuzzer target in tests/fuzz/ (clang, ASan+UBSan) and run each
+# for FUZZ_SECONDS (default 10) from its corpus. Ends with "unit: N passed, N failed" so
+# tests/run-all.sh counts each target as one test: a crash, a sanitizer report or a build
+# failure is a failure. These are the parsers of untrusted input: the starter's request,
+# ferry.conf, images, and the checkpoint stream.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+secs=${FUZZ_SECONDS:-10}
+out=build-fuzz
+mkdir -p "$out"
+cflags=(-std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Isrc/lib
+	-DFERRY_VERSION='"fuzz"' -DFERRY_SYSCONFDIR='"/etc/ferry"' -DFERRY_LIBEXECDIR='"/x"'
+	-DFERRY_STATEDIR='"/x"' -DFERRY_RUNDIR='"/x"' -DFERRY_BINDIR='"/x"' -Wno-format-nonliteral)
+# every library module but those that need libcriu (not a parser)
+libs=$(ls src/lib/*.c | grep -v -e '/criu\.c$')
+pass=0 fail=0
+for src in tests/fuzz/fuzz_*.c; do
+	name=$(basename "$src" .c)
+	if ! clang "${cflags[@]}" "$src" $libs -lcap -lcrypto -o "$out/$name" 2>"$out/$name.build.log"; then
+		echo "FAIL $name: build failed"
+		tail -n 20 "$out/$name.build.log"
+		fail=$((fail + 1))
+		continue
+	fi
+	corpus="$out/$name.corpus"
+	mkdir -p "$corpus"
+	dict=()
+	[ -f "tests/fuzz/${name#fuzz_}.dict" ] && dict=(-dict="tests/fuzz/${name#fuzz_}.dict")
+	if "$out/$name" "${dict[@]}" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
+		-print_final_stats=1 -artifact_prefix="$out/$name-" "$corpus" >"$out/$name.log" 2>&1; then
+		echo "PASS $name: $(grep -Eo 'stat::number_of_executed_units: [0-9]+' "$out/$name.log" | awk '{print $2}' || true) runs in ${secs}s"
+		pass=$((pass + 1))
+	else
+		echo "FAIL $name: see $out/$name.log"
+		grep -E 'ERROR|SUMMARY|crash|leak' "$out/$name.log" | head -n 10
+		fail=$((fail + 1))
+	fi
+done
+echo "unit: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]

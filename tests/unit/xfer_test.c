@@ -1,0 +1,239 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* xfer: the starter-to-starter handshake and checkpoint stream, over socketpairs. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "fs.h"
+#include "xfer.h"
+
+static const unsigned char key[32] = "0123456789abcdef0123456789abcdef";
+
+/* Runs the sender handshake in a child with @k and @uid; returns its exit status. */
+static pid_t sender(int sk, const unsigned char *k, uid_t uid)
+{
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct ferry_error *err = NULL;
+		_exit(ferry_xfer_connect(sk, k, 32, uid, 5, &err) == 0 ? 0 : 1);
+	}
+	return pid;
+}
+
+static int status_of(pid_t pid)
+{
+	int st = 0;
+	waitpid(pid, &st, 0);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 99;
+}
+
+static void pair(int sv[2])
+{
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+}
+
+static void test_handshake_ok(void **state)
+{
+	int sv[2];
+	pair(sv);
+	pid_t pid = sender(sv[1], key, 1001);
+	_cleanup_error_ struct ferry_error *err = NULL;
+	assert_int_equal(ferry_xfer_accept(sv[0], key, 32, 1001, 5, &err), 0);
+	assert_int_equal(status_of(pid), 0);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+static void test_handshake_other_uid(void **state)
+{
+	int sv[2];
+	pair(sv);
+	pid_t pid = sender(sv[1], key, 1002);
+	_cleanup_error_ struct ferry_error *err = NULL;
+	assert_true(ferry_xfer_accept(sv[0], key, 32, 1001, 5, &err) < 0);
+	assert_non_null(strstr(err->message, "uid 1002"));
+	close(sv[0]); /* the sender then fails too */
+	assert_int_equal(status_of(pid), 1);
+	close(sv[1]);
+}
+
+static void test_handshake_wrong_key(void **state)
+{
+	unsigned char other[32];
+	memcpy(other, key, 32);
+	other[31] ^= 0x80;
+	/* a sender without the key is refused by the receiver */
+	int sv[2];
+	pair(sv);
+	pid_t pid = sender(sv[1], other, 1001);
+	_cleanup_error_ struct ferry_error *err = NULL;
+	assert_true(ferry_xfer_accept(sv[0], key, 32, 1001, 5, &err) < 0);
+	assert_non_null(strstr(err->message, "cluster key"));
+	close(sv[0]);
+	assert_int_equal(status_of(pid), 1);
+	close(sv[1]);
+	/* a receiver without the key is refused by the sender */
+	pair(sv);
+	pid = sender(sv[1], key, 1001);
+	struct ferry_error *e2 = NULL;
+	assert_true(ferry_xfer_accept(sv[0], other, 32, 1001, 5, &e2) < 0);
+	ferry_error_free(e2);
+	close(sv[0]);
+	assert_int_equal(status_of(pid), 1);
+	close(sv[1]);
+}
+
+static void test_handshake_garbage(void **state)
+{
+	int sv[2];
+	pair(sv);
+	static const char junk[] = "HELLO, I AM NOT FERRY AT ALL, REALLY NOT!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!";
+	assert_int_equal(write(sv[1], junk, sizeof(junk)), (ssize_t)sizeof(junk));
+	_cleanup_error_ struct ferry_error *err = NULL;
+	assert_true(ferry_xfer_accept(sv[0], key, 32, 1001, 5, &err) < 0);
+	close(sv[0]);
+	close(sv[1]);
+	/* a peer that says nothing times out */
+	pair(sv);
+	struct ferry_error *e2 = NULL;
+	assert_int_equal(ferry_xfer_accept(sv[0], key, 32, 1001, 1, &e2), -ETIMEDOUT);
+	ferry_error_free(e2);
+	close(sv[0]);
+	close(sv[1]);
+}
+
+static int rm_cb(const char *p, const struct stat *st, int f, struct FTW *w)
+{
+	return remove(p);
+}
+
+static char *tmpdir(void)
+{
+	char *t = xstrdup("/tmp/xfer_test.XXXXXX");
+	assert_non_null(mkdtemp(t));
+	return t;
+}
+
+static void test_stream_round_trip(void **state)
+{
+	_cleanup_free_ char *src = tmpdir(), *dst = tmpdir();
+	int sfd = open(src, O_RDONLY | O_DIRECTORY), dfd = open(dst, O_RDONLY | O_DIRECTORY);
+	/* a 3 MiB file (several buffers) and an empty one */
+	int fd = openat(sfd, "pages-1.img", O_WRONLY | O_CREAT, 0600);
+	for (int i = 0; i < 3 * 1024; i++) {
+		char buf[1024];
+		memset(buf, 'a' + i % 26, sizeof(buf));
+		assert_int_equal(write(fd, buf, sizeof(buf)), sizeof(buf));
+	}
+	close(fd);
+	close(openat(sfd, "empty.img", O_WRONLY | O_CREAT, 0600));
+	int sv[2];
+	pair(sv);
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct ferry_error *err = NULL;
+		int r = ferry_xfer_send_file(sv[1], sfd, "pages-1.img", &err);
+		r = r ?: ferry_xfer_send_file(sv[1], sfd, "empty.img", &err);
+		r = r ?: ferry_xfer_send_manifest(sv[1], "ferry-manifest 1\nuid=1\n", 23, &err);
+		r = r ?: ferry_xfer_read_verdict(sv[1], 5, &err);
+		_exit(r == 0 ? 0 : 1);
+	}
+	char *m = NULL;
+	size_t len = 0;
+	_cleanup_error_ struct ferry_error *err = NULL;
+	assert_int_equal(ferry_xfer_receive(sv[0], dfd, 5, &m, &len, &err), 0);
+	assert_int_equal(len, 23);
+	assert_string_equal(m, "ferry-manifest 1\nuid=1\n");
+	free(m);
+	assert_int_equal(ferry_xfer_send_verdict(sv[0], NULL), 0);
+	assert_int_equal(status_of(pid), 0);
+	struct stat a, b;
+	assert_int_equal(fstatat(sfd, "pages-1.img", &a, 0), 0);
+	assert_int_equal(fstatat(dfd, "pages-1.img", &b, 0), 0);
+	assert_int_equal(a.st_size, b.st_size);
+	assert_int_equal(b.st_mode & 0777, 0400);
+	assert_int_equal(fstatat(dfd, "empty.img", &b, 0), 0);
+	assert_int_equal(b.st_size, 0);
+	close(sv[0]);
+	close(sv[1]);
+	close(sfd);
+	close(dfd);
+	nftw(src, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+	nftw(dst, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+static void expect_bad_stream(const void *bytes, size_t n, const char *what)
+{
+	_cleanup_free_ char *dst = tmpdir();
+	int dfd = open(dst, O_RDONLY | O_DIRECTORY);
+	int sv[2];
+	pair(sv);
+	assert_int_equal(write(sv[1], bytes, n), (ssize_t)n);
+	shutdown(sv[1], SHUT_WR);
+	char *m = NULL;
+	size_t len = 0;
+	struct ferry_error *err = NULL;
+	if (ferry_xfer_receive(sv[0], dfd, 2, &m, &len, &err) == 0)
+		fail_msg("accepted: %s", what);
+	assert_non_null(err);
+	assert_null(m);
+	ferry_error_free(err);
+	close(sv[0]);
+	close(sv[1]);
+	close(dfd);
+	nftw(dst, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+}
+
+static void test_stream_rejects(void **state)
+{
+	expect_bad_stream("X", 1, "unknown record");
+	expect_bad_stream("E", 1, "no manifest");
+	expect_bad_stream("F\x00\x00", 3, "empty name");
+	expect_bad_stream("F\x03\x00../\x00\x00\x00\x00\x00\x00\x00\x00", 14, "dot-dot name");
+	expect_bad_stream("F\x03\x00" "a/b" "\x00\x00\x00\x00\x00\x00\x00\x00", 14, "slash in name");
+	expect_bad_stream("F\x03\x00" ".ab" "\x00\x00\x00\x00\x00\x00\x00\x00", 14, "hidden name");
+	expect_bad_stream("F\x01\x00" "a" "\x10\x00\x00\x00\x00\x00\x00\x00" "short", 17, "truncated data");
+	expect_bad_stream("M\xff\xff\xff\x7f", 5, "huge manifest");
+	expect_bad_stream("M\x01\x00\x00\x00" "aM\x01\x00\x00\x00" "b", 12, "two manifests");
+	/* the same name twice: the second create fails (O_EXCL) */
+	expect_bad_stream("F\x01\x00" "a" "\x00\x00\x00\x00\x00\x00\x00\x00"
+			  "F\x01\x00" "a" "\x00\x00\x00\x00\x00\x00\x00\x00",
+			  24, "duplicate file");
+}
+
+static void test_verdict(void **state)
+{
+	int sv[2];
+	pair(sv);
+	assert_int_equal(ferry_xfer_send_verdict(sv[0], "restore failed: no space"), 0);
+	_cleanup_error_ struct ferry_error *err = NULL;
+	assert_int_equal(ferry_xfer_read_verdict(sv[1], 5, &err), -EREMOTEIO);
+	assert_non_null(strstr(err->message, "no space"));
+	assert_int_equal(ferry_xfer_send_verdict(sv[0], NULL), 0);
+	struct ferry_error *e2 = NULL;
+	assert_int_equal(ferry_xfer_read_verdict(sv[1], 5, &e2), 0);
+	close(sv[0]);
+	/* the receiver vanished */
+	struct ferry_error *e3 = NULL;
+	assert_true(ferry_xfer_read_verdict(sv[1], 5, &e3) < 0);
+	ferry_error_free(e3);
+	close(sv[1]);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_handshake_ok),       cmocka_unit_test(test_handshake_other_uid),
+		cmocka_unit_test(test_handshake_wrong_key), cmocka_unit_test(test_handshake_garbage),
+		cmocka_unit_test(test_stream_round_trip),  cmocka_unit_test(test_stream_rejects),
+		cmocka_unit_test(test_verdict),
+	};
+	return cmocka_run_group_tests_name("xfer", tests, NULL, NULL);
+}
