@@ -13,7 +13,7 @@ work=/var/tmp/ferry-demo
 rm -rf "$work"
 mkdir -p "$work/rootfs/bin" "$work/rootfs/.singularity.d"
 cp /bin/busybox "$work/rootfs/bin/busybox"
-for a in $("$work/rootfs/bin/busybox" --list); do ln -sf busybox "$work/rootfs/bin/$a"; done
+for a in $("$work/rootfs/bin/busybox" --list); do [ "$a" = busybox ] || ln -sf busybox "$work/rootfs/bin/$a"; done
 cat > "$work/rootfs/.singularity.d/runscript" <<'RS'
 #!/bin/sh
 echo "hello from the runscript of a ferry image; args: $*"
@@ -38,5 +38,20 @@ as ferry instance list
 sleep 1
 as ferry exec instance://demo1 sh -c 'echo "counter inside: $(cat /tmp/ferry-demo-counter)"; ps'
 as ferry instance stop demo1
-as ferry instance list
+
+say "checkpoint it, and bring it back where it was"
+as ferry checkpoint delete demock >/dev/null 2>&1 || true
+as ferry checkpoint create demock
+as ferry instance start --criu-launch demock "$work/busybox.sif" demo2 sh -c 'i=0; while true; do i=$((i+1)); echo $i > /tmp/ferry-demo-counter; sleep 0.2; done'
+sleep 1
+echo "counter before the dump: $(cat /tmp/ferry-demo-counter)"
+as ferry checkpoint instance --criu demo2
+as ferry checkpoint list
+echo "counter after the dump (instance gone): $(cat /tmp/ferry-demo-counter)"
+as ferry instance start --criu-restart demock
+sleep 1
+echo "counter after the restart: $(cat /tmp/ferry-demo-counter)"
+as ferry exec instance://demo2 ps
+as ferry instance stop demo2
+as ferry checkpoint delete demock
 say "demo done"

@@ -826,7 +826,7 @@ int main(int argc, char **argv)
 {
 	struct ferry_error *err = NULL;
 	struct starter s = {
-	    .image_fd = -1, .image_tree = -1, .log_out = -1, .log_err = -1, .ckpt_fd = -1, .restore_fd = -1};
+	    .image_fd = -1, .image_tree = -1, .log_out = -1, .log_err = -1, .ckpt_fd = -1, .restore_fd = -1, .xfer_fd = -1};
 
 	sanitize_stdio();
 	if (geteuid() != 0)
