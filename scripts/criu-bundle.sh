@@ -17,7 +17,17 @@ cp "$criu" "$tmp/criu"
 ldd "$criu" | awk '/=>/ && $3 ~ /^\// {print $3} /^\t\/.*ld-linux/ {print $1}' | sort -u | while read -r lib; do
 	cp -L "$lib" "$tmp/lib/"
 done
+# CRIU reads /etc/criu/default.conf: inside a container that is the user's image, so the
+# user could hand CRIU options (action scripts run with CRIU's capabilities). Point the
+# bundled CRIU at a path that does not exist (same length, so the binary stays valid).
+# ($HOME is not set for CRIU, so no user config is read either.)
+perl -0777 -pi -e 's#/etc/criu/default\.conf\0#/.ferry/criu/none.conf\0#g' "$tmp/criu"
+if [ "$(grep -c -a -F '/.ferry/criu/none.conf' "$tmp/criu")" != 1 ] || grep -q -a -F '/etc/criu/default.conf' "$tmp/criu"; then
+	echo "criu-bundle: could not disable CRIU's global config path in '$criu'" >&2
+	exit 1
+fi
 interp=$(patchelf --print-interpreter "$criu")
+
 patchelf --set-interpreter "$inside/lib/$(basename "$interp")" --force-rpath --set-rpath "$inside/lib" "$tmp/criu"
 # RPC settings libcriu has no setter for: after a dump the tree stays stopped until ferry has
 # published the checkpoint; ferry then ends it, or resumes it when publishing failed.
