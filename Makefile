@@ -35,7 +35,7 @@ LIB_SRCS     := $(sort $(wildcard src/lib/*.c))
 FERRY_SRCS   := $(sort $(wildcard src/ferry/*.c))
 STARTER_SRCS := $(sort $(wildcard src/starter/*.c))
 # The setuid starter links only the small core it needs: no network, no archive code.
-STARTER_LIB  := error util fs privs spawn config request names instance image sif manifest criu xfer
+STARTER_LIB  := error util fs privs spawn config request names instance image sif manifest criu xfer net
 UNIT_SRCS    := $(sort $(wildcard tests/unit/*_test.c))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
@@ -43,8 +43,8 @@ LIB_OBJS     := $(call obj,$(LIB_SRCS))
 STARTER_LIB_OBJS := $(call obj,$(addprefix src/lib/,$(addsuffix .c,$(STARTER_LIB))))
 UNIT_BINS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
-FERRY_LIBS   := -lcap -lcrypto
-STARTER_LIBS := -lcap -lcrypto -lcriu
+FERRY_LIBS   := -lcap -lcrypto -ljson-c
+STARTER_LIBS := -lcap -lcrypto -lcriu -ljson-c
 
 .SECONDARY:
 .PHONY: all clean install uninstall setup check unit unit-san fuzz demo lint format format-check

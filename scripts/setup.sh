@@ -29,7 +29,7 @@ PACKAGES=(
 	clang libclang-rt-14-dev clang-format clang-tidy file patchelf
 	# images, containers, integration tests
 	squashfs-tools busybox-static debootstrap bats bats-assert bats-support
-	containernetworking-plugins iproute2 iptables util-linux procps psmisc kmod runc
+	containernetworking-plugins iproute2 iptables nftables iputils-arping libjson-c-dev util-linux procps psmisc kmod runc
 	# benchmarks
 	iperf3 gnuplot-nox
 	# CRIU build (and runtime) dependencies

@@ -21,6 +21,9 @@ enum key_kind {
 	KEY_PATH_LIST, /* normalized absolute path, repeatable */
 	KEY_HOME_PATH, /* normalized absolute path or "~/" + normalized relative path */
 	KEY_UINT,
+	KEY_NAME_LIST, /* network names: [A-Za-z0-9_.-], repeatable */
+	KEY_CIDR_LIST, /* IPv4 CIDR ranges, repeatable */
+	KEY_PARENT_LIST, /* NETWORK:INTERFACE, repeatable */
 };
 
 struct key {
@@ -43,6 +46,12 @@ static const struct key keys[] = {
     {"checkpoint dir", KEY_HOME_PATH, FIELD(checkpoint_dir), 0, 0},
     {"max instances", KEY_UINT, FIELD(max_instances), 1, 4096},
     {"criu timeout", KEY_UINT, FIELD(criu_timeout), 1, 86400},
+    {"allow net network", KEY_NAME_LIST, FIELD(allow_net_networks), 0, 0},
+    {"allow net args", KEY_BOOL, FIELD(allow_net_args), 0, 0},
+    {"allow net ip range", KEY_CIDR_LIST, FIELD(allow_net_ranges), 0, 0},
+    {"network parent", KEY_PARENT_LIST, FIELD(network_parents), 0, 0},
+    {"network config dir", KEY_PATH, FIELD(network_dir), 0, 0},
+    {"cni path", KEY_PATH, FIELD(cni_path), 0, 0},
 };
 #undef FIELD
 
@@ -197,6 +206,28 @@ static int set_value(struct ferry_config *c, const struct key *k, const char *va
 		(*list)[st->n_bind_paths] = NULL;
 		return 0;
 
+	case KEY_NAME_LIST:
+	case KEY_CIDR_LIST:
+	case KEY_PARENT_LIST: {
+		bool ok = vlen > 0 && vlen <= 64 + 16;
+		if (k->kind == KEY_NAME_LIST)
+			ok = ok && ferry_config_word_ok(value, 64);
+		else if (k->kind == KEY_CIDR_LIST)
+			ok = ok && ferry_config_cidr_parse(value, NULL, NULL) == 0;
+		else {
+			const char *colon = strchr(value, ':');
+			_cleanup_free_ char *net = colon ? xstrndup(value, (size_t)(colon - value)) : NULL;
+			ok = ok && colon && ferry_config_word_ok(net, 64) && ferry_config_word_ok(colon + 1, 15);
+		}
+		if (!ok)
+			return line_error(st, err, "'%s': bad value '%s' (see ferry.conf(5))", k->name, v);
+		char ***entries = field;
+		if (strv_length(*entries) >= LIST_MAX)
+			return line_error(st, err, "more than %u '%s' entries", LIST_MAX, k->name);
+		strv_push(entries, value);
+		return 0;
+	}
+
 	case KEY_HOME_PATH: {
 		bool ok = is_printable(value) &&
 			  (path_is_normal(value, vlen) || (startswith(value, "~/") && vlen < PATH_MAX &&
@@ -245,7 +276,8 @@ static int parse_line(struct ferry_config *c, const char *line, size_t n, struct
 	if (!*value)
 		return line_error(st, err, "'%s' has no value", k->name);
 
-	if (k->kind != KEY_PATH_LIST) {
+	if (k->kind != KEY_PATH_LIST && k->kind != KEY_NAME_LIST && k->kind != KEY_CIDR_LIST &&
+	    k->kind != KEY_PARENT_LIST) {
 		unsigned *seen = &st->seen[k - keys];
 		if (*seen)
 			return line_error(st, err, "'%s' is already set on line %u", k->name, *seen);
@@ -304,6 +336,11 @@ struct ferry_config *ferry_config_defaults(void)
 	c->checkpoint_dir = xstrdup("~/.ferry/checkpoint");
 	c->max_instances = 64;
 	c->criu_timeout = 600;
+	c->allow_net_networks = xzalloc(sizeof(char *));
+	c->allow_net_ranges = xzalloc(sizeof(char *));
+	c->network_parents = xzalloc(sizeof(char *));
+	c->network_dir = xstrdup(FERRY_SYSCONFDIR "/network");
+	c->cni_path = xstrdup("/usr/lib/cni");
 	return c;
 }
 
@@ -315,7 +352,13 @@ void ferry_config_free(struct ferry_config *c)
 	free(c->criu_path);
 	free(c->mem_dir);
 	free(c->checkpoint_dir);
+	strv_free(c->allow_net_networks);
+	strv_free(c->allow_net_ranges);
+	strv_free(c->network_parents);
+	free(c->network_dir);
+	free(c->cni_path);
 	free(c);
+
 }
 
 static int open_error(const char *path, int code, struct ferry_error **err)
@@ -472,4 +515,95 @@ bool ferry_config_bind_allowed(const struct ferry_config *c, const char *resolve
 			return true;
 	}
 	return false;
+}
+
+bool ferry_config_word_ok(const char *s, size_t max)
+{
+	size_t n = s ? strlen(s) : 0;
+	if (n == 0 || n > max || s[0] == '.' || s[0] == '-')
+		return false;
+	for (const char *p = s; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_' ||
+		      *p == '.' || *p == '-'))
+			return false;
+	return true;
+}
+
+/* Strict dotted quad: four decimal parts 0..255 without leading zeros. */
+static int parse_ipv4(const char *s, size_t n, uint32_t *ret)
+{
+	uint32_t v = 0;
+	int parts = 0;
+	size_t i = 0;
+	while (parts < 4) {
+		size_t start = i;
+		unsigned part = 0;
+		while (i < n && s[i] >= '0' && s[i] <= '9' && i - start < 3)
+			part = part * 10 + (unsigned)(s[i++] - '0');
+		if (i == start || part > 255 || (i - start > 1 && s[start] == '0'))
+			return -EINVAL;
+		v = (v << 8) | part;
+		parts++;
+		if (parts < 4) {
+			if (i >= n || s[i] != '.')
+				return -EINVAL;
+			i++;
+		}
+	}
+	if (i != n)
+		return -EINVAL;
+	*ret = v;
+	return 0;
+}
+
+int ferry_config_ipv4_parse(const char *s, uint32_t *ret)
+{
+	return parse_ipv4(s, strlen(s), ret);
+}
+
+int ferry_config_cidr_parse(const char *s, uint32_t *ret_addr, unsigned *ret_prefix)
+{
+	const char *slash = strchr(s, '/');
+	if (!slash)
+		return -EINVAL;
+	uint32_t a = 0;
+	unsigned long long p = 0;
+	if (parse_ipv4(s, (size_t)(slash - s), &a) < 0 || parse_uint64(slash + 1, 32, &p) < 0)
+		return -EINVAL;
+	if (ret_addr)
+		*ret_addr = a;
+	if (ret_prefix)
+		*ret_prefix = (unsigned)p;
+	return 0;
+}
+
+bool ferry_config_ip_allowed(const struct ferry_config *c, uint32_t addr)
+{
+	for (char **r = c->allow_net_ranges; r && *r; r++) {
+		uint32_t net = 0;
+		unsigned p = 0;
+		if (ferry_config_cidr_parse(*r, &net, &p) < 0)
+			continue;
+		uint32_t mask = p == 0 ? 0 : 0xffffffffu << (32 - p);
+		if ((addr & mask) == (net & mask))
+			return true;
+	}
+	return false;
+}
+
+bool ferry_config_network_allowed(const struct ferry_config *c, const char *name)
+{
+	for (char **n = c->allow_net_networks; n && *n; n++)
+		if (streq(*n, name))
+			return true;
+	return false;
+}
+
+const char *ferry_config_network_parent(const struct ferry_config *c, const char *network)
+{
+	size_t n = strlen(network);
+	for (char **p = c->network_parents; p && *p; p++)
+		if (strncmp(*p, network, n) == 0 && (*p)[n] == ':')
+			return *p + n + 1;
+	return NULL;
 }

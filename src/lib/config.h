@@ -3,6 +3,7 @@
 #ifndef FERRY_CONFIG_H
 #define FERRY_CONFIG_H
 
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "error.h"
@@ -23,6 +24,12 @@ struct ferry_config {
 	char *checkpoint_dir; /* "checkpoint dir": per-user base, "~/" = home (default ~/.ferry/checkpoint) */
 	unsigned max_instances; /* "max instances": per user (default 64) */
 	unsigned criu_timeout; /* "criu timeout": seconds (default 600) */
+	char **allow_net_networks; /* "allow net network = NAME" (repeatable): networks users may join */
+	bool allow_net_args;       /* "allow net args": users may choose IP/MAC/GW (--network-args) */
+	char **allow_net_ranges;   /* "allow net ip range = A.B.C.D/P" (repeatable): addresses users may ask */
+	char **network_parents;    /* "network parent = NETWORK:IFACE": this node's parent interface */
+	char *network_dir;         /* "network config dir" (default /etc/ferry/network) */
+	char *cni_path;            /* "cni path" (default /usr/lib/cni) */
 };
 
 /* Parses ferry.conf text: "key = value" lines, '#' comments (only as the first non-blank character
@@ -54,4 +61,15 @@ static inline void ferry_config_freep(struct ferry_config **c)
  * allowed; a @home of "/" grants nothing. It does not look at user_bind_control. */
 bool ferry_config_bind_allowed(const struct ferry_config *c, const char *resolved, const char *home);
 
+/* [A-Za-z0-9_.-], 1..@max characters, not starting with '.' or '-'. */
+bool ferry_config_word_ok(const char *s, size_t max);
+/* Strict IPv4 "A.B.C.D" and "A.B.C.D/P" parsers (host byte order). */
+int ferry_config_ipv4_parse(const char *s, uint32_t *ret);
+int ferry_config_cidr_parse(const char *s, uint32_t *ret_addr, unsigned *ret_prefix);
+bool ferry_config_ip_allowed(const struct ferry_config *c, uint32_t addr);
+bool ferry_config_network_allowed(const struct ferry_config *c, const char *name);
+/* The parent interface this node uses for @network, or NULL (the network file's own). */
+const char *ferry_config_network_parent(const struct ferry_config *c, const char *network);
+
 #endif
+

@@ -48,9 +48,11 @@ void exec_workload(struct starter *s, int report)
 		setsid();
 	environ = s->req->env;
 	execvp(s->req->argv[0], s->req->argv);
-	ferry_error_set(&err, errno, "cannot run '%s' in the container", s->req->argv[0]);
+	int e = errno;
+	ferry_error_set(&err, e, "cannot run '%s' in the container", s->req->argv[0]);
 	report_error(report, err);
-	_exit(errno == ENOENT ? 127 : 126);
+	_exit(e == ENOENT ? 127 : 126);
+
 }
 
 static int status_code(int st)

@@ -551,10 +551,20 @@ static void op_exec(struct starter *s)
 	TRY(ferry_privs_drop(&s->privs, NULL, 0, &err));
 	_cleanup_free_ char *msg = read_report(rep[0]);
 	if (msg) {
-		waitpid(pid, NULL, 0);
-		die_report(msg);
+		/* the container's own status says what failed: 127/126 when the command could not be
+		 * run (like a shell), 255 when ferry could not build the container */
+		int st = 0;
+		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+			;
+		const char *text = startswith(msg, "E ") ? msg + 2 : msg;
+		char *nl = strchr(text, '\n');
+		if (nl)
+			*nl = '\0';
+		fprintf(stderr, "ferry: %s\n", text);
+		exit(WIFEXITED(st) && WEXITSTATUS(st) != 0 ? WEXITSTATUS(st) : 255);
 	}
 	wait_and_exit(pid);
+
 }
 
 static _noreturn_ void monitor(struct starter *s, int dirfd, int top)
@@ -657,6 +667,9 @@ static _noreturn_ void monitor(struct starter *s, int dirfd, int top)
 		(void)ferry_write_all(top, msg, strlen(msg));
 		(void)ferry_write_all(top, "\n", 1);
 		kill(pid, SIGKILL);
+		/* the start failed: drop our reservation of the name */
+		unlinkat(dirfd, s->req->instance, 0);
+		unlinkat(dirfd, launch_name, 0);
 	}
 	close(top);
 	/* From here on the monitor only waits and cleans up: it keeps uid 0 (the record directory

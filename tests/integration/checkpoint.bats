@@ -4,11 +4,8 @@
 # root). The workload is tests/workloads/stateful.c, in the zdtm style: it keeps a counter and
 # memory whose checksums it verifies itself, and reports "step N ok ..." or "FAIL ...".
 #
-# Not tested yet, because ferry does not implement it: the receiving side of --page-server
-# (instance start --criu-restart NAME --page-server PORT, the issue's "dump through --page-server
-# into a --mem-dir checkpoint on the receiving side") and 'checkpoint instance --criu --restore'.
-# TODO(page-server): add "dump through --page-server into a --mem-dir checkpoint" once the
-# receiving side exists (the dump side, --page-server HOST:PORT, is wired to CRIU).
+# The page-server tests run both sides on this node over 127.0.0.1 (the simulated multi-node
+# cluster is the migration suite's business).
 
 load ../lib/common
 load ../lib/checkpoint
@@ -40,7 +37,12 @@ setup() {
 }
 
 teardown() {
+	conf_restore
 	ferry_teardown
+	if [ -n "${CKPT_EXTRA_DIR:-}" ] && [[ "$CKPT_EXTRA_DIR" == /var/tmp/ferry-ck-img.* ]]; then
+		rm -rf "$CKPT_EXTRA_DIR"
+	fi
+	[ -z "${CKPT_HOME_CRIU:-}" ] || rm -rf "$CKPT_HOME_CRIU"
 }
 
 # ---------------------------------------------------------------- helpers of this file
@@ -110,6 +112,17 @@ caps_within() {
 log_line() { awk -v k="$2" '$1 == "step" && $2 == k {print $1, $2, $3, $4, $5, $6; exit}' "$1"; }
 
 # ---------------------------------------------------------------- dump and restart
+
+@test "the workload's own check works: one flipped bit of its memory makes it report FAIL and stop" {
+	local ck=$T-check prog=$U1_TMP/progress
+	as_user1 "$FERRY" checkpoint create "$ck"
+	start_stateful "$U1" "$ck" ck-check "$prog" --mb 16
+	wait_step "$prog" 2
+	as_user1 "$FERRY" instance stop --signal USR1 ck-check # SIGUSR1: flip a bit
+	wait_for grep -q '^FAIL memory' "$prog" || fail "the corruption went unnoticed: $(cat "$prog")"
+	wait_gone "$U1" ck-check
+	grep -q '^FAIL memory' "$(inst_log "$U1" ck-check err)"
+}
 
 @test "dump + restart into the same instance name: the 300 MB workload continues exactly where it was, unprivileged" {
 	local ck=$T-same inst=ck-same prog=$U1_TMP/progress d out
@@ -222,14 +235,6 @@ log_line() { awk -v k="$2" '$1 == "step" && $2 == k {print $1, $2, $3, $4, $5, $
 	done
 	[ "$(last_log_step "$U1" ck-orig)" -ge $((at_dump + 3)) ] || fail "the original stopped counting after the dump"
 
-	# a restart under the original's (running) name is refused and leaves it alone
-	before=$(wc -l <"$(inst_log "$U1" ck-orig out)")
-	run --separate-stderr as_user1 "$FERRY" instance start --criu-restart "$ck"
-	assert_ferry_error "ck-orig"
-	instance_running "$U1" ck-orig || fail "the refused restart stopped the running instance"
-	[ "$(wc -l <"$(inst_log "$U1" ck-orig out)")" -ge "$before" ] ||
-		fail "the refused restart truncated the running instance's log"
-
 	run --separate-stderr as_user1 "$FERRY" instance start --criu-restart "$ck" "$IMG" ck-copy
 	[ "$status" -eq 0 ] || fail "restart under another name failed ($status): $stderr"
 	instance_running "$U1" ck-orig || fail "the original stopped"
@@ -257,6 +262,24 @@ log_line() { awk -v k="$2" '$1 == "step" && $2 == k {print $1, $2, $3, $4, $5, $
 	done
 	! grep -q FAIL "$orig_log" "$copy_log" "$prog" || fail "workload reported FAIL"
 	as_user1 "$FERRY" instance stop ck-orig ck-copy
+}
+
+@test "restart into the name of a running instance is refused and leaves it, and its log, alone" {
+	local ck=$T-busy prog=$U1_TMP/progress
+	as_user1 "$FERRY" checkpoint create "$ck"
+	start_stateful "$U1" "$ck" ck-busy "$prog" --mb 8
+	run --separate-stderr as_user1 "$FERRY" checkpoint instance --criu --leave-running ck-busy
+	[ "$status" -eq 0 ] || fail "dump failed: $stderr"
+	wait_for has_log_steps "$U1" ck-busy || fail "no step in the log"
+	before=$(wc -l <"$(inst_log "$U1" ck-busy out)")
+	run --separate-stderr as_user1 "$FERRY" instance start --criu-restart "$ck"
+	assert_ferry_error "ck-busy"
+	instance_running "$U1" ck-busy || fail "the refused restart stopped the running instance"
+	assert_progress_ok "$prog"
+	after=$(wc -l <"$(inst_log "$U1" ck-busy out)")
+	[ "$after" -ge "$before" ] ||
+		fail "the refused restart truncated the running instance's log ($before lines before, $after after)"
+	as_user1 "$FERRY" instance stop ck-busy
 }
 
 @test "a process tree with a pipe and unix sockets survives dump + restart" {
@@ -346,6 +369,119 @@ log_line() { awk -v k="$2" '$1 == "step" && $2 == k {print $1, $2, $3, $4, $5, $
 	[ ! -L "$(ckpt_dir "$U1" "$ck")" ] || fail "delete left the symlink"
 }
 
+# free_port: a TCP port nothing listens on now
+free_port() {
+	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# start_receiver USER CKPT PORT INSTANCE: 'instance start --criu-restart CKPT --page-server PORT'
+# in the background (RECV_PID; its stdout/stderr in RECV_OUT/RECV_ERR), once it listens.
+start_receiver() {
+	local u=$1 ck=$2 port=$3 inst=$4
+	RECV_OUT=$BATS_TEST_TMPDIR/recv.out RECV_ERR=$BATS_TEST_TMPDIR/recv.err
+	as_who "$u" "$FERRY" instance start --criu-restart "$ck" --page-server "$port" "$IMG" "$inst" \
+		>"$RECV_OUT" 2>"$RECV_ERR" &
+	RECV_PID=$!
+	wait_for grep -q "waiting for the dump on '$port'" "$RECV_ERR" ||
+		fail "the receiver does not listen: $(cat "$RECV_ERR")"
+}
+
+@test "dump through --page-server into a --mem-dir checkpoint on the receiving side; the instance moves there" {
+	local src=$T-src dst=$T-dst prog=$U1_TMP/progress port mem
+	as_user1 "$FERRY" checkpoint create "$src"
+	as_user1 "$FERRY" checkpoint create --mem-dir "$dst"
+	mem=/dev/shm/ferry-$U1_UID/$dst
+	start_stateful "$U1" "$src" ck-ps-a "$prog" --mb 64
+	wait_step "$prog" 3
+	run_id=$(field_of "$prog" run)
+	port=$(free_port)
+	start_receiver "$U1" "$dst" "$port" ck-ps-b
+	run --separate-stderr as_user1 "$FERRY" checkpoint instance --criu --page-server "127.0.0.1:$port" ck-ps-a
+	send_status=$status send_out=$output send_err=$stderr
+	wait "$RECV_PID" && recv_status=0 || recv_status=$?
+	[ "$send_status" -eq 0 ] || fail "the dump failed ($send_status): $send_err"
+	[ "$recv_status" -eq 0 ] || fail "the receiver failed ($recv_status): $(cat "$RECV_ERR")"
+	assert_equal "$send_out" "sent to 127.0.0.1:$port"
+	! grep -v "waiting for the dump" "$RECV_ERR" | grep -q . || fail "receiver stderr: $(cat "$RECV_ERR")"
+
+	wait_gone "$U1" ck-ps-a # the source ends once the receiver has restored
+	instance_running "$U1" ck-ps-b || fail "the instance does not run on the receiving side"
+	last=$(last_log_step "$U1" ck-ps-a)
+	wait_for has_log_steps "$U1" ck-ps-b || fail "the moved workload logs nothing"
+	assert_equal "$(first_log_step "$U1" ck-ps-b)" $((last + 1))
+	s=$(step_of "$prog")
+	wait_step "$prog" $((s + 3))
+	assert_equal "$(field_of "$prog" run)" "$run_id"
+	assert_progress_ok "$prog"
+	# the pages live in the receiver's mem dir, sealed and signed; the source's checkpoint stays empty
+	pages=$(find "$mem/gen-000001" -name 'pages-*.img' -size +$((64 << 10))k)
+	[ -n "$pages" ] || fail "no 64 MB of pages in $mem: $(ls -l "$mem/gen-000001")"
+	assert_equal "$(stat -c %u "$mem/gen-000001")" 0
+	grep -qE '^hmac=[0-9a-f]{64}$' "$mem/gen-000001/manifest"
+	assert_equal "$(ckpt_json_field "$U1" "$dst" state)" complete
+	assert_equal "$(ckpt_json_field "$U1" "$dst" location)" "$mem"
+	assert_equal "$(ckpt_json_field "$U1" "$src" state)" empty
+	st=$(workload_status "$U1" ck-ps-b)
+	assert_unprivileged "$(status_of "$st" 10000)" "$U1_UID" "$(id -g "$U1")"
+	as_user1 "$FERRY" instance stop ck-ps-b
+}
+
+@test "--page-server: a receiver of another user gets nothing, and the dumped instance keeps running" {
+	local src=$T-src dst=$T-dst prog=$U1_TMP/progress port
+	as_user1 "$FERRY" checkpoint create "$src"
+	as_user2 "$FERRY" checkpoint create --mem-dir "$dst"
+	start_stateful "$U1" "$src" ck-ps-a "$prog" --mb 16
+	wait_step "$prog" 2
+	port=$(free_port)
+	start_receiver "$U2" "$dst" "$port" ck-ps-thief
+	run --separate-stderr as_user1 "$FERRY" checkpoint instance --criu --page-server "127.0.0.1:$port" ck-ps-a
+	wait "$RECV_PID" && recv_status=0 || recv_status=$?
+	assert_ferry_error
+	echo "# sender: $stderr"
+	echo "# receiver: $(cat "$RECV_ERR")"
+	[ "$recv_status" -ne 0 ] || fail "user2's receiver succeeded: $(cat "$RECV_OUT")"
+	grep -q "uid $U1_UID, not from you" "$RECV_ERR" || fail "receiver: $(cat "$RECV_ERR")"
+	assert_nothing_started "$U2" ck-ps-thief
+	assert_equal "$(ckpt_json_field "$U2" "$dst" state)" empty
+	[ -z "$(ls -A "/dev/shm/ferry-$U2_UID/$dst")" ] || fail "the receiver kept: $(ls -A "/dev/shm/ferry-$U2_UID/$dst")"
+	instance_running "$U1" ck-ps-a || fail "the refused transfer stopped the source instance"
+	s=$(step_of "$prog")
+	wait_step "$prog" $((s + 3))
+	assert_progress_ok "$prog"
+	as_user1 "$FERRY" instance stop ck-ps-a
+}
+
+@test "checkpoint instance --criu --restore: restore into a running idle instance; not into a busy one" {
+	local ck=$T-into prog=$U1_TMP/progress
+	as_user1 "$FERRY" checkpoint create "$ck"
+	start_stateful "$U1" "$ck" ck-into-a "$prog" --mb 32
+	wait_step "$prog" 3
+	run --separate-stderr as_user1 "$FERRY" checkpoint instance --criu ck-into-a
+	[ "$status" -eq 0 ] || fail "dump failed: $stderr"
+	wait_gone "$U1" ck-into-a
+	last=$(last_log_step "$U1" ck-into-a)
+	dumped=$(step_of "$prog")
+
+	# an instance that runs a workload is refused, and keeps running
+	start_stateful "$U1" "$ck" ck-busy2 "$U1_TMP/busy" --mb 8
+	run --separate-stderr as_user1 "$FERRY" checkpoint instance --criu --restore ck-busy2
+	assert_ferry_error "already runs a workload"
+	instance_running "$U1" ck-busy2 || fail "the refused restore stopped the busy instance"
+	as_user1 "$FERRY" instance stop ck-busy2
+	wait_gone "$U1" ck-busy2
+
+	run as_user1 "$FERRY" instance start --criu-launch "$ck" "$IMG" ck-into-b
+	assert_success
+	run --separate-stderr as_user1 "$FERRY" checkpoint instance --criu --restore ck-into-b
+	[ "$status" -eq 0 ] || fail "--restore failed ($status): $stderr"
+	wait_step "$prog" $((dumped + 3))
+	assert_progress_ok "$prog"
+	st=$(workload_status "$U1" ck-into-b)
+	assert_equal "$(pids_of "$st")" "10000 "
+	assert_unprivileged "$(status_of "$st" 10000)" "$U1_UID" "$(id -g "$U1")"
+	as_user1 "$FERRY" instance stop ck-into-b
+}
+
 @test "checkpoint list: empty -> complete (table and --json), new generations replace old ones, delete" {
 	local ck=$T-list inst=ck-list prog=$U1_TMP/progress d
 	d=$(ckpt_dir "$U1" "$ck")
@@ -390,7 +526,7 @@ log_line() { awk -v k="$2" '$1 == "step" && $2 == k {print $1, $2, $3, $4, $5, $
 	assert_output "$d/gen-000002"
 	assert_equal "$(ckpt_json_field "$U1" "$ck" generation)" gen-000002
 	[ ! -e "$d/gen-000001" ] || fail "the old generation was kept"
-	[ -z "$(ls -A "$d" | grep '^\.staging')" ] || fail "staging left: $(ls -A "$d")"
+	[ -z "$(find "$d" -mindepth 1 -maxdepth 1 -name '.staging-*')" ] || fail "staging left: $(ls -A "$d")"
 	wait_gone "$U1" "$inst"
 
 	run as_user1 "$FERRY" checkpoint delete "$ck"
@@ -409,6 +545,7 @@ log_line() { awk -v k="$2" '$1 == "step" && $2 == k {print $1, $2, $3, $4, $5, $
 	run --separate-stderr as_user1 "$FERRY" instance start --criu-restart "$ck" "$IMG" ck-empty
 	assert_ferry_error "is empty"
 	assert_nothing_started "$U1" ck-empty
+	[ ! -e "$(inst_log "$U1" ck-empty out)" ] || fail "the refused restart made a log file"
 	assert_no_restore "$(ckpt_dir "$U1" "$ck")"
 	run --separate-stderr as_user1 "$FERRY" instance start --criu-restart "$T-nosuch"
 	assert_ferry_error "no checkpoint '$T-nosuch'"
@@ -511,10 +648,44 @@ log_line() { awk -v k="$2" '$1 == "step" && $2 == k {print $1, $2, $3, $4, $5, $
 	assert_ferry_error "core-10001.img"
 	assert_nothing_started "$U1" ftck-fixture
 	assert_no_restore "$d"
+}
 
-	# the checkpoint list shows none of this as usable... except by its manifest's own word:
-	# list does not verify signatures, restart does (above)
-	true
+@test "restart with another image than the checkpoint's is refused" {
+	ensure_fixture
+	use_image sif
+	copy_ckpt "$U1" "$FIXTURE" "$T-img"
+	run --separate-stderr as_user1 "$FERRY" instance start --criu-restart "$T-img" "$IMG" ck-otherimg
+	assert_ferry_error "not the image the checkpoint was made with"
+	assert_nothing_started "$U1" ck-otherimg
+	assert_no_restore "$(ckpt_dir "$U1" "$T-img")"
+}
+
+@test "restart re-checks the saved launch options against today's policy (a bind no longer allowed)" {
+	local ck=$T-policy prog=$U1_TMP/progress
+	conf_set "allow bind path = $FERRY_TEST_SHARED"
+	as_user1 "$FERRY" checkpoint create "$ck"
+	rm -f "$prog"
+	run --separate-stderr as_user1 "$FERRY" instance start --criu-launch "$ck" --bind "$FERRY_TEST_SHARED:/data:ro" \
+		"$IMG" ck-policy "$STATEFUL" --interval 100 --mb 8 "$prog"
+	[ "$status" -eq 0 ] || fail "start with an allowed bind failed: $stderr"
+	wait_step "$prog" 2
+	run --separate-stderr as_user1 "$FERRY" exec instance://ck-policy cat /data/shared.txt
+	assert_output "shared data"
+	run --separate-stderr as_user1 "$FERRY" checkpoint instance --criu ck-policy
+	[ "$status" -eq 0 ] || fail "dump failed: $stderr"
+	wait_gone "$U1" ck-policy
+	conf_restore # the admin withdraws the bind path
+	run --separate-stderr as_user1 "$FERRY" instance start --criu-restart "$ck"
+	assert_ferry_error "$FERRY_TEST_SHARED"
+	assert_nothing_started "$U1" ck-policy
+	assert_no_restore "$(ckpt_dir "$U1" "$ck")"
+	# with the policy back, the same checkpoint restores
+	conf_set "allow bind path = $FERRY_TEST_SHARED"
+	run --separate-stderr as_user1 "$FERRY" instance start --criu-restart "$ck"
+	[ "$status" -eq 0 ] || fail "restart failed ($status): $stderr"
+	s=$(step_of "$prog")
+	wait_step "$prog" $((s + 2))
+	as_user1 "$FERRY" instance stop ck-policy
 }
 
 @test "restart of another user's checkpoint is refused as 'another user'" {
@@ -532,9 +703,10 @@ log_line() { awk -v k="$2" '$1 == "step" && $2 == k {print $1, $2, $3, $4, $5, $
 	assert_nothing_started "$U2" ftck-fixture
 	assert_no_restore "$d"
 	# root cannot be made to restore a user's checkpoint either: the directory is not root's
-	run --separate-stderr "$FERRY" instance start --criu-restart "$(ckpt_dir "$U1" "$FIXTURE")" "$IMG" ft-foreign
+	run --separate-stderr "$FERRY" instance start --criu-restart "$(ckpt_dir "$U1" "$FIXTURE")" "$IMG" "${ROOT_INSTANCE_PREFIX}foreign"
 	assert_ferry_error "must be yours"
-	assert_nothing_started root ft-foreign
+	assert_nothing_started root "${ROOT_INSTANCE_PREFIX}foreign"
+	rm -rf "$d"
 }
 
 @test "dump of a stopped or nonexistent instance, of one not launched with --criu-launch, without --criu" {
@@ -596,7 +768,7 @@ log_line() { awk -v k="$2" '$1 == "step" && $2 == k {print $1, $2, $3, $4, $5, $
 	assert_equal "$(ckpt_json_field "$U1" "$ck" generation)" gen-000001
 	assert_equal "$(readlink "$d/current")" gen-000001
 	assert_equal "$(sha256sum "$d/gen-000001/manifest")" "$sum_before"
-	[ -z "$(ls -A "$d" | grep -v -e '^current$' -e '^gen-000001$')" ] || fail "failed dump left: $(ls -A "$d")"
+	[ -z "$(find "$d" -mindepth 1 -maxdepth 1 ! -name current ! -name gen-000001)" ] || fail "failed dump left: $(ls -A "$d")"
 
 	# and it still restores: the state of the first dump (before the connection)
 	as_user1 "$FERRY" instance stop "$inst"
@@ -612,6 +784,35 @@ log_line() { awk -v k="$2" '$1 == "step" && $2 == k {print $1, $2, $3, $4, $5, $
 	as_user1 "$FERRY" instance stop "$inst"
 }
 
+@test "a dump longer than 'criu timeout' is reported as a timeout; the instance keeps running, nothing is left" {
+	local ck=$T-slow inst=ck-slow prog=$U1_TMP/progress d
+	d=$(ckpt_dir "$U1" "$ck")
+	as_user1 "$FERRY" checkpoint create "$ck"
+	start_stateful "$U1" "$ck" "$inst" "$prog" --mb 2048 --verify 8
+	conf_set "criu timeout = 1"
+	SECONDS=0
+	run --separate-stderr as_user1 "$FERRY" checkpoint instance --criu "$inst"
+	took=$SECONDS
+	assert_ferry_error "timed out after 1 s"
+	grep -q "keeps running" <<<"$stderr" || fail "the error does not say the instance keeps running: $stderr"
+	[ "$took" -le 5 ] || fail "the timeout of 1 s took ${took}s"
+	instance_running "$U1" "$inst" || fail "the timed-out dump stopped the instance"
+	s=$(step_of "$prog")
+	wait_step "$prog" $((s + 3))
+	assert_progress_ok "$prog"
+	assert_equal "$(ckpt_json_field "$U1" "$ck" state)" empty
+	[ -z "$(ls -A "$d")" ] || fail "the timed-out dump left: $(ls -A "$d")"
+	[ -z "$(pgrep -u "$U1" -x criu)" ] || fail "CRIU still runs: $(pgrep -u "$U1" -a -x criu)"
+	# CRIU left the tree in a state it can dump again
+	conf_restore
+	run --separate-stderr as_user1 "$FERRY" checkpoint instance --criu --leave-running "$inst"
+	[ "$status" -eq 0 ] || fail "dump after the timeout failed ($status): $stderr"
+	s=$(step_of "$prog")
+	wait_step "$prog" $((s + 2))
+	assert_progress_ok "$prog"
+	as_user1 "$FERRY" instance stop "$inst"
+}
+
 # ---------------------------------------------------------------- security
 
 @test "the dumping CRIU runs as the user with only CAP_CHECKPOINT_RESTORE; the staging images are out of the user's reach" {
@@ -621,7 +822,7 @@ log_line() { awk -v k="$2" '$1 == "step" && $2 == k {print $1, $2, $3, $4, $5, $
 	start_stateful "$U1" "$ck" "$inst" "$prog" --mb 1024 --verify 16
 	start_criu_watch "$U1_UID" "$watch" 120
 	# meanwhile the user tries to reach the images CRIU writes: by path, or through CRIU's /proc
-	as_user1 python3 - "$d" "$U1_UID" "$BATS_TEST_TMPDIR/probe" <<-'EOF' &
+	as_user1 python3 - "$d" "$U1_UID" "$U1_TMP/probe" <<-'EOF' &
 		import glob, os, sys, time
 		d, uid, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 		hits, staged, criu = [], 0, 0
@@ -678,10 +879,53 @@ log_line() { awk -v k="$2" '$1 == "step" && $2 == k {print $1, $2, $3, $4, $5, $
 	assert_equal "$(grep -cP '^CapBnd:\t0000010000000000$' "$watch")" "$n"
 	assert_equal "$(grep -cP '^Cap(Inh|Amb):\t00000(1|0)0000000000$' "$watch")" $((2 * n))
 
-	echo "# probe: $(head -n1 "$BATS_TEST_TMPDIR/probe")"
-	[ "$(tail -n +2 "$BATS_TEST_TMPDIR/probe" | wc -l)" -eq 0 ] ||
-		fail "the user reached the dump while it ran: $(tail -n +2 "$BATS_TEST_TMPDIR/probe")"
+	[ -s "$U1_TMP/probe" ] || fail "the user's probe reported nothing"
+	echo "# probe: $(head -n1 "$U1_TMP/probe")"
+	# the probe did look while the dump ran: it saw the staging directory and CRIU
+	read -r _ staged _ criu <"$U1_TMP/probe"
+	[ "$staged" -gt 0 ] && [ "$criu" -gt 0 ] || fail "the probe missed the dump: $(head -n1 "$U1_TMP/probe")"
+	[ "$(tail -n +2 "$U1_TMP/probe" | wc -l)" -eq 0 ] ||
+		fail "the user reached the dump while it ran: $(tail -n +2 "$U1_TMP/probe")"
 	[ -z "$(find "$d" -name x)" ] || fail "the user wrote into the dump"
+}
+
+@test "CRIU reads no configuration from the image or the user's home (action scripts would run with its capabilities)" {
+	local ck=$T-conf inst=ck-conf prog=$U1_TMP/progress img marker
+	img=$(mktemp -d /var/tmp/ferry-ck-img.XXXXXX)
+	CKPT_EXTRA_DIR=$img
+	chmod 0755 "$img"
+	cp -a "$(image_path dir)" "$img/sandbox"
+	marker=/tmp/ferry-ck-evil.$BATS_ROOT_PID
+	rm -f "$marker".*
+	mkdir -p "$img/sandbox/etc/criu"
+	printf '#!/bin/sh\necho "$CRTOOLS_SCRIPT_ACTION $(id -u)" >>%s.image\n' "$marker" >"$img/sandbox/bin/ferry-evil"
+	chmod 0755 "$img/sandbox/bin/ferry-evil"
+	printf 'action-script /bin/ferry-evil\n' >"$img/sandbox/etc/criu/default.conf"
+	# the user's own: ~/.criu/default.conf (read when CRIU has a $HOME)
+	CKPT_HOME_CRIU=$U1_HOME/.criu
+	as_user1 mkdir -p "$U1_HOME/.criu"
+	as_user1 sh -c 'printf "#!/bin/sh\necho \"\$CRTOOLS_SCRIPT_ACTION\" >>%s.home\n" "$1" >"$2/.criu/evil" && chmod 0755 "$2/.criu/evil" && printf "action-script %s\n" "$2/.criu/evil" >"$2/.criu/default.conf"' sh "$marker" "$U1_HOME"
+
+	as_user1 "$FERRY" checkpoint create "$ck"
+	rm -f "$prog"
+	run --separate-stderr as_user1 "$FERRY" instance start --criu-launch "$ck" "$img/sandbox" "$inst" \
+		"$STATEFUL" --interval 100 --mb 8 "$prog"
+	[ "$status" -eq 0 ] || fail "start failed: $stderr"
+	wait_step "$prog" 2
+	run --separate-stderr as_user1 "$FERRY" checkpoint instance --criu "$inst"
+	dump_status=$status dump_err=$stderr
+	wait_gone "$U1" "$inst"
+	run --separate-stderr as_user1 "$FERRY" instance start --criu-restart "$ck"
+	restart_status=$status restart_err=$stderr
+	as_user1 "$FERRY" instance stop "$inst" 2>/dev/null || true
+	wait_gone "$U1" "$inst"
+	rm -rf "$U1_HOME/.criu"
+	found=$(cat "$marker".* 2>/dev/null || true)
+	rm -f "$marker".*
+	[ -z "$found" ] || fail "CRIU ran a configured action script: $found"
+	[ "$dump_status" -eq 0 ] || fail "dump failed: $dump_err"
+	[ "$restart_status" -eq 0 ] || fail "restart failed: $restart_err"
+	wait_step "$prog" 1
 }
 
 @test "user2 cannot dump, stop, restart, delete or list user1's instances and checkpoints" {
@@ -697,6 +941,8 @@ log_line() { awk -v k="$2" '$1 == "step" && $2 == k {print $1, $2, $3, $4, $5, $
 	run --separate-stderr as_user2 "$FERRY" checkpoint instance --criu "$inst"
 	assert_ferry_error "no instance '$inst'"
 	run --separate-stderr as_user2 "$FERRY" checkpoint instance --criu --leave-running "$inst"
+	assert_ferry_error "no instance '$inst'"
+	run --separate-stderr as_user2 "$FERRY" checkpoint instance --criu --restore "$inst"
 	assert_ferry_error "no instance '$inst'"
 	run --separate-stderr as_user2 "$FERRY" instance stop "$inst"
 	assert_ferry_error
@@ -716,10 +962,13 @@ log_line() { awk -v k="$2" '$1 == "step" && $2 == k {print $1, $2, $3, $4, $5, $
 	assert_ferry_error
 	run as_user2 "$FERRY" checkpoint list
 	assert_success
-	refute_output --partial "$FIXTURE"
-	refute_output --partial "$ck"
+	refute_line --regexp "^($FIXTURE|$ck) "
+	refute_output --partial "$U1_HOME"
 	run as_user2 "$FERRY" checkpoint list --json
-	refute_output --partial "$FIXTURE"
+	assert_success
+	refute_output --partial "\"$FIXTURE\""
+	refute_output --partial "\"$ck\""
+	refute_output --partial "$U1_HOME"
 
 	# even with user1's home open to others (a common setup), the checkpoints stay theirs
 	modes=$(stat -c '%a %n' "$U1_HOME" "$U1_HOME/.ferry" "$U1_HOME/.ferry/checkpoint")
@@ -768,7 +1017,7 @@ log_line() { awk -v k="$2" '$1 == "step" && $2 == k {print $1, $2, $3, $4, $5, $
 	u=$(ckpt_dir "$U1" "$T-mine")
 	cp "$BATS_TEST_TMPDIR/core-10000.img" "$U1_TMP/core"
 	chown "$U1:" "$U1_TMP/core"
-	as_user1 sh -c 'cp "$1"/* "$2"/ && cp "$3" "$2/core-10000.img"' sh \
+	as_user1 sh -c 'cp "$1"/* "$2"/ && chmod u+w "$2"/* && cp "$3" "$2/core-10000.img"' sh \
 		"$(current_gen "$(ckpt_dir "$U1" "$FIXTURE")")" "$u/gen-000001" "$U1_TMP/core"
 	as_user1 chmod u+w "$u/gen-000001/manifest"
 	manifest_set_file "$u/gen-000001/manifest" core-10000.img "$u/gen-000001/core-10000.img"
@@ -783,7 +1032,7 @@ log_line() { awk -v k="$2" '$1 == "step" && $2 == k {print $1, $2, $3, $4, $5, $
 # ---------------------------------------------------------------- as root
 
 @test "root: dump + restart of a checkpointable instance (tree workload)" {
-	local ck=$T-root inst=ft-ck-root prog=/root/$T-root.progress d
+	local ck=$T-root inst=${ROOT_INSTANCE_PREFIX}ck-root prog=/root/$T-root.progress d
 	d=/root/.ferry/checkpoint/$ck
 	rm -rf "$d"
 	run "$FERRY" checkpoint create "$ck"

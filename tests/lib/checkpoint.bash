@@ -46,6 +46,7 @@ home_of() { getent passwd "$1" | cut -d: -f6; }
 ckpt_dir() { echo "$(home_of "$1")/.ferry/checkpoint/$2"; }
 inst_log() { echo "$(home_of "$1")/.ferry/instances/$(hostname)/$2.$3"; }
 
+# shellcheck disable=SC2154 # status and stderr are set by bats' run
 # start_stateful USER CKPT INSTANCE PROGRESS [WORKLOAD ARGS...]: the workload in a --criu-launch
 # instance of the squashfs test image; waits for its first step.
 start_stateful() {

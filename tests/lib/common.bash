@@ -19,7 +19,8 @@
 #   - static test programs from tests/workloads/*.c in IMAGES/bin;
 #   - forge_request: a request encoder in bash (src/lib/request.c's format) to
 #     talk to ferry-starter directly;
-#   - conf_save / conf_set / conf_restore for tests that edit ferry.conf.
+#   - conf_save / conf_set / conf_restore for tests that edit ferry.conf;
+#   - a lock so that the .bats files of two concurrent runs take turns.
 # Nothing here uses the network.
 
 bats_require_minimum_version 1.5.0
@@ -206,14 +207,26 @@ use_image() {
 
 # Call from setup_file: users, images, the shared bind dir, a sane start.
 ferry_suite_setup() {
-	[ "$(id -u)" = 0 ] || {
+	if [ "$(id -u)" != 0 ]; then
 		echo "the integration tests run as root" >&2
 		return 1
-	}
-	[ -x "$FERRY" ] && [ -u "$STARTER" ] || {
+	fi
+	if ! [ -x "$FERRY" ] || ! [ -u "$STARTER" ]; then
 		echo "ferry is not installed (make && make install)" >&2
 		return 1
-	}
+	fi
+	# Two runs at once would share the test users (one's 'instance stop --all'
+	# would stop the other's instances): .bats files of concurrent runs take
+	# turns. Released in ferry_suite_teardown (or when this file's bats exits).
+	exec {FERRY_SUITE_LOCK_FD}>/run/lock/ferry-test-suite.lock
+	if ! flock -n "$FERRY_SUITE_LOCK_FD"; then
+		echo "# waiting for another ferry test run to finish its .bats file" >&3
+		flock -w 1200 "$FERRY_SUITE_LOCK_FD" || {
+			echo "another ferry test run holds /run/lock/ferry-test-suite.lock" >&2
+			return 1
+		}
+	fi
+	export FERRY_SUITE_LOCK_FD
 	ensure_test_users
 	build_test_images
 	# a private copy for this file (a few MB): the loop-device checks then see
@@ -239,6 +252,9 @@ ferry_suite_teardown() {
 	if [ -n "${IMAGES:-}" ] && [[ "$IMAGES" == /var/tmp/ferry-test-run.* ]]; then
 		wait_clean 10 >/dev/null 2>&1 || true
 		rm -rf "$IMAGES"
+	fi
+	if [ -n "${FERRY_SUITE_LOCK_FD:-}" ]; then
+		flock -u "$FERRY_SUITE_LOCK_FD" 2>/dev/null || true
 	fi
 }
 
@@ -274,7 +290,7 @@ stop_test_instances() {
 # The names of root's instances that the tests started.
 root_instances() {
 	"$FERRY" instance list --json 2>/dev/null |
-		grep -o "\"instance\": \"$ROOT_INSTANCE_PREFIX[^\"]*\"" | cut -d'"' -f4 || true
+		grep -o "\"instance\": \"${ROOT_INSTANCE_PREFIX}[^\"]*\"" | cut -d'"' -f4 || true
 }
 
 # leftovers: prints what the tests left behind (empty when clean).
@@ -414,7 +430,7 @@ conf_set() {
 	for line in "$@"; do
 		key=$(sed -E 's/^[[:space:]]*([^=]*[^=[:space:]])[[:space:]]*=.*/\1/' <<<"$line")
 		if [ "$key" != "allow bind path" ]; then
-			sed -i -E "/^[[:space:]]*$key[[:space:]]*=/d" "$FERRY_CONF.ft.tmp"
+			sed -i -E "/^[[:space:]]*${key}[[:space:]]*=/d" "$FERRY_CONF.ft.tmp"
 		fi
 		printf '%s\n' "$line" >>"$FERRY_CONF.ft.tmp"
 	done

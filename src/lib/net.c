@@ -1,0 +1,339 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <fcntl.h>
+#include <json-c/json.h>
+#include <sys/stat.h>
+
+#include "fs.h"
+#include "net.h"
+#include "spawn.h"
+
+#define CONFLIST_MAX (256 * 1024)
+#define PLUGIN_TIMEOUT 60
+
+void ferry_net_args_clear(struct ferry_net_args *a)
+{
+	free(a->ip);
+	free(a->mac);
+	free(a->gw);
+	memset(a, 0, sizeof(*a));
+}
+
+static bool mac_ok(const char *m)
+{
+	if (strlen(m) != 17)
+		return false;
+	for (int i = 0; i < 17; i++) {
+		char c = m[i];
+		if (i % 3 == 2 ? c != ':' : !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
+			return false;
+	}
+	unsigned first = (unsigned)strtoul(m, NULL, 16);
+	return !(first & 1) && strcmp(m, "00:00:00:00:00:00") != 0; /* unicast, not zero */
+}
+
+int ferry_net_args_parse(const char *s, struct ferry_net_args *ret, struct ferry_error **err)
+{
+	struct ferry_net_args a = {0};
+	_cleanup_free_ char *copy = xstrdup(s);
+	char *save = NULL;
+	for (char *kv = strtok_r(copy, ";", &save); kv; kv = strtok_r(NULL, ";", &save)) {
+		char *eq = strchr(kv, '=');
+		if (!eq) {
+			ferry_net_args_clear(&a);
+			return ferry_error_msg(err, EINVAL, "--network-args '%s': expected KEY=VALUE pairs joined by ';'", s);
+		}
+		*eq = '\0';
+		const char *k = kv, *v = eq + 1;
+		uint32_t ip = 0;
+		unsigned prefix = 0;
+		char **slot = NULL;
+		if (streq(k, "IP")) {
+			if (ferry_config_cidr_parse(v, &ip, &prefix) < 0 || prefix == 0 || prefix > 32) {
+				ferry_net_args_clear(&a);
+				return ferry_error_msg(err, EINVAL, "--network-args: IP '%s' must be A.B.C.D/PREFIX", v);
+			}
+			slot = &a.ip;
+		} else if (streq(k, "MAC")) {
+			if (!mac_ok(v)) {
+				ferry_net_args_clear(&a);
+				return ferry_error_msg(err, EINVAL, "--network-args: MAC '%s' must be a unicast xx:xx:xx:xx:xx:xx", v);
+			}
+			slot = &a.mac;
+		} else if (streq(k, "GW")) {
+			if (ferry_config_ipv4_parse(v, &ip) < 0) {
+				ferry_net_args_clear(&a);
+				return ferry_error_msg(err, EINVAL, "--network-args: GW '%s' must be A.B.C.D", v);
+			}
+			slot = &a.gw;
+		} else {
+			ferry_net_args_clear(&a);
+			return ferry_error_msg(err, EINVAL, "--network-args: unknown key '%s' (use IP, MAC and GW)", k);
+		}
+		if (*slot) {
+			ferry_net_args_clear(&a);
+			return ferry_error_msg(err, EINVAL, "--network-args: '%s' given twice", k);
+		}
+		*slot = xstrdup(v);
+	}
+	*ret = a;
+	return 0;
+}
+
+int ferry_net_names_parse(const char *s, char ***ret, struct ferry_error **err)
+{
+	char **names = NULL;
+	_cleanup_free_ char *copy = xstrdup(s);
+	char *save = NULL;
+	for (char *n = strtok_r(copy, ",", &save); n; n = strtok_r(NULL, ",", &save)) {
+		if (!ferry_config_word_ok(n, 64)) {
+			strv_free(names);
+			return ferry_error_msg(err, EINVAL, "--network '%s': network names are letters, digits, '_', '.', '-'", n);
+		}
+		if (strv_length(names) >= FERRY_NET_MAX) {
+			strv_free(names);
+			return ferry_error_msg(err, EINVAL, "--network: at most %d networks", FERRY_NET_MAX);
+		}
+		strv_push(&names, n);
+	}
+	if (!names)
+		return ferry_error_msg(err, EINVAL, "--network: no network named");
+	*ret = names;
+	return 0;
+}
+
+int ferry_net_check_policy(const struct ferry_config *c, uid_t uid, char **networks, const struct ferry_net_args *a,
+			   struct ferry_error **err)
+{
+	if (uid == 0)
+		return 0;
+	for (char **n = networks; n && *n; n++)
+		if (!ferry_config_network_allowed(c, *n))
+			return ferry_error_msg(err, EPERM,
+					       "network '%s' is not open to users on this node (ask your admin: "
+					       "'allow net network' in ferry.conf)",
+					       *n);
+	if ((a->ip || a->mac || a->gw) && !c->allow_net_args)
+		return ferry_error_msg(err, EPERM, "--network-args is not allowed for users on this node ('allow net args' in ferry.conf)");
+	uint32_t ip = 0;
+	if (a->ip && (ferry_config_cidr_parse(a->ip, &ip, NULL) < 0 || !ferry_config_ip_allowed(c, ip)))
+		return ferry_error_msg(err, EPERM, "address '%s' is outside the ranges users may ask for ('allow net ip range' in ferry.conf)", a->ip);
+	if (a->gw && (ferry_config_ipv4_parse(a->gw, &ip) < 0 || !ferry_config_ip_allowed(c, ip)))
+		return ferry_error_msg(err, EPERM, "gateway '%s' is outside the ranges users may ask for", a->gw);
+	return 0;
+}
+
+void ferry_net_attachment_clear(struct ferry_net_attachment *att)
+{
+	free(att->network);
+	free(att->ifname);
+	free(att->result);
+	free(att->ip);
+	free(att->mac);
+	memset(att, 0, sizeof(*att));
+}
+
+/* The conflist of @network: root's, not writable by others, its "name" the file's. */
+static int load_conflist(const struct ferry_config *c, const char *network, json_object **ret, struct ferry_error **err)
+{
+	_cleanup_free_ char *path = xasprintf("%s/%s.conflist", c->network_dir, network);
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		return ferry_error_msg(err, ENOENT, "no network '%s' on this node (no '%s')", network, path);
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != 0 || (st.st_mode & 022))
+		return ferry_error_msg(err, EPERM, "'%s' must be a root-owned file not writable by others", path);
+	_cleanup_free_ char *text = NULL;
+	size_t len = 0;
+	int r = ferry_read_all(fd, CONFLIST_MAX, &text, &len, err);
+	if (r < 0)
+		return ferry_error_wrap(err, "read '%s'", path);
+	json_tokener *tok = json_tokener_new();
+	json_object *root = json_tokener_parse_ex(tok, text, (int)len);
+	enum json_tokener_error jerr = json_tokener_get_error(tok);
+	json_tokener_free(tok);
+	json_object *name = NULL, *plugins = NULL;
+	if (!root || jerr != json_tokener_success || !json_object_is_type(root, json_type_object) ||
+	    !json_object_object_get_ex(root, "name", &name) || !json_object_is_type(name, json_type_string) ||
+	    !streq(json_object_get_string(name), network) || !json_object_object_get_ex(root, "plugins", &plugins) ||
+	    !json_object_is_type(plugins, json_type_array) || json_object_array_length(plugins) == 0) {
+		json_object_put(root);
+		return ferry_error_msg(err, EINVAL, "'%s' is not a CNI conflist named '%s' with plugins", path, network);
+	}
+	*ret = root;
+	return 0;
+}
+
+static const char *jstr(json_object *o, const char *key)
+{
+	json_object *v = NULL;
+	if (!o || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+		return NULL;
+	return json_object_get_string(v);
+}
+
+/* Runs one plugin; *ret_out is its stdout. A failing plugin's CNI error becomes the message. */
+static int run_plugin(const struct ferry_config *c, const char *type, const char *command, const char *container_id,
+		      const char *netns, const char *ifname, const char *cni_args, const char *config, char **ret_out,
+		      struct ferry_error **err)
+{
+	if (!ferry_config_word_ok(type, 64))
+		return ferry_error_msg(err, EINVAL, "bad CNI plugin type '%s'", type);
+	_cleanup_free_ char *path = xasprintf("%s/%s", c->cni_path, type);
+	_cleanup_free_ char *e_cmd = xasprintf("CNI_COMMAND=%s", command);
+	_cleanup_free_ char *e_id = xasprintf("CNI_CONTAINERID=%s", container_id);
+	_cleanup_free_ char *e_ns = xasprintf("CNI_NETNS=%s", netns ? netns : "");
+	_cleanup_free_ char *e_if = xasprintf("CNI_IFNAME=%s", ifname);
+	_cleanup_free_ char *e_path = xasprintf("CNI_PATH=%s", c->cni_path);
+	_cleanup_free_ char *e_args = xasprintf("CNI_ARGS=%s", cni_args ? cni_args : "");
+	char *const envp[] = {e_cmd, e_id, e_ns, e_if, e_path, e_args, FERRY_SPAWN_PATH, NULL};
+	char *const argv[] = {(char *)type, NULL};
+	char *out = NULL;
+	size_t out_len = 0;
+	int status = 0;
+	struct ferry_spawn_opts o = {.input = config,
+				     .input_len = strlen(config),
+				     .output = &out,
+				     .output_len = &out_len,
+				     .output_max = 1 << 20,
+				     .stderr_fd = FERRY_SPAWN_DEVNULL,
+				     .timeout = PLUGIN_TIMEOUT};
+	int r = ferry_spawn(path, argv, envp, &o, &status, err);
+	if (r < 0)
+		return ferry_error_wrap(err, "CNI plugin '%s' %s", type, command);
+	if (status != 0) {
+		json_object *j = out ? json_tokener_parse(out) : NULL;
+		const char *msg = jstr(j, "msg");
+		r = ferry_error_msg(err, EIO, "CNI plugin '%s' %s failed: %s", type, command, msg ? msg : "(no message)");
+		json_object_put(j);
+		free(out);
+		return r;
+	}
+	*ret_out = out;
+	return 0;
+}
+
+static char *cni_args_of(const struct ferry_net_args *a)
+{
+	char *s = xstrdup("IgnoreUnknown=1");
+	const char *keys[] = {"IP", "MAC", "GATEWAY"};
+	const char *vals[] = {a ? a->ip : NULL, a ? a->mac : NULL, a ? a->gw : NULL};
+	for (size_t i = 0; i < 3; i++) {
+		if (!vals[i])
+			continue;
+		char *n = xasprintf("%s;%s=%s", s, keys[i], vals[i]);
+		free(s);
+		s = n;
+	}
+	return s;
+}
+
+/* The config a plugin gets: its object plus name, cniVersion, this node's parent, prevResult. */
+static char *plugin_config(const struct ferry_config *c, json_object *list, json_object *plugin, const char *network,
+			   const char *prev)
+{
+	json_object *p = NULL;
+	json_object_deep_copy(plugin, &p, NULL);
+	json_object *v = NULL;
+	json_object_object_add(p, "name", json_object_new_string(network));
+	if (json_object_object_get_ex(list, "cniVersion", &v))
+		json_object_object_add(p, "cniVersion", json_object_get(v));
+	const char *parent = ferry_config_network_parent(c, network);
+	if (parent && json_object_object_get_ex(p, "master", NULL))
+		json_object_object_add(p, "master", json_object_new_string(parent));
+	if (prev) {
+		json_object *pr = json_tokener_parse(prev);
+		if (pr)
+			json_object_object_add(p, "prevResult", pr);
+	}
+	char *s = xstrdup(json_object_to_json_string_ext(p, JSON_C_TO_STRING_PLAIN));
+	json_object_put(p);
+	return s;
+}
+
+int ferry_cni_add(const struct ferry_config *c, const char *network, const char *container_id, const char *netns_path,
+		  const char *ifname, const struct ferry_net_args *a, struct ferry_net_attachment *ret,
+		  struct ferry_error **err)
+{
+	json_object *list = NULL;
+	int r = load_conflist(c, network, &list, err);
+	if (r < 0)
+		return r;
+	/* lo first: every instance with its own network has a working loopback */
+	_cleanup_free_ char *lo_out = NULL;
+	r = run_plugin(c, "loopback", "ADD", container_id, netns_path, "lo", NULL,
+		       "{\"cniVersion\":\"0.4.0\",\"name\":\"lo\",\"type\":\"loopback\"}", &lo_out, err);
+	json_object *plugins = NULL;
+	json_object_object_get_ex(list, "plugins", &plugins);
+	_cleanup_free_ char *args = cni_args_of(a);
+	char *prev = NULL;
+	size_t n = json_object_array_length(plugins);
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		json_object *plugin = json_object_array_get_idx(plugins, i);
+		const char *type = jstr(plugin, "type");
+		if (!type) {
+			r = ferry_error_msg(err, EINVAL, "network '%s': plugin %zu has no type", network, i);
+			break;
+		}
+		_cleanup_free_ char *cfg = plugin_config(c, list, plugin, network, prev);
+		char *out = NULL;
+		r = run_plugin(c, type, "ADD", container_id, netns_path, ifname, args, cfg, &out, err);
+		if (r == 0) {
+			free(prev);
+			prev = out;
+		}
+	}
+	json_object_put(list);
+	if (r < 0) {
+		free(prev);
+		return ferry_error_wrap(err, "network '%s'", network);
+	}
+	/* what the instance got: the first address, the MAC of our interface */
+	struct ferry_net_attachment att = {.network = xstrdup(network), .ifname = xstrdup(ifname), .result = prev};
+	json_object *res = json_tokener_parse(prev);
+	json_object *ips = NULL, *ifs = NULL;
+	if (res && json_object_object_get_ex(res, "ips", &ips) && json_object_array_length(ips) > 0) {
+		const char *ip = jstr(json_object_array_get_idx(ips, 0), "address");
+		att.ip = ip ? xstrdup(ip) : NULL;
+	}
+	if (res && json_object_object_get_ex(res, "interfaces", &ifs))
+		for (size_t i = 0; i < json_object_array_length(ifs); i++) {
+			json_object *itf = json_object_array_get_idx(ifs, i);
+			const char *name = jstr(itf, "name"), *mac = jstr(itf, "mac");
+			if (name && mac && streq(name, ifname) && jstr(itf, "sandbox")) {
+				att.mac = xstrdup(mac);
+				break;
+			}
+		}
+	json_object_put(res);
+	*ret = att;
+	return 0;
+}
+
+int ferry_cni_del(const struct ferry_config *c, const char *container_id, const char *netns_path,
+		  const struct ferry_net_attachment *att, const struct ferry_net_args *a, struct ferry_error **err)
+{
+	json_object *list = NULL;
+	int r = load_conflist(c, att->network, &list, err);
+	if (r < 0)
+		return r;
+	json_object *plugins = NULL;
+	json_object_object_get_ex(list, "plugins", &plugins);
+	_cleanup_free_ char *args = cni_args_of(a);
+	int first = 0;
+	for (size_t i = json_object_array_length(plugins); i-- > 0;) {
+		json_object *plugin = json_object_array_get_idx(plugins, i);
+		const char *type = jstr(plugin, "type");
+		if (!type)
+			continue;
+		_cleanup_free_ char *cfg = plugin_config(c, list, plugin, att->network, att->result);
+		_cleanup_free_ char *out = NULL;
+		struct ferry_error *e = NULL;
+		/* keep going: every plugin gets its DEL; report the first failure */
+		if (run_plugin(c, type, "DEL", container_id, netns_path, att->ifname, args, cfg, &out, &e) < 0 && !first) {
+			first = ferry_error_msg(err, e->code, "%s", e->message);
+		}
+		ferry_error_free(e);
+	}
+	json_object_put(list);
+	return first;
+}
