@@ -223,7 +223,7 @@ struct ckpt_info {
 static unsigned long long dir_size(int dirfd)
 {
 	unsigned long long total = 0;
-	DIR *d = fdopendir(dup(dirfd));
+	DIR *d = ferry_opendir_at(dirfd);
 	struct dirent *de;
 	struct stat st;
 	while (d && (de = readdir(d)))
@@ -248,7 +248,7 @@ static void describe(const char *name, const char *path, struct ckpt_info *ci)
 	char target[64];
 	ssize_t n = readlinkat(fd, "current", target, sizeof(target) - 1);
 	bool partial = false;
-	DIR *d = fdopendir(dup(fd));
+	DIR *d = ferry_opendir_at(fd);
 	struct dirent *de;
 	while (d && (de = readdir(d)))
 		partial = partial || startswith(de->d_name, "gen-") || startswith(de->d_name, ".staging-");

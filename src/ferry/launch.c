@@ -32,7 +32,8 @@ static int add_binds(struct ferry_request *req, const char *arg, struct ferry_er
 	/* strtok would skip empty specs silently: "" "," "a,,b" are errors */
 	size_t n = strlen(arg);
 	if (n == 0 || arg[0] == ',' || arg[n - 1] == ',' || strstr(arg, ",,"))
-		return ferry_error_msg(err, EINVAL, "--bind '%s': empty bind spec; use SRC[:DST[:ro|rw]]", arg);
+		return ferry_error_msg(err, EINVAL, "--bind '%s': empty bind spec; use SRC[:DST[:ro|rw]]",
+				       arg);
 	_cleanup_free_ char *copy = xstrdup(arg);
 	char *save = NULL;
 	for (char *spec = strtok_r(copy, ",", &save); spec; spec = strtok_r(NULL, ",", &save)) {

@@ -217,7 +217,8 @@ static int set_value(struct ferry_config *c, const struct key *k, const char *va
 		else {
 			const char *colon = strchr(value, ':');
 			_cleanup_free_ char *net = colon ? xstrndup(value, (size_t)(colon - value)) : NULL;
-			ok = ok && colon && ferry_config_word_ok(net, 64) && ferry_config_word_ok(colon + 1, 15);
+			ok = ok && colon && ferry_config_word_ok(net, 64) &&
+			     ferry_config_word_ok(colon + 1, 15);
 		}
 		if (!ok)
 			return line_error(st, err, "'%s': bad value '%s' (see ferry.conf(5))", k->name, v);
@@ -358,7 +359,6 @@ void ferry_config_free(struct ferry_config *c)
 	free(c->network_dir);
 	free(c->cni_path);
 	free(c);
-
 }
 
 static int open_error(const char *path, int code, struct ferry_error **err)
@@ -523,8 +523,8 @@ bool ferry_config_word_ok(const char *s, size_t max)
 	if (n == 0 || n > max || s[0] == '.' || s[0] == '-')
 		return false;
 	for (const char *p = s; *p; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_' ||
-		      *p == '.' || *p == '-'))
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+		      *p == '_' || *p == '.' || *p == '-'))
 			return false;
 	return true;
 }

@@ -25,11 +25,11 @@ struct ferry_config {
 	unsigned max_instances; /* "max instances": per user (default 64) */
 	unsigned criu_timeout; /* "criu timeout": seconds (default 600) */
 	char **allow_net_networks; /* "allow net network = NAME" (repeatable): networks users may join */
-	bool allow_net_args;       /* "allow net args": users may choose IP/MAC/GW (--network-args) */
-	char **allow_net_ranges;   /* "allow net ip range = A.B.C.D/P" (repeatable): addresses users may ask */
-	char **network_parents;    /* "network parent = NETWORK:IFACE": this node's parent interface */
-	char *network_dir;         /* "network config dir" (default /etc/ferry/network) */
-	char *cni_path;            /* "cni path" (default /usr/lib/cni) */
+	bool allow_net_args; /* "allow net args": users may choose IP/MAC/GW (--network-args) */
+	char **allow_net_ranges; /* "allow net ip range = A.B.C.D/P" (repeatable): addresses users may ask */
+	char **network_parents; /* "network parent = NETWORK:IFACE": this node's parent interface */
+	char *network_dir; /* "network config dir" (default /etc/ferry/network) */
+	char *cni_path; /* "cni path" (default /usr/lib/cni) */
 };
 
 /* Parses ferry.conf text: "key = value" lines, '#' comments (only as the first non-blank character
@@ -72,4 +72,3 @@ bool ferry_config_network_allowed(const struct ferry_config *c, const char *name
 const char *ferry_config_network_parent(const struct ferry_config *c, const char *network);
 
 #endif
-

@@ -163,3 +163,14 @@ void ferry_close_fds(int from, const int *keep)
 		if (!is_kept(fd, keep))
 			close(fd);
 }
+
+DIR *ferry_opendir_at(int dirfd)
+{
+	int fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	DIR *d = fdopendir(fd);
+	if (!d)
+		close(fd);
+	return d;
+}

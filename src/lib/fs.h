@@ -27,7 +27,12 @@ int ferry_open_in_root(int rootfd, const char *path, int flags, mode_t mode,
 /* "/proc/self/fd/N" in a caller-provided buffer, for mount(2) targets. */
 #define FERRY_FD_PATH_MAX 32
 const char *ferry_proc_fd(int fd, char buf[FERRY_FD_PATH_MAX]);
+/* A fresh directory stream on @dirfd's directory. (fdopendir(dup(fd)) would share the file
+ * offset with @dirfd, so a second listing of the same fd would find nothing.) */
+#include <dirent.h>
+DIR *ferry_opendir_at(int dirfd);
 /* Closes every fd >= @from except those in @keep (terminated by -1, may be NULL). */
+
 void ferry_close_fds(int from, const int *keep);
 
 #endif

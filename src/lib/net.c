@@ -24,7 +24,9 @@ static bool mac_ok(const char *m)
 		return false;
 	for (int i = 0; i < 17; i++) {
 		char c = m[i];
-		if (i % 3 == 2 ? c != ':' : !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
+		if (i % 3 == 2
+			? c != ':'
+			: !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
 			return false;
 	}
 	unsigned first = (unsigned)strtoul(m, NULL, 16);
@@ -40,7 +42,8 @@ int ferry_net_args_parse(const char *s, struct ferry_net_args *ret, struct ferry
 		char *eq = strchr(kv, '=');
 		if (!eq) {
 			ferry_net_args_clear(&a);
-			return ferry_error_msg(err, EINVAL, "--network-args '%s': expected KEY=VALUE pairs joined by ';'", s);
+			return ferry_error_msg(
+			    err, EINVAL, "--network-args '%s': expected KEY=VALUE pairs joined by ';'", s);
 		}
 		*eq = '\0';
 		const char *k = kv, *v = eq + 1;
@@ -50,24 +53,29 @@ int ferry_net_args_parse(const char *s, struct ferry_net_args *ret, struct ferry
 		if (streq(k, "IP")) {
 			if (ferry_config_cidr_parse(v, &ip, &prefix) < 0 || prefix == 0 || prefix > 32) {
 				ferry_net_args_clear(&a);
-				return ferry_error_msg(err, EINVAL, "--network-args: IP '%s' must be A.B.C.D/PREFIX", v);
+				return ferry_error_msg(err, EINVAL,
+						       "--network-args: IP '%s' must be A.B.C.D/PREFIX", v);
 			}
 			slot = &a.ip;
 		} else if (streq(k, "MAC")) {
 			if (!mac_ok(v)) {
 				ferry_net_args_clear(&a);
-				return ferry_error_msg(err, EINVAL, "--network-args: MAC '%s' must be a unicast xx:xx:xx:xx:xx:xx", v);
+				return ferry_error_msg(
+				    err, EINVAL,
+				    "--network-args: MAC '%s' must be a unicast xx:xx:xx:xx:xx:xx", v);
 			}
 			slot = &a.mac;
 		} else if (streq(k, "GW")) {
 			if (ferry_config_ipv4_parse(v, &ip) < 0) {
 				ferry_net_args_clear(&a);
-				return ferry_error_msg(err, EINVAL, "--network-args: GW '%s' must be A.B.C.D", v);
+				return ferry_error_msg(err, EINVAL, "--network-args: GW '%s' must be A.B.C.D",
+						       v);
 			}
 			slot = &a.gw;
 		} else {
 			ferry_net_args_clear(&a);
-			return ferry_error_msg(err, EINVAL, "--network-args: unknown key '%s' (use IP, MAC and GW)", k);
+			return ferry_error_msg(err, EINVAL,
+					       "--network-args: unknown key '%s' (use IP, MAC and GW)", k);
 		}
 		if (*slot) {
 			ferry_net_args_clear(&a);
@@ -87,7 +95,9 @@ int ferry_net_names_parse(const char *s, char ***ret, struct ferry_error **err)
 	for (char *n = strtok_r(copy, ",", &save); n; n = strtok_r(NULL, ",", &save)) {
 		if (!ferry_config_word_ok(n, 64)) {
 			strv_free(names);
-			return ferry_error_msg(err, EINVAL, "--network '%s': network names are letters, digits, '_', '.', '-'", n);
+			return ferry_error_msg(
+			    err, EINVAL, "--network '%s': network names are letters, digits, '_', '.', '-'",
+			    n);
 		}
 		if (strv_length(names) >= FERRY_NET_MAX) {
 			strv_free(names);
@@ -101,24 +111,31 @@ int ferry_net_names_parse(const char *s, char ***ret, struct ferry_error **err)
 	return 0;
 }
 
-int ferry_net_check_policy(const struct ferry_config *c, uid_t uid, char **networks, const struct ferry_net_args *a,
-			   struct ferry_error **err)
+int ferry_net_check_policy(const struct ferry_config *c, uid_t uid, char **networks,
+			   const struct ferry_net_args *a, struct ferry_error **err)
 {
 	if (uid == 0)
 		return 0;
 	for (char **n = networks; n && *n; n++)
 		if (!ferry_config_network_allowed(c, *n))
-			return ferry_error_msg(err, EPERM,
-					       "network '%s' is not open to users on this node (ask your admin: "
-					       "'allow net network' in ferry.conf)",
-					       *n);
+			return ferry_error_msg(
+			    err, EPERM,
+			    "network '%s' is not open to users on this node (ask your admin: "
+			    "'allow net network' in ferry.conf)",
+			    *n);
 	if ((a->ip || a->mac || a->gw) && !c->allow_net_args)
-		return ferry_error_msg(err, EPERM, "--network-args is not allowed for users on this node ('allow net args' in ferry.conf)");
+		return ferry_error_msg(
+		    err, EPERM,
+		    "--network-args is not allowed for users on this node ('allow net args' in ferry.conf)");
 	uint32_t ip = 0;
 	if (a->ip && (ferry_config_cidr_parse(a->ip, &ip, NULL) < 0 || !ferry_config_ip_allowed(c, ip)))
-		return ferry_error_msg(err, EPERM, "address '%s' is outside the ranges users may ask for ('allow net ip range' in ferry.conf)", a->ip);
+		return ferry_error_msg(
+		    err, EPERM,
+		    "address '%s' is outside the ranges users may ask for ('allow net ip range' in ferry.conf)",
+		    a->ip);
 	if (a->gw && (ferry_config_ipv4_parse(a->gw, &ip) < 0 || !ferry_config_ip_allowed(c, ip)))
-		return ferry_error_msg(err, EPERM, "gateway '%s' is outside the ranges users may ask for", a->gw);
+		return ferry_error_msg(err, EPERM, "gateway '%s' is outside the ranges users may ask for",
+				       a->gw);
 	return 0;
 }
 
@@ -133,7 +150,8 @@ void ferry_net_attachment_clear(struct ferry_net_attachment *att)
 }
 
 /* The conflist of @network: root's, not writable by others, its "name" the file's. */
-static int load_conflist(const struct ferry_config *c, const char *network, json_object **ret, struct ferry_error **err)
+static int load_conflist(const struct ferry_config *c, const char *network, json_object **ret,
+			 struct ferry_error **err)
 {
 	_cleanup_free_ char *path = xasprintf("%s/%s.conflist", c->network_dir, network);
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
@@ -141,7 +159,8 @@ static int load_conflist(const struct ferry_config *c, const char *network, json
 		return ferry_error_msg(err, ENOENT, "no network '%s' on this node (no '%s')", network, path);
 	struct stat st;
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != 0 || (st.st_mode & 022))
-		return ferry_error_msg(err, EPERM, "'%s' must be a root-owned file not writable by others", path);
+		return ferry_error_msg(err, EPERM, "'%s' must be a root-owned file not writable by others",
+				       path);
 	_cleanup_free_ char *text = NULL;
 	size_t len = 0;
 	int r = ferry_read_all(fd, CONFLIST_MAX, &text, &len, err);
@@ -154,10 +173,12 @@ static int load_conflist(const struct ferry_config *c, const char *network, json
 	json_object *name = NULL, *plugins = NULL;
 	if (!root || jerr != json_tokener_success || !json_object_is_type(root, json_type_object) ||
 	    !json_object_object_get_ex(root, "name", &name) || !json_object_is_type(name, json_type_string) ||
-	    !streq(json_object_get_string(name), network) || !json_object_object_get_ex(root, "plugins", &plugins) ||
+	    !streq(json_object_get_string(name), network) ||
+	    !json_object_object_get_ex(root, "plugins", &plugins) ||
 	    !json_object_is_type(plugins, json_type_array) || json_object_array_length(plugins) == 0) {
 		json_object_put(root);
-		return ferry_error_msg(err, EINVAL, "'%s' is not a CNI conflist named '%s' with plugins", path, network);
+		return ferry_error_msg(err, EINVAL, "'%s' is not a CNI conflist named '%s' with plugins",
+				       path, network);
 	}
 	*ret = root;
 	return 0;
@@ -172,9 +193,9 @@ static const char *jstr(json_object *o, const char *key)
 }
 
 /* Runs one plugin; *ret_out is its stdout. A failing plugin's CNI error becomes the message. */
-static int run_plugin(const struct ferry_config *c, const char *type, const char *command, const char *container_id,
-		      const char *netns, const char *ifname, const char *cni_args, const char *config, char **ret_out,
-		      struct ferry_error **err)
+static int run_plugin(const struct ferry_config *c, const char *type, const char *command,
+		      const char *container_id, const char *netns, const char *ifname, const char *cni_args,
+		      const char *config, char **ret_out, struct ferry_error **err)
 {
 	if (!ferry_config_word_ok(type, 64))
 		return ferry_error_msg(err, EINVAL, "bad CNI plugin type '%s'", type);
@@ -203,7 +224,8 @@ static int run_plugin(const struct ferry_config *c, const char *type, const char
 	if (status != 0) {
 		json_object *j = out ? json_tokener_parse(out) : NULL;
 		const char *msg = jstr(j, "msg");
-		r = ferry_error_msg(err, EIO, "CNI plugin '%s' %s failed: %s", type, command, msg ? msg : "(no message)");
+		r = ferry_error_msg(err, EIO, "CNI plugin '%s' %s failed: %s", type, command,
+				    msg ? msg : "(no message)");
 		json_object_put(j);
 		free(out);
 		return r;
@@ -228,8 +250,8 @@ static char *cni_args_of(const struct ferry_net_args *a)
 }
 
 /* The config a plugin gets: its object plus name, cniVersion, this node's parent, prevResult. */
-static char *plugin_config(const struct ferry_config *c, json_object *list, json_object *plugin, const char *network,
-			   const char *prev)
+static char *plugin_config(const struct ferry_config *c, json_object *list, json_object *plugin,
+			   const char *network, const char *prev)
 {
 	json_object *p = NULL;
 	json_object_deep_copy(plugin, &p, NULL);
@@ -250,9 +272,9 @@ static char *plugin_config(const struct ferry_config *c, json_object *list, json
 	return s;
 }
 
-int ferry_cni_add(const struct ferry_config *c, const char *network, const char *container_id, const char *netns_path,
-		  const char *ifname, const struct ferry_net_args *a, struct ferry_net_attachment *ret,
-		  struct ferry_error **err)
+int ferry_cni_add(const struct ferry_config *c, const char *network, const char *container_id,
+		  const char *netns_path, const char *ifname, const struct ferry_net_args *a,
+		  struct ferry_net_attachment *ret, struct ferry_error **err)
 {
 	json_object *list = NULL;
 	int r = load_conflist(c, network, &list, err);
@@ -288,7 +310,8 @@ int ferry_cni_add(const struct ferry_config *c, const char *network, const char 
 		return ferry_error_wrap(err, "network '%s'", network);
 	}
 	/* what the instance got: the first address, the MAC of our interface */
-	struct ferry_net_attachment att = {.network = xstrdup(network), .ifname = xstrdup(ifname), .result = prev};
+	struct ferry_net_attachment att = {
+	    .network = xstrdup(network), .ifname = xstrdup(ifname), .result = prev};
 	json_object *res = json_tokener_parse(prev);
 	json_object *ips = NULL, *ifs = NULL;
 	if (res && json_object_object_get_ex(res, "ips", &ips) && json_object_array_length(ips) > 0) {
@@ -310,7 +333,8 @@ int ferry_cni_add(const struct ferry_config *c, const char *network, const char 
 }
 
 int ferry_cni_del(const struct ferry_config *c, const char *container_id, const char *netns_path,
-		  const struct ferry_net_attachment *att, const struct ferry_net_args *a, struct ferry_error **err)
+		  const struct ferry_net_attachment *att, const struct ferry_net_args *a,
+		  struct ferry_error **err)
 {
 	json_object *list = NULL;
 	int r = load_conflist(c, att->network, &list, err);
@@ -329,7 +353,9 @@ int ferry_cni_del(const struct ferry_config *c, const char *container_id, const 
 		_cleanup_free_ char *out = NULL;
 		struct ferry_error *e = NULL;
 		/* keep going: every plugin gets its DEL; report the first failure */
-		if (run_plugin(c, type, "DEL", container_id, netns_path, att->ifname, args, cfg, &out, &e) < 0 && !first) {
+		if (run_plugin(c, type, "DEL", container_id, netns_path, att->ifname, args, cfg, &out, &e) <
+			0 &&
+		    !first) {
 			first = ferry_error_msg(err, e->code, "%s", e->message);
 		}
 		ferry_error_free(e);

@@ -17,9 +17,9 @@
 #define FERRY_NET_MAX 4
 
 struct ferry_net_args {
-	char *ip;  /* "A.B.C.D/P" */
+	char *ip; /* "A.B.C.D/P" */
 	char *mac; /* "xx:xx:xx:xx:xx:xx", unicast */
-	char *gw;  /* "A.B.C.D" */
+	char *gw; /* "A.B.C.D" */
 };
 
 /* Parses "IP=A.B.C.D/P;MAC=..;GW=.." (any subset, any order). */
@@ -28,24 +28,25 @@ void ferry_net_args_clear(struct ferry_net_args *a);
 /* Splits "a,b" into at most FERRY_NET_MAX validated names. */
 int ferry_net_names_parse(const char *s, char ***ret, struct ferry_error **err);
 /* What the caller may do: root anything; users only networks, args and addresses ferry.conf allows. */
-int ferry_net_check_policy(const struct ferry_config *c, uid_t uid, char **networks, const struct ferry_net_args *a,
-			   struct ferry_error **err);
+int ferry_net_check_policy(const struct ferry_config *c, uid_t uid, char **networks,
+			   const struct ferry_net_args *a, struct ferry_error **err);
 
 struct ferry_net_attachment {
 	char *network;
 	char *ifname;
 	char *result; /* the CNI result JSON of ADD (for DEL's prevResult) */
-	char *ip;     /* from the result */
+	char *ip; /* from the result */
 	char *mac;
 };
 
 /* ADD: loopback up, then every plugin of @network with @ifname in @netns_path. */
-int ferry_cni_add(const struct ferry_config *c, const char *network, const char *container_id, const char *netns_path,
-		  const char *ifname, const struct ferry_net_args *a, struct ferry_net_attachment *ret,
-		  struct ferry_error **err);
+int ferry_cni_add(const struct ferry_config *c, const char *network, const char *container_id,
+		  const char *netns_path, const char *ifname, const struct ferry_net_args *a,
+		  struct ferry_net_attachment *ret, struct ferry_error **err);
 /* DEL, in reverse plugin order; @netns_path may be NULL when the namespace is gone. */
 int ferry_cni_del(const struct ferry_config *c, const char *container_id, const char *netns_path,
-		  const struct ferry_net_attachment *att, const struct ferry_net_args *a, struct ferry_error **err);
+		  const struct ferry_net_attachment *att, const struct ferry_net_args *a,
+		  struct ferry_error **err);
 void ferry_net_attachment_clear(struct ferry_net_attachment *att);
 
 #endif

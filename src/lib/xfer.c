@@ -10,6 +10,8 @@
 #include "manifest.h"
 #include "xfer.h"
 
+static int read_verdict_rest(int sk, unsigned timeout, struct ferry_error **err);
+
 static int read_full(int sk, void *buf, size_t len, unsigned timeout, struct ferry_error **err)
 {
 	unsigned char *p = buf;
@@ -149,7 +151,11 @@ int ferry_xfer_connect(int sk, const unsigned char *key, size_t keylen, uid_t ui
 	if ((r = write_full(sk, s, sizeof(s), err)) < 0)
 		return r;
 	unsigned char reply[4 + 32];
-	if ((r = read_full(sk, reply, sizeof(reply), timeout, err)) < 0)
+	if ((r = read_full(sk, reply, 1, timeout, err)) < 0)
+		return ferry_error_wrap(err, "the receiver refused the dump");
+	if (reply[0] == 'N') /* the receiver said why it refused */
+		return read_verdict_rest(sk, timeout, err);
+	if ((r = read_full(sk, reply + 1, sizeof(reply) - 1, timeout, err)) < 0)
 		return ferry_error_wrap(err, "the receiver refused the dump");
 	unsigned char want[32];
 	if ((r = proof(key, keylen, ROLE_R, hello + 4, s + 8, (uint32_t)uid, want, err)) < 0)
@@ -305,8 +311,15 @@ int ferry_xfer_read_verdict(int sk, unsigned timeout, struct ferry_error **err)
 		return 0;
 	if (type != 'N')
 		return ferry_error_msg(err, EPROTO, "bad verdict from the receiver");
+	return read_verdict_rest(sk, timeout, err);
+}
+
+static int read_verdict_rest(int sk, unsigned timeout, struct ferry_error **err)
+{
+	int r;
 	unsigned char l[2];
 	if ((r = read_full(sk, l, 2, timeout, err)) < 0)
+
 		return r;
 	uint16_t n = get_u16(l);
 	if (n > 4096)

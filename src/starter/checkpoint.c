@@ -105,7 +105,7 @@ static bool gen_name(const char *name, unsigned long long *ret)
 /* Makes every file of the staged generation root's and read-only, hashing it into @m. */
 static int seal_files(int dirfd, struct ferry_manifest *m, struct ferry_error **err)
 {
-	DIR *d = fdopendir(dup(dirfd));
+	DIR *d = ferry_opendir_at(dirfd);
 	if (!d)
 		return ferry_error_set(err, errno, "read the staged checkpoint");
 	struct dirent *de;
@@ -142,7 +142,7 @@ static int seal_files(int dirfd, struct ferry_manifest *m, struct ferry_error **
 
 static int next_generation(int ckfd, unsigned long long *ret)
 {
-	DIR *d = fdopendir(dup(ckfd));
+	DIR *d = ferry_opendir_at(ckfd);
 	if (!d)
 		return -errno;
 	unsigned long long max = 0, n;
@@ -158,7 +158,7 @@ static int next_generation(int ckfd, unsigned long long *ret)
 /* Removes the root-owned generations other than @keep, and stale staging directories. */
 static void prune(int ckfd, const char *keep, bool staging_too)
 {
-	DIR *d = fdopendir(dup(ckfd));
+	DIR *d = ferry_opendir_at(ckfd);
 	if (!d)
 		return;
 	struct dirent *de;
@@ -521,7 +521,7 @@ static int verify_files(int genfd, const struct ferry_manifest *m, struct ferry_
 					       f->name);
 	}
 	/* nothing may be there that the manifest does not list */
-	DIR *d = fdopendir(dup(genfd));
+	DIR *d = ferry_opendir_at(genfd);
 	if (!d)
 		return ferry_error_set(err, errno, "read the checkpoint");
 	struct dirent *de;
@@ -547,7 +547,7 @@ static int verify_checkpoint(struct starter *s, const char *path, struct ferry_r
 	ssize_t n = readlinkat(s->ckpt_fd, "current", target, sizeof(target) - 1);
 	if (n < 0) {
 		bool any = false;
-		DIR *d = fdopendir(dup(s->ckpt_fd));
+		DIR *d = ferry_opendir_at(s->ckpt_fd);
 		struct dirent *de;
 		while (d && (de = readdir(d)))
 			any = any || gen_name(de->d_name, NULL) || startswith(de->d_name, ".staging-");

@@ -52,7 +52,6 @@ void exec_workload(struct starter *s, int report)
 	ferry_error_set(&err, e, "cannot run '%s' in the container", s->req->argv[0]);
 	report_error(report, err);
 	_exit(e == ENOENT ? 127 : 126);
-
 }
 
 static int status_code(int st)

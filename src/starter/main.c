@@ -391,7 +391,7 @@ static int reserve_name(struct starter *s, int dirfd, struct ferry_error **err)
 {
 	const char *name = s->req->instance;
 	unsigned alive = 0;
-	DIR *d = fdopendir(dup(dirfd));
+	DIR *d = ferry_opendir_at(dirfd);
 	if (d) {
 		struct dirent *de;
 		while ((de = readdir(d))) {
@@ -456,10 +456,12 @@ static int open_logs(struct starter *s, struct ferry_error **err)
 		return ferry_error_wrap(err, "instance log directory");
 	s->log_out_path = xasprintf("%s/%s.out", dir, s->req->instance);
 	s->log_err_path = xasprintf("%s/%s.err", dir, s->req->instance);
-	s->log_out = open(s->log_out_path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	/* not truncated yet: only once the name is ours (a refused start must not wipe the logs of
+	 * the instance that has this name) */
+	s->log_out = open(s->log_out_path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (s->log_out < 0)
 		return ferry_error_set(err, errno, "open '%s'", s->log_out_path);
-	s->log_err = open(s->log_err_path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+	s->log_err = open(s->log_err_path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
 	if (s->log_err < 0)
 		return ferry_error_set(err, errno, "open '%s'", s->log_err_path);
 	return 0;
@@ -564,7 +566,6 @@ static void op_exec(struct starter *s)
 		exit(WIFEXITED(st) && WEXITSTATUS(st) != 0 ? WEXITSTATUS(st) : 255);
 	}
 	wait_and_exit(pid);
-
 }
 
 static _noreturn_ void monitor(struct starter *s, int dirfd, int top)
@@ -698,6 +699,11 @@ static void op_instance_start(struct starter *s)
 	if (dirfd < 0)
 		die_error(err);
 	TRY(reserve_name(s, dirfd, &err));
+	if (s->log_out_path && (ftruncate(s->log_out, 0) < 0 || ftruncate(s->log_err, 0) < 0)) {
+		unlinkat(dirfd, s->req->instance, 0);
+		die("truncate the instance logs: %s", strerror(errno));
+	}
+
 	int top[2];
 	if (pipe2(top, O_CLOEXEC) < 0) {
 		unlinkat(dirfd, s->req->instance, 0);
@@ -838,8 +844,13 @@ static void read_request(struct starter *s)
 int main(int argc, char **argv)
 {
 	struct ferry_error *err = NULL;
-	struct starter s = {
-	    .image_fd = -1, .image_tree = -1, .log_out = -1, .log_err = -1, .ckpt_fd = -1, .restore_fd = -1, .xfer_fd = -1};
+	struct starter s = {.image_fd = -1,
+			    .image_tree = -1,
+			    .log_out = -1,
+			    .log_err = -1,
+			    .ckpt_fd = -1,
+			    .restore_fd = -1,
+			    .xfer_fd = -1};
 
 	sanitize_stdio();
 	if (geteuid() != 0)

@@ -94,7 +94,8 @@ static void test_handshake_garbage(void **state)
 {
 	int sv[2];
 	pair(sv);
-	static const char junk[] = "HELLO, I AM NOT FERRY AT ALL, REALLY NOT!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!";
+	static const char junk[] =
+	    "HELLO, I AM NOT FERRY AT ALL, REALLY NOT!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!";
 	assert_int_equal(write(sv[1], junk, sizeof(junk)), (ssize_t)sizeof(junk));
 	_cleanup_error_ struct ferry_error *err = NULL;
 	assert_true(ferry_xfer_accept(sv[0], key, 32, 1001, 5, &err) < 0);
@@ -197,14 +198,31 @@ static void test_stream_rejects(void **state)
 	expect_bad_stream("E", 1, "no manifest");
 	expect_bad_stream("F\x00\x00", 3, "empty name");
 	expect_bad_stream("F\x03\x00../\x00\x00\x00\x00\x00\x00\x00\x00", 14, "dot-dot name");
-	expect_bad_stream("F\x03\x00" "a/b" "\x00\x00\x00\x00\x00\x00\x00\x00", 14, "slash in name");
-	expect_bad_stream("F\x03\x00" ".ab" "\x00\x00\x00\x00\x00\x00\x00\x00", 14, "hidden name");
-	expect_bad_stream("F\x01\x00" "a" "\x10\x00\x00\x00\x00\x00\x00\x00" "short", 17, "truncated data");
+	expect_bad_stream("F\x03\x00"
+			  "a/b"
+			  "\x00\x00\x00\x00\x00\x00\x00\x00",
+			  14, "slash in name");
+	expect_bad_stream("F\x03\x00"
+			  ".ab"
+			  "\x00\x00\x00\x00\x00\x00\x00\x00",
+			  14, "hidden name");
+	expect_bad_stream("F\x01\x00"
+			  "a"
+			  "\x10\x00\x00\x00\x00\x00\x00\x00"
+			  "short",
+			  17, "truncated data");
 	expect_bad_stream("M\xff\xff\xff\x7f", 5, "huge manifest");
-	expect_bad_stream("M\x01\x00\x00\x00" "aM\x01\x00\x00\x00" "b", 12, "two manifests");
+	expect_bad_stream("M\x01\x00\x00\x00"
+			  "aM\x01\x00\x00\x00"
+			  "b",
+			  12, "two manifests");
 	/* the same name twice: the second create fails (O_EXCL) */
-	expect_bad_stream("F\x01\x00" "a" "\x00\x00\x00\x00\x00\x00\x00\x00"
-			  "F\x01\x00" "a" "\x00\x00\x00\x00\x00\x00\x00\x00",
+	expect_bad_stream("F\x01\x00"
+			  "a"
+			  "\x00\x00\x00\x00\x00\x00\x00\x00"
+			  "F\x01\x00"
+			  "a"
+			  "\x00\x00\x00\x00\x00\x00\x00\x00",
 			  24, "duplicate file");
 }
 
@@ -230,10 +248,13 @@ static void test_verdict(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_handshake_ok),       cmocka_unit_test(test_handshake_other_uid),
-		cmocka_unit_test(test_handshake_wrong_key), cmocka_unit_test(test_handshake_garbage),
-		cmocka_unit_test(test_stream_round_trip),  cmocka_unit_test(test_stream_rejects),
-		cmocka_unit_test(test_verdict),
+	    cmocka_unit_test(test_handshake_ok),
+	    cmocka_unit_test(test_handshake_other_uid),
+	    cmocka_unit_test(test_handshake_wrong_key),
+	    cmocka_unit_test(test_handshake_garbage),
+	    cmocka_unit_test(test_stream_round_trip),
+	    cmocka_unit_test(test_stream_rejects),
+	    cmocka_unit_test(test_verdict),
 	};
 	return cmocka_run_group_tests_name("xfer", tests, NULL, NULL);
 }
