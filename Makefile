@@ -87,7 +87,12 @@ install: all
 	scripts/criu-bundle.sh $(DESTDIR)$(LIBEXECDIR)/criu $(CRIU)
 	test -e $(DESTDIR)$(SYSCONFDIR)/ferry.conf || \
 		install -o root -g root -m 0644 etc/ferry.conf $(DESTDIR)$(SYSCONFDIR)/ferry.conf
+	for f in etc/network/*.conflist; do \
+		test -e $(DESTDIR)$(SYSCONFDIR)/network/$$(basename $$f) || \
+			install -o root -g root -m 0644 $$f $(DESTDIR)$(SYSCONFDIR)/network/; \
+	done
 	test -e $(DESTDIR)$(SYSCONFDIR)/cluster.key || \
+
 		(umask 077 && head -c 32 /dev/urandom > $(DESTDIR)$(SYSCONFDIR)/cluster.key)
 	chmod 0600 $(DESTDIR)$(SYSCONFDIR)/cluster.key
 	install -d -m 0755 $(DESTDIR)$(MANDIR)/man5

@@ -22,6 +22,11 @@ static const char instance_help[] =
     "\n"
     "instance start takes the options of 'ferry exec' (--bind, --contain, --cleanenv, --env, --pwd,\n"
     "--hostname, --no-home), and:\n"
+    "      --net                give the instance its own network namespace, attached by the CNI\n"
+    "                           plugins to the networks of /etc/ferry/network (default: 'bridge')\n"
+    "      --network NAME[,NAME]  the networks to join (the admin decides which users may)\n"
+    "      --network-args \"IP=A.B.C.D/P;MAC=xx:..;GW=A.B.C.D\"  address, MAC and gateway on the\n"
+    "                           first network (when ferry.conf lets users choose them)\n"
     "      --criu-launch NAME   make the instance checkpointable into checkpoint NAME (see\n"
     "                           'ferry checkpoint --help'); its options are saved there\n"
     "      --criu-restart NAME  restore the instance saved in checkpoint NAME, with the options it\n"
@@ -92,7 +97,12 @@ static int do_list(int argc, char **argv)
 		for (size_t i = 0; list[i]; i++) {
 			printf("%s\n  {\"instance\": ", i ? "," : "");
 			json_str(stdout, list[i]->name);
-			printf(", \"pid\": %d, \"img\": ", (int)list[i]->pid);
+			printf(", \"pid\": %d, \"ip\": ", (int)list[i]->pid);
+			json_str(stdout, list[i]->ip ? list[i]->ip : "");
+			printf(", \"mac\": ");
+			json_str(stdout, list[i]->mac ? list[i]->mac : "");
+			printf(", \"img\": ");
+
 			json_str(stdout, list[i]->image);
 			printf(", \"command\": ");
 			json_str(stdout, list[i]->command);
@@ -104,14 +114,15 @@ static int do_list(int argc, char **argv)
 		}
 		printf("%s]}\n", list[0] ? "\n" : "");
 	} else {
-		printf("%-24s %-8s %-20s %s\n", "INSTANCE NAME", "PID", "STARTED", "IMAGE");
+		printf("%-24s %-8s %-18s %-20s %s\n", "INSTANCE NAME", "PID", "IP", "STARTED", "IMAGE");
 		for (size_t i = 0; list[i]; i++) {
 			char when[32] = "-";
 			time_t t = (time_t)list[i]->created;
 			struct tm tm;
 			if (localtime_r(&t, &tm))
 				strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
-			printf("%-24s %-8d %-20s %s\n", list[i]->name, (int)list[i]->pid, when,
+			printf("%-24s %-8d %-18s %-20s %s\n", list[i]->name, (int)list[i]->pid,
+			       list[i]->ip ? list[i]->ip : "-", when,
 			       list[i]->image ? list[i]->image : "");
 		}
 	}

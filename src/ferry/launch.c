@@ -61,7 +61,7 @@ static int add_binds(struct ferry_request *req, const char *arg, struct ferry_er
 
 int parse_container_opts(int argc, char **argv, const char *help, struct container_opts *o, int *ret_status)
 {
-	enum { OPT_PWD = 256, OPT_HOSTNAME, OPT_NO_HOME, OPT_LAUNCH, OPT_RESTART, OPT_PS };
+	enum { OPT_PWD = 256, OPT_HOSTNAME, OPT_NO_HOME, OPT_LAUNCH, OPT_RESTART, OPT_PS, OPT_NET, OPT_NETWORK, OPT_NETARGS };
 	static const struct option longopts[] = {
 	    {"bind", required_argument, NULL, 'B'},
 	    {"contain", no_argument, NULL, 'c'},
@@ -74,6 +74,9 @@ int parse_container_opts(int argc, char **argv, const char *help, struct contain
 	    {"criu-launch", required_argument, NULL, OPT_LAUNCH},
 	    {"criu-restart", required_argument, NULL, OPT_RESTART},
 	    {"page-server", required_argument, NULL, OPT_PS},
+	    {"net", no_argument, NULL, OPT_NET},
+	    {"network", required_argument, NULL, OPT_NETWORK},
+	    {"network-args", required_argument, NULL, OPT_NETARGS},
 	    {NULL, 0, NULL, 0},
 	};
 	struct ferry_error *err = NULL;
@@ -116,6 +119,22 @@ int parse_container_opts(int argc, char **argv, const char *help, struct contain
 			break;
 		case OPT_NO_HOME:
 			o->req.flags |= FERRY_REQ_NO_HOME;
+			break;
+		case OPT_NET:
+		case OPT_NETWORK:
+		case OPT_NETARGS:
+			if (!streq(argv[0], "start")) {
+				*ret_status = cli_fail("%s belongs to 'ferry instance start'", argv[optind - 1]);
+				return -1;
+			}
+			o->req.flags |= FERRY_REQ_NET;
+			if (c == OPT_NETWORK) {
+				free(o->req.networks);
+				o->req.networks = xstrdup(optarg);
+			} else if (c == OPT_NETARGS) {
+				free(o->req.network_args);
+				o->req.network_args = xstrdup(optarg);
+			}
 			break;
 		case OPT_LAUNCH:
 		case OPT_RESTART:
@@ -170,7 +189,10 @@ void container_opts_free(struct container_opts *o)
 	}
 	free(r->binds);
 	free(r->checkpoint);
+	free(r->networks);
+	free(r->network_args);
 	strv_free(o->extra_env);
+
 }
 
 static void env_set(char ***env, const char *kv)

@@ -73,6 +73,11 @@ static int setup(criu_opts **ret, const struct ferry_criu_opts *o, struct ferry_
 	criu_local_set_ext_unix_sk(c, true);
 	if (o->timeout)
 		criu_local_set_timeout(c, o->timeout);
+	if (o->tcp) {
+		criu_local_set_tcp_established(c, true);
+		criu_local_set_network_lock(c, CRIU_NETWORK_LOCK_NFTABLES);
+	}
+
 	if (o->config && criu_local_set_config_file(c, o->config) < 0) {
 		criu_local_free_opts(c);
 		return ferry_error_msg(err, ENOMEM, "libcriu: config file");

@@ -46,6 +46,9 @@ char *ferry_instance_format(const struct ferry_instance *i)
 	put(&buf, &len, "log_err", i->log_err);
 	put(&buf, &len, "checkpoint", i->checkpoint);
 	put(&buf, &len, "image_fingerprint", i->image_fingerprint);
+	put(&buf, &len, "networks", i->networks);
+	put(&buf, &len, "ip", i->ip);
+	put(&buf, &len, "mac", i->mac);
 	if (i->workload > 0) {
 		snprintf(num, sizeof(num), "%lld", i->workload);
 		put(&buf, &len, "workload", num);
@@ -64,6 +67,9 @@ void ferry_instance_free(struct ferry_instance *i)
 	free(i->log_err);
 	free(i->checkpoint);
 	free(i->image_fingerprint);
+	free(i->networks);
+	free(i->ip);
+	free(i->mac);
 	free(i);
 }
 
@@ -104,6 +110,13 @@ int ferry_instance_parse(const char *text, size_t len, struct ferry_instance **r
 			free(i->checkpoint), i->checkpoint = xstrdup(v);
 		else if (streq(k, "image_fingerprint"))
 			free(i->image_fingerprint), i->image_fingerprint = xstrdup(v);
+		else if (streq(k, "networks"))
+			free(i->networks), i->networks = xstrdup(v);
+		else if (streq(k, "ip"))
+			free(i->ip), i->ip = xstrdup(v);
+		else if (streq(k, "mac"))
+			free(i->mac), i->mac = xstrdup(v);
+
 		else if (streq(k, "workload") && (r = num_field(k, v, INT32_MAX, &n, err)) == 0)
 			i->workload = (long long)n;
 		else if (streq(k, "uid") && (r = num_field(k, v, UINT32_MAX - 1, &n, err)) == 0)

@@ -27,7 +27,11 @@ struct ferry_instance {
 	char *checkpoint; /* checkpointable instances: their checkpoint directory */
 	long long workload; /* ... and the workload's pid inside the container */
 	char *image_fingerprint;
+	char *networks; /* --net instances: "a,b", and the first network's address and MAC */
+	char *ip;
+	char *mac;
 };
+
 
 /* Text form, one "key=value" line per field; newlines in values become spaces. */
 char *ferry_instance_format(const struct ferry_instance *inst);

@@ -29,6 +29,8 @@ enum tag {
 	TAG_BIND = 10, /* u8 ro (0|1), u32 srclen, src, u32 dstlen, dst; repeated */
 	TAG_CHECKPOINT = 11, /* string, absolute path */
 	TAG_PAGE_SERVER = 12, /* string */
+	TAG_NETWORKS = 13, /* string */
+	TAG_NETWORK_ARGS = 14, /* string */
 	TAG_END = 0xffff, /* empty, last */
 };
 
@@ -59,6 +61,10 @@ static const char *tag_name(unsigned tag)
 		return "checkpoint";
 	case TAG_PAGE_SERVER:
 		return "page_server";
+	case TAG_NETWORKS:
+		return "networks";
+	case TAG_NETWORK_ARGS:
+		return "network_args";
 	case TAG_END:
 		return "end";
 	}
@@ -178,6 +184,8 @@ int ferry_request_encode(const struct ferry_request *req, char **ret_buf, size_t
 	put_string(&b, TAG_HOSTNAME, req->hostname);
 	put_string(&b, TAG_CHECKPOINT, req->checkpoint);
 	put_string(&b, TAG_PAGE_SERVER, req->page_server);
+	put_string(&b, TAG_NETWORKS, req->networks);
+	put_string(&b, TAG_NETWORK_ARGS, req->network_args);
 	for (char **a = req->argv; a && *a && !b.too_big; a++)
 		put_string(&b, TAG_ARGV, *a);
 	for (char **e = req->env; e && *e && !b.too_big; e++)
@@ -364,6 +372,10 @@ static int decode_record(struct ferry_request *req, struct decode_state *st, uns
 		return set_scalar(&req->checkpoint, d, n, tag, off, true, err);
 	case TAG_PAGE_SERVER:
 		return set_scalar(&req->page_server, d, n, tag, off, false, err);
+	case TAG_NETWORKS:
+		return set_scalar(&req->networks, d, n, tag, off, false, err);
+	case TAG_NETWORK_ARGS:
+		return set_scalar(&req->network_args, d, n, tag, off, false, err);
 	case TAG_ARGV:
 		if (st->n_argv == 0 && n == 0)
 			return bad(err, "argv[0] is empty");
@@ -396,6 +408,10 @@ static int check_request(struct ferry_request *req, const struct decode_state *s
 		return bad(err, "--criu-launch and --criu-restart belong to instance start");
 	if (launch && restart)
 		return bad(err, "--criu-launch and --criu-restart exclude each other");
+	if ((req->flags & FERRY_REQ_NET) && req->op != FERRY_OP_INSTANCE_START)
+		return bad(err, "--net belongs to instance start");
+	if ((req->networks || req->network_args) && !(req->flags & FERRY_REQ_NET))
+		return bad(err, "--network and --network-args need --net");
 	if ((req->flags & FERRY_REQ_LEAVE_RUNNING) && req->op != FERRY_OP_CHECKPOINT_DUMP)
 		return bad(err, "--leave-running belongs to checkpoint instance");
 	if (req->page_server && req->op != FERRY_OP_CHECKPOINT_DUMP && !restart)
@@ -520,6 +536,9 @@ void ferry_request_free(struct ferry_request *req)
 	free(req->hostname);
 	free(req->checkpoint);
 	free(req->page_server);
+	free(req->networks);
+	free(req->network_args);
+
 	strv_free(req->argv);
 	strv_free(req->env);
 	for (size_t i = 0; req->binds && i < req->n_binds; i++)

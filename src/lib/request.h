@@ -33,7 +33,8 @@ enum ferry_request_flags {
 	FERRY_REQ_CRIU_LAUNCH = 1u << 3, /* instance start --criu-launch: a checkpointable instance */
 	FERRY_REQ_CRIU_RESTART = 1u << 4, /* instance start --criu-restart: restore from checkpoint */
 	FERRY_REQ_LEAVE_RUNNING = 1u << 5, /* checkpoint instance --leave-running */
-	FERRY_REQ_ALL_ = (1u << 6) - 1,
+	FERRY_REQ_NET = 1u << 6,           /* instance start --net: own network namespace */
+	FERRY_REQ_ALL_ = (1u << 7) - 1,
 };
 
 struct ferry_bind {
@@ -57,13 +58,16 @@ struct ferry_request {
 	size_t n_binds;
 	char *checkpoint; /* checkpoint directory, absolute (CRIU_LAUNCH, CRIU_RESTART, DELETE) */
 	char *page_server; /* "HOST:PORT" for a dump, "PORT" for a restart (optional) */
+	char *networks;    /* --network "a,b" (with NET) */
+	char *network_args; /* --network-args "IP=..;MAC=..;GW=.." (with NET) */
 };
 
 /* Encoding: "FERRYRQ1", then records: u16 tag (LE), u32 length (LE), bytes, ending with an END
  * record (tag 0xffff, length 0) exactly at the end of the buffer, so that no truncation of a valid
  * request is valid. Tags: 1 op (u32 LE), 2 flags (u32 LE), 3 image, 4 instance, 5 cwd, 6 pwd,
  * 7 hostname, 8 argv (repeated), 9 env (repeated), 10 bind (repeated: u8 ro 0|1, u32 srclen, src,
- * u32 dstlen, dst), 11 checkpoint, 12 page_server. Strings are stored without NUL and must not contain one. List fields repeat
+ * u32 dstlen, dst), 11 checkpoint, 12 page_server, 13 networks, 14 network_args.
+ Strings are stored without NUL and must not contain one. List fields repeat
  * their tag; scalar fields appear at most once; NULL scalars are left out.
  *
  * The decoder rejects: wrong magic, unknown tags, truncated records, lengths beyond the buffer or

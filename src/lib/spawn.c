@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* spawn.c — fork/exec of helpers, and waiting for them. See spawn.h. */
 #include <fcntl.h>
+#include <sched.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -96,6 +97,7 @@ struct child_setup {
 	const char *cwd;
 	bool new_session;
 	bool die_with_parent;
+	int netns_fd;
 	pid_t parent;
 	int maxfd;
 };
@@ -112,6 +114,8 @@ _noreturn_ static void child_exec(const struct child_setup *cs, int report_fd, c
 			_exit(127);
 	}
 	if (cs->new_session && setsid() < 0)
+		child_fail(report_fd, STAGE_SESSION, errno);
+	if (cs->netns_fd >= 0 && setns(cs->netns_fd, CLONE_NEWNET) < 0)
 		child_fail(report_fd, STAGE_SESSION, errno);
 
 	sigset_t none;
@@ -258,7 +262,9 @@ static int start(const char *path, char *const argv[], char *const envp[],
 	    .cwd = opts->cwd,
 	    .new_session = opts->new_session,
 	    .die_with_parent = opts->die_with_parent,
+	    .netns_fd = opts->netns_fd > 0 ? opts->netns_fd : -1,
 	    .parent = getpid(),
+
 	};
 	int r;
 	if (opts->input) {

@@ -47,6 +47,8 @@ struct ferry_spawn_opts {
 	const char *cwd; /* working directory of the child (NULL: ours) */
 	bool new_session; /* setsid() in the child; a timeout then kills the whole process group */
 	bool die_with_parent; /* PR_SET_PDEATHSIG SIGKILL in the child */
+	int netns_fd; /* > 0: the child joins this network namespace before exec (needs CAP_SYS_ADMIN) */
+
 	unsigned timeout; /* seconds, 0: none; then the child is SIGKILLed and it is an error */
 };
 

@@ -349,7 +349,7 @@ void op_checkpoint_dump(struct starter *s)
 		setpgid(0, 0);
 		/* The starter itself stays in the host's namespaces; this child joins the instance's
 		 * and forks once more to be inside its pid namespace too, where CRIU runs. */
-		if (setns(pidfd, NS_JOIN) < 0) {
+		if (setns(pidfd, NS_JOIN | (inst->networks ? CLONE_NEWNET : 0)) < 0) {
 			ferry_error_set(&err, errno, "join instance '%s'", name);
 			report_error(rep[1], err);
 			_exit(1);
@@ -365,8 +365,14 @@ void op_checkpoint_dump(struct starter *s)
 				;
 			_exit(WIFEXITED(ist) ? WEXITSTATUS(ist) : 1);
 		}
-		static const int keep[] = {CAP_CHECKPOINT_RESTORE};
+		/* with its own network, CRIU repairs TCP sockets (TCP_REPAIR) and locks the
+		 * namespace's traffic (nftables): CAP_NET_ADMIN, over that namespace only */
+		static const int keep_net[] = {CAP_CHECKPOINT_RESTORE, CAP_NET_ADMIN};
+		static const int keep_plain[] = {CAP_CHECKPOINT_RESTORE};
+		const int *keep = inst->networks ? keep_net : keep_plain;
+		size_t n_keep = inst->networks ? ARRAY_SIZE(keep_net) : ARRAY_SIZE(keep_plain);
 		struct ferry_criu_opts o = {
+		    .tcp = inst->networks != NULL,
 		    .binary = FERRY_CRIU_BIN,
 		    .images_fd = imgfd,
 		    .work_fd = imgfd,
@@ -385,7 +391,7 @@ void op_checkpoint_dump(struct starter *s)
 			}
 			o.config = leave_running ? FERRY_CRIU_PS_RUNNING : FERRY_CRIU_PS_STOPPED;
 		}
-		if (ferry_privs_drop(&s->privs, keep, ARRAY_SIZE(keep), &err) < 0) {
+		if (ferry_privs_drop(&s->privs, keep, n_keep, &err) < 0) {
 			report_error(rep[1], err);
 			_exit(1);
 		}
@@ -699,9 +705,12 @@ static void restore_timeout(int sig)
 void run_restorer(struct starter *s, int report, int pid_fd)
 {
 	struct ferry_error *err = NULL;
-	static const int keep[] = {CAP_CHECKPOINT_RESTORE, CAP_SETPCAP};
+	static const int keep_net[] = {CAP_CHECKPOINT_RESTORE, CAP_SETPCAP, CAP_NET_ADMIN};
+	static const int keep_plain[] = {CAP_CHECKPOINT_RESTORE, CAP_SETPCAP};
+	bool net = s->networks != NULL || s->restore_net;
 	setpgid(0, 0);
-	if (ferry_privs_drop(&s->privs, keep, ARRAY_SIZE(keep), &err) < 0) {
+	if (ferry_privs_drop(&s->privs, net ? keep_net : keep_plain, net ? ARRAY_SIZE(keep_net) : ARRAY_SIZE(keep_plain),
+			     &err) < 0) {
 		report_error(report, err);
 		_exit(255);
 	}
@@ -715,7 +724,9 @@ void run_restorer(struct starter *s, int report, int pid_fd)
 	    .work_fd = s->ckpt_fd,
 	    .log = RESTORE_LOG,
 	    .timeout = s->cfg->criu_timeout,
+	    .tcp = net,
 	};
+
 	pid_t pid = 0;
 	if (ferry_criu_restore(&o, &pid, &err) < 0) {
 		report_error(report, err);
@@ -924,6 +935,8 @@ void op_checkpoint_restore(struct starter *s)
 	if (verify_checkpoint(s, inst->checkpoint, &launch, &err) < 0)
 		die_error(err);
 	ferry_request_free(launch);
+	s->restore_net = inst->networks != NULL;
+
 	if (ferry_privs_raise(&s->privs, &err) < 0)
 		die_error(err);
 
@@ -937,7 +950,7 @@ void op_checkpoint_restore(struct starter *s)
 		close(rep[0]);
 		close(pids[0]);
 		/* into the instance's namespaces; the restorer is then a process of the container */
-		if (setns(pidfd, NS_JOIN) < 0) {
+		if (setns(pidfd, NS_JOIN | (inst->networks ? CLONE_NEWNET : 0)) < 0) {
 			ferry_error_set(&err, errno, "join instance '%s'", name);
 			report_error(rep[1], err);
 			_exit(1);

@@ -509,12 +509,19 @@ static _noreturn_ void wait_and_exit(pid_t child)
 }
 
 /* In the new namespaces, as root: build the container, then become its init. */
-static _noreturn_ void container_child(struct starter *s, int report)
+static _noreturn_ void container_child(struct starter *s, int report, int go)
 {
 	struct ferry_error *err = NULL;
 	if (container_setup(s, &err) < 0) {
 		report_error(report, err);
 		_exit(255);
+	}
+	if (go >= 0) {
+		/* the monitor attaches our network namespace: nothing runs before it is ready */
+		char c = 0;
+		if (read(go, &c, 1) != 1)
+			_exit(255); /* the monitor reported why */
+		close(go);
 	}
 	if (s->instance) {
 		/* stdio from inside the container (see plan_mounts) */
@@ -546,7 +553,7 @@ static void op_exec(struct starter *s)
 		die("create the container's namespaces: %s", strerror(errno));
 	if (pid == 0) {
 		close(rep[0]);
-		container_child(s, rep[1]);
+		container_child(s, rep[1], -1);
 	}
 	close(rep[1]);
 	/* the parent only waits: it needs no privilege for that */
@@ -578,14 +585,15 @@ static _noreturn_ void monitor(struct starter *s, int dirfd, int top)
 	dup2(null, 0);
 	dup2(null, 1);
 	dup2(null, 2);
-	int rep[2];
-	if (pipe2(rep, O_CLOEXEC) < 0) {
+	int rep[2], go[2] = {-1, -1};
+	bool net = s->networks != NULL;
+	if (pipe2(rep, O_CLOEXEC) < 0 || (net && pipe2(go, O_CLOEXEC) < 0)) {
 		ferry_error_set(&err, errno, "pipe");
 		report_error(top, err);
 		unlinkat(dirfd, s->req->instance, 0);
 		_exit(1);
 	}
-	pid_t pid = clone_ns(NS_FLAGS);
+	pid_t pid = clone_ns(NS_FLAGS | (net ? CLONE_NEWNET : 0));
 	if (pid < 0) {
 		ferry_error_set(&err, errno, "create the container's namespaces");
 		report_error(top, err);
@@ -598,9 +606,26 @@ static _noreturn_ void monitor(struct starter *s, int dirfd, int top)
 		close(dirfd);
 		dup2(s->log_out, 1);
 		dup2(s->log_err, 2);
-		container_child(s, rep[1]);
+		if (net)
+			close(go[1]);
+		container_child(s, rep[1], go[0]);
 	}
 	close(rep[1]);
+	struct ferry_net_attachment atts[FERRY_NET_MAX] = {0};
+	size_t n_atts = 0;
+	int netns_fd = -1;
+	if (net) {
+		close(go[0]);
+		if (network_attach(s, pid, &netns_fd, atts, &n_atts, &err) < 0) {
+			report_error(top, err);
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+			unlinkat(dirfd, s->req->instance, 0);
+			_exit(1);
+		}
+		(void)ferry_write_all(go[1], "g", 1);
+		close(go[1]);
+	}
 	_cleanup_free_ char *text = read_report(rep[0]);
 	/* the container reports "E message" on failure, "P pid" for a checkpointable workload */
 	char *msg = NULL;
@@ -628,6 +653,9 @@ static _noreturn_ void monitor(struct starter *s, int dirfd, int top)
 	    .checkpoint = s->criu ? s->req->checkpoint : NULL,
 	    .workload = workload,
 	    .image_fingerprint = s->image_fingerprint,
+	    .networks = net ? (s->req->networks ? s->req->networks : "bridge") : NULL,
+	    .ip = atts[0].ip,
+	    .mac = atts[0].mac,
 	};
 	_cleanup_free_ char *command = join_argv(s->req->argv);
 	inst.command = command;
@@ -673,12 +701,18 @@ static _noreturn_ void monitor(struct starter *s, int dirfd, int top)
 		unlinkat(dirfd, launch_name, 0);
 	}
 	close(top);
+	if (!msg && s->restore_fd >= 0 && net)
+		network_announce(netns_fd, atts, n_atts); /* the address moved here */
 	/* From here on the monitor only waits and cleans up: it keeps uid 0 (the record directory
-	 * is root's) but gives up every capability. */
-	(void)ferry_privs_clear_caps(NULL);
+	 * is root's) and what the network's DEL needs, and gives up every other capability. */
+	if (!net)
+		(void)ferry_privs_clear_caps(NULL);
 	int st;
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;
+	if (net)
+		network_detach(s, netns_fd, atts, n_atts);
+
 	/* remove the record only if it is still ours (a failed start removed it already) */
 	struct ferry_instance *cur = NULL;
 	struct ferry_error *ignored = NULL;
@@ -787,8 +821,9 @@ static void op_instance_join(struct starter *s)
 	int pidfd = pin_instance(s, name, &inst, &err);
 	if (pidfd < 0)
 		die_error(err);
-	if (setns(pidfd, NS_FLAGS) < 0)
+	if (setns(pidfd, NS_FLAGS | (inst->networks ? CLONE_NEWNET : 0)) < 0)
 		die("join instance '%s': %s", name, strerror(errno));
+
 	close(pidfd);
 	int rep[2];
 	if (pipe2(rep, O_CLOEXEC) < 0)
@@ -904,6 +939,12 @@ int main(int argc, char **argv)
 		s.criu = req->flags & (FERRY_REQ_CRIU_LAUNCH | FERRY_REQ_CRIU_RESTART);
 		if ((req->flags & FERRY_REQ_CRIU_LAUNCH) && s.ckpt_fd < 0)
 			TRY(checkpoint_open_dir(&s, req->checkpoint, &err));
+		if (req->flags & FERRY_REQ_NET) {
+			TRY(ferry_net_names_parse(req->networks ? req->networks : "bridge", &s.networks, &err));
+			if (req->network_args)
+				TRY(ferry_net_args_parse(req->network_args, &s.net_args, &err));
+			TRY(ferry_net_check_policy(s.cfg, s.privs.uid, s.networks, &s.net_args, &err));
+		}
 		TRY(open_image(&s, &err));
 		if (s.criu) {
 			TRY(ferry_image_fingerprint(s.image_fd, &s.image_fingerprint, &err));

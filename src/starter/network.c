@@ -1,0 +1,175 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* network.c — an instance's own network namespace: CNI attach/detach, address checks.
+ *
+ * The monitor (root, in the node's network namespace) runs the CNI plugins for the container's
+ * namespace, holding an fd to it so that DEL still finds it after the container is gone. The
+ * duplicate-address probe and the announcement after a restore are ARP packets sent from inside
+ * the namespace by a short-lived child. */
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <linux/if_packet.h>
+#include <net/ethernet.h>
+#include <net/if.h>
+#include <poll.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "fs.h"
+#include "starter.h"
+
+struct arp_pkt {
+	uint16_t htype, ptype;
+	uint8_t hlen, plen;
+	uint16_t oper;
+	uint8_t sha[6], spa[4], tha[6], tpa[4];
+} __attribute__((packed));
+
+static long long now_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* In the namespace: 0 when nobody answers for @ip within @wait_ms (or after announcing), 1 when
+ * another host claims it, 2 on errors. probe: RFC 5227 probes from 0.0.0.0; else gratuitous ARP. */
+static int arp_run(const char *ifname, uint32_t ip, bool probe, int wait_ms)
+{
+	int sk = socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, htons(ETH_P_ARP));
+	if (sk < 0)
+		return 2;
+	struct ifreq ifr = {0};
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+	if (ioctl(sk, SIOCGIFHWADDR, &ifr) < 0)
+		return 2;
+	unsigned idx = if_nametoindex(ifname);
+	if (!idx)
+		return 2;
+	struct sockaddr_ll to = {.sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ARP), .sll_ifindex = (int)idx,
+				 .sll_halen = 6, .sll_addr = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff}};
+	struct arp_pkt p = {.htype = htons(1), .ptype = htons(ETH_P_IP), .hlen = 6, .plen = 4, .oper = htons(1)};
+	memcpy(p.sha, ifr.ifr_hwaddr.sa_data, 6);
+	uint32_t nip = htonl(ip);
+	memcpy(p.tpa, &nip, 4);
+	if (!probe)
+		memcpy(p.spa, &nip, 4);
+	for (int i = 0; i < 2; i++) {
+		if (sendto(sk, &p, sizeof(p), 0, (struct sockaddr *)&to, sizeof(to)) < 0)
+			return 2;
+		if (!probe)
+			continue;
+		long long end = now_ms() + wait_ms / 2;
+		for (long long left; (left = end - now_ms()) > 0;) {
+			struct pollfd pfd = {.fd = sk, .events = POLLIN};
+			if (poll(&pfd, 1, (int)left) <= 0)
+				continue;
+			struct arp_pkt r;
+			ssize_t n = recv(sk, &r, sizeof(r), 0);
+			if (n < (ssize_t)sizeof(r) || ntohs(r.ptype) != ETH_P_IP)
+				continue;
+			/* someone else says it has the address (a reply, or its own probe/announcement) */
+			if (memcmp(r.spa, &nip, 4) == 0 && memcmp(r.sha, p.sha, 6) != 0)
+				return 1;
+		}
+	}
+	return 0;
+}
+
+/* Runs arp_run in a child that joined @netns_fd. */
+static int arp_in_netns(int netns_fd, const char *ifname, uint32_t ip, bool probe, int wait_ms)
+{
+	pid_t pid = fork();
+	if (pid < 0)
+		return 2;
+	if (pid == 0) {
+		if (setns(netns_fd, CLONE_NEWNET) < 0)
+			_exit(2);
+		_exit(arp_run(ifname, ip, probe, wait_ms));
+	}
+	int st = 0;
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 2;
+}
+
+static uint32_t addr_of(const char *cidr)
+{
+	uint32_t a = 0;
+	if (!cidr || ferry_config_cidr_parse(cidr, &a, NULL) < 0)
+		return 0;
+	return a;
+}
+
+static char *container_id(const struct starter *s)
+{
+	return xasprintf("ferry-%u-%s", (unsigned)s->privs.uid, s->req->instance);
+}
+
+static char *netns_path(int netns_fd)
+{
+	/* the plugins open it themselves: name our fd through our /proc entry */
+	return xasprintf("/proc/%d/fd/%d", (int)getpid(), netns_fd);
+}
+
+void network_detach(struct starter *s, int netns_fd, struct ferry_net_attachment *atts, size_t n)
+{
+	_cleanup_free_ char *id = container_id(s);
+	_cleanup_free_ char *path = netns_fd >= 0 ? netns_path(netns_fd) : NULL;
+	for (size_t i = n; i-- > 0;) {
+		struct ferry_error *err = NULL;
+		(void)ferry_cni_del(s->cfg, id, path, &atts[i], i == 0 ? &s->net_args : NULL, &err);
+		ferry_error_free(err);
+		ferry_net_attachment_clear(&atts[i]);
+	}
+}
+
+int network_attach(struct starter *s, pid_t pid, int *ret_netns_fd, struct ferry_net_attachment *atts, size_t *ret_n,
+		   struct ferry_error **err)
+{
+	char nspath[64];
+	snprintf(nspath, sizeof(nspath), "/proc/%d/ns/net", (int)pid);
+	int netns_fd = open(nspath, O_RDONLY | O_CLOEXEC);
+	if (netns_fd < 0)
+		return ferry_error_set(err, errno, "open the instance's network namespace");
+	_cleanup_free_ char *id = container_id(s);
+	_cleanup_free_ char *path = netns_path(netns_fd);
+	size_t n = 0;
+	int r = 0;
+	for (char **net = s->networks; net && *net && r == 0; net++, n++) {
+		char ifname[16];
+		snprintf(ifname, sizeof(ifname), "eth%zu", n);
+		r = ferry_cni_add(s->cfg, *net, id, path, ifname, n == 0 ? &s->net_args : NULL, &atts[n], err);
+		if (r < 0)
+			break;
+		/* the address must be ours alone on this network: probe before anything uses it */
+		uint32_t ip = addr_of(atts[n].ip);
+		if (ip && arp_in_netns(netns_fd, ifname, ip, true, 300) == 1) {
+			n++;
+			r = ferry_error_msg(err, EADDRINUSE,
+					    "address %s is already in use on network '%s' here: stop its user first or "
+					    "choose another address",
+					    atts[n - 1].ip, *net);
+		}
+	}
+	if (r < 0) {
+		network_detach(s, netns_fd, atts, n);
+		close(netns_fd);
+		return r;
+	}
+	*ret_netns_fd = netns_fd;
+	*ret_n = n;
+	return 0;
+}
+
+void network_announce(int netns_fd, const struct ferry_net_attachment *atts, size_t n)
+{
+	/* after a restore on another node: switches and peers learn where the address went */
+	for (size_t i = 0; i < n; i++) {
+		uint32_t ip = addr_of(atts[i].ip);
+		if (ip)
+			(void)arp_in_netns(netns_fd, atts[i].ifname, ip, false, 0);
+	}
+}
