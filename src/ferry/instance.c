@@ -122,8 +122,7 @@ static int do_list(int argc, char **argv)
 			if (localtime_r(&t, &tm))
 				strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
 			printf("%-24s %-8d %-18s %-20s %s\n", list[i]->name, (int)list[i]->pid,
-			       list[i]->ip ? list[i]->ip : "-", when,
-			       list[i]->image ? list[i]->image : "");
+			       list[i]->ip ? list[i]->ip : "-", when, list[i]->image ? list[i]->image : "");
 		}
 	}
 	ferry_instance_list_free(list);

@@ -61,7 +61,17 @@ static int add_binds(struct ferry_request *req, const char *arg, struct ferry_er
 
 int parse_container_opts(int argc, char **argv, const char *help, struct container_opts *o, int *ret_status)
 {
-	enum { OPT_PWD = 256, OPT_HOSTNAME, OPT_NO_HOME, OPT_LAUNCH, OPT_RESTART, OPT_PS, OPT_NET, OPT_NETWORK, OPT_NETARGS };
+	enum {
+		OPT_PWD = 256,
+		OPT_HOSTNAME,
+		OPT_NO_HOME,
+		OPT_LAUNCH,
+		OPT_RESTART,
+		OPT_PS,
+		OPT_NET,
+		OPT_NETWORK,
+		OPT_NETARGS
+	};
 	static const struct option longopts[] = {
 	    {"bind", required_argument, NULL, 'B'},
 	    {"contain", no_argument, NULL, 'c'},
@@ -124,7 +134,8 @@ int parse_container_opts(int argc, char **argv, const char *help, struct contain
 		case OPT_NETWORK:
 		case OPT_NETARGS:
 			if (!streq(argv[0], "start")) {
-				*ret_status = cli_fail("%s belongs to 'ferry instance start'", argv[optind - 1]);
+				*ret_status =
+				    cli_fail("%s belongs to 'ferry instance start'", argv[optind - 1]);
 				return -1;
 			}
 			o->req.flags |= FERRY_REQ_NET;
@@ -192,7 +203,6 @@ void container_opts_free(struct container_opts *o)
 	free(r->networks);
 	free(r->network_args);
 	strv_free(o->extra_env);
-
 }
 
 static void env_set(char ***env, const char *kv)

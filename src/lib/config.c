@@ -52,6 +52,7 @@ static const struct key keys[] = {
     {"network parent", KEY_PARENT_LIST, FIELD(network_parents), 0, 0},
     {"network config dir", KEY_PATH, FIELD(network_dir), 0, 0},
     {"cni path", KEY_PATH, FIELD(cni_path), 0, 0},
+    {"nft path", KEY_PATH, FIELD(nft_path), 0, 0},
 };
 #undef FIELD
 
@@ -342,6 +343,7 @@ struct ferry_config *ferry_config_defaults(void)
 	c->network_parents = xzalloc(sizeof(char *));
 	c->network_dir = xstrdup(FERRY_SYSCONFDIR "/network");
 	c->cni_path = xstrdup("/usr/lib/cni");
+	c->nft_path = xstrdup("/usr/sbin/nft");
 	return c;
 }
 
@@ -358,6 +360,8 @@ void ferry_config_free(struct ferry_config *c)
 	strv_free(c->network_parents);
 	free(c->network_dir);
 	free(c->cni_path);
+	free(c->nft_path);
+
 	free(c);
 }
 

@@ -30,6 +30,7 @@ struct ferry_config {
 	char **network_parents; /* "network parent = NETWORK:IFACE": this node's parent interface */
 	char *network_dir; /* "network config dir" (default /etc/ferry/network) */
 	char *cni_path; /* "cni path" (default /usr/lib/cni) */
+	char *nft_path; /* "nft path" (default /usr/sbin/nft) */
 };
 
 /* Parses ferry.conf text: "key = value" lines, '#' comments (only as the first non-blank character

@@ -31,7 +31,7 @@ struct ferry_criu_opts {
 	bool leave_running; /* dump */
 	unsigned timeout; /* seconds CRIU may take to seize the tree (0: CRIU's default) */
 	const char *config; /* a CRIU config file (RPC settings libcriu has no setter for) */
-	bool tcp;           /* own network namespace: keep established TCP connections, lock with nftables */
+	bool tcp; /* own network namespace: keep established TCP connections, lock with nftables */
 };
 
 int ferry_criu_dump(const struct ferry_criu_opts *o, struct ferry_error **err);

@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <sys/stat.h>
 
 #include "fs.h"
 #include "instance.h"
@@ -46,6 +47,10 @@ char *ferry_instance_format(const struct ferry_instance *i)
 	put(&buf, &len, "log_err", i->log_err);
 	put(&buf, &len, "checkpoint", i->checkpoint);
 	put(&buf, &len, "image_fingerprint", i->image_fingerprint);
+	if (i->node) {
+		snprintf(num, sizeof(num), "%llu", i->node);
+		put(&buf, &len, "node", num);
+	}
 	put(&buf, &len, "networks", i->networks);
 	put(&buf, &len, "ip", i->ip);
 	put(&buf, &len, "mac", i->mac);
@@ -110,7 +115,10 @@ int ferry_instance_parse(const char *text, size_t len, struct ferry_instance **r
 			free(i->checkpoint), i->checkpoint = xstrdup(v);
 		else if (streq(k, "image_fingerprint"))
 			free(i->image_fingerprint), i->image_fingerprint = xstrdup(v);
+		else if (streq(k, "node") && (r = num_field(k, v, ULLONG_MAX, &n, err)) == 0)
+			i->node = n;
 		else if (streq(k, "networks"))
+
 			free(i->networks), i->networks = xstrdup(v);
 		else if (streq(k, "ip"))
 			free(i->ip), i->ip = xstrdup(v);
@@ -205,4 +213,12 @@ bool ferry_instance_alive(const struct ferry_instance *inst)
 {
 	unsigned long long st = 0;
 	return ferry_proc_starttime(inst->pid, &st) == 0 && st == inst->starttime;
+}
+
+unsigned long long ferry_node_id(void)
+{
+	struct stat st;
+	if (stat("/proc/self/ns/net", &st) < 0)
+		return 0;
+	return (unsigned long long)st.st_ino;
 }

@@ -27,11 +27,11 @@ struct ferry_instance {
 	char *checkpoint; /* checkpointable instances: their checkpoint directory */
 	long long workload; /* ... and the workload's pid inside the container */
 	char *image_fingerprint;
+	unsigned long long node; /* inode of the starter's network namespace: the node it ran on */
 	char *networks; /* --net instances: "a,b", and the first network's address and MAC */
 	char *ip;
 	char *mac;
 };
-
 
 /* Text form, one "key=value" line per field; newlines in values become spaces. */
 char *ferry_instance_format(const struct ferry_instance *inst);
@@ -50,5 +50,8 @@ void ferry_instance_list_free(struct ferry_instance **list);
 int ferry_proc_starttime(pid_t pid, unsigned long long *ret);
 /* True when the recorded init still runs (same pid and start time). */
 bool ferry_instance_alive(const struct ferry_instance *inst);
+/* The inode of our network namespace: which node we are on, when the nodes of a test cluster
+ * are network namespaces of one machine (a real node has one: then every record matches). */
+unsigned long long ferry_node_id(void);
 
 #endif

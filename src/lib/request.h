@@ -33,7 +33,7 @@ enum ferry_request_flags {
 	FERRY_REQ_CRIU_LAUNCH = 1u << 3, /* instance start --criu-launch: a checkpointable instance */
 	FERRY_REQ_CRIU_RESTART = 1u << 4, /* instance start --criu-restart: restore from checkpoint */
 	FERRY_REQ_LEAVE_RUNNING = 1u << 5, /* checkpoint instance --leave-running */
-	FERRY_REQ_NET = 1u << 6,           /* instance start --net: own network namespace */
+	FERRY_REQ_NET = 1u << 6, /* instance start --net: own network namespace */
 	FERRY_REQ_ALL_ = (1u << 7) - 1,
 };
 
@@ -58,7 +58,7 @@ struct ferry_request {
 	size_t n_binds;
 	char *checkpoint; /* checkpoint directory, absolute (CRIU_LAUNCH, CRIU_RESTART, DELETE) */
 	char *page_server; /* "HOST:PORT" for a dump, "PORT" for a restart (optional) */
-	char *networks;    /* --network "a,b" (with NET) */
+	char *networks; /* --network "a,b" (with NET) */
 	char *network_args; /* --network-args "IP=..;MAC=..;GW=.." (with NET) */
 };
 

@@ -709,8 +709,8 @@ void run_restorer(struct starter *s, int report, int pid_fd)
 	static const int keep_plain[] = {CAP_CHECKPOINT_RESTORE, CAP_SETPCAP};
 	bool net = s->networks != NULL || s->restore_net;
 	setpgid(0, 0);
-	if (ferry_privs_drop(&s->privs, net ? keep_net : keep_plain, net ? ARRAY_SIZE(keep_net) : ARRAY_SIZE(keep_plain),
-			     &err) < 0) {
+	if (ferry_privs_drop(&s->privs, net ? keep_net : keep_plain,
+			     net ? ARRAY_SIZE(keep_net) : ARRAY_SIZE(keep_plain), &err) < 0) {
 		report_error(report, err);
 		_exit(255);
 	}

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <limits.h>
+#include <grp.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -354,7 +355,9 @@ int read_record(int dirfd, const char *name, struct ferry_instance **ret, struct
 static void op_list(struct starter *s)
 {
 	struct ferry_error *err = NULL;
+	unsigned long long node = ferry_node_id();
 	TRY(ferry_privs_raise(&s->privs, &err));
+
 	int dirfd = open_rundir(s, false, &err);
 	if (dirfd == -ENOENT)
 		exit(0);
@@ -373,7 +376,9 @@ static void op_list(struct starter *s)
 			ferry_error_free(e2);
 			continue;
 		}
-		if (ferry_instance_alive(inst) && inst->starttime != 0 && inst->monitor != 0) {
+		/* instances of this node only (see ferry_node_id) */
+		bool here = !inst->node || inst->node == node;
+		if (here && ferry_instance_alive(inst) && inst->starttime != 0 && inst->monitor != 0) {
 			_cleanup_free_ char *text = ferry_instance_format(inst);
 			printf("%s\n", text);
 		} else if (!ferry_instance_alive(inst)) {
@@ -579,7 +584,17 @@ static _noreturn_ void monitor(struct starter *s, int dirfd, int top)
 {
 	struct ferry_error *err = NULL;
 	setsid();
+	/* The monitor is root's alone: with the caller's real uid the caller could signal (stop,
+	 * kill) it, and helpers such as nft refuse to run with mixed ids. The container it starts
+	 * takes the caller's identity from s->privs. */
+	if (setgroups(0, NULL) < 0 || setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) {
+		ferry_error_set(&err, errno, "become root for the instance monitor");
+		report_error(top, err);
+		unlinkat(dirfd, s->req->instance, 0);
+		_exit(1);
+	}
 	if (s->xfer_fd >= 0)
+
 		close(s->xfer_fd); /* the top process answers the sender */
 	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
 	dup2(null, 0);
@@ -623,6 +638,7 @@ static _noreturn_ void monitor(struct starter *s, int dirfd, int top)
 			unlinkat(dirfd, s->req->instance, 0);
 			_exit(1);
 		}
+
 		(void)ferry_write_all(go[1], "g", 1);
 		close(go[1]);
 	}
@@ -653,7 +669,9 @@ static _noreturn_ void monitor(struct starter *s, int dirfd, int top)
 	    .checkpoint = s->criu ? s->req->checkpoint : NULL,
 	    .workload = workload,
 	    .image_fingerprint = s->image_fingerprint,
+	    .node = ferry_node_id(),
 	    .networks = net ? (s->req->networks ? s->req->networks : "bridge") : NULL,
+
 	    .ip = atts[0].ip,
 	    .mac = atts[0].mac,
 	};
@@ -670,6 +688,15 @@ static _noreturn_ void monitor(struct starter *s, int dirfd, int top)
 		struct ferry_request launch = *s->req;
 		launch.flags = (launch.flags & ~(uint32_t)FERRY_REQ_CRIU_RESTART) | FERRY_REQ_CRIU_LAUNCH;
 		launch.page_server = NULL;
+		/* the instance's network identity, whoever chose it (the user or the network's IPAM):
+		 * a restart anywhere rebuilds exactly this address and MAC */
+		_cleanup_free_ char *identity = NULL;
+		if (net && atts[0].ip && atts[0].mac) {
+			identity =
+			    xasprintf("IP=%s;MAC=%s%s%s", atts[0].ip, atts[0].mac,
+				      s->net_args.gw ? ";GW=" : "", s->net_args.gw ? s->net_args.gw : "");
+			launch.network_args = identity;
+		}
 		_cleanup_free_ char *buf = NULL;
 		size_t len = 0;
 		if (ferry_request_encode(&launch, &buf, &len, &err) < 0 ||
@@ -701,8 +728,12 @@ static _noreturn_ void monitor(struct starter *s, int dirfd, int top)
 		unlinkat(dirfd, launch_name, 0);
 	}
 	close(top);
-	if (!msg && s->restore_fd >= 0 && net)
-		network_announce(netns_fd, atts, n_atts); /* the address moved here */
+	if (s->restore_fd >= 0 && net) {
+		network_unlock_after_restore(s, netns_fd);
+		if (!msg)
+			network_announce(netns_fd, atts, n_atts); /* the address moved here */
+	}
+
 	/* From here on the monitor only waits and cleans up: it keeps uid 0 (the record directory
 	 * is root's) and what the network's DEL needs, and gives up every other capability. */
 	if (!net)
@@ -940,10 +971,16 @@ int main(int argc, char **argv)
 		if ((req->flags & FERRY_REQ_CRIU_LAUNCH) && s.ckpt_fd < 0)
 			TRY(checkpoint_open_dir(&s, req->checkpoint, &err));
 		if (req->flags & FERRY_REQ_NET) {
-			TRY(ferry_net_names_parse(req->networks ? req->networks : "bridge", &s.networks, &err));
+			TRY(ferry_net_names_parse(req->networks ? req->networks : "bridge", &s.networks,
+						  &err));
 			if (req->network_args)
 				TRY(ferry_net_args_parse(req->network_args, &s.net_args, &err));
-			TRY(ferry_net_check_policy(s.cfg, s.privs.uid, s.networks, &s.net_args, &err));
+			/* a restart's address and MAC are the instance's own, sealed in its checkpoint:
+			 * only the networks are checked against today's policy */
+			static const struct ferry_net_args none = {0};
+			TRY(ferry_net_check_policy(
+			    s.cfg, s.privs.uid, s.networks,
+			    (req->flags & FERRY_REQ_CRIU_RESTART) ? &none : &s.net_args, &err));
 		}
 		TRY(open_image(&s, &err));
 		if (s.criu) {

@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "fs.h"
+#include "spawn.h"
 #include "starter.h"
 
 struct arp_pkt {
@@ -48,9 +49,13 @@ static int arp_run(const char *ifname, uint32_t ip, bool probe, int wait_ms)
 	unsigned idx = if_nametoindex(ifname);
 	if (!idx)
 		return 2;
-	struct sockaddr_ll to = {.sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ARP), .sll_ifindex = (int)idx,
-				 .sll_halen = 6, .sll_addr = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff}};
-	struct arp_pkt p = {.htype = htons(1), .ptype = htons(ETH_P_IP), .hlen = 6, .plen = 4, .oper = htons(1)};
+	struct sockaddr_ll to = {.sll_family = AF_PACKET,
+				 .sll_protocol = htons(ETH_P_ARP),
+				 .sll_ifindex = (int)idx,
+				 .sll_halen = 6,
+				 .sll_addr = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff}};
+	struct arp_pkt p = {
+	    .htype = htons(1), .ptype = htons(ETH_P_IP), .hlen = 6, .plen = 4, .oper = htons(1)};
 	memcpy(p.sha, ifr.ifr_hwaddr.sa_data, 6);
 	uint32_t nip = htonl(ip);
 	memcpy(p.tpa, &nip, 4);
@@ -126,32 +131,41 @@ void network_detach(struct starter *s, int netns_fd, struct ferry_net_attachment
 	}
 }
 
-int network_attach(struct starter *s, pid_t pid, int *ret_netns_fd, struct ferry_net_attachment *atts, size_t *ret_n,
-		   struct ferry_error **err)
+int network_attach(struct starter *s, pid_t pid, int *ret_netns_fd, struct ferry_net_attachment *atts,
+		   size_t *ret_n, struct ferry_error **err)
 {
 	char nspath[64];
 	snprintf(nspath, sizeof(nspath), "/proc/%d/ns/net", (int)pid);
 	int netns_fd = open(nspath, O_RDONLY | O_CLOEXEC);
 	if (netns_fd < 0)
 		return ferry_error_set(err, errno, "open the instance's network namespace");
+	/* a restore: lock before the address exists here, or a peer's retransmission could be
+	 * answered with a reset in between */
+	if (s->restore_fd >= 0 && network_lock_for_restore(s, netns_fd, err) < 0) {
+		close(netns_fd);
+		return -EIO;
+	}
 	_cleanup_free_ char *id = container_id(s);
+
 	_cleanup_free_ char *path = netns_path(netns_fd);
 	size_t n = 0;
 	int r = 0;
 	for (char **net = s->networks; net && *net && r == 0; net++, n++) {
 		char ifname[16];
 		snprintf(ifname, sizeof(ifname), "eth%zu", n);
-		r = ferry_cni_add(s->cfg, *net, id, path, ifname, n == 0 ? &s->net_args : NULL, &atts[n], err);
+		r = ferry_cni_add(s->cfg, *net, id, path, ifname, n == 0 ? &s->net_args : NULL, &atts[n],
+				  err);
 		if (r < 0)
 			break;
 		/* the address must be ours alone on this network: probe before anything uses it */
 		uint32_t ip = addr_of(atts[n].ip);
 		if (ip && arp_in_netns(netns_fd, ifname, ip, true, 300) == 1) {
 			n++;
-			r = ferry_error_msg(err, EADDRINUSE,
-					    "address %s is already in use on network '%s' here: stop its user first or "
-					    "choose another address",
-					    atts[n - 1].ip, *net);
+			r = ferry_error_msg(
+			    err, EADDRINUSE,
+			    "address %s is already in use on network '%s' here: stop its user first or "
+			    "choose another address",
+			    atts[n - 1].ip, *net);
 		}
 	}
 	if (r < 0) {
@@ -172,4 +186,43 @@ void network_announce(int netns_fd, const struct ferry_net_attachment *atts, siz
 		if (ip)
 			(void)arp_in_netns(netns_fd, atts[i].ifname, ip, false, 0);
 	}
+}
+
+/* While CRIU restores TCP connections, packets for them must not reach the new namespace:
+ * the kernel would answer a retransmission with a reset before the socket exists. CRIU locks
+ * only the namespace it dumped from (it never left the instance's), so ferry locks the new one
+ * itself (CRIU's own repair packets carry SOCCR_MARK and pass) and unlocks it once the
+ * restore is done. */
+#define RESTORE_LOCK_TABLE "inet ferry_restore_lock"
+#define SOCCR_MARK "0xc114"
+
+static int run_nft(const struct starter *s, int netns_fd, const char *script, struct ferry_error **err)
+{
+	char *const argv[] = {"nft", "-f", "-", NULL};
+	struct ferry_spawn_opts o = {.input = script,
+				     .input_len = strlen(script),
+				     .netns_fd = netns_fd,
+				     .capture_stderr = true,
+				     .timeout = 30};
+	return ferry_spawn(s->cfg->nft_path, argv, NULL, &o, NULL, err);
+}
+
+int network_lock_for_restore(struct starter *s, int netns_fd, struct ferry_error **err)
+{
+	static const char script[] =
+	    "table " RESTORE_LOCK_TABLE " {\n"
+	    "  chain in { type filter hook input priority -300; policy drop; iif lo accept; meta mark " SOCCR_MARK
+	    " accept; }\n"
+	    "  chain out { type filter hook output priority -300; policy drop; oif lo accept; meta mark " SOCCR_MARK
+	    " accept; }\n"
+	    "}\n";
+	int r = run_nft(s, netns_fd, script, err);
+	return r < 0 ? ferry_error_wrap(err, "lock the instance's network for the restore") : 0;
+}
+
+void network_unlock_after_restore(struct starter *s, int netns_fd)
+{
+	struct ferry_error *err = NULL;
+	(void)run_nft(s, netns_fd, "delete table " RESTORE_LOCK_TABLE "\n", &err);
+	ferry_error_free(err);
 }

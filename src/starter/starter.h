@@ -51,11 +51,9 @@ struct starter {
 	struct ferry_manifest *manifest; /* restart: its verified manifest */
 	char *image_fingerprint;
 	int xfer_fd; /* --page-server: the connected socket the CLI passed on fd 4 */
-	char **networks;               /* --net: validated network names */
+	char **networks; /* --net: validated network names */
 	struct ferry_net_args net_args; /* ... and what the user asked for */
-	bool restore_net;               /* --restore into an instance with its own network */
-
-
+	bool restore_net; /* --restore into an instance with its own network */
 };
 #define STARTER_XFER_FD 4
 
@@ -83,10 +81,13 @@ _noreturn_ void container_init(struct starter *s, int report);
  * an error line to @report when exec fails. Never returns. */
 _noreturn_ void exec_workload(struct starter *s, int report);
 /* network.c: in the monitor, as root */
-int network_attach(struct starter *s, pid_t pid, int *ret_netns_fd, struct ferry_net_attachment *atts, size_t *ret_n,
-		   struct ferry_error **err);
+int network_attach(struct starter *s, pid_t pid, int *ret_netns_fd, struct ferry_net_attachment *atts,
+		   size_t *ret_n, struct ferry_error **err);
 void network_detach(struct starter *s, int netns_fd, struct ferry_net_attachment *atts, size_t n);
 void network_announce(int netns_fd, const struct ferry_net_attachment *atts, size_t n);
+int network_lock_for_restore(struct starter *s, int netns_fd, struct ferry_error **err);
+void network_unlock_after_restore(struct starter *s, int netns_fd);
+
 /* checkpoint.c */
 
 /* Opens the checkpoint directory @path as the user: it must be theirs and not writable by others. */

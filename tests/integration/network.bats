@@ -1,0 +1,247 @@
+#!/usr/bin/env bats
+# Networks that survive migration (issue 4): instances with their own network namespace on a
+# macvlan of their node (CNI), the same IP and MAC after a restart on another node, and TCP
+# connections that go on through a checkpoint on nodeA and a restart on nodeB.
+#
+# The cluster is tests/lib/nodes.sh: network namespaces nodeA, nodeB and peer on a bridge;
+# only 198.18.0.0/15, only inside those namespaces. Instances "on" a node are started with
+# the CLI (and so the starter) running in that node's network namespace.
+
+load ../lib/common
+load ../lib/checkpoint
+source "$FERRY_TESTS_DIR/lib/nodes.sh"
+
+NETCONF=/etc/ferry/network/ftmac.conflist
+TCP=$CKPT_BIN/tcpstream
+
+setup_file() {
+	ferry_suite_setup
+	build_ckpt_workload
+	(
+		flock 9
+		if [ ! -x "$TCP" ] || [ "$FERRY_TESTS_DIR/workloads/tcpstream.c" -nt "$TCP" ]; then
+			gcc -static -O2 -Wall -Wextra -Werror -o "$TCP.tmp" "$FERRY_TESTS_DIR/workloads/tcpstream.c" 2>/dev/null
+			chmod 0755 "$TCP.tmp"
+			mv "$TCP.tmp" "$TCP"
+		fi
+	) 9>/run/lock/ferry-test-ckpt-bin.lock
+	nodes_up
+	cat >"$NETCONF" <<-'JSON'
+	{"cniVersion": "1.0.0", "name": "ftmac",
+	 "plugins": [{"type": "macvlan", "master": "eth0", "mode": "bridge", "ipam": {"type": "static"}}]}
+	JSON
+	chmod 0644 "$NETCONF"
+}
+
+teardown_file() {
+	pkill -f "$TCP" 2>/dev/null || true
+	ferry_suite_teardown
+	nodes_down
+	rm -f "$NETCONF"
+	rm -rf "$U1_HOME"/.ferry/checkpoint/ftnet-* 2>/dev/null || true
+}
+
+setup() {
+	ferry_test_setup
+	use_image sqsh >/dev/null
+	conf_set "allow net network = ftmac" "allow net args = yes" "allow net ip range = 198.18.1.0/24"
+	T=ftnet-$BATS_TEST_NUMBER
+	rm -rf "$U1_HOME/.ferry/checkpoint/$T"
+	# progress files the user's workloads (and the peer's, as root) write
+	OUT=$U1_TMP/out
+	as_user1 mkdir -p "$OUT"
+	chmod 0777 "$OUT"
+}
+
+teardown() {
+	pkill -f "$TCP" 2>/dev/null || true
+	local n
+	for n in nodeA nodeB; do
+		on_node "$n" runuser -u "$U1" -- "$FERRY" instance stop --all >/dev/null 2>&1 || true
+	done
+	conf_restore
+	ferry_teardown
+}
+
+# on NODE USER CMD...: CMD as the test user in NODE's network namespace.
+on() {
+	local n=$1
+	shift
+	on_node "$n" runuser -u "$U1" -- env -C "$U1_HOME" "$@"
+}
+
+# wait_ok FILE N [SECONDS]: the stream in FILE reaches N (fails at once on FAIL).
+wait_ok() {
+	local f=$1 want=$2 secs=${3:-20} i v
+	for ((i = 0; i < secs * 10; i++)); do
+		if [ -e "$f" ]; then
+			if grep -q FAIL "$f"; then
+				fail "$f: $(cat "$f")"
+			fi
+			v=$(awk '$1 == "ok" {print $2}' "$f")
+			if [ -n "$v" ] && [ "$v" -ge "$want" ]; then
+				return 0
+			fi
+		fi
+		sleep 0.1
+	done
+	fail "$f did not reach $want in ${secs}s: $(cat "$f" 2>/dev/null)"
+}
+
+num() { awk '$1 == "ok" {print $2}' "$1"; }
+
+# reached FILE N: the stream got to N before it ended ("ok N" or "FAIL at N: ...").
+reached() {
+	local v
+	v=$(sed -nE 's/^(ok|FAIL at) ([0-9]+).*/\2/p' "$1" 2>/dev/null)
+	[ -n "$v" ] && [ "$v" -ge "$2" ] || fail "$1 did not get to $2: $(cat "$1" 2>/dev/null)"
+}
+
+
+stderr_has() { grep -qF -- "$1" <<<"$stderr" || fail "stderr '$stderr' lacks '$1'"; }
+
+
+@test "an instance with --net on nodeA reaches peer and is reached from it; instance list shows its IP" {
+	# (the server in the background: when the test stops its client, the instance stays)
+	run on nodeA "$FERRY" instance start --net --network ftmac --network-args "IP=198.18.1.10/16" "$IMG" n1 \
+		sh -c "$TCP serve 198.18.1.10:7100 $OUT/srv & exec sleep 1000"
+
+	assert_success
+	run on nodeA "$FERRY" instance list
+	assert_output --partial "198.18.1.10/16"
+	run on nodeA "$FERRY" instance list --json
+	assert_output --partial '"ip": "198.18.1.10/16"'
+	# peer -> instance
+	on_node peer "$TCP" send 198.18.1.10:7100 "$OUT/cli" 20 &
+	wait_ok "$OUT/srv" 5
+	wait_ok "$OUT/cli" 5
+	pkill -f "$TCP send" || true
+	# instance -> peer, and loopback inside the instance
+	on_node peer "$TCP" serve 198.18.0.3:7101 "$OUT/psrv" &
+	sleep 0.2
+	# (these streams are cut on purpose after a second: then count how far they got)
+	run on nodeA "$FERRY" exec instance://n1 sh -c "$TCP send 198.18.0.3:7101 $OUT/pcli 10 & sleep 1; kill \$!"
+	reached "$OUT/psrv" 3
+	run on nodeA "$FERRY" exec instance://n1 sh -c "$TCP serve 127.0.0.1:7102 $OUT/lsrv & $TCP send 127.0.0.1:7102 $OUT/lcli 10 & sleep 1; kill %1 %2"
+	reached "$OUT/lcli" 3
+	# the instance has its own namespace: lo and eth0 only, with its address
+	run on nodeA "$FERRY" exec instance://n1 ip -o addr show eth0
+	assert_output --partial "inet 198.18.1.10/16"
+	run on nodeA "$FERRY" exec instance://n1 ip -o link
+	refute_output --partial "ft-node"
+	run on nodeA "$FERRY" instance stop n1
+	assert_success
+}
+
+@test "TCP: a client in the instance keeps its connection to a server in peer across nodeA -> nodeB" {
+	as_user1 "$FERRY" checkpoint create "$T" >/dev/null
+	on_node peer "$TCP" serve 198.18.0.3:7200 "$OUT/srv" &
+	sleep 0.2
+	# also a connection inside the instance, over loopback, that must survive too
+	run on nodeA "$FERRY" instance start --criu-launch "$T" --net --network ftmac \
+		--network-args "IP=198.18.1.20/16;MAC=02:00:c6:12:01:14" "$IMG" tcpc \
+		sh -c "$TCP serve 127.0.0.1:7201 $OUT/lsrv & sleep 0.2; $TCP send 127.0.0.1:7201 $OUT/lcli 50 & exec $TCP send 198.18.0.3:7200 $OUT/cli 50"
+	assert_success
+	wait_ok "$OUT/srv" 10
+	wait_ok "$OUT/lsrv" 10
+	run on nodeA "$FERRY" checkpoint instance --criu tcpc
+	assert_success
+	local at=$(num "$OUT/srv") lat=$(num "$OUT/lsrv")
+	sleep 1 # the instance is gone: the server hears nothing, and nothing breaks its connection
+	[ "$(num "$OUT/srv")" = "$at" ] || fail "the stream moved while the instance was down"
+	run on nodeB "$FERRY" instance start --criu-restart "$T"
+	assert_success
+	wait_ok "$OUT/srv" $((at + 20)) 20
+	wait_ok "$OUT/lsrv" $((lat + 20)) 20
+	# same address and MAC on nodeB
+	run on nodeB "$FERRY" exec instance://tcpc cat /sys/class/net/eth0/address
+	assert_output "02:00:c6:12:01:14"
+	run on nodeB "$FERRY" instance list
+	assert_output --partial "198.18.1.20/16"
+	run on nodeA "$FERRY" instance list
+	refute_output --partial tcpc
+	grep -q FAIL "$OUT/srv" && fail "$(cat "$OUT/srv")"
+	true
+}
+
+@test "TCP: a server in the instance keeps its client in peer across nodeA -> nodeB and back" {
+	as_user1 "$FERRY" checkpoint create "$T" >/dev/null
+	run on nodeA "$FERRY" instance start --criu-launch "$T" --net --network ftmac \
+		--network-args "IP=198.18.1.21/16" "$IMG" tcps "$TCP" serve 198.18.1.21:7300 "$OUT/srv"
+	assert_success
+	sleep 0.2
+	on_node peer "$TCP" send 198.18.1.21:7300 "$OUT/cli" 50 &
+	wait_ok "$OUT/cli" 10
+	local node from=nodeA
+	for node in nodeB nodeA; do
+		run on "$from" "$FERRY" checkpoint instance --criu tcps
+		assert_success
+		local at
+		at=$(num "$OUT/cli")
+		run on "$node" "$FERRY" instance start --criu-restart "$T"
+		assert_success
+		wait_ok "$OUT/cli" $((at + 20)) 20
+		from=$node
+	done
+	wait_ok "$OUT/srv" "$(num "$OUT/cli")" 5
+}
+
+@test "a restart onto a node where the address is taken is refused, and the checkpoint stays usable" {
+	as_user1 "$FERRY" checkpoint create "$T" >/dev/null
+	run on nodeA "$FERRY" instance start --criu-launch "$T" --net --network ftmac \
+		--network-args "IP=198.18.1.30/16" "$IMG" ipt sleep 1000
+	assert_success
+	run on nodeA "$FERRY" checkpoint instance --criu ipt
+	assert_success
+	# someone on nodeB's network holds the address
+	run on nodeB "$FERRY" instance start --net --network ftmac --network-args "IP=198.18.1.30/16" "$IMG" squat sleep 1000
+	assert_success
+	run --separate-stderr on nodeA "$FERRY" instance start --criu-restart "$T"
+	assert_ferry_error
+	stderr_has "198.18.1.30"
+	stderr_has "already in use"
+	run on nodeA "$FERRY" instance list
+	refute_output --partial ipt
+	run on nodeB "$FERRY" instance stop squat
+	assert_success
+	run on nodeA "$FERRY" instance start --criu-restart "$T"
+	assert_success
+	run on nodeA "$FERRY" exec instance://ipt ip -o addr show eth0
+	assert_output --partial "198.18.1.30/16"
+	# a fresh start with a taken address is refused the same way
+	run --separate-stderr on nodeB "$FERRY" instance start --net --network ftmac --network-args "IP=198.18.1.30/16" "$IMG" squat2 true
+	assert_ferry_error
+	stderr_has "already in use"
+}
+
+@test "users cannot join a network ferry.conf does not allow, nor choose addresses outside its ranges" {
+	cat >/etc/ferry/network/ftsecret.conflist <<-'JSON'
+	{"cniVersion": "1.0.0", "name": "ftsecret",
+	 "plugins": [{"type": "macvlan", "master": "eth0", "mode": "bridge", "ipam": {"type": "static"}}]}
+	JSON
+	chmod 0644 /etc/ferry/network/ftsecret.conflist
+	run --separate-stderr on nodeA "$FERRY" instance start --net --network ftsecret --network-args "IP=198.18.1.40/16" "$IMG" nope true
+	rm -f /etc/ferry/network/ftsecret.conflist
+	assert_ferry_error
+	stderr_has "not open to users"
+	run --separate-stderr on nodeA "$FERRY" instance start --net --network ftmac --network-args "IP=198.18.2.40/16" "$IMG" nope true
+	assert_ferry_error
+	stderr_has "outside the ranges"
+	run --separate-stderr on nodeA "$FERRY" instance start --net --network ftmac --network-args "IP=198.18.1.40/16;GW=198.18.9.1" "$IMG" nope true
+	assert_ferry_error
+	run --separate-stderr on nodeA "$FERRY" instance start --net --network ftmac --network-args "IP=198.18.1.40/16;MAC=01:00:5e:00:00:01" "$IMG" nope true
+	assert_ferry_error
+	stderr_has "unicast"
+	conf_set "allow net network = ftmac" "allow net args = no" "allow net ip range = 198.18.1.0/24"
+	run --separate-stderr on nodeA "$FERRY" instance start --net --network ftmac --network-args "IP=198.18.1.40/16" "$IMG" nope true
+	assert_ferry_error
+	stderr_has "allow net args"
+	# a forged request does no better: the starter checks, not the CLI
+	run on nodeA "$FERRY" instance list
+	refute_output --partial nope
+	# root may
+	run on_node nodeA "$FERRY" instance start --net --network ftmac --network-args "IP=198.18.2.41/16" "$IMG" ft-rootnet sleep 100
+	assert_success
+	run on_node nodeA "$FERRY" instance stop ft-rootnet
+	assert_success
+}
