@@ -92,7 +92,6 @@ install: all
 			install -o root -g root -m 0644 $$f $(DESTDIR)$(SYSCONFDIR)/network/; \
 	done
 	test -e $(DESTDIR)$(SYSCONFDIR)/cluster.key || \
-
 		(umask 077 && head -c 32 /dev/urandom > $(DESTDIR)$(SYSCONFDIR)/cluster.key)
 	chmod 0600 $(DESTDIR)$(SYSCONFDIR)/cluster.key
 	install -d -m 0755 $(DESTDIR)$(MANDIR)/man5

@@ -332,7 +332,41 @@ int ferry_cni_add(const struct ferry_config *c, const char *network, const char 
 	return 0;
 }
 
+int ferry_cni_check(const struct ferry_config *c, const char *container_id, const char *netns_path,
+		    const struct ferry_net_attachment *att, const struct ferry_net_args *a,
+		    struct ferry_error **err)
+{
+	json_object *list = NULL;
+	int r = load_conflist(c, att->network, &list, err);
+	if (r < 0)
+		return r;
+	json_object *v = NULL;
+	const char *version =
+	    json_object_object_get_ex(list, "cniVersion", &v) ? json_object_get_string(v) : "";
+	/* CHECK exists from CNI 0.4.0 on */
+	if (!version || startswith(version, "0.1") || startswith(version, "0.2") ||
+	    startswith(version, "0.3")) {
+		json_object_put(list);
+		return 0;
+	}
+	json_object *plugins = NULL;
+	json_object_object_get_ex(list, "plugins", &plugins);
+	_cleanup_free_ char *args = cni_args_of(a);
+	for (size_t i = 0; r == 0 && i < json_object_array_length(plugins); i++) {
+		json_object *plugin = json_object_array_get_idx(plugins, i);
+		const char *type = jstr(plugin, "type");
+		if (!type)
+			continue;
+		_cleanup_free_ char *cfg = plugin_config(c, list, plugin, att->network, att->result);
+		_cleanup_free_ char *out = NULL;
+		r = run_plugin(c, type, "CHECK", container_id, netns_path, att->ifname, args, cfg, &out, err);
+	}
+	json_object_put(list);
+	return r < 0 ? ferry_error_wrap(err, "network '%s'", att->network) : 0;
+}
+
 int ferry_cni_del(const struct ferry_config *c, const char *container_id, const char *netns_path,
+
 		  const struct ferry_net_attachment *att, const struct ferry_net_args *a,
 		  struct ferry_error **err)
 {

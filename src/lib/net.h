@@ -43,7 +43,12 @@ struct ferry_net_attachment {
 int ferry_cni_add(const struct ferry_config *c, const char *network, const char *container_id,
 		  const char *netns_path, const char *ifname, const struct ferry_net_args *a,
 		  struct ferry_net_attachment *ret, struct ferry_error **err);
+/* CHECK (CNI >= 0.4.0): the plugins confirm the attachment is as ADD left it. */
+int ferry_cni_check(const struct ferry_config *c, const char *container_id, const char *netns_path,
+		    const struct ferry_net_attachment *att, const struct ferry_net_args *a,
+		    struct ferry_error **err);
 /* DEL, in reverse plugin order; @netns_path may be NULL when the namespace is gone. */
+
 int ferry_cni_del(const struct ferry_config *c, const char *container_id, const char *netns_path,
 		  const struct ferry_net_attachment *att, const struct ferry_net_args *a,
 		  struct ferry_error **err);

@@ -157,6 +157,11 @@ int network_attach(struct starter *s, pid_t pid, int *ret_netns_fd, struct ferry
 				  err);
 		if (r < 0)
 			break;
+		r = ferry_cni_check(s->cfg, id, path, &atts[n], n == 0 ? &s->net_args : NULL, err);
+		if (r < 0) {
+			n++;
+			break;
+		}
 		/* the address must be ours alone on this network: probe before anything uses it */
 		uint32_t ip = addr_of(atts[n].ip);
 		if (ip && arp_in_netns(netns_fd, ifname, ip, true, 300) == 1) {

@@ -245,3 +245,29 @@ stderr_has() { grep -qF -- "$1" <<<"$stderr" || fail "stderr '$stderr' lacks '$1
 	run on_node nodeA "$FERRY" instance stop ft-rootnet
 	assert_success
 }
+
+@test "a bridge network (single node): two instances on nodeA reach each other; DEL frees the address" {
+	cat >/etc/ferry/network/ftbr.conflist <<-'JSON'
+	{"cniVersion": "1.0.0", "name": "ftbr",
+	 "plugins": [{"type": "bridge", "bridge": "ftbr0", "isGateway": false,
+	              "ipam": {"type": "host-local", "subnet": "198.19.0.0/24", "dataDir": "/run/ferry-test-cni"}}]}
+	JSON
+	chmod 0644 /etc/ferry/network/ftbr.conflist
+	conf_set "allow net network = ftbr" "allow net args = no" "allow net ip range = 198.18.1.0/24"
+	run on nodeA "$FERRY" instance start --net --network ftbr "$IMG" b1 sh -c "$TCP serve 0.0.0.0:7400 $OUT/srv & exec sleep 1000"
+	assert_success
+	local ip
+	ip=$(on nodeA "$FERRY" instance list --json | python3 -c 'import json,sys; print([i["ip"] for i in json.load(sys.stdin)["instances"] if i["instance"] == "b1"][0].split("/")[0])')
+	[[ "$ip" == 198.19.0.* ]] || fail "b1 got '$ip'"
+	run on nodeA "$FERRY" instance start --net --network ftbr "$IMG" b2 sh -c "$TCP send $ip:7400 $OUT/cli 10 & exec sleep 1000"
+	assert_success
+	wait_ok "$OUT/cli" 5
+	run on nodeA "$FERRY" instance stop b1 b2
+	assert_success
+	# host-local's leases are released by DEL
+	sleep 0.5
+	run sh -c "ls /run/ferry-test-cni/ftbr | grep -c '^198\\.19\\.'"
+	assert_output "0"
+	rm -f /etc/ferry/network/ftbr.conflist
+	rm -rf /run/ferry-test-cni
+}
