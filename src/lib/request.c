@@ -440,7 +440,9 @@ static int check_request(struct ferry_request *req, const struct decode_state *s
 		if (st->n_argv > 0)
 			return bad(err, "argv is not expected for a checkpoint");
 		instance = true;
+		checkpoint = req->op == FERRY_OP_CHECKPOINT_DUMP && req->checkpoint;
 		break;
+
 	case FERRY_OP_CHECKPOINT_DELETE:
 		if (st->n_argv > 0)
 			return bad(err, "argv is not expected for a checkpoint delete");

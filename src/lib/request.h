@@ -34,7 +34,8 @@ enum ferry_request_flags {
 	FERRY_REQ_CRIU_RESTART = 1u << 4, /* instance start --criu-restart: restore from checkpoint */
 	FERRY_REQ_LEAVE_RUNNING = 1u << 5, /* checkpoint instance --leave-running */
 	FERRY_REQ_NET = 1u << 6, /* instance start --net: own network namespace */
-	FERRY_REQ_ALL_ = (1u << 7) - 1,
+	FERRY_REQ_TIMINGS = 1u << 7, /* print "timing key=ms ..." lines (for ferryd's reports) */
+	FERRY_REQ_ALL_ = (1u << 8) - 1,
 };
 
 struct ferry_bind {
@@ -81,7 +82,8 @@ struct ferry_request {
  *                     with CRIU_RESTART a checkpoint, image and instance optional, no argv
  *   INSTANCE_JOIN     instance, argv >= 1, no image
  *   INSTANCE_LIST     argv empty, no image (instance optional)
- *   CHECKPOINT_DUMP   instance, no image, no argv
+ *   CHECKPOINT_DUMP   instance, no image, no argv; optionally a checkpoint directory other than
+ *                     the instance's own (where a migration puts it)
  *   CHECKPOINT_DELETE checkpoint, no image, no argv
  *   CHECKPOINT_RESTORE instance, no image, no argv
  * CRIU_LAUNCH and CRIU_RESTART exclude each other and belong to INSTANCE_START only;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* spawn.c — fork/exec of helpers, and waiting for them. See spawn.h. */
 #include <fcntl.h>
+#include <grp.h>
 #include <sched.h>
 #include <limits.h>
 #include <poll.h>
@@ -98,6 +99,11 @@ struct child_setup {
 	bool new_session;
 	bool die_with_parent;
 	int netns_fd;
+	bool as_user;
+	uid_t uid;
+	gid_t gid;
+	const gid_t *groups;
+	size_t n_groups;
 	pid_t parent;
 	int maxfd;
 };
@@ -116,6 +122,9 @@ _noreturn_ static void child_exec(const struct child_setup *cs, int report_fd, c
 	if (cs->new_session && setsid() < 0)
 		child_fail(report_fd, STAGE_SESSION, errno);
 	if (cs->netns_fd >= 0 && setns(cs->netns_fd, CLONE_NEWNET) < 0)
+		child_fail(report_fd, STAGE_SESSION, errno);
+	if (cs->as_user && (setgroups(cs->n_groups, cs->groups) < 0 || setresgid(cs->gid, cs->gid, cs->gid) < 0 ||
+			    setresuid(cs->uid, cs->uid, cs->uid) < 0))
 		child_fail(report_fd, STAGE_SESSION, errno);
 
 	sigset_t none;
@@ -263,6 +272,12 @@ static int start(const char *path, char *const argv[], char *const envp[],
 	    .new_session = opts->new_session,
 	    .die_with_parent = opts->die_with_parent,
 	    .netns_fd = opts->netns_fd > 0 ? opts->netns_fd : -1,
+	    .as_user = opts->as_user,
+	    .uid = opts->uid,
+	    .gid = opts->gid,
+	    .groups = opts->groups,
+	    .n_groups = opts->n_groups,
+
 	    .parent = getpid(),
 
 	};

@@ -48,6 +48,14 @@ struct ferry_spawn_opts {
 	bool new_session; /* setsid() in the child; a timeout then kills the whole process group */
 	bool die_with_parent; /* PR_SET_PDEATHSIG SIGKILL in the child */
 	int netns_fd; /* > 0: the child joins this network namespace before exec (needs CAP_SYS_ADMIN) */
+	/* as_user: the child becomes uid/gid with these groups (real, effective and saved) before exec:
+	 * how the root daemon runs the setuid starter for a user it has identified */
+	bool as_user;
+	uid_t uid;
+	gid_t gid;
+	const gid_t *groups;
+	size_t n_groups;
+
 
 	unsigned timeout; /* seconds, 0: none; then the child is SIGKILLed and it is an error */
 };

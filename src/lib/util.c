@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <limits.h>
 #include <stdarg.h>
+#include <time.h>
 
 #include "util.h"
 
@@ -106,4 +107,11 @@ int parse_uint64(const char *s, unsigned long long max, unsigned long long *ret)
 		return -ERANGE;
 	*ret = v;
 	return 0;
+}
+
+long long ferry_now_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_REALTIME, &t);
+	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }

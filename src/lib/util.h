@@ -82,7 +82,11 @@ static inline bool startswith(const char *s, const char *prefix)
 	return strncmp(s, prefix, strlen(prefix)) == 0;
 }
 
+/* Wall-clock milliseconds (CLOCK_REALTIME: comparable between nodes), for timings. */
+long long ferry_now_ms(void);
+
 /* Strict decimal parsing: the whole string, no sign surprises, range-checked. */
+
 int parse_uint64(const char *s, unsigned long long max, unsigned long long *ret);
 
 #endif

@@ -99,8 +99,8 @@ static int proof(const unsigned char *key, size_t keylen, const char *role, cons
 #define ROLE_S "ferry-xfer-1 sender"
 #define ROLE_R "ferry-xfer-1 receiver"
 
-int ferry_xfer_accept(int sk, const unsigned char *key, size_t keylen, uid_t uid, unsigned timeout,
-		      struct ferry_error **err)
+static int hs_accept(int sk, const unsigned char *key, size_t keylen, const char *role_s, const char *role_r,
+		     uid_t uid, unsigned timeout, struct ferry_error **err)
 {
 	unsigned char hello[4 + FERRY_XFER_NONCE];
 	memcpy(hello, "FXF1", 4);
@@ -116,7 +116,7 @@ int ferry_xfer_accept(int sk, const unsigned char *key, size_t keylen, uid_t uid
 		return ferry_error_msg(err, EPROTO, "the peer is not a ferry sender");
 	uint32_t peer_uid = get_u32(s + 4);
 	unsigned char want[32];
-	if ((r = proof(key, keylen, ROLE_S, hello + 4, s + 8, peer_uid, want, err)) < 0)
+	if ((r = proof(key, keylen, role_s, hello + 4, s + 8, peer_uid, want, err)) < 0)
 		return r;
 	if (CRYPTO_memcmp(want, s + 8 + FERRY_XFER_NONCE, 32) != 0)
 		return ferry_error_msg(err, EACCES, "the peer did not prove the cluster key: refused");
@@ -126,13 +126,13 @@ int ferry_xfer_accept(int sk, const unsigned char *key, size_t keylen, uid_t uid
 				       (unsigned)peer_uid, (unsigned)uid);
 	unsigned char reply[4 + 32];
 	memcpy(reply, "FXR1", 4);
-	if ((r = proof(key, keylen, ROLE_R, hello + 4, s + 8, peer_uid, reply + 4, err)) < 0)
+	if ((r = proof(key, keylen, role_r, hello + 4, s + 8, peer_uid, reply + 4, err)) < 0)
 		return r;
 	return write_full(sk, reply, sizeof(reply), err);
 }
 
-int ferry_xfer_connect(int sk, const unsigned char *key, size_t keylen, uid_t uid, unsigned timeout,
-		       struct ferry_error **err)
+static int hs_connect(int sk, const unsigned char *key, size_t keylen, const char *role_s, const char *role_r,
+		      uid_t uid, unsigned timeout, struct ferry_error **err)
 {
 	unsigned char hello[4 + FERRY_XFER_NONCE];
 	int r = read_full(sk, hello, sizeof(hello), timeout, err);
@@ -145,7 +145,7 @@ int ferry_xfer_connect(int sk, const unsigned char *key, size_t keylen, uid_t ui
 	put_u32(s + 4, (uint32_t)uid);
 	if (getentropy(s + 8, FERRY_XFER_NONCE) < 0)
 		return ferry_error_set(err, errno, "getentropy");
-	if ((r = proof(key, keylen, ROLE_S, hello + 4, s + 8, (uint32_t)uid, s + 8 + FERRY_XFER_NONCE, err)) <
+	if ((r = proof(key, keylen, role_s, hello + 4, s + 8, (uint32_t)uid, s + 8 + FERRY_XFER_NONCE, err)) <
 	    0)
 		return r;
 	if ((r = write_full(sk, s, sizeof(s), err)) < 0)
@@ -158,7 +158,7 @@ int ferry_xfer_connect(int sk, const unsigned char *key, size_t keylen, uid_t ui
 	if ((r = read_full(sk, reply + 1, sizeof(reply) - 1, timeout, err)) < 0)
 		return ferry_error_wrap(err, "the receiver refused the dump");
 	unsigned char want[32];
-	if ((r = proof(key, keylen, ROLE_R, hello + 4, s + 8, (uint32_t)uid, want, err)) < 0)
+	if ((r = proof(key, keylen, role_r, hello + 4, s + 8, (uint32_t)uid, want, err)) < 0)
 		return r;
 	if (memcmp(reply, "FXR1", 4) != 0 || CRYPTO_memcmp(want, reply + 4, 32) != 0)
 		return ferry_error_msg(err, EACCES, "the receiver did not prove the cluster key: refused");
@@ -332,4 +332,28 @@ static int read_verdict_rest(int sk, unsigned timeout, struct ferry_error **err)
 		if ((unsigned char)*p < 0x20)
 			*p = ' ';
 	return ferry_error_msg(err, EREMOTEIO, "the receiver failed: %s", msg);
+}
+
+int ferry_xfer_accept(int sk, const unsigned char *key, size_t keylen, uid_t uid, unsigned timeout,
+		      struct ferry_error **err)
+{
+	return hs_accept(sk, key, keylen, ROLE_S, ROLE_R, uid, timeout, err);
+}
+
+int ferry_xfer_connect(int sk, const unsigned char *key, size_t keylen, uid_t uid, unsigned timeout,
+		       struct ferry_error **err)
+{
+	return hs_connect(sk, key, keylen, ROLE_S, ROLE_R, uid, timeout, err);
+}
+
+/* Daemons: the same proofs under other role names, so that neither kind of session can be
+ * replayed as the other. uid 0: a daemon acts for nobody in particular. */
+int ferry_peer_accept(int sk, const unsigned char *key, size_t keylen, unsigned timeout, struct ferry_error **err)
+{
+	return hs_accept(sk, key, keylen, "ferry-peer-1 client", "ferry-peer-1 server", 0, timeout, err);
+}
+
+int ferry_peer_connect(int sk, const unsigned char *key, size_t keylen, unsigned timeout, struct ferry_error **err)
+{
+	return hs_connect(sk, key, keylen, "ferry-peer-1 client", "ferry-peer-1 server", 0, timeout, err);
 }

@@ -315,7 +315,10 @@ void op_checkpoint_dump(struct starter *s)
 		die("instance '%s' has no launch record: restart it with --criu-launch", name);
 	close(rundir);
 
-	if (checkpoint_open_dir(s, inst->checkpoint, &err) < 0)
+	/* a migration may put the dump elsewhere than the instance's own checkpoint (it must
+	 * still be a directory of the caller's) */
+	const char *target = s->req->checkpoint ? s->req->checkpoint : inst->checkpoint;
+	if (checkpoint_open_dir(s, target, &err) < 0)
 		die_error(err);
 
 	char stage[64];
@@ -340,6 +343,7 @@ void op_checkpoint_dump(struct starter *s)
 	int rep[2], ctl[2];
 	if (pipe2(rep, O_CLOEXEC) < 0 || pipe2(ctl, O_CLOEXEC) < 0)
 		die("pipe: %s", strerror(errno));
+	long long t_freeze = ferry_now_ms();
 	pid_t child = fork();
 	if (child < 0)
 		die("fork: %s", strerror(errno));
@@ -462,6 +466,7 @@ void op_checkpoint_dump(struct starter *s)
 			    startswith(msg, "E ") ? msg + 2 : msg);
 		die("checkpoint of '%s' failed: the dumping process died; the instance keeps running", name);
 	}
+	long long t_dumped = ferry_now_ms();
 	_cleanup_free_ char *gen = NULL;
 	_cleanup_free_ char *text = NULL;
 	_cleanup_(ferry_manifest_freep) struct ferry_manifest *m =
@@ -481,6 +486,7 @@ void op_checkpoint_dump(struct starter *s)
 	} else if (pr == 0) {
 		pr = publish_generation(s, stfd, &gen, &err);
 	}
+	long long t_done = ferry_now_ms();
 	(void)ferry_write_all(ctl[1], pr < 0 ? "C" : "K", 1);
 	close(ctl[1]);
 	while (waitpid(child, NULL, 0) < 0 && errno == EINTR)
@@ -497,7 +503,13 @@ void op_checkpoint_dump(struct starter *s)
 	} else {
 		unlinkat(s->ckpt_fd, stage, AT_REMOVEDIR);
 		prune(s->ckpt_fd, gen, false);
-		printf("%s/%s\n", inst->checkpoint, gen);
+		printf("%s/%s\n", target, gen);
+	}
+	if (s->req->flags & FERRY_REQ_TIMINGS) {
+		unsigned long long bytes = 0;
+		for (size_t i = 0; i < m->n_files; i++)
+			bytes += m->files[i].size;
+		printf("timing freeze=%lld dumped=%lld done=%lld bytes=%llu\n", t_freeze, t_dumped, t_done, bytes);
 	}
 	ferry_instance_free(inst);
 	exit(0);

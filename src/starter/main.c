@@ -33,6 +33,9 @@
 
 /* the peer of a --page-server transfer, told why when we fail */
 static int verdict_fd = -1;
+/* "timing" lines for ferryd (FERRY_REQ_TIMINGS): when we started, received, restored */
+static bool want_timings;
+static long long t_start, t_received;
 
 void die(const char *fmt, ...)
 {
@@ -311,11 +314,14 @@ static void lookup_user(struct starter *s)
 
 int open_rundir(struct starter *s, bool create, struct ferry_error **err)
 {
-	char uid[32];
+	/* /run/ferry/<uid>/<node>: one directory a node (see ferry_node_id), so that the nodes of
+	 * a test cluster on one machine keep apart, as real nodes do */
+	char uid[32], node[32];
 	snprintf(uid, sizeof(uid), "%u", (unsigned)s->privs.uid);
-	const char *parts[] = {FERRY_RUNDIR, uid};
+	snprintf(node, sizeof(node), "n%llu", ferry_node_id());
+	const char *parts[] = {FERRY_RUNDIR, uid, node};
 	int dirfd = AT_FDCWD;
-	for (size_t i = 0; i < 2; i++) {
+	for (size_t i = 0; i < ARRAY_SIZE(parts); i++) {
 		if (create && mkdirat(dirfd, parts[i], 0700) < 0 && errno != EEXIST) {
 			int r = ferry_error_set(err, errno, "create '%s'", parts[i]);
 			if (dirfd >= 0)
@@ -382,7 +388,10 @@ static void op_list(struct starter *s)
 			_cleanup_free_ char *text = ferry_instance_format(inst);
 			printf("%s\n", text);
 		} else if (!ferry_instance_alive(inst)) {
-			unlinkat(dirfd, de->d_name, 0); /* its monitor was killed: drop the stale record */
+			/* the instance is gone (its monitor cleans up, or was killed): drop the record */
+			_cleanup_free_ char *launch = xasprintf(".%s.launch", de->d_name);
+			unlinkat(dirfd, de->d_name, 0);
+			unlinkat(dirfd, launch, 0);
 		}
 		ferry_instance_free(inst);
 	}
@@ -747,10 +756,11 @@ static _noreturn_ void monitor(struct starter *s, int dirfd, int top)
 	/* remove the record only if it is still ours (a failed start removed it already) */
 	struct ferry_instance *cur = NULL;
 	struct ferry_error *ignored = NULL;
-	if (read_record(dirfd, s->req->instance, &cur, &ignored) == 0 && cur->pid == pid) {
+	bool gone = read_record(dirfd, s->req->instance, &cur, &ignored) < 0;
+	if (!gone && cur->pid == pid)
 		unlinkat(dirfd, s->req->instance, 0);
+	if (gone || cur->pid == pid) /* (someone listing may have dropped the record first) */
 		unlinkat(dirfd, launch_name, 0);
-	}
 	ferry_instance_free(cur);
 	ferry_error_free(ignored);
 	_exit(0);
@@ -788,6 +798,14 @@ static void op_instance_start(struct starter *s)
 	TRY(ferry_privs_drop(&s->privs, NULL, 0, &err));
 	_cleanup_free_ char *msg = read_report(top[0]);
 	if (msg && streq(msg, "OK")) {
+		if (want_timings) {
+			unsigned long long bytes = 0;
+			for (size_t i = 0; s->manifest && i < s->manifest->n_files; i++)
+				bytes += s->manifest->files[i].size;
+			printf("timing start=%lld received=%lld restored=%lld bytes=%llu\n", t_start,
+			       t_received ? t_received : t_start, ferry_now_ms(), bytes);
+			fflush(stdout);
+		}
 		if (verdict_fd >= 0)
 			(void)ferry_xfer_send_verdict(verdict_fd, NULL); /* the sender may end its copy */
 		exit(0);
@@ -919,6 +937,7 @@ int main(int argc, char **argv)
 			    .xfer_fd = -1};
 
 	sanitize_stdio();
+	t_start = ferry_now_ms();
 	if (geteuid() != 0)
 		die("ferry-starter is not setuid root: install ferry with 'make install' as root");
 	if (!getauxval(AT_SECURE) && getuid() != 0)
@@ -938,10 +957,12 @@ int main(int argc, char **argv)
 		    FERRY_CONFIG_PATH);
 	lookup_user(&s);
 
+	want_timings = s.req->flags & FERRY_REQ_TIMINGS;
 	if (s.req->op == FERRY_OP_INSTANCE_START && (s.req->flags & FERRY_REQ_CRIU_RESTART)) {
 		if (s.xfer_fd >= 0) {
 			verdict_fd = s.xfer_fd;
 			TRY(checkpoint_receive(&s, &err)); /* pages and images arrive, verified */
+			t_received = ferry_now_ms();
 		}
 		TRY(checkpoint_prepare_restart(&s, &err)); /* s.req becomes the verified launch request */
 	}

@@ -95,7 +95,7 @@ assert_no_restore() {
 # assert_nothing_started USER INSTANCE
 assert_nothing_started() {
 	! instance_running "$1" "$2" || fail "instance '$2' runs although the restart was refused"
-	[ ! -e "$FERRY_RUNDIR/$(id -u "$1")/$2" ] || fail "record of '$2' left behind"
+	[ ! -e "$(rundir_of "$(id -u "$1")")/$2" ] || fail "record of '$2' left behind"
 }
 
 has_log_steps() { [ -n "$(first_log_step "$@")" ]; }

@@ -52,7 +52,7 @@ expect_clean() { wait_clean 3 || fail "left behind after the error"; }
 	run --separate-stderr as_user1 ferry exec no-such-relative.sqsh true
 	assert_ferry_error "no-such-relative.sqsh"
 	expect_clean
-	[ ! -e "$FERRY_RUNDIR/0/ft-missing" ]
+	[ ! -e "$(rundir_of 0)/ft-missing" ]
 }
 
 @test "corrupt images are refused cleanly: random bytes, empty, text, truncated squashfs" {
@@ -108,7 +108,7 @@ expect_clean() { wait_clean 3 || fail "left behind after the error"; }
 		assert_ferry_error "instance"
 	done
 	expect_clean
-	[ -z "$(ls -A "$FERRY_RUNDIR/$U1_UID" 2>/dev/null)" ] || fail "records left: $(ls -A "$FERRY_RUNDIR/$U1_UID")"
+	[ -z "$(ls -A "$(rundir_of "$U1_UID")" 2>/dev/null)" ] || fail "records left: $(ls -A "$(rundir_of "$U1_UID")")"
 }
 
 @test "a 64-character instance name is fine" {

@@ -43,8 +43,8 @@ for i in d["instances"]:
 
 			run who_run "$u" ferry instance list
 			assert_success
-			assert_line --index 0 --regexp '^INSTANCE NAME +PID +STARTED +IMAGE$'
-			assert_line --regexp "^$name +[0-9]+ +[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:]{8} +$IMG\$"
+			assert_line --index 0 --regexp '^INSTANCE NAME +PID +IP +STARTED +IMAGE$'
+			assert_line --regexp "^$name +[0-9]+ +- +[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:]{8} +$IMG\$"
 
 			run who_run "$u" ferry instance list --json
 			assert_success
@@ -62,7 +62,7 @@ for i in d["instances"]:
 			# the record's pid is the container's init, which runs as the user
 			kill -0 "$pid"
 			assert_equal "$(stat -c %U /proc/"$pid")" "$u"
-			[ -e "$FERRY_RUNDIR/$(id -u "$u")/$name" ] || fail "no record under $FERRY_RUNDIR"
+			[ -e "$(rundir_of "$(id -u "$u")")/$name" ] || fail "no record under $FERRY_RUNDIR"
 
 			run --separate-stderr who_run "$u" ferry instance stop "$name"
 			assert_success
@@ -80,7 +80,7 @@ for i in d["instances"]:
 		fail "not an empty list: $output"
 	run as_user2 ferry instance list
 	assert_success
-	assert_output --regexp '^INSTANCE NAME +PID +STARTED +IMAGE$'
+	assert_output --regexp '^INSTANCE NAME +PID +IP +STARTED +IMAGE$'
 }
 
 @test "exec instance://NAME runs in the instance: sees its workload, pid 2, shared /tmp and hostname" {
@@ -260,7 +260,7 @@ for i in d["instances"]:
 		use_image "$f"
 		run as_user1 ferry instance start "$IMG" short-$f sleep 1
 		assert_success
-		wait_for sh -c "[ ! -e $FERRY_RUNDIR/$U1_UID/short-$f ]" || fail "record stays after the workload exited"
+		wait_for sh -c "[ ! -e $(rundir_of "$U1_UID")/short-$f ]" || fail "record stays after the workload exited"
 		assert_instance_gone "$U1" short-$f
 		wait_clean 10
 		run --separate-stderr as_user1 ferry exec instance://short-$f true

@@ -70,18 +70,19 @@ host_etc_state() {
 	use_image sqsh
 	run as_user1 ferry instance start "$IMG" private sh -c 'echo secret-output; exec sleep 1000'
 	assert_success
-	[ -e "$FERRY_RUNDIR/$U1_UID/private" ]
+	[ -e "$(rundir_of "$U1_UID")/private" ]
 	assert_equal "$(stat -c '%U %a' "$FERRY_RUNDIR")" "root 700"
 	assert_equal "$(stat -c '%U %a' "$FERRY_RUNDIR/$U1_UID")" "root 700"
-	assert_equal "$(stat -c '%U' "$FERRY_RUNDIR/$U1_UID/private")" "root"
+	assert_equal "$(stat -c '%U %a' "$(rundir_of "$U1_UID")")" "root 700"
+	assert_equal "$(stat -c '%U' "$(rundir_of "$U1_UID")/private")" "root"
 	for who in as_user1 as_user2; do
-		run $who ls "$FERRY_RUNDIR/$U1_UID"
+		run $who ls "$(rundir_of "$U1_UID")"
 		assert_failure
-		run $who cat "$FERRY_RUNDIR/$U1_UID/private"
+		run $who cat "$(rundir_of "$U1_UID")/private"
 		assert_failure
 		run $who ls "$FERRY_RUNDIR"
 		assert_failure
-		run $who sh -c "echo x > '$FERRY_RUNDIR/$U1_UID/forged'"
+		run $who sh -c "echo x > '$(rundir_of "$U1_UID")/forged'"
 		assert_failure
 	done
 	log=$U1_HOME/.ferry/instances/$(hostname)/private.out

@@ -36,6 +36,9 @@ FERRY=/usr/local/bin/ferry
 STARTER=/usr/local/libexec/ferry/ferry-starter
 FERRY_CONF=/etc/ferry/ferry.conf
 FERRY_RUNDIR=/run/ferry
+# rundir_of UID: where the starter keeps UID's instance records on this node (the node is the
+# network namespace: the simulated nodes of one machine keep apart, see ferry_node_id)
+rundir_of() { echo "$FERRY_RUNDIR/$1/n$(stat -L -c %i /proc/self/ns/net)"; }
 FERRY_STAGE=/var/lib/ferry/mnt
 FERRY_TEST_IMAGES=${FERRY_TEST_IMAGES:-/var/tmp/ferry-test-images}
 FERRY_TEST_SHARED=/var/tmp/ferry-test-shared # an 'allow bind path' for binds.bats
@@ -298,15 +301,15 @@ leftovers() {
 	local u uid f l n
 	for u in "$U1" "$U2"; do
 		uid=$(id -u "$u")
-		if [ -d "$FERRY_RUNDIR/$uid" ]; then
-			for f in "$FERRY_RUNDIR/$uid"/*; do
+		if [ -d "$(rundir_of "$uid")" ]; then
+			for f in "$(rundir_of "$uid")"/*; do
 				[ -e "$f" ] && echo "instance record $f"
 			done
 		fi
 		pgrep -u "$u" -a 2>/dev/null | sed "s/^/process of $u: /"
 	done
 	# root's records, read directly: 'instance list' would drop stale ones
-	for f in "$FERRY_RUNDIR/0/$ROOT_INSTANCE_PREFIX"*; do
+	for f in "$(rundir_of 0)/$ROOT_INSTANCE_PREFIX"*; do
 		[ -e "$f" ] && echo "instance record $f"
 	done
 	for f in "$IMAGES"/*.sqsh "$IMAGES"/*.sif ${EXTRA_IMAGES:-}; do
@@ -361,10 +364,10 @@ assert_instance_gone() {
 	local u=$1 name=$2 uid i
 	uid=$(id -u "$u")
 	for ((i = 0; i < 50; i++)); do
-		[ -e "$FERRY_RUNDIR/$uid/$name" ] || break
+		[ -e "$(rundir_of "$uid")/$name" ] || break
 		sleep 0.1
 	done
-	[ ! -e "$FERRY_RUNDIR/$uid/$name" ] || fail "record $FERRY_RUNDIR/$uid/$name still there after stop"
+	[ ! -e "$(rundir_of "$uid")/$name" ] || fail "record $(rundir_of "$uid")/$name still there after stop"
 	local out
 	if [ "$u" = root ]; then out=$("$FERRY" instance list); else out=$(as_user "$u" "$FERRY" instance list); fi
 	if grep -qE "^$name( |\$)" <<<"$out"; then

@@ -1,0 +1,169 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <poll.h>
+#include <stdarg.h>
+
+#include "fs.h"
+#include "proto.h"
+
+#define MAGIC "ferry-proto 1\n"
+
+void ferry_msg_clear(struct ferry_msg *m)
+{
+	for (size_t i = 0; i < m->n; i++) {
+		free(m->keys[i]);
+		free(m->vals[i]);
+	}
+	m->n = 0;
+}
+
+static bool key_ok(const char *k, size_t n)
+{
+	if (n == 0 || n > 32)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((k[i] >= 'a' && k[i] <= 'z') || k[i] == '_'))
+			return false;
+	return true;
+}
+
+void ferry_msg_set(struct ferry_msg *m, const char *key, const char *fmt, ...)
+{
+	if (!key_ok(key, strlen(key)))
+		abort();
+	va_list ap;
+	va_start(ap, fmt);
+	char *v = NULL;
+	if (vasprintf(&v, fmt, ap) < 0)
+		ferry_oom();
+	va_end(ap);
+	for (char *p = v; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = ' ';
+	if (strlen(v) > FERRY_PROTO_VALUE_MAX)
+		v[FERRY_PROTO_VALUE_MAX] = '\0';
+	for (size_t i = 0; i < m->n; i++)
+		if (streq(m->keys[i], key)) {
+			free(m->vals[i]);
+			m->vals[i] = v;
+			return;
+		}
+	if (m->n >= FERRY_PROTO_FIELDS)
+		abort();
+	m->keys[m->n] = xstrdup(key);
+	m->vals[m->n++] = v;
+}
+
+const char *ferry_msg_get(const struct ferry_msg *m, const char *key)
+{
+	for (size_t i = 0; i < m->n; i++)
+		if (streq(m->keys[i], key))
+			return m->vals[i];
+	return NULL;
+}
+
+int ferry_msg_parse(const char *buf, size_t len, struct ferry_msg *ret, struct ferry_error **err)
+{
+	struct ferry_msg m = {0};
+	if (len > FERRY_PROTO_MAX || len < strlen(MAGIC) || memcmp(buf, MAGIC, strlen(MAGIC)) != 0)
+		return ferry_error_msg(err, EPROTO, "not a ferry protocol 1 message");
+	size_t pos = strlen(MAGIC);
+	while (pos < len) {
+		const char *line = buf + pos;
+		const char *nl = memchr(line, '\n', len - pos);
+		if (!nl) {
+			ferry_msg_clear(&m);
+			return ferry_error_msg(err, EPROTO, "message line without newline");
+		}
+		size_t n = (size_t)(nl - line);
+		const char *eq = memchr(line, '=', n);
+		if (!eq || !key_ok(line, (size_t)(eq - line))) {
+			ferry_msg_clear(&m);
+			return ferry_error_msg(err, EPROTO, "bad message field");
+		}
+		size_t vn = n - (size_t)(eq - line) - 1;
+		bool ok = vn <= FERRY_PROTO_VALUE_MAX && m.n < FERRY_PROTO_FIELDS;
+		for (size_t i = 0; ok && i < vn; i++)
+			ok = (unsigned char)eq[1 + i] >= 0x20 && eq[1 + i] != 0x7f;
+		_cleanup_free_ char *key = xstrndup(line, (size_t)(eq - line));
+		for (size_t i = 0; ok && i < m.n; i++)
+			ok = !streq(m.keys[i], key);
+		if (!ok) {
+			ferry_msg_clear(&m);
+			return ferry_error_msg(err, EPROTO, "bad, repeated or too many message fields");
+		}
+		m.keys[m.n] = TAKE_PTR(key);
+		m.vals[m.n++] = xstrndup(eq + 1, vn);
+		pos += n + 1;
+	}
+	*ret = m;
+	return 0;
+}
+
+int ferry_msg_send(int fd, const struct ferry_msg *m, struct ferry_error **err)
+{
+	size_t len = strlen(MAGIC);
+	for (size_t i = 0; i < m->n; i++)
+		len += strlen(m->keys[i]) + 1 + strlen(m->vals[i]) + 1;
+	if (len > FERRY_PROTO_MAX)
+		return ferry_error_msg(err, EMSGSIZE, "message too large");
+	_cleanup_free_ char *buf = xmalloc(4 + len);
+	buf[0] = (char)(len & 0xff);
+	buf[1] = (char)((len >> 8) & 0xff);
+	buf[2] = (char)((len >> 16) & 0xff);
+	buf[3] = (char)((len >> 24) & 0xff);
+	char *p = buf + 4;
+	memcpy(p, MAGIC, strlen(MAGIC));
+	p += strlen(MAGIC);
+	for (size_t i = 0; i < m->n; i++) {
+		size_t kl = strlen(m->keys[i]), vl = strlen(m->vals[i]);
+		memcpy(p, m->keys[i], kl);
+		p[kl] = '=';
+		memcpy(p + kl + 1, m->vals[i], vl);
+		p[kl + 1 + vl] = '\n';
+		p += kl + vl + 2;
+	}
+	int r = ferry_write_all(fd, buf, 4 + len);
+	if (r < 0)
+		return ferry_error_set(err, -r, "send");
+	return 0;
+}
+
+static int read_exact(int fd, void *buf, size_t len, unsigned timeout, struct ferry_error **err)
+{
+	unsigned char *p = buf;
+	while (len > 0) {
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		int r = poll(&pfd, 1, timeout ? (int)timeout * 1000 : -1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r == 0)
+			return ferry_error_msg(err, ETIMEDOUT, "no answer within %u s", timeout);
+		if (r < 0)
+			return ferry_error_set(err, errno, "poll");
+		ssize_t n = read(fd, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return ferry_error_set(err, errno, "receive");
+		if (n == 0)
+			return ferry_error_msg(err, ECONNRESET, "the connection was closed");
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int ferry_msg_recv(int fd, unsigned timeout, struct ferry_msg *ret, struct ferry_error **err)
+{
+	unsigned char l[4];
+	int r = read_exact(fd, l, 4, timeout, err);
+	if (r < 0)
+		return r;
+	size_t len = (size_t)l[0] | (size_t)l[1] << 8 | (size_t)l[2] << 16 | (size_t)l[3] << 24;
+	if (len > FERRY_PROTO_MAX)
+		return ferry_error_msg(err, EMSGSIZE, "message of %zu bytes refused (at most %u)", len, FERRY_PROTO_MAX);
+	_cleanup_free_ char *buf = xmalloc(len + 1);
+	if ((r = read_exact(fd, buf, len, timeout, err)) < 0)
+		return r;
+	return ferry_msg_parse(buf, len, ret, err);
+}

@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* proto.h — ferryd's wire protocol, version 1 (docs/protocol.md).
+ *
+ * A message is a u32 little-endian length (at most FERRY_PROTO_MAX) followed by that many bytes:
+ * the line "ferry-proto 1", then up to FERRY_PROTO_FIELDS lines "key=value": keys are 1..32 of
+ * [a-z_], unique; values are printable (no control characters), at most 4 KiB. Used between the
+ * CLI and its node's ferryd (unix socket) and between ferryd (TCP, after ferry_peer_*). */
+#ifndef FERRY_PROTO_H
+#define FERRY_PROTO_H
+
+#include "error.h"
+
+#define FERRY_PROTO_MAX (64u * 1024)
+#define FERRY_PROTO_FIELDS 64
+#define FERRY_PROTO_VALUE_MAX 4096
+
+struct ferry_msg {
+	size_t n;
+	char *keys[FERRY_PROTO_FIELDS];
+	char *vals[FERRY_PROTO_FIELDS];
+};
+
+void ferry_msg_clear(struct ferry_msg *m);
+/* Sets @key (replacing it); control characters in the value become spaces. Aborts on a bad
+ * key or a full message: callers use fixed keys. */
+void ferry_msg_set(struct ferry_msg *m, const char *key, const char *fmt, ...) _printf_(3, 4);
+const char *ferry_msg_get(const struct ferry_msg *m, const char *key);
+/* Strict parser of one payload (without the length). */
+int ferry_msg_parse(const char *buf, size_t len, struct ferry_msg *ret, struct ferry_error **err);
+int ferry_msg_send(int fd, const struct ferry_msg *m, struct ferry_error **err);
+/* Reads one message; @timeout in seconds (0: none). */
+int ferry_msg_recv(int fd, unsigned timeout, struct ferry_msg *ret, struct ferry_error **err);
+
+#endif
