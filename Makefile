@@ -34,6 +34,7 @@ LDFLAGS += $(LDOPT)
 LIB_SRCS     := $(sort $(wildcard src/lib/*.c))
 FERRY_SRCS   := $(sort $(wildcard src/ferry/*.c))
 STARTER_SRCS := $(sort $(wildcard src/starter/*.c))
+FERRYD_SRCS  := $(sort $(wildcard src/ferryd/*.c))
 # The setuid starter links only the small core it needs: no network, no archive code.
 STARTER_LIB  := error util fs privs spawn config request names instance image sif manifest criu xfer net
 UNIT_SRCS    := $(sort $(wildcard tests/unit/*_test.c))
@@ -48,7 +49,7 @@ STARTER_LIBS := -lcap -lcrypto -lcriu -ljson-c
 
 .SECONDARY:
 .PHONY: all clean install uninstall setup check unit unit-san fuzz demo lint format format-check
-all: $(BUILD)/ferry $(BUILD)/ferry-starter
+all: $(BUILD)/ferry $(BUILD)/ferry-starter $(BUILD)/ferryd
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -59,6 +60,9 @@ $(BUILD)/libferry.a: $(LIB_OBJS)
 	ar rcs $@ $^
 
 $(BUILD)/ferry: $(call obj,$(FERRY_SRCS)) $(BUILD)/libferry.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(FERRY_LIBS)
+
+$(BUILD)/ferryd: $(call obj,$(FERRYD_SRCS)) $(BUILD)/libferry.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(FERRY_LIBS)
 
 $(BUILD)/ferry-starter: $(call obj,$(STARTER_SRCS)) $(STARTER_LIB_OBJS)
@@ -83,6 +87,8 @@ install: all
 		$(DESTDIR)$(SYSCONFDIR)/network $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(STATEDIR) \
 		$(DESTDIR)$(STATEDIR)/mnt
 	install -m 0755 $(BUILD)/ferry $(DESTDIR)$(BINDIR)/ferry
+	install -d -m 0755 $(DESTDIR)$(PREFIX)/sbin
+	install -m 0755 $(BUILD)/ferryd $(DESTDIR)$(PREFIX)/sbin/ferryd
 	install -o root -g root -m 4755 $(BUILD)/ferry-starter $(DESTDIR)$(LIBEXECDIR)/ferry-starter
 	scripts/criu-bundle.sh $(DESTDIR)$(LIBEXECDIR)/criu $(CRIU)
 	test -e $(DESTDIR)$(SYSCONFDIR)/ferry.conf || \
@@ -120,10 +126,10 @@ lint:
 	scripts/lint.sh
 
 format:
-	clang-format -i $(LIB_SRCS) $(FERRY_SRCS) $(STARTER_SRCS) src/*/*.h $(UNIT_SRCS)
+	clang-format -i $(LIB_SRCS) $(FERRY_SRCS) $(STARTER_SRCS) $(FERRYD_SRCS) src/*/*.h $(UNIT_SRCS)
 
 format-check:
-	clang-format --dry-run --Werror $(LIB_SRCS) $(FERRY_SRCS) $(STARTER_SRCS) src/*/*.h $(UNIT_SRCS)
+	clang-format --dry-run --Werror $(LIB_SRCS) $(FERRY_SRCS) $(STARTER_SRCS) $(FERRYD_SRCS) src/*/*.h $(UNIT_SRCS)
 
 clean:
 	rm -rf build build-san build-fuzz

@@ -48,6 +48,7 @@ int cmd_run(int argc, char **argv);
 int cmd_shell(int argc, char **argv);
 int cmd_instance(int argc, char **argv);
 int cmd_checkpoint(int argc, char **argv);
+int cmd_migrate(int argc, char **argv);
 /* checkpoint.c: NAME (or a path) to the checkpoint directory; NULL after an error message. */
 char *checkpoint_resolve(const char *name, bool must_exist);
 

@@ -15,6 +15,7 @@ static const char usage[] =
     "  shell IMAGE                     start an interactive shell in a container\n"
     "  instance start|list|stop        manage background instances\n"
     "  checkpoint create|list|delete|instance   checkpoint instances with CRIU\n"
+    "  migrate INSTANCE --to NODE      move an instance to another node (through ferryd)\n"
     "  build OUT SRC                   build a SIF or squashfs image from a directory or definition file\n"
     "  inspect IMAGE                   show what an image is\n"
     "  version                         print the version\n"
@@ -54,6 +55,7 @@ static const struct {
     {"shell", cmd_shell},
     {"instance", cmd_instance},
     {"checkpoint", cmd_checkpoint},
+    {"migrate", cmd_migrate},
     {"build", cmd_build},
     {"inspect", cmd_inspect},
 };

@@ -161,7 +161,8 @@ int ferry_msg_recv(int fd, unsigned timeout, struct ferry_msg *ret, struct ferry
 		return r;
 	size_t len = (size_t)l[0] | (size_t)l[1] << 8 | (size_t)l[2] << 16 | (size_t)l[3] << 24;
 	if (len > FERRY_PROTO_MAX)
-		return ferry_error_msg(err, EMSGSIZE, "message of %zu bytes refused (at most %u)", len, FERRY_PROTO_MAX);
+		return ferry_error_msg(err, EMSGSIZE, "message of %zu bytes refused (at most %u)", len,
+				       FERRY_PROTO_MAX);
 	_cleanup_free_ char *buf = xmalloc(len + 1);
 	if ((r = read_exact(fd, buf, len, timeout, err)) < 0)
 		return r;

@@ -123,8 +123,9 @@ _noreturn_ static void child_exec(const struct child_setup *cs, int report_fd, c
 		child_fail(report_fd, STAGE_SESSION, errno);
 	if (cs->netns_fd >= 0 && setns(cs->netns_fd, CLONE_NEWNET) < 0)
 		child_fail(report_fd, STAGE_SESSION, errno);
-	if (cs->as_user && (setgroups(cs->n_groups, cs->groups) < 0 || setresgid(cs->gid, cs->gid, cs->gid) < 0 ||
-			    setresuid(cs->uid, cs->uid, cs->uid) < 0))
+	if (cs->as_user &&
+	    (setgroups(cs->n_groups, cs->groups) < 0 || setresgid(cs->gid, cs->gid, cs->gid) < 0 ||
+	     setresuid(cs->uid, cs->uid, cs->uid) < 0))
 		child_fail(report_fd, STAGE_SESSION, errno);
 
 	sigset_t none;

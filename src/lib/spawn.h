@@ -56,7 +56,6 @@ struct ferry_spawn_opts {
 	const gid_t *groups;
 	size_t n_groups;
 
-
 	unsigned timeout; /* seconds, 0: none; then the child is SIGKILLed and it is an error */
 };
 

@@ -348,12 +348,14 @@ int ferry_xfer_connect(int sk, const unsigned char *key, size_t keylen, uid_t ui
 
 /* Daemons: the same proofs under other role names, so that neither kind of session can be
  * replayed as the other. uid 0: a daemon acts for nobody in particular. */
-int ferry_peer_accept(int sk, const unsigned char *key, size_t keylen, unsigned timeout, struct ferry_error **err)
+int ferry_peer_accept(int sk, const unsigned char *key, size_t keylen, unsigned timeout,
+		      struct ferry_error **err)
 {
 	return hs_accept(sk, key, keylen, "ferry-peer-1 client", "ferry-peer-1 server", 0, timeout, err);
 }
 
-int ferry_peer_connect(int sk, const unsigned char *key, size_t keylen, unsigned timeout, struct ferry_error **err)
+int ferry_peer_connect(int sk, const unsigned char *key, size_t keylen, unsigned timeout,
+		       struct ferry_error **err)
 {
 	return hs_connect(sk, key, keylen, "ferry-peer-1 client", "ferry-peer-1 server", 0, timeout, err);
 }

@@ -34,8 +34,10 @@ int ferry_xfer_connect(int sk, const unsigned char *key, size_t keylen, uid_t ui
 		       struct ferry_error **err);
 
 /* The same mutual proof between two ferryd (control connections), under other role names. */
-int ferry_peer_accept(int sk, const unsigned char *key, size_t keylen, unsigned timeout, struct ferry_error **err);
-int ferry_peer_connect(int sk, const unsigned char *key, size_t keylen, unsigned timeout, struct ferry_error **err);
+int ferry_peer_accept(int sk, const unsigned char *key, size_t keylen, unsigned timeout,
+		      struct ferry_error **err);
+int ferry_peer_connect(int sk, const unsigned char *key, size_t keylen, unsigned timeout,
+		       struct ferry_error **err);
 
 /* Sender: one file of @dirfd, then the manifest text, then the end. */
 int ferry_xfer_send_file(int sk, int dirfd, const char *name, struct ferry_error **err);

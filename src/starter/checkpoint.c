@@ -509,7 +509,8 @@ void op_checkpoint_dump(struct starter *s)
 		unsigned long long bytes = 0;
 		for (size_t i = 0; i < m->n_files; i++)
 			bytes += m->files[i].size;
-		printf("timing freeze=%lld dumped=%lld done=%lld bytes=%llu\n", t_freeze, t_dumped, t_done, bytes);
+		printf("timing freeze=%lld dumped=%lld done=%lld bytes=%llu\n", t_freeze, t_dumped, t_done,
+		       bytes);
 	}
 	ferry_instance_free(inst);
 	exit(0);

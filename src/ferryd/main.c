@@ -1,0 +1,290 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* ferryd — the migration daemon. See ferryd.h and docs/protocol.md. */
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <netdb.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "ferryd.h"
+#include "fs.h"
+#include "manifest.h"
+#include "names.h"
+#include "spawn.h"
+
+#define STARTER FERRY_LIBEXECDIR "/ferry-starter"
+
+static const char *log_node = "?";
+
+void ferryd_log(const char *id, const char *fmt, ...)
+{
+	char when[32];
+	time_t t = time(NULL);
+	struct tm tm;
+	strftime(when, sizeof(when), "%H:%M:%S", localtime_r(&t, &tm));
+	va_list ap;
+	va_start(ap, fmt);
+	fprintf(stderr, "%s ferryd[%s] %s%s", when, log_node, id ? id : "", id ? ": " : "");
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+int ferryd_user_lookup(uid_t uid, struct ferryd_user *ret, struct ferry_error **err)
+{
+	struct passwd pw, *res = NULL;
+	char buf[16384];
+	if (getpwuid_r(uid, &pw, buf, sizeof(buf), &res) != 0 || !res)
+		return ferry_error_msg(err, ENOENT, "no user with uid %u on this node", (unsigned)uid);
+	ret->uid = uid;
+	ret->gid = pw.pw_gid;
+	ret->name = xstrdup(pw.pw_name);
+	ret->n_groups = (int)ARRAY_SIZE(ret->groups);
+	if (getgrouplist(pw.pw_name, pw.pw_gid, ret->groups, &ret->n_groups) < 0)
+		ret->n_groups = 0;
+	return 0;
+}
+
+int ferryd_run_starter(const struct ferryd *d, const struct ferryd_user *u, const struct ferry_request *req,
+		       int sock, char **ret_out, struct ferry_error **err)
+{
+	_cleanup_free_ char *buf = NULL;
+	size_t len = 0;
+	int r = ferry_request_encode(req, &buf, &len, err);
+	if (r < 0)
+		return r;
+	_cleanup_close_ int mfd = memfd_create("ferryd-request", MFD_CLOEXEC);
+	if (mfd < 0 || ferry_write_all(mfd, buf, len) < 0 || lseek(mfd, 0, SEEK_SET) < 0)
+		return ferry_error_set(err, errno, "prepare the request");
+	int pass[2] = {mfd, sock};
+	size_t out_len = 0;
+	char *const argv[] = {"ferry-starter", NULL};
+	struct ferry_spawn_opts o = {
+	    .pass_fds = pass,
+	    .n_pass_fds = sock >= 0 ? 2 : 1,
+	    .output = ret_out,
+	    .output_len = &out_len,
+	    .capture_stderr = true,
+	    .as_user = true,
+	    .uid = u->uid,
+	    .gid = u->gid,
+	    .groups = u->groups,
+	    .n_groups = (size_t)u->n_groups,
+	    .timeout = d->cfg->criu_timeout * 2 + 60,
+	};
+	r = ferry_spawn(STARTER, argv, NULL, &o, NULL, err);
+	if (r < 0 && *err) {
+		/* the starter's own one-line message is what the user needs */
+		char *m = strstr((*err)->message, "ferry: ");
+		if (m) {
+			char *copy = xstrdup(m + 7);
+			free((*err)->message);
+			(*err)->message = copy;
+		}
+	}
+	return r;
+}
+
+int ferryd_user_dir(const char *base, const struct ferryd_user *u, const char *leaf, char **ret,
+		    struct ferry_error **err)
+{
+	_cleanup_free_ char *udir = xasprintf("%s/%u", base, (unsigned)u->uid);
+	int r = ferry_mkdir_p(base, 0755, err);
+	if (r < 0)
+		return r;
+	if (mkdir(udir, 0700) < 0 && errno != EEXIST)
+		return ferry_error_set(err, errno, "create '%s'", udir);
+	struct stat st;
+	if (lstat(udir, &st) < 0 || !S_ISDIR(st.st_mode) || (chown(udir, u->uid, u->gid) < 0))
+		return ferry_error_set(err, errno ? errno : ENOTDIR, "prepare '%s'", udir);
+	char *dir = xasprintf("%s/%s", udir, leaf);
+	if (mkdir(dir, 0700) < 0 || chown(dir, u->uid, u->gid) < 0) {
+		int e = errno;
+		free(dir);
+		return ferry_error_set(err, e, "create '%s'", udir);
+	}
+	*ret = dir;
+	return 0;
+}
+
+static int listen_tcp(const char *spec)
+{
+	const char *colon = strrchr(spec, ':');
+	if (!colon)
+		return -EINVAL;
+	_cleanup_free_ char *host = xstrndup(spec, (size_t)(colon - spec));
+	struct addrinfo hints = {.ai_family = AF_UNSPEC,
+				 .ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_PASSIVE | AI_NUMERICHOST},
+			*res = NULL;
+	if (getaddrinfo(*host ? host : NULL, colon + 1, &hints, &res) != 0)
+		return -EINVAL;
+	int sk = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int one = 1;
+	setsockopt(sk, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	int r = sk < 0 || bind(sk, res->ai_addr, res->ai_addrlen) < 0 || listen(sk, 64) < 0 ? -errno : sk;
+	freeaddrinfo(res);
+	if (r < 0 && sk >= 0)
+		close(sk);
+	return r;
+}
+
+static int listen_unix(void)
+{
+	int sk = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (sk < 0)
+		return -errno;
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	memcpy(a.sun_path + 1, FERRYD_SOCKET_NAME, strlen(FERRYD_SOCKET_NAME));
+	socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + strlen(FERRYD_SOCKET_NAME));
+	if (bind(sk, (struct sockaddr *)&a, len) < 0 || listen(sk, 64) < 0) {
+		int e = errno;
+		close(sk);
+		return -e;
+	}
+	return sk;
+}
+
+static void reap(int sig)
+{
+	int saved = errno;
+	while (waitpid(-1, NULL, WNOHANG) > 0)
+		;
+	errno = saved;
+}
+
+static const char usage[] =
+    "Usage: ferryd [--node NAME] [--listen ADDR:PORT] [--peer NAME=ADDR:PORT]... [--shared-dir DIR]\n"
+    "              [--tmpfs-dir DIR]\n"
+    "\n"
+    "The ferry migration daemon, one per node, run as root (in the foreground; the systemd unit\n"
+    "docs/ferryd.service runs it as a service). Local users reach it through 'ferry migrate' (an\n"
+    "abstract unix socket of this network namespace; it trusts only SO_PEERCRED); other ferryd\n"
+    "reach it on --listen and must prove the cluster key (/etc/ferry/cluster.key).\n"
+    "\n"
+    "  --node NAME            this node's name (default: the hostname)\n"
+    "  --listen ADDR:PORT     where peers connect (default 0.0.0.0:7780)\n"
+    "  --peer NAME=ADDR:PORT  another node (repeatable)\n"
+    "  --shared-dir DIR       checkpoints of default-mode migrations: a filesystem all nodes share\n"
+    "                         (default /var/lib/ferry/shared)\n"
+    "  --tmpfs-dir DIR        where diskless migrations land (default /dev/shm/ferry-migrate)\n";
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"node", required_argument, NULL, 'n'},
+	    {"listen", required_argument, NULL, 'l'},
+	    {"peer", required_argument, NULL, 'p'},
+	    {"shared-dir", required_argument, NULL, 's'},
+	    {"tmpfs-dir", required_argument, NULL, 't'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	struct ferryd d = {0};
+	struct ferry_error *err = NULL;
+	char host[256] = "node";
+	gethostname(host, sizeof(host) - 1);
+	d.node = xstrdup(host);
+	d.listen = xstrdup("0.0.0.0:7780");
+	d.shared_dir = xstrdup(FERRY_STATEDIR "/shared");
+	d.tmpfs_dir = xstrdup("/dev/shm/ferry-migrate");
+	int c;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'n':
+			free(d.node);
+			d.node = xstrdup(optarg);
+			break;
+		case 'l':
+			free(d.listen);
+			d.listen = xstrdup(optarg);
+			break;
+		case 'p': {
+			const char *eq = strchr(optarg, '=');
+			if (!eq || eq == optarg || !strchr(eq, ':') || d.n_peers >= FERRYD_MAX_PEERS) {
+				fprintf(stderr, "ferryd: --peer '%s': expected NAME=ADDR:PORT\n", optarg);
+				return 2;
+			}
+			d.peers[d.n_peers].name = xstrndup(optarg, (size_t)(eq - optarg));
+			d.peers[d.n_peers++].addr = xstrdup(eq + 1);
+			break;
+		}
+		case 's':
+			free(d.shared_dir);
+			d.shared_dir = xstrdup(optarg);
+			break;
+		case 't':
+			free(d.tmpfs_dir);
+			d.tmpfs_dir = xstrdup(optarg);
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			return 0;
+		default:
+			fputs(usage, stderr);
+			return 2;
+		}
+	}
+	log_node = d.node;
+	if (geteuid() != 0) {
+		fprintf(stderr,
+			"ferryd: must run as root (it starts ferry-starter for the users it verified)\n");
+		return 1;
+	}
+	if (ferry_config_load(FERRY_CONFIG_PATH, true, &d.cfg, &err) < 0 ||
+	    ferry_key_load(FERRY_KEY_PATH, d.key, &d.keylen, &err) < 0) {
+		fprintf(stderr, "ferryd: %s\n", err->message);
+		return 1;
+	}
+	int tcp = listen_tcp(d.listen);
+	if (tcp < 0) {
+		fprintf(stderr, "ferryd: listen on '%s': %s\n", d.listen, strerror(-tcp));
+		return 1;
+	}
+	int ux = listen_unix();
+	if (ux < 0) {
+		fprintf(stderr,
+			"ferryd: the local socket is taken (another ferryd in this network namespace?): %s\n",
+			strerror(-ux));
+		return 1;
+	}
+	struct sigaction sa = {.sa_handler = reap, .sa_flags = SA_RESTART | SA_NOCLDSTOP};
+	sigaction(SIGCHLD, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	ferryd_log(NULL, "listening on %s, %zu peers", d.listen, d.n_peers);
+	for (;;) {
+		struct pollfd p[2] = {{.fd = ux, .events = POLLIN}, {.fd = tcp, .events = POLLIN}};
+		if (poll(p, 2, -1) < 0)
+			continue;
+		for (int i = 0; i < 2; i++) {
+			if (!(p[i].revents & POLLIN))
+				continue;
+			int sk = accept4(p[i].fd, NULL, NULL, SOCK_CLOEXEC);
+			if (sk < 0)
+				continue;
+			/* one process a connection: a bad client, or a failing migration, takes nothing
+			 * else down, and migrations run side by side */
+			pid_t pid = fork();
+			if (pid == 0) {
+				close(ux);
+				close(tcp);
+				signal(SIGCHLD, SIG_DFL);
+				if (i == 0)
+					ferryd_handle_client(&d, sk);
+				else
+					ferryd_handle_peer(&d, sk);
+				_exit(0);
+			}
+			close(sk);
+		}
+	}
+}
