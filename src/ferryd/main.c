@@ -191,12 +191,27 @@ int main(int argc, char **argv)
 	};
 	struct ferryd d = {0};
 	struct ferry_error *err = NULL;
+	if (ferry_config_load(FERRY_CONFIG_PATH, true, &d.cfg, &err) < 0) {
+		fprintf(stderr, "ferryd: %s\n", err->message);
+		return 1;
+	}
+	/* ferry.conf first ('ferryd ...' keys), the command line over it */
 	char host[256] = "node";
 	gethostname(host, sizeof(host) - 1);
-	d.node = xstrdup(host);
-	d.listen = xstrdup("0.0.0.0:7780");
-	d.shared_dir = xstrdup(FERRY_STATEDIR "/shared");
-	d.tmpfs_dir = xstrdup("/dev/shm/ferry-migrate");
+	d.node = xstrdup(d.cfg->ferryd_node ? d.cfg->ferryd_node : host);
+	d.listen = xstrdup(d.cfg->ferryd_listen);
+	d.shared_dir = xstrdup(d.cfg->ferryd_shared_dir);
+	d.tmpfs_dir = xstrdup(d.cfg->ferryd_tmpfs_dir);
+	for (char **p = d.cfg->ferryd_peers; p && *p; p++) {
+		const char *eq = strchr(*p, '=');
+		if (!eq || eq == *p || !strchr(eq, ':') || d.n_peers >= FERRYD_MAX_PEERS) {
+			fprintf(stderr, "ferryd: ferry.conf: 'ferryd peer = %s': expected NAME=ADDR:PORT\n", *p);
+			return 1;
+		}
+		d.peers[d.n_peers].name = xstrndup(*p, (size_t)(eq - *p));
+		d.peers[d.n_peers++].addr = xstrdup(eq + 1);
+	}
+	bool cli_peers = false;
 	int c;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
@@ -210,6 +225,9 @@ int main(int argc, char **argv)
 			break;
 		case 'p': {
 			const char *eq = strchr(optarg, '=');
+			if (!cli_peers) /* peers on the command line replace ferry.conf's */
+				d.n_peers = 0;
+			cli_peers = true;
 			if (!eq || eq == optarg || !strchr(eq, ':') || d.n_peers >= FERRYD_MAX_PEERS) {
 				fprintf(stderr, "ferryd: --peer '%s': expected NAME=ADDR:PORT\n", optarg);
 				return 2;
@@ -240,8 +258,7 @@ int main(int argc, char **argv)
 			"ferryd: must run as root (it starts ferry-starter for the users it verified)\n");
 		return 1;
 	}
-	if (ferry_config_load(FERRY_CONFIG_PATH, true, &d.cfg, &err) < 0 ||
-	    ferry_key_load(FERRY_KEY_PATH, d.key, &d.keylen, &err) < 0) {
+	if (ferry_key_load(FERRY_KEY_PATH, d.key, &d.keylen, &err) < 0) {
 		fprintf(stderr, "ferryd: %s\n", err->message);
 		return 1;
 	}

@@ -24,6 +24,8 @@ enum key_kind {
 	KEY_NAME_LIST, /* network names: [A-Za-z0-9_.-], repeatable */
 	KEY_CIDR_LIST, /* IPv4 CIDR ranges, repeatable */
 	KEY_PARENT_LIST, /* NETWORK:INTERFACE, repeatable */
+	KEY_STRING,      /* printable, no spaces, 1..255 */
+	KEY_STRING_LIST, /* idem, repeatable */
 };
 
 struct key {
@@ -53,6 +55,11 @@ static const struct key keys[] = {
     {"network config dir", KEY_PATH, FIELD(network_dir), 0, 0},
     {"cni path", KEY_PATH, FIELD(cni_path), 0, 0},
     {"nft path", KEY_PATH, FIELD(nft_path), 0, 0},
+    {"ferryd node", KEY_STRING, FIELD(ferryd_node), 0, 0},
+    {"ferryd listen", KEY_STRING, FIELD(ferryd_listen), 0, 0},
+    {"ferryd peer", KEY_STRING_LIST, FIELD(ferryd_peers), 0, 0},
+    {"ferryd shared dir", KEY_PATH, FIELD(ferryd_shared_dir), 0, 0},
+    {"ferryd tmpfs dir", KEY_PATH, FIELD(ferryd_tmpfs_dir), 0, 0},
 };
 #undef FIELD
 
@@ -230,6 +237,26 @@ static int set_value(struct ferry_config *c, const struct key *k, const char *va
 		return 0;
 	}
 
+	case KEY_STRING:
+	case KEY_STRING_LIST: {
+		bool ok = vlen > 0 && vlen <= 255;
+		for (size_t i = 0; ok && i < vlen; i++)
+			ok = value[i] > 0x20 && value[i] < 0x7f;
+		if (!ok)
+			return line_error(st, err, "'%s': bad value '%s' (printable, no spaces)", k->name, v);
+		if (k->kind == KEY_STRING) {
+			char **str = field;
+			free(*str);
+			*str = xstrdup(value);
+			return 0;
+		}
+		char ***items = field;
+		if (strv_length(*items) >= LIST_MAX)
+			return line_error(st, err, "more than %u '%s' entries", LIST_MAX, k->name);
+		strv_push(items, value);
+		return 0;
+	}
+
 	case KEY_HOME_PATH: {
 		bool ok = is_printable(value) &&
 			  (path_is_normal(value, vlen) || (startswith(value, "~/") && vlen < PATH_MAX &&
@@ -279,7 +306,7 @@ static int parse_line(struct ferry_config *c, const char *line, size_t n, struct
 		return line_error(st, err, "'%s' has no value", k->name);
 
 	if (k->kind != KEY_PATH_LIST && k->kind != KEY_NAME_LIST && k->kind != KEY_CIDR_LIST &&
-	    k->kind != KEY_PARENT_LIST) {
+	    k->kind != KEY_PARENT_LIST && k->kind != KEY_STRING_LIST) {
 		unsigned *seen = &st->seen[k - keys];
 		if (*seen)
 			return line_error(st, err, "'%s' is already set on line %u", k->name, *seen);
@@ -344,6 +371,10 @@ struct ferry_config *ferry_config_defaults(void)
 	c->network_dir = xstrdup(FERRY_SYSCONFDIR "/network");
 	c->cni_path = xstrdup("/usr/lib/cni");
 	c->nft_path = xstrdup("/usr/sbin/nft");
+	c->ferryd_listen = xstrdup("0.0.0.0:7780");
+	c->ferryd_peers = xzalloc(sizeof(char *));
+	c->ferryd_shared_dir = xstrdup(FERRY_STATEDIR "/shared");
+	c->ferryd_tmpfs_dir = xstrdup("/dev/shm/ferry-migrate");
 	return c;
 }
 
@@ -361,6 +392,11 @@ void ferry_config_free(struct ferry_config *c)
 	free(c->network_dir);
 	free(c->cni_path);
 	free(c->nft_path);
+	free(c->ferryd_node);
+	free(c->ferryd_listen);
+	strv_free(c->ferryd_peers);
+	free(c->ferryd_shared_dir);
+	free(c->ferryd_tmpfs_dir);
 
 	free(c);
 }
