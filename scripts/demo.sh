@@ -54,4 +54,54 @@ echo "counter after the restart: $(cat /tmp/ferry-demo-counter)"
 as ferry exec instance://demo2 ps
 as ferry instance stop demo2
 as ferry checkpoint delete demock
+
+say "two simulated nodes (network namespaces nodeA, nodeB, peer on a bridge), a ferryd on each"
+# shellcheck source=../tests/lib/nodes.sh
+source "$(dirname "$0")/../tests/lib/nodes.sh"
+cleanup() {
+	pkill -f "ferryd --node demo" 2>/dev/null || true
+	pkill -f "$work/tcpstream" 2>/dev/null || true
+	rm -f /etc/ferry/network/demonet.conflist
+	[ -f "$work/ferry.conf.orig" ] && cp "$work/ferry.conf.orig" /etc/ferry/ferry.conf
+	nodes_down
+}
+trap cleanup EXIT
+nodes_up
+gcc -static -O2 -o "$work/tcpstream" "$(dirname "$0")/../tests/workloads/tcpstream.c" 2>/dev/null
+cat >/etc/ferry/network/demonet.conflist <<'JSON'
+{"cniVersion": "1.0.0", "name": "demonet",
+ "plugins": [{"type": "macvlan", "master": "eth0", "mode": "bridge", "ipam": {"type": "static"}}]}
+JSON
+cp /etc/ferry/ferry.conf "$work/ferry.conf.orig"
+printf 'allow net network = demonet\nallow net args = yes\nallow net ip range = 198.18.1.0/24\n' >>/etc/ferry/ferry.conf
+mkdir -p "$work/shared" && chmod 0755 "$work/shared"
+on_node nodeA ferryd --node demoA --listen 198.18.0.1:7780 --peer demoB=198.18.0.2:7780 --shared-dir "$work/shared" 2>"$work/ferryd-A.log" &
+on_node nodeB ferryd --node demoB --listen 198.18.0.2:7780 --peer demoA=198.18.0.1:7780 --shared-dir "$work/shared" 2>"$work/ferryd-B.log" &
+sleep 0.5
+asn() { local n=$1; shift; on_node "$n" runuser -u "$user" -- env -C "$work" "$@"; }
+
+say "a server in 'peer' counts the numbers an instance on nodeA streams to it over one TCP connection"
+on_node peer "$work/tcpstream" serve 198.18.0.3:7000 "$work/peer.txt" &
+sleep 0.2
+as ferry checkpoint delete demomig >/dev/null 2>&1 || true
+as ferry checkpoint create demomig
+asn nodeA ferry instance start --criu-launch demomig --net --network demonet \
+	--network-args "IP=198.18.1.10/16" "$work/busybox.sif" job1 "$work/tcpstream" send 198.18.0.3:7000 /tmp/ferry-demo-stream 20
+sleep 1
+asn nodeA ferry instance list
+echo "peer has received: $(cat "$work/peer.txt")"
+
+say "migrate job1 nodeA -> nodeB, diskless (pages straight into nodeB's tmpfs)"
+asn nodeA ferry migrate job1 --to demoB --mode diskless
+sleep 1
+echo "peer has received: $(cat "$work/peer.txt")   (same connection, no gap: it checks)"
+asn nodeB ferry instance list
+
+say "and back nodeB -> nodeA, default mode (through the shared filesystem)"
+asn nodeB ferry migrate job1 --to demoA --mode default
+sleep 1
+echo "peer has received: $(cat "$work/peer.txt")"
+asn nodeA ferry instance list
+asn nodeA ferry instance stop job1
+as ferry checkpoint delete demomig
 say "demo done"

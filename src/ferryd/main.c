@@ -205,7 +205,8 @@ int main(int argc, char **argv)
 	for (char **p = d.cfg->ferryd_peers; p && *p; p++) {
 		const char *eq = strchr(*p, '=');
 		if (!eq || eq == *p || !strchr(eq, ':') || d.n_peers >= FERRYD_MAX_PEERS) {
-			fprintf(stderr, "ferryd: ferry.conf: 'ferryd peer = %s': expected NAME=ADDR:PORT\n", *p);
+			fprintf(stderr, "ferryd: ferry.conf: 'ferryd peer = %s': expected NAME=ADDR:PORT\n",
+				*p);
 			return 1;
 		}
 		d.peers[d.n_peers].name = xstrndup(*p, (size_t)(eq - *p));

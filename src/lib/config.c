@@ -24,7 +24,7 @@ enum key_kind {
 	KEY_NAME_LIST, /* network names: [A-Za-z0-9_.-], repeatable */
 	KEY_CIDR_LIST, /* IPv4 CIDR ranges, repeatable */
 	KEY_PARENT_LIST, /* NETWORK:INTERFACE, repeatable */
-	KEY_STRING,      /* printable, no spaces, 1..255 */
+	KEY_STRING, /* printable, no spaces, 1..255 */
 	KEY_STRING_LIST, /* idem, repeatable */
 };
 

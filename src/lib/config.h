@@ -31,11 +31,11 @@ struct ferry_config {
 	char *network_dir; /* "network config dir" (default /etc/ferry/network) */
 	char *cni_path; /* "cni path" (default /usr/lib/cni) */
 	char *nft_path; /* "nft path" (default /usr/sbin/nft) */
-	char *ferryd_node;       /* "ferryd node" (default: the hostname) */
-	char *ferryd_listen;     /* "ferryd listen": ADDR:PORT for peers (default 0.0.0.0:7780) */
-	char **ferryd_peers;     /* "ferryd peer = NAME=ADDR:PORT" (repeatable) */
+	char *ferryd_node; /* "ferryd node" (default: the hostname) */
+	char *ferryd_listen; /* "ferryd listen": ADDR:PORT for peers (default 0.0.0.0:7780) */
+	char **ferryd_peers; /* "ferryd peer = NAME=ADDR:PORT" (repeatable) */
 	char *ferryd_shared_dir; /* "ferryd shared dir": default-mode checkpoints (shared filesystem) */
-	char *ferryd_tmpfs_dir;  /* "ferryd tmpfs dir": where diskless migrations land */
+	char *ferryd_tmpfs_dir; /* "ferryd tmpfs dir": where diskless migrations land */
 };
 
 /* Parses ferry.conf text: "key = value" lines, '#' comments (only as the first non-blank character

@@ -332,10 +332,14 @@ int ferry_cni_add(const struct ferry_config *c, const char *network, const char 
 	return 0;
 }
 
-int ferry_cni_check(const struct ferry_config *c, const char *container_id, const char *netns_path,
-		    const struct ferry_net_attachment *att, const struct ferry_net_args *a,
-		    struct ferry_error **err)
+/* CHECK or DEL: every plugin of @att's network with the ADD result as prevResult. DEL goes in
+ * reverse order and keeps going after a failure (each plugin gets its DEL; the first failure
+ * is reported); CHECK stops at the first. */
+static int run_all(const struct ferry_config *c, const char *command, const char *container_id,
+		   const char *netns_path, const struct ferry_net_attachment *att,
+		   const struct ferry_net_args *a, struct ferry_error **err)
 {
+	bool del = streq(command, "DEL");
 	json_object *list = NULL;
 	int r = load_conflist(c, att->network, &list, err);
 	if (r < 0)
@@ -344,56 +348,44 @@ int ferry_cni_check(const struct ferry_config *c, const char *container_id, cons
 	const char *version =
 	    json_object_object_get_ex(list, "cniVersion", &v) ? json_object_get_string(v) : "";
 	/* CHECK exists from CNI 0.4.0 on */
-	if (!version || startswith(version, "0.1") || startswith(version, "0.2") ||
-	    startswith(version, "0.3")) {
+	if (!del && (!version || startswith(version, "0.1") || startswith(version, "0.2") ||
+		     startswith(version, "0.3"))) {
 		json_object_put(list);
 		return 0;
 	}
 	json_object *plugins = NULL;
 	json_object_object_get_ex(list, "plugins", &plugins);
 	_cleanup_free_ char *args = cni_args_of(a);
-	for (size_t i = 0; r == 0 && i < json_object_array_length(plugins); i++) {
-		json_object *plugin = json_object_array_get_idx(plugins, i);
-		const char *type = jstr(plugin, "type");
-		if (!type)
-			continue;
-		_cleanup_free_ char *cfg = plugin_config(c, list, plugin, att->network, att->result);
-		_cleanup_free_ char *out = NULL;
-		r = run_plugin(c, type, "CHECK", container_id, netns_path, att->ifname, args, cfg, &out, err);
-	}
-	json_object_put(list);
-	return r < 0 ? ferry_error_wrap(err, "network '%s'", att->network) : 0;
-}
-
-int ferry_cni_del(const struct ferry_config *c, const char *container_id, const char *netns_path,
-
-		  const struct ferry_net_attachment *att, const struct ferry_net_args *a,
-		  struct ferry_error **err)
-{
-	json_object *list = NULL;
-	int r = load_conflist(c, att->network, &list, err);
-	if (r < 0)
-		return r;
-	json_object *plugins = NULL;
-	json_object_object_get_ex(list, "plugins", &plugins);
-	_cleanup_free_ char *args = cni_args_of(a);
+	size_t n = json_object_array_length(plugins);
 	int first = 0;
-	for (size_t i = json_object_array_length(plugins); i-- > 0;) {
-		json_object *plugin = json_object_array_get_idx(plugins, i);
+	for (size_t k = 0; k < n && (del || first == 0); k++) {
+		json_object *plugin = json_object_array_get_idx(plugins, del ? n - 1 - k : k);
 		const char *type = jstr(plugin, "type");
 		if (!type)
 			continue;
 		_cleanup_free_ char *cfg = plugin_config(c, list, plugin, att->network, att->result);
 		_cleanup_free_ char *out = NULL;
 		struct ferry_error *e = NULL;
-		/* keep going: every plugin gets its DEL; report the first failure */
-		if (run_plugin(c, type, "DEL", container_id, netns_path, att->ifname, args, cfg, &out, &e) <
+		if (run_plugin(c, type, command, container_id, netns_path, att->ifname, args, cfg, &out, &e) <
 			0 &&
-		    !first) {
-			first = ferry_error_msg(err, e->code, "%s", e->message);
-		}
+		    !first)
+			first = ferry_error_msg(err, e->code, "network '%s': %s", att->network, e->message);
 		ferry_error_free(e);
 	}
 	json_object_put(list);
 	return first;
+}
+
+int ferry_cni_check(const struct ferry_config *c, const char *container_id, const char *netns_path,
+		    const struct ferry_net_attachment *att, const struct ferry_net_args *a,
+		    struct ferry_error **err)
+{
+	return run_all(c, "CHECK", container_id, netns_path, att, a, err);
+}
+
+int ferry_cni_del(const struct ferry_config *c, const char *container_id, const char *netns_path,
+		  const struct ferry_net_attachment *att, const struct ferry_net_args *a,
+		  struct ferry_error **err)
+{
+	return run_all(c, "DEL", container_id, netns_path, att, a, err);
 }
