@@ -44,8 +44,8 @@ LIB_OBJS     := $(call obj,$(LIB_SRCS))
 STARTER_LIB_OBJS := $(call obj,$(addprefix src/lib/,$(addsuffix .c,$(STARTER_LIB))))
 UNIT_BINS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
-FERRY_LIBS   := -lcap -lcrypto -ljson-c
-STARTER_LIBS := -lcap -lcrypto -lcriu -ljson-c
+FERRY_LIBS   := -lcap -lcrypto -ljson-c -larchive
+STARTER_LIBS := -lcap -lcrypto -lcriu -ljson-c -larchive
 
 .SECONDARY:
 .PHONY: all clean install uninstall setup check unit unit-san fuzz demo lint format format-check

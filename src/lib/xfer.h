@@ -7,8 +7,8 @@
  *     starter acting for the same uid;
  *  2. CRIU's page-server protocol (the dump's memory pages, written by the receiver's
  *     `criu page-server --ps-socket` straight into its staging directory);
- *  3. the rest of the generation: records 'F' (u16 name length, name, u64 size, bytes),
- *     'M' (u32 length, the sender's signed manifest) and 'E'; every length is bounded;
+ *  3. the rest of the generation and the sender's signed manifest, as a zstd-compressed tar
+ *     (libarchive) cut into bounded chunks;
  *  4. the receiver's verdict: 'A' (restored: the sender may end its instance) or 'N' with a
  *     u16-length message (the sender resumes its instance).
  * All integers are little-endian. The stream is not encrypted: it runs on the cluster's
@@ -39,12 +39,14 @@ int ferry_peer_accept(int sk, const unsigned char *key, size_t keylen, unsigned 
 int ferry_peer_connect(int sk, const unsigned char *key, size_t keylen, unsigned timeout,
 		       struct ferry_error **err);
 
-/* Sender: one file of @dirfd, then the manifest text, then the end. */
-int ferry_xfer_send_file(int sk, int dirfd, const char *name, struct ferry_error **err);
-int ferry_xfer_send_manifest(int sk, const char *text, size_t len, struct ferry_error **err);
+/* Sender: the named files of @dirfd, then the manifest text, as one zstd-compressed tar
+ * (libarchive) in chunks (u32 length, bytes; a zero length ends it). */
+int ferry_xfer_send_files(int sk, int dirfd, char *const *names, size_t n, const char *manifest, size_t mlen,
+			  struct ferry_error **err);
 
-/* Receiver: writes the files into @dirfd (created O_EXCL, mode 0400) until 'E'; returns the
- * sender's manifest text (not yet verified). Names must pass ferry_manifest_name_ok. */
+/* Receiver: writes the files into @dirfd (created O_EXCL, mode 0400) until the archive ends;
+ * returns the sender's manifest text (not yet verified). Only regular files whose names pass
+ * ferry_manifest_name_ok, each once, the manifest last; chunks and sizes bounded. */
 int ferry_xfer_receive(int sk, int dirfd, unsigned timeout, char **ret_manifest, size_t *ret_len,
 		       struct ferry_error **err);
 

@@ -475,10 +475,11 @@ void op_checkpoint_dump(struct starter *s)
 	if (pr == 0 && s->xfer_fd >= 0) {
 		/* the rest of the generation follows the pages; the receiver answers once the
 		 * instance runs there */
-		for (size_t i = 0; pr == 0 && i < m->n_files; i++)
-			pr = ferry_xfer_send_file(s->xfer_fd, imgfd, m->files[i].name, &err);
-		if (pr == 0)
-			pr = ferry_xfer_send_manifest(s->xfer_fd, text, strlen(text), &err);
+		char **names = xzalloc((m->n_files + 1) * sizeof(char *));
+		for (size_t i = 0; i < m->n_files; i++)
+			names[i] = m->files[i].name;
+		pr = ferry_xfer_send_files(s->xfer_fd, imgfd, names, m->n_files, text, strlen(text), &err);
+		free(names);
 		if (pr == 0)
 			pr = ferry_xfer_read_verdict(s->xfer_fd, s->cfg->criu_timeout, &err);
 		if (pr == 0)

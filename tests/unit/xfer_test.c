@@ -4,6 +4,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+#include <archive.h>
+#include <archive_entry.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <sys/socket.h>
@@ -140,9 +142,8 @@ static void test_stream_round_trip(void **state)
 	pid_t pid = fork();
 	if (pid == 0) {
 		struct ferry_error *err = NULL;
-		int r = ferry_xfer_send_file(sv[1], sfd, "pages-1.img", &err);
-		r = r ?: ferry_xfer_send_file(sv[1], sfd, "empty.img", &err);
-		r = r ?: ferry_xfer_send_manifest(sv[1], "ferry-manifest 1\nuid=1\n", 23, &err);
+		char *const names[] = {"pages-1.img", "empty.img"};
+		int r = ferry_xfer_send_files(sv[1], sfd, names, 2, "ferry-manifest 1\nuid=1\n", 23, &err);
 		r = r ?: ferry_xfer_read_verdict(sv[1], 5, &err);
 		_exit(r == 0 ? 0 : 1);
 	}
@@ -170,13 +171,11 @@ static void test_stream_round_trip(void **state)
 	nftw(dst, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
 }
 
-static void expect_bad_stream(const void *bytes, size_t n, const char *what)
+/* Reads from sv[0] what was written on sv[1]: it must be refused, cleanly. */
+static void expect_bad_stream_fd(int sv[2], const char *what)
 {
 	_cleanup_free_ char *dst = tmpdir();
 	int dfd = open(dst, O_RDONLY | O_DIRECTORY);
-	int sv[2];
-	pair(sv);
-	assert_int_equal(write(sv[1], bytes, n), (ssize_t)n);
 	shutdown(sv[1], SHUT_WR);
 	char *m = NULL;
 	size_t len = 0;
@@ -192,38 +191,87 @@ static void expect_bad_stream(const void *bytes, size_t n, const char *what)
 	nftw(dst, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
 }
 
+static void expect_bad_stream(const void *bytes, size_t n, const char *what)
+{
+	int sv[2];
+	pair(sv);
+	assert_int_equal(write(sv[1], bytes, n), (ssize_t)n);
+	expect_bad_stream_fd(sv, what);
+}
+
+struct entry {
+	const char *name;
+	unsigned type; /* AE_IFREG, AE_IFLNK, AE_IFDIR */
+	const char *data;
+};
+
+/* A zstd tar of @es in the chunk framing ferry_xfer_send_files uses (libarchive writes it). */
+static la_ssize_t to_pipe(struct archive *a, void *fd, const void *buf, size_t len)
+{
+	unsigned char hdr[4] = {(unsigned char)len, (unsigned char)(len >> 8), (unsigned char)(len >> 16),
+				(unsigned char)(len >> 24)};
+	assert_int_equal(write(*(int *)fd, hdr, 4), 4);
+	assert_int_equal(write(*(int *)fd, buf, len), (ssize_t)len);
+	return (la_ssize_t)len;
+}
+
+static void write_archive(int fd, const struct entry *es, size_t n)
+{
+	struct archive *a = archive_write_new();
+	archive_write_add_filter_zstd(a);
+	archive_write_set_format_pax_restricted(a);
+	archive_write_set_bytes_per_block(a, 0);
+	assert_int_equal(archive_write_open(a, &fd, NULL, to_pipe, NULL), ARCHIVE_OK);
+	for (size_t i = 0; i < n; i++) {
+		struct archive_entry *e = archive_entry_new();
+		archive_entry_set_pathname(e, es[i].name);
+		archive_entry_set_filetype(e, es[i].type);
+		archive_entry_set_perm(e, 0644);
+		if (es[i].type == AE_IFLNK)
+			archive_entry_set_symlink(e, "/etc/passwd");
+		size_t len = es[i].type == AE_IFREG ? strlen(es[i].data) : 0;
+		archive_entry_set_size(e, (la_int64_t)len);
+		archive_write_header(a, e);
+		if (len)
+			archive_write_data(a, es[i].data, len);
+		archive_entry_free(e);
+	}
+	archive_write_close(a);
+	archive_write_free(a);
+	unsigned char end[4] = {0};
+	assert_int_equal(write(fd, end, 4), 4);
+}
+
+static void expect_bad_archive(const struct entry *es, size_t n, const char *what)
+{
+	int sv[2];
+	pair(sv);
+	write_archive(sv[1], es, n);
+	expect_bad_stream_fd(sv, what);
+}
+
 static void test_stream_rejects(void **state)
 {
-	expect_bad_stream("X", 1, "unknown record");
-	expect_bad_stream("E", 1, "no manifest");
-	expect_bad_stream("F\x00\x00", 3, "empty name");
-	expect_bad_stream("F\x03\x00../\x00\x00\x00\x00\x00\x00\x00\x00", 14, "dot-dot name");
-	expect_bad_stream("F\x03\x00"
-			  "a/b"
-			  "\x00\x00\x00\x00\x00\x00\x00\x00",
-			  14, "slash in name");
-	expect_bad_stream("F\x03\x00"
-			  ".ab"
-			  "\x00\x00\x00\x00\x00\x00\x00\x00",
-			  14, "hidden name");
-	expect_bad_stream("F\x01\x00"
-			  "a"
-			  "\x10\x00\x00\x00\x00\x00\x00\x00"
-			  "short",
-			  17, "truncated data");
-	expect_bad_stream("M\xff\xff\xff\x7f", 5, "huge manifest");
-	expect_bad_stream("M\x01\x00\x00\x00"
-			  "aM\x01\x00\x00\x00"
-			  "b",
-			  12, "two manifests");
-	/* the same name twice: the second create fails (O_EXCL) */
-	expect_bad_stream("F\x01\x00"
-			  "a"
-			  "\x00\x00\x00\x00\x00\x00\x00\x00"
-			  "F\x01\x00"
-			  "a"
-			  "\x00\x00\x00\x00\x00\x00\x00\x00",
-			  24, "duplicate file");
+	expect_bad_stream("", 0, "nothing");
+	expect_bad_stream("\x05\x00\x00\x00junk!\x00\x00\x00\x00", 13, "not an archive");
+	expect_bad_stream("\xff\xff\xff\x7f", 4, "huge chunk");
+	const struct entry m = {"manifest", AE_IFREG, "ferry-manifest 1\nuid=1\n"};
+	const struct entry none[] = {{"a.img", AE_IFREG, "x"}};
+	expect_bad_archive(none, 1, "no manifest");
+	const struct entry dotdot[] = {{"../x.img", AE_IFREG, "x"}, m};
+	expect_bad_archive(dotdot, 2, "dot-dot name");
+	const struct entry slash[] = {{"a/b.img", AE_IFREG, "x"}, m};
+	expect_bad_archive(slash, 2, "slash in name");
+	const struct entry hidden[] = {{".x", AE_IFREG, "x"}, m};
+	expect_bad_archive(hidden, 2, "hidden name");
+	const struct entry link[] = {{"l.img", AE_IFLNK, NULL}, m};
+	expect_bad_archive(link, 2, "symlink");
+	const struct entry dir[] = {{"d", AE_IFDIR, NULL}, m};
+	expect_bad_archive(dir, 2, "directory");
+	const struct entry dup[] = {{"a.img", AE_IFREG, "x"}, {"a.img", AE_IFREG, "y"}, m};
+	expect_bad_archive(dup, 3, "the same file twice");
+	const struct entry after[] = {m, {"late.img", AE_IFREG, "x"}};
+	expect_bad_archive(after, 2, "a file after the manifest");
 }
 
 static void test_verdict(void **state)
