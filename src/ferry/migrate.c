@@ -106,8 +106,24 @@ int cmd_migrate(int argc, char **argv)
 	ferry_msg_set(&m, "to", "%s", to);
 	ferry_msg_set(&m, "mode", "%s", mode);
 	struct ferry_msg r = {0};
-	if (ferry_msg_send(sk, &m, &err) < 0 || ferry_msg_recv(sk, 0, &r, &err) < 0)
+	if (ferry_msg_send(sk, &m, &err) < 0)
 		return cli_error(err);
+	bool tty = isatty(STDERR_FILENO) && !json;
+	for (;;) {
+		if (ferry_msg_recv(sk, 0, &r, &err) < 0) {
+			if (tty)
+				fputs("\r\033[K", stderr);
+			return cli_error(err);
+		}
+		if (!streq(ferry_msg_get(&r, "type") ?: "", "progress"))
+			break;
+		if (tty)
+			fprintf(stderr, "\r\033[Kferry: migrating '%s' to %s: %s...", name, to,
+				ferry_msg_get(&r, "phase") ?: "");
+		ferry_msg_clear(&r);
+	}
+	if (tty)
+		fputs("\r\033[K", stderr);
 	const char *type = ferry_msg_get(&r, "type");
 	bool ok = type && streq(type, "report") && streq(ferry_msg_get(&r, "ok") ?: "0", "1");
 	if (json) {

@@ -46,6 +46,18 @@ static void send_error(int sk, const char *id, const char *fmt, ...)
 	free(m);
 }
 
+/* Tells the client where the migration stands (it shows a progress line on a terminal). */
+static void progress(int sk, const char *phase)
+{
+	struct ferry_msg m = {0};
+	ferry_msg_set(&m, "type", "progress");
+	ferry_msg_set(&m, "phase", "%s", phase);
+	struct ferry_error *err = NULL;
+	(void)ferry_msg_send(sk, &m, &err);
+	ferry_error_free(err);
+	ferry_msg_clear(&m);
+}
+
 /* "timing k=v k=v" from a starter's output. */
 static long long timing(const char *out, const char *key)
 {
@@ -127,6 +139,7 @@ void ferryd_handle_client(struct ferryd *d, int sk)
 	_cleanup_free_ char *id = new_id();
 	ferryd_log(id, "%s asks to move '%s' to %s (%s)", u.name, name, to, mode);
 
+	progress(sk, "request");
 	int peer = connect_peer(d, addr, &err);
 	if (peer < 0) {
 		ferryd_log(id, "%s", err->message);
@@ -148,6 +161,7 @@ void ferryd_handle_client(struct ferryd *d, int sk)
 		return send_error(sk, id, "%s refused: %s; the instance was not touched", to,
 				  ferry_msg_get(&reply, "message") ?: "no reason");
 	long long t_ready = ferry_now_ms();
+	progress(sk, diskless ? "dump and transfer" : "dump and sync");
 
 	_cleanup_free_ char *src_out = NULL;
 	_cleanup_free_ char *dir = NULL;
@@ -174,6 +188,8 @@ void ferryd_handle_client(struct ferryd *d, int sk)
 		if (ferry_msg_send(peer, &m, &e2) < 0 && r == 0)
 			r = ferry_error_msg(&err, e2->code, "%s: %s", to, e2->message);
 		ferry_error_free(e2);
+		if (r == 0)
+			progress(sk, "restore");
 	}
 	_cleanup_free_ char *dump_error = r < 0 && err ? xstrdup(err->message) : NULL;
 	ferry_error_free(err);
