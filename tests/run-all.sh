@@ -127,11 +127,24 @@ bats_stage() {
 	account "$label" "$((p + s))" "$fl" "$s" "$note"
 }
 
-unit_stage 1/4 "unit" unit
-unit_stage 2/4 "unit (ASan+UBSan)" unit-san
+# lint_stage N: forbidden calls, clang-format, clang-tidy (report only): one test.
+lint_stage() {
+	header "$1" "lint: make lint"
+	if "$MAKE" -s --no-print-directory lint >"$log" 2>&1; then
+		tail -n 2 "$log"
+		account "lint" 1 0 0 ""
+	else
+		grep -vE '^(/|[[:space:]])' "$log" | tail -n 30
+		account "lint" 0 1 0 "make lint failed"
+	fi
+}
+
+unit_stage 1/5 "unit" unit
+unit_stage 2/5 "unit (ASan+UBSan)" unit-san
 export FUZZ_SECONDS=${FUZZ_SECONDS:-5}
-unit_stage 3/4 "fuzz (libFuzzer)" fuzz
-bats_stage 4/4
+unit_stage 3/5 "fuzz (libFuzzer)" fuzz
+lint_stage 4/5
+bats_stage 5/5
 
 printf '\n==== summary ====\n'
 printf '  %s\n' "${summary[@]}"
