@@ -195,8 +195,14 @@ void ferryd_handle_client(struct ferryd *d, int sk)
 	ferry_error_free(err);
 	err = NULL;
 	struct ferry_msg done = {0};
-	int rr = ferry_msg_recv(peer, (unsigned)d->cfg->criu_timeout + 60, &done, &err);
-	bool ok = r == 0 && rr == 0 && streq(ferry_msg_get(&done, "type") ?: "", "done");
+	/* after a failed dump the destination has nothing left to do: do not wait long for it */
+	unsigned wait = r < 0 ? 10 : (unsigned)d->cfg->criu_timeout + 60;
+	int rr = ferry_msg_recv(peer, wait, &done, &err);
+	bool dest_done = rr == 0 && streq(ferry_msg_get(&done, "type") ?: "", "done");
+	/* diskless: the source starter ended its copy only on the destination starter's word that
+	 * the instance runs there, so that is the outcome even if the destination's daemon went
+	 * away before it could report */
+	bool ok = r == 0 && (dest_done || diskless);
 	long long t_end = ferry_now_ms();
 
 	struct ferry_msg rep = {0};
@@ -213,6 +219,13 @@ void ferryd_handle_client(struct ferryd *d, int sk)
 		long long dstart = strtoll(ferry_msg_get(&done, "start") ?: "0", NULL, 10);
 		long long received = strtoll(ferry_msg_get(&done, "received") ?: "0", NULL, 10);
 		long long restored = strtoll(ferry_msg_get(&done, "restored") ?: "0", NULL, 10);
+		if (!dest_done) {
+			/* the destination's report was lost: the source starter heard "restored" at sdone */
+			received = dumped;
+			restored = sdone;
+			ferry_msg_set(&rep, "note",
+				      "the destination's daemon did not report: times end at the source");
+		}
 		ferry_msg_set(&rep, "request_ms", "%lld", t_conn - t0);
 		ferry_msg_set(&rep, "prepare_ms", "%lld", t_ready - t_conn);
 		ferry_msg_set(&rep, "dump_ms", "%lld", dumped - freeze);
@@ -228,9 +241,15 @@ void ferryd_handle_client(struct ferryd *d, int sk)
 		ferry_msg_set(&rep, "bytes", "%s", ferry_msg_get(&done, "bytes") ?: "0");
 		ferryd_log(id, "'%s' now runs on %s (downtime %lld ms)", name, to, restored - freeze);
 	} else {
-		const char *why = dump_error ? dump_error
-			       : rr < 0    ? err->message
-					   : ferry_msg_get(&done, "message") ?: "the destination failed";
+		/* the destination's own reason, when it gave one, says most (e.g. its tmpfs is full) */
+		const char *dest_why = rr == 0 && !dest_done ? ferry_msg_get(&done, "message") : NULL;
+		_cleanup_free_ char *both =
+		    dest_why && dump_error ? xasprintf("%s (here: %s)", dest_why, dump_error) : NULL;
+		const char *why = both	       ? both
+				  : dest_why   ? dest_why
+				  : dump_error ? dump_error
+				  : rr < 0     ? err->message
+					       : "the destination failed";
 		_cleanup_free_ char *back = NULL;
 		if (!diskless && r == 0) {
 			/* the instance was dumped (and ended here): bring it back from the same checkpoint */
@@ -246,8 +265,10 @@ void ferryd_handle_client(struct ferryd *d, int sk)
 				    xasprintf("; restarting it on %s failed too: %s (its checkpoint is '%s')",
 					      d->node, e3->message, dir);
 			ferry_error_free(e3);
-		} else {
+		} else if (!strstr(why, "keeps running")) {
 			back = xasprintf("; the instance keeps running on %s", d->node);
+		} else {
+			back = xstrdup("");
 		}
 		ferry_msg_set(&rep, "message", "migration of '%s' to %s failed: %s%s", name, to, why, back);
 		ferryd_log(id, "failed: %s%s", why, back);

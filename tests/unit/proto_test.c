@@ -115,7 +115,7 @@ static void test_set_get(void **state)
 	ferry_msg_set(&m, "message",
 		      "a\nuid=0\r\tb\x01\x7f"
 		      "c");
-	assert_string_equal(ferry_msg_get(&m, "message"), "a uid=0   b  c");
+	assert_string_equal(ferry_msg_get(&m, "message"), "a uid=0  b  c");
 	/* too long values are cut at FERRY_PROTO_VALUE_MAX */
 	char *big = xmalloc(FERRY_PROTO_VALUE_MAX + 101);
 	memset(big, 'x', FERRY_PROTO_VALUE_MAX + 100);

@@ -1,0 +1,519 @@
+# shellcheck shell=bash
+# migrate.bash — helpers of tests/integration/migrate.bats (load after ../lib/common and
+# ../lib/checkpoint, with tests/lib/nodes.sh sourced).
+#
+#   - one ferryd per simulated node (foreground, as root, in the node's network namespace),
+#     started and killed by pid, its log per test;
+#   - the test user's stateful workload (tests/workloads/stateful.c) in a --criu-launch instance
+#     on a node, optionally with a TCP stream (tests/workloads/tcpstream.c) to a server in `peer`;
+#   - `ferry migrate` as a user on a node, and checks of its report;
+#   - where an instance runs (records are per node: 'instance list' in the node's namespace);
+#   - ferry-wire.py: a client of ferryd's wire protocol (src/lib/proto.h) and of the peer
+#     handshake (src/lib/xfer.c), to send what ferry itself never sends.
+#
+# Addresses: only 198.18.0.0/15, only inside the namespaces nodes.sh makes.
+
+FERRYD=/usr/local/sbin/ferryd
+MIG_PORT=7780
+MIG_SHARED=/var/tmp/ft-migrate-shared # the "shared filesystem" of default-mode migrations
+MIG_TMPFS=/dev/shm/ft-migrate         # + "-NODE": where diskless migrations land on NODE
+TCP=$CKPT_BIN/tcpstream
+NETCONF=/etc/ferry/network/ftmac.conflist
+MIG_SMALL=/var/tmp/ft-migrate-small   # a small tmpfs mounted there: a full destination
+
+# (global: bats loads files inside a function, where a plain declare makes locals; nodes.sh's
+# NODE_IP is repeated here for that reason)
+declare -gA FERRYD_PID=() FERRYD_LOG=()
+declare -gA NODE_IP=([nodeA]=198.18.0.1 [nodeB]=198.18.0.2 [peer]=198.18.0.3)
+
+other_node() { if [ "$1" = nodeA ]; then echo nodeB; else echo nodeA; fi; }
+
+# ---------------------------------------------------------------- setup
+
+# Once per file: the workloads, the nodes, the macvlan network, the wire client.
+migrate_suite_setup() {
+	build_ckpt_workload
+	(
+		flock 9
+		if [ ! -x "$TCP" ] || [ "$FERRY_TESTS_DIR/workloads/tcpstream.c" -nt "$TCP" ]; then
+			gcc -static -O2 -Wall -Wextra -Werror -o "$TCP.tmp" "$FERRY_TESTS_DIR/workloads/tcpstream.c" || exit 1
+			chmod 0755 "$TCP.tmp"
+			mv "$TCP.tmp" "$TCP"
+		fi
+	) 9>/run/lock/ferry-test-ckpt-bin.lock
+	[ -x "$FERRYD" ] || {
+		echo "ferryd is not installed ($FERRYD): make install" >&2
+		return 1
+	}
+	nodes_up
+	cat >"$NETCONF" <<-'JSON'
+		{"cniVersion": "1.0.0", "name": "ftmac",
+		 "plugins": [{"type": "macvlan", "master": "eth0", "mode": "bridge", "ipam": {"type": "static"}}]}
+	JSON
+	chmod 0644 "$NETCONF"
+	write_wire_client "$IMAGES/ferry-wire.py"
+	WIRE=$IMAGES/ferry-wire.py
+	export WIRE
+}
+
+migrate_suite_teardown() {
+	ferryd_stop nodeA
+	ferryd_stop nodeB
+	nodes_down
+	rm -f "$NETCONF"
+	rm -rf "$MIG_SHARED" "$MIG_TMPFS"-node*
+	rmdir "$MIG_SMALL" 2>/dev/null || true
+}
+
+# mig_conf [SETTING...]: ferry.conf for these tests (the network, and SETTINGs such as
+# 'criu timeout = 5'). ferryd reads it when it starts: call before ferryd_start.
+mig_conf() {
+	conf_set "allow net network = ftmac" "allow net args = yes" "allow net ip range = 198.18.1.0/24" "$@"
+}
+
+# ---------------------------------------------------------------- ferryd
+
+# ferryd_start NODE [FERRYD OPTION...]: ferryd for NODE, the other compute node its peer; waits
+# until it listens. Its log: $BATS_TEST_TMPDIR/ferryd-NODE.log.
+ferryd_start() {
+	local n=$1 o i
+	shift
+	o=$(other_node "$n")
+	FERRYD_LOG[$n]=$BATS_TEST_TMPDIR/ferryd-$n.log
+	mkdir -p "$MIG_SHARED"
+	chmod 0755 "$MIG_SHARED"
+	# (ip netns exec execs ferryd: $! is ferryd's pid; started from a subshell, so that it is
+	# no job of the test's shell; fd 3 closed, or bats would wait for it)
+	(
+		ip netns exec "$n" "$FERRYD" --node "$n" --listen "${NODE_IP[$n]}:$MIG_PORT" \
+			--peer "$o=${NODE_IP[$o]}:$MIG_PORT" --shared-dir "$MIG_SHARED" --tmpfs-dir "$MIG_TMPFS-$n" \
+			"$@" >>"${FERRYD_LOG[$n]}" 2>&1 </dev/null 3>&- &
+		echo $! >"$BATS_TEST_TMPDIR/ferryd-$n.pid"
+	)
+	FERRYD_PID[$n]=$(cat "$BATS_TEST_TMPDIR/ferryd-$n.pid")
+	for ((i = 0; i < 100; i++)); do
+		grep -q "listening on" "${FERRYD_LOG[$n]}" 2>/dev/null && return 0
+		kill -0 "${FERRYD_PID[$n]}" 2>/dev/null || break
+		sleep 0.05
+	done
+	fail "ferryd on $n did not start: $(cat "${FERRYD_LOG[$n]}")"
+}
+
+# ferryd_alive NODE: the daemon we started is still there (not a zombie).
+ferryd_alive() {
+	local p=${FERRYD_PID[$1]:-}
+	[ -n "$p" ] && [ -e "/proc/$p" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$p/status" 2>/dev/null
+}
+
+# ferryd_procs NODE [all|COMM]: the pids of the processes ferryd runs in NODE: the daemon and
+# its connection handlers (comm ferryd); with "all", also what they run (starters, CRIU); with
+# another word, only the processes of that name in the tree.
+ferryd_procs() {
+	local n=$1 what=${2:-ferryd} root=${FERRYD_PID[$1]:-} pid ppid comm
+	[ -n "$root" ] || return 0
+	local -A kids=() comm_of=()
+	while read -r pid ppid comm; do
+		kids[$ppid]+=" $pid"
+		comm_of[$pid]=$comm
+	done < <(ps -e -o pid=,ppid=,comm=)
+	local -a todo=("$root") found=()
+	while [ ${#todo[@]} -gt 0 ]; do
+		pid=${todo[0]}
+		todo=("${todo[@]:1}")
+		if [ "$what" = all ] || [ "${comm_of[$pid]:-}" = "$what" ]; then
+			found+=("$pid")
+		fi
+		# shellcheck disable=SC2206
+		todo+=(${kids[$pid]:-})
+	done
+	echo "${found[@]}"
+}
+
+# wait_ferryd_runs NODE COMM [SECONDS]: until ferryd on NODE runs a process COMM (its
+# ferry-starter: the destination restores).
+wait_ferryd_runs() {
+	local i
+	for ((i = 0; i < ${3:-30} * 50; i++)); do
+		[ -n "$(ferryd_procs "$1" "$2")" ] && return 0
+		sleep 0.02
+	done
+	fail "ferryd on $1 ran no $2 within ${3:-30}s"
+}
+
+# ferryd_kill NODE [all]: SIGKILL to ferryd on NODE (the daemon and its connection handlers;
+# with "all", everything they run too: what stopping the service would do).
+ferryd_kill() {
+	local pids
+	pids=$(ferryd_procs "$@")
+	# shellcheck disable=SC2086
+	[ -z "$pids" ] || kill -KILL $pids 2>/dev/null || true
+	local i
+	for ((i = 0; i < 100; i++)); do
+		ferryd_alive "$1" || return 0
+		sleep 0.05
+	done
+}
+
+# ferryd_stop NODE: ends the ferryd we started on NODE (and its connection handlers).
+ferryd_stop() {
+	local n=$1
+	[ -n "${FERRYD_PID[$n]:-}" ] || return 0
+	ferryd_kill "$n"
+	unset "FERRYD_PID[$n]"
+}
+
+# ferryd_log_has NODE TEXT
+ferryd_log_has() { grep -qF -- "$2" "${FERRYD_LOG[$1]}"; }
+
+# ---------------------------------------------------------------- users and instances
+
+# on NODE CMD...: CMD as the test user 1 in NODE's network namespace (from its home).
+on() {
+	local n=$1
+	shift
+	on_node "$n" runuser -u "$U1" -- env -C "$U1_HOME" "$@"
+}
+
+# on_as NODE USER CMD...
+on_as() {
+	local n=$1 u=$2
+	shift 2
+	on_node "$n" runuser -u "$u" -- env -C "$(home_of "$u")" "$@"
+}
+
+# listed_on NODE NAME [USER]: NAME is in USER's 'instance list' on NODE.
+listed_on() {
+	on_as "$1" "${3:-$U1}" "$FERRY" instance list | awk 'NR > 1 {print $1}' | grep -qx "$2"
+}
+
+# assert_only_on NODE NAME [USER]: listed on NODE, not on the other node.
+assert_only_on() {
+	local n=$1 name=$2 u=${3:-$U1} o
+	o=$(other_node "$n")
+	listed_on "$n" "$name" "$u" || fail "'$name' is not listed on $n: $(on_as "$n" "$u" "$FERRY" instance list)"
+	! listed_on "$o" "$name" "$u" || fail "'$name' is listed on $o too: $(on_as "$o" "$u" "$FERRY" instance list)"
+}
+
+# stop_all_instances: every instance of the test users on both nodes.
+stop_all_instances() {
+	local n u
+	for n in nodeA nodeB; do
+		for u in "$U1" "$U2"; do
+			on_as "$n" "$u" "$FERRY" instance stop --all --timeout 3 >/dev/null 2>&1 || true
+		done
+	done
+}
+
+# mig_launch NODE NAME MB [--net IP] [--tcp PORT] [--image IMAGE]: user 1's stateful workload
+# of MB megabytes in a --criu-launch instance NAME on NODE (checkpoint NAME), writing its
+# progress to $OUT/NAME.prog; with --tcp, also a stream to a server in peer (started here on
+# PORT, progress $OUT/NAME.srv). Waits for the first steps.
+mig_launch() {
+	local n=$1 name=$2 mb=$3 ip="" port="" img=$IMG
+	shift 3
+	while [ $# -gt 0 ]; do
+		case $1 in
+		--net) ip=$2; shift 2 ;;
+		--tcp) port=$2; shift 2 ;;
+		--image) img=$2; shift 2 ;;
+		*) fail "mig_launch: unknown option '$1'" ;;
+		esac
+	done
+	rm -rf "$(ckpt_dir "$U1" "$name")"
+	as_user1 "$FERRY" checkpoint create "$name" >/dev/null || fail "checkpoint create $name failed"
+	local -a net=()
+	[ -z "$ip" ] || net=(--net --network ftmac --network-args "IP=$ip/16")
+	local cmd="exec $STATEFUL --mb $mb --interval 100 $OUT/$name.prog"
+	if [ -n "$port" ]; then
+		ip netns exec peer "$TCP" serve "198.18.0.3:$port" "$OUT/$name.srv" </dev/null >/dev/null 2>&1 3>&- &
+		PEER_PIDS+=("$!")
+		wait_for grep -q listening "$OUT/$name.srv" 2>/dev/null || fail "the server in peer did not start"
+		cmd="$TCP send 198.18.0.3:$port $OUT/$name.cli 50 & $cmd"
+	fi
+	run --separate-stderr on "$n" "$FERRY" instance start --criu-launch "$name" "${net[@]}" "$img" "$name" sh -c "$cmd"
+	[ "$status" -eq 0 ] || fail "instance start $name on $n failed ($status): $stderr"
+	wait_step "$OUT/$name.prog" 3 30
+	[ -z "$port" ] || wait_ok "$OUT/$name.srv" 5
+}
+
+# mig_migrate NODE NAME ARGS...: 'ferry migrate NAME ARGS...' as user 1 on NODE (bats run,
+# stdout and stderr apart); prints how long it took to fd 3.
+mig_migrate() {
+	local n=$1
+	shift
+	local t0=$EPOCHREALTIME
+	run --separate-stderr on "$n" "$FERRY" migrate "$@"
+	MIG_SECONDS=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN {printf "%.1f", b - a}')
+}
+
+# ---------------------------------------------------------------- progress
+
+# wait_ok FILE N [SECONDS]: the TCP stream in FILE reaches N (fails at once on FAIL).
+wait_ok() {
+	local f=$1 want=$2 secs=${3:-20} i v
+	for ((i = 0; i < secs * 10; i++)); do
+		if [ -e "$f" ]; then
+			grep -q FAIL "$f" && fail "$f: $(cat "$f")"
+			v=$(awk '$1 == "ok" {print $2}' "$f")
+			[ -n "$v" ] && [ "$v" -ge "$want" ] && return 0
+		fi
+		sleep 0.1
+	done
+	fail "$f did not reach $want in ${secs}s: $(cat "$f" 2>/dev/null)"
+}
+num() { awk '$1 == "ok" {print $2}' "$1"; }
+
+# assert_moves_on NAME RUN [SECONDS]: the workload NAME, of run id RUN, makes progress: 5 more
+# steps than now, no FAIL, the same run id (the same process, not a fresh start).
+assert_moves_on() {
+	local name=$1 run_id=$2 secs=${3:-20} s
+	s=$(step_of "$OUT/$name.prog")
+	[ -n "$s" ] || fail "no progress from '$name': $(cat "$OUT/$name.prog" 2>/dev/null)"
+	wait_step "$OUT/$name.prog" $((s + 5)) "$secs"
+	assert_progress_ok "$OUT/$name.prog"
+	[ "$(field_of "$OUT/$name.prog" run)" = "$run_id" ] ||
+		fail "'$name' is another run now: $(cat "$OUT/$name.prog") (was run $run_id)"
+}
+
+# assert_stalled NAME: the workload makes no progress (over a second).
+assert_stalled() {
+	local a b
+	a=$(step_of "$OUT/$1.prog")
+	sleep 1
+	b=$(step_of "$OUT/$1.prog")
+	[ "$a" = "$b" ] || fail "'$1' still makes progress ($a -> $b)"
+}
+
+# The instance log is written anew by each restart: a follower keeps every step line that was
+# ever in it, in order, for assert_consecutive.
+log_follow() {
+	local f
+	f=$(inst_log "$U1" "$1" out)
+	tail -n +1 -F "$f" >"$BATS_TEST_TMPDIR/$1.steps" 2>/dev/null </dev/null 3>&- &
+	FOLLOW_PIDS+=("$!")
+}
+
+# ---------------------------------------------------------------- reports
+
+# assert_report JSON MODE FROM TO MB: one JSON object, a successful report with every phase.
+assert_report() {
+	python3 - "$@" <<-'EOF' || fail "bad report: $1"
+		import json, sys
+		text, mode, src, dst, mb = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+		r = json.loads(text)
+		want = {"type": "report", "ok": 1, "mode": mode, "from": src, "to": dst}
+		for k, v in want.items():
+		    if r.get(k) != v:
+		        sys.exit("%s is %r, not %r" % (k, r.get(k), v))
+		phases = ["request_ms", "prepare_ms", "dump_ms", "sync_ms" if mode == "default" else "transfer_ms",
+		          "restore_ms", "total_ms", "downtime_ms", "bytes"]
+		for k in phases:
+		    if not isinstance(r.get(k), int) or r[k] < 0:
+		        sys.exit("%s: %r" % (k, r.get(k)))
+		if ("transfer_ms" if mode == "default" else "sync_ms") in r:
+		    sys.exit("a phase of the other mode is reported")
+		if not (0 <= r["downtime_ms"] <= r["total_ms"]):
+		    sys.exit("downtime %d outside 0..total %d" % (r["downtime_ms"], r["total_ms"]))
+		if r["dump_ms"] > r["downtime_ms"]:
+		    sys.exit("the dump (%d ms) is part of the downtime (%d ms)" % (r["dump_ms"], r["downtime_ms"]))
+		if r["bytes"] < mb * 1024 * 1024:
+		    sys.exit("%d bytes moved for %d MB of memory" % (r["bytes"], mb))
+		if not isinstance(r.get("id"), str) or len(r["id"]) != 12:
+		    sys.exit("bad migration id %r" % r.get("id"))
+	EOF
+}
+
+json_field() { python3 -c 'import json, sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
+
+# assert_report_table OUTPUT MODE: the table form.
+assert_report_table() {
+	local out=$1 mode=$2 row
+	grep -qE "^migrated '[a-z0-9-]+': node[AB] -> node[AB] \($mode\), migration [0-9a-f]{12}$" <<<"$out" ||
+		fail "no title line: $out"
+	local -a rows=(request prepare dump restore total downtime "bytes moved")
+	if [ "$mode" = default ]; then rows+=(sync); else rows+=(transfer); fi
+	for row in "${rows[@]}"; do
+		grep -qE "^  $row +[0-9]+ (ms|B)$" <<<"$out" || fail "no '$row' row: $out"
+	done
+}
+
+# ---------------------------------------------------------------- wire client
+
+write_wire_client() {
+	cat >"$1" <<-'EOF'
+		#!/usr/bin/env python3
+		"""ferry-wire.py: ferryd's wire protocol, for tests (src/lib/proto.h, src/lib/xfer.c).
+
+		  ferry-wire.py local OP...             this namespace's ferryd (abstract "ferry/ferryd")
+		  ferry-wire.py peer HOST:PORT KEY OP...  a ferryd over TCP, after the peer handshake under
+		                                        KEY (a file, or "random": a key nobody has)
+		  ferry-wire.py tcp HOST:PORT OP...     a ferryd over TCP, no handshake
+		OPs, in order, on one connection:
+		  msg K=V...   a well-formed message      raw HEX   bytes as they are
+		  len N        a length prefix alone       recv      one message: "reply K=V ..." or closed/timeout
+		  eof          wait for the end: closed/timeout/data
+		  idle N       N more connections (local), kept open    sleep S
+		"""
+		import hashlib, hmac, os, socket, struct, sys, time
+
+		MAGIC = b"ferry-proto 1\n"
+
+		def encode(fields):
+		    body = MAGIC + b"".join(f.encode() + b"\n" for f in fields)
+		    return struct.pack("<I", len(body)) + body
+
+		def read_exact(s, n):
+		    buf = b""
+		    while len(buf) < n:
+		        c = s.recv(n - len(buf))
+		        if not c:
+		            raise EOFError
+		        buf += c
+		    return buf
+
+		def recv_msg(s):
+		    n = struct.unpack("<I", read_exact(s, 4))[0]
+		    body = read_exact(s, n)
+		    if not body.startswith(MAGIC):
+		        return "bad"
+		    return "reply " + " ".join(body[len(MAGIC):].decode(errors="replace").split("\n")[:-1])
+
+		def handshake(s, key):
+		    hello = read_exact(s, 36)
+		    if hello[:4] != b"FXF1":
+		        return "not a ferry receiver"
+		    nr, ns, uid = hello[4:], os.urandom(32), struct.pack("<I", 0)
+		    proof = hmac.new(key, b"ferry-peer-1 client" + nr + ns + uid, hashlib.sha256).digest()
+		    s.sendall(b"FXS1" + uid + ns + proof)
+		    try:
+		        r = read_exact(s, 36)
+		    except (EOFError, ConnectionResetError):
+		        return "closed"
+		    want = hmac.new(key, b"ferry-peer-1 server" + nr + ns + uid, hashlib.sha256).digest()
+		    if r[:4] != b"FXR1" or not hmac.compare_digest(r[4:], want):
+		        return "bad proof from the server"
+		    return None
+
+		def unix():
+		    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+		    s.connect("\0ferry/ferryd")
+		    return s
+
+		def main(argv):
+		    keep = []
+		    if argv[0] == "local":
+		        s, ops = unix(), argv[1:]
+		    elif argv[0] == "tcp":
+		        host, port = argv[1].rsplit(":", 1)
+		        s, ops = socket.create_connection((host, int(port)), timeout=10), argv[2:]
+		    else:
+		        host, port = argv[1].rsplit(":", 1)
+		        s = socket.create_connection((host, int(port)), timeout=10)
+		        key = os.urandom(32) if argv[2] == "random" else open(argv[2], "rb").read()
+		        ops = argv[3:]
+		        s.settimeout(10)
+		        why = handshake(s, key)
+		        print("handshake ok" if why is None else "handshake refused: " + why, flush=True)
+		    s.settimeout(10)
+		    i = 0
+		    while i < len(ops):
+		        op = ops[i]
+		        i += 1
+		        try:
+		            if op == "msg":
+		                fields = []
+		                while i < len(ops) and "=" in ops[i]:
+		                    fields.append(ops[i]); i += 1
+		                s.sendall(encode(fields))
+		            elif op == "raw":
+		                s.sendall(bytes.fromhex(ops[i])); i += 1
+		            elif op == "len":
+		                s.sendall(struct.pack("<I", int(ops[i], 0))); i += 1
+		            elif op == "recv":
+		                # (progress messages come before the answer: shown, then skipped)
+		                m = recv_msg(s)
+		                while m.startswith("reply type=progress"):
+		                    print("progress" + m[len("reply type=progress"):], flush=True)
+		                    m = recv_msg(s)
+		                print(m, flush=True)
+		            elif op == "eof":
+		                print("data" if s.recv(65536) else "closed", flush=True)
+		            elif op == "idle":
+		                keep += [unix() for _ in range(int(ops[i]))]; i += 1
+		                print("idle %d" % len(keep), flush=True)
+		            elif op == "sleep":
+		                time.sleep(float(ops[i])); i += 1
+		            else:
+		                sys.exit("unknown op " + op)
+		        except (EOFError, ConnectionResetError, BrokenPipeError):
+		            print("closed", flush=True)
+		        except socket.timeout:
+		            print("timeout", flush=True)
+
+		main(sys.argv[1:])
+	EOF
+	chmod 0755 "$1"
+}
+
+# ---------------------------------------------------------------- in the background
+
+# mig_bg NODE NAME ARGS...: 'ferry migrate' as user 1 in the background; mig_wait collects it.
+mig_bg() {
+	local n=$1
+	shift
+	rm -f "$BATS_TEST_TMPDIR"/bg.{out,err,rc}
+	MIG_T0=$EPOCHREALTIME
+	(
+		rc=0 # (bats runs tests under set -e)
+		on "$n" "$FERRY" migrate "$@" >"$BATS_TEST_TMPDIR/bg.out" 2>"$BATS_TEST_TMPDIR/bg.err" || rc=$?
+		echo "$rc" >"$BATS_TEST_TMPDIR/bg.rc.tmp"
+		mv "$BATS_TEST_TMPDIR/bg.rc.tmp" "$BATS_TEST_TMPDIR/bg.rc"
+	) </dev/null 3>&- &
+	MIG_BG_PID=$!
+}
+
+# mig_wait SECONDS: waits for mig_bg's command; sets status, output, stderr and MIG_SECONDS as
+# bats' run does; fails when it is still running after SECONDS.
+mig_wait() {
+	local t=$1 i
+	for ((i = 0; i < t * 10; i++)); do
+		[ -e "$BATS_TEST_TMPDIR/bg.rc" ] && break
+		sleep 0.1
+	done
+	if [ ! -e "$BATS_TEST_TMPDIR/bg.rc" ]; then
+		echo "---- processes:"
+		ps -eo pid,ppid,user,stat,wchan:24,args --forest | grep -E "ferry|criu|runuser|migrat" | grep -v grep
+		fail "ferry migrate still runs after ${t}s (hangs?)"
+	fi
+	wait "$MIG_BG_PID" 2>/dev/null || true
+	# shellcheck disable=SC2034 # as bats' run sets them
+	status=$(cat "$BATS_TEST_TMPDIR/bg.rc")
+	output=$(cat "$BATS_TEST_TMPDIR/bg.out")
+	stderr=$(cat "$BATS_TEST_TMPDIR/bg.err")
+	MIG_SECONDS=$(awk -v a="$MIG_T0" -v b="$EPOCHREALTIME" 'BEGIN {printf "%.1f", b - a}')
+}
+
+# wait_landed NODE MB [SECONDS]: until NODE's diskless directory holds MB megabytes (pages in
+# flight).
+wait_landed() {
+	local n=$1 mb=$2 t=${3:-30} i have
+	for ((i = 0; i < t * 20; i++)); do
+		have=$(du -sm "$MIG_TMPFS-$n" 2>/dev/null | cut -f1)
+		[ -n "$have" ] && [ "$have" -ge "$mb" ] && return 0
+		sleep 0.05
+	done
+	fail "no $mb MB arrived in $MIG_TMPFS-$n within ${t}s (${have:-0} MB)"
+}
+
+# workload_count NAME: how many stateful processes write NAME's progress (exactly one, or the
+# instance runs twice, or not at all).
+workload_count() { pgrep -f -c -- "--interval 100 $OUT/$1.prog\$" || true; }
+
+# assert_runs_once NAME: exactly one copy, as user 1.
+assert_runs_once() {
+	local c p
+	c=$(workload_count "$1")
+	[ "$c" = 1 ] || fail "'$1' runs $c times: $(pgrep -a -f -- "$OUT/$1.prog")"
+	p=$(pgrep -f -- "--interval 100 $OUT/$1.prog\$")
+	[ "$(stat -c %u "/proc/$p")" = "$U1_UID" ] || fail "'$1' (pid $p) does not run as $U1"
+}
