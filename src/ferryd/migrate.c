@@ -165,6 +165,8 @@ void ferryd_handle_client(struct ferryd *d, int sk)
 
 	_cleanup_free_ char *src_out = NULL;
 	_cleanup_free_ char *dir = NULL;
+	bool restart_here = false; /* default mode: the destination did not take it */
+	_cleanup_free_ char *dest_failed = NULL;
 	struct ferry_request dump = {
 	    .op = FERRY_OP_CHECKPOINT_DUMP, .flags = FERRY_REQ_TIMINGS, .instance = (char *)name};
 	int r;
@@ -188,12 +190,37 @@ void ferryd_handle_client(struct ferryd *d, int sk)
 		if (ferry_msg_send(peer, &m, &e2) < 0 && r == 0)
 			r = ferry_error_msg(&err, e2->code, "%s: %s", to, e2->message);
 		ferry_error_free(e2);
-		if (r == 0)
+		e2 = NULL;
+		if (r == 0) {
 			progress(sk, "restore");
+			/* the destination's starter restores, says so, and keeps its copy only once we
+			 * commit: if we never hear it (it or its daemon died), we restart ours and it
+			 * stops its own */
+			if (ferry_xfer_read_verdict(peer, (unsigned)d->cfg->criu_timeout + 60, &e2) < 0 ||
+			    ferry_xfer_send_commit(peer) < 0) {
+				restart_here = true;
+				dest_failed = xstrdup(e2 ? e2->message : "the destination went away");
+			}
+			ferry_error_free(e2);
+		}
 	}
 	_cleanup_free_ char *dump_error = r < 0 && err ? xstrdup(err->message) : NULL;
+	/* the starter says "the instance keeps running"; the report says where */
+	static const char keeps[] = "; the instance keeps running";
+	if (dump_error && strlen(dump_error) > strlen(keeps) &&
+	    streq(dump_error + strlen(dump_error) - strlen(keeps), keeps))
+		dump_error[strlen(dump_error) - strlen(keeps)] = '\0';
 	ferry_error_free(err);
 	err = NULL;
+	_cleanup_free_ char *dest_starter_why = NULL;
+	if (diskless && r < 0) {
+		/* the destination's starter may have said why before its daemon does (its verdict
+		 * comes first on the connection) */
+		struct ferry_error *v = NULL;
+		if (ferry_xfer_read_verdict(peer, 10, &v) == -EREMOTEIO && v)
+			dest_starter_why = xstrdup(v->message);
+		ferry_error_free(v);
+	}
 	struct ferry_msg done = {0};
 	/* after a failed dump the destination has nothing left to do: do not wait long for it */
 	unsigned wait = r < 0 ? 10 : (unsigned)d->cfg->criu_timeout + 60;
@@ -202,7 +229,7 @@ void ferryd_handle_client(struct ferryd *d, int sk)
 	/* diskless: the source starter ended its copy only on the destination starter's word that
 	 * the instance runs there, so that is the outcome even if the destination's daemon went
 	 * away before it could report */
-	bool ok = r == 0 && (dest_done || diskless);
+	bool ok = r == 0 && !restart_here && (dest_done || diskless || !dest_failed);
 	long long t_end = ferry_now_ms();
 
 	struct ferry_msg rep = {0};
@@ -242,14 +269,16 @@ void ferryd_handle_client(struct ferryd *d, int sk)
 		ferryd_log(id, "'%s' now runs on %s (downtime %lld ms)", name, to, restored - freeze);
 	} else {
 		/* the destination's own reason, when it gave one, says most (e.g. its tmpfs is full) */
-		const char *dest_why = rr == 0 && !dest_done ? ferry_msg_get(&done, "message") : NULL;
+		const char *dest_why =
+		    rr == 0 && !dest_done ? ferry_msg_get(&done, "message") : dest_starter_why;
 		_cleanup_free_ char *both =
 		    dest_why && dump_error ? xasprintf("%s (here: %s)", dest_why, dump_error) : NULL;
-		const char *why = both	       ? both
-				  : dest_why   ? dest_why
-				  : dump_error ? dump_error
-				  : rr < 0     ? err->message
-					       : "the destination failed";
+		const char *why = both		? both
+				  : dest_failed ? dest_failed
+				  : dest_why	? dest_why
+				  : dump_error	? dump_error
+				  : rr < 0	? err->message
+						: "the destination failed";
 		_cleanup_free_ char *back = NULL;
 		if (!diskless && r == 0) {
 			/* the instance was dumped (and ended here): bring it back from the same checkpoint */
@@ -265,10 +294,8 @@ void ferryd_handle_client(struct ferryd *d, int sk)
 				    xasprintf("; restarting it on %s failed too: %s (its checkpoint is '%s')",
 					      d->node, e3->message, dir);
 			ferry_error_free(e3);
-		} else if (!strstr(why, "keeps running")) {
-			back = xasprintf("; the instance keeps running on %s", d->node);
 		} else {
-			back = xstrdup("");
+			back = xasprintf("; the instance keeps running on %s", d->node);
 		}
 		ferry_msg_set(&rep, "message", "migration of '%s' to %s failed: %s%s", name, to, why, back);
 		ferryd_log(id, "failed: %s%s", why, back);
@@ -341,7 +368,8 @@ void ferryd_handle_peer(struct ferryd *d, int sk)
 		    !startswith(ndir, prefix) || strstr(ndir, "/..") || strchr(ndir + strlen(prefix), '/'))
 			return send_error(sk, id, "bad restart message");
 		restart.checkpoint = (char *)ndir;
-		r = ferryd_run_starter(d, &u, &restart, -1, &out, &err);
+		restart.flags |= FERRY_REQ_COMMIT;
+		r = ferryd_run_starter(d, &u, &restart, sk, &out, &err);
 	}
 	if (r < 0) {
 		ferryd_log(id, "restart failed: %s", err->message);

@@ -35,7 +35,8 @@ enum ferry_request_flags {
 	FERRY_REQ_LEAVE_RUNNING = 1u << 5, /* checkpoint instance --leave-running */
 	FERRY_REQ_NET = 1u << 6, /* instance start --net: own network namespace */
 	FERRY_REQ_TIMINGS = 1u << 7, /* print "timing key=ms ..." lines (for ferryd's reports) */
-	FERRY_REQ_ALL_ = (1u << 8) - 1,
+	FERRY_REQ_COMMIT = 1u << 8, /* restart: fd 4 is the source's connection: report, await its commit */
+	FERRY_REQ_ALL_ = (1u << 9) - 1,
 };
 
 struct ferry_bind {

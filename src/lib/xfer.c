@@ -441,3 +441,18 @@ int ferry_peer_connect(int sk, const unsigned char *key, size_t keylen, unsigned
 {
 	return hs_connect(sk, key, keylen, "ferry-peer-1 client", "ferry-peer-1 server", 0, timeout, err);
 }
+
+/* After an 'A' verdict the sender answers one byte 'C' (commit): the move is agreed. */
+int ferry_xfer_send_commit(int sk)
+{
+	return ferry_write_all(sk, "C", 1);
+}
+
+int ferry_xfer_await_commit(int sk, unsigned timeout)
+{
+	unsigned char c = 0;
+	struct ferry_error *err = NULL;
+	int r = read_full(sk, &c, 1, timeout, &err);
+	ferry_error_free(err);
+	return r < 0 || c != 'C' ? -EPROTO : 0;
+}

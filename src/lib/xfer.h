@@ -50,6 +50,11 @@ int ferry_xfer_send_files(int sk, int dirfd, char *const *names, size_t n, const
 int ferry_xfer_receive(int sk, int dirfd, unsigned timeout, char **ret_manifest, size_t *ret_len,
 		       struct ferry_error **err);
 
+/* The commit: after an 'A' verdict the sender answers 'C'; the receiver keeps its restored copy
+ * only then (two copies must never run). */
+int ferry_xfer_send_commit(int sk);
+int ferry_xfer_await_commit(int sk, unsigned timeout);
+
 /* The verdict. */
 int ferry_xfer_send_verdict(int sk, const char *error_or_null);
 /* Returns 0 for 'A', -EREMOTEIO with the receiver's message for 'N', or another error. */

@@ -482,6 +482,10 @@ void op_checkpoint_dump(struct starter *s)
 		free(names);
 		if (pr == 0)
 			pr = ferry_xfer_read_verdict(s->xfer_fd, s->cfg->criu_timeout, &err);
+		/* the destination keeps its copy only on our commit; without it, we keep ours */
+		if (pr == 0 && ferry_xfer_send_commit(s->xfer_fd) < 0)
+			pr = ferry_error_msg(&err, EPIPE,
+					     "the destination went away before the move was agreed");
 		if (pr == 0)
 			gen = xasprintf("sent to %s", s->req->page_server);
 	} else if (pr == 0) {

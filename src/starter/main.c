@@ -494,6 +494,18 @@ static char *join_argv(char **argv)
 
 /* ---- running ---- */
 
+static int atoi_strict(const char *p)
+{
+	unsigned long long v = 0;
+	char buf[16];
+	size_t n = strcspn(p, "\n");
+	if (n == 0 || n >= sizeof(buf))
+		return 0;
+	memcpy(buf, p, n);
+	buf[n] = '\0';
+	return parse_uint64(buf, INT32_MAX, &v) < 0 ? 0 : (int)v;
+}
+
 static volatile sig_atomic_t forward_to;
 
 static void forward_signal(int sig, siginfo_t *info, void *ctx)
@@ -727,7 +739,9 @@ static _noreturn_ void monitor(struct starter *s, int dirfd, int top)
 			unlinkat(dirfd, launch_name, 0);
 			_exit(1);
 		}
-		(void)ferry_write_all(top, "OK\n", 3);
+		char ok[32];
+		int okn = snprintf(ok, sizeof(ok), "OK %d\n", (int)pid);
+		(void)ferry_write_all(top, ok, (size_t)okn);
 	} else {
 		(void)ferry_write_all(top, msg, strlen(msg));
 		(void)ferry_write_all(top, "\n", 1);
@@ -797,7 +811,7 @@ static void op_instance_start(struct starter *s)
 	close(dirfd);
 	TRY(ferry_privs_drop(&s->privs, NULL, 0, &err));
 	_cleanup_free_ char *msg = read_report(top[0]);
-	if (msg && streq(msg, "OK")) {
+	if (msg && startswith(msg, "OK")) {
 		if (want_timings) {
 			unsigned long long bytes = 0;
 			for (size_t i = 0; s->manifest && i < s->manifest->n_files; i++)
@@ -806,8 +820,21 @@ static void op_instance_start(struct starter *s)
 			       t_received ? t_received : t_start, ferry_now_ms(), bytes);
 			fflush(stdout);
 		}
-		if (verdict_fd >= 0)
-			(void)ferry_xfer_send_verdict(verdict_fd, NULL); /* the sender may end its copy */
+		if (verdict_fd >= 0) {
+			/* Two copies must never run: the source ends its copy on our word, and we keep
+			 * ours only on its commit. No commit (it died, the link broke): stop ours. */
+			(void)ferry_xfer_send_verdict(verdict_fd, NULL);
+			if (ferry_xfer_await_commit(verdict_fd, 30) < 0) {
+				int init = msg[2] == ' ' ? atoi_strict(msg + 3) : 0;
+				int pfd = init > 0 ? (int)syscall(SYS_pidfd_open, init, 0) : -1;
+				if (pfd >= 0)
+					syscall(SYS_pidfd_send_signal, pfd, SIGKILL, NULL, 0);
+				verdict_fd = -1;
+				die("instance '%s' was restored but the source never confirmed the move: this copy is "
+				    "stopped, the source keeps its own",
+				    s->req->instance);
+			}
+		}
 		exit(0);
 	}
 	if (msg)
@@ -917,9 +944,10 @@ static void read_request(struct starter *s)
 	ferry_close_fds(3, (const int[]){s->xfer_fd, -1});
 	if (ferry_request_decode(buf, len, &s->req, &err) < 0)
 		die_error(err);
-	if (s->req->page_server && s->xfer_fd < 0)
+	bool commit = s->req->flags & FERRY_REQ_COMMIT;
+	if ((s->req->page_server || commit) && s->xfer_fd < 0)
 		die("--page-server needs the connection the 'ferry' command makes: run ferry, not ferry-starter");
-	if (!s->req->page_server && s->xfer_fd >= 0) {
+	if (!s->req->page_server && !commit && s->xfer_fd >= 0) {
 		close(s->xfer_fd);
 		s->xfer_fd = -1;
 	}
@@ -959,8 +987,9 @@ int main(int argc, char **argv)
 
 	want_timings = s.req->flags & FERRY_REQ_TIMINGS;
 	if (s.req->op == FERRY_OP_INSTANCE_START && (s.req->flags & FERRY_REQ_CRIU_RESTART)) {
-		if (s.xfer_fd >= 0) {
+		if (s.xfer_fd >= 0)
 			verdict_fd = s.xfer_fd;
+		if (s.xfer_fd >= 0 && s.req->page_server) {
 			TRY(checkpoint_receive(&s, &err)); /* pages and images arrive, verified */
 			t_received = ferry_now_ms();
 		}
