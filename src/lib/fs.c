@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <limits.h>
+#include <poll.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
@@ -173,4 +174,29 @@ DIR *ferry_opendir_at(int dirfd)
 	if (!d)
 		close(fd);
 	return d;
+}
+
+int ferry_read_timeout(int fd, void *buf, size_t len, unsigned timeout, struct ferry_error **err)
+{
+	unsigned char *p = buf;
+	while (len > 0) {
+		struct pollfd pfd = {.fd = fd, .events = POLLIN};
+		int r = poll(&pfd, 1, timeout ? (int)timeout * 1000 : -1);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r == 0)
+			return ferry_error_msg(err, ETIMEDOUT, "the peer sent nothing for %u s", timeout);
+		if (r < 0)
+			return ferry_error_set(err, errno, "poll");
+		ssize_t n = read(fd, p, len);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n < 0)
+			return ferry_error_set(err, errno, "read from the peer");
+		if (n == 0)
+			return ferry_error_msg(err, ECONNRESET, "the peer closed the connection");
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
 }

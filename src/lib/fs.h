@@ -11,6 +11,9 @@
  * EFBIG when more than @max bytes arrive. */
 int ferry_read_all(int fd, size_t max, char **ret_buf, size_t *ret_len, struct ferry_error **err);
 int ferry_read_file(const char *path, size_t max, char **ret_buf, size_t *ret_len, struct ferry_error **err);
+/* Reads exactly @len bytes from a socket or pipe, waiting at most @timeout seconds (0: forever)
+ * for each piece; the end of the stream before that is ECONNRESET, a silence ETIMEDOUT. */
+int ferry_read_timeout(int fd, void *buf, size_t len, unsigned timeout, struct ferry_error **err);
 /* Writes all of @buf, retrying short writes and EINTR. */
 int ferry_write_all(int fd, const void *buf, size_t len);
 /* Creates @name in @dirfd atomically: a hidden temp file, fsync, rename over @name. */

@@ -128,35 +128,10 @@ int ferry_msg_send(int fd, const struct ferry_msg *m, struct ferry_error **err)
 	return 0;
 }
 
-static int read_exact(int fd, void *buf, size_t len, unsigned timeout, struct ferry_error **err)
-{
-	unsigned char *p = buf;
-	while (len > 0) {
-		struct pollfd pfd = {.fd = fd, .events = POLLIN};
-		int r = poll(&pfd, 1, timeout ? (int)timeout * 1000 : -1);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r == 0)
-			return ferry_error_msg(err, ETIMEDOUT, "no answer within %u s", timeout);
-		if (r < 0)
-			return ferry_error_set(err, errno, "poll");
-		ssize_t n = read(fd, p, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return ferry_error_set(err, errno, "receive");
-		if (n == 0)
-			return ferry_error_msg(err, ECONNRESET, "the connection was closed");
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 int ferry_msg_recv(int fd, unsigned timeout, struct ferry_msg *ret, struct ferry_error **err)
 {
 	unsigned char l[4];
-	int r = read_exact(fd, l, 4, timeout, err);
+	int r = ferry_read_timeout(fd, l, 4, timeout, err);
 	if (r < 0)
 		return r;
 	size_t len = (size_t)l[0] | (size_t)l[1] << 8 | (size_t)l[2] << 16 | (size_t)l[3] << 24;
@@ -164,7 +139,7 @@ int ferry_msg_recv(int fd, unsigned timeout, struct ferry_msg *ret, struct ferry
 		return ferry_error_msg(err, EMSGSIZE, "message of %zu bytes refused (at most %u)", len,
 				       FERRY_PROTO_MAX);
 	_cleanup_free_ char *buf = xmalloc(len + 1);
-	if ((r = read_exact(fd, buf, len, timeout, err)) < 0)
+	if ((r = ferry_read_timeout(fd, buf, len, timeout, err)) < 0)
 		return r;
 	return ferry_msg_parse(buf, len, ret, err);
 }

@@ -14,31 +14,6 @@
 
 static int read_verdict_rest(int sk, unsigned timeout, struct ferry_error **err);
 
-static int read_full(int sk, void *buf, size_t len, unsigned timeout, struct ferry_error **err)
-{
-	unsigned char *p = buf;
-	while (len > 0) {
-		struct pollfd pfd = {.fd = sk, .events = POLLIN};
-		int r = poll(&pfd, 1, timeout ? (int)timeout * 1000 : -1);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r == 0)
-			return ferry_error_msg(err, ETIMEDOUT, "the peer sent nothing for %u s", timeout);
-		if (r < 0)
-			return ferry_error_set(err, errno, "poll");
-		ssize_t n = read(sk, p, len);
-		if (n < 0 && (errno == EINTR || errno == EAGAIN))
-			continue;
-		if (n < 0)
-			return ferry_error_set(err, errno, "read from the peer");
-		if (n == 0)
-			return ferry_error_msg(err, ECONNRESET, "the peer closed the connection");
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static int write_full(int sk, const void *buf, size_t len, struct ferry_error **err)
 {
 	int r = ferry_write_all(sk, buf, len);
@@ -100,7 +75,7 @@ static int hs_accept(int sk, const unsigned char *key, size_t keylen, const char
 	if (r < 0)
 		return r;
 	unsigned char s[4 + 4 + FERRY_XFER_NONCE + 32];
-	if ((r = read_full(sk, s, sizeof(s), timeout, err)) < 0)
+	if ((r = ferry_read_timeout(sk, s, sizeof(s), timeout, err)) < 0)
 		return r;
 	if (memcmp(s, "FXS1", 4) != 0)
 		return ferry_error_msg(err, EPROTO, "the peer is not a ferry sender");
@@ -125,7 +100,7 @@ static int hs_connect(int sk, const unsigned char *key, size_t keylen, const cha
 		      uid_t uid, unsigned timeout, struct ferry_error **err)
 {
 	unsigned char hello[4 + FERRY_XFER_NONCE];
-	int r = read_full(sk, hello, sizeof(hello), timeout, err);
+	int r = ferry_read_timeout(sk, hello, sizeof(hello), timeout, err);
 	if (r < 0)
 		return r;
 	if (memcmp(hello, "FXF1", 4) != 0)
@@ -141,11 +116,11 @@ static int hs_connect(int sk, const unsigned char *key, size_t keylen, const cha
 	if ((r = write_full(sk, s, sizeof(s), err)) < 0)
 		return r;
 	unsigned char reply[4 + 32];
-	if ((r = read_full(sk, reply, 1, timeout, err)) < 0)
+	if ((r = ferry_read_timeout(sk, reply, 1, timeout, err)) < 0)
 		return ferry_error_wrap(err, "the receiver refused the dump");
 	if (reply[0] == 'N') /* the receiver said why it refused */
 		return read_verdict_rest(sk, timeout, err);
-	if ((r = read_full(sk, reply + 1, sizeof(reply) - 1, timeout, err)) < 0)
+	if ((r = ferry_read_timeout(sk, reply + 1, sizeof(reply) - 1, timeout, err)) < 0)
 		return ferry_error_wrap(err, "the receiver refused the dump");
 	unsigned char want[32];
 	if ((r = proof(key, keylen, role_r, hello + 4, s + 8, (uint32_t)uid, want, err)) < 0)
@@ -259,7 +234,7 @@ static la_ssize_t chunk_read(struct archive *a, void *data, const void **out)
 	if (rd->ended)
 		return 0;
 	unsigned char hdr[4];
-	if (read_full(rd->sk, hdr, 4, rd->timeout, &rd->err) < 0) {
+	if (ferry_read_timeout(rd->sk, hdr, 4, rd->timeout, &rd->err) < 0) {
 		archive_set_error(a, EIO, "%s", rd->err->message);
 		return -1;
 	}
@@ -272,7 +247,7 @@ static la_ssize_t chunk_read(struct archive *a, void *data, const void **out)
 		archive_set_error(a, EPROTO, "chunk of %u bytes", len);
 		return -1;
 	}
-	if (read_full(rd->sk, rd->buf, len, rd->timeout, &rd->err) < 0) {
+	if (ferry_read_timeout(rd->sk, rd->buf, len, rd->timeout, &rd->err) < 0) {
 		archive_set_error(a, EIO, "%s", rd->err->message);
 		return -1;
 	}
@@ -386,7 +361,7 @@ int ferry_xfer_send_verdict(int sk, const char *error_or_null)
 int ferry_xfer_read_verdict(int sk, unsigned timeout, struct ferry_error **err)
 {
 	unsigned char type;
-	int r = read_full(sk, &type, 1, timeout, err);
+	int r = ferry_read_timeout(sk, &type, 1, timeout, err);
 	if (r < 0)
 		return r;
 	if (type == 'A')
@@ -400,14 +375,14 @@ static int read_verdict_rest(int sk, unsigned timeout, struct ferry_error **err)
 {
 	int r;
 	unsigned char l[2];
-	if ((r = read_full(sk, l, 2, timeout, err)) < 0)
+	if ((r = ferry_read_timeout(sk, l, 2, timeout, err)) < 0)
 
 		return r;
 	uint16_t n = get_u16(l);
 	if (n > 4096)
 		return ferry_error_msg(err, EPROTO, "bad verdict from the receiver");
 	char msg[4097];
-	if ((r = read_full(sk, msg, n, timeout, err)) < 0)
+	if ((r = ferry_read_timeout(sk, msg, n, timeout, err)) < 0)
 		return r;
 	msg[n] = '\0';
 	for (char *p = msg; *p; p++)
@@ -452,7 +427,7 @@ int ferry_xfer_await_commit(int sk, unsigned timeout)
 {
 	unsigned char c = 0;
 	struct ferry_error *err = NULL;
-	int r = read_full(sk, &c, 1, timeout, &err);
+	int r = ferry_read_timeout(sk, &c, 1, timeout, &err);
 	ferry_error_free(err);
 	return r < 0 || c != 'C' ? -EPROTO : 0;
 }
