@@ -174,6 +174,48 @@ static int setup_dev(int root, struct ferry_error **err)
 			"newinstance,ptmxmode=0666,mode=0620", err);
 }
 
+/* The image's /etc/passwd and /etc/group with the user's entries added, in the layer above it:
+ * programs that look up their own user (MPI's daemons, ssh, whoami) find it. The image's files
+ * are read, never changed; an image without them gets none. */
+static int add_identity(struct starter *s, int image_root, int layer, struct ferry_error **err)
+{
+	if (!s->user)
+		return 0;
+	char line[1024];
+	const char *files[] = {"/etc/passwd", "/etc/group"};
+	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
+		_cleanup_close_ int fd =
+		    ferry_open_in_root(image_root, files[i], O_RDONLY | O_NOFOLLOW, 0, 0);
+		if (fd < 0)
+			continue;
+		_cleanup_free_ char *text = NULL;
+		size_t len = 0;
+		if (ferry_read_all(fd, 1 << 20, &text, &len, NULL) < 0)
+			continue;
+		/* already there (e.g. root, or a user baked into the image): leave the file alone */
+		_cleanup_free_ char *needle = xasprintf("%s:", s->user);
+		bool present = startswith(text, needle);
+		_cleanup_free_ char *nl_needle = xasprintf("\n%s:", s->user);
+		present = present || strstr(text, nl_needle);
+		if (present)
+			continue;
+		if (i == 0)
+			snprintf(line, sizeof(line), "%s:x:%u:%u::%s:/bin/sh\n", s->user,
+				 (unsigned)s->privs.uid, (unsigned)s->privs.gid, s->home ? s->home : "/");
+		else
+			snprintf(line, sizeof(line), "%s:x:%u:\n", s->user, (unsigned)s->privs.gid);
+		if (mkdirat(layer, "etc", 0755) < 0 && errno != EEXIST)
+			return ferry_error_set(err, errno, "create /etc in the layer");
+		_cleanup_close_ int out =
+		    openat(layer, files[i] + 1, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+		bool nl = len > 0 && text[len - 1] != '\n';
+		if (out < 0 || ferry_write_all(out, text, len) < 0 ||
+		    (nl && ferry_write_all(out, "\n", 1) < 0) || ferry_write_all(out, line, strlen(line)) < 0)
+			return ferry_error_set(err, errno, "write %s in the layer", files[i]);
+	}
+	return 0;
+}
+
 int container_setup(struct starter *s, struct ferry_error **err)
 {
 	int r;
@@ -202,6 +244,8 @@ int container_setup(struct starter *s, struct ferry_error **err)
 	_cleanup_close_ int layer = open(layer_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (image_root < 0 || layer < 0)
 		return ferry_error_set(err, errno, "open session directories");
+	if ((r = add_identity(s, image_root, layer, err)) < 0)
+		return r;
 	static const char *const system_dirs[] = {"/proc", "/dev", "/sys", "/tmp"};
 	for (size_t i = 0; i < ARRAY_SIZE(system_dirs); i++)
 		if ((r = ensure_mountpoint(image_root, layer, system_dirs[i], true, err)) < 0)

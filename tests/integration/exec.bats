@@ -387,3 +387,21 @@ teardown() { ferry_teardown; }
 	assert_success
 	assert_output --partial "instance start"
 }
+
+@test "the user has a passwd and group entry inside (whoami works); the image's own files are untouched" {
+	for f in "${FORMS[@]}"; do
+		use_image "$f"
+		run as_user1 ferry exec "$IMG" sh -c 'whoami; grep "^root:" /etc/passwd; tail -n 1 /etc/passwd; tail -n 1 /etc/group'
+		assert_success
+		assert_line --index 0 "$U1"
+		assert_line --index 1 --regexp '^root:x:0:0:'
+		assert_line --index 2 "$U1:x:$U1_UID:$(id -g "$U1")::$U1_HOME:/bin/sh"
+		assert_line --index 3 "$U1:x:$(id -g "$U1"):"
+		# root is in the image already: nothing added for root
+		run as_root ferry exec "$IMG" sh -c 'grep -c "^root:" /etc/passwd'
+		assert_output 1
+	done
+	# the sandbox's own file did not change
+	run grep -c "^$U1:" "$IMAGES/busybox.sandbox/etc/passwd"
+	assert_output 0
+}
