@@ -36,7 +36,6 @@
 #include "starter.h"
 #include "xfer.h"
 
-#define NS_JOIN (CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS)
 #define LAUNCH_FILE "launch.req"
 #define DUMP_LOG "dump.log"
 #define RESTORE_LOG "restore.log"
@@ -353,7 +352,7 @@ void op_checkpoint_dump(struct starter *s)
 		setpgid(0, 0);
 		/* The starter itself stays in the host's namespaces; this child joins the instance's
 		 * and forks once more to be inside its pid namespace too, where CRIU runs. */
-		if (setns(pidfd, NS_JOIN | (inst->networks ? CLONE_NEWNET : 0)) < 0) {
+		if (setns(pidfd, instance_ns_flags(inst)) < 0) {
 			ferry_error_set(&err, errno, "join instance '%s'", name);
 			report_error(rep[1], err);
 			_exit(1);
@@ -968,7 +967,7 @@ void op_checkpoint_restore(struct starter *s)
 		close(rep[0]);
 		close(pids[0]);
 		/* into the instance's namespaces; the restorer is then a process of the container */
-		if (setns(pidfd, NS_JOIN | (inst->networks ? CLONE_NEWNET : 0)) < 0) {
+		if (setns(pidfd, instance_ns_flags(inst)) < 0) {
 			ferry_error_set(&err, errno, "join instance '%s'", name);
 			report_error(rep[1], err);
 			_exit(1);

@@ -29,8 +29,6 @@
 #include "starter.h"
 #include "xfer.h"
 
-#define NS_FLAGS (CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS)
-
 /* the peer of a --page-server transfer, told why when we fail */
 static int verdict_fd = -1;
 /* "timing" lines for ferryd (FERRY_REQ_TIMINGS): when we started, received, restored */
@@ -574,7 +572,7 @@ static void op_exec(struct starter *s)
 	if (pipe2(rep, O_CLOEXEC) < 0)
 		die("pipe: %s", strerror(errno));
 	TRY(ferry_privs_raise(&s->privs, &err));
-	pid_t pid = clone_ns(NS_FLAGS);
+	pid_t pid = clone_ns(STARTER_NS_FLAGS);
 	if (pid < 0)
 		die("create the container's namespaces: %s", strerror(errno));
 	if (pid == 0) {
@@ -629,7 +627,7 @@ static _noreturn_ void monitor(struct starter *s, int dirfd, int top)
 		unlinkat(dirfd, s->req->instance, 0);
 		_exit(1);
 	}
-	pid_t pid = clone_ns(NS_FLAGS | (net ? CLONE_NEWNET : 0));
+	pid_t pid = clone_ns(STARTER_NS_FLAGS | (net ? CLONE_NEWNET : 0));
 	if (pid < 0) {
 		ferry_error_set(&err, errno, "create the container's namespaces");
 		report_error(top, err);
@@ -889,6 +887,11 @@ int pin_instance(struct starter *s, const char *name, struct ferry_instance **re
 	return pidfd;
 }
 
+int instance_ns_flags(const struct ferry_instance *inst)
+{
+	return STARTER_NS_FLAGS | (inst->networks ? CLONE_NEWNET : 0);
+}
+
 static void op_instance_join(struct starter *s)
 {
 	struct ferry_error *err = NULL;
@@ -897,7 +900,7 @@ static void op_instance_join(struct starter *s)
 	int pidfd = pin_instance(s, name, &inst, &err);
 	if (pidfd < 0)
 		die_error(err);
-	if (setns(pidfd, NS_FLAGS | (inst->networks ? CLONE_NEWNET : 0)) < 0)
+	if (setns(pidfd, instance_ns_flags(inst)) < 0)
 		die("join instance '%s': %s", name, strerror(errno));
 
 	close(pidfd);

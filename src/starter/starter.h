@@ -3,6 +3,7 @@
 #ifndef FERRY_STARTER_H
 #define FERRY_STARTER_H
 
+#include <sched.h>
 #include <sys/types.h>
 
 #include "config.h"
@@ -88,6 +89,10 @@ void network_announce(int netns_fd, const struct ferry_net_attachment *atts, siz
 int network_lock_for_restore(struct starter *s, int netns_fd, struct ferry_error **err);
 void network_unlock_after_restore(struct starter *s, int netns_fd);
 
+/* The namespaces every container has (its own network only with --net). */
+#define STARTER_NS_FLAGS (CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS)
+/* main.c: the namespaces to join to act inside a running instance. */
+int instance_ns_flags(const struct ferry_instance *inst);
 /* checkpoint.c */
 
 /* Opens the checkpoint directory @path as the user: it must be theirs and not writable by others. */

@@ -26,11 +26,7 @@ setup_file() {
 		fi
 	) 9>/run/lock/ferry-test-ckpt-bin.lock
 	nodes_up
-	cat >"$NETCONF" <<-'JSON'
-	{"cniVersion": "1.0.0", "name": "ftmac",
-	 "plugins": [{"type": "macvlan", "master": "eth0", "mode": "bridge", "ipam": {"type": "static"}}]}
-	JSON
-	chmod 0644 "$NETCONF"
+	write_test_network "$NETCONF"
 }
 
 teardown_file() {

@@ -46,11 +46,7 @@ migrate_suite_setup() {
 		return 1
 	}
 	nodes_up
-	cat >"$NETCONF" <<-'JSON'
-		{"cniVersion": "1.0.0", "name": "ftmac",
-		 "plugins": [{"type": "macvlan", "master": "eth0", "mode": "bridge", "ipam": {"type": "static"}}]}
-	JSON
-	chmod 0644 "$NETCONF"
+	write_test_network "$NETCONF"
 	write_wire_client "$IMAGES/ferry-wire.py"
 	WIRE=$IMAGES/ferry-wire.py
 	export WIRE

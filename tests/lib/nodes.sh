@@ -49,6 +49,15 @@ nodes_up() {
 	done
 }
 
+# write_test_network FILE: the tests' macvlan network 'ftmac' (static IPAM) on each node's eth0.
+write_test_network() {
+	cat >"$1" <<-'JSON'
+		{"cniVersion": "1.0.0", "name": "ftmac",
+		 "plugins": [{"type": "macvlan", "master": "eth0", "mode": "bridge", "ipam": {"type": "static"}}]}
+	JSON
+	chmod 0644 "$1"
+}
+
 on_node() {
 	local n=$1
 	shift
