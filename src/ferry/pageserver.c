@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 
 #include "ferry.h"
+#include "xfer.h"
 
 static int split(const char *spec, char **host, char **port)
 {
@@ -57,6 +58,7 @@ int page_server_connect(const char *host_port, unsigned timeout)
 				host_port, strerror(e ? e : ECONNREFUSED)),
 		       -1;
 	(void)timeout;
+	ferry_xfer_tune_socket(sk);
 	return sk;
 }
 
@@ -100,5 +102,6 @@ int page_server_accept(const char *spec, unsigned timeout)
 	close(ls);
 	if (sk < 0)
 		return cli_fail("accept on '%s': %s", spec, strerror(e)), -1;
+	ferry_xfer_tune_socket(sk);
 	return sk;
 }

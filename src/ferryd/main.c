@@ -20,6 +20,7 @@
 #include "manifest.h"
 #include "names.h"
 #include "spawn.h"
+#include "xfer.h"
 
 #define STARTER FERRY_LIBEXECDIR "/ferry-starter"
 
@@ -289,6 +290,8 @@ int main(int argc, char **argv)
 			int sk = accept4(p[i].fd, NULL, NULL, SOCK_CLOEXEC);
 			if (sk < 0)
 				continue;
+			if (i == 1)
+				ferry_xfer_tune_socket(sk);
 			/* one process a connection: a bad client, or a failing migration, takes nothing
 			 * else down, and migrations run side by side */
 			pid_t pid = fork();

@@ -84,6 +84,7 @@ static int connect_peer(const struct ferryd *d, const char *addr, struct ferry_e
 			close(sk);
 		return ferry_error_set(err, -r, "connect to '%s'", addr);
 	}
+	ferry_xfer_tune_socket(sk);
 	if (ferry_peer_connect(sk, d->key, d->keylen, PEER_TIMEOUT, err) < 0) {
 		close(sk);
 		return ferry_error_wrap(err, "ferryd at '%s'", addr);

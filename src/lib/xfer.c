@@ -5,7 +5,10 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include "fs.h"
@@ -389,6 +392,13 @@ static int read_verdict_rest(int sk, unsigned timeout, struct ferry_error **err)
 		if ((unsigned char)*p < 0x20)
 			*p = ' ';
 	return ferry_error_msg(err, EREMOTEIO, "the receiver failed: %s", msg);
+}
+
+void ferry_xfer_tune_socket(int sk)
+{
+	int one = 1, zero = 0;
+	(void)setsockopt(sk, IPPROTO_TCP, TCP_CORK, &zero, sizeof(zero));
+	(void)setsockopt(sk, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
 int ferry_xfer_accept(int sk, const unsigned char *key, size_t keylen, uid_t uid, unsigned timeout,

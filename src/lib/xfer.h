@@ -25,6 +25,13 @@
 #define FERRY_XFER_MAX_FILES 65536
 #define FERRY_XFER_MAX_MANIFEST (1u << 20)
 
+/* Every migration socket (TCP between nodes): no Nagle delay, and no cork. The protocols here
+ * and CRIU's page server write small headers and wait for answers; with Nagle and the peer's
+ * delayed ACK, each such exchange can stall up to 200 ms. CRIU's dump corks the page server
+ * socket it is given and leaves it so: call this again once CRIU is done with a socket, or every
+ * later partial write waits for the cork's 200 ms timer. Does nothing on unix sockets. */
+void ferry_xfer_tune_socket(int sk);
+
 /* Handshake, receiver side: sends its nonce, checks the sender's proof and uid (must equal
  * @uid), answers with its own proof. @timeout bounds each read, in seconds. */
 int ferry_xfer_accept(int sk, const unsigned char *key, size_t keylen, uid_t uid, unsigned timeout,

@@ -287,6 +287,9 @@ static int make_staging(struct starter *s, char stage[64], int *ret_stfd, int *r
 	return 0;
 }
 
+/* How often a dump through a page server clears CRIU's cork on the socket. */
+#define UNCORK_TICK_MS 10
+
 void op_checkpoint_dump(struct starter *s)
 {
 	struct ferry_error *err = NULL;
@@ -436,6 +439,15 @@ void op_checkpoint_dump(struct starter *s)
 			timed_out = true;
 			break;
 		}
+		if (s->xfer_fd >= 0) {
+			/* CRIU corks the page server socket when it starts and, at its end, sends
+			 * the page server its last command still corked and waits for the answer:
+			 * 200 ms lost to the cork's timer. The socket is ours too: keep it uncorked
+			 * (CRIU sets NODELAY itself where it waits for answers). */
+			ferry_xfer_tune_socket(s->xfer_fd);
+			if (left > UNCORK_TICK_MS)
+				left = UNCORK_TICK_MS;
+		}
 		int r = poll(&p, 1, (int)(left > INT_MAX ? INT_MAX : left));
 		if (r < 0 && errno == EINTR)
 			continue;
@@ -466,6 +478,8 @@ void op_checkpoint_dump(struct starter *s)
 		die("checkpoint of '%s' failed: the dumping process died; the instance keeps running", name);
 	}
 	long long t_dumped = ferry_now_ms();
+	if (s->xfer_fd >= 0)
+		ferry_xfer_tune_socket(s->xfer_fd); /* CRIU left it corked */
 	_cleanup_free_ char *gen = NULL;
 	_cleanup_free_ char *text = NULL;
 	_cleanup_(ferry_manifest_freep) struct ferry_manifest *m =
@@ -880,6 +894,7 @@ int checkpoint_receive(struct starter *s, struct ferry_error **err)
 		r = ferry_xfer_accept(s->xfer_fd, key, keylen, s->privs.uid, s->cfg->criu_timeout, err);
 	if (r == 0)
 		r = run_page_server(s, imgfd, err);
+	ferry_xfer_tune_socket(s->xfer_fd);
 	if (r == 0)
 		r = ferry_xfer_receive(s->xfer_fd, imgfd, s->cfg->criu_timeout, &text, &len, err);
 	/* The sender's manifest covers what it had: everything but the pages, which only we saw
