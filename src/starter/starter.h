@@ -50,6 +50,7 @@ struct starter {
 	int ckpt_fd; /* its checkpoint directory, opened as the user */
 	int restore_fd; /* restart: the verified generation directory */
 	struct ferry_manifest *manifest; /* restart: its verified manifest */
+	char *sealed_manifest; /* a received checkpoint: the manifest this process just signed */
 	char *image_fingerprint;
 	int xfer_fd; /* --page-server: the connected socket the CLI passed on fd 4 */
 	char **networks; /* --net: validated network names */
