@@ -22,7 +22,7 @@ DEFS    := -D_GNU_SOURCE -DFERRY_VERSION='"$(VERSION)"' -DFERRY_SYSCONFDIR='"$(S
            -DFERRY_RUNDIR='"$(RUNDIR)"' -DFERRY_BINDIR='"$(BINDIR)"'
 ifeq ($(SAN),)
 OPT     := -O2 -g -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
-LDOPT   := -pie -Wl,-z,relro,-z,now
+LDOPT   := -pie -Wl,-z,relro,-z,now -Wl,--as-needed
 else
 OPT     := -O1 -g -fno-omit-frame-pointer -fsanitize=$(SAN) -fno-sanitize-recover=all
 LDOPT   := -fsanitize=$(SAN)
@@ -36,7 +36,7 @@ FERRY_SRCS   := $(sort $(wildcard src/ferry/*.c))
 STARTER_SRCS := $(sort $(wildcard src/starter/*.c))
 FERRYD_SRCS  := $(sort $(wildcard src/ferryd/*.c))
 # The setuid starter links only the small core it needs: no network, no archive code.
-STARTER_LIB  := error util fs privs spawn config request names instance image sif manifest criu xfer net
+STARTER_LIB  := error util fs privs spawn config request names instance image sif manifest criu xfer xfer_tar net
 UNIT_SRCS    := $(sort $(wildcard tests/unit/*_test.c))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
@@ -48,7 +48,7 @@ FERRY_LIBS   := -lcap -lcrypto -ljson-c -larchive
 STARTER_LIBS := -lcap -lcrypto -lcriu -ljson-c -larchive
 
 .SECONDARY:
-.PHONY: all clean install uninstall setup check unit unit-san fuzz demo lint format format-check
+.PHONY: bench bench-smoke all clean install uninstall setup check unit unit-san fuzz demo lint format format-check
 all: $(BUILD)/ferry $(BUILD)/ferry-starter $(BUILD)/ferryd
 
 $(BUILD)/obj/%.o: %.c
@@ -124,6 +124,20 @@ demo: setup
 	$(MAKE) all
 	$(MAKE) install
 	scripts/demo.sh
+
+# The benchmarks (not part of check; hours): the paper's evaluation on two simulated nodes, with
+# bench/REPORT.md, bench/results/ and bench/plots/ as the outcome. See bench/run.sh --help.
+bench: setup
+	$(MAKE) all
+	$(MAKE) install
+	bench/run.sh
+
+# A tiny run of the same harness with checks of what it measured (part of check, through
+# tests/integration/bench.bats).
+bench-smoke: setup
+	$(MAKE) all
+	$(MAKE) install
+	bats tests/integration/bench.bats
 
 lint:
 	scripts/lint.sh

@@ -31,7 +31,7 @@ PACKAGES=(
 	squashfs-tools busybox-static debootstrap bats bats-assert bats-support
 	containernetworking-plugins iproute2 iptables nftables iputils-arping libjson-c-dev util-linux procps psmisc kmod runc
 	# benchmarks
-	iperf3 gnuplot-nox
+	iperf3 gnuplot-nox jq
 	# CRIU build (and runtime) dependencies
 	libprotobuf-c-dev protobuf-c-compiler libprotobuf-dev protobuf-compiler python3-protobuf
 	libnl-3-dev libnet1-dev libbsd-dev libnftables-dev libgnutls28-dev uuid-dev python3 xz-utils

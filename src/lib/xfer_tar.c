@@ -1,0 +1,239 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* xfer_tar.c — the files of a generation between two starters, as a zstd-compressed tar
+ * (libarchive). Apart from xfer.c so that only ferry-starter links libarchive (and what it
+ * pulls in: ICU, libxml2, libstdc++): loading those costs every other command milliseconds. */
+#include <archive.h>
+#include <archive_entry.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include "fs.h"
+#include "manifest.h"
+#include "xfer.h"
+
+static void put_u32(unsigned char *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+static uint32_t get_u32(const unsigned char *p)
+{
+	uint32_t v = 0;
+	for (int i = 3; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+/* The rest of a generation travels as a zstd-compressed tar (libarchive), cut into chunks
+ * "u32 length, bytes" ending with a zero length, so that the receiver knows where the archive
+ * ends without reading past it (the connection stays open for the verdict). */
+#define CHUNK_MAX (1u << 20)
+
+struct chunk_writer {
+	int sk;
+	int error;
+};
+
+static la_ssize_t chunk_write(struct archive *a, void *data, const void *buf, size_t len)
+{
+	struct chunk_writer *w = data;
+	unsigned char hdr[4];
+	put_u32(hdr, (uint32_t)len);
+	int r = ferry_write_all(w->sk, hdr, 4);
+	if (r == 0)
+		r = ferry_write_all(w->sk, buf, len);
+	if (r < 0) {
+		w->error = -r;
+		archive_set_error(a, -r, "write to the peer");
+		return -1;
+	}
+	return (la_ssize_t)len;
+}
+
+static int chunk_close(struct archive *a, void *data)
+{
+	struct chunk_writer *w = data;
+	unsigned char end[4] = {0, 0, 0, 0};
+	return w->error == 0 && ferry_write_all(w->sk, end, 4) == 0 ? ARCHIVE_OK : ARCHIVE_FATAL;
+}
+
+int ferry_xfer_send_files(int sk, int dirfd, char *const *names, size_t n, const char *manifest, size_t mlen,
+			  struct ferry_error **err)
+{
+	struct archive *a = archive_write_new();
+	struct chunk_writer w = {.sk = sk};
+	if (!a || archive_write_add_filter_zstd(a) != ARCHIVE_OK ||
+	    archive_write_set_format_pax_restricted(a) != ARCHIVE_OK ||
+	    archive_write_set_bytes_per_block(a, 0) != ARCHIVE_OK ||
+	    archive_write_open(a, &w, NULL, chunk_write, chunk_close) != ARCHIVE_OK) {
+		int r = ferry_error_msg(err, EIO, "start the checkpoint stream: %s",
+					a ? archive_error_string(a) : "no memory");
+		archive_write_free(a);
+		return r;
+	}
+	const size_t bufsz = 1 << 20;
+	_cleanup_free_ unsigned char *buf = xmalloc(bufsz);
+	int r = 0;
+	for (size_t i = 0; r == 0 && i <= n; i++) {
+		const char *name = i < n ? names[i] : FERRY_MANIFEST_NAME;
+		_cleanup_close_ int fd = -1;
+		struct stat st = {.st_size = (off_t)mlen};
+		if (i < n) {
+			fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+			if (!ferry_manifest_name_ok(name) || fd < 0 || fstat(fd, &st) < 0 ||
+			    !S_ISREG(st.st_mode)) {
+				r = ferry_error_msg(err, EINVAL, "cannot send '%s'", name);
+				break;
+			}
+		}
+		struct archive_entry *e = archive_entry_new();
+		archive_entry_set_pathname(e, name);
+		archive_entry_set_filetype(e, AE_IFREG);
+		archive_entry_set_perm(e, 0400);
+		archive_entry_set_size(e, st.st_size);
+		if (archive_write_header(a, e) != ARCHIVE_OK)
+			r = ferry_error_msg(err, EIO, "send '%s': %s", name, archive_error_string(a));
+		archive_entry_free(e);
+		if (i == n) {
+			if (r == 0 && archive_write_data(a, manifest, mlen) != (la_ssize_t)mlen)
+				r = ferry_error_msg(err, EIO, "send the manifest: %s",
+						    archive_error_string(a));
+			break;
+		}
+		for (off_t off = 0; r == 0 && off < st.st_size;) {
+			ssize_t got = pread(fd, buf, bufsz, off);
+			if (got <= 0 || archive_write_data(a, buf, (size_t)got) != got)
+				r = ferry_error_msg(err, EIO, "send '%s'", name);
+			else
+				off += got;
+		}
+	}
+	if (archive_write_close(a) != ARCHIVE_OK && r == 0)
+		r = ferry_error_msg(err, EIO, "end the checkpoint stream: %s", archive_error_string(a));
+	archive_write_free(a);
+	return r;
+}
+
+struct chunk_reader {
+	int sk;
+	unsigned timeout;
+	unsigned char *buf;
+	bool ended;
+	struct ferry_error *err;
+};
+
+static la_ssize_t chunk_read(struct archive *a, void *data, const void **out)
+{
+	struct chunk_reader *rd = data;
+	if (rd->ended)
+		return 0;
+	unsigned char hdr[4];
+	if (ferry_read_timeout(rd->sk, hdr, 4, rd->timeout, &rd->err) < 0) {
+		archive_set_error(a, EIO, "%s", rd->err->message);
+		return -1;
+	}
+	uint32_t len = get_u32(hdr);
+	if (len == 0) {
+		rd->ended = true;
+		return 0;
+	}
+	if (len > CHUNK_MAX) {
+		archive_set_error(a, EPROTO, "chunk of %u bytes", len);
+		return -1;
+	}
+	if (ferry_read_timeout(rd->sk, rd->buf, len, rd->timeout, &rd->err) < 0) {
+		archive_set_error(a, EIO, "%s", rd->err->message);
+		return -1;
+	}
+	*out = rd->buf;
+	return (la_ssize_t)len;
+}
+
+int ferry_xfer_receive(int sk, int dirfd, unsigned timeout, char **ret_manifest, size_t *ret_len,
+		       struct ferry_error **err)
+{
+	_cleanup_free_ unsigned char *cbuf = xmalloc(CHUNK_MAX);
+	struct chunk_reader rd = {.sk = sk, .timeout = timeout, .buf = cbuf};
+	struct archive *a = archive_read_new();
+	if (!a || archive_read_support_filter_zstd(a) != ARCHIVE_OK ||
+	    archive_read_support_format_tar(a) != ARCHIVE_OK ||
+	    archive_read_open(a, &rd, NULL, chunk_read, NULL) != ARCHIVE_OK) {
+		int r = ferry_error_msg(err, EPROTO, "the checkpoint stream: %s",
+					a ? archive_error_string(a) : "no memory");
+		archive_read_free(a);
+		ferry_error_free(rd.err);
+		return r;
+	}
+	_cleanup_free_ char *manifest = NULL;
+	size_t mlen = 0;
+	unsigned files = 0;
+	int r = 0;
+	struct archive_entry *e;
+	const size_t bufsz = 1 << 20;
+	_cleanup_free_ unsigned char *buf = xmalloc(bufsz);
+	for (;;) {
+		int h = archive_read_next_header(a, &e);
+		if (h == ARCHIVE_EOF)
+			break;
+		if (h != ARCHIVE_OK) {
+			r = ferry_error_msg(err, EPROTO, "the checkpoint stream: %s",
+					    archive_error_string(a));
+			break;
+		}
+		const char *name = archive_entry_pathname(e);
+		la_int64_t size = archive_entry_size(e);
+		/* only plain files with names a generation may hold, each once */
+		if (!name || !ferry_manifest_name_ok(name) || archive_entry_filetype(e) != AE_IFREG ||
+		    size < 0 || ++files > FERRY_XFER_MAX_FILES || manifest) {
+			r = ferry_error_msg(err, EPROTO, "bad entry in the checkpoint stream");
+			break;
+		}
+		if (streq(name, FERRY_MANIFEST_NAME)) {
+			if (size > FERRY_XFER_MAX_MANIFEST) {
+				r = ferry_error_msg(err, EPROTO, "manifest too large");
+				break;
+			}
+			manifest = xmalloc((size_t)size + 1);
+			if (archive_read_data(a, manifest, (size_t)size) != size) {
+				r = ferry_error_msg(err, EPROTO, "the checkpoint stream: %s",
+						    archive_error_string(a));
+				break;
+			}
+			manifest[size] = '\0';
+			mlen = (size_t)size;
+			continue; /* the manifest is last: anything after it is refused above */
+		}
+		_cleanup_close_ int fd =
+		    openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0400);
+		if (fd < 0) {
+			r = ferry_error_set(err, errno, "create '%s'", name);
+			break;
+		}
+		la_int64_t left = size;
+		while (r == 0 && left > 0) {
+			la_ssize_t n = archive_read_data(a, buf, bufsz);
+			if (n <= 0) {
+				r = ferry_error_msg(err, EPROTO, "'%s' ends early in the checkpoint stream",
+						    name);
+				break;
+			}
+			int w = ferry_write_all(fd, buf, (size_t)n);
+			if (w < 0)
+				r = ferry_error_set(err, -w, "write '%s'", name);
+			left -= n;
+		}
+		if (r < 0)
+			break;
+	}
+	archive_read_free(a);
+	if (r == 0 && rd.err)
+		r = ferry_error_msg(err, rd.err->code, "%s", rd.err->message);
+	ferry_error_free(rd.err);
+	if (r < 0)
+		return r;
+	if (!manifest)
+		return ferry_error_msg(err, EPROTO, "the checkpoint stream has no manifest");
+	*ret_manifest = TAKE_PTR(manifest);
+	*ret_len = mlen;
+	return 0;
+}
