@@ -232,41 +232,70 @@ int ferry_manifest_verify(const char *text, size_t len, const unsigned char *key
 	return ferry_manifest_parse_unverified(text, body_len, ret, err);
 }
 
-int ferry_sha256_fd(int fd, uint64_t *ret_size, char ret_hex[65], struct ferry_error **err)
+int ferry_sha256_begin(struct ferry_sha256 *h, struct ferry_error **err)
 {
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 	if (!ctx || EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
 		EVP_MD_CTX_free(ctx);
+		h->ctx = NULL;
 		return ferry_error_msg(err, EIO, "SHA-256 init failed");
 	}
+	h->ctx = ctx;
+	h->size = 0;
+	return 0;
+}
+
+int ferry_sha256_feed(struct ferry_sha256 *h, int fd, struct ferry_error **err)
+{
 	const size_t bufsz = 1 << 20;
 	_cleanup_free_ unsigned char *buf = xmalloc(bufsz);
-	uint64_t total = 0;
-	off_t off = 0;
 	for (;;) {
-		ssize_t n = pread(fd, buf, bufsz, off);
+		ssize_t n = pread(fd, buf, bufsz, (off_t)h->size);
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0) {
-			int e = errno;
-			EVP_MD_CTX_free(ctx);
-			return ferry_error_set(err, e, "read");
-		}
+		if (n < 0)
+			return ferry_error_set(err, errno, "read");
 		if (n == 0)
-			break;
-		EVP_DigestUpdate(ctx, buf, (size_t)n);
-		total += (uint64_t)n;
-		off += n;
+			return 0;
+		if (EVP_DigestUpdate(h->ctx, buf, (size_t)n) != 1)
+			return ferry_error_msg(err, EIO, "SHA-256 failed");
+		h->size += (uint64_t)n;
 	}
+}
+
+int ferry_sha256_end(struct ferry_sha256 *h, char ret_hex[65], struct ferry_error **err)
+{
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
-	int ok = EVP_DigestFinal_ex(ctx, md, &mdlen);
-	EVP_MD_CTX_free(ctx);
+	int ok = EVP_DigestFinal_ex(h->ctx, md, &mdlen);
+	ferry_sha256_abort(h);
 	if (ok != 1 || mdlen != 32)
 		return ferry_error_msg(err, EIO, "SHA-256 failed");
 	hex(md, 32, ret_hex);
+	return 0;
+}
+
+void ferry_sha256_abort(struct ferry_sha256 *h)
+{
+	EVP_MD_CTX_free(h->ctx);
+	h->ctx = NULL;
+}
+
+int ferry_sha256_fd(int fd, uint64_t *ret_size, char ret_hex[65], struct ferry_error **err)
+{
+	struct ferry_sha256 h;
+	int r = ferry_sha256_begin(&h, err);
+	if (r < 0)
+		return r;
+	if ((r = ferry_sha256_feed(&h, fd, err)) < 0) {
+		ferry_sha256_abort(&h);
+		return r;
+	}
+	uint64_t size = h.size;
+	if ((r = ferry_sha256_end(&h, ret_hex, err)) < 0)
+		return r;
 	if (ret_size)
-		*ret_size = total;
+		*ret_size = size;
 	return 0;
 }
 

@@ -63,6 +63,18 @@ const struct ferry_manifest_file *ferry_manifest_find(const struct ferry_manifes
 
 /* SHA-256 of everything readable from @fd (from offset 0), as hex; also the byte count. */
 int ferry_sha256_fd(int fd, uint64_t *ret_size, char ret_hex[65], struct ferry_error **err);
+
+/* SHA-256 of a file that may still be growing (a dump being written): begin, feed as often as
+ * wanted (each call hashes from where the last one stopped to the current end of @fd), end. */
+struct ferry_sha256 {
+	void *ctx; /* EVP_MD_CTX */
+	uint64_t size;
+};
+int ferry_sha256_begin(struct ferry_sha256 *h, struct ferry_error **err);
+int ferry_sha256_feed(struct ferry_sha256 *h, int fd, struct ferry_error **err);
+/* The digest as hex; frees the context (also on error). */
+int ferry_sha256_end(struct ferry_sha256 *h, char ret_hex[65], struct ferry_error **err);
+void ferry_sha256_abort(struct ferry_sha256 *h);
 /* A cheap identity of an image file: its size and the SHA-256 of its first and last 1 MiB. */
 int ferry_image_fingerprint(int fd, char **ret, struct ferry_error **err);
 /* Loads the cluster key: a regular file owned by root, mode 0600 or stricter, not a symlink,

@@ -102,7 +102,102 @@ static bool gen_name(const char *name, unsigned long long *ret)
 }
 
 /* Makes every file of the staged generation root's and read-only, hashing it into @m. */
-static int seal_files(int dirfd, struct ferry_manifest *m, struct ferry_error **err)
+/* The pages of a local dump are hashed while CRIU writes them (it appends to each pages-*.img
+ * in order), on the other core, so that sealing after the dump has little left to read: the
+ * dump of a large instance would otherwise take twice as long. Sealing checks that each file is
+ * the one hashed (same inode, same size) and hashes what it does not know from scratch. */
+#define TAIL_MAX 64
+struct tail_hashes {
+	size_t n;
+	struct tail_hash {
+		char name[64];
+		int fd;
+		dev_t dev;
+		ino_t ino;
+		struct ferry_sha256 h;
+	} f[TAIL_MAX];
+};
+
+static void tails_scan(int imgfd, struct tail_hashes *t)
+{
+	DIR *d = ferry_opendir_at(imgfd);
+	struct dirent *de;
+	while (d && (de = readdir(d)) && t->n < TAIL_MAX) {
+		if (!startswith(de->d_name, "pages-") || strlen(de->d_name) >= sizeof(t->f[0].name) ||
+		    !ferry_manifest_name_ok(de->d_name))
+			continue;
+		bool known = false;
+		for (size_t i = 0; i < t->n && !known; i++)
+			known = streq(t->f[i].name, de->d_name);
+		if (known)
+			continue;
+		int fd = openat(imgfd, de->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+		struct stat st;
+		if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+		    ferry_sha256_begin(&t->f[t->n].h, NULL) < 0) {
+			if (fd >= 0)
+				close(fd);
+			continue;
+		}
+		struct tail_hash *f = &t->f[t->n++];
+		snprintf(f->name, sizeof(f->name), "%s", de->d_name);
+		f->fd = fd;
+		f->dev = st.st_dev;
+		f->ino = st.st_ino;
+	}
+	if (d)
+		closedir(d);
+	for (size_t i = 0; i < t->n; i++)
+		if (t->f[i].fd >= 0 && ferry_sha256_feed(&t->f[i].h, t->f[i].fd, NULL) < 0) {
+			ferry_sha256_abort(&t->f[i].h);
+			close(t->f[i].fd);
+			t->f[i].fd = -1;
+		}
+}
+
+static void tails_free(struct tail_hashes *t)
+{
+	for (size_t i = 0; i < t->n; i++)
+		if (t->f[i].fd >= 0) {
+			ferry_sha256_abort(&t->f[i].h);
+			close(t->f[i].fd);
+		}
+	t->n = 0;
+}
+
+/* The hash of @fd (named @name), from what tails_scan has already read when it is that file. */
+static int hash_file(int fd, const char *name, const struct stat *st, struct tail_hashes *t,
+		     uint64_t *ret_size, char sha[65], struct ferry_error **err)
+{
+	for (size_t i = 0; t && i < t->n; i++) {
+		struct tail_hash *f = &t->f[i];
+		if (f->fd < 0 || !streq(f->name, name) || f->dev != st->st_dev || f->ino != st->st_ino)
+			continue;
+		int r = ferry_sha256_feed(&f->h, f->fd, err);
+		uint64_t size = f->h.size;
+		if (r == 0 && size == (uint64_t)st->st_size)
+			r = ferry_sha256_end(&f->h, sha, err);
+		else
+			ferry_sha256_abort(&f->h);
+		close(f->fd);
+		f->fd = -1;
+		if (r < 0)
+			return r;
+		if (size == (uint64_t)st->st_size) {
+			*ret_size = size;
+			return 0;
+		}
+		break; /* it changed under us: hash it whole */
+	}
+	return ferry_sha256_fd(fd, ret_size, sha, err);
+}
+
+/* @evict: the generation is for another node (a migration through the shared filesystem):
+ * once a file is on disk, its pages leave this node's cache, which will never read it again (on
+ * a test machine whose "nodes" share one kernel, this is also what makes the destination read
+ * the disk, as a real one would). */
+static int seal_files(int dirfd, struct ferry_manifest *m, struct tail_hashes *tails, bool evict,
+		      struct ferry_error **err)
 {
 	DIR *d = ferry_opendir_at(dirfd);
 	if (!d)
@@ -130,11 +225,13 @@ static int seal_files(int dirfd, struct ferry_manifest *m, struct ferry_error **
 		/* start writing it out now: the disk works while we hash (from the page cache),
 		 * and fdatasync then waits only for what is left */
 		(void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
-		if ((r = ferry_sha256_fd(fd, &size, sha, err)) == 0) {
+		if ((r = hash_file(fd, de->d_name, &st, tails, &size, sha, err)) == 0) {
 			if (fchown(fd, 0, 0) < 0 || fchmod(fd, 0444) < 0 || fdatasync(fd) < 0)
 				r = ferry_error_set(err, errno, "seal '%s'", de->d_name);
 			else
 				ferry_manifest_add_file(m, de->d_name, size, sha);
+			if (r == 0 && evict)
+				(void)posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
 		}
 		close(fd);
 	}
@@ -198,7 +295,7 @@ static struct ferry_manifest *manifest_for(const struct starter *s, const char *
 /* Seals the staged generation in @imgfd: the launch request (when given), every file hashed
  * into @m and made root's and read-only, the signed manifest written last. */
 static int seal_generation(int imgfd, struct ferry_manifest *m, const char *launch, size_t launch_len,
-			   char **ret_text, struct ferry_error **err)
+			   struct tail_hashes *tails, bool evict, char **ret_text, struct ferry_error **err)
 {
 	unsigned char key[FERRY_KEY_MAX];
 	size_t keylen = 0;
@@ -213,7 +310,7 @@ static int seal_generation(int imgfd, struct ferry_manifest *m, const char *laun
 			return ferry_error_set(err, errno, "write %s", LAUNCH_FILE);
 		}
 	}
-	if ((r = seal_files(imgfd, m, err)) < 0) {
+	if ((r = seal_files(imgfd, m, tails, evict, err)) < 0) {
 		explicit_bzero(key, sizeof(key));
 		return r;
 	}
@@ -292,6 +389,8 @@ static int make_staging(struct starter *s, char stage[64], int *ret_stfd, int *r
 
 /* How often a dump through a page server clears CRIU's cork on the socket. */
 #define UNCORK_TICK_MS 10
+/* How often a local dump hashes what CRIU has written since. */
+#define TAIL_TICK_MS 20
 
 void op_checkpoint_dump(struct starter *s)
 {
@@ -430,6 +529,7 @@ void op_checkpoint_dump(struct starter *s)
 	char msg[4096] = "";
 	size_t got = 0;
 	bool timed_out = false;
+	struct tail_hashes tails = {0};
 	struct pollfd p = {.fd = rep[0], .events = POLLIN};
 	long long deadline_ms = (long long)s->cfg->criu_timeout * 1000;
 	struct timespec t0, t1;
@@ -442,7 +542,11 @@ void op_checkpoint_dump(struct starter *s)
 			timed_out = true;
 			break;
 		}
-		if (s->xfer_fd >= 0) {
+		if (s->xfer_fd < 0) {
+			tails_scan(imgfd, &tails);
+			if (left > TAIL_TICK_MS)
+				left = TAIL_TICK_MS;
+		} else {
 			/* CRIU corks the page server socket when it starts and, at its end, sends
 			 * the page server its last command still corked and waits for the answer:
 			 * 200 ms lost to the cork's timer. The socket is ours too: keep it uncorked
@@ -487,7 +591,11 @@ void op_checkpoint_dump(struct starter *s)
 	_cleanup_free_ char *text = NULL;
 	_cleanup_(ferry_manifest_freep) struct ferry_manifest *m =
 	    manifest_for(s, inst->name, inst->image, inst->image_fingerprint, inst->workload);
-	int pr = seal_generation(imgfd, m, launch, launch_len, &text, &err);
+	/* a dump that a ferryd asked for elsewhere than the instance's own checkpoint is a
+	 * migration's: another node restarts it */
+	bool evict = s->req->checkpoint && s->xfer_fd < 0;
+	int pr = seal_generation(imgfd, m, launch, launch_len, &tails, evict, &text, &err);
+	tails_free(&tails);
 	if (pr == 0 && s->xfer_fd >= 0) {
 		/* the rest of the generation follows the pages; the receiver answers once the
 		 * instance runs there */
@@ -936,7 +1044,7 @@ int checkpoint_receive(struct starter *s, struct ferry_error **err)
 		_cleanup_(ferry_manifest_freep) struct ferry_manifest *m =
 		    manifest_for(s, sent->instance, sent->image, sent->image_fingerprint, sent->pid);
 		_cleanup_free_ char *gen = NULL;
-		r = seal_generation(imgfd, m, NULL, 0, &s->sealed_manifest, err);
+		r = seal_generation(imgfd, m, NULL, 0, NULL, false, &s->sealed_manifest, err);
 		if (r == 0)
 			r = publish_generation(s, stfd, &gen, err);
 		if (r == 0)
