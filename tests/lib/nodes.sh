@@ -11,9 +11,12 @@
 # failed run), on_node NODE CMD... runs CMD in that node's network namespace.
 # LINK_RATE (e.g. 1gbit) shapes every node's link in both directions with tbf.
 
-NODES=(nodeA nodeB peer)
-FABRIC=ftfabric
-declare -A NODE_IP=([nodeA]=198.18.0.1 [nodeB]=198.18.0.2 [peer]=198.18.0.3)
+# NODES_PREFIX (default none) prefixes every namespace name, so that a benchmark's cluster and a
+# test's can exist side by side (each on its own bridge; the addresses repeat, the namespaces
+# keep them apart): with NODES_PREFIX=b, the nodes are bnodeA, bnodeB, bpeer.
+NODES=("${NODES_PREFIX:-}nodeA" "${NODES_PREFIX:-}nodeB" "${NODES_PREFIX:-}peer")
+FABRIC=${NODES_PREFIX:-}ftfabric
+declare -gA NODE_IP=(["${NODES[0]}"]=198.18.0.1 ["${NODES[1]}"]=198.18.0.2 ["${NODES[2]}"]=198.18.0.3)
 
 nodes_down() {
 	local n

@@ -1,0 +1,105 @@
+# shellcheck shell=bash
+# common.bash — what every part of ferry's benchmark harness shares (source it; bash 5, as root).
+#
+#   BENCH_DIR    the bench/ directory of the sources
+#   BENCH_CACHE  built things kept between runs: images, static workloads (/var/cache/ferry-bench)
+#   BENCH_WORK   scratch of one run (/var/tmp/ferry-bench)
+#   BUSER        the unprivileged user the benchmarks run as (created here)
+#   RAW          where measurements go, one JSON object per line (bench/results/raw)
+#
+# Every measurement is one line of JSON appended to $RAW/SUITE.jsonl by `emit`; bench/report.sh
+# reads those lines only (medians, min/max, ratios), never the logs.
+
+BENCH_DIR=${BENCH_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
+FERRY_SRC=$(cd "$BENCH_DIR/.." && pwd)
+BENCH_CACHE=${BENCH_CACHE:-/var/cache/ferry-bench}
+BENCH_WORK=${BENCH_WORK:-/var/tmp/ferry-bench}
+BUSER=${BUSER:-ferrybench}
+RAW=${RAW:-$BENCH_DIR/results/raw}
+FERRY=${FERRY:-/usr/local/bin/ferry}
+FERRYD=${FERRYD:-/usr/local/sbin/ferryd}
+CRIU=${CRIU:-/usr/local/sbin/criu}
+STATEFUL=$BENCH_CACHE/bin/stateful # the synthetic workload (tests/workloads/stateful.c), static
+IMAGE_DEF=$BENCH_DIR/images/hpc.def
+IMAGE_SANDBOX=$BENCH_CACHE/hpc.sandbox # the rootfs ferry build makes from IMAGE_DEF ...
+IMAGE_SIF=$BENCH_CACHE/hpc.sif         # ... and the same rootfs as a SIF (what instances run)
+
+say() { printf '[%(%T)T] %s\n' -1 "$*" >&2; }
+die() {
+	printf 'bench: %s\n' "$*" >&2
+	exit 1
+}
+
+# now_ns: a monotonic clock, in nanoseconds (bash's EPOCHREALTIME is wall time: avoid it).
+now_ns() { awk '{ printf "%d\n", $1 * 1e9 }' /proc/uptime; } # coarse (10 ms); use ms_since for spans
+# time_ms CMD...: run CMD, print its wall time in ms (monotonic, from date's CLOCK_REALTIME would
+# jump with NTP; /proc/uptime is too coarse) — uses the shell's own timer, SECONDS-free.
+time_ms() {
+	local t0 t1 rc
+	t0=$(date +%s%N)
+	"$@"
+	rc=$?
+	t1=$(date +%s%N)
+	echo $(((t1 - t0) / 1000000))
+	return $rc
+}
+
+# emit SUITE KEY=VALUE...: one measurement, as a JSON object, to $RAW/SUITE.jsonl. A VALUE that
+# is a number stays a number; anything else is a string. Adds the run's id and the time.
+emit() {
+	local suite=$1 kv k v args=()
+	shift
+	mkdir -p "$RAW"
+	for kv in "$@"; do
+		k=${kv%%=*}
+		v=${kv#*=}
+		if [[ $v =~ ^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$ ]]; then
+			args+=(--argjson "$k" "$v")
+		else
+			args+=(--arg "$k" "$v")
+		fi
+	done
+	jq -cn "${args[@]}" --arg run "${BENCH_RUN_ID:-adhoc}" --arg at "$(date -u +%FT%TZ)" \
+		'$ARGS.named' >>"$RAW/$suite.jsonl"
+}
+
+# bench_user: the unprivileged user of the benchmarks, with a home.
+bench_user() {
+	id "$BUSER" >/dev/null 2>&1 || useradd -m -s /bin/bash "$BUSER"
+	BHOME=$(getent passwd "$BUSER" | cut -d: -f6)
+	export BHOME
+}
+
+# as_buser CMD...: CMD as the benchmark user (in the current network namespace).
+as_buser() { runuser -u "$BUSER" -- "$@"; }
+
+# bench_workloads: the static synthetic workload, rebuilt when its source changes.
+bench_workloads() {
+	mkdir -p "$BENCH_CACHE/bin"
+	if [ ! -x "$STATEFUL" ] || [ "$FERRY_SRC/tests/workloads/stateful.c" -nt "$STATEFUL" ]; then
+		if ! gcc -static -O2 -pthread -o "$STATEFUL.tmp" "$FERRY_SRC/tests/workloads/stateful.c" ||
+			! mv "$STATEFUL.tmp" "$STATEFUL"; then
+			die "cannot build the synthetic workload"
+		fi
+	fi
+}
+
+# bench_image: the benchmark image, built by `ferry build` from bench/images/hpc.def into a
+# sandbox (the rootfs runc and bare CRIU use too) and packed from that same directory into a SIF
+# (what ferry instances run). Rebuilt when the definition or the workload changes.
+bench_image() {
+	bench_workloads
+	local stamp=$BENCH_CACHE/hpc.stamp want
+	want=$(cat "$IMAGE_DEF" "$STATEFUL" | sha256sum | cut -c1-16)
+	if [ -f "$IMAGE_SIF" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
+		return 0
+	fi
+	say "building the benchmark image from $IMAGE_DEF (debootstrap + Debian packages, ~2 min)"
+	rm -f "$stamp"
+	(cd "$BENCH_DIR/images" && "$FERRY" build -f --sandbox "$IMAGE_SANDBOX" "$IMAGE_DEF") \
+		>"$BENCH_CACHE/build.log" 2>&1 || die "ferry build of $IMAGE_DEF failed: see $BENCH_CACHE/build.log"
+	"$FERRY" build -f "$IMAGE_SIF" "$IMAGE_SANDBOX" >>"$BENCH_CACHE/build.log" 2>&1 ||
+		die "ferry build of $IMAGE_SIF failed: see $BENCH_CACHE/build.log"
+	chmod 0644 "$IMAGE_SIF"
+	echo "$want" >"$stamp"
+}

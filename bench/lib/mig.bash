@@ -1,0 +1,157 @@
+# shellcheck shell=bash
+# mig.bash — one migration of one workload, measured (source after cluster.bash).
+#
+# mig_synthetic MODE MB FROM: the synthetic workload (tests/workloads/stateful.c: MB MiB of
+# incompressible memory, every MiB checksummed, re-verified continuously) in a checkpointable
+# instance of the benchmark image on node FROM, migrated to the other node with `ferry migrate
+# --mode MODE --json`. Emits to suite "migrate" one line: the report's phases, plus
+#   rss          resident memory of the instance just before the migration (bytes)
+#   dest_peak    peak memory charged to the destination node during the migration (bytes:
+#                ferryd, starter, CRIU, tmpfs pages, the restored instance)
+#   ferryd_hwm   the largest resident set of any ferryd process on either node (bytes)
+#   overhead_ms  total - (dump + sync|transfer + restore): request, prepare and teardown
+#   verified     1 when the workload runs on the destination and its memory checks out
+# A failed migration or a workload that does not check out after it is an error of the run.
+
+MIG_INSTANCE=bench-synth
+MIG_CK=bench-synth
+
+# buser_ckpt_dirs_clean: the checkpoints migrations leave behind (ferry keeps them; the
+# benchmark must not fill the tmpfs or the disk with them).
+buser_ckpt_dirs_clean() {
+	local uid n
+	uid=$(id -u "$BUSER")
+	rm -rf "${SHARED:?}/$uid" "${BHOME:?}/.ferry/checkpoint/$MIG_CK"
+	for n in "$SRC" "$DST"; do rm -rf "$(TMPFS_OF "$n")/${uid:?}"; done
+}
+
+# progress_step FILE: the workload's step counter ('' before its first step).
+progress_step() { awk '$1 == "step" { print $2 }' "$1" 2>/dev/null; }
+
+# wait_steps FILE N TIMEOUT: until the workload has done N steps past the current one; fails
+# on FAIL or timeout.
+wait_steps() {
+	local f=$1 n=$2 t=$3 s0 s i
+	s0=$(progress_step "$f")
+	for ((i = 0; i < t * 20; i++)); do
+		grep -q '^FAIL' "$f" 2>/dev/null && {
+			say "workload: $(cat "$f")"
+			return 1
+		}
+		s=$(progress_step "$f")
+		[ -n "$s" ] && [ "$s" -ge $((${s0:-0} + n)) ] && return 0
+		sleep 0.05
+	done
+	say "workload made no progress in ${t}s: $(cat "$f" 2>/dev/null)"
+	return 1
+}
+
+# synth_start NODE MB: the synthetic workload in an instance on NODE, once its memory is full.
+synth_start() {
+	local n=$1 mb=$2
+	PROG=$BHOME/bench-progress
+	rm -f "$PROG"
+	buser_ckpt_dirs_clean
+	on "$n" "$FERRY" checkpoint create "$MIG_CK" >/dev/null || die "checkpoint create failed"
+	on "$n" "$FERRY" instance start --criu-launch "$MIG_CK" "$IMAGE_SIF" "$MIG_INSTANCE" \
+		/usr/local/bin/stateful --mb "$mb" --interval 500 --verify 4 "$PROG" >/dev/null ||
+		die "instance start failed"
+	# the memory is filled before the first step; the second shows it running steadily
+	wait_steps "$PROG" 2 $((30 + mb / 50)) || die "the synthetic workload did not start"
+}
+
+synth_stop() {
+	local n
+	for n in "$SRC" "$DST"; do
+		on "$n" "$FERRY" instance stop "$MIG_INSTANCE" >/dev/null 2>&1 || true
+	done
+	buser_ckpt_dirs_clean
+}
+
+# mig_measure MODE FROM EXTRA_KEY=VALUE...: migrate the running $MIG_INSTANCE from FROM, emit.
+mig_measure() {
+	local mode=$1 from=$2 to rss out hwm_pid rc
+	shift 2
+	to=$(other "$from")
+	rss=$(node_user_rss "$from")
+	node_mem_reset "$to"
+	rm -f "$BENCH_WORK/hwm"
+	ferryd_hwm_watch "$BENCH_WORK/hwm" &
+	hwm_pid=$!
+	out=$(on "$from" "$FERRY" migrate "$MIG_INSTANCE" --to "$to" --mode "$mode" --json 2>"$BENCH_WORK/migrate.err")
+	rc=$?
+	kill "$hwm_pid" 2>/dev/null
+	wait "$hwm_pid" 2>/dev/null
+	[ $rc -eq 0 ] || die "ferry migrate --mode $mode failed: $(cat "$BENCH_WORK/migrate.err")"
+	local peak hwm
+	peak=$(node_mem_peak "$to")
+	hwm=$(cat "$BENCH_WORK/hwm" 2>/dev/null || echo 0)
+	echo "$out" | jq -c --argjson rss "$rss" --argjson peak "$peak" --argjson hwm "$hwm" \
+		'. + {rss: $rss, dest_peak: $peak, ferryd_hwm: $hwm,
+		      overhead_ms: (.total_ms - .dump_ms - (.sync_ms // .transfer_ms) - .restore_ms)}'
+}
+
+mig_synthetic() {
+	local mode=$1 mb=$2 from=$3 rep verified=0
+	synth_start "$from" "$mb"
+	rep=$(mig_measure "$mode" "$from") || {
+		synth_stop
+		return 1
+	}
+	# it runs on the destination, its memory intact (the workload checks every chunk)
+	wait_steps "$PROG" 3 60 && verified=1
+	synth_stop
+	[ $verified = 1 ] || die "the workload did not check out after a $mode migration of $mb MiB"
+	mkdir -p "$RAW"
+	echo "$rep" | jq -c --arg run "${BENCH_RUN_ID:-adhoc}" --argjson mb "$mb" --arg link "$LINK" \
+		'. + {suite: "migrate", workload: "synthetic", mb: $mb, link: $link, verified: 1, run: $run}' \
+		>>"$RAW/migrate.jsonl"
+}
+
+# app_measure APP SIZE MODE REP: one run of a real application (bench/lib/apps.bash) in an
+# instance on $SRC, from start to its end, with (MODE diskless|default) or without (none) a
+# migration to $DST once it is at its peak memory. Emits to suite "apps": the wall time of the
+# run, the time the application reports, its result (the report checks that it is the same
+# with and without a migration) and, with a migration, the report's phases as in "migrate".
+app_measure() {
+	local app=$1 size=$2 mode=$3 rep=$4 in work t0 t1 rep_json='{}' rss=0 i
+	in=$BHOME/bench-apps/in-$app-$size
+	work=$BHOME/bench-apps/run-$app-$size
+	if [ ! -f "$in/.prepared" ]; then
+		rm -rf "$in"
+		app_prepare "$app" "$size" "$in" || die "$app: preparing size $size failed"
+		as_buser touch "$in/.prepared"
+	fi
+	synth_stop
+	MIG_INSTANCE=bench-app
+	rm -rf "$work"
+	as_buser cp -a "$in" "$work"
+	on "$SRC" "$FERRY" checkpoint create "$MIG_CK" >/dev/null || die "checkpoint create failed"
+	local -a cmd
+	mapfile -t cmd < <(app_cmd "$app" "$size" "$work")
+	t0=$(date +%s%N)
+	on "$SRC" "$FERRY" instance start --criu-launch "$MIG_CK" --pwd "$work" "$IMAGE_SIF" "$MIG_INSTANCE" \
+		"${cmd[@]}" >/dev/null || die "$app: instance start failed"
+	if [ "$mode" != none ]; then
+		app_peak_wait "$app" "$work" 600 || die "$app $size: did not reach its peak (see $work)"
+		rep_json=$(mig_measure "$mode" "$SRC") || die "$app $size: migration ($mode) failed"
+	fi
+	for ((i = 0; i < 20 * 3600; i++)); do
+		app_done "$app" "$work" && break
+		sleep 0.05
+	done
+	t1=$(date +%s%N)
+	app_done "$app" "$work" || die "$app $size: did not finish"
+	local result runtime
+	result=$(app_result "$app" "$work")
+	runtime=$(app_runtime "$app" "$work")
+	synth_stop
+	MIG_INSTANCE=bench-synth
+	[ -n "$result" ] || die "$app $size ($mode): no result in $work"
+	echo "$rep_json" | jq -c --arg app "$app" --arg size "$size" --arg mode "$mode" --argjson rep "$rep" \
+		--argjson wall "$(((t1 - t0) / 1000000))" --arg result "$result" --arg rt "${runtime:-}" \
+		--arg run "${BENCH_RUN_ID:-adhoc}" --arg link "$LINK" \
+		'. + {suite: "apps", app: $app, size: $size, mig: $mode, rep: $rep, wall_ms: $wall,
+		      app_s: ($rt | tonumber? // null), result: $result, link: $link, run: $run}' \
+		>>"$RAW/apps.jsonl"
+}

@@ -1,0 +1,205 @@
+#!/usr/bin/env bash
+# bench/report.sh — turns the raw measurements of bench/run.sh (bench/results/raw/*.jsonl) into
+# bench/results/summary.json (medians, min, max, ratios), the plots bench/plots/*.png (gnuplot)
+# and the tables of bench/REPORT.md (between its "<!-- tables -->" markers; the prose around
+# them is written by hand and kept).
+#
+# Usage: bench/report.sh [RAW_DIR]        (no root needed; jq and gnuplot)
+# REPORT_OUT=DIR puts summary.json, REPORT.md and plots/ in DIR instead (the smoke test does).
+set -euo pipefail
+
+BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
+RAW=${1:-$BENCH_DIR/results/raw}
+OUT=${REPORT_OUT:-$BENCH_DIR/results}
+PLOTS=${REPORT_OUT:+$REPORT_OUT/plots}
+PLOTS=${PLOTS:-$BENCH_DIR/plots}
+REPORT=${REPORT_OUT:+$REPORT_OUT/REPORT.md}
+REPORT=${REPORT:-$BENCH_DIR/REPORT.md}
+mkdir -p "$OUT" "$PLOTS"
+[ -f "$RAW/run.json" ] || {
+	echo "report: no run in $RAW (bench/run.sh makes one)" >&2
+	exit 1
+}
+cat_suite() { cat "$RAW/$1.jsonl" 2>/dev/null || true; }
+
+# ---------------------------------------------------------------- summary.json
+# For every group of measurements: median, min and max of each number, and n.
+JQ_LIB='
+def med: sort | if length == 0 then null elif length % 2 == 1 then .[(length - 1) / 2]
+	else (.[length / 2 - 1] + .[length / 2]) / 2 end;
+def stat(f): [.[] | f | select(. != null)] | {med: med, min: min, max: max, n: length};
+def r2: if . == null then null else (. * 100 | round) / 100 end;
+'
+{
+	cat_suite floor | jq -sc '{floor: .}'
+	cat_suite start | jq -sc '{start: .}'
+	cat_suite overhead | jq -sc '{overhead: .}'
+	cat_suite migrate | jq -sc '{migrate: .}'
+	cat_suite apps | jq -sc '{apps: .}'
+	jq -c '{run: .}' "$RAW/run.json"
+} | jq -s 'add' | jq "$JQ_LIB"'
+	. as $all
+	| ($all.floor | map(select(.what == "link")) | stat(.bytes_per_s)) as $B
+	| ($all.floor | map(select(.what == "disk")) | {w: stat(.write_bytes_per_s), r: stat(.read_bytes_per_s)}) as $D
+	| {
+	run: $all.run,
+	floor: {link_bytes_per_s: $B, disk_write_bytes_per_s: $D.w, disk_read_bytes_per_s: $D.r,
+		tmpfs_read_bytes_per_s: ($all.floor | map(select(.what == "tmpfs_read")) | group_by(.mb)
+			| map({mb: .[0].mb} + stat(.bytes_per_s)))},
+	start: ($all.start | group_by(.what) | map({what: .[0].what, ms: stat(.ms)})),
+	overhead: ($all.overhead | group_by([.mb, .what]) | map({mb: .[0].mb, what: .[0].what,
+		dump_ms: stat(.dump_ms), restore_ms: stat(.restore_ms), images_bytes: stat(.images_bytes)})),
+	migrate: ($all.migrate | group_by([.mb, .mode]) | map(
+		(.[0].mb) as $mb
+		| ($all.floor | map(select(.what == "tmpfs_read" and .mb == $mb)) | stat(.bytes_per_s)) as $F
+		| (stat(.bytes).med) as $S
+		| {mb: $mb, mode: .[0].mode, n: length,
+		   rss: stat(.rss), bytes: stat(.bytes), total_ms: stat(.total_ms), downtime_ms: stat(.downtime_ms),
+		   request_ms: stat(.request_ms), prepare_ms: stat(.prepare_ms), dump_ms: stat(.dump_ms),
+		   sync_ms: stat(.sync_ms), transfer_ms: stat(.transfer_ms), restore_ms: stat(.restore_ms),
+		   overhead_ms: stat(.overhead_ms), dest_peak: stat(.dest_peak), ferryd_hwm: stat(.ferryd_hwm),
+		   floor_ms: (if .[0].mode == "diskless" then
+				(if $B.med and $F.med then ($S / $B.med + $S / $F.med) * 1000 else null end)
+			else (if $D.w.med and $D.r.med then ($S / $D.w.med + $S / $D.r.med) * 1000 else null end) end)}
+		| . + {vs_floor: (if .floor_ms then (.total_ms.med / .floor_ms | r2) else null end),
+		       peak_per_S: (if .bytes.med > 0 then (.dest_peak.med / .bytes.med | r2) else null end)})),
+	apps: ($all.apps | group_by([.app, .size, .mig]) | map({app: .[0].app, size: .[0].size, mig: .[0].mig,
+		n: length, wall_ms: stat(.wall_ms), app_s: stat(.app_s), rss: stat(.rss), bytes: stat(.bytes),
+		total_ms: stat(.total_ms), downtime_ms: stat(.downtime_ms), dump_ms: stat(.dump_ms),
+		sync_ms: stat(.sync_ms), transfer_ms: stat(.transfer_ms), restore_ms: stat(.restore_ms),
+		results: (map(.result) | unique)}))
+	}' >"$OUT/summary.json"
+S=$OUT/summary.json
+
+# ---------------------------------------------------------------- data files for gnuplot
+D=$(mktemp -d)
+trap 'rm -rf "$D"' EXIT
+jq -r "$JQ_LIB"'.migrate | map(select(.mode == "diskless")) | .[] |
+	[.mb, (.rss.med / 1048576 | r2), (.bytes.med / 1048576 | r2)] | @tsv' "$S" >"$D/size-synth.tsv"
+jq -r "$JQ_LIB"'.apps | map(select(.mig != "none" and .rss.med != null)) | group_by([.app, .size]) | .[] | .[0] |
+	[.app + " " + .size, (.rss.med / 1048576 | r2), (.bytes.med / 1048576 | r2)] | @tsv' "$S" >"$D/size-apps.tsv"
+jq -r "$JQ_LIB"'.migrate | group_by(.mb) | .[] | (map({(.mode): .}) | add) as $m |
+	select($m.diskless and $m.default) |
+	[.[0].mb, ($m.diskless.total_ms.med / 1000), ($m.diskless.total_ms.min / 1000), ($m.diskless.total_ms.max / 1000),
+	 ($m.default.total_ms.med / 1000), ($m.default.total_ms.min / 1000), ($m.default.total_ms.max / 1000),
+	 (($m.diskless.floor_ms // 0) / 1000), (($m.default.floor_ms // 0) / 1000)] | @tsv' "$S" >"$D/total.tsv"
+for mode in diskless default; do
+	jq -r --arg m "$mode" '.migrate | map(select(.mode == $m)) | .[] |
+		[.mb, (.dump_ms.med / 1000), (((.sync_ms.med // .transfer_ms.med) // 0) / 1000),
+		 (.restore_ms.med / 1000), (.overhead_ms.med / 1000)] | @tsv' "$S" >"$D/phases-$mode.tsv"
+done
+jq -r '.apps | group_by([.app, .size]) | .[] | (map({(.mig): .}) | add) as $m | select($m.none) |
+	[.[0].app + " " + .[0].size, ($m.none.wall_ms.med / 1000),
+	 (($m.diskless.wall_ms.med // 0) / 1000), (($m.default.wall_ms.med // 0) / 1000)] | @tsv' "$S" >"$D/apps-run.tsv"
+jq -r '.apps | map(select(.mig != "none")) | group_by([.app, .size]) | .[] | (map({(.mig): .}) | add) as $m |
+	[.[0].app + " " + .[0].size, (($m.diskless.total_ms.med // 0) / 1000), (($m.default.total_ms.med // 0) / 1000),
+	 (($m.diskless.downtime_ms.med // 0) / 1000), (($m.default.downtime_ms.med // 0) / 1000)] | @tsv' "$S" >"$D/apps-mig.tsv"
+jq -r '.overhead | group_by(.mb) | .[] | (map({(.what): .}) | add) as $m |
+	[.[0].mb, ($m.ferry.dump_ms.med // 0), ($m.criu.dump_ms.med // 0), ($m.runc.dump_ms.med // 0),
+	 ($m.ferry.restore_ms.med // 0), ($m.criu.restore_ms.med // 0), ($m.runc.restore_ms.med // 0)] | @tsv' \
+	"$S" >"$D/overhead.tsv"
+
+# ---------------------------------------------------------------- plots
+plot() { # NAME GNUPLOT-COMMANDS: a PNG, skipped when its data is empty
+	local name=$1 data=$2
+	shift 2
+	[ -s "$D/$data" ] || return 0
+	gnuplot -e "set terminal pngcairo size 800,500 font ',11'; set output '$PLOTS/$name.png';
+		set grid; set key top left; set datafile separator '\t'; $*" || echo "report: plot $name failed" >&2
+}
+plot fig12-checkpoint-size size-synth.tsv "set title 'Checkpoint size vs memory (fig. 12)';
+	set xlabel 'resident memory of the instance (MiB)'; set ylabel 'checkpoint size (MiB)';
+	plot '$D/size-synth.tsv' using 2:3 with linespoints pt 7 title 'synthetic',
+	     x with lines dt 2 title 'size = memory'$([ -s "$D/size-apps.tsv" ] && echo ",
+	     '$D/size-apps.tsv' using 2:3 with points pt 5 ps 1.5 title 'applications'")"
+plot fig13-total-time total.tsv "set title 'Total migration time, link and disk as in the paper (fig. 13)';
+	set xlabel 'workload memory (MiB)'; set ylabel 'seconds'; set logscale x 2;
+	plot '$D/total.tsv' using 1:2:3:4 with yerrorlines pt 7 title 'diskless (median, min-max)',
+	     '' using 1:5:6:7 with yerrorlines pt 5 title 'default (median, min-max)',
+	     '' using 1:8 with lines dt 2 lc 1 title 'diskless floor S/B + S/F',
+	     '' using 1:9 with lines dt 2 lc 2 title 'default floor S/Dw + S/Dr'"
+for mode in diskless default; do
+	fig=14
+	[ $mode = default ] && fig=15
+	mid=transfer
+	[ $mode = default ] && mid=sync
+	plot "fig$fig-phases-$mode" "phases-$mode.tsv" "set title 'Phases of a $mode migration (fig. $fig)';
+		set style data histograms; set style histogram rowstacked; set style fill solid 0.8 border -1;
+		set boxwidth 0.7; set xlabel 'workload memory (MiB)'; set ylabel 'seconds (median)';
+		plot '$D/phases-$mode.tsv' using 2:xtic(1) title 'dump', '' using 3 title '$mid',
+		     '' using 4 title 'restore', '' using 5 title 'request + prepare + teardown'"
+done
+plot fig16-app-runtime apps-run.tsv "set title 'Application run time without and with a migration (fig. 16)';
+	set style data histograms; set style histogram clustered gap 1; set style fill solid 0.8 border -1;
+	set ylabel 'seconds (median wall time)'; set xtics rotate by -20;
+	plot '$D/apps-run.tsv' using 2:xtic(1) title 'no migration', '' using 3 title 'diskless migration',
+	     '' using 4 title 'default migration'"
+plot fig17-app-migration apps-mig.tsv "set title 'Migrating real applications (fig. 17)';
+	set style data histograms; set style histogram clustered gap 1; set style fill solid 0.8 border -1;
+	set ylabel 'seconds (median)'; set xtics rotate by -20;
+	plot '$D/apps-mig.tsv' using 2:xtic(1) title 'total, diskless', '' using 3 title 'total, default',
+	     '' using 4 title 'downtime, diskless', '' using 5 title 'downtime, default'"
+plot overhead-vs-peers overhead.tsv "set title 'Checkpoint and restore of the same workload: ferry, bare CRIU, runc';
+	set style data histograms; set style histogram clustered gap 1; set style fill solid 0.8 border -1;
+	set xlabel 'workload memory (MiB)'; set ylabel 'ms (median)';
+	plot '$D/overhead.tsv' using 2:xtic(1) title 'ferry dump', '' using 3 title 'CRIU dump',
+	     '' using 4 title 'runc dump', '' using 5 title 'ferry restore', '' using 6 title 'CRIU restore',
+	     '' using 7 title 'runc restore'"
+
+# ---------------------------------------------------------------- tables
+tables() {
+	jq -r "$JQ_LIB"'
+	def mib: if . == null then "–" else (. / 1048576 | r2 | tostring) end;
+	def rate: if . == null then "–" else (. / 1048576 | round | tostring) + " MiB/s" end;
+	def s(f): if f.med == null then "–" else "\(f.med / 1000 | r2) (\(f.min / 1000 | r2)–\(f.max / 1000 | r2))" end;
+	def ms(f): if f.med == null then "–" else "\(f.med | r2) (\(f.min | r2)–\(f.max | r2))" end;
+	def ratio(a; b): if a == null or b == null or b == 0 then "–" else (a / b | r2 | tostring) end;
+	.run as $run
+	| "Run \($run.run): link \($run.link), shared disk \($run.disk / 1048576 | round) MiB/s, \($run.repeat) repetitions, "
+	  + "\($run.cpus) CPUs, \($run.mem / 1073741824 | round) GiB, kernel \($run.kernel), \($run.criu), \($run.runc), ferry \($run.ferry).",
+	  "Medians, with (min–max) over the repetitions; times in seconds unless marked.", "",
+	  "### Physical floor", "",
+	  "| B: link (iperf3) | Dw: disk, synced write | Dr: disk, cold read |", "|---|---|---|",
+	  "| \(.floor.link_bytes_per_s.med | rate) | \(.floor.disk_write_bytes_per_s.med | rate) | \(.floor.disk_read_bytes_per_s.med | rate) |", "",
+	  "F, a tmpfs file read into fresh memory (measured next to each size): "
+	  + ([.floor.tmpfs_read_bytes_per_s[] | "\(.mb) MiB: \(.med | rate) (\(.min | rate)–\(.max | rate))"] | join("; ")) + ".", "",
+	  "### Synthetic workload: migration (figs. 12–15)", "",
+	  "| MiB | mode | RSS MiB | checkpoint MiB | dump | sync / transfer | restore | total | downtime | floor | total / floor | fixed overhead ms | dest. peak / S | ferryd max RSS MiB |",
+	  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+	  (.migrate[] | "| \(.mb) | \(.mode) | \(.rss.med | mib) | \(.bytes.med | mib) | \(s(.dump_ms)) | \(if .mode == "diskless" then s(.transfer_ms) else s(.sync_ms) end) | \(s(.restore_ms)) | \(s(.total_ms)) | \(s(.downtime_ms)) | \(if .floor_ms then (.floor_ms / 1000 | r2 | tostring) else "–" end) | \(.vs_floor // "–") | \(ms(.overhead_ms)) | \(.peak_per_S // "–") | \(.ferryd_hwm.max | mib) |"),
+	  "", "Diskless / default, total time: "
+	  + ([.migrate | group_by(.mb)[] | (map({(.mode): .}) | add) as $m | select($m.diskless and $m.default)
+	      | "\(.[0].mb) MiB: \(ratio($m.diskless.total_ms.med; $m.default.total_ms.med))"] | join("; ")) + ".", "",
+	  "### ferry against bare CRIU and runc: checkpoint and restore of the same workload (ms)", "",
+	  "| MiB | | ferry | bare CRIU | runc | ferry / CRIU | ferry / runc |", "|---|---|---|---|---|---|---|",
+	  (.overhead | group_by(.mb)[] | (map({(.what): .}) | add) as $m
+	   | ("| \(.[0].mb) | dump | \(ms($m.ferry.dump_ms)) | \(ms($m.criu.dump_ms)) | \(ms($m.runc.dump_ms)) | \(ratio($m.ferry.dump_ms.med; $m.criu.dump_ms.med)) | \(ratio($m.ferry.dump_ms.med; $m.runc.dump_ms.med)) |",
+	      "| \(.[0].mb) | restore | \(ms($m.ferry.restore_ms)) | \(ms($m.criu.restore_ms)) | \(ms($m.runc.restore_ms)) | \(ratio($m.ferry.restore_ms.med; $m.criu.restore_ms.med)) | \(ratio($m.ferry.restore_ms.med; $m.runc.restore_ms.med)) |")),
+	  "", "### Start time of a container running /bin/true (ms)", "",
+	  "| | median (min–max) | n | / runc |", "|---|---|---|---|",
+	  ((.start | map({(.what): .}) | add) as $st | .start[]
+	   | "| \(.what) | \(ms(.ms)) | \(.ms.n) | \(ratio(.ms.med; $st.runc.ms.med)) |"),
+	  "", "### Real applications (figs. 16–17)", "",
+	  "| application | size | migration | wall time | RSS MiB | checkpoint MiB | total | downtime | results identical |",
+	  "|---|---|---|---|---|---|---|---|---|",
+	  (.apps | group_by([.app, .size])[] | (map(.results) | add | unique | length == 1) as $same | .[]
+	   | "| \(.app) | \(.size) | \(.mig) | \(s(.wall_ms)) | \(.rss.med | mib) | \(.bytes.med | mib) | \(s(.total_ms)) | \(s(.downtime_ms)) | \(if $same then "yes" else "NO: \(.results | join(" / "))" end) |")
+	' "$S"
+}
+if [ -f "$REPORT" ] && grep -q '^<!-- tables -->' "$REPORT"; then
+	{
+		sed -n '1,/^<!-- tables -->/p' "$REPORT"
+		tables
+		sed -n '/^<!-- end of tables -->/,$p' "$REPORT"
+	} >"$REPORT.tmp"
+else
+	{
+		echo "# ferry benchmarks"
+		echo
+		echo "<!-- tables -->"
+		tables
+		echo "<!-- end of tables -->"
+	} >"$REPORT.tmp"
+fi
+mv "$REPORT.tmp" "$REPORT"
+echo "report: $REPORT, $S, $PLOTS/"

@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# bench/run.sh — ferry's benchmarks: the evaluation of the paper's section 5, on two simulated
+# nodes, with every figure also a ratio to a baseline measured in the same run.
+#
+# Usage: bench/run.sh [--smoke] [SUITE...]      (as root, ferry installed: `make bench`)
+#
+# Suites (all by default, in this order):
+#   floor     the physical floor: link rate B (iperf3), disk Dw/Dr (synced write, cold read)
+#   start     instance start: `ferry exec IMAGE /bin/true` vs `runc run` vs unshare+chroot
+#   overhead  checkpoint + restore of the same workload: ferry vs bare CRIU vs runc
+#   migrate   the synthetic workload, SIZES MiB, both modes, with F (tmpfs -> fresh memory)
+#   apps      HPL (Ns sweep), LAMMPS, GROMACS: run time without / with a migration, results
+# Settings (environment):
+#   LINK=1gbit|unlimited|RATE   the nodes' link (tc tbf, both directions)      [1gbit]
+#   DISK_RATE=BYTES/S           the shared disk (cgroup-v1 blkio throttle)     [104857600]
+#   REPEAT=N                    repetitions, interleaved (A B A B ...)          [5]
+#   SIZES="MiB..."              synthetic workload sizes         [256 512 1024 2048 4096]
+#   OVERHEAD_SIZES="MiB..."     sizes of the overhead suite               [256 1024 4096]
+#   START_RUNS=N                runs of each start-time command per repetition  [10]
+# --smoke: a tiny run of the same harness (seconds, not hours): 1 repetition, 32 MiB, the
+# smallest application points, results under bench/results/smoke/ and no report.
+#
+# Results: one JSON object per measurement in bench/results/raw/SUITE.jsonl (a new run
+# replaces them), then bench/report.sh makes bench/results/summary.json, bench/REPORT.md and
+# the plots in bench/plots/.
+set -uo pipefail
+
+SMOKE=0
+if [ "${1:-}" = --smoke ]; then
+	SMOKE=1
+	shift
+fi
+case "${1:-}" in -h | --help)
+	sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'
+	exit 0
+	;;
+esac
+[ "$(id -u)" = 0 ] || {
+	echo "bench: run as root (it makes network namespaces, a loop device, cgroups)" >&2
+	exit 1
+}
+
+BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
+if [ $SMOKE = 1 ]; then
+	RAW=$BENCH_DIR/results/smoke
+	REPEAT=1 SIZES=${SIZES:-32} OVERHEAD_SIZES=${OVERHEAD_SIZES:-32} START_RUNS=2
+	LINK=${LINK:-1gbit}
+	export DISK_GB=1
+fi
+REPEAT=${REPEAT:-5}
+SIZES=${SIZES:-256 512 1024 2048 4096}
+OVERHEAD_SIZES=${OVERHEAD_SIZES:-256 1024 4096}
+START_RUNS=${START_RUNS:-10}
+SUITES=("$@")
+[ ${#SUITES[@]} -gt 0 ] || SUITES=(floor start overhead migrate apps)
+for s in "${SUITES[@]}"; do
+	case $s in floor | start | overhead | migrate | apps) ;; *)
+		echo "bench: unknown suite '$s' (floor, start, overhead, migrate, apps)" >&2
+		exit 2
+		;;
+	esac
+done
+
+# shellcheck source=lib/common.bash
+source "$BENCH_DIR/lib/common.bash"
+# shellcheck source=lib/baselines.bash
+source "$BENCH_DIR/lib/baselines.bash"
+# shellcheck source=lib/cluster.bash
+source "$BENCH_DIR/lib/cluster.bash"
+# shellcheck source=lib/mig.bash
+source "$BENCH_DIR/lib/mig.bash"
+if [[ " ${SUITES[*]} " == *" apps "* ]]; then
+	# shellcheck source=lib/apps.bash
+	source "$BENCH_DIR/lib/apps.bash"
+fi
+
+if [ ! -x "$FERRY" ] || [ ! -x "$FERRYD" ]; then
+	die "ferry is not installed: make install (or make bench)"
+fi
+BENCH_RUN_ID=$(date -u +%Y%m%dT%H%M%SZ)
+export BENCH_RUN_ID RAW
+
+# one benchmark at a time, and never beside the test suite (same users, same ferry.conf)
+exec 8>/run/lock/ferry-bench.lock
+flock -n 8 || die "another benchmark runs (/run/lock/ferry-bench.lock)"
+
+bench_user
+bench_image
+mkdir -p "$RAW" "$BENCH_WORK"
+for s in "${SUITES[@]}"; do rm -f "$RAW/$s.jsonl"; done
+jq -n --arg run "$BENCH_RUN_ID" --arg link "$LINK" --argjson disk "$DISK_RATE" \
+	--argjson repeat "$REPEAT" --arg sizes "$SIZES" --arg kernel "$(uname -r)" \
+	--arg criu "$("$CRIU" --version | head -1)" --arg runc "$(runc --version | head -1)" \
+	--arg ferry "$(git -C "$FERRY_SRC" describe --always --dirty 2>/dev/null || echo unknown)" \
+	--argjson cpus "$(nproc)" --argjson mem "$(awk '/MemTotal/ { print $2 * 1024 }' /proc/meminfo)" \
+	'$ARGS.named' >"$RAW/run.json"
+
+trap 'cluster_down; rm -rf "$BENCH_WORK/runc" /dev/shm/ferry-bench-criu /dev/shm/ferry-bench-runc' EXIT
+say "cluster: link $LINK, shared disk $((DISK_RATE / 1048576)) MiB/s"
+cluster_up
+
+# interleave: on odd repetitions the order of the compared things is reversed (A B, B A, ...)
+order() { if (($1 % 2)); then printf '%s\n' "${@:2}" | tac; else printf '%s\n' "${@:2}"; fi; }
+
+suite_floor() {
+	local r
+	for ((r = 0; r < REPEAT; r++)); do
+		say "floor $((r + 1))/$REPEAT: link, disk"
+		floor_link "$SRC" "$DST" "${NODE_IP[$DST]}" | jq -c ". + {what: \"link\", rep: $r}" >>"$RAW/floor.jsonl" ||
+			die "floor: the link could not be measured"
+		floor_disk "$SHARED" $(((SMOKE ? 64 : 1024) << 20)) | jq -c ". + {what: \"disk\", rep: $r}" >>"$RAW/floor.jsonl" ||
+			die "floor: the disk could not be measured"
+	done
+}
+
+suite_start() {
+	local r i what
+	runc_bundle "$IMAGE_SANDBOX" "$BENCH_WORK/runc/bundle"
+	for ((r = 0; r < REPEAT; r++)); do
+		say "start $((r + 1))/$REPEAT: ferry exec, runc run, unshare+chroot"
+		for ((i = 0; i < START_RUNS; i++)); do
+			for what in $(order $((r + i)) ferry runc unshare); do
+				case $what in
+				ferry) start_ferry_true ;;
+				runc) start_runc_true "$BENCH_WORK/runc/bundle" ;;
+				unshare) start_unshare_true "$IMAGE_SANDBOX" ;;
+				esac | jq -c --arg w "$what" --argjson r "$r" '{what: $w, rep: $r, ms: .wall_ms}' >>"$RAW/start.jsonl" ||
+					die "start: $what failed"
+			done
+		done
+	done
+}
+
+suite_overhead() {
+	local r mb what j
+	runc_bundle "$IMAGE_SANDBOX" "$BENCH_WORK/runc/bundle"
+	# all three write their images to a tmpfs (ferry: --mem-dir), the same kind of storage
+	mkdir -p /dev/shm/ferry-bench-criu /dev/shm/ferry-bench-runc
+	for ((r = 0; r < REPEAT; r++)); do
+		for mb in $OVERHEAD_SIZES; do
+			for what in $(order $r ferry criu runc); do
+				say "overhead $((r + 1))/$REPEAT: $what, $mb MiB"
+				case $what in
+				ferry) j=$(ferry_ckpt_cycle "$mb") ;;
+				criu) j=$(bare_criu_cycle "$IMAGE_SANDBOX" "$mb" /dev/shm/ferry-bench-criu) ;;
+				runc) j=$(runc_ckpt_cycle "$BENCH_WORK/runc/bundle" "$mb" /dev/shm/ferry-bench-runc) ;;
+				esac || die "overhead: $what at $mb MiB failed"
+				echo "$j" | jq -c --arg w "$what" --argjson mb "$mb" --argjson r "$r" \
+					'. + {what: $w, mb: $mb, rep: $r}' >>"$RAW/overhead.jsonl"
+			done
+		done
+	done
+}
+
+suite_migrate() {
+	local r mb mode from=$SRC f
+	for ((r = 0; r < REPEAT; r++)); do
+		for mb in $SIZES; do
+			# F: a tmpfs file of this size read into fresh memory, next to the restores
+			f=$(TMPFS_OF "$DST")/floor-f
+			mkdir -p "$(dirname "$f")"
+			floor_tmpfs_read "$f" $((mb << 20)) | jq -c ". + {what: \"tmpfs_read\", rep: $r, mb: $mb}" >>"$RAW/floor.jsonl" ||
+				die "floor: tmpfs read of $mb MiB failed"
+			for mode in $(order $r diskless default); do
+				say "migrate $((r + 1))/$REPEAT: $mb MiB, $mode, $from -> $(other "$from")"
+				mig_synthetic "$mode" "$mb" "$from" || die "migration failed"
+			done
+		done
+	done
+}
+
+suite_apps() {
+	local r app size points
+	for app in $(app_list); do
+		if [ $SMOKE = 1 ]; then points=$(app_points "$app" smoke); else points=$(app_points "$app"); fi
+		for size in $points; do
+			for ((r = 0; r < REPEAT; r++)); do
+				for mode in $(order $r none diskless default); do
+					say "apps $((r + 1))/$REPEAT: $app $size, migration: $mode"
+					app_measure "$app" "$size" "$mode" "$r" || die "$app $size ($mode) failed"
+				done
+			done
+		done
+	done
+}
+
+for s in "${SUITES[@]}"; do
+	"suite_$s"
+done
+trap - EXIT
+cluster_down
+rm -rf "$BENCH_WORK/runc" /dev/shm/ferry-bench-criu /dev/shm/ferry-bench-runc
+say "done: $RAW"
+if [ $SMOKE = 0 ]; then
+	"$BENCH_DIR/report.sh"
+fi
