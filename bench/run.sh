@@ -17,6 +17,8 @@
 #   SIZES="MiB..."              synthetic workload sizes         [256 512 1024 2048 4096]
 #   OVERHEAD_SIZES="MiB..."     sizes of the overhead suite               [256 1024 4096]
 #   START_RUNS=N                runs of each start-time command per repetition  [10]
+#   HPL_POINTS="N..."           HPL problem sizes (hpcc runs its other tests first) [3000 4000]
+#   LMP_ATOM_STEPS, GMX_ATOM_STEPS  LAMMPS / GROMACS run length (atom-steps)  [~20 s each]
 # --smoke: a tiny run of the same harness (seconds, not hours): 1 repetition, 32 MiB, the
 # smallest application points, results under bench/results/smoke/ and no report.
 #
@@ -51,6 +53,8 @@ REPEAT=${REPEAT:-5}
 SIZES=${SIZES:-256 512 1024 2048 4096}
 OVERHEAD_SIZES=${OVERHEAD_SIZES:-256 1024 4096}
 START_RUNS=${START_RUNS:-10}
+export HPL_POINTS=${HPL_POINTS:-3000 4000}
+export LMP_ATOM_STEPS=${LMP_ATOM_STEPS:-35000000} GMX_ATOM_STEPS=${GMX_ATOM_STEPS:-16000000}
 SUITES=("$@")
 [ ${#SUITES[@]} -gt 0 ] || SUITES=(floor start overhead migrate apps)
 for s in "${SUITES[@]}"; do

@@ -1,0 +1,87 @@
+#!/usr/bin/env bats
+# bench.bats — `make bench-smoke`: a tiny run of the benchmark harness (bench/run.sh --smoke,
+# the same code as `make bench`, with one repetition, small sizes and the smallest application
+# points), then checks of what it measured and of the report made from it. The harness itself
+# fails on a failed migration or a workload that does not check out; these tests check that the
+# measurements are there, plausible and complete, so that a broken harness cannot pass silently.
+
+bats_require_minimum_version 1.5.0
+
+setup_file() {
+	export SMOKE=$BATS_FILE_TMPDIR/smoke
+	export SMOKE_LOG=$BATS_FILE_TMPDIR/run.log
+	# the harness writes its raw results under bench/results/smoke; copy them away
+	"$BATS_TEST_DIRNAME/../../bench/run.sh" --smoke >"$SMOKE_LOG" 2>&1
+	echo $? >"$BATS_FILE_TMPDIR/rc"
+	rm -rf "$SMOKE"
+	cp -a "$BATS_TEST_DIRNAME/../../bench/results/smoke" "$SMOKE" 2>/dev/null || mkdir -p "$SMOKE"
+}
+
+# q SUITE JQ-FILTER: the filter over all lines of the suite, as one array
+q() { jq -rs "$2" "$SMOKE/$1.jsonl"; }
+
+@test "the smoke run of the harness completes" {
+	rc=$(cat "$BATS_FILE_TMPDIR/rc")
+	[ "$rc" -eq 0 ] || {
+		tail -30 "$SMOKE_LOG"
+		false
+	}
+	jq -e '.link and .cpus > 0 and .criu' "$SMOKE/run.json"
+}
+
+@test "smoke: the physical floor is measured (link, disk, tmpfs into fresh memory)" {
+	# the link is shaped to 1 Gbit/s: iperf3 sees 100-125 MB/s
+	q floor '[.[] | select(.what == "link") | .bytes_per_s] | .[0]' | awk '{ exit !($1 > 90e6 && $1 < 130e6) }'
+	# the disk is throttled to 100 MiB/s: a synced write and a cold read are near that
+	q floor '[.[] | select(.what == "disk")] | .[0] | .write_bytes_per_s, .read_bytes_per_s' |
+		awk '{ if (!($1 > 30e6 && $1 < 115e6)) bad = 1 } END { exit bad }'
+	q floor '[.[] | select(.what == "tmpfs_read") | .bytes_per_s] | .[0]' | awk '{ exit !($1 > 50e6) }'
+}
+
+@test "smoke: start times of ferry, runc and unshare+chroot are measured" {
+	[ "$(q start '[.[].what] | unique | join(",")')" = "ferry,runc,unshare" ]
+	[ "$(q start '[.[] | select(.ms > 0)] | length')" -eq "$(q start 'length')" ]
+}
+
+@test "smoke: ferry, bare CRIU and runc each checkpoint and restore the same workload" {
+	[ "$(q overhead '[.[].what] | unique | join(",")')" = "criu,ferry,runc" ]
+	[ "$(q overhead '[.[] | select(.dump_ms > 0 and .restore_ms > 0 and .images_bytes > 32 * 1048576)] | length')" -eq 3 ]
+}
+
+@test "smoke: both migration modes move the synthetic workload, which checks out on the destination" {
+	[ "$(q migrate '[.[] | select(.verified == 1 and .ok == 1) | .mode] | unique | join(",")')" = "default,diskless" ]
+	# the checkpoint holds the workload's memory; the destination's peak covers it
+	q migrate '.[] | [.bytes, .rss, .dest_peak, .total_ms, .downtime_ms] | @tsv' |
+		awk '{ if (!($1 >= 32 * 1048576 && $2 >= 32 * 1048576 && $3 >= $1 && $4 >= $5 && $5 > 0)) bad = 1 } END { exit bad }'
+	q migrate '.[] | select(.mode == "diskless") | .transfer_ms' | grep -qE '^[0-9]+$'
+	q migrate '.[] | select(.mode == "default") | .sync_ms' | grep -qE '^[0-9]+$'
+}
+
+@test "smoke: every application runs without and with a migration, with identical results" {
+	local apps
+	apps=$(q apps '[.[].app] | unique | length')
+	[ "$apps" -ge 3 ]
+	# each application: none, diskless, default; one result per application
+	[ "$(q apps '[group_by(.app)[] | select(([.[].mig] | unique) == ["default", "diskless", "none"])] | length')" -eq "$apps" ]
+	[ "$(q apps '[group_by(.app)[] | select(([.[].result] | unique | length) == 1 and .[0].result != "")] | length')" -eq "$apps" ]
+}
+
+@test "smoke: the report is made from the measurements (tables and plots)" {
+	local out=$BATS_TEST_TMPDIR/report
+	mkdir -p "$out"
+	REPORT_OUT=$out run "$BATS_TEST_DIRNAME/../../bench/report.sh" "$SMOKE"
+	[ "$status" -eq 0 ] || {
+		echo "$output"
+		false
+	}
+	grep -q '^| 32 | diskless |' "$out/REPORT.md"
+	grep -q '^| 32 | dump |' "$out/REPORT.md"
+	jq -e '.migrate | length == 2' "$out/summary.json"
+	for f in fig12-checkpoint-size fig13-total-time fig14-phases-diskless fig15-phases-default \
+		fig16-app-runtime fig17-app-migration overhead-vs-peers; do
+		[ -s "$out/plots/$f.png" ] || {
+			echo "no plot $f"
+			false
+		}
+	done
+}
