@@ -931,7 +931,7 @@ void op_checkpoint_delete(struct starter *s)
 
 /* The page server, as the user, without capabilities, in the host's namespaces: it only
  * writes the pages CRIU sends over the socket into the staging images directory. */
-static int run_page_server(struct starter *s, int imgfd, struct ferry_error **err)
+static int run_page_server(struct starter *s, int imgfd, struct tail_hashes *tails, struct ferry_error **err)
 {
 	int rep[2];
 	if (pipe2(rep, O_CLOEXEC) < 0)
@@ -974,9 +974,19 @@ static int run_page_server(struct starter *s, int imgfd, struct ferry_error **er
 	struct pollfd p = {.fd = pidfd, .events = POLLIN};
 	int r = 0;
 	if (pidfd >= 0) {
-		do
-			r = poll(&p, 1, (int)s->cfg->criu_timeout * 1000);
-		while (r < 0 && errno == EINTR);
+		/* the pages are hashed as they arrive (see tails_scan) */
+		long long deadline = ferry_now_ms() + (long long)s->cfg->criu_timeout * 1000;
+		for (;;) {
+			tails_scan(imgfd, tails);
+			long long left = deadline - ferry_now_ms();
+			if (left <= 0) {
+				r = 0;
+				break;
+			}
+			r = poll(&p, 1, (int)(left < TAIL_TICK_MS ? left : TAIL_TICK_MS));
+			if (r > 0 || (r < 0 && errno != EINTR))
+				break;
+		}
 		close(pidfd);
 	}
 	if (r == 0) {
@@ -1018,8 +1028,9 @@ int checkpoint_receive(struct starter *s, struct ferry_error **err)
 	r = ferry_key_load(FERRY_KEY_PATH, key, &keylen, err);
 	if (r == 0)
 		r = ferry_xfer_accept(s->xfer_fd, key, keylen, s->privs.uid, s->cfg->criu_timeout, err);
+	struct tail_hashes tails = {0};
 	if (r == 0)
-		r = run_page_server(s, imgfd, err);
+		r = run_page_server(s, imgfd, &tails, err);
 	ferry_xfer_tune_socket(s->xfer_fd);
 	if (r == 0)
 		r = ferry_xfer_receive(s->xfer_fd, imgfd, s->cfg->criu_timeout, &text, &len, err);
@@ -1044,12 +1055,13 @@ int checkpoint_receive(struct starter *s, struct ferry_error **err)
 		_cleanup_(ferry_manifest_freep) struct ferry_manifest *m =
 		    manifest_for(s, sent->instance, sent->image, sent->image_fingerprint, sent->pid);
 		_cleanup_free_ char *gen = NULL;
-		r = seal_generation(imgfd, m, NULL, 0, NULL, false, &s->sealed_manifest, err);
+		r = seal_generation(imgfd, m, NULL, 0, &tails, false, &s->sealed_manifest, err);
 		if (r == 0)
 			r = publish_generation(s, stfd, &gen, err);
 		if (r == 0)
 			prune(s->ckpt_fd, gen, false);
 	}
+	tails_free(&tails);
 	ferry_manifest_free(sent);
 	close(imgfd);
 	close(stfd);
