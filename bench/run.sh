@@ -17,6 +17,7 @@
 #   SIZES="MiB..."              synthetic workload sizes         [256 512 1024 2048 4096]
 #   OVERHEAD_SIZES="MiB..."     sizes of the overhead suite               [256 1024 4096]
 #   START_RUNS=N                runs of each start-time command per repetition  [10]
+#   APPS="hpl lammps gromacs"   the applications of the apps suite                    [all]
 #   HPL_POINTS="N..."           HPL problem sizes (hpcc runs its other tests first) [3000 4000]
 #   LMP_ATOM_STEPS, GMX_ATOM_STEPS  LAMMPS / GROMACS run length (atom-steps)  [~20 s each]
 # --smoke: a tiny run of the same harness (seconds, not hours): 1 repetition, 32 MiB, the
@@ -175,7 +176,7 @@ suite_migrate() {
 
 suite_apps() {
 	local r app size points
-	for app in $(app_list); do
+	for app in ${APPS:-$(app_list)}; do
 		if [ $SMOKE = 1 ]; then points=$(app_points "$app" smoke); else points=$(app_points "$app"); fi
 		for size in $points; do
 			for ((r = 0; r < REPEAT; r++)); do

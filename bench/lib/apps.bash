@@ -84,11 +84,13 @@ lmp_size() {
 }
 
 # gmx_size SIZE: "EDGE STEPS" of a GROMACS SIZE: EDGE (nm; steps for about GMX_ATOM_STEPS
-# atom-steps at ~100 atoms per nm^3, a multiple of 100, at least 500) or EDGExSTEPS.
+# atom-steps at ~100 atoms per nm^3, a multiple of 1000, at least 1000: energies are written
+# every tenth of the run, which grompp wants a multiple of nstcalcenergy = 100) or EDGExSTEPS
+# (STEPS a multiple of 1000, or of 100 with STEPS / 10 one too).
 gmx_size() {
 	[[ $1 =~ ^([0-9]+(\.[0-9]+)?)(x([0-9]+))?$ ]] || die "gromacs: SIZE is NM or NMxSTEPS, not '$1'"
 	awk -v e="${BASH_REMATCH[1]}" -v s="${BASH_REMATCH[4]}" -v b="$GMX_ATOM_STEPS" 'BEGIN {
-		if (s == "") { s = int(b / (100 * e * e * e) / 100) * 100; if (s < 500) s = 500 }
+		if (s == "") { s = int(b / (100 * e * e * e) / 1000) * 1000; if (s < 1000) s = 1000 }
 		print e, s }'
 }
 

@@ -115,7 +115,7 @@ bl_tools() {
 	done
 }
 
-# bl_json KEY=VALUE...: one JSON object on stdout; numbers stay numbers (as emit does).
+# bl_json KEY=VALUE...: one JSON object on stdout; a VALUE that is a number stays a number.
 bl_json() {
 	local kv k v args=()
 	for kv in "$@"; do

@@ -7,8 +7,9 @@
 #   BUSER        the unprivileged user the benchmarks run as (created here)
 #   RAW          where measurements go, one JSON object per line (bench/results/raw)
 #
-# Every measurement is one line of JSON appended to $RAW/SUITE.jsonl by `emit`; bench/report.sh
-# reads those lines only (medians, min/max, ratios), never the logs.
+# Every measurement is one line of JSON appended to $RAW/SUITE.jsonl (run.sh adds what was
+# measured, and the repetition); bench/report.sh reads those lines only (medians, min/max,
+# ratios), never the logs.
 
 BENCH_DIR=${BENCH_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 FERRY_SRC=$(cd "$BENCH_DIR/.." && pwd)
@@ -28,39 +29,6 @@ say() { printf '[%(%T)T] %s\n' -1 "$*" >&2; }
 die() {
 	printf 'bench: %s\n' "$*" >&2
 	exit 1
-}
-
-# now_ns: a monotonic clock, in nanoseconds (bash's EPOCHREALTIME is wall time: avoid it).
-now_ns() { awk '{ printf "%d\n", $1 * 1e9 }' /proc/uptime; } # coarse (10 ms); use ms_since for spans
-# time_ms CMD...: run CMD, print its wall time in ms (monotonic, from date's CLOCK_REALTIME would
-# jump with NTP; /proc/uptime is too coarse) — uses the shell's own timer, SECONDS-free.
-time_ms() {
-	local t0 t1 rc
-	t0=$(date +%s%N)
-	"$@"
-	rc=$?
-	t1=$(date +%s%N)
-	echo $(((t1 - t0) / 1000000))
-	return $rc
-}
-
-# emit SUITE KEY=VALUE...: one measurement, as a JSON object, to $RAW/SUITE.jsonl. A VALUE that
-# is a number stays a number; anything else is a string. Adds the run's id and the time.
-emit() {
-	local suite=$1 kv k v args=()
-	shift
-	mkdir -p "$RAW"
-	for kv in "$@"; do
-		k=${kv%%=*}
-		v=${kv#*=}
-		if [[ $v =~ ^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$ ]]; then
-			args+=(--argjson "$k" "$v")
-		else
-			args+=(--arg "$k" "$v")
-		fi
-	done
-	jq -cn "${args[@]}" --arg run "${BENCH_RUN_ID:-adhoc}" --arg at "$(date -u +%FT%TZ)" \
-		'$ARGS.named' >>"$RAW/$suite.jsonl"
 }
 
 # bench_user: the unprivileged user of the benchmarks, with a home.

@@ -68,7 +68,8 @@ synth_stop() {
 	buser_ckpt_dirs_clean
 }
 
-# mig_measure MODE FROM EXTRA_KEY=VALUE...: migrate the running $MIG_INSTANCE from FROM, emit.
+# mig_measure MODE FROM: migrate the running $MIG_INSTANCE from FROM; prints the report (JSON)
+# with the measurements of the harness added.
 mig_measure() {
 	local mode=$1 from=$2 to rss out hwm_pid rc
 	shift 2

@@ -101,10 +101,10 @@ static bool gen_name(const char *name, unsigned long long *ret)
 	return true;
 }
 
-/* Makes every file of the staged generation root's and read-only, hashing it into @m. */
-/* The pages of a local dump are hashed while CRIU writes them (it appends to each pages-*.img
- * in order), on the other core, so that sealing after the dump has little left to read: the
- * dump of a large instance would otherwise take twice as long. Sealing checks that each file is
+/* The pages of a dump are hashed while CRIU writes them (it appends to each pages-*.img in
+ * order), on the other core, so that sealing after the dump has little left to read: the dump
+ * of a large instance would otherwise take twice as long. The same goes for the pages a diskless
+ * destination's page server receives. Sealing checks that each file is
  * the one hashed (same inode, same size) and hashes what it does not know from scratch. */
 #define TAIL_MAX 64
 struct tail_hashes {
@@ -192,7 +192,8 @@ static int hash_file(int fd, const char *name, const struct stat *st, struct tai
 	return ferry_sha256_fd(fd, ret_size, sha, err);
 }
 
-/* @evict: the generation is for another node (a migration through the shared filesystem):
+/* Makes every file of the staged generation root's and read-only, hashing it into @m (with what
+ * @tails has hashed already, or NULL). @evict: the generation is for another node (a migration through the shared filesystem):
  * once a file is on disk, its pages leave this node's cache, which will never read it again (on
  * a test machine whose "nodes" share one kernel, this is also what makes the destination read
  * the disk, as a real one would). */
