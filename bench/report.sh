@@ -124,23 +124,23 @@ for mode in diskless default; do
 	mid=transfer
 	[ $mode = default ] && mid=sync
 	plot "fig$fig-phases-$mode" "phases-$mode.tsv" "set title 'Phases of a $mode migration (fig. $fig)';
-		set style data histograms; set style histogram rowstacked; set style fill solid 0.8 border -1;
+		set style data histograms; set yrange [0:*]; set style histogram rowstacked; set style fill solid 0.8 border -1;
 		set boxwidth 0.7; set xlabel 'workload memory (MiB)'; set ylabel 'seconds (median)';
 		plot '$D/phases-$mode.tsv' using 2:xtic(1) title 'dump', '' using 3 title '$mid',
 		     '' using 4 title 'restore', '' using 5 title 'request + prepare + teardown'"
 done
 plot fig16-app-runtime apps-run.tsv "set title 'Application run time without and with a migration (fig. 16)';
-	set style data histograms; set style histogram clustered gap 1; set style fill solid 0.8 border -1;
+	set style data histograms; set yrange [0:*]; set style histogram clustered gap 1; set style fill solid 0.8 border -1;
 	set ylabel 'seconds (median wall time)'; set xtics rotate by -20;
 	plot '$D/apps-run.tsv' using 2:xtic(1) title 'no migration', '' using 3 title 'diskless migration',
 	     '' using 4 title 'default migration'"
 plot fig17-app-migration apps-mig.tsv "set title 'Migrating real applications (fig. 17)';
-	set style data histograms; set style histogram clustered gap 1; set style fill solid 0.8 border -1;
+	set style data histograms; set yrange [0:*]; set style histogram clustered gap 1; set style fill solid 0.8 border -1;
 	set ylabel 'seconds (median)'; set xtics rotate by -20;
 	plot '$D/apps-mig.tsv' using 2:xtic(1) title 'total, diskless', '' using 3 title 'total, default',
 	     '' using 4 title 'downtime, diskless', '' using 5 title 'downtime, default'"
 plot overhead-vs-peers overhead.tsv "set title 'Checkpoint and restore of the same workload: ferry, bare CRIU, runc';
-	set style data histograms; set style histogram clustered gap 1; set style fill solid 0.8 border -1;
+	set style data histograms; set yrange [0:*]; set style histogram clustered gap 1; set style fill solid 0.8 border -1;
 	set xlabel 'workload memory (MiB)'; set ylabel 'ms (median)';
 	plot '$D/overhead.tsv' using 2:xtic(1) title 'ferry dump', '' using 3 title 'CRIU dump',
 	     '' using 4 title 'runc dump', '' using 5 title 'ferry restore', '' using 6 title 'CRIU restore',
