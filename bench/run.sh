@@ -9,7 +9,8 @@
 #   start     instance start: `ferry exec IMAGE /bin/true` vs `runc run` vs unshare+chroot
 #   overhead  checkpoint + restore of the same workload: ferry vs bare CRIU vs runc
 #   migrate   the synthetic workload, SIZES MiB, both modes, with F (tmpfs -> fresh memory)
-#   apps      HPL (Ns sweep), LAMMPS, GROMACS: run time without / with a migration, results
+#   apps      HPL (an N sweep), LAMMPS, GROMACS: run time without / with a migration, and
+#             the same result either way
 # Settings (environment):
 #   LINK=1gbit|unlimited|RATE   the nodes' link (tc tbf, both directions)      [1gbit]
 #   DISK_RATE=BYTES/S           the shared disk (cgroup-v1 blkio throttle)     [104857600]
@@ -23,9 +24,9 @@
 # --smoke: a tiny run of the same harness (seconds, not hours): 1 repetition, 32 MiB, the
 # smallest application points, results under bench/results/smoke/ and no report.
 #
-# Results: one JSON object per measurement in bench/results/raw/SUITE.jsonl (a new run
-# replaces them), then bench/report.sh makes bench/results/summary.json, bench/REPORT.md and
-# the plots in bench/plots/.
+# Results: one JSON object per measurement in bench/results/raw/SUITE.jsonl (RAW=DIR for
+# another directory; a run replaces the files of the suites it runs), then bench/report.sh
+# makes bench/results/summary.json, bench/REPORT.md and the plots in bench/plots/.
 set -uo pipefail
 
 SMOKE=0
@@ -104,8 +105,18 @@ trap 'cluster_down; rm -rf "$BENCH_WORK/runc" /dev/shm/ferry-bench-criu /dev/shm
 say "cluster: link $LINK, shared disk $((DISK_RATE / 1048576)) MiB/s"
 cluster_up
 
-# interleave: on odd repetitions the order of the compared things is reversed (A B, B A, ...)
-order() { if (($1 % 2)); then printf '%s\n' "${@:2}" | tac; else printf '%s\n' "${@:2}"; fi; }
+# interleave: repetition R starts R places further in the list of the compared things (A B C,
+# B C A, C A B, ...), so that each runs first, in the middle and last equally often: the first
+# run after a pause meets memory the VM has taken back (first touch is several times slower),
+# and a plain reversal would leave the middle one never first.
+order() {
+	local r=$1 i n
+	shift
+	n=$#
+	for ((i = 0; i < n; i++)); do
+		printf '%s\n' "${@:$(((r + i) % n + 1)):1}"
+	done
+}
 
 suite_floor() {
 	local r
