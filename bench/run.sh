@@ -207,6 +207,10 @@ trap - EXIT
 cluster_down
 rm -rf "$BENCH_WORK/runc" /dev/shm/ferry-bench-criu /dev/shm/ferry-bench-runc
 say "done: $RAW"
-if [ $SMOKE = 0 ]; then
+if [ $SMOKE = 1 ]; then
+	:
+elif [ "$RAW" = "$BENCH_DIR/results/raw" ]; then
 	"$BENCH_DIR/report.sh"
+else
+	say "a report of these results: REPORT_OUT=DIR $BENCH_DIR/report.sh $RAW"
 fi
