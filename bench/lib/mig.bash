@@ -25,25 +25,21 @@ buser_ckpt_dirs_clean() {
 	for n in "$SRC" "$DST"; do rm -rf "$(TMPFS_OF "$n")/${uid:?}"; done
 }
 
-# progress_step FILE: the workload's step counter ('' before its first step).
-progress_step() { awk '$1 == "step" { print $2 }' "$1" 2>/dev/null; }
-
-# wait_steps FILE N TIMEOUT: until the workload has done N steps past the current one; fails
-# on FAIL or timeout.
+# wait_steps FILE N TIMEOUT [RUNID]: until the workload (tests/workloads/stateful.c) has done N
+# steps past the current one, under RUNID when given (restored, not started again); fails on
+# FAIL, another run id or the timeout (bl_wait_step says which).
 wait_steps() {
-	local f=$1 n=$2 t=$3 s0 s i
-	s0=$(progress_step "$f")
-	for ((i = 0; i < t * 20; i++)); do
-		grep -q '^FAIL' "$f" 2>/dev/null && {
-			say "workload: $(cat "$f")"
-			return 1
-		}
-		s=$(progress_step "$f")
-		[ -n "$s" ] && [ "$s" -ge $((${s0:-0} + n)) ] && return 0
-		sleep 0.05
-	done
-	say "workload made no progress in ${t}s: $(cat "$f" 2>/dev/null)"
-	return 1
+	local s n=0
+	s=$(bl_step "$1")
+	[[ $s =~ ^[0-9]+\  ]] && n=${s%% *}
+	bl_wait_step "$1" $((n + $2 - 1)) "${4:-}" "$3" >/dev/null
+}
+
+# run_id FILE: the run id of the workload's progress file (new on every fresh start).
+run_id() {
+	local s
+	s=$(bl_step "$1")
+	[[ $s =~ ^[0-9]+\  ]] && echo "${s#* }"
 }
 
 # synth_start NODE MB: the synthetic workload in an instance on NODE, once its memory is full.
@@ -93,14 +89,16 @@ mig_measure() {
 }
 
 mig_synthetic() {
-	local mode=$1 mb=$2 from=$3 rep verified=0
+	local mode=$1 mb=$2 from=$3 rep verified=0 run
 	synth_start "$from" "$mb"
+	run=$(run_id "$PROG")
 	rep=$(mig_measure "$mode" "$from") || {
 		synth_stop
 		return 1
 	}
-	# it runs on the destination, its memory intact (the workload checks every chunk)
-	wait_steps "$PROG" 3 60 && verified=1
+	# it runs on the destination, restored (the same run), its memory intact (the workload
+	# checks every chunk)
+	wait_steps "$PROG" 3 60 "$run" && verified=1
 	synth_stop
 	[ $verified = 1 ] || die "the workload did not check out after a $mode migration of $mb MiB"
 	mkdir -p "$RAW"
