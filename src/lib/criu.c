@@ -55,6 +55,17 @@ char *ferry_criu_log_errors(int dirfd, const char *log, int max)
 	return out;
 }
 
+/* libcriu's notification callback has no argument of ours; one restore runs per process */
+static int (*post_restore_cb)(void);
+
+static int notify(char *action, criu_notify_arg_t na)
+{
+	(void)na;
+	if (post_restore_cb && streq(action, "post-restore"))
+		return post_restore_cb();
+	return 0;
+}
+
 static int setup(criu_opts **ret, const struct ferry_criu_opts *o, struct ferry_error **err)
 {
 	criu_opts *c = NULL;
@@ -115,7 +126,12 @@ int ferry_criu_restore(const struct ferry_criu_opts *o, pid_t *ret_pid, struct f
 	int r = setup(&c, o, err);
 	if (r < 0)
 		return r;
+	if (o->post_restore) {
+		post_restore_cb = o->post_restore;
+		criu_local_set_notify_cb(c, notify);
+	}
 	r = criu_local_restore(c);
+	post_restore_cb = NULL;
 	criu_local_free_opts(c);
 	if (r <= 0)
 		return fail(err, o, "restore", r);

@@ -32,6 +32,9 @@ struct ferry_criu_opts {
 	unsigned timeout; /* seconds CRIU may take to seize the tree (0: CRIU's default) */
 	const char *config; /* a CRIU config file (RPC settings libcriu has no setter for) */
 	bool tcp; /* own network namespace: keep established TCP connections, lock with nftables */
+	/* restore: called when every process is restored and none has run yet (CRIU's
+	 * "post-restore" notification); non-zero makes CRIU kill the restored tree and fail */
+	int (*post_restore)(void);
 };
 
 int ferry_criu_dump(const struct ferry_criu_opts *o, struct ferry_error **err);

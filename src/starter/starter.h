@@ -50,6 +50,13 @@ struct starter {
 	int ckpt_fd; /* its checkpoint directory, opened as the user */
 	int restore_fd; /* restart: the verified generation directory */
 	struct ferry_manifest *manifest; /* restart: its verified manifest */
+	/* restart: its page images (opened, sizes checked), hashed while CRIU restores and
+	 * compared before any restored process runs (see verify_files) */
+	struct restore_page_file {
+		int fd;
+		const struct ferry_manifest_file *f;
+	} * pages;
+	size_t n_pages;
 	char *sealed_manifest; /* a received checkpoint: the manifest this process just signed */
 	char *image_fingerprint;
 	int xfer_fd; /* --page-server: the connected socket the CLI passed on fd 4 */

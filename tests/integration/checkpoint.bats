@@ -597,8 +597,34 @@ start_receiver() {
 
 @test "restart of a tampered checkpoint is refused: one byte of an image, the manifest edited, the signature removed" {
 	ensure_fixture
-	local d g size
-	# one byte changed in the memory pages (same size, still root's and 0444)
+	local d g size prog=$U1_HOME/ftck-fixture.progress before
+	# a metadata image, one byte changed: refused before CRIU reads anything
+	copy_ckpt "$U1" "$FIXTURE" "$T-core"
+	d=$(ckpt_dir "$U1" "$T-core")
+	g=$(current_gen "$d")
+	cp "$g/core-10000.img" "$BATS_TEST_TMPDIR/core"
+	printf '\x01' | dd of="$BATS_TEST_TMPDIR/core" bs=1 seek=1 conv=notrunc status=none
+	cmp -s "$g/core-10000.img" "$BATS_TEST_TMPDIR/core" && printf '\x02' |
+		dd of="$BATS_TEST_TMPDIR/core" bs=1 seek=1 conv=notrunc status=none
+	replace_sealed "$g" core-10000.img "$BATS_TEST_TMPDIR/core"
+	run --separate-stderr as_user1 "$FERRY" instance start --criu-restart "$T-core"
+	assert_ferry_error "core-10000.img.*altered"
+	assert_nothing_started "$U1" ftck-fixture
+	assert_no_restore "$d"
+
+	# the memory pages cut short: refused before CRIU reads anything
+	copy_ckpt "$U1" "$FIXTURE" "$T-short"
+	d=$(ckpt_dir "$U1" "$T-short")
+	g=$(current_gen "$d")
+	head -c 4096 "$g/pages-1.img" >"$BATS_TEST_TMPDIR/short"
+	replace_sealed "$g" pages-1.img "$BATS_TEST_TMPDIR/short"
+	run --separate-stderr as_user1 "$FERRY" instance start --criu-restart "$T-short"
+	assert_ferry_error "pages-1.img.*altered"
+	assert_nothing_started "$U1" ftck-fixture
+	assert_no_restore "$d"
+
+	# one byte changed in the memory pages (same size, still root's and 0444). Their content is
+	# hashed while CRIU restores: CRIU runs, and is stopped before any restored process does.
 	copy_ckpt "$U1" "$FIXTURE" "$T-byte"
 	d=$(ckpt_dir "$U1" "$T-byte")
 	g=$(current_gen "$d")
@@ -609,10 +635,14 @@ start_receiver() {
 		dd of="$BATS_TEST_TMPDIR/pages" bs=1 seek=$((size / 2)) conv=notrunc status=none
 	replace_sealed "$g" pages-1.img "$BATS_TEST_TMPDIR/pages"
 	assert_equal "$(stat -c %s "$g/pages-1.img")" "$size"
+	before=$(cksum <"$prog")
 	run --separate-stderr as_user1 "$FERRY" instance start --criu-restart "$T-byte"
-	assert_ferry_error "pages-1.img.*altered"
+	assert_ferry_error "pages-1.img.*altered.*before any process ran"
 	assert_nothing_started "$U1" ftck-fixture
-	assert_no_restore "$d"
+	grep -q "Aborting restore due to post-restore" "$d/restore.log" ||
+		fail "CRIU was not stopped by ferry's check: $(tail -n 3 "$d/restore.log")"
+	sleep 0.5 # the workload steps every 100 ms: had it run, it would have written
+	assert_equal "$(cksum <"$prog")" "$before"
 
 	# the manifest edited (the instance name), signature kept
 	copy_ckpt "$U1" "$FIXTURE" "$T-man"
