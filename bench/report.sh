@@ -183,7 +183,8 @@ tables() {
 	  "| application | size | migration | wall time | RSS MiB | checkpoint MiB | total | downtime | results identical |",
 	  "|---|---|---|---|---|---|---|---|---|",
 	  (.apps | group_by([.app, .size])[] | (map(.results) | add | unique | length == 1) as $same | .[]
-	   | "| \(.app) | \(.size) | \(.mig) | \(s(.wall_ms)) | \(.rss.med | mib) | \(.bytes.med | mib) | \(s(.total_ms)) | \(s(.downtime_ms)) | \(if $same then "yes" else "NO: \(.results | join(" / "))" end) |")
+	   | "| \(.app) | \(.size) | \(.mig) | \(s(.wall_ms)) | \(.rss.med | mib) | \(.bytes.med | mib) | \(s(.total_ms)) | \(s(.downtime_ms)) | \(if $same then "yes" else "NO: \(.results | join(" / "))" end) |"),
+	  ($run.apps_not_run // {} | to_entries[] | "", "Not run on this machine: \(.key): \(.value).")
 	' "$S"
 }
 if [ -f "$REPORT" ] && grep -q '^<!-- tables -->' "$REPORT"; then

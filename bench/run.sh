@@ -9,8 +9,9 @@
 #   start     instance start: `ferry exec IMAGE /bin/true` vs `runc run` vs unshare+chroot
 #   overhead  checkpoint + restore of the same workload: ferry vs bare CRIU vs runc
 #   migrate   the synthetic workload, SIZES MiB, both modes, with F (tmpfs -> fresh memory)
-#   apps      HPL (an N sweep), LAMMPS, GROMACS: run time without / with a migration, and
-#             the same result either way
+#   apps      HPL (an N sweep), LAMMPS, GROMACS, AutoDock Vina: run time without / with a
+#             migration, and the same result either way (an application this machine cannot
+#             run, such as GROMACS on a CPU without rdtscp, is left out and named in run.json)
 # Settings (environment):
 #   LINK=1gbit|unlimited|RATE   the nodes' link (tc tbf, both directions)      [1gbit]
 #   DISK_RATE=BYTES/S           the shared disk (cgroup-v1 blkio throttle)     [104857600]
@@ -18,9 +19,10 @@
 #   SIZES="MiB..."              synthetic workload sizes         [256 512 1024 2048 4096]
 #   OVERHEAD_SIZES="MiB..."     sizes of the overhead suite               [256 1024 4096]
 #   START_RUNS=N                runs of each start-time command per repetition  [10]
-#   APPS="hpl lammps gromacs"   the applications of the apps suite                    [all]
+#   APPS="hpl lammps gromacs vina"  the applications of the apps suite                [all]
 #   HPL_POINTS="N..."           HPL problem sizes (hpcc runs its other tests first) [3000 4000]
 #   LMP_ATOM_STEPS, GMX_ATOM_STEPS  LAMMPS / GROMACS run length (atom-steps)  [~20 s each]
+#   VINA_POINTS="EXH..."        AutoDock Vina exhaustiveness (search effort)          [48: ~20 s]
 # --smoke: a tiny run of the same harness (seconds, not hours): 1 repetition, 32 MiB, the
 # smallest application points, results under bench/results/smoke/ and no report.
 #
@@ -186,8 +188,16 @@ suite_migrate() {
 }
 
 suite_apps() {
-	local r app size points
+	local r app size points why
 	for app in ${APPS:-$(app_list)}; do
+		if why=$(app_unrunnable "$app"); then
+			# asked for by name: an error; else the report says which did not run, and why
+			[ -z "${APPS:-}" ] || die "$app cannot run on this machine: $why"
+			say "apps: $app is not run: $why"
+			jq --arg app "$app" --arg why "$why" '.apps_not_run[$app] = $why' "$RAW/run.json" >"$RAW/run.json.tmp" &&
+				mv "$RAW/run.json.tmp" "$RAW/run.json"
+			continue
+		fi
 		if [ $SMOKE = 1 ]; then points=$(app_points "$app" smoke); else points=$(app_points "$app"); fi
 		for size in $points; do
 			for ((r = 0; r < REPEAT; r++)); do

@@ -22,6 +22,14 @@
 #            tuning (DLB, PME tuning), so that two runs give bit-identical output. Result: the
 #            last energies of md.log and the SHA-256 of md.edr and md.gro (bit-identical
 #            between a plain and a migrated run). Run time: mdrun's wall time.
+#            Debian's gmx is built to use the rdtscp instruction and refuses to start on a CPU
+#            without it (some virtual CPUs): there it is not run (app_unrunnable says why).
+#   vina     AutoDock Vina 1.2 docking a flexible ligand (a benzene ring with a two-torsion
+#            side chain) into a synthetic receptor (a spherical pocket of SIZE-independent ~340
+#            atoms, written here), one CPU, a fixed seed; SIZE = the exhaustiveness (the number
+#            of Monte Carlo searches; 48: ~20 s). Result: the REMARK VINA RESULT lines and the
+#            SHA-256 of the poses written (bit-identical between runs). Run time: Vina's wall
+#            time, taken around it in the container.
 #
 # OpenMPI (hpcc and lmp link libmpi; gmx uses its own thread-MPI). Started without mpirun, an
 # OpenMPI 4.1 program makes a "singleton" that forks an `orted --hnp` and talks to it over a
@@ -49,7 +57,20 @@ APP_ENV="OMPI_MCA_ess_singleton_isolated=1 OMPI_MCA_btl=self OMPI_MCA_pml=ob1"
 APP_ENV+=" OMPI_MCA_hwloc_base_binding_policy=none OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1"
 APP_ENV+=" GMX_DISABLE_GPU_DETECTION=1 GMX_MAXBACKUP=-1"
 
-app_list() { echo hpl lammps gromacs; }
+app_list() { echo hpl lammps gromacs vina; }
+
+# app_unrunnable NAME: why NAME cannot run on this machine (status 1, nothing printed, when it can).
+app_unrunnable() {
+	case $1 in
+	gromacs)
+		# GROMACS' printhardware.cpp: "The gmx mdrun executable was compiled to use the rdtscp
+		# CPU instruction. However, this is not supported by the current hardware"
+		! grep -qw rdtscp /proc/cpuinfo || return 1
+		echo "Debian's gmx is built to use the rdtscp instruction, which this CPU lacks: mdrun refuses to start"
+		;;
+	*) return 1 ;;
+	esac
+}
 
 # app_points NAME [smoke]: the sizes to run, one per line (smoke: one tiny size).
 app_points() {
@@ -69,6 +90,11 @@ app_points() {
 	gromacs)
 		# 4: 6495 atoms, 5000 steps, 36 s, 24 MiB resident
 		if [ -n "$smoke" ]; then echo 2.5x3000; else echo 4; fi
+		;;
+	vina)
+		# exhaustiveness 48: ~20 s, 12: ~6 s
+		# shellcheck disable=SC2086 # a list
+		if [ -n "$smoke" ]; then echo 12; else printf '%s\n' ${VINA_POINTS:-48}; fi
 		;;
 	*) die "unknown application '$1'" ;;
 	esac
@@ -116,6 +142,7 @@ app_prepare() {
 	hpl) hpl_prepare "$size" "$dir" ;;
 	lammps) lmp_prepare "$size" "$dir" ;;
 	gromacs) gmx_prepare "$size" "$dir" ;;
+	vina) vina_prepare "$size" "$dir" ;;
 	*) die "unknown application '$app'" ;;
 	esac
 }
@@ -238,6 +265,56 @@ gmx_prepare() {
 		}
 }
 
+vina_prepare() {
+	local exh=$1 dir=$2
+	[[ $exh =~ ^[1-9][0-9]*$ ]] || die "vina: SIZE is the exhaustiveness (a number), not '$exh'"
+	# the receptor: atoms of the AutoDock types C, A (aromatic C), N, NA, OA spread evenly
+	# (a Fibonacci lattice) on a sphere of radius 8 Å around the origin, open at the top
+	awk 'BEGIN {
+		n = 400; R = 8.0; pi = 3.141592653589793; ga = pi * (3 - sqrt(5)); k = 0
+		split("C C A OA N C NA C A OA", types, " ")
+		for (i = 0; i < n; i++) {
+			z = 1 - 2 * (i + 0.5) / n; r = sqrt(1 - z * z); t = ga * i
+			if (R * z > 5.5) continue
+			k++; ty = types[i % 10 + 1]; el = (ty == "A") ? "C" : substr(ty, 1, 1)
+			printf "ATOM  %5d  %-3s REC A%4d    %8.3f%8.3f%8.3f  1.00  0.00    %6.3f %-2s\n",
+				k, el, 1 + int(k / 8), R * r * cos(t), R * r * sin(t), R * z, 0, ty
+		} }' | as_buser_write "$dir/receptor.pdbqt"
+	# the ligand: 3-phenylpropanol-like, the ring rigid, two rotatable bonds
+	as_buser_write "$dir/ligand.pdbqt" <<-'EOF'
+		ROOT
+		ATOM      1  C1  LIG     1       1.390   0.000   0.000  0.00  0.00     0.000 A 
+		ATOM      2  C2  LIG     1       0.695   1.204   0.000  0.00  0.00     0.000 A 
+		ATOM      3  C3  LIG     1      -0.695   1.204   0.000  0.00  0.00     0.000 A 
+		ATOM      4  C4  LIG     1      -1.390   0.000   0.000  0.00  0.00     0.000 A 
+		ATOM      5  C5  LIG     1      -0.695  -1.204   0.000  0.00  0.00     0.000 A 
+		ATOM      6  C6  LIG     1       0.695  -1.204   0.000  0.00  0.00     0.000 A 
+		ENDROOT
+		BRANCH   1   7
+		ATOM      7  C7  LIG     1       2.900   0.000   0.000  0.00  0.00     0.000 C 
+		BRANCH   7   8
+		ATOM      8  C8  LIG     1       3.410   1.420   0.000  0.00  0.00     0.000 C 
+		ATOM      9  O9  LIG     1       4.850   1.420   0.000  0.00  0.00     0.000 OA
+		ENDBRANCH   7   8
+		ENDBRANCH   1   7
+		TORSDOF 2
+	EOF
+	as_buser_write "$dir/conf.txt" <<-EOF
+		receptor = receptor.pdbqt
+		ligand = ligand.pdbqt
+		center_x = 0
+		center_y = 0
+		center_z = 0
+		size_x = 24
+		size_y = 24
+		size_z = 24
+		seed = 1
+		cpu = 1
+		exhaustiveness = $exh
+		out = out.pdbqt
+	EOF
+}
+
 # app_cmd NAME SIZE WORKDIR: the command to run in the container (in WORKDIR), one argument a
 # line: the application, its output to files of WORKDIR, then its exit status to WORKDIR/done.
 app_cmd() {
@@ -246,6 +323,7 @@ app_cmd() {
 	hpl) run="hpcc >hpcc.out 2>&1" ;;
 	lammps) run="lmp -nocite -in in.melt -log log.lammps -screen none >lmp.out 2>&1" ;;
 	gromacs) run="gmx -quiet mdrun -s md.tpr -deffnm md -nt 1 -reprod -pin off -nb cpu >mdrun.out 2>&1" ;;
+	vina) run="date +%s.%N >vina.start; vina --config conf.txt >vina.out 2>&1; rc=\$?; date +%s.%N >vina.end; (exit \$rc)" ;;
 	*) die "unknown application '$app'" ;;
 	esac
 	printf '%s\n' sh -c "cd '$dir' || exit; export $APP_ENV OMPI_MCA_orte_tmpdir_base='$dir'; $run; echo \$? >done.tmp; mv done.tmp done"
@@ -257,6 +335,7 @@ app_proc() {
 	hpl) echo hpcc ;;
 	lammps) echo lmp ;;
 	gromacs) echo gmx ;;
+	vina) echo vina ;;
 	esac
 }
 
@@ -302,6 +381,10 @@ app_peaked() {
 		# the first energies of the run (step 0)
 		grep -q '^ *Step *Time' "$dir/md.log" 2>/dev/null
 		;;
+	vina)
+		# the grids are computed, the Monte Carlo searches have begun
+		grep -q '^Performing docking' "$dir/vina.out" 2>/dev/null
+		;;
 	*) die "unknown application '$app'" ;;
 	esac
 }
@@ -345,6 +428,11 @@ app_result() {
 		out+=$'\n'"md.edr $(sha256sum <"$dir/md.edr" | cut -c1-64)"
 		out+=$'\n'"md.gro $(sha256sum <"$dir/md.gro" | cut -c1-64)"
 		;;
+	vina)
+		[ -s "$dir/out.pdbqt" ] || return 1
+		out=$(grep '^REMARK VINA RESULT' "$dir/out.pdbqt" | tr -s ' ')
+		out+=$'\n'"out.pdbqt $(sha256sum <"$dir/out.pdbqt" | cut -c1-64)"
+		;;
 	*) die "unknown application '$app'" ;;
 	esac
 	[ -n "$out" ] || return 1
@@ -357,5 +445,6 @@ app_runtime() {
 	hpl) awk '$1 ~ /^W[RC][0-9]/ && NF >= 7 { print $6; exit }' "$2/hpccoutf.txt" 2>/dev/null ;;
 	lammps) awk '/^Loop time of/ { print $4; exit }' "$2/log.lammps" 2>/dev/null ;;
 	gromacs) awk '$1 == "Time:" { print $3; exit }' "$2/md.log" 2>/dev/null ;;
+	vina) cat "$2/vina.start" "$2/vina.end" 2>/dev/null | awk 'NR == 1 { s = $1 } NR == 2 { printf "%.2f\n", $1 - s }' ;;
 	esac
 }
