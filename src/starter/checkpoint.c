@@ -399,6 +399,50 @@ static int make_staging(struct starter *s, char stage[64], int *ret_stfd, int *r
 	return 0;
 }
 
+/* A pidfd on @inst's monitor, which frees the instance's name (and its network address) once
+ * its init has exited; checked to be the parent of the pinned, live init (not a reused pid).
+ * -1 if it cannot be. */
+static int pin_monitor(const struct ferry_instance *inst)
+{
+	if (inst->monitor <= 0)
+		return -1;
+	int fd = (int)syscall(SYS_pidfd_open, inst->monitor, 0);
+	if (fd < 0)
+		return -1;
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)inst->pid);
+	_cleanup_free_ char *buf = NULL;
+	const char *pp = ferry_read_file(path, 65536, &buf, NULL, NULL) < 0 ? NULL : strstr(buf, "\nPPid:");
+	if (!pp || strtol(pp + 6, NULL, 10) != (long)inst->monitor || !ferry_instance_alive(inst)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Waits until the monitor @monfd pins has cleaned up after its instance and exited, for at
+ * most @timeout_s seconds; says so if it has not. */
+static void wait_instance_end(int monfd, const char *name, unsigned timeout_s)
+{
+	if (monfd < 0)
+		return;
+	struct pollfd p = {.fd = monfd, .events = POLLIN};
+	long long deadline = ferry_now_ms() + (long long)timeout_s * 1000;
+	for (;;) {
+		long long left = deadline - ferry_now_ms();
+		if (left <= 0) {
+			fprintf(
+			    stderr,
+			    "ferry: warning: instance '%s' is still ending; its name is free once it has\n",
+			    name);
+			return;
+		}
+		int r = poll(&p, 1, (int)(left > INT_MAX ? INT_MAX : left));
+		if (r > 0 || (r < 0 && errno != EINTR))
+			return;
+	}
+}
+
 /* How often a dump through a page server clears CRIU's cork on the socket. */
 #define UNCORK_TICK_MS 10
 /* How often a local dump hashes what CRIU has written since. */
@@ -414,6 +458,7 @@ void op_checkpoint_dump(struct starter *s)
 		die_error(err);
 	if (!inst->checkpoint)
 		die("instance '%s' was not started with --criu-launch: it cannot be checkpointed", name);
+	int monfd = pin_monitor(inst);
 	if (inst->workload <= 0)
 		die("instance '%s' runs no workload to checkpoint (restore one into it with 'ferry checkpoint "
 		    "instance --criu --restore %s')",
@@ -636,6 +681,13 @@ void op_checkpoint_dump(struct starter *s)
 		rm_tree(s->ckpt_fd, stage);
 		die("checkpoint of '%s': %s; the instance keeps running", name, err->message);
 	}
+	/* The user's own dump ends the instance: its name is free once we return, so that
+	 * 'instance start --criu-restart' can follow at once (freeing gigabytes takes the
+	 * kernel a while). A migration's does not wait: the destination restores meanwhile. */
+	if (!leave_running && s->xfer_fd < 0 && !s->req->checkpoint)
+		wait_instance_end(monfd, name, s->cfg->criu_timeout);
+	if (monfd >= 0)
+		close(monfd);
 	close(imgfd);
 	close(stfd);
 	if (s->xfer_fd >= 0) {

@@ -138,7 +138,10 @@ log_line() { awk -v k="$2" '$1 == "step" && $2 == k {print $1, $2, $3, $4, $5, $
 	assert_success
 	assert_output "$d/gen-000001"
 	[ -z "$stderr" ] || fail "dump printed on stderr: $stderr"
-	wait_gone "$U1" "$inst"
+	# the dump ended the instance: gone, its name free, when the command returns (not later:
+	# a script restarts it at once)
+	if instance_running "$U1" "$inst"; then fail "'$inst' still listed after its dump returned"; fi
+	! compgen -G "/run/ferry/$U1_UID/*/$inst" >/dev/null || fail "the record of '$inst' outlived its dump"
 	assert_progress_ok "$prog"
 	dumped=$(step_of "$prog")
 	cp "$(inst_log "$U1" "$inst" out)" "$BATS_TEST_TMPDIR/before.out"
