@@ -225,6 +225,17 @@ int ferry_xfer_receive(int sk, int dirfd, unsigned timeout, char **ret_manifest,
 		if (r < 0)
 			break;
 	}
+	/* libarchive returns at the tar trailer, and may not have asked for the sender's last
+	 * chunks (the end of the zstd frame) or its closing empty one; left on the socket, they
+	 * would be read as what follows (the commit). Read the stream to its end: only a few
+	 * chunks can follow the trailer. */
+	for (int extra = 0; r == 0 && !rd.ended; extra++) {
+		const void *ignored;
+		if (extra == 16 || chunk_read(a, &rd, &ignored) < 0)
+			r = ferry_error_msg(err, EPROTO,
+					    "the checkpoint stream does not end after its manifest%s%s",
+					    rd.err ? ": " : "", rd.err ? rd.err->message : "");
+	}
 	archive_read_free(a);
 	if (r == 0 && rd.err)
 		r = ferry_error_msg(err, rd.err->code, "%s", rd.err->message);

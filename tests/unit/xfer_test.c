@@ -171,6 +171,55 @@ static void test_stream_round_trip(void **state)
 	nftw(dst, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
 }
 
+/* What follows the stream on the socket (the commit) must not be mistaken for the stream's
+ * closing chunk: the receiver reads the stream to its end. libarchive stops at the tar trailer,
+ * and its zstd reader asks for more input only while its output buffer has room: when the
+ * archive's size is a multiple of that buffer, the closing chunk was left unread. Tar sizes go
+ * in 512-byte steps: 300 sizes cover every position in a 128 KiB buffer. */
+static void test_stream_then_commit(void **state)
+{
+	unsigned seed = 12345;
+	for (int k = 0; k < 300; k++) {
+		_cleanup_free_ char *src = tmpdir(), *dst = tmpdir();
+		int sfd = open(src, O_RDONLY | O_DIRECTORY), dfd = open(dst, O_RDONLY | O_DIRECTORY);
+		size_t size = (size_t)k * 512;
+		_cleanup_free_ unsigned char *data = xmalloc(size + 1);
+		for (size_t i = 0; i < size; i++) {
+			seed = seed * 1103515245u + 12345u;
+			data[i] = i < size / 2 ? (unsigned char)(i / 512) : (unsigned char)(seed >> 16);
+		}
+		int fd = openat(sfd, "core-1.img", O_WRONLY | O_CREAT, 0600);
+		assert_int_equal(write(fd, data, size), (ssize_t)size);
+		close(fd);
+		int sv[2];
+		pair(sv);
+		pid_t pid = fork();
+		if (pid == 0) {
+			struct ferry_error *err = NULL;
+			char *const names[] = {"core-1.img"};
+			int r = ferry_xfer_send_files(sv[1], sfd, names, 1, "ferry-manifest 1\n", 17, &err);
+			r = r ?: ferry_xfer_read_verdict(sv[1], 5, &err);
+			r = r ?: ferry_xfer_send_commit(sv[1]);
+			_exit(r == 0 ? 0 : 1);
+		}
+		char *m = NULL;
+		size_t len = 0;
+		_cleanup_error_ struct ferry_error *err = NULL;
+		assert_int_equal(ferry_xfer_receive(sv[0], dfd, 5, &m, &len, &err), 0);
+		free(m);
+		assert_int_equal(ferry_xfer_send_verdict(sv[0], NULL), 0);
+		if (ferry_xfer_await_commit(sv[0], 5) < 0)
+			fail_msg("file of %zu bytes: the commit was not read as one", size);
+		assert_int_equal(status_of(pid), 0);
+		close(sv[0]);
+		close(sv[1]);
+		close(sfd);
+		close(dfd);
+		nftw(src, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+		nftw(dst, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+	}
+}
+
 /* Reads from sv[0] what was written on sv[1]: it must be refused, cleanly. */
 static void expect_bad_stream_fd(int sv[2], const char *what)
 {
@@ -296,13 +345,10 @@ static void test_verdict(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_handshake_ok),
-	    cmocka_unit_test(test_handshake_other_uid),
-	    cmocka_unit_test(test_handshake_wrong_key),
-	    cmocka_unit_test(test_handshake_garbage),
-	    cmocka_unit_test(test_stream_round_trip),
-	    cmocka_unit_test(test_stream_rejects),
-	    cmocka_unit_test(test_verdict),
+	    cmocka_unit_test(test_handshake_ok),	cmocka_unit_test(test_handshake_other_uid),
+	    cmocka_unit_test(test_handshake_wrong_key), cmocka_unit_test(test_handshake_garbage),
+	    cmocka_unit_test(test_stream_round_trip),	cmocka_unit_test(test_stream_then_commit),
+	    cmocka_unit_test(test_stream_rejects),	cmocka_unit_test(test_verdict),
 	};
 	return cmocka_run_group_tests_name("xfer", tests, NULL, NULL);
 }
