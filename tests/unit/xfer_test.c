@@ -124,6 +124,17 @@ static char *tmpdir(void)
 	return t;
 }
 
+/* Closes a stream test's socket pair and directories, and removes the directories. */
+static void end_stream_test(int sv[2], int sfd, int dfd, const char *src, const char *dst)
+{
+	close(sv[0]);
+	close(sv[1]);
+	close(sfd);
+	close(dfd);
+	nftw(src, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+	nftw(dst, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+}
+
 static void test_stream_round_trip(void **state)
 {
 	_cleanup_free_ char *src = tmpdir(), *dst = tmpdir();
@@ -163,12 +174,7 @@ static void test_stream_round_trip(void **state)
 	assert_int_equal(b.st_mode & 0777, 0400);
 	assert_int_equal(fstatat(dfd, "empty.img", &b, 0), 0);
 	assert_int_equal(b.st_size, 0);
-	close(sv[0]);
-	close(sv[1]);
-	close(sfd);
-	close(dfd);
-	nftw(src, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
-	nftw(dst, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+	end_stream_test(sv, sfd, dfd, src, dst);
 }
 
 /* What follows the stream on the socket (the commit) must not be mistaken for the stream's
@@ -211,12 +217,7 @@ static void test_stream_then_commit(void **state)
 		if (ferry_xfer_await_commit(sv[0], 5) < 0)
 			fail_msg("file of %zu bytes: the commit was not read as one", size);
 		assert_int_equal(status_of(pid), 0);
-		close(sv[0]);
-		close(sv[1]);
-		close(sfd);
-		close(dfd);
-		nftw(src, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
-		nftw(dst, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+		end_stream_test(sv, sfd, dfd, src, dst);
 	}
 }
 
