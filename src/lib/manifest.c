@@ -299,6 +299,16 @@ int ferry_sha256_fd(int fd, uint64_t *ret_size, char ret_hex[65], struct ferry_e
 	return 0;
 }
 
+int ferry_sha256_buf(const void *buf, size_t len, char ret_hex[65], struct ferry_error **err)
+{
+	unsigned char md[32];
+	unsigned int mdlen = 0;
+	if (EVP_Digest(buf, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32)
+		return ferry_error_msg(err, EIO, "SHA-256 failed");
+	hex(md, 32, ret_hex);
+	return 0;
+}
+
 int ferry_image_fingerprint(int fd, char **ret, struct ferry_error **err)
 {
 	struct stat st;

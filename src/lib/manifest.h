@@ -63,6 +63,8 @@ const struct ferry_manifest_file *ferry_manifest_find(const struct ferry_manifes
 
 /* SHA-256 of everything readable from @fd (from offset 0), as hex; also the byte count. */
 int ferry_sha256_fd(int fd, uint64_t *ret_size, char ret_hex[65], struct ferry_error **err);
+/* SHA-256 of a buffer, as lowercase hex. */
+int ferry_sha256_buf(const void *buf, size_t len, char ret_hex[65], struct ferry_error **err);
 
 /* SHA-256 of a file that may still be growing (a dump being written): begin, feed as often as
  * wanted (each call hashes from where the last one stopped to the current end of @fd), end. */

@@ -22,6 +22,7 @@
  * checked to run as the user with no capabilities. */
 #include <dirent.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
@@ -43,53 +44,10 @@
 #define DUMP_LOG "dump.log"
 #define RESTORE_LOG "restore.log"
 
-int checkpoint_open_dir(struct starter *s, const char *path, struct ferry_error **err)
-{
-	/* as the user: the kernel checks their right to reach it */
-	int r = ferry_privs_lower(&s->privs, err);
-	if (r < 0)
-		return r;
-	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0) {
-		if (errno == ENOENT)
-			return ferry_error_msg(
-			    err, ENOENT,
-			    "checkpoint directory '%s' does not exist: create it with 'ferry checkpoint create'",
-			    path);
-		return ferry_error_set(err, errno, "checkpoint directory '%s'", path);
-	}
-	struct stat st;
-	if (fstat(fd, &st) < 0 || st.st_uid != s->privs.uid || (st.st_mode & 022)) {
-		close(fd);
-		return ferry_error_msg(
-		    err, EPERM, "checkpoint directory '%s' must be yours and not writable by others", path);
-	}
-	s->ckpt_fd = fd;
-	return 0;
-}
-
-/* Removes @name in @dirfd and everything below it, never following a symlink. */
+/* Removes @name in @dirfd and everything below it: never a symlink, never across a mount. */
 static int rm_tree(int dirfd, const char *name)
 {
-	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return unlinkat(dirfd, name, 0) < 0 && errno != ENOENT ? -errno : 0;
-	DIR *d = fdopendir(fd);
-	if (!d) {
-		close(fd);
-		return -errno;
-	}
-	struct dirent *de;
-	while ((de = readdir(d))) {
-		if (streq(de->d_name, ".") || streq(de->d_name, ".."))
-			continue;
-		if (de->d_type == DT_DIR)
-			rm_tree(fd, de->d_name);
-		else if (unlinkat(fd, de->d_name, 0) < 0 && errno == EISDIR)
-			rm_tree(fd, de->d_name);
-	}
-	closedir(d);
-	return unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT ? -errno : 0;
+	return ckdir_rm_tree(dirfd, name);
 }
 
 static bool gen_name(const char *name, unsigned long long *ret)
@@ -203,14 +161,50 @@ static int hash_file(int fd, const char *name, const struct stat *st, struct tai
 	return ferry_sha256_fd(fd, ret_size, sha, err);
 }
 
-/* Makes every file of the staged generation root's and read-only, hashing it into @m (with what
- * @tails has hashed already, or NULL). @evict: the generation is for another node (a migration through the shared filesystem):
- * once a file is on disk, its pages leave this node's cache, which will never read it again (on
- * a test machine whose "nodes" share one kernel, this is also what makes the destination read
- * the disk, as a real one would). */
+/* Takes one file of the staged generation for root, or refuses it: a regular file that CRIU (as
+ * the user) or the starter made, with no other link (a file of someone else's, hard-linked in,
+ * would become root's). From here on nobody but root can open it. */
+static int seal_take(int fd, const char *name, const struct stat *st, uid_t uid, struct ferry_error **err)
+{
+	if (!S_ISREG(st->st_mode) || st->st_nlink != 1 || (st->st_uid != uid && st->st_uid != 0))
+		return ferry_error_msg(err, EPERM,
+				       "'%s' in the dump is not a file the dump made (a link or someone "
+				       "else's file): checkpoint refused",
+				       name);
+	if (fchown(fd, 0, 0) < 0 || fchmod(fd, 0400) < 0)
+		return ferry_error_set(err, errno, "seal '%s'", name);
+	return 0;
+}
+
+/* Once hashed: proves that no fd opened before seal_take is left (it could change the sealed
+ * file later; a write lease is granted only when no other open file of it exists, and the
+ * caller holds the only one), then lets the owner, and only the owner, read it. */
+static int seal_prove(int fd, const char *name, uid_t uid, struct ferry_error **err)
+{
+	if (fcntl(fd, F_SETLEASE, F_WRLCK) < 0) {
+		if (errno == EAGAIN || errno == EBUSY)
+			return ferry_error_msg(err, EBUSY,
+					       "'%s' of the dump is still open in another process: "
+					       "checkpoint refused",
+					       name);
+		return ferry_error_set(err, errno, "prove that '%s' is not open elsewhere", name);
+	}
+	(void)fcntl(fd, F_SETLEASE, F_UNLCK);
+	return ckdir_grant_owner(fd, uid, false, err);
+}
+
+/* Makes every file of the staged generation root's and read-only (see seal_take), hashing it
+ * into @m (with what @tails has hashed already, or NULL). @evict: the generation is for another
+ * node (a migration through the shared filesystem): once a file is on disk, its pages leave
+ * this node's cache, which will never read it again (on a test machine whose "nodes" share one
+ * kernel, this is also what makes the destination read the disk, as a real one would). */
 static int seal_files(int dirfd, struct ferry_manifest *m, struct tail_hashes *tails, bool evict,
 		      struct ferry_error **err)
 {
+	/* root's first: no fd the user's processes may still hold on the directory can add or
+	 * rename a file in it from now on (each such operation checks the directory's mode) */
+	if (fchown(dirfd, 0, 0) < 0 || fchmod(dirfd, 0700) < 0)
+		return ferry_error_set(err, errno, "seal the generation directory");
 	DIR *d = ferry_opendir_at(dirfd);
 	if (!d)
 		return ferry_error_set(err, errno, "read the staged checkpoint");
@@ -223,29 +217,30 @@ static int seal_files(int dirfd, struct ferry_manifest *m, struct tail_hashes *t
 			r = ferry_error_msg(err, EINVAL, "unexpected file '%s' in the dump", de->d_name);
 			break;
 		}
-		int fd = openat(dirfd, de->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+		_cleanup_close_ int fd = ckdir_openat(dirfd, de->d_name, O_RDONLY | O_NONBLOCK, 0);
 		struct stat st;
-		if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		if (fd < 0 || fstat(fd, &st) < 0) {
 			r = ferry_error_msg(err, EINVAL, "'%s' in the dump is not a regular file",
 					    de->d_name);
-			if (fd >= 0)
-				close(fd);
 			break;
 		}
+		if ((r = seal_take(fd, de->d_name, &st, m->uid, err)) < 0)
+			break;
 		uint64_t size = 0;
 		char sha[65];
 		/* start writing it out now: the disk works while we hash (from the page cache),
 		 * and fdatasync then waits only for what is left */
 		(void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
-		if ((r = hash_file(fd, de->d_name, &st, tails, &size, sha, err)) == 0) {
-			if (fchown(fd, 0, 0) < 0 || fchmod(fd, 0444) < 0 || fdatasync(fd) < 0)
-				r = ferry_error_set(err, errno, "seal '%s'", de->d_name);
-			else
-				ferry_manifest_add_file(m, de->d_name, size, sha);
-			if (r == 0 && evict)
-				(void)posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+		if ((r = hash_file(fd, de->d_name, &st, tails, &size, sha, err)) < 0 ||
+		    (r = seal_prove(fd, de->d_name, m->uid, err)) < 0)
+			break;
+		if (fdatasync(fd) < 0) {
+			r = ferry_error_set(err, errno, "seal '%s'", de->d_name);
+			break;
 		}
-		close(fd);
+		ferry_manifest_add_file(m, de->d_name, size, sha);
+		if (evict)
+			(void)posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
 	}
 	closedir(d);
 	return r;
@@ -316,7 +311,7 @@ static int seal_generation(int imgfd, struct ferry_manifest *m, const char *laun
 		return r;
 	if (launch) {
 		_cleanup_close_ int lfd =
-		    openat(imgfd, LAUNCH_FILE, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0444);
+		    openat(imgfd, LAUNCH_FILE, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0400);
 		if (lfd < 0 || ferry_write_all(lfd, launch, launch_len) < 0) {
 			explicit_bzero(key, sizeof(key));
 			return ferry_error_set(err, errno, "write %s", LAUNCH_FILE);
@@ -331,10 +326,14 @@ static int seal_generation(int imgfd, struct ferry_manifest *m, const char *laun
 	explicit_bzero(key, sizeof(key));
 	if (r < 0)
 		return r;
-	if ((r = ferry_write_file_atomic(imgfd, FERRY_MANIFEST_NAME, text, strlen(text), 0444, err)) < 0)
+	if ((r = ferry_write_file_atomic(imgfd, FERRY_MANIFEST_NAME, text, strlen(text), 0400, err)) < 0)
 		return r;
-	if (fchown(imgfd, 0, 0) < 0 || fchmod(imgfd, 0755) < 0 || fsync(imgfd) < 0)
+	_cleanup_close_ int mfd = ckdir_openat(imgfd, FERRY_MANIFEST_NAME, O_RDONLY, 0);
+	if (mfd < 0 || fsync(imgfd) < 0)
 		return ferry_error_set(err, errno, "seal the generation directory");
+	if ((r = ckdir_grant_owner(mfd, m->uid, false, err)) < 0 ||
+	    (r = ckdir_grant_owner(imgfd, m->uid, true, err)) < 0)
+		return r;
 	if (ret_text)
 		*ret_text = TAKE_PTR(text);
 	return 0;
@@ -377,7 +376,7 @@ static int make_staging(struct starter *s, char stage[64], int *ret_stfd, int *r
 	if (mkdirat(s->ckpt_fd, stage, 0700) < 0)
 		return ferry_error_set(err, errno, "create '%s' in '%s'", stage,
 				       s->req->checkpoint ? s->req->checkpoint : "the checkpoint");
-	int stfd = openat(s->ckpt_fd, stage, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int stfd = ckdir_openat(s->ckpt_fd, stage, O_RDONLY | O_DIRECTORY, 0);
 	struct stat st;
 	if (stfd < 0 || fstat(stfd, &st) < 0 || st.st_uid != 0 || (st.st_mode & 077)) {
 		if (stfd >= 0)
@@ -387,8 +386,8 @@ static int make_staging(struct starter *s, char stage[64], int *ret_stfd, int *r
 	}
 	int imgfd = -1;
 	if (mkdirat(stfd, "images", 0700) < 0 ||
-	    fchownat(stfd, "images", s->privs.uid, s->privs.gid, AT_SYMLINK_NOFOLLOW) < 0 ||
-	    (imgfd = openat(stfd, "images", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0) {
+	    (imgfd = ckdir_openat(stfd, "images", O_RDONLY | O_DIRECTORY, 0)) < 0 ||
+	    fchown(imgfd, s->privs.uid, s->privs.gid) < 0) {
 		int e = errno;
 		close(stfd);
 		rm_tree(s->ckpt_fd, stage);
@@ -447,6 +446,124 @@ static void wait_instance_end(int monfd, const char *name, unsigned timeout_s)
 #define UNCORK_TICK_MS 10
 /* How often a local dump hashes what CRIU has written since. */
 #define TAIL_TICK_MS 20
+
+/* The dumping CRIU: in the instance's namespaces, as the user with only the capabilities the dump
+ * needs. Writes "D" to @report once the tree is dumped (and left stopped, or running with
+ * --leave-running), or an error line. */
+static _noreturn_ void dump_criu(struct starter *s, const struct ferry_instance *inst, int imgfd, int report)
+{
+	struct ferry_error *err = NULL;
+	bool leave_running = s->req->flags & FERRY_REQ_LEAVE_RUNNING;
+	/* with its own network, CRIU repairs TCP sockets (TCP_REPAIR) and locks the
+	 * namespace's traffic (nftables): CAP_NET_ADMIN, over that namespace only */
+	static const int keep_net[] = {CAP_CHECKPOINT_RESTORE, CAP_NET_ADMIN};
+	static const int keep_plain[] = {CAP_CHECKPOINT_RESTORE};
+	const int *keep = inst->networks ? keep_net : keep_plain;
+	size_t n_keep = inst->networks ? ARRAY_SIZE(keep_net) : ARRAY_SIZE(keep_plain);
+	struct ferry_criu_opts o = {
+	    .tcp = inst->networks != NULL,
+	    .binary = FERRY_CRIU_BIN,
+	    .images_fd = imgfd,
+	    .work_fd = imgfd,
+	    .log = DUMP_LOG,
+	    .pid = (pid_t)inst->workload,
+	    .leave_running = leave_running,
+	    .timeout = s->cfg->criu_timeout,
+	    .config = leave_running ? NULL : FERRY_CRIU_LEAVE_STOPPED,
+	};
+	if (s->xfer_fd >= 0) {
+		/* pages go through the authenticated socket, at the fd the config names */
+		if (dup2(s->xfer_fd, FERRY_CRIU_PS_FD) < 0) {
+			ferry_error_set(&err, errno, "pass the page server socket");
+			report_error(report, err);
+			_exit(1);
+		}
+		o.config = leave_running ? FERRY_CRIU_PS_RUNNING : FERRY_CRIU_PS_STOPPED;
+	}
+	if (ferry_privs_drop(&s->privs, keep, n_keep, &err) < 0) {
+		report_error(report, err);
+		_exit(1);
+	}
+	/* CRIU reads our fds through /proc/PID/fd: let it (it holds the same capabilities,
+	 * so the user's other processes still cannot ptrace us) */
+	prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	if (ferry_criu_dump(&o, &err) < 0) {
+		report_error(report, err);
+		_exit(1);
+	}
+	(void)ferry_write_all(report, "D\n", 2);
+	_exit(0);
+}
+
+/* Waits for the dumping CRIU @criu to end, or for the starter to give up on it (@ctl readable
+ * first: a timeout, or the starter was killed), then for the starter's word on @ctl: 'K' once the
+ * checkpoint is published (the dumped tree ends), anything else or nothing (the starter died)
+ * means the tree goes on. */
+static char dump_guard_verdict(pid_t criu, int ctl)
+{
+	int pidfd = (int)syscall(SYS_pidfd_open, criu, 0);
+	struct pollfd p[2] = {{.fd = pidfd, .events = POLLIN}, {.fd = ctl, .events = POLLIN}};
+	while (pidfd >= 0 && poll(p, 2, -1) < 0 && errno == EINTR)
+		;
+	if (pidfd < 0 || (p[1].revents && !p[0].revents))
+		kill(criu, SIGKILL); /* the starter gave up on it */
+	if (pidfd >= 0)
+		close(pidfd);
+	while (waitpid(criu, NULL, 0) < 0 && errno == EINTR)
+		;
+	char what = 'C';
+	if (read(ctl, &what, 1) != 1)
+		what = 'C';
+	return what;
+}
+
+/* The dump's guard: root's alone (the user can kill the starter and CRIU, not this), in the
+ * instance's namespaces. Whatever happens to the starter, the dumped tree never stays stopped:
+ * it ends only on the starter's 'K', else it is resumed; and a staging directory the starter did
+ * not publish is removed, so that nothing root-owned is left for the user. */
+static _noreturn_ void dump_guard(struct starter *s, const struct ferry_instance *inst, int pidfd, int imgfd,
+				  const char *stage, int report, int ctl)
+{
+	struct ferry_error *err = NULL;
+	setpgid(0, 0);
+	if (setgroups(0, NULL) < 0 || setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) {
+		ferry_error_set(&err, errno, "become root for the dump's guard");
+		report_error(report, err);
+		_exit(1);
+	}
+	/* The starter itself stays in the host's namespaces; this child joins the instance's
+	 * and forks once more to be inside its pid namespace too, where CRIU runs. */
+	if (setns(pidfd, instance_ns_flags(inst)) < 0) {
+		ferry_error_set(&err, errno, "join instance '%s'", inst->name);
+		report_error(report, err);
+		_exit(1);
+	}
+	pid_t criu = fork();
+	if (criu < 0) {
+		ferry_error_set(&err, errno, "fork");
+		report_error(report, err);
+		_exit(1);
+	}
+	if (criu == 0) {
+		close(ctl);
+		dump_criu(s, inst, imgfd, report);
+	}
+	close(report);
+	char what = dump_guard_verdict(criu, ctl);
+	if (!(s->req->flags & FERRY_REQ_LEAVE_RUNNING)) {
+		/* every process of the instance but init, from inside its pid namespace */
+		pid_t sig = fork();
+		if (sig == 0) {
+			kill(-1, what == 'K' ? SIGKILL : SIGCONT);
+			_exit(0);
+		}
+		while (sig > 0 && waitpid(sig, NULL, 0) < 0 && errno == EINTR)
+			;
+	}
+	rm_tree(s->ckpt_fd, stage); /* published (then empty), sent or failed: never left behind */
+	_exit(0);
+}
 
 void op_checkpoint_dump(struct starter *s)
 {
@@ -511,73 +628,7 @@ void op_checkpoint_dump(struct starter *s)
 	if (child == 0) {
 		close(rep[0]);
 		close(ctl[1]);
-		setpgid(0, 0);
-		/* The starter itself stays in the host's namespaces; this child joins the instance's
-		 * and forks once more to be inside its pid namespace too, where CRIU runs. */
-		if (setns(pidfd, instance_ns_flags(inst)) < 0) {
-			ferry_error_set(&err, errno, "join instance '%s'", name);
-			report_error(rep[1], err);
-			_exit(1);
-		}
-		pid_t inner = fork();
-		if (inner < 0)
-			_exit(1);
-		if (inner > 0) {
-			int ist = 0;
-			close(rep[1]);
-			close(ctl[0]);
-			while (waitpid(inner, &ist, 0) < 0 && errno == EINTR)
-				;
-			_exit(WIFEXITED(ist) ? WEXITSTATUS(ist) : 1);
-		}
-		/* with its own network, CRIU repairs TCP sockets (TCP_REPAIR) and locks the
-		 * namespace's traffic (nftables): CAP_NET_ADMIN, over that namespace only */
-		static const int keep_net[] = {CAP_CHECKPOINT_RESTORE, CAP_NET_ADMIN};
-		static const int keep_plain[] = {CAP_CHECKPOINT_RESTORE};
-		const int *keep = inst->networks ? keep_net : keep_plain;
-		size_t n_keep = inst->networks ? ARRAY_SIZE(keep_net) : ARRAY_SIZE(keep_plain);
-		struct ferry_criu_opts o = {
-		    .tcp = inst->networks != NULL,
-		    .binary = FERRY_CRIU_BIN,
-		    .images_fd = imgfd,
-		    .work_fd = imgfd,
-		    .log = DUMP_LOG,
-		    .pid = (pid_t)inst->workload,
-		    .leave_running = leave_running,
-		    .timeout = s->cfg->criu_timeout,
-		    .config = leave_running ? NULL : FERRY_CRIU_LEAVE_STOPPED,
-		};
-		if (s->xfer_fd >= 0) {
-			/* pages go through the authenticated socket, at the fd the config names */
-			if (dup2(s->xfer_fd, FERRY_CRIU_PS_FD) < 0) {
-				ferry_error_set(&err, errno, "pass the page server socket");
-				report_error(rep[1], err);
-				_exit(1);
-			}
-			o.config = leave_running ? FERRY_CRIU_PS_RUNNING : FERRY_CRIU_PS_STOPPED;
-		}
-		if (ferry_privs_drop(&s->privs, keep, n_keep, &err) < 0) {
-			report_error(rep[1], err);
-			_exit(1);
-		}
-		/* CRIU reads our fds through /proc/PID/fd: let it (it holds the same capabilities,
-		 * so the user's other processes still cannot ptrace us) */
-		prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
-		prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-		if (ferry_criu_dump(&o, &err) < 0) {
-			report_error(rep[1], err);
-			_exit(1);
-		}
-		/* The tree is dumped and stopped (or running, with --leave-running). Wait for the
-		 * starter: K(ill) once the checkpoint is published, C(ontinue) if that failed. */
-		(void)ferry_write_all(rep[1], "D\n", 2);
-		char what = 'C';
-		if (read(ctl[0], &what, 1) != 1)
-			what = 'C';
-		if (!leave_running)
-			kill(-1,
-			     what == 'K' ? SIGKILL : SIGCONT); /* every process of the instance but init */
-		_exit(0);
+		dump_guard(s, inst, pidfd, imgfd, stage, rep[1], ctl[0]);
 	}
 	close(rep[1]);
 	close(ctl[0]);
@@ -629,8 +680,7 @@ void op_checkpoint_dump(struct starter *s)
 	if (nl)
 		*nl = '\0';
 	if (timed_out || !streq(msg, "D")) {
-		kill(-child, SIGKILL);
-		kill(child, SIGKILL);
+		close(ctl[1]); /* the guard ends CRIU, resumes the tree and removes the staging */
 		waitpid(child, NULL, 0);
 		rm_tree(s->ckpt_fd, stage);
 		if (timed_out)
@@ -709,54 +759,82 @@ void op_checkpoint_dump(struct starter *s)
 	exit(0);
 }
 
-/* Checks that @genfd holds exactly @m's files, root's and read-only. @hash false: the sizes only
- * (the generation was sealed by this very process, see verify_checkpoint). Otherwise every file
- * is hashed now, except the page images (is_pages_image), whose sizes are checked now and which
- * are opened into s->pages: their content is hashed while CRIU restores (run_restorer) and
- * compared before any restored process runs. Everything that steers CRIU (credentials, memory
- * layout, files, sockets) is thus verified before it starts, and the bytes of the user's own
- * memory, on the other core while CRIU copies them. A restart then takes about max(hash, CRIU)
- * instead of their sum. */
-static int verify_files(struct starter *s, int genfd, const struct ferry_manifest *m, bool hash,
-			struct ferry_error **err)
+/* The sealed launch request: read once, through the fd that is hashed, and decoded from those
+ * very bytes (never opened again by name: what is checked is what is used). */
+static int verify_launch(int fd, const struct ferry_manifest_file *f, char **ret_buf, size_t *ret_len,
+			 struct ferry_error **err)
 {
-	for (size_t i = 0; i < m->n_files; i++) {
-		const struct ferry_manifest_file *f = &m->files[i];
-		_cleanup_close_ int fd =
-		    openat(genfd, f->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-		struct stat st;
-		if (fd < 0)
-			return ferry_error_msg(err, ENOENT, "file '%s' of the checkpoint is missing",
-					       f->name);
-		if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != 0 || (st.st_mode & 022) ||
-		    st.st_nlink != 1)
-			return ferry_error_msg(
-			    err, EPERM, "file '%s' of the checkpoint is not ferry's sealed file", f->name);
-		if (!hash || is_pages_image(f->name)) {
-			if ((uint64_t)st.st_size != f->size)
-				return ferry_error_msg(err, EPERM, "file '%s' of the checkpoint was altered",
-						       f->name);
-			if (hash) {
-				s->pages = xrealloc(s->pages, (s->n_pages + 1) * sizeof(*s->pages));
-				s->pages[s->n_pages++] = (struct restore_page_file){TAKE_FD(fd), f};
-			}
-			continue;
-		}
-		uint64_t size = 0;
-		char sha[65];
-		int r = ferry_sha256_fd(fd, &size, sha, err);
-		if (r < 0)
-			return ferry_error_wrap(err, "'%s'", f->name);
-		if (size != f->size || !streq(sha, f->sha256))
-			return ferry_error_msg(err, EPERM, "file '%s' of the checkpoint was altered",
-					       f->name);
+	_cleanup_free_ char *buf = NULL;
+	size_t len = 0;
+	char sha[65];
+	int r = ferry_read_all(fd, FERRY_REQUEST_MAX, &buf, &len, err);
+	if (r < 0 || (r = ferry_sha256_buf(buf, len, sha, err)) < 0)
+		return ferry_error_wrap(err, "'%s'", f->name);
+	if (len != f->size || !streq(sha, f->sha256))
+		return ferry_error_msg(err, EPERM, "file '%s' of the checkpoint was altered", f->name);
+	*ret_buf = TAKE_PTR(buf);
+	*ret_len = len;
+	return 0;
+}
+
+/* One file of the generation, which must be ferry's sealed file of the manifest's size; its
+ * content is hashed now unless @hash is false or it is a pages image (see verify_files). */
+static int verify_one(struct starter *s, int genfd, const struct ferry_manifest_file *f, bool hash,
+		      char **ret_launch, size_t *ret_launch_len, struct ferry_error **err)
+{
+	_cleanup_close_ int fd = ckdir_openat(genfd, f->name, O_RDONLY | O_NONBLOCK, 0);
+	struct stat st;
+	if (fd < 0)
+		return ferry_error_msg(err, ENOENT, "file '%s' of the checkpoint is missing", f->name);
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != 0 || (st.st_mode & 022) ||
+	    st.st_nlink != 1)
+		return ferry_error_msg(err, EPERM, "file '%s' of the checkpoint is not ferry's sealed file",
+				       f->name);
+	if ((uint64_t)st.st_size != f->size)
+		return ferry_error_msg(err, EPERM, "file '%s' of the checkpoint was altered", f->name);
+	if (streq(f->name, LAUNCH_FILE))
+		return verify_launch(fd, f, ret_launch, ret_launch_len, err);
+	if (!hash)
+		return 0;
+	if (is_pages_image(f->name)) {
+		s->pages = xrealloc(s->pages, (s->n_pages + 1) * sizeof(*s->pages));
+		s->pages[s->n_pages++] = (struct restore_page_file){TAKE_FD(fd), f};
+		return 0;
 	}
+	uint64_t size = 0;
+	char sha[65];
+	int r = ferry_sha256_fd(fd, &size, sha, err);
+	if (r < 0)
+		return ferry_error_wrap(err, "'%s'", f->name);
+	if (size != f->size || !streq(sha, f->sha256))
+		return ferry_error_msg(err, EPERM, "file '%s' of the checkpoint was altered", f->name);
+	return 0;
+}
+
+/* Checks that @genfd holds exactly @m's files, root's and read-only, and returns the launch
+ * request's bytes. @hash false: the sizes only (the generation was sealed by this very process,
+ * see verify_checkpoint; the launch request is still hashed). Otherwise every file is hashed
+ * now, except the page images (is_pages_image), whose sizes are checked now and which are
+ * opened into s->pages: their content is hashed while CRIU restores (run_restorer) and compared
+ * before any restored process runs. Everything that steers CRIU (credentials, memory layout,
+ * files, sockets) is thus verified before it starts, and the bytes of the user's own memory,
+ * on the other core while CRIU copies them. A restart then takes about max(hash, CRIU) instead
+ * of their sum. */
+static int verify_files(struct starter *s, int genfd, const struct ferry_manifest *m, bool hash,
+			char **ret_launch, size_t *ret_launch_len, struct ferry_error **err)
+{
+	int r = 0;
+	for (size_t i = 0; i < m->n_files && r == 0; i++)
+		r = verify_one(s, genfd, &m->files[i], hash, ret_launch, ret_launch_len, err);
+	if (r < 0)
+		return r;
+	if (!*ret_launch)
+		return ferry_error_msg(err, EINVAL, "the checkpoint has no launch request");
 	/* nothing may be there that the manifest does not list */
 	DIR *d = ferry_opendir_at(genfd);
 	if (!d)
 		return ferry_error_set(err, errno, "read the checkpoint");
 	struct dirent *de;
-	int r = 0;
 	while (r == 0 && (de = readdir(d)))
 		if (!streq(de->d_name, ".") && !streq(de->d_name, "..") &&
 		    !streq(de->d_name, FERRY_MANIFEST_NAME) && !ferry_manifest_find(m, de->d_name))
@@ -798,7 +876,7 @@ static int verify_checkpoint(struct starter *s, const char *path, struct ferry_r
 				       path);
 	if ((r = ferry_privs_raise(&s->privs, err)) < 0)
 		return r;
-	int genfd = openat(s->ckpt_fd, target, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int genfd = ckdir_openat(s->ckpt_fd, target, O_RDONLY | O_DIRECTORY, 0);
 	struct stat st;
 	if (genfd < 0)
 		return ferry_error_msg(err, ENOENT, "checkpoint '%s' is incomplete: '%s' is missing", path,
@@ -808,8 +886,7 @@ static int verify_checkpoint(struct starter *s, const char *path, struct ferry_r
 		return ferry_error_msg(
 		    err, EPERM, "checkpoint '%s' was not sealed by ferry (%s is not root's)", path, target);
 	}
-	_cleanup_close_ int mfd =
-	    openat(genfd, FERRY_MANIFEST_NAME, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+	_cleanup_close_ int mfd = ckdir_openat(genfd, FERRY_MANIFEST_NAME, O_RDONLY | O_NONBLOCK, 0);
 	_cleanup_free_ char *text = NULL;
 	size_t len = 0;
 	if (mfd < 0 || fstat(mfd, &st) < 0 || !S_ISREG(st.st_mode)) {
@@ -849,19 +926,16 @@ static int verify_checkpoint(struct starter *s, const char *path, struct ferry_r
 	 * second pass over the pages would cost S / (SHA-256 rate) of downtime. */
 	bool ours = s->sealed_manifest && len == strlen(s->sealed_manifest) &&
 		    memcmp(text, s->sealed_manifest, len) == 0;
-	if ((r = verify_files(s, genfd, m, !ours, err)) < 0) {
+	_cleanup_free_ char *lbuf = NULL;
+	size_t llen = 0;
+	if ((r = verify_files(s, genfd, m, !ours, &lbuf, &llen, err)) < 0) {
 		close(genfd);
 		ferry_manifest_free(m);
 		return ferry_error_wrap(err, "checkpoint '%s' is refused", path);
 	}
-	/* the launch request, verified with the rest */
-	_cleanup_close_ int lfd = openat(genfd, LAUNCH_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	_cleanup_free_ char *lbuf = NULL;
-	size_t llen = 0;
+	/* the launch request: the bytes verified with the rest */
 	struct ferry_request *launch = NULL;
-	if (!ferry_manifest_find(m, LAUNCH_FILE) || lfd < 0 ||
-	    ferry_read_all(lfd, FERRY_REQUEST_MAX, &lbuf, &llen, err) < 0 ||
-	    ferry_request_decode(lbuf, llen, &launch, err) < 0 || launch->op != FERRY_OP_INSTANCE_START ||
+	if (ferry_request_decode(lbuf, llen, &launch, err) < 0 || launch->op != FERRY_OP_INSTANCE_START ||
 	    !(launch->flags & FERRY_REQ_CRIU_LAUNCH)) {
 		close(genfd);
 		ferry_manifest_free(m);

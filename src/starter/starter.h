@@ -103,8 +103,20 @@ void network_unlock_after_restore(struct starter *s, int netns_fd);
 int instance_ns_flags(const struct ferry_instance *inst);
 /* checkpoint.c */
 
-/* Opens the checkpoint directory @path as the user: it must be theirs and not writable by others. */
+/* ckdir.c: the checkpoint directory, touched by root only through fds (see ckdir.c). */
+/* Opens the checkpoint directory @path as the user, without magic links: it must be theirs, not
+ * writable by others, and on a mount of our own mount namespace that is not FUSE. */
 int checkpoint_open_dir(struct starter *s, const char *path, struct ferry_error **err);
+/* Refuses an fd on a mount outside our mount namespace, or on FUSE; @what names it. */
+int ckdir_check_mount(int fd, const char *what, struct ferry_error **err);
+/* openat2 of one name in @dirfd: no symlink, no magic link, no mount crossing; -1/errno. */
+int ckdir_openat(int dirfd, const char *name, int flags, mode_t mode);
+/* Removes @name in @dirfd and everything below it, never following a symlink and never crossing
+ * a mount point (-EXDEV, nothing below it touched); -errno on failure. */
+int ckdir_rm_tree(int dirfd, const char *name);
+/* Lets @uid (the owner of a checkpoint) read root's file or directory @fd, through a POSIX ACL;
+ * nobody else gets any access. Without ACL support, only root can read it. */
+int ckdir_grant_owner(int fd, uid_t uid, bool dir, struct ferry_error **err);
 /* Restart: finds the current generation, verifies manifest, signature and every file, and turns
  * s->req into the launch request it records (with the restart's overrides). */
 int checkpoint_prepare_restart(struct starter *s, struct ferry_error **err);

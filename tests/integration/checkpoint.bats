@@ -154,8 +154,13 @@ log_line() { awk -v k="$2" '$1 == "step" && $2 == k {print $1, $2, $3, $4, $5, $
 	# the generation is sealed: root's, read-only, signed manifest
 	g=$d/gen-000001
 	assert_equal "$(readlink "$d/current")" gen-000001
-	assert_equal "$(stat -c '%u %a' "$g")" "0 755"
-	[ -z "$(find "$g" -type f ! -perm 0444)" ] || fail "generation files not 0444: $(find "$g" -type f ! -perm 0444)"
+	# root's and read-only; only the owner may read it (an ACL entry: the group bits show its mask)
+	assert_equal "$(stat -c '%u %a' "$g")" "0 750"
+	[ -z "$(find "$g" -type f ! -perm 0440)" ] || fail "generation files not 0440: $(find "$g" -type f ! -perm 0440)"
+	getfacl -n "$g/manifest" | grep -qx "user:$U1_UID:r--" || fail "no read ACL for the owner: $(getfacl -n "$g/manifest")"
+	as_user1 cat "$g/manifest" >/dev/null
+	run as_user2 cat "$g/manifest"
+	assert_failure
 	[ -z "$(find "$g" ! -uid 0)" ] || fail "generation files not root's: $(find "$g" ! -uid 0)"
 	grep -qE '^hmac=[0-9a-f]{64}$' "$g/manifest" || fail "manifest not signed"
 	assert_equal "$(tail -n1 "$g/manifest" | cut -c1-5)" "hmac="

@@ -491,6 +491,8 @@ forge_request() {
 		--hostname) _rec_str 7 "$2"; shift 2 ;;
 		--arg) _rec_str 8 "$2"; shift 2 ;;
 		--env) _rec_str 9 "$2"; shift 2 ;;
+		--checkpoint) _rec_str 11 "$2"; shift 2 ;;
+		--network-args) _rec_str 14 "$2"; shift 2 ;;
 		--bind)
 			_le16 10
 			_le32 $((1 + 4 + ${#3} + 4 + ${#4}))

@@ -1,0 +1,188 @@
+#!/usr/bin/env bats
+# The attack run of issue 11, replayed: each test is one finding, tried by the unprivileged test
+# users the way the attack run did it. Each failed on the main before its fix.
+#   F1  a checkpoint path through /proc/PID/root into a mount namespace the user made
+#   F4  the same door used to swap a sealed launch request
+#   F8  another user reading a checkpoint
+#   F11 the user killing the starter and CRIU in the middle of a dump
+
+load ../lib/common
+load ../lib/checkpoint
+
+VICTIM=/var/tmp/ft-attack-victim
+
+setup_file() {
+	ferry_suite_setup
+	build_ckpt_workload
+}
+teardown_file() {
+	ferry_suite_teardown
+	local u
+	for u in "$U1" "$U2"; do
+		rm -rf "$(home_of "$u")"/.ferry/checkpoint/ftat-* "$(home_of "$u")"/ftat-*
+		rm -rf /dev/shm/ferry-"$(id -u "$u")"-ftat-* /dev/shm/ferry-"$(id -u "$u")"
+	done
+}
+
+setup() {
+	ferry_test_setup
+	conf_save
+	use_image sqsh >/dev/null
+	T=ftat-$BATS_TEST_NUMBER
+	U1_TMP=$(as_user1 mktemp -d /tmp/ftat.XXXXXX)
+}
+
+teardown() {
+	[ -z "${NS_PID:-}" ] || kill -KILL "$NS_PID" 2>/dev/null || true
+	conf_restore
+	rm -rf "$VICTIM" "$U1_TMP"
+	ferry_teardown
+}
+
+# victim_tree: a root-owned tree with a file of root's and a private directory of user2's
+victim_tree() {
+	rm -rf "$VICTIM"
+	mkdir -p "$VICTIM/gen-000007" "$VICTIM/u2private"
+	echo precious >"$VICTIM/precious"
+	echo precious >"$VICTIM/gen-000007/precious"
+	chown "$U2:" "$VICTIM/u2private"
+	chmod 0700 "$VICTIM/u2private"
+	as_user2 sh -c "echo mine > '$VICTIM/u2private/file'"
+	chmod 0755 "$VICTIM"
+}
+
+victim_intact() {
+	[ -f "$VICTIM/precious" ] && [ -f "$VICTIM/gen-000007/precious" ] &&
+		[ -f "$VICTIM/u2private/file" ] || fail "root removed files of the victim tree: $(find "$VICTIM" | tr '\n' ' ')"
+}
+
+# user1_mount_ns DIR: user1 binds $VICTIM onto DIR/gen-000001 in a mount namespace of their own
+# (unshare -Urm) that stays alive; NS_PID is its process.
+user1_mount_ns() {
+	local dir=$1 flag=$U1_TMP/ns-ready
+	as_user1 mkdir -p "$dir/gen-000001"
+	as_user1 unshare -Urm sh -c 'mount --bind "$1" "$2/gen-000001" && echo $$ >"$3" && exec sleep 120' \
+		sh "$VICTIM" "$dir" "$flag" &
+	wait_for test -s "$flag"
+	NS_PID=$(cat "$flag")
+}
+
+@test "F1: a checkpoint delete through /proc/PID/root cannot make root empty another tree" {
+	victim_tree
+	local dir=$U1_HOME/$T
+	user1_mount_ns "$dir"
+	# the attack's path: user1's own namespace, where gen-000001 is the victim tree
+	[ -f "/proc/$NS_PID/root$dir/gen-000001/precious" ] || fail "the attack's bind mount is not in place"
+	forge_request --op 6 --flags 0 --checkpoint "/proc/$NS_PID/root$dir" >"$U1_TMP/req"
+	chmod 0644 "$U1_TMP/req"
+	run --separate-stderr starter_as "$U1" "$U1_TMP/req"
+	assert_ferry_error "through /proc"
+	victim_intact
+}
+
+@test "F1: root never descends into a mount point inside a checkpoint directory" {
+	victim_tree
+	local dir=$U1_HOME/$T
+	as_user1 mkdir -p "$dir/gen-000001"
+	# a mount the user did not make but that sits in their checkpoint directory (an admin's, or
+	# FUSE): deleting the checkpoint removes nothing below it
+	mount --bind "$VICTIM" "$dir/gen-000001"
+	run as_user1 "$FERRY" checkpoint delete "$dir"
+	umount "$dir/gen-000001"
+	victim_intact
+}
+
+@test "F4: a restart through /proc/PID/root is refused before anything is read" {
+	victim_tree
+	local dir=$U1_HOME/$T
+	user1_mount_ns "$dir"
+	forge_request --op 2 --flags $((1 << 4)) --checkpoint "/proc/$NS_PID/root$dir" --instance ftat-f4 \
+		>"$U1_TMP/req"
+	chmod 0644 "$U1_TMP/req"
+	run --separate-stderr starter_as "$U1" "$U1_TMP/req"
+	assert_ferry_error "through /proc"
+	victim_intact
+}
+
+@test "F8: no other user reads a byte of a checkpoint, whatever modes its owner gives" {
+	local ck=$T-ck d prog=$U1_TMP/progress g f
+	as_user1 "$FERRY" checkpoint create "$ck"
+	d=$(ckpt_dir "$U1" "$ck")
+	start_stateful "$U1" "$ck" ftat-f8 "$prog" --mb 8
+	run --separate-stderr as_user1 "$FERRY" checkpoint instance --criu ftat-f8
+	assert_success
+	# the owner opens everything up
+	as_user1 chmod 0755 "$U1_HOME" "$U1_HOME/.ferry" "$U1_HOME/.ferry/checkpoint" "$d"
+	g=$(current_gen "$d")
+	run as_user2 ls "$g"
+	assert_failure
+	for f in "$g"/*; do
+		run as_user2 cat "$f"
+		assert_failure
+		as_user1 cat "$f" >/dev/null || fail "the owner cannot read '$f'"
+	done
+	chmod 0700 "$U1_HOME"
+}
+
+# tree_of PID: PID and all its descendants
+tree_of() {
+	ps -e -o pid=,ppid= | awk -v root="$1" '
+		{ parent[$1] = $2 }
+		END {
+			keep[root] = 1
+			do {
+				n = 0
+				for (p in parent)
+					if (!(p in keep) && (parent[p] in keep)) { keep[p] = 1; n++ }
+			} while (n > 0)
+			for (p in keep) print p
+		}'
+}
+
+# user1_kill_dump PID: user1 kills every process of the dump command PID (the CLI, the starter,
+# CRIU...), by pid, as far as user1 can
+user1_kill_dump() {
+	local pids
+	pids=$(tree_of "$1" | tr '\n' ' ')
+	as_user1 kill -KILL $pids 2>/dev/null || true
+}
+
+@test "F11: killing the starter and CRIU mid-dump leaves the job running and nothing of root's" {
+	local ck=$T-ck d prog=$U1_TMP/progress s i delay pid
+	as_user1 "$FERRY" checkpoint create "$ck"
+	d=$(ckpt_dir "$U1" "$ck")
+	start_stateful "$U1" "$ck" ftat-f11 "$prog" --mb 512
+	for delay in 0 0.3 1; do
+		as_user1 "$FERRY" checkpoint instance --criu ftat-f11 >/dev/null 2>&1 &
+		pid=$!
+		# the dump has begun: its staging directory is there
+		wait_for sh -c "ls -A '$d' | grep -q '^\.staging-'"
+		sleep "$delay"
+		user1_kill_dump "$pid"
+		wait || true
+		# the guard resumes the job and removes the staging directory
+		for ((i = 0; i < 100; i++)); do
+			[ -z "$(find "$d" -mindepth 1 -maxdepth 1 -name '.staging-*')" ] && break
+			sleep 0.1
+		done
+		[ -z "$(find "$d" -mindepth 1 -maxdepth 1 -name '.staging-*')" ] ||
+			fail "a staging directory is left after the kill at ${delay}s: $(ls -la "$d")"
+		[ -z "$(find "$d" -mindepth 1 -maxdepth 1 -uid 0 ! -name 'gen-*' ! -name current)" ] ||
+			fail "root's files are left: $(ls -la "$d")"
+		if ! instance_running "$U1" ftat-f11; then
+			echo "# killed at ${delay}s: the dump had been published" >&3
+			break
+		fi
+		echo "# killed at ${delay}s: the job runs on" >&3
+		s=$(step_of "$prog")
+		wait_step "$prog" $((s + 2)) 30
+	done
+	# whatever the moment, the job is either running on (never stopped) or was checkpointed
+	if instance_running "$U1" ftat-f11; then
+		run sh -c "ps -u '$U1' -o stat=,comm= | awk '\$2 == \"stateful\" && \$1 ~ /^T/'"
+		[ -z "$output" ] || fail "the workload is left stopped: $output"
+		as_user1 "$FERRY" instance stop ftat-f11
+	else
+		[ "$(ckpt_json_field "$U1" "$ck" state)" = complete ] || fail "the job is gone and no checkpoint holds it"
+	fi
+}
