@@ -158,16 +158,12 @@ static int do_create(int argc, char **argv)
 		printf("%s\n", entry);
 		return 0;
 	}
-	/* <mem dir>/ferry-<uid>/NAME, ours alone: a directory someone else made there is refused */
-	_cleanup_free_ char *userdir = xasprintf("%s/ferry-%u", c->mem_dir, (unsigned)getuid());
-	if (mkdir(userdir, 0700) < 0 && errno != EEXIST)
-		return cli_fail("create '%s': %s", userdir, strerror(errno));
-	if (lstat(userdir, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != getuid() || (st.st_mode & 077))
-		return cli_fail("'%s' is not a private directory of yours: remove it or ask your admin",
-				userdir);
-	_cleanup_free_ char *memdir = xasprintf("%s/%s", userdir, name);
-	if (mkdir(memdir, 0700) < 0)
-		return cli_fail("create checkpoint '%s': %s", memdir, strerror(errno));
+	/* <mem dir>/ferry-<uid>-NAME-XXXXXX, made with a random part that nobody can guess: a user who
+	 * creates names in the shared tmpfs first cannot squat it (mkdtemp tries other names) */
+	_cleanup_free_ char *memdir =
+	    xasprintf("%s/ferry-%u-%s-XXXXXX", c->mem_dir, (unsigned)getuid(), name);
+	if (!mkdtemp(memdir))
+		return cli_fail("create checkpoint in '%s': %s", c->mem_dir, strerror(errno));
 	if (symlink(memdir, entry) < 0) {
 		int e = errno;
 		rmdir(memdir);

@@ -10,7 +10,9 @@
 
 #include "error.h"
 
-#define FERRY_INSTANCE_RECORD_MAX 16384
+/* Room for every field at its largest (four paths of PATH_MAX, the shown command capped at 1 KiB
+ * by the starter): a record's size never depends on what a user may make long. */
+#define FERRY_INSTANCE_RECORD_MAX 32768
 
 struct ferry_instance {
 	char *name;

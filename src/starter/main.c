@@ -409,8 +409,9 @@ static int reserve_name(struct starter *s, int dirfd, struct ferry_error **err)
 		while ((de = readdir(d))) {
 			struct ferry_instance *i = NULL;
 			struct ferry_error *ignored = NULL;
-			if (de->d_name[0] != '.' && read_record(dirfd, de->d_name, &i, &ignored) == 0 &&
-			    ferry_instance_alive(i))
+			/* a record that cannot be read still holds its place: counted */
+			if (de->d_name[0] != '.' &&
+			    (read_record(dirfd, de->d_name, &i, &ignored) < 0 || ferry_instance_alive(i)))
 				alive++;
 			ferry_instance_free(i);
 			ferry_error_free(ignored);
@@ -479,14 +480,19 @@ static int open_logs(struct starter *s, struct ferry_error **err)
 	return 0;
 }
 
+/* The command for display in the record: at most COMMAND_SHOWN bytes, so that a record's size
+ * never depends on how long a command line the user gives. */
+#define COMMAND_SHOWN 1024
 static char *join_argv(char **argv)
 {
-	char *out = xstrdup("");
-	for (char **a = argv; a && *a; a++) {
-		char *n = xasprintf("%s%s%s", out, a == argv ? "" : " ", *a);
-		free(out);
-		out = n;
+	size_t len = 0;
+	char *out = xzalloc(COMMAND_SHOWN + 4);
+	for (char **a = argv; a && *a && len < COMMAND_SHOWN; a++) {
+		int n = snprintf(out + len, COMMAND_SHOWN + 1 - len, "%s%s", a == argv ? "" : " ", *a);
+		len += n < 0 ? 0 : (size_t)n;
 	}
+	if (len > COMMAND_SHOWN)
+		memcpy(out + COMMAND_SHOWN, "...", 4);
 	return out;
 }
 
@@ -729,7 +735,11 @@ static _noreturn_ void monitor(struct starter *s, int dirfd, int top)
 	}
 	if (!msg) {
 		_cleanup_free_ char *rec = ferry_instance_format(&inst);
-		if (ferry_write_file_atomic(dirfd, s->req->instance, rec, strlen(rec), 0600, &err) < 0) {
+		if (strlen(rec) > FERRY_INSTANCE_RECORD_MAX)
+			ferry_error_msg(&err, EFBIG, "the instance record would exceed %d bytes",
+					FERRY_INSTANCE_RECORD_MAX);
+		if (strlen(rec) > FERRY_INSTANCE_RECORD_MAX ||
+		    ferry_write_file_atomic(dirfd, s->req->instance, rec, strlen(rec), 0600, &err) < 0) {
 			kill(pid, SIGKILL);
 			report_error(top, err);
 			waitpid(pid, NULL, 0);

@@ -3,7 +3,9 @@
 # users the way the attack run did it. Each failed on the main before its fix.
 #   F1  a checkpoint path through /proc/PID/root into a mount namespace the user made
 #   F4  the same door used to swap a sealed launch request
+#   F6  a command line long enough to push the instance record over its size limit
 #   F8  another user reading a checkpoint
+#   F10 a --mem-dir name squatted by another user
 #   F11 the user killing the starter and CRIU in the middle of a dump
 
 load ../lib/common
@@ -104,6 +106,28 @@ user1_mount_ns() {
 	victim_intact
 }
 
+@test "F6: a long command line neither hides an instance nor beats 'max instances'" {
+	conf_set "max instances = 2"
+	local long
+	long=$(head -c 24000 /dev/zero | tr '\0' x)
+	run --separate-stderr as_user1 "$FERRY" instance start "$IMG" ftat-long sh -c 'exec sleep 1000' "$long"
+	assert_success
+	run as_user1 "$FERRY" instance list
+	assert_line --regexp '^ftat-long '
+	run as_user1 "$FERRY" instance list --json
+	assert_output --partial '"ftat-long"'
+	run as_user1 "$FERRY" instance start "$IMG" ftat-long2 sh -c 'exec sleep 1000' "$long"
+	assert_success
+	run --separate-stderr as_user1 "$FERRY" instance start "$IMG" ftat-long3 sh -c 'exec sleep 1000' "$long"
+	assert_ferry_error "max instances"
+	run as_user1 "$FERRY" instance stop ftat-long
+	assert_success
+	run as_user1 "$FERRY" instance stop ftat-long2
+	assert_success
+	assert_instance_gone "$U1" ftat-long
+	assert_instance_gone "$U1" ftat-long2
+}
+
 @test "F8: no other user reads a byte of a checkpoint, whatever modes its owner gives" {
 	local ck=$T-ck d prog=$U1_TMP/progress g f
 	as_user1 "$FERRY" checkpoint create "$ck"
@@ -122,6 +146,17 @@ user1_mount_ns() {
 		as_user1 cat "$f" >/dev/null || fail "the owner cannot read '$f'"
 	done
 	chmod 0700 "$U1_HOME"
+}
+
+@test "F10: a name squatted in the tmpfs does not block another user's --mem-dir checkpoint" {
+	local ck=$T-mem
+	as_user2 mkdir -m 0777 /dev/shm/ferry-"$U1_UID"
+	run --separate-stderr as_user1 "$FERRY" checkpoint create --mem-dir "$ck"
+	assert_success
+	[ "$(stat -c %U "$output")" = "$U1" ] || fail "'$output' is not user1's"
+	run as_user1 "$FERRY" checkpoint delete "$ck"
+	assert_success
+	rmdir /dev/shm/ferry-"$U1_UID"
 }
 
 # tree_of PID: PID and all its descendants

@@ -20,7 +20,7 @@ teardown_file() {
 	local u
 	for u in "$U1" "$U2" root; do
 		rm -rf "$(home_of "$u")"/.ferry/checkpoint/ftck-* "$(home_of "$u")"/ftck-*
-		rm -rf /dev/shm/ferry-"$(id -u "$u")"/ftck-*
+		rm -rf /dev/shm/ferry-"$(id -u "$u")"-ftck-*
 	done
 }
 
@@ -31,7 +31,7 @@ setup() {
 	T=ftck-$BATS_TEST_NUMBER
 	local u
 	for u in "$U1" "$U2" root; do
-		rm -rf "$(home_of "$u")"/.ferry/checkpoint/"$T"-* /dev/shm/ferry-"$(id -u "$u")"/"$T"-*
+		rm -rf "$(home_of "$u")"/.ferry/checkpoint/"$T"-* /dev/shm/ferry-"$(id -u "$u")"-"$T"-*
 	done
 	rm -rf /root/"$T"-*
 }
@@ -349,13 +349,13 @@ log_line() { awk -v k="$2" '$1 == "step" && $2 == k {print $1, $2, $3, $4, $5, $
 @test "--mem-dir checkpoint: dump to and restart from the tmpfs (SIF image); delete removes both" {
 	use_image sif
 	local ck=$T-mem inst=ck-mem prog=$U1_TMP/progress
-	mem=/dev/shm/ferry-$U1_UID/$ck
 	run as_user1 "$FERRY" checkpoint create --mem-dir "$ck"
 	assert_success
-	assert_output "$mem"
+	# a name nobody can squat in the shared tmpfs: <mem dir>/ferry-UID-NAME-<random>
+	assert_output --regexp "^/dev/shm/ferry-$U1_UID-$ck-[A-Za-z0-9]{6}\$"
+	mem=$output
 	assert_equal "$(readlink "$(ckpt_dir "$U1" "$ck")")" "$mem"
 	assert_equal "$(stat -c '%U %a' "$mem")" "$U1 700"
-	assert_equal "$(stat -c '%U %a' "$(dirname "$mem")")" "$U1 700"
 	start_stateful "$U1" "$ck" "$inst" "$prog" --mb 64
 	wait_step "$prog" 3
 	run --separate-stderr as_user1 "$FERRY" checkpoint instance --criu "$inst"
@@ -397,8 +397,7 @@ start_receiver() {
 @test "dump through --page-server into a --mem-dir checkpoint on the receiving side; the instance moves there" {
 	local src=$T-src dst=$T-dst prog=$U1_TMP/progress port mem
 	as_user1 "$FERRY" checkpoint create "$src"
-	as_user1 "$FERRY" checkpoint create --mem-dir "$dst"
-	mem=/dev/shm/ferry-$U1_UID/$dst
+	mem=$(as_user1 "$FERRY" checkpoint create --mem-dir "$dst")
 	start_stateful "$U1" "$src" ck-ps-a "$prog" --mb 64
 	wait_step "$prog" 3
 	run_id=$(field_of "$prog" run)
@@ -435,9 +434,9 @@ start_receiver() {
 }
 
 @test "--page-server: a receiver of another user gets nothing, and the dumped instance keeps running" {
-	local src=$T-src dst=$T-dst prog=$U1_TMP/progress port
+	local src=$T-src dst=$T-dst prog=$U1_TMP/progress port mem
 	as_user1 "$FERRY" checkpoint create "$src"
-	as_user2 "$FERRY" checkpoint create --mem-dir "$dst"
+	mem=$(as_user2 "$FERRY" checkpoint create --mem-dir "$dst")
 	start_stateful "$U1" "$src" ck-ps-a "$prog" --mb 16
 	wait_step "$prog" 2
 	port=$(free_port)
@@ -451,7 +450,7 @@ start_receiver() {
 	grep -q "uid $U1_UID, not from you" "$RECV_ERR" || fail "receiver: $(cat "$RECV_ERR")"
 	assert_nothing_started "$U2" ck-ps-thief
 	assert_equal "$(ckpt_json_field "$U2" "$dst" state)" empty
-	[ -z "$(ls -A "/dev/shm/ferry-$U2_UID/$dst")" ] || fail "the receiver kept: $(ls -A "/dev/shm/ferry-$U2_UID/$dst")"
+	[ -z "$(ls -A "$mem")" ] || fail "the receiver kept: $(ls -A "$mem")"
 	instance_running "$U1" ck-ps-a || fail "the refused transfer stopped the source instance"
 	s=$(step_of "$prog")
 	wait_step "$prog" $((s + 3))
