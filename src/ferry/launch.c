@@ -186,22 +186,7 @@ int parse_container_opts(int argc, char **argv, const char *help, struct contain
 
 void container_opts_free(struct container_opts *o)
 {
-	struct ferry_request *r = &o->req;
-	free(r->image);
-	free(r->instance);
-	free(r->cwd);
-	free(r->pwd);
-	free(r->hostname);
-	strv_free(r->argv);
-	strv_free(r->env);
-	for (size_t i = 0; i < r->n_binds; i++) {
-		free(r->binds[i].src);
-		free(r->binds[i].dst);
-	}
-	free(r->binds);
-	free(r->checkpoint);
-	free(r->networks);
-	free(r->network_args);
+	ferry_request_clear(&o->req);
 	strv_free(o->extra_env);
 }
 

@@ -70,39 +70,6 @@ struct parse_state {
 	size_t n_bind_paths;
 };
 
-/* A copy of @s safe to print: bytes outside printable ASCII become \xNN, quotes and backslashes are
- * escaped, long strings are cut with "...". */
-static char *shown(const char *s)
-{
-	size_t n = strnlen(s, SHOWN_MAX + 1);
-	bool cut = n > SHOWN_MAX;
-	if (cut)
-		n = SHOWN_MAX;
-	char *out = xmalloc(n * 4 + 4);
-	char *p = out;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c == '\'' || c == '\\') {
-			*p++ = '\\';
-			*p++ = (char)c;
-		} else if (c < 0x20 || c >= 0x7f) {
-			static const char hex[] = "0123456789abcdef";
-			*p++ = '\\';
-			*p++ = 'x';
-			*p++ = hex[c >> 4];
-			*p++ = hex[c & 0xf];
-		} else {
-			*p++ = (char)c;
-		}
-	}
-	if (cut) {
-		memcpy(p, "...", 3);
-		p += 3;
-	}
-	*p = '\0';
-	return out;
-}
-
 static bool is_space(char c)
 {
 	return c == ' ' || c == '\t' || c == '\r' || c == '\f' || c == '\v';
@@ -172,7 +139,7 @@ static int set_value(struct ferry_config *c, const struct key *k, const char *va
 {
 	void *field = (char *)c + k->offset;
 	size_t vlen = strlen(value);
-	_cleanup_free_ char *v = shown(value);
+	_cleanup_free_ char *v = ferry_shown(value, SHOWN_MAX);
 
 	switch (k->kind) {
 	case KEY_BOOL:
@@ -287,7 +254,7 @@ static int parse_line(struct ferry_config *c, const char *line, size_t n, struct
 
 	char *eq = strchr(s, '=');
 	if (!eq) {
-		_cleanup_free_ char *l = shown(s);
+		_cleanup_free_ char *l = ferry_shown(s, SHOWN_MAX);
 		return line_error(st, err, "expected 'key = value', not '%s'", l);
 	}
 	*eq = '\0';
@@ -299,7 +266,7 @@ static int parse_line(struct ferry_config *c, const char *line, size_t n, struct
 		if (streq(keys[i].name, key))
 			k = &keys[i];
 	if (!k) {
-		_cleanup_free_ char *kk = shown(key);
+		_cleanup_free_ char *kk = ferry_shown(key, SHOWN_MAX);
 		return line_error(st, err, "unknown key '%s' (see ferry.conf(5))", kk);
 	}
 	if (!*value)

@@ -105,17 +105,6 @@ static char *trimmed(const char *s, size_t n)
 }
 
 /* A printable, bounded rendering of user text for messages. */
-static char *shown(const char *s)
-{
-	size_t n = strlen(s);
-	if (n > 40)
-		n = 40;
-	char *o = xstrndup(s, n);
-	for (char *p = o; *p; p++)
-		if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f || *p == '\'')
-			*p = '?';
-	return o;
-}
 
 static bool valid_os_version(const char *v)
 {
@@ -166,7 +155,7 @@ static int parse_include(struct ferry_deffile *d, const char *value, unsigned li
 			break;
 		_cleanup_free_ char *pkg = xstrndup(start, (size_t)(p - start));
 		if (!valid_package(pkg)) {
-			_cleanup_free_ char *s = shown(pkg);
+			_cleanup_free_ char *s = ferry_shown(pkg, 40);
 			return ferry_error_msg(err, EINVAL, "line %u: '%s' is not a Debian package name",
 					       line, s);
 		}
@@ -183,7 +172,7 @@ static int header_line(struct ferry_deffile *d, const char *s, size_t n, unsigne
 		return 0;
 	char *colon = strchr(l, ':');
 	if (!colon) {
-		_cleanup_free_ char *sh = shown(l);
+		_cleanup_free_ char *sh = ferry_shown(l, 40);
 		return ferry_error_msg(
 		    err, EINVAL, "line %u: expected 'Keyword: value' before the first section, got '%s'",
 		    line, sh);
@@ -196,7 +185,7 @@ static int header_line(struct ferry_deffile *d, const char *s, size_t n, unsigne
 	while (k < ARRAY_SIZE(keys) && strcasecmp(key, keys[k]) != 0)
 		k++;
 	if (k == ARRAY_SIZE(keys)) {
-		_cleanup_free_ char *sh = shown(key);
+		_cleanup_free_ char *sh = ferry_shown(key, 40);
 		return ferry_error_msg(
 		    err, EINVAL,
 		    "line %u: header keyword '%s' is not supported (ferry knows Bootstrap, OSVersion, "
@@ -210,7 +199,7 @@ static int header_line(struct ferry_deffile *d, const char *s, size_t n, unsigne
 	if (value[0] == '\0' && k != 3)
 		return ferry_error_msg(err, EINVAL, "line %u: '%s' needs a value", line, key);
 
-	_cleanup_free_ char *sv = shown(value);
+	_cleanup_free_ char *sv = ferry_shown(value, 40);
 	switch (k) {
 	case 0:
 		if (strcasecmp(value, "debootstrap") != 0)
@@ -268,7 +257,7 @@ static int section_line(const char *s, size_t n, unsigned line, bool in_header, 
 					       "line %u: section '%%%s' is not supported by ferry", line,
 					       refused_sections[i]);
 	if (in_header) {
-		_cleanup_free_ char *sh = shown(name);
+		_cleanup_free_ char *sh = ferry_shown(name, 40);
 		return ferry_error_msg(err, EINVAL, "line %u: unknown section '%%%s'", line, sh);
 	}
 	return 0;
@@ -310,7 +299,7 @@ static int files_line(struct ferry_deffile *d, const char *s, size_t n, unsigned
 		return 0;
 	const char *dst = nt == 2 ? tok[1] : tok[0];
 	if (has_dotdot(dst)) {
-		_cleanup_free_ char *sh = shown(dst);
+		_cleanup_free_ char *sh = ferry_shown(dst, 40);
 		return ferry_error_msg(
 		    err, EINVAL, "line %u: '..' is not allowed in the %%files destination '%s'", line, sh);
 	}
@@ -355,7 +344,7 @@ static int section_args(struct ferry_deffile *d, enum section sec, const char *a
 	if (sec == SEC_POST && startswith(args, "-c") && (args[2] == ' ' || args[2] == '\t')) {
 		_cleanup_free_ char *shell = trimmed(args + 3, strlen(args + 3));
 		if (shell[0] != '/' || strpbrk(shell, " \t")) {
-			_cleanup_free_ char *sh = shown(shell);
+			_cleanup_free_ char *sh = ferry_shown(shell, 40);
 			return ferry_error_msg(
 			    err, EINVAL, "line %u: '%%post -c' needs an absolute interpreter path, got '%s'",
 			    line, sh);
@@ -366,7 +355,7 @@ static int section_args(struct ferry_deffile *d, enum section sec, const char *a
 	if (sec == SEC_FILES && startswith(args, "from"))
 		return ferry_error_msg(
 		    err, ENOTSUP, "line %u: multi-stage builds ('%%files from') are not supported", line);
-	_cleanup_free_ char *sh = shown(args);
+	_cleanup_free_ char *sh = ferry_shown(args, 40);
 	return ferry_error_msg(err, EINVAL, "line %u: unexpected arguments '%s' after '%%%s'", line, sh,
 			       section_names[sec]);
 }

@@ -209,6 +209,37 @@ int ferry_proc_starttime(pid_t pid, unsigned long long *ret)
 	return 0;
 }
 
+/* The value after "\nKEY:" in a /proc/PID/status text, or NULL. */
+static const char *status_field(const char *buf, const char *key)
+{
+	char pat[32];
+	snprintf(pat, sizeof(pat), "\n%s:", key);
+	const char *p = strstr(buf, pat);
+	return p ? p + strlen(pat) : NULL;
+}
+
+int ferry_proc_status(pid_t pid, struct ferry_proc_status *ret)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	_cleanup_free_ char *buf = NULL;
+	if (ferry_read_file(path, 65536, &buf, NULL, NULL) < 0)
+		return -ESRCH;
+	static const char *const caps[] = {"CapInh", "CapPrm", "CapEff", "CapAmb"};
+	const char *pp = status_field(buf, "PPid"), *u = status_field(buf, "Uid"),
+		   *g = status_field(buf, "Gid");
+	if (!pp || !u || !g || sscanf(pp, " %d", &ret->ppid) != 1 ||
+	    sscanf(u, " %u %u %u %u", &ret->uid[0], &ret->uid[1], &ret->uid[2], &ret->uid[3]) != 4 ||
+	    sscanf(g, " %u %u %u %u", &ret->gid[0], &ret->gid[1], &ret->gid[2], &ret->gid[3]) != 4)
+		return -EINVAL;
+	for (size_t i = 0; i < ARRAY_SIZE(caps); i++) {
+		const char *c = status_field(buf, caps[i]);
+		if (!c || sscanf(c, " %llx", &ret->caps[i]) != 1)
+			return -EINVAL;
+	}
+	return 0;
+}
+
 bool ferry_instance_alive(const struct ferry_instance *inst)
 {
 	unsigned long long st = 0;

@@ -50,6 +50,14 @@ void ferry_instance_list_free(struct ferry_instance **list);
 
 /* Start time (clock ticks since boot) of @pid, from /proc/PID/stat (robust against ')' in comm). */
 int ferry_proc_starttime(pid_t pid, unsigned long long *ret);
+/* What the starter checks of a process in /proc/PID/status. */
+struct ferry_proc_status {
+	pid_t ppid;
+	unsigned uid[4], gid[4]; /* real, effective, saved, filesystem */
+	unsigned long long caps[4]; /* inheritable, permitted, effective, ambient */
+};
+/* -ESRCH when @pid is gone, -EINVAL when its status cannot be read as expected. */
+int ferry_proc_status(pid_t pid, struct ferry_proc_status *ret);
 /* True when the recorded init still runs (same pid and start time). */
 bool ferry_instance_alive(const struct ferry_instance *inst);
 /* The inode of our network namespace: which node we are on, when the nodes of a test cluster

@@ -17,39 +17,6 @@ static bool is_name_char(char c)
 	return is_alnum_ascii(c) || c == '_' || c == '.' || c == '-';
 }
 
-/* A copy of @s safe to print on a terminal or in a log: bytes outside printable ASCII become
- * \xNN, a quote or backslash is escaped, and long strings are cut with "...". */
-static char *shown(const char *s)
-{
-	size_t n = strnlen(s, SHOWN_MAX + 1);
-	bool cut = n > SHOWN_MAX;
-	if (cut)
-		n = SHOWN_MAX;
-	char *out = xmalloc(n * 4 + 4);
-	char *p = out;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c == '\'' || c == '\\') {
-			*p++ = '\\';
-			*p++ = (char)c;
-		} else if (c < 0x20 || c >= 0x7f) {
-			static const char hex[] = "0123456789abcdef";
-			*p++ = '\\';
-			*p++ = 'x';
-			*p++ = hex[c >> 4];
-			*p++ = hex[c & 0xf];
-		} else {
-			*p++ = (char)c;
-		}
-	}
-	if (cut) {
-		memcpy(p, "...", 3);
-		p += 3;
-	}
-	*p = '\0';
-	return out;
-}
-
 int ferry_name_check(const char *name, const char *what, struct ferry_error **err)
 {
 	static const char rule[] = "use only letters, digits, '_', '.' and '-' (at most 64 characters, "
@@ -68,6 +35,6 @@ int ferry_name_check(const char *name, const char *what, struct ferry_error **er
 	if (ok)
 		return 0;
 
-	_cleanup_free_ char *s = shown(name);
+	_cleanup_free_ char *s = ferry_shown(name, SHOWN_MAX);
 	return ferry_error_msg(err, EINVAL, "invalid %s%sname '%s': %s", what, sep, s, rule);
 }

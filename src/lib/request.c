@@ -117,8 +117,8 @@ static void put(struct wbuf *b, const void *p, size_t n)
 
 static void put_u32(struct wbuf *b, uint32_t v)
 {
-	unsigned char x[4] = {(unsigned char)v, (unsigned char)(v >> 8), (unsigned char)(v >> 16),
-			      (unsigned char)(v >> 24)};
+	unsigned char x[4];
+	ferry_put_le32(x, v);
 	put(b, x, sizeof(x));
 }
 
@@ -128,7 +128,8 @@ static void put_header(struct wbuf *b, uint16_t tag, size_t len)
 		b->too_big = true;
 		return;
 	}
-	unsigned char x[2] = {(unsigned char)tag, (unsigned char)(tag >> 8)};
+	unsigned char x[2];
+	ferry_put_le16(x, tag);
 	put(b, x, sizeof(x));
 	put_u32(b, (uint32_t)len);
 }
@@ -216,16 +217,6 @@ int ferry_request_encode(const struct ferry_request *req, char **ret_buf, size_t
 
 /* ---- decoding ---- */
 
-static uint16_t get_u16(const unsigned char *p)
-{
-	return (uint16_t)(p[0] | (p[1] << 8));
-}
-
-static uint32_t get_u32(const unsigned char *p)
-{
-	return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-}
-
 /* Copies @n bytes at @d into a new string; they must not contain a NUL. */
 static int get_string(const unsigned char *d, size_t n, unsigned tag, size_t off, char **ret,
 		      struct ferry_error **err)
@@ -290,13 +281,13 @@ static int decode_bind(struct ferry_request *req, size_t *cap, const unsigned ch
 		return bad(err, "bind record at offset %zu has a read-only flag of %u (not 0 or 1)", off,
 			   d[0]);
 	size_t pos = 1;
-	size_t sn = get_u32(d + pos);
+	size_t sn = ferry_get_le32(d + pos);
 	pos += 4;
 	if (sn > n - pos || n - pos - sn < 4)
 		return bad(err, "bind record at offset %zu: source length beyond the record", off);
 	const unsigned char *src = d + pos;
 	pos += sn;
-	size_t dn = get_u32(d + pos);
+	size_t dn = ferry_get_le32(d + pos);
 	pos += 4;
 	if (dn != n - pos)
 		return bad(err, "bind record at offset %zu: destination length does not match the record",
@@ -346,7 +337,7 @@ static int decode_record(struct ferry_request *req, struct decode_state *st, uns
 			return bad(err, "%s record at offset %zu is %zu bytes long, not 4", tag_name(tag),
 				   off, n);
 		*have = true;
-		uint32_t v = get_u32(d);
+		uint32_t v = ferry_get_le32(d);
 		if (tag == TAG_OP) {
 			if (v < FERRY_OP_EXEC || v >= FERRY_OP_MAX_)
 				return bad(err, "unknown op %" PRIu32, v);
@@ -497,8 +488,8 @@ int ferry_request_decode(const char *buf, size_t len, struct ferry_request **ret
 		size_t off = pos;
 		if (len - pos < RECORD_HEADER)
 			return bad(err, "truncated record header at offset %zu", off);
-		unsigned tag = get_u16(p + pos);
-		size_t n = get_u32(p + pos + 2);
+		unsigned tag = ferry_get_le16(p + pos);
+		size_t n = ferry_get_le32(p + pos + 2);
 		pos += RECORD_HEADER;
 		if (n > len - pos)
 			return bad(err, "%s record at offset %zu is %zu bytes long, beyond the end",
@@ -527,10 +518,8 @@ void ferry_bind_clear(struct ferry_bind *b)
 	b->ro = false;
 }
 
-void ferry_request_free(struct ferry_request *req)
+void ferry_request_clear(struct ferry_request *req)
 {
-	if (!req)
-		return;
 	free(req->image);
 	free(req->instance);
 	free(req->cwd);
@@ -546,6 +535,14 @@ void ferry_request_free(struct ferry_request *req)
 	for (size_t i = 0; req->binds && i < req->n_binds; i++)
 		ferry_bind_clear(&req->binds[i]);
 	free(req->binds);
+	memset(req, 0, sizeof(*req));
+}
+
+void ferry_request_free(struct ferry_request *req)
+{
+	if (!req)
+		return;
+	ferry_request_clear(req);
 	free(req);
 }
 

@@ -98,6 +98,8 @@ int ferry_request_encode(const struct ferry_request *req, char **ret_buf, size_t
 			 struct ferry_error **err);
 int ferry_request_decode(const char *buf, size_t len, struct ferry_request **ret, struct ferry_error **err);
 void ferry_request_free(struct ferry_request *req);
+/* Frees what @req holds (not @req itself) and zeroes it. */
+void ferry_request_clear(struct ferry_request *req);
 static inline void ferry_request_freep(struct ferry_request **r)
 {
 	ferry_request_free(*r);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* sif.c — SIF v1 reader and writer, squashfs superblock checks. Layout and constants: sif.h. */
+/* sif.c — SIF v1 reader, squashfs superblock checks. Layout and constants: sif.h, sif_layout.h;
+ * the writer (for ferry build, never linked into the starter) is sif_write.c. */
 #include <endian.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -10,85 +11,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fs.h"
 #include "sif.h"
 
-/* Header field offsets. */
-#define H_LAUNCH 0
-#define H_MAGIC 32
-#define H_VERSION 42
-#define H_ARCH 45
-#define H_ID 48
-#define H_CTIME 64
-#define H_MTIME 72
-#define H_DFREE 80
-#define H_DTOTAL 88
-#define H_DOFF 96
-#define H_DSIZE 104
-#define H_DATAOFF 112
-#define H_DATASIZE 120
-
-/* Descriptor field offsets. */
-#define D_DATATYPE 0
-#define D_USED 4
-#define D_ID 5
-#define D_GROUP 9
-#define D_LINK 13
-#define D_OFFSET 17
-#define D_SIZE 25
-#define D_PADDED 33
-#define D_CTIME 41
-#define D_MTIME 49
-#define D_UID 57
-#define D_GID 65
-#define D_NAME 73
-#define D_EXTRA 201
-
-_Static_assert(D_EXTRA + FERRY_SIF_EXTRA_LEN == FERRY_SIF_DESCRIPTOR_SIZE, "descriptor layout");
-_Static_assert(H_DATASIZE + 8 == FERRY_SIF_HEADER_SIZE, "header layout");
-
-/* The descriptor table ferry writes: 48 entries, like Apptainer. */
-#define TABLE_BYTES ((size_t)FERRY_SIF_DESCRIPTORS_DEFAULT * FERRY_SIF_DESCRIPTOR_SIZE)
-
-/* Where ferry puts the partition: after the 48-descriptor table, aligned like Apptainer. */
-#define DATA_OFFSET ((int64_t)FERRY_SIF_DESCRIPTORS_OFFSET + (int64_t)TABLE_BYTES)
-#define PART_OFFSET (((DATA_OFFSET + FERRY_SIF_ALIGN - 1) / FERRY_SIF_ALIGN) * FERRY_SIF_ALIGN)
-
-static uint16_t get16(const uint8_t *p)
-{
-	uint16_t v;
-	memcpy(&v, p, sizeof(v));
-	return le16toh(v);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	uint32_t v;
-	memcpy(&v, p, sizeof(v));
-	return le32toh(v);
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	uint64_t v;
-	memcpy(&v, p, sizeof(v));
-	return le64toh(v);
-}
+#include "sif_layout.h"
 
 static int64_t gets64(const uint8_t *p)
 {
-	return (int64_t)get64(p);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	v = htole32(v);
-	memcpy(p, &v, sizeof(v));
-}
-
-static void put64(uint8_t *p, int64_t v)
-{
-	uint64_t u = htole64((uint64_t)v);
-	memcpy(p, &u, sizeof(u));
+	return (int64_t)ferry_get_le64(p);
 }
 
 /* Copies a fixed-size on-disk string up to its first NUL. */
@@ -99,55 +29,6 @@ static void copy_str(char *dst, const uint8_t *src, size_t n)
 		i++;
 	memcpy(dst, src, i);
 	dst[i] = '\0';
-}
-
-/* A printable rendering of untrusted bytes for messages (at most 16 characters). */
-static void printable(char *dst, size_t dstlen, const char *src)
-{
-	size_t o = 0;
-	for (const unsigned char *p = (const unsigned char *)src; *p && o + 5 < dstlen && o < 16; p++) {
-		if (*p >= 0x20 && *p < 0x7f && *p != '\'' && *p != '\\')
-			dst[o++] = (char)*p;
-		else
-			o += (size_t)snprintf(dst + o, dstlen - o, "\\x%02x", *p);
-	}
-	dst[o] = '\0';
-}
-
-static ssize_t pread_full(int fd, void *buf, size_t len, uint64_t off)
-{
-	size_t done = 0;
-	while (done < len) {
-		if (off + done > (uint64_t)INT64_MAX)
-			return -EOVERFLOW;
-		ssize_t n = pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			break;
-		done += (size_t)n;
-	}
-	return (ssize_t)done;
-}
-
-static int pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
-{
-	size_t done = 0;
-	while (done < len) {
-		ssize_t n = pwrite(fd, (const char *)buf + done, len - done, (off_t)(off + done));
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			return -EIO;
-		done += (size_t)n;
-	}
-	return 0;
 }
 
 /* ---- squashfs superblock ---- */
@@ -169,23 +50,24 @@ int ferry_squashfs_check(const void *buf, size_t len, uint64_t avail, struct fer
 				       "too short for a squashfs superblock (%" PRIu64
 				       " bytes; truncated download?)",
 				       avail < len ? avail : (uint64_t)len);
-	if (get32(p) != FERRY_SQUASHFS_MAGIC)
+	if (ferry_get_le32(p) != FERRY_SQUASHFS_MAGIC)
 		return ferry_error_msg(err, EINVAL, "no squashfs superblock (bad magic)");
 
 	struct ferry_squashfs_info si = {
-	    .inodes = get32(p + 4),
-	    .mkfs_time = get32(p + 8),
-	    .block_size = get32(p + 12),
-	    .fragments = get32(p + 16),
-	    .compression = get16(p + 20),
-	    .block_log = get16(p + 22),
-	    .flags = get16(p + 24),
-	    .no_ids = get16(p + 26),
-	    .major = get16(p + 28),
-	    .minor = get16(p + 30),
-	    .bytes_used = get64(p + 40),
+	    .inodes = ferry_get_le32(p + 4),
+	    .mkfs_time = ferry_get_le32(p + 8),
+	    .block_size = ferry_get_le32(p + 12),
+	    .fragments = ferry_get_le32(p + 16),
+	    .compression = ferry_get_le16(p + 20),
+	    .block_log = ferry_get_le16(p + 22),
+	    .flags = ferry_get_le16(p + 24),
+	    .no_ids = ferry_get_le16(p + 26),
+	    .major = ferry_get_le16(p + 28),
+	    .minor = ferry_get_le16(p + 30),
+	    .bytes_used = ferry_get_le64(p + 40),
 	};
-	uint64_t id_table = get64(p + 48), inode_table = get64(p + 64), dir_table = get64(p + 72);
+	uint64_t id_table = ferry_get_le64(p + 48), inode_table = ferry_get_le64(p + 64),
+		 dir_table = ferry_get_le64(p + 72);
 
 	if (si.major != 4 || si.minor != 0)
 		return ferry_error_msg(err, EINVAL, "squashfs version %u.%u is not supported (need 4.0)",
@@ -223,7 +105,7 @@ int ferry_squashfs_check_fd(int fd, uint64_t offset, uint64_t avail, struct ferr
 {
 	uint8_t sb[FERRY_SQUASHFS_SUPER_SIZE];
 	size_t want = avail < sizeof(sb) ? (size_t)avail : sizeof(sb);
-	ssize_t n = pread_full(fd, sb, want, offset);
+	ssize_t n = ferry_pread_full(fd, sb, want, offset);
 	if (n < 0)
 		return ferry_error_set(err, (int)-n, "read squashfs superblock");
 	return ferry_squashfs_check(sb, (size_t)n, avail, ret, err);
@@ -367,13 +249,11 @@ void ferry_sif_free(struct ferry_sif *sif)
 static int parse_header(const uint8_t *h, uint64_t file_size, struct ferry_sif *s, uint64_t *ret_table_off,
 			size_t *ret_table_len, struct ferry_error **err)
 {
-	char shown[80];
-
 	if (memcmp(h + H_MAGIC, FERRY_SIF_MAGIC, sizeof(FERRY_SIF_MAGIC)) != 0)
 		return ferry_error_msg(err, EINVAL, "not a SIF file (bad magic)");
 	copy_str(s->version, h + H_VERSION, 3);
 	if (memcmp(h + H_VERSION, FERRY_SIF_VERSION, 3) != 0) {
-		printable(shown, sizeof(shown), s->version);
+		_cleanup_free_ char *shown = ferry_shown(s->version, 16);
 		return ferry_error_msg(err, EINVAL, "unsupported SIF version '%s' (ferry reads version %s)",
 				       shown, FERRY_SIF_VERSION);
 	}
@@ -427,10 +307,10 @@ static int parse_descriptors(const uint8_t *table, struct ferry_sif *s, struct f
 			continue;
 		struct ferry_sif_descriptor *o = &s->descriptors[s->n_descriptors++];
 		o->index = (unsigned)i;
-		o->datatype = (int32_t)get32(d + D_DATATYPE);
-		o->id = get32(d + D_ID);
-		o->group_id = get32(d + D_GROUP);
-		o->link = get32(d + D_LINK);
+		o->datatype = (int32_t)ferry_get_le32(d + D_DATATYPE);
+		o->id = ferry_get_le32(d + D_ID);
+		o->group_id = ferry_get_le32(d + D_GROUP);
+		o->link = ferry_get_le32(d + D_LINK);
 		o->offset = gets64(d + D_OFFSET);
 		o->size = gets64(d + D_SIZE);
 		o->size_with_padding = gets64(d + D_PADDED);
@@ -438,8 +318,8 @@ static int parse_descriptors(const uint8_t *table, struct ferry_sif *s, struct f
 		o->mtime = gets64(d + D_MTIME);
 		copy_str(o->name, d + D_NAME, FERRY_SIF_NAME_LEN);
 		if (o->datatype == FERRY_SIF_DATA_PARTITION) {
-			o->fstype = (int32_t)get32(d + D_EXTRA);
-			o->parttype = (int32_t)get32(d + D_EXTRA + 4);
+			o->fstype = (int32_t)ferry_get_le32(d + D_EXTRA);
+			o->parttype = (int32_t)ferry_get_le32(d + D_EXTRA + 4);
 			copy_str(o->arch, d + D_EXTRA + 8, 3);
 		}
 
@@ -505,7 +385,7 @@ int ferry_sif_read(int fd, struct ferry_sif **ret, struct ferry_error **err)
 				       file_size);
 
 	uint8_t h[FERRY_SIF_HEADER_SIZE];
-	ssize_t n = pread_full(fd, h, sizeof(h), 0);
+	ssize_t n = ferry_pread_full(fd, h, sizeof(h), 0);
 	if (n < 0)
 		return ferry_error_set(err, (int)-n, "read SIF header");
 	if ((size_t)n < sizeof(h))
@@ -519,7 +399,7 @@ int ferry_sif_read(int fd, struct ferry_sif **ret, struct ferry_error **err)
 	if (r < 0)
 		return r;
 	_cleanup_free_ uint8_t *table = xmalloc(table_len);
-	n = pread_full(fd, table, table_len, table_off);
+	n = ferry_pread_full(fd, table, table_len, table_off);
 	if (n < 0)
 		return ferry_error_set(err, (int)-n, "read SIF descriptors");
 	if ((size_t)n < table_len) /* the file shrank under us */
@@ -556,233 +436,4 @@ int ferry_sif_primary_squashfs(const struct ferry_sif *sif, const struct ferry_s
 				       "), ferry runs only squashfs",
 				       ferry_sif_fstype_name(p->fstype), p->fstype);
 	}
-}
-
-/* ---- writer ---- */
-
-static int random_bytes(void *buf, size_t len, struct ferry_error **err)
-{
-	size_t done = 0;
-	while (done < len) {
-		ssize_t n = getrandom((char *)buf + done, len - done, 0);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == ENOSYS)
-			break;
-		if (n < 0)
-			return ferry_error_set(err, errno, "getrandom");
-		done += (size_t)n;
-	}
-	if (done == len)
-		return 0;
-
-	_cleanup_close_ int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0)
-		return ferry_error_set(err, errno, "open '/dev/urandom'");
-	ssize_t n = pread_full(fd, (char *)buf + done, len - done, 0);
-	if (n < 0 || (size_t)n != len - done)
-		return ferry_error_set(err, n < 0 ? (int)-n : EIO, "read '/dev/urandom'");
-	return 0;
-}
-
-/* Copies @len bytes from @in (offset 0) to @out at @out_off, by copy_file_range when the kernel can. */
-static int copy_data(int out, int in, uint64_t len, uint64_t out_off, struct ferry_error **err)
-{
-	loff_t in_pos = 0, out_pos = (loff_t)out_off;
-	bool fallback = false;
-	while ((uint64_t)in_pos < len && !fallback) {
-		size_t chunk =
-		    len - (uint64_t)in_pos > (1u << 30) ? (1u << 30) : (size_t)(len - (uint64_t)in_pos);
-		ssize_t n = copy_file_range(in, &in_pos, out, &out_pos, chunk, 0);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP ||
-			    errno == EBADF) {
-				fallback = true;
-				break;
-			}
-			return ferry_error_set(err, errno, "copy the squashfs into the SIF");
-		}
-		if (n == 0)
-			return ferry_error_msg(err, EIO, "the squashfs file shrank while it was copied");
-	}
-	if (!fallback)
-		return 0;
-
-	_cleanup_free_ char *buf = xmalloc(1u << 20);
-	while ((uint64_t)in_pos < len) {
-		size_t chunk =
-		    len - (uint64_t)in_pos > (1u << 20) ? (1u << 20) : (size_t)(len - (uint64_t)in_pos);
-		ssize_t n = pread_full(in, buf, chunk, (uint64_t)in_pos);
-		if (n < 0)
-			return ferry_error_set(err, (int)-n, "read the squashfs");
-		if (n == 0)
-			return ferry_error_msg(err, EIO, "the squashfs file shrank while it was copied");
-		int r = pwrite_full(out, buf, (size_t)n, (uint64_t)out_pos);
-		if (r < 0)
-			return ferry_error_set(err, -r, "write the SIF");
-		in_pos += n;
-		out_pos += n;
-	}
-	return 0;
-}
-
-int ferry_sif_write_fd(int out_fd, int squashfs_fd, const struct ferry_sif_write_opts *opts,
-		       struct ferry_error **err)
-{
-	static const struct ferry_sif_write_opts defaults = {0};
-	if (!opts)
-		opts = &defaults;
-
-	struct stat st;
-	if (fstat(squashfs_fd, &st) < 0)
-		return ferry_error_set(err, errno, "stat the squashfs");
-	if (!S_ISREG(st.st_mode))
-		return ferry_error_msg(err, EINVAL, "the squashfs is not a regular file");
-	uint64_t size = (uint64_t)st.st_size;
-	int r = ferry_squashfs_check_fd(squashfs_fd, 0, size, NULL, err);
-	if (r < 0)
-		return ferry_error_wrap(err, "squashfs");
-	if (size > (uint64_t)INT64_MAX - PART_OFFSET)
-		return ferry_error_msg(err, EFBIG, "squashfs too large");
-
-	if (fstat(out_fd, &st) < 0)
-		return ferry_error_set(err, errno, "stat the SIF");
-	if (!S_ISREG(st.st_mode) || st.st_size != 0)
-		return ferry_error_msg(err, EINVAL, "the SIF must be written into an empty regular file");
-
-	const char *arch = opts->arch ? opts->arch : ferry_sif_host_arch();
-	if (strlen(arch) != 2)
-		return ferry_error_msg(err, EINVAL, "bad SIF arch code '%s'", arch);
-	uint8_t id[16];
-	if (opts->id) {
-		memcpy(id, opts->id, sizeof(id));
-	} else {
-		r = random_bytes(id, sizeof(id), err);
-		if (r < 0)
-			return r;
-		id[6] = (uint8_t)((id[6] & 0x0f) | 0x40); /* version 4 */
-		id[8] = (uint8_t)((id[8] & 0x3f) | 0x80); /* RFC 4122 variant */
-	}
-	int64_t now = opts->fixed_time ? opts->time : (int64_t)time(NULL);
-
-	/* Data first, then descriptors, header last: a torn write never looks like a valid SIF. */
-	r = copy_data(out_fd, squashfs_fd, size, PART_OFFSET, err);
-	if (r < 0)
-		return r;
-
-	_cleanup_free_ uint8_t *table = xzalloc(TABLE_BYTES);
-	uint8_t *d = table;
-	put32(d + D_DATATYPE, FERRY_SIF_DATA_PARTITION);
-	d[D_USED] = 1;
-	put32(d + D_ID, 1);
-	put32(d + D_GROUP, FERRY_SIF_DEFAULT_GROUP);
-	put32(d + D_LINK, 0);
-	put64(d + D_OFFSET, PART_OFFSET);
-	put64(d + D_SIZE, (int64_t)size);
-	put64(d + D_PADDED, (int64_t)size + (PART_OFFSET - DATA_OFFSET));
-	put64(d + D_CTIME, now);
-	put64(d + D_MTIME, now);
-	put64(d + D_UID, 0);
-	put64(d + D_GID, 0);
-	put32(d + D_EXTRA, FERRY_SIF_FS_SQUASH);
-	put32(d + D_EXTRA + 4, FERRY_SIF_PART_PRIMSYS);
-	memcpy(d + D_EXTRA + 8, arch, 2);
-	r = pwrite_full(out_fd, table, TABLE_BYTES, FERRY_SIF_DESCRIPTORS_OFFSET);
-	if (r < 0)
-		return ferry_error_set(err, -r, "write the SIF descriptors");
-
-	uint8_t h[FERRY_SIF_HEADER_SIZE] = {0};
-	memcpy(h + H_LAUNCH, FERRY_SIF_LAUNCH_SCRIPT, strlen(FERRY_SIF_LAUNCH_SCRIPT));
-	memcpy(h + H_MAGIC, FERRY_SIF_MAGIC, sizeof(FERRY_SIF_MAGIC));
-	memcpy(h + H_VERSION, FERRY_SIF_VERSION, 2);
-	memcpy(h + H_ARCH, arch, 2);
-	memcpy(h + H_ID, id, 16);
-	put64(h + H_CTIME, now);
-	put64(h + H_MTIME, now);
-	put64(h + H_DFREE, FERRY_SIF_DESCRIPTORS_DEFAULT - 1);
-	put64(h + H_DTOTAL, FERRY_SIF_DESCRIPTORS_DEFAULT);
-	put64(h + H_DOFF, FERRY_SIF_DESCRIPTORS_OFFSET);
-	put64(h + H_DSIZE, (int64_t)TABLE_BYTES);
-	put64(h + H_DATAOFF, DATA_OFFSET);
-	put64(h + H_DATASIZE, (int64_t)size + (PART_OFFSET - DATA_OFFSET));
-	r = pwrite_full(out_fd, h, sizeof(h), 0);
-	if (r < 0)
-		return ferry_error_set(err, -r, "write the SIF header");
-	return 0;
-}
-
-/* Splits @path into an open directory fd and the final component. */
-static int open_parent(const char *path, int *ret_dirfd, char **ret_base, struct ferry_error **err)
-{
-	size_t len = strlen(path);
-	if (len == 0 || path[len - 1] == '/')
-		return ferry_error_msg(err, EISDIR, "'%s' names a directory, not a file", path);
-	const char *slash = strrchr(path, '/');
-	_cleanup_free_ char *dir =
-	    slash ? xstrndup(path, slash == path ? 1 : (size_t)(slash - path)) : xstrdup(".");
-	const char *base = slash ? slash + 1 : path;
-	if (streq(base, ".") || streq(base, ".."))
-		return ferry_error_msg(err, EISDIR, "'%s' names a directory, not a file", path);
-	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0)
-		return ferry_error_set(err, errno, "open directory '%s'", dir);
-	*ret_dirfd = dfd;
-	*ret_base = xstrdup(base);
-	return 0;
-}
-
-int ferry_sif_create(const char *path, int squashfs_fd, bool replace, const struct ferry_sif_write_opts *opts,
-		     struct ferry_error **err)
-{
-	_cleanup_close_ int dirfd = -1;
-	_cleanup_free_ char *base = NULL;
-	int r = open_parent(path, &dirfd, &base, err);
-	if (r < 0)
-		return r;
-	if (!replace && faccessat(dirfd, base, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
-		return ferry_error_msg(err, EEXIST, "'%s' already exists", path);
-
-	_cleanup_free_ char *tmp = NULL;
-	_cleanup_close_ int fd = -1;
-	for (int tries = 0; fd < 0; tries++) {
-		uint8_t rnd[6];
-		r = random_bytes(rnd, sizeof(rnd), err);
-		if (r < 0)
-			return r;
-		free(tmp);
-		tmp = xasprintf(".%s.%02x%02x%02x%02x%02x%02x.tmp", base, rnd[0], rnd[1], rnd[2], rnd[3],
-				rnd[4], rnd[5]);
-		fd =
-		    openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0755);
-		if (fd < 0 && (errno != EEXIST || tries >= 100))
-			return ferry_error_set(err, errno, "create a temporary file next to '%s'", path);
-	}
-
-	r = ferry_sif_write_fd(fd, squashfs_fd, opts, err);
-	if (r >= 0 && fsync(fd) < 0)
-		r = ferry_error_set(err, errno, "fsync '%s'", tmp);
-	if (r >= 0) {
-		if (replace) {
-			if (renameat(dirfd, tmp, dirfd, base) < 0)
-				r = ferry_error_set(err, errno, "rename into '%s'", path);
-		} else if (renameat2(dirfd, tmp, dirfd, base, RENAME_NOREPLACE) < 0) {
-			if (errno == EINVAL || errno == ENOSYS) {
-				/* No RENAME_NOREPLACE on this filesystem: link() refuses to replace too. */
-				if (linkat(dirfd, tmp, dirfd, base, 0) < 0)
-					r = ferry_error_set(err, errno, "link into '%s'", path);
-			} else if (errno == EEXIST) {
-				r = ferry_error_msg(err, EEXIST, "'%s' already exists", path);
-			} else {
-				r = ferry_error_set(err, errno, "rename into '%s'", path);
-			}
-		}
-	}
-	/* After a rename this fails harmlessly; after link() or a failure it removes the temporary file. */
-	(void)unlinkat(dirfd, tmp, 0);
-	if (r < 0)
-		return r;
-	(void)fsync(dirfd);
-	return 0;
 }

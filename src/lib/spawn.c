@@ -573,36 +573,3 @@ int ferry_spawn(const char *path, char *const argv[], char *const envp[], const 
 	free(caps[1].buf);
 	return r;
 }
-
-int ferry_spawn_start(const char *path, char *const argv[], char *const envp[],
-		      const struct ferry_spawn_opts *opts, pid_t *ret_pid, struct ferry_error **err)
-{
-	if (opts && (opts->input || opts->output || opts->capture_stderr))
-		return ferry_error_msg(err, EINVAL, "ferry_spawn_start cannot feed or capture '%s'", path);
-	struct parent_fds pf = {.own = {-1, -1, -1}, .out_read = -1, .err_read = -1};
-	int r = start(path, argv, envp, opts, &pf, ret_pid, err);
-	parent_fds_close(&pf);
-	return r;
-}
-
-int ferry_spawn_wait(pid_t pid, const char *what, unsigned timeout, bool kill_group, int *ret_status,
-		     struct ferry_error **err)
-{
-	if (pid <= 0)
-		return ferry_error_msg(err, EINVAL, "bad pid %d to wait for", (int)pid);
-	int status = 0;
-	bool timed_out = false;
-	int r = wait_child(pid, what, timeout, kill_group, NULL, 0, &status, &timed_out, err);
-	if (r < 0)
-		return r;
-	return judge(what, status, timed_out, timeout, NULL, ret_status, err);
-}
-
-int ferry_spawn_kill(pid_t pid, int sig, struct ferry_error **err)
-{
-	if (pid <= 0)
-		return ferry_error_msg(err, EINVAL, "bad pid %d to signal", (int)pid);
-	if (kill(pid, sig) < 0 && errno != ESRCH)
-		return ferry_error_set(err, errno, "kill %d", (int)pid);
-	return 0;
-}

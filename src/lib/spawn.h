@@ -67,21 +67,6 @@ struct ferry_spawn_opts {
 int ferry_spawn(const char *path, char *const argv[], char *const envp[], const struct ferry_spawn_opts *opts,
 		int *ret_status, struct ferry_error **err);
 
-/* Starts @path without waiting (for long-running helpers such as a CRIU page server). @opts may not ask
- * for input, output or stderr capture (EINVAL). On success *ret_pid is the child, to be reaped with
- * ferry_spawn_wait. A failed exec is reported here, not by the wait. */
-int ferry_spawn_start(const char *path, char *const argv[], char *const envp[],
-		      const struct ferry_spawn_opts *opts, pid_t *ret_pid, struct ferry_error **err);
-
-/* Waits for @pid (a child of ours) for at most @timeout seconds (0: forever), then SIGKILLs it (its
- * process group too when @kill_group) and reports the timeout. @what names it in messages. Status
- * handling as in ferry_spawn. */
-int ferry_spawn_wait(pid_t pid, const char *what, unsigned timeout, bool kill_group, int *ret_status,
-		     struct ferry_error **err);
-
-/* Sends @sig to @pid (a child of ours, not yet reaped); ESRCH is not an error. */
-int ferry_spawn_kill(pid_t pid, int sig, struct ferry_error **err);
-
 /* Describes a wait status as "exited with status 3" / "was killed by signal SIGKILL" into @buf. */
 void ferry_spawn_describe_status(int status, char *buf, size_t len);
 

@@ -115,3 +115,34 @@ long long ferry_now_ms(void)
 	clock_gettime(CLOCK_REALTIME, &t);
 	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
+
+char *ferry_shown(const char *s, size_t max)
+{
+	size_t n = strnlen(s, max + 1);
+	bool cut = n > max;
+	if (cut)
+		n = max;
+	char *out = xmalloc(n * 4 + 4);
+	char *p = out;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c == '\'' || c == '\\') {
+			*p++ = '\\';
+			*p++ = (char)c;
+		} else if (c < 0x20 || c >= 0x7f) {
+			static const char hex[] = "0123456789abcdef";
+			*p++ = '\\';
+			*p++ = 'x';
+			*p++ = hex[c >> 4];
+			*p++ = hex[c & 0xf];
+		} else {
+			*p++ = (char)c;
+		}
+	}
+	if (cut) {
+		memcpy(p, "...", 3);
+		p += 3;
+	}
+	*p = '\0';
+	return out;
+}

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,6 +88,38 @@ long long ferry_now_ms(void);
 
 /* Strict decimal parsing: the whole string, no sign surprises, range-checked. */
 
+/* Little-endian integers of wire formats and on-disk headers (request, SIF, transfer). */
+static inline uint16_t ferry_get_le16(const void *p)
+{
+	const unsigned char *b = p;
+	return (uint16_t)(b[0] | (b[1] << 8));
+}
+static inline uint32_t ferry_get_le32(const void *p)
+{
+	const unsigned char *b = p;
+	return (uint32_t)b[0] | ((uint32_t)b[1] << 8) | ((uint32_t)b[2] << 16) | ((uint32_t)b[3] << 24);
+}
+static inline uint64_t ferry_get_le64(const void *p)
+{
+	const unsigned char *b = p;
+	return (uint64_t)ferry_get_le32(b) | ((uint64_t)ferry_get_le32(b + 4) << 32);
+}
+static inline void ferry_put_le16(void *p, uint16_t v)
+{
+	unsigned char *b = p;
+	b[0] = (unsigned char)v;
+	b[1] = (unsigned char)(v >> 8);
+}
+static inline void ferry_put_le32(void *p, uint32_t v)
+{
+	unsigned char *b = p;
+	for (int i = 0; i < 4; i++)
+		b[i] = (unsigned char)(v >> (8 * i));
+}
+
+/* A copy of @s safe to print on a terminal or in a log: bytes outside printable ASCII become \xNN,
+ * quotes and backslashes are escaped, and a string longer than @max is cut with "...". */
+char *ferry_shown(const char *s, size_t max);
 int parse_uint64(const char *s, unsigned long long max, unsigned long long *ret);
 
 #endif

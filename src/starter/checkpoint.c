@@ -408,11 +408,9 @@ static int pin_monitor(const struct ferry_instance *inst)
 	int fd = (int)syscall(SYS_pidfd_open, inst->monitor, 0);
 	if (fd < 0)
 		return -1;
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)inst->pid);
-	_cleanup_free_ char *buf = NULL;
-	const char *pp = ferry_read_file(path, 65536, &buf, NULL, NULL) < 0 ? NULL : strstr(buf, "\nPPid:");
-	if (!pp || strtol(pp + 6, NULL, 10) != (long)inst->monitor || !ferry_instance_alive(inst)) {
+	struct ferry_proc_status st;
+	if (ferry_proc_status(inst->pid, &st) < 0 || st.ppid != inst->monitor ||
+	    !ferry_instance_alive(inst)) {
 		close(fd);
 		return -1;
 	}
@@ -976,26 +974,15 @@ int checkpoint_prepare_restart(struct starter *s, struct ferry_error **err)
 
 static bool creds_ok(pid_t pid, uid_t uid, gid_t gid)
 {
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	_cleanup_free_ char *buf = NULL;
-	if (ferry_read_file(path, 65536, &buf, NULL, NULL) < 0)
+	struct ferry_proc_status st;
+	int r = ferry_proc_status(pid, &st);
+	if (r == -ESRCH)
 		return true; /* gone */
-	unsigned u[4], g[4];
-	char *p = strstr(buf, "\nUid:"), *q = strstr(buf, "\nGid:");
-	if (!p || !q || sscanf(p, "\nUid: %u %u %u %u", &u[0], &u[1], &u[2], &u[3]) != 4 ||
-	    sscanf(q, "\nGid: %u %u %u %u", &g[0], &g[1], &g[2], &g[3]) != 4)
+	if (r < 0)
 		return false;
 	for (int i = 0; i < 4; i++)
-		if (u[i] != uid || g[i] != gid)
+		if (st.uid[i] != uid || st.gid[i] != gid || st.caps[i] != 0)
 			return false;
-	static const char *const caps[] = {"\nCapInh:", "\nCapPrm:", "\nCapEff:", "\nCapAmb:"};
-	for (size_t i = 0; i < ARRAY_SIZE(caps); i++) {
-		char *c = strstr(buf, caps[i]);
-		unsigned long long v = 1;
-		if (!c || sscanf(c + strlen(caps[i]), " %llx", &v) != 1 || v != 0)
-			return false;
-	}
 	return true;
 }
 

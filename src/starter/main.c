@@ -878,16 +878,8 @@ int pin_instance(struct starter *s, const char *name, struct ferry_instance **re
 		ferry_instance_free(inst);
 		return ferry_error_msg(err, ESRCH, "instance '%s' has just exited", name);
 	}
-	char status[64];
-	snprintf(status, sizeof(status), "/proc/%d/status", (int)inst->pid);
-	_cleanup_free_ char *buf = NULL;
-	r = ferry_read_file(status, 65536, &buf, NULL, err);
-	char *uidline = r < 0 ? NULL : strstr(buf, "\nUid:");
-	unsigned long long ruid = 0;
-	char *end = NULL;
-	if (uidline)
-		ruid = strtoull(uidline + 5, &end, 10);
-	if (!uidline || end == uidline + 5 || ruid != s->privs.uid) {
+	struct ferry_proc_status st;
+	if (ferry_proc_status(inst->pid, &st) < 0 || st.uid[0] != s->privs.uid) {
 		close(pidfd);
 		ferry_instance_free(inst);
 		return ferry_error_msg(err, EPERM, "instance '%s' does not run as you: refusing to act on it",

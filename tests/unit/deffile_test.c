@@ -182,7 +182,7 @@ static void test_header_errors(void **state)
 	expect_error(HEADER "Include: --foo\n", "is not a Debian package name");
 	expect_error(HEADER "Include: x\n", "'x' is not a Debian package name");
 	/* Control characters are not echoed. */
-	expect_error("Bootstrap: deboot\x1b[31mstrap\n", "bootstrap agent 'deboot?[31mstrap'");
+	expect_error("Bootstrap: deboot\x1b[31mstrap\n", "bootstrap agent 'deboot\\x1b[31mstrap'");
 }
 
 static void test_section_errors(void **state)

@@ -227,32 +227,8 @@ static void test_cwd(void **state)
 	assert_string_equal(out, "/usr\n");
 }
 
-static void test_start_wait(void **state)
+static void test_describe_status(void **state)
 {
-	pid_t pid = -1;
-	struct ferry_error *err = NULL;
-	assert_int_equal(ferry_spawn_start("/bin/sleep", ARGV("sleep", "10"), NULL, NULL, &pid, &err), 0);
-	assert_true(pid > 0);
-	assert_int_equal(ferry_spawn_kill(pid, SIGTERM, &err), 0);
-	assert_true(ferry_spawn_wait(pid, "sleeper", 0, false, NULL, &err) < 0);
-	assert_non_null(strstr(err->message, "'sleeper' was killed by signal SIGTERM"));
-	ferry_error_free(err);
-	err = NULL;
-
-	assert_int_equal(ferry_spawn_start("/bin/sleep", ARGV("sleep", "10"), NULL, NULL, &pid, &err), 0);
-	assert_true(ferry_spawn_wait(pid, "sleeper", 1, false, NULL, &err) < 0);
-	assert_non_null(strstr(err->message, "timed out after 1 s"));
-	ferry_error_free(err);
-	err = NULL;
-
-	assert_true(ferry_spawn_start("/nonexistent", ARGV("x"), NULL, NULL, &pid, &err) < 0);
-	ferry_error_free(err);
-	err = NULL;
-	char *out = NULL;
-	struct ferry_spawn_opts o = {.output = &out};
-	assert_true(ferry_spawn_start("/bin/true", ARGV("true"), NULL, &o, &pid, &err) < 0);
-	ferry_error_free(err);
-
 	char desc[64];
 	ferry_spawn_describe_status(3 << 8, desc, sizeof(desc));
 	assert_string_equal(desc, "exited with status 3");
@@ -263,12 +239,17 @@ static void test_start_wait(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_exit_status), cmocka_unit_test(test_signals),
-	    cmocka_unit_test(test_bad_calls),	cmocka_unit_test(test_timeout),
-	    cmocka_unit_test(test_environment), cmocka_unit_test(test_stdin),
-	    cmocka_unit_test(test_output),	cmocka_unit_test(test_stderr_tail),
-	    cmocka_unit_test(test_fds),		cmocka_unit_test(test_cwd),
-	    cmocka_unit_test(test_start_wait),
+	    cmocka_unit_test(test_exit_status),
+	    cmocka_unit_test(test_signals),
+	    cmocka_unit_test(test_bad_calls),
+	    cmocka_unit_test(test_timeout),
+	    cmocka_unit_test(test_environment),
+	    cmocka_unit_test(test_stdin),
+	    cmocka_unit_test(test_output),
+	    cmocka_unit_test(test_stderr_tail),
+	    cmocka_unit_test(test_fds),
+	    cmocka_unit_test(test_cwd),
+	    cmocka_unit_test(test_describe_status),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
