@@ -58,9 +58,10 @@ as ferry checkpoint delete demock
 say "two simulated nodes (network namespaces nodeA, nodeB, peer on a bridge), a ferryd on each"
 # shellcheck source=../tests/lib/nodes.sh
 source "$(dirname "$0")/../tests/lib/nodes.sh"
+ferryd_pids=()
 cleanup() {
-	pkill -f "ferryd --node demo" 2>/dev/null || true
-	pkill -f "$work/tcpstream" 2>/dev/null || true
+	[ "${#ferryd_pids[@]}" -eq 0 ] || kill "${ferryd_pids[@]}" 2>/dev/null || true
+	[ -z "${peer_pid:-}" ] || kill "$peer_pid" 2>/dev/null || true
 	rm -f /etc/ferry/network/demonet.conflist
 	[ -f "$work/ferry.conf.orig" ] && cp "$work/ferry.conf.orig" /etc/ferry/ferry.conf
 	nodes_down
@@ -72,16 +73,23 @@ cat >/etc/ferry/network/demonet.conflist <<'JSON'
 {"cniVersion": "1.0.0", "name": "demonet",
  "plugins": [{"type": "macvlan", "master": "eth0", "mode": "bridge", "ipam": {"type": "static"}}]}
 JSON
+# The demo's policy for its network, for the time of the demo: these keys replace whatever the
+# installed ferry.conf says (a key may be set only once), and the admin's file comes back on exit.
 cp /etc/ferry/ferry.conf "$work/ferry.conf.orig"
-printf 'allow net network = demonet\nallow net args = yes\nallow net ip range = 198.18.1.0/24\n' >>/etc/ferry/ferry.conf
+sed -E '/^[[:space:]]*allow net (network|args|ip range)[[:space:]]*=/d' "$work/ferry.conf.orig" >"$work/ferry.conf.demo"
+printf 'allow net network = demonet\nallow net args = yes\nallow net ip range = 198.18.1.0/24\n' >>"$work/ferry.conf.demo"
+install -o root -g root -m 0644 "$work/ferry.conf.demo" /etc/ferry/ferry.conf
 mkdir -p "$work/shared" && chmod 0755 "$work/shared"
 on_node nodeA ferryd --node demoA --listen 198.18.0.1:7780 --peer demoB=198.18.0.2:7780 --shared-dir "$work/shared" 2>"$work/ferryd-A.log" &
+ferryd_pids+=($!)
 on_node nodeB ferryd --node demoB --listen 198.18.0.2:7780 --peer demoA=198.18.0.1:7780 --shared-dir "$work/shared" 2>"$work/ferryd-B.log" &
+ferryd_pids+=($!)
 sleep 0.5
 asn() { local n=$1; shift; on_node "$n" runuser -u "$user" -- env -C "$work" "$@"; }
 
 say "a server in 'peer' counts the numbers an instance on nodeA streams to it over one TCP connection"
 on_node peer "$work/tcpstream" serve 198.18.0.3:7000 "$work/peer.txt" &
+peer_pid=$!
 sleep 0.2
 as ferry checkpoint delete demomig >/dev/null 2>&1 || true
 as ferry checkpoint create demomig
