@@ -70,7 +70,7 @@ nodes_up
 gcc -static -O2 -o "$work/tcpstream" "$(dirname "$0")/../tests/workloads/tcpstream.c" 2>/dev/null
 cat >/etc/ferry/network/demonet.conflist <<'JSON'
 {"cniVersion": "1.0.0", "name": "demonet",
- "plugins": [{"type": "macvlan", "master": "eth0", "mode": "bridge", "ipam": {"type": "static"}}]}
+ "plugins": [{"type": "macvlan", "master": "eth0", "mode": "bridge", "ipam": {"type": "static", "subnet": "198.18.0.0/16"}}]}
 JSON
 cp /etc/ferry/ferry.conf "$work/ferry.conf.orig"
 printf 'allow net network = demonet\nallow net args = yes\nallow net ip range = 198.18.1.0/24\n' >>/etc/ferry/ferry.conf
