@@ -71,7 +71,7 @@ nodes_up
 gcc -static -O2 -o "$work/tcpstream" "$(dirname "$0")/../tests/workloads/tcpstream.c" 2>/dev/null
 cat >/etc/ferry/network/demonet.conflist <<'JSON'
 {"cniVersion": "1.0.0", "name": "demonet",
- "plugins": [{"type": "macvlan", "master": "eth0", "mode": "bridge", "ipam": {"type": "static"}}]}
+ "plugins": [{"type": "macvlan", "master": "eth0", "mode": "bridge", "ipam": {"type": "static", "subnet": "198.18.0.0/16"}}]}
 JSON
 # The demo's policy for its network, for the time of the demo: these keys replace whatever the
 # installed ferry.conf says (a key may be set only once), and the admin's file comes back on exit.

@@ -131,6 +131,112 @@ void network_detach(struct starter *s, int netns_fd, struct ferry_net_attachment
 	}
 }
 
+/* How long a MAC's reservation is waited for: its holder may be an instance that is ending (its
+ * monitor releases the MAC after the network's DEL). */
+#define MAC_WAIT_MS 2000
+
+/* What a refused identity is: the user's choice, the checkpoint's (a restart rebuilds it), or
+ * what the network gave. */
+enum origin { CHOSEN, KEPT, GIVEN };
+
+static const char *remedy(enum origin o)
+{
+	return o == CHOSEN ? "choose another one (or leave it out to get a free one)"
+	       : o == KEPT ? "restart it on another node, or once that one has stopped"
+			   : "start the instance again";
+}
+
+/* The address and MAC are no interface's of this node (the monitor's network namespace is the
+ * node's): a macvlan cannot even reach its parent's address, so the duplicate-address probe
+ * does not see it. */
+static int check_not_node(const char *ip, const char *mac, enum origin o, struct ferry_error **err)
+{
+	char ifname[IF_NAMESIZE] = "";
+	const char *kept = o == KEPT ? " (kept from the instance's checkpoint)" : "";
+	uint32_t addr = addr_of(ip);
+	int r = addr ? ferry_net_node_claims(NULL, addr, ifname, err) : 0;
+	if (r > 0)
+		return ferry_error_msg(err, EADDRINUSE,
+				       "address %s%s is this node's own (interface '%s'): %s", ip, kept,
+				       ifname, remedy(o));
+	uint8_t b[6];
+	if (r == 0 && mac && ferry_net_mac_parse(mac, b) == 0)
+		r = ferry_net_node_claims(b, 0, ifname, err);
+	if (r > 0)
+		return ferry_error_msg(err, EADDRINUSE, "MAC %s%s is this node's own (interface '%s'): %s",
+				       mac, kept, ifname, remedy(o));
+	return r;
+}
+
+/* Reserves @mac on this node: no other instance of anyone here may have it meanwhile. */
+static int reserve_mac(const char *mac, enum origin o, struct ferry_net_mac_lock *ret,
+		       struct ferry_error **err)
+{
+	uint8_t b[6];
+	if (ferry_net_mac_parse(mac, b) < 0)
+		return ferry_error_msg(err, EINVAL, "bad MAC '%s'", mac);
+	int r = ferry_net_mac_reserve(b, MAC_WAIT_MS, ret, err);
+	if (r == -EADDRINUSE)
+		return ferry_error_msg(err, EADDRINUSE,
+				       "MAC %s%s is in use by another instance on this node: %s", mac,
+				       o == KEPT ? " (kept from the instance's checkpoint)" : "", remedy(o));
+	return r;
+}
+
+/* Before ADD: what the user asked for, or (a restart) the instance's own address and MAC. */
+static int claim_requested(const struct starter *s, struct ferry_net_mac_lock *ret, struct ferry_error **err)
+{
+	enum origin o = s->restore_fd >= 0 ? KEPT : CHOSEN;
+	int r = check_not_node(s->net_args.ip, s->net_args.mac, o, err);
+	if (r < 0 || !s->net_args.mac)
+		return r;
+	return reserve_mac(s->net_args.mac, o, ret, err);
+}
+
+/* After ADD: the attachment holds the reservation of the MAC it got (whoever chose it). */
+static int claim_attached(const struct starter *s, struct ferry_net_attachment *att,
+			  struct ferry_net_mac_lock *requested, struct ferry_error **err)
+{
+	uint8_t b[6];
+	if (!att->mac || ferry_net_mac_parse(att->mac, b) < 0)
+		return 0;
+	if (requested && requested->fd > 0 && memcmp(requested->mac, b, 6) == 0) {
+		att->mac_lock = *requested;
+		*requested = (struct ferry_net_mac_lock){0};
+		return 0;
+	}
+	int r = check_not_node(NULL, att->mac, GIVEN, err);
+	return r < 0 ? r : reserve_mac(att->mac, GIVEN, &att->mac_lock, err);
+}
+
+/* ADD, CHECK, the node's claims and the duplicate-address probe for network @i as eth<i>;
+ * *ret_added once ADD succeeded (a later failure must DEL it). */
+static int attach_one(struct starter *s, int netns_fd, const char *id, const char *path, size_t i,
+		      struct ferry_net_mac_lock *requested, struct ferry_net_attachment *att, bool *ret_added,
+		      struct ferry_error **err)
+{
+	const char *net = s->networks[i];
+	const struct ferry_net_args *args = i == 0 ? &s->net_args : NULL;
+	char ifname[24];
+	snprintf(ifname, sizeof(ifname), "eth%u", (unsigned)i);
+	int r = ferry_cni_add(s->cfg, net, id, path, ifname, args, att, err);
+	if (r < 0)
+		return r;
+	*ret_added = true;
+	r = ferry_cni_check(s->cfg, id, path, att, args, err);
+	if (r == 0)
+		r = claim_attached(s, att, i == 0 ? requested : NULL, err);
+	/* the address must be ours alone on this network: probe before anything uses it */
+	uint32_t ip = addr_of(att->ip);
+	if (r == 0 && ip && arp_in_netns(netns_fd, ifname, ip, true, 300) == 1)
+		r = ferry_error_msg(
+		    err, EADDRINUSE,
+		    "address %s is already in use on network '%s' here: stop its user first or "
+		    "choose another address",
+		    att->ip, net);
+	return r;
+}
+
 int network_attach(struct starter *s, pid_t pid, int *ret_netns_fd, struct ferry_net_attachment *atts,
 		   size_t *ret_n, struct ferry_error **err)
 {
@@ -146,33 +252,17 @@ int network_attach(struct starter *s, pid_t pid, int *ret_netns_fd, struct ferry
 		return -EIO;
 	}
 	_cleanup_free_ char *id = container_id(s);
-
 	_cleanup_free_ char *path = netns_path(netns_fd);
+	struct ferry_net_mac_lock requested = {0};
+	int r = claim_requested(s, &requested, err);
 	size_t n = 0;
-	int r = 0;
-	for (char **net = s->networks; net && *net && r == 0; net++, n++) {
-		char ifname[16];
-		snprintf(ifname, sizeof(ifname), "eth%zu", n);
-		r = ferry_cni_add(s->cfg, *net, id, path, ifname, n == 0 ? &s->net_args : NULL, &atts[n],
-				  err);
-		if (r < 0)
-			break;
-		r = ferry_cni_check(s->cfg, id, path, &atts[n], n == 0 ? &s->net_args : NULL, err);
-		if (r < 0) {
+	for (char **net = s->networks; r == 0 && net && *net; net++) {
+		bool added = false;
+		r = attach_one(s, netns_fd, id, path, n, &requested, &atts[n], &added, err);
+		if (added)
 			n++;
-			break;
-		}
-		/* the address must be ours alone on this network: probe before anything uses it */
-		uint32_t ip = addr_of(atts[n].ip);
-		if (ip && arp_in_netns(netns_fd, ifname, ip, true, 300) == 1) {
-			n++;
-			r = ferry_error_msg(
-			    err, EADDRINUSE,
-			    "address %s is already in use on network '%s' here: stop its user first or "
-			    "choose another address",
-			    atts[n - 1].ip, *net);
-		}
 	}
+	ferry_net_mac_release(&requested);
 	if (r < 0) {
 		network_detach(s, netns_fd, atts, n);
 		close(netns_fd);

@@ -52,11 +52,13 @@ nodes_up() {
 	done
 }
 
-# write_test_network FILE: the tests' macvlan network 'ftmac' (static IPAM) on each node's eth0.
+# write_test_network FILE: the tests' macvlan network 'ftmac' (static IPAM) on each node's eth0,
+# the nodes' subnet (the "subnet" is ferry's: the addresses users may choose are on it).
 write_test_network() {
 	cat >"$1" <<-'JSON'
 		{"cniVersion": "1.0.0", "name": "ftmac",
-		 "plugins": [{"type": "macvlan", "master": "eth0", "mode": "bridge", "ipam": {"type": "static"}}]}
+		 "plugins": [{"type": "macvlan", "master": "eth0", "mode": "bridge",
+		              "ipam": {"type": "static", "subnet": "198.18.0.0/16"}}]}
 	JSON
 	chmod 0644 "$1"
 }

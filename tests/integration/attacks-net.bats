@@ -1,0 +1,202 @@
+#!/usr/bin/env bats
+# Attacks on the network arguments (issue 11, F9), as the unprivileged test users: a prefix
+# that is not the network's, the network and broadcast addresses, the node's own address or MAC,
+# and another instance's MAC (at start and at restart) are refused with a one-line error that
+# says what to do; a good request, and one that leaves the choice to the network, still work.
+#
+# The cluster is tests/lib/nodes.sh (nodes on 198.18.0.0/16). Two networks on nodeA: 'ftmac'
+# (macvlan on the node's eth0, static IPAM, "subnet" 198.18.0.0/16) and 'ftabr' (a bridge of
+# nodeA, host-local IPAM on 198.19.1.0/24): a veth has no kernel check of its MAC at all.
+
+load ../lib/common
+source "$FERRY_TESTS_DIR/lib/nodes.sh"
+
+NETCONF=/etc/ferry/network/ftmac.conflist
+BRCONF=/etc/ferry/network/ftabr.conflist
+BRDATA=/run/ferry-test-cni-atk
+
+setup_file() {
+	ferry_suite_setup
+	nodes_up
+	write_test_network "$NETCONF"
+	cat >"$BRCONF" <<-JSON
+		{"cniVersion": "1.0.0", "name": "ftabr",
+		 "plugins": [{"type": "bridge", "bridge": "ftabr0", "isGateway": false,
+		              "ipam": {"type": "host-local", "subnet": "198.19.1.0/24", "dataDir": "$BRDATA"}}]}
+	JSON
+	chmod 0644 "$BRCONF"
+}
+
+teardown_file() {
+	ferry_suite_teardown
+	nodes_down
+	rm -f "$NETCONF" "$BRCONF"
+	rm -rf "$BRDATA"
+	rm -rf "$U1_HOME"/.ferry/checkpoint/ftatk-* 2>/dev/null || true
+}
+
+setup() {
+	ferry_test_setup
+	use_image sqsh >/dev/null
+	conf_set "allow net network = ftmac" "allow net args = yes" "allow net ip range = 198.18.0.0/15"
+	# (conf_set keeps one line a key: the second network is added by hand)
+	cp -p "$FERRY_CONF" "$FERRY_CONF.ft.tmp"
+	echo "allow net network = ftabr" >>"$FERRY_CONF.ft.tmp"
+	mv "$FERRY_CONF.ft.tmp" "$FERRY_CONF"
+	T=ftatk-$BATS_TEST_NUMBER
+	rm -rf "$U1_HOME/.ferry/checkpoint/$T"
+}
+
+teardown() {
+	local n u
+	for n in nodeA nodeB; do
+		for u in "$U1" "$U2"; do
+			on_node "$n" runuser -u "$u" -- "$FERRY" instance stop --all >/dev/null 2>&1 || true
+		done
+	done
+	conf_restore
+	ferry_teardown
+}
+
+# on NODE USER CMD...: CMD as USER from their home, in NODE's network namespace.
+on() {
+	local n=$1 u=$2
+	shift 2
+	on_node "$n" runuser -u "$u" -- env -C "$(getent passwd "$u" | cut -d: -f6)" "$@"
+}
+
+# start USER NAME ARGS [NETWORK]: a sleeping instance on nodeA with these --network-args.
+start() {
+	on nodeA "$1" "$FERRY" instance start --net --network "${4:-ftmac}" --network-args "$3" "$IMG" "$2" sleep 1000
+}
+
+stderr_has() { grep -qF -- "$1" <<<"$stderr" || fail "stderr '$stderr' lacks '$1'"; }
+
+not_running() {
+	run on nodeA "$1" "$FERRY" instance list
+	refute_output --partial "$2"
+}
+
+@test "F9: a prefix other than the network's is refused" {
+	run --separate-stderr start "$U1" p1 "IP=198.18.1.50/1"
+	assert_ferry_error
+	stderr_has "network 'ftmac' is 198.18.0.0/16, so its prefix must be /16 (IP=198.18.1.50/16)"
+	run --separate-stderr start "$U1" p1 "IP=198.18.1.50/24"
+	assert_ferry_error
+	stderr_has "prefix must be /16"
+	not_running "$U1" p1
+	# on a host-local network the same
+	run --separate-stderr start "$U1" p1 "IP=198.19.1.50/8" ftabr
+	assert_ferry_error
+	stderr_has "prefix must be /24"
+	not_running "$U1" p1
+}
+
+@test "F9: the network and broadcast addresses, and the node's own address, are refused" {
+	run --separate-stderr start "$U1" a1 "IP=198.18.0.0/16"
+	assert_ferry_error
+	stderr_has "is the network address of network 'ftmac' (198.18.0.0/16): choose a host address"
+	run --separate-stderr start "$U1" a1 "IP=198.18.255.255/16"
+	assert_ferry_error
+	stderr_has "is the broadcast address of network 'ftmac'"
+	# nodeA's own: its macvlans cannot reach it, so only ferry can tell
+	run --separate-stderr start "$U1" a1 "IP=198.18.0.1/16"
+	assert_ferry_error
+	stderr_has "address 198.18.0.1/16 is this node's own (interface 'eth0'): choose another one"
+	# host-local's gateway (the subnet's first address) is the network's
+	run --separate-stderr start "$U1" a1 "IP=198.19.1.1/24" ftabr
+	assert_ferry_error
+	stderr_has "is the gateway of network 'ftabr'"
+	not_running "$U1" a1
+}
+
+@test "F9: another running instance's MAC is refused, on the same network or another" {
+	run start "$U1" m1 "IP=198.18.1.60/16;MAC=02:00:c6:12:01:60"
+	assert_success
+	# (the kernel refuses a second macvlan with it on the same parent, but says nothing useful)
+	run --separate-stderr start "$U2" m2 "IP=198.18.1.61/16;MAC=02:00:c6:12:01:60"
+	assert_ferry_error
+	stderr_has "MAC 02:00:c6:12:01:60 is in use by another instance on this node: choose another one"
+	# a bridge's veth has no such check: the same MAC twice on the node
+	run --separate-stderr start "$U2" m3 "MAC=02:00:c6:12:01:60" ftabr
+	assert_ferry_error
+	stderr_has "is in use by another instance on this node"
+	run start "$U2" m4 "MAC=02:00:c6:12:01:64" ftabr
+	assert_success
+	run --separate-stderr start "$U1" m5 "MAC=02:00:C6:12:01:64" ftabr
+	assert_ferry_error
+	stderr_has "is in use by another instance on this node"
+	not_running "$U2" m2
+	not_running "$U2" m3
+	not_running "$U1" m5
+}
+
+@test "F9: a restart whose MAC another instance took meanwhile is refused, then works once it is free" {
+	as_user1 "$FERRY" checkpoint create "$T" >/dev/null
+	run on nodeA "$U1" "$FERRY" instance start --criu-launch "$T" --net --network ftmac \
+		--network-args "IP=198.18.1.62/16;MAC=02:00:c6:12:01:62" "$IMG" r1 sleep 1000
+	assert_success
+	run on nodeA "$U1" "$FERRY" checkpoint instance --criu r1
+	assert_success
+	# the MAC is free: another user takes it, on another network of the node
+	run start "$U2" r2 "MAC=02:00:c6:12:01:62" ftabr
+	assert_success
+	run --separate-stderr on nodeA "$U1" "$FERRY" instance start --criu-restart "$T"
+	assert_ferry_error
+	stderr_has "MAC 02:00:c6:12:01:62 (kept from the instance's checkpoint) is in use by another instance on this node"
+	not_running "$U1" r1
+	run on nodeA "$U2" "$FERRY" instance stop r2
+	assert_success
+	run on nodeA "$U1" "$FERRY" instance start --criu-restart "$T"
+	assert_success
+	run on nodeA "$U1" "$FERRY" exec instance://r1 cat /sys/class/net/eth0/address
+	assert_output "02:00:c6:12:01:62"
+}
+
+@test "F9: the node's own MAC is refused, and so is a globally administered one" {
+	local mac
+	mac=$(on_node nodeA cat /sys/class/net/eth0/address)
+	run --separate-stderr start "$U1" n1 "IP=198.18.1.63/16;MAC=$mac"
+	assert_ferry_error
+	stderr_has "MAC $mac is this node's own (interface 'eth0'): choose another one"
+	run --separate-stderr start "$U1" n1 "MAC=$mac" ftabr
+	assert_ferry_error
+	stderr_has "is this node's own (interface 'eth0')"
+	# a network card's address (another node's, a router's) is beyond what the node can see
+	run --separate-stderr start "$U1" n1 "IP=198.18.1.63/16;MAC=00:16:3e:12:01:63"
+	assert_ferry_error
+	stderr_has "must be locally administered"
+	not_running "$U1" n1
+}
+
+@test "F9: good requests still work, chosen or left to the network, and free their MAC at the end" {
+	run start "$U1" g1 "IP=198.18.1.70/16;MAC=02:00:c6:12:01:70;GW=198.18.0.3"
+	assert_success
+	run on nodeA "$U1" "$FERRY" exec instance://g1 ip -o addr show eth0
+	assert_output --partial "inet 198.18.1.70/16"
+	run on nodeA "$U1" "$FERRY" exec instance://g1 cat /sys/class/net/eth0/address
+	assert_output "02:00:c6:12:01:70"
+	# the network chooses address and MAC; the user only the address
+	run on nodeA "$U2" "$FERRY" instance start --net --network ftabr "$IMG" g2 sleep 1000
+	assert_success
+	run start "$U2" g3 "IP=198.18.1.71/16"
+	assert_success
+	run on nodeA "$U2" "$FERRY" instance list
+	assert_output --regexp "g2 .* 198\.19\.1\.[0-9]+/24"
+	assert_output --partial "198.18.1.71/16"
+	# every MAC is reserved while its instance runs, and free once it has stopped
+	local dir i
+	dir=/run/ferry/net/n$(on_node nodeA stat -L -c %i /proc/self/ns/net)
+	[ "$(find "$dir" -name 'mac-*' | wc -l)" = 3 ] || fail "reservations: $(ls "$dir")"
+	run on nodeA "$U1" "$FERRY" instance stop g1
+	assert_success
+	run on nodeA "$U2" "$FERRY" instance stop g2 g3
+	assert_success
+	for ((i = 0; i < 50; i++)); do
+		[ -z "$(ls "$dir")" ] && break
+		sleep 0.1
+	done
+	[ -z "$(ls "$dir")" ] || fail "reservations left: $(ls "$dir")"
+	run start "$U2" g4 "IP=198.18.1.70/16;MAC=02:00:c6:12:01:70"
+	assert_success
+}
