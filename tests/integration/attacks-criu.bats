@@ -17,6 +17,9 @@
 
 load ../lib/common
 load ../lib/checkpoint
+source "$FERRY_TESTS_DIR/lib/nodes.sh"
+
+NETCONF=/etc/ferry/network/ftcs.conflist
 
 setup_file() {
 	ferry_suite_setup
@@ -30,6 +33,7 @@ teardown_file() {
 
 setup() {
 	ferry_test_setup
+	NODE=
 	T=ftcs-$BATS_TEST_NUMBER
 	rm -rf "$U1_HOME/.ferry/checkpoint/$T"
 	EVIL_LOG=$U1_TMP/evil.log
@@ -38,9 +42,32 @@ setup() {
 
 teardown() {
 	[ -z "$WATCH_PID" ] || { touch "$BATS_TEST_TMPDIR/watch.stop" && wait "$WATCH_PID" 2>/dev/null; } || true
-	as_user1 "$FERRY" instance stop --all >/dev/null 2>&1 || true
+	u1 "$FERRY" instance stop --all >/dev/null 2>&1 || true
 	conf_restore
+	if [ -n "$NODE" ]; then
+		nodes_down
+		rm -f "$NETCONF"
+	fi
 	ferry_teardown
+}
+
+# u1 CMD...: CMD as user1, from their home, in the network namespace of node $NODE if set
+u1() {
+	if [ -n "$NODE" ]; then
+		on_node "$NODE" runuser -u "$U1" -- env -C "$U1_HOME" "$@"
+	else
+		as_user1 "$@"
+	fi
+}
+
+# u1_gone INST: the instance has ended (its node's list no longer has it)
+u1_gone() {
+	local i
+	for ((i = 0; i < 100; i++)); do
+		u1 "$FERRY" instance list | awk 'NR > 1 {print $1}' | grep -qx "$1" || return 0
+		sleep 0.1
+	done
+	fail "instance '$1' of $U1 is still running"
 }
 
 # payload VECTOR OUT [SONAME]: a shared object whose constructor appends one line to $EVIL_LOG:
@@ -102,18 +129,20 @@ evil_runs() {
 # workload must go on where it was (the image must not break CRIU either)
 dump_and_restart() {
 	local inst=$1 ck=$2 prog=$3
-	run --separate-stderr as_user1 "$FERRY" checkpoint instance --criu "$inst"
+	run --separate-stderr u1 "$FERRY" checkpoint instance --criu "$inst"
 	DUMP_STATUS=$status DUMP_ERR=$stderr
-	wait_gone "$U1" "$inst"
-	run --separate-stderr as_user1 "$FERRY" instance start --criu-restart "$ck"
+	u1_gone "$inst"
+	run --separate-stderr u1 "$FERRY" instance start --criu-restart "$ck"
 	RESTART_STATUS=$status RESTART_ERR=$stderr
 }
 
-# start_in_image INST CKPT PROGRESS: the stateful workload in a --criu-launch instance of $IMGDIR
+# start_in_image INST CKPT PROGRESS [OPTIONS...]: the stateful workload in a --criu-launch
+# instance of $IMGDIR
 start_in_image() {
 	local inst=$1 ck=$2 prog=$3
-	as_user1 "$FERRY" checkpoint create "$ck" >/dev/null
-	run --separate-stderr as_user1 "$FERRY" instance start --criu-launch "$ck" "$IMGDIR" "$inst" \
+	shift 3
+	u1 "$FERRY" checkpoint create "$ck" >/dev/null
+	run --separate-stderr u1 "$FERRY" instance start --criu-launch "$ck" "$@" "$IMGDIR" "$inst" \
 		"$STATEFUL" --interval 100 --mb 8 "$prog"
 	[ "$status" -eq 0 ] || fail "start failed: $stderr"
 	wait_step "$prog" 2
@@ -142,7 +171,7 @@ assert_dump_and_restart_ok() {
 	[ -z "$runs" ] || fail "the image's preload ran with capabilities or in CRIU:
 $runs"
 	assert_dump_and_restart_ok "$prog"
-	as_user1 "$FERRY" instance stop "$inst"
+	u1 "$FERRY" instance stop "$inst"
 }
 
 # The audit of the other ways in. Each payload names its vector; a watcher (root, from outside)
@@ -240,8 +269,9 @@ stop_watch() {
 	rm -f "$BATS_TEST_TMPDIR/watch.stop"
 }
 
-@test "F3: nothing else in the image reaches a process with capabilities (plugins, programs run by name, NSS, ld.so.cache, iconv, OpenSSL, CRIU config, config files)" {
-	local inst=ftcs-all prog=$U1_TMP/progress watch=$BATS_TEST_TMPDIR/watch p d f
+# plant_everything: user1's image $U1_TMP/img (IMGDIR) with every way in we know
+plant_everything() {
+	local p d f so
 	IMGDIR=$U1_TMP/img
 	user_image "$IMGDIR"
 	# CRIU's plugin directory: every *.so there is dlopened
@@ -297,10 +327,15 @@ stop_watch() {
 		as_user1 rm -f "$IMGDIR$f"
 		as_user1 mkfifo -m 0644 "$IMGDIR$f"
 	done
-	# a reader the watcher misses would wait for good: bound it
-	conf_set "criu timeout = 60"
+}
 
-	start_in_image "$inst" "$T" "$prog"
+# audit INST PROGRESS [START OPTIONS...]: start, dump and restart an instance of $IMGDIR under the
+# watcher; no payload may run with a capability, no planted file may be read, and the instance
+# must come back
+audit() {
+	local inst=$1 prog=$2 watch=$BATS_TEST_TMPDIR/watch runs found n
+	shift 2
+	start_in_image "$inst" "$T" "$prog" "$@"
 	start_watch "$watch"
 	dump_and_restart "$inst" "$T" "$prog"
 	stop_watch
@@ -313,5 +348,23 @@ $found"
 	read -r _ n <"$watch"
 	[ "$n" -gt 0 ] || fail "the watcher saw no process with capabilities: it looked at nothing"
 	assert_dump_and_restart_ok "$prog"
-	as_user1 "$FERRY" instance stop "$inst"
+	u1 "$FERRY" instance stop "$inst"
+}
+
+@test "F3: nothing else in the image reaches a process with capabilities (plugins, programs run by name, NSS, ld.so.cache, iconv, OpenSSL, CRIU config, config files)" {
+	plant_everything
+	# a reader the watcher misses would wait for good: bound it
+	conf_set "criu timeout = 60"
+	audit ftcs-all "$U1_TMP/progress"
+}
+
+@test "F3, --net: nothing in the image reaches CRIU holding CAP_NET_ADMIN (nftables' tables, the same ways in)" {
+	nodes_up
+	write_test_network "$NETCONF"
+	sed -i 's/"ftmac"/"ftcs"/' "$NETCONF"
+	NODE=nodeA
+	plant_everything
+	conf_set "criu timeout = 60" "allow net network = ftcs" "allow net args = yes" \
+		"allow net ip range = 198.18.1.0/24"
+	audit ftcs-net "$U1_TMP/progress" --net --network ftcs --network-args "IP=198.18.1.70/16"
 }
