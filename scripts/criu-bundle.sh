@@ -17,6 +17,13 @@ cp "$criu" "$tmp/criu"
 ldd "$criu" | awk '/=>/ && $3 ~ /^\// {print $3} /^\t\/.*ld-linux/ {print $1}' | sort -u | while read -r lib; do
 	cp -L "$lib" "$tmp/lib/"
 done
+# a library's own DT_RPATH/DT_RUNPATH would be searched inside the container, in the image
+for lib in "$tmp"/lib/*; do
+	if [ -n "$(patchelf --print-rpath "$lib")" ]; then
+		echo "criu-bundle: '$lib' has its own library path ($(patchelf --print-rpath "$lib"))" >&2
+		exit 1
+	fi
+done
 # libgcc_s: glibc dlopens it by name (thread cancellation, unwinding); it must be found here,
 # since the loader below searches nothing else
 gcc_s=$(ldconfig -p | awk '/libgcc_s\.so\.1 \(libc6,x86-64\)/ && !p {p = $NF} END {print p}')
