@@ -17,15 +17,66 @@ cp "$criu" "$tmp/criu"
 ldd "$criu" | awk '/=>/ && $3 ~ /^\// {print $3} /^\t\/.*ld-linux/ {print $1}' | sort -u | while read -r lib; do
 	cp -L "$lib" "$tmp/lib/"
 done
-# CRIU reads /etc/criu/default.conf: inside a container that is the user's image, so the
-# user could hand CRIU options (action scripts run with CRIU's capabilities). Point the
-# bundled CRIU at a path that does not exist (same length, so the binary stays valid).
-# ($HOME is not set for CRIU, so no user config is read either.)
-perl -0777 -pi -e 's#/etc/criu/default\.conf\0#/.ferry/criu/none.conf\0#g' "$tmp/criu"
-if [ "$(grep -c -a -F '/.ferry/criu/none.conf' "$tmp/criu")" != 1 ] || grep -q -a -F '/etc/criu/default.conf' "$tmp/criu"; then
-	echo "criu-bundle: could not disable CRIU's global config path in '$criu'" >&2
-	exit 1
-fi
+# a library's own DT_RPATH/DT_RUNPATH would be searched inside the container, in the image
+for lib in "$tmp"/lib/*; do
+	if [ -n "$(patchelf --print-rpath "$lib")" ]; then
+		echo "criu-bundle: '$lib' has its own library path ($(patchelf --print-rpath "$lib"))" >&2
+		exit 1
+	fi
+done
+# libgcc_s: glibc dlopens it by name (thread cancellation, unwinding); it must be found here,
+# since the loader below searches nothing else
+gcc_s=$(ldconfig -p | awk '/libgcc_s\.so\.1 \(libc6,x86-64\)/ && !p {p = $NF} END {print p}')
+[ -n "$gcc_s" ] || { echo "criu-bundle: libgcc_s.so.1 not found (ldconfig -p)" >&2; exit 1; }
+cp -L "$gcc_s" "$tmp/lib/"
+
+# CRIU runs inside the container with capabilities, and every path it or its libraries find by
+# name resolves in the user's image. So nothing may be looked up there: every file the bundle
+# would read or load by a compiled-in path is pointed at a name under $none, which does not
+# exist (same length, so the binaries stay valid). The environment (src/lib/criu.c) gives CRIU
+# no $HOME, no CRIU_* variables and an empty PATH, so it execs nothing by name.
+none=$inside/x
+# close_path FILE OLD NEW: the string OLD in FILE becomes NEW, of the same length. Fails unless
+# OLD is there, and only as a whole string (a string whose bytes another one shares would change
+# both). close_block: the same for a char array of NUL-separated strings ('|' stands for a NUL).
+close_path() { OLD=$2 NEW=$3 ANCHOR='(?<=\0)' close_bytes "$1"; }
+close_block() { OLD=$2 NEW=$3 ANCHOR='' close_bytes "$1"; }
+close_bytes() {
+	[ "${#OLD}" = "${#NEW}" ] || { echo "criu-bundle: '$NEW' is not as long as '$OLD'" >&2; exit 1; }
+	perl -0777 -pi -e '
+		BEGIN { ($o, $n, $a) = @ENV{qw(OLD NEW ANCHOR)}; s/\|/\0/g for $o, $n; }
+		my $all = () = /\Q$o\E\0/g;
+		my $whole = () = /$a\Q$o\E\0/g;
+		die "criu-bundle: no string \"$ENV{OLD}\" in $ARGV\n" unless $all;
+		die "criu-bundle: \"$ENV{OLD}\" shares its bytes with another string in $ARGV\n" if $all != $whole;
+		s/$a\Q$o\E\0/$n\0/g;' "$1"
+}
+ldso=$tmp/lib/$(basename "$(patchelf --print-interpreter "$criu")")
+# the dynamic loader: no /etc/ld.so.preload, no /etc/ld.so.cache; its default directories are
+# the container's /dev and /dev/pts (root's, noexec: nothing can be mapped from there). With
+# DT_RPATH below, a library comes from the bundle or not at all.
+close_path "$ldso" /etc/ld.so.preload "$none/pre"
+close_path "$ldso" /etc/ld.so.cache "$none/c"
+close_block "$ldso" "/lib/x86_64-linux-gnu/|/usr/lib/x86_64-linux-gnu/|/lib/|/usr/lib/" \
+	"$none/lib_64/|$none/usr_lib_64/|/dev/|/dev/pts/"
+# CRIU: its global config (action scripts would run with its capabilities) and its plugin
+# directory (every *.so there is dlopened). No $HOME and no CRIU_CONFIG_FILE: no other config.
+close_path "$tmp/criu" /etc/criu/default.conf "$inside/none.conf"
+close_path "$tmp/criu" /usr/lib/criu/ "$none"
+# libraries' own configuration and modules: GnuTLS's system priorities (read when it loads),
+# nftables' symbol tables (read by every nft context CRIU's network lock makes), xtables
+# extensions and glibc's iconv modules (dlopened by absolute path)
+lib_close() { [ ! -e "$tmp/lib/$1" ] || close_path "$tmp/lib/$1" "$2" "$3"; }
+lib_close libgnutls.so.30 /etc/gnutls/config "$none/gtl"
+lib_close libnftables.so.1 /etc/iproute2/group "$none/grou"
+lib_close libnftables.so.1 /etc/iproute2/rt_marks "$none/rtmarks"
+lib_close libnftables.so.1 /etc/iproute2/rt_realms "$none/rtrealms"
+lib_close libnftables.so.1 /etc/connlabel.conf "$none/conn"
+lib_close libxtables.so.12 /usr/lib/x86_64-linux-gnu/xtables "$none/xtables_extensions"
+lib_close libc.so.6 /usr/lib/x86_64-linux-gnu/gconv/gconv-modules.cache "$none/gconv_modules_cache_________________"
+lib_close libc.so.6 /usr/lib/x86_64-linux-gnu/gconv "$none/gconv_modules___"
+# what CRIU may run by name: nothing (PATH, see FERRY_CRIU_PATH in src/lib/criu.h)
+mkdir "$tmp/bin"
 interp=$(patchelf --print-interpreter "$criu")
 
 patchelf --set-interpreter "$inside/lib/$(basename "$interp")" --force-rpath --set-rpath "$inside/lib" "$tmp/criu"

@@ -10,9 +10,11 @@ void criu_local_set_unprivileged(criu_opts *opts, bool unprivileged);
 
 static bool harmless(const char *line)
 {
-	/* printed on every run here: root's bounding set lacks CAP_SYS_RESOURCE (FACTS.md) */
+	/* printed on every run here: root's bounding set lacks CAP_SYS_RESOURCE (FACTS.md); and
+	 * CRIU's probe for iptables' "-w" (sh -c "iptables -w ..."), which finds no sh on its PATH
+	 * (ferry locks the network with nftables, through libnftables) */
 	return strstr(line, "RLIMIT_NOFILE") || strstr(line, "Unable to create tun") ||
-	       strstr(line, "iptables-restore");
+	       strstr(line, "iptables-restore") || strstr(line, "execvp(\"sh\", ...) failed");
 }
 
 char *ferry_criu_log_errors(int dirfd, const char *log, int max)
@@ -66,9 +68,26 @@ static int notify(char *action, criu_notify_arg_t na)
 	return 0;
 }
 
+/* libcriu execs CRIU with our environment, and CRIU runs inside the container with capabilities:
+ * every variable that could steer it is the user's or names a path in the user's image ($HOME
+ * for ~/.criu/default.conf, CRIU_CONFIG_FILE, CRIU_LIBS_DIR for plugins, XDG_RUNTIME_DIR for its
+ * kerndat cache, CR_IP_TOOL, CR_IPTABLES, LD_*, GNUTLS_*...). CRIU gets none of them, and a PATH
+ * of the bundle's empty directory: it runs nothing by name (sh, iptables, ip, tar...), since
+ * inside the container such a program would be the image's, run with CRIU's capabilities. The
+ * processes that call CRIU exist for that only, so their own environment may go. */
+static int criu_environment(struct ferry_error **err)
+{
+	if (clearenv() != 0 || setenv("PATH", FERRY_CRIU_PATH, 1) != 0)
+		return ferry_error_set(err, errno ? errno : ENOMEM, "set CRIU's environment");
+	return 0;
+}
+
 static int setup(criu_opts **ret, const struct ferry_criu_opts *o, struct ferry_error **err)
 {
 	criu_opts *c = NULL;
+	int r = criu_environment(err);
+	if (r < 0)
+		return r;
 	if (criu_local_init_opts(&c) < 0)
 		return ferry_error_msg(err, ENOMEM, "libcriu: cannot initialise options");
 	if (criu_local_set_service_binary(c, o->binary) < 0) {

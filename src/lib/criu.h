@@ -2,8 +2,9 @@
 /* criu.h — CRIU through libcriu (swrk mode: libcriu forks and execs the CRIU binary).
  *
  * Callers run these in the identity CRIU must have (the starter drops to the user with only
- * the capabilities the step needs before calling). CRIU's log goes to @log in @work_fd; on
- * failure the message carries the log's last error lines. */
+ * the capabilities the step needs before calling), in a process that exists to run CRIU: its
+ * environment is replaced by CRIU's own (criu_environment in criu.c). CRIU's log goes to @log in
+ * @work_fd; on failure the message carries the log's last error lines. */
 #ifndef FERRY_CRIU_H
 #define FERRY_CRIU_H
 
@@ -15,6 +16,8 @@
  * load them from here) is bound read-only at this path. */
 #define FERRY_CRIU_DIR "/.ferry/criu"
 #define FERRY_CRIU_BIN FERRY_CRIU_DIR "/criu"
+/* CRIU's whole PATH: an empty directory of the bundle (see criu_environment in criu.c) */
+#define FERRY_CRIU_PATH FERRY_CRIU_DIR "/bin"
 /* "leave-stopped": the dumped tree stays frozen until ferry has published the checkpoint */
 #define FERRY_CRIU_LEAVE_STOPPED FERRY_CRIU_DIR "/leave-stopped.conf"
 /* dumps whose pages go through a connected socket at FERRY_CRIU_PS_FD */

@@ -1,0 +1,370 @@
+#!/usr/bin/env bats
+# Issue 11, F3: the user's image runs code inside CRIU while CRIU holds capabilities.
+#
+# CRIU runs inside the instance (its root is the user's image) as the user with
+# CAP_CHECKPOINT_RESTORE (+CAP_SETPCAP at restore). Whatever CRIU, its dynamic loader or its
+# libraries find by a compiled-in path or by PATH resolves in the image, which the user made. The
+# attacker here is ferrytest1 with an image of their own (a copy of the busybox sandbox): every
+# way we know for an image to feed a process code or configuration is planted in it, with a
+# payload that records where it ran, as which uid, with which effective capabilities. The class
+# holds when no payload ever runs, and no planted file is ever read, in a process that holds a
+# capability, through a dump and a restart.
+#
+# The images' own programs are static (busybox, the stateful workload), so a run of the shared
+# payload can only come from a dynamic program: CRIU (or the starter's processes in the
+# container). The workload may load what it likes (it is the user's, without capabilities), so
+# only runs with a non-zero CapEff, or in a CRIU, count.
+
+load ../lib/common
+load ../lib/checkpoint
+source "$FERRY_TESTS_DIR/lib/nodes.sh"
+
+NETCONF=/etc/ferry/network/ftcs.conflist
+
+setup_file() {
+	ferry_suite_setup
+	build_ckpt_workload
+}
+
+teardown_file() {
+	ferry_suite_teardown
+	rm -rf "$U1_HOME"/.ferry/checkpoint/ftcs-*
+}
+
+setup() {
+	ferry_test_setup
+	NODE=
+	T=ftcs-$BATS_TEST_NUMBER
+	rm -rf "$U1_HOME/.ferry/checkpoint/$T"
+	EVIL_LOG=$U1_TMP/evil.log
+	WATCH_PID=
+}
+
+teardown() {
+	[ -z "$WATCH_PID" ] || { touch "$BATS_TEST_TMPDIR/watch.stop" && wait "$WATCH_PID" 2>/dev/null; } || true
+	u1 "$FERRY" instance stop --all >/dev/null 2>&1 || true
+	conf_restore
+	if [ -n "$NODE" ]; then
+		nodes_down
+		rm -f "$NETCONF"
+	fi
+	ferry_teardown
+}
+
+# u1 CMD...: CMD as user1, from their home, in the network namespace of node $NODE if set
+u1() {
+	if [ -n "$NODE" ]; then
+		on_node "$NODE" runuser -u "$U1" -- env -C "$U1_HOME" "$@"
+	else
+		as_user1 "$@"
+	fi
+}
+
+# u1_gone INST: the instance has ended (its node's list no longer has it)
+u1_gone() {
+	local i
+	for ((i = 0; i < 100; i++)); do
+		u1 "$FERRY" instance list | awk 'NR > 1 {print $1}' | grep -qx "$1" || return 0
+		sleep 0.1
+	done
+	fail "instance '$1' of $U1 is still running"
+}
+
+# payload VECTOR OUT [SONAME]: a shared object whose constructor appends one line to $EVIL_LOG:
+# "VECTOR pid=P uid=U exe=E CapEff=C". It does nothing else: CRIU goes on as if nothing ran.
+payload() {
+	local vector=$1 out=$2 soname=${3:-}
+	cat >"$BATS_TEST_TMPDIR/payload.c" <<-'EOF'
+		#include <fcntl.h>
+		#include <stdio.h>
+		#include <string.h>
+		#include <unistd.h>
+		__attribute__((constructor)) static void payload(void)
+		{
+			char st[8192] = "", exe[256] = "?", cap[32] = "?";
+			int fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
+			if (fd >= 0) {
+				ssize_t n = read(fd, st, sizeof(st) - 1);
+				st[n > 0 ? n : 0] = 0;
+				close(fd);
+			}
+			char *c = strstr(st, "CapEff:\t");
+			if (c)
+				sscanf(c + 8, "%31s", cap);
+			ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+			if (n > 0)
+				exe[n] = 0;
+			fd = open(LOG, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+			if (fd >= 0) {
+				dprintf(fd, "%s pid=%d uid=%d exe=%s CapEff=%s\n", VECTOR, getpid(), getuid(), exe, cap);
+				close(fd);
+			}
+		}
+	EOF
+	gcc -shared -fPIC -O2 -o "$out" ${soname:+-Wl,-soname,"$soname"} \
+		-DLOG="\"$EVIL_LOG\"" -DVECTOR="\"$vector\"" "$BATS_TEST_TMPDIR/payload.c" ||
+		fail "cannot build the payload"
+	chmod 0755 "$out"
+}
+
+# user_image DIR: user1's own copy of the busybox sandbox at DIR (owned by user1)
+user_image() {
+	as_user1 cp -a "$(image_path dir)" "$1" || fail "cannot copy the image as $U1"
+}
+
+# plant SRC DST-IN-IMAGE: user1 writes SRC's bytes into the image at DST (making directories)
+plant() {
+	as_user1 sh -c 'mkdir -p "${1%/*}" && rm -f "$1" && cat >"$1"' sh "$IMGDIR$2" <"$1" ||
+		fail "cannot plant $2"
+}
+
+# evil_runs: the payload runs that count (a capability, or a CRIU), one a line
+evil_runs() {
+	[ -e "$EVIL_LOG" ] || return 0
+	grep -v 'CapEff=0000000000000000' "$EVIL_LOG" || true
+	grep 'CapEff=0000000000000000' "$EVIL_LOG" | grep -F 'exe=/.ferry/criu/' || true
+}
+
+# dump_and_restart INST CKPT: dump the running instance, restart it; both must succeed and the
+# workload must go on where it was (the image must not break CRIU either)
+dump_and_restart() {
+	local inst=$1 ck=$2 prog=$3
+	run --separate-stderr u1 "$FERRY" checkpoint instance --criu "$inst"
+	DUMP_STATUS=$status DUMP_ERR=$stderr
+	u1_gone "$inst"
+	run --separate-stderr u1 "$FERRY" instance start --criu-restart "$ck"
+	RESTART_STATUS=$status RESTART_ERR=$stderr
+}
+
+# start_in_image INST CKPT PROGRESS [OPTIONS...]: the stateful workload in a --criu-launch
+# instance of $IMGDIR
+start_in_image() {
+	local inst=$1 ck=$2 prog=$3
+	shift 3
+	u1 "$FERRY" checkpoint create "$ck" >/dev/null
+	run --separate-stderr u1 "$FERRY" instance start --criu-launch "$ck" "$@" "$IMGDIR" "$inst" \
+		"$STATEFUL" --interval 100 --mb 8 "$prog"
+	[ "$status" -eq 0 ] || fail "start failed: $stderr"
+	wait_step "$prog" 2
+}
+
+assert_dump_and_restart_ok() {
+	local prog=$1 at
+	[ "$DUMP_STATUS" -eq 0 ] || fail "dump failed: $DUMP_ERR"
+	[ "$RESTART_STATUS" -eq 0 ] || fail "restart failed: $RESTART_ERR"
+	at=$(step_of "$prog")
+	wait_step "$prog" $((at + 2))
+	assert_progress_ok "$prog"
+}
+
+@test "F3: an image's /etc/ld.so.preload never runs in the dumping or the restoring CRIU" {
+	local inst=ftcs-pre prog=$U1_TMP/progress
+	IMGDIR=$U1_TMP/img
+	user_image "$IMGDIR"
+	payload preload "$BATS_TEST_TMPDIR/preload.so"
+	plant "$BATS_TEST_TMPDIR/preload.so" /opt/evil/preload.so
+	as_user1 sh -c 'echo /opt/evil/preload.so >"$1/etc/ld.so.preload"' sh "$IMGDIR"
+
+	start_in_image "$inst" "$T" "$prog"
+	dump_and_restart "$inst" "$T" "$prog"
+	runs=$(evil_runs)
+	[ -z "$runs" ] || fail "the image's preload ran with capabilities or in CRIU:
+$runs"
+	assert_dump_and_restart_ok "$prog"
+	u1 "$FERRY" instance stop "$inst"
+}
+
+# The audit of the other ways in. Each payload names its vector; a watcher (root, from outside)
+# samples every process of user1 that holds a capability while the dump and the restart run:
+#   - every shared object it maps must be a host file (the bundle's, or the starter's own
+#     libraries), never a file of the image;
+#   - planted configuration files are FIFOs: whoever opens one to read it blocks until the
+#     watcher opens it for writing, which it can only do while a reader waits; it records the
+#     file and lets the reader go on (end of file).
+# Files planted as FIFOs, read by no process the image does not run itself:
+CONFIG_FIFOS="/etc/gnutls/config /etc/iproute2/group /etc/iproute2/rt_marks /etc/iproute2/rt_realms
+/etc/connlabel.conf /etc/localtime /etc/gai.conf /etc/host.conf /etc/hosts /etc/resolv.conf
+/etc/protocols /etc/services /etc/pkcs11/pkcs11.conf /etc/ssl/openssl.cnf /usr/lib/locale/locale-archive
+/usr/share/locale/locale.alias /run/criu.kdat /etc/ethertypes"
+
+start_watch() {
+	local out=$1
+	rm -f "$out" "$BATS_TEST_TMPDIR/watch.stop"
+	# shellcheck disable=SC2086 # one argument a file
+	python3 - "$U1_UID" "$out" "$BATS_TEST_TMPDIR/watch.stop" $CONFIG_FIFOS <<-'EOF' &
+		import os, stat, sys, time
+		uid, out, stop, fifos = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+		found, seen = set(), {}
+		end = time.time() + 300
+		def capable(p):
+		    st = open("/proc/%s/status" % p).read()
+		    f = dict(l.split(":", 1) for l in st.splitlines() if ":" in l)
+		    if f["Uid"].split()[0] != uid:
+		        return None
+		    eff = f["CapEff"].strip()
+		    return eff if int(eff, 16) else None
+		def foreign_libs(p):
+		    bad = []
+		    for l in open("/proc/%s/maps" % p):
+		        x = l.split(None, 5)
+		        if len(x) < 6 or ".so" not in x[5]:
+		            continue
+		        path, ino = x[5].strip(), int(x[4])
+		        # the bundle, as the container sees it, is this host directory
+		        host = path
+		        if path.startswith("/.ferry/criu/"):
+		            host = "/usr/local/libexec/ferry/criu/" + path[len("/.ferry/criu/"):]
+		        try:
+		            ok = os.stat(host).st_ino == ino
+		        except OSError:
+		            ok = False
+		        if not ok:
+		            bad.append(path)
+		    return bad
+		def waits_in_fifo(q):
+		    try:
+		        return "fifo" in open("/proc/%s/wchan" % q).read()
+		    except OSError:
+		        return False
+		while time.time() < end and not os.path.exists(stop):
+		    for p in os.listdir("/proc"):
+		        if not p.isdigit():
+		            continue
+		        try:
+		            eff = capable(p)
+		            if not eff:
+		                continue
+		            comm = open("/proc/%s/comm" % p).read().strip()
+		            seen[p] = "%s CapEff=%s" % (comm, eff)
+		            for path in foreign_libs(p):
+		                found.add("maps: %s of pid %s (%s CapEff=%s)" % (path, p, comm, eff))
+		            for f in fifos:
+		                where = "/proc/%s/root%s" % (p, f)
+		                try:
+		                    if not stat.S_ISFIFO(os.stat(where).st_mode):
+		                        continue
+		                    fd = os.open(where, os.O_WRONLY | os.O_NONBLOCK)
+		                except OSError:
+		                    continue
+		                # the reader waits in open(): name it
+		                who = [q for q in list(seen) if q != p and waits_in_fifo(q)] + ([p] if waits_in_fifo(p) else [])
+		                os.close(fd)
+		                by = ", ".join("pid %s (%s)" % (q, seen[q]) for q in who) or "a reader (while pid %s, %s, ran)" % (p, seen[p])
+		                found.add("read: %s by %s" % (f, by))
+		        except (OSError, KeyError, ValueError):
+		            continue
+		    time.sleep(0.002)
+		with open(out + ".tmp", "w") as o:
+		    o.write("capable %d\n" % len(seen))
+		    o.write("".join(sorted(x + "\n" for x in found)))
+		os.rename(out + ".tmp", out)
+	EOF
+	WATCH_PID=$!
+}
+
+stop_watch() {
+	touch "$BATS_TEST_TMPDIR/watch.stop"
+	wait "$WATCH_PID" || true
+	WATCH_PID=
+	rm -f "$BATS_TEST_TMPDIR/watch.stop"
+}
+
+# plant_everything: user1's image $U1_TMP/img (IMGDIR) with every way in we know
+plant_everything() {
+	local p d f so
+	IMGDIR=$U1_TMP/img
+	user_image "$IMGDIR"
+	# CRIU's plugin directory: every *.so there is dlopened
+	payload plugin "$BATS_TEST_TMPDIR/plugin.so"
+	plant "$BATS_TEST_TMPDIR/plugin.so" /usr/lib/criu/evil.so
+	plant "$BATS_TEST_TMPDIR/plugin.so" /opt/evil/plugins/evil.so
+	# CRIU's config: an action script, and a plugin directory of our own
+	printf '#!/bin/busybox sh\nwhile read k v; do [ "$k" = CapEff: ] && c=$v; done </proc/$$/status\necho "action-script pid=$$ uid=$(id -u) exe=$0 CapEff=$c" >>%s\n' "$EVIL_LOG" >"$BATS_TEST_TMPDIR/action"
+	plant "$BATS_TEST_TMPDIR/action" /opt/evil/action
+	printf 'action-script /opt/evil/action\nlibdir /opt/evil/plugins\n' >"$BATS_TEST_TMPDIR/criu.conf"
+	plant "$BATS_TEST_TMPDIR/criu.conf" /etc/criu/default.conf
+	# programs CRIU runs by name (cr_system: execvp on its PATH), first on any PATH ferry sets
+	printf '#!/bin/busybox sh\nwhile read k v; do [ "$k" = CapEff: ] && c=$v; done </proc/$$/status\necho "exec:${0##*/} pid=$$ uid=$(id -u) exe=$0 CapEff=$c" >>%s\n[ "${0##*/}" != sh ] || exec /bin/busybox sh "$@"\nexit 1\n' "$EVIL_LOG" >"$BATS_TEST_TMPDIR/tool"
+	for p in sh iptables ip6tables iptables-save iptables-restore ip6tables-restore ip nft tar apparmor_parser; do
+		for d in /usr/local/sbin /usr/local/bin; do
+			plant "$BATS_TEST_TMPDIR/tool" "$d/$p"
+			as_user1 chmod 0755 "$IMGDIR$d/$p"
+		done
+	done
+	as_user1 chmod 0755 "$IMGDIR/opt/evil/action"
+	# NSS: a module of our own first for every database, in every directory the loader searches
+	payload nss "$BATS_TEST_TMPDIR/nss.so" libnss_evil.so.2
+	printf '%s: evil files\n' passwd group shadow hosts networks protocols services ethers rpc netgroup >"$BATS_TEST_TMPDIR/nsswitch.conf"
+	plant "$BATS_TEST_TMPDIR/nsswitch.conf" /etc/nsswitch.conf
+	for d in /lib/x86_64-linux-gnu /usr/lib/x86_64-linux-gnu /lib64 /usr/lib64 /lib /usr/lib; do
+		plant "$BATS_TEST_TMPDIR/nss.so" "$d/libnss_evil.so.2"
+	done
+	# ld.so.cache: the libraries glibc loads by name (NSS, libgcc_s) mapped to payloads
+	as_user1 mkdir -p "$IMGDIR/opt/evil/cache"
+	for so in libgcc_s.so.1 libnss_files.so.2 libnss_dns.so.2; do
+		payload "ld.so.cache:$so" "$BATS_TEST_TMPDIR/$so" "$so"
+		plant "$BATS_TEST_TMPDIR/$so" "/opt/evil/cache/$so"
+	done
+	ldconfig -X -r "$IMGDIR" -C /etc/ld.so.cache.ft -f /etc/ld.so.conf.ft /opt/evil/cache 2>/dev/null
+	[ -s "$IMGDIR/etc/ld.so.cache.ft" ] || fail "no ld.so.cache made"
+	plant "$IMGDIR/etc/ld.so.cache.ft" /etc/ld.so.cache
+	rm -f "$IMGDIR/etc/ld.so.cache.ft"
+	# iconv: gconv modules of our own
+	payload gconv "$BATS_TEST_TMPDIR/gconv.so"
+	printf 'module EVIL// INTERNAL EVIL 1\nmodule INTERNAL EVIL// EVIL 1\nalias UTF-8// EVIL//\n' >"$BATS_TEST_TMPDIR/gconv-modules"
+	for d in /usr/lib/x86_64-linux-gnu/gconv /usr/lib/gconv /usr/lib64/gconv; do
+		plant "$BATS_TEST_TMPDIR/gconv.so" "$d/EVIL.so"
+		plant "$BATS_TEST_TMPDIR/gconv-modules" "$d/gconv-modules"
+	done
+	# OpenSSL (the starter's processes inside the container hash with libcrypto): a provider
+	payload openssl "$BATS_TEST_TMPDIR/ossl.so"
+	plant "$BATS_TEST_TMPDIR/ossl.so" /opt/evil/ossl.so
+	printf 'openssl_conf = c\n[c]\nproviders = p\nengines = e\n[p]\nevil = ps\n[ps]\nmodule = /opt/evil/ossl.so\nactivate = 1\n[e]\nevil = es\n[es]\ndynamic_path = /opt/evil/ossl.so\ninit = 1\n' >"$BATS_TEST_TMPDIR/openssl.cnf"
+	plant "$BATS_TEST_TMPDIR/openssl.cnf" /usr/lib/ssl/openssl.cnf
+	# configuration files: FIFOs (see above)
+	for f in $CONFIG_FIFOS; do
+		as_user1 mkdir -p "$IMGDIR$(dirname "$f")"
+		as_user1 rm -f "$IMGDIR$f"
+		as_user1 mkfifo -m 0644 "$IMGDIR$f"
+	done
+}
+
+# audit INST PROGRESS [START OPTIONS...]: start, dump and restart an instance of $IMGDIR under the
+# watcher; no payload may run with a capability, no planted file may be read, and the instance
+# must come back
+audit() {
+	local inst=$1 prog=$2 watch=$BATS_TEST_TMPDIR/watch runs found n
+	shift 2
+	start_in_image "$inst" "$T" "$prog" "$@"
+	start_watch "$watch"
+	dump_and_restart "$inst" "$T" "$prog"
+	stop_watch
+	runs=$(evil_runs)
+	echo "# watcher: $(head -n1 "$watch") processes with capabilities seen"
+	found=$(tail -n +2 "$watch")
+	[ -z "$runs$found" ] || fail "the image reached a process with capabilities:
+$runs
+$found"
+	read -r _ n <"$watch"
+	[ "$n" -gt 0 ] || fail "the watcher saw no process with capabilities: it looked at nothing"
+	assert_dump_and_restart_ok "$prog"
+	u1 "$FERRY" instance stop "$inst"
+}
+
+@test "F3: nothing else in the image reaches a process with capabilities (plugins, programs run by name, NSS, ld.so.cache, iconv, OpenSSL, CRIU config, config files)" {
+	plant_everything
+	# a reader the watcher misses would wait for good: bound it
+	conf_set "criu timeout = 60"
+	audit ftcs-all "$U1_TMP/progress"
+}
+
+@test "F3, --net: nothing in the image reaches CRIU holding CAP_NET_ADMIN (nftables' tables, the same ways in)" {
+	nodes_up
+	write_test_network "$NETCONF"
+	sed -i 's/"ftmac"/"ftcs"/' "$NETCONF"
+	NODE=nodeA
+	plant_everything
+	conf_set "criu timeout = 60" "allow net network = ftcs" "allow net args = yes" \
+		"allow net ip range = 198.18.1.0/24"
+	audit ftcs-net "$U1_TMP/progress" --net --network ftcs --network-args "IP=198.18.1.70/16"
+}
