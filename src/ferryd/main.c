@@ -95,28 +95,6 @@ int ferryd_run_starter(const struct ferryd *d, const struct ferryd_user *u, cons
 	return r;
 }
 
-int ferryd_user_dir(const char *base, const struct ferryd_user *u, const char *leaf, char **ret,
-		    struct ferry_error **err)
-{
-	_cleanup_free_ char *udir = xasprintf("%s/%u", base, (unsigned)u->uid);
-	int r = ferry_mkdir_p(base, 0755, err);
-	if (r < 0)
-		return r;
-	if (mkdir(udir, 0700) < 0 && errno != EEXIST)
-		return ferry_error_set(err, errno, "create '%s'", udir);
-	struct stat st;
-	if (lstat(udir, &st) < 0 || !S_ISDIR(st.st_mode) || (chown(udir, u->uid, u->gid) < 0))
-		return ferry_error_set(err, errno ? errno : ENOTDIR, "prepare '%s'", udir);
-	char *dir = xasprintf("%s/%s", udir, leaf);
-	if (mkdir(dir, 0700) < 0 || chown(dir, u->uid, u->gid) < 0) {
-		int e = errno;
-		free(dir);
-		return ferry_error_set(err, e, "create '%s'", udir);
-	}
-	*ret = dir;
-	return 0;
-}
-
 static int listen_tcp(const char *spec)
 {
 	const char *colon = strrchr(spec, ':');
@@ -153,14 +131,6 @@ static int listen_unix(void)
 		return -e;
 	}
 	return sk;
-}
-
-static void reap(int sig)
-{
-	int saved = errno;
-	while (waitpid(-1, NULL, WNOHANG) > 0)
-		;
-	errno = saved;
 }
 
 static const char usage[] =
@@ -276,36 +246,7 @@ int main(int argc, char **argv)
 			strerror(-ux));
 		return 1;
 	}
-	struct sigaction sa = {.sa_handler = reap, .sa_flags = SA_RESTART | SA_NOCLDSTOP};
-	sigaction(SIGCHLD, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	ferryd_log(NULL, "listening on %s, %zu peers", d.listen, d.n_peers);
-	for (;;) {
-		struct pollfd p[2] = {{.fd = ux, .events = POLLIN}, {.fd = tcp, .events = POLLIN}};
-		if (poll(p, 2, -1) < 0)
-			continue;
-		for (int i = 0; i < 2; i++) {
-			if (!(p[i].revents & POLLIN))
-				continue;
-			int sk = accept4(p[i].fd, NULL, NULL, SOCK_CLOEXEC);
-			if (sk < 0)
-				continue;
-			if (i == 1)
-				ferry_xfer_tune_socket(sk);
-			/* one process a connection: a bad client, or a failing migration, takes nothing
-			 * else down, and migrations run side by side */
-			pid_t pid = fork();
-			if (pid == 0) {
-				close(ux);
-				close(tcp);
-				signal(SIGCHLD, SIG_DFL);
-				if (i == 0)
-					ferryd_handle_client(&d, sk);
-				else
-					ferryd_handle_peer(&d, sk);
-				_exit(0);
-			}
-			close(sk);
-		}
-	}
+	ferryd_loop(&d, ux, tcp);
 }

@@ -110,7 +110,7 @@ void ferryd_handle_client(struct ferryd *d, int sk)
 	if (getsockopt(sk, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0)
 		return;
 	struct ferry_msg req = {0};
-	if (ferry_msg_recv(sk, 30, &req, &err) < 0) {
+	if (ferry_msg_recv(sk, FERRYD_REQUEST_TIMEOUT, &req, &err) < 0) {
 		send_error(sk, NULL, "bad request: %s", err->message);
 		return;
 	}
@@ -165,7 +165,8 @@ void ferryd_handle_client(struct ferryd *d, int sk)
 	progress(sk, diskless ? "dump and transfer" : "dump and sync");
 
 	_cleanup_free_ char *src_out = NULL;
-	_cleanup_free_ char *dir = NULL;
+
+	struct ferryd_leaf leaf = {.uidfd = -1};
 	bool restart_here = false; /* default mode: the destination did not take it */
 	_cleanup_free_ char *dest_failed = NULL;
 	struct ferry_request dump = {
@@ -173,20 +174,30 @@ void ferryd_handle_client(struct ferryd *d, int sk)
 	int r;
 	if (diskless) {
 		dump.page_server = xasprintf("ferryd:%s", to);
+		/* the dump's staging (the images other than the pages, sent after them) in a directory of
+		 * this migration's, not in the instance's own checkpoint: a migrated instance's may be
+		 * gone (see ferryd(8), DIRECTORIES) */
+		_cleanup_free_ char *staging = xasprintf("%s-%s-out", name, id);
+		if (ferryd_leaf_make(d->tmpfs_dir, &u, staging, id, &leaf, &err) == 0)
+			dump.checkpoint = leaf.path;
+		else
+			ferryd_log(id, "staging in the instance's own checkpoint: %s", err->message);
+		ferry_error_free(err);
+		err = NULL;
 		r = ferryd_run_starter(d, &u, &dump, peer, &src_out, &err);
 		free(dump.page_server);
 		if (r < 0)
 			shutdown(peer, SHUT_WR); /* the destination's starter stops waiting */
 	} else {
-		_cleanup_free_ char *leaf = xasprintf("%s-%s", name, id);
-		r = ferryd_user_dir(d->shared_dir, &u, leaf, &dir, &err);
-		dump.checkpoint = dir;
+		_cleanup_free_ char *leaf_name = xasprintf("%s-%s", name, id);
+		r = ferryd_leaf_make(d->shared_dir, &u, leaf_name, id, &leaf, &err);
+		dump.checkpoint = leaf.path;
 		if (r == 0)
 			r = ferryd_run_starter(d, &u, &dump, -1, &src_out, &err);
 		ferry_msg_clear(&m);
 		ferry_msg_set(&m, "type", r == 0 ? "restart" : "abort");
-		if (dir)
-			ferry_msg_set(&m, "dir", "%s", dir);
+		if (leaf.path)
+			ferry_msg_set(&m, "dir", "%s", leaf.path);
 		struct ferry_error *e2 = NULL;
 		if (ferry_msg_send(peer, &m, &e2) < 0 && r == 0)
 			r = ferry_error_msg(&err, e2->code, "%s: %s", to, e2->message);
@@ -285,7 +296,7 @@ void ferryd_handle_client(struct ferryd *d, int sk)
 			/* the instance was dumped (and ended here): bring it back from the same checkpoint */
 			struct ferry_request restart = {.op = FERRY_OP_INSTANCE_START,
 							.flags = FERRY_REQ_CRIU_RESTART,
-							.checkpoint = dir};
+							.checkpoint = leaf.path};
 			_cleanup_free_ char *out = NULL;
 			struct ferry_error *e3 = NULL;
 			if (ferryd_run_starter(d, &u, &restart, -1, &out, &e3) == 0)
@@ -293,7 +304,7 @@ void ferryd_handle_client(struct ferryd *d, int sk)
 			else
 				back =
 				    xasprintf("; restarting it on %s failed too: %s (its checkpoint is '%s')",
-					      d->node, e3->message, dir);
+					      d->node, e3->message, leaf.path);
 			ferry_error_free(e3);
 		} else {
 			back = xasprintf("; the instance keeps running on %s", d->node);
@@ -304,17 +315,71 @@ void ferryd_handle_client(struct ferryd *d, int sk)
 	ferry_error_free(err);
 	err = NULL;
 	(void)ferry_msg_send(sk, &rep, &err);
+	/* The migration's directory goes, unless the instance was dumped there and did not move:
+	 * it then runs here again from it (its record names it), or that checkpoint is all that
+	 * is left of it. */
+	if (diskless || ok || r < 0)
+		ferryd_leaf_remove(d, &u, &leaf, id);
+	ferryd_leaf_close(&leaf);
 }
 
 /* ---- destination ---- */
 
-void ferryd_handle_peer(struct ferryd *d, int sk)
+/* The restart, once the destination is ready; @leaf: the diskless copy's directory. */
+static void receive(struct ferryd *d, int sk, const struct ferry_msg *m, const struct ferryd_user *u,
+		    const struct ferryd_leaf *leaf)
 {
 	struct ferry_error *err = NULL;
-	if (ferry_peer_accept(sk, d->key, d->keylen, PEER_TIMEOUT, &err) < 0) {
-		ferryd_log(NULL, "refused a peer: %s", err->message);
+	const char *id = ferry_msg_get(m, "id"), *name = ferry_msg_get(m, "instance");
+	bool diskless = streq(ferry_msg_get(m, "mode"), "diskless");
+	struct ferry_msg ready = {0};
+	ferry_msg_set(&ready, "type", "ready");
+	if (ferry_msg_send(sk, &ready, &err) < 0)
 		return;
+	struct ferry_request restart = {.op = FERRY_OP_INSTANCE_START,
+					.flags = FERRY_REQ_CRIU_RESTART | FERRY_REQ_TIMINGS,
+					.instance = (char *)name};
+	int r;
+	_cleanup_free_ char *out = NULL;
+	if (diskless) {
+		restart.checkpoint = leaf->path;
+		restart.page_server = xasprintf("ferryd:%s", ferry_msg_get(m, "from") ?: "peer");
+		r = ferryd_run_starter(d, u, &restart, sk, &out, &err);
+		free(restart.page_server);
+	} else {
+		struct ferry_msg next = {0};
+		if (ferry_msg_recv(sk, (unsigned)d->cfg->criu_timeout + 60, &next, &err) < 0)
+			return;
+		const char *ndir = ferry_msg_get(&next, "dir");
+		if (streq(ferry_msg_get(&next, "type") ?: "", "abort"))
+			return;
+		/* only a directory of this user in the shared directory: a peer names no other path */
+		_cleanup_free_ char *prefix = xasprintf("%s/%u/", d->shared_dir, (unsigned)u->uid);
+		if (!streq(ferry_msg_get(&next, "type") ?: "", "restart") || !ndir ||
+		    !startswith(ndir, prefix) || strstr(ndir, "/..") || strchr(ndir + strlen(prefix), '/'))
+			return send_error(sk, id, "bad restart message");
+		restart.checkpoint = (char *)ndir;
+		restart.flags |= FERRY_REQ_COMMIT;
+		r = ferryd_run_starter(d, u, &restart, sk, &out, &err);
 	}
+	if (r < 0) {
+		ferryd_log(id, "restart failed: %s", err->message);
+		return send_error(sk, id, "%s", err->message);
+	}
+	struct ferry_msg done = {0};
+	ferry_msg_set(&done, "type", "done");
+	ferry_msg_set(&done, "start", "%lld", timing(out, "start"));
+	ferry_msg_set(&done, "received", "%lld", timing(out, "received"));
+	ferry_msg_set(&done, "restored", "%lld", timing(out, "restored"));
+	ferry_msg_set(&done, "bytes", "%lld", timing(out, "bytes"));
+	ferryd_log(id, "'%s' runs here", name);
+	(void)ferry_msg_send(sk, &done, &err);
+}
+
+void ferryd_handle_peer(struct ferryd *d, int sk)
+{
+	/* the peer proved the cluster key in the main loop (loop.c) before this process was forked */
+	struct ferry_error *err = NULL;
 	struct ferry_msg m = {0};
 	if (ferry_msg_recv(sk, PEER_TIMEOUT, &m, &err) < 0)
 		return send_error(sk, NULL, "%s", err->message);
@@ -336,52 +401,16 @@ void ferryd_handle_peer(struct ferryd *d, int sk)
 	ferryd_log(id, "receiving '%s' of %s from %s (%s)", name, u.name, ferry_msg_get(&m, "from") ?: "?",
 		   mode);
 	bool diskless = streq(mode, "diskless");
-	_cleanup_free_ char *dir = NULL;
+	struct ferryd_leaf leaf = {.uidfd = -1};
 	if (diskless) {
-		_cleanup_free_ char *leaf = xasprintf("%s-%s", name, id);
-		if (ferryd_user_dir(d->tmpfs_dir, &u, leaf, &dir, &err) < 0)
+		_cleanup_free_ char *leaf_name = xasprintf("%s-%s", name, id);
+		if (ferryd_leaf_make(d->tmpfs_dir, &u, leaf_name, id, &leaf, &err) < 0) {
+			ferryd_log(id, "%s", err->message);
 			return send_error(sk, id, "%s", err->message);
+		}
 	}
-	struct ferry_msg ready = {0};
-	ferry_msg_set(&ready, "type", "ready");
-	if (ferry_msg_send(sk, &ready, &err) < 0)
-		return;
-	struct ferry_request restart = {.op = FERRY_OP_INSTANCE_START,
-					.flags = FERRY_REQ_CRIU_RESTART | FERRY_REQ_TIMINGS,
-					.instance = (char *)name};
-	int r;
-	_cleanup_free_ char *out = NULL;
-	if (diskless) {
-		restart.checkpoint = dir;
-		restart.page_server = xasprintf("ferryd:%s", ferry_msg_get(&m, "from") ?: "peer");
-		r = ferryd_run_starter(d, &u, &restart, sk, &out, &err);
-		free(restart.page_server);
-	} else {
-		struct ferry_msg next = {0};
-		if (ferry_msg_recv(sk, (unsigned)d->cfg->criu_timeout + 60, &next, &err) < 0)
-			return;
-		const char *ndir = ferry_msg_get(&next, "dir");
-		if (streq(ferry_msg_get(&next, "type") ?: "", "abort"))
-			return;
-		/* only a directory of this user in the shared directory: a peer names no other path */
-		_cleanup_free_ char *prefix = xasprintf("%s/%u/", d->shared_dir, (unsigned)u.uid);
-		if (!streq(ferry_msg_get(&next, "type") ?: "", "restart") || !ndir ||
-		    !startswith(ndir, prefix) || strstr(ndir, "/..") || strchr(ndir + strlen(prefix), '/'))
-			return send_error(sk, id, "bad restart message");
-		restart.checkpoint = (char *)ndir;
-		restart.flags |= FERRY_REQ_COMMIT;
-		r = ferryd_run_starter(d, &u, &restart, sk, &out, &err);
-	}
-	if (r < 0) {
-		ferryd_log(id, "restart failed: %s", err->message);
-		return send_error(sk, id, "%s", err->message);
-	}
-	struct ferry_msg done = {0};
-	ferry_msg_set(&done, "type", "done");
-	ferry_msg_set(&done, "start", "%lld", timing(out, "start"));
-	ferry_msg_set(&done, "received", "%lld", timing(out, "received"));
-	ferry_msg_set(&done, "restored", "%lld", timing(out, "restored"));
-	ferry_msg_set(&done, "bytes", "%lld", timing(out, "bytes"));
-	ferryd_log(id, "'%s' runs here", name);
-	(void)ferry_msg_send(sk, &done, &err);
+	receive(d, sk, &m, &u, &leaf);
+	/* diskless: the instance was restored from the tmpfs copy (or was not): it is not needed
+	 * any more, and takes as much memory as the instance */
+	ferryd_leaf_remove(d, &u, &leaf, id);
 }

@@ -3,6 +3,7 @@
 #include <linux/openat2.h>
 #include <limits.h>
 #include <poll.h>
+#include <stdio.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
@@ -218,4 +219,88 @@ int ferry_read_timeout(int fd, void *buf, size_t len, unsigned timeout, struct f
 		len -= (size_t)n;
 	}
 	return 0;
+}
+
+static bool dir_acceptable(const struct stat *st, mode_t mode, uid_t uid)
+{
+	return S_ISDIR(st->st_mode) && st->st_uid == uid && !(st->st_mode & 022 & ~mode);
+}
+
+/* A fresh directory @name in @parentfd, made by us: opened, checked and given its owner and mode
+ * through the fd. -EAGAIN when someone else's entry took the name meanwhile (the caller retries). */
+static int make_dir_at(int parentfd, const char *name, mode_t mode, uid_t uid, gid_t gid, int *ret_fd)
+{
+	if (mkdirat(parentfd, name, 0700) < 0)
+		return errno == EEXIST ? -EAGAIN : -errno;
+	_cleanup_close_ int fd = openat(parentfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0)
+		return errno == ENOENT || errno == ELOOP || errno == ENOTDIR ? -EAGAIN : -errno;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	/* ours, just made: owned by us, no one else's yet (a non-sticky parent lets others swap it) */
+	if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & 077))
+		return -EAGAIN;
+	if (fchown(fd, uid, gid) < 0 || fchmod(fd, mode) < 0)
+		return -errno;
+	*ret_fd = TAKE_FD(fd);
+	return 0;
+}
+
+static int move_aside(int parentfd, const char *name, char **ret_moved)
+{
+	for (int i = 0; i < 8; i++) {
+		unsigned char r[6];
+		if (getentropy(r, sizeof(r)) < 0)
+			return -errno;
+		_cleanup_free_ char *hidden =
+		    xasprintf(".%s.moved-%02x%02x%02x%02x%02x%02x", name, r[0], r[1], r[2], r[3], r[4], r[5]);
+		if (renameat2(parentfd, name, parentfd, hidden, RENAME_NOREPLACE) == 0) {
+			if (ret_moved) {
+				free(*ret_moved);
+				*ret_moved = TAKE_PTR(hidden);
+			}
+			return 0;
+		}
+		if (errno == ENOENT)
+			return 0; /* gone meanwhile */
+		if (errno != EEXIST)
+			return -errno;
+	}
+	return -EEXIST;
+}
+
+int ferry_root_dir_at(int parentfd, const char *name, mode_t mode, uid_t uid, gid_t gid, int *ret_fd,
+		      char **ret_moved, struct ferry_error **err)
+{
+	if (ret_moved)
+		*ret_moved = NULL;
+	if (!*name || strchr(name, '/') || streq(name, ".") || streq(name, ".."))
+		return ferry_error_msg(err, EINVAL, "bad directory name '%s'", name);
+	for (int attempt = 0; attempt < 16; attempt++) {
+		_cleanup_close_ int fd =
+		    openat(parentfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		struct stat st;
+		if (fd < 0 && errno == ENOENT) {
+			int r = make_dir_at(parentfd, name, mode, uid, gid, ret_fd);
+			if (r == -EAGAIN)
+				continue;
+			if (r < 0)
+				return ferry_error_set(err, -r, "create '%s'", name);
+			return 0;
+		}
+		if (fd < 0 && errno != ELOOP && errno != ENOTDIR)
+			return ferry_error_set(err, errno, "open '%s'", name);
+		if (fd >= 0 && fstat(fd, &st) < 0)
+			return ferry_error_set(err, errno, "stat '%s'", name);
+		if (fd >= 0 && dir_acceptable(&st, mode, uid)) {
+			*ret_fd = TAKE_FD(fd);
+			return 0;
+		}
+		/* a symlink, a file, or a directory we must not trust: out of the way */
+		int r = move_aside(parentfd, name, ret_moved);
+		if (r < 0)
+			return ferry_error_set(err, -r, "move the squatted '%s' aside", name);
+	}
+	return ferry_error_msg(err, EAGAIN, "'%s' keeps being replaced: gave up", name);
 }

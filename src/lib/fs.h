@@ -40,4 +40,15 @@ DIR *ferry_opendir_at(int dirfd);
 
 void ferry_close_fds(int from, const int *keep);
 
+/* The directory @name in @parentfd, for root to work in: opened O_NOFOLLOW|O_DIRECTORY into
+ * *ret_fd, a directory owned by @uid:@gid that neither group nor others can write to (unless
+ * @mode says so). Made with @mode (exactly, whatever the umask) when it is missing. Whatever
+ * else holds the name - a symlink, a file, a directory of another owner or one others can write
+ * to: a squatter in a world-writable parent such as /dev/shm - is renamed aside to a unique
+ * hidden name ".NAME.moved-XXXXXXXXXXXX" in @parentfd (returned in *ret_moved, else NULL there,
+ * for the caller to log; @ret_moved may be NULL) and a fresh directory made in its place. An
+ * existing directory that passes is kept with its mode. Never chowns or chmods by name. */
+int ferry_root_dir_at(int parentfd, const char *name, mode_t mode, uid_t uid, gid_t gid, int *ret_fd,
+		      char **ret_moved, struct ferry_error **err);
+
 #endif

@@ -1,0 +1,201 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* dirs.c — where migrations put checkpoints: BASE/<uid>/<name>-<id>.
+ *
+ * Root never works by path here. The base is reached from "/" one component at a time, with
+ * O_NOFOLLOW: below a directory that only root can write, a missing component is made 0755;
+ * below a world-writable sticky one (/dev/shm, /var/tmp) the next component must be root's own
+ * and not writable by others, else it is a squatter's and is moved aside (ferry_root_dir_at).
+ * Every component then being root's, the path that the starters are given resolves to the
+ * directories checked here. BASE and BASE/<uid> are root's, 0711 (the user passes through but
+ * cannot list or add anything); the leaf is made in BASE/<uid> by mkdirat and given to the user
+ * by fchown on its fd: there is no name a user could swap. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "ferryd.h"
+#include "fs.h"
+
+#define BASE_MODE 0711
+#define LEAF_MODE 0700
+
+static void log_moved(const char *id, const char *parent, const char *name, const char *moved)
+{
+	if (moved)
+		ferryd_log(id, "moved '%s/%s' aside to '%s': it was not a directory of root's only", parent,
+			   name, moved);
+}
+
+/* One step of the walk: @name in @cur (whose path is @at), or the last component @last. */
+static int walk_step(int cur, const char *at, const char *name, bool last, const char *id, int *ret_fd,
+		     struct ferry_error **err)
+{
+	struct stat st;
+	if (fstat(cur, &st) < 0)
+		return ferry_error_set(err, errno, "stat '%s'", at);
+	bool trusted = st.st_uid == 0 && !(st.st_mode & 022);
+	bool sticky = st.st_uid == 0 && (st.st_mode & S_ISVTX);
+	if (!trusted && !sticky)
+		return ferry_error_msg(
+		    err, EPERM, "'%s' is writable by others than root: ferryd keeps no directory there",
+		    *at ? at : "/");
+	if (last || !trusted) {
+		_cleanup_free_ char *moved = NULL;
+		int r = ferry_root_dir_at(cur, name, last ? BASE_MODE : 0755, 0, 0, ret_fd, &moved, err);
+		log_moved(id, at, name, moved);
+		return r < 0 ? ferry_error_wrap(err, "in '%s'", *at ? at : "/") : 0;
+	}
+	int fd = openat(cur, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT && (mkdirat(cur, name, 0755) == 0 || errno == EEXIST))
+		fd = openat(cur, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 && errno == ELOOP)
+		return ferry_error_msg(err, ELOOP, "'%s/%s' is a symlink: give ferryd the real path", at,
+				       name);
+	if (fd < 0)
+		return ferry_error_set(err, errno, "open '%s/%s'", at, name);
+	*ret_fd = fd;
+	return 0;
+}
+
+/* @base (absolute) opened through a walk from "/", made where missing, root's and 0711 at the end. */
+static int open_base(const char *base, const char *id, int *ret_fd, struct ferry_error **err)
+{
+	if (base[0] != '/')
+		return ferry_error_msg(err, EINVAL, "'%s' is not an absolute path", base);
+	_cleanup_close_ int cur = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (cur < 0)
+		return ferry_error_set(err, errno, "open '/'");
+	_cleanup_free_ char *copy = xstrdup(base);
+	_cleanup_free_ char *at = xstrdup("");
+	char *save = NULL;
+	char *name = strtok_r(copy, "/", &save);
+	if (!name)
+		return ferry_error_msg(err, EINVAL, "'/' cannot be ferryd's directory");
+	while (name) {
+		char *next = strtok_r(NULL, "/", &save);
+		if (streq(name, ".") || streq(name, ".."))
+			return ferry_error_msg(err, EINVAL, "'%s': no '.' or '..' in ferryd's paths", base);
+		int fd = -1;
+		int r = walk_step(cur, at, name, next == NULL, id, &fd, err);
+		if (r < 0)
+			return r;
+		close(cur);
+		cur = fd;
+		char *longer = xasprintf("%s/%s", at, name);
+		free(at);
+		at = longer;
+		name = next;
+	}
+	*ret_fd = TAKE_FD(cur);
+	return 0;
+}
+
+int ferryd_leaf_make(const char *base, const struct ferryd_user *u, const char *leaf, const char *id,
+		     struct ferryd_leaf *ret, struct ferry_error **err)
+{
+	_cleanup_close_ int basefd = -1;
+	int r = open_base(base, id, &basefd, err);
+	if (r < 0)
+		return ferry_error_wrap(err, "ferryd's directory '%s'", base);
+	char uid_name[16];
+	snprintf(uid_name, sizeof(uid_name), "%u", (unsigned)u->uid);
+	_cleanup_close_ int uidfd = -1;
+	_cleanup_free_ char *moved = NULL;
+	if (ferry_root_dir_at(basefd, uid_name, BASE_MODE, 0, 0, &uidfd, &moved, err) < 0)
+		return ferry_error_wrap(err, "in '%s'", base);
+	log_moved(id, base, uid_name, moved);
+	/* only root writes in BASE/<uid>: the name is ours from mkdirat to fchown */
+	if (mkdirat(uidfd, leaf, LEAF_MODE) < 0)
+		return ferry_error_set(err, errno, "create '%s/%s/%s'", base, uid_name, leaf);
+	_cleanup_close_ int fd = openat(uidfd, leaf, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0 || st.st_uid != 0 || !S_ISDIR(st.st_mode) ||
+	    fchown(fd, u->uid, u->gid) < 0 || fchmod(fd, LEAF_MODE) < 0) {
+		int e = errno ? errno : EPERM;
+		unlinkat(uidfd, leaf, AT_REMOVEDIR);
+		return ferry_error_set(err, e, "prepare '%s/%s/%s'", base, uid_name, leaf);
+	}
+	ret->uidfd = TAKE_FD(uidfd);
+	ret->name = xstrdup(leaf);
+	ret->path = xasprintf("%s/%s/%s", base, uid_name, leaf);
+	return 0;
+}
+
+void ferryd_leaf_close(struct ferryd_leaf *l)
+{
+	if (l->uidfd >= 0)
+		close(l->uidfd);
+	l->uidfd = -1;
+	free(l->name);
+	free(l->path);
+	l->name = l->path = NULL;
+}
+
+/* Removes what is in @dirfd, never following a symlink nor leaving the filesystem. */
+static void empty_dir(int dirfd, dev_t dev, int depth)
+{
+	DIR *dir = ferry_opendir_at(dirfd);
+	if (!dir)
+		return;
+	struct dirent *de;
+	while ((de = readdir(dir))) {
+		if (streq(de->d_name, ".") || streq(de->d_name, ".."))
+			continue;
+		if (unlinkat(dirfd, de->d_name, 0) == 0 || (errno != EISDIR && errno != EPERM))
+			continue;
+		int fd = openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		struct stat st;
+		if (fd >= 0 && depth < 64 && fstat(fd, &st) == 0 && st.st_dev == dev)
+			empty_dir(fd, dev, depth + 1);
+		if (fd >= 0)
+			close(fd);
+		unlinkat(dirfd, de->d_name, AT_REMOVEDIR);
+	}
+	closedir(dir);
+}
+
+/* What the user left in their leaf is removed by a process that is the user, not by root. */
+static void empty_as_user(const struct ferryd_user *u, int leaffd)
+{
+	struct stat st;
+	if (fstat(leaffd, &st) < 0 || st.st_uid != u->uid)
+		return;
+	pid_t pid = fork();
+	if (pid == 0) {
+		if (setgroups((size_t)u->n_groups, u->groups) < 0 || setresgid(u->gid, u->gid, u->gid) < 0 ||
+		    setresuid(u->uid, u->uid, u->uid) < 0 || setuid(0) == 0)
+			_exit(1);
+		empty_dir(leaffd, st.st_dev, 0);
+		_exit(0);
+	}
+	while (pid > 0 && waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+}
+
+void ferryd_leaf_remove(const struct ferryd *d, const struct ferryd_user *u, struct ferryd_leaf *l,
+			const char *id)
+{
+	if (!l->name)
+		return;
+	if (unlinkat(l->uidfd, l->name, AT_REMOVEDIR) == 0 || errno == ENOENT)
+		return ferryd_leaf_close(l);
+	/* a checkpoint: its generations are root's, and the starter removes them as it removes any
+	 * checkpoint's (as the user, through its own checks) */
+	struct ferry_request del = {.op = FERRY_OP_CHECKPOINT_DELETE, .checkpoint = l->path};
+	_cleanup_free_ char *out = NULL;
+	struct ferry_error *err = NULL;
+	if (ferryd_run_starter(d, u, &del, -1, &out, &err) < 0)
+		ferryd_log(id, "delete the checkpoint in '%s': %s", l->path, err->message);
+	ferry_error_free(err);
+	if (unlinkat(l->uidfd, l->name, AT_REMOVEDIR) < 0 && errno == ENOTEMPTY) {
+		_cleanup_close_ int fd =
+		    openat(l->uidfd, l->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd >= 0)
+			empty_as_user(u, fd);
+		if (unlinkat(l->uidfd, l->name, AT_REMOVEDIR) < 0)
+			ferryd_log(id, "could not remove '%s': %s", l->path, strerror(errno));
+	}
+	ferryd_leaf_close(l);
+}

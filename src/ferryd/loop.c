@@ -1,0 +1,372 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* loop.c — ferryd's main loop: accept, authenticate, and only then fork a handler.
+ *
+ * Nothing runs for a connection before it is authenticated but this loop:
+ *   - local clients (the abstract unix socket) are known at accept by SO_PEERCRED: a handler is
+ *     forked at once if the user has fewer than FERRYD_MAX_PER_USER running;
+ *   - TCP peers wait here, non-blocking, at most FERRYD_AUTH_TIMEOUT seconds and at most
+ *     FERRYD_MAX_PENDING at a time (the oldest is dropped for a new one), while they run the
+ *     server side of the peer handshake (the wire format of ferry_peer_accept in src/lib/xfer.c,
+ *     as a state machine, since that function blocks); a handler is forked only once the peer
+ *     proved the cluster key.
+ * At most FERRYD_MAX_CONNS handlers run at once (local and peer together); a client over a
+ * limit gets an error message and the connection is closed. */
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "ferryd.h"
+#include "fs.h"
+#include "manifest.h"
+#include "xfer.h"
+
+/* the peer handshake's messages (src/lib/xfer.c): hello "FXF1" nonce_r; sender "FXS1" uid
+ * nonce_s proof; reply "FXR1" proof */
+#define HELLO_LEN (4 + FERRY_XFER_NONCE)
+#define SENDER_LEN (4 + 4 + FERRY_XFER_NONCE + 32)
+#define ROLE_CLIENT "ferry-peer-1 client"
+#define ROLE_SERVER "ferry-peer-1 server"
+
+struct pending {
+	int fd;
+	struct sockaddr_storage from; /* the peer's address (its port zeroed) */
+	long long deadline;
+	unsigned char nonce[FERRY_XFER_NONCE];
+	unsigned char in[SENDER_LEN];
+	size_t got;
+};
+
+struct child {
+	pid_t pid;
+	uid_t uid;
+	bool local;
+};
+
+struct loop {
+	struct ferryd *d;
+	int ux, tcp;
+	struct pending pend[FERRYD_MAX_PENDING];
+	size_t n_pend;
+	struct child kids[FERRYD_MAX_CONNS];
+	size_t n_kids;
+};
+
+static volatile sig_atomic_t child_exited;
+
+static void on_sigchld(int sig)
+{
+	child_exited = 1;
+}
+
+/* Refusals come in floods: the first few a second are logged, the rest counted. */
+static void log_refusal(const char *fmt, ...) _printf_(1, 2);
+static void log_refusal(const char *fmt, ...)
+{
+	static time_t second;
+	static unsigned logged, suppressed;
+	time_t now = time(NULL);
+	if (now != second) {
+		if (suppressed)
+			ferryd_log(NULL, "(%u more refused connections not logged)", suppressed);
+		second = now;
+		logged = suppressed = 0;
+	}
+	if (logged >= 5) {
+		suppressed++;
+		return;
+	}
+	logged++;
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	ferryd_log(NULL, "%s", msg);
+}
+
+/* HMAC(key, role || nonce_r || nonce_s || uid), as proof() in src/lib/xfer.c. */
+static bool peer_proof(const struct ferryd *d, const char *role, const unsigned char *nr,
+		       const unsigned char *ns_uid_and_nonce, unsigned char out[32])
+{
+	unsigned char msg[64 + 2 * FERRY_XFER_NONCE + 4];
+	size_t rl = strlen(role);
+	memcpy(msg, role, rl);
+	memcpy(msg + rl, nr, FERRY_XFER_NONCE);
+	memcpy(msg + rl + FERRY_XFER_NONCE, ns_uid_and_nonce + 4, FERRY_XFER_NONCE);
+	memcpy(msg + rl + 2 * FERRY_XFER_NONCE, ns_uid_and_nonce, 4);
+	unsigned int len = 0;
+	return d->keylen >= FERRY_KEY_MIN &&
+	       HMAC(EVP_sha256(), d->key, (int)d->keylen, msg, rl + 2 * FERRY_XFER_NONCE + 4, out, &len) &&
+	       len == 32;
+}
+
+/* A refusal message to a client over a limit (the socket's buffer is empty: this does not
+ * block), then the end of the connection. */
+static void refuse(int fd, const char *fmt, ...) _printf_(2, 3);
+static void refuse(int fd, const char *fmt, ...)
+{
+	char text[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	struct ferry_msg m = {0};
+	ferry_msg_set(&m, "type", "error");
+	ferry_msg_set(&m, "message", "%s", text);
+	struct ferry_error *err = NULL;
+	(void)ferry_msg_send(fd, &m, &err);
+	ferry_error_free(err);
+	ferry_msg_clear(&m);
+	close(fd);
+}
+
+static void spawn_handler(struct loop *l, int fd, bool local, uid_t uid)
+{
+	pid_t pid = fork();
+	if (pid < 0) {
+		ferryd_log(NULL, "fork: %s", strerror(errno));
+		close(fd);
+		return;
+	}
+	if (pid == 0) {
+		close(l->ux);
+		close(l->tcp);
+		for (size_t i = 0; i < l->n_pend; i++)
+			close(l->pend[i].fd);
+		signal(SIGCHLD, SIG_DFL);
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		int fl = fcntl(fd, F_GETFL);
+		if (fl >= 0)
+			fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+		if (local)
+			ferryd_handle_client(l->d, fd);
+		else
+			ferryd_handle_peer(l->d, fd);
+		_exit(0);
+	}
+	l->kids[l->n_kids++] = (struct child){.pid = pid, .uid = uid, .local = local};
+	close(fd);
+}
+
+static void reap(struct loop *l)
+{
+	child_exited = 0;
+	pid_t pid;
+	while ((pid = waitpid(-1, NULL, WNOHANG)) > 0)
+		for (size_t i = 0; i < l->n_kids; i++)
+			if (l->kids[i].pid == pid) {
+				l->kids[i] = l->kids[--l->n_kids];
+				break;
+			}
+}
+
+static void accept_local(struct loop *l, int fd)
+{
+	struct ucred cred;
+	socklen_t cl = sizeof(cred);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0) {
+		close(fd);
+		return;
+	}
+	unsigned mine = 0;
+	for (size_t i = 0; i < l->n_kids; i++)
+		mine += l->kids[i].local && l->kids[i].uid == cred.uid;
+	if (mine >= FERRYD_MAX_PER_USER)
+		return refuse(fd,
+			      "you have %u requests in progress on '%s', the most ferryd serves one user at "
+			      "once: try again when one has finished",
+			      mine, l->d->node);
+	if (l->n_kids >= FERRYD_MAX_CONNS)
+		return refuse(fd, "ferryd on '%s' is busy (%d migrations in progress): try again later",
+			      l->d->node, FERRYD_MAX_CONNS);
+	spawn_handler(l, fd, true, cred.uid);
+}
+
+static void pending_drop(struct loop *l, size_t i)
+{
+	close(l->pend[i].fd);
+	l->pend[i] = l->pend[--l->n_pend];
+}
+
+static void host_of(int fd, struct sockaddr_storage *ret)
+{
+	socklen_t len = sizeof(*ret);
+	memset(ret, 0, sizeof(*ret));
+	if (getpeername(fd, (struct sockaddr *)ret, &len) < 0)
+		return;
+	if (ret->ss_family == AF_INET)
+		((struct sockaddr_in *)ret)->sin_port = 0;
+	else if (ret->ss_family == AF_INET6)
+		((struct sockaddr_in6 *)ret)->sin6_port = 0;
+}
+
+/* All slots taken: the oldest connection of the host that holds the most goes. A flood from one
+ * host thus pushes out its own connections, not another node's handshake (a real peer answers
+ * within a round trip). */
+static void evict_one(struct loop *l)
+{
+	size_t victim = 0, most = 0;
+	for (size_t i = 0; i < l->n_pend; i++) {
+		size_t same = 0, oldest = i;
+		for (size_t j = 0; j < l->n_pend; j++)
+			if (!memcmp(&l->pend[i].from, &l->pend[j].from, sizeof(l->pend[i].from))) {
+				same++;
+				if (l->pend[j].deadline < l->pend[oldest].deadline)
+					oldest = j;
+			}
+		if (same > most) {
+			most = same;
+			victim = oldest;
+		}
+	}
+	log_refusal("refused a peer: too many connections in the handshake");
+	pending_drop(l, victim);
+}
+
+static void accept_peer(struct loop *l, int fd)
+{
+	if (l->n_pend == FERRYD_MAX_PENDING)
+		evict_one(l);
+	struct pending *p = &l->pend[l->n_pend];
+	*p = (struct pending){.fd = fd, .deadline = ferry_now_ms() + FERRYD_AUTH_TIMEOUT * 1000LL};
+	host_of(fd, &p->from);
+	unsigned char hello[HELLO_LEN];
+	memcpy(hello, "FXF1", 4);
+	if (fcntl(fd, F_SETFL, O_NONBLOCK | O_RDWR) < 0 || getentropy(p->nonce, sizeof(p->nonce)) < 0) {
+		close(fd);
+		return;
+	}
+	memcpy(hello + 4, p->nonce, FERRY_XFER_NONCE);
+	ferry_xfer_tune_socket(fd);
+	if (send(fd, hello, sizeof(hello), MSG_NOSIGNAL) != (ssize_t)sizeof(hello)) {
+		close(fd);
+		return;
+	}
+	l->n_pend++;
+}
+
+/* The sender's message is complete: check it as hs_accept (src/lib/xfer.c) does, answer. */
+static void pending_done(struct loop *l, size_t i)
+{
+	struct pending *p = &l->pend[i];
+	unsigned char want[32], reply[4 + 32];
+	const unsigned char *uid_nonce = p->in + 4;
+	bool ok = peer_proof(l->d, ROLE_CLIENT, p->nonce, uid_nonce, want) &&
+		  CRYPTO_memcmp(want, p->in + 8 + FERRY_XFER_NONCE, 32) == 0;
+	/* a daemon acts for nobody in particular: uid 0 */
+	ok = ok && !memcmp(uid_nonce, "\0\0\0\0", 4);
+	memcpy(reply, "FXR1", 4);
+	if (!ok || !peer_proof(l->d, ROLE_SERVER, p->nonce, uid_nonce, reply + 4)) {
+		log_refusal("refused a peer: the peer did not prove the cluster key: refused");
+		return pending_drop(l, i);
+	}
+	int fd = p->fd;
+	l->pend[i] = l->pend[--l->n_pend];
+	if (send(fd, reply, sizeof(reply), MSG_NOSIGNAL) != (ssize_t)sizeof(reply)) {
+		close(fd);
+		return;
+	}
+	if (l->n_kids >= FERRYD_MAX_CONNS)
+		return refuse(fd, "ferryd on '%s' is busy (%d migrations in progress): try again later",
+			      l->d->node, FERRYD_MAX_CONNS);
+	spawn_handler(l, fd, false, 0);
+}
+
+static void pending_read(struct loop *l, size_t i)
+{
+	struct pending *p = &l->pend[i];
+	ssize_t n = recv(p->fd, p->in + p->got, sizeof(p->in) - p->got, 0);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		log_refusal("refused a peer: it closed the connection in the handshake");
+		return pending_drop(l, i);
+	}
+	p->got += (size_t)n;
+	if (p->got >= 4 && memcmp(p->in, "FXS1", 4) != 0) {
+		log_refusal("refused a peer: the peer is not a ferry sender");
+		return pending_drop(l, i);
+	}
+	if (p->got == sizeof(p->in))
+		pending_done(l, i);
+}
+
+static void accept_all(struct loop *l, int lfd, bool local)
+{
+	/* bounded, so that one listener cannot starve the rest of the loop */
+	for (int k = 0; k < 256; k++) {
+		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0)
+			return;
+		if (local)
+			accept_local(l, fd);
+		else
+			accept_peer(l, fd);
+	}
+}
+
+static void expire(struct loop *l, long long now)
+{
+	for (size_t i = l->n_pend; i-- > 0;)
+		if (l->pend[i].deadline <= now) {
+			log_refusal("refused a peer: no handshake within %d s", FERRYD_AUTH_TIMEOUT);
+			pending_drop(l, i);
+		}
+}
+
+static void loop_once(struct loop *l, const sigset_t *during)
+{
+	struct pollfd p[2 + FERRYD_MAX_PENDING];
+	size_t n_pend = l->n_pend;
+	p[0] = (struct pollfd){.fd = l->ux, .events = POLLIN};
+	p[1] = (struct pollfd){.fd = l->tcp, .events = POLLIN};
+	long long now = ferry_now_ms(), next = now + 60000;
+	for (size_t i = 0; i < n_pend; i++) {
+		p[2 + i] = (struct pollfd){.fd = l->pend[i].fd, .events = POLLIN};
+		if (l->pend[i].deadline < next)
+			next = l->pend[i].deadline;
+	}
+	long long wait = next > now ? next - now : 0;
+	struct timespec ts = {.tv_sec = wait / 1000, .tv_nsec = (wait % 1000) * 1000000};
+	int r = ppoll(p, 2 + n_pend, &ts, during);
+	if (child_exited)
+		reap(l);
+	if (r > 0) {
+		/* backwards: pending_drop moves the last entry into the freed slot */
+		for (size_t i = n_pend; i-- > 0;)
+			if (p[2 + i].revents)
+				pending_read(l, i);
+		if (p[0].revents & POLLIN)
+			accept_all(l, l->ux, true);
+		if (p[1].revents & POLLIN)
+			accept_all(l, l->tcp, false);
+	}
+	expire(l, ferry_now_ms());
+}
+
+void ferryd_loop(struct ferryd *d, int ux, int tcp)
+{
+	static struct loop l;
+	l = (struct loop){.d = d, .ux = ux, .tcp = tcp};
+	fcntl(ux, F_SETFL, O_NONBLOCK | O_RDWR);
+	fcntl(tcp, F_SETFL, O_NONBLOCK | O_RDWR);
+	/* SIGCHLD only while in ppoll: no exit is missed between a reap and the wait */
+	sigset_t block, during;
+	sigemptyset(&block);
+	sigaddset(&block, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &block, &during);
+	sigdelset(&during, SIGCHLD);
+	struct sigaction sa = {.sa_handler = on_sigchld, .sa_flags = SA_NOCLDSTOP};
+	sigaction(SIGCHLD, &sa, NULL);
+	for (;;)
+		loop_once(&l, &during);
+}
