@@ -191,6 +191,8 @@ void ferryd_handle_client(struct ferryd *d, int sk)
 	} else {
 		_cleanup_free_ char *leaf_name = xasprintf("%s-%s", name, id);
 		r = ferryd_leaf_make(d->shared_dir, &u, leaf_name, id, &leaf, &err);
+		if (r == 0)
+			ferryd_log(id, "dumps into '%s'", leaf.path);
 		dump.checkpoint = leaf.path;
 		if (r == 0)
 			r = ferryd_run_starter(d, &u, &dump, -1, &src_out, &err);

@@ -1,0 +1,326 @@
+#!/usr/bin/env bats
+# Attacks on ferryd (issue 11: F2, F7, F11), as the unprivileged test users, on the simulated
+# cluster of tests/lib/nodes.sh (see migrate.bats): only 198.18.0.0/15, only inside the
+# namespaces it makes.
+#
+#   F2  ferryd made BASE/<uid> the user's and chowned a path inside it by name: a racer swapping
+#       the migration's directory for a symlink got any file chowned to them; a user who made
+#       the tmpfs base first owned every diskless migration's directory.
+#   F7  ferryd forked a root process per connection, before authentication, waiting 30 s each.
+#   F11 ferryd never removed shared/<uid>/<name>-<id>.
+
+load ../lib/common
+load ../lib/checkpoint
+source "$FERRY_TESTS_DIR/lib/nodes.sh"
+load ../lib/migrate
+
+ATTACK_BIN=/var/tmp/ft-ferryd-attack-bin
+
+setup_file() {
+	ferry_suite_setup
+	migrate_suite_setup
+	rm -rf "$ATTACK_BIN"
+	mkdir -m 0755 "$ATTACK_BIN"
+	write_racer "$ATTACK_BIN/racer.c"
+	gcc -O2 -Wall -Wextra -Werror -o "$ATTACK_BIN/racer" "$ATTACK_BIN/racer.c"
+	chmod 0755 "$ATTACK_BIN/racer"
+}
+
+teardown_file() {
+	ferry_suite_teardown
+	migrate_suite_teardown
+	rm -rf "$ATTACK_BIN" /dev/shm/.ft-migrate-node*.moved-*
+	rm -rf "$U1_HOME"/.ferry/checkpoint/ftatk-* "$U1_HOME"/.ferry/instances/*/ftatk-* 2>/dev/null || true
+}
+
+setup() {
+	ferry_test_setup
+	use_image sqsh >/dev/null
+	PEER_PIDS=()
+	FOLLOW_PIDS=()
+	BG_PIDS=()
+	OUT=$U1_TMP/out
+	as_user1 mkdir -p "$OUT"
+	chmod 0777 "$OUT"
+	T=ftatk-$BATS_TEST_NUMBER
+	SECRET=/var/tmp/ft-ferryd-secret-$BATS_TEST_NUMBER
+}
+
+teardown() {
+	local n p
+	if [ -z "${BATS_TEST_COMPLETED:-}" ]; then
+		for n in nodeA nodeB; do
+			[ -z "${FERRYD_LOG[$n]:-}" ] || { echo "---- ferryd on $n:"; tail -n 40 "${FERRYD_LOG[$n]}"; }
+		done
+	fi
+	for p in "${BG_PIDS[@]}" "${PEER_PIDS[@]}" "${FOLLOW_PIDS[@]}" ${MIG_BG_PID:-}; do
+		kill "$p" 2>/dev/null || true
+	done
+	for p in "${BG_PIDS[@]}"; do
+		wait "$p" 2>/dev/null || true
+	done
+	stop_all_instances
+	ferryd_stop nodeA
+	ferryd_stop nodeB
+	rm -rf "${MIG_SHARED:?}"/* "$MIG_TMPFS"-node* /dev/shm/.ft-migrate-node*.moved-* "$SECRET" \
+		"$U1_HOME"/.ferry/checkpoint/"$T"-* "$U2_TMP"/ftatk-*
+	conf_restore
+	ferry_teardown
+}
+
+mig_up() {
+	mig_conf "$@"
+	ferryd_start nodeA
+	ferryd_start nodeB
+}
+
+# The racer (as a user): watches DIR with inotify and, for every directory made in it, renames
+# it away and puts a symlink to TARGET in its place, until SECONDS have passed; it also tries to
+# plant entries in DIR itself. Prints what it could do.
+write_racer() {
+	cat >"$1" <<-'EOF'
+		#define _GNU_SOURCE
+		#include <errno.h>
+		#include <stdio.h>
+		#include <stdlib.h>
+		#include <string.h>
+		#include <sys/inotify.h>
+		#include <sys/stat.h>
+		#include <time.h>
+		#include <unistd.h>
+
+		int main(int argc, char **argv)
+		{
+			if (argc != 4)
+				return 2;
+			const char *dir = argv[1], *target = argv[2];
+			time_t end = time(NULL) + atoi(argv[3]);
+			int in = inotify_init1(IN_NONBLOCK);
+			int wd = inotify_add_watch(in, dir, IN_CREATE);
+			printf("watch: %s\n", wd < 0 ? strerror(errno) : "ok");
+			char path[4096], aside[4096], plant[4096];
+			snprintf(plant, sizeof(plant), "%s/planted", dir);
+			unsigned swaps = 0, planted = 0, n = 0;
+			while (time(NULL) < end) {
+				if (symlink(target, plant) == 0)
+					planted++, unlink(plant);
+				char buf[65536] __attribute__((aligned(8)));
+				ssize_t len = wd < 0 ? -1 : read(in, buf, sizeof(buf));
+				for (char *p = buf; len > 0 && p < buf + len;) {
+					struct inotify_event *e = (struct inotify_event *)p;
+					p += sizeof(*e) + e->len;
+					if (!(e->mask & IN_ISDIR) || !e->len || e->name[0] == '.')
+						continue;
+					snprintf(path, sizeof(path), "%s/%s", dir, e->name);
+					snprintf(aside, sizeof(aside), "%s/.aside-%u", dir, n++);
+					if (rename(path, aside) == 0 && symlink(target, path) == 0)
+						swaps++;
+				}
+				if (wd < 0)
+					usleep(1000);
+			}
+			printf("swaps %u planted %u\n", swaps, planted);
+			return 0;
+		}
+	EOF
+}
+
+# leaves BASE: the migrations' directories left in BASE/<user 1's uid> (none: prints nothing).
+leaves() { ls -A "$1/$U1_UID" 2>/dev/null || true; }
+no_leaves() { [ -z "$(leaves "$1")" ]; }
+
+# ---------------------------------------------------------------- F2
+
+@test "F2: a racer swapping the migration's directory for a symlink never gets a file chowned (45 s of attempts)" {
+	mig_up
+	echo "root's secret" >"$SECRET"
+	chmod 0600 "$SECRET"
+	# one failed migration makes user 1's directory in the shared directory
+	run --separate-stderr on nodeA "$FERRY" migrate "$T-nosuch" --to nodeB
+	assert_ferry_error "no instance '$T-nosuch'"
+	[ -d "$MIG_SHARED/$U1_UID" ] || fail "no directory of user 1 in the shared directory"
+	# it is root's: the user can neither add nor swap anything in it (on main it was the user's)
+	run stat -c %U:%a "$MIG_SHARED" "$MIG_SHARED/$U1_UID"
+	assert_output "root:755
+root:711"
+	# the racer, as user 1, while user 1 asks for migrations of nothing, over and over
+	on_node nodeA runuser -u "$U1" -- "$ATTACK_BIN/racer" "$MIG_SHARED/$U1_UID" "$SECRET" 45 \
+		>"$BATS_TEST_TMPDIR/racer.out" 2>&1 </dev/null 3>&- &
+	BG_PIDS+=("$!")
+	local racer=$! tries=0 t_end=$((SECONDS + 45))
+	while [ "$SECONDS" -lt "$t_end" ]; do
+		on nodeA "$FERRY" migrate "$T-nosuch" --to nodeB >/dev/null 2>&1 || true
+		tries=$((tries + 1))
+		[ "$(stat -c %u "$SECRET")" = 0 ] || break
+	done
+	wait "$racer" || true
+	echo "# $tries migrations asked for; racer: $(tr '\n' ' ' <"$BATS_TEST_TMPDIR/racer.out")" >&3
+	run stat -c %U:%G:%a "$SECRET"
+	assert_output "root:root:600"
+	grep -q "swaps 0 planted 0" "$BATS_TEST_TMPDIR/racer.out" || fail "the racer did something: $(cat "$BATS_TEST_TMPDIR/racer.out")"
+	# and every one of those migrations left nothing behind (F11)
+	wait_for no_leaves "$MIG_SHARED" || fail "left in the shared directory: $(leaves "$MIG_SHARED")"
+}
+
+@test "F2: squatted tmpfs bases (another user's directory, a symlink) are moved aside, the migration lands in root's" {
+	# user 2 makes both nodes' tmpfs bases before the daemons need them: on nodeB a directory
+	# open to all, on nodeA a symlink to a directory of theirs
+	as_user2 mkdir -p "$U2_TMP/$T-trap"
+	as_user2 chmod 0777 "$U2_TMP/$T-trap"
+	as_user2 mkdir -m 0777 "$MIG_TMPFS-nodeB"
+	as_user2 touch "$MIG_TMPFS-nodeB/planted"
+	as_user2 ln -s "$U2_TMP/$T-trap" "$MIG_TMPFS-nodeA"
+	mig_up
+	local name=$T-sq run_id
+	mig_launch nodeA "$name" 8
+	run_id=$(field_of "$OUT/$name.prog" run)
+	mig_migrate nodeA "$name" --to nodeB --mode diskless
+	[ "$status" -eq 0 ] || fail "migrate failed ($status): $stderr"
+	assert_only_on nodeB "$name"
+	assert_moves_on "$name" "$run_id"
+	# the bases are root's now, not writable by others, and the squatters' entries moved aside
+	run stat -c %U:%a "$MIG_TMPFS-nodeB" "$MIG_TMPFS-nodeA"
+	assert_output "root:711
+root:711"
+	[ ! -L "$MIG_TMPFS-nodeA" ] || fail "nodeA's base is still a symlink"
+	ferryd_log_has nodeB "moved '/dev/shm/ft-migrate-nodeB' aside to '.ft-migrate-nodeB.moved-" ||
+		fail "the squatter on nodeB was not logged"
+	ferryd_log_has nodeA "moved '/dev/shm/ft-migrate-nodeA' aside to '.ft-migrate-nodeA.moved-" ||
+		fail "the squatter on nodeA was not logged"
+	run sh -c 'stat -c %U /dev/shm/.ft-migrate-nodeB.moved-*/planted'
+	assert_output "$U2"
+	# nothing of user 1's went into user 2's directories
+	[ -z "$(ls -A "$U2_TMP/$T-trap")" ] || fail "user 2's directory got: $(ls -la "$U2_TMP/$T-trap")"
+	run sh -c 'ls -A /dev/shm/.ft-migrate-nodeB.moved-*'
+	assert_output "planted"
+}
+
+# ---------------------------------------------------------------- F7
+
+# flood HOST:PORT N SECONDS: from peer, TCP connections that never speak: N at once, then for
+# SECONDS one more every 2 ms (the oldest closed beyond N), each left open while the server keeps it.
+flood() {
+	on_node peer python3 -c '
+import socket, sys, time
+host, port = sys.argv[1].rsplit(":", 1)
+n, end = int(sys.argv[2]), time.time() + float(sys.argv[3])
+socks, made = [], 0
+def one():
+    global made
+    s = socket.socket()
+    s.settimeout(1)
+    try:
+        s.connect((host, int(port)))
+        socks.append(s)
+        made += 1
+    except OSError:
+        s.close()
+for _ in range(n):
+    one()
+print("open %d" % len(socks), flush=True)
+while time.time() < end:
+    one()
+    while len(socks) > n:
+        socks.pop(0).close()
+    time.sleep(0.002)
+print("made %d" % made, flush=True)
+' "$@"
+}
+
+# count_procs NODE: ferryd's processes on NODE (the daemon and its handlers).
+count_procs() { local p; p=$(ferryd_procs "$1"); wc -w <<<"$p"; }
+
+@test "F7: 1000 keyless TCP connections fork nothing; a real migration goes through meanwhile" {
+	mig_up
+	local name=$T-flood run_id max=0 c
+	mig_launch nodeA "$name" 8
+	run_id=$(field_of "$OUT/$name.prog" run)
+	flood "${NODE_IP[nodeB]}:$MIG_PORT" 1000 15 >"$BATS_TEST_TMPDIR/flood.out" 2>&1 </dev/null 3>&- &
+	BG_PIDS+=("$!")
+	local flooder=$!
+	wait_for grep -q "^open" "$BATS_TEST_TMPDIR/flood.out" || fail "flood: $(cat "$BATS_TEST_TMPDIR/flood.out")"
+	echo "# $(cat "$BATS_TEST_TMPDIR/flood.out") connections to nodeB" >&3
+	c=$(count_procs nodeB)
+	echo "# ferryd processes on nodeB under the flood: $c" >&3
+	[ "$c" -le 2 ] || fail "$c ferryd processes on nodeB under a keyless flood"
+	# a real migration, while the flood's connections are still open
+	mig_bg nodeA "$name" --to nodeB
+	for _ in $(seq 50); do
+		c=$(count_procs nodeB)
+		[ "$c" -le "$max" ] || max=$c
+		sleep 0.1
+	done
+	mig_wait 60
+	[ "$status" -eq 0 ] || fail "migration under the flood failed ($status): $stderr"
+	assert_only_on nodeB "$name"
+	assert_moves_on "$name" "$run_id"
+	echo "# at most $max ferryd processes on nodeB during the migration" >&3
+	[ "$max" -le 3 ] || fail "$max ferryd processes on nodeB"
+	ferryd_log_has nodeB "refused a peer" || fail "no refusal logged"
+	ferryd_alive nodeB || fail "ferryd on nodeB died"
+	wait "$flooder" || true
+	echo "# flood: $(tr '\n' ' ' <"$BATS_TEST_TMPDIR/flood.out")" >&3
+}
+
+@test "F7: one user's idle local connections are capped per user; another user's migration goes through" {
+	mig_up
+	local name=$T-idle run_id c
+	mig_launch nodeA "$name" 8
+	run_id=$(field_of "$OUT/$name.prog" run)
+	on_as nodeA "$U2" python3 "$WIRE" local idle 200 sleep 12 >"$BATS_TEST_TMPDIR/idle.out" 2>&1 </dev/null 3>&- &
+	BG_PIDS+=("$!")
+	wait_for grep -q "idle 200" "$BATS_TEST_TMPDIR/idle.out" || fail "idle client: $(cat "$BATS_TEST_TMPDIR/idle.out")"
+	c=$(count_procs nodeA)
+	echo "# ferryd processes on nodeA with 200 idle connections of user 2: $c" >&3
+	# the daemon and at most 16 handlers for user 2
+	[ "$c" -le 17 ] || fail "$c ferryd processes on nodeA"
+	# user 2 is told why when over the limit
+	run on_as nodeA "$U2" python3 "$WIRE" local msg type=migrate instance=x to=nodeB mode=default recv
+	assert_output --partial "reply type=error message=you have 16 requests in progress"
+	mig_migrate nodeA "$name" --to nodeB
+	[ "$status" -eq 0 ] || fail "user 1's migration failed ($status): $stderr"
+	assert_only_on nodeB "$name"
+	assert_moves_on "$name" "$run_id"
+}
+
+# ---------------------------------------------------------------- F11
+
+@test "F11: no migration directory is left, after successful and failed migrations, in both modes" {
+	mig_up
+	local name=$T-gone run_id
+	mig_launch nodeA "$name" 16
+	run_id=$(field_of "$OUT/$name.prog" run)
+	# default mode, successful: the instance runs on nodeB, its checkpoint in the shared dir is gone
+	mig_migrate nodeA "$name" --to nodeB
+	[ "$status" -eq 0 ] || fail "default migration failed ($status): $stderr"
+	wait_for no_leaves "$MIG_SHARED" || fail "left in the shared directory: $(leaves "$MIG_SHARED")"
+	assert_moves_on "$name" "$run_id"
+	# diskless, successful: nothing left in either tmpfs (the destination's copy, the source's staging)
+	mig_migrate nodeB "$name" --to nodeA --mode diskless
+	[ "$status" -eq 0 ] || fail "diskless migration failed ($status): $stderr"
+	wait_for no_leaves "$MIG_TMPFS-nodeA" || fail "left in nodeA's tmpfs: $(leaves "$MIG_TMPFS-nodeA")"
+	wait_for no_leaves "$MIG_TMPFS-nodeB" || fail "left in nodeB's tmpfs: $(leaves "$MIG_TMPFS-nodeB")"
+	assert_only_on nodeA "$name"
+	assert_moves_on "$name" "$run_id"
+	# and once more each way: the instance needs nothing of the removed directories
+	mig_migrate nodeA "$name" --to nodeB --mode diskless
+	[ "$status" -eq 0 ] || fail "second diskless migration failed ($status): $stderr"
+	mig_migrate nodeB "$name" --to nodeA
+	[ "$status" -eq 0 ] || fail "second default migration failed ($status): $stderr"
+	assert_only_on nodeA "$name"
+	assert_moves_on "$name" "$run_id"
+	# failed ones, both modes: a dump that fails, a destination that cannot restart (diskless)
+	local mode
+	for mode in default diskless; do
+		run --separate-stderr on nodeA "$FERRY" migrate "$T-nosuch" --to nodeB --mode "$mode"
+		assert_ferry_error "no instance '$T-nosuch'"
+	done
+	run on nodeB "$FERRY" instance start "$IMG" "$name" sleep 1000
+	assert_success
+	mig_migrate nodeA "$name" --to nodeB --mode diskless
+	assert_ferry_error "keeps running on nodeA"
+	for b in "$MIG_SHARED" "$MIG_TMPFS-nodeA" "$MIG_TMPFS-nodeB"; do
+		wait_for no_leaves "$b" || fail "left in $b: $(leaves "$b")"
+	done
+	assert_moves_on "$name" "$run_id"
+}
