@@ -189,13 +189,15 @@ void ferryd_leaf_remove(const struct ferryd *d, const struct ferryd_user *u, str
 	if (ferryd_run_starter(d, u, &del, -1, &out, &err) < 0)
 		ferryd_log(id, "delete the checkpoint in '%s': %s", l->path, err->message);
 	ferry_error_free(err);
-	if (unlinkat(l->uidfd, l->name, AT_REMOVEDIR) < 0 && errno == ENOTEMPTY) {
+	int r = unlinkat(l->uidfd, l->name, AT_REMOVEDIR) < 0 ? -errno : 0;
+	if (r == -ENOTEMPTY) {
 		_cleanup_close_ int fd =
 		    openat(l->uidfd, l->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd >= 0)
 			empty_as_user(u, fd);
-		if (unlinkat(l->uidfd, l->name, AT_REMOVEDIR) < 0)
-			ferryd_log(id, "could not remove '%s': %s", l->path, strerror(errno));
+		r = unlinkat(l->uidfd, l->name, AT_REMOVEDIR) < 0 ? -errno : 0;
 	}
+	if (r < 0 && r != -ENOENT)
+		ferryd_log(id, "could not remove '%s': %s", l->path, strerror(-r));
 	ferryd_leaf_close(l);
 }

@@ -52,6 +52,8 @@ struct ferryd_user {
 	int n_groups;
 };
 
+/* user.c */
+extern const char *ferryd_log_node; /* this node's name, in every log line */
 void ferryd_log(const char *id, const char *fmt, ...) _printf_(2, 3);
 int ferryd_user_lookup(uid_t uid, struct ferryd_user *ret, struct ferry_error **err);
 /* Runs ferry-starter as @u with @req (and @sock as fd 4 when >= 0); its stdout in *ret_out. */

@@ -92,15 +92,16 @@ static void log_refusal(const char *fmt, ...)
 }
 
 /* HMAC(key, role || nonce_r || nonce_s || uid), as proof() in src/lib/xfer.c. */
+/* @uid_ns: the client's uid (4 bytes) and nonce, as they come in its message */
 static bool peer_proof(const struct ferryd *d, const char *role, const unsigned char *nr,
-		       const unsigned char *ns_uid_and_nonce, unsigned char out[32])
+		       const unsigned char *uid_ns, unsigned char out[32])
 {
 	unsigned char msg[64 + 2 * FERRY_XFER_NONCE + 4];
 	size_t rl = strlen(role);
 	memcpy(msg, role, rl);
 	memcpy(msg + rl, nr, FERRY_XFER_NONCE);
-	memcpy(msg + rl + FERRY_XFER_NONCE, ns_uid_and_nonce + 4, FERRY_XFER_NONCE);
-	memcpy(msg + rl + 2 * FERRY_XFER_NONCE, ns_uid_and_nonce, 4);
+	memcpy(msg + rl + FERRY_XFER_NONCE, uid_ns + 4, FERRY_XFER_NONCE);
+	memcpy(msg + rl + 2 * FERRY_XFER_NONCE, uid_ns, 4);
 	unsigned int len = 0;
 	return d->keylen >= FERRY_KEY_MIN &&
 	       HMAC(EVP_sha256(), d->key, (int)d->keylen, msg, rl + 2 * FERRY_XFER_NONCE + 4, out, &len) &&

@@ -139,10 +139,6 @@ no_leaves() { [ -z "$(leaves "$1")" ]; }
 	run --separate-stderr on nodeA "$FERRY" migrate "$T-nosuch" --to nodeB
 	assert_ferry_error "no instance '$T-nosuch'"
 	[ -d "$MIG_SHARED/$U1_UID" ] || fail "no directory of user 1 in the shared directory"
-	# it is root's: the user can neither add nor swap anything in it (on main it was the user's)
-	run stat -c %U:%a "$MIG_SHARED" "$MIG_SHARED/$U1_UID"
-	assert_output "root:755
-root:711"
 	# the racer, as user 1, while user 1 asks for migrations of nothing, over and over
 	on_node nodeA runuser -u "$U1" -- "$ATTACK_BIN/racer" "$MIG_SHARED/$U1_UID" "$SECRET" 45 \
 		>"$BATS_TEST_TMPDIR/racer.out" 2>&1 </dev/null 3>&- &
@@ -158,6 +154,11 @@ root:711"
 	run stat -c %U:%G:%a "$SECRET"
 	assert_output "root:root:600"
 	grep -q "swaps 0 planted 0" "$BATS_TEST_TMPDIR/racer.out" || fail "the racer did something: $(cat "$BATS_TEST_TMPDIR/racer.out")"
+	# the user's directory is root's: the user can neither add nor swap anything in it (before
+	# issue 11 it was the user's, and only the race's short window kept the chown from winning)
+	run stat -c %U:%a "$MIG_SHARED" "$MIG_SHARED/$U1_UID"
+	assert_output "root:755
+root:711"
 	# and every one of those migrations left nothing behind (F11)
 	wait_for no_leaves "$MIG_SHARED" || fail "left in the shared directory: $(leaves "$MIG_SHARED")"
 }

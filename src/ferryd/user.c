@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* user.c — acting for a user: who they are, and running ferry-starter as them; the log. */
+#include <grp.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include "ferryd.h"
+#include "fs.h"
+#include "spawn.h"
+
+#define STARTER FERRY_LIBEXECDIR "/ferry-starter"
+
+const char *ferryd_log_node = "?";
+
+void ferryd_log(const char *id, const char *fmt, ...)
+{
+	char when[32];
+	time_t t = time(NULL);
+	struct tm tm;
+	strftime(when, sizeof(when), "%H:%M:%S", localtime_r(&t, &tm));
+	va_list ap;
+	va_start(ap, fmt);
+	fprintf(stderr, "%s ferryd[%s] %s%s", when, ferryd_log_node, id ? id : "", id ? ": " : "");
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+}
+
+int ferryd_user_lookup(uid_t uid, struct ferryd_user *ret, struct ferry_error **err)
+{
+	struct passwd pw, *res = NULL;
+	char buf[16384];
+	if (getpwuid_r(uid, &pw, buf, sizeof(buf), &res) != 0 || !res)
+		return ferry_error_msg(err, ENOENT, "no user with uid %u on this node", (unsigned)uid);
+	ret->uid = uid;
+	ret->gid = pw.pw_gid;
+	ret->name = xstrdup(pw.pw_name);
+	ret->n_groups = (int)ARRAY_SIZE(ret->groups);
+	if (getgrouplist(pw.pw_name, pw.pw_gid, ret->groups, &ret->n_groups) < 0)
+		ret->n_groups = 0;
+	return 0;
+}
+
+int ferryd_run_starter(const struct ferryd *d, const struct ferryd_user *u, const struct ferry_request *req,
+		       int sock, char **ret_out, struct ferry_error **err)
+{
+	_cleanup_free_ char *buf = NULL;
+	size_t len = 0;
+	int r = ferry_request_encode(req, &buf, &len, err);
+	if (r < 0)
+		return r;
+	_cleanup_close_ int mfd = memfd_create("ferryd-request", MFD_CLOEXEC);
+	if (mfd < 0 || ferry_write_all(mfd, buf, len) < 0 || lseek(mfd, 0, SEEK_SET) < 0)
+		return ferry_error_set(err, errno, "prepare the request");
+	int pass[2] = {mfd, sock};
+	size_t out_len = 0;
+	char *const argv[] = {"ferry-starter", NULL};
+	struct ferry_spawn_opts o = {
+	    .pass_fds = pass,
+	    .n_pass_fds = sock >= 0 ? 2 : 1,
+	    .output = ret_out,
+	    .output_len = &out_len,
+	    .capture_stderr = true,
+	    .as_user = true,
+	    .uid = u->uid,
+	    .gid = u->gid,
+	    .groups = u->groups,
+	    .n_groups = (size_t)u->n_groups,
+	    .timeout = d->cfg->criu_timeout * 2 + 60,
+	};
+	r = ferry_spawn(STARTER, argv, NULL, &o, NULL, err);
+	if (r < 0 && *err) {
+		/* the starter's own one-line message is what the user needs */
+		char *m = strstr((*err)->message, "ferry: ");
+		if (m) {
+			char *copy = xstrdup(m + 7);
+			free((*err)->message);
+			(*err)->message = copy;
+		}
+	}
+	return r;
+}
