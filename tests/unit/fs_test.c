@@ -1,0 +1,164 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* ferry_root_dir_at: squatters moved aside, our own directories kept, never a symlink followed. */
+#include <fcntl.h>
+#include <ftw.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <cmocka.h>
+
+#include "fs.h"
+
+struct ctx {
+	char tmp[64];
+	int fd;
+};
+
+static int setup(void **state)
+{
+	struct ctx *c = xzalloc(sizeof(*c));
+	snprintf(c->tmp, sizeof(c->tmp), "/tmp/ferry-fs-test.XXXXXX");
+	if (!mkdtemp(c->tmp))
+		return -1;
+	c->fd = open(c->tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	*state = c;
+	return c->fd < 0 ? -1 : 0;
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *f)
+{
+	return remove(path) < 0 ? -1 : 0;
+}
+
+static int teardown(void **state)
+{
+	struct ctx *c = *state;
+	close(c->fd);
+	nftw(c->tmp, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+	free(c);
+	return 0;
+}
+
+/* ferry_root_dir_at(@name) succeeds with a directory of ours, mode @mode; returns what moved. */
+static char *get(struct ctx *c, const char *name, mode_t mode)
+{
+	int fd = -1;
+	char *moved = NULL;
+	struct ferry_error *err = NULL;
+	int r = ferry_root_dir_at(c->fd, name, mode, geteuid(), getegid(), &fd, &moved, &err);
+	if (r < 0)
+		fail_msg("ferry_root_dir_at '%s': %s", name, err ? err->message : "?");
+	struct stat st, by_name;
+	assert_int_equal(fstat(fd, &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	assert_int_equal(st.st_uid, geteuid());
+	assert_int_equal(fstatat(c->fd, name, &by_name, AT_SYMLINK_NOFOLLOW), 0);
+	assert_true(st.st_ino == by_name.st_ino && st.st_dev == by_name.st_dev);
+	assert_false(st.st_mode & 022 & ~mode);
+	close(fd);
+	return moved;
+}
+
+static void test_made_with_exact_mode(void **state)
+{
+	struct ctx *c = *state;
+	mode_t old = umask(077);
+	char *moved = get(c, "base", 0711);
+	umask(old);
+	assert_null(moved);
+	struct stat st;
+	assert_int_equal(fstatat(c->fd, "base", &st, 0), 0);
+	assert_int_equal(st.st_mode & 07777, 0711);
+}
+
+static void test_own_dir_kept(void **state)
+{
+	struct ctx *c = *state;
+	assert_int_equal(mkdirat(c->fd, "mine", 0755), 0);
+	int fd = openat(c->fd, "mine/keep", O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_null(get(c, "mine", 0711));
+	struct stat st;
+	assert_int_equal(fstatat(c->fd, "mine/keep", &st, 0), 0); /* the same directory */
+	assert_int_equal(fstatat(c->fd, "mine", &st, 0), 0);
+	assert_int_equal(st.st_mode & 07777, 0755); /* its mode kept */
+}
+
+static void assert_moved(struct ctx *c, const char *name, char *moved, mode_t type)
+{
+	assert_non_null(moved);
+	char prefix[64];
+	snprintf(prefix, sizeof(prefix), ".%s.moved-", name);
+	assert_true(strncmp(moved, prefix, strlen(prefix)) == 0);
+	struct stat st;
+	assert_int_equal(fstatat(c->fd, moved, &st, AT_SYMLINK_NOFOLLOW), 0);
+	assert_int_equal(st.st_mode & S_IFMT, type);
+	free(moved);
+}
+
+static void test_symlink_moved_not_followed(void **state)
+{
+	struct ctx *c = *state;
+	assert_int_equal(mkdirat(c->fd, "target", 0700), 0);
+	assert_int_equal(symlinkat("target", c->fd, "link"), 0);
+	assert_moved(c, "link", get(c, "link", 0711), S_IFLNK);
+	struct stat st;
+	assert_int_equal(fstatat(c->fd, "target", &st, 0), 0);
+	assert_int_equal(st.st_mode & 07777, 0700); /* the target untouched */
+}
+
+static void test_file_moved(void **state)
+{
+	struct ctx *c = *state;
+	int fd = openat(c->fd, "file", O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_moved(c, "file", get(c, "file", 0711), S_IFREG);
+}
+
+static void test_writable_dir_moved(void **state)
+{
+	struct ctx *c = *state;
+	assert_int_equal(mkdirat(c->fd, "open", 0700), 0);
+	assert_int_equal(fchmodat(c->fd, "open", 0777, 0), 0);
+	assert_moved(c, "open", get(c, "open", 0711), S_IFDIR);
+}
+
+static void test_other_owner_moved(void **state)
+{
+	struct ctx *c = *state;
+	if (geteuid() != 0)
+		skip();
+	assert_int_equal(mkdirat(c->fd, "theirs", 0700), 0);
+	assert_int_equal(fchownat(c->fd, "theirs", 65534, 65534, AT_SYMLINK_NOFOLLOW), 0);
+	assert_moved(c, "theirs", get(c, "theirs", 0711), S_IFDIR);
+}
+
+static void test_bad_names(void **state)
+{
+	struct ctx *c = *state;
+	static const char *const bad[] = {"", ".", "..", "a/b", "../x"};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+		int fd = -1;
+		_cleanup_error_ struct ferry_error *err = NULL;
+		assert_int_equal(ferry_root_dir_at(c->fd, bad[i], 0711, 0, 0, &fd, NULL, &err), -EINVAL);
+		assert_int_equal(fd, -1);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_made_with_exact_mode, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_own_dir_kept, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_symlink_moved_not_followed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_file_moved, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_writable_dir_moved, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_other_owner_moved, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bad_names, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
