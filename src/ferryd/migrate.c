@@ -165,9 +165,9 @@ void ferryd_handle_client(struct ferryd *d, int sk)
 	progress(sk, diskless ? "dump and transfer" : "dump and sync");
 
 	_cleanup_free_ char *src_out = NULL;
-
 	struct ferryd_leaf leaf = {.uidfd = -1};
 	bool restart_here = false; /* default mode: the destination did not take it */
+	bool in_ckpt = false; /* default mode: the instance is in the checkpoint, ended here */
 	_cleanup_free_ char *dest_failed = NULL;
 	struct ferry_request dump = {
 	    .op = FERRY_OP_CHECKPOINT_DUMP, .flags = FERRY_REQ_TIMINGS, .instance = (char *)name};
@@ -196,6 +196,7 @@ void ferryd_handle_client(struct ferryd *d, int sk)
 		dump.checkpoint = leaf.path;
 		if (r == 0)
 			r = ferryd_run_starter(d, &u, &dump, -1, &src_out, &err);
+		in_ckpt = r == 0;
 		ferry_msg_clear(&m);
 		ferry_msg_set(&m, "type", r == 0 ? "restart" : "abort");
 		if (leaf.path)
@@ -294,7 +295,7 @@ void ferryd_handle_client(struct ferryd *d, int sk)
 				  : rr < 0	? err->message
 						: "the destination failed";
 		_cleanup_free_ char *back = NULL;
-		if (!diskless && r == 0) {
+		if (in_ckpt) {
 			/* the instance was dumped (and ended here): bring it back from the same checkpoint */
 			struct ferry_request restart = {.op = FERRY_OP_INSTANCE_START,
 							.flags = FERRY_REQ_CRIU_RESTART,
@@ -320,7 +321,7 @@ void ferryd_handle_client(struct ferryd *d, int sk)
 	/* The migration's directory goes, unless the instance was dumped there and did not move:
 	 * it then runs here again from it (its record names it), or that checkpoint is all that
 	 * is left of it. */
-	if (diskless || ok || r < 0)
+	if (ok || !in_ckpt)
 		ferryd_leaf_remove(d, &u, &leaf, id);
 	ferryd_leaf_close(&leaf);
 }
