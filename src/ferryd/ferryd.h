@@ -25,6 +25,7 @@
 #define FERRYD_MAX_PENDING 64 /* peers in the handshake at once (the oldest is dropped) */
 #define FERRYD_AUTH_TIMEOUT 5 /* seconds a peer has to complete the handshake */
 #define FERRYD_REQUEST_TIMEOUT 10 /* seconds a local client has to send its request */
+#define FERRYD_LISTEN_BACKLOG 1024 /* the kernel holds a burst of connects until the loop takes them */
 
 struct ferryd_peer {
 	char *name;

@@ -36,7 +36,7 @@
 
 struct pending {
 	int fd;
-	struct sockaddr_storage from; /* the peer's address (its port zeroed) */
+	unsigned char host[17]; /* the peer's address: family, then 4 or 16 bytes */
 	long long deadline;
 	unsigned char nonce[FERRY_XFER_NONCE];
 	unsigned char in[SENDER_LEN];
@@ -198,16 +198,18 @@ static void pending_drop(struct loop *l, size_t i)
 	l->pend[i] = l->pend[--l->n_pend];
 }
 
-static void host_of(int fd, struct sockaddr_storage *ret)
+static void host_of(int fd, unsigned char ret[17])
 {
-	socklen_t len = sizeof(*ret);
-	memset(ret, 0, sizeof(*ret));
-	if (getpeername(fd, (struct sockaddr *)ret, &len) < 0)
+	struct sockaddr_storage a;
+	socklen_t len = sizeof(a);
+	memset(ret, 0, 17);
+	if (getpeername(fd, (struct sockaddr *)&a, &len) < 0)
 		return;
-	if (ret->ss_family == AF_INET)
-		((struct sockaddr_in *)ret)->sin_port = 0;
-	else if (ret->ss_family == AF_INET6)
-		((struct sockaddr_in6 *)ret)->sin6_port = 0;
+	ret[0] = (unsigned char)a.ss_family;
+	if (a.ss_family == AF_INET)
+		memcpy(ret + 1, &((struct sockaddr_in *)&a)->sin_addr, 4);
+	else if (a.ss_family == AF_INET6)
+		memcpy(ret + 1, &((struct sockaddr_in6 *)&a)->sin6_addr, 16);
 }
 
 /* All slots taken: the oldest connection of the host that holds the most goes. A flood from one
@@ -219,7 +221,7 @@ static void evict_one(struct loop *l)
 	for (size_t i = 0; i < l->n_pend; i++) {
 		size_t same = 0, oldest = i;
 		for (size_t j = 0; j < l->n_pend; j++)
-			if (!memcmp(&l->pend[i].from, &l->pend[j].from, sizeof(l->pend[i].from))) {
+			if (!memcmp(l->pend[i].host, l->pend[j].host, sizeof(l->pend[i].host))) {
 				same++;
 				if (l->pend[j].deadline < l->pend[oldest].deadline)
 					oldest = j;
@@ -239,7 +241,7 @@ static void accept_peer(struct loop *l, int fd)
 		evict_one(l);
 	struct pending *p = &l->pend[l->n_pend];
 	*p = (struct pending){.fd = fd, .deadline = ferry_now_ms() + FERRYD_AUTH_TIMEOUT * 1000LL};
-	host_of(fd, &p->from);
+	host_of(fd, p->host);
 	unsigned char hello[HELLO_LEN];
 	memcpy(hello, "FXF1", 4);
 	if (fcntl(fd, F_SETFL, O_NONBLOCK | O_RDWR) < 0 || getentropy(p->nonce, sizeof(p->nonce)) < 0) {

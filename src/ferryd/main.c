@@ -25,7 +25,9 @@ static int listen_tcp(const char *spec)
 	int sk = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	int one = 1;
 	setsockopt(sk, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	int r = sk < 0 || bind(sk, res->ai_addr, res->ai_addrlen) < 0 || listen(sk, 64) < 0 ? -errno : sk;
+	int r = sk < 0 || bind(sk, res->ai_addr, res->ai_addrlen) < 0 || listen(sk, FERRYD_LISTEN_BACKLOG) < 0
+		    ? -errno
+		    : sk;
 	freeaddrinfo(res);
 	if (r < 0 && sk >= 0)
 		close(sk);

@@ -239,7 +239,11 @@ count_procs() { local p; p=$(ferryd_procs "$1"); wc -w <<<"$p"; }
 	flood "${NODE_IP[nodeB]}:$MIG_PORT" 1000 15 >"$BATS_TEST_TMPDIR/flood.out" 2>&1 </dev/null 3>&- &
 	BG_PIDS+=("$!")
 	local flooder=$!
-	wait_for grep -q "^open" "$BATS_TEST_TMPDIR/flood.out" || fail "flood: $(cat "$BATS_TEST_TMPDIR/flood.out")"
+	for _ in $(seq 300); do
+		grep -q "^open" "$BATS_TEST_TMPDIR/flood.out" && break
+		sleep 0.1
+	done
+	grep -q "^open" "$BATS_TEST_TMPDIR/flood.out" || fail "flood: $(cat "$BATS_TEST_TMPDIR/flood.out")"
 	echo "# $(cat "$BATS_TEST_TMPDIR/flood.out") connections to nodeB" >&3
 	c=$(count_procs nodeB)
 	echo "# ferryd processes on nodeB under the flood: $c" >&3
