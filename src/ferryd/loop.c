@@ -101,10 +101,11 @@ static bool peer_proof(const struct ferryd *d, const char *role, const unsigned 
 	memcpy(msg, role, rl);
 	memcpy(msg + rl, nr, FERRY_XFER_NONCE);
 	memcpy(msg + rl + FERRY_XFER_NONCE, uid_ns + 4, FERRY_XFER_NONCE);
-	memcpy(msg + rl + 2 * FERRY_XFER_NONCE, uid_ns, 4);
+	memcpy(msg + rl + 2 * (size_t)FERRY_XFER_NONCE, uid_ns, 4);
 	unsigned int len = 0;
 	return d->keylen >= FERRY_KEY_MIN &&
-	       HMAC(EVP_sha256(), d->key, (int)d->keylen, msg, rl + 2 * FERRY_XFER_NONCE + 4, out, &len) &&
+	       HMAC(EVP_sha256(), d->key, (int)d->keylen, msg, rl + 2 * (size_t)FERRY_XFER_NONCE + 4, out,
+		    &len) &&
 	       len == 32;
 }
 
@@ -200,7 +201,7 @@ static void pending_drop(struct loop *l, size_t i)
 
 static void host_of(int fd, unsigned char ret[17])
 {
-	struct sockaddr_storage a;
+	struct sockaddr_storage a = {0};
 	socklen_t len = sizeof(a);
 	memset(ret, 0, 17);
 	if (getpeername(fd, (struct sockaddr *)&a, &len) < 0)
