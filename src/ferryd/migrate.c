@@ -298,7 +298,7 @@ void ferryd_handle_client(struct ferryd *d, int sk)
 		if (in_ckpt) {
 			/* the instance was dumped (and ended here): bring it back from the same checkpoint */
 			struct ferry_request restart = {.op = FERRY_OP_INSTANCE_START,
-							.flags = FERRY_REQ_CRIU_RESTART,
+							.flags = FERRY_REQ_CRIU_RESTART | FERRY_REQ_MIGRATED,
 							.checkpoint = leaf.path};
 			_cleanup_free_ char *out = NULL;
 			struct ferry_error *e3 = NULL;
@@ -340,7 +340,7 @@ static void receive(struct ferryd *d, int sk, const struct ferry_msg *m, const s
 	if (ferry_msg_send(sk, &ready, &err) < 0)
 		return;
 	struct ferry_request restart = {.op = FERRY_OP_INSTANCE_START,
-					.flags = FERRY_REQ_CRIU_RESTART | FERRY_REQ_TIMINGS,
+					.flags = FERRY_REQ_CRIU_RESTART | FERRY_REQ_TIMINGS | FERRY_REQ_MIGRATED,
 					.instance = (char *)name};
 	int r;
 	_cleanup_free_ char *out = NULL;

@@ -36,7 +36,10 @@ enum ferry_request_flags {
 	FERRY_REQ_NET = 1u << 6, /* instance start --net: own network namespace */
 	FERRY_REQ_TIMINGS = 1u << 7, /* print "timing key=ms ..." lines (for ferryd's reports) */
 	FERRY_REQ_COMMIT = 1u << 8, /* restart: fd 4 is the source's connection: report, await its commit */
-	FERRY_REQ_ALL_ = (1u << 9) - 1,
+	/* restart from a migration's checkpoint (ferryd's): the instance's own checkpoint stays the
+	 * one its sealed launch request names, not the migration's directory, which goes away */
+	FERRY_REQ_MIGRATED = 1u << 9,
+	FERRY_REQ_ALL_ = (1u << 10) - 1,
 };
 
 struct ferry_bind {

@@ -964,8 +964,10 @@ int checkpoint_prepare_restart(struct starter *s, struct ferry_error **err)
 		free(launch->instance);
 		launch->instance = TAKE_PTR(req->instance);
 	}
-	free(launch->checkpoint);
-	launch->checkpoint = TAKE_PTR(req->checkpoint);
+	if (!(req->flags & FERRY_REQ_MIGRATED) || !launch->checkpoint) {
+		free(launch->checkpoint);
+		launch->checkpoint = TAKE_PTR(req->checkpoint);
+	}
 	launch->page_server = TAKE_PTR(req->page_server);
 	ferry_request_free(req);
 	s->req = launch;

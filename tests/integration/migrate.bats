@@ -127,6 +127,11 @@ round_trip() {
 		fail "the steps do not start at 1: $(head -n1 "$BATS_TEST_TMPDIR/$name.steps")"
 	[ "$(grep -c '^step' "$BATS_TEST_TMPDIR/$name.steps")" -ge 20 ] || fail "too few steps seen"
 	! grep -q FAIL "$OUT/$name.srv" "$OUT/$name.cli" || fail "TCP stream: $(cat "$OUT/$name.srv" "$OUT/$name.cli")"
+	# it kept its own checkpoint (not the migrations' directories, which are gone): the user's
+	# own dump on its new node goes there
+	run --separate-stderr on nodeA "$FERRY" checkpoint instance --criu --leave-running "$name"
+	[ "$status" -eq 0 ] || fail "a dump after the migrations failed ($status): $stderr"
+	assert_output --regexp "^$(ckpt_dir "$U1" "$name")/gen-[0-9]{6}\$"
 	# the user stops it on the node where it runs now
 	run on nodeA "$FERRY" instance stop "$name"
 	assert_success
