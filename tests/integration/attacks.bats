@@ -150,6 +150,7 @@ user1_mount_ns() {
 
 @test "F10: a name squatted in the tmpfs does not block another user's --mem-dir checkpoint" {
 	local ck=$T-mem
+	rm -rf /dev/shm/ferry-"$U1_UID" # (the name ferry used before)
 	as_user2 mkdir -m 0777 /dev/shm/ferry-"$U1_UID"
 	run --separate-stderr as_user1 "$FERRY" checkpoint create --mem-dir "$ck"
 	assert_success
