@@ -340,7 +340,8 @@ static void receive(struct ferryd *d, int sk, const struct ferry_msg *m, const s
 	if (ferry_msg_send(sk, &ready, &err) < 0)
 		return;
 	struct ferry_request restart = {.op = FERRY_OP_INSTANCE_START,
-					.flags = FERRY_REQ_CRIU_RESTART | FERRY_REQ_TIMINGS | FERRY_REQ_MIGRATED,
+					.flags =
+					    FERRY_REQ_CRIU_RESTART | FERRY_REQ_TIMINGS | FERRY_REQ_MIGRATED,
 					.instance = (char *)name};
 	int r;
 	_cleanup_free_ char *out = NULL;
