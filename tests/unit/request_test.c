@@ -521,7 +521,7 @@ static void test_scalars(void **state)
 	tb_free(&b);
 
 	/* flags: unknown bits, repeats. */
-	static const uint32_t bad_flags[] = {1u << 9, 1u << 31, 0xffffffff, FERRY_REQ_ALL_ + 1};
+	static const uint32_t bad_flags[] = {1u << 10, 1u << 31, 0xffffffff, FERRY_REQ_ALL_ + 1};
 	for (size_t i = 0; i < ARRAY_SIZE(bad_flags); i++) {
 		b = tb_exec();
 		tb_u32rec(&b, 2, bad_flags[i]);
