@@ -139,6 +139,34 @@ int ferry_mkdir_p(const char *path, mode_t mode, struct ferry_error **err)
 	return 0;
 }
 
+int ferry_open_root_dirs(const char *const *parts, size_t n, bool create, struct ferry_error **err)
+{
+	int dirfd = AT_FDCWD;
+	for (size_t i = 0; i < n; i++) {
+		if (create && mkdirat(dirfd, parts[i], 0700) < 0 && errno != EEXIST) {
+			int r = ferry_error_set(err, errno, "create '%s'", parts[i]);
+			if (dirfd >= 0)
+				close(dirfd);
+			return r;
+		}
+		int fd = openat(dirfd, parts[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		int e = errno;
+		if (dirfd >= 0)
+			close(dirfd);
+		if (fd < 0)
+			return e == ENOENT && !create ? -ENOENT
+						      : ferry_error_set(err, e, "open '%s'", parts[i]);
+		struct stat st;
+		if (fstat(fd, &st) < 0 || st.st_uid != 0 || (st.st_mode & 077)) {
+			close(fd);
+			return ferry_error_msg(
+			    err, EPERM, "'%s' must be a directory owned by root with mode 0700", parts[i]);
+		}
+		dirfd = fd;
+	}
+	return dirfd;
+}
+
 int ferry_open_in_root(int rootfd, const char *path, int flags, mode_t mode, unsigned long long extra_resolve)
 {
 	struct open_how how = {

@@ -25,6 +25,10 @@ int ferry_write_file_atomic(int dirfd, const char *name, const char *data, size_
 int ferry_fd_path(int fd, char **ret, struct ferry_error **err);
 /* mkdir -p with @mode for each created component; existing directories are fine. */
 int ferry_mkdir_p(const char *path, mode_t mode, struct ferry_error **err);
+/* Opens the chain @parts[0]/@parts[1]/... of root-only directories (root's, mode 0700, no
+ * symlink), creating what is missing when @create; @parts[0] is absolute. Returns the last one's
+ * fd, or -ENOENT (no message) when one is missing and !@create, or another -errno. */
+int ferry_open_root_dirs(const char *const *parts, size_t n, bool create, struct ferry_error **err);
 /* openat2(@rootfd, @path, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | extra): @path is resolved as
  * if @rootfd were "/", so symlinks in a container image can never lead outside it. */
 int ferry_open_in_root(int rootfd, const char *path, int flags, mode_t mode,

@@ -3,6 +3,7 @@
 #include <inttypes.h>
 #include <sys/stat.h>
 
+#include "fs.h"
 #include "image.h"
 #include "sif.h"
 
@@ -19,23 +20,6 @@ const char *ferry_image_kind_name(enum ferry_image_kind kind)
 		return "SIF";
 	}
 	return "unknown";
-}
-
-static ssize_t read_head(int fd, uint8_t *buf, size_t len)
-{
-	size_t done = 0;
-	while (done < len) {
-		ssize_t n = pread(fd, buf + done, len - done, (off_t)done);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			break;
-		done += (size_t)n;
-	}
-	return (ssize_t)done;
 }
 
 /* Names a few things people pass by mistake, so the message can say what to do instead. */
@@ -116,7 +100,7 @@ int ferry_image_probe_fd(int fd, struct ferry_image_info *ret, struct ferry_erro
 		return ferry_error_msg(err, EINVAL, "%s: the file is empty", NOT_AN_IMAGE);
 
 	uint8_t head[1088] = {0};
-	ssize_t n = read_head(fd, head, sizeof(head));
+	ssize_t n = ferry_pread_full(fd, head, sizeof(head), 0);
 	if (n < 0)
 		return ferry_error_set(err, (int)-n, "read");
 	size_t len = (size_t)n;

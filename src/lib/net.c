@@ -642,29 +642,7 @@ static int open_reservations(struct ferry_error **err)
 	char node[32];
 	snprintf(node, sizeof(node), "n%llu", ferry_node_id());
 	const char *parts[] = {FERRY_RUNDIR, "net", node};
-	int dirfd = AT_FDCWD;
-	for (size_t i = 0; i < ARRAY_SIZE(parts); i++) {
-		if (mkdirat(dirfd, parts[i], 0700) < 0 && errno != EEXIST) {
-			int r = ferry_error_set(err, errno, "create '%s'", parts[i]);
-			if (dirfd >= 0)
-				close(dirfd);
-			return r;
-		}
-		int fd = openat(dirfd, parts[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		int e = errno;
-		if (dirfd >= 0)
-			close(dirfd);
-		if (fd < 0)
-			return ferry_error_set(err, e, "open '%s'", parts[i]);
-		struct stat st;
-		if (fstat(fd, &st) < 0 || st.st_uid != 0 || (i > 0 && (st.st_mode & 077))) {
-			close(fd);
-			return ferry_error_msg(
-			    err, EPERM, "'%s' must be a directory owned by root with mode 0700", parts[i]);
-		}
-		dirfd = fd;
-	}
-	return dirfd;
+	return ferry_open_root_dirs(parts, ARRAY_SIZE(parts), true, err);
 }
 
 static void reservation_name(const uint8_t mac[6], char name[32])
