@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
@@ -14,6 +15,35 @@
 #include "xfer.h"
 
 static int read_verdict_rest(int sk, unsigned timeout, struct ferry_error **err);
+
+/* Reads @len bytes within @timeout seconds in all (a peer that dribbles bytes does not get
+ * @timeout for each of them). */
+static int read_within(int sk, void *buf, size_t len, unsigned timeout, struct ferry_error **err)
+{
+	long long deadline = ferry_now_ms() + (long long)timeout * 1000;
+	unsigned char *p = buf;
+	while (len > 0) {
+		long long left = deadline - ferry_now_ms();
+		struct pollfd pfd = {.fd = sk, .events = POLLIN};
+		int r = left > 0 ? poll(&pfd, 1, (int)(left > INT_MAX ? INT_MAX : left)) : 0;
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r == 0)
+			return ferry_error_msg(err, ETIMEDOUT, "the peer sent nothing for %u s", timeout);
+		if (r < 0)
+			return ferry_error_set(err, errno, "poll");
+		ssize_t n = read(sk, p, len);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n < 0)
+			return ferry_error_set(err, errno, "read from the peer");
+		if (n == 0)
+			return ferry_error_msg(err, ECONNRESET, "the peer closed the connection");
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
 
 static int write_full(int sk, const void *buf, size_t len, struct ferry_error **err)
 {
@@ -62,23 +92,50 @@ static int proof(const unsigned char *key, size_t keylen, const char *role, cons
 	return 0;
 }
 
-#define ROLE_S "ferry-xfer-1 sender"
-#define ROLE_R "ferry-xfer-1 receiver"
+#define ROLE_S "ferry-xfer-2 sender"
+#define ROLE_R "ferry-xfer-2 receiver"
+
+/* The session's keys: HKDF-SHA256 of the cluster key, salted with both nonces, over both roles
+ * and the uid. Whoever relays the handshake sees the nonces and the proofs, never the key. */
+static int derive(const unsigned char *key, size_t keylen, const char *role_s, const char *role_r,
+		  const unsigned char *nr, const unsigned char *ns, uint32_t uid, struct ferry_xfer_keys *ret,
+		  struct ferry_error **err)
+{
+	if (!ret)
+		return 0;
+	unsigned char salt[2 * FERRY_XFER_NONCE];
+	memcpy(salt, nr, FERRY_XFER_NONCE);
+	memcpy(salt + FERRY_XFER_NONCE, ns, FERRY_XFER_NONCE);
+	char info[256];
+	int n = snprintf(info, sizeof(info) - 4, "ferry session keys\n%s\n%s\n", role_s, role_r);
+	if (n < 0 || (size_t)n >= sizeof(info) - 4)
+		return ferry_error_msg(err, EINVAL, "role names too long");
+	put_u32((unsigned char *)info + n, uid);
+	unsigned char out[2 * FERRY_CHANNEL_KEY];
+	int r =
+	    ferry_channel_kdf(key, keylen, salt, sizeof(salt), info, (size_t)n + 4, out, sizeof(out), err);
+	if (r == 0) {
+		memcpy(ret->s2r, out, FERRY_CHANNEL_KEY);
+		memcpy(ret->r2s, out + FERRY_CHANNEL_KEY, FERRY_CHANNEL_KEY);
+	}
+	OPENSSL_cleanse(out, sizeof(out));
+	return r;
+}
 
 static int hs_accept(int sk, const unsigned char *key, size_t keylen, const char *role_s, const char *role_r,
-		     uid_t uid, unsigned timeout, struct ferry_error **err)
+		     uid_t uid, unsigned timeout, struct ferry_xfer_keys *ret_keys, struct ferry_error **err)
 {
 	unsigned char hello[4 + FERRY_XFER_NONCE];
-	memcpy(hello, "FXF1", 4);
+	memcpy(hello, "FXF2", 4);
 	if (getentropy(hello + 4, FERRY_XFER_NONCE) < 0)
 		return ferry_error_set(err, errno, "getentropy");
 	int r = write_full(sk, hello, sizeof(hello), err);
 	if (r < 0)
 		return r;
 	unsigned char s[4 + 4 + FERRY_XFER_NONCE + 32];
-	if ((r = ferry_read_timeout(sk, s, sizeof(s), timeout, err)) < 0)
+	if ((r = read_within(sk, s, sizeof(s), timeout, err)) < 0)
 		return r;
-	if (memcmp(s, "FXS1", 4) != 0)
+	if (memcmp(s, "FXS2", 4) != 0)
 		return ferry_error_msg(err, EPROTO, "the peer is not a ferry sender");
 	uint32_t peer_uid = get_u32(s + 4);
 	unsigned char want[32];
@@ -91,23 +148,24 @@ static int hs_accept(int sk, const unsigned char *key, size_t keylen, const char
 				       "the dump comes from uid %u, not from you (uid %u): refused",
 				       (unsigned)peer_uid, (unsigned)uid);
 	unsigned char reply[4 + 32];
-	memcpy(reply, "FXR1", 4);
-	if ((r = proof(key, keylen, role_r, hello + 4, s + 8, peer_uid, reply + 4, err)) < 0)
+	memcpy(reply, "FXR2", 4);
+	if ((r = proof(key, keylen, role_r, hello + 4, s + 8, peer_uid, reply + 4, err)) < 0 ||
+	    (r = derive(key, keylen, role_s, role_r, hello + 4, s + 8, peer_uid, ret_keys, err)) < 0)
 		return r;
 	return write_full(sk, reply, sizeof(reply), err);
 }
 
 static int hs_connect(int sk, const unsigned char *key, size_t keylen, const char *role_s, const char *role_r,
-		      uid_t uid, unsigned timeout, struct ferry_error **err)
+		      uid_t uid, unsigned timeout, struct ferry_xfer_keys *ret_keys, struct ferry_error **err)
 {
 	unsigned char hello[4 + FERRY_XFER_NONCE];
-	int r = ferry_read_timeout(sk, hello, sizeof(hello), timeout, err);
+	int r = read_within(sk, hello, sizeof(hello), timeout, err);
 	if (r < 0)
 		return r;
-	if (memcmp(hello, "FXF1", 4) != 0)
+	if (memcmp(hello, "FXF2", 4) != 0)
 		return ferry_error_msg(err, EPROTO, "the peer is not a ferry receiver");
 	unsigned char s[4 + 4 + FERRY_XFER_NONCE + 32];
-	memcpy(s, "FXS1", 4);
+	memcpy(s, "FXS2", 4);
 	put_u32(s + 4, (uint32_t)uid);
 	if (getentropy(s + 8, FERRY_XFER_NONCE) < 0)
 		return ferry_error_set(err, errno, "getentropy");
@@ -121,14 +179,14 @@ static int hs_connect(int sk, const unsigned char *key, size_t keylen, const cha
 		return ferry_error_wrap(err, "the receiver refused the dump");
 	if (reply[0] == 'N') /* the receiver said why it refused */
 		return read_verdict_rest(sk, timeout, err);
-	if ((r = ferry_read_timeout(sk, reply + 1, sizeof(reply) - 1, timeout, err)) < 0)
+	if ((r = read_within(sk, reply + 1, sizeof(reply) - 1, timeout, err)) < 0)
 		return ferry_error_wrap(err, "the receiver refused the dump");
 	unsigned char want[32];
 	if ((r = proof(key, keylen, role_r, hello + 4, s + 8, (uint32_t)uid, want, err)) < 0)
 		return r;
-	if (memcmp(reply, "FXR1", 4) != 0 || CRYPTO_memcmp(want, reply + 4, 32) != 0)
+	if (memcmp(reply, "FXR2", 4) != 0 || CRYPTO_memcmp(want, reply + 4, 32) != 0)
 		return ferry_error_msg(err, EACCES, "the receiver did not prove the cluster key: refused");
-	return 0;
+	return derive(key, keylen, role_s, role_r, hello + 4, s + 8, (uint32_t)uid, ret_keys, err);
 }
 
 int ferry_xfer_send_verdict(int sk, const char *error_or_null)
@@ -186,15 +244,56 @@ void ferry_xfer_tune_socket(int sk)
 }
 
 int ferry_xfer_accept(int sk, const unsigned char *key, size_t keylen, uid_t uid, unsigned timeout,
-		      struct ferry_error **err)
+		      struct ferry_xfer_keys *ret_keys, struct ferry_error **err)
 {
-	return hs_accept(sk, key, keylen, ROLE_S, ROLE_R, uid, timeout, err);
+	return hs_accept(sk, key, keylen, ROLE_S, ROLE_R, uid, timeout, ret_keys, err);
 }
 
 int ferry_xfer_connect(int sk, const unsigned char *key, size_t keylen, uid_t uid, unsigned timeout,
-		       struct ferry_error **err)
+		       struct ferry_xfer_keys *ret_keys, struct ferry_error **err)
 {
-	return hs_connect(sk, key, keylen, ROLE_S, ROLE_R, uid, timeout, err);
+	return hs_connect(sk, key, keylen, ROLE_S, ROLE_R, uid, timeout, ret_keys, err);
+}
+
+int ferry_xfer_accept_listen(int ls, const unsigned char *key, size_t keylen, uid_t uid, unsigned total,
+			     struct ferry_xfer_keys *ret_keys, struct ferry_error **err)
+{
+	long long deadline = ferry_now_ms() + (long long)total * 1000;
+	_cleanup_error_ struct ferry_error *last = NULL;
+	int tries = 0;
+	while (tries < FERRY_XFER_MAX_TRIES) {
+		long long left = deadline - ferry_now_ms();
+		struct pollfd p = {.fd = ls, .events = POLLIN};
+		int r = left > 0 ? poll(&p, 1, (int)(left > INT_MAX ? INT_MAX : left)) : 0;
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return ferry_error_set(err, errno, "poll");
+		if (r == 0)
+			break;
+		int sk = accept4(ls, NULL, NULL, SOCK_CLOEXEC);
+		if (sk < 0 && (errno == EINTR || errno == ECONNABORTED || errno == EAGAIN))
+			continue;
+		if (sk < 0)
+			return ferry_error_set(err, errno, "accept");
+		tries++;
+		ferry_xfer_tune_socket(sk);
+		unsigned t = left / 1000 + 1 < FERRY_XFER_HELLO_TIMEOUT ? (unsigned)(left / 1000 + 1)
+									: FERRY_XFER_HELLO_TIMEOUT;
+		ferry_error_free(last);
+		last = NULL;
+		if (hs_accept(sk, key, keylen, ROLE_S, ROLE_R, uid, t, ret_keys, &last) == 0)
+			return sk;
+		/* someone else (another user's dump, a stray connection): tell it why, wait for
+		 * the next */
+		(void)ferry_xfer_send_verdict(sk, last->message);
+		close(sk);
+	}
+	if (!last)
+		return ferry_error_msg(err, ETIMEDOUT, "no dump arrived within %u s", total);
+	return ferry_error_msg(err, ETIMEDOUT,
+			       "no dump of yours arrived within %u s (%d connection%s refused; the last: %s)",
+			       total, tries, tries == 1 ? "" : "s", last->message);
 }
 
 /* Daemons: the same proofs under other role names, so that neither kind of session can be
@@ -202,13 +301,15 @@ int ferry_xfer_connect(int sk, const unsigned char *key, size_t keylen, uid_t ui
 int ferry_peer_accept(int sk, const unsigned char *key, size_t keylen, unsigned timeout,
 		      struct ferry_error **err)
 {
-	return hs_accept(sk, key, keylen, "ferry-peer-1 client", "ferry-peer-1 server", 0, timeout, err);
+	return hs_accept(sk, key, keylen, "ferry-peer-1 client", "ferry-peer-1 server", 0, timeout, NULL,
+			 err);
 }
 
 int ferry_peer_connect(int sk, const unsigned char *key, size_t keylen, unsigned timeout,
 		       struct ferry_error **err)
 {
-	return hs_connect(sk, key, keylen, "ferry-peer-1 client", "ferry-peer-1 server", 0, timeout, err);
+	return hs_connect(sk, key, keylen, "ferry-peer-1 client", "ferry-peer-1 server", 0, timeout, NULL,
+			  err);
 }
 
 /* After an 'A' verdict the sender answers one byte 'C' (commit): the move is agreed. */
@@ -224,4 +325,28 @@ int ferry_xfer_await_commit(int sk, unsigned timeout)
 	int r = ferry_read_timeout(sk, &c, 1, timeout, &err);
 	ferry_error_free(err);
 	return r < 0 || c != 'C' ? -EPROTO : 0;
+}
+
+/* One file for ferry_xfer_send_passed (xfer_tar.c): here, so that the starter needs no libarchive. */
+int ferry_xfer_pass_file(int src, const char *name, int fd, struct ferry_error **err)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} c;
+	memset(&c, 0, sizeof(c));
+	struct iovec iov = {.iov_base = (void *)name, .iov_len = strlen(name)};
+	struct msghdr m = {
+	    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = c.buf, .msg_controllen = sizeof(c.buf)};
+	struct cmsghdr *h = CMSG_FIRSTHDR(&m);
+	h->cmsg_level = SOL_SOCKET;
+	h->cmsg_type = SCM_RIGHTS;
+	h->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(h), &fd, sizeof(int));
+	ssize_t n;
+	while ((n = sendmsg(src, &m, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+		;
+	if (n != (ssize_t)iov.iov_len)
+		return ferry_error_set(err, n < 0 ? errno : EIO, "hand '%s' over to be sent", name);
+	return 0;
 }

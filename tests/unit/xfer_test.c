@@ -24,7 +24,7 @@ static pid_t sender(int sk, const unsigned char *k, uid_t uid)
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		struct ferry_error *err = NULL;
-		_exit(ferry_xfer_connect(sk, k, 32, uid, 5, &err) == 0 ? 0 : 1);
+		_exit(ferry_xfer_connect(sk, k, 32, uid, 5, NULL, &err) == 0 ? 0 : 1);
 	}
 	return pid;
 }
@@ -47,7 +47,7 @@ static void test_handshake_ok(void **state)
 	pair(sv);
 	pid_t pid = sender(sv[1], key, 1001);
 	_cleanup_error_ struct ferry_error *err = NULL;
-	assert_int_equal(ferry_xfer_accept(sv[0], key, 32, 1001, 5, &err), 0);
+	assert_int_equal(ferry_xfer_accept(sv[0], key, 32, 1001, 5, NULL, &err), 0);
 	assert_int_equal(status_of(pid), 0);
 	close(sv[0]);
 	close(sv[1]);
@@ -59,7 +59,7 @@ static void test_handshake_other_uid(void **state)
 	pair(sv);
 	pid_t pid = sender(sv[1], key, 1002);
 	_cleanup_error_ struct ferry_error *err = NULL;
-	assert_true(ferry_xfer_accept(sv[0], key, 32, 1001, 5, &err) < 0);
+	assert_true(ferry_xfer_accept(sv[0], key, 32, 1001, 5, NULL, &err) < 0);
 	assert_non_null(strstr(err->message, "uid 1002"));
 	close(sv[0]); /* the sender then fails too */
 	assert_int_equal(status_of(pid), 1);
@@ -76,7 +76,7 @@ static void test_handshake_wrong_key(void **state)
 	pair(sv);
 	pid_t pid = sender(sv[1], other, 1001);
 	_cleanup_error_ struct ferry_error *err = NULL;
-	assert_true(ferry_xfer_accept(sv[0], key, 32, 1001, 5, &err) < 0);
+	assert_true(ferry_xfer_accept(sv[0], key, 32, 1001, 5, NULL, &err) < 0);
 	assert_non_null(strstr(err->message, "cluster key"));
 	close(sv[0]);
 	assert_int_equal(status_of(pid), 1);
@@ -85,7 +85,7 @@ static void test_handshake_wrong_key(void **state)
 	pair(sv);
 	pid = sender(sv[1], key, 1001);
 	struct ferry_error *e2 = NULL;
-	assert_true(ferry_xfer_accept(sv[0], other, 32, 1001, 5, &e2) < 0);
+	assert_true(ferry_xfer_accept(sv[0], other, 32, 1001, 5, NULL, &e2) < 0);
 	ferry_error_free(e2);
 	close(sv[0]);
 	assert_int_equal(status_of(pid), 1);
@@ -100,13 +100,13 @@ static void test_handshake_garbage(void **state)
 	    "HELLO, I AM NOT FERRY AT ALL, REALLY NOT!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!";
 	assert_int_equal(write(sv[1], junk, sizeof(junk)), (ssize_t)sizeof(junk));
 	_cleanup_error_ struct ferry_error *err = NULL;
-	assert_true(ferry_xfer_accept(sv[0], key, 32, 1001, 5, &err) < 0);
+	assert_true(ferry_xfer_accept(sv[0], key, 32, 1001, 5, NULL, &err) < 0);
 	close(sv[0]);
 	close(sv[1]);
 	/* a peer that says nothing times out */
 	pair(sv);
 	struct ferry_error *e2 = NULL;
-	assert_int_equal(ferry_xfer_accept(sv[0], key, 32, 1001, 1, &e2), -ETIMEDOUT);
+	assert_int_equal(ferry_xfer_accept(sv[0], key, 32, 1001, 1, NULL, &e2), -ETIMEDOUT);
 	ferry_error_free(e2);
 	close(sv[0]);
 	close(sv[1]);
