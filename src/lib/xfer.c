@@ -122,11 +122,13 @@ static int derive(const unsigned char *key, size_t keylen, const char *role_s, c
 	return r;
 }
 
+/* @v: the protocol's version, the magic's last letter ('1' ferryd's, '2' the starters') */
 static int hs_accept(int sk, const unsigned char *key, size_t keylen, const char *role_s, const char *role_r,
-		     uid_t uid, unsigned timeout, struct ferry_xfer_keys *ret_keys, struct ferry_error **err)
+		     char v, uid_t uid, unsigned timeout, struct ferry_xfer_keys *ret_keys,
+		     struct ferry_error **err)
 {
 	unsigned char hello[4 + FERRY_XFER_NONCE];
-	memcpy(hello, "FXF2", 4);
+	memcpy(hello, (char[4]){'F', 'X', 'F', v}, 4);
 	if (getentropy(hello + 4, FERRY_XFER_NONCE) < 0)
 		return ferry_error_set(err, errno, "getentropy");
 	int r = write_full(sk, hello, sizeof(hello), err);
@@ -135,7 +137,7 @@ static int hs_accept(int sk, const unsigned char *key, size_t keylen, const char
 	unsigned char s[4 + 4 + FERRY_XFER_NONCE + 32];
 	if ((r = read_within(sk, s, sizeof(s), timeout, err)) < 0)
 		return r;
-	if (memcmp(s, "FXS2", 4) != 0)
+	if (memcmp(s, (char[4]){'F', 'X', 'S', v}, 4) != 0)
 		return ferry_error_msg(err, EPROTO, "the peer is not a ferry sender");
 	uint32_t peer_uid = get_u32(s + 4);
 	unsigned char want[32];
@@ -148,7 +150,7 @@ static int hs_accept(int sk, const unsigned char *key, size_t keylen, const char
 				       "the dump comes from uid %u, not from you (uid %u): refused",
 				       (unsigned)peer_uid, (unsigned)uid);
 	unsigned char reply[4 + 32];
-	memcpy(reply, "FXR2", 4);
+	memcpy(reply, (char[4]){'F', 'X', 'R', v}, 4);
 	if ((r = proof(key, keylen, role_r, hello + 4, s + 8, peer_uid, reply + 4, err)) < 0 ||
 	    (r = derive(key, keylen, role_s, role_r, hello + 4, s + 8, peer_uid, ret_keys, err)) < 0)
 		return r;
@@ -156,16 +158,17 @@ static int hs_accept(int sk, const unsigned char *key, size_t keylen, const char
 }
 
 static int hs_connect(int sk, const unsigned char *key, size_t keylen, const char *role_s, const char *role_r,
-		      uid_t uid, unsigned timeout, struct ferry_xfer_keys *ret_keys, struct ferry_error **err)
+		      char v, uid_t uid, unsigned timeout, struct ferry_xfer_keys *ret_keys,
+		      struct ferry_error **err)
 {
 	unsigned char hello[4 + FERRY_XFER_NONCE];
 	int r = read_within(sk, hello, sizeof(hello), timeout, err);
 	if (r < 0)
 		return r;
-	if (memcmp(hello, "FXF2", 4) != 0)
+	if (memcmp(hello, (char[4]){'F', 'X', 'F', v}, 4) != 0)
 		return ferry_error_msg(err, EPROTO, "the peer is not a ferry receiver");
 	unsigned char s[4 + 4 + FERRY_XFER_NONCE + 32];
-	memcpy(s, "FXS2", 4);
+	memcpy(s, (char[4]){'F', 'X', 'S', v}, 4);
 	put_u32(s + 4, (uint32_t)uid);
 	if (getentropy(s + 8, FERRY_XFER_NONCE) < 0)
 		return ferry_error_set(err, errno, "getentropy");
@@ -184,7 +187,7 @@ static int hs_connect(int sk, const unsigned char *key, size_t keylen, const cha
 	unsigned char want[32];
 	if ((r = proof(key, keylen, role_r, hello + 4, s + 8, (uint32_t)uid, want, err)) < 0)
 		return r;
-	if (memcmp(reply, "FXR2", 4) != 0 || CRYPTO_memcmp(want, reply + 4, 32) != 0)
+	if (memcmp(reply, (char[4]){'F', 'X', 'R', v}, 4) != 0 || CRYPTO_memcmp(want, reply + 4, 32) != 0)
 		return ferry_error_msg(err, EACCES, "the receiver did not prove the cluster key: refused");
 	return derive(key, keylen, role_s, role_r, hello + 4, s + 8, (uint32_t)uid, ret_keys, err);
 }
@@ -246,13 +249,13 @@ void ferry_xfer_tune_socket(int sk)
 int ferry_xfer_accept(int sk, const unsigned char *key, size_t keylen, uid_t uid, unsigned timeout,
 		      struct ferry_xfer_keys *ret_keys, struct ferry_error **err)
 {
-	return hs_accept(sk, key, keylen, ROLE_S, ROLE_R, uid, timeout, ret_keys, err);
+	return hs_accept(sk, key, keylen, ROLE_S, ROLE_R, '2', uid, timeout, ret_keys, err);
 }
 
 int ferry_xfer_connect(int sk, const unsigned char *key, size_t keylen, uid_t uid, unsigned timeout,
 		       struct ferry_xfer_keys *ret_keys, struct ferry_error **err)
 {
-	return hs_connect(sk, key, keylen, ROLE_S, ROLE_R, uid, timeout, ret_keys, err);
+	return hs_connect(sk, key, keylen, ROLE_S, ROLE_R, '2', uid, timeout, ret_keys, err);
 }
 
 int ferry_xfer_accept_listen(int ls, const unsigned char *key, size_t keylen, uid_t uid, unsigned total,
@@ -282,7 +285,7 @@ int ferry_xfer_accept_listen(int ls, const unsigned char *key, size_t keylen, ui
 									: FERRY_XFER_HELLO_TIMEOUT;
 		ferry_error_free(last);
 		last = NULL;
-		if (hs_accept(sk, key, keylen, ROLE_S, ROLE_R, uid, t, ret_keys, &last) == 0)
+		if (hs_accept(sk, key, keylen, ROLE_S, ROLE_R, '2', uid, t, ret_keys, &last) == 0)
 			return sk;
 		/* someone else (another user's dump, a stray connection): tell it why, wait for
 		 * the next */
@@ -301,15 +304,15 @@ int ferry_xfer_accept_listen(int ls, const unsigned char *key, size_t keylen, ui
 int ferry_peer_accept(int sk, const unsigned char *key, size_t keylen, unsigned timeout,
 		      struct ferry_error **err)
 {
-	return hs_accept(sk, key, keylen, "ferry-peer-1 client", "ferry-peer-1 server", 0, timeout, NULL,
+	return hs_accept(sk, key, keylen, "ferry-peer-1 client", "ferry-peer-1 server", '1', 0, timeout, NULL,
 			 err);
 }
 
 int ferry_peer_connect(int sk, const unsigned char *key, size_t keylen, unsigned timeout,
 		       struct ferry_error **err)
 {
-	return hs_connect(sk, key, keylen, "ferry-peer-1 client", "ferry-peer-1 server", 0, timeout, NULL,
-			  err);
+	return hs_connect(sk, key, keylen, "ferry-peer-1 client", "ferry-peer-1 server", '1', 0, timeout,
+			  NULL, err);
 }
 
 /* After an 'A' verdict the sender answers one byte 'C' (commit): the move is agreed. */
