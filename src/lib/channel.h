@@ -28,7 +28,7 @@
 #define FERRY_CHANNEL_KEY 32
 #define FERRY_CHANNEL_HDR 5
 #define FERRY_CHANNEL_TAG 16
-#define FERRY_CHANNEL_MAX (256u * 1024)
+#define FERRY_CHANNEL_MAX ((size_t)256 * 1024)
 /* room for one whole record, header and tag included */
 #define FERRY_CHANNEL_BUF (FERRY_CHANNEL_HDR + FERRY_CHANNEL_MAX + FERRY_CHANNEL_TAG)
 
