@@ -122,26 +122,31 @@ static int derive(const unsigned char *key, size_t keylen, const char *role_s, c
 	return r;
 }
 
-/* @v: the protocol's version, the magic's last letter ('1' ferryd's, '2' the starters') */
-static int hs_accept(int sk, const unsigned char *key, size_t keylen, const char *role_s, const char *role_r,
-		     char v, uid_t uid, unsigned timeout, struct ferry_xfer_keys *ret_keys,
-		     struct ferry_error **err)
+#define HELLO_LEN (4 + FERRY_XFER_NONCE)
+#define PROOF_LEN (4 + 4 + FERRY_XFER_NONCE + 32)
+
+/* The receiver's first message. @v: the protocol's version, the magic's last letter ('1'
+ * ferryd's, '2' the starters'). */
+static int hs_hello(int sk, char v, unsigned char hello[HELLO_LEN], struct ferry_error **err)
 {
-	unsigned char hello[4 + FERRY_XFER_NONCE];
 	memcpy(hello, (char[4]){'F', 'X', 'F', v}, 4);
 	if (getentropy(hello + 4, FERRY_XFER_NONCE) < 0)
 		return ferry_error_set(err, errno, "getentropy");
-	int r = write_full(sk, hello, sizeof(hello), err);
-	if (r < 0)
-		return r;
-	unsigned char s[4 + 4 + FERRY_XFER_NONCE + 32];
-	if ((r = read_within(sk, s, sizeof(s), timeout, err)) < 0)
-		return r;
+	return write_full(sk, hello, HELLO_LEN, err);
+}
+
+/* The receiver checks the sender's proof @s and answers with its own. */
+static int hs_finish(int sk, const unsigned char *key, size_t keylen, const char *role_s, const char *role_r,
+		     char v, uid_t uid, const unsigned char hello[HELLO_LEN],
+		     const unsigned char s[PROOF_LEN], struct ferry_xfer_keys *ret_keys,
+		     struct ferry_error **err)
+{
 	if (memcmp(s, (char[4]){'F', 'X', 'S', v}, 4) != 0)
 		return ferry_error_msg(err, EPROTO, "the peer is not a ferry sender");
 	uint32_t peer_uid = get_u32(s + 4);
 	unsigned char want[32];
-	if ((r = proof(key, keylen, role_s, hello + 4, s + 8, peer_uid, want, err)) < 0)
+	int r = proof(key, keylen, role_s, hello + 4, s + 8, peer_uid, want, err);
+	if (r < 0)
 		return r;
 	if (CRYPTO_memcmp(want, s + 8 + FERRY_XFER_NONCE, 32) != 0)
 		return ferry_error_msg(err, EACCES, "the peer did not prove the cluster key: refused");
@@ -155,6 +160,19 @@ static int hs_accept(int sk, const unsigned char *key, size_t keylen, const char
 	    (r = derive(key, keylen, role_s, role_r, hello + 4, s + 8, peer_uid, ret_keys, err)) < 0)
 		return r;
 	return write_full(sk, reply, sizeof(reply), err);
+}
+
+static int hs_accept(int sk, const unsigned char *key, size_t keylen, const char *role_s, const char *role_r,
+		     char v, uid_t uid, unsigned timeout, struct ferry_xfer_keys *ret_keys,
+		     struct ferry_error **err)
+{
+	unsigned char hello[HELLO_LEN], s[PROOF_LEN];
+	int r = hs_hello(sk, v, hello, err);
+	if (r == 0)
+		r = read_within(sk, s, sizeof(s), timeout, err);
+	if (r == 0)
+		r = hs_finish(sk, key, keylen, role_s, role_r, v, uid, hello, s, ret_keys, err);
+	return r;
 }
 
 static int hs_connect(int sk, const unsigned char *key, size_t keylen, const char *role_s, const char *role_r,
@@ -258,40 +276,113 @@ int ferry_xfer_connect(int sk, const unsigned char *key, size_t keylen, uid_t ui
 	return hs_connect(sk, key, keylen, ROLE_S, ROLE_R, '2', uid, timeout, ret_keys, err);
 }
 
+/* A connection to a listening receiver, on its way through the handshake. */
+struct pending {
+	int sk;
+	long long deadline;
+	size_t got;
+	unsigned char hello[HELLO_LEN], proof[PROOF_LEN];
+};
+
+static void pending_drop(struct pending *p, const char *why)
+{
+	if (why) /* tell it why (another user's dump learns it was refused) */
+		(void)ferry_xfer_send_verdict(p->sk, why);
+	close(p->sk);
+	p->sk = -1;
+}
+
+/* Reads what @p's peer sent: 1 once its proof is whole, 0 for more to come, -1 when it went. */
+static int pending_read(struct pending *p)
+{
+	ssize_t n = recv(p->sk, p->proof + p->got, sizeof(p->proof) - p->got, MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return 0;
+	if (n <= 0)
+		return -1;
+	p->got += (size_t)n;
+	return p->got == sizeof(p->proof);
+}
+
+/* Accepts one more connection into @ps (a free slot, sk -1) and greets it. */
+static void pending_accept(int ls, struct pending *p, struct ferry_error **last)
+{
+	p->sk = accept4(ls, NULL, NULL, SOCK_CLOEXEC);
+	if (p->sk < 0)
+		return;
+	ferry_xfer_tune_socket(p->sk);
+	p->got = 0;
+	p->deadline = ferry_now_ms() + FERRY_XFER_HELLO_TIMEOUT * 1000;
+	ferry_error_free(*last);
+	*last = NULL;
+	if (hs_hello(p->sk, '2', p->hello, last) < 0)
+		pending_drop(p, NULL);
+}
+
+#define MAX_PENDING 16
+
+/* The connections are served side by side, so that none (silent, dribbling) holds up the
+ * sender behind it for more than the time the sender itself takes. */
 int ferry_xfer_accept_listen(int ls, const unsigned char *key, size_t keylen, uid_t uid, unsigned total,
 			     struct ferry_xfer_keys *ret_keys, struct ferry_error **err)
 {
 	long long deadline = ferry_now_ms() + (long long)total * 1000;
 	_cleanup_error_ struct ferry_error *last = NULL;
-	int tries = 0;
-	while (tries < FERRY_XFER_MAX_TRIES) {
-		long long left = deadline - ferry_now_ms();
-		struct pollfd p = {.fd = ls, .events = POLLIN};
-		int r = left > 0 ? poll(&p, 1, (int)(left > INT_MAX ? INT_MAX : left)) : 0;
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return ferry_error_set(err, errno, "poll");
-		if (r == 0)
+	struct pending ps[MAX_PENDING];
+	for (int i = 0; i < MAX_PENDING; i++)
+		ps[i].sk = -1;
+	int tries = 0, found = -1;
+	for (;;) {
+		long long now = ferry_now_ms(), wake = deadline;
+		struct pollfd p[MAX_PENDING + 1];
+		int free_slot = -1, busy = 0;
+		for (int i = 0; i < MAX_PENDING; i++) {
+			if (ps[i].sk >= 0 && ps[i].deadline <= now)
+				pending_drop(&ps[i], "no proof of the cluster key in time: refused");
+			if (ps[i].sk >= 0 && ps[i].deadline < wake)
+				wake = ps[i].deadline;
+			if (ps[i].sk < 0 && free_slot < 0)
+				free_slot = i;
+			busy += ps[i].sk >= 0;
+			p[i] = (struct pollfd){.fd = ps[i].sk, .events = POLLIN};
+		}
+		bool more = free_slot >= 0 && tries < FERRY_XFER_MAX_TRIES;
+		if ((!more && busy == 0) || now >= deadline)
 			break;
-		int sk = accept4(ls, NULL, NULL, SOCK_CLOEXEC);
-		if (sk < 0 && (errno == EINTR || errno == ECONNABORTED || errno == EAGAIN))
+		p[MAX_PENDING] = (struct pollfd){.fd = more ? ls : -1, .events = POLLIN};
+		int r = poll(p, MAX_PENDING + 1, (int)(wake - now > INT_MAX ? INT_MAX : wake - now));
+		if (r < 0 && errno != EINTR)
+			return ferry_error_set(err, errno, "poll");
+		if (r <= 0)
 			continue;
-		if (sk < 0)
-			return ferry_error_set(err, errno, "accept");
-		tries++;
-		ferry_xfer_tune_socket(sk);
-		unsigned t = left / 1000 + 1 < FERRY_XFER_HELLO_TIMEOUT ? (unsigned)(left / 1000 + 1)
-									: FERRY_XFER_HELLO_TIMEOUT;
-		ferry_error_free(last);
-		last = NULL;
-		if (hs_accept(sk, key, keylen, ROLE_S, ROLE_R, '2', uid, t, ret_keys, &last) == 0)
-			return sk;
-		/* someone else (another user's dump, a stray connection): tell it why, wait for
-		 * the next */
-		(void)ferry_xfer_send_verdict(sk, last->message);
-		close(sk);
+		for (int i = 0; i < MAX_PENDING && found < 0; i++) {
+			if (ps[i].sk < 0 || !p[i].revents)
+				continue;
+			int got = pending_read(&ps[i]);
+			if (got < 0)
+				pending_drop(&ps[i], NULL);
+			if (got <= 0)
+				continue;
+			ferry_error_free(last);
+			last = NULL;
+			if (hs_finish(ps[i].sk, key, keylen, ROLE_S, ROLE_R, '2', uid, ps[i].hello,
+				      ps[i].proof, ret_keys, &last) == 0)
+				found = i;
+			else /* someone else (another user's dump, a stray connection) */
+				pending_drop(&ps[i], last->message);
+		}
+		if (found >= 0)
+			break;
+		if (more && p[MAX_PENDING].revents) {
+			pending_accept(ls, &ps[free_slot], &last);
+			tries++;
+		}
 	}
+	for (int i = 0; i < MAX_PENDING; i++)
+		if (ps[i].sk >= 0 && i != found)
+			pending_drop(&ps[i], "another sender was first: refused");
+	if (found >= 0)
+		return ps[found].sk;
 	if (!last)
 		return ferry_error_msg(err, ETIMEDOUT, "no dump arrived within %u s", total);
 	return ferry_error_msg(err, ETIMEDOUT,

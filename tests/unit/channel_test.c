@@ -358,6 +358,9 @@ static void test_accept_listen(void **state)
 	int ls = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	assert_int_equal(bind(ls, (struct sockaddr *)&a, sizeof(a)), 0);
 	assert_int_equal(listen(ls, 16), 0);
+	/* first a connection that says nothing: served side by side, it holds up no one */
+	int silent = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_int_equal(connect(silent, (struct sockaddr *)&a, sizeof(a)), 0);
 	int garbage = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	assert_int_equal(connect(garbage, (struct sockaddr *)&a, sizeof(a)), 0);
 	assert_int_equal(
@@ -378,8 +381,10 @@ static void test_accept_listen(void **state)
 		_exit(ferry_xfer_connect(good, cluster, 32, 1001, 10, NULL, NULL) == 0 ? 0 : 1);
 	struct ferry_xfer_keys keys;
 	_cleanup_error_ struct ferry_error *err = NULL;
+	long long t0 = ferry_now_ms();
 	int sk = ferry_xfer_accept_listen(ls, cluster, 32, 1001, 20, &keys, &err);
 	assert_true(sk >= 0);
+	assert_true(ferry_now_ms() - t0 < (FERRY_XFER_HELLO_TIMEOUT - 1) * 1000);
 	int st = 0;
 	waitpid(p2, &st, 0);
 	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
@@ -390,6 +395,7 @@ static void test_accept_listen(void **state)
 	_cleanup_error_ struct ferry_error *e2 = NULL;
 	assert_true(ferry_xfer_accept_listen(ls, cluster, 32, 1001, 1, &keys, &e2) < 0);
 	assert_non_null(e2);
+	close(silent);
 	close(garbage);
 	close(wrongkey);
 	close(good);
