@@ -35,8 +35,11 @@ LIB_SRCS     := $(sort $(wildcard src/lib/*.c))
 FERRY_SRCS   := $(sort $(wildcard src/ferry/*.c))
 STARTER_SRCS := $(sort $(wildcard src/starter/*.c))
 FERRYD_SRCS  := $(sort $(wildcard src/ferryd/*.c))
-# The setuid starter links only the small core it needs: no network, no archive code.
-STARTER_LIB  := error util fs privs spawn config request names instance image sif manifest criu xfer xfer_tar net
+XFER_SRCS    := $(sort $(wildcard src/xfer/*.c))
+# The setuid starter links only the small core it needs: no network, no archive code (the
+# transfer's tar is ferry-xfer's, a helper without privileges).
+STARTER_LIB  := error util fs privs spawn config request names instance image sif manifest criu xfer \
+                xfer_relay channel net
 UNIT_SRCS    := $(sort $(wildcard tests/unit/*_test.c))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
@@ -45,11 +48,12 @@ STARTER_LIB_OBJS := $(call obj,$(addprefix src/lib/,$(addsuffix .c,$(STARTER_LIB
 UNIT_BINS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
 FERRY_LIBS   := -lcap -lcrypto -ljson-c -larchive
-STARTER_LIBS := -lcap -lcrypto -lcriu -ljson-c -larchive
+STARTER_LIBS := -lcap -lcrypto -lcriu -ljson-c
+XFER_LIBS    := -lcrypto -larchive
 
 .SECONDARY:
 .PHONY: bench bench-smoke all clean install uninstall setup check unit unit-san fuzz demo lint format format-check
-all: $(BUILD)/ferry $(BUILD)/ferry-starter $(BUILD)/ferryd
+all: $(BUILD)/ferry $(BUILD)/ferry-starter $(BUILD)/ferryd $(BUILD)/ferry-xfer
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -67,6 +71,9 @@ $(BUILD)/ferryd: $(call obj,$(FERRYD_SRCS)) $(BUILD)/libferry.a
 
 $(BUILD)/ferry-starter: $(call obj,$(STARTER_SRCS)) $(STARTER_LIB_OBJS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(STARTER_LIBS)
+
+$(BUILD)/ferry-xfer: $(call obj,$(XFER_SRCS)) $(BUILD)/libferry.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(XFER_LIBS)
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libferry.a
 	@mkdir -p $(dir $@)
@@ -90,6 +97,7 @@ install: all
 	install -d -m 0755 $(DESTDIR)$(PREFIX)/sbin
 	install -m 0755 $(BUILD)/ferryd $(DESTDIR)$(PREFIX)/sbin/ferryd
 	install -o root -g root -m 4755 $(BUILD)/ferry-starter $(DESTDIR)$(LIBEXECDIR)/ferry-starter
+	install -o root -g root -m 0755 $(BUILD)/ferry-xfer $(DESTDIR)$(LIBEXECDIR)/ferry-xfer
 	scripts/criu-bundle.sh $(DESTDIR)$(LIBEXECDIR)/criu $(CRIU)
 	test -e $(DESTDIR)$(SYSCONFDIR)/ferry.conf || \
 		install -o root -g root -m 0644 etc/ferry.conf $(DESTDIR)$(SYSCONFDIR)/ferry.conf
@@ -108,7 +116,7 @@ install: all
 
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/ferry $(DESTDIR)$(LIBEXECDIR)/ferry-starter $(DESTDIR)$(MANDIR)/man1/ferry*.1
+	rm -f $(DESTDIR)$(BINDIR)/ferry $(DESTDIR)$(LIBEXECDIR)/ferry-starter $(DESTDIR)$(LIBEXECDIR)/ferry-xfer $(DESTDIR)$(MANDIR)/man1/ferry*.1
 
 setup:
 	scripts/setup.sh
@@ -143,10 +151,10 @@ lint:
 	scripts/lint.sh
 
 format:
-	clang-format -i $(LIB_SRCS) $(FERRY_SRCS) $(STARTER_SRCS) $(FERRYD_SRCS) src/*/*.h $(UNIT_SRCS)
+	clang-format -i $(LIB_SRCS) $(FERRY_SRCS) $(STARTER_SRCS) $(FERRYD_SRCS) $(XFER_SRCS) src/*/*.h $(UNIT_SRCS)
 
 format-check:
-	clang-format --dry-run --Werror $(LIB_SRCS) $(FERRY_SRCS) $(STARTER_SRCS) $(FERRYD_SRCS) src/*/*.h $(UNIT_SRCS)
+	clang-format --dry-run --Werror $(LIB_SRCS) $(FERRY_SRCS) $(STARTER_SRCS) $(FERRYD_SRCS) $(XFER_SRCS) src/*/*.h $(UNIT_SRCS)
 
 clean:
 	rm -rf build build-san build-fuzz

@@ -2,8 +2,12 @@
 /* pageserver.c — the TCP connection of a --page-server transfer.
  *
  * The CLI makes the connection as the user (no privilege is needed to connect or to listen on
- * an unprivileged port) and hands the socket to the starter, which runs the authenticated
- * transfer over it (src/lib/xfer.h). So the setuid starter holds no network code. */
+ * an unprivileged port) and hands the socket to the starter, which runs the authenticated,
+ * encrypted transfer over it (src/lib/xfer.h) in a process that has dropped to the user. A
+ * restart hands over the socket it listens on, not a connection: whoever connects first (any
+ * user of the node can) must not fail the restart, and only the starter's relay can tell a
+ * ferry sender (it proves the cluster key) from anyone else, so it keeps accepting until one
+ * does. */
 #include <netdb.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -62,6 +66,8 @@ int page_server_connect(const char *host_port, unsigned timeout)
 	return sk;
 }
 
+/* Returns the listening socket (the starter accepts on it, see above); @timeout is the
+ * starter's to keep. */
 int page_server_accept(const char *spec, unsigned timeout)
 {
 	_cleanup_free_ char *host = NULL, *port = NULL;
@@ -79,7 +85,7 @@ int page_server_accept(const char *spec, unsigned timeout)
 			continue;
 		int one = 1;
 		setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		if (bind(ls, ai->ai_addr, ai->ai_addrlen) < 0 || listen(ls, 1) < 0) {
+		if (bind(ls, ai->ai_addr, ai->ai_addrlen) < 0 || listen(ls, 16) < 0) {
 			e = errno;
 			close(ls);
 			ls = -1;
@@ -88,20 +94,7 @@ int page_server_accept(const char *spec, unsigned timeout)
 	freeaddrinfo(res);
 	if (ls < 0)
 		return cli_fail("listen on '%s': %s", spec, strerror(e)), -1;
+	(void)timeout;
 	fprintf(stderr, "ferry: waiting for the dump on '%s'\n", spec);
-	struct pollfd p = {.fd = ls, .events = POLLIN};
-	do
-		r = poll(&p, 1, timeout ? (int)timeout * 1000 : -1);
-	while (r < 0 && errno == EINTR);
-	if (r <= 0) {
-		close(ls);
-		return cli_fail("no dump arrived on '%s' within %u s", spec, timeout), -1;
-	}
-	int sk = accept4(ls, NULL, NULL, SOCK_CLOEXEC);
-	e = errno;
-	close(ls);
-	if (sk < 0)
-		return cli_fail("accept on '%s': %s", spec, strerror(e)), -1;
-	ferry_xfer_tune_socket(sk);
-	return sk;
+	return ls;
 }

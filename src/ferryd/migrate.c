@@ -227,15 +227,9 @@ void ferryd_handle_client(struct ferryd *d, int sk)
 		dump_error[strlen(dump_error) - strlen(keeps)] = '\0';
 	ferry_error_free(err);
 	err = NULL;
-	_cleanup_free_ char *dest_starter_why = NULL;
-	if (diskless && r < 0) {
-		/* the destination's starter may have said why before its daemon does (its verdict
-		 * comes first on the connection) */
-		struct ferry_error *v = NULL;
-		if (ferry_xfer_read_verdict(peer, 10, &v) == -EREMOTEIO && v)
-			dest_starter_why = xstrdup(v->message);
-		ferry_error_free(v);
-	}
+	/* diskless: the destination's starter says why it failed inside the session, and our
+	 * starter's message carries it; nothing of the session is left on the connection */
+	const char *dest_starter_why = NULL;
 	struct ferry_msg done = {0};
 	/* after a failed dump the destination has nothing left to do: do not wait long for it */
 	unsigned wait = r < 0 ? 10 : (unsigned)d->cfg->criu_timeout + 60;

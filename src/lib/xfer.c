@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
@@ -14,6 +15,35 @@
 #include "xfer.h"
 
 static int read_verdict_rest(int sk, unsigned timeout, struct ferry_error **err);
+
+/* Reads @len bytes within @timeout seconds in all (a peer that dribbles bytes does not get
+ * @timeout for each of them). */
+static int read_within(int sk, void *buf, size_t len, unsigned timeout, struct ferry_error **err)
+{
+	long long deadline = ferry_now_ms() + (long long)timeout * 1000;
+	unsigned char *p = buf;
+	while (len > 0) {
+		long long left = deadline - ferry_now_ms();
+		struct pollfd pfd = {.fd = sk, .events = POLLIN};
+		int r = left > 0 ? poll(&pfd, 1, (int)(left > INT_MAX ? INT_MAX : left)) : 0;
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r == 0)
+			return ferry_error_msg(err, ETIMEDOUT, "the peer sent nothing for %u s", timeout);
+		if (r < 0)
+			return ferry_error_set(err, errno, "poll");
+		ssize_t n = read(sk, p, len);
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n < 0)
+			return ferry_error_set(err, errno, "read from the peer");
+		if (n == 0)
+			return ferry_error_msg(err, ECONNRESET, "the peer closed the connection");
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
 
 static int write_full(int sk, const void *buf, size_t len, struct ferry_error **err)
 {
@@ -62,27 +92,61 @@ static int proof(const unsigned char *key, size_t keylen, const char *role, cons
 	return 0;
 }
 
-#define ROLE_S "ferry-xfer-1 sender"
-#define ROLE_R "ferry-xfer-1 receiver"
+#define ROLE_S "ferry-xfer-2 sender"
+#define ROLE_R "ferry-xfer-2 receiver"
 
-static int hs_accept(int sk, const unsigned char *key, size_t keylen, const char *role_s, const char *role_r,
-		     uid_t uid, unsigned timeout, struct ferry_error **err)
+/* The session's keys: HKDF-SHA256 of the cluster key, salted with both nonces, over both roles
+ * and the uid. Whoever relays the handshake sees the nonces and the proofs, never the key. */
+static int derive(const unsigned char *key, size_t keylen, const char *role_s, const char *role_r,
+		  const unsigned char *nr, const unsigned char *ns, uint32_t uid, struct ferry_xfer_keys *ret,
+		  struct ferry_error **err)
 {
-	unsigned char hello[4 + FERRY_XFER_NONCE];
-	memcpy(hello, "FXF1", 4);
+	if (!ret)
+		return 0;
+	unsigned char salt[2 * FERRY_XFER_NONCE];
+	memcpy(salt, nr, FERRY_XFER_NONCE);
+	memcpy(salt + FERRY_XFER_NONCE, ns, FERRY_XFER_NONCE);
+	char info[256];
+	int n = snprintf(info, sizeof(info) - 4, "ferry session keys\n%s\n%s\n", role_s, role_r);
+	if (n < 0 || (size_t)n >= sizeof(info) - 4)
+		return ferry_error_msg(err, EINVAL, "role names too long");
+	put_u32((unsigned char *)info + n, uid);
+	unsigned char out[2 * FERRY_CHANNEL_KEY];
+	int r =
+	    ferry_channel_kdf(key, keylen, salt, sizeof(salt), info, (size_t)n + 4, out, sizeof(out), err);
+	if (r == 0) {
+		memcpy(ret->s2r, out, FERRY_CHANNEL_KEY);
+		memcpy(ret->r2s, out + FERRY_CHANNEL_KEY, FERRY_CHANNEL_KEY);
+	}
+	OPENSSL_cleanse(out, sizeof(out));
+	return r;
+}
+
+#define HELLO_LEN (4 + FERRY_XFER_NONCE)
+#define PROOF_LEN (4 + 4 + FERRY_XFER_NONCE + 32)
+
+/* The receiver's first message. @v: the protocol's version, the magic's last letter ('1'
+ * ferryd's, '2' the starters'). */
+static int hs_hello(int sk, char v, unsigned char hello[HELLO_LEN], struct ferry_error **err)
+{
+	memcpy(hello, (char[4]){'F', 'X', 'F', v}, 4);
 	if (getentropy(hello + 4, FERRY_XFER_NONCE) < 0)
 		return ferry_error_set(err, errno, "getentropy");
-	int r = write_full(sk, hello, sizeof(hello), err);
-	if (r < 0)
-		return r;
-	unsigned char s[4 + 4 + FERRY_XFER_NONCE + 32];
-	if ((r = ferry_read_timeout(sk, s, sizeof(s), timeout, err)) < 0)
-		return r;
-	if (memcmp(s, "FXS1", 4) != 0)
+	return write_full(sk, hello, HELLO_LEN, err);
+}
+
+/* The receiver checks the sender's proof @s and answers with its own. */
+static int hs_finish(int sk, const unsigned char *key, size_t keylen, const char *role_s, const char *role_r,
+		     char v, uid_t uid, const unsigned char hello[HELLO_LEN],
+		     const unsigned char s[PROOF_LEN], struct ferry_xfer_keys *ret_keys,
+		     struct ferry_error **err)
+{
+	if (memcmp(s, (char[4]){'F', 'X', 'S', v}, 4) != 0)
 		return ferry_error_msg(err, EPROTO, "the peer is not a ferry sender");
 	uint32_t peer_uid = get_u32(s + 4);
 	unsigned char want[32];
-	if ((r = proof(key, keylen, role_s, hello + 4, s + 8, peer_uid, want, err)) < 0)
+	int r = proof(key, keylen, role_s, hello + 4, s + 8, peer_uid, want, err);
+	if (r < 0)
 		return r;
 	if (CRYPTO_memcmp(want, s + 8 + FERRY_XFER_NONCE, 32) != 0)
 		return ferry_error_msg(err, EACCES, "the peer did not prove the cluster key: refused");
@@ -91,23 +155,38 @@ static int hs_accept(int sk, const unsigned char *key, size_t keylen, const char
 				       "the dump comes from uid %u, not from you (uid %u): refused",
 				       (unsigned)peer_uid, (unsigned)uid);
 	unsigned char reply[4 + 32];
-	memcpy(reply, "FXR1", 4);
-	if ((r = proof(key, keylen, role_r, hello + 4, s + 8, peer_uid, reply + 4, err)) < 0)
+	memcpy(reply, (char[4]){'F', 'X', 'R', v}, 4);
+	if ((r = proof(key, keylen, role_r, hello + 4, s + 8, peer_uid, reply + 4, err)) < 0 ||
+	    (r = derive(key, keylen, role_s, role_r, hello + 4, s + 8, peer_uid, ret_keys, err)) < 0)
 		return r;
 	return write_full(sk, reply, sizeof(reply), err);
 }
 
+static int hs_accept(int sk, const unsigned char *key, size_t keylen, const char *role_s, const char *role_r,
+		     char v, uid_t uid, unsigned timeout, struct ferry_xfer_keys *ret_keys,
+		     struct ferry_error **err)
+{
+	unsigned char hello[HELLO_LEN], s[PROOF_LEN];
+	int r = hs_hello(sk, v, hello, err);
+	if (r == 0)
+		r = read_within(sk, s, sizeof(s), timeout, err);
+	if (r == 0)
+		r = hs_finish(sk, key, keylen, role_s, role_r, v, uid, hello, s, ret_keys, err);
+	return r;
+}
+
 static int hs_connect(int sk, const unsigned char *key, size_t keylen, const char *role_s, const char *role_r,
-		      uid_t uid, unsigned timeout, struct ferry_error **err)
+		      char v, uid_t uid, unsigned timeout, struct ferry_xfer_keys *ret_keys,
+		      struct ferry_error **err)
 {
 	unsigned char hello[4 + FERRY_XFER_NONCE];
-	int r = ferry_read_timeout(sk, hello, sizeof(hello), timeout, err);
+	int r = read_within(sk, hello, sizeof(hello), timeout, err);
 	if (r < 0)
 		return r;
-	if (memcmp(hello, "FXF1", 4) != 0)
+	if (memcmp(hello, (char[4]){'F', 'X', 'F', v}, 4) != 0)
 		return ferry_error_msg(err, EPROTO, "the peer is not a ferry receiver");
 	unsigned char s[4 + 4 + FERRY_XFER_NONCE + 32];
-	memcpy(s, "FXS1", 4);
+	memcpy(s, (char[4]){'F', 'X', 'S', v}, 4);
 	put_u32(s + 4, (uint32_t)uid);
 	if (getentropy(s + 8, FERRY_XFER_NONCE) < 0)
 		return ferry_error_set(err, errno, "getentropy");
@@ -121,14 +200,14 @@ static int hs_connect(int sk, const unsigned char *key, size_t keylen, const cha
 		return ferry_error_wrap(err, "the receiver refused the dump");
 	if (reply[0] == 'N') /* the receiver said why it refused */
 		return read_verdict_rest(sk, timeout, err);
-	if ((r = ferry_read_timeout(sk, reply + 1, sizeof(reply) - 1, timeout, err)) < 0)
+	if ((r = read_within(sk, reply + 1, sizeof(reply) - 1, timeout, err)) < 0)
 		return ferry_error_wrap(err, "the receiver refused the dump");
 	unsigned char want[32];
 	if ((r = proof(key, keylen, role_r, hello + 4, s + 8, (uint32_t)uid, want, err)) < 0)
 		return r;
-	if (memcmp(reply, "FXR1", 4) != 0 || CRYPTO_memcmp(want, reply + 4, 32) != 0)
+	if (memcmp(reply, (char[4]){'F', 'X', 'R', v}, 4) != 0 || CRYPTO_memcmp(want, reply + 4, 32) != 0)
 		return ferry_error_msg(err, EACCES, "the receiver did not prove the cluster key: refused");
-	return 0;
+	return derive(key, keylen, role_s, role_r, hello + 4, s + 8, (uint32_t)uid, ret_keys, err);
 }
 
 int ferry_xfer_send_verdict(int sk, const char *error_or_null)
@@ -186,15 +265,129 @@ void ferry_xfer_tune_socket(int sk)
 }
 
 int ferry_xfer_accept(int sk, const unsigned char *key, size_t keylen, uid_t uid, unsigned timeout,
-		      struct ferry_error **err)
+		      struct ferry_xfer_keys *ret_keys, struct ferry_error **err)
 {
-	return hs_accept(sk, key, keylen, ROLE_S, ROLE_R, uid, timeout, err);
+	return hs_accept(sk, key, keylen, ROLE_S, ROLE_R, '2', uid, timeout, ret_keys, err);
 }
 
 int ferry_xfer_connect(int sk, const unsigned char *key, size_t keylen, uid_t uid, unsigned timeout,
-		       struct ferry_error **err)
+		       struct ferry_xfer_keys *ret_keys, struct ferry_error **err)
 {
-	return hs_connect(sk, key, keylen, ROLE_S, ROLE_R, uid, timeout, err);
+	return hs_connect(sk, key, keylen, ROLE_S, ROLE_R, '2', uid, timeout, ret_keys, err);
+}
+
+/* A connection to a listening receiver, on its way through the handshake. */
+struct pending {
+	int sk;
+	long long deadline;
+	size_t got;
+	unsigned char hello[HELLO_LEN], proof[PROOF_LEN];
+};
+
+static void pending_drop(struct pending *p, const char *why)
+{
+	if (why) /* tell it why (another user's dump learns it was refused) */
+		(void)ferry_xfer_send_verdict(p->sk, why);
+	close(p->sk);
+	p->sk = -1;
+}
+
+/* Reads what @p's peer sent: 1 once its proof is whole, 0 for more to come, -1 when it went. */
+static int pending_read(struct pending *p)
+{
+	ssize_t n = recv(p->sk, p->proof + p->got, sizeof(p->proof) - p->got, MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return 0;
+	if (n <= 0)
+		return -1;
+	p->got += (size_t)n;
+	return p->got == sizeof(p->proof);
+}
+
+/* Accepts one more connection into @ps (a free slot, sk -1) and greets it. */
+static void pending_accept(int ls, struct pending *p, struct ferry_error **last)
+{
+	p->sk = accept4(ls, NULL, NULL, SOCK_CLOEXEC);
+	if (p->sk < 0)
+		return;
+	ferry_xfer_tune_socket(p->sk);
+	p->got = 0;
+	p->deadline = ferry_now_ms() + FERRY_XFER_HELLO_TIMEOUT * 1000;
+	ferry_error_free(*last);
+	*last = NULL;
+	if (hs_hello(p->sk, '2', p->hello, last) < 0)
+		pending_drop(p, NULL);
+}
+
+#define MAX_PENDING 16
+
+/* The connections are served side by side, so that none (silent, dribbling) holds up the
+ * sender behind it for more than the time the sender itself takes. */
+int ferry_xfer_accept_listen(int ls, const unsigned char *key, size_t keylen, uid_t uid, unsigned total,
+			     struct ferry_xfer_keys *ret_keys, struct ferry_error **err)
+{
+	long long deadline = ferry_now_ms() + (long long)total * 1000;
+	_cleanup_error_ struct ferry_error *last = NULL;
+	struct pending ps[MAX_PENDING];
+	for (int i = 0; i < MAX_PENDING; i++)
+		ps[i].sk = -1;
+	int tries = 0, found = -1;
+	for (;;) {
+		long long now = ferry_now_ms(), wake = deadline;
+		struct pollfd p[MAX_PENDING + 1];
+		int free_slot = -1, busy = 0;
+		for (int i = 0; i < MAX_PENDING; i++) {
+			if (ps[i].sk >= 0 && ps[i].deadline <= now)
+				pending_drop(&ps[i], "no proof of the cluster key in time: refused");
+			if (ps[i].sk >= 0 && ps[i].deadline < wake)
+				wake = ps[i].deadline;
+			if (ps[i].sk < 0 && free_slot < 0)
+				free_slot = i;
+			busy += ps[i].sk >= 0;
+			p[i] = (struct pollfd){.fd = ps[i].sk, .events = POLLIN};
+		}
+		bool more = free_slot >= 0 && tries < FERRY_XFER_MAX_TRIES;
+		if ((!more && busy == 0) || now >= deadline)
+			break;
+		p[MAX_PENDING] = (struct pollfd){.fd = more ? ls : -1, .events = POLLIN};
+		int r = poll(p, MAX_PENDING + 1, (int)(wake - now > INT_MAX ? INT_MAX : wake - now));
+		if (r < 0 && errno != EINTR)
+			return ferry_error_set(err, errno, "poll");
+		if (r <= 0)
+			continue;
+		for (int i = 0; i < MAX_PENDING && found < 0; i++) {
+			if (ps[i].sk < 0 || !p[i].revents)
+				continue;
+			int got = pending_read(&ps[i]);
+			if (got < 0)
+				pending_drop(&ps[i], NULL);
+			if (got <= 0)
+				continue;
+			ferry_error_free(last);
+			last = NULL;
+			if (hs_finish(ps[i].sk, key, keylen, ROLE_S, ROLE_R, '2', uid, ps[i].hello,
+				      ps[i].proof, ret_keys, &last) == 0)
+				found = i;
+			else /* someone else (another user's dump, a stray connection) */
+				pending_drop(&ps[i], last->message);
+		}
+		if (found >= 0)
+			break;
+		if (more && p[MAX_PENDING].revents) {
+			pending_accept(ls, &ps[free_slot], &last);
+			tries++;
+		}
+	}
+	for (int i = 0; i < MAX_PENDING; i++)
+		if (ps[i].sk >= 0 && i != found)
+			pending_drop(&ps[i], "another sender was first: refused");
+	if (found >= 0)
+		return ps[found].sk;
+	if (!last)
+		return ferry_error_msg(err, ETIMEDOUT, "no dump arrived within %u s", total);
+	return ferry_error_msg(err, ETIMEDOUT,
+			       "no dump of yours arrived within %u s (%d connection%s refused; the last: %s)",
+			       total, tries, tries == 1 ? "" : "s", last->message);
 }
 
 /* Daemons: the same proofs under other role names, so that neither kind of session can be
@@ -202,13 +395,15 @@ int ferry_xfer_connect(int sk, const unsigned char *key, size_t keylen, uid_t ui
 int ferry_peer_accept(int sk, const unsigned char *key, size_t keylen, unsigned timeout,
 		      struct ferry_error **err)
 {
-	return hs_accept(sk, key, keylen, "ferry-peer-1 client", "ferry-peer-1 server", 0, timeout, err);
+	return hs_accept(sk, key, keylen, "ferry-peer-1 client", "ferry-peer-1 server", '1', 0, timeout, NULL,
+			 err);
 }
 
 int ferry_peer_connect(int sk, const unsigned char *key, size_t keylen, unsigned timeout,
 		       struct ferry_error **err)
 {
-	return hs_connect(sk, key, keylen, "ferry-peer-1 client", "ferry-peer-1 server", 0, timeout, err);
+	return hs_connect(sk, key, keylen, "ferry-peer-1 client", "ferry-peer-1 server", '1', 0, timeout,
+			  NULL, err);
 }
 
 /* After an 'A' verdict the sender answers one byte 'C' (commit): the move is agreed. */
@@ -224,4 +419,28 @@ int ferry_xfer_await_commit(int sk, unsigned timeout)
 	int r = ferry_read_timeout(sk, &c, 1, timeout, &err);
 	ferry_error_free(err);
 	return r < 0 || c != 'C' ? -EPROTO : 0;
+}
+
+/* One file for ferry_xfer_send_passed (xfer_tar.c): here, so that the starter needs no libarchive. */
+int ferry_xfer_pass_file(int src, const char *name, int fd, struct ferry_error **err)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} c;
+	memset(&c, 0, sizeof(c));
+	struct iovec iov = {.iov_base = (void *)name, .iov_len = strlen(name)};
+	struct msghdr m = {
+	    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = c.buf, .msg_controllen = sizeof(c.buf)};
+	struct cmsghdr *h = CMSG_FIRSTHDR(&m);
+	h->cmsg_level = SOL_SOCKET;
+	h->cmsg_type = SCM_RIGHTS;
+	h->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(h), &fd, sizeof(int));
+	ssize_t n;
+	while ((n = sendmsg(src, &m, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+		;
+	if (n != (ssize_t)iov.iov_len)
+		return ferry_error_set(err, n < 0 ? errno : EIO, "hand '%s' over to be sent", name);
+	return 0;
 }

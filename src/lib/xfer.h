@@ -1,24 +1,34 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* xfer.h — moving a checkpoint generation between two starters over a connected socket.
  *
- * The socket is made by the caller (the CLI or ferryd); the starters only speak over it:
+ * The socket is made by the caller (the CLI or ferryd); the starters only speak over it
+ * (docs/xfer-protocol.md has the whole of it):
  *  1. a mutual handshake under the cluster key that binds the session to fresh nonces from
  *     both sides and to the user, so that pages can only come from (and go to) a ferry
  *     starter acting for the same uid;
- *  2. CRIU's page-server protocol (the dump's memory pages, written by the receiver's
- *     `criu page-server --ps-socket` straight into its staging directory);
- *  3. the rest of the generation and the sender's signed manifest, as a zstd-compressed tar
- *     (libarchive) cut into bounded chunks;
- *  4. the receiver's verdict: 'A' (restored: the sender may end its instance) or 'N' with a
- *     u16-length message (the sender resumes its instance).
- * All integers are little-endian. The stream is not encrypted: it runs on the cluster's
- * network, like the rest of an HPC job's traffic. */
+ *  2. from then on, only records of a session (channel.h: AES-256-GCM) under keys that HKDF
+ *     derives from the cluster key over both nonces, both roles and the uid: someone who
+ *     relays or watches the handshake learns neither key, so every byte after it is the
+ *     peer starter's, unread by anyone else. The records carry three channels: the pages
+ *     (CRIU's page-server protocol between the sender's `criu dump` and the receiver's
+ *     `criu page-server`), the files (the rest of the generation and the sender's signed
+ *     manifest, as a zstd-compressed tar in bounded chunks, which only ferry-xfer, a helper
+ *     without privileges, writes and reads) and the control channel (the verdict and the
+ *     commit below). Each channel ends with an END record, the session with a FIN record
+ *     from each side: a stream cut anywhere is an error, and the socket is clean afterwards
+ *     for whoever owns it (ferryd's messages);
+ *  3. the receiver's verdict: 'A' (restored: the sender may end its instance) or 'N' with a
+ *     u16-length message (the sender resumes its instance); then the sender's commit 'C'.
+ * The relay (ferry_xfer_relay) is a process of the starter that has dropped to the user for
+ * good: no network byte is read with root or a capability at hand. All integers are
+ * little-endian. */
 #ifndef FERRY_XFER_H
 #define FERRY_XFER_H
 
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "channel.h"
 #include "error.h"
 
 #define FERRY_XFER_NONCE 32
@@ -32,13 +42,44 @@
  * later partial write waits for the cork's 200 ms timer. Does nothing on unix sockets. */
 void ferry_xfer_tune_socket(int sk);
 
+/* The keys of one session, one for each direction. */
+struct ferry_xfer_keys {
+	unsigned char s2r[FERRY_CHANNEL_KEY]; /* sender (or client) to receiver (server) */
+	unsigned char r2s[FERRY_CHANNEL_KEY];
+};
+
 /* Handshake, receiver side: sends its nonce, checks the sender's proof and uid (must equal
- * @uid), answers with its own proof. @timeout bounds each read, in seconds. */
+ * @uid), answers with its own proof, and derives the session's keys into @ret_keys (when not
+ * NULL). @timeout bounds each read, in seconds. */
 int ferry_xfer_accept(int sk, const unsigned char *key, size_t keylen, uid_t uid, unsigned timeout,
-		      struct ferry_error **err);
+		      struct ferry_xfer_keys *ret_keys, struct ferry_error **err);
 /* Handshake, sender side. */
 int ferry_xfer_connect(int sk, const unsigned char *key, size_t keylen, uid_t uid, unsigned timeout,
-		       struct ferry_error **err);
+		       struct ferry_xfer_keys *ret_keys, struct ferry_error **err);
+
+/* Receiver on a listening socket: accepts connections until one completes the handshake, so
+ * that whoever connects first (and sends nothing, or garbage) cannot fail the transfer: at
+ * most FERRY_XFER_MAX_TRIES connections, each given FERRY_XFER_HELLO_TIMEOUT seconds to
+ * prove the key, all within @total seconds. Returns the connected socket. */
+#define FERRY_XFER_MAX_TRIES 256
+#define FERRY_XFER_HELLO_TIMEOUT 5
+int ferry_xfer_accept_listen(int ls, const unsigned char *key, size_t keylen, uid_t uid, unsigned total,
+			     struct ferry_xfer_keys *ret_keys, struct ferry_error **err);
+
+/* The channels of a session, and its record types: data of channel N is type N, its end
+ * FERRY_XFER_END + N, the end of the session FERRY_XFER_FIN. */
+enum { FERRY_XFER_PAGES, FERRY_XFER_FILES, FERRY_XFER_CTL, FERRY_XFER_NCHAN };
+#define FERRY_XFER_END 0x10
+#define FERRY_XFER_FIN 0x7f
+
+/* Relays between the peer on @sk (records) and local plaintext sockets, one a channel:
+ * what can be read from local[N] goes to the peer as channel N (its end of file as END), what
+ * the peer sends on channel N is written to local[N] (its END shuts local[N] for writing; a
+ * local end that does not take data any more has the rest discarded). Returns 0 once both
+ * sides have sent FIN; on any failure (authentication, protocol, the peer gone) an error,
+ * with threads possibly still blocked: the caller must then exit. */
+int ferry_xfer_relay(int sk, bool receiver, const struct ferry_xfer_keys *keys,
+		     const int local[FERRY_XFER_NCHAN], struct ferry_error **err);
 
 /* The same mutual proof between two ferryd (control connections), under other role names. */
 int ferry_peer_accept(int sk, const unsigned char *key, size_t keylen, unsigned timeout,
@@ -50,6 +91,12 @@ int ferry_peer_connect(int sk, const unsigned char *key, size_t keylen, unsigned
  * (libarchive) in chunks (u32 length, bytes; a zero length ends it). */
 int ferry_xfer_send_files(int sk, int dirfd, char *const *names, size_t n, const char *manifest, size_t mlen,
 			  struct ferry_error **err);
+/* The same, with the files (the manifest last, under its name) handed over one a message on
+ * the SOCK_SEQPACKET socket @src: the name as the message, the open file as SCM_RIGHTS. The
+ * sender of @src may be more privileged than we are: it opens, we only read. */
+int ferry_xfer_send_passed(int sk, int src, struct ferry_error **err);
+/* Hands one file to ferry_xfer_send_passed over @src. */
+int ferry_xfer_pass_file(int src, const char *name, int fd, struct ferry_error **err);
 
 /* Receiver: writes the files into @dirfd (created O_EXCL, mode 0400) until the archive ends;
  * returns the sender's manifest text (not yet verified). Only regular files whose names pass

@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* xfer_tar.c — the files of a generation between two starters, as a zstd-compressed tar
- * (libarchive). Apart from xfer.c so that only ferry-starter links libarchive (and what it
- * pulls in: ICU, libxml2, libstdc++): loading those costs every other command milliseconds. */
+ * (libarchive). Apart from xfer.c so that only ferry-xfer links libarchive (and what it pulls
+ * in: ICU, libxml2, libstdc++): not the setuid starter, which must not parse with it, nor the
+ * other commands, which would pay milliseconds to load it. */
 #include <archive.h>
 #include <archive_entry.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include "fs.h"
@@ -57,8 +60,44 @@ static int chunk_close(struct archive *a, void *data)
 	return w->error == 0 && ferry_write_all(w->sk, end, 4) == 0 ? ARCHIVE_OK : ARCHIVE_FATAL;
 }
 
-int ferry_xfer_send_files(int sk, int dirfd, char *const *names, size_t n, const char *manifest, size_t mlen,
-			  struct ferry_error **err)
+/* One entry to send: @name, and either an open file @fd or @data of @len bytes (the manifest). */
+struct send_entry {
+	char name[NAME_MAX + 1];
+	int fd;
+	const char *data;
+	size_t len;
+};
+/* Fills @e with the next entry: 1, none left: 0, or an error. */
+typedef int (*next_entry_fn)(void *src, struct send_entry *e, struct ferry_error **err);
+
+static int send_one(struct archive *a, const struct send_entry *e, unsigned char *buf, size_t bufsz,
+		    struct ferry_error **err)
+{
+	struct stat st = {.st_size = (off_t)e->len, .st_mode = S_IFREG};
+	if (!ferry_manifest_name_ok(e->name) || (e->fd >= 0 && fstat(e->fd, &st) < 0) || !S_ISREG(st.st_mode))
+		return ferry_error_msg(err, EINVAL, "cannot send '%s'", e->name);
+	struct archive_entry *ae = archive_entry_new();
+	archive_entry_set_pathname(ae, e->name);
+	archive_entry_set_filetype(ae, AE_IFREG);
+	archive_entry_set_perm(ae, 0400);
+	archive_entry_set_size(ae, st.st_size);
+	int r = 0;
+	if (archive_write_header(a, ae) != ARCHIVE_OK)
+		r = ferry_error_msg(err, EIO, "send '%s': %s", e->name, archive_error_string(a));
+	archive_entry_free(ae);
+	if (r == 0 && e->fd < 0 && archive_write_data(a, e->data, e->len) != (la_ssize_t)e->len)
+		r = ferry_error_msg(err, EIO, "send '%s': %s", e->name, archive_error_string(a));
+	for (off_t off = 0; r == 0 && e->fd >= 0 && off < st.st_size;) {
+		ssize_t got = pread(e->fd, buf, bufsz, off);
+		if (got <= 0 || archive_write_data(a, buf, (size_t)got) != got)
+			r = ferry_error_msg(err, EIO, "send '%s'", e->name);
+		else
+			off += got;
+	}
+	return r;
+}
+
+static int send_entries(int sk, next_entry_fn next, void *src, struct ferry_error **err)
 {
 	struct archive *a = archive_write_new();
 	struct chunk_writer w = {.sk = sk};
@@ -73,45 +112,90 @@ int ferry_xfer_send_files(int sk, int dirfd, char *const *names, size_t n, const
 	}
 	const size_t bufsz = 1 << 20;
 	_cleanup_free_ unsigned char *buf = xmalloc(bufsz);
-	int r = 0;
-	for (size_t i = 0; r == 0 && i <= n; i++) {
-		const char *name = i < n ? names[i] : FERRY_MANIFEST_NAME;
-		_cleanup_close_ int fd = -1;
-		struct stat st = {.st_size = (off_t)mlen};
-		if (i < n) {
-			fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-			if (!ferry_manifest_name_ok(name) || fd < 0 || fstat(fd, &st) < 0 ||
-			    !S_ISREG(st.st_mode)) {
-				r = ferry_error_msg(err, EINVAL, "cannot send '%s'", name);
-				break;
-			}
-		}
-		struct archive_entry *e = archive_entry_new();
-		archive_entry_set_pathname(e, name);
-		archive_entry_set_filetype(e, AE_IFREG);
-		archive_entry_set_perm(e, 0400);
-		archive_entry_set_size(e, st.st_size);
-		if (archive_write_header(a, e) != ARCHIVE_OK)
-			r = ferry_error_msg(err, EIO, "send '%s': %s", name, archive_error_string(a));
-		archive_entry_free(e);
-		if (i == n) {
-			if (r == 0 && archive_write_data(a, manifest, mlen) != (la_ssize_t)mlen)
-				r = ferry_error_msg(err, EIO, "send the manifest: %s",
-						    archive_error_string(a));
+	int r;
+	for (;;) {
+		struct send_entry e = {.fd = -1};
+		if ((r = next(src, &e, err)) <= 0)
 			break;
-		}
-		for (off_t off = 0; r == 0 && off < st.st_size;) {
-			ssize_t got = pread(fd, buf, bufsz, off);
-			if (got <= 0 || archive_write_data(a, buf, (size_t)got) != got)
-				r = ferry_error_msg(err, EIO, "send '%s'", name);
-			else
-				off += got;
-		}
+		r = send_one(a, &e, buf, bufsz, err);
+		if (e.fd >= 0)
+			close(e.fd);
+		if (r < 0)
+			break;
 	}
 	if (archive_write_close(a) != ARCHIVE_OK && r == 0)
 		r = ferry_error_msg(err, EIO, "end the checkpoint stream: %s", archive_error_string(a));
 	archive_write_free(a);
 	return r;
+}
+
+struct named_files {
+	int dirfd;
+	char *const *names;
+	size_t n, i;
+	const char *manifest;
+	size_t mlen;
+};
+
+static int next_named(void *src, struct send_entry *e, struct ferry_error **err)
+{
+	struct named_files *f = src;
+	if (f->i > f->n)
+		return 0;
+	const char *name = f->i < f->n ? f->names[f->i] : FERRY_MANIFEST_NAME;
+	if (strlen(name) >= sizeof(e->name))
+		return ferry_error_msg(err, EINVAL, "cannot send '%s'", name);
+	strcpy(e->name, name);
+	if (f->i++ == f->n) {
+		e->data = f->manifest;
+		e->len = f->mlen;
+		return 1;
+	}
+	e->fd = openat(f->dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (e->fd < 0)
+		return ferry_error_msg(err, EINVAL, "cannot send '%s'", name);
+	return 1;
+}
+
+int ferry_xfer_send_files(int sk, int dirfd, char *const *names, size_t n, const char *manifest, size_t mlen,
+			  struct ferry_error **err)
+{
+	struct named_files f = {.dirfd = dirfd, .names = names, .n = n, .manifest = manifest, .mlen = mlen};
+	return send_entries(sk, next_named, &f, err);
+}
+
+/* Passed files: one SOCK_SEQPACKET message each, the name as its bytes and the file as
+ * SCM_RIGHTS; the sender's end of file ends the list. */
+static int next_passed(void *src, struct send_entry *e, struct ferry_error **err)
+{
+	int sk = *(int *)src;
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} c;
+	struct iovec iov = {.iov_base = e->name, .iov_len = sizeof(e->name) - 1};
+	struct msghdr m = {
+	    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = c.buf, .msg_controllen = sizeof(c.buf)};
+	ssize_t n;
+	while ((n = recvmsg(sk, &m, MSG_CMSG_CLOEXEC)) < 0 && errno == EINTR)
+		;
+	if (n < 0)
+		return ferry_error_set(err, errno, "receive the files to send");
+	struct cmsghdr *h = CMSG_FIRSTHDR(&m);
+	if (h && h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_RIGHTS &&
+	    h->cmsg_len == CMSG_LEN(sizeof(int)))
+		memcpy(&e->fd, CMSG_DATA(h), sizeof(int));
+	if (n == 0 && e->fd < 0)
+		return 0;
+	e->name[n] = '\0';
+	if (e->fd < 0 || (m.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || strlen(e->name) != (size_t)n)
+		return ferry_error_msg(err, EPROTO, "bad file handed over to send");
+	return 1;
+}
+
+int ferry_xfer_send_passed(int sk, int src, struct ferry_error **err)
+{
+	return send_entries(sk, next_passed, &src, err);
 }
 
 struct chunk_reader {

@@ -38,6 +38,7 @@
 #include "criu.h"
 #include "fs.h"
 #include "starter.h"
+#include "transfer.h"
 #include "xfer.h"
 
 #define LAUNCH_FILE "launch.req"
@@ -440,8 +441,6 @@ static void wait_instance_end(int monfd, const char *name, unsigned timeout_s)
 	}
 }
 
-/* How often a dump through a page server clears CRIU's cork on the socket. */
-#define UNCORK_TICK_MS 10
 /* How often a local dump hashes what CRIU has written since. */
 #define TAIL_TICK_MS 20
 
@@ -470,8 +469,8 @@ static _noreturn_ void dump_criu(struct starter *s, const struct ferry_instance 
 	    .config = leave_running ? NULL : FERRY_CRIU_LEAVE_STOPPED,
 	};
 	if (s->xfer_fd >= 0) {
-		/* pages go through the authenticated socket, at the fd the config names */
-		if (dup2(s->xfer_fd, FERRY_CRIU_PS_FD) < 0) {
+		/* pages go through the session, at the fd the config names */
+		if (dup2(xfer_session_fd(FERRY_XFER_PAGES), FERRY_CRIU_PS_FD) < 0) {
 			ferry_error_set(&err, errno, "pass the page server socket");
 			report_error(report, err);
 			_exit(1);
@@ -601,18 +600,11 @@ void op_checkpoint_dump(struct starter *s)
 	int stfd = -1, imgfd = -1;
 	if (make_staging(s, stage, &stfd, &imgfd, &err) < 0)
 		die_error(err);
-	if (s->xfer_fd >= 0) {
-		unsigned char key[FERRY_KEY_MAX];
-		size_t keylen = 0;
-		if (ferry_key_load(FERRY_KEY_PATH, key, &keylen, &err) < 0 ||
-		    ferry_xfer_connect(s->xfer_fd, key, keylen, s->privs.uid, s->cfg->criu_timeout, &err) <
-			0) {
-			explicit_bzero(key, sizeof(key));
-			rm_tree(s->ckpt_fd, stage);
-			die("checkpoint of '%s' to the page server '%s': %s; the instance keeps running",
-			    name, s->req->page_server, err->message);
-		}
-		explicit_bzero(key, sizeof(key));
+	struct xfer_session *xs = NULL;
+	if (s->xfer_fd >= 0 && xfer_session_start(s, false, &xs, &err) < 0) {
+		rm_tree(s->ckpt_fd, stage);
+		die("checkpoint of '%s' to the page server '%s': %s; the instance keeps running", name,
+		    s->req->page_server, err->message);
 	}
 
 	bool leave_running = s->req->flags & FERRY_REQ_LEAVE_RUNNING;
@@ -631,6 +623,8 @@ void op_checkpoint_dump(struct starter *s)
 	close(rep[1]);
 	close(ctl[0]);
 	close(pidfd);
+	if (xs)
+		xfer_session_close(xs, FERRY_XFER_PAGES); /* CRIU's now */
 	/* wait for "D" (dumped), "E ..." (failed) or the timeout */
 	char msg[4096] = "";
 	size_t got = 0;
@@ -652,14 +646,6 @@ void op_checkpoint_dump(struct starter *s)
 			tails_scan(imgfd, &tails);
 			if (left > TAIL_TICK_MS)
 				left = TAIL_TICK_MS;
-		} else {
-			/* CRIU corks the page server socket when it starts and, at its end, sends
-			 * the page server its last command still corked and waits for the answer:
-			 * 200 ms lost to the cork's timer. The socket is ours too: keep it uncorked
-			 * (CRIU sets NODELAY itself where it waits for answers). */
-			ferry_xfer_tune_socket(s->xfer_fd);
-			if (left > UNCORK_TICK_MS)
-				left = UNCORK_TICK_MS;
 		}
 		int r = poll(&p, 1, (int)(left > INT_MAX ? INT_MAX : left));
 		if (r < 0 && errno == EINTR)
@@ -681,6 +667,11 @@ void op_checkpoint_dump(struct starter *s)
 		close(ctl[1]); /* the guard ends CRIU, resumes the tree and removes the staging */
 		waitpid(child, NULL, 0);
 		rm_tree(s->ckpt_fd, stage);
+		if (xs) { /* the page server's end may have failed first (it gave no verdict yet) */
+			xfer_session_blame(xs, &err);
+			if (err)
+				die("checkpoint of '%s': %s; the instance keeps running", name, err->message);
+		}
 		if (timed_out)
 			die("checkpoint of '%s' timed out after %u s ('criu timeout' in ferry.conf); the instance keeps running",
 			    name, s->cfg->criu_timeout);
@@ -690,8 +681,6 @@ void op_checkpoint_dump(struct starter *s)
 		die("checkpoint of '%s' failed: the dumping process died; the instance keeps running", name);
 	}
 	long long t_dumped = ferry_now_ms();
-	if (s->xfer_fd >= 0)
-		ferry_xfer_tune_socket(s->xfer_fd); /* CRIU left it corked */
 	_cleanup_free_ char *gen = NULL;
 	_cleanup_free_ char *text = NULL;
 	_cleanup_(ferry_manifest_freep) struct ferry_manifest *m =
@@ -701,20 +690,18 @@ void op_checkpoint_dump(struct starter *s)
 	bool evict = s->req->checkpoint && s->xfer_fd < 0;
 	int pr = seal_generation(imgfd, m, launch, launch_len, &tails, evict, &text, &err);
 	tails_free(&tails);
-	if (pr == 0 && s->xfer_fd >= 0) {
+	if (pr == 0 && xs) {
 		/* the rest of the generation follows the pages; the receiver answers once the
-		 * instance runs there */
-		char **names = xzalloc((m->n_files + 1) * sizeof(char *));
-		for (size_t i = 0; i < m->n_files; i++)
-			names[i] = m->files[i].name;
-		pr = ferry_xfer_send_files(s->xfer_fd, imgfd, names, m->n_files, text, strlen(text), &err);
-		free(names);
+		 * instance runs there (s->xfer_fd is the session's control channel) */
+		pr = xfer_send_files(s, xs, imgfd, m, text, &err);
 		if (pr == 0)
 			pr = ferry_xfer_read_verdict(s->xfer_fd, s->cfg->criu_timeout, &err);
 		/* the destination keeps its copy only on our commit; without it, we keep ours */
 		if (pr == 0 && ferry_xfer_send_commit(s->xfer_fd) < 0)
 			pr = ferry_error_msg(&err, EPIPE,
 					     "the destination went away before the move was agreed");
+		if (pr == -ECONNRESET || pr == -EPIPE || pr == -EIO)
+			xfer_session_blame(xs, &err);
 		if (pr == 0)
 			gen = xasprintf("sent to %s", s->req->page_server);
 	} else if (pr == 0) {
@@ -738,7 +725,8 @@ void op_checkpoint_dump(struct starter *s)
 		close(monfd);
 	close(imgfd);
 	close(stfd);
-	if (s->xfer_fd >= 0) {
+	if (xs) {
+		(void)xfer_session_finish(30); /* committed: the connection must end clean */
 		rm_tree(s->ckpt_fd, stage);
 		printf("%s\n", gen);
 	} else {
@@ -1132,7 +1120,8 @@ void op_checkpoint_delete(struct starter *s)
 
 /* The page server, as the user, without capabilities, in the host's namespaces: it only
  * writes the pages CRIU sends over the socket into the staging images directory. */
-static int run_page_server(struct starter *s, int imgfd, struct tail_hashes *tails, struct ferry_error **err)
+static int run_page_server(struct starter *s, int imgfd, int pages, struct tail_hashes *tails,
+			   struct ferry_error **err)
 {
 	int rep[2];
 	if (pipe2(rep, O_CLOEXEC) < 0)
@@ -1143,7 +1132,8 @@ static int run_page_server(struct starter *s, int imgfd, struct tail_hashes *tai
 	if (pid == 0) {
 		close(rep[0]);
 		setpgid(0, 0);
-		if (dup2(imgfd, 3) < 0 || dup2(s->xfer_fd, 4) < 0 || dup2(rep[1], 5) < 0)
+		int hi = fcntl(pages, F_DUPFD, 10);
+		if (hi < 0 || dup2(imgfd, 3) < 0 || dup2(hi, 4) < 0 || dup2(rep[1], 5) < 0)
 			_exit(127);
 		ferry_close_fds(6, NULL);
 		fcntl(5, F_SETFD, FD_CLOEXEC);
@@ -1217,6 +1207,12 @@ int checkpoint_receive(struct starter *s, struct ferry_error **err)
 	int r = checkpoint_open_dir(s, s->req->checkpoint, err);
 	if (r < 0)
 		return r;
+	/* every byte from here on is the peer starter's (the session's records); ferry-xfer, as
+	 * the user, unpacks the files. The staging directory waits for the sender: nothing is
+	 * left behind by a restart that never got one. */
+	struct xfer_session *xs = NULL;
+	if ((r = ferry_privs_raise(&s->privs, err)) < 0 || (r = xfer_session_start(s, true, &xs, err)) < 0)
+		return r;
 	char stage[64];
 	int stfd = -1, imgfd = -1;
 	if ((r = make_staging(s, stage, &stfd, &imgfd, err)) < 0)
@@ -1226,15 +1222,15 @@ int checkpoint_receive(struct starter *s, struct ferry_error **err)
 	_cleanup_free_ char *text = NULL;
 	size_t len = 0;
 	struct ferry_manifest *sent = NULL;
-	r = ferry_key_load(FERRY_KEY_PATH, key, &keylen, err);
-	if (r == 0)
-		r = ferry_xfer_accept(s->xfer_fd, key, keylen, s->privs.uid, s->cfg->criu_timeout, err);
 	struct tail_hashes tails = {0};
+	r = run_page_server(s, imgfd, xs->local[FERRY_XFER_PAGES], &tails, err);
+	xfer_session_close(xs, FERRY_XFER_PAGES);
 	if (r == 0)
-		r = run_page_server(s, imgfd, &tails, err);
-	ferry_xfer_tune_socket(s->xfer_fd);
+		r = xfer_receive_files(s, xs, imgfd, &text, &len, err);
+	if (r < 0)
+		xfer_session_blame(xs, err);
 	if (r == 0)
-		r = ferry_xfer_receive(s->xfer_fd, imgfd, s->cfg->criu_timeout, &text, &len, err);
+		r = ferry_key_load(FERRY_KEY_PATH, key, &keylen, err);
 	/* The sender's manifest covers what it had: everything but the pages, which only we saw
 	 * (through the authenticated session). Check it as a restart would. */
 	if (r == 0 && (r = ferry_manifest_verify(text, len, key, keylen, &sent, err)) < 0)

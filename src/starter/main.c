@@ -27,6 +27,7 @@
 #include "instance.h"
 #include "names.h"
 #include "starter.h"
+#include "transfer.h"
 #include "xfer.h"
 
 /* the peer of a --page-server transfer, told why when we fail */
@@ -46,6 +47,7 @@ void die(const char *fmt, ...)
 	fprintf(stderr, "ferry: %s\n", msg ? msg : fmt);
 	if (verdict_fd >= 0)
 		(void)ferry_xfer_send_verdict(verdict_fd, msg ? msg : "failed");
+	(void)xfer_session_finish(10);
 	exit(255);
 }
 
@@ -810,7 +812,9 @@ static void op_instance_start(struct starter *s)
 			/* Two copies must never run: the source ends its copy on our word, and we keep
 			 * ours only on its commit. No commit (it died, the link broke): stop ours. */
 			(void)ferry_xfer_send_verdict(verdict_fd, NULL);
-			if (ferry_xfer_await_commit(verdict_fd, 30) < 0) {
+			int committed = ferry_xfer_await_commit(verdict_fd, 30);
+			(void)xfer_session_finish(30); /* the connection is clean for ferryd again */
+			if (committed < 0) {
 				int init = msg[2] == ' ' ? atoi_strict(msg + 3) : 0;
 				int pfd = init > 0 ? (int)syscall(SYS_pidfd_open, init, 0) : -1;
 				if (pfd >= 0)
@@ -921,7 +925,8 @@ static void read_request(struct starter *s)
 	size_t len = 0;
 	if (ferry_read_all(FERRY_REQUEST_FD, FERRY_REQUEST_MAX, &buf, &len, &err) < 0)
 		die("invalid request: %s", err->message);
-	/* fd 4 may carry the connected socket of a --page-server transfer */
+	/* fd 4 may carry the socket of a --page-server transfer: connected, or (a restart) the
+	 * one it listens on */
 	if (fstat(STARTER_XFER_FD, &st) == 0 && S_ISSOCK(st.st_mode))
 		s->xfer_fd = fcntl(STARTER_XFER_FD, F_DUPFD_CLOEXEC, 10);
 	ferry_close_fds(3, (const int[]){s->xfer_fd, -1});

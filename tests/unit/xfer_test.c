@@ -8,6 +8,7 @@
 #include <archive_entry.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -24,7 +25,7 @@ static pid_t sender(int sk, const unsigned char *k, uid_t uid)
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		struct ferry_error *err = NULL;
-		_exit(ferry_xfer_connect(sk, k, 32, uid, 5, &err) == 0 ? 0 : 1);
+		_exit(ferry_xfer_connect(sk, k, 32, uid, 5, NULL, &err) == 0 ? 0 : 1);
 	}
 	return pid;
 }
@@ -47,7 +48,7 @@ static void test_handshake_ok(void **state)
 	pair(sv);
 	pid_t pid = sender(sv[1], key, 1001);
 	_cleanup_error_ struct ferry_error *err = NULL;
-	assert_int_equal(ferry_xfer_accept(sv[0], key, 32, 1001, 5, &err), 0);
+	assert_int_equal(ferry_xfer_accept(sv[0], key, 32, 1001, 5, NULL, &err), 0);
 	assert_int_equal(status_of(pid), 0);
 	close(sv[0]);
 	close(sv[1]);
@@ -59,7 +60,7 @@ static void test_handshake_other_uid(void **state)
 	pair(sv);
 	pid_t pid = sender(sv[1], key, 1002);
 	_cleanup_error_ struct ferry_error *err = NULL;
-	assert_true(ferry_xfer_accept(sv[0], key, 32, 1001, 5, &err) < 0);
+	assert_true(ferry_xfer_accept(sv[0], key, 32, 1001, 5, NULL, &err) < 0);
 	assert_non_null(strstr(err->message, "uid 1002"));
 	close(sv[0]); /* the sender then fails too */
 	assert_int_equal(status_of(pid), 1);
@@ -76,7 +77,7 @@ static void test_handshake_wrong_key(void **state)
 	pair(sv);
 	pid_t pid = sender(sv[1], other, 1001);
 	_cleanup_error_ struct ferry_error *err = NULL;
-	assert_true(ferry_xfer_accept(sv[0], key, 32, 1001, 5, &err) < 0);
+	assert_true(ferry_xfer_accept(sv[0], key, 32, 1001, 5, NULL, &err) < 0);
 	assert_non_null(strstr(err->message, "cluster key"));
 	close(sv[0]);
 	assert_int_equal(status_of(pid), 1);
@@ -85,7 +86,7 @@ static void test_handshake_wrong_key(void **state)
 	pair(sv);
 	pid = sender(sv[1], key, 1001);
 	struct ferry_error *e2 = NULL;
-	assert_true(ferry_xfer_accept(sv[0], other, 32, 1001, 5, &e2) < 0);
+	assert_true(ferry_xfer_accept(sv[0], other, 32, 1001, 5, NULL, &e2) < 0);
 	ferry_error_free(e2);
 	close(sv[0]);
 	assert_int_equal(status_of(pid), 1);
@@ -100,13 +101,13 @@ static void test_handshake_garbage(void **state)
 	    "HELLO, I AM NOT FERRY AT ALL, REALLY NOT!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!";
 	assert_int_equal(write(sv[1], junk, sizeof(junk)), (ssize_t)sizeof(junk));
 	_cleanup_error_ struct ferry_error *err = NULL;
-	assert_true(ferry_xfer_accept(sv[0], key, 32, 1001, 5, &err) < 0);
+	assert_true(ferry_xfer_accept(sv[0], key, 32, 1001, 5, NULL, &err) < 0);
 	close(sv[0]);
 	close(sv[1]);
 	/* a peer that says nothing times out */
 	pair(sv);
 	struct ferry_error *e2 = NULL;
-	assert_int_equal(ferry_xfer_accept(sv[0], key, 32, 1001, 1, &e2), -ETIMEDOUT);
+	assert_int_equal(ferry_xfer_accept(sv[0], key, 32, 1001, 1, NULL, &e2), -ETIMEDOUT);
 	ferry_error_free(e2);
 	close(sv[0]);
 	close(sv[1]);
@@ -174,6 +175,68 @@ static void test_stream_round_trip(void **state)
 	assert_int_equal(b.st_mode & 0777, 0400);
 	assert_int_equal(fstatat(dfd, "empty.img", &b, 0), 0);
 	assert_int_equal(b.st_size, 0);
+	end_stream_test(sv, sfd, dfd, src, dst);
+}
+
+/* The files handed over as fds (as the starter does to ferry-xfer send): a file the sender
+ * could not open by name (mode 0) still goes, and a handed-over entry with a bad name or without
+ * a file fails the stream. */
+static void test_stream_passed(void **state)
+{
+	_cleanup_free_ char *src = tmpdir(), *dst = tmpdir();
+	int sfd = open(src, O_RDONLY | O_DIRECTORY), dfd = open(dst, O_RDONLY | O_DIRECTORY);
+	int fd = openat(sfd, "core-1.img", O_RDWR | O_CREAT, 0600);
+	assert_int_equal(write(fd, "core of pid 1", 13), 13);
+	fchmod(fd, 0);
+	int sv[2], src_sk[2];
+	pair(sv);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, src_sk), 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct ferry_error *err = NULL;
+		close(src_sk[0]);
+		_exit(ferry_xfer_send_passed(sv[1], src_sk[1], &err) == 0 ? 0 : 1);
+	}
+	close(src_sk[1]);
+	_cleanup_error_ struct ferry_error *err = NULL;
+	lseek(fd, 0, SEEK_SET);
+	assert_int_equal(ferry_xfer_pass_file(src_sk[0], "core-1.img", fd, &err), 0);
+	int mfd = memfd_create("m", MFD_CLOEXEC);
+	assert_int_equal(write(mfd, "ferry-manifest 1\n", 17), 17);
+	assert_int_equal(ferry_xfer_pass_file(src_sk[0], "manifest", mfd, &err), 0);
+	close(src_sk[0]);
+	char *m = NULL;
+	size_t len = 0;
+	assert_int_equal(ferry_xfer_receive(sv[0], dfd, 5, &m, &len, &err), 0);
+	assert_int_equal(len, 17);
+	free(m);
+	assert_int_equal(status_of(pid), 0);
+	struct stat b;
+	assert_int_equal(fstatat(dfd, "core-1.img", &b, 0), 0);
+	assert_int_equal(b.st_size, 13);
+	close(fd);
+	close(mfd);
+
+	/* a bad name, and a message without a file: the sender fails */
+	const char *bad[] = {"../escape", NULL};
+	for (int i = 0; i < 2; i++) {
+		int s2[2], t2[2];
+		pair(t2);
+		assert_int_equal(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, s2), 0);
+		if (bad[i]) {
+			int f = open("/dev/null", O_RDONLY | O_CLOEXEC);
+			assert_int_equal(ferry_xfer_pass_file(s2[0], bad[i], f, &err), 0);
+			close(f);
+		} else {
+			assert_int_equal(send(s2[0], "core-2.img", 10, 0), 10);
+		}
+		close(s2[0]);
+		_cleanup_error_ struct ferry_error *e2 = NULL;
+		assert_true(ferry_xfer_send_passed(t2[1], s2[1], &e2) < 0);
+		close(s2[1]);
+		close(t2[0]);
+		close(t2[1]);
+	}
 	end_stream_test(sv, sfd, dfd, src, dst);
 }
 
@@ -350,6 +413,7 @@ int main(void)
 	    cmocka_unit_test(test_handshake_wrong_key), cmocka_unit_test(test_handshake_garbage),
 	    cmocka_unit_test(test_stream_round_trip),	cmocka_unit_test(test_stream_then_commit),
 	    cmocka_unit_test(test_stream_rejects),	cmocka_unit_test(test_verdict),
+	    cmocka_unit_test(test_stream_passed),
 	};
 	return cmocka_run_group_tests_name("xfer", tests, NULL, NULL);
 }

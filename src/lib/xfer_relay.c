@@ -1,0 +1,154 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* xfer_relay.c — a transfer session's records between the peer and local plaintext sockets
+ * (see xfer.h). Two threads, one a direction, so that neither waits for the other: the calling
+ * thread seals what local ends write, the other opens what the peer sends. */
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
+
+#include "fs.h"
+#include "xfer.h"
+
+struct relay {
+	int sk;
+	const int *local;
+	struct ferry_channel in, out;
+	int wake[2]; /* the opening thread failed: the sealing one stops */
+	int in_result;
+	struct ferry_error *in_err;
+};
+
+/* One record from the peer: data for a local end, the end of a channel, or the session's. */
+static int dispatch(struct relay *x, uint8_t type, const unsigned char *data, size_t len, bool ended[],
+		    bool discard[], struct ferry_error **err)
+{
+	if (type < FERRY_XFER_NCHAN) {
+		if (ended[type])
+			return ferry_error_msg(err, EPROTO, "data after the end of channel %u", type);
+		/* a local end that stopped reading (its process ended) has the rest dropped: the
+		 * session goes on, for the verdict */
+		if (!discard[type] && (x->local[type] < 0 || ferry_write_all(x->local[type], data, len) < 0))
+			discard[type] = true;
+		return 0;
+	}
+	unsigned ch = (unsigned)type - FERRY_XFER_END;
+	if (type >= FERRY_XFER_END && ch < FERRY_XFER_NCHAN && !ended[ch]) {
+		ended[ch] = true;
+		if (x->local[ch] >= 0)
+			(void)shutdown(x->local[ch], SHUT_WR);
+		return 0;
+	}
+	if (type == FERRY_XFER_FIN) {
+		for (unsigned i = 0; i < FERRY_XFER_NCHAN; i++)
+			if (!ended[i])
+				return ferry_error_msg(err, EPROTO, "the session ended before channel %u", i);
+		return 1;
+	}
+	return ferry_error_msg(err, EPROTO, "unexpected record of type %u in the transfer", type);
+}
+
+static void *pump_in(void *arg)
+{
+	struct relay *x = arg;
+	_cleanup_free_ unsigned char *buf = xmalloc(FERRY_CHANNEL_BUF);
+	bool ended[FERRY_XFER_NCHAN] = {false}, discard[FERRY_XFER_NCHAN] = {false};
+	int r;
+	do {
+		uint8_t type = 0;
+		size_t len = 0;
+		r = ferry_channel_read(&x->in, x->sk, 0, buf, &type, &len, &x->in_err);
+		if (r == -ECONNRESET) {
+			ferry_error_free(x->in_err);
+			x->in_err = NULL;
+			r = ferry_error_msg(&x->in_err, ECONNRESET,
+					    "the transfer was cut off before its end (the peer went away)");
+		}
+		if (r == 0)
+			r = dispatch(x, type, buf + FERRY_CHANNEL_HDR, len, ended, discard, &x->in_err);
+	} while (r == 0);
+	x->in_result = r < 0 ? r : 0;
+	if (r < 0)
+		(void)ferry_write_all(x->wake[1], "x", 1);
+	return NULL;
+}
+
+/* Seals what the local ends write until all have ended, then FIN. */
+static int pump_out(struct relay *x, struct ferry_error **err)
+{
+	_cleanup_free_ unsigned char *buf = xmalloc(FERRY_CHANNEL_BUF);
+	bool open[FERRY_XFER_NCHAN];
+	int n_open = 0;
+	for (unsigned i = 0; i < FERRY_XFER_NCHAN; i++) {
+		open[i] = x->local[i] >= 0;
+		n_open += open[i];
+		if (!open[i] && ferry_channel_write(&x->out, x->sk, FERRY_XFER_END + i, buf, 0, err) < 0)
+			return -EPIPE;
+	}
+	while (n_open > 0) {
+		struct pollfd p[FERRY_XFER_NCHAN + 1];
+		for (unsigned i = 0; i < FERRY_XFER_NCHAN; i++)
+			p[i] = (struct pollfd){.fd = open[i] ? x->local[i] : -1, .events = POLLIN};
+		p[FERRY_XFER_NCHAN] = (struct pollfd){.fd = x->wake[0], .events = POLLIN};
+		if (poll(p, FERRY_XFER_NCHAN + 1, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return ferry_error_set(err, errno, "poll");
+		}
+		if (p[FERRY_XFER_NCHAN].revents)
+			return -ECANCELED;
+		for (unsigned i = 0; i < FERRY_XFER_NCHAN; i++) {
+			if (!open[i] || !p[i].revents)
+				continue;
+			ssize_t n = read(x->local[i], buf + FERRY_CHANNEL_HDR, FERRY_CHANNEL_MAX);
+			if (n < 0 && (errno == EINTR || errno == EAGAIN))
+				continue;
+			int r = n > 0 ? ferry_channel_write(&x->out, x->sk, (uint8_t)i, buf, (size_t)n, err)
+				      : ferry_channel_write(&x->out, x->sk, FERRY_XFER_END + i, buf, 0, err);
+			if (r < 0)
+				return r;
+			if (n <= 0) {
+				open[i] = false;
+				n_open--;
+			}
+		}
+	}
+	return ferry_channel_write(&x->out, x->sk, FERRY_XFER_FIN, buf, 0, err);
+}
+
+int ferry_xfer_relay(int sk, bool receiver, const struct ferry_xfer_keys *keys,
+		     const int local[FERRY_XFER_NCHAN], struct ferry_error **err)
+{
+	signal(SIGPIPE, SIG_IGN); /* a local end that went away is seen by write() */
+	struct relay x = {.sk = sk, .local = local, .wake = {-1, -1}};
+	int r = ferry_channel_init(&x.in, receiver ? keys->s2r : keys->r2s, receiver ? 1 : 2, err);
+	if (r == 0)
+		r = ferry_channel_init(&x.out, receiver ? keys->r2s : keys->s2r, receiver ? 2 : 1, err);
+	if (r == 0 && pipe2(x.wake, O_CLOEXEC) < 0)
+		r = ferry_error_set(err, errno, "pipe");
+	pthread_t t;
+	if (r == 0 && (r = -pthread_create(&t, NULL, pump_in, &x)) < 0)
+		ferry_error_set(err, -r, "start a thread");
+	if (r < 0) {
+		ferry_channel_done(&x.in);
+		ferry_channel_done(&x.out);
+		return r;
+	}
+	r = pump_out(&x, err);
+	if (r < 0 && r != -ECANCELED) /* the other thread may still wait for the peer: the caller exits */
+		return r;
+	pthread_join(t, NULL); /* it ended (ECANCELED: it woke us) or ends with the peer's FIN */
+	if (x.in_result < 0) {
+		/* the peer's side failed: that is the reason to report */
+		if (err && !*err)
+			*err = TAKE_PTR(x.in_err);
+		r = x.in_result;
+	}
+	ferry_error_free(x.in_err);
+	ferry_channel_done(&x.in);
+	ferry_channel_done(&x.out);
+	close(x.wake[0]);
+	close(x.wake[1]);
+	return r;
+}

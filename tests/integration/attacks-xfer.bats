@@ -1,0 +1,187 @@
+#!/usr/bin/env bats
+# Attacks on the --page-server transfer (issue 11, F5 and the page-server part of F10), as the
+# unprivileged test users over 127.0.0.1, with tests/integration/xfer-proxy.py as the man in
+# the middle (run as the attacking user):
+#   F5  the handshake proves the cluster key, but the bytes after it were bound to nothing: a
+#       user relayed their own sending starter's proof to their own receiving starter and then
+#       wrote any bytes, which the receiver parsed (CRIU page server, libarchive) with root at
+#       hand; a changed byte went unseen; pages travelled in clear.
+#   F10 connecting first to someone's --page-server port made their restart fail.
+
+load ../lib/common
+load ../lib/checkpoint
+
+PROXY=${BATS_TEST_DIRNAME}/xfer-proxy.py
+
+setup_file() {
+	ferry_suite_setup
+	build_ckpt_workload
+}
+
+teardown_file() {
+	ferry_suite_teardown
+	local u
+	for u in "$U1" "$U2"; do
+		rm -rf "$(home_of "$u")"/.ferry/checkpoint/ftxa-* /dev/shm/ferry-"$(id -u "$u")"/ftxa-*
+	done
+}
+
+setup() {
+	ferry_test_setup
+	use_image sqsh >/dev/null
+	T=ftxa-$BATS_TEST_NUMBER
+	local u
+	for u in "$U1" "$U2"; do
+		rm -rf "$(home_of "$u")"/.ferry/checkpoint/"$T"-* /dev/shm/ferry-"$(id -u "$u")"/"$T"-*
+	done
+	BG_PIDS=()
+	cp "$PROXY" "$U1_TMP/proxy.py" && chown "$U1" "$U1_TMP/proxy.py"
+}
+
+teardown() {
+	local p
+	for p in "${BG_PIDS[@]}"; do kill_tree "$p"; done
+	ferry_teardown
+}
+
+# kill_tree PID: PID and its descendants, by pid
+kill_tree() {
+	local c
+	for c in $(ps -o pid= --ppid "$1" 2>/dev/null); do kill_tree "$c"; done
+	kill "$1" 2>/dev/null || true
+}
+
+free_port() {
+	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# start_receiver USER CKPT PORT INSTANCE (RECV_PID, RECV_OUT, RECV_ERR), once it listens
+start_receiver() {
+	local u=$1 ck=$2 port=$3 inst=$4
+	RECV_OUT=$BATS_TEST_TMPDIR/recv.out RECV_ERR=$BATS_TEST_TMPDIR/recv.err
+	as_who "$u" "$FERRY" instance start --criu-restart "$ck" --page-server "$port" "$IMG" "$inst" \
+		>"$RECV_OUT" 2>"$RECV_ERR" &
+	RECV_PID=$!
+	BG_PIDS+=("$RECV_PID")
+	wait_for grep -q "waiting for the dump on '$port'" "$RECV_ERR" ||
+		fail "the receiver does not listen: $(cat "$RECV_ERR")"
+}
+
+# start_proxy MODE ARG: user1's man in the middle from PPORT (the sender's) to PORT (the receiver)
+start_proxy() {
+	PROXY_OUT=$U1_TMP/proxy.out
+	as_user1 python3 "$U1_TMP/proxy.py" "$1" "$PPORT" "$PORT" "$2" >"$PROXY_OUT" 2>&1 &
+	BG_PIDS+=($!)
+	wait_for grep -q listening "$PROXY_OUT" || fail "the proxy does not listen: $(cat "$PROXY_OUT")"
+}
+
+# a user1 instance with a memory of MB megabytes, and the checkpoints to move it with
+setup_move() {
+	SRC=$T-src DST=$T-dst PROG=$U1_TMP/${2:-progress}
+	as_user1 "$FERRY" checkpoint create "$SRC"
+	as_user1 "$FERRY" checkpoint create --mem-dir "$DST"
+	MEM=$(ckpt_json_field "$U1" "$DST" location)
+	[ -d "$MEM" ] || fail "no mem dir for $DST: '$MEM'"
+	start_stateful "$U1" "$SRC" xa-a "$PROG" --mb "$1"
+	wait_step "$PROG" 2
+	PORT=$(free_port)
+	PPORT=$(free_port)
+	start_receiver "$U1" "$DST" "$PORT" xa-b
+}
+
+# the receiver refused what came after the handshake as unauthenticated, before any parser
+assert_refused_unauthenticated() {
+	wait "$RECV_PID" && recv_status=0 || recv_status=$?
+	echo "# receiver: $(cat "$RECV_ERR")"
+	[ "$recv_status" -ne 0 ] || fail "the receiver accepted it: $(cat "$RECV_OUT")"
+	grep -q "failed authentication" "$RECV_ERR" || fail "not refused as unauthenticated: $(cat "$RECV_ERR")"
+	# refused by the session's record layer: neither CRIU's page server nor the archive reader
+	# complained, so neither got a byte of it
+	! grep -qiE "page server|criu|archive|stream:|manifest" "$RECV_ERR" || fail "a parser saw it: $(cat "$RECV_ERR")"
+	assert_nothing_started "$U1" xa-b
+	assert_equal "$(ckpt_json_field "$U1" "$DST" state)" empty
+	[ -z "$(find "$MEM" -mindepth 1 2>/dev/null)" ] || fail "the receiver kept: $(find "$MEM" -mindepth 1)"
+	instance_running "$U1" xa-a || fail "the source instance was stopped"
+}
+
+assert_nothing_started() {
+	! instance_running "$1" "$2" || fail "instance '$2' runs although the transfer was refused"
+}
+
+@test "F5: bytes of a user's own after a relayed handshake are refused before CRIU or libarchive parse them" {
+	setup_move 16
+	# what the attacker sends instead of the sender's stream: anything at all
+	head -c 65536 /dev/urandom >"$U1_TMP/inject"
+	chown "$U1" "$U1_TMP/inject"
+	start_proxy inject "$U1_TMP/inject"
+	run --separate-stderr as_user1 "$FERRY" checkpoint instance --criu --page-server "127.0.0.1:$PPORT" xa-a
+	echo "# sender: $stderr"
+	assert_refused_unauthenticated
+	assert_ferry_error # the sender learns it failed, and its instance keeps running
+	s=$(step_of "$PROG")
+	wait_step "$PROG" $((s + 2))
+	assert_progress_ok "$PROG"
+}
+
+@test "F5: one byte changed in flight is detected; the instance keeps running at the source" {
+	setup_move 16
+	start_proxy tamper 200000 # in the pages
+	run --separate-stderr as_user1 "$FERRY" checkpoint instance --criu --page-server "127.0.0.1:$PPORT" xa-a
+	echo "# sender: $stderr"
+	assert_ferry_error
+	assert_refused_unauthenticated
+	s=$(step_of "$PROG")
+	wait_step "$PROG" $((s + 2))
+	assert_progress_ok "$PROG"
+}
+
+@test "F5: a passive observer of the transfer sees no plaintext of the workload's memory" {
+	local marker=ferryXferSecret$RANDOM$RANDOM$RANDOM
+	setup_move 16 "$marker.progress" # the name is in the workload's memory (argv) and its files
+	start_proxy observe "$U1_TMP/capture"
+	run --separate-stderr as_user1 "$FERRY" checkpoint instance --criu --page-server "127.0.0.1:$PPORT" xa-a
+	[ "$status" -eq 0 ] || fail "the dump failed ($status): $stderr"
+	wait "$RECV_PID" || fail "the receiver failed: $(cat "$RECV_ERR")"
+	wait_gone "$U1" xa-a
+	instance_running "$U1" xa-b || fail "the instance does not run on the receiving side"
+	s=$(step_of "$PROG")
+	wait_step "$PROG" $((s + 2))
+	assert_progress_ok "$PROG"
+	size=$(stat -c %s "$U1_TMP/capture")
+	[ "$size" -gt $((16 << 20)) ] || fail "the observer saw only $size bytes"
+	# the marker is in the pages (and the pages on the receiving side), never on the wire
+	grep -rqa "$marker" "$MEM/" || fail "the marker is not in the received checkpoint: the test proves nothing"
+	! grep -qa "$marker" "$U1_TMP/capture" || fail "the marker crossed the network in clear"
+	! grep -qa "step [0-9]* ok" "$U1_TMP/capture" || fail "the workload's progress text crossed in clear"
+	as_user1 "$FERRY" instance stop xa-b
+}
+
+@test "F10: another user connecting first to the --page-server port (silent, or garbage) does not fail the restart" {
+	setup_move 16
+	# user2 is first: one connection that says nothing, one that sends garbage, both left open
+	cat >"$U2_TMP/squat.py" <<'PY'
+import socket, sys, time
+port = int(sys.argv[1])
+silent = socket.create_connection(("127.0.0.1", port))
+try:
+    noisy = socket.create_connection(("127.0.0.1", port))
+    noisy.sendall(b"GET / HTTP/1.0\r\n\r\n" + b"x" * 200)
+except OSError as e:  # the receiver stopped listening after the first connection
+    print("noisy:", e, flush=True)
+print("connected", flush=True)
+time.sleep(120)
+PY
+	chown "$U2" "$U2_TMP/squat.py"
+	as_user2 python3 "$U2_TMP/squat.py" "$PORT" >"$U2_TMP/squat.out" 2>&1 &
+	BG_PIDS+=($!)
+	wait_for grep -q connected "$U2_TMP/squat.out" || fail "user2 did not connect: $(cat "$U2_TMP/squat.out")"
+	run --separate-stderr as_user1 "$FERRY" checkpoint instance --criu --page-server "127.0.0.1:$PORT" xa-a
+	[ "$status" -eq 0 ] || fail "the dump failed ($status): $stderr; receiver: $(cat "$RECV_ERR")"
+	wait "$RECV_PID" || fail "the receiver failed: $(cat "$RECV_ERR")"
+	wait_gone "$U1" xa-a
+	instance_running "$U1" xa-b || fail "the instance does not run on the receiving side"
+	s=$(step_of "$PROG")
+	wait_step "$PROG" $((s + 2))
+	assert_progress_ok "$PROG"
+	as_user1 "$FERRY" instance stop xa-b
+}

@@ -1,0 +1,422 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* channel: the AEAD records of a transfer session, and the relay that carries them. Every way a
+ * record can be wrong (key, byte, order, replay, direction, length, truncation) is refused. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#include "channel.h"
+#include "fs.h"
+#include "xfer.h"
+
+static const unsigned char k1[32] = "0123456789abcdef0123456789abcdef";
+static const unsigned char k2[32] = "0123456789abcdef0123456789abcdeX";
+
+static void chan(struct ferry_channel *c, const unsigned char *k, uint32_t dir)
+{
+	assert_int_equal(ferry_channel_init(c, k, dir, NULL), 0);
+}
+
+/* Seals @text as one record into @buf; returns the record's size. */
+static size_t seal(struct ferry_channel *c, unsigned char *buf, uint8_t type, const char *text)
+{
+	size_t n = strlen(text);
+	memcpy(buf + FERRY_CHANNEL_HDR, text, n);
+	int r = ferry_channel_seal(c, type, buf, n, NULL);
+	assert_int_equal(r, (int)(FERRY_CHANNEL_HDR + n + FERRY_CHANNEL_TAG));
+	return (size_t)r;
+}
+
+static int open_rec(struct ferry_channel *c, unsigned char *rec, size_t n, uint8_t *type, size_t *len)
+{
+	_cleanup_error_ struct ferry_error *err = NULL;
+	int r = ferry_channel_open(c, rec, n, type, len, &err);
+	assert_true(r == 0 ? err == NULL : err != NULL);
+	return r;
+}
+
+static void test_round_trip(void **state)
+{
+	struct ferry_channel a, b;
+	chan(&a, k1, 1);
+	chan(&b, k1, 1);
+	unsigned char *buf = xmalloc(FERRY_CHANNEL_BUF);
+	for (int i = 0; i < 3; i++) {
+		size_t n = seal(&a, buf, (uint8_t)(i + 1), i == 1 ? "" : "pages of the job");
+		if (i != 1)
+			assert_memory_not_equal(buf + FERRY_CHANNEL_HDR, "pages", 5); /* encrypted */
+		uint8_t type = 0;
+		size_t len = 99;
+		assert_int_equal(open_rec(&b, buf, n, &type, &len), 0);
+		assert_int_equal(type, i + 1);
+		assert_int_equal(len, i == 1 ? 0 : 16);
+		if (i != 1)
+			assert_memory_equal(buf + FERRY_CHANNEL_HDR, "pages of the job", 16);
+	}
+	/* the largest record */
+	memset(buf + FERRY_CHANNEL_HDR, 'x', FERRY_CHANNEL_MAX);
+	int n = ferry_channel_seal(&a, 7, buf, FERRY_CHANNEL_MAX, NULL);
+	uint8_t type = 0;
+	size_t len = 0;
+	assert_int_equal(open_rec(&b, buf, (size_t)n, &type, &len), 0);
+	assert_int_equal(len, FERRY_CHANNEL_MAX);
+	/* one more is refused at the sender */
+	_cleanup_error_ struct ferry_error *err = NULL;
+	assert_true(ferry_channel_seal(&a, 7, buf, FERRY_CHANNEL_MAX + 1, &err) < 0);
+	free(buf);
+	ferry_channel_done(&a);
+	ferry_channel_done(&b);
+}
+
+static void test_wrong_key_and_direction(void **state)
+{
+	unsigned char buf[256];
+	struct ferry_channel a, b, c;
+	chan(&a, k1, 1);
+	chan(&b, k2, 1); /* another key */
+	chan(&c, k1, 2); /* the other direction */
+	size_t n = seal(&a, buf, 1, "hello");
+	unsigned char copy[256];
+	memcpy(copy, buf, n);
+	uint8_t type;
+	size_t len;
+	assert_true(open_rec(&b, buf, n, &type, &len) < 0);
+	assert_true(open_rec(&c, copy, n, &type, &len) < 0);
+	ferry_channel_done(&a);
+	ferry_channel_done(&b);
+	ferry_channel_done(&c);
+}
+
+static void test_tampered(void **state)
+{
+	unsigned char buf[256], rec[256];
+	struct ferry_channel a;
+	chan(&a, k1, 1);
+	size_t n = seal(&a, rec, 1, "the workload's memory");
+	/* every single flipped bit, in the header, the body and the tag, is refused */
+	for (size_t i = 0; i < n; i++) {
+		for (int bit = 0; bit < 8; bit++) {
+			struct ferry_channel b;
+			chan(&b, k1, 1);
+			memcpy(buf, rec, n);
+			buf[i] ^= (unsigned char)(1 << bit);
+			uint8_t type;
+			size_t len;
+			assert_true(open_rec(&b, buf, n, &type, &len) < 0);
+			/* and nothing after a failure is accepted, not even the genuine record */
+			memcpy(buf, rec, n);
+			assert_true(open_rec(&b, buf, n, &type, &len) < 0);
+			ferry_channel_done(&b);
+		}
+	}
+	ferry_channel_done(&a);
+}
+
+static void test_reordered_replayed(void **state)
+{
+	unsigned char r1[64], r2[64], buf[64];
+	struct ferry_channel a, b;
+	chan(&a, k1, 1);
+	size_t n1 = seal(&a, r1, 1, "first");
+	size_t n2 = seal(&a, r2, 1, "second");
+	uint8_t type;
+	size_t len;
+	/* the second first: refused */
+	chan(&b, k1, 1);
+	memcpy(buf, r2, n2);
+	assert_true(open_rec(&b, buf, n2, &type, &len) < 0);
+	ferry_channel_done(&b);
+	/* the first twice: the replay is refused */
+	chan(&b, k1, 1);
+	memcpy(buf, r1, n1);
+	assert_int_equal(open_rec(&b, buf, n1, &type, &len), 0);
+	memcpy(buf, r1, n1);
+	assert_true(open_rec(&b, buf, n1, &type, &len) < 0);
+	ferry_channel_done(&b);
+	/* dropped (a gap): refused */
+	unsigned char r3[64];
+	size_t n3 = seal(&a, r3, 1, "third");
+	chan(&b, k1, 1);
+	memcpy(buf, r1, n1);
+	assert_int_equal(open_rec(&b, buf, n1, &type, &len), 0);
+	memcpy(buf, r3, n3);
+	assert_true(open_rec(&b, buf, n3, &type, &len) < 0);
+	ferry_channel_done(&b);
+	ferry_channel_done(&a);
+}
+
+static void test_lengths(void **state)
+{
+	unsigned char rec[64];
+	struct ferry_channel a, b;
+	chan(&a, k1, 1);
+	size_t n = seal(&a, rec, 1, "truncated");
+	uint8_t type;
+	size_t len;
+	/* shorter, longer, and below the minimum */
+	chan(&b, k1, 1);
+	assert_true(open_rec(&b, rec, n - 1, &type, &len) < 0);
+	ferry_channel_done(&b);
+	chan(&b, k1, 1);
+	assert_true(open_rec(&b, rec, 3, &type, &len) < 0);
+	ferry_channel_done(&b);
+	/* an oversize length is refused from the header alone */
+	unsigned char hdr[FERRY_CHANNEL_HDR] = {0x01, 0x00, 0x04, 0x00, 1}; /* 256 KiB + 1 */
+	size_t body = 0;
+	chan(&b, k1, 1);
+	_cleanup_error_ struct ferry_error *err = NULL;
+	assert_true(ferry_channel_header(&b, hdr, &type, &body, &err) < 0);
+	ferry_channel_done(&b);
+	unsigned char big[FERRY_CHANNEL_HDR] = {0xff, 0xff, 0xff, 0xff, 1};
+	chan(&b, k1, 1);
+	_cleanup_error_ struct ferry_error *e2 = NULL;
+	assert_true(ferry_channel_header(&b, big, &type, &body, &e2) < 0);
+	ferry_channel_done(&b);
+	ferry_channel_done(&a);
+}
+
+/* Over a socket: a stream cut inside a record is an error, never a short record. */
+static void test_read_truncated(void **state)
+{
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	unsigned char rec[64];
+	struct ferry_channel a, b;
+	chan(&a, k1, 1);
+	chan(&b, k1, 1);
+	size_t n = seal(&a, rec, 1, "cut short");
+	assert_int_equal(ferry_write_all(sv[1], rec, n - 3), 0);
+	close(sv[1]);
+	unsigned char *buf = xmalloc(FERRY_CHANNEL_BUF);
+	uint8_t type;
+	size_t len;
+	_cleanup_error_ struct ferry_error *err = NULL;
+	assert_true(ferry_channel_read(&b, sv[0], 2, buf, &type, &len, &err) < 0);
+	free(buf);
+	close(sv[0]);
+	ferry_channel_done(&a);
+	ferry_channel_done(&b);
+}
+
+static void test_kdf(void **state)
+{
+	unsigned char o1[64], o2[64], o3[64];
+	assert_int_equal(ferry_channel_kdf(k1, 32, "salt", 4, "info", 4, o1, 64, NULL), 0);
+	assert_int_equal(ferry_channel_kdf(k1, 32, "salt", 4, "info", 4, o2, 64, NULL), 0);
+	assert_memory_equal(o1, o2, 64);
+	assert_int_equal(ferry_channel_kdf(k1, 32, "salt", 4, "inf0", 4, o3, 64, NULL), 0);
+	assert_memory_not_equal(o1, o3, 64);
+	assert_int_equal(ferry_channel_kdf(k1, 32, "sal7", 4, "info", 4, o3, 64, NULL), 0);
+	assert_memory_not_equal(o1, o3, 64);
+	assert_memory_not_equal(o1, o1 + 32, 32);
+}
+
+/* ---- the relay, end to end over socketpairs ---- */
+
+static const unsigned char cluster[32] = "the cluster key, 32 bytes long!!";
+
+struct end {
+	pid_t pid;
+	int local[FERRY_XFER_NCHAN]; /* our plaintext ends */
+};
+
+/* Forks one side: handshake on @sk, then the relay. Exits 0 when the session ended cleanly. */
+static void start_end(struct end *e, int sk, bool receiver)
+{
+	int sp[FERRY_XFER_NCHAN][2];
+	for (int i = 0; i < FERRY_XFER_NCHAN; i++)
+		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp[i]), 0);
+	e->pid = fork();
+	assert_true(e->pid >= 0);
+	if (e->pid == 0) {
+		int local[FERRY_XFER_NCHAN];
+		for (int i = 0; i < FERRY_XFER_NCHAN; i++) {
+			close(sp[i][0]);
+			local[i] = sp[i][1];
+		}
+		/* only our ends: a copy of the other side's would hide its end of file */
+		const int keep[] = {sk, local[0], local[1], local[2], -1};
+		ferry_close_fds(3, keep);
+		struct ferry_xfer_keys keys;
+		struct ferry_error *err = NULL;
+		int r = receiver ? ferry_xfer_accept(sk, cluster, 32, 1001, 5, &keys, &err)
+				 : ferry_xfer_connect(sk, cluster, 32, 1001, 5, &keys, &err);
+		if (r == 0)
+			r = ferry_xfer_relay(sk, receiver, &keys, local, &err);
+		if (r < 0)
+			fprintf(stderr, "# %s: %s\n", receiver ? "receiver" : "sender",
+				err ? err->message : "?");
+		_exit(r < 0 ? 1 : 0);
+	}
+	for (int i = 0; i < FERRY_XFER_NCHAN; i++) {
+		close(sp[i][1]);
+		e->local[i] = sp[i][0];
+	}
+}
+
+static void end_close(struct end *e)
+{
+	for (int i = 0; i < FERRY_XFER_NCHAN; i++)
+		if (e->local[i] >= 0)
+			close(e->local[i]);
+	memset(e->local, -1, sizeof(e->local));
+}
+
+static int end_status(struct end *e)
+{
+	end_close(e);
+	int st = 0;
+	waitpid(e->pid, &st, 0);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 99;
+}
+
+static void test_relay_round_trip(void **state)
+{
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	struct end s, r;
+	start_end(&r, sv[0], true);
+	start_end(&s, sv[1], false);
+	close(sv[0]);
+	/* 3 MiB of pages one way, an answer back, the end of the channel */
+	size_t big = 3u << 20;
+	unsigned char *data = xmalloc(big), *got = xmalloc(big);
+	for (size_t i = 0; i < big; i++)
+		data[i] = (unsigned char)(i * 7 + 3);
+	pid_t w = fork();
+	if (w == 0) {
+		_exit(ferry_write_all(s.local[FERRY_XFER_PAGES], data, big) == 0 ? 0 : 1);
+	}
+	_cleanup_error_ struct ferry_error *err = NULL;
+	assert_int_equal(ferry_read_timeout(r.local[FERRY_XFER_PAGES], got, big, 10, &err), 0);
+	assert_memory_equal(data, got, big);
+	int st = 0;
+	waitpid(w, &st, 0);
+	assert_int_equal(ferry_write_all(r.local[FERRY_XFER_CTL], "A", 1), 0);
+	char c = 0;
+	assert_int_equal(ferry_read_timeout(s.local[FERRY_XFER_CTL], &c, 1, 5, &err), 0);
+	assert_int_equal(c, 'A');
+	/* the sender's end of pages reaches the receiver as end of file */
+	shutdown(s.local[FERRY_XFER_PAGES], SHUT_WR);
+	assert_int_equal(read(r.local[FERRY_XFER_PAGES], &c, 1), 0);
+	/* both sides end: both relays exit cleanly, the connection is left with nothing on it */
+	end_close(&r);
+	assert_int_equal(end_status(&s), 0);
+	assert_int_equal(end_status(&r), 0);
+	assert_int_equal(read(sv[1], &c, 1), 0); /* the receiver is gone: end of file, no byte left */
+	close(sv[1]);
+	free(data);
+	free(got);
+}
+
+/* What relays the handshake learns no key: bytes it writes after it are refused and reach no
+ * local end. */
+static void test_relay_injection(void **state)
+{
+	int sv[2], mid[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, mid), 0);
+	struct end r, s;
+	start_end(&r, sv[0], true);
+	start_end(&s, mid[0], false);
+	close(sv[0]);
+	close(mid[0]);
+	/* the man in the middle forwards the handshake: 36 bytes, 72 back, 36 */
+	unsigned char b[128];
+	_cleanup_error_ struct ferry_error *err = NULL;
+	assert_int_equal(ferry_read_timeout(sv[1], b, 36, 5, &err), 0);
+	assert_int_equal(ferry_write_all(mid[1], b, 36), 0);
+	assert_int_equal(ferry_read_timeout(mid[1], b, 72, 5, &err), 0);
+	assert_int_equal(ferry_write_all(sv[1], b, 72), 0);
+	assert_int_equal(ferry_read_timeout(sv[1], b, 36, 5, &err), 0);
+	assert_int_equal(ferry_write_all(mid[1], b, 36), 0);
+	/* then writes a record of its own: a well-formed header, any body */
+	unsigned char rec[5 + 32 + 16] = {32, 0, 0, 0, FERRY_XFER_PAGES};
+	memset(rec + 5, 'P', sizeof(rec) - 5);
+	assert_int_equal(ferry_write_all(sv[1], rec, sizeof(rec)), 0);
+	/* nothing reaches the receiver's page channel: it ends, and the relay fails */
+	char c;
+	assert_int_equal(read(r.local[FERRY_XFER_PAGES], &c, 1), 0);
+	assert_int_equal(end_status(&r), 1);
+	close(sv[1]);
+	close(mid[1]);
+	assert_int_equal(end_status(&s), 1);
+}
+
+/* F10: connections that do not prove the key (silent, garbage) do not fail the receiver. */
+static void test_accept_listen(void **state)
+{
+	char path[] = "/tmp/ferry-xfer-listen-XXXXXX";
+	assert_non_null(mkdtemp(path));
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s/s", path);
+	int ls = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_int_equal(bind(ls, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(ls, 16), 0);
+	/* first a connection that says nothing: served side by side, it holds up no one */
+	int silent = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_int_equal(connect(silent, (struct sockaddr *)&a, sizeof(a)), 0);
+	int garbage = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_int_equal(connect(garbage, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(
+	    ferry_write_all(garbage,
+			    "GET / HTTP/1.0\r\n\r\n"
+			    "0123456789012345678901234567890123456789012345678901234567890123456789",
+			    88),
+	    0);
+	int wrongkey = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_int_equal(connect(wrongkey, (struct sockaddr *)&a, sizeof(a)), 0);
+	pid_t p1 = fork();
+	if (p1 == 0)
+		_exit(ferry_xfer_connect(wrongkey, k2, 32, 1001, 5, NULL, NULL) == 0 ? 0 : 1);
+	int good = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_int_equal(connect(good, (struct sockaddr *)&a, sizeof(a)), 0);
+	pid_t p2 = fork();
+	if (p2 == 0)
+		_exit(ferry_xfer_connect(good, cluster, 32, 1001, 10, NULL, NULL) == 0 ? 0 : 1);
+	struct ferry_xfer_keys keys;
+	_cleanup_error_ struct ferry_error *err = NULL;
+	long long t0 = ferry_now_ms();
+	int sk = ferry_xfer_accept_listen(ls, cluster, 32, 1001, 20, &keys, &err);
+	assert_true(sk >= 0);
+	assert_true(ferry_now_ms() - t0 < (FERRY_XFER_HELLO_TIMEOUT - 1) * 1000);
+	int st = 0;
+	waitpid(p2, &st, 0);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	waitpid(p1, &st, 0);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 1);
+	close(sk);
+	/* nobody proves it: a bounded wait, then a clear error */
+	_cleanup_error_ struct ferry_error *e2 = NULL;
+	assert_true(ferry_xfer_accept_listen(ls, cluster, 32, 1001, 1, &keys, &e2) < 0);
+	assert_non_null(e2);
+	close(silent);
+	close(garbage);
+	close(wrongkey);
+	close(good);
+	close(ls);
+	unlink(a.sun_path);
+	rmdir(path);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_round_trip),
+	    cmocka_unit_test(test_wrong_key_and_direction),
+	    cmocka_unit_test(test_tampered),
+	    cmocka_unit_test(test_reordered_replayed),
+	    cmocka_unit_test(test_lengths),
+	    cmocka_unit_test(test_read_truncated),
+	    cmocka_unit_test(test_kdf),
+	    cmocka_unit_test(test_relay_round_trip),
+	    cmocka_unit_test(test_relay_injection),
+	    cmocka_unit_test(test_accept_listen),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
