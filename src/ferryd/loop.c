@@ -14,8 +14,6 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -31,8 +29,6 @@
  * nonce_s proof; reply "FXR1" proof */
 #define HELLO_LEN (4 + FERRY_XFER_NONCE)
 #define SENDER_LEN (4 + 4 + FERRY_XFER_NONCE + 32)
-#define ROLE_CLIENT "ferry-peer-1 client"
-#define ROLE_SERVER "ferry-peer-1 server"
 
 struct pending {
 	int fd;
@@ -91,22 +87,13 @@ static void log_refusal(const char *fmt, ...)
 	ferryd_log(NULL, "%s", msg);
 }
 
-/* HMAC(key, role || nonce_r || nonce_s || uid), as proof() in src/lib/xfer.c. */
-/* @uid_ns: the client's uid (4 bytes) and nonce, as they come in its message */
+/* The proof for @role of the client whose uid (4 bytes) and nonce are @uid_ns, as they come in
+ * its message. */
 static bool peer_proof(const struct ferryd *d, const char *role, const unsigned char *nr,
 		       const unsigned char *uid_ns, unsigned char out[32])
 {
-	unsigned char msg[64 + 2 * FERRY_XFER_NONCE + 4];
-	size_t rl = strlen(role);
-	memcpy(msg, role, rl);
-	memcpy(msg + rl, nr, FERRY_XFER_NONCE);
-	memcpy(msg + rl + FERRY_XFER_NONCE, uid_ns + 4, FERRY_XFER_NONCE);
-	memcpy(msg + rl + 2 * (size_t)FERRY_XFER_NONCE, uid_ns, 4);
-	unsigned int len = 0;
-	return d->keylen >= FERRY_KEY_MIN &&
-	       HMAC(EVP_sha256(), d->key, (int)d->keylen, msg, rl + 2 * (size_t)FERRY_XFER_NONCE + 4, out,
-		    &len) &&
-	       len == 32;
+	return ferry_xfer_proof(d->key, d->keylen, role, nr, uid_ns + 4, ferry_get_le32(uid_ns), out, NULL) ==
+	       0;
 }
 
 /* A refusal message to a client over a limit (the socket's buffer is empty: this does not
@@ -264,12 +251,12 @@ static void pending_done(struct loop *l, size_t i)
 	struct pending *p = &l->pend[i];
 	unsigned char want[32], reply[4 + 32];
 	const unsigned char *uid_nonce = p->in + 4;
-	bool ok = peer_proof(l->d, ROLE_CLIENT, p->nonce, uid_nonce, want) &&
+	bool ok = peer_proof(l->d, FERRY_PEER_ROLE_CLIENT, p->nonce, uid_nonce, want) &&
 		  CRYPTO_memcmp(want, p->in + 8 + FERRY_XFER_NONCE, 32) == 0;
 	/* a daemon acts for nobody in particular: uid 0 */
 	ok = ok && !memcmp(uid_nonce, "\0\0\0\0", 4);
 	memcpy(reply, "FXR1", 4);
-	if (!ok || !peer_proof(l->d, ROLE_SERVER, p->nonce, uid_nonce, reply + 4)) {
+	if (!ok || !peer_proof(l->d, FERRY_PEER_ROLE_SERVER, p->nonce, uid_nonce, reply + 4)) {
 		log_refusal("refused a peer: the peer did not prove the cluster key: refused");
 		return pending_drop(l, i);
 	}

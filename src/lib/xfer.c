@@ -53,38 +53,15 @@ static int write_full(int sk, const void *buf, size_t len, struct ferry_error **
 	return 0;
 }
 
-static void put_u16(unsigned char *p, uint16_t v)
-{
-	p[0] = (unsigned char)v;
-	p[1] = (unsigned char)(v >> 8);
-}
-static void put_u32(unsigned char *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
-}
-static uint16_t get_u16(const unsigned char *p)
-{
-	return (uint16_t)(p[0] | (p[1] << 8));
-}
-static uint32_t get_u32(const unsigned char *p)
-{
-	uint32_t v = 0;
-	for (int i = 3; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
-}
-
-/* HMAC(key, role || nonce_r || nonce_s || uid) */
-static int proof(const unsigned char *key, size_t keylen, const char *role, const unsigned char *nr,
-		 const unsigned char *ns, uint32_t uid, unsigned char out[32], struct ferry_error **err)
+int ferry_xfer_proof(const unsigned char *key, size_t keylen, const char *role, const unsigned char *nr,
+		     const unsigned char *ns, uint32_t uid, unsigned char out[32], struct ferry_error **err)
 {
 	unsigned char msg[64 + 2 * FERRY_XFER_NONCE + 4];
 	size_t rl = strlen(role);
 	memcpy(msg, role, rl);
 	memcpy(msg + rl, nr, FERRY_XFER_NONCE);
 	memcpy(msg + rl + FERRY_XFER_NONCE, ns, FERRY_XFER_NONCE);
-	put_u32(msg + rl + 2 * FERRY_XFER_NONCE, uid);
+	ferry_put_le32(msg + rl + 2 * FERRY_XFER_NONCE, uid);
 	unsigned int len = 0;
 	if (keylen < FERRY_KEY_MIN ||
 	    !HMAC(EVP_sha256(), key, (int)keylen, msg, rl + 2 * FERRY_XFER_NONCE + 4, out, &len) || len != 32)
@@ -110,7 +87,7 @@ static int derive(const unsigned char *key, size_t keylen, const char *role_s, c
 	int n = snprintf(info, sizeof(info) - 4, "ferry session keys\n%s\n%s\n", role_s, role_r);
 	if (n < 0 || (size_t)n >= sizeof(info) - 4)
 		return ferry_error_msg(err, EINVAL, "role names too long");
-	put_u32((unsigned char *)info + n, uid);
+	ferry_put_le32((unsigned char *)info + n, uid);
 	unsigned char out[2 * FERRY_CHANNEL_KEY];
 	int r =
 	    ferry_channel_kdf(key, keylen, salt, sizeof(salt), info, (size_t)n + 4, out, sizeof(out), err);
@@ -143,9 +120,9 @@ static int hs_finish(int sk, const unsigned char *key, size_t keylen, const char
 {
 	if (memcmp(s, (char[4]){'F', 'X', 'S', v}, 4) != 0)
 		return ferry_error_msg(err, EPROTO, "the peer is not a ferry sender");
-	uint32_t peer_uid = get_u32(s + 4);
+	uint32_t peer_uid = ferry_get_le32(s + 4);
 	unsigned char want[32];
-	int r = proof(key, keylen, role_s, hello + 4, s + 8, peer_uid, want, err);
+	int r = ferry_xfer_proof(key, keylen, role_s, hello + 4, s + 8, peer_uid, want, err);
 	if (r < 0)
 		return r;
 	if (CRYPTO_memcmp(want, s + 8 + FERRY_XFER_NONCE, 32) != 0)
@@ -156,7 +133,7 @@ static int hs_finish(int sk, const unsigned char *key, size_t keylen, const char
 				       (unsigned)peer_uid, (unsigned)uid);
 	unsigned char reply[4 + 32];
 	memcpy(reply, (char[4]){'F', 'X', 'R', v}, 4);
-	if ((r = proof(key, keylen, role_r, hello + 4, s + 8, peer_uid, reply + 4, err)) < 0 ||
+	if ((r = ferry_xfer_proof(key, keylen, role_r, hello + 4, s + 8, peer_uid, reply + 4, err)) < 0 ||
 	    (r = derive(key, keylen, role_s, role_r, hello + 4, s + 8, peer_uid, ret_keys, err)) < 0)
 		return r;
 	return write_full(sk, reply, sizeof(reply), err);
@@ -187,11 +164,11 @@ static int hs_connect(int sk, const unsigned char *key, size_t keylen, const cha
 		return ferry_error_msg(err, EPROTO, "the peer is not a ferry receiver");
 	unsigned char s[4 + 4 + FERRY_XFER_NONCE + 32];
 	memcpy(s, (char[4]){'F', 'X', 'S', v}, 4);
-	put_u32(s + 4, (uint32_t)uid);
+	ferry_put_le32(s + 4, (uint32_t)uid);
 	if (getentropy(s + 8, FERRY_XFER_NONCE) < 0)
 		return ferry_error_set(err, errno, "getentropy");
-	if ((r = proof(key, keylen, role_s, hello + 4, s + 8, (uint32_t)uid, s + 8 + FERRY_XFER_NONCE, err)) <
-	    0)
+	if ((r = ferry_xfer_proof(key, keylen, role_s, hello + 4, s + 8, (uint32_t)uid,
+				  s + 8 + FERRY_XFER_NONCE, err)) < 0)
 		return r;
 	if ((r = write_full(sk, s, sizeof(s), err)) < 0)
 		return r;
@@ -203,7 +180,7 @@ static int hs_connect(int sk, const unsigned char *key, size_t keylen, const cha
 	if ((r = read_within(sk, reply + 1, sizeof(reply) - 1, timeout, err)) < 0)
 		return ferry_error_wrap(err, "the receiver refused the dump");
 	unsigned char want[32];
-	if ((r = proof(key, keylen, role_r, hello + 4, s + 8, (uint32_t)uid, want, err)) < 0)
+	if ((r = ferry_xfer_proof(key, keylen, role_r, hello + 4, s + 8, (uint32_t)uid, want, err)) < 0)
 		return r;
 	if (memcmp(reply, (char[4]){'F', 'X', 'R', v}, 4) != 0 || CRYPTO_memcmp(want, reply + 4, 32) != 0)
 		return ferry_error_msg(err, EACCES, "the receiver did not prove the cluster key: refused");
@@ -219,7 +196,7 @@ int ferry_xfer_send_verdict(int sk, const char *error_or_null)
 		n = 4096;
 	unsigned char hdr[3];
 	hdr[0] = 'N';
-	put_u16(hdr + 1, (uint16_t)n);
+	ferry_put_le16(hdr + 1, (uint16_t)n);
 	int r = ferry_write_all(sk, hdr, 3);
 	return r < 0 ? r : ferry_write_all(sk, error_or_null, n);
 }
@@ -244,7 +221,7 @@ static int read_verdict_rest(int sk, unsigned timeout, struct ferry_error **err)
 	if ((r = ferry_read_timeout(sk, l, 2, timeout, err)) < 0)
 
 		return r;
-	uint16_t n = get_u16(l);
+	uint16_t n = ferry_get_le16(l);
 	if (n > 4096)
 		return ferry_error_msg(err, EPROTO, "bad verdict from the receiver");
 	char msg[4097];
@@ -395,14 +372,14 @@ int ferry_xfer_accept_listen(int ls, const unsigned char *key, size_t keylen, ui
 int ferry_peer_accept(int sk, const unsigned char *key, size_t keylen, unsigned timeout,
 		      struct ferry_error **err)
 {
-	return hs_accept(sk, key, keylen, "ferry-peer-1 client", "ferry-peer-1 server", '1', 0, timeout, NULL,
-			 err);
+	return hs_accept(sk, key, keylen, FERRY_PEER_ROLE_CLIENT, FERRY_PEER_ROLE_SERVER, '1', 0, timeout,
+			 NULL, err);
 }
 
 int ferry_peer_connect(int sk, const unsigned char *key, size_t keylen, unsigned timeout,
 		       struct ferry_error **err)
 {
-	return hs_connect(sk, key, keylen, "ferry-peer-1 client", "ferry-peer-1 server", '1', 0, timeout,
+	return hs_connect(sk, key, keylen, FERRY_PEER_ROLE_CLIENT, FERRY_PEER_ROLE_SERVER, '1', 0, timeout,
 			  NULL, err);
 }
 

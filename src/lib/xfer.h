@@ -81,6 +81,13 @@ enum { FERRY_XFER_PAGES, FERRY_XFER_FILES, FERRY_XFER_CTL, FERRY_XFER_NCHAN };
 int ferry_xfer_relay(int sk, bool receiver, const struct ferry_xfer_keys *keys,
 		     const int local[FERRY_XFER_NCHAN], struct ferry_error **err);
 
+/* The proof of one side of a handshake: HMAC-SHA256(@key, @role || @nr || @ns || @uid) (the
+ * receiver's and the sender's nonces, the uid little-endian) into @out. */
+int ferry_xfer_proof(const unsigned char *key, size_t keylen, const char *role, const unsigned char *nr,
+		     const unsigned char *ns, uint32_t uid, unsigned char out[32], struct ferry_error **err);
+#define FERRY_PEER_ROLE_CLIENT "ferry-peer-1 client"
+#define FERRY_PEER_ROLE_SERVER "ferry-peer-1 server"
+
 /* The same mutual proof between two ferryd (control connections), under other role names. */
 int ferry_peer_accept(int sk, const unsigned char *key, size_t keylen, unsigned timeout,
 		      struct ferry_error **err);

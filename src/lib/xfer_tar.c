@@ -14,19 +14,6 @@
 #include "manifest.h"
 #include "xfer.h"
 
-static void put_u32(unsigned char *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (unsigned char)(v >> (8 * i));
-}
-static uint32_t get_u32(const unsigned char *p)
-{
-	uint32_t v = 0;
-	for (int i = 3; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
-}
-
 /* The rest of a generation travels as a zstd-compressed tar (libarchive), cut into chunks
  * "u32 length, bytes" ending with a zero length, so that the receiver knows where the archive
  * ends without reading past it (the connection stays open for the verdict). */
@@ -41,7 +28,7 @@ static la_ssize_t chunk_write(struct archive *a, void *data, const void *buf, si
 {
 	struct chunk_writer *w = data;
 	unsigned char hdr[4];
-	put_u32(hdr, (uint32_t)len);
+	ferry_put_le32(hdr, (uint32_t)len);
 	int r = ferry_write_all(w->sk, hdr, 4);
 	if (r == 0)
 		r = ferry_write_all(w->sk, buf, len);
@@ -216,7 +203,7 @@ static la_ssize_t chunk_read(struct archive *a, void *data, const void **out)
 		archive_set_error(a, EIO, "%s", rd->err->message);
 		return -1;
 	}
-	uint32_t len = get_u32(hdr);
+	uint32_t len = ferry_get_le32(hdr);
 	if (len == 0) {
 		rd->ended = true;
 		return 0;
