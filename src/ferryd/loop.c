@@ -16,6 +16,7 @@
 #include <openssl/crypto.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
