@@ -79,10 +79,13 @@ cp /etc/ferry/ferry.conf "$work/ferry.conf.orig"
 sed -E '/^[[:space:]]*allow net (network|args|ip range)[[:space:]]*=/d' "$work/ferry.conf.orig" >"$work/ferry.conf.demo"
 printf 'allow net network = demonet\nallow net args = yes\nallow net ip range = 198.18.1.0/24\n' >>"$work/ferry.conf.demo"
 install -o root -g root -m 0644 "$work/ferry.conf.demo" /etc/ferry/ferry.conf
-mkdir -p "$work/shared" && chmod 0755 "$work/shared"
-on_node nodeA ferryd --node demoA --listen 198.18.0.1:7780 --peer demoB=198.18.0.2:7780 --shared-dir "$work/shared" 2>"$work/ferryd-A.log" &
+# the shared filesystem of the two nodes: a directory of root's (ferryd keeps nothing below a
+# directory a user owns)
+shared=/var/tmp/ferry-demo-shared
+rm -rf "$shared" && mkdir -p "$shared" && chmod 0755 "$shared"
+on_node nodeA ferryd --node demoA --listen 198.18.0.1:7780 --peer demoB=198.18.0.2:7780 --shared-dir "$shared" 2>"$work/ferryd-A.log" &
 ferryd_pids+=($!)
-on_node nodeB ferryd --node demoB --listen 198.18.0.2:7780 --peer demoA=198.18.0.1:7780 --shared-dir "$work/shared" 2>"$work/ferryd-B.log" &
+on_node nodeB ferryd --node demoB --listen 198.18.0.2:7780 --peer demoA=198.18.0.1:7780 --shared-dir "$shared" 2>"$work/ferryd-B.log" &
 ferryd_pids+=($!)
 sleep 0.5
 asn() { local n=$1; shift; on_node "$n" runuser -u "$user" -- env -C "$work" "$@"; }

@@ -2,9 +2,11 @@
 /* dirs.c — where migrations put checkpoints: BASE/<uid>/<name>-<id>.
  *
  * Root never works by path here. The base is reached from "/" one component at a time, with
- * O_NOFOLLOW: below a directory that only root can write, a missing component is made 0755;
- * below a world-writable sticky one (/dev/shm, /var/tmp) the next component must be root's own
- * and not writable by others, else it is a squatter's and is moved aside (ferry_root_dir_at).
+ * O_NOFOLLOW; a missing component is made by root (0755, the base 0711), and every component must
+ * be root's and writable by root alone. The base itself may sit in a world-writable sticky
+ * directory (/dev/shm/ferry-migrate): whatever else is found under its name there is a
+ * squatter's and is moved aside (ferry_root_dir_at). A directory on the way that someone else
+ * owns is never moved (it may be theirs by right): that path is refused.
  * Every component then being root's, the path that the starters are given resolves to the
  * directories checked here. BASE and BASE/<uid> are root's, 0711 (the user passes through but
  * cannot list or add anything); the leaf is made in BASE/<uid> by mkdirat and given to the user
@@ -41,20 +43,35 @@ static int walk_step(int cur, const char *at, const char *name, bool last, const
 		return ferry_error_msg(
 		    err, EPERM, "'%s' is writable by others than root: ferryd keeps no directory there",
 		    *at ? at : "/");
-	if (last || !trusted) {
+	if (last && !trusted) {
+		/* ferryd's own name in a world-writable directory: whatever else is there is a
+		 * squatter's, moved aside */
 		_cleanup_free_ char *moved = NULL;
-		int r = ferry_root_dir_at(cur, name, last ? BASE_MODE : 0755, 0, 0, ret_fd, &moved, err);
+		int r = ferry_root_dir_at(cur, name, BASE_MODE, 0, 0, ret_fd, &moved, err);
 		log_moved(id, at, name, moved);
 		return r < 0 ? ferry_error_wrap(err, "in '%s'", *at ? at : "/") : 0;
 	}
 	int fd = openat(cur, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0 && errno == ENOENT && (mkdirat(cur, name, 0755) == 0 || errno == EEXIST))
+	if (fd < 0 && errno == ENOENT &&
+	    (mkdirat(cur, name, last ? BASE_MODE : 0755) == 0 || errno == EEXIST))
 		fd = openat(cur, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0 && errno == ELOOP)
 		return ferry_error_msg(err, ELOOP, "'%s/%s' is a symlink: give ferryd the real path", at,
 				       name);
 	if (fd < 0)
 		return ferry_error_set(err, errno, "open '%s/%s'", at, name);
+	/* a directory on the way that someone else owns is not moved (it may be theirs by right,
+	 * as a directory of /var/tmp is): the path is refused, for the admin to change */
+	bool ok = fstat(fd, &st) == 0 && st.st_uid == 0 &&
+		  (!(st.st_mode & 022) || (!last && (st.st_mode & S_ISVTX))); /* /dev/shm, /var/tmp */
+	if (!ok || (last && fchmod(fd, BASE_MODE) < 0)) {
+		close(fd);
+		return ferry_error_msg(
+		    err, EPERM,
+		    "'%s/%s' is not a directory of root's that only root can write: ferryd "
+		    "keeps no directory there (choose a path in root's directories)",
+		    at, name);
+	}
 	*ret_fd = fd;
 	return 0;
 }

@@ -196,6 +196,24 @@ root:711"
 	assert_output "planted"
 }
 
+@test "F2: a configured base below a directory a user owns is refused, and that directory is left alone" {
+	# the admin points the shared dir below a directory of user 2's in /var/tmp: ferryd must
+	# neither use it (user 2 could swap what is below) nor move user 2's directory away
+	local own=/var/tmp/$T-u2dir
+	rm -rf "$own"
+	as_user2 mkdir -m 0755 "$own"
+	as_user2 touch "$own/keep"
+	MIG_SHARED=$own/shared mig_up
+	local name=$T-own
+	mig_launch nodeA "$name" 8
+	mig_migrate nodeA "$name" --to nodeB --mode default
+	[ "$status" -ne 0 ] || fail "a migration through '$own/shared' succeeded"
+	[[ "$stderr" == *"'$own' is not a directory of root's"* ]] || fail "unexpected error: $stderr"
+	assert_only_on nodeA "$name"
+	[ -f "$own/keep" ] && [ "$(stat -c %U "$own")" = "$U2" ] || fail "user 2's directory was touched"
+	rm -rf "$own"
+}
+
 # ---------------------------------------------------------------- F7
 
 # flood HOST:PORT N SECONDS: from peer, TCP connections that never speak: N at once, then for
