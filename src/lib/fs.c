@@ -224,12 +224,17 @@ DIR *ferry_opendir_at(int dirfd)
 	return d;
 }
 
-int ferry_read_timeout(int fd, void *buf, size_t len, unsigned timeout, struct ferry_error **err)
+/* @whole: @timeout bounds the whole read, else each piece of it; 0: no limit. */
+static int read_timed(int fd, void *buf, size_t len, unsigned timeout, bool whole, struct ferry_error **err)
 {
+	long long deadline = ferry_now_ms() + (long long)timeout * 1000;
 	unsigned char *p = buf;
 	while (len > 0) {
+		long long left = !timeout ? -1
+				 : whole  ? deadline - ferry_now_ms()
+					  : (long long)timeout * 1000;
 		struct pollfd pfd = {.fd = fd, .events = POLLIN};
-		int r = poll(&pfd, 1, timeout ? (int)timeout * 1000 : -1);
+		int r = timeout && left <= 0 ? 0 : poll(&pfd, 1, left > INT_MAX ? INT_MAX : (int)left);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r == 0)
@@ -247,6 +252,16 @@ int ferry_read_timeout(int fd, void *buf, size_t len, unsigned timeout, struct f
 		len -= (size_t)n;
 	}
 	return 0;
+}
+
+int ferry_read_timeout(int fd, void *buf, size_t len, unsigned timeout, struct ferry_error **err)
+{
+	return read_timed(fd, buf, len, timeout, false, err);
+}
+
+int ferry_read_within(int fd, void *buf, size_t len, unsigned timeout, struct ferry_error **err)
+{
+	return read_timed(fd, buf, len, timeout, true, err);
 }
 
 static bool dir_acceptable(const struct stat *st, mode_t mode, uid_t uid)

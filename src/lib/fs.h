@@ -16,6 +16,9 @@ int ferry_read_file(const char *path, size_t max, char **ret_buf, size_t *ret_le
 /* Reads exactly @len bytes from a socket or pipe, waiting at most @timeout seconds (0: forever)
  * for each piece; the end of the stream before that is ECONNRESET, a silence ETIMEDOUT. */
 int ferry_read_timeout(int fd, void *buf, size_t len, unsigned timeout, struct ferry_error **err);
+/* The same, with @timeout for the whole of it (a message cut into many small reads cannot
+ * stretch it). */
+int ferry_read_within(int fd, void *buf, size_t len, unsigned timeout, struct ferry_error **err);
 /* Writes all of @buf, retrying short writes and EINTR. */
 int ferry_write_all(int fd, const void *buf, size_t len);
 /* Creates @name in @dirfd atomically: a hidden temp file, fsync, rename over @name. */

@@ -16,35 +16,6 @@
 
 static int read_verdict_rest(int sk, unsigned timeout, struct ferry_error **err);
 
-/* Reads @len bytes within @timeout seconds in all (a peer that dribbles bytes does not get
- * @timeout for each of them). */
-static int read_within(int sk, void *buf, size_t len, unsigned timeout, struct ferry_error **err)
-{
-	long long deadline = ferry_now_ms() + (long long)timeout * 1000;
-	unsigned char *p = buf;
-	while (len > 0) {
-		long long left = deadline - ferry_now_ms();
-		struct pollfd pfd = {.fd = sk, .events = POLLIN};
-		int r = left > 0 ? poll(&pfd, 1, (int)(left > INT_MAX ? INT_MAX : left)) : 0;
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r == 0)
-			return ferry_error_msg(err, ETIMEDOUT, "the peer sent nothing for %u s", timeout);
-		if (r < 0)
-			return ferry_error_set(err, errno, "poll");
-		ssize_t n = read(sk, p, len);
-		if (n < 0 && (errno == EINTR || errno == EAGAIN))
-			continue;
-		if (n < 0)
-			return ferry_error_set(err, errno, "read from the peer");
-		if (n == 0)
-			return ferry_error_msg(err, ECONNRESET, "the peer closed the connection");
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 static int write_full(int sk, const void *buf, size_t len, struct ferry_error **err)
 {
 	int r = ferry_write_all(sk, buf, len);
@@ -146,7 +117,7 @@ static int hs_accept(int sk, const unsigned char *key, size_t keylen, const char
 	unsigned char hello[HELLO_LEN], s[PROOF_LEN];
 	int r = hs_hello(sk, v, hello, err);
 	if (r == 0)
-		r = read_within(sk, s, sizeof(s), timeout, err);
+		r = ferry_read_within(sk, s, sizeof(s), timeout, err);
 	if (r == 0)
 		r = hs_finish(sk, key, keylen, role_s, role_r, v, uid, hello, s, ret_keys, err);
 	return r;
@@ -157,7 +128,7 @@ static int hs_connect(int sk, const unsigned char *key, size_t keylen, const cha
 		      struct ferry_error **err)
 {
 	unsigned char hello[4 + FERRY_XFER_NONCE];
-	int r = read_within(sk, hello, sizeof(hello), timeout, err);
+	int r = ferry_read_within(sk, hello, sizeof(hello), timeout, err);
 	if (r < 0)
 		return r;
 	if (memcmp(hello, (char[4]){'F', 'X', 'F', v}, 4) != 0)
@@ -177,7 +148,7 @@ static int hs_connect(int sk, const unsigned char *key, size_t keylen, const cha
 		return ferry_error_wrap(err, "the receiver refused the dump");
 	if (reply[0] == 'N') /* the receiver said why it refused */
 		return read_verdict_rest(sk, timeout, err);
-	if ((r = read_within(sk, reply + 1, sizeof(reply) - 1, timeout, err)) < 0)
+	if ((r = ferry_read_within(sk, reply + 1, sizeof(reply) - 1, timeout, err)) < 0)
 		return ferry_error_wrap(err, "the receiver refused the dump");
 	unsigned char want[32];
 	if ((r = ferry_xfer_proof(key, keylen, role_r, hello + 4, s + 8, (uint32_t)uid, want, err)) < 0)
