@@ -169,6 +169,16 @@ not_running() {
 	not_running "$U1" n1
 }
 
+# held_macs DIR: how many MAC reservations in DIR a monitor holds (their files locked)
+held_macs() {
+	local f n=0
+	for f in "$1"/mac-*; do
+		[ -e "$f" ] || continue
+		flock -n "$f" true || n=$((n + 1))
+	done
+	echo "$n"
+}
+
 @test "F9: good requests still work, chosen or left to the network, and free their MAC at the end" {
 	run start "$U1" g1 "IP=198.18.1.70/16;MAC=02:00:c6:12:01:70;GW=198.18.0.3"
 	assert_success
@@ -184,19 +194,22 @@ not_running() {
 	run on nodeA "$U2" "$FERRY" instance list
 	assert_output --regexp "g2 .* 198\.19\.1\.[0-9]+/24"
 	assert_output --partial "198.18.1.71/16"
-	# every MAC is reserved while its instance runs, and free once it has stopped
+	# every MAC is reserved (its file locked) while its instance runs, and free once it has
+	# stopped (files of monitors that were killed, in this namespace or an earlier one with the
+	# same inode, stay unlocked and are taken over by the next reservation of their MAC)
 	local dir i
 	dir=/run/ferry/net/n$(on_node nodeA stat -L -c %i /proc/self/ns/net)
-	[ "$(find "$dir" -name 'mac-*' | wc -l)" = 3 ] || fail "reservations: $(ls "$dir")"
+	[ "$(held_macs "$dir")" = 3 ] || fail "reservations held: $(held_macs "$dir") ($(ls "$dir"))"
 	run on nodeA "$U1" "$FERRY" instance stop g1
 	assert_success
 	run on nodeA "$U2" "$FERRY" instance stop g2 g3
 	assert_success
 	for ((i = 0; i < 50; i++)); do
-		[ -z "$(ls "$dir")" ] && break
+		[ "$(held_macs "$dir")" = 0 ] && break
 		sleep 0.1
 	done
-	[ -z "$(ls "$dir")" ] || fail "reservations left: $(ls "$dir")"
+	[ "$(held_macs "$dir")" = 0 ] || fail "reservations left: $(ls "$dir")"
+	[ ! -e "$dir/mac-02:00:c6:12:01:70" ] || fail "the reservation of g1's MAC was not removed"
 	run start "$U2" g4 "IP=198.18.1.70/16;MAC=02:00:c6:12:01:70"
 	assert_success
 }
