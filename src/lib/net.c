@@ -662,12 +662,31 @@ static int still_named(int dirfd, const char *name, int fd)
 	return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 }
 
+/* Removes the reservations nobody holds (their monitor was killed): taken and unlinked under
+ * the lock, as a release does, so that a reserver that opened the same file retries. */
+static void sweep_stale(int dirfd)
+{
+	DIR *d = ferry_opendir_at(dirfd);
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		if (!startswith(de->d_name, "mac-"))
+			continue;
+		_cleanup_close_ int fd =
+		    openat(dirfd, de->d_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+		if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0 && still_named(dirfd, de->d_name, fd) == 1)
+			(void)unlinkat(dirfd, de->d_name, 0);
+	}
+	if (d)
+		closedir(d);
+}
+
 int ferry_net_mac_reserve(const uint8_t mac[6], unsigned wait_ms, struct ferry_net_mac_lock *ret,
 			  struct ferry_error **err)
 {
 	_cleanup_close_ int dirfd = open_reservations(err);
 	if (dirfd < 0)
 		return dirfd;
+	sweep_stale(dirfd);
 	char name[32];
 	reservation_name(mac, name);
 	long long deadline = ferry_now_ms() + wait_ms;
