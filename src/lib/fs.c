@@ -139,6 +139,51 @@ int ferry_mkdir_p(const char *path, mode_t mode, struct ferry_error **err)
 	return 0;
 }
 
+static int atoi_strict_fd(const char *s)
+{
+	unsigned long long v = 0;
+	return parse_uint64(s, INT32_MAX, &v) < 0 ? -1 : (int)v;
+}
+
+/* Whether the fd @n of process @pid (a /proc/PID/fd entry) is @dev:@ino, other than ours. */
+static bool fd_is(int piddir, const char *n, dev_t dev, ino_t ino, bool self, int our_fd)
+{
+	struct stat st;
+	if (self && atoi_strict_fd(n) == our_fd)
+		return false;
+	return fstatat(piddir, n, &st, 0) == 0 && st.st_dev == dev && st.st_ino == ino;
+}
+
+int ferry_fd_open_elsewhere(int fd)
+{
+	struct stat me;
+	if (fstat(fd, &me) < 0)
+		return -errno;
+	DIR *proc = opendir("/proc");
+	if (!proc)
+		return -errno;
+	pid_t self = getpid();
+	int found = 0;
+	struct dirent *de;
+	while (!found && (de = readdir(proc))) {
+		unsigned long long pid = 0;
+		if (parse_uint64(de->d_name, INT32_MAX, &pid) < 0)
+			continue;
+		char path[64];
+		snprintf(path, sizeof(path), "/proc/%llu/fd", pid);
+		_cleanup_close_ int piddir = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		DIR *fds = piddir < 0 ? NULL : ferry_opendir_at(piddir);
+		struct dirent *f;
+		while (fds && !found && (f = readdir(fds)))
+			found = f->d_name[0] != '.' &&
+				fd_is(piddir, f->d_name, me.st_dev, me.st_ino, (pid_t)pid == self, fd);
+		if (fds)
+			closedir(fds);
+	}
+	closedir(proc);
+	return found;
+}
+
 int ferry_open_root_dirs(const char *const *parts, size_t n, bool create, struct ferry_error **err)
 {
 	int dirfd = AT_FDCWD;

@@ -28,6 +28,10 @@ int ferry_write_file_atomic(int dirfd, const char *name, const char *data, size_
 int ferry_fd_path(int fd, char **ret, struct ferry_error **err);
 /* mkdir -p with @mode for each created component; existing directories are fine. */
 int ferry_mkdir_p(const char *path, mode_t mode, struct ferry_error **err);
+/* 1 when some open file of a process (ours included, but for @fd itself) refers to @fd's inode,
+ * 0 when none does, -errno when that cannot be told: what a write lease proves, for filesystems
+ * without leases (it cannot see a file in flight in a unix socket). */
+int ferry_fd_open_elsewhere(int fd);
 /* Opens the chain @parts[0]/@parts[1]/... of root-only directories (root's, mode 0700, no
  * symlink), creating what is missing when @create; @parts[0] is absolute. Returns the last one's
  * fd, or -ENOENT (no message) when one is missing and !@create, or another -errno. */

@@ -182,15 +182,20 @@ static int seal_take(int fd, const char *name, const struct stat *st, uid_t uid,
  * caller holds the only one), then lets the owner, and only the owner, read it. */
 static int seal_prove(int fd, const char *name, uid_t uid, struct ferry_error **err)
 {
-	if (fcntl(fd, F_SETLEASE, F_WRLCK) < 0) {
-		if (errno == EAGAIN || errno == EBUSY)
-			return ferry_error_msg(err, EBUSY,
-					       "'%s' of the dump is still open in another process: "
-					       "checkpoint refused",
-					       name);
-		return ferry_error_set(err, errno, "prove that '%s' is not open elsewhere", name);
+	int r = fcntl(fd, F_SETLEASE, F_WRLCK) < 0 ? -errno : 0;
+	if (r == -EINVAL || r == -EOPNOTSUPP || r == -ENOSYS) {
+		/* a filesystem without leases (NFS): look through every process's open files */
+		r = ferry_fd_open_elsewhere(fd);
+		r = r > 0 ? -EBUSY : r;
+	} else if (r == 0) {
+		(void)fcntl(fd, F_SETLEASE, F_UNLCK);
 	}
-	(void)fcntl(fd, F_SETLEASE, F_UNLCK);
+	if (r == -EAGAIN || r == -EBUSY)
+		return ferry_error_msg(
+		    err, EBUSY, "'%s' of the dump is still open in another process: checkpoint refused",
+		    name);
+	if (r < 0)
+		return ferry_error_set(err, -r, "prove that '%s' is not open elsewhere", name);
 	return ckdir_grant_owner(fd, uid, false, err);
 }
 

@@ -6,7 +6,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <cmocka.h>
 
 #include "fs.h"
@@ -149,6 +151,41 @@ static void test_bad_names(void **state)
 	}
 }
 
+/* ferry_fd_open_elsewhere: another fd on the same inode, in this process or a child, is seen;
+ * the fd itself and other files are not. */
+static void test_open_elsewhere(void **state)
+{
+	struct ctx *c = *state;
+	int a = openat(c->fd, "f", O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	int other = openat(c->fd, "g", O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	assert_true(a >= 0 && other >= 0);
+	assert_int_equal(ferry_fd_open_elsewhere(a), 0);
+	int b = openat(c->fd, "f", O_RDONLY | O_CLOEXEC);
+	assert_int_equal(ferry_fd_open_elsewhere(a), 1);
+	close(b);
+	assert_int_equal(ferry_fd_open_elsewhere(a), 0);
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	pid_t pid = fork();
+	if (pid == 0) { /* a child keeps its own open file of "f" (and not the one it inherited) */
+		close(a);
+		int k = openat(c->fd, "f", O_WRONLY);
+		(void)!write(p[1], "x", 1);
+		pause();
+		_exit(k < 0);
+	}
+	char x;
+	assert_int_equal(read(p[0], &x, 1), 1);
+	assert_int_equal(ferry_fd_open_elsewhere(a), 1);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	assert_int_equal(ferry_fd_open_elsewhere(a), 0);
+	close(p[0]);
+	close(p[1]);
+	close(a);
+	close(other);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -159,6 +196,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_writable_dir_moved, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_other_owner_moved, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_names, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_open_elsewhere, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
