@@ -272,11 +272,11 @@ DIR *ferry_opendir_at(int dirfd)
 /* @whole: @timeout bounds the whole read, else each piece of it; 0: no limit. */
 static int read_timed(int fd, void *buf, size_t len, unsigned timeout, bool whole, struct ferry_error **err)
 {
-	long long deadline = ferry_now_ms() + (long long)timeout * 1000;
+	long long deadline = ferry_monotonic_ms() + (long long)timeout * 1000;
 	unsigned char *p = buf;
 	while (len > 0) {
 		long long left = !timeout ? -1
-				 : whole  ? deadline - ferry_now_ms()
+				 : whole  ? deadline - ferry_monotonic_ms()
 					  : (long long)timeout * 1000;
 		struct pollfd pfd = {.fd = fd, .events = POLLIN};
 		int r = timeout && left <= 0 ? 0 : poll(&pfd, 1, left > INT_MAX ? INT_MAX : (int)left);

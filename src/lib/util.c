@@ -116,6 +116,13 @@ long long ferry_now_ms(void)
 	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
+long long ferry_monotonic_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
 char *ferry_shown(const char *s, size_t max)
 {
 	size_t n = strnlen(s, max + 1);

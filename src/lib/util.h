@@ -85,6 +85,8 @@ static inline bool startswith(const char *s, const char *prefix)
 
 /* Wall-clock milliseconds (CLOCK_REALTIME: comparable between nodes), for timings. */
 long long ferry_now_ms(void);
+/* Milliseconds of CLOCK_MONOTONIC, for deadlines (the wall clock may jump). */
+long long ferry_monotonic_ms(void);
 
 /* Strict decimal parsing: the whole string, no sign surprises, range-checked. */
 

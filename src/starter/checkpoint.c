@@ -567,97 +567,113 @@ static _noreturn_ void dump_guard(struct starter *s, const struct ferry_instance
 	_exit(0);
 }
 
-void op_checkpoint_dump(struct starter *s)
+/* One dump, from the starter's side. */
+struct dump {
+	struct starter *s;
+	struct ferry_instance *inst;
+	const char *name;
+	const char *target; /* the checkpoint directory it goes to */
+	int monfd; /* the instance's monitor (see pin_monitor) */
+	int stfd, imgfd; /* the staging directory and its images */
+	char stage[64];
+	struct xfer_session *xs; /* --page-server: the transfer session */
+	pid_t guard; /* dump_guard */
+	int rep, ctl; /* the guard's report, and our word to it */
+	long long t_freeze, t_dumped, t_done;
+};
+
+/* The sealed launch request of the instance: root's, next to its record. */
+static void read_launch_record(struct dump *d, char **ret, size_t *ret_len)
 {
 	struct ferry_error *err = NULL;
-	const char *name = s->req->instance;
-	struct ferry_instance *inst = NULL;
-	int pidfd = pin_instance(s, name, &inst, &err); /* leaves us root */
-	if (pidfd < 0)
-		die_error(err);
-	if (!inst->checkpoint)
-		die("instance '%s' was not started with --criu-launch: it cannot be checkpointed", name);
-	int monfd = pin_monitor(inst);
-	if (inst->workload <= 0)
-		die("instance '%s' runs no workload to checkpoint (restore one into it with 'ferry checkpoint "
-		    "instance --criu --restore %s')",
-		    name, name);
-
-	/* the sealed launch request: root's, next to the record */
-	int rundir = open_rundir(s, false, &err);
+	int rundir = open_rundir(d->s, false, &err);
 	if (rundir < 0)
 		die_error(err);
-	_cleanup_free_ char *launch_name = xasprintf(".%s.launch", name);
+	_cleanup_free_ char *launch_name = xasprintf(".%s.launch", d->name);
 	_cleanup_close_ int lfd = openat(rundir, launch_name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	_cleanup_free_ char *launch = NULL;
-	size_t launch_len = 0;
-	if (lfd < 0 || ferry_read_all(lfd, FERRY_REQUEST_MAX, &launch, &launch_len, &err) < 0)
-		die("instance '%s' has no launch record: restart it with --criu-launch", name);
 	close(rundir);
+	if (lfd < 0 || ferry_read_all(lfd, FERRY_REQUEST_MAX, ret, ret_len, &err) < 0)
+		die("instance '%s' has no launch record: restart it with --criu-launch", d->name);
+}
 
+/* Pins the instance and its monitor, reads its launch request, opens the target checkpoint
+ * directory and its staging, and (--page-server) starts the transfer session. */
+static void dump_prepare(struct dump *d, int *ret_pidfd, char **ret_launch, size_t *ret_launch_len)
+{
+	struct ferry_error *err = NULL;
+	struct starter *s = d->s;
+	int pidfd = pin_instance(s, d->name, &d->inst, &err); /* leaves us root */
+	if (pidfd < 0)
+		die_error(err);
+	if (!d->inst->checkpoint)
+		die("instance '%s' was not started with --criu-launch: it cannot be checkpointed", d->name);
+	d->monfd = pin_monitor(d->inst);
+	if (d->inst->workload <= 0)
+		die("instance '%s' runs no workload to checkpoint (restore one into it with 'ferry checkpoint "
+		    "instance --criu --restore %s')",
+		    d->name, d->name);
+	read_launch_record(d, ret_launch, ret_launch_len);
 	/* a migration may put the dump elsewhere than the instance's own checkpoint (it must
 	 * still be a directory of the caller's) */
-	const char *target = s->req->checkpoint ? s->req->checkpoint : inst->checkpoint;
-	if (checkpoint_open_dir(s, target, &err) < 0)
+	d->target = s->req->checkpoint ? s->req->checkpoint : d->inst->checkpoint;
+	if (checkpoint_open_dir(s, d->target, &err) < 0 ||
+	    make_staging(s, d->stage, &d->stfd, &d->imgfd, &err) < 0)
 		die_error(err);
-
-	char stage[64];
-	int stfd = -1, imgfd = -1;
-	if (make_staging(s, stage, &stfd, &imgfd, &err) < 0)
-		die_error(err);
-	struct xfer_session *xs = NULL;
-	if (s->xfer_fd >= 0 && xfer_session_start(s, false, &xs, &err) < 0) {
-		rm_tree(s->ckpt_fd, stage);
-		die("checkpoint of '%s' to the page server '%s': %s; the instance keeps running", name,
+	if (s->xfer_fd >= 0 && xfer_session_start(s, false, &d->xs, &err) < 0) {
+		rm_tree(s->ckpt_fd, d->stage);
+		die("checkpoint of '%s' to the page server '%s': %s; the instance keeps running", d->name,
 		    s->req->page_server, err->message);
 	}
+	*ret_pidfd = pidfd;
+}
 
-	bool leave_running = s->req->flags & FERRY_REQ_LEAVE_RUNNING;
+/* Starts the guard (which runs CRIU) on the pinned instance @pidfd. */
+static void dump_start(struct dump *d, int pidfd)
+{
 	int rep[2], ctl[2];
 	if (pipe2(rep, O_CLOEXEC) < 0 || pipe2(ctl, O_CLOEXEC) < 0)
 		die("pipe: %s", strerror(errno));
-	long long t_freeze = ferry_now_ms();
-	pid_t child = fork();
-	if (child < 0)
+	d->t_freeze = ferry_now_ms();
+	d->guard = fork();
+	if (d->guard < 0)
 		die("fork: %s", strerror(errno));
-	if (child == 0) {
+	if (d->guard == 0) {
 		close(rep[0]);
 		close(ctl[1]);
-		dump_guard(s, inst, pidfd, imgfd, stage, rep[1], ctl[0]);
+		dump_guard(d->s, d->inst, pidfd, d->imgfd, d->stage, rep[1], ctl[0]);
 	}
 	close(rep[1]);
 	close(ctl[0]);
 	close(pidfd);
-	if (xs)
-		xfer_session_close(xs, FERRY_XFER_PAGES); /* CRIU's now */
-	/* wait for "D" (dumped), "E ..." (failed) or the timeout */
-	char msg[4096] = "";
+	d->rep = rep[0];
+	d->ctl = ctl[1];
+	if (d->xs)
+		xfer_session_close(d->xs, FERRY_XFER_PAGES); /* CRIU's now */
+}
+
+/* Waits for the guard's "D" (dumped), "E ..." (failed) or the timeout, hashing what CRIU has
+ * written meanwhile (a local dump). Returns false on a timeout; @msg holds the first line. */
+static bool dump_wait(struct dump *d, struct tail_hashes *tails, char *msg, size_t size)
+{
 	size_t got = 0;
-	bool timed_out = false;
-	struct tail_hashes tails = {0};
-	struct pollfd p = {.fd = rep[0], .events = POLLIN};
-	long long deadline_ms = (long long)s->cfg->criu_timeout * 1000;
-	struct timespec t0, t1;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	while (got < sizeof(msg) - 1 && !memchr(msg, '\n', got)) {
-		clock_gettime(CLOCK_MONOTONIC, &t1);
-		long long left =
-		    deadline_ms - ((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000);
+	struct pollfd p = {.fd = d->rep, .events = POLLIN};
+	long long deadline = ferry_monotonic_ms() + (long long)d->s->cfg->criu_timeout * 1000;
+	bool in_time = true;
+	while (got < size - 1 && !memchr(msg, '\n', got)) {
+		long long left = deadline - ferry_monotonic_ms();
 		if (left <= 0) {
-			timed_out = true;
+			in_time = false;
 			break;
 		}
-		if (s->xfer_fd < 0) {
-			tails_scan(imgfd, &tails);
+		if (!d->xs) {
+			tails_scan(d->imgfd, tails);
 			if (left > TAIL_TICK_MS)
 				left = TAIL_TICK_MS;
 		}
 		int r = poll(&p, 1, (int)(left > INT_MAX ? INT_MAX : left));
-		if (r < 0 && errno == EINTR)
-			continue;
 		if (r <= 0)
 			continue;
-		ssize_t n = read(rep[0], msg + got, sizeof(msg) - 1 - got);
+		ssize_t n = read(d->rep, msg + got, size - 1 - got);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
@@ -668,85 +684,123 @@ void op_checkpoint_dump(struct starter *s)
 	char *nl = strchr(msg, '\n');
 	if (nl)
 		*nl = '\0';
-	if (timed_out || !streq(msg, "D")) {
-		close(ctl[1]); /* the guard ends CRIU, resumes the tree and removes the staging */
-		waitpid(child, NULL, 0);
-		rm_tree(s->ckpt_fd, stage);
-		if (xs) { /* the page server's end may have failed first (it gave no verdict yet) */
-			xfer_session_blame(xs, &err);
-			if (err)
-				die("checkpoint of '%s': %s; the instance keeps running", name, err->message);
-		}
-		if (timed_out)
-			die("checkpoint of '%s' timed out after %u s ('criu timeout' in ferry.conf); the instance keeps running",
-			    name, s->cfg->criu_timeout);
-		if (*msg)
-			die("checkpoint of '%s' failed: %s; the instance keeps running", name,
-			    startswith(msg, "E ") ? msg + 2 : msg);
-		die("checkpoint of '%s' failed: the dumping process died; the instance keeps running", name);
+	return in_time;
+}
+
+/* CRIU failed or timed out: the guard resumes the tree; we say why. */
+static _noreturn_ void dump_failed(struct dump *d, bool in_time, const char *msg)
+{
+	struct ferry_error *err = NULL;
+	close(d->ctl); /* the guard ends CRIU, resumes the tree and removes the staging */
+	waitpid(d->guard, NULL, 0);
+	rm_tree(d->s->ckpt_fd, d->stage);
+	if (d->xs) { /* the page server's end may have failed first (it gave no verdict yet) */
+		xfer_session_blame(d->xs, &err);
+		if (err)
+			die("checkpoint of '%s': %s; the instance keeps running", d->name, err->message);
 	}
-	long long t_dumped = ferry_now_ms();
-	_cleanup_free_ char *gen = NULL;
+	if (!in_time)
+		die("checkpoint of '%s' timed out after %u s ('criu timeout' in ferry.conf); the instance keeps running",
+		    d->name, d->s->cfg->criu_timeout);
+	if (*msg)
+		die("checkpoint of '%s' failed: %s; the instance keeps running", d->name,
+		    startswith(msg, "E ") ? msg + 2 : msg);
+	die("checkpoint of '%s' failed: the dumping process died; the instance keeps running", d->name);
+}
+
+/* Sends the sealed generation (but its pages, already there) to the receiver, and agrees on the
+ * move: the destination keeps its copy only on our commit; without it, we keep ours. */
+static int dump_send(struct dump *d, struct ferry_manifest *m, const char *text, char **ret_gen,
+		     struct ferry_error **err)
+{
+	struct starter *s = d->s;
+	/* s->xfer_fd is the session's control channel */
+	int r = xfer_send_files(s, d->xs, d->imgfd, m, text, err);
+	if (r == 0)
+		r = ferry_xfer_read_verdict(s->xfer_fd, s->cfg->criu_timeout, err);
+	if (r == 0 && ferry_xfer_send_commit(s->xfer_fd) < 0)
+		r = ferry_error_msg(err, EPIPE, "the destination went away before the move was agreed");
+	if (r == -ECONNRESET || r == -EPIPE || r == -EIO)
+		xfer_session_blame(d->xs, err);
+	if (r == 0)
+		*ret_gen = xasprintf("sent to %s", s->req->page_server);
+	return r;
+}
+
+/* Seals the dump and publishes it (or sends it); then tells the guard to end the tree ('K') or
+ * resume it ('C'). */
+static int dump_commit(struct dump *d, const char *launch, size_t launch_len, struct tail_hashes *tails,
+		       struct ferry_manifest *m, char **ret_gen, struct ferry_error **err)
+{
+	struct starter *s = d->s;
 	_cleanup_free_ char *text = NULL;
-	_cleanup_(ferry_manifest_freep) struct ferry_manifest *m =
-	    manifest_for(s, inst->name, inst->image, inst->image_fingerprint, inst->workload);
 	/* a dump that a ferryd asked for elsewhere than the instance's own checkpoint is a
 	 * migration's: another node restarts it */
-	bool evict = s->req->checkpoint && s->xfer_fd < 0;
-	int pr = seal_generation(imgfd, m, launch, launch_len, &tails, evict, &text, &err);
-	tails_free(&tails);
-	if (pr == 0 && xs) {
-		/* the rest of the generation follows the pages; the receiver answers once the
-		 * instance runs there (s->xfer_fd is the session's control channel) */
-		pr = xfer_send_files(s, xs, imgfd, m, text, &err);
-		if (pr == 0)
-			pr = ferry_xfer_read_verdict(s->xfer_fd, s->cfg->criu_timeout, &err);
-		/* the destination keeps its copy only on our commit; without it, we keep ours */
-		if (pr == 0 && ferry_xfer_send_commit(s->xfer_fd) < 0)
-			pr = ferry_error_msg(&err, EPIPE,
-					     "the destination went away before the move was agreed");
-		if (pr == -ECONNRESET || pr == -EPIPE || pr == -EIO)
-			xfer_session_blame(xs, &err);
-		if (pr == 0)
-			gen = xasprintf("sent to %s", s->req->page_server);
-	} else if (pr == 0) {
-		pr = publish_generation(s, stfd, &gen, &err);
-	}
-	long long t_done = ferry_now_ms();
-	(void)ferry_write_all(ctl[1], pr < 0 ? "C" : "K", 1);
-	close(ctl[1]);
-	while (waitpid(child, NULL, 0) < 0 && errno == EINTR)
+	bool evict = s->req->checkpoint && !d->xs;
+	int r = seal_generation(d->imgfd, m, launch, launch_len, tails, evict, &text, err);
+	tails_free(tails);
+	if (r == 0)
+		r = d->xs ? dump_send(d, m, text, ret_gen, err)
+			  : publish_generation(s, d->stfd, ret_gen, err);
+	d->t_done = ferry_now_ms();
+	(void)ferry_write_all(d->ctl, r < 0 ? "C" : "K", 1);
+	close(d->ctl);
+	while (waitpid(d->guard, NULL, 0) < 0 && errno == EINTR)
 		;
-	if (pr < 0) {
-		rm_tree(s->ckpt_fd, stage);
-		die("checkpoint of '%s': %s; the instance keeps running", name, err->message);
-	}
+	return r;
+}
+
+/* After a published (or sent) dump: what the user and ferryd are told. */
+static void dump_report(struct dump *d, const struct ferry_manifest *m, const char *gen)
+{
+	struct starter *s = d->s;
 	/* The user's own dump ends the instance: its name is free once we return, so that
 	 * 'instance start --criu-restart' can follow at once (freeing gigabytes takes the
 	 * kernel a while). A migration's does not wait: the destination restores meanwhile. */
-	if (!leave_running && s->xfer_fd < 0 && !s->req->checkpoint)
-		wait_instance_end(monfd, name, s->cfg->criu_timeout);
-	if (monfd >= 0)
-		close(monfd);
-	close(imgfd);
-	close(stfd);
-	if (xs) {
+	if (!(s->req->flags & FERRY_REQ_LEAVE_RUNNING) && !d->xs && !s->req->checkpoint)
+		wait_instance_end(d->monfd, d->name, s->cfg->criu_timeout);
+	if (d->xs) {
 		(void)xfer_session_finish(30); /* committed: the connection must end clean */
-		rm_tree(s->ckpt_fd, stage);
+		rm_tree(s->ckpt_fd, d->stage);
 		printf("%s\n", gen);
 	} else {
-		unlinkat(s->ckpt_fd, stage, AT_REMOVEDIR);
+		unlinkat(s->ckpt_fd, d->stage, AT_REMOVEDIR);
 		prune(s->ckpt_fd, gen, false);
-		printf("%s/%s\n", target, gen);
+		printf("%s/%s\n", d->target, gen);
 	}
 	if (s->req->flags & FERRY_REQ_TIMINGS) {
 		unsigned long long bytes = 0;
 		for (size_t i = 0; i < m->n_files; i++)
 			bytes += m->files[i].size;
-		printf("timing freeze=%lld dumped=%lld done=%lld bytes=%llu\n", t_freeze, t_dumped, t_done,
-		       bytes);
+		printf("timing freeze=%lld dumped=%lld done=%lld bytes=%llu\n", d->t_freeze, d->t_dumped,
+		       d->t_done, bytes);
 	}
-	ferry_instance_free(inst);
+}
+
+void op_checkpoint_dump(struct starter *s)
+{
+	struct ferry_error *err = NULL;
+	struct dump d = {.s = s, .name = s->req->instance, .monfd = -1, .stfd = -1, .imgfd = -1};
+	int pidfd = -1;
+	_cleanup_free_ char *launch = NULL;
+	size_t launch_len = 0;
+	dump_prepare(&d, &pidfd, &launch, &launch_len);
+	dump_start(&d, pidfd);
+	struct tail_hashes tails = {0};
+	char msg[4096] = "";
+	bool in_time = dump_wait(&d, &tails, msg, sizeof(msg));
+	if (!in_time || !streq(msg, "D"))
+		dump_failed(&d, in_time, msg);
+	d.t_dumped = ferry_now_ms();
+	_cleanup_(ferry_manifest_freep) struct ferry_manifest *m =
+	    manifest_for(s, d.inst->name, d.inst->image, d.inst->image_fingerprint, d.inst->workload);
+	_cleanup_free_ char *gen = NULL;
+	if (dump_commit(&d, launch, launch_len, &tails, m, &gen, &err) < 0) {
+		rm_tree(s->ckpt_fd, d.stage);
+		die("checkpoint of '%s': %s; the instance keeps running", d.name, err->message);
+	}
+	dump_report(&d, m, gen);
+	ferry_instance_free(d.inst);
 	exit(0);
 }
 
@@ -835,14 +889,10 @@ static int verify_files(struct starter *s, int genfd, const struct ferry_manifes
 	return r;
 }
 
-/* Opens @path's current generation and verifies everything before CRIU may see it: sets
- * s->ckpt_fd, s->restore_fd and s->manifest and returns the sealed launch request. */
-static int verify_checkpoint(struct starter *s, const char *path, struct ferry_request **ret_launch,
-			     struct ferry_error **err)
+/* The generation 'current' names in the checkpoint directory (opened by the caller), root's:
+ * its fd in *ret_genfd. Leaves us root. */
+static int open_current(struct starter *s, const char *path, int *ret_genfd, struct ferry_error **err)
 {
-	int r = checkpoint_open_dir(s, path, err);
-	if (r < 0)
-		return r;
 	char target[64] = "";
 	ssize_t n = readlinkat(s->ckpt_fd, "current", target, sizeof(target) - 1);
 	if (n < 0) {
@@ -865,7 +915,8 @@ static int verify_checkpoint(struct starter *s, const char *path, struct ferry_r
 	if (!gen_name(target, NULL))
 		return ferry_error_msg(err, EPERM, "checkpoint '%s': 'current' does not name a generation",
 				       path);
-	if ((r = ferry_privs_raise(&s->privs, err)) < 0)
+	int r = ferry_privs_raise(&s->privs, err);
+	if (r < 0)
 		return r;
 	int genfd = ckdir_openat(s->ckpt_fd, target, O_RDONLY | O_DIRECTORY, 0);
 	struct stat st;
@@ -877,38 +928,62 @@ static int verify_checkpoint(struct starter *s, const char *path, struct ferry_r
 		return ferry_error_msg(
 		    err, EPERM, "checkpoint '%s' was not sealed by ferry (%s is not root's)", path, target);
 	}
+	*ret_genfd = genfd;
+	return 0;
+}
+
+/* The generation's manifest: root's, its signature verified before it is parsed, made by the
+ * caller. Its text in *ret_text (to compare with one this process sealed). */
+static int read_manifest(struct starter *s, int genfd, const char *path, struct ferry_manifest **ret,
+			 char **ret_text, size_t *ret_len, struct ferry_error **err)
+{
 	_cleanup_close_ int mfd = ckdir_openat(genfd, FERRY_MANIFEST_NAME, O_RDONLY | O_NONBLOCK, 0);
 	_cleanup_free_ char *text = NULL;
 	size_t len = 0;
-	if (mfd < 0 || fstat(mfd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		close(genfd);
+	struct stat st;
+	if (mfd < 0 || fstat(mfd, &st) < 0 || !S_ISREG(st.st_mode))
 		return ferry_error_msg(err, ENOENT, "checkpoint '%s' is incomplete: it has no manifest",
 				       path);
-	}
 	if (st.st_uid != 0 || (st.st_mode & 022) ||
-	    ferry_read_all(mfd, FERRY_MANIFEST_MAX, &text, &len, err) < 0) {
-		close(genfd);
+	    ferry_read_all(mfd, FERRY_MANIFEST_MAX, &text, &len, err) < 0)
 		return ferry_error_msg(err, EPERM, "checkpoint '%s': its manifest is not ferry's", path);
-	}
 	unsigned char key[FERRY_KEY_MAX];
 	size_t keylen = 0;
-	if ((r = ferry_key_load(FERRY_KEY_PATH, key, &keylen, err)) < 0) {
-		close(genfd);
+	int r = ferry_key_load(FERRY_KEY_PATH, key, &keylen, err);
+	if (r < 0)
 		return r;
-	}
 	struct ferry_manifest *m = NULL;
 	r = ferry_manifest_verify(text, len, key, keylen, &m, err);
 	explicit_bzero(key, sizeof(key));
-	if (r < 0) {
-		close(genfd);
+	if (r < 0)
 		return ferry_error_wrap(err, "checkpoint '%s' is refused", path);
-	}
 	if (m->uid != s->privs.uid) {
-		close(genfd);
 		ferry_manifest_free(m);
 		return ferry_error_msg(
 		    err, EPERM, "checkpoint '%s' was made by another user: it cannot be restored by you",
 		    path);
+	}
+	*ret = m;
+	*ret_text = TAKE_PTR(text);
+	*ret_len = len;
+	return 0;
+}
+
+/* Opens @path's current generation and verifies everything before CRIU may see it: sets
+ * s->ckpt_fd, s->restore_fd and s->manifest and returns the sealed launch request. */
+static int verify_checkpoint(struct starter *s, const char *path, struct ferry_request **ret_launch,
+			     struct ferry_error **err)
+{
+	int genfd = -1;
+	int r = checkpoint_open_dir(s, path, err);
+	if (r < 0 || (r = open_current(s, path, &genfd, err)) < 0)
+		return r;
+	struct ferry_manifest *m = NULL;
+	_cleanup_free_ char *text = NULL;
+	size_t len = 0;
+	if ((r = read_manifest(s, genfd, path, &m, &text, &len, err)) < 0) {
+		close(genfd);
+		return r;
 	}
 	/* A generation this process has just received, hashed and sealed (a diskless migration's
 	 * destination) is not hashed again: its files and directory are root's and read-only, in
@@ -919,21 +994,19 @@ static int verify_checkpoint(struct starter *s, const char *path, struct ferry_r
 		    memcmp(text, s->sealed_manifest, len) == 0;
 	_cleanup_free_ char *lbuf = NULL;
 	size_t llen = 0;
-	if ((r = verify_files(s, genfd, m, !ours, &lbuf, &llen, err)) < 0) {
-		close(genfd);
-		ferry_manifest_free(m);
-		return ferry_error_wrap(err, "checkpoint '%s' is refused", path);
-	}
-	/* the launch request: the bytes verified with the rest */
 	struct ferry_request *launch = NULL;
-	if (ferry_request_decode(lbuf, llen, &launch, err) < 0 || launch->op != FERRY_OP_INSTANCE_START ||
-	    !(launch->flags & FERRY_REQ_CRIU_LAUNCH)) {
+	if ((r = verify_files(s, genfd, m, !ours, &lbuf, &llen, err)) < 0)
+		ferry_error_wrap(err, "checkpoint '%s' is refused", path);
+	/* the launch request: the bytes verified with the rest */
+	else if (ferry_request_decode(lbuf, llen, &launch, err) < 0 ||
+		 launch->op != FERRY_OP_INSTANCE_START || !(launch->flags & FERRY_REQ_CRIU_LAUNCH))
+		r = ferry_error_msg(err, EINVAL, "checkpoint '%s' has no valid launch request", path);
+	if (r < 0) {
 		close(genfd);
 		ferry_manifest_free(m);
 		ferry_request_free(launch);
-		return ferry_error_msg(err, EINVAL, "checkpoint '%s' has no valid launch request", path);
+		return r;
 	}
-
 	s->restore_fd = genfd;
 	s->manifest = m;
 	*ret_launch = launch;
