@@ -52,7 +52,7 @@ STARTER_LIBS := -lcap -lcrypto -lcriu -ljson-c
 XFER_LIBS    := -lcrypto -larchive
 
 .SECONDARY:
-.PHONY: bench bench-smoke all clean install uninstall setup check unit unit-san fuzz demo lint format format-check
+.PHONY: bench bench-smoke all clean install uninstall setup check unit unit-san fuzz fuzz-long demo lint format format-check
 all: $(BUILD)/ferry $(BUILD)/ferry-starter $(BUILD)/ferryd $(BUILD)/ferry-xfer
 
 $(BUILD)/obj/%.o: %.c
@@ -88,6 +88,10 @@ unit-san:
 # libFuzzer targets of every parser of untrusted input, each run FUZZ_SECONDS (default 10)
 fuzz:
 	tests/run-fuzz.sh
+
+# every fuzz target for 10 million executions (hours); grows tests/fuzz/corpus/
+fuzz-long:
+	FUZZ_RUNS=$${FUZZ_RUNS:-10000000} tests/run-fuzz.sh
 
 install: all
 	install -d -m 0755 $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(SYSCONFDIR) \
