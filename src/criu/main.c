@@ -232,7 +232,7 @@ static bool restored_creds_ok(void)
 static _noreturn_ void restore(const struct args *a)
 {
 	struct ferry_error *err = NULL;
-	signal(SIGALRM, restore_timeout);
+	(void)signal(SIGALRM, restore_timeout);
 	alarm(a->timeout);
 	struct ferry_criu_opts o = {
 	    .binary = FERRY_CRIU_BIN,
@@ -298,7 +298,7 @@ int main(int argc, char **argv)
 		(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
 	for (size_t i = 0; i < a.n_pages; i++)
 		(void)fcntl(FERRY_CRIU_PAGES_FD + (int)i, F_SETFD, FD_CLOEXEC);
-	prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+	(void)prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
 	if (a.restore)
 		restore(&a);
 	dump(&a);
