@@ -12,15 +12,16 @@
 #include "starter.h"
 
 /* Moves fd @src[i] to @dst[i] for every i (@dst ascending, @src distinct), without close-on-exec,
- * and closes every other fd from 3 up. @src follows the fds as they move. Returns how many are in
- * place, all of them on success. */
+ * and closes every other fd from 3 up. @src follows the fds as they move. A source in the way is
+ * moved to the lowest free fd (never above what is open now: the fd limit holds). Returns how many
+ * are in place, all of them on success. */
 static size_t place_fds(int *src, const int *dst, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		for (size_t j = i + 1; j < n; j++) {
 			if (src[j] != dst[i])
 				continue;
-			int moved = fcntl(src[j], F_DUPFD_CLOEXEC, dst[n - 1] + 1);
+			int moved = fcntl(src[j], F_DUPFD_CLOEXEC, 3);
 			if (moved < 0)
 				return i;
 			close(src[j]);
