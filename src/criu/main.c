@@ -287,9 +287,15 @@ int main(int argc, char **argv)
 	/* OpenSSL (the pages' SHA-256) reads no configuration: inside the container its path
 	 * would be the image's (the bundle's libcrypto has its compiled-in paths closed too) */
 	OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, NULL);
-	if (fcntl(FERRY_CRIU_REPORT_FD, F_GETFD) < 0 || !parse_args(argc, argv, &a)) {
+	if (fcntl(FERRY_CRIU_REPORT_FD, F_GETFD) < 0) {
 		fprintf(stderr, "ferry-criu is run by ferry-starter, not directly\n");
 		return 2;
+	}
+	if (!parse_args(argc, argv, &a)) {
+		struct ferry_error *err = NULL;
+		ferry_error_msg(&err, EINVAL,
+				"ferry-criu: the starter's arguments or fds are not as expected");
+		fail(2, err);
 	}
 	/* CRIU gets only what it needs: the page server's socket (named in its config); it reads
 	 * the directories through /proc/PID/fd, which needs us dumpable (it holds the same
