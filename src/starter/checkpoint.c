@@ -110,7 +110,7 @@ static void tails_scan(int imgfd, struct tail_hashes *t)
 			continue;
 		}
 		struct tail_hash *f = &t->f[t->n++];
-		snprintf(f->name, sizeof(f->name), "%s", de->d_name);
+		memcpy(f->name, de->d_name, strlen(de->d_name) + 1); /* shorter than f->name: above */
 		f->fd = fd;
 		f->dev = st.st_dev;
 		f->ino = st.st_ino;
