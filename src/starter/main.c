@@ -29,7 +29,7 @@ static void sanitize_stdio(void)
 	}
 }
 
-static int check_hostname(const char *h, struct ferry_error **err)
+int check_hostname(const char *h, struct ferry_error **err)
 {
 	size_t n = strlen(h);
 	bool ok = n > 0 && n <= 64 && h[0] != '-' && h[0] != '.';
@@ -87,12 +87,47 @@ static void read_request(struct starter *s)
 	if (ferry_request_decode(buf, len, &s->req, &err) < 0)
 		die_error(err);
 	bool commit = s->req->flags & FERRY_REQ_COMMIT;
-	if ((s->req->page_server || commit) && s->xfer_fd < 0)
-		die("--page-server needs the connection the 'ferry' command makes: run ferry, not ferry-starter");
 	if (!s->req->page_server && !commit && s->xfer_fd >= 0) {
 		close(s->xfer_fd);
 		s->xfer_fd = -1;
 	}
+}
+
+/* EXEC and INSTANCE_START: the networks, the image, the logs and the mounts, opened and checked
+ * as the caller, before the container is made. */
+static void prepare_container(struct starter *s)
+{
+	struct ferry_error *err = NULL;
+	const struct ferry_request *req = s->req;
+	s->instance = req->op == FERRY_OP_INSTANCE_START;
+	s->criu = req->flags & (FERRY_REQ_CRIU_LAUNCH | FERRY_REQ_CRIU_RESTART);
+	if ((req->flags & FERRY_REQ_CRIU_LAUNCH) && s->ckpt_fd < 0)
+		TRY(checkpoint_open_dir(s, req->checkpoint, &err));
+	if (req->flags & FERRY_REQ_NET) {
+		TRY(ferry_net_names_parse(req->networks ? req->networks : "bridge", &s->networks, &err));
+		if (req->network_args)
+			TRY(ferry_net_args_parse(req->network_args, &s->net_args, &err));
+		/* a restart's address and MAC are the instance's own, sealed in its checkpoint: only
+		 * the networks are checked against today's policy */
+		static const struct ferry_net_args none = {0};
+		TRY(ferry_net_check_policy(s->cfg, s->privs.uid, s->networks,
+					   (req->flags & FERRY_REQ_CRIU_RESTART) ? &none : &s->net_args,
+					   &err));
+	}
+	TRY(open_image(s, &err));
+	if (s->criu) {
+		TRY(ferry_image_fingerprint(s->image_fd, &s->image_fingerprint, &err));
+		if (s->manifest && s->manifest->image_fingerprint && *s->manifest->image_fingerprint &&
+		    !streq(s->manifest->image_fingerprint, s->image_fingerprint))
+			die("image '%s' is not the image the checkpoint was made with ('%s'): restart with that image",
+			    req->image, s->manifest->image);
+	}
+	if (s->instance)
+		TRY(open_logs(s, &err));
+	TRY(plan_mounts(s, &err));
+	TRY(ferry_privs_raise(&s->privs, &err));
+	TRY(container_clone_trees(s, &err));
+	TRY(ferry_privs_lower(&s->privs, &err));
 }
 
 int main(int argc, char **argv)
@@ -122,9 +157,7 @@ int main(int argc, char **argv)
 	read_request(&s);
 	if (ferry_config_load(FERRY_CONFIG_PATH, true, &s.cfg, &err) < 0)
 		die_error(err);
-	if (!s.cfg->allow_setuid && s.privs.uid != 0)
-		die("ferry is disabled for users on this node ('allow setuid = no' in %s)",
-		    FERRY_CONFIG_PATH);
+	TRY(starter_check_request(&s, &err));
 	lookup_user(&s);
 
 	starter_want_timings = s.req->flags & FERRY_REQ_TIMINGS;
@@ -136,65 +169,12 @@ int main(int argc, char **argv)
 			starter_t_received = ferry_now_ms();
 		}
 		TRY(checkpoint_prepare_restart(&s, &err)); /* s.req becomes the verified launch request */
+		TRY(starter_check_names(s.req, &err));
 	}
-	const struct ferry_request *req = s.req;
-	if (req->instance)
-		TRY(ferry_name_check(req->instance, "instance", &err));
-	if (req->hostname)
-		TRY(check_hostname(req->hostname, &err));
-
-	switch (req->op) {
-	case FERRY_OP_CHECKPOINT_DUMP:
-		op_checkpoint_dump(&s);
-	case FERRY_OP_CHECKPOINT_DELETE:
-		op_checkpoint_delete(&s);
-	case FERRY_OP_CHECKPOINT_RESTORE:
-		op_checkpoint_restore(&s);
-	case FERRY_OP_INSTANCE_LIST:
-		op_list(&s);
-		break;
-	case FERRY_OP_INSTANCE_JOIN:
-		op_instance_join(&s);
-		break;
-	case FERRY_OP_EXEC:
-	case FERRY_OP_INSTANCE_START:
-		s.instance = req->op == FERRY_OP_INSTANCE_START;
-		s.criu = req->flags & (FERRY_REQ_CRIU_LAUNCH | FERRY_REQ_CRIU_RESTART);
-		if ((req->flags & FERRY_REQ_CRIU_LAUNCH) && s.ckpt_fd < 0)
-			TRY(checkpoint_open_dir(&s, req->checkpoint, &err));
-		if (req->flags & FERRY_REQ_NET) {
-			TRY(ferry_net_names_parse(req->networks ? req->networks : "bridge", &s.networks,
-						  &err));
-			if (req->network_args)
-				TRY(ferry_net_args_parse(req->network_args, &s.net_args, &err));
-			/* a restart's address and MAC are the instance's own, sealed in its checkpoint:
-			 * only the networks are checked against today's policy */
-			static const struct ferry_net_args none = {0};
-			TRY(ferry_net_check_policy(
-			    s.cfg, s.privs.uid, s.networks,
-			    (req->flags & FERRY_REQ_CRIU_RESTART) ? &none : &s.net_args, &err));
-		}
-		TRY(open_image(&s, &err));
-		if (s.criu) {
-			TRY(ferry_image_fingerprint(s.image_fd, &s.image_fingerprint, &err));
-			if (s.manifest && s.manifest->image_fingerprint && *s.manifest->image_fingerprint &&
-			    !streq(s.manifest->image_fingerprint, s.image_fingerprint))
-				die("image '%s' is not the image the checkpoint was made with ('%s'): restart with that image",
-				    req->image, s.manifest->image);
-		}
-		if (s.instance)
-			TRY(open_logs(&s, &err));
-		TRY(plan_mounts(&s, &err));
-		TRY(ferry_privs_raise(&s.privs, &err));
-		TRY(container_clone_trees(&s, &err));
-		TRY(ferry_privs_lower(&s.privs, &err));
-		if (s.instance)
-			op_instance_start(&s);
-		else
-			op_exec(&s);
-		break;
-	default:
-		die("invalid request: unknown operation %u", req->op);
-	}
+	/* the one op table (FERRY_OP_TABLE, request.h) says what each op needs and who does it */
+	const struct starter_op *op = starter_op(s.req->op);
+	if (op->image)
+		prepare_container(&s);
+	op->handler(&s);
 	return 255;
 }

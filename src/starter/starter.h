@@ -156,6 +156,22 @@ _noreturn_ void op_exec(struct starter *s);
 _noreturn_ void op_instance_start(struct starter *s);
 _noreturn_ void op_instance_join(struct starter *s);
 
+/* ops.c: the starter's side of FERRY_OP_TABLE (request.h) */
+typedef void starter_handler(struct starter *s); /* never returns */
+struct starter_op {
+	starter_handler *handler;
+	bool image; /* needs an image: networks, image, mount sources are prepared */
+};
+/* The row of a checked request's op (never NULL for one). */
+const struct starter_op *starter_op(uint32_t op);
+/* The starter's checks of a request the op table accepted: a page server has its connection,
+ * ferry is open to users, names are valid (a restart's once its checkpoint gave the rest:
+ * starter_check_names). */
+int starter_check_request(struct starter *s, struct ferry_error **err);
+int starter_check_names(const struct ferry_request *req, struct ferry_error **err);
+/* main.c */
+int check_hostname(const char *h, struct ferry_error **err);
+
 /* report.c */
 /* the peer of a --page-server transfer, told why when we fail */
 extern int starter_verdict_fd;
