@@ -2,9 +2,11 @@
 /* request.h — what the unprivileged CLI asks the setuid starter to do.
  *
  * The CLI encodes a request into a sealed memfd passed as fd 3 to ferry-starter. The starter
- * treats every byte as hostile: it decodes with ferry_request_decode (bounded, strict) and then
- * checks each field against ferry.conf and the caller's real uid. Identity is never taken from
- * the request. */
+ * treats every byte as hostile: only its plan child, permanently the caller, decodes it with
+ * ferry_request_decode (bounded, strict); root re-checks the plan it sends (ferry_request_check)
+ * and checks each field against ferry.conf and the caller's real uid. Identity is never taken
+ * from the request. Root decodes only a checkpoint's sealed launch request, once its signature
+ * and hash are verified (see src/starter/main.c, prepare_restart). */
 #ifndef FERRY_REQUEST_H
 #define FERRY_REQUEST_H
 

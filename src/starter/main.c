@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 
 #include "fs.h"
-#include "names.h"
+#include "plan.h"
 #include "starter.h"
 #include "transfer.h"
 
@@ -29,34 +29,6 @@ static void sanitize_stdio(void)
 	}
 }
 
-int check_hostname(const char *h, struct ferry_error **err)
-{
-	size_t n = strlen(h);
-	bool ok = n > 0 && n <= 64 && h[0] != '-' && h[0] != '.';
-	for (const char *p = h; ok && *p; p++)
-		ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-		     *p == '-' || *p == '.';
-	if (!ok)
-		return ferry_error_msg(
-		    err, EINVAL, "invalid hostname '%s': use letters, digits, '-' and '.' (at most 64)", h);
-	return 0;
-}
-
-static int open_image(struct starter *s, struct ferry_error **err)
-{
-	const char *path = s->req->image;
-	s->image_fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (s->image_fd < 0) {
-		if (errno == ENOENT)
-			return ferry_error_msg(err, ENOENT, "image '%s' does not exist: check the path",
-					       path);
-		return ferry_error_set(err, errno, "open image '%s'", path);
-	}
-	if (ferry_image_probe_fd(s->image_fd, &s->image, err) < 0)
-		return ferry_error_wrap(err, "image '%s'", path);
-	return 0;
-}
-
 static void lookup_user(struct starter *s)
 {
 	struct passwd pw, *res = NULL;
@@ -68,33 +40,42 @@ static void lookup_user(struct starter *s)
 		s->home = xstrdup(pw.pw_dir);
 }
 
-static void read_request(struct starter *s)
+/* fd 3 is the request, for the plan child alone; fd 4 may carry the socket of a --page-server
+ * transfer: connected, or (a restart) the one it listens on. Every other fd is closed. */
+static void take_fds(struct starter *s)
 {
-	struct ferry_error *err = NULL;
 	struct stat st;
 	if (fstat(FERRY_REQUEST_FD, &st) < 0)
 		die("ferry-starter is run by the 'ferry' command, not directly (no request on fd %d)",
 		    FERRY_REQUEST_FD);
-	_cleanup_free_ char *buf = NULL;
-	size_t len = 0;
-	if (ferry_read_all(FERRY_REQUEST_FD, FERRY_REQUEST_MAX, &buf, &len, &err) < 0)
-		die("invalid request: %s", err->message);
-	/* fd 4 may carry the socket of a --page-server transfer: connected, or (a restart) the
-	 * one it listens on */
 	if (fstat(STARTER_XFER_FD, &st) == 0 && S_ISSOCK(st.st_mode))
 		s->xfer_fd = fcntl(STARTER_XFER_FD, F_DUPFD_CLOEXEC, 10);
-	ferry_close_fds(3, (const int[]){s->xfer_fd, -1});
-	if (ferry_request_decode(buf, len, &s->req, &err) < 0)
-		die_error(err);
-	bool commit = s->req->flags & FERRY_REQ_COMMIT;
-	if (!s->req->page_server && !commit && s->xfer_fd >= 0) {
-		close(s->xfer_fd);
-		s->xfer_fd = -1;
-	}
+	ferry_close_fds(3, (const int[]){FERRY_REQUEST_FD, s->xfer_fd, -1});
 }
 
-/* EXEC and INSTANCE_START: the networks, the image, the logs and the mounts, opened and checked
- * as the caller, before the container is made. */
+/* A restart: the checkpoint is received (--page-server) and verified, and s->req becomes the
+ * launch request it sealed. Decoding that launch request (verify_checkpoint in checkpoint.c, for
+ * a restart here and for 'checkpoint restore') is the only decoding of a request root does: its
+ * bytes were hashed and checked against the manifest the node's key signed, so they are ferry's,
+ * not the caller's. The caller's own request is decoded only by the plan child (plan.c). What
+ * the launch request names (image, networks, binds) is then prepared by a second plan child, as
+ * the caller, like any request's. */
+static void prepare_restart(struct starter *s)
+{
+	struct ferry_error *err = NULL;
+	if (s->xfer_fd >= 0)
+		starter_verdict_fd = s->xfer_fd;
+	if (s->xfer_fd >= 0 && s->req->page_server) {
+		TRY(checkpoint_receive(s, &err)); /* pages and images arrive, verified */
+		starter_t_received = ferry_now_ms();
+	}
+	TRY(checkpoint_prepare_restart(s, &err));
+	TRY(starter_check_names(s->req, &err));
+	TRY(plan_fetch(s, true, &err));
+}
+
+/* EXEC and INSTANCE_START: what the plan child prepared, checked against policy, and the rest
+ * opened (checkpoint directory, logs, ferry's own mounts) before the container is made. */
 static void prepare_container(struct starter *s)
 {
 	struct ferry_error *err = NULL;
@@ -104,9 +85,6 @@ static void prepare_container(struct starter *s)
 	if ((req->flags & FERRY_REQ_CRIU_LAUNCH) && s->ckpt_fd < 0)
 		TRY(checkpoint_open_dir(s, req->checkpoint, &err));
 	if (req->flags & FERRY_REQ_NET) {
-		TRY(ferry_net_names_parse(req->networks ? req->networks : "bridge", &s->networks, &err));
-		if (req->network_args)
-			TRY(ferry_net_args_parse(req->network_args, &s->net_args, &err));
 		/* a restart's address and MAC are the instance's own, sealed in its checkpoint: only
 		 * the networks are checked against today's policy */
 		static const struct ferry_net_args none = {0};
@@ -114,7 +92,6 @@ static void prepare_container(struct starter *s)
 					   (req->flags & FERRY_REQ_CRIU_RESTART) ? &none : &s->net_args,
 					   &err));
 	}
-	TRY(open_image(s, &err));
 	if (s->criu) {
 		TRY(ferry_image_fingerprint(s->image_fd, &s->image_fingerprint, &err));
 		if (s->manifest && s->manifest->image_fingerprint && *s->manifest->image_fingerprint &&
@@ -124,7 +101,7 @@ static void prepare_container(struct starter *s)
 	}
 	if (s->instance)
 		TRY(open_logs(s, &err));
-	TRY(plan_mounts(s, &err));
+	TRY(plan_mounts(s, &s->given, &err));
 	TRY(ferry_privs_raise(&s->privs, &err));
 	TRY(container_clone_trees(s, &err));
 	TRY(ferry_privs_lower(&s->privs, &err));
@@ -153,25 +130,21 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN); /* a peer that went away is an error, not a death */
 	TRY(ferry_privs_init(&s.privs, &err));
 	TRY(ferry_privs_lower(&s.privs, &err));
-
-	read_request(&s);
+	take_fds(&s);
 	if (ferry_config_load(FERRY_CONFIG_PATH, true, &s.cfg, &err) < 0)
 		die_error(err);
-	TRY(starter_check_request(&s, &err));
 	lookup_user(&s);
 
-	starter_want_timings = s.req->flags & FERRY_REQ_TIMINGS;
-	if (s.req->op == FERRY_OP_INSTANCE_START && (s.req->flags & FERRY_REQ_CRIU_RESTART)) {
-		if (s.xfer_fd >= 0)
-			starter_verdict_fd = s.xfer_fd;
-		if (s.xfer_fd >= 0 && s.req->page_server) {
-			TRY(checkpoint_receive(&s, &err)); /* pages and images arrive, verified */
-			starter_t_received = ferry_now_ms();
-		}
-		TRY(checkpoint_prepare_restart(&s, &err)); /* s.req becomes the verified launch request */
-		TRY(starter_check_names(s.req, &err));
+	/* the request is read, decoded and checked by a child that is the caller for good, and
+	 * checked again here from the plan it sends (see plan.c) */
+	TRY(plan_fetch(&s, false, &err));
+	if (!s.req->page_server && !(s.req->flags & FERRY_REQ_COMMIT) && s.xfer_fd >= 0) {
+		close(s.xfer_fd);
+		s.xfer_fd = -1;
 	}
-	/* the one op table (FERRY_OP_TABLE, request.h) says what each op needs and who does it */
+	starter_want_timings = s.req->flags & FERRY_REQ_TIMINGS;
+	if (s.req->op == FERRY_OP_INSTANCE_START && (s.req->flags & FERRY_REQ_CRIU_RESTART))
+		prepare_restart(&s);
 	const struct starter_op *op = starter_op(s.req->op);
 	if (op->image)
 		prepare_container(&s);

@@ -54,8 +54,35 @@ static int add_internal_mount(struct starter *s, int fd, const char *what, const
 	return 0;
 }
 
+/* The source of a mount the request names: opened by path as the user (@given NULL: the plan
+ * child, or root's own home and /tmp), or the next fd of the plan (root), checked the same way. */
+static int open_source(const char *src, struct mount_fds *given, struct ferry_error **err)
+{
+	if (!given) {
+		int fd = open(src, O_PATH | O_CLOEXEC);
+		if (fd < 0 && errno == ENOENT)
+			return ferry_error_msg(
+			    err, ENOENT,
+			    "bind source '%s' does not exist: create it or fix the --bind option", src);
+		if (fd < 0)
+			return ferry_error_set(err, errno, "bind source '%s'", src);
+		return fd;
+	}
+	if (given->next >= given->n)
+		return ferry_error_msg(err, EPROTO, "invalid plan: no fd for bind source '%s'", src);
+	int fd = given->fd[given->next];
+	given->fd[given->next++] = -1;
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || !(fl & O_PATH)) {
+		close(fd);
+		return ferry_error_msg(err, EPROTO, "invalid plan: bind source '%s' is not an O_PATH fd",
+				       src);
+	}
+	return fd;
+}
+
 static int add_mount(struct starter *s, const char *src, const char *dst, bool ro, bool user_chosen,
-		     struct ferry_error **err)
+		     struct mount_fds *given, struct ferry_error **err)
 {
 	static const char *const reserved[] = {"/proc", "/sys", "/dev", "/.ferry"};
 	if (!path_clean(dst) || streq(dst, "/"))
@@ -69,17 +96,12 @@ static int add_mount(struct starter *s, const char *src, const char *dst, bool r
 					       dst, reserved[i]);
 	struct mount_req m = {.fd = -1, .tree = -1, .dst = xstrdup(dst), .ro = ro, .is_dir = true};
 	if (src) {
-		/* euid is the caller's here: the kernel checks the caller's right to reach src */
-		m.fd = open(src, O_PATH | O_CLOEXEC);
+		/* opened as the caller: the kernel checks the caller's right to reach src; what it
+		 * resolves to is checked here, from the fd */
+		m.fd = open_source(src, given, err);
 		if (m.fd < 0) {
-			int e = errno;
 			free(m.dst);
-			if (e == ENOENT)
-				return ferry_error_msg(
-				    err, e,
-				    "bind source '%s' does not exist: create it or fix the --bind option",
-				    src);
-			return ferry_error_set(err, e, "bind source '%s'", src);
+			return m.fd;
 		}
 		struct stat st;
 		if (fstat(m.fd, &st) < 0 || ferry_fd_path(m.fd, &m.src, err) < 0) {
@@ -120,7 +142,45 @@ static bool system_path(const char *p)
 	return false;
 }
 
-int plan_mounts(struct starter *s, struct ferry_error **err)
+/* The current directory is bound when it is not a system path nor under what is bound anyway. */
+static bool bind_cwd(const struct starter *s, bool home, bool tmp_bound)
+{
+	const struct ferry_request *req = s->req;
+	return !(req->flags & FERRY_REQ_CONTAIN) && s->cfg->mount_cwd && req->cwd && !system_path(req->cwd) &&
+	       !(home && under(req->cwd, s->home)) && !(tmp_bound && under(req->cwd, "/tmp"));
+}
+
+/* The mounts the request names: the current directory and the binds. */
+static int request_mounts(struct starter *s, bool home, bool tmp_bound, struct mount_fds *given,
+			  struct ferry_error **err)
+{
+	const struct ferry_request *req = s->req;
+	int r;
+	if (bind_cwd(s, home, tmp_bound) && !given) {
+		/* the current directory is a convenience: skip it quietly if the user cannot reach it */
+		struct ferry_error *ignored = NULL;
+		if (add_mount(s, req->cwd, req->cwd, false, false, NULL, &ignored) < 0)
+			ferry_error_free(ignored);
+	} else if (given && given->cwd_bound) {
+		if (!bind_cwd(s, home, tmp_bound))
+			return ferry_error_msg(err, EPROTO, "invalid plan: a current directory not to bind");
+		if ((r = add_mount(s, req->cwd, req->cwd, false, false, given, err)) < 0)
+			return r;
+	}
+	if (req->n_binds > 0 && s->privs.uid != 0 && !s->cfg->user_bind_control)
+		return ferry_error_msg(err, EPERM,
+				       "--bind is disabled by ferry.conf ('user bind control = no')");
+	for (size_t i = 0; i < req->n_binds; i++)
+		if ((r = add_mount(s, req->binds[i].src, req->binds[i].dst, req->binds[i].ro, true, given,
+				   err)) < 0)
+			return r;
+	if (given && given->next != given->n)
+		return ferry_error_msg(err, EPROTO, "invalid plan: %zu mount fds for %zu mounts", given->n,
+				       given->next);
+	return 0;
+}
+
+int plan_mounts(struct starter *s, struct mount_fds *given, struct ferry_error **err)
 {
 	const struct ferry_request *req = s->req;
 	bool contain = req->flags & FERRY_REQ_CONTAIN;
@@ -128,23 +188,15 @@ int plan_mounts(struct starter *s, struct ferry_error **err)
 	bool tmp_bound = !contain && s->cfg->mount_tmp;
 	int r;
 
-	if (home && (r = add_mount(s, contain ? NULL : s->home, s->home, false, false, err)) < 0)
+	if (!given) /* the plan child: the request's mounts only */
+		return request_mounts(s, home, tmp_bound, NULL, err);
+	/* root: home and /tmp are not the request's (passwd's, and fixed): opened here, as the user */
+	if (home && (r = add_mount(s, contain ? NULL : s->home, s->home, false, false, NULL, err)) < 0)
 		return r;
-	if ((r = add_mount(s, tmp_bound ? "/tmp" : NULL, "/tmp", false, false, err)) < 0)
+	if ((r = add_mount(s, tmp_bound ? "/tmp" : NULL, "/tmp", false, false, NULL, err)) < 0)
 		return r;
-	if (!contain && s->cfg->mount_cwd && req->cwd && !system_path(req->cwd) &&
-	    !(home && under(req->cwd, s->home)) && !(tmp_bound && under(req->cwd, "/tmp"))) {
-		/* the current directory is a convenience: skip it quietly if the user cannot reach it */
-		struct ferry_error *ignored = NULL;
-		if (add_mount(s, req->cwd, req->cwd, false, false, &ignored) < 0)
-			ferry_error_free(ignored);
-	}
-	if (req->n_binds > 0 && s->privs.uid != 0 && !s->cfg->user_bind_control)
-		return ferry_error_msg(err, EPERM,
-				       "--bind is disabled by ferry.conf ('user bind control = no')");
-	for (size_t i = 0; i < req->n_binds; i++)
-		if ((r = add_mount(s, req->binds[i].src, req->binds[i].dst, req->binds[i].ro, true, err)) < 0)
-			return r;
+	if ((r = request_mounts(s, home, tmp_bound, given, err)) < 0)
+		return r;
 	if (s->instance) {
 		/* The logs are mounted inside and reopened there, so that CRIU finds the workload's
 		 * stdout and stderr on a mount of the container (and finds them again at restore). */

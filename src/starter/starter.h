@@ -32,6 +32,14 @@ struct mount_req {
 	bool is_dir;
 };
 
+/* The request's mount sources on the root side: the plan's fds, in order (the current directory
+ * first when cwd_bound, then one a bind); each taken is set to -1. */
+struct mount_fds {
+	int *fd;
+	size_t n, next;
+	bool cwd_bound;
+};
+
 struct starter {
 	struct ferry_privs privs;
 	struct ferry_config *cfg;
@@ -63,6 +71,7 @@ struct starter {
 	char **networks; /* --net: validated network names */
 	struct ferry_net_args net_args; /* ... and what the user asked for */
 	bool restore_net; /* --restore into an instance with its own network */
+	struct mount_fds given; /* the plan's mount sources (see plan.h), until plan_mounts */
 };
 #define STARTER_XFER_FD 4
 
@@ -148,8 +157,11 @@ _noreturn_ void op_list(struct starter *s);
 bool path_clean(const char *p);
 /* @path is @dir or below it. */
 bool under(const char *path, const char *dir);
-/* Opens (as the user) and checks every source the container mounts into s->mounts. */
-int plan_mounts(struct starter *s, struct ferry_error **err);
+/* Fills s->mounts. In the plan child (@given NULL): opens the request's mount sources (current
+ * directory, binds) by path, as the user, and checks them. On the root side: home and /tmp
+ * (opened here, as the user), the request's sources from @given re-checked against the policy
+ * from the fds themselves, then ferry's own mounts (logs, CRIU). */
+int plan_mounts(struct starter *s, struct mount_fds *given, struct ferry_error **err);
 
 /* monitor.c: the operations that run a container */
 _noreturn_ void op_exec(struct starter *s);
@@ -160,16 +172,16 @@ _noreturn_ void op_instance_join(struct starter *s);
 typedef void starter_handler(struct starter *s); /* never returns */
 struct starter_op {
 	starter_handler *handler;
-	bool image; /* needs an image: networks, image, mount sources are prepared */
+	bool image; /* prepared by the plan child: networks, image, mount sources */
 };
 /* The row of a checked request's op (never NULL for one). */
 const struct starter_op *starter_op(uint32_t op);
-/* The starter's checks of a request the op table accepted: a page server has its connection,
- * ferry is open to users, names are valid (a restart's once its checkpoint gave the rest:
- * starter_check_names). */
+/* The starter's checks of a request the op table accepted, in the plan child and again as
+ * root: a page server has its connection, ferry is open to users, names are valid (a restart's
+ * once its checkpoint gave the rest: starter_check_names). */
 int starter_check_request(struct starter *s, struct ferry_error **err);
 int starter_check_names(const struct ferry_request *req, struct ferry_error **err);
-/* main.c */
+/* plan.c */
 int check_hostname(const char *h, struct ferry_error **err);
 
 /* report.c */
