@@ -342,17 +342,48 @@ write_wire_client() {
 
 		  ferry-wire.py local OP...             this namespace's ferryd (abstract "ferry/ferryd")
 		  ferry-wire.py peer HOST:PORT KEY OP...  a ferryd over TCP, after the peer handshake under
-		                                        KEY (a file, or "random": a key nobody has)
+		                                        KEY (a file, or "random": a key nobody has); then
+		                                        msg/recv/ctl in sealed records (src/ferryd/link.c)
 		  ferry-wire.py tcp HOST:PORT OP...     a ferryd over TCP, no handshake
 		OPs, in order, on one connection:
 		  msg K=V...   a well-formed message      raw HEX   bytes as they are
 		  len N        a length prefix alone       recv      one message: "reply K=V ..." or closed/timeout
+		  ctl HEX      (peer) a control record: the verdict or commit bytes of a default-mode restart;
+		               recv shows one from ferryd as "ctl HEX"
 		  eof          wait for the end: closed/timeout/data
 		  idle N       N more connections (local), kept open    sleep S
 		"""
 		import hashlib, hmac, os, socket, struct, sys, time
+		from cryptography.hazmat.primitives import hashes
+		from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+		from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 		MAGIC = b"ferry-proto 1\n"
+		REC_MSG, REC_CTL, REC_MAX = 0x20, 0x21, 256 * 1024
+
+		class Link:
+		    """The client's end of ferryd's sealed records (src/lib/channel.h, src/ferryd/link.c)."""
+		    def __init__(self, s, key, nr, ns):
+		        info = b"ferry session keys\nferry-peer-1 client\nferry-peer-1 server\n" + struct.pack("<I", 0)
+		        k = HKDF(algorithm=hashes.SHA256(), length=64, salt=nr + ns, info=info).derive(key)
+		        self.s, self.out, self.inp, self.oseq, self.iseq = s, AESGCM(k[:32]), AESGCM(k[32:]), 0, 0
+		    def send(self, typ, data):
+		        hdr = struct.pack("<IB", len(data), typ)
+		        nonce = struct.pack(">IQ", 1, self.oseq)
+		        self.oseq += 1
+		        self.s.sendall(hdr + self.out.encrypt(nonce, data, hdr))
+		    def recv(self):
+		        hdr = read_exact(self.s, 5)
+		        n, typ = struct.unpack("<IB", hdr)
+		        if n > REC_MAX:
+		            return None, b""
+		        body = read_exact(self.s, n + 16)
+		        nonce = struct.pack(">IQ", 2, self.iseq)
+		        self.iseq += 1
+		        try:
+		            return typ, self.inp.decrypt(nonce, body, hdr)
+		        except Exception:
+		            return None, b""
 
 		def encode(fields):
 		    body = MAGIC + b"".join(f.encode() + b"\n" for f in fields)
@@ -367,9 +398,16 @@ write_wire_client() {
 		        buf += c
 		    return buf
 
-		def recv_msg(s):
-		    n = struct.unpack("<I", read_exact(s, 4))[0]
-		    body = read_exact(s, n)
+		def recv_msg(s, link):
+		    if link:
+		        typ, body = link.recv()
+		        if typ is None:
+		            return "bad record"
+		        if typ == REC_CTL:
+		            return "ctl " + body.hex()
+		    else:
+		        n = struct.unpack("<I", read_exact(s, 4))[0]
+		        body = read_exact(s, n)
 		    if not body.startswith(MAGIC):
 		        return "bad"
 		    return "reply " + " ".join(body[len(MAGIC):].decode(errors="replace").split("\n")[:-1])
@@ -388,7 +426,7 @@ write_wire_client() {
 		    want = hmac.new(key, b"ferry-peer-1 server" + nr + ns + uid, hashlib.sha256).digest()
 		    if r[:4] != b"FXR1" or not hmac.compare_digest(r[4:], want):
 		        return "bad proof from the server"
-		    return None
+		    return Link(s, key, nr, ns)
 
 		def unix():
 		    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -396,7 +434,7 @@ write_wire_client() {
 		    return s
 
 		def main(argv):
-		    keep = []
+		    keep, link = [], None
 		    if argv[0] == "local":
 		        s, ops = unix(), argv[1:]
 		    elif argv[0] == "tcp":
@@ -408,8 +446,12 @@ write_wire_client() {
 		        key = os.urandom(32) if argv[2] == "random" else open(argv[2], "rb").read()
 		        ops = argv[3:]
 		        s.settimeout(10)
-		        why = handshake(s, key)
-		        print("handshake ok" if why is None else "handshake refused: " + why, flush=True)
+		        link = handshake(s, key)
+		        if isinstance(link, str):
+		            print("handshake refused: " + link, flush=True)
+		            link = None
+		        else:
+		            print("handshake ok", flush=True)
 		    s.settimeout(10)
 		    i = 0
 		    while i < len(ops):
@@ -420,17 +462,22 @@ write_wire_client() {
 		                fields = []
 		                while i < len(ops) and "=" in ops[i]:
 		                    fields.append(ops[i]); i += 1
-		                s.sendall(encode(fields))
+		                if link:
+		                    link.send(REC_MSG, encode(fields)[4:])
+		                else:
+		                    s.sendall(encode(fields))
+		            elif op == "ctl":
+		                link.send(REC_CTL, bytes.fromhex(ops[i])); i += 1
 		            elif op == "raw":
 		                s.sendall(bytes.fromhex(ops[i])); i += 1
 		            elif op == "len":
 		                s.sendall(struct.pack("<I", int(ops[i], 0))); i += 1
 		            elif op == "recv":
 		                # (progress messages come before the answer: shown, then skipped)
-		                m = recv_msg(s)
+		                m = recv_msg(s, link)
 		                while m.startswith("reply type=progress"):
 		                    print("progress" + m[len("reply type=progress"):], flush=True)
-		                    m = recv_msg(s)
+		                    m = recv_msg(s, link)
 		                print(m, flush=True)
 		            elif op == "eof":
 		                print("data" if s.recv(65536) else "closed", flush=True)
