@@ -38,7 +38,7 @@ int ferryd_link_send(struct ferryd_link *l, const struct ferry_msg *m, struct fe
 {
 	_cleanup_free_ char *body = NULL;
 	size_t len = 0;
-	int r = ferry_msg_encode(m, &body, &len, err);
+	int r = ferry_msg_encode(m, 0, &body, &len, err);
 	return r < 0 ? r : ferry_channel_send(&l->out, l->fd, FERRYD_REC_MSG, body, len, err);
 }
 

@@ -28,8 +28,10 @@ void ferry_msg_set(struct ferry_msg *m, const char *key, const char *fmt, ...) _
 const char *ferry_msg_get(const struct ferry_msg *m, const char *key);
 /* Strict parser of one payload (without the length). */
 int ferry_msg_parse(const char *buf, size_t len, struct ferry_msg *ret, struct ferry_error **err);
-/* The payload of @m (without the length) into *ret, malloc'ed. */
-int ferry_msg_encode(const struct ferry_msg *m, char **ret, size_t *ret_len, struct ferry_error **err);
+/* The payload of @m (without the length) into *ret, malloc'ed, after @head bytes left for the
+ * caller; *ret_len: the payload's length. */
+int ferry_msg_encode(const struct ferry_msg *m, size_t head, char **ret, size_t *ret_len,
+		     struct ferry_error **err);
 int ferry_msg_send(int fd, const struct ferry_msg *m, struct ferry_error **err);
 /* Reads one message; @timeout in seconds (0: none). */
 int ferry_msg_recv(int fd, unsigned timeout, struct ferry_msg *ret, struct ferry_error **err);
