@@ -136,6 +136,35 @@ wait_ferryd_runs() {
 	fail "ferryd on $1 ran no $2 within ${3:-30}s"
 }
 
+# ferryd_starters NODE: the starters ferryd on NODE runs itself (for a migration), not what
+# they fork (a transfer's relay, an instance's monitor).
+ferryd_starters() {
+	local p pp
+	for p in $(ferryd_procs "$1" ferry-starter); do
+		pp=$(ps -o ppid= -p "$p" 2>/dev/null | tr -d ' ')
+		if [ -n "$pp" ] && [ "$(ps -o comm= -p "$pp" 2>/dev/null)" = ferryd ]; then
+			echo "$p"
+		fi
+	done
+}
+
+# wait_gone SECONDS PID...: until none of the PIDs runs (a zombie has ended); fails after SECONDS.
+wait_gone() {
+	local t=$1 i p left
+	shift
+	for ((i = 0; i < t * 20; i++)); do
+		left=
+		for p in "$@"; do
+			if [ -e "/proc/$p" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$p/status" 2>/dev/null; then
+				left+=" $p"
+			fi
+		done
+		[ -z "$left" ] && return 0
+		sleep 0.05
+	done
+	fail "still running after ${t}s:$left"
+}
+
 # ferryd_kill NODE [all]: SIGKILL to ferryd on NODE (the daemon and its connection handlers;
 # with "all", everything they run too: what stopping the service would do).
 ferryd_kill() {
@@ -271,13 +300,27 @@ assert_moves_on() {
 		fail "'$name' is another run now: $(cat "$OUT/$name.prog") (was run $run_id)"
 }
 
-# assert_stalled NAME: the workload makes no progress (over a second).
+# assert_stalled NAME: the workload makes no progress (looked at 20 times over a second: it
+# steps every 100 ms).
 assert_stalled() {
-	local a b
+	local a b i
 	a=$(step_of "$OUT/$1.prog")
-	sleep 1
-	b=$(step_of "$OUT/$1.prog")
-	[ "$a" = "$b" ] || fail "'$1' still makes progress ($a -> $b)"
+	for ((i = 0; i < 20; i++)); do
+		sleep 0.05
+		b=$(step_of "$OUT/$1.prog")
+		[ "$a" = "$b" ] || fail "'$1' still makes progress ($a -> $b)"
+	done
+}
+
+# assert_stays_only_on NODE NAME SECONDS: for SECONDS (looked at every 0.2 s), NAME is listed on
+# NODE only and runs once: nothing starts late elsewhere.
+assert_stays_only_on() {
+	local i
+	for ((i = 0; i < $3 * 5; i++)); do
+		assert_only_on "$1" "$2"
+		assert_runs_once "$2"
+		sleep 0.2
+	done
 }
 
 # The instance log is written anew by each restart: a follower keeps every step line that was
@@ -287,6 +330,18 @@ log_follow() {
 	f=$(inst_log "$U1" "$1" out)
 	tail -n +1 -F "$f" >"$BATS_TEST_TMPDIR/$1.steps" 2>/dev/null </dev/null 3>&- &
 	FOLLOW_PIDS+=("$!")
+}
+
+# followed NAME: the follower has the step the workload reports now (it caught up).
+followed() {
+	local s
+	s=$(step_of "$OUT/$1.prog")
+	[ -n "$s" ] && grep -q "^step $s\b" "$BATS_TEST_TMPDIR/$1.steps" 2>/dev/null
+}
+
+# wait_followed NAME: until the follower caught up with the workload (before assert_consecutive).
+wait_followed() {
+	wait_for followed "$1" || fail "the log of '$1' was not followed up to step $(step_of "$OUT/$1.prog")"
 }
 
 # ---------------------------------------------------------------- reports
