@@ -8,7 +8,7 @@
 #include "fs.h"
 #include "names.h"
 
-/* The prepare message, checked; NULL (and the peer told) when it is not one. */
+/* The prepare message, checked (its uid in *ret_uid); false (and the peer told) when it is not one. */
 static bool prepare_ok(struct ferryd_link *l, const struct ferry_msg *m, unsigned long long *ret_uid)
 {
 	const char *type = ferry_msg_get(m, "type"), *id = ferry_msg_get(m, "id"),
