@@ -315,7 +315,7 @@ char *ferry_net_mac_str(const uint8_t mac[6])
 static bool reply_numbers_ok(const struct ferry_net_reply *r)
 {
 	if (r->n_subnets > FERRY_NET_SUBNETS_MAX || r->prefix > 32 || (r->ip == 0) != (r->prefix == 0) ||
-	    r->has_mac > 1 || (r->has_mac && (r->mac[0] & 1)))
+	    r->has_mac > 1 || (r->has_mac && (r->mac[0] & 1)) || r->claimed > 1)
 		return false;
 	for (size_t i = 0; i < r->n_subnets; i++) {
 		const struct ferry_net_subnet *s = &r->subnets[i];

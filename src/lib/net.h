@@ -96,6 +96,7 @@ void ferry_net_attachment_clear(struct ferry_net_attachment *att);
 /* ferry-net, the helper that reads the conflists and runs the plugins:
  *   ferry-net subnets NETWORK
  *   ferry-net add|check|del NETWORK CONTAINER_ID IFNAME IP MAC GW   ("-": not given)
+ *   ferry-net probe|announce IFNAME A.B.C.D   (ARP in the instance's namespace)
  * Its fds: 0 and 2 /dev/null, 1 the reply pipe, FERRY_NET_FD_NETNS the instance's network
  * namespace, FERRY_NET_FD_RESULT the ADD result (add writes it; check and del read it). It
  * writes exactly one struct ferry_net_reply to fd 1 and exits 0; anything else is a failure. */
@@ -117,7 +118,7 @@ struct ferry_net_reply {
 	uint32_t ip, prefix;
 	uint8_t mac[6];
 	uint8_t has_mac;
-	uint8_t pad;
+	uint8_t claimed; /* probe: 1 when another host answered for the address */
 };
 
 /* Checks a reply of @len bytes: its size and magic, the message NUL-terminated (control

@@ -9,6 +9,7 @@
  * CAP_NET_RAW (iptables) for `add`, `check` and `del`. Run by anyone else it refuses at once.
  *     ferry-net subnets NETWORK
  *     ferry-net add|check|del NETWORK CONTAINER_ID IFNAME IP MAC GW    ("-": not given)
+ *     ferry-net probe|announce IFNAME A.B.C.D    (ARP, with add's capabilities)
  * fd 1: the reply (struct ferry_net_reply, net.h), fd 3: the instance's network namespace,
  * fd 4: the ADD result the starter keeps for CHECK and DEL. It reads ferry.conf and the network
  * config dir and plugins it names (all root's), never its environment. */
@@ -17,6 +18,7 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 
+#include "arp.h"
 #include "cni.h"
 #include "fs.h"
 #include "net.h"
@@ -90,8 +92,28 @@ static int attachment(const struct ferry_config *c, char **argv, struct ferry_ne
 	return r;
 }
 
+/* probe, announce: ARP for argv[3] on argv[2] in the instance's namespace. */
+static int arp(char **argv, struct ferry_net_reply *rep, struct ferry_error **err)
+{
+	uint32_t ip = 0;
+	if (!ferry_config_word_ok(argv[2], IF_NAMESIZE - 1) || ferry_config_ipv4_parse(argv[3], &ip) < 0 ||
+	    !ip)
+		return ferry_error_msg(err, EINVAL, "bad interface name or address");
+	if (!is_netns(FERRY_NET_FD_NETNS))
+		return ferry_error_msg(err, EINVAL, "fd %d is not a network namespace", FERRY_NET_FD_NETNS);
+	if (setns(FERRY_NET_FD_NETNS, CLONE_NEWNET) < 0)
+		return ferry_error_set(err, errno, "join the instance's network namespace");
+	int r = arp_run(argv[2], ip, streq(argv[1], "probe"), 300);
+	if (r == 2)
+		return ferry_error_msg(err, EIO, "ARP on '%s' failed", argv[2]);
+	rep->claimed = r == 1;
+	return 0;
+}
+
 static int run(int argc, char **argv, struct ferry_net_reply *rep, struct ferry_error **err)
 {
+	if (argc == 4 && (streq(argv[1], "probe") || streq(argv[1], "announce")))
+		return arp(argv, rep, err);
 	bool subnets = argc == 3 && streq(argv[1], "subnets");
 	bool call = argc == 8 && (streq(argv[1], "add") || streq(argv[1], "check") || streq(argv[1], "del"));
 	if (!subnets && !call)

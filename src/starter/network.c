@@ -6,110 +6,23 @@
  * it passes as an fd (held, so that DEL still finds it after the container is gone), and the
  * policy check runs it for a network's subnets. ferry-net answers with a fixed-layout struct,
  * which is checked here; the plugins' JSON result stays in a sealed memfd this side never
- * reads. The duplicate-address probe and the announcement after a restore are ARP packets sent
- * from inside the namespace by a short-lived child. */
-#include <arpa/inet.h>
+ * reads. The duplicate-address probe and the announcement after a restore are ferry-net's too
+ * (ARP from inside the namespace: the answers come from the network). */
 #include <fcntl.h>
 #include <grp.h>
-#include <linux/if_packet.h>
 #include <linux/securebits.h>
-#include <net/ethernet.h>
 #include <net/if.h>
-#include <poll.h>
-#include <sched.h>
 #include <signal.h>
 #include <sys/capability.h>
-#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <time.h>
 
 #include "fs.h"
 #include "spawn.h"
 #include "starter.h"
-
-struct arp_pkt {
-	uint16_t htype, ptype;
-	uint8_t hlen, plen;
-	uint16_t oper;
-	uint8_t sha[6], spa[4], tha[6], tpa[4];
-} __attribute__((packed));
-
-static long long now_ms(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
-/* In the namespace: 0 when nobody answers for @ip within @wait_ms (or after announcing), 1 when
- * another host claims it, 2 on errors. probe: RFC 5227 probes from 0.0.0.0; else gratuitous ARP. */
-static int arp_run(const char *ifname, uint32_t ip, bool probe, int wait_ms)
-{
-	int sk = socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, htons(ETH_P_ARP));
-	if (sk < 0)
-		return 2;
-	struct ifreq ifr = {0};
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
-	if (ioctl(sk, SIOCGIFHWADDR, &ifr) < 0)
-		return 2;
-	unsigned idx = if_nametoindex(ifname);
-	if (!idx)
-		return 2;
-	struct sockaddr_ll to = {.sll_family = AF_PACKET,
-				 .sll_protocol = htons(ETH_P_ARP),
-				 .sll_ifindex = (int)idx,
-				 .sll_halen = 6,
-				 .sll_addr = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff}};
-	struct arp_pkt p = {
-	    .htype = htons(1), .ptype = htons(ETH_P_IP), .hlen = 6, .plen = 4, .oper = htons(1)};
-	memcpy(p.sha, ifr.ifr_hwaddr.sa_data, 6);
-	uint32_t nip = htonl(ip);
-	memcpy(p.tpa, &nip, 4);
-	if (!probe)
-		memcpy(p.spa, &nip, 4);
-	for (int i = 0; i < 2; i++) {
-		if (sendto(sk, &p, sizeof(p), 0, (struct sockaddr *)&to, sizeof(to)) < 0)
-			return 2;
-		if (!probe)
-			continue;
-		long long end = now_ms() + wait_ms / 2;
-		for (long long left; (left = end - now_ms()) > 0;) {
-			struct pollfd pfd = {.fd = sk, .events = POLLIN};
-			if (poll(&pfd, 1, (int)left) <= 0)
-				continue;
-			struct arp_pkt r;
-			ssize_t n = recv(sk, &r, sizeof(r), 0);
-			if (n < (ssize_t)sizeof(r) || ntohs(r.ptype) != ETH_P_IP)
-				continue;
-			/* someone else says it has the address (a reply, or its own probe/announcement) */
-			if (memcmp(r.spa, &nip, 4) == 0 && memcmp(r.sha, p.sha, 6) != 0)
-				return 1;
-		}
-	}
-	return 0;
-}
-
-/* Runs arp_run in a child that joined @netns_fd. */
-static int arp_in_netns(int netns_fd, const char *ifname, uint32_t ip, bool probe, int wait_ms)
-{
-	pid_t pid = fork();
-	if (pid < 0)
-		return 2;
-	if (pid == 0) {
-		if (setns(netns_fd, CLONE_NEWNET) < 0)
-			_exit(2);
-		_exit(arp_run(ifname, ip, probe, wait_ms));
-	}
-	int st = 0;
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 2;
-}
 
 static uint32_t addr_of(const char *cidr)
 {
@@ -301,6 +214,27 @@ int ferry_net_subnets(const struct ferry_config *c, const char *network, struct 
 	return 0;
 }
 
+/* "A.B.C.D" */
+static char *addr_str(uint32_t addr)
+{
+	char *s = ferry_net_cidr_str(addr, 32);
+	s[strcspn(s, "/")] = '\0';
+	return s;
+}
+
+/* ferry-net's ARP (@verb probe or announce) for @ip on @ifname in the instance's namespace: 1
+ * when another host claims @ip, else 0 (a failure too, as a probe that hears nothing). */
+static int arp_call(int netns_fd, const char *verb, const char *ifname, uint32_t ip)
+{
+	_cleanup_free_ char *a = addr_str(ip);
+	char *const argv[] = {"ferry-net", (char *)verb, (char *)ifname, a, NULL};
+	struct ferry_net_reply rep;
+	struct ferry_error *err = NULL;
+	int r = net_run(argv, netns_fd, -1, true, 10, &rep, &err);
+	ferry_error_free(err);
+	return r == 0 && rep.claimed;
+}
+
 /* ferry-net's arguments IP, MAC, GW: the checked values written anew ("-": none). */
 static void scalar_args(const struct ferry_net_args *a, char **ret_ip, char **ret_mac, char **ret_gw)
 {
@@ -312,10 +246,7 @@ static void scalar_args(const struct ferry_net_args *a, char **ret_ip, char **re
 		      : xstrdup("-");
 	*ret_mac =
 	    a && a->mac && ferry_net_mac_parse(a->mac, mac) == 0 ? ferry_net_mac_str(mac) : xstrdup("-");
-	char *g = a && a->gw && ferry_config_ipv4_parse(a->gw, &gw) == 0 ? ferry_net_cidr_str(gw, 32) : NULL;
-	if (g)
-		g[strcspn(g, "/")] = '\0';
-	*ret_gw = g ? g : xstrdup("-");
+	*ret_gw = a && a->gw && ferry_config_ipv4_parse(a->gw, &gw) == 0 ? addr_str(gw) : xstrdup("-");
 }
 
 /* ferry-net @verb (add, check, del) for @att. */
@@ -492,7 +423,7 @@ static int attach_one(struct starter *s, int netns_fd, size_t i, struct ferry_ne
 		r = claim_attached(s, att, i == 0 ? requested : NULL, err);
 	/* the address must be ours alone on this network: probe before anything uses it */
 	uint32_t ip = addr_of(att->ip);
-	if (r == 0 && ip && arp_in_netns(netns_fd, ifname, ip, true, 300) == 1)
+	if (r == 0 && ip && arp_call(netns_fd, "probe", ifname, ip) == 1)
 		r = ferry_error_msg(
 		    err, EADDRINUSE,
 		    "address %s is already in use on network '%s' here: stop its user first or "
@@ -541,7 +472,7 @@ void network_announce(int netns_fd, const struct ferry_net_attachment *atts, siz
 	for (size_t i = 0; i < n; i++) {
 		uint32_t ip = addr_of(atts[i].ip);
 		if (ip)
-			(void)arp_in_netns(netns_fd, atts[i].ifname, ip, false, 0);
+			(void)arp_call(netns_fd, "announce", atts[i].ifname, ip);
 	}
 }
 
