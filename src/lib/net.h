@@ -33,7 +33,9 @@ void ferry_net_args_clear(struct ferry_net_args *a);
 int ferry_net_names_parse(const char *s, char ***ret, struct ferry_error **err);
 /* What the caller may do: root anything; users only networks, args and addresses ferry.conf allows,
  * an IP on the first network's own subnet with its prefix (see ferry_net_check_address) and a
- * locally administered MAC. */
+ * locally administered MAC. With an IP or GW it asks ferry_net_subnets: in the starter that runs
+ * ferry-net as uid 0, so call it where root can be regained (not from a child that dropped for
+ * good); such a child can call ferry_net_args_parse, _names_parse and _check_address. */
 int ferry_net_check_policy(const struct ferry_config *c, uid_t uid, char **networks,
 			   const struct ferry_net_args *a, struct ferry_error **err);
 

@@ -129,10 +129,13 @@ static _noreturn_ void exec_helper(const int src[6], char *const argv[], const c
 		high[i] = src[i] >= 0 ? fcntl(src[i], F_DUPFD_CLOEXEC, 100) : -1;
 	if (null < 0 || high[5] < 0)
 		_exit(127);
-	for (int i = 0; i < 5; i++)
-		if (high[i] >= 0 || i < 3 ? dup2(high[i] >= 0 ? high[i] : null, i) < 0
-					  : close(i) < 0 && errno != EBADF)
+	for (int i = 0; i < 5; i++) {
+		int r = high[i] >= 0 ? dup2(high[i], i) : i < 3 ? dup2(null, i) : 0;
+		if (r < 0)
 			_exit(127);
+		if (high[i] < 0 && i >= 3)
+			close(i);
+	}
 	if (dup3(high[5], 5, O_CLOEXEC) < 0)
 		_exit(127);
 	ferry_close_fds(6, NULL);
