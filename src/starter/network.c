@@ -9,11 +9,10 @@
  * reads. The duplicate-address probe and the announcement after a restore are ferry-net's too
  * (ARP from inside the namespace: the answers come from the network). */
 #include <fcntl.h>
-#include <grp.h>
 #include <linux/securebits.h>
 #include <net/if.h>
 #include <signal.h>
-#include <sys/capability.h>
+#include <linux/capability.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -42,7 +41,7 @@ static char *container_id(const struct starter *s)
 /* What the plugins need, and ferry-net gets as its only capabilities (ambient, so that the
  * plugins it runs inherit them): links and addresses, setns into the instance's namespace,
  * iptables' raw sockets (bridge's ipMasq, firewall). */
-static const cap_value_t CNI_CAPS[] = {CAP_NET_ADMIN, CAP_SYS_ADMIN, CAP_NET_RAW};
+static const int CNI_CAPS[] = {CAP_NET_ADMIN, CAP_SYS_ADMIN, CAP_NET_RAW};
 #define NET_TIMEOUT_S 300 /* a whole ADD, CHECK or DEL (each plugin has 60 s) */
 #define SUBNETS_TIMEOUT_S 10
 
@@ -77,48 +76,23 @@ static int open_helper(struct ferry_error **err)
 
 /* In the child: uid and gid 0 everywhere, no groups, root's special powers off for good
  * (SECBIT_NOROOT: an exec by uid 0 gains nothing), exactly @caps as the bounding, permitted,
- * effective, inheritable and ambient sets, no_new_privs. -errno. */
-static int become_helper(const cap_value_t *caps, size_t n)
+ * effective, inheritable and ambient sets, no_new_privs, all verified (ferry_privs_drop). */
+static int become_helper(const int *caps, size_t n)
 {
-	if (setresuid((uid_t)-1, 0, (uid_t)-1) < 0 || setgroups(0, NULL) < 0 || setresgid(0, 0, 0) < 0 ||
-	    setresuid(0, 0, 0) < 0)
-		return -errno;
-	if (prctl(PR_SET_SECUREBITS,
+	static const struct ferry_privs root = {.uid = 0, .gid = 0, .n_groups = 0};
+	if (ferry_privs_raise(&root, NULL) < 0 ||
+	    prctl(PR_SET_SECUREBITS,
 		  SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP |
-		      SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_KEEP_CAPS_LOCKED,
-		  0, 0, 0) < 0)
-		return -errno;
-	for (int cap = 0; cap < 64; cap++) {
-		bool keep = false;
-		for (size_t i = 0; i < n; i++)
-			keep = keep || caps[i] == cap;
-		if (!keep && prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0 && errno != EINVAL)
-			return -errno;
-	}
-	cap_t c = cap_init();
-	if (!c)
-		return -ENOMEM;
-	if (n > 0 && (cap_set_flag(c, CAP_PERMITTED, (int)n, caps, CAP_SET) < 0 ||
-		      cap_set_flag(c, CAP_EFFECTIVE, (int)n, caps, CAP_SET) < 0 ||
-		      cap_set_flag(c, CAP_INHERITABLE, (int)n, caps, CAP_SET) < 0)) {
-		cap_free(c);
-		return -EINVAL;
-	}
-	int r = cap_set_proc(c) < 0 ? -errno : 0;
-	cap_free(c);
-	if (r < 0 || prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0)
-		return r < 0 ? r : -errno;
-	for (size_t i = 0; i < n; i++)
-		if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, caps[i], 0, 0) < 0)
-			return -errno;
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
-		return -errno;
+		      SECBIT_NO_SETUID_FIXUP_LOCKED,
+		  0, 0, 0) < 0 ||
+	    ferry_privs_drop(&root, caps, n, NULL) < 0 || prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+		return -EPERM;
 	return 0;
 }
 
 /* In the child: fds 0..5 from @src (-1: /dev/null for 0-2, closed for 3-4; 5 is ferry-net
  * itself), every other fd closed, then ferry-net by fd with a fixed environment. */
-static _noreturn_ void exec_helper(const int src[6], char *const argv[], const cap_value_t *caps, size_t n)
+static _noreturn_ void exec_helper(const int src[6], char *const argv[], const int *caps, size_t n)
 {
 	sigset_t none;
 	sigemptyset(&none);

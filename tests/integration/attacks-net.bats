@@ -175,12 +175,13 @@ not_running() {
 	not_running "$U1" n1
 }
 
-# held_macs DIR: how many MAC reservations in DIR a monitor holds (their files locked)
+# held_macs DIR: how many MAC reservations in DIR a monitor holds (their files locked). Opened
+# without O_CREAT: flock(1) FILE would make anew a reservation its monitor just removed.
 held_macs() {
 	local f n=0
 	for f in "$1"/mac-*; do
 		[ -e "$f" ] || continue
-		flock -n "$f" true || n=$((n + 1))
+		(exec 9<"$f" || exit 0; flock -n 9) 2>/dev/null || n=$((n + 1))
 	done
 	echo "$n"
 }
