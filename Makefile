@@ -37,9 +37,11 @@ STARTER_SRCS := $(sort $(wildcard src/starter/*.c))
 FERRYD_SRCS  := $(sort $(wildcard src/ferryd/*.c))
 XFER_SRCS    := $(sort $(wildcard src/xfer/*.c))
 CRIU_SRCS    := $(sort $(wildcard src/criu/*.c))
+NET_SRCS     := $(sort $(wildcard src/net/*.c))
 # The setuid starter links only the small core it needs: no network, no archive code (the
 # transfer's tar is ferry-xfer's, a helper without privileges), no CRIU client (libcriu and
-# protobuf-c are ferry-criu's, a helper of the CRIU bundle run after the permanent drop).
+# protobuf-c are ferry-criu's, a helper of the CRIU bundle run after the permanent drop), no
+# JSON (the CNI conflists and plugins are ferry-net's, a helper without the setuid bit).
 STARTER_LIB  := error util fs privs spawn config request names instance image sif manifest criu_log xfer \
                 xfer_relay channel net
 UNIT_SRCS    := $(sort $(wildcard tests/unit/*_test.c))
@@ -50,13 +52,15 @@ STARTER_LIB_OBJS := $(call obj,$(addprefix src/lib/,$(addsuffix .c,$(STARTER_LIB
 UNIT_BINS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
 FERRY_LIBS   := -lcap -lcrypto -ljson-c -larchive
-STARTER_LIBS := -lcap -lcrypto -ljson-c
+STARTER_LIBS := -lcap -lcrypto
 CRIU_LIBS    := -lcriu -lcrypto
 XFER_LIBS    := -lcrypto -larchive
+NET_LIBS     := -ljson-c -lcap -lcrypto
 
 .SECONDARY:
 .PHONY: bench bench-smoke all clean install uninstall setup check unit unit-san fuzz fuzz-long demo lint format format-check
-all: $(BUILD)/ferry $(BUILD)/ferry-starter $(BUILD)/ferryd $(BUILD)/ferry-xfer $(BUILD)/ferry-criu
+all: $(BUILD)/ferry $(BUILD)/ferry-starter $(BUILD)/ferryd $(BUILD)/ferry-xfer $(BUILD)/ferry-criu \
+       $(BUILD)/ferry-net
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -80,6 +84,14 @@ $(BUILD)/ferry-xfer: $(call obj,$(XFER_SRCS)) $(BUILD)/libferry.a
 
 $(BUILD)/ferry-criu: $(call obj,$(CRIU_SRCS)) $(BUILD)/libferry.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(CRIU_LIBS)
+
+$(BUILD)/ferry-net: $(call obj,$(NET_SRCS)) $(BUILD)/libferry.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(NET_LIBS)
+
+# net_test checks ferry-net's reading of the conflists too
+$(BUILD)/tests/net_test: $(BUILD)/obj/tests/unit/net_test.o $(BUILD)/obj/src/net/cni.o $(BUILD)/libferry.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(FERRY_LIBS) -lcriu
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libferry.a
 	@mkdir -p $(dir $@)
@@ -108,6 +120,7 @@ install: all
 	install -m 0755 $(BUILD)/ferryd $(DESTDIR)$(PREFIX)/sbin/ferryd
 	install -o root -g root -m 4755 $(BUILD)/ferry-starter $(DESTDIR)$(LIBEXECDIR)/ferry-starter
 	install -o root -g root -m 0755 $(BUILD)/ferry-xfer $(DESTDIR)$(LIBEXECDIR)/ferry-xfer
+	install -o root -g root -m 0755 $(BUILD)/ferry-net $(DESTDIR)$(LIBEXECDIR)/ferry-net
 	scripts/criu-bundle.sh $(DESTDIR)$(LIBEXECDIR)/criu $(CRIU) $(BUILD)/ferry-criu
 	test -e $(DESTDIR)$(SYSCONFDIR)/ferry.conf || \
 		install -o root -g root -m 0644 etc/ferry.conf $(DESTDIR)$(SYSCONFDIR)/ferry.conf
@@ -126,7 +139,8 @@ install: all
 
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/ferry $(DESTDIR)$(LIBEXECDIR)/ferry-starter $(DESTDIR)$(LIBEXECDIR)/ferry-xfer $(DESTDIR)$(MANDIR)/man1/ferry*.1
+	rm -f $(DESTDIR)$(BINDIR)/ferry $(DESTDIR)$(LIBEXECDIR)/ferry-starter $(DESTDIR)$(LIBEXECDIR)/ferry-xfer \
+		$(DESTDIR)$(LIBEXECDIR)/ferry-net $(DESTDIR)$(MANDIR)/man1/ferry*.1
 
 setup:
 	scripts/setup.sh
@@ -161,10 +175,10 @@ lint:
 	scripts/lint.sh
 
 format:
-	clang-format -i $(LIB_SRCS) $(FERRY_SRCS) $(STARTER_SRCS) $(FERRYD_SRCS) $(XFER_SRCS) $(CRIU_SRCS) src/*/*.h $(UNIT_SRCS)
+	clang-format -i $(LIB_SRCS) $(FERRY_SRCS) $(STARTER_SRCS) $(FERRYD_SRCS) $(XFER_SRCS) $(CRIU_SRCS) $(NET_SRCS) src/*/*.h $(UNIT_SRCS)
 
 format-check:
-	clang-format --dry-run --Werror $(LIB_SRCS) $(FERRY_SRCS) $(STARTER_SRCS) $(FERRYD_SRCS) $(XFER_SRCS) $(CRIU_SRCS) src/*/*.h $(UNIT_SRCS)
+	clang-format --dry-run --Werror $(LIB_SRCS) $(FERRY_SRCS) $(STARTER_SRCS) $(FERRYD_SRCS) $(XFER_SRCS) $(CRIU_SRCS) $(NET_SRCS) src/*/*.h $(UNIT_SRCS)
 
 clean:
 	rm -rf build build-san build-fuzz

@@ -3,7 +3,6 @@
 #include <ctype.h>
 #include <fcntl.h>
 #include <ifaddrs.h>
-#include <json-c/json.h>
 #include <linux/if_packet.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -11,10 +10,6 @@
 #include "fs.h"
 #include "instance.h"
 #include "net.h"
-#include "spawn.h"
-
-#define CONFLIST_MAX (256 * 1024)
-#define PLUGIN_TIMEOUT 60
 
 void ferry_net_args_clear(struct ferry_net_args *a)
 {
@@ -296,319 +291,51 @@ int ferry_net_check_address(const char *network, const struct ferry_net_subnet *
 void ferry_net_attachment_clear(struct ferry_net_attachment *att)
 {
 	ferry_net_mac_release(&att->mac_lock);
+	if (att->result_fd > 0)
+		close(att->result_fd);
 	free(att->network);
 	free(att->ifname);
-	free(att->result);
 	free(att->ip);
 	free(att->mac);
 	memset(att, 0, sizeof(*att));
 }
 
-/* The conflist of @network: root's, not writable by others, its "name" the file's. */
-static int load_conflist(const struct ferry_config *c, const char *network, json_object **ret,
-			 struct ferry_error **err)
+char *ferry_net_cidr_str(uint32_t addr, unsigned prefix)
 {
-	_cleanup_free_ char *path = xasprintf("%s/%s.conflist", c->network_dir, network);
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-	if (fd < 0)
-		return ferry_error_msg(err, ENOENT, "no network '%s' on this node (no '%s')", network, path);
-	struct stat st;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != 0 || (st.st_mode & 022))
-		return ferry_error_msg(err, EPERM, "'%s' must be a root-owned file not writable by others",
-				       path);
-	_cleanup_free_ char *text = NULL;
-	size_t len = 0;
-	int r = ferry_read_all(fd, CONFLIST_MAX, &text, &len, err);
-	if (r < 0)
-		return ferry_error_wrap(err, "read '%s'", path);
-	json_tokener *tok = json_tokener_new();
-	json_object *root = json_tokener_parse_ex(tok, text, (int)len);
-	enum json_tokener_error jerr = json_tokener_get_error(tok);
-	json_tokener_free(tok);
-	json_object *name = NULL, *plugins = NULL;
-	if (!root || jerr != json_tokener_success || !json_object_is_type(root, json_type_object) ||
-	    !json_object_object_get_ex(root, "name", &name) || !json_object_is_type(name, json_type_string) ||
-	    !streq(json_object_get_string(name), network) ||
-	    !json_object_object_get_ex(root, "plugins", &plugins) ||
-	    !json_object_is_type(plugins, json_type_array) || json_object_array_length(plugins) == 0) {
-		json_object_put(root);
-		return ferry_error_msg(err, EINVAL, "'%s' is not a CNI conflist named '%s' with plugins",
-				       path, network);
+	char a[INET_ADDRSTRLEN];
+	ipv4_str(addr, a);
+	return xasprintf("%s/%u", a, prefix);
+}
+
+char *ferry_net_mac_str(const uint8_t mac[6])
+{
+	return xasprintf("%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
+}
+
+static bool reply_numbers_ok(const struct ferry_net_reply *r)
+{
+	if (r->n_subnets > FERRY_NET_SUBNETS_MAX || r->prefix > 32 || (r->ip == 0) != (r->prefix == 0) ||
+	    r->has_mac > 1 || (r->has_mac && (r->mac[0] & 1)) || r->claimed > 1)
+		return false;
+	for (size_t i = 0; i < r->n_subnets; i++) {
+		const struct ferry_net_subnet *s = &r->subnets[i];
+		if (s->prefix < 1 || s->prefix > 32 || (s->net & ~mask_of(s->prefix)) != 0)
+			return false;
 	}
-	*ret = root;
-	return 0;
+	return true;
 }
 
-static const char *jstr(json_object *o, const char *key)
+int ferry_net_reply_check(struct ferry_net_reply *r, size_t len, struct ferry_error **err)
 {
-	json_object *v = NULL;
-	if (!o || !json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
-		return NULL;
-	return json_object_get_string(v);
-}
-
-/* Runs one plugin; *ret_out is its stdout. A failing plugin's CNI error becomes the message. */
-static int run_plugin(const struct ferry_config *c, const char *type, const char *command,
-		      const char *container_id, const char *netns, const char *ifname, const char *cni_args,
-		      const char *config, char **ret_out, struct ferry_error **err)
-{
-	if (!ferry_config_word_ok(type, 64))
-		return ferry_error_msg(err, EINVAL, "bad CNI plugin type '%s'", type);
-	_cleanup_free_ char *path = xasprintf("%s/%s", c->cni_path, type);
-	_cleanup_free_ char *e_cmd = xasprintf("CNI_COMMAND=%s", command);
-	_cleanup_free_ char *e_id = xasprintf("CNI_CONTAINERID=%s", container_id);
-	_cleanup_free_ char *e_ns = xasprintf("CNI_NETNS=%s", netns ? netns : "");
-	_cleanup_free_ char *e_if = xasprintf("CNI_IFNAME=%s", ifname);
-	_cleanup_free_ char *e_path = xasprintf("CNI_PATH=%s", c->cni_path);
-	_cleanup_free_ char *e_args = xasprintf("CNI_ARGS=%s", cni_args ? cni_args : "");
-	char *const envp[] = {e_cmd, e_id, e_ns, e_if, e_path, e_args, FERRY_SPAWN_PATH, NULL};
-	char *const argv[] = {(char *)type, NULL};
-	char *out = NULL;
-	size_t out_len = 0;
-	int status = 0;
-	struct ferry_spawn_opts o = {.input = config,
-				     .input_len = strlen(config),
-				     .output = &out,
-				     .output_len = &out_len,
-				     .output_max = 1 << 20,
-				     .stderr_fd = FERRY_SPAWN_DEVNULL,
-				     .timeout = PLUGIN_TIMEOUT};
-	int r = ferry_spawn(path, argv, envp, &o, &status, err);
-	if (r < 0)
-		return ferry_error_wrap(err, "CNI plugin '%s' %s", type, command);
-	if (status != 0) {
-		json_object *j = out ? json_tokener_parse(out) : NULL;
-		const char *msg = jstr(j, "msg");
-		r = ferry_error_msg(err, EIO, "CNI plugin '%s' %s failed: %s", type, command,
-				    msg ? msg : "(no message)");
-		json_object_put(j);
-		free(out);
-		return r;
-	}
-	*ret_out = out;
-	return 0;
-}
-
-static char *cni_args_of(const struct ferry_net_args *a)
-{
-	char *s = xstrdup("IgnoreUnknown=1");
-	const char *keys[] = {"IP", "MAC", "GATEWAY"};
-	const char *vals[] = {a ? a->ip : NULL, a ? a->mac : NULL, a ? a->gw : NULL};
-	for (size_t i = 0; i < 3; i++) {
-		if (!vals[i])
-			continue;
-		char *n = xasprintf("%s;%s=%s", s, keys[i], vals[i]);
-		free(s);
-		s = n;
-	}
-	return s;
-}
-
-/* The config a plugin gets: its object plus name, cniVersion, this node's parent, prevResult. */
-static char *plugin_config(const struct ferry_config *c, json_object *list, json_object *plugin,
-			   const char *network, const char *prev)
-{
-	json_object *p = NULL;
-	json_object_deep_copy(plugin, &p, NULL);
-	json_object *v = NULL;
-	json_object_object_add(p, "name", json_object_new_string(network));
-	if (json_object_object_get_ex(list, "cniVersion", &v))
-		json_object_object_add(p, "cniVersion", json_object_get(v));
-	const char *parent = ferry_config_network_parent(c, network);
-	if (parent && json_object_object_get_ex(p, "master", NULL))
-		json_object_object_add(p, "master", json_object_new_string(parent));
-	if (prev) {
-		json_object *pr = json_tokener_parse(prev);
-		if (pr)
-			json_object_object_add(p, "prevResult", pr);
-	}
-	char *s = xstrdup(json_object_to_json_string_ext(p, JSON_C_TO_STRING_PLAIN));
-	json_object_put(p);
-	return s;
-}
-
-int ferry_cni_add(const struct ferry_config *c, const char *network, const char *container_id,
-		  const char *netns_path, const char *ifname, const struct ferry_net_args *a,
-		  struct ferry_net_attachment *ret, struct ferry_error **err)
-{
-	json_object *list = NULL;
-	int r = load_conflist(c, network, &list, err);
-	if (r < 0)
-		return r;
-	/* lo first: every instance with its own network has a working loopback */
-	_cleanup_free_ char *lo_out = NULL;
-	r = run_plugin(c, "loopback", "ADD", container_id, netns_path, "lo", NULL,
-		       "{\"cniVersion\":\"0.4.0\",\"name\":\"lo\",\"type\":\"loopback\"}", &lo_out, err);
-	json_object *plugins = NULL;
-	json_object_object_get_ex(list, "plugins", &plugins);
-	_cleanup_free_ char *args = cni_args_of(a);
-	char *prev = NULL;
-	size_t n = json_object_array_length(plugins);
-	for (size_t i = 0; r == 0 && i < n; i++) {
-		json_object *plugin = json_object_array_get_idx(plugins, i);
-		const char *type = jstr(plugin, "type");
-		if (!type) {
-			r = ferry_error_msg(err, EINVAL, "network '%s': plugin %zu has no type", network, i);
-			break;
-		}
-		_cleanup_free_ char *cfg = plugin_config(c, list, plugin, network, prev);
-		char *out = NULL;
-		r = run_plugin(c, type, "ADD", container_id, netns_path, ifname, args, cfg, &out, err);
-		if (r == 0) {
-			free(prev);
-			prev = out;
-		}
-	}
-	json_object_put(list);
-	if (r < 0) {
-		free(prev);
-		return ferry_error_wrap(err, "network '%s'", network);
-	}
-	/* what the instance got: the first address, the MAC of our interface */
-	struct ferry_net_attachment att = {
-	    .network = xstrdup(network), .ifname = xstrdup(ifname), .result = prev};
-	json_object *res = json_tokener_parse(prev);
-	json_object *ips = NULL, *ifs = NULL;
-	if (res && json_object_object_get_ex(res, "ips", &ips) && json_object_array_length(ips) > 0) {
-		const char *ip = jstr(json_object_array_get_idx(ips, 0), "address");
-		att.ip = ip ? xstrdup(ip) : NULL;
-	}
-	if (res && json_object_object_get_ex(res, "interfaces", &ifs))
-		for (size_t i = 0; i < json_object_array_length(ifs); i++) {
-			json_object *itf = json_object_array_get_idx(ifs, i);
-			const char *name = jstr(itf, "name"), *mac = jstr(itf, "mac");
-			if (name && mac && streq(name, ifname) && jstr(itf, "sandbox")) {
-				att.mac = xstrdup(mac);
-				break;
-			}
-		}
-	json_object_put(res);
-	*ret = att;
-	return 0;
-}
-
-/* CHECK or DEL: every plugin of @att's network with the ADD result as prevResult. DEL goes in
- * reverse order and keeps going after a failure (each plugin gets its DEL; the first failure
- * is reported); CHECK stops at the first. */
-static int run_all(const struct ferry_config *c, const char *command, const char *container_id,
-		   const char *netns_path, const struct ferry_net_attachment *att,
-		   const struct ferry_net_args *a, struct ferry_error **err)
-{
-	bool del = streq(command, "DEL");
-	json_object *list = NULL;
-	int r = load_conflist(c, att->network, &list, err);
-	if (r < 0)
-		return r;
-	json_object *v = NULL;
-	const char *version =
-	    json_object_object_get_ex(list, "cniVersion", &v) ? json_object_get_string(v) : "";
-	/* CHECK exists from CNI 0.4.0 on */
-	if (!del && (!version || startswith(version, "0.1") || startswith(version, "0.2") ||
-		     startswith(version, "0.3"))) {
-		json_object_put(list);
-		return 0;
-	}
-	json_object *plugins = NULL;
-	json_object_object_get_ex(list, "plugins", &plugins);
-	_cleanup_free_ char *args = cni_args_of(a);
-	size_t n = json_object_array_length(plugins);
-	int first = 0;
-	for (size_t k = 0; k < n && (del || first == 0); k++) {
-		json_object *plugin = json_object_array_get_idx(plugins, del ? n - 1 - k : k);
-		const char *type = jstr(plugin, "type");
-		if (!type)
-			continue;
-		_cleanup_free_ char *cfg = plugin_config(c, list, plugin, att->network, att->result);
-		_cleanup_free_ char *out = NULL;
-		struct ferry_error *e = NULL;
-		if (run_plugin(c, type, command, container_id, netns_path, att->ifname, args, cfg, &out, &e) <
-			0 &&
-		    !first)
-			first = ferry_error_msg(err, e->code, "network '%s': %s", att->network, e->message);
-		ferry_error_free(e);
-	}
-	json_object_put(list);
-	return first;
-}
-
-int ferry_cni_check(const struct ferry_config *c, const char *container_id, const char *netns_path,
-		    const struct ferry_net_attachment *att, const struct ferry_net_args *a,
-		    struct ferry_error **err)
-{
-	return run_all(c, "CHECK", container_id, netns_path, att, a, err);
-}
-
-int ferry_cni_del(const struct ferry_config *c, const char *container_id, const char *netns_path,
-		  const struct ferry_net_attachment *att, const struct ferry_net_args *a,
-		  struct ferry_error **err)
-{
-	return run_all(c, "DEL", container_id, netns_path, att, a, err);
-}
-
-/* Adds @o's "subnet" (and "gateway") when it has one: 0, or -EINVAL/-E2BIG. */
-static int add_subnet(json_object *o, bool host_local, struct ferry_net_subnet *ret, size_t max, size_t *n)
-{
-	const char *sub = jstr(o, "subnet"), *gw = jstr(o, "gateway");
-	if (!sub)
-		return 0;
-	uint32_t addr = 0;
-	unsigned prefix = 0;
-	if (ferry_config_cidr_parse(sub, &addr, &prefix) < 0 || prefix == 0)
-		return -EINVAL;
-	if (*n >= max)
-		return -E2BIG;
-	struct ferry_net_subnet s = {.net = addr & mask_of(prefix), .prefix = prefix};
-	if (gw && ferry_config_ipv4_parse(gw, &s.gw) < 0)
-		return -EINVAL;
-	if (!gw && host_local && prefix < 31)
-		s.gw = s.net + 1; /* host-local's default gateway */
-	ret[(*n)++] = s;
-	return 0;
-}
-
-/* The subnets of one plugin's "ipam": its own "subnet", and those of its "ranges" (sets of
- * ranges, host-local's). */
-static int ipam_subnets(json_object *plugin, struct ferry_net_subnet *ret, size_t max, size_t *n)
-{
-	json_object *ipam = NULL, *ranges = NULL;
-	if (!json_object_object_get_ex(plugin, "ipam", &ipam) || !json_object_is_type(ipam, json_type_object))
-		return 0;
-	const char *type = jstr(ipam, "type");
-	bool host_local = type && streq(type, "host-local");
-	int r = add_subnet(ipam, host_local, ret, max, n);
-	if (r < 0 || !json_object_object_get_ex(ipam, "ranges", &ranges) ||
-	    !json_object_is_type(ranges, json_type_array))
-		return r;
-	for (size_t i = 0; r == 0 && i < json_object_array_length(ranges); i++) {
-		json_object *set = json_object_array_get_idx(ranges, i);
-		if (!json_object_is_type(set, json_type_array))
-			return -EINVAL;
-		for (size_t k = 0; r == 0 && k < json_object_array_length(set); k++)
-			r = add_subnet(json_object_array_get_idx(set, k), host_local, ret, max, n);
-	}
-	return r;
-}
-
-int ferry_net_subnets(const struct ferry_config *c, const char *network, struct ferry_net_subnet *ret,
-		      size_t max, size_t *ret_n, struct ferry_error **err)
-{
-	json_object *list = NULL;
-	int r = load_conflist(c, network, &list, err);
-	if (r < 0)
-		return r;
-	json_object *plugins = NULL;
-	json_object_object_get_ex(list, "plugins", &plugins);
-	size_t n = 0;
-	for (size_t i = 0; r == 0 && i < json_object_array_length(plugins); i++)
-		r = ipam_subnets(json_object_array_get_idx(plugins, i), ret, max, &n);
-	json_object_put(list);
-	if (r < 0)
-		return ferry_error_msg(
-		    err, EINVAL,
-		    "network '%s': a \"subnet\" or \"gateway\" of its ipam is not A.B.C.D/P "
-		    "or A.B.C.D (or there are more than %zu)",
-		    network, max);
-	*ret_n = n;
+	if (len != sizeof(*r) || r->magic != FERRY_NET_REPLY_MAGIC || r->error > 4095 ||
+	    !memchr(r->message, '\0', sizeof(r->message)) || !reply_numbers_ok(r))
+		return ferry_error_msg(err, EPROTO, "ferry-net's reply is not one (%zu bytes)", len);
+	for (char *p = r->message; *p; p++)
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p == 0x7f)
+			*p = '?';
+	if (r->error)
+		return ferry_error_msg(err, (int)r->error, "%s",
+				       *r->message ? r->message : "ferry-net failed");
 	return 0;
 }
 

@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* net.h — container networks through the CNI plugins (containernetworking-plugins).
+/* net.h — container networks: what a user may ask of one, and the starter's side of ferry-net.
  *
  * A network is a CNI conflist in the network config dir (/etc/ferry/network/NAME.conflist),
- * owned by root. ferry runs its plugins as the CNI spec says (CNI_COMMAND/CONTAINERID/NETNS/
- * IFNAME/PATH/ARGS, the plugin config on stdin, the result on stdout) for the instance's own
- * network namespace. What a user may ask (networks, IP, MAC, gateway) is checked against
- * ferry.conf first. */
+ * owned by root. The conflists are JSON and the CNI plugins answer JSON: both are read by
+ * ferry-net (src/net/), a helper without the setuid bit that the starter runs as uid 0 with
+ * only the capabilities the plugins need, and that answers with the fixed-layout struct
+ * ferry_net_reply below. Here: the checks of what a user may ask (networks, IP, MAC, gateway)
+ * against ferry.conf and the network's subnets, the node's own addresses, MAC reservations,
+ * and the check of ferry-net's reply. No JSON. */
 #ifndef FERRY_NET_H
 #define FERRY_NET_H
 
@@ -31,7 +33,9 @@ void ferry_net_args_clear(struct ferry_net_args *a);
 int ferry_net_names_parse(const char *s, char ***ret, struct ferry_error **err);
 /* What the caller may do: root anything; users only networks, args and addresses ferry.conf allows,
  * an IP on the first network's own subnet with its prefix (see ferry_net_check_address) and a
- * locally administered MAC. */
+ * locally administered MAC. With an IP or GW it asks ferry_net_subnets: in the starter that runs
+ * ferry-net as uid 0, so call it where root can be regained (not from a child that dropped for
+ * good); such a child can call ferry_net_args_parse, _names_parse and _check_address. */
 int ferry_net_check_policy(const struct ferry_config *c, uid_t uid, char **networks,
 			   const struct ferry_net_args *a, struct ferry_error **err);
 
@@ -48,6 +52,8 @@ struct ferry_net_subnet {
 	uint32_t gw;
 };
 #define FERRY_NET_SUBNETS_MAX 16
+/* Each program that checks a policy has its own: ferry-net's parses the conflist (src/net/cni.c),
+ * the starter's asks ferry-net (src/starter/network.c). ferry_net_check_policy calls it. */
 int ferry_net_subnets(const struct ferry_config *c, const char *network, struct ferry_net_subnet *ret,
 		      size_t max, size_t *ret_n, struct ferry_error **err);
 /* The address rules for @a on @network (no subnet declared: no address may be chosen): the IP
@@ -77,28 +83,53 @@ int ferry_net_mac_reserve(const uint8_t mac[6], unsigned wait_ms, struct ferry_n
 /* Removes the reservation's file while still holding it, then lets go; NULL or unheld: nothing. */
 void ferry_net_mac_release(struct ferry_net_mac_lock *l);
 
+/* An instance's attachment to one network, held by its monitor. */
 struct ferry_net_attachment {
 	char *network;
 	char *ifname;
-	char *result; /* the CNI result JSON of ADD (for DEL's prevResult) */
-	char *ip; /* from the result */
-	char *mac;
+	int result_fd; /* > 0: a sealed memfd with the plugins' ADD result (ferry-net's, for CHECK and
+			* DEL's prevResult; the starter never reads it) */
+	char *ip; /* "A.B.C.D/P" from ferry-net's reply, checked (see network.c) */
+	char *mac; /* "xx:xx:xx:xx:xx:xx" */
 	struct ferry_net_mac_lock mac_lock; /* held while attached; released by _clear */
 };
-
-/* ADD: loopback up, then every plugin of @network with @ifname in @netns_path. */
-int ferry_cni_add(const struct ferry_config *c, const char *network, const char *container_id,
-		  const char *netns_path, const char *ifname, const struct ferry_net_args *a,
-		  struct ferry_net_attachment *ret, struct ferry_error **err);
-/* CHECK (CNI >= 0.4.0): the plugins confirm the attachment is as ADD left it. */
-int ferry_cni_check(const struct ferry_config *c, const char *container_id, const char *netns_path,
-		    const struct ferry_net_attachment *att, const struct ferry_net_args *a,
-		    struct ferry_error **err);
-/* DEL, in reverse plugin order; @netns_path may be NULL when the namespace is gone. */
-
-int ferry_cni_del(const struct ferry_config *c, const char *container_id, const char *netns_path,
-		  const struct ferry_net_attachment *att, const struct ferry_net_args *a,
-		  struct ferry_error **err);
 void ferry_net_attachment_clear(struct ferry_net_attachment *att);
+
+/* ferry-net, the helper that reads the conflists and runs the plugins:
+ *   ferry-net subnets NETWORK
+ *   ferry-net add|check|del NETWORK CONTAINER_ID IFNAME IP MAC GW   ("-": not given)
+ *   ferry-net probe|announce IFNAME A.B.C.D   (ARP in the instance's namespace)
+ * Its fds: 0 and 2 /dev/null, 1 the reply pipe, FERRY_NET_FD_NETNS the instance's network
+ * namespace, FERRY_NET_FD_RESULT the ADD result (add writes it; check and del read it). It
+ * writes exactly one struct ferry_net_reply to fd 1 and exits 0; anything else is a failure. */
+#define FERRY_NET_BIN FERRY_LIBEXECDIR "/ferry-net"
+#define FERRY_NET_FD_NETNS 3
+#define FERRY_NET_FD_RESULT 4
+#define FERRY_NET_RESULT_MAX (1u << 20)
+#define FERRY_NET_REPLY_MAGIC 0x314e5446u /* "FTN1" */
+#define FERRY_NET_MSG_MAX 512
+
+struct ferry_net_reply {
+	uint32_t magic;
+	uint32_t error; /* 0, or the errno of the failure @message says */
+	char message[FERRY_NET_MSG_MAX]; /* NUL-terminated */
+	/* subnets and add: the network's subnets (see ferry_net_subnets) */
+	uint32_t n_subnets;
+	struct ferry_net_subnet subnets[FERRY_NET_SUBNETS_MAX];
+	/* add: the first IPv4 address the plugins gave (0/0: none) and the MAC of our interface */
+	uint32_t ip, prefix;
+	uint8_t mac[6];
+	uint8_t has_mac;
+	uint8_t claimed; /* probe: 1 when another host answered for the address */
+};
+
+/* Checks a reply of @len bytes: its size and magic, the message NUL-terminated (control
+ * characters in it made '?'), every number in range (subnets masked with prefixes 1-32, an
+ * address with a prefix, a unicast MAC). -EPROTO if it is not a reply; then the reply's own
+ * error (its errno and message) if it has one; else 0. */
+int ferry_net_reply_check(struct ferry_net_reply *r, size_t len, struct ferry_error **err);
+/* "A.B.C.D/P" / "xx:xx:xx:xx:xx:xx" */
+char *ferry_net_cidr_str(uint32_t addr, unsigned prefix);
+char *ferry_net_mac_str(const uint8_t mac[6]);
 
 #endif

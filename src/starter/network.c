@@ -1,104 +1,27 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* network.c — an instance's own network namespace: CNI attach/detach, address checks.
  *
- * The monitor (root, in the node's network namespace) runs the CNI plugins for the container's
- * namespace, holding an fd to it so that DEL still finds it after the container is gone. The
- * duplicate-address probe and the announcement after a restore are ARP packets sent from inside
- * the namespace by a short-lived child. */
-#include <arpa/inet.h>
+ * The conflists and the CNI plugins are ferry-net's (src/net/): the monitor (root, in the
+ * node's network namespace) runs it for ADD, CHECK and DEL of the container's namespace, which
+ * it passes as an fd (held, so that DEL still finds it after the container is gone), and the
+ * policy check runs it for a network's subnets. ferry-net answers with a fixed-layout struct,
+ * which is checked here; the plugins' JSON result stays in a sealed memfd this side never
+ * reads. The duplicate-address probe and the announcement after a restore are ferry-net's too
+ * (ARP from inside the namespace: the answers come from the network). */
 #include <fcntl.h>
-#include <linux/if_packet.h>
-#include <net/ethernet.h>
+#include <linux/securebits.h>
 #include <net/if.h>
-#include <poll.h>
-#include <sched.h>
-#include <sys/ioctl.h>
-#include <sys/socket.h>
+#include <signal.h>
+#include <linux/capability.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
-#include <time.h>
 
 #include "fs.h"
 #include "spawn.h"
 #include "starter.h"
-
-struct arp_pkt {
-	uint16_t htype, ptype;
-	uint8_t hlen, plen;
-	uint16_t oper;
-	uint8_t sha[6], spa[4], tha[6], tpa[4];
-} __attribute__((packed));
-
-static long long now_ms(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
-/* In the namespace: 0 when nobody answers for @ip within @wait_ms (or after announcing), 1 when
- * another host claims it, 2 on errors. probe: RFC 5227 probes from 0.0.0.0; else gratuitous ARP. */
-static int arp_run(const char *ifname, uint32_t ip, bool probe, int wait_ms)
-{
-	int sk = socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, htons(ETH_P_ARP));
-	if (sk < 0)
-		return 2;
-	struct ifreq ifr = {0};
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
-	if (ioctl(sk, SIOCGIFHWADDR, &ifr) < 0)
-		return 2;
-	unsigned idx = if_nametoindex(ifname);
-	if (!idx)
-		return 2;
-	struct sockaddr_ll to = {.sll_family = AF_PACKET,
-				 .sll_protocol = htons(ETH_P_ARP),
-				 .sll_ifindex = (int)idx,
-				 .sll_halen = 6,
-				 .sll_addr = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff}};
-	struct arp_pkt p = {
-	    .htype = htons(1), .ptype = htons(ETH_P_IP), .hlen = 6, .plen = 4, .oper = htons(1)};
-	memcpy(p.sha, ifr.ifr_hwaddr.sa_data, 6);
-	uint32_t nip = htonl(ip);
-	memcpy(p.tpa, &nip, 4);
-	if (!probe)
-		memcpy(p.spa, &nip, 4);
-	for (int i = 0; i < 2; i++) {
-		if (sendto(sk, &p, sizeof(p), 0, (struct sockaddr *)&to, sizeof(to)) < 0)
-			return 2;
-		if (!probe)
-			continue;
-		long long end = now_ms() + wait_ms / 2;
-		for (long long left; (left = end - now_ms()) > 0;) {
-			struct pollfd pfd = {.fd = sk, .events = POLLIN};
-			if (poll(&pfd, 1, (int)left) <= 0)
-				continue;
-			struct arp_pkt r;
-			ssize_t n = recv(sk, &r, sizeof(r), 0);
-			if (n < (ssize_t)sizeof(r) || ntohs(r.ptype) != ETH_P_IP)
-				continue;
-			/* someone else says it has the address (a reply, or its own probe/announcement) */
-			if (memcmp(r.spa, &nip, 4) == 0 && memcmp(r.sha, p.sha, 6) != 0)
-				return 1;
-		}
-	}
-	return 0;
-}
-
-/* Runs arp_run in a child that joined @netns_fd. */
-static int arp_in_netns(int netns_fd, const char *ifname, uint32_t ip, bool probe, int wait_ms)
-{
-	pid_t pid = fork();
-	if (pid < 0)
-		return 2;
-	if (pid == 0) {
-		if (setns(netns_fd, CLONE_NEWNET) < 0)
-			_exit(2);
-		_exit(arp_run(ifname, ip, probe, wait_ms));
-	}
-	int st = 0;
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 2;
-}
 
 static uint32_t addr_of(const char *cidr)
 {
@@ -113,19 +36,266 @@ static char *container_id(const struct starter *s)
 	return xasprintf("ferry-%u-%s", (unsigned)s->privs.uid, s->req->instance);
 }
 
-static char *netns_path(int netns_fd)
+/* ---- ferry-net */
+
+/* What the plugins need, and ferry-net gets as its only capabilities (ambient, so that the
+ * plugins it runs inherit them): links and addresses, setns into the instance's namespace,
+ * iptables' raw sockets (bridge's ipMasq, firewall). */
+static const int CNI_CAPS[] = {CAP_NET_ADMIN, CAP_SYS_ADMIN, CAP_NET_RAW};
+#define NET_TIMEOUT_S 300 /* a whole ADD, CHECK or DEL (each plugin has 60 s) */
+#define SUBNETS_TIMEOUT_S 10
+
+/* The installed ferry-net, reached without following a symlink through directories only root
+ * can change: root's, not writable by others, neither setuid nor setgid. An O_PATH fd. */
+static int open_helper(struct ferry_error **err)
 {
-	/* the plugins open it themselves: name our fd through our /proc entry */
-	return xasprintf("/proc/%d/fd/%d", (int)getpid(), netns_fd);
+	_cleanup_free_ char *dirs = xstrdup(FERRY_LIBEXECDIR);
+	_cleanup_close_ int fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	char *save = NULL;
+	for (char *p = strtok_r(dirs, "/", &save); fd >= 0; p = strtok_r(NULL, "/", &save)) {
+		struct stat st;
+		if (fstat(fd, &st) < 0 || st.st_uid != 0 || (st.st_mode & 022))
+			return ferry_error_msg(err, EPERM, "'%s' must be root's and not writable by others",
+					       FERRY_LIBEXECDIR);
+		int next =
+		    openat(fd, p ? p : "ferry-net", O_PATH | O_NOFOLLOW | O_CLOEXEC | (p ? O_DIRECTORY : 0));
+		close(fd);
+		fd = next;
+		if (!p)
+			break;
+	}
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return ferry_error_set(err, errno, "open '%s'", FERRY_NET_BIN);
+	if (!S_ISREG(st.st_mode) || st.st_uid != 0 || (st.st_mode & (022 | S_ISUID | S_ISGID)))
+		return ferry_error_msg(err, EPERM,
+				       "'%s' must be root's, not writable by others, not setuid or setgid",
+				       FERRY_NET_BIN);
+	return TAKE_FD(fd);
+}
+
+/* In the child: uid and gid 0 everywhere, no groups, root's special powers off for good
+ * (SECBIT_NOROOT: an exec by uid 0 gains nothing), exactly @caps as the bounding, permitted,
+ * effective, inheritable and ambient sets, no_new_privs, all verified (ferry_privs_drop). */
+static int become_helper(const int *caps, size_t n)
+{
+	static const struct ferry_privs root = {.uid = 0, .gid = 0, .n_groups = 0};
+	if (ferry_privs_raise(&root, NULL) < 0 ||
+	    prctl(PR_SET_SECUREBITS,
+		  SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP |
+		      SECBIT_NO_SETUID_FIXUP_LOCKED,
+		  0, 0, 0) < 0 ||
+	    ferry_privs_drop(&root, caps, n, NULL) < 0 || prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+		return -EPERM;
+	return 0;
+}
+
+/* In the child: fds 0..5 from @src (-1: /dev/null for 0-2, closed for 3-4; 5 is ferry-net
+ * itself), every other fd closed, then ferry-net by fd with a fixed environment. */
+static _noreturn_ void exec_helper(const int src[6], char *const argv[], const int *caps, size_t n)
+{
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	int null = fcntl(open("/dev/null", O_RDWR | O_CLOEXEC), F_DUPFD_CLOEXEC, 100);
+	int high[6];
+	for (int i = 0; i < 6; i++)
+		high[i] = src[i] >= 0 ? fcntl(src[i], F_DUPFD_CLOEXEC, 100) : -1;
+	if (null < 0 || high[5] < 0)
+		_exit(127);
+	for (int i = 0; i < 5; i++) {
+		int r = high[i] >= 0 ? dup2(high[i], i) : i < 3 ? dup2(null, i) : 0;
+		if (r < 0)
+			_exit(127);
+		if (high[i] < 0 && i >= 3)
+			close(i);
+	}
+	if (dup3(high[5], 5, O_CLOEXEC) < 0)
+		_exit(127);
+	ferry_close_fds(6, NULL);
+	if (become_helper(caps, n) < 0)
+		_exit(127);
+	char *const envp[] = {FERRY_SPAWN_PATH, NULL};
+	syscall(SYS_execveat, 5, "", argv, envp, AT_EMPTY_PATH);
+	_exit(127);
+}
+
+/* Reads ferry-net's one reply within @timeout_s and waits for its exit (killing it late). */
+static int read_reply(pid_t pid, int fd, unsigned timeout_s, struct ferry_net_reply *ret,
+		      struct ferry_error **err)
+{
+	struct ferry_error *e = NULL;
+	int r = ferry_read_within(fd, ret, sizeof(*ret), timeout_s, &e);
+	if (r < 0)
+		kill(pid, SIGKILL);
+	int st = 0;
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	char extra;
+	if (r == 0 && read(fd, &extra, 1) != 0)
+		r = ferry_error_msg(err, EPROTO, "ferry-net said more than its reply");
+	else if (r == 0 && (!WIFEXITED(st) || WEXITSTATUS(st) != 0))
+		r = ferry_error_msg(err, EPROTO, "ferry-net failed after its reply");
+	else if (r < 0) {
+		char how[64];
+		ferry_spawn_describe_status(st, how, sizeof(how));
+		r = ferry_error_msg(err, EIO, "ferry-net gave no reply (%s; %s)", e->message, how);
+	}
+	ferry_error_free(e);
+	return r < 0 ? r : ferry_net_reply_check(ret, sizeof(*ret), err);
+}
+
+/* Runs ferry-net @argv (with CNI_CAPS when @cni, else no capability) with @netns_fd and
+ * @result_fd as its fds 3 and 4, and checks its reply (see ferry_net_reply_check). */
+static int net_run(char *const argv[], int netns_fd, int result_fd, bool cni, unsigned timeout_s,
+		   struct ferry_net_reply *ret, struct ferry_error **err)
+{
+	_cleanup_close_ int exe = open_helper(err);
+	if (exe < 0)
+		return exe;
+	int rp[2];
+	if (pipe2(rp, O_CLOEXEC) < 0)
+		return ferry_error_set(err, errno, "pipe");
+	pid_t pid = fork();
+	if (pid == 0) {
+		const int src[6] = {-1, rp[1], -1, netns_fd, result_fd, exe};
+		exec_helper(src, argv, CNI_CAPS, cni ? ARRAY_SIZE(CNI_CAPS) : 0);
+	}
+	int e = errno;
+	close(rp[1]);
+	if (pid < 0) {
+		close(rp[0]);
+		return ferry_error_set(err, e, "fork");
+	}
+	memset(ret, 0, sizeof(*ret));
+	int r = read_reply(pid, rp[0], timeout_s, ret, err);
+	close(rp[0]);
+	return r;
+}
+
+/* The starter's subnets (see net.h): ferry-net's, which reads the conflist ferry.conf names. */
+int ferry_net_subnets(const struct ferry_config *c, const char *network, struct ferry_net_subnet *ret,
+		      size_t max, size_t *ret_n, struct ferry_error **err)
+{
+	if (!ferry_config_word_ok(network, 64))
+		return ferry_error_msg(err, EINVAL, "bad network name");
+	char *const argv[] = {"ferry-net", "subnets", (char *)network, NULL};
+	struct ferry_net_reply rep;
+	int r = net_run(argv, -1, -1, false, SUBNETS_TIMEOUT_S, &rep, err);
+	if (r < 0)
+		return r;
+	if (rep.n_subnets > max)
+		return ferry_error_msg(err, E2BIG, "network '%s' has more than %zu subnets", network, max);
+	memcpy(ret, rep.subnets, rep.n_subnets * sizeof(*ret));
+	*ret_n = rep.n_subnets;
+	return 0;
+}
+
+/* "A.B.C.D" */
+static char *addr_str(uint32_t addr)
+{
+	char *s = ferry_net_cidr_str(addr, 32);
+	s[strcspn(s, "/")] = '\0';
+	return s;
+}
+
+/* ferry-net's ARP (@verb probe or announce) for @ip on @ifname in the instance's namespace: 1
+ * when another host claims @ip, else 0 (a failure too, as a probe that hears nothing). */
+static int arp_call(int netns_fd, const char *verb, const char *ifname, uint32_t ip)
+{
+	_cleanup_free_ char *a = addr_str(ip);
+	char *const argv[] = {"ferry-net", (char *)verb, (char *)ifname, a, NULL};
+	struct ferry_net_reply rep;
+	struct ferry_error *err = NULL;
+	int r = net_run(argv, netns_fd, -1, true, 10, &rep, &err);
+	ferry_error_free(err);
+	return r == 0 && rep.claimed;
+}
+
+/* ferry-net's arguments IP, MAC, GW: the checked values written anew ("-": none). */
+static void scalar_args(const struct ferry_net_args *a, char **ret_ip, char **ret_mac, char **ret_gw)
+{
+	uint32_t addr = 0, gw = 0;
+	unsigned prefix = 0;
+	uint8_t mac[6];
+	*ret_ip = a && a->ip && ferry_config_cidr_parse(a->ip, &addr, &prefix) == 0
+		      ? ferry_net_cidr_str(addr, prefix)
+		      : xstrdup("-");
+	*ret_mac =
+	    a && a->mac && ferry_net_mac_parse(a->mac, mac) == 0 ? ferry_net_mac_str(mac) : xstrdup("-");
+	*ret_gw = a && a->gw && ferry_config_ipv4_parse(a->gw, &gw) == 0 ? addr_str(gw) : xstrdup("-");
+}
+
+/* ferry-net @verb (add, check, del) for @att. */
+static int cni_call(const struct starter *s, const char *verb, int netns_fd,
+		    const struct ferry_net_attachment *att, const struct ferry_net_args *a,
+		    struct ferry_net_reply *ret, struct ferry_error **err)
+{
+	_cleanup_free_ char *id = container_id(s);
+	_cleanup_free_ char *ip = NULL, *mac = NULL, *gw = NULL;
+	scalar_args(a, &ip, &mac, &gw);
+	char *const argv[] = {"ferry-net", (char *)verb, att->network, id, att->ifname, ip, mac, gw, NULL};
+	return net_run(argv, netns_fd, att->result_fd, true, NET_TIMEOUT_S, ret, err);
+}
+
+/* ADD of @net as @ifname: on success *att is attached (a DEL is owed) with what ferry-net
+ * reported, which the caller checks (check_given). */
+static int cni_add(const struct starter *s, int netns_fd, const char *net, const char *ifname,
+		   const struct ferry_net_args *a, struct ferry_net_attachment *att,
+		   struct ferry_net_reply *rep, struct ferry_error **err)
+{
+	int mfd = memfd_create("ferry-cni-result", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (mfd < 0)
+		return ferry_error_set(err, errno, "memfd_create");
+	struct ferry_net_attachment new = {
+	    .network = xstrdup(net), .ifname = xstrdup(ifname), .result_fd = mfd};
+	int r = cni_call(s, "add", netns_fd, &new, a, rep, err);
+	if (r < 0) {
+		ferry_net_attachment_clear(&new);
+		return r;
+	}
+	new.ip = rep->ip ? ferry_net_cidr_str(rep->ip, rep->prefix) : NULL;
+	new.mac = rep->has_mac ? ferry_net_mac_str(rep->mac) : NULL;
+	*att = new;
+	/* the plugins' result stays as they gave it, for CHECK's and DEL's prevResult */
+	if (fcntl(mfd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
+		return ferry_error_set(err, errno, "seal the result of network '%s'", net);
+	return 0;
+}
+
+/* What ferry-net reports the plugins gave is what was asked: the address and MAC requested
+ * (the user's were checked against the policy), else an address on the network's subnets. */
+static int check_given(const struct ferry_net_attachment *att, const struct ferry_net_args *a,
+		       const struct ferry_net_reply *rep, struct ferry_error **err)
+{
+	uint32_t addr = 0;
+	unsigned prefix = 0;
+	if (a && a->ip &&
+	    (ferry_config_cidr_parse(a->ip, &addr, &prefix) < 0 || rep->ip != addr || rep->prefix != prefix))
+		return ferry_error_msg(err, EPROTO,
+				       "network '%s' gave the instance %s, not the address asked for (%s)",
+				       att->network, att->ip ? att->ip : "no address", a->ip);
+	if (!(a && a->ip) && rep->ip && rep->n_subnets > 0) {
+		const struct ferry_net_args given = {.ip = att->ip};
+		if (ferry_net_check_address(att->network, rep->subnets, rep->n_subnets, &given, err) < 0)
+			return ferry_error_wrap(err, "network '%s' gave an address it does not have",
+						att->network);
+	}
+	uint8_t mac[6];
+	if (a && a->mac && rep->has_mac &&
+	    (ferry_net_mac_parse(a->mac, mac) < 0 || memcmp(mac, rep->mac, 6) != 0))
+		return ferry_error_msg(err, EPROTO,
+				       "network '%s' gave the instance MAC %s, not the one asked for (%s)",
+				       att->network, att->mac, a->mac);
+	return 0;
 }
 
 void network_detach(struct starter *s, int netns_fd, struct ferry_net_attachment *atts, size_t n)
 {
-	_cleanup_free_ char *id = container_id(s);
-	_cleanup_free_ char *path = netns_fd >= 0 ? netns_path(netns_fd) : NULL;
 	for (size_t i = n; i-- > 0;) {
 		struct ferry_error *err = NULL;
-		(void)ferry_cni_del(s->cfg, id, path, &atts[i], i == 0 ? &s->net_args : NULL, &err);
+		struct ferry_net_reply rep;
+		(void)cni_call(s, "del", netns_fd, &atts[i], i == 0 ? &s->net_args : NULL, &rep, &err);
 		ferry_error_free(err);
 		ferry_net_attachment_clear(&atts[i]);
 	}
@@ -211,24 +381,26 @@ static int claim_attached(const struct starter *s, struct ferry_net_attachment *
 
 /* ADD, CHECK, the node's claims and the duplicate-address probe for network @i as eth<i>;
  * *ret_added once ADD succeeded (a later failure must DEL it). */
-static int attach_one(struct starter *s, int netns_fd, const char *id, const char *path, size_t i,
-		      struct ferry_net_mac_lock *requested, struct ferry_net_attachment *att, bool *ret_added,
-		      struct ferry_error **err)
+static int attach_one(struct starter *s, int netns_fd, size_t i, struct ferry_net_mac_lock *requested,
+		      struct ferry_net_attachment *att, bool *ret_added, struct ferry_error **err)
 {
 	const char *net = s->networks[i];
 	const struct ferry_net_args *args = i == 0 ? &s->net_args : NULL;
 	char ifname[24];
 	snprintf(ifname, sizeof(ifname), "eth%u", (unsigned)i);
-	int r = ferry_cni_add(s->cfg, net, id, path, ifname, args, att, err);
+	struct ferry_net_reply rep;
+	int r = cni_add(s, netns_fd, net, ifname, args, att, &rep, err);
 	if (r < 0)
 		return r;
 	*ret_added = true;
-	r = ferry_cni_check(s->cfg, id, path, att, args, err);
+	r = check_given(att, args, &rep, err);
+	if (r == 0)
+		r = cni_call(s, "check", netns_fd, att, args, &rep, err);
 	if (r == 0)
 		r = claim_attached(s, att, i == 0 ? requested : NULL, err);
 	/* the address must be ours alone on this network: probe before anything uses it */
 	uint32_t ip = addr_of(att->ip);
-	if (r == 0 && ip && arp_in_netns(netns_fd, ifname, ip, true, 300) == 1)
+	if (r == 0 && ip && arp_call(netns_fd, "probe", ifname, ip) == 1)
 		r = ferry_error_msg(
 		    err, EADDRINUSE,
 		    "address %s is already in use on network '%s' here: stop its user first or "
@@ -251,14 +423,12 @@ int network_attach(struct starter *s, pid_t pid, int *ret_netns_fd, struct ferry
 		close(netns_fd);
 		return -EIO;
 	}
-	_cleanup_free_ char *id = container_id(s);
-	_cleanup_free_ char *path = netns_path(netns_fd);
 	struct ferry_net_mac_lock requested = {0};
 	int r = claim_requested(s, &requested, err);
 	size_t n = 0;
 	for (char **net = s->networks; r == 0 && net && *net; net++) {
 		bool added = false;
-		r = attach_one(s, netns_fd, id, path, n, &requested, &atts[n], &added, err);
+		r = attach_one(s, netns_fd, n, &requested, &atts[n], &added, err);
 		if (added)
 			n++;
 	}
@@ -279,7 +449,7 @@ void network_announce(int netns_fd, const struct ferry_net_attachment *atts, siz
 	for (size_t i = 0; i < n; i++) {
 		uint32_t ip = addr_of(atts[i].ip);
 		if (ip)
-			(void)arp_in_netns(netns_fd, atts[i].ifname, ip, false, 0);
+			(void)arp_call(netns_fd, "announce", atts[i].ifname, ip);
 	}
 }
 

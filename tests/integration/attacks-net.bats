@@ -7,6 +7,10 @@
 # The cluster is tests/lib/nodes.sh (nodes on 198.18.0.0/16). Two networks on nodeA: 'ftmac'
 # (macvlan on the node's eth0, static IPAM, "subnet" 198.18.0.0/16) and 'ftabr' (a bridge of
 # nodeA, host-local IPAM on 198.19.1.0/24): a veth has no kernel check of its MAC at all.
+#
+# Issue 11 part 2: the conflists (JSON) and the CNI plugins are ferry-net's, a helper without the
+# setuid bit that the starter runs as uid 0 with only the plugins' capabilities; the starter no
+# longer links json-c, and nothing a user sets reaches what ferry-net reads or runs.
 
 load ../lib/common
 source "$FERRY_TESTS_DIR/lib/nodes.sh"
@@ -14,6 +18,8 @@ source "$FERRY_TESTS_DIR/lib/nodes.sh"
 NETCONF=/etc/ferry/network/ftmac.conflist
 BRCONF=/etc/ferry/network/ftabr.conflist
 BRDATA=/run/ferry-test-cni-atk
+NETBIN=/usr/local/libexec/ferry/ferry-net
+WRAP=/run/ferry-test-cni-wrap
 
 setup_file() {
 	ferry_suite_setup
@@ -31,7 +37,7 @@ teardown_file() {
 	ferry_suite_teardown
 	nodes_down
 	rm -f "$NETCONF" "$BRCONF"
-	rm -rf "$BRDATA"
+	rm -rf "$BRDATA" "$WRAP"
 	rm -rf "$U1_HOME"/.ferry/checkpoint/ftatk-* 2>/dev/null || true
 }
 
@@ -169,12 +175,13 @@ not_running() {
 	not_running "$U1" n1
 }
 
-# held_macs DIR: how many MAC reservations in DIR a monitor holds (their files locked)
+# held_macs DIR: how many MAC reservations in DIR a monitor holds (their files locked). Opened
+# without O_CREAT: flock(1) FILE would make anew a reservation its monitor just removed.
 held_macs() {
 	local f n=0
 	for f in "$1"/mac-*; do
 		[ -e "$f" ] || continue
-		flock -n "$f" true || n=$((n + 1))
+		(exec 9<"$f" || exit 0; flock -n 9) 2>/dev/null || n=$((n + 1))
 	done
 	echo "$n"
 }
@@ -212,4 +219,126 @@ held_macs() {
 	[ ! -e "$dir/mac-02:00:c6:12:01:70" ] || fail "the reservation of g1's MAC was not removed"
 	run start "$U2" g4 "IP=198.18.1.70/16;MAC=02:00:c6:12:01:70"
 	assert_success
+}
+
+@test "part 2: the installed starter links no json-c; ferry-net is root's, neither setuid nor with file capabilities" {
+	run ldd "$STARTER"
+	assert_success
+	refute_output --partial json-c
+	[ -x "$NETBIN" ] || fail "no $NETBIN"
+	[ "$(stat -c '%U %G %a' "$NETBIN")" = "root root 755" ] || fail "$NETBIN: $(stat -c '%U %G %a' "$NETBIN")"
+	[ -z "$(getcap "$NETBIN")" ] || fail "$NETBIN has file capabilities: $(getcap "$NETBIN")"
+	run ldd "$NETBIN"
+	assert_output --partial json-c
+}
+
+@test "part 2: a user running ferry-net directly gets nothing: it refuses before reading anything" {
+	local out=$U1_TMP/ferry-net.out links
+	links=$(on_node nodeA ip -o link show | wc -l)
+	run as_user1 "$NETBIN" subnets ftmac
+	assert_failure 2
+	assert_output "ferry-net is run by ferry-starter (as root), not directly"
+	# with the starter's fds (a pipe for the reply, a network namespace, a result file): not a
+	# byte of reply, no link made on the node
+	run on nodeA "$U1" sh -c 'exec "$1" add ftmac ferry-1-x eth0 IP=198.18.1.90/16 - - 3</proc/self/ns/net 4>"$2" | od -An -c' \
+		sh "$NETBIN" "$out"
+	assert_output "ferry-net is run by ferry-starter (as root), not directly"
+	[ ! -s "$out" ] || fail "ferry-net wrote a result: $(cat "$out")"
+	[ "$(on_node nodeA ip -o link show | wc -l)" = "$links" ] || fail "links on nodeA: $(on_node nodeA ip -o link show)"
+}
+
+# evil_plugins DIR MARK: plugins a user would like run (each leaves MARK), and a conflist
+# 'ftmac' of their own naming one of them.
+evil_plugins() {
+	local d=$1 mark=$2 p
+	as_user1 mkdir -p "$d"
+	for p in macvlan loopback evil; do
+		as_user1 sh -c "printf '#!/bin/sh\ntouch %s\nexit 1\n' '$mark' >'$d/$p' && chmod 0755 '$d/$p'"
+	done
+	as_user1 sh -c "printf '%s' '{\"cniVersion\":\"1.0.0\",\"name\":\"ftmac\",\"plugins\":[{\"type\":\"evil\"}]}' >'$d/ftmac.conflist'"
+}
+
+@test "part 2: a user's environment chooses no conflist or plugin of ferry-net's" {
+	local d=$U1_TMP/evilcni mark=$U1_TMP/evil-ran
+	evil_plugins "$d" "$mark"
+	run on nodeA "$U1" env CNI_PATH="$d" NETCONFPATH="$d" CNI_CONF_DIR="$d" FERRY_NETWORK_DIR="$d" \
+		FERRY_CONF="$d/ftmac.conflist" CNI_COMMAND=DEL CNI_NETNS=/proc/1/ns/net CNI_ARGS="IP=10.0.0.1/8" \
+		LD_PRELOAD="$d/evil" PATH="$d:$PATH" \
+		"$FERRY" instance start --net --network ftmac --network-args "IP=198.18.1.91/16" "$IMG" e1 sleep 1000
+	assert_success
+	run on nodeA "$U1" "$FERRY" instance list
+	assert_output --partial "198.18.1.91/16"
+	[ ! -e "$mark" ] || fail "a plugin of the user's ran"
+}
+
+@test "part 2: a network name with path characters reaches no conflist, from the CLI or a forged request" {
+	local d=$U1_TMP/evilcni mark=$U1_TMP/evil-ran name
+	evil_plugins "$d" "$mark"
+	for name in "../../..$d/ftmac" "ftmac/../ftmac" "..$d/ftmac" ".ftmac"; do
+		run --separate-stderr on nodeA "$U1" "$FERRY" instance start --net --network "$name" "$IMG" p1 sleep 1000
+		assert_ferry_error
+		stderr_has "network names are letters, digits, '_', '.', '-'"
+		# the same straight to the starter, past the CLI
+		{
+			forge_request --op 2 --flags 64 --image "$IMG" --instance p2 --cwd / --pwd / --arg sleep --arg 1000 |
+				head -c -6
+			_rec_str 13 "$name"
+			_le16 65535
+			_le32 0
+		} >"$U1_TMP/req"
+		chmod 0644 "$U1_TMP/req"
+		run on_node nodeA runuser -u "$U1" -- sh -c 'exec "$1" 3<"$2"' ferry-test "$STARTER" "$U1_TMP/req"
+		[ "$status" -ne 0 ] || fail "the starter took network '$name'"
+		assert_output --partial "network names are letters, digits, '_', '.', '-'"
+	done
+	[ ! -e "$mark" ] || fail "a plugin of the user's ran"
+	not_running "$U1" p1
+	not_running "$U1" p2
+}
+
+@test "part 2: the plugins run as uid 0 with only NET_ADMIN, SYS_ADMIN, NET_RAW, no_new_privs and only CNI's environment" {
+	local p
+	rm -rf "$WRAP"
+	mkdir -m 0755 "$WRAP"
+	for p in loopback macvlan static; do
+		printf '#!/bin/sh\n{ echo "plugin %s $CNI_COMMAND"; grep -E "^(Uid|Gid|Groups|CapPrm|CapEff|CapBnd|CapAmb|NoNewPrivs):" /proc/$$/status; env | sed "s/^/env /"; } >>%s/log\nexec /usr/lib/cni/%s\n' \
+			"$p" "$WRAP" "$p" >"$WRAP/$p"
+		chmod 0755 "$WRAP/$p"
+	done
+	# (conf_set keeps one line a key: as in setup, the second network by hand)
+	conf_set "allow net network = ftmac" "allow net args = yes" "allow net ip range = 198.18.0.0/15" \
+		"cni path = $WRAP"
+	run on nodeA "$U1" env FERRY_EVIL=1 LD_LIBRARY_PATH=/nonexistent \
+		"$FERRY" instance start --net --network ftmac --network-args "IP=198.18.1.92/16" "$IMG" c1 sleep 1000
+	assert_success
+	run on nodeA "$U1" "$FERRY" instance stop c1
+	assert_success
+	local i
+	for ((i = 0; i < 100; i++)); do
+		grep -q "plugin macvlan DEL" "$WRAP/log" && break
+		sleep 0.1
+	done
+	run cat "$WRAP/log"
+	assert_output --partial "plugin loopback ADD"
+	assert_output --partial "plugin macvlan ADD"
+	assert_output --partial "plugin macvlan CHECK"
+	assert_output --partial "plugin macvlan DEL"
+	# every call: uid/gid 0, no groups, exactly the three capabilities (bits 12, 13, 21) in every set
+	local n
+	n=$(grep -c '^plugin ' "$WRAP/log")
+	[ "$(grep -cE '^Uid:\s+0\s+0\s+0\s+0$' "$WRAP/log")" = "$n" ] || fail "$(cat "$WRAP/log")"
+	[ "$(grep -cE '^Gid:\s+0\s+0\s+0\s+0$' "$WRAP/log")" = "$n" ] || fail "$(cat "$WRAP/log")"
+	[ "$(grep -cE '^Groups:\s*$' "$WRAP/log")" = "$n" ] || fail "$(cat "$WRAP/log")"
+	local set
+	for set in CapPrm CapEff CapBnd CapAmb; do
+		[ "$(grep -cE "^$set:\s+0000000000203000$" "$WRAP/log")" = "$n" ] || fail "$set: $(grep "^$set" "$WRAP/log")"
+	done
+	[ "$(grep -cE '^NoNewPrivs:\s+1$' "$WRAP/log")" = "$n" ] || fail "$(grep NoNewPrivs "$WRAP/log")"
+	# the environment is CNI's and a fixed PATH, nothing of the user's
+	refute_output --partial FERRY_EVIL
+	refute_output --partial LD_LIBRARY_PATH
+	run grep '^env ' "$WRAP/log"
+	refute_output --regexp 'env (HOME|USER|LOGNAME|SUDO_[A-Z]*)='
+	assert_output --partial "env CNI_NETNS=/proc/self/fd/3"
+	assert_output --partial "env CNI_PATH=$WRAP"
 }

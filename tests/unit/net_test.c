@@ -234,6 +234,52 @@ static void test_policy(void **state)
 	assert_int_equal(ferry_net_check_policy(&c, 0, nets, &a, NULL), 0);
 }
 
+/* What the starter takes from ferry-net: exactly one reply, its numbers in range. */
+static void test_reply_check(void **state)
+{
+	struct ferry_net_reply r = {.magic = FERRY_NET_REPLY_MAGIC,
+				    .n_subnets = 1,
+				    .subnets = {{.net = 0xc6120000, .prefix = 16}},
+				    .ip = 0xc6120105,
+				    .prefix = 16,
+				    .mac = {2, 0, 0xc6, 0x12, 1, 5},
+				    .has_mac = 1};
+	_cleanup_error_ struct ferry_error *err = NULL;
+	assert_int_equal(ferry_net_reply_check(&r, sizeof(r), NULL), 0);
+	assert_int_equal(ferry_net_reply_check(&r, sizeof(r) - 1, NULL), -EPROTO);
+	struct ferry_net_reply bad = r;
+	bad.magic++;
+	assert_int_equal(ferry_net_reply_check(&bad, sizeof(bad), NULL), -EPROTO);
+	bad = r;
+	memset(bad.message, 'x', sizeof(bad.message)); /* no NUL */
+	assert_int_equal(ferry_net_reply_check(&bad, sizeof(bad), NULL), -EPROTO);
+	bad = r;
+	bad.n_subnets = FERRY_NET_SUBNETS_MAX + 1;
+	assert_int_equal(ferry_net_reply_check(&bad, sizeof(bad), NULL), -EPROTO);
+	bad = r;
+	bad.subnets[0].net = 0xc6120001; /* not masked */
+	assert_int_equal(ferry_net_reply_check(&bad, sizeof(bad), NULL), -EPROTO);
+	bad = r;
+	bad.subnets[0].prefix = 33;
+	assert_int_equal(ferry_net_reply_check(&bad, sizeof(bad), NULL), -EPROTO);
+	bad = r;
+	bad.prefix = 0; /* an address without its prefix */
+	assert_int_equal(ferry_net_reply_check(&bad, sizeof(bad), NULL), -EPROTO);
+	bad = r;
+	bad.mac[0] = 1; /* multicast */
+	assert_int_equal(ferry_net_reply_check(&bad, sizeof(bad), NULL), -EPROTO);
+	/* ferry-net's own error, its control characters shown harmless */
+	bad = r;
+	bad.error = EPERM;
+	snprintf(bad.message, sizeof(bad.message), "no\x1b[2Jway");
+	assert_int_equal(ferry_net_reply_check(&bad, sizeof(bad), &err), -EPERM);
+	assert_string_equal(err->message, "no?[2Jway");
+	_cleanup_free_ char *cidr = ferry_net_cidr_str(0xc6120105, 16);
+	_cleanup_free_ char *mac = ferry_net_mac_str(r.mac);
+	assert_string_equal(cidr, "198.18.1.5/16");
+	assert_string_equal(mac, "02:00:c6:12:01:05");
+}
+
 static void test_node_claims(void **state)
 {
 	char ifname[IF_NAMESIZE] = "";
@@ -246,10 +292,11 @@ static void test_node_claims(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_mac_parse), cmocka_unit_test(test_address_ok),
-	    cmocka_unit_test(test_prefix),    cmocka_unit_test(test_network_broadcast_gateway),
-	    cmocka_unit_test(test_no_subnet), cmocka_unit_test(test_subnets_of_conflists),
-	    cmocka_unit_test(test_policy),    cmocka_unit_test(test_node_claims),
+	    cmocka_unit_test(test_mac_parse),	cmocka_unit_test(test_address_ok),
+	    cmocka_unit_test(test_prefix),	cmocka_unit_test(test_network_broadcast_gateway),
+	    cmocka_unit_test(test_no_subnet),	cmocka_unit_test(test_subnets_of_conflists),
+	    cmocka_unit_test(test_policy),	cmocka_unit_test(test_node_claims),
+	    cmocka_unit_test(test_reply_check),
 	};
 	return cmocka_run_group_tests(tests, dir_setup, dir_teardown);
 }

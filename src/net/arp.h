@@ -1,0 +1,14 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* arp.h — ferry-net's ARP (src/net/arp.c). */
+#ifndef FERRY_NET_ARP_H
+#define FERRY_NET_ARP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* On @ifname of the current network namespace, for @ip (host order): with @probe, RFC 5227
+ * probes from 0.0.0.0 and 1 when another host claims @ip within @wait_ms; else a gratuitous
+ * ARP. 0 when nobody claims it (or after announcing), 2 on errors. */
+int arp_run(const char *ifname, uint32_t ip, bool probe, int wait_ms);
+
+#endif
