@@ -769,10 +769,32 @@ static bool dump_wait(struct dump *d, struct tail_hashes *tails, char *msg, size
 	return in_time;
 }
 
+/* A failed dump's CRIU log, kept where the man page says: NAME/dump.log, the user's (the staging
+ * directory that held it goes). Best effort: at most 64 MiB; never through a link. */
+static void keep_dump_log(struct dump *d)
+{
+	_cleanup_close_ int in = ckdir_openat(d->imgfd, DUMP_LOG, O_RDONLY | O_NOFOLLOW, 0);
+	struct stat st;
+	if (in < 0 || fstat(in, &st) < 0 || !S_ISREG(st.st_mode))
+		return;
+	unlinkat(d->s->ckpt_fd, DUMP_LOG, 0);
+	_cleanup_close_ int out =
+	    ckdir_openat(d->s->ckpt_fd, DUMP_LOG, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
+	if (out < 0 || fchown(out, d->s->privs.uid, d->s->privs.gid) < 0)
+		return;
+	char buf[65536];
+	ssize_t n;
+	for (size_t total = 0; total < (64u << 20) && (n = read(in, buf, sizeof(buf))) > 0;
+	     total += (size_t)n)
+		if (ferry_write_all(out, buf, (size_t)n) < 0)
+			return;
+}
+
 /* CRIU failed or timed out: the guard resumes the tree; we say why. */
 static _noreturn_ void dump_failed(struct dump *d, bool in_time, const char *msg)
 {
 	struct ferry_error *err = NULL;
+	keep_dump_log(d); /* before the guard removes the staging */
 	close(d->ctl); /* the guard ends CRIU, resumes the tree and removes the staging */
 	waitpid(d->guard, NULL, 0);
 	rm_tree(d->s->ckpt_fd, d->stage);
