@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 
 #include "criu.h"
@@ -25,6 +26,17 @@ static void reset_signals(void)
 	for (int sig = 1; sig < NSIG; sig++)
 		signal(sig, SIG_DFL); /* fails harmlessly for SIGKILL, SIGSTOP and glibc's internals */
 	sigprocmask(SIG_SETMASK, &none, NULL);
+}
+
+/* CRIU restores a process's fds above its own service fds, which it places under its soft
+ * RLIMIT_NOFILE: raised to the hard limit, the user's own (as every limit the starter has). */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
 }
 
 static bool dir_exists(const char *path)
@@ -127,6 +139,7 @@ void container_init(struct starter *s, int report)
 		}
 		if (restorer == 0) {
 			close(pid_pipe[0]);
+			raise_nofile();
 			run_restorer(s, report, pid_pipe[1]);
 		}
 		close(pid_pipe[1]);
