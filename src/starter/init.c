@@ -148,7 +148,8 @@ void container_init(struct starter *s, int report)
 		 * an idle instance waits for a restore (--restore) and keeps the low pids free */
 		int fd = open("/proc/sys/kernel/ns_last_pid", O_WRONLY | O_CLOEXEC);
 		char v[16];
-		int n = snprintf(v, sizeof(v), "%d", STARTER_WORKLOAD_PID - 1);
+		/* the workload's reaper takes the pid before it (see exec_reaped_workload) */
+		int n = snprintf(v, sizeof(v), "%d", STARTER_WORKLOAD_PID - 2);
 		if (fd < 0 || write(fd, v, (size_t)n) != n) {
 			ferry_error_set(&err, errno, "raise ns_last_pid");
 			report_error(report, err);
