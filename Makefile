@@ -52,7 +52,7 @@ STARTER_LIBS := -lcap -lcrypto -lcriu -ljson-c
 XFER_LIBS    := -lcrypto -larchive
 
 .SECONDARY:
-.PHONY: bench bench-smoke all clean install uninstall setup check unit unit-san fuzz demo lint format format-check
+.PHONY: zdtm bench bench-smoke all clean install uninstall setup check unit unit-san fuzz demo lint format format-check
 all: $(BUILD)/ferry $(BUILD)/ferry-starter $(BUILD)/ferryd $(BUILD)/ferry-xfer $(BUILD)/ferry-reaper
 
 $(BUILD)/obj/%.o: %.c
@@ -155,6 +155,14 @@ bench-smoke: setup
 	$(MAKE) all
 	$(MAKE) install
 	bats tests/integration/bench.bats
+
+# CRIU's zdtm static tests, each through ferry as an ordinary user (launch, dump, restart, check):
+# not part of check (a representative slice is, through tests/integration/zdtm.bats). About 20
+# minutes; the per-test results go to /var/tmp/ferry-zdtm/results.txt. See tests/zdtm/README.md.
+zdtm: setup
+	$(MAKE) all
+	$(MAKE) install
+	tests/zdtm/run.sh
 
 lint:
 	scripts/lint.sh
