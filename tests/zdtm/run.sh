@@ -104,6 +104,9 @@ start_cmd() {
 	make -s -n -C "$static" --no-print-directory "$1.pid" 2>/dev/null | grep -m1 "^\./$1 "
 }
 
+# iname TEST: the name of its instance and checkpoint (what ferry allows in names).
+iname() { printf 'zdtm-%s' "${1//[^A-Za-z0-9_.-]/_}"; }
+
 result() { # TEST RESULT [WHY]
 	local t=$1 r=$2 why=${3:-}
 	printf '%-28s %s%s\n' "$t" "$r" "${why:+ ($why)}"
@@ -117,15 +120,15 @@ result() { # TEST RESULT [WHY]
 
 keep_logs() { # TEST
 	local t=$1 ck
-	ck=$home/.ferry/checkpoint/zdtm-$t
+	ck=$home/.ferry/checkpoint/$(iname "$t")
 	mkdir -p "$build/logs/$t"
 	cp -f "$work/$t.out" "$work/$t.out.inprogress" "$ck/dump.log" "$ck/restore.log" \
-		"$home/.ferry/instances/$(hostname)/zdtm-$t.err" "$build/logs/$t/" 2>/dev/null || true
+		"$home/.ferry/instances/$(hostname)/$(iname "$t").err" "$build/logs/$t/" 2>/dev/null || true
 }
 
 cleanup_test() { # TEST
-	as_user "$FERRY" instance stop --timeout 3 "zdtm-$1" >/dev/null 2>&1 || true
-	as_user "$FERRY" checkpoint delete "zdtm-$1" >/dev/null 2>&1 || true
+	as_user "$FERRY" instance stop --timeout 3 "$(iname "$1")" >/dev/null 2>&1 || true
+	as_user "$FERRY" checkpoint delete "$(iname "$1")" >/dev/null 2>&1 || true
 }
 
 # wait_file FILE SECONDS: until FILE is there and not empty.
@@ -153,12 +156,12 @@ run_test() { # TEST
 	[ -n "$cmd" ] || { result "$t" SKIP "no start rule"; return; }
 	cleanup_test "$t"
 	rm -rf "$work/$t".* "$work/$t.test" "$work/$t.dir.test"
-	as_user "$FERRY" checkpoint create "zdtm-$t" >/dev/null 2>&1 || { result "$t" FAIL "checkpoint create"; return; }
+	as_user "$FERRY" checkpoint create "$(iname "$t")" >/dev/null 2>&1 || { result "$t" FAIL "checkpoint create"; return; }
 	deadline=$((SECONDS + timeout))
 	# the test daemonizes once ready (its pidfile); the shell then idles as the workload
 	# shellcheck disable=SC2016 # expanded by the container's shell
 	local inner='cd "$1" && eval "$2"; exec sleep 2147483647'
-	if ! out=$(as_user timeout "$timeout" "$FERRY" instance start --criu-launch "zdtm-$t" "$image" "zdtm-$t" \
+	if ! out=$(as_user timeout "$timeout" "$FERRY" instance start --criu-launch "$(iname "$t")" "$image" "$(iname "$t")" \
 		sh -c "$inner" zdtm "$work" "$cmd" 2>&1); then
 		result "$t" FAIL "start: $(first_line "$out")"
 		keep_logs "$t"; cleanup_test "$t"; return
@@ -168,17 +171,17 @@ run_test() { # TEST
 		keep_logs "$t"; cleanup_test "$t"; return
 	fi
 	sleep 0.5 # let it settle
-	if ! out=$(as_user timeout "$timeout" "$FERRY" checkpoint instance --criu "zdtm-$t" 2>&1); then
+	if ! out=$(as_user timeout "$timeout" "$FERRY" checkpoint instance --criu "$(iname "$t")" 2>&1); then
 		result "$t" FAIL "dump: $(first_line "$out")"
 		keep_logs "$t"; cleanup_test "$t"; return
 	fi
-	if ! out=$(as_user timeout "$timeout" "$FERRY" instance start --criu-restart "zdtm-$t" 2>&1); then
+	if ! out=$(as_user timeout "$timeout" "$FERRY" instance start --criu-restart "$(iname "$t")" 2>&1); then
 		result "$t" FAIL "restore: $(first_line "$out")"
 		keep_logs "$t"; cleanup_test "$t"; return
 	fi
 	local pid
 	pid=$(cat "$work/$t.pid")
-	if ! out=$(as_user "$FERRY" exec "instance://zdtm-$t" kill -TERM "$pid" 2>&1); then
+	if ! out=$(as_user "$FERRY" exec "instance://$(iname "$t")" kill -TERM "$pid" 2>&1); then
 		result "$t" FAIL "the test process $pid is gone after the restore: $(first_line "$out")"
 		keep_logs "$t"; cleanup_test "$t"; return
 	fi
