@@ -664,7 +664,10 @@ static int ns_check_whole(const struct ferry_instance *inst, struct ferry_error 
 		if (ferry_read_file(path, 64, &buf, NULL, NULL) == 0) {
 			size_t k = 0;
 			for (; buf[k] && buf[k] != '\n' && k < sizeof(comm) - 1; k++)
-				comm[k] = (buf[k] >= ' ' && buf[k] < 0x7f) ? buf[k] : '?';
+				comm[k] = buf[k];
+			for (size_t c = 0; c < k; c++)
+				if (comm[c] < ' ' || comm[c] == 0x7f)
+					comm[c] = '?';
 			comm[k] = '\0';
 		}
 		return ferry_error_msg(
