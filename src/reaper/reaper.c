@@ -82,6 +82,10 @@ int main(int argc, char **argv)
 	}
 	if (report >= 0)
 		close(report); /* the starter reads on until the workload's exec closes its copy */
+	/* the workload's command line is the workload's: 'pgrep -f' and 'ps' find it once, as
+	 * before there was a reaper (the child has its own copy) */
+	for (int i = 2; i < argc; i++)
+		memset(argv[i], 0, strlen(argv[i]));
 	for (;;) {
 		siginfo_t info;
 		int sig = sigwaitinfo(&all, &info);

@@ -76,7 +76,8 @@ restart_ok() {
 	restart_ok
 	wait_for has_proc "$U1" fwd-daemon ' sleep 31002 $' || fail "the workload is not back: $(inst_procs "$U1" fwd-daemon)"
 	has_proc "$U1" fwd-daemon ' sleep 31001 $' || fail "the daemon was lost by the checkpoint: $(inst_procs "$U1" fwd-daemon)"
-	# users see the same instance as before: listed, and it stops
+	# users see the same instance as before: the workload's command line once, listed, and it stops
+	assert_equal "$(pgrep -u "$U1" -c -f -- 'sleep 31002$')" 1
 	instance_running "$U1" fwd-daemon
 	run --separate-stderr as_user1 "$FERRY" instance stop fwd-daemon
 	[ "$status" -eq 0 ] || fail "stop failed: $stderr"
