@@ -36,9 +36,11 @@ FERRY_SRCS   := $(sort $(wildcard src/ferry/*.c))
 STARTER_SRCS := $(sort $(wildcard src/starter/*.c))
 FERRYD_SRCS  := $(sort $(wildcard src/ferryd/*.c))
 XFER_SRCS    := $(sort $(wildcard src/xfer/*.c))
+CRIU_SRCS    := $(sort $(wildcard src/criu/*.c))
 # The setuid starter links only the small core it needs: no network, no archive code (the
-# transfer's tar is ferry-xfer's, a helper without privileges).
-STARTER_LIB  := error util fs privs spawn config request names instance image sif manifest criu xfer \
+# transfer's tar is ferry-xfer's, a helper without privileges), no CRIU client (libcriu and
+# protobuf-c are ferry-criu's, a helper of the CRIU bundle run after the permanent drop).
+STARTER_LIB  := error util fs privs spawn config request names instance image sif manifest criu_log xfer \
                 xfer_relay channel net
 UNIT_SRCS    := $(sort $(wildcard tests/unit/*_test.c))
 
@@ -48,12 +50,13 @@ STARTER_LIB_OBJS := $(call obj,$(addprefix src/lib/,$(addsuffix .c,$(STARTER_LIB
 UNIT_BINS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
 FERRY_LIBS   := -lcap -lcrypto -ljson-c -larchive
-STARTER_LIBS := -lcap -lcrypto -lcriu -ljson-c
+STARTER_LIBS := -lcap -lcrypto -ljson-c
+CRIU_LIBS    := -lcriu -lcrypto
 XFER_LIBS    := -lcrypto -larchive
 
 .SECONDARY:
-.PHONY: zdtm bench bench-smoke all clean install uninstall setup check unit unit-san fuzz demo lint format format-check
-all: $(BUILD)/ferry $(BUILD)/ferry-starter $(BUILD)/ferryd $(BUILD)/ferry-xfer $(BUILD)/ferry-reaper
+.PHONY: zdtm bench bench-smoke all clean install uninstall setup check unit unit-san fuzz fuzz-long demo lint format format-check
+all: $(BUILD)/ferry $(BUILD)/ferry-starter $(BUILD)/ferryd $(BUILD)/ferry-xfer $(BUILD)/ferry-criu $(BUILD)/ferry-reaper
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -74,6 +77,9 @@ $(BUILD)/ferry-starter: $(call obj,$(STARTER_SRCS)) $(STARTER_LIB_OBJS)
 
 $(BUILD)/ferry-xfer: $(call obj,$(XFER_SRCS)) $(BUILD)/libferry.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(XFER_LIBS)
+
+$(BUILD)/ferry-criu: $(call obj,$(CRIU_SRCS)) $(BUILD)/libferry.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(CRIU_LIBS)
 
 # The root of a checkpointable instance's tree (src/reaper/reaper.c): static, since it runs inside
 # containers from the CRIU bundle, with no loader or library of the image's.
@@ -97,6 +103,10 @@ unit-san:
 fuzz:
 	tests/run-fuzz.sh
 
+# every fuzz target for 10 million executions (hours); grows tests/fuzz/corpus/
+fuzz-long:
+	FUZZ_RUNS=$${FUZZ_RUNS:-10000000} tests/run-fuzz.sh
+
 install: all
 	install -d -m 0755 $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(SYSCONFDIR) \
 		$(DESTDIR)$(SYSCONFDIR)/network $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(STATEDIR) \
@@ -106,7 +116,7 @@ install: all
 	install -m 0755 $(BUILD)/ferryd $(DESTDIR)$(PREFIX)/sbin/ferryd
 	install -o root -g root -m 4755 $(BUILD)/ferry-starter $(DESTDIR)$(LIBEXECDIR)/ferry-starter
 	install -o root -g root -m 0755 $(BUILD)/ferry-xfer $(DESTDIR)$(LIBEXECDIR)/ferry-xfer
-	scripts/criu-bundle.sh $(DESTDIR)$(LIBEXECDIR)/criu $(CRIU)
+	scripts/criu-bundle.sh $(DESTDIR)$(LIBEXECDIR)/criu $(CRIU) $(BUILD)/ferry-criu
 	install -o root -g root -m 0755 $(BUILD)/ferry-reaper $(DESTDIR)$(LIBEXECDIR)/criu/ferry-reaper
 	test -e $(DESTDIR)$(SYSCONFDIR)/ferry.conf || \
 		install -o root -g root -m 0644 etc/ferry.conf $(DESTDIR)$(SYSCONFDIR)/ferry.conf
@@ -168,10 +178,10 @@ lint:
 	scripts/lint.sh
 
 format:
-	clang-format -i $(LIB_SRCS) $(FERRY_SRCS) $(STARTER_SRCS) $(FERRYD_SRCS) $(XFER_SRCS) $(REAPER_SRCS) src/*/*.h $(UNIT_SRCS)
+	clang-format -i $(LIB_SRCS) $(FERRY_SRCS) $(STARTER_SRCS) $(FERRYD_SRCS) $(XFER_SRCS) $(CRIU_SRCS) $(REAPER_SRCS) src/*/*.h $(UNIT_SRCS)
 
 format-check:
-	clang-format --dry-run --Werror $(LIB_SRCS) $(FERRY_SRCS) $(STARTER_SRCS) $(FERRYD_SRCS) $(XFER_SRCS) $(REAPER_SRCS) src/*/*.h $(UNIT_SRCS)
+	clang-format --dry-run --Werror $(LIB_SRCS) $(FERRY_SRCS) $(STARTER_SRCS) $(FERRYD_SRCS) $(XFER_SRCS) $(CRIU_SRCS) $(REAPER_SRCS) src/*/*.h $(UNIT_SRCS)
 
 clean:
 	rm -rf build build-san build-fuzz

@@ -1,20 +1,28 @@
 #!/usr/bin/env bash
-# criu-bundle.sh DEST CRIU — make the CRIU bundle ferry binds into checkpointable containers.
+# criu-bundle.sh DEST CRIU FERRY_CRIU — make the CRIU bundle ferry binds into checkpointable
+# containers.
 #
 # ferry runs CRIU inside the container's namespaces (so that CRIU dumps and restores a plain
 # process tree and needs no CAP_SYS_ADMIN). The container's image has neither CRIU nor its
-# libraries, so the bundle carries both: CRIU patched (patchelf) to load its interpreter and
-# libraries from /.ferry/criu, where the starter mounts this directory read-only.
+# libraries, so the bundle carries both: CRIU and ferry-criu (CRIU's client: libcriu, protobuf-c,
+# the page images' hashing; the starter execs it) patched (patchelf) to load their interpreter
+# and libraries from /.ferry/criu, where the starter mounts this directory read-only.
 set -euo pipefail
-dest=${1:?usage: criu-bundle.sh DEST CRIU}
-criu=${2:?usage: criu-bundle.sh DEST CRIU}
+usage="usage: criu-bundle.sh DEST CRIU FERRY_CRIU"
+dest=${1:?$usage}
+criu=${2:?$usage}
+client=${3:?$usage}
 inside=/.ferry/criu
 [ -x "$criu" ] || { echo "criu-bundle: '$criu' is not an executable CRIU" >&2; exit 1; }
+[ -x "$client" ] || { echo "criu-bundle: '$client' is not an executable ferry-criu" >&2; exit 1; }
 tmp=$(mktemp -d "$(dirname "$dest")/.criu-bundle.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/lib"
 cp "$criu" "$tmp/criu"
-ldd "$criu" | awk '/=>/ && $3 ~ /^\// {print $3} /^\t\/.*ld-linux/ {print $1}' | sort -u | while read -r lib; do
+cp "$client" "$tmp/ferry-criu"
+[ "$(patchelf --print-interpreter "$criu")" = "$(patchelf --print-interpreter "$client")" ] ||
+	{ echo "criu-bundle: '$criu' and '$client' want different loaders" >&2; exit 1; }
+ldd "$criu" "$client" | awk '/=>/ && $3 ~ /^\// {print $3} /^\t\/.*ld-linux/ {print $1}' | sort -u | while read -r lib; do
 	cp -L "$lib" "$tmp/lib/"
 done
 # a library's own DT_RPATH/DT_RUNPATH would be searched inside the container, in the image
@@ -75,11 +83,23 @@ lib_close libnftables.so.1 /etc/connlabel.conf "$none/conn"
 lib_close libxtables.so.12 /usr/lib/x86_64-linux-gnu/xtables "$none/xtables_extensions"
 lib_close libc.so.6 /usr/lib/x86_64-linux-gnu/gconv/gconv-modules.cache "$none/gconv_modules_cache_________________"
 lib_close libc.so.6 /usr/lib/x86_64-linux-gnu/gconv "$none/gconv_modules___"
+# ferry-criu's libcrypto (the pages' SHA-256; ferry-criu asks it to read no configuration):
+# its configuration (OPENSSLDIR/openssl.cnf, which can load providers and engines) and its
+# provider and engine directories. OPENSSLDIR becomes the bundle itself, where no openssl.cnf
+# is; its CT log list and certificate paths go nowhere too.
+lib_close libcrypto.so.3 /usr/lib/ssl "$inside"
+for path in /usr/lib/ssl/ct_log_list.cnf /usr/lib/ssl/private /usr/lib/ssl/certs /usr/lib/ssl/cert.pem \
+	/usr/lib/x86_64-linux-gnu/engines-3 /usr/lib/x86_64-linux-gnu/ossl-modules; do
+	name=$none/$(basename "$path")________________________
+	lib_close libcrypto.so.3 "$path" "${name:0:${#path}}"
+done
 # what CRIU may run by name: nothing (PATH, see FERRY_CRIU_PATH in src/lib/criu.h)
 mkdir "$tmp/bin"
 interp=$(patchelf --print-interpreter "$criu")
 
-patchelf --set-interpreter "$inside/lib/$(basename "$interp")" --force-rpath --set-rpath "$inside/lib" "$tmp/criu"
+for bin in "$tmp/criu" "$tmp/ferry-criu"; do
+	patchelf --set-interpreter "$inside/lib/$(basename "$interp")" --force-rpath --set-rpath "$inside/lib" "$bin"
+done
 # RPC settings libcriu has no setter for: after a dump the tree stays stopped until ferry has
 # published the checkpoint; ferry then ends it, or resumes it when publishing failed.
 echo leave-stopped > "$tmp/leave-stopped.conf"
@@ -88,7 +108,7 @@ echo leave-stopped > "$tmp/leave-stopped.conf"
 printf 'page-server\nps-socket 200\nleave-stopped\n' > "$tmp/ps-stopped.conf"
 printf 'page-server\nps-socket 200\n' > "$tmp/ps-running.conf"
 chmod 0644 "$tmp"/*.conf
-chmod 0755 "$tmp" "$tmp/lib" "$tmp/criu"
+chmod 0755 "$tmp" "$tmp/lib" "$tmp/criu" "$tmp/ferry-criu"
 chmod 0644 "$tmp"/lib/*
 chmod 0755 "$tmp/lib/$(basename "$interp")"
 chown -R root:root "$tmp"

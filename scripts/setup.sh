@@ -30,7 +30,7 @@ PACKAGES=(
 	# images, containers, integration tests
 	squashfs-tools busybox-static debootstrap bats bats-assert bats-support
 	containernetworking-plugins iproute2 iptables nftables iputils-arping libjson-c-dev util-linux procps psmisc kmod runc
-	acl strace
+	acl strace python3-cryptography
 	# benchmarks
 	iperf3 gnuplot-nox jq
 	# CRIU build (and runtime) dependencies

@@ -3,7 +3,11 @@
 # for FUZZ_SECONDS (default 10) from its corpus. Ends with "unit: N passed, N failed" so
 # tests/run-all.sh counts each target as one test: a crash, a sanitizer report or a build
 # failure is a failure. These are the parsers of untrusted input: the starter's request,
-# ferry.conf, images, and the checkpoint stream.
+# ferry.conf, images, manifests, definition files, the protocol and the checkpoint stream.
+#
+# The corpus kept in the repository (tests/fuzz/corpus/NAME) seeds every run. FUZZ_RUNS=N
+# (make fuzz-long: 10 million) runs each target for N executions instead of a time, then
+# merges what it found into the repository's corpus (only inputs that add coverage).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 secs=${FUZZ_SECONDS:-10}
@@ -24,12 +28,21 @@ for src in tests/fuzz/fuzz_*.c; do
 		continue
 	fi
 	corpus="$out/$name.corpus"
-	mkdir -p "$corpus"
+	kept="tests/fuzz/corpus/${name#fuzz_}"
+	mkdir -p "$corpus" "$kept"
+	limit=(-max_total_time="$secs")
+	[ -n "${FUZZ_RUNS:-}" ] && limit=(-runs="$FUZZ_RUNS")
 	dict=()
 	[ -f "tests/fuzz/${name#fuzz_}.dict" ] && dict=(-dict="tests/fuzz/${name#fuzz_}.dict")
-	if "$out/$name" "${dict[@]}" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
-		-print_final_stats=1 -artifact_prefix="$out/$name-" "$corpus" >"$out/$name.log" 2>&1; then
-		echo "PASS $name: $(grep -Eo 'stat::number_of_executed_units: [0-9]+' "$out/$name.log" | awk '{print $2}' || true) runs in ${secs}s"
+	if "$out/$name" "${dict[@]}" "${limit[@]}" -timeout=10 -rss_limit_mb=2048 \
+		-print_final_stats=1 -artifact_prefix="$out/$name-" "$corpus" "$kept" >"$out/$name.log" 2>&1; then
+		runs=$(grep -Eo 'stat::number_of_executed_units: [0-9]+' "$out/$name.log" | awk '{print $2}' || true)
+		how=" in ${secs}s"
+		if [ -n "${FUZZ_RUNS:-}" ]; then
+			"$out/$name" -merge=1 "$kept" "$corpus" >>"$out/$name.log" 2>&1
+			how=", corpus merged into $kept"
+		fi
+		echo "PASS $name: $runs runs$how"
 		pass=$((pass + 1))
 	else
 		echo "FAIL $name: see $out/$name.log"

@@ -7,12 +7,15 @@
 #ifndef FERRYD_H
 #define FERRYD_H
 
+#include <pthread.h>
 #include <sys/types.h>
 
+#include "channel.h"
 #include "config.h"
 #include "error.h"
 #include "proto.h"
 #include "request.h"
+#include "xfer.h"
 
 #define FERRYD_SOCKET_NAME "ferry/ferryd" /* abstract unix socket: one per network namespace */
 #define FERRYD_MAX_PEERS 64
@@ -60,6 +63,56 @@ int ferryd_user_lookup(uid_t uid, struct ferryd_user *ret, struct ferry_error **
 /* Runs ferry-starter as @u with @req (and @sock as fd 4 when >= 0); its stdout in *ret_out. */
 int ferryd_run_starter(const struct ferryd *d, const struct ferryd_user *u, const struct ferry_request *req,
 		       int sock, char **ret_out, struct ferry_error **err);
+/* The value of @key in a starter's "timing k=v ..." line (0 when there is none). */
+long long ferryd_timing(const char *out, const char *key);
+
+/* link.c — the connection between two ferryd after the peer handshake: nothing but AES-256-GCM
+ * records (channel.h) under the keys that the handshake derived (ferry_peer_keys), one key and
+ * direction the client's (the source), one the server's. A record of type FERRYD_REC_MSG holds
+ * one message (proto.h, without its length), FERRYD_REC_CTL bytes of the destination starter's
+ * verdict or the source's commit (default mode). A record is authenticated before anything of
+ * it is parsed, and is at most FERRY_CHANNEL_MAX bytes (a message at most FERRY_PROTO_MAX). In
+ * diskless mode the starters' own session runs on the same socket between two records. */
+#define FERRYD_REC_MSG 0x20
+#define FERRYD_REC_CTL 0x21
+#define FERRYD_PEER_TIMEOUT 30 /* seconds for a peer's answer */
+
+struct ferryd_link {
+	int fd;
+	struct ferry_channel in, out;
+	unsigned char *buf; /* one record (FERRY_CHANNEL_BUF) */
+	struct ferry_msg stash; /* a message that came where a verdict was awaited */
+	bool stashed;
+};
+/* @server: this end accepted the connection (the destination). */
+int ferryd_link_open(struct ferryd_link *l, int fd, const struct ferry_xfer_keys *keys, bool server,
+		     struct ferry_error **err);
+void ferryd_link_close(struct ferryd_link *l); /* wipes the keys; the fd stays open */
+int ferryd_link_send(struct ferryd_link *l, const struct ferry_msg *m, struct ferry_error **err);
+/* One message; @timeout in seconds for each read. */
+int ferryd_link_recv(struct ferryd_link *l, unsigned timeout, struct ferry_msg *ret,
+		     struct ferry_error **err);
+/* A type=error message (with @id when not NULL) on @l, or on the plain socket @sk when @l is NULL. */
+void ferryd_send_error(int sk, struct ferryd_link *l, const char *id, const char *fmt, ...) _printf_(4, 5);
+/* Source, default mode: the destination starter's verdict (as ferry_xfer_read_verdict), and
+ * the commit that answers an 'A'. */
+int ferryd_link_read_verdict(struct ferryd_link *l, unsigned timeout, struct ferry_error **err);
+int ferryd_link_send_commit(struct ferryd_link *l, struct ferry_error **err);
+/* Destination, default mode: the starter gets one end of a socket pair as its connection
+ * (*ret_starter_end), and a thread seals what it writes (its verdict) into FERRYD_REC_CTL
+ * records and writes the source's FERRYD_REC_CTL records (the commit) to it, until
+ * ferryd_ctl_stop, which the caller calls once the starter has ended (and before it uses the
+ * link again). */
+struct ferryd_ctl {
+	struct ferryd_link *l;
+	int local;
+	int wake[2];
+	bool running;
+	pthread_t thread;
+};
+int ferryd_ctl_start(struct ferryd_ctl *c, struct ferryd_link *l, int *ret_starter_end,
+		     struct ferry_error **err);
+void ferryd_ctl_stop(struct ferryd_ctl *c);
 
 /* dirs.c — a migration's directory: BASE/<uid>/<leaf>. BASE (the shared or the tmpfs directory)
  * and BASE/<uid> are root's, 0711, made by root through fds where no user can squat them (a
@@ -81,8 +134,9 @@ void ferryd_leaf_close(struct ferryd_leaf *l);
 /* loop.c */
 _noreturn_ void ferryd_loop(struct ferryd *d, int ux, int tcp);
 
-/* migrate.c */
+/* migrate.c: the source of a migration, for a local client */
 void ferryd_handle_client(struct ferryd *d, int sk);
-void ferryd_handle_peer(struct ferryd *d, int sk);
+/* receive.c: the destination, for a peer that proved the cluster key; @keys: the link's */
+void ferryd_handle_peer(struct ferryd *d, int sk, const struct ferry_xfer_keys *keys);
 
 #endif

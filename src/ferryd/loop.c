@@ -117,7 +117,8 @@ static void refuse(int fd, const char *fmt, ...)
 	close(fd);
 }
 
-static void spawn_handler(struct loop *l, int fd, bool local, uid_t uid)
+/* The handler of one connection: a local client's (@keys NULL) or an authenticated peer's. */
+static void spawn_handler(struct loop *l, int fd, bool local, uid_t uid, const struct ferry_xfer_keys *keys)
 {
 	pid_t pid = fork();
 	if (pid < 0) {
@@ -140,7 +141,7 @@ static void spawn_handler(struct loop *l, int fd, bool local, uid_t uid)
 		if (local)
 			ferryd_handle_client(l->d, fd);
 		else
-			ferryd_handle_peer(l->d, fd);
+			ferryd_handle_peer(l->d, fd, keys);
 		_exit(0);
 	}
 	l->kids[l->n_kids++] = (struct child){.pid = pid, .uid = uid, .local = local};
@@ -178,7 +179,7 @@ static void accept_local(struct loop *l, int fd)
 	if (l->n_kids >= FERRYD_MAX_CONNS)
 		return refuse(fd, "ferryd on '%s' is busy (%d migrations in progress): try again later",
 			      l->d->node, FERRYD_MAX_CONNS);
-	spawn_handler(l, fd, true, cred.uid);
+	spawn_handler(l, fd, true, cred.uid, NULL);
 }
 
 static void pending_drop(struct loop *l, size_t i)
@@ -246,7 +247,24 @@ static void accept_peer(struct loop *l, int fd)
 	l->n_pend++;
 }
 
-/* The sender's message is complete: check it as hs_accept (src/lib/xfer.c) does, answer. */
+/* A peer over the limit, once authenticated: the refusal goes in a record like every byte
+ * after the handshake. */
+static void refuse_peer(struct loop *l, int fd, const struct ferry_xfer_keys *keys)
+{
+	struct ferryd_link link;
+	struct ferry_error *err = NULL;
+	if (ferryd_link_open(&link, fd, keys, true, &err) == 0) {
+		ferryd_send_error(-1, &link, NULL,
+				  "ferryd on '%s' is busy (%d migrations in progress): try again later",
+				  l->d->node, FERRYD_MAX_CONNS);
+		ferryd_link_close(&link);
+	}
+	ferry_error_free(err);
+	close(fd);
+}
+
+/* The sender's message is complete: check it as hs_accept (src/lib/xfer.c) does, answer, and
+ * derive the keys of the link (link.c) that every later byte goes in. */
 static void pending_done(struct loop *l, size_t i)
 {
 	struct pending *p = &l->pend[i];
@@ -257,20 +275,21 @@ static void pending_done(struct loop *l, size_t i)
 	/* a daemon acts for nobody in particular: uid 0 */
 	ok = ok && !memcmp(uid_nonce, "\0\0\0\0", 4);
 	memcpy(reply, "FXR1", 4);
-	if (!ok || !peer_proof(l->d, FERRY_PEER_ROLE_SERVER, p->nonce, uid_nonce, reply + 4)) {
+	struct ferry_xfer_keys keys;
+	if (!ok || !peer_proof(l->d, FERRY_PEER_ROLE_SERVER, p->nonce, uid_nonce, reply + 4) ||
+	    ferry_peer_keys(l->d->key, l->d->keylen, p->nonce, uid_nonce + 4, &keys, NULL) < 0) {
 		log_refusal("refused a peer: the peer did not prove the cluster key: refused");
 		return pending_drop(l, i);
 	}
 	int fd = p->fd;
 	l->pend[i] = l->pend[--l->n_pend];
-	if (send(fd, reply, sizeof(reply), MSG_NOSIGNAL) != (ssize_t)sizeof(reply)) {
+	if (send(fd, reply, sizeof(reply), MSG_NOSIGNAL) != (ssize_t)sizeof(reply))
 		close(fd);
-		return;
-	}
-	if (l->n_kids >= FERRYD_MAX_CONNS)
-		return refuse(fd, "ferryd on '%s' is busy (%d migrations in progress): try again later",
-			      l->d->node, FERRYD_MAX_CONNS);
-	spawn_handler(l, fd, false, 0);
+	else if (l->n_kids >= FERRYD_MAX_CONNS)
+		refuse_peer(l, fd, &keys);
+	else
+		spawn_handler(l, fd, false, 0, &keys);
+	OPENSSL_cleanse(&keys, sizeof(keys));
 }
 
 static void pending_read(struct loop *l, size_t i)

@@ -8,7 +8,6 @@
 
 #include "ferryd.h"
 #include "manifest.h"
-#include "xfer.h"
 
 static int listen_tcp(const char *spec)
 {
@@ -66,7 +65,48 @@ static const char usage[] =
     "                         (default /var/lib/ferry/shared)\n"
     "  --tmpfs-dir DIR        where diskless migrations land (default /dev/shm/ferry-migrate)\n";
 
-int main(int argc, char **argv)
+/* Adds the peer "NAME=ADDR:PORT"; false when it is not one (or there are too many). */
+static bool add_peer(struct ferryd *d, const char *spec)
+{
+	const char *eq = strchr(spec, '=');
+	if (!eq || eq == spec || !strchr(eq, ':') || d->n_peers >= FERRYD_MAX_PEERS)
+		return false;
+	d->peers[d->n_peers].name = xstrndup(spec, (size_t)(eq - spec));
+	d->peers[d->n_peers++].addr = xstrdup(eq + 1);
+	return true;
+}
+
+/* ferry.conf's 'ferryd ...' keys: the defaults the command line overrides. 0, or an exit code. */
+static int load_config(struct ferryd *d)
+{
+	struct ferry_error *err = NULL;
+	if (ferry_config_load(FERRY_CONFIG_PATH, true, &d->cfg, &err) < 0) {
+		fprintf(stderr, "ferryd: %s\n", err->message);
+		return 1;
+	}
+	char host[256] = "node";
+	gethostname(host, sizeof(host) - 1);
+	d->node = xstrdup(d->cfg->ferryd_node ? d->cfg->ferryd_node : host);
+	d->listen = xstrdup(d->cfg->ferryd_listen);
+	d->shared_dir = xstrdup(d->cfg->ferryd_shared_dir);
+	d->tmpfs_dir = xstrdup(d->cfg->ferryd_tmpfs_dir);
+	for (char **p = d->cfg->ferryd_peers; p && *p; p++)
+		if (!add_peer(d, *p)) {
+			fprintf(stderr, "ferryd: ferry.conf: 'ferryd peer = %s': expected NAME=ADDR:PORT\n",
+				*p);
+			return 1;
+		}
+	return 0;
+}
+
+static void replace(char **field, const char *value)
+{
+	free(*field);
+	*field = xstrdup(value);
+}
+
+/* The command line over ferry.conf. -1 to go on, or an exit code. */
+static int parse_args(struct ferryd *d, int argc, char **argv)
 {
 	static const struct option opts[] = {
 	    {"node", required_argument, NULL, 'n'},
@@ -77,61 +117,30 @@ int main(int argc, char **argv)
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	struct ferryd d = {0};
-	struct ferry_error *err = NULL;
-	if (ferry_config_load(FERRY_CONFIG_PATH, true, &d.cfg, &err) < 0) {
-		fprintf(stderr, "ferryd: %s\n", err->message);
-		return 1;
-	}
-	/* ferry.conf first ('ferryd ...' keys), the command line over it */
-	char host[256] = "node";
-	gethostname(host, sizeof(host) - 1);
-	d.node = xstrdup(d.cfg->ferryd_node ? d.cfg->ferryd_node : host);
-	d.listen = xstrdup(d.cfg->ferryd_listen);
-	d.shared_dir = xstrdup(d.cfg->ferryd_shared_dir);
-	d.tmpfs_dir = xstrdup(d.cfg->ferryd_tmpfs_dir);
-	for (char **p = d.cfg->ferryd_peers; p && *p; p++) {
-		const char *eq = strchr(*p, '=');
-		if (!eq || eq == *p || !strchr(eq, ':') || d.n_peers >= FERRYD_MAX_PEERS) {
-			fprintf(stderr, "ferryd: ferry.conf: 'ferryd peer = %s': expected NAME=ADDR:PORT\n",
-				*p);
-			return 1;
-		}
-		d.peers[d.n_peers].name = xstrndup(*p, (size_t)(eq - *p));
-		d.peers[d.n_peers++].addr = xstrdup(eq + 1);
-	}
 	bool cli_peers = false;
 	int c;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'n':
-			free(d.node);
-			d.node = xstrdup(optarg);
+			replace(&d->node, optarg);
 			break;
 		case 'l':
-			free(d.listen);
-			d.listen = xstrdup(optarg);
+			replace(&d->listen, optarg);
 			break;
-		case 'p': {
-			const char *eq = strchr(optarg, '=');
+		case 'p':
 			if (!cli_peers) /* peers on the command line replace ferry.conf's */
-				d.n_peers = 0;
+				d->n_peers = 0;
 			cli_peers = true;
-			if (!eq || eq == optarg || !strchr(eq, ':') || d.n_peers >= FERRYD_MAX_PEERS) {
+			if (!add_peer(d, optarg)) {
 				fprintf(stderr, "ferryd: --peer '%s': expected NAME=ADDR:PORT\n", optarg);
 				return 2;
 			}
-			d.peers[d.n_peers].name = xstrndup(optarg, (size_t)(eq - optarg));
-			d.peers[d.n_peers++].addr = xstrdup(eq + 1);
 			break;
-		}
 		case 's':
-			free(d.shared_dir);
-			d.shared_dir = xstrdup(optarg);
+			replace(&d->shared_dir, optarg);
 			break;
 		case 't':
-			free(d.tmpfs_dir);
-			d.tmpfs_dir = xstrdup(optarg);
+			replace(&d->tmpfs_dir, optarg);
 			break;
 		case 'h':
 			fputs(usage, stdout);
@@ -141,6 +150,18 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
+	return -1;
+}
+
+int main(int argc, char **argv)
+{
+	struct ferryd d = {0};
+	struct ferry_error *err = NULL;
+	int r = load_config(&d);
+	if (r == 0)
+		r = parse_args(&d, argc, argv);
+	if (r >= 0)
+		return r;
 	ferryd_log_node = d.node;
 	if (geteuid() != 0) {
 		fprintf(stderr,

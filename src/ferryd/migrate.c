@@ -1,8 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* migrate.c — one migration, from both ends.
+/* migrate.c — the source of a migration, for a local client (receive.c has the destination).
  *
- * Source (a local client asked): connect to the destination ferryd, prove the cluster key,
- * "prepare"; then
+ * Connect to the destination ferryd, prove the cluster key, "prepare"; then
  *   default:  the starter dumps the instance (as the user) into the shared directory, synced;
  *             the destination restarts it from there; if that fails, the source restarts it
  *             here again from the same checkpoint;
@@ -10,41 +9,37 @@
  *             with a page server on it, the source dumps through it (pages straight into the
  *             destination's tmpfs, the rest streamed after), and the source instance ends only
  *             once the destination runs it (else it resumes).
- * Every step's time is reported to the client. */
-#include <poll.h>
-#include <stdarg.h>
+ * Every message to the destination is a sealed record (link.c). Every step's time is reported
+ * to the client. */
 #include <netdb.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <time.h>
 
 #include "ferryd.h"
 #include "fs.h"
 #include "names.h"
-#include "xfer.h"
 
-#define PEER_TIMEOUT 30
-
-static void send_error(int sk, const char *id, const char *fmt, ...) _printf_(3, 4);
-static void send_error(int sk, const char *id, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	char *m = NULL;
-	if (vasprintf(&m, fmt, ap) < 0)
-		m = NULL;
-	va_end(ap);
-	struct ferry_msg msg = {0};
-	ferry_msg_set(&msg, "type", "error");
-	ferry_msg_set(&msg, "message", "%s", m ? m : "error");
-	if (id)
-		ferry_msg_set(&msg, "id", "%s", id);
-	struct ferry_error *err = NULL;
-	(void)ferry_msg_send(sk, &msg, &err);
-	ferry_error_free(err);
-	ferry_msg_clear(&msg);
-	free(m);
-}
+/* One migration, as it goes. */
+struct mig {
+	struct ferryd *d;
+	int sk; /* the local client */
+	const char *name, *to, *mode, *addr;
+	bool diskless;
+	struct ferryd_user u;
+	char *id;
+	struct ferryd_link peer;
+	long long t0, t_conn, t_ready;
+	char *src_out; /* the source starter's output (its timings) */
+	struct ferryd_leaf leaf;
+	bool restart_here; /* default mode: the destination did not take it */
+	bool in_ckpt; /* default mode: the instance is in the checkpoint, ended here */
+	char *dest_failed;
+	char *dump_error;
+	/* the destination's last word */
+	struct ferry_msg done;
+	int rr;
+	bool dest_done;
+	struct ferry_error *recv_err;
+};
 
 /* Tells the client where the migration stands (it shows a progress line on a terminal). */
 static void progress(int sk, const char *phase)
@@ -58,18 +53,9 @@ static void progress(int sk, const char *phase)
 	ferry_msg_clear(&m);
 }
 
-/* "timing k=v k=v" from a starter's output. */
-static long long timing(const char *out, const char *key)
-{
-	const char *line = out ? strstr(out, "timing ") : NULL;
-	if (!line)
-		return 0;
-	_cleanup_free_ char *pat = xasprintf(" %s=", key);
-	const char *p = strstr(line, pat);
-	return p ? strtoll(p + strlen(pat), NULL, 10) : 0;
-}
-
-static int connect_peer(const struct ferryd *d, const char *addr, struct ferry_error **err)
+/* A TCP connection to the peer at @addr that proved the cluster key, and the link's keys. */
+static int connect_peer(const struct ferryd *d, const char *addr, struct ferry_xfer_keys *keys,
+			struct ferry_error **err)
 {
 	const char *colon = strrchr(addr, ':');
 	_cleanup_free_ char *host = xstrndup(addr, colon ? (size_t)(colon - addr) : strlen(addr));
@@ -85,7 +71,7 @@ static int connect_peer(const struct ferryd *d, const char *addr, struct ferry_e
 		return ferry_error_set(err, -r, "connect to '%s'", addr);
 	}
 	ferry_xfer_tune_socket(sk);
-	if (ferry_peer_connect(sk, d->key, d->keylen, PEER_TIMEOUT, err) < 0) {
+	if (ferry_peer_connect(sk, d->key, d->keylen, FERRYD_PEER_TIMEOUT, keys, err) < 0) {
 		close(sk);
 		return ferry_error_wrap(err, "ferryd at '%s'", addr);
 	}
@@ -100,7 +86,273 @@ static char *new_id(void)
 	return xasprintf("%02x%02x%02x%02x%02x%02x", r[0], r[1], r[2], r[3], r[4], r[5]);
 }
 
-/* ---- source ---- */
+/* The client's request, checked: false (and the client told) when it is not one we serve. */
+static bool take_request(struct mig *g, const struct ferry_msg *req)
+{
+	struct ferry_error *err = NULL;
+	const char *type = ferry_msg_get(req, "type");
+	g->name = ferry_msg_get(req, "instance");
+	g->to = ferry_msg_get(req, "to");
+	g->mode = ferry_msg_get(req, "mode");
+	const char *why = NULL;
+	if (!type || !streq(type, "migrate") || !g->name || !g->to || !g->mode)
+		why = "bad request: expected a migrate request with instance, to and mode";
+	else if (ferry_name_check(g->name, "instance", &err) < 0)
+		why = err->message;
+	if (why) {
+		ferryd_send_error(g->sk, NULL, NULL, "%s", why);
+		ferry_error_free(err);
+		return false;
+	}
+	g->diskless = streq(g->mode, "diskless");
+	if (!g->diskless && !streq(g->mode, "default")) {
+		ferryd_send_error(g->sk, NULL, NULL, "unknown mode '%s': use default or diskless", g->mode);
+		return false;
+	}
+	for (size_t i = 0; i < g->d->n_peers; i++)
+		if (streq(g->d->peers[i].name, g->to))
+			g->addr = g->d->peers[i].addr;
+	if (streq(g->to, g->d->node))
+		ferryd_send_error(g->sk, NULL, NULL, "'%s' is this node: migrate to another one", g->to);
+	else if (!g->addr)
+		ferryd_send_error(g->sk, NULL, NULL, "no node '%s' is known to ferryd on '%s'", g->to,
+				  g->d->node);
+	return !streq(g->to, g->d->node) && g->addr;
+}
+
+/* Connects to the destination and asks it to prepare; false (the client told) when it will not. */
+static bool prepare(struct mig *g)
+{
+	struct ferry_error *err = NULL;
+	struct ferry_xfer_keys keys;
+	int fd = connect_peer(g->d, g->addr, &keys, &err);
+	if (fd < 0) {
+		ferryd_log(g->id, "%s", err->message);
+		ferryd_send_error(g->sk, NULL, g->id, "%s; the instance was not touched", err->message);
+		return false;
+	}
+	int r = ferryd_link_open(&g->peer, fd, &keys, false, &err);
+	explicit_bzero(&keys, sizeof(keys));
+	g->t_conn = ferry_now_ms();
+	struct ferry_msg m = {0}, reply = {0};
+	ferry_msg_set(&m, "type", "prepare");
+	ferry_msg_set(&m, "id", "%s", g->id);
+	ferry_msg_set(&m, "uid", "%u", (unsigned)g->u.uid);
+	ferry_msg_set(&m, "user", "%s", g->u.name);
+	ferry_msg_set(&m, "instance", "%s", g->name);
+	ferry_msg_set(&m, "mode", "%s", g->mode);
+	ferry_msg_set(&m, "from", "%s", g->d->node);
+	if (r < 0 || ferryd_link_send(&g->peer, &m, &err) < 0 ||
+	    ferryd_link_recv(&g->peer, FERRYD_PEER_TIMEOUT, &reply, &err) < 0) {
+		ferryd_send_error(g->sk, NULL, g->id, "%s: %s; the instance was not touched", g->to,
+				  err->message);
+		return false;
+	}
+	if (!streq(ferry_msg_get(&reply, "type") ?: "", "ready")) {
+		ferryd_send_error(g->sk, NULL, g->id, "%s refused: %s; the instance was not touched", g->to,
+				  ferry_msg_get(&reply, "message") ?: "no reason");
+		return false;
+	}
+	g->t_ready = ferry_now_ms();
+	return true;
+}
+
+/* Diskless: the starter dumps through the connection, to the destination's starter. */
+static int dump_diskless(struct mig *g, struct ferry_request *dump, struct ferry_error **err)
+{
+	dump->page_server = xasprintf("ferryd:%s", g->to);
+	/* the dump's staging (the images other than the pages, sent after them) in a directory of
+	 * this migration's, not in the instance's own checkpoint: a migrated instance's may be
+	 * gone (see ferryd(8), DIRECTORIES) */
+	_cleanup_free_ char *staging = xasprintf("%s-%s-out", g->name, g->id);
+	if (ferryd_leaf_make(g->d->tmpfs_dir, &g->u, staging, g->id, &g->leaf, err) == 0)
+		dump->checkpoint = g->leaf.path;
+	else
+		ferryd_log(g->id, "staging in the instance's own checkpoint: %s", (*err)->message);
+	ferry_error_free(*err);
+	*err = NULL;
+	int r = ferryd_run_starter(g->d, &g->u, dump, g->peer.fd, &g->src_out, err);
+	free(dump->page_server);
+	if (r < 0)
+		shutdown(g->peer.fd, SHUT_WR); /* the destination's starter stops waiting */
+	return r;
+}
+
+/* Default mode, once dumped (@r): the destination's starter restores, says so, and keeps its
+ * copy only once we commit: if we never hear it (it or its daemon died), we restart ours and it
+ * stops its own. */
+static int restart_there(struct mig *g, int r, struct ferry_error **err)
+{
+	struct ferry_msg m = {0};
+	ferry_msg_set(&m, "type", r == 0 ? "restart" : "abort");
+	if (g->leaf.path)
+		ferry_msg_set(&m, "dir", "%s", g->leaf.path);
+	struct ferry_error *e2 = NULL;
+	if (ferryd_link_send(&g->peer, &m, &e2) < 0 && r == 0)
+		r = ferry_error_msg(err, e2->code, "%s: %s", g->to, e2->message);
+	ferry_msg_clear(&m);
+	ferry_error_free(e2);
+	e2 = NULL;
+	if (r < 0)
+		return r;
+	progress(g->sk, "restore");
+	if (ferryd_link_read_verdict(&g->peer, (unsigned)g->d->cfg->criu_timeout + 60, &e2) < 0 ||
+	    ferryd_link_send_commit(&g->peer, NULL) < 0) {
+		g->restart_here = true;
+		g->dest_failed = xstrdup(e2 ? e2->message : "the destination went away");
+	}
+	ferry_error_free(e2);
+	return 0;
+}
+
+/* Default mode: the starter dumps into the migration's directory of the shared directory. */
+static int dump_shared(struct mig *g, struct ferry_request *dump, struct ferry_error **err)
+{
+	_cleanup_free_ char *leaf_name = xasprintf("%s-%s", g->name, g->id);
+	int r = ferryd_leaf_make(g->d->shared_dir, &g->u, leaf_name, g->id, &g->leaf, err);
+	if (r == 0)
+		ferryd_log(g->id, "dumps into '%s'", g->leaf.path);
+	dump->checkpoint = g->leaf.path;
+	if (r == 0)
+		r = ferryd_run_starter(g->d, &g->u, dump, -1, &g->src_out, err);
+	g->in_ckpt = r == 0;
+	return restart_there(g, r, err);
+}
+
+/* The dump's error for the report: the starter says "the instance keeps running", the report
+ * says where. */
+static char *dump_error_of(const struct ferry_error *err)
+{
+	static const char keeps[] = "; the instance keeps running";
+	char *e = xstrdup(err->message);
+	size_t n = strlen(e);
+	if (n > strlen(keeps) && streq(e + n - strlen(keeps), keeps))
+		e[n - strlen(keeps)] = '\0';
+	return e;
+}
+
+/* The destination's report (diskless: the destination's starter said why it failed inside the
+ * session, and our starter's message carries it; nothing of the session is left on the
+ * connection). Returns whether the migration succeeded. */
+static bool await_done(struct mig *g, int r)
+{
+	/* after a failed dump the destination has nothing left to do: do not wait long for it */
+	unsigned wait = r < 0 ? 10 : (unsigned)g->d->cfg->criu_timeout + 60;
+	g->rr = ferryd_link_recv(&g->peer, wait, &g->done, &g->recv_err);
+	g->dest_done = g->rr == 0 && streq(ferry_msg_get(&g->done, "type") ?: "", "done");
+	/* diskless: the source starter ended its copy only on the destination starter's word that
+	 * the instance runs there, so that is the outcome even if the destination's daemon went
+	 * away before it could report */
+	return r == 0 && !g->restart_here && (g->dest_done || g->diskless || !g->dest_failed);
+}
+
+/* The report's times of a migration that went through. */
+static void report_ok(struct mig *g, struct ferry_msg *rep, long long t_end)
+{
+	const char *out = g->src_out;
+	long long freeze = ferryd_timing(out, "freeze"), dumped = ferryd_timing(out, "dumped"),
+		  sdone = ferryd_timing(out, "done");
+	long long dstart = strtoll(ferry_msg_get(&g->done, "start") ?: "0", NULL, 10);
+	long long received = strtoll(ferry_msg_get(&g->done, "received") ?: "0", NULL, 10);
+	long long restored = strtoll(ferry_msg_get(&g->done, "restored") ?: "0", NULL, 10);
+	if (!g->dest_done) {
+		/* the destination's report was lost: the source starter heard "restored" at sdone */
+		received = dumped;
+		restored = sdone;
+		ferry_msg_set(rep, "note",
+			      "the destination's daemon did not report: times end at the source");
+	}
+	ferry_msg_set(rep, "request_ms", "%lld", g->t_conn - g->t0);
+	ferry_msg_set(rep, "prepare_ms", "%lld", g->t_ready - g->t_conn);
+	ferry_msg_set(rep, "dump_ms", "%lld", dumped - freeze);
+	if (g->diskless) {
+		ferry_msg_set(rep, "transfer_ms", "%lld", received - dumped);
+		ferry_msg_set(rep, "restore_ms", "%lld", restored - received);
+	} else {
+		ferry_msg_set(rep, "sync_ms", "%lld", sdone - dumped);
+		ferry_msg_set(rep, "restore_ms", "%lld", restored - dstart);
+	}
+	ferry_msg_set(rep, "total_ms", "%lld", t_end - g->t0);
+	ferry_msg_set(rep, "downtime_ms", "%lld", restored - freeze);
+	ferry_msg_set(rep, "bytes", "%s", ferry_msg_get(&g->done, "bytes") ?: "0");
+	ferryd_log(g->id, "'%s' now runs on %s (downtime %lld ms)", g->name, g->to, restored - freeze);
+}
+
+/* Where the instance runs after a failure: dumped (and ended here), it is brought back from the
+ * same checkpoint. */
+static char *bring_back(struct mig *g)
+{
+	if (!g->in_ckpt)
+		return xasprintf("; the instance keeps running on %s", g->d->node);
+	struct ferry_request restart = {.op = FERRY_OP_INSTANCE_START,
+					.flags = FERRY_REQ_CRIU_RESTART | FERRY_REQ_MIGRATED,
+					.checkpoint = g->leaf.path};
+	_cleanup_free_ char *out = NULL;
+	struct ferry_error *e3 = NULL;
+	char *back;
+	if (ferryd_run_starter(g->d, &g->u, &restart, -1, &out, &e3) == 0)
+		back = xasprintf("; the instance runs again on %s", g->d->node);
+	else
+		back = xasprintf("; restarting it on %s failed too: %s (its checkpoint is '%s')", g->d->node,
+				 e3->message, g->leaf.path);
+	ferry_error_free(e3);
+	return back;
+}
+
+static void report_failed(struct mig *g, struct ferry_msg *rep)
+{
+	/* the destination's own reason, when it gave one, says most (e.g. its tmpfs is full) */
+	const char *dest_why = g->rr == 0 && !g->dest_done ? ferry_msg_get(&g->done, "message") : NULL;
+	_cleanup_free_ char *both =
+	    dest_why && g->dump_error ? xasprintf("%s (here: %s)", dest_why, g->dump_error) : NULL;
+	const char *why = both		   ? both
+			  : g->dest_failed ? g->dest_failed
+			  : dest_why	   ? dest_why
+			  : g->dump_error  ? g->dump_error
+			  : g->rr < 0	   ? g->recv_err->message
+					   : "the destination failed";
+	_cleanup_free_ char *back = bring_back(g);
+	ferry_msg_set(rep, "message", "migration of '%s' to %s failed: %s%s", g->name, g->to, why, back);
+	ferryd_log(g->id, "failed: %s%s", why, back);
+}
+
+/* After the request was accepted: the migration and its report. */
+static void migrate(struct mig *g)
+{
+	progress(g->sk, "request");
+	if (!prepare(g))
+		return;
+	progress(g->sk, g->diskless ? "dump and transfer" : "dump and sync");
+	struct ferry_error *err = NULL;
+	struct ferry_request dump = {
+	    .op = FERRY_OP_CHECKPOINT_DUMP, .flags = FERRY_REQ_TIMINGS, .instance = (char *)g->name};
+	int r = g->diskless ? dump_diskless(g, &dump, &err) : dump_shared(g, &dump, &err);
+	if (r < 0 && err)
+		g->dump_error = dump_error_of(err);
+	ferry_error_free(err);
+	bool ok = await_done(g, r);
+	long long t_end = ferry_now_ms();
+	struct ferry_msg rep = {0};
+	ferry_msg_set(&rep, "type", "report");
+	ferry_msg_set(&rep, "id", "%s", g->id);
+	ferry_msg_set(&rep, "ok", "%d", ok);
+	ferry_msg_set(&rep, "instance", "%s", g->name);
+	ferry_msg_set(&rep, "from", "%s", g->d->node);
+	ferry_msg_set(&rep, "to", "%s", g->to);
+	ferry_msg_set(&rep, "mode", "%s", g->mode);
+	if (ok)
+		report_ok(g, &rep, t_end);
+	else
+		report_failed(g, &rep);
+	(void)ferry_msg_send(g->sk, &rep, NULL);
+	ferry_msg_clear(&rep);
+	/* The migration's directory goes, unless the instance was dumped there and did not move:
+	 * it then runs here again from it (its record names it), or that checkpoint is all that
+	 * is left of it. */
+	if (ok || !g->in_ckpt)
+		ferryd_leaf_remove(g->d, &g->u, &g->leaf, g->id);
+	ferryd_leaf_close(&g->leaf);
+}
 
 void ferryd_handle_client(struct ferryd *d, int sk)
 {
@@ -110,305 +362,17 @@ void ferryd_handle_client(struct ferryd *d, int sk)
 	if (getsockopt(sk, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0)
 		return;
 	struct ferry_msg req = {0};
-	if (ferry_msg_recv(sk, FERRYD_REQUEST_TIMEOUT, &req, &err) < 0) {
-		send_error(sk, NULL, "bad request: %s", err->message);
+	if (ferry_msg_recv(sk, FERRYD_REQUEST_TIMEOUT, &req, &err) < 0)
+		return ferryd_send_error(sk, NULL, NULL, "bad request: %s", err->message);
+	struct mig g = {.d = d, .sk = sk, .t0 = ferry_now_ms(), .leaf = {.uidfd = -1}, .peer = {.fd = -1}};
+	if (!take_request(&g, &req))
 		return;
-	}
-	long long t0 = ferry_now_ms();
-	const char *type = ferry_msg_get(&req, "type"), *name = ferry_msg_get(&req, "instance");
-	const char *to = ferry_msg_get(&req, "to"), *mode = ferry_msg_get(&req, "mode");
-	if (!type || !streq(type, "migrate") || !name || !to || !mode)
-		return send_error(sk, NULL,
-				  "bad request: expected a migrate request with instance, to and mode");
-	if (ferry_name_check(name, "instance", &err) < 0)
-		return send_error(sk, NULL, "%s", err->message);
-	bool diskless = streq(mode, "diskless");
-	if (!diskless && !streq(mode, "default"))
-		return send_error(sk, NULL, "unknown mode '%s': use default or diskless", mode);
-	const char *addr = NULL;
-	for (size_t i = 0; i < d->n_peers; i++)
-		if (streq(d->peers[i].name, to))
-			addr = d->peers[i].addr;
-	if (streq(to, d->node))
-		return send_error(sk, NULL, "'%s' is this node: migrate to another one", to);
-	if (!addr)
-		return send_error(sk, NULL, "no node '%s' is known to ferryd on '%s'", to, d->node);
-	struct ferryd_user u = {0};
 	/* the only identity ferryd acts for: the kernel's word for who is on the socket */
-	if (ferryd_user_lookup(cred.uid, &u, &err) < 0)
-		return send_error(sk, NULL, "%s", err->message);
-	_cleanup_free_ char *id = new_id();
-	ferryd_log(id, "%s asks to move '%s' to %s (%s)", u.name, name, to, mode);
-
-	progress(sk, "request");
-	int peer = connect_peer(d, addr, &err);
-	if (peer < 0) {
-		ferryd_log(id, "%s", err->message);
-		return send_error(sk, id, "%s; the instance was not touched", err->message);
-	}
-	long long t_conn = ferry_now_ms();
-	struct ferry_msg m = {0};
-	ferry_msg_set(&m, "type", "prepare");
-	ferry_msg_set(&m, "id", "%s", id);
-	ferry_msg_set(&m, "uid", "%u", (unsigned)u.uid);
-	ferry_msg_set(&m, "user", "%s", u.name);
-	ferry_msg_set(&m, "instance", "%s", name);
-	ferry_msg_set(&m, "mode", "%s", mode);
-	ferry_msg_set(&m, "from", "%s", d->node);
-	struct ferry_msg reply = {0};
-	if (ferry_msg_send(peer, &m, &err) < 0 || ferry_msg_recv(peer, PEER_TIMEOUT, &reply, &err) < 0)
-		return send_error(sk, id, "%s: %s; the instance was not touched", to, err->message);
-	if (!streq(ferry_msg_get(&reply, "type") ?: "", "ready"))
-		return send_error(sk, id, "%s refused: %s; the instance was not touched", to,
-				  ferry_msg_get(&reply, "message") ?: "no reason");
-	long long t_ready = ferry_now_ms();
-	progress(sk, diskless ? "dump and transfer" : "dump and sync");
-
-	_cleanup_free_ char *src_out = NULL;
-	struct ferryd_leaf leaf = {.uidfd = -1};
-	bool restart_here = false; /* default mode: the destination did not take it */
-	bool in_ckpt = false; /* default mode: the instance is in the checkpoint, ended here */
-	_cleanup_free_ char *dest_failed = NULL;
-	struct ferry_request dump = {
-	    .op = FERRY_OP_CHECKPOINT_DUMP, .flags = FERRY_REQ_TIMINGS, .instance = (char *)name};
-	int r;
-	if (diskless) {
-		dump.page_server = xasprintf("ferryd:%s", to);
-		/* the dump's staging (the images other than the pages, sent after them) in a directory of
-		 * this migration's, not in the instance's own checkpoint: a migrated instance's may be
-		 * gone (see ferryd(8), DIRECTORIES) */
-		_cleanup_free_ char *staging = xasprintf("%s-%s-out", name, id);
-		if (ferryd_leaf_make(d->tmpfs_dir, &u, staging, id, &leaf, &err) == 0)
-			dump.checkpoint = leaf.path;
-		else
-			ferryd_log(id, "staging in the instance's own checkpoint: %s", err->message);
-		ferry_error_free(err);
-		err = NULL;
-		r = ferryd_run_starter(d, &u, &dump, peer, &src_out, &err);
-		free(dump.page_server);
-		if (r < 0)
-			shutdown(peer, SHUT_WR); /* the destination's starter stops waiting */
-	} else {
-		_cleanup_free_ char *leaf_name = xasprintf("%s-%s", name, id);
-		r = ferryd_leaf_make(d->shared_dir, &u, leaf_name, id, &leaf, &err);
-		if (r == 0)
-			ferryd_log(id, "dumps into '%s'", leaf.path);
-		dump.checkpoint = leaf.path;
-		if (r == 0)
-			r = ferryd_run_starter(d, &u, &dump, -1, &src_out, &err);
-		in_ckpt = r == 0;
-		ferry_msg_clear(&m);
-		ferry_msg_set(&m, "type", r == 0 ? "restart" : "abort");
-		if (leaf.path)
-			ferry_msg_set(&m, "dir", "%s", leaf.path);
-		struct ferry_error *e2 = NULL;
-		if (ferry_msg_send(peer, &m, &e2) < 0 && r == 0)
-			r = ferry_error_msg(&err, e2->code, "%s: %s", to, e2->message);
-		ferry_error_free(e2);
-		e2 = NULL;
-		if (r == 0) {
-			progress(sk, "restore");
-			/* the destination's starter restores, says so, and keeps its copy only once we
-			 * commit: if we never hear it (it or its daemon died), we restart ours and it
-			 * stops its own */
-			if (ferry_xfer_read_verdict(peer, (unsigned)d->cfg->criu_timeout + 60, &e2) < 0 ||
-			    ferry_xfer_send_commit(peer) < 0) {
-				restart_here = true;
-				dest_failed = xstrdup(e2 ? e2->message : "the destination went away");
-			}
-			ferry_error_free(e2);
-		}
-	}
-	_cleanup_free_ char *dump_error = r < 0 && err ? xstrdup(err->message) : NULL;
-	/* the starter says "the instance keeps running"; the report says where */
-	static const char keeps[] = "; the instance keeps running";
-	if (dump_error && strlen(dump_error) > strlen(keeps) &&
-	    streq(dump_error + strlen(dump_error) - strlen(keeps), keeps))
-		dump_error[strlen(dump_error) - strlen(keeps)] = '\0';
-	ferry_error_free(err);
-	err = NULL;
-	/* diskless: the destination's starter says why it failed inside the session, and our
-	 * starter's message carries it; nothing of the session is left on the connection */
-	const char *dest_starter_why = NULL;
-	struct ferry_msg done = {0};
-	/* after a failed dump the destination has nothing left to do: do not wait long for it */
-	unsigned wait = r < 0 ? 10 : (unsigned)d->cfg->criu_timeout + 60;
-	int rr = ferry_msg_recv(peer, wait, &done, &err);
-	bool dest_done = rr == 0 && streq(ferry_msg_get(&done, "type") ?: "", "done");
-	/* diskless: the source starter ended its copy only on the destination starter's word that
-	 * the instance runs there, so that is the outcome even if the destination's daemon went
-	 * away before it could report */
-	bool ok = r == 0 && !restart_here && (dest_done || diskless || !dest_failed);
-	long long t_end = ferry_now_ms();
-
-	struct ferry_msg rep = {0};
-	ferry_msg_set(&rep, "type", "report");
-	ferry_msg_set(&rep, "id", "%s", id);
-	ferry_msg_set(&rep, "ok", "%d", ok);
-	ferry_msg_set(&rep, "instance", "%s", name);
-	ferry_msg_set(&rep, "from", "%s", d->node);
-	ferry_msg_set(&rep, "to", "%s", to);
-	ferry_msg_set(&rep, "mode", "%s", mode);
-	if (ok) {
-		long long freeze = timing(src_out, "freeze"), dumped = timing(src_out, "dumped"),
-			  sdone = timing(src_out, "done");
-		long long dstart = strtoll(ferry_msg_get(&done, "start") ?: "0", NULL, 10);
-		long long received = strtoll(ferry_msg_get(&done, "received") ?: "0", NULL, 10);
-		long long restored = strtoll(ferry_msg_get(&done, "restored") ?: "0", NULL, 10);
-		if (!dest_done) {
-			/* the destination's report was lost: the source starter heard "restored" at sdone */
-			received = dumped;
-			restored = sdone;
-			ferry_msg_set(&rep, "note",
-				      "the destination's daemon did not report: times end at the source");
-		}
-		ferry_msg_set(&rep, "request_ms", "%lld", t_conn - t0);
-		ferry_msg_set(&rep, "prepare_ms", "%lld", t_ready - t_conn);
-		ferry_msg_set(&rep, "dump_ms", "%lld", dumped - freeze);
-		if (diskless) {
-			ferry_msg_set(&rep, "transfer_ms", "%lld", received - dumped);
-			ferry_msg_set(&rep, "restore_ms", "%lld", restored - received);
-		} else {
-			ferry_msg_set(&rep, "sync_ms", "%lld", sdone - dumped);
-			ferry_msg_set(&rep, "restore_ms", "%lld", restored - dstart);
-		}
-		ferry_msg_set(&rep, "total_ms", "%lld", t_end - t0);
-		ferry_msg_set(&rep, "downtime_ms", "%lld", restored - freeze);
-		ferry_msg_set(&rep, "bytes", "%s", ferry_msg_get(&done, "bytes") ?: "0");
-		ferryd_log(id, "'%s' now runs on %s (downtime %lld ms)", name, to, restored - freeze);
-	} else {
-		/* the destination's own reason, when it gave one, says most (e.g. its tmpfs is full) */
-		const char *dest_why =
-		    rr == 0 && !dest_done ? ferry_msg_get(&done, "message") : dest_starter_why;
-		_cleanup_free_ char *both =
-		    dest_why && dump_error ? xasprintf("%s (here: %s)", dest_why, dump_error) : NULL;
-		const char *why = both		? both
-				  : dest_failed ? dest_failed
-				  : dest_why	? dest_why
-				  : dump_error	? dump_error
-				  : rr < 0	? err->message
-						: "the destination failed";
-		_cleanup_free_ char *back = NULL;
-		if (in_ckpt) {
-			/* the instance was dumped (and ended here): bring it back from the same checkpoint */
-			struct ferry_request restart = {.op = FERRY_OP_INSTANCE_START,
-							.flags = FERRY_REQ_CRIU_RESTART | FERRY_REQ_MIGRATED,
-							.checkpoint = leaf.path};
-			_cleanup_free_ char *out = NULL;
-			struct ferry_error *e3 = NULL;
-			if (ferryd_run_starter(d, &u, &restart, -1, &out, &e3) == 0)
-				back = xasprintf("; the instance runs again on %s", d->node);
-			else
-				back =
-				    xasprintf("; restarting it on %s failed too: %s (its checkpoint is '%s')",
-					      d->node, e3->message, leaf.path);
-			ferry_error_free(e3);
-		} else {
-			back = xasprintf("; the instance keeps running on %s", d->node);
-		}
-		ferry_msg_set(&rep, "message", "migration of '%s' to %s failed: %s%s", name, to, why, back);
-		ferryd_log(id, "failed: %s%s", why, back);
-	}
-	ferry_error_free(err);
-	err = NULL;
-	(void)ferry_msg_send(sk, &rep, &err);
-	/* The migration's directory goes, unless the instance was dumped there and did not move:
-	 * it then runs here again from it (its record names it), or that checkpoint is all that
-	 * is left of it. */
-	if (ok || !in_ckpt)
-		ferryd_leaf_remove(d, &u, &leaf, id);
-	ferryd_leaf_close(&leaf);
-}
-
-/* ---- destination ---- */
-
-/* The restart, once the destination is ready; @leaf: the diskless copy's directory. */
-static void receive(struct ferryd *d, int sk, const struct ferry_msg *m, const struct ferryd_user *u,
-		    const struct ferryd_leaf *leaf)
-{
-	struct ferry_error *err = NULL;
-	const char *id = ferry_msg_get(m, "id"), *name = ferry_msg_get(m, "instance");
-	bool diskless = streq(ferry_msg_get(m, "mode"), "diskless");
-	struct ferry_msg ready = {0};
-	ferry_msg_set(&ready, "type", "ready");
-	if (ferry_msg_send(sk, &ready, &err) < 0)
-		return;
-	struct ferry_request restart = {.op = FERRY_OP_INSTANCE_START,
-					.flags =
-					    FERRY_REQ_CRIU_RESTART | FERRY_REQ_TIMINGS | FERRY_REQ_MIGRATED,
-					.instance = (char *)name};
-	int r;
-	_cleanup_free_ char *out = NULL;
-	if (diskless) {
-		restart.checkpoint = leaf->path;
-		restart.page_server = xasprintf("ferryd:%s", ferry_msg_get(m, "from") ?: "peer");
-		r = ferryd_run_starter(d, u, &restart, sk, &out, &err);
-		free(restart.page_server);
-	} else {
-		struct ferry_msg next = {0};
-		if (ferry_msg_recv(sk, (unsigned)d->cfg->criu_timeout + 60, &next, &err) < 0)
-			return;
-		const char *ndir = ferry_msg_get(&next, "dir");
-		if (streq(ferry_msg_get(&next, "type") ?: "", "abort"))
-			return;
-		/* only a directory of this user in the shared directory: a peer names no other path */
-		_cleanup_free_ char *prefix = xasprintf("%s/%u/", d->shared_dir, (unsigned)u->uid);
-		if (!streq(ferry_msg_get(&next, "type") ?: "", "restart") || !ndir ||
-		    !startswith(ndir, prefix) || strstr(ndir, "/..") || strchr(ndir + strlen(prefix), '/'))
-			return send_error(sk, id, "bad restart message");
-		restart.checkpoint = (char *)ndir;
-		restart.flags |= FERRY_REQ_COMMIT;
-		r = ferryd_run_starter(d, u, &restart, sk, &out, &err);
-	}
-	if (r < 0) {
-		ferryd_log(id, "restart failed: %s", err->message);
-		return send_error(sk, id, "%s", err->message);
-	}
-	struct ferry_msg done = {0};
-	ferry_msg_set(&done, "type", "done");
-	ferry_msg_set(&done, "start", "%lld", timing(out, "start"));
-	ferry_msg_set(&done, "received", "%lld", timing(out, "received"));
-	ferry_msg_set(&done, "restored", "%lld", timing(out, "restored"));
-	ferry_msg_set(&done, "bytes", "%lld", timing(out, "bytes"));
-	ferryd_log(id, "'%s' runs here", name);
-	(void)ferry_msg_send(sk, &done, &err);
-}
-
-void ferryd_handle_peer(struct ferryd *d, int sk)
-{
-	/* the peer proved the cluster key in the main loop (loop.c) before this process was forked */
-	struct ferry_error *err = NULL;
-	struct ferry_msg m = {0};
-	if (ferry_msg_recv(sk, PEER_TIMEOUT, &m, &err) < 0)
-		return send_error(sk, NULL, "%s", err->message);
-	const char *type = ferry_msg_get(&m, "type"), *id = ferry_msg_get(&m, "id"),
-		   *name = ferry_msg_get(&m, "instance");
-	const char *mode = ferry_msg_get(&m, "mode"), *uid_s = ferry_msg_get(&m, "uid"),
-		   *user = ferry_msg_get(&m, "user");
-	unsigned long long uid = 0;
-	if (!type || !streq(type, "prepare") || !id || strlen(id) != 12 ||
-	    strspn(id, "0123456789abcdef") != 12 || !name || ferry_name_check(name, "instance", NULL) < 0 ||
-	    !mode || (!streq(mode, "default") && !streq(mode, "diskless")) || !uid_s ||
-	    parse_uint64(uid_s, UINT32_MAX - 1, &uid) < 0 || !user)
-		return send_error(sk, id, "bad prepare message");
-	struct ferryd_user u = {0};
-	if (ferryd_user_lookup((uid_t)uid, &u, &err) < 0)
-		return send_error(sk, id, "%s", err->message);
-	if (!streq(u.name, user)) /* the nodes must agree on who uid N is */
-		return send_error(sk, id, "uid %llu is '%s' here, not '%s'", uid, u.name, user);
-	ferryd_log(id, "receiving '%s' of %s from %s (%s)", name, u.name, ferry_msg_get(&m, "from") ?: "?",
-		   mode);
-	bool diskless = streq(mode, "diskless");
-	struct ferryd_leaf leaf = {.uidfd = -1};
-	if (diskless) {
-		_cleanup_free_ char *leaf_name = xasprintf("%s-%s", name, id);
-		if (ferryd_leaf_make(d->tmpfs_dir, &u, leaf_name, id, &leaf, &err) < 0) {
-			ferryd_log(id, "%s", err->message);
-			return send_error(sk, id, "%s", err->message);
-		}
-	}
-	receive(d, sk, &m, &u, &leaf);
-	/* diskless: the instance was restored from the tmpfs copy (or was not): it is not needed
-	 * any more, and takes as much memory as the instance */
-	ferryd_leaf_remove(d, &u, &leaf, id);
+	if (ferryd_user_lookup(cred.uid, &g.u, &err) < 0)
+		return ferryd_send_error(sk, NULL, NULL, "%s", err->message);
+	g.id = new_id();
+	ferryd_log(g.id, "%s asks to move '%s' to %s (%s)", g.u.name, g.name, g.to, g.mode);
+	migrate(&g);
+	ferryd_link_close(&g.peer);
+	free(g.id);
 }

@@ -82,3 +82,13 @@ int ferryd_run_starter(const struct ferryd *d, const struct ferryd_user *u, cons
 	}
 	return r;
 }
+
+long long ferryd_timing(const char *out, const char *key)
+{
+	const char *line = out ? strstr(out, "timing ") : NULL;
+	if (!line)
+		return 0;
+	_cleanup_free_ char *pat = xasprintf(" %s=", key);
+	const char *p = strstr(line, pat);
+	return p ? strtoll(p + strlen(pat), NULL, 10) : 0;
+}

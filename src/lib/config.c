@@ -67,7 +67,6 @@ struct parse_state {
 	const char *name; /* of the file, for messages */
 	unsigned lineno;
 	unsigned seen[ARRAY_SIZE(keys)]; /* line where a scalar key was set, 0 when not yet */
-	size_t n_bind_paths;
 };
 
 static bool is_space(char c)
@@ -134,24 +133,71 @@ static int line_error(struct parse_state *st, struct ferry_error **err, const ch
 	return ferry_error_msg(err, EINVAL, "%s line %u: %s", st->name, st->lineno, msg);
 }
 
+/* Whether @value has the form @k's kind takes; if not, *ret_fmt is the message's format, with
+ * the key's name and the shown value as its two arguments. Booleans and numbers are not here. */
+static bool value_ok(const struct key *k, const char *value, size_t vlen, const char **ret_fmt)
+{
+	bool ok = false;
+	switch (k->kind) {
+	case KEY_PATH:
+	case KEY_PATH_LIST:
+		*ret_fmt = "'%s' must be an absolute path without '.' or '..' components, '//' or a "
+			   "trailing '/', not '%s'";
+		return is_printable(value) && path_is_normal(value, vlen);
+	case KEY_NAME_LIST:
+		*ret_fmt = "'%s': bad value '%s' (see ferry.conf(5))";
+		return vlen > 0 && vlen <= 64 + 16 && ferry_config_word_ok(value, 64);
+	case KEY_CIDR_LIST:
+		*ret_fmt = "'%s': bad value '%s' (see ferry.conf(5))";
+		return vlen > 0 && vlen <= 64 + 16 && ferry_config_cidr_parse(value, NULL, NULL) == 0;
+	case KEY_PARENT_LIST: {
+		*ret_fmt = "'%s': bad value '%s' (see ferry.conf(5))";
+		const char *colon = strchr(value, ':');
+		_cleanup_free_ char *net = colon ? xstrndup(value, (size_t)(colon - value)) : NULL;
+		return vlen > 0 && vlen <= 64 + 16 && colon && ferry_config_word_ok(net, 64) &&
+		       ferry_config_word_ok(colon + 1, 15);
+	}
+	case KEY_STRING:
+	case KEY_STRING_LIST:
+		*ret_fmt = "'%s': bad value '%s' (printable, no spaces)";
+		ok = vlen > 0 && vlen <= 255;
+		for (size_t i = 0; ok && i < vlen; i++)
+			ok = value[i] > 0x20 && value[i] < 0x7f;
+		return ok;
+	case KEY_HOME_PATH:
+		*ret_fmt = "'%s' must be an absolute path or start with '~/', without '.' or '..' "
+			   "components, '//' or a trailing '/', not '%s'";
+		return is_printable(value) &&
+		       (path_is_normal(value, vlen) || (startswith(value, "~/") && vlen < PATH_MAX &&
+							relative_is_normal(value + 2, vlen - 2)));
+	case KEY_BOOL:
+	case KEY_UINT:
+		break;
+	}
+	*ret_fmt = "'%s': internal error (value '%s')";
+	return false;
+}
+
+static bool is_list(enum key_kind kind)
+{
+	return kind == KEY_PATH_LIST || kind == KEY_NAME_LIST || kind == KEY_CIDR_LIST ||
+	       kind == KEY_PARENT_LIST || kind == KEY_STRING_LIST;
+}
+
 static int set_value(struct ferry_config *c, const struct key *k, const char *value, struct parse_state *st,
 		     struct ferry_error **err)
 {
 	void *field = (char *)c + k->offset;
-	size_t vlen = strlen(value);
 	_cleanup_free_ char *v = ferry_shown(value, SHOWN_MAX);
+	const char *fmt = NULL;
 
-	switch (k->kind) {
-	case KEY_BOOL:
-		if (streq(value, "yes"))
-			*(bool *)field = true;
-		else if (streq(value, "no"))
-			*(bool *)field = false;
-		else
+	if (k->kind == KEY_BOOL) {
+		if (!streq(value, "yes") && !streq(value, "no"))
 			return line_error(st, err, "'%s' must be 'yes' or 'no', not '%s'", k->name, v);
+		*(bool *)field = streq(value, "yes");
 		return 0;
-
-	case KEY_UINT: {
+	}
+	if (k->kind == KEY_UINT) {
 		unsigned long long n = 0;
 		if (parse_uint64(value, k->max, &n) < 0 || n < k->min)
 			return line_error(st, err, "'%s' must be a number from %u to %u, not '%s'", k->name,
@@ -159,88 +205,23 @@ static int set_value(struct ferry_config *c, const struct key *k, const char *va
 		*(unsigned *)field = (unsigned)n;
 		return 0;
 	}
-
-	case KEY_PATH:
-	case KEY_PATH_LIST:
-		if (!is_printable(value) || !path_is_normal(value, vlen))
-			return line_error(st, err,
-					  "'%s' must be an absolute path without '.' or '..' components, "
-					  "'//' or a trailing '/', not '%s'",
-					  k->name, v);
-		if (k->kind == KEY_PATH) {
-			char **s = field;
-			free(*s);
-			*s = xstrdup(value);
-			return 0;
-		}
-		if (st->n_bind_paths >= LIST_MAX)
-			return line_error(st, err, "more than %u '%s' entries", LIST_MAX, k->name);
-		char ***list = field;
-		*list = xrealloc(*list, (st->n_bind_paths + 2) * sizeof(char *));
-		(*list)[st->n_bind_paths++] = xstrdup(value);
-		(*list)[st->n_bind_paths] = NULL;
-		return 0;
-
-	case KEY_NAME_LIST:
-	case KEY_CIDR_LIST:
-	case KEY_PARENT_LIST: {
-		bool ok = vlen > 0 && vlen <= 64 + 16;
-		if (k->kind == KEY_NAME_LIST)
-			ok = ok && ferry_config_word_ok(value, 64);
-		else if (k->kind == KEY_CIDR_LIST)
-			ok = ok && ferry_config_cidr_parse(value, NULL, NULL) == 0;
-		else {
-			const char *colon = strchr(value, ':');
-			_cleanup_free_ char *net = colon ? xstrndup(value, (size_t)(colon - value)) : NULL;
-			ok = ok && colon && ferry_config_word_ok(net, 64) &&
-			     ferry_config_word_ok(colon + 1, 15);
-		}
-		if (!ok)
-			return line_error(st, err, "'%s': bad value '%s' (see ferry.conf(5))", k->name, v);
-		char ***entries = field;
-		if (strv_length(*entries) >= LIST_MAX)
-			return line_error(st, err, "more than %u '%s' entries", LIST_MAX, k->name);
-		strv_push(entries, value);
+	if (!value_ok(k, value, strlen(value), &fmt)) {
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+		return line_error(st, err, fmt, k->name, v);
+#pragma GCC diagnostic pop
+	}
+	if (!is_list(k->kind)) {
+		char **str = field;
+		free(*str);
+		*str = xstrdup(value);
 		return 0;
 	}
-
-	case KEY_STRING:
-	case KEY_STRING_LIST: {
-		bool ok = vlen > 0 && vlen <= 255;
-		for (size_t i = 0; ok && i < vlen; i++)
-			ok = value[i] > 0x20 && value[i] < 0x7f;
-		if (!ok)
-			return line_error(st, err, "'%s': bad value '%s' (printable, no spaces)", k->name, v);
-		if (k->kind == KEY_STRING) {
-			char **str = field;
-			free(*str);
-			*str = xstrdup(value);
-			return 0;
-		}
-		char ***items = field;
-		if (strv_length(*items) >= LIST_MAX)
-			return line_error(st, err, "more than %u '%s' entries", LIST_MAX, k->name);
-		strv_push(items, value);
-		return 0;
-	}
-
-	case KEY_HOME_PATH: {
-		bool ok = is_printable(value) &&
-			  (path_is_normal(value, vlen) || (startswith(value, "~/") && vlen < PATH_MAX &&
-							   relative_is_normal(value + 2, vlen - 2)));
-		if (!ok)
-			return line_error(
-			    st, err,
-			    "'%s' must be an absolute path or start with '~/', without '.' or '..' "
-			    "components, '//' or a trailing '/', not '%s'",
-			    k->name, v);
-		char **s = field;
-		free(*s);
-		*s = xstrdup(value);
-		return 0;
-	}
-	}
-	return line_error(st, err, "'%s': internal error", k->name);
+	char ***items = field;
+	if (strv_length(*items) >= LIST_MAX)
+		return line_error(st, err, "more than %u '%s' entries", LIST_MAX, k->name);
+	strv_push(items, value);
+	return 0;
 }
 
 /* Parses one line (@n bytes, no newline, no NUL). */

@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* criu.h — CRIU through libcriu (swrk mode: libcriu forks and execs the CRIU binary).
  *
- * Callers run these in the identity CRIU must have (the starter drops to the user with only
- * the capabilities the step needs before calling), in a process that exists to run CRIU: its
- * environment is replaced by CRIU's own (criu_environment in criu.c). CRIU's log goes to @log in
- * @work_fd; on failure the message carries the log's last error lines. */
+ * libcriu and protobuf-c run only in ferry-criu (src/criu/), a helper of the bundle that the
+ * starter execs inside the container after dropping to the user for good, with only the
+ * capabilities the step needs (ambient: they pass on to CRIU, ferry-criu adds none). The
+ * functions below run there, in a process that exists to run CRIU: its environment is replaced
+ * by CRIU's own (criu_environment in criu.c). CRIU's log goes to @log in @work_fd; on failure
+ * the message carries the log's last error lines. The starter itself uses only the constants
+ * and ferry_criu_log_errors (criu_log.c, no libcriu). */
 #ifndef FERRY_CRIU_H
 #define FERRY_CRIU_H
 
@@ -25,6 +28,29 @@
 #define FERRY_CRIU_PS_STOPPED FERRY_CRIU_DIR "/ps-stopped.conf"
 #define FERRY_CRIU_PS_RUNNING FERRY_CRIU_DIR "/ps-running.conf"
 
+/* ferry-criu, CRIU's client, in the bundle (loaded like CRIU: its loader and libraries are the
+ * bundle's). The starter execs it with the environment FERRY_CRIU_ENV and fds at fixed numbers:
+ *   ferry-criu dump --pid PID --timeout SECS [--leave-running] [--tcp] [--page-server]
+ *       IMAGES_FD: the images directory (dump.log goes there too), REPORT_FD,
+ *       FERRY_CRIU_PS_FD (--page-server): the socket to the receiving page server;
+ *       writes "D\n" to REPORT_FD once the tree is dumped, or "E <message>\n".
+ *   ferry-criu restore --timeout SECS [--tcp] [--page SIZE:SHA256:NAME]...
+ *       IMAGES_FD: the verified generation, WORK_FD: the checkpoint directory (restore.log),
+ *       REPORT_FD, PID_FD: the restored root's pid in decimal, written once everything checked
+ *       out; PAGES_FD + i: the page image of the i-th --page, hashed while CRIU restores and
+ *       compared before any restored process runs. An error is "E <message>\n" on REPORT_FD. */
+#define FERRY_CRIU_HELPER FERRY_CRIU_DIR "/ferry-criu"
+#define FERRY_CRIU_ENV "PATH=" FERRY_CRIU_PATH
+#define FERRY_CRIU_IMAGES_FD 3
+#define FERRY_CRIU_WORK_FD 4
+#define FERRY_CRIU_REPORT_FD 5
+#define FERRY_CRIU_PID_FD 6
+#define FERRY_CRIU_PAGES_FD 16
+/* at most this many page images (each one fd in the restorer) */
+#define FERRY_CRIU_MAX_PAGES 16384
+#define FERRY_CRIU_DUMP_LOG "dump.log"
+#define FERRY_CRIU_RESTORE_LOG "restore.log"
+
 struct ferry_criu_opts {
 	const char *binary; /* CRIU binary (FERRY_CRIU_BIN inside a container) */
 	int images_fd; /* directory CRIU reads or writes images in */
@@ -43,7 +69,7 @@ struct ferry_criu_opts {
 int ferry_criu_dump(const struct ferry_criu_opts *o, struct ferry_error **err);
 /* Restores into the caller's namespaces; *ret_pid is the restored root, in our pid namespace. */
 int ferry_criu_restore(const struct ferry_criu_opts *o, pid_t *ret_pid, struct ferry_error **err);
-/* The last @max "Error" lines of a CRIU log (skipping known harmless ones), joined by "; ". */
+/* criu_log.c: the last @max "Error" lines of a CRIU log (skipping known harmless ones), joined by "; ". */
 char *ferry_criu_log_errors(int dirfd, const char *log, int max);
 
 #endif

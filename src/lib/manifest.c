@@ -122,6 +122,25 @@ int ferry_manifest_sign(const struct ferry_manifest *m, const unsigned char *key
 	return 0;
 }
 
+/* The index of a key that may appear once, or -1 ("file" repeats; anything else is unknown). */
+static int scalar_key(const char *k)
+{
+	static const char *const keys[] = {"ferry_version",	"uid",	   "gid", "instance", "image",
+					   "image_fingerprint", "created", "pid", "node"};
+	for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
+		if (streq(k, keys[i]))
+			return (int)i;
+	return -1;
+}
+
+/* "NAME SIZE SHA256" exactly as the signer writes it (one space, no sign, no leading zero). */
+static bool file_line_canonical(const char *v, const char *name, unsigned long long size, const char *sha)
+{
+	char canon[256 + 1 + 20 + 1 + 64 + 1];
+	snprintf(canon, sizeof(canon), "%s %llu %s", name, size, sha);
+	return streq(canon, v);
+}
+
 static int bad(struct ferry_error **err, const char *what)
 {
 	return ferry_error_msg(err, EBADMSG, "malformed manifest: %s", what);
@@ -147,6 +166,7 @@ int ferry_manifest_parse_unverified(const char *text, size_t len, struct ferry_m
 	struct ferry_manifest *m = xzalloc(sizeof(*m));
 	int r = 0;
 	bool seen_uid = false;
+	unsigned seen = 0;
 	char *save = NULL;
 	for (char *line = strtok_r(copy, "\n", &save); line && r == 0; line = strtok_r(NULL, "\n", &save)) {
 		char *eq = strchr(line, '=');
@@ -159,6 +179,17 @@ int ferry_manifest_parse_unverified(const char *text, size_t len, struct ferry_m
 		unsigned long long n = 0;
 		if (streq(k, "hmac"))
 			continue;
+		if (!value_ok(v)) {
+			r = bad(err, "control character in a value");
+			break;
+		}
+		int key = scalar_key(k);
+		if (key >= 0 && (seen & (1u << key))) {
+			r = bad(err, "a key set twice");
+			break;
+		}
+		if (key >= 0)
+			seen |= 1u << key;
 		if (streq(k, "ferry_version"))
 			free(m->ferry_version), m->ferry_version = xstrdup(v);
 		else if (streq(k, "instance"))
@@ -177,13 +208,18 @@ int ferry_manifest_parse_unverified(const char *text, size_t len, struct ferry_m
 			m->created = (long long)n;
 		else if (streq(k, "pid") && (r = parse_num(v, INT32_MAX, &n, err)) == 0)
 			m->pid = (long long)n;
-		else if (streq(k, "file")) {
+		else if (key < 0 && !streq(k, "file")) {
+			r = bad(err, "unknown key");
+			break;
+		}
+		if (r == 0 && streq(k, "file")) {
 			char name[256], sha[65];
 			unsigned long long size = 0;
 			int used = 0;
 			if (sscanf(v, "%255s %llu %64s%n", name, &size, sha, &used) != 3 || v[used] != '\0' ||
 			    !ferry_manifest_name_ok(name) || strlen(sha) != 64 ||
-			    strspn(sha, "0123456789abcdef") != 64) {
+			    strspn(sha, "0123456789abcdef") != 64 ||
+			    !file_line_canonical(v, name, size, sha)) {
 				r = bad(err, "bad file line");
 				break;
 			}

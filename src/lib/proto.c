@@ -99,19 +99,15 @@ int ferry_msg_parse(const char *buf, size_t len, struct ferry_msg *ret, struct f
 	return 0;
 }
 
-int ferry_msg_send(int fd, const struct ferry_msg *m, struct ferry_error **err)
+int ferry_msg_encode(const struct ferry_msg *m, size_t head, char **ret, size_t *ret_len,
+		     struct ferry_error **err)
 {
 	size_t len = strlen(MAGIC);
 	for (size_t i = 0; i < m->n; i++)
 		len += strlen(m->keys[i]) + 1 + strlen(m->vals[i]) + 1;
 	if (len > FERRY_PROTO_MAX)
 		return ferry_error_msg(err, EMSGSIZE, "message too large");
-	_cleanup_free_ char *buf = xmalloc(4 + len);
-	buf[0] = (char)(len & 0xff);
-	buf[1] = (char)((len >> 8) & 0xff);
-	buf[2] = (char)((len >> 16) & 0xff);
-	buf[3] = (char)((len >> 24) & 0xff);
-	char *p = buf + 4;
+	char *buf = xmalloc(head + len), *p = buf + head;
 	memcpy(p, MAGIC, strlen(MAGIC));
 	p += strlen(MAGIC);
 	for (size_t i = 0; i < m->n; i++) {
@@ -122,7 +118,23 @@ int ferry_msg_send(int fd, const struct ferry_msg *m, struct ferry_error **err)
 		p[kl + 1 + vl] = '\n';
 		p += kl + vl + 2;
 	}
-	int r = ferry_write_all(fd, buf, 4 + len);
+	*ret = buf;
+	*ret_len = len;
+	return 0;
+}
+
+int ferry_msg_send(int fd, const struct ferry_msg *m, struct ferry_error **err)
+{
+	_cleanup_free_ char *buf = NULL;
+	size_t len = 0;
+	int r = ferry_msg_encode(m, 4, &buf, &len, err);
+	if (r < 0)
+		return r;
+	buf[0] = (char)(len & 0xff);
+	buf[1] = (char)((len >> 8) & 0xff);
+	buf[2] = (char)((len >> 16) & 0xff);
+	buf[3] = (char)((len >> 24) & 0xff);
+	r = ferry_write_all(fd, buf, 4 + len);
 	if (r < 0)
 		return ferry_error_set(err, -r, "send");
 	return 0;

@@ -4,7 +4,8 @@
  * A message is a u32 little-endian length (at most FERRY_PROTO_MAX) followed by that many bytes:
  * the line "ferry-proto 1", then up to FERRY_PROTO_FIELDS lines "key=value": keys are 1..32 of
  * [a-z_], unique; values are printable (no control characters), at most 4 KiB. Used between the
- * CLI and its node's ferryd (unix socket) and between ferryd (TCP, after ferry_peer_*). */
+ * CLI and its node's ferryd (unix socket), and between ferryd as the payload of sealed records
+ * (without the length: the record has its own; src/ferryd/link.c). */
 #ifndef FERRY_PROTO_H
 #define FERRY_PROTO_H
 
@@ -27,6 +28,10 @@ void ferry_msg_set(struct ferry_msg *m, const char *key, const char *fmt, ...) _
 const char *ferry_msg_get(const struct ferry_msg *m, const char *key);
 /* Strict parser of one payload (without the length). */
 int ferry_msg_parse(const char *buf, size_t len, struct ferry_msg *ret, struct ferry_error **err);
+/* The payload of @m (without the length) into *ret, malloc'ed, after @head bytes left for the
+ * caller; *ret_len: the payload's length. */
+int ferry_msg_encode(const struct ferry_msg *m, size_t head, char **ret, size_t *ret_len,
+		     struct ferry_error **err);
 int ferry_msg_send(int fd, const struct ferry_msg *m, struct ferry_error **err);
 /* Reads one message; @timeout in seconds (0: none). */
 int ferry_msg_recv(int fd, unsigned timeout, struct ferry_msg *ret, struct ferry_error **err);

@@ -83,6 +83,22 @@ static int bad(struct ferry_error **err, const char *fmt, ...)
 	return ferry_error_msg(err, EBADMSG, "invalid request: %s", msg);
 }
 
+/* ---- the op table ---- */
+
+#define RULE_ROW(op, what_, flags_, image_, instance_, argv_, checkpoint_, handler)                          \
+	[op] = {.what = what_,                                                                               \
+		.flags = flags_,                                                                             \
+		.image = image_,                                                                             \
+		.instance = instance_,                                                                       \
+		.argv = argv_,                                                                               \
+		.checkpoint = checkpoint_},
+static const struct ferry_op_rule rules[FERRY_OP_MAX_] = {FERRY_OP_TABLE(RULE_ROW)};
+
+const struct ferry_op_rule *ferry_op_rule(uint32_t op)
+{
+	return op < FERRY_OP_MAX_ && rules[op].what ? &rules[op] : NULL;
+}
+
 /* ---- encoding ---- */
 
 struct wbuf {
@@ -339,7 +355,7 @@ static int decode_record(struct ferry_request *req, struct decode_state *st, uns
 		*have = true;
 		uint32_t v = ferry_get_le32(d);
 		if (tag == TAG_OP) {
-			if (v < FERRY_OP_EXEC || v >= FERRY_OP_MAX_)
+			if (!ferry_op_rule(v))
 				return bad(err, "unknown op %" PRIu32, v);
 			req->op = v;
 		} else {
@@ -388,76 +404,112 @@ static int decode_record(struct ferry_request *req, struct decode_state *st, uns
 	return bad(err, "unknown record tag %u at offset %zu", tag, off);
 }
 
-static int check_request(struct ferry_request *req, const struct decode_state *st, struct ferry_error **err)
+/* What every field must be, whoever built the request: the decoder, or the starter's root side
+ * from the plan its unprivileged child sent (see src/starter/plan.c). Simple bounded checks. */
+static int check_fields(const struct ferry_request *req, size_t *ret_n_argv, struct ferry_error **err)
 {
-	if (!st->have_op)
-		return bad(err, "no op");
+	if (!ferry_op_rule(req->op))
+		return bad(err, "unknown op %" PRIu32, req->op);
+	if (req->flags & ~(uint32_t)FERRY_REQ_ALL_)
+		return bad(err, "unknown flags 0x%" PRIx32, req->flags & ~(uint32_t)FERRY_REQ_ALL_);
+	const struct {
+		const char *v, *what;
+		bool path;
+	} scalars[] = {{req->image, "image", true},
+		       {req->instance, "instance", false},
+		       {req->cwd, "cwd", true},
+		       {req->pwd, "pwd", true},
+		       {req->hostname, "hostname", false},
+		       {req->checkpoint, "checkpoint", true},
+		       {req->page_server, "page_server", false},
+		       {req->networks, "networks", false},
+		       {req->network_args, "network_args", false}};
+	int r;
+	for (size_t i = 0; i < ARRAY_SIZE(scalars); i++) {
+		if (scalars[i].v && !*scalars[i].v)
+			return bad(err, "empty %s", scalars[i].what);
+		if (scalars[i].v && scalars[i].path &&
+		    (r = check_path(scalars[i].v, scalars[i].what, err)) < 0)
+			return r;
+	}
+	size_t n = 0;
+	for (; req->argv && req->argv[n]; n++)
+		if (n >= LIST_MAX)
+			return bad(err, "more than %u argv entries", LIST_MAX);
+	if (n > 0 && !*req->argv[0])
+		return bad(err, "argv[0] is empty");
+	*ret_n_argv = n;
+	for (size_t i = 0; req->env && req->env[i]; i++) {
+		if (i >= LIST_MAX)
+			return bad(err, "more than %u env entries", LIST_MAX);
+		const char *eq = strchr(req->env[i], '=');
+		if (!eq || eq == req->env[i])
+			return bad(err, "env entry %zu is not KEY=VALUE", i);
+	}
+	if (req->n_binds > LIST_MAX)
+		return bad(err, "more than %u bind entries", LIST_MAX);
+	for (size_t i = 0; i < req->n_binds; i++)
+		if ((r = check_path(req->binds[i].src, "bind source", err)) < 0 ||
+		    (r = check_path(req->binds[i].dst, "bind destination", err)) < 0)
+			return r;
+	return 0;
+}
 
-	bool image = false, instance = false, argv = false, checkpoint = false;
+int ferry_request_check(struct ferry_request *req, struct ferry_error **err)
+{
+	size_t n_argv = 0;
+	int r = check_fields(req, &n_argv, err);
+	if (r < 0)
+		return r;
+
+	const struct ferry_op_rule *rule = ferry_op_rule(req->op);
 	bool launch = req->flags & FERRY_REQ_CRIU_LAUNCH, restart = req->flags & FERRY_REQ_CRIU_RESTART;
-	if ((launch || restart) && req->op != FERRY_OP_INSTANCE_START)
-		return bad(err, "--criu-launch and --criu-restart belong to instance start");
+	static const struct {
+		uint32_t flags;
+		const char *msg;
+	} homes[] = {
+	    {FERRY_REQ_CRIU_LAUNCH | FERRY_REQ_CRIU_RESTART,
+	     "--criu-launch and --criu-restart belong to instance start"},
+	    {FERRY_REQ_NET, "--net belongs to instance start"},
+	    {FERRY_REQ_LEAVE_RUNNING, "--leave-running belongs to checkpoint instance"},
+	};
+	uint32_t refused = req->flags & ~(rule->flags | (uint32_t)FERRY_REQ_ANY_OP_);
+	for (size_t i = 0; i < ARRAY_SIZE(homes); i++)
+		if (refused & homes[i].flags)
+			return bad(err, "%s", homes[i].msg);
+	if (refused)
+		return bad(err, "flags 0x%" PRIx32 " do not belong to %s", refused, rule->what);
 	if (launch && restart)
 		return bad(err, "--criu-launch and --criu-restart exclude each other");
-	if ((req->flags & FERRY_REQ_NET) && req->op != FERRY_OP_INSTANCE_START)
-		return bad(err, "--net belongs to instance start");
 	if ((req->networks || req->network_args) && !(req->flags & FERRY_REQ_NET))
 		return bad(err, "--network and --network-args need --net");
-	if ((req->flags & FERRY_REQ_LEAVE_RUNNING) && req->op != FERRY_OP_CHECKPOINT_DUMP)
-		return bad(err, "--leave-running belongs to checkpoint instance");
 	if (req->page_server && req->op != FERRY_OP_CHECKPOINT_DUMP && !restart)
 		return bad(err, "a page server belongs to a checkpoint dump or a restart");
-	switch (req->op) {
-	case FERRY_OP_EXEC:
-		if (req->instance)
-			return bad(err, "an instance name is not expected for exec");
-		image = argv = true;
-		break;
-	case FERRY_OP_INSTANCE_START:
-		if (restart) {
-			if (st->n_argv > 0)
-				return bad(err,
-					   "a restart takes no command: it restores the checkpointed one");
-			image = req->image != NULL;
-			instance = req->instance != NULL;
-			checkpoint = true;
-		} else {
-			image = instance = true;
-			checkpoint = launch;
-		}
-		break;
-	case FERRY_OP_CHECKPOINT_DUMP:
-	case FERRY_OP_CHECKPOINT_RESTORE:
-		if (st->n_argv > 0)
-			return bad(err, "argv is not expected for a checkpoint");
-		instance = true;
-		checkpoint = req->op == FERRY_OP_CHECKPOINT_DUMP && req->checkpoint;
-		break;
 
-	case FERRY_OP_CHECKPOINT_DELETE:
-		if (st->n_argv > 0)
-			return bad(err, "argv is not expected for a checkpoint delete");
-		checkpoint = true;
-		break;
-	case FERRY_OP_INSTANCE_JOIN:
-		instance = argv = true;
-		break;
-	case FERRY_OP_INSTANCE_LIST:
-		if (st->n_argv > 0)
-			return bad(err, "argv is not expected for instance list");
-		break;
+	enum ferry_field image = rule->image, instance = rule->instance, argv = rule->argv,
+			 checkpoint = launch ? FERRY_FIELD_YES : rule->checkpoint;
+	if (restart) {
+		/* the rest comes from the checkpoint */
+		if (n_argv > 0)
+			return bad(err, "a restart takes no command: it restores the checkpointed one");
+		image = instance = FERRY_FIELD_OPT;
+		checkpoint = FERRY_FIELD_YES;
 	}
-	if (image && !req->image)
+	if (instance == FERRY_FIELD_NO && req->instance)
+		return bad(err, "an instance name is not expected for %s", rule->what);
+	if (argv == FERRY_FIELD_NO && n_argv > 0)
+		return bad(err, "argv is not expected for %s", rule->what);
+	if (image == FERRY_FIELD_YES && !req->image)
 		return bad(err, "no image");
-	if (!image && req->image)
+	if (image == FERRY_FIELD_NO && req->image)
 		return bad(err, "an image is not expected for this op");
-	if (instance && !req->instance)
+	if (instance == FERRY_FIELD_YES && !req->instance)
 		return bad(err, "no instance name");
-	if (argv && st->n_argv == 0)
+	if (argv == FERRY_FIELD_YES && n_argv == 0)
 		return bad(err, "no argv");
-	if (checkpoint && !req->checkpoint)
+	if (checkpoint == FERRY_FIELD_YES && !req->checkpoint)
 		return bad(err, "no checkpoint directory");
-	if (!checkpoint && req->checkpoint)
+	if (checkpoint == FERRY_FIELD_NO && req->checkpoint)
 		return bad(err, "a checkpoint directory is not expected for this op");
 
 	if (!req->argv)
@@ -501,7 +553,9 @@ int ferry_request_decode(const char *buf, size_t len, struct ferry_request **ret
 	}
 	if (!st.ended)
 		return bad(err, "truncated (no end record)");
-	int r = check_request(req, &st, err);
+	if (!st.have_op)
+		return bad(err, "no op");
+	int r = ferry_request_check(req, err);
 	if (r < 0)
 		return r;
 	*ret = TAKE_PTR(req);

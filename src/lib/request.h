@@ -2,9 +2,11 @@
 /* request.h — what the unprivileged CLI asks the setuid starter to do.
  *
  * The CLI encodes a request into a sealed memfd passed as fd 3 to ferry-starter. The starter
- * treats every byte as hostile: it decodes with ferry_request_decode (bounded, strict) and then
- * checks each field against ferry.conf and the caller's real uid. Identity is never taken from
- * the request. */
+ * treats every byte as hostile: only its plan child, permanently the caller, decodes it with
+ * ferry_request_decode (bounded, strict); root re-checks the plan it sends (ferry_request_check)
+ * and checks each field against ferry.conf and the caller's real uid. Identity is never taken
+ * from the request. Root decodes only a checkpoint's sealed launch request, once its signature
+ * and hash are verified (see src/starter/main.c, prepare_restart). */
 #ifndef FERRY_REQUEST_H
 #define FERRY_REQUEST_H
 
@@ -41,6 +43,53 @@ enum ferry_request_flags {
 	FERRY_REQ_MIGRATED = 1u << 9,
 	FERRY_REQ_ALL_ = (1u << 10) - 1,
 };
+
+/* Flags any op may carry. */
+#define FERRY_REQ_ANY_OP_                                                                                    \
+	(FERRY_REQ_CONTAIN | FERRY_REQ_CLEANENV | FERRY_REQ_NO_HOME | FERRY_REQ_TIMINGS | FERRY_REQ_COMMIT | \
+	 FERRY_REQ_MIGRATED)
+
+/* Whether an op takes a field. */
+enum ferry_field {
+	FERRY_FIELD_NO = 0, /* refused */
+	FERRY_FIELD_YES = 1, /* required */
+	FERRY_FIELD_OPT = 2, /* either */
+};
+
+/* The one table of operations (OpenSSH's monitor table): for each op, the word its messages use,
+ * the flags it allows beyond FERRY_REQ_ANY_OP_, whether it takes an image, an instance name, an
+ * argv and a checkpoint directory, and the starter's handler. The request check (the decoder, the
+ * CLI's encoder, the starter's plan child and its root side's re-check: ferry_request_check) and
+ * the starter's dispatch (src/starter/ops.c) all read it; the handler column is the starter's
+ * alone. One exception, in ferry_request_check: a restart's instance start (CRIU_RESTART) takes
+ * its image, instance and argv from its checkpoint (image and instance optional, no argv) and
+ * needs a checkpoint, as CRIU_LAUNCH does. An op with an image is prepared by the plan child
+ * (networks, image probe, mount sources: src/starter/plan.c). */
+#define FERRY_OP_TABLE(X)                                                                                    \
+	X(FERRY_OP_EXEC, "exec", 0, FERRY_FIELD_YES, FERRY_FIELD_NO, FERRY_FIELD_YES, FERRY_FIELD_NO,        \
+	  op_exec)                                                                                           \
+	X(FERRY_OP_INSTANCE_START, "instance start",                                                         \
+	  FERRY_REQ_CRIU_LAUNCH | FERRY_REQ_CRIU_RESTART | FERRY_REQ_NET, FERRY_FIELD_YES, FERRY_FIELD_YES,  \
+	  FERRY_FIELD_OPT, FERRY_FIELD_NO, op_instance_start)                                                \
+	X(FERRY_OP_INSTANCE_JOIN, "instance join", 0, FERRY_FIELD_NO, FERRY_FIELD_YES, FERRY_FIELD_YES,      \
+	  FERRY_FIELD_NO, op_instance_join)                                                                  \
+	X(FERRY_OP_INSTANCE_LIST, "instance list", 0, FERRY_FIELD_NO, FERRY_FIELD_OPT, FERRY_FIELD_NO,       \
+	  FERRY_FIELD_NO, op_list)                                                                           \
+	X(FERRY_OP_CHECKPOINT_DUMP, "a checkpoint", FERRY_REQ_LEAVE_RUNNING, FERRY_FIELD_NO,                 \
+	  FERRY_FIELD_YES, FERRY_FIELD_NO, FERRY_FIELD_OPT, op_checkpoint_dump)                              \
+	X(FERRY_OP_CHECKPOINT_DELETE, "a checkpoint delete", 0, FERRY_FIELD_NO, FERRY_FIELD_OPT,             \
+	  FERRY_FIELD_NO, FERRY_FIELD_YES, op_checkpoint_delete)                                             \
+	X(FERRY_OP_CHECKPOINT_RESTORE, "a checkpoint", 0, FERRY_FIELD_NO, FERRY_FIELD_YES, FERRY_FIELD_NO,   \
+	  FERRY_FIELD_NO, op_checkpoint_restore)
+
+/* A row of FERRY_OP_TABLE without its handler. */
+struct ferry_op_rule {
+	const char *what; /* "exec", "instance start", ... as the messages say it */
+	uint32_t flags; /* allowed beyond FERRY_REQ_ANY_OP_ */
+	enum ferry_field image, instance, argv, checkpoint;
+};
+/* The rule of @op, NULL for an unknown op. */
+const struct ferry_op_rule *ferry_op_rule(uint32_t op);
 
 struct ferry_bind {
 	char *src; /* host path, absolute */
@@ -80,19 +129,9 @@ struct ferry_request {
  * than 4096 entries in any list, a total size above FERRY_REQUEST_MAX, flags outside
  * FERRY_REQ_ALL_, ops out of range, empty scalar strings, an empty argv[0], env entries that are
  * not KEY=VALUE with a non-empty KEY, image/cwd/pwd/bind paths that are not absolute or not
- * shorter than PATH_MAX, and fields that do not fit the op:
- *   EXEC              image, argv >= 1, no instance, no checkpoint
- *   INSTANCE_START    image, instance, argv >= 0; with CRIU_LAUNCH a checkpoint;
- *                     with CRIU_RESTART a checkpoint, image and instance optional, no argv
- *   INSTANCE_JOIN     instance, argv >= 1, no image
- *   INSTANCE_LIST     argv empty, no image (instance optional)
- *   CHECKPOINT_DUMP   instance, no image, no argv; optionally a checkpoint directory other than
- *                     the instance's own (where a migration puts it)
- *   CHECKPOINT_DELETE checkpoint, no image, no argv
- *   CHECKPOINT_RESTORE instance, no image, no argv
- * CRIU_LAUNCH and CRIU_RESTART exclude each other and belong to INSTANCE_START only;
- * LEAVE_RUNNING and page_server HOST:PORT belong to CHECKPOINT_DUMP, page_server PORT to
- * CRIU_RESTART.
+ * shorter than PATH_MAX, and flags and fields that do not fit the op (FERRY_OP_TABLE above;
+ * page_server HOST:PORT belongs to CHECKPOINT_DUMP, PORT to CRIU_RESTART; --network and
+ * --network-args need NET).
  * Names, policy and whether paths exist are the starter's to check. Errors are -EBADMSG
  * ("invalid request: ..."). A decoded request's argv and env are never NULL (maybe empty).
  * The encoder runs the decoder on its output and fails the same way (-E2BIG when too large), so
@@ -100,6 +139,10 @@ struct ferry_request {
 int ferry_request_encode(const struct ferry_request *req, char **ret_buf, size_t *ret_len,
 			 struct ferry_error **err);
 int ferry_request_decode(const char *buf, size_t len, struct ferry_request **ret, struct ferry_error **err);
+/* The decoder's checks of every field and of the fields that fit the op, on a request however it
+ * was built (the starter's root side re-checks the plan its unprivileged child sent with it).
+ * Gives an empty argv and env to a request without them. */
+int ferry_request_check(struct ferry_request *req, struct ferry_error **err);
 void ferry_request_free(struct ferry_request *req);
 /* Frees what @req holds (not @req itself) and zeroes it. */
 void ferry_request_clear(struct ferry_request *req);

@@ -246,6 +246,71 @@ static int make_pipe(int which, int *ret_read, struct child_setup *cs, struct pa
 	return 0;
 }
 
+static int check_args(const char *path, char *const argv[], const struct ferry_spawn_opts *opts,
+		      struct ferry_error **err)
+{
+	if (!path || path[0] != '/')
+		return ferry_error_msg(err, EINVAL, "helper path '%s' is not absolute",
+				       path ? path : "(null)");
+	if (!argv || !argv[0])
+		return ferry_error_msg(err, EINVAL, "no argv for '%s'", path);
+	if (opts->n_pass_fds > 64)
+		return ferry_error_msg(err, EINVAL, "too many fds to pass to '%s'", path);
+	for (size_t i = 0; i < opts->n_pass_fds; i++)
+		if (opts->pass_fds[i] < 0)
+			return ferry_error_msg(err, EBADF, "bad fd to pass to '%s'", path);
+	return 0;
+}
+
+/* The child's fds 0-2, as @opts asks: its input, pipes to read, or fds of ours. */
+static int setup_stdio(const struct ferry_spawn_opts *opts, struct child_setup *cs, struct parent_fds *pf,
+		       struct ferry_error **err)
+{
+	int r;
+	if (opts->input) {
+		r = input_memfd(opts->input, opts->input_len, err);
+		if (r < 0)
+			return r;
+		pf->own[0] = r;
+		cs->src[0] = r;
+	} else if ((r = pick_stdio(0, opts->stdin_fd, cs, pf, err)) < 0) {
+		return r;
+	}
+	r = opts->output ? make_pipe(1, &pf->out_read, cs, pf, err)
+			 : pick_stdio(1, opts->stdout_fd, cs, pf, err);
+	if (r < 0)
+		return r;
+	return opts->capture_stderr ? make_pipe(2, &pf->err_read, cs, pf, err)
+				    : pick_stdio(2, opts->stderr_fd, cs, pf, err);
+}
+
+/* Reads the child's report from @report_fd: nothing (EOF at its exec) means it runs; a report
+ * means it failed before exec, and is reaped here. */
+static int exec_result(pid_t pid, int report_fd, const char *path, const struct ferry_spawn_opts *opts,
+		       struct ferry_error **err)
+{
+	struct child_report rep;
+	ssize_t n;
+	do
+		n = read(report_fd, &rep, sizeof(rep));
+	while (n < 0 && errno == EINTR);
+	if (n != (ssize_t)sizeof(rep))
+		return 0;
+	int status;
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	switch (rep.stage) {
+	case STAGE_EXEC:
+		return ferry_error_set(err, rep.error, "exec '%s'", path);
+	case STAGE_CWD:
+		return ferry_error_set(err, rep.error, "'%s': change to directory '%s'", path, opts->cwd);
+	case STAGE_SESSION:
+		return ferry_error_set(err, rep.error, "'%s': setsid", path);
+	default:
+		return ferry_error_set(err, rep.error, "'%s': set up file descriptors", path);
+	}
+}
+
 static int start(const char *path, char *const argv[], char *const envp[],
 		 const struct ferry_spawn_opts *opts, struct parent_fds *pf, pid_t *ret_pid,
 		 struct ferry_error **err)
@@ -253,18 +318,11 @@ static int start(const char *path, char *const argv[], char *const envp[],
 	static const struct ferry_spawn_opts none = {0};
 	if (!opts)
 		opts = &none;
-	if (!path || path[0] != '/')
-		return ferry_error_msg(err, EINVAL, "helper path '%s' is not absolute",
-				       path ? path : "(null)");
-	if (!argv || !argv[0])
-		return ferry_error_msg(err, EINVAL, "no argv for '%s'", path);
+	int r = check_args(path, argv, opts, err);
+	if (r < 0)
+		return r;
 	if (!envp)
 		envp = default_env;
-	if (opts->n_pass_fds > 64)
-		return ferry_error_msg(err, EINVAL, "too many fds to pass to '%s'", path);
-	for (size_t i = 0; i < opts->n_pass_fds; i++)
-		if (opts->pass_fds[i] < 0)
-			return ferry_error_msg(err, EBADF, "bad fd to pass to '%s'", path);
 
 	struct child_setup cs = {
 	    .pass_fds = opts->pass_fds,
@@ -278,27 +336,9 @@ static int start(const char *path, char *const argv[], char *const envp[],
 	    .gid = opts->gid,
 	    .groups = opts->groups,
 	    .n_groups = opts->n_groups,
-
 	    .parent = getpid(),
-
 	};
-	int r;
-	if (opts->input) {
-		r = input_memfd(opts->input, opts->input_len, err);
-		if (r < 0)
-			return r;
-		pf->own[0] = r;
-		cs.src[0] = r;
-	} else if ((r = pick_stdio(0, opts->stdin_fd, &cs, pf, err)) < 0) {
-		return r;
-	}
-	r = opts->output ? make_pipe(1, &pf->out_read, &cs, pf, err)
-			 : pick_stdio(1, opts->stdout_fd, &cs, pf, err);
-	if (r < 0)
-		return r;
-	r = opts->capture_stderr ? make_pipe(2, &pf->err_read, &cs, pf, err)
-				 : pick_stdio(2, opts->stderr_fd, &cs, pf, err);
-	if (r < 0)
+	if ((r = setup_stdio(opts, &cs, pf, err)) < 0)
 		return r;
 
 	struct rlimit rl;
@@ -326,29 +366,10 @@ static int start(const char *path, char *const argv[], char *const envp[],
 	close(report[1]);
 	for (int i = 0; i < 3; i++)
 		safe_close(&pf->own[i]);
-
-	struct child_report rep;
-	ssize_t n;
-	do
-		n = read(report[0], &rep, sizeof(rep));
-	while (n < 0 && errno == EINTR);
+	r = exec_result(pid, report[0], path, opts, err);
 	close(report[0]);
-	if (n == (ssize_t)sizeof(rep)) {
-		int status;
-		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-			;
-		switch (rep.stage) {
-		case STAGE_EXEC:
-			return ferry_error_set(err, rep.error, "exec '%s'", path);
-		case STAGE_CWD:
-			return ferry_error_set(err, rep.error, "'%s': change to directory '%s'", path,
-					       opts->cwd);
-		case STAGE_SESSION:
-			return ferry_error_set(err, rep.error, "'%s': setsid", path);
-		default:
-			return ferry_error_set(err, rep.error, "'%s': set up file descriptors", path);
-		}
-	}
+	if (r < 0)
+		return r;
 	*ret_pid = pid;
 	return 0;
 }

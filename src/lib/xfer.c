@@ -340,18 +340,24 @@ int ferry_xfer_accept_listen(int ls, const unsigned char *key, size_t keylen, ui
 
 /* Daemons: the same proofs under other role names, so that neither kind of session can be
  * replayed as the other. uid 0: a daemon acts for nobody in particular. */
+int ferry_peer_keys(const unsigned char *key, size_t keylen, const unsigned char *nr, const unsigned char *ns,
+		    struct ferry_xfer_keys *ret_keys, struct ferry_error **err)
+{
+	return derive(key, keylen, FERRY_PEER_ROLE_CLIENT, FERRY_PEER_ROLE_SERVER, nr, ns, 0, ret_keys, err);
+}
+
 int ferry_peer_accept(int sk, const unsigned char *key, size_t keylen, unsigned timeout,
-		      struct ferry_error **err)
+		      struct ferry_xfer_keys *ret_keys, struct ferry_error **err)
 {
 	return hs_accept(sk, key, keylen, FERRY_PEER_ROLE_CLIENT, FERRY_PEER_ROLE_SERVER, '1', 0, timeout,
-			 NULL, err);
+			 ret_keys, err);
 }
 
 int ferry_peer_connect(int sk, const unsigned char *key, size_t keylen, unsigned timeout,
-		       struct ferry_error **err)
+		       struct ferry_xfer_keys *ret_keys, struct ferry_error **err)
 {
 	return hs_connect(sk, key, keylen, FERRY_PEER_ROLE_CLIENT, FERRY_PEER_ROLE_SERVER, '1', 0, timeout,
-			  NULL, err);
+			  ret_keys, err);
 }
 
 /* After an 'A' verdict the sender answers one byte 'C' (commit): the move is agreed. */

@@ -88,11 +88,16 @@ int ferry_xfer_proof(const unsigned char *key, size_t keylen, const char *role, 
 #define FERRY_PEER_ROLE_CLIENT "ferry-peer-1 client"
 #define FERRY_PEER_ROLE_SERVER "ferry-peer-1 server"
 
-/* The same mutual proof between two ferryd (control connections), under other role names. */
+/* The same mutual proof between two ferryd (control connections), under other role names, and
+ * the keys of the records that follow it (src/ferryd/link.c): HKDF as for a transfer, over both
+ * nonces, both roles and uid 0. ferry_peer_keys: the server's side of them, for ferryd's loop,
+ * which runs the handshake itself. */
 int ferry_peer_accept(int sk, const unsigned char *key, size_t keylen, unsigned timeout,
-		      struct ferry_error **err);
+		      struct ferry_xfer_keys *ret_keys, struct ferry_error **err);
 int ferry_peer_connect(int sk, const unsigned char *key, size_t keylen, unsigned timeout,
-		       struct ferry_error **err);
+		       struct ferry_xfer_keys *ret_keys, struct ferry_error **err);
+int ferry_peer_keys(const unsigned char *key, size_t keylen, const unsigned char *nr, const unsigned char *ns,
+		    struct ferry_xfer_keys *ret_keys, struct ferry_error **err);
 
 /* Sender: the named files of @dirfd, then the manifest text, as one zstd-compressed tar
  * (libarchive) in chunks (u32 length, bytes; a zero length ends it). */

@@ -23,9 +23,9 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <poll.h>
-#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/capability.h>
@@ -36,14 +36,14 @@
 #include <time.h>
 
 #include "criu.h"
+#include "criurun.h"
 #include "fs.h"
 #include "starter.h"
 #include "transfer.h"
 #include "xfer.h"
 
 #define LAUNCH_FILE "launch.req"
-#define DUMP_LOG "dump.log"
-#define RESTORE_LOG "restore.log"
+#define DUMP_LOG FERRY_CRIU_DUMP_LOG
 
 /* Removes @name in @dirfd and everything below it: never a symlink, never across a mount. */
 static int rm_tree(int dirfd, const char *name)
@@ -110,7 +110,7 @@ static void tails_scan(int imgfd, struct tail_hashes *t)
 			continue;
 		}
 		struct tail_hash *f = &t->f[t->n++];
-		snprintf(f->name, sizeof(f->name), "%s", de->d_name);
+		memcpy(f->name, de->d_name, strlen(de->d_name) + 1); /* shorter than f->name: above */
 		f->fd = fd;
 		f->dev = st.st_dev;
 		f->ino = st.st_ino;
@@ -450,52 +450,38 @@ static void wait_instance_end(int monfd, const char *name, unsigned timeout_s)
 #define TAIL_TICK_MS 20
 
 /* The dumping CRIU: in the instance's namespaces, as the user with only the capabilities the dump
- * needs. Writes "D" to @report once the tree is dumped (and left stopped, or running with
- * --leave-running), or an error line. */
+ * needs, through ferry-criu (the bundle's; the starter links no CRIU code). It writes "D" to
+ * @report once the tree is dumped (and left stopped, or running with --leave-running), or an
+ * error line. */
 static _noreturn_ void dump_criu(struct starter *s, const struct ferry_instance *inst, int imgfd, int report)
 {
 	struct ferry_error *err = NULL;
-	bool leave_running = s->req->flags & FERRY_REQ_LEAVE_RUNNING;
 	/* with its own network, CRIU repairs TCP sockets (TCP_REPAIR) and locks the
 	 * namespace's traffic (nftables): CAP_NET_ADMIN, over that namespace only */
 	static const int keep_net[] = {CAP_CHECKPOINT_RESTORE, CAP_NET_ADMIN};
 	static const int keep_plain[] = {CAP_CHECKPOINT_RESTORE};
 	const int *keep = inst->networks ? keep_net : keep_plain;
 	size_t n_keep = inst->networks ? ARRAY_SIZE(keep_net) : ARRAY_SIZE(keep_plain);
-	struct ferry_criu_opts o = {
-	    .tcp = inst->networks != NULL,
-	    .binary = FERRY_CRIU_BIN,
-	    .images_fd = imgfd,
-	    .work_fd = imgfd,
-	    .log = DUMP_LOG,
-	    .pid = (pid_t)inst->workload,
-	    .leave_running = leave_running,
-	    .timeout = s->cfg->criu_timeout,
-	    .config = leave_running ? NULL : FERRY_CRIU_LEAVE_STOPPED,
-	};
-	if (s->xfer_fd >= 0) {
-		/* pages go through the session, at the fd the config names */
-		if (dup2(xfer_session_fd(FERRY_XFER_PAGES), FERRY_CRIU_PS_FD) < 0) {
-			ferry_error_set(&err, errno, "pass the page server socket");
-			report_error(report, err);
-			_exit(1);
-		}
-		o.config = leave_running ? FERRY_CRIU_PS_RUNNING : FERRY_CRIU_PS_STOPPED;
-	}
+	char pid[24], timeout[24];
+	snprintf(pid, sizeof(pid), "%lld", inst->workload);
+	snprintf(timeout, sizeof(timeout), "%u", s->cfg->criu_timeout);
+	char *argv[10] = {"ferry-criu", "dump", "--pid", pid, "--timeout", timeout};
+	size_t argc = 6;
+	if (s->req->flags & FERRY_REQ_LEAVE_RUNNING)
+		argv[argc++] = "--leave-running";
+	if (inst->networks)
+		argv[argc++] = "--tcp";
+	/* pages go through the session, at the fd CRIU's config names */
+	int src[3] = {imgfd, report, s->xfer_fd >= 0 ? xfer_session_fd(FERRY_XFER_PAGES) : -1};
+	static const int dst[3] = {FERRY_CRIU_IMAGES_FD, FERRY_CRIU_REPORT_FD, FERRY_CRIU_PS_FD};
+	if (s->xfer_fd >= 0)
+		argv[argc++] = "--page-server";
 	if (ferry_privs_drop(&s->privs, keep, n_keep, &err) < 0) {
 		report_error(report, err);
 		_exit(1);
 	}
-	/* CRIU reads our fds through /proc/PID/fd: let it (it holds the same capabilities,
-	 * so the user's other processes still cannot ptrace us) */
-	prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
 	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-	if (ferry_criu_dump(&o, &err) < 0) {
-		report_error(report, err);
-		_exit(1);
-	}
-	(void)ferry_write_all(report, "D\n", 2);
-	_exit(0);
+	criurun_exec(argv, src, dst, s->xfer_fd >= 0 ? 3 : 2, report, 1);
 }
 
 /* Waits for the dumping CRIU @criu to end, or for the starter to give up on it (@ctl readable
@@ -1147,71 +1133,9 @@ int checkpoint_prepare_restart(struct starter *s, struct ferry_error **err)
 	return 0;
 }
 
-static bool creds_ok(pid_t pid, uid_t uid, gid_t gid)
-{
-	struct ferry_proc_status st;
-	int r = ferry_proc_status(pid, &st);
-	if (r == -ESRCH)
-		return true; /* gone */
-	if (r < 0)
-		return false;
-	if (st.state == 'Z')
-		return true; /* a zombie runs no code (and keeps the restorer's credentials) */
-	for (int i = 0; i < 4; i++)
-		if (st.uid[i] != uid || st.gid[i] != gid || st.caps[i] != 0)
-			return false;
-	return true;
-}
-
-static int report_fd = -1;
-
-/* The page images' check while CRIU restores (see verify_files): a thread of the restorer, which
- * runs as the user; CRIU's post-restore notification waits for it. */
-static struct {
-	const struct starter *s;
-	pthread_t thread;
-	bool running, done;
-	struct ferry_error *err;
-} pages_check;
-
-static void *pages_check_run(void *arg)
-{
-	(void)arg;
-	const struct starter *s = pages_check.s;
-	for (size_t i = 0; i < s->n_pages && !pages_check.err; i++) {
-		const struct ferry_manifest_file *f = s->pages[i].f;
-		uint64_t size = 0;
-		char sha[65];
-		if (ferry_sha256_fd(s->pages[i].fd, &size, sha, &pages_check.err) < 0)
-			ferry_error_wrap(&pages_check.err, "'%s'", f->name);
-		else if (size != f->size || !streq(sha, f->sha256))
-			ferry_error_msg(&pages_check.err, EPERM,
-					"file '%s' of the checkpoint was altered: the restore was stopped "
-					"before any process ran",
-					f->name);
-	}
-	return NULL;
-}
-
-/* CRIU's post-restore notification: every page is in place and no restored process has run.
- * Non-zero makes CRIU kill the restored tree. */
-static int pages_check_wait(void)
-{
-	if (pages_check.running) {
-		pthread_join(pages_check.thread, NULL);
-		pages_check.running = false;
-	}
-	pages_check.done = true;
-	return pages_check.err ? -1 : 0;
-}
-
-static void restore_timeout(int sig)
-{
-	static const char msg[] = "E CRIU restore timed out ('criu timeout' in ferry.conf)\n";
-	(void)!write(report_fd, msg, sizeof(msg) - 1);
-	kill(0, SIGKILL);
-}
-
+/* The restorer: in the container, as the user with only the capabilities the restore needs,
+ * through ferry-criu, which hashes the page images while CRIU restores and checks them, and the
+ * restored processes' credentials, before any of them runs. */
 void run_restorer(struct starter *s, int report, int pid_fd)
 {
 	struct ferry_error *err = NULL;
@@ -1219,78 +1143,44 @@ void run_restorer(struct starter *s, int report, int pid_fd)
 	static const int keep_plain[] = {CAP_CHECKPOINT_RESTORE, CAP_SETPCAP};
 	bool net = s->networks != NULL || s->restore_net;
 	setpgid(0, 0);
+	if (s->n_pages > FERRY_CRIU_MAX_PAGES) {
+		ferry_error_msg(&err, E2BIG, "the checkpoint has more than %d page images",
+				FERRY_CRIU_MAX_PAGES);
+		report_error(report, err);
+		_exit(255);
+	}
+	char timeout[24];
+	snprintf(timeout, sizeof(timeout), "%u", s->cfg->criu_timeout);
+	size_t n_fds = 4 + s->n_pages, argc = 0;
+	char **argv = xzalloc((6 + 2 * s->n_pages + 1) * sizeof(char *));
+	int *src = xzalloc(n_fds * sizeof(int)), *dst = xzalloc(n_fds * sizeof(int));
+	argv[argc++] = "ferry-criu";
+	argv[argc++] = "restore";
+	argv[argc++] = "--timeout";
+	argv[argc++] = timeout;
+	if (net)
+		argv[argc++] = "--tcp";
+	int fixed[4][2] = {{s->restore_fd, FERRY_CRIU_IMAGES_FD},
+			   {s->ckpt_fd, FERRY_CRIU_WORK_FD},
+			   {report, FERRY_CRIU_REPORT_FD},
+			   {pid_fd, FERRY_CRIU_PID_FD}};
+	for (size_t i = 0; i < 4; i++) {
+		src[i] = fixed[i][0];
+		dst[i] = fixed[i][1];
+	}
+	for (size_t i = 0; i < s->n_pages; i++) {
+		const struct ferry_manifest_file *f = s->pages[i].f;
+		argv[argc++] = "--page";
+		argv[argc++] = xasprintf("%" PRIu64 ":%s:%s", f->size, f->sha256, f->name);
+		src[4 + i] = s->pages[i].fd;
+		dst[4 + i] = FERRY_CRIU_PAGES_FD + (int)i;
+	}
 	if (ferry_privs_drop(&s->privs, net ? keep_net : keep_plain,
 			     net ? ARRAY_SIZE(keep_net) : ARRAY_SIZE(keep_plain), &err) < 0) {
 		report_error(report, err);
 		_exit(255);
 	}
-	prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
-	report_fd = report;
-	signal(SIGALRM, restore_timeout);
-	alarm(s->cfg->criu_timeout);
-	struct ferry_criu_opts o = {
-	    .binary = FERRY_CRIU_BIN,
-	    .images_fd = s->restore_fd,
-	    .work_fd = s->ckpt_fd,
-	    .log = RESTORE_LOG,
-	    .timeout = s->cfg->criu_timeout,
-	    .tcp = net,
-	    .post_restore = pages_check_wait,
-	};
-	pages_check.s = s;
-	if (s->n_pages > 0) {
-		int e = pthread_create(&pages_check.thread, NULL, pages_check_run, NULL);
-		if (e != 0) {
-			ferry_error_set(&err, e, "start checking the checkpoint's pages");
-			report_error(report, err);
-			_exit(255);
-		}
-		pages_check.running = true;
-	}
-
-	pid_t pid = 0;
-	if (ferry_criu_restore(&o, &pid, &err) < 0) {
-		/* an altered page image is the reason CRIU failed when there is one */
-		if (pages_check_wait() < 0) {
-			ferry_error_free(err);
-			err = TAKE_PTR(pages_check.err);
-		}
-		report_error(report, err);
-		_exit(255);
-	}
-	alarm(0);
-	if (!pages_check.done || pages_check.err) {
-		/* CRIU resumed the tree without asking: nothing unverified may run */
-		kill(-1, SIGKILL);
-		ferry_error_msg(&err, EIO, "CRIU did not report the end of the restore: restore refused");
-		report_error(report, err);
-		_exit(255);
-	}
-	/* Trust, but verify: every process now in the container must be the user's, without
-	 * capabilities. Anything else is killed and the restore fails. */
-	DIR *d = opendir("/proc");
-	bool ok = d != NULL;
-	struct dirent *de;
-	while (ok && (de = readdir(d))) {
-		unsigned long long p = 0;
-		if (parse_uint64(de->d_name, INT32_MAX, &p) < 0 || p == 1 || (pid_t)p == getpid())
-			continue;
-		ok = creds_ok((pid_t)p, s->privs.uid, s->privs.gid);
-	}
-	if (d)
-		closedir(d);
-	if (!ok) {
-		kill(-1, SIGKILL);
-		ferry_error_msg(
-		    &err, EPERM,
-		    "a restored process does not run as you without capabilities: restore refused");
-		report_error(report, err);
-		_exit(255);
-	}
-	char line[32];
-	int n = snprintf(line, sizeof(line), "%d", (int)pid);
-	(void)ferry_write_all(pid_fd, line, (size_t)n);
-	_exit(0);
+	criurun_exec(argv, src, dst, n_fds, report, 255);
 }
 
 void op_checkpoint_delete(struct starter *s)

@@ -216,14 +216,12 @@ static int add_identity(struct starter *s, int image_root, int layer, struct fer
 	return 0;
 }
 
-int container_setup(struct starter *s, struct ferry_error **err)
+/* The read-only root: a session tmpfs (in our mount namespace only) holding the image, a layer
+ * of the mount points the image lacks, and the overlay of both. Returns the overlay's fd. */
+static int build_root(struct starter *s, struct ferry_error **err)
 {
-	int r;
 	const char *stage = STARTER_STAGE;
-
-	/* Nothing we mount may propagate back to the host. */
-	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
-		return ferry_error_set(err, errno, "make mounts private");
+	int r;
 	if (mount("ferry", stage, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=16m") < 0)
 		return ferry_error_set(err, errno, "mount session tmpfs on '%s' (run 'make install')", stage);
 	_cleanup_close_ int sfd = open(stage, O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
@@ -258,10 +256,16 @@ int container_setup(struct starter *s, struct ferry_error **err)
 	_cleanup_free_ char *opts = xasprintf("lowerdir=%s:%s", layer_dir, image_dir);
 	if (mount("overlay", root_dir, "overlay", MS_RDONLY | MS_NOSUID | MS_NODEV, opts) < 0)
 		return ferry_error_set(err, errno, "mount overlay root");
-	_cleanup_close_ int root = open(root_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	int root = open(root_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (root < 0)
 		return ferry_error_set(err, errno, "open '%s'", root_dir);
+	return root;
+}
 
+/* /proc, /sys, /dev and the binds (or --contain's private tmpfs) inside @root. */
+static int mount_inside(struct starter *s, int root, struct ferry_error **err)
+{
+	int r;
 	if ((r = mount_at(root, "/proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, err)) < 0)
 		return r;
 	if ((r = mount_at(root, "/sys", "sysfs", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL,
@@ -284,7 +288,12 @@ int container_setup(struct starter *s, struct ferry_error **err)
 		if ((r = attach_tree(m->tree, t, m->src, err)) < 0)
 			return ferry_error_wrap(err, "bind '%s' to '%s'", m->src, m->dst);
 	}
+	return 0;
+}
 
+/* Makes @root the root: the host tree is no longer reachable. */
+static int enter_root(int root, struct ferry_error **err)
+{
 	if (fchdir(root) < 0)
 		return ferry_error_set(err, errno, "chdir to the new root");
 	_cleanup_close_ int newroot = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -299,6 +308,20 @@ int container_setup(struct starter *s, struct ferry_error **err)
 		return ferry_error_set(err, errno, "detach the old root");
 	if (chdir("/") < 0)
 		return ferry_error_set(err, errno, "chdir /");
+	return 0;
+}
+
+int container_setup(struct starter *s, struct ferry_error **err)
+{
+	/* Nothing we mount may propagate back to the host. */
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		return ferry_error_set(err, errno, "make mounts private");
+	_cleanup_close_ int root = build_root(s, err);
+	if (root < 0)
+		return root;
+	int r = mount_inside(s, root, err);
+	if (r < 0 || (r = enter_root(root, err)) < 0)
+		return r;
 	if (s->req->hostname && sethostname(s->req->hostname, strlen(s->req->hostname)) < 0)
 		return ferry_error_set(err, errno, "set hostname '%s'", s->req->hostname);
 	return 0;

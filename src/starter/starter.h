@@ -32,6 +32,14 @@ struct mount_req {
 	bool is_dir;
 };
 
+/* The request's mount sources on the root side: the plan's fds, in order (the current directory
+ * first when cwd_bound, then one a bind); each taken is set to -1. */
+struct mount_fds {
+	int *fd;
+	size_t n, next;
+	bool cwd_bound;
+};
+
 struct starter {
 	struct ferry_privs privs;
 	struct ferry_config *cfg;
@@ -63,6 +71,7 @@ struct starter {
 	char **networks; /* --net: validated network names */
 	struct ferry_net_args net_args; /* ... and what the user asked for */
 	bool restore_net; /* --restore into an instance with its own network */
+	struct mount_fds given; /* the plan's mount sources (see plan.h), until plan_mounts */
 };
 #define STARTER_XFER_FD 4
 
@@ -99,7 +108,7 @@ void network_unlock_after_restore(struct starter *s, int netns_fd);
 
 /* The namespaces every container has (its own network only with --net). */
 #define STARTER_NS_FLAGS (CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS)
-/* main.c: the namespaces to join to act inside a running instance. */
+/* records.c: the namespaces to join to act inside a running instance. */
 int instance_ns_flags(const struct ferry_instance *inst);
 /* checkpoint.c */
 
@@ -130,16 +139,68 @@ int checkpoint_receive(struct starter *s, struct ferry_error **err);
 /* In the container, as root, before init drops privileges: the restorer process. Writes the
  * restored root's pid to @pid_fd, or an error line to @report. Never returns. */
 _noreturn_ void run_restorer(struct starter *s, int report, int pid_fd);
-/* main.c */
+/* records.c: instance records, /run/ferry/<uid>/<node>/<name>, root only */
 int open_rundir(struct starter *s, bool create, struct ferry_error **err);
 int read_record(int dirfd, const char *name, struct ferry_instance **ret, struct ferry_error **err);
 /* Pins the caller's running instance @name: verifies record, start time and uid; returns a pidfd. */
 int pin_instance(struct starter *s, const char *name, struct ferry_instance **ret, struct ferry_error **err);
+/* Reserves s->req->instance: creates its record exclusively (holding our pid), within the limit. */
+int reserve_name(struct starter *s, int dirfd, struct ferry_error **err);
+/* Opens (as the user, not truncated) the instance's logs in the user's home. */
+int open_logs(struct starter *s, struct ferry_error **err);
+/* The command for display in the record, at most about 1 KiB whatever the argv. */
+char *join_argv(char **argv);
+_noreturn_ void op_list(struct starter *s);
+
+/* mounts.c */
+/* @p is absolute, shorter than PATH_MAX and has no ".." component. */
+bool path_clean(const char *p);
+/* @path is @dir or below it. */
+bool under(const char *path, const char *dir);
+/* Fills s->mounts. In the plan child (@given NULL): opens the request's mount sources (current
+ * directory, binds) by path, as the user, and checks them. On the root side: home and /tmp
+ * (opened here, as the user), the request's sources from @given re-checked against the policy
+ * from the fds themselves, then ferry's own mounts (logs, CRIU). */
+int plan_mounts(struct starter *s, struct mount_fds *given, struct ferry_error **err);
+
+/* monitor.c: the operations that run a container */
+_noreturn_ void op_exec(struct starter *s);
+_noreturn_ void op_instance_start(struct starter *s);
+_noreturn_ void op_instance_join(struct starter *s);
+
+/* ops.c: the starter's side of FERRY_OP_TABLE (request.h) */
+typedef void starter_handler(struct starter *s); /* never returns */
+struct starter_op {
+	starter_handler *handler;
+	bool image; /* prepared by the plan child: networks, image, mount sources */
+};
+/* The row of a checked request's op (never NULL for one). */
+const struct starter_op *starter_op(uint32_t op);
+/* The starter's checks of a request the op table accepted, in the plan child and again as
+ * root: a page server has its connection, ferry is open to users, names are valid (a restart's
+ * once its checkpoint gave the rest: starter_check_names). */
+int starter_check_request(struct starter *s, struct ferry_error **err);
+int starter_check_names(const struct ferry_request *req, struct ferry_error **err);
+/* plan.c */
+int check_hostname(const char *h, struct ferry_error **err);
+
+/* report.c */
+/* the peer of a --page-server transfer, told why when we fail */
+extern int starter_verdict_fd;
+/* "timing" lines for ferryd (FERRY_REQ_TIMINGS): when we started, received, restored */
+extern bool starter_want_timings;
+extern long long starter_t_start, starter_t_received;
 char *read_report(int fd);
 _noreturn_ void die_report(char *msg);
 _noreturn_ void die(const char *fmt, ...) _printf_(1, 2);
 _noreturn_ void die_error(struct ferry_error *err);
 /* Writes "E <message>\n" to @fd (best effort). */
 void report_error(int fd, struct ferry_error *err);
+
+#define TRY(expr)                                                                                            \
+	do {                                                                                                 \
+		if ((expr) < 0)                                                                              \
+			die_error(err);                                                                      \
+	} while (0)
 
 #endif

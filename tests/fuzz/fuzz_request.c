@@ -24,6 +24,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (err)
 		abort();
+	/* the starter's root side re-checks the plan's copy with the same rules (the op table): what
+	 * the decoder accepted, the re-check accepts */
+	if (!ferry_op_rule(req->op) || ferry_request_check(req, NULL) < 0)
+		abort();
 
 	char *buf = NULL, *buf2 = NULL;
 	size_t len = 0, len2 = 0;

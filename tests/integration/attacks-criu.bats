@@ -368,3 +368,146 @@ $found"
 		"allow net ip range = 198.18.1.0/24"
 	audit ftcs-net "$U1_TMP/progress" --net --network ftcs --network-args "IP=198.18.1.70/16"
 }
+
+# Issue 11, part 2: CRIU's client code (libcriu, protobuf-c) runs in ferry-criu, a helper of the
+# bundle the starter execs inside the container after the permanent drop, not in the setuid
+# starter.
+BUNDLE=/usr/local/libexec/ferry/criu
+
+@test "ferry-criu: the setuid starter links no CRIU client; ferry-criu is root's, not setuid, without file capabilities" {
+	local starter=/usr/local/libexec/ferry/ferry-starter fc=$BUNDLE/ferry-criu lib
+	run ldd "$starter"
+	assert_success
+	refute_output --partial libcriu
+	refute_output --partial protobuf
+	run nm -D --undefined-only "$starter"
+	assert_success
+	refute_output --regexp '(criu_|protobuf_c_)'
+	[ -f "$fc" ] || fail "no ferry-criu in the bundle"
+	run stat -c '%U:%G %a' "$fc" "$BUNDLE" "$BUNDLE/lib"
+	assert_output $'root:root 755\nroot:root 755\nroot:root 755'
+	run getcap "$fc"
+	assert_success
+	assert_output ""
+	# it loads the bundle's loader and libraries, never the container's
+	run patchelf --print-interpreter --print-rpath "$fc"
+	assert_output $'/.ferry/criu/lib/ld-linux-x86-64.so.2\n/.ferry/criu/lib'
+	for lib in libcriu.so.2 libprotobuf-c.so.1 libcrypto.so.3; do
+		run stat -c '%U %a' "$BUNDLE/lib/$lib"
+		assert_output "root 644"
+	done
+	# the bundle's libcrypto has no configuration or module directory the image could fill
+	run strings -a "$BUNDLE/lib/libcrypto.so.3"
+	refute_output --regexp $'(^|\n)(/usr/lib/ssl|/usr/lib/x86_64-linux-gnu/(engines-3|ossl-modules))($|\n)'
+}
+
+# watch_criu OUT: records each process of user1 named ferry-criu or criu while it runs: its mode
+# (argv[1]), capabilities, no_new_privs and whether its program is the bundle's file
+watch_criu() {
+	local out=$1
+	rm -f "$out" "$BATS_TEST_TMPDIR/watch.stop"
+	python3 - "$U1_UID" "$out" "$BATS_TEST_TMPDIR/watch.stop" "$BUNDLE" <<-'EOF' &
+		import os, sys, time
+		uid, out, stop, bundle = sys.argv[1:5]
+		seen = set()
+		end = time.time() + 300
+		while time.time() < end and not os.path.exists(stop):
+		    for p in os.listdir("/proc"):
+		        if not p.isdigit():
+		            continue
+		        try:
+		            comm = open("/proc/%s/comm" % p).read().strip()
+		            if comm not in ("ferry-criu", "criu"):
+		                continue
+		            st = open("/proc/%s/status" % p).read()
+		            f = dict(l.split(":", 1) for l in st.splitlines() if ":" in l)
+		            if f["Uid"].split()[0] != uid:
+		                continue
+		            argv = open("/proc/%s/cmdline" % p, "rb").read().split(b"\0")
+		            mode = argv[1].decode() if len(argv) > 1 else "?"
+		            ino = os.stat("/proc/%s/exe" % p).st_ino
+		            exe = "bundle" if ino == os.stat(os.path.join(bundle, comm)).st_ino else "OTHER"
+		            seen.add("%s %s CapEff=%s CapAmb=%s NoNewPrivs=%s exe=%s" % (comm, mode,
+		                f["CapEff"].strip(), f["CapAmb"].strip(), f["NoNewPrivs"].strip(), exe))
+		        except (OSError, KeyError, IndexError):
+		            continue
+		    time.sleep(0.002)
+		with open(out + ".tmp", "w") as o:
+		    o.write("".join(sorted(x + "\n" for x in seen)))
+		os.rename(out + ".tmp", out)
+	EOF
+	WATCH_PID=$!
+}
+
+@test "ferry-criu: an image's own /.ferry/criu, ld.so.preload and the user's LD_* never run in ferry-criu or CRIU; they run from the bundle with exactly the step's capabilities" {
+	local inst=ftcs-fc prog=$U1_TMP/progress watch=$BATS_TEST_TMPDIR/watch so
+	IMGDIR=$U1_TMP/img
+	user_image "$IMGDIR"
+	# the image brings its own ferry-criu, CRIU and their libraries where the bundle is bound
+	printf '#!/bin/busybox sh\necho "fake:$0 pid=$$ uid=$(id -u) exe=$0 CapEff=?" >>%s\nexit 1\n' "$EVIL_LOG" >"$BATS_TEST_TMPDIR/fake"
+	plant "$BATS_TEST_TMPDIR/fake" /.ferry/criu/ferry-criu
+	plant "$BATS_TEST_TMPDIR/fake" /.ferry/criu/criu
+	as_user1 chmod 0755 "$IMGDIR/.ferry/criu/ferry-criu" "$IMGDIR/.ferry/criu/criu"
+	for so in libcriu.so.2 libprotobuf-c.so.1 libcrypto.so.3; do
+		payload "lib:$so" "$BATS_TEST_TMPDIR/$so" "$so"
+		plant "$BATS_TEST_TMPDIR/$so" "/.ferry/criu/lib/$so"
+		plant "$BATS_TEST_TMPDIR/$so" "/opt/evil/lib/$so"
+	done
+	payload preload "$BATS_TEST_TMPDIR/preload.so"
+	plant "$BATS_TEST_TMPDIR/preload.so" /opt/evil/preload.so
+	as_user1 sh -c 'echo /opt/evil/preload.so >"$1/etc/ld.so.preload"' sh "$IMGDIR"
+
+	start_in_image "$inst" "$T" "$prog"
+	watch_criu "$watch"
+	# the user's loader variables name the image's payloads (the host has no /opt/evil)
+	run --separate-stderr u1 env LD_PRELOAD=/opt/evil/preload.so LD_LIBRARY_PATH=/opt/evil/lib \
+		"$FERRY" checkpoint instance --criu "$inst"
+	DUMP_STATUS=$status DUMP_ERR=$stderr
+	u1_gone "$inst"
+	run --separate-stderr u1 env LD_PRELOAD=/opt/evil/preload.so LD_LIBRARY_PATH=/opt/evil/lib \
+		"$FERRY" instance start --criu-restart "$T"
+	RESTART_STATUS=$status RESTART_ERR=$stderr
+	touch "$BATS_TEST_TMPDIR/watch.stop"
+	wait "$WATCH_PID" || true
+	WATCH_PID=
+	echo "# seen:" && sed 's/^/#   /' "$watch"
+	runs=$(evil_runs)
+	[ -z "$runs" ] || fail "the image's code ran in ferry-criu or CRIU:
+$runs"
+	assert_dump_and_restart_ok "$prog"
+	# ferry-criu ran for both steps, from the bundle, as the user with exactly the step's
+	# capabilities (CAP_CHECKPOINT_RESTORE; + CAP_SETPCAP to restore), all ambient, no_new_privs
+	grep -qx 'ferry-criu dump CapEff=0000010000000000 CapAmb=0000010000000000 NoNewPrivs=1 exe=bundle' "$watch" ||
+		fail "no ferry-criu dump from the bundle with CAP_CHECKPOINT_RESTORE only"
+	grep -qx 'ferry-criu restore CapEff=0000010000000100 CapAmb=0000010000000100 NoNewPrivs=1 exe=bundle' "$watch" ||
+		fail "no ferry-criu restore from the bundle with CAP_CHECKPOINT_RESTORE and CAP_SETPCAP only"
+	# and CRIU (swrk, started by ferry-criu) from the bundle with the same capabilities, no more
+	run grep -Ev -e '^ferry-criu dump CapEff=0000010000000000 CapAmb=0000010000000000 NoNewPrivs=1 exe=bundle$' \
+		-e '^ferry-criu restore CapEff=0000010000000100 CapAmb=0000010000000100 NoNewPrivs=1 exe=bundle$' \
+		-e '^criu [^ ]* CapEff=(0000010000000000|0000010000000100) CapAmb=(0000010000000000|0000010000000100) NoNewPrivs=1 exe=bundle$' "$watch"
+	assert_output ""
+	u1 "$FERRY" instance stop "$inst"
+}
+
+@test "ferry-criu: a page image altered after the seal stops the restore before any restored process runs" {
+	local inst=ftcs-pg prog=$U1_TMP/progress gen img at
+	IMGDIR=$U1_TMP/img
+	user_image "$IMGDIR"
+	start_in_image "$inst" "$T" "$prog"
+	run --separate-stderr u1 "$FERRY" checkpoint instance --criu "$inst"
+	[ "$status" -eq 0 ] || fail "dump failed: $stderr"
+	u1_gone "$inst"
+	at=$(step_of "$prog")
+	# root (only root can write a sealed file) flips one byte in the middle of the largest
+	# page image: its size stays, only its SHA-256 tells
+	gen=$U1_HOME/.ferry/checkpoint/$T/$(readlink "$U1_HOME/.ferry/checkpoint/$T/current")
+	img=$(ls -S "$gen"/pages-*.img | head -n1)
+	python3 -c 'import sys
+f = open(sys.argv[1], "r+b"); n = f.seek(0, 2) // 2; f.seek(n); b = f.read(1); f.seek(n); f.write(bytes([b[0] ^ 1]))' "$img"
+	run --separate-stderr u1 "$FERRY" instance start --criu-restart "$T"
+	assert_failure
+	[[ "$stderr" == *"file '${img##*/}' of the checkpoint was altered: the restore was stopped before any process ran"* ]] ||
+		fail "unexpected error: $stderr"
+	u1_gone "$inst"
+	[ "$(step_of "$prog")" = "$at" ] || fail "the restored workload ran"
+}

@@ -8,6 +8,9 @@
 #       the tmpfs base first owned every diskless migration's directory.
 #   F7  ferryd forked a root process per connection, before authentication, waiting 30 s each.
 #   F11 ferryd never removed shared/<uid>/<name>-<id>.
+#   link ferryd's messages to its peer (prepare, restart, done, the default-mode verdict and
+#       commit) went in plaintext after the handshake: anyone on the path read the user and the
+#       instance, and could change them (tests/integration/ferryd-proxy.py in the middle).
 
 load ../lib/common
 load ../lib/checkpoint
@@ -15,6 +18,8 @@ source "$FERRY_TESTS_DIR/lib/nodes.sh"
 load ../lib/migrate
 
 ATTACK_BIN=/var/tmp/ft-ferryd-attack-bin
+PROXY=${BATS_TEST_DIRNAME}/ferryd-proxy.py
+PROXY_ADDR=198.18.0.1:7790 # in nodeA's namespace: nodeA's ferryd reaches nodeB through it
 
 setup_file() {
 	ferry_suite_setup
@@ -345,5 +350,79 @@ count_procs() { local p; p=$(ferryd_procs "$1"); wc -w <<<"$p"; }
 	for b in "$MIG_SHARED" "$MIG_TMPFS-nodeA" "$MIG_TMPFS-nodeB"; do
 		wait_for no_leaves "$b" || fail "left in $b: $(leaves "$b")"
 	done
+	assert_moves_on "$name" "$run_id"
+}
+
+# ---------------------------------------------------------------- the link between the daemons
+
+# proxy_up MODE ARG: ferryd-proxy.py between nodeA's ferryd and nodeB's (PROXY_PID).
+proxy_up() {
+	ip netns exec nodeA python3 "$PROXY" "$1" "$PROXY_ADDR" "${NODE_IP[nodeB]}:$MIG_PORT" "$2" \
+		>"$BATS_TEST_TMPDIR/proxy.out" 2>&1 </dev/null 3>&- &
+	PROXY_PID=$!
+	BG_PIDS+=("$PROXY_PID")
+	wait_for grep -q listening "$BATS_TEST_TMPDIR/proxy.out" || fail "proxy: $(cat "$BATS_TEST_TMPDIR/proxy.out")"
+}
+
+# proxy_done: the proxy has relayed its one connection to the end (it frees its port).
+proxy_gone() { [ ! -e "/proc/$PROXY_PID" ] || grep -q '^State:[[:space:]]*Z' "/proc/$PROXY_PID/status" 2>/dev/null; }
+proxy_done() {
+	wait_for proxy_gone || fail "the proxy still runs: $(cat "$BATS_TEST_TMPDIR/proxy.out")"
+	wait "$PROXY_PID" 2>/dev/null || true
+}
+
+# Both daemons; nodeA's way to nodeB through the proxy (the last --peer of a name counts).
+link_up() {
+	mig_conf
+	ferryd_start nodeB
+	ferryd_start nodeA --peer "nodeB=$PROXY_ADDR"
+}
+
+@test "link: a man in the middle between the daemons sees no field of their messages, in either mode" {
+	link_up
+	local name=$T-seen run_id mode cap word
+	mig_launch nodeA "$name" 8
+	run_id=$(field_of "$OUT/$name.prog" run)
+	for mode in default diskless; do
+		cap=$BATS_TEST_TMPDIR/seen-$mode
+		: >"$cap"
+		proxy_up observe "$cap"
+		mig_migrate nodeA "$name" --to nodeB --mode "$mode"
+		[ "$status" -eq 0 ] || fail "$mode migration through the proxy failed ($status): $stderr"
+		proxy_done
+		[ "$(stat -c %s "$cap")" -gt 200 ] || fail "the proxy saw almost nothing ($mode)"
+		for word in "$name" "$U1" "$U1_UID" ferry-proto "type=" prepare "nodeA" "$MIG_SHARED"; do
+			! grep -qaF -- "$word" "$cap" || fail "'$word' in the clear between the daemons ($mode)"
+		done
+		assert_only_on nodeB "$name"
+		# back, straight (nodeB's peer is nodeA itself)
+		mig_migrate nodeB "$name" --to nodeA --mode "$mode"
+		[ "$status" -eq 0 ] || fail "$mode migration back failed ($status): $stderr"
+	done
+	assert_only_on nodeA "$name"
+	assert_moves_on "$name" "$run_id"
+}
+
+@test "link: one byte changed between the daemons fails the migration cleanly; the job keeps running on the source" {
+	link_up
+	local name=$T-flip run_id
+	mig_launch nodeA "$name" 8
+	run_id=$(field_of "$OUT/$name.prog" run)
+	# the last bytes of the source's first message: in plaintext, the value of its last field
+	# ("from=nodeA" would become "from=node@", which nothing checks)
+	proxy_up tamper 2
+	mig_migrate nodeA "$name" --to nodeB
+	assert_ferry_error "failed authentication.*the instance was not touched"
+	proxy_done
+	! ferryd_log_has nodeB "receiving" || fail "nodeB acted on a changed message: $(cat "${FERRYD_LOG[nodeB]}")"
+	assert_only_on nodeA "$name"
+	assert_moves_on "$name" "$run_id"
+	ferryd_alive nodeA || fail "ferryd on nodeA died"
+	ferryd_alive nodeB || fail "ferryd on nodeB died"
+	# and the link is not the worse for it: the next migration, through the same middle, goes
+	proxy_up observe "$BATS_TEST_TMPDIR/after"
+	mig_migrate nodeA "$name" --to nodeB
+	[ "$status" -eq 0 ] || fail "the next migration failed ($status): $stderr"
+	assert_only_on nodeB "$name"
 	assert_moves_on "$name" "$run_id"
 }

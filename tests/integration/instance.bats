@@ -336,7 +336,9 @@ for i in d["instances"]:
 	use_image sqsh
 	run as_user1 sh -c "ferry instance start '$IMG' detached sleep 1000; exit 0"
 	assert_success
-	sleep 0.5
+	# the shell has ended: the instance is still there to exec into (and stays: the stop below
+	# finds it running)
+	wait_for as_user1 ferry exec instance://detached true || fail "the instance ended with the shell"
 	run as_user1 ferry exec instance://detached true
 	assert_success
 	run as_user1 ferry instance stop detached

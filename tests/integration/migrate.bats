@@ -121,7 +121,7 @@ round_trip() {
 		wait_ok "$OUT/$name.srv" $((at + 20)) 30
 	done
 	# every step once, in order, across both moves (the log is written anew at each restart)
-	sleep 0.3
+	wait_followed "$name"
 	assert_consecutive "$BATS_TEST_TMPDIR/$name.steps"
 	[ "$(head -n1 "$BATS_TEST_TMPDIR/$name.steps" | awk '{print $2}')" = 1 ] ||
 		fail "the steps do not start at 1: $(head -n1 "$BATS_TEST_TMPDIR/$name.steps")"
@@ -195,11 +195,14 @@ assert_kept_on_source() {
 	mig_bg nodeA "$name" --to nodeB --mode diskless
 	wait_landed nodeB 24
 	# what stopping the service does: the daemon, its connection handlers, their starters and CRIU
+	local starters
+	starters=$(ferryd_starters nodeB)
 	ferryd_kill nodeB all
 	mig_wait 60
 	echo "# ferry migrate returned after ${MIG_SECONDS}s: $stderr" >&3
 	assert_kept_on_source "$name" "$run_id"
-	sleep 1
+	# shellcheck disable=SC2086
+	wait_gone 10 $starters
 	assert_only_on nodeA "$name"
 }
 
@@ -215,10 +218,15 @@ assert_kept_on_source() {
 	run_id=$(field_of "$OUT/$name.prog" run)
 	mig_bg nodeA "$name" --to nodeB --mode diskless
 	wait_landed nodeB 24
+	local starters
+	starters=$(ferryd_starters nodeB)
+	[ -n "$starters" ] || fail "no starter of ferryd's on nodeB"
 	ferryd_kill nodeB
 	mig_wait 90
 	echo "# ferry migrate: exit $status after ${MIG_SECONDS}s: $stderr" >&3
-	sleep 2 # whatever the destination's starter still does
+	# whatever the destination's starter still does (without a commit it stops its copy in 30 s)
+	# shellcheck disable=SC2086
+	wait_gone 60 $starters
 	assert_where_reported "$name" "$run_id"
 }
 
@@ -230,10 +238,14 @@ assert_kept_on_source() {
 	run_id=$(field_of "$OUT/$name.prog" run)
 	mig_bg nodeA "$name" --to nodeB --mode default
 	wait_ferryd_runs nodeB ferry-starter 30
+	local starters
+	starters=$(ferryd_starters nodeB)
 	ferryd_kill nodeB
 	mig_wait 60
 	echo "# ferry migrate: exit $status after ${MIG_SECONDS}s: $stderr" >&3
-	sleep 3 # whatever the destination's starter still does
+	# whatever the destination's starter still does (without a commit it stops its copy in 30 s)
+	# shellcheck disable=SC2086
+	wait_gone 60 $starters
 	assert_where_reported "$name" "$run_id"
 }
 
@@ -258,9 +270,7 @@ assert_kept_on_source() {
 	assert_kept_on_source "$name" "$run_id"
 	# the link comes back: nothing starts late on nodeB
 	ip -n nodeB link set eth0 up
-	sleep 2
-	assert_only_on nodeA "$name"
-	assert_runs_once "$name"
+	assert_stays_only_on nodeA "$name" 2
 }
 
 @test "failure: the destination's tmpfs is full: the diskless migration fails, the instance keeps running on nodeA, the message says why" {
@@ -323,7 +333,7 @@ assert_kept_on_source() {
 	wait_ok "$OUT/$name.srv" $((at + 20)) 30
 	run on nodeA "$FERRY" exec "instance://$name" ip -o addr show eth0
 	assert_output --partial "inet $IPB/16"
-	sleep 0.3
+	wait_followed "$name"
 	assert_consecutive "$BATS_TEST_TMPDIR/$name.steps"
 	# the squatter on nodeB was not touched
 	run on nodeB "$FERRY" exec "instance://$name" cat /proc/1/cmdline

@@ -30,7 +30,6 @@ setup_file() {
 }
 
 teardown_file() {
-	pkill -f "$TCP" 2>/dev/null || true
 	ferry_suite_teardown
 	nodes_down
 	rm -f "$NETCONF"
@@ -47,11 +46,15 @@ setup() {
 	OUT=$U1_TMP/out
 	as_user1 mkdir -p "$OUT"
 	chmod 0777 "$OUT"
+	PEER_PIDS=()
 }
 
 teardown() {
-	pkill -f "$TCP" 2>/dev/null || true
-	local n
+	local n p
+	for p in "${PEER_PIDS[@]}"; do
+		kill "$p" 2>/dev/null || true
+		wait "$p" 2>/dev/null || true
+	done
 	for n in nodeA nodeB; do
 		on_node "$n" runuser -u "$U1" -- "$FERRY" instance stop --all >/dev/null 2>&1 || true
 	done
@@ -86,6 +89,23 @@ wait_ok() {
 
 num() { awk '$1 == "ok" {print $2}' "$1"; }
 
+# in_peer CMD...: CMD in the background in peer's namespace (its pid in PEER_PIDS, and in
+# PEER_PID: the test ends it by pid).
+in_peer() {
+	ip netns exec peer "$@" </dev/null 3>&- &
+	PEER_PID=$!
+	PEER_PIDS+=("$PEER_PID")
+}
+
+# listening FILE: a tcpstream server wrote that it listens (it does so once it does).
+listening() { wait_for grep -q '^listening' "$1" || fail "no server listening: $(cat "$1" 2>/dev/null)"; }
+
+# until_ok FILE N: a shell loop, for a command inside an instance, that waits (up to 10 s) until
+# the tcpstream progress FILE says "ok M" with M >= N.
+until_ok() {
+	echo "i=0; until [ \"\$(sed -n 's/^ok \([0-9]*\).*/\1/p' $1 2>/dev/null)\" -ge $2 ] 2>/dev/null || [ \$i -ge 100 ]; do sleep 0.1; i=\$((i + 1)); done"
+}
+
 # reached FILE N: the stream got to N before it ended ("ok N" or "FAIL at N: ...").
 reached() {
 	local v
@@ -108,17 +128,17 @@ stderr_has() { grep -qF -- "$1" <<<"$stderr" || fail "stderr '$stderr' lacks '$1
 	run on nodeA "$FERRY" instance list --json
 	assert_output --partial '"ip": "198.18.1.10/16"'
 	# peer -> instance
-	on_node peer "$TCP" send 198.18.1.10:7100 "$OUT/cli" 20 &
+	in_peer "$TCP" send 198.18.1.10:7100 "$OUT/cli" 20
 	wait_ok "$OUT/srv" 5
 	wait_ok "$OUT/cli" 5
-	pkill -f "$TCP send" || true
+	kill "$PEER_PID"
 	# instance -> peer, and loopback inside the instance
-	on_node peer "$TCP" serve 198.18.0.3:7101 "$OUT/psrv" &
-	sleep 0.2
-	# (these streams are cut on purpose after a second: then count how far they got)
-	run on nodeA "$FERRY" exec instance://n1 sh -c "$TCP send 198.18.0.3:7101 $OUT/pcli 10 & sleep 1; kill \$!"
+	in_peer "$TCP" serve 198.18.0.3:7101 "$OUT/psrv"
+	listening "$OUT/psrv"
+	# (these streams are cut on purpose once they got to 3: then count how far they got)
+	run on nodeA "$FERRY" exec instance://n1 sh -c "$TCP send 198.18.0.3:7101 $OUT/pcli 10 & $(until_ok "$OUT/psrv" 3); kill \$!"
 	reached "$OUT/psrv" 3
-	run on nodeA "$FERRY" exec instance://n1 sh -c "$TCP serve 127.0.0.1:7102 $OUT/lsrv & $TCP send 127.0.0.1:7102 $OUT/lcli 10 & sleep 1; kill %1 %2"
+	run on nodeA "$FERRY" exec instance://n1 sh -c "$TCP serve 127.0.0.1:7102 $OUT/lsrv & $TCP send 127.0.0.1:7102 $OUT/lcli 10 & $(until_ok "$OUT/lcli" 3); kill %1 %2"
 	reached "$OUT/lcli" 3
 	# the instance has its own namespace: lo and eth0 only, with its address
 	run on nodeA "$FERRY" exec instance://n1 ip -o addr show eth0
@@ -131,20 +151,26 @@ stderr_has() { grep -qF -- "$1" <<<"$stderr" || fail "stderr '$stderr' lacks '$1
 
 @test "TCP: a client in the instance keeps its connection to a server in peer across nodeA -> nodeB" {
 	as_user1 "$FERRY" checkpoint create "$T" >/dev/null
-	on_node peer "$TCP" serve 198.18.0.3:7200 "$OUT/srv" &
-	sleep 0.2
+	in_peer "$TCP" serve 198.18.0.3:7200 "$OUT/srv"
+	listening "$OUT/srv"
 	# also a connection inside the instance, over loopback, that must survive too
+	local wait_lsrv="i=0; until grep -q '^listening' $OUT/lsrv 2>/dev/null || [ \$i -ge 100 ]; do sleep 0.1; i=\$((i + 1)); done"
 	run on nodeA "$FERRY" instance start --criu-launch "$T" --net --network ftmac \
 		--network-args "IP=198.18.1.20/16;MAC=02:00:c6:12:01:14" "$IMG" tcpc \
-		sh -c "$TCP serve 127.0.0.1:7201 $OUT/lsrv & sleep 0.2; $TCP send 127.0.0.1:7201 $OUT/lcli 50 & exec $TCP send 198.18.0.3:7200 $OUT/cli 50"
+		sh -c "$TCP serve 127.0.0.1:7201 $OUT/lsrv & $wait_lsrv; $TCP send 127.0.0.1:7201 $OUT/lcli 50 & exec $TCP send 198.18.0.3:7200 $OUT/cli 50"
 	assert_success
 	wait_ok "$OUT/srv" 10
 	wait_ok "$OUT/lsrv" 10
 	run on nodeA "$FERRY" checkpoint instance --criu tcpc
 	assert_success
-	local at=$(num "$OUT/srv") lat=$(num "$OUT/lsrv")
-	sleep 1 # the instance is gone: the server hears nothing, and nothing breaks its connection
-	[ "$(num "$OUT/srv")" = "$at" ] || fail "the stream moved while the instance was down"
+	local at=$(num "$OUT/srv") lat=$(num "$OUT/lsrv") i
+	# the instance is gone: over a second, the server hears nothing, and nothing breaks its
+	# connection
+	for ((i = 0; i < 20; i++)); do
+		sleep 0.05
+		[ "$(num "$OUT/srv")" = "$at" ] || fail "the stream moved while the instance was down"
+		! grep -q FAIL "$OUT/srv" || fail "the server's connection broke: $(cat "$OUT/srv")"
+	done
 	run on nodeB "$FERRY" instance start --criu-restart "$T"
 	assert_success
 	wait_ok "$OUT/srv" $((at + 20)) 20
@@ -165,8 +191,8 @@ stderr_has() { grep -qF -- "$1" <<<"$stderr" || fail "stderr '$stderr' lacks '$1
 	run on nodeA "$FERRY" instance start --criu-launch "$T" --net --network ftmac \
 		--network-args "IP=198.18.1.21/16" "$IMG" tcps "$TCP" serve 198.18.1.21:7300 "$OUT/srv"
 	assert_success
-	sleep 0.2
-	on_node peer "$TCP" send 198.18.1.21:7300 "$OUT/cli" 50 &
+	listening "$OUT/srv"
+	in_peer "$TCP" send 198.18.1.21:7300 "$OUT/cli" 50
 	wait_ok "$OUT/cli" 10
 	local node from=nodeA
 	for node in nodeB nodeA; do
@@ -261,7 +287,7 @@ stderr_has() { grep -qF -- "$1" <<<"$stderr" || fail "stderr '$stderr' lacks '$1
 	run on nodeA "$FERRY" instance stop b1 b2
 	assert_success
 	# host-local's leases are released by DEL
-	sleep 0.5
+	wait_for sh -c "! ls /run/ferry-test-cni/ftbr | grep -q '^198\\.19\\.'" || true
 	run sh -c "ls /run/ferry-test-cni/ftbr | grep -c '^198\\.19\\.'"
 	assert_output "0"
 	rm -f /etc/ferry/network/ftbr.conflist

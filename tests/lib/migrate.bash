@@ -136,6 +136,35 @@ wait_ferryd_runs() {
 	fail "ferryd on $1 ran no $2 within ${3:-30}s"
 }
 
+# ferryd_starters NODE: the starters ferryd on NODE runs itself (for a migration), not what
+# they fork (a transfer's relay, an instance's monitor).
+ferryd_starters() {
+	local p pp
+	for p in $(ferryd_procs "$1" ferry-starter); do
+		pp=$(ps -o ppid= -p "$p" 2>/dev/null | tr -d ' ')
+		if [ -n "$pp" ] && [ "$(ps -o comm= -p "$pp" 2>/dev/null)" = ferryd ]; then
+			echo "$p"
+		fi
+	done
+}
+
+# wait_gone SECONDS PID...: until none of the PIDs runs (a zombie has ended); fails after SECONDS.
+wait_gone() {
+	local t=$1 i p left
+	shift
+	for ((i = 0; i < t * 20; i++)); do
+		left=
+		for p in "$@"; do
+			if [ -e "/proc/$p" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$p/status" 2>/dev/null; then
+				left+=" $p"
+			fi
+		done
+		[ -z "$left" ] && return 0
+		sleep 0.05
+	done
+	fail "still running after ${t}s:$left"
+}
+
 # ferryd_kill NODE [all]: SIGKILL to ferryd on NODE (the daemon and its connection handlers;
 # with "all", everything they run too: what stopping the service would do).
 ferryd_kill() {
@@ -271,13 +300,27 @@ assert_moves_on() {
 		fail "'$name' is another run now: $(cat "$OUT/$name.prog") (was run $run_id)"
 }
 
-# assert_stalled NAME: the workload makes no progress (over a second).
+# assert_stalled NAME: the workload makes no progress (looked at 20 times over a second: it
+# steps every 100 ms).
 assert_stalled() {
-	local a b
+	local a b i
 	a=$(step_of "$OUT/$1.prog")
-	sleep 1
-	b=$(step_of "$OUT/$1.prog")
-	[ "$a" = "$b" ] || fail "'$1' still makes progress ($a -> $b)"
+	for ((i = 0; i < 20; i++)); do
+		sleep 0.05
+		b=$(step_of "$OUT/$1.prog")
+		[ "$a" = "$b" ] || fail "'$1' still makes progress ($a -> $b)"
+	done
+}
+
+# assert_stays_only_on NODE NAME SECONDS: for SECONDS (looked at every 0.2 s), NAME is listed on
+# NODE only and runs once: nothing starts late elsewhere.
+assert_stays_only_on() {
+	local i
+	for ((i = 0; i < $3 * 5; i++)); do
+		assert_only_on "$1" "$2"
+		assert_runs_once "$2"
+		sleep 0.2
+	done
 }
 
 # The instance log is written anew by each restart: a follower keeps every step line that was
@@ -287,6 +330,18 @@ log_follow() {
 	f=$(inst_log "$U1" "$1" out)
 	tail -n +1 -F "$f" >"$BATS_TEST_TMPDIR/$1.steps" 2>/dev/null </dev/null 3>&- &
 	FOLLOW_PIDS+=("$!")
+}
+
+# followed NAME: the follower has the step the workload reports now (it caught up).
+followed() {
+	local s
+	s=$(step_of "$OUT/$1.prog")
+	[ -n "$s" ] && grep -q "^step $s\b" "$BATS_TEST_TMPDIR/$1.steps" 2>/dev/null
+}
+
+# wait_followed NAME: until the follower caught up with the workload (before assert_consecutive).
+wait_followed() {
+	wait_for followed "$1" || fail "the log of '$1' was not followed up to step $(step_of "$OUT/$1.prog")"
 }
 
 # ---------------------------------------------------------------- reports
@@ -342,17 +397,48 @@ write_wire_client() {
 
 		  ferry-wire.py local OP...             this namespace's ferryd (abstract "ferry/ferryd")
 		  ferry-wire.py peer HOST:PORT KEY OP...  a ferryd over TCP, after the peer handshake under
-		                                        KEY (a file, or "random": a key nobody has)
+		                                        KEY (a file, or "random": a key nobody has); then
+		                                        msg/recv/ctl in sealed records (src/ferryd/link.c)
 		  ferry-wire.py tcp HOST:PORT OP...     a ferryd over TCP, no handshake
 		OPs, in order, on one connection:
 		  msg K=V...   a well-formed message      raw HEX   bytes as they are
 		  len N        a length prefix alone       recv      one message: "reply K=V ..." or closed/timeout
+		  ctl HEX      (peer) a control record: the verdict or commit bytes of a default-mode restart;
+		               recv shows one from ferryd as "ctl HEX"
 		  eof          wait for the end: closed/timeout/data
 		  idle N       N more connections (local), kept open    sleep S
 		"""
 		import hashlib, hmac, os, socket, struct, sys, time
+		from cryptography.hazmat.primitives import hashes
+		from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+		from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 		MAGIC = b"ferry-proto 1\n"
+		REC_MSG, REC_CTL, REC_MAX = 0x20, 0x21, 256 * 1024
+
+		class Link:
+		    """The client's end of ferryd's sealed records (src/lib/channel.h, src/ferryd/link.c)."""
+		    def __init__(self, s, key, nr, ns):
+		        info = b"ferry session keys\nferry-peer-1 client\nferry-peer-1 server\n" + struct.pack("<I", 0)
+		        k = HKDF(algorithm=hashes.SHA256(), length=64, salt=nr + ns, info=info).derive(key)
+		        self.s, self.out, self.inp, self.oseq, self.iseq = s, AESGCM(k[:32]), AESGCM(k[32:]), 0, 0
+		    def send(self, typ, data):
+		        hdr = struct.pack("<IB", len(data), typ)
+		        nonce = struct.pack(">IQ", 1, self.oseq)
+		        self.oseq += 1
+		        self.s.sendall(hdr + self.out.encrypt(nonce, data, hdr))
+		    def recv(self):
+		        hdr = read_exact(self.s, 5)
+		        n, typ = struct.unpack("<IB", hdr)
+		        if n > REC_MAX:
+		            return None, b""
+		        body = read_exact(self.s, n + 16)
+		        nonce = struct.pack(">IQ", 2, self.iseq)
+		        self.iseq += 1
+		        try:
+		            return typ, self.inp.decrypt(nonce, body, hdr)
+		        except Exception:
+		            return None, b""
 
 		def encode(fields):
 		    body = MAGIC + b"".join(f.encode() + b"\n" for f in fields)
@@ -367,9 +453,16 @@ write_wire_client() {
 		        buf += c
 		    return buf
 
-		def recv_msg(s):
-		    n = struct.unpack("<I", read_exact(s, 4))[0]
-		    body = read_exact(s, n)
+		def recv_msg(s, link):
+		    if link:
+		        typ, body = link.recv()
+		        if typ is None:
+		            return "bad record"
+		        if typ == REC_CTL:
+		            return "ctl " + body.hex()
+		    else:
+		        n = struct.unpack("<I", read_exact(s, 4))[0]
+		        body = read_exact(s, n)
 		    if not body.startswith(MAGIC):
 		        return "bad"
 		    return "reply " + " ".join(body[len(MAGIC):].decode(errors="replace").split("\n")[:-1])
@@ -388,7 +481,7 @@ write_wire_client() {
 		    want = hmac.new(key, b"ferry-peer-1 server" + nr + ns + uid, hashlib.sha256).digest()
 		    if r[:4] != b"FXR1" or not hmac.compare_digest(r[4:], want):
 		        return "bad proof from the server"
-		    return None
+		    return Link(s, key, nr, ns)
 
 		def unix():
 		    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -396,7 +489,7 @@ write_wire_client() {
 		    return s
 
 		def main(argv):
-		    keep = []
+		    keep, link = [], None
 		    if argv[0] == "local":
 		        s, ops = unix(), argv[1:]
 		    elif argv[0] == "tcp":
@@ -408,8 +501,12 @@ write_wire_client() {
 		        key = os.urandom(32) if argv[2] == "random" else open(argv[2], "rb").read()
 		        ops = argv[3:]
 		        s.settimeout(10)
-		        why = handshake(s, key)
-		        print("handshake ok" if why is None else "handshake refused: " + why, flush=True)
+		        link = handshake(s, key)
+		        if isinstance(link, str):
+		            print("handshake refused: " + link, flush=True)
+		            link = None
+		        else:
+		            print("handshake ok", flush=True)
 		    s.settimeout(10)
 		    i = 0
 		    while i < len(ops):
@@ -420,17 +517,22 @@ write_wire_client() {
 		                fields = []
 		                while i < len(ops) and "=" in ops[i]:
 		                    fields.append(ops[i]); i += 1
-		                s.sendall(encode(fields))
+		                if link:
+		                    link.send(REC_MSG, encode(fields)[4:])
+		                else:
+		                    s.sendall(encode(fields))
+		            elif op == "ctl":
+		                link.send(REC_CTL, bytes.fromhex(ops[i])); i += 1
 		            elif op == "raw":
 		                s.sendall(bytes.fromhex(ops[i])); i += 1
 		            elif op == "len":
 		                s.sendall(struct.pack("<I", int(ops[i], 0))); i += 1
 		            elif op == "recv":
 		                # (progress messages come before the answer: shown, then skipped)
-		                m = recv_msg(s)
+		                m = recv_msg(s, link)
 		                while m.startswith("reply type=progress"):
 		                    print("progress" + m[len("reply type=progress"):], flush=True)
-		                    m = recv_msg(s)
+		                    m = recv_msg(s, link)
 		                print(m, flush=True)
 		            elif op == "eof":
 		                print("data" if s.recv(65536) else "closed", flush=True)

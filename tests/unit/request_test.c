@@ -797,6 +797,81 @@ static void test_op_rules(void **state)
 	}
 }
 
+/* The starter's root side re-checks a request it built from a plan (no decoding) with
+ * ferry_request_check: the op table's rules, and every field's. */
+static void check_bad(struct ferry_request *req, const char *want)
+{
+	struct ferry_error *err = NULL;
+	assert_true(ferry_request_check(req, &err) < 0);
+	assert_non_null(err);
+	if (!strstr(err->message, want))
+		fail_msg("'%s' does not contain '%s'", err->message, want);
+	ferry_error_free(err);
+}
+
+static void test_request_check(void **state)
+{
+	static char *one[] = {"sh", NULL}, *empty0[] = {"", NULL}, *badenv[] = {"=x", NULL};
+	/* every op has a row */
+	for (uint32_t op = FERRY_OP_EXEC; op < FERRY_OP_MAX_; op++)
+		assert_non_null(ferry_op_rule(op));
+	assert_null(ferry_op_rule(0));
+	assert_null(ferry_op_rule(FERRY_OP_MAX_));
+	assert_string_equal(ferry_op_rule(FERRY_OP_EXEC)->what, "exec");
+
+	struct ferry_request ok = {.op = FERRY_OP_EXEC, .image = "/img", .argv = one, .env = badenv + 1};
+	assert_int_equal(ferry_request_check(&ok, NULL), 0);
+	struct ferry_request r = ok;
+	r.op = 99;
+	check_bad(&r, "unknown op 99");
+	r = ok;
+	r.flags = FERRY_REQ_NET;
+	check_bad(&r, "--net belongs to instance start");
+	r = ok;
+	r.flags = FERRY_REQ_LEAVE_RUNNING;
+	check_bad(&r, "--leave-running belongs to checkpoint instance");
+	r = ok;
+	r.flags = 1u << 20;
+	check_bad(&r, "unknown flags");
+	r = ok;
+	r.image = "img";
+	check_bad(&r, "image must be an absolute path");
+	r = ok;
+	r.hostname = "";
+	check_bad(&r, "empty hostname");
+	r = ok;
+	r.argv = empty0;
+	check_bad(&r, "argv[0] is empty");
+	r = ok;
+	r.env = badenv;
+	check_bad(&r, "env entry 0 is not KEY=VALUE");
+	struct ferry_bind rel = {.src = "rel", .dst = "/d"};
+	r = ok;
+	r.binds = &rel;
+	r.n_binds = 1;
+	check_bad(&r, "bind source must be an absolute path");
+	/* a restart takes its fields from its checkpoint */
+	struct ferry_request restart = {.op = FERRY_OP_INSTANCE_START,
+					.flags = FERRY_REQ_CRIU_RESTART,
+					.checkpoint = "/ck",
+					.argv = one + 1,
+					.env = one + 1};
+	assert_int_equal(ferry_request_check(&restart, NULL), 0);
+	restart.argv = one;
+	check_bad(&restart, "a restart takes no command");
+	restart.argv = one + 1;
+	restart.checkpoint = NULL;
+	check_bad(&restart, "no checkpoint directory");
+	/* a dump may name a checkpoint (a migration's), a restore may not */
+	struct ferry_request dump = {.op = FERRY_OP_CHECKPOINT_DUMP, .instance = "i", .checkpoint = "/ck"};
+	assert_int_equal(ferry_request_check(&dump, NULL), 0);
+	free(dump.argv);
+	free(dump.env);
+	dump.argv = dump.env = NULL;
+	dump.op = FERRY_OP_CHECKPOINT_RESTORE;
+	check_bad(&dump, "a checkpoint directory is not expected");
+}
+
 /* ---- encoder ---- */
 
 static void test_encode_errors(void **state)
@@ -972,6 +1047,7 @@ int main(void)
 	    cmocka_unit_test(test_lists),
 	    cmocka_unit_test(test_binds),
 	    cmocka_unit_test(test_op_rules),
+	    cmocka_unit_test(test_request_check),
 	    cmocka_unit_test(test_encode_errors),
 	    cmocka_unit_test(test_frees),
 	    cmocka_unit_test(test_bind_parse),

@@ -1,0 +1,313 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* ferry-criu — CRIU's client (libcriu, protobuf-c), out of the setuid starter.
+ *
+ * The starter execs it from the bundle (FERRY_CRIU_HELPER, read-only, root's) inside the
+ * container, after dropping to the user for good: no_new_privs, and as ambient capabilities only
+ * those the step needs (CAP_CHECKPOINT_RESTORE; + CAP_SETPCAP to restore; + CAP_NET_ADMIN with
+ * the container's own network). It adds none; CRIU, which libcriu execs, gets the same. Options
+ * and fds as src/lib/criu.h describes (FERRY_CRIU_HELPER); an error is one "E <message>" line on
+ * the report fd, as the starter's own children write them.
+ *
+ * Restore keeps the starter's guarantees: the page images are hashed while CRIU restores and
+ * compared before CRIU's post-restore notification returns (a mismatch kills the restored tree
+ * before any of it ran), CRIU must report the end of the restore, every restored process must run
+ * as the user without capabilities, and the whole restore is bounded by --timeout. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <openssl/crypto.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+
+#include "criu.h"
+#include "fs.h"
+#include "instance.h"
+#include "manifest.h"
+#include "util.h"
+
+struct args {
+	bool restore;
+	pid_t pid; /* dump */
+	unsigned timeout;
+	bool leave_running, tcp, page_server;
+	struct page {
+		uint64_t size;
+		char sha256[65];
+		const char *name;
+	} * pages;
+	size_t n_pages;
+};
+
+static _noreturn_ void fail(int code, struct ferry_error *err)
+{
+	_cleanup_free_ char *line = xasprintf("E %s\n", err && err->message ? err->message : "unknown error");
+	(void)ferry_write_all(FERRY_CRIU_REPORT_FD, line, strlen(line));
+	_exit(code);
+}
+
+/* "SIZE:SHA256:NAME": a decimal size, 64 lowercase hex digits, a plain file name */
+static bool parse_page(char *s, struct page *ret)
+{
+	char *sha = strchr(s, ':');
+	char *name = sha ? strchr(sha + 1, ':') : NULL;
+	if (!name || name - sha != 65)
+		return false;
+	*sha++ = '\0';
+	*name++ = '\0';
+	unsigned long long size = 0;
+	if (parse_uint64(s, UINT64_MAX, &size) < 0 || strspn(sha, "0123456789abcdef") != 64)
+		return false;
+	size_t n = strlen(name);
+	if (n == 0 || n > 255 ||
+	    strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != n)
+		return false;
+	ret->size = size;
+	memcpy(ret->sha256, sha, 65);
+	ret->name = name;
+	return true;
+}
+
+static bool parse_flag(struct args *a, char **argv, int argc, int *i)
+{
+	unsigned long long v = 0;
+	const char *o = argv[*i];
+	bool has_value = *i + 1 < argc;
+	if (!a->restore && streq(o, "--pid") && has_value && parse_uint64(argv[++*i], INT32_MAX, &v) >= 0 &&
+	    v > 0)
+		a->pid = (pid_t)v;
+	else if (streq(o, "--timeout") && has_value && parse_uint64(argv[++*i], 86400, &v) >= 0 && v > 0)
+		a->timeout = (unsigned)v;
+	else if (streq(o, "--tcp"))
+		a->tcp = true;
+	else if (!a->restore && streq(o, "--leave-running"))
+		a->leave_running = true;
+	else if (!a->restore && streq(o, "--page-server"))
+		a->page_server = true;
+	else if (a->restore && streq(o, "--page") && has_value && a->n_pages < FERRY_CRIU_MAX_PAGES) {
+		a->pages = xrealloc(a->pages, (a->n_pages + 1) * sizeof(*a->pages));
+		if (!parse_page(argv[++*i], &a->pages[a->n_pages++]))
+			return false;
+	} else
+		return false;
+	return true;
+}
+
+static bool is_dir_fd(int fd)
+{
+	struct stat st;
+	return fstat(fd, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* Strict: every option known, every value in range, every fd there and of the right kind. */
+static bool parse_args(int argc, char **argv, struct args *a)
+{
+	if (argc < 2 || (!streq(argv[1], "dump") && !streq(argv[1], "restore")))
+		return false;
+	a->restore = streq(argv[1], "restore");
+	for (int i = 2; i < argc; i++)
+		if (!parse_flag(a, argv, argc, &i))
+			return false;
+	if (a->timeout == 0 || (!a->restore && a->pid == 0) || !is_dir_fd(FERRY_CRIU_IMAGES_FD))
+		return false;
+	if (a->restore && !is_dir_fd(FERRY_CRIU_WORK_FD))
+		return false;
+	struct stat st;
+	if (a->page_server && (fstat(FERRY_CRIU_PS_FD, &st) < 0 || !S_ISSOCK(st.st_mode)))
+		return false;
+	for (size_t i = 0; i < a->n_pages; i++)
+		if (fstat(FERRY_CRIU_PAGES_FD + (int)i, &st) < 0 || !S_ISREG(st.st_mode))
+			return false;
+	return true;
+}
+
+/* ---------------------------------------------------------------------------- dump */
+
+static _noreturn_ void dump(const struct args *a)
+{
+	struct ferry_error *err = NULL;
+	const char *config = NULL;
+	if (a->page_server)
+		config = a->leave_running ? FERRY_CRIU_PS_RUNNING : FERRY_CRIU_PS_STOPPED;
+	else if (!a->leave_running)
+		config = FERRY_CRIU_LEAVE_STOPPED;
+	struct ferry_criu_opts o = {
+	    .binary = FERRY_CRIU_BIN,
+	    .images_fd = FERRY_CRIU_IMAGES_FD,
+	    .work_fd = FERRY_CRIU_IMAGES_FD,
+	    .log = FERRY_CRIU_DUMP_LOG,
+	    .pid = a->pid,
+	    .leave_running = a->leave_running,
+	    .timeout = a->timeout,
+	    .config = config,
+	    .tcp = a->tcp,
+	};
+	if (ferry_criu_dump(&o, &err) < 0)
+		fail(1, err);
+	(void)ferry_write_all(FERRY_CRIU_REPORT_FD, "D\n", 2);
+	_exit(0);
+}
+
+/* ------------------------------------------------------------------------- restore */
+
+/* The page images' check while CRIU restores: a thread of ours; CRIU's post-restore
+ * notification waits for it. */
+static struct {
+	const struct args *a;
+	pthread_t thread;
+	bool running, done;
+	struct ferry_error *err;
+} pages_check;
+
+static void *pages_check_run(void *arg)
+{
+	(void)arg;
+	const struct args *a = pages_check.a;
+	for (size_t i = 0; i < a->n_pages && !pages_check.err; i++) {
+		const struct page *p = &a->pages[i];
+		uint64_t size = 0;
+		char sha[65];
+		if (ferry_sha256_fd(FERRY_CRIU_PAGES_FD + (int)i, &size, sha, &pages_check.err) < 0)
+			ferry_error_wrap(&pages_check.err, "'%s'", p->name);
+		else if (size != p->size || !streq(sha, p->sha256))
+			ferry_error_msg(&pages_check.err, EPERM,
+					"file '%s' of the checkpoint was altered: the restore was stopped "
+					"before any process ran",
+					p->name);
+	}
+	return NULL;
+}
+
+/* CRIU's post-restore notification: every page is in place and no restored process has run.
+ * Non-zero makes CRIU kill the restored tree. */
+static int pages_check_wait(void)
+{
+	if (pages_check.running) {
+		pthread_join(pages_check.thread, NULL);
+		pages_check.running = false;
+	}
+	pages_check.done = true;
+	return pages_check.err ? -1 : 0;
+}
+
+static void restore_timeout(int sig)
+{
+	static const char msg[] = "E CRIU restore timed out ('criu timeout' in ferry.conf)\n";
+	(void)!write(FERRY_CRIU_REPORT_FD, msg, sizeof(msg) - 1);
+	kill(0, SIGKILL);
+}
+
+static bool creds_ok(pid_t pid, uid_t uid, gid_t gid)
+{
+	struct ferry_proc_status st;
+	int r = ferry_proc_status(pid, &st);
+	if (r == -ESRCH)
+		return true; /* gone */
+	if (r < 0)
+		return false;
+	if (st.state == 'Z')
+		return true; /* a zombie runs no code (and keeps the restorer's credentials) */
+	for (int i = 0; i < 4; i++)
+		if (st.uid[i] != uid || st.gid[i] != gid || st.caps[i] != 0)
+			return false;
+	return true;
+}
+
+/* Trust, but verify: every process now in the container but its init and us must be the user's
+ * (ours: the starter dropped to the user for good before exec), without capabilities. */
+static bool restored_creds_ok(void)
+{
+	DIR *d = opendir("/proc");
+	bool ok = d != NULL;
+	struct dirent *de;
+	while (ok && (de = readdir(d))) {
+		unsigned long long p = 0;
+		if (parse_uint64(de->d_name, INT32_MAX, &p) < 0 || p == 1 || (pid_t)p == getpid())
+			continue;
+		ok = creds_ok((pid_t)p, getuid(), getgid());
+	}
+	if (d)
+		closedir(d);
+	return ok;
+}
+
+static _noreturn_ void restore(const struct args *a)
+{
+	struct ferry_error *err = NULL;
+	(void)signal(SIGALRM, restore_timeout);
+	alarm(a->timeout);
+	struct ferry_criu_opts o = {
+	    .binary = FERRY_CRIU_BIN,
+	    .images_fd = FERRY_CRIU_IMAGES_FD,
+	    .work_fd = FERRY_CRIU_WORK_FD,
+	    .log = FERRY_CRIU_RESTORE_LOG,
+	    .timeout = a->timeout,
+	    .tcp = a->tcp,
+	    .post_restore = pages_check_wait,
+	};
+	pages_check.a = a;
+	if (a->n_pages > 0) {
+		int e = pthread_create(&pages_check.thread, NULL, pages_check_run, NULL);
+		if (e != 0) {
+			ferry_error_set(&err, e, "start checking the checkpoint's pages");
+			fail(255, err);
+		}
+		pages_check.running = true;
+	}
+	pid_t pid = 0;
+	if (ferry_criu_restore(&o, &pid, &err) < 0) {
+		/* an altered page image is the reason CRIU failed when there is one */
+		if (pages_check_wait() < 0) {
+			ferry_error_free(err);
+			err = TAKE_PTR(pages_check.err);
+		}
+		fail(255, err);
+	}
+	alarm(0);
+	if (!pages_check.done || pages_check.err) {
+		/* CRIU resumed the tree without asking: nothing unverified may run */
+		kill(-1, SIGKILL);
+		ferry_error_msg(&err, EIO, "CRIU did not report the end of the restore: restore refused");
+		fail(255, err);
+	}
+	if (!restored_creds_ok()) {
+		kill(-1, SIGKILL);
+		ferry_error_msg(
+		    &err, EPERM,
+		    "a restored process does not run as you without capabilities: restore refused");
+		fail(255, err);
+	}
+	char line[32];
+	int n = snprintf(line, sizeof(line), "%d", (int)pid);
+	(void)ferry_write_all(FERRY_CRIU_PID_FD, line, (size_t)n);
+	_exit(0);
+}
+
+int main(int argc, char **argv)
+{
+	struct args a = {0};
+	/* OpenSSL (the pages' SHA-256) reads no configuration: inside the container its path
+	 * would be the image's (the bundle's libcrypto has its compiled-in paths closed too) */
+	OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG, NULL);
+	if (fcntl(FERRY_CRIU_REPORT_FD, F_GETFD) < 0) {
+		fprintf(stderr, "ferry-criu is run by ferry-starter, not directly\n");
+		return 2;
+	}
+	if (!parse_args(argc, argv, &a)) {
+		struct ferry_error *err = NULL;
+		ferry_error_msg(&err, EINVAL,
+				"ferry-criu: the starter's arguments or fds are not as expected");
+		fail(2, err);
+	}
+	/* CRIU gets only what it needs: the page server's socket (named in its config); it reads
+	 * the directories through /proc/PID/fd, which needs us dumpable (it holds the same
+	 * capabilities, so the user's other processes still cannot ptrace us) */
+	for (int fd = FERRY_CRIU_IMAGES_FD; fd <= FERRY_CRIU_PID_FD; fd++)
+		(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+	for (size_t i = 0; i < a.n_pages; i++)
+		(void)fcntl(FERRY_CRIU_PAGES_FD + (int)i, F_SETFD, FD_CLOEXEC);
+	(void)prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+	if (a.restore)
+		restore(&a);
+	dump(&a);
+}

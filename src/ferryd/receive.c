@@ -1,0 +1,160 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* receive.c — the destination of a migration: a peer that proved the cluster key asks it to
+ * take an instance (docs/protocol.md). Every message comes and goes as a sealed record
+ * (link.c); in diskless mode the starters' own session runs on the connection in between. */
+#include <sys/socket.h>
+
+#include "ferryd.h"
+#include "fs.h"
+#include "names.h"
+
+/* The prepare message, checked (its uid in *ret_uid); false (and the peer told) when it is not one. */
+static bool prepare_ok(struct ferryd_link *l, const struct ferry_msg *m, unsigned long long *ret_uid)
+{
+	const char *type = ferry_msg_get(m, "type"), *id = ferry_msg_get(m, "id"),
+		   *name = ferry_msg_get(m, "instance");
+	const char *mode = ferry_msg_get(m, "mode"), *uid_s = ferry_msg_get(m, "uid"),
+		   *user = ferry_msg_get(m, "user");
+	if (!type || !streq(type, "prepare") || !id || strlen(id) != 12 ||
+	    strspn(id, "0123456789abcdef") != 12 || !name || ferry_name_check(name, "instance", NULL) < 0 ||
+	    !mode || (!streq(mode, "default") && !streq(mode, "diskless")) || !uid_s ||
+	    parse_uint64(uid_s, UINT32_MAX - 1, ret_uid) < 0 || !user) {
+		ferryd_send_error(-1, l, id, "bad prepare message");
+		return false;
+	}
+	return true;
+}
+
+/* The restart message of a default-mode migration: only a directory of this user in the shared
+ * directory (a peer names no other path). NULL when the source aborted or sent anything else
+ * (it is then told). */
+static const char *restart_dir(const struct ferryd *d, struct ferryd_link *l, const struct ferry_msg *next,
+			       const struct ferryd_user *u, const char *id)
+{
+	const char *type = ferry_msg_get(next, "type") ?: "", *ndir = ferry_msg_get(next, "dir");
+	if (streq(type, "abort"))
+		return NULL;
+	_cleanup_free_ char *prefix = xasprintf("%s/%u/", d->shared_dir, (unsigned)u->uid);
+	if (!streq(type, "restart") || !ndir || !startswith(ndir, prefix) || strstr(ndir, "/..") ||
+	    strchr(ndir + strlen(prefix), '/')) {
+		ferryd_send_error(-1, l, id, "bad restart message");
+		return NULL;
+	}
+	return ndir;
+}
+
+/* Default mode: the restart from the shared directory, the starter's verdict and the source's
+ * commit relayed in records. 1 when there is nothing to restart (told or aborted). */
+static int restart_shared(struct ferryd *d, struct ferryd_link *l, struct ferry_request *restart,
+			  const struct ferryd_user *u, const char *id, char **ret_out,
+			  struct ferry_error **err)
+{
+	struct ferry_msg next = {0};
+	if (ferryd_link_recv(l, (unsigned)d->cfg->criu_timeout + 60, &next, err) < 0)
+		return 1;
+	const char *ndir = restart_dir(d, l, &next, u, id);
+	if (!ndir) {
+		ferry_msg_clear(&next);
+		return 1;
+	}
+	restart->checkpoint = (char *)ndir;
+	restart->flags |= FERRY_REQ_COMMIT;
+	struct ferryd_ctl ctl;
+	int starter_end = -1;
+	int r = ferryd_ctl_start(&ctl, l, &starter_end, err);
+	if (r == 0) {
+		r = ferryd_run_starter(d, u, restart, starter_end, ret_out, err);
+		close(starter_end);
+		ferryd_ctl_stop(&ctl);
+	}
+	ferry_msg_clear(&next);
+	return r;
+}
+
+/* The restart, once the destination is ready; @leaf: the diskless copy's directory. */
+static void receive(struct ferryd *d, struct ferryd_link *l, const struct ferry_msg *m,
+		    const struct ferryd_user *u, const struct ferryd_leaf *leaf)
+{
+	struct ferry_error *err = NULL;
+	const char *id = ferry_msg_get(m, "id"), *name = ferry_msg_get(m, "instance");
+	bool diskless = streq(ferry_msg_get(m, "mode"), "diskless");
+	struct ferry_msg ready = {0};
+	ferry_msg_set(&ready, "type", "ready");
+	if (ferryd_link_send(l, &ready, &err) < 0)
+		return;
+	struct ferry_request restart = {.op = FERRY_OP_INSTANCE_START,
+					.flags =
+					    FERRY_REQ_CRIU_RESTART | FERRY_REQ_TIMINGS | FERRY_REQ_MIGRATED,
+					.instance = (char *)name};
+	int r;
+	_cleanup_free_ char *out = NULL;
+	if (diskless) {
+		/* the starter's session on the connection itself, between our records */
+		restart.checkpoint = leaf->path;
+		restart.page_server = xasprintf("ferryd:%s", ferry_msg_get(m, "from") ?: "peer");
+		r = ferryd_run_starter(d, u, &restart, l->fd, &out, &err);
+		free(restart.page_server);
+	} else if ((r = restart_shared(d, l, &restart, u, id, &out, &err)) > 0) {
+		return;
+	}
+	if (r < 0) {
+		ferryd_log(id, "restart failed: %s", err->message);
+		return ferryd_send_error(-1, l, id, "%s", err->message);
+	}
+	struct ferry_msg done = {0};
+	ferry_msg_set(&done, "type", "done");
+	ferry_msg_set(&done, "start", "%lld", ferryd_timing(out, "start"));
+	ferry_msg_set(&done, "received", "%lld", ferryd_timing(out, "received"));
+	ferry_msg_set(&done, "restored", "%lld", ferryd_timing(out, "restored"));
+	ferry_msg_set(&done, "bytes", "%lld", ferryd_timing(out, "bytes"));
+	ferryd_log(id, "'%s' runs here", name);
+	(void)ferryd_link_send(l, &done, &err);
+}
+
+static void serve(struct ferryd *d, struct ferryd_link *l)
+{
+	struct ferry_error *err = NULL;
+	struct ferry_msg m = {0};
+	if (ferryd_link_recv(l, FERRYD_PEER_TIMEOUT, &m, &err) < 0)
+		return ferryd_send_error(-1, l, NULL, "%s", err->message);
+	unsigned long long uid = 0;
+	if (!prepare_ok(l, &m, &uid))
+		return;
+	const char *id = ferry_msg_get(&m, "id"), *name = ferry_msg_get(&m, "instance"),
+		   *user = ferry_msg_get(&m, "user");
+	struct ferryd_user u = {0};
+	if (ferryd_user_lookup((uid_t)uid, &u, &err) < 0)
+		return ferryd_send_error(-1, l, id, "%s", err->message);
+	if (!streq(u.name, user)) /* the nodes must agree on who uid N is */
+		return ferryd_send_error(-1, l, id, "uid %llu is '%s' here, not '%s'", uid, u.name, user);
+	const char *mode = ferry_msg_get(&m, "mode");
+	ferryd_log(id, "receiving '%s' of %s from %s (%s)", name, u.name, ferry_msg_get(&m, "from") ?: "?",
+		   mode);
+	struct ferryd_leaf leaf = {.uidfd = -1};
+	if (streq(mode, "diskless")) {
+		_cleanup_free_ char *leaf_name = xasprintf("%s-%s", name, id);
+		if (ferryd_leaf_make(d->tmpfs_dir, &u, leaf_name, id, &leaf, &err) < 0) {
+			ferryd_log(id, "%s", err->message);
+			return ferryd_send_error(-1, l, id, "%s", err->message);
+		}
+	}
+	receive(d, l, &m, &u, &leaf);
+	/* diskless: the instance was restored from the tmpfs copy (or was not): it is not needed
+	 * any more, and takes as much memory as the instance */
+	ferryd_leaf_remove(d, &u, &leaf, id);
+}
+
+void ferryd_handle_peer(struct ferryd *d, int sk, const struct ferry_xfer_keys *keys)
+{
+	/* the peer proved the cluster key in the main loop (loop.c) before this process was forked;
+	 * from here on, every byte of ours is in a record under the keys of that handshake */
+	struct ferryd_link l;
+	struct ferry_error *err = NULL;
+	if (ferryd_link_open(&l, sk, keys, true, &err) < 0) {
+		ferryd_log(NULL, "%s", err->message);
+		ferry_error_free(err);
+		return;
+	}
+	serve(d, &l);
+	ferryd_link_close(&l);
+}

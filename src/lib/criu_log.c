@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* criu_log.c — what went wrong, from a CRIU log. No libcriu here: the setuid starter reads the
+ * page server's log with it, and links no CRIU client code (that is ferry-criu's, src/criu/). */
+#include <fcntl.h>
+
+#include "criu.h"
+#include "fs.h"
+
+static bool harmless(const char *line)
+{
+	/* printed on every run here: root's bounding set lacks CAP_SYS_RESOURCE (FACTS.md); and
+	 * CRIU's probe for iptables' "-w" (sh -c "iptables -w ..."), which finds no sh on its PATH
+	 * (ferry locks the network with nftables, through libnftables) */
+	return strstr(line, "RLIMIT_NOFILE") || strstr(line, "Unable to create tun") ||
+	       strstr(line, "iptables-restore") || strstr(line, "execvp(\"sh\", ...) failed");
+}
+
+char *ferry_criu_log_errors(int dirfd, const char *log, int max)
+{
+	_cleanup_close_ int fd = openat(dirfd, log, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return NULL;
+	_cleanup_free_ char *buf = NULL;
+	size_t len = 0;
+	/* logs can be long: look at the last 256 KiB only */
+	off_t size = lseek(fd, 0, SEEK_END);
+	if (size > 256 * 1024)
+		lseek(fd, size - 256 * 1024, SEEK_SET);
+	else
+		lseek(fd, 0, SEEK_SET);
+	if (ferry_read_all(fd, 512 * 1024, &buf, &len, NULL) < 0)
+		return NULL;
+	char *lines[16];
+	int n = 0;
+	char *save = NULL;
+	for (char *l = strtok_r(buf, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		char *e = strstr(l, "Error (");
+		if (!e || harmless(l))
+			continue;
+		if (n == max && max > 0) {
+			memmove(lines, lines + 1, (size_t)(max - 1) * sizeof(char *));
+			n--;
+		}
+		if (max > 0 && n < (int)ARRAY_SIZE(lines))
+			lines[n++] = e;
+	}
+	if (n == 0)
+		return NULL;
+	char *out = xstrdup("");
+	for (int i = 0; i < n; i++) {
+		char *next = xasprintf("%s%s%s", out, i ? "; " : "", lines[i]);
+		free(out);
+		out = next;
+	}
+	return out;
+}

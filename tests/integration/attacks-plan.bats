@@ -1,0 +1,168 @@
+#!/usr/bin/env bats
+# attacks-plan.bats — the starter's privilege separation (issue 11, part 2): what the caller
+# controls is read and parsed only by a process that is the caller for good (real, effective and
+# saved uid; no capability; no_new_privs), and root takes from it only a plan it re-checks.
+# Runs as the unprivileged test users against the installed ferry.
+
+load ../lib/common
+
+setup_file() { ferry_suite_setup; }
+teardown_file() { ferry_suite_teardown; }
+
+setup() {
+	ferry_test_setup
+	conf_save
+	BG=
+}
+
+teardown() {
+	exec 7>&- 2>/dev/null || true
+	[ -z "$BG" ] || kill -KILL "$BG" 2>/dev/null || true
+	conf_restore
+	ferry_teardown
+}
+
+# fifo_holders PATH: the pids that have PATH open on fd 3
+fifo_holders() {
+	local p
+	for p in /proc/[0-9]*; do
+		[ "$(readlink "$p/fd/3" 2>/dev/null)" = "$1" ] && echo "${p#/proc/}"
+	done
+	true
+}
+
+# for_good PID UID GID: PID's ids are all UID/GID, it has no capability and no_new_privs
+for_good() {
+	local st
+	st=$(cat "/proc/$1/status" 2>/dev/null) || return 1
+	grep -qE "^Uid:[[:space:]]+$2[[:space:]]+$2[[:space:]]+$2[[:space:]]+$2\$" <<<"$st" &&
+		grep -qE "^Gid:[[:space:]]+$3[[:space:]]+$3[[:space:]]+$3[[:space:]]+$3\$" <<<"$st" &&
+		grep -qE '^CapPrm:[[:space:]]+0+$' <<<"$st" &&
+		grep -qE '^CapEff:[[:space:]]+0+$' <<<"$st" &&
+		grep -qE '^CapBnd:[[:space:]]+0+$' <<<"$st" &&
+		grep -qE '^NoNewPrivs:[[:space:]]+1$' <<<"$st"
+}
+
+# start_on_fifo: runs the starter as U1 with a FIFO on fd 3 that this test holds open, so that
+# whoever reads the request blocks in that read; sets FIFO and BG
+start_on_fifo() {
+	FIFO=$U1_TMP/req.fifo
+	as_user1 mkfifo "$FIFO"
+	exec 7<>"$FIFO"
+	as_user "$U1" sh -c 'exec "$1" 3<"$2"' ferry-test "$STARTER" "$FIFO" >"$U1_TMP/out" 2>"$U1_TMP/err" 7>&- &
+	BG=$!
+}
+
+# wait_reader: polls (5 s) until the only processes reading the FIFO are the caller for good;
+# prints what they were when it gives up
+wait_reader() {
+	local uid gid h all
+	uid=$(id -u "$U1") gid=$(id -g "$U1")
+	for _ in $(seq 100); do
+		h=$(fifo_holders "$FIFO")
+		all=1
+		for p in $h; do for_good "$p" "$uid" "$gid" || all=; done
+		if [ -n "$h" ] && [ -n "$all" ]; then
+			READER=$h
+			return 0
+		fi
+		sleep 0.05
+	done
+	for p in $h; do
+		echo "pid $p reads the request as:" >&2
+		grep -E '^(Uid|Gid|CapPrm|CapEff|CapBnd|NoNewPrivs):' "/proc/$p/status" >&2
+	done
+	return 1
+}
+
+@test "the process that reads and decodes the request is the caller for good: no saved root uid, no capability" {
+	start_on_fifo
+	wait_reader
+	# and it is not the setuid process: root's side does not hold the request at all
+	[ "$READER" != "$BG" ]
+	# a request that is not one: still the one line it always was
+	exec 7>&-
+	rc=0
+	wait "$BG" || rc=$?
+	BG=
+	[ "$rc" -eq 255 ]
+	run cat "$U1_TMP/err"
+	assert_output --regexp '^ferry: invalid request: '
+	[ "$(grep -c '' "$U1_TMP/err")" -eq 1 ]
+	assert_instance_gone "$U1" nosuch
+}
+
+@test "a killed request checker: one line, root does nothing, nothing left behind" {
+	start_on_fifo
+	wait_reader
+	# the caller may kill their checker (it is theirs): root must refuse, not act
+	as_user1 kill -KILL "$READER"
+	rc=0
+	wait "$BG" || rc=$?
+	BG=
+	[ "$rc" -eq 255 ]
+	run cat "$U1_TMP/err"
+	assert_output --regexp '^ferry: the request could not be checked'
+	[ "$(grep -c '' "$U1_TMP/err")" -eq 1 ]
+	# nothing of the starter is left, nothing holds the request
+	run pgrep -u "$U1" -f ferry-starter
+	assert_failure
+	[ -z "$(fifo_holders "$FIFO")" ]
+}
+
+@test "forged requests of every malformed kind: one line each, nothing left behind" {
+	use_image sif
+	local r=$U1_TMP uid
+	uid=$(id -u "$U1")
+	printf 'not a sif, not squashfs' >"$r/bad.img"
+	printf 'FERRYRQ0' >"$r/magic.req"
+	forge_request --op 1 --image "$IMG" --arg true | head -c 30 >"$r/cut.req"
+	forge_request --op 99 --image "$IMG" --arg true >"$r/op.req"
+	forge_request --op 1 --flags $((1 << 20)) --image "$IMG" --arg true >"$r/flags.req"
+	forge_request --op 1 --flags $((1 << 6)) --image "$IMG" --arg true >"$r/netflag.req"
+	forge_request --op 1 --image "$IMG" --instance x --arg true >"$r/exec-instance.req"
+	forge_request --op 1 --arg true >"$r/noimage.req"
+	forge_request --op 4 --arg true >"$r/list-argv.req"
+	forge_request --op 1 --image relative --arg true >"$r/relative.req"
+	forge_request --op 1 --image "$IMG" --arg true --env NOEQUALS >"$r/env.req"
+	forge_request --op 2 --image "$IMG" --instance '../x' >"$r/name.req"
+	forge_request --op 2 --image "$IMG" --instance ok --hostname '-bad' >"$r/hostname.req"
+	forge_request --op 1 --image "$r/nosuch.img" --cwd / --arg true >"$r/noimg.req"
+	forge_request --op 1 --image "$r/bad.img" --cwd / --arg true >"$r/badimg.req"
+	forge_request --op 1 --image "$IMG" --cwd / --bind 0 "$r/nosuch" /mnt --arg true >"$r/nobind.req"
+	forge_request --op 1 --image "$IMG" --cwd / --bind 0 /etc /mnt --arg true >"$r/etcbind.req"
+	forge_request --op 1 --image "$IMG" --cwd / --bind 2 /etc /mnt --arg true >"$r/robind.req"
+	forge_request --op 1 --image "$IMG" --cwd / --bind 0 "$r" /proc/x --arg true >"$r/dstbind.req"
+	forge_request --op 2 --flags $((1 << 6)) --image "$IMG" --instance n1 --network-args 'IP=garbage' \
+		>"$r/netargs.req"
+	chmod a+r "$r"/*.req "$r/bad.img"
+	local -A want=(
+		[magic]='invalid request: bad magic'
+		[cut]='invalid request'
+		[op]='invalid request: unknown op'
+		[flags]='invalid request: unknown flags'
+		[netflag]='invalid request: --net belongs to instance start'
+		[exec-instance]='invalid request: an instance name is not expected for exec'
+		[noimage]='invalid request: no image'
+		[list-argv]='invalid request: argv is not expected for instance list'
+		[relative]='invalid request: image must be an absolute path'
+		[env]='invalid request: env entry 0 at offset [0-9]+ is not KEY=VALUE'
+		[name]='invalid instance name'
+		[hostname]="invalid hostname '-bad'"
+		[noimg]="image '.*nosuch.img' does not exist"
+		[badimg]="image '.*bad.img'"
+		[nobind]="bind source '.*nosuch' does not exist"
+		[etcbind]="bind source '/etc' .*not allowed by ferry.conf"
+		[robind]='invalid request: bind record'
+		[dstbind]="bind destination '/proc/x' is reserved"
+		[netargs]='network-args|IP'
+	)
+	for k in "${!want[@]}"; do
+		run --separate-stderr starter_as "$U1" "$r/$k.req"
+		assert_ferry_error "${want[$k]}"
+		# nothing of the starter stays
+		run pgrep -u "$U1" -f ferry-starter
+		assert_failure
+	done
+	[ -z "$(ls -A "$(rundir_of "$uid")" 2>/dev/null)" ]
+}
