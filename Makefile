@@ -58,9 +58,9 @@ XFER_LIBS    := -lcrypto -larchive
 NET_LIBS     := -ljson-c -lcap -lcrypto
 
 .SECONDARY:
-.PHONY: bench bench-smoke all clean install uninstall setup check unit unit-san fuzz fuzz-long demo lint format format-check
+.PHONY: zdtm bench bench-smoke all clean install uninstall setup check unit unit-san fuzz fuzz-long demo lint format format-check
 all: $(BUILD)/ferry $(BUILD)/ferry-starter $(BUILD)/ferryd $(BUILD)/ferry-xfer $(BUILD)/ferry-criu \
-       $(BUILD)/ferry-net
+       $(BUILD)/ferry-net $(BUILD)/ferry-reaper
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -93,6 +93,14 @@ $(BUILD)/tests/net_test: $(BUILD)/obj/tests/unit/net_test.o $(BUILD)/obj/src/net
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(FERRY_LIBS) -lcriu
 
+# The root of a checkpointable instance's tree (src/reaper/reaper.c): static, since it runs inside
+# containers from the CRIU bundle, with no loader or library of the image's.
+REAPER_SRCS  := src/reaper/reaper.c
+$(BUILD)/ferry-reaper: $(REAPER_SRCS)
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 $(WARN) -O2 -g -D_GNU_SOURCE -D_FORTIFY_SOURCE=2 -fstack-protector-strong -static \
+		-o $@ $(REAPER_SRCS)
+
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libferry.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(FERRY_LIBS) -lcriu
@@ -122,6 +130,7 @@ install: all
 	install -o root -g root -m 0755 $(BUILD)/ferry-xfer $(DESTDIR)$(LIBEXECDIR)/ferry-xfer
 	install -o root -g root -m 0755 $(BUILD)/ferry-net $(DESTDIR)$(LIBEXECDIR)/ferry-net
 	scripts/criu-bundle.sh $(DESTDIR)$(LIBEXECDIR)/criu $(CRIU) $(BUILD)/ferry-criu
+	install -o root -g root -m 0755 $(BUILD)/ferry-reaper $(DESTDIR)$(LIBEXECDIR)/criu/ferry-reaper
 	test -e $(DESTDIR)$(SYSCONFDIR)/ferry.conf || \
 		install -o root -g root -m 0644 etc/ferry.conf $(DESTDIR)$(SYSCONFDIR)/ferry.conf
 	for f in etc/network/*.conflist; do \
@@ -171,14 +180,22 @@ bench-smoke: setup
 	$(MAKE) install
 	bats tests/integration/bench.bats
 
+# CRIU's zdtm static tests, each through ferry as an ordinary user (launch, dump, restart, check):
+# not part of check (a representative slice is, through tests/integration/zdtm.bats). About 20
+# minutes; the per-test results go to /var/tmp/ferry-zdtm/results.txt. See tests/zdtm/README.md.
+zdtm: setup
+	$(MAKE) all
+	$(MAKE) install
+	tests/zdtm/run.sh
+
 lint:
 	scripts/lint.sh
 
 format:
-	clang-format -i $(LIB_SRCS) $(FERRY_SRCS) $(STARTER_SRCS) $(FERRYD_SRCS) $(XFER_SRCS) $(CRIU_SRCS) $(NET_SRCS) src/*/*.h $(UNIT_SRCS)
+	clang-format -i $(LIB_SRCS) $(FERRY_SRCS) $(STARTER_SRCS) $(FERRYD_SRCS) $(XFER_SRCS) $(CRIU_SRCS) $(NET_SRCS) $(REAPER_SRCS) src/*/*.h $(UNIT_SRCS)
 
 format-check:
-	clang-format --dry-run --Werror $(LIB_SRCS) $(FERRY_SRCS) $(STARTER_SRCS) $(FERRYD_SRCS) $(XFER_SRCS) $(CRIU_SRCS) $(NET_SRCS) src/*/*.h $(UNIT_SRCS)
+	clang-format --dry-run --Werror $(LIB_SRCS) $(FERRY_SRCS) $(STARTER_SRCS) $(FERRYD_SRCS) $(XFER_SRCS) $(CRIU_SRCS) $(NET_SRCS) $(REAPER_SRCS) src/*/*.h $(UNIT_SRCS)
 
 clean:
 	rm -rf build build-san build-fuzz

@@ -227,7 +227,20 @@ int ferry_proc_status(pid_t pid, struct ferry_proc_status *ret)
 		return -ESRCH;
 	static const char *const caps[] = {"CapInh", "CapPrm", "CapEff", "CapAmb"};
 	const char *pp = status_field(buf, "PPid"), *u = status_field(buf, "Uid"),
-		   *g = status_field(buf, "Gid");
+		   *g = status_field(buf, "Gid"), *state = status_field(buf, "State"),
+		   *ns = status_field(buf, "NSpid");
+	if (!state || sscanf(state, " %c", &ret->state) != 1)
+		return -EINVAL;
+	/* NSpid: the pid in each namespace from the outermost on; the last one is its own */
+	ret->nspid = 0;
+	for (char *end = NULL; ns; ns = end) {
+		ns += strspn(ns, " \t");
+		errno = 0;
+		long v = strtol(ns, &end, 10);
+		if (end == ns || errno || v <= 0 || v > INT32_MAX)
+			break;
+		ret->nspid = (pid_t)v;
+	}
 	if (!pp || !u || !g || sscanf(pp, " %d", &ret->ppid) != 1 ||
 	    sscanf(u, " %u %u %u %u", &ret->uid[0], &ret->uid[1], &ret->uid[2], &ret->uid[3]) != 4 ||
 	    sscanf(g, " %u %u %u %u", &ret->gid[0], &ret->gid[1], &ret->gid[2], &ret->gid[3]) != 4)

@@ -52,7 +52,9 @@ void ferry_instance_list_free(struct ferry_instance **list);
 int ferry_proc_starttime(pid_t pid, unsigned long long *ret);
 /* What the starter checks of a process in /proc/PID/status. */
 struct ferry_proc_status {
+	char state; /* 'R', 'S', ... 'Z' (a zombie runs no code) */
 	pid_t ppid;
+	pid_t nspid; /* its pid in its own (innermost) pid namespace */
 	unsigned uid[4], gid[4]; /* real, effective, saved, filesystem */
 	unsigned long long caps[4]; /* inheritable, permitted, effective, ambient */
 };

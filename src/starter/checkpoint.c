@@ -582,6 +582,89 @@ static void read_launch_record(struct dump *d, char **ret, size_t *ret_len)
 		die("instance '%s' has no launch record: restart it with --criu-launch", d->name);
 }
 
+/* One process of an instance's pid namespace, as ns_scan sees it from the host. */
+struct ns_proc {
+	pid_t pid, ppid, nspid; /* host pid, host parent, pid inside */
+	bool dumped; /* under the workload: in the tree CRIU dumps */
+};
+
+/* The processes of @init's pid namespace but @init, from the host's /proc (as root); at most
+ * @max. -errno when the namespace cannot be read. */
+static int ns_procs(pid_t init, struct ns_proc *procs, size_t max, size_t *ret_n, struct ferry_error **err)
+{
+	char path[64];
+	struct stat ns, st;
+	snprintf(path, sizeof(path), "/proc/%d/ns/pid", (int)init);
+	if (stat(path, &ns) < 0)
+		return ferry_error_set(err, errno, "the instance's pid namespace");
+	DIR *d = opendir("/proc");
+	if (!d)
+		return ferry_error_set(err, errno, "/proc");
+	size_t n = 0;
+	struct dirent *de;
+	struct ferry_proc_status ps;
+	int r = 0;
+	while (r == 0 && (de = readdir(d))) {
+		unsigned long long p = 0;
+		if (parse_uint64(de->d_name, INT32_MAX, &p) < 0 || (pid_t)p == init)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%llu/ns/pid", p);
+		if (stat(path, &st) < 0 || st.st_dev != ns.st_dev || st.st_ino != ns.st_ino ||
+		    ferry_proc_status((pid_t)p, &ps) < 0)
+			continue; /* elsewhere, or gone */
+		if (n == max)
+			r = ferry_error_msg(err, E2BIG, "the instance runs more than %zu processes", max);
+		else
+			procs[n++] = (struct ns_proc){.pid = (pid_t)p, .ppid = ps.ppid, .nspid = ps.nspid};
+	}
+	closedir(d);
+	*ret_n = n;
+	return r;
+}
+
+/* A checkpoint holds the tree under the workload (its reaper, see init.c): refuses, naming it,
+ * any process of the instance outside that tree but its init (one a user started with 'ferry
+ * exec', or anything that escaped the reaper), which the dump would silently leave behind. */
+static int ns_check_whole(const struct ferry_instance *inst, struct ferry_error **err)
+{
+	size_t max = 65536, n = 0;
+	_cleanup_free_ struct ns_proc *procs = xmalloc(max * sizeof(*procs));
+	int r = ns_procs(inst->pid, procs, max, &n, err);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n; i++)
+		procs[i].dumped = procs[i].nspid == (pid_t)inst->workload;
+	for (bool grew = true; grew;) { /* down the tree, a generation a pass */
+		grew = false;
+		for (size_t i = 0; i < n; i++)
+			for (size_t j = 0; j < n && !procs[i].dumped; j++)
+				if (procs[j].dumped && procs[j].pid == procs[i].ppid)
+					procs[i].dumped = grew = true;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (procs[i].dumped)
+			continue;
+		char path[64], comm[32] = "?";
+		_cleanup_free_ char *buf = NULL;
+		snprintf(path, sizeof(path), "/proc/%d/comm", (int)procs[i].pid);
+		if (ferry_read_file(path, 64, &buf, NULL, NULL) == 0) {
+			size_t k = 0;
+			for (; buf[k] && buf[k] != '\n' && k < sizeof(comm) - 1; k++)
+				comm[k] = buf[k];
+			for (size_t c = 0; c < k; c++)
+				if (comm[c] < ' ' || comm[c] == 0x7f)
+					comm[c] = '?';
+			comm[k] = '\0';
+		}
+		return ferry_error_msg(
+		    err, EBUSY,
+		    "process %d ('%s') of instance '%s' is outside its workload's tree and "
+		    "would be lost: end it (a 'ferry exec'?) and checkpoint again",
+		    (int)procs[i].nspid, comm, inst->name);
+	}
+	return 0;
+}
+
 /* Pins the instance and its monitor, reads its launch request, opens the target checkpoint
  * directory and its staging, and (--page-server) starts the transfer session. */
 static void dump_prepare(struct dump *d, int *ret_pidfd, char **ret_launch, size_t *ret_launch_len)
@@ -598,6 +681,8 @@ static void dump_prepare(struct dump *d, int *ret_pidfd, char **ret_launch, size
 		die("instance '%s' runs no workload to checkpoint (restore one into it with 'ferry checkpoint "
 		    "instance --criu --restore %s')",
 		    d->name, d->name);
+	if (ns_check_whole(d->inst, &err) < 0)
+		die("checkpoint of '%s' refused: %s", d->name, err->message);
 	read_launch_record(d, ret_launch, ret_launch_len);
 	/* a migration may put the dump elsewhere than the instance's own checkpoint (it must
 	 * still be a directory of the caller's) */
@@ -673,10 +758,32 @@ static bool dump_wait(struct dump *d, struct tail_hashes *tails, char *msg, size
 	return in_time;
 }
 
+/* A failed dump's CRIU log, kept where the man page says: NAME/dump.log, the user's (the staging
+ * directory that held it goes). Best effort: at most 64 MiB; never through a link. */
+static void keep_dump_log(struct dump *d)
+{
+	_cleanup_close_ int in = ckdir_openat(d->imgfd, DUMP_LOG, O_RDONLY | O_NOFOLLOW, 0);
+	struct stat st;
+	if (in < 0 || fstat(in, &st) < 0 || !S_ISREG(st.st_mode))
+		return;
+	unlinkat(d->s->ckpt_fd, DUMP_LOG, 0);
+	_cleanup_close_ int out =
+	    ckdir_openat(d->s->ckpt_fd, DUMP_LOG, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
+	if (out < 0 || fchown(out, d->s->privs.uid, d->s->privs.gid) < 0)
+		return;
+	char buf[65536];
+	ssize_t n;
+	for (size_t total = 0; total < (64u << 20) && (n = read(in, buf, sizeof(buf))) > 0;
+	     total += (size_t)n)
+		if (ferry_write_all(out, buf, (size_t)n) < 0)
+			return;
+}
+
 /* CRIU failed or timed out: the guard resumes the tree; we say why. */
 static _noreturn_ void dump_failed(struct dump *d, bool in_time, const char *msg)
 {
 	struct ferry_error *err = NULL;
+	keep_dump_log(d); /* before the guard removes the staging */
 	close(d->ctl); /* the guard ends CRIU, resumes the tree and removes the staging */
 	waitpid(d->guard, NULL, 0);
 	rm_tree(d->s->ckpt_fd, d->stage);

@@ -7,12 +7,17 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 
+#include "criu.h"
 #include "fs.h"
 #include "starter.h"
 
 extern char **environ;
+
+/* ferry-reaper, installed into the CRIU bundle (see exec_reaped_workload) */
+#define STARTER_REAPER FERRY_CRIU_DIR "/ferry-reaper"
 
 static void reset_signals(void)
 {
@@ -23,12 +28,24 @@ static void reset_signals(void)
 	sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
+/* CRIU restores a process's fds above its own service fds, which it places under its soft
+ * RLIMIT_NOFILE: raised to the hard limit, the user's own (as every limit the starter has). */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
 static bool dir_exists(const char *path)
 {
 	return path && access(path, X_OK) == 0;
 }
 
-void exec_workload(struct starter *s, int report)
+/* What every workload start does before its exec: default signals, the working directory. */
+static void workload_prepare(struct starter *s, int report)
 {
 	struct ferry_error *err = NULL;
 	reset_signals();
@@ -43,6 +60,12 @@ void exec_workload(struct starter *s, int report)
 		   !(dir_exists(s->home) && chdir(s->home) == 0) && chdir("/") < 0) {
 		_exit(255);
 	}
+}
+
+void exec_workload(struct starter *s, int report)
+{
+	struct ferry_error *err = NULL;
+	workload_prepare(s, report);
 	/* a checkpointable workload leads its own session: CRIU dumps its tree from there */
 	if (s->criu)
 		setsid();
@@ -52,6 +75,38 @@ void exec_workload(struct starter *s, int report)
 	ferry_error_set(&err, e, "cannot run '%s' in the container", s->req->argv[0]);
 	report_error(report, err);
 	_exit(e == ENOENT ? 127 : 126);
+}
+
+/* The workload of a checkpointable instance, under ferry-reaper (src/reaper/reaper.c): the root of
+ * the tree CRIU dumps, in its own session, and the subreaper of every process the workload leaves
+ * behind (daemons), so that a checkpoint holds them all. The reaper comes from the CRIU bundle,
+ * never from the image, and execs argv itself (reporting on @report when it cannot). */
+static _noreturn_ void exec_reaped_workload(struct starter *s, int report)
+{
+	struct ferry_error *err = NULL;
+	workload_prepare(s, report);
+	setsid();
+	size_t n = 0;
+	while (s->req->argv[n])
+		n++;
+	char **argv = xmalloc((n + 3) * sizeof(*argv));
+	char fd[16];
+	snprintf(fd, sizeof(fd), "%d", report);
+	argv[0] = (char *)STARTER_REAPER;
+	argv[1] = fd;
+	memcpy(argv + 2, s->req->argv, (n + 1) * sizeof(*argv)); /* with its NULL */
+	int flags = fcntl(report, F_GETFD);
+	if (flags < 0 || fcntl(report, F_SETFD, flags & ~FD_CLOEXEC) < 0) {
+		ferry_error_set(&err, errno, "pass the report to the workload's reaper");
+		report_error(report, err);
+		_exit(255);
+	}
+	environ = s->req->env;
+	execv(STARTER_REAPER, argv);
+	ferry_error_set(&err, errno, "cannot run the workload's reaper '%s' (run 'make install')",
+			STARTER_REAPER);
+	report_error(report, err);
+	_exit(255);
 }
 
 static int status_code(int st)
@@ -84,6 +139,7 @@ void container_init(struct starter *s, int report)
 		}
 		if (restorer == 0) {
 			close(pid_pipe[0]);
+			raise_nofile();
 			run_restorer(s, report, pid_pipe[1]);
 		}
 		close(pid_pipe[1]);
@@ -92,7 +148,8 @@ void container_init(struct starter *s, int report)
 		 * an idle instance waits for a restore (--restore) and keeps the low pids free */
 		int fd = open("/proc/sys/kernel/ns_last_pid", O_WRONLY | O_CLOEXEC);
 		char v[16];
-		int n = snprintf(v, sizeof(v), "%d", STARTER_WORKLOAD_PID - 1);
+		/* the workload's reaper takes the pid before it (see exec_reaped_workload) */
+		int n = snprintf(v, sizeof(v), "%d", STARTER_WORKLOAD_PID - 2);
 		if (fd < 0 || write(fd, v, (size_t)n) != n) {
 			ferry_error_set(&err, errno, "raise ns_last_pid");
 			report_error(report, err);
@@ -134,8 +191,11 @@ void container_init(struct starter *s, int report)
 			report_error(report, err);
 			_exit(255);
 		}
-		if (main_pid == 0)
+		if (main_pid == 0) {
+			if (s->criu)
+				exec_reaped_workload(s, report);
 			exec_workload(s, report);
+		}
 		if (s->criu)
 			write_pid_line(report, main_pid);
 	}

@@ -1,0 +1,37 @@
+#!/usr/bin/env bats
+# CRIU's own zdtm static tests through ferry (issue 16): a representative slice, each the workload
+# of a --criu-launch instance of the unprivileged test user, dumped, restarted and told to check
+# itself (tests/zdtm/run.sh; 'make zdtm' runs them all). Every zdtm test daemonizes (fork, the
+# parent exits, the child calls setsid): before the workload's reaper, none of them survived.
+
+load ../lib/common
+
+# processes and sessions, zombies, pipes, files (open, unlinked, cwd), unix sockets, signals,
+# timers, environment, memory
+ZDTM_SLICE=(sleeping00 zombie00 pipe00 write_read00 unlink_fstat00 cwd00 sockets01 sigaltstack
+	timers env00 maps00)
+
+setup_file() {
+	ferry_suite_setup
+}
+
+teardown_file() {
+	ferry_suite_teardown
+}
+
+setup() {
+	ferry_test_setup
+}
+
+teardown() {
+	ferry_teardown
+}
+
+@test "zdtm through ferry: the representative slice passes as an ordinary user" {
+	[ -s /var/cache/ferry/criu/criu_4.2.1.orig.tar.xz ] || skip "no CRIU 4.2.1 source (scripts/setup.sh fetches it)"
+	run env ZDTM_USER="$U1" ZDTM_RESULTS="$BATS_FILE_TMPDIR/zdtm.txt" \
+		"$BATS_TEST_DIRNAME/../zdtm/run.sh" "${ZDTM_SLICE[@]}"
+	echo "$output"
+	[ "$status" -eq 0 ] || fail "zdtm tests failed through ferry: $(grep -v ' PASS' "$BATS_FILE_TMPDIR/zdtm.txt")"
+	assert_equal "$(grep -c ' PASS$' "$BATS_FILE_TMPDIR/zdtm.txt")" "${#ZDTM_SLICE[@]}"
+}
