@@ -16,8 +16,9 @@ mkdir -p "$out"
 cflags=(-std=gnu11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Isrc/lib
 	-DFERRY_VERSION='"fuzz"' -DFERRY_SYSCONFDIR='"/etc/ferry"' -DFERRY_LIBEXECDIR='"/x"'
 	-DFERRY_STATEDIR='"/x"' -DFERRY_RUNDIR='"/x"' -DFERRY_BINDIR='"/x"' -Wno-format-nonliteral)
-# every library module but those that need libcriu (not a parser)
-libs=$(ls src/lib/*.c | grep -v -e '/criu\.c$')
+# every library module but those that need libcriu (not a parser), and ferry-net's conflist
+# reader (ferry_net_subnets: the starter's own asks ferry-net)
+libs="$(ls src/lib/*.c | grep -v -e '/criu\.c$') src/net/cni.c"
 pass=0 fail=0
 for src in tests/fuzz/fuzz_*.c; do
 	name=$(basename "$src" .c)
