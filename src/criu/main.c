@@ -123,10 +123,44 @@ static bool parse_args(int argc, char **argv, struct args *a)
 
 /* ---------------------------------------------------------------------------- dump */
 
+/* System V IPC objects live in the instance's IPC namespace, which CRIU (running inside it, as
+ * the user) does not dump: a checkpoint would silently lose them. So a dump is refused while
+ * there is any, both before CRIU runs and after (while the tree is still frozen, unless
+ * --leave-running), so that none created meanwhile is missed. */
+static int check_sysvipc(struct ferry_error **err)
+{
+	static const struct {
+		const char *file, *what, *remedy;
+	} kinds[] = {
+	    {"/proc/sysvipc/msg", "message queue", "ipcrm -q"},
+	    {"/proc/sysvipc/sem", "semaphore set", "ipcrm -s"},
+	    {"/proc/sysvipc/shm", "shared memory segment", "ipcrm -m"},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(kinds); i++) {
+		_cleanup_free_ char *buf = NULL;
+		size_t len = 0;
+		int r = ferry_read_file(kinds[i].file, 1 << 20, &buf, &len, err);
+		if (r < 0)
+			return ferry_error_wrap(err, "look for System V IPC objects");
+		size_t lines = 0;
+		for (size_t j = 0; j < len; j++)
+			lines += buf[j] == '\n';
+		if (lines > 1) /* the first line is the header */
+			return ferry_error_msg(
+			    err, EBUSY,
+			    "the instance holds %zu System V %s%s, which a checkpoint cannot keep yet: "
+			    "checkpoint refused (end them first: %s ID, as the workload's user)",
+			    lines - 1, kinds[i].what, lines - 1 == 1 ? "" : "s", kinds[i].remedy);
+	}
+	return 0;
+}
+
 static _noreturn_ void dump(const struct args *a)
 {
 	struct ferry_error *err = NULL;
 	const char *config = NULL;
+	if (check_sysvipc(&err) < 0)
+		fail(1, err);
 	if (a->page_server)
 		config = a->leave_running ? FERRY_CRIU_PS_RUNNING : FERRY_CRIU_PS_STOPPED;
 	else if (!a->leave_running)
@@ -142,7 +176,7 @@ static _noreturn_ void dump(const struct args *a)
 	    .config = config,
 	    .tcp = a->tcp,
 	};
-	if (ferry_criu_dump(&o, &err) < 0)
+	if (ferry_criu_dump(&o, &err) < 0 || check_sysvipc(&err) < 0)
 		fail(1, err);
 	(void)ferry_write_all(FERRY_CRIU_REPORT_FD, "D\n", 2);
 	_exit(0);

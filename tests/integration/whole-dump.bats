@@ -3,13 +3,14 @@
 # a daemonized process is dumped and restored with the rest (the workload runs under ferry-reaper,
 # a child subreaper); a process outside the dumped tree makes the dump refuse, naming it; a failed
 # dump keeps CRIU's log at NAME/dump.log and nothing else; a dumped zombie and a high fd do not
-# make the restore fail.
+# make the restore fail; System V IPC objects (which the dump cannot keep) make it refuse.
 
 load ../lib/common
 load ../lib/checkpoint
 
 setup_file() {
 	ferry_suite_setup
+	build_ckpt_workload
 }
 
 teardown_file() {
@@ -140,4 +141,20 @@ restart_ok() {
 	dump_ok fwd-fd
 	restart_ok
 	wait_for has_proc "$U1" fwd-fd ' sleep 31008 $' || fail "not restored: $(inst_procs "$U1" fwd-fd)"
+}
+
+@test "System V IPC objects (which a checkpoint cannot keep) make the dump refuse, and the job runs on" {
+	local kind
+	for kind in msg sem shm; do
+		launch "fwd-ipc-$kind" "$CKPT_BIN/sysvipc" "$kind"
+		wait_for has_proc "$U1" "fwd-ipc-$kind" "sysvipc $kind" || fail "no sysvipc $kind: $(inst_procs "$U1" "fwd-ipc-$kind")"
+		# the object exists once the workload printed its id
+		wait_for as_user1 grep -q " $kind\$" "$(inst_log "$U1" "fwd-ipc-$kind" out)" || fail "no $kind made"
+		run --separate-stderr as_user1 "$FERRY" checkpoint instance --criu "fwd-ipc-$kind"
+		assert_ferry_error "holds 1 System V .*checkpoint refused \(end them first: ipcrm"
+		instance_running "$U1" "fwd-ipc-$kind" || fail "the instance did not keep running"
+		has_proc "$U1" "fwd-ipc-$kind" '^[0-9]+ S .*sysvipc' || fail "the workload is not running: $(inst_procs "$U1" "fwd-ipc-$kind")"
+		[ ! -e "$CK/current" ] || fail "a generation was published: $(ls -la "$CK")"
+		as_user1 "$FERRY" instance stop "fwd-ipc-$kind" >/dev/null
+	done
 }

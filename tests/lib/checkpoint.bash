@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # checkpoint.bash — helpers of tests/integration/checkpoint.bats (load after ../lib/common).
 #
-#   - the stateful workload (tests/workloads/stateful.c), built with -pthread into the root-owned
+#   - the stateful workload (tests/workloads/stateful.c) and sysvipc, built into the root-owned
 #     CKPT_BIN under /tmp, which every container gets by default ('mount tmp'), at the same path
 #     at launch and at restart (CRIU reopens the executable by path);
 #   - starting it in a checkpointable instance and reading its progress (the progress file, and
@@ -22,12 +22,16 @@ build_ckpt_workload() {
 		mkdir -p "$CKPT_BIN"
 		chown root:root "$CKPT_BIN"
 		chmod 0755 "$CKPT_BIN"
-		local src=$FERRY_TESTS_DIR/workloads/stateful.c
-		if [ ! -x "$STATEFUL" ] || [ "$src" -nt "$STATEFUL" ]; then
-			gcc -static -O2 -Wall -Wextra -Werror -pthread -o "$STATEFUL.tmp" "$src" || exit 1
-			chmod 0755 "$STATEFUL.tmp"
-			mv "$STATEFUL.tmp" "$STATEFUL"
-		fi
+		local name src bin
+		for name in stateful sysvipc; do
+			src=$FERRY_TESTS_DIR/workloads/$name.c
+			bin=$CKPT_BIN/$name
+			if [ ! -x "$bin" ] || [ "$src" -nt "$bin" ]; then
+				gcc -static -O2 -Wall -Wextra -Werror -pthread -o "$bin.tmp" "$src" || exit 1
+				chmod 0755 "$bin.tmp"
+				mv "$bin.tmp" "$bin"
+			fi
+		done
 	) 9>/run/lock/ferry-test-ckpt-bin.lock
 }
 
