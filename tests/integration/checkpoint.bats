@@ -178,7 +178,8 @@ log_line() { awk -v k="$2" '$1 == "step" && $2 == k {print $1, $2, $3, $4, $5, $
 	wait_step "$prog" $((dumped + 3))
 	# the same process (its run id), counting on by one from its last step, memory intact
 	assert_equal "$(field_of "$prog" run)" "$run_id"
-	assert_equal "$(first_log_step "$U1" "$inst")" $((last + 1))
+	# the log keeps what the workload wrote before the checkpoint and goes on from there
+	assert_log_goes_on "$U1" "$inst" "$BATS_TEST_TMPDIR/before.out"
 	full=$(field_of "$prog" full)
 	wait_full "$prog" $((full + 2)) # every chunk re-verified after the restore
 	assert_progress_ok "$prog"
@@ -310,7 +311,9 @@ log_line() { awk -v k="$2" '$1 == "step" && $2 == k {print $1, $2, $3, $4, $5, $
 	assert_progress_ok "$prog"
 	# tokens went round the whole tree at every step since the restore
 	assert_equal "$(field_of "$prog" tree)" "$(step_of "$prog")"
-	assert_equal "$(first_log_step "$U1" "$inst")" $((last + 1))
+	assert_equal "$(first_log_step "$U1" "$inst")" 1 # the log kept what came before
+	grep -q "^step $((last + 1)) " "$(inst_log "$U1" "$inst" out)" || fail "the log does not go on from step $last"
+	assert_consecutive "$(inst_log "$U1" "$inst" out)"
 	after=$(workload_status "$U1" "$inst")
 	assert_equal "$(pids_of "$after")" "$pids"
 	for p in $pids; do
@@ -820,14 +823,19 @@ start_receiver() {
 	# and it still restores: the state of the first dump (before the connection)
 	as_user1 "$FERRY" instance stop "$inst"
 	wait_gone "$U1" "$inst"
+	# the restart writes on after what the log holds: only what comes after is the restored run's
+	local log kept
+	log=$(inst_log "$U1" "$inst" out)
+	kept=$(stat -c %s "$log")
 	run --separate-stderr as_user1 "$FERRY" instance start --criu-restart "$ck"
 	[ "$status" -eq 0 ] || fail "restart from the kept checkpoint failed ($status): $stderr"
-	wait_for has_log_steps "$U1" "$inst" || fail "the restored workload logs nothing"
-	first=$(first_log_step "$U1" "$inst")
+	restored_steps() { tail -c +$((kept + 1)) "$log" | grep -E '^step [0-9]+ ok '; }
+	wait_for restored_steps >/dev/null || fail "the restored workload logs nothing"
+	first=$(restored_steps | head -n1 | awk '{print $2}')
 	[ "$first" -le $((first_dump + 1)) ] || fail "restored at step $first, first dump was at $first_dump"
-	s=$(last_log_step "$U1" "$inst")
-	wait_for grep -q "^step $((s + 2)) " "$(inst_log "$U1" "$inst" out)" || fail "the restored workload does not count"
-	! grep -q ' tcp$' "$(inst_log "$U1" "$inst" out)" || fail "restored a state from after the first dump"
+	s=$(restored_steps | tail -n1 | awk '{print $2}')
+	wait_for grep -q "^step $((s + 2)) " "$log" || fail "the restored workload does not count"
+	! tail -c +$((kept + 1)) "$log" | grep -q ' tcp$' || fail "restored a state from after the first dump"
 	as_user1 "$FERRY" instance stop "$inst"
 }
 

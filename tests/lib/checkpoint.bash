@@ -117,6 +117,16 @@ log_steps() { grep -E '^step [0-9]+ ok ' "$(inst_log "$1" "$2" out)" 2>/dev/null
 last_log_step() { log_steps "$1" "$2" | tail -n1 | awk '{print $2}'; }
 first_log_step() { log_steps "$1" "$2" | head -n1 | awk '{print $2}'; }
 
+# assert_log_goes_on USER INSTANCE BEFORE: after a restart of the same instance, its log still
+# begins with BEFORE (a copy of it taken before the checkpoint) and its steps go on from there
+# without a gap or repeat (a restart never truncates the log).
+assert_log_goes_on() {
+	local f
+	f=$(inst_log "$1" "$2" out)
+	cmp -s -n "$(stat -c %s "$3")" "$3" "$f" || fail "the restart lost what '$f' held before the checkpoint"
+	assert_consecutive "$f"
+}
+
 # assert_consecutive FILE: its step lines count 1, 2, 3... or N, N+1, ... without a gap or repeat.
 assert_consecutive() {
 	awk '/^step / { if (seen && $2 != prev + 1) { printf "step %s after step %s\n", $2, prev; bad = 1; exit 1 } prev = $2; seen = 1 }
