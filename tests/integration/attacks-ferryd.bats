@@ -137,7 +137,8 @@ write_racer() {
 # readers.py FERRYD_PID: the processes in ferryd's tree blocked reading a local client's
 # connection (poll, ppoll, read, recvfrom or recvmsg on an accepted socket of "@ferry/ferryd",
 # as /proc/PID/syscall and, for poll, the pollfd in the process's memory say): for each,
-# "pid=P comm=C uid=R,E,S,F gid=R,E,S,F capeff=X capprm=X nnp=N".
+# "pid=P comm=C uid=R,E,S,F gid=R,E,S,F capeff=X capprm=X nnp=N key=yes|no" (key: whether the
+# cluster key's bytes are anywhere in its readable memory).
 write_readers() {
 	cat >"$1" <<-'EOF'
 		import os, re, struct, sys
@@ -178,12 +179,27 @@ write_readers() {
 		            raw = m.read(8 * args[1])
 		        return [struct.unpack_from("<i", raw, 8 * i)[0] for i in range(args[1])]
 		    return []
+		def holds(pid, secret):
+		    found = False
+		    with open("/proc/%d/mem" % pid, "rb") as m:
+		        for line in open("/proc/%d/maps" % pid):
+		            addr, perms = line.split()[:2]
+		            lo, hi = (int(a, 16) for a in addr.split("-"))
+		            if perms[0] != "r" or line.rstrip().endswith("[vvar]") or line.rstrip().endswith("[vsyscall]"):
+		                continue
+		            try:
+		                m.seek(lo)
+		                found = found or secret in m.read(hi - lo)
+		            except (OSError, ValueError, OverflowError):
+		                pass
+		    return found
 		def status(pid):
 		    s = dict(l.split(":", 1) for l in open("/proc/%d/status" % pid).read().splitlines() if ":" in l)
 		    g = lambda k: ",".join(s[k].split())
-		    return "pid=%d comm=%s uid=%s gid=%s capeff=%s capprm=%s nnp=%s" % (
+		    key = "yes" if holds(pid, open("/etc/ferry/cluster.key", "rb").read()) else "no"
+		    return "pid=%d comm=%s uid=%s gid=%s capeff=%s capprm=%s nnp=%s key=%s" % (
 		        pid, s["Name"].strip(), g("Uid"), g("Gid"), s["CapEff"].strip(), s["CapPrm"].strip(),
-		        s["NoNewPrivs"].strip())
+		        s["NoNewPrivs"].strip(), key)
 		todo = [root]
 		while todo:
 		    pid = todo.pop()
@@ -432,7 +448,7 @@ readers_of() {
 	[ -n "$READERS" ]
 }
 
-@test "privsep: the process that reads and parses a local request is the client for good: its ids, no capability, no_new_privs" {
+@test "privsep: the process that reads and parses a local request is the client for good: its ids, no capability, no_new_privs, no cluster key" {
 	mig_up
 	# user 2 sends a length and 5 bytes of the 100 it announces, and waits for the answer
 	on_as nodeA "$U2" python3 "$WIRE" local len 100 raw 6665727279 recv >"$BATS_TEST_TMPDIR/held.out" \
@@ -446,8 +462,9 @@ readers_of() {
 	pid=$(sed -n 's/^pid=\([0-9]*\) .*/\1/p' <<<"$READERS")
 	[ "$pid" != "${FERRYD_PID[nodeA]}" ] || fail "the daemon itself reads the request"
 	[[ "$READERS" == *" uid=$u,$u,$u,$u gid=$g,$g,$g,$g "* ]] || fail "the reader is not user 2 for good: $READERS"
-	[[ "$READERS" == *" capeff=0000000000000000 capprm=0000000000000000 nnp=1" ]] ||
+	[[ "$READERS" == *" capeff=0000000000000000 capprm=0000000000000000 nnp=1 "* ]] ||
 		fail "the reader keeps capabilities or may gain some: $READERS"
+	[[ "$READERS" == *" key=no" ]] || fail "the reader holds the cluster key: $READERS"
 	[ "$(awk '/^CapBnd/ {print $2}' "/proc/$pid/status")" = 0000000000000000 ] || fail "the reader's bounding set is not empty"
 	# the reader killed: one line to the client, and ferryd goes on
 	kill -KILL "$pid"
