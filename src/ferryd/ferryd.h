@@ -8,11 +8,13 @@
 #define FERRYD_H
 
 #include <pthread.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "channel.h"
 #include "config.h"
 #include "error.h"
+#include "names.h"
 #include "proto.h"
 #include "request.h"
 #include "xfer.h"
@@ -133,6 +135,35 @@ void ferryd_leaf_close(struct ferryd_leaf *l);
 
 /* loop.c */
 _noreturn_ void ferryd_loop(struct ferryd *d, int ux, int tcp);
+
+/* ask.c — a local client's request. The root handler never reads nor parses a byte of it: a
+ * child that is the client for good (ferry_privs_drop to the SO_PEERCRED user, no capability,
+ * no_new_privs, the cluster key wiped) reads it, parses it (proto.c) and checks it, and sends
+ * the handler this fixed-layout answer over a socket pair. The handler counts it only from a
+ * child that exited 0, and checks it again: each array NUL-terminated inside itself, the flags
+ * 0 or 1, the request's rules (ferryd_check_request) once more. */
+#define FERRYD_ASK_MAGIC 0x31534b41u /* "AKS1" */
+#define FERRYD_NODE_MAX 255 /* a node name the client may give (longer ones name no peer) */
+#define FERRYD_ASK_MESSAGE_MAX 1024
+
+struct ferryd_ask {
+	uint32_t magic;
+	uint32_t size; /* sizeof(struct ferryd_ask) */
+	uint32_t refused; /* 1: @message says why (one line, for the client) */
+	uint32_t diskless; /* the mode: 1 diskless, 0 default */
+	char instance[FERRY_NAME_MAX + 1];
+	char to[FERRYD_NODE_MAX + 1];
+	char message[FERRYD_ASK_MESSAGE_MAX];
+};
+
+/* The request of the client on @sk (user @u), read and checked as above, into *ret; its peer's
+ * address in *ret_addr. -1 when there is none: the client was told why, in one line. */
+int ferryd_ask_fetch(struct ferryd *d, int sk, const struct ferryd_user *u, struct ferryd_ask *ret,
+		     const char **ret_addr);
+/* The rules of a migrate request: an instance name, a mode, a known node that is not this one.
+ * The peer's address, or NULL with the client's one-line reason in @why. */
+const char *ferryd_check_request(const struct ferryd *d, const char *name, const char *to, const char *mode,
+				 char *why, size_t n);
 
 /* migrate.c: the source of a migration, for a local client */
 void ferryd_handle_client(struct ferryd *d, int sk);

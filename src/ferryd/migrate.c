@@ -86,40 +86,6 @@ static char *new_id(void)
 	return xasprintf("%02x%02x%02x%02x%02x%02x", r[0], r[1], r[2], r[3], r[4], r[5]);
 }
 
-/* The client's request, checked: false (and the client told) when it is not one we serve. */
-static bool take_request(struct mig *g, const struct ferry_msg *req)
-{
-	struct ferry_error *err = NULL;
-	const char *type = ferry_msg_get(req, "type");
-	g->name = ferry_msg_get(req, "instance");
-	g->to = ferry_msg_get(req, "to");
-	g->mode = ferry_msg_get(req, "mode");
-	const char *why = NULL;
-	if (!type || !streq(type, "migrate") || !g->name || !g->to || !g->mode)
-		why = "bad request: expected a migrate request with instance, to and mode";
-	else if (ferry_name_check(g->name, "instance", &err) < 0)
-		why = err->message;
-	if (why) {
-		ferryd_send_error(g->sk, NULL, NULL, "%s", why);
-		ferry_error_free(err);
-		return false;
-	}
-	g->diskless = streq(g->mode, "diskless");
-	if (!g->diskless && !streq(g->mode, "default")) {
-		ferryd_send_error(g->sk, NULL, NULL, "unknown mode '%s': use default or diskless", g->mode);
-		return false;
-	}
-	for (size_t i = 0; i < g->d->n_peers; i++)
-		if (streq(g->d->peers[i].name, g->to))
-			g->addr = g->d->peers[i].addr;
-	if (streq(g->to, g->d->node))
-		ferryd_send_error(g->sk, NULL, NULL, "'%s' is this node: migrate to another one", g->to);
-	else if (!g->addr)
-		ferryd_send_error(g->sk, NULL, NULL, "no node '%s' is known to ferryd on '%s'", g->to,
-				  g->d->node);
-	return !streq(g->to, g->d->node) && g->addr;
-}
-
 /* Connects to the destination and asks it to prepare; false (the client told) when it will not. */
 static bool prepare(struct mig *g)
 {
@@ -361,15 +327,19 @@ void ferryd_handle_client(struct ferryd *d, int sk)
 	struct ferry_error *err = NULL;
 	if (getsockopt(sk, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0)
 		return;
-	struct ferry_msg req = {0};
-	if (ferry_msg_recv(sk, FERRYD_REQUEST_TIMEOUT, &req, &err) < 0)
-		return ferryd_send_error(sk, NULL, NULL, "bad request: %s", err->message);
-	struct mig g = {.d = d, .sk = sk, .t0 = ferry_now_ms(), .leaf = {.uidfd = -1}, .peer = {.fd = -1}};
-	if (!take_request(&g, &req))
-		return;
+	struct mig g = {.d = d, .sk = sk, .leaf = {.uidfd = -1}, .peer = {.fd = -1}};
 	/* the only identity ferryd acts for: the kernel's word for who is on the socket */
 	if (ferryd_user_lookup(cred.uid, &g.u, &err) < 0)
 		return ferryd_send_error(sk, NULL, NULL, "%s", err->message);
+	/* the request itself is read and parsed by a process that is that user for good (ask.c) */
+	struct ferryd_ask ask;
+	if (ferryd_ask_fetch(d, sk, &g.u, &ask, &g.addr) < 0)
+		return;
+	g.t0 = ferry_now_ms();
+	g.name = ask.instance;
+	g.to = ask.to;
+	g.diskless = ask.diskless;
+	g.mode = g.diskless ? "diskless" : "default";
 	g.id = new_id();
 	ferryd_log(g.id, "%s asks to move '%s' to %s (%s)", g.u.name, g.name, g.to, g.mode);
 	migrate(&g);

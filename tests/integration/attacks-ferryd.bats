@@ -11,6 +11,9 @@
 #   link ferryd's messages to its peer (prepare, restart, done, the default-mode verdict and
 #       commit) went in plaintext after the handshake: anyone on the path read the user and the
 #       instance, and could change them (tests/integration/ferryd-proxy.py in the middle).
+#   privsep a local client's request was read and parsed (src/lib/proto.c) by a root process
+#       with all capabilities: a parser bug was a root bug. The reader must be the client for
+#       good (ids, no capability, no_new_privs), and a reader killed is a one-line refusal.
 
 load ../lib/common
 load ../lib/checkpoint
@@ -29,6 +32,7 @@ setup_file() {
 	write_racer "$ATTACK_BIN/racer.c"
 	gcc -O2 -Wall -Wextra -Werror -o "$ATTACK_BIN/racer" "$ATTACK_BIN/racer.c"
 	chmod 0755 "$ATTACK_BIN/racer"
+	write_readers "$ATTACK_BIN/readers.py"
 }
 
 teardown_file() {
@@ -127,6 +131,81 @@ write_racer() {
 			printf("swaps %u planted %u\n", swaps, planted);
 			return 0;
 		}
+	EOF
+}
+
+# readers.py FERRYD_PID: the processes in ferryd's tree blocked reading a local client's
+# connection (poll, ppoll, read, recvfrom or recvmsg on an accepted socket of "@ferry/ferryd",
+# as /proc/PID/syscall and, for poll, the pollfd in the process's memory say): for each,
+# "pid=P comm=C uid=R,E,S,F gid=R,E,S,F capeff=X capprm=X nnp=N key=yes|no" (key: whether the
+# cluster key's bytes are anywhere in its readable memory).
+write_readers() {
+	cat >"$1" <<-'EOF'
+		import os, re, struct, sys
+		READ = {0, 45, 47}   # x86_64: read, recvfrom, recvmsg (fd first)
+		POLL = {7, 271}      # poll, ppoll (struct pollfd *, nfds)
+		root = int(sys.argv[1])
+		kids = {}
+		for p in filter(str.isdigit, os.listdir("/proc")):
+		    try:
+		        st = open("/proc/%s/stat" % p).read()
+		    except OSError:
+		        continue
+		    kids.setdefault(int(st[st.rindex(")") + 2:].split()[1]), []).append(int(p))
+		accepted = set()
+		for line in open("/proc/%d/net/unix" % root).read().splitlines()[1:]:
+		    f = line.split()
+		    if len(f) >= 8 and f[7] == "@ferry/ferryd" and f[5] == "03":
+		        accepted.add(f[6])
+		def sock_of(pid, fd):
+		    try:
+		        m = re.fullmatch(r"socket:\[(\d+)\]", os.readlink("/proc/%d/fd/%d" % (pid, fd)))
+		    except OSError:
+		        return None
+		    return m and m.group(1)
+		def fds_read(pid):
+		    try:
+		        sc = open("/proc/%d/syscall" % pid).read().split()
+		    except OSError:
+		        return []
+		    if not sc or not sc[0].isdigit():
+		        return []
+		    nr, args = int(sc[0]), [int(a, 16) for a in sc[1:7]]
+		    if nr in READ:
+		        return [args[0]]
+		    if nr in POLL and 0 < args[1] <= 16:
+		        with open("/proc/%d/mem" % pid, "rb") as m:
+		            m.seek(args[0])
+		            raw = m.read(8 * args[1])
+		        return [struct.unpack_from("<i", raw, 8 * i)[0] for i in range(args[1])]
+		    return []
+		def holds(pid, secret):
+		    found = False
+		    with open("/proc/%d/mem" % pid, "rb") as m:
+		        for line in open("/proc/%d/maps" % pid):
+		            addr, perms = line.split()[:2]
+		            lo, hi = (int(a, 16) for a in addr.split("-"))
+		            if perms[0] != "r" or line.rstrip().endswith("[vvar]") or line.rstrip().endswith("[vsyscall]"):
+		                continue
+		            try:
+		                m.seek(lo)
+		                found = found or secret in m.read(hi - lo)
+		            except (OSError, ValueError, OverflowError):
+		                pass
+		    return found
+		def status(pid):
+		    s = dict(l.split(":", 1) for l in open("/proc/%d/status" % pid).read().splitlines() if ":" in l)
+		    g = lambda k: ",".join(s[k].split())
+		    key = "yes" if holds(pid, open("/etc/ferry/cluster.key", "rb").read()) else "no"
+		    return "pid=%d comm=%s uid=%s gid=%s capeff=%s capprm=%s nnp=%s key=%s" % (
+		        pid, s["Name"].strip(), g("Uid"), g("Gid"), s["CapEff"].strip(), s["CapPrm"].strip(),
+		        s["NoNewPrivs"].strip(), key)
+		todo = [root]
+		while todo:
+		    pid = todo.pop()
+		    todo += kids.get(pid, [])
+		    if any(sock_of(pid, fd) in accepted for fd in fds_read(pid)):
+		        print(status(pid))
 	EOF
 }
 
@@ -302,6 +381,14 @@ count_procs() { local p; p=$(ferryd_procs "$1"); wc -w <<<"$p"; }
 	echo "# ferryd processes on nodeA with 200 idle connections of user 2: $c" >&3
 	# the daemon and at most 16 handlers for user 2
 	[ "$c" -le 17 ] || fail "$c ferryd processes on nodeA"
+	# what reads those connections is user 2's, one reader a handler (ask.c)
+	local r p
+	r=$(ferryd_procs nodeA ferryd-request)
+	echo "# their readers: $(wc -w <<<"$r")" >&3
+	[ "$(wc -w <<<"$r")" -le 16 ] || fail "$(wc -w <<<"$r") readers on nodeA"
+	for p in $r; do
+		[ "$(stat -c %u "/proc/$p")" = "$U2_UID" ] || fail "reader $p is not user 2's"
+	done
 	# user 2 is told why when over the limit
 	run on_as nodeA "$U2" python3 "$WIRE" local msg type=migrate instance=x to=nodeB mode=default recv
 	assert_output --partial "reply type=error message=you have 16 requests in progress"
@@ -351,6 +438,45 @@ count_procs() { local p; p=$(ferryd_procs "$1"); wc -w <<<"$p"; }
 		wait_for no_leaves "$b" || fail "left in $b: $(leaves "$b")"
 	done
 	assert_moves_on "$name" "$run_id"
+}
+
+# ---------------------------------------------------------------- the local request's reader
+
+# readers_of NODE: the lines of readers.py for ferryd on NODE (READERS), true when there are any.
+readers_of() {
+	READERS=$(python3 "$ATTACK_BIN/readers.py" "${FERRYD_PID[$1]}")
+	[ -n "$READERS" ]
+}
+
+@test "privsep: the process that reads and parses a local request is the client for good: its ids, no capability, no_new_privs, no cluster key" {
+	mig_up
+	# user 2 sends a length and 5 bytes of the 100 it announces, and waits for the answer
+	on_as nodeA "$U2" python3 "$WIRE" local len 100 raw 6665727279 recv >"$BATS_TEST_TMPDIR/held.out" \
+		2>&1 </dev/null 3>&- &
+	BG_PIDS+=("$!")
+	wait_for readers_of nodeA || fail "no process of ferryd on nodeA reads the connection"
+	echo "# the reader: $READERS" >&3
+	[ "$(wc -l <<<"$READERS")" -eq 1 ] || fail "more than one reader: $READERS"
+	local u=$U2_UID g pid
+	g=$(id -g "$U2")
+	pid=$(sed -n 's/^pid=\([0-9]*\) .*/\1/p' <<<"$READERS")
+	[ "$pid" != "${FERRYD_PID[nodeA]}" ] || fail "the daemon itself reads the request"
+	[[ "$READERS" == *" uid=$u,$u,$u,$u gid=$g,$g,$g,$g "* ]] || fail "the reader is not user 2 for good: $READERS"
+	[[ "$READERS" == *" capeff=0000000000000000 capprm=0000000000000000 nnp=1 "* ]] ||
+		fail "the reader keeps capabilities or may gain some: $READERS"
+	[[ "$READERS" == *" key=no" ]] || fail "the reader holds the cluster key: $READERS"
+	[ "$(awk '/^CapBnd/ {print $2}' "/proc/$pid/status")" = 0000000000000000 ] || fail "the reader's bounding set is not empty"
+	# the reader killed: one line to the client, and ferryd goes on
+	kill -KILL "$pid"
+	wait_for grep -q "^reply\|^closed\|^timeout" "$BATS_TEST_TMPDIR/held.out" || fail "the client heard nothing"
+	run cat "$BATS_TEST_TMPDIR/held.out"
+	assert_output "reply type=error message=your request could not be read: its reader was killed by signal 9"
+	ferryd_log_has nodeA "refused a request of $U2: your request could not be read: its reader was killed by signal 9" ||
+		fail "the refusal was not logged"
+	ferryd_alive nodeA || fail "ferryd on nodeA died"
+	# and the next request is read as before
+	run on_as nodeA "$U2" python3 "$WIRE" local msg type=migrate instance=x to=nodeZ mode=default recv
+	assert_output "reply type=error message=no node 'nodeZ' is known to ferryd on 'nodeA'"
 }
 
 # ---------------------------------------------------------------- the link between the daemons
