@@ -262,11 +262,35 @@ static int build_root(struct starter *s, struct ferry_error **err)
 	return root;
 }
 
+/* /proc/sys read-only, as runc makes it: root in a container (a user's own image may run as
+ * uid 0) would otherwise pass the owner check on the host's network sysctls without any
+ * capability. A checkpointable launch keeps the one sysctl it writes, ns_last_pid, open. */
+static int proc_sys_read_only(struct starter *s, int root, struct ferry_error **err)
+{
+	_cleanup_close_ int sys =
+	    ferry_open_in_root(root, "/proc/sys", O_PATH | O_DIRECTORY, 0, RESOLVE_NO_SYMLINKS);
+	if (sys < 0)
+		return ferry_error_set(err, -sys, "open /proc/sys in the container");
+	if (s->criu && !(s->req->flags & FERRY_REQ_CRIU_RESTART)) {
+		s->ns_last_pid_fd = openat(sys, "kernel/ns_last_pid", O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (s->ns_last_pid_fd < 0)
+			return ferry_error_set(err, errno, "open ns_last_pid");
+	}
+	_cleanup_close_ int tree = clone_tree(
+	    sys, true, MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+	    "/proc/sys", err);
+	if (tree < 0)
+		return tree;
+	return attach_tree(tree, sys, "/proc/sys read-only", err);
+}
+
 /* /proc, /sys, /dev and the binds (or --contain's private tmpfs) inside @root. */
 static int mount_inside(struct starter *s, int root, struct ferry_error **err)
 {
 	int r;
 	if ((r = mount_at(root, "/proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, err)) < 0)
+		return r;
+	if ((r = proc_sys_read_only(s, root, err)) < 0)
 		return r;
 	if ((r = mount_at(root, "/sys", "sysfs", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL,
 			  err)) < 0)

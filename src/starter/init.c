@@ -146,7 +146,7 @@ void container_init(struct starter *s, int report)
 	} else if (s->criu && s->req->argv && s->req->argv[0]) {
 		/* the workload's pid must not be one the restore-time helpers take (see starter.h);
 		 * an idle instance waits for a restore (--restore) and keeps the low pids free */
-		int fd = open("/proc/sys/kernel/ns_last_pid", O_WRONLY | O_CLOEXEC);
+		int fd = TAKE_FD(s->ns_last_pid_fd);
 		char v[16];
 		/* the workload's reaper takes the pid before it (see exec_reaped_workload) */
 		int n = snprintf(v, sizeof(v), "%d", STARTER_WORKLOAD_PID - 2);
@@ -157,6 +157,8 @@ void container_init(struct starter *s, int report)
 		}
 		close(fd);
 	}
+	if (s->ns_last_pid_fd >= 0)
+		close(TAKE_FD(s->ns_last_pid_fd));
 	if (ferry_privs_drop(&s->privs, NULL, 0, &err) < 0) {
 		report_error(report, err);
 		_exit(255);

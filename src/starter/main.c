@@ -116,6 +116,7 @@ int main(int argc, char **argv)
 			    .log_err = -1,
 			    .ckpt_fd = -1,
 			    .restore_fd = -1,
+			    .ns_last_pid_fd = -1,
 			    .xfer_fd = -1};
 
 	sanitize_stdio();

@@ -57,6 +57,9 @@ struct starter {
 	bool criu; /* a checkpointable instance (launched or restarted) */
 	int ckpt_fd; /* its checkpoint directory, opened as the user */
 	int restore_fd; /* restart: the verified generation directory */
+	/* a checkpointable launch: the container's ns_last_pid, opened before /proc/sys became
+	 * read-only (see container_setup), written by init (see starter.h's STARTER_WORKLOAD_PID) */
+	int ns_last_pid_fd;
 	struct ferry_manifest *manifest; /* restart: its verified manifest */
 	/* restart: its page images (opened, sizes checked), hashed while CRIU restores and
 	 * compared before any restored process runs (see verify_files) */

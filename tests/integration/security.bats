@@ -481,3 +481,19 @@ ruid=$U1_UID euid=$U1_UID setuid0=fail"
 	assert_success
 	assert_line ok
 }
+
+@test "/proc/sys is read-only in containers: root in one cannot change the host's sysctls" {
+	use_image sqsh
+	# writes back the value it reads, so that the host is unchanged even where the write works
+	local cmd='v=$(cat /proc/sys/net/ipv4/ip_forward) && echo "$v" > /proc/sys/net/ipv4/ip_forward && echo WROTE'
+	local who
+	for who in as_root as_user1; do
+		run --separate-stderr $who ferry exec "$IMG" sh -c "$cmd"
+		refute_output --partial WROTE
+		grep -qi "read-only" <<<"$stderr" || [ "$who" = as_user1 ] || fail "$who: not refused as read-only: $stderr"
+	done
+	# a read-only mount of its own (the rest of /proc stays as it was)
+	run --separate-stderr as_root ferry exec "$IMG" awk '$5 == "/proc/sys" {print $6}' /proc/self/mountinfo
+	assert_success
+	assert_output --regexp '^ro,'
+}
