@@ -6,10 +6,13 @@
 
 load ../lib/common
 
-# processes and sessions, zombies, pipes, files (open, unlinked, cwd), unix sockets, signals,
-# timers, environment, memory
-ZDTM_SLICE=(sleeping00 zombie00 pipe00 write_read00 unlink_fstat00 cwd00 sockets01 sigaltstack
-	timers env00 maps00)
+# about 30 of them: processes and sessions (daemons, threads, stopped, zombies, subreapers),
+# files (unlinked, locks, fifos, holes, memfd), unix and inet sockets (a listening TCP one
+# included), signals, timers, environment, memory. 'make zdtm' runs them all.
+ZDTM_SLICE=(sleeping00 pstree wait00 pthread00 child_subreaper pdeath_sig stopped zombie00
+	write_read00 unlink_fstat00 cwd00 file_locks00 fifo ghost_holes00 memfd00 pipe00
+	sockets01 sockets_spair sk-unix-unconn scm00 socket_listen socket_udp socket-tcp-listen
+	sigaltstack sigpending signalfd00 timers posix_timers timerfd env00 maps00 futex rlimits00)
 
 setup_file() {
 	ferry_suite_setup
@@ -28,7 +31,7 @@ teardown() {
 }
 
 @test "zdtm through ferry: the representative slice passes as an ordinary user" {
-	[ -s /var/cache/ferry/criu/criu_4.2.1.orig.tar.xz ] || skip "no CRIU 4.2.1 source (scripts/setup.sh fetches it)"
+	[ -s /var/cache/ferry/criu/criu_4.2.1.orig.tar.xz ] || fail "no CRIU 4.2.1 source: run scripts/setup.sh (it fetches it)"
 	run env ZDTM_USER="$U1" ZDTM_RESULTS="$BATS_FILE_TMPDIR/zdtm.txt" \
 		"$BATS_TEST_DIRNAME/../zdtm/run.sh" "${ZDTM_SLICE[@]}"
 	echo "$output"
