@@ -212,6 +212,59 @@ static void *pages_check_run(void *arg)
 	return NULL;
 }
 
+/* Entries of directory @dirfd (a duplicate is read) whose name starts with @prefix and ends
+ * with @suffix, or -1. */
+static long count_names(int dirfd, const char *prefix, const char *suffix)
+{
+	DIR *d = ferry_opendir_at(dirfd);
+	if (!d)
+		return -1;
+	long n = 0;
+	struct dirent *de;
+	size_t sl = strlen(suffix);
+	while ((de = readdir(d))) {
+		size_t l = strlen(de->d_name);
+		n += startswith(de->d_name, prefix) && l >= sl && streq(de->d_name + l - sl, suffix);
+	}
+	closedir(d);
+	return n;
+}
+
+/* The restored set is the dumped set: the container holds as many tasks (processes and their
+ * threads, zombies included) as the checkpoint has core images (CRIU writes one per task).
+ * Counted at CRIU's post-restore notification, when no restored task has run yet: the
+ * container's init, we and our CRIU aside. */
+static int restored_set_check(struct ferry_error **err)
+{
+	long cores = count_names(FERRY_CRIU_IMAGES_FD, "core-", ".img"), tasks = 0;
+	_cleanup_close_ int proc = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = ferry_opendir_at(proc);
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		unsigned long long p = 0;
+		struct ferry_proc_status st;
+		if (parse_uint64(de->d_name, INT32_MAX, &p) < 0 || p == 1 || (pid_t)p == getpid() ||
+		    ferry_proc_status((pid_t)p, &st) < 0 || st.ppid == getpid())
+			continue;
+		char path[32];
+		snprintf(path, sizeof(path), "%llu/task", p);
+		_cleanup_close_ int task = openat(proc, path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		long n = task < 0 ? -1 : count_names(task, "", "");
+		tasks += n > 2 ? n - 2 : 0; /* "." and ".." */
+	}
+	if (d)
+		closedir(d);
+	if (cores < 0 || !d)
+		return ferry_error_set(err, errno, "count the restored processes");
+	if (tasks != cores)
+		return ferry_error_msg(
+		    err, EIO,
+		    "the restore brought back %ld task%s but the checkpoint holds %ld: restore "
+		    "refused",
+		    tasks, tasks == 1 ? "" : "s", cores);
+	return 0;
+}
+
 /* CRIU's post-restore notification: every page is in place and no restored process has run.
  * Non-zero makes CRIU kill the restored tree. */
 static int pages_check_wait(void)
@@ -220,6 +273,8 @@ static int pages_check_wait(void)
 		pthread_join(pages_check.thread, NULL);
 		pages_check.running = false;
 	}
+	if (!pages_check.done && !pages_check.err)
+		restored_set_check(&pages_check.err);
 	pages_check.done = true;
 	return pages_check.err ? -1 : 0;
 }

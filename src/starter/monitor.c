@@ -364,10 +364,11 @@ void op_instance_start(struct starter *s)
 	if (dirfd < 0)
 		die_error(err);
 	TRY(reserve_name(s, dirfd, &err));
-	/* a new instance starts new logs; a restarted one goes on writing after what it wrote before
-	 * the checkpoint (its restored stdout and stderr are O_APPEND) */
-	bool restart = s->req->flags & FERRY_REQ_CRIU_RESTART;
-	if (s->log_out_path && !restart && (ftruncate(s->log_out, 0) < 0 || ftruncate(s->log_err, 0) < 0)) {
+	/* a new instance starts new logs; one restarted under its own name goes on writing after
+	 * what it wrote before the checkpoint (its restored stdout and stderr are O_APPEND) */
+	bool same = (s->req->flags & FERRY_REQ_CRIU_RESTART) && s->manifest && s->manifest->instance &&
+		    streq(s->manifest->instance, s->req->instance);
+	if (s->log_out_path && !same && (ftruncate(s->log_out, 0) < 0 || ftruncate(s->log_err, 0) < 0)) {
 		unlinkat(dirfd, s->req->instance, 0);
 		die("truncate the instance logs: %s", strerror(errno));
 	}
