@@ -11,228 +11,61 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "fs.h"
+#include "helper.h"
 #include "names.h"
 #include "plan.h"
 #include "starter.h"
 
-/* ---- the child: build and send ---- */
+/* ---- the child: ferry-plan, as the caller ---- */
 
-struct builder {
-	struct plan *h;
-	char *area;
-	size_t len, cap;
-	int fds[PLAN_FDS_MAX];
-};
-
-static struct plan_str put_str(struct builder *b, const char *s)
+/* fd 3 of a verified run: root's request, encoded as the launch request it was sealed as (the
+ * decoder takes no restart with a command), in a sealed memfd. */
+static int verified_request(const struct starter *s, struct ferry_error **err)
 {
-	if (!s)
-		return (struct plan_str){0, 0};
-	size_t n = strlen(s);
-	if (n >= PLAN_STRINGS_MAX - b->len) /* bounded by the request's own size: never here */
-		_exit(255);
-	if (b->len + n + 1 > b->cap) {
-		while (b->len + n + 1 > b->cap)
-			b->cap *= 2;
-		b->area = xrealloc(b->area, b->cap);
-	}
-	struct plan_str ps = {(uint32_t)b->len, (uint32_t)n};
-	memcpy(b->area + b->len, s, n + 1);
-	b->len += n + 1;
-	return ps;
-}
-
-static void put_request(struct builder *b, const struct ferry_request *req)
-{
-	struct plan *h = b->h;
-	h->op = req->op;
-	h->req_flags = req->flags;
-	h->image = put_str(b, req->image);
-	h->instance = put_str(b, req->instance);
-	h->cwd = put_str(b, req->cwd);
-	h->pwd = put_str(b, req->pwd);
-	h->hostname = put_str(b, req->hostname);
-	h->checkpoint = put_str(b, req->checkpoint);
-	h->page_server = put_str(b, req->page_server);
-	h->networks = put_str(b, req->networks);
-	h->network_args = put_str(b, req->network_args);
-	for (char **a = req->argv; *a; a++)
-		h->argv[h->n_argv++] = put_str(b, *a); /* at most PLAN_LIST_MAX: the decoder's bound */
-	for (char **e = req->env; *e; e++)
-		h->env[h->n_env++] = put_str(b, *e);
-	for (size_t i = 0; i < req->n_binds; i++)
-		h->binds[h->n_binds++] = (struct plan_bind){put_str(b, req->binds[i].src),
-							    put_str(b, req->binds[i].dst), req->binds[i].ro};
-}
-
-static void put_prepared(struct builder *b, const struct starter *s)
-{
-	struct plan *h = b->h;
-	h->flags |= PLAN_PREPARED;
-	h->image_kind = s->image.kind;
-	h->image_offset = s->image.offset;
-	h->image_size = s->image.size;
-	h->image_file_size = s->image.file_size;
-	for (char **n = s->networks; n && *n && h->n_networks < FERRY_NET_MAX; n++)
-		h->net_names[h->n_networks++] = put_str(b, *n);
-	h->net_ip = put_str(b, s->net_args.ip);
-	h->net_mac = put_str(b, s->net_args.mac);
-	h->net_gw = put_str(b, s->net_args.gw);
-	b->fds[h->n_fds++] = s->image_fd;
-	/* the plan child's s->mounts are the request's: the current directory (if it could be
-	 * opened), then one a bind */
-	if (s->n_mounts > s->req->n_binds)
-		h->flags |= PLAN_CWD_BOUND;
-	for (size_t i = 0; i < s->n_mounts; i++)
-		b->fds[h->n_fds++] = s->mounts[i].fd;
-}
-
-static _noreturn_ void send_plan(int sock, struct builder *b)
-{
-	b->h->magic = PLAN_MAGIC;
-	b->h->size = sizeof(*b->h);
-	b->h->strings_len = (uint32_t)b->len;
-	union {
-		struct cmsghdr align;
-		char buf[CMSG_SPACE(sizeof(int) * PLAN_FDS_MAX)];
-	} cm = {0};
-	struct iovec iov = {.iov_base = b->h, .iov_len = sizeof(*b->h)};
-	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
-	if (b->h->n_fds > 0) {
-		msg.msg_control = cm.buf;
-		msg.msg_controllen = CMSG_SPACE(sizeof(int) * b->h->n_fds);
-		struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int) * b->h->n_fds);
-		memcpy(CMSG_DATA(c), b->fds, sizeof(int) * b->h->n_fds);
-	}
-	ssize_t n;
-	while ((n = sendmsg(sock, &msg, MSG_NOSIGNAL)) < 0 && errno == EINTR)
-		;
-	if (n < 0 || ferry_write_all(sock, (char *)b->h + n, sizeof(*b->h) - (size_t)n) < 0 ||
-	    ferry_write_all(sock, b->area, b->len) < 0)
-		_exit(255);
-	_exit(0);
-}
-
-static _noreturn_ void send_error(int sock, struct builder *b, struct ferry_error *err)
-{
-	const char *m = err && err->message ? err->message : "unknown error";
-	_cleanup_free_ char *line = xstrndup(m, PLAN_MESSAGE_MAX);
-	memset(b->h, 0, sizeof(*b->h));
-	b->h->flags = PLAN_ERROR;
-	b->h->message = put_str(b, line);
-	send_plan(sock, b);
-}
-
-int check_hostname(const char *h, struct ferry_error **err)
-{
-	size_t n = strlen(h);
-	bool ok = n > 0 && n <= 64 && h[0] != '-' && h[0] != '.';
-	for (const char *p = h; ok && *p; p++)
-		ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-		     *p == '-' || *p == '.';
-	if (!ok)
-		return ferry_error_msg(
-		    err, EINVAL, "invalid hostname '%s': use letters, digits, '-' and '.' (at most 64)", h);
-	return 0;
-}
-
-/* fd 3, bounded, decoded and checked against the op table. */
-static int read_request(struct starter *s, struct ferry_error **err)
-{
+	struct ferry_request launch = *s->req;
+	launch.flags = (launch.flags & ~(uint32_t)FERRY_REQ_CRIU_RESTART) | FERRY_REQ_CRIU_LAUNCH;
+	launch.page_server = NULL;
 	_cleanup_free_ char *buf = NULL;
 	size_t len = 0;
-	struct ferry_error *rerr = NULL;
-	if (ferry_read_all(FERRY_REQUEST_FD, FERRY_REQUEST_MAX, &buf, &len, &rerr) < 0) {
-		int r = ferry_error_msg(err, EBADMSG, "invalid request: %s", rerr->message);
-		ferry_error_free(rerr);
-		return r;
-	}
-	close(FERRY_REQUEST_FD);
-	int r = ferry_request_decode(buf, len, &s->req, err);
+	int r = ferry_request_encode(&launch, &buf, &len, err);
 	if (r < 0)
 		return r;
-	return starter_check_request(s, err);
-}
-
-static int open_image(struct starter *s, struct ferry_error **err)
-{
-	const char *path = s->req->image;
-	s->image_fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (s->image_fd < 0) {
-		if (errno == ENOENT)
-			return ferry_error_msg(err, ENOENT, "image '%s' does not exist: check the path",
-					       path);
-		return ferry_error_set(err, errno, "open image '%s'", path);
-	}
-	if (ferry_image_probe_fd(s->image_fd, &s->image, err) < 0)
-		return ferry_error_wrap(err, "image '%s'", path);
-	return 0;
-}
-
-/* What an op with an image needs, found as the caller: networks, image, mount sources. */
-static int prepare(struct starter *s, struct ferry_error **err)
-{
-	const struct ferry_request *req = s->req;
-	int r;
-	if (req->flags & FERRY_REQ_NET) {
-		if ((r = ferry_net_names_parse(req->networks ? req->networks : "bridge", &s->networks, err)) <
-			0 ||
-		    (req->network_args &&
-		     (r = ferry_net_args_parse(req->network_args, &s->net_args, err)) < 0))
-			return r;
-	}
-	if ((r = open_image(s, err)) < 0)
-		return r;
-	if (req->n_binds > PLAN_BINDS_MAX)
-		return ferry_error_msg(err, E2BIG, "at most %u --bind options", PLAN_BINDS_MAX);
-	return plan_mounts(s, NULL, err);
+	_cleanup_close_ int fd = memfd_create("ferry-request", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0 || ferry_write_all(fd, buf, len) < 0 || lseek(fd, 0, SEEK_SET) < 0 ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) < 0)
+		return ferry_error_set(err, errno, "hand the verified request to ferry-plan");
+	return TAKE_FD(fd);
 }
 
 /* The caller for good: real, effective and saved ids, no capability, no_new_privs (the death
- * signal after it: a change of credentials clears it). A caller who is root stays root,
- * capabilities included (it reaches what root reaches): it only parses its own bytes. */
-static int become_caller(struct starter *s, struct ferry_error **err)
+ * signal after it: a change of credentials clears it, an exec keeps it). A caller who is root
+ * stays root, capabilities included (it reaches what root reaches): it only parses its own
+ * bytes. */
+static int become_caller(const void *arg)
 {
-	int r =
-	    s->privs.uid != 0 ? ferry_privs_drop(&s->privs, NULL, 0, err) : ferry_privs_raise(&s->privs, err);
-	if (r < 0)
-		return r;
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
-		return ferry_error_set(err, errno, "PR_SET_PDEATHSIG");
+	const struct starter *s = arg;
+	int r = s->privs.uid != 0 ? ferry_privs_drop(&s->privs, NULL, 0, NULL)
+				  : ferry_privs_raise(&s->privs, NULL);
+	if (r < 0 || prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+		return -EPERM;
 	return 0;
 }
 
-static _noreturn_ void plan_child(struct starter *s, int sock, bool verified)
+/* ferry-plan, by fd, as the caller for good: fd 3 the request, PLAN_SOCK_FD the socket, stderr
+ * the caller's, nothing else. */
+static _noreturn_ void plan_child(const struct starter *s, int exe, int req_fd, int sock, bool verified)
 {
-	struct ferry_error *err = NULL;
-	struct builder b = {.h = xzalloc(sizeof(struct plan)), .area = xmalloc(4096), .len = 1, .cap = 4096};
-	b.area[0] = '\0'; /* offset 0 is no string's: {0, 0} is an absent one */
-	if (verified)
-		ferry_close_fds(3, (const int[]){sock, -1});
-	else
-		ferry_close_fds(3, (const int[]){FERRY_REQUEST_FD, sock, -1});
-	if (become_caller(s, &err) < 0)
-		send_error(sock, &b, err);
-	if (!verified && read_request(s, &err) < 0)
-		send_error(sock, &b, err);
-	const struct starter_op *op = starter_op(s->req->op);
-	bool restart = s->req->flags & FERRY_REQ_CRIU_RESTART;
-	if (op->image && (verified || !restart) && prepare(s, &err) < 0)
-		send_error(sock, &b, err);
-	if (!verified)
-		put_request(&b, s->req);
-	if (op->image && (verified || !restart))
-		put_prepared(&b, s);
-	send_plan(sock, &b);
+	char *const argv[] = {"ferry-plan", verified ? "verified" : "request", s->xfer_fd >= 0 ? "1" : "0",
+			      s->home ? s->home : "", NULL};
+	const int src[HELPER_FDS] = {-1, -1, STDERR_FILENO, req_fd, sock, exe};
+	helper_exec(src, argv, become_caller, s);
 }
 
 /* ---- root: receive ---- */
@@ -459,19 +292,27 @@ static int reap(pid_t pid, bool refused, struct ferry_error **err)
 
 int plan_fetch(struct starter *s, bool verified, struct ferry_error **err)
 {
+	_cleanup_close_ int exe = helper_open("ferry-plan", err);
+	if (exe < 0)
+		return exe;
+	int req_fd = verified ? verified_request(s, err) : FERRY_REQUEST_FD;
+	if (req_fd < 0)
+		return req_fd;
 	int sp[2];
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0) {
+		close(req_fd);
 		return ferry_error_set(err, errno, "socketpair");
-	pid_t pid = fork();
-	if (pid < 0)
-		return ferry_error_set(err, errno, "fork");
-	if (pid == 0) {
-		close(sp[0]);
-		plan_child(s, sp[1], verified);
 	}
+	pid_t pid = fork();
+	if (pid == 0)
+		plan_child(s, exe, req_fd, sp[1], verified);
+	int e = errno;
 	close(sp[1]);
-	if (!verified)
-		close(FERRY_REQUEST_FD); /* the child's alone: root never reads it */
+	close(req_fd); /* ferry-plan's alone: root never reads the caller's request */
+	if (pid < 0) {
+		close(sp[0]);
+		return ferry_error_set(err, e, "fork");
+	}
 	_cleanup_free_ struct plan *h = xzalloc(sizeof(*h));
 	_cleanup_free_ char *area = NULL;
 	int fds[PLAN_FDS_MAX];
