@@ -8,11 +8,12 @@
  * fixed-layout plan and the fds it opened on its one socket (PLAN_SOCK_FD) and exits; root
  * re-checks all of it. Run by hand it only answers on that socket, as the user who ran it.
  *
- *   ferry-plan request|verified XFER HOME
+ *   ferry-plan request|verified|launch XFER HOME
  *
  * request: fd 3 is the caller's request (decoded and checked, then prepared); verified: fd 3
  * is root's request of a restart, as verified in its checkpoint (only the prepared part is
- * sent). XFER is 1 when the starter holds a --page-server connection, HOME the caller's home
+ * sent); launch: fd 3 is a checkpoint's launch request, verified by root (only decoded and
+ * sent back). XFER is 1 when the starter holds a --page-server connection, HOME the caller's home
  * from the passwd entry ("" for none). */
 #include <fcntl.h>
 #include <sys/socket.h>
@@ -205,11 +206,11 @@ int main(int argc, char **argv)
 {
 	struct stat st;
 	if (fstat(PLAN_SOCK_FD, &st) < 0 || !S_ISSOCK(st.st_mode) || argc != 4 ||
-	    (strcmp(argv[1], "request") != 0 && strcmp(argv[1], "verified") != 0)) {
+	    (!streq(argv[1], "request") && !streq(argv[1], "verified") && !streq(argv[1], "launch"))) {
 		fprintf(stderr, "ferry-plan is run by ferry-starter, not directly\n");
 		return 2;
 	}
-	bool verified = streq(argv[1], "verified");
+	bool verified = streq(argv[1], "verified"), launch = streq(argv[1], "launch");
 	struct ferry_error *err = NULL;
 	struct builder b = {.h = xzalloc(sizeof(struct plan)), .area = xmalloc(4096), .len = 1, .cap = 4096};
 	b.area[0] = '\0'; /* offset 0 is no string's: {0, 0} is an absent one */
@@ -219,8 +220,12 @@ int main(int argc, char **argv)
 	s.privs.uid = getuid();
 	s.home = *argv[3] ? argv[3] : NULL;
 	if (ferry_config_load(FERRY_CONFIG_PATH, true, &s.cfg, &err) < 0 ||
-	    read_request(&s, verified, &err) < 0)
+	    read_request(&s, verified || launch, &err) < 0)
 		send_error(&b, err);
+	if (launch) {
+		put_request(&b, s.req);
+		send_plan(&b);
+	}
 	bool restart = s.req->flags & FERRY_REQ_CRIU_RESTART;
 	bool image = op_has_image(s.req->op) && (verified || !restart);
 	if (image && prepare(&s, &err) < 0)

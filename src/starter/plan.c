@@ -25,8 +25,18 @@
 
 /* ---- the child: ferry-plan, as the caller ---- */
 
+/* A sealed memfd holding @buf: fd 3 of a run on root's bytes. */
+static int sealed_copy(const char *buf, size_t len, struct ferry_error **err)
+{
+	_cleanup_close_ int fd = memfd_create("ferry-request", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0 || ferry_write_all(fd, buf, len) < 0 || lseek(fd, 0, SEEK_SET) < 0 ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) < 0)
+		return ferry_error_set(err, errno, "hand a request to ferry-plan");
+	return TAKE_FD(fd);
+}
+
 /* fd 3 of a verified run: root's request, encoded as the launch request it was sealed as (the
- * decoder takes no restart with a command), in a sealed memfd. */
+ * decoder takes no restart with a command). */
 static int verified_request(const struct starter *s, struct ferry_error **err)
 {
 	struct ferry_request launch = *s->req;
@@ -35,13 +45,7 @@ static int verified_request(const struct starter *s, struct ferry_error **err)
 	_cleanup_free_ char *buf = NULL;
 	size_t len = 0;
 	int r = ferry_request_encode(&launch, &buf, &len, err);
-	if (r < 0)
-		return r;
-	_cleanup_close_ int fd = memfd_create("ferry-request", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	if (fd < 0 || ferry_write_all(fd, buf, len) < 0 || lseek(fd, 0, SEEK_SET) < 0 ||
-	    fcntl(fd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) < 0)
-		return ferry_error_set(err, errno, "hand the verified request to ferry-plan");
-	return TAKE_FD(fd);
+	return r < 0 ? r : sealed_copy(buf, len, err);
 }
 
 /* The caller for good: real, effective and saved ids, no capability, no_new_privs (the death
@@ -60,10 +64,10 @@ static int become_caller(const void *arg)
 
 /* ferry-plan, by fd, as the caller for good: fd 3 the request, PLAN_SOCK_FD the socket, stderr
  * the caller's, nothing else. */
-static _noreturn_ void plan_child(const struct starter *s, int exe, int req_fd, int sock, bool verified)
+static _noreturn_ void plan_child(const struct starter *s, int exe, int req_fd, int sock, const char *mode)
 {
-	char *const argv[] = {"ferry-plan", verified ? "verified" : "request", s->xfer_fd >= 0 ? "1" : "0",
-			      s->home ? s->home : "", NULL};
+	char *const argv[] = {"ferry-plan", (char *)mode, s->xfer_fd >= 0 ? "1" : "0", s->home ? s->home : "",
+			      NULL};
 	const int src[HELPER_FDS] = {-1, -1, STDERR_FILENO, req_fd, sock, exe};
 	helper_exec(src, argv, become_caller, s);
 }
@@ -142,7 +146,8 @@ static char **strv_at(const struct plan *h, const char *area, const struct plan_
 }
 
 /* The request, copied out of the plan (no decoding) and checked with the decoder's own rules. */
-static int adopt_request(struct starter *s, const struct plan *h, const char *area, struct ferry_error **err)
+static int adopt_request(const struct plan *h, const char *area, struct ferry_request **ret,
+			 struct ferry_error **err)
 {
 	bool ok = h->n_argv <= PLAN_LIST_MAX && h->n_env <= PLAN_LIST_MAX && h->n_binds <= PLAN_BINDS_MAX;
 	if (!ok)
@@ -173,8 +178,7 @@ static int adopt_request(struct starter *s, const struct plan *h, const char *ar
 	int r = ferry_request_check(req, err);
 	if (r < 0)
 		return r;
-	ferry_request_free(s->req);
-	s->req = TAKE_PTR(req);
+	*ret = TAKE_PTR(req);
 	return 0;
 }
 
@@ -245,21 +249,34 @@ static int adopt_prepared(struct starter *s, const struct plan *h, const char *a
 	return 0;
 }
 
-/* Everything in the plan, checked; the request's first (the prepared part is checked against
- * it). */
-static int adopt(struct starter *s, bool verified, const struct plan *h, const char *area, int *fds,
-		 size_t n_fds, struct ferry_error **err)
+/* A plan with flags outside @known, or a refusal: its error. */
+static int adopt_refusal(const struct plan *h, const char *area, uint32_t known, struct ferry_error **err)
 {
 	bool ok = true;
-	if (h->flags & ~(uint32_t)(PLAN_ERROR | PLAN_PREPARED | PLAN_CWD_BOUND))
+	if (h->flags & ~known)
 		return ferry_error_msg(err, EPROTO, "invalid plan: unknown flags");
 	if (h->flags & PLAN_ERROR) {
 		const char *m = str_at(h, area, h->message, PLAN_MESSAGE_MAX, &ok);
 		return ferry_error_msg(err, EPERM, "%s", ok && m ? m : "invalid plan: the refusal");
 	}
-	int r;
-	if (!verified && (r = adopt_request(s, h, area, err)) < 0)
+	return 0;
+}
+
+/* Everything in the plan, checked; the request's first (the prepared part is checked against
+ * it). */
+static int adopt(struct starter *s, bool verified, const struct plan *h, const char *area, int *fds,
+		 size_t n_fds, struct ferry_error **err)
+{
+	int r = adopt_refusal(h, area, PLAN_ERROR | PLAN_PREPARED | PLAN_CWD_BOUND, err);
+	if (r < 0)
 		return r;
+	struct ferry_request *req = NULL;
+	if (!verified) {
+		if ((r = adopt_request(h, area, &req, err)) < 0)
+			return r;
+		ferry_request_free(s->req);
+		s->req = req;
+	}
 	if (verified && (h->op || h->n_argv || h->n_env || h->n_binds))
 		return ferry_error_msg(err, EPROTO, "invalid plan: a request after the verified one");
 	if (!verified && (r = starter_check_request(s, err)) < 0)
@@ -290,22 +307,37 @@ static int reap(pid_t pid, bool refused, struct ferry_error **err)
 			       WEXITSTATUS(st));
 }
 
-int plan_fetch(struct starter *s, bool verified, struct ferry_error **err)
+/* What ferry-plan sent: its plan and fds. */
+struct received {
+	struct plan *h;
+	char *area;
+	int fds[PLAN_FDS_MAX];
+	size_t n_fds;
+};
+
+static void received_free(struct received *rc)
+{
+	for (size_t i = 0; i < rc->n_fds; i++)
+		if (rc->fds[i] >= 0)
+			close(rc->fds[i]);
+	free(rc->h);
+	free(rc->area);
+}
+
+/* Runs ferry-plan @mode as the caller with @req_fd (closed here) as its fd 3 and receives its
+ * plan, whole, from a ferry-plan that exited 0 (a refusal included). */
+static int run_plan(const struct starter *s, const char *mode, int req_fd, struct received *rc,
+		    struct ferry_error **err)
 {
 	_cleanup_close_ int exe = helper_open("ferry-plan", err);
-	if (exe < 0)
-		return exe;
-	int req_fd = verified ? verified_request(s, err) : FERRY_REQUEST_FD;
-	if (req_fd < 0)
-		return req_fd;
-	int sp[2];
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0) {
+	int sp[2] = {-1, -1};
+	if (exe < 0 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0) {
 		close(req_fd);
-		return ferry_error_set(err, errno, "socketpair");
+		return exe < 0 ? exe : ferry_error_set(err, errno, "socketpair");
 	}
 	pid_t pid = fork();
 	if (pid == 0)
-		plan_child(s, exe, req_fd, sp[1], verified);
+		plan_child(s, exe, req_fd, sp[1], mode);
 	int e = errno;
 	close(sp[1]);
 	close(req_fd); /* ferry-plan's alone: root never reads the caller's request */
@@ -313,26 +345,49 @@ int plan_fetch(struct starter *s, bool verified, struct ferry_error **err)
 		close(sp[0]);
 		return ferry_error_set(err, e, "fork");
 	}
-	_cleanup_free_ struct plan *h = xzalloc(sizeof(*h));
-	_cleanup_free_ char *area = NULL;
-	int fds[PLAN_FDS_MAX];
-	size_t n_fds = 0;
+	rc->h = xzalloc(sizeof(*rc->h));
 	struct ferry_error *rerr = NULL;
-	int r = recv_plan(sp[0], h, fds, &n_fds, &area, &rerr);
+	int r = recv_plan(sp[0], rc->h, rc->fds, &rc->n_fds, &rc->area, &rerr);
 	close(sp[0]); /* exactly the plan's size: whatever else the child sends is dropped */
 	/* a child that died says so (whatever half a plan it sent); else what was received */
-	int rr = reap(pid, r > 0 && (h->flags & PLAN_ERROR), err);
+	int rr = reap(pid, r > 0 && (rc->h->flags & PLAN_ERROR), err);
 	if (rr < 0)
 		r = rr;
 	else if (r < 0)
 		*err = TAKE_PTR(rerr);
 	else if (r == 0)
 		r = ferry_error_msg(err, EPROTO, "the request could not be checked: no plan");
-	else
-		r = adopt(s, verified, h, area, fds, n_fds, err);
 	ferry_error_free(rerr);
-	for (size_t i = 0; i < n_fds; i++)
-		if (fds[i] >= 0)
-			close(fds[i]);
+	return r < 0 ? r : 0;
+}
+
+int plan_fetch(struct starter *s, bool verified, struct ferry_error **err)
+{
+	int req_fd = verified ? verified_request(s, err) : FERRY_REQUEST_FD;
+	if (req_fd < 0)
+		return req_fd;
+	struct received rc = {0};
+	int r = run_plan(s, verified ? "verified" : "request", req_fd, &rc, err);
+	if (r >= 0)
+		r = adopt(s, verified, rc.h, rc.area, rc.fds, rc.n_fds, err);
+	received_free(&rc);
+	return r < 0 ? r : 0;
+}
+
+int plan_decode_launch(const struct starter *s, const char *buf, size_t len, struct ferry_request **ret,
+		       struct ferry_error **err)
+{
+	int fd = sealed_copy(buf, len, err);
+	if (fd < 0)
+		return fd;
+	struct received rc = {0};
+	int r = run_plan(s, "launch", fd, &rc, err);
+	if (r >= 0 && (r = adopt_refusal(rc.h, rc.area, PLAN_ERROR, err)) >= 0) {
+		if (rc.n_fds > 0 || rc.h->n_networks > 0)
+			r = ferry_error_msg(err, EPROTO, "invalid plan: a launch request with more");
+		else
+			r = adopt_request(rc.h, rc.area, ret, err);
+	}
+	received_free(&rc);
 	return r < 0 ? r : 0;
 }

@@ -74,4 +74,10 @@ struct plan {
  * message; a child that dies or sends a plan that fails a check is refused too. */
 int plan_fetch(struct starter *s, bool verified, struct ferry_error **err);
 
+/* A checkpoint's launch request @buf (verified against its signed manifest), decoded by
+ * ferry-plan as the caller and taken from its plan as any request is: root decodes no
+ * request itself. */
+int plan_decode_launch(const struct starter *s, const char *buf, size_t len, struct ferry_request **ret,
+		       struct ferry_error **err);
+
 #endif
