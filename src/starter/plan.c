@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* plan.c — the plan child and the root side's re-check of its plan (see plan.h).
  *
- * The child is the caller for good before it reads a byte: everything the caller controls (the
+ * The child is the caller for good before it reads a byte, and ferry-plan (src/plan/, no setuid
+ * bit) before it parses one: everything the caller controls (the
  * request, the image's headers, the paths to bind, the network arguments) is parsed there. A
  * parser bug is then the caller's own process misbehaving, not root's. Root trusts nothing the
  * child says: it takes fixed-size scalars, strings it finds NUL-terminated inside one bounded
