@@ -330,11 +330,13 @@ static void received_free(struct received *rc)
 static int run_plan(const struct starter *s, const char *mode, int req_fd, struct received *rc,
 		    struct ferry_error **err)
 {
+	rc->h = xzalloc(sizeof(*rc->h));
 	_cleanup_close_ int exe = helper_open("ferry-plan", err);
 	int sp[2] = {-1, -1};
 	if (exe < 0 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0) {
+		int r = exe < 0 ? exe : ferry_error_set(err, errno, "socketpair");
 		close(req_fd);
-		return exe < 0 ? exe : ferry_error_set(err, errno, "socketpair");
+		return r < 0 ? r : -EIO;
 	}
 	pid_t pid = fork();
 	if (pid == 0)
@@ -344,9 +346,9 @@ static int run_plan(const struct starter *s, const char *mode, int req_fd, struc
 	close(req_fd); /* ferry-plan's alone: root never reads the caller's request */
 	if (pid < 0) {
 		close(sp[0]);
-		return ferry_error_set(err, e, "fork");
+		int r = ferry_error_set(err, e, "fork");
+		return r < 0 ? r : -EIO;
 	}
-	rc->h = xzalloc(sizeof(*rc->h));
 	struct ferry_error *rerr = NULL;
 	int r = recv_plan(sp[0], rc->h, rc->fds, &rc->n_fds, &rc->area, &rerr);
 	close(sp[0]); /* exactly the plan's size: whatever else the child sends is dropped */
@@ -359,7 +361,7 @@ static int run_plan(const struct starter *s, const char *mode, int req_fd, struc
 	else if (r == 0)
 		r = ferry_error_msg(err, EPROTO, "the request could not be checked: no plan");
 	ferry_error_free(rerr);
-	return r < 0 ? r : 0;
+	return r < 0 ? r : rc->area ? 0 : -EPROTO;
 }
 
 int plan_fetch(struct starter *s, bool verified, struct ferry_error **err)
