@@ -38,11 +38,13 @@ FERRYD_SRCS  := $(sort $(wildcard src/ferryd/*.c))
 XFER_SRCS    := $(sort $(wildcard src/xfer/*.c))
 CRIU_SRCS    := $(sort $(wildcard src/criu/*.c))
 NET_SRCS     := $(sort $(wildcard src/net/*.c))
+PLAN_SRCS    := $(sort $(wildcard src/plan/*.c))
 # The setuid starter links only the small core it needs: no network, no archive code (the
 # transfer's tar is ferry-xfer's, a helper without privileges), no CRIU client (libcriu and
 # protobuf-c are ferry-criu's, a helper of the CRIU bundle run after the permanent drop), no
-# JSON (the CNI conflists and plugins are ferry-net's, a helper without the setuid bit).
-STARTER_LIB  := error util fs privs spawn config request names instance image sif manifest criu_log xfer \
+# JSON (the CNI conflists and plugins are ferry-net's, a helper without the setuid bit), no image
+# probe (the image's headers are read by ferry-plan, which decodes the caller's request).
+STARTER_LIB  := error util fs privs spawn config request names instance manifest criu_log xfer \
                 xfer_relay channel net
 UNIT_SRCS    := $(sort $(wildcard tests/unit/*_test.c))
 
@@ -60,7 +62,7 @@ NET_LIBS     := -ljson-c -lcap -lcrypto
 .SECONDARY:
 .PHONY: zdtm bench bench-smoke all clean install uninstall setup check unit unit-san fuzz fuzz-long demo lint format format-check
 all: $(BUILD)/ferry $(BUILD)/ferry-starter $(BUILD)/ferryd $(BUILD)/ferry-xfer $(BUILD)/ferry-criu \
-       $(BUILD)/ferry-net $(BUILD)/ferry-reaper
+       $(BUILD)/ferry-net $(BUILD)/ferry-plan $(BUILD)/ferry-reaper
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -87,6 +89,12 @@ $(BUILD)/ferry-criu: $(call obj,$(CRIU_SRCS)) $(BUILD)/libferry.a
 
 $(BUILD)/ferry-net: $(call obj,$(NET_SRCS)) $(BUILD)/libferry.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(NET_LIBS)
+
+# ferry-plan, the plan child's side of the starter (src/plan/): it shares the starter's request
+# checks and mount sources (check.c, mounts.c) and runs as the caller, without the setuid bit.
+PLAN_OBJS    := $(call obj,$(PLAN_SRCS) src/starter/check.c src/starter/mounts.c)
+$(BUILD)/ferry-plan: $(PLAN_OBJS) $(BUILD)/libferry.a
+	$(CC) $(LDFLAGS) -o $@ $^ -lcap -lcrypto
 
 # net_test checks ferry-net's reading of the conflists too
 $(BUILD)/tests/net_test: $(BUILD)/obj/tests/unit/net_test.o $(BUILD)/obj/src/net/cni.o $(BUILD)/libferry.a
@@ -129,6 +137,7 @@ install: all
 	install -o root -g root -m 4755 $(BUILD)/ferry-starter $(DESTDIR)$(LIBEXECDIR)/ferry-starter
 	install -o root -g root -m 0755 $(BUILD)/ferry-xfer $(DESTDIR)$(LIBEXECDIR)/ferry-xfer
 	install -o root -g root -m 0755 $(BUILD)/ferry-net $(DESTDIR)$(LIBEXECDIR)/ferry-net
+	install -o root -g root -m 0755 $(BUILD)/ferry-plan $(DESTDIR)$(LIBEXECDIR)/ferry-plan
 	scripts/criu-bundle.sh $(DESTDIR)$(LIBEXECDIR)/criu $(CRIU) $(BUILD)/ferry-criu
 	install -o root -g root -m 0755 $(BUILD)/ferry-reaper $(DESTDIR)$(LIBEXECDIR)/criu/ferry-reaper
 	test -e $(DESTDIR)$(SYSCONFDIR)/ferry.conf || \
@@ -148,7 +157,7 @@ install: all
 
 
 uninstall:
-	rm -f $(DESTDIR)$(BINDIR)/ferry $(DESTDIR)$(LIBEXECDIR)/ferry-starter $(DESTDIR)$(LIBEXECDIR)/ferry-xfer \
+	rm -f $(DESTDIR)$(BINDIR)/ferry $(DESTDIR)$(LIBEXECDIR)/ferry-starter $(DESTDIR)$(LIBEXECDIR)/ferry-xfer $(DESTDIR)$(LIBEXECDIR)/ferry-plan \
 		$(DESTDIR)$(LIBEXECDIR)/ferry-net $(DESTDIR)$(MANDIR)/man1/ferry*.1
 
 setup:
@@ -192,10 +201,10 @@ lint:
 	scripts/lint.sh
 
 format:
-	clang-format -i $(LIB_SRCS) $(FERRY_SRCS) $(STARTER_SRCS) $(FERRYD_SRCS) $(XFER_SRCS) $(CRIU_SRCS) $(NET_SRCS) $(REAPER_SRCS) src/*/*.h $(UNIT_SRCS)
+	clang-format -i $(LIB_SRCS) $(FERRY_SRCS) $(STARTER_SRCS) $(FERRYD_SRCS) $(XFER_SRCS) $(CRIU_SRCS) $(NET_SRCS) $(PLAN_SRCS) $(REAPER_SRCS) src/*/*.h $(UNIT_SRCS)
 
 format-check:
-	clang-format --dry-run --Werror $(LIB_SRCS) $(FERRY_SRCS) $(STARTER_SRCS) $(FERRYD_SRCS) $(XFER_SRCS) $(CRIU_SRCS) $(NET_SRCS) $(REAPER_SRCS) src/*/*.h $(UNIT_SRCS)
+	clang-format --dry-run --Werror $(LIB_SRCS) $(FERRY_SRCS) $(STARTER_SRCS) $(FERRYD_SRCS) $(XFER_SRCS) $(CRIU_SRCS) $(NET_SRCS) $(PLAN_SRCS) $(REAPER_SRCS) src/*/*.h $(UNIT_SRCS)
 
 clean:
 	rm -rf build build-san build-fuzz

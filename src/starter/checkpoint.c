@@ -38,6 +38,7 @@
 #include "criu.h"
 #include "criurun.h"
 #include "fs.h"
+#include "plan.h"
 #include "starter.h"
 #include "transfer.h"
 #include "xfer.h"
@@ -1091,7 +1092,7 @@ static int verify_checkpoint(struct starter *s, const char *path, struct ferry_r
 	if ((r = verify_files(s, genfd, m, !ours, &lbuf, &llen, err)) < 0)
 		ferry_error_wrap(err, "checkpoint '%s' is refused", path);
 	/* the launch request: the bytes verified with the rest */
-	else if (ferry_request_decode(lbuf, llen, &launch, err) < 0 ||
+	else if (plan_decode_launch(s, lbuf, llen, &launch, err) < 0 ||
 		 launch->op != FERRY_OP_INSTANCE_START || !(launch->flags & FERRY_REQ_CRIU_LAUNCH))
 		r = ferry_error_msg(err, EINVAL, "checkpoint '%s' has no valid launch request", path);
 	if (r < 0) {

@@ -54,12 +54,11 @@ static void take_fds(struct starter *s)
 }
 
 /* A restart: the checkpoint is received (--page-server) and verified, and s->req becomes the
- * launch request it sealed. Decoding that launch request (verify_checkpoint in checkpoint.c, for
- * a restart here and for 'checkpoint restore') is the only decoding of a request root does: its
- * bytes were hashed and checked against the manifest the node's key signed, so they are ferry's,
- * not the caller's. The caller's own request is decoded only by the plan child (plan.c). What
- * the launch request names (image, networks, binds) is then prepared by a second plan child, as
- * the caller, like any request's. */
+ * launch request it sealed. That launch request (verify_checkpoint in checkpoint.c, for a
+ * restart here and for 'checkpoint restore') is decoded once its bytes were hashed and checked
+ * against the manifest the node's key signed, and by ferry-plan as the caller, like the caller's
+ * own request (plan.c): root decodes no request. What the launch request names (image,
+ * networks, binds) is then prepared by a second plan child, as the caller, like any request's. */
 static void prepare_restart(struct starter *s)
 {
 	struct ferry_error *err = NULL;

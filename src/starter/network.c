@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 
 #include "fs.h"
+#include "helper.h"
 #include "spawn.h"
 #include "starter.h"
 
@@ -45,79 +46,27 @@ static const int CNI_CAPS[] = {CAP_NET_ADMIN, CAP_SYS_ADMIN, CAP_NET_RAW};
 #define NET_TIMEOUT_S 300 /* a whole ADD, CHECK or DEL (each plugin has 60 s) */
 #define SUBNETS_TIMEOUT_S 10
 
-/* The installed ferry-net, reached without following a symlink through directories only root
- * can change: root's, not writable by others, neither setuid nor setgid. An O_PATH fd. */
-static int open_helper(struct ferry_error **err)
-{
-	_cleanup_free_ char *dirs = xstrdup(FERRY_LIBEXECDIR);
-	_cleanup_close_ int fd = open("/", O_PATH | O_DIRECTORY | O_CLOEXEC);
-	char *save = NULL;
-	for (char *p = strtok_r(dirs, "/", &save); fd >= 0; p = strtok_r(NULL, "/", &save)) {
-		struct stat st;
-		if (fstat(fd, &st) < 0 || st.st_uid != 0 || (st.st_mode & 022))
-			return ferry_error_msg(err, EPERM, "'%s' must be root's and not writable by others",
-					       FERRY_LIBEXECDIR);
-		int next =
-		    openat(fd, p ? p : "ferry-net", O_PATH | O_NOFOLLOW | O_CLOEXEC | (p ? O_DIRECTORY : 0));
-		close(fd);
-		fd = next;
-		if (!p)
-			break;
-	}
-	struct stat st;
-	if (fd < 0 || fstat(fd, &st) < 0)
-		return ferry_error_set(err, errno, "open '%s'", FERRY_NET_BIN);
-	if (!S_ISREG(st.st_mode) || st.st_uid != 0 || (st.st_mode & (022 | S_ISUID | S_ISGID)))
-		return ferry_error_msg(err, EPERM,
-				       "'%s' must be root's, not writable by others, not setuid or setgid",
-				       FERRY_NET_BIN);
-	return TAKE_FD(fd);
-}
+struct helper_caps {
+	const int *caps;
+	size_t n;
+};
 
 /* In the child: uid and gid 0 everywhere, no groups, root's special powers off for good
  * (SECBIT_NOROOT: an exec by uid 0 gains nothing), exactly @caps as the bounding, permitted,
  * effective, inheritable and ambient sets, no_new_privs, all verified (ferry_privs_drop). */
-static int become_helper(const int *caps, size_t n)
+
+static int become_helper(const void *arg)
 {
+	const struct helper_caps *c = arg;
 	static const struct ferry_privs root = {.uid = 0, .gid = 0, .n_groups = 0};
 	if (ferry_privs_raise(&root, NULL) < 0 ||
 	    prctl(PR_SET_SECUREBITS,
 		  SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP |
 		      SECBIT_NO_SETUID_FIXUP_LOCKED,
 		  0, 0, 0) < 0 ||
-	    ferry_privs_drop(&root, caps, n, NULL) < 0 || prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+	    ferry_privs_drop(&root, c->caps, c->n, NULL) < 0 || prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
 		return -EPERM;
 	return 0;
-}
-
-/* In the child: fds 0..5 from @src (-1: /dev/null for 0-2, closed for 3-4; 5 is ferry-net
- * itself), every other fd closed, then ferry-net by fd with a fixed environment. */
-static _noreturn_ void exec_helper(const int src[6], char *const argv[], const int *caps, size_t n)
-{
-	sigset_t none;
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	int null = fcntl(open("/dev/null", O_RDWR | O_CLOEXEC), F_DUPFD_CLOEXEC, 100);
-	int high[6];
-	for (int i = 0; i < 6; i++)
-		high[i] = src[i] >= 0 ? fcntl(src[i], F_DUPFD_CLOEXEC, 100) : -1;
-	if (null < 0 || high[5] < 0)
-		_exit(127);
-	for (int i = 0; i < 5; i++) {
-		int r = high[i] >= 0 ? dup2(high[i], i) : i < 3 ? dup2(null, i) : 0;
-		if (r < 0)
-			_exit(127);
-		if (high[i] < 0 && i >= 3)
-			close(i);
-	}
-	if (dup3(high[5], 5, O_CLOEXEC) < 0)
-		_exit(127);
-	ferry_close_fds(6, NULL);
-	if (become_helper(caps, n) < 0)
-		_exit(127);
-	char *const envp[] = {FERRY_SPAWN_PATH, NULL};
-	syscall(SYS_execveat, 5, "", argv, envp, AT_EMPTY_PATH);
-	_exit(127);
 }
 
 /* Reads ferry-net's one reply within @timeout_s and waits for its exit (killing it late). */
@@ -150,7 +99,7 @@ static int read_reply(pid_t pid, int fd, unsigned timeout_s, struct ferry_net_re
 static int net_run(char *const argv[], int netns_fd, int result_fd, bool cni, unsigned timeout_s,
 		   struct ferry_net_reply *ret, struct ferry_error **err)
 {
-	_cleanup_close_ int exe = open_helper(err);
+	_cleanup_close_ int exe = helper_open("ferry-net", err);
 	if (exe < 0)
 		return exe;
 	int rp[2];
@@ -158,8 +107,9 @@ static int net_run(char *const argv[], int netns_fd, int result_fd, bool cni, un
 		return ferry_error_set(err, errno, "pipe");
 	pid_t pid = fork();
 	if (pid == 0) {
-		const int src[6] = {-1, rp[1], -1, netns_fd, result_fd, exe};
-		exec_helper(src, argv, CNI_CAPS, cni ? ARRAY_SIZE(CNI_CAPS) : 0);
+		const int src[HELPER_FDS] = {-1, rp[1], -1, netns_fd, result_fd, exe};
+		const struct helper_caps c = {CNI_CAPS, cni ? ARRAY_SIZE(CNI_CAPS) : 0};
+		helper_exec(src, argv, become_helper, &c);
 	}
 	int e = errno;
 	close(rp[1]);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* plan.c — the plan child and the root side's re-check of its plan (see plan.h).
  *
- * The child is the caller for good before it reads a byte: everything the caller controls (the
+ * The child is the caller for good before it reads a byte, and ferry-plan (src/plan/, no setuid
+ * bit) before it parses one: everything the caller controls (the
  * request, the image's headers, the paths to bind, the network arguments) is parsed there. A
  * parser bug is then the caller's own process misbehaving, not root's. Root trusts nothing the
  * child says: it takes fixed-size scalars, strings it finds NUL-terminated inside one bounded
@@ -11,228 +12,65 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "fs.h"
+#include "helper.h"
 #include "names.h"
 #include "plan.h"
 #include "starter.h"
 
-/* ---- the child: build and send ---- */
+/* ---- the child: ferry-plan, as the caller ---- */
 
-struct builder {
-	struct plan *h;
-	char *area;
-	size_t len, cap;
-	int fds[PLAN_FDS_MAX];
-};
-
-static struct plan_str put_str(struct builder *b, const char *s)
+/* A sealed memfd holding @buf: fd 3 of a run on root's bytes. */
+static int sealed_copy(const char *buf, size_t len, struct ferry_error **err)
 {
-	if (!s)
-		return (struct plan_str){0, 0};
-	size_t n = strlen(s);
-	if (n >= PLAN_STRINGS_MAX - b->len) /* bounded by the request's own size: never here */
-		_exit(255);
-	if (b->len + n + 1 > b->cap) {
-		while (b->len + n + 1 > b->cap)
-			b->cap *= 2;
-		b->area = xrealloc(b->area, b->cap);
-	}
-	struct plan_str ps = {(uint32_t)b->len, (uint32_t)n};
-	memcpy(b->area + b->len, s, n + 1);
-	b->len += n + 1;
-	return ps;
+	_cleanup_close_ int fd = memfd_create("ferry-request", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0 || ferry_write_all(fd, buf, len) < 0 || lseek(fd, 0, SEEK_SET) < 0 ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE) < 0)
+		return ferry_error_set(err, errno, "hand a request to ferry-plan");
+	return TAKE_FD(fd);
 }
 
-static void put_request(struct builder *b, const struct ferry_request *req)
+/* fd 3 of a verified run: root's request, encoded as the launch request it was sealed as (the
+ * decoder takes no restart with a command). */
+static int verified_request(const struct starter *s, struct ferry_error **err)
 {
-	struct plan *h = b->h;
-	h->op = req->op;
-	h->req_flags = req->flags;
-	h->image = put_str(b, req->image);
-	h->instance = put_str(b, req->instance);
-	h->cwd = put_str(b, req->cwd);
-	h->pwd = put_str(b, req->pwd);
-	h->hostname = put_str(b, req->hostname);
-	h->checkpoint = put_str(b, req->checkpoint);
-	h->page_server = put_str(b, req->page_server);
-	h->networks = put_str(b, req->networks);
-	h->network_args = put_str(b, req->network_args);
-	for (char **a = req->argv; *a; a++)
-		h->argv[h->n_argv++] = put_str(b, *a); /* at most PLAN_LIST_MAX: the decoder's bound */
-	for (char **e = req->env; *e; e++)
-		h->env[h->n_env++] = put_str(b, *e);
-	for (size_t i = 0; i < req->n_binds; i++)
-		h->binds[h->n_binds++] = (struct plan_bind){put_str(b, req->binds[i].src),
-							    put_str(b, req->binds[i].dst), req->binds[i].ro};
-}
-
-static void put_prepared(struct builder *b, const struct starter *s)
-{
-	struct plan *h = b->h;
-	h->flags |= PLAN_PREPARED;
-	h->image_kind = s->image.kind;
-	h->image_offset = s->image.offset;
-	h->image_size = s->image.size;
-	h->image_file_size = s->image.file_size;
-	for (char **n = s->networks; n && *n && h->n_networks < FERRY_NET_MAX; n++)
-		h->net_names[h->n_networks++] = put_str(b, *n);
-	h->net_ip = put_str(b, s->net_args.ip);
-	h->net_mac = put_str(b, s->net_args.mac);
-	h->net_gw = put_str(b, s->net_args.gw);
-	b->fds[h->n_fds++] = s->image_fd;
-	/* the plan child's s->mounts are the request's: the current directory (if it could be
-	 * opened), then one a bind */
-	if (s->n_mounts > s->req->n_binds)
-		h->flags |= PLAN_CWD_BOUND;
-	for (size_t i = 0; i < s->n_mounts; i++)
-		b->fds[h->n_fds++] = s->mounts[i].fd;
-}
-
-static _noreturn_ void send_plan(int sock, struct builder *b)
-{
-	b->h->magic = PLAN_MAGIC;
-	b->h->size = sizeof(*b->h);
-	b->h->strings_len = (uint32_t)b->len;
-	union {
-		struct cmsghdr align;
-		char buf[CMSG_SPACE(sizeof(int) * PLAN_FDS_MAX)];
-	} cm = {0};
-	struct iovec iov = {.iov_base = b->h, .iov_len = sizeof(*b->h)};
-	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
-	if (b->h->n_fds > 0) {
-		msg.msg_control = cm.buf;
-		msg.msg_controllen = CMSG_SPACE(sizeof(int) * b->h->n_fds);
-		struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int) * b->h->n_fds);
-		memcpy(CMSG_DATA(c), b->fds, sizeof(int) * b->h->n_fds);
-	}
-	ssize_t n;
-	while ((n = sendmsg(sock, &msg, MSG_NOSIGNAL)) < 0 && errno == EINTR)
-		;
-	if (n < 0 || ferry_write_all(sock, (char *)b->h + n, sizeof(*b->h) - (size_t)n) < 0 ||
-	    ferry_write_all(sock, b->area, b->len) < 0)
-		_exit(255);
-	_exit(0);
-}
-
-static _noreturn_ void send_error(int sock, struct builder *b, struct ferry_error *err)
-{
-	const char *m = err && err->message ? err->message : "unknown error";
-	_cleanup_free_ char *line = xstrndup(m, PLAN_MESSAGE_MAX);
-	memset(b->h, 0, sizeof(*b->h));
-	b->h->flags = PLAN_ERROR;
-	b->h->message = put_str(b, line);
-	send_plan(sock, b);
-}
-
-int check_hostname(const char *h, struct ferry_error **err)
-{
-	size_t n = strlen(h);
-	bool ok = n > 0 && n <= 64 && h[0] != '-' && h[0] != '.';
-	for (const char *p = h; ok && *p; p++)
-		ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-		     *p == '-' || *p == '.';
-	if (!ok)
-		return ferry_error_msg(
-		    err, EINVAL, "invalid hostname '%s': use letters, digits, '-' and '.' (at most 64)", h);
-	return 0;
-}
-
-/* fd 3, bounded, decoded and checked against the op table. */
-static int read_request(struct starter *s, struct ferry_error **err)
-{
+	struct ferry_request launch = *s->req;
+	launch.flags = (launch.flags & ~(uint32_t)FERRY_REQ_CRIU_RESTART) | FERRY_REQ_CRIU_LAUNCH;
+	launch.page_server = NULL;
 	_cleanup_free_ char *buf = NULL;
 	size_t len = 0;
-	struct ferry_error *rerr = NULL;
-	if (ferry_read_all(FERRY_REQUEST_FD, FERRY_REQUEST_MAX, &buf, &len, &rerr) < 0) {
-		int r = ferry_error_msg(err, EBADMSG, "invalid request: %s", rerr->message);
-		ferry_error_free(rerr);
-		return r;
-	}
-	close(FERRY_REQUEST_FD);
-	int r = ferry_request_decode(buf, len, &s->req, err);
-	if (r < 0)
-		return r;
-	return starter_check_request(s, err);
-}
-
-static int open_image(struct starter *s, struct ferry_error **err)
-{
-	const char *path = s->req->image;
-	s->image_fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-	if (s->image_fd < 0) {
-		if (errno == ENOENT)
-			return ferry_error_msg(err, ENOENT, "image '%s' does not exist: check the path",
-					       path);
-		return ferry_error_set(err, errno, "open image '%s'", path);
-	}
-	if (ferry_image_probe_fd(s->image_fd, &s->image, err) < 0)
-		return ferry_error_wrap(err, "image '%s'", path);
-	return 0;
-}
-
-/* What an op with an image needs, found as the caller: networks, image, mount sources. */
-static int prepare(struct starter *s, struct ferry_error **err)
-{
-	const struct ferry_request *req = s->req;
-	int r;
-	if (req->flags & FERRY_REQ_NET) {
-		if ((r = ferry_net_names_parse(req->networks ? req->networks : "bridge", &s->networks, err)) <
-			0 ||
-		    (req->network_args &&
-		     (r = ferry_net_args_parse(req->network_args, &s->net_args, err)) < 0))
-			return r;
-	}
-	if ((r = open_image(s, err)) < 0)
-		return r;
-	if (req->n_binds > PLAN_BINDS_MAX)
-		return ferry_error_msg(err, E2BIG, "at most %u --bind options", PLAN_BINDS_MAX);
-	return plan_mounts(s, NULL, err);
+	int r = ferry_request_encode(&launch, &buf, &len, err);
+	return r < 0 ? r : sealed_copy(buf, len, err);
 }
 
 /* The caller for good: real, effective and saved ids, no capability, no_new_privs (the death
- * signal after it: a change of credentials clears it). A caller who is root stays root,
- * capabilities included (it reaches what root reaches): it only parses its own bytes. */
-static int become_caller(struct starter *s, struct ferry_error **err)
+ * signal after it: a change of credentials clears it, an exec keeps it). A caller who is root
+ * stays root, capabilities included (it reaches what root reaches): it only parses its own
+ * bytes. */
+static int become_caller(const void *arg)
 {
-	int r =
-	    s->privs.uid != 0 ? ferry_privs_drop(&s->privs, NULL, 0, err) : ferry_privs_raise(&s->privs, err);
-	if (r < 0)
-		return r;
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
-		return ferry_error_set(err, errno, "PR_SET_PDEATHSIG");
+	const struct starter *s = arg;
+	int r = s->privs.uid != 0 ? ferry_privs_drop(&s->privs, NULL, 0, NULL)
+				  : ferry_privs_raise(&s->privs, NULL);
+	if (r < 0 || prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+		return -EPERM;
 	return 0;
 }
 
-static _noreturn_ void plan_child(struct starter *s, int sock, bool verified)
+/* ferry-plan, by fd, as the caller for good: fd 3 the request, PLAN_SOCK_FD the socket, stderr
+ * the caller's, nothing else. */
+static _noreturn_ void plan_child(const struct starter *s, int exe, int req_fd, int sock, const char *mode)
 {
-	struct ferry_error *err = NULL;
-	struct builder b = {.h = xzalloc(sizeof(struct plan)), .area = xmalloc(4096), .len = 1, .cap = 4096};
-	b.area[0] = '\0'; /* offset 0 is no string's: {0, 0} is an absent one */
-	if (verified)
-		ferry_close_fds(3, (const int[]){sock, -1});
-	else
-		ferry_close_fds(3, (const int[]){FERRY_REQUEST_FD, sock, -1});
-	if (become_caller(s, &err) < 0)
-		send_error(sock, &b, err);
-	if (!verified && read_request(s, &err) < 0)
-		send_error(sock, &b, err);
-	const struct starter_op *op = starter_op(s->req->op);
-	bool restart = s->req->flags & FERRY_REQ_CRIU_RESTART;
-	if (op->image && (verified || !restart) && prepare(s, &err) < 0)
-		send_error(sock, &b, err);
-	if (!verified)
-		put_request(&b, s->req);
-	if (op->image && (verified || !restart))
-		put_prepared(&b, s);
-	send_plan(sock, &b);
+	char *const argv[] = {"ferry-plan", (char *)mode, s->xfer_fd >= 0 ? "1" : "0", s->home ? s->home : "",
+			      NULL};
+	const int src[HELPER_FDS] = {-1, -1, STDERR_FILENO, req_fd, sock, exe};
+	helper_exec(src, argv, become_caller, s);
 }
 
 /* ---- root: receive ---- */
@@ -309,7 +147,8 @@ static char **strv_at(const struct plan *h, const char *area, const struct plan_
 }
 
 /* The request, copied out of the plan (no decoding) and checked with the decoder's own rules. */
-static int adopt_request(struct starter *s, const struct plan *h, const char *area, struct ferry_error **err)
+static int adopt_request(const struct plan *h, const char *area, struct ferry_request **ret,
+			 struct ferry_error **err)
 {
 	bool ok = h->n_argv <= PLAN_LIST_MAX && h->n_env <= PLAN_LIST_MAX && h->n_binds <= PLAN_BINDS_MAX;
 	if (!ok)
@@ -340,8 +179,7 @@ static int adopt_request(struct starter *s, const struct plan *h, const char *ar
 	int r = ferry_request_check(req, err);
 	if (r < 0)
 		return r;
-	ferry_request_free(s->req);
-	s->req = TAKE_PTR(req);
+	*ret = TAKE_PTR(req);
 	return 0;
 }
 
@@ -412,21 +250,34 @@ static int adopt_prepared(struct starter *s, const struct plan *h, const char *a
 	return 0;
 }
 
-/* Everything in the plan, checked; the request's first (the prepared part is checked against
- * it). */
-static int adopt(struct starter *s, bool verified, const struct plan *h, const char *area, int *fds,
-		 size_t n_fds, struct ferry_error **err)
+/* A plan with flags outside @known, or a refusal: its error. */
+static int adopt_refusal(const struct plan *h, const char *area, uint32_t known, struct ferry_error **err)
 {
 	bool ok = true;
-	if (h->flags & ~(uint32_t)(PLAN_ERROR | PLAN_PREPARED | PLAN_CWD_BOUND))
+	if (h->flags & ~known)
 		return ferry_error_msg(err, EPROTO, "invalid plan: unknown flags");
 	if (h->flags & PLAN_ERROR) {
 		const char *m = str_at(h, area, h->message, PLAN_MESSAGE_MAX, &ok);
 		return ferry_error_msg(err, EPERM, "%s", ok && m ? m : "invalid plan: the refusal");
 	}
-	int r;
-	if (!verified && (r = adopt_request(s, h, area, err)) < 0)
+	return 0;
+}
+
+/* Everything in the plan, checked; the request's first (the prepared part is checked against
+ * it). */
+static int adopt(struct starter *s, bool verified, const struct plan *h, const char *area, int *fds,
+		 size_t n_fds, struct ferry_error **err)
+{
+	int r = adopt_refusal(h, area, PLAN_ERROR | PLAN_PREPARED | PLAN_CWD_BOUND, err);
+	if (r < 0)
 		return r;
+	struct ferry_request *req = NULL;
+	if (!verified) {
+		if ((r = adopt_request(h, area, &req, err)) < 0)
+			return r;
+		ferry_request_free(s->req);
+		s->req = req;
+	}
 	if (verified && (h->op || h->n_argv || h->n_env || h->n_binds))
 		return ferry_error_msg(err, EPROTO, "invalid plan: a request after the verified one");
 	if (!verified && (r = starter_check_request(s, err)) < 0)
@@ -457,41 +308,89 @@ static int reap(pid_t pid, bool refused, struct ferry_error **err)
 			       WEXITSTATUS(st));
 }
 
-int plan_fetch(struct starter *s, bool verified, struct ferry_error **err)
-{
-	int sp[2];
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
-		return ferry_error_set(err, errno, "socketpair");
-	pid_t pid = fork();
-	if (pid < 0)
-		return ferry_error_set(err, errno, "fork");
-	if (pid == 0) {
-		close(sp[0]);
-		plan_child(s, sp[1], verified);
-	}
-	close(sp[1]);
-	if (!verified)
-		close(FERRY_REQUEST_FD); /* the child's alone: root never reads it */
-	_cleanup_free_ struct plan *h = xzalloc(sizeof(*h));
-	_cleanup_free_ char *area = NULL;
+/* What ferry-plan sent: its plan and fds. */
+struct received {
+	struct plan *h;
+	char *area;
 	int fds[PLAN_FDS_MAX];
-	size_t n_fds = 0;
+	size_t n_fds;
+};
+
+static void received_free(struct received *rc)
+{
+	for (size_t i = 0; i < rc->n_fds; i++)
+		if (rc->fds[i] >= 0)
+			close(rc->fds[i]);
+	free(rc->h);
+	free(rc->area);
+}
+
+/* Runs ferry-plan @mode as the caller with @req_fd (closed here) as its fd 3 and receives its
+ * plan, whole, from a ferry-plan that exited 0 (a refusal included). */
+static int run_plan(const struct starter *s, const char *mode, int req_fd, struct received *rc,
+		    struct ferry_error **err)
+{
+	rc->h = xzalloc(sizeof(*rc->h));
+	_cleanup_close_ int exe = helper_open("ferry-plan", err);
+	int sp[2] = {-1, -1};
+	if (exe < 0 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0) {
+		int r = exe < 0 ? exe : ferry_error_set(err, errno, "socketpair");
+		close(req_fd);
+		return r < 0 ? r : -EIO;
+	}
+	pid_t pid = fork();
+	if (pid == 0)
+		plan_child(s, exe, req_fd, sp[1], mode);
+	int e = errno;
+	close(sp[1]);
+	close(req_fd); /* ferry-plan's alone: root never reads the caller's request */
+	if (pid < 0) {
+		close(sp[0]);
+		int r = ferry_error_set(err, e, "fork");
+		return r < 0 ? r : -EIO;
+	}
 	struct ferry_error *rerr = NULL;
-	int r = recv_plan(sp[0], h, fds, &n_fds, &area, &rerr);
+	int r = recv_plan(sp[0], rc->h, rc->fds, &rc->n_fds, &rc->area, &rerr);
 	close(sp[0]); /* exactly the plan's size: whatever else the child sends is dropped */
 	/* a child that died says so (whatever half a plan it sent); else what was received */
-	int rr = reap(pid, r > 0 && (h->flags & PLAN_ERROR), err);
+	int rr = reap(pid, r > 0 && (rc->h->flags & PLAN_ERROR), err);
 	if (rr < 0)
 		r = rr;
 	else if (r < 0)
 		*err = TAKE_PTR(rerr);
 	else if (r == 0)
 		r = ferry_error_msg(err, EPROTO, "the request could not be checked: no plan");
-	else
-		r = adopt(s, verified, h, area, fds, n_fds, err);
 	ferry_error_free(rerr);
-	for (size_t i = 0; i < n_fds; i++)
-		if (fds[i] >= 0)
-			close(fds[i]);
+	return r < 0 ? r : rc->area ? 0 : -EPROTO;
+}
+
+int plan_fetch(struct starter *s, bool verified, struct ferry_error **err)
+{
+	int req_fd = verified ? verified_request(s, err) : FERRY_REQUEST_FD;
+	if (req_fd < 0)
+		return req_fd;
+	struct received rc = {0};
+	int r = run_plan(s, verified ? "verified" : "request", req_fd, &rc, err);
+	if (r >= 0)
+		r = adopt(s, verified, rc.h, rc.area, rc.fds, rc.n_fds, err);
+	received_free(&rc);
+	return r < 0 ? r : 0;
+}
+
+int plan_decode_launch(const struct starter *s, const char *buf, size_t len, struct ferry_request **ret,
+		       struct ferry_error **err)
+{
+	int fd = sealed_copy(buf, len, err);
+	if (fd < 0)
+		return fd;
+	struct received rc = {0};
+	int r = run_plan(s, "launch", fd, &rc, err);
+	if (r >= 0 && (r = adopt_refusal(rc.h, rc.area, PLAN_ERROR, err)) >= 0) {
+		if (rc.n_fds > 0 || rc.h->n_networks > 0)
+			r = ferry_error_msg(err, EPROTO, "invalid plan: a launch request with more");
+		else
+			r = adopt_request(rc.h, rc.area, ret, err);
+	}
+	received_free(&rc);
 	return r < 0 ? r : 0;
 }

@@ -2,9 +2,10 @@
 /* plan.h — the starter's privilege separation (Apptainer's stage 1, OpenSSH's monitor).
  *
  * A child that has dropped to the caller for good (real, effective and saved ids, no capability,
- * no_new_privs) reads the request on fd 3, decodes and checks it, parses the network names and
- * arguments, opens and probes the image and opens the bind sources, all as the caller. It sends
- * the root side this fixed-layout plan over a socketpair: scalars, bounded counts and (offset,
+ * no_new_privs) executes ferry-plan (src/plan/, no setuid bit) by fd, which reads the request on
+ * fd 3, decodes and checks it, parses the network names and arguments, opens and probes the
+ * image and opens the bind sources, all as the caller and outside the setuid binary's image. It
+ * sends the root side this fixed-layout plan over a socketpair (its fd PLAN_SOCK_FD): scalars, bounded counts and (offset,
  * length) references into one bounded string area, and the fds it opened by SCM_RIGHTS. No
  * pointers, no TLV, no JSON. The root side reads exactly the plan's size and re-checks it with
  * simple bounded code before it uses any of it. */
@@ -19,6 +20,7 @@
 struct starter;
 
 #define PLAN_MAGIC 0x4e4c5046u /* "FPLN" */
+#define PLAN_SOCK_FD 4 /* ferry-plan's socket to root (fd 3 is the request) */
 #define PLAN_LIST_MAX 4096u /* argv, env (as the request's lists) */
 #define PLAN_BINDS_MAX 64u /* --bind options: each sends an fd */
 /* the request's strings fit FERRY_REQUEST_MAX; the network names and args and an error line
@@ -65,11 +67,17 @@ struct plan {
 	uint32_t strings_len; /* the area that follows the header, at most PLAN_STRINGS_MAX */
 };
 
-/* Runs the plan child and takes its plan: s->req (from fd 3) and, for an op with an image, the
- * image, the networks and the request's mount sources. With @verified (a restart, once root has
- * verified the checkpoint and s->req is the request it sealed) the child starts from s->req
- * instead of fd 3 and only the prepared part is taken. A refusal is returned as the child's
+/* Runs the plan child (ferry-plan) and takes its plan: s->req (from fd 3) and, for an op with an
+ * image, the image, the networks and the request's mount sources. With @verified (a restart,
+ * once root has verified the checkpoint and s->req is the request it sealed) ferry-plan is
+ * handed s->req, encoded, instead of fd 3 and only the prepared part is taken. A refusal is returned as the child's
  * message; a child that dies or sends a plan that fails a check is refused too. */
 int plan_fetch(struct starter *s, bool verified, struct ferry_error **err);
+
+/* A checkpoint's launch request @buf (verified against its signed manifest), decoded by
+ * ferry-plan as the caller and taken from its plan as any request is: root decodes no
+ * request itself. */
+int plan_decode_launch(const struct starter *s, const char *buf, size_t len, struct ferry_request **ret,
+		       struct ferry_error **err);
 
 #endif

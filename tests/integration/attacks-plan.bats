@@ -2,6 +2,8 @@
 # attacks-plan.bats — the starter's privilege separation (issue 11, part 2): what the caller
 # controls is read and parsed only by a process that is the caller for good (real, effective and
 # saved uid; no capability; no_new_privs), and root takes from it only a plan it re-checks.
+# That process is ferry-plan, a helper without the setuid bit that the setuid binary executes
+# right after the drop: the parsers are not even in the setuid binary's image.
 # Runs as the unprivileged test users against the installed ferry.
 
 load ../lib/common
@@ -92,6 +94,82 @@ wait_reader() {
 	assert_instance_gone "$U1" nosuch
 }
 
+PLAN=/usr/local/libexec/ferry/ferry-plan
+
+@test "the process that reads the request is ferry-plan: no setuid bit, the caller for good, only PATH" {
+	# installed as ferry-net is: root's, 0755, neither setuid nor setgid
+	[ "$(stat -c '%u %a' "$PLAN")" = "0 755" ]
+	start_on_fifo
+	wait_reader
+	# the reader's image is ferry-plan, not the setuid starter
+	[ "$(readlink "/proc/$READER/exe")" = "$PLAN" ]
+	# every uid and gid the caller's, no capability in any set, no_new_privs (wait_reader)
+	grep -qE '^CapInh:[[:space:]]+0+$' "/proc/$READER/status"
+	grep -qE '^CapAmb:[[:space:]]+0+$' "/proc/$READER/status"
+	# a fixed environment, none of the caller's
+	[ "$(tr '\0' '\n' <"/proc/$READER/environ")" = "PATH=/usr/sbin:/usr/bin:/sbin:/bin" ]
+	# its fds: /dev/null, /dev/null, the caller's stderr, the request, the socket to root
+	[ "$(readlink "/proc/$READER/fd/0")" = /dev/null ]
+	[ "$(readlink "/proc/$READER/fd/1")" = /dev/null ]
+	[ "$(readlink "/proc/$READER/fd/3")" = "$FIFO" ]
+	[[ "$(readlink "/proc/$READER/fd/4")" == socket:* ]]
+	[ "$(ls "/proc/$READER/fd" | sort -n | tr '\n' ' ')" = "0 1 2 3 4 " ]
+	exec 7>&-
+	wait "$BG" || true
+	BG=
+}
+
+# plan_direct USER REQUEST: runs ferry-plan as USER as a caller could, its fd 3 REQUEST and
+# its fd 4 one end of a socketpair; prints its exit status, then the strings that came on the
+# socket
+plan_direct() {
+	python3 - "$PLAN" "$(id -u "$1")" "$(id -g "$1")" "$2" <<-'EOF'
+		import fcntl, os, re, socket, subprocess, sys
+		plan, uid, gid, req = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+		def high(fd):
+		    h = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10)
+		    os.close(fd)
+		    return h
+		a, b = socket.socketpair()
+		a, b, r = high(a.detach()), high(b.detach()), high(os.open(req, os.O_RDONLY))
+		os.dup2(r, 3)
+		os.dup2(b, 4)
+		p = subprocess.Popen([plan, "request", "0", "/nonexistent"], pass_fds=(3, 4), user=uid,
+		                     group=gid, extra_groups=[], env={}, stderr=subprocess.DEVNULL)
+		for fd in (3, 4, r, b):
+		    os.close(fd)
+		data = b""
+		while chunk := os.read(a, 1 << 20):
+		    data += chunk
+		print(p.wait())
+		for text in re.findall(rb"[ -~]{8,}", data):
+		    print(text.decode())
+	EOF
+}
+
+@test "ferry-plan run directly by a user: nothing but an answer on its own socket, as that user" {
+	use_image sif
+	local r=$U1_TMP
+	# no socket on fd 4: it says who runs it and does nothing
+	run as_user1 "$PLAN" request 0 /
+	assert_failure 2
+	assert_output 'ferry-plan is run by ferry-starter, not directly'
+	# root's files stay root's: it opens as the user who ran it, with no privilege
+	forge_request --op 1 --image /etc/ferry/cluster.key --cwd / --arg true >"$r/key.req"
+	forge_request --op 1 --image "$IMG" --cwd / --bind 0 /root /mnt --arg true >"$r/root.req"
+	chmod a+r "$r"/*.req
+	run plan_direct "$U1" "$r/key.req"
+	assert_success
+	assert_line --index 0 0
+	assert_output --partial "open image '/etc/ferry/cluster.key': Permission denied"
+	run plan_direct "$U1" "$r/root.req"
+	assert_success
+	assert_output --regexp "bind source '/root'.*(Permission denied|not allowed)"
+	# and it is gone: nothing of it stays
+	run pgrep -u "$U1" -f ferry-plan
+	assert_failure
+}
+
 @test "a killed request checker: one line, root does nothing, nothing left behind" {
 	start_on_fifo
 	wait_reader
@@ -105,7 +183,7 @@ wait_reader() {
 	assert_output --regexp '^ferry: the request could not be checked'
 	[ "$(grep -c '' "$U1_TMP/err")" -eq 1 ]
 	# nothing of the starter is left, nothing holds the request
-	run pgrep -u "$U1" -f ferry-starter
+	run pgrep -u "$U1" -f 'ferry-starter|ferry-plan'
 	assert_failure
 	[ -z "$(fifo_holders "$FIFO")" ]
 }
@@ -160,8 +238,8 @@ wait_reader() {
 	for k in "${!want[@]}"; do
 		run --separate-stderr starter_as "$U1" "$r/$k.req"
 		assert_ferry_error "${want[$k]}"
-		# nothing of the starter stays
-		run pgrep -u "$U1" -f ferry-starter
+		# nothing of the starter stays, nor of ferry-plan
+		run pgrep -u "$U1" -f 'ferry-starter|ferry-plan'
 		assert_failure
 	done
 	[ -z "$(ls -A "$(rundir_of "$uid")" 2>/dev/null)" ]
