@@ -1,40 +1,17 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* request.c — the CLI -> starter request: an explicit byte-wise little-endian TLV encoding.
  *
- * The decoder runs in the setuid starter on bytes the caller controls. It never reads past @len:
- * every length is compared with what remains before it is used, lists and the total size are
- * bounded, and the request is accepted only when it ends with the END record exactly at @len, so
- * no prefix of a valid request is itself valid. */
+ * This file is the encoder and the checks every request passes however it was built (linked into
+ * the setuid starter); the decoder, which parses the caller's bytes, is request_decode.c (linked
+ * into ferry-plan, never into the starter). */
 #include <inttypes.h>
 #include <limits.h>
 #include <stdarg.h>
 
 #include "request.h"
+#include "request_wire.h"
 
-#define MAGIC "FERRYRQ1"
-#define MAGIC_LEN 8
-#define RECORD_HEADER 6 /* u16 tag + u32 length */
-#define LIST_MAX 4096u
-
-enum tag {
-	TAG_OP = 1, /* u32 */
-	TAG_FLAGS = 2, /* u32 */
-	TAG_IMAGE = 3, /* string */
-	TAG_INSTANCE = 4, /* string */
-	TAG_CWD = 5, /* string */
-	TAG_PWD = 6, /* string */
-	TAG_HOSTNAME = 7, /* string */
-	TAG_ARGV = 8, /* string, repeated */
-	TAG_ENV = 9, /* string, repeated */
-	TAG_BIND = 10, /* u8 ro (0|1), u32 srclen, src, u32 dstlen, dst; repeated */
-	TAG_CHECKPOINT = 11, /* string, absolute path */
-	TAG_PAGE_SERVER = 12, /* string */
-	TAG_NETWORKS = 13, /* string */
-	TAG_NETWORK_ARGS = 14, /* string */
-	TAG_END = 0xffff, /* empty, last */
-};
-
-static const char *tag_name(unsigned tag)
+const char *ferry_request_tag_name(unsigned tag)
 {
 	switch (tag) {
 	case TAG_OP:
@@ -71,8 +48,7 @@ static const char *tag_name(unsigned tag)
 	return "unknown";
 }
 
-static int bad(struct ferry_error **err, const char *fmt, ...) _printf_(2, 3);
-static int bad(struct ferry_error **err, const char *fmt, ...)
+int ferry_request_bad(struct ferry_error **err, const char *fmt, ...)
 {
 	_cleanup_free_ char *msg = NULL;
 	va_list ap;
@@ -220,9 +196,15 @@ int ferry_request_encode(const struct ferry_request *req, char **ret_buf, size_t
 				       "environment variables or binds)",
 				       FERRY_REQUEST_MAX);
 
-	/* Refuse to produce what the starter would refuse: one set of rules, in the decoder. */
-	_cleanup_(ferry_request_freep) struct ferry_request *check = NULL;
-	int r = ferry_request_decode(b.data, b.len, &check, err);
+	/* Refuse to produce what the starter would refuse: the decoder's own rules (it ends with
+	 * ferry_request_check, on what it decoded), on a shallow copy (the check fills in empty
+	 * argv and env lists). */
+	struct ferry_request copy = *req;
+	int r = ferry_request_check(&copy, err);
+	if (copy.argv != req->argv)
+		free(copy.argv);
+	if (copy.env != req->env)
+		free(copy.env);
 	if (r < 0)
 		return r;
 
@@ -231,177 +213,14 @@ int ferry_request_encode(const struct ferry_request *req, char **ret_buf, size_t
 	return 0;
 }
 
-/* ---- decoding ---- */
-
-/* Copies @n bytes at @d into a new string; they must not contain a NUL. */
-static int get_string(const unsigned char *d, size_t n, unsigned tag, size_t off, char **ret,
-		      struct ferry_error **err)
-{
-	if (memchr(d, '\0', n))
-		return bad(err, "%s record at offset %zu contains a NUL byte", tag_name(tag), off);
-	*ret = xstrndup((const char *)d, n);
-	return 0;
-}
-
 /* @s is an absolute path that fits PATH_MAX (what the field means is checked by the starter). */
-static int check_path(const char *s, const char *what, struct ferry_error **err)
+int ferry_request_check_path(const char *s, const char *what, struct ferry_error **err)
 {
 	if (!s || s[0] != '/')
-		return bad(err, "%s must be an absolute path", what);
+		return ferry_request_bad(err, "%s must be an absolute path", what);
 	if (strlen(s) >= PATH_MAX)
-		return bad(err, "%s is longer than %d bytes", what, PATH_MAX - 1);
+		return ferry_request_bad(err, "%s is longer than %d bytes", what, PATH_MAX - 1);
 	return 0;
-}
-
-/* A scalar string field: at most once, non-empty; paths absolute. */
-static int set_scalar(char **field, const unsigned char *d, size_t n, unsigned tag, size_t off, bool is_path,
-		      struct ferry_error **err)
-{
-	if (*field)
-		return bad(err, "%s record repeated at offset %zu", tag_name(tag), off);
-	if (n == 0)
-		return bad(err, "empty %s at offset %zu", tag_name(tag), off);
-	int r = get_string(d, n, tag, off, field, err);
-	if (r < 0)
-		return r;
-	return is_path ? check_path(*field, tag_name(tag), err) : 0;
-}
-
-/* Appends to a NULL-terminated vector of *@n entries and room for *@cap pointers. */
-static int push_string(char ***v, size_t *n, size_t *cap, const unsigned char *d, size_t len, unsigned tag,
-		       size_t off, struct ferry_error **err)
-{
-	if (*n >= LIST_MAX)
-		return bad(err, "more than %u %s entries", LIST_MAX, tag_name(tag));
-	char *s = NULL;
-	int r = get_string(d, len, tag, off, &s, err);
-	if (r < 0)
-		return r;
-	if (*n + 2 > *cap) {
-		*cap = *cap ? *cap * 2 : 8;
-		*v = xrealloc(*v, *cap * sizeof(char *));
-	}
-	(*v)[(*n)++] = s;
-	(*v)[*n] = NULL;
-	return 0;
-}
-
-static int decode_bind(struct ferry_request *req, size_t *cap, const unsigned char *d, size_t n, size_t off,
-		       struct ferry_error **err)
-{
-	if (req->n_binds >= LIST_MAX)
-		return bad(err, "more than %u bind entries", LIST_MAX);
-	if (n < 1 + 4 + 4)
-		return bad(err, "bind record at offset %zu is too short", off);
-	if (d[0] > 1)
-		return bad(err, "bind record at offset %zu has a read-only flag of %u (not 0 or 1)", off,
-			   d[0]);
-	size_t pos = 1;
-	size_t sn = ferry_get_le32(d + pos);
-	pos += 4;
-	if (sn > n - pos || n - pos - sn < 4)
-		return bad(err, "bind record at offset %zu: source length beyond the record", off);
-	const unsigned char *src = d + pos;
-	pos += sn;
-	size_t dn = ferry_get_le32(d + pos);
-	pos += 4;
-	if (dn != n - pos)
-		return bad(err, "bind record at offset %zu: destination length does not match the record",
-			   off);
-	const unsigned char *dst = d + pos;
-	if (sn == 0 || dn == 0)
-		return bad(err, "bind record at offset %zu has an empty path", off);
-
-	_cleanup_free_ char *s = NULL;
-	_cleanup_free_ char *t = NULL;
-	int r = get_string(src, sn, TAG_BIND, off, &s, err);
-	if (r < 0)
-		return r;
-	r = get_string(dst, dn, TAG_BIND, off, &t, err);
-	if (r < 0)
-		return r;
-	r = check_path(s, "bind source", err);
-	if (r < 0)
-		return r;
-	r = check_path(t, "bind destination", err);
-	if (r < 0)
-		return r;
-
-	if (req->n_binds + 1 > *cap) {
-		*cap = *cap ? *cap * 2 : 4;
-		req->binds = xrealloc(req->binds, *cap * sizeof(*req->binds));
-	}
-	req->binds[req->n_binds++] = (struct ferry_bind){.src = TAKE_PTR(s), .dst = TAKE_PTR(t), .ro = d[0]};
-	return 0;
-}
-
-struct decode_state {
-	bool have_op, have_flags, ended;
-	size_t n_argv, cap_argv, n_env, cap_env, cap_binds;
-};
-
-static int decode_record(struct ferry_request *req, struct decode_state *st, unsigned tag,
-			 const unsigned char *d, size_t n, size_t off, struct ferry_error **err)
-{
-	switch (tag) {
-	case TAG_OP:
-	case TAG_FLAGS: {
-		bool *have = tag == TAG_OP ? &st->have_op : &st->have_flags;
-		if (*have)
-			return bad(err, "%s record repeated at offset %zu", tag_name(tag), off);
-		if (n != 4)
-			return bad(err, "%s record at offset %zu is %zu bytes long, not 4", tag_name(tag),
-				   off, n);
-		*have = true;
-		uint32_t v = ferry_get_le32(d);
-		if (tag == TAG_OP) {
-			if (!ferry_op_rule(v))
-				return bad(err, "unknown op %" PRIu32, v);
-			req->op = v;
-		} else {
-			if (v & ~(uint32_t)FERRY_REQ_ALL_)
-				return bad(err, "unknown flags 0x%" PRIx32, v & ~(uint32_t)FERRY_REQ_ALL_);
-			req->flags = v;
-		}
-		return 0;
-	}
-	case TAG_IMAGE:
-		return set_scalar(&req->image, d, n, tag, off, true, err);
-	case TAG_INSTANCE:
-		return set_scalar(&req->instance, d, n, tag, off, false, err);
-	case TAG_CWD:
-		return set_scalar(&req->cwd, d, n, tag, off, true, err);
-	case TAG_PWD:
-		return set_scalar(&req->pwd, d, n, tag, off, true, err);
-	case TAG_HOSTNAME:
-		return set_scalar(&req->hostname, d, n, tag, off, false, err);
-	case TAG_CHECKPOINT:
-		return set_scalar(&req->checkpoint, d, n, tag, off, true, err);
-	case TAG_PAGE_SERVER:
-		return set_scalar(&req->page_server, d, n, tag, off, false, err);
-	case TAG_NETWORKS:
-		return set_scalar(&req->networks, d, n, tag, off, false, err);
-	case TAG_NETWORK_ARGS:
-		return set_scalar(&req->network_args, d, n, tag, off, false, err);
-	case TAG_ARGV:
-		if (st->n_argv == 0 && n == 0)
-			return bad(err, "argv[0] is empty");
-		return push_string(&req->argv, &st->n_argv, &st->cap_argv, d, n, tag, off, err);
-	case TAG_ENV: {
-		const unsigned char *eq = memchr(d, '=', n);
-		if (!eq || eq == d)
-			return bad(err, "env entry %zu at offset %zu is not KEY=VALUE", st->n_env, off);
-		return push_string(&req->env, &st->n_env, &st->cap_env, d, n, tag, off, err);
-	}
-	case TAG_BIND:
-		return decode_bind(req, &st->cap_binds, d, n, off, err);
-	case TAG_END:
-		if (n != 0)
-			return bad(err, "end record at offset %zu is not empty", off);
-		st->ended = true;
-		return 0;
-	}
-	return bad(err, "unknown record tag %u at offset %zu", tag, off);
 }
 
 /* What every field must be, whoever built the request: the decoder, or the starter's root side
@@ -409,9 +228,10 @@ static int decode_record(struct ferry_request *req, struct decode_state *st, uns
 static int check_fields(const struct ferry_request *req, size_t *ret_n_argv, struct ferry_error **err)
 {
 	if (!ferry_op_rule(req->op))
-		return bad(err, "unknown op %" PRIu32, req->op);
+		return ferry_request_bad(err, "unknown op %" PRIu32, req->op);
 	if (req->flags & ~(uint32_t)FERRY_REQ_ALL_)
-		return bad(err, "unknown flags 0x%" PRIx32, req->flags & ~(uint32_t)FERRY_REQ_ALL_);
+		return ferry_request_bad(err, "unknown flags 0x%" PRIx32,
+					 req->flags & ~(uint32_t)FERRY_REQ_ALL_);
 	const struct {
 		const char *v, *what;
 		bool path;
@@ -427,30 +247,30 @@ static int check_fields(const struct ferry_request *req, size_t *ret_n_argv, str
 	int r;
 	for (size_t i = 0; i < ARRAY_SIZE(scalars); i++) {
 		if (scalars[i].v && !*scalars[i].v)
-			return bad(err, "empty %s", scalars[i].what);
+			return ferry_request_bad(err, "empty %s", scalars[i].what);
 		if (scalars[i].v && scalars[i].path &&
-		    (r = check_path(scalars[i].v, scalars[i].what, err)) < 0)
+		    (r = ferry_request_check_path(scalars[i].v, scalars[i].what, err)) < 0)
 			return r;
 	}
 	size_t n = 0;
 	for (; req->argv && req->argv[n]; n++)
 		if (n >= LIST_MAX)
-			return bad(err, "more than %u argv entries", LIST_MAX);
+			return ferry_request_bad(err, "more than %u argv entries", LIST_MAX);
 	if (n > 0 && !*req->argv[0])
-		return bad(err, "argv[0] is empty");
+		return ferry_request_bad(err, "argv[0] is empty");
 	*ret_n_argv = n;
 	for (size_t i = 0; req->env && req->env[i]; i++) {
 		if (i >= LIST_MAX)
-			return bad(err, "more than %u env entries", LIST_MAX);
+			return ferry_request_bad(err, "more than %u env entries", LIST_MAX);
 		const char *eq = strchr(req->env[i], '=');
 		if (!eq || eq == req->env[i])
-			return bad(err, "env entry %zu is not KEY=VALUE", i);
+			return ferry_request_bad(err, "env entry %zu is not KEY=VALUE", i);
 	}
 	if (req->n_binds > LIST_MAX)
-		return bad(err, "more than %u bind entries", LIST_MAX);
+		return ferry_request_bad(err, "more than %u bind entries", LIST_MAX);
 	for (size_t i = 0; i < req->n_binds; i++)
-		if ((r = check_path(req->binds[i].src, "bind source", err)) < 0 ||
-		    (r = check_path(req->binds[i].dst, "bind destination", err)) < 0)
+		if ((r = ferry_request_check_path(req->binds[i].src, "bind source", err)) < 0 ||
+		    (r = ferry_request_check_path(req->binds[i].dst, "bind destination", err)) < 0)
 			return r;
 	return 0;
 }
@@ -476,89 +296,47 @@ int ferry_request_check(struct ferry_request *req, struct ferry_error **err)
 	uint32_t refused = req->flags & ~(rule->flags | (uint32_t)FERRY_REQ_ANY_OP_);
 	for (size_t i = 0; i < ARRAY_SIZE(homes); i++)
 		if (refused & homes[i].flags)
-			return bad(err, "%s", homes[i].msg);
+			return ferry_request_bad(err, "%s", homes[i].msg);
 	if (refused)
-		return bad(err, "flags 0x%" PRIx32 " do not belong to %s", refused, rule->what);
+		return ferry_request_bad(err, "flags 0x%" PRIx32 " do not belong to %s", refused, rule->what);
 	if (launch && restart)
-		return bad(err, "--criu-launch and --criu-restart exclude each other");
+		return ferry_request_bad(err, "--criu-launch and --criu-restart exclude each other");
 	if ((req->networks || req->network_args) && !(req->flags & FERRY_REQ_NET))
-		return bad(err, "--network and --network-args need --net");
+		return ferry_request_bad(err, "--network and --network-args need --net");
 	if (req->page_server && req->op != FERRY_OP_CHECKPOINT_DUMP && !restart)
-		return bad(err, "a page server belongs to a checkpoint dump or a restart");
+		return ferry_request_bad(err, "a page server belongs to a checkpoint dump or a restart");
 
 	enum ferry_field image = rule->image, instance = rule->instance, argv = rule->argv,
 			 checkpoint = launch ? FERRY_FIELD_YES : rule->checkpoint;
 	if (restart) {
 		/* the rest comes from the checkpoint */
 		if (n_argv > 0)
-			return bad(err, "a restart takes no command: it restores the checkpointed one");
+			return ferry_request_bad(
+			    err, "a restart takes no command: it restores the checkpointed one");
 		image = instance = FERRY_FIELD_OPT;
 		checkpoint = FERRY_FIELD_YES;
 	}
 	if (instance == FERRY_FIELD_NO && req->instance)
-		return bad(err, "an instance name is not expected for %s", rule->what);
+		return ferry_request_bad(err, "an instance name is not expected for %s", rule->what);
 	if (argv == FERRY_FIELD_NO && n_argv > 0)
-		return bad(err, "argv is not expected for %s", rule->what);
+		return ferry_request_bad(err, "argv is not expected for %s", rule->what);
 	if (image == FERRY_FIELD_YES && !req->image)
-		return bad(err, "no image");
+		return ferry_request_bad(err, "no image");
 	if (image == FERRY_FIELD_NO && req->image)
-		return bad(err, "an image is not expected for this op");
+		return ferry_request_bad(err, "an image is not expected for this op");
 	if (instance == FERRY_FIELD_YES && !req->instance)
-		return bad(err, "no instance name");
+		return ferry_request_bad(err, "no instance name");
 	if (argv == FERRY_FIELD_YES && n_argv == 0)
-		return bad(err, "no argv");
+		return ferry_request_bad(err, "no argv");
 	if (checkpoint == FERRY_FIELD_YES && !req->checkpoint)
-		return bad(err, "no checkpoint directory");
+		return ferry_request_bad(err, "no checkpoint directory");
 	if (checkpoint == FERRY_FIELD_NO && req->checkpoint)
-		return bad(err, "a checkpoint directory is not expected for this op");
+		return ferry_request_bad(err, "a checkpoint directory is not expected for this op");
 
 	if (!req->argv)
 		req->argv = xzalloc(sizeof(char *));
 	if (!req->env)
 		req->env = xzalloc(sizeof(char *));
-	return 0;
-}
-
-int ferry_request_decode(const char *buf, size_t len, struct ferry_request **ret, struct ferry_error **err)
-{
-	if (!ret)
-		return ferry_error_msg(err, EINVAL, "ferry_request_decode: no result pointer");
-	if (!buf && len > 0)
-		return ferry_error_msg(err, EINVAL, "ferry_request_decode: no buffer");
-	if (len > FERRY_REQUEST_MAX)
-		return bad(err, "larger than %u bytes", FERRY_REQUEST_MAX);
-	if (len < MAGIC_LEN || memcmp(buf, MAGIC, MAGIC_LEN) != 0)
-		return bad(err, "bad magic (not a ferry request, or from another ferry version)");
-
-	const unsigned char *p = (const unsigned char *)buf;
-	_cleanup_(ferry_request_freep) struct ferry_request *req = xzalloc(sizeof(*req));
-	struct decode_state st = {0};
-	size_t pos = MAGIC_LEN;
-	while (pos < len) {
-		if (st.ended)
-			return bad(err, "data after the end record at offset %zu", pos);
-		size_t off = pos;
-		if (len - pos < RECORD_HEADER)
-			return bad(err, "truncated record header at offset %zu", off);
-		unsigned tag = ferry_get_le16(p + pos);
-		size_t n = ferry_get_le32(p + pos + 2);
-		pos += RECORD_HEADER;
-		if (n > len - pos)
-			return bad(err, "%s record at offset %zu is %zu bytes long, beyond the end",
-				   tag_name(tag), off, n);
-		int r = decode_record(req, &st, tag, p + pos, n, off, err);
-		if (r < 0)
-			return r;
-		pos += n;
-	}
-	if (!st.ended)
-		return bad(err, "truncated (no end record)");
-	if (!st.have_op)
-		return bad(err, "no op");
-	int r = ferry_request_check(req, err);
-	if (r < 0)
-		return r;
-	*ret = TAKE_PTR(req);
 	return 0;
 }
 

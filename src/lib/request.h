@@ -2,11 +2,12 @@
 /* request.h — what the unprivileged CLI asks the setuid starter to do.
  *
  * The CLI encodes a request into a sealed memfd passed as fd 3 to ferry-starter. The starter
- * treats every byte as hostile: only its plan child, permanently the caller, decodes it with
- * ferry_request_decode (bounded, strict); root re-checks the plan it sends (ferry_request_check)
- * and checks each field against ferry.conf and the caller's real uid. Identity is never taken
- * from the request. Root decodes only a checkpoint's sealed launch request, once its signature
- * and hash are verified (see src/starter/main.c, prepare_restart). */
+ * treats every byte as hostile: only ferry-plan, which its plan child execs once it is the
+ * caller for good, decodes it with ferry_request_decode (request_decode.c, bounded, strict, not
+ * linked into the setuid starter); root re-checks the plan it sends (ferry_request_check) and
+ * checks each field against ferry.conf and the caller's real uid. Identity is never taken from
+ * the request. A checkpoint's sealed launch request, once its signature and hash are verified,
+ * is decoded by ferry-plan too (see src/starter/plan.c). */
 #ifndef FERRY_REQUEST_H
 #define FERRY_REQUEST_H
 
@@ -134,8 +135,8 @@ struct ferry_request {
  * --network-args need NET).
  * Names, policy and whether paths exist are the starter's to check. Errors are -EBADMSG
  * ("invalid request: ..."). A decoded request's argv and env are never NULL (maybe empty).
- * The encoder runs the decoder on its output and fails the same way (-E2BIG when too large), so
- * the CLI learns at once what the starter would refuse. */
+ * The encoder runs the decoder's checks (ferry_request_check) on what it encodes and fails the
+ * same way (-E2BIG when too large), so the CLI learns at once what the starter would refuse. */
 int ferry_request_encode(const struct ferry_request *req, char **ret_buf, size_t *ret_len,
 			 struct ferry_error **err);
 int ferry_request_decode(const char *buf, size_t len, struct ferry_request **ret, struct ferry_error **err);
