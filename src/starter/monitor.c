@@ -190,7 +190,7 @@ static int mon_spawn(struct mon *m)
 		ferry_error_set(&err, errno, "pipe");
 		mon_fail(m, err);
 	}
-	pid_t pid = clone_ns(STARTER_NS_FLAGS | (m->net ? CLONE_NEWNET : 0));
+	pid_t pid = clone_ns(STARTER_NS_FLAGS | (m->net || s->loopback_net ? CLONE_NEWNET : 0));
 	if (pid < 0) {
 		ferry_error_set(&err, errno, "create the container's namespaces");
 		mon_fail(m, err);
@@ -278,6 +278,7 @@ static void mon_write_record(struct mon *m, long long workload, unsigned long lo
 	    .image_fingerprint = s->image_fingerprint,
 	    .node = ferry_node_id(),
 	    .networks = m->net ? (s->req->networks ? s->req->networks : "bridge") : NULL,
+	    .loopback = s->loopback_net,
 	    .ip = m->atts[0].ip,
 	    .mac = m->atts[0].mac,
 	};
@@ -321,6 +322,14 @@ static _noreturn_ void mon_wait_and_clean(struct mon *m)
 static _noreturn_ void monitor(struct starter *s, int dirfd, int top)
 {
 	struct mon m = {.s = s, .dirfd = dirfd, .top = top, .net = s->networks != NULL, .netns_fd = -1};
+	/* A checkpointable instance without --net gets a network namespace with only lo (unless the
+	 * admin chose 'criu network = host'): its TCP connections, which stay inside, can then be
+	 * dumped and restored by a CRIU holding CAP_NET_ADMIN over that namespace alone. Its restart
+	 * makes a fresh one the same way. No restore lock as for --net (network_lock_for_restore):
+	 * nothing outside can send into it, and that lock lets lo's traffic pass anyway; the
+	 * connections' own packets are held by CRIU's per-connection nftables lock until the whole
+	 * tree is restored. */
+	s->loopback_net = !m.net && s->criu && s->cfg->criu_loopback;
 	mon_become_root(&m);
 	int rep = mon_spawn(&m);
 	m.launch_name = xasprintf(".%s.launch", s->req->instance);

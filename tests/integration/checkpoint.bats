@@ -784,6 +784,8 @@ start_receiver() {
 
 @test "a CRIU error (an established TCP connection): clear error naming CRIU, instance keeps running, previous checkpoint kept" {
 	local ck=$T-criu inst=ck-tcp prog=$U1_TMP/progress d
+	# in the host's network (a loopback-only one keeps the connection: loopback.bats)
+	conf_set "criu network = host"
 	d=$(ckpt_dir "$U1" "$ck")
 	as_user1 "$FERRY" checkpoint create "$ck"
 	start_stateful "$U1" "$ck" "$inst" "$prog" --mb 16
@@ -793,8 +795,8 @@ start_receiver() {
 	first_dump=$(last_log_step "$U1" "$inst")
 	sum_before=$(sha256sum "$d/gen-000001/manifest")
 
-	# the workload now opens a TCP connection to itself, which CRIU will not dump without
-	# --tcp-established
+	# the workload now opens a TCP connection to itself, which ferry does not dump in the
+	# host's network
 	as_user1 "$FERRY" instance stop --signal USR2 "$inst"
 	for ((i = 0; i < 50; i++)); do
 		grep -q ' tcp$' "$prog" && break
