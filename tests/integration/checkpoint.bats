@@ -922,11 +922,13 @@ start_receiver() {
 	assert_equal "$(grep -cP "^Uid:\t$U1_UID\t$U1_UID\t$U1_UID\t$U1_UID$" "$watch")" "$n"
 	g=$(id -g "$U1")
 	assert_equal "$(grep -cP "^Gid:\t$g\t$g\t$g\t$g$" "$watch")" "$n"
-	# exactly CAP_CHECKPOINT_RESTORE (40) effective and permitted, nothing else even bounded
-	assert_equal "$(grep -cP '^CapEff:\t0000010000000000$' "$watch")" "$n"
-	assert_equal "$(grep -cP '^CapPrm:\t0000010000000000$' "$watch")" "$n"
-	assert_equal "$(grep -cP '^CapBnd:\t0000010000000000$' "$watch")" "$n"
-	assert_equal "$(grep -cP '^Cap(Inh|Amb):\t00000(1|0)0000000000$' "$watch")" $((2 * n))
+	# exactly CAP_CHECKPOINT_RESTORE (40) and, for the instance's own loopback-only network
+	# ('criu network = loopback'), CAP_NET_ADMIN (12) effective and permitted, nothing else even
+	# bounded
+	assert_equal "$(grep -cP '^CapEff:\t0000010000001000$' "$watch")" "$n"
+	assert_equal "$(grep -cP '^CapPrm:\t0000010000001000$' "$watch")" "$n"
+	assert_equal "$(grep -cP '^CapBnd:\t0000010000001000$' "$watch")" "$n"
+	assert_equal "$(grep -cP '^Cap(Inh|Amb):\t(0000010000001000|0000000000000000)$' "$watch")" $((2 * n))
 
 	[ -s "$U1_TMP/probe" ] || fail "the user's probe reported nothing"
 	echo "# probe: $(head -n1 "$U1_TMP/probe")"
