@@ -139,3 +139,20 @@ interfaces() {
 	run --separate-stderr as_user1 "$FERRY" exec "$IMG" true
 	assert_ferry_error "'criu network' must be 'loopback' or 'host', not 'none'"
 }
+
+@test "checkpoint instance --criu --restore: the connection comes back inside an idle loopback-only instance" {
+	as_user1 "$FERRY" checkpoint create "$T"
+	start_pair lo4
+	run --separate-stderr as_user1 "$FERRY" checkpoint instance --criu lo4
+	[ "$status" -eq 0 ] || fail "dump failed: $stderr"
+	wait_gone "$U1" lo4
+	local at
+	at=$(ok_of "$OUT/cli")
+	run --separate-stderr as_user1 "$FERRY" instance start --criu-launch "$T" "$IMG" lo4b
+	assert_success
+	assert_equal "$(interfaces lo4b)" "lo "
+	run --separate-stderr as_user1 "$FERRY" checkpoint instance --criu --restore lo4b
+	[ "$status" -eq 0 ] || fail "--restore failed ($status): $stderr"
+	wait_both $((at + 20))
+	as_user1 "$FERRY" instance stop lo4b
+}
