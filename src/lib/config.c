@@ -26,6 +26,7 @@ enum key_kind {
 	KEY_PARENT_LIST, /* NETWORK:INTERFACE, repeatable */
 	KEY_STRING, /* printable, no spaces, 1..255 */
 	KEY_STRING_LIST, /* idem, repeatable */
+	KEY_CRIU_NETWORK, /* "loopback" (true) or "host" (false), into a bool */
 };
 
 struct key {
@@ -48,6 +49,7 @@ static const struct key keys[] = {
     {"checkpoint dir", KEY_HOME_PATH, FIELD(checkpoint_dir), 0, 0},
     {"max instances", KEY_UINT, FIELD(max_instances), 1, 4096},
     {"criu timeout", KEY_UINT, FIELD(criu_timeout), 1, 86400},
+    {"criu network", KEY_CRIU_NETWORK, FIELD(criu_loopback), 0, 0},
     {"allow net network", KEY_NAME_LIST, FIELD(allow_net_networks), 0, 0},
     {"allow net args", KEY_BOOL, FIELD(allow_net_args), 0, 0},
     {"allow net ip range", KEY_CIDR_LIST, FIELD(allow_net_ranges), 0, 0},
@@ -172,6 +174,7 @@ static bool value_ok(const struct key *k, const char *value, size_t vlen, const 
 							relative_is_normal(value + 2, vlen - 2)));
 	case KEY_BOOL:
 	case KEY_UINT:
+	case KEY_CRIU_NETWORK:
 		break;
 	}
 	*ret_fmt = "'%s': internal error (value '%s')";
@@ -195,6 +198,12 @@ static int set_value(struct ferry_config *c, const struct key *k, const char *va
 		if (!streq(value, "yes") && !streq(value, "no"))
 			return line_error(st, err, "'%s' must be 'yes' or 'no', not '%s'", k->name, v);
 		*(bool *)field = streq(value, "yes");
+		return 0;
+	}
+	if (k->kind == KEY_CRIU_NETWORK) {
+		if (!streq(value, "loopback") && !streq(value, "host"))
+			return line_error(st, err, "'%s' must be 'loopback' or 'host', not '%s'", k->name, v);
+		*(bool *)field = streq(value, "loopback");
 		return 0;
 	}
 	if (k->kind == KEY_UINT) {
@@ -313,6 +322,7 @@ struct ferry_config *ferry_config_defaults(void)
 	c->checkpoint_dir = xstrdup("~/.ferry/checkpoint");
 	c->max_instances = 64;
 	c->criu_timeout = 600;
+	c->criu_loopback = true;
 	c->allow_net_networks = xzalloc(sizeof(char *));
 	c->allow_net_ranges = xzalloc(sizeof(char *));
 	c->network_parents = xzalloc(sizeof(char *));

@@ -24,6 +24,8 @@ struct ferry_config {
 	char *checkpoint_dir; /* "checkpoint dir": per-user base, "~/" = home (default ~/.ferry/checkpoint) */
 	unsigned max_instances; /* "max instances": per user (default 64) */
 	unsigned criu_timeout; /* "criu timeout": seconds (default 600) */
+	bool criu_loopback; /* "criu network = loopback|host": a checkpointable instance without --net gets
+			     * its own network namespace with only lo (default), or the host's */
 	char **allow_net_networks; /* "allow net network = NAME" (repeatable): networks users may join */
 	bool allow_net_args; /* "allow net args": users may choose IP/MAC/GW (--network-args) */
 	char **allow_net_ranges; /* "allow net ip range = A.B.C.D/P" (repeatable): addresses users may ask */

@@ -70,6 +70,14 @@ static int setup(criu_opts **ret, const struct ferry_criu_opts *o, struct ferry_
 static int fail(struct ferry_error **err, const struct ferry_criu_opts *o, const char *what, int r)
 {
 	_cleanup_free_ char *lines = ferry_criu_log_errors(o->work_fd, o->log, 3);
+	/* CRIU's own advice (--tcp-established) is not the user's to take: say what is */
+	if (lines && !o->tcp && streq(what, "dump") &&
+	    (strstr(lines, "Connected TCP socket") || strstr(lines, "Failed to lock TCP connection")))
+		return ferry_error_msg(
+		    err, EIO,
+		    "CRIU dump failed: the instance holds an established TCP connection, which "
+		    "a checkpoint keeps only in an instance with a network of its own ('criu "
+		    "network = loopback' in ferry.conf, or --net)");
 	if (lines)
 		return ferry_error_msg(err, EIO, "CRIU %s failed: %s", what, lines);
 	return ferry_error_msg(err, EIO, "CRIU %s failed (libcriu %d); see %s", what, r, o->log);

@@ -52,6 +52,8 @@ char *ferry_instance_format(const struct ferry_instance *i)
 		put(&buf, &len, "node", num);
 	}
 	put(&buf, &len, "networks", i->networks);
+	if (i->loopback)
+		put(&buf, &len, "netns", "loopback");
 	put(&buf, &len, "ip", i->ip);
 	put(&buf, &len, "mac", i->mac);
 	if (i->workload > 0) {
@@ -86,6 +88,11 @@ static int num_field(const char *key, const char *val, unsigned long long max, u
 	return 0;
 }
 
+static int bad_value(const char *key, const char *val, struct ferry_error **err)
+{
+	return ferry_error_msg(err, EINVAL, "instance record: bad %s '%s'", key, val);
+}
+
 int ferry_instance_parse(const char *text, size_t len, struct ferry_instance **ret, struct ferry_error **err)
 {
 	if (len > FERRY_INSTANCE_RECORD_MAX)
@@ -118,8 +125,9 @@ int ferry_instance_parse(const char *text, size_t len, struct ferry_instance **r
 		else if (streq(k, "node") && (r = num_field(k, v, ULLONG_MAX, &n, err)) == 0)
 			i->node = n;
 		else if (streq(k, "networks"))
-
 			free(i->networks), i->networks = xstrdup(v);
+		else if (streq(k, "netns") && (r = streq(v, "loopback") ? 0 : bad_value(k, v, err)) == 0)
+			i->loopback = true;
 		else if (streq(k, "ip"))
 			free(i->ip), i->ip = xstrdup(v);
 		else if (streq(k, "mac"))

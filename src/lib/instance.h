@@ -31,9 +31,17 @@ struct ferry_instance {
 	char *image_fingerprint;
 	unsigned long long node; /* inode of the starter's network namespace: the node it ran on */
 	char *networks; /* --net instances: "a,b", and the first network's address and MAC */
+	bool loopback; /* a checkpointable instance without --net: its own network namespace, only lo */
 	char *ip;
 	char *mac;
 };
+
+/* The instance has a network namespace of its own (--net, or loopback only): joining it joins
+ * that namespace too, and CRIU may repair TCP connections there. */
+static inline bool ferry_instance_own_netns(const struct ferry_instance *inst)
+{
+	return inst->networks || inst->loopback;
+}
 
 /* Text form, one "key=value" line per field; newlines in values become spaces. */
 char *ferry_instance_format(const struct ferry_instance *inst);

@@ -457,12 +457,13 @@ static void wait_instance_end(int monfd, const char *name, unsigned timeout_s)
 static _noreturn_ void dump_criu(struct starter *s, const struct ferry_instance *inst, int imgfd, int report)
 {
 	struct ferry_error *err = NULL;
-	/* with its own network, CRIU repairs TCP sockets (TCP_REPAIR) and locks the
-	 * namespace's traffic (nftables): CAP_NET_ADMIN, over that namespace only */
+	/* with its own network (--net, or loopback only), CRIU repairs TCP sockets (TCP_REPAIR)
+	 * and locks the namespace's traffic (nftables): CAP_NET_ADMIN, over that namespace only */
 	static const int keep_net[] = {CAP_CHECKPOINT_RESTORE, CAP_NET_ADMIN};
 	static const int keep_plain[] = {CAP_CHECKPOINT_RESTORE};
-	const int *keep = inst->networks ? keep_net : keep_plain;
-	size_t n_keep = inst->networks ? ARRAY_SIZE(keep_net) : ARRAY_SIZE(keep_plain);
+	bool net = ferry_instance_own_netns(inst);
+	const int *keep = net ? keep_net : keep_plain;
+	size_t n_keep = net ? ARRAY_SIZE(keep_net) : ARRAY_SIZE(keep_plain);
 	char pid[24], timeout[24];
 	snprintf(pid, sizeof(pid), "%lld", inst->workload);
 	snprintf(timeout, sizeof(timeout), "%u", s->cfg->criu_timeout);
@@ -470,7 +471,7 @@ static _noreturn_ void dump_criu(struct starter *s, const struct ferry_instance 
 	size_t argc = 6;
 	if (s->req->flags & FERRY_REQ_LEAVE_RUNNING)
 		argv[argc++] = "--leave-running";
-	if (inst->networks)
+	if (net)
 		argv[argc++] = "--tcp";
 	/* pages go through the session, at the fd CRIU's config names */
 	int src[3] = {imgfd, report, s->xfer_fd >= 0 ? xfer_session_fd(FERRY_XFER_PAGES) : -1};
@@ -1142,7 +1143,7 @@ void run_restorer(struct starter *s, int report, int pid_fd)
 	struct ferry_error *err = NULL;
 	static const int keep_net[] = {CAP_CHECKPOINT_RESTORE, CAP_SETPCAP, CAP_NET_ADMIN};
 	static const int keep_plain[] = {CAP_CHECKPOINT_RESTORE, CAP_SETPCAP};
-	bool net = s->networks != NULL || s->restore_net;
+	bool net = s->networks != NULL || s->restore_net || s->loopback_net;
 	setpgid(0, 0);
 	if (s->n_pages > FERRY_CRIU_MAX_PAGES) {
 		ferry_error_msg(&err, E2BIG, "the checkpoint has more than %d page images",
@@ -1380,7 +1381,7 @@ void op_checkpoint_restore(struct starter *s)
 	if (verify_checkpoint(s, inst->checkpoint, &launch, &err) < 0)
 		die_error(err);
 	ferry_request_free(launch);
-	s->restore_net = inst->networks != NULL;
+	s->restore_net = ferry_instance_own_netns(inst);
 
 	if (ferry_privs_raise(&s->privs, &err) < 0)
 		die_error(err);

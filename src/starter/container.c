@@ -8,7 +8,10 @@
 #include <fcntl.h>
 #include <linux/mount.h>
 #include <linux/openat2.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -335,8 +338,29 @@ static int enter_root(int root, struct ferry_error **err)
 	return 0;
 }
 
+int container_loopback_up(struct ferry_error **err)
+{
+	_cleanup_close_ int sk = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (sk < 0)
+		return ferry_error_set(err, errno, "bring up the instance's loopback: socket");
+	struct ifreq ifr = {0};
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "lo");
+	if (ioctl(sk, SIOCGIFFLAGS, &ifr) < 0)
+		return ferry_error_set(err, errno, "bring up the instance's loopback: get flags of 'lo'");
+	ifr.ifr_flags |= IFF_UP;
+	if (ioctl(sk, SIOCSIFFLAGS, &ifr) < 0)
+		return ferry_error_set(err, errno, "bring up the instance's loopback 'lo'");
+	return 0;
+}
+
 int container_setup(struct starter *s, struct ferry_error **err)
 {
+	/* a loopback-only network namespace (see monitor): lo up while we are root */
+	if (s->loopback_net) {
+		int r = container_loopback_up(err);
+		if (r < 0)
+			return r;
+	}
 	/* Nothing we mount may propagate back to the host. */
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
 		return ferry_error_set(err, errno, "make mounts private");

@@ -13,6 +13,7 @@
 
 #include "fs.h"
 #include "instance.h"
+#include "spawn.h"
 #include "starter.h"
 #include "transfer.h"
 #include "xfer.h"
@@ -179,18 +180,66 @@ static void mon_become_root(struct mon *m)
 	dup2(null, 2);
 }
 
-/* Starts the container in its namespaces, attaches its network and lets it go on; returns the
- * fd its report arrives on. */
+/* The restart of a loopback-only instance: CRIU brings its TCP connections back one socket at a
+ * time, and a segment a restored socket sends before its peer is back would be answered with a
+ * reset (a full send queue, a FIN). CRIU locks connections only in the namespace it dumped them
+ * from, gone by now; the lock ferry puts on a --net instance's new namespace
+ * (network_lock_for_restore) lets lo pass. So here a TCP segment that arrives is dropped until
+ * the restore is done (TCP retransmits it then) unless it is CRIU's own (SOCCR_MARK) or belongs
+ * to a connection made since, such as CRIU's probe of TCP repair (a SYN, then what conntrack
+ * saw answered): a restored connection's segments are neither. */
+#define LOOPBACK_LOCK_TABLE "inet ferry_loopback_lock"
+
+static int loopback_nft(struct mon *m, const char *script, struct ferry_error **err)
+{
+	char *const argv[] = {"nft", "-f", "-", NULL};
+	struct ferry_spawn_opts o = {.input = script,
+				     .input_len = strlen(script),
+				     .netns_fd = m->netns_fd,
+				     .capture_stderr = true,
+				     .timeout = 30};
+	return ferry_spawn(m->s->cfg->nft_path, argv, NULL, &o, NULL, err);
+}
+
+static int mon_lock_loopback(struct mon *m, struct ferry_error **err)
+{
+	static const char script[] = "table " LOOPBACK_LOCK_TABLE " {\n"
+				     "  chain in {\n"
+				     "    type filter hook input priority 0; policy accept;\n"
+				     "    meta l4proto tcp ct state established,related accept\n"
+				     "    tcp flags & (syn | ack) == syn accept\n"
+				     "    meta l4proto tcp meta mark != 0xc114 drop\n"
+				     "  }\n"
+				     "}\n";
+	char nspath[64];
+	snprintf(nspath, sizeof(nspath), "/proc/%d/ns/net", (int)m->pid);
+	m->netns_fd = open(nspath, O_RDONLY | O_CLOEXEC);
+	if (m->netns_fd < 0)
+		return ferry_error_set(err, errno, "open the instance's network namespace");
+	int r = loopback_nft(m, script, err);
+	return r < 0 ? ferry_error_wrap(err, "lock the instance's loopback for the restore") : 0;
+}
+
+static void mon_unlock_loopback(struct mon *m)
+{
+	struct ferry_error *err = NULL;
+	(void)loopback_nft(m, "delete table " LOOPBACK_LOCK_TABLE "\n", &err);
+	ferry_error_free(err);
+}
+
+/* Starts the container in its namespaces, attaches its network (or locks its loopback for a
+ * restore) and lets it go on; returns the fd its report arrives on. */
 static int mon_spawn(struct mon *m)
 {
 	struct ferry_error *err = NULL;
 	struct starter *s = m->s;
 	int rep[2], go[2] = {-1, -1};
-	if (pipe2(rep, O_CLOEXEC) < 0 || (m->net && pipe2(go, O_CLOEXEC) < 0)) {
+	bool lock_lo = s->loopback_net && s->restore_fd >= 0;
+	if (pipe2(rep, O_CLOEXEC) < 0 || ((m->net || lock_lo) && pipe2(go, O_CLOEXEC) < 0)) {
 		ferry_error_set(&err, errno, "pipe");
 		mon_fail(m, err);
 	}
-	pid_t pid = clone_ns(STARTER_NS_FLAGS | (m->net ? CLONE_NEWNET : 0));
+	pid_t pid = clone_ns(STARTER_NS_FLAGS | (m->net || s->loopback_net ? CLONE_NEWNET : 0));
 	if (pid < 0) {
 		ferry_error_set(&err, errno, "create the container's namespaces");
 		mon_fail(m, err);
@@ -201,16 +250,19 @@ static int mon_spawn(struct mon *m)
 		close(m->dirfd);
 		dup2(s->log_out, 1);
 		dup2(s->log_err, 2);
-		if (m->net)
+		if (go[1] >= 0)
 			close(go[1]);
 		container_child(s, rep[1], go[0]);
 	}
 	m->pid = pid;
 	close(rep[1]);
-	if (m->net) {
+	if (go[0] >= 0)
 		close(go[0]);
-		if (network_attach(s, pid, &m->netns_fd, m->atts, &m->n_atts, &err) < 0)
-			mon_fail(m, err);
+	if (m->net && network_attach(s, pid, &m->netns_fd, m->atts, &m->n_atts, &err) < 0)
+		mon_fail(m, err);
+	if (lock_lo && mon_lock_loopback(m, &err) < 0)
+		mon_fail(m, err);
+	if (go[1] >= 0) {
 		(void)ferry_write_all(go[1], "g", 1);
 		close(go[1]);
 	}
@@ -278,6 +330,7 @@ static void mon_write_record(struct mon *m, long long workload, unsigned long lo
 	    .image_fingerprint = s->image_fingerprint,
 	    .node = ferry_node_id(),
 	    .networks = m->net ? (s->req->networks ? s->req->networks : "bridge") : NULL,
+	    .loopback = s->loopback_net,
 	    .ip = m->atts[0].ip,
 	    .mac = m->atts[0].mac,
 	};
@@ -321,6 +374,11 @@ static _noreturn_ void mon_wait_and_clean(struct mon *m)
 static _noreturn_ void monitor(struct starter *s, int dirfd, int top)
 {
 	struct mon m = {.s = s, .dirfd = dirfd, .top = top, .net = s->networks != NULL, .netns_fd = -1};
+	/* A checkpointable instance without --net gets a network namespace with only lo (unless the
+	 * admin chose 'criu network = host'): its TCP connections, which stay inside, can then be
+	 * dumped and restored by a CRIU holding CAP_NET_ADMIN over that namespace alone. Its restart
+	 * makes a fresh one the same way, locked while CRIU restores (mon_lock_loopback). */
+	s->loopback_net = !m.net && s->criu && s->cfg->criu_loopback;
 	mon_become_root(&m);
 	int rep = mon_spawn(&m);
 	m.launch_name = xasprintf(".%s.launch", s->req->instance);
@@ -352,6 +410,8 @@ static _noreturn_ void monitor(struct starter *s, int dirfd, int top)
 		network_unlock_after_restore(s, m.netns_fd);
 		if (!msg)
 			network_announce(m.netns_fd, m.atts, m.n_atts); /* the address moved here */
+	} else if (s->restore_fd >= 0 && s->loopback_net) {
+		mon_unlock_loopback(&m);
 	}
 	mon_wait_and_clean(&m);
 }

@@ -218,5 +218,5 @@ int pin_instance(struct starter *s, const char *name, struct ferry_instance **re
 
 int instance_ns_flags(const struct ferry_instance *inst)
 {
-	return STARTER_NS_FLAGS | (inst->networks ? CLONE_NEWNET : 0);
+	return STARTER_NS_FLAGS | (ferry_instance_own_netns(inst) ? CLONE_NEWNET : 0);
 }

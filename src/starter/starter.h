@@ -74,6 +74,9 @@ struct starter {
 	char **networks; /* --net: validated network names */
 	struct ferry_net_args net_args; /* ... and what the user asked for */
 	bool restore_net; /* --restore into an instance with its own network */
+	/* a checkpointable instance without --net ('criu network = loopback'): its own network
+	 * namespace with only lo, so that CRIU can keep its TCP connections (see monitor) */
+	bool loopback_net;
 	struct mount_fds given; /* the plan's mount sources (see plan.h), until plan_mounts */
 };
 #define STARTER_XFER_FD 4
@@ -93,6 +96,8 @@ struct starter {
 int container_clone_trees(struct starter *s, struct ferry_error **err);
 /* container.c: in the child that is pid 1 of the new namespaces, as root. */
 int container_setup(struct starter *s, struct ferry_error **err);
+/* container.c: brings up lo, the only interface of a loopback-only network namespace (as root). */
+int container_loopback_up(struct ferry_error **err);
 /* loop.c */
 int loop_attach(int file_fd, uint64_t offset, uint64_t size, int *ret_fd, struct ferry_error **err);
 /* init.c: drops privileges for good, then runs as the container's init. Never returns.
@@ -109,7 +114,7 @@ void network_announce(int netns_fd, const struct ferry_net_attachment *atts, siz
 int network_lock_for_restore(struct starter *s, int netns_fd, struct ferry_error **err);
 void network_unlock_after_restore(struct starter *s, int netns_fd);
 
-/* The namespaces every container has (its own network only with --net). */
+/* The namespaces every container has (its own network only with --net, or loopback only). */
 #define STARTER_NS_FLAGS (CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS)
 /* records.c: the namespaces to join to act inside a running instance. */
 int instance_ns_flags(const struct ferry_instance *inst);

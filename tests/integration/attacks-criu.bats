@@ -476,15 +476,16 @@ watch_criu() {
 $runs"
 	assert_dump_and_restart_ok "$prog"
 	# ferry-criu ran for both steps, from the bundle, as the user with exactly the step's
-	# capabilities (CAP_CHECKPOINT_RESTORE; + CAP_SETPCAP to restore), all ambient, no_new_privs
-	grep -qx 'ferry-criu dump CapEff=0000010000000000 CapAmb=0000010000000000 NoNewPrivs=1 exe=bundle' "$watch" ||
-		fail "no ferry-criu dump from the bundle with CAP_CHECKPOINT_RESTORE only"
-	grep -qx 'ferry-criu restore CapEff=0000010000000100 CapAmb=0000010000000100 NoNewPrivs=1 exe=bundle' "$watch" ||
-		fail "no ferry-criu restore from the bundle with CAP_CHECKPOINT_RESTORE and CAP_SETPCAP only"
+	# capabilities (CAP_CHECKPOINT_RESTORE; + CAP_SETPCAP to restore; + CAP_NET_ADMIN over the
+	# instance's loopback-only network, 'criu network = loopback'), all ambient, no_new_privs
+	grep -qx 'ferry-criu dump CapEff=0000010000001000 CapAmb=0000010000001000 NoNewPrivs=1 exe=bundle' "$watch" ||
+		fail "no ferry-criu dump from the bundle with CAP_CHECKPOINT_RESTORE and CAP_NET_ADMIN only"
+	grep -qx 'ferry-criu restore CapEff=0000010000001100 CapAmb=0000010000001100 NoNewPrivs=1 exe=bundle' "$watch" ||
+		fail "no ferry-criu restore from the bundle with CAP_CHECKPOINT_RESTORE, CAP_SETPCAP and CAP_NET_ADMIN only"
 	# and CRIU (swrk, started by ferry-criu) from the bundle with the same capabilities, no more
-	run grep -Ev -e '^ferry-criu dump CapEff=0000010000000000 CapAmb=0000010000000000 NoNewPrivs=1 exe=bundle$' \
-		-e '^ferry-criu restore CapEff=0000010000000100 CapAmb=0000010000000100 NoNewPrivs=1 exe=bundle$' \
-		-e '^criu [^ ]* CapEff=(0000010000000000|0000010000000100) CapAmb=(0000010000000000|0000010000000100) NoNewPrivs=1 exe=bundle$' "$watch"
+	run grep -Ev -e '^ferry-criu dump CapEff=0000010000001000 CapAmb=0000010000001000 NoNewPrivs=1 exe=bundle$' \
+		-e '^ferry-criu restore CapEff=0000010000001100 CapAmb=0000010000001100 NoNewPrivs=1 exe=bundle$' \
+		-e '^criu [^ ]* CapEff=(0000010000001000|0000010000001100) CapAmb=(0000010000001000|0000010000001100) NoNewPrivs=1 exe=bundle$' "$watch"
 	assert_output ""
 	u1 "$FERRY" instance stop "$inst"
 }

@@ -191,12 +191,13 @@ log_line() { awk -v k="$2" '$1 == "step" && $2 == k {print $1, $2, $3, $4, $5, $
 	assert_equal "$(pids_of "$out")" "10000 "
 	assert_unprivileged "$(status_of "$out" 10000)" "$U1_UID" "$(id -g "$U1")"
 	# the restoring CRIU ran as the user too, with at most CAP_CHECKPOINT_RESTORE + CAP_SETPCAP
+	# (+ CAP_NET_ADMIN over the instance's loopback-only network, 'criu network = loopback')
 	echo "# restoring CRIU processes seen:"
 	grep -E '^(== |Uid|Cap)' "$BATS_TEST_TMPDIR/criu-restore" | sed 's/^/#   /'
 	if grep -q '^== ' "$BATS_TEST_TMPDIR/criu-restore"; then
 		n=$(grep -c '^== ' "$BATS_TEST_TMPDIR/criu-restore")
 		assert_equal "$(grep -cP "^Uid:\t$U1_UID\t$U1_UID\t$U1_UID\t$U1_UID$" "$BATS_TEST_TMPDIR/criu-restore")" "$n"
-		caps_within "$BATS_TEST_TMPDIR/criu-restore" $(((1 << 40) | (1 << 8)))
+		caps_within "$BATS_TEST_TMPDIR/criu-restore" $(((1 << 40) | (1 << 8) | (1 << 12)))
 	fi
 
 	run as_user1 "$FERRY" instance stop "$inst"
@@ -787,6 +788,8 @@ start_receiver() {
 
 @test "a CRIU error (an established TCP connection): clear error naming CRIU, instance keeps running, previous checkpoint kept" {
 	local ck=$T-criu inst=ck-tcp prog=$U1_TMP/progress d
+	# in the host's network (a loopback-only one keeps the connection: loopback.bats)
+	conf_set "criu network = host"
 	d=$(ckpt_dir "$U1" "$ck")
 	as_user1 "$FERRY" checkpoint create "$ck"
 	start_stateful "$U1" "$ck" "$inst" "$prog" --mb 16
@@ -796,8 +799,8 @@ start_receiver() {
 	first_dump=$(last_log_step "$U1" "$inst")
 	sum_before=$(sha256sum "$d/gen-000001/manifest")
 
-	# the workload now opens a TCP connection to itself, which CRIU will not dump without
-	# --tcp-established
+	# the workload now opens a TCP connection to itself, which ferry does not dump in the
+	# host's network
 	as_user1 "$FERRY" instance stop --signal USR2 "$inst"
 	for ((i = 0; i < 50; i++)); do
 		grep -q ' tcp$' "$prog" && break
@@ -928,11 +931,13 @@ start_receiver() {
 	assert_equal "$(grep -cP "^Uid:\t$U1_UID\t$U1_UID\t$U1_UID\t$U1_UID$" "$watch")" "$n"
 	g=$(id -g "$U1")
 	assert_equal "$(grep -cP "^Gid:\t$g\t$g\t$g\t$g$" "$watch")" "$n"
-	# exactly CAP_CHECKPOINT_RESTORE (40) effective and permitted, nothing else even bounded
-	assert_equal "$(grep -cP '^CapEff:\t0000010000000000$' "$watch")" "$n"
-	assert_equal "$(grep -cP '^CapPrm:\t0000010000000000$' "$watch")" "$n"
-	assert_equal "$(grep -cP '^CapBnd:\t0000010000000000$' "$watch")" "$n"
-	assert_equal "$(grep -cP '^Cap(Inh|Amb):\t00000(1|0)0000000000$' "$watch")" $((2 * n))
+	# exactly CAP_CHECKPOINT_RESTORE (40) and, for the instance's own loopback-only network
+	# ('criu network = loopback'), CAP_NET_ADMIN (12) effective and permitted, nothing else even
+	# bounded
+	assert_equal "$(grep -cP '^CapEff:\t0000010000001000$' "$watch")" "$n"
+	assert_equal "$(grep -cP '^CapPrm:\t0000010000001000$' "$watch")" "$n"
+	assert_equal "$(grep -cP '^CapBnd:\t0000010000001000$' "$watch")" "$n"
+	assert_equal "$(grep -cP '^Cap(Inh|Amb):\t(0000010000001000|0000000000000000)$' "$watch")" $((2 * n))
 
 	[ -s "$U1_TMP/probe" ] || fail "the user's probe reported nothing"
 	echo "# probe: $(head -n1 "$U1_TMP/probe")"

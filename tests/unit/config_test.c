@@ -54,6 +54,7 @@ static void assert_defaults(const struct ferry_config *c)
 	assert_string_equal(c->checkpoint_dir, "~/.ferry/checkpoint");
 	assert_int_equal(c->max_instances, 64);
 	assert_int_equal(c->criu_timeout, 600);
+	assert_true(c->criu_loopback);
 }
 
 /* ---- parse ---- */
@@ -210,6 +211,18 @@ static void test_numbers(void **state)
 	    parse_ok("max instances = 0064\ncriu timeout = 5\n");
 	assert_int_equal(c->max_instances, 64);
 	assert_int_equal(c->criu_timeout, 5);
+}
+
+static void test_criu_network(void **state)
+{
+	_cleanup_(ferry_config_freep) struct ferry_config *l = parse_ok("criu network = loopback\n");
+	assert_true(l->criu_loopback);
+	_cleanup_(ferry_config_freep) struct ferry_config *h = parse_ok("criu network = host\n");
+	assert_false(h->criu_loopback);
+	parse_bad("criu network = none\n", "line 1: 'criu network' must be 'loopback' or 'host', not 'none'");
+	parse_bad("criu network = Host\n", "not 'Host'");
+	parse_bad("criu network = host\ncriu network = loopback\n",
+		  "'criu network' is already set on line 1");
 }
 
 static void test_paths(void **state)
@@ -666,6 +679,7 @@ int main(void)
 	    cmocka_unit_test(test_unknown_and_malformed),
 	    cmocka_unit_test(test_booleans),
 	    cmocka_unit_test(test_numbers),
+	    cmocka_unit_test(test_criu_network),
 	    cmocka_unit_test(test_paths),
 	    cmocka_unit_test(test_checkpoint_dir),
 	    cmocka_unit_test(test_duplicates),
