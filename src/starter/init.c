@@ -125,60 +125,58 @@ static void write_pid_line(int fd, pid_t pid)
 	(void)ferry_write_all(fd, line, (size_t)n);
 }
 
-void container_init(struct starter *s, int report)
+static _noreturn_ void init_fail(int report, struct ferry_error *err)
+{
+	report_error(report, err);
+	_exit(255);
+}
+
+/* The restorer needs capabilities init must not keep: forked while still root. Returns its pid;
+ * it writes the restored root's pid to *ret_pid_fd's other end. */
+static pid_t start_restorer(struct starter *s, int report, int *ret_pid_fd)
 {
 	struct ferry_error *err = NULL;
+	int pid_pipe[2];
 	pid_t restorer = -1;
-	int pid_pipe[2] = {-1, -1};
-	if (s->restore_fd >= 0) {
-		/* the restorer needs capabilities init must not keep: fork it while still root */
-		if (pipe2(pid_pipe, O_CLOEXEC) < 0 || (restorer = fork()) < 0) {
-			ferry_error_set(&err, errno, "start the restorer");
-			report_error(report, err);
-			_exit(255);
-		}
-		if (restorer == 0) {
-			close(pid_pipe[0]);
-			raise_nofile();
-			run_restorer(s, report, pid_pipe[1]);
-		}
-		close(pid_pipe[1]);
-	} else if (s->criu && s->req->argv && s->req->argv[0]) {
-		/* the workload's pid must not be one the restore-time helpers take (see starter.h);
-		 * an idle instance waits for a restore (--restore) and keeps the low pids free */
-		int fd = TAKE_FD(s->ns_last_pid_fd);
-		char v[16];
-		/* the workload's reaper takes the pid before it (see exec_reaped_workload) */
-		int n = snprintf(v, sizeof(v), "%d", STARTER_WORKLOAD_PID - 2);
-		if (fd < 0 || write(fd, v, (size_t)n) != n) {
-			ferry_error_set(&err, errno, "raise ns_last_pid");
-			report_error(report, err);
-			_exit(255);
-		}
-		close(fd);
+	if (pipe2(pid_pipe, O_CLOEXEC) < 0 || (restorer = fork()) < 0) {
+		ferry_error_set(&err, errno, "start the restorer");
+		init_fail(report, err);
 	}
-	if (s->ns_last_pid_fd >= 0)
-		close(TAKE_FD(s->ns_last_pid_fd));
-	if (ferry_privs_drop(&s->privs, NULL, 0, &err) < 0) {
-		report_error(report, err);
-		_exit(255);
+	if (restorer == 0) {
+		close(pid_pipe[0]);
+		raise_nofile();
+		run_restorer(s, report, pid_pipe[1]);
 	}
-	/* Dropping privileges cleared it: die with our parent (the starter or the monitor). */
-	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-	/* An instance's init leads its own session: CRIU refuses a session leader outside the
-	 * pid namespace. A plain exec keeps the caller's terminal session for job control. */
-	if (s->instance)
-		setsid();
+	close(pid_pipe[1]);
+	*ret_pid_fd = pid_pipe[0];
+	return restorer;
+}
 
-	sigset_t all;
-	sigfillset(&all);
-	sigprocmask(SIG_BLOCK, &all, NULL);
+/* The workload's pid must not be one the restore-time helpers take (see starter.h); its reaper
+ * takes the pid before it (see exec_reaped_workload). */
+static void raise_last_pid(struct starter *s, int report)
+{
+	struct ferry_error *err = NULL;
+	int fd = TAKE_FD(s->ns_last_pid_fd);
+	char v[16];
+	int n = snprintf(v, sizeof(v), "%d", STARTER_WORKLOAD_PID - 2);
+	if (fd < 0 || write(fd, v, (size_t)n) != n) {
+		ferry_error_set(&err, errno, "raise ns_last_pid");
+		init_fail(report, err);
+	}
+	close(fd);
+}
 
+/* The process init waits for: the restored root (its pid from the restorer on @pid_fd), or the
+ * workload it forks; 0 for an idle instance. */
+static pid_t start_main(struct starter *s, int report, pid_t restorer, int pid_fd)
+{
+	struct ferry_error *err = NULL;
 	pid_t main_pid = 0;
 	if (restorer > 0) {
 		char buf[32] = "";
-		ssize_t n = read(pid_pipe[0], buf, sizeof(buf) - 1);
-		close(pid_pipe[0]);
+		ssize_t n = read(pid_fd, buf, sizeof(buf) - 1);
+		close(pid_fd);
 		unsigned long long v = 0;
 		if (n > 0)
 			buf[n] = '\0';
@@ -190,8 +188,7 @@ void container_init(struct starter *s, int report)
 		main_pid = fork();
 		if (main_pid < 0) {
 			ferry_error_set(&err, errno, "fork the workload");
-			report_error(report, err);
-			_exit(255);
+			init_fail(report, err);
 		}
 		if (main_pid == 0) {
 			if (s->criu)
@@ -201,12 +198,15 @@ void container_init(struct starter *s, int report)
 		if (s->criu)
 			write_pid_line(report, main_pid);
 	}
-	close(report);
-	ferry_close_fds(3, NULL);
+	return main_pid;
+}
 
+/* Init's life: reaps, passes signals on to @main_pid, and ends with it (with its status). */
+static _noreturn_ void init_loop(pid_t main_pid, const sigset_t *all)
+{
 	for (;;) {
 		siginfo_t info;
-		int sig = sigwaitinfo(&all, &info);
+		int sig = sigwaitinfo(all, &info);
 		if (sig < 0)
 			continue;
 		if (sig == SIGCHLD) {
@@ -227,4 +227,33 @@ void container_init(struct starter *s, int report)
 			_exit(0);
 		}
 	}
+}
+
+void container_init(struct starter *s, int report)
+{
+	struct ferry_error *err = NULL;
+	pid_t restorer = -1;
+	int pid_fd = -1;
+	if (s->restore_fd >= 0)
+		restorer = start_restorer(s, report, &pid_fd);
+	else if (s->criu && s->req->argv && s->req->argv[0])
+		raise_last_pid(s, report); /* an idle instance keeps the low pids free for --restore */
+	if (s->ns_last_pid_fd >= 0)
+		close(TAKE_FD(s->ns_last_pid_fd));
+	if (ferry_privs_drop(&s->privs, NULL, 0, &err) < 0)
+		init_fail(report, err);
+	/* Dropping privileges cleared it: die with our parent (the starter or the monitor). */
+	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	/* An instance's init leads its own session: CRIU refuses a session leader outside the
+	 * pid namespace. A plain exec keeps the caller's terminal session for job control. */
+	if (s->instance)
+		setsid();
+
+	sigset_t all;
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, NULL);
+	pid_t main_pid = start_main(s, report, restorer, pid_fd);
+	close(report);
+	ferry_close_fds(3, NULL);
+	init_loop(main_pid, &all);
 }
