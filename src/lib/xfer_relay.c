@@ -136,10 +136,17 @@ int ferry_xfer_relay(int sk, bool receiver, const struct ferry_xfer_keys *keys,
 		return r;
 	}
 	r = pump_out(&x, err);
-	if (r < 0 && r != -ECANCELED) /* the other thread may still wait for the peer: the caller exits */
-		return r;
-	pthread_join(t, NULL); /* it ended (ECANCELED: it woke us) or ends with the peer's FIN */
-	if (x.in_result < 0) {
+	if (r < 0 && r != -ECANCELED) {
+		/* the session is lost: the other thread, which may still wait for the peer or on a
+		 * local end, is woken by shutting them down, and joined (it uses @x, on our stack) */
+		(void)shutdown(sk, SHUT_RDWR);
+		for (unsigned i = 0; i < FERRY_XFER_NCHAN; i++)
+			if (local[i] >= 0)
+				(void)shutdown(local[i], SHUT_RDWR);
+	}
+	pthread_join(t, NULL); /* it ended (ECANCELED: it woke us), ends with the peer's FIN, or
+				* with the shutdown above */
+	if (x.in_result < 0 && (r >= 0 || r == -ECANCELED)) {
 		/* the peer's side failed: that is the reason to report */
 		if (err && !*err)
 			*err = TAKE_PTR(x.in_err);
