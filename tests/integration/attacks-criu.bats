@@ -401,8 +401,9 @@ BUNDLE=/usr/local/libexec/ferry/criu
 	refute_output --regexp $'(^|\n)(/usr/lib/ssl|/usr/lib/x86_64-linux-gnu/(engines-3|ossl-modules))($|\n)'
 }
 
-# watch_criu OUT: records each process of user1 named ferry-criu or criu while it runs: its mode
-# (argv[1]), capabilities, no_new_privs and whether its program is the bundle's file
+# watch_criu OUT: records each process of user1 named ferry-criu or criu (by its name and its
+# argv[0]) while it runs: its mode (argv[1]), capabilities, no_new_privs and whether its program
+# is the bundle's file
 watch_criu() {
 	local out=$1
 	rm -f "$out" "$BATS_TEST_TMPDIR/watch.stop"
@@ -424,6 +425,10 @@ watch_criu() {
 		            if f["Uid"].split()[0] != uid:
 		                continue
 		            argv = open("/proc/%s/cmdline" % p, "rb").read().split(b"\0")
+		            # a task CRIU is restoring is named criu until its own name comes back, while
+		            # its argv and program are already the dumped process's: not CRIU itself
+		            if os.path.basename(argv[0].decode(errors="replace")) != comm:
+		                continue
 		            mode = argv[1].decode() if len(argv) > 1 else "?"
 		            ino = os.stat("/proc/%s/exe" % p).st_ino
 		            exe = "bundle" if ino == os.stat(os.path.join(bundle, comm)).st_ino else "OTHER"
