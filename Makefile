@@ -27,6 +27,12 @@ else
 OPT     := -O1 -g -fno-omit-frame-pointer -fsanitize=$(SAN) -fno-sanitize-recover=all
 LDOPT   := -fsanitize=$(SAN)
 endif
+# FAULT_INJECTION=1: the test build of ferryd's fault points (src/ferryd/fault.h), only ever in
+# build-fault/ (`make fault-build`), never installed: `make install` refuses it.
+FAULT_INJECTION ?=
+ifneq ($(FAULT_INJECTION),)
+DEFS    += -DFERRY_FAULT_INJECTION
+endif
 CFLAGS  ?=
 CFLAGS  += -std=gnu11 $(WARN) $(OPT) $(DEFS) -Isrc/lib -MMD -MP
 LDFLAGS += $(LDOPT)
@@ -60,7 +66,7 @@ XFER_LIBS    := -lcrypto -larchive
 NET_LIBS     := -ljson-c -lcap -lcrypto
 
 .SECONDARY:
-.PHONY: zdtm bench bench-smoke all clean install uninstall setup check unit unit-san fuzz fuzz-long demo lint format format-check
+.PHONY: fault-build faults zdtm bench bench-smoke all clean install uninstall setup check unit unit-san fuzz fuzz-long demo lint format format-check
 all: $(BUILD)/ferry $(BUILD)/ferry-starter $(BUILD)/ferryd $(BUILD)/ferry-xfer $(BUILD)/ferry-criu \
        $(BUILD)/ferry-net $(BUILD)/ferry-plan $(BUILD)/ferry-reaper
 
@@ -128,6 +134,7 @@ fuzz-long:
 	FUZZ_RUNS=$${FUZZ_RUNS:-10000000} tests/run-fuzz.sh
 
 install: all
+	@if [ -n "$(FAULT_INJECTION)" ]; then echo "make install: not a fault-injection build" >&2; exit 1; fi
 	install -d -m 0755 $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(SYSCONFDIR) \
 		$(DESTDIR)$(SYSCONFDIR)/network $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(STATEDIR) \
 		$(DESTDIR)$(STATEDIR)/mnt
@@ -162,6 +169,18 @@ uninstall:
 
 setup:
 	scripts/setup.sh
+
+# ferryd with fault points (src/ferryd/fault.h), in build-fault/ only: the fault matrix runs it
+# from there on the simulated nodes, with the installed starter. `make faults`: the whole matrix
+# (tests/integration/faults.bats with FERRY_FAULTS=all); the test command runs a slice of it.
+fault-build:
+	$(MAKE) BUILD=build-fault FAULT_INJECTION=1 build-fault/ferryd
+
+faults: setup
+	$(MAKE) all
+	$(MAKE) install
+	$(MAKE) fault-build
+	FERRY_FAULTS=all bats tests/integration/faults.bats
 
 # The whole test suite, as CI runs it: set up, build, install, unit tests (plain and
 # ASan+UBSan), integration tests; ends with "N passed, N failed".
@@ -207,6 +226,6 @@ format-check:
 	clang-format --dry-run --Werror $(LIB_SRCS) $(FERRY_SRCS) $(STARTER_SRCS) $(FERRYD_SRCS) $(XFER_SRCS) $(CRIU_SRCS) $(NET_SRCS) $(PLAN_SRCS) $(REAPER_SRCS) src/*/*.h $(UNIT_SRCS)
 
 clean:
-	rm -rf build build-san build-fuzz
+	rm -rf build build-san build-fuzz build-fault
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -140,6 +140,28 @@ int ferryd_leaf_make(const char *base, const struct ferryd_user *u, const char *
 	return 0;
 }
 
+int ferryd_leaf_open(const char *base, const struct ferryd_user *u, const char *leaf, const char *id,
+		     struct ferryd_leaf *ret, struct ferry_error **err)
+{
+	_cleanup_close_ int basefd = -1;
+	if (open_base(base, id, &basefd, err) < 0)
+		return ferry_error_wrap(err, "ferryd's directory '%s'", base);
+	char uid_name[16];
+	snprintf(uid_name, sizeof(uid_name), "%u", (unsigned)u->uid);
+	_cleanup_close_ int uidfd = openat(basefd, uid_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	struct stat st;
+	if (uidfd < 0)
+		return ferry_error_set(err, errno, "open '%s/%s'", base, uid_name);
+	if (fstat(uidfd, &st) < 0 || st.st_uid != 0 || (st.st_mode & 022))
+		return ferry_error_msg(err, EPERM, "'%s/%s' is not root's", base, uid_name);
+	if (faccessat(uidfd, leaf, F_OK, AT_SYMLINK_NOFOLLOW) < 0)
+		return ferry_error_set(err, errno, "'%s/%s/%s'", base, uid_name, leaf);
+	ret->uidfd = TAKE_FD(uidfd);
+	ret->name = xstrdup(leaf);
+	ret->path = xasprintf("%s/%s/%s", base, uid_name, leaf);
+	return 0;
+}
+
 void ferryd_leaf_close(struct ferryd_leaf *l)
 {
 	if (l->uidfd >= 0)

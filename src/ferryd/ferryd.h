@@ -47,6 +47,7 @@ struct ferryd {
 	struct ferry_config *cfg;
 	unsigned char key[256];
 	size_t keylen;
+	int jfd; /* the journal's directory (journal.h) */
 };
 
 /* A user ferryd acts for, from SO_PEERCRED or from a peer's prepare message. */
@@ -65,6 +66,10 @@ int ferryd_user_lookup(uid_t uid, struct ferryd_user *ret, struct ferry_error **
 /* Runs ferry-starter as @u with @req (and @sock as fd 4 when >= 0); its stdout in *ret_out. */
 int ferryd_run_starter(const struct ferryd *d, const struct ferryd_user *u, const struct ferry_request *req,
 		       int sock, char **ret_out, struct ferry_error **err);
+/* The same, with @decision (>= 0, with @sock) as its fd 5: the source's decision (journal.h). */
+int ferryd_run_starter_decision(const struct ferryd *d, const struct ferryd_user *u,
+				const struct ferry_request *req, int sock, int decision, char **ret_out,
+				struct ferry_error **err);
 /* The value of @key in a starter's "timing k=v ..." line (0 when there is none). */
 long long ferryd_timing(const char *out, const char *key);
 
@@ -132,6 +137,9 @@ int ferryd_leaf_make(const char *base, const struct ferryd_user *u, const char *
 void ferryd_leaf_remove(const struct ferryd *d, const struct ferryd_user *u, struct ferryd_leaf *l,
 			const char *id);
 void ferryd_leaf_close(struct ferryd_leaf *l);
+/* An existing leaf, BASE/<uid>/<leaf>, reopened (the reconciler's; -ENOENT when it is gone). */
+int ferryd_leaf_open(const char *base, const struct ferryd_user *u, const char *leaf, const char *id,
+		     struct ferryd_leaf *ret, struct ferry_error **err);
 
 /* loop.c */
 _noreturn_ void ferryd_loop(struct ferryd *d, int ux, int tcp);

@@ -7,6 +7,7 @@
 #include <sys/un.h>
 
 #include "ferryd.h"
+#include "journal.h"
 #include "manifest.h"
 
 static int listen_tcp(const char *spec)
@@ -155,7 +156,7 @@ static int parse_args(struct ferryd *d, int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-	struct ferryd d = {0};
+	struct ferryd d = {.jfd = -1};
 	struct ferry_error *err = NULL;
 	int r = load_config(&d);
 	if (r == 0)
@@ -172,6 +173,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "ferryd: %s\n", err->message);
 		return 1;
 	}
+	/* the journal (journal.h) and the reconciler, before any migration is served */
+	if (ferryd_journal_open(&d, &err) < 0) {
+		fprintf(stderr, "ferryd: %s\n", err->message);
+		return 1;
+	}
+	ferryd_reconcile_start(&d);
 	int tcp = listen_tcp(d.listen);
 	if (tcp < 0) {
 		fprintf(stderr, "ferryd: listen on '%s': %s\n", d.listen, strerror(-tcp));

@@ -14,8 +14,10 @@
 #include <netdb.h>
 #include <sys/socket.h>
 
+#include "fault.h"
 #include "ferryd.h"
 #include "fs.h"
+#include "journal.h"
 #include "names.h"
 
 /* One migration, as it goes. */
@@ -39,6 +41,10 @@ struct mig {
 	int rr;
 	bool dest_done;
 	struct ferry_error *recv_err;
+	/* the journal (journal.h): the record, its lock and the decision on it */
+	struct ferryd_jrec rec;
+	int lock;
+	bool decided;
 };
 
 /* Tells the client where the migration stands (it shows a progress line on a terminal). */
@@ -120,6 +126,19 @@ static bool prepare(struct mig *g)
 		return false;
 	}
 	g->t_ready = ferry_now_ms();
+	const char *dir = ferry_msg_get(&reply, "dir");
+	if (dir && dir[0] == '/' && !strstr(dir, "/..")) {
+		g->rec.peer_dir = xstrdup(dir);
+		if (ferryd_journal_put(g->d, &g->rec, &err) < 0) {
+			ferryd_log(g->id, "%s", err->message);
+			ferry_error_free(err);
+		}
+	}
+	if (ferryd_fault(FERRYD_SRC_PREPARE, g->id, g->peer.fd) == FERRYD_FAULT_FAIL) {
+		ferryd_send_error(g->sk, NULL, g->id,
+				  "%s: fault at src-prepare; the instance was not touched", g->to);
+		return false;
+	}
 	return true;
 }
 
@@ -137,7 +156,18 @@ static int dump_diskless(struct mig *g, struct ferry_request *dump, struct ferry
 		ferryd_log(g->id, "staging in the instance's own checkpoint: %s", (*err)->message);
 	ferry_error_free(*err);
 	*err = NULL;
-	int r = ferryd_run_starter(g->d, &g->u, dump, g->peer.fd, &g->src_out, err);
+	if (ferryd_fault(FERRYD_SRC_DUMP, g->id, g->peer.fd) == FERRYD_FAULT_FAIL) {
+		free(dump->page_server);
+		shutdown(g->peer.fd, SHUT_WR);
+		return ferry_error_msg(err, EIO, "fault at src-dump");
+	}
+	/* the starter writes the decision on fd 5 before it sends the commit (journal.h) */
+	struct ferryd_fault_proxy px;
+	int conn = ferryd_fault_proxy_start(&px, g->peer.fd, g->lock, g->id);
+	int r = ferryd_run_starter_decision(g->d, &g->u, dump, conn, g->lock, &g->src_out, err);
+	if (conn != g->peer.fd)
+		close(conn);
+	ferryd_fault_proxy_stop(&px);
 	free(dump->page_server);
 	if (r < 0)
 		shutdown(g->peer.fd, SHUT_WR); /* the destination's starter stops waiting */
@@ -162,8 +192,21 @@ static int restart_there(struct mig *g, int r, struct ferry_error **err)
 	if (r < 0)
 		return r;
 	progress(g->sk, "restore");
-	if (ferryd_link_read_verdict(&g->peer, (unsigned)g->d->cfg->criu_timeout + 60, &e2) < 0 ||
-	    ferryd_link_send_commit(&g->peer, NULL) < 0) {
+	r = ferryd_link_read_verdict(&g->peer, (unsigned)g->d->cfg->criu_timeout + 60, &e2);
+	if (r == 0 && ferryd_fault(FERRYD_SRC_VERDICT, g->id, g->peer.fd) == FERRYD_FAULT_FAIL)
+		r = ferry_error_msg(&e2, EIO, "fault at src-verdict");
+	/* the commit point: the decision, durable, before the commit goes; from then on the
+	 * instance is the destination's, whatever becomes of the commit (journal.h) */
+	if (r == 0 && ferryd_fault_armed(FERRYD_SRC_COMMIT, FERRYD_FAULT_FAIL))
+		r = ferry_error_msg(&e2, EIO, "fault at src-commit: the decision is not written");
+	if (r == 0 && (r = ferryd_journal_decide(g->lock)) < 0)
+		ferry_error_msg(&e2, -r, "write the decision in the journal");
+	if (r == 0) {
+		g->decided = true;
+		(void)ferryd_fault(FERRYD_SRC_COMMIT, g->id, g->peer.fd);
+		if (ferryd_link_send_commit(&g->peer, NULL) < 0)
+			ferryd_log(g->id, "the commit did not go: %s settles it when it can", g->to);
+	} else {
 		g->restart_here = true;
 		g->dest_failed = xstrdup(e2 ? e2->message : "the destination went away");
 	}
@@ -179,9 +222,13 @@ static int dump_shared(struct mig *g, struct ferry_request *dump, struct ferry_e
 	if (r == 0)
 		ferryd_log(g->id, "dumps into '%s'", g->leaf.path);
 	dump->checkpoint = g->leaf.path;
+	if (r == 0 && ferryd_fault(FERRYD_SRC_DUMP, g->id, g->peer.fd) == FERRYD_FAULT_FAIL)
+		r = ferry_error_msg(err, EIO, "fault at src-dump");
 	if (r == 0)
 		r = ferryd_run_starter(g->d, &g->u, dump, -1, &g->src_out, err);
 	g->in_ckpt = r == 0;
+	if (r == 0 && ferryd_fault(FERRYD_SRC_RESTART, g->id, g->peer.fd) == FERRYD_FAULT_FAIL)
+		r = ferry_error_msg(err, EIO, "fault at src-restart");
 	return restart_there(g, r, err);
 }
 
@@ -203,13 +250,17 @@ static char *dump_error_of(const struct ferry_error *err)
 static bool await_done(struct mig *g, int r)
 {
 	/* after a failed dump the destination has nothing left to do: do not wait long for it */
-	unsigned wait = r < 0 ? 10 : (unsigned)g->d->cfg->criu_timeout + 60;
-	g->rr = ferryd_link_recv(&g->peer, wait, &g->done, &g->recv_err);
+	unsigned wait = r < 0 && !g->decided ? 10 : (unsigned)g->d->cfg->criu_timeout + 60;
+	if (ferryd_fault(FERRYD_SRC_DONE, g->id, g->peer.fd) == FERRYD_FAULT_FAIL)
+		g->rr = ferry_error_msg(&g->recv_err, EIO, "fault at src-done");
+	else
+		g->rr = ferryd_link_recv(&g->peer, wait, &g->done, &g->recv_err);
 	g->dest_done = g->rr == 0 && streq(ferry_msg_get(&g->done, "type") ?: "", "done");
-	/* diskless: the source starter ended its copy only on the destination starter's word that
-	 * the instance runs there, so that is the outcome even if the destination's daemon went
-	 * away before it could report */
-	return r == 0 && !g->restart_here && (g->dest_done || g->diskless || !g->dest_failed);
+	/* the decision is the outcome: once it is written the instance is the destination's (the
+	 * source's dumped tree ends), even if the destination's daemon went away before it could
+	 * report, or the commit was lost on the way (the destination then restarts it from the copy
+	 * it keeps, once the two daemons settle the migration: reconcile.c) */
+	return g->decided;
 }
 
 /* The report's times of a migration that went through. */
@@ -225,8 +276,14 @@ static void report_ok(struct mig *g, struct ferry_msg *rep, long long t_end)
 		/* the destination's report was lost: the source starter heard "restored" at sdone */
 		received = dumped;
 		restored = sdone;
-		ferry_msg_set(rep, "note",
-			      "the destination's daemon did not report: times end at the source");
+		_cleanup_free_ char *copy = g->diskless ? xstrdup(g->rec.peer_dir ? g->rec.peer_dir : "?")
+							: xstrdup(g->leaf.path ? g->leaf.path : "?");
+		ferry_msg_set(
+		    rep, "note",
+		    "%s did not confirm: times end at the source. If '%s' does not run there, its "
+		    "ferryd restarts it from the checkpoint '%s' once it reaches %s again; or, on %s: "
+		    "ferry instance start --criu-restart %s",
+		    g->to, g->name, copy, g->d->node, g->to, copy);
 	}
 	ferry_msg_set(rep, "request_ms", "%lld", g->t_conn - g->t0);
 	ferry_msg_set(rep, "prepare_ms", "%lld", g->t_ready - g->t_conn);
@@ -282,17 +339,75 @@ static void report_failed(struct mig *g, struct ferry_msg *rep)
 	ferryd_log(g->id, "failed: %s%s", why, back);
 }
 
+/* The migration's record, before anything is touched; false (the client told) if it cannot be. */
+static bool journal_begin(struct mig *g)
+{
+	struct ferry_error *err = NULL;
+	g->rec = (struct ferryd_jrec){.source = true, .diskless = g->diskless, .uid = g->u.uid};
+	memcpy(g->rec.id, g->id, 13);
+	g->rec.user = xstrdup(g->u.name);
+	g->rec.instance = xstrdup(g->name);
+	g->rec.peer = xstrdup(g->to);
+	int r = ferryd_fault(FERRYD_SRC_JOURNAL, g->id, -1) == FERRYD_FAULT_FAIL
+		    ? ferry_error_msg(&err, EIO, "fault at src-journal")
+		    : ferryd_journal_begin(g->d, &g->rec, &g->lock, &err);
+	if (r < 0) {
+		ferryd_log(g->id, "%s", err->message);
+		ferryd_send_error(g->sk, NULL, g->id, "%s; the instance was not touched", err->message);
+		ferry_error_free(err);
+		return false;
+	}
+	return true;
+}
+
+/* The end: settled (the record goes) once the destination reported; decided but unconfirmed,
+ * the record says so and the reconciler settles it with the destination, which meanwhile may
+ * need the checkpoint of the shared directory (kept). */
+static void settle(struct mig *g, bool ok)
+{
+	struct ferry_error *err = NULL;
+	(void)ferryd_fault(FERRYD_SRC_SETTLE, g->id, -1);
+	if (g->decided && !g->dest_done) {
+		g->rec.state = FERRYD_J_COMMITTED;
+		if (ferryd_journal_put(g->d, &g->rec, &err) < 0) {
+			ferryd_log(g->id, "%s", err->message);
+			ferry_error_free(err);
+		}
+		ferryd_log(g->id, "committed, not yet confirmed by %s: kept until it is", g->to);
+		if (g->diskless) /* the staging: nothing the destination needs */
+			ferryd_leaf_remove(g->d, &g->u, &g->leaf, g->id);
+		ferryd_leaf_close(&g->leaf);
+		return;
+	}
+	/* The migration's directory goes, unless the instance was dumped there and did not move:
+	 * it then runs here again from it (its record names it), or that checkpoint is all that
+	 * is left of it. */
+	if (ok || !g->in_ckpt)
+		ferryd_leaf_remove(g->d, &g->u, &g->leaf, g->id);
+	ferryd_leaf_close(&g->leaf);
+	ferryd_journal_drop(g->d, g->id);
+}
+
 /* After the request was accepted: the migration and its report. */
 static void migrate(struct mig *g)
 {
 	progress(g->sk, "request");
-	if (!prepare(g))
+	if (ferryd_fault(FERRYD_SRC_REQUEST, g->id, -1) == FERRYD_FAULT_FAIL)
+		return ferryd_send_error(g->sk, NULL, g->id,
+					 "fault at src-request; the instance was not touched");
+	if (!journal_begin(g))
 		return;
+	if (!prepare(g)) {
+		ferryd_journal_drop(g->d, g->id);
+		return;
+	}
 	progress(g->sk, g->diskless ? "dump and transfer" : "dump and sync");
 	struct ferry_error *err = NULL;
 	struct ferry_request dump = {
 	    .op = FERRY_OP_CHECKPOINT_DUMP, .flags = FERRY_REQ_TIMINGS, .instance = (char *)g->name};
 	int r = g->diskless ? dump_diskless(g, &dump, &err) : dump_shared(g, &dump, &err);
+	/* diskless: the starter wrote it (fd 5) before its commit; it may have died after */
+	g->decided = g->decided || ferryd_journal_decided(g->lock);
 	if (r < 0 && err)
 		g->dump_error = dump_error_of(err);
 	ferry_error_free(err);
@@ -312,12 +427,7 @@ static void migrate(struct mig *g)
 		report_failed(g, &rep);
 	(void)ferry_msg_send(g->sk, &rep, NULL);
 	ferry_msg_clear(&rep);
-	/* The migration's directory goes, unless the instance was dumped there and did not move:
-	 * it then runs here again from it (its record names it), or that checkpoint is all that
-	 * is left of it. */
-	if (ok || !g->in_ckpt)
-		ferryd_leaf_remove(g->d, &g->u, &g->leaf, g->id);
-	ferryd_leaf_close(&g->leaf);
+	settle(g, ok);
 }
 
 void ferryd_handle_client(struct ferryd *d, int sk)
@@ -327,7 +437,7 @@ void ferryd_handle_client(struct ferryd *d, int sk)
 	struct ferry_error *err = NULL;
 	if (getsockopt(sk, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0)
 		return;
-	struct mig g = {.d = d, .sk = sk, .leaf = {.uidfd = -1}, .peer = {.fd = -1}};
+	struct mig g = {.d = d, .sk = sk, .leaf = {.uidfd = -1}, .peer = {.fd = -1}, .lock = -1};
 	/* the only identity ferryd acts for: the kernel's word for who is on the socket */
 	if (ferryd_user_lookup(cred.uid, &g.u, &err) < 0)
 		return ferryd_send_error(sk, NULL, NULL, "%s", err->message);
@@ -344,5 +454,8 @@ void ferryd_handle_client(struct ferryd *d, int sk)
 	ferryd_log(g.id, "%s asks to move '%s' to %s (%s)", g.u.name, g.name, g.to, g.mode);
 	migrate(&g);
 	ferryd_link_close(&g.peer);
+	if (g.lock >= 0)
+		close(g.lock);
+	ferryd_jrec_clear(&g.rec);
 	free(g.id);
 }

@@ -4,9 +4,23 @@
  * (link.c); in diskless mode the starters' own session runs on the connection in between. */
 #include <sys/socket.h>
 
+#include "fault.h"
 #include "ferryd.h"
 #include "fs.h"
+#include "journal.h"
 #include "names.h"
+
+/* How a restart here ended: done (committed), nothing here (aborted, or it never ran), or in
+ * doubt: it may have restored and the commit never came (the starter said so, or it was killed
+ * or timed out): the copy is kept until the source settles it (reconcile.c). */
+enum outcome { RECV_DONE, RECV_NONE, RECV_INDOUBT };
+
+static bool in_doubt(const struct ferry_error *err)
+{
+	const char *m = err ? err->message : "";
+	return strstr(m, "never confirmed the move") || strstr(m, "was killed by signal") ||
+	       strstr(m, "timed out");
+}
 
 /* The prepare message, checked (its uid in *ret_uid); false (and the peer told) when it is not one. */
 static bool prepare_ok(struct ferryd_link *l, const struct ferry_msg *m, unsigned long long *ret_uid)
@@ -46,7 +60,7 @@ static const char *restart_dir(const struct ferryd *d, struct ferryd_link *l, co
 /* Default mode: the restart from the shared directory, the starter's verdict and the source's
  * commit relayed in records. 1 when there is nothing to restart (told or aborted). */
 static int restart_shared(struct ferryd *d, struct ferryd_link *l, struct ferry_request *restart,
-			  const struct ferryd_user *u, const char *id, char **ret_out,
+			  const struct ferryd_user *u, const char *id, char **ret_dir, char **ret_out,
 			  struct ferry_error **err)
 {
 	struct ferry_msg next = {0};
@@ -59,6 +73,7 @@ static int restart_shared(struct ferryd *d, struct ferryd_link *l, struct ferry_
 	}
 	restart->checkpoint = (char *)ndir;
 	restart->flags |= FERRY_REQ_COMMIT;
+	*ret_dir = xstrdup(ndir);
 	struct ferryd_ctl ctl;
 	int starter_end = -1;
 	int r = ferryd_ctl_start(&ctl, l, &starter_end, err);
@@ -71,35 +86,47 @@ static int restart_shared(struct ferryd *d, struct ferryd_link *l, struct ferry_
 	return r;
 }
 
-/* The restart, once the destination is ready; @leaf: the diskless copy's directory. */
-static void receive(struct ferryd *d, struct ferryd_link *l, const struct ferry_msg *m,
-		    const struct ferryd_user *u, const struct ferryd_leaf *leaf)
+/* The restart, once the destination is ready; @leaf: the diskless copy's directory; the
+ * default mode's in *ret_dir. */
+static enum outcome receive(struct ferryd *d, struct ferryd_link *l, const struct ferry_msg *m,
+			    const struct ferryd_user *u, const struct ferryd_leaf *leaf, char **ret_dir)
 {
 	struct ferry_error *err = NULL;
 	const char *id = ferry_msg_get(m, "id"), *name = ferry_msg_get(m, "instance");
 	bool diskless = streq(ferry_msg_get(m, "mode"), "diskless");
 	struct ferry_msg ready = {0};
 	ferry_msg_set(&ready, "type", "ready");
-	if (ferryd_link_send(l, &ready, &err) < 0)
-		return;
+	if (leaf->path) /* where the copy is kept, should the commit not come (for the source's report) */
+		ferry_msg_set(&ready, "dir", "%s", leaf->path);
+	int sent = ferryd_link_send(l, &ready, &err);
+	ferry_msg_clear(&ready);
+	if (sent < 0 || ferryd_fault(FERRYD_DST_READY, id, l->fd) == FERRYD_FAULT_FAIL)
+		return RECV_NONE;
 	struct ferry_request restart = {.op = FERRY_OP_INSTANCE_START,
 					.flags =
 					    FERRY_REQ_CRIU_RESTART | FERRY_REQ_TIMINGS | FERRY_REQ_MIGRATED,
 					.instance = (char *)name};
 	int r;
 	_cleanup_free_ char *out = NULL;
+	if (ferryd_fault(FERRYD_DST_RESTORE, id, l->fd) == FERRYD_FAULT_FAIL) {
+		ferryd_send_error(-1, l, id, "fault at dst-restore");
+		return RECV_NONE;
+	}
 	if (diskless) {
 		/* the starter's session on the connection itself, between our records */
 		restart.checkpoint = leaf->path;
 		restart.page_server = xasprintf("ferryd:%s", ferry_msg_get(m, "from") ?: "peer");
 		r = ferryd_run_starter(d, u, &restart, l->fd, &out, &err);
 		free(restart.page_server);
-	} else if ((r = restart_shared(d, l, &restart, u, id, &out, &err)) > 0) {
-		return;
+	} else if ((r = restart_shared(d, l, &restart, u, id, ret_dir, &out, &err)) > 0) {
+		return RECV_NONE;
 	}
 	if (r < 0) {
 		ferryd_log(id, "restart failed: %s", err->message);
-		return ferryd_send_error(-1, l, id, "%s", err->message);
+		enum outcome o = in_doubt(err) ? RECV_INDOUBT : RECV_NONE;
+		ferryd_send_error(-1, l, id, "%s", err->message);
+		ferry_error_free(err);
+		return o;
 	}
 	struct ferry_msg done = {0};
 	ferry_msg_set(&done, "type", "done");
@@ -108,7 +135,38 @@ static void receive(struct ferryd *d, struct ferryd_link *l, const struct ferry_
 	ferry_msg_set(&done, "restored", "%lld", ferryd_timing(out, "restored"));
 	ferry_msg_set(&done, "bytes", "%lld", ferryd_timing(out, "bytes"));
 	ferryd_log(id, "'%s' runs here", name);
-	(void)ferryd_link_send(l, &done, &err);
+	if (ferryd_fault(FERRYD_DST_DONE, id, l->fd) != FERRYD_FAULT_FAIL)
+		(void)ferryd_link_send(l, &done, &err);
+	ferry_msg_clear(&done);
+	ferry_error_free(err);
+	return RECV_DONE;
+}
+
+/* The destination's record of the migration, before it says ready; false (the peer told, the
+ * leaf removed) when it cannot be written. */
+static bool journal_begin(struct ferryd *d, struct ferryd_link *l, const struct ferry_msg *m,
+			  const struct ferryd_user *u, struct ferryd_jrec *rec, int *ret_lock,
+			  struct ferryd_leaf *leaf)
+{
+	struct ferry_error *err = NULL;
+	const char *id = ferry_msg_get(m, "id"), *from = ferry_msg_get(m, "from");
+	memcpy(rec->id, id, 13);
+	rec->user = xstrdup(u->name);
+	rec->instance = xstrdup(ferry_msg_get(m, "instance"));
+	rec->peer = xstrdup(from && ferry_name_check(from, NULL, NULL) == 0 ? from : "unknown");
+	int r = ferryd_journal_begin(d, rec, ret_lock, &err);
+	if (r == 0 && ferryd_fault(FERRYD_DST_PREPARE, id, l->fd) == FERRYD_FAULT_FAIL) {
+		r = ferry_error_msg(&err, EIO, "fault at dst-prepare");
+		ferryd_journal_drop(d, id);
+	}
+	if (r == 0)
+		return true;
+	ferryd_log(id, "%s", err->message);
+	ferryd_send_error(-1, l, id, "%s", err->message);
+	ferry_error_free(err);
+	ferryd_leaf_remove(d, u, leaf, id);
+	ferryd_jrec_clear(rec);
+	return false;
 }
 
 static void serve(struct ferryd *d, struct ferryd_link *l)
@@ -117,6 +175,11 @@ static void serve(struct ferryd *d, struct ferryd_link *l)
 	struct ferry_msg m = {0};
 	if (ferryd_link_recv(l, FERRYD_PEER_TIMEOUT, &m, &err) < 0)
 		return ferryd_send_error(-1, l, NULL, "%s", err->message);
+	if (streq(ferry_msg_get(&m, "type") ?: "", "status")) {
+		ferryd_reconcile_answer(d, l, &m);
+		ferry_msg_clear(&m);
+		return;
+	}
 	unsigned long long uid = 0;
 	if (!prepare_ok(l, &m, &uid))
 		return;
@@ -138,10 +201,36 @@ static void serve(struct ferryd *d, struct ferryd_link *l)
 			return ferryd_send_error(-1, l, id, "%s", err->message);
 		}
 	}
-	receive(d, l, &m, &u, &leaf);
+	struct ferryd_jrec rec = {
+	    .diskless = streq(mode, "diskless"), .uid = u.uid, .state = FERRYD_J_PREPARED};
+	_cleanup_close_ int lock = -1;
+	if (!journal_begin(d, l, &m, &u, &rec, &lock, &leaf))
+		return;
+	_cleanup_free_ char *ddir = NULL;
+	enum outcome o = receive(d, l, &m, &u, &leaf, &ddir);
+	if (o == RECV_INDOUBT) {
+		/* kept: the copy (diskless: the tmpfs one; default: the source keeps the shared
+		 * one) and the record, until the source says how the migration ended */
+		rec.state = FERRYD_J_INDOUBT;
+		if (ferryd_journal_put(d, &rec, &err) < 0)
+			ferryd_log(id, "%s", err->message);
+		const char *where = leaf.path ? leaf.path : ddir ? ddir : "?";
+		ferryd_log(
+		    id,
+		    "in doubt: '%s' was restored here but %s never confirmed the move; its last complete "
+		    "checkpoint '%s' is kept until %s settles it (if %s stays unreachable and '%s' does "
+		    "not run there: ferry instance start --criu-restart %s)",
+		    name, rec.peer, where, rec.peer, rec.peer, name, where);
+		ferryd_leaf_close(&leaf);
+		ferryd_jrec_clear(&rec);
+		return;
+	}
+	(void)ferryd_fault(FERRYD_DST_SETTLE, id, -1);
 	/* diskless: the instance was restored from the tmpfs copy (or was not): it is not needed
 	 * any more, and takes as much memory as the instance */
 	ferryd_leaf_remove(d, &u, &leaf, id);
+	ferryd_journal_drop(d, id);
+	ferryd_jrec_clear(&rec);
 }
 
 void ferryd_handle_peer(struct ferryd *d, int sk, const struct ferry_xfer_keys *keys)

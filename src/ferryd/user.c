@@ -46,6 +46,13 @@ int ferryd_user_lookup(uid_t uid, struct ferryd_user *ret, struct ferry_error **
 int ferryd_run_starter(const struct ferryd *d, const struct ferryd_user *u, const struct ferry_request *req,
 		       int sock, char **ret_out, struct ferry_error **err)
 {
+	return ferryd_run_starter_decision(d, u, req, sock, -1, ret_out, err);
+}
+
+int ferryd_run_starter_decision(const struct ferryd *d, const struct ferryd_user *u,
+				const struct ferry_request *req, int sock, int decision, char **ret_out,
+				struct ferry_error **err)
+{
 	_cleanup_free_ char *buf = NULL;
 	size_t len = 0;
 	int r = ferry_request_encode(req, &buf, &len, err);
@@ -54,12 +61,14 @@ int ferryd_run_starter(const struct ferryd *d, const struct ferryd_user *u, cons
 	_cleanup_close_ int mfd = memfd_create("ferryd-request", MFD_CLOEXEC);
 	if (mfd < 0 || ferry_write_all(mfd, buf, len) < 0 || lseek(mfd, 0, SEEK_SET) < 0)
 		return ferry_error_set(err, errno, "prepare the request");
-	int pass[2] = {mfd, sock};
+	int pass[3] = {mfd, sock, decision};
 	size_t out_len = 0;
 	char *const argv[] = {"ferry-starter", NULL};
 	struct ferry_spawn_opts o = {
 	    .pass_fds = pass,
-	    .n_pass_fds = sock >= 0 ? 2 : 1,
+	    .n_pass_fds = sock < 0	 ? 1
+			  : decision < 0 ? 2
+					 : 3,
 	    .output = ret_out,
 	    .output_len = &out_len,
 	    .capture_stderr = true,

@@ -486,11 +486,18 @@ static _noreturn_ void dump_criu(struct starter *s, const struct ferry_instance 
 	criurun_exec(argv, src, dst, s->xfer_fd >= 0 ? 3 : 2, report, 1);
 }
 
+/* The source's decision (a migration's, diskless) is written: the byte 'C' at its start. */
+static bool decision_written(int fd)
+{
+	char c = 0;
+	return fd >= 0 && pread(fd, &c, 1, 0) == 1 && c == 'C';
+}
+
 /* Waits for the dumping CRIU @criu to end, or for the starter to give up on it (@ctl readable
  * first: a timeout, or the starter was killed), then for the starter's word on @ctl: 'K' once the
  * checkpoint is published (the dumped tree ends), anything else or nothing (the starter died)
  * means the tree goes on. */
-static char dump_guard_verdict(pid_t criu, int ctl)
+static char dump_guard_verdict(pid_t criu, int ctl, int decision)
 {
 	int pidfd = (int)syscall(SYS_pidfd_open, criu, 0);
 	struct pollfd p[2] = {{.fd = pidfd, .events = POLLIN}, {.fd = ctl, .events = POLLIN}};
@@ -504,7 +511,8 @@ static char dump_guard_verdict(pid_t criu, int ctl)
 		;
 	char what = 'C';
 	if (read(ctl, &what, 1) != 1)
-		what = 'C';
+		/* the starter died: the decision, if it wrote one, holds (the commit may be gone) */
+		what = decision_written(decision) ? 'K' : 'C';
 	return what;
 }
 
@@ -540,7 +548,7 @@ static _noreturn_ void dump_guard(struct starter *s, const struct ferry_instance
 		dump_criu(s, inst, imgfd, report);
 	}
 	close(report);
-	char what = dump_guard_verdict(criu, ctl);
+	char what = dump_guard_verdict(criu, ctl, s->decision_fd);
 	if (!(s->req->flags & FERRY_REQ_LEAVE_RUNNING)) {
 		/* every process of the instance but init, from inside its pid namespace */
 		pid_t sig = fork();
@@ -813,7 +821,13 @@ static int dump_send(struct dump *d, struct ferry_manifest *m, const char *text,
 	int r = xfer_send_files(s, d->xs, d->imgfd, m, text, err);
 	if (r == 0)
 		r = ferry_xfer_read_verdict(s->xfer_fd, s->cfg->criu_timeout, err);
-	if (r == 0 && ferry_xfer_send_commit(s->xfer_fd) < 0)
+	/* a migration's commit point: the decision, durable, before the commit goes; once it is
+	 * written the instance is the destination's, even if the commit is lost (its ferryd then
+	 * restarts it from the copy it keeps) */
+	if (r == 0 && s->decision_fd >= 0 &&
+	    (pwrite(s->decision_fd, "C", 1, 0) != 1 || fdatasync(s->decision_fd) < 0))
+		r = ferry_error_set(err, errno ? errno : EIO, "write the migration's decision");
+	if (r == 0 && ferry_xfer_send_commit(s->xfer_fd) < 0 && !decision_written(s->decision_fd))
 		r = ferry_error_msg(err, EPIPE, "the destination went away before the move was agreed");
 	if (r == -ECONNRESET || r == -EPIPE || r == -EIO)
 		xfer_session_blame(d->xs, err);

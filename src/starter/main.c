@@ -50,7 +50,13 @@ static void take_fds(struct starter *s)
 		    FERRY_REQUEST_FD);
 	if (fstat(STARTER_XFER_FD, &st) == 0 && S_ISSOCK(st.st_mode))
 		s->xfer_fd = fcntl(STARTER_XFER_FD, F_DUPFD_CLOEXEC, 10);
-	ferry_close_fds(3, (const int[]){FERRY_REQUEST_FD, s->xfer_fd, -1});
+	/* only with a connection, and only root's regular file open for writing: whoever runs us
+	 * can write there anyway, and reading it back never blocks */
+	int fl = fcntl(STARTER_DECISION_FD, F_GETFL);
+	if (s->xfer_fd >= 0 && fl >= 0 && (fl & O_ACCMODE) == O_RDWR &&
+	    fstat(STARTER_DECISION_FD, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == 0 && st.st_nlink == 1)
+		s->decision_fd = fcntl(STARTER_DECISION_FD, F_DUPFD_CLOEXEC, 10);
+	ferry_close_fds(3, (const int[]){FERRY_REQUEST_FD, s->xfer_fd, s->decision_fd, -1});
 }
 
 /* A restart: the checkpoint is received (--page-server) and verified, and s->req becomes the
@@ -116,7 +122,8 @@ int main(int argc, char **argv)
 			    .ckpt_fd = -1,
 			    .restore_fd = -1,
 			    .ns_last_pid_fd = -1,
-			    .xfer_fd = -1};
+			    .xfer_fd = -1,
+			    .decision_fd = -1};
 
 	sanitize_stdio();
 	starter_t_start = ferry_now_ms();

@@ -71,6 +71,10 @@ struct starter {
 	char *sealed_manifest; /* a received checkpoint: the manifest this process just signed */
 	char *image_fingerprint;
 	int xfer_fd; /* --page-server: the connected socket the CLI passed on fd 4 */
+	/* a migration's source, diskless: ferryd's decision file on fd 5 (root's regular file, open
+	 * for writing): the byte 'C' written there, durably, before the commit is sent, is the commit
+	 * point; the dumped tree ends only if it is there (src/ferryd/journal.h) */
+	int decision_fd;
 	char **networks; /* --net: validated network names */
 	struct ferry_net_args net_args; /* ... and what the user asked for */
 	bool restore_net; /* --restore into an instance with its own network */
@@ -80,6 +84,7 @@ struct starter {
 	struct mount_fds given; /* the plan's mount sources (see plan.h), until plan_mounts */
 };
 #define STARTER_XFER_FD 4
+#define STARTER_DECISION_FD 5
 
 /* The workload of a checkpointable instance gets a high pid (ns_last_pid is raised first), so
  * that at restore the pids it needs are free in the new container, whose init, restorer and

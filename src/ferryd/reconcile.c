@@ -1,0 +1,338 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* reconcile.c — settling the migrations nobody works on any more (journal.h).
+ *
+ * A migration's record outlives its handler when the handler died, or when the commit's fate
+ * was not known at its end (the source decided but the destination never confirmed; the
+ * destination restored but the commit never came). The reconciler, a process of ferryd's, looks
+ * at start and every FERRYD_RECONCILE_S at every record whose lock is free, and asks the peer
+ * over the authenticated link (type=status id=ID from=NODE; the answer type=status state=...):
+ *
+ *   source, decided (committed): the instance is the destination's. Once the destination has no
+ *     record of it (it runs there), the checkpoint kept in the shared directory and the record go.
+ *   source, undecided: the decision is now "aborted" (written before it is told to anyone, so
+ *     that no later answer differs); the dumped tree was resumed by the starter's guard, or, in
+ *     default mode, the instance is restarted here from its checkpoint once the destination
+ *     says it has none running (and the checkpoint is kept when it runs from it).
+ *   destination, in doubt: the source's answer decides. Committed: the instance is restarted
+ *     here from the copy kept (unless it runs), then the copy and the record go. Aborted, or no
+ *     record there: the copy and the record go.
+ *   either, the peer unreachable: nothing changes; the log says where the last complete
+ *     checkpoint is and how to restart from it by hand.
+ * A "pending" answer (the peer still works on it) waits for the next pass. */
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+
+#include "ferryd.h"
+#include "fs.h"
+#include "journal.h"
+#include "names.h"
+
+#define ASK_TIMEOUT 5 /* seconds to connect to the peer and for its answer */
+
+static const char *peer_addr(const struct ferryd *d, const char *name)
+{
+	for (size_t i = 0; i < d->n_peers; i++)
+		if (streq(d->peers[i].name, name))
+			return d->peers[i].addr;
+	return NULL;
+}
+
+/* A TCP connection to @addr within ASK_TIMEOUT (a cut link must not hold the reconciler). */
+static int connect_timed(const char *addr, struct ferry_error **err)
+{
+	const char *colon = strrchr(addr, ':');
+	_cleanup_free_ char *host = xstrndup(addr, colon ? (size_t)(colon - addr) : strlen(addr));
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
+	if (!colon || getaddrinfo(host, colon + 1, &hints, &res) != 0)
+		return ferry_error_msg(err, EINVAL, "bad peer address '%s'", addr);
+	int sk = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	int r = sk < 0 ? -errno : connect(sk, res->ai_addr, res->ai_addrlen) < 0 ? -errno : 0;
+	freeaddrinfo(res);
+	if (r == -EINPROGRESS) {
+		struct pollfd p = {.fd = sk, .events = POLLOUT};
+		int e = 0;
+		socklen_t el = sizeof(e);
+		r = poll(&p, 1, ASK_TIMEOUT * 1000);
+		r = r == 0						? -ETIMEDOUT
+		    : r < 0						? -errno
+		    : getsockopt(sk, SOL_SOCKET, SO_ERROR, &e, &el) < 0 ? -errno
+									: -e;
+	}
+	if (r == 0 && fcntl(sk, F_SETFL, 0) < 0)
+		r = -errno;
+	if (r < 0) {
+		if (sk >= 0)
+			close(sk);
+		return ferry_error_set(err, -r, "connect to '%s'", addr);
+	}
+	return sk;
+}
+
+/* The peer's state of the migration @r ("none", "pending", a journal state), or NULL (@err)
+ * when it cannot be asked. */
+static char *ask_peer(struct ferryd *d, const struct ferryd_jrec *r, struct ferry_error **err)
+{
+	const char *addr = peer_addr(d, r->peer);
+	if (!addr)
+		return ferry_error_msg(err, ENOENT, "'%s' is no peer of this node", r->peer), NULL;
+	int sk = connect_timed(addr, err);
+	if (sk < 0)
+		return NULL;
+	struct ferry_xfer_keys keys;
+	struct ferryd_link l = {.fd = -1};
+	struct ferry_msg q = {0}, a = {0};
+	char *state = NULL;
+	int ret = ferry_peer_connect(sk, d->key, d->keylen, ASK_TIMEOUT, &keys, err);
+	if (ret == 0)
+		ret = ferryd_link_open(&l, sk, &keys, false, err);
+	explicit_bzero(&keys, sizeof(keys));
+	ferry_msg_set(&q, "type", "status");
+	ferry_msg_set(&q, "id", "%s", r->id);
+	ferry_msg_set(&q, "from", "%s", d->node);
+	if (ret == 0 && (ret = ferryd_link_send(&l, &q, err)) == 0 &&
+	    (ret = ferryd_link_recv(&l, ASK_TIMEOUT, &a, err)) == 0) {
+		const char *s = ferry_msg_get(&a, "state");
+		if (streq(ferry_msg_get(&a, "type") ?: "", "status") && s && strlen(s) < 16)
+			state = xstrdup(s);
+		else
+			ferry_error_msg(err, EPROTO, "%s",
+					ferry_msg_get(&a, "message") ?: "bad status answer");
+	}
+	if (l.buf)
+		ferryd_link_close(&l);
+	close(sk);
+	ferry_msg_clear(&q);
+	ferry_msg_clear(&a);
+	return state;
+}
+
+void ferryd_reconcile_answer(struct ferryd *d, struct ferryd_link *l, const struct ferry_msg *m)
+{
+	struct ferry_error *err = NULL;
+	const char *id = ferry_msg_get(m, "id"), *from = ferry_msg_get(m, "from");
+	struct ferryd_jrec r = {0};
+	if (!ferryd_id_ok(id) || !from)
+		return ferryd_send_error(-1, l, NULL, "bad status message");
+	int ret = ferryd_journal_get(d, id, &r, &err);
+	const char *state = "none";
+	_cleanup_close_ int lock = -1;
+	if (ret == 0 && !streq(r.peer, from)) {
+		ferryd_jrec_clear(&r);
+		return ferryd_send_error(-1, l, id, "migration %s is not one with %s", id, from);
+	}
+	if (ret == 0) {
+		lock = ferryd_journal_trylock(d, id);
+		state = lock < 0 ? "pending" : ferryd_jstate_name(r.state);
+	}
+	if (ret == 0 && lock >= 0 && r.source && r.state == FERRYD_J_PREPARED) {
+		/* nobody works on it: the decision is what is written, and stays so once told */
+		r.state = ferryd_journal_decided(lock) ? FERRYD_J_COMMITTED : FERRYD_J_ABORTED;
+		if (ferryd_journal_put(d, &r, &err) < 0)
+			state = "pending";
+		else
+			state = ferryd_jstate_name(r.state);
+	}
+	if (ret < 0 && ret != -ENOENT) {
+		ferryd_log(id, "%s", err->message);
+		state = "pending";
+	}
+	ferry_error_free(err);
+	err = NULL;
+	ferryd_log(id, "status asked by %s: %s", from, state);
+	struct ferry_msg a = {0};
+	ferry_msg_set(&a, "type", "status");
+	ferry_msg_set(&a, "id", "%s", id);
+	ferry_msg_set(&a, "state", "%s", state);
+	(void)ferryd_link_send(l, &a, &err);
+	ferry_error_free(err);
+	ferry_msg_clear(&a);
+	ferryd_jrec_clear(&r);
+}
+
+/* The migration's own directory on this side, for ferryd_leaf_remove. */
+static int reopen_leaf(struct ferryd *d, const struct ferryd_user *u, const struct ferryd_jrec *r,
+		       struct ferryd_leaf *ret, struct ferry_error **err)
+{
+	_cleanup_free_ char *leaf = ferryd_jrec_leaf(r);
+	return ferryd_leaf_open(r->diskless ? d->tmpfs_dir : d->shared_dir, u, leaf, r->id, ret, err);
+}
+
+static void remove_dir(struct ferryd *d, const struct ferryd_user *u, const struct ferryd_jrec *r)
+{
+	struct ferryd_leaf leaf = {.uidfd = -1};
+	struct ferry_error *err = NULL;
+	if (reopen_leaf(d, u, r, &leaf, &err) == 0)
+		ferryd_leaf_remove(d, u, &leaf, r->id);
+	else if (err->code != ENOENT)
+		ferryd_log(r->id, "%s", err->message);
+	ferry_error_free(err);
+	ferryd_leaf_close(&leaf);
+}
+
+/* The instance runs here, restarted from @dir if it did not: 1 restarted, 0 it ran already,
+ * -1 (logged) the restart failed. */
+static int ensure_runs(struct ferryd *d, const struct ferryd_user *u, const struct ferryd_jrec *r,
+		       const char *dir)
+{
+	struct ferry_request restart = {.op = FERRY_OP_INSTANCE_START,
+					.flags = FERRY_REQ_CRIU_RESTART | FERRY_REQ_MIGRATED,
+					.instance = r->instance,
+					.checkpoint = (char *)dir};
+	_cleanup_free_ char *out = NULL;
+	struct ferry_error *err = NULL;
+	int ret = ferryd_run_starter(d, u, &restart, -1, &out, &err);
+	if (ret == 0) {
+		ferryd_log(r->id, "'%s' of %s restarted here from '%s'", r->instance, r->user, dir);
+		return 1;
+	}
+	ret = strstr(err->message, "already exists") ? 0 : -1;
+	if (ret < 0)
+		ferryd_log(r->id,
+			   "restart of '%s' from '%s' failed: %s (ferry instance start --criu-restart %s)",
+			   r->instance, dir, err->message, dir);
+	ferry_error_free(err);
+	return ret;
+}
+
+/* Logs once per process and migration that the peer cannot be reached, with where the job is. */
+static void log_unreachable(const struct ferryd_jrec *r, const char *dir, const struct ferry_error *err)
+{
+	static char logged[FERRYD_JOURNAL_MAX][13];
+	static size_t n;
+	for (size_t i = 0; i < n; i++)
+		if (streq(logged[i], r->id))
+			return;
+	if (n < FERRYD_JOURNAL_MAX)
+		memcpy(logged[n++], r->id, 13);
+	if (r->source && r->state == FERRYD_J_COMMITTED)
+		ferryd_log(r->id,
+			   "unsettled: %s cannot be reached (%s); '%s' is %s's: it runs there, or its last "
+			   "complete checkpoint is there (%s)",
+			   r->peer, err->message, r->instance, r->peer, r->peer_dir ? r->peer_dir : dir);
+	else
+		ferryd_log(
+		    r->id,
+		    "unsettled: %s cannot be reached (%s); the last complete checkpoint of '%s' is '%s' "
+		    "on this node: if '%s' does not run on %s, restart it with 'ferry instance start "
+		    "--criu-restart %s'",
+		    r->peer, err->message, r->instance, dir, r->instance, r->peer, dir);
+}
+
+static void settle_source(struct ferryd *d, struct ferryd_jrec *r, const struct ferryd_user *u,
+			  const char *peer, const char *dir)
+{
+	if (r->state == FERRYD_J_COMMITTED) {
+		if (!streq(peer, "none"))
+			return; /* the destination settles it first (it asks us) */
+		remove_dir(d, u, r);
+		ferryd_journal_drop(d, r->id);
+		ferryd_log(r->id, "settled: '%s' moved to %s", r->instance, r->peer);
+		return;
+	}
+	if (streq(peer, "pending") || streq(peer, "indoubt") || streq(peer, "prepared"))
+		return; /* until the destination has no copy running */
+	/* aborted: the instance is this node's; default mode, it may have to come back */
+	if (!r->diskless && ensure_runs(d, u, r, dir) != 0) {
+		ferryd_journal_drop(d, r->id); /* it runs from there, or that is all that is left */
+		ferryd_log(r->id, "settled: '%s' stays on this node (its checkpoint '%s' is kept)",
+			   r->instance, dir);
+		return;
+	}
+	remove_dir(d, u, r);
+	ferryd_journal_drop(d, r->id);
+	ferryd_log(r->id, "settled: '%s' stays on this node", r->instance);
+}
+
+static void settle_destination(struct ferryd *d, struct ferryd_jrec *r, const struct ferryd_user *u,
+			       const char *peer, const char *dir)
+{
+	if (streq(peer, "pending"))
+		return;
+	if (streq(peer, "committed") && ensure_runs(d, u, r, dir) < 0)
+		return; /* logged; tried again on the next pass */
+	if (r->diskless)
+		remove_dir(d, u, r);
+	ferryd_journal_drop(d, r->id);
+	ferryd_log(r->id, "settled: '%s' %s", r->instance,
+		   streq(peer, "committed") ? "runs on this node" : "stays on its source");
+}
+
+/* One record, its lock held. */
+static void reconcile_one(struct ferryd *d, struct ferryd_jrec *r, int lock)
+{
+	struct ferry_error *err = NULL;
+	if (r->source && r->state == FERRYD_J_PREPARED) {
+		r->state = ferryd_journal_decided(lock) ? FERRYD_J_COMMITTED : FERRYD_J_ABORTED;
+		if (ferryd_journal_put(d, r, &err) < 0) {
+			ferryd_log(r->id, "%s", err->message);
+			ferry_error_free(err);
+			return;
+		}
+	}
+	struct ferryd_user u = {0};
+	if (ferryd_user_lookup(r->uid, &u, &err) < 0) {
+		ferryd_log(r->id, "%s", err->message);
+		ferry_error_free(err);
+		return;
+	}
+	_cleanup_free_ char *dir = ferryd_jrec_dir(d, r);
+	if (!r->source && !r->diskless) { /* the source's directory in the shared one */
+		free(dir);
+		dir = xasprintf("%s/%u/%s-%s", d->shared_dir, (unsigned)r->uid, r->instance, r->id);
+	}
+	_cleanup_free_ char *peer = ask_peer(d, r, &err);
+	if (!peer)
+		log_unreachable(r, dir, err);
+	else if (r->source)
+		settle_source(d, r, &u, peer, dir);
+	else
+		settle_destination(d, r, &u, peer, dir);
+	ferry_error_free(err);
+	free(u.name);
+}
+
+static void reconcile_pass(struct ferryd *d)
+{
+	static char ids[FERRYD_JOURNAL_MAX][13];
+	size_t n = ferryd_journal_list(d, ids, FERRYD_JOURNAL_MAX);
+	for (size_t i = 0; i < n && i < FERRYD_JOURNAL_MAX; i++) {
+		_cleanup_close_ int lock = ferryd_journal_trylock(d, ids[i]);
+		if (lock < 0)
+			continue; /* its handler (or what it runs) still works on it */
+		struct ferryd_jrec r = {0};
+		struct ferry_error *err = NULL;
+		if (ferryd_journal_get(d, ids[i], &r, &err) < 0) {
+			/* not ferryd's record as written: set aside for the admin, never acted on */
+			_cleanup_free_ char *aside = xasprintf("bad.%s", ids[i]);
+			ferryd_log(ids[i], "%s: moved aside to '%s'", err ? err->message : "no record",
+				   aside);
+			(void)renameat(d->jfd, ids[i], d->jfd, aside);
+			ferry_error_free(err);
+			continue;
+		}
+		reconcile_one(d, &r, lock);
+		ferryd_jrec_clear(&r);
+	}
+}
+
+void ferryd_reconcile_start(struct ferryd *d)
+{
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	if (pid != 0) {
+		if (pid < 0)
+			ferryd_log(NULL, "no reconciler: fork: %s", strerror(errno));
+		return;
+	}
+	(void)prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+	if (getppid() != parent)
+		_exit(0);
+	for (;;) {
+		reconcile_pass(d);
+		sleep(FERRYD_RECONCILE_S);
+	}
+}
