@@ -276,6 +276,7 @@ static void report_ok(struct mig *g, struct ferry_msg *rep, long long t_end)
 		/* the destination's report was lost: the source starter heard "restored" at sdone */
 		received = dumped;
 		restored = sdone;
+		dstart = dstart ? dstart : dumped;
 		_cleanup_free_ char *copy = g->diskless ? xstrdup(g->rec.peer_dir ? g->rec.peer_dir : "?")
 							: xstrdup(g->leaf.path ? g->leaf.path : "?");
 		ferry_msg_set(

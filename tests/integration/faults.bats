@@ -1,0 +1,194 @@
+#!/usr/bin/env bats
+# Exactly once, under every fault (issue 12): the journal, the durable commit point and the
+# reconciler of ferryd (src/ferryd/journal.h, reconcile.c), and the fault matrix over the named
+# steps of a migration (src/ferryd/steps.h, docs/faults.md).
+#
+# The matrix runs ferryd's fault build (build-fault/ferryd, made by `make fault-build`; never
+# installed) on the simulated nodes of tests/lib/nodes.sh, with the installed setuid starter,
+# which has no fault points. The test command runs a slice of the matrix; `make faults`
+# (FERRY_FAULTS=all) every cell; FERRY_FAULTS=REGEX the cells whose "MODE STEP FAULT" match.
+
+load ../lib/common
+load ../lib/checkpoint
+source "$FERRY_TESTS_DIR/lib/nodes.sh"
+load ../lib/migrate
+load ../lib/faults
+
+setup_file() {
+	ferry_suite_setup
+	migrate_suite_setup
+	fault_build
+}
+
+teardown_file() {
+	ferry_suite_teardown
+	migrate_suite_teardown
+	rm -rf "$U1_HOME"/.ferry/checkpoint/ftf-* 2>/dev/null || true
+}
+
+setup() {
+	ferry_test_setup
+	use_image sqsh >/dev/null
+	PEER_PIDS=()
+	FOLLOW_PIDS=()
+	OUT=$U1_TMP/out
+	as_user1 mkdir -p "$OUT"
+	chmod 0777 "$OUT"
+	T=ftf-$BATS_TEST_NUMBER
+}
+
+teardown() {
+	local n
+	if [ -z "${BATS_TEST_COMPLETED:-}" ]; then
+		for n in nodeA nodeB; do
+			[ -z "${FERRYD_LOG[$n]:-}" ] || { echo "---- ferryd on $n:"; tail -n 60 "${FERRYD_LOG[$n]}"; }
+		done
+	fi
+	ip -n nodeB link set eth0 up 2>/dev/null || true
+	fault_cell_cleanup
+	ferry_teardown
+}
+
+@test "the installed ferryd and starter have no fault points: FERRY_FAULT changes nothing" {
+	# not a byte of the mechanism in what is installed (the name is only in the fault build)
+	! strings /usr/local/sbin/ferryd | grep -q FERRY_FAULT || fail "the installed ferryd knows FERRY_FAULT"
+	! strings /usr/local/libexec/ferry/ferry-starter | grep -q FERRY_FAULT || fail "the installed starter knows FERRY_FAULT"
+	strings "$FAULT_FERRYD" | grep -q FERRY_FAULT
+	# and the variable, set for both daemons (and so for the starters they run), does nothing
+	mig_conf
+	FERRY_FAULT=src-request=fail,src-commit=cut,dst-prepare=fail,dst-restore=kill ferryd_start nodeA
+	FERRY_FAULT=src-request=fail,src-commit=cut,dst-prepare=fail,dst-restore=kill ferryd_start nodeB
+	local name=$T-inst run_id
+	mig_launch nodeA "$name" 16
+	run_id=$(field_of "$OUT/$name.prog" run)
+	FERRY_FAULT=src-dump=fail mig_migrate nodeA "$name" --to nodeB --mode diskless
+	[ "$status" -eq 0 ] || fail "the migration failed: $stderr"
+	assert_only_on nodeB "$name"
+	assert_moves_on "$name" "$run_id"
+	! grep -q "fault" "${FERRYD_LOG[nodeA]}" "${FERRYD_LOG[nodeB]}" || fail "a fault point ran"
+	wait_settled 10
+}
+
+# The hole of issue 12: the commit lost after the source decided (the link cut at that very
+# instant). Before: the destination stopped its copy, the source had ended its own: no copy.
+commit_lost() {
+	local mode=$1 name=$T-c run_id
+	mig_conf
+	fault_ferryd nodeA src-commit=cut
+	fault_ferryd nodeB ""
+	mig_launch nodeA "$name" 32
+	run_id=$(field_of "$OUT/$name.prog" run)
+	mig_migrate nodeA "$name" --to nodeB --mode "$mode" --json
+	echo "# ferry migrate: exit $status: $output $stderr" >&3
+	ferryd_log_has nodeA "fault: the link is cut at src-commit" || fail "the fault did not fire"
+	# committed: the source ended its copy; the report says so, and where the copy is
+	[ "$status" -eq 0 ] || fail "the source decided the move, but ferry migrate failed: $stderr"
+	[[ "$output" == *"did not confirm"*"ferry instance start --criu-restart"* ]] || fail "the report does not say where the checkpoint is: $output"
+	# the destination stopped its unconfirmed copy, kept the checkpoint, and the reconciler
+	# restarts it from there
+	wait_settled 60
+	ferryd_log_has nodeB "restarted here from" || fail "nodeB did not restart '$name' from its copy"
+	wait_once "$name" 20
+	assert_only_on nodeB "$name"
+	assert_moves_on "$name" "$run_id"
+	BASE_LOOPS=$(losetup -a | wc -l) BASE_MOUNTS=$(wc -l </proc/self/mountinfo) assert_nothing_left "$name" "$mode"
+}
+
+@test "the commit lost on the link, diskless: the job runs exactly once, on nodeB, restarted from the copy kept there" {
+	commit_lost diskless
+}
+
+@test "the commit lost on the link, default mode: the job runs exactly once, on nodeB, restarted from the shared checkpoint" {
+	commit_lost default
+}
+
+@test "both sides cut off after the commit: the destination says where the last complete checkpoint is, and a restart from it by hand works" {
+	local name=$T-hand run_id dir
+	mig_conf "criu timeout = 10"
+	fault_ferryd nodeA src-commit=stop
+	fault_ferryd nodeB ""
+	mig_launch nodeA "$name" 32
+	run_id=$(field_of "$OUT/$name.prog" run)
+	mig_bg nodeA "$name" --to nodeB --mode diskless
+	wait_stopped nodeA 60 src-commit
+	# the decision is written; the link goes down for good before the commit leaves
+	ip -n nodeB link set eth0 down
+	local p
+	for p in $(stopped_handlers nodeA); do kill -CONT "$p"; done
+	# (the source waits for the destination's report within its bounds: the session's end, then
+	# 'criu timeout' + 60 s)
+	mig_wait 200
+	# the destination's copy without a commit is stopped; its ferryd cannot reach nodeA
+	wait_for ferryd_log_has nodeB "cannot be reached" || sleep 10
+	ferryd_log_has nodeB "cannot be reached" || fail "nodeB's ferryd did not say it cannot settle: $(tail -5 "${FERRYD_LOG[nodeB]}")"
+	dir=$(grep -o "ferry instance start --criu-restart [^' ]*" "${FERRYD_LOG[nodeB]}" | tail -n1 | awk '{print $5}')
+	[ -n "$dir" ] && [ -d "$dir" ] || fail "no checkpoint named in nodeB's log: $(grep unsettled "${FERRYD_LOG[nodeB]}")"
+	[ "$(workload_count "$name")" = 0 ] || fail "'$name' runs $(workload_count "$name") times while unsettled"
+	# the user restarts it from there, as the message says
+	run --separate-stderr on nodeB "$FERRY" instance start --criu-restart "$dir"
+	[ "$status" -eq 0 ] || fail "the restart by hand failed: $stderr"
+	wait_once "$name" 20
+	assert_moves_on "$name" "$run_id"
+	# the link back: the daemons settle it, and nothing starts twice
+	ip -n nodeB link set eth0 up
+	wait_settled 60
+	assert_stays_only_on nodeB "$name" 2
+}
+
+@test "the journal: a record that is not ferryd's is set aside, never acted on; too many unsettled migrations refuse a new one" {
+	mig_conf
+	mkdir -p "$JOURNAL/nodeA"
+	# a record with a bad field, a symlink and a world-writable one: none is acted on
+	printf 'ferry-proto 1\nid=0123456789ab\nrole=source\nmode=default\nuid=0\nuser=root\ninstance=../../x\npeer=nodeB\nstate=prepared\n' >"$JOURNAL/nodeA/0123456789ab"
+	touch "$JOURNAL/nodeA/0123456789ab.commit"
+	ln -s /etc/passwd "$JOURNAL/nodeA/0123456789ac"
+	touch "$JOURNAL/nodeA/0123456789ac.commit"
+	ferryd_start nodeA
+	ferryd_start nodeB
+	wait_for ferryd_log_has nodeA "moved aside" || fail "no record set aside: $(cat "${FERRYD_LOG[nodeA]}")"
+	[ -e "$JOURNAL/nodeA/bad.0123456789ab" ] || fail "the bad record was not set aside: $(ls -la "$JOURNAL/nodeA")"
+	[ "$(readlink "$JOURNAL/nodeA/bad.0123456789ac")" = /etc/passwd ] || fail "the symlink was not set aside as it is"
+	head -c 1 /etc/passwd | grep -q r
+	ferryd_alive nodeA
+	# a full journal: 256 unsettled records (of migrations no peer knows) make a new one wait
+	ferryd_stop nodeA
+	local i
+	for ((i = 0; i < 256; i++)); do
+		printf 'ferry-proto 1\nid=%012x\nrole=destination\nmode=default\nuid=%s\nuser=%s\ninstance=x\npeer=nodeZ\nstate=indoubt\n' "$i" "$U1_UID" "$U1" >"$JOURNAL/nodeA/$(printf %012x "$i")"
+		chmod 0600 "$JOURNAL/nodeA/$(printf %012x "$i")"
+	done
+	ferryd_start nodeA
+	local name=$T-full
+	mig_launch nodeA "$name" 16
+	mig_migrate nodeA "$name" --to nodeB --mode default
+	assert_ferry_error "not yet settled"
+	assert_only_on nodeA "$name"
+}
+
+@test "the fault matrix: every (step, fault) cell of the run ends with the job running exactly once and nothing left" {
+	local cells line n=0 ok=0 failed=""
+	cells=$(fault_cells)
+	[ -n "$cells" ] || skip "no cell matches FERRY_FAULTS='$FERRY_FAULTS'"
+	: >"$FAULT_RESULTS"
+	while read -r line; do
+		n=$((n + 1))
+		CELL=$n
+		local t0=$EPOCHREALTIME
+		# shellcheck disable=SC2086
+		if (
+			trap 'fault_cell_cleanup >/dev/null 2>&1' EXIT
+			fault_cell $line
+		) >"$BATS_TEST_TMPDIR/cell-$n.log" 2>&1 </dev/null 3>&-; then
+			ok=$((ok + 1))
+			echo "survived $line" >>"$FAULT_RESULTS"
+		else
+			failed+=$'\n'"  $line: $(tail -n 3 "$BATS_TEST_TMPDIR/cell-$n.log" | tr '\n' ' ')"
+			echo "FAILED $line" >>"$FAULT_RESULTS"
+			for n2 in nodeA nodeB; do cp "$BATS_TEST_TMPDIR/ferryd-$n2.log" "$BATS_TEST_TMPDIR/cell-$n-$n2.log" 2>/dev/null || true; done
+		fi
+		echo "# $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN {printf "%5.1fs", b - a}') $line: $(tail -n1 "$FAULT_RESULTS" | cut -d' ' -f1)" >&3
+		rm -f "$BATS_TEST_TMPDIR"/ferryd-node*.log
+	done <<<"$cells"
+	echo "# the matrix: $ok of $n cells survived (results: $FAULT_RESULTS)" >&3
+	[ -z "$failed" ] || fail "cells that did not survive:$failed"
+}

@@ -1,0 +1,227 @@
+# shellcheck shell=bash
+# faults.bash — the fault matrix of tests/integration/faults.bats (load after ../lib/migrate).
+#
+# A cell is (mode, step, fault): one migration of user 1's stateful workload nodeA -> nodeB with
+# that fault at that step (the steps: src/ferryd/steps.h), then the checks of issue 12:
+#   - the job runs exactly once afterwards, the same run (resumed or restored, never started
+#     anew), and makes progress;
+#   - both nodes' journals are empty (the migration is settled), and nothing is left: no
+#     starter or CRIU of ferryd's, no leaf in either tmpfs directory, no checkpoint in the shared
+#     directory but the one the instance runs from, the loop devices and mounts as before.
+# The ferryd on both nodes is the fault build (build-fault/ferryd: make fault-build), run from
+# the build directory, with the installed setuid starter: the fault points are ferryd's only.
+#
+# Faults:
+#   fail, cut            FERRY_FAULT=STEP=fail|cut on the step's side (fault.h)
+#   kill-src-ferryd,     the step's side stops itself at the step (FERRY_FAULT=STEP=stop); the
+#   kill-dst-ferryd      test SIGKILLs every ferryd process of that node (daemon, handlers,
+#                        reconciler), starts its daemon again, and continues the stopped side
+#   kill-src-starter,    at src-dump / dst-restore (where they run): SIGKILL of the process
+#   kill-dst-starter,    once it is there
+#   kill-src-criu,
+#   kill-dst-criu
+#   tmpfs-full           diskless, dst-restore: the destination's tmpfs is 16 MB
+#   shared-full          default, src-dump: the shared directory is a 16 MB tmpfs
+#   restore-fail         dst-restore: the image is gone on the destination
+
+FAULT_FERRYD=${FERRY_FAULT_FERRYD:-$FERRY_TESTS_DIR/../build-fault/ferryd}
+JOURNAL=/var/lib/ferry/ferryd
+FAULT_STEPS_DEFAULT="src-request src-journal src-prepare src-dump src-restart src-verdict src-commit src-done src-settle dst-prepare dst-ready dst-restore dst-done dst-settle"
+FAULT_STEPS_DISKLESS="src-request src-journal src-prepare src-dump src-commit src-done src-settle dst-prepare dst-ready dst-restore dst-done dst-settle"
+FAULT_RESULTS=${FAULT_RESULTS:-/var/tmp/ferry-faults.txt}
+
+fault_build() {
+	if [ ! -x "$FAULT_FERRYD" ] || [ -n "$(find "$FERRY_TESTS_DIR/../src" -newer "$FAULT_FERRYD" -name '*.[ch]' | head -n1)" ]; then
+		make -s -C "$FERRY_TESTS_DIR/.." fault-build >/dev/null || return 1
+	fi
+	strings "$FAULT_FERRYD" | grep -q FERRY_FAULT || {
+		echo "$FAULT_FERRYD is no fault build" >&2
+		return 1
+	}
+}
+
+# fault_ferryd NODE [FERRY_FAULT] [FERRYD OPTION...]: the fault build as NODE's ferryd.
+fault_ferryd() {
+	local n=$1 f=${2:-}
+	shift 2 || shift
+	FERRY_FAULT=$f FERRYD=$FAULT_FERRYD ferryd_start "$n" "$@"
+}
+
+# journal_records NODE: the migrations NODE's ferryd has not settled.
+journal_records() { find "$JOURNAL/$1" -maxdepth 1 -type f -regextype egrep -regex '.*/[0-9a-f]{12}' 2>/dev/null; }
+
+# wait_settled SECONDS: until both journals are empty.
+wait_settled() {
+	local i
+	for ((i = 0; i < $1 * 10; i++)); do
+		[ -z "$(journal_records nodeA)$(journal_records nodeB)" ] && return 0
+		sleep 0.1
+	done
+	fail "not settled after $1 s: nodeA: $(journal_records nodeA | xargs -r cat); nodeB: $(journal_records nodeB | xargs -r cat)"
+}
+
+# wait_once NAME SECONDS: until exactly one copy of the workload runs.
+wait_once() {
+	local i
+	for ((i = 0; i < $2 * 10; i++)); do
+		[ "$(workload_count "$1")" = 1 ] && return 0
+		sleep 0.1
+	done
+	fail "'$1' runs $(workload_count "$1") times after $2 s"
+}
+
+# wait_proc NODE COMM SECONDS: the pid of a COMM process of ferryd's on NODE, once there is one.
+wait_proc() {
+	local i p
+	for ((i = 0; i < $3 * 100; i++)); do
+		if [ "$2" = ferry-starter ]; then p=$(ferryd_starters "$1" | head -n1); else p=$(ferryd_procs "$1" "$2" | awk '{print $1}'); fi
+		[ -n "$p" ] && {
+			echo "$p"
+			return 0
+		}
+		sleep 0.01
+	done
+	return 1
+}
+
+# stopped_handlers NODE: ferryd processes of NODE stopped by a fault point.
+stopped_handlers() {
+	local p
+	for p in $(ferryd_procs "$1"); do
+		grep -q '^State:[[:space:]]*T' "/proc/$p/status" 2>/dev/null && echo "$p"
+	done
+}
+
+wait_stopped() {
+	local i
+	for ((i = 0; i < $2 * 20; i++)); do
+		grep -q "fault: stopped at $3" "${FERRYD_LOG[$1]}" 2>/dev/null && [ -n "$(stopped_handlers "$1")" ] && return 0
+		sleep 0.05
+	done
+	fail "$1 did not stop at $3 within $2 s"
+}
+
+# assert_nothing_left NAME MODE: the checks of leftovers after a settled migration.
+assert_nothing_left() {
+	local name=$1 mode=$2 n left
+	for n in nodeA nodeB; do
+		# shellcheck disable=SC2046
+		wait_gone 40 $(ferryd_starters "$n")
+		left=$(ip netns pids "$n" 2>/dev/null | xargs -r ps -o comm= -p | grep -cx criu || true)
+		[ "$left" = 0 ] || fail "CRIU still runs in $n"
+	done
+	left=$(find "$MIG_TMPFS"-nodeA "$MIG_TMPFS"-nodeB "$MIG_SMALL" -mindepth 2 -maxdepth 3 -name "$name-*" 2>/dev/null || true)
+	[ -z "$left" ] || fail "left in the tmpfs directories: $left"
+	left=$( (find "$MIG_SHARED" -mindepth 2 -maxdepth 2 -name "$name-*" 2>/dev/null || true) | wc -l)
+	if [ "$mode" = default ] && listed_on nodeA "$name"; then
+		[ "$left" -le 1 ] || fail "$left checkpoints of '$name' left in the shared directory"
+	else
+		[ "$left" = 0 ] || fail "left in the shared directory: $(find "$MIG_SHARED" -mindepth 2 -maxdepth 2)"
+	fi
+	[ "$(losetup -a | wc -l)" = "$BASE_LOOPS" ] || fail "loop devices: $(losetup -a | wc -l), were $BASE_LOOPS"
+	[ "$(wc -l </proc/self/mountinfo)" = "$BASE_MOUNTS" ] || fail "mounts: $(wc -l </proc/self/mountinfo), were $BASE_MOUNTS"
+}
+
+# fault_cell MODE STEP FAULT: one cell (see above); in a subshell of the caller's.
+fault_cell() {
+	local mode=$1 step=$2 fault=$3 side=nodeA victim="" act="" mb=16 name=ftf-$CELL run_id p
+	[[ $step == dst-* ]] && side=nodeB
+	case $fault in
+	fail | cut) act=$fault ;;
+	kill-src-ferryd) act=stop victim=nodeA ;;
+	kill-dst-ferryd) act=stop victim=nodeB ;;
+	kill-*) mb=128 ;;
+	esac
+	local fa="" fb=""
+	local -a optb=()
+	[ -z "$act" ] || if [ "$side" = nodeA ]; then fa=$step=$act; else fb=$step=$act; fi
+	mig_conf "criu timeout = 20"
+	local -a img=()
+	case $fault in
+	tmpfs-full)
+		mkdir -p "$MIG_SMALL" && chmod 0755 "$MIG_SMALL"
+		mount -t tmpfs -o size=16m,mode=0755 ft-migrate-small "$MIG_SMALL"
+		optb=(--tmpfs-dir "$MIG_SMALL/mig") mb=48
+		;;
+	shared-full)
+		mkdir -p "$MIG_SHARED" && mount -t tmpfs -o size=16m,mode=0755 ft-shared-small "$MIG_SHARED" && mb=48
+		;;
+	restore-fail)
+		MIG_IMAGE_DIR=$(mktemp -d /var/tmp/ft-migrate-img.XXXXXX)
+		chmod 0755 "$MIG_IMAGE_DIR"
+		cp "$IMG" "$MIG_IMAGE_DIR/job.sqsh" && chmod 0644 "$MIG_IMAGE_DIR/job.sqsh"
+		img=(--image "$MIG_IMAGE_DIR/job.sqsh")
+		;;
+	esac
+	fault_ferryd nodeA "$fa"
+	fault_ferryd nodeB "$fb" "${optb[@]}"
+	mig_launch nodeA "$name" "$mb" "${img[@]}"
+	run_id=$(field_of "$OUT/$name.prog" run)
+	BASE_LOOPS=$(losetup -a | wc -l)
+	BASE_MOUNTS=$(wc -l </proc/self/mountinfo)
+	[ "$fault" != restore-fail ] || mv "$MIG_IMAGE_DIR/job.sqsh" "$MIG_IMAGE_DIR/moved.sqsh"
+	mig_bg nodeA "$name" --to nodeB --mode "$mode"
+	case $fault in
+	kill-src-ferryd | kill-dst-ferryd)
+		wait_stopped "$side" 60 "$step"
+		ferryd_kill "$victim"
+		fault_ferryd "$victim" ""
+		for p in $(stopped_handlers "$side"); do kill -CONT "$p"; done
+		;;
+	kill-src-starter) p=$(wait_proc nodeA ferry-starter 30) && kill -KILL "$p" ;;
+	kill-dst-starter) p=$(wait_proc nodeB ferry-starter 30) && kill -KILL "$p" ;;
+	kill-src-criu) p=$(wait_proc nodeA criu 30) && kill -KILL "$p" ;;
+	kill-dst-criu) p=$(wait_proc nodeB criu 30) && kill -KILL "$p" ;;
+	esac
+	mig_wait 150
+	echo "#   ferry migrate: exit $status: ${stderr:-$output}" | head -c 400
+	echo
+	wait_settled 90
+	wait_once "$name" 30
+	assert_runs_once "$name"
+	if listed_on nodeA "$name"; then assert_only_on nodeA "$name"; else assert_only_on nodeB "$name"; fi
+	assert_moves_on "$name" "$run_id"
+	# the source's report never claims a move that did not happen
+	if [ "$status" -eq 0 ] && ! listed_on nodeB "$name"; then fail "ferry migrate succeeded but '$name' runs on nodeA"; fi
+	assert_nothing_left "$name" "$mode"
+}
+
+# fault_cell_cleanup: whatever a cell left (also after a failed one).
+fault_cell_cleanup() {
+	stop_all_instances
+	ferryd_stop nodeA
+	ferryd_stop nodeB
+	for p in "${PEER_PIDS[@]}" ${MIG_BG_PID:-}; do kill "$p" 2>/dev/null || true; done
+	mountpoint -q "$MIG_SMALL" 2>/dev/null && umount "$MIG_SMALL"
+	mountpoint -q "$MIG_SHARED" 2>/dev/null && umount "$MIG_SHARED"
+	rm -rf "${MIG_SHARED:?}"/* "$MIG_TMPFS"-node* "$U1_HOME"/.ferry/checkpoint/ftf-*
+	rm -f "$JOURNAL"/nodeA/* "$JOURNAL"/nodeB/*
+	[ -z "${MIG_IMAGE_DIR:-}" ] || rm -rf "$MIG_IMAGE_DIR"
+	conf_restore
+}
+
+# fault_cells: the cells, one "MODE STEP FAULT" a line; FERRY_FAULTS=all: every one, else the
+# test command's slice (FERRY_FAULTS may also be a regex over the lines).
+fault_cells() {
+	local mode step f
+	{
+		for mode in default diskless; do
+			local steps=$FAULT_STEPS_DEFAULT
+			[ "$mode" = default ] || steps=$FAULT_STEPS_DISKLESS
+			for step in $steps; do
+				for f in fail cut kill-src-ferryd kill-dst-ferryd; do echo "$mode $step $f"; done
+			done
+			echo "$mode src-dump kill-src-starter"
+			echo "$mode src-dump kill-src-criu"
+			echo "$mode dst-restore kill-dst-starter"
+			echo "$mode dst-restore kill-dst-criu"
+			echo "$mode dst-restore restore-fail"
+		done
+		echo "diskless dst-restore tmpfs-full"
+		echo "default src-dump shared-full"
+	} | case ${FERRY_FAULTS:-slice} in
+	all) cat ;;
+	slice) grep -E '^(default|diskless) (src-commit (cut|kill-src-ferryd|kill-dst-ferryd)|src-done cut|dst-restore (kill-dst-starter|restore-fail)|src-dump kill-src-criu|dst-prepare fail|src-prepare cut)$|tmpfs-full' ;;
+	*) grep -E "$FERRY_FAULTS" ;;
+	esac
+}
