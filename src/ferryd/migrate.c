@@ -207,6 +207,10 @@ static int restart_there(struct mig *g, int r, struct ferry_error **err)
 		if (ferryd_link_send_commit(&g->peer, NULL) < 0)
 			ferryd_log(g->id, "the commit did not go: %s settles it when it can", g->to);
 	} else {
+		/* no commit: the destination's starter learns it at once (the end of our side) and
+		 * stops its copy before its daemon answers, and we restart ours only after that
+		 * answer (await_done) */
+		(void)shutdown(g->peer.fd, SHUT_WR);
 		g->restart_here = true;
 		g->dest_failed = xstrdup(e2 ? e2->message : "the destination went away");
 	}

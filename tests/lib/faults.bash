@@ -168,12 +168,18 @@ fault_cell() {
 		fault_ferryd "$victim" ""
 		for p in $(stopped_handlers "$side"); do kill -CONT "$p"; done
 		;;
-	kill-src-starter) p=$(wait_proc nodeA ferry-starter 30) && kill -KILL "$p" ;;
-	kill-dst-starter) p=$(wait_proc nodeB ferry-starter 30) && kill -KILL "$p" ;;
-	kill-src-criu) p=$(wait_proc nodeA criu 30) && kill -KILL "$p" ;;
-	kill-dst-criu) p=$(wait_proc nodeB criu 30) && kill -KILL "$p" ;;
+	kill-src-starter) p=$(wait_proc nodeA ferry-starter 30) || fail "no source starter to kill" ;;
+	kill-dst-starter) p=$(wait_proc nodeB ferry-starter 30) || fail "no destination starter to kill" ;;
+	kill-src-criu) p=$(wait_proc nodeA criu 30) || fail "no CRIU on nodeA to kill" ;;
+	kill-dst-criu) p=$(wait_proc nodeB criu 30) || fail "no CRIU on nodeB to kill" ;;
 	esac
+	if [[ $fault == kill-*-starter || $fault == kill-*-criu ]]; then
+		kill -KILL "$p"
+		echo "#   killed $fault: pid $p"
+	fi
 	mig_wait 150
+	# the fault did happen where it was meant to
+	[ -z "$act" ] || grep -q "fault: .*$step" "${FERRYD_LOG[$side]}" || fail "no fault at $step on $side"
 	echo "#   ferry migrate: exit $status: ${stderr:-$output}" | head -c 400
 	echo
 	wait_settled 90
