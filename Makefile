@@ -115,6 +115,12 @@ $(BUILD)/ferry-reaper: $(REAPER_SRCS)
 	$(CC) -std=gnu11 $(WARN) -O2 -g -D_GNU_SOURCE -D_FORTIFY_SOURCE=2 -fstack-protector-strong -static \
 		-o $@ $(REAPER_SRCS)
 
+# journal_test reads and writes ferryd's records (src/ferryd/journal.c)
+$(BUILD)/tests/journal_test: $(BUILD)/obj/tests/unit/journal_test.o $(BUILD)/obj/src/ferryd/journal.o \
+		$(BUILD)/obj/src/ferryd/user.o $(BUILD)/libferry.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(FERRY_LIBS)
+
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libferry.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(FERRY_LIBS) -lcriu

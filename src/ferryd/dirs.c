@@ -140,6 +140,17 @@ int ferryd_leaf_make(const char *base, const struct ferryd_user *u, const char *
 	return 0;
 }
 
+bool ferryd_leaf_remove_all(const struct ferryd *d, const struct ferryd_user *u, struct ferryd_leaf *l,
+			    const char *id)
+{
+	if (!l->name)
+		return true;
+	_cleanup_free_ char *name = xstrdup(l->name);
+	_cleanup_close_ int uidfd = fcntl(l->uidfd, F_DUPFD_CLOEXEC, 3);
+	ferryd_leaf_remove(d, u, l, id);
+	return uidfd < 0 || faccessat(uidfd, name, F_OK, AT_SYMLINK_NOFOLLOW) < 0;
+}
+
 int ferryd_leaf_open(const char *base, const struct ferryd_user *u, const char *leaf, const char *id,
 		     struct ferryd_leaf *ret, struct ferry_error **err)
 {

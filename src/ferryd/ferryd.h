@@ -137,6 +137,10 @@ int ferryd_leaf_make(const char *base, const struct ferryd_user *u, const char *
 void ferryd_leaf_remove(const struct ferryd *d, const struct ferryd_user *u, struct ferryd_leaf *l,
 			const char *id);
 void ferryd_leaf_close(struct ferryd_leaf *l);
+/* ferryd_leaf_remove, then whether the leaf is gone (a guard may still clean up in it: its
+ * migration's record then stays for the reconciler, which removes it later). */
+bool ferryd_leaf_remove_all(const struct ferryd *d, const struct ferryd_user *u, struct ferryd_leaf *l,
+			    const char *id);
 /* An existing leaf, BASE/<uid>/<leaf>, reopened (the reconciler's; -ENOENT when it is gone). */
 int ferryd_leaf_open(const char *base, const struct ferryd_user *u, const char *leaf, const char *id,
 		     struct ferryd_leaf *ret, struct ferry_error **err);

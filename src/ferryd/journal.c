@@ -156,10 +156,27 @@ static int field_enum(const struct ferry_msg *m, const char *key, const char *co
 	return ferry_error_msg(err, EINVAL, "bad '%s'", key);
 }
 
+/* Only the keys a record has (an unknown one is not a record of this version). */
+static int known_keys(const struct ferry_msg *m, struct ferry_error **err)
+{
+	static const char *const keys[] = {"id",       "role", "mode",	   "uid",  "user",
+					   "instance", "peer", "peer_dir", "state"};
+	for (size_t i = 0; i < m->n; i++) {
+		size_t k = 0;
+		while (k < ARRAY_SIZE(keys) && !streq(keys[k], m->keys[i]))
+			k++;
+		if (k == ARRAY_SIZE(keys))
+			return ferry_error_msg(err, EINVAL, "unknown key '%s'", m->keys[i]);
+	}
+	return 0;
+}
+
 static int decode(const char *text, size_t len, struct ferryd_jrec *r, struct ferry_error **err)
 {
 	struct ferry_msg m = {0};
 	int ret = ferry_msg_parse(text, len, &m, err);
+	if (ret == 0)
+		ret = known_keys(&m, err);
 	static const char *const roles[] = {"destination", "source"}, *const modes[] = {"default",
 											"diskless"};
 	unsigned long long uid = 0;

@@ -387,10 +387,15 @@ static void settle(struct mig *g, bool ok)
 	/* The migration's directory goes, unless the instance was dumped there and did not move:
 	 * it then runs here again from it (its record names it), or that checkpoint is all that
 	 * is left of it. */
-	if (ok || !g->in_ckpt)
-		ferryd_leaf_remove(g->d, &g->u, &g->leaf, g->id);
+	bool gone = !(ok || !g->in_ckpt) || ferryd_leaf_remove_all(g->d, &g->u, &g->leaf, g->id);
 	ferryd_leaf_close(&g->leaf);
-	ferryd_journal_drop(g->d, g->id);
+	if (gone)
+		return ferryd_journal_drop(g->d, g->id);
+	g->rec.state = g->decided ? FERRYD_J_COMMITTED : FERRYD_J_ABORTED;
+	if (ferryd_journal_put(g->d, &g->rec, &err) < 0) {
+		ferryd_log(g->id, "%s", err->message);
+		ferry_error_free(err);
+	}
 }
 
 /* After the request was accepted: the migration and its report. */

@@ -228,8 +228,8 @@ static void serve(struct ferryd *d, struct ferryd_link *l)
 	(void)ferryd_fault(FERRYD_DST_SETTLE, id, -1);
 	/* diskless: the instance was restored from the tmpfs copy (or was not): it is not needed
 	 * any more, and takes as much memory as the instance */
-	ferryd_leaf_remove(d, &u, &leaf, id);
-	ferryd_journal_drop(d, id);
+	if (ferryd_leaf_remove_all(d, &u, &leaf, id))
+		ferryd_journal_drop(d, id); /* else the reconciler removes the rest, and the record */
 	ferryd_jrec_clear(&rec);
 }
 

@@ -184,7 +184,10 @@ commit_lost() {
 		else
 			failed+=$'\n'"  $line: $(tail -n 3 "$BATS_TEST_TMPDIR/cell-$n.log" | tr '\n' ' ')"
 			echo "FAILED $line" >>"$FAULT_RESULTS"
-			for n2 in nodeA nodeB; do cp "$BATS_TEST_TMPDIR/ferryd-$n2.log" "$BATS_TEST_TMPDIR/cell-$n-$n2.log" 2>/dev/null || true; done
+			# kept for a look after the run
+			mkdir -p /var/tmp/ferry-faults-logs
+			cp "$BATS_TEST_TMPDIR/cell-$n.log" "/var/tmp/ferry-faults-logs/cell-$n.log"
+			for n2 in nodeA nodeB; do cp "$BATS_TEST_TMPDIR/ferryd-$n2.log" "/var/tmp/ferry-faults-logs/cell-$n-$n2.log" 2>/dev/null || true; done
 		fi
 		echo "# $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN {printf "%5.1fs", b - a}') $line: $(tail -n1 "$FAULT_RESULTS" | cut -d' ' -f1)" >&3
 		rm -f "$BATS_TEST_TMPDIR"/ferryd-node*.log

@@ -70,16 +70,20 @@ wait_once() {
 	fail "'$1' runs $(workload_count "$1") times after $2 s"
 }
 
-# wait_proc NODE COMM SECONDS: the pid of a COMM process of ferryd's on NODE, once there is one.
+# wait_proc NODE COMM SECONDS: the pid of a COMM process of NODE's migration, once there is one:
+# a ferry-starter whose parent is a ferryd (not an instance's monitor), or any CRIU.
 wait_proc() {
 	local i p
-	for ((i = 0; i < $3 * 100; i++)); do
-		if [ "$2" = ferry-starter ]; then p=$(ferryd_starters "$1" | head -n1); else p=$(ferryd_procs "$1" "$2" | awk '{print $1}'); fi
+	for ((i = 0; i < $3 * 50; i++)); do
+		p=$(ps -e -o pid=,ppid=,comm= | awk -v want="$2" -v pids=" $(ip netns pids "$1" 2>/dev/null | tr '\n' ' ') " '
+			{ comm[$1] = $3; parent[$1] = $2 }
+			END { for (q in comm) if (comm[q] == want && index(pids, " " q " ") &&
+			      (want != "ferry-starter" || comm[parent[q]] == "ferryd")) { print q; exit } }')
 		[ -n "$p" ] && {
 			echo "$p"
 			return 0
 		}
-		sleep 0.01
+		sleep 0.02
 	done
 	return 1
 }
@@ -130,7 +134,7 @@ fault_cell() {
 	fail | cut) act=$fault ;;
 	kill-src-ferryd) act=stop victim=nodeA ;;
 	kill-dst-ferryd) act=stop victim=nodeB ;;
-	kill-*) mb=128 ;;
+	kill-*-starter | kill-*-criu) mb=384 ;; # a dump and a restore long enough to be hit
 	esac
 	local fa="" fb=""
 	local -a optb=()
@@ -156,6 +160,10 @@ fault_cell() {
 	fault_ferryd nodeA "$fa"
 	fault_ferryd nodeB "$fb" "${optb[@]}"
 	mig_launch nodeA "$name" "$mb" "${img[@]}"
+	if [[ $mode == diskless && ($fault == kill-*-starter || $fault == kill-*-criu) ]]; then
+		# the transfer takes seconds (384 MB at 400 Mbit/s): the processes live long enough
+		on_node nodeA tc qdisc add dev eth0 root tbf rate 400mbit burst 64kb latency 100ms
+	fi
 	run_id=$(field_of "$OUT/$name.prog" run)
 	BASE_LOOPS=$(losetup -a | wc -l)
 	BASE_MOUNTS=$(wc -l </proc/self/mountinfo)
@@ -174,7 +182,7 @@ fault_cell() {
 	kill-dst-criu) p=$(wait_proc nodeB criu 30) || fail "no CRIU on nodeB to kill" ;;
 	esac
 	if [[ $fault == kill-*-starter || $fault == kill-*-criu ]]; then
-		kill -KILL "$p"
+		kill -KILL "$p" || fail "$fault: pid $p ended before it could be killed"
 		echo "#   killed $fault: pid $p"
 	fi
 	mig_wait 150
@@ -198,6 +206,7 @@ fault_cell_cleanup() {
 	ferryd_stop nodeA
 	ferryd_stop nodeB
 	for p in "${PEER_PIDS[@]}" ${MIG_BG_PID:-}; do kill "$p" 2>/dev/null || true; done
+	ip netns exec nodeA tc qdisc del dev eth0 root 2>/dev/null || true
 	mountpoint -q "$MIG_SMALL" 2>/dev/null && umount "$MIG_SMALL"
 	mountpoint -q "$MIG_SHARED" 2>/dev/null && umount "$MIG_SHARED"
 	rm -rf "${MIG_SHARED:?}"/* "$MIG_TMPFS"-node* "$U1_HOME"/.ferry/checkpoint/ftf-*
