@@ -236,7 +236,7 @@ fault_cells() {
 		echo "default src-dump shared-full"
 	} | case ${FERRY_FAULTS:-slice} in
 	all) cat ;;
-	slice) grep -E '^(default|diskless) (src-commit (cut|kill-src-ferryd|kill-dst-ferryd)|src-done cut|dst-restore (kill-dst-starter|restore-fail)|src-dump kill-src-criu|dst-prepare fail|src-prepare cut)$|tmpfs-full' ;;
+	slice) grep -E '^(default|diskless) (src-commit (cut|kill-src-ferryd|kill-dst-ferryd)|src-done cut|src-prepare cut|dst-prepare fail|src-dump kill-src-starter|dst-restore kill-dst-starter)$|^diskless dst-restore (restore-fail|kill-dst-criu|tmpfs-full)$|^default src-dump shared-full$' ;;
 	*) grep -E "$FERRY_FAULTS" ;;
 	esac
 }
