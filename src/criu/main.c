@@ -4,7 +4,7 @@
  * The starter execs it from the bundle (FERRY_CRIU_HELPER, read-only, root's) inside the
  * container, after dropping to the user for good: no_new_privs, and as ambient capabilities only
  * those the step needs (CAP_CHECKPOINT_RESTORE; + CAP_SETPCAP to restore; + CAP_NET_ADMIN with
- * the container's own network). It adds none; CRIU, which libcriu execs, gets the same. Options
+ * the container's own network; + CAP_NET_RAW to restore into a loopback-only one). It adds none; CRIU, which libcriu execs, gets the same. Options
  * and fds as src/lib/criu.h describes (FERRY_CRIU_HELPER); an error is one "E <message>" line on
  * the report fd, as the starter's own children write them.
  *

@@ -29,6 +29,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/capability.h>
+#include <sys/resource.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -889,6 +890,8 @@ void op_checkpoint_dump(struct starter *s)
 	d.t_dumped = ferry_now_ms();
 	_cleanup_(ferry_manifest_freep) struct ferry_manifest *m =
 	    manifest_for(s, d.inst->name, d.inst->image, d.inst->image_fingerprint, d.inst->workload);
+	/* sealed with the checkpoint: its restart makes the same kind of network namespace */
+	m->netns = xstrdup(d.inst->loopback ? "loopback" : d.inst->networks ? "own" : "host");
 	_cleanup_free_ char *gen = NULL;
 	if (dump_commit(&d, launch, launch_len, &tails, m, &gen, &err) < 0) {
 		rm_tree(s->ckpt_fd, d.stage);
@@ -1135,16 +1138,36 @@ int checkpoint_prepare_restart(struct starter *s, struct ferry_error **err)
 	return 0;
 }
 
+/* CRIU restores a process's fds above its own service fds, which it places under its soft
+ * RLIMIT_NOFILE: raised to the hard limit, the user's own (as every limit the starter has). */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
 /* The restorer: in the container, as the user with only the capabilities the restore needs,
  * through ferry-criu, which hashes the page images while CRIU restores and checks them, and the
  * restored processes' credentials, before any of them runs. */
 void run_restorer(struct starter *s, int report, int pid_fd)
 {
 	struct ferry_error *err = NULL;
+	/* A loopback-only namespace also gets CAP_NET_RAW: CRIU's libsoccr sends the FIN of a
+	 * half-closed connection it restores through a raw socket. Its reach is that namespace's
+	 * lo alone (no setns without CAP_SYS_ADMIN); on a --net instance's real interface a raw
+	 * socket could forge packets on the node's network, so there it is not given. */
+	static const int keep_lo[] = {CAP_CHECKPOINT_RESTORE, CAP_SETPCAP, CAP_NET_ADMIN, CAP_NET_RAW};
 	static const int keep_net[] = {CAP_CHECKPOINT_RESTORE, CAP_SETPCAP, CAP_NET_ADMIN};
 	static const int keep_plain[] = {CAP_CHECKPOINT_RESTORE, CAP_SETPCAP};
+	bool lo = s->loopback_net && !s->networks;
 	bool net = s->networks != NULL || s->restore_net || s->loopback_net;
+	const int *keep = lo ? keep_lo : net ? keep_net : keep_plain;
+	size_t n_keep = lo ? ARRAY_SIZE(keep_lo) : net ? ARRAY_SIZE(keep_net) : ARRAY_SIZE(keep_plain);
 	setpgid(0, 0);
+	raise_nofile();
 	if (s->n_pages > FERRY_CRIU_MAX_PAGES) {
 		ferry_error_msg(&err, E2BIG, "the checkpoint has more than %d page images",
 				FERRY_CRIU_MAX_PAGES);
@@ -1177,8 +1200,7 @@ void run_restorer(struct starter *s, int report, int pid_fd)
 		src[4 + i] = s->pages[i].fd;
 		dst[4 + i] = FERRY_CRIU_PAGES_FD + (int)i;
 	}
-	if (ferry_privs_drop(&s->privs, net ? keep_net : keep_plain,
-			     net ? ARRAY_SIZE(keep_net) : ARRAY_SIZE(keep_plain), &err) < 0) {
+	if (ferry_privs_drop(&s->privs, keep, n_keep, &err) < 0) {
 		report_error(report, err);
 		_exit(255);
 	}
@@ -1330,6 +1352,7 @@ int checkpoint_receive(struct starter *s, struct ferry_error **err)
 	if (r == 0) {
 		_cleanup_(ferry_manifest_freep) struct ferry_manifest *m =
 		    manifest_for(s, sent->instance, sent->image, sent->image_fingerprint, sent->pid);
+		m->netns = sent->netns ? xstrdup(sent->netns) : NULL;
 		_cleanup_free_ char *gen = NULL;
 		r = seal_generation(imgfd, m, NULL, 0, &tails, false, &s->sealed_manifest, err);
 		if (r == 0)
@@ -1382,10 +1405,17 @@ void op_checkpoint_restore(struct starter *s)
 		die_error(err);
 	ferry_request_free(launch);
 	s->restore_net = ferry_instance_own_netns(inst);
+	s->loopback_net = inst->loopback && !inst->networks;
 
 	if (ferry_privs_raise(&s->privs, &err) < 0)
 		die_error(err);
 
+	/* its network namespace is live: no TCP segment may reach a connection CRIU has not yet
+	 * brought back (see network_lock_for_restore and network_lock_loopback) */
+	if (inst->networks && network_lock_for_restore(s, pidfd, &err) < 0)
+		die_error(err);
+	if (inst->loopback && !inst->networks && network_lock_loopback(s, pidfd, &err) < 0)
+		die_error(err);
 	int rep[2], pids[2];
 	if (pipe2(rep, O_CLOEXEC) < 0 || pipe2(pids, O_CLOEXEC) < 0)
 		die("pipe: %s", strerror(errno));
@@ -1413,10 +1443,14 @@ void op_checkpoint_restore(struct starter *s)
 	}
 	close(rep[1]);
 	close(pids[1]);
-	close(pidfd);
 	int st = 0;
 	while (waitpid(child, &st, 0) < 0 && errno == EINTR)
 		;
+	if (inst->networks)
+		network_unlock_after_restore(s, pidfd);
+	else if (inst->loopback)
+		network_unlock_loopback(s, pidfd);
+	close(pidfd);
 	char buf[32] = "";
 	ssize_t n = read(pids[0], buf, sizeof(buf) - 1);
 	unsigned long long w = 0;

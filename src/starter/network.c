@@ -411,12 +411,15 @@ void network_announce(int netns_fd, const struct ferry_net_attachment *atts, siz
 #define RESTORE_LOCK_TABLE "inet ferry_restore_lock"
 #define SOCCR_MARK "0xc114"
 
+/* nft runs as root, all ids (it refuses to run with a real uid that is not its effective one,
+ * as the starter has while it acts for the user outside the monitor: checkpoint --restore). */
 static int run_nft(const struct starter *s, int netns_fd, const char *script, struct ferry_error **err)
 {
 	char *const argv[] = {"nft", "-f", "-", NULL};
 	struct ferry_spawn_opts o = {.input = script,
 				     .input_len = strlen(script),
 				     .netns_fd = netns_fd,
+				     .as_user = true, /* uid 0, gid 0, no groups */
 				     .capture_stderr = true,
 				     .timeout = 30};
 	return ferry_spawn(s->cfg->nft_path, argv, NULL, &o, NULL, err);
@@ -439,5 +442,35 @@ void network_unlock_after_restore(struct starter *s, int netns_fd)
 {
 	struct ferry_error *err = NULL;
 	(void)run_nft(s, netns_fd, "delete table " RESTORE_LOCK_TABLE "\n", &err);
+	ferry_error_free(err);
+}
+
+/* The restart of a loopback-only instance: CRIU brings its TCP connections back one socket at a
+ * time, and a segment a restored socket sends before its peer is back would be answered with a
+ * reset (a full send queue, a FIN). CRIU locks connections only in the namespace it dumped them
+ * from, gone by now; the lock above lets lo pass. So here a TCP segment that arrives is dropped
+ * until the restore is done (TCP retransmits it then) unless it is CRIU's own (SOCCR_MARK) or
+ * belongs to a connection made since, such as CRIU's probe of TCP repair (a SYN, then what
+ * conntrack saw answered): a restored connection's segments are neither. */
+#define LOOPBACK_LOCK_TABLE "inet ferry_loopback_lock"
+
+int network_lock_loopback(struct starter *s, int netns_fd, struct ferry_error **err)
+{
+	static const char script[] = "table " LOOPBACK_LOCK_TABLE " {\n"
+				     "  chain in {\n"
+				     "    type filter hook input priority 0; policy accept;\n"
+				     "    meta l4proto tcp ct state established,related accept\n"
+				     "    tcp flags & (syn | ack) == syn accept\n"
+				     "    meta l4proto tcp meta mark != " SOCCR_MARK " drop\n"
+				     "  }\n"
+				     "}\n";
+	int r = run_nft(s, netns_fd, script, err);
+	return r < 0 ? ferry_error_wrap(err, "lock the instance's loopback for the restore") : 0;
+}
+
+void network_unlock_loopback(struct starter *s, int netns_fd)
+{
+	struct ferry_error *err = NULL;
+	(void)run_nft(s, netns_fd, "delete table " LOOPBACK_LOCK_TABLE "\n", &err);
 	ferry_error_free(err);
 }

@@ -112,6 +112,9 @@ int network_attach(struct starter *s, pid_t pid, int *ret_netns_fd, struct ferry
 void network_detach(struct starter *s, int netns_fd, struct ferry_net_attachment *atts, size_t n);
 void network_announce(int netns_fd, const struct ferry_net_attachment *atts, size_t n);
 int network_lock_for_restore(struct starter *s, int netns_fd, struct ferry_error **err);
+/* The same for a loopback-only namespace (lets a restored connection's segments wait). */
+int network_lock_loopback(struct starter *s, int netns_fd, struct ferry_error **err);
+void network_unlock_loopback(struct starter *s, int netns_fd);
 void network_unlock_after_restore(struct starter *s, int netns_fd);
 
 /* The namespaces every container has (its own network only with --net, or loopback only). */

@@ -156,3 +156,32 @@ interfaces() {
 	wait_both $((at + 20))
 	as_user1 "$FERRY" instance stop lo4b
 }
+
+@test "a loopback checkpoint restarts in a loopback-only namespace on a node set to 'criu network = host', and a host one in the host's" {
+	as_user1 "$FERRY" checkpoint create "$T"
+	start_pair lo5
+	run --separate-stderr as_user1 "$FERRY" checkpoint instance --criu lo5
+	[ "$status" -eq 0 ] || fail "dump failed: $stderr"
+	wait_gone "$U1" lo5
+	local at
+	at=$(ok_of "$OUT/cli")
+	# the namespace the checkpoint was dumped from is sealed in its manifest
+	grep -qx 'netns=loopback' "$(current_gen "$(ckpt_dir "$U1" "$T")")/manifest" ||
+		fail "the manifest does not say the instance's network was loopback-only"
+	conf_set "criu network = host"
+	run --separate-stderr as_user1 "$FERRY" instance start --criu-restart "$T"
+	[ "$status" -eq 0 ] || fail "the restart on a 'host' node failed ($status): $stderr"
+	assert_equal "$(interfaces lo5)" "lo "
+	wait_both $((at + 20))
+	as_user1 "$FERRY" instance stop lo5
+	# and the other way: dumped with the host's network, restarted with it on a loopback node
+	as_user1 "$FERRY" instance start --criu-launch "$T" "$IMG" lo5h sleep 31012
+	run --separate-stderr as_user1 "$FERRY" checkpoint instance --criu lo5h
+	[ "$status" -eq 0 ] || fail "dump failed: $stderr"
+	wait_gone "$U1" lo5h
+	conf_restore
+	run --separate-stderr as_user1 "$FERRY" instance start --criu-restart "$T"
+	[ "$status" -eq 0 ] || fail "the restart of a host-network checkpoint failed ($status): $stderr"
+	[ "$(interfaces lo5h)" != "lo " ] || fail "a host-network checkpoint was restarted in a namespace of its own"
+	as_user1 "$FERRY" instance stop lo5h
+}
