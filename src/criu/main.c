@@ -267,12 +267,17 @@ static int restored_set_check(struct ferry_error **err)
 
 /* CRIU's post-restore notification: every page is in place and no restored process has run.
  * Non-zero makes CRIU kill the restored tree. */
-static int pages_check_wait(void)
+static void pages_check_join(void)
 {
 	if (pages_check.running) {
 		pthread_join(pages_check.thread, NULL);
 		pages_check.running = false;
 	}
+}
+
+static int pages_check_wait(void)
+{
+	pages_check_join();
 	if (!pages_check.done && !pages_check.err)
 		restored_set_check(&pages_check.err);
 	pages_check.done = true;
@@ -345,8 +350,10 @@ static _noreturn_ void restore(const struct args *a)
 	}
 	pid_t pid = 0;
 	if (ferry_criu_restore(&o, &pid, &err) < 0) {
-		/* an altered page image is the reason CRIU failed when there is one */
-		if (pages_check_wait() < 0) {
+		/* an altered page image is the reason CRIU failed when there is one (else CRIU's
+		 * own error: no restored set to compare) */
+		pages_check_join();
+		if (pages_check.err) {
 			ferry_error_free(err);
 			err = TAKE_PTR(pages_check.err);
 		}

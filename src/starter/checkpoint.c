@@ -1411,10 +1411,9 @@ void op_checkpoint_restore(struct starter *s)
 		die_error(err);
 
 	/* its network namespace is live: no TCP segment may reach a connection CRIU has not yet
-	 * brought back (see network_lock_for_restore and network_lock_loopback) */
-	if (inst->networks && network_lock_for_restore(s, pidfd, &err) < 0)
-		die_error(err);
-	if (inst->loopback && !inst->networks && network_lock_loopback(s, pidfd, &err) < 0)
+	 * brought back (network_restore_lock) */
+	bool locked = inst->networks || inst->loopback;
+	if (locked && network_restore_lock(s, pidfd, !inst->networks, &err) < 0)
 		die_error(err);
 	int rep[2], pids[2];
 	if (pipe2(rep, O_CLOEXEC) < 0 || pipe2(pids, O_CLOEXEC) < 0)
@@ -1446,10 +1445,8 @@ void op_checkpoint_restore(struct starter *s)
 	int st = 0;
 	while (waitpid(child, &st, 0) < 0 && errno == EINTR)
 		;
-	if (inst->networks)
-		network_unlock_after_restore(s, pidfd);
-	else if (inst->loopback)
-		network_unlock_loopback(s, pidfd);
+	if (locked)
+		network_restore_unlock(s, pidfd, !inst->networks);
 	close(pidfd);
 	char buf[32] = "";
 	ssize_t n = read(pids[0], buf, sizeof(buf) - 1);

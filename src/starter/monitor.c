@@ -187,7 +187,7 @@ static int mon_lock_loopback(struct mon *m, struct ferry_error **err)
 	m->netns_fd = open(nspath, O_RDONLY | O_CLOEXEC);
 	if (m->netns_fd < 0)
 		return ferry_error_set(err, errno, "open the instance's network namespace");
-	return network_lock_loopback(m->s, m->netns_fd, err);
+	return network_restore_lock(m->s, m->netns_fd, true, err);
 }
 
 /* Starts the container in its namespaces, attaches its network (or locks its loopback for a
@@ -375,11 +375,11 @@ static _noreturn_ void monitor(struct starter *s, int dirfd, int top)
 	}
 	close(top);
 	if (s->restore_fd >= 0 && m.net) {
-		network_unlock_after_restore(s, m.netns_fd);
+		network_restore_unlock(s, m.netns_fd, false);
 		if (!msg)
 			network_announce(m.netns_fd, m.atts, m.n_atts); /* the address moved here */
 	} else if (s->restore_fd >= 0 && s->loopback_net) {
-		network_unlock_loopback(s, m.netns_fd);
+		network_restore_unlock(s, m.netns_fd, true);
 	}
 	mon_wait_and_clean(&m);
 }
