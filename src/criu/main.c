@@ -30,7 +30,7 @@ struct args {
 	bool restore;
 	pid_t pid; /* dump */
 	unsigned timeout;
-	bool leave_running, tcp, page_server;
+	bool leave_running, tcp, page_server, skip_in_flight, tcp_close;
 	struct page {
 		uint64_t size;
 		char sha256[65];
@@ -84,6 +84,10 @@ static bool parse_flag(struct args *a, char **argv, int argc, int *i)
 		a->leave_running = true;
 	else if (!a->restore && streq(o, "--page-server"))
 		a->page_server = true;
+	else if (!a->restore && streq(o, "--skip-in-flight"))
+		a->skip_in_flight = true;
+	else if (a->restore && streq(o, "--tcp-close"))
+		a->tcp_close = true;
 	else if (a->restore && streq(o, "--page") && has_value && a->n_pages < FERRY_CRIU_MAX_PAGES) {
 		a->pages = xrealloc(a->pages, (a->n_pages + 1) * sizeof(*a->pages));
 		if (!parse_page(argv[++*i], &a->pages[a->n_pages++]))
@@ -172,6 +176,7 @@ static _noreturn_ void dump(const struct args *a)
 	    .log = FERRY_CRIU_DUMP_LOG,
 	    .pid = a->pid,
 	    .leave_running = a->leave_running,
+	    .skip_in_flight = a->skip_in_flight,
 	    .timeout = a->timeout,
 	    .config = config,
 	    .tcp = a->tcp,
@@ -337,6 +342,7 @@ static _noreturn_ void restore(const struct args *a)
 	    .log = FERRY_CRIU_RESTORE_LOG,
 	    .timeout = a->timeout,
 	    .tcp = a->tcp,
+	    .tcp_close = a->tcp_close,
 	    .post_restore = pages_check_wait,
 	};
 	pages_check.a = a;

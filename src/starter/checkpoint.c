@@ -474,6 +474,8 @@ static _noreturn_ void dump_criu(struct starter *s, const struct ferry_instance 
 		argv[argc++] = "--leave-running";
 	if (net)
 		argv[argc++] = "--tcp";
+	if (s->req->flags & FERRY_REQ_SKIP_IN_FLIGHT)
+		argv[argc++] = "--skip-in-flight";
 	/* pages go through the session, at the fd CRIU's config names */
 	int src[3] = {imgfd, report, s->xfer_fd >= 0 ? xfer_session_fd(FERRY_XFER_PAGES) : -1};
 	static const int dst[3] = {FERRY_CRIU_IMAGES_FD, FERRY_CRIU_REPORT_FD, FERRY_CRIU_PS_FD};
@@ -1119,7 +1121,8 @@ int checkpoint_prepare_restart(struct starter *s, struct ferry_error **err)
 		return r;
 	/* the restart's choices override the recorded image, instance name and page server */
 	struct ferry_request *req = s->req;
-	launch->flags = (launch->flags & ~(uint32_t)FERRY_REQ_CRIU_LAUNCH) | FERRY_REQ_CRIU_RESTART;
+	launch->flags = (launch->flags & ~(uint32_t)FERRY_REQ_CRIU_LAUNCH) | FERRY_REQ_CRIU_RESTART |
+			(req->flags & FERRY_REQ_TCP_CLOSE);
 	if (req->image) {
 		free(launch->image);
 		launch->image = TAKE_PTR(req->image);
@@ -1177,7 +1180,7 @@ void run_restorer(struct starter *s, int report, int pid_fd)
 	char timeout[24];
 	snprintf(timeout, sizeof(timeout), "%u", s->cfg->criu_timeout);
 	size_t n_fds = 4 + s->n_pages, argc = 0;
-	char **argv = xzalloc((6 + 2 * s->n_pages + 1) * sizeof(char *));
+	char **argv = xzalloc((7 + 2 * s->n_pages + 1) * sizeof(char *));
 	int *src = xzalloc(n_fds * sizeof(int)), *dst = xzalloc(n_fds * sizeof(int));
 	argv[argc++] = "ferry-criu";
 	argv[argc++] = "restore";
@@ -1185,6 +1188,8 @@ void run_restorer(struct starter *s, int report, int pid_fd)
 	argv[argc++] = timeout;
 	if (net)
 		argv[argc++] = "--tcp";
+	if (s->req->flags & FERRY_REQ_TCP_CLOSE)
+		argv[argc++] = "--tcp-close";
 	int fixed[4][2] = {{s->restore_fd, FERRY_CRIU_IMAGES_FD},
 			   {s->ckpt_fd, FERRY_CRIU_WORK_FD},
 			   {report, FERRY_CRIU_REPORT_FD},

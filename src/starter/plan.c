@@ -37,11 +37,12 @@ static int sealed_copy(const char *buf, size_t len, struct ferry_error **err)
 }
 
 /* fd 3 of a verified run: root's request, encoded as the launch request it was sealed as (the
- * decoder takes no restart with a command). */
+ * decoder takes no restart with a command; the restart's own flags stay root's). */
 static int verified_request(const struct starter *s, struct ferry_error **err)
 {
 	struct ferry_request launch = *s->req;
-	launch.flags = (launch.flags & ~(uint32_t)FERRY_REQ_CRIU_RESTART) | FERRY_REQ_CRIU_LAUNCH;
+	launch.flags = (launch.flags & ~(uint32_t)(FERRY_REQ_CRIU_RESTART | FERRY_REQ_TCP_CLOSE)) |
+		       FERRY_REQ_CRIU_LAUNCH;
 	launch.page_server = NULL;
 	_cleanup_free_ char *buf = NULL;
 	size_t len = 0;
