@@ -142,6 +142,8 @@ install: all
 	install -o root -g root -m 0755 $(BUILD)/ferry-reaper $(DESTDIR)$(LIBEXECDIR)/criu/ferry-reaper
 	test -e $(DESTDIR)$(SYSCONFDIR)/ferry.conf || \
 		install -o root -g root -m 0644 etc/ferry.conf $(DESTDIR)$(SYSCONFDIR)/ferry.conf
+	# drop-ins (ferry.conf(5)): the directory, never the files in it
+	install -d -o root -g root -m 0755 $(DESTDIR)$(SYSCONFDIR)/ferry.conf.d
 	for f in etc/network/*.conflist; do \
 		test -e $(DESTDIR)$(SYSCONFDIR)/network/$$(basename $$f) || \
 			install -o root -g root -m 0644 $$f $(DESTDIR)$(SYSCONFDIR)/network/; \
