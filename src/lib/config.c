@@ -556,7 +556,9 @@ static int open_dropin_dir(int parent, const char *base, const char *dpath, bool
 		*ret_fd = -1;
 		return 0;
 	}
-	if (fd < 0 && (errno == ELOOP || errno == ENOTDIR) && lstat(dpath, &st) == 0 && S_ISLNK(st.st_mode))
+	if (fd < 0 && (errno == ELOOP || errno == ENOTDIR) &&
+	    (parent >= 0 ? fstatat(parent, base, &st, AT_SYMLINK_NOFOLLOW) : lstat(dpath, &st)) == 0 &&
+	    S_ISLNK(st.st_mode))
 		return ferry_error_msg(err, ELOOP, "'%s' is a symbolic link; it must be a directory", dpath);
 	if (fd < 0)
 		return ferry_error_set(err, errno, "open '%s'", dpath);
