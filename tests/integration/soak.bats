@@ -129,8 +129,9 @@ soak_step() {
 	mig_migrate "$from" "$T" --to "$to" --mode "$mode"
 	[ "$status" -eq 0 ] || fail "migration $i ($from -> $to, $mode) failed ($status) after ${MIG_SECONDS}s: $stderr"
 	SOAK_SECONDS[$mode]=$(awk -v a="${SOAK_SECONDS[$mode]:-0}" -v b="$MIG_SECONDS" 'BEGIN {print a + b}')
-	# the same process goes on over there, and so does its connection
+	# the same process goes on over there, once, and so does its connection
 	wait_step "$OUT/$T.prog" $((s + 3)) 30
+	assert_runs_once "$T"
 	wait_ok "$OUT/$T.srv" $((at + 10)) 30
 }
 
