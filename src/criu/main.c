@@ -30,6 +30,7 @@ struct args {
 	bool restore;
 	pid_t pid; /* dump */
 	unsigned timeout;
+	unsigned ghost_limit; /* dump: MiB */
 	bool leave_running, tcp, page_server, skip_in_flight, tcp_close;
 	struct page {
 		uint64_t size;
@@ -78,6 +79,9 @@ static bool parse_flag(struct args *a, char **argv, int argc, int *i)
 		a->pid = (pid_t)v;
 	else if (streq(o, "--timeout") && has_value && parse_uint64(argv[++*i], 86400, &v) >= 0 && v > 0)
 		a->timeout = (unsigned)v;
+	else if (!a->restore && streq(o, "--ghost-limit") && has_value &&
+		 parse_uint64(argv[++*i], 4095, &v) >= 0 && v > 0)
+		a->ghost_limit = (unsigned)v;
 	else if (streq(o, "--tcp"))
 		a->tcp = true;
 	else if (!a->restore && streq(o, "--leave-running"))
@@ -177,6 +181,7 @@ static _noreturn_ void dump(const struct args *a)
 	    .pid = a->pid,
 	    .leave_running = a->leave_running,
 	    .skip_in_flight = a->skip_in_flight,
+	    .ghost_limit = a->ghost_limit << 20,
 	    .timeout = a->timeout,
 	    .config = config,
 	    .tcp = a->tcp,

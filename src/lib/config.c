@@ -50,6 +50,7 @@ static const struct key keys[] = {
     {"checkpoint dir", KEY_HOME_PATH, FIELD(checkpoint_dir), 0, 0},
     {"max instances", KEY_UINT, FIELD(max_instances), 1, 4096},
     {"criu timeout", KEY_UINT, FIELD(criu_timeout), 1, 86400},
+    {"criu ghost limit", KEY_UINT, FIELD(criu_ghost_limit), 1, 4095},
     {"criu network", KEY_CRIU_NETWORK, FIELD(criu_loopback), 0, 0},
     {"allow net network", KEY_NAME_LIST, FIELD(allow_net_networks), 0, 0},
     {"allow net args", KEY_BOOL, FIELD(allow_net_args), 0, 0},
@@ -339,6 +340,7 @@ struct ferry_config *ferry_config_defaults(void)
 	c->checkpoint_dir = xstrdup("~/.ferry/checkpoint");
 	c->max_instances = 64;
 	c->criu_timeout = 600;
+	c->criu_ghost_limit = 1;
 	c->criu_loopback = true;
 	c->allow_net_networks = xzalloc(sizeof(char *));
 	c->allow_net_ranges = xzalloc(sizeof(char *));

@@ -25,6 +25,7 @@ struct ferry_config {
 	char *checkpoint_dir; /* "checkpoint dir": per-user base, "~/" = home (default ~/.ferry/checkpoint) */
 	unsigned max_instances; /* "max instances": per user (default 64) */
 	unsigned criu_timeout; /* "criu timeout": seconds (default 600) */
+	unsigned criu_ghost_limit; /* "criu ghost limit": MiB (default 1, CRIU's) */
 	bool criu_loopback; /* "criu network = loopback|host": a checkpointable instance without --net gets
 			     * its own network namespace with only lo (default), or the host's */
 	char **allow_net_networks; /* "allow net network = NAME" (repeatable): networks users may join */

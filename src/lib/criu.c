@@ -92,6 +92,8 @@ int ferry_criu_dump(const struct ferry_criu_opts *o, struct ferry_error **err)
 	criu_local_set_pid(c, o->pid);
 	criu_local_set_leave_running(c, o->leave_running);
 	criu_local_set_tcp_skip_in_flight(c, o->skip_in_flight);
+	if (o->ghost_limit)
+		criu_local_set_ghost_limit(c, o->ghost_limit);
 	r = criu_local_dump(c);
 	criu_local_free_opts(c);
 	if (r < 0)

@@ -465,11 +465,12 @@ static _noreturn_ void dump_criu(struct starter *s, const struct ferry_instance 
 	bool net = ferry_instance_own_netns(inst);
 	const int *keep = net ? keep_net : keep_plain;
 	size_t n_keep = net ? ARRAY_SIZE(keep_net) : ARRAY_SIZE(keep_plain);
-	char pid[24], timeout[24];
+	char pid[24], timeout[24], ghost[24];
 	snprintf(pid, sizeof(pid), "%lld", inst->workload);
 	snprintf(timeout, sizeof(timeout), "%u", s->cfg->criu_timeout);
-	char *argv[10] = {"ferry-criu", "dump", "--pid", pid, "--timeout", timeout};
-	size_t argc = 6;
+	snprintf(ghost, sizeof(ghost), "%u", s->cfg->criu_ghost_limit);
+	char *argv[12] = {"ferry-criu", "dump", "--pid", pid, "--timeout", timeout, "--ghost-limit", ghost};
+	size_t argc = 8;
 	if (s->req->flags & FERRY_REQ_LEAVE_RUNNING)
 		argv[argc++] = "--leave-running";
 	if (net)

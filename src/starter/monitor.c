@@ -14,6 +14,7 @@
 #include "fs.h"
 #include "instance.h"
 #include "spawn.h"
+#include "plan.h"
 #include "starter.h"
 #include "transfer.h"
 #include "xfer.h"
@@ -255,9 +256,7 @@ static void mon_write_launch(struct mon *m)
 {
 	struct ferry_error *err = NULL;
 	struct starter *s = m->s;
-	struct ferry_request launch = *s->req;
-	launch.flags = (launch.flags & ~(uint32_t)FERRY_REQ_CRIU_RESTART) | FERRY_REQ_CRIU_LAUNCH;
-	launch.page_server = NULL;
+	struct ferry_request launch = plan_as_launch(s->req);
 	/* the instance's network identity, whoever chose it (the user or the network's IPAM): a
 	 * restart anywhere rebuilds exactly this address and MAC */
 	_cleanup_free_ char *identity = NULL;

@@ -32,10 +32,14 @@ results=${ZDTM_RESULTS:-$build/results.txt}
 id -u "$user" >/dev/null 2>&1 || useradd -m -U -s /bin/sh "$user" || exit 2
 static=$("$here/build.sh" "$build") || exit 2
 
-# Huge pages, as zdtm.py reserves them (maps09, maps10, memfd02-hugetlb), for the run only.
+# For the run only: huge pages, as zdtm.py reserves them (maps09, maps10, memfd02-hugetlb), and
+# the ghost limit the ghost_multi_hole tests ask CRIU for (8M), as an admin would set it.
 saved_huge=$(cat /proc/sys/vm/nr_hugepages)
-trap 'echo "$saved_huge" >/proc/sys/vm/nr_hugepages' EXIT
+dropin=/etc/ferry/ferry.conf.d/95-ferry-zdtm.conf
+trap 'echo "$saved_huge" >/proc/sys/vm/nr_hugepages; rm -f "$dropin"' EXIT
 [ "$saved_huge" -ge 20 ] || echo 20 >/proc/sys/vm/nr_hugepages
+install -d -m 0755 /etc/ferry/ferry.conf.d
+printf 'criu ghost limit = 8\n' >"$dropin.tmp" && chmod 0644 "$dropin.tmp" && mv -f "$dropin.tmp" "$dropin"
 home=$(getent passwd "$user" | cut -d: -f6)
 work=$home/ferry-zdtm # the user's home is bound into every container at the same path
 image=$build/image
@@ -99,8 +103,9 @@ desc_skip() {
 
 # desc_flags TEST dump|restore: ferry's options for the CRIU options TEST's desc asks for at that
 # step ('opts' at both, 'dopts' at the dump, 'ropts' at the restore): --skip-in-flight at the dump,
-# --tcp-close at the restore. (--tcp-established and --file-locks ferry always gives; the others
-# it does not offer: tests/zdtm/README.md lists the tests that need them.)
+# --tcp-close at the restore. (--tcp-established and --file-locks ferry always gives, and
+# --ghost-limit is the admin's 'criu ghost limit', set above; the others it does not offer:
+# tests/zdtm/README.md lists the tests that need them.)
 desc_flags() {
 	[ -f "$static/$1.desc" ] || return 0
 	python3 - "$static/$1.desc" "$2" <<-'EOF'
