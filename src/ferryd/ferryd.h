@@ -77,7 +77,9 @@ long long ferryd_timing(const char *out, const char *key);
  * diskless mode the starters' own session runs on the same socket between two records. */
 #define FERRYD_REC_MSG 0x20
 #define FERRYD_REC_CTL 0x21
+#define FERRYD_REC_PING 0x22 /* empty: "still working" while a starter dumps or restores */
 #define FERRYD_PEER_TIMEOUT 30 /* seconds for a peer's answer */
+#define FERRYD_KEEPALIVE_S 2 /* a working daemon's keepalive period */
 
 struct ferryd_link {
 	int fd;
@@ -91,7 +93,8 @@ int ferryd_link_open(struct ferryd_link *l, int fd, const struct ferry_xfer_keys
 		     struct ferry_error **err);
 void ferryd_link_close(struct ferryd_link *l); /* wipes the keys; the fd stays open */
 int ferryd_link_send(struct ferryd_link *l, const struct ferry_msg *m, struct ferry_error **err);
-/* One message; @timeout in seconds for each read. */
+/* One message; @timeout in seconds for each read: a limit on idleness, since the peer's
+ * keepalives (FERRYD_REC_PING) are read and skipped. */
 int ferryd_link_recv(struct ferryd_link *l, unsigned timeout, struct ferry_msg *ret,
 		     struct ferry_error **err);
 /* A type=error message (with @id when not NULL) on @l, or on the plain socket @sk when @l is NULL. */
@@ -102,9 +105,22 @@ int ferryd_link_read_verdict(struct ferryd_link *l, unsigned timeout, struct fer
 int ferryd_link_send_commit(struct ferryd_link *l, struct ferry_error **err);
 /* Destination, default mode: the starter gets one end of a socket pair as its connection
  * (*ret_starter_end), and a thread seals what it writes (its verdict) into FERRYD_REC_CTL
- * records and writes the source's FERRYD_REC_CTL records (the commit) to it, until
+ * records and writes the source's FERRYD_REC_CTL records (the commit) to it, with a keepalive
+ * when nothing went for FERRYD_KEEPALIVE_S seconds (the starter restores), until
  * ferryd_ctl_stop, which the caller calls once the starter has ended (and before it uses the
  * link again). */
+/* A keepalive every FERRYD_KEEPALIVE_S seconds on @l from a thread, while this side's starter
+ * works and nothing else is sent on the link (default mode's dump); the peer's waits are then
+ * limits on idleness (a long dump is not a dead peer). */
+struct ferryd_keepalive {
+	struct ferryd_link *l;
+	int stop[2];
+	bool running;
+	pthread_t thread;
+};
+int ferryd_link_ping(struct ferryd_link *l, struct ferry_error **err);
+void ferryd_keepalive_start(struct ferryd_keepalive *k, struct ferryd_link *l);
+void ferryd_keepalive_stop(struct ferryd_keepalive *k);
 struct ferryd_ctl {
 	struct ferryd_link *l;
 	int local;

@@ -179,8 +179,13 @@ static int dump_shared(struct mig *g, struct ferry_request *dump, struct ferry_e
 	if (r == 0)
 		ferryd_log(g->id, "dumps into '%s'", g->leaf.path);
 	dump->checkpoint = g->leaf.path;
-	if (r == 0)
+	if (r == 0) {
+		/* the destination waits for the restart message meanwhile: it hears that we dump */
+		struct ferryd_keepalive k;
+		ferryd_keepalive_start(&k, &g->peer);
 		r = ferryd_run_starter(g->d, &g->u, dump, -1, &g->src_out, err);
+		ferryd_keepalive_stop(&k);
+	}
 	g->in_ckpt = r == 0;
 	return restart_there(g, r, err);
 }
