@@ -179,18 +179,21 @@ int ferryd_link_read_verdict(struct ferryd_link *l, unsigned timeout, struct fer
 			return r;
 		if (type == FERRYD_REC_MSG)
 			return no_verdict(l, len, err);
-		if (type != FERRYD_REC_CTL || len > VERDICT_MAX - got)
+		if (type != FERRYD_REC_CTL)
 			return ferry_error_msg(err, EPROTO, "bad verdict from the receiver");
-		memcpy(v + got, l->buf + FERRY_CHANNEL_HDR, len);
-		got += len;
+		/* what comes after the first verdict (a second one, written by a process of the
+		 * starter that failed too) is not this verdict's: the first says why */
+		size_t take = len < VERDICT_MAX - got ? len : VERDICT_MAX - got;
+		memcpy(v + got, l->buf + FERRY_CHANNEL_HDR, take);
+		got += take;
 		if (got > 0 && (need = verdict_len(v, got)) == 0)
 			return ferry_error_msg(err, EPROTO, "bad verdict from the receiver");
+		if (need > VERDICT_MAX)
+			return ferry_error_msg(err, EPROTO, "bad verdict from the receiver");
 	}
-	if (got != need || need > VERDICT_MAX)
-		return ferry_error_msg(err, EPROTO, "bad verdict from the receiver");
 	if (v[0] == 'A')
 		return 0;
-	v[got] = '\0';
+	v[need] = '\0';
 	for (unsigned char *p = v + 3; *p; p++)
 		if (*p < 0x20)
 			*p = ' ';

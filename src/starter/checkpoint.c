@@ -1337,6 +1337,7 @@ int checkpoint_receive(struct starter *s, struct ferry_error **err)
 	struct xfer_session *xs = NULL;
 	if ((r = ferry_privs_raise(&s->privs, err)) < 0 || (r = xfer_session_start(s, true, &xs, err)) < 0)
 		return r;
+	starter_verdict_fd = s->xfer_fd; /* the session's control channel now: why we fail goes there */
 	char stage[64];
 	int stfd = -1, imgfd = -1;
 	if ((r = make_staging(s, stage, &stfd, &imgfd, err)) < 0)
