@@ -181,6 +181,22 @@ int ferryd_ask_fetch(struct ferryd *d, int sk, const struct ferryd_user *u, stru
 const char *ferryd_check_request(const struct ferryd *d, const char *name, const char *to, const char *mode,
 				 char *why, size_t n);
 
+/* report.c — the report's times (see there): instants on the source's monotonic clock,
+ * durations measured by the destination on its own. */
+struct ferryd_times {
+	bool diskless;
+	bool dest_reported; /* the destination's "done" (its durations) arrived */
+	long long t0, t_conn, t_ready, t_end; /* ferryd: asked, connected, ready, report */
+	long long freeze, dumped, sdone; /* its starter: frozen, dumped, done (diskless: committed) */
+	long long t_heard; /* heard that the destination runs it (default: the verdict; diskless: sdone) */
+	long long rtt; /* a round trip to the destination, measured at "prepare" */
+	long long d_restore_ms; /* the destination's: received (default: started) to restored */
+};
+struct ferryd_phases {
+	long long request, prepare, dump, transfer, sync, restore, total, downtime;
+};
+void ferryd_phases_of(const struct ferryd_times *t, struct ferryd_phases *ret);
+
 /* migrate.c: the source of a migration, for a local client */
 void ferryd_handle_client(struct ferryd *d, int sk);
 /* receive.c: the destination, for a peer that proved the cluster key; @keys: the link's */

@@ -706,7 +706,7 @@ static void dump_start(struct dump *d, int pidfd)
 	int rep[2], ctl[2];
 	if (pipe2(rep, O_CLOEXEC) < 0 || pipe2(ctl, O_CLOEXEC) < 0)
 		die("pipe: %s", strerror(errno));
-	d->t_freeze = ferry_now_ms();
+	d->t_freeze = ferry_monotonic_ms();
 	d->guard = fork();
 	if (d->guard < 0)
 		die("fork: %s", strerror(errno));
@@ -879,7 +879,7 @@ static int dump_commit(struct dump *d, const char *launch, size_t launch_len, st
 	if (r == 0)
 		r = d->xs ? dump_send(d, m, text, ret_gen, err)
 			  : publish_generation(s, d->stfd, ret_gen, err);
-	d->t_done = ferry_now_ms();
+	d->t_done = ferry_monotonic_ms();
 	(void)ferry_write_all(d->ctl, r < 0 ? "C" : "K", 1);
 	close(d->ctl);
 	while (waitpid(d->guard, NULL, 0) < 0 && errno == EINTR)
@@ -928,7 +928,7 @@ void op_checkpoint_dump(struct starter *s)
 	bool in_time = dump_wait(&d, &tails, msg, sizeof(msg));
 	if (!in_time || !streq(msg, "D"))
 		dump_failed(&d, in_time, msg);
-	d.t_dumped = ferry_now_ms();
+	d.t_dumped = ferry_monotonic_ms();
 	_cleanup_(ferry_manifest_freep) struct ferry_manifest *m =
 	    manifest_for(s, d.inst->name, d.inst->image, d.inst->image_fingerprint, d.inst->workload);
 	_cleanup_free_ char *gen = NULL;

@@ -122,7 +122,7 @@ int main(int argc, char **argv)
 			    .xfer_fd = -1};
 
 	sanitize_stdio();
-	starter_t_start = ferry_now_ms();
+	starter_t_start = ferry_monotonic_ms();
 	if (geteuid() != 0)
 		die("ferry-starter is not setuid root: install ferry with 'make install' as root");
 	if (!getauxval(AT_SECURE) && getuid() != 0)
