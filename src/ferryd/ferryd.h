@@ -47,6 +47,8 @@ struct ferryd {
 	struct ferry_config *cfg;
 	unsigned char key[256];
 	size_t keylen;
+	int argc; /* the command line, over ferry.conf again at a reload */
+	char **argv;
 };
 
 /* A user ferryd acts for, from SO_PEERCRED or from a peer's prepare message. */
@@ -149,8 +151,12 @@ void ferryd_leaf_remove(const struct ferryd *d, const struct ferryd_user *u, str
 			const char *id);
 void ferryd_leaf_close(struct ferryd_leaf *l);
 
-/* loop.c */
+/* loop.c: SIGHUP makes the loop call ferryd_reload (main.c) between two connections: ferry.conf
+ * and the cluster key are read again, the command line applied over them again; a file that
+ * does not load keeps the configuration in use, with one line in the log that says why.
+ * Handlers already running keep what they started with. */
 _noreturn_ void ferryd_loop(struct ferryd *d, int ux, int tcp);
+void ferryd_reload(struct ferryd *d);
 
 /* ask.c — a local client's request. The root handler never reads nor parses a byte of it: a
  * child that is the client for good (ferry_privs_drop to the SO_PEERCRED user, no capability,
