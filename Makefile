@@ -101,6 +101,11 @@ $(BUILD)/tests/net_test: $(BUILD)/obj/tests/unit/net_test.o $(BUILD)/obj/src/net
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(FERRY_LIBS) -lcriu
 
+# ferryd_report_test checks ferryd's report times (src/ferryd/report.c)
+$(BUILD)/tests/ferryd_report_test: $(BUILD)/obj/tests/unit/ferryd_report_test.o $(BUILD)/obj/src/ferryd/report.o $(BUILD)/libferry.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(FERRY_LIBS) -lcriu
+
 # The root of a checkpointable instance's tree (src/reaper/reaper.c): static, since it runs inside
 # containers from the CRIU bundle, with no loader or library of the image's.
 REAPER_SRCS  := src/reaper/reaper.c

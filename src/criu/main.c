@@ -11,10 +11,12 @@
  * Restore keeps the starter's guarantees: the page images are hashed while CRIU restores and
  * compared before CRIU's post-restore notification returns (a mismatch kills the restored tree
  * before any of it ran), CRIU must report the end of the restore, every restored process must run
- * as the user without capabilities, and the whole restore is bounded by --timeout. */
+ * as the user without capabilities, and the restore is given up once it made no progress for
+ * --timeout seconds (watchdog_run). */
 #include <dirent.h>
 #include <fcntl.h>
 #include <openssl/crypto.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -294,11 +296,88 @@ static int pages_check_wait(void)
 	return pages_check.err ? -1 : 0;
 }
 
-static void restore_timeout(int sig)
+/* The restore's limit is on idleness: it is given up once 'criu timeout' seconds pass in which
+ * no process of the container (CRIU, the tasks it restores, our check of the pages) read or
+ * wrote a byte, never because a large restore (from a slow shared disk) takes long. What moved
+ * is the sum of rchar and wchar of /proc/PID/io (the kernel's counters) of every process in
+ * the container's pid namespace but ours (this very scan reads files): any change counts. */
+static uint64_t container_io(void)
 {
-	static const char msg[] = "E CRIU restore timed out ('criu timeout' in ferry.conf)\n";
-	(void)!write(FERRY_CRIU_REPORT_FD, msg, sizeof(msg) - 1);
-	kill(0, SIGKILL);
+	uint64_t sum = 0;
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		unsigned long long p = 0, v = 0;
+		/* not us: reading these files is I/O of our own */
+		if (parse_uint64(de->d_name, INT32_MAX, &p) < 0 || (pid_t)p == getpid())
+			continue;
+		char path[48], buf[512];
+		snprintf(path, sizeof(path), "/proc/%llu/io", p);
+		_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+		ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+		if (n <= 0)
+			continue;
+		buf[n] = '\0';
+		for (char *l = buf; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+			if ((startswith(l, "rchar: ") || startswith(l, "wchar: ")) &&
+			    sscanf(l + 7, "%llu", &v) == 1)
+				sum += v;
+	}
+	if (d)
+		closedir(d);
+	return sum;
+}
+
+static struct {
+	unsigned timeout;
+	int stop[2];
+	pthread_t thread;
+	bool running;
+} watchdog = {.stop = {-1, -1}};
+
+static void *watchdog_run(void *arg)
+{
+	(void)arg;
+	uint64_t seen = container_io();
+	long long deadline = ferry_monotonic_ms() + (long long)watchdog.timeout * 1000;
+	struct pollfd p = {.fd = watchdog.stop[0], .events = POLLIN};
+	while (poll(&p, 1, 250) <= 0) {
+		uint64_t now = container_io();
+		if (now != seen) {
+			seen = now;
+			deadline = ferry_monotonic_ms() + (long long)watchdog.timeout * 1000;
+		} else if (ferry_monotonic_ms() >= deadline) {
+			char msg[128];
+			int n = snprintf(
+			    msg, sizeof(msg),
+			    "E CRIU restore made no progress for %u s ('criu timeout' in ferry.conf)\n",
+			    watchdog.timeout);
+			(void)!write(FERRY_CRIU_REPORT_FD, msg, (size_t)n);
+			kill(0, SIGKILL);
+		}
+	}
+	return NULL;
+}
+
+static void watchdog_start(unsigned timeout)
+{
+	watchdog.timeout = timeout;
+	if (pipe2(watchdog.stop, O_CLOEXEC) < 0 ||
+	    pthread_create(&watchdog.thread, NULL, watchdog_run, NULL) != 0) {
+		struct ferry_error *err = NULL;
+		ferry_error_set(&err, errno, "start the restore's watchdog");
+		fail(255, err);
+	}
+	watchdog.running = true;
+}
+
+static void watchdog_stop(void)
+{
+	if (!watchdog.running)
+		return;
+	(void)!write(watchdog.stop[1], "x", 1);
+	pthread_join(watchdog.thread, NULL);
+	watchdog.running = false;
 }
 
 static bool creds_ok(pid_t pid, uid_t uid, gid_t gid)
@@ -338,8 +417,7 @@ static bool restored_creds_ok(void)
 static _noreturn_ void restore(const struct args *a)
 {
 	struct ferry_error *err = NULL;
-	(void)signal(SIGALRM, restore_timeout);
-	alarm(a->timeout);
+	watchdog_start(a->timeout);
 	struct ferry_criu_opts o = {
 	    .binary = FERRY_CRIU_BIN,
 	    .images_fd = FERRY_CRIU_IMAGES_FD,
@@ -370,7 +448,7 @@ static _noreturn_ void restore(const struct args *a)
 		}
 		fail(255, err);
 	}
-	alarm(0);
+	watchdog_stop();
 	if (!pages_check.done || pages_check.err) {
 		/* CRIU resumed the tree without asking: nothing unverified may run */
 		kill(-1, SIGKILL);

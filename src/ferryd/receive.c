@@ -73,13 +73,15 @@ static int restart_shared(struct ferryd *d, struct ferryd_link *l, struct ferry_
 
 /* The restart, once the destination is ready; @leaf: the diskless copy's directory. */
 static void receive(struct ferryd *d, struct ferryd_link *l, const struct ferry_msg *m,
-		    const struct ferryd_user *u, const struct ferryd_leaf *leaf)
+		    const struct ferryd_user *u, const struct ferryd_leaf *leaf, long long t_prepare)
 {
 	struct ferry_error *err = NULL;
 	const char *id = ferry_msg_get(m, "id"), *name = ferry_msg_get(m, "instance");
 	bool diskless = streq(ferry_msg_get(m, "mode"), "diskless");
 	struct ferry_msg ready = {0};
 	ferry_msg_set(&ready, "type", "ready");
+	/* how long we took: the source measures a round trip without it (report.c) */
+	ferry_msg_set(&ready, "busy_ms", "%lld", ferry_monotonic_ms() - t_prepare);
 	if (ferryd_link_send(l, &ready, &err) < 0)
 		return;
 	struct ferry_request restart = {.op = FERRY_OP_INSTANCE_START,
@@ -103,9 +105,9 @@ static void receive(struct ferryd *d, struct ferryd_link *l, const struct ferry_
 	}
 	struct ferry_msg done = {0};
 	ferry_msg_set(&done, "type", "done");
-	ferry_msg_set(&done, "start", "%lld", ferryd_timing(out, "start"));
-	ferry_msg_set(&done, "received", "%lld", ferryd_timing(out, "received"));
-	ferry_msg_set(&done, "restored", "%lld", ferryd_timing(out, "restored"));
+	/* a duration on our clock, never an instant: the nodes' clocks are not compared */
+	ferry_msg_set(&done, "restore_ms", "%lld",
+		      ferryd_timing(out, "restored") - ferryd_timing(out, diskless ? "received" : "start"));
 	ferry_msg_set(&done, "bytes", "%lld", ferryd_timing(out, "bytes"));
 	ferryd_log(id, "'%s' runs here", name);
 	(void)ferryd_link_send(l, &done, &err);
@@ -117,6 +119,7 @@ static void serve(struct ferryd *d, struct ferryd_link *l)
 	struct ferry_msg m = {0};
 	if (ferryd_link_recv(l, FERRYD_PEER_TIMEOUT, &m, &err) < 0)
 		return ferryd_send_error(-1, l, NULL, "%s", err->message);
+	long long t_prepare = ferry_monotonic_ms();
 	unsigned long long uid = 0;
 	if (!prepare_ok(l, &m, &uid))
 		return;
@@ -138,7 +141,7 @@ static void serve(struct ferryd *d, struct ferryd_link *l)
 			return ferryd_send_error(-1, l, id, "%s", err->message);
 		}
 	}
-	receive(d, l, &m, &u, &leaf);
+	receive(d, l, &m, &u, &leaf, t_prepare);
 	/* diskless: the instance was restored from the tmpfs copy (or was not): it is not needed
 	 * any more, and takes as much memory as the instance */
 	ferryd_leaf_remove(d, &u, &leaf, id);

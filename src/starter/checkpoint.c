@@ -710,7 +710,7 @@ static void dump_start(struct dump *d, int pidfd)
 	int rep[2], ctl[2];
 	if (pipe2(rep, O_CLOEXEC) < 0 || pipe2(ctl, O_CLOEXEC) < 0)
 		die("pipe: %s", strerror(errno));
-	d->t_freeze = ferry_now_ms();
+	d->t_freeze = ferry_monotonic_ms();
 	d->guard = fork();
 	if (d->guard < 0)
 		die("fork: %s", strerror(errno));
@@ -728,26 +728,67 @@ static void dump_start(struct dump *d, int pidfd)
 		xfer_session_close(d->xs, FERRY_XFER_PAGES); /* CRIU's now */
 }
 
+/* What a dump or a transfer has moved so far (it only grows): the page images' bytes that
+ * tails_scan has read, and with a session the bytes its relay moved. */
+static uint64_t progress_of(const struct tail_hashes *t, bool xfer)
+{
+	uint64_t n = xfer ? xfer_session_moved() : 0;
+	for (size_t i = 0; t && i < t->n; i++)
+		n += t->f[i].h.size + 1;
+	return n;
+}
+
+/* An idle limit: expired once nothing has moved for @idle_s seconds. */
+struct idle {
+	long long idle_ms, deadline;
+	uint64_t seen;
+};
+
+static void idle_start(struct idle *w, unsigned idle_s, uint64_t now_moved)
+{
+	w->idle_ms = (long long)idle_s * 1000;
+	w->deadline = ferry_monotonic_ms() + w->idle_ms;
+	w->seen = now_moved;
+}
+
+/* Milliseconds left before @w expires, with @moved what has moved by now (<= 0: expired). */
+static long long idle_left(struct idle *w, uint64_t moved)
+{
+	long long now = ferry_monotonic_ms();
+	if (moved != w->seen) {
+		w->seen = moved;
+		w->deadline = now + w->idle_ms;
+		starter_progress();
+	}
+	return w->deadline - now;
+}
+
+/* How often a diskless dump looks at what its transfer has moved. */
+#define XFER_TICK_MS 200
+
 /* Waits for the guard's "D" (dumped), "E ..." (failed) or the timeout, hashing what CRIU has
- * written meanwhile (a local dump). Returns false on a timeout; @msg holds the first line. */
+ * written meanwhile (a local dump). The limit is on idleness: 'criu timeout' seconds in which
+ * CRIU wrote no page and the transfer moved no byte, never the dump's whole time (a large
+ * dump over a slow link or to a slow disk takes long and goes on). Returns false on a
+ * timeout; @msg holds the first line. */
 static bool dump_wait(struct dump *d, struct tail_hashes *tails, char *msg, size_t size)
 {
 	size_t got = 0;
 	struct pollfd p = {.fd = d->rep, .events = POLLIN};
-	long long deadline = ferry_monotonic_ms() + (long long)d->s->cfg->criu_timeout * 1000;
+	struct idle w;
+	idle_start(&w, d->s->cfg->criu_timeout, progress_of(tails, d->xs != NULL));
 	bool in_time = true;
 	while (got < size - 1 && !memchr(msg, '\n', got)) {
-		long long left = deadline - ferry_monotonic_ms();
+		if (!d->xs)
+			tails_scan(d->imgfd, tails);
+		long long left = idle_left(&w, progress_of(tails, d->xs != NULL));
 		if (left <= 0) {
 			in_time = false;
 			break;
 		}
-		if (!d->xs) {
-			tails_scan(d->imgfd, tails);
-			if (left > TAIL_TICK_MS)
-				left = TAIL_TICK_MS;
-		}
-		int r = poll(&p, 1, (int)(left > INT_MAX ? INT_MAX : left));
+		if (left > (d->xs ? XFER_TICK_MS : TAIL_TICK_MS))
+			left = d->xs ? XFER_TICK_MS : TAIL_TICK_MS;
+		int r = poll(&p, 1, (int)left);
 		if (r <= 0)
 			continue;
 		ssize_t n = read(d->rep, msg + got, size - 1 - got);
@@ -799,7 +840,7 @@ static _noreturn_ void dump_failed(struct dump *d, bool in_time, const char *msg
 			die("checkpoint of '%s': %s; the instance keeps running", d->name, err->message);
 	}
 	if (!in_time)
-		die("checkpoint of '%s' timed out after %u s ('criu timeout' in ferry.conf); the instance keeps running",
+		die("checkpoint of '%s' made no progress for %u s ('criu timeout' in ferry.conf); the instance keeps running",
 		    d->name, d->s->cfg->criu_timeout);
 	if (*msg)
 		die("checkpoint of '%s' failed: %s; the instance keeps running", d->name,
@@ -815,8 +856,9 @@ static int dump_send(struct dump *d, struct ferry_manifest *m, const char *text,
 	struct starter *s = d->s;
 	/* s->xfer_fd is the session's control channel */
 	int r = xfer_send_files(s, d->xs, d->imgfd, m, text, err);
+	/* the destination restores meanwhile, nothing moves: its CRIU is bounded by 'criu timeout' */
 	if (r == 0)
-		r = ferry_xfer_read_verdict(s->xfer_fd, s->cfg->criu_timeout, err);
+		r = ferry_xfer_read_verdict(s->xfer_fd, s->cfg->criu_timeout + 60, err);
 	if (r == 0 && ferry_xfer_send_commit(s->xfer_fd) < 0)
 		r = ferry_error_msg(err, EPIPE, "the destination went away before the move was agreed");
 	if (r == -ECONNRESET || r == -EPIPE || r == -EIO)
@@ -841,7 +883,7 @@ static int dump_commit(struct dump *d, const char *launch, size_t launch_len, st
 	if (r == 0)
 		r = d->xs ? dump_send(d, m, text, ret_gen, err)
 			  : publish_generation(s, d->stfd, ret_gen, err);
-	d->t_done = ferry_now_ms();
+	d->t_done = ferry_monotonic_ms();
 	(void)ferry_write_all(d->ctl, r < 0 ? "C" : "K", 1);
 	close(d->ctl);
 	while (waitpid(d->guard, NULL, 0) < 0 && errno == EINTR)
@@ -890,7 +932,7 @@ void op_checkpoint_dump(struct starter *s)
 	bool in_time = dump_wait(&d, &tails, msg, sizeof(msg));
 	if (!in_time || !streq(msg, "D"))
 		dump_failed(&d, in_time, msg);
-	d.t_dumped = ferry_now_ms();
+	d.t_dumped = ferry_monotonic_ms();
 	_cleanup_(ferry_manifest_freep) struct ferry_manifest *m =
 	    manifest_for(s, d.inst->name, d.inst->image, d.inst->image_fingerprint, d.inst->workload);
 	/* sealed with the checkpoint: its restart makes the same kind of network namespace */
@@ -1272,11 +1314,13 @@ static int run_page_server(struct starter *s, int imgfd, int pages, struct tail_
 	struct pollfd p = {.fd = pidfd, .events = POLLIN};
 	int r = 0;
 	if (pidfd >= 0) {
-		/* the pages are hashed as they arrive (see tails_scan) */
-		long long deadline = ferry_now_ms() + (long long)s->cfg->criu_timeout * 1000;
+		/* the pages are hashed as they arrive (see tails_scan); the limit is on idleness:
+		 * 'criu timeout' seconds without a byte, never the transfer's whole time */
+		struct idle w;
+		idle_start(&w, s->cfg->criu_timeout, progress_of(tails, true));
 		for (;;) {
 			tails_scan(imgfd, tails);
-			long long left = deadline - ferry_now_ms();
+			long long left = idle_left(&w, progress_of(tails, true));
 			if (left <= 0) {
 				r = 0;
 				break;
@@ -1297,7 +1341,8 @@ static int run_page_server(struct starter *s, int imgfd, int pages, struct tail_
 	_cleanup_free_ char *msg = read_report(rep[0]);
 	close(rep[0]);
 	if (r == 0)
-		return ferry_error_msg(err, ETIMEDOUT, "the page server got no dump within %u s",
+		return ferry_error_msg(err, ETIMEDOUT,
+				       "the page server got nothing for %u s ('criu timeout' in ferry.conf)",
 				       s->cfg->criu_timeout);
 	if (msg)
 		return ferry_error_msg(err, EIO, "%s", startswith(msg, "E ") ? msg + 2 : msg);
@@ -1320,6 +1365,7 @@ int checkpoint_receive(struct starter *s, struct ferry_error **err)
 	struct xfer_session *xs = NULL;
 	if ((r = ferry_privs_raise(&s->privs, err)) < 0 || (r = xfer_session_start(s, true, &xs, err)) < 0)
 		return r;
+	starter_verdict_fd = s->xfer_fd; /* the session's control channel now: why we fail goes there */
 	char stage[64];
 	int stfd = -1, imgfd = -1;
 	if ((r = make_staging(s, stage, &stfd, &imgfd, err)) < 0)

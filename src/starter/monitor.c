@@ -424,8 +424,8 @@ void op_instance_start(struct starter *s)
 			for (size_t i = 0; s->manifest && i < s->manifest->n_files; i++)
 				bytes += s->manifest->files[i].size;
 			printf("timing start=%lld received=%lld restored=%lld bytes=%llu\n", starter_t_start,
-			       starter_t_received ? starter_t_received : starter_t_start, ferry_now_ms(),
-			       bytes);
+			       starter_t_received ? starter_t_received : starter_t_start,
+			       ferry_monotonic_ms(), bytes);
 			fflush(stdout);
 		}
 		if (starter_verdict_fd >= 0) {

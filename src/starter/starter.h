@@ -200,6 +200,9 @@ int check_hostname(const char *h, struct ferry_error **err);
 extern int starter_verdict_fd;
 /* "timing" lines for ferryd (FERRY_REQ_TIMINGS): when we started, received, restored */
 extern bool starter_want_timings;
+/* For ferryd (FERRY_REQ_TIMINGS): a "progress" line on stdout, at most one a second, while a long
+ * step (a dump, a transfer) still moves: ferryd's limit on a starter is on idleness. */
+void starter_progress(void);
 extern long long starter_t_start, starter_t_received;
 char *read_report(int fd);
 _noreturn_ void die_report(char *msg);

@@ -248,7 +248,7 @@ static void start_end(struct end *e, int sk, bool receiver)
 		int r = receiver ? ferry_xfer_accept(sk, cluster, 32, 1001, 5, &keys, &err)
 				 : ferry_xfer_connect(sk, cluster, 32, 1001, 5, &keys, &err);
 		if (r == 0)
-			r = ferry_xfer_relay(sk, receiver, &keys, local, &err);
+			r = ferry_xfer_relay(sk, receiver, &keys, local, NULL, &err);
 		if (r < 0)
 			fprintf(stderr, "# %s: %s\n", receiver ? "receiver" : "sender",
 				err ? err->message : "?");
