@@ -66,7 +66,7 @@ XFER_LIBS    := -lcrypto -larchive
 NET_LIBS     := -ljson-c -lcap -lcrypto
 
 .SECONDARY:
-.PHONY: fault-build faults zdtm bench bench-smoke all clean install uninstall setup check unit unit-san fuzz fuzz-long demo lint format format-check
+.PHONY: fault-build faults zdtm bench bench-smoke all clean install uninstall setup check unit unit-san fuzz fuzz-long demo soak lint format format-check
 all: $(BUILD)/ferry $(BUILD)/ferry-starter $(BUILD)/ferryd $(BUILD)/ferry-xfer $(BUILD)/ferry-criu \
        $(BUILD)/ferry-net $(BUILD)/ferry-plan $(BUILD)/ferry-reaper
 
@@ -104,6 +104,11 @@ $(BUILD)/ferry-plan: $(PLAN_OBJS) $(BUILD)/libferry.a
 
 # net_test checks ferry-net's reading of the conflists too
 $(BUILD)/tests/net_test: $(BUILD)/obj/tests/unit/net_test.o $(BUILD)/obj/src/net/cni.o $(BUILD)/libferry.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(FERRY_LIBS) -lcriu
+
+# ferryd_report_test checks ferryd's report times (src/ferryd/report.c)
+$(BUILD)/tests/ferryd_report_test: $(BUILD)/obj/tests/unit/ferryd_report_test.o $(BUILD)/obj/src/ferryd/report.o $(BUILD)/libferry.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(FERRY_LIBS) -lcriu
 
@@ -155,6 +160,8 @@ install: all
 	install -o root -g root -m 0755 $(BUILD)/ferry-reaper $(DESTDIR)$(LIBEXECDIR)/criu/ferry-reaper
 	test -e $(DESTDIR)$(SYSCONFDIR)/ferry.conf || \
 		install -o root -g root -m 0644 etc/ferry.conf $(DESTDIR)$(SYSCONFDIR)/ferry.conf
+	# drop-ins (ferry.conf(5)): the directory, never the files in it
+	install -d -o root -g root -m 0755 $(DESTDIR)$(SYSCONFDIR)/ferry.conf.d
 	for f in etc/network/*.conflist; do \
 		test -e $(DESTDIR)$(SYSCONFDIR)/network/$$(basename $$f) || \
 			install -o root -g root -m 0644 $$f $(DESTDIR)$(SYSCONFDIR)/network/; \
@@ -199,6 +206,14 @@ demo: setup
 	$(MAKE) all
 	$(MAKE) install
 	scripts/demo.sh
+
+# The soak: 200 migrations back and forth (SOAK_N to change it), both modes, then the counts of
+# what they may leave behind, compared with before. Not part of check, which runs the same file
+# with 20 (tests/integration/soak.bats). About 10 minutes.
+soak: setup
+	$(MAKE) all
+	$(MAKE) install
+	SOAK_N=$${SOAK_N:-200} bats tests/integration/soak.bats
 
 # The benchmarks (not part of check; hours): the paper's evaluation on two simulated nodes, with
 # bench/REPORT.md, bench/results/ and bench/plots/ as the outcome. See bench/run.sh --help.

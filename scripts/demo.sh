@@ -59,26 +59,41 @@ say "two simulated nodes (network namespaces nodeA, nodeB, peer on a bridge), a 
 # shellcheck source=../tests/lib/nodes.sh
 source "$(dirname "$0")/../tests/lib/nodes.sh"
 ferryd_pids=()
+asn() { local n=$1; shift; on_node "$n" runuser -u "$user" -- env -C "$work" "$@"; }
+dropin=/etc/ferry/ferry.conf.d/90-ferry-demo.conf
+demo_conf() {
+	install -d -o root -g root -m 0755 /etc/ferry/ferry.conf.d
+	printf '%s\n' "# make demo's settings (scripts/demo.sh); removed when it ends" \
+		"allow net network = demonet" "allow net args = yes" "allow net ip range = 198.18.1.0/24" \
+		>"$work/demo.conf"
+	install -o root -g root -m 0644 "$work/demo.conf" "$dropin"
+}
 cleanup() {
+	local n
+	for n in nodeA nodeB; do
+		asn "$n" ferry instance stop --all >/dev/null 2>&1 || true
+	done
+	as ferry instance stop --all >/dev/null 2>&1 || true
 	[ "${#ferryd_pids[@]}" -eq 0 ] || kill "${ferryd_pids[@]}" 2>/dev/null || true
 	[ -z "${peer_pid:-}" ] || kill "$peer_pid" 2>/dev/null || true
-	rm -f /etc/ferry/network/demonet.conflist
-	[ -f "$work/ferry.conf.orig" ] && cp "$work/ferry.conf.orig" /etc/ferry/ferry.conf
+	rm -f /etc/ferry/network/demonet.conflist "$dropin"
 	nodes_down
 }
 trap cleanup EXIT
+# killed or interrupted: the cleanup runs all the same (bash runs the EXIT trap on exit)
+trap 'exit 143' TERM
+trap 'exit 130' INT
+trap 'exit 129' HUP
 nodes_up
 gcc -static -O2 -o "$work/tcpstream" "$(dirname "$0")/../tests/workloads/tcpstream.c" 2>/dev/null
 cat >/etc/ferry/network/demonet.conflist <<'JSON'
 {"cniVersion": "1.0.0", "name": "demonet",
  "plugins": [{"type": "macvlan", "master": "eth0", "mode": "bridge", "ipam": {"type": "static", "subnet": "198.18.0.0/16"}}]}
 JSON
-# The demo's policy for its network, for the time of the demo: these keys replace whatever the
-# installed ferry.conf says (a key may be set only once), and the admin's file comes back on exit.
-cp /etc/ferry/ferry.conf "$work/ferry.conf.orig"
-sed -E '/^[[:space:]]*allow net (network|args|ip range)[[:space:]]*=/d' "$work/ferry.conf.orig" >"$work/ferry.conf.demo"
-printf 'allow net network = demonet\nallow net args = yes\nallow net ip range = 198.18.1.0/24\n' >>"$work/ferry.conf.demo"
-install -o root -g root -m 0644 "$work/ferry.conf.demo" /etc/ferry/ferry.conf
+# The demo's policy for its network, for the time of the demo: a drop-in of its own
+# (ferry.conf(5), DROP-INS), whose keys replace whatever the installed ferry.conf says; the
+# admin's ferry.conf is never touched, and the drop-in goes on exit.
+demo_conf
 # the shared filesystem of the two nodes: a directory of root's (ferryd keeps nothing below a
 # directory a user owns)
 shared=/var/tmp/ferry-demo-shared
@@ -88,7 +103,6 @@ ferryd_pids+=($!)
 on_node nodeB ferryd --node demoB --listen 198.18.0.2:7780 --peer demoA=198.18.0.1:7780 --shared-dir "$shared" 2>"$work/ferryd-B.log" &
 ferryd_pids+=($!)
 sleep 0.5
-asn() { local n=$1; shift; on_node "$n" runuser -u "$user" -- env -C "$work" "$@"; }
 
 say "a server in 'peer' counts the numbers an instance on nodeA streams to it over one TCP connection"
 on_node peer "$work/tcpstream" serve 198.18.0.3:7000 "$work/peer.txt" &

@@ -31,6 +31,8 @@ PACKAGES=(
 	squashfs-tools busybox-static debootstrap bats bats-assert bats-support
 	containernetworking-plugins iproute2 iptables nftables iputils-arping libjson-c-dev util-linux procps psmisc kmod runc
 	acl strace python3-cryptography
+	# CRIU's own test runner (tests/zdtm/bare.sh)
+	python3-yaml
 	# benchmarks
 	iperf3 gnuplot-nox jq
 	# CRIU build (and runtime) dependencies

@@ -190,16 +190,15 @@ hpl_prepare() {
 	EOF
 }
 
-lmp_prepare() {
-	local dir=$2 l steps
-	read -r l steps < <(lmp_size "$1")
-	[ -n "$steps" ] || return 1
-	as_buser_write "$dir/in.melt" <<-EOF
-		# 3d Lennard-Jones melt: ${l}^3 fcc cells, $steps steps
+# lmp_melt L STEPS: the input of the Lennard-Jones melt, L^3 fcc cells, STEPS steps, thermo
+# every tenth of the run in full precision (tests/integration/lammps.bats writes it too).
+lmp_melt() {
+	cat <<-EOF
+		# 3d Lennard-Jones melt: ${1}^3 fcc cells, $2 steps
 		units		lj
 		atom_style	atomic
 		lattice		fcc 0.8442
-		region		box block 0 $l 0 $l 0 $l
+		region		box block 0 $1 0 $1 0 $1
 		create_box	1 box
 		create_atoms	1 box
 		mass		1 1.0
@@ -209,10 +208,17 @@ lmp_prepare() {
 		neighbor	0.3 bin
 		neigh_modify	every 20 delay 0 check no
 		fix		1 all nve
-		thermo		$((steps / 10))
+		thermo		$(($2 / 10))
 		thermo_modify	format float %20.15g flush yes
-		run		$steps
+		run		$2
 	EOF
+}
+
+lmp_prepare() {
+	local dir=$2 l steps
+	read -r l steps < <(lmp_size "$1")
+	[ -n "$steps" ] || return 1
+	lmp_melt "$l" "$steps" | as_buser_write "$dir/in.melt"
 }
 
 gmx_prepare() {

@@ -4,17 +4,19 @@
  * The starter execs it from the bundle (FERRY_CRIU_HELPER, read-only, root's) inside the
  * container, after dropping to the user for good: no_new_privs, and as ambient capabilities only
  * those the step needs (CAP_CHECKPOINT_RESTORE; + CAP_SETPCAP to restore; + CAP_NET_ADMIN with
- * the container's own network). It adds none; CRIU, which libcriu execs, gets the same. Options
+ * the container's own network; + CAP_NET_RAW to restore into a loopback-only one). It adds none; CRIU, which libcriu execs, gets the same. Options
  * and fds as src/lib/criu.h describes (FERRY_CRIU_HELPER); an error is one "E <message>" line on
  * the report fd, as the starter's own children write them.
  *
  * Restore keeps the starter's guarantees: the page images are hashed while CRIU restores and
  * compared before CRIU's post-restore notification returns (a mismatch kills the restored tree
  * before any of it ran), CRIU must report the end of the restore, every restored process must run
- * as the user without capabilities, and the whole restore is bounded by --timeout. */
+ * as the user without capabilities, and the restore is given up once it made no progress for
+ * --timeout seconds (watchdog_run). */
 #include <dirent.h>
 #include <fcntl.h>
 #include <openssl/crypto.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -30,7 +32,8 @@ struct args {
 	bool restore;
 	pid_t pid; /* dump */
 	unsigned timeout;
-	bool leave_running, tcp, page_server;
+	unsigned ghost_limit; /* dump: MiB */
+	bool leave_running, tcp, page_server, skip_in_flight, tcp_close;
 	struct page {
 		uint64_t size;
 		char sha256[65];
@@ -78,12 +81,19 @@ static bool parse_flag(struct args *a, char **argv, int argc, int *i)
 		a->pid = (pid_t)v;
 	else if (streq(o, "--timeout") && has_value && parse_uint64(argv[++*i], 86400, &v) >= 0 && v > 0)
 		a->timeout = (unsigned)v;
+	else if (!a->restore && streq(o, "--ghost-limit") && has_value &&
+		 parse_uint64(argv[++*i], 4095, &v) >= 0 && v > 0)
+		a->ghost_limit = (unsigned)v;
 	else if (streq(o, "--tcp"))
 		a->tcp = true;
 	else if (!a->restore && streq(o, "--leave-running"))
 		a->leave_running = true;
 	else if (!a->restore && streq(o, "--page-server"))
 		a->page_server = true;
+	else if (!a->restore && streq(o, "--skip-in-flight"))
+		a->skip_in_flight = true;
+	else if (a->restore && streq(o, "--tcp-close"))
+		a->tcp_close = true;
 	else if (a->restore && streq(o, "--page") && has_value && a->n_pages < FERRY_CRIU_MAX_PAGES) {
 		a->pages = xrealloc(a->pages, (a->n_pages + 1) * sizeof(*a->pages));
 		if (!parse_page(argv[++*i], &a->pages[a->n_pages++]))
@@ -172,6 +182,8 @@ static _noreturn_ void dump(const struct args *a)
 	    .log = FERRY_CRIU_DUMP_LOG,
 	    .pid = a->pid,
 	    .leave_running = a->leave_running,
+	    .skip_in_flight = a->skip_in_flight,
+	    .ghost_limit = a->ghost_limit << 20,
 	    .timeout = a->timeout,
 	    .config = config,
 	    .tcp = a->tcp,
@@ -267,23 +279,105 @@ static int restored_set_check(struct ferry_error **err)
 
 /* CRIU's post-restore notification: every page is in place and no restored process has run.
  * Non-zero makes CRIU kill the restored tree. */
-static int pages_check_wait(void)
+static void pages_check_join(void)
 {
 	if (pages_check.running) {
 		pthread_join(pages_check.thread, NULL);
 		pages_check.running = false;
 	}
+}
+
+static int pages_check_wait(void)
+{
+	pages_check_join();
 	if (!pages_check.done && !pages_check.err)
 		restored_set_check(&pages_check.err);
 	pages_check.done = true;
 	return pages_check.err ? -1 : 0;
 }
 
-static void restore_timeout(int sig)
+/* The restore's limit is on idleness: it is given up once 'criu timeout' seconds pass in which
+ * no process of the container (CRIU, the tasks it restores, our check of the pages) read or
+ * wrote a byte, never because a large restore (from a slow shared disk) takes long. What moved
+ * is the sum of rchar and wchar of /proc/PID/io (the kernel's counters) of every process in
+ * the container's pid namespace but ours (this very scan reads files): any change counts. */
+static uint64_t container_io(void)
 {
-	static const char msg[] = "E CRIU restore timed out ('criu timeout' in ferry.conf)\n";
-	(void)!write(FERRY_CRIU_REPORT_FD, msg, sizeof(msg) - 1);
-	kill(0, SIGKILL);
+	uint64_t sum = 0;
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		unsigned long long p = 0, v = 0;
+		/* not us: reading these files is I/O of our own */
+		if (parse_uint64(de->d_name, INT32_MAX, &p) < 0 || (pid_t)p == getpid())
+			continue;
+		char path[48], buf[512];
+		snprintf(path, sizeof(path), "/proc/%llu/io", p);
+		_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+		ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+		if (n <= 0)
+			continue;
+		buf[n] = '\0';
+		for (char *l = buf; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+			if ((startswith(l, "rchar: ") || startswith(l, "wchar: ")) &&
+			    sscanf(l + 7, "%llu", &v) == 1)
+				sum += v;
+	}
+	if (d)
+		closedir(d);
+	return sum;
+}
+
+static struct {
+	unsigned timeout;
+	int stop[2];
+	pthread_t thread;
+	bool running;
+} watchdog = {.stop = {-1, -1}};
+
+static void *watchdog_run(void *arg)
+{
+	(void)arg;
+	uint64_t seen = container_io();
+	long long deadline = ferry_monotonic_ms() + (long long)watchdog.timeout * 1000;
+	struct pollfd p = {.fd = watchdog.stop[0], .events = POLLIN};
+	while (poll(&p, 1, 250) <= 0) {
+		uint64_t now = container_io();
+		if (now != seen) {
+			seen = now;
+			deadline = ferry_monotonic_ms() + (long long)watchdog.timeout * 1000;
+		} else if (ferry_monotonic_ms() >= deadline) {
+			char msg[128];
+			int n = snprintf(
+			    msg, sizeof(msg),
+			    "E CRIU restore made no progress for %u s ('criu timeout' in ferry.conf)\n",
+			    watchdog.timeout);
+			(void)!write(FERRY_CRIU_REPORT_FD, msg, (size_t)n);
+			kill(0, SIGKILL);
+		}
+	}
+	return NULL;
+}
+
+static void watchdog_start(unsigned timeout)
+{
+	watchdog.timeout = timeout;
+	if (pipe2(watchdog.stop, O_CLOEXEC) < 0 ||
+	    pthread_create(&watchdog.thread, NULL, watchdog_run, NULL) != 0) {
+		struct ferry_error *err = NULL;
+		ferry_error_set(&err, errno, "start the restore's watchdog");
+		fail(255, err);
+	}
+	watchdog.running = true;
+}
+
+static void watchdog_stop(void)
+{
+	if (!watchdog.running)
+		return;
+	(void)!write(watchdog.stop[1], "x", 1);
+	pthread_join(watchdog.thread, NULL);
+	watchdog.running = false;
 }
 
 static bool creds_ok(pid_t pid, uid_t uid, gid_t gid)
@@ -323,8 +417,7 @@ static bool restored_creds_ok(void)
 static _noreturn_ void restore(const struct args *a)
 {
 	struct ferry_error *err = NULL;
-	(void)signal(SIGALRM, restore_timeout);
-	alarm(a->timeout);
+	watchdog_start(a->timeout);
 	struct ferry_criu_opts o = {
 	    .binary = FERRY_CRIU_BIN,
 	    .images_fd = FERRY_CRIU_IMAGES_FD,
@@ -332,6 +425,7 @@ static _noreturn_ void restore(const struct args *a)
 	    .log = FERRY_CRIU_RESTORE_LOG,
 	    .timeout = a->timeout,
 	    .tcp = a->tcp,
+	    .tcp_close = a->tcp_close,
 	    .post_restore = pages_check_wait,
 	};
 	pages_check.a = a;
@@ -345,14 +439,16 @@ static _noreturn_ void restore(const struct args *a)
 	}
 	pid_t pid = 0;
 	if (ferry_criu_restore(&o, &pid, &err) < 0) {
-		/* an altered page image is the reason CRIU failed when there is one */
-		if (pages_check_wait() < 0) {
+		/* an altered page image is the reason CRIU failed when there is one (else CRIU's
+		 * own error: no restored set to compare) */
+		pages_check_join();
+		if (pages_check.err) {
 			ferry_error_free(err);
 			err = TAKE_PTR(pages_check.err);
 		}
 		fail(255, err);
 	}
-	alarm(0);
+	watchdog_stop();
 	if (!pages_check.done || pages_check.err) {
 		/* CRIU resumed the tree without asking: nothing unverified may run */
 		kill(-1, SIGKILL);

@@ -19,7 +19,9 @@ static const char checkpoint_help[] =
     "Usage: ferry checkpoint create [--mem-dir] NAME\n"
     "       ferry checkpoint list [--json]\n"
     "       ferry checkpoint delete NAME\n"
-    "       ferry checkpoint instance --criu [--leave-running] [--page-server HOST:PORT] INSTANCE\n"
+    "       ferry checkpoint instance --criu [--leave-running] [--skip-in-flight]\n"
+    "                                        [--page-server HOST:PORT] INSTANCE\n"
+    "       ferry checkpoint instance --criu --restore [--tcp-close] INSTANCE\n"
     "\n"
     "A checkpoint is a directory that holds the saved state of one instance: by default\n"
     "~/.ferry/checkpoint/NAME, or with --mem-dir a directory on a tmpfs ('mem dir' in ferry.conf,\n"
@@ -46,6 +48,12 @@ static const char checkpoint_help[] =
     "      --criu                 use CRIU (the only method; required, as in the paper)\n"
     "      --leave-running        keep the instance running after the dump (default: it stops)\n"
     "      --page-server HOST:PORT  send memory pages to a CRIU page server instead of the directory\n"
+    "      --skip-in-flight       leave out TCP connections not yet accepted (by default such a\n"
+    "                             half-open connection makes the dump fail)\n"
+    "      --restore              restore the instance's checkpoint into it, an idle instance\n"
+    "                             started with --criu-launch and no command\n"
+    "      --tcp-close            with --restore: TCP connections come back closed (their\n"
+    "                             sockets see the peer gone), for when the peer is not coming back\n"
     "\n"
     "Exit status: 0 on success, 255 with a one-line message otherwise.\n";
 
@@ -362,10 +370,12 @@ static int do_list(int argc, char **argv)
 
 static int do_instance(int argc, char **argv)
 {
-	enum { OPT_CRIU = 256, OPT_LEAVE, OPT_PS, OPT_RESTORE };
+	enum { OPT_CRIU = 256, OPT_LEAVE, OPT_PS, OPT_RESTORE, OPT_SKIP, OPT_TCP_CLOSE };
 	static const struct option longopts[] = {
 	    {"criu", no_argument, NULL, OPT_CRIU},
 	    {"leave-running", no_argument, NULL, OPT_LEAVE},
+	    {"skip-in-flight", no_argument, NULL, OPT_SKIP},
+	    {"tcp-close", no_argument, NULL, OPT_TCP_CLOSE},
 	    {"page-server", required_argument, NULL, OPT_PS},
 	    {"help", no_argument, NULL, 'h'},
 	    {"restore", no_argument, NULL, OPT_RESTORE},
@@ -384,6 +394,12 @@ static int do_instance(int argc, char **argv)
 		case OPT_LEAVE:
 			req.flags |= FERRY_REQ_LEAVE_RUNNING;
 			break;
+		case OPT_SKIP:
+			req.flags |= FERRY_REQ_SKIP_IN_FLIGHT;
+			break;
+		case OPT_TCP_CLOSE:
+			req.flags |= FERRY_REQ_TCP_CLOSE;
+			break;
 		case OPT_PS:
 			req.page_server = optarg;
 			break;
@@ -399,11 +415,16 @@ static int do_instance(int argc, char **argv)
 	}
 	if (!criu)
 		return cli_fail("'ferry checkpoint instance' needs --criu (the checkpoint method)");
-	if (req.op == FERRY_OP_CHECKPOINT_RESTORE && (req.page_server || req.flags))
-		return cli_fail("--restore takes neither --page-server nor --leave-running");
+	if (req.op == FERRY_OP_CHECKPOINT_RESTORE && (req.page_server || (req.flags & ~FERRY_REQ_TCP_CLOSE)))
+		return cli_fail(
+		    "--restore takes neither --page-server, --leave-running nor --skip-in-flight");
+	if (req.op == FERRY_OP_CHECKPOINT_DUMP && (req.flags & FERRY_REQ_TCP_CLOSE))
+		return cli_fail("--tcp-close belongs to a restore (--restore, or 'ferry instance start "
+				"--criu-restart')");
 	if (optind != argc - 1)
 		return cli_fail(
-		    "usage: ferry checkpoint instance --criu [--leave-running] [--page-server HOST:PORT] INSTANCE");
+		    "usage: ferry checkpoint instance --criu [--leave-running] [--skip-in-flight] "
+		    "[--page-server HOST:PORT] INSTANCE");
 	struct ferry_error *err = NULL;
 	if (ferry_name_check(argv[optind], "instance", &err) < 0)
 		return cli_error(err);

@@ -21,6 +21,7 @@ struct container_opts {
 	const char *criu_launch; /* instance start --criu-launch NAME */
 	const char *criu_restart; /* instance start --criu-restart NAME */
 	const char *page_server; /* instance start --page-server PORT */
+	bool tcp_close; /* instance start --criu-restart --tcp-close */
 };
 /* Parses the container options at the front of argv (stops at the first non-option). Returns
  * the index of the first operand, or -1 after printing an error (exit status in *ret_status),

@@ -32,6 +32,8 @@ static const char instance_help[] =
     "      --criu-restart NAME  restore the instance saved in checkpoint NAME, with the options it\n"
     "                           was launched with: 'instance start --criu-restart NAME [IMAGE [INST]]'\n"
     "                           (IMAGE and INSTANCE default to the saved ones)\n"
+    "      --tcp-close          with --criu-restart: the instance's TCP connections come back\n"
+    "                           closed, for when their peers are not coming back\n"
     "\n"
     "instance list:\n"
     "      --json               machine-readable output\n"
@@ -257,17 +259,19 @@ static int do_start(int argc, char **argv)
 	o.req.op = FERRY_OP_INSTANCE_START;
 	if (o.criu_launch && o.criu_restart)
 		return cli_fail("--criu-launch and --criu-restart exclude each other");
-	if (o.page_server && !o.criu_restart)
-		return cli_fail("--page-server PORT belongs to --criu-restart");
+	if ((o.page_server || o.tcp_close) && !o.criu_restart)
+		return cli_fail("%s belongs to --criu-restart",
+				o.page_server ? "--page-server PORT" : "--tcp-close");
 	if (o.criu_restart) {
 		/* everything else comes from the checkpoint: [IMAGE [INSTANCE]] may override */
 		if (argc - i > 2)
 			return cli_fail(
-			    "usage: ferry instance start --criu-restart NAME [--page-server PORT] [IMAGE [INSTANCE]]");
+			    "usage: ferry instance start --criu-restart NAME [--page-server PORT] [--tcp-close] [IMAGE "
+			    "[INSTANCE]]");
 		if (o.req.n_binds || o.req.hostname || o.req.pwd || o.extra_env || o.req.flags)
 			return cli_fail(
 			    "--criu-restart restores the options the instance was launched with: give no others");
-		o.req.flags = FERRY_REQ_CRIU_RESTART;
+		o.req.flags = FERRY_REQ_CRIU_RESTART | (o.tcp_close ? FERRY_REQ_TCP_CLOSE : 0);
 		o.req.checkpoint = checkpoint_resolve(o.criu_restart, true);
 		if (!o.req.checkpoint)
 			return 255;

@@ -70,7 +70,8 @@ int parse_container_opts(int argc, char **argv, const char *help, struct contain
 		OPT_PS,
 		OPT_NET,
 		OPT_NETWORK,
-		OPT_NETARGS
+		OPT_NETARGS,
+		OPT_TCP_CLOSE
 	};
 	static const struct option longopts[] = {
 	    {"bind", required_argument, NULL, 'B'},
@@ -84,6 +85,7 @@ int parse_container_opts(int argc, char **argv, const char *help, struct contain
 	    {"criu-launch", required_argument, NULL, OPT_LAUNCH},
 	    {"criu-restart", required_argument, NULL, OPT_RESTART},
 	    {"page-server", required_argument, NULL, OPT_PS},
+	    {"tcp-close", no_argument, NULL, OPT_TCP_CLOSE},
 	    {"net", no_argument, NULL, OPT_NET},
 	    {"network", required_argument, NULL, OPT_NETWORK},
 	    {"network-args", required_argument, NULL, OPT_NETARGS},
@@ -150,6 +152,7 @@ int parse_container_opts(int argc, char **argv, const char *help, struct contain
 		case OPT_LAUNCH:
 		case OPT_RESTART:
 		case OPT_PS:
+		case OPT_TCP_CLOSE:
 			if (!streq(argv[0], "start")) {
 				*ret_status =
 				    cli_fail("%s belongs to 'ferry instance start'", argv[optind - 1]);
@@ -159,6 +162,8 @@ int parse_container_opts(int argc, char **argv, const char *help, struct contain
 				o->criu_launch = optarg;
 			else if (c == OPT_RESTART)
 				o->criu_restart = optarg;
+			else if (c == OPT_TCP_CLOSE)
+				o->tcp_close = true;
 			else
 				o->page_server = optarg;
 			break;

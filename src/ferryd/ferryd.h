@@ -48,6 +48,8 @@ struct ferryd {
 	unsigned char key[256];
 	size_t keylen;
 	int jfd; /* the journal's directory (journal.h) */
+	int argc; /* the command line, over ferry.conf again at a reload */
+	char **argv;
 };
 
 /* A user ferryd acts for, from SO_PEERCRED or from a peer's prepare message. */
@@ -82,7 +84,9 @@ long long ferryd_timing(const char *out, const char *key);
  * diskless mode the starters' own session runs on the same socket between two records. */
 #define FERRYD_REC_MSG 0x20
 #define FERRYD_REC_CTL 0x21
+#define FERRYD_REC_PING 0x22 /* empty: "still working" while a starter dumps or restores */
 #define FERRYD_PEER_TIMEOUT 30 /* seconds for a peer's answer */
+#define FERRYD_KEEPALIVE_S 2 /* a working daemon's keepalive period */
 
 struct ferryd_link {
 	int fd;
@@ -96,7 +100,8 @@ int ferryd_link_open(struct ferryd_link *l, int fd, const struct ferry_xfer_keys
 		     struct ferry_error **err);
 void ferryd_link_close(struct ferryd_link *l); /* wipes the keys; the fd stays open */
 int ferryd_link_send(struct ferryd_link *l, const struct ferry_msg *m, struct ferry_error **err);
-/* One message; @timeout in seconds for each read. */
+/* One message; @timeout in seconds for each read: a limit on idleness, since the peer's
+ * keepalives (FERRYD_REC_PING) are read and skipped. */
 int ferryd_link_recv(struct ferryd_link *l, unsigned timeout, struct ferry_msg *ret,
 		     struct ferry_error **err);
 /* A type=error message (with @id when not NULL) on @l, or on the plain socket @sk when @l is NULL. */
@@ -107,9 +112,22 @@ int ferryd_link_read_verdict(struct ferryd_link *l, unsigned timeout, struct fer
 int ferryd_link_send_commit(struct ferryd_link *l, struct ferry_error **err);
 /* Destination, default mode: the starter gets one end of a socket pair as its connection
  * (*ret_starter_end), and a thread seals what it writes (its verdict) into FERRYD_REC_CTL
- * records and writes the source's FERRYD_REC_CTL records (the commit) to it, until
+ * records and writes the source's FERRYD_REC_CTL records (the commit) to it, with a keepalive
+ * when nothing went for FERRYD_KEEPALIVE_S seconds (the starter restores), until
  * ferryd_ctl_stop, which the caller calls once the starter has ended (and before it uses the
  * link again). */
+/* A keepalive every FERRYD_KEEPALIVE_S seconds on @l from a thread, while this side's starter
+ * works and nothing else is sent on the link (default mode's dump); the peer's waits are then
+ * limits on idleness (a long dump is not a dead peer). */
+struct ferryd_keepalive {
+	struct ferryd_link *l;
+	int stop[2];
+	bool running;
+	pthread_t thread;
+};
+int ferryd_link_ping(struct ferryd_link *l, struct ferry_error **err);
+void ferryd_keepalive_start(struct ferryd_keepalive *k, struct ferryd_link *l);
+void ferryd_keepalive_stop(struct ferryd_keepalive *k);
 struct ferryd_ctl {
 	struct ferryd_link *l;
 	int local;
@@ -145,8 +163,12 @@ bool ferryd_leaf_remove_all(const struct ferryd *d, const struct ferryd_user *u,
 int ferryd_leaf_open(const char *base, const struct ferryd_user *u, const char *leaf, const char *id,
 		     struct ferryd_leaf *ret, struct ferry_error **err);
 
-/* loop.c */
+/* loop.c: SIGHUP makes the loop call ferryd_reload (main.c) between two connections: ferry.conf
+ * and the cluster key are read again, the command line applied over them again; a file that
+ * does not load keeps the configuration in use, with one line in the log that says why.
+ * Handlers already running keep what they started with. */
 _noreturn_ void ferryd_loop(struct ferryd *d, int ux, int tcp);
+void ferryd_reload(struct ferryd *d);
 
 /* ask.c — a local client's request. The root handler never reads nor parses a byte of it: a
  * child that is the client for good (ferry_privs_drop to the SO_PEERCRED user, no capability,
@@ -176,6 +198,22 @@ int ferryd_ask_fetch(struct ferryd *d, int sk, const struct ferryd_user *u, stru
  * The peer's address, or NULL with the client's one-line reason in @why. */
 const char *ferryd_check_request(const struct ferryd *d, const char *name, const char *to, const char *mode,
 				 char *why, size_t n);
+
+/* report.c — the report's times (see there): instants on the source's monotonic clock,
+ * durations measured by the destination on its own. */
+struct ferryd_times {
+	bool diskless;
+	bool dest_reported; /* the destination's "done" (its durations) arrived */
+	long long t0, t_conn, t_ready, t_end; /* ferryd: asked, connected, ready, report */
+	long long freeze, dumped, sdone; /* its starter: frozen, dumped, done (diskless: committed) */
+	long long t_heard; /* heard that the destination runs it (default: the verdict; diskless: sdone) */
+	long long rtt; /* a round trip to the destination, measured at "prepare" */
+	long long d_restore_ms; /* the destination's: received (default: started) to restored */
+};
+struct ferryd_phases {
+	long long request, prepare, dump, transfer, sync, restore, total, downtime;
+};
+void ferryd_phases_of(const struct ferryd_times *t, struct ferryd_phases *ret);
 
 /* migrate.c: the source of a migration, for a local client */
 void ferryd_handle_client(struct ferryd *d, int sk);

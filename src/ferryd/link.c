@@ -42,14 +42,59 @@ int ferryd_link_send(struct ferryd_link *l, const struct ferry_msg *m, struct fe
 	return r < 0 ? r : ferry_channel_send(&l->out, l->fd, FERRYD_REC_MSG, body, len, err);
 }
 
-/* One record, authenticated: its plaintext at l->buf + FERRY_CHANNEL_HDR. */
+/* One record, authenticated: its plaintext at l->buf + FERRY_CHANNEL_HDR. The peer's
+ * keepalives (FERRYD_REC_PING) are taken here: @timeout is a limit on idleness, and a peer that
+ * works (dumps, restores) says so every FERRYD_KEEPALIVE_S seconds. */
 static int read_record(struct ferryd_link *l, unsigned timeout, uint8_t *ret_type, size_t *ret_len,
 		       struct ferry_error **err)
 {
-	int r = ferry_channel_read(&l->in, l->fd, timeout, l->buf, ret_type, ret_len, err);
+	int r;
+	do
+		r = ferry_channel_read(&l->in, l->fd, timeout, l->buf, ret_type, ret_len, err);
+	while (r == 0 && *ret_type == FERRYD_REC_PING);
 	if (r == -EBADMSG || r == -EPROTO)
 		ferry_error_wrap(err, "the connection between the daemons");
 	return r;
+}
+
+int ferryd_link_ping(struct ferryd_link *l, struct ferry_error **err)
+{
+	unsigned char buf[FERRY_CHANNEL_HDR + FERRY_CHANNEL_TAG];
+	return ferry_channel_write(&l->out, l->fd, FERRYD_REC_PING, buf, 0, err);
+}
+
+static void *keepalive_run(void *arg)
+{
+	struct ferryd_keepalive *k = arg;
+	struct pollfd p = {.fd = k->stop[0], .events = POLLIN};
+	for (;;) {
+		int n = poll(&p, 1, FERRYD_KEEPALIVE_S * 1000);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n != 0 || ferryd_link_ping(k->l, NULL) < 0)
+			return NULL;
+	}
+}
+
+void ferryd_keepalive_start(struct ferryd_keepalive *k, struct ferryd_link *l)
+{
+	*k = (struct ferryd_keepalive){.l = l, .stop = {-1, -1}};
+	if (pipe2(k->stop, O_CLOEXEC) < 0)
+		return;
+	k->running = pthread_create(&k->thread, NULL, keepalive_run, k) == 0;
+}
+
+void ferryd_keepalive_stop(struct ferryd_keepalive *k)
+{
+	if (k->running) {
+		(void)ferry_write_all(k->stop[1], "x", 1);
+		pthread_join(k->thread, NULL);
+		k->running = false;
+	}
+	for (int i = 0; i < 2; i++)
+		if (k->stop[i] >= 0)
+			close(k->stop[i]);
+	k->stop[0] = k->stop[1] = -1;
 }
 
 /* A message record's plaintext, parsed (only once authenticated, and within FERRY_PROTO_MAX). */
@@ -134,18 +179,21 @@ int ferryd_link_read_verdict(struct ferryd_link *l, unsigned timeout, struct fer
 			return r;
 		if (type == FERRYD_REC_MSG)
 			return no_verdict(l, len, err);
-		if (type != FERRYD_REC_CTL || len > VERDICT_MAX - got)
+		if (type != FERRYD_REC_CTL)
 			return ferry_error_msg(err, EPROTO, "bad verdict from the receiver");
-		memcpy(v + got, l->buf + FERRY_CHANNEL_HDR, len);
-		got += len;
+		/* what comes after the first verdict (a second one, written by a process of the
+		 * starter that failed too) is not this verdict's: the first says why */
+		size_t take = len < VERDICT_MAX - got ? len : VERDICT_MAX - got;
+		memcpy(v + got, l->buf + FERRY_CHANNEL_HDR, take);
+		got += take;
 		if (got > 0 && (need = verdict_len(v, got)) == 0)
 			return ferry_error_msg(err, EPROTO, "bad verdict from the receiver");
+		if (need > VERDICT_MAX)
+			return ferry_error_msg(err, EPROTO, "bad verdict from the receiver");
 	}
-	if (got != need || need > VERDICT_MAX)
-		return ferry_error_msg(err, EPROTO, "bad verdict from the receiver");
 	if (v[0] == 'A')
 		return 0;
-	v[got] = '\0';
+	v[need] = '\0';
 	for (unsigned char *p = v + 3; *p; p++)
 		if (*p < 0x20)
 			*p = ' ';
@@ -187,10 +235,17 @@ static void *ctl_pump(void *arg)
 		struct pollfd p[3] = {{.fd = c->local, .events = POLLIN},
 				      {.fd = c->l->fd, .events = POLLIN},
 				      {.fd = c->wake[0], .events = POLLIN}};
-		if (poll(p, 3, -1) < 0) {
+		/* while the starter restores, nothing else goes: the source hears that we work */
+		int n = poll(p, 3, FERRYD_KEEPALIVE_S * 1000);
+		if (n < 0) {
 			if (errno == EINTR)
 				continue;
 			break;
+		}
+		if (n == 0) {
+			if (ferryd_link_ping(c->l, NULL) < 0)
+				break;
+			continue;
 		}
 		if (p[2].revents) {
 			/* the starter has ended: what it wrote last still goes */

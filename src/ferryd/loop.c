@@ -55,11 +55,16 @@ struct loop {
 	size_t n_kids;
 };
 
-static volatile sig_atomic_t child_exited;
+static volatile sig_atomic_t child_exited, hangup;
 
 static void on_sigchld(int sig)
 {
 	child_exited = 1;
+}
+
+static void on_sighup(int sig)
+{
+	hangup = 1;
 }
 
 /* Refusals come in floods: the first few a second are logged, the rest counted. */
@@ -132,6 +137,7 @@ static void spawn_handler(struct loop *l, int fd, bool local, uid_t uid, const s
 		for (size_t i = 0; i < l->n_pend; i++)
 			close(l->pend[i].fd);
 		signal(SIGCHLD, SIG_DFL);
+		signal(SIGHUP, SIG_DFL);
 		sigset_t none;
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
@@ -351,6 +357,10 @@ static void loop_once(struct loop *l, const sigset_t *during)
 	int r = ppoll(p, 2 + n_pend, &ts, during);
 	if (child_exited)
 		reap(l);
+	if (hangup) {
+		hangup = 0;
+		ferryd_reload(l->d);
+	}
 	if (r > 0) {
 		/* backwards: pending_drop moves the last entry into the freed slot */
 		for (size_t i = n_pend; i-- > 0;)
@@ -370,14 +380,19 @@ void ferryd_loop(struct ferryd *d, int ux, int tcp)
 	l = (struct loop){.d = d, .ux = ux, .tcp = tcp};
 	fcntl(ux, F_SETFL, O_NONBLOCK | O_RDWR);
 	fcntl(tcp, F_SETFL, O_NONBLOCK | O_RDWR);
-	/* SIGCHLD only while in ppoll: no exit is missed between a reap and the wait */
+	/* SIGCHLD and SIGHUP only while in ppoll: no exit is missed between a reap and the wait,
+	 * and a reload happens between two connections */
 	sigset_t block, during;
 	sigemptyset(&block);
 	sigaddset(&block, SIGCHLD);
+	sigaddset(&block, SIGHUP);
 	sigprocmask(SIG_BLOCK, &block, &during);
 	sigdelset(&during, SIGCHLD);
+	sigdelset(&during, SIGHUP);
 	struct sigaction sa = {.sa_handler = on_sigchld, .sa_flags = SA_NOCLDSTOP};
 	sigaction(SIGCHLD, &sa, NULL);
+	struct sigaction hup = {.sa_handler = on_sighup};
+	sigaction(SIGHUP, &hup, NULL);
 	for (;;)
 		loop_once(&l, &during);
 }

@@ -9,6 +9,7 @@
 #include "ferryd.h"
 #include "journal.h"
 #include "manifest.h"
+#include <openssl/crypto.h>
 
 static int listen_tcp(const char *spec)
 {
@@ -77,14 +78,11 @@ static bool add_peer(struct ferryd *d, const char *spec)
 	return true;
 }
 
-/* ferry.conf's 'ferryd ...' keys: the defaults the command line overrides. 0, or an exit code. */
-static int load_config(struct ferryd *d)
+/* ferry.conf's 'ferryd ...' keys into @d: the defaults the command line overrides. */
+static int config_into(struct ferryd *d, struct ferry_error **err)
 {
-	struct ferry_error *err = NULL;
-	if (ferry_config_load(FERRY_CONFIG_PATH, true, &d->cfg, &err) < 0) {
-		fprintf(stderr, "ferryd: %s\n", err->message);
-		return 1;
-	}
+	if (ferry_config_load(FERRY_CONFIG_PATH, true, &d->cfg, err) < 0)
+		return -EINVAL;
 	char host[256] = "node";
 	gethostname(host, sizeof(host) - 1);
 	d->node = xstrdup(d->cfg->ferryd_node ? d->cfg->ferryd_node : host);
@@ -92,11 +90,20 @@ static int load_config(struct ferryd *d)
 	d->shared_dir = xstrdup(d->cfg->ferryd_shared_dir);
 	d->tmpfs_dir = xstrdup(d->cfg->ferryd_tmpfs_dir);
 	for (char **p = d->cfg->ferryd_peers; p && *p; p++)
-		if (!add_peer(d, *p)) {
-			fprintf(stderr, "ferryd: ferry.conf: 'ferryd peer = %s': expected NAME=ADDR:PORT\n",
-				*p);
-			return 1;
-		}
+		if (!add_peer(d, *p))
+			return ferry_error_msg(err, EINVAL,
+					       "ferry.conf: 'ferryd peer = %s': expected NAME=ADDR:PORT", *p);
+	return 0;
+}
+
+/* 0, or an exit code. */
+static int load_config(struct ferryd *d)
+{
+	struct ferry_error *err = NULL;
+	if (config_into(d, &err) < 0) {
+		fprintf(stderr, "ferryd: %s\n", err->message);
+		return 1;
+	}
 	return 0;
 }
 
@@ -120,6 +127,7 @@ static int parse_args(struct ferryd *d, int argc, char **argv)
 	};
 	bool cli_peers = false;
 	int c;
+	optind = 0; /* from the start (again, at a reload) */
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'n':
@@ -154,9 +162,47 @@ static int parse_args(struct ferryd *d, int argc, char **argv)
 	return -1;
 }
 
+static void ferryd_free_config(struct ferryd *d)
+{
+	free(d->node);
+	free(d->listen);
+	free(d->shared_dir);
+	free(d->tmpfs_dir);
+	for (size_t i = 0; i < d->n_peers; i++) {
+		free(d->peers[i].name);
+		free(d->peers[i].addr);
+	}
+	ferry_config_free(d->cfg);
+	OPENSSL_cleanse(d->key, sizeof(d->key));
+}
+
+void ferryd_reload(struct ferryd *d)
+{
+	struct ferryd n = {.argc = d->argc, .argv = d->argv};
+	struct ferry_error *err = NULL;
+	if (config_into(&n, &err) < 0 || parse_args(&n, d->argc, d->argv) >= 0 ||
+	    ferry_key_load(FERRY_KEY_PATH, n.key, &n.keylen, &err) < 0) {
+		ferryd_log(NULL, "SIGHUP: %s; the configuration in use is kept",
+			   err ? err->message : "the command line is refused now");
+		ferry_error_free(err);
+		ferryd_free_config(&n);
+		return;
+	}
+	/* the name and the listening socket stay what they were until ferryd restarts */
+	if (!streq(n.node, d->node) || !streq(n.listen, d->listen))
+		ferryd_log(NULL, "SIGHUP: 'ferryd node' and 'ferryd listen' change when ferryd restarts");
+	replace(&n.node, d->node);
+	replace(&n.listen, d->listen);
+	ferryd_free_config(d);
+	*d = n;
+	ferryd_log_node = d->node;
+	ferryd_log(NULL, "SIGHUP: ferry.conf and the cluster key read again: %zu peers, criu timeout %u s",
+		   d->n_peers, d->cfg->criu_timeout);
+}
+
 int main(int argc, char **argv)
 {
-	struct ferryd d = {.jfd = -1};
+	struct ferryd d = {.argc = argc, .argv = argv, .jfd = -1};
 	struct ferry_error *err = NULL;
 	int r = load_config(&d);
 	if (r == 0)

@@ -29,7 +29,7 @@ struct mig {
 	struct ferryd_user u;
 	char *id;
 	struct ferryd_link peer;
-	long long t0, t_conn, t_ready;
+	long long t0, t_conn, t_ready, rtt, t_heard; /* ferry_monotonic_ms (report.c) */
 	char *src_out; /* the source starter's output (its timings) */
 	struct ferryd_leaf leaf;
 	bool restart_here; /* default mode: the destination did not take it */
@@ -105,7 +105,7 @@ static bool prepare(struct mig *g)
 	}
 	int r = ferryd_link_open(&g->peer, fd, &keys, false, &err);
 	explicit_bzero(&keys, sizeof(keys));
-	g->t_conn = ferry_now_ms();
+	g->t_conn = ferry_monotonic_ms();
 	struct ferry_msg m = {0}, reply = {0};
 	ferry_msg_set(&m, "type", "prepare");
 	ferry_msg_set(&m, "id", "%s", g->id);
@@ -125,7 +125,9 @@ static bool prepare(struct mig *g)
 				  ferry_msg_get(&reply, "message") ?: "no reason");
 		return false;
 	}
-	g->t_ready = ferry_now_ms();
+	g->t_ready = ferry_monotonic_ms();
+	/* a round trip: prepare to ready, less the time the destination says it took itself */
+	g->rtt = g->t_ready - g->t_conn - strtoll(ferry_msg_get(&reply, "busy_ms") ?: "0", NULL, 10);
 	const char *dir = ferry_msg_get(&reply, "dir");
 	if (dir && dir[0] == '/' && !strstr(dir, "/..")) {
 		g->rec.peer_dir = xstrdup(dir);
@@ -214,6 +216,7 @@ static int restart_there(struct mig *g, int r, struct ferry_error **err)
 		g->restart_here = true;
 		g->dest_failed = xstrdup(e2 ? e2->message : "the destination went away");
 	}
+	g->t_heard = ferry_monotonic_ms(); /* it runs there (report.c) */
 	ferry_error_free(e2);
 	return 0;
 }
@@ -228,8 +231,13 @@ static int dump_shared(struct mig *g, struct ferry_request *dump, struct ferry_e
 	dump->checkpoint = g->leaf.path;
 	if (r == 0 && ferryd_fault(FERRYD_SRC_DUMP, g->id, g->peer.fd) == FERRYD_FAULT_FAIL)
 		r = ferry_error_msg(err, EIO, "fault at src-dump");
-	if (r == 0)
+	if (r == 0) {
+		/* the destination waits for the restart message meanwhile: it hears that we dump */
+		struct ferryd_keepalive k;
+		ferryd_keepalive_start(&k, &g->peer);
 		r = ferryd_run_starter(g->d, &g->u, dump, -1, &g->src_out, err);
+		ferryd_keepalive_stop(&k);
+	}
 	g->in_ckpt = r == 0;
 	if (r == 0 && ferryd_fault(FERRYD_SRC_RESTART, g->id, g->peer.fd) == FERRYD_FAULT_FAIL)
 		r = ferry_error_msg(err, EIO, "fault at src-restart");
@@ -267,20 +275,29 @@ static bool await_done(struct mig *g, int r)
 	return g->decided;
 }
 
-/* The report's times of a migration that went through. */
+/* The report's times of a migration that went through: all from this node's monotonic clock
+ * and the destination's own durations (report.c), never the two nodes' clocks subtracted. */
 static void report_ok(struct mig *g, struct ferry_msg *rep, long long t_end)
 {
 	const char *out = g->src_out;
-	long long freeze = ferryd_timing(out, "freeze"), dumped = ferryd_timing(out, "dumped"),
-		  sdone = ferryd_timing(out, "done");
-	long long dstart = strtoll(ferry_msg_get(&g->done, "start") ?: "0", NULL, 10);
-	long long received = strtoll(ferry_msg_get(&g->done, "received") ?: "0", NULL, 10);
-	long long restored = strtoll(ferry_msg_get(&g->done, "restored") ?: "0", NULL, 10);
+	struct ferryd_times t = {
+	    .diskless = g->diskless,
+	    .dest_reported = g->dest_done,
+	    .t0 = g->t0,
+	    .t_conn = g->t_conn,
+	    .t_ready = g->t_ready,
+	    .t_end = t_end,
+	    .freeze = ferryd_timing(out, "freeze"),
+	    .dumped = ferryd_timing(out, "dumped"),
+	    .sdone = ferryd_timing(out, "done"),
+	    .rtt = g->rtt,
+	    .d_restore_ms = strtoll(ferry_msg_get(&g->done, "restore_ms") ?: "0", NULL, 10),
+	};
+	/* diskless: the source starter heard "restored" (and committed) at its "done" */
+	t.t_heard = g->diskless ? t.sdone : g->t_heard;
+	struct ferryd_phases p;
+	ferryd_phases_of(&t, &p);
 	if (!g->dest_done) {
-		/* the destination's report was lost: the source starter heard "restored" at sdone */
-		received = dumped;
-		restored = sdone;
-		dstart = dstart ? dstart : dumped;
 		_cleanup_free_ char *copy = g->diskless ? xstrdup(g->rec.peer_dir ? g->rec.peer_dir : "?")
 							: xstrdup(g->leaf.path ? g->leaf.path : "?");
 		ferry_msg_set(
@@ -290,20 +307,18 @@ static void report_ok(struct mig *g, struct ferry_msg *rep, long long t_end)
 		    "ferry instance start --criu-restart %s",
 		    g->to, g->name, copy, g->d->node, g->to, copy);
 	}
-	ferry_msg_set(rep, "request_ms", "%lld", g->t_conn - g->t0);
-	ferry_msg_set(rep, "prepare_ms", "%lld", g->t_ready - g->t_conn);
-	ferry_msg_set(rep, "dump_ms", "%lld", dumped - freeze);
-	if (g->diskless) {
-		ferry_msg_set(rep, "transfer_ms", "%lld", received - dumped);
-		ferry_msg_set(rep, "restore_ms", "%lld", restored - received);
-	} else {
-		ferry_msg_set(rep, "sync_ms", "%lld", sdone - dumped);
-		ferry_msg_set(rep, "restore_ms", "%lld", restored - dstart);
-	}
-	ferry_msg_set(rep, "total_ms", "%lld", t_end - g->t0);
-	ferry_msg_set(rep, "downtime_ms", "%lld", restored - freeze);
+	ferry_msg_set(rep, "request_ms", "%lld", p.request);
+	ferry_msg_set(rep, "prepare_ms", "%lld", p.prepare);
+	ferry_msg_set(rep, "dump_ms", "%lld", p.dump);
+	if (g->diskless)
+		ferry_msg_set(rep, "transfer_ms", "%lld", p.transfer);
+	else
+		ferry_msg_set(rep, "sync_ms", "%lld", p.sync);
+	ferry_msg_set(rep, "restore_ms", "%lld", p.restore);
+	ferry_msg_set(rep, "total_ms", "%lld", p.total);
+	ferry_msg_set(rep, "downtime_ms", "%lld", p.downtime);
 	ferry_msg_set(rep, "bytes", "%s", ferry_msg_get(&g->done, "bytes") ?: "0");
-	ferryd_log(g->id, "'%s' now runs on %s (downtime %lld ms)", g->name, g->to, restored - freeze);
+	ferryd_log(g->id, "'%s' now runs on %s (downtime %lld ms)", g->name, g->to, p.downtime);
 }
 
 /* Where the instance runs after a failure: dumped (and ended here), it is brought back from the
@@ -422,7 +437,7 @@ static void migrate(struct mig *g)
 		g->dump_error = dump_error_of(err);
 	ferry_error_free(err);
 	bool ok = await_done(g, r);
-	long long t_end = ferry_now_ms();
+	long long t_end = ferry_monotonic_ms();
 	struct ferry_msg rep = {0};
 	ferry_msg_set(&rep, "type", "report");
 	ferry_msg_set(&rep, "id", "%s", g->id);
@@ -455,7 +470,7 @@ void ferryd_handle_client(struct ferryd *d, int sk)
 	struct ferryd_ask ask;
 	if (ferryd_ask_fetch(d, sk, &g.u, &ask, &g.addr) < 0)
 		return;
-	g.t0 = ferry_now_ms();
+	g.t0 = ferry_monotonic_ms();
 	g.name = ask.instance;
 	g.to = ask.to;
 	g.diskless = ask.diskless;

@@ -89,7 +89,8 @@ static int restart_shared(struct ferryd *d, struct ferryd_link *l, struct ferry_
 /* The restart, once the destination is ready; @leaf: the diskless copy's directory; the
  * default mode's in *ret_dir. */
 static enum outcome receive(struct ferryd *d, struct ferryd_link *l, const struct ferry_msg *m,
-			    const struct ferryd_user *u, const struct ferryd_leaf *leaf, char **ret_dir)
+			    const struct ferryd_user *u, const struct ferryd_leaf *leaf, long long t_prepare,
+			    char **ret_dir)
 {
 	struct ferry_error *err = NULL;
 	const char *id = ferry_msg_get(m, "id"), *name = ferry_msg_get(m, "instance");
@@ -98,6 +99,8 @@ static enum outcome receive(struct ferryd *d, struct ferryd_link *l, const struc
 	ferry_msg_set(&ready, "type", "ready");
 	if (leaf->path) /* where the copy is kept, should the commit not come (for the source's report) */
 		ferry_msg_set(&ready, "dir", "%s", leaf->path);
+	/* how long we took: the source measures a round trip without it (report.c) */
+	ferry_msg_set(&ready, "busy_ms", "%lld", ferry_monotonic_ms() - t_prepare);
 	int sent = ferryd_link_send(l, &ready, &err);
 	ferry_msg_clear(&ready);
 	if (sent < 0 || ferryd_fault(FERRYD_DST_READY, id, l->fd) == FERRYD_FAULT_FAIL)
@@ -130,9 +133,9 @@ static enum outcome receive(struct ferryd *d, struct ferryd_link *l, const struc
 	}
 	struct ferry_msg done = {0};
 	ferry_msg_set(&done, "type", "done");
-	ferry_msg_set(&done, "start", "%lld", ferryd_timing(out, "start"));
-	ferry_msg_set(&done, "received", "%lld", ferryd_timing(out, "received"));
-	ferry_msg_set(&done, "restored", "%lld", ferryd_timing(out, "restored"));
+	/* a duration on our clock, never an instant: the nodes' clocks are not compared */
+	ferry_msg_set(&done, "restore_ms", "%lld",
+		      ferryd_timing(out, "restored") - ferryd_timing(out, diskless ? "received" : "start"));
 	ferry_msg_set(&done, "bytes", "%lld", ferryd_timing(out, "bytes"));
 	ferryd_log(id, "'%s' runs here", name);
 	if (ferryd_fault(FERRYD_DST_DONE, id, l->fd) != FERRYD_FAULT_FAIL)
@@ -180,6 +183,7 @@ static void serve(struct ferryd *d, struct ferryd_link *l)
 		ferry_msg_clear(&m);
 		return;
 	}
+	long long t_prepare = ferry_monotonic_ms();
 	unsigned long long uid = 0;
 	if (!prepare_ok(l, &m, &uid))
 		return;
@@ -207,7 +211,7 @@ static void serve(struct ferryd *d, struct ferryd_link *l)
 	if (!journal_begin(d, l, &m, &u, &rec, &lock, &leaf))
 		return;
 	_cleanup_free_ char *ddir = NULL;
-	enum outcome o = receive(d, l, &m, &u, &leaf, &ddir);
+	enum outcome o = receive(d, l, &m, &u, &leaf, t_prepare, &ddir);
 	if (o == RECV_INDOUBT) {
 		/* kept: the copy (diskless: the tmpfs one; default: the source keeps the shared
 		 * one) and the record, until the source says how the migration ended */

@@ -77,7 +77,11 @@ int ferryd_run_starter_decision(const struct ferryd *d, const struct ferryd_user
 	    .gid = u->gid,
 	    .groups = u->groups,
 	    .n_groups = (size_t)u->n_groups,
+	    /* on idleness: a starter that dumps or transfers says "progress" while it moves (a
+	     * large migration over a slow link takes long); its other steps are bounded by 'criu
+	     * timeout' each */
 	    .timeout = d->cfg->criu_timeout * 2 + 60,
+	    .timeout_idle = true,
 	};
 	r = ferry_spawn(STARTER, argv, NULL, &o, NULL, err);
 	if (r < 0 && *err) {

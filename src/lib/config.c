@@ -4,6 +4,7 @@
  * The setuid starter takes its policy from this file, so the parser is strict: every key is known,
  * every value is checked, a scalar key appears once, a list is bounded, and the loader trusts the
  * file only when root alone can have written it. */
+#include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -49,6 +50,7 @@ static const struct key keys[] = {
     {"checkpoint dir", KEY_HOME_PATH, FIELD(checkpoint_dir), 0, 0},
     {"max instances", KEY_UINT, FIELD(max_instances), 1, 4096},
     {"criu timeout", KEY_UINT, FIELD(criu_timeout), 1, 86400},
+    {"criu ghost limit", KEY_UINT, FIELD(criu_ghost_limit), 1, 4095},
     {"criu network", KEY_CRIU_NETWORK, FIELD(criu_loopback), 0, 0},
     {"allow net network", KEY_NAME_LIST, FIELD(allow_net_networks), 0, 0},
     {"allow net args", KEY_BOOL, FIELD(allow_net_args), 0, 0},
@@ -262,28 +264,29 @@ static int parse_line(struct ferry_config *c, const char *line, size_t n, struct
 	if (!*value)
 		return line_error(st, err, "'%s' has no value", k->name);
 
-	if (k->kind != KEY_PATH_LIST && k->kind != KEY_NAME_LIST && k->kind != KEY_CIDR_LIST &&
-	    k->kind != KEY_PARENT_LIST && k->kind != KEY_STRING_LIST) {
-		unsigned *seen = &st->seen[k - keys];
-		if (*seen)
-			return line_error(st, err, "'%s' is already set on line %u", k->name, *seen);
-		*seen = st->lineno;
+	/* A scalar key once a file; a list key's lines in one file together replace the list an
+	 * earlier file (ferry.conf, an earlier drop-in) set. */
+	unsigned *seen = &st->seen[k - keys];
+	if (!is_list(k->kind) && *seen)
+		return line_error(st, err, "'%s' is already set on line %u", k->name, *seen);
+	if (is_list(k->kind) && !*seen) {
+		void *field = (char *)c + k->offset;
+		char ***items = field;
+		strv_free(*items);
+		*items = xzalloc(sizeof(char *));
 	}
+	if (!*seen)
+		*seen = st->lineno;
 	return set_value(c, k, value, st, err);
 }
 
-static int parse_named(const char *text, size_t len, const char *name, struct ferry_config **ret,
-		       struct ferry_error **err)
+/* Parses one file's text into @c, over what an earlier file set there. */
+static int parse_into(struct ferry_config *c, const char *text, size_t len, const char *name,
+		      struct ferry_error **err)
 {
-	if (!ret)
-		return ferry_error_msg(err, EINVAL, "ferry_config_parse: no result pointer");
-	if (!text && len > 0)
-		return ferry_error_msg(err, EINVAL, "ferry_config_parse: no text");
 	if (len > FERRY_CONFIG_MAX)
 		return ferry_error_msg(err, EFBIG, "%s is larger than %u bytes", name,
 				       (unsigned)FERRY_CONFIG_MAX);
-
-	_cleanup_(ferry_config_freep) struct ferry_config *c = ferry_config_defaults();
 	struct parse_state st = {.name = name};
 	size_t pos = 0;
 	while (pos < len) {
@@ -299,6 +302,21 @@ static int parse_named(const char *text, size_t len, const char *name, struct fe
 		if (r < 0)
 			return r;
 	}
+	return 0;
+}
+
+static int parse_named(const char *text, size_t len, const char *name, struct ferry_config **ret,
+		       struct ferry_error **err)
+{
+	if (!ret)
+		return ferry_error_msg(err, EINVAL, "ferry_config_parse: no result pointer");
+	if (!text && len > 0)
+		return ferry_error_msg(err, EINVAL, "ferry_config_parse: no text");
+
+	_cleanup_(ferry_config_freep) struct ferry_config *c = ferry_config_defaults();
+	int r = parse_into(c, text, len, name, err);
+	if (r < 0)
+		return r;
 	*ret = TAKE_PTR(c);
 	return 0;
 }
@@ -322,6 +340,7 @@ struct ferry_config *ferry_config_defaults(void)
 	c->checkpoint_dir = xstrdup("~/.ferry/checkpoint");
 	c->max_instances = 64;
 	c->criu_timeout = 600;
+	c->criu_ghost_limit = 1;
 	c->criu_loopback = true;
 	c->allow_net_networks = xzalloc(sizeof(char *));
 	c->allow_net_ranges = xzalloc(sizeof(char *));
@@ -362,8 +381,9 @@ void ferry_config_free(struct ferry_config *c)
 static int open_error(const char *path, int code, struct ferry_error **err)
 {
 	if (code == ELOOP)
-		return ferry_error_msg(err, ELOOP,
-				       "'%s' is a symbolic link; ferry.conf must be a regular file", path);
+		return ferry_error_msg(
+		    err, ELOOP, "'%s' is a symbolic link; ferry's configuration must be a regular file",
+		    path);
 	return ferry_error_set(err, code, "open '%s'", path);
 }
 
@@ -384,8 +404,8 @@ static int check_dir(int dir, const char *dir_path, const char *path, struct fer
 }
 
 /* Opens @path for reading, one component at a time from "/", never following a symlink, checking
- * every directory on the way with check_dir(). */
-static int open_trusted(const char *path, int *ret_fd, struct ferry_error **err)
+ * every directory on the way with check_dir(); *ret_dir is the (O_PATH) directory it is in. */
+static int open_trusted(const char *path, int *ret_fd, int *ret_dir, struct ferry_error **err)
 {
 	size_t len = strlen(path);
 	if (!path_is_normal(path, len) || len == 1)
@@ -412,6 +432,7 @@ static int open_trusted(const char *path, int *ret_fd, struct ferry_error **err)
 			if (fd < 0)
 				return open_error(path, errno, err);
 			*ret_fd = fd;
+			*ret_dir = TAKE_FD(dir);
 			return 0;
 		}
 
@@ -435,24 +456,11 @@ static int open_trusted(const char *path, int *ret_fd, struct ferry_error **err)
 	}
 }
 
-int ferry_config_load(const char *path, bool require_root_owned, struct ferry_config **ret,
-		      struct ferry_error **err)
+/* Reads the open file @fd (@path, for messages): a regular file of at most FERRY_CONFIG_MAX bytes,
+ * when @require_root_owned owned by root and not writable by group or others. */
+static int read_checked(int fd, const char *path, bool require_root_owned, char **ret_buf, size_t *ret_len,
+			struct ferry_error **err)
 {
-	if (!path)
-		path = FERRY_CONFIG_PATH;
-
-	_cleanup_close_ int fd = -1;
-	if (require_root_owned) {
-		int r = open_trusted(path, &fd, err);
-		if (r < 0)
-			return r;
-	} else {
-		/* O_NONBLOCK: a FIFO planted at the path must not hang us; no effect on regular files. */
-		fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-		if (fd < 0)
-			return open_error(path, errno, err);
-	}
-
 	struct stat st;
 	if (fstat(fd, &st) < 0)
 		return ferry_error_set(err, errno, "stat '%s'", path);
@@ -483,8 +491,155 @@ int ferry_config_load(const char *path, bool require_root_owned, struct ferry_co
 	}
 	if (n == cap)
 		return ferry_error_msg(err, EAGAIN, "'%s' changed while it was read", path);
+	*ret_buf = TAKE_PTR(buf);
+	*ret_len = n;
+	return 0;
+}
 
-	return parse_named(buf, n, path, ret, err);
+static int cmp_names(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The drop-in names in the directory @dfd (@dpath, for messages), in byte order: those ending in
+ * ".conf" and not starting with '.'; at most FERRY_CONFIG_DROPIN_MAX of them. */
+static int dropin_names(int dfd, const char *dpath, char ***ret, struct ferry_error **err)
+{
+	int fd = fcntl(dfd, F_DUPFD_CLOEXEC, 3);
+	if (fd < 0)
+		return ferry_error_set(err, errno, "dup '%s'", dpath);
+	DIR *d = fdopendir(fd);
+	if (!d) {
+		int code = errno;
+		close(fd);
+		return ferry_error_set(err, code, "read '%s'", dpath);
+	}
+	_cleanup_strv_ char **names = xzalloc(sizeof(char *));
+	size_t count = 0;
+	int r = 0;
+	for (;;) {
+		errno = 0;
+		struct dirent *de = readdir(d);
+		if (!de) {
+			if (errno != 0)
+				r = ferry_error_set(err, errno, "read '%s'", dpath);
+			break;
+		}
+		size_t len = strlen(de->d_name);
+		if (de->d_name[0] == '.' || len <= 5 || !streq(de->d_name + len - 5, ".conf"))
+			continue;
+		if (count++ == FERRY_CONFIG_DROPIN_MAX) {
+			r = ferry_error_msg(err, EMFILE,
+					    "'%s' holds more than %u drop-in files; ferry reads at most %u "
+					    "(merge some)",
+					    dpath, FERRY_CONFIG_DROPIN_MAX, FERRY_CONFIG_DROPIN_MAX);
+			break;
+		}
+		strv_push(&names, de->d_name);
+	}
+	closedir(d);
+	if (r < 0)
+		return r;
+	qsort(names, count, sizeof(char *), cmp_names);
+	*ret = TAKE_PTR(names);
+	return 0;
+}
+
+/* Opens the drop-in directory @dpath (at @parent's @base when @parent >= 0): -1 in *ret_fd when
+ * there is none; must be a directory, owned by root and not writable by others when
+ * @require_root_owned. */
+static int open_dropin_dir(int parent, const char *base, const char *dpath, bool require_root_owned,
+			   int *ret_fd, struct ferry_error **err)
+{
+	const int flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
+	_cleanup_close_ int fd = parent >= 0 ? openat(parent, base, flags) : open(dpath, flags);
+	struct stat st;
+	if (fd < 0 && errno == ENOENT) {
+		*ret_fd = -1;
+		return 0;
+	}
+	if (fd < 0 && (errno == ELOOP || errno == ENOTDIR) &&
+	    (parent >= 0 ? fstatat(parent, base, &st, AT_SYMLINK_NOFOLLOW) : lstat(dpath, &st)) == 0 &&
+	    S_ISLNK(st.st_mode))
+		return ferry_error_msg(err, ELOOP, "'%s' is a symbolic link; it must be a directory", dpath);
+	if (fd < 0)
+		return ferry_error_set(err, errno, "open '%s'", dpath);
+	if (fstat(fd, &st) < 0)
+		return ferry_error_set(err, errno, "stat '%s'", dpath);
+	if (require_root_owned && (st.st_uid != 0 || (st.st_mode & (S_IWGRP | S_IWOTH))))
+		return ferry_error_msg(err, EPERM,
+				       "'%s' must be owned by root and not writable by others "
+				       "(chown root: %s; chmod 755 %s)",
+				       dpath, dpath, dpath);
+	*ret_fd = TAKE_FD(fd);
+	return 0;
+}
+
+/* Parses the drop-ins of @dpath (see ferry_config_load) into @c, over what ferry.conf set. */
+static int load_dropins(struct ferry_config *c, int parent, const char *base, const char *dpath,
+			bool require_root_owned, struct ferry_error **err)
+{
+	_cleanup_close_ int dfd = -1;
+	int r = open_dropin_dir(parent, base, dpath, require_root_owned, &dfd, err);
+	if (r < 0 || dfd < 0)
+		return r;
+	_cleanup_strv_ char **names = NULL;
+	r = dropin_names(dfd, dpath, &names, err);
+	if (r < 0)
+		return r;
+	for (char **n = names; n && *n; n++) {
+		_cleanup_free_ char *path = xasprintf("%s/%s", dpath, *n);
+		_cleanup_close_ int fd =
+		    openat(dfd, *n, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+		if (fd < 0)
+			return open_error(path, errno, err);
+		_cleanup_free_ char *buf = NULL;
+		size_t len = 0;
+		r = read_checked(fd, path, require_root_owned, &buf, &len, err);
+		if (r < 0)
+			return r;
+		r = parse_into(c, buf, len, path, err);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int ferry_config_load(const char *path, bool require_root_owned, struct ferry_config **ret,
+		      struct ferry_error **err)
+{
+	if (!path)
+		path = FERRY_CONFIG_PATH;
+
+	_cleanup_close_ int fd = -1, dir = -1;
+	if (require_root_owned) {
+		int r = open_trusted(path, &fd, &dir, err);
+		if (r < 0)
+			return r;
+	} else {
+		/* O_NONBLOCK: a FIFO planted at the path must not hang us; no effect on regular files. */
+		fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+		if (fd < 0)
+			return open_error(path, errno, err);
+	}
+
+	_cleanup_free_ char *buf = NULL;
+	size_t len = 0;
+	int r = read_checked(fd, path, require_root_owned, &buf, &len, err);
+	if (r < 0)
+		return r;
+	_cleanup_(ferry_config_freep) struct ferry_config *c = ferry_config_defaults();
+	r = parse_into(c, buf, len, path, err);
+	if (r < 0)
+		return r;
+
+	_cleanup_free_ char *dpath = xasprintf("%s.d", path);
+	const char *base = strrchr(dpath, '/');
+	r = load_dropins(c, dir, base ? base + 1 : dpath, dpath, require_root_owned, err);
+	if (r < 0)
+		return r;
+	*ret = TAKE_PTR(c);
+	return 0;
 }
 
 /* @path (normalized, absolute) is @prefix (@plen bytes, normalized, absolute) or lies below it. */

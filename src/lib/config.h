@@ -10,6 +10,7 @@
 
 #define FERRY_CONFIG_PATH FERRY_SYSCONFDIR "/ferry.conf"
 #define FERRY_CONFIG_MAX (256 * 1024)
+#define FERRY_CONFIG_DROPIN_MAX 64u /* files in FERRY_CONFIG_PATH ".d" */
 
 struct ferry_config {
 	bool allow_setuid; /* "allow setuid": the starter refuses to run when no */
@@ -24,6 +25,7 @@ struct ferry_config {
 	char *checkpoint_dir; /* "checkpoint dir": per-user base, "~/" = home (default ~/.ferry/checkpoint) */
 	unsigned max_instances; /* "max instances": per user (default 64) */
 	unsigned criu_timeout; /* "criu timeout": seconds (default 600) */
+	unsigned criu_ghost_limit; /* "criu ghost limit": MiB (default 1, CRIU's) */
 	bool criu_loopback; /* "criu network = loopback|host": a checkpointable instance without --net gets
 			     * its own network namespace with only lo (default), or the host's */
 	char **allow_net_networks; /* "allow net network = NAME" (repeatable): networks users may join */
@@ -47,13 +49,19 @@ struct ferry_config {
  * errors naming the line: "ferry.conf line 12: unknown key 'foo' (see ferry.conf(5))". Missing
  * keys get their defaults. */
 int ferry_config_parse(const char *text, size_t len, struct ferry_config **ret, struct ferry_error **err);
-/* Loads @path (NULL: the compiled-in FERRY_CONFIG_PATH): opened O_NOFOLLOW|O_CLOEXEC, must be a
- * regular file of at most FERRY_CONFIG_MAX bytes. When @require_root_owned (always, in the starter;
- * false only for tests and unprivileged tools), the file must be owned by root and not writable by
- * group or others, @path must be absolute and normalized, and it is opened one component at a time
- * from "/" without following any symlink, each directory on the way owned by root and not writable
- * by group or others unless sticky (like /tmp). Parse errors name @path and the line. A missing
- * file fails with -ENOENT. */
+/* Loads @path (NULL: the compiled-in FERRY_CONFIG_PATH), then the drop-ins "@path.d/ *.conf" (names
+ * ending in ".conf", not starting with '.', at most FERRY_CONFIG_DROPIN_MAX) in byte order of
+ * their names: a key set in a drop-in replaces what ferry.conf or an earlier drop-in set (a list
+ * key's lines in one file replace the whole list); within one file a scalar key is set once. A
+ * missing drop-in directory is no error. Each file is opened O_NOFOLLOW|O_CLOEXEC (a drop-in with
+ * openat() in the directory, itself opened O_DIRECTORY|O_NOFOLLOW) and must be a regular file of
+ * at most FERRY_CONFIG_MAX bytes. When @require_root_owned (always, in the starter; false only for
+ * tests and unprivileged tools), every file and the drop-in directory must be owned by root and
+ * not writable by group or others, @path must be absolute and normalized, and it is opened one
+ * component at a time from "/" without following any symlink, each directory on the way owned by
+ * root and not writable by group or others unless sticky (like /tmp); the drop-in directory is
+ * opened in the same, checked, parent. Parse errors name the file and the line. A missing
+ * ferry.conf fails with -ENOENT. */
 int ferry_config_load(const char *path, bool require_root_owned, struct ferry_config **ret,
 		      struct ferry_error **err);
 struct ferry_config *ferry_config_defaults(void);

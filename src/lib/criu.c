@@ -91,6 +91,9 @@ int ferry_criu_dump(const struct ferry_criu_opts *o, struct ferry_error **err)
 		return r;
 	criu_local_set_pid(c, o->pid);
 	criu_local_set_leave_running(c, o->leave_running);
+	criu_local_set_tcp_skip_in_flight(c, o->skip_in_flight);
+	if (o->ghost_limit)
+		criu_local_set_ghost_limit(c, o->ghost_limit);
 	r = criu_local_dump(c);
 	criu_local_free_opts(c);
 	if (r < 0)
@@ -108,6 +111,7 @@ int ferry_criu_restore(const struct ferry_criu_opts *o, pid_t *ret_pid, struct f
 		post_restore_cb = o->post_restore;
 		criu_local_set_notify_cb(c, notify);
 	}
+	criu_local_set_tcp_close(c, o->tcp_close);
 	r = criu_local_restore(c);
 	post_restore_cb = NULL;
 	criu_local_free_opts(c);

@@ -61,6 +61,9 @@ struct ferry_criu_opts {
 	unsigned timeout; /* seconds CRIU may take to seize the tree (0: CRIU's default) */
 	const char *config; /* a CRIU config file (RPC settings libcriu has no setter for) */
 	bool tcp; /* own network namespace: keep established TCP connections, lock with nftables */
+	bool skip_in_flight; /* dump: leave out connections not yet accepted (CRIU --skip-in-flight) */
+	unsigned ghost_limit; /* dump: bytes of the largest deleted-but-open file saved (0: CRIU's) */
+	bool tcp_close; /* restore: TCP connections come back closed (CRIU --tcp-close) */
 	/* restore: called when every process is restored and none has run yet (CRIU's
 	 * "post-restore" notification); non-zero makes CRIU kill the restored tree and fail */
 	int (*post_restore)(void);

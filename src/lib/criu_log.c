@@ -37,11 +37,12 @@ char *ferry_criu_log_errors(int dirfd, const char *log, int max)
 		char *e = strstr(l, "Error (");
 		if (!e || harmless(l))
 			continue;
-		if (n == max && max > 0) {
-			memmove(lines, lines + 1, (size_t)(max - 1) * sizeof(char *));
+		/* the first error (usually the cause) and the last ones (where CRIU gave up) */
+		if (n == max && max > 1) {
+			memmove(lines + 1, lines + 2, (size_t)(max - 2) * sizeof(char *));
 			n--;
 		}
-		if (max > 0 && n < (int)ARRAY_SIZE(lines))
+		if (n < max && n < (int)ARRAY_SIZE(lines))
 			lines[n++] = e;
 	}
 	if (n == 0)

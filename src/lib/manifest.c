@@ -11,6 +11,11 @@
 
 #define MAGIC "ferry-manifest 1\n"
 
+bool ferry_manifest_netns_ok(const char *v)
+{
+	return streq(v, "loopback") || streq(v, "own") || streq(v, "host");
+}
+
 bool ferry_manifest_name_ok(const char *name)
 {
 	size_t n = strlen(name);
@@ -57,6 +62,7 @@ void ferry_manifest_free(struct ferry_manifest *m)
 	free(m->image);
 	free(m->image_fingerprint);
 	free(m->node);
+	free(m->netns);
 	for (size_t i = 0; i < m->n_files; i++)
 		free(m->files[i].name);
 	free(m->files);
@@ -90,16 +96,24 @@ static int hmac_hex(const unsigned char *key, size_t keylen, const char *data, s
 int ferry_manifest_sign(const struct ferry_manifest *m, const unsigned char *key, size_t keylen, char **ret,
 			struct ferry_error **err)
 {
-	const char *strs[] = {m->ferry_version, m->instance, m->image, m->image_fingerprint, m->node};
+	const char *strs[] = {m->ferry_version,	    m->instance, m->image,
+			      m->image_fingerprint, m->node,	 m->netns};
 	for (size_t i = 0; i < ARRAY_SIZE(strs); i++)
 		if (strs[i] && !value_ok(strs[i]))
 			return ferry_error_msg(err, EINVAL, "manifest value with a control character");
+	if (m->netns && !ferry_manifest_netns_ok(m->netns))
+		return ferry_error_msg(err, EINVAL, "bad manifest netns '%s'", m->netns);
 	char *body = xasprintf(
 	    MAGIC "ferry_version=%s\nuid=%u\ngid=%u\ninstance=%s\nimage=%s\nimage_fingerprint=%s\n"
 		  "created=%lld\npid=%lld\nnode=%s\n",
 	    m->ferry_version ? m->ferry_version : "", (unsigned)m->uid, (unsigned)m->gid,
 	    m->instance ? m->instance : "", m->image ? m->image : "",
 	    m->image_fingerprint ? m->image_fingerprint : "", m->created, m->pid, m->node ? m->node : "");
+	if (m->netns) {
+		char *n = xasprintf("%snetns=%s\n", body, m->netns);
+		free(body);
+		body = n;
+	}
 	for (size_t i = 0; i < m->n_files; i++) {
 		const struct ferry_manifest_file *f = &m->files[i];
 		if (!ferry_manifest_name_ok(f->name) || strlen(f->sha256) != 64) {
@@ -126,7 +140,7 @@ int ferry_manifest_sign(const struct ferry_manifest *m, const unsigned char *key
 static int scalar_key(const char *k)
 {
 	static const char *const keys[] = {"ferry_version",	"uid",	   "gid", "instance", "image",
-					   "image_fingerprint", "created", "pid", "node"};
+					   "image_fingerprint", "created", "pid", "node",     "netns"};
 	for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
 		if (streq(k, keys[i]))
 			return (int)i;
@@ -200,6 +214,11 @@ int ferry_manifest_parse_unverified(const char *text, size_t len, struct ferry_m
 			free(m->image_fingerprint), m->image_fingerprint = xstrdup(v);
 		else if (streq(k, "node"))
 			free(m->node), m->node = xstrdup(v);
+		else if (streq(k, "netns") && !ferry_manifest_netns_ok(v)) {
+			r = bad(err, "bad netns");
+			break;
+		} else if (streq(k, "netns"))
+			m->netns = xstrdup(v);
 		else if (streq(k, "uid") && (r = parse_num(v, UINT32_MAX - 1, &n, err)) == 0)
 			m->uid = (uid_t)n, seen_uid = true;
 		else if (streq(k, "gid") && (r = parse_num(v, UINT32_MAX - 1, &n, err)) == 0)

@@ -37,10 +37,15 @@ struct ferry_manifest {
 	long long created; /* unix time */
 	long long pid; /* the workload's pid inside the container */
 	char *node; /* hostname of the dumping node */
+	/* the instance's network namespace: "loopback" (its own, only lo), "own" (--net) or "host";
+	 * NULL in a checkpoint from before ferry recorded it */
+	char *netns;
 	struct ferry_manifest_file *files;
 	size_t n_files;
 };
 
+/* A manifest's netns: "loopback", "own" or "host". */
+bool ferry_manifest_netns_ok(const char *v);
 /* File names in a generation: 1..255 of [A-Za-z0-9._-], not starting with '.'. */
 bool ferry_manifest_name_ok(const char *name);
 /* The signed text of @m. */

@@ -292,6 +292,9 @@ int ferry_request_check(struct ferry_request *req, struct ferry_error **err)
 	     "--criu-launch and --criu-restart belong to instance start"},
 	    {FERRY_REQ_NET, "--net belongs to instance start"},
 	    {FERRY_REQ_LEAVE_RUNNING, "--leave-running belongs to checkpoint instance"},
+	    {FERRY_REQ_SKIP_IN_FLIGHT, "--skip-in-flight belongs to checkpoint instance"},
+	    {FERRY_REQ_TCP_CLOSE, "--tcp-close belongs to instance start --criu-restart and checkpoint "
+				  "instance --restore"},
 	};
 	uint32_t refused = req->flags & ~(rule->flags | (uint32_t)FERRY_REQ_ANY_OP_);
 	for (size_t i = 0; i < ARRAY_SIZE(homes); i++)
@@ -301,6 +304,8 @@ int ferry_request_check(struct ferry_request *req, struct ferry_error **err)
 		return ferry_request_bad(err, "flags 0x%" PRIx32 " do not belong to %s", refused, rule->what);
 	if (launch && restart)
 		return ferry_request_bad(err, "--criu-launch and --criu-restart exclude each other");
+	if ((req->flags & FERRY_REQ_TCP_CLOSE) && req->op == FERRY_OP_INSTANCE_START && !restart)
+		return ferry_request_bad(err, "--tcp-close belongs to a restart (--criu-restart)");
 	if ((req->networks || req->network_args) && !(req->flags & FERRY_REQ_NET))
 		return ferry_request_bad(err, "--network and --network-args need --net");
 	if (req->page_server && req->op != FERRY_OP_CHECKPOINT_DUMP && !restart)

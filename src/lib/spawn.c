@@ -467,8 +467,9 @@ static char *last_line(const struct capture *c)
 }
 
 /* Waits for @pid while collecting @caps; kills it at the deadline. */
-static int wait_child(pid_t pid, const char *what, unsigned timeout, bool kill_group, struct capture *caps,
-		      size_t ncaps, int *ret_status, bool *ret_timed_out, struct ferry_error **err)
+static int wait_child(pid_t pid, const char *what, unsigned timeout, bool idle, bool kill_group,
+		      struct capture *caps, size_t ncaps, int *ret_status, bool *ret_timed_out,
+		      struct ferry_error **err)
 {
 	_cleanup_close_ int pidfd = pidfd_for(pid);
 	int64_t deadline = timeout ? now_ms() + (int64_t)timeout * 1000 : 0;
@@ -512,8 +513,9 @@ static int wait_child(pid_t pid, const char *what, unsigned timeout, bool kill_g
 		if (pr > 0)
 			for (size_t i = 0; i < ncaps && i < 3; i++)
 				if (cap_idx[i] >= 0 &&
-				    (pfd[cap_idx[i]].revents & (POLLIN | POLLHUP | POLLERR)))
-					capture_read(&caps[i]);
+				    (pfd[cap_idx[i]].revents & (POLLIN | POLLHUP | POLLERR)) &&
+				    capture_read(&caps[i]) > 0 && idle && deadline)
+					deadline = now_ms() + (int64_t)timeout * 1000; /* it goes on */
 		if (pidfd < 0 || (pr > 0 && (pfd[pid_idx].revents & POLLIN))) {
 			pid_t w = waitpid(pid, &status, WNOHANG);
 			if (w < 0 && errno != EINTR)
@@ -531,15 +533,15 @@ static int wait_child(pid_t pid, const char *what, unsigned timeout, bool kill_g
 	return 0;
 }
 
-static int judge(const char *what, int status, bool timed_out, unsigned timeout, const struct capture *errcap,
-		 int *ret_status, struct ferry_error **err)
+static int judge(const char *what, int status, bool timed_out, unsigned timeout, bool idle,
+		 const struct capture *errcap, int *ret_status, struct ferry_error **err)
 {
 	_cleanup_free_ char *line = last_line(errcap);
 	const char *sep = line ? ": " : "";
 	const char *tail = line ? line : "";
 	if (timed_out)
-		return ferry_error_msg(err, ETIMEDOUT, "'%s' timed out after %u s%s%s", what, timeout, sep,
-				       tail);
+		return ferry_error_msg(err, ETIMEDOUT, "'%s' timed out %s %u s%s%s", what,
+				       idle ? "without progress for" : "after", timeout, sep, tail);
 	if (WIFEXITED(status)) {
 		if (ret_status) {
 			*ret_status = WEXITSTATUS(status);
@@ -575,11 +577,13 @@ int ferry_spawn(const char *path, char *const argv[], char *const envp[], const 
 	};
 	int status = 0;
 	bool timed_out = false;
-	r = wait_child(pid, path, opts->timeout, opts->new_session, caps, 2, &status, &timed_out, err);
+	r = wait_child(pid, path, opts->timeout, opts->timeout_idle, opts->new_session, caps, 2, &status,
+		       &timed_out, err);
 	safe_close(&caps[0].fd);
 	safe_close(&caps[1].fd);
 	if (r >= 0)
-		r = judge(path, status, timed_out, opts->timeout, &caps[1], ret_status, err);
+		r = judge(path, status, timed_out, opts->timeout, opts->timeout_idle, &caps[1], ret_status,
+			  err);
 	if (r >= 0 && caps[0].overflow)
 		r = ferry_error_msg(err, EFBIG, "'%s' wrote more than %zu bytes", path, caps[0].max);
 	if (r >= 0 && opts->output) {

@@ -57,6 +57,9 @@ struct ferry_spawn_opts {
 	size_t n_groups;
 
 	unsigned timeout; /* seconds, 0: none; then the child is SIGKILLed and it is an error */
+	/* timeout is on idleness: the time counts from the child's last output (stdout or stderr), so
+	 * that a long job that says it goes on is never cut (ferryd's starters of a migration) */
+	bool timeout_idle;
 };
 
 /* Runs @path (absolute) with @argv (argv[0] set) and @envp (NULL: only FERRY_SPAWN_PATH) and waits for it.

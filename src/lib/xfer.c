@@ -123,12 +123,43 @@ static int hs_accept(int sk, const unsigned char *key, size_t keylen, const char
 	return r;
 }
 
+/* Whether the first bytes on @sk are @magic, without taking them (MSG_PEEK): when they are
+ * not, whoever owns the connection (ferryd) still reads them whole, such as the record in
+ * which the destination's daemon says why its starter refused before the transfer began.
+ * Within @timeout seconds. */
+static int peek_magic(int sk, const unsigned char magic[4], unsigned timeout, struct ferry_error **err)
+{
+	long long deadline = ferry_monotonic_ms() + (long long)timeout * 1000;
+	unsigned char b[4];
+	for (;;) {
+		ssize_t n = recv(sk, b, sizeof(b), MSG_PEEK | MSG_DONTWAIT);
+		if (n == 0)
+			return ferry_error_msg(err, ECONNRESET, "the receiver closed the connection");
+		if (n < 0 && errno != EAGAIN && errno != EINTR)
+			return ferry_error_set(err, errno, "read from the peer");
+		if (n > 0 && memcmp(b, magic, (size_t)n) != 0)
+			return ferry_error_msg(err, EPROTO, "the receiver refused before the transfer began");
+		if (n == (ssize_t)sizeof(b))
+			return 0;
+		long long left = deadline - ferry_monotonic_ms();
+		if (left <= 0)
+			return ferry_error_msg(err, ETIMEDOUT, "the peer sent nothing for %u s", timeout);
+		struct pollfd p = {.fd = sk, .events = POLLIN};
+		/* (a part of the magic: the rest is on its way) */
+		if (poll(&p, 1, n > 0 ? 10 : (int)(left > INT_MAX ? INT_MAX : left)) < 0 && errno != EINTR)
+			return ferry_error_set(err, errno, "poll");
+	}
+}
+
 static int hs_connect(int sk, const unsigned char *key, size_t keylen, const char *role_s, const char *role_r,
 		      char v, uid_t uid, unsigned timeout, struct ferry_xfer_keys *ret_keys,
 		      struct ferry_error **err)
 {
 	unsigned char hello[4 + FERRY_XFER_NONCE];
-	int r = ferry_read_within(sk, hello, sizeof(hello), timeout, err);
+	int r = peek_magic(sk, (unsigned char[4]){'F', 'X', 'F', (unsigned char)v}, timeout, err);
+	if (r < 0)
+		return r;
+	r = ferry_read_within(sk, hello, sizeof(hello), timeout, err);
 	if (r < 0)
 		return r;
 	if (memcmp(hello, (char[4]){'F', 'X', 'F', v}, 4) != 0)

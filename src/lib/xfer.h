@@ -77,9 +77,13 @@ enum { FERRY_XFER_PAGES, FERRY_XFER_FILES, FERRY_XFER_CTL, FERRY_XFER_NCHAN };
  * the peer sends on channel N is written to local[N] (its END shuts local[N] for writing; a
  * local end that does not take data any more has the rest discarded). Returns 0 once both
  * sides have sent FIN; on any failure (authentication, protocol, the peer gone) an error,
- * with threads possibly still blocked: the caller must then exit. */
+ * with threads possibly still blocked: the caller must then exit. The relay has no time limit
+ * of its own: a session may be quiet while either side works (a restore); @moved (shared
+ * memory, may be NULL) counts the bytes of every record sent or received, so that whoever
+ * waits on the transfer can give up when nothing has moved for its idle limit, never because
+ * a transfer that still moves is long. */
 int ferry_xfer_relay(int sk, bool receiver, const struct ferry_xfer_keys *keys,
-		     const int local[FERRY_XFER_NCHAN], struct ferry_error **err);
+		     const int local[FERRY_XFER_NCHAN], uint64_t *moved, struct ferry_error **err);
 
 /* The proof of one side of a handshake: HMAC-SHA256(@key, @role || @nr || @ns || @uid) (the
  * receiver's and the sender's nonces, the uid little-endian) into @out. */

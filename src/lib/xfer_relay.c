@@ -18,7 +18,16 @@ struct relay {
 	int wake[2]; /* the opening thread failed: the sealing one stops */
 	int in_result;
 	struct ferry_error *in_err;
+	uint64_t *moved; /* bytes of records that went either way (NULL: not counted) */
 };
+
+/* Counts @n bytes that moved: the starter reads the count to tell a slow transfer from a dead
+ * one (its limits are on idleness, not on the whole transfer's time). */
+static void count(struct relay *x, size_t n)
+{
+	if (x->moved)
+		__atomic_fetch_add(x->moved, (uint64_t)n, __ATOMIC_RELAXED);
+}
 
 /* One record from the peer: data for a local end, the end of a channel, or the session's. */
 static int dispatch(struct relay *x, uint8_t type, const unsigned char *data, size_t len, bool ended[],
@@ -65,8 +74,10 @@ static void *pump_in(void *arg)
 			r = ferry_error_msg(&x->in_err, ECONNRESET,
 					    "the transfer was cut off before its end (the peer went away)");
 		}
-		if (r == 0)
+		if (r == 0) {
+			count(x, FERRY_CHANNEL_HDR + len + FERRY_CHANNEL_TAG);
 			r = dispatch(x, type, buf + FERRY_CHANNEL_HDR, len, ended, discard, &x->in_err);
+		}
 	} while (r == 0);
 	x->in_result = r < 0 ? r : 0;
 	if (r < 0)
@@ -108,6 +119,7 @@ static int pump_out(struct relay *x, struct ferry_error **err)
 				      : ferry_channel_write(&x->out, x->sk, FERRY_XFER_END + i, buf, 0, err);
 			if (r < 0)
 				return r;
+			count(x, FERRY_CHANNEL_HDR + (n > 0 ? (size_t)n : 0) + FERRY_CHANNEL_TAG);
 			if (n <= 0) {
 				open[i] = false;
 				n_open--;
@@ -118,10 +130,10 @@ static int pump_out(struct relay *x, struct ferry_error **err)
 }
 
 int ferry_xfer_relay(int sk, bool receiver, const struct ferry_xfer_keys *keys,
-		     const int local[FERRY_XFER_NCHAN], struct ferry_error **err)
+		     const int local[FERRY_XFER_NCHAN], uint64_t *moved, struct ferry_error **err)
 {
 	signal(SIGPIPE, SIG_IGN); /* a local end that went away is seen by write() */
-	struct relay x = {.sk = sk, .local = local, .wake = {-1, -1}};
+	struct relay x = {.sk = sk, .local = local, .wake = {-1, -1}, .moved = moved};
 	int r = ferry_channel_init(&x.in, receiver ? keys->s2r : keys->r2s, receiver ? 1 : 2, err);
 	if (r == 0)
 		r = ferry_channel_init(&x.out, receiver ? keys->r2s : keys->s2r, receiver ? 2 : 1, err);

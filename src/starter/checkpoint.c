@@ -29,6 +29,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/capability.h>
+#include <sys/resource.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -464,15 +465,18 @@ static _noreturn_ void dump_criu(struct starter *s, const struct ferry_instance 
 	bool net = ferry_instance_own_netns(inst);
 	const int *keep = net ? keep_net : keep_plain;
 	size_t n_keep = net ? ARRAY_SIZE(keep_net) : ARRAY_SIZE(keep_plain);
-	char pid[24], timeout[24];
+	char pid[24], timeout[24], ghost[24];
 	snprintf(pid, sizeof(pid), "%lld", inst->workload);
 	snprintf(timeout, sizeof(timeout), "%u", s->cfg->criu_timeout);
-	char *argv[10] = {"ferry-criu", "dump", "--pid", pid, "--timeout", timeout};
-	size_t argc = 6;
+	snprintf(ghost, sizeof(ghost), "%u", s->cfg->criu_ghost_limit);
+	char *argv[12] = {"ferry-criu", "dump", "--pid", pid, "--timeout", timeout, "--ghost-limit", ghost};
+	size_t argc = 8;
 	if (s->req->flags & FERRY_REQ_LEAVE_RUNNING)
 		argv[argc++] = "--leave-running";
 	if (net)
 		argv[argc++] = "--tcp";
+	if (s->req->flags & FERRY_REQ_SKIP_IN_FLIGHT)
+		argv[argc++] = "--skip-in-flight";
 	/* pages go through the session, at the fd CRIU's config names */
 	int src[3] = {imgfd, report, s->xfer_fd >= 0 ? xfer_session_fd(FERRY_XFER_PAGES) : -1};
 	static const int dst[3] = {FERRY_CRIU_IMAGES_FD, FERRY_CRIU_REPORT_FD, FERRY_CRIU_PS_FD};
@@ -714,7 +718,7 @@ static void dump_start(struct dump *d, int pidfd)
 	int rep[2], ctl[2];
 	if (pipe2(rep, O_CLOEXEC) < 0 || pipe2(ctl, O_CLOEXEC) < 0)
 		die("pipe: %s", strerror(errno));
-	d->t_freeze = ferry_now_ms();
+	d->t_freeze = ferry_monotonic_ms();
 	d->guard = fork();
 	if (d->guard < 0)
 		die("fork: %s", strerror(errno));
@@ -732,26 +736,67 @@ static void dump_start(struct dump *d, int pidfd)
 		xfer_session_close(d->xs, FERRY_XFER_PAGES); /* CRIU's now */
 }
 
+/* What a dump or a transfer has moved so far (it only grows): the page images' bytes that
+ * tails_scan has read, and with a session the bytes its relay moved. */
+static uint64_t progress_of(const struct tail_hashes *t, bool xfer)
+{
+	uint64_t n = xfer ? xfer_session_moved() : 0;
+	for (size_t i = 0; t && i < t->n; i++)
+		n += t->f[i].h.size + 1;
+	return n;
+}
+
+/* An idle limit: expired once nothing has moved for @idle_s seconds. */
+struct idle {
+	long long idle_ms, deadline;
+	uint64_t seen;
+};
+
+static void idle_start(struct idle *w, unsigned idle_s, uint64_t now_moved)
+{
+	w->idle_ms = (long long)idle_s * 1000;
+	w->deadline = ferry_monotonic_ms() + w->idle_ms;
+	w->seen = now_moved;
+}
+
+/* Milliseconds left before @w expires, with @moved what has moved by now (<= 0: expired). */
+static long long idle_left(struct idle *w, uint64_t moved)
+{
+	long long now = ferry_monotonic_ms();
+	if (moved != w->seen) {
+		w->seen = moved;
+		w->deadline = now + w->idle_ms;
+		starter_progress();
+	}
+	return w->deadline - now;
+}
+
+/* How often a diskless dump looks at what its transfer has moved. */
+#define XFER_TICK_MS 200
+
 /* Waits for the guard's "D" (dumped), "E ..." (failed) or the timeout, hashing what CRIU has
- * written meanwhile (a local dump). Returns false on a timeout; @msg holds the first line. */
+ * written meanwhile (a local dump). The limit is on idleness: 'criu timeout' seconds in which
+ * CRIU wrote no page and the transfer moved no byte, never the dump's whole time (a large
+ * dump over a slow link or to a slow disk takes long and goes on). Returns false on a
+ * timeout; @msg holds the first line. */
 static bool dump_wait(struct dump *d, struct tail_hashes *tails, char *msg, size_t size)
 {
 	size_t got = 0;
 	struct pollfd p = {.fd = d->rep, .events = POLLIN};
-	long long deadline = ferry_monotonic_ms() + (long long)d->s->cfg->criu_timeout * 1000;
+	struct idle w;
+	idle_start(&w, d->s->cfg->criu_timeout, progress_of(tails, d->xs != NULL));
 	bool in_time = true;
 	while (got < size - 1 && !memchr(msg, '\n', got)) {
-		long long left = deadline - ferry_monotonic_ms();
+		if (!d->xs)
+			tails_scan(d->imgfd, tails);
+		long long left = idle_left(&w, progress_of(tails, d->xs != NULL));
 		if (left <= 0) {
 			in_time = false;
 			break;
 		}
-		if (!d->xs) {
-			tails_scan(d->imgfd, tails);
-			if (left > TAIL_TICK_MS)
-				left = TAIL_TICK_MS;
-		}
-		int r = poll(&p, 1, (int)(left > INT_MAX ? INT_MAX : left));
+		if (left > (d->xs ? XFER_TICK_MS : TAIL_TICK_MS))
+			left = d->xs ? XFER_TICK_MS : TAIL_TICK_MS;
+		int r = poll(&p, 1, (int)left);
 		if (r <= 0)
 			continue;
 		ssize_t n = read(d->rep, msg + got, size - 1 - got);
@@ -803,7 +848,7 @@ static _noreturn_ void dump_failed(struct dump *d, bool in_time, const char *msg
 			die("checkpoint of '%s': %s; the instance keeps running", d->name, err->message);
 	}
 	if (!in_time)
-		die("checkpoint of '%s' timed out after %u s ('criu timeout' in ferry.conf); the instance keeps running",
+		die("checkpoint of '%s' made no progress for %u s ('criu timeout' in ferry.conf); the instance keeps running",
 		    d->name, d->s->cfg->criu_timeout);
 	if (*msg)
 		die("checkpoint of '%s' failed: %s; the instance keeps running", d->name,
@@ -819,8 +864,9 @@ static int dump_send(struct dump *d, struct ferry_manifest *m, const char *text,
 	struct starter *s = d->s;
 	/* s->xfer_fd is the session's control channel */
 	int r = xfer_send_files(s, d->xs, d->imgfd, m, text, err);
+	/* the destination restores meanwhile, nothing moves: its CRIU is bounded by 'criu timeout' */
 	if (r == 0)
-		r = ferry_xfer_read_verdict(s->xfer_fd, s->cfg->criu_timeout, err);
+		r = ferry_xfer_read_verdict(s->xfer_fd, s->cfg->criu_timeout + 60, err);
 	/* a migration's commit point: the decision, durable, before the commit goes; once it is
 	 * written the instance is the destination's, even if the commit is lost (its ferryd then
 	 * restarts it from the copy it keeps) */
@@ -851,7 +897,7 @@ static int dump_commit(struct dump *d, const char *launch, size_t launch_len, st
 	if (r == 0)
 		r = d->xs ? dump_send(d, m, text, ret_gen, err)
 			  : publish_generation(s, d->stfd, ret_gen, err);
-	d->t_done = ferry_now_ms();
+	d->t_done = ferry_monotonic_ms();
 	(void)ferry_write_all(d->ctl, r < 0 ? "C" : "K", 1);
 	close(d->ctl);
 	while (waitpid(d->guard, NULL, 0) < 0 && errno == EINTR)
@@ -900,9 +946,11 @@ void op_checkpoint_dump(struct starter *s)
 	bool in_time = dump_wait(&d, &tails, msg, sizeof(msg));
 	if (!in_time || !streq(msg, "D"))
 		dump_failed(&d, in_time, msg);
-	d.t_dumped = ferry_now_ms();
+	d.t_dumped = ferry_monotonic_ms();
 	_cleanup_(ferry_manifest_freep) struct ferry_manifest *m =
 	    manifest_for(s, d.inst->name, d.inst->image, d.inst->image_fingerprint, d.inst->workload);
+	/* sealed with the checkpoint: its restart makes the same kind of network namespace */
+	m->netns = xstrdup(d.inst->loopback ? "loopback" : d.inst->networks ? "own" : "host");
 	_cleanup_free_ char *gen = NULL;
 	if (dump_commit(&d, launch, launch_len, &tails, m, &gen, &err) < 0) {
 		rm_tree(s->ckpt_fd, d.stage);
@@ -1130,7 +1178,8 @@ int checkpoint_prepare_restart(struct starter *s, struct ferry_error **err)
 		return r;
 	/* the restart's choices override the recorded image, instance name and page server */
 	struct ferry_request *req = s->req;
-	launch->flags = (launch->flags & ~(uint32_t)FERRY_REQ_CRIU_LAUNCH) | FERRY_REQ_CRIU_RESTART;
+	launch->flags = (launch->flags & ~(uint32_t)FERRY_REQ_CRIU_LAUNCH) | FERRY_REQ_CRIU_RESTART |
+			(req->flags & FERRY_REQ_TCP_CLOSE);
 	if (req->image) {
 		free(launch->image);
 		launch->image = TAKE_PTR(req->image);
@@ -1149,16 +1198,36 @@ int checkpoint_prepare_restart(struct starter *s, struct ferry_error **err)
 	return 0;
 }
 
+/* CRIU restores a process's fds above its own service fds, which it places under its soft
+ * RLIMIT_NOFILE: raised to the hard limit, the user's own (as every limit the starter has). */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
 /* The restorer: in the container, as the user with only the capabilities the restore needs,
  * through ferry-criu, which hashes the page images while CRIU restores and checks them, and the
  * restored processes' credentials, before any of them runs. */
 void run_restorer(struct starter *s, int report, int pid_fd)
 {
 	struct ferry_error *err = NULL;
+	/* A loopback-only namespace also gets CAP_NET_RAW: CRIU's libsoccr sends the FIN of a
+	 * half-closed connection it restores through a raw socket. Its reach is that namespace's
+	 * lo alone (no setns without CAP_SYS_ADMIN); on a --net instance's real interface a raw
+	 * socket could forge packets on the node's network, so there it is not given. */
+	static const int keep_lo[] = {CAP_CHECKPOINT_RESTORE, CAP_SETPCAP, CAP_NET_ADMIN, CAP_NET_RAW};
 	static const int keep_net[] = {CAP_CHECKPOINT_RESTORE, CAP_SETPCAP, CAP_NET_ADMIN};
 	static const int keep_plain[] = {CAP_CHECKPOINT_RESTORE, CAP_SETPCAP};
+	bool lo = s->loopback_net && !s->networks;
 	bool net = s->networks != NULL || s->restore_net || s->loopback_net;
+	const int *keep = lo ? keep_lo : net ? keep_net : keep_plain;
+	size_t n_keep = lo ? ARRAY_SIZE(keep_lo) : net ? ARRAY_SIZE(keep_net) : ARRAY_SIZE(keep_plain);
 	setpgid(0, 0);
+	raise_nofile();
 	if (s->n_pages > FERRY_CRIU_MAX_PAGES) {
 		ferry_error_msg(&err, E2BIG, "the checkpoint has more than %d page images",
 				FERRY_CRIU_MAX_PAGES);
@@ -1168,7 +1237,7 @@ void run_restorer(struct starter *s, int report, int pid_fd)
 	char timeout[24];
 	snprintf(timeout, sizeof(timeout), "%u", s->cfg->criu_timeout);
 	size_t n_fds = 4 + s->n_pages, argc = 0;
-	char **argv = xzalloc((6 + 2 * s->n_pages + 1) * sizeof(char *));
+	char **argv = xzalloc((7 + 2 * s->n_pages + 1) * sizeof(char *));
 	int *src = xzalloc(n_fds * sizeof(int)), *dst = xzalloc(n_fds * sizeof(int));
 	argv[argc++] = "ferry-criu";
 	argv[argc++] = "restore";
@@ -1176,6 +1245,8 @@ void run_restorer(struct starter *s, int report, int pid_fd)
 	argv[argc++] = timeout;
 	if (net)
 		argv[argc++] = "--tcp";
+	if (s->req->flags & FERRY_REQ_TCP_CLOSE)
+		argv[argc++] = "--tcp-close";
 	int fixed[4][2] = {{s->restore_fd, FERRY_CRIU_IMAGES_FD},
 			   {s->ckpt_fd, FERRY_CRIU_WORK_FD},
 			   {report, FERRY_CRIU_REPORT_FD},
@@ -1191,8 +1262,7 @@ void run_restorer(struct starter *s, int report, int pid_fd)
 		src[4 + i] = s->pages[i].fd;
 		dst[4 + i] = FERRY_CRIU_PAGES_FD + (int)i;
 	}
-	if (ferry_privs_drop(&s->privs, net ? keep_net : keep_plain,
-			     net ? ARRAY_SIZE(keep_net) : ARRAY_SIZE(keep_plain), &err) < 0) {
+	if (ferry_privs_drop(&s->privs, keep, n_keep, &err) < 0) {
 		report_error(report, err);
 		_exit(255);
 	}
@@ -1258,11 +1328,13 @@ static int run_page_server(struct starter *s, int imgfd, int pages, struct tail_
 	struct pollfd p = {.fd = pidfd, .events = POLLIN};
 	int r = 0;
 	if (pidfd >= 0) {
-		/* the pages are hashed as they arrive (see tails_scan) */
-		long long deadline = ferry_now_ms() + (long long)s->cfg->criu_timeout * 1000;
+		/* the pages are hashed as they arrive (see tails_scan); the limit is on idleness:
+		 * 'criu timeout' seconds without a byte, never the transfer's whole time */
+		struct idle w;
+		idle_start(&w, s->cfg->criu_timeout, progress_of(tails, true));
 		for (;;) {
 			tails_scan(imgfd, tails);
-			long long left = deadline - ferry_now_ms();
+			long long left = idle_left(&w, progress_of(tails, true));
 			if (left <= 0) {
 				r = 0;
 				break;
@@ -1283,7 +1355,8 @@ static int run_page_server(struct starter *s, int imgfd, int pages, struct tail_
 	_cleanup_free_ char *msg = read_report(rep[0]);
 	close(rep[0]);
 	if (r == 0)
-		return ferry_error_msg(err, ETIMEDOUT, "the page server got no dump within %u s",
+		return ferry_error_msg(err, ETIMEDOUT,
+				       "the page server got nothing for %u s ('criu timeout' in ferry.conf)",
 				       s->cfg->criu_timeout);
 	if (msg)
 		return ferry_error_msg(err, EIO, "%s", startswith(msg, "E ") ? msg + 2 : msg);
@@ -1306,6 +1379,7 @@ int checkpoint_receive(struct starter *s, struct ferry_error **err)
 	struct xfer_session *xs = NULL;
 	if ((r = ferry_privs_raise(&s->privs, err)) < 0 || (r = xfer_session_start(s, true, &xs, err)) < 0)
 		return r;
+	starter_verdict_fd = s->xfer_fd; /* the session's control channel now: why we fail goes there */
 	char stage[64];
 	int stfd = -1, imgfd = -1;
 	if ((r = make_staging(s, stage, &stfd, &imgfd, err)) < 0)
@@ -1344,6 +1418,7 @@ int checkpoint_receive(struct starter *s, struct ferry_error **err)
 	if (r == 0) {
 		_cleanup_(ferry_manifest_freep) struct ferry_manifest *m =
 		    manifest_for(s, sent->instance, sent->image, sent->image_fingerprint, sent->pid);
+		m->netns = sent->netns ? xstrdup(sent->netns) : NULL;
 		_cleanup_free_ char *gen = NULL;
 		r = seal_generation(imgfd, m, NULL, 0, &tails, false, &s->sealed_manifest, err);
 		if (r == 0)
@@ -1396,10 +1471,16 @@ void op_checkpoint_restore(struct starter *s)
 		die_error(err);
 	ferry_request_free(launch);
 	s->restore_net = ferry_instance_own_netns(inst);
+	s->loopback_net = inst->loopback && !inst->networks;
 
 	if (ferry_privs_raise(&s->privs, &err) < 0)
 		die_error(err);
 
+	/* its network namespace is live: no TCP segment may reach a connection CRIU has not yet
+	 * brought back (network_restore_lock) */
+	bool locked = inst->networks || inst->loopback;
+	if (locked && network_restore_lock(s, pidfd, !inst->networks, &err) < 0)
+		die_error(err);
 	int rep[2], pids[2];
 	if (pipe2(rep, O_CLOEXEC) < 0 || pipe2(pids, O_CLOEXEC) < 0)
 		die("pipe: %s", strerror(errno));
@@ -1427,10 +1508,12 @@ void op_checkpoint_restore(struct starter *s)
 	}
 	close(rep[1]);
 	close(pids[1]);
-	close(pidfd);
 	int st = 0;
 	while (waitpid(child, &st, 0) < 0 && errno == EINTR)
 		;
+	if (locked)
+		network_restore_unlock(s, pidfd, !inst->networks);
+	close(pidfd);
 	char buf[32] = "";
 	ssize_t n = read(pids[0], buf, sizeof(buf) - 1);
 	unsigned long long w = 0;

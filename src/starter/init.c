@@ -28,17 +28,6 @@ static void reset_signals(void)
 	sigprocmask(SIG_SETMASK, &none, NULL);
 }
 
-/* CRIU restores a process's fds above its own service fds, which it places under its soft
- * RLIMIT_NOFILE: raised to the hard limit, the user's own (as every limit the starter has). */
-static void raise_nofile(void)
-{
-	struct rlimit rl;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		(void)setrlimit(RLIMIT_NOFILE, &rl);
-	}
-}
-
 static bool dir_exists(const char *path)
 {
 	return path && access(path, X_OK) == 0;
@@ -144,7 +133,6 @@ static pid_t start_restorer(struct starter *s, int report, int *ret_pid_fd)
 	}
 	if (restorer == 0) {
 		close(pid_pipe[0]);
-		raise_nofile();
 		run_restorer(s, report, pid_pipe[1]);
 	}
 	close(pid_pipe[1]);

@@ -68,11 +68,14 @@ static void take_fds(struct starter *s)
 static void prepare_restart(struct starter *s)
 {
 	struct ferry_error *err = NULL;
-	if (s->xfer_fd >= 0)
+	/* (a --page-server restart says why it fails only inside its session, once that runs:
+	 * checkpoint_receive. A raw verdict on the connection before then would be read by the
+	 * sender and by ferryd as the start of something else, and mask the daemon's own word.) */
+	if (s->xfer_fd >= 0 && !s->req->page_server)
 		starter_verdict_fd = s->xfer_fd;
 	if (s->xfer_fd >= 0 && s->req->page_server) {
 		TRY(checkpoint_receive(s, &err)); /* pages and images arrive, verified */
-		starter_t_received = ferry_now_ms();
+		starter_t_received = ferry_monotonic_ms();
 	}
 	TRY(checkpoint_prepare_restart(s, &err));
 	TRY(starter_check_names(s->req, &err));
@@ -126,7 +129,7 @@ int main(int argc, char **argv)
 			    .decision_fd = -1};
 
 	sanitize_stdio();
-	starter_t_start = ferry_now_ms();
+	starter_t_start = ferry_monotonic_ms();
 	if (geteuid() != 0)
 		die("ferry-starter is not setuid root: install ferry with 'make install' as root");
 	if (!getauxval(AT_SECURE) && getuid() != 0)

@@ -14,6 +14,7 @@
 #include "fs.h"
 #include "instance.h"
 #include "spawn.h"
+#include "plan.h"
 #include "starter.h"
 #include "transfer.h"
 #include "xfer.h"
@@ -180,51 +181,14 @@ static void mon_become_root(struct mon *m)
 	dup2(null, 2);
 }
 
-/* The restart of a loopback-only instance: CRIU brings its TCP connections back one socket at a
- * time, and a segment a restored socket sends before its peer is back would be answered with a
- * reset (a full send queue, a FIN). CRIU locks connections only in the namespace it dumped them
- * from, gone by now; the lock ferry puts on a --net instance's new namespace
- * (network_lock_for_restore) lets lo pass. So here a TCP segment that arrives is dropped until
- * the restore is done (TCP retransmits it then) unless it is CRIU's own (SOCCR_MARK) or belongs
- * to a connection made since, such as CRIU's probe of TCP repair (a SYN, then what conntrack
- * saw answered): a restored connection's segments are neither. */
-#define LOOPBACK_LOCK_TABLE "inet ferry_loopback_lock"
-
-static int loopback_nft(struct mon *m, const char *script, struct ferry_error **err)
-{
-	char *const argv[] = {"nft", "-f", "-", NULL};
-	struct ferry_spawn_opts o = {.input = script,
-				     .input_len = strlen(script),
-				     .netns_fd = m->netns_fd,
-				     .capture_stderr = true,
-				     .timeout = 30};
-	return ferry_spawn(m->s->cfg->nft_path, argv, NULL, &o, NULL, err);
-}
-
 static int mon_lock_loopback(struct mon *m, struct ferry_error **err)
 {
-	static const char script[] = "table " LOOPBACK_LOCK_TABLE " {\n"
-				     "  chain in {\n"
-				     "    type filter hook input priority 0; policy accept;\n"
-				     "    meta l4proto tcp ct state established,related accept\n"
-				     "    tcp flags & (syn | ack) == syn accept\n"
-				     "    meta l4proto tcp meta mark != 0xc114 drop\n"
-				     "  }\n"
-				     "}\n";
 	char nspath[64];
 	snprintf(nspath, sizeof(nspath), "/proc/%d/ns/net", (int)m->pid);
 	m->netns_fd = open(nspath, O_RDONLY | O_CLOEXEC);
 	if (m->netns_fd < 0)
 		return ferry_error_set(err, errno, "open the instance's network namespace");
-	int r = loopback_nft(m, script, err);
-	return r < 0 ? ferry_error_wrap(err, "lock the instance's loopback for the restore") : 0;
-}
-
-static void mon_unlock_loopback(struct mon *m)
-{
-	struct ferry_error *err = NULL;
-	(void)loopback_nft(m, "delete table " LOOPBACK_LOCK_TABLE "\n", &err);
-	ferry_error_free(err);
+	return network_restore_lock(m->s, m->netns_fd, true, err);
 }
 
 /* Starts the container in its namespaces, attaches its network (or locks its loopback for a
@@ -292,9 +256,7 @@ static void mon_write_launch(struct mon *m)
 {
 	struct ferry_error *err = NULL;
 	struct starter *s = m->s;
-	struct ferry_request launch = *s->req;
-	launch.flags = (launch.flags & ~(uint32_t)FERRY_REQ_CRIU_RESTART) | FERRY_REQ_CRIU_LAUNCH;
-	launch.page_server = NULL;
+	struct ferry_request launch = plan_as_launch(s->req);
 	/* the instance's network identity, whoever chose it (the user or the network's IPAM): a
 	 * restart anywhere rebuilds exactly this address and MAC */
 	_cleanup_free_ char *identity = NULL;
@@ -379,6 +341,11 @@ static _noreturn_ void monitor(struct starter *s, int dirfd, int top)
 	 * dumped and restored by a CRIU holding CAP_NET_ADMIN over that namespace alone. Its restart
 	 * makes a fresh one the same way, locked while CRIU restores (mon_lock_loopback). */
 	s->loopback_net = !m.net && s->criu && s->cfg->criu_loopback;
+	/* a restart makes the namespace its checkpoint was dumped from, whatever this node's
+	 * default: CRIU restores a loopback instance's connections only into a namespace of its own,
+	 * and a host-network one's sockets only into the host's */
+	if (s->restore_fd >= 0 && s->manifest && s->manifest->netns && !m.net)
+		s->loopback_net = streq(s->manifest->netns, "loopback");
 	mon_become_root(&m);
 	int rep = mon_spawn(&m);
 	m.launch_name = xasprintf(".%s.launch", s->req->instance);
@@ -407,11 +374,11 @@ static _noreturn_ void monitor(struct starter *s, int dirfd, int top)
 	}
 	close(top);
 	if (s->restore_fd >= 0 && m.net) {
-		network_unlock_after_restore(s, m.netns_fd);
+		network_restore_unlock(s, m.netns_fd, false);
 		if (!msg)
 			network_announce(m.netns_fd, m.atts, m.n_atts); /* the address moved here */
 	} else if (s->restore_fd >= 0 && s->loopback_net) {
-		mon_unlock_loopback(&m);
+		network_restore_unlock(s, m.netns_fd, true);
 	}
 	mon_wait_and_clean(&m);
 }
@@ -457,8 +424,8 @@ void op_instance_start(struct starter *s)
 			for (size_t i = 0; s->manifest && i < s->manifest->n_files; i++)
 				bytes += s->manifest->files[i].size;
 			printf("timing start=%lld received=%lld restored=%lld bytes=%llu\n", starter_t_start,
-			       starter_t_received ? starter_t_received : starter_t_start, ferry_now_ms(),
-			       bytes);
+			       starter_t_received ? starter_t_received : starter_t_start,
+			       ferry_monotonic_ms(), bytes);
 			fflush(stdout);
 		}
 		if (starter_verdict_fd >= 0) {

@@ -369,7 +369,7 @@ int network_attach(struct starter *s, pid_t pid, int *ret_netns_fd, struct ferry
 		return ferry_error_set(err, errno, "open the instance's network namespace");
 	/* a restore: lock before the address exists here, or a peer's retransmission could be
 	 * answered with a reset in between */
-	if (s->restore_fd >= 0 && network_lock_for_restore(s, netns_fd, err) < 0) {
+	if (s->restore_fd >= 0 && network_restore_lock(s, netns_fd, false, err) < 0) {
 		close(netns_fd);
 		return -EIO;
 	}
@@ -411,33 +411,60 @@ void network_announce(int netns_fd, const struct ferry_net_attachment *atts, siz
 #define RESTORE_LOCK_TABLE "inet ferry_restore_lock"
 #define SOCCR_MARK "0xc114"
 
+/* nft runs as root, all ids (it refuses to run with a real uid that is not its effective one,
+ * as the starter has while it acts for the user outside the monitor: checkpoint --restore). */
 static int run_nft(const struct starter *s, int netns_fd, const char *script, struct ferry_error **err)
 {
 	char *const argv[] = {"nft", "-f", "-", NULL};
 	struct ferry_spawn_opts o = {.input = script,
 				     .input_len = strlen(script),
 				     .netns_fd = netns_fd,
+				     .as_user = true, /* uid 0, gid 0, no groups */
 				     .capture_stderr = true,
 				     .timeout = 30};
 	return ferry_spawn(s->cfg->nft_path, argv, NULL, &o, NULL, err);
 }
 
-int network_lock_for_restore(struct starter *s, int netns_fd, struct ferry_error **err)
+/* The restart of a loopback-only instance: CRIU brings its TCP connections back one socket at a
+ * time, and a segment a restored socket sends before its peer is back would be answered with a
+ * reset (a full send queue, a FIN). CRIU locks connections only in the namespace it dumped them
+ * from, gone by now; the lock above lets lo pass. So there a TCP segment that arrives is dropped
+ * until the restore is done (TCP retransmits it then) unless it is CRIU's own (SOCCR_MARK) or
+ * belongs to a connection made since, such as CRIU's probe of TCP repair (a SYN, then what
+ * conntrack saw answered): a restored connection's segments are neither. */
+#define LOOPBACK_LOCK_TABLE "inet ferry_loopback_lock"
+
+static const struct restore_lock {
+	const char *script, *unlock, *what;
+} restore_locks[2] = {
+    {"table " RESTORE_LOCK_TABLE " {\n"
+     "  chain in { type filter hook input priority -300; policy drop; iif lo accept; meta mark " SOCCR_MARK
+     " accept; }\n"
+     "  chain out { type filter hook output priority -300; policy drop; oif lo accept; meta mark " SOCCR_MARK
+     " accept; }\n"
+     "}\n",
+     "delete table " RESTORE_LOCK_TABLE "\n", "lock the instance's network for the restore"},
+    {"table " LOOPBACK_LOCK_TABLE " {\n"
+     "  chain in {\n"
+     "    type filter hook input priority 0; policy accept;\n"
+     "    meta l4proto tcp ct state established,related accept\n"
+     "    tcp flags & (syn | ack) == syn accept\n"
+     "    meta l4proto tcp meta mark != " SOCCR_MARK " drop\n"
+     "  }\n"
+     "}\n",
+     "delete table " LOOPBACK_LOCK_TABLE "\n", "lock the instance's loopback for the restore"},
+};
+
+int network_restore_lock(struct starter *s, int netns_fd, bool loopback_only, struct ferry_error **err)
 {
-	static const char script[] =
-	    "table " RESTORE_LOCK_TABLE " {\n"
-	    "  chain in { type filter hook input priority -300; policy drop; iif lo accept; meta mark " SOCCR_MARK
-	    " accept; }\n"
-	    "  chain out { type filter hook output priority -300; policy drop; oif lo accept; meta mark " SOCCR_MARK
-	    " accept; }\n"
-	    "}\n";
-	int r = run_nft(s, netns_fd, script, err);
-	return r < 0 ? ferry_error_wrap(err, "lock the instance's network for the restore") : 0;
+	const struct restore_lock *l = &restore_locks[loopback_only];
+	int r = run_nft(s, netns_fd, l->script, err);
+	return r < 0 ? ferry_error_wrap(err, "%s", l->what) : 0;
 }
 
-void network_unlock_after_restore(struct starter *s, int netns_fd)
+void network_restore_unlock(struct starter *s, int netns_fd, bool loopback_only)
 {
 	struct ferry_error *err = NULL;
-	(void)run_nft(s, netns_fd, "delete table " RESTORE_LOCK_TABLE "\n", &err);
+	(void)run_nft(s, netns_fd, restore_locks[loopback_only].unlock, &err);
 	ferry_error_free(err);
 }

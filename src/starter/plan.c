@@ -36,13 +36,20 @@ static int sealed_copy(const char *buf, size_t len, struct ferry_error **err)
 	return TAKE_FD(fd);
 }
 
+struct ferry_request plan_as_launch(const struct ferry_request *req)
+{
+	struct ferry_request launch = *req;
+	launch.flags = (launch.flags & ~(uint32_t)(FERRY_REQ_CRIU_RESTART | FERRY_REQ_TCP_CLOSE)) |
+		       FERRY_REQ_CRIU_LAUNCH;
+	launch.page_server = NULL;
+	return launch;
+}
+
 /* fd 3 of a verified run: root's request, encoded as the launch request it was sealed as (the
- * decoder takes no restart with a command). */
+ * decoder takes no restart with a command; the restart's own flags stay root's). */
 static int verified_request(const struct starter *s, struct ferry_error **err)
 {
-	struct ferry_request launch = *s->req;
-	launch.flags = (launch.flags & ~(uint32_t)FERRY_REQ_CRIU_RESTART) | FERRY_REQ_CRIU_LAUNCH;
-	launch.page_server = NULL;
+	struct ferry_request launch = plan_as_launch(s->req);
 	_cleanup_free_ char *buf = NULL;
 	size_t len = 0;
 	int r = ferry_request_encode(&launch, &buf, &len, err);

@@ -77,6 +77,10 @@ int plan_fetch(struct starter *s, bool verified, struct ferry_error **err);
 /* A checkpoint's launch request @buf (verified against its signed manifest), decoded by
  * ferry-plan as the caller and taken from its plan as any request is: root decodes no
  * request itself. */
+/* @req (an instance start, or a restart's request rebuilt from its checkpoint) as the launch
+ * request a checkpoint seals: --criu-launch, without what belongs to one restart only (its page
+ * server, --tcp-close). Shallow: it shares @req's strings. */
+struct ferry_request plan_as_launch(const struct ferry_request *req);
 int plan_decode_launch(const struct starter *s, const char *buf, size_t len, struct ferry_request **ret,
 		       struct ferry_error **err);
 

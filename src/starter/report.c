@@ -14,6 +14,17 @@ int starter_verdict_fd = -1;
 bool starter_want_timings;
 long long starter_t_start, starter_t_received;
 
+void starter_progress(void)
+{
+	static long long last;
+	long long now = ferry_monotonic_ms();
+	if (!starter_want_timings || now - last < 1000)
+		return;
+	last = now;
+	fputs("progress\n", stdout);
+	fflush(stdout);
+}
+
 void die(const char *fmt, ...)
 {
 	va_list ap;

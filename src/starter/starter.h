@@ -116,8 +116,11 @@ int network_attach(struct starter *s, pid_t pid, int *ret_netns_fd, struct ferry
 		   size_t *ret_n, struct ferry_error **err);
 void network_detach(struct starter *s, int netns_fd, struct ferry_net_attachment *atts, size_t n);
 void network_announce(int netns_fd, const struct ferry_net_attachment *atts, size_t n);
-int network_lock_for_restore(struct starter *s, int netns_fd, struct ferry_error **err);
-void network_unlock_after_restore(struct starter *s, int netns_fd);
+/* While CRIU restores into the namespace @netns_fd (a namespace fd or a pidfd): a --net
+ * instance's takes only lo and CRIU's own packets; a loopback-only one holds back every TCP
+ * segment of a connection CRIU has not brought back yet. */
+int network_restore_lock(struct starter *s, int netns_fd, bool loopback_only, struct ferry_error **err);
+void network_restore_unlock(struct starter *s, int netns_fd, bool loopback_only);
 
 /* The namespaces every container has (its own network only with --net, or loopback only). */
 #define STARTER_NS_FLAGS (CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS)
@@ -202,6 +205,9 @@ int check_hostname(const char *h, struct ferry_error **err);
 extern int starter_verdict_fd;
 /* "timing" lines for ferryd (FERRY_REQ_TIMINGS): when we started, received, restored */
 extern bool starter_want_timings;
+/* For ferryd (FERRY_REQ_TIMINGS): a "progress" line on stdout, at most one a second, while a long
+ * step (a dump, a transfer) still moves: ferryd's limit on a starter is on idleness. */
+void starter_progress(void);
 extern long long starter_t_start, starter_t_received;
 char *read_report(int fd);
 _noreturn_ void die_report(char *msg);

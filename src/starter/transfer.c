@@ -23,11 +23,15 @@
 #include "transfer.h"
 
 #define FERRY_XFER_BIN FERRY_LIBEXECDIR "/ferry-xfer"
-/* how long a restart listening on --page-server waits for its dump (the CLI's old wait) */
+/* How long a restart listening on --page-server waits for a sender to connect at all (the
+ * CLI's old wait): nothing moves meanwhile, so this is an idle bound; each connection then has
+ * FERRY_XFER_HELLO_TIMEOUT seconds to prove the cluster key (the bound before authentication). */
 #define XFER_LISTEN_S 600
 
 static struct xfer_session session = {.relay = -1, .status = -1, .local = {-1, -1, -1}};
 static pid_t session_owner;
+/* the relay's count of the bytes that moved (shared memory: the relay is our fork) */
+static uint64_t *session_moved;
 
 static _noreturn_ void run_relay(struct starter *s, bool receiver, unsigned char *key, size_t keylen,
 				 const int local[FERRY_XFER_NCHAN], int status)
@@ -66,7 +70,7 @@ static _noreturn_ void run_relay(struct starter *s, bool receiver, unsigned char
 	if (r == 0 && ferry_write_all(status, "U\n", 2) < 0)
 		_exit(1);
 	if (r == 0)
-		r = ferry_xfer_relay(sk, receiver, &keys, local, &err);
+		r = ferry_xfer_relay(sk, receiver, &keys, local, session_moved, &err);
 	explicit_bzero(&keys, sizeof(keys));
 	if (r < 0)
 		report_error(status, err);
@@ -109,6 +113,15 @@ int xfer_session_start(struct starter *s, bool receiver, struct xfer_session **r
 	int r = ferry_key_load(FERRY_KEY_PATH, key, &keylen, err);
 	if (r < 0)
 		return r;
+	if (!session_moved) {
+		void *m = mmap(NULL, sizeof(*session_moved), PROT_READ | PROT_WRITE,
+			       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		if (m == MAP_FAILED) {
+			explicit_bzero(key, sizeof(key));
+			return ferry_error_set(err, errno, "mmap");
+		}
+		session_moved = m;
+	}
 	int sp[FERRY_XFER_NCHAN][2], st[2];
 	for (int i = 0; i < FERRY_XFER_NCHAN; i++)
 		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp[i]) < 0)
@@ -156,6 +169,11 @@ void xfer_session_blame(struct xfer_session *x, struct ferry_error **err)
 	ferry_error_free(*err);
 	*err = NULL;
 	ferry_error_msg(err, EPROTO, "the transfer failed: %s", line + 2);
+}
+
+uint64_t xfer_session_moved(void)
+{
+	return session_moved ? __atomic_load_n(session_moved, __ATOMIC_RELAXED) : 0;
 }
 
 int xfer_session_fd(int ch)

@@ -19,6 +19,9 @@ int xfer_session_start(struct starter *s, bool receiver, struct xfer_session **r
 /* After a failure: when the relay failed (authentication, the peer gone), its reason replaces
  * @err's (what else failed, failed because of it). */
 void xfer_session_blame(struct xfer_session *x, struct ferry_error **err);
+/* How many bytes of records the relay has moved so far, either way (it only grows): what the
+ * waits on a transfer watch, so that they give up on idleness, not on a long transfer. */
+uint64_t xfer_session_moved(void);
 /* This process's end of channel @ch of its session (-1: none). */
 int xfer_session_fd(int ch);
 /* Closes our end of channel @ch (its owner now is a child, or we are done with it). */

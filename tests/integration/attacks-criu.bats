@@ -482,15 +482,16 @@ $runs"
 	assert_dump_and_restart_ok "$prog"
 	# ferry-criu ran for both steps, from the bundle, as the user with exactly the step's
 	# capabilities (CAP_CHECKPOINT_RESTORE; + CAP_SETPCAP to restore; + CAP_NET_ADMIN over the
-	# instance's loopback-only network, 'criu network = loopback'), all ambient, no_new_privs
+	# instance's loopback-only network, 'criu network = loopback', and to restore there
+	# CAP_NET_RAW for the FIN of a half-closed connection), all ambient, no_new_privs
 	grep -qx 'ferry-criu dump CapEff=0000010000001000 CapAmb=0000010000001000 NoNewPrivs=1 exe=bundle' "$watch" ||
 		fail "no ferry-criu dump from the bundle with CAP_CHECKPOINT_RESTORE and CAP_NET_ADMIN only"
-	grep -qx 'ferry-criu restore CapEff=0000010000001100 CapAmb=0000010000001100 NoNewPrivs=1 exe=bundle' "$watch" ||
-		fail "no ferry-criu restore from the bundle with CAP_CHECKPOINT_RESTORE, CAP_SETPCAP and CAP_NET_ADMIN only"
+	grep -qx 'ferry-criu restore CapEff=0000010000003100 CapAmb=0000010000003100 NoNewPrivs=1 exe=bundle' "$watch" ||
+		fail "no ferry-criu restore from the bundle with CAP_CHECKPOINT_RESTORE, CAP_SETPCAP, CAP_NET_ADMIN and CAP_NET_RAW only"
 	# and CRIU (swrk, started by ferry-criu) from the bundle with the same capabilities, no more
 	run grep -Ev -e '^ferry-criu dump CapEff=0000010000001000 CapAmb=0000010000001000 NoNewPrivs=1 exe=bundle$' \
-		-e '^ferry-criu restore CapEff=0000010000001100 CapAmb=0000010000001100 NoNewPrivs=1 exe=bundle$' \
-		-e '^criu [^ ]* CapEff=(0000010000001000|0000010000001100) CapAmb=(0000010000001000|0000010000001100) NoNewPrivs=1 exe=bundle$' "$watch"
+		-e '^ferry-criu restore CapEff=0000010000003100 CapAmb=0000010000003100 NoNewPrivs=1 exe=bundle$' \
+		-e '^criu [^ ]* CapEff=(0000010000001000|0000010000003100) CapAmb=(0000010000001000|0000010000003100) NoNewPrivs=1 exe=bundle$' "$watch"
 	assert_output ""
 	u1 "$FERRY" instance stop "$inst"
 }

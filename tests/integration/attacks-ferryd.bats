@@ -10,7 +10,7 @@
 #   F11 ferryd never removed shared/<uid>/<name>-<id>.
 #   link ferryd's messages to its peer (prepare, restart, done, the default-mode verdict and
 #       commit) went in plaintext after the handshake: anyone on the path read the user and the
-#       instance, and could change them (tests/integration/ferryd-proxy.py in the middle).
+#       instance, and could change them (tests/integration/mitm-proxy.py in the middle).
 #   privsep a local client's request was read and parsed (src/lib/proto.c) by a root process
 #       with all capabilities: a parser bug was a root bug. The reader must be the client for
 #       good (ids, no capability, no_new_privs), and a reader killed is a one-line refusal.
@@ -21,7 +21,7 @@ source "$FERRY_TESTS_DIR/lib/nodes.sh"
 load ../lib/migrate
 
 ATTACK_BIN=/var/tmp/ft-ferryd-attack-bin
-PROXY=${BATS_TEST_DIRNAME}/ferryd-proxy.py
+PROXY=${BATS_TEST_DIRNAME}/mitm-proxy.py
 PROXY_ADDR=198.18.0.1:7790 # in nodeA's namespace: nodeA's ferryd reaches nodeB through it
 
 setup_file() {
@@ -481,7 +481,7 @@ readers_of() {
 
 # ---------------------------------------------------------------- the link between the daemons
 
-# proxy_up MODE ARG: ferryd-proxy.py between nodeA's ferryd and nodeB's (PROXY_PID).
+# proxy_up MODE ARG: mitm-proxy.py between nodeA's ferryd and nodeB's (PROXY_PID).
 proxy_up() {
 	ip netns exec nodeA python3 "$PROXY" "$1" "$PROXY_ADDR" "${NODE_IP[nodeB]}:$MIG_PORT" "$2" \
 		>"$BATS_TEST_TMPDIR/proxy.out" 2>&1 </dev/null 3>&- &
@@ -536,7 +536,7 @@ link_up() {
 	run_id=$(field_of "$OUT/$name.prog" run)
 	# the last bytes of the source's first message: in plaintext, the value of its last field
 	# ("from=nodeA" would become "from=node@", which nothing checks)
-	proxy_up tamper 2
+	proxy_up tamper-last 2
 	mig_migrate nodeA "$name" --to nodeB
 	assert_ferry_error "failed authentication.*the instance was not touched"
 	proxy_done

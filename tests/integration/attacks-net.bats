@@ -44,11 +44,8 @@ teardown_file() {
 setup() {
 	ferry_test_setup
 	use_image sqsh >/dev/null
-	conf_set "allow net network = ftmac" "allow net args = yes" "allow net ip range = 198.18.0.0/15"
-	# (conf_set keeps one line a key: the second network is added by hand)
-	cp -p "$FERRY_CONF" "$FERRY_CONF.ft.tmp"
-	echo "allow net network = ftabr" >>"$FERRY_CONF.ft.tmp"
-	mv "$FERRY_CONF.ft.tmp" "$FERRY_CONF"
+	conf_set "allow net network = ftmac" "allow net network = ftabr" "allow net args = yes" \
+		"allow net ip range = 198.18.0.0/15"
 	T=ftatk-$BATS_TEST_NUMBER
 	rm -rf "$U1_HOME/.ferry/checkpoint/$T"
 }
@@ -305,7 +302,6 @@ evil_plugins() {
 			"$p" "$WRAP" "$p" >"$WRAP/$p"
 		chmod 0755 "$WRAP/$p"
 	done
-	# (conf_set keeps one line a key: as in setup, the second network by hand)
 	conf_set "allow net network = ftmac" "allow net args = yes" "allow net ip range = 198.18.0.0/15" \
 		"cni path = $WRAP"
 	run on nodeA "$U1" env FERRY_EVIL=1 LD_LIBRARY_PATH=/nonexistent \

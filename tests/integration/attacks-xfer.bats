@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
 # Attacks on the --page-server transfer (issue 11, F5 and the page-server part of F10), as the
-# unprivileged test users over 127.0.0.1, with tests/integration/xfer-proxy.py as the man in
+# unprivileged test users over 127.0.0.1, with tests/integration/mitm-proxy.py as the man in
 # the middle (run as the attacking user):
 #   F5  the handshake proves the cluster key, but the bytes after it were bound to nothing: a
 #       user relayed their own sending starter's proof to their own receiving starter and then
@@ -11,7 +11,7 @@
 load ../lib/common
 load ../lib/checkpoint
 
-PROXY=${BATS_TEST_DIRNAME}/xfer-proxy.py
+PROXY=${BATS_TEST_DIRNAME}/mitm-proxy.py
 
 setup_file() {
 	ferry_suite_setup

@@ -225,3 +225,24 @@ expect_clean() { wait_clean 3 || fail "left behind after the error"; }
 	run as_user1 ferry instance list
 	refute_output --partial nocmd
 }
+
+@test "--tcp-close and --skip-in-flight are refused where they do not belong, with a line that says where they do" {
+	use_image sqsh >/dev/null
+	run --separate-stderr as_user1 ferry checkpoint instance --criu --tcp-close ft-nosuch
+	assert_ferry_error "--tcp-close belongs to a restore"
+	run --separate-stderr as_user1 ferry checkpoint instance --criu --restore --skip-in-flight ft-nosuch
+	assert_ferry_error "--restore takes neither"
+	run --separate-stderr as_user1 ferry instance start --tcp-close "$IMG" ft-tcpclose sleep 1
+	assert_ferry_error "--tcp-close belongs to --criu-restart"
+	run --separate-stderr as_user1 ferry exec --tcp-close "$IMG" true
+	assert_ferry_error "--tcp-close belongs to 'ferry instance start'"
+	# and the starter refuses them too when a request is forged past the CLI (--criu-launch
+	# with --tcp-close: flags 8 | 2048)
+	forge_request --op 2 --flags 2056 --image "$IMG" --instance ft-tcpclose --cwd / --pwd / \
+		--checkpoint "$U1_TMP" --arg sleep --arg 1 >"$U1_TMP/req"
+	chmod 0644 "$U1_TMP/req"
+	run runuser -u "$U1" -- sh -c 'exec "$1" 3<"$2"' ferry-test "$STARTER" "$U1_TMP/req"
+	[ "$status" -ne 0 ] || fail "the starter took --tcp-close on a launch"
+	assert_output --partial "--tcp-close belongs to a restart (--criu-restart)"
+	expect_clean
+}

@@ -23,6 +23,8 @@ teardown_file() {
 
 setup() {
 	ferry_test_setup
+	# shellcheck source=../../bench/lib/apps.bash
+	source "$BATS_TEST_DIRNAME/../../bench/lib/apps.bash"
 	IMG=$(cat "$BATS_FILE_TMPDIR/image")
 	T=ftlmp-$BATS_TEST_NUMBER
 	as_user1 "$FERRY" checkpoint delete "$T" >/dev/null 2>&1 || true
@@ -37,24 +39,7 @@ teardown() {
 # melt DIR: a small Lennard-Jones melt (2048 atoms, 16000 steps: some seconds on one core)
 melt() {
 	as_user1 mkdir -p "$1"
-	as_user1 tee "$1/in.melt" >/dev/null <<-'EOF2'
-		units		lj
-		atom_style	atomic
-		lattice		fcc 0.8442
-		region		box block 0 8 0 8 0 8
-		create_box	1 box
-		create_atoms	1 box
-		mass		1 1.0
-		velocity	all create 3.0 87287 loop geom
-		pair_style	lj/cut 2.5
-		pair_coeff	1 1 1.0 1.0 2.5
-		neighbor	0.3 bin
-		neigh_modify	every 20 delay 0 check no
-		fix		1 all nve
-		thermo		2000
-		thermo_modify	format float %20.15g flush yes
-		run		16000
-	EOF2
+	lmp_melt 8 16000 | as_user1 tee "$1/in.melt" >/dev/null
 }
 
 LMP='OMP_NUM_THREADS=1 exec lmp -nocite -in in.melt -log log.lammps -screen none >lmp.out 2>&1'
@@ -70,7 +55,7 @@ at_step() { thermo "$1" | awk -v n="$2" '$1 >= n {found = 1} END {exit !found}';
 	melt "$run"
 	run --separate-stderr as_user1 "$FERRY" exec "$IMG" sh -c "cd $ref && $LMP"
 	[ "$status" -eq 0 ] || fail "the undisturbed run failed ($status): $stderr $(tail -5 "$ref/lmp.out")"
-	[ "$(thermo "$ref" | wc -l)" -eq 9 ] || fail "the undisturbed run logged: $(thermo "$ref")"
+	[ "$(thermo "$ref" | wc -l)" -eq 11 ] || fail "the undisturbed run logged: $(thermo "$ref")"
 
 	as_user1 "$FERRY" checkpoint create "$T" >/dev/null
 	run --separate-stderr as_user1 "$FERRY" instance start --criu-launch "$T" "$IMG" lmp1 sh -c "cd $run && $LMP"

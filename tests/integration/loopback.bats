@@ -76,6 +76,23 @@ start_pair() {
 	wait_both 5
 }
 
+# dump_stream INSTANCE: checkpoints the instance (which ends it) and sets AT to the last number
+# the sender had confirmed.
+dump_stream() {
+	run --separate-stderr as_user1 "$FERRY" checkpoint instance --criu "$1"
+	[ "$status" -eq 0 ] || fail "the dump of a loopback TCP connection failed: $stderr"
+	wait_gone "$U1" "$1"
+	AT=$(ok_of "$OUT/cli")
+}
+
+# restart_stream: restarts the checkpoint; the same connection then carries numbers out and
+# echoes back again.
+restart_stream() {
+	run --separate-stderr as_user1 "$FERRY" instance start --criu-restart "$T"
+	[ "$status" -eq 0 ] || fail "the restart failed ($status): $stderr"
+	wait_both $((AT + 20))
+}
+
 # interfaces INSTANCE: the network interfaces the instance's processes see.
 interfaces() {
 	as_user1 "$FERRY" exec "instance://$1" cat /proc/net/dev | awk -F: 'NR > 2 {gsub(/ /, "", $1); print $1}' | sort | tr '\n' ' '
@@ -84,23 +101,11 @@ interfaces() {
 @test "a loopback TCP connection inside a checkpointable instance survives checkpoint and restart, both ways" {
 	as_user1 "$FERRY" checkpoint create "$T"
 	start_pair lo1
-	run --separate-stderr as_user1 "$FERRY" checkpoint instance --criu lo1
-	[ "$status" -eq 0 ] || fail "the dump of a loopback TCP connection failed: $stderr"
-	wait_gone "$U1" lo1
-	local at
-	at=$(ok_of "$OUT/cli")
-	run --separate-stderr as_user1 "$FERRY" instance start --criu-restart "$T"
-	[ "$status" -eq 0 ] || fail "the restart failed ($status): $stderr"
-	# the same connection carries numbers out and echoes back again
-	wait_both $((at + 20))
+	dump_stream lo1
+	restart_stream
 	# ...and again after a second checkpoint, of the restored instance
-	run --separate-stderr as_user1 "$FERRY" checkpoint instance --criu lo1
-	[ "$status" -eq 0 ] || fail "the second dump failed: $stderr"
-	wait_gone "$U1" lo1
-	at=$(ok_of "$OUT/cli")
-	run --separate-stderr as_user1 "$FERRY" instance start --criu-restart "$T"
-	[ "$status" -eq 0 ] || fail "the second restart failed ($status): $stderr"
-	wait_both $((at + 20))
+	dump_stream lo1
+	restart_stream
 	as_user1 "$FERRY" instance stop lo1
 }
 
@@ -143,16 +148,35 @@ interfaces() {
 @test "checkpoint instance --criu --restore: the connection comes back inside an idle loopback-only instance" {
 	as_user1 "$FERRY" checkpoint create "$T"
 	start_pair lo4
-	run --separate-stderr as_user1 "$FERRY" checkpoint instance --criu lo4
-	[ "$status" -eq 0 ] || fail "dump failed: $stderr"
-	wait_gone "$U1" lo4
-	local at
-	at=$(ok_of "$OUT/cli")
+	dump_stream lo4
 	run --separate-stderr as_user1 "$FERRY" instance start --criu-launch "$T" "$IMG" lo4b
 	assert_success
 	assert_equal "$(interfaces lo4b)" "lo "
 	run --separate-stderr as_user1 "$FERRY" checkpoint instance --criu --restore lo4b
 	[ "$status" -eq 0 ] || fail "--restore failed ($status): $stderr"
-	wait_both $((at + 20))
+	wait_both $((AT + 20))
 	as_user1 "$FERRY" instance stop lo4b
+}
+
+@test "a loopback checkpoint restarts in a loopback-only namespace on a node set to 'criu network = host', and a host one in the host's" {
+	as_user1 "$FERRY" checkpoint create "$T"
+	start_pair lo5
+	dump_stream lo5
+	# the namespace the checkpoint was dumped from is sealed in its manifest
+	grep -qx 'netns=loopback' "$(current_gen "$(ckpt_dir "$U1" "$T")")/manifest" ||
+		fail "the manifest does not say the instance's network was loopback-only"
+	conf_set "criu network = host"
+	restart_stream
+	assert_equal "$(interfaces lo5)" "lo "
+	as_user1 "$FERRY" instance stop lo5
+	# and the other way: dumped with the host's network, restarted with it on a loopback node
+	as_user1 "$FERRY" instance start --criu-launch "$T" "$IMG" lo5h sleep 31012
+	run --separate-stderr as_user1 "$FERRY" checkpoint instance --criu lo5h
+	[ "$status" -eq 0 ] || fail "dump failed: $stderr"
+	wait_gone "$U1" lo5h
+	conf_restore
+	run --separate-stderr as_user1 "$FERRY" instance start --criu-restart "$T"
+	[ "$status" -eq 0 ] || fail "the restart of a host-network checkpoint failed ($status): $stderr"
+	[ "$(interfaces lo5h)" != "lo " ] || fail "a host-network checkpoint was restarted in a namespace of its own"
+	as_user1 "$FERRY" instance stop lo5h
 }

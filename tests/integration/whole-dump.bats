@@ -158,3 +158,55 @@ restart_ok() {
 		as_user1 "$FERRY" instance stop "fwd-ipc-$kind" >/dev/null
 	done
 }
+
+@test "--restore raises the soft RLIMIT_NOFILE too: a process with a high fd restores into an idle instance" {
+	[ "$(as_user1 sh -c 'ulimit -Hn')" -ge 8192 ] || skip "the test user's hard RLIMIT_NOFILE is below 8192"
+	launch fwd-fdr sh -c 'ulimit -n 8192 && exec 5000</dev/null && exec sleep 31010'
+	wait_for has_proc "$U1" fwd-fdr ' sleep 31010 $' || fail "not started: $(inst_procs "$U1" fwd-fdr)"
+	dump_ok fwd-fdr
+	run --separate-stderr as_user1 "$FERRY" instance start --criu-launch "$T" "$IMG" fwd-fdr2
+	[ "$status" -eq 0 ] || fail "idle instance: $stderr"
+	run --separate-stderr as_user1 "$FERRY" checkpoint instance --criu --restore fwd-fdr2
+	[ "$status" -eq 0 ] || fail "--restore of a process with fd 5000 failed ($status): $stderr"
+	wait_for has_proc "$U1" fwd-fdr2 ' sleep 31010 $' || fail "not restored: $(inst_procs "$U1" fwd-fdr2)"
+	as_user1 "$FERRY" instance stop fwd-fdr2
+}
+
+# resign GEN: rewrites GEN's manifest HMAC under the cluster key over what precedes it (only
+# root can: this stands for a checkpoint whose process set CRIU does not restore whole).
+resign() {
+	local m=$1/manifest key body
+	key=$(od -An -tx1 -v /etc/ferry/cluster.key | tr -d ' \n')
+	body=$(grep -v '^hmac=' "$m")
+	{
+		printf '%s\n' "$body"
+		printf 'hmac=%s\n' "$(printf '%s\n' "$body" | openssl dgst -sha256 -mac HMAC -macopt "hexkey:$key" | awk '{print $NF}')"
+	} >"$m.new"
+	chmod 0444 "$m.new"
+	mv -f "$m.new" "$m"
+}
+
+@test "a restore that brings back fewer tasks than the checkpoint holds is refused, and nothing of it runs" {
+	launch fwd-set sh -c 'exec sleep 31011'
+	wait_for has_proc "$U1" fwd-set ' sleep 31011 $' || fail "not started: $(inst_procs "$U1" fwd-set)"
+	dump_ok fwd-set
+	local gen core size sha
+	gen=$(current_gen "$CK")
+	# a core image of a task CRIU's process tree does not name (signed, so it passes every
+	# check before CRIU): CRIU restores the tree it knows, one task fewer than the images
+	core=$(cd "$gen" && ls core-*.img | head -n1)
+	cp "$gen/$core" "$gen/core-10099.img"
+	chmod 0444 "$gen/core-10099.img"
+	size=$(stat -c %s "$gen/core-10099.img")
+	sha=$(sha256sum "$gen/core-10099.img" | awk '{print $1}')
+	sed -i "/^hmac=/i file=core-10099.img $size $sha" "$gen/manifest"
+	resign "$gen"
+	run --separate-stderr as_user1 "$FERRY" instance start --criu-restart "$T"
+	assert_failure
+	[[ $stderr =~ "the restore brought back 2 tasks but the checkpoint holds 3: restore refused" ]] ||
+		fail "not refused for the restored set: $stderr"
+	# nothing restored runs, and no record is left
+	! pgrep -u "$U1" -f 'sleep 31011' >/dev/null || fail "a restored process runs: $(pgrep -a -u "$U1" -f 'sleep 31011')"
+	run as_user1 "$FERRY" instance list
+	refute_output --partial fwd-set
+}

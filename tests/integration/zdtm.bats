@@ -7,11 +7,14 @@
 load ../lib/common
 
 # about 30 of them: processes and sessions (daemons, threads, stopped, zombies, subreapers),
-# files (unlinked, locks, fifos, holes, memfd), unix and inet sockets (a listening TCP one
-# included), signals, timers, environment, memory. 'make zdtm' runs them all.
+# files (unlinked, locks, fifos, holes, memfd), unix and inet sockets (TCP over the instance's
+# loopback: listening, established, half-closed both ways, restored closed, one not yet
+# accepted), a deleted file above CRIU's default ghost limit, signals, timers, environment, memory.
+# 'make zdtm' runs them all.
 ZDTM_SLICE=(sleeping00 pstree wait00 pthread00 child_subreaper pdeath_sig stopped zombie00
 	write_read00 unlink_fstat00 cwd00 file_locks00 fifo ghost_holes00 memfd00 pipe00
-	sockets01 sockets_spair sk-unix-unconn scm00 socket_listen socket_udp socket-tcp-listen
+	sockets01 sockets_spair sk-unix-unconn scm00 socket_listen socket_udp socket-tcp-listen socket-tcp
+	socket-tcp-close-wait socket-tcp-fin-wait2 socket-tcp-close0 socket-tcp-skip-in-flight ghost_multi_hole00
 	sigaltstack sigpending signalfd00 timers posix_timers timerfd env00 maps00 futex rlimits00)
 
 setup_file() {

@@ -19,7 +19,8 @@
 #   - static test programs from tests/workloads/*.c in IMAGES/bin;
 #   - forge_request: a request encoder in bash (src/lib/request.c's format) to
 #     talk to ferry-starter directly;
-#   - conf_save / conf_set / conf_restore for tests that edit ferry.conf;
+#   - conf_set / conf_restore for tests that need other settings: a drop-in of the
+#     tests' own in /etc/ferry/ferry.conf.d, never an edit of ferry.conf;
 #   - a lock so that the .bats files of two concurrent runs take turns.
 # Nothing here uses the network.
 
@@ -244,7 +245,8 @@ ferry_suite_setup() {
 	chmod 0755 "$FERRY_TEST_SHARED"
 	echo "shared data" >"$FERRY_TEST_SHARED/shared.txt"
 	chmod 0644 "$FERRY_TEST_SHARED/shared.txt"
-	# A previous interrupted run may have left instances: start from nothing.
+	# A previous interrupted run may have left instances, or its settings: start from nothing.
+	conf_restore
 	stop_test_instances
 }
 
@@ -419,34 +421,56 @@ assert_ferry_error() {
 
 # ---------------------------------------------------------------- ferry.conf
 
-conf_save() {
-	CONF_SAVED=$BATS_FILE_TMPDIR/ferry.conf.saved
-	[ -e "$CONF_SAVED" ] || cp -p "$FERRY_CONF" "$CONF_SAVED"
-}
+# The tests never edit the admin's ferry.conf: their settings are a drop-in of their own
+# (ferry.conf(5), DROP-INS), which replaces what ferry.conf says for the keys it sets, and which
+# conf_restore (and ferry_suite_setup/teardown) removes. They rely on nothing of the installed
+# ferry.conf beyond the shipped defaults (etc/ferry.conf).
+FERRY_CONF_D=$FERRY_CONF.d
+FERRY_TEST_DROPIN=$FERRY_CONF_D/99-ferry-test.conf
+FERRY_SHIPPED_CONF=$FERRY_TESTS_DIR/../etc/ferry.conf
+# the keys that repeat (src/lib/config.c): a drop-in's lines of one replace the whole list
+CONF_LIST_KEYS='allow bind path|allow net network|allow net ip range|network parent|ferryd peer'
 
-# conf_set 'KEY = VALUE'...: the saved ferry.conf with these settings (a
-# scalar key replaces its line; 'allow bind path' adds one).
+_conf_key() { sed -E 's/^[[:space:]]*([^=]*[^=[:space:]])[[:space:]]*=.*/\1/' <<<"$1"; }
+
+# conf_save: kept for its callers; there is nothing to save any more.
+conf_save() { :; }
+
+# conf_set 'KEY = VALUE'...: the tests' drop-in holds these settings, and only these (each call
+# replaces the previous one's). A scalar key given twice keeps the last; a list key keeps every
+# line (several 'allow net network' lines make the list); 'allow bind path' lines add to the
+# shipped ferry.conf's (/tmp), as the old conf_set added to the installed file's.
 conf_set() {
-	conf_save
-	local line key
-	cp "$CONF_SAVED" "$FERRY_CONF.ft.tmp"
+	local -a keys=() lines=()
+	local line i j later tmp=$FERRY_CONF_D/.99-ferry-test.conf.tmp
 	for line in "$@"; do
-		key=$(sed -E 's/^[[:space:]]*([^=]*[^=[:space:]])[[:space:]]*=.*/\1/' <<<"$line")
-		if [ "$key" != "allow bind path" ]; then
-			sed -i -E "/^[[:space:]]*${key}[[:space:]]*=/d" "$FERRY_CONF.ft.tmp"
-		fi
-		printf '%s\n' "$line" >>"$FERRY_CONF.ft.tmp"
+		lines+=("$line")
+		keys+=("$(_conf_key "$line")")
 	done
-	chmod 0644 "$FERRY_CONF.ft.tmp"
-	mv "$FERRY_CONF.ft.tmp" "$FERRY_CONF"
+	install -d -o root -g root -m 0755 "$FERRY_CONF_D"
+	{
+		echo "# the test suite's settings (tests/lib/common.bash conf_set); removed when it ends"
+		if printf '%s\n' "${keys[@]}" | grep -qx 'allow bind path'; then
+			grep -E '^[[:space:]]*allow bind path[[:space:]]*=' "$FERRY_SHIPPED_CONF" || true
+		fi
+		for ((i = 0; i < ${#lines[@]}; i++)); do
+			later=
+			if ! grep -qxE "$CONF_LIST_KEYS" <<<"${keys[i]}"; then
+				for ((j = i + 1; j < ${#lines[@]}; j++)); do
+					[ "${keys[j]}" != "${keys[i]}" ] || later=1
+				done
+			fi
+			[ -n "$later" ] || printf '%s\n' "${lines[i]}"
+		done
+	} >"$tmp"
+	chown root:root "$tmp"
+	chmod 0644 "$tmp"
+	mv -f "$tmp" "$FERRY_TEST_DROPIN"
 }
 
+# conf_restore: the tests' drop-in gone; ferry.conf (never touched) rules again.
 conf_restore() {
-	local saved=${CONF_SAVED:-${BATS_FILE_TMPDIR:-/nonexistent}/ferry.conf.saved}
-	[ -e "$saved" ] || return 0
-	cmp -s "$saved" "$FERRY_CONF" && return 0
-	cp -p "$saved" "$FERRY_CONF.ft.tmp"
-	mv "$FERRY_CONF.ft.tmp" "$FERRY_CONF"
+	rm -f "$FERRY_TEST_DROPIN" "$FERRY_CONF_D/.99-ferry-test.conf.tmp"
 }
 
 # ---------------------------------------------------------------- requests

@@ -69,12 +69,15 @@ mig_conf() {
 
 # ---------------------------------------------------------------- ferryd
 
-# ferryd_start NODE [FERRYD OPTION...]: ferryd for NODE, the other compute node its peer; waits
-# until it listens. Its log: $BATS_TEST_TMPDIR/ferryd-NODE.log.
+# ferryd_start NODE [FERRYD OPTION...]: ferryd for NODE, the other compute node its peer (with
+# FERRYD_CONF_PEERS=1, the peers are ferry.conf's); waits until it listens. Its log:
+# $BATS_TEST_TMPDIR/ferryd-NODE.log.
 ferryd_start() {
 	local n=$1 o i
 	shift
 	o=$(other_node "$n")
+	local -a peer=(--peer "$o=${NODE_IP[$o]}:$MIG_PORT")
+	[ -z "${FERRYD_CONF_PEERS:-}" ] || peer=()
 	FERRYD_LOG[$n]=$BATS_TEST_TMPDIR/ferryd-$n.log
 	mkdir -p "$MIG_SHARED"
 	chmod 0755 "$MIG_SHARED"
@@ -82,7 +85,7 @@ ferryd_start() {
 	# no job of the test's shell; fd 3 closed, or bats would wait for it)
 	(
 		ip netns exec "$n" "$FERRYD" --node "$n" --listen "${NODE_IP[$n]}:$MIG_PORT" \
-			--peer "$o=${NODE_IP[$o]}:$MIG_PORT" --shared-dir "$MIG_SHARED" --tmpfs-dir "$MIG_TMPFS-$n" \
+			"${peer[@]}" --shared-dir "$MIG_SHARED" --tmpfs-dir "$MIG_TMPFS-$n" \
 			"$@" >>"${FERRYD_LOG[$n]}" 2>&1 </dev/null 3>&- &
 		echo $! >"$BATS_TEST_TMPDIR/ferryd-$n.pid"
 	)

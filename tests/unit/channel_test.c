@@ -2,6 +2,7 @@
 /* channel: the AEAD records of a transfer session, and the relay that carries them. Every way a
  * record can be wrong (key, byte, order, replay, direction, length, truncation) is refused. */
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
@@ -247,7 +248,7 @@ static void start_end(struct end *e, int sk, bool receiver)
 		int r = receiver ? ferry_xfer_accept(sk, cluster, 32, 1001, 5, &keys, &err)
 				 : ferry_xfer_connect(sk, cluster, 32, 1001, 5, &keys, &err);
 		if (r == 0)
-			r = ferry_xfer_relay(sk, receiver, &keys, local, &err);
+			r = ferry_xfer_relay(sk, receiver, &keys, local, NULL, &err);
 		if (r < 0)
 			fprintf(stderr, "# %s: %s\n", receiver ? "receiver" : "sender",
 				err ? err->message : "?");
@@ -351,6 +352,9 @@ static void test_relay_injection(void **state)
 /* F10: connections that do not prove the key (silent, garbage) do not fail the receiver. */
 static void test_accept_listen(void **state)
 {
+	/* as the starter and ferryd do: a sender the listener turned away sees EPIPE, and is not
+	 * killed by SIGPIPE (the wrong-key sender below may still be writing when it is refused) */
+	signal(SIGPIPE, SIG_IGN);
 	char path[] = "/tmp/ferry-xfer-listen-XXXXXX";
 	assert_non_null(mkdtemp(path));
 	struct sockaddr_un a = {.sun_family = AF_UNIX};

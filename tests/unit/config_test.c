@@ -669,6 +669,180 @@ static void test_shipped_config(void **state)
 	ferry_config_freep(&c);
 }
 
+/* ---- drop-ins ---- */
+
+/* tmpdir/etc/ferry.conf with @text, and an empty tmpdir/etc/ferry.conf.d; returns the conf path. */
+static char *dropin_setup(const char *text)
+{
+	_cleanup_free_ char *etc = xasprintf("%s/etc", tmpdir);
+	_cleanup_free_ char *d = xasprintf("%s/etc/ferry.conf.d", tmpdir);
+	assert_int_equal(mkdir(etc, 0755), 0);
+	assert_int_equal(mkdir(d, 0755), 0);
+	return write_file("etc/ferry.conf", text, 0644);
+}
+
+static char *dropin(const char *name, const char *text, mode_t mode)
+{
+	_cleanup_free_ char *rel = xasprintf("etc/ferry.conf.d/%s", name);
+	return write_file(rel, text, mode);
+}
+
+static struct ferry_config *load_ok(const char *path, bool root)
+{
+	struct ferry_config *c = NULL;
+	struct ferry_error *err = NULL;
+	if (ferry_config_load(path, root, &c, &err) < 0)
+		fail_msg("load of '%s' failed: %s", path, err->message);
+	return c;
+}
+
+static void test_dropin_override(void **state)
+{
+	_cleanup_free_ char *path = dropin_setup("mount home = no\nmax instances = 5\ncriu timeout = 30\n"
+						 "allow bind path = /a\nallow bind path = /b\n");
+	free(dropin("10-a.conf", "max instances = 7\nallow bind path = /c\nallow bind path = /d\n", 0644));
+	free(dropin("9-b.conf", "max instances = 9\ncriu timeout = 40\n", 0644));
+	/* byte order, not the locale's: 'Z' (0x5a) before 'a' (0x61) */
+	free(dropin("a.conf", "criu timeout = 50\n", 0644));
+	free(dropin("Z.conf", "criu timeout = 60\n", 0644));
+	/* not drop-ins: hidden, other suffixes, the bare suffix */
+	free(dropin(".hidden.conf", "max instances = 1\n", 0644));
+	free(dropin("x.conf.bak", "garbage\n", 0644));
+	free(dropin("README", "garbage\n", 0644));
+	free(dropin(".conf", "garbage\n", 0644));
+	for (int root = 0; root <= (geteuid() == 0); root++) {
+		_cleanup_(ferry_config_freep) struct ferry_config *c = load_ok(path, root);
+		assert_false(c->mount_home); /* ferry.conf's, untouched by the drop-ins */
+		assert_int_equal(c->max_instances, 9); /* 10-a.conf, then 9-b.conf */
+		assert_int_equal(c->criu_timeout, 50); /* ... Z.conf, then a.conf */
+		/* a list set in a drop-in replaces the list, with all of that file's lines */
+		assert_int_equal(strv_length(c->allow_bind_paths), 2);
+		assert_string_equal(c->allow_bind_paths[0], "/c");
+		assert_string_equal(c->allow_bind_paths[1], "/d");
+	}
+	/* without the directory, ferry.conf alone */
+	_cleanup_free_ char *d = xasprintf("%s/etc/ferry.conf.d", tmpdir);
+	struct stat st;
+	nftw(d, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	assert_int_equal(stat(d, &st), -1);
+	_cleanup_(ferry_config_freep) struct ferry_config *c = load_ok(path, false);
+	assert_int_equal(c->max_instances, 5);
+	assert_int_equal(strv_length(c->allow_bind_paths), 2);
+}
+
+static void test_dropin_once_per_file(void **state)
+{
+	_cleanup_free_ char *path = dropin_setup("max instances = 5\n");
+	_cleanup_free_ char *dup = dropin("30-dup.conf", "# x\nmax instances = 3\nmax instances = 4\n", 0644);
+	_cleanup_free_ char *want = xasprintf("%s line 3: 'max instances' is already set on line 2", dup);
+	load_bad(path, false, EINVAL, want);
+	assert_int_equal(unlink(dup), 0);
+	_cleanup_free_ char *bad = dropin("40-bad.conf", "\nmount home = maybe\n", 0644);
+	_cleanup_free_ char *want2 = xasprintf("%s line 2: 'mount home' must be 'yes' or 'no'", bad);
+	load_bad(path, false, EINVAL, want2);
+	if (geteuid() == 0)
+		load_bad(path, true, EINVAL, want2);
+}
+
+static void test_dropin_not_regular(void **state)
+{
+	_cleanup_free_ char *path = dropin_setup("");
+	_cleanup_free_ char *sub = xasprintf("%s/etc/ferry.conf.d/dir.conf", tmpdir);
+	assert_int_equal(mkdir(sub, 0755), 0);
+	load_bad(path, false, EINVAL, "dir.conf' is not a regular file");
+	assert_int_equal(rmdir(sub), 0);
+	_cleanup_free_ char *fifo = xasprintf("%s/etc/ferry.conf.d/fifo.conf", tmpdir);
+	assert_int_equal(mkfifo(fifo, 0644), 0);
+	load_bad(path, false, EINVAL, "fifo.conf' is not a regular file");
+	assert_int_equal(unlink(fifo), 0);
+	/* the directory itself a file */
+	_cleanup_free_ char *d = xasprintf("%s/etc/ferry.conf.d", tmpdir);
+	assert_int_equal(rmdir(d), 0);
+	free(write_file("etc/ferry.conf.d", "max instances = 1\n", 0644));
+	load_bad(path, false, ENOTDIR, "ferry.conf.d");
+}
+
+static void test_dropin_symlink(void **state)
+{
+	_cleanup_free_ char *path = dropin_setup("");
+	_cleanup_free_ char *target = write_file("target.conf", "max instances = 2\n", 0644);
+	_cleanup_free_ char *link = xasprintf("%s/etc/ferry.conf.d/50-link.conf", tmpdir);
+	assert_int_equal(symlink(target, link), 0);
+	_cleanup_free_ char *want = xasprintf("'%s' is a symbolic link", link);
+	load_bad(path, false, ELOOP, want);
+	if (geteuid() == 0)
+		load_bad(path, true, ELOOP, want);
+	assert_int_equal(unlink(link), 0);
+
+	/* the directory a symlink to a directory of the same content */
+	_cleanup_free_ char *d = xasprintf("%s/etc/ferry.conf.d", tmpdir);
+	_cleanup_free_ char *real = xasprintf("%s/realdir", tmpdir);
+	assert_int_equal(rmdir(d), 0);
+	assert_int_equal(mkdir(real, 0755), 0);
+	assert_int_equal(symlink(real, d), 0);
+	_cleanup_free_ char *want2 = xasprintf("'%s' is a symbolic link", d);
+	load_bad(path, false, ELOOP, want2);
+	if (geteuid() == 0)
+		load_bad(path, true, ELOOP, want2);
+}
+
+static void test_dropin_permissions(void **state)
+{
+	if (geteuid() != 0) {
+		skip();
+		return;
+	}
+	_cleanup_free_ char *path = dropin_setup("max instances = 5\n");
+	_cleanup_free_ char *f = dropin("60-perm.conf", "max instances = 6\n", 0644);
+	_cleanup_(ferry_config_freep) struct ferry_config *c = load_ok(path, true);
+	assert_int_equal(c->max_instances, 6);
+	_cleanup_free_ char *want = xasprintf("'%s' must be owned by root and not writable by others", f);
+	static const mode_t bad_modes[] = {0664, 0646, 0666, 0620, 0602};
+	for (size_t i = 0; i < ARRAY_SIZE(bad_modes); i++) {
+		assert_int_equal(chmod(f, bad_modes[i]), 0);
+		load_bad(path, true, EPERM, want);
+		ferry_config_freep(&c);
+		c = load_ok(path, false); /* tests and unprivileged tools do not care */
+	}
+	assert_int_equal(chmod(f, 0644), 0);
+	assert_int_equal(chown(f, 65534, 0), 0);
+	load_bad(path, true, EPERM, want);
+	assert_int_equal(chown(f, 0, 0), 0);
+
+	/* the directory: group- or other-writable (even sticky), or a user's */
+	_cleanup_free_ char *d = xasprintf("%s/etc/ferry.conf.d", tmpdir);
+	_cleanup_free_ char *wantd = xasprintf("'%s' must be owned by root and not writable by others", d);
+	static const mode_t bad_dir_modes[] = {0775, 0757, 01777};
+	for (size_t i = 0; i < ARRAY_SIZE(bad_dir_modes); i++) {
+		assert_int_equal(chmod(d, bad_dir_modes[i]), 0);
+		load_bad(path, true, EPERM, wantd);
+	}
+	assert_int_equal(chmod(d, 0755), 0);
+	assert_int_equal(chown(d, 65534, 0), 0);
+	load_bad(path, true, EPERM, wantd);
+	assert_int_equal(chown(d, 0, 0), 0);
+	ferry_config_freep(&c);
+	c = load_ok(path, true);
+	assert_int_equal(c->max_instances, 6);
+}
+
+static void test_dropin_limit(void **state)
+{
+	_cleanup_free_ char *path = dropin_setup("");
+	for (unsigned i = 1; i <= FERRY_CONFIG_DROPIN_MAX; i++) {
+		_cleanup_free_ char *name = xasprintf("%03u.conf", i);
+		_cleanup_free_ char *text = xasprintf("max instances = %u\n", i);
+		free(dropin(name, text, 0644));
+	}
+	/* other names do not count */
+	free(dropin("zzz.conf.disabled", "", 0644));
+	free(dropin(".zzz.conf", "", 0644));
+	_cleanup_(ferry_config_freep) struct ferry_config *c = load_ok(path, geteuid() == 0);
+	assert_int_equal(c->max_instances, FERRY_CONFIG_DROPIN_MAX);
+	free(dropin("999.conf", "max instances = 1\n", 0644));
+	load_bad(path, false, EMFILE, "holds more than 64 drop-in files; ferry reads at most 64");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -695,6 +869,12 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_load_too_big, setup_dir, teardown_dir),
 	    cmocka_unit_test_setup_teardown(test_load_permissions, setup_dir, teardown_dir),
 	    cmocka_unit_test_setup_teardown(test_load_parent_dirs, setup_dir, teardown_dir),
+	    cmocka_unit_test_setup_teardown(test_dropin_override, setup_dir, teardown_dir),
+	    cmocka_unit_test_setup_teardown(test_dropin_once_per_file, setup_dir, teardown_dir),
+	    cmocka_unit_test_setup_teardown(test_dropin_not_regular, setup_dir, teardown_dir),
+	    cmocka_unit_test_setup_teardown(test_dropin_symlink, setup_dir, teardown_dir),
+	    cmocka_unit_test_setup_teardown(test_dropin_permissions, setup_dir, teardown_dir),
+	    cmocka_unit_test_setup_teardown(test_dropin_limit, setup_dir, teardown_dir),
 	    cmocka_unit_test(test_load_default_path),
 	    cmocka_unit_test(test_shipped_config),
 	};

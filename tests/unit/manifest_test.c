@@ -22,7 +22,8 @@ static char *signed_text(void)
 				   .image_fingerprint = "10:abc",
 				   .created = 1700000000,
 				   .pid = 10000,
-				   .node = "nodeA"};
+				   .node = "nodeA",
+				   .netns = "loopback"};
 	ferry_manifest_add_file(&m, "core-10000.img", 2269, sha_a);
 	ferry_manifest_add_file(&m, "pages-1.img", 73728, sha_b);
 	char *text = NULL;
@@ -45,6 +46,7 @@ static void test_round_trip(void **state)
 	assert_string_equal(m->instance, "job1");
 	assert_string_equal(m->image, "/img/a.sif");
 	assert_string_equal(m->node, "nodeA");
+	assert_string_equal(m->netns, "loopback");
 	assert_int_equal(m->pid, 10000);
 	assert_int_equal(m->n_files, 2);
 	const struct ferry_manifest_file *f = ferry_manifest_find(m, "pages-1.img");
@@ -141,6 +143,8 @@ static void test_parse_strict(void **state)
 	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\nuid=1\n",
 	    "ferry-manifest 1\nnoequals\nuid=1\n",
 	    "ferry-manifest 1\ngid=2\n", /* no uid */
+	    "ferry-manifest 1\nuid=1\nnetns=bridge\n",
+	    "ferry-manifest 1\nuid=1\nnetns=host\nnetns=host\n",
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		struct ferry_manifest *m = NULL;
@@ -153,6 +157,12 @@ static void test_parse_strict(void **state)
 	assert_false(ferry_manifest_name_ok(".hidden"));
 	assert_false(ferry_manifest_name_ok("a/b"));
 	assert_false(ferry_manifest_name_ok(""));
+	/* a manifest from before ferry recorded the network namespace still parses */
+	struct ferry_manifest *old = NULL;
+	_cleanup_error_ struct ferry_error *err = NULL;
+	assert_int_equal(ferry_manifest_parse_unverified("ferry-manifest 1\nuid=1\n", 23, &old, &err), 0);
+	assert_null(old->netns);
+	ferry_manifest_free(old);
 }
 
 static void test_sign_rejects_bad_names(void **state)
