@@ -423,14 +423,14 @@ assert_kept_on_source() {
 		"$MIG_SHARED/$U1_UID/$T-a/b" "$U2_HOME/.ferry/checkpoint/$T-theirs" /tmp "$MIG_SHARED/$U1_UID"; do
 		run on_node nodeA python3 "$WIRE" peer "${NODE_IP[nodeB]}:$MIG_PORT" "$key" "${prep[@]}" \
 			msg type=restart dir="$dir" recv
-		assert_line "reply type=ready"
+		assert_line --regexp "^reply type=ready( busy_ms=[0-9]+)?$"
 		assert_line "reply type=error message=bad restart message id=$id"
 	done
 	# a directory of the user there passes that check (and fails later: there is no checkpoint;
 	# the destination's starter answers first, on the connection, then its daemon)
 	run on_node nodeA python3 "$WIRE" peer "${NODE_IP[nodeB]}:$MIG_PORT" "$key" "${prep[@]}" \
 		msg type=restart dir="$MIG_SHARED/$U1_UID/$T-none" recv
-	assert_line "reply type=ready"
+	assert_line --regexp "^reply type=ready( busy_ms=[0-9]+)?$"
 	refute_output --partial "bad restart message"
 	for _ in $(seq 50); do
 		ferryd_log_has nodeB "restart failed: checkpoint directory '$MIG_SHARED/$U1_UID/$T-none' does not exist" && break
