@@ -22,14 +22,7 @@ teardown_file() {
 }
 
 setup() {
-	ferry_test_setup
-	use_image sqsh >/dev/null
-	PEER_PIDS=()
-	FOLLOW_PIDS=()
-	OUT=$U1_TMP/out
-	as_user1 mkdir -p "$OUT"
-	chmod 0777 "$OUT"
-	T=ftlim-$BATS_TEST_NUMBER
+	mig_test_setup ftlim
 }
 
 teardown() {

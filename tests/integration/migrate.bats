@@ -27,15 +27,8 @@ teardown_file() {
 }
 
 setup() {
-	ferry_test_setup
-	use_image sqsh >/dev/null
-	PEER_PIDS=()
-	FOLLOW_PIDS=()
-	OUT=$U1_TMP/out
-	as_user1 mkdir -p "$OUT"
-	chmod 0777 "$OUT"
 	# each test's instances and checkpoints are ftmig-<test number>-...
-	T=ftmig-$BATS_TEST_NUMBER
+	mig_test_setup ftmig
 	IPB=198.18.1.$((100 + BATS_TEST_NUMBER)) # this test's instance address
 	PORT=$((7600 + BATS_TEST_NUMBER))
 }
