@@ -48,12 +48,6 @@ teardown() {
 	ferry_teardown
 }
 
-mig_up() {
-	mig_conf "$@"
-	ferryd_start nodeA
-	ferryd_start nodeB
-}
-
 # assert_kept_on_source NAME RUN_ID: exit 255, one line, the same process on nodeA only.
 assert_kept_on_source() {
 	local name=$1 run_id=$2

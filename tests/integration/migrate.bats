@@ -60,12 +60,6 @@ teardown() {
 }
 
 # mig_up [SETTING...]: ferry.conf (see mig_conf), then both ferryd.
-mig_up() {
-	mig_conf "$@"
-	ferryd_start nodeA
-	ferryd_start nodeB
-}
-
 # One way, then back, in MODE, with the report as JSON one way and as a table the other.
 round_trip() {
 	local mode=$1 name=$T-rt mb=64 run_id to from at json id downtime bytes i

@@ -81,6 +81,13 @@ mig_conf() {
 	conf_set "allow net network = ftmac" "allow net args = yes" "allow net ip range = 198.18.1.0/24" "$@"
 }
 
+# mig_up [SETTING...]: mig_conf, then ferryd on both nodes (each the other's peer).
+mig_up() {
+	mig_conf "$@"
+	ferryd_start nodeA
+	ferryd_start nodeB
+}
+
 # ---------------------------------------------------------------- ferryd
 
 # ferryd_start NODE [FERRYD OPTION...]: ferryd for NODE, the other compute node its peer (with
