@@ -77,12 +77,6 @@ teardown() {
 	ferry_teardown
 }
 
-mig_up() {
-	mig_conf "$@"
-	ferryd_start nodeA
-	ferryd_start nodeB
-}
-
 # The racer (as a user): watches DIR with inotify and, for every directory made in it, renames
 # it away and puts a symlink to TARGET in its place, until SECONDS have passed; it also tries to
 # plant entries in DIR itself. Prints what it could do.

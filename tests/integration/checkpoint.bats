@@ -191,13 +191,14 @@ log_line() { awk -v k="$2" '$1 == "step" && $2 == k {print $1, $2, $3, $4, $5, $
 	assert_equal "$(pids_of "$out")" "10000 "
 	assert_unprivileged "$(status_of "$out" 10000)" "$U1_UID" "$(id -g "$U1")"
 	# the restoring CRIU ran as the user too, with at most CAP_CHECKPOINT_RESTORE + CAP_SETPCAP
-	# (+ CAP_NET_ADMIN over the instance's loopback-only network, 'criu network = loopback')
+	# (+ CAP_NET_ADMIN and CAP_NET_RAW over the instance's loopback-only network, 'criu network =
+	# loopback')
 	echo "# restoring CRIU processes seen:"
 	grep -E '^(== |Uid|Cap)' "$BATS_TEST_TMPDIR/criu-restore" | sed 's/^/#   /'
 	if grep -q '^== ' "$BATS_TEST_TMPDIR/criu-restore"; then
 		n=$(grep -c '^== ' "$BATS_TEST_TMPDIR/criu-restore")
 		assert_equal "$(grep -cP "^Uid:\t$U1_UID\t$U1_UID\t$U1_UID\t$U1_UID$" "$BATS_TEST_TMPDIR/criu-restore")" "$n"
-		caps_within "$BATS_TEST_TMPDIR/criu-restore" $(((1 << 40) | (1 << 8) | (1 << 12)))
+		caps_within "$BATS_TEST_TMPDIR/criu-restore" $(((1 << 40) | (1 << 8) | (1 << 12) | (1 << 13)))
 	fi
 
 	run as_user1 "$FERRY" instance stop "$inst"

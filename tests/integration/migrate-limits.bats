@@ -22,14 +22,7 @@ teardown_file() {
 }
 
 setup() {
-	ferry_test_setup
-	use_image sqsh >/dev/null
-	PEER_PIDS=()
-	FOLLOW_PIDS=()
-	OUT=$U1_TMP/out
-	as_user1 mkdir -p "$OUT"
-	chmod 0777 "$OUT"
-	T=ftlim-$BATS_TEST_NUMBER
+	mig_test_setup ftlim
 }
 
 teardown() {
@@ -53,12 +46,6 @@ teardown() {
 	[ -z "${MIG_IMAGE_DIR:-}" ] || rm -rf "$MIG_IMAGE_DIR"
 	conf_restore
 	ferry_teardown
-}
-
-mig_up() {
-	mig_conf "$@"
-	ferryd_start nodeA
-	ferryd_start nodeB
 }
 
 # assert_kept_on_source NAME RUN_ID: exit 255, one line, the same process on nodeA only.

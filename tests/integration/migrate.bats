@@ -27,15 +27,8 @@ teardown_file() {
 }
 
 setup() {
-	ferry_test_setup
-	use_image sqsh >/dev/null
-	PEER_PIDS=()
-	FOLLOW_PIDS=()
-	OUT=$U1_TMP/out
-	as_user1 mkdir -p "$OUT"
-	chmod 0777 "$OUT"
 	# each test's instances and checkpoints are ftmig-<test number>-...
-	T=ftmig-$BATS_TEST_NUMBER
+	mig_test_setup ftmig
 	IPB=198.18.1.$((100 + BATS_TEST_NUMBER)) # this test's instance address
 	PORT=$((7600 + BATS_TEST_NUMBER))
 }
@@ -67,12 +60,6 @@ teardown() {
 }
 
 # mig_up [SETTING...]: ferry.conf (see mig_conf), then both ferryd.
-mig_up() {
-	mig_conf "$@"
-	ferryd_start nodeA
-	ferryd_start nodeB
-}
-
 # One way, then back, in MODE, with the report as JSON one way and as a table the other.
 round_trip() {
 	local mode=$1 name=$T-rt mb=64 run_id to from at json id downtime bytes i
@@ -423,14 +410,14 @@ assert_kept_on_source() {
 		"$MIG_SHARED/$U1_UID/$T-a/b" "$U2_HOME/.ferry/checkpoint/$T-theirs" /tmp "$MIG_SHARED/$U1_UID"; do
 		run on_node nodeA python3 "$WIRE" peer "${NODE_IP[nodeB]}:$MIG_PORT" "$key" "${prep[@]}" \
 			msg type=restart dir="$dir" recv
-		assert_line "reply type=ready"
+		assert_line --regexp "^reply type=ready( busy_ms=[0-9]+)?$"
 		assert_line "reply type=error message=bad restart message id=$id"
 	done
 	# a directory of the user there passes that check (and fails later: there is no checkpoint;
 	# the destination's starter answers first, on the connection, then its daemon)
 	run on_node nodeA python3 "$WIRE" peer "${NODE_IP[nodeB]}:$MIG_PORT" "$key" "${prep[@]}" \
 		msg type=restart dir="$MIG_SHARED/$U1_UID/$T-none" recv
-	assert_line "reply type=ready"
+	assert_line --regexp "^reply type=ready( busy_ms=[0-9]+)?$"
 	refute_output --partial "bad restart message"
 	for _ in $(seq 50); do
 		ferryd_log_has nodeB "restart failed: checkpoint directory '$MIG_SHARED/$U1_UID/$T-none' does not exist" && break

@@ -61,10 +61,31 @@ migrate_suite_teardown() {
 	rmdir "$MIG_SMALL" 2>/dev/null || true
 }
 
+# mig_test_setup PREFIX: what every test on the two nodes starts with: the sqsh image ($IMG),
+# no peers or followers yet, the user's output directory $OUT (open to the nodes' root), and
+# T=PREFIX-<test number> naming the test's instances and checkpoints.
+mig_test_setup() {
+	ferry_test_setup
+	use_image sqsh >/dev/null
+	PEER_PIDS=()
+	FOLLOW_PIDS=()
+	OUT=$U1_TMP/out
+	as_user1 mkdir -p "$OUT"
+	chmod 0777 "$OUT"
+	T=$1-$BATS_TEST_NUMBER
+}
+
 # mig_conf [SETTING...]: ferry.conf for these tests (the network, and SETTINGs such as
 # 'criu timeout = 5'). ferryd reads it when it starts: call before ferryd_start.
 mig_conf() {
 	conf_set "allow net network = ftmac" "allow net args = yes" "allow net ip range = 198.18.1.0/24" "$@"
+}
+
+# mig_up [SETTING...]: mig_conf, then ferryd on both nodes (each the other's peer).
+mig_up() {
+	mig_conf "$@"
+	ferryd_start nodeA
+	ferryd_start nodeB
 }
 
 # ---------------------------------------------------------------- ferryd

@@ -101,16 +101,8 @@ desc_flag() {
 	EOF
 }
 
-result() { # TEST RESULT [WHY]
-	local t=$1 r=$2 why=${3:-}
-	printf '%-28s %s%s\n' "$t" "$r" "${why:+ ($why)}"
-	printf '%s %s%s\n' "$t" "$r" "${why:+ $why}" >>"$results"
-	case $r in
-	PASS) pass=$((pass + 1)) ;;
-	FAIL) fail=$((fail + 1)) ;;
-	*) skip=$((skip + 1)) ;;
-	esac
-}
+# result TEST RESULT [WHY]: tests/zdtm/result.sh
+. "$(dirname "$0")/result.sh"
 
 # why_failed LOG: zdtm's failed step and CRIU's first error, on one line.
 why_failed() {

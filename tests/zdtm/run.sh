@@ -139,16 +139,8 @@ start_cmd() {
 # iname TEST: the name of its instance and checkpoint (what ferry allows in names).
 iname() { printf 'zdtm-%s' "${1//[^A-Za-z0-9_.-]/_}"; }
 
-result() { # TEST RESULT [WHY]
-	local t=$1 r=$2 why=${3:-}
-	printf '%-28s %s%s\n' "$t" "$r" "${why:+ ($why)}"
-	printf '%s %s%s\n' "$t" "$r" "${why:+ $why}" >>"$results"
-	case $r in
-	PASS) pass=$((pass + 1)) ;;
-	FAIL) fail=$((fail + 1)) ;;
-	*) skip=$((skip + 1)) ;;
-	esac
-}
+# result TEST RESULT [WHY]: tests/zdtm/result.sh
+. "$here/result.sh"
 
 keep_logs() { # TEST
 	local t=$1 ck
