@@ -214,8 +214,7 @@ static void empty_as_user(const struct ferryd_user *u, int leaffd)
 		return;
 	pid_t pid = fork();
 	if (pid == 0) {
-		if (setgroups((size_t)u->n_groups, u->groups) < 0 || setresgid(u->gid, u->gid, u->gid) < 0 ||
-		    setresuid(u->uid, u->uid, u->uid) < 0 || setuid(0) == 0)
+		if (ferryd_become_user(u) < 0)
 			_exit(1);
 		empty_dir(leaffd, st.st_dev, 0);
 		_exit(0);

@@ -48,6 +48,7 @@ struct ferryd {
 	unsigned char key[256];
 	size_t keylen;
 	int jfd; /* the journal's directory (journal.h) */
+	pid_t reconciler; /* its process (reconcile.c), which a reload tells to reload too */
 	int argc; /* the command line, over ferry.conf again at a reload */
 	char **argv;
 };
@@ -65,6 +66,9 @@ struct ferryd_user {
 extern const char *ferryd_log_node; /* this node's name, in every log line */
 void ferryd_log(const char *id, const char *fmt, ...) _printf_(2, 3);
 int ferryd_user_lookup(uid_t uid, struct ferryd_user *ret, struct ferry_error **err);
+/* In a child of ferryd: becomes @u for good (groups, every uid and gid; getting root back
+ * fails). 0, or -1: the child must exit without doing anything. */
+int ferryd_become_user(const struct ferryd_user *u);
 /* Runs ferry-starter as @u with @req (and @sock as fd 4 when >= 0); its stdout in *ret_out. */
 int ferryd_run_starter(const struct ferryd *d, const struct ferryd_user *u, const struct ferry_request *req,
 		       int sock, char **ret_out, struct ferry_error **err);
@@ -166,9 +170,10 @@ int ferryd_leaf_open(const char *base, const struct ferryd_user *u, const char *
 /* loop.c: SIGHUP makes the loop call ferryd_reload (main.c) between two connections: ferry.conf
  * and the cluster key are read again, the command line applied over them again; a file that
  * does not load keeps the configuration in use, with one line in the log that says why.
- * Handlers already running keep what they started with. */
+ * Handlers already running keep what they started with; the reconciler (reconcile.c) is told
+ * and reloads too, @quiet (the main process said it). */
 _noreturn_ void ferryd_loop(struct ferryd *d, int ux, int tcp);
-void ferryd_reload(struct ferryd *d);
+void ferryd_reload(struct ferryd *d, bool quiet);
 
 /* ask.c — a local client's request. The root handler never reads nor parses a byte of it: a
  * child that is the client for good (ferry_privs_drop to the SO_PEERCRED user, no capability,

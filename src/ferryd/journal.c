@@ -100,6 +100,7 @@ static int encode(const struct ferryd_jrec *r, char **ret, size_t *ret_len, stru
 	ferry_msg_set(&m, "user", "%s", r->user);
 	ferry_msg_set(&m, "instance", "%s", r->instance);
 	ferry_msg_set(&m, "peer", "%s", r->peer);
+	ferry_msg_set(&m, "begun", "%lld", r->begun);
 	if (r->peer_dir)
 		ferry_msg_set(&m, "peer_dir", "%s", r->peer_dir);
 	ferry_msg_set(&m, "state", "%s", ferryd_jstate_name(r->state));
@@ -160,7 +161,7 @@ static int field_enum(const struct ferry_msg *m, const char *key, const char *co
 static int known_keys(const struct ferry_msg *m, struct ferry_error **err)
 {
 	static const char *const keys[] = {"id",       "role", "mode",	   "uid",  "user",
-					   "instance", "peer", "peer_dir", "state"};
+					   "instance", "peer", "peer_dir", "state", "begun"};
 	for (size_t i = 0; i < m->n; i++) {
 		size_t k = 0;
 		while (k < ARRAY_SIZE(keys) && !streq(keys[k], m->keys[i]))
@@ -179,22 +180,24 @@ static int decode(const char *text, size_t len, struct ferryd_jrec *r, struct fe
 		ret = known_keys(&m, err);
 	static const char *const roles[] = {"destination", "source"}, *const modes[] = {"default",
 											"diskless"};
-	unsigned long long uid = 0;
+	unsigned long long uid = 0, begun = 0;
 	const char *id = ferry_msg_get(&m, "id"), *uid_s = ferry_msg_get(&m, "uid"),
-		   *pd = ferry_msg_get(&m, "peer_dir");
+		   *pd = ferry_msg_get(&m, "peer_dir"), *begun_s = ferry_msg_get(&m, "begun");
 	int role = ret < 0 ? ret : field_enum(&m, "role", roles, 2, err);
 	int mode = role < 0 ? role : field_enum(&m, "mode", modes, 2, err);
 	int state = mode < 0 ? mode : field_enum(&m, "state", state_names, ARRAY_SIZE(state_names), err);
 	ret = state;
 	if (ret >= 0 && (!ferryd_id_ok(id) || !uid_s || parse_uint64(uid_s, UINT32_MAX - 1, &uid) < 0 ||
+			 !begun_s || parse_uint64(begun_s, INT64_MAX, &begun) < 0 ||
 			 (pd && (pd[0] != '/' || strstr(pd, "/..")))))
-		ret = ferry_error_msg(err, EINVAL, "bad 'id', 'uid' or 'peer_dir'");
+		ret = ferry_error_msg(err, EINVAL, "bad 'id', 'uid', 'begun' or 'peer_dir'");
 	if (ret >= 0) {
 		memcpy(r->id, id, 13);
 		r->source = role == 1;
 		r->diskless = mode == 1;
 		r->state = (enum ferryd_jstate)state;
 		r->uid = (uid_t)uid;
+		r->begun = (long long)begun;
 		r->peer_dir = pd ? xstrdup(pd) : NULL;
 		ret = field_name(&m, "user", &r->user, err);
 	}

@@ -44,6 +44,8 @@ struct ferryd_jrec {
 	uid_t uid;
 	char *user, *instance, *peer;
 	char *peer_dir; /* source: the destination's copy, as it said (for messages only) */
+	long long begun; /* this node's wall clock (seconds) when the record was begun: an instance
+			  * record of the destination at least as new is this migration's copy */
 	enum ferryd_jstate state;
 };
 

@@ -359,7 +359,7 @@ static void loop_once(struct loop *l, const sigset_t *during)
 		reap(l);
 	if (hangup) {
 		hangup = 0;
-		ferryd_reload(l->d);
+		ferryd_reload(l->d, false);
 	}
 	if (r > 0) {
 		/* backwards: pending_drop moves the last entry into the freed slot */

@@ -176,28 +176,33 @@ static void ferryd_free_config(struct ferryd *d)
 	OPENSSL_cleanse(d->key, sizeof(d->key));
 }
 
-void ferryd_reload(struct ferryd *d)
+void ferryd_reload(struct ferryd *d, bool quiet)
 {
-	struct ferryd n = {.argc = d->argc, .argv = d->argv};
+	/* what runs stays: the journal's directory, the reconciler */
+	struct ferryd n = {.argc = d->argc, .argv = d->argv, .jfd = d->jfd, .reconciler = d->reconciler};
 	struct ferry_error *err = NULL;
 	if (config_into(&n, &err) < 0 || parse_args(&n, d->argc, d->argv) >= 0 ||
 	    ferry_key_load(FERRY_KEY_PATH, n.key, &n.keylen, &err) < 0) {
-		ferryd_log(NULL, "SIGHUP: %s; the configuration in use is kept",
-			   err ? err->message : "the command line is refused now");
+		if (!quiet)
+			ferryd_log(NULL, "SIGHUP: %s; the configuration in use is kept",
+				   err ? err->message : "the command line is refused now");
 		ferry_error_free(err);
 		ferryd_free_config(&n);
 		return;
 	}
 	/* the name and the listening socket stay what they were until ferryd restarts */
-	if (!streq(n.node, d->node) || !streq(n.listen, d->listen))
+	if (!quiet && (!streq(n.node, d->node) || !streq(n.listen, d->listen)))
 		ferryd_log(NULL, "SIGHUP: 'ferryd node' and 'ferryd listen' change when ferryd restarts");
 	replace(&n.node, d->node);
 	replace(&n.listen, d->listen);
 	ferryd_free_config(d);
 	*d = n;
 	ferryd_log_node = d->node;
-	ferryd_log(NULL, "SIGHUP: ferry.conf and the cluster key read again: %zu peers, criu timeout %u s",
-		   d->n_peers, d->cfg->criu_timeout);
+	if (!quiet)
+		ferryd_log(NULL, "SIGHUP: ferry.conf and the cluster key read again: %zu peers, criu timeout %u s",
+			   d->n_peers, d->cfg->criu_timeout);
+	if (d->reconciler > 0)
+		(void)kill(d->reconciler, SIGHUP); /* it asks the peers: it must know the new ones */
 }
 
 int main(int argc, char **argv)

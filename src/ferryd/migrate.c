@@ -368,6 +368,7 @@ static bool journal_begin(struct mig *g)
 	g->rec.user = xstrdup(g->u.name);
 	g->rec.instance = xstrdup(g->name);
 	g->rec.peer = xstrdup(g->to);
+	g->rec.begun = (long long)time(NULL);
 	int r = ferryd_fault(FERRYD_SRC_JOURNAL, g->id, -1) == FERRYD_FAULT_FAIL
 		    ? ferry_error_msg(&err, EIO, "fault at src-journal")
 		    : ferryd_journal_begin(g->d, &g->rec, &g->lock, &err);

@@ -157,6 +157,7 @@ static bool journal_begin(struct ferryd *d, struct ferryd_link *l, const struct 
 	rec->user = xstrdup(u->name);
 	rec->instance = xstrdup(ferry_msg_get(m, "instance"));
 	rec->peer = xstrdup(from && ferry_name_check(from, NULL, NULL) == 0 ? from : "unknown");
+	rec->begun = (long long)time(NULL);
 	int r = ferryd_journal_begin(d, rec, ret_lock, &err);
 	if (r == 0 && ferryd_fault(FERRYD_DST_PREPARE, id, l->fd) == FERRYD_FAULT_FAIL) {
 		r = ferry_error_msg(&err, EIO, "fault at dst-prepare");

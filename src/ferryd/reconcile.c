@@ -25,9 +25,13 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 
 #include "ferryd.h"
 #include "fs.h"
+#include "instance.h"
 #include "journal.h"
 #include "names.h"
 
@@ -247,6 +251,75 @@ static void settle_source(struct ferryd *d, struct ferryd_jrec *r, const struct 
 	ferryd_log(r->id, "settled: '%s' stays on this node", r->instance);
 }
 
+/* In the child of stop_copy, as the user for good: the copy @fd's record names is stopped if
+ * it is this migration's (restored here since @r began) and still runs. Exit 0: none runs, 1:
+ * stopped, 2: could not. */
+static int stop_copy_child(int fd, const struct ferryd_user *u, const struct ferryd_jrec *r)
+{
+	if (ferryd_become_user(u) < 0)
+		return 2;
+	_cleanup_free_ char *buf = NULL;
+	size_t len = 0;
+	struct ferry_error *err = NULL;
+	_cleanup_(ferry_instance_freep) struct ferry_instance *inst = NULL;
+	if (ferry_read_all(fd, FERRY_INSTANCE_RECORD_MAX, &buf, &len, &err) < 0 ||
+	    ferry_instance_parse(buf, len, &inst, &err) < 0) {
+		ferryd_log(r->id, "the instance record of '%s': %s", r->instance, err->message);
+		ferry_error_free(err);
+		return 2;
+	}
+	if (inst->uid != u->uid || !streq(inst->name, r->instance) || inst->created < r->begun)
+		return 0; /* not a copy of this migration: the user's own, started since */
+	int pidfd = (int)syscall(SYS_pidfd_open, inst->pid, 0);
+	if (pidfd < 0 || !ferry_instance_alive(inst)) /* pinned, then checked: no reused pid */
+		return 0;
+	if (syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0) < 0)
+		return 2;
+	struct pollfd p = {.fd = pidfd, .events = POLLIN};
+	return poll(&p, 1, 10000) == 1 ? 1 : 2;
+}
+
+/* A copy of @r restored on this node that its starter no longer supervises (it was killed after
+ * the restore) must not run on once the source keeps the instance: 0 none runs (any more), -1
+ * (logged) it could not be stopped. The record is root's, but what it holds the user chose: it
+ * is read, and the copy signalled, by a child that is the user for good. */
+static int stop_copy(const struct ferryd_user *u, const struct ferryd_jrec *r)
+{
+	char uid[32], node[32];
+	snprintf(uid, sizeof(uid), "%u", (unsigned)r->uid);
+	snprintf(node, sizeof(node), "n%llu", ferry_node_id());
+	const char *parts[] = {FERRY_RUNDIR, uid, node};
+	struct ferry_error *err = NULL;
+	_cleanup_close_ int dirfd = ferry_open_root_dirs(parts, ARRAY_SIZE(parts), false, &err);
+	if (dirfd == -ENOENT)
+		return 0;
+	_cleanup_close_ int fd = dirfd < 0 ? -1 : openat(dirfd, r->instance, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	struct stat st;
+	if (dirfd >= 0 && fd < 0 && errno == ENOENT)
+		return 0;
+	if (dirfd < 0 || fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != 0 ||
+	    st.st_nlink != 1) {
+		ferryd_log(r->id, "cannot check whether '%s' runs here: %s", r->instance,
+			   err ? err->message : "bad instance record");
+		ferry_error_free(err);
+		return -1;
+	}
+	pid_t pid = fork();
+	if (pid == 0) {
+		(void)prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+		_exit(stop_copy_child(fd, u, r));
+	}
+	int status = 0;
+	while (pid > 0 && waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	int code = pid > 0 && WIFEXITED(status) ? WEXITSTATUS(status) : 2;
+	if (code == 1)
+		ferryd_log(r->id, "stopped the copy of '%s' restored here: %s keeps it", r->instance, r->peer);
+	else if (code != 0)
+		ferryd_log(r->id, "could not stop the copy of '%s' restored here; tried again", r->instance);
+	return code > 1 ? -1 : 0;
+}
+
 static void settle_destination(struct ferryd *d, struct ferryd_jrec *r, const struct ferryd_user *u,
 			       const char *peer, const char *dir)
 {
@@ -254,6 +327,8 @@ static void settle_destination(struct ferryd *d, struct ferryd_jrec *r, const st
 		return;
 	if (streq(peer, "committed") && ensure_runs(d, u, r, dir) < 0)
 		return; /* logged; tried again on the next pass */
+	if (!streq(peer, "committed") && stop_copy(u, r) < 0)
+		return; /* the instance is the source's: no copy of it may run on here */
 	if (r->diskless)
 		remove_dir(d, u, r);
 	ferryd_journal_drop(d, r->id);
@@ -319,19 +394,41 @@ static void reconcile_pass(struct ferryd *d)
 	}
 }
 
+static volatile sig_atomic_t reload_asked;
+
+static void on_hup(int sig)
+{
+	reload_asked = 1;
+}
+
 void ferryd_reconcile_start(struct ferryd *d)
 {
 	pid_t parent = getpid();
+	/* SIGHUP is blocked until the child's handler is in place: a reload between the fork and
+	 * the handler would end it */
+	sigset_t hup, old;
+	sigemptyset(&hup);
+	sigaddset(&hup, SIGHUP);
+	sigprocmask(SIG_BLOCK, &hup, &old);
 	pid_t pid = fork();
 	if (pid != 0) {
 		if (pid < 0)
 			ferryd_log(NULL, "no reconciler: fork: %s", strerror(errno));
+		d->reconciler = pid > 0 ? pid : 0;
+		sigprocmask(SIG_SETMASK, &old, NULL);
 		return;
 	}
 	(void)prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 	if (getppid() != parent)
 		_exit(0);
+	struct sigaction sa = {.sa_handler = on_hup};
+	sigaction(SIGHUP, &sa, NULL);
+	sigprocmask(SIG_UNBLOCK, &hup, NULL);
 	for (;;) {
+		if (reload_asked) { /* ferryd reloaded: the same configuration here (new peers) */
+			reload_asked = 0;
+			ferryd_reload(d, true);
+		}
 		reconcile_pass(d);
 		sleep(FERRYD_RECONCILE_S);
 	}

@@ -28,6 +28,16 @@ void ferryd_log(const char *id, const char *fmt, ...)
 	va_end(ap);
 }
 
+int ferryd_become_user(const struct ferryd_user *u)
+{
+	uid_t r = 0, e = 0, sv = 0;
+	if (setgroups((size_t)u->n_groups, u->groups) < 0 || setresgid(u->gid, u->gid, u->gid) < 0 ||
+	    setresuid(u->uid, u->uid, u->uid) < 0 || getresuid(&r, &e, &sv) < 0 || r != u->uid ||
+	    e != u->uid || sv != u->uid || setuid(0) == 0)
+		return -1;
+	return 0;
+}
+
 int ferryd_user_lookup(uid_t uid, struct ferryd_user *ret, struct ferry_error **err)
 {
 	struct passwd pw, *res = NULL;

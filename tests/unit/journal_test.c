@@ -106,7 +106,8 @@ static void test_roundtrip(void **state)
 	ferryd_jrec_clear(&r);
 }
 
-#define HEAD "ferry-proto 1\nid=00000000000f\nrole=source\nmode=default\nuid=7\nuser=u\n"
+#define HEAD0 "ferry-proto 1\nid=00000000000f\nrole=source\nmode=default\nuid=7\nuser=u\n"
+#define HEAD HEAD0 "begun=1764900000\n"
 
 static void test_strict(void **state)
 {
@@ -117,10 +118,20 @@ static void test_strict(void **state)
 	refused(HEAD "instance=job\npeer=node/B\nstate=prepared\n", 0600);
 	refused(HEAD "instance=job\npeer=nodeB\nstate=done\n", 0600); /* no such state */
 	refused(HEAD "instance=job\npeer=nodeB\n", 0600); /* no state */
+	refused(HEAD0 "instance=job\npeer=nodeB\nstate=prepared\n", 0600); /* no begun */
+	refused(HEAD0 "begun=-1\ninstance=job\npeer=nodeB\nstate=prepared\n", 0600);
+	/* the same, well made, is a record */
+	write_raw("00000000000f", HEAD "instance=job\npeer=nodeB\nstate=prepared\n", 0600);
+	struct ferryd_jrec ok = {0};
+	struct ferry_error *ok_err = NULL;
+	assert_int_equal(ferryd_journal_get(&d, "00000000000f", &ok, &ok_err), 0);
+	assert_int_equal(ok.begun, 1764900000);
+	ferryd_jrec_clear(&ok);
+	unlinkat(d.jfd, "00000000000f", 0);
 	refused(HEAD "instance=job\npeer=nodeB\nstate=prepared\npeer_dir=relative\n", 0600);
 	refused(HEAD "instance=job\npeer=nodeB\nstate=prepared\npeer_dir=/a/../b\n", 0600);
 	refused(
-	    "ferry-proto 1\nid=00000000000e\nrole=source\nmode=default\nuid=7\nuser=u\ninstance=job\npeer=n\nstate=prepared\n",
+	    "ferry-proto 1\nid=00000000000e\nrole=source\nmode=default\nuid=7\nuser=u\nbegun=1\ninstance=job\npeer=n\nstate=prepared\n",
 	    0600); /* another id */
 	refused(HEAD "instance=job\npeer=nodeB\nstate=prepared\n", 0644); /* readable by others */
 	/* a symlink is not followed */
