@@ -189,7 +189,7 @@ assert_kept_on_source() {
 	echo "# ferry migrate returned after ${MIG_SECONDS}s: $stderr" >&3
 	assert_kept_on_source "$name" "$run_id"
 	# shellcheck disable=SC2086
-	wait_gone 10 $starters
+	wait_pids_gone 10 $starters
 	assert_only_on nodeA "$name"
 }
 
@@ -213,7 +213,7 @@ assert_kept_on_source() {
 	echo "# ferry migrate: exit $status after ${MIG_SECONDS}s: $stderr" >&3
 	# whatever the destination's starter still does (without a commit it stops its copy in 30 s)
 	# shellcheck disable=SC2086
-	wait_gone 60 $starters
+	wait_pids_gone 60 $starters
 	assert_where_reported "$name" "$run_id"
 }
 
@@ -232,7 +232,7 @@ assert_kept_on_source() {
 	echo "# ferry migrate: exit $status after ${MIG_SECONDS}s: $stderr" >&3
 	# whatever the destination's starter still does (without a commit it stops its copy in 30 s)
 	# shellcheck disable=SC2086
-	wait_gone 60 $starters
+	wait_pids_gone 60 $starters
 	assert_where_reported "$name" "$run_id"
 }
 

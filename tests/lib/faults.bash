@@ -110,10 +110,15 @@ assert_nothing_left() {
 	local name=$1 mode=$2 n left
 	for n in nodeA nodeB; do
 		# shellcheck disable=SC2046
-		wait_gone 40 $(ferryd_starters "$n")
+		wait_pids_gone 40 $(ferryd_starters "$n")
 		left=$(ip netns pids "$n" 2>/dev/null | xargs -r ps -o comm= -p | grep -cx criu || true)
 		[ "$left" = 0 ] || fail "CRIU still runs in $n"
 	done
+	# and none of the user's, in whatever namespace (a page server runs in the instance's)
+	# shellcheck disable=SC2046
+	wait_pids_gone 20 $(pgrep -u "$U1" -x criu)
+	left=$(pgrep -a -u "$U1" -x criu || true)
+	[ -z "$left" ] || fail "CRIU of $U1 still runs: $left"
 	left=$(find "$MIG_TMPFS"-nodeA "$MIG_TMPFS"-nodeB "$MIG_SMALL" -mindepth 2 -maxdepth 3 -name "$name-*" 2>/dev/null || true)
 	[ -z "$left" ] || fail "left in the tmpfs directories: $left"
 	left=$( (find "$MIG_SHARED" -mindepth 2 -maxdepth 2 -name "$name-*" 2>/dev/null || true) | wc -l)
