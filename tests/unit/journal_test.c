@@ -101,6 +101,7 @@ static void test_roundtrip(void **state)
 	ferryd_jrec_clear(&back);
 	assert_int_equal(ferryd_journal_get(&d, "0123456789ab", &back, &err), 0);
 	assert_int_equal(back.state, FERRYD_J_COMMITTED);
+	ferryd_jrec_clear(&back);
 	ferryd_journal_drop(&d, "0123456789ab");
 	assert_int_equal(ferryd_journal_get(&d, "0123456789ab", &back, &err), -ENOENT);
 	ferryd_jrec_clear(&r);
