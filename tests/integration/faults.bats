@@ -27,14 +27,7 @@ teardown_file() {
 }
 
 setup() {
-	ferry_test_setup
-	use_image sqsh >/dev/null
-	PEER_PIDS=()
-	FOLLOW_PIDS=()
-	OUT=$U1_TMP/out
-	as_user1 mkdir -p "$OUT"
-	chmod 0777 "$OUT"
-	T=ftf-$BATS_TEST_NUMBER
+	mig_test_setup ftf
 }
 
 teardown() {
