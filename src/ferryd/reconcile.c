@@ -421,6 +421,7 @@ void ferryd_reconcile_start(struct ferryd *d)
 	(void)prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 	if (getppid() != parent)
 		_exit(0);
+	prctl(PR_SET_NAME, "ferryd-settle", 0, 0, 0); /* what an admin sees in ps */
 	struct sigaction sa = {.sa_handler = on_hup};
 	sigaction(SIGHUP, &sa, NULL);
 	sigprocmask(SIG_UNBLOCK, &hup, NULL);

@@ -160,13 +160,13 @@ wait_ferryd_runs() {
 	fail "ferryd on $1 ran no $2 within ${3:-30}s"
 }
 
-# ferryd_starters NODE: the starters ferryd on NODE runs itself (for a migration), not what
-# they fork (a transfer's relay, an instance's monitor).
+# ferryd_starters NODE: the starters ferryd on NODE runs itself (for a migration, or its
+# reconciler to settle one), not what they fork (a transfer's relay, an instance's monitor).
 ferryd_starters() {
 	local p pp
 	for p in $(ferryd_procs "$1" ferry-starter); do
 		pp=$(ps -o ppid= -p "$p" 2>/dev/null | tr -d ' ')
-		if [ -n "$pp" ] && [ "$(ps -o comm= -p "$pp" 2>/dev/null)" = ferryd ]; then
+		if [ -n "$pp" ] && [[ "$(ps -o comm= -p "$pp" 2>/dev/null)" == @(ferryd|ferryd-settle) ]]; then
 			echo "$p"
 		fi
 	done
@@ -189,11 +189,12 @@ wait_pids_gone() {
 	fail "still running after ${t}s:$left"
 }
 
-# ferryd_kill NODE [all]: SIGKILL to ferryd on NODE (the daemon and its connection handlers;
-# with "all", everything they run too: what stopping the service would do).
+# ferryd_kill NODE [all]: SIGKILL to ferryd on NODE (the daemon, its connection handlers and
+# its reconciler, ferryd-settle; with "all", everything they run too: what stopping the service
+# would do).
 ferryd_kill() {
 	local pids
-	pids=$(ferryd_procs "$@")
+	pids="$(ferryd_procs "$@") $(ferryd_procs "$1" ferryd-settle)"
 	# shellcheck disable=SC2086
 	[ -z "$pids" ] || kill -KILL $pids 2>/dev/null || true
 	local i
