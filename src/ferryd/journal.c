@@ -160,7 +160,7 @@ static int field_enum(const struct ferry_msg *m, const char *key, const char *co
 /* Only the keys a record has (an unknown one is not a record of this version). */
 static int known_keys(const struct ferry_msg *m, struct ferry_error **err)
 {
-	static const char *const keys[] = {"id",       "role", "mode",	   "uid",  "user",
+	static const char *const keys[] = {"id",       "role", "mode",	   "uid",   "user",
 					   "instance", "peer", "peer_dir", "state", "begun"};
 	for (size_t i = 0; i < m->n; i++) {
 		size_t k = 0;
@@ -187,9 +187,9 @@ static int decode(const char *text, size_t len, struct ferryd_jrec *r, struct fe
 	int mode = role < 0 ? role : field_enum(&m, "mode", modes, 2, err);
 	int state = mode < 0 ? mode : field_enum(&m, "state", state_names, ARRAY_SIZE(state_names), err);
 	ret = state;
-	if (ret >= 0 && (!ferryd_id_ok(id) || !uid_s || parse_uint64(uid_s, UINT32_MAX - 1, &uid) < 0 ||
-			 !begun_s || parse_uint64(begun_s, INT64_MAX, &begun) < 0 ||
-			 (pd && (pd[0] != '/' || strstr(pd, "/..")))))
+	if (ret >= 0 &&
+	    (!ferryd_id_ok(id) || !uid_s || parse_uint64(uid_s, UINT32_MAX - 1, &uid) < 0 || !begun_s ||
+	     parse_uint64(begun_s, INT64_MAX, &begun) < 0 || (pd && (pd[0] != '/' || strstr(pd, "/..")))))
 		ret = ferry_error_msg(err, EINVAL, "bad 'id', 'uid', 'begun' or 'peer_dir'");
 	if (ret >= 0) {
 		memcpy(r->id, id, 13);

@@ -199,7 +199,8 @@ void ferryd_reload(struct ferryd *d, bool quiet)
 	*d = n;
 	ferryd_log_node = d->node;
 	if (!quiet)
-		ferryd_log(NULL, "SIGHUP: ferry.conf and the cluster key read again: %zu peers, criu timeout %u s",
+		ferryd_log(NULL,
+			   "SIGHUP: ferry.conf and the cluster key read again: %zu peers, criu timeout %u s",
 			   d->n_peers, d->cfg->criu_timeout);
 	if (d->reconciler > 0)
 		(void)kill(d->reconciler, SIGHUP); /* it asks the peers: it must know the new ones */

@@ -293,7 +293,8 @@ static int stop_copy(const struct ferryd_user *u, const struct ferryd_jrec *r)
 	_cleanup_close_ int dirfd = ferry_open_root_dirs(parts, ARRAY_SIZE(parts), false, &err);
 	if (dirfd == -ENOENT)
 		return 0;
-	_cleanup_close_ int fd = dirfd < 0 ? -1 : openat(dirfd, r->instance, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	_cleanup_close_ int fd =
+	    dirfd < 0 ? -1 : openat(dirfd, r->instance, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	struct stat st;
 	if (dirfd >= 0 && fd < 0 && errno == ENOENT)
 		return 0;
@@ -314,7 +315,8 @@ static int stop_copy(const struct ferryd_user *u, const struct ferryd_jrec *r)
 		;
 	int code = pid > 0 && WIFEXITED(status) ? WEXITSTATUS(status) : 2;
 	if (code == 1)
-		ferryd_log(r->id, "stopped the copy of '%s' restored here: %s keeps it", r->instance, r->peer);
+		ferryd_log(r->id, "stopped the copy of '%s' restored here: %s keeps it", r->instance,
+			   r->peer);
 	else if (code != 0)
 		ferryd_log(r->id, "could not stop the copy of '%s' restored here; tried again", r->instance);
 	return code > 1 ? -1 : 0;

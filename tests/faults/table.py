@@ -3,7 +3,7 @@
 files of tests/integration/faults.bats ("survived MODE STEP FAULT" / "FAILED MODE STEP FAULT")."""
 import sys
 
-FAULTS = ["fail", "cut", "kill-src-ferryd", "kill-dst-ferryd", "kill-src-starter", "kill-src-criu",
+FAULTS = ["fail", "cut", "link-down", "kill-src-ferryd", "kill-dst-ferryd", "kill-src-starter", "kill-src-criu",
           "kill-dst-starter", "kill-dst-criu", "restore-fail", "tmpfs-full", "shared-full"]
 STEPS = {
     "default": "src-request src-journal src-prepare src-dump src-restart src-verdict src-commit src-done src-settle dst-prepare dst-ready dst-restore dst-done dst-settle".split(),

@@ -23,6 +23,9 @@
 #   tmpfs-full           diskless, dst-restore: the destination's tmpfs is 16 MB
 #   shared-full          default, src-dump: the shared directory is a 16 MB tmpfs
 #   restore-fail         dst-restore: the image is gone on the destination
+#   link-down            the step's side stops itself at the step; the test takes nodeB's link
+#                        down (ip link set down: silence, no FIN or reset) and continues it; the
+#                        link comes back once ferry migrate has returned
 
 FAULT_FERRYD=${FERRY_FAULT_FERRYD:-$FERRY_TESTS_DIR/../build-fault/ferryd}
 JOURNAL=/var/lib/ferry/ferryd
@@ -139,12 +142,14 @@ fault_cell() {
 	fail | cut) act=$fault ;;
 	kill-src-ferryd) act=stop victim=nodeA ;;
 	kill-dst-ferryd) act=stop victim=nodeB ;;
+	link-down) act=stop ;;
 	kill-*-starter | kill-*-criu) mb=384 ;; # a dump and a restore long enough to be hit
 	esac
 	local fa="" fb=""
 	local -a optb=()
 	[ -z "$act" ] || if [ "$side" = nodeA ]; then fa=$step=$act; else fb=$step=$act; fi
-	mig_conf "criu timeout = 20"
+	# a cut link is silence: the sides find out at their idle limits ('criu timeout')
+	if [ "$fault" = link-down ]; then mig_conf "criu timeout = 5"; else mig_conf "criu timeout = 20"; fi
 	local -a img=()
 	case $fault in
 	tmpfs-full)
@@ -181,6 +186,11 @@ fault_cell() {
 		fault_ferryd "$victim" ""
 		for p in $(stopped_handlers "$side"); do kill -CONT "$p"; done
 		;;
+	link-down)
+		wait_stopped "$side" 60 "$step"
+		ip -n nodeB link set eth0 down
+		for p in $(stopped_handlers "$side"); do kill -CONT "$p"; done
+		;;
 	kill-src-starter) p=$(wait_proc nodeA ferry-starter 30) || fail "no source starter to kill" ;;
 	kill-dst-starter) p=$(wait_proc nodeB ferry-starter 30) || fail "no destination starter to kill" ;;
 	kill-src-criu) p=$(wait_proc nodeA criu 30) || fail "no CRIU on nodeA to kill" ;;
@@ -190,7 +200,8 @@ fault_cell() {
 		kill -KILL "$p" || fail "$fault: pid $p ended before it could be killed"
 		echo "#   killed $fault: pid $p"
 	fi
-	mig_wait 150
+	mig_wait 200
+	[ "$fault" != link-down ] || ip -n nodeB link set eth0 up
 	# the fault did happen where it was meant to
 	[ -z "$act" ] || grep -q "fault: .*$step" "${FERRYD_LOG[$side]}" || fail "no fault at $step on $side"
 	echo "#   ferry migrate: exit $status: ${stderr:-$output}" | head -c 400
@@ -229,7 +240,7 @@ fault_cells() {
 			local steps=$FAULT_STEPS_DEFAULT
 			[ "$mode" = default ] || steps=$FAULT_STEPS_DISKLESS
 			for step in $steps; do
-				for f in fail cut kill-src-ferryd kill-dst-ferryd; do echo "$mode $step $f"; done
+				for f in fail cut kill-src-ferryd kill-dst-ferryd link-down; do echo "$mode $step $f"; done
 			done
 			echo "$mode src-dump kill-src-starter"
 			echo "$mode src-dump kill-src-criu"
@@ -241,7 +252,7 @@ fault_cells() {
 		echo "default src-dump shared-full"
 	} | case ${FERRY_FAULTS:-slice} in
 	all) cat ;;
-	slice) grep -E '^(default|diskless) (src-commit (cut|kill-src-ferryd|kill-dst-ferryd)|src-done cut|src-prepare cut|dst-prepare fail|src-dump kill-src-starter|dst-restore kill-dst-starter)$|^diskless dst-restore (restore-fail|kill-dst-criu|tmpfs-full)$|^default src-dump shared-full$' ;;
+	slice) grep -E '^(default|diskless) (src-commit (cut|kill-src-ferryd|kill-dst-ferryd|link-down)|src-done cut|src-prepare cut|dst-prepare fail|src-dump kill-src-starter|dst-restore kill-dst-starter)$|^diskless dst-restore (restore-fail|kill-dst-criu|tmpfs-full)$|^default src-dump shared-full$' ;;
 	*) grep -E "$FERRY_FAULTS" ;;
 	esac
 }
