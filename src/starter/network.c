@@ -407,7 +407,12 @@ void network_announce(int netns_fd, const struct ferry_net_attachment *atts, siz
  * the kernel would answer a retransmission with a reset before the socket exists. CRIU locks
  * only the namespace it dumped from (it never left the instance's), so ferry locks the new one
  * itself (CRIU's own repair packets carry SOCCR_MARK and pass) and unlocks it once the
- * restore is done. */
+ * restore is done. Only what comes in is held: a restored socket's own segments go out (its
+ * retransmission timer runs from the moment CRIU refilled its send queue, and a retransmission
+ * dropped here doubles the wait for the next one: seconds of stall after every restore), and
+ * the answers to them come in (conntrack saw the segment leave: "established"). A segment that
+ * no restored socket asked for, such as a peer's own retransmission before its socket exists
+ * here, is still dropped. */
 #define RESTORE_LOCK_TABLE "inet ferry_restore_lock"
 #define SOCCR_MARK "0xc114"
 
@@ -438,10 +443,8 @@ static const struct restore_lock {
 	const char *script, *unlock, *what;
 } restore_locks[2] = {
     {"table " RESTORE_LOCK_TABLE " {\n"
-     "  chain in { type filter hook input priority -300; policy drop; iif lo accept; meta mark " SOCCR_MARK
-     " accept; }\n"
-     "  chain out { type filter hook output priority -300; policy drop; oif lo accept; meta mark " SOCCR_MARK
-     " accept; }\n"
+     "  chain in { type filter hook input priority 0; policy drop; iif lo accept; meta mark " SOCCR_MARK
+     " accept; ct state established,related accept; }\n"
      "}\n",
      "delete table " RESTORE_LOCK_TABLE "\n", "lock the instance's network for the restore"},
     {"table " LOOPBACK_LOCK_TABLE " {\n"

@@ -122,10 +122,13 @@ soak_step() {
 	mig_migrate "$from" "$T" --to "$to" --mode "$mode"
 	[ "$status" -eq 0 ] || fail "migration $i ($from -> $to, $mode) failed ($status) after ${MIG_SECONDS}s: $stderr"
 	SOAK_SECONDS[$mode]=$(awk -v a="${SOAK_SECONDS[$mode]:-0}" -v b="$MIG_SECONDS" 'BEGIN {print a + b}')
-	# the same process goes on over there, once, and so does its connection
+	# the same process goes on over there, once, and so does its connection (how long its peer
+	# waited for the next 10 records after ferry migrate returned is reported, not asserted)
+	local t=$EPOCHREALTIME
 	wait_step "$OUT/$T.prog" $((s + 3)) 30
 	assert_runs_once "$T"
 	wait_ok "$OUT/$T.srv" $((at + 10)) 30
+	SOAK_TCP_WAIT=$(awk -v a="${SOAK_TCP_WAIT:-0}" -v t="$t" -v b="$EPOCHREALTIME" 'BEGIN {print a + b - t}')
 }
 
 @test "soak: $SOAK_N migrations back and forth, both modes interleaved, of a memory-checked workload with a TCP stream leave nothing behind" {
@@ -144,6 +147,7 @@ soak_step() {
 	echo "# before: $before" >&3
 	echo "#         $(soak_rss)" >&3
 	declare -gA SOAK_SECONDS=()
+	SOAK_TCP_WAIT=0
 	t0=$EPOCHREALTIME
 	for ((i = 1; i <= SOAK_N; i++)); do
 		if [ $((i % 2)) = 1 ]; then from=nodeA to=nodeB; else from=nodeB to=nodeA; fi
@@ -151,7 +155,7 @@ soak_step() {
 		soak_step "$i" "$from" "$to" "$mode"
 		[ $((i % 10)) != 0 ] || soak_report "$i" "$before"
 	done
-	echo "# $SOAK_N migrations in $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN {printf "%.0f", b - a}')s (ferry migrate: default ${SOAK_SECONDS[default]}s, diskless ${SOAK_SECONDS[diskless]}s in all)" >&3
+	echo "# $SOAK_N migrations in $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN {printf "%.0f", b - a}')s (ferry migrate: default ${SOAK_SECONDS[default]}s, diskless ${SOAK_SECONDS[diskless]}s in all; the workload and its TCP stream going on after ferry migrate returned: $(awk -v w="$SOAK_TCP_WAIT" -v n="$SOAK_N" 'BEGIN {printf "%.2f", w / n}')s on average)" >&3
 	# what a migration's end does late (a handler's exit, a lazy unmount) has 10 s to happen
 	for ((i = 0; i < 3; i++)); do
 		after=$(soak_settled)
