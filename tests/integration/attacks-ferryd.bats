@@ -43,15 +43,8 @@ teardown_file() {
 }
 
 setup() {
-	ferry_test_setup
-	use_image sqsh >/dev/null
-	PEER_PIDS=()
-	FOLLOW_PIDS=()
+	mig_test_setup ftatk
 	BG_PIDS=()
-	OUT=$U1_TMP/out
-	as_user1 mkdir -p "$OUT"
-	chmod 0777 "$OUT"
-	T=ftatk-$BATS_TEST_NUMBER
 	SECRET=/var/tmp/ft-ferryd-secret-$BATS_TEST_NUMBER
 }
 

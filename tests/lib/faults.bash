@@ -28,7 +28,6 @@
 #                        link comes back once ferry migrate has returned
 
 FAULT_FERRYD=${FERRY_FAULT_FERRYD:-$FERRY_TESTS_DIR/../build-fault/ferryd}
-JOURNAL=/var/lib/ferry/ferryd
 FAULT_STEPS_DEFAULT="src-request src-journal src-prepare src-dump src-restart src-verdict src-commit src-done src-settle dst-prepare dst-ready dst-restore dst-done dst-settle"
 FAULT_STEPS_DISKLESS="src-request src-journal src-prepare src-dump src-commit src-done src-settle dst-prepare dst-ready dst-restore dst-done dst-settle"
 FAULT_RESULTS=${FAULT_RESULTS:-/var/tmp/ferry-faults.txt}

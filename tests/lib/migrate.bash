@@ -31,6 +31,8 @@ other_node() { if [ "$1" = nodeA ]; then echo nodeB; else echo nodeA; fi; }
 # ---------------------------------------------------------------- setup
 
 # Once per file: the workloads, the nodes, the macvlan network, the wire client.
+JOURNAL=/var/lib/ferry/ferryd # ferryd's journals, a directory a node (src/ferryd/journal.h)
+
 migrate_suite_setup() {
 	build_ckpt_workload
 	(
@@ -62,9 +64,12 @@ migrate_suite_teardown() {
 }
 
 # mig_test_setup PREFIX: what every test on the two nodes starts with: the sqsh image ($IMG),
-# no peers or followers yet, the user's output directory $OUT (open to the nodes' root), and
-# T=PREFIX-<test number> naming the test's instances and checkpoints.
+# no peers or followers yet, the user's output directory $OUT (open to the nodes' root),
+# T=PREFIX-<test number> naming the test's instances and checkpoints, and empty journals on the
+# nodes (a test that ends a migration early leaves it unsettled: the next test's daemons must
+# not settle it, restarting an instance of an earlier test).
 mig_test_setup() {
+	rm -f "$JOURNAL"/nodeA/* "$JOURNAL"/nodeB/*
 	ferry_test_setup
 	use_image sqsh >/dev/null
 	PEER_PIDS=()
