@@ -1289,6 +1289,7 @@ static int run_page_server(struct starter *s, int imgfd, int pages, struct tail_
 	int rep[2];
 	if (pipe2(rep, O_CLOEXEC) < 0)
 		return ferry_error_set(err, errno, "pipe");
+	pid_t parent = getpid();
 	pid_t pid = fork();
 	if (pid < 0)
 		return ferry_error_set(err, errno, "fork");
@@ -1306,6 +1307,10 @@ static int run_page_server(struct starter *s, int imgfd, int pages, struct tail_
 			report_error(5, *err);
 			_exit(127);
 		}
+		/* after the drop (it clears the setting): a page server whose starter was killed
+		 * has no one to end it (its own process group, its idle limit is ours) */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != parent)
+			_exit(127);
 		char *const argv[] = {s->cfg->criu_path,
 				      "page-server",
 				      "--images-dir",
@@ -1345,10 +1350,12 @@ static int run_page_server(struct starter *s, int imgfd, int pages, struct tail_
 		}
 		close(pidfd);
 	}
-	if (r == 0) {
-		kill(-pid, SIGKILL);
+	if (r == 0)
 		kill(pid, SIGKILL);
-	}
+	/* whatever the page server left in its process group goes too, whichever way it ended
+	 * (not yet reaped, its pid is still the group's): killed early, CRIU leaves the child of
+	 * a kerndat probe stopped for good */
+	kill(-pid, SIGKILL);
 	int st = 0;
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;

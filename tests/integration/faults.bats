@@ -210,11 +210,17 @@ commit_lost() {
 		n=$((n + 1))
 		CELL=$n
 		local t0=$EPOCHREALTIME
+		# The cell runs in the background and is waited for: a subshell in an if's condition runs
+		# with errexit off for everything inside, so a check that failed did not end the cell
+		# and only its last command counted. Here any failed command or check ends it.
 		# shellcheck disable=SC2086
-		if (
+		(
+			trap - ERR
+			set -e
 			trap 'fault_cell_cleanup >/dev/null 2>&1' EXIT
 			fault_cell $line
-		) >"$BATS_TEST_TMPDIR/cell-$n.log" 2>&1 </dev/null 3>&-; then
+		) >"$BATS_TEST_TMPDIR/cell-$n.log" 2>&1 </dev/null 3>&- &
+		if wait "$!"; then
 			ok=$((ok + 1))
 			echo "survived $line" >>"$FAULT_RESULTS"
 		else

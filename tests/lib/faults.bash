@@ -113,8 +113,8 @@ assert_nothing_left() {
 	for n in nodeA nodeB; do
 		# shellcheck disable=SC2046
 		wait_pids_gone 40 $(ferryd_starters "$n")
-		left=$(ip netns pids "$n" 2>/dev/null | xargs -r ps -o comm= -p | grep -cx criu || true)
-		[ "$left" = 0 ] || fail "CRIU still runs in $n"
+		left=$(ip netns pids "$n" 2>/dev/null | xargs -r ps -o pid=,ppid=,stat=,comm=,args= -p | awk '$4 == "criu"' || true)
+		[ -z "$left" ] || fail "CRIU still runs in $n: $left"
 	done
 	# and none of the user's, in whatever namespace (a page server runs in the instance's)
 	# shellcheck disable=SC2046
