@@ -163,7 +163,9 @@ int xfer_session_start(struct starter *s, bool receiver, struct xfer_session **r
 
 void xfer_session_blame(struct xfer_session *x, struct ferry_error **err)
 {
-	_cleanup_free_ char *line = x && x->status >= 0 ? status_line(x->status, 1000) : NULL;
+	/* the relay reports once its pumps have stopped, which can take a moment after a local end
+	 * saw the failure first (a page server that got EOF): wait for it, briefly */
+	_cleanup_free_ char *line = x && x->status >= 0 ? status_line(x->status, 5000) : NULL;
 	if (!line || !startswith(line, "E "))
 		return;
 	ferry_error_free(*err);
