@@ -199,7 +199,8 @@ static int restart_there(struct mig *g, int r, struct ferry_error **err)
 		r = ferry_error_msg(&e2, EIO, "fault at src-verdict");
 	/* the commit point: the decision, durable, before the commit goes; from then on the
 	 * instance is the destination's, whatever becomes of the commit (journal.h) */
-	if (r == 0 && ferryd_fault_armed(FERRYD_SRC_COMMIT, FERRYD_FAULT_FAIL))
+	if (r == 0 && ferryd_fault_armed(FERRYD_SRC_COMMIT, FERRYD_FAULT_FAIL) &&
+	    ferryd_fault(FERRYD_SRC_COMMIT, g->id, g->peer.fd) == FERRYD_FAULT_FAIL) /* logs it */
 		r = ferry_error_msg(&e2, EIO, "fault at src-commit: the decision is not written");
 	if (r == 0 && (r = ferryd_journal_decide(g->lock)) < 0)
 		ferry_error_msg(&e2, -r, "write the decision in the journal");

@@ -329,8 +329,12 @@ static void settle_destination(struct ferryd *d, struct ferryd_jrec *r, const st
 		return;
 	if (streq(peer, "committed") && ensure_runs(d, u, r, dir) < 0)
 		return; /* logged; tried again on the next pass */
-	if (!streq(peer, "committed") && stop_copy(u, r) < 0)
-		return; /* the instance is the source's: no copy of it may run on here */
+	/* the instance is the source's: no copy of it may run on here. "none" says so only when
+	 * this side is in doubt (its restore never heard the commit): a source that committed
+	 * keeps its record until then, and drops it at once only when this side said done */
+	if ((streq(peer, "aborted") || (streq(peer, "none") && r->state == FERRYD_J_INDOUBT)) &&
+	    stop_copy(u, r) < 0)
+		return;
 	if (r->diskless)
 		remove_dir(d, u, r);
 	ferryd_journal_drop(d, r->id);
