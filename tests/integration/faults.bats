@@ -136,7 +136,9 @@ commit_lost() {
 	mig_conf "criu timeout = 10"
 	fault_ferryd nodeA ""
 	fault_ferryd nodeB ""
-	mig_launch nodeA "$name" 16
+	# memory enough that the restore lasts long enough to be caught (a 16 MB one can be over
+	# between two looks)
+	mig_launch nodeA "$name" 256
 	run_id=$(field_of "$OUT/$name.prog" run)
 	BASE_LOOPS=$(losetup -a | wc -l)
 	BASE_MOUNTS=$(wc -l </proc/self/mountinfo)

@@ -73,11 +73,13 @@ wait_once() {
 }
 
 # wait_proc NODE COMM SECONDS: the pid of a COMM process of NODE's migration, once there is one:
-# a ferry-starter whose parent is a ferryd (not an instance's monitor), or any CRIU.
+# a ferry-starter whose parent is a ferryd (not an instance's monitor), or any CRIU: in the
+# node's network namespace, or run by its ferryd (a dump's or a restore's CRIU runs in the
+# instance's namespace).
 wait_proc() {
 	local i p
 	for ((i = 0; i < $3 * 50; i++)); do
-		p=$(ps -e -o pid=,ppid=,comm= | awk -v want="$2" -v pids=" $(ip netns pids "$1" 2>/dev/null | tr '\n' ' ') " '
+		p=$(ps -e -o pid=,ppid=,comm= | awk -v want="$2" -v pids=" $(ip netns pids "$1" 2>/dev/null | tr '\n' ' ') $(ferryd_procs "$1" all | tr '\n' ' ') " '
 			{ comm[$1] = $3; parent[$1] = $2 }
 			END { for (q in comm) if (comm[q] == want && index(pids, " " q " ") &&
 			      (want != "ferry-starter" || comm[parent[q]] == "ferryd")) { print q; exit } }')
