@@ -208,6 +208,7 @@ commit_lost() {
 	cells=$(fault_cells)
 	[ -n "$cells" ] || skip "no cell matches FERRY_FAULTS='$FERRY_FAULTS'"
 	: >"$FAULT_RESULTS"
+	: >"$FAULT_RESULTS.said"
 	while read -r line; do
 		n=$((n + 1))
 		CELL=$n
@@ -225,6 +226,8 @@ commit_lost() {
 		if wait "$!"; then
 			ok=$((ok + 1))
 			echo "survived $line" >>"$FAULT_RESULTS"
+			# what ferry migrate said, for a look at how each cell ended
+			grep -m1 -o 'ferry migrate: exit .*' "$BATS_TEST_TMPDIR/cell-$n.log" | cut -c1-300 | sed "s|^|$line: |" >>"$FAULT_RESULTS.said" || true
 		else
 			failed+=$'\n'"  $line: $(tail -n 3 "$BATS_TEST_TMPDIR/cell-$n.log" | tr '\n' ' ')"
 			echo "FAILED $line" >>"$FAULT_RESULTS"

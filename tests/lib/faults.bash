@@ -178,7 +178,9 @@ fault_cell() {
 	run_id=$(field_of "$OUT/$name.prog" run)
 	BASE_LOOPS=$(losetup -a | wc -l)
 	BASE_MOUNTS=$(wc -l </proc/self/mountinfo)
-	[ "$fault" != restore-fail ] || mv "$MIG_IMAGE_DIR/job.sqsh" "$MIG_IMAGE_DIR/moved.sqsh"
+	# the image is gone for the destination only: nodeB's ferryd has its own mount namespace
+	# (ip netns exec), where /dev/null is bound over it; the source can still restart from it
+	[ "$fault" != restore-fail ] || nsenter -t "${FERRYD_PID[nodeB]}" -m mount --bind /dev/null "$MIG_IMAGE_DIR/job.sqsh"
 	mig_bg nodeA "$name" --to nodeB --mode "$mode"
 	case $fault in
 	kill-src-ferryd | kill-dst-ferryd)
@@ -212,6 +214,10 @@ fault_cell() {
 	assert_runs_once "$name"
 	if listed_on nodeA "$name"; then assert_only_on nodeA "$name"; else assert_only_on nodeB "$name"; fi
 	assert_moves_on "$name" "$run_id"
+	if [ "$fault" = restore-fail ]; then
+		[ "$status" -ne 0 ] || fail "ferry migrate succeeded though nodeB has no image"
+		assert_only_on nodeA "$name"
+	fi
 	# the source's report never claims a move that did not happen
 	if [ "$status" -eq 0 ] && ! listed_on nodeB "$name"; then fail "ferry migrate succeeded but '$name' runs on nodeA"; fi
 	assert_nothing_left "$name" "$mode"
