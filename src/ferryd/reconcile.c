@@ -285,12 +285,8 @@ static int stop_copy_child(int fd, const struct ferryd_user *u, const struct fer
  * is read, and the copy signalled, by a child that is the user for good. */
 static int stop_copy(const struct ferryd_user *u, const struct ferryd_jrec *r)
 {
-	char uid[32], node[32];
-	snprintf(uid, sizeof(uid), "%u", (unsigned)r->uid);
-	snprintf(node, sizeof(node), "n%llu", ferry_node_id());
-	const char *parts[] = {FERRY_RUNDIR, uid, node};
 	struct ferry_error *err = NULL;
-	_cleanup_close_ int dirfd = ferry_open_root_dirs(parts, ARRAY_SIZE(parts), false, &err);
+	_cleanup_close_ int dirfd = ferry_open_rundir(r->uid, false, &err);
 	if (dirfd == -ENOENT)
 		return 0;
 	_cleanup_close_ int fd =

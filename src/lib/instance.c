@@ -274,3 +274,12 @@ unsigned long long ferry_node_id(void)
 		return 0;
 	return (unsigned long long)st.st_ino;
 }
+
+int ferry_open_rundir(uid_t uid, bool create, struct ferry_error **err)
+{
+	char u[32], node[32];
+	snprintf(u, sizeof(u), "%u", (unsigned)uid);
+	snprintf(node, sizeof(node), "n%llu", ferry_node_id());
+	const char *parts[] = {FERRY_RUNDIR, u, node};
+	return ferry_open_root_dirs(parts, ARRAY_SIZE(parts), create, err);
+}

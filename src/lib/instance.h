@@ -6,6 +6,7 @@
 #ifndef FERRY_INSTANCE_H
 #define FERRY_INSTANCE_H
 
+#include <stdbool.h>
 #include <sys/types.h>
 
 #include "error.h"
@@ -73,5 +74,10 @@ bool ferry_instance_alive(const struct ferry_instance *inst);
 /* The inode of our network namespace: which node we are on, when the nodes of a test cluster
  * are network namespaces of one machine (a real node has one: then every record matches). */
 unsigned long long ferry_node_id(void);
+/* FERRY_RUNDIR/<uid>/n<node>: the records of @uid's instances on this node, one directory a
+ * node (see ferry_node_id), so that the nodes of a test cluster on one machine keep apart as
+ * real nodes do. Opened by root, each part checked (ferry_open_root_dirs); created when
+ * @create. -ENOENT (no error set) when it is not there. */
+int ferry_open_rundir(uid_t uid, bool create, struct ferry_error **err);
 
 #endif

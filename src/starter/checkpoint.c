@@ -586,7 +586,7 @@ struct dump {
 static void read_launch_record(struct dump *d, char **ret, size_t *ret_len)
 {
 	struct ferry_error *err = NULL;
-	int rundir = open_rundir(d->s, false, &err);
+	int rundir = ferry_open_rundir(d->s->privs.uid, false, &err);
 	if (rundir < 0)
 		die_error(err);
 	_cleanup_free_ char *launch_name = xasprintf(".%s.launch", d->name);
@@ -1533,7 +1533,7 @@ void op_checkpoint_restore(struct starter *s)
 		die("restore into '%s' failed (status %d)", name, st);
 	}
 	/* the record now names the restored workload, so the instance can be checkpointed again */
-	int rundir = open_rundir(s, false, &err);
+	int rundir = ferry_open_rundir(s->privs.uid, false, &err);
 	if (rundir < 0)
 		die_error(err);
 	inst->workload = (long long)w;

@@ -387,7 +387,7 @@ void op_instance_start(struct starter *s)
 {
 	struct ferry_error *err = NULL;
 	TRY(ferry_privs_raise(&s->privs, &err));
-	int dirfd = open_rundir(s, true, &err);
+	int dirfd = ferry_open_rundir(s->privs.uid, true, &err);
 	if (dirfd < 0)
 		die_error(err);
 	TRY(reserve_name(s, dirfd, &err));

@@ -14,17 +14,6 @@
 
 /* ---- instance records: /run/ferry/<uid>/<name>, root only ---- */
 
-int open_rundir(struct starter *s, bool create, struct ferry_error **err)
-{
-	/* /run/ferry/<uid>/<node>: one directory a node (see ferry_node_id), so that the nodes of
-	 * a test cluster on one machine keep apart, as real nodes do */
-	char uid[32], node[32];
-	snprintf(uid, sizeof(uid), "%u", (unsigned)s->privs.uid);
-	snprintf(node, sizeof(node), "n%llu", ferry_node_id());
-	const char *parts[] = {FERRY_RUNDIR, uid, node};
-	return ferry_open_root_dirs(parts, ARRAY_SIZE(parts), create, err);
-}
-
 int read_record(int dirfd, const char *name, struct ferry_instance **ret, struct ferry_error **err)
 {
 	_cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -44,7 +33,7 @@ void op_list(struct starter *s)
 	unsigned long long node = ferry_node_id();
 	TRY(ferry_privs_raise(&s->privs, &err));
 
-	int dirfd = open_rundir(s, false, &err);
+	int dirfd = ferry_open_rundir(s->privs.uid, false, &err);
 	if (dirfd == -ENOENT)
 		exit(0);
 	if (dirfd < 0)
@@ -183,7 +172,7 @@ int pin_instance(struct starter *s, const char *name, struct ferry_instance **re
 	int r = ferry_privs_raise(&s->privs, err);
 	if (r < 0)
 		return r;
-	int dirfd = open_rundir(s, false, err);
+	int dirfd = ferry_open_rundir(s->privs.uid, false, err);
 	if (dirfd < 0 && dirfd != -ENOENT)
 		return dirfd;
 	struct ferry_instance *inst = NULL;

@@ -156,7 +156,6 @@ int checkpoint_receive(struct starter *s, struct ferry_error **err);
  * restored root's pid to @pid_fd, or an error line to @report. Never returns. */
 _noreturn_ void run_restorer(struct starter *s, int report, int pid_fd);
 /* records.c: instance records, /run/ferry/<uid>/<node>/<name>, root only */
-int open_rundir(struct starter *s, bool create, struct ferry_error **err);
 int read_record(int dirfd, const char *name, struct ferry_instance **ret, struct ferry_error **err);
 /* Pins the caller's running instance @name: verifies record, start time and uid; returns a pidfd. */
 int pin_instance(struct starter *s, const char *name, struct ferry_instance **ret, struct ferry_error **err);

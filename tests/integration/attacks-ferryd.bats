@@ -539,3 +539,47 @@ link_up() {
 	assert_only_on nodeB "$name"
 	assert_moves_on "$name" "$run_id"
 }
+
+# ---------------------------------------------------------------- the reconciler's stop of a copy
+
+# jrec_plant NODE ID NAME BEGUN: a destination record of NODE's journal, in doubt, of a default
+# migration of user 1's NAME from the other node, begun at BEGUN (what ferryd writes).
+jrec_plant() {
+	mkdir -p -m 0700 "$JOURNAL/$1"
+	printf 'ferry-proto 1\nid=%s\nrole=destination\nmode=default\nuid=%s\nuser=%s\ninstance=%s\npeer=%s\nstate=indoubt\nbegun=%s\n' \
+		"$2" "$U1_UID" "$U1" "$3" "$(other_node "$1")" "$4" >"$JOURNAL/$1/$2"
+	chmod 0600 "$JOURNAL/$1/$2"
+}
+
+@test "reconciler: the stop of a copy nobody supervises is done as its user: a record naming another user's process kills nothing; the user's own older instance is left alone" {
+	mig_up
+	local nid rec old=$T-old forged=$T-forged victim st saved
+	nid=$(ip netns exec nodeB stat -L -c %i /proc/self/ns/net)
+	mig_launch nodeB "$old" 16
+	mig_launch nodeB "$forged" 16
+	# user 2's process, which a record of user 1 names (as a reused pid with its start time would)
+	as_user "$U2" sleep 1000 &
+	BG_PIDS+=("$!")
+	wait_for pgrep -u "$U2" -x sleep >/dev/null || fail "user 2's sleep did not start"
+	victim=$(pgrep -u "$U2" -x sleep | head -n1)
+	st=$(cut -d' ' -f22 "/proc/$victim/stat")
+	rec=/run/ferry/$U1_UID/n$nid/$forged
+	[ -f "$rec" ] || fail "no record at $rec: $(ls -la "/run/ferry/$U1_UID")"
+	saved=$BATS_TEST_TMPDIR/forged.rec
+	cp "$rec" "$saved"
+	sed -i -e "s/^pid=.*/pid=$victim/" -e "s/^starttime=.*/starttime=$st/" "$rec"
+	# nodeB in doubt about two migrations nodeA never heard of: nodeA answers "none", so nodeB
+	# stops the copies they restored. $old was started before its migration began: not its copy.
+	ferryd_stop nodeB
+	jrec_plant nodeB 00000000a001 "$forged" 1
+	jrec_plant nodeB 00000000a002 "$old" "$(($(date +%s) + 3600))"
+	ferryd_start nodeB
+	wait_for ferryd_log_has nodeB "could not stop the copy of '$forged'" ||
+		fail "no stop tried: $(cat "${FERRYD_LOG[nodeB]}")"
+	wait_for ferryd_log_has nodeB "settled: '$old' stays on its source" ||
+		fail "the older instance's record was not settled: $(cat "${FERRYD_LOG[nodeB]}")"
+	kill -0 "$victim" || fail "user 2's process was killed through user 1's record"
+	listed_on nodeB "$old" || fail "user 1's instance '$old', older than the migration, was stopped"
+	ferryd_alive nodeB
+	cp "$saved" "$rec"
+}
