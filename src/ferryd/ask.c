@@ -51,32 +51,18 @@ const char *ferryd_check_request(const struct ferryd *d, const char *name, const
 	return streq(to, d->node) ? NULL : addr;
 }
 
-/* ---- the reader: the client for good ---- */
+/* ---- a child that is the user for good ---- */
 
-static _noreturn_ void answer(int out, struct ferryd_ask *a)
-{
-	a->magic = FERRYD_ASK_MAGIC;
-	a->size = sizeof(*a);
-	_exit(ferry_write_all(out, a, sizeof(*a)) < 0 ? 255 : 0);
-}
-
-static _noreturn_ void answer_refusal(int out, struct ferryd_ask *a, const char *why)
-{
-	memset(a, 0, sizeof(*a));
-	a->refused = 1;
-	snprintf(a->message, sizeof(a->message), "%s", why);
-	answer(out, a);
-}
-
-/* Nothing but the client's socket and @out; stdio on /dev/null (the log is root's); then the
- * user for good, and dead with the handler. */
-static int become_user(const struct ferryd_user *u, int sk, int out, pid_t handler, struct ferry_error **err)
+/* Nothing but @keep (when >= 0) and @out; stdio on /dev/null (the log is root's); then the user
+ * for good, and dead with the handler. */
+static int become_user(const struct ferryd_user *u, const char *comm, int keep, int out, pid_t handler,
+		       struct ferry_error **err)
 {
 	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0)
 		return ferry_error_set(err, errno, "/dev/null");
-	ferry_close_fds(3, (const int[]){sk, out, -1});
-	prctl(PR_SET_NAME, "ferryd-request", 0, 0, 0);
+	ferry_close_fds(3, (const int[]){out, keep, -1});
+	prctl(PR_SET_NAME, comm, 0, 0, 0);
 	struct ferry_privs p = {.uid = u->uid, .gid = u->gid, .n_groups = u->n_groups};
 	memcpy(p.groups, u->groups, sizeof(gid_t) * (size_t)u->n_groups);
 	int r = ferry_privs_drop(&p, NULL, 0, err);
@@ -90,41 +76,56 @@ static int become_user(const struct ferryd_user *u, int sk, int out, pid_t handl
 	return 0;
 }
 
-/* The message, parsed and checked as the user: take_request of before, word for word. */
-static _noreturn_ void reader(struct ferryd *d, int sk, int out, const struct ferryd_user *u, pid_t handler)
+/* ---- the reader: the client for good ---- */
+
+static int refuse(struct ferryd_ask *a, const char *why)
 {
-	struct ferryd_ask a = {0};
+	memset(a, 0, sizeof(*a));
+	a->magic = FERRYD_ASK_MAGIC;
+	a->size = sizeof(*a);
+	a->refused = 1;
+	snprintf(a->message, sizeof(a->message), "%s", why);
+	return 0;
+}
+
+struct reader_arg {
+	struct ferryd *d;
+	int sk;
+};
+
+/* The message, parsed and checked as the user (ferryd_as_user): take_request of before, word
+ * for word. */
+static int reader(void *arg, void *ans)
+{
+	const struct reader_arg *ra = arg;
+	struct ferryd_ask *a = ans;
 	struct ferry_error *err = NULL;
 	char why[FERRYD_ASK_MESSAGE_MAX];
-	/* the cluster key is what a peer proves: nothing the user's process may hold */
-	OPENSSL_cleanse(d->key, sizeof(d->key));
-	d->keylen = 0;
-	if (become_user(u, sk, out, handler, &err) < 0) {
-		snprintf(why, sizeof(why), "ferryd could not read your request as you: %s", err->message);
-		answer_refusal(out, &a, why);
-	}
 	struct ferry_msg req = {0};
-	if (ferry_msg_recv(sk, FERRYD_REQUEST_TIMEOUT, &req, &err) < 0) {
+	if (ferry_msg_recv(ra->sk, FERRYD_REQUEST_TIMEOUT, &req, &err) < 0) {
 		snprintf(why, sizeof(why), "bad request: %s", err->message);
-		answer_refusal(out, &a, why);
+		return refuse(a, why);
 	}
 	const char *type = ferry_msg_get(&req, "type"), *name = ferry_msg_get(&req, "instance"),
 		   *to = ferry_msg_get(&req, "to"), *mode = ferry_msg_get(&req, "mode");
 	if (!type || !streq(type, "migrate") || !name || !to || !mode)
-		answer_refusal(out, &a, "bad request: expected a migrate request with instance, to and mode");
-	if (!ferryd_check_request(d, name, to, mode, why, sizeof(why)))
-		answer_refusal(out, &a, why);
+		return refuse(a, "bad request: expected a migrate request with instance, to and mode");
+	if (!ferryd_check_request(ra->d, name, to, mode, why, sizeof(why)))
+		return refuse(a, why);
 	if (strlen(to) > FERRYD_NODE_MAX) /* a peer's name that long: not one a client can give */
-		answer_refusal(out, &a, "bad request: the node's name is too long");
-	snprintf(a.instance, sizeof(a.instance), "%s", name); /* checked: it fits */
-	snprintf(a.to, sizeof(a.to), "%s", to);
-	a.diskless = streq(mode, "diskless");
-	answer(out, &a);
+		return refuse(a, "bad request: the node's name is too long");
+	a->magic = FERRYD_ASK_MAGIC;
+	a->size = sizeof(*a);
+	snprintf(a->instance, sizeof(a->instance), "%s", name); /* checked: it fits */
+	snprintf(a->to, sizeof(a->to), "%s", to);
+	a->diskless = streq(mode, "diskless");
+	return 0;
 }
 
 /* ---- the handler: wait, reap, check ---- */
 
-/* The reader's end: 0 when it exited 0; it has ASK_EXIT_MS to do so (@kill: none). */
+/* The child's end: 0 when it exited 0; it has ASK_EXIT_MS to do so (@kill_now: none). Else
+ * -1 and how it ended in @why ("was killed by signal 9"). */
 static int reap(pid_t pid, bool kill_now, char *why, size_t n)
 {
 	int pfd = kill_now ? -1 : (int)syscall(SYS_pidfd_open, pid, 0);
@@ -136,19 +137,55 @@ static int reap(pid_t pid, bool kill_now, char *why, size_t n)
 	int st = 0;
 	while (waitpid(pid, &st, 0) < 0)
 		if (errno != EINTR) {
-			snprintf(why, n, "your request could not be read: wait for its reader: %s",
-				 strerror(errno));
+			snprintf(why, n, "could not be waited for: %s", strerror(errno));
 			return -1;
 		}
 	if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
 		return 0;
 	if (WIFSIGNALED(st))
-		snprintf(why, n, "your request could not be read: its reader was killed by signal %d",
-			 WTERMSIG(st));
+		snprintf(why, n, "was killed by signal %d", WTERMSIG(st));
 	else
-		snprintf(why, n, "your request could not be read: its reader exited with status %d",
-			 WEXITSTATUS(st));
+		snprintf(why, n, "exited with status %d", WEXITSTATUS(st));
 	return -1;
+}
+
+int ferryd_as_user(struct ferryd *d, const struct ferryd_user *u, const char *comm, int keep,
+		   int (*fn)(void *arg, void *ans), void *arg, void *ans, size_t size, unsigned deadline,
+		   struct ferry_error **err)
+{
+	int sp[2] = {-1, -1};
+	pid_t handler = getpid(), pid = -1;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0 || (pid = fork()) < 0) {
+		int e = errno;
+		if (sp[0] >= 0) {
+			close(sp[0]);
+			close(sp[1]);
+		}
+		return ferry_error_set(err, e, "start a process as %s", u->name);
+	}
+	if (pid == 0) {
+		close(sp[0]);
+		OPENSSL_cleanse(d->key, sizeof(d->key));
+		d->keylen = 0;
+		memset(ans, 0, size);
+		if (become_user(u, comm, keep, sp[1], handler, NULL) < 0 || fn(arg, ans) < 0)
+			_exit(1);
+		_exit(ferry_write_all(sp[1], ans, size) < 0 ? 255 : 0);
+	}
+	close(sp[1]);
+	struct ferry_error *e2 = NULL;
+	char why[256] = "";
+	int r = ferry_read_within(sp[0], ans, size, deadline, &e2);
+	close(sp[0]);
+	int rr = reap(pid, r < 0, why, sizeof(why));
+	if (r == -ETIMEDOUT)
+		r = ferry_error_msg(err, ETIMEDOUT, "gave no answer within %u s", deadline);
+	else if (rr < 0)
+		r = ferry_error_msg(err, ECHILD, "%s", why);
+	else if (r < 0)
+		r = ferry_error_msg(err, EPIPE, "gave a cut answer");
+	ferry_error_free(e2);
+	return r < 0 ? r : 0;
 }
 
 /* The client's socket is one open file shared with the reader: what it may have changed of it
@@ -188,36 +225,22 @@ static const char *check_answer(const struct ferryd *d, const struct ferryd_ask 
 int ferryd_ask_fetch(struct ferryd *d, int sk, const struct ferryd_user *u, struct ferryd_ask *ret,
 		     const char **ret_addr)
 {
-	int sp[2] = {-1, -1};
-	pid_t handler = getpid(), pid = -1;
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0 || (pid = fork()) < 0) {
-		ferryd_log(NULL, "a reader for a request of %s: %s", u->name, strerror(errno));
-		if (sp[0] >= 0) {
-			close(sp[0]);
-			close(sp[1]);
-		}
-		ferryd_send_error(sk, NULL, NULL, "ferryd on '%s' could not read your request: try again",
-				  d->node);
-		return -1;
-	}
-	if (pid == 0) {
-		close(sp[0]);
-		reader(d, sk, sp[1], u, handler);
-	}
-	close(sp[1]);
 	struct ferry_error *err = NULL;
 	char why[FERRYD_ASK_MESSAGE_MAX];
+	struct reader_arg ra = {.d = d, .sk = sk};
 	/* exactly one answer's size: whatever else the reader sends is dropped */
-	int r = ferry_read_within(sp[0], ret, sizeof(*ret), ASK_DEADLINE, &err);
-	close(sp[0]);
-	int rr = reap(pid, r < 0, why, sizeof(why));
+	int r =
+	    ferryd_as_user(d, u, "ferryd-request", sk, reader, &ra, ret, sizeof(*ret), ASK_DEADLINE, &err);
 	reclaim_socket(sk);
 	if (r == -ETIMEDOUT)
 		snprintf(why, sizeof(why), "bad request: it did not come within %d s", ASK_DEADLINE);
-	else if (r < 0 && rr == 0)
-		snprintf(why, sizeof(why), "your request could not be read: its reader's answer was cut");
-	*ret_addr = r < 0 || rr < 0 ? NULL : check_answer(d, ret, why, sizeof(why));
-	if (!*ret_addr && (r < 0 || rr < 0 || !ret->refused))
+	else if (r == -ECHILD || r == -EPIPE)
+		snprintf(why, sizeof(why), "your request could not be read: its reader %s", err->message);
+	else if (r < 0)
+		snprintf(why, sizeof(why), "ferryd on '%s' could not read your request (%s): try again",
+			 d->node, err->message);
+	*ret_addr = r < 0 ? NULL : check_answer(d, ret, why, sizeof(why));
+	if (!*ret_addr && (r < 0 || !ret->refused))
 		ferryd_log(NULL, "refused a request of %s: %s", u->name, why);
 	if (!*ret_addr)
 		ferryd_send_error(sk, NULL, NULL, "%s", why);
