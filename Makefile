@@ -120,6 +120,13 @@ $(BUILD)/ferry-reaper: $(REAPER_SRCS)
 	$(CC) -std=gnu11 $(WARN) -O2 -g -D_GNU_SOURCE -D_FORTIFY_SOURCE=2 -fstack-protector-strong -static \
 		-o $@ $(REAPER_SRCS)
 
+# fit_test checks the look before a migration's freeze (src/ferryd/fit.c) and its children
+$(BUILD)/tests/fit_test: $(BUILD)/obj/tests/unit/fit_test.o $(BUILD)/obj/src/ferryd/fit.o \
+		$(BUILD)/obj/src/ferryd/ask.o $(BUILD)/obj/src/ferryd/user.o $(BUILD)/obj/src/ferryd/link.o \
+		$(BUILD)/libferry.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(FERRY_LIBS)
+
 # journal_test reads and writes ferryd's records (src/ferryd/journal.c)
 $(BUILD)/tests/journal_test: $(BUILD)/obj/tests/unit/journal_test.o $(BUILD)/obj/src/ferryd/journal.o \
 		$(BUILD)/obj/src/ferryd/user.o $(BUILD)/libferry.a

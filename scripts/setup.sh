@@ -256,6 +256,30 @@ setup_criu() {
 	say "CRIU $ver ok ($bin, libcriu: -lcriu)"
 }
 
+# ----------------------------------------------------------------- an old CRIU, for the tests
+# Debian 12's own criu package (3.17.1), unpacked, never installed: it fails
+# 'criu check' on kernels >= 6.13, so the tests use it as a node whose CRIU
+# cannot restore (tests/integration/migrate-fit.bats). Kept in the cache.
+OLD_CRIU_DIR=/var/cache/ferry/criu-debian
+setup_old_criu() {
+	if [ -x "$OLD_CRIU_DIR/usr/sbin/criu" ]; then
+		return
+	fi
+	local work
+	work=$(mktemp -d)
+	chmod 0755 "$work"
+	# (apt's _apt user cannot write in a root-only temp directory: it warns and
+	# downloads as root, which is what we want here)
+	(cd "$work" && apt-get download criu) >>"$LOG" 2>&1 || {
+		rm -rf "$work"
+		die "could not download Debian's criu package (see $LOG)"
+	}
+	rm -rf "$OLD_CRIU_DIR"
+	run "unpack Debian's criu" dpkg-deb -x "$work"/criu_*.deb "$OLD_CRIU_DIR"
+	rm -rf "$work"
+	say "Debian's CRIU $("$OLD_CRIU_DIR/usr/sbin/criu" --version | sed -n 's/^Version: //p') unpacked for the tests ($OLD_CRIU_DIR)"
+}
+
 # ----------------------------------------------------------------- sysctl
 setup_sysctl() {
 	# CRIU lazy pages asks for a ~3.3 MB pipe; without CAP_SYS_RESOURCE the
@@ -275,5 +299,6 @@ setup_sysctl() {
 start=$(date +%s.%N)
 install_packages
 setup_criu
+setup_old_criu
 setup_sysctl
 say "done in $(awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }') s"

@@ -126,6 +126,8 @@ int cmd_migrate(int argc, char **argv)
 		fputs("\r\033[K", stderr);
 	const char *type = ferry_msg_get(&r, "type");
 	bool ok = type && streq(type, "report") && streq(ferry_msg_get(&r, "ok") ?: "0", "1");
+	if (!ok && !ferry_msg_get(&r, "ok")) /* a refusal: --json says "ok": 0 as a failed report does */
+		ferry_msg_set(&r, "ok", "0");
 	if (json) {
 		printf("{");
 		for (size_t i = 0; i < r.n; i++) {

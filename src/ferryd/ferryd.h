@@ -37,6 +37,16 @@ struct ferryd_peer {
 	char *addr; /* HOST:PORT */
 };
 
+/* What this node's CRIU is (fit.c, learned at start and at a reload): its version ("4.2.1"),
+ * why 'criu check' fails (empty: it passes), and 'criu cpuinfo dump's image of this CPU. */
+#define FERRYD_CPUINFO_MAX 4096
+struct ferryd_criu {
+	char version[32];
+	char check[512];
+	unsigned char cpuinfo[FERRYD_CPUINFO_MAX];
+	uint32_t cpuinfo_len;
+};
+
 struct ferryd {
 	char *node;
 	char *listen;
@@ -51,6 +61,7 @@ struct ferryd {
 	pid_t reconciler; /* its process (reconcile.c), which a reload tells to reload too */
 	int argc; /* the command line, over ferry.conf again at a reload */
 	char **argv;
+	struct ferryd_criu criu;
 };
 
 /* A user ferryd acts for, from SO_PEERCRED or from a peer's prepare message. */
@@ -203,6 +214,47 @@ int ferryd_ask_fetch(struct ferryd *d, int sk, const struct ferryd_user *u, stru
  * The peer's address, or NULL with the client's one-line reason in @why. */
 const char *ferryd_check_request(const struct ferryd *d, const char *name, const char *to, const char *mode,
 				 char *why, size_t n);
+
+/* Runs @fn(@arg, @ans) in a child that is @u for good, as the request's reader is (the cluster
+ * key wiped, nothing open but @keep when >= 0, stdio on /dev/null, ids and groups, no capability,
+ * no_new_privs, named @comm), and takes exactly @size bytes of answer into @ans within
+ * @deadline seconds from a child that exited 0 (an @fn < 0 exits 1). The caller checks the
+ * answer as if anyone had written it. Else -ETIMEDOUT, -ECHILD (how the child ended: "was killed
+ * by signal 9"), -EPIPE (a cut answer) or the errno of fork. */
+int ferryd_as_user(struct ferryd *d, const struct ferryd_user *u, const char *comm, int keep,
+		   int (*fn)(void *arg, void *ans), void *arg, void *ans, size_t size, unsigned deadline,
+		   struct ferry_error **err);
+
+/* fit.c — whether an instance fits the destination, asked before anything of it stops. The
+ * source learns what the destination must have (ferryd_fit_probe): the instance's image and its
+ * fingerprint, its networks, address and MAC, and its memory; the destination checks them
+ * (ferryd_fit_check) and refuses with one line. */
+#define FERRYD_FIT_MAGIC 0x31544946u /* "FIT1" */
+struct ferryd_fit {
+	uint32_t magic;
+	uint32_t size;
+	uint64_t mem; /* bytes: the resident and swapped memory of the instance's processes */
+	char image[4096];
+	char fingerprint[128];
+	char networks[512];
+	char ip[64];
+	char mac[32];
+	char message[512]; /* the probe's one-line reason, when it found no such instance */
+	/* the source's CRIU (not the probe's: the source fills them in) */
+	char criu_version[32];
+	uint32_t cpuinfo_len;
+	unsigned char cpuinfo[FERRYD_CPUINFO_MAX];
+};
+/* Learns this node's CRIU facts into d->criu (logged). */
+void ferryd_criu_learn(struct ferryd *d);
+int ferryd_fit_probe(struct ferryd *d, const struct ferryd_user *u, const char *name, struct ferryd_fit *ret,
+		     struct ferry_error **err);
+/* The fields of the prepare message, set from and read into a fit. */
+void ferryd_fit_put(struct ferry_msg *m, const struct ferryd_fit *f);
+int ferryd_fit_get(const struct ferry_msg *m, struct ferryd_fit *ret, struct ferry_error **err);
+/* On the destination: 0 when the instance fits here, else the one-line reason in *err. */
+int ferryd_fit_check(struct ferryd *d, const struct ferryd_user *u, bool diskless, const struct ferryd_fit *f,
+		     struct ferry_error **err);
 
 /* report.c — the report's times (see there): instants on the source's monotonic clock,
  * durations measured by the destination on its own. */

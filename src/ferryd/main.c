@@ -179,7 +179,8 @@ static void ferryd_free_config(struct ferryd *d)
 void ferryd_reload(struct ferryd *d, bool quiet)
 {
 	/* what runs stays: the journal's directory, the reconciler */
-	struct ferryd n = {.argc = d->argc, .argv = d->argv, .jfd = d->jfd, .reconciler = d->reconciler};
+	struct ferryd n = {
+	    .argc = d->argc, .argv = d->argv, .jfd = d->jfd, .reconciler = d->reconciler, .criu = d->criu};
 	struct ferry_error *err = NULL;
 	if (config_into(&n, &err) < 0 || parse_args(&n, d->argc, d->argv) >= 0 ||
 	    ferry_key_load(FERRY_KEY_PATH, n.key, &n.keylen, &err) < 0) {
@@ -202,6 +203,10 @@ void ferryd_reload(struct ferryd *d, bool quiet)
 		ferryd_log(NULL,
 			   "SIGHUP: ferry.conf and the cluster key read again: %zu peers, criu timeout %u s",
 			   d->n_peers, d->cfg->criu_timeout);
+	/* (and CRIU again: 'criu path' may name another, or it was upgraded; the reconciler, quiet,
+	 * checks no migration and keeps what it had) */
+	if (!quiet)
+		ferryd_criu_learn(d);
 	if (d->reconciler > 0)
 		(void)kill(d->reconciler, SIGHUP); /* it asks the peers: it must know the new ones */
 }
@@ -225,6 +230,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "ferryd: %s\n", err->message);
 		return 1;
 	}
+	ferryd_criu_learn(&d);
 	/* the journal (journal.h) and the reconciler, before any migration is served */
 	if (ferryd_journal_open(&d, &err) < 0) {
 		fprintf(stderr, "ferryd: %s\n", err->message);

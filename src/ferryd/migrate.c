@@ -45,6 +45,8 @@ struct mig {
 	struct ferryd_jrec rec;
 	int lock;
 	bool decided;
+	/* what the destination must have for it (fit.c) */
+	struct ferryd_fit fit;
 };
 
 /* Tells the client where the migration stands (it shows a progress line on a terminal). */
@@ -114,6 +116,7 @@ static bool prepare(struct mig *g)
 	ferry_msg_set(&m, "instance", "%s", g->name);
 	ferry_msg_set(&m, "mode", "%s", g->mode);
 	ferry_msg_set(&m, "from", "%s", g->d->node);
+	ferryd_fit_put(&m, &g->fit);
 	if (r < 0 || ferryd_link_send(&g->peer, &m, &err) < 0 ||
 	    ferryd_link_recv(&g->peer, FERRYD_PEER_TIMEOUT, &reply, &err) < 0) {
 		ferryd_send_error(g->sk, NULL, g->id, "%s: %s; the instance was not touched", g->to,
@@ -422,6 +425,14 @@ static void migrate(struct mig *g)
 	if (ferryd_fault(FERRYD_SRC_REQUEST, g->id, -1) == FERRYD_FAULT_FAIL)
 		return ferryd_send_error(g->sk, NULL, g->id,
 					 "fault at src-request; the instance was not touched");
+	/* what the destination must have, asked of it before anything stops */
+	struct ferry_error *perr = NULL;
+	if (ferryd_fit_probe(g->d, &g->u, g->name, &g->fit, &perr) < 0) {
+		ferryd_log(g->id, "%s", perr->message);
+		ferryd_send_error(g->sk, NULL, g->id, "%s", perr->message);
+		ferry_error_free(perr);
+		return;
+	}
 	if (!journal_begin(g))
 		return;
 	if (!prepare(g)) {

@@ -196,6 +196,16 @@ static void serve(struct ferryd *d, struct ferryd_link *l)
 	if (!streq(u.name, user)) /* the nodes must agree on who uid N is */
 		return ferryd_send_error(-1, l, id, "uid %llu is '%s' here, not '%s'", uid, u.name, user);
 	const char *mode = ferry_msg_get(&m, "mode");
+	/* nothing of the instance has stopped yet: whatever would make the restart here fail is
+	 * said now (fit.c) */
+	struct ferryd_fit fit;
+	if (ferryd_fit_get(&m, &fit, &err) < 0 ||
+	    ferryd_fit_check(d, &u, streq(mode, "diskless"), &fit, &err) < 0) {
+		ferryd_log(id, "refused '%s' of %s: %s", name, u.name, err->message);
+		ferryd_send_error(-1, l, id, "%s", err->message);
+		ferry_error_free(err);
+		return;
+	}
 	ferryd_log(id, "receiving '%s' of %s from %s (%s)", name, u.name, ferry_msg_get(&m, "from") ?: "?",
 		   mode);
 	struct ferryd_leaf leaf = {.uidfd = -1};

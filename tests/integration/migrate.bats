@@ -260,17 +260,30 @@ assert_kept_on_source() {
 	assert_stays_only_on nodeA "$name" 2
 }
 
-@test "failure: the destination's tmpfs is full: the diskless migration fails, the instance keeps running on nodeA, the message says why" {
+# slow_and_wait_receiving NAME: nodeA's link slowed (100 Mbit/s) and 'ferry migrate' of NAME
+# started in the background, until nodeB began to receive it: past the check before the freeze
+# (src/ferryd/fit.c), with seconds of transfer ahead.
+slow_and_wait_receiving() {
+	on_node nodeA tc qdisc add dev eth0 root tbf rate 100mbit burst 64kb latency 100ms
+	mig_bg nodeA "$1" --to nodeB --mode diskless --json
+	wait_for ferryd_log_has nodeB "receiving '$1'" || fail "nodeB did not begin to receive '$1'"
+}
+
+@test "failure: the destination's tmpfs fills up during the transfer: the diskless migration fails, the instance keeps running on nodeA, the message says why" {
 	mkdir -p "$MIG_SMALL"
 	chmod 0755 "$MIG_SMALL"
-	mount -t tmpfs -o size=16m,mode=0755 ft-migrate-small "$MIG_SMALL"
+	mount -t tmpfs -o size=128m,mode=0755 ft-migrate-small "$MIG_SMALL"
 	mig_conf
 	ferryd_start nodeA
 	ferryd_start nodeB --tmpfs-dir "$MIG_SMALL/mig"
 	local name=$T-tmpfs run_id
-	mig_launch nodeA "$name" 96
+	mig_launch nodeA "$name" 64
 	run_id=$(field_of "$OUT/$name.prog" run)
-	mig_migrate nodeA "$name" --to nodeB --mode diskless
+	# it fits when asked; then something else takes the tmpfs
+	slow_and_wait_receiving "$name"
+	head -c 120M /dev/zero >"$MIG_SMALL/filler" || true
+	mig_wait 200
+	rm -f "$MIG_SMALL/filler"
 	echo "# $stderr" >&3
 	assert_kept_on_source "$name" "$run_id"
 	# nothing half-received is left taking the destination's memory
@@ -281,7 +294,7 @@ assert_kept_on_source() {
 	grep -qiE "no space|space left" <<<"$stderr" || fail "the message does not say the destination is out of space: $stderr"
 }
 
-@test "failure: the restore fails on the destination (its image is gone): diskless, the instance keeps running on nodeA" {
+@test "failure: the restore fails on the destination (its image is gone there): diskless, the instance keeps running on nodeA" {
 	mig_up
 	MIG_IMAGE_DIR=$(mktemp -d /var/tmp/ft-migrate-img.XXXXXX)
 	chmod 0755 "$MIG_IMAGE_DIR"
@@ -290,10 +303,14 @@ assert_kept_on_source() {
 	local name=$T-img run_id
 	mig_launch nodeA "$name" 32 --image "$MIG_IMAGE_DIR/job.sqsh"
 	run_id=$(field_of "$OUT/$name.prog" run)
-	mv "$MIG_IMAGE_DIR/job.sqsh" "$MIG_IMAGE_DIR/moved.sqsh"
-	mig_migrate nodeA "$name" --to nodeB --mode diskless --json
+	# nodeB sees the image when asked; then it is gone there (nodeB's ferryd has a mount
+	# namespace of its own, ip netns exec), and the restart cannot open it
+	slow_and_wait_receiving "$name"
+	nsenter -t "${FERRYD_PID[nodeB]}" -m mount --bind /dev/null "$MIG_IMAGE_DIR/job.sqsh"
+	mig_wait 200
 	assert_kept_on_source "$name" "$run_id"
 	[[ "$stderr" == *"$MIG_IMAGE_DIR/job.sqsh"* ]] || fail "the message does not name the image: $stderr"
+	[[ "$stderr" != *"bad verdict"* ]] || fail "nodeB's own reason is masked: $stderr"
 	# --json: the failed report too
 	run json_field "$output" ok
 	assert_output 0

@@ -20,9 +20,10 @@
 #   kill-dst-starter,    once it is there
 #   kill-src-criu,
 #   kill-dst-criu
-#   tmpfs-full           diskless, dst-restore: the destination's tmpfs is 16 MB
+#   tmpfs-full           diskless, dst-restore: the destination's 64 MB tmpfs is filled to 4 MB free
 #   shared-full          default, src-dump: the shared directory is a 16 MB tmpfs
-#   restore-fail         dst-restore: the image is gone on the destination
+#   restore-fail         dst-restore: the image is gone on the destination (from then on: the
+#                        check before the freeze saw it)
 #   link-down            the step's side stops itself at the step; the test takes nodeB's link
 #                        down (ip link set down: silence, no FIN or reset) and continues it; the
 #                        link comes back once ferry migrate has returned
@@ -144,6 +145,10 @@ fault_cell() {
 	kill-src-ferryd) act=stop victim=nodeA ;;
 	kill-dst-ferryd) act=stop victim=nodeB ;;
 	link-down) act=stop ;;
+	# the destination stops itself there, past the check before the freeze (fit.c), which
+	# would refuse an image it cannot see or a tmpfs too small; the test then takes the
+	# image away, or fills the tmpfs, and lets it go on
+	restore-fail | tmpfs-full) act=stop ;;
 	kill-*-starter | kill-*-criu) mb=384 ;; # a dump and a restore long enough to be hit
 	esac
 	local fa="" fb=""
@@ -155,7 +160,7 @@ fault_cell() {
 	case $fault in
 	tmpfs-full)
 		mkdir -p "$MIG_SMALL" && chmod 0755 "$MIG_SMALL"
-		mount -t tmpfs -o size=16m,mode=0755 ft-migrate-small "$MIG_SMALL"
+		mount -t tmpfs -o size=64m,mode=0755 ft-migrate-small "$MIG_SMALL"
 		optb=(--tmpfs-dir "$MIG_SMALL/mig") mb=48
 		;;
 	shared-full)
@@ -178,9 +183,6 @@ fault_cell() {
 	run_id=$(field_of "$OUT/$name.prog" run)
 	BASE_LOOPS=$(losetup -a | wc -l)
 	BASE_MOUNTS=$(wc -l </proc/self/mountinfo)
-	# the image is gone for the destination only: nodeB's ferryd has its own mount namespace
-	# (ip netns exec), where /dev/null is bound over it; the source can still restart from it
-	[ "$fault" != restore-fail ] || nsenter -t "${FERRYD_PID[nodeB]}" -m mount --bind /dev/null "$MIG_IMAGE_DIR/job.sqsh"
 	mig_bg nodeA "$name" --to nodeB --mode "$mode"
 	case $fault in
 	kill-src-ferryd | kill-dst-ferryd)
@@ -193,6 +195,18 @@ fault_cell() {
 		wait_stopped "$side" 60 "$step"
 		ip -n nodeB link set eth0 down
 		for p in $(stopped_handlers "$side"); do kill -CONT "$p"; done
+		;;
+	restore-fail)
+		# the image gone for the destination only: nodeB's ferryd has its own mount namespace
+		# (ip netns exec), where /dev/null is bound over it; the source can still restart
+		wait_stopped nodeB 60 "$step"
+		nsenter -t "${FERRYD_PID[nodeB]}" -m mount --bind /dev/null "$MIG_IMAGE_DIR/job.sqsh"
+		for p in $(stopped_handlers nodeB); do kill -CONT "$p"; done
+		;;
+	tmpfs-full)
+		wait_stopped nodeB 60 "$step"
+		head -c 60M /dev/zero >"$MIG_SMALL/filler"
+		for p in $(stopped_handlers nodeB); do kill -CONT "$p"; done
 		;;
 	kill-src-starter) p=$(wait_proc nodeA ferry-starter 30) || fail "no source starter to kill" ;;
 	kill-dst-starter) p=$(wait_proc nodeB ferry-starter 30) || fail "no destination starter to kill" ;;

@@ -95,6 +95,19 @@ mig_up() {
 
 # ---------------------------------------------------------------- ferryd
 
+# hup_and_wait NODE TEXT: SIGHUP to ferryd on NODE, until its log has one more line with TEXT.
+hup_and_wait() {
+	local n=$1 text=$2 before i
+	before=$(grep -cF -- "$text" "${FERRYD_LOG[$n]}" || true)
+	kill -HUP "${FERRYD_PID[$n]}"
+	for ((i = 0; i < 200; i++)); do
+		[ "$(grep -cF -- "$text" "${FERRYD_LOG[$n]}" || true)" -gt "$before" ] && return 0
+		sleep 0.05
+	done
+	fail "ferryd on $n logged no '$text' after SIGHUP: $(tail -n 5 "${FERRYD_LOG[$n]}")"
+}
+
+
 # ferryd_start NODE [FERRYD OPTION...]: ferryd for NODE, the other compute node its peer (with
 # FERRYD_CONF_PEERS=1, the peers are ferry.conf's); waits until it listens. Its log:
 # $BATS_TEST_TMPDIR/ferryd-NODE.log.

@@ -1,0 +1,197 @@
+#!/usr/bin/env bats
+# A migration that cannot succeed is refused before anything freezes (issue 13): the source asks
+# the destination whether the instance fits there (src/ferryd/fit.c), and the destination
+# refuses with one line when the image is missing or differs, the user is not the same user
+# there, its network policy refuses the instance's network, its address is taken there, or there
+# is not enough tmpfs or memory. Each refusal leaves the job running untouched: the same process,
+# never frozen, on nodeA only.
+#
+# What differs between the nodes is made real: each node's ferryd runs in its own mount namespace
+# (ip netns exec), where the test binds another file over the image, /etc/passwd or ferry.conf's
+# drop-in, for nodeB alone. Two simulated nodes (tests/lib/nodes.sh, tests/lib/migrate.bash);
+# only 198.18.0.0/15, only inside the namespaces they make.
+
+load ../lib/common
+load ../lib/checkpoint
+source "$FERRY_TESTS_DIR/lib/nodes.sh"
+load ../lib/migrate
+
+setup_file() {
+	ferry_suite_setup
+	migrate_suite_setup
+}
+
+teardown_file() {
+	ferry_suite_teardown
+	migrate_suite_teardown
+	rm -rf "$U1_HOME"/.ferry/checkpoint/ftfit-* 2>/dev/null || true
+}
+
+setup() {
+	mig_test_setup ftfit
+	IPB=198.18.1.$((160 + BATS_TEST_NUMBER))
+	FIT_FILES=$(mktemp -d /var/tmp/ft-fit.XXXXXX)
+	chmod 0755 "$FIT_FILES"
+}
+
+teardown() {
+	local n p
+	if [ -z "${BATS_TEST_COMPLETED:-}" ]; then
+		for n in nodeA nodeB; do
+			[ -z "${FERRYD_LOG[$n]:-}" ] || { echo "---- ferryd on $n:"; tail -n 30 "${FERRYD_LOG[$n]}"; }
+		done
+	fi
+	stop_all_instances
+	ferryd_stop nodeA
+	ferryd_stop nodeB
+	for p in "${PEER_PIDS[@]}" "${FOLLOW_PIDS[@]}" ${MIG_BG_PID:-}; do
+		kill "$p" 2>/dev/null || true
+	done
+	mountpoint -q "$MIG_SMALL" 2>/dev/null && umount "$MIG_SMALL"
+	rm -rf "${MIG_SHARED:?}"/* "$MIG_TMPFS"-node* "$U1_HOME"/.ferry/checkpoint/"$T"-* "$FIT_FILES"
+	conf_restore
+	ferry_teardown
+}
+
+# inst_pid NODE NAME: the host pid of user 1's instance NAME on NODE.
+inst_pid() {
+	on_as "$1" "$U1" "$FERRY" instance list --json |
+		python3 -c 'import json, sys
+for i in json.load(sys.stdin)["instances"]:
+    if i["instance"] == sys.argv[1]: print(i["pid"])' "$2"
+}
+
+# on_nodeB_only FILE OVER: FILE bound over OVER in nodeB's ferryd's mount namespace: nodeB's
+# ferryd, and the starters it runs, see FILE there; nodeA and the test see OVER as it is.
+on_nodeB_only() {
+	nsenter -t "${FERRYD_PID[nodeB]}" -m mount --bind "$1" "$2"
+}
+
+# assert_refused_untouched NAME PID REASON: ferry migrate said nodeB refused for REASON, the
+# instance not touched: the same process runs on nodeA alone, and nothing of a dump was made.
+assert_refused_untouched() {
+	local name=$1 pid=$2 reason=$3
+	assert_ferry_error "nodeB refused: .*$reason.*; the instance was not touched$"
+	[ "$(inst_pid nodeA "$name")" = "$pid" ] || fail "'$name' is not the same process any more"
+	assert_only_on nodeA "$name"
+	assert_runs_once "$name"
+	! ferryd_log_has nodeA "dumps into" || fail "nodeA dumped '$name'"
+	! ferryd_log_has nodeB "receiving '$name'" || fail "nodeB began to receive '$name'"
+	[ -z "$(find "$MIG_SHARED" "$MIG_TMPFS-nodeB" -mindepth 2 2>/dev/null)" ] ||
+		fail "left: $(find "$MIG_SHARED" "$MIG_TMPFS-nodeB" -mindepth 2)"
+}
+
+# fit_launch NAME [MIG_LAUNCH OPTION...]: user 1's workload on nodeA, its pid in PID.
+fit_launch() {
+	mig_launch nodeA "$1" 16 "${@:2}"
+	PID=$(inst_pid nodeA "$1")
+	[ -n "$PID" ] || fail "no pid for '$1'"
+}
+
+@test "fit: the image missing on the destination is refused before anything freezes, in both modes" {
+	mig_up
+	local name=$T-img mode
+	cp "$IMG" "$FIT_FILES/job.sqsh" && chmod 0644 "$FIT_FILES/job.sqsh"
+	fit_launch "$name" --image "$FIT_FILES/job.sqsh"
+	touch "$FIT_FILES/empty"
+	on_nodeB_only "$FIT_FILES/empty" "$FIT_FILES/job.sqsh"
+	for mode in default diskless; do
+		mig_migrate nodeA "$name" --to nodeB --mode "$mode"
+		echo "# $mode: $stderr" >&3
+		assert_refused_untouched "$name" "$PID" "image '$FIT_FILES/job.sqsh': "
+	done
+}
+
+@test "fit: an image that differs on the destination (another size or content) is refused, in both modes" {
+	mig_up
+	local name=$T-other mode
+	cp "$IMG" "$FIT_FILES/job.sqsh" && chmod 0644 "$FIT_FILES/job.sqsh"
+	fit_launch "$name" --image "$FIT_FILES/job.sqsh"
+	# a real image still, a squashfs with a byte more: what nodeB has is not what nodeA runs
+	cp "$IMG" "$FIT_FILES/other.sqsh" && printf x >>"$FIT_FILES/other.sqsh" && chmod 0644 "$FIT_FILES/other.sqsh"
+	on_nodeB_only "$FIT_FILES/other.sqsh" "$FIT_FILES/job.sqsh"
+	for mode in default diskless; do
+		mig_migrate nodeA "$name" --to nodeB --mode "$mode"
+		assert_refused_untouched "$name" "$PID" "is not the one the instance runs from"
+	done
+}
+
+@test "fit: a user who is someone else on the destination (the same uid, another name) is refused" {
+	mig_up
+	local name=$T-who
+	fit_launch "$name"
+	# nodeB's passwd gives user 1's uid to another name
+	sed "s/^$U1:/ftfitother:/" /etc/passwd >"$FIT_FILES/passwd"
+	chmod 0644 "$FIT_FILES/passwd"
+	on_nodeB_only "$FIT_FILES/passwd" /etc/passwd
+	mig_migrate nodeA "$name" --to nodeB --mode diskless
+	assert_refused_untouched "$name" "$PID" "uid $U1_UID is 'ftfitother' here, not '$U1'"
+}
+
+@test "fit: a network the destination's policy refuses the user is refused before anything freezes" {
+	mig_up
+	local name=$T-pol
+	fit_launch "$name" --net "$IPB"
+	# nodeB's ferry.conf lets the user join no network
+	grep -v '^allow net network' "$FERRY_CONF_D/99-ferry-test.conf" >"$FIT_FILES/conf"
+	chmod 0644 "$FIT_FILES/conf"
+	on_nodeB_only "$FIT_FILES/conf" "$FERRY_CONF_D/99-ferry-test.conf"
+	hup_and_wait nodeB "SIGHUP: ferry.conf and the cluster key read again"
+	mig_migrate nodeA "$name" --to nodeB --mode diskless
+	echo "# $stderr" >&3
+	assert_refused_untouched "$name" "$PID" "network 'ftmac': "
+}
+
+@test "fit: the instance's address taken on the destination by another instance is refused, in both modes" {
+	mig_up
+	local name=$T-addr mac mode
+	fit_launch "$name" --net "$IPB"
+	mac=$(on_as nodeA "$U1" "$FERRY" instance list --json |
+		python3 -c 'import json, sys
+print([i["mac"] for i in json.load(sys.stdin)["instances"] if i["instance"] == sys.argv[1]][0])' "$name")
+	[ -n "$mac" ] || fail "no MAC for '$name'"
+	# user 2 holds that MAC on nodeB (another address of the range)
+	run on_as nodeB "$U2" "$FERRY" instance start --net --network ftmac \
+		--network-args "IP=198.18.1.250/16;MAC=$mac" "$IMG" "$T-squat" sleep 1000
+	assert_success
+	for mode in default diskless; do
+		mig_migrate nodeA "$name" --to nodeB --mode "$mode"
+		echo "# $mode: $stderr" >&3
+		assert_refused_untouched "$name" "$PID" "another instance here has the instance's address $IPB \\(MAC $mac\\)"
+	done
+	listed_on nodeB "$T-squat" "$U2" || fail "user 2's instance on nodeB was touched"
+}
+
+@test "fit: a destination tmpfs smaller than the instance is refused before anything freezes" {
+	mkdir -p "$MIG_SMALL" && chmod 0755 "$MIG_SMALL"
+	mount -t tmpfs -o size=16m,mode=0755 ft-migrate-small "$MIG_SMALL"
+	mig_conf
+	ferryd_start nodeA
+	ferryd_start nodeB --tmpfs-dir "$MIG_SMALL/mig"
+	local name=$T-small
+	mig_launch nodeA "$name" 96
+	PID=$(inst_pid nodeA "$name")
+	mig_migrate nodeA "$name" --to nodeB --mode diskless
+	echo "# $stderr" >&3
+	assert_refused_untouched "$name" "$PID" "the tmpfs directory '$MIG_SMALL/mig' has 1[0-9] MiB free, the instance needs (9[6-9]|1[0-9][0-9]) MiB"
+	# default mode needs no tmpfs: the same instance moves
+	mig_migrate nodeA "$name" --to nodeB --mode default
+	[ "$status" -eq 0 ] || fail "default migration failed: $stderr"
+	assert_only_on nodeB "$name"
+}
+
+@test "fit: a destination whose CRIU cannot restore (Debian 12's 3.17.1 fails 'criu check' here) is refused, in both modes" {
+	local old=/var/cache/ferry/criu-debian/usr/sbin/criu name=$T-criu mode criu
+	[ -x "$old" ] || fail "no $old: run 'make setup'"
+	criu=$(sed -n 's/^criu path *= *//p' /etc/ferry/ferry.conf | tail -n1)
+	mig_up
+	fit_launch "$name"
+	# nodeB's CRIU is that one; ferryd learns it again at SIGHUP
+	on_nodeB_only "$old" "${criu:-/usr/local/sbin/criu}"
+	hup_and_wait nodeB "CRIU fails here"
+	for mode in default diskless; do
+		mig_migrate nodeA "$name" --to nodeB --mode "$mode"
+		echo "# $mode: $stderr" >&3
+		assert_refused_untouched "$name" "$PID" "CRIU fails here \\(.*\\)"
+	done
+}
