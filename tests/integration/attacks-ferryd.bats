@@ -25,8 +25,7 @@ PROXY=${BATS_TEST_DIRNAME}/mitm-proxy.py
 PROXY_ADDR=198.18.0.1:7790 # in nodeA's namespace: nodeA's ferryd reaches nodeB through it
 
 setup_file() {
-	ferry_suite_setup
-	migrate_suite_setup
+	mig_file_setup
 	rm -rf "$ATTACK_BIN"
 	mkdir -m 0755 "$ATTACK_BIN"
 	write_racer "$ATTACK_BIN/racer.c"
@@ -36,10 +35,8 @@ setup_file() {
 }
 
 teardown_file() {
-	ferry_suite_teardown
-	migrate_suite_teardown
+	mig_file_teardown ftatk
 	rm -rf "$ATTACK_BIN" /dev/shm/.ft-migrate-node*.moved-*
-	rm -rf "$U1_HOME"/.ferry/checkpoint/ftatk-* "$U1_HOME"/.ferry/instances/*/ftatk-* 2>/dev/null || true
 }
 
 setup() {
@@ -49,25 +46,13 @@ setup() {
 }
 
 teardown() {
-	local n p
-	if [ -z "${BATS_TEST_COMPLETED:-}" ]; then
-		for n in nodeA nodeB; do
-			[ -z "${FERRYD_LOG[$n]:-}" ] || { echo "---- ferryd on $n:"; tail -n 40 "${FERRYD_LOG[$n]}"; }
-		done
-	fi
-	for p in "${BG_PIDS[@]}" "${PEER_PIDS[@]}" "${FOLLOW_PIDS[@]}" ${MIG_BG_PID:-}; do
-		kill "$p" 2>/dev/null || true
-	done
+	local p
 	for p in "${BG_PIDS[@]}"; do
+		kill "$p" 2>/dev/null || true
 		wait "$p" 2>/dev/null || true
 	done
-	stop_all_instances
-	ferryd_stop nodeA
-	ferryd_stop nodeB
-	rm -rf "${MIG_SHARED:?}"/* "$MIG_TMPFS"-node* /dev/shm/.ft-migrate-node*.moved-* "$SECRET" \
-		"$U1_HOME"/.ferry/checkpoint/"$T"-* "$U2_TMP"/ftatk-*
-	conf_restore
-	ferry_teardown
+	mig_test_teardown 40
+	rm -rf /dev/shm/.ft-migrate-node*.moved-* "$SECRET" "$U2_TMP"/ftatk-*
 }
 
 # The racer (as a user): watches DIR with inotify and, for every directory made in it, renames

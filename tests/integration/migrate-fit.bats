@@ -17,14 +17,11 @@ source "$FERRY_TESTS_DIR/lib/nodes.sh"
 load ../lib/migrate
 
 setup_file() {
-	ferry_suite_setup
-	migrate_suite_setup
+	mig_file_setup
 }
 
 teardown_file() {
-	ferry_suite_teardown
-	migrate_suite_teardown
-	rm -rf "$U1_HOME"/.ferry/checkpoint/ftfit-* 2>/dev/null || true
+	mig_file_teardown ftfit
 }
 
 setup() {
@@ -35,22 +32,8 @@ setup() {
 }
 
 teardown() {
-	local n p
-	if [ -z "${BATS_TEST_COMPLETED:-}" ]; then
-		for n in nodeA nodeB; do
-			[ -z "${FERRYD_LOG[$n]:-}" ] || { echo "---- ferryd on $n:"; tail -n 30 "${FERRYD_LOG[$n]}"; }
-		done
-	fi
-	stop_all_instances
-	ferryd_stop nodeA
-	ferryd_stop nodeB
-	for p in "${PEER_PIDS[@]}" "${FOLLOW_PIDS[@]}" ${MIG_BG_PID:-}; do
-		kill "$p" 2>/dev/null || true
-	done
-	mountpoint -q "$MIG_SMALL" 2>/dev/null && umount "$MIG_SMALL"
-	rm -rf "${MIG_SHARED:?}"/* "$MIG_TMPFS"-node* "$U1_HOME"/.ferry/checkpoint/"$T"-* "$FIT_FILES"
-	conf_restore
-	ferry_teardown
+	mig_test_teardown 30
+	rm -rf "$FIT_FILES"
 }
 
 # inst_pid NODE NAME: the host pid of user 1's instance NAME on NODE.

@@ -11,14 +11,11 @@ source "$FERRY_TESTS_DIR/lib/nodes.sh"
 load ../lib/migrate
 
 setup_file() {
-	ferry_suite_setup
-	migrate_suite_setup
+	mig_file_setup
 }
 
 teardown_file() {
-	ferry_suite_teardown
-	migrate_suite_teardown
-	rm -rf "$U1_HOME"/.ferry/checkpoint/ftlim-* 2>/dev/null || true
+	mig_file_teardown ftlim
 }
 
 setup() {
@@ -26,26 +23,7 @@ setup() {
 }
 
 teardown() {
-	local n p
-	if [ -z "${BATS_TEST_COMPLETED:-}" ]; then
-		for n in nodeA nodeB; do
-			[ -z "${FERRYD_LOG[$n]:-}" ] || { echo "---- ferryd on $n:"; cat "${FERRYD_LOG[$n]}"; }
-		done
-	fi
-	for n in nodeA nodeB; do
-		ip netns exec "$n" tc qdisc del dev eth0 root 2>/dev/null || true
-		ip netns exec "$n" nft delete table inet ftstall 2>/dev/null || true
-	done
-	stop_all_instances
-	ferryd_stop nodeA
-	ferryd_stop nodeB
-	for p in "${PEER_PIDS[@]}" "${FOLLOW_PIDS[@]}" ${MIG_BG_PID:-}; do
-		kill "$p" 2>/dev/null || true
-	done
-	rm -rf "${MIG_SHARED:?}"/* "$MIG_TMPFS"-node* "$U1_HOME"/.ferry/checkpoint/"$T"-*
-	[ -z "${MIG_IMAGE_DIR:-}" ] || rm -rf "$MIG_IMAGE_DIR"
-	conf_restore
-	ferry_teardown
+	mig_test_teardown
 }
 
 # assert_kept_on_source NAME RUN_ID: exit 255, one line, the same process on nodeA only.

@@ -15,15 +15,11 @@ source "$FERRY_TESTS_DIR/lib/nodes.sh"
 load ../lib/migrate
 
 setup_file() {
-	ferry_suite_setup
-	migrate_suite_setup
+	mig_file_setup
 }
 
 teardown_file() {
-	ferry_suite_teardown
-	migrate_suite_teardown
-	rm -rf "$U1_HOME"/.ferry/checkpoint/ftmig-* "$U2_HOME"/.ferry/checkpoint/ftmig-* \
-		"$U1_HOME"/.ferry/instances/*/ftmig-* "$U2_HOME"/.ferry/instances/*/ftmig-* 2>/dev/null || true
+	mig_file_teardown ftmig
 }
 
 setup() {
@@ -34,29 +30,7 @@ setup() {
 }
 
 teardown() {
-	local n p
-	if [ -z "${BATS_TEST_COMPLETED:-}" ]; then
-		for n in nodeA nodeB; do
-			[ -z "${FERRYD_LOG[$n]:-}" ] || { echo "---- ferryd on $n:"; cat "${FERRYD_LOG[$n]}"; }
-		done
-	fi
-	ip -n nodeB link set eth0 up 2>/dev/null || true
-	for n in nodeA nodeB; do
-		ip netns exec "$n" tc qdisc del dev eth0 root 2>/dev/null || true
-	done
-	stop_all_instances
-	ferryd_stop nodeA
-	ferryd_stop nodeB
-	for p in "${PEER_PIDS[@]}" "${FOLLOW_PIDS[@]}" ${MIG_BG_PID:-}; do
-		kill "$p" 2>/dev/null || true
-	done
-	if mountpoint -q "$MIG_SMALL" 2>/dev/null; then
-		umount "$MIG_SMALL"
-	fi
-	rm -rf "${MIG_SHARED:?}"/* "$MIG_TMPFS"-node* "$U1_HOME"/.ferry/checkpoint/"$T"-* "$U1_HOME"/.ferry/checkpoint/"$T"
-	[ -z "${MIG_IMAGE_DIR:-}" ] || rm -rf "$MIG_IMAGE_DIR"
-	conf_restore
-	ferry_teardown
+	mig_test_teardown
 }
 
 # mig_up [SETTING...]: ferry.conf (see mig_conf), then both ferryd.

@@ -21,14 +21,11 @@ SOAK_N=${SOAK_N:-20}
 SOAK_MB=${SOAK_MB:-32}
 
 setup_file() {
-	ferry_suite_setup
-	migrate_suite_setup
+	mig_file_setup
 }
 
 teardown_file() {
-	ferry_suite_teardown
-	migrate_suite_teardown
-	rm -rf "$U1_HOME"/.ferry/checkpoint/ftsoak-* "$U1_HOME"/.ferry/instances/*/ftsoak-* 2>/dev/null || true
+	mig_file_teardown ftsoak
 }
 
 setup() {
@@ -36,21 +33,7 @@ setup() {
 }
 
 teardown() {
-	local n p
-	if [ -z "${BATS_TEST_COMPLETED:-}" ]; then
-		for n in nodeA nodeB; do
-			[ -z "${FERRYD_LOG[$n]:-}" ] || { echo "---- ferryd on $n (last 40 lines):"; tail -n 40 "${FERRYD_LOG[$n]}"; }
-		done
-	fi
-	stop_all_instances
-	ferryd_stop nodeA
-	ferryd_stop nodeB
-	for p in "${PEER_PIDS[@]}" "${FOLLOW_PIDS[@]}"; do
-		kill "$p" 2>/dev/null || true
-	done
-	rm -rf "${MIG_SHARED:?}"/* "$MIG_TMPFS"-node* "$U1_HOME"/.ferry/checkpoint/"$T"-*
-	conf_restore
-	ferry_teardown
+	mig_test_teardown 40
 }
 
 # soak_counts: one line of KEY=VALUE, what must be the same before and after.

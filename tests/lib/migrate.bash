@@ -63,6 +63,53 @@ migrate_suite_teardown() {
 	rmdir "$MIG_SMALL" 2>/dev/null || true
 }
 
+# mig_file_setup, mig_file_teardown PREFIX: a file of tests on the two nodes begins and ends
+# with these (PREFIX: its tests' instances and checkpoints, all removed).
+mig_file_setup() {
+	ferry_suite_setup
+	migrate_suite_setup
+}
+
+mig_file_teardown() {
+	ferry_suite_teardown
+	migrate_suite_teardown
+	rm -rf "$U1_HOME"/.ferry/checkpoint/"$1"-* "$U2_HOME"/.ferry/checkpoint/"$1"-* \
+		"$U1_HOME"/.ferry/instances/*/"$1"-* "$U2_HOME"/.ferry/instances/*/"$1"-* 2>/dev/null || true
+}
+
+# mig_test_teardown [LINES]: what every test on the two nodes ends with, whatever it did: a failed
+# test shows the ferryd logs (their last LINES lines; all without); nodeB's link up, no shaping
+# or stall left; the test's processes, instances and daemons stopped; its directories, small
+# tmpfs, image copy and ferry.conf settings gone.
+mig_test_teardown() {
+	local n p
+	if [ -z "${BATS_TEST_COMPLETED:-}" ]; then
+		for n in nodeA nodeB; do
+			[ -n "${FERRYD_LOG[$n]:-}" ] || continue
+			echo "---- ferryd on $n:"
+			if [ -n "${1:-}" ]; then tail -n "$1" "${FERRYD_LOG[$n]}"; else cat "${FERRYD_LOG[$n]}"; fi
+		done
+	fi
+	ip -n nodeB link set eth0 up 2>/dev/null || true
+	for n in nodeA nodeB; do
+		ip netns exec "$n" tc qdisc del dev eth0 root 2>/dev/null || true
+		ip netns exec "$n" nft delete table inet ftstall 2>/dev/null || true
+	done
+	for p in "${PEER_PIDS[@]}" "${FOLLOW_PIDS[@]}" ${MIG_BG_PID:-}; do
+		kill "$p" 2>/dev/null || true
+	done
+	stop_all_instances
+	ferryd_stop nodeA
+	ferryd_stop nodeB
+	if mountpoint -q "$MIG_SMALL" 2>/dev/null; then
+		umount "$MIG_SMALL"
+	fi
+	rm -rf "${MIG_SHARED:?}"/* "$MIG_TMPFS"-node* "$U1_HOME"/.ferry/checkpoint/"$T"-* "$U1_HOME"/.ferry/checkpoint/"$T"
+	[ -z "${MIG_IMAGE_DIR:-}" ] || rm -rf "$MIG_IMAGE_DIR"
+	conf_restore
+	ferry_teardown
+}
+
 # mig_test_setup PREFIX: what every test on the two nodes starts with: the sqsh image ($IMG),
 # no peers or followers yet, the user's output directory $OUT (open to the nodes' root),
 # T=PREFIX-<test number> naming the test's instances and checkpoints, and empty journals on the
