@@ -238,9 +238,17 @@ static int read_verdict_rest(int sk, unsigned timeout, struct ferry_error **err)
 
 void ferry_xfer_tune_socket(int sk)
 {
-	int one = 1, zero = 0;
+	int one = 1, zero = 0, idle = FERRY_XFER_KEEPIDLE, intvl = FERRY_XFER_KEEPINTVL,
+	    cnt = FERRY_XFER_KEEPCNT;
 	(void)setsockopt(sk, IPPROTO_TCP, TCP_CORK, &zero, sizeof(zero));
 	(void)setsockopt(sk, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* a peer gone silent (its node died, the link is down: no FIN, no reset) while nothing is
+	 * in flight: the kernel's probes find out within seconds, not when an application limit
+	 * runs out (a side waiting for the other's verdict waits up to 'criu timeout' + 60 s) */
+	(void)setsockopt(sk, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	(void)setsockopt(sk, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+	(void)setsockopt(sk, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+	(void)setsockopt(sk, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
 }
 
 int ferry_xfer_accept(int sk, const unsigned char *key, size_t keylen, uid_t uid, unsigned timeout,

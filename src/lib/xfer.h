@@ -39,7 +39,13 @@
  * and CRIU's page server write small headers and wait for answers; with Nagle and the peer's
  * delayed ACK, each such exchange can stall up to 200 ms. CRIU's dump corks the page server
  * socket it is given and leaves it so: call this again once CRIU is done with a socket, or every
- * later partial write waits for the cork's 200 ms timer. Does nothing on unix sockets. */
+ * later partial write waits for the cork's 200 ms timer. Does nothing on unix sockets.
+ * It also turns TCP keepalive on: a connection with nothing in flight whose peer stays silent
+ * for FERRY_XFER_KEEPIDLE + FERRY_XFER_KEEPCNT * FERRY_XFER_KEEPINTVL seconds (15) fails
+ * (ETIMEDOUT); a live peer's kernel answers the probes whatever its program does. */
+#define FERRY_XFER_KEEPIDLE 5
+#define FERRY_XFER_KEEPINTVL 2
+#define FERRY_XFER_KEEPCNT 5
 void ferry_xfer_tune_socket(int sk);
 
 /* The keys of one session, one for each direction. */
