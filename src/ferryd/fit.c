@@ -527,7 +527,9 @@ static int check_network(struct ferryd *d, const struct ferryd_user *u, const st
 		return ferry_error_wrap(err, "network '%s'", f->networks);
 	uint8_t mac[6];
 	struct in_addr ip = {0};
-	if (f->ip[0] && inet_pton(AF_INET, f->ip, &ip) != 1)
+	char addr[sizeof(f->ip)]; /* "A.B.C.D/P", as the record has it */
+	snprintf(addr, sizeof(addr), "%.*s", (int)strcspn(f->ip, "/"), f->ip);
+	if (f->ip[0] && inet_pton(AF_INET, addr, &ip) != 1)
 		return ferry_error_msg(err, EPROTO, "bad prepare message: 'ip'");
 	if (f->mac[0] && ferry_net_mac_parse(f->mac, mac) < 0)
 		return ferry_error_msg(err, EPROTO, "bad prepare message: 'mac'");

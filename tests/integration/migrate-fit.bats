@@ -140,7 +140,7 @@ print([i["mac"] for i in json.load(sys.stdin)["instances"] if i["instance"] == s
 	for mode in default diskless; do
 		mig_migrate nodeA "$name" --to nodeB --mode "$mode"
 		echo "# $mode: $stderr" >&3
-		assert_refused_untouched "$name" "$PID" "another instance here has the instance's address $IPB \\(MAC $mac\\)"
+		assert_refused_untouched "$name" "$PID" "another instance here has the instance's address $IPB/16 \\(MAC $mac\\)"
 	done
 	listed_on nodeB "$T-squat" "$U2" || fail "user 2's instance on nodeB was touched"
 }
