@@ -328,6 +328,12 @@ static int probe_child(void *arg, void *ans)
 		snprintf(f->message, sizeof(f->message), "no instance '%s' of yours runs here", pa->name);
 		return 0;
 	}
+	if (!inst->checkpoint || !inst->checkpoint[0]) { /* (the starter's own words) */
+		snprintf(f->message, sizeof(f->message),
+			 "instance '%s' was not started with --criu-launch: it cannot be checkpointed",
+			 pa->name);
+		return 0;
+	}
 	if (strlen(inst->image ?: "") >= sizeof(f->image) ||
 	    strlen(inst->image_fingerprint ?: "") >= sizeof(f->fingerprint) ||
 	    strlen(inst->networks ?: "") >= sizeof(f->networks) || strlen(inst->ip ?: "") >= sizeof(f->ip) ||

@@ -191,17 +191,25 @@ no_leaves() { [ -z "$(leaves "$1")" ]; }
 	mig_up
 	echo "root's secret" >"$SECRET"
 	chmod 0600 "$SECRET"
-	# one failed migration makes user 1's directory in the shared directory
-	run --separate-stderr on nodeA "$FERRY" migrate "$T-nosuch" --to nodeB
-	assert_ferry_error "no instance '$T-nosuch'"
+	# a migration makes user 1's directory in the shared directory (one of nothing is refused
+	# before anything is made: the check before the freeze finds no such instance)
+	local name=$T-race run_id at=nodeA
+	mig_launch nodeA "$name" 8
+	run_id=$(field_of "$OUT/$name.prog" run)
+	mig_migrate nodeA "$name" --to nodeB
+	[ "$status" -eq 0 ] || fail "migrate failed ($status): $stderr"
+	at=nodeB
 	[ -d "$MIG_SHARED/$U1_UID" ] || fail "no directory of user 1 in the shared directory"
-	# the racer, as user 1, while user 1 asks for migrations of nothing, over and over
+	# the racer, as user 1, while user 1 moves the instance back and forth, over and over: each
+	# default-mode migration makes its directory in there
 	on_node nodeA runuser -u "$U1" -- "$ATTACK_BIN/racer" "$MIG_SHARED/$U1_UID" "$SECRET" 45 \
 		>"$BATS_TEST_TMPDIR/racer.out" 2>&1 </dev/null 3>&- &
 	BG_PIDS+=("$!")
 	local racer=$! tries=0 t_end=$((SECONDS + 45))
 	while [ "$SECONDS" -lt "$t_end" ]; do
-		on nodeA "$FERRY" migrate "$T-nosuch" --to nodeB >/dev/null 2>&1 || true
+		if on "$at" "$FERRY" migrate "$name" --to "$(other_node "$at")" >/dev/null 2>&1; then
+			at=$(other_node "$at")
+		fi
 		tries=$((tries + 1))
 		[ "$(stat -c %u "$SECRET")" = 0 ] || break
 	done
@@ -215,8 +223,10 @@ no_leaves() { [ -z "$(leaves "$1")" ]; }
 	run stat -c %U:%a "$MIG_SHARED" "$MIG_SHARED/$U1_UID"
 	assert_output "root:755
 root:711"
-	# and every one of those migrations left nothing behind (F11)
+	# and every one of those migrations left nothing behind (F11), and moved the same job
 	wait_for no_leaves "$MIG_SHARED" || fail "left in the shared directory: $(leaves "$MIG_SHARED")"
+	assert_only_on "$at" "$name"
+	assert_moves_on "$name" "$run_id"
 }
 
 @test "F2: squatted tmpfs bases (another user's directory, a symlink) are moved aside, the migration lands in root's" {

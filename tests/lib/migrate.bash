@@ -63,6 +63,28 @@ migrate_suite_teardown() {
 	rmdir "$MIG_SMALL" 2>/dev/null || true
 }
 
+# image_fingerprint FILE: the image's fingerprint as ferry computes it (src/lib/manifest.c): its
+# size, and the SHA-256 of its first and last MiB (from 0 when it is smaller).
+image_fingerprint() {
+	python3 - "$1" <<-'EOF'
+		import hashlib, os, sys
+		with open(sys.argv[1], "rb") as f:
+		    size = os.fstat(f.fileno()).st_size
+		    mib = 1 << 20
+		    data = f.read(mib)
+		    f.seek(size - mib if size > mib else 0)
+		    data += f.read(mib)
+		print("%d:%s" % (size, hashlib.sha256(data).hexdigest()))
+	EOF
+}
+
+# criu_version: the version of the CRIU ferry.conf names ("4.2.1").
+criu_version() {
+	local criu
+	criu=$(sed -n 's/^criu path *= *//p' /etc/ferry/ferry.conf | tail -n1)
+	"${criu:-/usr/local/sbin/criu}" --version | sed -n 's/^Version: //p'
+}
+
 # mig_file_setup, mig_file_teardown PREFIX: a file of tests on the two nodes begins and ends
 # with these (PREFIX: its tests' instances and checkpoints, all removed).
 mig_file_setup() {
