@@ -544,6 +544,7 @@ jrec_plant() {
 	printf 'ferry-proto 1\nid=%s\nrole=destination\nmode=default\nuid=%s\nuser=%s\ninstance=%s\npeer=%s\nstate=indoubt\nbegun=%s\n' \
 		"$2" "$U1_UID" "$U1" "$3" "$(other_node "$1")" "$4" >"$JOURNAL/$1/$2"
 	chmod 0600 "$JOURNAL/$1/$2"
+	install -m 0600 /dev/null "$JOURNAL/$1/$2.commit" # its lock (journal.c)
 }
 
 @test "reconciler: the stop of a copy nobody supervises is done as its user: a record naming another user's process kills nothing; the user's own older instance is left alone" {
