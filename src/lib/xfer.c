@@ -240,6 +240,7 @@ void ferry_xfer_tune_socket(int sk)
 {
 	int one = 1, zero = 0, idle = FERRY_XFER_KEEPIDLE, intvl = FERRY_XFER_KEEPINTVL,
 	    cnt = FERRY_XFER_KEEPCNT;
+	unsigned user_ms = FERRY_XFER_UNACKED_S * 1000;
 	(void)setsockopt(sk, IPPROTO_TCP, TCP_CORK, &zero, sizeof(zero));
 	(void)setsockopt(sk, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	/* a peer gone silent (its node died, the link is down: no FIN, no reset) while nothing is
@@ -249,6 +250,10 @@ void ferry_xfer_tune_socket(int sk)
 	(void)setsockopt(sk, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
 	(void)setsockopt(sk, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
 	(void)setsockopt(sk, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+	/* ... and while bytes are in flight: sent and not acknowledged for that long, the peer is
+	 * gone (the retransmissions would go on for some fifteen minutes), and a source whose job
+	 * is frozen resumes it */
+	(void)setsockopt(sk, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_ms, sizeof(user_ms));
 }
 
 int ferry_xfer_accept(int sk, const unsigned char *key, size_t keylen, uid_t uid, unsigned timeout,

@@ -42,7 +42,10 @@
  * later partial write waits for the cork's 200 ms timer. Does nothing on unix sockets.
  * It also turns TCP keepalive on: a connection with nothing in flight whose peer stays silent
  * for FERRY_XFER_KEEPIDLE + FERRY_XFER_KEEPCNT * FERRY_XFER_KEEPINTVL seconds (15) fails
- * (ETIMEDOUT); a live peer's kernel answers the probes whatever its program does. */
+ * (ETIMEDOUT); a live peer's kernel answers the probes whatever its program does. Bytes sent
+ * and not acknowledged for FERRY_XFER_UNACKED_S seconds fail it too (TCP_USER_TIMEOUT; also a
+ * receive window that stays shut that long: a reader stuck for 30 s is as good as gone). */
+#define FERRY_XFER_UNACKED_S 30
 #define FERRY_XFER_KEEPIDLE 5
 #define FERRY_XFER_KEEPINTVL 2
 #define FERRY_XFER_KEEPCNT 5
