@@ -203,6 +203,16 @@ commit_lost() {
 	assert_only_on nodeA "$name"
 }
 
+# keep_cell_logs N: cell N's log and its daemons' in /var/tmp/ferry-faults-logs.
+keep_cell_logs() {
+	local n2
+	mkdir -p /var/tmp/ferry-faults-logs
+	cp "$BATS_TEST_TMPDIR/cell-$1.log" "/var/tmp/ferry-faults-logs/cell-$1.log"
+	for n2 in nodeA nodeB; do
+		cp "$BATS_TEST_TMPDIR/ferryd-$n2.log" "/var/tmp/ferry-faults-logs/cell-$1-$n2.log" 2>/dev/null || true
+	done
+}
+
 @test "the fault matrix: every (step, fault) cell of the run ends with the job running exactly once and nothing left" {
 	local cells line n=0 ok=0 failed=""
 	cells=$(fault_cells)
@@ -226,15 +236,14 @@ commit_lost() {
 		if wait "$!"; then
 			ok=$((ok + 1))
 			echo "survived $line" >>"$FAULT_RESULTS"
+			# FERRY_FAULTS_KEEP=1: every cell's logs are kept, not only a failed one's
+			[ -z "${FERRY_FAULTS_KEEP:-}" ] || keep_cell_logs "$n"
 			# what ferry migrate said, for a look at how each cell ended
 			grep -m1 -o 'ferry migrate: exit .*' "$BATS_TEST_TMPDIR/cell-$n.log" | cut -c1-300 | sed "s|^|$line: |" >>"$FAULT_RESULTS.said" || true
 		else
 			failed+=$'\n'"  $line: $(tail -n 3 "$BATS_TEST_TMPDIR/cell-$n.log" | tr '\n' ' ')"
 			echo "FAILED $line" >>"$FAULT_RESULTS"
-			# kept for a look after the run
-			mkdir -p /var/tmp/ferry-faults-logs
-			cp "$BATS_TEST_TMPDIR/cell-$n.log" "/var/tmp/ferry-faults-logs/cell-$n.log"
-			for n2 in nodeA nodeB; do cp "$BATS_TEST_TMPDIR/ferryd-$n2.log" "/var/tmp/ferry-faults-logs/cell-$n-$n2.log" 2>/dev/null || true; done
+			keep_cell_logs "$n" # for a look after the run
 		fi
 		echo "# $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN {printf "%5.1fs", b - a}') $line: $(tail -n1 "$FAULT_RESULTS" | cut -d' ' -f1)" >&3
 		rm -f "$BATS_TEST_TMPDIR"/ferryd-node*.log

@@ -139,6 +139,7 @@ assert_nothing_left() {
 # fault_cell MODE STEP FAULT: one cell (see above); in a subshell of the caller's.
 fault_cell() {
 	local mode=$1 step=$2 fault=$3 side=nodeA victim="" act="" mb=16 name=ftf-$CELL run_id p
+	CELL_T0=$EPOCHREALTIME
 	[[ $step == dst-* ]] && side=nodeB
 	case $fault in
 	fail | cut) act=$fault ;;
@@ -218,12 +219,14 @@ fault_cell() {
 		echo "#   killed $fault: pid $p"
 	fi
 	mig_wait 200
+	cell_mark "ferry migrate returned"
 	[ "$fault" != link-down ] || ip -n nodeB link set eth0 up
 	# the fault did happen where it was meant to
 	[ -z "$act" ] || grep -q "fault: .*$step" "${FERRYD_LOG[$side]}" || fail "no fault at $step on $side"
 	echo "#   ferry migrate: exit $status: ${stderr:-$output}" | head -c 400
 	echo
 	wait_settled 90
+	cell_mark "settled"
 	wait_once "$name" 30
 	assert_runs_once "$name"
 	if listed_on nodeA "$name"; then assert_only_on nodeA "$name"; else assert_only_on nodeB "$name"; fi
@@ -235,7 +238,12 @@ fault_cell() {
 	# the source's report never claims a move that did not happen
 	if [ "$status" -eq 0 ] && ! listed_on nodeB "$name"; then fail "ferry migrate succeeded but '$name' runs on nodeA"; fi
 	assert_nothing_left "$name" "$mode"
+	cell_mark "nothing left"
 }
+
+# cell_mark WHAT: how long the cell has run when WHAT happened, in its log (where a slow cell
+# spends its time).
+cell_mark() { echo "#   $(awk -v a="$CELL_T0" -v b="$EPOCHREALTIME" 'BEGIN {printf "%5.1fs", b - a}'): $1"; }
 
 # fault_cell_cleanup: whatever a cell left (also after a failed one).
 fault_cell_cleanup() {
