@@ -219,41 +219,9 @@ struct probe_arg {
 	const char *name;
 };
 
-/* kB of "Key:" in /proc/@pid/status, summed over @keys. */
-static uint64_t status_kb(pid_t pid, const char *const *keys, size_t n)
-{
-	char path[64], buf[4096];
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t got = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
-	if (got <= 0)
-		return 0;
-	buf[got] = '\0';
-	uint64_t kb = 0;
-	for (size_t i = 0; i < n; i++) {
-		const char *p = strstr(buf, keys[i]);
-		if (p && (p == buf || p[-1] == '\n'))
-			kb += strtoull(p + strlen(keys[i]), NULL, 10);
-	}
-	return kb;
-}
-
-static pid_t ppid_of(pid_t pid)
-{
-	char path[64], buf[512];
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-	ssize_t got = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
-	if (got <= 0)
-		return -1;
-	buf[got] = '\0';
-	const char *p = strrchr(buf, ')'); /* the command may hold anything but the last ')' */
-	int ppid = -1;
-	return p && sscanf(p, ") %*c %d", &ppid) == 1 ? (pid_t)ppid : -1;
-}
-
 struct proc {
 	pid_t pid, ppid;
+	uint64_t kb; /* its dump's memory (ferry_proc_status) */
 };
 
 static int by_pid(const void *a, const void *b)
@@ -280,7 +248,6 @@ static bool descends(const struct proc *all, size_t n, struct proc p, pid_t root
 /* The memory a dump of the tree under @root holds: anonymous, shared and swapped, in bytes. */
 static uint64_t tree_mem(pid_t root)
 {
-	static const char *const keys[] = {"RssAnon:", "RssShmem:", "VmSwap:"};
 	_cleanup_free_ struct proc *all = xmalloc(FIT_MAX_PROCS * sizeof(*all));
 	size_t n = 0;
 	DIR *dir = opendir("/proc");
@@ -288,19 +255,19 @@ static uint64_t tree_mem(pid_t root)
 	while (dir && n < FIT_MAX_PROCS && (de = readdir(dir))) {
 		char *end;
 		long pid = strtol(de->d_name, &end, 10);
-		if (*end || pid <= 0)
+		struct ferry_proc_status st;
+		if (*end || pid <= 0 || ferry_proc_status((pid_t)pid, &st) < 0)
 			continue;
-		all[n] = (struct proc){(pid_t)pid, ppid_of((pid_t)pid)};
-		n++;
+		all[n++] = (struct proc){(pid_t)pid, st.ppid, st.dump_kb};
 	}
 	if (dir)
 		closedir(dir);
 	qsort(all, n, sizeof(*all), by_pid);
-	uint64_t kb = status_kb(root, keys, ARRAY_SIZE(keys));
+	uint64_t total = 0;
 	for (size_t i = 0; i < n; i++)
-		if (descends(all, n, all[i], root))
-			kb += status_kb(all[i].pid, keys, ARRAY_SIZE(keys));
-	return kb * 1024;
+		if (all[i].pid == root || descends(all, n, all[i], root))
+			total += all[i].kb;
+	return total * 1024;
 }
 
 static void copy_field(char *dst, size_t n, const char *src)

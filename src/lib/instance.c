@@ -258,6 +258,14 @@ int ferry_proc_status(pid_t pid, struct ferry_proc_status *ret)
 		if (!c || sscanf(c, " %llx", &ret->caps[i]) != 1)
 			return -EINVAL;
 	}
+	static const char *const mem[] = {"RssAnon", "RssShmem", "VmSwap"};
+	ret->dump_kb = 0;
+	for (size_t i = 0; i < ARRAY_SIZE(mem); i++) {
+		const char *m = status_field(buf, mem[i]);
+		unsigned long long kb = 0;
+		if (m && sscanf(m, " %llu", &kb) == 1)
+			ret->dump_kb += kb;
+	}
 	return 0;
 }
 

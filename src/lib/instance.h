@@ -66,6 +66,8 @@ struct ferry_proc_status {
 	pid_t nspid; /* its pid in its own (innermost) pid namespace */
 	unsigned uid[4], gid[4]; /* real, effective, saved, filesystem */
 	unsigned long long caps[4]; /* inheritable, permitted, effective, ambient */
+	/* the memory a dump of it holds, KiB: RssAnon + RssShmem + VmSwap (0 for a kernel thread) */
+	unsigned long long dump_kb;
 };
 /* -ESRCH when @pid is gone, -EINVAL when its status cannot be read as expected. */
 int ferry_proc_status(pid_t pid, struct ferry_proc_status *ret);
