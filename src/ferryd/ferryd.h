@@ -101,6 +101,7 @@ long long ferryd_timing(const char *out, const char *key);
 #define FERRYD_REC_CTL 0x21
 #define FERRYD_REC_PING 0x22 /* empty: "still working" while a starter dumps or restores */
 #define FERRYD_PEER_TIMEOUT 30 /* seconds for a peer's answer */
+#define FERRYD_CONNECT_TIMEOUT 10 /* seconds for a peer to answer a connect */
 #define FERRYD_KEEPALIVE_S 2 /* a working daemon's keepalive period */
 
 struct ferryd_link {
@@ -113,6 +114,10 @@ struct ferryd_link {
 /* @server: this end accepted the connection (the destination). */
 int ferryd_link_open(struct ferryd_link *l, int fd, const struct ferry_xfer_keys *keys, bool server,
 		     struct ferry_error **err);
+/* A TCP connection to the peer at HOST:PORT @addr within @timeout seconds (a peer whose node or
+ * link is down answers nothing: it is unreachable then, not minutes later), tuned
+ * (ferry_xfer_tune_socket). */
+int ferryd_connect(const char *addr, unsigned timeout, struct ferry_error **err);
 void ferryd_link_close(struct ferryd_link *l); /* wipes the keys; the fd stays open */
 int ferryd_link_send(struct ferryd_link *l, const struct ferry_msg *m, struct ferry_error **err);
 /* One message; @timeout in seconds for each read: a limit on idleness, since the peer's

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* link.c — sealed records between two ferryd (see ferryd.h). */
 #include <fcntl.h>
+#include <netdb.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <sys/socket.h>
@@ -299,4 +300,35 @@ void ferryd_ctl_stop(struct ferryd_ctl *c)
 	if (c->local >= 0)
 		close(c->local);
 	c->wake[0] = c->wake[1] = c->local = -1;
+}
+
+int ferryd_connect(const char *addr, unsigned timeout, struct ferry_error **err)
+{
+	const char *colon = strrchr(addr, ':');
+	_cleanup_free_ char *host = xstrndup(addr, colon ? (size_t)(colon - addr) : strlen(addr));
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
+	if (!colon || getaddrinfo(host, colon + 1, &hints, &res) != 0)
+		return ferry_error_msg(err, EINVAL, "bad peer address '%s'", addr);
+	int sk = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	int r = sk < 0 ? -errno : connect(sk, res->ai_addr, res->ai_addrlen) < 0 ? -errno : 0;
+	freeaddrinfo(res);
+	if (r == -EINPROGRESS) {
+		struct pollfd p = {.fd = sk, .events = POLLOUT};
+		int e = 0;
+		socklen_t el = sizeof(e);
+		r = poll(&p, 1, (int)timeout * 1000);
+		r = r == 0						? -ETIMEDOUT
+		    : r < 0						? -errno
+		    : getsockopt(sk, SOL_SOCKET, SO_ERROR, &e, &el) < 0 ? -errno
+									: -e;
+	}
+	if (r == 0 && fcntl(sk, F_SETFL, 0) < 0)
+		r = -errno;
+	if (r < 0) {
+		if (sk >= 0)
+			close(sk);
+		return ferry_error_set(err, -r, "connect to '%s'", addr);
+	}
+	ferry_xfer_tune_socket(sk);
+	return sk;
 }

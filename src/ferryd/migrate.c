@@ -11,7 +11,6 @@
  *             once the destination runs it (else it resumes).
  * Every message to the destination is a sealed record (link.c). Every step's time is reported
  * to the client. */
-#include <netdb.h>
 #include <sys/socket.h>
 
 #include "fault.h"
@@ -65,20 +64,9 @@ static void progress(int sk, const char *phase)
 static int connect_peer(const struct ferryd *d, const char *addr, struct ferry_xfer_keys *keys,
 			struct ferry_error **err)
 {
-	const char *colon = strrchr(addr, ':');
-	_cleanup_free_ char *host = xstrndup(addr, colon ? (size_t)(colon - addr) : strlen(addr));
-	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
-	if (!colon || getaddrinfo(host, colon + 1, &hints, &res) != 0)
-		return ferry_error_msg(err, EINVAL, "bad peer address '%s'", addr);
-	int sk = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	int r = sk < 0 || connect(sk, res->ai_addr, res->ai_addrlen) < 0 ? -errno : 0;
-	freeaddrinfo(res);
-	if (r < 0) {
-		if (sk >= 0)
-			close(sk);
-		return ferry_error_set(err, -r, "connect to '%s'", addr);
-	}
-	ferry_xfer_tune_socket(sk);
+	int sk = ferryd_connect(addr, FERRYD_CONNECT_TIMEOUT, err);
+	if (sk < 0)
+		return sk;
 	if (ferry_peer_connect(sk, d->key, d->keylen, FERRYD_PEER_TIMEOUT, keys, err) < 0) {
 		close(sk);
 		return ferry_error_wrap(err, "ferryd at '%s'", addr);

@@ -20,7 +20,6 @@
  *     checkpoint is and how to restart from it by hand.
  * A "pending" answer (the peer still works on it) waits for the next pass. */
 #include <fcntl.h>
-#include <netdb.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -45,37 +44,6 @@ static const char *peer_addr(const struct ferryd *d, const char *name)
 	return NULL;
 }
 
-/* A TCP connection to @addr within ASK_TIMEOUT (a cut link must not hold the reconciler). */
-static int connect_timed(const char *addr, struct ferry_error **err)
-{
-	const char *colon = strrchr(addr, ':');
-	_cleanup_free_ char *host = xstrndup(addr, colon ? (size_t)(colon - addr) : strlen(addr));
-	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *res = NULL;
-	if (!colon || getaddrinfo(host, colon + 1, &hints, &res) != 0)
-		return ferry_error_msg(err, EINVAL, "bad peer address '%s'", addr);
-	int sk = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	int r = sk < 0 ? -errno : connect(sk, res->ai_addr, res->ai_addrlen) < 0 ? -errno : 0;
-	freeaddrinfo(res);
-	if (r == -EINPROGRESS) {
-		struct pollfd p = {.fd = sk, .events = POLLOUT};
-		int e = 0;
-		socklen_t el = sizeof(e);
-		r = poll(&p, 1, ASK_TIMEOUT * 1000);
-		r = r == 0						? -ETIMEDOUT
-		    : r < 0						? -errno
-		    : getsockopt(sk, SOL_SOCKET, SO_ERROR, &e, &el) < 0 ? -errno
-									: -e;
-	}
-	if (r == 0 && fcntl(sk, F_SETFL, 0) < 0)
-		r = -errno;
-	if (r < 0) {
-		if (sk >= 0)
-			close(sk);
-		return ferry_error_set(err, -r, "connect to '%s'", addr);
-	}
-	return sk;
-}
-
 /* The peer's state of the migration @r ("none", "pending", a journal state), or NULL (@err)
  * when it cannot be asked. */
 static char *ask_peer(struct ferryd *d, const struct ferryd_jrec *r, struct ferry_error **err)
@@ -83,7 +51,7 @@ static char *ask_peer(struct ferryd *d, const struct ferryd_jrec *r, struct ferr
 	const char *addr = peer_addr(d, r->peer);
 	if (!addr)
 		return ferry_error_msg(err, ENOENT, "'%s' is no peer of this node", r->peer), NULL;
-	int sk = connect_timed(addr, err);
+	int sk = ferryd_connect(addr, ASK_TIMEOUT, err);
 	if (sk < 0)
 		return NULL;
 	struct ferry_xfer_keys keys;
