@@ -25,9 +25,16 @@ static const char migrate_help[] =
     "                  server, the rest follows over the same connection\n"
     "  --json          the report as JSON\n"
     "\n"
+    "Before anything stops, NODE is asked whether it can take the instance; it refuses with one\n"
+    "line, and the instance is not touched, when its CRIU fails or is older than this node's, its\n"
+    "CPU lacks what the instance may use, your uid is another user there, its ferry.conf does not\n"
+    "let you join the instance's networks, its address or MAC is taken there, it has too little\n"
+    "memory (or tmpfs, diskless), or the image is not there for you or is not the same file.\n"
+    "\n"
     "The report gives the phases (request, prepare, dump, sync or transfer, restore, total), the\n"
     "downtime (from the freeze to the restored instance) and the bytes moved. If anything fails,\n"
-    "the instance runs again on this node (or never stopped) and the exit status is 255.\n";
+    "the instance runs again on this node (or never stopped) and the exit status is 255.\n"
+    "See ferry-migrate(1).\n";
 
 static int connect_ferryd(void)
 {
