@@ -200,18 +200,13 @@ static void reclaim_socket(int sk)
 	setsockopt(sk, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof(none));
 }
 
-static bool nul_inside(const char *s, size_t n)
-{
-	return memchr(s, '\0', n) != NULL;
-}
-
 /* The answer, checked as if it came from anyone: the address of its peer, or NULL and @why. */
 static const char *check_answer(const struct ferryd *d, const struct ferryd_ask *a, char *why, size_t n)
 {
 	if (a->magic != FERRYD_ASK_MAGIC || a->size != sizeof(*a) || a->refused > 1 || a->diskless > 1 ||
-	    !nul_inside(a->instance, sizeof(a->instance)) || !nul_inside(a->to, sizeof(a->to)) ||
-	    !nul_inside(a->message, sizeof(a->message)) || (a->refused && !a->message[0]) ||
-	    (!a->refused && (a->message[0] || !a->to[0]))) {
+	    !ferryd_nul_inside(a->instance, sizeof(a->instance)) ||
+	    !ferryd_nul_inside(a->to, sizeof(a->to)) || !ferryd_nul_inside(a->message, sizeof(a->message)) ||
+	    (a->refused && !a->message[0]) || (!a->refused && (a->message[0] || !a->to[0]))) {
 		snprintf(why, n, "your request could not be read: its reader's answer is malformed");
 		return NULL;
 	}

@@ -226,6 +226,11 @@ const char *ferryd_check_request(const struct ferryd *d, const char *name, const
  * @deadline seconds from a child that exited 0 (an @fn < 0 exits 1). The caller checks the
  * answer as if anyone had written it. Else -ETIMEDOUT, -ECHILD (how the child ended: "was killed
  * by signal 9"), -EPIPE (a cut answer) or the errno of fork. */
+/* Whether a fixed-size char array of such an answer is NUL-terminated inside itself. */
+static inline bool ferryd_nul_inside(const char *s, size_t n)
+{
+	return memchr(s, '\0', n) != NULL;
+}
 int ferryd_as_user(struct ferryd *d, const struct ferryd_user *u, const char *comm, int keep,
 		   int (*fn)(void *arg, void *ans), void *arg, void *ans, size_t size, unsigned deadline,
 		   struct ferry_error **err);

@@ -34,11 +34,6 @@
 #define FIT_DEADLINE 20 /* seconds for a child's answer */
 #define FIT_MAX_PROCS 65536 /* processes of the node looked at for the instance's tree */
 
-static bool nul_inside(const char *s, size_t n)
-{
-	return memchr(s, '\0', n) != NULL;
-}
-
 /* ---- this node's CRIU ---- */
 
 #define CRIU_FACT_TIMEOUT 30 /* seconds for each of CRIU's answers */
@@ -56,6 +51,12 @@ static int criu_root(const struct ferryd *d, char *const argv[], char **ret_out,
 	return ferry_spawn(d->cfg->criu_path, argv, NULL, &o, NULL, err);
 }
 
+/* A CRIU version: digits and dots, a digit first ("4.2.1"). */
+static bool version_ok(const char *v)
+{
+	return isdigit((unsigned char)v[0]) && strspn(v, "0123456789.") == strlen(v);
+}
+
 /* "Version: 4.2.1" (and more lines) into "4.2.1"; false when it is not one. */
 static bool version_of(const char *out, char *ret, size_t n)
 {
@@ -64,11 +65,11 @@ static bool version_of(const char *out, char *ret, size_t n)
 		return false;
 	v += strlen("Version: ");
 	size_t len = strspn(v, "0123456789.");
-	if (len == 0 || len >= n || !isdigit((unsigned char)v[0]))
+	if (len >= n)
 		return false;
 	memcpy(ret, v, len);
 	ret[len] = '\0';
-	return true;
+	return version_ok(ret);
 }
 
 /* <0, 0, >0 as version @a is older, the same, newer than @b ("4.2.1" against "4.10"). */
@@ -321,6 +322,11 @@ static int probe_child(void *arg, void *ans)
 int ferryd_fit_probe(struct ferryd *d, const struct ferryd_user *u, const char *name, struct ferryd_fit *ret,
 		     struct ferry_error **err)
 {
+	/* (this node's own CRIU first: without it, nothing else needs a look) */
+	if (d->criu.check[0])
+		return ferry_error_msg(
+		    err, ENOTSUP, "CRIU fails on this node (%s): ask the admin; the instance was not touched",
+		    d->criu.check);
 	struct ferry_request list = {.op = FERRY_OP_INSTANCE_LIST};
 	_cleanup_free_ char *out = NULL;
 	int r = ferryd_run_starter(d, u, &list, -1, &out, err);
@@ -332,18 +338,15 @@ int ferryd_fit_probe(struct ferryd *d, const struct ferryd_user *u, const char *
 		return ferry_error_wrap(err, "the look at '%s' before the move", name);
 	/* the answer, checked as if anyone had written it */
 	if (ret->magic != FERRYD_FIT_MAGIC || ret->size != sizeof(*ret) ||
-	    !nul_inside(ret->image, sizeof(ret->image)) ||
-	    !nul_inside(ret->fingerprint, sizeof(ret->fingerprint)) ||
-	    !nul_inside(ret->networks, sizeof(ret->networks)) || !nul_inside(ret->ip, sizeof(ret->ip)) ||
-	    !nul_inside(ret->mac, sizeof(ret->mac)) || !nul_inside(ret->message, sizeof(ret->message)))
+	    !ferryd_nul_inside(ret->image, sizeof(ret->image)) ||
+	    !ferryd_nul_inside(ret->fingerprint, sizeof(ret->fingerprint)) ||
+	    !ferryd_nul_inside(ret->networks, sizeof(ret->networks)) ||
+	    !ferryd_nul_inside(ret->ip, sizeof(ret->ip)) || !ferryd_nul_inside(ret->mac, sizeof(ret->mac)) ||
+	    !ferryd_nul_inside(ret->message, sizeof(ret->message)))
 		return ferry_error_msg(err, EPROTO,
 				       "the look at '%s' before the move gave a malformed answer", name);
 	if (ret->message[0])
 		return ferry_error_msg(err, ENOENT, "%s", ret->message);
-	if (d->criu.check[0])
-		return ferry_error_msg(
-		    err, ENOTSUP, "CRIU fails on this node (%s): ask the admin; the instance was not touched",
-		    d->criu.check);
 	memcpy(ret->criu_version, d->criu.version, sizeof(ret->criu_version));
 	memcpy(ret->cpuinfo, d->criu.cpuinfo, d->criu.cpuinfo_len);
 	ret->cpuinfo_len = d->criu.cpuinfo_len;
@@ -412,9 +415,7 @@ int ferryd_fit_get(const struct ferry_msg *m, struct ferryd_fit *f, struct ferry
 		r = ferry_error_msg(err, EPROTO, "bad prepare message: 'mem'");
 	if (r == 0)
 		r = get_field(m, "criu_version", f->criu_version, sizeof(f->criu_version), err);
-	if (r == 0 && f->criu_version[0] &&
-	    (strspn(f->criu_version, "0123456789.") != strlen(f->criu_version) ||
-	     !isdigit((unsigned char)f->criu_version[0])))
+	if (r == 0 && f->criu_version[0] && !version_ok(f->criu_version))
 		r = ferry_error_msg(err, EPROTO, "bad prepare message: 'criu_version'");
 	const char *cpu = ferry_msg_get(m, "cpuinfo");
 	if (r == 0 && (!cpu || unhex(cpu, f->cpuinfo, sizeof(f->cpuinfo), &f->cpuinfo_len) < 0))
@@ -586,7 +587,7 @@ int ferryd_fit_check(struct ferryd *d, const struct ferryd_user *u, bool diskles
 			   err);
 	if (r < 0)
 		return ferry_error_wrap(err, "the look at the image '%s' as %s", f->image, u->name);
-	if (a.magic != FERRYD_FIT_MAGIC || a.ok > 1 || !nul_inside(a.message, sizeof(a.message)) ||
+	if (a.magic != FERRYD_FIT_MAGIC || a.ok > 1 || !ferryd_nul_inside(a.message, sizeof(a.message)) ||
 	    (!a.ok && !a.message[0]))
 		return ferry_error_msg(err, EPROTO, "the look at the image '%s' gave a malformed answer",
 				       f->image);
