@@ -36,14 +36,6 @@ teardown() {
 	rm -rf "$FIT_FILES"
 }
 
-# inst_pid NODE NAME: the host pid of user 1's instance NAME on NODE.
-inst_pid() {
-	on_as "$1" "$U1" "$FERRY" instance list --json |
-		python3 -c 'import json, sys
-for i in json.load(sys.stdin)["instances"]:
-    if i["instance"] == sys.argv[1]: print(i["pid"])' "$2"
-}
-
 # on_nodeB_only FILE OVER: FILE bound over OVER in nodeB's ferryd's mount namespace: nodeB's
 # ferryd, and the starters it runs, see FILE there; nodeA and the test see OVER as it is.
 on_nodeB_only() {
@@ -55,7 +47,7 @@ on_nodeB_only() {
 assert_refused_untouched() {
 	local name=$1 pid=$2 reason=$3
 	assert_ferry_error "nodeB refused: .*$reason.*; the instance was not touched$"
-	[ "$(inst_pid nodeA "$name")" = "$pid" ] || fail "'$name' is not the same process any more"
+	[ "$(inst_field nodeA "$name" pid)" = "$pid" ] || fail "'$name' is not the same process any more"
 	assert_only_on nodeA "$name"
 	assert_runs_once "$name"
 	! ferryd_log_has nodeA "dumps into" || fail "nodeA dumped '$name'"
@@ -67,7 +59,7 @@ assert_refused_untouched() {
 # fit_launch NAME [MIG_LAUNCH OPTION...]: user 1's workload on nodeA, its pid in PID.
 fit_launch() {
 	mig_launch nodeA "$1" 16 "${@:2}"
-	PID=$(inst_pid nodeA "$1")
+	PID=$(inst_field nodeA "$1" pid)
 	[ -n "$PID" ] || fail "no pid for '$1'"
 }
 
@@ -129,9 +121,7 @@ fit_launch() {
 	mig_up
 	local name=$T-addr mac mode
 	fit_launch "$name" --net "$IPB"
-	mac=$(on_as nodeA "$U1" "$FERRY" instance list --json |
-		python3 -c 'import json, sys
-print([i["mac"] for i in json.load(sys.stdin)["instances"] if i["instance"] == sys.argv[1]][0])' "$name")
+	mac=$(inst_field nodeA "$name" mac)
 	[ -n "$mac" ] || fail "no MAC for '$name'"
 	# user 2 holds that MAC on nodeB (another address of the range)
 	run on_as nodeB "$U2" "$FERRY" instance start --net --network ftmac \
@@ -153,7 +143,7 @@ print([i["mac"] for i in json.load(sys.stdin)["instances"] if i["instance"] == s
 	ferryd_start nodeB --tmpfs-dir "$MIG_SMALL/mig"
 	local name=$T-small
 	mig_launch nodeA "$name" 96
-	PID=$(inst_pid nodeA "$name")
+	PID=$(inst_field nodeA "$name" pid)
 	mig_migrate nodeA "$name" --to nodeB --mode diskless
 	echo "# $stderr" >&3
 	assert_refused_untouched "$name" "$PID" "the tmpfs directory '$MIG_SMALL/mig' has 1[0-9] MiB free, the instance needs (9[6-9]|1[0-9][0-9]) MiB"
@@ -164,13 +154,12 @@ print([i["mac"] for i in json.load(sys.stdin)["instances"] if i["instance"] == s
 }
 
 @test "fit: a destination whose CRIU cannot restore (Debian 12's 3.17.1 fails 'criu check' here) is refused, in both modes" {
-	local old=/var/cache/ferry/criu-debian/usr/sbin/criu name=$T-criu mode criu
+	local old=/var/cache/ferry/criu-debian/usr/sbin/criu name=$T-criu mode
 	[ -x "$old" ] || fail "no $old: run 'make setup'"
-	criu=$(sed -n 's/^criu path *= *//p' /etc/ferry/ferry.conf | tail -n1)
 	mig_up
 	fit_launch "$name"
 	# nodeB's CRIU is that one; ferryd learns it again at SIGHUP
-	on_nodeB_only "$old" "${criu:-/usr/local/sbin/criu}"
+	on_nodeB_only "$old" "$(criu_path)"
 	hup_and_wait nodeB "CRIU fails here"
 	for mode in default diskless; do
 		mig_migrate nodeA "$name" --to nodeB --mode "$mode"

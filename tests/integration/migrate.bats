@@ -431,7 +431,8 @@ slow_and_wait_receiving() {
 	local name=$T-mine run_id pid
 	mig_launch nodeA "$name" 16
 	run_id=$(field_of "$OUT/$name.prog" run)
-	pid=$(on nodeA "$FERRY" instance list --json | python3 -c 'import json,sys; print([i["pid"] for i in json.load(sys.stdin)["instances"] if i["instance"] == sys.argv[1]][0])' "$name")
+	pid=$(inst_field nodeA "$name" pid)
+	[ -n "$pid" ] || fail "'$name' is not listed on nodeA"
 	# user 2 asks, with the CLI in both modes
 	local mode
 	for mode in default diskless; do

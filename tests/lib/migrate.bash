@@ -78,11 +78,21 @@ image_fingerprint() {
 	EOF
 }
 
-# criu_version: the version of the CRIU ferry.conf names ("4.2.1").
-criu_version() {
+# criu_path: the CRIU ferry.conf names; criu_version: its version ("4.2.1").
+criu_path() {
 	local criu
 	criu=$(sed -n 's/^criu path *= *//p' /etc/ferry/ferry.conf | tail -n1)
-	"${criu:-/usr/local/sbin/criu}" --version | sed -n 's/^Version: //p'
+	echo "${criu:-/usr/local/sbin/criu}"
+}
+criu_version() { "$(criu_path)" --version | sed -n 's/^Version: //p'; }
+
+# inst_field NODE NAME FIELD: FIELD ("pid", "mac", ...) of user 1's instance NAME in NODE's
+# 'ferry instance list --json'; nothing when NAME is not listed there.
+inst_field() {
+	on_as "$1" "$U1" "$FERRY" instance list --json |
+		python3 -c 'import json, sys
+for i in json.load(sys.stdin)["instances"]:
+    if i["instance"] == sys.argv[1]: print(i[sys.argv[2]])' "$2" "$3"
 }
 
 # mig_file_setup, mig_file_teardown PREFIX: a file of tests on the two nodes begins and ends
