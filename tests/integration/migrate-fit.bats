@@ -91,6 +91,21 @@ fit_launch() {
 	done
 }
 
+@test "fit: the destination looks at the image as the user: the same image, readable only by root there, is refused" {
+	mig_up
+	local name=$T-root mode
+	cp "$IMG" "$FIT_FILES/job.sqsh" && chmod 0644 "$FIT_FILES/job.sqsh"
+	fit_launch "$name" --image "$FIT_FILES/job.sqsh"
+	# byte for byte the same file on nodeB, but root's alone: root would find it the same image;
+	# the user, whose restart would open it, cannot
+	cp "$IMG" "$FIT_FILES/rootonly.sqsh" && chmod 0600 "$FIT_FILES/rootonly.sqsh"
+	on_nodeB_only "$FIT_FILES/rootonly.sqsh" "$FIT_FILES/job.sqsh"
+	for mode in default diskless; do
+		mig_migrate nodeA "$name" --to nodeB --mode "$mode"
+		assert_refused_untouched "$name" "$PID" "image '$FIT_FILES/job.sqsh': Permission denied"
+	done
+}
+
 @test "fit: a user who is someone else on the destination (the same uid, another name) is refused" {
 	mig_up
 	local name=$T-who
