@@ -76,8 +76,11 @@ int ferry_xfer_accept_listen(int ls, const unsigned char *key, size_t keylen, ui
 			     struct ferry_xfer_keys *ret_keys, struct ferry_error **err);
 
 /* The channels of a session, and its record types: data of channel N is type N, its end
- * FERRY_XFER_END + N, the end of the session FERRY_XFER_FIN. */
-enum { FERRY_XFER_PAGES, FERRY_XFER_FILES, FERRY_XFER_CTL, FERRY_XFER_NCHAN };
+ * FERRY_XFER_END + N, the end of the session FERRY_XFER_FIN. PAGES: the dump's page server
+ * stream; FILES: ferry-xfer's archive of the other images; CTL: the verdict and the commit;
+ * LAZY: post-copy (--mode live), the destination's lazy-pages daemon asking the source's
+ * CRIU for pages and getting them, both ways (unused, it just ends, in the other modes). */
+enum { FERRY_XFER_PAGES, FERRY_XFER_FILES, FERRY_XFER_CTL, FERRY_XFER_LAZY, FERRY_XFER_NCHAN };
 #define FERRY_XFER_END 0x10
 #define FERRY_XFER_FIN 0x7f
 

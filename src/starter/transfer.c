@@ -5,8 +5,8 @@
  * good before it reads a byte from the network: it makes the handshake (on a listening socket
  * it accepts until a sender proves the key), derives the session's keys, forgets the cluster
  * key and from then on only moves sealed records between the connection and three local
- * sockets: CRIU's pages, ferry-xfer's files, and the verdict and commit, which take the place
- * of s->xfer_fd. It does not exec and its credentials changed, so it is not dumpable: the
+ * sockets: CRIU's pages, ferry-xfer's files, the verdict and commit, which take the place
+ * of s->xfer_fd, and post-copy's lazy pages. It does not exec and its credentials changed, so it is not dumpable: the
  * user's processes cannot read its keys. The files are packed and unpacked by ferry-xfer,
  * run as the user without capabilities: the setuid starter parses nothing of the stream. */
 #include <fcntl.h>
@@ -28,7 +28,7 @@
  * FERRY_XFER_HELLO_TIMEOUT seconds to prove the cluster key (the bound before authentication). */
 #define XFER_LISTEN_S 600
 
-static struct xfer_session session = {.relay = -1, .status = -1, .local = {-1, -1, -1}};
+static struct xfer_session session = {.relay = -1, .status = -1, .local = {-1, -1, -1, -1}};
 static pid_t session_owner;
 /* the relay's count of the bytes that moved (shared memory: the relay is our fork) */
 static uint64_t *session_moved;
@@ -38,7 +38,7 @@ static _noreturn_ void run_relay(struct starter *s, bool receiver, unsigned char
 {
 	struct ferry_error *err = NULL;
 	int sk = s->xfer_fd;
-	const int keep[] = {sk, local[0], local[1], local[2], status, -1};
+	const int keep[] = {sk, local[0], local[1], local[2], local[3], status, -1};
 	ferry_close_fds(3, keep);
 	int listening = 0;
 	socklen_t ll = sizeof(listening);
@@ -132,7 +132,7 @@ int xfer_session_start(struct starter *s, bool receiver, struct xfer_session **r
 	}
 	x->relay = fork();
 	if (x->relay == 0) {
-		const int theirs[] = {sp[0][1], sp[1][1], sp[2][1]};
+		const int theirs[] = {sp[0][1], sp[1][1], sp[2][1], sp[3][1]};
 		run_relay(s, receiver, key, keylen, theirs, st[1]);
 	}
 	explicit_bzero(key, sizeof(key));

@@ -241,7 +241,7 @@ static void start_end(struct end *e, int sk, bool receiver)
 			local[i] = sp[i][1];
 		}
 		/* only our ends: a copy of the other side's would hide its end of file */
-		const int keep[] = {sk, local[0], local[1], local[2], -1};
+		const int keep[] = {sk, local[0], local[1], local[2], local[3], -1};
 		ferry_close_fds(3, keep);
 		struct ferry_xfer_keys keys;
 		struct ferry_error *err = NULL;
@@ -302,6 +302,15 @@ static void test_relay_round_trip(void **state)
 	char c = 0;
 	assert_int_equal(ferry_read_timeout(s.local[FERRY_XFER_CTL], &c, 1, 5, &err), 0);
 	assert_int_equal(c, 'A');
+	/* post-copy's channel goes both ways: a request from the receiver, a page back */
+	char req[16] = "page 0x7f000000", page[4096];
+	assert_int_equal(ferry_write_all(r.local[FERRY_XFER_LAZY], req, sizeof(req)), 0);
+	char got_req[16];
+	assert_int_equal(ferry_read_timeout(s.local[FERRY_XFER_LAZY], got_req, sizeof(got_req), 5, &err), 0);
+	assert_memory_equal(req, got_req, sizeof(req));
+	assert_int_equal(ferry_write_all(s.local[FERRY_XFER_LAZY], data, sizeof(page)), 0);
+	assert_int_equal(ferry_read_timeout(r.local[FERRY_XFER_LAZY], page, sizeof(page), 5, &err), 0);
+	assert_memory_equal(page, data, sizeof(page));
 	/* the sender's end of pages reaches the receiver as end of file */
 	shutdown(s.local[FERRY_XFER_PAGES], SHUT_WR);
 	assert_int_equal(read(r.local[FERRY_XFER_PAGES], &c, 1), 0);
