@@ -107,6 +107,8 @@ echo leave-stopped > "$tmp/leave-stopped.conf"
 # (authenticated by the two starters) at fd 200 (FERRY_CRIU_PS_FD in src/lib/criu.h)
 printf 'page-server\nps-socket 200\nleave-stopped\n' > "$tmp/ps-stopped.conf"
 printf 'page-server\nps-socket 200\n' > "$tmp/ps-running.conf"
+printf 'lazy-pages\nps-socket 200\nstatus-fd 201\nleave-stopped\n' > "$tmp/lazy-stopped.conf"
+printf 'lazy-pages\n' > "$tmp/lazy-restore.conf"
 chmod 0644 "$tmp"/*.conf
 chmod 0755 "$tmp" "$tmp/lib" "$tmp/criu" "$tmp/ferry-criu"
 chmod 0644 "$tmp"/lib/*

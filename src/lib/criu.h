@@ -27,14 +27,30 @@
 #define FERRY_CRIU_PS_FD 200
 #define FERRY_CRIU_PS_STOPPED FERRY_CRIU_DIR "/ps-stopped.conf"
 #define FERRY_CRIU_PS_RUNNING FERRY_CRIU_DIR "/ps-running.conf"
+/* live (post-copy) dumps: "lazy-pages", "ps-socket 200", "status-fd 201", "leave-stopped". The
+ * pages stay with CRIU, which serves them on FERRY_CRIU_PS_FD to the destination's lazy-pages
+ * daemon once the other images are written (a byte on FERRY_CRIU_STATUS_FD says so); the dump
+ * returns when that daemon is done, or gone, with the tree stopped. */
+#define FERRY_CRIU_LAZY_STOPPED FERRY_CRIU_DIR "/lazy-stopped.conf"
+/* live restores: "lazy-pages": the restored tree's memory comes from the lazy-pages daemon */
+#define FERRY_CRIU_LAZY_RESTORE FERRY_CRIU_DIR "/lazy-restore.conf"
+#define FERRY_CRIU_STATUS_FD 201
+#define FERRY_CRIU_LAZY_LOG "lazy-pages.log"
 
 /* ferry-criu, CRIU's client, in the bundle (loaded like CRIU: its loader and libraries are the
  * bundle's). The starter execs it with the environment FERRY_CRIU_ENV and fds at fixed numbers:
- *   ferry-criu dump --pid PID --timeout SECS [--leave-running] [--tcp] [--page-server]
+ *   ferry-criu dump --pid PID --timeout SECS [--leave-running] [--tcp] [--page-server | --lazy]
  *       IMAGES_FD: the images directory (dump.log goes there too), REPORT_FD,
  *       FERRY_CRIU_PS_FD (--page-server): the socket to the receiving page server;
+ *       (--lazy) the socket to the destination's lazy-pages daemon, and FERRY_CRIU_STATUS_FD,
+ *       where CRIU writes a byte once the images but the pages are written;
  *       writes "D\n" to REPORT_FD once the tree is dumped, or "E <message>\n".
- *   ferry-criu restore --timeout SECS [--tcp] [--page SIZE:SHA256:NAME]...
+ *   ferry-criu lazy-pages --timeout SECS
+ *       IMAGES_FD: the received images (no pages), WORK_FD: the work directory the restore
+ *       will use (lazy-pages.socket, lazy-pages.log), FERRY_CRIU_PS_FD: the socket to the
+ *       source's CRIU, FERRY_CRIU_STATUS_FD: a byte once the daemon listens. Execs CRIU's
+ *       lazy-pages daemon, which exits 0 once every page has reached the restored tree.
+ *   ferry-criu restore --timeout SECS [--tcp] [--lazy] [--page SIZE:SHA256:NAME]...
  *       IMAGES_FD: the verified generation, WORK_FD: the checkpoint directory (restore.log),
  *       REPORT_FD, PID_FD: the restored root's pid in decimal, written once everything checked
  *       out; PAGES_FD + i: the page image of the i-th --page, hashed while CRIU restores and
