@@ -282,16 +282,24 @@ setup_old_criu() {
 
 # ----------------------------------------------------------------- sysctl
 setup_sysctl() {
-	# CRIU lazy pages asks for a ~3.3 MB pipe; without CAP_SYS_RESOURCE the
-	# default 1 MiB limit makes it fail.
+	# Live migration (CRIU lazy pages): the dumping CRIU, as the user, keeps the job's whole
+	# memory in pipes while it serves it, and asks for a ~3.3 MB pipe. Without
+	# CAP_SYS_RESOURCE, the default 1 MiB pipe-max-size makes it fail, and so does the soft
+	# limit on a user's pipe pages (16384 = 64 MiB): past it, new pipes get 2 pages and
+	# CRIU's tee of a page run fails. 0 lifts the soft limit (pipe pages are charged to the
+	# user's memory cgroup like the job's own memory).
 	local cur
 	cur=$(cat /proc/sys/fs/pipe-max-size)
 	if [ "$cur" -lt "$PIPE_MAX" ]; then
 		run "sysctl" sysctl -w fs.pipe-max-size="$PIPE_MAX"
 		say "fs.pipe-max-size=$PIPE_MAX"
 	fi
-	if [ -d /etc/sysctl.d ] && [ ! -e /etc/sysctl.d/60-ferry.conf ]; then
-		printf '# ferry: CRIU lazy pages need a pipe of about 3.3 MB\nfs.pipe-max-size = %s\n' \
+	if [ "$(cat /proc/sys/fs/pipe-user-pages-soft)" != 0 ]; then
+		run "sysctl" sysctl -w fs.pipe-user-pages-soft=0
+		say "fs.pipe-user-pages-soft=0"
+	fi
+	if [ -d /etc/sysctl.d ] && ! grep -qs pipe-user-pages-soft /etc/sysctl.d/60-ferry.conf; then
+		printf '# ferry: CRIU lazy pages (live migration) need a pipe of about 3.3 MB, and pipes\n# that hold the whole job'"'"'s memory while it is served\nfs.pipe-max-size = %s\nfs.pipe-user-pages-soft = 0\n' \
 			"$PIPE_MAX" >/etc/sysctl.d/60-ferry.conf
 	fi
 }

@@ -35,7 +35,6 @@ struct args {
 	unsigned ghost_limit; /* dump: MiB */
 	bool leave_running, tcp, page_server, skip_in_flight, tcp_close;
 	bool lazy; /* dump, restore: post-copy (--lazy) */
-	bool lazy_daemon; /* the lazy-pages action */
 	struct page {
 		uint64_t size;
 		char sha256[65];
@@ -43,6 +42,8 @@ struct args {
 	} * pages;
 	size_t n_pages;
 };
+
+_Static_assert(FERRY_CRIU_KDAT_FD == 7, "XDG_RUNTIME_DIR below names fd 7");
 
 static _noreturn_ void fail(int code, struct ferry_error *err)
 {
@@ -90,9 +91,9 @@ static bool parse_flag(struct args *a, char **argv, int argc, int *i)
 		a->tcp = true;
 	else if (!a->restore && streq(o, "--leave-running"))
 		a->leave_running = true;
-	else if (!a->restore && !a->lazy_daemon && streq(o, "--page-server"))
+	else if (!a->restore && streq(o, "--page-server"))
 		a->page_server = true;
-	else if (!a->lazy_daemon && streq(o, "--lazy"))
+	else if (streq(o, "--lazy"))
 		a->lazy = true;
 	else if (!a->restore && streq(o, "--skip-in-flight"))
 		a->skip_in_flight = true;
@@ -116,26 +117,28 @@ static bool is_dir_fd(int fd)
 /* Strict: every option known, every value in range, every fd there and of the right kind. */
 static bool parse_args(int argc, char **argv, struct args *a)
 {
-	if (argc < 2 ||
-	    (!streq(argv[1], "dump") && !streq(argv[1], "restore") && !streq(argv[1], "lazy-pages")))
+	if (argc < 2 || (!streq(argv[1], "dump") && !streq(argv[1], "restore")))
 		return false;
 	a->restore = streq(argv[1], "restore");
-	a->lazy_daemon = streq(argv[1], "lazy-pages");
 	for (int i = 2; i < argc; i++)
 		if (!parse_flag(a, argv, argc, &i))
 			return false;
-	bool dump = !a->restore && !a->lazy_daemon;
+	bool dump = !a->restore;
 	if (a->timeout == 0 || (dump && a->pid == 0) || !is_dir_fd(FERRY_CRIU_IMAGES_FD))
 		return false;
-	if ((a->restore || a->lazy_daemon) && !is_dir_fd(FERRY_CRIU_WORK_FD))
+	/* a live dump's log goes to a directory of its own: CRIU keeps it open while it serves the
+	 * pages, and the images are sealed meanwhile */
+	if ((a->restore || a->lazy) && !is_dir_fd(FERRY_CRIU_WORK_FD))
+		return false;
+	if (a->restore && a->lazy && !is_dir_fd(FERRY_CRIU_KDAT_FD))
 		return false;
 	struct stat st;
-	bool socket = (a->page_server || (dump && a->lazy) || a->lazy_daemon);
+	bool socket = a->page_server || (dump && a->lazy);
 	if (socket && (fstat(FERRY_CRIU_PS_FD, &st) < 0 || !S_ISSOCK(st.st_mode)))
 		return false;
-	if (((dump && a->lazy) || a->lazy_daemon) && fcntl(FERRY_CRIU_STATUS_FD, F_GETFD) < 0)
+	if (dump && a->lazy && fcntl(FERRY_CRIU_STATUS_FD, F_GETFD) < 0)
 		return false;
-	if ((a->page_server || a->n_pages) && a->lazy) /* live: the pages are the daemon's */
+	if (a->page_server && a->lazy) /* live: the pages are served to the lazy-pages daemon */
 		return false;
 	for (size_t i = 0; i < a->n_pages; i++)
 		if (fstat(FERRY_CRIU_PAGES_FD + (int)i, &st) < 0 || !S_ISREG(st.st_mode))
@@ -192,7 +195,7 @@ static _noreturn_ void dump(const struct args *a)
 	struct ferry_criu_opts o = {
 	    .binary = FERRY_CRIU_BIN,
 	    .images_fd = FERRY_CRIU_IMAGES_FD,
-	    .work_fd = FERRY_CRIU_IMAGES_FD,
+	    .work_fd = a->lazy ? FERRY_CRIU_WORK_FD : FERRY_CRIU_IMAGES_FD,
 	    .log = FERRY_CRIU_DUMP_LOG,
 	    .pid = a->pid,
 	    .leave_running = a->leave_running,
@@ -206,42 +209,6 @@ static _noreturn_ void dump(const struct args *a)
 		fail(1, err);
 	(void)ferry_write_all(FERRY_CRIU_REPORT_FD, "D\n", 2);
 	_exit(0);
-}
-
-/* ---------------------------------------------------------------------- lazy pages */
-
-/* CRIU's lazy-pages daemon on the received images: it listens on lazy-pages.socket in the work
- * directory (the restore's), fetches the pages from the source's CRIU on FERRY_CRIU_PS_FD as the
- * restored tree touches them (and the rest in the background), says it listens with a byte on
- * FERRY_CRIU_STATUS_FD, and exits 0 once every page is in. libcriu has no such action: CRIU is
- * exec'd, as libcriu would (the same environment, the same capabilities). */
-static _noreturn_ void lazy_daemon(const struct args *a)
-{
-	(void)a;
-	char *const argv[] = {"criu",
-			      "lazy-pages",
-			      "--unprivileged",
-			      "-D",
-			      "/proc/self/fd/3",
-			      "-W",
-			      "/proc/self/fd/4",
-			      "-o",
-			      FERRY_CRIU_LAZY_LOG,
-			      "-v4",
-			      "--page-server",
-			      "--ps-socket",
-			      "200",
-			      "--status-fd",
-			      "201",
-			      NULL};
-	char *const envp[] = {FERRY_CRIU_ENV, NULL};
-	/* (the directories stay open across the exec: CRIU reads them through /proc/self/fd) */
-	(void)fcntl(FERRY_CRIU_IMAGES_FD, F_SETFD, 0);
-	(void)fcntl(FERRY_CRIU_WORK_FD, F_SETFD, 0);
-	execve(FERRY_CRIU_BIN, argv, envp);
-	struct ferry_error *err = NULL;
-	ferry_error_set(&err, errno, "exec %s lazy-pages", FERRY_CRIU_BIN);
-	fail(1, err);
 }
 
 /* ------------------------------------------------------------------------- restore */
@@ -477,10 +444,14 @@ static _noreturn_ void restore(const struct args *a)
 	    .tcp = a->tcp,
 	    .tcp_close = a->tcp_close,
 	    .post_restore = pages_check_wait,
-	    /* live: the memory comes from the lazy-pages daemon, over the transfer's channel
-	     * (authenticated there); there are no page images here to check */
+	    /* live: the lazily dumped memory comes from the lazy-pages daemon, over the transfer's
+	     * channel (authenticated there); the page images hold only the rest, checked as ever */
 	    .config = a->lazy ? FERRY_CRIU_LAZY_RESTORE : NULL,
 	};
+	/* live: CRIU as the user skips its userfaultfd probe and would refuse lazy pages: it loads
+	 * the facts a root CRIU recorded (criu.h) from the directory at FERRY_CRIU_KDAT_FD */
+	if (a->lazy && setenv("XDG_RUNTIME_DIR", "/proc/self/fd/7" /* FERRY_CRIU_KDAT_FD */, 1) < 0)
+		fail(1, NULL);
 	pages_check.a = a;
 	if (a->n_pages > 0) {
 		int e = pthread_create(&pages_check.thread, NULL, pages_check_run, NULL);
@@ -545,8 +516,6 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < a.n_pages; i++)
 		(void)fcntl(FERRY_CRIU_PAGES_FD + (int)i, F_SETFD, FD_CLOEXEC);
 	(void)prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
-	if (a.lazy_daemon)
-		lazy_daemon(&a);
 	if (a.restore)
 		restore(&a);
 	dump(&a);

@@ -12,7 +12,7 @@
 #define FERRYD_SOCKET_NAME "ferry/ferryd"
 
 static const char migrate_help[] =
-    "Usage: ferry migrate INSTANCE --to NODE [--mode default|diskless] [--json]\n"
+    "Usage: ferry migrate INSTANCE --to NODE [--mode default|diskless|live] [--json]\n"
     "\n"
     "Move a running checkpointable instance (started with --criu-launch) to another node, with its\n"
     "state, its network identity and its TCP connections; it runs there as you, under the same\n"
@@ -23,16 +23,23 @@ static const char migrate_help[] =
     "  --mode default  checkpoint to the shared filesystem (synced), restart there (the default)\n"
     "  --mode diskless memory pages go straight into the destination's tmpfs through CRIU's page\n"
     "                  server, the rest follows over the same connection\n"
+    "  --mode live     post-copy: everything but the memory moves, the instance runs on NODE at\n"
+    "                  once and its pages follow (those it touches first); the frozen copy here\n"
+    "                  goes once the last page is there. Until then, if NODE or the link fails,\n"
+    "                  it resumes here; if THIS node dies meanwhile, the instance is lost\n"
     "  --json          the report as JSON\n"
     "\n"
     "Before anything stops, NODE is asked whether it can take the instance; it refuses with one\n"
     "line, and the instance is not touched, when its CRIU fails or is older than this node's, its\n"
     "CPU lacks what the instance may use, your uid is another user there, its ferry.conf does not\n"
     "let you join the instance's networks, its address or MAC is taken there, it has too little\n"
-    "memory (or tmpfs, diskless), or the image is not there for you or is not the same file.\n"
+    "memory (or tmpfs, diskless), or the image is not there for you or is not the same file;\n"
+    "live, also when its kernel or CRIU cannot serve lazy pages.\n"
     "\n"
     "The report gives the phases (request, prepare, dump, sync or transfer, restore, total), the\n"
-    "downtime (from the freeze to the restored instance) and the bytes moved. If anything fails,\n"
+    "downtime (from the freeze to the restored instance) and the bytes moved; live, also the\n"
+    "post-copy window (running there until the copy here is let go) and the pages the instance\n"
+    "asked for against those pushed. If anything fails,\n"
     "the instance runs again on this node (or never stopped) and the exit status is 255.\n"
     "See ferry-migrate(1).\n";
 
@@ -97,9 +104,10 @@ int cmd_migrate(int argc, char **argv)
 		}
 	}
 	if (optind != argc - 1 || !to)
-		return cli_fail("usage: ferry migrate INSTANCE --to NODE [--mode default|diskless] [--json]");
-	if (!streq(mode, "default") && !streq(mode, "diskless"))
-		return cli_fail("--mode '%s': use default or diskless", mode);
+		return cli_fail(
+		    "usage: ferry migrate INSTANCE --to NODE [--mode default|diskless|live] [--json]");
+	if (!streq(mode, "default") && !streq(mode, "diskless") && !streq(mode, "live"))
+		return cli_fail("--mode '%s': use default, diskless or live", mode);
 	const char *name = argv[optind];
 	struct ferry_error *err = NULL;
 	if (ferry_name_check(name, "instance", &err) < 0)
@@ -164,6 +172,9 @@ int cmd_migrate(int argc, char **argv)
 	row("restore", ferry_msg_get(&r, "restore_ms"), "ms");
 	row("total", ferry_msg_get(&r, "total_ms"), "ms");
 	row("downtime", ferry_msg_get(&r, "downtime_ms"), "ms");
+	row("post-copy", ferry_msg_get(&r, "postcopy_ms"), "ms");
+	row("pages asked", ferry_msg_get(&r, "pages_demand"), "pages");
+	row("pages pushed", ferry_msg_get(&r, "pages_pushed"), "pages");
 	row("bytes moved", ferry_msg_get(&r, "bytes"), "B");
 	return 0;
 }

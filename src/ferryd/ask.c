@@ -37,8 +37,8 @@ const char *ferryd_check_request(const struct ferryd *d, const char *name, const
 		ferry_error_free(err);
 		return NULL;
 	}
-	if (!streq(mode, "diskless") && !streq(mode, "default")) {
-		snprintf(why, n, "unknown mode '%s': use default or diskless", mode);
+	if (ferryd_mode_of(mode) < 0) {
+		snprintf(why, n, "unknown mode '%s': use default, diskless or live", mode);
 		return NULL;
 	}
 	for (size_t i = 0; i < d->n_peers; i++)
@@ -118,7 +118,7 @@ static int reader(void *arg, void *ans)
 	a->size = sizeof(*a);
 	snprintf(a->instance, sizeof(a->instance), "%s", name); /* checked: it fits */
 	snprintf(a->to, sizeof(a->to), "%s", to);
-	a->diskless = streq(mode, "diskless");
+	a->mode = (uint32_t)ferryd_mode_of(mode);
 	return 0;
 }
 
@@ -203,8 +203,8 @@ static void reclaim_socket(int sk)
 /* The answer, checked as if it came from anyone: the address of its peer, or NULL and @why. */
 static const char *check_answer(const struct ferryd *d, const struct ferryd_ask *a, char *why, size_t n)
 {
-	if (a->magic != FERRYD_ASK_MAGIC || a->size != sizeof(*a) || a->refused > 1 || a->diskless > 1 ||
-	    !ferryd_nul_inside(a->instance, sizeof(a->instance)) ||
+	if (a->magic != FERRYD_ASK_MAGIC || a->size != sizeof(*a) || a->refused > 1 ||
+	    a->mode >= FERRYD_MODE_N_ || !ferryd_nul_inside(a->instance, sizeof(a->instance)) ||
 	    !ferryd_nul_inside(a->to, sizeof(a->to)) || !ferryd_nul_inside(a->message, sizeof(a->message)) ||
 	    (a->refused && !a->message[0]) || (!a->refused && (a->message[0] || !a->to[0]))) {
 		snprintf(why, n, "your request could not be read: its reader's answer is malformed");
@@ -214,7 +214,22 @@ static const char *check_answer(const struct ferryd *d, const struct ferryd_ask 
 		snprintf(why, n, "%s", a->message);
 		return NULL;
 	}
-	return ferryd_check_request(d, a->instance, a->to, a->diskless ? "diskless" : "default", why, n);
+	return ferryd_check_request(d, a->instance, a->to, ferryd_mode_name(a->mode), why, n);
+}
+
+static const char *const mode_names[FERRYD_MODE_N_] = {"default", "diskless", "live"};
+
+const char *ferryd_mode_name(enum ferryd_mode m)
+{
+	return (unsigned)m < FERRYD_MODE_N_ ? mode_names[m] : "?";
+}
+
+int ferryd_mode_of(const char *name)
+{
+	for (int i = 0; name && i < FERRYD_MODE_N_; i++)
+		if (streq(name, mode_names[i]))
+			return i;
+	return -1;
 }
 
 int ferryd_ask_fetch(struct ferryd *d, int sk, const struct ferryd_user *u, struct ferryd_ask *ret,

@@ -43,6 +43,7 @@ struct ferryd_peer {
 struct ferryd_criu {
 	char version[32];
 	char check[512];
+	char lazy[512]; /* why this node cannot take a live migration (empty: it can) */
 	unsigned char cpuinfo[FERRYD_CPUINFO_MAX];
 	uint32_t cpuinfo_len;
 };
@@ -201,11 +202,19 @@ void ferryd_reload(struct ferryd *d, bool quiet);
 #define FERRYD_NODE_MAX 255 /* a node name the client may give (longer ones name no peer) */
 #define FERRYD_ASK_MESSAGE_MAX 1024
 
+/* A migration's mode: default (through the shared directory), diskless (the starters' session:
+ * pages, then the rest, then the restore) or live (the same session, post-copy: the rest, the
+ * restore, then the pages). */
+enum ferryd_mode { FERRYD_MODE_DEFAULT, FERRYD_MODE_DISKLESS, FERRYD_MODE_LIVE, FERRYD_MODE_N_ };
+/* "default", "diskless", "live"; and back (-1: none of them). */
+const char *ferryd_mode_name(enum ferryd_mode m);
+int ferryd_mode_of(const char *name);
+
 struct ferryd_ask {
 	uint32_t magic;
 	uint32_t size; /* sizeof(struct ferryd_ask) */
 	uint32_t refused; /* 1: @message says why (one line, for the client) */
-	uint32_t diskless; /* the mode: 1 diskless, 0 default */
+	uint32_t mode; /* enum ferryd_mode */
 	char instance[FERRY_NAME_MAX + 1];
 	char to[FERRYD_NODE_MAX + 1];
 	char message[FERRYD_ASK_MESSAGE_MAX];
@@ -259,26 +268,31 @@ struct ferryd_fit {
 void ferryd_criu_learn(struct ferryd *d);
 int ferryd_fit_probe(struct ferryd *d, const struct ferryd_user *u, const char *name, struct ferryd_fit *ret,
 		     struct ferry_error **err);
+/* On the source, live mode: 0 when this node can serve the instance's pages (its pipe limits),
+ * else the one-line reason. */
+int ferryd_fit_live_source(const struct ferryd_fit *f, struct ferry_error **err);
 /* The fields of the prepare message, set from and read into a fit. */
 void ferryd_fit_put(struct ferry_msg *m, const struct ferryd_fit *f);
 int ferryd_fit_get(const struct ferry_msg *m, struct ferryd_fit *ret, struct ferry_error **err);
 /* On the destination: 0 when the instance fits here, else the one-line reason in *err. */
-int ferryd_fit_check(struct ferryd *d, const struct ferryd_user *u, bool diskless, const struct ferryd_fit *f,
-		     struct ferry_error **err);
+int ferryd_fit_check(struct ferryd *d, const struct ferryd_user *u, enum ferryd_mode mode,
+		     const struct ferryd_fit *f, struct ferry_error **err);
 
 /* report.c — the report's times (see there): instants on the source's monotonic clock,
  * durations measured by the destination on its own. */
 struct ferryd_times {
-	bool diskless;
+	bool diskless; /* or live */
+	bool live;
 	bool dest_reported; /* the destination's "done" (its durations) arrived */
 	long long t0, t_conn, t_ready, t_end; /* ferryd: asked, connected, ready, report */
 	long long freeze, dumped, sdone; /* its starter: frozen, dumped, done (diskless: committed) */
 	long long t_heard; /* heard that the destination runs it (default: the verdict; diskless: sdone) */
 	long long rtt; /* a round trip to the destination, measured at "prepare" */
 	long long d_restore_ms; /* the destination's: received (default: started) to restored */
+	long long d_postcopy_ms; /* live, the destination's: restored to its last page */
 };
 struct ferryd_phases {
-	long long request, prepare, dump, transfer, sync, restore, total, downtime;
+	long long request, prepare, dump, transfer, sync, restore, total, downtime, postcopy;
 };
 void ferryd_phases_of(const struct ferryd_times *t, struct ferryd_phases *ret);
 

@@ -13,15 +13,18 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pwd.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/capability.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
+#include "criu.h"
 #include "ferryd.h"
 #include "fs.h"
 #include "image.h"
@@ -49,6 +52,81 @@ static int criu_root(const struct ferryd *d, char *const argv[], char **ret_out,
 				     .capture_stderr = true,
 				     .timeout = CRIU_FACT_TIMEOUT};
 	return ferry_spawn(d->cfg->criu_path, argv, NULL, &o, NULL, err);
+}
+
+#define KDAT_MAX 65536
+
+/* The child of kdat_learn: a root 'criu check --feature uffd-noncoop' in a mount namespace of its
+ * own whose /run is a fresh tmpfs (CRIU keeps its kernel facts only on a tmpfs, in /run), its
+ * criu.kdat written to @out. */
+static _noreturn_ void kdat_child(const struct ferryd *d, int out)
+{
+	struct ferry_error *err = NULL;
+	if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+	    mount("tmpfs", "/run", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=1m,mode=0755") < 0)
+		_exit(2);
+	char *const argv[] = {"criu", "check", "--feature", "uffd-noncoop", NULL};
+	_cleanup_free_ char *o = NULL, *buf = NULL;
+	size_t len = 0;
+	if (criu_root(d, argv, &o, &err) < 0) {
+		(void)ferry_write_all(out, err->message, strlen(err->message));
+		_exit(1);
+	}
+	int fd = open("/run/criu.kdat", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 || ferry_read_all(fd, KDAT_MAX, &buf, &len, &err) < 0 || len == 0 ||
+	    ferry_write_all(out, buf, len) < 0)
+		_exit(3);
+	_exit(0);
+}
+
+/* Post-copy's CRIU kernel facts (criu.h, FERRY_CRIU_KDAT_DIR), recorded for this boot: 0, or -1
+ * with why in @why (this node then takes no live migration). */
+static int kdat_learn(const struct ferryd *d, char *why, size_t n)
+{
+	char dir[256];
+	int p[2];
+	if (ferry_criu_kdat_dir(dir, sizeof(dir)) < 0 || pipe2(p, O_CLOEXEC) < 0)
+		return snprintf(why, n, "no boot id"), -1;
+	pid_t pid = fork();
+	if (pid == 0) {
+		close(p[0]);
+		kdat_child(d, p[1]);
+	}
+	close(p[1]);
+	struct ferry_error *err = NULL;
+	_cleanup_free_ char *data = NULL;
+	size_t len = 0;
+	int r = pid < 0 ? -1 : ferry_read_all(p[0], KDAT_MAX, &data, &len, &err);
+	ferry_error_free(err);
+	err = NULL;
+	close(p[0]);
+	int st = 0;
+	while (pid > 0 && waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	if (pid < 0 || r < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+		snprintf(why, n, "'criu check --feature uffd-noncoop' fails here%s%.*s",
+			 WIFEXITED(st) && WEXITSTATUS(st) == 1 ? ": " : "",
+			 WIFEXITED(st) && WEXITSTATUS(st) == 1 ? (int)(len < 400 ? len : 400) : 0,
+			 data ? data : "");
+		return -1;
+	}
+	/* root's, readable by all (it is the kernel's facts, nothing secret), made anew at each
+	 * start: CRIU trusts it without checking it against the kernel */
+	_cleanup_close_ int base = -1, dfd = -1;
+	if ((mkdir(FERRY_CRIU_KDAT_DIR, 0755) < 0 && errno != EEXIST) ||
+	    (base = open(FERRY_CRIU_KDAT_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0 ||
+	    fchown(base, 0, 0) < 0 || fchmod(base, 0755) < 0 ||
+	    (mkdirat(base, strrchr(dir, '/') + 1, 0755) < 0 && errno != EEXIST) ||
+	    (dfd = openat(base, strrchr(dir, '/') + 1, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) <
+		0 ||
+	    fchown(dfd, 0, 0) < 0 || fchmod(dfd, 0755) < 0 ||
+	    ferry_write_file_atomic(dfd, "criu.kdat", data, len, 0644, &err) < 0) {
+		snprintf(why, n, "cannot record CRIU's kernel facts in '%s': %s", dir,
+			 err ? err->message : strerror(errno));
+		ferry_error_free(err);
+		return -1;
+	}
+	return 0;
 }
 
 /* A CRIU version: digits and dots, a digit first ("4.2.1"). */
@@ -122,6 +200,10 @@ void ferryd_criu_learn(struct ferryd *d)
 				   err ? err->message : "no image");
 		ferry_error_free(err);
 	}
+	if (c->check[0])
+		snprintf(c->lazy, sizeof(c->lazy), "CRIU fails here");
+	else if (kdat_learn(d, c->lazy, sizeof(c->lazy)) < 0)
+		ferryd_log(NULL, "this node takes no live migration: %s", c->lazy);
 	if (c->check[0])
 		ferryd_log(NULL, "CRIU fails here (%s): this node can neither send nor take a migration",
 			   c->check);
@@ -353,6 +435,43 @@ int ferryd_fit_probe(struct ferryd *d, const struct ferryd_user *u, const char *
 	return 0;
 }
 
+/* A number from a /proc/sys file, or -1. */
+static long long sysctl_num(const char *path)
+{
+	_cleanup_free_ char *buf = NULL;
+	unsigned long long v = 0;
+	if (ferry_read_file(path, 64, &buf, NULL, NULL) < 0)
+		return -1;
+	buf[strcspn(buf, "\n")] = '\0';
+	return parse_uint64(buf, INT64_MAX, &v) < 0 ? -1 : (long long)v;
+}
+
+int ferryd_fit_live_source(const struct ferryd_fit *f, struct ferry_error **err)
+{
+	/* the dumping CRIU, as the user, keeps the instance's memory in pipes while it serves it
+	 * (a page run is tee'd from there on each request: past the soft limit on a user's pipe
+	 * pages, a new pipe gets two pages and that fails) and asks for ~3.3 MB pipes */
+	long long soft = sysctl_num("/proc/sys/fs/pipe-user-pages-soft");
+	long long max = sysctl_num("/proc/sys/fs/pipe-max-size");
+	unsigned long long pages = f->mem / 4096 + 4096;
+	if (soft != 0 && (soft < 0 || (unsigned long long)soft < pages))
+		return ferry_error_msg(
+		    err, ENOTSUP,
+		    "live mode holds the instance's memory in pipes while it serves it, and "
+		    "this node's fs.pipe-user-pages-soft (%lld pages) is too low for it: ask "
+		    "the admin to set it to 0 (ferry's setup does), or use --mode diskless; "
+		    "the instance was not touched",
+		    soft);
+	if (max < 4194304)
+		return ferry_error_msg(
+		    err, ENOTSUP,
+		    "live mode needs fs.pipe-max-size >= 4194304 on this node (it is %lld): "
+		    "ask the admin (ferry's setup sets it), or use --mode diskless; the "
+		    "instance was not touched",
+		    max);
+	return 0;
+}
+
 /* ---- the prepare message ---- */
 
 void ferryd_fit_put(struct ferry_msg *m, const struct ferryd_fit *f)
@@ -552,16 +671,22 @@ static int check_criu(const struct ferryd *d, const struct ferryd_fit *f, struct
 	return 0;
 }
 
-int ferryd_fit_check(struct ferryd *d, const struct ferryd_user *u, bool diskless, const struct ferryd_fit *f,
-		     struct ferry_error **err)
+int ferryd_fit_check(struct ferryd *d, const struct ferryd_user *u, enum ferryd_mode mode,
+		     const struct ferryd_fit *f, struct ferry_error **err)
 {
+	bool diskless = mode != FERRYD_MODE_DEFAULT;
 	int r = check_criu(d, f, err);
+	if (r == 0 && mode == FERRYD_MODE_LIVE && d->criu.lazy[0])
+		r = ferry_error_msg(err, ENOTSUP,
+				    "this node takes no live migration: %s (use --mode diskless)",
+				    d->criu.lazy);
 	if (r == 0)
 		r = check_network(d, u, f, err);
 	if (r < 0)
 		return r;
-	/* diskless: the copy in the tmpfs and the restored instance, both in memory at the peak */
-	uint64_t need = diskless ? 2 * f->mem : f->mem, avail = mem_available();
+	/* diskless: the copy in the tmpfs and the restored instance, both in memory at the peak;
+	 * live: the pages go straight into the restored instance */
+	uint64_t need = mode == FERRYD_MODE_DISKLESS ? 2 * f->mem : f->mem, avail = mem_available();
 	if (need > avail) {
 		_cleanup_free_ char *a = mib(avail), *n = mib(need);
 		return ferry_error_msg(err, ENOMEM, "%s of memory is available, the instance needs %s%s", a,
@@ -573,8 +698,8 @@ int ferryd_fit_check(struct ferryd *d, const struct ferryd_user *u, bool diskles
 	char *slash = strrchr(parent, '/');
 	if (slash && slash != parent)
 		*slash = '\0';
-	int sr = diskless ? statvfs(d->tmpfs_dir, &sv) : -1;
-	if (diskless && sr < 0 && errno == ENOENT)
+	int sr = mode == FERRYD_MODE_DISKLESS ? statvfs(d->tmpfs_dir, &sv) : -1;
+	if (mode == FERRYD_MODE_DISKLESS && sr < 0 && errno == ENOENT)
 		sr = statvfs(parent, &sv);
 	if (sr == 0 && (uint64_t)sv.f_bavail * sv.f_frsize < f->mem) {
 		_cleanup_free_ char *a = mib((uint64_t)sv.f_bavail * sv.f_frsize), *n = mib(f->mem);

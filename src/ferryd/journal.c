@@ -95,7 +95,7 @@ static int encode(const struct ferryd_jrec *r, char **ret, size_t *ret_len, stru
 	struct ferry_msg m = {0};
 	ferry_msg_set(&m, "id", "%s", r->id);
 	ferry_msg_set(&m, "role", "%s", r->source ? "source" : "destination");
-	ferry_msg_set(&m, "mode", "%s", r->diskless ? "diskless" : "default");
+	ferry_msg_set(&m, "mode", "%s", r->live ? "live" : r->diskless ? "diskless" : "default");
 	ferry_msg_set(&m, "uid", "%u", (unsigned)r->uid);
 	ferry_msg_set(&m, "user", "%s", r->user);
 	ferry_msg_set(&m, "instance", "%s", r->instance);
@@ -178,13 +178,13 @@ static int decode(const char *text, size_t len, struct ferryd_jrec *r, struct fe
 	int ret = ferry_msg_parse(text, len, &m, err);
 	if (ret == 0)
 		ret = known_keys(&m, err);
-	static const char *const roles[] = {"destination", "source"}, *const modes[] = {"default",
-											"diskless"};
+	static const char *const roles[] = {"destination", "source"}, *const modes[] = {"default", "diskless",
+											"live"};
 	unsigned long long uid = 0, begun = 0;
 	const char *id = ferry_msg_get(&m, "id"), *uid_s = ferry_msg_get(&m, "uid"),
 		   *pd = ferry_msg_get(&m, "peer_dir"), *begun_s = ferry_msg_get(&m, "begun");
 	int role = ret < 0 ? ret : field_enum(&m, "role", roles, 2, err);
-	int mode = role < 0 ? role : field_enum(&m, "mode", modes, 2, err);
+	int mode = role < 0 ? role : field_enum(&m, "mode", modes, 3, err);
 	int state = mode < 0 ? mode : field_enum(&m, "state", state_names, ARRAY_SIZE(state_names), err);
 	ret = state;
 	if (ret >= 0 &&
@@ -194,7 +194,8 @@ static int decode(const char *text, size_t len, struct ferryd_jrec *r, struct fe
 	if (ret >= 0) {
 		memcpy(r->id, id, 13);
 		r->source = role == 1;
-		r->diskless = mode == 1;
+		r->diskless = mode >= 1;
+		r->live = mode == 2;
 		r->state = (enum ferryd_jstate)state;
 		r->uid = (uid_t)uid;
 		r->begun = (long long)begun;

@@ -40,7 +40,8 @@ enum ferryd_jstate {
 struct ferryd_jrec {
 	char id[13];
 	bool source;
-	bool diskless;
+	bool diskless; /* or live */
+	bool live;
 	uid_t uid;
 	char *user, *instance, *peer;
 	char *peer_dir; /* source: the destination's copy, as it said (for messages only) */

@@ -24,7 +24,8 @@ struct mig {
 	struct ferryd *d;
 	int sk; /* the local client */
 	const char *name, *to, *mode, *addr;
-	bool diskless;
+	bool diskless; /* or live: the starters' session on the connection */
+	bool live;
 	struct ferryd_user u;
 	char *id;
 	struct ferryd_link peer;
@@ -139,6 +140,8 @@ static bool prepare(struct mig *g)
 static int dump_diskless(struct mig *g, struct ferry_request *dump, struct ferry_error **err)
 {
 	dump->page_server = xasprintf("ferryd:%s", g->to);
+	if (g->live) /* post-copy: the pages stay here, served as the destination asks */
+		dump->flags |= FERRY_REQ_LAZY;
 	/* the dump's staging (the images other than the pages, sent after them) in a directory of
 	 * this migration's, not in the instance's own checkpoint: a migrated instance's may be
 	 * gone (see ferryd(8), DIRECTORIES) */
@@ -274,6 +277,7 @@ static void report_ok(struct mig *g, struct ferry_msg *rep, long long t_end)
 	const char *out = g->src_out;
 	struct ferryd_times t = {
 	    .diskless = g->diskless,
+	    .live = g->live,
 	    .dest_reported = g->dest_done,
 	    .t0 = g->t0,
 	    .t_conn = g->t_conn,
@@ -284,6 +288,7 @@ static void report_ok(struct mig *g, struct ferry_msg *rep, long long t_end)
 	    .sdone = ferryd_timing(out, "done"),
 	    .rtt = g->rtt,
 	    .d_restore_ms = strtoll(ferry_msg_get(&g->done, "restore_ms") ?: "0", NULL, 10),
+	    .d_postcopy_ms = strtoll(ferry_msg_get(&g->done, "postcopy_ms") ?: "0", NULL, 10),
 	};
 	/* diskless: the source starter heard "restored" (and committed) at its "done" */
 	t.t_heard = g->diskless ? t.sdone : g->t_heard;
@@ -309,6 +314,11 @@ static void report_ok(struct mig *g, struct ferry_msg *rep, long long t_end)
 	ferry_msg_set(rep, "restore_ms", "%lld", p.restore);
 	ferry_msg_set(rep, "total_ms", "%lld", p.total);
 	ferry_msg_set(rep, "downtime_ms", "%lld", p.downtime);
+	if (g->live) {
+		ferry_msg_set(rep, "postcopy_ms", "%lld", p.postcopy);
+		ferry_msg_set(rep, "pages_demand", "%s", ferry_msg_get(&g->done, "pages_demand") ?: "0");
+		ferry_msg_set(rep, "pages_pushed", "%s", ferry_msg_get(&g->done, "pages_pushed") ?: "0");
+	}
 	ferry_msg_set(rep, "bytes", "%s", ferry_msg_get(&g->done, "bytes") ?: "0");
 	ferryd_log(g->id, "'%s' now runs on %s (downtime %lld ms)", g->name, g->to, p.downtime);
 }
@@ -355,7 +365,8 @@ static void report_failed(struct mig *g, struct ferry_msg *rep)
 static bool journal_begin(struct mig *g)
 {
 	struct ferry_error *err = NULL;
-	g->rec = (struct ferryd_jrec){.source = true, .diskless = g->diskless, .uid = g->u.uid};
+	g->rec =
+	    (struct ferryd_jrec){.source = true, .diskless = g->diskless, .live = g->live, .uid = g->u.uid};
 	memcpy(g->rec.id, g->id, 13);
 	g->rec.user = xstrdup(g->u.name);
 	g->rec.instance = xstrdup(g->name);
@@ -415,7 +426,8 @@ static void migrate(struct mig *g)
 					 "fault at src-request; the instance was not touched");
 	/* what the destination must have, asked of it before anything stops */
 	struct ferry_error *perr = NULL;
-	if (ferryd_fit_probe(g->d, &g->u, g->name, &g->fit, &perr) < 0) {
+	if (ferryd_fit_probe(g->d, &g->u, g->name, &g->fit, &perr) < 0 ||
+	    (g->live && ferryd_fit_live_source(&g->fit, &perr) < 0)) {
 		ferryd_log(g->id, "%s", perr->message);
 		ferryd_send_error(g->sk, NULL, g->id, "%s", perr->message);
 		ferry_error_free(perr);
@@ -474,8 +486,9 @@ void ferryd_handle_client(struct ferryd *d, int sk)
 	g.t0 = ferry_monotonic_ms();
 	g.name = ask.instance;
 	g.to = ask.to;
-	g.diskless = ask.diskless;
-	g.mode = g.diskless ? "diskless" : "default";
+	g.diskless = ask.mode != FERRYD_MODE_DEFAULT;
+	g.live = ask.mode == FERRYD_MODE_LIVE;
+	g.mode = ferryd_mode_name(ask.mode);
 	g.id = new_id();
 	ferryd_log(g.id, "%s asks to move '%s' to %s (%s)", g.u.name, g.name, g.to, g.mode);
 	migrate(&g);

@@ -31,8 +31,8 @@ static bool prepare_ok(struct ferryd_link *l, const struct ferry_msg *m, unsigne
 		   *user = ferry_msg_get(m, "user");
 	if (!type || !streq(type, "prepare") || !id || strlen(id) != 12 ||
 	    strspn(id, "0123456789abcdef") != 12 || !name || ferry_name_check(name, "instance", NULL) < 0 ||
-	    !mode || (!streq(mode, "default") && !streq(mode, "diskless")) || !uid_s ||
-	    parse_uint64(uid_s, UINT32_MAX - 1, ret_uid) < 0 || !user) {
+	    !mode || ferryd_mode_of(mode) < 0 || !uid_s || parse_uint64(uid_s, UINT32_MAX - 1, ret_uid) < 0 ||
+	    !user) {
 		ferryd_send_error(-1, l, id, "bad prepare message");
 		return false;
 	}
@@ -94,7 +94,8 @@ static enum outcome receive(struct ferryd *d, struct ferryd_link *l, const struc
 {
 	struct ferry_error *err = NULL;
 	const char *id = ferry_msg_get(m, "id"), *name = ferry_msg_get(m, "instance");
-	bool diskless = streq(ferry_msg_get(m, "mode"), "diskless");
+	int mode = ferryd_mode_of(ferry_msg_get(m, "mode"));
+	bool diskless = mode != FERRYD_MODE_DEFAULT;
 	struct ferry_msg ready = {0};
 	ferry_msg_set(&ready, "type", "ready");
 	if (leaf->path) /* where the copy is kept, should the commit not come (for the source's report) */
@@ -119,6 +120,8 @@ static enum outcome receive(struct ferryd *d, struct ferryd_link *l, const struc
 		/* the starter's session on the connection itself, between our records */
 		restart.checkpoint = leaf->path;
 		restart.page_server = xasprintf("ferryd:%s", ferry_msg_get(m, "from") ?: "peer");
+		if (mode == FERRYD_MODE_LIVE) /* post-copy: the pages come after the restore */
+			restart.flags |= FERRY_REQ_LAZY;
 		r = ferryd_run_starter(d, u, &restart, l->fd, &out, &err);
 		free(restart.page_server);
 	} else if ((r = restart_shared(d, l, &restart, u, id, ret_dir, &out, &err)) > 0) {
@@ -136,7 +139,16 @@ static enum outcome receive(struct ferryd *d, struct ferryd_link *l, const struc
 	/* a duration on our clock, never an instant: the nodes' clocks are not compared */
 	ferry_msg_set(&done, "restore_ms", "%lld",
 		      ferryd_timing(out, "restored") - ferryd_timing(out, diskless ? "received" : "start"));
-	ferry_msg_set(&done, "bytes", "%lld", ferryd_timing(out, "bytes"));
+	long long lazy_bytes = 0; /* live: the pages served to the restored tree */
+	if (mode == FERRYD_MODE_LIVE) {
+		long long faults = ferryd_timing(out, "faults"), lazy = ferryd_timing(out, "lazy");
+		ferry_msg_set(&done, "postcopy_ms", "%lld",
+			      ferryd_timing(out, "allin") - ferryd_timing(out, "restored"));
+		ferry_msg_set(&done, "pages_demand", "%lld", faults);
+		ferry_msg_set(&done, "pages_pushed", "%lld", lazy > faults ? lazy - faults : 0);
+		lazy_bytes = lazy * 4096;
+	}
+	ferry_msg_set(&done, "bytes", "%lld", ferryd_timing(out, "bytes") + lazy_bytes);
 	ferryd_log(id, "'%s' runs here", name);
 	if (ferryd_fault(FERRYD_DST_DONE, id, l->fd) != FERRYD_FAULT_FAIL)
 		(void)ferryd_link_send(l, &done, &err);
@@ -196,11 +208,11 @@ static void serve(struct ferryd *d, struct ferryd_link *l)
 	if (!streq(u.name, user)) /* the nodes must agree on who uid N is */
 		return ferryd_send_error(-1, l, id, "uid %llu is '%s' here, not '%s'", uid, u.name, user);
 	const char *mode = ferry_msg_get(&m, "mode");
+	enum ferryd_mode md = (enum ferryd_mode)ferryd_mode_of(mode);
 	/* nothing of the instance has stopped yet: whatever would make the restart here fail is
 	 * said now (fit.c) */
 	struct ferryd_fit fit;
-	if (ferryd_fit_get(&m, &fit, &err) < 0 ||
-	    ferryd_fit_check(d, &u, streq(mode, "diskless"), &fit, &err) < 0) {
+	if (ferryd_fit_get(&m, &fit, &err) < 0 || ferryd_fit_check(d, &u, md, &fit, &err) < 0) {
 		ferryd_log(id, "refused '%s' of %s: %s", name, u.name, err->message);
 		ferryd_send_error(-1, l, id, "%s", err->message);
 		ferry_error_free(err);
@@ -209,15 +221,17 @@ static void serve(struct ferryd *d, struct ferryd_link *l)
 	ferryd_log(id, "receiving '%s' of %s from %s (%s)", name, u.name, ferry_msg_get(&m, "from") ?: "?",
 		   mode);
 	struct ferryd_leaf leaf = {.uidfd = -1};
-	if (streq(mode, "diskless")) {
+	if (md != FERRYD_MODE_DEFAULT) {
 		_cleanup_free_ char *leaf_name = xasprintf("%s-%s", name, id);
 		if (ferryd_leaf_make(d->tmpfs_dir, &u, leaf_name, id, &leaf, &err) < 0) {
 			ferryd_log(id, "%s", err->message);
 			return ferryd_send_error(-1, l, id, "%s", err->message);
 		}
 	}
-	struct ferryd_jrec rec = {
-	    .diskless = streq(mode, "diskless"), .uid = u.uid, .state = FERRYD_J_PREPARED};
+	struct ferryd_jrec rec = {.diskless = md != FERRYD_MODE_DEFAULT,
+				  .live = md == FERRYD_MODE_LIVE,
+				  .uid = u.uid,
+				  .state = FERRYD_J_PREPARED};
 	_cleanup_close_ int lock = -1;
 	if (!journal_begin(d, l, &m, &u, &rec, &lock, &leaf))
 		return;

@@ -24,9 +24,13 @@ void ferryd_phases_of(const struct ferryd_times *t, struct ferryd_phases *ret)
 	long long rtt = t->rtt > 0 ? t->rtt : 0;
 	/* when it ran on the destination: heard at t_heard, half a round trip after */
 	long long heard = clamp(t->t_heard, t->diskless ? dumped : sdone, t_end);
-	long long restored = clamp(heard - rtt / 2, t->diskless ? dumped : sdone, heard);
-	/* the restore as the destination measured it, within what the source saw of it */
 	long long from = t->diskless ? dumped : sdone;
+	/* live: it ran there from the restore on, while its last pages came (the destination's
+	 * post-copy window); heard once they all had */
+	long long last = clamp(heard - rtt / 2, from, heard);
+	long long restored =
+	    last - (t->live && t->dest_reported ? clamp(t->d_postcopy_ms, 0, last - from) : 0);
+	/* the restore as the destination measured it, within what the source saw of it */
 	long long restore = t->dest_reported ? clamp(t->d_restore_ms, 0, restored - from) : 0;
 	*ret = (struct ferryd_phases){
 	    .request = conn - t0,
@@ -37,5 +41,7 @@ void ferryd_phases_of(const struct ferryd_times *t, struct ferryd_phases *ret)
 	    .restore = restore,
 	    .total = t_end - t0,
 	    .downtime = restored - freeze,
+	    /* live: running there until the source let its frozen copy go */
+	    .postcopy = t->live ? heard - restored : 0,
 	};
 }

@@ -36,20 +36,22 @@
 #define FERRY_CRIU_LAZY_RESTORE FERRY_CRIU_DIR "/lazy-restore.conf"
 #define FERRY_CRIU_STATUS_FD 201
 #define FERRY_CRIU_LAZY_LOG "lazy-pages.log"
+/* Post-copy's CRIU kernel facts: CRIU run as the user (--unprivileged) skips its userfaultfd
+ * probe and so refuses lazy pages; a root 'criu check' records them (ferryd does it at start,
+ * fit.c) in FERRY_CRIU_KDAT_DIR/<boot id>/criu.kdat, root's, which the live restore's CRIU and
+ * the lazy-pages daemon load (XDG_RUNTIME_DIR: where an unprivileged CRIU looks for it). */
+#define FERRY_CRIU_KDAT_DIR "/run/ferry-kdat"
+#define FERRY_CRIU_KDAT_FD 7 /* ferry-criu restore --lazy: that directory */
 
 /* ferry-criu, CRIU's client, in the bundle (loaded like CRIU: its loader and libraries are the
  * bundle's). The starter execs it with the environment FERRY_CRIU_ENV and fds at fixed numbers:
  *   ferry-criu dump --pid PID --timeout SECS [--leave-running] [--tcp] [--page-server | --lazy]
  *       IMAGES_FD: the images directory (dump.log goes there too), REPORT_FD,
  *       FERRY_CRIU_PS_FD (--page-server): the socket to the receiving page server;
- *       (--lazy) the socket to the destination's lazy-pages daemon, and FERRY_CRIU_STATUS_FD,
- *       where CRIU writes a byte once the images but the pages are written;
+ *       (--lazy) the socket to the destination's lazy-pages daemon, FERRY_CRIU_STATUS_FD,
+ *       where CRIU writes a byte once the images but the lazy pages are written, and WORK_FD,
+ *       where dump.log goes (CRIU keeps it open while it serves the pages);
  *       writes "D\n" to REPORT_FD once the tree is dumped, or "E <message>\n".
- *   ferry-criu lazy-pages --timeout SECS
- *       IMAGES_FD: the received images (no pages), WORK_FD: the work directory the restore
- *       will use (lazy-pages.socket, lazy-pages.log), FERRY_CRIU_PS_FD: the socket to the
- *       source's CRIU, FERRY_CRIU_STATUS_FD: a byte once the daemon listens. Execs CRIU's
- *       lazy-pages daemon, which exits 0 once every page has reached the restored tree.
  *   ferry-criu restore --timeout SECS [--tcp] [--lazy] [--page SIZE:SHA256:NAME]...
  *       IMAGES_FD: the verified generation, WORK_FD: the checkpoint directory (restore.log),
  *       REPORT_FD, PID_FD: the restored root's pid in decimal, written once everything checked
@@ -90,5 +92,7 @@ int ferry_criu_dump(const struct ferry_criu_opts *o, struct ferry_error **err);
 int ferry_criu_restore(const struct ferry_criu_opts *o, pid_t *ret_pid, struct ferry_error **err);
 /* criu_log.c: the last @max "Error" lines of a CRIU log (skipping known harmless ones), joined by "; ". */
 char *ferry_criu_log_errors(int dirfd, const char *log, int max);
+/* criu_log.c: FERRY_CRIU_KDAT_DIR "/<boot id>" into @buf; -errno when the boot id is unknown. */
+int ferry_criu_kdat_dir(char *buf, size_t n);
 
 #endif

@@ -55,3 +55,20 @@ char *ferry_criu_log_errors(int dirfd, const char *log, int max)
 	}
 	return out;
 }
+
+int ferry_criu_kdat_dir(char *buf, size_t n)
+{
+	char id[64] = "";
+	int fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC);
+	ssize_t len = fd < 0 ? -1 : read(fd, id, sizeof(id) - 1);
+	int e = errno;
+	if (fd >= 0)
+		close(fd);
+	if (len <= 0)
+		return -(e ? e : EIO);
+	id[strcspn(id, "\n")] = '\0';
+	if (!id[0] || strspn(id, "0123456789abcdef-") != strlen(id))
+		return -EINVAL;
+	snprintf(buf, n, "%s/%s", FERRY_CRIU_KDAT_DIR, id);
+	return 0;
+}

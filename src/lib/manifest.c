@@ -114,6 +114,11 @@ int ferry_manifest_sign(const struct ferry_manifest *m, const unsigned char *key
 		free(body);
 		body = n;
 	}
+	if (m->lazy_pages) {
+		char *n = xasprintf("%spages=lazy\n", body);
+		free(body);
+		body = n;
+	}
 	for (size_t i = 0; i < m->n_files; i++) {
 		const struct ferry_manifest_file *f = &m->files[i];
 		if (!ferry_manifest_name_ok(f->name) || strlen(f->sha256) != 64) {
@@ -139,8 +144,9 @@ int ferry_manifest_sign(const struct ferry_manifest *m, const unsigned char *key
 /* The index of a key that may appear once, or -1 ("file" repeats; anything else is unknown). */
 static int scalar_key(const char *k)
 {
-	static const char *const keys[] = {"ferry_version",	"uid",	   "gid", "instance", "image",
-					   "image_fingerprint", "created", "pid", "node",     "netns"};
+	static const char *const keys[] = {
+	    "ferry_version", "uid", "gid",  "instance", "image", "image_fingerprint",
+	    "created",	     "pid", "node", "netns",	"pages"};
 	for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
 		if (streq(k, keys[i]))
 			return (int)i;
@@ -219,6 +225,11 @@ int ferry_manifest_parse_unverified(const char *text, size_t len, struct ferry_m
 			break;
 		} else if (streq(k, "netns"))
 			m->netns = xstrdup(v);
+		else if (streq(k, "pages") && !streq(v, "lazy")) {
+			r = bad(err, "bad pages");
+			break;
+		} else if (streq(k, "pages"))
+			m->lazy_pages = true;
 		else if (streq(k, "uid") && (r = parse_num(v, UINT32_MAX - 1, &n, err)) == 0)
 			m->uid = (uid_t)n, seen_uid = true;
 		else if (streq(k, "gid") && (r = parse_num(v, UINT32_MAX - 1, &n, err)) == 0)

@@ -40,6 +40,9 @@ struct ferry_manifest {
 	/* the instance's network namespace: "loopback" (its own, only lo), "own" (--net) or "host";
 	 * NULL in a checkpoint from before ferry recorded it */
 	char *netns;
+	/* "pages=lazy": the memory pages are not in the generation: a live migration's source
+	 * served them to the restored tree (it cannot be restarted from) */
+	bool lazy_pages;
 	struct ferry_manifest_file *files;
 	size_t n_files;
 };

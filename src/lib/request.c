@@ -310,6 +310,12 @@ int ferry_request_check(struct ferry_request *req, struct ferry_error **err)
 		return ferry_request_bad(err, "--network and --network-args need --net");
 	if (req->page_server && req->op != FERRY_OP_CHECKPOINT_DUMP && !restart)
 		return ferry_request_bad(err, "a page server belongs to a checkpoint dump or a restart");
+	if ((req->flags & FERRY_REQ_LAZY) && !req->page_server)
+		return ferry_request_bad(err,
+					 "post-copy (lazy pages) needs a page server: it is a migration's");
+	if ((req->flags & FERRY_REQ_LAZY) && (req->flags & FERRY_REQ_LEAVE_RUNNING))
+		return ferry_request_bad(
+		    err, "post-copy (lazy pages) moves the instance: not with --leave-running");
 
 	enum ferry_field image = rule->image, instance = rule->instance, argv = rule->argv,
 			 checkpoint = launch ? FERRY_FIELD_YES : rule->checkpoint;

@@ -46,7 +46,10 @@ enum ferry_request_flags {
 	FERRY_REQ_SKIP_IN_FLIGHT = 1u << 10,
 	/* --criu-restart or --restore with --tcp-close: TCP connections come back closed */
 	FERRY_REQ_TCP_CLOSE = 1u << 11,
-	FERRY_REQ_ALL_ = (1u << 12) - 1,
+	/* post-copy (ferry migrate --mode live): a dump through a page server serves the pages
+	 * on demand to the restart's lazy-pages daemon, which restores at once */
+	FERRY_REQ_LAZY = 1u << 12,
+	FERRY_REQ_ALL_ = (1u << 13) - 1,
 };
 
 /* Flags any op may carry. */
@@ -74,14 +77,16 @@ enum ferry_field {
 	X(FERRY_OP_EXEC, "exec", 0, FERRY_FIELD_YES, FERRY_FIELD_NO, FERRY_FIELD_YES, FERRY_FIELD_NO,        \
 	  op_exec)                                                                                           \
 	X(FERRY_OP_INSTANCE_START, "instance start",                                                         \
-	  FERRY_REQ_CRIU_LAUNCH | FERRY_REQ_CRIU_RESTART | FERRY_REQ_NET | FERRY_REQ_TCP_CLOSE,              \
+	  FERRY_REQ_CRIU_LAUNCH | FERRY_REQ_CRIU_RESTART | FERRY_REQ_NET | FERRY_REQ_TCP_CLOSE |             \
+	      FERRY_REQ_LAZY,                                                                                \
 	  FERRY_FIELD_YES, FERRY_FIELD_YES, FERRY_FIELD_OPT, FERRY_FIELD_NO, op_instance_start)              \
 	X(FERRY_OP_INSTANCE_JOIN, "instance join", 0, FERRY_FIELD_NO, FERRY_FIELD_YES, FERRY_FIELD_YES,      \
 	  FERRY_FIELD_NO, op_instance_join)                                                                  \
 	X(FERRY_OP_INSTANCE_LIST, "instance list", 0, FERRY_FIELD_NO, FERRY_FIELD_OPT, FERRY_FIELD_NO,       \
 	  FERRY_FIELD_NO, op_list)                                                                           \
-	X(FERRY_OP_CHECKPOINT_DUMP, "a checkpoint", FERRY_REQ_LEAVE_RUNNING | FERRY_REQ_SKIP_IN_FLIGHT,      \
-	  FERRY_FIELD_NO, FERRY_FIELD_YES, FERRY_FIELD_NO, FERRY_FIELD_OPT, op_checkpoint_dump)              \
+	X(FERRY_OP_CHECKPOINT_DUMP, "a checkpoint",                                                          \
+	  FERRY_REQ_LEAVE_RUNNING | FERRY_REQ_SKIP_IN_FLIGHT | FERRY_REQ_LAZY, FERRY_FIELD_NO,               \
+	  FERRY_FIELD_YES, FERRY_FIELD_NO, FERRY_FIELD_OPT, op_checkpoint_dump)                              \
 	X(FERRY_OP_CHECKPOINT_DELETE, "a checkpoint delete", 0, FERRY_FIELD_NO, FERRY_FIELD_OPT,             \
 	  FERRY_FIELD_NO, FERRY_FIELD_YES, op_checkpoint_delete)                                             \
 	X(FERRY_OP_CHECKPOINT_RESTORE, "a checkpoint", FERRY_REQ_TCP_CLOSE, FERRY_FIELD_NO, FERRY_FIELD_YES, \

@@ -370,7 +370,7 @@ static int publish_generation(struct starter *s, int stfd, char **ret_gen, struc
 
 /* A root-only staging directory in the checkpoint directory, with the user's images/ inside:
  * CRIU (as the user) writes there, and no other process of the user can reach it by path. */
-static int make_staging(struct starter *s, char stage[64], int *ret_stfd, int *ret_imgfd,
+static int make_staging(struct starter *s, char stage[64], int *ret_stfd, int *ret_imgfd, int *ret_workfd,
 			struct ferry_error **err)
 {
 	unsigned char rnd[8];
@@ -401,6 +401,20 @@ static int make_staging(struct starter *s, char stage[64], int *ret_stfd, int *r
 		rm_tree(s->ckpt_fd, stage);
 		return ferry_error_set(err, e, "prepare the dump directory");
 	}
+	/* a live dump's CRIU writes its log (open while it serves the pages) beside the images,
+	 * which are sealed meanwhile */
+	int workfd = -1;
+	if (ret_workfd && (mkdirat(stfd, "work", 0700) < 0 ||
+			   (workfd = ckdir_openat(stfd, "work", O_RDONLY | O_DIRECTORY, 0)) < 0 ||
+			   fchown(workfd, s->privs.uid, s->privs.gid) < 0)) {
+		int e = errno;
+		close(imgfd);
+		close(stfd);
+		rm_tree(s->ckpt_fd, stage);
+		return ferry_error_set(err, e, "prepare the dump's work directory");
+	}
+	if (ret_workfd)
+		*ret_workfd = workfd;
 	*ret_stfd = stfd;
 	*ret_imgfd = imgfd;
 	return 0;
@@ -448,6 +462,26 @@ static void wait_instance_end(int monfd, const char *name, unsigned timeout_s)
 	}
 }
 
+/* One dump, from the starter's side. */
+struct dump {
+	struct starter *s;
+	struct ferry_instance *inst;
+	const char *name;
+	const char *target; /* the checkpoint directory it goes to */
+	int monfd; /* the instance's monitor (see pin_monitor) */
+	int stfd, imgfd; /* the staging directory and its images */
+	/* live (post-copy): CRIU's work directory in the staging (its log), and the read end of
+	 * its status pipe: a byte once the images but the pages are written */
+	bool lazy;
+	int workfd, status;
+	char stage[64];
+	struct xfer_session *xs; /* --page-server: the transfer session */
+	pid_t guard; /* dump_guard */
+	int rep, ctl; /* the guard's report, and our word to it */
+	long long t_freeze, t_dumped, t_done;
+	int status_w; /* the status pipe's write end, CRIU's */
+};
+
 /* How often a local dump hashes what CRIU has written since. */
 #define TAIL_TICK_MS 20
 
@@ -455,9 +489,11 @@ static void wait_instance_end(int monfd, const char *name, unsigned timeout_s)
  * needs, through ferry-criu (the bundle's; the starter links no CRIU code). It writes "D" to
  * @report once the tree is dumped (and left stopped, or running with --leave-running), or an
  * error line. */
-static _noreturn_ void dump_criu(struct starter *s, const struct ferry_instance *inst, int imgfd, int report)
+static _noreturn_ void dump_criu(const struct dump *d, int report)
 {
 	struct ferry_error *err = NULL;
+	struct starter *s = d->s;
+	const struct ferry_instance *inst = d->inst;
 	/* with its own network (--net, or loopback only), CRIU repairs TCP sockets (TCP_REPAIR)
 	 * and locks the namespace's traffic (nftables): CAP_NET_ADMIN, over that namespace only */
 	static const int keep_net[] = {CAP_CHECKPOINT_RESTORE, CAP_NET_ADMIN};
@@ -477,17 +513,24 @@ static _noreturn_ void dump_criu(struct starter *s, const struct ferry_instance 
 		argv[argc++] = "--tcp";
 	if (s->req->flags & FERRY_REQ_SKIP_IN_FLIGHT)
 		argv[argc++] = "--skip-in-flight";
-	/* pages go through the session, at the fd CRIU's config names */
-	int src[3] = {imgfd, report, s->xfer_fd >= 0 ? xfer_session_fd(FERRY_XFER_PAGES) : -1};
-	static const int dst[3] = {FERRY_CRIU_IMAGES_FD, FERRY_CRIU_REPORT_FD, FERRY_CRIU_PS_FD};
+	/* pages go through the session, at the fd CRIU's config names: all of them (diskless), or
+	 * those the destination's lazy-pages daemon asks for, and then the rest (live) */
+	int ps = s->xfer_fd < 0 ? -1 : xfer_session_fd(d->lazy ? FERRY_XFER_LAZY : FERRY_XFER_PAGES);
+	/* (in ascending order of their places: criurun_exec) */
+	int src_live[5] = {d->imgfd, d->workfd, report, ps, d->status_w}, src[3] = {d->imgfd, report, ps};
+	static const int dst_live[5] = {FERRY_CRIU_IMAGES_FD, FERRY_CRIU_WORK_FD, FERRY_CRIU_REPORT_FD,
+					FERRY_CRIU_PS_FD, FERRY_CRIU_STATUS_FD},
+			 dst[3] = {FERRY_CRIU_IMAGES_FD, FERRY_CRIU_REPORT_FD, FERRY_CRIU_PS_FD};
 	if (s->xfer_fd >= 0)
-		argv[argc++] = "--page-server";
+		argv[argc++] = d->lazy ? "--lazy" : "--page-server";
 	if (ferry_privs_drop(&s->privs, keep, n_keep, &err) < 0) {
 		report_error(report, err);
 		_exit(1);
 	}
 	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-	criurun_exec(argv, src, dst, s->xfer_fd >= 0 ? 3 : 2, report, 1);
+	if (d->lazy)
+		criurun_exec(argv, src_live, dst_live, 5, report, 1);
+	criurun_exec(argv, src, dst, s->xfer_fd < 0 ? 2 : 3, report, 1);
 }
 
 /* The source's decision (a migration's, diskless) is written: the byte 'C' at its start. */
@@ -524,10 +567,11 @@ static char dump_guard_verdict(pid_t criu, int ctl, int decision)
  * instance's namespaces. Whatever happens to the starter, the dumped tree never stays stopped:
  * it ends only on the starter's 'K', else it is resumed; and a staging directory the starter did
  * not publish is removed, so that nothing root-owned is left for the user. */
-static _noreturn_ void dump_guard(struct starter *s, const struct ferry_instance *inst, int pidfd, int imgfd,
-				  const char *stage, int report, int ctl)
+static _noreturn_ void dump_guard(const struct dump *d, int pidfd, int report, int ctl)
 {
 	struct ferry_error *err = NULL;
+	struct starter *s = d->s;
+	const struct ferry_instance *inst = d->inst;
 	setpgid(0, 0);
 	if (setgroups(0, NULL) < 0 || setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) {
 		ferry_error_set(&err, errno, "become root for the dump's guard");
@@ -549,9 +593,11 @@ static _noreturn_ void dump_guard(struct starter *s, const struct ferry_instance
 	}
 	if (criu == 0) {
 		close(ctl);
-		dump_criu(s, inst, imgfd, report);
+		dump_criu(d, report);
 	}
 	close(report);
+	if (d->status_w >= 0)
+		close(d->status_w);
 	char what = dump_guard_verdict(criu, ctl, s->decision_fd);
 	if (!(s->req->flags & FERRY_REQ_LEAVE_RUNNING)) {
 		/* every process of the instance but init, from inside its pid namespace */
@@ -563,24 +609,9 @@ static _noreturn_ void dump_guard(struct starter *s, const struct ferry_instance
 		while (sig > 0 && waitpid(sig, NULL, 0) < 0 && errno == EINTR)
 			;
 	}
-	rm_tree(s->ckpt_fd, stage); /* published (then empty), sent or failed: never left behind */
+	rm_tree(s->ckpt_fd, d->stage); /* published (then empty), sent or failed: never left behind */
 	_exit(0);
 }
-
-/* One dump, from the starter's side. */
-struct dump {
-	struct starter *s;
-	struct ferry_instance *inst;
-	const char *name;
-	const char *target; /* the checkpoint directory it goes to */
-	int monfd; /* the instance's monitor (see pin_monitor) */
-	int stfd, imgfd; /* the staging directory and its images */
-	char stage[64];
-	struct xfer_session *xs; /* --page-server: the transfer session */
-	pid_t guard; /* dump_guard */
-	int rep, ctl; /* the guard's report, and our word to it */
-	long long t_freeze, t_dumped, t_done;
-};
 
 /* The sealed launch request of the instance: root's, next to its record. */
 static void read_launch_record(struct dump *d, char **ret, size_t *ret_len)
@@ -702,7 +733,7 @@ static void dump_prepare(struct dump *d, int *ret_pidfd, char **ret_launch, size
 	 * still be a directory of the caller's) */
 	d->target = s->req->checkpoint ? s->req->checkpoint : d->inst->checkpoint;
 	if (checkpoint_open_dir(s, d->target, &err) < 0 ||
-	    make_staging(s, d->stage, &d->stfd, &d->imgfd, &err) < 0)
+	    make_staging(s, d->stage, &d->stfd, &d->imgfd, d->lazy ? &d->workfd : NULL, &err) < 0)
 		die_error(err);
 	if (s->xfer_fd >= 0 && xfer_session_start(s, false, &d->xs, &err) < 0) {
 		rm_tree(s->ckpt_fd, d->stage);
@@ -715,9 +746,11 @@ static void dump_prepare(struct dump *d, int *ret_pidfd, char **ret_launch, size
 /* Starts the guard (which runs CRIU) on the pinned instance @pidfd. */
 static void dump_start(struct dump *d, int pidfd)
 {
-	int rep[2], ctl[2];
-	if (pipe2(rep, O_CLOEXEC) < 0 || pipe2(ctl, O_CLOEXEC) < 0)
+	int rep[2], ctl[2], st[2] = {-1, -1};
+	if (pipe2(rep, O_CLOEXEC) < 0 || pipe2(ctl, O_CLOEXEC) < 0 || (d->lazy && pipe2(st, O_CLOEXEC) < 0))
 		die("pipe: %s", strerror(errno));
+	d->status = st[0];
+	d->status_w = st[1];
 	d->t_freeze = ferry_monotonic_ms();
 	d->guard = fork();
 	if (d->guard < 0)
@@ -725,15 +758,18 @@ static void dump_start(struct dump *d, int pidfd)
 	if (d->guard == 0) {
 		close(rep[0]);
 		close(ctl[1]);
-		dump_guard(d->s, d->inst, pidfd, d->imgfd, d->stage, rep[1], ctl[0]);
+		dump_guard(d, pidfd, rep[1], ctl[0]);
 	}
 	close(rep[1]);
+	if (d->status_w >= 0)
+		close(d->status_w);
+	d->status_w = -1;
 	close(ctl[0]);
 	close(pidfd);
 	d->rep = rep[0];
 	d->ctl = ctl[1];
 	if (d->xs)
-		xfer_session_close(d->xs, FERRY_XFER_PAGES); /* CRIU's now */
+		xfer_session_close(d->xs, d->lazy ? FERRY_XFER_LAZY : FERRY_XFER_PAGES); /* CRIU's now */
 }
 
 /* What a dump or a transfer has moved so far (it only grows): the page images' bytes that
@@ -775,14 +811,15 @@ static long long idle_left(struct idle *w, uint64_t moved)
 #define XFER_TICK_MS 200
 
 /* Waits for the guard's "D" (dumped), "E ..." (failed) or the timeout, hashing what CRIU has
- * written meanwhile (a local dump). The limit is on idleness: 'criu timeout' seconds in which
- * CRIU wrote no page and the transfer moved no byte, never the dump's whole time (a large
- * dump over a slow link or to a slow disk takes long and goes on). Returns false on a
- * timeout; @msg holds the first line. */
+ * written meanwhile (a local dump); a live dump's "S" (served: the images but the pages are
+ * written, CRIU serves the pages from now on) is CRIU's status byte. The limit is on idleness:
+ * 'criu timeout' seconds in which CRIU wrote no page and the transfer moved no byte, never the
+ * dump's whole time (a large dump over a slow link or to a slow disk takes long and goes on).
+ * Returns false on a timeout; @msg holds the first line. */
 static bool dump_wait(struct dump *d, struct tail_hashes *tails, char *msg, size_t size)
 {
 	size_t got = 0;
-	struct pollfd p = {.fd = d->rep, .events = POLLIN};
+	struct pollfd p[2] = {{.fd = d->rep, .events = POLLIN}, {.fd = d->status, .events = POLLIN}};
 	struct idle w;
 	idle_start(&w, d->s->cfg->criu_timeout, progress_of(tails, d->xs != NULL));
 	bool in_time = true;
@@ -796,9 +833,22 @@ static bool dump_wait(struct dump *d, struct tail_hashes *tails, char *msg, size
 		}
 		if (left > (d->xs ? XFER_TICK_MS : TAIL_TICK_MS))
 			left = d->xs ? XFER_TICK_MS : TAIL_TICK_MS;
-		int r = poll(&p, 1, (int)left);
+		int r = poll(p, 2, (int)left);
 		if (r <= 0)
 			continue;
+		if (p[1].revents && !p[0].revents) { /* a failure's report comes first */
+			char c;
+			ssize_t n = read(d->status, &c, 1);
+			if (n < 0 && errno == EINTR)
+				continue;
+			close(d->status);
+			d->status = p[1].fd = -1;
+			if (n == 1 && got == 0) {
+				snprintf(msg, size, "S");
+				return true;
+			}
+			continue; /* CRIU ended without it: its report says why */
+		}
 		ssize_t n = read(d->rep, msg + got, size - 1 - got);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -817,7 +867,8 @@ static bool dump_wait(struct dump *d, struct tail_hashes *tails, char *msg, size
  * directory that held it goes). Best effort: at most 64 MiB; never through a link. */
 static void keep_dump_log(struct dump *d)
 {
-	_cleanup_close_ int in = ckdir_openat(d->imgfd, DUMP_LOG, O_RDONLY | O_NOFOLLOW, 0);
+	_cleanup_close_ int in =
+	    ckdir_openat(d->lazy ? d->workfd : d->imgfd, DUMP_LOG, O_RDONLY | O_NOFOLLOW, 0);
 	struct stat st;
 	if (in < 0 || fstat(in, &st) < 0 || !S_ISREG(st.st_mode))
 		return;
@@ -856,6 +907,29 @@ static _noreturn_ void dump_failed(struct dump *d, bool in_time, const char *msg
 	die("checkpoint of '%s' failed: the dumping process died; the instance keeps running", d->name);
 }
 
+/* Live: waits until the destination's verdict is there to read, as long as pages move (the
+ * destination restores first, then its lazy-pages daemon takes every page from our CRIU), at
+ * most 'criu timeout' + 60 s without a byte. Meanwhile CRIU's report may say it ended: after
+ * the verdict, that is how it ends; before it, the pages stop and the verdict says why. */
+static int verdict_wait_idle(struct dump *d, struct ferry_error **err)
+{
+	struct idle w;
+	idle_start(&w, d->s->cfg->criu_timeout + 60, progress_of(NULL, true));
+	struct pollfd p = {.fd = d->s->xfer_fd, .events = POLLIN};
+	for (;;) {
+		long long left = idle_left(&w, progress_of(NULL, true));
+		if (left <= 0)
+			return ferry_error_msg(err, ETIMEDOUT,
+					       "no page moved and no word from the destination for %u s",
+					       d->s->cfg->criu_timeout + 60);
+		int r = poll(&p, 1, (int)(left < XFER_TICK_MS ? left : XFER_TICK_MS));
+		if (r > 0)
+			return 0;
+		if (r < 0 && errno != EINTR)
+			return ferry_error_set(err, errno, "poll");
+	}
+}
+
 /* Sends the sealed generation (but its pages, already there) to the receiver, and agrees on the
  * move: the destination keeps its copy only on our commit; without it, we keep ours. */
 static int dump_send(struct dump *d, struct ferry_manifest *m, const char *text, char **ret_gen,
@@ -864,7 +938,10 @@ static int dump_send(struct dump *d, struct ferry_manifest *m, const char *text,
 	struct starter *s = d->s;
 	/* s->xfer_fd is the session's control channel */
 	int r = xfer_send_files(s, d->xs, d->imgfd, m, text, err);
-	/* the destination restores meanwhile, nothing moves: its CRIU is bounded by 'criu timeout' */
+	/* the destination restores meanwhile, nothing moves: its CRIU is bounded by 'criu timeout'.
+	 * Live, its verdict comes once the last page is in: while pages move, it waits */
+	if (r == 0 && d->lazy)
+		r = verdict_wait_idle(d, err);
 	if (r == 0)
 		r = ferry_xfer_read_verdict(s->xfer_fd, s->cfg->criu_timeout + 60, err);
 	/* a migration's commit point: the decision, durable, before the commit goes; once it is
@@ -935,7 +1012,15 @@ static void dump_report(struct dump *d, const struct ferry_manifest *m, const ch
 void op_checkpoint_dump(struct starter *s)
 {
 	struct ferry_error *err = NULL;
-	struct dump d = {.s = s, .name = s->req->instance, .monfd = -1, .stfd = -1, .imgfd = -1};
+	struct dump d = {.s = s,
+			 .name = s->req->instance,
+			 .monfd = -1,
+			 .stfd = -1,
+			 .imgfd = -1,
+			 .workfd = -1,
+			 .status = -1,
+			 .status_w = -1,
+			 .lazy = (s->req->flags & FERRY_REQ_LAZY) && s->xfer_fd >= 0};
 	int pidfd = -1;
 	_cleanup_free_ char *launch = NULL;
 	size_t launch_len = 0;
@@ -944,13 +1029,14 @@ void op_checkpoint_dump(struct starter *s)
 	struct tail_hashes tails = {0};
 	char msg[4096] = "";
 	bool in_time = dump_wait(&d, &tails, msg, sizeof(msg));
-	if (!in_time || !streq(msg, "D"))
+	if (!in_time || !streq(msg, d.lazy ? "S" : "D"))
 		dump_failed(&d, in_time, msg);
 	d.t_dumped = ferry_monotonic_ms();
 	_cleanup_(ferry_manifest_freep) struct ferry_manifest *m =
 	    manifest_for(s, d.inst->name, d.inst->image, d.inst->image_fingerprint, d.inst->workload);
 	/* sealed with the checkpoint: its restart makes the same kind of network namespace */
 	m->netns = xstrdup(d.inst->loopback ? "loopback" : d.inst->networks ? "own" : "host");
+	m->lazy_pages = d.lazy;
 	_cleanup_free_ char *gen = NULL;
 	if (dump_commit(&d, launch, launch_len, &tails, m, &gen, &err) < 0) {
 		rm_tree(s->ckpt_fd, d.stage);
@@ -1152,7 +1238,13 @@ static int verify_checkpoint(struct starter *s, const char *path, struct ferry_r
 	_cleanup_free_ char *lbuf = NULL;
 	size_t llen = 0;
 	struct ferry_request *launch = NULL;
-	if ((r = verify_files(s, genfd, m, !ours, &lbuf, &llen, err)) < 0)
+	if (m->lazy_pages && !(ours && s->lazy))
+		/* its memory was never in it: the source served it to the restore it was made for */
+		r = ferry_error_msg(err, EINVAL,
+				    "checkpoint '%s' holds no memory (a live migration's, whose source "
+				    "served the pages): it cannot be restarted",
+				    path);
+	else if ((r = verify_files(s, genfd, m, !ours, &lbuf, &llen, err)) < 0)
 		ferry_error_wrap(err, "checkpoint '%s' is refused", path);
 	/* the launch request: the bytes verified with the rest */
 	else if (plan_decode_launch(s, lbuf, llen, &launch, err) < 0 ||
@@ -1198,6 +1290,28 @@ int checkpoint_prepare_restart(struct starter *s, struct ferry_error **err)
 	return 0;
 }
 
+/* Live: the directory of CRIU's kernel facts for this boot (criu.h), root's, which ferryd made
+ * at its start; CRIU as the user loads them from there. */
+static int open_kdat(struct ferry_error **err)
+{
+	char dir[256];
+	int r = ferry_criu_kdat_dir(dir, sizeof(dir));
+	if (r < 0)
+		return ferry_error_set(err, -r, "read the boot id");
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0 || st.st_uid != 0 || (st.st_mode & 022)) {
+		if (fd >= 0)
+			close(fd);
+		return ferry_error_msg(
+		    err, ENOENT,
+		    "'%s' is missing or not root's: ferryd records CRIU's facts there at its "
+		    "start (restart ferryd on this node)",
+		    dir);
+	}
+	return fd;
+}
+
 /* CRIU restores a process's fds above its own service fds, which it places under its soft
  * RLIMIT_NOFILE: raised to the hard limit, the user's own (as every limit the starter has). */
 static void raise_nofile(void)
@@ -1224,8 +1338,17 @@ void run_restorer(struct starter *s, int report, int pid_fd)
 	static const int keep_plain[] = {CAP_CHECKPOINT_RESTORE, CAP_SETPCAP};
 	bool lo = s->loopback_net && !s->networks;
 	bool net = s->networks != NULL || s->restore_net || s->loopback_net;
-	const int *keep = lo ? keep_lo : net ? keep_net : keep_plain;
+	const int *base = lo ? keep_lo : net ? keep_net : keep_plain;
 	size_t n_keep = lo ? ARRAY_SIZE(keep_lo) : net ? ARRAY_SIZE(keep_net) : ARRAY_SIZE(keep_plain);
+	/* Live: CRIU opens a userfaultfd per restored process for the lazy-pages daemon, with the
+	 * fork event (a child made during post-copy must get its pages too): the kernel wants
+	 * CAP_SYS_PTRACE for both (vm.unprivileged_userfaultfd = 0). Its reach is this container's
+	 * pid namespace, where every process is the user's: init dropped to the user before we
+	 * started (container_init), the starter and its monitor are outside. */
+	int keep[8];
+	memcpy(keep, base, n_keep * sizeof(*keep));
+	if (s->lazy)
+		keep[n_keep++] = CAP_SYS_PTRACE;
 	setpgid(0, 0);
 	raise_nofile();
 	if (s->n_pages > FERRY_CRIU_MAX_PAGES) {
@@ -1236,8 +1359,15 @@ void run_restorer(struct starter *s, int report, int pid_fd)
 	}
 	char timeout[24];
 	snprintf(timeout, sizeof(timeout), "%u", s->cfg->criu_timeout);
-	size_t n_fds = 4 + s->n_pages, argc = 0;
-	char **argv = xzalloc((7 + 2 * s->n_pages + 1) * sizeof(char *));
+	int kdat = s->kdat_fd; /* opened in the host's mount namespace (lazy_daemon_start) */
+	if (s->lazy && kdat < 0) {
+		ferry_error_msg(&err, EBADF, "post-copy: no directory of CRIU's kernel facts");
+		report_error(report, err);
+		_exit(255);
+	}
+	size_t fixed_n = s->lazy ? 5 : 4;
+	size_t n_fds = fixed_n + s->n_pages, argc = 0;
+	char **argv = xzalloc((8 + 2 * s->n_pages + 1) * sizeof(char *));
 	int *src = xzalloc(n_fds * sizeof(int)), *dst = xzalloc(n_fds * sizeof(int));
 	argv[argc++] = "ferry-criu";
 	argv[argc++] = "restore";
@@ -1247,11 +1377,14 @@ void run_restorer(struct starter *s, int report, int pid_fd)
 		argv[argc++] = "--tcp";
 	if (s->req->flags & FERRY_REQ_TCP_CLOSE)
 		argv[argc++] = "--tcp-close";
-	int fixed[4][2] = {{s->restore_fd, FERRY_CRIU_IMAGES_FD},
+	if (s->lazy) /* the memory comes from the lazy-pages daemon (lazy_daemon_start) */
+		argv[argc++] = "--lazy";
+	int fixed[5][2] = {{s->restore_fd, FERRY_CRIU_IMAGES_FD},
 			   {s->ckpt_fd, FERRY_CRIU_WORK_FD},
 			   {report, FERRY_CRIU_REPORT_FD},
-			   {pid_fd, FERRY_CRIU_PID_FD}};
-	for (size_t i = 0; i < 4; i++) {
+			   {pid_fd, FERRY_CRIU_PID_FD},
+			   {kdat, FERRY_CRIU_KDAT_FD}};
+	for (size_t i = 0; i < fixed_n; i++) {
 		src[i] = fixed[i][0];
 		dst[i] = fixed[i][1];
 	}
@@ -1259,8 +1392,8 @@ void run_restorer(struct starter *s, int report, int pid_fd)
 		const struct ferry_manifest_file *f = s->pages[i].f;
 		argv[argc++] = "--page";
 		argv[argc++] = xasprintf("%" PRIu64 ":%s:%s", f->size, f->sha256, f->name);
-		src[4 + i] = s->pages[i].fd;
-		dst[4 + i] = FERRY_CRIU_PAGES_FD + (int)i;
+		src[fixed_n + i] = s->pages[i].fd;
+		dst[fixed_n + i] = FERRY_CRIU_PAGES_FD + (int)i;
 	}
 	if (ferry_privs_drop(&s->privs, keep, n_keep, &err) < 0) {
 		report_error(report, err);
@@ -1281,8 +1414,44 @@ void op_checkpoint_delete(struct starter *s)
 	exit(0);
 }
 
-/* The page server, as the user, without capabilities, in the host's namespaces: it only
- * writes the pages CRIU sends over the socket into the staging images directory. */
+/* The child that becomes the node's CRIU (a page server, a lazy-pages daemon) for the restart:
+ * in the host's namespaces, as the user with CAP_CHECKPOINT_RESTORE alone (CRIU insists on it
+ * even to serve pages), in a process group of its own; @fds become 3, 4, ... in order, the
+ * last one its report (where an error before the exec goes). Its CRIU reads no configuration
+ * of the user's: the environment has no HOME, and the images it reads are root's, sealed. */
+static _noreturn_ void host_criu_exec(struct starter *s, pid_t parent, const int *fds, int n,
+				      char *const argv[], const char *env)
+{
+	struct ferry_error *err = NULL;
+	setpgid(0, 0);
+	int hi[8];
+	for (int i = 0; i < n && i < 8; i++)
+		if ((hi[i] = fcntl(fds[i], F_DUPFD, 10 + n)) < 0)
+			_exit(127);
+	for (int i = 0; i < n && i < 8; i++)
+		if (dup2(hi[i], 3 + i) < 0)
+			_exit(127);
+	int rep = 3 + n - 1;
+	ferry_close_fds(3 + n, NULL);
+	fcntl(rep, F_SETFD, FD_CLOEXEC);
+	static const int keep[] = {CAP_CHECKPOINT_RESTORE};
+	if (ferry_privs_drop(&s->privs, keep, ARRAY_SIZE(keep), &err) < 0) {
+		report_error(rep, err);
+		_exit(127);
+	}
+	/* after the drop (it clears the setting): a CRIU whose starter was killed has no one to
+	 * end it (its own process group, its idle limit is ours) */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != parent)
+		_exit(127);
+	char *const envp[] = {"PATH=" STARTER_PATH, (char *)env, NULL};
+	execve(argv[0], argv, envp);
+	ferry_error_set(&err, errno, "run '%s' (set 'criu path' in ferry.conf)", argv[0]);
+	report_error(rep, err);
+	_exit(127);
+}
+
+/* The page server, as the user, in the host's namespaces (host_criu_exec): it only writes the
+ * pages CRIU sends over the socket into the staging images directory. */
 static int run_page_server(struct starter *s, int imgfd, int pages, struct tail_hashes *tails,
 			   struct ferry_error **err)
 {
@@ -1295,22 +1464,6 @@ static int run_page_server(struct starter *s, int imgfd, int pages, struct tail_
 		return ferry_error_set(err, errno, "fork");
 	if (pid == 0) {
 		close(rep[0]);
-		setpgid(0, 0);
-		int hi = fcntl(pages, F_DUPFD, 10);
-		if (hi < 0 || dup2(imgfd, 3) < 0 || dup2(hi, 4) < 0 || dup2(rep[1], 5) < 0)
-			_exit(127);
-		ferry_close_fds(6, NULL);
-		fcntl(5, F_SETFD, FD_CLOEXEC);
-		/* CRIU insists on CAP_CHECKPOINT_RESTORE even to serve pages */
-		static const int keep[] = {CAP_CHECKPOINT_RESTORE};
-		if (ferry_privs_drop(&s->privs, keep, ARRAY_SIZE(keep), err) < 0) {
-			report_error(5, *err);
-			_exit(127);
-		}
-		/* after the drop (it clears the setting): a page server whose starter was killed
-		 * has no one to end it (its own process group, its idle limit is ours) */
-		if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != parent)
-			_exit(127);
 		char *const argv[] = {s->cfg->criu_path,
 				      "page-server",
 				      "--images-dir",
@@ -1322,11 +1475,7 @@ static int run_page_server(struct starter *s, int imgfd, int pages, struct tail_
 				      "page-server.log",
 				      "-v4",
 				      NULL};
-		char *const envp[] = {"PATH=" STARTER_PATH, NULL};
-		execve(argv[0], argv, envp);
-		ferry_error_set(err, errno, "run '%s' (set 'criu path' in ferry.conf)", argv[0]);
-		report_error(5, *err);
-		_exit(127);
+		host_criu_exec(s, parent, (const int[]){imgfd, pages, rep[1]}, 3, argv, NULL);
 	}
 	close(rep[1]);
 	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
@@ -1375,6 +1524,148 @@ static int run_page_server(struct starter *s, int imgfd, int pages, struct tail_
 	return 0;
 }
 
+/* Live: the lazy-pages daemon's end, whichever way (@timed_out: it got no page for 'criu
+ * timeout' seconds): 0 only when it exited 0, every page in the restored tree. */
+static int lazy_daemon_end(struct starter *s, bool timed_out, struct ferry_error **err)
+{
+	kill(timed_out ? s->lazy_pid : -s->lazy_pid, SIGKILL);
+	kill(-s->lazy_pid, SIGKILL); /* and what it left in its group (CRIU's kerndat probes) */
+	int st = 0;
+	while (waitpid(s->lazy_pid, &st, 0) < 0 && errno == EINTR)
+		;
+	s->lazy_pid = 0;
+	_cleanup_free_ char *msg = read_report(s->lazy_rep);
+	close(s->lazy_rep);
+	s->lazy_rep = -1;
+	if (timed_out)
+		return ferry_error_msg(
+		    err, ETIMEDOUT,
+		    "post-copy: no page came from the source for %u s ('criu timeout' in ferry.conf)",
+		    s->cfg->criu_timeout);
+	if (msg)
+		return ferry_error_msg(err, EIO, "%s", startswith(msg, "E ") ? msg + 2 : msg);
+	if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+		return 0;
+	_cleanup_free_ char *lines =
+	    s->ckpt_fd >= 0 ? ferry_criu_log_errors(s->ckpt_fd, FERRY_CRIU_LAZY_LOG, 3) : NULL;
+	return ferry_error_msg(err, EIO, "post-copy: CRIU's lazy-pages daemon failed%s%s", lines ? ": " : "",
+			       lines ? lines : "");
+}
+
+/* Live: CRIU's lazy-pages daemon for the restore to come, run like the page server
+ * (host_criu_exec). It reads the received images (@genfd), listens on lazy-pages.socket in the
+ * checkpoint directory (the restore's work directory: the restoring CRIU connects there and
+ * hands it the restored tree's userfaultfds) and takes every page from the source's CRIU over
+ * the session's LAZY channel: first those the tree touches, then the rest. Returns once it
+ * listens (its status byte). */
+static int lazy_daemon_start(struct starter *s, int genfd, struct xfer_session *xs, struct ferry_error **err)
+{
+	int rep[2], st[2];
+	int kdat = s->kdat_fd = open_kdat(err);
+	if (kdat < 0)
+		return -ENOENT;
+	if (pipe2(rep, O_CLOEXEC) < 0)
+		return ferry_error_set(err, errno, "pipe");
+	if (pipe2(st, O_CLOEXEC) < 0) {
+		close(rep[0]);
+		close(rep[1]);
+		return ferry_error_set(err, errno, "pipe");
+	}
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	if (pid < 0)
+		return ferry_error_set(err, errno, "fork");
+	if (pid == 0) {
+		close(rep[0]);
+		close(st[0]);
+		char *const argv[] = {s->cfg->criu_path,
+				      "lazy-pages",
+				      "--images-dir",
+				      "/proc/self/fd/3",
+				      "--work-dir",
+				      "/proc/self/fd/4",
+				      "--page-server",
+				      "--ps-socket",
+				      "5",
+				      "--status-fd",
+				      "6",
+				      "--unprivileged",
+				      "-o",
+				      FERRY_CRIU_LAZY_LOG,
+				      "-v4",
+				      NULL};
+		/* (as the live restore's CRIU, it loads the kernel facts of a root CRIU: criu.h) */
+		host_criu_exec(
+		    s, parent,
+		    (const int[]){genfd, s->ckpt_fd, xs->local[FERRY_XFER_LAZY], st[1], kdat, rep[1]}, 6,
+		    argv, "XDG_RUNTIME_DIR=/proc/self/fd/7");
+	}
+	close(rep[1]);
+	close(st[1]);
+	xfer_session_close(xs, FERRY_XFER_LAZY); /* the daemon's now */
+	s->lazy_pid = pid;
+	s->lazy_rep = rep[0];
+	char c;
+	struct ferry_error *e = NULL;
+	int r = ferry_read_timeout(st[0], &c, 1, s->cfg->criu_timeout, &e);
+	close(st[0]);
+	ferry_error_free(e);
+	if (r < 0 && lazy_daemon_end(s, false, err) == 0)
+		return ferry_error_msg(err, EIO,
+				       "post-copy: CRIU's lazy-pages daemon ended before it listened");
+	return r < 0 ? -EIO : 0;
+}
+
+/* Live, for the report: the pages the restored tree faulted on (each one asked for) and all the
+ * daemon copied in, from its log (-v4: a "#PF at" line a fault, a "UFFD transferred pages:
+ * (N/M)" line a process at its end). The log is the user's: read only once the starter is the
+ * user for good (op_instance_start dropped before it waits for the restore). */
+static void lazy_counts(struct starter *s, unsigned long long *ret_faults, unsigned long long *ret_pages)
+{
+	uid_t r, e, saved;
+	*ret_faults = *ret_pages = 0;
+	if (getresuid(&r, &e, &saved) < 0 || r == 0 || e == 0 || saved == 0)
+		return;
+	int fd = ckdir_openat(s->ckpt_fd, FERRY_CRIU_LAZY_LOG, O_RDONLY | O_NOFOLLOW, 0);
+	FILE *f = fd < 0 ? NULL : fdopen(fd, "r");
+	unsigned long long a = 0, b = 0;
+	char line[512];
+	while (f && fgets(line, sizeof(line), f)) {
+		const char *t = strstr(line, "UFFD transferred pages: (");
+		*ret_faults += strstr(line, ": #PF at ") != NULL;
+		if (t && sscanf(t, "UFFD transferred pages: (%llu/%llu)", &a, &b) == 2)
+			*ret_pages += a;
+	}
+	if (f)
+		fclose(f);
+}
+
+int checkpoint_lazy_wait(struct starter *s, unsigned long long *ret_faults, unsigned long long *ret_pages,
+			 struct ferry_error **err)
+{
+	int pidfd = (int)syscall(SYS_pidfd_open, s->lazy_pid, 0);
+	struct pollfd p = {.fd = pidfd, .events = POLLIN};
+	struct idle w;
+	idle_start(&w, s->cfg->criu_timeout, xfer_session_moved());
+	bool timed_out = false;
+	while (pidfd >= 0) {
+		long long left = idle_left(&w, xfer_session_moved());
+		if (left <= 0) {
+			timed_out = true;
+			break;
+		}
+		int r = poll(&p, 1, (int)(left < XFER_TICK_MS ? left : XFER_TICK_MS));
+		if (r > 0 || (r < 0 && errno != EINTR))
+			break;
+	}
+	if (pidfd >= 0)
+		close(pidfd);
+	int r = lazy_daemon_end(s, timed_out, err);
+	if (r == 0)
+		lazy_counts(s, ret_faults, ret_pages);
+	return r;
+}
+
 int checkpoint_receive(struct starter *s, struct ferry_error **err)
 {
 	int r = checkpoint_open_dir(s, s->req->checkpoint, err);
@@ -1389,7 +1680,7 @@ int checkpoint_receive(struct starter *s, struct ferry_error **err)
 	starter_verdict_fd = s->xfer_fd; /* the session's control channel now: why we fail goes there */
 	char stage[64];
 	int stfd = -1, imgfd = -1;
-	if ((r = make_staging(s, stage, &stfd, &imgfd, err)) < 0)
+	if ((r = make_staging(s, stage, &stfd, &imgfd, NULL, err)) < 0)
 		return r;
 	unsigned char key[FERRY_KEY_MAX];
 	size_t keylen = 0;
@@ -1397,7 +1688,9 @@ int checkpoint_receive(struct starter *s, struct ferry_error **err)
 	size_t len = 0;
 	struct ferry_manifest *sent = NULL;
 	struct tail_hashes tails = {0};
-	r = run_page_server(s, imgfd, xs->local[FERRY_XFER_PAGES], &tails, err);
+	/* live: no page comes now (the lazy-pages daemon takes them once the tree is restored) */
+	if (!s->lazy)
+		r = run_page_server(s, imgfd, xs->local[FERRY_XFER_PAGES], &tails, err);
 	xfer_session_close(xs, FERRY_XFER_PAGES);
 	if (r == 0)
 		r = xfer_receive_files(s, xs, imgfd, &text, &len, err);
@@ -1412,6 +1705,9 @@ int checkpoint_receive(struct starter *s, struct ferry_error **err)
 	explicit_bzero(key, sizeof(key));
 	if (r == 0 && sent->uid != s->privs.uid)
 		r = ferry_error_msg(err, EPERM, "the received checkpoint belongs to another user");
+	if (r == 0 && sent->lazy_pages != s->lazy)
+		r = ferry_error_msg(err, EPROTO, "the sender's checkpoint is %sa live migration's",
+				    s->lazy ? "not " : "");
 	for (size_t i = 0; r == 0 && sent && i < sent->n_files; i++) {
 		const struct ferry_manifest_file *f = &sent->files[i];
 		_cleanup_close_ int fd = openat(imgfd, f->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -1426,12 +1722,15 @@ int checkpoint_receive(struct starter *s, struct ferry_error **err)
 		_cleanup_(ferry_manifest_freep) struct ferry_manifest *m =
 		    manifest_for(s, sent->instance, sent->image, sent->image_fingerprint, sent->pid);
 		m->netns = sent->netns ? xstrdup(sent->netns) : NULL;
+		m->lazy_pages = sent->lazy_pages;
 		_cleanup_free_ char *gen = NULL;
 		r = seal_generation(imgfd, m, NULL, 0, &tails, false, &s->sealed_manifest, err);
 		if (r == 0)
 			r = publish_generation(s, stfd, &gen, err);
 		if (r == 0)
 			prune(s->ckpt_fd, gen, false);
+		if (r == 0 && s->lazy)
+			r = lazy_daemon_start(s, imgfd, xs, err);
 	}
 	tails_free(&tails);
 	ferry_manifest_free(sent);

@@ -120,23 +120,32 @@ static _noreturn_ void init_fail(int report, struct ferry_error *err)
 	_exit(255);
 }
 
-/* The restorer needs capabilities init must not keep: forked while still root. Returns its pid;
+/* The restorer needs capabilities init must not keep: forked while still root. It starts once
+ * init has dropped to the user (the end of file on *ret_go, which init closes then): no process
+ * of the container is root's while CRIU runs, whatever capabilities it holds. Returns its pid;
  * it writes the restored root's pid to *ret_pid_fd's other end. */
-static pid_t start_restorer(struct starter *s, int report, int *ret_pid_fd)
+static pid_t start_restorer(struct starter *s, int report, int *ret_pid_fd, int *ret_go)
 {
 	struct ferry_error *err = NULL;
-	int pid_pipe[2];
+	int pid_pipe[2], go[2];
 	pid_t restorer = -1;
-	if (pipe2(pid_pipe, O_CLOEXEC) < 0 || (restorer = fork()) < 0) {
+	if (pipe2(pid_pipe, O_CLOEXEC) < 0 || pipe2(go, O_CLOEXEC) < 0 || (restorer = fork()) < 0) {
 		ferry_error_set(&err, errno, "start the restorer");
 		init_fail(report, err);
 	}
 	if (restorer == 0) {
 		close(pid_pipe[0]);
+		close(go[1]);
+		char c;
+		while (read(go[0], &c, 1) < 0 && errno == EINTR)
+			;
+		close(go[0]);
 		run_restorer(s, report, pid_pipe[1]);
 	}
 	close(pid_pipe[1]);
+	close(go[0]);
 	*ret_pid_fd = pid_pipe[0];
+	*ret_go = go[1];
 	return restorer;
 }
 
@@ -221,15 +230,17 @@ void container_init(struct starter *s, int report)
 {
 	struct ferry_error *err = NULL;
 	pid_t restorer = -1;
-	int pid_fd = -1;
+	int pid_fd = -1, go = -1;
 	if (s->restore_fd >= 0)
-		restorer = start_restorer(s, report, &pid_fd);
+		restorer = start_restorer(s, report, &pid_fd, &go);
 	else if (s->criu && s->req->argv && s->req->argv[0])
 		raise_last_pid(s, report); /* an idle instance keeps the low pids free for --restore */
 	if (s->ns_last_pid_fd >= 0)
 		close(TAKE_FD(s->ns_last_pid_fd));
 	if (ferry_privs_drop(&s->privs, NULL, 0, &err) < 0)
 		init_fail(report, err);
+	if (go >= 0)
+		close(go); /* the restorer starts */
 	/* Dropping privileges cleared it: die with our parent (the starter or the monitor). */
 	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 	/* An instance's init leads its own session: CRIU refuses a session leader outside the

@@ -126,7 +126,9 @@ int main(int argc, char **argv)
 			    .restore_fd = -1,
 			    .ns_last_pid_fd = -1,
 			    .xfer_fd = -1,
-			    .decision_fd = -1};
+			    .decision_fd = -1,
+			    .lazy_rep = -1,
+			    .kdat_fd = -1};
 
 	sanitize_stdio();
 	starter_t_start = ferry_monotonic_ms();
@@ -153,8 +155,10 @@ int main(int argc, char **argv)
 		s.xfer_fd = -1;
 	}
 	starter_want_timings = s.req->flags & FERRY_REQ_TIMINGS;
-	if (s.req->op == FERRY_OP_INSTANCE_START && (s.req->flags & FERRY_REQ_CRIU_RESTART))
+	if (s.req->op == FERRY_OP_INSTANCE_START && (s.req->flags & FERRY_REQ_CRIU_RESTART)) {
+		s.lazy = (s.req->flags & FERRY_REQ_LAZY) && s.req->page_server && s.xfer_fd >= 0;
 		prepare_restart(&s);
+	}
 	const struct starter_op *op = starter_op(s.req->op);
 	if (op->image)
 		prepare_container(&s);

@@ -383,6 +383,15 @@ static _noreturn_ void monitor(struct starter *s, int dirfd, int top)
 	mon_wait_and_clean(&m);
 }
 
+/* Ends the instance the monitor reported started ("OK PID": its init). */
+static void kill_restored(const char *msg)
+{
+	int init = msg[2] == ' ' ? atoi_strict(msg + 3) : 0;
+	int pfd = init > 0 ? (int)syscall(SYS_pidfd_open, init, 0) : -1;
+	if (pfd >= 0)
+		syscall(SYS_pidfd_send_signal, pfd, SIGKILL, NULL, 0);
+}
+
 void op_instance_start(struct starter *s)
 {
 	struct ferry_error *err = NULL;
@@ -418,14 +427,29 @@ void op_instance_start(struct starter *s)
 	close(dirfd);
 	TRY(ferry_privs_drop(&s->privs, NULL, 0, &err));
 	_cleanup_free_ char *msg = read_report(top[0]);
+	long long t_ok = ferry_monotonic_ms();
+	unsigned long long faults = 0, pages = 0;
+	if (msg && startswith(msg, "OK") && s->lazy_pid > 0) {
+		/* live: it runs, and must not go on without every page (a page the daemon never
+		 * delivers would read as zeros once its userfaultfd is gone) */
+		struct ferry_error *e = NULL;
+		if (checkpoint_lazy_wait(s, &faults, &pages, &e) < 0) {
+			kill_restored(msg);
+			die("instance '%s' was restored but %s; this copy is stopped, the source keeps its own",
+			    s->req->instance, e->message);
+		}
+		starter_t_allin = ferry_monotonic_ms();
+	}
 	if (msg && startswith(msg, "OK")) {
 		if (starter_want_timings) {
 			unsigned long long bytes = 0;
 			for (size_t i = 0; s->manifest && i < s->manifest->n_files; i++)
 				bytes += s->manifest->files[i].size;
-			printf("timing start=%lld received=%lld restored=%lld bytes=%llu\n", starter_t_start,
-			       starter_t_received ? starter_t_received : starter_t_start,
-			       ferry_monotonic_ms(), bytes);
+			printf(
+			    "timing start=%lld received=%lld restored=%lld allin=%lld bytes=%llu faults=%llu "
+			    "lazy=%llu\n",
+			    starter_t_start, starter_t_received ? starter_t_received : starter_t_start, t_ok,
+			    starter_t_allin ? starter_t_allin : t_ok, bytes, faults, pages);
 			fflush(stdout);
 		}
 		if (starter_verdict_fd >= 0) {
@@ -435,10 +459,7 @@ void op_instance_start(struct starter *s)
 			int committed = ferry_xfer_await_commit(starter_verdict_fd, 30);
 			(void)xfer_session_finish(30); /* the connection is clean for ferryd again */
 			if (committed < 0) {
-				int init = msg[2] == ' ' ? atoi_strict(msg + 3) : 0;
-				int pfd = init > 0 ? (int)syscall(SYS_pidfd_open, init, 0) : -1;
-				if (pfd >= 0)
-					syscall(SYS_pidfd_send_signal, pfd, SIGKILL, NULL, 0);
+				kill_restored(msg);
 				starter_verdict_fd = -1;
 				die("instance '%s' was restored but the source never confirmed the move: this copy is "
 				    "stopped, the source keeps its own",

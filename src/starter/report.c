@@ -12,7 +12,7 @@
 int starter_verdict_fd = -1;
 /* "timing" lines for ferryd (FERRY_REQ_TIMINGS): when we started, received, restored */
 bool starter_want_timings;
-long long starter_t_start, starter_t_received;
+long long starter_t_start, starter_t_received, starter_t_allin;
 
 void starter_progress(void)
 {

@@ -75,6 +75,12 @@ struct starter {
 	 * for writing): the byte 'C' written there, durably, before the commit is sent, is the commit
 	 * point; the dumped tree ends only if it is there (src/ferryd/journal.h) */
 	int decision_fd;
+	/* a live migration's restart (FERRY_REQ_LAZY): CRIU's lazy-pages daemon, which serves the
+	 * restored tree its memory from the source, and the read end of its report */
+	bool lazy;
+	pid_t lazy_pid;
+	int lazy_rep;
+	int kdat_fd; /* and the directory of CRIU's kernel facts (criu.h), for the restore's CRIU */
 	char **networks; /* --net: validated network names */
 	struct ferry_net_args net_args; /* ... and what the user asked for */
 	bool restore_net; /* --restore into an instance with its own network */
@@ -152,6 +158,10 @@ _noreturn_ void op_checkpoint_restore(struct starter *s);
 /* Restart with --page-server: receives the pages (CRIU page server) and the rest of the
  * generation over s->xfer_fd, verifies it and publishes it into the checkpoint directory. */
 int checkpoint_receive(struct starter *s, struct ferry_error **err);
+/* Live, once the tree is restored: waits (as long as pages move) for the lazy-pages daemon to
+ * end; 0 when it got every page, else the restored tree must not run on. */
+int checkpoint_lazy_wait(struct starter *s, unsigned long long *ret_faults, unsigned long long *ret_pages,
+			 struct ferry_error **err);
 /* In the container, as root, before init drops privileges: the restorer process. Writes the
  * restored root's pid to @pid_fd, or an error line to @report. Never returns. */
 _noreturn_ void run_restorer(struct starter *s, int report, int pid_fd);
@@ -208,6 +218,8 @@ extern bool starter_want_timings;
  * step (a dump, a transfer) still moves: ferryd's limit on a starter is on idleness. */
 void starter_progress(void);
 extern long long starter_t_start, starter_t_received;
+/* live: when the restored tree had every page */
+extern long long starter_t_allin;
 char *read_report(int fd);
 _noreturn_ void die_report(char *msg);
 _noreturn_ void die(const char *fmt, ...) _printf_(1, 2);

@@ -493,6 +493,14 @@ assert_report() {
 		        sys.exit("%s: %r" % (k, r.get(k)))
 		if ("transfer_ms" if mode == "default" else "sync_ms") in r:
 		    sys.exit("a phase of the other mode is reported")
+		live = ["postcopy_ms", "pages_demand", "pages_pushed"]
+		for k in live:
+		    if mode == "live" and (not isinstance(r.get(k), int) or r[k] < 0):
+		        sys.exit("%s: %r" % (k, r.get(k)))
+		    if mode != "live" and k in r:
+		        sys.exit("%s reported in %s mode" % (k, mode))
+		if mode == "live" and (r["pages_demand"] + r["pages_pushed"]) * 4096 < mb * 1024 * 1024 // 2:
+		    sys.exit("%d pages asked and %d pushed for %d MB" % (r["pages_demand"], r["pages_pushed"], mb))
 		if not (0 <= r["downtime_ms"] <= r["total_ms"]):
 		    sys.exit("downtime %d outside 0..total %d" % (r["downtime_ms"], r["total_ms"]))
 		if r["dump_ms"] > r["downtime_ms"]:
@@ -513,8 +521,9 @@ assert_report_table() {
 		fail "no title line: $out"
 	local -a rows=(request prepare dump restore total downtime "bytes moved")
 	if [ "$mode" = default ]; then rows+=(sync); else rows+=(transfer); fi
+	[ "$mode" != live ] || rows+=(post-copy "pages asked" "pages pushed")
 	for row in "${rows[@]}"; do
-		grep -qE "^  $row +[0-9]+ (ms|B)$" <<<"$out" || fail "no '$row' row: $out"
+		grep -qE "^  $row +[0-9]+ (ms|B|pages)$" <<<"$out" || fail "no '$row' row: $out"
 	done
 }
 

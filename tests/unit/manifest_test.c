@@ -23,7 +23,8 @@ static char *signed_text(void)
 				   .created = 1700000000,
 				   .pid = 10000,
 				   .node = "nodeA",
-				   .netns = "loopback"};
+				   .netns = "loopback",
+				   .lazy_pages = true};
 	ferry_manifest_add_file(&m, "core-10000.img", 2269, sha_a);
 	ferry_manifest_add_file(&m, "pages-1.img", 73728, sha_b);
 	char *text = NULL;
@@ -47,6 +48,7 @@ static void test_round_trip(void **state)
 	assert_string_equal(m->image, "/img/a.sif");
 	assert_string_equal(m->node, "nodeA");
 	assert_string_equal(m->netns, "loopback");
+	assert_true(m->lazy_pages);
 	assert_int_equal(m->pid, 10000);
 	assert_int_equal(m->n_files, 2);
 	const struct ferry_manifest_file *f = ferry_manifest_find(m, "pages-1.img");
@@ -145,6 +147,8 @@ static void test_parse_strict(void **state)
 	    "ferry-manifest 1\ngid=2\n", /* no uid */
 	    "ferry-manifest 1\nuid=1\nnetns=bridge\n",
 	    "ferry-manifest 1\nuid=1\nnetns=host\nnetns=host\n",
+	    "ferry-manifest 1\nuid=1\npages=all\n",
+	    "ferry-manifest 1\nuid=1\npages=lazy\npages=lazy\n",
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		struct ferry_manifest *m = NULL;
@@ -162,6 +166,7 @@ static void test_parse_strict(void **state)
 	_cleanup_error_ struct ferry_error *err = NULL;
 	assert_int_equal(ferry_manifest_parse_unverified("ferry-manifest 1\nuid=1\n", 23, &old, &err), 0);
 	assert_null(old->netns);
+	assert_false(old->lazy_pages);
 	ferry_manifest_free(old);
 }
 

@@ -521,7 +521,7 @@ static void test_scalars(void **state)
 	tb_free(&b);
 
 	/* flags: unknown bits, repeats. */
-	static const uint32_t bad_flags[] = {1u << 12, 1u << 31, 0xffffffff, FERRY_REQ_ALL_ + 1};
+	static const uint32_t bad_flags[] = {1u << 13, 1u << 31, 0xffffffff, FERRY_REQ_ALL_ + 1};
 	for (size_t i = 0; i < ARRAY_SIZE(bad_flags); i++) {
 		b = tb_exec();
 		tb_u32rec(&b, 2, bad_flags[i]);
@@ -833,6 +833,20 @@ static void test_request_check(void **state)
 	r = ok;
 	r.flags = 1u << 20;
 	check_bad(&r, "unknown flags");
+	/* post-copy is a migration's: a dump through a page server that moves the instance */
+	struct ferry_request lz = {
+	    .op = FERRY_OP_CHECKPOINT_DUMP, .instance = "job", .flags = FERRY_REQ_LAZY};
+	check_bad(&lz, "post-copy (lazy pages) needs a page server");
+	lz.page_server = "ferryd:nodeB";
+	assert_int_equal(ferry_request_check(&lz, NULL), 0);
+	free(lz.argv);
+	free(lz.env);
+	lz.argv = lz.env = NULL;
+	lz.flags |= FERRY_REQ_LEAVE_RUNNING;
+	check_bad(&lz, "not with --leave-running");
+	r = ok;
+	r.flags = FERRY_REQ_LAZY;
+	check_bad(&r, "do not belong to exec");
 	r = ok;
 	r.image = "img";
 	check_bad(&r, "image must be an absolute path");
@@ -900,8 +914,8 @@ static void test_encode_errors(void **state)
 	req.op = FERRY_OP_MAX_;
 	encode_bad(&req, EBADMSG, "unknown op");
 	req.op = FERRY_OP_EXEC;
-	req.flags = 1u << 12;
-	encode_bad(&req, EBADMSG, "unknown flags 0x1000");
+	req.flags = 1u << 13;
+	encode_bad(&req, EBADMSG, "unknown flags 0x2000");
 	req.flags = 0;
 	req.image = "rel.sif";
 	encode_bad(&req, EBADMSG, "image must be an absolute path");
