@@ -244,12 +244,20 @@ static void serve(struct ferryd *d, struct ferryd_link *l)
 		if (ferryd_journal_put(d, &rec, &err) < 0)
 			ferryd_log(id, "%s", err->message);
 		const char *where = leaf.path ? leaf.path : ddir ? ddir : "?";
-		ferryd_log(
-		    id,
-		    "in doubt: '%s' was restored here but %s never confirmed the move; its last complete "
-		    "checkpoint '%s' is kept until %s settles it (if %s stays unreachable and '%s' does "
-		    "not run there: ferry instance start --criu-restart %s)",
-		    name, rec.peer, where, rec.peer, rec.peer, name, where);
+		if (rec.live)
+			ferryd_log(
+			    id,
+			    "in doubt: '%s' was restored here but %s never confirmed the move; if it "
+			    "has every page it is frozen here until %s settles it (no checkpoint holds "
+			    "its memory: live mode)",
+			    name, rec.peer, rec.peer);
+		else
+			ferryd_log(
+			    id,
+			    "in doubt: '%s' was restored here but %s never confirmed the move; its last complete "
+			    "checkpoint '%s' is kept until %s settles it (if %s stays unreachable and '%s' does "
+			    "not run there: ferry instance start --criu-restart %s)",
+			    name, rec.peer, where, rec.peer, rec.peer, name, where);
 		ferryd_leaf_close(&leaf);
 		ferryd_jrec_clear(&rec);
 		return;

@@ -220,9 +220,10 @@ static void settle_source(struct ferryd *d, struct ferryd_jrec *r, const struct 
 }
 
 /* In the child of stop_copy, as the user for good: the copy @fd's record names is stopped if
- * it is this migration's (restored here since @r began) and still runs. Exit 0: none runs, 1:
- * stopped, 2: could not. */
-static int stop_copy_child(int fd, const struct ferryd_user *u, const struct ferryd_jrec *r)
+ * it is this migration's (restored here since @r began) and still runs (@sig SIGKILL), or,
+ * frozen, thawed (SIGCONT: a live migration's copy, restored with every page, that the commit
+ * never reached). Exit 0: none runs, 1: done, 2: could not. */
+static int stop_copy_child(int fd, const struct ferryd_user *u, const struct ferryd_jrec *r, int sig)
 {
 	if (ferryd_become_user(u) < 0)
 		return 2;
@@ -241,6 +242,8 @@ static int stop_copy_child(int fd, const struct ferryd_user *u, const struct fer
 	int pidfd = (int)syscall(SYS_pidfd_open, inst->pid, 0);
 	if (pidfd < 0 || !ferry_instance_alive(inst)) /* pinned, then checked: no reused pid */
 		return 0;
+	if (sig == SIGCONT)
+		return ferry_signal_tree(inst->pid, SIGCONT) > 0 ? 1 : 2;
 	if (syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0) < 0)
 		return 2;
 	struct pollfd p = {.fd = pidfd, .events = POLLIN};
@@ -251,7 +254,7 @@ static int stop_copy_child(int fd, const struct ferryd_user *u, const struct fer
  * the restore) must not run on once the source keeps the instance: 0 none runs (any more), -1
  * (logged) it could not be stopped. The record is root's, but what it holds the user chose: it
  * is read, and the copy signalled, by a child that is the user for good. */
-static int stop_copy(const struct ferryd_user *u, const struct ferryd_jrec *r)
+static int stop_copy(const struct ferryd_user *u, const struct ferryd_jrec *r, int sig)
 {
 	struct ferry_error *err = NULL;
 	_cleanup_close_ int dirfd = ferry_open_rundir(r->uid, false, &err);
@@ -272,17 +275,25 @@ static int stop_copy(const struct ferryd_user *u, const struct ferryd_jrec *r)
 	pid_t pid = fork();
 	if (pid == 0) {
 		(void)prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-		_exit(stop_copy_child(fd, u, r));
+		_exit(stop_copy_child(fd, u, r, sig));
 	}
 	int status = 0;
 	while (pid > 0 && waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
 	int code = pid > 0 && WIFEXITED(status) ? WEXITSTATUS(status) : 2;
-	if (code == 1)
+	if (code == 1 && sig == SIGCONT)
+		ferryd_log(r->id, "thawed the copy of '%s' restored here: it is this node's", r->instance);
+	else if (code == 1)
 		ferryd_log(r->id, "stopped the copy of '%s' restored here: %s keeps it", r->instance,
 			   r->peer);
 	else if (code != 0)
-		ferryd_log(r->id, "could not stop the copy of '%s' restored here; tried again", r->instance);
+		ferryd_log(r->id, "could not %s the copy of '%s' restored here; tried again",
+			   sig == SIGCONT ? "thaw" : "stop", r->instance);
+	else if (sig == SIGCONT)
+		ferryd_log(r->id,
+			   "the copy of '%s' restored here is gone: its last pages were never kept "
+			   "anywhere else; the job is lost",
+			   r->instance);
 	return code > 1 ? -1 : 0;
 }
 
@@ -291,13 +302,15 @@ static void settle_destination(struct ferryd *d, struct ferryd_jrec *r, const st
 {
 	if (streq(peer, "pending"))
 		return;
-	if (streq(peer, "committed") && ensure_runs(d, u, r, dir) < 0)
+	/* live: the copy restored here is the only whole one (its memory was never in a
+	 * checkpoint): frozen until now, it runs on */
+	if (streq(peer, "committed") && (r->live ? stop_copy(u, r, SIGCONT) : ensure_runs(d, u, r, dir)) < 0)
 		return; /* logged; tried again on the next pass */
 	/* the instance is the source's: no copy of it may run on here. "none" says so only when
 	 * this side is in doubt (its restore never heard the commit): a source that committed
 	 * keeps its record until then, and drops it at once only when this side said done */
 	if ((streq(peer, "aborted") || (streq(peer, "none") && r->state == FERRYD_J_INDOUBT)) &&
-	    stop_copy(u, r) < 0)
+	    stop_copy(u, r, SIGKILL) < 0)
 		return;
 	if (r->diskless)
 		remove_dir(d, u, r);

@@ -3,7 +3,7 @@
  * (docs/protocol.md, "Steps"; docs/faults.md, the fault matrix over them).
  *
  * Each row: the step, its name (in logs, in FERRY_FAULT of a fault build: fault.h), the side
- * (S source, D destination) and the modes it belongs to (d default, k diskless). A step is
+ * (S source, D destination) and the modes it belongs to (d default, k diskless and live). A step is
  * entered in table order; in diskless mode the dump, the transfer, the restore, the verdict and
  * the commit run between the two starters inside one step of each daemon (src-dump, dst-restore):
  * the daemons see that session only from outside, and so does the matrix (it kills the starters

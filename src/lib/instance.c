@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <sys/stat.h>
@@ -290,4 +292,52 @@ int ferry_open_rundir(uid_t uid, bool create, struct ferry_error **err)
 	snprintf(node, sizeof(node), "n%llu", ferry_node_id());
 	const char *parts[] = {FERRY_RUNDIR, u, node};
 	return ferry_open_root_dirs(parts, ARRAY_SIZE(parts), create, err);
+}
+
+#define TREE_MAX 65536
+
+int ferry_signal_tree(pid_t init, int sig)
+{
+	_cleanup_free_ pid_t *done = xmalloc(TREE_MAX * sizeof(*done));
+	_cleanup_free_ pid_t *pids = xmalloc(TREE_MAX * sizeof(*pids));
+	_cleanup_free_ pid_t *ppids = xmalloc(TREE_MAX * sizeof(*ppids));
+	size_t n_done = 0;
+	if (kill(init, sig) < 0)
+		return -errno;
+	done[n_done++] = init;
+	for (bool more = true; more;) {
+		more = false;
+		size_t n = 0;
+		DIR *d = opendir("/proc");
+		if (!d)
+			return -errno;
+		struct dirent *de;
+		struct ferry_proc_status ps;
+		unsigned long long p = 0;
+		while ((de = readdir(d)) && n < TREE_MAX)
+			if (parse_uint64(de->d_name, INT32_MAX, &p) == 0 &&
+			    ferry_proc_status((pid_t)p, &ps) == 0) {
+				pids[n] = (pid_t)p;
+				ppids[n++] = ps.ppid;
+			}
+		closedir(d);
+		/* a generation a pass down from what is signalled; a new one means another pass */
+		for (bool grew = true; grew;) {
+			grew = false;
+			for (size_t i = 0; i < n; i++) {
+				bool in = false, under = false;
+				for (size_t j = 0; j < n_done && !(in && under); j++) {
+					in = in || done[j] == pids[i];
+					under = under || done[j] == ppids[i];
+				}
+				if (in || !under || n_done == TREE_MAX)
+					continue;
+				if (kill(pids[i], sig) == 0 || errno == ESRCH) {
+					done[n_done++] = pids[i];
+					grew = more = true;
+				}
+			}
+		}
+	}
+	return (int)n_done;
 }

@@ -71,6 +71,11 @@ struct ferry_proc_status {
 };
 /* -ESRCH when @pid is gone, -EINVAL when its status cannot be read as expected. */
 int ferry_proc_status(pid_t pid, struct ferry_proc_status *ret);
+/* Sends @sig to the process @init and every process under it (found through /proc), again
+ * until a pass finds none it has not signalled (one forked meanwhile): SIGSTOP freezes a tree
+ * whose processes can then fork no more, SIGCONT thaws it. The caller has the right to signal
+ * them (it is their user). The number signalled, or -errno. */
+int ferry_signal_tree(pid_t init, int sig);
 /* True when the recorded init still runs (same pid and start time). */
 bool ferry_instance_alive(const struct ferry_instance *inst);
 /* The inode of our network namespace: which node we are on, when the nodes of a test cluster

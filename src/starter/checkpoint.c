@@ -540,20 +540,60 @@ static bool decision_written(int fd)
 	return fd >= 0 && pread(fd, &c, 1, 0) == 1 && c == 'C';
 }
 
+/* Whether a process of group @pgid but a zombie is left (the ids of the instance's pid
+ * namespace, whose /proc the guard sees). */
+static bool group_runs(pid_t pgid)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	bool found = false;
+	while (d && !found && (de = readdir(d))) {
+		unsigned long long p = 0;
+		char path[64], buf[512];
+		if (parse_uint64(de->d_name, INT32_MAX, &p) < 0)
+			continue;
+		snprintf(path, sizeof(path), "/proc/%llu/stat", p);
+		_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+		ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+		if (n <= 0)
+			continue;
+		buf[n] = '\0';
+		char *rp = strrchr(buf, ')'), state = 0;
+		int ppid = 0, pgrp = 0;
+		if (rp && sscanf(rp + 1, " %c %d %d", &state, &ppid, &pgrp) == 3)
+			found = pgrp == pgid && state != 'Z' && state != 'X';
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
 /* Waits for the dumping CRIU @criu to end, or for the starter to give up on it (@ctl readable
  * first: a timeout, or the starter was killed), then for the starter's word on @ctl: 'K' once the
  * checkpoint is published (the dumped tree ends), anything else or nothing (the starter died)
  * means the tree goes on. */
-static char dump_guard_verdict(pid_t criu, int ctl, int decision)
+static char dump_guard_verdict(pid_t criu, pid_t criu_ns, int ctl, int decision)
 {
 	int pidfd = (int)syscall(SYS_pidfd_open, criu, 0);
 	struct pollfd p[2] = {{.fd = pidfd, .events = POLLIN}, {.fd = ctl, .events = POLLIN}};
 	while (pidfd >= 0 && poll(p, 2, -1) < 0 && errno == EINTR)
 		;
+	/* the starter gave up on it: ferry-criu and the CRIU it runs (libcriu's child, which would
+	 * otherwise go on, and stop the tree once it is done: a live dump's serves pages until the
+	 * other side hangs up), their process group */
 	if (pidfd < 0 || (p[1].revents && !p[0].revents))
-		kill(criu, SIGKILL); /* the starter gave up on it */
+		kill(-criu, SIGKILL);
 	if (pidfd >= 0)
 		close(pidfd);
+	/* none of the group may act on the tree after our word to it: while ferry-criu is an
+	 * unreaped zombie its pid, the group's id, cannot be reused; the rest of the group gets
+	 * SIGKILL and is waited for (the instance's init reaps them) */
+	siginfo_t si;
+	while (waitid(P_PID, (id_t)criu, &si, WEXITED | WNOWAIT) < 0 && errno == EINTR)
+		;
+	kill(-criu, SIGKILL);
+	for (int i = 0; criu_ns > 0 && i < 500 && group_runs(criu_ns); i++)
+		usleep(10000);
 	while (waitpid(criu, NULL, 0) < 0 && errno == EINTR)
 		;
 	char what = 'C';
@@ -585,20 +625,36 @@ static _noreturn_ void dump_guard(const struct dump *d, int pidfd, int report, i
 		report_error(report, err);
 		_exit(1);
 	}
-	pid_t criu = fork();
+	int idp[2];
+	pid_t criu = pipe2(idp, O_CLOEXEC) < 0 ? -1 : fork();
 	if (criu < 0) {
 		ferry_error_set(&err, errno, "fork");
 		report_error(report, err);
 		_exit(1);
 	}
 	if (criu == 0) {
+		setpgid(0, 0); /* its own group: the guard ends it whole (dump_guard_verdict) */
+		pid_t me = getpid(); /* (in the instance's pid namespace, as its /proc shows it) */
+		(void)ferry_write_all(idp[1], &me, sizeof(me));
+		close(idp[0]);
+		close(idp[1]);
 		close(ctl);
 		dump_criu(d, report);
 	}
+	setpgid(criu, criu);
+	close(idp[1]);
+	pid_t criu_ns = 0;
+	if (read(idp[0], &criu_ns, sizeof(criu_ns)) != sizeof(criu_ns))
+		criu_ns = 0;
+	close(idp[0]);
 	close(report);
 	if (d->status_w >= 0)
 		close(d->status_w);
-	char what = dump_guard_verdict(criu, ctl, s->decision_fd);
+	/* the session's ends are the starter's and CRIU's: a copy here would keep a channel open
+	 * after CRIU died, and the peer waiting on it */
+	for (int ch = 0; d->xs && ch < FERRY_XFER_NCHAN; ch++)
+		xfer_session_close(d->xs, ch);
+	char what = dump_guard_verdict(criu, criu_ns, ctl, s->decision_fd);
 	if (!(s->req->flags & FERRY_REQ_LEAVE_RUNNING)) {
 		/* every process of the instance but init, from inside its pid namespace */
 		pid_t sig = fork();

@@ -140,6 +140,7 @@ struct mon {
 	struct starter *s;
 	int dirfd; /* the user's record directory */
 	int top; /* the report to the starter the user waits on */
+	int live; /* live: the starter's 'A' once every page is in (-1: not live) */
 	pid_t pid; /* the container's init */
 	bool net;
 	int netns_fd;
@@ -333,9 +334,10 @@ static _noreturn_ void mon_wait_and_clean(struct mon *m)
 	_exit(0);
 }
 
-static _noreturn_ void monitor(struct starter *s, int dirfd, int top)
+static _noreturn_ void monitor(struct starter *s, int dirfd, int top, int live)
 {
-	struct mon m = {.s = s, .dirfd = dirfd, .top = top, .net = s->networks != NULL, .netns_fd = -1};
+	struct mon m = {
+	    .s = s, .dirfd = dirfd, .top = top, .live = live, .net = s->networks != NULL, .netns_fd = -1};
 	/* A checkpointable instance without --net gets a network namespace with only lo (unless the
 	 * admin chose 'criu network = host'): its TCP connections, which stay inside, can then be
 	 * dumped and restored by a CRIU holding CAP_NET_ADMIN over that namespace alone. Its restart
@@ -380,6 +382,13 @@ static _noreturn_ void monitor(struct starter *s, int dirfd, int top)
 	} else if (s->restore_fd >= 0 && s->loopback_net) {
 		network_restore_unlock(s, m.netns_fd, true);
 	}
+	/* live: the restored tree runs while its pages arrive; a page that never comes would read
+	 * as zeros once the lazy-pages daemon is gone. Unless the starter says every page is in
+	 * (it ends the tree itself when the daemon fails), the tree ends here: whatever kills the
+	 * starter cannot leave it running on half its memory. */
+	char all = 0;
+	if (!msg && m.live >= 0 && (read(m.live, &all, 1) != 1 || all != 'A'))
+		kill(m.pid, SIGKILL);
 	mon_wait_and_clean(&m);
 }
 
@@ -409,8 +418,8 @@ void op_instance_start(struct starter *s)
 		die("truncate the instance logs: %s", strerror(errno));
 	}
 
-	int top[2];
-	if (pipe2(top, O_CLOEXEC) < 0) {
+	int top[2], live[2] = {-1, -1};
+	if (pipe2(top, O_CLOEXEC) < 0 || (s->lazy && pipe2(live, O_CLOEXEC) < 0)) {
 		unlinkat(dirfd, s->req->instance, 0);
 		die("pipe: %s", strerror(errno));
 	}
@@ -421,9 +430,13 @@ void op_instance_start(struct starter *s)
 	}
 	if (mon == 0) {
 		close(top[0]);
-		monitor(s, dirfd, top[1]);
+		if (live[1] >= 0)
+			close(live[1]);
+		monitor(s, dirfd, top[1], live[0]);
 	}
 	close(top[1]);
+	if (live[0] >= 0)
+		close(live[0]);
 	close(dirfd);
 	TRY(ferry_privs_drop(&s->privs, NULL, 0, &err));
 	_cleanup_free_ char *msg = read_report(top[0]);
@@ -439,6 +452,7 @@ void op_instance_start(struct starter *s)
 			    s->req->instance, e->message);
 		}
 		starter_t_allin = ferry_monotonic_ms();
+		(void)ferry_write_all(live[1], "A", 1); /* the monitor lets it run on */
 	}
 	if (msg && startswith(msg, "OK")) {
 		if (starter_want_timings) {
@@ -458,6 +472,18 @@ void op_instance_start(struct starter *s)
 			(void)ferry_xfer_send_verdict(starter_verdict_fd, NULL);
 			int committed = ferry_xfer_await_commit(starter_verdict_fd, 30);
 			(void)xfer_session_finish(30); /* the connection is clean for ferryd again */
+			if (committed < 0 && s->lazy) {
+				/* live: the source may have let its copy go (it decided, and the commit
+				 * was lost): this one, whole, may be the only one. Frozen, not ended,
+				 * until the two ferryd settle the move (reconcile.c). */
+				int init = msg[2] == ' ' ? atoi_strict(msg + 3) : 0;
+				if (init > 0)
+					(void)ferry_signal_tree(init, SIGSTOP);
+				starter_verdict_fd = -1;
+				die("instance '%s' was restored here with every page but the source never confirmed "
+				    "the move: it is frozen until the two nodes' ferryd settle the move",
+				    s->req->instance);
+			}
 			if (committed < 0) {
 				kill_restored(msg);
 				starter_verdict_fd = -1;

@@ -2,7 +2,8 @@
 # faults.bash — the fault matrix of tests/integration/faults.bats (load after ../lib/migrate).
 #
 # A cell is (mode, step, fault): one migration of user 1's stateful workload nodeA -> nodeB with
-# that fault at that step (the steps: src/ferryd/steps.h), then the checks of issue 12:
+# that fault at that step (the steps: src/ferryd/steps.h; live mode has diskless's, its post-copy
+# inside src-dump and dst-restore), then the checks of issue 12:
 #   - the job runs exactly once afterwards, the same run (resumed or restored, never started
 #     anew), and makes progress;
 #   - both nodes' journals are empty (the migration is settled), and nothing is left: no
@@ -177,7 +178,7 @@ fault_cell() {
 	fault_ferryd nodeA "$fa"
 	fault_ferryd nodeB "$fb" "${optb[@]}"
 	mig_launch nodeA "$name" "$mb" "${img[@]}"
-	if [[ $mode == diskless && ($fault == kill-*-starter || $fault == kill-*-criu) ]]; then
+	if [[ $mode != default && ($fault == kill-*-starter || $fault == kill-*-criu) ]]; then
 		# the transfer takes seconds (384 MB at 400 Mbit/s): the processes live long enough
 		on_node nodeA tc qdisc add dev eth0 root tbf rate 400mbit burst 64kb latency 100ms
 	fi
@@ -265,7 +266,7 @@ fault_cell_cleanup() {
 fault_cells() {
 	local mode step f
 	{
-		for mode in default diskless; do
+		for mode in default diskless live; do
 			local steps=$FAULT_STEPS_DEFAULT
 			[ "$mode" = default ] || steps=$FAULT_STEPS_DISKLESS
 			for step in $steps; do
@@ -281,7 +282,7 @@ fault_cells() {
 		echo "default src-dump shared-full"
 	} | case ${FERRY_FAULTS:-slice} in
 	all) cat ;;
-	slice) grep -E '^(default|diskless) (src-commit (cut|kill-src-ferryd|kill-dst-ferryd|link-down)|src-done cut|src-prepare cut|dst-prepare fail|src-dump kill-src-starter|dst-restore kill-dst-starter)$|^diskless dst-restore (restore-fail|kill-dst-criu|tmpfs-full)$|^default src-dump shared-full$' ;;
+	slice) grep -E '^live (src-commit cut|dst-restore (kill-dst-starter|kill-dst-criu)|src-dump kill-src-criu)$|^(default|diskless) (src-commit (cut|kill-src-ferryd|kill-dst-ferryd|link-down)|src-done cut|src-prepare cut|dst-prepare fail|src-dump kill-src-starter|dst-restore kill-dst-starter)$|^diskless dst-restore (restore-fail|kill-dst-criu|tmpfs-full)$|^default src-dump shared-full$' ;;
 	*) grep -E "$FERRY_FAULTS" ;;
 	esac
 }

@@ -423,7 +423,12 @@ assert_moves_on() {
 		[ -n "$n" ] && [ "$n" != "$s" ] && break
 		sleep 0.05
 	done
-	[ "$n" != "$s" ] || fail "'$name' makes no progress: step $s for ${secs}s"
+	if [ "$n" = "$s" ]; then
+		local w
+		w=$(pgrep -f -- "--interval 100 $OUT/$name.prog\$" | head -n1)
+		[ -z "$w" ] || echo "# $name (pid $w): $(grep -E '^(State|SigPnd|ShdPnd|SigBlk|TracerPid)' "/proc/$w/status" | tr '\n\t' '  ') wchan $(cat "/proc/$w/wchan" 2>/dev/null)"
+		fail "'$name' makes no progress: step $s for ${secs}s"
+	fi
 	wait_step "$OUT/$name.prog" $((n + 5)) "$secs"
 	assert_progress_ok "$OUT/$name.prog"
 	[ "$(field_of "$OUT/$name.prog" run)" = "$run_id" ] ||
