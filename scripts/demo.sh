@@ -127,6 +127,15 @@ asn nodeB ferry migrate job1 --to demoA --mode default
 sleep 1
 echo "peer has received: $(cat "$work/peer.txt")"
 asn nodeA ferry instance list
+
+say "live nodeA -> nodeB (post-copy: runs on nodeB at once, its pages follow), then live back"
+asn nodeA ferry migrate job1 --to demoB --mode live
+sleep 1
+echo "peer has received: $(cat "$work/peer.txt")"
+asn nodeB ferry migrate job1 --to demoA --mode live
+sleep 1
+echo "peer has received: $(cat "$work/peer.txt")"
+asn nodeA ferry instance list
 asn nodeA ferry instance stop job1
 as ferry checkpoint delete demomig
 say "demo done"

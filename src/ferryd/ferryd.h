@@ -270,7 +270,7 @@ int ferryd_fit_probe(struct ferryd *d, const struct ferryd_user *u, const char *
 		     struct ferry_error **err);
 /* On the source, live mode: 0 when this node can serve the instance's pages (its pipe limits),
  * else the one-line reason. */
-int ferryd_fit_live_source(const struct ferryd_fit *f, struct ferry_error **err);
+int ferryd_fit_live_source(const struct ferryd *d, const struct ferryd_fit *f, struct ferry_error **err);
 /* The fields of the prepare message, set from and read into a fit. */
 void ferryd_fit_put(struct ferry_msg *m, const struct ferryd_fit *f);
 int ferryd_fit_get(const struct ferry_msg *m, struct ferryd_fit *ret, struct ferry_error **err);

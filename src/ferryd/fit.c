@@ -446,8 +446,13 @@ static long long sysctl_num(const char *path)
 	return parse_uint64(buf, INT64_MAX, &v) < 0 ? -1 : (long long)v;
 }
 
-int ferryd_fit_live_source(const struct ferryd_fit *f, struct ferry_error **err)
+int ferryd_fit_live_source(const struct ferryd *d, const struct ferryd_fit *f, struct ferry_error **err)
 {
+	if (!d->cfg->allow_live)
+		return ferry_error_msg(
+		    err, EPERM,
+		    "this node sends no live migration ('allow live migration = no' in its "
+		    "ferry.conf): use --mode diskless; the instance was not touched");
 	/* the dumping CRIU, as the user, keeps the instance's memory in pipes while it serves it
 	 * (a page run is tee'd from there on each request: past the soft limit on a user's pipe
 	 * pages, a new pipe gets two pages and that fails) and asks for ~3.3 MB pipes */
@@ -676,6 +681,10 @@ int ferryd_fit_check(struct ferryd *d, const struct ferryd_user *u, enum ferryd_
 {
 	bool diskless = mode != FERRYD_MODE_DEFAULT;
 	int r = check_criu(d, f, err);
+	if (r == 0 && mode == FERRYD_MODE_LIVE && !d->cfg->allow_live)
+		r = ferry_error_msg(err, EPERM,
+				    "this node takes no live migration ('allow live migration = no' in its "
+				    "ferry.conf): use --mode diskless");
 	if (r == 0 && mode == FERRYD_MODE_LIVE && d->criu.lazy[0])
 		r = ferry_error_msg(err, ENOTSUP,
 				    "this node takes no live migration: %s (use --mode diskless)",

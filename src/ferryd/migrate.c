@@ -427,7 +427,7 @@ static void migrate(struct mig *g)
 	/* what the destination must have, asked of it before anything stops */
 	struct ferry_error *perr = NULL;
 	if (ferryd_fit_probe(g->d, &g->u, g->name, &g->fit, &perr) < 0 ||
-	    (g->live && ferryd_fit_live_source(&g->fit, &perr) < 0)) {
+	    (g->live && ferryd_fit_live_source(g->d, &g->fit, &perr) < 0)) {
 		ferryd_log(g->id, "%s", perr->message);
 		ferryd_send_error(g->sk, NULL, g->id, "%s", perr->message);
 		ferry_error_free(perr);

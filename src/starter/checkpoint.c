@@ -1506,34 +1506,53 @@ static _noreturn_ void host_criu_exec(struct starter *s, pid_t parent, const int
 	_exit(127);
 }
 
+/* Forks host_criu_exec with @fds, and its report last: the pid (the read end of the report in
+ * *ret_rep), or -errno. */
+static pid_t host_criu_spawn(struct starter *s, const int *fds, int n, char *const argv[], const char *env,
+			     int *ret_rep, struct ferry_error **err)
+{
+	int rep[2], all[8];
+	if (n > 7)
+		return ferry_error_msg(err, E2BIG, "too many fds for CRIU");
+	if (pipe2(rep, O_CLOEXEC) < 0)
+		return ferry_error_set(err, errno, "pipe");
+	pid_t parent = getpid();
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(rep[0]);
+		close(rep[1]);
+		return ferry_error_set(err, errno, "fork");
+	}
+	if (pid == 0) {
+		memcpy(all, fds, (size_t)n * sizeof(*fds));
+		all[n] = rep[1];
+		host_criu_exec(s, parent, all, n + 1, argv, env);
+	}
+	close(rep[1]);
+	*ret_rep = rep[0];
+	return pid;
+}
+
 /* The page server, as the user, in the host's namespaces (host_criu_exec): it only writes the
  * pages CRIU sends over the socket into the staging images directory. */
 static int run_page_server(struct starter *s, int imgfd, int pages, struct tail_hashes *tails,
 			   struct ferry_error **err)
 {
-	int rep[2];
-	if (pipe2(rep, O_CLOEXEC) < 0)
-		return ferry_error_set(err, errno, "pipe");
-	pid_t parent = getpid();
-	pid_t pid = fork();
+	char *const argv[] = {s->cfg->criu_path,
+			      "page-server",
+			      "--images-dir",
+			      "/proc/self/fd/3",
+			      "--ps-socket",
+			      "4",
+			      "--unprivileged",
+			      "-o",
+			      "page-server.log",
+			      "-v4",
+			      NULL};
+	int rep = -1;
+	pid_t pid = host_criu_spawn(s, (const int[]){imgfd, pages}, 2, argv, NULL, &rep, err);
 	if (pid < 0)
-		return ferry_error_set(err, errno, "fork");
-	if (pid == 0) {
-		close(rep[0]);
-		char *const argv[] = {s->cfg->criu_path,
-				      "page-server",
-				      "--images-dir",
-				      "/proc/self/fd/3",
-				      "--ps-socket",
-				      "4",
-				      "--unprivileged",
-				      "-o",
-				      "page-server.log",
-				      "-v4",
-				      NULL};
-		host_criu_exec(s, parent, (const int[]){imgfd, pages, rep[1]}, 3, argv, NULL);
-	}
-	close(rep[1]);
+		return pid;
 	int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
 	struct pollfd p = {.fd = pidfd, .events = POLLIN};
 	int r = 0;
@@ -1564,8 +1583,8 @@ static int run_page_server(struct starter *s, int imgfd, int pages, struct tail_
 	int st = 0;
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;
-	_cleanup_free_ char *msg = read_report(rep[0]);
-	close(rep[0]);
+	_cleanup_free_ char *msg = read_report(rep);
+	close(rep);
 	if (r == 0)
 		return ferry_error_msg(err, ETIMEDOUT,
 				       "the page server got nothing for %u s ('criu timeout' in ferry.conf)",
@@ -1616,51 +1635,39 @@ static int lazy_daemon_end(struct starter *s, bool timed_out, struct ferry_error
  * listens (its status byte). */
 static int lazy_daemon_start(struct starter *s, int genfd, struct xfer_session *xs, struct ferry_error **err)
 {
-	int rep[2], st[2];
+	int st[2];
 	int kdat = s->kdat_fd = open_kdat(err);
 	if (kdat < 0)
 		return -ENOENT;
-	if (pipe2(rep, O_CLOEXEC) < 0)
+	if (pipe2(st, O_CLOEXEC) < 0)
 		return ferry_error_set(err, errno, "pipe");
-	if (pipe2(st, O_CLOEXEC) < 0) {
-		close(rep[0]);
-		close(rep[1]);
-		return ferry_error_set(err, errno, "pipe");
-	}
-	pid_t parent = getpid();
-	pid_t pid = fork();
-	if (pid < 0)
-		return ferry_error_set(err, errno, "fork");
-	if (pid == 0) {
-		close(rep[0]);
-		close(st[0]);
-		char *const argv[] = {s->cfg->criu_path,
-				      "lazy-pages",
-				      "--images-dir",
-				      "/proc/self/fd/3",
-				      "--work-dir",
-				      "/proc/self/fd/4",
-				      "--page-server",
-				      "--ps-socket",
-				      "5",
-				      "--status-fd",
-				      "6",
-				      "--unprivileged",
-				      "-o",
-				      FERRY_CRIU_LAZY_LOG,
-				      "-v4",
-				      NULL};
-		/* (as the live restore's CRIU, it loads the kernel facts of a root CRIU: criu.h) */
-		host_criu_exec(
-		    s, parent,
-		    (const int[]){genfd, s->ckpt_fd, xs->local[FERRY_XFER_LAZY], st[1], kdat, rep[1]}, 6,
-		    argv, "XDG_RUNTIME_DIR=/proc/self/fd/7");
-	}
-	close(rep[1]);
+	char *const argv[] = {s->cfg->criu_path,
+			      "lazy-pages",
+			      "--images-dir",
+			      "/proc/self/fd/3",
+			      "--work-dir",
+			      "/proc/self/fd/4",
+			      "--page-server",
+			      "--ps-socket",
+			      "5",
+			      "--status-fd",
+			      "6",
+			      "--unprivileged",
+			      "-o",
+			      FERRY_CRIU_LAZY_LOG,
+			      "-v4",
+			      NULL};
+	/* (as the live restore's CRIU, it loads the kernel facts of a root CRIU: criu.h) */
+	pid_t pid =
+	    host_criu_spawn(s, (const int[]){genfd, s->ckpt_fd, xs->local[FERRY_XFER_LAZY], st[1], kdat}, 5,
+			    argv, "XDG_RUNTIME_DIR=/proc/self/fd/7", &s->lazy_rep, err);
 	close(st[1]);
+	if (pid < 0) {
+		close(st[0]);
+		return pid;
+	}
 	xfer_session_close(xs, FERRY_XFER_LAZY); /* the daemon's now */
 	s->lazy_pid = pid;
-	s->lazy_rep = rep[0];
 	char c;
 	struct ferry_error *e = NULL;
 	int r = ferry_read_timeout(st[0], &c, 1, s->cfg->criu_timeout, &e);

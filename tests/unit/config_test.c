@@ -55,6 +55,7 @@ static void assert_defaults(const struct ferry_config *c)
 	assert_int_equal(c->max_instances, 64);
 	assert_int_equal(c->criu_timeout, 600);
 	assert_true(c->criu_loopback);
+	assert_true(c->allow_live);
 }
 
 /* ---- parse ---- */
@@ -220,6 +221,8 @@ static void test_criu_network(void **state)
 	_cleanup_(ferry_config_freep) struct ferry_config *h = parse_ok("criu network = host\n");
 	assert_false(h->criu_loopback);
 	parse_bad("criu network = none\n", "line 1: 'criu network' must be 'loopback' or 'host', not 'none'");
+	_cleanup_(ferry_config_freep) struct ferry_config *nl = parse_ok("allow live migration = no\n");
+	assert_false(nl->allow_live);
 	parse_bad("criu network = Host\n", "not 'Host'");
 	parse_bad("criu network = host\ncriu network = loopback\n",
 		  "'criu network' is already set on line 1");

@@ -51,6 +51,35 @@ static void test_diskless(void **state)
 	assert_int_equal(p.total, 750);
 }
 
+/* Live: the same session, but "restored" is heard once the last page is in, 400 ms after the
+ * destination restored (its post-copy window, on its clock): it ran there from 1295. */
+static void test_live(void **state)
+{
+	struct ferryd_times t = diskless();
+	t.live = true;
+	t.dumped = 1120; /* the images but the pages */
+	t.d_postcopy_ms = 400;
+	struct ferryd_phases p;
+	ferryd_phases_of(&t, &p);
+	assert_sane(&p);
+	assert_int_equal(p.dump, 20);
+	assert_int_equal(p.downtime, 1295 - 1100);
+	assert_int_equal(p.restore, 150);
+	assert_int_equal(p.transfer, 1295 - 1120 - 150);
+	/* from running there to the source's copy let go (heard at 1700) */
+	assert_int_equal(p.postcopy, 1700 - 1295);
+	/* a window longer than what the source saw is cut to it */
+	t.d_postcopy_ms = 5000;
+	ferryd_phases_of(&t, &p);
+	assert_sane(&p);
+	assert_int_equal(p.downtime, 1120 - 1100);
+	assert_int_equal(p.postcopy, 1700 - 1120);
+	/* the other modes have none */
+	t.live = false;
+	ferryd_phases_of(&t, &p);
+	assert_int_equal(p.postcopy, 0);
+}
+
 static void test_default(void **state)
 {
 	struct ferryd_times t = {.dest_reported = true,
@@ -122,9 +151,8 @@ static void test_unreported(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_diskless),
-	    cmocka_unit_test(test_default),
-	    cmocka_unit_test(test_bounded),
+	    cmocka_unit_test(test_diskless),   cmocka_unit_test(test_live),
+	    cmocka_unit_test(test_default),    cmocka_unit_test(test_bounded),
 	    cmocka_unit_test(test_unreported),
 	};
 	return cmocka_run_group_tests_name("ferryd_report", tests, NULL, NULL);

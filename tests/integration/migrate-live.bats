@@ -1,0 +1,186 @@
+#!/usr/bin/env bats
+# Live migration (issue 13): ferry migrate --mode live, post-copy. Everything but the memory moves,
+# the instance runs on the destination at once, its pages follow (those it faults on first), and
+# the source lets its frozen copy go only once the last page is in (docs/protocol.md,
+# docs/security.md "4. Live migration"). The round trip with a TCP stream is in migrate.bats; the
+# failures during post-copy are the live column of the fault matrix (faults.bats).
+#
+# Two simulated nodes (tests/lib/nodes.sh, tests/lib/migrate.bash); only 198.18.0.0/15, only
+# inside the namespaces they make.
+
+load ../lib/common
+load ../lib/checkpoint
+source "$FERRY_TESTS_DIR/lib/nodes.sh"
+load ../lib/migrate
+
+setup_file() {
+	mig_file_setup
+}
+
+teardown_file() {
+	mig_file_teardown ftlive
+}
+
+setup() {
+	mig_test_setup ftlive
+	KDAT=$(ls -d /run/ferry-kdat/"$(cat /proc/sys/kernel/random/boot_id)" 2>/dev/null || true)
+	SOFT=$(cat /proc/sys/fs/pipe-user-pages-soft)
+}
+
+teardown() {
+	ip netns exec nodeA tc qdisc del dev eth0 root 2>/dev/null || true
+	[ -z "$KDAT" ] || chmod 0755 "$KDAT"
+	sysctl -qw fs.pipe-user-pages-soft="$SOFT"
+	mig_test_teardown 30
+}
+
+# live_launch NAME MB: user 1's workload on nodeA, its pid in PID and run id in RUN.
+live_launch() {
+	mig_launch nodeA "$1" "$2"
+	PID=$(inst_field nodeA "$1" pid)
+	RUN=$(field_of "$OUT/$1.prog" run)
+	[ -n "$PID" ] && [ -n "$RUN" ] || fail "no pid or run id for '$1'"
+}
+
+# assert_refused_untouched NAME REASON: refused before the freeze, the same process on nodeA.
+assert_refused_untouched() {
+	assert_ferry_error "$2.*; the instance was not touched$"
+	[ "$(inst_field nodeA "$1" pid)" = "$PID" ] || fail "'$1' is not the same process any more"
+	assert_only_on nodeA "$1"
+	assert_runs_once "$1"
+}
+
+@test "live: a 256 MB job over a 400 Mbit/s link runs on the destination while its pages still come, and the report says how many it asked for" {
+	mig_up
+	local name=$T-big at steps_during=0 s0 s
+	live_launch "$name" 256
+	# the pages take seconds (256 MB at 400 Mbit/s): long enough to see the job run meanwhile
+	on_node nodeA tc qdisc add dev eth0 root tbf rate 400mbit burst 64kb latency 100ms
+	s0=$(step_of "$OUT/$name.prog")
+	mig_bg nodeA "$name" --to nodeB --mode live --json
+	# while ferry migrate has not returned (its verdict comes after the last page), the job is
+	# listed on nodeB and counts on: it runs there during post-copy
+	while [ ! -e "$BATS_TEST_TMPDIR/bg.rc" ]; do
+		s=$(step_of "$OUT/$name.prog")
+		if [ -n "$s" ] && [ "$s" != "$s0" ] && [ ! -e "$BATS_TEST_TMPDIR/bg.rc" ] && listed_on nodeB "$name" &&
+			[ ! -e "$BATS_TEST_TMPDIR/bg.rc" ]; then
+			steps_during=$((steps_during + 1))
+			s0=$s
+		fi
+		sleep 0.05
+	done
+	mig_wait 120
+	[ "$status" -eq 0 ] || fail "live migration failed ($status): $stderr"
+	assert_report "$output" live nodeA nodeB 256
+	echo "# live, 256 MB at 400 Mbit/s: downtime $(json_field "$output" downtime_ms) ms, post-copy $(json_field "$output" postcopy_ms) ms, pages asked $(json_field "$output" pages_demand), pushed $(json_field "$output" pages_pushed); $steps_during steps seen on nodeB before the last page" >&3
+	[ "$steps_during" -gt 0 ] || fail "the job made no step on nodeB before ferry migrate returned"
+	[ "$(json_field "$output" pages_demand)" -gt 0 ] || fail "the job asked for no page"
+	assert_only_on nodeB "$name"
+	assert_moves_on "$name" "$RUN"
+	assert_runs_once "$name"
+}
+
+@test "live, security: the live restore's CRIU holds CAP_SYS_PTRACE only where every process is the user's; the lazy-pages daemon holds CAP_CHECKPOINT_RESTORE alone" {
+	mig_up
+	local name=$T-caps watch=$BATS_TEST_TMPDIR/watch
+	live_launch "$name" 64
+	# every CRIU of user 1 seen while the migration runs: its capabilities, whether it is the
+	# lazy-pages daemon, and the uids of every process in its pid namespace
+	python3 - "$U1_UID" "$watch" <<-'EOF' &
+		import os, sys, time
+		uid, out = sys.argv[1], sys.argv[2]
+		seen = {}
+		end = time.time() + 60
+		while time.time() < end and not os.path.exists(out + ".stop"):
+		    procs = [p for p in os.listdir("/proc") if p.isdigit()]
+		    for p in procs:
+		        try:
+		            if open("/proc/%s/comm" % p).read().strip() != "criu":
+		                continue
+		            st = dict(l.split(":", 1) for l in open("/proc/%s/status" % p) if ":" in l)
+		            if st["Uid"].split()[0] != uid:
+		                continue
+		            ns = os.readlink("/proc/%s/ns/pid" % p)
+		            uids = set()
+		            for q in procs:
+		                try:
+		                    if os.readlink("/proc/%s/ns/pid" % q) == ns:
+		                        uids.add(os.stat("/proc/%s" % q).st_uid)
+		                except OSError:
+		                    pass
+		            args = open("/proc/%s/cmdline" % p).read().split("\0")
+		            kind = "lazy" if "lazy-pages" in args else "other"
+		            seen[p] = "%s %s %s" % (kind, st["CapEff"].strip(), ",".join(str(u) for u in sorted(uids)))
+		        except (OSError, KeyError):
+		            pass
+		    time.sleep(0.002)
+		open(out, "w").write("\n".join(seen.values()) + "\n")
+	EOF
+	local watcher=$!
+	mig_migrate nodeA "$name" --to nodeB --mode live
+	touch "$watch.stop"
+	wait "$watcher"
+	[ "$status" -eq 0 ] || fail "live migration failed ($status): $stderr"
+	cat "$watch" | sed 's/^/# /' >&3
+	# CAP_SYS_PTRACE is bit 19, CAP_CHECKPOINT_RESTORE bit 40
+	grep -q '^lazy 0000010000000000 ' "$watch" || fail "no lazy-pages daemon with CAP_CHECKPOINT_RESTORE alone: $(cat "$watch")"
+	! grep -E '^lazy ' "$watch" | grep -vq '^lazy 0000010000000000 ' || fail "a lazy-pages daemon with more: $(cat "$watch")"
+	local ptrace
+	ptrace=$(awk '{ if (and(strtonum("0x" $2), 0x80000)) print }' "$watch")
+	[ -n "$ptrace" ] || fail "no CRIU with CAP_SYS_PTRACE seen (the live restore's): $(cat "$watch")"
+	# in its pid namespace, every process is the user's (never root: init dropped before)
+	! awk '{print $3}' <<<"$ptrace" | tr ',' '\n' | grep -vqx "$U1_UID" ||
+		fail "a CRIU with CAP_SYS_PTRACE shares its pid namespace with another user's process: $ptrace"
+	assert_only_on nodeB "$name"
+	assert_moves_on "$name" "$RUN"
+}
+
+@test "live, security: a directory of CRIU's kernel facts that others can write is refused; the job keeps running on nodeA" {
+	mig_up
+	local name=$T-kdat
+	[ -n "$KDAT" ] || fail "ferryd recorded no CRIU facts in /run/ferry-kdat"
+	[ "$(stat -c %U:%a "$KDAT" "$KDAT/criu.kdat" | tr '\n' ' ')" = "root:755 root:644 " ] ||
+		fail "the facts are not root's: $(stat -c '%n %U:%a' "$KDAT" "$KDAT/criu.kdat")"
+	live_launch "$name" 16
+	# writable by all, someone could put their own facts there for CRIU to load
+	chmod 0777 "$KDAT"
+	mig_migrate nodeA "$name" --to nodeB --mode live
+	assert_ferry_error "is missing or not root's: .*; the instance keeps running on nodeA$"
+	assert_only_on nodeA "$name"
+	assert_moves_on "$name" "$RUN"
+	assert_runs_once "$name"
+}
+
+@test "live: 'allow live migration = no' refuses before anything freezes, on the destination and on the source" {
+	local name=$T-no
+	mig_up
+	live_launch "$name" 16
+	# nodeB's ferry.conf says no (its own mount namespace sees its own drop-in)
+	local conf
+	conf=$(mktemp /var/tmp/ft-live-conf.XXXXXX)
+	{ cat "$FERRY_CONF_D/99-ferry-test.conf"; echo "allow live migration = no"; } >"$conf"
+	chmod 0644 "$conf"
+	nsenter -t "${FERRYD_PID[nodeB]}" -m mount --bind "$conf" "$FERRY_CONF_D/99-ferry-test.conf"
+	hup_and_wait nodeB "SIGHUP: ferry.conf and the cluster key read again"
+	mig_migrate nodeA "$name" --to nodeB --mode live
+	assert_refused_untouched "$name" "nodeB refused: this node takes no live migration \('allow live migration = no'"
+	# the other modes still go
+	nsenter -t "${FERRYD_PID[nodeA]}" -m mount --bind "$conf" "$FERRY_CONF_D/99-ferry-test.conf"
+	hup_and_wait nodeA "SIGHUP: ferry.conf and the cluster key read again"
+	mig_migrate nodeA "$name" --to nodeB --mode live
+	assert_refused_untouched "$name" "this node sends no live migration"
+	rm -f "$conf"
+	mig_migrate nodeA "$name" --to nodeB --mode diskless
+	[ "$status" -eq 0 ] || fail "diskless after the refusals failed ($status): $stderr"
+	assert_only_on nodeB "$name"
+	assert_moves_on "$name" "$RUN"
+}
+
+@test "live: a source whose pipe limit cannot hold the job's memory refuses before anything freezes" {
+	mig_up
+	local name=$T-pipe
+	live_launch "$name" 64
+	sysctl -qw fs.pipe-user-pages-soft=4096
+	mig_migrate nodeA "$name" --to nodeB --mode live
+	assert_refused_untouched "$name" "fs.pipe-user-pages-soft \(4096 pages\) is too low"
+}
