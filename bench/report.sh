@@ -58,6 +58,7 @@ def r2: if . == null then null else (. * 100 | round) / 100 end;
 		   request_ms: stat(.request_ms), prepare_ms: stat(.prepare_ms), dump_ms: stat(.dump_ms),
 		   sync_ms: stat(.sync_ms), transfer_ms: stat(.transfer_ms), restore_ms: stat(.restore_ms),
 		   overhead_ms: stat(.overhead_ms), dest_peak: stat(.dest_peak), ferryd_hwm: stat(.ferryd_hwm),
+		   postcopy_ms: stat(.postcopy_ms), pages_demand: stat(.pages_demand), pages_pushed: stat(.pages_pushed),
 		   floor_ms: (if .[0].mode == "diskless" then
 				(if $B.med and $F.med then ($S / $B.med + $S / $F.med) * 1000 else null end)
 			else (if $D.w.med and $D.r.med then ($S / $D.w.med + $S / $D.r.med) * 1000 else null end) end)}
@@ -83,6 +84,10 @@ jq -r "$JQ_LIB"'.migrate | group_by(.mb) | .[] | (map({(.mode): .}) | add) as $m
 	[.[0].mb, ($m.diskless.total_ms.med / 1000), ($m.diskless.total_ms.min / 1000), ($m.diskless.total_ms.max / 1000),
 	 ($m.default.total_ms.med / 1000), ($m.default.total_ms.min / 1000), ($m.default.total_ms.max / 1000),
 	 (($m.diskless.floor_ms // 0) / 1000), (($m.default.floor_ms // 0) / 1000)] | @tsv' "$S" >"$D/total.tsv"
+jq -r "$JQ_LIB"'.migrate | group_by(.mb) | .[] | (map({(.mode): .}) | add) as $m |
+	select($m.diskless and $m.default and $m.live) |
+	[.[0].mb, ($m.default.downtime_ms.med / 1000), ($m.diskless.downtime_ms.med / 1000),
+	 ($m.live.downtime_ms.med / 1000), (($m.live.postcopy_ms.med // 0) / 1000)] | @tsv' "$S" >"$D/downtime.tsv"
 for mode in diskless default; do
 	jq -r --arg m "$mode" '.migrate | map(select(.mode == $m)) | .[] |
 		[.mb, (.dump_ms.med / 1000), (((.sync_ms.med // .transfer_ms.med) // 0) / 1000),
@@ -118,6 +123,12 @@ plot fig13-total-time total.tsv "set title 'Total migration time, link and disk 
 	     '' using 1:5:6:7 with yerrorlines pt 5 title 'default (median, min-max)',
 	     '' using 1:8 with lines dt 2 lc 1 title 'diskless floor S/B + S/F',
 	     '' using 1:9 with lines dt 2 lc 2 title 'default floor S/Dw + S/Dr'"
+plot live-downtime downtime.tsv "set title 'Downtime: live (post-copy) against stop-and-copy';
+	set xlabel 'workload memory (MiB)'; set ylabel 'seconds (median)'; set logscale x 2;
+	plot '$D/downtime.tsv' using 1:2 with linespoints pt 5 title 'default, downtime',
+	     '' using 1:3 with linespoints pt 7 title 'diskless, downtime',
+	     '' using 1:4 with linespoints pt 9 title 'live, downtime',
+	     '' using 1:5 with linespoints dt 2 pt 9 title 'live, post-copy window (job runs on the destination)'"
 for mode in diskless default; do
 	fig=14
 	[ $mode = default ] && fig=15
@@ -166,7 +177,10 @@ tables() {
 	  "### Synthetic workload: migration (figs. 12–15)", "",
 	  "| MiB | mode | RSS MiB | checkpoint MiB | dump | sync / transfer | restore | total | downtime | floor | total / floor | fixed overhead ms | dest. peak / S | ferryd max RSS MiB |",
 	  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-	  (.migrate[] | "| \(.mb) | \(.mode) | \(.rss.med | mib) | \(.bytes.med | mib) | \(s(.dump_ms)) | \(if .mode == "diskless" then s(.transfer_ms) else s(.sync_ms) end) | \(s(.restore_ms)) | \(s(.total_ms)) | \(s(.downtime_ms)) | \(if .floor_ms then (.floor_ms / 1000 | r2 | tostring) else "–" end) | \(.vs_floor // "–") | \(ms(.overhead_ms)) | \(.peak_per_S // "–") | \(.ferryd_hwm.max | mib) |"),
+	  (.migrate[] | "| \(.mb) | \(.mode) | \(.rss.med | mib) | \(.bytes.med | mib) | \(s(.dump_ms)) | \(if .mode == "default" then s(.sync_ms) else s(.transfer_ms) end) | \(s(.restore_ms)) | \(s(.total_ms)) | \(s(.downtime_ms)) | \(if .floor_ms then (.floor_ms / 1000 | r2 | tostring) else "–" end) | \(.vs_floor // "–") | \(ms(.overhead_ms)) | \(.peak_per_S // "–") | \(.ferryd_hwm.max | mib) |"),
+	  "", "Live (post-copy): the downtime against that of diskless, and the window during which the source still holds the job (post-copy) with the pages the job asked for and those pushed: "
+	  + ([.migrate | group_by(.mb)[] | (map({(.mode): .}) | add) as $m | select($m.diskless and $m.live)
+	      | "\(.[0].mb) MiB: downtime \(s($m.live.downtime_ms)) against \(s($m.diskless.downtime_ms)) (\(ratio($m.live.downtime_ms.med; $m.diskless.downtime_ms.med))), post-copy \(s($m.live.postcopy_ms)), \($m.live.pages_demand.med // 0) pages asked, \($m.live.pages_pushed.med // 0) pushed"] | join("; ")) + ".",
 	  "", "Diskless / default, total time: "
 	  + ([.migrate | group_by(.mb)[] | (map({(.mode): .}) | add) as $m | select($m.diskless and $m.default)
 	      | "\(.[0].mb) MiB: \(ratio($m.diskless.total_ms.med; $m.default.total_ms.med))"] | join("; ")) + ".", "",

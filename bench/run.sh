@@ -8,7 +8,8 @@
 #   floor     the physical floor: link rate B (iperf3), disk Dw/Dr (synced write, cold read)
 #   start     instance start: `ferry exec IMAGE /bin/true` vs `runc run` vs unshare+chroot
 #   overhead  checkpoint + restore of the same workload: ferry vs bare CRIU vs runc
-#   migrate   the synthetic workload, SIZES MiB, both modes, with F (tmpfs -> fresh memory)
+#   migrate   the synthetic workload, SIZES MiB, the three modes (default, diskless, live), with
+#             F (tmpfs -> fresh memory)
 #   apps      HPL (an N sweep), LAMMPS, GROMACS, AutoDock Vina: run time without / with a
 #             migration, and the same result either way (an application this machine cannot
 #             run, such as GROMACS on a CPU without rdtscp, is left out and named in run.json)
@@ -179,7 +180,7 @@ suite_migrate() {
 			mkdir -p "$(dirname "$f")"
 			floor_tmpfs_read "$f" $((mb << 20)) | jq -c ". + {what: \"tmpfs_read\", rep: $r, mb: $mb}" >>"$RAW/floor.jsonl" ||
 				die "floor: tmpfs read of $mb MiB failed"
-			for mode in $(order $r diskless default); do
+			for mode in $(order $r diskless default live); do
 				say "migrate $((r + 1))/$REPEAT: $mb MiB, $mode, $from -> $(other "$from")"
 				mig_synthetic "$mode" "$mb" "$from" || die "migration failed"
 			done

@@ -50,13 +50,15 @@ q() { jq -rs "$2" "$SMOKE/$1.jsonl"; }
 	[ "$(q overhead '[.[] | select(.dump_ms > 0 and .restore_ms > 0 and .images_bytes > 32 * 1048576)] | length')" -eq 3 ]
 }
 
-@test "smoke: both migration modes move the synthetic workload, which checks out on the destination" {
-	[ "$(q migrate '[.[] | select(.verified == 1 and .ok == 1) | .mode] | unique | join(",")')" = "default,diskless" ]
+@test "smoke: the three migration modes move the synthetic workload, which checks out on the destination" {
+	[ "$(q migrate '[.[] | select(.verified == 1 and .ok == 1) | .mode] | unique | join(",")')" = "default,diskless,live" ]
 	# the checkpoint holds the workload's memory; the destination's peak covers it
 	q migrate '.[] | [.bytes, .rss, .dest_peak, .total_ms, .downtime_ms] | @tsv' |
 		awk '{ if (!($1 >= 32 * 1048576 && $2 >= 32 * 1048576 && $3 >= $1 && $4 >= $5 && $5 > 0)) bad = 1 } END { exit bad }'
 	q migrate '.[] | select(.mode == "diskless") | .transfer_ms' | grep -qE '^[0-9]+$'
 	q migrate '.[] | select(.mode == "default") | .sync_ms' | grep -qE '^[0-9]+$'
+	q migrate '.[] | select(.mode == "live") | [.transfer_ms, .postcopy_ms, .pages_demand + .pages_pushed] | @tsv' |
+		awk '{ if (!($1 >= 0 && $2 >= 0 && $3 * 4096 >= 16 * 1048576)) bad = 1 } END { exit bad }'
 }
 
 @test "smoke: every application runs without and with a migration, with identical results" {
@@ -91,8 +93,9 @@ q() { jq -rs "$2" "$SMOKE/$1.jsonl"; }
 	}
 	grep -q '^| 32 | diskless |' "$out/REPORT.md"
 	grep -q '^| 32 | dump |' "$out/REPORT.md"
-	jq -e '.migrate | length == 2' "$out/summary.json"
-	for f in fig12-checkpoint-size fig13-total-time fig14-phases-diskless fig15-phases-default \
+	jq -e '.migrate | length == 3' "$out/summary.json"
+	grep -q '^Live (post-copy): .*32 MiB: downtime' "$out/REPORT.md"
+	for f in fig12-checkpoint-size fig13-total-time fig14-phases-diskless fig15-phases-default live-downtime \
 		fig16-app-runtime fig17-app-migration overhead-vs-peers; do
 		[ -s "$out/plots/$f.png" ] || {
 			echo "no plot $f"
