@@ -59,6 +59,7 @@ def r2: if . == null then null else (. * 100 | round) / 100 end;
 		   sync_ms: stat(.sync_ms), transfer_ms: stat(.transfer_ms), restore_ms: stat(.restore_ms),
 		   overhead_ms: stat(.overhead_ms), dest_peak: stat(.dest_peak), ferryd_hwm: stat(.ferryd_hwm),
 		   postcopy_ms: stat(.postcopy_ms), pages_demand: stat(.pages_demand), pages_pushed: stat(.pages_pushed),
+		   rate_before: stat(.rate_before), rate_postcopy: stat(.rate_postcopy),
 		   floor_ms: (if .[0].mode == "diskless" then
 				(if $B.med and $F.med then ($S / $B.med + $S / $F.med) * 1000 else null end)
 			else (if $D.w.med and $D.r.med then ($S / $D.w.med + $S / $D.r.med) * 1000 else null end) end)}
@@ -180,7 +181,7 @@ tables() {
 	  (.migrate[] | "| \(.mb) | \(.mode) | \(.rss.med | mib) | \(.bytes.med | mib) | \(s(.dump_ms)) | \(if .mode == "default" then s(.sync_ms) else s(.transfer_ms) end) | \(s(.restore_ms)) | \(s(.total_ms)) | \(s(.downtime_ms)) | \(if .floor_ms then (.floor_ms / 1000 | r2 | tostring) else "–" end) | \(.vs_floor // "–") | \(ms(.overhead_ms)) | \(.peak_per_S // "–") | \(.ferryd_hwm.max | mib) |"),
 	  "", "Live (post-copy): the downtime against that of diskless, and the window during which the source still holds the job (post-copy) with the pages the job asked for and those pushed: "
 	  + ([.migrate | group_by(.mb)[] | (map({(.mode): .}) | add) as $m | select($m.diskless and $m.live)
-	      | "\(.[0].mb) MiB: downtime \(s($m.live.downtime_ms)) against \(s($m.diskless.downtime_ms)) (\(ratio($m.live.downtime_ms.med; $m.diskless.downtime_ms.med))), post-copy \(s($m.live.postcopy_ms)), \($m.live.pages_demand.med // 0) pages asked, \($m.live.pages_pushed.med // 0) pushed"] | join("; ")) + ".",
+	      | "\(.[0].mb) MiB: downtime \(s($m.live.downtime_ms)) against \(s($m.diskless.downtime_ms)) (\(ratio($m.live.downtime_ms.med; $m.diskless.downtime_ms.med))), post-copy \(s($m.live.postcopy_ms)), \($m.live.pages_demand.med // 0) pages asked, \($m.live.pages_pushed.med // 0) pushed, the job at \($m.live.rate_postcopy.med // "–") steps/s during post-copy against \($m.live.rate_before.med // "–") before"] | join("; ")) + ".",
 	  "", "Diskless / default, total time: "
 	  + ([.migrate | group_by(.mb)[] | (map({(.mode): .}) | add) as $m | select($m.diskless and $m.default)
 	      | "\(.[0].mb) MiB: \(ratio($m.diskless.total_ms.med; $m.default.total_ms.med))"] | join("; ")) + ".", "",

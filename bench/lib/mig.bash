@@ -11,6 +11,9 @@
 #   ferryd_hwm   the largest resident set of any ferryd process on either node (bytes)
 #   overhead_ms  total - (dump + sync|transfer + restore): request, prepare and teardown
 #   verified     1 when the workload runs on the destination and its memory checks out
+#   rate_before, rate_postcopy   live: the workload's steps a second in the 3 s before the
+#                migration, and from its first step on the destination to the end of ferry
+#                migrate (the post-copy window: the pages it has not yet got come on demand)
 # A failed migration or a workload that does not check out after it is an error of the run.
 
 MIG_INSTANCE=bench-synth
@@ -72,13 +75,23 @@ mig_measure() {
 	to=$(other "$from")
 	rss=$(node_user_rss "$from")
 	node_mem_reset "$to"
-	rm -f "$BENCH_WORK/hwm"
+	rm -f "$BENCH_WORK/hwm" "$BENCH_WORK/steps"
 	ferryd_hwm_watch "$BENCH_WORK/hwm" &
 	hwm_pid=$!
+	local steps_pid="" t_mig
+	if [ "$mode" = live ]; then
+		steps_watch "$BENCH_WORK/steps" &
+		steps_pid=$!
+		sleep 3
+	fi
+	t_mig=$EPOCHREALTIME
 	out=$(on "$from" "$FERRY" migrate "$MIG_INSTANCE" --to "$to" --mode "$mode" --json 2>"$BENCH_WORK/migrate.err")
 	rc=$?
-	kill "$hwm_pid" 2>/dev/null
-	wait "$hwm_pid" 2>/dev/null
+	local t_end=$EPOCHREALTIME
+	kill "$hwm_pid" $steps_pid 2>/dev/null
+	wait "$hwm_pid" $steps_pid 2>/dev/null
+	[ -z "$steps_pid" ] || out=$(echo "$out" | jq -c ". + $(steps_rates "$BENCH_WORK/steps" "$t_mig" "$t_end" \
+		"$(echo "$out" | jq '.downtime_ms')")")
 	[ $rc -eq 0 ] || die "ferry migrate --mode $mode failed: $(cat "$BENCH_WORK/migrate.err")"
 	local peak hwm
 	peak=$(node_mem_peak "$to")
@@ -86,6 +99,30 @@ mig_measure() {
 	echo "$out" | jq -c --argjson rss "$rss" --argjson peak "$peak" --argjson hwm "$hwm" \
 		'. + {rss: $rss, dest_peak: $peak, ferryd_hwm: $hwm,
 		      overhead_ms: (.total_ms - .dump_ms - (.sync_ms // .transfer_ms) - .restore_ms)}'
+}
+
+# steps_watch FILE: "TIME STEP" lines, the workload's step every 20 ms, until killed.
+steps_watch() {
+	local s
+	while :; do
+		s=$(bl_step "$PROG")
+		[[ $s =~ ^[0-9]+\  ]] && echo "$EPOCHREALTIME ${s%% *}"
+		sleep 0.02
+	done >"$1"
+}
+
+# steps_rates FILE T_MIG T_END DOWNTIME_MS: {rate_before, rate_postcopy} (steps a second) from
+# steps_watch's samples: before T_MIG, and from the first new step after the pause (T_MIG plus
+# the downtime) to T_END.
+steps_rates() {
+	awk -v tm="$2" -v te="$3" -v dt="$4" '
+		$1 < tm { if (b0 == "") { b0 = $1; s0 = $2 } b1 = $1; s1 = $2; next }
+		$1 >= tm + dt / 1000 && $1 <= te { if (r0 == "") { if ($2 > s1) { r0 = $1; q0 = $2 } } else { r1 = $1; q1 = $2 } }
+		END {
+			before = (b1 > b0) ? (s1 - s0) / (b1 - b0) : 0
+			during = (r0 != "" && r1 > r0) ? (q1 - q0) / (r1 - r0) : 0
+			printf "{\"rate_before\": %.3f, \"rate_postcopy\": %.3f}", before, during
+		}' "$1"
 }
 
 mig_synthetic() {

@@ -294,7 +294,13 @@ static void report_ok(struct mig *g, struct ferry_msg *rep, long long t_end)
 	t.t_heard = g->diskless ? t.sdone : g->t_heard;
 	struct ferryd_phases p;
 	ferryd_phases_of(&t, &p);
-	if (!g->dest_done) {
+	if (!g->dest_done && g->live) {
+		ferry_msg_set(rep, "note",
+			      "%s did not confirm: times end at the source. '%s' had every page there; if "
+			      "the commit did not reach it, it waits there frozen, and %s's ferryd lets it "
+			      "run on once it reaches %s again",
+			      g->to, g->name, g->to, g->d->node);
+	} else if (!g->dest_done) {
 		_cleanup_free_ char *copy = g->diskless ? xstrdup(g->rec.peer_dir ? g->rec.peer_dir : "?")
 							: xstrdup(g->leaf.path ? g->leaf.path : "?");
 		ferry_msg_set(

@@ -57,8 +57,9 @@ q() { jq -rs "$2" "$SMOKE/$1.jsonl"; }
 		awk '{ if (!($1 >= 32 * 1048576 && $2 >= 32 * 1048576 && $3 >= $1 && $4 >= $5 && $5 > 0)) bad = 1 } END { exit bad }'
 	q migrate '.[] | select(.mode == "diskless") | .transfer_ms' | grep -qE '^[0-9]+$'
 	q migrate '.[] | select(.mode == "default") | .sync_ms' | grep -qE '^[0-9]+$'
-	q migrate '.[] | select(.mode == "live") | [.transfer_ms, .postcopy_ms, .pages_demand + .pages_pushed] | @tsv' |
-		awk '{ if (!($1 >= 0 && $2 >= 0 && $3 * 4096 >= 16 * 1048576)) bad = 1 } END { exit bad }'
+	# live: the window's pages, and the workload's pace before (it steps every 500 ms)
+	q migrate '.[] | select(.mode == "live") | [.transfer_ms, .postcopy_ms, .pages_demand + .pages_pushed, .rate_before, .rate_postcopy] | @tsv' |
+		awk '{ if (!($1 >= 0 && $2 >= 0 && $3 * 4096 >= 16 * 1048576 && $4 > 0 && $5 >= 0)) bad = 1 } END { exit bad }'
 }
 
 @test "smoke: every application runs without and with a migration, with identical results" {
