@@ -1608,7 +1608,7 @@ static int lazy_daemon_end(struct starter *s, bool timed_out, struct ferry_error
 	int st = 0;
 	while (waitpid(s->lazy_pid, &st, 0) < 0 && errno == EINTR)
 		;
-	s->lazy_pid = 0;
+	s->lazy_pid = starter_lazy_pid = 0;
 	_cleanup_free_ char *msg = read_report(s->lazy_rep);
 	close(s->lazy_rep);
 	s->lazy_rep = -1;
@@ -1667,7 +1667,7 @@ static int lazy_daemon_start(struct starter *s, int genfd, struct xfer_session *
 		return pid;
 	}
 	xfer_session_close(xs, FERRY_XFER_LAZY); /* the daemon's now */
-	s->lazy_pid = pid;
+	s->lazy_pid = starter_lazy_pid = pid;
 	char c;
 	struct ferry_error *e = NULL;
 	int r = ferry_read_timeout(st[0], &c, 1, s->cfg->criu_timeout, &e);

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* report.c — how the starter fails: one line to the user (and to a --page-server peer), and the
  * "E message" / "OK pid" lines its children report to it. */
+#include <signal.h>
 #include <stdarg.h>
+#include <sys/wait.h>
 
 #include "fs.h"
 #include "starter.h"
@@ -13,6 +15,8 @@ int starter_verdict_fd = -1;
 /* "timing" lines for ferryd (FERRY_REQ_TIMINGS): when we started, received, restored */
 bool starter_want_timings;
 long long starter_t_start, starter_t_received, starter_t_allin;
+/* a live restart's lazy-pages daemon (its process group), ended and reaped when we fail */
+pid_t starter_lazy_pid;
 
 void starter_progress(void)
 {
@@ -34,6 +38,11 @@ void die(const char *fmt, ...)
 		msg = NULL;
 	va_end(ap);
 	fprintf(stderr, "ferry: %s\n", msg ? msg : fmt);
+	if (starter_lazy_pid > 0) { /* (not left for init to reap, late) */
+		kill(-starter_lazy_pid, SIGKILL);
+		while (waitpid(starter_lazy_pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	}
 	if (starter_verdict_fd >= 0)
 		(void)ferry_xfer_send_verdict(starter_verdict_fd, msg ? msg : "failed");
 	(void)xfer_session_finish(10);

@@ -220,6 +220,8 @@ void starter_progress(void);
 extern long long starter_t_start, starter_t_received;
 /* live: when the restored tree had every page */
 extern long long starter_t_allin;
+/* live: the lazy-pages daemon, which die() ends and reaps */
+extern pid_t starter_lazy_pid;
 char *read_report(int fd);
 _noreturn_ void die_report(char *msg);
 _noreturn_ void die(const char *fmt, ...) _printf_(1, 2);

@@ -9,6 +9,7 @@ STEPS = {
     "default": "src-request src-journal src-prepare src-dump src-restart src-verdict src-commit src-done src-settle dst-prepare dst-ready dst-restore dst-done dst-settle".split(),
     "diskless": "src-request src-journal src-prepare src-dump src-commit src-done src-settle dst-prepare dst-ready dst-restore dst-done dst-settle".split(),
 }
+STEPS["live"] = STEPS["diskless"]
 res = {}
 for path in sys.argv[1:]:
     for line in open(path):
@@ -18,7 +19,7 @@ for path in sys.argv[1:]:
 total = len(res)
 ok = sum(1 for v in res.values() if v == "survived")
 print("%d cells run, %d survived.\n" % (total, ok))
-for mode in ("default", "diskless"):
+for mode in ("default", "diskless", "live"):
     cols = [f for f in FAULTS if any((mode, s, f) in res for s in STEPS[mode])]
     print("### %s mode\n" % mode)
     print("| step | " + " | ".join(cols) + " |")
