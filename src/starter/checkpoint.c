@@ -1751,10 +1751,13 @@ int checkpoint_receive(struct starter *s, struct ferry_error **err)
 	size_t len = 0;
 	struct ferry_manifest *sent = NULL;
 	struct tail_hashes tails = {0};
-	/* live: no page comes now (the lazy-pages daemon takes them once the tree is restored) */
+	/* live: no page comes now (the lazy-pages daemon takes them once the tree is restored);
+	 * the channel a mode does not use ends at once */
 	if (!s->lazy)
 		r = run_page_server(s, imgfd, xs->local[FERRY_XFER_PAGES], &tails, err);
 	xfer_session_close(xs, FERRY_XFER_PAGES);
+	if (!s->lazy)
+		xfer_session_close(xs, FERRY_XFER_LAZY);
 	if (r == 0)
 		r = xfer_receive_files(s, xs, imgfd, &text, &len, err);
 	if (r < 0)

@@ -174,8 +174,11 @@ static void mon_become_root(struct mon *m)
 		ferry_error_set(&err, errno, "become root for the instance monitor");
 		mon_fail(m, err);
 	}
+	/* the top process answers the sender: a copy of any end of the session here would keep
+	 * its channel from ending (and the session, whose end waits for every channel's) */
+	xfer_session_drop();
 	if (m->s->xfer_fd >= 0)
-		close(m->s->xfer_fd); /* the top process answers the sender */
+		close(m->s->xfer_fd);
 	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
 	dup2(null, 0);
 	dup2(null, 1);

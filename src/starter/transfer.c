@@ -190,6 +190,15 @@ void xfer_session_close(struct xfer_session *x, int ch)
 	x->local[ch] = -1;
 }
 
+void xfer_session_drop(void)
+{
+	for (int i = 0; i < FERRY_XFER_NCHAN; i++)
+		if (session.local[i] >= 0)
+			close(session.local[i]);
+	if (session.status >= 0)
+		close(session.status);
+}
+
 int xfer_session_finish(unsigned timeout_s)
 {
 	struct xfer_session *x = &session;

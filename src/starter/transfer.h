@@ -26,6 +26,8 @@ uint64_t xfer_session_moved(void);
 int xfer_session_fd(int ch);
 /* Closes our end of channel @ch (its owner now is a child, or we are done with it). */
 void xfer_session_close(struct xfer_session *x, int ch);
+/* In a fork that does not own the session: closes its copies of the session's ends. */
+void xfer_session_drop(void);
 /* Ends this process's session, if any: closes our ends and waits (at most @timeout_s) for the
  * relay to finish, so that the connection is clean for its owner (ferryd's messages). */
 int xfer_session_finish(unsigned timeout_s);
