@@ -540,6 +540,9 @@ static bool decision_written(int fd)
 	return fd >= 0 && pread(fd, &c, 1, 0) == 1 && c == 'C';
 }
 
+/* How long the dump's guard lets CRIU finish once ferry-criu has ended (dump_guard_verdict). */
+#define GUARD_CRIU_MS 10000
+
 /* Whether a process of group @pgid but a zombie is left (the ids of the instance's pid
  * namespace, whose /proc the guard sees). */
 static bool group_runs(pid_t pgid)
@@ -578,19 +581,22 @@ static char dump_guard_verdict(pid_t criu, pid_t criu_ns, int ctl, int decision)
 	struct pollfd p[2] = {{.fd = pidfd, .events = POLLIN}, {.fd = ctl, .events = POLLIN}};
 	while (pidfd >= 0 && poll(p, 2, -1) < 0 && errno == EINTR)
 		;
-	/* the starter gave up on it: ferry-criu and the CRIU it runs (libcriu's child, which would
-	 * otherwise go on, and stop the tree once it is done: a live dump's serves pages until the
-	 * other side hangs up), their process group */
 	if (pidfd < 0 || (p[1].revents && !p[0].revents))
-		kill(-criu, SIGKILL);
+		kill(criu, SIGKILL); /* ferry-criu: the starter gave up on it */
 	if (pidfd >= 0)
 		close(pidfd);
-	/* none of the group may act on the tree after our word to it: while ferry-criu is an
-	 * unreaped zombie its pid, the group's id, cannot be reused; the rest of the group gets
-	 * SIGKILL and is waited for (the instance's init reaps them) */
+	/* The CRIU that libcriu runs, in ferry-criu's process group, goes on without it: it is let
+	 * finish (woken, should the user have stopped it), so that it takes out of the tree what it
+	 * put in and lets it go; a live dump's ends once the pages channel hangs up, and stops the
+	 * tree (--leave-stopped). Our word to the tree comes only after it, and none of the group
+	 * is left: SIGKILL after GUARD_CRIU_MS. While ferry-criu is an unreaped zombie its pid, the
+	 * group's id, cannot be reused. */
 	siginfo_t si;
 	while (waitid(P_PID, (id_t)criu, &si, WEXITED | WNOWAIT) < 0 && errno == EINTR)
 		;
+	kill(-criu, SIGCONT);
+	for (int i = 0; criu_ns > 0 && i < GUARD_CRIU_MS / 10 && group_runs(criu_ns); i++)
+		usleep(10000);
 	kill(-criu, SIGKILL);
 	for (int i = 0; criu_ns > 0 && i < 500 && group_runs(criu_ns); i++)
 		usleep(10000);
