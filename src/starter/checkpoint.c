@@ -1609,8 +1609,7 @@ static int run_page_server(struct starter *s, int imgfd, int pages, struct tail_
  * timeout' seconds): 0 only when it exited 0, every page in the restored tree. */
 static int lazy_daemon_end(struct starter *s, bool timed_out, struct ferry_error **err)
 {
-	kill(timed_out ? s->lazy_pid : -s->lazy_pid, SIGKILL);
-	kill(-s->lazy_pid, SIGKILL); /* and what it left in its group (CRIU's kerndat probes) */
+	kill(-s->lazy_pid, SIGKILL); /* the daemon and what it left in its group (CRIU's probes) */
 	int st = 0;
 	while (waitpid(s->lazy_pid, &st, 0) < 0 && errno == EINTR)
 		;
