@@ -283,8 +283,34 @@ static unsigned long long dir_size(int dirfd)
 	return total;
 }
 
+static void describe(const char *name, const char *path, struct ckpt_info *ci);
+
+/* A resumable run's directory: as its newest complete generation (ck-N), or "empty". */
+static void describe_run(const char *name, const char *path, struct ckpt_info *ci)
+{
+	unsigned long long seq = 0;
+	_cleanup_free_ char *slot = run_dir_newest(path, &seq);
+	if (!slot) {
+		describe(name, path, ci);
+		return;
+	}
+	describe(name, slot, ci);
+	free(ci->path);
+	ci->path = xstrdup(path);
+	_cleanup_free_ char *gen = ci->generation;
+	ci->generation = xasprintf("ck-%06llu/%s", seq, gen);
+}
+
 static void describe(const char *name, const char *path, struct ckpt_info *ci)
 {
+	if (run_dir_is(path)) {
+		struct stat st;
+		_cleanup_free_ char *cur = xasprintf("%s/current", path);
+		if (lstat(cur, &st) < 0) {
+			describe_run(name, path, ci);
+			return;
+		}
+	}
 	ci->name = xstrdup(name);
 	ci->path = xstrdup(path);
 	ci->instance = xstrdup("");

@@ -79,6 +79,9 @@ int cli_parse_signal(const char *s);
 int resumable_run(struct container_opts *o, const char *image, char **args, bool exec_mode);
 /* run.c: true when @path is a resumable run's directory (it holds generations of its own). */
 bool run_dir_is(const char *path);
+/* run.c: the newest complete generation of a resumable run's directory (its number in *ret_seq),
+ * NULL when none. */
+char *run_dir_newest(const char *path, unsigned long long *ret_seq);
 /* run.c: removes a resumable run's generations (each through the starter); 0 or exit status. */
 int run_dir_remove(const char *path);
 

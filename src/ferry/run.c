@@ -165,6 +165,17 @@ bool run_dir_is(const char *path)
 	return lstat(m, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+char *run_dir_newest(const char *path, unsigned long long *ret_seq)
+{
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	_cleanup_free_ unsigned long long *done = NULL;
+	size_t n = fd < 0 ? 0 : list_slots(fd, true, &done);
+	if (n == 0)
+		return NULL;
+	*ret_seq = done[n - 1];
+	return slot_path(path, done[n - 1]);
+}
+
 /* Removes the generation @seq (its sealed part through the starter). */
 static int slot_remove(const char *dir, unsigned long long seq)
 {

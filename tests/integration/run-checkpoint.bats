@@ -153,6 +153,10 @@ run_id_of() { field_of "$1" run; }
 	as_user1 "$FERRY" instance stop --force "run-$T"
 	assert_instance_gone "$U1" "run-$T"
 	newest=$(generations "$CK" | tail -n1)
+	# 'checkpoint list' shows the run as its newest complete generation
+	run as_user1 "$FERRY" checkpoint list --json
+	grep -q "\"name\": \"$T\", \"state\": \"complete\"" <<<"$output" || fail "$output"
+	grep -q "\"generation\": \"$newest/gen-000001\"" <<<"$output" || fail "$output"
 	# an incomplete generation, newer than every complete one (a dump killed midway)
 	as_user1 mkdir "$CK/ck-000900"
 	local s2
