@@ -42,6 +42,9 @@ teardown() {
 		slurm_logs 20
 	fi
 	if [ -n "$JOB" ]; then
+		# SIGKILL, not scancel's SIGTERM: that would checkpoint the job and requeue it again (its
+		# instance, out of Slurm's reach with proctrack/linuxproc, is stopped below)
+		sl scancel --full --signal=KILL "$JOB" 2>/dev/null || true
 		sl scancel "$JOB" 2>/dev/null || true
 		local i
 		for ((i = 0; i < 300; i++)); do
@@ -136,6 +139,44 @@ wait_log() {
 	[ "$(field_of "$W/progress" run)" = "$id" ] || fail "not the same process: $(cat "$W/progress")"
 	assert_progress_ok "$W/progress"
 	# every step once, in order, on n1 and then on n2: nothing lost, nothing done twice
+	local steps
+	steps=$(grep -E '^step [0-9]+ ok ' "$W/job.log" | awk '{print $2}')
+	awk 'NR != $1 { print "step " $1 " at line " NR; exit 1 }' <<<"$steps" ||
+		fail "the steps in the job's log are not 1, 2, 3...: $(tr '\n' ' ' <<<"$steps")"
+}
+
+@test "slurm: a job preempted by a higher partition's checkpoints within the grace time, is requeued, and resumes afterwards" {
+	# n2 drained: the low job and the high one want the whole of n1
+	sl scontrol update nodename=n2 state=drain reason=ferry-test
+	job_script "$W/job.sh" exec --checkpoint "$W/ck" --requeue "$IMG" \
+		"$STATEFUL" --mb 64 --interval 100 "$W/progress"
+	# the job's --signal comes at preemption (SlurmctldParameters=preempt_send_user_signal), GraceTime=30
+	JOB=$(as_slurm_user "$U1" sbatch --parsable -p low -c 2 --signal=B:USR1@10 --requeue --open-mode=append \
+		-o "$W/job.log" --chdir="$W" "$W/job.sh")
+	slurm_wait_job "$JOB" JobState RUNNING 30
+	wait_step "$W/progress" 5 30
+	local id stopped high t0 t1
+	id=$(field_of "$W/progress" run)
+
+	t0=$(date +%s)
+	high=$(as_slurm_user "$U2" sbatch --parsable -p high -c 2 -o /dev/null --wrap "sleep 3")
+	wait_log "^ferry: run '$W/ck': got SIG(USR1|TERM): checkpointing and stopping\$" 30
+	wait_log "^ferry: run '$W/ck': stopped in generation 1; run the same command to resume \(exit 75\)\$" 30
+	t1=$(date +%s)
+	[ $((t1 - t0)) -lt 30 ] || fail "the checkpoint took $((t1 - t0)) s, beyond the grace time (30 s)"
+	stopped=$(step_of "$W/progress")
+	slurm_wait_job "$high" JobState RUNNING 30
+	[ "$(slurm_job_field "$high" NodeList)" = n1 ]
+	slurm_wait_job "$JOB" JobState PENDING 30
+	slurm_wait_job "$high" JobState COMPLETED 30
+
+	# the high job is done: the low one may run again (now, not in 121 s)
+	sl scontrol update jobid="$JOB" StartTime=now
+	slurm_wait_job "$JOB" JobState RUNNING 60
+	wait_log "^ferry: run '$W/ck': resumed on n1 from generation 1 \(taken .* on n1\)\$" 60
+	wait_step "$W/progress" $((stopped + 5)) 30
+	[ "$(field_of "$W/progress" run)" = "$id" ] || fail "not the same process: $(cat "$W/progress")"
+	assert_progress_ok "$W/progress"
 	local steps
 	steps=$(grep -E '^step [0-9]+ ok ' "$W/job.log" | awk '{print $2}')
 	awk 'NR != $1 { print "step " $1 " at line " NR; exit 1 }' <<<"$steps" ||

@@ -85,9 +85,14 @@ _slurm_write_conf() {
 		InactiveLimit=0
 		MessageTimeout=10
 		SlurmdTimeout=60
+		PreemptType=preempt/partition_prio
+		PreemptMode=REQUEUE
+		SlurmctldParameters=preempt_send_user_signal
 		NodeName=n1 NodeHostname=n1 NodeAddr=198.18.0.1 CPUs=2 Weight=1 State=UNKNOWN
 		NodeName=n2 NodeHostname=n2 NodeAddr=198.18.0.2 CPUs=2 Weight=2 State=UNKNOWN
-		PartitionName=batch Nodes=n1,n2 Default=YES MaxTime=INFINITE State=UP
+		PartitionName=batch Nodes=n1,n2 Default=YES MaxTime=INFINITE State=UP PriorityTier=1 PreemptMode=OFF
+		PartitionName=low Nodes=n1,n2 MaxTime=INFINITE State=UP PriorityTier=1 PreemptMode=REQUEUE GraceTime=30
+		PartitionName=high Nodes=n1,n2 MaxTime=INFINITE State=UP PriorityTier=2 PreemptMode=OFF
 	EOF
 	chmod 0644 "$d/slurm.conf"
 }
