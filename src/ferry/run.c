@@ -31,6 +31,7 @@
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #include "ferry.h"
@@ -85,6 +86,7 @@ struct run {
 	off_t off[2];
 	unsigned long long last_seq; /* the newest generation directory made */
 	bool launch_slot_empty; /* it is the (empty) one the instance was launched with */
+	int watchdog; /* the pipe whose end stops the instance (start_watchdog) */
 };
 
 /* ---- generations ---- */
@@ -301,6 +303,43 @@ static int watch_instance(struct run *r)
 	}
 	ferry_instance_list_free(list);
 	return 0; /* not listed: it ended already, and the loop finds its status */
+}
+
+/* The instance never outlives this process. Killed without a word (scancel --signal=KILL, the
+ * OOM killer), we could not stop it, and Slurm with proctrack/linuxproc does not see it (its
+ * monitor leaves the job's process tree when the starter exits): it would run on beside the
+ * requeued job, which resumes from the same checkpoint. A grandchild (out of the tree that Slurm
+ * signals, as the monitor is) waits on a pipe only we hold and, once it breaks, kills the
+ * instance's init through its pidfd (a no-op when the instance already ended). No exec: the
+ * child runs only this. */
+static void start_watchdog(struct run *r)
+{
+	int p[2];
+	if (r->pidfd < 0 || pipe2(p, O_CLOEXEC) < 0)
+		return;
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0) {
+		close(p[0]);
+		close(p[1]);
+		return;
+	}
+	if (pid == 0) {
+		if (fork() != 0)
+			_exit(0);
+		setsid();
+		const int keep[] = {p[0], r->pidfd, -1};
+		ferry_close_fds(3, keep);
+		char c;
+		while (read(p[0], &c, 1) < 0 && errno == EINTR)
+			;
+		(void)syscall(SYS_pidfd_send_signal, r->pidfd, SIGKILL, NULL, 0);
+		_exit(0);
+	}
+	close(p[0]);
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	r->watchdog = p[1]; /* closed by our exit, whichever way */
 }
 
 /* Copies what the instance wrote since the last call to our stdout and stderr. */
@@ -632,6 +671,7 @@ static int run_body(struct run *r, const char *image, char **args, bool exec_mod
 		return st;
 	if (watch_instance(r) < 0)
 		return 255;
+	start_watchdog(r);
 	return run_loop(r);
 }
 
@@ -642,7 +682,7 @@ int resumable_run(struct container_opts *o, const char *image, char **args, bool
 	if (gethostname(r.host, sizeof(r.host) - 1) < 0)
 		snprintf(r.host, sizeof(r.host), "localhost");
 	int st = run_body(&r, image, args, exec_mode);
-	int fds[] = {r.pidfd, r.sigfd, r.lockfd, r.dirfd};
+	int fds[] = {r.pidfd, r.sigfd, r.lockfd, r.dirfd, r.watchdog};
 	for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
 		if (fds[i] >= 0)
 			close(fds[i]);

@@ -42,8 +42,8 @@ teardown() {
 		slurm_logs 20
 	fi
 	if [ -n "$JOB" ]; then
-		# SIGKILL, not scancel's SIGTERM: that would checkpoint the job and requeue it again (its
-		# instance, out of Slurm's reach with proctrack/linuxproc, is stopped below)
+		# SIGKILL, not scancel's SIGTERM: that would checkpoint the job and requeue it again (ferry's
+		# watchdog then stops the instance; what a failure leaves is stopped below)
 		sl scancel --full --signal=KILL "$JOB" 2>/dev/null || true
 		sl scancel "$JOB" 2>/dev/null || true
 		local i
