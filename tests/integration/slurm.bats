@@ -182,3 +182,49 @@ wait_log() {
 	awk 'NR != $1 { print "step " $1 " at line " NR; exit 1 }' <<<"$steps" ||
 		fail "the steps in the job's log are not 1, 2, 3...: $(tr '\n' ' ' <<<"$steps")"
 }
+
+@test "slurm: a node lost with the job (its slurmd, ferry and instance killed) — the requeued job resumes on n2 from the last periodic checkpoint, at most one interval lost" {
+	job_script "$W/job.sh" exec --checkpoint "$W/ck" --checkpoint-every 3s --requeue "$IMG" \
+		"$STATEFUL" --mb 32 --interval 100 "$W/progress"
+	JOB=$(as_slurm_user "$U1" sbatch --parsable --requeue --open-mode=append -o "$W/job.log" --chdir="$W" "$W/job.sh")
+	slurm_wait_job "$JOB" JobState RUNNING 30
+	[ "$(slurm_job_field "$JOB" NodeList)" = n1 ]
+	wait_log "^ferry: run '$W/ck': generation 2 written " 60
+	local id lost first
+	id=$(field_of "$W/progress" run)
+	sleep 1
+	# n1 dies: every process of the node at once, SIGKILL (slurmd, the job, ferry, the instance's
+	# monitor), and the instance (in network and pid namespaces of its own)
+	local init
+	init=$(slurm_ns "${SLURM_NODE_NS[n1]}" runuser -u "$U1" -- "$FERRY" instance list --json |
+		python3 -c 'import json, sys
+for i in json.load(sys.stdin)["instances"]:
+    if i["instance"] == "run-ck": print(i["pid"])')
+	[ -n "$init" ] || fail "no instance run-ck on n1"
+	lost=$(step_of "$W/progress")
+	{
+		ip netns pids "${SLURM_NODE_NS[n1]}"
+		echo "$init"
+	} | xargs -r kill -KILL
+	sleep 1
+	[ "$(step_of "$W/progress")" -le $((lost + 1)) ] || fail "the program still runs"
+	# as a health check would: the node is down, Slurm requeues its job; it may start now
+	sl scontrol update nodename=n1 state=down reason=ferry-test-lost
+	slurm_wait_job "$JOB" JobState PENDING 30
+	sl scontrol update jobid="$JOB" StartTime=now
+	slurm_wait_job "$JOB" JobState RUNNING 60
+	[ "$(slurm_job_field "$JOB" NodeList)" = n2 ]
+	wait_log "^ferry: run '$W/ck': resumed on n2 from generation [0-9]+ \(taken .* on n1\)\$" 60
+	first=$(sed -n '/resumed on n2/,$p' "$W/job.log" | grep -E '^step [0-9]+ ok ' | head -n1 | awk '{print $2}')
+	[ -n "$first" ] || wait_step "$W/progress" $((lost + 1)) 30
+	first=$(sed -n '/resumed on n2/,$p' "$W/job.log" | grep -E '^step [0-9]+ ok ' | head -n1 | awk '{print $2}')
+	[ "$(field_of "$W/progress" run)" = "$id" ] || fail "not the same process: $(cat "$W/progress")"
+	assert_progress_ok "$W/progress"
+	# lost: the steps since the last generation, at most one interval (3 s: 30 steps) and a dump
+	[ "$first" -le $((lost + 1)) ] && [ "$first" -ge $((lost - 40)) ] ||
+		fail "resumed at step $first; the node was lost at step $lost"
+	# n1 comes back (ReturnToService=2: idle once its slurmd registers)
+	slurm_start_slurmd n1
+	slurm_wait_node_state n1 idle 60
+	slurm_ns "${SLURM_NODE_NS[n1]}" runuser -u "$U1" -- "$FERRY" instance list >/dev/null # drops the dead record
+}

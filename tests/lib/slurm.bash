@@ -154,13 +154,19 @@ slurm_up() {
 		slurmctld -f "$SLURM_DIR/slurm.conf" -i || return 1
 	local n
 	for n in n1 n2; do
-		mkdir -p "$SLURM_DIR/spool/$n"
-		_slurm_start_daemon "${SLURM_NODE_NS[$n]}" "$n" "$SLURM_DIR/run/slurmd-$n.pid" \
-			slurmd -f "$SLURM_DIR/slurm.conf" || return 1
+		slurm_start_slurmd "$n" || return 1
 	done
 	for n in n1 n2; do
 		slurm_wait_node_state "$n" idle 60 || return 1
 	done
+}
+
+# slurm_start_slurmd NODE: the node's slurmd (again, after a test killed it).
+slurm_start_slurmd() {
+	mkdir -p "$SLURM_DIR/spool/$1"
+	rm -f "$SLURM_DIR/run/slurmd-$1.pid"
+	_slurm_start_daemon "${SLURM_NODE_NS[$1]}" "$1" "$SLURM_DIR/run/slurmd-$1.pid" \
+		slurmd -f "$SLURM_DIR/slurm.conf"
 }
 
 # slurm_down: nothing of the cluster stays: jobs, daemons, namespaces, state.
