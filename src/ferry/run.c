@@ -513,6 +513,24 @@ static int open_run_dir(struct run *r)
 	return 0;
 }
 
+/* The job's state as slurmctld sees it ("RUNNING", "CANCELLED", ...), NULL when unknown. */
+static char *job_state(const char *scontrol, const char *job)
+{
+	extern char **environ;
+	char *const argv[] = {"scontrol", "-o", "show", "job", (char *)job, NULL};
+	_cleanup_free_ char *out = NULL;
+	size_t len = 0;
+	struct ferry_spawn_opts opts = {
+	    .output = &out, .output_len = &len, .capture_stderr = true, .timeout = 30};
+	struct ferry_error *err = NULL;
+	if (ferry_spawn(scontrol, argv, environ, &opts, NULL, &err) < 0) {
+		ferry_error_free(err);
+		return NULL;
+	}
+	const char *p = out ? strstr(out, " JobState=") : NULL;
+	return p ? xstrndup(p + 10, strcspn(p + 10, " \n")) : NULL;
+}
+
 /* 'scontrol requeue' of the Slurm job we run in (SLURM_JOB_ID), with our environment. */
 static void requeue(struct run *r)
 {
@@ -536,6 +554,15 @@ static void requeue(struct run *r)
 		fprintf(stderr,
 			"ferry: run '%s': --requeue: no 'scontrol' in PATH: requeue job %s yourself\n",
 			r->name, job);
+		return;
+	}
+	/* a job that is no longer running was cancelled (scancel's SIGTERM): the user wants it
+	 * gone, not requeued; its checkpoint stays for a later submission */
+	_cleanup_free_ char *state = job_state(scontrol, job);
+	if (state && !streq(state, "RUNNING")) {
+		fprintf(stderr,
+			"ferry: run '%s': Slurm job %s is %s, not RUNNING (cancelled?): not requeued\n",
+			r->name, job, state);
 		return;
 	}
 	char *const argv[] = {"scontrol", "requeue", (char *)job, NULL};

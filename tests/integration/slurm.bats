@@ -228,3 +228,23 @@ for i in json.load(sys.stdin)["instances"]:
 	slurm_wait_node_state n1 idle 60
 	slurm_ns "${SLURM_NODE_NS[n1]}" runuser -u "$U1" -- "$FERRY" instance list >/dev/null # drops the dead record
 }
+
+@test "slurm: scancel checkpoints the job and ends it, cancelled and not requeued; the next submission resumes it" {
+	job_script "$W/job.sh" exec --checkpoint "$W/ck" --requeue "$IMG" "$STATEFUL" --mb 16 --interval 100 "$W/progress"
+	JOB=$(as_slurm_user "$U1" sbatch --parsable --requeue --open-mode=append -o "$W/job.log" --chdir="$W" "$W/job.sh")
+	slurm_wait_job "$JOB" JobState RUNNING 30
+	wait_step "$W/progress" 5 30
+	local id stopped
+	id=$(field_of "$W/progress" run)
+	as_slurm_user "$U1" scancel "$JOB"
+	wait_log "^ferry: run '$W/ck': got SIGTERM: checkpointing and stopping\$" 30
+	wait_log "^ferry: run '$W/ck': Slurm job $JOB is (CANCELLED|COMPLETING), not RUNNING \(cancelled\?\): not requeued\$" 30
+	slurm_wait_job "$JOB" JobState CANCELLED 30
+	stopped=$(step_of "$W/progress")
+	[ "$(slurm_job_field "$JOB" Restarts)" = 0 ]
+	# the checkpoint stayed: the same script, submitted again, resumes the program
+	JOB=$(as_slurm_user "$U1" sbatch --parsable --requeue --open-mode=append -o "$W/job.log" --chdir="$W" "$W/job.sh")
+	wait_log "^ferry: run '$W/ck': resumed on n1 from generation 1 \(taken .* on n1\)\$" 60
+	wait_step "$W/progress" $((stopped + 3)) 30
+	[ "$(field_of "$W/progress" run)" = "$id" ] || fail "not the same process: $(cat "$W/progress")"
+}
