@@ -33,6 +33,9 @@ PACKAGES=(
 	acl strace python3-cryptography
 	# CRIU's own test runner (tests/zdtm/bare.sh)
 	python3-yaml
+	# the test cluster of slurm.bats (tests/lib/slurm.bash): Slurm 22.05 and munge, started by
+	# the tests themselves; libslurm-dev for <slurm/spank.h>
+	slurm-wlm slurm-wlm-basic-plugins munge libslurm-dev
 	# benchmarks
 	iperf3 gnuplot-nox jq
 	# CRIU build (and runtime) dependencies

@@ -116,6 +116,38 @@ char *checkpoint_resolve(const char *name, bool must_exist)
 	return xstrdup(real);
 }
 
+char *checkpoint_make_path(const char *name)
+{
+	struct ferry_error *err = NULL;
+	_cleanup_free_ char *path = NULL;
+	if (strchr(name, '/')) {
+		path = absolute_path(name);
+	} else {
+		if (ferry_name_check(name, "checkpoint", &err) < 0) {
+			cli_error(err);
+			return NULL;
+		}
+		_cleanup_(ferry_config_freep) struct ferry_config *c = NULL;
+		if (load_config(&c) != 0)
+			return NULL;
+		_cleanup_free_ char *base = checkpoint_base(c);
+		if (!base) {
+			cli_fail("you have no home directory: give the checkpoint as a path");
+			return NULL;
+		}
+		if (ferry_mkdir_p(base, 0700, &err) < 0) {
+			cli_error(err);
+			return NULL;
+		}
+		path = xasprintf("%s/%s", base, name);
+	}
+	if (mkdir(path, 0700) < 0 && errno != EEXIST) {
+		cli_fail("create checkpoint '%s': %s", path, strerror(errno));
+		return NULL;
+	}
+	return checkpoint_resolve(path, true);
+}
+
 static int do_create(int argc, char **argv)
 {
 	bool mem = false;
@@ -186,6 +218,25 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 	return remove(path) < 0 && errno != ENOENT ? -1 : 0;
 }
 
+int checkpoint_remove_dir(const char *path)
+{
+	if (run_dir_is(path)) {
+		int st = run_dir_remove(path);
+		if (st != 0)
+			return st;
+	}
+	/* the sealed generations are root's: the starter removes them after checking ownership */
+	struct ferry_request req = {.op = FERRY_OP_CHECKPOINT_DELETE, .checkpoint = (char *)path};
+	_cleanup_free_ char *out = NULL;
+	size_t len = 0;
+	int st = run_starter_capture(&req, &out, &len);
+	if (st != 0)
+		return st;
+	if (nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) < 0)
+		return cli_fail("remove '%s': %s", path, strerror(errno));
+	return 0;
+}
+
 static int do_delete(int argc, char **argv)
 {
 	if (argc != 2 || argv[1][0] == '-') {
@@ -197,15 +248,9 @@ static int do_delete(int argc, char **argv)
 	_cleanup_free_ char *path = checkpoint_resolve(name, true);
 	if (!path)
 		return 255;
-	/* the sealed generations are root's: the starter removes them after checking ownership */
-	struct ferry_request req = {.op = FERRY_OP_CHECKPOINT_DELETE, .checkpoint = path};
-	_cleanup_free_ char *out = NULL;
-	size_t len = 0;
-	int st = run_starter_capture(&req, &out, &len);
+	int st = checkpoint_remove_dir(path);
 	if (st != 0)
 		return st;
-	if (nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) < 0)
-		return cli_fail("remove '%s': %s", path, strerror(errno));
 	if (!strchr(name, '/')) {
 		_cleanup_(ferry_config_freep) struct ferry_config *c = NULL;
 		if (load_config(&c) == 0) {
@@ -238,8 +283,34 @@ static unsigned long long dir_size(int dirfd)
 	return total;
 }
 
+static void describe(const char *name, const char *path, struct ckpt_info *ci);
+
+/* A resumable run's directory: as its newest complete generation (ck-N), or "empty". */
+static void describe_run(const char *name, const char *path, struct ckpt_info *ci)
+{
+	unsigned long long seq = 0;
+	_cleanup_free_ char *slot = run_dir_newest(path, &seq);
+	if (!slot) {
+		describe(name, path, ci);
+		return;
+	}
+	describe(name, slot, ci);
+	free(ci->path);
+	ci->path = xstrdup(path);
+	_cleanup_free_ char *gen = ci->generation;
+	ci->generation = xasprintf("ck-%06llu/%s", seq, gen);
+}
+
 static void describe(const char *name, const char *path, struct ckpt_info *ci)
 {
+	if (run_dir_is(path)) {
+		struct stat st;
+		_cleanup_free_ char *cur = xasprintf("%s/current", path);
+		if (lstat(cur, &st) < 0) {
+			describe_run(name, path, ci);
+			return;
+		}
+	}
 	ci->name = xstrdup(name);
 	ci->path = xstrdup(path);
 	ci->instance = xstrdup("");

@@ -18,6 +18,23 @@
 	"      --no-home                 do not bind $HOME\n"                                                  \
 	"  -h, --help                    show this help\n"
 
+#define RESUME_HELP                                                                                           \
+	"Resumable runs (run and exec):\n"                                                                    \
+	"      --checkpoint NAME         run resumably with checkpoint NAME (a name, or a path with a '/',\n" \
+	"                                e.g. on a shared filesystem): resume from its newest complete\n"     \
+	"                                generation if it has one, else start\n"                              \
+	"      --checkpoint-every INTERVAL  also checkpoint every INTERVAL (90s, 30m, 2h, 1h30m), the\n"      \
+	"                                program left running\n"                                              \
+	"      --keep N                  keep the newest N complete generations (default 2)\n"                \
+	"      --checkpoint-signal SIG   the signal that checkpoints and stops the run (default USR1, as\n"   \
+	"                                sent by 'sbatch --signal=B:USR1@SECONDS'); TERM and INT do too\n"    \
+	"      --requeue                 after that checkpoint, 'scontrol requeue' the Slurm job\n"           \
+	"      --delete-at-end           delete the checkpoint when the program ends by itself\n"             \
+	"  The program runs in a checkpointable instance 'run-NAME'; its output is copied to ferry's.\n"      \
+	"  Exit status: the program's when it ends by itself (128+N when signal N killed it); 75 when\n"      \
+	"  it was checkpointed and stopped (run the same command again to resume: the options of the\n"       \
+	"  first start are kept); 255 with a one-line message when ferry itself failed.\n"
+
 #define ABOUT                                                                                                \
 	"The container has its own mount, pid, ipc and uts namespaces; inside, you are yourself (same\n"     \
 	"uid, gid and groups) with no capabilities and no_new_privs. The image is mounted read-only.\n"      \
@@ -29,18 +46,24 @@ static const char exec_help[] =
     "\n"
     "Run COMMAND in a new container made from IMAGE, or inside the running instance NAME.\n"
     "The exit status is COMMAND's (128+N when killed by signal N; 255 for ferry's own errors).\n\n" ABOUT
-    "\n" OPTIONS_HELP "\n"
+    "\n" OPTIONS_HELP "\n" RESUME_HELP "\n"
     "Examples:\n"
     "  ferry exec lammps.sif lmp -in in.lj\n"
     "  ferry exec -B /data/run1:/work --pwd /work image.sif ./simulate\n"
-    "  ferry exec instance://job1 ps\n";
+    "  ferry exec instance://job1 ps\n"
+    "  ferry exec --checkpoint sim --checkpoint-every 10m image.sif ./simulate\n";
 
 static const char run_help[] =
     "Usage: ferry run [OPTIONS] IMAGE [ARGS...]\n"
     "\n"
     "Run the image's runscript (/.singularity.d/runscript, from %runscript in its definition file)\n"
     "with ARGS, after sourcing /.singularity.d/env/*.sh. Without a runscript, run ARGS, or a shell.\n\n" ABOUT
-    "\n" OPTIONS_HELP;
+    "\n" OPTIONS_HELP "\n" RESUME_HELP "\n"
+    "Examples:\n"
+    "  ferry run lammps.sif -in in.lj\n"
+    "  ferry run --checkpoint lj --checkpoint-every 30m --keep 2 lammps.sif -in in.lj\n"
+    "  exec ferry run --checkpoint lj --requeue lammps.sif -in in.lj   # in an sbatch script, with\n"
+    "                                      # #SBATCH --signal=B:USR1@300 --requeue --open-mode=append\n";
 
 static const char shell_help[] =
     "Usage: ferry shell [OPTIONS] IMAGE\n"
@@ -71,6 +94,12 @@ static int run_verb(int argc, char **argv, enum mode mode)
 	if (mode == MODE_SHELL && i < argc)
 		return cli_fail("'ferry shell' takes no command: use 'ferry exec %s %s'", image, argv[i]);
 
+	if (o.run.checkpoint) {
+		if (startswith(image, "instance://"))
+			return cli_fail("--checkpoint makes a container of its own: give an IMAGE, not '%s'",
+					image);
+		return resumable_run(&o, image, argv + i, mode == MODE_EXEC);
+	}
 	if (startswith(image, "instance://")) {
 		if (mode != MODE_EXEC)
 			return cli_fail(

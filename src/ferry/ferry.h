@@ -7,6 +7,8 @@
 #include "error.h"
 #include "request.h"
 
+struct ferry_instance;
+
 /* Prints "ferry: MESSAGE" (and, when @hint is not NULL, the hint) to stderr; returns 1 or the
  * given status for convenient `return cli_fail(...)`. */
 int cli_error(struct ferry_error *err);
@@ -22,6 +24,14 @@ struct container_opts {
 	const char *criu_restart; /* instance start --criu-restart NAME */
 	const char *page_server; /* instance start --page-server PORT */
 	bool tcp_close; /* instance start --criu-restart --tcp-close */
+	struct run_opts {
+		const char *checkpoint; /* run/exec --checkpoint NAME: a resumable run (run.c) */
+		unsigned long long every; /* --checkpoint-every, seconds (0: none) */
+		unsigned long long keep; /* --keep N complete generations (0: the default) */
+		int signal; /* --checkpoint-signal (0: SIGUSR1) */
+		bool requeue; /* --requeue: 'scontrol requeue' the Slurm job after that checkpoint */
+		bool delete_at_end; /* --delete-at-end: remove the checkpoint when the program ends */
+	} run;
 };
 /* Parses the container options at the front of argv (stops at the first non-option). Returns
  * the index of the first operand, or -1 after printing an error (exit status in *ret_status),
@@ -32,6 +42,8 @@ void container_opts_free(struct container_opts *o);
 void build_env(struct container_opts *o, const char *image);
 /* Makes @path absolute against the current directory (no symlink resolution). */
 char *absolute_path(const char *path);
+/* The request in a sealed memfd (what the starter reads on fd 3); -1 after printing an error. */
+int request_memfd(const struct ferry_request *req);
 /* Replaces this process with ferry-starter carrying @req; returns only on failure. */
 int exec_starter(const struct ferry_request *req);
 /* Same, with @extra_fd passed as fd 4 (a --page-server connection). */
@@ -52,5 +64,25 @@ int cmd_checkpoint(int argc, char **argv);
 int cmd_migrate(int argc, char **argv);
 /* checkpoint.c: NAME (or a path) to the checkpoint directory; NULL after an error message. */
 char *checkpoint_resolve(const char *name, bool must_exist);
+/* checkpoint.c: where NAME (or a path) lives, created (0700) when missing; NULL after an error. */
+char *checkpoint_make_path(const char *name);
+/* checkpoint.c: removes the checkpoint directory @path (through the starter for its sealed
+ * generations, then the rest); 0, or the exit status after printing why not. A resumable run's
+ * directory (run.c) goes with every generation in it. */
+int checkpoint_remove_dir(const char *path);
+/* instance.c: the caller's instances on this node (NULL-terminated); -1 after an error message. */
+int cli_list_instances(struct ferry_instance ***ret);
+/* instance.c: a signal name (TERM, SIGUSR1) or number; -1 when unknown. */
+int cli_parse_signal(const char *s);
+/* run.c: 'ferry run/exec --checkpoint NAME': run @args of @image (exec: a command, run: the
+ * runscript's arguments) resumably; returns the exit status. */
+int resumable_run(struct container_opts *o, const char *image, char **args, bool exec_mode);
+/* run.c: true when @path is a resumable run's directory (it holds generations of its own). */
+bool run_dir_is(const char *path);
+/* run.c: the newest complete generation of a resumable run's directory (its number in *ret_seq),
+ * NULL when none. */
+char *run_dir_newest(const char *path, unsigned long long *ret_seq);
+/* run.c: removes a resumable run's generations (each through the starter); 0 or exit status. */
+int run_dir_remove(const char *path);
 
 #endif

@@ -50,7 +50,7 @@ static const char instance_help[] =
     "  ferry exec instance://job1 tail -n 3 log.lammps\n"
     "  ferry instance stop job1\n";
 
-static int list_instances(struct ferry_instance ***ret)
+int cli_list_instances(struct ferry_instance ***ret)
 {
 	struct ferry_request req = {.op = FERRY_OP_INSTANCE_LIST};
 	_cleanup_free_ char *out = NULL;
@@ -92,7 +92,7 @@ static int do_list(int argc, char **argv)
 			return cli_fail("unknown argument '%s' for 'ferry instance list'", argv[i]);
 	}
 	struct ferry_instance **list = NULL;
-	if (list_instances(&list) < 0)
+	if (cli_list_instances(&list) < 0)
 		return 255;
 	if (json) {
 		printf("{\"instances\": [");
@@ -131,7 +131,7 @@ static int do_list(int argc, char **argv)
 	return 0;
 }
 
-static int parse_signal(const char *s)
+int cli_parse_signal(const char *s)
 {
 	static const struct {
 		const char *name;
@@ -195,7 +195,7 @@ static int do_stop(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "s:t:Fah", longopts, NULL)) != -1) {
 		switch (c) {
 		case 's':
-			sig = parse_signal(optarg);
+			sig = cli_parse_signal(optarg);
 			if (sig < 0)
 				return cli_fail(
 				    "unknown signal '%s': use a name like TERM or USR1, or a number", optarg);
@@ -226,7 +226,7 @@ static int do_stop(int argc, char **argv)
 		if (ferry_name_check(argv[i], "instance", &err) < 0)
 			return cli_error(err);
 	struct ferry_instance **list = NULL;
-	if (list_instances(&list) < 0)
+	if (cli_list_instances(&list) < 0)
 		return 255;
 	int status = 0;
 	for (int i = optind; i < argc; i++) {

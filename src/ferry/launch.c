@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 
@@ -59,6 +60,75 @@ static int add_binds(struct ferry_request *req, const char *arg, struct ferry_er
 	return 0;
 }
 
+/* A duration: N, Ns, Nm, Nh or NhMm (hours and minutes, as '1h30m'); seconds, at least 1. */
+static int parse_interval(const char *s, unsigned long long *ret)
+{
+	unsigned long long total = 0;
+	const char *p = s;
+	if (!*p)
+		return -1;
+	while (*p) {
+		char *end = NULL;
+		if (*p < '0' || *p > '9')
+			return -1;
+		errno = 0;
+		unsigned long long v = strtoull(p, &end, 10);
+		unsigned long long unit = 1;
+		if (errno || v > 10000000)
+			return -1;
+		if (*end == 'h')
+			unit = 3600;
+		else if (*end == 'm')
+			unit = 60;
+		else if (*end == 's' || *end == '\0')
+			unit = 1;
+		else
+			return -1;
+		total += v * unit;
+		p = *end ? end + 1 : end;
+	}
+	if (total == 0 || total > 366ULL * 86400)
+		return -1;
+	*ret = total;
+	return 0;
+}
+
+/* One of run/exec's --checkpoint options, @which counted from --checkpoint. */
+static int parse_run_opt(int which, const char *arg, struct run_opts *ro, int *ret_status)
+{
+	switch (which) {
+	case 0:
+		ro->checkpoint = arg;
+		return 0;
+	case 1:
+		if (parse_interval(arg, &ro->every) == 0)
+			return 0;
+		*ret_status =
+		    cli_fail("--checkpoint-every '%s': give an interval such as 90s, 30m, 2h or 1h30m", arg);
+		return -1;
+	case 2:
+		if (parse_uint64(arg, 1000, &ro->keep) == 0 && ro->keep > 0)
+			return 0;
+		*ret_status = cli_fail("--keep '%s': give how many generations to keep (1-1000)", arg);
+		return -1;
+	case 3:
+		ro->signal = cli_parse_signal(arg);
+		if (ro->signal > 0 && ro->signal < 65 && ro->signal != SIGKILL && ro->signal != SIGSTOP)
+			return 0;
+		*ret_status =
+		    cli_fail("--checkpoint-signal '%s': give a signal name such as USR1 or USR2, or a "
+			     "number (not KILL or STOP)",
+			     arg);
+		return -1;
+	case 4:
+		ro->requeue = true;
+		return 0;
+	default:
+		ro->delete_at_end = true;
+		return 0;
+	}
+}
+
 int parse_container_opts(int argc, char **argv, const char *help, struct container_opts *o, int *ret_status)
 {
 	enum {
@@ -71,7 +141,13 @@ int parse_container_opts(int argc, char **argv, const char *help, struct contain
 		OPT_NET,
 		OPT_NETWORK,
 		OPT_NETARGS,
-		OPT_TCP_CLOSE
+		OPT_TCP_CLOSE,
+		OPT_CHECKPOINT,
+		OPT_EVERY,
+		OPT_KEEP,
+		OPT_CKSIGNAL,
+		OPT_REQUEUE,
+		OPT_DELETE_AT_END
 	};
 	static const struct option longopts[] = {
 	    {"bind", required_argument, NULL, 'B'},
@@ -89,6 +165,12 @@ int parse_container_opts(int argc, char **argv, const char *help, struct contain
 	    {"net", no_argument, NULL, OPT_NET},
 	    {"network", required_argument, NULL, OPT_NETWORK},
 	    {"network-args", required_argument, NULL, OPT_NETARGS},
+	    {"checkpoint", required_argument, NULL, OPT_CHECKPOINT},
+	    {"checkpoint-every", required_argument, NULL, OPT_EVERY},
+	    {"keep", required_argument, NULL, OPT_KEEP},
+	    {"checkpoint-signal", required_argument, NULL, OPT_CKSIGNAL},
+	    {"requeue", no_argument, NULL, OPT_REQUEUE},
+	    {"delete-at-end", no_argument, NULL, OPT_DELETE_AT_END},
 	    {NULL, 0, NULL, 0},
 	};
 	struct ferry_error *err = NULL;
@@ -167,6 +249,20 @@ int parse_container_opts(int argc, char **argv, const char *help, struct contain
 			else
 				o->page_server = optarg;
 			break;
+		case OPT_CHECKPOINT:
+		case OPT_EVERY:
+		case OPT_KEEP:
+		case OPT_CKSIGNAL:
+		case OPT_REQUEUE:
+		case OPT_DELETE_AT_END:
+			if (!streq(argv[0], "run") && !streq(argv[0], "exec")) {
+				*ret_status =
+				    cli_fail("%s belongs to 'ferry run' and 'ferry exec'", argv[optind - 1]);
+				return -1;
+			}
+			if (parse_run_opt(c - OPT_CHECKPOINT, optarg, &o->run, ret_status) < 0)
+				return -1;
+			break;
 		case 'h':
 			fputs(help, stdout);
 			*ret_status = 0;
@@ -182,6 +278,12 @@ int parse_container_opts(int argc, char **argv, const char *help, struct contain
 					     argv[optind - 1], argv[0], argv[0]);
 			return -1;
 		}
+	}
+	if (!o->run.checkpoint &&
+	    (o->run.every || o->run.keep || o->run.signal || o->run.requeue || o->run.delete_at_end)) {
+		*ret_status = cli_fail("--checkpoint-every, --keep, --checkpoint-signal, --requeue and "
+				       "--delete-at-end need --checkpoint NAME");
+		return -1;
 	}
 	char cwd[PATH_MAX];
 	if (getcwd(cwd, sizeof(cwd)))
@@ -237,7 +339,7 @@ void build_env(struct container_opts *o, const char *image)
 	o->req.env = env;
 }
 
-static int request_fd(const struct ferry_request *req)
+int request_memfd(const struct ferry_request *req)
 {
 	struct ferry_error *err = NULL;
 	_cleanup_free_ char *buf = NULL;
@@ -262,7 +364,7 @@ static int put_on_fd3(int fd)
 
 int exec_starter_with(const struct ferry_request *req, int extra_fd)
 {
-	int fd = request_fd(req);
+	int fd = request_memfd(req);
 	if (fd < 0)
 		return 255;
 	if (extra_fd >= 0) {

@@ -23,8 +23,11 @@
  * mismatch it writes "FAIL <why>" to both and exits 1. It makes no assumption about its pid or
  * about time: a restore may happen at any instruction, after any pause.
  *
- * Usage: stateful [--mb N] [--interval MS] [--verify CHUNKS] [--threads K] [--tree] [--tcp] PROGRESS
+ * Usage: stateful [--mb N] [--interval MS] [--verify CHUNKS] [--threads K] [--tree] [--tcp]
+ *                  [--until N [--status S]] PROGRESS
  *   --mb N          memory in MiB (default 300)
+ *   --until N       end after step N, with exit status S (default 0), once the whole memory is
+ *                   verified (a program that ends by itself, for resumable runs)
  *   --interval MS   pause between steps (default 200)
  *   --verify CHUNKS 1 MiB chunks re-verified per step, per thread (default 64)
  *   --threads K     K worker threads besides the main one (default 0) */
@@ -197,6 +200,13 @@ static void slice_step(struct slice *s, uint64_t counter)
 			s->passes++;
 		}
 	}
+}
+
+static void slice_verify_all(const struct slice *s)
+{
+	for (size_t c = 0; c < s->nchunks; c++)
+		if (chunk_sum(s->mem + c * WORDS) != s->sums[c])
+			fail("memory slice %llu chunk %zu: checksum mismatch at the end", (unsigned long long)s->tag, c);
 }
 
 static uint64_t slice_checksum(const struct slice *s)
@@ -423,7 +433,7 @@ static void tcp_start(void)
 static void usage(void)
 {
 	fputs("usage: stateful [--mb N] [--interval MS] [--verify CHUNKS] [--threads K] [--tree] [--tcp]"
-	      " PROGRESS\n",
+	      " [--until N [--status S]] PROGRESS\n",
 	      stderr);
 	exit(2);
 }
@@ -440,7 +450,7 @@ static unsigned long arg_num(const char *s, unsigned long max)
 
 int main(int argc, char **argv)
 {
-	unsigned long mb = 300, interval = 200, nthreads = 0;
+	unsigned long mb = 300, interval = 200, nthreads = 0, until = 0, status = 0;
 	int tree_mode = 0, tcp_mode = 0, i;
 	for (i = 1; i < argc && argv[i][0] == '-'; i++) {
 		if (!strcmp(argv[i], "--mb") && i + 1 < argc)
@@ -451,6 +461,10 @@ int main(int argc, char **argv)
 			verify_per_step = arg_num(argv[++i], 1UL << 20);
 		else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
 			nthreads = arg_num(argv[++i], MAX_THREADS);
+		else if (!strcmp(argv[i], "--until") && i + 1 < argc)
+			until = arg_num(argv[++i], ULONG_MAX);
+		else if (!strcmp(argv[i], "--status") && i + 1 < argc)
+			status = arg_num(argv[++i], 255);
 		else if (!strcmp(argv[i], "--tree"))
 			tree_mode = 1;
 		else if (!strcmp(argv[i], "--tcp"))
@@ -540,6 +554,14 @@ int main(int argc, char **argv)
 			 (unsigned long long)counter, (unsigned long long)sum, (unsigned long long)run_id,
 			 (unsigned long long)passes, extra);
 		write_progress(line);
+		if (until && counter >= until) {
+			/* the whole memory once more: what ends is what was kept all along */
+			slice_verify_all(&main_slice);
+			snprintf(line, sizeof(line), "done %llu ok run %012llx status %lu\n",
+				 (unsigned long long)counter, (unsigned long long)run_id, status);
+			write_progress(line);
+			exit((int)status);
+		}
 		sleep_ms((unsigned)interval);
 	}
 }

@@ -1,0 +1,250 @@
+#!/usr/bin/env bats
+# ferry under a real Slurm (issue 14): a cluster of its own (tests/lib/slurm.bash: munged,
+# slurmctld, and slurmd on the nodes n1 and n2, each a network namespace and so a node of ferry
+# too), jobs submitted with sbatch by the unprivileged test user, 'ferry run --checkpoint' as
+# the batch shell. The workload is tests/workloads/stateful.c: it checks its memory at every
+# step, prints every step, and keeps the run id it drew at its start across a restore.
+#
+# Slurm's fastest settings (shared/FACTS.md): time limits are in minutes and slurmctld sends
+# --signal only at its periodic check (about 30 s); a requeued job waits about 121 s, which
+# `scontrol update jobid=J StartTime=now` (as an admin would) cuts short.
+
+load ../lib/common
+load ../lib/checkpoint
+load ../lib/slurm
+
+setup_file() {
+	ferry_suite_setup
+	build_ckpt_workload
+	slurm_up
+}
+
+teardown_file() {
+	slurm_down
+	ferry_suite_teardown
+	rm -rf "$U1_HOME"/ftslurm-* "$U1_HOME"/.ferry/instances/n[12]/run-ck.*
+}
+
+setup() {
+	ferry_test_setup
+	use_image sqsh >/dev/null
+	W=$U1_HOME/ftslurm-$BATS_TEST_NUMBER # the shared filesystem: the homes, on one machine
+	rm -rf "$W"
+	as_user1 mkdir -p "$W"
+	JOB=
+}
+
+teardown() {
+	if [ -z "${BATS_TEST_COMPLETED:-}" ]; then
+		[ -z "$JOB" ] || sl scontrol show job "$JOB" >&2 || true
+		echo "--- the job's log:" >&2
+		cat "$W/job.log" >&2 2>/dev/null || true
+		slurm_logs 20
+	fi
+	if [ -n "$JOB" ]; then
+		# SIGKILL, not scancel's SIGTERM: that would checkpoint the job and requeue it again (ferry's
+		# watchdog then stops the instance; what a failure leaves is stopped below)
+		sl scancel --full --signal=KILL "$JOB" 2>/dev/null || true
+		sl scancel "$JOB" 2>/dev/null || true
+		local i
+		for ((i = 0; i < 300; i++)); do
+			case $(slurm_job_field "$JOB" JobState) in
+			RUNNING | COMPLETING | PENDING | REQUEUED | CONFIGURING) sleep 0.1 ;;
+			*) break ;;
+			esac
+		done
+	fi
+	local n u
+	for n in n1 n2; do
+		sl scontrol update nodename="$n" state=resume >/dev/null 2>&1 || true
+		for u in "$U1" "$U2"; do
+			slurm_ns "${SLURM_NODE_NS[$n]}" runuser -u "$u" -- "$FERRY" instance stop --all --timeout 3 \
+				>/dev/null 2>&1 || true
+		done
+	done
+	ferry_teardown
+	as_user1 "$FERRY" checkpoint delete "$W/ck" >/dev/null 2>&1 || true
+}
+
+# job_script FILE ARGS...: a batch script of user 1 that runs 'ferry ARGS' as the batch shell.
+job_script() {
+	local f=$1
+	shift
+	{
+		echo '#!/bin/sh'
+		echo 'echo "job $SLURM_JOB_ID on $(hostname), restart ${SLURM_RESTART_COUNT:-0}"'
+		printf 'exec %s' "$FERRY"
+		printf ' %q' "$@"
+		echo
+	} >"$f"
+	chown "$U1:" "$f"
+	chmod 0755 "$f"
+}
+
+# wait_log PATTERN SECONDS: until the job's log has a line matching PATTERN (grep -E).
+wait_log() {
+	local i
+	for ((i = 0; i < $2 * 5; i++)); do
+		grep -qE -- "$1" "$W/job.log" 2>/dev/null && return 0
+		grep -q '^FAIL' "$W/progress" 2>/dev/null && fail "the workload failed: $(cat "$W/progress")"
+		sleep 0.2
+	done
+	fail "the job's log has no /$1/ after $2 s"
+}
+
+@test "slurm: the test cluster runs the user's jobs on n1 and n2, each a node of ferry" {
+	local n out
+	for n in n1 n2; do
+		job_script "$W/id.sh" exec "$IMG" sh -c 'echo "inside $(id -un)"'
+		run as_slurm_user "$U1" sbatch --parsable --wait -w "$n" -o "$W/id-$n.log" --chdir="$W" "$W/id.sh"
+		[ "$status" -eq 0 ] || fail "sbatch -w $n: $output"
+		out=$(cat "$W/id-$n.log")
+		grep -q "^job [0-9]* on $n, restart 0\$" <<<"$out" || fail "$out"
+		grep -q "^inside $U1\$" <<<"$out" || fail "$out"
+	done
+	# the two nodes are two network namespaces: ferry keeps their instance records apart
+	[ "$(slurm_ns "${SLURM_NODE_NS[n1]}" readlink /proc/self/ns/net)" != \
+		"$(slurm_ns "${SLURM_NODE_NS[n2]}" readlink /proc/self/ns/net)" ]
+}
+
+@test "slurm: a job at its time limit (--signal=B:USR1) checkpoints, is requeued, and resumes on n2 with n1 drained, from where it stopped" {
+	job_script "$W/job.sh" exec --checkpoint "$W/ck" --requeue "$IMG" \
+		"$STATEFUL" --mb 64 --interval 100 "$W/progress"
+	# one minute, USR1 45 s before the end: the signal comes 15 to about 45 s after the start
+	JOB=$(as_slurm_user "$U1" sbatch --parsable --time=1 --signal=B:USR1@45 --requeue --open-mode=append \
+		-o "$W/job.log" --chdir="$W" "$W/job.sh")
+	slurm_wait_job "$JOB" JobState RUNNING 30
+	[ "$(slurm_job_field "$JOB" NodeList)" = n1 ]
+	wait_step "$W/progress" 5 30
+	local id stopped
+	id=$(field_of "$W/progress" run)
+
+	wait_log "^ferry: run '$W/ck': got SIGUSR1: checkpointing and stopping\$" 90
+	wait_log "^ferry: run '$W/ck': Slurm job $JOB requeued\$" 30
+	wait_log "^ferry: run '$W/ck': stopped in generation 1; run the same command to resume \(exit 75\)\$" 10
+	stopped=$(step_of "$W/progress")
+	slurm_wait_job "$JOB" JobState PENDING 30
+	[ "$(slurm_job_field "$JOB" Restarts)" = 1 ]
+	sleep 0.5
+	[ "$(step_of "$W/progress")" = "$stopped" ] || fail "the program went on after its checkpoint"
+
+	# n1 is drained; the requeued job may start now (not in 121 s)
+	sl scontrol update nodename=n1 state=drain reason=ferry-test
+	sl scontrol update jobid="$JOB" StartTime=now
+	slurm_wait_job "$JOB" JobState RUNNING 60
+	[ "$(slurm_job_field "$JOB" NodeList)" = n2 ]
+	wait_log "^job $JOB on n2, restart 1\$" 30
+	wait_log "^ferry: run '$W/ck': resumed on n2 from generation 1 \(taken .* on n1\)\$" 60
+	wait_step "$W/progress" $((stopped + 5)) 30
+	[ "$(field_of "$W/progress" run)" = "$id" ] || fail "not the same process: $(cat "$W/progress")"
+	assert_progress_ok "$W/progress"
+	# every step once, in order, on n1 and then on n2: nothing lost, nothing done twice
+	local steps
+	steps=$(grep -E '^step [0-9]+ ok ' "$W/job.log" | awk '{print $2}')
+	awk 'NR != $1 { print "step " $1 " at line " NR; exit 1 }' <<<"$steps" ||
+		fail "the steps in the job's log are not 1, 2, 3...: $(tr '\n' ' ' <<<"$steps")"
+}
+
+@test "slurm: a job preempted by a higher partition's checkpoints within the grace time, is requeued, and resumes afterwards" {
+	# n2 drained: the low job and the high one want the whole of n1
+	sl scontrol update nodename=n2 state=drain reason=ferry-test
+	job_script "$W/job.sh" exec --checkpoint "$W/ck" --requeue "$IMG" \
+		"$STATEFUL" --mb 64 --interval 100 "$W/progress"
+	# the job's --signal comes at preemption (SlurmctldParameters=preempt_send_user_signal), GraceTime=30
+	JOB=$(as_slurm_user "$U1" sbatch --parsable -p low -c 2 --signal=B:USR1@10 --requeue --open-mode=append \
+		-o "$W/job.log" --chdir="$W" "$W/job.sh")
+	slurm_wait_job "$JOB" JobState RUNNING 30
+	wait_step "$W/progress" 5 30
+	local id stopped high t0 t1
+	id=$(field_of "$W/progress" run)
+
+	t0=$(date +%s)
+	high=$(as_slurm_user "$U2" sbatch --parsable -p high -c 2 -o /dev/null --wrap "sleep 3")
+	wait_log "^ferry: run '$W/ck': got SIG(USR1|TERM): checkpointing and stopping\$" 30
+	wait_log "^ferry: run '$W/ck': stopped in generation 1; run the same command to resume \(exit 75\)\$" 30
+	t1=$(date +%s)
+	[ $((t1 - t0)) -lt 30 ] || fail "the checkpoint took $((t1 - t0)) s, beyond the grace time (30 s)"
+	stopped=$(step_of "$W/progress")
+	slurm_wait_job "$high" JobState RUNNING 30
+	[ "$(slurm_job_field "$high" NodeList)" = n1 ]
+	slurm_wait_job "$JOB" JobState PENDING 30
+	slurm_wait_job "$high" JobState COMPLETED 30
+
+	# the high job is done: the low one may run again (now, not in 121 s)
+	sl scontrol update jobid="$JOB" StartTime=now
+	slurm_wait_job "$JOB" JobState RUNNING 60
+	wait_log "^ferry: run '$W/ck': resumed on n1 from generation 1 \(taken .* on n1\)\$" 60
+	wait_step "$W/progress" $((stopped + 5)) 30
+	[ "$(field_of "$W/progress" run)" = "$id" ] || fail "not the same process: $(cat "$W/progress")"
+	assert_progress_ok "$W/progress"
+	local steps
+	steps=$(grep -E '^step [0-9]+ ok ' "$W/job.log" | awk '{print $2}')
+	awk 'NR != $1 { print "step " $1 " at line " NR; exit 1 }' <<<"$steps" ||
+		fail "the steps in the job's log are not 1, 2, 3...: $(tr '\n' ' ' <<<"$steps")"
+}
+
+@test "slurm: a node lost with the job (its slurmd, ferry and instance killed) — the requeued job resumes on n2 from the last periodic checkpoint, at most one interval lost" {
+	job_script "$W/job.sh" exec --checkpoint "$W/ck" --checkpoint-every 3s --requeue "$IMG" \
+		"$STATEFUL" --mb 32 --interval 100 "$W/progress"
+	JOB=$(as_slurm_user "$U1" sbatch --parsable --requeue --open-mode=append -o "$W/job.log" --chdir="$W" "$W/job.sh")
+	slurm_wait_job "$JOB" JobState RUNNING 30
+	[ "$(slurm_job_field "$JOB" NodeList)" = n1 ]
+	wait_log "^ferry: run '$W/ck': generation 2 written " 60
+	local id lost first
+	id=$(field_of "$W/progress" run)
+	sleep 1
+	# n1 dies: every process of the node at once, SIGKILL (slurmd, the job, ferry, the instance's
+	# monitor), and the instance (in network and pid namespaces of its own)
+	local init
+	init=$(slurm_ns "${SLURM_NODE_NS[n1]}" runuser -u "$U1" -- "$FERRY" instance list --json |
+		python3 -c 'import json, sys
+for i in json.load(sys.stdin)["instances"]:
+    if i["instance"] == "run-ck": print(i["pid"])')
+	[ -n "$init" ] || fail "no instance run-ck on n1"
+	lost=$(step_of "$W/progress")
+	{
+		ip netns pids "${SLURM_NODE_NS[n1]}"
+		echo "$init"
+	} | xargs -r kill -KILL
+	sleep 1
+	[ "$(step_of "$W/progress")" -le $((lost + 1)) ] || fail "the program still runs"
+	# as a health check would: the node is down, Slurm requeues its job; it may start now
+	sl scontrol update nodename=n1 state=down reason=ferry-test-lost
+	slurm_wait_job "$JOB" JobState PENDING 30
+	sl scontrol update jobid="$JOB" StartTime=now
+	slurm_wait_job "$JOB" JobState RUNNING 60
+	[ "$(slurm_job_field "$JOB" NodeList)" = n2 ]
+	wait_log "^ferry: run '$W/ck': resumed on n2 from generation [0-9]+ \(taken .* on n1\)\$" 60
+	first=$(sed -n '/resumed on n2/,$p' "$W/job.log" | grep -E '^step [0-9]+ ok ' | head -n1 | awk '{print $2}')
+	[ -n "$first" ] || wait_step "$W/progress" $((lost + 1)) 30
+	first=$(sed -n '/resumed on n2/,$p' "$W/job.log" | grep -E '^step [0-9]+ ok ' | head -n1 | awk '{print $2}')
+	[ "$(field_of "$W/progress" run)" = "$id" ] || fail "not the same process: $(cat "$W/progress")"
+	assert_progress_ok "$W/progress"
+	# lost: the steps since the last generation, at most one interval (3 s: 30 steps) and a dump
+	[ "$first" -le $((lost + 1)) ] && [ "$first" -ge $((lost - 40)) ] ||
+		fail "resumed at step $first; the node was lost at step $lost"
+	# n1 comes back (ReturnToService=2: idle once its slurmd registers)
+	slurm_start_slurmd n1
+	slurm_wait_node_state n1 idle 60
+	slurm_ns "${SLURM_NODE_NS[n1]}" runuser -u "$U1" -- "$FERRY" instance list >/dev/null # drops the dead record
+}
+
+@test "slurm: scancel checkpoints the job and ends it, cancelled and not requeued; the next submission resumes it" {
+	job_script "$W/job.sh" exec --checkpoint "$W/ck" --requeue "$IMG" "$STATEFUL" --mb 16 --interval 100 "$W/progress"
+	JOB=$(as_slurm_user "$U1" sbatch --parsable --requeue --open-mode=append -o "$W/job.log" --chdir="$W" "$W/job.sh")
+	slurm_wait_job "$JOB" JobState RUNNING 30
+	wait_step "$W/progress" 5 30
+	local id stopped
+	id=$(field_of "$W/progress" run)
+	as_slurm_user "$U1" scancel "$JOB"
+	wait_log "^ferry: run '$W/ck': got SIGTERM: checkpointing and stopping\$" 30
+	wait_log "^ferry: run '$W/ck': Slurm job $JOB is (CANCELLED|COMPLETING), not RUNNING \(cancelled\?\): not requeued\$" 30
+	slurm_wait_job "$JOB" JobState CANCELLED 30
+	stopped=$(step_of "$W/progress")
+	[ "$(slurm_job_field "$JOB" Restarts)" = 0 ]
+	# the checkpoint stayed: the same script, submitted again, resumes the program
+	JOB=$(as_slurm_user "$U1" sbatch --parsable --requeue --open-mode=append -o "$W/job.log" --chdir="$W" "$W/job.sh")
+	wait_log "^ferry: run '$W/ck': resumed on n1 from generation 1 \(taken .* on n1\)\$" 60
+	wait_step "$W/progress" $((stopped + 3)) 30
+	[ "$(field_of "$W/progress" run)" = "$id" ] || fail "not the same process: $(cat "$W/progress")"
+}
