@@ -85,27 +85,37 @@ static char *checkpoint_base(const struct ferry_config *c)
 	return xstrdup(c->checkpoint_dir);
 }
 
+/* NAME as a path: itself when it has a '/', else under the checkpoint base (made, with @make);
+ * NULL (said) when it cannot be. */
+static char *checkpoint_name_path(const char *name, bool make)
+{
+	struct ferry_error *err = NULL;
+	if (strchr(name, '/'))
+		return absolute_path(name);
+	if (ferry_name_check(name, "checkpoint", &err) < 0) {
+		cli_error(err);
+		return NULL;
+	}
+	_cleanup_(ferry_config_freep) struct ferry_config *c = NULL;
+	if (load_config(&c) != 0)
+		return NULL;
+	_cleanup_free_ char *base = checkpoint_base(c);
+	if (!base) {
+		cli_fail("you have no home directory: give the checkpoint as a path");
+		return NULL;
+	}
+	if (make && ferry_mkdir_p(base, 0700, &err) < 0) {
+		cli_error(err);
+		return NULL;
+	}
+	return xasprintf("%s/%s", base, name);
+}
+
 char *checkpoint_resolve(const char *name, bool must_exist)
 {
-	_cleanup_free_ char *path = NULL;
-	if (strchr(name, '/')) {
-		path = absolute_path(name);
-	} else {
-		struct ferry_error *err = NULL;
-		if (ferry_name_check(name, "checkpoint", &err) < 0) {
-			cli_error(err);
-			return NULL;
-		}
-		_cleanup_(ferry_config_freep) struct ferry_config *c = NULL;
-		if (load_config(&c) != 0)
-			return NULL;
-		_cleanup_free_ char *base = checkpoint_base(c);
-		if (!base) {
-			cli_fail("you have no home directory: give the checkpoint as a path");
-			return NULL;
-		}
-		path = xasprintf("%s/%s", base, name);
-	}
+	_cleanup_free_ char *path = checkpoint_name_path(name, false);
+	if (!path)
+		return NULL;
 	char real[PATH_MAX];
 	if (!realpath(path, real)) {
 		if (must_exist)
@@ -118,29 +128,9 @@ char *checkpoint_resolve(const char *name, bool must_exist)
 
 char *checkpoint_make_path(const char *name)
 {
-	struct ferry_error *err = NULL;
-	_cleanup_free_ char *path = NULL;
-	if (strchr(name, '/')) {
-		path = absolute_path(name);
-	} else {
-		if (ferry_name_check(name, "checkpoint", &err) < 0) {
-			cli_error(err);
-			return NULL;
-		}
-		_cleanup_(ferry_config_freep) struct ferry_config *c = NULL;
-		if (load_config(&c) != 0)
-			return NULL;
-		_cleanup_free_ char *base = checkpoint_base(c);
-		if (!base) {
-			cli_fail("you have no home directory: give the checkpoint as a path");
-			return NULL;
-		}
-		if (ferry_mkdir_p(base, 0700, &err) < 0) {
-			cli_error(err);
-			return NULL;
-		}
-		path = xasprintf("%s/%s", base, name);
-	}
+	_cleanup_free_ char *path = checkpoint_name_path(name, true);
+	if (!path)
+		return NULL;
 	if (mkdir(path, 0700) < 0 && errno != EEXIST) {
 		cli_fail("create checkpoint '%s': %s", path, strerror(errno));
 		return NULL;

@@ -92,6 +92,14 @@ wait_log() {
 	fail "the job's log has no /$1/ after $2 s"
 }
 
+# assert_log_steps_in_order: the job's log ($W/job.log) has every step once, in order: 1, 2, 3...
+assert_log_steps_in_order() {
+	local steps
+	steps=$(grep -E '^step [0-9]+ ok ' "$W/job.log" | awk '{print $2}')
+	awk 'NR != $1 { print "step " $1 " at line " NR; exit 1 }' <<<"$steps" ||
+		fail "the steps in the job's log are not 1, 2, 3...: $(tr '\n' ' ' <<<"$steps")"
+}
+
 @test "slurm: the test cluster runs the user's jobs on n1 and n2, each a node of ferry" {
 	local n out
 	for n in n1 n2; do
@@ -139,10 +147,7 @@ wait_log() {
 	[ "$(field_of "$W/progress" run)" = "$id" ] || fail "not the same process: $(cat "$W/progress")"
 	assert_progress_ok "$W/progress"
 	# every step once, in order, on n1 and then on n2: nothing lost, nothing done twice
-	local steps
-	steps=$(grep -E '^step [0-9]+ ok ' "$W/job.log" | awk '{print $2}')
-	awk 'NR != $1 { print "step " $1 " at line " NR; exit 1 }' <<<"$steps" ||
-		fail "the steps in the job's log are not 1, 2, 3...: $(tr '\n' ' ' <<<"$steps")"
+	assert_log_steps_in_order
 }
 
 @test "slurm: a job preempted by a higher partition's checkpoints within the grace time, is requeued, and resumes afterwards" {
@@ -177,10 +182,7 @@ wait_log() {
 	wait_step "$W/progress" $((stopped + 5)) 30
 	[ "$(field_of "$W/progress" run)" = "$id" ] || fail "not the same process: $(cat "$W/progress")"
 	assert_progress_ok "$W/progress"
-	local steps
-	steps=$(grep -E '^step [0-9]+ ok ' "$W/job.log" | awk '{print $2}')
-	awk 'NR != $1 { print "step " $1 " at line " NR; exit 1 }' <<<"$steps" ||
-		fail "the steps in the job's log are not 1, 2, 3...: $(tr '\n' ' ' <<<"$steps")"
+	assert_log_steps_in_order
 }
 
 @test "slurm: a node lost with the job (its slurmd, ferry and instance killed) — the requeued job resumes on n2 from the last periodic checkpoint, at most one interval lost" {
