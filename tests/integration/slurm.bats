@@ -92,6 +92,21 @@ wait_log() {
 	fail "the job's log has no /$1/ after $2 s"
 }
 
+# first_step_after PATTERN SECONDS: the number of the first step line in the job's log after the
+# line matching PATTERN (sed address), waited for.
+first_step_after() {
+	local i s
+	for ((i = 0; i < $2 * 5; i++)); do
+		s=$(sed -n "/$1/,\$p" "$W/job.log" | grep -E '^step [0-9]+ ok ' | head -n1 | awk '{print $2}')
+		[ -z "$s" ] || {
+			echo "$s"
+			return 0
+		}
+		sleep 0.2
+	done
+	fail "the job's log has no step after /$1/ in $2 s"
+}
+
 # assert_log_steps_in_order: the job's log ($W/job.log) has every step once, in order: 1, 2, 3...
 assert_log_steps_in_order() {
 	local steps
@@ -217,9 +232,9 @@ for i in json.load(sys.stdin)["instances"]:
 	slurm_wait_job "$JOB" JobState RUNNING 60
 	[ "$(slurm_job_field "$JOB" NodeList)" = n2 ]
 	wait_log "^ferry: run '$W/ck': resumed on n2 from generation [0-9]+ \(taken .* on n1\)\$" 60
-	first=$(sed -n '/resumed on n2/,$p' "$W/job.log" | grep -E '^step [0-9]+ ok ' | head -n1 | awk '{print $2}')
-	[ -n "$first" ] || wait_step "$W/progress" $((lost + 1)) 30
-	first=$(sed -n '/resumed on n2/,$p' "$W/job.log" | grep -E '^step [0-9]+ ok ' | head -n1 | awk '{print $2}')
+	# the first step the resumed program printed (the progress file may still hold the lost
+	# node's last step, so wait on the log itself)
+	first=$(first_step_after 'resumed on n2' 30)
 	[ "$(field_of "$W/progress" run)" = "$id" ] || fail "not the same process: $(cat "$W/progress")"
 	assert_progress_ok "$W/progress"
 	# lost: the steps since the last generation, at most one interval (3 s: 30 steps) and a dump
@@ -236,8 +251,9 @@ for i in json.load(sys.stdin)["instances"]:
 	JOB=$(as_slurm_user "$U1" sbatch --parsable --requeue --open-mode=append -o "$W/job.log" --chdir="$W" "$W/job.sh")
 	slurm_wait_job "$JOB" JobState RUNNING 30
 	wait_step "$W/progress" 5 30
-	local id stopped
+	local id stopped node
 	id=$(field_of "$W/progress" run)
+	node=$(slurm_job_field "$JOB" NodeList) # either node: both are idle
 	as_slurm_user "$U1" scancel "$JOB"
 	wait_log "^ferry: run '$W/ck': got SIGTERM: checkpointing and stopping\$" 30
 	wait_log "^ferry: run '$W/ck': Slurm job $JOB is (CANCELLED|COMPLETING), not RUNNING \(cancelled\?\): not requeued\$" 30
@@ -246,7 +262,7 @@ for i in json.load(sys.stdin)["instances"]:
 	[ "$(slurm_job_field "$JOB" Restarts)" = 0 ]
 	# the checkpoint stayed: the same script, submitted again, resumes the program
 	JOB=$(as_slurm_user "$U1" sbatch --parsable --requeue --open-mode=append -o "$W/job.log" --chdir="$W" "$W/job.sh")
-	wait_log "^ferry: run '$W/ck': resumed on n1 from generation 1 \(taken .* on n1\)\$" 60
+	wait_log "^ferry: run '$W/ck': resumed on n[12] from generation 1 \(taken .* on $node\)\$" 60
 	wait_step "$W/progress" $((stopped + 3)) 30
 	[ "$(field_of "$W/progress" run)" = "$id" ] || fail "not the same process: $(cat "$W/progress")"
 }
