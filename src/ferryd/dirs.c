@@ -30,83 +30,15 @@ static void log_moved(const char *id, const char *parent, const char *name, cons
 			   name, moved);
 }
 
-/* One step of the walk: @name in @cur (whose path is @at), or the last component @last. */
-static int walk_step(int cur, const char *at, const char *name, bool last, const char *id, int *ret_fd,
-		     struct ferry_error **err)
+static void on_moved(void *id, const char *parent, const char *name, const char *moved)
 {
-	struct stat st;
-	if (fstat(cur, &st) < 0)
-		return ferry_error_set(err, errno, "stat '%s'", at);
-	bool trusted = st.st_uid == 0 && !(st.st_mode & 022);
-	bool sticky = st.st_uid == 0 && (st.st_mode & S_ISVTX);
-	if (!trusted && !sticky)
-		return ferry_error_msg(
-		    err, EPERM, "'%s' is writable by others than root: ferryd keeps no directory there",
-		    *at ? at : "/");
-	if (last && !trusted) {
-		/* ferryd's own name in a world-writable directory: whatever else is there is a
-		 * squatter's, moved aside */
-		_cleanup_free_ char *moved = NULL;
-		int r = ferry_root_dir_at(cur, name, BASE_MODE, 0, 0, ret_fd, &moved, err);
-		log_moved(id, at, name, moved);
-		return r < 0 ? ferry_error_wrap(err, "in '%s'", *at ? at : "/") : 0;
-	}
-	int fd = openat(cur, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0 && errno == ENOENT &&
-	    (mkdirat(cur, name, last ? BASE_MODE : 0755) == 0 || errno == EEXIST))
-		fd = openat(cur, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0 && errno == ELOOP)
-		return ferry_error_msg(err, ELOOP, "'%s/%s' is a symlink: give ferryd the real path", at,
-				       name);
-	if (fd < 0)
-		return ferry_error_set(err, errno, "open '%s/%s'", at, name);
-	/* a directory on the way that someone else owns is not moved (it may be theirs by right,
-	 * as a directory of /var/tmp is): the path is refused, for the admin to change */
-	bool ok = fstat(fd, &st) == 0 && st.st_uid == 0 &&
-		  (!(st.st_mode & 022) || (!last && (st.st_mode & S_ISVTX))); /* /dev/shm, /var/tmp */
-	if (!ok || (last && fchmod(fd, BASE_MODE) < 0)) {
-		close(fd);
-		return ferry_error_msg(
-		    err, EPERM,
-		    "'%s/%s' is not a directory of root's that only root can write: ferryd "
-		    "keeps no directory there (choose a path in root's directories)",
-		    at, name);
-	}
-	*ret_fd = fd;
-	return 0;
+	log_moved(id, parent, name, moved);
 }
 
 /* @base (absolute) opened through a walk from "/", made where missing, root's and 0711 at the end. */
 static int open_base(const char *base, const char *id, int *ret_fd, struct ferry_error **err)
 {
-	if (base[0] != '/')
-		return ferry_error_msg(err, EINVAL, "'%s' is not an absolute path", base);
-	_cleanup_close_ int cur = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (cur < 0)
-		return ferry_error_set(err, errno, "open '/'");
-	_cleanup_free_ char *copy = xstrdup(base);
-	_cleanup_free_ char *at = xstrdup("");
-	char *save = NULL;
-	char *name = strtok_r(copy, "/", &save);
-	if (!name)
-		return ferry_error_msg(err, EINVAL, "'/' cannot be ferryd's directory");
-	while (name) {
-		char *next = strtok_r(NULL, "/", &save);
-		if (streq(name, ".") || streq(name, ".."))
-			return ferry_error_msg(err, EINVAL, "'%s': no '.' or '..' in ferryd's paths", base);
-		int fd = -1;
-		int r = walk_step(cur, at, name, next == NULL, id, &fd, err);
-		if (r < 0)
-			return r;
-		close(cur);
-		cur = fd;
-		char *longer = xasprintf("%s/%s", at, name);
-		free(at);
-		at = longer;
-		name = next;
-	}
-	*ret_fd = TAKE_FD(cur);
-	return 0;
+	return ferry_root_path_open(base, BASE_MODE, on_moved, (void *)id, ret_fd, err);
 }
 
 int ferryd_leaf_make(const char *base, const struct ferryd_user *u, const char *leaf, const char *id,

@@ -583,18 +583,6 @@ static int image_child(void *arg, void *ans)
 	return 0;
 }
 
-static uint64_t mem_available(void)
-{
-	char buf[4096];
-	_cleanup_close_ int fd = open("/proc/meminfo", O_RDONLY | O_CLOEXEC);
-	ssize_t got = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
-	if (got <= 0)
-		return UINT64_MAX; /* unknown: not a reason to refuse */
-	buf[got] = '\0';
-	const char *p = strstr(buf, "MemAvailable:");
-	return p ? strtoull(p + strlen("MemAvailable:"), NULL, 10) * 1024 : UINT64_MAX;
-}
-
 static char *mib(uint64_t bytes)
 {
 	return xasprintf("%llu MiB", (unsigned long long)((bytes + (1 << 20) - 1) >> 20));
@@ -695,7 +683,8 @@ int ferryd_fit_check(struct ferryd *d, const struct ferryd_user *u, enum ferryd_
 		return r;
 	/* diskless: the copy in the tmpfs and the restored instance, both in memory at the peak;
 	 * live: the pages go straight into the restored instance */
-	uint64_t need = mode == FERRYD_MODE_DISKLESS ? 2 * f->mem : f->mem, avail = mem_available();
+	uint64_t need = mode == FERRYD_MODE_DISKLESS ? 2 * f->mem : f->mem,
+		 avail = ferry_meminfo("MemAvailable");
 	if (need > avail) {
 		_cleanup_free_ char *a = mib(avail), *n = mib(need);
 		return ferry_error_msg(err, ENOMEM, "%s of memory is available, the instance needs %s%s", a,

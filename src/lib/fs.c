@@ -392,3 +392,81 @@ int ferry_root_dir_at(int parentfd, const char *name, mode_t mode, uid_t uid, gi
 	}
 	return ferry_error_msg(err, EAGAIN, "'%s' keeps being replaced: gave up", name);
 }
+
+/* One step of the walk: @name in @cur (whose path is @at), or the last component @last. */
+static int walk_step(int cur, const char *at, const char *name, bool last, mode_t mode,
+		     ferry_moved_fn moved_fn, void *ctx, int *ret_fd, struct ferry_error **err)
+{
+	struct stat st;
+	if (fstat(cur, &st) < 0)
+		return ferry_error_set(err, errno, "stat '%s'", at);
+	bool trusted = st.st_uid == 0 && !(st.st_mode & 022);
+	bool sticky = st.st_uid == 0 && (st.st_mode & S_ISVTX);
+	if (!trusted && !sticky)
+		return ferry_error_msg(
+		    err, EPERM, "'%s' is writable by others than root: no directory of root's is kept there",
+		    *at ? at : "/");
+	if (last && !trusted) {
+		/* our own name in a world-writable directory: whatever else is there is a
+		 * squatter's, moved aside */
+		_cleanup_free_ char *moved = NULL;
+		int r = ferry_root_dir_at(cur, name, mode, 0, 0, ret_fd, &moved, err);
+		if (moved && moved_fn)
+			moved_fn(ctx, *at ? at : "", name, moved);
+		return r < 0 ? ferry_error_wrap(err, "in '%s'", *at ? at : "/") : 0;
+	}
+	int fd = openat(cur, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 && errno == ENOENT && (mkdirat(cur, name, last ? mode : 0755) == 0 || errno == EEXIST))
+		fd = openat(cur, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 && errno == ELOOP)
+		return ferry_error_msg(err, ELOOP, "'%s/%s' is a symlink: give the real path", at, name);
+	if (fd < 0)
+		return ferry_error_set(err, errno, "open '%s/%s'", at, name);
+	/* a directory on the way that someone else owns is not moved (it may be theirs by right,
+	 * as a directory of /var/tmp is): the path is refused, for the admin to change */
+	bool ok = fstat(fd, &st) == 0 && st.st_uid == 0 &&
+		  (!(st.st_mode & 022) || (!last && (st.st_mode & S_ISVTX))); /* /dev/shm, /var/tmp */
+	if (!ok || (last && fchmod(fd, mode) < 0)) {
+		close(fd);
+		return ferry_error_msg(
+		    err, EPERM,
+		    "'%s/%s' is not a directory of root's that only root can write: no "
+		    "directory of root's is kept there (choose a path in root's directories)",
+		    at, name);
+	}
+	*ret_fd = fd;
+	return 0;
+}
+
+int ferry_root_path_open(const char *base, mode_t mode, ferry_moved_fn moved_fn, void *ctx, int *ret_fd,
+			 struct ferry_error **err)
+{
+	if (base[0] != '/')
+		return ferry_error_msg(err, EINVAL, "'%s' is not an absolute path", base);
+	_cleanup_close_ int cur = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (cur < 0)
+		return ferry_error_set(err, errno, "open '/'");
+	_cleanup_free_ char *copy = xstrdup(base);
+	_cleanup_free_ char *at = xstrdup("");
+	char *save = NULL;
+	char *name = strtok_r(copy, "/", &save);
+	if (!name)
+		return ferry_error_msg(err, EINVAL, "'/' cannot be the directory");
+	while (name) {
+		char *next = strtok_r(NULL, "/", &save);
+		if (streq(name, ".") || streq(name, ".."))
+			return ferry_error_msg(err, EINVAL, "'%s': no '.' or '..' in the path", base);
+		int fd = -1;
+		int r = walk_step(cur, at, name, next == NULL, mode, moved_fn, ctx, &fd, err);
+		if (r < 0)
+			return r;
+		close(cur);
+		cur = fd;
+		char *longer = xasprintf("%s/%s", at, name);
+		free(at);
+		at = longer;
+		name = next;
+	}
+	*ret_fd = TAKE_FD(cur);
+	return 0;
+}

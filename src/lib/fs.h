@@ -62,4 +62,16 @@ void ferry_close_fds(int from, const int *keep);
 int ferry_root_dir_at(int parentfd, const char *name, mode_t mode, uid_t uid, gid_t gid, int *ret_fd,
 		      char **ret_moved, struct ferry_error **err);
 
+/* Called when ferry_root_path_open moved a squatter's @name in @parent aside to @moved. */
+typedef void (*ferry_moved_fn)(void *ctx, const char *parent, const char *name, const char *moved);
+/* Opens the absolute @path for root to work in, through a walk from "/" one component at a time
+ * with O_NOFOLLOW (no "." or ".."): a missing component is made by root (0755, the last @mode);
+ * every component must be root's and writable by root alone, but that one on the way may be a
+ * sticky world-writable directory (/dev/shm, /var/tmp). The last one may sit in such a directory:
+ * whatever else holds its name there is a squatter's and is moved aside (ferry_root_dir_at;
+ * @moved_fn is told, may be NULL). A directory on the way that someone else owns is never moved
+ * (it may be theirs by right): that path is refused. The last one ends with @mode. */
+int ferry_root_path_open(const char *path, mode_t mode, ferry_moved_fn moved_fn, void *ctx, int *ret_fd,
+			 struct ferry_error **err);
+
 #endif

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <time.h>
@@ -152,4 +153,19 @@ char *ferry_shown(const char *s, size_t max)
 	}
 	*p = '\0';
 	return out;
+}
+
+uint64_t ferry_meminfo(const char *key)
+{
+	char buf[8192];
+	_cleanup_close_ int fd = open("/proc/meminfo", O_RDONLY | O_CLOEXEC);
+	ssize_t got = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+	if (got <= 0)
+		return UINT64_MAX;
+	buf[got] = '\0';
+	size_t len = strlen(key);
+	for (const char *p = buf; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+		if (strncmp(p, key, len) == 0 && p[len] == ':')
+			return strtoull(p + len + 1, NULL, 10) * 1024;
+	return UINT64_MAX;
 }

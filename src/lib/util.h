@@ -87,6 +87,8 @@ static inline bool startswith(const char *s, const char *prefix)
 long long ferry_now_ms(void);
 /* Milliseconds of CLOCK_MONOTONIC, for deadlines (the wall clock may jump). */
 long long ferry_monotonic_ms(void);
+/* /proc/meminfo's @key ("MemAvailable", "MemTotal"), in bytes; UINT64_MAX when unknown. */
+uint64_t ferry_meminfo(const char *key);
 
 /* Strict decimal parsing: the whole string, no sign surprises, range-checked. */
 
