@@ -470,12 +470,23 @@ static int take_checkpoint(struct run *r, bool leave_running, unsigned long long
 	}
 	long long freeze = 0, dumped = 0, done = 0;
 	unsigned long long bytes = 0;
+	int staged = 0;
 	const char *t = out ? strstr(out, "timing ") : NULL;
-	if (!t || sscanf(t, "timing freeze=%lld dumped=%lld done=%lld bytes=%llu", &freeze, &dumped, &done,
-			 &bytes) != 4)
-		freeze = t0, done = ferry_monotonic_ms();
-	fprintf(stderr, "ferry: run '%s': generation %llu written (%.1f MiB, the program paused %.1f s)\n",
-		r->name, seq, (double)bytes / (1024.0 * 1024.0), (double)(done - freeze) / 1000.0);
+	if (!t || sscanf(t, "timing freeze=%lld dumped=%lld done=%lld bytes=%llu staged=%d", &freeze, &dumped,
+			 &done, &bytes, &staged) < 4)
+		freeze = t0, dumped = done = ferry_monotonic_ms();
+	/* left running, the program runs again once CRIU has dumped it; stopped, it stays so */
+	long long paused = (leave_running ? dumped : done) - freeze;
+	if (staged)
+		fprintf(stderr,
+			"ferry: run '%s': generation %llu written (%.1f MiB, the program paused %.2f s; "
+			"staged in node-local memory, synced to '%s' %.2f s later)\n",
+			r->name, seq, (double)bytes / (1024.0 * 1024.0), (double)paused / 1000.0, r->dir,
+			(double)(done - dumped) / 1000.0);
+	else
+		fprintf(stderr,
+			"ferry: run '%s': generation %llu written (%.1f MiB, the program paused %.2f s)\n",
+			r->name, seq, (double)bytes / (1024.0 * 1024.0), (double)paused / 1000.0);
 	*ret_seq = seq;
 	return 0;
 }

@@ -48,6 +48,8 @@ static const struct key keys[] = {
     {"criu path", KEY_PATH, FIELD(criu_path), 0, 0},
     {"mem dir", KEY_PATH, FIELD(mem_dir), 0, 0},
     {"checkpoint dir", KEY_HOME_PATH, FIELD(checkpoint_dir), 0, 0},
+    {"checkpoint staging", KEY_BOOL, FIELD(staging), 0, 0},
+    {"checkpoint staging dir", KEY_PATH, FIELD(staging_dir), 0, 0},
     {"max instances", KEY_UINT, FIELD(max_instances), 1, 4096},
     {"criu timeout", KEY_UINT, FIELD(criu_timeout), 1, 86400},
     {"criu ghost limit", KEY_UINT, FIELD(criu_ghost_limit), 1, 4095},
@@ -339,6 +341,8 @@ struct ferry_config *ferry_config_defaults(void)
 	c->criu_path = xstrdup("/usr/local/sbin/criu");
 	c->mem_dir = xstrdup("/dev/shm");
 	c->checkpoint_dir = xstrdup("~/.ferry/checkpoint");
+	c->staging = true;
+	c->staging_dir = xstrdup("/dev/shm/ferry-staging");
 	c->max_instances = 64;
 	c->criu_timeout = 600;
 	c->criu_ghost_limit = 1;
@@ -365,6 +369,7 @@ void ferry_config_free(struct ferry_config *c)
 	free(c->criu_path);
 	free(c->mem_dir);
 	free(c->checkpoint_dir);
+	free(c->staging_dir);
 	strv_free(c->allow_net_networks);
 	strv_free(c->allow_net_ranges);
 	strv_free(c->network_parents);

@@ -23,6 +23,9 @@ struct ferry_config {
 	char *criu_path; /* "criu path" */
 	char *mem_dir; /* "mem dir": tmpfs base for checkpoint --mem-dir (default /dev/shm) */
 	char *checkpoint_dir; /* "checkpoint dir": per-user base, "~/" = home (default ~/.ferry/checkpoint) */
+	bool staging; /* "checkpoint staging": a dump that leaves the job running is written to node-local
+		       * memory first, then to its checkpoint while the job runs (default yes) */
+	char *staging_dir; /* "checkpoint staging dir": root's, there (default /dev/shm/ferry-staging) */
 	unsigned max_instances; /* "max instances": per user (default 64) */
 	unsigned criu_timeout; /* "criu timeout": seconds (default 600) */
 	unsigned criu_ghost_limit; /* "criu ghost limit": MiB (default 1, CRIU's) */

@@ -28,10 +28,16 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <linux/magic.h>
+#include <linux/openat2.h>
 #include <sys/capability.h>
+#include <sys/file.h>
+#include <sys/sendfile.h>
 #include <sys/resource.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -368,10 +374,11 @@ static int publish_generation(struct starter *s, int stfd, char **ret_gen, struc
 	return 0;
 }
 
-/* A root-only staging directory in the checkpoint directory, with the user's images/ inside:
- * CRIU (as the user) writes there, and no other process of the user can reach it by path. */
-static int make_staging(struct starter *s, char stage[64], int *ret_stfd, int *ret_imgfd, int *ret_workfd,
-			struct ferry_error **err)
+/* A root-only staging directory in @parentfd (the checkpoint directory, or the node-local
+ * staging root, @where for messages), with the user's images/ inside: CRIU (as the user) writes
+ * there, and no other process of the user can reach it by path. */
+static int make_staging(struct starter *s, int parentfd, const char *where, char stage[64], int *ret_stfd,
+			int *ret_imgfd, int *ret_workfd, struct ferry_error **err)
 {
 	unsigned char rnd[8];
 	if (getentropy(rnd, sizeof(rnd)) < 0)
@@ -381,15 +388,14 @@ static int make_staging(struct starter *s, char stage[64], int *ret_stfd, int *r
 	int r = ferry_privs_raise(&s->privs, err);
 	if (r < 0)
 		return r;
-	if (mkdirat(s->ckpt_fd, stage, 0700) < 0)
-		return ferry_error_set(err, errno, "create '%s' in '%s'", stage,
-				       s->req->checkpoint ? s->req->checkpoint : "the checkpoint");
-	int stfd = ckdir_openat(s->ckpt_fd, stage, O_RDONLY | O_DIRECTORY, 0);
+	if (mkdirat(parentfd, stage, 0700) < 0)
+		return ferry_error_set(err, errno, "create '%s' in '%s'", stage, where);
+	int stfd = ckdir_openat(parentfd, stage, O_RDONLY | O_DIRECTORY, 0);
 	struct stat st;
 	if (stfd < 0 || fstat(stfd, &st) < 0 || st.st_uid != 0 || (st.st_mode & 077)) {
 		if (stfd >= 0)
 			close(stfd);
-		rm_tree(s->ckpt_fd, stage);
+		rm_tree(parentfd, stage);
 		return ferry_error_msg(err, EPERM, "the staging directory was tampered with");
 	}
 	int imgfd = -1;
@@ -398,7 +404,7 @@ static int make_staging(struct starter *s, char stage[64], int *ret_stfd, int *r
 	    fchown(imgfd, s->privs.uid, s->privs.gid) < 0) {
 		int e = errno;
 		close(stfd);
-		rm_tree(s->ckpt_fd, stage);
+		rm_tree(parentfd, stage);
 		return ferry_error_set(err, e, "prepare the dump directory");
 	}
 	/* a live dump's CRIU writes its log (open while it serves the pages) beside the images,
@@ -410,7 +416,7 @@ static int make_staging(struct starter *s, char stage[64], int *ret_stfd, int *r
 		int e = errno;
 		close(imgfd);
 		close(stfd);
-		rm_tree(s->ckpt_fd, stage);
+		rm_tree(parentfd, stage);
 		return ferry_error_set(err, e, "prepare the dump's work directory");
 	}
 	if (ret_workfd)
@@ -475,12 +481,31 @@ struct dump {
 	bool lazy;
 	int workfd, status;
 	char stage[64];
+	/* staged (a dump that leaves the job running, 'checkpoint staging' in ferry.conf): CRIU
+	 * writes to a root-only directory of the node-local staging root, which is sealed there and
+	 * drained into the checkpoint's staging while the job runs (see stage_locally) */
+	bool staged;
+	int lrootfd, lstfd, limgfd;
+	char lstage[64];
 	struct xfer_session *xs; /* --page-server: the transfer session */
 	pid_t guard; /* dump_guard */
 	int rep, ctl; /* the guard's report, and our word to it */
 	long long t_freeze, t_dumped, t_done;
 	int status_w; /* the status pipe's write end, CRIU's */
 };
+
+/* The images directory CRIU writes into: the node-local one of a staged dump. */
+static int dump_images(const struct dump *d)
+{
+	return d->staged ? d->limgfd : d->imgfd;
+}
+
+/* A staged dump's node-local directory, gone (published, drained, failed). */
+static void dump_unstage(const struct dump *d)
+{
+	if (d->staged)
+		rm_tree(d->lrootfd, d->lstage);
+}
 
 /* How often a local dump hashes what CRIU has written since. */
 #define TAIL_TICK_MS 20
@@ -517,7 +542,8 @@ static _noreturn_ void dump_criu(const struct dump *d, int report)
 	 * those the destination's lazy-pages daemon asks for, and then the rest (live) */
 	int ps = s->xfer_fd < 0 ? -1 : xfer_session_fd(d->lazy ? FERRY_XFER_LAZY : FERRY_XFER_PAGES);
 	/* (in ascending order of their places: criurun_exec) */
-	int src_live[5] = {d->imgfd, d->workfd, report, ps, d->status_w}, src[3] = {d->imgfd, report, ps};
+	int img = dump_images(d);
+	int src_live[5] = {img, d->workfd, report, ps, d->status_w}, src[3] = {img, report, ps};
 	static const int dst_live[5] = {FERRY_CRIU_IMAGES_FD, FERRY_CRIU_WORK_FD, FERRY_CRIU_REPORT_FD,
 					FERRY_CRIU_PS_FD, FERRY_CRIU_STATUS_FD},
 			 dst[3] = {FERRY_CRIU_IMAGES_FD, FERRY_CRIU_REPORT_FD, FERRY_CRIU_PS_FD};
@@ -672,6 +698,7 @@ static _noreturn_ void dump_guard(const struct dump *d, int pidfd, int report, i
 			;
 	}
 	rm_tree(s->ckpt_fd, d->stage); /* published (then empty), sent or failed: never left behind */
+	dump_unstage(d);
 	_exit(0);
 }
 
@@ -729,10 +756,28 @@ static int ns_procs(pid_t init, struct ns_proc *procs, size_t max, size_t *ret_n
 	return r;
 }
 
+/* The resident memory of host pid @pid, in bytes (0 when it is gone): /proc/PID/statm's
+ * second number, pages (the kernel's numbers, nothing of the user's). */
+static uint64_t proc_rss(pid_t pid)
+{
+	char path[64], buf[256];
+	snprintf(path, sizeof(path), "/proc/%d/statm", (int)pid);
+	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+	unsigned long long size = 0, rss = 0;
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	if (sscanf(buf, "%llu %llu", &size, &rss) != 2)
+		return 0;
+	return (uint64_t)rss * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
 /* A checkpoint holds the tree under the workload (its reaper, see init.c): refuses, naming it,
  * any process of the instance outside that tree but its init (one a user started with 'ferry
- * exec', or anything that escaped the reaper), which the dump would silently leave behind. */
-static int ns_check_whole(const struct ferry_instance *inst, struct ferry_error **err)
+ * exec', or anything that escaped the reaper), which the dump would silently leave behind.
+ * *@ret_rss: the tree's resident memory (what a dump of it writes, at most about). */
+static int ns_check_whole(const struct ferry_instance *inst, uint64_t *ret_rss, struct ferry_error **err)
 {
 	size_t max = 65536, n = 0;
 	_cleanup_free_ struct ns_proc *procs = xmalloc(max * sizeof(*procs));
@@ -748,9 +793,12 @@ static int ns_check_whole(const struct ferry_instance *inst, struct ferry_error 
 				if (procs[j].dumped && procs[j].pid == procs[i].ppid)
 					procs[i].dumped = grew = true;
 	}
+	*ret_rss = 0;
 	for (size_t i = 0; i < n; i++) {
-		if (procs[i].dumped)
+		if (procs[i].dumped) {
+			*ret_rss += proc_rss(procs[i].pid);
 			continue;
+		}
 		char path[64], comm[32] = "?";
 		_cleanup_free_ char *buf = NULL;
 		snprintf(path, sizeof(path), "/proc/%d/comm", (int)procs[i].pid);
@@ -772,6 +820,164 @@ static int ns_check_whole(const struct ferry_instance *inst, struct ferry_error 
 	return 0;
 }
 
+/* Removes the staging directories of dumps that ended without removing theirs (a starter and
+ * its guard both killed): those no dump holds its lock on. Called with the staging root's lock
+ * held exclusively, so that no dump is between making its directory and locking it. */
+static void prune_stale_staging(int rootfd)
+{
+	DIR *dir = ferry_opendir_at(rootfd);
+	struct dirent *de;
+	while (dir && (de = readdir(dir))) {
+		if (!startswith(de->d_name, ".staging-"))
+			continue;
+		_cleanup_close_ int fd =
+		    openat(rootfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0)
+			rm_tree(rootfd, de->d_name);
+	}
+	if (dir)
+		closedir(dir);
+}
+
+/* A number in cgroupfs file @name of @dirfd (UINT64_MAX: "max", unlimited, or unreadable). */
+static uint64_t cgroup_number(int dirfd, const char *name)
+{
+	char buf[64];
+	int fd = ferry_open_in_root(dirfd, name, O_RDONLY, 0, RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return UINT64_MAX;
+	buf[n] = '\0';
+	unsigned long long v = 0;
+	if (sscanf(buf, "%llu", &v) != 1 || v >= (1ull << 62)) /* "max"; cgroup v1's "unlimited" */
+		return UINT64_MAX;
+	return (uint64_t)v;
+}
+
+/* The room left under the memory limits of our cgroup and of each above it: what the pages of a
+ * staged dump are charged to (CRIU, our child, writes them), as is the job itself under a batch
+ * system that confines it (Slurm's ConstrainRAMSpace): past it, the kernel would kill the job to
+ * make room for its checkpoint. UINT64_MAX when there is no limit. Only the kernel's numbers are
+ * read, through the cgroup path /proc/self/cgroup gives, never out of cgroupfs. */
+static uint64_t cgroup_room(void)
+{
+	_cleanup_free_ char *text = NULL;
+	if (ferry_read_file("/proc/self/cgroup", 16384, &text, NULL, NULL) < 0)
+		return UINT64_MAX;
+	const char *v1 = NULL, *v2 = NULL;
+	for (char *save = NULL, *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		char *c = strchr(l, ':'), *path = c ? strchr(c + 1, ':') : NULL;
+		if (!path)
+			continue;
+		*path++ = '\0';
+		if (streq(l, "0:"))
+			v2 = path;
+		for (char *save2 = NULL, *k = strtok_r(c + 1, ",", &save2); k;
+		     k = strtok_r(NULL, ",", &save2))
+			if (streq(k, "memory"))
+				v1 = path;
+	}
+	const char *path = v1 ? v1 : v2;
+	_cleanup_close_ int base =
+	    open(v1 ? "/sys/fs/cgroup/memory" : "/sys/fs/cgroup", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (!path || *path != '/' || base < 0)
+		return UINT64_MAX;
+	uint64_t room = UINT64_MAX;
+	_cleanup_free_ char *at = xstrdup(path);
+	for (size_t len = strlen(at);; len = (size_t)(strrchr(at, '/') - at)) {
+		at[len] = '\0';
+		_cleanup_close_ int fd = ferry_open_in_root(base, *at ? at : ".", O_RDONLY | O_DIRECTORY, 0,
+							    RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV);
+		uint64_t limit =
+		    fd < 0 ? UINT64_MAX : cgroup_number(fd, v1 ? "memory.limit_in_bytes" : "memory.max");
+		uint64_t used =
+		    fd < 0 ? 0 : cgroup_number(fd, v1 ? "memory.usage_in_bytes" : "memory.current");
+		if (limit != UINT64_MAX) {
+			uint64_t left = used != UINT64_MAX && used < limit ? limit - used : 0;
+			room = left < room ? left : room;
+		}
+		if (!*at)
+			break;
+	}
+	return room;
+}
+
+static void note_unstaged(const struct dump *d, const char *why)
+{
+	fprintf(stderr,
+		"ferry: note: checkpoint of '%s' not staged in node-local memory ('%s'): %s; the job "
+		"stays frozen until its dump is written\n",
+		d->name, d->s->cfg->staging_dir, why);
+}
+
+/* Makes the dump a staged one (see struct dump) when it can: a dump that leaves the job running,
+ * to a checkpoint directory on a disk (not a tmpfs) other than the staging root's, when it fits:
+ * @rss (the tree's resident memory) within the staging filesystem's free space and, on a tmpfs,
+ * within the node's available memory less a tenth of its total. Never fatal: a dump that is not
+ * staged is written directly, as without 'checkpoint staging'. Its directory is locked (flock)
+ * for as long as this starter or its guard lives: prune_stale_staging leaves it alone. */
+static void stage_locally(struct dump *d, uint64_t rss)
+{
+	struct starter *s = d->s;
+	struct statfs tfs, rfs;
+	struct stat rst, tst;
+	struct statvfs vfs;
+	if (!s->cfg->staging || !(s->req->flags & FERRY_REQ_LEAVE_RUNNING) || s->xfer_fd >= 0 ||
+	    fstatfs(s->ckpt_fd, &tfs) < 0 || tfs.f_type == TMPFS_MAGIC || tfs.f_type == RAMFS_MAGIC)
+		return;
+	struct ferry_error *err = NULL;
+	_cleanup_close_ int rootfd = -1;
+	if (ferry_root_path_open(s->cfg->staging_dir, 0700, NULL, NULL, &rootfd, &err) < 0) {
+		note_unstaged(d, err->message);
+		ferry_error_free(err);
+		return;
+	}
+	if (fstatfs(rootfd, &rfs) < 0 || fstatvfs(rootfd, &vfs) < 0 || fstat(rootfd, &rst) < 0 ||
+	    fstat(s->ckpt_fd, &tst) < 0 || rst.st_dev == tst.st_dev)
+		return; /* the same filesystem: nothing to gain */
+	uint64_t need = rss + rss / 16 + (16u << 20), room = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+	uint64_t avail = ferry_meminfo("MemAvailable"), total = ferry_meminfo("MemTotal");
+	uint64_t cg = rfs.f_type == TMPFS_MAGIC ? cgroup_room() : UINT64_MAX;
+	char why[256];
+	if (need > room || (rfs.f_type == TMPFS_MAGIC && avail != UINT64_MAX && total != UINT64_MAX &&
+			    need + total / 10 > avail)) {
+		snprintf(why, sizeof(why),
+			 "the job's %llu MiB do not fit (%llu MiB free there, %llu MiB of memory available)",
+			 (unsigned long long)(rss >> 20), (unsigned long long)(room >> 20),
+			 (unsigned long long)(avail == UINT64_MAX ? 0 : avail >> 20));
+		note_unstaged(d, why);
+		return;
+	}
+	if (need + need / 8 > cg) {
+		snprintf(why, sizeof(why),
+			 "the job's %llu MiB do not fit under the memory limit of its cgroup (%llu MiB left)",
+			 (unsigned long long)(rss >> 20), (unsigned long long)(cg >> 20));
+		note_unstaged(d, why);
+		return;
+	}
+	if (flock(rootfd, LOCK_EX | LOCK_NB) == 0)
+		prune_stale_staging(rootfd);
+	while (flock(rootfd, LOCK_SH) < 0 && errno == EINTR)
+		;
+	if (make_staging(s, rootfd, s->cfg->staging_dir, d->lstage, &d->lstfd, &d->limgfd, NULL, &err) < 0 ||
+	    (flock(d->lstfd, LOCK_EX | LOCK_NB) < 0 && ferry_error_set(&err, errno, "lock it") < 0)) {
+		if (d->lstfd >= 0) {
+			close(d->limgfd);
+			close(d->lstfd);
+			rm_tree(rootfd, d->lstage);
+			d->lstfd = d->limgfd = -1;
+		}
+		note_unstaged(d, err->message);
+		ferry_error_free(err);
+		return;
+	}
+	(void)flock(rootfd, LOCK_UN);
+	d->lrootfd = TAKE_FD(rootfd);
+	d->staged = true;
+}
+
 /* Pins the instance and its monitor, reads its launch request, opens the target checkpoint
  * directory and its staging, and (--page-server) starts the transfer session. */
 static void dump_prepare(struct dump *d, int *ret_pidfd, char **ret_launch, size_t *ret_launch_len)
@@ -788,15 +994,18 @@ static void dump_prepare(struct dump *d, int *ret_pidfd, char **ret_launch, size
 		die("instance '%s' runs no workload to checkpoint (restore one into it with 'ferry checkpoint "
 		    "instance --criu --restore %s')",
 		    d->name, d->name);
-	if (ns_check_whole(d->inst, &err) < 0)
+	uint64_t rss = 0;
+	if (ns_check_whole(d->inst, &rss, &err) < 0)
 		die("checkpoint of '%s' refused: %s", d->name, err->message);
 	read_launch_record(d, ret_launch, ret_launch_len);
 	/* a migration may put the dump elsewhere than the instance's own checkpoint (it must
 	 * still be a directory of the caller's) */
 	d->target = s->req->checkpoint ? s->req->checkpoint : d->inst->checkpoint;
 	if (checkpoint_open_dir(s, d->target, &err) < 0 ||
-	    make_staging(s, d->stage, &d->stfd, &d->imgfd, d->lazy ? &d->workfd : NULL, &err) < 0)
+	    make_staging(s, s->ckpt_fd, d->target, d->stage, &d->stfd, &d->imgfd, d->lazy ? &d->workfd : NULL,
+			 &err) < 0)
 		die_error(err);
+	stage_locally(d, rss);
 	if (s->xfer_fd >= 0 && xfer_session_start(s, false, &d->xs, &err) < 0) {
 		rm_tree(s->ckpt_fd, d->stage);
 		die("checkpoint of '%s' to the page server '%s': %s; the instance keeps running", d->name,
@@ -887,7 +1096,7 @@ static bool dump_wait(struct dump *d, struct tail_hashes *tails, char *msg, size
 	bool in_time = true;
 	while (got < size - 1 && !memchr(msg, '\n', got)) {
 		if (!d->xs)
-			tails_scan(d->imgfd, tails);
+			tails_scan(dump_images(d), tails);
 		long long left = idle_left(&w, progress_of(tails, d->xs != NULL));
 		if (left <= 0) {
 			in_time = false;
@@ -930,7 +1139,7 @@ static bool dump_wait(struct dump *d, struct tail_hashes *tails, char *msg, size
 static void keep_dump_log(struct dump *d)
 {
 	_cleanup_close_ int in =
-	    ckdir_openat(d->lazy ? d->workfd : d->imgfd, DUMP_LOG, O_RDONLY | O_NOFOLLOW, 0);
+	    ckdir_openat(d->lazy ? d->workfd : dump_images(d), DUMP_LOG, O_RDONLY | O_NOFOLLOW, 0);
 	struct stat st;
 	if (in < 0 || fstat(in, &st) < 0 || !S_ISREG(st.st_mode))
 		return;
@@ -955,6 +1164,7 @@ static _noreturn_ void dump_failed(struct dump *d, bool in_time, const char *msg
 	close(d->ctl); /* the guard ends CRIU, resumes the tree and removes the staging */
 	waitpid(d->guard, NULL, 0);
 	rm_tree(d->s->ckpt_fd, d->stage);
+	dump_unstage(d);
 	if (d->xs) { /* the page server's end may have failed first (it gave no verdict yet) */
 		xfer_session_blame(d->xs, &err);
 		if (err)
@@ -1021,6 +1231,63 @@ static int dump_send(struct dump *d, struct ferry_manifest *m, const char *text,
 	return r;
 }
 
+/* How much a drain writes before it asks the disk to start on it: the node's dirty memory stays
+ * bounded, and the last fdatasync waits only for the tail. */
+#define DRAIN_CHUNK (64u << 20)
+
+/* One file of a staged dump, from node-local memory into the checkpoint's staging, synced, the
+ * owner's to read as sealing made it; its memory freed at once. */
+static int drain_file(struct dump *d, const char *name, bool evict, struct ferry_error **err)
+{
+	_cleanup_close_ int in = ckdir_openat(d->limgfd, name, O_RDONLY, 0);
+	struct stat st;
+	if (in < 0 || fstat(in, &st) < 0)
+		return ferry_error_set(err, errno, "read '%s' of the staged dump", name);
+	_cleanup_close_ int out =
+	    openat(d->imgfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0400);
+	if (out < 0)
+		return ferry_error_set(err, errno, "write '%s' into '%s'", name, d->target);
+	for (off_t done = 0; done < st.st_size;) {
+		size_t want =
+		    (size_t)(st.st_size - done) < DRAIN_CHUNK ? (size_t)(st.st_size - done) : DRAIN_CHUNK;
+		ssize_t n = sendfile(out, in, NULL, want);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return ferry_error_set(err, n < 0 ? errno : EIO, "write '%s' into '%s'", name,
+					       d->target);
+		(void)sync_file_range(out, done, n, SYNC_FILE_RANGE_WRITE);
+		done += n;
+		starter_progress();
+	}
+	if (fdatasync(out) < 0)
+		return ferry_error_set(err, errno, "sync '%s' in '%s'", name, d->target);
+	int r = ckdir_grant_owner(out, d->s->privs.uid, false, err);
+	if (r < 0)
+		return r;
+	if (evict)
+		(void)posix_fadvise(out, 0, 0, POSIX_FADV_DONTNEED);
+	(void)unlinkat(d->limgfd, name, 0);
+	return 0;
+}
+
+/* A staged dump, sealed in node-local memory (the job runs again meanwhile): every file of its
+ * manifest into the checkpoint's staging, the manifest last, all of it synced there before it is
+ * published. Those files were hashed as CRIU wrote them and have been root's alone since. */
+static int drain(struct dump *d, const struct ferry_manifest *m, bool evict, struct ferry_error **err)
+{
+	if (fchown(d->imgfd, 0, 0) < 0 || fchmod(d->imgfd, 0700) < 0)
+		return ferry_error_set(err, errno, "prepare the checkpoint's staging");
+	for (size_t i = 0; i <= m->n_files; i++) {
+		int r = drain_file(d, i < m->n_files ? m->files[i].name : FERRY_MANIFEST_NAME, evict, err);
+		if (r < 0)
+			return r;
+	}
+	if (fsync(d->imgfd) < 0)
+		return ferry_error_set(err, errno, "sync the generation in '%s'", d->target);
+	return ckdir_grant_owner(d->imgfd, d->s->privs.uid, true, err);
+}
+
 /* Seals the dump and publishes it (or sends it); then tells the guard to end the tree ('K') or
  * resume it ('C'). */
 static int dump_commit(struct dump *d, const char *launch, size_t launch_len, struct tail_hashes *tails,
@@ -1031,8 +1298,11 @@ static int dump_commit(struct dump *d, const char *launch, size_t launch_len, st
 	/* a dump that a ferryd asked for elsewhere than the instance's own checkpoint is a
 	 * migration's: another node restarts it */
 	bool evict = s->req->checkpoint && !d->xs;
-	int r = seal_generation(d->imgfd, m, launch, launch_len, tails, evict, &text, err);
+	int r =
+	    seal_generation(dump_images(d), m, launch, launch_len, tails, evict && !d->staged, &text, err);
 	tails_free(tails);
+	if (r == 0 && d->staged)
+		r = drain(d, m, evict, err);
 	if (r == 0)
 		r = d->xs ? dump_send(d, m, text, ret_gen, err)
 			  : publish_generation(s, d->stfd, ret_gen, err);
@@ -1059,6 +1329,7 @@ static void dump_report(struct dump *d, const struct ferry_manifest *m, const ch
 		printf("%s\n", gen);
 	} else {
 		unlinkat(s->ckpt_fd, d->stage, AT_REMOVEDIR);
+		dump_unstage(d);
 		prune(s->ckpt_fd, gen, false);
 		printf("%s/%s\n", d->target, gen);
 	}
@@ -1066,8 +1337,8 @@ static void dump_report(struct dump *d, const struct ferry_manifest *m, const ch
 		unsigned long long bytes = 0;
 		for (size_t i = 0; i < m->n_files; i++)
 			bytes += m->files[i].size;
-		printf("timing freeze=%lld dumped=%lld done=%lld bytes=%llu\n", d->t_freeze, d->t_dumped,
-		       d->t_done, bytes);
+		printf("timing freeze=%lld dumped=%lld done=%lld bytes=%llu staged=%d\n", d->t_freeze,
+		       d->t_dumped, d->t_done, bytes, d->staged);
 	}
 }
 
@@ -1080,6 +1351,9 @@ void op_checkpoint_dump(struct starter *s)
 			 .stfd = -1,
 			 .imgfd = -1,
 			 .workfd = -1,
+			 .lrootfd = -1,
+			 .lstfd = -1,
+			 .limgfd = -1,
 			 .status = -1,
 			 .status_w = -1,
 			 .lazy = (s->req->flags & FERRY_REQ_LAZY) && s->xfer_fd >= 0};
@@ -1102,6 +1376,7 @@ void op_checkpoint_dump(struct starter *s)
 	_cleanup_free_ char *gen = NULL;
 	if (dump_commit(&d, launch, launch_len, &tails, m, &gen, &err) < 0) {
 		rm_tree(s->ckpt_fd, d.stage);
+		dump_unstage(&d);
 		die("checkpoint of '%s': %s; the instance keeps running", d.name, err->message);
 	}
 	dump_report(&d, m, gen);
@@ -1748,7 +2023,7 @@ int checkpoint_receive(struct starter *s, struct ferry_error **err)
 	starter_verdict_fd = s->xfer_fd; /* the session's control channel now: why we fail goes there */
 	char stage[64];
 	int stfd = -1, imgfd = -1;
-	if ((r = make_staging(s, stage, &stfd, &imgfd, NULL, err)) < 0)
+	if ((r = make_staging(s, s->ckpt_fd, s->req->checkpoint, stage, &stfd, &imgfd, NULL, err)) < 0)
 		return r;
 	unsigned char key[FERRY_KEY_MAX];
 	size_t keylen = 0;

@@ -144,7 +144,9 @@ run_id_of() { field_of "$1" run; }
 	s1=$(step_of "$PROG")
 	wait_step "$PROG" $((s1 + 3)) 10
 	[ "$(run_id_of "$PROG")" = "$id" ]
-	grep -qE "generation [0-9]+ written \([0-9.]+ MiB, the program paused [0-9.]+ s\)" "$ERR"
+	# staged (ferry.conf's default): the program ran again before each generation was on disk
+	grep -qE "generation [0-9]+ written \([0-9.]+ MiB, the program paused [0-9.]+ s; staged in node-local memory, synced to '$CK' [0-9.]+ s later\)" "$ERR" ||
+		fail "no staged generation: $(cat "$ERR")"
 	[ "$(generations "$CK" | wc -l)" -eq 2 ] || fail "kept: $(generations "$CK" | tr '\n' ' ')"
 	# ferry is killed without a word (scancel --signal=KILL): the program does not run on
 	local newest

@@ -56,6 +56,8 @@ static void assert_defaults(const struct ferry_config *c)
 	assert_int_equal(c->criu_timeout, 600);
 	assert_true(c->criu_loopback);
 	assert_true(c->allow_live);
+	assert_true(c->staging);
+	assert_string_equal(c->staging_dir, "/dev/shm/ferry-staging");
 }
 
 /* ---- parse ---- */
@@ -223,6 +225,11 @@ static void test_criu_network(void **state)
 	parse_bad("criu network = none\n", "line 1: 'criu network' must be 'loopback' or 'host', not 'none'");
 	_cleanup_(ferry_config_freep) struct ferry_config *nl = parse_ok("allow live migration = no\n");
 	assert_false(nl->allow_live);
+	_cleanup_(ferry_config_freep) struct ferry_config *st =
+	    parse_ok("checkpoint staging = no\ncheckpoint staging dir = /scratch/local/ferry\n");
+	assert_false(st->staging);
+	assert_string_equal(st->staging_dir, "/scratch/local/ferry");
+	parse_bad("checkpoint staging dir = scratch\n", "line 1");
 	parse_bad("criu network = Host\n", "not 'Host'");
 	parse_bad("criu network = host\ncriu network = loopback\n",
 		  "'criu network' is already set on line 1");
