@@ -36,6 +36,7 @@ def r2: if . == null then null else (. * 100 | round) / 100 end;
 	cat_suite overhead | jq -sc '{overhead: .}'
 	cat_suite migrate | jq -sc '{migrate: .}'
 	cat_suite apps | jq -sc '{apps: .}'
+	cat_suite periodic | jq -sc '{periodic: .}'
 	jq -c '{run: .}' "$RAW/run.json"
 } | jq -s 'add' | jq "$JQ_LIB"'
 	. as $all
@@ -65,6 +66,22 @@ def r2: if . == null then null else (. * 100 | round) / 100 end;
 			else (if $D.w.med and $D.r.med then ($S / $D.w.med + $S / $D.r.med) * 1000 else null end) end)}
 		| . + {vs_floor: (if .floor_ms then (.total_ms.med / .floor_ms | r2) else null end),
 		       peak_per_S: (if .bytes.med > 0 then (.dest_peak.med / .bytes.med | r2) else null end)})),
+	periodic: (($all.periodic // []) | group_by([.mb, .mode]) | map(
+		(stat(.bytes).med) as $S | (stat(.local_bps).med) as $L
+		| {mb: .[0].mb, mode: .[0].mode, n: length, bytes: stat(.bytes), local_bps: stat(.local_bps),
+		   pause_ms: stat(.pause_ms), drain_ms: stat(.drain_ms), preempt_ms: stat(.preempt_ms),
+		   target_ms: (if $L > 0 then 1.2 * $S / $L * 1000 else null end)}
+		| . + {vs_target: (if .target_ms then (.pause_ms.med / .target_ms | r2) else null end)})),
+	# the preemption checkpoint (dump, sync, stop) against its size: preempt_ms = a + b S, least
+	# squares over every measurement; the largest S that fits a 60 s grace time at this disk
+	preempt_fit: (($all.periodic // []) | map([.bytes, .preempt_ms]) as $p | ($p | length) as $n
+		| if $n == 0 then null else
+			($p | map(.[0]) | add / $n) as $mx | ($p | map(.[1]) | add / $n) as $my
+			| ($p | map((.[0] - $mx) * (.[0] - $mx)) | add) as $sxx
+			| (if $sxx > 0 then ($p | map((.[0] - $mx) * (.[1] - $my)) | add) / $sxx else $my / $mx end) as $b
+			| (if $sxx > 0 then $my - $b * $mx else 0 end) as $a
+			| {fixed_ms: ($a | round), ms_per_gib: ($b * 1073741824 | round),
+			   max_bytes_60s: (if $b > 0 then ((60000 - $a) / $b | floor) else null end)} end),
 	apps: ($all.apps | group_by([.app, .size, .mig]) | map({app: .[0].app, size: .[0].size, mig: .[0].mig,
 		n: length, wall_ms: stat(.wall_ms), app_s: stat(.app_s), rss: stat(.rss), bytes: stat(.bytes),
 		total_ms: stat(.total_ms), downtime_ms: stat(.downtime_ms), dump_ms: stat(.dump_ms),
@@ -100,6 +117,9 @@ jq -r '.apps | group_by([.app, .size]) | .[] | (map({(.mig): .}) | add) as $m | 
 jq -r '.apps | map(select(.mig != "none")) | group_by([.app, .size]) | .[] | (map({(.mig): .}) | add) as $m |
 	[.[0].app + " " + .[0].size, (($m.diskless.total_ms.med // 0) / 1000), (($m.default.total_ms.med // 0) / 1000),
 	 (($m.diskless.downtime_ms.med // 0) / 1000), (($m.default.downtime_ms.med // 0) / 1000)] | @tsv' "$S" >"$D/apps-mig.tsv"
+jq -r '.periodic | group_by(.mb) | .[] | (map({(.mode): .}) | add) as $m | select($m.staged and $m.direct) |
+	[.[0].mb, ($m.staged.pause_ms.med / 1000), ($m.direct.pause_ms.med / 1000), ($m.staged.target_ms / 1000),
+	 (($m.staged.pause_ms.med + ($m.staged.drain_ms.med // 0)) / 1000)] | @tsv' "$S" >"$D/periodic.tsv"
 jq -r '.overhead | group_by(.mb) | .[] | (map({(.what): .}) | add) as $m |
 	[.[0].mb, ($m.ferry.dump_ms.med // 0), ($m.criu.dump_ms.med // 0), ($m.runc.dump_ms.med // 0),
 	 ($m.ferry.restore_ms.med // 0), ($m.criu.restore_ms.med // 0), ($m.runc.restore_ms.med // 0)] | @tsv' \
@@ -151,6 +171,12 @@ plot fig17-app-migration apps-mig.tsv "set title 'Migrating real applications (f
 	set ylabel 'seconds (median)'; set xtics rotate by -20;
 	plot '$D/apps-mig.tsv' using 2:xtic(1) title 'total, diskless', '' using 3 title 'total, default',
 	     '' using 4 title 'downtime, diskless', '' using 5 title 'downtime, default'"
+plot periodic-pause periodic.tsv "set title 'Periodic checkpoint: pause of the job, staged and direct (shared disk)';
+	set xlabel 'workload memory (MiB)'; set ylabel 'seconds (median)'; set logscale x 2;
+	plot '$D/periodic.tsv' using 1:2 with linespoints pt 7 title 'staged: pause',
+	     '' using 1:3 with linespoints pt 5 title 'direct: pause',
+	     '' using 1:4 with lines dt 2 title 'target 1.2 S / local write rate',
+	     '' using 1:5 with linespoints dt 3 pt 7 title 'staged: until synced on the shared disk'"
 plot overhead-vs-peers overhead.tsv "set title 'Checkpoint and restore of the same workload: ferry, bare CRIU, runc';
 	set style data histograms; set yrange [0:*]; set style histogram clustered gap 1; set style fill solid 0.8 border -1;
 	set xlabel 'workload memory (MiB)'; set ylabel 'ms (median)';
@@ -194,6 +220,13 @@ tables() {
 	  "| | median (min–max) | n | / runc |", "|---|---|---|---|",
 	  ((.start | map({(.what): .}) | add) as $st | .start[]
 	   | "| \(.what) | \(ms(.ms)) | \(.ms.n) | \(ratio(.ms.med; $st.runc.ms.med)) |"),
+	  "", "### Periodic checkpoints and preemption (ferry exec --checkpoint-every; SIGTERM)", "",
+	  "The checkpoint directory is on the shared disk, whose client holds at most 64 MiB of dirty data (bench/lib/periodic.bash). L: the node-local write rate (tmpfs), measured before each run.", "",
+	  "| MiB | mode | checkpoint MiB | L | pause | target 1.2 S / L | pause / target | staged: synced after | preemption checkpoint |",
+	  "|---|---|---|---|---|---|---|---|---|",
+	  (.periodic[] | "| \(.mb) | \(.mode) | \(.bytes.med | mib) | \(.local_bps.med | rate) | \(s(.pause_ms)) | \(if .target_ms then (.target_ms / 1000 | r2 | tostring) else "–" end) | \(.vs_target // "–") | \(s(.drain_ms)) | \(s(.preempt_ms)) |"),
+	  "", "Periodic checkpoints: " + (if .preempt_fit == null then "not measured." else
+	    "a preemption checkpoint (dump, sync, stop) took \(.preempt_fit.fixed_ms / 1000 | r2) s + \(.preempt_fit.ms_per_gib / 1000 | r2) s per GiB at this shared disk (\($run.disk / 1048576 | round) MiB/s): the largest job that fits a 60 s grace time is about \(if .preempt_fit.max_bytes_60s then (.preempt_fit.max_bytes_60s / 1073741824 | r2 | tostring) + " GiB" else "–" end)." end),
 	  "", "### Real applications (figs. 16–17)", "",
 	  "| application | size | migration | wall time | RSS MiB | checkpoint MiB | total | downtime | results identical |",
 	  "|---|---|---|---|---|---|---|---|---|",

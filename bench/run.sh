@@ -10,6 +10,10 @@
 #   overhead  checkpoint + restore of the same workload: ferry vs bare CRIU vs runc
 #   migrate   the synthetic workload, SIZES MiB, the three modes (default, diskless, live), with
 #             F (tmpfs -> fresh memory)
+#   periodic  checkpoints of a running job (ferry exec --checkpoint-every) to the shared disk,
+#             staged in node-local memory (ferry.conf's default) and direct, PERIODIC_SIZES MiB:
+#             the job's pause against S / (local write rate), then the checkpoint a preemption's
+#             SIGTERM asks for (dump, sync, stop) against a 60 s grace time
 #   apps      HPL (an N sweep), LAMMPS, GROMACS, AutoDock Vina: run time without / with a
 #             migration, and the same result either way (an application this machine cannot
 #             run, such as GROMACS on a CPU without rdtscp, is left out and named in run.json)
@@ -19,6 +23,7 @@
 #   REPEAT=N                    repetitions, interleaved (A B A B ...)          [5]
 #   SIZES="MiB..."              synthetic workload sizes         [256 512 1024 2048 4096]
 #   OVERHEAD_SIZES="MiB..."     sizes of the overhead suite               [256 1024 4096]
+#   PERIODIC_SIZES="MiB..."     sizes of the periodic suite               [256 1024 4096]
 #   START_RUNS=N                runs of each start-time command per repetition  [10]
 #   APPS="hpl lammps gromacs vina"  the applications of the apps suite                [all]
 #   HPL_POINTS="N..."           HPL problem sizes (hpcc runs its other tests first) [3000 4000]
@@ -50,21 +55,22 @@ esac
 BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
 if [ $SMOKE = 1 ]; then
 	RAW=$BENCH_DIR/results/smoke
-	REPEAT=1 SIZES=${SIZES:-32} OVERHEAD_SIZES=${OVERHEAD_SIZES:-32} START_RUNS=2
+	REPEAT=1 SIZES=${SIZES:-32} OVERHEAD_SIZES=${OVERHEAD_SIZES:-32} PERIODIC_SIZES=${PERIODIC_SIZES:-32} START_RUNS=2
 	LINK=${LINK:-1gbit}
 	export DISK_GB=1
 fi
 REPEAT=${REPEAT:-5}
 SIZES=${SIZES:-256 512 1024 2048 4096}
 OVERHEAD_SIZES=${OVERHEAD_SIZES:-256 1024 4096}
+PERIODIC_SIZES=${PERIODIC_SIZES:-256 1024 4096}
 START_RUNS=${START_RUNS:-10}
 export HPL_POINTS=${HPL_POINTS:-3000 4000}
 export LMP_ATOM_STEPS=${LMP_ATOM_STEPS:-35000000} GMX_ATOM_STEPS=${GMX_ATOM_STEPS:-16000000}
 SUITES=("$@")
-[ ${#SUITES[@]} -gt 0 ] || SUITES=(floor start overhead migrate apps)
+[ ${#SUITES[@]} -gt 0 ] || SUITES=(floor start overhead migrate periodic apps)
 for s in "${SUITES[@]}"; do
-	case $s in floor | start | overhead | migrate | apps) ;; *)
-		echo "bench: unknown suite '$s' (floor, start, overhead, migrate, apps)" >&2
+	case $s in floor | start | overhead | migrate | periodic | apps) ;; *)
+		echo "bench: unknown suite '$s' (floor, start, overhead, migrate, periodic, apps)" >&2
 		exit 2
 		;;
 	esac
@@ -78,6 +84,8 @@ source "$BENCH_DIR/lib/baselines.bash"
 source "$BENCH_DIR/lib/cluster.bash"
 # shellcheck source=lib/mig.bash
 source "$BENCH_DIR/lib/mig.bash"
+# shellcheck source=lib/periodic.bash
+source "$BENCH_DIR/lib/periodic.bash"
 if [[ " ${SUITES[*]} " == *" apps "* ]]; then
 	# shellcheck source=lib/apps.bash
 	source "$BENCH_DIR/lib/apps.bash"
@@ -104,7 +112,7 @@ jq -n --arg run "$BENCH_RUN_ID" --arg link "$LINK" --argjson disk "$DISK_RATE" \
 	--argjson cpus "$(nproc)" --argjson mem "$(awk '/MemTotal/ { print $2 * 1024 }' /proc/meminfo)" \
 	'$ARGS.named' >"$RAW/run.json"
 
-trap 'cluster_down; rm -rf "$BENCH_WORK/runc" /dev/shm/ferry-bench-criu /dev/shm/ferry-bench-runc' EXIT
+trap 'periodic_cleanup; cluster_down; rm -rf "$BENCH_WORK/runc" /dev/shm/ferry-bench-criu /dev/shm/ferry-bench-runc' EXIT
 say "cluster: link $LINK, shared disk $((DISK_RATE / 1048576)) MiB/s"
 cluster_up
 
@@ -186,6 +194,20 @@ suite_migrate() {
 			done
 		done
 	done
+}
+
+suite_periodic() {
+	local r mb mode
+	periodic_dirty_bound on
+	for ((r = 0; r < REPEAT; r++)); do
+		for mb in $PERIODIC_SIZES; do
+			for mode in $(order $r staged direct); do
+				say "periodic $((r + 1))/$REPEAT: $mb MiB, $mode"
+				periodic_measure "$mode" "$mb" "$r"
+			done
+		done
+	done
+	periodic_cleanup
 }
 
 suite_apps() {

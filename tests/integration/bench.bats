@@ -62,6 +62,16 @@ q() { jq -rs "$2" "$SMOKE/$1.jsonl"; }
 		awk '{ if (!($1 >= 0 && $2 >= 0 && $3 * 4096 >= 16 * 1048576 && $4 > 0 && $5 >= 0)) bad = 1 } END { exit bad }'
 }
 
+@test "smoke: periodic checkpoints, staged and direct, and the preemption checkpoint are measured" {
+	[ "$(q periodic '[.[].mode] | unique | join(",")')" = "direct,staged" ]
+	# the generation holds the workload's memory; the pause and the preemption are measured; a
+	# staged generation drains after the job runs again, a direct one has no drain
+	q periodic '.[] | [.bytes, .pause_ms, .preempt_ms, .local_bps] | @tsv' |
+		awk '{ if (!($1 >= 32 * 1048576 && $2 >= 0 && $3 > 0 && $4 > 1048576)) bad = 1 } END { exit bad }'
+	q periodic '.[] | select(.mode == "staged") | .drain_ms' | grep -qE '^[0-9]+$'
+	q periodic '.[] | select(.mode == "direct") | .drain_ms' | grep -qx null
+}
+
 @test "smoke: every application runs without and with a migration, with identical results" {
 	local apps app
 	# HPL, LAMMPS, AutoDock Vina always; GROMACS unless this CPU cannot run Debian's gmx, and
@@ -96,8 +106,10 @@ q() { jq -rs "$2" "$SMOKE/$1.jsonl"; }
 	grep -q '^| 32 | dump |' "$out/REPORT.md"
 	jq -e '.migrate | length == 3' "$out/summary.json"
 	grep -q '^Live (post-copy): .*32 MiB: downtime' "$out/REPORT.md"
+	grep -q '^| 32 | staged |' "$out/REPORT.md"
+	grep -q '^Periodic checkpoints: ' "$out/REPORT.md"
 	for f in fig12-checkpoint-size fig13-total-time fig14-phases-diskless fig15-phases-default live-downtime \
-		fig16-app-runtime fig17-app-migration overhead-vs-peers; do
+		fig16-app-runtime fig17-app-migration overhead-vs-peers periodic-pause; do
 		[ -s "$out/plots/$f.png" ] || {
 			echo "no plot $f"
 			false
