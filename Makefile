@@ -50,7 +50,7 @@ PLAN_SRCS    := $(sort $(wildcard src/plan/*.c))
 # protobuf-c are ferry-criu's, a helper of the CRIU bundle run after the permanent drop), no
 # JSON (the CNI conflists and plugins are ferry-net's, a helper without the setuid bit), no image
 # probe (the image's headers are read by ferry-plan, which decodes the caller's request).
-STARTER_LIB  := error util fs privs spawn config request names instance manifest criu_log xfer \
+STARTER_LIB  := error util fs privs spawn config ckspec request names instance manifest criu_log xfer \
                 xfer_relay channel net
 UNIT_SRCS    := $(sort $(wildcard tests/unit/*_test.c))
 
