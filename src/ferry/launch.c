@@ -263,6 +263,7 @@ void container_opts_free(struct container_opts *o)
 {
 	ferry_request_clear(&o->req);
 	strv_free(o->extra_env);
+	free(o->run.owned_checkpoint);
 }
 
 static void env_set(char ***env, const char *kv)
