@@ -203,14 +203,16 @@ install: all
 	# the SPANK plugin, when built: plugstack.conf names it by this path (ferry-slurm(7))
 	if [ -e $(BUILD)/spank_ferry.so ]; then \
 		install -d -m 0755 $(DESTDIR)$(SPANKDIR) && \
-		install -o root -g root -m 0644 $(BUILD)/spank_ferry.so $(DESTDIR)$(SPANKDIR)/spank_ferry.so; \
+		install -o root -g root -m 0644 $(BUILD)/spank_ferry.so $(DESTDIR)$(SPANKDIR)/spank_ferry.so && \
+		install -o root -g root -m 0644 etc/slurm/cli_filter.lua $(DESTDIR)$(SPANKDIR)/cli_filter.lua; \
 	fi
 
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/ferry $(DESTDIR)$(LIBEXECDIR)/ferry-starter $(DESTDIR)$(LIBEXECDIR)/ferry-xfer $(DESTDIR)$(LIBEXECDIR)/ferry-plan \
 		$(DESTDIR)$(LIBEXECDIR)/ferry-net $(DESTDIR)$(MANDIR)/man1/ferry*.1 \
-		$(DESTDIR)$(MANDIR)/man7/ferry-slurm.7 $(DESTDIR)$(SPANKDIR)/spank_ferry.so
+		$(DESTDIR)$(MANDIR)/man7/ferry-slurm.7 $(DESTDIR)$(SPANKDIR)/spank_ferry.so \
+		$(DESTDIR)$(SPANKDIR)/cli_filter.lua
 
 setup:
 	scripts/setup.sh
