@@ -4,8 +4,9 @@
 --   --signal=B:USR1@N  so that Slurm signals the batch shell, where 'ferry run' is, when the job is
 --                      preempted (with SlurmctldParameters=preempt_send_user_signal): at
 --                      preemption Slurm sends SIGTERM to the job's steps only, never to the batch
---                      shell. N is half the grace time, so that at the time limit ferry's own
---                      checkpoint (the grace before it) comes first and the signal is a backstop;
+--                      shell. N is half the grace time: at the time limit the signal is a
+--                      second trigger of ferry's own checkpoint (the grace before the limit);
+--                      whichever comes first stops the job;
 --   --requeue          so that Slurm may run it again after its node died (and ferry may requeue
 --                      it) whatever the site's JobRequeue.
 -- It runs in sbatch and salloc, as the user, like the plugin's own check; it reads no file.
