@@ -8,6 +8,10 @@ MANDIR     ?= $(PREFIX)/share/man
 SYSCONFDIR ?= /etc/ferry
 STATEDIR   ?= /var/lib/ferry
 RUNDIR     ?= /run/ferry
+LIBDIR     ?= $(PREFIX)/lib
+# the SPANK plugin (src/spank/): built when Slurm's headers are there (libslurm-dev)
+SPANK_H    ?= /usr/include/slurm/spank.h
+SPANKDIR   ?= $(LIBDIR)/ferry
 VERSION    := 0.1.0
 
 CC      ?= gcc
@@ -50,7 +54,7 @@ PLAN_SRCS    := $(sort $(wildcard src/plan/*.c))
 # protobuf-c are ferry-criu's, a helper of the CRIU bundle run after the permanent drop), no
 # JSON (the CNI conflists and plugins are ferry-net's, a helper without the setuid bit), no image
 # probe (the image's headers are read by ferry-plan, which decodes the caller's request).
-STARTER_LIB  := error util fs privs spawn config request names instance manifest criu_log xfer \
+STARTER_LIB  := error util fs privs spawn config ckspec request names instance manifest criu_log xfer \
                 xfer_relay channel net
 UNIT_SRCS    := $(sort $(wildcard tests/unit/*_test.c))
 
@@ -69,6 +73,19 @@ NET_LIBS     := -ljson-c -lcap -lcrypto
 .PHONY: fault-build faults zdtm bench bench-smoke all clean install uninstall setup check unit unit-san fuzz fuzz-long demo soak lint format format-check
 all: $(BUILD)/ferry $(BUILD)/ferry-starter $(BUILD)/ferryd $(BUILD)/ferry-xfer $(BUILD)/ferry-criu \
        $(BUILD)/ferry-net $(BUILD)/ferry-plan $(BUILD)/ferry-reaper
+
+# spank_ferry.so, Slurm's --ferry-checkpoint (ferry-slurm(7)): loaded into sbatch, srun and
+# slurmstepd, so it links nothing but libc and the libc-only ckspec.c, exports only what Slurm
+# looks up, and is never built with sanitizers. The spank_* and slurm_* functions it calls are
+# the loading program's (no -lslurm, no -z defs).
+ifneq ($(wildcard $(SPANK_H)),)
+all: $(BUILD)/spank_ferry.so
+endif
+$(BUILD)/spank_ferry.so: src/spank/spank_ferry.c src/lib/ckspec.c src/lib/ckspec.h
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 $(WARN) -O2 -g -D_GNU_SOURCE -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIC \
+		-fvisibility=hidden -Isrc/lib -shared -Wl,-z,relro,-z,now -o $@ \
+		src/spank/spank_ferry.c src/lib/ckspec.c
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -181,11 +198,21 @@ install: all
 	install -m 0644 docs/man/*.5 $(DESTDIR)$(MANDIR)/man5/
 	install -d -m 0755 $(DESTDIR)$(MANDIR)/man8
 	install -m 0644 docs/man/*.8 $(DESTDIR)$(MANDIR)/man8/
+	install -d -m 0755 $(DESTDIR)$(MANDIR)/man7
+	install -m 0644 docs/man/*.7 $(DESTDIR)$(MANDIR)/man7/
+	# the SPANK plugin, when built: plugstack.conf names it by this path (ferry-slurm(7))
+	if [ -e $(BUILD)/spank_ferry.so ]; then \
+		install -d -m 0755 $(DESTDIR)$(SPANKDIR) && \
+		install -o root -g root -m 0644 $(BUILD)/spank_ferry.so $(DESTDIR)$(SPANKDIR)/spank_ferry.so && \
+		install -o root -g root -m 0644 etc/slurm/cli_filter.lua $(DESTDIR)$(SPANKDIR)/cli_filter.lua; \
+	fi
 
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/ferry $(DESTDIR)$(LIBEXECDIR)/ferry-starter $(DESTDIR)$(LIBEXECDIR)/ferry-xfer $(DESTDIR)$(LIBEXECDIR)/ferry-plan \
-		$(DESTDIR)$(LIBEXECDIR)/ferry-net $(DESTDIR)$(MANDIR)/man1/ferry*.1
+		$(DESTDIR)$(LIBEXECDIR)/ferry-net $(DESTDIR)$(MANDIR)/man1/ferry*.1 \
+		$(DESTDIR)$(MANDIR)/man7/ferry-slurm.7 $(DESTDIR)$(SPANKDIR)/spank_ferry.so \
+		$(DESTDIR)$(SPANKDIR)/cli_filter.lua
 
 setup:
 	scripts/setup.sh
@@ -248,10 +275,10 @@ lint:
 	scripts/lint.sh
 
 format:
-	clang-format -i $(LIB_SRCS) $(FERRY_SRCS) $(STARTER_SRCS) $(FERRYD_SRCS) $(XFER_SRCS) $(CRIU_SRCS) $(NET_SRCS) $(PLAN_SRCS) $(REAPER_SRCS) src/*/*.h $(UNIT_SRCS)
+	clang-format -i src/spank/*.c $(LIB_SRCS) $(FERRY_SRCS) $(STARTER_SRCS) $(FERRYD_SRCS) $(XFER_SRCS) $(CRIU_SRCS) $(NET_SRCS) $(PLAN_SRCS) $(REAPER_SRCS) src/*/*.h $(UNIT_SRCS)
 
 format-check:
-	clang-format --dry-run --Werror $(LIB_SRCS) $(FERRY_SRCS) $(STARTER_SRCS) $(FERRYD_SRCS) $(XFER_SRCS) $(CRIU_SRCS) $(NET_SRCS) $(PLAN_SRCS) $(REAPER_SRCS) src/*/*.h $(UNIT_SRCS)
+	clang-format --dry-run --Werror src/spank/*.c $(LIB_SRCS) $(FERRY_SRCS) $(STARTER_SRCS) $(FERRYD_SRCS) $(XFER_SRCS) $(CRIU_SRCS) $(NET_SRCS) $(PLAN_SRCS) $(REAPER_SRCS) src/*/*.h $(UNIT_SRCS)
 
 clean:
 	rm -rf build build-san build-fuzz build-fault

@@ -33,7 +33,9 @@
 	"  The program runs in a checkpointable instance 'run-NAME'; its output is copied to ferry's.\n"      \
 	"  Exit status: the program's when it ends by itself (128+N when signal N killed it); 75 when\n"      \
 	"  it was checkpointed and stopped (run the same command again to resume: the options of the\n"       \
-	"  first start are kept); 255 with a one-line message when ferry itself failed.\n"
+	"  first start are kept); 255 with a one-line message when ferry itself failed.\n"                    \
+	"  In a Slurm job with '--ferry-checkpoint' (FERRY_SLURM_CHECKPOINT set) run and exec are\n"          \
+	"  resumable without these options: see 'man ferry-slurm'.\n"
 
 #define ABOUT                                                                                                \
 	"The container has its own mount, pid, ipc and uts namespaces; inside, you are yourself (same\n"     \
@@ -94,6 +96,12 @@ static int run_verb(int argc, char **argv, enum mode mode)
 	if (mode == MODE_SHELL && i < argc)
 		return cli_fail("'ferry shell' takes no command: use 'ferry exec %s %s'", image, argv[i]);
 
+	/* in a Slurm job with --ferry-checkpoint (the SPANK plugin), a resumable run by default */
+	if (mode != MODE_SHELL && !startswith(image, "instance://")) {
+		int st = slurm_run_opts(&o.run);
+		if (st != 0)
+			return st;
+	}
 	if (o.run.checkpoint) {
 		if (startswith(image, "instance://"))
 			return cli_fail("--checkpoint makes a container of its own: give an IMAGE, not '%s'",

@@ -31,6 +31,10 @@ struct container_opts {
 		int signal; /* --checkpoint-signal (0: SIGUSR1) */
 		bool requeue; /* --requeue: 'scontrol requeue' the Slurm job after that checkpoint */
 		bool delete_at_end; /* --delete-at-end: remove the checkpoint when the program ends */
+		bool slurm; /* set from the job's --ferry-checkpoint (slurm.c) */
+		unsigned long long end_grace; /* checkpoint and stop this many seconds before the Slurm
+					       * job's time limit (0: not) */
+		char *owned_checkpoint; /* what checkpoint points to, when slurm.c made it */
 	} run;
 };
 /* Parses the container options at the front of argv (stops at the first non-option). Returns
@@ -82,6 +86,18 @@ bool run_dir_is(const char *path);
 /* run.c: the newest complete generation of a resumable run's directory (its number in *ret_seq),
  * NULL when none. */
 char *run_dir_newest(const char *path, unsigned long long *ret_seq);
+/* slurm.c: when FERRY_SLURM_CHECKPOINT is set (the SPANK plugin's --ferry-checkpoint), fills
+ * what the command line left unset of @ro from it and ferry.conf's "slurm ..." keys, the
+ * checkpoint's name and place included; 0, or the exit status after a one-line message. */
+int slurm_run_opts(struct run_opts *ro);
+/* slurm.c: scontrol from PATH (absolute entries only), NULL when there is none. */
+char *slurm_scontrol(void);
+/* slurm.c: 'scontrol -o show job @job', NULL when it fails. */
+char *slurm_job_show(const char *scontrol, const char *job);
+/* slurm.c: the value of FIELD=value in @show (NULL-safe), NULL when absent. */
+char *slurm_field(const char *show, const char *field);
+/* slurm.c: seconds until the job's time limit; -1 when it has none, -2 when unknown. */
+long long slurm_time_left(const char *scontrol, const char *job);
 /* run.c: removes a resumable run's generations (each through the starter); 0 or exit status. */
 int run_dir_remove(const char *path);
 

@@ -10,6 +10,7 @@
 #include <sys/mman.h>
 #include <sys/wait.h>
 
+#include "ckspec.h"
 #include "ferry.h"
 #include "fs.h"
 
@@ -60,39 +61,6 @@ static int add_binds(struct ferry_request *req, const char *arg, struct ferry_er
 	return 0;
 }
 
-/* A duration: N, Ns, Nm, Nh or NhMm (hours and minutes, as '1h30m'); seconds, at least 1. */
-static int parse_interval(const char *s, unsigned long long *ret)
-{
-	unsigned long long total = 0;
-	const char *p = s;
-	if (!*p)
-		return -1;
-	while (*p) {
-		char *end = NULL;
-		if (*p < '0' || *p > '9')
-			return -1;
-		errno = 0;
-		unsigned long long v = strtoull(p, &end, 10);
-		unsigned long long unit = 1;
-		if (errno || v > 10000000)
-			return -1;
-		if (*end == 'h')
-			unit = 3600;
-		else if (*end == 'm')
-			unit = 60;
-		else if (*end == 's' || *end == '\0')
-			unit = 1;
-		else
-			return -1;
-		total += v * unit;
-		p = *end ? end + 1 : end;
-	}
-	if (total == 0 || total > 366ULL * 86400)
-		return -1;
-	*ret = total;
-	return 0;
-}
-
 /* One of run/exec's --checkpoint options, @which counted from --checkpoint. */
 static int parse_run_opt(int which, const char *arg, struct run_opts *ro, int *ret_status)
 {
@@ -101,7 +69,7 @@ static int parse_run_opt(int which, const char *arg, struct run_opts *ro, int *r
 		ro->checkpoint = arg;
 		return 0;
 	case 1:
-		if (parse_interval(arg, &ro->every) == 0)
+		if (ferry_duration_parse(arg, &ro->every) == 0)
 			return 0;
 		*ret_status =
 		    cli_fail("--checkpoint-every '%s': give an interval such as 90s, 30m, 2h or 1h30m", arg);
@@ -295,6 +263,7 @@ void container_opts_free(struct container_opts *o)
 {
 	ferry_request_clear(&o->req);
 	strv_free(o->extra_env);
+	free(o->run.owned_checkpoint);
 }
 
 static void env_set(char ***env, const char *kv)

@@ -524,43 +524,17 @@ static int open_run_dir(struct run *r)
 	return 0;
 }
 
-/* The job's state as slurmctld sees it ("RUNNING", "CANCELLED", ...), NULL when unknown. */
-static char *job_state(const char *scontrol, const char *job)
-{
-	extern char **environ;
-	char *const argv[] = {"scontrol", "-o", "show", "job", (char *)job, NULL};
-	_cleanup_free_ char *out = NULL;
-	size_t len = 0;
-	struct ferry_spawn_opts opts = {
-	    .output = &out, .output_len = &len, .capture_stderr = true, .timeout = 30};
-	struct ferry_error *err = NULL;
-	if (ferry_spawn(scontrol, argv, environ, &opts, NULL, &err) < 0) {
-		ferry_error_free(err);
-		return NULL;
-	}
-	const char *p = out ? strstr(out, " JobState=") : NULL;
-	return p ? xstrndup(p + 10, strcspn(p + 10, " \n")) : NULL;
-}
-
 /* 'scontrol requeue' of the Slurm job we run in (SLURM_JOB_ID), with our environment. */
 static void requeue(struct run *r)
 {
 	extern char **environ;
 	const char *job = secure_getenv("SLURM_JOB_ID");
-	const char *path = secure_getenv("PATH");
 	if (!job || !*job) {
 		fprintf(stderr, "ferry: run '%s': --requeue: not in a Slurm job (no SLURM_JOB_ID)\n",
 			r->name);
 		return;
 	}
-	_cleanup_free_ char *copy = xstrdup(path && *path ? path : "/usr/bin:/bin");
-	_cleanup_free_ char *scontrol = NULL;
-	char *save = NULL;
-	for (char *d = strtok_r(copy, ":", &save); d && !scontrol; d = strtok_r(NULL, ":", &save)) {
-		_cleanup_free_ char *p = xasprintf("%s/scontrol", d);
-		if (d[0] == '/' && access(p, X_OK) == 0)
-			scontrol = TAKE_PTR(p);
-	}
+	_cleanup_free_ char *scontrol = slurm_scontrol();
 	if (!scontrol) {
 		fprintf(stderr,
 			"ferry: run '%s': --requeue: no 'scontrol' in PATH: requeue job %s yourself\n",
@@ -569,7 +543,8 @@ static void requeue(struct run *r)
 	}
 	/* a job that is no longer running was cancelled (scancel's SIGTERM): the user wants it
 	 * gone, not requeued; its checkpoint stays for a later submission */
-	_cleanup_free_ char *state = job_state(scontrol, job);
+	_cleanup_free_ char *show = slurm_job_show(scontrol, job);
+	_cleanup_free_ char *state = slurm_field(show, "JobState");
 	if (state && !streq(state, "RUNNING")) {
 		fprintf(stderr,
 			"ferry: run '%s': Slurm job %s is %s, not RUNNING (cancelled?): not requeued\n",
@@ -586,6 +561,41 @@ static void requeue(struct run *r)
 		return;
 	}
 	fprintf(stderr, "ferry: run '%s': Slurm job %s requeued\n", r->name, job);
+}
+
+/* Seconds until the Slurm job's time limit, when ferry is to checkpoint before it
+ * (--ferry-checkpoint's grace); -1 when not (no limit, not a job, not asked), -2 when it
+ * cannot be known (said). */
+static long long job_time_left(struct run *r)
+{
+	const char *job = secure_getenv("SLURM_JOB_ID");
+	if (!r->o->run.end_grace || !job || !*job)
+		return -1;
+	_cleanup_free_ char *scontrol = slurm_scontrol();
+	long long left = scontrol ? slurm_time_left(scontrol, job) : -2;
+	if (left == -2)
+		fprintf(
+		    stderr,
+		    "ferry: run '%s': cannot learn Slurm job %s's time limit (scontrol %s): no checkpoint "
+		    "before it; add '#SBATCH --signal=B:USR1@%llu'\n",
+		    r->name, job, scontrol ? "failed" : "is not in PATH", r->o->run.end_grace);
+	return left;
+}
+
+/* When to checkpoint and stop before the time limit, as a ferry_monotonic_ms() time, or -1:
+ * the grace before it, or half the time left when that is shorter, so that a job resumed close
+ * to its limit still makes progress before it stops again. */
+static long long end_deadline(struct run *r)
+{
+	long long left = job_time_left(r);
+	if (left < 0)
+		return -1;
+	long long wait = left - (long long)r->o->run.end_grace;
+	if (wait < left / 2)
+		wait = left / 2;
+	fprintf(stderr, "ferry: run '%s': Slurm job %s ends in %lld s: checkpointing %lld s before\n",
+		r->name, secure_getenv("SLURM_JOB_ID"), left, left - wait);
+	return ferry_monotonic_ms() + wait * 1000;
 }
 
 /* Waits (a while) for the instance's init to end after a stopping dump. */
@@ -627,11 +637,11 @@ static int program_ended(struct run *r)
 	return (int)status;
 }
 
-static int on_signal(struct run *r, int sig)
+/* Checkpoints and stops the program (@why: "got SIGUSR1"...); the exit status. */
+static int stop_checkpoint(struct run *r, const char *why)
 {
 	unsigned long long seq = 0;
-	fprintf(stderr, "ferry: run '%s': got SIG%s: checkpointing and stopping\n", r->name,
-		sigabbrev_np(sig));
+	fprintf(stderr, "ferry: run '%s': %s: checkpointing and stopping\n", r->name, why);
 	if (take_checkpoint(r, false, &seq) < 0) {
 		/* the starter said why; the instance keeps running, and ends with us */
 		_cleanup_free_ unsigned long long *done = NULL;
@@ -658,14 +668,18 @@ static int run_loop(struct run *r)
 {
 	unsigned long long every = r->o->run.every;
 	long long next = every ? ferry_monotonic_ms() + (long long)every * 1000 : -1;
+	long long end = end_deadline(r);
 	for (;;) {
 		struct pollfd p[2] = {{.fd = r->sigfd, .events = POLLIN}, {.fd = r->pidfd, .events = POLLIN}};
 		int n = poll(p, r->pidfd >= 0 ? 2 : 1, 250);
 		copy_logs(r);
 		if (n > 0 && (p[0].revents & POLLIN)) {
 			struct signalfd_siginfo si;
-			if (read(r->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
-				return on_signal(r, (int)si.ssi_signo);
+			if (read(r->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+				_cleanup_free_ char *why =
+				    xasprintf("got SIG%s", sigabbrev_np((int)si.ssi_signo));
+				return stop_checkpoint(r, why);
+			}
 		}
 		if (r->pidfd < 0 || (n > 0 && (p[1].revents & (POLLIN | POLLHUP))))
 			return program_ended(r);
@@ -679,6 +693,14 @@ static int run_loop(struct run *r)
 				    "ferry: run '%s': that checkpoint failed (see above); the program goes on\n",
 				    r->name);
 			next = ferry_monotonic_ms() + (long long)every * 1000;
+		}
+		if (end >= 0 && ferry_monotonic_ms() >= end) {
+			/* asked again: an administrator may have moved the limit since */
+			long long left = job_time_left(r);
+			if (left == -1 || left - (long long)r->o->run.end_grace > 10)
+				end = end_deadline(r);
+			else
+				return stop_checkpoint(r, "the Slurm job's time limit is near");
 		}
 	}
 }

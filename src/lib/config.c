@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <sys/stat.h>
 
+#include "ckspec.h"
 #include "config.h"
 
 #define LIST_MAX 4096u
@@ -28,6 +29,7 @@ enum key_kind {
 	KEY_STRING, /* printable, no spaces, 1..255 */
 	KEY_STRING_LIST, /* idem, repeatable */
 	KEY_CRIU_NETWORK, /* "loopback" (true) or "host" (false), into a bool */
+	KEY_DURATION, /* 90s, 30m, 1h30m (ckspec.h), or 0 when min is 0: seconds, unsigned */
 };
 
 struct key {
@@ -67,6 +69,10 @@ static const struct key keys[] = {
     {"ferryd peer", KEY_STRING_LIST, FIELD(ferryd_peers), 0, 0},
     {"ferryd shared dir", KEY_PATH, FIELD(ferryd_shared_dir), 0, 0},
     {"ferryd tmpfs dir", KEY_PATH, FIELD(ferryd_tmpfs_dir), 0, 0},
+    {"slurm checkpoint dir", KEY_HOME_PATH, FIELD(slurm_checkpoint_dir), 0, 0},
+    {"slurm checkpoint every", KEY_DURATION, FIELD(slurm_every), 0, 366 * 86400},
+    {"slurm keep", KEY_UINT, FIELD(slurm_keep), 1, 1000},
+    {"slurm grace time", KEY_DURATION, FIELD(slurm_grace), 1, 86400},
 };
 #undef FIELD
 
@@ -180,6 +186,7 @@ static bool value_ok(const struct key *k, const char *value, size_t vlen, const 
 	case KEY_BOOL:
 	case KEY_UINT:
 	case KEY_CRIU_NETWORK:
+	case KEY_DURATION:
 		break;
 	}
 	*ret_fmt = "'%s': internal error (value '%s')";
@@ -218,6 +225,18 @@ static int set_value(struct ferry_config *c, const struct key *k, const char *va
 					  k->min, k->max, v);
 		*(unsigned *)field = (unsigned)n;
 		return 0;
+	}
+	if (k->kind == KEY_DURATION) {
+		unsigned long long n = 0;
+		if ((k->min == 0 && streq(value, "0")) ||
+		    (ferry_duration_parse(value, &n) == 0 && n >= k->min && n <= k->max)) {
+			*(unsigned *)field = (unsigned)n;
+			return 0;
+		}
+		return line_error(st, err,
+				  "'%s' must be a duration such as 90s, 30m, 2h or 1h30m%s (at most %u s), "
+				  "not '%s'",
+				  k->name, k->min == 0 ? ", or 0 for none" : "", k->max, v);
 	}
 	if (!value_ok(k, value, strlen(value), &fmt)) {
 #pragma GCC diagnostic push
@@ -358,6 +377,8 @@ struct ferry_config *ferry_config_defaults(void)
 	c->ferryd_peers = xzalloc(sizeof(char *));
 	c->ferryd_shared_dir = xstrdup(FERRY_STATEDIR "/shared");
 	c->ferryd_tmpfs_dir = xstrdup("/dev/shm/ferry-migrate");
+	c->slurm_keep = 2;
+	c->slurm_grace = 120;
 	return c;
 }
 
@@ -381,6 +402,7 @@ void ferry_config_free(struct ferry_config *c)
 	strv_free(c->ferryd_peers);
 	free(c->ferryd_shared_dir);
 	free(c->ferryd_tmpfs_dir);
+	free(c->slurm_checkpoint_dir);
 
 	free(c);
 }

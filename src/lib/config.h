@@ -44,6 +44,12 @@ struct ferry_config {
 	char **ferryd_peers; /* "ferryd peer = NAME=ADDR:PORT" (repeatable) */
 	char *ferryd_shared_dir; /* "ferryd shared dir": default-mode checkpoints (shared filesystem) */
 	char *ferryd_tmpfs_dir; /* "ferryd tmpfs dir": where diskless migrations land */
+	/* Slurm jobs with '--ferry-checkpoint' (the SPANK plugin; ferry-slurm(7)) */
+	char *slurm_checkpoint_dir; /* "slurm checkpoint dir": base of their checkpoints, "~/" = home,
+				     * an absolute path gets a directory per user (NULL: checkpoint dir) */
+	unsigned slurm_every; /* "slurm checkpoint every": seconds, 0 none (default) */
+	unsigned slurm_keep; /* "slurm keep": generations kept (default 2) */
+	unsigned slurm_grace; /* "slurm grace time": seconds before the time limit (default 120) */
 };
 
 /* Parses ferry.conf text: "key = value" lines, '#' comments (only as the first non-blank character

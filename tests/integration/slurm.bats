@@ -81,40 +81,6 @@ job_script() {
 	chmod 0755 "$f"
 }
 
-# wait_log PATTERN SECONDS: until the job's log has a line matching PATTERN (grep -E).
-wait_log() {
-	local i
-	for ((i = 0; i < $2 * 5; i++)); do
-		grep -qE -- "$1" "$W/job.log" 2>/dev/null && return 0
-		grep -q '^FAIL' "$W/progress" 2>/dev/null && fail "the workload failed: $(cat "$W/progress")"
-		sleep 0.2
-	done
-	fail "the job's log has no /$1/ after $2 s"
-}
-
-# first_step_after PATTERN SECONDS: the number of the first step line in the job's log after the
-# line matching PATTERN (sed address), waited for.
-first_step_after() {
-	local i s
-	for ((i = 0; i < $2 * 5; i++)); do
-		s=$(sed -n "/$1/,\$p" "$W/job.log" | grep -E '^step [0-9]+ ok ' | head -n1 | awk '{print $2}')
-		[ -z "$s" ] || {
-			echo "$s"
-			return 0
-		}
-		sleep 0.2
-	done
-	fail "the job's log has no step after /$1/ in $2 s"
-}
-
-# assert_log_steps_in_order: the job's log ($W/job.log) has every step once, in order: 1, 2, 3...
-assert_log_steps_in_order() {
-	local steps
-	steps=$(grep -E '^step [0-9]+ ok ' "$W/job.log" | awk '{print $2}')
-	awk 'NR != $1 { print "step " $1 " at line " NR; exit 1 }' <<<"$steps" ||
-		fail "the steps in the job's log are not 1, 2, 3...: $(tr '\n' ' ' <<<"$steps")"
-}
-
 @test "slurm: the test cluster runs the user's jobs on n1 and n2, each a node of ferry" {
 	local n out
 	for n in n1 n2; do

@@ -9,6 +9,10 @@
 #     own for its host name: `nsenter --net` rather than `ip netns exec`, which remounts /sys and
 #     hides the cgroups from slurmd (shared/FACTS.md);
 #   - its own slurm.conf, state, spool and logs in SLURM_DIR (a fresh temporary directory);
+#   - with `slurm_up spank`, a plugstack.conf that loads ferry's installed SPANK plugin
+#     ($FERRY_SPANK, ferry-slurm(7)) in sbatch, srun and slurmstepd, and ferry's cli_filter.lua
+#     (its ferry_grace set to $SLURM_FERRY_GRACE) (tests/integration/slurm-spank.bats); without,
+#     neither (slurm.bats);
 #   - the commands (sbatch, squeue, scontrol) in the controller's namespace, as root or a user;
 #   - slurm_down: cancels every job, waits for an empty queue, stops the daemons by pid, removes
 #     the namespaces and SLURM_DIR: nothing stays, whatever the test did (it runs from
@@ -26,6 +30,8 @@ unset NODES_PREFIX
 SLURM_CTL_NS=ftspeer
 declare -gA SLURM_NODE_NS=([n1]=ftsnodeA [n2]=ftsnodeB)
 SLURM_STATE_FILE=/run/ferry-test-slurm.dir # where a killed run's SLURM_DIR is found again
+FERRY_SPANK=/usr/local/lib/ferry/spank_ferry.so # where 'make install' puts the SPANK plugin
+FERRY_CLI_FILTER=/usr/local/lib/ferry/cli_filter.lua # ...and its cli_filter.lua
 
 # slurm_ns NAMESPACE CMD...: CMD in that network namespace (not 'ip netns exec': see above).
 slurm_ns() {
@@ -48,7 +54,7 @@ as_slurm_user() {
 sl() { as_slurm_user root "$@"; }
 
 _slurm_write_conf() {
-	local d=$1
+	local d=$1 spank=${2:-}
 	cat >"$d/slurm.conf" <<-EOF
 		# ferry's test cluster (tests/lib/slurm.bash)
 		ClusterName=ferrytest
@@ -95,6 +101,18 @@ _slurm_write_conf() {
 		PartitionName=high Nodes=n1,n2 MaxTime=INFINITE State=UP PriorityTier=2 PreemptMode=OFF
 	EOF
 	chmod 0644 "$d/slurm.conf"
+	if [ "$spank" = spank ]; then
+		# the setup of ferry-slurm(7): the plugin in plugstack.conf, and ferry's cli_filter.lua
+		# (the signal and the requeue of a --ferry-checkpoint job) with ferry.conf's grace time
+		{
+			echo "PlugStackConfig=$d/plugstack.conf"
+			echo "CliFilterPlugins=cli_filter/lua"
+		} >>"$d/slurm.conf"
+		echo "required $FERRY_SPANK" >"$d/plugstack.conf"
+		sed "s/^local ferry_grace = 120\$/local ferry_grace = ${SLURM_FERRY_GRACE:-120}/" \
+			"$FERRY_CLI_FILTER" >"$d/cli_filter.lua"
+		chmod 0644 "$d/plugstack.conf" "$d/cli_filter.lua"
+	fi
 }
 
 # _slurm_wait_file FILE SECONDS: until FILE exists.
@@ -121,9 +139,15 @@ _slurm_start_daemon() {
 	}
 }
 
-# slurm_up: munged, slurmctld and two slurmd, all of this test file's; waits for both nodes idle.
+# slurm_up [spank]: munged, slurmctld and two slurmd, all of this test file's; waits for both
+# nodes idle. With "spank", Slurm loads ferry's SPANK plugin (it must be installed).
 slurm_up() {
+	local spank=${1:-}
 	slurm_down
+	if [ "$spank" = spank ] && [ ! -f "$FERRY_SPANK" ]; then
+		echo "$FERRY_SPANK is not installed (make install, with libslurm-dev: make setup)" >&2
+		return 1
+	fi
 	if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then
 		echo "Slurm or munge is not installed (run: make setup)" >&2
 		return 1
@@ -148,7 +172,7 @@ slurm_up() {
 		return 1
 	}
 	_slurm_wait_file "$SLURM_DIR/munge/munge.sock" 10 || return 1
-	_slurm_write_conf "$SLURM_DIR"
+	_slurm_write_conf "$SLURM_DIR" "$spank"
 	nodes_up
 	_slurm_start_daemon "$SLURM_CTL_NS" ctl "$SLURM_DIR/run/slurmctld.pid" \
 		slurmctld -f "$SLURM_DIR/slurm.conf" -i || return 1
@@ -257,4 +281,42 @@ slurm_logs() {
 		echo "--- $f" >&2
 		tail -n "${1:-30}" "$f" >&2
 	done
+}
+
+# ---- a job of the tests: its log, written by the workload (tests/workloads/stateful.c, progress
+# in $W/progress) and ferry
+
+# wait_log PATTERN SECONDS: until the job's log ($JOB_LOG, by default $W/job.log) has a line
+# matching PATTERN (grep -E).
+wait_log() {
+	local i
+	for ((i = 0; i < $2 * 5; i++)); do
+		grep -qE -- "$1" "${JOB_LOG:-$W/job.log}" 2>/dev/null && return 0
+		grep -q '^FAIL' "$W/progress" 2>/dev/null && fail "the workload failed: $(cat "$W/progress")"
+		sleep 0.2
+	done
+	fail "the job's log has no /$1/ after $2 s"
+}
+
+# first_step_after PATTERN SECONDS: the number of the first step line in the job's log after the
+# line matching PATTERN (sed address), waited for.
+first_step_after() {
+	local i s
+	for ((i = 0; i < $2 * 5; i++)); do
+		s=$(sed -n "/$1/,\$p" "${JOB_LOG:-$W/job.log}" | grep -E '^step [0-9]+ ok ' | head -n1 | awk '{print $2}')
+		[ -z "$s" ] || {
+			echo "$s"
+			return 0
+		}
+		sleep 0.2
+	done
+	fail "the job's log has no step after /$1/ in $2 s"
+}
+
+# assert_log_steps_in_order: the job's log has every step once, in order: 1, 2, 3...
+assert_log_steps_in_order() {
+	local steps
+	steps=$(grep -E '^step [0-9]+ ok ' "${JOB_LOG:-$W/job.log}" | awk '{print $2}')
+	awk 'NR != $1 { print "step " $1 " at line " NR; exit 1 }' <<<"$steps" ||
+		fail "the steps in the job's log are not 1, 2, 3...: $(tr '\n' ' ' <<<"$steps")"
 }

@@ -58,6 +58,10 @@ static void assert_defaults(const struct ferry_config *c)
 	assert_true(c->allow_live);
 	assert_true(c->staging);
 	assert_string_equal(c->staging_dir, "/dev/shm/ferry-staging");
+	assert_null(c->slurm_checkpoint_dir);
+	assert_int_equal(c->slurm_every, 0);
+	assert_int_equal(c->slurm_keep, 2);
+	assert_int_equal(c->slurm_grace, 120);
 }
 
 /* ---- parse ---- */
@@ -280,6 +284,42 @@ static void test_checkpoint_dir(void **state)
 	assert_string_equal(c->checkpoint_dir, "~/.ferry");
 	_cleanup_(ferry_config_freep) struct ferry_config *d = parse_ok("checkpoint dir = /\n");
 	assert_string_equal(d->checkpoint_dir, "/");
+}
+
+/* The Slurm section (--ferry-checkpoint's defaults, ferry-slurm(7)). */
+static void test_slurm_keys(void **state)
+{
+	_cleanup_(ferry_config_freep) struct ferry_config *c =
+	    parse_ok("slurm checkpoint dir = /scratch/ferry\n"
+		     "slurm checkpoint every = 1h30m\n"
+		     "slurm keep = 5\n"
+		     "slurm grace time = 5m\n");
+	assert_string_equal(c->slurm_checkpoint_dir, "/scratch/ferry");
+	assert_int_equal(c->slurm_every, 5400);
+	assert_int_equal(c->slurm_keep, 5);
+	assert_int_equal(c->slurm_grace, 300);
+	_cleanup_(ferry_config_freep) struct ferry_config *h =
+	    parse_ok("slurm checkpoint dir = ~/ckpt\nslurm checkpoint every = 0\nslurm grace time = 90\n"
+		     "slurm keep = 1000\n");
+	assert_string_equal(h->slurm_checkpoint_dir, "~/ckpt");
+	assert_int_equal(h->slurm_every, 0);
+	assert_int_equal(h->slurm_grace, 90);
+	assert_int_equal(h->slurm_keep, 1000);
+
+	parse_bad("slurm checkpoint dir = scratch\n", "'slurm checkpoint dir' must be an absolute path");
+	parse_bad("slurm checkpoint dir = /scratch/../x\n",
+		  "'slurm checkpoint dir' must be an absolute path");
+	parse_bad("slurm checkpoint every = soon\n",
+		  "line 1: 'slurm checkpoint every' must be a duration such as 90s, 30m, 2h or 1h30m, or 0 "
+		  "for none (at most 31622400 s), not 'soon'");
+	parse_bad("slurm checkpoint every = 8785h\n", "must be a duration");
+	parse_bad("slurm grace time = 0\n",
+		  "'slurm grace time' must be a duration such as 90s, 30m, 2h or 1h30m (at most 86400 s), "
+		  "not '0'");
+	parse_bad("slurm grace time = 25h\n", "'slurm grace time' must be a duration");
+	parse_bad("slurm grace time = -5\n", "'slurm grace time' must be a duration");
+	parse_bad("slurm keep = 0\n", "'slurm keep' must be a number from 1 to 1000, not '0'");
+	parse_bad("slurm keep = 2\nslurm keep = 3\n", "line 2: 'slurm keep' is already set on line 1");
 }
 
 static void test_duplicates(void **state)
@@ -866,6 +906,7 @@ int main(void)
 	    cmocka_unit_test(test_criu_network),
 	    cmocka_unit_test(test_paths),
 	    cmocka_unit_test(test_checkpoint_dir),
+	    cmocka_unit_test(test_slurm_keys),
 	    cmocka_unit_test(test_duplicates),
 	    cmocka_unit_test(test_list_bound),
 	    cmocka_unit_test(test_size_bound),
