@@ -79,7 +79,10 @@ def r2: if . == null then null else (. * 100 | round) / 100 end;
 			($p | map(.[0]) | add / $n) as $mx | ($p | map(.[1]) | add / $n) as $my
 			| ($p | map((.[0] - $mx) * (.[0] - $mx)) | add) as $sxx
 			| (if $sxx > 0 then ($p | map((.[0] - $mx) * (.[1] - $my)) | add) / $sxx else $my / $mx end) as $b
-			| (if $sxx > 0 then $my - $b * $mx else 0 end) as $a
+			| (if $sxx > 0 then $my - $b * $mx else 0 end) as $a0
+			# a negative fixed cost is noise: then through the origin
+			| (if $a0 < 0 then 0 else $a0 end) as $a
+			| (if $a0 < 0 then ($p | map(.[0] * .[1]) | add) / ($p | map(.[0] * .[0]) | add) else $b end) as $b
 			| {fixed_ms: ($a | round), ms_per_gib: ($b * 1073741824 | round),
 			   max_bytes_60s: (if $b > 0 then ((60000 - $a) / $b | floor) else null end)} end),
 	apps: ($all.apps | group_by([.app, .size, .mig]) | map({app: .[0].app, size: .[0].size, mig: .[0].mig,
