@@ -35,33 +35,7 @@ setup() {
 }
 
 teardown() {
-	if [ -z "${BATS_TEST_COMPLETED:-}" ]; then
-		[ -z "$JOB" ] || sl scontrol show job "$JOB" >&2 || true
-		echo "--- the job's log:" >&2
-		cat "$W/job.log" >&2 2>/dev/null || true
-		slurm_logs 20
-	fi
-	if [ -n "$JOB" ]; then
-		# SIGKILL, not scancel's SIGTERM: that would checkpoint the job and requeue it again (ferry's
-		# watchdog then stops the instance; what a failure leaves is stopped below)
-		sl scancel --full --signal=KILL "$JOB" 2>/dev/null || true
-		sl scancel "$JOB" 2>/dev/null || true
-		local i
-		for ((i = 0; i < 300; i++)); do
-			case $(slurm_job_field "$JOB" JobState) in
-			RUNNING | COMPLETING | PENDING | REQUEUED | CONFIGURING) sleep 0.1 ;;
-			*) break ;;
-			esac
-		done
-	fi
-	local n u
-	for n in n1 n2; do
-		sl scontrol update nodename="$n" state=resume >/dev/null 2>&1 || true
-		for u in "$U1" "$U2"; do
-			slurm_ns "${SLURM_NODE_NS[$n]}" runuser -u "$u" -- "$FERRY" instance stop --all --timeout 3 \
-				>/dev/null 2>&1 || true
-		done
-	done
+	slurm_test_teardown "$W/job.log"
 	ferry_teardown
 	as_user1 "$FERRY" checkpoint delete "$W/ck" >/dev/null 2>&1 || true
 }

@@ -320,3 +320,35 @@ assert_log_steps_in_order() {
 	awk 'NR != $1 { print "step " $1 " at line " NR; exit 1 }' <<<"$steps" ||
 		fail "the steps in the job's log are not 1, 2, 3...: $(tr '\n' ' ' <<<"$steps")"
 }
+
+# slurm_test_teardown JOB-LOG: a test's end on the cluster: on failure the job ($JOB), its log and
+# the daemons' logs; the job killed (SIGKILL, not scancel's SIGTERM, which would checkpoint it and
+# requeue it again: ferry's watchdog then stops the instance) and gone from the queue; both nodes
+# resumed, and what a failure left of the users' instances on them stopped.
+slurm_test_teardown() {
+	if [ -z "${BATS_TEST_COMPLETED:-}" ]; then
+		[ -z "$JOB" ] || sl scontrol show job "$JOB" >&2 || true
+		echo "--- the job's log:" >&2
+		cat "$1" >&2 2>/dev/null || true
+		slurm_logs 20
+	fi
+	if [ -n "$JOB" ]; then
+		sl scancel --full --signal=KILL "$JOB" 2>/dev/null || true
+		sl scancel "$JOB" 2>/dev/null || true
+		local i
+		for ((i = 0; i < 300; i++)); do
+			case $(slurm_job_field "$JOB" JobState) in
+			RUNNING | COMPLETING | PENDING | REQUEUED | CONFIGURING) sleep 0.1 ;;
+			*) break ;;
+			esac
+		done
+	fi
+	local n u
+	for n in n1 n2; do
+		sl scontrol update nodename="$n" state=resume >/dev/null 2>&1 || true
+		for u in "$U1" "$U2"; do
+			slurm_ns "${SLURM_NODE_NS[$n]}" runuser -u "$u" -- "$FERRY" instance stop --all --timeout 3 \
+				>/dev/null 2>&1 || true
+		done
+	done
+}
