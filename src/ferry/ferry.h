@@ -35,6 +35,7 @@ struct container_opts {
 		unsigned long long end_grace; /* checkpoint and stop this many seconds before the Slurm
 					       * job's time limit (0: not) */
 		char *owned_checkpoint; /* what checkpoint points to, when slurm.c made it */
+		bool per_command; /* the name is the job's: run.c adds the command's digest to it */
 	} run;
 };
 /* Parses the container options at the front of argv (stops at the first non-option). Returns

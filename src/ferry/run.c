@@ -14,8 +14,11 @@
  *
  * Layout of NAME's directory (the user's, 0700):
  *   ferry-run      marks it as a resumable run's (and says so to whoever looks)
+ *   command        the SHA-256 of what the run runs (run_identity) and the command as text: the
+ *                  directory is that command's; another one given the same NAME is refused
  *   lock           flock()ed by the one 'ferry run' that uses it
- *   status/        bound at /.ferry-run in the container: the program's exit status lands there
+ *   status/        bound at /.ferry-run in the container: the program's exit status lands there;
+ *                  once it is there the run is over, and running the command again returns it
  *   ck-000001/ ... one generation each: a checkpoint directory of its own, dumped into by the
  *                  starter (gen-*, then 'current' once complete and signed); a directory without
  *                  'current' is an incomplete dump and is never resumed from.
@@ -44,6 +47,8 @@
 #define STARTER FERRY_LIBEXECDIR "/ferry-starter"
 #define RUN_MARKER "ferry-run"
 #define RUN_LOCK "lock"
+#define RUN_COMMAND "command"
+#define RUN_COMMAND_TEXT_MAX 200
 #define RUN_STATUS "status"
 #define RUN_STATUS_MOUNT "/.ferry-run"
 #define RUN_EXIT_FILE "exit"
@@ -491,6 +496,86 @@ static int take_checkpoint(struct run *r, bool leave_running, unsigned long long
 	return 0;
 }
 
+/* ---- the command a run belongs to ---- */
+
+/* What the run runs, not how: 'run' or 'exec', the image's file name (an image moved to another
+ * directory keeps its runs; a different image is refused by the starter's fingerprint check at
+ * the resume) and the arguments; ferry's own options (--checkpoint-every...) may change between
+ * a run and its resume. Its SHA-256 in @ret_hex; the command as one line of text in *ret_text. */
+static void run_identity(const char *image, char **args, bool exec_mode, char ret_hex[65], char **ret_text)
+{
+	_cleanup_free_ char *img = xstrdup(image);
+	for (size_t n = strlen(img); n > 1 && img[n - 1] == '/'; n--)
+		img[n - 1] = '\0';
+	const char *base = strrchr(img, '/') ? strrchr(img, '/') + 1 : img;
+	char *buf = NULL, *text = NULL;
+	size_t len = 0, tlen = 0;
+	FILE *f = open_memstream(&buf, &len), *t = open_memstream(&text, &tlen);
+	if (!f || !t)
+		ferry_oom();
+	fprintf(f, "%s%c%s%c", exec_mode ? "exec" : "run", 0, base, 0);
+	fprintf(t, "ferry %s %s", exec_mode ? "exec" : "run", base);
+	for (char **a = args; a && *a; a++) {
+		fprintf(f, "%s%c", *a, 0);
+		fprintf(t, " %s", *a);
+	}
+	fclose(f);
+	fclose(t);
+	if (ferry_sha256_buf(buf, len, ret_hex, NULL) < 0)
+		ferry_oom();
+	free(buf);
+	for (char *p = text; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	if (tlen > RUN_COMMAND_TEXT_MAX)
+		strcpy(text + RUN_COMMAND_TEXT_MAX - 3, "...");
+	*ret_text = text;
+}
+
+/* The run directory is the command's: a new one is claimed for it; one that another command's
+ * run made is refused (resuming that would run the other program, silently). */
+static int claim_run(struct run *r, const char *image, char **args, bool exec_mode)
+{
+	char hex[65];
+	_cleanup_free_ char *text = NULL, *buf = NULL;
+	size_t len = 0;
+	struct ferry_error *err = NULL;
+	run_identity(image, args, exec_mode, hex, &text);
+	_cleanup_close_ int fd = openat(r->dirfd, RUN_COMMAND, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 && errno != ENOENT)
+		return cli_fail("open '%s/%s': %s", r->dir, RUN_COMMAND, strerror(errno));
+	if (fd < 0) {
+		_cleanup_free_ char *line = xasprintf("%s %s\n", hex, text);
+		if (ferry_write_file_atomic(r->dirfd, RUN_COMMAND, line, strlen(line), 0644, &err) < 0)
+			return cli_error(err);
+		return 0;
+	}
+	if (ferry_read_all(fd, 4096, &buf, &len, &err) < 0)
+		return cli_error(err);
+	if (len > 65 && memcmp(buf, hex, 64) == 0 && buf[64] == ' ')
+		return 0;
+	char unknown[] = "?", *other = len > 65 ? buf + 65 : unknown;
+	other[strcspn(other, "\n")] = '\0';
+	return cli_fail("checkpoint '%s' belongs to another command ('%s'), not to '%s': give this one a "
+			"--checkpoint NAME of its own",
+			r->name, other, text);
+}
+
+/* The program's exit status, once the program ended by itself (written by the wrapper); false
+ * when it did not (it runs, or was stopped or killed in a checkpoint). */
+static bool exit_status(struct run *r, unsigned long long *ret)
+{
+	_cleanup_free_ char *p = xasprintf("%s/%s", RUN_STATUS, RUN_EXIT_FILE);
+	_cleanup_close_ int fd = openat(r->dirfd, p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	char buf[16] = "";
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	return parse_uint64(buf, 255, ret) == 0;
+}
+
 /* ---- the run ---- */
 
 static int open_run_dir(struct run *r)
@@ -609,14 +694,8 @@ static void wait_gone(struct run *r, int seconds)
 static int program_ended(struct run *r)
 {
 	copy_logs(r);
-	_cleanup_free_ char *p = xasprintf("%s/%s", RUN_STATUS, RUN_EXIT_FILE);
-	_cleanup_close_ int fd = openat(r->dirfd, p, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	char buf[16] = "";
-	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
 	unsigned long long status = 0;
-	if (n > 0)
-		buf[n] = '\0';
-	if (n <= 0 || (buf[strcspn(buf, "\n")] = '\0', parse_uint64(buf, 255, &status) < 0))
+	if (!exit_status(r, &status))
 		return cli_fail(
 		    "run '%s': instance '%s' ended without the program's exit status (it was stopped or "
 		    "killed); running the command again resumes from the newest generation",
@@ -708,8 +787,18 @@ static int run_loop(struct run *r)
 static int run_body(struct run *r, const char *image, char **args, bool exec_mode)
 {
 	int st = open_run_dir(r);
-	if (st != 0)
+	if (st != 0 || (st = claim_run(r, image, args, exec_mode)) != 0)
 		return st;
+	/* over already (ended by itself, and not resumed since): a requeued job script that runs
+	 * it again goes on to its next command */
+	unsigned long long ended = 0;
+	if (exit_status(r, &ended)) {
+		fprintf(stderr,
+			"ferry: run '%s': the program already ended, with status %llu: not run again "
+			"('ferry checkpoint delete %s' starts it over)\n",
+			r->name, ended, r->name);
+		return (int)ended;
+	}
 	r->instance = instance_name(r->dir);
 	struct ferry_error *err = NULL;
 	if (ferry_name_check(r->instance, "instance", &err) < 0)
@@ -739,6 +828,15 @@ int resumable_run(struct container_opts *o, const char *image, char **args, bool
 {
 	struct run r = {
 	    .o = o, .name = o->run.checkpoint, .dirfd = -1, .lockfd = -1, .sigfd = -1, .pidfd = -1};
+	/* the job's own name (slurm.c): one directory per command of the job script, so that a
+	 * requeued script finds each command's run again and none resumes another's */
+	_cleanup_free_ char *named = NULL;
+	if (o->run.per_command) {
+		char hex[65];
+		_cleanup_free_ char *text = NULL;
+		run_identity(image, args, exec_mode, hex, &text);
+		r.name = named = xasprintf("%s-%.8s", o->run.checkpoint, hex);
+	}
 	if (gethostname(r.host, sizeof(r.host) - 1) < 0)
 		snprintf(r.host, sizeof(r.host), "localhost");
 	int st = run_body(&r, image, args, exec_mode);

@@ -133,11 +133,13 @@ static char *user_base(const char *conf_dir)
 	return TAKE_PTR(base);
 }
 
-/* The default NAME: JOBNAME-JOBID, JOBNAME made a valid name (names.h) and cut to fit. */
+/* The default NAME: JOBNAME-JOBID, JOBNAME made a valid name (names.h) and cut to fit, with
+ * room for the "-" and 8 hex digits of the command that run.c adds, and for the "run-" of the
+ * instance's name. */
 static char *default_name(const char *job)
 {
 	const char *jn = secure_getenv("SLURM_JOB_NAME");
-	size_t room = FERRY_CKSPEC_NAME_MAX - strlen(job) - 1;
+	size_t room = FERRY_CKSPEC_NAME_MAX - 4 - 9 - strlen(job) - 1;
 	char out[FERRY_CKSPEC_NAME_MAX + 1];
 	size_t j = 0;
 	for (const char *p = jn ? jn : ""; *p && j < room; p++) {
@@ -184,8 +186,10 @@ int slurm_run_opts(struct run_opts *ro)
 				SLURM_ENV);
 	/* a name of the job's own is of no use once its program ended: it goes then */
 	_cleanup_free_ char *name = c.name[0] ? xstrdup(c.name) : default_name(job);
-	if (!c.name[0])
+	if (!c.name[0]) {
 		ro->delete_at_end = true;
+		ro->per_command = true; /* each ferry command of the job script its own (run.c) */
+	}
 	if (!conf->slurm_checkpoint_dir) {
 		ro->owned_checkpoint = TAKE_PTR(name); /* in the user's 'checkpoint dir' */
 	} else {

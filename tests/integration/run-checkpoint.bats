@@ -177,6 +177,37 @@ run_id_of() { field_of "$1" run; }
 	[ -d "$CK/ck-000900" ] # not resumed from, and not removed: no newer complete one yet
 }
 
+@test "run --checkpoint: NAME is its command's: another command is refused; once the program ended, the same command returns its status without running it again" {
+	run --separate-stderr as_user1 "$FERRY" exec --checkpoint "$T" "$IMG" "$STATEFUL" --mb 8 --interval 20 --until 5 \
+		--status 3 "$PROG"
+	[ "$status" -eq 3 ] || fail "exit $status: $stderr"
+	# the same command (ferry's own options may differ): over, not run again, its status
+	as_user1 rm -f "$PROG"
+	run --separate-stderr as_user1 "$FERRY" exec --checkpoint "$T" --checkpoint-every 5s "$IMG" "$STATEFUL" --mb 8 \
+		--interval 20 --until 5 --status 3 "$PROG"
+	[ "$status" -eq 3 ] || fail "exit $status, expected the ended program's 3: $stderr"
+	grep -qx "ferry: run '$T': the program already ended, with status 3: not run again ('ferry checkpoint delete $T' starts it over)" <<<"$stderr" ||
+		fail "$stderr"
+	[ ! -e "$PROG" ] || fail "the program ran again: $(cat "$PROG")"
+	[ -z "$output" ] || fail "output from a program that did not run: $output"
+	# another command with that NAME: refused, one line, nothing changed
+	local before
+	before=$(ls -R "$CK" | md5sum)
+	run --separate-stderr as_user1 "$FERRY" exec --checkpoint "$T" "$IMG" true
+	assert_ferry_error "belongs to another command"
+	grep -qxF "ferry: checkpoint '$T' belongs to another command ('ferry exec $(basename "$IMG") $STATEFUL --mb 8 --interval 20 --until 5 --status 3 $PROG'), not to 'ferry exec $(basename "$IMG") true': give this one a --checkpoint NAME of its own" <<<"$stderr" ||
+		fail "$stderr"
+	[ "$(ls -R "$CK" | md5sum)" = "$before" ] || fail "the refused command changed '$CK'"
+	# 'ferry run' of the same arguments is another command too
+	run --separate-stderr as_user1 "$FERRY" run --checkpoint "$T" "$IMG" "$STATEFUL" --mb 8 --interval 20 --until 5 \
+		--status 3 "$PROG"
+	assert_ferry_error "belongs to another command"
+	# deleted, the NAME is free for any command
+	as_user1 "$FERRY" checkpoint delete "$T"
+	run --separate-stderr as_user1 "$FERRY" exec --checkpoint "$T" "$IMG" true
+	[ "$status" -eq 0 ] || fail "exit $status: $stderr"
+}
+
 @test "run --checkpoint: --delete-at-end removes the checkpoint; bad options get one line" {
 	run --separate-stderr as_user1 "$FERRY" exec --checkpoint "$T" --delete-at-end "$IMG" true
 	[ "$status" -eq 0 ] || fail "exit $status: $stderr"

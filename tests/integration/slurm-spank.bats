@@ -98,8 +98,10 @@ complete_generations() {
 	JOB=$(as_slurm_user "$U1" sbatch --parsable --time=1 --signal=B:URG@1 --chdir="$W" "$W/sim.sh")
 	slurm_wait_job "$JOB" JobState RUNNING 30
 	[ "$(slurm_job_field "$JOB" NodeList)" = n1 ]
-	local ck=$BASE/$U1/sim-$JOB id stopped
-	wait_log "^ferry: run '$ck': started on n1, no checkpoint to resume from\$" 30
+	local ck id stopped
+	# the job's name and the command's digest: the script's one command has a checkpoint of its own
+	wait_log "^ferry: run '$BASE/$U1/sim-$JOB-[0-9a-f]{8}': started on n1, no checkpoint to resume from\$" 30
+	ck=$(sed -nE "s|^ferry: run '($BASE/$U1/sim-$JOB-[0-9a-f]{8})': started on n1, .*|\1|p" "$JOB_LOG")
 	wait_log "^ferry: run '$ck': Slurm job $JOB ends in [0-9]+ s: checkpointing (29|30) s before\$" 30
 	wait_step "$W/progress" 5 30
 	id=$(field_of "$W/progress" run)
@@ -114,17 +116,7 @@ complete_generations() {
 	[ "$(slurm_job_field "$JOB" Restarts)" = 1 ]
 	[ "$(complete_generations "$ck")" = 1 ]
 
-	# n1 drained; the requeued job may start now (not in 121 s)
-	sl scontrol update nodename=n1 state=drain reason=ferry-test
-	sl scontrol update jobid="$JOB" StartTime=now
-	slurm_wait_job "$JOB" JobState RUNNING 60
-	[ "$(slurm_job_field "$JOB" NodeList)" = n2 ]
-	wait_log "^job $JOB on n2, restart 1\$" 30
-	wait_log "^ferry: run '$ck': resumed on n2 from generation 1 \(taken .* on n1\)\$" 60
-	wait_step "$W/progress" $((stopped + 5)) 30
-	[ "$(field_of "$W/progress" run)" = "$id" ] || fail "not the same process: $(cat "$W/progress")"
-	assert_progress_ok "$W/progress"
-	assert_log_steps_in_order
+	resumes_on_n2 "$ck" "$stopped" "$id"
 }
 
 @test "slurm-spank: '--ferry-checkpoint=0', no --signal of the user's: a job preempted by a higher partition's gets USR1 (ferry's cli_filter.lua), checkpoints within the grace time, and resumes afterwards" {
@@ -171,6 +163,50 @@ complete_generations() {
 	[ -d "$ck" ] || fail "the named checkpoint '$ck' is gone"
 	[ "$(complete_generations "$ck")" = 2 ] || fail "not 2 generations kept: $(ls "$ck")"
 	assert_log_steps_in_order
+	# the same job again: its named run is over, and its program does not run again; the job ends
+	# with the status it ended with
+	as_user1 rm -f "$W/progress"
+	JOB=$(as_slurm_user "$U1" sbatch --parsable -o "$JOB_LOG" --chdir="$W" "$W/job.sh")
+	wait_log "^ferry: run '$ck': the program already ended, with status 3: not run again " 60
+	slurm_wait_job "$JOB" JobState FAILED 30
+	[ "$(slurm_job_field "$JOB" ExitCode)" = 3:0 ]
+	[ ! -e "$W/progress" ] || fail "the program ran again: $(cat "$W/progress")"
+}
+
+@test "slurm-spank: a job script of two ferry commands, with --export=NONE and a time limit in days: each command has a checkpoint of its own; requeued, the script runs the first again and the second resumes" {
+	user_script "$W/two.sh" '#!/bin/sh' '#SBATCH --ferry-checkpoint=0' \
+		"$FERRY exec $IMG sh -c 'echo prep >> $W/prep.log'" \
+		"exec $FERRY exec $IMG $STATEFUL --mb 16 --interval 100 $W/progress"
+	JOB=$(as_slurm_user "$U1" sbatch --parsable --export=NONE --time=1-00:00:00 --requeue --open-mode=append \
+		-o "$JOB_LOG" --chdir="$W" "$W/two.sh")
+	slurm_wait_job "$JOB" JobState RUNNING 30
+	local prep main id stopped node
+	wait_log "^ferry: run '$BASE/$U1/two.sh-$JOB-[0-9a-f]{8}': the program exited with status 0\$" 60
+	prep=$(sed -nE "s|^ferry: run '([^']*)': the program exited with status 0\$|\1|p" "$JOB_LOG" | head -n1)
+	wait_step "$W/progress" 5 30
+	main=$(sed -nE "s|^ferry: run '([^']*)': started on n[12], no checkpoint to resume from\$|\1|p" "$JOB_LOG" | grep -vxF "$prep")
+	[[ "$main" =~ ^$BASE/$U1/two\.sh-$JOB-[0-9a-f]{8}$ ]] || fail "the second command's checkpoint is '$main' (the first's '$prep')"
+	[ ! -e "$prep" ] || fail "the first command's checkpoint stayed after its program ended"
+	# a limit of a day, in Slurm's D-HH:MM:SS: the checkpoint is due 30 s before it
+	wait_log "^ferry: run '$main': Slurm job $JOB ends in 8[56][0-9]{3} s: checkpointing 30 s before\$" 30
+	id=$(field_of "$W/progress" run)
+	# a checkpoint the batch shell is asked for (as at preemption), then the requeued job at once
+	sl scancel --batch --signal=USR1 "$JOB"
+	wait_log "^ferry: run '$main': Slurm job $JOB requeued\$" 60
+	wait_log "^ferry: run '$main': stopped in generation 1; run the same command to resume \(exit 75\)\$" 10
+	stopped=$(step_of "$W/progress")
+	slurm_wait_job "$JOB" JobState PENDING 30
+	sl scontrol update jobid="$JOB" StartTime=now
+	slurm_wait_job "$JOB" JobState RUNNING 60
+	node=$(slurm_job_field "$JOB" NodeList)
+	wait_log "^ferry: run '$main': resumed on $node from generation 1 \(taken .* on n[12]\)\$" 60
+	# the first command ran again from its start (its checkpoint went with its end), once per run
+	[ "$(grep -c '^prep$' "$W/prep.log")" = 2 ] || fail "prep ran $(grep -c '^prep$' "$W/prep.log") times: $(cat "$JOB_LOG")"
+	[ "$(grep -c "^ferry: run '$prep': started on n[12], no checkpoint to resume from\$" "$JOB_LOG")" = 2 ] ||
+		fail "the first command did not start over under its own name: $(cat "$JOB_LOG")"
+	wait_step "$W/progress" $((stopped + 5)) 30
+	[ "$(field_of "$W/progress" run)" = "$id" ] || fail "not the same process: $(cat "$W/progress")"
+	assert_log_steps_in_order
 }
 
 @test "slurm-spank: 'srun --ferry-checkpoint=2s': the step's ferry exec checkpoints every 2 s under the job's own name, ends with the program's status, and its checkpoint goes with it" {
@@ -179,7 +215,7 @@ complete_generations() {
 	echo "$output" >"$JOB_LOG"
 	[ "$status" -eq 0 ] || fail "srun: exit $status: $output"
 	local ck
-	ck=$(sed -nE "s|^ferry: run '($BASE/$U1/ferry-[0-9]+)': started on n[12], no checkpoint to resume from\$|\1|p" "$JOB_LOG")
+	ck=$(sed -nE "s|^ferry: run '($BASE/$U1/ferry-[0-9]+-[0-9a-f]{8})': started on n[12], no checkpoint to resume from\$|\1|p" "$JOB_LOG")
 	[ -n "$ck" ] || fail "not started under the job's name in $BASE/$U1: $output"
 	grep -qE "^ferry: run '$ck': generation 2 written " "$JOB_LOG" || fail "no periodic checkpoints: $output"
 	grep -qx "ferry: run '$ck': the program exited with status 0" "$JOB_LOG" || fail "$output"

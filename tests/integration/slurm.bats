@@ -91,18 +91,7 @@ job_script() {
 	sleep 0.5
 	[ "$(step_of "$W/progress")" = "$stopped" ] || fail "the program went on after its checkpoint"
 
-	# n1 is drained; the requeued job may start now (not in 121 s)
-	sl scontrol update nodename=n1 state=drain reason=ferry-test
-	sl scontrol update jobid="$JOB" StartTime=now
-	slurm_wait_job "$JOB" JobState RUNNING 60
-	[ "$(slurm_job_field "$JOB" NodeList)" = n2 ]
-	wait_log "^job $JOB on n2, restart 1\$" 30
-	wait_log "^ferry: run '$W/ck': resumed on n2 from generation 1 \(taken .* on n1\)\$" 60
-	wait_step "$W/progress" $((stopped + 5)) 30
-	[ "$(field_of "$W/progress" run)" = "$id" ] || fail "not the same process: $(cat "$W/progress")"
-	assert_progress_ok "$W/progress"
-	# every step once, in order, on n1 and then on n2: nothing lost, nothing done twice
-	assert_log_steps_in_order
+	resumes_on_n2 "$W/ck" "$stopped" "$id"
 }
 
 @test "slurm: a job preempted by a higher partition's checkpoints within the grace time, is requeued, and resumes afterwards" {

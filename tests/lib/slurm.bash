@@ -298,6 +298,24 @@ wait_log() {
 	fail "the job's log has no /$1/ after $2 s"
 }
 
+# resumes_on_n2 CK STOPPED ID: the job $JOB, checkpointed into generation 1 of the run CK on n1
+# and requeued, starts on n2 at once once n1 is drained (not in 121 s), resumes from that
+# generation, and goes on past step STOPPED as the same process (run id ID): every step once, in
+# order, on n1 and then on n2; nothing lost, nothing done twice.
+resumes_on_n2() {
+	local ck=$1 stopped=$2 id=$3
+	sl scontrol update nodename=n1 state=drain reason=ferry-test
+	sl scontrol update jobid="$JOB" StartTime=now
+	slurm_wait_job "$JOB" JobState RUNNING 60
+	[ "$(slurm_job_field "$JOB" NodeList)" = n2 ] || fail "the requeued job runs on $(slurm_job_field "$JOB" NodeList), not n2"
+	wait_log "^job $JOB on n2, restart 1\$" 30
+	wait_log "^ferry: run '$ck': resumed on n2 from generation 1 \(taken .* on n1\)\$" 60
+	wait_step "$W/progress" $((stopped + 5)) 30
+	[ "$(field_of "$W/progress" run)" = "$id" ] || fail "not the same process: $(cat "$W/progress")"
+	assert_progress_ok "$W/progress"
+	assert_log_steps_in_order
+}
+
 # first_step_after PATTERN SECONDS: the number of the first step line in the job's log after the
 # line matching PATTERN (sed address), waited for.
 first_step_after() {
