@@ -20,6 +20,10 @@
 #include "ckspec.h"
 
 #define ENV_NAME "FERRY_SLURM_CHECKPOINT"
+/* The copy of the option that sbatch keeps in the job's environment under a SLURM_ name: with
+ * '--export=NONE' Slurm passes only SLURM_* variables, and the option's own variable (which
+ * spank_option_getopt reads) is not among them. */
+#define JOB_ENV_COPY "SLURM_SPANK__SLURM_SPANK_OPTION_ferry_ferry_checkpoint"
 
 /* what Slurm looks up in the plugin; everything else stays hidden (-fvisibility=hidden) */
 #pragma GCC visibility push(default)
@@ -69,9 +73,12 @@ int slurm_spank_init(spank_t sp, int ac, char **av)
 /* In the task, as the user (slurmstepd's exec_task, after its permanent drop). */
 int slurm_spank_task_init(spank_t sp, int ac, char **av)
 {
-	char *arg = NULL;
-	if (spank_option_getopt(sp, &option, &arg) != ESPANK_SUCCESS || !arg)
-		return 0;
+	char *arg = NULL, copy[512];
+	if (spank_option_getopt(sp, &option, &arg) != ESPANK_SUCCESS || !arg) {
+		if (spank_getenv(sp, JOB_ENV_COPY, copy, sizeof(copy)) != ESPANK_SUCCESS)
+			return 0;
+		arg = copy; /* checked again by ferry, which reads it as the user */
+	}
 	spank_err_t e = spank_setenv(sp, ENV_NAME, arg, 1);
 	if (e != ESPANK_SUCCESS) {
 		slurm_error("spank_ferry: cannot set %s: %s", ENV_NAME, spank_strerror(e));
