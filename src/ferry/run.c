@@ -228,8 +228,11 @@ static void prune_slots(struct run *r, unsigned long long keep)
 
 /* ---- the starter ---- */
 
-/* Runs the starter for @req, its stdout captured in *ret_out when asked; its exit status. */
-static int starter(const struct ferry_request *req, char **ret_out)
+/* Runs the starter for @req, its stdout captured in *ret_out when asked; its exit status.
+ * @cancel_fd > 0: once it is readable the starter is killed, and its dump's guard (which
+ * holds its stdout) has resumed the program and removed what the dump left, when this
+ * returns: 255, said, and *ret_cancelled. */
+static int starter_run(const struct ferry_request *req, char **ret_out, int cancel_fd, bool *ret_cancelled)
 {
 	_cleanup_close_ int fd = request_memfd(req);
 	if (fd < 0)
@@ -238,7 +241,7 @@ static int starter(const struct ferry_request *req, char **ret_out)
 	char *const envp[] = {NULL};
 	size_t len = 0;
 	struct ferry_spawn_opts opts = {
-	    .pass_fds = &fd, .n_pass_fds = 1, .output = ret_out, .output_len = &len};
+	    .pass_fds = &fd, .n_pass_fds = 1, .output = ret_out, .output_len = &len, .cancel_fd = cancel_fd};
 	if (!ret_out) {
 		opts.output = NULL;
 		opts.output_len = NULL;
@@ -246,9 +249,20 @@ static int starter(const struct ferry_request *req, char **ret_out)
 	struct ferry_error *err = NULL;
 	int status = 0;
 	fflush(NULL);
-	if (ferry_spawn(STARTER, argv, envp, &opts, &status, &err) < 0)
+	if (ferry_spawn(STARTER, argv, envp, &opts, &status, &err) < 0) {
+		if (ret_cancelled && err && err->code == ECANCELED) {
+			*ret_cancelled = true;
+			ferry_error_free(err);
+			return 255;
+		}
 		return cli_error(err);
+	}
 	return status;
+}
+
+static int starter(const struct ferry_request *req, char **ret_out)
+{
+	return starter_run(req, ret_out, -1, NULL);
 }
 
 /* ---- the instance ---- */
@@ -450,7 +464,10 @@ static int resume(struct run *r, const char *image, const unsigned long long *do
 	    r->name, r->dir, r->name);
 }
 
-/* Dumps the instance into a new generation; stopping it unless @leave_running. 0 on success. */
+/* Dumps the instance into a new generation; stopping it unless @leave_running. 0 on success,
+ * -1 on failure (the starter said why), -2 when a stop signal came while a periodic one was
+ * written: it is given up (the program runs on), so that the stopping one starts at once
+ * instead of after a sync to a shared filesystem that may take as long again. */
 static int take_checkpoint(struct run *r, bool leave_running, unsigned long long *ret_seq)
 {
 	unsigned long long seq = r->launch_slot_empty ? r->last_seq : r->last_seq + 1;
@@ -468,7 +485,16 @@ static int take_checkpoint(struct run *r, bool leave_running, unsigned long long
 				    .checkpoint = slot};
 	_cleanup_free_ char *out = NULL;
 	long long t0 = ferry_monotonic_ms();
-	int st = starter(&req, &out);
+	bool cancelled = false;
+	int st = starter_run(&req, &out, leave_running ? r->sigfd : -1, &cancelled);
+	if (cancelled) {
+		(void)slot_remove(r->dir, seq);
+		fprintf(
+		    stderr,
+		    "ferry: run '%s': generation %llu given up: a stop signal came while it was written\n",
+		    r->name, seq);
+		return -2;
+	}
 	if (st != 0 || !slot_complete(r->dirfd, strrchr(slot, '/') + 1)) {
 		(void)slot_remove(r->dir, seq);
 		return -1;
@@ -764,9 +790,10 @@ static int run_loop(struct run *r)
 			return program_ended(r);
 		if (next >= 0 && ferry_monotonic_ms() >= next) {
 			unsigned long long seq = 0;
-			if (take_checkpoint(r, true, &seq) == 0)
+			int tc = take_checkpoint(r, true, &seq);
+			if (tc == 0)
 				prune_slots(r, r->o->run.keep ? r->o->run.keep : RUN_KEEP_DEFAULT);
-			else
+			else if (tc == -1)
 				fprintf(
 				    stderr,
 				    "ferry: run '%s': that checkpoint failed (see above); the program goes on\n",

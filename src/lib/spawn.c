@@ -466,14 +466,30 @@ static char *last_line(const struct capture *c)
 	return line;
 }
 
-/* Waits for @pid while collecting @caps; kills it at the deadline. */
-static int wait_child(pid_t pid, const char *what, unsigned timeout, bool idle, bool kill_group,
-		      struct capture *caps, size_t ncaps, int *ret_status, bool *ret_timed_out,
+/* After a cancel: what the child's leftovers (its guard) write until they close the pipe, for
+ * at most @seconds. */
+static void capture_until_eof(struct capture *c, unsigned seconds)
+{
+	int64_t end = now_ms() + (int64_t)seconds * 1000;
+	while (c->fd >= 0 && now_ms() < end) {
+		struct pollfd p = {.fd = c->fd, .events = POLLIN};
+		if (poll(&p, 1, (int)(end - now_ms())) > 0)
+			(void)capture_read(c);
+	}
+}
+
+/* Waits for @pid while collecting @caps; kills it at the deadline, or once @opts' cancel_fd is
+ * readable (*ret_cancelled). */
+static int wait_child(pid_t pid, const char *what, const struct ferry_spawn_opts *opts, struct capture *caps,
+		      size_t ncaps, int *ret_status, bool *ret_timed_out, bool *ret_cancelled,
 		      struct ferry_error **err)
 {
 	_cleanup_close_ int pidfd = pidfd_for(pid);
+	unsigned timeout = opts->timeout;
+	bool idle = opts->timeout_idle, kill_group = opts->new_session;
 	int64_t deadline = timeout ? now_ms() + (int64_t)timeout * 1000 : 0;
-	int status = 0;
+	int status = 0, cancel = opts->cancel_fd > 0 ? opts->cancel_fd : -1;
+	*ret_cancelled = false;
 
 	for (;;) {
 		int tmo = -1;
@@ -493,7 +509,7 @@ static int wait_child(pid_t pid, const char *what, unsigned timeout, bool idle, 
 		if (pidfd < 0 && (tmo < 0 || tmo > POLL_FALLBACK_MS))
 			tmo = POLL_FALLBACK_MS;
 
-		struct pollfd pfd[4];
+		struct pollfd pfd[5];
 		size_t n = 0;
 		int cap_idx[3] = {-1, -1, -1};
 		for (size_t i = 0; i < ncaps && i < 3; i++) {
@@ -507,9 +523,19 @@ static int wait_child(pid_t pid, const char *what, unsigned timeout, bool idle, 
 			pid_idx = (int)n;
 			pfd[n++] = (struct pollfd){.fd = pidfd, .events = POLLIN};
 		}
+		int cancel_idx = -1;
+		if (cancel >= 0) {
+			cancel_idx = (int)n;
+			pfd[n++] = (struct pollfd){.fd = cancel, .events = POLLIN};
+		}
 		int pr = poll(pfd, n, tmo);
 		if (pr < 0 && errno != EINTR)
 			return ferry_error_set(err, errno, "poll while waiting for '%s'", what);
+		if (pr > 0 && cancel_idx >= 0 && (pfd[cancel_idx].revents & POLLIN)) {
+			(void)kill(pid, SIGKILL);
+			*ret_cancelled = true;
+			cancel = -1;
+		}
 		if (pr > 0)
 			for (size_t i = 0; i < ncaps && i < 3; i++)
 				if (cap_idx[i] >= 0 &&
@@ -525,9 +551,12 @@ static int wait_child(pid_t pid, const char *what, unsigned timeout, bool idle, 
 		}
 	}
 	/* Whatever the child wrote before it ended is in the pipes now; a grandchild that keeps them open
-	 * does not hold us up. */
-	for (size_t i = 0; i < ncaps; i++)
+	 * does not hold us up, unless the child was cancelled: then its leftovers finish first. */
+	for (size_t i = 0; i < ncaps; i++) {
+		if (*ret_cancelled)
+			capture_until_eof(&caps[i], opts->cancel_wait ? opts->cancel_wait : 120);
 		capture_drain(&caps[i]);
+	}
 	*ret_status = status;
 	*ret_timed_out = false;
 	return 0;
@@ -576,11 +605,12 @@ int ferry_spawn(const char *path, char *const argv[], char *const envp[], const 
 	    {.fd = TAKE_FD(pf.err_read), .tail = true},
 	};
 	int status = 0;
-	bool timed_out = false;
-	r = wait_child(pid, path, opts->timeout, opts->timeout_idle, opts->new_session, caps, 2, &status,
-		       &timed_out, err);
+	bool timed_out = false, cancelled = false;
+	r = wait_child(pid, path, opts, caps, 2, &status, &timed_out, &cancelled, err);
 	safe_close(&caps[0].fd);
 	safe_close(&caps[1].fd);
+	if (r >= 0 && cancelled)
+		r = ferry_error_msg(err, ECANCELED, "'%s' was cancelled", path);
 	if (r >= 0)
 		r = judge(path, status, timed_out, opts->timeout, opts->timeout_idle, &caps[1], ret_status,
 			  err);

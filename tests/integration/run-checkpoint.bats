@@ -177,6 +177,45 @@ run_id_of() { field_of "$1" run; }
 	[ -d "$CK/ck-000900" ] # not resumed from, and not removed: no newer complete one yet
 }
 
+@test "run --checkpoint-every: a stop signal while a periodic generation is written gives that one up and checkpoints at once; the same command resumes from the stopping one" {
+	run_bg exec --checkpoint "$T" --checkpoint-every 1s "$IMG" "$STATEFUL" --mb 64 --interval 100 "$PROG"
+	wait_step "$PROG" 3 30
+	local fpid st="" i id stopped given
+	fpid=$(cat "$PIDF")
+	id=$(run_id_of "$PROG")
+	# the next periodic dump's starter, held wherever it is in the dump: as if its sync to a
+	# slow shared filesystem took long
+	for ((i = 0; i < 600; i++)); do
+		st=$(pgrep -P "$fpid" -x ferry-starter) && break
+		sleep 0.02
+	done
+	[ -n "$st" ] || fail "no periodic dump seen: $(cat "$ERR")"
+	kill -STOP "$st"
+	kill -TERM "$fpid"
+	wait_bg
+	[ "$status" -eq 75 ] || fail "exit $status, expected 75: $(cat "$ERR")"
+	given=$(sed -nE "s/^ferry: run '$T': generation ([0-9]+) given up: a stop signal came while it was written\$/\1/p" "$ERR")
+	[ -n "$given" ] || fail "no generation given up: $(cat "$ERR")"
+	grep -q "^ferry: run '$T': got SIGTERM: checkpointing and stopping\$" "$ERR" || fail "$(cat "$ERR")"
+	stopped=$(sed -nE "s/^ferry: run '$T': stopped in generation ([0-9]+); run the same command to resume \(exit 75\)\$/\1/p" "$ERR")
+	[ -n "$stopped" ] && [ "$stopped" -gt "$given" ] || fail "stopped in '$stopped' after giving up $given: $(cat "$ERR")"
+	# nothing of the given-up one is left, and nothing half-made anywhere
+	[ ! -e "$CK/$(printf 'ck-%06d' "$given")" ] || fail "the given-up generation stayed: $(ls -la "$CK")"
+	[ -z "$(find "$CK" /dev/shm/ferry-staging -name '.staging-*' 2>/dev/null)" ] ||
+		fail "staging left: $(find "$CK" /dev/shm/ferry-staging -name '.staging-*')"
+	assert_instance_gone "$U1" "run-$T"
+	# the same command resumes the same process from the stopping generation
+	local s1
+	s1=$(step_of "$PROG")
+	run_bg exec --checkpoint "$T" "$IMG" "$STATEFUL" --mb 64 --interval 100 "$PROG"
+	wait_step "$PROG" $((s1 + 3)) 30
+	[ "$(run_id_of "$PROG")" = "$id" ] || fail "not the same process: $(cat "$PROG")"
+	grep -q "^ferry: run '$T': resumed on $(hostname) from generation $stopped " "$ERR" || fail "$(cat "$ERR")"
+	kill -TERM "$(cat "$PIDF")"
+	wait_bg
+	[ "$status" -eq 75 ] || fail "exit $status: $(cat "$ERR")"
+}
+
 @test "run --checkpoint: NAME is its command's: another command is refused; once the program ended, the same command returns its status without running it again" {
 	run --separate-stderr as_user1 "$FERRY" exec --checkpoint "$T" "$IMG" "$STATEFUL" --mb 8 --interval 20 --until 5 \
 		--status 3 "$PROG"

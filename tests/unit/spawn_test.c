@@ -112,6 +112,35 @@ static void test_timeout(void **state)
 	assert_true(now() - t0 < 3);
 }
 
+/* The child is killed once cancel_fd is readable; its leftovers that hold its output pipe (a
+ * guard) are waited for. Here the child itself makes the fd readable, after it started such a
+ * leftover, which leaves a file behind once it ends. */
+static void test_cancel(void **state)
+{
+	char dir[] = "/tmp/spawn-cancel.XXXXXX", file[64];
+	assert_non_null(mkdtemp(dir));
+	snprintf(file, sizeof(file), "%s/guard-done", dir);
+	int p[2];
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	char *out = NULL;
+	size_t len = 0;
+	struct ferry_spawn_opts o = {.cancel_fd = p[0],
+				     .pass_fds = &p[1],
+				     .n_pass_fds = 1,
+				     .output = &out,
+				     .output_len = &len,
+				     .timeout = 30};
+	expect_fail("/bin/sh",
+		    ARGV("sh", "-c", "(sleep 1; touch \"$1\") & echo go >&3; exec sleep 20", "sh", file), &o,
+		    "'/bin/sh' was cancelled");
+	assert_int_equal(access(file, F_OK), 0); /* the leftover ended before ferry_spawn returned */
+	unlink(file);
+	rmdir(dir);
+	close(p[0]);
+	close(p[1]);
+	free(out);
+}
+
 static void test_environment(void **state)
 {
 	struct ferry_spawn_opts o = {0};
@@ -239,17 +268,12 @@ static void test_describe_status(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_exit_status),
-	    cmocka_unit_test(test_signals),
-	    cmocka_unit_test(test_bad_calls),
-	    cmocka_unit_test(test_timeout),
-	    cmocka_unit_test(test_environment),
-	    cmocka_unit_test(test_stdin),
-	    cmocka_unit_test(test_output),
-	    cmocka_unit_test(test_stderr_tail),
-	    cmocka_unit_test(test_fds),
-	    cmocka_unit_test(test_cwd),
-	    cmocka_unit_test(test_describe_status),
+	    cmocka_unit_test(test_exit_status), cmocka_unit_test(test_signals),
+	    cmocka_unit_test(test_bad_calls),	cmocka_unit_test(test_timeout),
+	    cmocka_unit_test(test_cancel),	cmocka_unit_test(test_environment),
+	    cmocka_unit_test(test_stdin),	cmocka_unit_test(test_output),
+	    cmocka_unit_test(test_stderr_tail), cmocka_unit_test(test_fds),
+	    cmocka_unit_test(test_cwd),		cmocka_unit_test(test_describe_status),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
