@@ -115,7 +115,8 @@ int parse_container_opts(int argc, char **argv, const char *help, struct contain
 		OPT_KEEP,
 		OPT_CKSIGNAL,
 		OPT_REQUEUE,
-		OPT_DELETE_AT_END
+		OPT_DELETE_AT_END,
+		OPT_WAIT_ALL
 	};
 	static const struct option longopts[] = {
 	    {"bind", required_argument, NULL, 'B'},
@@ -139,6 +140,7 @@ int parse_container_opts(int argc, char **argv, const char *help, struct contain
 	    {"checkpoint-signal", required_argument, NULL, OPT_CKSIGNAL},
 	    {"requeue", no_argument, NULL, OPT_REQUEUE},
 	    {"delete-at-end", no_argument, NULL, OPT_DELETE_AT_END},
+	    {"wait-all", no_argument, NULL, OPT_WAIT_ALL},
 	    {NULL, 0, NULL, 0},
 	};
 	struct ferry_error *err = NULL;
@@ -203,6 +205,7 @@ int parse_container_opts(int argc, char **argv, const char *help, struct contain
 		case OPT_RESTART:
 		case OPT_PS:
 		case OPT_TCP_CLOSE:
+		case OPT_WAIT_ALL:
 			if (!streq(argv[0], "start")) {
 				*ret_status =
 				    cli_fail("%s belongs to 'ferry instance start'", argv[optind - 1]);
@@ -214,6 +217,8 @@ int parse_container_opts(int argc, char **argv, const char *help, struct contain
 				o->criu_restart = optarg;
 			else if (c == OPT_TCP_CLOSE)
 				o->tcp_close = true;
+			else if (c == OPT_WAIT_ALL)
+				o->req.flags |= FERRY_REQ_WAIT_ALL;
 			else
 				o->page_server = optarg;
 			break;

@@ -49,7 +49,10 @@ enum ferry_request_flags {
 	/* post-copy (ferry migrate --mode live): a dump through a page server serves the pages
 	 * on demand to the restart's lazy-pages daemon, which restores at once */
 	FERRY_REQ_LAZY = 1u << 12,
-	FERRY_REQ_ALL_ = (1u << 13) - 1,
+	/* instance start --wait-all: the instance lives until its last process ends, not only its
+	 * command (launchers that daemonize, as MPI's daemons do) */
+	FERRY_REQ_WAIT_ALL = 1u << 13,
+	FERRY_REQ_ALL_ = (1u << 14) - 1,
 };
 
 /* Flags any op may carry. */
@@ -78,7 +81,7 @@ enum ferry_field {
 	  op_exec)                                                                                           \
 	X(FERRY_OP_INSTANCE_START, "instance start",                                                         \
 	  FERRY_REQ_CRIU_LAUNCH | FERRY_REQ_CRIU_RESTART | FERRY_REQ_NET | FERRY_REQ_TCP_CLOSE |             \
-	      FERRY_REQ_LAZY,                                                                                \
+	      FERRY_REQ_LAZY | FERRY_REQ_WAIT_ALL,                                                           \
 	  FERRY_FIELD_YES, FERRY_FIELD_YES, FERRY_FIELD_OPT, FERRY_FIELD_NO, op_instance_start)              \
 	X(FERRY_OP_INSTANCE_JOIN, "instance join", 0, FERRY_FIELD_NO, FERRY_FIELD_YES, FERRY_FIELD_YES,      \
 	  FERRY_FIELD_NO, op_instance_join)                                                                  \

@@ -1,14 +1,16 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* ferry-reaper — the root of a checkpointable instance's process tree.
  *
- *   ferry-reaper REPORT-FD PROGRAM [ARG...]
+ *   ferry-reaper [-a] REPORT-FD PROGRAM [ARG...]
  *
  * CRIU dumps the tree under one process. A workload that daemonizes (fork, the parent exits, the
  * child calls setsid) would be reparented to the container's init, outside that tree, and lost
  * at the next checkpoint. This process is that tree's root instead (the instance's workload pid):
  * a child subreaper, so that every orphan of the workload is reparented here, inside the dump.
  * It forks and execs PROGRAM (searched in PATH), forwards every signal it gets to it, reaps the
- * orphans, and exits with PROGRAM's status (128 + N when signal N killed it). When PROGRAM cannot
+ * orphans, and exits with PROGRAM's status (128 + N when signal N killed it); with -a
+ * ('instance start --wait-all') only once the last orphan ended too, passing the signals it gets
+ * from then on to every process of the container. When PROGRAM cannot
  * be run it writes "E <why>" to REPORT-FD, as the starter's own workload start does.
  *
  * The starter runs it from the CRIU bundle (bound read-only at /.ferry/criu), never from the
@@ -19,6 +21,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +58,11 @@ static int report_fd(const char *arg)
 
 int main(int argc, char **argv)
 {
+	bool wait_all = argc > 1 && strcmp(argv[1], "-a") == 0;
+	if (wait_all) {
+		argv++;
+		argc--;
+	}
 	if (argc < 3)
 		return 255;
 	int report = report_fd(argv[1]);
@@ -86,19 +94,26 @@ int main(int argc, char **argv)
 	 * before there was a reaper (the child has its own copy) */
 	for (int i = 2; i < argc; i++)
 		memset(argv[i], 0, strlen(argv[i]));
+	int status = -1; /* the child's, once it ended (-a) */
 	for (;;) {
 		siginfo_t info;
 		int sig = sigwaitinfo(&all, &info);
 		if (sig < 0)
 			continue; /* EINTR, as after a restore */
 		if (sig != SIGCHLD) {
-			kill(child, sig);
+			/* once the child is gone, its orphans get it: all the container's processes but
+			 * its init (kill(-1) spares it) and us */
+			kill(status < 0 ? child : -1, sig);
 			continue;
 		}
 		int st;
 		pid_t p;
 		while ((p = waitpid(-1, &st, WNOHANG)) > 0)
-			if (p == child)
+			if (p == child && !wait_all)
 				_exit(status_code(st));
+			else if (p == child)
+				status = status_code(st);
+		if (status >= 0 && p < 0 && errno == ECHILD)
+			_exit(status);
 	}
 }

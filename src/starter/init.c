@@ -78,12 +78,15 @@ static _noreturn_ void exec_reaped_workload(struct starter *s, int report)
 	size_t n = 0;
 	while (s->req->argv[n])
 		n++;
-	char **argv = xmalloc((n + 3) * sizeof(*argv));
+	char **argv = xmalloc((n + 4) * sizeof(*argv));
 	char fd[16];
 	snprintf(fd, sizeof(fd), "%d", report);
-	argv[0] = (char *)STARTER_REAPER;
-	argv[1] = fd;
-	memcpy(argv + 2, s->req->argv, (n + 1) * sizeof(*argv)); /* with its NULL */
+	size_t k = 0;
+	argv[k++] = (char *)STARTER_REAPER;
+	if (s->req->flags & FERRY_REQ_WAIT_ALL)
+		argv[k++] = "-a"; /* it lives until its last orphan ends */
+	argv[k++] = fd;
+	memcpy(argv + k, s->req->argv, (n + 1) * sizeof(*argv)); /* with its NULL */
 	int flags = fcntl(report, F_GETFD);
 	if (flags < 0 || fcntl(report, F_SETFD, flags & ~FD_CLOEXEC) < 0) {
 		ferry_error_set(&err, errno, "pass the report to the workload's reaper");
@@ -198,9 +201,12 @@ static pid_t start_main(struct starter *s, int report, pid_t restorer, int pid_f
 	return main_pid;
 }
 
-/* Init's life: reaps, passes signals on to @main_pid, and ends with it (with its status). */
-static _noreturn_ void init_loop(pid_t main_pid, const sigset_t *all)
+/* Init's life: reaps, passes signals on to @main_pid, and ends with it (with its status); with
+ * @wait_all, once the last process of the container ended (with @main_pid's status), the signals
+ * going to every process once it is gone. */
+static _noreturn_ void init_loop(pid_t main_pid, const sigset_t *all, bool wait_all)
 {
+	int main_status = -1;
 	for (;;) {
 		siginfo_t info;
 		int sig = sigwaitinfo(all, &info);
@@ -210,12 +216,20 @@ static _noreturn_ void init_loop(pid_t main_pid, const sigset_t *all)
 			int st;
 			pid_t p;
 			while ((p = waitpid(-1, &st, WNOHANG)) > 0)
-				if (p == main_pid)
+				if (p == main_pid && !wait_all)
 					_exit(status_code(st));
+				else if (p == main_pid)
+					main_status = status_code(st);
+			if (main_status >= 0 && p < 0 && errno == ECHILD)
+				_exit(main_status);
 			continue;
 		}
-		if (main_pid > 0) {
+		if (main_pid > 0 && main_status < 0) {
 			kill(main_pid, sig);
+			continue;
+		}
+		if (main_status >= 0) {
+			kill(-1, sig); /* every process of the container but us */
 			continue;
 		}
 		/* an idle instance ends on the usual termination signals */
@@ -254,5 +268,7 @@ void container_init(struct starter *s, int report)
 	pid_t main_pid = start_main(s, report, restorer, pid_fd);
 	close(report);
 	ferry_close_fds(3, NULL);
-	init_loop(main_pid, &all);
+	/* the reaper of a checkpointable instance waits for the orphans itself (-a); it is the one
+	 * process init then waits for */
+	init_loop(main_pid, &all, (s->req->flags & FERRY_REQ_WAIT_ALL) && !s->criu && main_pid > 0);
 }

@@ -1166,3 +1166,37 @@ start_receiver() {
 	[ ! -e "$d" ]
 	rm -f "$prog"
 }
+
+@test "--wait-all with --criu-launch: the daemon a command leaves is in the checkpoint and comes back with it; the instance lives until it ends" {
+	local ck=$T-wa inst=ck-wa prog=$U1_TMP/progress-wa id stopped i
+	run as_user1 "$FERRY" checkpoint create "$ck"
+	assert_success
+	rm -f "$prog"
+	# the command starts the memory-checked workload as a daemon (its own session) and exits
+	run --separate-stderr as_user1 "$FERRY" instance start --wait-all --criu-launch "$ck" "$IMG" "$inst" \
+		sh -c 'setsid "$1" --mb 32 --interval 100 "$2" </dev/null >/dev/null 2>&1 & exit 0' sh "$STATEFUL" "$prog"
+	[ "$status" -eq 0 ] || fail "instance start: $stderr"
+	wait_step "$prog" 3 30
+	id=$(field_of "$prog" run)
+	run --separate-stderr as_user1 "$FERRY" checkpoint instance --criu "$inst"
+	[ "$status" -eq 0 ] || fail "the dump of a daemon whose command ended failed: $stderr"
+	assert_instance_gone "$U1" "$inst"
+	stopped=$(step_of "$prog")
+	sleep 0.5
+	[ "$(step_of "$prog")" = "$stopped" ] || fail "the daemon went on after its dump"
+	run --separate-stderr as_user1 "$FERRY" instance start --criu-restart "$ck"
+	[ "$status" -eq 0 ] || fail "restart: $stderr"
+	wait_step "$prog" $((stopped + 3)) 30
+	[ "$(field_of "$prog" run)" = "$id" ] || fail "not the same daemon: $(cat "$prog")"
+	assert_progress_ok "$prog"
+	instance_running "$U1" "$inst" || fail "'$inst' does not run after its restart"
+	# still --wait-all after the restart: the daemon's end is the instance's
+	# (this exec is in the instance too: it may be killed with it, 137)
+	run as_user1 "$FERRY" exec "instance://$inst" sh -c 'for p in /proc/[0-9]*; do [ "$(cat $p/comm)" = stateful ] && kill ${p#/proc/}; done; sleep 5'
+	[ "$status" -eq 0 ] || [ "$status" -eq 137 ] || fail "exec: $status: $output"
+	for ((i = 0; i < 100; i++)); do
+		instance_running "$U1" "$inst" || break
+		sleep 0.1
+	done
+	if instance_running "$U1" "$inst"; then fail "'$inst' stayed after its last process ended"; fi
+}

@@ -268,6 +268,50 @@ for i in d["instances"]:
 	done
 }
 
+@test "instance start --wait-all: a command that leaves a daemon and exits keeps the instance until the daemon ends; without it the instance ends with the command" {
+	use_image sqsh
+	local rd
+	rd=$(rundir_of "$U1_UID")
+	# without: the instance, and its daemon, end with the command
+	run as_user1 ferry instance start "$IMG" wa-no sh -c 'setsid sleep 300 </dev/null >/dev/null 2>&1 & exit 3'
+	assert_success
+	wait_for sh -c "[ ! -e $rd/wa-no ]" || fail "wa-no stayed after its command exited"
+	assert_instance_gone "$U1" wa-no
+	# with: the daemon holds it
+	run as_user1 ferry instance start --wait-all "$IMG" wa-yes sh -c 'setsid sleep 300 </dev/null >/dev/null 2>&1 & echo started; exit 3'
+	assert_success
+	wait_for grep -qx started "$(log_of "$U1" wa-yes out)" || fail "the command did not run"
+	# the command ended (only the daemon is left beside init), the instance runs on
+	local procs i
+	for ((i = 0; i < 100; i++)); do
+		procs=$(as_user1 ferry exec instance://wa-yes ps -o comm= | grep -vx ps | sort | tr '\n' ' ')
+		[[ "$procs" != *"sh "* ]] && break
+		sleep 0.1
+	done
+	[[ "$procs" == *sleep* && "$procs" != *"sh "* ]] || fail "not the daemon alone: $procs"
+	[ -e "$rd/wa-yes" ] || fail "wa-yes ended with its command"
+	# once the daemon ends, so does the instance, by itself
+	# (this exec is in the instance too: it may be killed with it, 137)
+	run as_user1 ferry exec instance://wa-yes sh -c 'for p in /proc/[0-9]*; do [ "$(cat $p/comm)" = sleep ] && kill ${p#/proc/}; done; sleep 5'
+	[ "$status" -eq 0 ] || [ "$status" -eq 137 ] || fail "exec: $status: $output"
+	wait_for sh -c "[ ! -e $rd/wa-yes ]" || fail "wa-yes stayed after its last process ended"
+	assert_instance_gone "$U1" wa-yes
+	# 'instance stop' reaches the daemons once the command is gone
+	run as_user1 ferry instance start --wait-all "$IMG" wa-stop sh -c 'setsid sleep 300 </dev/null >/dev/null 2>&1 & exit 0'
+	assert_success
+	for ((i = 0; i < 100; i++)); do
+		procs=$(as_user1 ferry exec instance://wa-stop ps -o comm= | grep -vx ps | sort | tr '\n' ' ')
+		[[ "$procs" != *"sh "* ]] && break
+		sleep 0.1
+	done
+	run as_user1 ferry instance stop --timeout 30 wa-stop
+	assert_success
+	assert_instance_gone "$U1" wa-stop
+	# it belongs to instance start
+	run --separate-stderr as_user1 ferry exec --wait-all "$IMG" true
+	assert_ferry_error "--wait-all belongs to 'ferry instance start'"
+}
+
 @test "an instance name can be reused after stop" {
 	use_image sqsh
 	for i in 1 2; do
