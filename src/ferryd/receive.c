@@ -98,7 +98,7 @@ static enum outcome receive(struct ferryd *d, struct ferryd_link *l, const struc
 	bool diskless = mode != FERRYD_MODE_DEFAULT;
 	struct ferry_msg ready = {0};
 	ferry_msg_set(&ready, "type", "ready");
-	if (leaf->path) /* where the copy is kept, should the commit not come (for the source's report) */
+	if (leaf->path) /* where the copy lands (the source's record keeps it) */
 		ferry_msg_set(&ready, "dir", "%s", leaf->path);
 	/* how long we took: the source measures a round trip without it (report.c) */
 	ferry_msg_set(&ready, "busy_ms", "%lld", ferry_monotonic_ms() - t_prepare);

@@ -18,8 +18,9 @@
  *     the instance is restarted here from the checkpoint (default mode: the shared one), then
  *     the migration's directory and the record go. Aborted, or no record there: the copy is
  *     stopped, and the directory and the record go.
- *   either, the peer unreachable: nothing changes; the log says where the last complete
- *     checkpoint is and how to restart from it by hand.
+ *   either, the peer unreachable: nothing changes; the log says where the instance is: default
+ *     mode, where the last complete checkpoint is and how to restart from it by hand; diskless
+ *     and live, that the destination's copy waits until the two nodes settle the move.
  * A "pending" answer (the peer still works on it) waits for the next pass. */
 #include <fcntl.h>
 #include <poll.h>
