@@ -12,7 +12,8 @@
  * compared before CRIU's post-restore notification returns (a mismatch kills the restored tree
  * before any of it ran), CRIU must report the end of the restore, every restored process must run
  * as the user without capabilities, and the restore is given up once it made no progress for
- * --timeout seconds (watchdog_run). */
+ * --timeout seconds (watchdog_run). With --dedup (a diskless migration's received copy, hashed
+ * as it arrived) CRIU frees each page image as it restores from it; never with --page. */
 #include <dirent.h>
 #include <fcntl.h>
 #include <openssl/crypto.h>
@@ -35,6 +36,7 @@ struct args {
 	unsigned ghost_limit; /* dump: MiB */
 	bool leave_running, tcp, page_server, skip_in_flight, tcp_close;
 	bool lazy; /* dump, restore: post-copy (--lazy) */
+	bool dedup; /* restore: CRIU frees the page images as it restores (--dedup) */
 	struct page {
 		uint64_t size;
 		char sha256[65];
@@ -99,6 +101,8 @@ static bool parse_flag(struct args *a, char **argv, int argc, int *i)
 		a->skip_in_flight = true;
 	else if (a->restore && streq(o, "--tcp-close"))
 		a->tcp_close = true;
+	else if (a->restore && streq(o, "--dedup"))
+		a->dedup = true;
 	else if (a->restore && streq(o, "--page") && has_value && a->n_pages < FERRY_CRIU_MAX_PAGES) {
 		a->pages = xrealloc(a->pages, (a->n_pages + 1) * sizeof(*a->pages));
 		if (!parse_page(argv[++*i], &a->pages[a->n_pages++]))
@@ -447,6 +451,7 @@ static _noreturn_ void restore(const struct args *a)
 	    /* live: the lazily dumped memory comes from the lazy-pages daemon, over the transfer's
 	     * channel (authenticated there); the page images hold only the rest, checked as ever */
 	    .config = a->lazy ? FERRY_CRIU_LAZY_RESTORE : NULL,
+	    .auto_dedup = a->dedup,
 	};
 	/* live: CRIU as the user skips its userfaultfd probe and would refuse lazy pages: it loads
 	 * the facts a root CRIU recorded (criu.h) from the directory at FERRY_CRIU_KDAT_FD */
@@ -506,6 +511,15 @@ int main(int argc, char **argv)
 		struct ferry_error *err = NULL;
 		ferry_error_msg(&err, EINVAL,
 				"ferry-criu: the starter's arguments or fds are not as expected");
+		fail(2, err);
+	}
+	/* a page image we hash while CRIU reads it must stay whole: a hole CRIU punched in it
+	 * reads as zeros, and the check would fail a sound restore */
+	if (a.dedup && a.n_pages > 0) {
+		struct ferry_error *err = NULL;
+		ferry_error_msg(&err, EINVAL,
+				"ferry-criu: --dedup and --page exclude each other (a page image that is "
+				"checked while CRIU restores must not lose its pages)");
 		fail(2, err);
 	}
 	/* CRIU gets only what it needs: the page server's socket (named in its config); it reads

@@ -265,8 +265,9 @@ static bool await_done(struct mig *g, int r)
 	g->dest_done = g->rr == 0 && streq(ferry_msg_get(&g->done, "type") ?: "", "done");
 	/* the decision is the outcome: once it is written the instance is the destination's (the
 	 * source's dumped tree ends), even if the destination's daemon went away before it could
-	 * report, or the commit was lost on the way (the destination then restarts it from the copy
-	 * it keeps, once the two daemons settle the migration: reconcile.c) */
+	 * report, or the commit was lost on the way (the destination then lets its frozen copy run
+	 * on, or, default mode, restarts it from the shared checkpoint, once the two daemons settle
+	 * the migration: reconcile.c) */
 	return g->decided;
 }
 
@@ -294,15 +295,16 @@ static void report_ok(struct mig *g, struct ferry_msg *rep, long long t_end)
 	t.t_heard = g->diskless ? t.sdone : g->t_heard;
 	struct ferryd_phases p;
 	ferryd_phases_of(&t, &p);
-	if (!g->dest_done && g->live) {
+	if (!g->dest_done && g->diskless) {
+		/* live, and diskless (whose restore used the received checkpoint up): the copy
+		 * there is the only one */
 		ferry_msg_set(rep, "note",
 			      "%s did not confirm: times end at the source. '%s' had every page there; if "
 			      "the commit did not reach it, it waits there frozen, and %s's ferryd lets it "
 			      "run on once it reaches %s again",
 			      g->to, g->name, g->to, g->d->node);
 	} else if (!g->dest_done) {
-		_cleanup_free_ char *copy = g->diskless ? xstrdup(g->rec.peer_dir ? g->rec.peer_dir : "?")
-							: xstrdup(g->leaf.path ? g->leaf.path : "?");
+		_cleanup_free_ char *copy = xstrdup(g->leaf.path ? g->leaf.path : "?");
 		ferry_msg_set(
 		    rep, "note",
 		    "%s did not confirm: times end at the source. If '%s' does not run there, its "

@@ -98,7 +98,7 @@ static enum outcome receive(struct ferryd *d, struct ferryd_link *l, const struc
 	bool diskless = mode != FERRYD_MODE_DEFAULT;
 	struct ferry_msg ready = {0};
 	ferry_msg_set(&ready, "type", "ready");
-	if (leaf->path) /* where the copy is kept, should the commit not come (for the source's report) */
+	if (leaf->path) /* where the copy lands (the source's record keeps it) */
 		ferry_msg_set(&ready, "dir", "%s", leaf->path);
 	/* how long we took: the source measures a round trip without it (report.c) */
 	ferry_msg_set(&ready, "busy_ms", "%lld", ferry_monotonic_ms() - t_prepare);
@@ -238,19 +238,20 @@ static void serve(struct ferryd *d, struct ferryd_link *l)
 	_cleanup_free_ char *ddir = NULL;
 	enum outcome o = receive(d, l, &m, &u, &leaf, t_prepare, &ddir);
 	if (o == RECV_INDOUBT) {
-		/* kept: the copy (diskless: the tmpfs one; default: the source keeps the shared
-		 * one) and the record, until the source says how the migration ended */
+		/* kept: the copy (live and diskless: the restored one, frozen; default: the source
+		 * keeps the shared checkpoint) and the record, until the source says how the
+		 * migration ended */
 		rec.state = FERRYD_J_INDOUBT;
 		if (ferryd_journal_put(d, &rec, &err) < 0)
 			ferryd_log(id, "%s", err->message);
 		const char *where = leaf.path ? leaf.path : ddir ? ddir : "?";
-		if (rec.live)
+		if (rec.diskless) /* live, or its restore used the received checkpoint up */
 			ferryd_log(
 			    id,
 			    "in doubt: '%s' was restored here but %s never confirmed the move; if it "
 			    "has every page it is frozen here until %s settles it (no checkpoint holds "
-			    "its memory: live mode)",
-			    name, rec.peer, rec.peer);
+			    "its memory: %s mode)",
+			    name, rec.peer, rec.peer, rec.live ? "live" : "diskless");
 		else
 			ferryd_log(
 			    id,

@@ -13,11 +13,14 @@
  *     that no later answer differs); the dumped tree was resumed by the starter's guard, or, in
  *     default mode, the instance is restarted here from its checkpoint once the destination
  *     says it has none running (and the checkpoint is kept when it runs from it).
- *   destination, in doubt: the source's answer decides. Committed: the instance is restarted
- *     here from the copy kept (unless it runs), then the copy and the record go. Aborted, or no
- *     record there: the copy and the record go.
- *   either, the peer unreachable: nothing changes; the log says where the last complete
- *     checkpoint is and how to restart from it by hand.
+ *   destination, in doubt: the source's answer decides. Committed: the copy restored here runs
+ *     on (live and diskless: it waits frozen, and is thawed; no checkpoint holds its memory), or
+ *     the instance is restarted here from the checkpoint (default mode: the shared one), then
+ *     the migration's directory and the record go. Aborted, or no record there: the copy is
+ *     stopped, and the directory and the record go.
+ *   either, the peer unreachable: nothing changes; the log says where the instance is: default
+ *     mode, where the last complete checkpoint is and how to restart from it by hand; diskless
+ *     and live, that the destination's copy waits until the two nodes settle the move.
  * A "pending" answer (the peer still works on it) waits for the next pass. */
 #include <fcntl.h>
 #include <poll.h>
@@ -180,11 +183,24 @@ static void log_unreachable(const struct ferryd_jrec *r, const char *dir, const 
 			return;
 	if (n < FERRYD_JOURNAL_MAX)
 		memcpy(logged[n++], r->id, 13);
-	if (r->source && r->state == FERRYD_J_COMMITTED)
+	if (r->source && r->state == FERRYD_J_COMMITTED && r->diskless)
+		ferryd_log(r->id,
+			   "unsettled: %s cannot be reached (%s); '%s' is %s's: it runs there, or waits "
+			   "there frozen until the two nodes settle the move (no checkpoint holds its "
+			   "memory)",
+			   r->peer, err->message, r->instance, r->peer);
+	else if (r->source && r->state == FERRYD_J_COMMITTED)
 		ferryd_log(r->id,
 			   "unsettled: %s cannot be reached (%s); '%s' is %s's: it runs there, or its last "
 			   "complete checkpoint is there (%s)",
 			   r->peer, err->message, r->instance, r->peer, r->peer_dir ? r->peer_dir : dir);
+	else if (!r->source && r->diskless)
+		/* its restore used the received checkpoint up (live: that one never held the memory) */
+		ferryd_log(r->id,
+			   "unsettled: %s cannot be reached (%s); a copy of '%s' restored here waits (frozen "
+			   "when its starter never heard the commit) until %s answers: it runs on here if %s "
+			   "decided the move, and is stopped if not (no checkpoint holds its memory)",
+			   r->peer, err->message, r->instance, r->peer, r->peer);
 	else
 		ferryd_log(
 		    r->id,
@@ -221,8 +237,8 @@ static void settle_source(struct ferryd *d, struct ferryd_jrec *r, const struct 
 
 /* In the child of stop_copy, as the user for good: the copy @fd's record names is stopped if
  * it is this migration's (restored here since @r began) and still runs (@sig SIGKILL), or,
- * frozen, thawed (SIGCONT: a live migration's copy, restored with every page, that the commit
- * never reached). Exit 0: none runs, 1: done, 2: could not. */
+ * frozen, thawed (SIGCONT: a live or diskless migration's copy, restored with every page, that
+ * the commit never reached). Exit 0: none runs, 1: done, 2: could not. */
 static int stop_copy_child(int fd, const struct ferryd_user *u, const struct ferryd_jrec *r, int sig)
 {
 	if (ferryd_become_user(u) < 0)
@@ -251,9 +267,11 @@ static int stop_copy_child(int fd, const struct ferryd_user *u, const struct fer
 }
 
 /* A copy of @r restored on this node that its starter no longer supervises (it was killed after
- * the restore) must not run on once the source keeps the instance: 0 none runs (any more), -1
- * (logged) it could not be stopped. The record is root's, but what it holds the user chose: it
- * is read, and the copy signalled, by a child that is the user for good. */
+ * the restore, or it froze the copy when the commit never came) must not run on once the source
+ * keeps the instance (@sig SIGKILL), and runs on once the source committed (SIGCONT): 1 done,
+ * 0 no copy runs (any more), -1 (logged) it could not be signalled. The record is root's, but
+ * what it holds the user chose: it is read, and the copy signalled, by a child that is the user
+ * for good. */
 static int stop_copy(const struct ferryd_user *u, const struct ferryd_jrec *r, int sig)
 {
 	struct ferry_error *err = NULL;
@@ -289,12 +307,29 @@ static int stop_copy(const struct ferryd_user *u, const struct ferryd_jrec *r, i
 	else if (code != 0)
 		ferryd_log(r->id, "could not %s the copy of '%s' restored here; tried again",
 			   sig == SIGCONT ? "thaw" : "stop", r->instance);
-	else if (sig == SIGCONT)
+	return code > 1 ? -1 : code;
+}
+
+/* The source committed: the instance is this node's. The copy restored here runs on: frozen
+ * (its starter never heard the commit), it is thawed. Live and diskless, no checkpoint holds its
+ * memory (the lazy pages came from the source; a diskless restore used the received copy up:
+ * see grant_dedup in the starter), so one that is gone is lost; default mode, the instance is
+ * restarted from the checkpoint in the shared directory. A diskless copy that is gone is tried
+ * there too: that restart says why it cannot be (a used-up generation is refused), or brings it
+ * back from a copy a restore did not use. 0 settled, -1 (logged) tried again. */
+static int run_on(struct ferryd *d, const struct ferryd_user *u, const struct ferryd_jrec *r, const char *dir)
+{
+	int ret = r->diskless ? stop_copy(u, r, SIGCONT) : 0;
+	if (ret != 0)
+		return ret < 0 ? -1 : 0;
+	if (r->live) {
 		ferryd_log(r->id,
 			   "the copy of '%s' restored here is gone: its last pages were never kept "
 			   "anywhere else; the job is lost",
 			   r->instance);
-	return code > 1 ? -1 : 0;
+		return 0;
+	}
+	return ensure_runs(d, u, r, dir) < 0 ? -1 : 0;
 }
 
 static void settle_destination(struct ferryd *d, struct ferryd_jrec *r, const struct ferryd_user *u,
@@ -302,9 +337,7 @@ static void settle_destination(struct ferryd *d, struct ferryd_jrec *r, const st
 {
 	if (streq(peer, "pending"))
 		return;
-	/* live: the copy restored here is the only whole one (its memory was never in a
-	 * checkpoint): frozen until now, it runs on */
-	if (streq(peer, "committed") && (r->live ? stop_copy(u, r, SIGCONT) : ensure_runs(d, u, r, dir)) < 0)
+	if (streq(peer, "committed") && run_on(d, u, r, dir) < 0)
 		return; /* logged; tried again on the next pass */
 	/* the instance is the source's: no copy of it may run on here. "none" says so only when
 	 * this side is in doubt (its restore never heard the commit): a source that committed

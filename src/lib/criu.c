@@ -112,6 +112,7 @@ int ferry_criu_restore(const struct ferry_criu_opts *o, pid_t *ret_pid, struct f
 		criu_local_set_notify_cb(c, notify);
 	}
 	criu_local_set_tcp_close(c, o->tcp_close);
+	criu_local_set_auto_dedup(c, o->auto_dedup);
 	r = criu_local_restore(c);
 	post_restore_cb = NULL;
 	criu_local_free_opts(c);

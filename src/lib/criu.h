@@ -52,11 +52,13 @@
  *       where CRIU writes a byte once the images but the lazy pages are written, and WORK_FD,
  *       where dump.log goes (CRIU keeps it open while it serves the pages);
  *       writes "D\n" to REPORT_FD once the tree is dumped, or "E <message>\n".
- *   ferry-criu restore --timeout SECS [--tcp] [--lazy] [--page SIZE:SHA256:NAME]...
+ *   ferry-criu restore --timeout SECS [--tcp] [--lazy] [--dedup | --page SIZE:SHA256:NAME...]
  *       IMAGES_FD: the verified generation, WORK_FD: the checkpoint directory (restore.log),
  *       REPORT_FD, PID_FD: the restored root's pid in decimal, written once everything checked
  *       out; PAGES_FD + i: the page image of the i-th --page, hashed while CRIU restores and
- *       compared before any restored process runs. An error is "E <message>\n" on REPORT_FD. */
+ *       compared before any restored process runs; --dedup: CRIU frees the page images as it
+ *       restores (auto_dedup below; never with --page, whose files are read meanwhile). An
+ *       error is "E <message>\n" on REPORT_FD. */
 #define FERRY_CRIU_HELPER FERRY_CRIU_DIR "/ferry-criu"
 #define FERRY_CRIU_ENV "PATH=" FERRY_CRIU_PATH
 #define FERRY_CRIU_IMAGES_FD 3
@@ -82,6 +84,9 @@ struct ferry_criu_opts {
 	bool skip_in_flight; /* dump: leave out connections not yet accepted (CRIU --skip-in-flight) */
 	unsigned ghost_limit; /* dump: bytes of the largest deleted-but-open file saved (0: CRIU's) */
 	bool tcp_close; /* restore: TCP connections come back closed (CRIU --tcp-close) */
+	/* restore: CRIU punches a hole in the page images for every run of pages it restored
+	 * (--auto-dedup): it opens them O_RDWR, and they read as zeros where it did */
+	bool auto_dedup;
 	/* restore: called when every process is restored and none has run yet (CRIU's
 	 * "post-restore" notification); non-zero makes CRIU kill the restored tree and fail */
 	int (*post_restore)(void);

@@ -1595,6 +1595,9 @@ static int verify_checkpoint(struct starter *s, const char *path, struct ferry_r
 	}
 	s->restore_fd = genfd;
 	s->manifest = m;
+	/* that generation is a migration's transient copy (ferryd's, not the user's own --page-server
+	 * receive into a checkpoint they keep): the restore may use it up (grant_dedup) */
+	s->dedup = ours && !s->lazy && (s->req->flags & FERRY_REQ_MIGRATED);
 	*ret_launch = launch;
 	return ferry_privs_lower(&s->privs, err);
 }
@@ -1660,6 +1663,40 @@ static void raise_nofile(void)
 	}
 }
 
+/* Diskless migration (s->dedup): the restore's CRIU runs with --auto-dedup and punches a hole in
+ * a page image for every run of pages it has restored, so the node's memory holds the instance
+ * about once instead of twice (the tmpfs copy and the restored one) and the restored pages go
+ * where the copy's were, hot. CRIU opens exactly the page images (pages-*.img: CRIU's
+ * CR_FD_PAGES, for processes and shared memory alike) O_RDWR then (criu/pagemap.c,
+ * open_page_read_at; criu/mem.c, prepare_vma_ios), through the images directory, as the user:
+ * these, and only these, the user may now write. Everything else that steers CRIU (core,
+ * memory layout, files, sockets, the pagemaps) stays root's and read-only, and so does the
+ * directory: nothing can be added, renamed or removed. What the user could change is their own
+ * memory, in the process that is about to run as them (what ptrace of it gives them anyway);
+ * no process with more rights than the user reads those files after this (no --page check:
+ * the generation was hashed as it arrived, see verify_checkpoint).
+ * The grant also marks the generation used up: the ACL mask makes the mode group-writable and
+ * verify_one refuses it as "not ferry's sealed file" from then on: punched holes read as
+ * zeros, and no later restart may take them for the instance's memory. Called as root. */
+static int grant_dedup(struct starter *s, struct ferry_error **err)
+{
+	for (size_t i = 0; i < s->manifest->n_files; i++) {
+		const char *name = s->manifest->files[i].name;
+		if (!is_pages_image(name))
+			continue;
+		_cleanup_close_ int fd = ckdir_openat(s->restore_fd, name, O_RDONLY | O_NONBLOCK, 0);
+		struct stat st;
+		if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != 0 ||
+		    st.st_nlink != 1)
+			return ferry_error_msg(
+			    err, EPERM, "file '%s' of the checkpoint is not ferry's sealed file", name);
+		int r = ckdir_grant_owner_write(fd, s->privs.uid, err);
+		if (r < 0)
+			return ferry_error_wrap(err, "'%s'", name);
+	}
+	return 0;
+}
+
 /* The restorer: in the container, as the user with only the capabilities the restore needs,
  * through ferry-criu, which hashes the page images while CRIU restores and checks them, and the
  * restored processes' credentials, before any of them runs. */
@@ -1704,7 +1741,7 @@ void run_restorer(struct starter *s, int report, int pid_fd)
 	}
 	size_t fixed_n = s->lazy ? 5 : 4;
 	size_t n_fds = fixed_n + s->n_pages, argc = 0;
-	char **argv = xzalloc((8 + 2 * s->n_pages + 1) * sizeof(char *));
+	char **argv = xzalloc((9 + 2 * s->n_pages + 1) * sizeof(char *));
 	int *src = xzalloc(n_fds * sizeof(int)), *dst = xzalloc(n_fds * sizeof(int));
 	argv[argc++] = "ferry-criu";
 	argv[argc++] = "restore";
@@ -1716,6 +1753,14 @@ void run_restorer(struct starter *s, int report, int pid_fd)
 		argv[argc++] = "--tcp-close";
 	if (s->lazy) /* the memory comes from the lazy-pages daemon (lazy_daemon_start) */
 		argv[argc++] = "--lazy";
+	if (s->dedup) {
+		if (ferry_privs_raise(&s->privs, &err) < 0 || grant_dedup(s, &err) < 0) {
+			ferry_error_wrap(&err, "the restore cannot free the received pages as it goes");
+			report_error(report, err);
+			_exit(255);
+		}
+		argv[argc++] = "--dedup";
+	}
 	int fixed[5][2] = {{s->restore_fd, FERRY_CRIU_IMAGES_FD},
 			   {s->ckpt_fd, FERRY_CRIU_WORK_FD},
 			   {report, FERRY_CRIU_REPORT_FD},

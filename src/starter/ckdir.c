@@ -156,8 +156,9 @@ int ckdir_rm_tree(int dirfd, const char *name)
 	return unlinkat(dirfd, name, AT_REMOVEDIR) < 0 && errno != ENOENT ? -errno : 0;
 }
 
-/* A POSIX ACL (the kernel's xattr form) that lets @uid read what root owns: owner @perm, the
- * named user @perm, group and others nothing. */
+/* A POSIX ACL (the kernel's xattr form) that lets @uid reach what root owns: owner @owner, the
+ * named user @perm, group and others nothing. The kernel sets the mode's group bits to the
+ * mask (@perm). */
 struct acl_entry {
 	uint16_t tag, perm;
 	uint32_t id;
@@ -169,24 +170,36 @@ struct acl_entry {
 #define ACL_OTHER 0x20
 #define ACL_NO_ID 0xffffffffu
 
-int ckdir_grant_owner(int fd, uid_t uid, bool dir, struct ferry_error **err)
+static int set_acl(int fd, uid_t uid, uint16_t owner, uint16_t perm)
 {
-	uint16_t perm = dir ? 5 : 4;
 	struct {
 		uint32_t version;
 		struct acl_entry e[5];
 	} __attribute__((packed)) acl = {
 	    .version = 2,
-	    .e = {{ACL_USER_OBJ, dir ? 7 : 4, ACL_NO_ID},
+	    .e = {{ACL_USER_OBJ, owner, ACL_NO_ID},
 		  {ACL_USER, perm, (uint32_t)uid},
 		  {ACL_GROUP_OBJ, 0, ACL_NO_ID},
 		  {ACL_MASK, perm, ACL_NO_ID},
 		  {ACL_OTHER, 0, ACL_NO_ID}},
 	};
-	if (fsetxattr(fd, "system.posix_acl_access", &acl, sizeof(acl), 0) < 0) {
-		if (errno == EOPNOTSUPP)
-			return 0; /* no ACLs here: root's alone, the owner cannot read it either */
-		return ferry_error_set(err, errno, "grant the owner read access");
-	}
+	return fsetxattr(fd, "system.posix_acl_access", &acl, sizeof(acl), 0) < 0 ? -errno : 0;
+}
+
+int ckdir_grant_owner(int fd, uid_t uid, bool dir, struct ferry_error **err)
+{
+	int r = set_acl(fd, uid, dir ? 7 : 4, dir ? 5 : 4);
+	if (r == -EOPNOTSUPP)
+		return 0; /* no ACLs here: root's alone, the owner cannot read it either */
+	if (r < 0)
+		return ferry_error_set(err, -r, "grant the owner read access");
+	return 0;
+}
+
+int ckdir_grant_owner_write(int fd, uid_t uid, struct ferry_error **err)
+{
+	int r = set_acl(fd, uid, 4, 6);
+	if (r < 0)
+		return ferry_error_set(err, -r, "grant the owner write access");
 	return 0;
 }

@@ -475,16 +475,19 @@ void op_instance_start(struct starter *s)
 			(void)ferry_xfer_send_verdict(starter_verdict_fd, NULL);
 			int committed = ferry_xfer_await_commit(starter_verdict_fd, 30);
 			(void)xfer_session_finish(30); /* the connection is clean for ferryd again */
-			if (committed < 0 && s->lazy) {
-				/* live: the source may have let its copy go (it decided, and the commit
-				 * was lost): this one, whole, may be the only one. Frozen, not ended,
-				 * until the two ferryd settle the move (reconcile.c). */
+			if (committed < 0 && (s->lazy || s->dedup)) {
+				/* live, and diskless (whose restore used up the received checkpoint): no
+				 * checkpoint holds this copy's memory, and the source may have let its
+				 * own go (it decided, and the commit was lost): this one, whole, may be
+				 * the only one. Frozen, not ended, until the two ferryd settle the move
+				 * (reconcile.c). */
 				int init = msg[2] == ' ' ? atoi_strict(msg + 3) : 0;
 				if (init > 0)
 					(void)ferry_signal_tree(init, SIGSTOP);
 				starter_verdict_fd = -1;
 				die("instance '%s' was restored here with every page but the source never confirmed "
-				    "the move: it is frozen until the two nodes' ferryd settle the move",
+				    "the move: it is frozen until the two nodes' ferryd settle the move (no "
+				    "checkpoint holds its memory)",
 				    s->req->instance);
 			}
 			if (committed < 0) {

@@ -81,6 +81,10 @@ struct starter {
 	pid_t lazy_pid;
 	int lazy_rep;
 	int kdat_fd; /* and the directory of CRIU's kernel facts (criu.h), for the restore's CRIU */
+	/* a diskless migration's restart from the generation this process received (not live):
+	 * CRIU frees each page image's pages as it restores them (--auto-dedup), so the node does
+	 * not hold the instance's memory twice; that generation is used up (see grant_dedup) */
+	bool dedup;
 	char **networks; /* --net: validated network names */
 	struct ferry_net_args net_args; /* ... and what the user asked for */
 	bool restore_net; /* --restore into an instance with its own network */
@@ -148,6 +152,11 @@ int ckdir_rm_tree(int dirfd, const char *name);
 /* Lets @uid (the owner of a checkpoint) read root's file or directory @fd, through a POSIX ACL;
  * nobody else gets any access. Without ACL support, only root can read it. */
 int ckdir_grant_owner(int fd, uid_t uid, bool dir, struct ferry_error **err);
+/* Lets @uid read and write root's file @fd (a page image CRIU frees as it restores: see
+ * grant_dedup in checkpoint.c), through a POSIX ACL; nobody else gets any access. Its mode then
+ * shows the grant (group rw: the ACL mask), and no restart takes the file for sealed again.
+ * Without ACL support it fails. */
+int ckdir_grant_owner_write(int fd, uid_t uid, struct ferry_error **err);
 /* Restart: finds the current generation, verifies manifest, signature and every file, and turns
  * s->req into the launch request it records (with the restart's overrides). */
 int checkpoint_prepare_restart(struct starter *s, struct ferry_error **err);

@@ -76,12 +76,15 @@ commit_lost() {
 	ferryd_log_has nodeA "fault: the link is cut at src-commit" || fail "the fault did not fire"
 	# committed: the source ended its copy; the report says so, and where the copy is
 	[ "$status" -eq 0 ] || fail "the source decided the move, but ferry migrate failed: $stderr"
-	if [ "$mode" = live ]; then
-		# no checkpoint holds the memory: the copy that has every page waits, frozen, and the
-		# reconciler lets it run on once the source says it committed
+	if [ "$mode" != default ]; then
+		# no checkpoint holds the memory (live: it never did; diskless: the restore used the
+		# received copy up): the copy that has every page waits, frozen, and the reconciler
+		# lets it run on once the source says it committed
 		[[ "$output" == *"did not confirm"*"waits there frozen"* ]] || fail "the report does not say where the job is: $output"
+		[[ "$output" != *"--criu-restart"* ]] || fail "the report names a checkpoint to restart from: $output"
 		wait_settled 60
 		ferryd_log_has nodeB "thawed the copy of '$name' restored here" || fail "nodeB did not thaw '$name'"
+		! ferryd_log_has nodeB "restarted here from" || fail "nodeB restarted '$name' though its copy was there"
 	else
 		[[ "$output" == *"did not confirm"*"ferry instance start --criu-restart"* ]] || fail "the report does not say where the checkpoint is: $output"
 		# the destination stopped its unconfirmed copy, kept the checkpoint, and the reconciler
@@ -95,7 +98,7 @@ commit_lost() {
 	BASE_LOOPS=$(losetup -a | wc -l) BASE_MOUNTS=$(wc -l </proc/self/mountinfo) assert_nothing_left "$name" "$mode"
 }
 
-@test "the commit lost on the link, diskless: the job runs exactly once, on nodeB, restarted from the copy kept there" {
+@test "the commit lost on the link, diskless: the copy on nodeB, with every page, waits frozen and runs on once settled: exactly once, the same run" {
 	commit_lost diskless
 }
 
@@ -107,6 +110,8 @@ commit_lost() {
 	commit_lost live
 }
 
+# (default mode: a diskless destination's restore uses its received copy up, and its copy waits
+# frozen instead: the test below)
 @test "both sides cut off after the commit: the destination says where the last complete checkpoint is, and a restart from it by hand works" {
 	local name=$T-hand run_id dir
 	mig_conf "criu timeout = 10"
@@ -114,7 +119,7 @@ commit_lost() {
 	fault_ferryd nodeB ""
 	mig_launch nodeA "$name" 32
 	run_id=$(field_of "$OUT/$name.prog" run)
-	mig_bg nodeA "$name" --to nodeB --mode diskless
+	mig_bg nodeA "$name" --to nodeB --mode default
 	wait_stopped nodeA 60 src-commit
 	# the decision is written; the link goes down for good before the commit leaves
 	ip -n nodeB link set eth0 down
@@ -141,6 +146,93 @@ commit_lost() {
 	ip -n nodeB link set eth0 up
 	wait_settled 60
 	assert_stays_only_on nodeB "$name" 2
+}
+
+# is_frozen NAME: the workload NAME is stopped (SIGSTOP: state T).
+is_frozen() {
+	local p
+	p=$(pgrep -f -- "--interval 100 $OUT/$1.prog\$" | head -n1)
+	[ -n "$p" ] && grep -q '^State:[[:space:]]*T' "/proc/$p/status"
+}
+
+# can_open_rw USER FILE: USER can open FILE for reading and writing (as CRIU does a page image
+# it frees), without changing a byte.
+can_open_rw() { as_user "$1" sh -c 'exec 3<>"$1"' can-open "$2" 2>/dev/null; }
+
+@test "diskless: the restore frees the received pages as it goes; the copy it used up is never restarted from, and its user may write its page images only" {
+	local name=$T-dd run_id leaf gen f n=0 before after list
+	mig_conf
+	fault_ferryd nodeA src-commit=stop
+	fault_ferryd nodeB ""
+	mig_launch nodeA "$name" 64
+	run_id=$(field_of "$OUT/$name.prog" run)
+	mig_bg nodeA "$name" --to nodeB --mode diskless
+	# the source decided and stops before the commit leaves: nodeB's starter waits for it, then
+	# freezes its copy (the only one with the memory) and the migration is in doubt there
+	wait_stopped nodeA 60 src-commit
+	for ((n = 0; n < 60; n++)); do
+		ferryd_log_has nodeB "in doubt" && break
+		sleep 1
+	done
+	ferryd_log_has nodeB "in doubt: '$name' was restored here" || fail "nodeB is not in doubt: $(tail -5 "${FERRYD_LOG[nodeB]}")"
+	ferryd_log_has nodeB "frozen here" || fail "nodeB's log does not say its copy is frozen: $(grep "in doubt" "${FERRYD_LOG[nodeB]}")"
+	wait_for is_frozen "$name" || fail "the copy on nodeB is not frozen"
+	[ "$(workload_count "$name")" = 1 ] || fail "'$name' runs $(workload_count "$name") times"
+	# the received copy: its page images are holes now (CRIU punched each run it restored)
+	leaf=$(find "$MIG_TMPFS-nodeB" -mindepth 2 -maxdepth 2 -name "$name-*")
+	[ -n "$leaf" ] && [ -d "$leaf" ] || fail "no received copy on nodeB: $(find "$MIG_TMPFS-nodeB")"
+	gen=$(current_gen "$leaf")
+	n=0
+	for f in "$gen"/pages-*.img; do
+		[ -f "$f" ] || continue
+		n=$((n + 1))
+		echo "# $(stat -c '%n: %s bytes, %b blocks of %B, mode %a, uid %u' "$f")" >&3
+		[ "$(stat -c %u "$f")" = 0 ] || fail "$f is not root's"
+		[ "$(stat -c %a "$f")" = 460 ] || fail "$f: mode $(stat -c %a "$f"), not 460 (read-only owner, the user's ACL rw)"
+		[ "$(stat -c %s "$f")" -lt $((1 << 20)) ] || [ $(($(stat -c %b "$f") * 512 * 16)) -lt "$(stat -c %s "$f")" ] ||
+			fail "$f was not freed as it was restored: $(($(stat -c %b "$f") * 512)) of $(stat -c %s "$f") bytes allocated"
+	done
+	[ "$n" -gt 0 ] || fail "no page image in $gen: $(ls -l "$gen")"
+	[ "$(du -sm "$gen" | cut -f1)" -lt 16 ] || fail "the received copy still holds $(du -sm "$gen" | cut -f1) MB"
+	# the user may write the page images, and nothing else of the generation
+	for f in "$gen"/*; do
+		case ${f##*/} in
+		pages-*.img) can_open_rw "$U1" "$f" || fail "$U1 cannot write ${f##*/}, as the restore's CRIU must" ;;
+		*)
+			! can_open_rw "$U1" "$f" || fail "$U1 can write ${f##*/} of the generation"
+			# (0440: the group bits show the ACL's mask, the owner's read)
+			[ "$(stat -c '%u %a' "$f")" = "0 440" ] || fail "${f##*/} is not root's and read-only: $(stat -c '%u %a' "$f")"
+			;;
+		esac
+		! can_open_rw "$U2" "$f" || fail "$U2 can write ${f##*/}"
+	done
+	! as_user1 touch "$gen/new" 2>/dev/null || fail "$U1 can add a file to the generation"
+	local -a pages=("$gen"/pages-*.img) cores=("$gen"/core-*.img)
+	! as_user1 mv "${pages[0]}" "$gen/moved" 2>/dev/null || fail "$U1 can rename in the generation"
+	! as_user1 rm -f "${cores[0]}" 2>/dev/null || fail "$U1 can remove a file of the generation"
+	[ -e "${pages[0]}" ] && [ -e "${cores[0]}" ] || fail "a file of the generation is gone"
+	[ "$(stat -c %u "$gen")" = 0 ] || fail "the generation is not root's"
+	# a restart from the used-up copy is refused (its holes would read as zeros), and leaves
+	# nothing behind
+	before=$(ls -laR "$leaf")
+	list=$(on nodeB "$FERRY" instance list)
+	run --separate-stderr on nodeB "$FERRY" instance start --criu-restart "$leaf"
+	assert_ferry_error "not ferry's sealed file"
+	after=$(ls -laR "$leaf")
+	[ "$before" = "$after" ] || fail "the refused restart changed the copy: $(diff <(echo "$before") <(echo "$after"))"
+	[ "$(on nodeB "$FERRY" instance list)" = "$list" ] || fail "the refused restart left an instance: $(on nodeB "$FERRY" instance list)"
+	[ "$(workload_count "$name")" = 1 ] || fail "'$name' runs $(workload_count "$name") times"
+	is_frozen "$name" || fail "the copy on nodeB runs before the move is settled"
+	# the source goes on: once the daemons settle, the frozen copy runs on, the same run
+	for p in $(stopped_handlers nodeA); do kill -CONT "$p"; done
+	mig_wait 200
+	[ "$status" -eq 0 ] || fail "the source decided the move, but ferry migrate failed: $stderr"
+	wait_settled 60
+	ferryd_log_has nodeB "thawed the copy of '$name' restored here" || fail "nodeB did not thaw '$name': $(tail -5 "${FERRYD_LOG[nodeB]}")"
+	wait_once "$name" 20
+	assert_only_on nodeB "$name"
+	assert_moves_on "$name" "$run_id"
+	BASE_LOOPS=$(losetup -a | wc -l) BASE_MOUNTS=$(wc -l </proc/self/mountinfo) assert_nothing_left "$name" diskless
 }
 
 @test "two faults: the destination's starter killed once it restored, the source's before it heard so: the job runs once, on nodeA; the copy on nodeB is stopped" {
