@@ -313,20 +313,21 @@ static int stop_copy(const struct ferryd_user *u, const struct ferryd_jrec *r, i
 /* The source committed: the instance is this node's. The copy restored here runs on: frozen
  * (its starter never heard the commit), it is thawed. Live and diskless, no checkpoint holds its
  * memory (the lazy pages came from the source; a diskless restore used the received copy up:
- * see grant_dedup in the starter), so one that is gone is lost; default mode, the instance is
- * restarted from the checkpoint in the shared directory. A diskless copy that is gone is tried
- * there too: that restart says why it cannot be (a used-up generation is refused), or brings it
- * back from a copy a restore did not use. 0 settled, -1 (logged) tried again. */
+ * see grant_dedup in the starter; and the source commits only once the restore here said it
+ * restored), so one that is gone is lost, said once; default mode, the instance is restarted
+ * from the checkpoint in the shared directory. 0 settled, -1 (logged) tried again. */
 static int run_on(struct ferryd *d, const struct ferryd_user *u, const struct ferryd_jrec *r, const char *dir)
 {
 	int ret = r->diskless ? stop_copy(u, r, SIGCONT) : 0;
 	if (ret != 0)
 		return ret < 0 ? -1 : 0;
-	if (r->live) {
+	if (r->diskless) {
 		ferryd_log(r->id,
-			   "the copy of '%s' restored here is gone: its last pages were never kept "
-			   "anywhere else; the job is lost",
-			   r->instance);
+			   "the copy of '%s' restored here is gone, and no checkpoint holds its memory (%s); "
+			   "the job is lost",
+			   r->instance,
+			   r->live ? "its last pages came from the source"
+				   : "the restore used the received copy up");
 		return 0;
 	}
 	return ensure_runs(d, u, r, dir) < 0 ? -1 : 0;

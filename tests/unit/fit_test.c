@@ -244,12 +244,19 @@ static void test_check(void **state)
 	assert_non_null(strstr(err->message, "not a ferry image"));
 	ferry_error_free(err);
 	err = NULL;
-	/* more memory than the node has (diskless: twice) */
+	/* more memory than the node has */
 	snprintf(f.image, sizeof(f.image), "%s", dir);
 	f.mem = 1ULL << 50;
 	assert_int_equal(ferryd_fit_check(&d, &nobody, true, &f, &err), -ENOMEM);
 	assert_non_null(strstr(err->message, "of memory is available, the instance needs"));
 	ferry_error_free(err);
+	err = NULL;
+	/* diskless does not need twice its memory: the restore frees the tmpfs copy as it goes */
+	f.mem = ferry_meminfo("MemAvailable") / 10 * 6;
+	if (ferryd_fit_check(&d, &nobody, true, &f, &err) < 0) {
+		assert_null(strstr(err->message, "of memory is available"));
+		ferry_error_free(err);
+	}
 	char cmd[128];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	assert_int_equal(system(cmd), 0);
