@@ -110,17 +110,23 @@ commit_lost() {
 	commit_lost live
 }
 
+# migrate_held_at_commit NAME MODE MB: NAME (MB MiB, its run id in $run_id) migrating from nodeA
+# to nodeB in MODE, the source stopped once it decided, before its commit leaves.
+migrate_held_at_commit() {
+	fault_ferryd nodeA src-commit=stop
+	fault_ferryd nodeB ""
+	mig_launch nodeA "$1" "$3"
+	run_id=$(field_of "$OUT/$1.prog" run)
+	mig_bg nodeA "$1" --to nodeB --mode "$2"
+	wait_stopped nodeA 60 src-commit
+}
+
 # (default mode: a diskless destination's restore uses its received copy up, and its copy waits
 # frozen instead: the test below)
 @test "both sides cut off after the commit: the destination says where the last complete checkpoint is, and a restart from it by hand works" {
 	local name=$T-hand run_id dir
 	mig_conf "criu timeout = 10"
-	fault_ferryd nodeA src-commit=stop
-	fault_ferryd nodeB ""
-	mig_launch nodeA "$name" 32
-	run_id=$(field_of "$OUT/$name.prog" run)
-	mig_bg nodeA "$name" --to nodeB --mode default
-	wait_stopped nodeA 60 src-commit
+	migrate_held_at_commit "$name" default 32
 	# the decision is written; the link goes down for good before the commit leaves
 	ip -n nodeB link set eth0 down
 	local p
@@ -162,14 +168,9 @@ can_open_rw() { as_user "$1" sh -c 'exec 3<>"$1"' can-open "$2" 2>/dev/null; }
 @test "diskless: the restore frees the received pages as it goes; the copy it used up is never restarted from, and its user may write its page images only" {
 	local name=$T-dd run_id leaf gen f n=0 before after list
 	mig_conf
-	fault_ferryd nodeA src-commit=stop
-	fault_ferryd nodeB ""
-	mig_launch nodeA "$name" 64
-	run_id=$(field_of "$OUT/$name.prog" run)
-	mig_bg nodeA "$name" --to nodeB --mode diskless
-	# the source decided and stops before the commit leaves: nodeB's starter waits for it, then
-	# freezes its copy (the only one with the memory) and the migration is in doubt there
-	wait_stopped nodeA 60 src-commit
+	# nodeB's starter waits for the commit, then freezes its copy (the only one with the
+	# memory) and the migration is in doubt there
+	migrate_held_at_commit "$name" diskless 64
 	for ((n = 0; n < 60; n++)); do
 		ferryd_log_has nodeB "in doubt" && break
 		sleep 1
