@@ -92,6 +92,8 @@ struct run {
 	unsigned long long last_seq; /* the newest generation directory made */
 	bool launch_slot_empty; /* it is the (empty) one the instance was launched with */
 	int watchdog; /* the pipe whose end stops the instance (start_watchdog) */
+	char cmd_hex[65]; /* what the run runs (run_identity): its SHA-256 ... */
+	char *cmd_text; /* ... and the command as one line, for messages */
 };
 
 /* ---- generations ---- */
@@ -558,15 +560,14 @@ static void run_identity(const char *image, char **args, bool exec_mode, char re
 	*ret_text = text;
 }
 
-/* The run directory is the command's: a new one is claimed for it; one that another command's
- * run made is refused (resuming that would run the other program, silently). */
-static int claim_run(struct run *r, const char *image, char **args, bool exec_mode)
+/* The run directory is the command's (r->cmd_hex): a new one is claimed for it; one that another
+ * command's run made is refused (resuming that would run the other program, silently). */
+static int claim_run(struct run *r)
 {
-	char hex[65];
-	_cleanup_free_ char *text = NULL, *buf = NULL;
+	_cleanup_free_ char *buf = NULL;
 	size_t len = 0;
 	struct ferry_error *err = NULL;
-	run_identity(image, args, exec_mode, hex, &text);
+	const char *hex = r->cmd_hex, *text = r->cmd_text;
 	_cleanup_close_ int fd = openat(r->dirfd, RUN_COMMAND, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0 && errno != ENOENT)
 		return cli_fail("open '%s/%s': %s", r->dir, RUN_COMMAND, strerror(errno));
@@ -814,7 +815,7 @@ static int run_loop(struct run *r)
 static int run_body(struct run *r, const char *image, char **args, bool exec_mode)
 {
 	int st = open_run_dir(r);
-	if (st != 0 || (st = claim_run(r, image, args, exec_mode)) != 0)
+	if (st != 0 || (st = claim_run(r)) != 0)
 		return st;
 	/* over already (ended by itself, and not resumed since): a requeued job script that runs
 	 * it again goes on to its next command */
@@ -858,12 +859,9 @@ int resumable_run(struct container_opts *o, const char *image, char **args, bool
 	/* the job's own name (slurm.c): one directory per command of the job script, so that a
 	 * requeued script finds each command's run again and none resumes another's */
 	_cleanup_free_ char *named = NULL;
-	if (o->run.per_command) {
-		char hex[65];
-		_cleanup_free_ char *text = NULL;
-		run_identity(image, args, exec_mode, hex, &text);
-		r.name = named = xasprintf("%s-%.8s", o->run.checkpoint, hex);
-	}
+	run_identity(image, args, exec_mode, r.cmd_hex, &r.cmd_text);
+	if (o->run.per_command)
+		r.name = named = xasprintf("%s-%.8s", o->run.checkpoint, r.cmd_hex);
 	if (gethostname(r.host, sizeof(r.host) - 1) < 0)
 		snprintf(r.host, sizeof(r.host), "localhost");
 	int st = run_body(&r, image, args, exec_mode);
@@ -873,6 +871,7 @@ int resumable_run(struct container_opts *o, const char *image, char **args, bool
 			close(fds[i]);
 	free(r.dir);
 	free(r.instance);
+	free(r.cmd_text);
 	free(r.log[0]);
 	free(r.log[1]);
 	return st;

@@ -466,6 +466,9 @@ static char *last_line(const struct capture *c)
 	return line;
 }
 
+/* How long a cancelled child's leftovers may keep its output pipe open (spawn.h: cancel_fd). */
+#define SPAWN_CANCEL_WAIT_S 120
+
 /* After a cancel: what the child's leftovers (its guard) write until they close the pipe, for
  * at most @seconds. */
 static void capture_until_eof(struct capture *c, unsigned seconds)
@@ -554,7 +557,7 @@ static int wait_child(pid_t pid, const char *what, const struct ferry_spawn_opts
 	 * does not hold us up, unless the child was cancelled: then its leftovers finish first. */
 	for (size_t i = 0; i < ncaps; i++) {
 		if (*ret_cancelled)
-			capture_until_eof(&caps[i], opts->cancel_wait ? opts->cancel_wait : 120);
+			capture_until_eof(&caps[i], SPAWN_CANCEL_WAIT_S);
 		capture_drain(&caps[i]);
 	}
 	*ret_status = status;

@@ -59,9 +59,8 @@ struct ferry_spawn_opts {
 	/* > 0: once this fd is readable (a signalfd, say) the child is SIGKILLed (not its group: a
 	 * guard it left behind finishes its work) and it is an error (ECANCELED); then, when its
 	 * output is captured, the wait goes on until every holder of that pipe is gone (the child's
-	 * guard), for at most cancel_wait seconds (0: 120). */
+	 * guard), for at most SPAWN_CANCEL_WAIT_S (spawn.c). */
 	int cancel_fd;
-	unsigned cancel_wait;
 	unsigned timeout; /* seconds, 0: none; then the child is SIGKILLed and it is an error */
 	/* timeout is on idleness: the time counts from the child's last output (stdout or stderr), so
 	 * that a long job that says it goes on is never cut (ferryd's starters of a migration) */

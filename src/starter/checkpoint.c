@@ -1402,6 +1402,13 @@ static int verify_launch(int fd, const struct ferry_manifest_file *f, char **ret
 	return 0;
 }
 
+/* @fd is a file as the seal left it: root's regular file, written by no one else, one link. */
+static bool sealed_file(int fd, struct stat *st)
+{
+	return fstat(fd, st) == 0 && S_ISREG(st->st_mode) && st->st_uid == 0 && !(st->st_mode & 022) &&
+	       st->st_nlink == 1;
+}
+
 /* One file of the generation, which must be ferry's sealed file of the manifest's size; its
  * content is hashed now unless @hash is false or it is a pages image (see verify_files). */
 static int verify_one(struct starter *s, int genfd, const struct ferry_manifest_file *f, bool hash,
@@ -1411,8 +1418,7 @@ static int verify_one(struct starter *s, int genfd, const struct ferry_manifest_
 	struct stat st;
 	if (fd < 0)
 		return ferry_error_msg(err, ENOENT, "file '%s' of the checkpoint is missing", f->name);
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != 0 || (st.st_mode & 022) ||
-	    st.st_nlink != 1)
+	if (!sealed_file(fd, &st))
 		return ferry_error_msg(err, EPERM, "file '%s' of the checkpoint is not ferry's sealed file",
 				       f->name);
 	if ((uint64_t)st.st_size != f->size)
@@ -1686,8 +1692,7 @@ static int grant_dedup(struct starter *s, struct ferry_error **err)
 			continue;
 		_cleanup_close_ int fd = ckdir_openat(s->restore_fd, name, O_RDONLY | O_NONBLOCK, 0);
 		struct stat st;
-		if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != 0 ||
-		    st.st_nlink != 1)
+		if (fd < 0 || !sealed_file(fd, &st))
 			return ferry_error_msg(
 			    err, EPERM, "file '%s' of the checkpoint is not ferry's sealed file", name);
 		int r = ckdir_grant_owner_write(fd, s->privs.uid, err);
