@@ -50,9 +50,9 @@ teardown() { ferry_teardown; }
 @test "exec: a command not in the image gives 127 and a one-line error" {
 	for f in "${FORMS[@]}"; do
 		use_image "$f"
-		run --separate-stderr as_user1 ferry exec "$IMG" /no/such/command
+		run -127 --separate-stderr as_user1 ferry exec "$IMG" /no/such/command
 		assert_ferry_error "no/such/command" 127
-		run --separate-stderr as_root ferry exec "$IMG" no-such-command
+		run -127 --separate-stderr as_root ferry exec "$IMG" no-such-command
 		assert_ferry_error "no-such-command" 127
 	done
 }

@@ -351,18 +351,20 @@ stop_all_instances() {
 	done
 }
 
-# mig_launch NODE NAME MB [--net IP] [--tcp PORT] [--image IMAGE]: user 1's stateful workload
-# of MB megabytes in a --criu-launch instance NAME on NODE (checkpoint NAME), writing its
-# progress to $OUT/NAME.prog; with --tcp, also a stream to a server in peer (started here on
-# PORT, progress $OUT/NAME.srv). Waits for the first steps.
+# mig_launch NODE NAME MB [--net IP] [--tcp PORT] [--image IMAGE] [--verify CHUNKS]: user 1's
+# stateful workload of MB megabytes in a --criu-launch instance NAME on NODE (checkpoint NAME),
+# writing its progress to $OUT/NAME.prog; with --tcp, also a stream to a server in peer (started
+# here on PORT, progress $OUT/NAME.srv); --verify bounds the MiB a step reads (stateful's own
+# default: 64). Waits for the first steps.
 mig_launch() {
-	local n=$1 name=$2 mb=$3 ip="" port="" img=$IMG
+	local n=$1 name=$2 mb=$3 ip="" port="" img=$IMG verify=""
 	shift 3
 	while [ $# -gt 0 ]; do
 		case $1 in
 		--net) ip=$2; shift 2 ;;
 		--tcp) port=$2; shift 2 ;;
 		--image) img=$2; shift 2 ;;
+		--verify) verify="--verify $2"; shift 2 ;;
 		*) fail "mig_launch: unknown option '$1'" ;;
 		esac
 	done
@@ -370,7 +372,7 @@ mig_launch() {
 	as_user1 "$FERRY" checkpoint create "$name" >/dev/null || fail "checkpoint create $name failed"
 	local -a net=()
 	[ -z "$ip" ] || net=(--net --network ftmac --network-args "IP=$ip/16")
-	local cmd="exec $STATEFUL --mb $mb --interval 100 $OUT/$name.prog"
+	local cmd="exec $STATEFUL --mb $mb $verify --interval 100 $OUT/$name.prog"
 	if [ -n "$port" ]; then
 		ip netns exec peer "$TCP" serve "198.18.0.3:$port" "$OUT/$name.srv" </dev/null >/dev/null 2>&1 3>&- &
 		PEER_PIDS+=("$!")
