@@ -65,7 +65,7 @@ UNIT_BINS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
 FERRY_LIBS   := -lcap -lcrypto -ljson-c -larchive
 STARTER_LIBS := -lcap -lcrypto
-CRIU_LIBS    := -lcriu -lcrypto
+CRIU_LIBS    := -lcriu -lcrypto -larchive
 XFER_LIBS    := -lcrypto -larchive
 NET_LIBS     := -ljson-c -lcap -lcrypto
 

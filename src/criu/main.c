@@ -27,6 +27,7 @@
 #include "fs.h"
 #include "instance.h"
 #include "manifest.h"
+#include "tmp.h"
 #include "util.h"
 
 struct args {
@@ -37,6 +38,8 @@ struct args {
 	bool leave_running, tcp, page_server, skip_in_flight, tcp_close;
 	bool lazy; /* dump, restore: post-copy (--lazy) */
 	bool dedup; /* restore: CRIU frees the page images as it restores (--dedup) */
+	bool save_tmp; /* dump: the container's private /tmp goes with the images (--save-tmp) */
+	bool restore_tmp; /* restore: ... and comes back before CRIU restores (--restore-tmp) */
 	struct page {
 		uint64_t size;
 		char sha256[65];
@@ -103,6 +106,10 @@ static bool parse_flag(struct args *a, char **argv, int argc, int *i)
 		a->tcp_close = true;
 	else if (a->restore && streq(o, "--dedup"))
 		a->dedup = true;
+	else if (!a->restore && streq(o, "--save-tmp"))
+		a->save_tmp = true;
+	else if (a->restore && streq(o, "--restore-tmp"))
+		a->restore_tmp = true;
 	else if (a->restore && streq(o, "--page") && has_value && a->n_pages < FERRY_CRIU_MAX_PAGES) {
 		a->pages = xrealloc(a->pages, (a->n_pages + 1) * sizeof(*a->pages));
 		if (!parse_page(argv[++*i], &a->pages[a->n_pages++]))
@@ -184,6 +191,13 @@ static int check_sysvipc(struct ferry_error **err)
 	return 0;
 }
 
+/* CRIU's post-dump notification: the images are written, the tree is still frozen. */
+static struct ferry_error *tmp_err;
+static int save_tmp(void)
+{
+	return ferry_criu_tmp_save(FERRY_CRIU_IMAGES_FD, &tmp_err);
+}
+
 static _noreturn_ void dump(const struct args *a)
 {
 	struct ferry_error *err = NULL;
@@ -208,9 +222,15 @@ static _noreturn_ void dump(const struct args *a)
 	    .timeout = a->timeout,
 	    .config = config,
 	    .tcp = a->tcp,
+	    .post_dump = a->save_tmp ? save_tmp : NULL,
 	};
-	if (ferry_criu_dump(&o, &err) < 0 || check_sysvipc(&err) < 0)
+	if (ferry_criu_dump(&o, &err) < 0 || check_sysvipc(&err) < 0) {
+		if (tmp_err) { /* CRIU only says that its post-dump step failed: say why */
+			ferry_error_free(err);
+			err = TAKE_PTR(tmp_err);
+		}
 		fail(1, err);
+	}
 	(void)ferry_write_all(FERRY_CRIU_REPORT_FD, "D\n", 2);
 	_exit(0);
 }
@@ -438,6 +458,9 @@ static bool restored_creds_ok(void)
 static _noreturn_ void restore(const struct args *a)
 {
 	struct ferry_error *err = NULL;
+	/* the files the restored processes hold in /tmp must be there before CRIU opens them */
+	if (a->restore_tmp && ferry_criu_tmp_restore(FERRY_CRIU_IMAGES_FD, &err) < 0)
+		fail(255, err);
 	watchdog_start(a->timeout);
 	struct ferry_criu_opts o = {
 	    .binary = FERRY_CRIU_BIN,

@@ -9,6 +9,8 @@
 	"                                'allow bind path' entries of ferry.conf\n"                            \
 	"  -c, --contain                 do not bind $HOME, the current directory and /tmp; give the\n"        \
 	"                                container a private /tmp (and an empty $HOME)\n"                      \
+	"      --private-tmp             a private /tmp instead of the host's (a tmpfs of the container);\n"   \
+	"                                a checkpointable instance's checkpoints keep what it holds\n"         \
 	"  -e, --cleanenv                do not pass the host environment (only HOME, USER, TERM, LANG...)\n"  \
 	"      --env KEY=VALUE           set a variable inside (repeatable); FERRYENV_KEY=VALUE on the host\n" \
 	"                                does the same\n"                                                      \
@@ -113,10 +115,10 @@ static int run_verb(int argc, char **argv, enum mode mode)
 			return cli_fail(
 			    "'ferry %s' needs an image; use 'ferry exec instance://NAME CMD' for instances",
 			    argv[0]);
-		if (o.req.n_binds || o.req.hostname || (o.req.flags & FERRY_REQ_CONTAIN))
-			return cli_fail(
-			    "--bind, --contain and --hostname apply when a container is created, not to "
-			    "instance://");
+		if (o.req.n_binds || o.req.hostname ||
+		    (o.req.flags & (FERRY_REQ_CONTAIN | FERRY_REQ_PRIVATE_TMP)))
+			return cli_fail("--bind, --contain, --private-tmp and --hostname apply when a "
+					"container is created, not to instance://");
 		o.req.op = FERRY_OP_INSTANCE_JOIN;
 		o.req.instance = xstrdup(image + strlen("instance://"));
 		build_env(&o, NULL);

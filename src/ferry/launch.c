@@ -116,11 +116,13 @@ int parse_container_opts(int argc, char **argv, const char *help, struct contain
 		OPT_CKSIGNAL,
 		OPT_REQUEUE,
 		OPT_DELETE_AT_END,
-		OPT_WAIT_ALL
+		OPT_WAIT_ALL,
+		OPT_PRIVATE_TMP
 	};
 	static const struct option longopts[] = {
 	    {"bind", required_argument, NULL, 'B'},
 	    {"contain", no_argument, NULL, 'c'},
+	    {"private-tmp", no_argument, NULL, OPT_PRIVATE_TMP},
 	    {"cleanenv", no_argument, NULL, 'e'},
 	    {"env", required_argument, NULL, 'E'},
 	    {"pwd", required_argument, NULL, OPT_PWD},
@@ -157,6 +159,9 @@ int parse_container_opts(int argc, char **argv, const char *help, struct contain
 			break;
 		case 'c':
 			o->req.flags |= FERRY_REQ_CONTAIN;
+			break;
+		case OPT_PRIVATE_TMP:
+			o->req.flags |= FERRY_REQ_PRIVATE_TMP;
 			break;
 		case 'e':
 			o->req.flags |= FERRY_REQ_CLEANENV;

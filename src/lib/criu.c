@@ -8,14 +8,16 @@
 /* Present in libcriu (lib/c/criu.c) but missing from its public header. */
 void criu_local_set_unprivileged(criu_opts *opts, bool unprivileged);
 
-/* libcriu's notification callback has no argument of ours; one restore runs per process */
-static int (*post_restore_cb)(void);
+/* libcriu's notification callback has no argument of ours; one dump or restore runs per process */
+static int (*post_restore_cb)(void), (*post_dump_cb)(void);
 
 static int notify(char *action, criu_notify_arg_t na)
 {
 	(void)na;
 	if (post_restore_cb && streq(action, "post-restore"))
 		return post_restore_cb();
+	if (post_dump_cb && streq(action, "post-dump"))
+		return post_dump_cb();
 	return 0;
 }
 
@@ -94,7 +96,12 @@ int ferry_criu_dump(const struct ferry_criu_opts *o, struct ferry_error **err)
 	criu_local_set_tcp_skip_in_flight(c, o->skip_in_flight);
 	if (o->ghost_limit)
 		criu_local_set_ghost_limit(c, o->ghost_limit);
+	if (o->post_dump) {
+		post_dump_cb = o->post_dump;
+		criu_local_set_notify_cb(c, notify);
+	}
 	r = criu_local_dump(c);
+	post_dump_cb = NULL;
 	criu_local_free_opts(c);
 	if (r < 0)
 		return fail(err, o, "dump", r);

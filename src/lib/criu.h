@@ -69,6 +69,9 @@
 /* at most this many page images (each one fd in the restorer) */
 #define FERRY_CRIU_MAX_PAGES 16384
 #define FERRY_CRIU_DUMP_LOG "dump.log"
+/* the container's private /tmp, saved by ferry-criu dump --save-tmp among the images (a tar of
+ * its files, directories, symbolic links and FIFOs) and brought back by restore --restore-tmp */
+#define FERRY_CRIU_TMP_ARCHIVE "ferry-tmp.tar"
 #define FERRY_CRIU_RESTORE_LOG "restore.log"
 
 struct ferry_criu_opts {
@@ -90,6 +93,10 @@ struct ferry_criu_opts {
 	/* restore: called when every process is restored and none has run yet (CRIU's
 	 * "post-restore" notification); non-zero makes CRIU kill the restored tree and fail */
 	int (*post_restore)(void);
+	/* dump: called once the images are written and the tree is still frozen (CRIU's
+	 * "post-dump" notification, before a live dump serves its pages); non-zero makes CRIU
+	 * resume the tree and fail the dump */
+	int (*post_dump)(void);
 };
 
 int ferry_criu_dump(const struct ferry_criu_opts *o, struct ferry_error **err);

@@ -56,6 +56,8 @@ char *ferry_instance_format(const struct ferry_instance *i)
 	put(&buf, &len, "networks", i->networks);
 	if (i->loopback)
 		put(&buf, &len, "netns", "loopback");
+	if (i->private_tmp)
+		put(&buf, &len, "tmp", "private");
 	put(&buf, &len, "ip", i->ip);
 	put(&buf, &len, "mac", i->mac);
 	if (i->workload > 0) {
@@ -130,6 +132,8 @@ int ferry_instance_parse(const char *text, size_t len, struct ferry_instance **r
 			free(i->networks), i->networks = xstrdup(v);
 		else if (streq(k, "netns") && (r = streq(v, "loopback") ? 0 : bad_value(k, v, err)) == 0)
 			i->loopback = true;
+		else if (streq(k, "tmp") && (r = streq(v, "private") ? 0 : bad_value(k, v, err)) == 0)
+			i->private_tmp = true;
 		else if (streq(k, "ip"))
 			free(i->ip), i->ip = xstrdup(v);
 		else if (streq(k, "mac"))

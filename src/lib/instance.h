@@ -33,6 +33,7 @@ struct ferry_instance {
 	unsigned long long node; /* inode of the starter's network namespace: the node it ran on */
 	char *networks; /* --net instances: "a,b", and the first network's address and MAC */
 	bool loopback; /* a checkpointable instance without --net: its own network namespace, only lo */
+	bool private_tmp; /* its /tmp is the container's tmpfs (--contain, --private-tmp): dumps save it */
 	char *ip;
 	char *mac;
 };

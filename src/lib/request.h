@@ -52,13 +52,16 @@ enum ferry_request_flags {
 	/* instance start --wait-all: the instance lives until its last process ends, not only its
 	 * command (launchers that daemonize, as MPI's daemons do) */
 	FERRY_REQ_WAIT_ALL = 1u << 13,
-	FERRY_REQ_ALL_ = (1u << 14) - 1,
+	/* --private-tmp: a private /tmp (not the host's), which a checkpointable instance's
+	 * checkpoints save and its restarts bring back, as --contain's */
+	FERRY_REQ_PRIVATE_TMP = 1u << 14,
+	FERRY_REQ_ALL_ = (1u << 15) - 1,
 };
 
 /* Flags any op may carry. */
 #define FERRY_REQ_ANY_OP_                                                                                    \
-	(FERRY_REQ_CONTAIN | FERRY_REQ_CLEANENV | FERRY_REQ_NO_HOME | FERRY_REQ_TIMINGS | FERRY_REQ_COMMIT | \
-	 FERRY_REQ_MIGRATED)
+	(FERRY_REQ_CONTAIN | FERRY_REQ_PRIVATE_TMP | FERRY_REQ_CLEANENV | FERRY_REQ_NO_HOME |                \
+	 FERRY_REQ_TIMINGS | FERRY_REQ_COMMIT | FERRY_REQ_MIGRATED)
 
 /* Whether an op takes a field. */
 enum ferry_field {

@@ -530,8 +530,10 @@ static _noreturn_ void dump_criu(const struct dump *d, int report)
 	snprintf(pid, sizeof(pid), "%lld", inst->workload);
 	snprintf(timeout, sizeof(timeout), "%u", s->cfg->criu_timeout);
 	snprintf(ghost, sizeof(ghost), "%u", s->cfg->criu_ghost_limit);
-	char *argv[12] = {"ferry-criu", "dump", "--pid", pid, "--timeout", timeout, "--ghost-limit", ghost};
+	char *argv[14] = {"ferry-criu", "dump", "--pid", pid, "--timeout", timeout, "--ghost-limit", ghost};
 	size_t argc = 8;
+	if (inst->private_tmp) /* the container's own /tmp: saved among the images */
+		argv[argc++] = "--save-tmp";
 	if (s->req->flags & FERRY_REQ_LEAVE_RUNNING)
 		argv[argc++] = "--leave-running";
 	if (net)
@@ -1746,7 +1748,7 @@ void run_restorer(struct starter *s, int report, int pid_fd)
 	}
 	size_t fixed_n = s->lazy ? 5 : 4;
 	size_t n_fds = fixed_n + s->n_pages, argc = 0;
-	char **argv = xzalloc((9 + 2 * s->n_pages + 1) * sizeof(char *));
+	char **argv = xzalloc((10 + 2 * s->n_pages + 1) * sizeof(char *));
 	int *src = xzalloc(n_fds * sizeof(int)), *dst = xzalloc(n_fds * sizeof(int));
 	argv[argc++] = "ferry-criu";
 	argv[argc++] = "restore";
@@ -1758,6 +1760,9 @@ void run_restorer(struct starter *s, int report, int pid_fd)
 		argv[argc++] = "--tcp-close";
 	if (s->lazy) /* the memory comes from the lazy-pages daemon (lazy_daemon_start) */
 		argv[argc++] = "--lazy";
+	/* the new container's /tmp is its own tmpfs, empty: what the dump saved there comes back */
+	if (s->private_tmp && s->manifest && ferry_manifest_find(s->manifest, FERRY_CRIU_TMP_ARCHIVE))
+		argv[argc++] = "--restore-tmp";
 	if (s->dedup) {
 		if (ferry_privs_raise(&s->privs, &err) < 0 || grant_dedup(s, &err) < 0) {
 			ferry_error_wrap(&err, "the restore cannot free the received pages as it goes");

@@ -297,6 +297,7 @@ static void mon_write_record(struct mon *m, long long workload, unsigned long lo
 	    .node = ferry_node_id(),
 	    .networks = m->net ? (s->req->networks ? s->req->networks : "bridge") : NULL,
 	    .loopback = s->loopback_net,
+	    .private_tmp = s->private_tmp,
 	    .ip = m->atts[0].ip,
 	    .mac = m->atts[0].mac,
 	};

@@ -185,8 +185,10 @@ int plan_mounts(struct starter *s, struct mount_fds *given, struct ferry_error *
 	const struct ferry_request *req = s->req;
 	bool contain = req->flags & FERRY_REQ_CONTAIN;
 	bool home = s->home && s->cfg->mount_home && !(req->flags & FERRY_REQ_NO_HOME);
-	bool tmp_bound = !contain && s->cfg->mount_tmp;
+	bool tmp_bound = !contain && !(req->flags & FERRY_REQ_PRIVATE_TMP) && s->cfg->mount_tmp;
 	int r;
+
+	s->private_tmp = !tmp_bound;
 
 	if (!given) /* the plan child: the request's mounts only */
 		return request_mounts(s, home, tmp_bound, NULL, err);

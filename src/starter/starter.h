@@ -91,6 +91,7 @@ struct starter {
 	/* a checkpointable instance without --net ('criu network = loopback'): its own network
 	 * namespace with only lo, so that CRIU can keep its TCP connections (see monitor) */
 	bool loopback_net;
+	bool private_tmp; /* /tmp is the container's own tmpfs (plan_mounts): saved with checkpoints */
 	struct mount_fds given; /* the plan's mount sources (see plan.h), until plan_mounts */
 };
 #define STARTER_XFER_FD 4

@@ -1200,3 +1200,81 @@ start_receiver() {
 	done
 	if instance_running "$U1" "$inst"; then fail "'$inst' stayed after its last process ended"; fi
 }
+
+# count_over FILE N: the count in FILE is over N.
+count_over() { [ "$(cat "$1" 2>/dev/null || echo 0)" -gt "$2" ]; }
+
+# tmp_workload: a shell that fills its /tmp as MPI stacks do (a session directory, a FIFO and a
+# file it holds open, one it deleted, a link), then counts, a tick a line, into a file it holds
+# open in /tmp; the count also goes to $1.
+tmp_workload() {
+	cat <<-'EOF2'
+		mkdir -p /tmp/sess/d && echo hello >/tmp/sess/d/file && chmod 640 /tmp/sess/d/file &&
+		mkfifo /tmp/sess/fifo && ln -s d/file /tmp/sess/link && ln -s /etc/passwd /tmp/sess/out &&
+		echo kept >/tmp/sess/gone || exit 1
+		exec 3<>/tmp/sess/fifo 4>>/tmp/sess/ticks 5</tmp/sess/gone
+		rm /tmp/sess/gone
+		i=0
+		while :; do i=$((i + 1)); echo "tick $i" >&4; echo "$i" >"$1.tmp" && mv "$1.tmp" "$1"; sleep 0.1; done
+	EOF2
+}
+
+@test "--private-tmp: what the instance keeps in /tmp (directories, modes, a FIFO and a file it holds open, a deleted one, links) comes back with every restart" {
+	local ck=$T-ptmp inst=ck-ptmp prog=$U1_TMP/count n gen
+	as_user1 "$FERRY" checkpoint create "$ck"
+	run --separate-stderr as_user1 "$FERRY" instance start --private-tmp --criu-launch "$ck" "$IMG" "$inst" \
+		sh -c "$(tmp_workload)" sh "$prog"
+	[ "$status" -eq 0 ] || fail "instance start: $stderr"
+	wait_for test -s "$prog" || fail "the workload does not count"
+	# the host's /tmp is not the instance's
+	[ ! -e /tmp/sess ] || fail "the instance's /tmp is the host's"
+	for round in 1 2; do
+		run --separate-stderr as_user1 "$FERRY" checkpoint instance --criu "$inst"
+		[ "$status" -eq 0 ] || fail "dump $round: $stderr"
+		wait_gone "$U1" "$inst"
+		n=$(cat "$prog")
+		gen=$(current_gen "$(ckpt_dir "$U1" "$ck")")
+		[ "$(stat -c %U "$gen/ferry-tmp.tar")" = root ] || fail "the saved /tmp is not sealed: $(ls -l "$gen")"
+		grep -q "ferry-tmp.tar" "$gen/manifest" || fail "the saved /tmp is not in the manifest"
+		run --separate-stderr as_user1 "$FERRY" instance start --criu-restart "$ck"
+		[ "$status" -eq 0 ] || fail "restart $round: $stderr"
+		wait_for count_over "$prog" $((n + 3)) || fail "the restored workload does not count on"
+		run as_user1 "$FERRY" exec "instance://$inst" sh -c \
+			'cat /tmp/sess/d/file; stat -c "%a %F" /tmp/sess/d/file /tmp/sess/fifo; readlink /tmp/sess/link; readlink /tmp/sess/out; ls -l /proc/[0-9]*/fd/ 2>/dev/null | grep -q "/tmp/sess/gone (deleted)" && echo held'
+		assert_success
+		assert_line --index 0 hello
+		assert_line --index 1 "640 regular file"
+		assert_line --index 2 "644 fifo"
+		assert_line --index 3 "d/file"
+		assert_line --index 4 "/etc/passwd" # a link is kept as a link, never followed
+		assert_line --index 5 held # the deleted file, still open (CRIU's ghost file)
+		# the file the workload holds open in /tmp goes on after its last line before the dump
+		run as_user1 "$FERRY" exec "instance://$inst" cat /tmp/sess/ticks
+		assert_success
+		local i=0 l
+		while read -r l; do
+			i=$((i + 1))
+			[ "$l" = "tick $i" ] || fail "line $i of the ticks in /tmp is '$l'"
+		done <<<"$output"
+		[ "$i" -gt $((n + 3)) ] || fail "only $i ticks in /tmp"
+	done
+	as_user1 "$FERRY" instance stop "$inst"
+}
+
+@test "--private-tmp: a file in /tmp its owner cannot read refuses the checkpoint, with its name; the instance keeps running; the saving holds no capability" {
+	local ck=$T-ptmp0 inst=ck-ptmp0 prog=$U1_TMP/count n
+	as_user1 "$FERRY" checkpoint create "$ck"
+	# mode 000: only a capability (CAP_DAC_READ_SEARCH, CAP_DAC_OVERRIDE) could read it
+	run --separate-stderr as_user1 "$FERRY" instance start --private-tmp --criu-launch "$ck" "$IMG" "$inst" \
+		sh -c 'echo secret >/tmp/locked && chmod 000 /tmp/locked && i=0 && while :; do i=$((i + 1)); echo "$i" >"$1"; sleep 0.1; done' sh "$prog"
+	[ "$status" -eq 0 ] || fail "instance start: $stderr"
+	wait_for test -s "$prog" || fail "the workload does not count"
+	run --separate-stderr as_user1 "$FERRY" checkpoint instance --criu "$inst"
+	assert_ferry_error "'/tmp/locked' cannot be read: Permission denied"
+	instance_running "$U1" "$inst" || fail "'$inst' stopped after a refused checkpoint"
+	n=$(cat "$prog")
+	wait_for count_over "$prog" $((n + 3)) || fail "the workload does not count on"
+	run as_user1 "$FERRY" checkpoint list "$ck"
+	refute_output --partial "complete"
+	as_user1 "$FERRY" instance stop "$inst"
+}

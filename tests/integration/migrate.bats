@@ -122,6 +122,36 @@ root:711"
 	ferryd_log_has nodeB "receiving '$T-rt' of $U1 from nodeA (live)" || fail "no live reception logged"
 }
 
+@test "a private /tmp moves with the instance in every mode: nodeA -> nodeB (default) -> nodeA (diskless) -> nodeB (live)" {
+	mig_up
+	local name=$T-ptmp run_id from=nodeA to=nodeB mode t
+	mig_launch nodeA "$name" 32 --private-tmp
+	run_id=$(field_of "$OUT/$name.prog" run)
+	# what an MPI stack leaves there: a session directory, a file, a FIFO, a link (made by a
+	# process that ends before the dumps: the files are the instance's, not the process's)
+	run on nodeA "$FERRY" exec "instance://$name" sh -c \
+		'mkdir -p /tmp/ompi.s/1 && echo session >/tmp/ompi.s/1/f && mkfifo /tmp/ompi.s/fifo && ln -s 1/f /tmp/ompi.s/l'
+	assert_success
+	[ ! -e /tmp/ompi.s ] || fail "the instance's /tmp is the host's"
+	for mode in default diskless live; do
+		echo "tick $mode" | on "$from" "$FERRY" exec "instance://$name" sh -c 'cat >>/tmp/ompi.s/1/f'
+		mig_migrate "$from" "$name" --to "$to" --mode "$mode"
+		[ "$status" -eq 0 ] || fail "$mode migration $from -> $to failed ($status): $stderr"
+		assert_only_on "$to" "$name"
+		assert_moves_on "$name" "$run_id"
+		run on "$to" "$FERRY" exec "instance://$name" sh -c 'cat /tmp/ompi.s/1/f; stat -c %F /tmp/ompi.s/fifo; readlink /tmp/ompi.s/l'
+		assert_success
+		t=$(printf 'tick %s\n' default diskless live | sed "/tick $mode/q")
+		assert_output "session
+$t
+fifo
+1/f"
+		t=$from from=$to to=$t
+	done
+	run on "$from" "$FERRY" instance stop "$name"
+	assert_success
+}
+
 # ---------------------------------------------------------------- failures
 
 # assert_where_reported NAME RUN_ID: after a disturbed migration: exactly one copy runs, where

@@ -351,13 +351,16 @@ stop_all_instances() {
 	done
 }
 
-# mig_launch NODE NAME MB [--net IP] [--tcp PORT] [--image IMAGE] [--verify CHUNKS]: user 1's
-# stateful workload of MB megabytes in a --criu-launch instance NAME on NODE (checkpoint NAME),
-# writing its progress to $OUT/NAME.prog; with --tcp, also a stream to a server in peer (started
-# here on PORT, progress $OUT/NAME.srv); --verify bounds the MiB a step reads (stateful's own
-# default: 64). Waits for the first steps.
+# mig_launch NODE NAME MB [--net IP] [--tcp PORT] [--image IMAGE] [--verify CHUNKS]
+# [--private-tmp]: user 1's stateful workload of MB megabytes in a --criu-launch instance NAME on
+# NODE (checkpoint NAME), writing its progress to $OUT/NAME.prog; with --tcp, also a stream to a
+# server in peer (started here on PORT, progress $OUT/NAME.srv); --verify bounds the MiB a step
+# reads (stateful's own default: 64); --private-tmp gives the instance a /tmp of its own (the
+# workload then runs from a copy in user 1's home, the host's /tmp being out of its sight).
+# Waits for the first steps.
 mig_launch() {
-	local n=$1 name=$2 mb=$3 ip="" port="" img=$IMG verify=""
+	local n=$1 name=$2 mb=$3 ip="" port="" img=$IMG verify="" bin=$STATEFUL
+	local -a opts=()
 	shift 3
 	while [ $# -gt 0 ]; do
 		case $1 in
@@ -365,6 +368,11 @@ mig_launch() {
 		--tcp) port=$2; shift 2 ;;
 		--image) img=$2; shift 2 ;;
 		--verify) verify="--verify $2"; shift 2 ;;
+		--private-tmp)
+			opts+=(--private-tmp)
+			bin=$U1_TMP/stateful
+			[ -x "$bin" ] || { cp "$STATEFUL" "$bin" && chmod 0755 "$bin"; } || fail "copy the workload"
+			shift ;;
 		*) fail "mig_launch: unknown option '$1'" ;;
 		esac
 	done
@@ -372,14 +380,14 @@ mig_launch() {
 	as_user1 "$FERRY" checkpoint create "$name" >/dev/null || fail "checkpoint create $name failed"
 	local -a net=()
 	[ -z "$ip" ] || net=(--net --network ftmac --network-args "IP=$ip/16")
-	local cmd="exec $STATEFUL --mb $mb $verify --interval 100 $OUT/$name.prog"
+	local cmd="exec $bin --mb $mb $verify --interval 100 $OUT/$name.prog"
 	if [ -n "$port" ]; then
 		ip netns exec peer "$TCP" serve "198.18.0.3:$port" "$OUT/$name.srv" </dev/null >/dev/null 2>&1 3>&- &
 		PEER_PIDS+=("$!")
 		wait_for grep -q listening "$OUT/$name.srv" 2>/dev/null || fail "the server in peer did not start"
 		cmd="$TCP send 198.18.0.3:$port $OUT/$name.cli 50 & $cmd"
 	fi
-	run --separate-stderr on "$n" "$FERRY" instance start --criu-launch "$name" "${net[@]}" "$img" "$name" sh -c "$cmd"
+	run --separate-stderr on "$n" "$FERRY" instance start --criu-launch "$name" "${net[@]}" "${opts[@]}" "$img" "$name" sh -c "$cmd"
 	[ "$status" -eq 0 ] || fail "instance start $name on $n failed ($status): $stderr"
 	wait_step "$OUT/$name.prog" 3 30
 	[ -z "$port" ] || wait_ok "$OUT/$name.srv" 5
