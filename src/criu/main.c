@@ -39,6 +39,7 @@ struct args {
 	bool lazy; /* dump, restore: post-copy (--lazy) */
 	bool dedup; /* restore: CRIU frees the page images as it restores (--dedup) */
 	bool save_tmp; /* dump: the container's private /tmp goes with the images (--save-tmp) */
+	bool hold; /* dump: wait for the starter's word once the images are written (--hold) */
 	bool restore_tmp; /* restore: ... and comes back before CRIU restores (--restore-tmp) */
 	struct page {
 		uint64_t size;
@@ -108,6 +109,8 @@ static bool parse_flag(struct args *a, char **argv, int argc, int *i)
 		a->dedup = true;
 	else if (!a->restore && streq(o, "--save-tmp"))
 		a->save_tmp = true;
+	else if (!a->restore && streq(o, "--hold"))
+		a->hold = true;
 	else if (a->restore && streq(o, "--restore-tmp"))
 		a->restore_tmp = true;
 	else if (a->restore && streq(o, "--page") && has_value && a->n_pages < FERRY_CRIU_MAX_PAGES) {
@@ -139,7 +142,7 @@ static bool parse_args(int argc, char **argv, struct args *a)
 		return false;
 	/* a live dump's log goes to a directory of its own: CRIU keeps it open while it serves the
 	 * pages, and the images are sealed meanwhile */
-	if ((a->restore || a->lazy) && !is_dir_fd(FERRY_CRIU_WORK_FD))
+	if ((a->restore || a->lazy || a->hold) && !is_dir_fd(FERRY_CRIU_WORK_FD))
 		return false;
 	if (a->restore && a->lazy && !is_dir_fd(FERRY_CRIU_KDAT_FD))
 		return false;
@@ -150,6 +153,9 @@ static bool parse_args(int argc, char **argv, struct args *a)
 	if (dump && a->lazy && fcntl(FERRY_CRIU_STATUS_FD, F_GETFD) < 0)
 		return false;
 	if (a->page_server && a->lazy) /* live: the pages are served to the lazy-pages daemon */
+		return false;
+	/* a group member's dump: written here, to the checkpoint, never through a page server */
+	if (a->hold && (a->page_server || a->lazy || fcntl(FERRY_CRIU_HOLD_FD, F_GETFD) < 0))
 		return false;
 	for (size_t i = 0; i < a->n_pages; i++)
 		if (fstat(FERRY_CRIU_PAGES_FD + (int)i, &st) < 0 || !S_ISREG(st.st_mode))
@@ -191,11 +197,32 @@ static int check_sysvipc(struct ferry_error **err)
 	return 0;
 }
 
-/* CRIU's post-dump notification: the images are written, the tree is still frozen. */
-static struct ferry_error *tmp_err;
-static int save_tmp(void)
+/* CRIU's post-dump notification: the images are written, the tree is still frozen (and its
+ * network locked). Non-zero makes CRIU resume the tree and fail the dump. */
+static const struct args *dump_args;
+static struct ferry_error *post_dump_err;
+static int post_dump(void)
 {
-	return ferry_criu_tmp_save(FERRY_CRIU_IMAGES_FD, &tmp_err);
+	const struct args *a = dump_args;
+	if (a->save_tmp && ferry_criu_tmp_save(FERRY_CRIU_IMAGES_FD, &post_dump_err) < 0)
+		return -1;
+	if (!a->hold)
+		return 0;
+	/* the generation is published before the tree goes on: what it holds is final here */
+	if (check_sysvipc(&post_dump_err) < 0)
+		return -1;
+	/* the group's word: every member is held like this one before any is let go */
+	char word = 0;
+	ssize_t n;
+	if (ferry_write_all(FERRY_CRIU_REPORT_FD, "H\n", 2) < 0)
+		return ferry_error_set(&post_dump_err, errno, "report the held dump"), -1;
+	while ((n = read(FERRY_CRIU_HOLD_FD, &word, 1)) < 0 && errno == EINTR)
+		;
+	if (n == 1 && word == 'C')
+		return 0;
+	ferry_error_msg(&post_dump_err, ECANCELED,
+			"the group's checkpoint was given up (another member failed, or ferry stopped)");
+	return -1;
 }
 
 static _noreturn_ void dump(const struct args *a)
@@ -213,7 +240,7 @@ static _noreturn_ void dump(const struct args *a)
 	struct ferry_criu_opts o = {
 	    .binary = FERRY_CRIU_BIN,
 	    .images_fd = FERRY_CRIU_IMAGES_FD,
-	    .work_fd = a->lazy ? FERRY_CRIU_WORK_FD : FERRY_CRIU_IMAGES_FD,
+	    .work_fd = a->lazy || a->hold ? FERRY_CRIU_WORK_FD : FERRY_CRIU_IMAGES_FD,
 	    .log = FERRY_CRIU_DUMP_LOG,
 	    .pid = a->pid,
 	    .leave_running = a->leave_running,
@@ -222,12 +249,13 @@ static _noreturn_ void dump(const struct args *a)
 	    .timeout = a->timeout,
 	    .config = config,
 	    .tcp = a->tcp,
-	    .post_dump = a->save_tmp ? save_tmp : NULL,
+	    .post_dump = a->save_tmp || a->hold ? post_dump : NULL,
 	};
+	dump_args = a;
 	if (ferry_criu_dump(&o, &err) < 0 || check_sysvipc(&err) < 0) {
-		if (tmp_err) { /* CRIU only says that its post-dump step failed: say why */
+		if (post_dump_err) { /* CRIU only says that its post-dump step failed: say why */
 			ferry_error_free(err);
-			err = TAKE_PTR(tmp_err);
+			err = TAKE_PTR(post_dump_err);
 		}
 		fail(1, err);
 	}
@@ -550,6 +578,7 @@ int main(int argc, char **argv)
 	 * capabilities, so the user's other processes still cannot ptrace us) */
 	for (int fd = FERRY_CRIU_IMAGES_FD; fd <= FERRY_CRIU_PID_FD; fd++)
 		(void)fcntl(fd, F_SETFD, FD_CLOEXEC);
+	(void)fcntl(FERRY_CRIU_HOLD_FD, F_SETFD, FD_CLOEXEC);
 	for (size_t i = 0; i < a.n_pages; i++)
 		(void)fcntl(FERRY_CRIU_PAGES_FD + (int)i, F_SETFD, FD_CLOEXEC);
 	(void)prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);

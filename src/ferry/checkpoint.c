@@ -22,6 +22,7 @@ static const char checkpoint_help[] =
     "       ferry checkpoint instance --criu [--leave-running] [--skip-in-flight]\n"
     "                                        [--page-server HOST:PORT] INSTANCE\n"
     "       ferry checkpoint instance --criu --restore [--tcp-close] INSTANCE\n"
+    "       ferry checkpoint group [--leave-running] INSTANCE INSTANCE...\n"
     "\n"
     "A checkpoint is a directory that holds the saved state of one instance: by default\n"
     "~/.ferry/checkpoint/NAME, or with --mem-dir a directory on a tmpfs ('mem dir' in ferry.conf,\n"
@@ -54,6 +55,10 @@ static const char checkpoint_help[] =
     "                             started with --criu-launch and no command\n"
     "      --tcp-close            with --restore: TCP connections come back closed (their\n"
     "                             sockets see the peer gone), for when the peer is not coming back\n"
+    "checkpoint group:\n"
+    "      the instances together, at one consistent cut (MPI ranks, a server and its clients):\n"
+    "      all are frozen and their networks locked before any lets go; each generation is\n"
+    "      published only once all are written, or none is ('ferry checkpoint group --help')\n"
     "\n"
     "Exit status: 0 on success, 255 with a one-line message otherwise.\n";
 
@@ -512,5 +517,8 @@ int cmd_checkpoint(int argc, char **argv)
 		return do_list(argc - 1, argv + 1);
 	if (streq(argv[1], "instance"))
 		return do_instance(argc - 1, argv + 1);
-	return cli_fail("unknown checkpoint command '%s': use create, delete, list or instance", argv[1]);
+	if (streq(argv[1], "group"))
+		return cmd_checkpoint_group(argc - 1, argv + 1);
+	return cli_fail("unknown checkpoint command '%s': use create, delete, list, instance or group",
+			argv[1]);
 }

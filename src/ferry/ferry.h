@@ -12,6 +12,8 @@ struct ferry_instance;
 /* Prints "ferry: MESSAGE" (and, when @hint is not NULL, the hint) to stderr; returns 1 or the
  * given status for convenient `return cli_fail(...)`. */
 int cli_error(struct ferry_error *err);
+/* group.c: ferry checkpoint group */
+int cmd_checkpoint_group(int argc, char **argv);
 int cli_fail(const char *fmt, ...) _printf_(1, 2);
 /* True when argv[i] is -h/--help. */
 bool cli_is_help(const char *arg);

@@ -35,6 +35,12 @@
 /* live restores: "lazy-pages": the restored tree's memory comes from the lazy-pages daemon */
 #define FERRY_CRIU_LAZY_RESTORE FERRY_CRIU_DIR "/lazy-restore.conf"
 #define FERRY_CRIU_STATUS_FD 201
+/* ferry-criu dump --hold (a member of a group checkpoint): at CRIU's post-dump notification,
+ * the images written and the tree still frozen with its network locked, it writes "H\n" to
+ * REPORT_FD and waits for the starter's word on this fd: 'C' lets CRIU finish the dump (leave
+ * the tree stopped, or resume it with --leave-running), anything else makes CRIU resume the
+ * tree and fail the dump */
+#define FERRY_CRIU_HOLD_FD 202
 #define FERRY_CRIU_LAZY_LOG "lazy-pages.log"
 /* Post-copy's CRIU kernel facts: CRIU run as the user (--unprivileged) skips its userfaultfd
  * probe and so refuses lazy pages; a root 'criu check' records them (ferryd does it at start,

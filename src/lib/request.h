@@ -55,7 +55,11 @@ enum ferry_request_flags {
 	/* --private-tmp: a private /tmp (not the host's), which a checkpointable instance's
 	 * checkpoints save and its restarts bring back, as --contain's */
 	FERRY_REQ_PRIVATE_TMP = 1u << 14,
-	FERRY_REQ_ALL_ = (1u << 15) - 1,
+	/* checkpoint group: a member's dump, once written and sealed (the tree frozen, its network
+	 * locked), prints "held" and waits for one byte on stdin: 'C' publishes it and lets the tree
+	 * go (stop or resume), anything else or EOF gives it up and resumes the tree */
+	FERRY_REQ_HOLD = 1u << 15,
+	FERRY_REQ_ALL_ = (1u << 16) - 1,
 };
 
 /* Flags any op may carry. */
@@ -91,8 +95,8 @@ enum ferry_field {
 	X(FERRY_OP_INSTANCE_LIST, "instance list", 0, FERRY_FIELD_NO, FERRY_FIELD_OPT, FERRY_FIELD_NO,       \
 	  FERRY_FIELD_NO, op_list)                                                                           \
 	X(FERRY_OP_CHECKPOINT_DUMP, "a checkpoint",                                                          \
-	  FERRY_REQ_LEAVE_RUNNING | FERRY_REQ_SKIP_IN_FLIGHT | FERRY_REQ_LAZY, FERRY_FIELD_NO,               \
-	  FERRY_FIELD_YES, FERRY_FIELD_NO, FERRY_FIELD_OPT, op_checkpoint_dump)                              \
+	  FERRY_REQ_LEAVE_RUNNING | FERRY_REQ_SKIP_IN_FLIGHT | FERRY_REQ_LAZY | FERRY_REQ_HOLD,              \
+	  FERRY_FIELD_NO, FERRY_FIELD_YES, FERRY_FIELD_NO, FERRY_FIELD_OPT, op_checkpoint_dump)              \
 	X(FERRY_OP_CHECKPOINT_DELETE, "a checkpoint delete", 0, FERRY_FIELD_NO, FERRY_FIELD_OPT,             \
 	  FERRY_FIELD_NO, FERRY_FIELD_YES, op_checkpoint_delete)                                             \
 	X(FERRY_OP_CHECKPOINT_RESTORE, "a checkpoint", FERRY_REQ_TCP_CLOSE, FERRY_FIELD_NO, FERRY_FIELD_YES, \

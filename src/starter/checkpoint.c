@@ -490,6 +490,7 @@ struct dump {
 	struct xfer_session *xs; /* --page-server: the transfer session */
 	pid_t guard; /* dump_guard */
 	int rep, ctl; /* the guard's report, and our word to it */
+	int hold; /* FERRY_REQ_HOLD: our word to the held ferry-criu (FERRY_CRIU_HOLD_FD there) */
 	long long t_freeze, t_dumped, t_done;
 	int status_w; /* the status pipe's write end, CRIU's */
 };
@@ -530,7 +531,7 @@ static _noreturn_ void dump_criu(const struct dump *d, int report)
 	snprintf(pid, sizeof(pid), "%lld", inst->workload);
 	snprintf(timeout, sizeof(timeout), "%u", s->cfg->criu_timeout);
 	snprintf(ghost, sizeof(ghost), "%u", s->cfg->criu_ghost_limit);
-	char *argv[14] = {"ferry-criu", "dump", "--pid", pid, "--timeout", timeout, "--ghost-limit", ghost};
+	char *argv[16] = {"ferry-criu", "dump", "--pid", pid, "--timeout", timeout, "--ghost-limit", ghost};
 	size_t argc = 8;
 	if (inst->private_tmp) /* the container's own /tmp: saved among the images */
 		argv[argc++] = "--save-tmp";
@@ -551,6 +552,13 @@ static _noreturn_ void dump_criu(const struct dump *d, int report)
 			 dst[3] = {FERRY_CRIU_IMAGES_FD, FERRY_CRIU_REPORT_FD, FERRY_CRIU_PS_FD};
 	if (s->xfer_fd >= 0)
 		argv[argc++] = d->lazy ? "--lazy" : "--page-server";
+	/* a group member's: held at CRIU's post-dump notification until the group's word, its
+	 * log in a directory of its own (CRIU still holds it open while the images are sealed) */
+	int src_hold[4] = {img, d->workfd, report, d->hold};
+	static const int dst_hold[4] = {FERRY_CRIU_IMAGES_FD, FERRY_CRIU_WORK_FD, FERRY_CRIU_REPORT_FD,
+					FERRY_CRIU_HOLD_FD};
+	if (d->hold >= 0)
+		argv[argc++] = "--hold";
 	if (ferry_privs_drop(&s->privs, keep, n_keep, &err) < 0) {
 		report_error(report, err);
 		_exit(1);
@@ -558,6 +566,8 @@ static _noreturn_ void dump_criu(const struct dump *d, int report)
 	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 	if (d->lazy)
 		criurun_exec(argv, src_live, dst_live, 5, report, 1);
+	if (d->hold >= 0)
+		criurun_exec(argv, src_hold, dst_hold, 4, report, 1);
 	criurun_exec(argv, src, dst, s->xfer_fd < 0 ? 2 : 3, report, 1);
 }
 
@@ -927,7 +937,8 @@ static void stage_locally(struct dump *d, uint64_t rss)
 	struct stat rst, tst;
 	struct statvfs vfs;
 	if (!s->cfg->staging || !(s->req->flags & FERRY_REQ_LEAVE_RUNNING) || s->xfer_fd >= 0 ||
-	    fstatfs(s->ckpt_fd, &tfs) < 0 || tfs.f_type == TMPFS_MAGIC || tfs.f_type == RAMFS_MAGIC)
+	    (s->req->flags & FERRY_REQ_HOLD) || fstatfs(s->ckpt_fd, &tfs) < 0 || tfs.f_type == TMPFS_MAGIC ||
+	    tfs.f_type == RAMFS_MAGIC)
 		return;
 	struct ferry_error *err = NULL;
 	_cleanup_close_ int rootfd = -1;
@@ -1004,8 +1015,8 @@ static void dump_prepare(struct dump *d, int *ret_pidfd, char **ret_launch, size
 	 * still be a directory of the caller's) */
 	d->target = s->req->checkpoint ? s->req->checkpoint : d->inst->checkpoint;
 	if (checkpoint_open_dir(s, d->target, &err) < 0 ||
-	    make_staging(s, s->ckpt_fd, d->target, d->stage, &d->stfd, &d->imgfd, d->lazy ? &d->workfd : NULL,
-			 &err) < 0)
+	    make_staging(s, s->ckpt_fd, d->target, d->stage, &d->stfd, &d->imgfd,
+			 d->lazy || (s->req->flags & FERRY_REQ_HOLD) ? &d->workfd : NULL, &err) < 0)
 		die_error(err);
 	stage_locally(d, rss);
 	if (s->xfer_fd >= 0 && xfer_session_start(s, false, &d->xs, &err) < 0) {
@@ -1019,9 +1030,12 @@ static void dump_prepare(struct dump *d, int *ret_pidfd, char **ret_launch, size
 /* Starts the guard (which runs CRIU) on the pinned instance @pidfd. */
 static void dump_start(struct dump *d, int pidfd)
 {
-	int rep[2], ctl[2], st[2] = {-1, -1};
-	if (pipe2(rep, O_CLOEXEC) < 0 || pipe2(ctl, O_CLOEXEC) < 0 || (d->lazy && pipe2(st, O_CLOEXEC) < 0))
+	int rep[2], ctl[2], st[2] = {-1, -1}, hold[2] = {-1, -1};
+	bool held = d->s->req->flags & FERRY_REQ_HOLD;
+	if (pipe2(rep, O_CLOEXEC) < 0 || pipe2(ctl, O_CLOEXEC) < 0 || (d->lazy && pipe2(st, O_CLOEXEC) < 0) ||
+	    (held && pipe2(hold, O_CLOEXEC) < 0))
 		die("pipe: %s", strerror(errno));
+	d->hold = hold[0]; /* CRIU's end, in the guard: ours is hold[1] */
 	d->status = st[0];
 	d->status_w = st[1];
 	d->t_freeze = ferry_monotonic_ms();
@@ -1031,9 +1045,14 @@ static void dump_start(struct dump *d, int pidfd)
 	if (d->guard == 0) {
 		close(rep[0]);
 		close(ctl[1]);
+		if (hold[1] >= 0)
+			close(hold[1]); /* our word alone: should we die, ferry-criu reads EOF */
 		dump_guard(d, pidfd, rep[1], ctl[0]);
 	}
 	close(rep[1]);
+	if (hold[0] >= 0)
+		close(hold[0]);
+	d->hold = hold[1];
 	if (d->status_w >= 0)
 		close(d->status_w);
 	d->status_w = -1;
@@ -1088,7 +1107,7 @@ static long long idle_left(struct idle *w, uint64_t moved)
  * written, CRIU serves the pages from now on) is CRIU's status byte. The limit is on idleness:
  * 'criu timeout' seconds in which CRIU wrote no page and the transfer moved no byte, never the
  * dump's whole time (a large dump over a slow link or to a slow disk takes long and goes on).
- * Returns false on a timeout; @msg holds the first line. */
+ * Returns false on a timeout; @msg holds the first line. @tails NULL: nothing to hash. */
 static bool dump_wait(struct dump *d, struct tail_hashes *tails, char *msg, size_t size)
 {
 	size_t got = 0;
@@ -1097,7 +1116,7 @@ static bool dump_wait(struct dump *d, struct tail_hashes *tails, char *msg, size
 	idle_start(&w, d->s->cfg->criu_timeout, progress_of(tails, d->xs != NULL));
 	bool in_time = true;
 	while (got < size - 1 && !memchr(msg, '\n', got)) {
-		if (!d->xs)
+		if (!d->xs && tails)
 			tails_scan(dump_images(d), tails);
 		long long left = idle_left(&w, progress_of(tails, d->xs != NULL));
 		if (left <= 0) {
@@ -1141,7 +1160,7 @@ static bool dump_wait(struct dump *d, struct tail_hashes *tails, char *msg, size
 static void keep_dump_log(struct dump *d)
 {
 	_cleanup_close_ int in =
-	    ckdir_openat(d->lazy ? d->workfd : dump_images(d), DUMP_LOG, O_RDONLY | O_NOFOLLOW, 0);
+	    ckdir_openat(d->workfd >= 0 ? d->workfd : dump_images(d), DUMP_LOG, O_RDONLY | O_NOFOLLOW, 0);
 	struct stat st;
 	if (in < 0 || fstat(in, &st) < 0 || !S_ISREG(st.st_mode))
 		return;
@@ -1316,6 +1335,72 @@ static int dump_commit(struct dump *d, const char *launch, size_t launch_len, st
 	return r;
 }
 
+/* How long a held member's dump waits for the group's word (ferry checkpoint group sends it once
+ * every member is held: the slowest member's dump). Then, or on EOF, the dump is given up. */
+#define HOLD_WAIT_S 3600
+
+/* The group's word on stdin: 'C' (commit) or anything else. */
+static char group_word(unsigned seconds)
+{
+	struct pollfd p = {.fd = STDIN_FILENO, .events = POLLIN};
+	long long end = ferry_monotonic_ms() + (long long)seconds * 1000;
+	char c = 0;
+	for (;;) {
+		long long left = end - ferry_monotonic_ms();
+		if (left <= 0)
+			return 0;
+		int r = poll(&p, 1, (int)(left > 60000 ? 60000 : left));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			continue;
+		ssize_t n = read(STDIN_FILENO, &c, 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		return n == 1 ? c : 0;
+	}
+}
+
+/* A group member's dump (FERRY_REQ_HOLD), CRIU held at its post-dump notification with the tree
+ * frozen and its network locked: seals the generation, says "held", and on the group's 'C'
+ * publishes it and lets CRIU finish (the tree stops, or resumes with --leave-running); on
+ * anything else CRIU resumes the tree and the generation goes. So no member goes on, and none
+ * talks to another, before every member's generation is written. */
+static int dump_held(struct dump *d, const char *launch, size_t launch_len, struct tail_hashes *tails,
+		     struct ferry_manifest *m, char **ret_gen, struct ferry_error **err)
+{
+	struct starter *s = d->s;
+	int r = seal_generation(dump_images(d), m, launch, launch_len, tails, false, NULL, err);
+	tails_free(tails);
+	if (r == 0) {
+		fputs("held\n", stdout);
+		fflush(stdout);
+		if (group_word(HOLD_WAIT_S) != 'C')
+			r = ferry_error_msg(err, ECANCELED,
+					    "the group's checkpoint was given up (another member failed, or "
+					    "ferry stopped)");
+	}
+	if (r == 0)
+		r = publish_generation(s, d->stfd, ret_gen, err);
+	/* CRIU goes on: it ends the dump, or (anything but 'C') resumes the tree and fails */
+	(void)ferry_write_all(d->hold, r == 0 ? "C" : "A", 1);
+	close(d->hold);
+	d->hold = -1;
+	char msg[4096] = "";
+	bool in_time = dump_wait(d, NULL, msg, sizeof(msg)); /* (no image is written after) */
+	if (r == 0 && (!in_time || !streq(msg, "D")))
+		/* published, and CRIU failed only after: the generation holds the whole tree, which
+		 * the guard ends (or leaves running) as after any dump */
+		fprintf(stderr, "ferry: note: CRIU failed after checkpoint '%s' was published: %s\n", d->name,
+			in_time ? msg : "timeout");
+	d->t_done = ferry_monotonic_ms();
+	(void)ferry_write_all(d->ctl, r < 0 ? "C" : "K", 1);
+	close(d->ctl);
+	while (waitpid(d->guard, NULL, 0) < 0 && errno == EINTR)
+		;
+	return r;
+}
+
 /* After a published (or sent) dump: what the user and ferryd are told. */
 static void dump_report(struct dump *d, const struct ferry_manifest *m, const char *gen)
 {
@@ -1358,7 +1443,10 @@ void op_checkpoint_dump(struct starter *s)
 			 .limgfd = -1,
 			 .status = -1,
 			 .status_w = -1,
+			 .hold = -1,
 			 .lazy = (s->req->flags & FERRY_REQ_LAZY) && s->xfer_fd >= 0};
+	if ((s->req->flags & FERRY_REQ_HOLD) && s->xfer_fd >= 0)
+		die("a group member's checkpoint is written to its own checkpoint, not to a page server");
 	int pidfd = -1;
 	_cleanup_free_ char *launch = NULL;
 	size_t launch_len = 0;
@@ -1367,7 +1455,7 @@ void op_checkpoint_dump(struct starter *s)
 	struct tail_hashes tails = {0};
 	char msg[4096] = "";
 	bool in_time = dump_wait(&d, &tails, msg, sizeof(msg));
-	if (!in_time || !streq(msg, d.lazy ? "S" : "D"))
+	if (!in_time || !streq(msg, d.lazy ? "S" : d.hold >= 0 ? "H" : "D"))
 		dump_failed(&d, in_time, msg);
 	d.t_dumped = ferry_monotonic_ms();
 	_cleanup_(ferry_manifest_freep) struct ferry_manifest *m =
@@ -1376,7 +1464,8 @@ void op_checkpoint_dump(struct starter *s)
 	m->netns = xstrdup(d.inst->loopback ? "loopback" : d.inst->networks ? "own" : "host");
 	m->lazy_pages = d.lazy;
 	_cleanup_free_ char *gen = NULL;
-	if (dump_commit(&d, launch, launch_len, &tails, m, &gen, &err) < 0) {
+	if ((d.hold >= 0 ? dump_held(&d, launch, launch_len, &tails, m, &gen, &err)
+			 : dump_commit(&d, launch, launch_len, &tails, m, &gen, &err)) < 0) {
 		rm_tree(s->ckpt_fd, d.stage);
 		dump_unstage(&d);
 		die("checkpoint of '%s': %s; the instance keeps running", d.name, err->message);
