@@ -22,7 +22,7 @@ static const char checkpoint_help[] =
     "       ferry checkpoint instance --criu [--leave-running] [--skip-in-flight]\n"
     "                                        [--page-server HOST:PORT] INSTANCE\n"
     "       ferry checkpoint instance --criu --restore [--tcp-close] INSTANCE\n"
-    "       ferry checkpoint group [--leave-running] INSTANCE INSTANCE...\n"
+    "       ferry checkpoint group [--leave-running] [NODE:]INSTANCE...\n"
     "\n"
     "A checkpoint is a directory that holds the saved state of one instance: by default\n"
     "~/.ferry/checkpoint/NAME, or with --mem-dir a directory on a tmpfs ('mem dir' in ferry.conf,\n"

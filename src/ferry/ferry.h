@@ -12,6 +12,8 @@ struct ferry_instance;
 /* Prints "ferry: MESSAGE" (and, when @hint is not NULL, the hint) to stderr; returns 1 or the
  * given status for convenient `return cli_fail(...)`. */
 int cli_error(struct ferry_error *err);
+/* migrate.c: a connection to this node's ferryd (a daemon of root's), or -1 with errno */
+int connect_ferryd(void);
 /* group.c: ferry checkpoint group */
 int cmd_checkpoint_group(int argc, char **argv);
 int cli_fail(const char *fmt, ...) _printf_(1, 2);

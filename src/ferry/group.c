@@ -14,22 +14,29 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <sys/wait.h>
 
 #include "ferry.h"
 #include "fs.h"
 #include "names.h"
+#include "proto.h"
 
 #define GROUP_MAX 64
 #define GROUP_OUT_MAX 65536 /* what a member's starter may print (a path, a note) */
 
+/* A member: here (its own starter: stdin our word, stdout "held" then the generation, stderr
+ * its error) or on another node (NODE:INSTANCE: this node's ferryd relays, hold.c; one socket,
+ * messages "held", then "done" with the generation or "error"). */
 struct member {
-	const char *name;
+	const char *name, *node; /* node: NULL here */
 	pid_t pid;
-	int in, out, err; /* its stdin (our word), stdout ("held", then the generation), stderr */
+	int in, out, err; /* here */
+	int sk; /* there */
 	char buf[2][GROUP_OUT_MAX];
 	size_t len[2];
-	bool held, done;
+	bool held, ended;
 	int status;
 };
 
@@ -59,18 +66,78 @@ static int member_start(struct member *m, uint32_t flags)
 	return 0;
 }
 
-/* Reads what is there from member @m's stdout (@which 0) or stderr (1); false at EOF. */
-static bool member_read(struct member *m, int which)
+static int member_start_remote(struct member *m, bool leave)
 {
+	m->sk = connect_ferryd();
+	if (m->sk < 0)
+		return cli_fail("instance '%s:%s': no ferryd on this node (%s): start it (see ferryd --help)",
+				m->node, m->name, strerror(errno));
+	struct ferry_msg r = {0};
+	ferry_msg_set(&r, "type", "hold");
+	ferry_msg_set(&r, "instance", "%s", m->name);
+	ferry_msg_set(&r, "to", "%s", m->node);
+	ferry_msg_set(&r, "leave", "%d", leave);
+	struct ferry_error *err = NULL;
+	int rc = ferry_msg_send(m->sk, &r, &err);
+	ferry_msg_clear(&r);
+	return rc < 0 ? cli_error(err) : 0;
+}
+
+/* What a member ended with, as its starter would have said it: stderr's line, the generation
+ * on stdout after "held". */
+static void member_says(struct member *m, int which, const char *fmt, ...) _printf_(3, 4);
+static void member_says(struct member *m, int which, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(m->buf[which] + m->len[which], sizeof(m->buf[which]) - m->len[which], fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		m->len[which] = strnlen(m->buf[which], sizeof(m->buf[which]) - 1);
+}
+
+/* Reads what is there from member @m (here: its stdout, @which 0, or stderr, 1; there: one
+ * message). */
+static void member_read(struct member *m, int which)
+{
+	if (m->node) {
+		struct ferry_msg r = {0};
+		struct ferry_error *err = NULL;
+		const char *type = "";
+		if (ferry_msg_recv(m->sk, 30, &r, &err) == 0)
+			type = ferry_msg_get(&r, "type") ?: "";
+		if (streq(type, "held") && !m->held)
+			m->held = true;
+		else if (streq(type, "done") && m->held) {
+			member_says(m, 0, "%s\n", ferry_msg_get(&r, "gen") ?: "?");
+			m->status = 0;
+			m->ended = true;
+		} else {
+			if (streq(type, "error"))
+				member_says(m, 1, "%s\n", ferry_msg_get(&r, "message") ?: "error");
+			else
+				member_says(m, 1, "ferryd: %s\n",
+					    err ? err->message : "an unexpected message");
+			m->status = 255;
+			m->ended = true;
+		}
+		ferry_error_free(err);
+		ferry_msg_clear(&r);
+		if (m->ended) {
+			close(m->sk);
+			m->sk = -1;
+		}
+		return;
+	}
 	int fd = which ? m->err : m->out;
 	char tmp[4096];
 	ssize_t n = read(fd, tmp, sizeof(tmp));
 	if (n < 0 && errno == EINTR)
-		return true;
+		return;
 	if (n <= 0) {
 		close(fd);
 		*(which ? &m->err : &m->out) = -1;
-		return false;
+		return;
 	}
 	size_t room = sizeof(m->buf[which]) - 1 - m->len[which];
 	size_t k = (size_t)n < room ? (size_t)n : room;
@@ -79,7 +146,33 @@ static bool member_read(struct member *m, int which)
 	m->buf[which][m->len[which]] = '\0';
 	if (!which && !m->held && startswith(m->buf[0], "held\n"))
 		m->held = true;
-	return true;
+}
+
+/* Whether member @m has nothing more to say. */
+static bool member_quiet(const struct member *m)
+{
+	return m->node ? m->sk < 0 : m->out < 0 && m->err < 0;
+}
+
+/* The group's word to member @m: go (every member is held), or give up. */
+static void member_word(struct member *m, bool go)
+{
+	if (m->node) {
+		if (m->sk < 0)
+			return;
+		struct ferry_msg w = {0};
+		struct ferry_error *err = NULL;
+		ferry_msg_set(&w, "type", "word");
+		ferry_msg_set(&w, "go", "%d", go);
+		(void)ferry_msg_send(m->sk, &w, &err);
+		ferry_error_free(err);
+		ferry_msg_clear(&w);
+		return;
+	}
+	if (go)
+		(void)ferry_write_all(m->in, "C", 1);
+	close(m->in); /* EOF: a member still dumping gives up */
+	m->in = -1;
 }
 
 /* The first line of what member @m said on stderr, without ferry's prefix. */
@@ -99,8 +192,8 @@ static const char *member_error(struct member *m)
 	return *e ? e : "its checkpoint failed without a word";
 }
 
-/* Until every member has said "held" or ended; then the word to all ('C' when all are held,
- * else EOF); then until every member has ended. */
+/* Until every member has said "held" or ended; then the word to all (go when all are held,
+ * else give up); then until every member has ended. */
 static void run_members(struct member *ms, size_t n)
 {
 	bool word_sent = false;
@@ -108,12 +201,14 @@ static void run_members(struct member *ms, size_t n)
 		struct pollfd p[2 * GROUP_MAX];
 		struct member *who[2 * GROUP_MAX];
 		int which[2 * GROUP_MAX];
-		size_t np = 0, held = 0, ended = 0;
+		size_t np = 0, held = 0, quiet = 0;
+		bool failed = false;
 		for (size_t i = 0; i < n; i++) {
 			held += ms[i].held;
-			ended += ms[i].out < 0 && ms[i].err < 0;
-			for (int w = 0; w < 2; w++) {
-				int fd = w ? ms[i].err : ms[i].out;
+			quiet += member_quiet(&ms[i]);
+			failed |= !ms[i].held && (ms[i].node ? ms[i].ended : ms[i].out < 0);
+			for (int w = 0; w < (ms[i].node ? 1 : 2); w++) {
+				int fd = ms[i].node ? ms[i].sk : w ? ms[i].err : ms[i].out;
 				if (fd < 0)
 					continue;
 				p[np] = (struct pollfd){.fd = fd, .events = POLLIN};
@@ -121,21 +216,12 @@ static void run_members(struct member *ms, size_t n)
 				which[np++] = w;
 			}
 		}
-		if (!word_sent) {
-			bool failed = false;
+		if (!word_sent && (held == n || failed)) {
 			for (size_t i = 0; i < n; i++)
-				failed |= !ms[i].held && ms[i].out < 0;
-			if (held == n || failed) {
-				for (size_t i = 0; i < n; i++) {
-					if (held == n)
-						(void)ferry_write_all(ms[i].in, "C", 1);
-					close(ms[i].in); /* EOF: a member still dumping gives up */
-					ms[i].in = -1;
-				}
-				word_sent = true;
-			}
+				member_word(&ms[i], held == n);
+			word_sent = true;
 		}
-		if (ended == n)
+		if (quiet == n)
 			break;
 		if (poll(p, np, -1) < 0 && errno != EINTR)
 			break;
@@ -144,27 +230,30 @@ static void run_members(struct member *ms, size_t n)
 				member_read(who[k], which[k]);
 	}
 	for (size_t i = 0; i < n; i++) {
+		if (ms[i].node)
+			continue;
 		int st = 0;
 		while (waitpid(ms[i].pid, &st, 0) < 0 && errno == EINTR)
 			;
 		ms[i].status = WIFEXITED(st) ? WEXITSTATUS(st) : 255;
-		ms[i].done = true;
 	}
 }
 
 static const char group_help[] =
-    "Usage: ferry checkpoint group [--leave-running] INSTANCE INSTANCE...\n"
+    "Usage: ferry checkpoint group [--leave-running] MEMBER MEMBER...\n"
+    "  MEMBER: INSTANCE (of this node) or NODE:INSTANCE (on NODE, a peer of this node's ferryd)\n"
     "\n"
     "Checkpoint the instances together, at one consistent cut: every one is frozen and its network\n"
     "locked before any lets go, so that nothing one of them sent is missing from what the others\n"
     "received or still hold (the ranks of an MPI job, a server and its clients). Each instance is\n"
-    "dumped into a new generation of its own checkpoint, all at once; the generations are\n"
-    "published only once all are written, and then all instances stop (or, with --leave-running,\n"
-    "all go on). If any dump fails, every instance goes on and no generation is published.\n"
-    "Restart each with 'ferry instance start --criu-restart', here or elsewhere.\n"
+    "dumped into a new generation of its own checkpoint, all at once, on its own node; the\n"
+    "generations are published only once all are written, and then all instances stop (or, with\n"
+    "--leave-running, all go on). If any dump fails, every instance goes on and no generation is\n"
+    "published. Restart each with 'ferry instance start --criu-restart', on any node.\n"
     "\n"
-    "Instances started with --criu-launch on this node, at most 64. Exit status: 0 when every\n"
-    "generation is published; 255 with one line saying which instance failed and why.\n";
+    "At most 64 members; those on other nodes go through ferryd (see ferryd(8)), as you.\n"
+    "Exit status: 0 when every generation is published (one line per member: MEMBER GENERATION);\n"
+    "255 with one line saying which member failed and why.\n";
 
 int cmd_checkpoint_group(int argc, char **argv)
 {
@@ -175,6 +264,8 @@ int cmd_checkpoint_group(int argc, char **argv)
 	};
 	uint32_t flags = FERRY_REQ_HOLD;
 	int c;
+	/* a member that died is one that failed: our word to it is not the end of us */
+	signal(SIGPIPE, SIG_IGN);
 	optind = 1;
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
@@ -186,32 +277,53 @@ int cmd_checkpoint_group(int argc, char **argv)
 	}
 	size_t n = (size_t)(argc - optind);
 	if (n < 1)
-		return cli_fail("usage: ferry checkpoint group [--leave-running] INSTANCE INSTANCE...");
+		return cli_fail(
+		    "usage: ferry checkpoint group [--leave-running] MEMBER... (INSTANCE or NODE:INSTANCE)");
 	if (n > GROUP_MAX)
 		return cli_fail("a group has at most %d instances, not %zu", GROUP_MAX, n);
 	struct ferry_error *err = NULL;
-	for (size_t i = 0; i < n; i++) {
-		if (ferry_name_check(argv[optind + i], "instance", &err) < 0)
-			return cli_error(err);
-		for (size_t j = 0; j < i; j++)
-			if (streq(argv[optind + i], argv[optind + j]))
-				return cli_fail("instance '%s' is named twice", argv[optind + i]);
-	}
 	struct member *ms = xzalloc(n * sizeof(*ms));
-	int r = 0;
-	for (size_t i = 0; i < n && r == 0; i++) {
-		ms[i].name = argv[optind + i];
-		ms[i].in = ms[i].out = ms[i].err = -1;
-		r = member_start(&ms[i], flags);
+	for (size_t i = 0; i < n; i++) {
+		char *a = argv[optind + i], *colon = strchr(a, ':');
+		ms[i].in = ms[i].out = ms[i].err = ms[i].sk = -1;
+		ms[i].name = a;
+		if (colon) { /* NODE:INSTANCE */
+			*colon = '\0';
+			ms[i].node = a;
+			ms[i].name = colon + 1;
+			if (!*a) {
+				free(ms);
+				return cli_fail("'%s': give NODE:INSTANCE, or INSTANCE for one of this node",
+						colon);
+			}
+		}
+		if (ferry_name_check(ms[i].name, "instance", &err) < 0) {
+			free(ms);
+			return cli_error(err);
+		}
+		for (size_t j = 0; j < i; j++)
+			if (streq(ms[i].name, ms[j].name) &&
+			    streq(ms[i].node ? ms[i].node : "", ms[j].node ? ms[j].node : "")) {
+				const char *twice = ms[i].name;
+				free(ms);
+				return cli_fail("instance '%s' is named twice", twice);
+			}
 	}
+	int r = 0;
+	for (size_t i = 0; i < n && r == 0; i++)
+		r = ms[i].node ? member_start_remote(&ms[i], flags & FERRY_REQ_LEAVE_RUNNING)
+			       : member_start(&ms[i], flags);
 	if (r != 0) {
-		/* the members started read EOF on their stdin and give up */
+		/* the members started give up (EOF, or the word not to go) */
 		for (size_t i = 0; i < n; i++)
-			if (ms[i].in >= 0)
-				close(ms[i].in);
-		for (size_t i = 0; i < n; i++)
+			if (ms[i].in >= 0 || ms[i].sk >= 0)
+				member_word(&ms[i], false);
+		for (size_t i = 0; i < n; i++) {
 			if (ms[i].pid > 0)
 				waitpid(ms[i].pid, NULL, 0);
+			if (ms[i].sk >= 0)
+				close(ms[i].sk);
+		}
 		free(ms);
 		return r;
 	}
@@ -227,22 +339,26 @@ int cmd_checkpoint_group(int argc, char **argv)
 	}
 	if (ok == n) {
 		for (size_t i = 0; i < n; i++) {
-			char *gen = ms[i].buf[0] + strlen("held\n");
+			char *gen = ms[i].buf[0] + (ms[i].node ? 0 : strlen("held\n"));
+			if (ms[i].node)
+				printf("%s:", ms[i].node);
 			printf("%s %s", ms[i].name, gen);
 		}
 		free(ms);
 		return 0;
 	}
+	_cleanup_free_ char *who =
+	    xasprintf("%s%s%s", bad->node ? bad->node : "", bad->node ? ":" : "", bad->name);
 	if (held == n && ok > 0)
 		r = cli_fail(
 		    "checkpoint of the group: instance '%s' failed after the others published theirs: %s; "
 		    "the group's checkpoint is not consistent: checkpoint it again",
-		    bad->name, member_error(bad));
+		    who, member_error(bad));
 	else
 		r = cli_fail(
 		    "checkpoint of the group: instance '%s': %s; every instance keeps running and no "
 		    "generation was published",
-		    bad->name, member_error(bad));
+		    who, member_error(bad));
 	free(ms);
 	return r;
 }

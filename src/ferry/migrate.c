@@ -43,7 +43,7 @@ static const char migrate_help[] =
     "the instance runs again on this node (or never stopped) and the exit status is 255.\n"
     "See ferry-migrate(1).\n";
 
-static int connect_ferryd(void)
+int connect_ferryd(void)
 {
 	int sk = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	struct sockaddr_un a = {.sun_family = AF_UNIX};

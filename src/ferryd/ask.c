@@ -107,9 +107,20 @@ static int reader(void *arg, void *ans)
 		return refuse(a, why);
 	}
 	const char *type = ferry_msg_get(&req, "type"), *name = ferry_msg_get(&req, "instance"),
-		   *to = ferry_msg_get(&req, "to"), *mode = ferry_msg_get(&req, "mode");
-	if (!type || !streq(type, "migrate") || !name || !to || !mode)
-		return refuse(a, "bad request: expected a migrate request with instance, to and mode");
+		   *to = ferry_msg_get(&req, "to"), *mode = ferry_msg_get(&req, "mode"),
+		   *leave = ferry_msg_get(&req, "leave");
+	bool hold = type && streq(type, "hold");
+	if (hold && (!leave || (!streq(leave, "0") && !streq(leave, "1"))))
+		return refuse(a, "bad request: a hold request has leave=0 or leave=1");
+	if (hold && to && streq(to, ra->d->node)) {
+		snprintf(why, sizeof(why), "'%s' is this node: name its instances without '%s:'", to, to);
+		return refuse(a, why);
+	}
+	if (hold)
+		mode = "default"; /* (no mode: the rules of the rest are a migration's) */
+	if (!type || (!hold && !streq(type, "migrate")) || !name || !to || !mode)
+		return refuse(a, "bad request: expected a migrate request with instance, to and mode, or "
+				 "a hold request with instance, to and leave");
 	if (!ferryd_check_request(ra->d, name, to, mode, why, sizeof(why)))
 		return refuse(a, why);
 	if (strlen(to) > FERRYD_NODE_MAX) /* a peer's name that long: not one a client can give */
@@ -119,6 +130,8 @@ static int reader(void *arg, void *ans)
 	snprintf(a->instance, sizeof(a->instance), "%s", name); /* checked: it fits */
 	snprintf(a->to, sizeof(a->to), "%s", to);
 	a->mode = (uint32_t)ferryd_mode_of(mode);
+	a->kind = hold ? FERRYD_ASK_HOLD : FERRYD_ASK_MIGRATE;
+	a->leave = hold && streq(leave, "1");
 	return 0;
 }
 
@@ -204,7 +217,9 @@ static void reclaim_socket(int sk)
 static const char *check_answer(const struct ferryd *d, const struct ferryd_ask *a, char *why, size_t n)
 {
 	if (a->magic != FERRYD_ASK_MAGIC || a->size != sizeof(*a) || a->refused > 1 ||
-	    a->mode >= FERRYD_MODE_N_ || !ferryd_nul_inside(a->instance, sizeof(a->instance)) ||
+	    a->mode >= FERRYD_MODE_N_ || a->kind >= FERRYD_ASK_N_ || a->leave > 1 ||
+	    (a->kind == FERRYD_ASK_HOLD && a->mode != FERRYD_MODE_DEFAULT) ||
+	    !ferryd_nul_inside(a->instance, sizeof(a->instance)) ||
 	    !ferryd_nul_inside(a->to, sizeof(a->to)) || !ferryd_nul_inside(a->message, sizeof(a->message)) ||
 	    (a->refused && !a->message[0]) || (!a->refused && (a->message[0] || !a->to[0]))) {
 		snprintf(why, n, "your request could not be read: its reader's answer is malformed");

@@ -81,6 +81,8 @@ int ferryd_user_lookup(uid_t uid, struct ferryd_user *ret, struct ferry_error **
 /* In a child of ferryd: becomes @u for good (groups, every uid and gid; getting root back
  * fails). 0, or -1: the child must exit without doing anything. */
 int ferryd_become_user(const struct ferryd_user *u);
+/* @req encoded in a memfd at offset 0 (close-on-exec), for a starter's fd 3; or -errno. */
+int ferryd_request_memfd(const struct ferry_request *req, struct ferry_error **err);
 /* Runs ferry-starter as @u with @req (and @sock as fd 4 when >= 0); its stdout in *ret_out. */
 int ferryd_run_starter(const struct ferryd *d, const struct ferryd_user *u, const struct ferry_request *req,
 		       int sock, char **ret_out, struct ferry_error **err);
@@ -210,11 +212,16 @@ enum ferryd_mode { FERRYD_MODE_DEFAULT, FERRYD_MODE_DISKLESS, FERRYD_MODE_LIVE, 
 const char *ferryd_mode_name(enum ferryd_mode m);
 int ferryd_mode_of(const char *name);
 
+/* What a client asks: a migration, or to hold a group member's dump on a peer (hold.c). */
+enum ferryd_kind { FERRYD_ASK_MIGRATE, FERRYD_ASK_HOLD, FERRYD_ASK_N_ };
+
 struct ferryd_ask {
 	uint32_t magic;
 	uint32_t size; /* sizeof(struct ferryd_ask) */
 	uint32_t refused; /* 1: @message says why (one line, for the client) */
-	uint32_t mode; /* enum ferryd_mode */
+	uint32_t kind; /* enum ferryd_kind */
+	uint32_t mode; /* enum ferryd_mode (a migration's) */
+	uint32_t leave; /* a hold's: 1 when the member goes on after the group's checkpoint */
 	char instance[FERRY_NAME_MAX + 1];
 	char to[FERRYD_NODE_MAX + 1];
 	char message[FERRYD_ASK_MESSAGE_MAX];
@@ -298,6 +305,19 @@ void ferryd_phases_of(const struct ferryd_times *t, struct ferryd_phases *ret);
 
 /* migrate.c: the source of a migration, for a local client */
 void ferryd_handle_client(struct ferryd *d, int sk);
+/* A TCP connection to the peer at @addr that proved the cluster key, and the link's keys. */
+int ferryd_connect_peer(const struct ferryd *d, const char *addr, struct ferry_xfer_keys *keys,
+			struct ferry_error **err);
+char *ferryd_new_id(void);
+
+/* hold.c — a member of a group checkpoint (ferry checkpoint group NODE:INSTANCE) on a peer: the
+ * client's ferryd relays between the client and the peer, whose ferryd runs the member's dump
+ * (a starter with FERRY_REQ_HOLD, as the user) and relays its "held", the group's word and its
+ * end. ferryd_hold_client: this side, for the local client whose request (@ask, read by ask.c)
+ * names the peer at @addr; ferryd_hold_serve: the peer's side, for the "hold" message @m. */
+void ferryd_hold_client(struct ferryd *d, int sk, const struct ferryd_user *u, const struct ferryd_ask *ask,
+			const char *addr);
+void ferryd_hold_serve(struct ferryd *d, struct ferryd_link *l, const struct ferry_msg *m);
 /* receive.c: the destination, for a peer that proved the cluster key; @keys: the link's */
 void ferryd_handle_peer(struct ferryd *d, int sk, const struct ferry_xfer_keys *keys);
 

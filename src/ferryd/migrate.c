@@ -61,8 +61,7 @@ static void progress(int sk, const char *phase)
 	ferry_msg_clear(&m);
 }
 
-/* A TCP connection to the peer at @addr that proved the cluster key, and the link's keys. */
-static int connect_peer(const struct ferryd *d, const char *addr, struct ferry_xfer_keys *keys,
+int ferryd_connect_peer(const struct ferryd *d, const char *addr, struct ferry_xfer_keys *keys,
 			struct ferry_error **err)
 {
 	int sk = ferryd_connect(addr, FERRYD_CONNECT_TIMEOUT, err);
@@ -75,7 +74,7 @@ static int connect_peer(const struct ferryd *d, const char *addr, struct ferry_x
 	return sk;
 }
 
-static char *new_id(void)
+char *ferryd_new_id(void)
 {
 	unsigned char r[6];
 	if (getentropy(r, sizeof(r)) < 0)
@@ -88,7 +87,7 @@ static bool prepare(struct mig *g)
 {
 	struct ferry_error *err = NULL;
 	struct ferry_xfer_keys keys;
-	int fd = connect_peer(g->d, g->addr, &keys, &err);
+	int fd = ferryd_connect_peer(g->d, g->addr, &keys, &err);
 	if (fd < 0) {
 		ferryd_log(g->id, "%s", err->message);
 		ferryd_send_error(g->sk, NULL, g->id, "%s; the instance was not touched", err->message);
@@ -491,13 +490,15 @@ void ferryd_handle_client(struct ferryd *d, int sk)
 	struct ferryd_ask ask;
 	if (ferryd_ask_fetch(d, sk, &g.u, &ask, &g.addr) < 0)
 		return;
+	if (ask.kind == FERRYD_ASK_HOLD)
+		return ferryd_hold_client(d, sk, &g.u, &ask, g.addr);
 	g.t0 = ferry_monotonic_ms();
 	g.name = ask.instance;
 	g.to = ask.to;
 	g.diskless = ask.mode != FERRYD_MODE_DEFAULT;
 	g.live = ask.mode == FERRYD_MODE_LIVE;
 	g.mode = ferryd_mode_name(ask.mode);
-	g.id = new_id();
+	g.id = ferryd_new_id();
 	ferryd_log(g.id, "%s asks to move '%s' to %s (%s)", g.u.name, g.name, g.to, g.mode);
 	migrate(&g);
 	ferryd_link_close(&g.peer);

@@ -196,6 +196,11 @@ static void serve(struct ferryd *d, struct ferryd_link *l)
 		ferry_msg_clear(&m);
 		return;
 	}
+	if (streq(ferry_msg_get(&m, "type") ?: "", "hold")) {
+		ferryd_hold_serve(d, l, &m);
+		ferry_msg_clear(&m);
+		return;
+	}
 	long long t_prepare = ferry_monotonic_ms();
 	unsigned long long uid = 0;
 	if (!prepare_ok(l, &m, &uid))

@@ -59,18 +59,31 @@ int ferryd_run_starter(const struct ferryd *d, const struct ferryd_user *u, cons
 	return ferryd_run_starter_decision(d, u, req, sock, -1, ret_out, err);
 }
 
-int ferryd_run_starter_decision(const struct ferryd *d, const struct ferryd_user *u,
-				const struct ferry_request *req, int sock, int decision, char **ret_out,
-				struct ferry_error **err)
+int ferryd_request_memfd(const struct ferry_request *req, struct ferry_error **err)
 {
 	_cleanup_free_ char *buf = NULL;
 	size_t len = 0;
 	int r = ferry_request_encode(req, &buf, &len, err);
 	if (r < 0)
 		return r;
-	_cleanup_close_ int mfd = memfd_create("ferryd-request", MFD_CLOEXEC);
-	if (mfd < 0 || ferry_write_all(mfd, buf, len) < 0 || lseek(mfd, 0, SEEK_SET) < 0)
-		return ferry_error_set(err, errno, "prepare the request");
+	int mfd = memfd_create("ferryd-request", MFD_CLOEXEC);
+	if (mfd < 0 || ferry_write_all(mfd, buf, len) < 0 || lseek(mfd, 0, SEEK_SET) < 0) {
+		r = ferry_error_set(err, errno, "prepare the request");
+		if (mfd >= 0)
+			close(mfd);
+		return r;
+	}
+	return mfd;
+}
+
+int ferryd_run_starter_decision(const struct ferryd *d, const struct ferryd_user *u,
+				const struct ferry_request *req, int sock, int decision, char **ret_out,
+				struct ferry_error **err)
+{
+	_cleanup_close_ int mfd = ferryd_request_memfd(req, err);
+	if (mfd < 0)
+		return mfd;
+	int r;
 	int pass[3] = {mfd, sock, decision};
 	size_t out_len = 0;
 	char *const argv[] = {"ferry-starter", NULL};

@@ -30,30 +30,44 @@ teardown() {
 	mig_test_teardown 30
 }
 
-# member NAME IP CMD...: user 1's checkpointable instance NAME (checkpoint NAME) on nodeA, with
-# address IP, running CMD.
+# member [--on NODE] NAME IP CMD...: user 1's checkpointable instance NAME (checkpoint NAME) on
+# NODE (nodeA), with address IP, running CMD.
 member() {
+	local node=nodeA
+	if [ "$1" = --on ]; then
+		node=$2
+		shift 2
+	fi
 	local name=$1 ip=$2
 	shift 2
 	rm -rf "$(ckpt_dir "$U1" "$name")"
 	as_user1 "$FERRY" checkpoint create "$name" >/dev/null || fail "checkpoint create $name"
-	run --separate-stderr on nodeA "$FERRY" instance start --criu-launch "$name" --net --network ftmac \
+	run --separate-stderr on "$node" "$FERRY" instance start --criu-launch "$name" --net --network ftmac \
 		--network-args "IP=$ip/16" "$IMG" "$name" "$@"
 	[ "$status" -eq 0 ] || fail "instance start $name: $stderr"
 }
 
-# stream_pair: a server and its client, members $T-srv (198.18.1.60) and $T-cli (198.18.1.61),
-# with a numbered stream between them (a number every 20 ms); waits until it flows.
+# stream_pair [CLIENT_NODE]: a server and its client, members $T-srv (198.18.1.60, on nodeA) and
+# $T-cli (198.18.1.61, on CLIENT_NODE: nodeA), with a numbered stream between them (a number
+# every 20 ms); waits until it flows.
 stream_pair() {
 	member "$T-srv" 198.18.1.60 "$TCP" serve 198.18.1.60:7100 "$OUT/srv"
 	wait_for test -e "$OUT/srv" || fail "the server did not start"
-	member "$T-cli" 198.18.1.61 "$TCP" send 198.18.1.60:7100 "$OUT/cli" 20
+	member --on "${1:-nodeA}" "$T-cli" 198.18.1.61 "$TCP" send 198.18.1.60:7100 "$OUT/cli" 20
 	wait_ok "$OUT/cli" 20 20
 	wait_ok "$OUT/srv" 20 20
 }
 
 # held_in NAME: a dump of checkpoint NAME is sealed and waits in its staging directory.
 held_in() { [ -n "$(find "$(ckpt_dir "$U1" "$1")" -path '*staging*' -name manifest 2>/dev/null)" ]; }
+
+# kill_member NODE NAME: member NAME on NODE is gone (killed; or it ended by itself already, as
+# an end of the stream does once the other end is killed: the stream's end is a failure to it).
+kill_member() {
+	on "$1" "$FERRY" instance stop --signal KILL "$2" >/dev/null 2>&1 || true
+	wait_for not_listed "$1" "$2" || fail "'$2' still runs on $1"
+}
+not_listed() { ! listed_on "$1" "$2"; }
 
 # workloads_gone: neither end of the stream runs.
 workloads_gone() { ! pgrep -f "$TCP (serve|send) .*$OUT/(srv|cli)" >/dev/null; }
@@ -72,12 +86,12 @@ gens() { find "$(ckpt_dir "$U1" "$1")" -maxdepth 1 -name 'gen-*' -printf '%f\n' 
 	# both went on (they were let go together)
 	at=$(num "$OUT/cli")
 	wait_ok "$OUT/cli" $((at + 20)) 20
-	# both killed: the cut is all that is left
-	run on nodeA "$FERRY" instance stop "$T-srv" "$T-cli"
-	assert_success
+	# both killed: the cut is all that is left (the one killed last may see its peer go first,
+	# and write FAIL: the progress of the restored ones counts, from the cut on)
+	kill_member nodeA "$T-srv"
+	kill_member nodeA "$T-cli"
 	wait_for workloads_gone || fail "the members still run"
-
-	at=$(num "$OUT/cli")
+	rm -f "$OUT/srv" "$OUT/cli"
 	# restarted at once, each by itself: the numbers in flight at the cut come again from the
 	# sender's queue, the echoes from the server's; tcpstream fails on a gap or a duplicate
 	on nodeA "$FERRY" instance start --criu-restart "$T-srv" >"$BATS_TEST_TMPDIR/rs-srv" 2>&1 &
@@ -175,6 +189,73 @@ gens() { find "$(ckpt_dir "$U1" "$1")" -maxdepth 1 -name 'gen-*' -printf '%f\n' 
 		listed_on nodeA "$T-$m" || fail "'$T-$m' stopped"
 		[ -z "$(gens "$T-$m")" ] || fail "'$T-$m' has a generation: $(gens "$T-$m")"
 	done
+	local at
+	at=$(num "$OUT/cli")
+	wait_ok "$OUT/cli" $((at + 20)) 20
+}
+
+@test "group across nodes: a server on nodeA and its client on nodeB at one cut, both killed, restarted each on the other node: the stream goes on exactly" {
+	mig_up
+	local at
+	stream_pair nodeB
+	run --separate-stderr on nodeA "$FERRY" checkpoint group --leave-running "$T-srv" "nodeB:$T-cli"
+	[ "$status" -eq 0 ] || fail "checkpoint group: $stderr"
+	assert_line --regexp "^$T-srv $(ckpt_dir "$U1" "$T-srv")/gen-000001\$"
+	assert_line --regexp "^nodeB:$T-cli $(ckpt_dir "$U1" "$T-cli")/gen-000001\$"
+	ferryd_log_has nodeB "group checkpoint from nodeA: holding '$T-cli'" || fail "nodeB did not log the member"
+	at=$(num "$OUT/cli")
+	wait_ok "$OUT/cli" $((at + 20)) 20
+	kill_member nodeA "$T-srv"
+	kill_member nodeB "$T-cli"
+	wait_for workloads_gone || fail "the members still run"
+	rm -f "$OUT/srv" "$OUT/cli"
+	# the ranks placed on the other nodes: the server on nodeB, the client on nodeA
+	on nodeB "$FERRY" instance start --criu-restart "$T-srv" >"$BATS_TEST_TMPDIR/rs-srv" 2>&1 &
+	on nodeA "$FERRY" instance start --criu-restart "$T-cli" >"$BATS_TEST_TMPDIR/rs-cli" 2>&1 || fail "restart of the client: $(cat "$BATS_TEST_TMPDIR/rs-cli")"
+	wait $! || fail "restart of the server: $(cat "$BATS_TEST_TMPDIR/rs-srv")"
+	assert_only_on nodeB "$T-srv"
+	assert_only_on nodeA "$T-cli"
+	wait_ok "$OUT/cli" $((at + 30)) 30
+	wait_ok "$OUT/srv" $((at + 30)) 30
+	! grep -q FAIL "$OUT/srv" "$OUT/cli" || fail "the stream broke: $(cat "$OUT/srv" "$OUT/cli")"
+}
+
+@test "group across nodes: the member on nodeB fails after its images are written: both go on, nothing is published, the word names nodeB's member" {
+	mig_up
+	local at
+	stream_pair
+	# the failing member is on nodeB: a file in its private /tmp it cannot read
+	rm -rf "$(ckpt_dir "$U1" "$T-bad")"
+	as_user1 "$FERRY" checkpoint create "$T-bad" >/dev/null
+	run --separate-stderr on nodeB "$FERRY" instance start --criu-launch "$T-bad" --private-tmp "$IMG" "$T-bad" \
+		sh -c 'echo x >/tmp/locked && chmod 000 /tmp/locked && exec sleep 1000'
+	[ "$status" -eq 0 ] || fail "instance start: $stderr"
+	run --separate-stderr on nodeA "$FERRY" checkpoint group "$T-srv" "nodeB:$T-bad" "$T-cli"
+	assert_ferry_error "checkpoint of the group: instance 'nodeB:$T-bad': on nodeB: .*'/tmp/locked' cannot be read: Permission denied.*; every instance keeps running and no generation was published$"
+	listed_on nodeB "$T-bad" || fail "'$T-bad' stopped"
+	for m in srv cli bad; do
+		[ -z "$(gens "$T-$m")" ] || fail "'$T-$m' has a generation: $(gens "$T-$m")"
+	done
+	for m in srv cli; do
+		listed_on nodeA "$T-$m" || fail "'$T-$m' stopped"
+	done
+	at=$(num "$OUT/cli")
+	wait_ok "$OUT/cli" $((at + 20)) 20
+}
+
+@test "group across nodes, security: a member on another node is dumped only as its owner; an unknown node, and this node by name, are refused" {
+	mig_up
+	stream_pair nodeB
+	# user 2 names user 1's instance on nodeB: nodeB's starter, running as user 2, finds none
+	run --separate-stderr on_as nodeA "$U2" "$FERRY" checkpoint group "nodeB:$T-cli"
+	assert_ferry_error "instance 'nodeB:$T-cli': on nodeB: .*no instance '$T-cli' of yours is running"
+	listed_on nodeB "$T-cli" || fail "'$T-cli' stopped"
+	[ -z "$(gens "$T-cli")" ] || fail "'$T-cli' has a generation: $(gens "$T-cli")"
+	# a node this ferryd does not know, and this very node, are refused by ferryd at once
+	run --separate-stderr on nodeA "$FERRY" checkpoint group "nodeX:$T-cli"
+	assert_ferry_error "no node 'nodeX' is known"
+	run --separate-stderr on nodeA "$FERRY" checkpoint group "nodeA:$T-srv"
+	assert_ferry_error "'nodeA' is this node"
 	local at
 	at=$(num "$OUT/cli")
 	wait_ok "$OUT/cli" $((at + 20)) 20

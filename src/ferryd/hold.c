@@ -1,0 +1,305 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* hold.c — a group checkpoint's member on another node (ferry checkpoint group NODE:INSTANCE).
+ *
+ * The client (src/ferry/group.c) asks its node's ferryd with a "hold" request (read by ask.c as
+ * any request: by a process that is the client for good). This ferryd connects to the peer
+ * named, proves the cluster key, and sends it a sealed "hold" message with the user's uid and
+ * name, as a migration's prepare. The peer's ferryd checks that the uid is that user there too,
+ * and runs ferry-starter as the user with FERRY_REQ_HOLD (its checks guard the dump as they do
+ * the CLI's: the instance must be the user's own): the member's tree is frozen, its connections
+ * locked, its generation written and sealed; the starter says "held", which goes back to the
+ * client. The client's word ('go', once every member is held) goes to the starter's stdin: it
+ * publishes and lets the member go; anything else (another member failed, the client or a link
+ * gone) is EOF there, and the member resumes with nothing published. Then "done" (the
+ * generation) or "error" (the starter's own line) goes back.
+ *
+ * Limits: the peer's answers are waited for FERRYD_PEER_TIMEOUT s of silence (the peer pings
+ * while its starter dumps), the client's word HOLD_WORD_S; the starter's output is bounded. */
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include "ferryd.h"
+#include "fs.h"
+#include "names.h"
+
+#define STARTER FERRY_LIBEXECDIR "/ferry-starter"
+#define HOLD_WORD_S 3600 /* the starter's own limit on the group's word (HOLD_WAIT_S) */
+#define HOLD_OUT_MAX 8192
+
+/* ------------------------------------------------------------- the peer's side */
+
+struct member {
+	pid_t pid;
+	int in, out, err;
+	char buf[2][HOLD_OUT_MAX];
+	size_t len[2];
+};
+
+/* ferry-starter as @u with the dump request on fd 3; stdin, stdout, stderr ours. */
+static int member_start(struct member *mb, const struct ferryd_user *u, const struct ferry_request *req,
+			struct ferry_error **err)
+{
+	_cleanup_close_ int mfd = ferryd_request_memfd(req, err);
+	if (mfd < 0)
+		return mfd;
+	int in[2], out[2], er[2];
+	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(er, O_CLOEXEC) < 0)
+		return ferry_error_set(err, errno, "prepare the member's dump");
+	mb->pid = fork();
+	if (mb->pid < 0)
+		return ferry_error_set(err, errno, "fork");
+	if (mb->pid == 0) {
+		/* (dup2 of an fd onto itself keeps its close-on-exec: the request may already be fd 3) */
+		if (dup2(in[0], 0) < 0 || dup2(out[1], 1) < 0 || dup2(er[1], 2) < 0 ||
+		    (mfd == 3 ? fcntl(3, F_SETFD, 0) : dup2(mfd, 3)) < 0)
+			_exit(255);
+		ferry_close_fds(4, (const int[]){-1});
+		if (ferryd_become_user(u) < 0)
+			_exit(255);
+		/* as ferry_spawn leaves a starter: no signal blocked or ignored (ferryd ignores SIGPIPE) */
+		sigset_t none;
+		sigemptyset(&none);
+		(void)sigprocmask(SIG_SETMASK, &none, NULL);
+		struct sigaction dfl = {.sa_handler = SIG_DFL};
+		for (int sig = 1; sig < NSIG; sig++)
+			(void)sigaction(sig, &dfl, NULL);
+		char *const argv[] = {"ferry-starter", NULL}, *const envp[] = {NULL};
+		execve(STARTER, argv, envp);
+		_exit(255);
+	}
+	close(in[0]);
+	close(out[1]);
+	close(er[1]);
+	mb->in = in[1];
+	mb->out = out[0];
+	mb->err = er[0];
+	return 0;
+}
+
+/* Reads what is there on the member's stdout (@w 0) or stderr (1); closes it at its end. */
+static void member_read(struct member *mb, int w)
+{
+	int *fd = w ? &mb->err : &mb->out;
+	char tmp[1024];
+	ssize_t n = read(*fd, tmp, sizeof(tmp));
+	if (n < 0 && errno == EINTR)
+		return;
+	if (n <= 0) {
+		close(*fd);
+		*fd = -1;
+		return;
+	}
+	size_t room = sizeof(mb->buf[w]) - 1 - mb->len[w];
+	size_t k = (size_t)n < room ? (size_t)n : room;
+	memcpy(mb->buf[w] + mb->len[w], tmp, k);
+	mb->len[w] += k;
+	mb->buf[w][mb->len[w]] = '\0';
+}
+
+static bool member_held(const struct member *mb)
+{
+	return mb->len[0] >= 5 && startswith(mb->buf[0], "held\n");
+}
+
+/* Reads the member's stdout and stderr until its stdout has "held\n" (true), or (@to_end)
+ * until both ended. */
+static bool member_wait(struct member *mb, bool to_end)
+{
+	while ((mb->out >= 0 || mb->err >= 0) && (to_end || !member_held(mb))) {
+		struct pollfd p[2] = {{.fd = mb->out, .events = POLLIN}, {.fd = mb->err, .events = POLLIN}};
+		if (poll(p, 2, -1) < 0 && errno != EINTR)
+			break;
+		for (int w = 0; w < 2; w++)
+			if (p[w].revents)
+				member_read(mb, w);
+	}
+	return member_held(mb);
+}
+
+/* The member's end (its stdin closed first: a member still held gives up): its status. */
+static int member_end(struct member *mb)
+{
+	if (mb->in >= 0)
+		close(mb->in);
+	mb->in = -1;
+	(void)member_wait(mb, true);
+	int st = 0;
+	while (waitpid(mb->pid, &st, 0) < 0 && errno == EINTR)
+		;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 255;
+}
+
+/* The first line of the member's stderr, without "ferry: ". */
+static const char *member_error(struct member *mb)
+{
+	char *e = mb->buf[1], *nl = strchr(e, '\n');
+	if (nl)
+		*nl = '\0';
+	if (startswith(e, "ferry: "))
+		e += strlen("ferry: ");
+	return *e ? e : "its checkpoint failed without a word";
+}
+
+void ferryd_hold_serve(struct ferryd *d, struct ferryd_link *l, const struct ferry_msg *m)
+{
+	struct ferry_error *err = NULL;
+	const char *id = ferry_msg_get(m, "id"), *name = ferry_msg_get(m, "instance"),
+		   *uid_s = ferry_msg_get(m, "uid"), *user = ferry_msg_get(m, "user"),
+		   *leave = ferry_msg_get(m, "leave");
+	unsigned long long uid = 0;
+	if (!id || strlen(id) != 12 || strspn(id, "0123456789abcdef") != 12 || !name ||
+	    ferry_name_check(name, "instance", NULL) < 0 || !uid_s ||
+	    parse_uint64(uid_s, UINT32_MAX - 1, &uid) < 0 || !user || !leave ||
+	    (!streq(leave, "0") && !streq(leave, "1")))
+		return ferryd_send_error(-1, l, id, "bad hold message");
+	struct ferryd_user u = {0};
+	if (ferryd_user_lookup((uid_t)uid, &u, &err) < 0)
+		return ferryd_send_error(-1, l, id, "%s", err->message);
+	if (!streq(u.name, user)) /* the nodes must agree on who uid N is */
+		return ferryd_send_error(-1, l, id, "uid %llu is '%s' here, not '%s'", uid, u.name, user);
+	ferryd_log(id, "%s's group checkpoint from %s: holding '%s'", u.name, ferry_msg_get(m, "from") ?: "?",
+		   name);
+	struct ferry_request req = {.op = FERRY_OP_CHECKPOINT_DUMP,
+				    .flags =
+					FERRY_REQ_HOLD | (streq(leave, "1") ? FERRY_REQ_LEAVE_RUNNING : 0),
+				    .instance = (char *)name};
+	struct member mb = {.in = -1, .out = -1, .err = -1};
+	if (member_start(&mb, &u, &req, &err) < 0) {
+		ferryd_log(id, "%s", err->message);
+		return ferryd_send_error(-1, l, id, "%s", err->message);
+	}
+	/* the source waits for "held" on idleness: pings while the member dumps */
+	struct ferryd_keepalive k;
+	ferryd_keepalive_start(&k, l);
+	bool held = member_wait(&mb, false);
+	ferryd_keepalive_stop(&k);
+	struct ferry_msg out = {0}, word = {0};
+	bool go = false;
+	if (held) {
+		ferry_msg_set(&out, "type", "held");
+		ferry_msg_set(&out, "id", "%s", id);
+		if (ferryd_link_send(l, &out, &err) == 0 &&
+		    ferryd_link_recv(l, HOLD_WORD_S, &word, &err) == 0)
+			go = streq(ferry_msg_get(&word, "type") ?: "", "word") &&
+			     streq(ferry_msg_get(&word, "go") ?: "", "1");
+		ferry_msg_clear(&out);
+		ferry_msg_clear(&word);
+		ferry_error_free(err);
+		err = NULL;
+		if (go)
+			(void)ferry_write_all(mb.in, "C", 1);
+		ferryd_keepalive_start(&k, l); /* CRIU ends the dump */
+	}
+	int st = member_end(&mb);
+	if (held)
+		ferryd_keepalive_stop(&k);
+	if (st == 0) {
+		char *gen = mb.buf[0] + strlen("held\n"), *nl = strchr(gen, '\n');
+		if (nl)
+			*nl = '\0';
+		ferryd_log(id, "'%s' of %s: its generation %s is published", name, u.name, gen);
+		ferry_msg_set(&out, "type", "done");
+		ferry_msg_set(&out, "id", "%s", id);
+		ferry_msg_set(&out, "gen", "%s", gen);
+		(void)ferryd_link_send(l, &out, &err);
+		ferry_msg_clear(&out);
+		ferry_error_free(err);
+		return;
+	}
+	ferryd_log(id, "'%s' of %s: %s", name, u.name, member_error(&mb));
+	ferryd_send_error(-1, l, id, "%s", member_error(&mb));
+}
+
+/* ------------------------------------------------------------ the client's side */
+
+/* The peer's next message (its pings skipped), forwarded to the client: its type. */
+static char *relay_peer(struct ferryd_link *peer, int sk, unsigned timeout, const char *to, const char *id)
+{
+	struct ferry_error *err = NULL;
+	struct ferry_msg m = {0};
+	if (ferryd_link_recv(peer, timeout, &m, &err) < 0) {
+		ferryd_log(id, "%s: %s", to, err->message);
+		ferryd_send_error(sk, NULL, id, "%s: %s", to, err->message);
+		ferry_error_free(err);
+		return NULL;
+	}
+	char *type = xstrdup(ferry_msg_get(&m, "type") ?: "");
+	if (!streq(type, "held") && !streq(type, "done") && !streq(type, "error")) {
+		ferryd_send_error(sk, NULL, id, "%s sent a '%s' message where a member's state was due", to,
+				  type);
+		free(type);
+		ferry_msg_clear(&m);
+		return NULL;
+	}
+	if (streq(type, "error")) /* the member's own line, said where it is */
+		ferryd_send_error(sk, NULL, id, "on %s: %s", to, ferry_msg_get(&m, "message") ?: "error");
+	else if (ferry_msg_send(sk, &m, &err) < 0)
+		ferry_error_free(err);
+	ferry_msg_clear(&m);
+	return type;
+}
+
+void ferryd_hold_client(struct ferryd *d, int sk, const struct ferryd_user *u, const struct ferryd_ask *ask,
+			const char *addr)
+{
+	struct ferry_error *err = NULL;
+	_cleanup_free_ char *id = ferryd_new_id();
+	ferryd_log(id, "%s's group checkpoint: '%s' on %s", u->name, ask->instance, ask->to);
+	struct ferry_xfer_keys keys;
+	struct ferryd_link peer = {.fd = -1};
+	int fd = ferryd_connect_peer(d, addr, &keys, &err);
+	if (fd < 0 || ferryd_link_open(&peer, fd, &keys, false, &err) < 0) {
+		explicit_bzero(&keys, sizeof(keys));
+		ferryd_log(id, "%s", err->message);
+		ferryd_send_error(sk, NULL, id, "%s", err->message);
+		ferry_error_free(err);
+		return;
+	}
+	explicit_bzero(&keys, sizeof(keys));
+	struct ferry_msg m = {0};
+	ferry_msg_set(&m, "type", "hold");
+	ferry_msg_set(&m, "id", "%s", id);
+	ferry_msg_set(&m, "uid", "%u", (unsigned)u->uid);
+	ferry_msg_set(&m, "user", "%s", u->name);
+	ferry_msg_set(&m, "instance", "%s", ask->instance);
+	ferry_msg_set(&m, "leave", "%u", ask->leave);
+	ferry_msg_set(&m, "from", "%s", d->node);
+	int r = ferryd_link_send(&peer, &m, &err);
+	ferry_msg_clear(&m);
+	if (r < 0) {
+		ferryd_send_error(sk, NULL, id, "%s: %s", ask->to, err->message);
+		ferry_error_free(err);
+		ferryd_link_close(&peer);
+		return;
+	}
+	_cleanup_free_ char *type = relay_peer(&peer, sk, FERRYD_PEER_TIMEOUT, ask->to, id);
+	if (type && streq(type, "held")) {
+		/* the group's word, from the client; or the peer's end first (its member failed) */
+		struct pollfd p[2] = {{.fd = sk, .events = POLLIN}, {.fd = peer.fd, .events = POLLIN}};
+		int pr;
+		while ((pr = poll(p, 2, HOLD_WORD_S * 1000)) < 0 && errno == EINTR)
+			;
+		bool go = false;
+		if (pr > 0 && p[0].revents && !p[1].revents) {
+			struct ferry_msg w = {0};
+			if (ferry_msg_recv(sk, 5, &w, &err) == 0)
+				go = streq(ferry_msg_get(&w, "type") ?: "", "word") &&
+				     streq(ferry_msg_get(&w, "go") ?: "", "1");
+			ferry_msg_clear(&w);
+			ferry_error_free(err);
+			err = NULL;
+		}
+		if (!(pr > 0 && p[1].revents)) {
+			ferry_msg_set(&m, "type", "word");
+			ferry_msg_set(&m, "go", "%d", go);
+			(void)ferryd_link_send(&peer, &m, &err);
+			ferry_msg_clear(&m);
+			ferry_error_free(err);
+			err = NULL;
+		}
+		free(relay_peer(&peer, sk, FERRYD_PEER_TIMEOUT, ask->to, id));
+	}
+	ferryd_link_close(&peer);
+}
