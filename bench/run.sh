@@ -14,6 +14,8 @@
 #             staged in node-local memory (ferry.conf's default) and direct, PERIODIC_SIZES MiB:
 #             the job's pause against S / (local write rate), then the checkpoint a preemption's
 #             SIGTERM asks for (dump, sync, stop) against a 60 s grace time
+#   group     ferry checkpoint group of N members (GROUP_N) of GROUP_MB MiB each, against the
+#             slowest member's own checkpoint and the sum of their own checkpoints
 #   apps      HPL (an N sweep), LAMMPS, GROMACS, AutoDock Vina: run time without / with a
 #             migration, and the same result either way (an application this machine cannot
 #             run, such as GROMACS on a CPU without rdtscp, is left out and named in run.json)
@@ -26,6 +28,8 @@
 #   PERIODIC_SIZES="MiB..."     sizes of the periodic suite               [256 1024 4096]
 #   START_RUNS=N                runs of each start-time command per repetition  [10]
 #   APPS="hpl lammps gromacs vina"  the applications of the apps suite                [all]
+#   GROUP_N="N..."              members of the group suite                      [1 2 4 8]
+#   GROUP_MB=MiB                each member's size                                  [256]
 #   HPL_POINTS="N..."           HPL problem sizes (hpcc runs its other tests first) [3000 4000]
 #   LMP_ATOM_STEPS, GMX_ATOM_STEPS  LAMMPS / GROMACS run length (atom-steps)  [~20 s each]
 #   VINA_POINTS="EXH..."        AutoDock Vina exhaustiveness (search effort)          [48: ~20 s]
@@ -56,6 +60,7 @@ BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
 if [ $SMOKE = 1 ]; then
 	RAW=$BENCH_DIR/results/smoke
 	REPEAT=1 SIZES=${SIZES:-32} OVERHEAD_SIZES=${OVERHEAD_SIZES:-32} PERIODIC_SIZES=${PERIODIC_SIZES:-32} START_RUNS=2
+	GROUP_N=${GROUP_N:-1 2} GROUP_MB=${GROUP_MB:-32}
 	LINK=${LINK:-1gbit}
 	export DISK_GB=1
 fi
@@ -64,13 +69,15 @@ SIZES=${SIZES:-256 512 1024 2048 4096}
 OVERHEAD_SIZES=${OVERHEAD_SIZES:-256 1024 4096}
 PERIODIC_SIZES=${PERIODIC_SIZES:-256 1024 4096}
 START_RUNS=${START_RUNS:-10}
+GROUP_N=${GROUP_N:-1 2 4 8}
+GROUP_MB=${GROUP_MB:-256}
 export HPL_POINTS=${HPL_POINTS:-3000 4000}
 export LMP_ATOM_STEPS=${LMP_ATOM_STEPS:-35000000} GMX_ATOM_STEPS=${GMX_ATOM_STEPS:-16000000}
 SUITES=("$@")
-[ ${#SUITES[@]} -gt 0 ] || SUITES=(floor start overhead migrate periodic apps)
+[ ${#SUITES[@]} -gt 0 ] || SUITES=(floor start overhead migrate periodic group apps)
 for s in "${SUITES[@]}"; do
-	case $s in floor | start | overhead | migrate | periodic | apps) ;; *)
-		echo "bench: unknown suite '$s' (floor, start, overhead, migrate, periodic, apps)" >&2
+	case $s in floor | start | overhead | migrate | periodic | group | apps) ;; *)
+		echo "bench: unknown suite '$s' (floor, start, overhead, migrate, periodic, group, apps)" >&2
 		exit 2
 		;;
 	esac
@@ -86,6 +93,8 @@ source "$BENCH_DIR/lib/cluster.bash"
 source "$BENCH_DIR/lib/mig.bash"
 # shellcheck source=lib/periodic.bash
 source "$BENCH_DIR/lib/periodic.bash"
+# shellcheck source=lib/group.bash
+source "$BENCH_DIR/lib/group.bash"
 if [[ " ${SUITES[*]} " == *" apps "* ]]; then
 	# shellcheck source=lib/apps.bash
 	source "$BENCH_DIR/lib/apps.bash"
@@ -112,7 +121,7 @@ jq -n --arg run "$BENCH_RUN_ID" --arg link "$LINK" --argjson disk "$DISK_RATE" \
 	--argjson cpus "$(nproc)" --argjson mem "$(awk '/MemTotal/ { print $2 * 1024 }' /proc/meminfo)" \
 	'$ARGS.named' >"$RAW/run.json"
 
-trap 'periodic_cleanup; cluster_down; rm -rf "$BENCH_WORK/runc" /dev/shm/ferry-bench-criu /dev/shm/ferry-bench-runc' EXIT
+trap 'periodic_cleanup; group_cleanup; cluster_down; rm -rf "$BENCH_WORK/runc" /dev/shm/ferry-bench-criu /dev/shm/ferry-bench-runc' EXIT
 say "cluster: link $LINK, shared disk $((DISK_RATE / 1048576)) MiB/s"
 cluster_up
 
@@ -208,6 +217,16 @@ suite_periodic() {
 		done
 	done
 	periodic_cleanup
+}
+
+suite_group() {
+	local r n
+	for ((r = 0; r < REPEAT; r++)); do
+		for n in $GROUP_N; do
+			say "group $((r + 1))/$REPEAT: $n x $GROUP_MB MiB"
+			group_measure "$n" "$GROUP_MB" "$r"
+		done
+	done
 }
 
 suite_apps() {

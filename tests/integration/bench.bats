@@ -72,6 +72,14 @@ q() { jq -rs "$2" "$SMOKE/$1.jsonl"; }
 	q periodic '.[] | select(.mode == "direct") | .drain_ms' | grep -qx null
 }
 
+@test "smoke: a group checkpoint of 1 and 2 members is measured against their own checkpoints" {
+	[ "$(q group '[.[].n] | sort | join(",")')" = "1,2" ]
+	# each member's images hold its memory; every time is there; the group's sum of own
+	# checkpoints is at least the slowest one
+	q group '.[] | [.n, .bytes, .alone_max_ms, .alone_sum_ms, .group_ms] | @tsv' |
+		awk '{ if (!($2 >= $1 * 32 * 1048576 && $3 > 0 && $4 >= $3 && $5 > 0)) bad = 1 } END { exit bad }'
+}
+
 @test "smoke: every application runs without and with a migration, with identical results" {
 	local apps app
 	# HPL, LAMMPS, AutoDock Vina always; GROMACS unless this CPU cannot run Debian's gmx, and
