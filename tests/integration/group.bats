@@ -69,6 +69,32 @@ kill_member() {
 }
 not_listed() { ! listed_on "$1" "$2"; }
 
+# cut_kill_restart SRV_NODE CLI_NODE SRV_TO CLI_TO: after a group checkpoint with
+# --leave-running, the stream goes on; then both members are killed (on SRV_NODE, CLI_NODE) and
+# restarted at once, each by itself, the server on SRV_TO and the client on CLI_TO: the numbers
+# in flight at the cut come again from the sender's queue, the echoes from the server's, and
+# the stream goes on with no gap and no duplicate (tcpstream fails on either).
+cut_kill_restart() {
+	local at
+	at=$(num "$OUT/cli")
+	wait_ok "$OUT/cli" $((at + 20)) 20
+	# the cut is all that is left (the one killed last may see its peer go first, and write
+	# FAIL: the progress of the restored ones counts, from the cut on)
+	kill_member "$1" "$T-srv"
+	kill_member "$2" "$T-cli"
+	wait_for workloads_gone || fail "the members still run"
+	rm -f "$OUT/srv" "$OUT/cli"
+	on "$3" "$FERRY" instance start --criu-restart "$T-srv" >"$BATS_TEST_TMPDIR/rs-srv" 2>&1 &
+	on "$4" "$FERRY" instance start --criu-restart "$T-cli" >"$BATS_TEST_TMPDIR/rs-cli" 2>&1 ||
+		fail "restart of the client: $(cat "$BATS_TEST_TMPDIR/rs-cli")"
+	wait $! || fail "restart of the server: $(cat "$BATS_TEST_TMPDIR/rs-srv")"
+	assert_only_on "$3" "$T-srv"
+	assert_only_on "$4" "$T-cli"
+	wait_ok "$OUT/cli" $((at + 30)) 30
+	wait_ok "$OUT/srv" $((at + 30)) 30
+	! grep -q FAIL "$OUT/srv" "$OUT/cli" || fail "the stream broke: $(cat "$OUT/srv" "$OUT/cli")"
+}
+
 # workloads_gone: neither end of the stream runs.
 workloads_gone() { ! pgrep -f "$TCP (serve|send) .*$OUT/(srv|cli)" >/dev/null; }
 
@@ -77,29 +103,12 @@ gens() { find "$(ckpt_dir "$U1" "$1")" -maxdepth 1 -name 'gen-*' -printf '%f\n' 
 
 @test "group: a server and its client checkpointed together while they run, both killed, both restarted: the stream between them goes on, no number lost or repeated" {
 	mig_up
-	local at
 	stream_pair
 	run --separate-stderr on nodeA "$FERRY" checkpoint group --leave-running "$T-srv" "$T-cli"
 	[ "$status" -eq 0 ] || fail "checkpoint group: $stderr"
 	assert_line --regexp "^$T-srv $(ckpt_dir "$U1" "$T-srv")/gen-000001\$"
 	assert_line --regexp "^$T-cli $(ckpt_dir "$U1" "$T-cli")/gen-000001\$"
-	# both went on (they were let go together)
-	at=$(num "$OUT/cli")
-	wait_ok "$OUT/cli" $((at + 20)) 20
-	# both killed: the cut is all that is left (the one killed last may see its peer go first,
-	# and write FAIL: the progress of the restored ones counts, from the cut on)
-	kill_member nodeA "$T-srv"
-	kill_member nodeA "$T-cli"
-	wait_for workloads_gone || fail "the members still run"
-	rm -f "$OUT/srv" "$OUT/cli"
-	# restarted at once, each by itself: the numbers in flight at the cut come again from the
-	# sender's queue, the echoes from the server's; tcpstream fails on a gap or a duplicate
-	on nodeA "$FERRY" instance start --criu-restart "$T-srv" >"$BATS_TEST_TMPDIR/rs-srv" 2>&1 &
-	on nodeA "$FERRY" instance start --criu-restart "$T-cli" >"$BATS_TEST_TMPDIR/rs-cli" 2>&1 || fail "restart of the client: $(cat "$BATS_TEST_TMPDIR/rs-cli")"
-	wait $! || fail "restart of the server: $(cat "$BATS_TEST_TMPDIR/rs-srv")"
-	wait_ok "$OUT/cli" $((at + 30)) 30
-	wait_ok "$OUT/srv" $((at + 30)) 30
-	! grep -q FAIL "$OUT/srv" "$OUT/cli" || fail "the stream broke: $(cat "$OUT/srv" "$OUT/cli")"
+	cut_kill_restart nodeA nodeA nodeA nodeA
 }
 
 @test "group: without --leave-running every member stops once all generations are published" {
@@ -196,28 +205,14 @@ gens() { find "$(ckpt_dir "$U1" "$1")" -maxdepth 1 -name 'gen-*' -printf '%f\n' 
 
 @test "group across nodes: a server on nodeA and its client on nodeB at one cut, both killed, restarted each on the other node: the stream goes on exactly" {
 	mig_up
-	local at
 	stream_pair nodeB
 	run --separate-stderr on nodeA "$FERRY" checkpoint group --leave-running "$T-srv" "nodeB:$T-cli"
 	[ "$status" -eq 0 ] || fail "checkpoint group: $stderr"
 	assert_line --regexp "^$T-srv $(ckpt_dir "$U1" "$T-srv")/gen-000001\$"
 	assert_line --regexp "^nodeB:$T-cli $(ckpt_dir "$U1" "$T-cli")/gen-000001\$"
 	ferryd_log_has nodeB "group checkpoint from nodeA: holding '$T-cli'" || fail "nodeB did not log the member"
-	at=$(num "$OUT/cli")
-	wait_ok "$OUT/cli" $((at + 20)) 20
-	kill_member nodeA "$T-srv"
-	kill_member nodeB "$T-cli"
-	wait_for workloads_gone || fail "the members still run"
-	rm -f "$OUT/srv" "$OUT/cli"
 	# the ranks placed on the other nodes: the server on nodeB, the client on nodeA
-	on nodeB "$FERRY" instance start --criu-restart "$T-srv" >"$BATS_TEST_TMPDIR/rs-srv" 2>&1 &
-	on nodeA "$FERRY" instance start --criu-restart "$T-cli" >"$BATS_TEST_TMPDIR/rs-cli" 2>&1 || fail "restart of the client: $(cat "$BATS_TEST_TMPDIR/rs-cli")"
-	wait $! || fail "restart of the server: $(cat "$BATS_TEST_TMPDIR/rs-srv")"
-	assert_only_on nodeB "$T-srv"
-	assert_only_on nodeA "$T-cli"
-	wait_ok "$OUT/cli" $((at + 30)) 30
-	wait_ok "$OUT/srv" $((at + 30)) 30
-	! grep -q FAIL "$OUT/srv" "$OUT/cli" || fail "the stream broke: $(cat "$OUT/srv" "$OUT/cli")"
+	cut_kill_restart nodeA nodeB nodeB nodeA
 }
 
 @test "group across nodes: the member on nodeB fails after its images are written: both go on, nothing is published, the word names nodeB's member" {
