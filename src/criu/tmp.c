@@ -11,8 +11,8 @@
  *
  * Both run in a child that first drops every capability ferry-criu holds: it reads and writes
  * only what the user could, and libarchive parses nothing in a process with privileges. Kept:
- * regular files, directories, symbolic links (never followed) and FIFOs, with their modes and
- * times; sockets are left out (CRIU binds them again); mounts under /tmp are not entered (they
+ * regular files (sparse ones with their holes), directories, symbolic links (never followed) and
+ * FIFOs, with their modes and times; sockets are left out (CRIU binds them again); mounts under /tmp are not entered (they
  * are binds, not the container's). Anything else (a device node) fails the checkpoint, and an
  * archive entry of another kind, or with a path out of /tmp, fails the restore. */
 #include <archive.h>
@@ -100,25 +100,35 @@ static int in_child(int images, void (*fn)(int images, int rep), const char *wha
 
 /* ------------------------------------------------------------------------------ save */
 
-/* One regular file's bytes, read through an fd of ours (never following a link). */
-static void save_data(struct archive *w, const char *path, int64_t size, int rep)
+/* One regular file's data, as libarchive reads it from the disk. The archive keeps only the
+ * parts that hold data (a sparse file's holes are holes in the archive too: it never holds more
+ * than /tmp does), but its writer takes the whole file: the holes are given to it as zeros, which
+ * it skips. */
+static void save_data(struct archive *w, struct archive *r, const char *path, int64_t size, int rep)
 {
-	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-	if (fd < 0)
-		child_fail(rep, "'/tmp/%s' cannot be read: %s", path, strerror(errno));
-	static char buf[1 << 16];
-	int64_t left = size;
-	while (left > 0) {
-		ssize_t n = read(fd, buf, left < (int64_t)sizeof(buf) ? (size_t)left : sizeof(buf));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			child_fail(rep, "'/tmp/%s' changed while it was saved", path);
-		if (archive_write_data(w, buf, (size_t)n) != n)
+	static const char zeros[1 << 16];
+	const void *buf;
+	size_t len;
+	int64_t off, at = 0;
+	int ar;
+	for (;;) {
+		ar = archive_read_data_block(r, &buf, &len, &off);
+		if (ar != ARCHIVE_OK && ar != ARCHIVE_EOF)
+			child_fail(rep, "'/tmp/%s' cannot be read: %s", path,
+				   archive_errno(r) > 0 ? strerror(archive_errno(r))
+							: archive_error_string(r));
+		int64_t to = ar == ARCHIVE_EOF ? size : off;
+		for (; at < to; at += (int64_t)sizeof(zeros) < to - at ? (int64_t)sizeof(zeros) : to - at) {
+			size_t n = (int64_t)sizeof(zeros) < to - at ? sizeof(zeros) : (size_t)(to - at);
+			if (archive_write_data(w, zeros, n) != (la_ssize_t)n)
+				child_fail(rep, "write the archive: %s", archive_error_string(w));
+		}
+		if (ar == ARCHIVE_EOF)
+			return;
+		if (len > 0 && archive_write_data(w, buf, len) != (la_ssize_t)len)
 			child_fail(rep, "write the archive: %s", archive_error_string(w));
-		left -= n;
+		at = off + (int64_t)len;
 	}
-	close(fd);
 }
 
 static void save(int images, int rep)
@@ -134,16 +144,21 @@ static void save(int images, int rep)
 	if (archive_write_set_format_pax_restricted(w) != ARCHIVE_OK ||
 	    archive_write_open_fd(w, out) != ARCHIVE_OK ||
 	    archive_read_disk_set_symlink_physical(r) != ARCHIVE_OK ||
-	    archive_read_disk_set_behavior(
-		r, ARCHIVE_READDISK_NO_TRAVERSE_MOUNTS | ARCHIVE_READDISK_NO_XATTR | ARCHIVE_READDISK_NO_ACL |
-		       ARCHIVE_READDISK_NO_FFLAGS | ARCHIVE_READDISK_NO_SPARSE) != ARCHIVE_OK ||
+	    archive_read_disk_set_behavior(r, ARCHIVE_READDISK_NO_TRAVERSE_MOUNTS |
+						  ARCHIVE_READDISK_NO_XATTR | ARCHIVE_READDISK_NO_ACL |
+						  ARCHIVE_READDISK_NO_FFLAGS) != ARCHIVE_OK ||
 	    archive_read_disk_open(r, ".") != ARCHIVE_OK)
 		child_fail(rep, "libarchive: %s",
 			   archive_error_string(w) ? archive_error_string(w) : archive_error_string(r));
 	struct archive_entry *e = archive_entry_new();
 	int ar;
-	while ((ar = archive_read_next_header2(r, e)) == ARCHIVE_OK) {
+	while ((ar = archive_read_next_header2(r, e)) != ARCHIVE_EOF) {
 		const char *path = archive_entry_pathname(e);
+		if (ar != ARCHIVE_OK) /* (it opens a file to find its holes) */
+			child_fail(rep, "'/tmp/%s' cannot be read: %s",
+				   path ? path + (startswith(path, "./") ? 2 : 0) : "?",
+				   archive_errno(r) > 0 ? strerror(archive_errno(r))
+							: archive_error_string(r));
 		mode_t type = archive_entry_filetype(e);
 		if (archive_read_disk_can_descend(r))
 			archive_read_disk_descend(r);
@@ -161,11 +176,9 @@ static void save(int images, int rep)
 		if (archive_write_header(w, e) != ARCHIVE_OK)
 			child_fail(rep, "'/tmp/%s': %s", rel, archive_error_string(w));
 		if (type == AE_IFREG && archive_entry_size(e) > 0)
-			save_data(w, rel, archive_entry_size(e), rep);
+			save_data(w, r, rel, archive_entry_size(e), rep);
 		archive_entry_clear(e);
 	}
-	if (ar != ARCHIVE_EOF)
-		child_fail(rep, "read /tmp: %s", archive_error_string(r));
 	archive_entry_free(e);
 	if (archive_write_close(w) != ARCHIVE_OK)
 		child_fail(rep, "write the archive: %s", archive_error_string(w));

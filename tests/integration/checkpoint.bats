@@ -1205,12 +1205,13 @@ start_receiver() {
 count_over() { [ "$(cat "$1" 2>/dev/null || echo 0)" -gt "$2" ]; }
 
 # tmp_workload: a shell that fills its /tmp as MPI stacks do (a session directory, a FIFO and a
-# file it holds open, one it deleted, a link), then counts, a tick a line, into a file it holds
+# file it holds open, one it deleted, links, a sparse file of 1 TiB), then counts, a tick a line, into a file it holds
 # open in /tmp; the count also goes to $1.
 tmp_workload() {
 	cat <<-'EOF2'
 		mkdir -p /tmp/sess/d && echo hello >/tmp/sess/d/file && chmod 640 /tmp/sess/d/file &&
 		mkfifo /tmp/sess/fifo && ln -s d/file /tmp/sess/link && ln -s /etc/passwd /tmp/sess/out &&
+		truncate -s 1099511627776 /tmp/sess/sparse && echo end >>/tmp/sess/sparse &&
 		echo kept >/tmp/sess/gone || exit 1
 		exec 3<>/tmp/sess/fifo 4>>/tmp/sess/ticks 5</tmp/sess/gone
 		rm /tmp/sess/gone
@@ -1219,7 +1220,7 @@ tmp_workload() {
 	EOF2
 }
 
-@test "--private-tmp: what the instance keeps in /tmp (directories, modes, a FIFO and a file it holds open, a deleted one, links) comes back with every restart" {
+@test "--private-tmp: what the instance keeps in /tmp (directories, modes, a FIFO and a file it holds open, a deleted one, links, a sparse file) comes back with every restart" {
 	local ck=$T-ptmp inst=ck-ptmp prog=$U1_TMP/count n gen
 	as_user1 "$FERRY" checkpoint create "$ck"
 	run --separate-stderr as_user1 "$FERRY" instance start --private-tmp --criu-launch "$ck" "$IMG" "$inst" \
@@ -1235,19 +1236,23 @@ tmp_workload() {
 		n=$(cat "$prog")
 		gen=$(current_gen "$(ckpt_dir "$U1" "$ck")")
 		[ "$(stat -c %U "$gen/ferry-tmp.tar")" = root ] || fail "the saved /tmp is not sealed: $(ls -l "$gen")"
+		# a sparse file of 1 TiB holds 4 bytes: so does the archive (holes stay holes)
+		[ "$(stat -c %s "$gen/ferry-tmp.tar")" -lt 1048576 ] || fail "the saved /tmp is $(stat -c %s "$gen/ferry-tmp.tar") bytes"
 		grep -q "ferry-tmp.tar" "$gen/manifest" || fail "the saved /tmp is not in the manifest"
 		run --separate-stderr as_user1 "$FERRY" instance start --criu-restart "$ck"
 		[ "$status" -eq 0 ] || fail "restart $round: $stderr"
 		wait_for count_over "$prog" $((n + 3)) || fail "the restored workload does not count on"
 		run as_user1 "$FERRY" exec "instance://$inst" sh -c \
-			'cat /tmp/sess/d/file; stat -c "%a %F" /tmp/sess/d/file /tmp/sess/fifo; readlink /tmp/sess/link; readlink /tmp/sess/out; ls -l /proc/[0-9]*/fd/ 2>/dev/null | grep -q "/tmp/sess/gone (deleted)" && echo held'
+			'cat /tmp/sess/d/file; stat -c "%a %F" /tmp/sess/d/file /tmp/sess/fifo; stat -c %s /tmp/sess/sparse; tail -c 4 /tmp/sess/sparse; readlink /tmp/sess/link; readlink /tmp/sess/out; ls -l /proc/[0-9]*/fd/ 2>/dev/null | grep -q "/tmp/sess/gone (deleted)" && echo held'
 		assert_success
 		assert_line --index 0 hello
 		assert_line --index 1 "640 regular file"
 		assert_line --index 2 "644 fifo"
-		assert_line --index 3 "d/file"
-		assert_line --index 4 "/etc/passwd" # a link is kept as a link, never followed
-		assert_line --index 5 held # the deleted file, still open (CRIU's ghost file)
+		assert_line --index 3 1099511627780 # 1 TiB and "end\n"
+		assert_line --index 4 end
+		assert_line --index 5 "d/file"
+		assert_line --index 6 "/etc/passwd" # a link is kept as a link, never followed
+		assert_line --index 7 held # the deleted file, still open (CRIU's ghost file)
 		# the file the workload holds open in /tmp goes on after its last line before the dump
 		run as_user1 "$FERRY" exec "instance://$inst" cat /tmp/sess/ticks
 		assert_success
