@@ -49,17 +49,33 @@ member() {
 
 # stream_pair [CLIENT_NODE]: a server and its client, members $T-srv (198.18.1.60, on nodeA) and
 # $T-cli (198.18.1.61, on CLIENT_NODE: nodeA), with a numbered stream between them (a number
-# every 20 ms); waits until it flows.
+# every 20 ms), each logging its progress to $OUT/srv and $OUT/cli (tcpstream's +PROGRESS: one
+# file kept open, appended to); waits until it flows.
 stream_pair() {
-	member "$T-srv" 198.18.1.60 "$TCP" serve 198.18.1.60:7100 "$OUT/srv"
-	wait_for test -e "$OUT/srv" || fail "the server did not start"
-	member --on "${1:-nodeA}" "$T-cli" 198.18.1.61 "$TCP" send 198.18.1.60:7100 "$OUT/cli" 20
-	wait_ok "$OUT/cli" 20 20
-	wait_ok "$OUT/srv" 20 20
+	member "$T-srv" 198.18.1.60 "$TCP" serve 198.18.1.60:7100 "+$OUT/srv"
+	wait_for grep -q listening "$OUT/srv" || fail "the server did not start"
+	member --on "${1:-nodeA}" "$T-cli" 198.18.1.61 "$TCP" send 198.18.1.60:7100 "+$OUT/cli" 20
+	stream_at "$OUT/cli" 20 20
+	stream_at "$OUT/srv" 20 20
 }
 
 # held_in NAME: a dump of checkpoint NAME is sealed and waits in its staging directory.
 held_in() { [ -n "$(find "$(ckpt_dir "$U1" "$1")" -path '*staging*' -name manifest 2>/dev/null)" ]; }
+
+# lastnum FILE: the last number a stream's log says it reached.
+lastnum() { awk '$1 == "ok" {v = $2} END {print v}' "$1" 2>/dev/null; }
+
+# stream_at FILE N [SECONDS]: the stream's log reaches N (fails at once on FAIL).
+stream_at() {
+	local f=$1 want=$2 secs=${3:-20} i v
+	for ((i = 0; i < secs * 10; i++)); do
+		! grep -q FAIL "$f" 2>/dev/null || fail "$f: $(grep FAIL "$f" | head -n1)"
+		v=$(lastnum "$f")
+		[ -n "$v" ] && [ "$v" -ge "$want" ] && return 0
+		sleep 0.1
+	done
+	fail "$f did not reach $want in ${secs}s: $(tail -n1 "$f" 2>/dev/null)"
+}
 
 # kill_member NODE NAME: member NAME on NODE is gone (killed; or it ended by itself already, as
 # an end of the stream does once the other end is killed: the stream's end is a failure to it).
@@ -76,22 +92,24 @@ not_listed() { ! listed_on "$1" "$2"; }
 # the stream goes on with no gap and no duplicate (tcpstream fails on either).
 cut_kill_restart() {
 	local at
-	at=$(num "$OUT/cli")
-	wait_ok "$OUT/cli" $((at + 20)) 20
+	at=$(lastnum "$OUT/cli")
+	stream_at "$OUT/cli" $((at + 20)) 20
 	# the cut is all that is left (the one killed last may see its peer go first, and write
-	# FAIL: the progress of the restored ones counts, from the cut on)
+	# FAIL: the progress of the restored ones counts, from the cut on; the logs stay, emptied:
+	# the restored processes hold them open, by name)
 	kill_member "$1" "$T-srv"
 	kill_member "$2" "$T-cli"
 	wait_for workloads_gone || fail "the members still run"
-	rm -f "$OUT/srv" "$OUT/cli"
+	: >"$OUT/srv"
+	: >"$OUT/cli"
 	on "$3" "$FERRY" instance start --criu-restart "$T-srv" >"$BATS_TEST_TMPDIR/rs-srv" 2>&1 &
 	on "$4" "$FERRY" instance start --criu-restart "$T-cli" >"$BATS_TEST_TMPDIR/rs-cli" 2>&1 ||
 		fail "restart of the client: $(cat "$BATS_TEST_TMPDIR/rs-cli")"
 	wait $! || fail "restart of the server: $(cat "$BATS_TEST_TMPDIR/rs-srv")"
 	assert_only_on "$3" "$T-srv"
 	assert_only_on "$4" "$T-cli"
-	wait_ok "$OUT/cli" $((at + 30)) 30
-	wait_ok "$OUT/srv" $((at + 30)) 30
+	stream_at "$OUT/cli" $((at + 30)) 30
+	stream_at "$OUT/srv" $((at + 30)) 30
 	! grep -q FAIL "$OUT/srv" "$OUT/cli" || fail "the stream broke: $(cat "$OUT/srv" "$OUT/cli")"
 }
 
@@ -120,12 +138,12 @@ gens() { find "$(ckpt_dir "$U1" "$1")" -maxdepth 1 -name 'gen-*' -printf '%f\n' 
 	! listed_on nodeA "$T-cli" || fail "the client still runs"
 	[ "$(gens "$T-srv")" = gen-000001 ] && [ "$(gens "$T-cli")" = gen-000001 ] || fail "generations: $(gens "$T-srv") / $(gens "$T-cli")"
 	local at
-	at=$(num "$OUT/cli")
+	at=$(lastnum "$OUT/cli")
 	run on nodeA "$FERRY" instance start --criu-restart "$T-srv"
 	assert_success
 	run on nodeA "$FERRY" instance start --criu-restart "$T-cli"
 	assert_success
-	wait_ok "$OUT/cli" $((at + 30)) 30
+	stream_at "$OUT/cli" $((at + 30)) 30
 }
 
 @test "group: one member whose dump fails (after its images were written) leaves every member running and publishes nothing; the word says which and why" {
@@ -146,8 +164,8 @@ gens() { find "$(ckpt_dir "$U1" "$1")" -maxdepth 1 -name 'gen-*' -printf '%f\n' 
 		[ -z "$(gens "$T-$m")" ] || fail "'$T-$m' has a generation: $(gens "$T-$m")"
 	done
 	# the stream goes on, unbroken (the members that were held were let go)
-	at=$(num "$OUT/cli")
-	wait_ok "$OUT/cli" $((at + 20)) 20
+	at=$(lastnum "$OUT/cli")
+	stream_at "$OUT/cli" $((at + 20)) 20
 	! grep -q FAIL "$OUT/srv" "$OUT/cli" || fail "the stream broke: $(cat "$OUT/srv" "$OUT/cli")"
 }
 
@@ -170,8 +188,8 @@ gens() { find "$(ckpt_dir "$U1" "$1")" -maxdepth 1 -name 'gen-*' -printf '%f\n' 
 	for m in srv cli big; do
 		wait_for listed_on nodeA "$T-$m" || fail "'$T-$m' stopped"
 	done
-	at=$(num "$OUT/cli")
-	wait_ok "$OUT/cli" $((at + 20)) 20
+	at=$(lastnum "$OUT/cli")
+	stream_at "$OUT/cli" $((at + 20)) 20
 	for m in srv cli big; do
 		[ -z "$(gens "$T-$m")" ] || fail "'$T-$m' has a generation: $(gens "$T-$m")"
 	done
@@ -199,8 +217,8 @@ gens() { find "$(ckpt_dir "$U1" "$1")" -maxdepth 1 -name 'gen-*' -printf '%f\n' 
 		[ -z "$(gens "$T-$m")" ] || fail "'$T-$m' has a generation: $(gens "$T-$m")"
 	done
 	local at
-	at=$(num "$OUT/cli")
-	wait_ok "$OUT/cli" $((at + 20)) 20
+	at=$(lastnum "$OUT/cli")
+	stream_at "$OUT/cli" $((at + 20)) 20
 }
 
 @test "group across nodes: a server on nodeA and its client on nodeB at one cut, both killed, restarted each on the other node: the stream goes on exactly" {
@@ -234,8 +252,8 @@ gens() { find "$(ckpt_dir "$U1" "$1")" -maxdepth 1 -name 'gen-*' -printf '%f\n' 
 	for m in srv cli; do
 		listed_on nodeA "$T-$m" || fail "'$T-$m' stopped"
 	done
-	at=$(num "$OUT/cli")
-	wait_ok "$OUT/cli" $((at + 20)) 20
+	at=$(lastnum "$OUT/cli")
+	stream_at "$OUT/cli" $((at + 20)) 20
 }
 
 @test "group across nodes, security: a member on another node is dumped only as its owner; an unknown node, and this node by name, are refused" {
@@ -252,6 +270,6 @@ gens() { find "$(ckpt_dir "$U1" "$1")" -maxdepth 1 -name 'gen-*' -printf '%f\n' 
 	run --separate-stderr on nodeA "$FERRY" checkpoint group "nodeA:$T-srv"
 	assert_ferry_error "'nodeA' is this node"
 	local at
-	at=$(num "$OUT/cli")
-	wait_ok "$OUT/cli" $((at + 20)) 20
+	at=$(lastnum "$OUT/cli")
+	stream_at "$OUT/cli" $((at + 20)) 20
 }

@@ -8,10 +8,11 @@
  *                                          each echo must come back in order
  *
  * PROGRESS is rewritten (temp + rename) after every number: "ok N", or "FAIL <why>" before
- * exiting 1. Used by the network tests: the stream must go on, on the same connection, while
+ * exiting 1; +PROGRESS appends those lines to PROGRESS instead (see main). Used by the network tests: the stream must go on, on the same connection, while
  * an instance holding one end is checkpointed on one node and restored on another. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -23,9 +24,21 @@
 #include <unistd.h>
 
 static const char *progress;
+static int progress_log = -1; /* +PROGRESS: a line appended per number, to one file kept open */
 
 static void report(const char *fmt, unsigned long n, const char *why)
 {
+	if (progress_log >= 0) {
+		char line[4096];
+		int len = snprintf(line, sizeof(line) - 1, fmt, n, why);
+		if (len < 0)
+			return;
+		if (len > (int)sizeof(line) - 2)
+			len = (int)sizeof(line) - 2;
+		line[len++] = '\n';
+		(void)!write(progress_log, line, (size_t)len);
+		return;
+	}
 	char tmp[4096];
 	snprintf(tmp, sizeof(tmp), "%s.tmp", progress);
 	FILE *f = fopen(tmp, "w");
@@ -148,6 +161,18 @@ static _Noreturn void send_stream(const char *spec, long ms)
 int main(int argc, char **argv)
 {
 	signal(SIGPIPE, SIG_IGN);
+	/* +PROGRESS: the progress is a log, opened once, write-only and appending: a checkpoint
+	 * that lets the process go on (--leave-running) and is restored after it was killed finds
+	 * its file as CRIU wants it (there, by the same name; CRIU does not check the size of such
+	 * a file), whatever moment the cut caught; the rewritten file would be another one then */
+	if (argc >= 4 && argv[3][0] == '+') {
+		argv[3]++;
+		progress_log = open(argv[3], O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+		if (progress_log < 0) {
+			perror(argv[3]);
+			return 2;
+		}
+	}
 	if (argc >= 4 && strcmp(argv[1], "serve") == 0) {
 		progress = argv[3];
 		serve(argv[2]);
@@ -156,6 +181,6 @@ int main(int argc, char **argv)
 		progress = argv[3];
 		send_stream(argv[2], argc > 4 ? atol(argv[4]) : 50);
 	}
-	fprintf(stderr, "usage: tcpstream serve [ADDR:]PORT PROGRESS | send HOST:PORT PROGRESS [MS]\n");
+	fprintf(stderr, "usage: tcpstream serve [ADDR:]PORT [+]PROGRESS | send HOST:PORT [+]PROGRESS [MS]\n");
 	return 2;
 }
