@@ -144,6 +144,12 @@ $(BUILD)/tests/fit_test: $(BUILD)/obj/tests/unit/fit_test.o $(BUILD)/obj/src/fer
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(FERRY_LIBS)
 
+# ask_test checks what a start on another node may ask (src/ferryd/ask.c)
+$(BUILD)/tests/ask_test: $(BUILD)/obj/tests/unit/ask_test.o $(BUILD)/obj/src/ferryd/ask.o \
+		$(BUILD)/obj/src/ferryd/user.o $(BUILD)/obj/src/ferryd/link.o $(BUILD)/libferry.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(FERRY_LIBS)
+
 # journal_test reads and writes ferryd's records (src/ferryd/journal.c)
 $(BUILD)/tests/journal_test: $(BUILD)/obj/tests/unit/journal_test.o $(BUILD)/obj/src/ferryd/journal.o \
 		$(BUILD)/obj/src/ferryd/user.o $(BUILD)/libferry.a

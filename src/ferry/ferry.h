@@ -28,6 +28,7 @@ struct container_opts {
 	const char *criu_restart; /* instance start --criu-restart NAME */
 	const char *page_server; /* instance start --page-server PORT */
 	bool tcp_close; /* instance start --criu-restart --tcp-close */
+	const char *node; /* instance start --node NODE: started there, through ferryd */
 	struct run_opts {
 		const char *checkpoint; /* run/exec --checkpoint NAME: a resumable run (run.c) */
 		unsigned long long every; /* --checkpoint-every, seconds (0: none) */
@@ -57,6 +58,9 @@ int request_memfd(const struct ferry_request *req);
 int exec_starter(const struct ferry_request *req);
 /* Same, with @extra_fd passed as fd 4 (a --page-server connection). */
 int exec_starter_with(const struct ferry_request *req, int extra_fd);
+/* instance.c: @req started on node @node by its ferryd (instance start --node); the starter's
+ * exit status there, or 255 after a one-line message. */
+int remote_start(const struct ferry_request *req, const char *node);
 /* pageserver.c: the TCP ends of a --page-server transfer (the starters authenticate it). */
 int page_server_connect(const char *host_port, unsigned timeout);
 int page_server_accept(const char *spec, unsigned timeout);

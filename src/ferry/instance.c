@@ -7,8 +7,10 @@
 #include <time.h>
 
 #include "ferry.h"
+#include "fs.h"
 #include "instance.h"
 #include "names.h"
+#include "proto.h"
 
 static const char instance_help[] =
     "Usage: ferry instance start [OPTIONS] IMAGE NAME [COMMAND [ARGS...]]\n"
@@ -37,6 +39,11 @@ static const char instance_help[] =
     "      --wait-all           the instance lives until its last process ends, not only COMMAND:\n"
     "                           for a COMMAND that starts daemons and exits (an MPI launcher's\n"
     "                           daemon); it ends with COMMAND's status\n"
+    "      --node NODE          start the instance on node NODE, as you, through the ferryd of this\n"
+    "                           node and NODE's (one of ferryd's --peer): the same checks as a start\n"
+    "                           there; paths (IMAGE, checkpoints, binds, the current directory)\n"
+    "                           are NODE's. Your environment goes with it (at most 40 KiB of\n"
+    "                           request: use --cleanenv when it is larger)\n"
     "\n"
     "instance list:\n"
     "      --json               machine-readable output\n"
@@ -274,6 +281,13 @@ static int do_start(int argc, char **argv)
 		if (o.req.n_binds || o.req.hostname || o.req.pwd || o.extra_env || o.req.flags)
 			return cli_fail(
 			    "--criu-restart restores the options the instance was launched with: give no others");
+		if (o.node && (o.page_server || i + 1 >= argc))
+			return cli_fail(
+			    o.page_server
+				? "--node and --page-server exclude each other: the "
+				  "restart on NODE takes the checkpoint from disk"
+				: "--node with --criu-restart needs the instance's name: "
+				  "'instance start --node NODE --criu-restart NAME IMAGE INSTANCE'");
 		o.req.flags = FERRY_REQ_CRIU_RESTART | (o.tcp_close ? FERRY_REQ_TCP_CLOSE : 0);
 		o.req.checkpoint = checkpoint_resolve(o.criu_restart, true);
 		if (!o.req.checkpoint)
@@ -287,6 +301,8 @@ static int do_start(int argc, char **argv)
 		}
 		strv_free(o.req.env);
 		o.req.env = NULL;
+		if (o.node)
+			return remote_start(&o.req, o.node);
 		if (!o.page_server)
 			return exec_starter(&o.req);
 		/* receive the pages (and the rest) from 'checkpoint instance --page-server' first */
@@ -311,7 +327,60 @@ static int do_start(int argc, char **argv)
 	for (i += 2; i < argc; i++)
 		strv_push(&o.req.argv, argv[i]);
 	build_env(&o, o.req.image);
-	return exec_starter(&o.req);
+	return o.node ? remote_start(&o.req, o.node) : exec_starter(&o.req);
+}
+
+/* A blob of the answer (the starter's stdout or stderr there) onto @fd. */
+static void put_blob(const struct ferry_msg *m, const char *key, int fd)
+{
+	struct ferry_error *err = NULL;
+	_cleanup_free_ char *buf = xmalloc(FERRY_PROTO_BLOB_MAX);
+	size_t len = 0;
+	if (ferry_msg_get_blob(m, key, buf, FERRY_PROTO_BLOB_MAX, &len, &err) < 0) {
+		cli_error(err);
+		return;
+	}
+	(void)ferry_write_all(fd, buf, len);
+}
+
+int remote_start(const struct ferry_request *req, const char *node)
+{
+	struct ferry_error *err = NULL;
+	_cleanup_free_ char *buf = NULL;
+	size_t len = 0;
+	if (ferry_request_encode(req, &buf, &len, &err) < 0)
+		return cli_error(err);
+	if (len > FERRY_PROTO_BLOB_MAX)
+		return cli_fail(
+		    "the start request is %zu bytes, more than a start on another node takes (%u): "
+		    "your environment is large; use --cleanenv, with --env for what the job needs",
+		    len, FERRY_PROTO_BLOB_MAX);
+	int sk = connect_ferryd();
+	if (sk < 0)
+		return cli_fail("--node needs ferryd on this node (%s): start it (see ferryd --help)",
+				strerror(errno));
+	struct ferry_msg m = {0}, r = {0};
+	ferry_msg_set(&m, "type", "start");
+	ferry_msg_set(&m, "to", "%s", node);
+	ferry_msg_set_blob(&m, "req", buf, len);
+	int rc = ferry_msg_send(sk, &m, &err) < 0 || ferry_msg_recv(sk, 0, &r, &err) < 0 ? -1 : 0;
+	ferry_msg_clear(&m);
+	close(sk);
+	if (rc < 0)
+		return cli_error(err);
+	const char *type = ferry_msg_get(&r, "type") ?: "", *st = ferry_msg_get(&r, "status");
+	unsigned long long status = 255;
+	if (streq(type, "error"))
+		rc = cli_fail("%s", ferry_msg_get(&r, "message") ?: "the start failed");
+	else if (!streq(type, "done") || !st || parse_uint64(st, 255, &status) < 0)
+		rc = cli_fail("ferryd sent a '%s' message where the start's end was due", type);
+	else {
+		put_blob(&r, "out", STDOUT_FILENO);
+		put_blob(&r, "err", STDERR_FILENO);
+		rc = (int)status;
+	}
+	ferry_msg_clear(&r);
+	return rc;
 }
 
 int cmd_instance(int argc, char **argv)

@@ -117,7 +117,8 @@ int parse_container_opts(int argc, char **argv, const char *help, struct contain
 		OPT_REQUEUE,
 		OPT_DELETE_AT_END,
 		OPT_WAIT_ALL,
-		OPT_PRIVATE_TMP
+		OPT_PRIVATE_TMP,
+		OPT_NODE
 	};
 	static const struct option longopts[] = {
 	    {"bind", required_argument, NULL, 'B'},
@@ -143,6 +144,7 @@ int parse_container_opts(int argc, char **argv, const char *help, struct contain
 	    {"requeue", no_argument, NULL, OPT_REQUEUE},
 	    {"delete-at-end", no_argument, NULL, OPT_DELETE_AT_END},
 	    {"wait-all", no_argument, NULL, OPT_WAIT_ALL},
+	    {"node", required_argument, NULL, OPT_NODE},
 	    {NULL, 0, NULL, 0},
 	};
 	struct ferry_error *err = NULL;
@@ -211,6 +213,7 @@ int parse_container_opts(int argc, char **argv, const char *help, struct contain
 		case OPT_PS:
 		case OPT_TCP_CLOSE:
 		case OPT_WAIT_ALL:
+		case OPT_NODE:
 			if (!streq(argv[0], "start")) {
 				*ret_status =
 				    cli_fail("%s belongs to 'ferry instance start'", argv[optind - 1]);
@@ -224,6 +227,8 @@ int parse_container_opts(int argc, char **argv, const char *help, struct contain
 				o->tcp_close = true;
 			else if (c == OPT_WAIT_ALL)
 				o->req.flags |= FERRY_REQ_WAIT_ALL;
+			else if (c == OPT_NODE)
+				o->node = optarg;
 			else
 				o->page_server = optarg;
 			break;

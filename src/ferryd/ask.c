@@ -51,6 +51,43 @@ const char *ferryd_check_request(const struct ferryd *d, const char *name, const
 	return streq(to, d->node) ? NULL : addr;
 }
 
+/* What a start on another node may ask: what 'instance start' offers a user (start.c). */
+#define START_FLAGS                                                                                          \
+	(FERRY_REQ_CONTAIN | FERRY_REQ_PRIVATE_TMP | FERRY_REQ_CLEANENV | FERRY_REQ_NO_HOME |                \
+	 FERRY_REQ_CRIU_LAUNCH | FERRY_REQ_CRIU_RESTART | FERRY_REQ_NET | FERRY_REQ_TCP_CLOSE |              \
+	 FERRY_REQ_WAIT_ALL)
+
+int ferryd_start_take(const struct ferry_msg *m, struct ferryd_ask *a, char *why, size_t n)
+{
+	struct ferry_error *err = NULL;
+	size_t len = 0;
+	if (ferry_msg_get_blob(m, "req", a->req, sizeof(a->req), &len, &err) < 0 || len == 0) {
+		snprintf(why, n, "bad request: %s", err ? err->message : "no instance request in it");
+		ferry_error_free(err);
+		return -1;
+	}
+	_cleanup_(ferry_request_freep) struct ferry_request *req = NULL;
+	if (ferry_request_decode((const char *)a->req, len, &req, &err) < 0) {
+		snprintf(why, n, "%s", err->message);
+		ferry_error_free(err);
+		return -1;
+	}
+	if (req->op != FERRY_OP_INSTANCE_START || (req->flags & ~(uint32_t)START_FLAGS) || req->page_server) {
+		snprintf(why, n,
+			 "bad request: a start on another node is an 'instance start' without "
+			 "--page-server");
+		return -1;
+	}
+	if (!req->instance || ferry_name_check(req->instance, "instance", &err) < 0) {
+		snprintf(why, n, "%s", err ? err->message : "a start on another node names its instance");
+		ferry_error_free(err);
+		return -1;
+	}
+	snprintf(a->instance, sizeof(a->instance), "%s", req->instance); /* checked: it fits */
+	a->req_len = (uint32_t)len;
+	return 0;
+}
+
 /* ---- a child that is the user for good ---- */
 
 /* Nothing but @keep (when >= 0) and @out; stdio on /dev/null (the log is root's); then the user
@@ -109,7 +146,18 @@ static int reader(void *arg, void *ans)
 	const char *type = ferry_msg_get(&req, "type"), *name = ferry_msg_get(&req, "instance"),
 		   *to = ferry_msg_get(&req, "to"), *mode = ferry_msg_get(&req, "mode"),
 		   *leave = ferry_msg_get(&req, "leave");
-	bool hold = type && streq(type, "hold");
+	bool hold = type && streq(type, "hold"), start = type && streq(type, "start");
+	if (start) { /* the instance's name is the request's */
+		if (ferryd_start_take(&req, a, why, sizeof(why)) < 0)
+			return refuse(a, why);
+		name = a->instance;
+		mode = "default";
+		if (to && streq(to, ra->d->node)) {
+			snprintf(why, sizeof(why), "'%s' is this node: start the instance without --node",
+				 to);
+			return refuse(a, why);
+		}
+	}
 	if (hold && (!leave || (!streq(leave, "0") && !streq(leave, "1"))))
 		return refuse(a, "bad request: a hold request has leave=0 or leave=1");
 	if (hold && to && streq(to, ra->d->node)) {
@@ -118,19 +166,21 @@ static int reader(void *arg, void *ans)
 	}
 	if (hold)
 		mode = "default"; /* (no mode: the rules of the rest are a migration's) */
-	if (!type || (!hold && !streq(type, "migrate")) || !name || !to || !mode)
-		return refuse(a, "bad request: expected a migrate request with instance, to and mode, or "
-				 "a hold request with instance, to and leave");
+	if (!type || (!hold && !start && !streq(type, "migrate")) || !name || !to || !mode)
+		return refuse(
+		    a, "bad request: expected a migrate request with instance, to and mode, "
+		       "a hold request with instance, to and leave, or a start request with to and req");
 	if (!ferryd_check_request(ra->d, name, to, mode, why, sizeof(why)))
 		return refuse(a, why);
 	if (strlen(to) > FERRYD_NODE_MAX) /* a peer's name that long: not one a client can give */
 		return refuse(a, "bad request: the node's name is too long");
 	a->magic = FERRYD_ASK_MAGIC;
 	a->size = sizeof(*a);
-	snprintf(a->instance, sizeof(a->instance), "%s", name); /* checked: it fits */
+	if (!start)
+		snprintf(a->instance, sizeof(a->instance), "%s", name); /* checked: it fits */
 	snprintf(a->to, sizeof(a->to), "%s", to);
 	a->mode = (uint32_t)ferryd_mode_of(mode);
-	a->kind = hold ? FERRYD_ASK_HOLD : FERRYD_ASK_MIGRATE;
+	a->kind = hold ? FERRYD_ASK_HOLD : start ? FERRYD_ASK_START : FERRYD_ASK_MIGRATE;
 	a->leave = hold && streq(leave, "1");
 	return 0;
 }
@@ -218,7 +268,8 @@ static const char *check_answer(const struct ferryd *d, const struct ferryd_ask 
 {
 	if (a->magic != FERRYD_ASK_MAGIC || a->size != sizeof(*a) || a->refused > 1 ||
 	    a->mode >= FERRYD_MODE_N_ || a->kind >= FERRYD_ASK_N_ || a->leave > 1 ||
-	    (a->kind == FERRYD_ASK_HOLD && a->mode != FERRYD_MODE_DEFAULT) ||
+	    (a->kind != FERRYD_ASK_MIGRATE && a->mode != FERRYD_MODE_DEFAULT) ||
+	    a->req_len > sizeof(a->req) || (a->kind == FERRYD_ASK_START) != (a->req_len > 0) ||
 	    !ferryd_nul_inside(a->instance, sizeof(a->instance)) ||
 	    !ferryd_nul_inside(a->to, sizeof(a->to)) || !ferryd_nul_inside(a->message, sizeof(a->message)) ||
 	    (a->refused && !a->message[0]) || (!a->refused && (a->message[0] || !a->to[0]))) {

@@ -212,8 +212,9 @@ enum ferryd_mode { FERRYD_MODE_DEFAULT, FERRYD_MODE_DISKLESS, FERRYD_MODE_LIVE, 
 const char *ferryd_mode_name(enum ferryd_mode m);
 int ferryd_mode_of(const char *name);
 
-/* What a client asks: a migration, or to hold a group member's dump on a peer (hold.c). */
-enum ferryd_kind { FERRYD_ASK_MIGRATE, FERRYD_ASK_HOLD, FERRYD_ASK_N_ };
+/* What a client asks: a migration, to hold a group member's dump on a peer (hold.c), or to start
+ * an instance on a peer (start.c). */
+enum ferryd_kind { FERRYD_ASK_MIGRATE, FERRYD_ASK_HOLD, FERRYD_ASK_START, FERRYD_ASK_N_ };
 
 struct ferryd_ask {
 	uint32_t magic;
@@ -225,6 +226,8 @@ struct ferryd_ask {
 	char instance[FERRY_NAME_MAX + 1];
 	char to[FERRYD_NODE_MAX + 1];
 	char message[FERRYD_ASK_MESSAGE_MAX];
+	uint32_t req_len; /* a start's: its encoded request (request.h), 0 for the others */
+	unsigned char req[FERRY_PROTO_BLOB_MAX];
 };
 
 /* The request of the client on @sk (user @u), read and checked as above, into *ret; its peer's
@@ -318,6 +321,25 @@ char *ferryd_new_id(void);
 void ferryd_hold_client(struct ferryd *d, int sk, const struct ferryd_user *u, const struct ferryd_ask *ask,
 			const char *addr);
 void ferryd_hold_serve(struct ferryd *d, struct ferryd_link *l, const struct ferry_msg *m);
+/* A link to the peer at @addr (ferryd_connect_peer, ferryd_link_open) for the client on @sk,
+ * who is told why when there is none (-1). */
+int ferryd_peer_open(struct ferryd *d, const char *addr, struct ferryd_link *peer, int sk, const char *id);
+/* The peer's next message (its pings skipped), of one of @types (NULL-terminated) or "error",
+ * forwarded to the client on @sk ("error" as "on NODE @to: ..."): its type, malloc'ed; NULL (the
+ * client told why) when there was none or of another type. */
+char *ferryd_relay_peer(struct ferryd_link *peer, int sk, unsigned timeout, const char *to, const char *id,
+			const char *const *types);
+
+/* start.c — ferry instance start --node NODE: the client's ferryd sends the request's bytes,
+ * as its reader took them, in a sealed "start" message; the peer's ferryd has them read and
+ * checked again by a child that is the user for good, and runs ferry-starter as the user with
+ * them; its status, stdout and stderr go back ("done"). ferryd_start_take: the request of a
+ * message's "req" fields, checked as a remote start's (in a child that is the user: it parses);
+ * the instance's name in @name. */
+int ferryd_start_take(const struct ferry_msg *m, struct ferryd_ask *a, char *why, size_t n);
+void ferryd_start_client(struct ferryd *d, int sk, const struct ferryd_user *u, const struct ferryd_ask *ask,
+			 const char *addr);
+void ferryd_start_serve(struct ferryd *d, struct ferryd_link *l, const struct ferry_msg *m);
 /* receive.c: the destination, for a peer that proved the cluster key; @keys: the link's */
 void ferryd_handle_peer(struct ferryd *d, int sk, const struct ferry_xfer_keys *keys);
 

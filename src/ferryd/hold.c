@@ -214,8 +214,8 @@ void ferryd_hold_serve(struct ferryd *d, struct ferryd_link *l, const struct fer
 
 /* ------------------------------------------------------------ the client's side */
 
-/* The peer's next message (its pings skipped), forwarded to the client: its type. */
-static char *relay_peer(struct ferryd_link *peer, int sk, unsigned timeout, const char *to, const char *id)
+char *ferryd_relay_peer(struct ferryd_link *peer, int sk, unsigned timeout, const char *to, const char *id,
+			const char *const *types)
 {
 	struct ferry_error *err = NULL;
 	struct ferry_msg m = {0};
@@ -226,19 +226,39 @@ static char *relay_peer(struct ferryd_link *peer, int sk, unsigned timeout, cons
 		return NULL;
 	}
 	char *type = xstrdup(ferry_msg_get(&m, "type") ?: "");
-	if (!streq(type, "held") && !streq(type, "done") && !streq(type, "error")) {
-		ferryd_send_error(sk, NULL, id, "%s sent a '%s' message where a member's state was due", to,
-				  type);
+	bool known = streq(type, "error");
+	for (size_t i = 0; types[i]; i++)
+		known = known || streq(type, types[i]);
+	if (!known) {
+		ferryd_send_error(sk, NULL, id, "%s sent a '%s' message where '%s' was due", to, type,
+				  types[0]);
 		free(type);
 		ferry_msg_clear(&m);
 		return NULL;
 	}
-	if (streq(type, "error")) /* the member's own line, said where it is */
+	if (streq(type, "error")) /* the peer's own line, said where it is */
 		ferryd_send_error(sk, NULL, id, "on %s: %s", to, ferry_msg_get(&m, "message") ?: "error");
 	else if (ferry_msg_send(sk, &m, &err) < 0)
 		ferry_error_free(err);
 	ferry_msg_clear(&m);
 	return type;
+}
+
+int ferryd_peer_open(struct ferryd *d, const char *addr, struct ferryd_link *peer, int sk, const char *id)
+{
+	struct ferry_error *err = NULL;
+	struct ferry_xfer_keys keys;
+	int fd = ferryd_connect_peer(d, addr, &keys, &err);
+	int r = fd < 0 ? fd : ferryd_link_open(peer, fd, &keys, false, &err);
+	explicit_bzero(&keys, sizeof(keys));
+	if (r < 0) {
+		if (fd >= 0)
+			close(fd);
+		ferryd_log(id, "%s", err->message);
+		ferryd_send_error(sk, NULL, id, "%s", err->message);
+		ferry_error_free(err);
+	}
+	return r < 0 ? -1 : 0;
 }
 
 void ferryd_hold_client(struct ferryd *d, int sk, const struct ferryd_user *u, const struct ferryd_ask *ask,
@@ -247,17 +267,9 @@ void ferryd_hold_client(struct ferryd *d, int sk, const struct ferryd_user *u, c
 	struct ferry_error *err = NULL;
 	_cleanup_free_ char *id = ferryd_new_id();
 	ferryd_log(id, "%s's group checkpoint: '%s' on %s", u->name, ask->instance, ask->to);
-	struct ferry_xfer_keys keys;
 	struct ferryd_link peer = {.fd = -1};
-	int fd = ferryd_connect_peer(d, addr, &keys, &err);
-	if (fd < 0 || ferryd_link_open(&peer, fd, &keys, false, &err) < 0) {
-		explicit_bzero(&keys, sizeof(keys));
-		ferryd_log(id, "%s", err->message);
-		ferryd_send_error(sk, NULL, id, "%s", err->message);
-		ferry_error_free(err);
+	if (ferryd_peer_open(d, addr, &peer, sk, id) < 0)
 		return;
-	}
-	explicit_bzero(&keys, sizeof(keys));
 	struct ferry_msg m = {0};
 	ferry_msg_set(&m, "type", "hold");
 	ferry_msg_set(&m, "id", "%s", id);
@@ -274,7 +286,8 @@ void ferryd_hold_client(struct ferryd *d, int sk, const struct ferryd_user *u, c
 		ferryd_link_close(&peer);
 		return;
 	}
-	_cleanup_free_ char *type = relay_peer(&peer, sk, FERRYD_PEER_TIMEOUT, ask->to, id);
+	static const char *const states[] = {"held", "done", NULL};
+	_cleanup_free_ char *type = ferryd_relay_peer(&peer, sk, FERRYD_PEER_TIMEOUT, ask->to, id, states);
 	if (type && streq(type, "held")) {
 		/* the group's word, from the client; or the peer's end first (its member failed) */
 		struct pollfd p[2] = {{.fd = sk, .events = POLLIN}, {.fd = peer.fd, .events = POLLIN}};
@@ -299,7 +312,7 @@ void ferryd_hold_client(struct ferryd *d, int sk, const struct ferryd_user *u, c
 			ferry_error_free(err);
 			err = NULL;
 		}
-		free(relay_peer(&peer, sk, FERRYD_PEER_TIMEOUT, ask->to, id));
+		free(ferryd_relay_peer(&peer, sk, FERRYD_PEER_TIMEOUT, ask->to, id, states));
 	}
 	ferryd_link_close(&peer);
 }

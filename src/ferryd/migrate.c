@@ -487,17 +487,19 @@ void ferryd_handle_client(struct ferryd *d, int sk)
 	if (ferryd_user_lookup(cred.uid, &g.u, &err) < 0)
 		return ferryd_send_error(sk, NULL, NULL, "%s", err->message);
 	/* the request itself is read and parsed by a process that is that user for good (ask.c) */
-	struct ferryd_ask ask;
-	if (ferryd_ask_fetch(d, sk, &g.u, &ask, &g.addr) < 0)
+	_cleanup_free_ struct ferryd_ask *ask = xzalloc(sizeof(*ask)); /* (a start's request: 40 KiB) */
+	if (ferryd_ask_fetch(d, sk, &g.u, ask, &g.addr) < 0)
 		return;
-	if (ask.kind == FERRYD_ASK_HOLD)
-		return ferryd_hold_client(d, sk, &g.u, &ask, g.addr);
+	if (ask->kind == FERRYD_ASK_HOLD)
+		return ferryd_hold_client(d, sk, &g.u, ask, g.addr);
+	if (ask->kind == FERRYD_ASK_START)
+		return ferryd_start_client(d, sk, &g.u, ask, g.addr);
 	g.t0 = ferry_monotonic_ms();
-	g.name = ask.instance;
-	g.to = ask.to;
-	g.diskless = ask.mode != FERRYD_MODE_DEFAULT;
-	g.live = ask.mode == FERRYD_MODE_LIVE;
-	g.mode = ferryd_mode_name(ask.mode);
+	g.name = ask->instance;
+	g.to = ask->to;
+	g.diskless = ask->mode != FERRYD_MODE_DEFAULT;
+	g.live = ask->mode == FERRYD_MODE_LIVE;
+	g.mode = ferryd_mode_name(ask->mode);
 	g.id = ferryd_new_id();
 	ferryd_log(g.id, "%s asks to move '%s' to %s (%s)", g.u.name, g.name, g.to, g.mode);
 	migrate(&g);

@@ -196,6 +196,11 @@ static void serve(struct ferryd *d, struct ferryd_link *l)
 		ferry_msg_clear(&m);
 		return;
 	}
+	if (streq(ferry_msg_get(&m, "type") ?: "", "start")) {
+		ferryd_start_serve(d, l, &m);
+		ferry_msg_clear(&m);
+		return;
+	}
 	if (streq(ferry_msg_get(&m, "type") ?: "", "hold")) {
 		ferryd_hold_serve(d, l, &m);
 		ferry_msg_clear(&m);

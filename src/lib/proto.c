@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
+#include <openssl/evp.h>
 #include <poll.h>
 #include <stdarg.h>
 
@@ -59,6 +60,72 @@ const char *ferry_msg_get(const struct ferry_msg *m, const char *key)
 		if (streq(m->keys[i], key))
 			return m->vals[i];
 	return NULL;
+}
+
+#define BLOB_RAW (FERRY_PROTO_BLOB_CHUNK / 4 * 3)
+#define BLOB_FIELDS ((FERRY_PROTO_BLOB_MAX + BLOB_RAW - 1) / BLOB_RAW)
+
+static void blob_key(char *key, size_t n, const char *prefix, size_t i)
+{
+	snprintf(key, n, "%s_%c", prefix, (char)('a' + i));
+}
+
+void ferry_msg_set_blob(struct ferry_msg *m, const char *prefix, const void *buf, size_t len)
+{
+	_Static_assert(BLOB_FIELDS <= 26, "a blob's fields are named _a to _z");
+	if (len > FERRY_PROTO_BLOB_MAX)
+		abort();
+	unsigned char out[FERRY_PROTO_BLOB_CHUNK + 1];
+	for (size_t i = 0, off = 0; off < len; i++, off += BLOB_RAW) {
+		size_t k = len - off < BLOB_RAW ? len - off : BLOB_RAW;
+		EVP_EncodeBlock(out, (const unsigned char *)buf + off, (int)k);
+		char key[40];
+		blob_key(key, sizeof(key), prefix, i);
+		ferry_msg_set(m, key, "%s", (char *)out);
+	}
+}
+
+int ferry_msg_get_blob(const struct ferry_msg *m, const char *prefix, void *buf, size_t max, size_t *ret_len,
+		       struct ferry_error **err)
+{
+	size_t len = 0;
+	bool last = false;
+	unsigned char tmp[BLOB_RAW + 3];
+	for (size_t i = 0; i < 26; i++) {
+		char key[40];
+		blob_key(key, sizeof(key), prefix, i);
+		const char *v = ferry_msg_get(m, key);
+		if (!v) {
+			/* no field after a missing one */
+			for (size_t j = i + 1; j < 26; j++) {
+				blob_key(key, sizeof(key), prefix, j);
+				if (ferry_msg_get(m, key))
+					return ferry_error_msg(
+					    err, EPROTO, "bad %s: field %s after a missing one", prefix, key);
+			}
+			break;
+		}
+		size_t n = strlen(v);
+		if (last || n == 0 || n % 4 || n > FERRY_PROTO_BLOB_CHUNK ||
+		    strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=") != n)
+			return ferry_error_msg(err, EPROTO, "bad %s: field %s is not base64 of its size",
+					       prefix, key);
+		size_t pad = v[n - 1] == '=' ? (v[n - 2] == '=' ? 2 : 1) : 0;
+		last = n < FERRY_PROTO_BLOB_CHUNK || pad; /* (a field with less than 3000 bytes) */
+		const char *eq = strchr(v, '=');
+		if (eq && eq < v + n - pad)
+			return ferry_error_msg(err, EPROTO, "bad %s: field %s is not base64", prefix, key);
+		int k = EVP_DecodeBlock(tmp, (const unsigned char *)v, (int)n);
+		if (k < 0 || (size_t)k < pad)
+			return ferry_error_msg(err, EPROTO, "bad %s: field %s is not base64", prefix, key);
+		size_t got = (size_t)k - pad;
+		if (len + got > max || len + got > FERRY_PROTO_BLOB_MAX)
+			return ferry_error_msg(err, E2BIG, "bad %s: more than %zu bytes", prefix, max);
+		memcpy((unsigned char *)buf + len, tmp, got);
+		len += got;
+	}
+	*ret_len = len;
+	return 0;
 }
 
 int ferry_msg_parse(const char *buf, size_t len, struct ferry_msg *ret, struct ferry_error **err)

@@ -32,6 +32,16 @@ int ferry_msg_parse(const char *buf, size_t len, struct ferry_msg *ret, struct f
  * caller; *ret_len: the payload's length. */
 int ferry_msg_encode(const struct ferry_msg *m, size_t head, char **ret, size_t *ret_len,
 		     struct ferry_error **err);
+/* Bytes in a message: @len (at most FERRY_PROTO_BLOB_MAX) base64 in fields @prefix_a,
+ * @prefix_b, ... of FERRY_PROTO_BLOB_CHUNK characters each (the last one shorter). */
+#define FERRY_PROTO_BLOB_MAX (40u * 1024)
+#define FERRY_PROTO_BLOB_CHUNK 4000u /* 3000 bytes */
+void ferry_msg_set_blob(struct ferry_msg *m, const char *prefix, const void *buf, size_t len);
+/* The bytes of ferry_msg_set_blob into @buf (@max bytes of room): strict (every field but the
+ * last full, nothing but base64, no field after a missing one, at most @max bytes); their count
+ * in *ret_len. Errors: -EPROTO "bad PREFIX: ...", -E2BIG. */
+int ferry_msg_get_blob(const struct ferry_msg *m, const char *prefix, void *buf, size_t max, size_t *ret_len,
+		       struct ferry_error **err);
 int ferry_msg_send(int fd, const struct ferry_msg *m, struct ferry_error **err);
 /* Reads one message; @timeout in seconds (0: none). */
 int ferry_msg_recv(int fd, unsigned timeout, struct ferry_msg *ret, struct ferry_error **err);

@@ -576,6 +576,81 @@ static void test_recv_signal(void **state)
 	close(sv[1]);
 }
 
+/* A blob of every size around a field's edge comes back whole, through the wire format. */
+static void test_blob_round_trip(void **state)
+{
+	(void)state;
+	static unsigned char in[FERRY_PROTO_BLOB_MAX], out[FERRY_PROTO_BLOB_MAX];
+	for (size_t i = 0; i < sizeof(in); i++)
+		in[i] = (unsigned char)(i * 131 + 7);
+	const size_t sizes[] = {
+	    0, 1, 2, 3, 2999, 3000, 3001, 6000, FERRY_PROTO_BLOB_MAX - 1, FERRY_PROTO_BLOB_MAX};
+	for (size_t s = 0; s < ARRAY_SIZE(sizes); s++) {
+		struct ferry_msg m = {0}, back = {0};
+		_cleanup_error_ struct ferry_error *err = NULL;
+		ferry_msg_set(&m, "type", "start");
+		ferry_msg_set_blob(&m, "req", in, sizes[s]);
+		_cleanup_free_ char *buf = NULL;
+		size_t len = 0;
+		assert_int_equal(ferry_msg_encode(&m, 0, &buf, &len, &err), 0);
+		assert_true(len <= FERRY_PROTO_MAX);
+		if (ferry_msg_parse(buf, len, &back, &err) < 0)
+			fail_msg("%zu: %s", sizes[s], err->message);
+		size_t got = 99;
+		if (ferry_msg_get_blob(&back, "req", out, sizeof(out), &got, &err) < 0)
+			fail_msg("%zu: %s", sizes[s], err->message);
+		assert_int_equal(got, sizes[s]);
+		assert_memory_equal(out, in, got);
+		ferry_msg_clear(&m);
+		ferry_msg_clear(&back);
+	}
+}
+
+/* refused(...) for a blob: every field of @vals ("req_a", ...) as given */
+static void blob_refused(const char *const *vals, size_t n, size_t max, int want)
+{
+	struct ferry_msg m = {0};
+	for (size_t i = 0; i < n; i++)
+		if (vals[i]) {
+			char key[8];
+			snprintf(key, sizeof(key), "req_%c", (char)('a' + i));
+			ferry_msg_set(&m, key, "%s", vals[i]);
+		}
+	_cleanup_error_ struct ferry_error *err = NULL;
+	unsigned char out[FERRY_PROTO_BLOB_MAX];
+	size_t got = 0;
+	assert_int_equal(ferry_msg_get_blob(&m, "req", out, max, &got, &err), want);
+	assert_non_null(err);
+	ferry_msg_clear(&m);
+}
+
+/* Whatever is not the encoder's output is refused, however the decoder would take it. */
+static void test_blob_strict(void **state)
+{
+	(void)state;
+	_cleanup_free_ char *full = xzalloc(FERRY_PROTO_BLOB_CHUNK + 1);
+	memset(full, 'A', FERRY_PROTO_BLOB_CHUNK);
+	const char *gap[] = {"QUJD", NULL, "QUJD"};
+	blob_refused(gap, 3, sizeof(gap), -EPROTO); /* a field after a missing one */
+	const char *short_first[] = {"QUJD", "QUJD"};
+	blob_refused(short_first, 2, 100, -EPROTO); /* a short field that is not the last */
+	const char *bad[][1] = {{"QUJ"}, {"QU=D"}, {"Q!JD"}, {"===="}, {""}, {"QUJD\n"}};
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+		blob_refused(bad[i], 1, 100, -EPROTO);
+	const char *big[] = {full, full};
+	blob_refused(big, 2, FERRY_PROTO_BLOB_CHUNK, -E2BIG); /* more than the room given */
+	const char *ok[] = {"QUI="};
+	struct ferry_msg m = {0};
+	ferry_msg_set(&m, "req_a", "%s", ok[0]);
+	unsigned char out[4];
+	size_t got = 0;
+	_cleanup_error_ struct ferry_error *err = NULL;
+	assert_int_equal(ferry_msg_get_blob(&m, "req", out, sizeof(out), &got, &err), 0);
+	assert_int_equal(got, 2);
+	assert_memory_equal(out, "AB", 2);
+	ferry_msg_clear(&m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -594,6 +669,8 @@ int main(void)
 	    cmocka_unit_test(test_huge_length_prefix),
 	    cmocka_unit_test(test_recv_timeout),
 	    cmocka_unit_test(test_recv_signal),
+	    cmocka_unit_test(test_blob_round_trip),
+	    cmocka_unit_test(test_blob_strict),
 	};
 	return cmocka_run_group_tests_name("proto", tests, NULL, NULL);
 }

@@ -1,0 +1,172 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* start.c — ferry instance start --node NODE: an instance started on another node, as its user.
+ *
+ * The client (src/ferry/instance.c) builds its request as for a start on its own node, encodes
+ * it (request.h) and sends the bytes to its node's ferryd in a "start" request's "req" fields
+ * (proto.h's blob). That ferryd's reader, the client for good (ask.c), decodes and checks them
+ * as a remote start's (ferryd_start_take) and hands root the bytes, which root never parses: it
+ * connects to the peer named, proves the cluster key, and sends them in a sealed "start" message
+ * with the user's uid and name. The peer's ferryd checks that the uid is that user there too,
+ * has the bytes taken again by a child that is that user for good, and runs ferry-starter as the
+ * user with them on fd 3, as the user's own 'ferry instance start' would on that node: the
+ * starter's checks (the image, the checkpoint's owner, the network policy, the instance limit)
+ * are the same. Its exit status and the start of its stdout and stderr go back ("done").
+ *
+ * What a remote start may ask (ferryd_start_take, in ask.c): what 'instance start' offers a
+ * user; not ferryd's own flags (a migration's commit and restart, post-copy) nor a --page-server
+ * (it needs a connection on fd 4). Limits: the request is at most FERRY_PROTO_BLOB_MAX bytes; the peer's
+ * answer is waited for FERRYD_PEER_TIMEOUT s of silence (it pings while its starter runs); the
+ * starter's output kept is bounded (START_OUT_MAX each). */
+#include <fcntl.h>
+#include <sys/mman.h>
+
+#include "ferryd.h"
+#include "fs.h"
+#include "spawn.h"
+
+#define START_OUT_MAX (16u * 1024) /* of the starter's stdout, and of its stderr, sent back */
+#define STARTER FERRY_LIBEXECDIR "/ferry-starter"
+
+/* ------------------------------------------------------------- the peer's side */
+
+/* ferryd_as_user's work on the peer: the message's request, taken as the client's reader does. */
+static int take_as_user(void *arg, void *ans)
+{
+	struct ferryd_ask *a = ans;
+	a->magic = FERRYD_ASK_MAGIC;
+	a->size = sizeof(*a);
+	a->kind = FERRYD_ASK_START;
+	if (ferryd_start_take(arg, a, a->message, sizeof(a->message)) < 0) {
+		a->refused = 1;
+		a->req_len = 0;
+	}
+	return 0;
+}
+
+/* @fd's first @max bytes (from its start), NUL-terminated, malloc'ed; their count in *ret_len. */
+static char *read_head(int fd, size_t max, size_t *ret_len)
+{
+	char *buf = xmalloc(max + 1);
+	ssize_t k = fd >= 0 ? pread(fd, buf, max, 0) : -1;
+	*ret_len = k > 0 ? (size_t)k : 0;
+	buf[*ret_len] = '\0';
+	return buf;
+}
+
+/* ferry-starter as @u with @req (@len bytes) on fd 3: its status in *ret_status, its stdout and
+ * stderr (from memfds: a starter that leaves a process holding them never blocks us). */
+static int run_starter(const struct ferryd *d, const struct ferryd_user *u, const unsigned char *req,
+		       size_t len, int *ret_status, int out, int errfd, struct ferry_error **err)
+{
+	_cleanup_close_ int mfd = memfd_create("ferryd-request", MFD_CLOEXEC);
+	if (mfd < 0 || ferry_write_all(mfd, req, len) < 0 || lseek(mfd, 0, SEEK_SET) < 0)
+		return ferry_error_set(err, errno, "prepare the request");
+	char *const argv[] = {"ferry-starter", NULL};
+	struct ferry_spawn_opts o = {
+	    .pass_fds = &mfd,
+	    .n_pass_fds = 1,
+	    .stdout_fd = out,
+	    .stderr_fd = errfd,
+	    .as_user = true,
+	    .uid = u->uid,
+	    .gid = u->gid,
+	    .groups = u->groups,
+	    .n_groups = (size_t)u->n_groups,
+	    /* a restart's restore says nothing while it runs: bounded by 'criu timeout' per step */
+	    .timeout = d->cfg->criu_timeout * 2 + 60,
+	};
+	return ferry_spawn(STARTER, argv, NULL, &o, ret_status, err);
+}
+
+void ferryd_start_serve(struct ferryd *d, struct ferryd_link *l, const struct ferry_msg *m)
+{
+	struct ferry_error *err = NULL;
+	const char *id = ferry_msg_get(m, "id"), *uid_s = ferry_msg_get(m, "uid"),
+		   *user = ferry_msg_get(m, "user");
+	unsigned long long uid = 0;
+	if (!id || strlen(id) != 12 || strspn(id, "0123456789abcdef") != 12 || !uid_s ||
+	    parse_uint64(uid_s, UINT32_MAX - 1, &uid) < 0 || !user)
+		return ferryd_send_error(-1, l, id, "bad start message");
+	struct ferryd_user u = {0};
+	if (ferryd_user_lookup((uid_t)uid, &u, &err) < 0)
+		return ferryd_send_error(-1, l, id, "%s", err->message);
+	if (!streq(u.name, user)) /* the nodes must agree on who uid N is */
+		return ferryd_send_error(-1, l, id, "uid %llu is '%s' here, not '%s'", uid, u.name, user);
+	/* the request's bytes are the user's: read again, by the user */
+	_cleanup_free_ struct ferryd_ask *a = xzalloc(sizeof(*a));
+	if (ferryd_as_user(d, &u, "ferryd-start", -1, take_as_user, (void *)m, a, sizeof(*a),
+			   FERRYD_PEER_TIMEOUT, &err) < 0) {
+		ferryd_log(id, "the start request of %s could not be read: %s", u.name, err->message);
+		return ferryd_send_error(-1, l, id, "your request could not be read on %s: its reader %s",
+					 d->node, err->message);
+	}
+	if (a->magic != FERRYD_ASK_MAGIC || a->size != sizeof(*a) || a->refused > 1 ||
+	    a->req_len > sizeof(a->req) || !ferryd_nul_inside(a->instance, sizeof(a->instance)) ||
+	    !ferryd_nul_inside(a->message, sizeof(a->message)) || (!a->refused && !a->req_len) ||
+	    (a->refused && !a->message[0]))
+		return ferryd_send_error(-1, l, id,
+					 "your request could not be read on %s: its reader's "
+					 "answer is malformed",
+					 d->node);
+	if (a->refused)
+		return ferryd_send_error(-1, l, id, "%s", a->message);
+	ferryd_log(id, "%s's start from %s: instance '%s'", u.name, ferry_msg_get(m, "from") ?: "?",
+		   a->instance);
+	_cleanup_close_ int out = memfd_create("ferryd-out", MFD_CLOEXEC),
+			    errfd = memfd_create("ferryd-err", MFD_CLOEXEC);
+	if (out < 0 || errfd < 0)
+		return ferryd_send_error(-1, l, id, "start the instance: %s", strerror(errno));
+	struct ferryd_keepalive k;
+	ferryd_keepalive_start(&k, l);
+	int status = 0;
+	int r = run_starter(d, &u, a->req, a->req_len, &status, out, errfd, &err);
+	ferryd_keepalive_stop(&k);
+	if (r < 0) {
+		ferryd_log(id, "'%s' of %s: %s", a->instance, u.name, err->message);
+		return ferryd_send_error(-1, l, id, "%s", err->message);
+	}
+	size_t olen = 0, elen = 0;
+	_cleanup_free_ char *o = read_head(out, START_OUT_MAX, &olen),
+			    *e = read_head(errfd, START_OUT_MAX, &elen);
+	ferryd_log(id, "'%s' of %s: the starter exited with status %d", a->instance, u.name, status);
+	struct ferry_msg done = {0};
+	ferry_msg_set(&done, "type", "done");
+	ferry_msg_set(&done, "id", "%s", id);
+	ferry_msg_set(&done, "status", "%d", status);
+	ferry_msg_set_blob(&done, "out", o, olen);
+	ferry_msg_set_blob(&done, "err", e, elen);
+	(void)ferryd_link_send(l, &done, &err);
+	ferry_msg_clear(&done);
+	ferry_error_free(err);
+}
+
+/* ------------------------------------------------------------ the client's side */
+
+void ferryd_start_client(struct ferryd *d, int sk, const struct ferryd_user *u, const struct ferryd_ask *ask,
+			 const char *addr)
+{
+	_cleanup_free_ char *id = ferryd_new_id();
+	ferryd_log(id, "%s starts '%s' on %s", u->name, ask->instance, ask->to);
+	struct ferryd_link peer = {.fd = -1};
+	if (ferryd_peer_open(d, addr, &peer, sk, id) < 0)
+		return;
+	struct ferry_error *err = NULL;
+	struct ferry_msg m = {0};
+	ferry_msg_set(&m, "type", "start");
+	ferry_msg_set(&m, "id", "%s", id);
+	ferry_msg_set(&m, "uid", "%u", (unsigned)u->uid);
+	ferry_msg_set(&m, "user", "%s", u->name);
+	ferry_msg_set(&m, "from", "%s", d->node);
+	ferry_msg_set_blob(&m, "req", ask->req, ask->req_len);
+	int r = ferryd_link_send(&peer, &m, &err);
+	ferry_msg_clear(&m);
+	if (r < 0) {
+		ferryd_send_error(sk, NULL, id, "%s: %s", ask->to, err->message);
+		ferry_error_free(err);
+	} else {
+		static const char *const types[] = {"done", NULL};
+		free(ferryd_relay_peer(&peer, sk, FERRYD_PEER_TIMEOUT, ask->to, id, types));
+	}
+	ferryd_link_close(&peer);
+	close(peer.fd);
+}

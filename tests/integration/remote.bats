@@ -1,0 +1,135 @@
+#!/usr/bin/env bats
+# ferry instance start --node NODE (issue 15): an instance started on another node, as its user,
+# through the ferryd of both nodes (src/ferryd/start.c). The start is the user's own there: the
+# same starter, the same checks; root on either node never parses the request (the client's
+# reader and a child on the peer, each the user for good, do).
+#
+# On the simulated cluster of tests/lib/nodes.sh: only 198.18.0.0/15, only inside the namespaces
+# it makes.
+
+load ../lib/common
+load ../lib/checkpoint
+source "$FERRY_TESTS_DIR/lib/nodes.sh"
+load ../lib/migrate
+
+setup_file() {
+	mig_file_setup
+}
+
+teardown_file() {
+	mig_file_teardown ftrem
+}
+
+setup() {
+	mig_test_setup ftrem
+	mig_up
+}
+
+teardown() {
+	mig_test_teardown 30
+}
+
+# req_b64 OP [TAG:STRING...]: a request in the starter's wire format (src/lib/request_wire.h),
+# base64: op OP, then string records (3 image, 4 instance, 5 cwd, 11 checkpoint, ...).
+req_b64() {
+	python3 - "$@" <<-'EOF'
+		import base64, struct, sys
+		rec = lambda t, b: struct.pack("<HI", t, len(b)) + b
+		out = b"FERRYRQ1" + rec(1, struct.pack("<I", int(sys.argv[1])))
+		for a in sys.argv[2:]:
+		    t, v = a.split(":", 1)
+		    out += rec(int(t), v.encode())
+		print(base64.b64encode(out + rec(0xffff, b"")).decode())
+	EOF
+}
+
+@test "instance start --node: a checkpointable instance on nodeB, as the user, with the user's environment; it checkpoints there" {
+	as_user1 "$FERRY" checkpoint create "$T" >/dev/null
+	run --separate-stderr on nodeA env FT_REMOTE_MARK=from-nodeA "$FERRY" instance start --node nodeB \
+		--criu-launch "$T" --net --network ftmac --network-args "IP=198.18.1.70/16" --private-tmp \
+		"$IMG" "$T" sh -c 'echo "$FT_REMOTE_MARK $(id -u) started" > /tmp/mark; while :; do sleep 1; done'
+	[ "$status" -eq 0 ] || fail "instance start --node: $stderr"
+	assert_only_on nodeB "$T"
+	run on nodeB "$FERRY" exec "instance://$T" cat /tmp/mark
+	assert_success
+	assert_output "from-nodeA $U1_UID started"
+	ferryd_log_has nodeB "$U1's start from nodeA: instance '$T'" || fail "nodeB did not log the start"
+	ferryd_log_has nodeA "$U1 starts '$T' on nodeB" || fail "nodeA did not log the start"
+	# it is the user's instance there as any other: checkpointed, stopped, restarted by them
+	run --separate-stderr on nodeB "$FERRY" checkpoint instance --criu --leave-running "$T"
+	[ "$status" -eq 0 ] || fail "checkpoint instance on nodeB: $stderr"
+	[ -f "$(ckpt_dir "$U1" "$T")/gen-000001/manifest" ] || fail "no generation"
+	run on nodeB "$FERRY" exec "instance://$T" cat /tmp/mark
+	assert_output "from-nodeA $U1_UID started"
+}
+
+@test "instance start --node --criu-restart: a checkpoint made on nodeA restarts on nodeB" {
+	as_user1 "$FERRY" checkpoint create "$T" >/dev/null
+	run --separate-stderr on nodeA "$FERRY" instance start --criu-launch "$T" --private-tmp "$IMG" "$T" \
+		sh -c 'i=0; while :; do i=$((i+1)); echo $i > /tmp/count; sleep 0.2; done'
+	[ "$status" -eq 0 ] || fail "instance start: $stderr"
+	sleep 1
+	run --separate-stderr on nodeA "$FERRY" checkpoint instance --criu "$T"
+	[ "$status" -eq 0 ] || fail "checkpoint instance: $stderr"
+	run --separate-stderr on nodeA "$FERRY" instance start --node nodeB --criu-restart "$T"
+	assert_ferry_error "^ferry: --node with --criu-restart needs the instance's name" 255
+	run --separate-stderr on nodeA "$FERRY" instance start --node nodeB --criu-restart "$T" "$IMG" "$T"
+	[ "$status" -eq 0 ] || fail "restart on nodeB: $stderr"
+	assert_only_on nodeB "$T"
+	local a b
+	a=$(on nodeB "$FERRY" exec "instance://$T" cat /tmp/count)
+	sleep 1
+	b=$(on nodeB "$FERRY" exec "instance://$T" cat /tmp/count)
+	[ "$a" -gt 1 ] && [ "$b" -gt "$a" ] || fail "the restored loop does not go on: $a then $b"
+}
+
+@test "instance start --node: what fails there is said in one line, with the starter's status; nothing is left on either node" {
+	run --separate-stderr on nodeA "$FERRY" instance start --node nodeB /nonexistent.sif "$T" true
+	assert_ferry_error "/nonexistent.sif" 255
+	run --separate-stderr on nodeA "$FERRY" instance start --node nodeZ "$IMG" "$T" true
+	assert_ferry_error "^ferry: no node 'nodeZ' is known to ferryd on 'nodeA'$"
+	run --separate-stderr on nodeA "$FERRY" instance start --node nodeA "$IMG" "$T" true
+	assert_ferry_error "^ferry: 'nodeA' is this node: start the instance without --node$"
+	run --separate-stderr on nodeA "$FERRY" instance start --node nodeB --page-server 7000 --criu-restart "$T" "$IMG" "$T"
+	assert_ferry_error "^ferry: --node and --page-server exclude each other"
+	# a network the user may not join: the policy of nodeB's starter
+	run --separate-stderr on nodeA "$FERRY" instance start --node nodeB --net --network-args "IP=10.9.9.9/8" \
+		--network ftmac "$IMG" "$T" true
+	assert_ferry_error "10\.9\.9\.9" 255
+	# an environment too large for a start on another node
+	run --separate-stderr on nodeA env FT_BIG="$(head -c 50000 /dev/zero | tr '\0' x)" "$FERRY" \
+		instance start --node nodeB "$IMG" "$T" true
+	assert_ferry_error "^ferry: the start request is [0-9]+ bytes, more than a start on another node takes \(40960\): .*--cleanenv"
+	ferryd_stop nodeA
+	run --separate-stderr on nodeA "$FERRY" instance start --node nodeB "$IMG" "$T" true
+	assert_ferry_error "^ferry: --node needs ferryd on this node"
+	! listed_on nodeA "$T" && ! listed_on nodeB "$T" || fail "an instance was left"
+}
+
+@test "attack: a start request is the sender's own: another user's checkpoint, another op, a forged peer message are refused" {
+	# user 2 launches into user 1's checkpoint on nodeB: nodeB's starter, as user 2, refuses
+	as_user1 "$FERRY" checkpoint create "$T" >/dev/null
+	run --separate-stderr on_as nodeA "$U2" "$FERRY" instance start --node nodeB \
+		--criu-launch "$(ckpt_dir "$U1" "$T")" "$IMG" "$T" true
+	[ "$status" -ne 0 ] || fail "user 2 launched into user 1's checkpoint"
+	[[ "$stderr" == "ferry: "*"$(ckpt_dir "$U1" "$T")"* ]] || fail "not refused for the checkpoint: $stderr"
+	! listed_on nodeB "$T" "$U2" || fail "user 2's instance runs"
+	# a raw start request of another op (a checkpoint delete): the reader refuses it
+	local del
+	del=$(req_b64 6 "11:$(ckpt_dir "$U1" "$T")" "5:/")
+	run on_as nodeA "$U2" python3 "$WIRE" local msg type=start to=nodeB "req_a=$del" recv
+	assert_output --partial "a start on another node is an 'instance start'"
+	[ -d "$(ckpt_dir "$U1" "$T")" ] || fail "user 1's checkpoint is gone"
+	# bytes that are no request; a blob with a gap
+	run on_as nodeA "$U2" python3 "$WIRE" local msg type=start to=nodeB "req_a=AAAA" recv
+	assert_output --partial "invalid request"
+	run on_as nodeA "$U2" python3 "$WIRE" local msg type=start to=nodeB "req_a=QUJD" "req_c=QUJD" recv
+	assert_output --partial "after a missing one"
+	# a peer message (under the cluster key) that names user 2 with user 1's uid: nodeB refuses
+	local start
+	start=$(req_b64 2 "3:$IMG" "4:$T" "5:/" "8:true")
+	run on_node nodeA python3 "$WIRE" peer "${NODE_IP[nodeB]}:$MIG_PORT" /etc/ferry/cluster.key \
+		msg type=start id=0123456789ab "uid=$U1_UID" "user=$U2" "req_a=$start" recv
+	assert_output --partial "uid $U1_UID is '$U1' here, not '$U2'"
+	! listed_on nodeB "$T" && ! listed_on nodeB "$T" "$U2" || fail "an instance was started"
+}
