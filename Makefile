@@ -72,7 +72,7 @@ NET_LIBS     := -ljson-c -lcap -lcrypto
 .SECONDARY:
 .PHONY: fault-build faults zdtm bench bench-smoke all clean install uninstall setup check unit unit-san fuzz fuzz-long demo soak lint format format-check
 all: $(BUILD)/ferry $(BUILD)/ferry-starter $(BUILD)/ferryd $(BUILD)/ferry-xfer $(BUILD)/ferry-criu \
-       $(BUILD)/ferry-net $(BUILD)/ferry-plan $(BUILD)/ferry-reaper
+       $(BUILD)/ferry-net $(BUILD)/ferry-plan $(BUILD)/ferry-reaper $(BUILD)/ferry-rsh
 
 # spank_ferry.so, Slurm's --ferry-checkpoint (ferry-slurm(7)): loaded into sbatch, srun and
 # slurmstepd, so it links nothing but libc and the libc-only ckspec.c, exports only what Slurm
@@ -137,6 +137,12 @@ $(BUILD)/ferry-reaper: $(REAPER_SRCS)
 	$(CC) -std=gnu11 $(WARN) -O2 -g -D_GNU_SOURCE -D_FORTIFY_SOURCE=2 -fstack-protector-strong -static \
 		-o $@ $(REAPER_SRCS)
 
+# The launcher agent of MPI jobs (src/rsh/rsh.c): static, as ferry-reaper, from the CRIU bundle.
+$(BUILD)/ferry-rsh: src/rsh/rsh.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 $(WARN) -O2 -g -D_GNU_SOURCE -D_FORTIFY_SOURCE=2 -fstack-protector-strong -static \
+		-o $@ src/rsh/rsh.c
+
 # fit_test checks the look before a migration's freeze (src/ferryd/fit.c) and its children
 $(BUILD)/tests/fit_test: $(BUILD)/obj/tests/unit/fit_test.o $(BUILD)/obj/src/ferryd/fit.o \
 		$(BUILD)/obj/src/ferryd/ask.o $(BUILD)/obj/src/ferryd/user.o $(BUILD)/obj/src/ferryd/link.o \
@@ -188,6 +194,7 @@ install: all
 	install -o root -g root -m 0755 $(BUILD)/ferry-plan $(DESTDIR)$(LIBEXECDIR)/ferry-plan
 	scripts/criu-bundle.sh $(DESTDIR)$(LIBEXECDIR)/criu $(CRIU) $(BUILD)/ferry-criu
 	install -o root -g root -m 0755 $(BUILD)/ferry-reaper $(DESTDIR)$(LIBEXECDIR)/criu/ferry-reaper
+	install -o root -g root -m 0755 $(BUILD)/ferry-rsh $(DESTDIR)$(LIBEXECDIR)/criu/ferry-rsh
 	test -e $(DESTDIR)$(SYSCONFDIR)/ferry.conf || \
 		install -o root -g root -m 0644 etc/ferry.conf $(DESTDIR)$(SYSCONFDIR)/ferry.conf
 	# drop-ins (ferry.conf(5)): the directory, never the files in it

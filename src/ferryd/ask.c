@@ -12,8 +12,10 @@
 #include <fcntl.h>
 #include <openssl/crypto.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -88,6 +90,90 @@ int ferryd_start_take(const struct ferry_msg *m, struct ferryd_ask *a, char *why
 	return 0;
 }
 
+/* The launcher agent's request (ferry-rsh, src/rsh/rsh.c), made an 'instance start' as the user:
+ * instance @name on @node from @image, host name @host, running "sh -c @cmd" with --wait-all (a
+ * daemon's launcher exits at once), a private /tmp and a clean environment (the agent's own
+ * settings go on, for the daemons' agents: tree spawn), checkpointable into a checkpoint @name
+ * made here, in the user's checkpoint directory (ferry.conf's 'checkpoint dir'); with --net on
+ * @network at address @ip when given. Its bytes into @a, as ferryd_start_take's. */
+static int launch_take(const struct ferryd *d, const struct ferry_msg *m, struct ferryd_ask *a, char *why,
+		       size_t n)
+{
+	struct ferry_error *err = NULL;
+	const char *host = ferry_msg_get(m, "host"), *name = ferry_msg_get(m, "instance"),
+		   *image = ferry_msg_get(m, "image"), *cmd = ferry_msg_get(m, "cmd"),
+		   *net = ferry_msg_get(m, "network"), *ip = ferry_msg_get(m, "ip"),
+		   *hosts = ferry_msg_get(m, "rsh_hosts");
+	if (!host || !name || !image || !cmd || !*cmd) {
+		snprintf(why, n, "bad request: a launch has host, instance, image and cmd");
+		return -1;
+	}
+	if (ferry_name_check(name, "instance", &err) < 0 || ferry_name_check(host, "host", &err) < 0) {
+		snprintf(why, n, "%s", err->message);
+		ferry_error_free(err);
+		return -1;
+	}
+	struct passwd pw, *res = NULL;
+	char pwbuf[16384];
+	if (getpwuid_r(getuid(), &pw, pwbuf, sizeof(pwbuf), &res) != 0 || !res || pw.pw_dir[0] != '/') {
+		snprintf(why, n, "you have no home directory on %s", d->node);
+		return -1;
+	}
+	const char *cdir = d->cfg->checkpoint_dir;
+	_cleanup_free_ char *base =
+	    startswith(cdir, "~/") ? xasprintf("%s/%s", pw.pw_dir, cdir + 2) : xstrdup(cdir);
+	_cleanup_free_ char *ck = xasprintf("%s/%s", base, name);
+	if (ferry_mkdir_p(base, 0700, &err) < 0 ||
+	    (mkdir(ck, 0700) < 0 && errno != EEXIST &&
+	     ferry_error_set(&err, errno, "create checkpoint '%s'", ck))) {
+		snprintf(why, n, "%s", err->message);
+		ferry_error_free(err);
+		return -1;
+	}
+	char *argv[] = {"sh", "-c", (char *)cmd, NULL};
+	char **env = NULL;
+	strv_push(&env, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+	char *kv[] = {xasprintf("HOME=%s", pw.pw_dir),
+		      xasprintf("USER=%s", pw.pw_name),
+		      xasprintf("LOGNAME=%s", pw.pw_name),
+		      xasprintf("FERRY_CONTAINER=%s", image),
+		      xasprintf("FERRY_INSTANCE=%s", name),
+		      hosts ? xasprintf("FERRY_RSH_HOSTS=%s", hosts) : NULL,
+		      net ? xasprintf("FERRY_RSH_NETWORK=%s", net) : NULL};
+	for (size_t i = 0; i < ARRAY_SIZE(kv); i++)
+		if (kv[i]) {
+			strv_push(&env, kv[i]);
+			free(kv[i]);
+		}
+	_cleanup_free_ char *args = ip ? xasprintf("IP=%s", ip) : NULL;
+	struct ferry_request req = {.op = FERRY_OP_INSTANCE_START,
+				    .flags = FERRY_REQ_CRIU_LAUNCH | FERRY_REQ_WAIT_ALL |
+					     FERRY_REQ_PRIVATE_TMP | FERRY_REQ_CLEANENV |
+					     (net ? FERRY_REQ_NET : 0),
+				    .image = (char *)image,
+				    .instance = (char *)name,
+				    .cwd = "/",
+				    .hostname = (char *)host,
+				    .argv = argv,
+				    .env = env,
+				    .checkpoint = ck,
+				    .networks = (char *)net,
+				    .network_args = args};
+	_cleanup_free_ char *buf = NULL;
+	size_t len = 0;
+	int r = ferry_request_encode(&req, &buf, &len, &err);
+	strv_free(env);
+	if (r < 0 || len > sizeof(a->req)) {
+		snprintf(why, n, "%s", r < 0 ? err->message : "bad request: the launch is too large");
+		ferry_error_free(err);
+		return -1;
+	}
+	memcpy(a->req, buf, len);
+	a->req_len = (uint32_t)len;
+	snprintf(a->instance, sizeof(a->instance), "%s", name); /* checked: it fits */
+	return 0;
+}
+
 /* ---- a child that is the user for good ---- */
 
 /* Nothing but @keep (when >= 0) and @out; stdio on /dev/null (the log is root's); then the user
@@ -146,17 +232,22 @@ static int reader(void *arg, void *ans)
 	const char *type = ferry_msg_get(&req, "type"), *name = ferry_msg_get(&req, "instance"),
 		   *to = ferry_msg_get(&req, "to"), *mode = ferry_msg_get(&req, "mode"),
 		   *leave = ferry_msg_get(&req, "leave");
-	bool hold = type && streq(type, "hold"), start = type && streq(type, "start");
-	if (start) { /* the instance's name is the request's */
-		if (ferryd_start_take(&req, a, why, sizeof(why)) < 0)
+	bool hold = type && streq(type, "hold"), start = type && streq(type, "start"),
+	     launch = type && streq(type, "launch");
+	if (start || launch) { /* the instance's name is the request's */
+		if ((start ? ferryd_start_take(&req, a, why, sizeof(why))
+			   : launch_take(ra->d, &req, a, why, sizeof(why))) < 0)
 			return refuse(a, why);
 		name = a->instance;
 		mode = "default";
-		if (to && streq(to, ra->d->node)) {
+		if (start && to && streq(to, ra->d->node)) {
 			snprintf(why, sizeof(why), "'%s' is this node: start the instance without --node",
 				 to);
 			return refuse(a, why);
 		}
+		/* the launcher agent starts daemons on its own node too */
+		a->here = launch && to && streq(to, ra->d->node);
+		start = true;
 	}
 	if (hold && (!leave || (!streq(leave, "0") && !streq(leave, "1"))))
 		return refuse(a, "bad request: a hold request has leave=0 or leave=1");
@@ -170,7 +261,7 @@ static int reader(void *arg, void *ans)
 		return refuse(
 		    a, "bad request: expected a migrate request with instance, to and mode, "
 		       "a hold request with instance, to and leave, or a start request with to and req");
-	if (!ferryd_check_request(ra->d, name, to, mode, why, sizeof(why)))
+	if (!a->here && !ferryd_check_request(ra->d, name, to, mode, why, sizeof(why)))
 		return refuse(a, why);
 	if (strlen(to) > FERRYD_NODE_MAX) /* a peer's name that long: not one a client can give */
 		return refuse(a, "bad request: the node's name is too long");
@@ -269,7 +360,8 @@ static const char *check_answer(const struct ferryd *d, const struct ferryd_ask 
 	if (a->magic != FERRYD_ASK_MAGIC || a->size != sizeof(*a) || a->refused > 1 ||
 	    a->mode >= FERRYD_MODE_N_ || a->kind >= FERRYD_ASK_N_ || a->leave > 1 ||
 	    (a->kind != FERRYD_ASK_MIGRATE && a->mode != FERRYD_MODE_DEFAULT) ||
-	    a->req_len > sizeof(a->req) || (a->kind == FERRYD_ASK_START) != (a->req_len > 0) ||
+	    a->req_len > sizeof(a->req) || (a->kind == FERRYD_ASK_START) != (a->req_len > 0) || a->here > 1 ||
+	    (a->here && (a->kind != FERRYD_ASK_START || !streq(a->to, d->node))) ||
 	    !ferryd_nul_inside(a->instance, sizeof(a->instance)) ||
 	    !ferryd_nul_inside(a->to, sizeof(a->to)) || !ferryd_nul_inside(a->message, sizeof(a->message)) ||
 	    (a->refused && !a->message[0]) || (!a->refused && (a->message[0] || !a->to[0]))) {
@@ -280,6 +372,8 @@ static const char *check_answer(const struct ferryd *d, const struct ferryd_ask 
 		snprintf(why, n, "%s", a->message);
 		return NULL;
 	}
+	if (a->here)
+		return d->node;
 	return ferryd_check_request(d, a->instance, a->to, ferryd_mode_name(a->mode), why, n);
 }
 

@@ -191,7 +191,7 @@ int ferryd_leaf_open(const char *base, const struct ferryd_user *u, const char *
  * does not load keeps the configuration in use, with one line in the log that says why.
  * Handlers already running keep what they started with; the reconciler (reconcile.c) is told
  * and reloads too, @quiet (the main process said it). */
-_noreturn_ void ferryd_loop(struct ferryd *d, int ux, int tcp);
+_noreturn_ void ferryd_loop(struct ferryd *d, int ux, int px, int tcp);
 void ferryd_reload(struct ferryd *d, bool quiet);
 
 /* ask.c — a local client's request. The root handler never reads nor parses a byte of it: a
@@ -226,6 +226,7 @@ struct ferryd_ask {
 	char instance[FERRY_NAME_MAX + 1];
 	char to[FERRYD_NODE_MAX + 1];
 	char message[FERRYD_ASK_MESSAGE_MAX];
+	uint32_t here; /* a start's: 1 when it is on this node (the launcher agent's) */
 	uint32_t req_len; /* a start's: its encoded request (request.h), 0 for the others */
 	unsigned char req[FERRY_PROTO_BLOB_MAX];
 };

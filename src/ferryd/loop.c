@@ -48,7 +48,7 @@ struct child {
 
 struct loop {
 	struct ferryd *d;
-	int ux, tcp;
+	int ux, px, tcp; /* the local sockets (abstract, path: main.c) and the peers' */
 	struct pending pend[FERRYD_MAX_PENDING];
 	size_t n_pend;
 	struct child kids[FERRYD_MAX_CONNS];
@@ -342,19 +342,20 @@ static void expire(struct loop *l, long long now)
 
 static void loop_once(struct loop *l, const sigset_t *during)
 {
-	struct pollfd p[2 + FERRYD_MAX_PENDING];
+	struct pollfd p[3 + FERRYD_MAX_PENDING];
 	size_t n_pend = l->n_pend;
 	p[0] = (struct pollfd){.fd = l->ux, .events = POLLIN};
 	p[1] = (struct pollfd){.fd = l->tcp, .events = POLLIN};
+	p[2] = (struct pollfd){.fd = l->px, .events = POLLIN};
 	long long now = ferry_now_ms(), next = now + 60000;
 	for (size_t i = 0; i < n_pend; i++) {
-		p[2 + i] = (struct pollfd){.fd = l->pend[i].fd, .events = POLLIN};
+		p[3 + i] = (struct pollfd){.fd = l->pend[i].fd, .events = POLLIN};
 		if (l->pend[i].deadline < next)
 			next = l->pend[i].deadline;
 	}
 	long long wait = next > now ? next - now : 0;
 	struct timespec ts = {.tv_sec = wait / 1000, .tv_nsec = (wait % 1000) * 1000000};
-	int r = ppoll(p, 2 + n_pend, &ts, during);
+	int r = ppoll(p, 3 + n_pend, &ts, during);
 	if (child_exited)
 		reap(l);
 	if (hangup) {
@@ -364,21 +365,24 @@ static void loop_once(struct loop *l, const sigset_t *during)
 	if (r > 0) {
 		/* backwards: pending_drop moves the last entry into the freed slot */
 		for (size_t i = n_pend; i-- > 0;)
-			if (p[2 + i].revents)
+			if (p[3 + i].revents)
 				pending_read(l, i);
 		if (p[0].revents & POLLIN)
 			accept_all(l, l->ux, true);
 		if (p[1].revents & POLLIN)
 			accept_all(l, l->tcp, false);
+		if (p[2].revents & POLLIN)
+			accept_all(l, l->px, true);
 	}
 	expire(l, ferry_now_ms());
 }
 
-void ferryd_loop(struct ferryd *d, int ux, int tcp)
+void ferryd_loop(struct ferryd *d, int ux, int px, int tcp)
 {
 	static struct loop l;
-	l = (struct loop){.d = d, .ux = ux, .tcp = tcp};
+	l = (struct loop){.d = d, .ux = ux, .px = px, .tcp = tcp};
 	fcntl(ux, F_SETFL, O_NONBLOCK | O_RDWR);
+	fcntl(px, F_SETFL, O_NONBLOCK | O_RDWR);
 	fcntl(tcp, F_SETFL, O_NONBLOCK | O_RDWR);
 	/* SIGCHLD and SIGHUP only while in ppoll: no exit is missed between a reap and the wait,
 	 * and a reload happens between two connections */

@@ -4,9 +4,12 @@
 #include <netdb.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 
 #include "ferryd.h"
+#include "fs.h"
+#include "instance.h"
 #include "journal.h"
 #include "manifest.h"
 #include <openssl/crypto.h>
@@ -47,6 +50,35 @@ static int listen_unix(void)
 		int e = errno;
 		close(sk);
 		return -e;
+	}
+	return sk;
+}
+
+/* The same, at a path (FERRY_FERRYD_DIR): what the starter mounts into checkpointable instances,
+ * for the launcher agent inside them (an abstract socket is reachable only from this network
+ * namespace). Anyone may connect, as to the abstract one: SO_PEERCRED says who did. */
+static int listen_path(struct ferry_error **err)
+{
+	const char *parts[] = {FERRY_RUNDIR, "ferryd"};
+	_cleanup_close_ int dir = ferry_open_root_dirs(parts, ARRAY_SIZE(parts), true, err);
+	if (dir < 0)
+		return dir;
+	char name[FERRY_FERRYD_SOCK_MAX];
+	ferry_ferryd_sock_name(name);
+	if (unlinkat(dir, name, 0) < 0 && errno != ENOENT)
+		return ferry_error_set(err, errno, "remove the old '%s/%s'", FERRY_FERRYD_DIR, name);
+	int sk = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (sk < 0)
+		return ferry_error_set(err, errno, "socket");
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	snprintf(a.sun_path, sizeof(a.sun_path), "/proc/self/fd/%d/%s", dir, name);
+	mode_t old = umask(0); /* 0777: connect needs write permission */
+	int r = bind(sk, (struct sockaddr *)&a, sizeof(a));
+	umask(old);
+	if (r < 0 || listen(sk, 64) < 0) {
+		r = ferry_error_set(err, errno, "listen on '%s/%s'", FERRY_FERRYD_DIR, name);
+		close(sk);
+		return r;
 	}
 	return sk;
 }
@@ -249,7 +281,12 @@ int main(int argc, char **argv)
 			strerror(-ux));
 		return 1;
 	}
+	int px = listen_path(&err);
+	if (px < 0) {
+		fprintf(stderr, "ferryd: %s\n", err->message);
+		return 1;
+	}
 	signal(SIGPIPE, SIG_IGN);
 	ferryd_log(NULL, "listening on %s, %zu peers", d.listen, d.n_peers);
-	ferryd_loop(&d, ux, tcp);
+	ferryd_loop(&d, ux, px, tcp);
 }

@@ -78,6 +78,44 @@ static int run_starter(const struct ferryd *d, const struct ferryd_user *u, cons
 	return ferry_spawn(STARTER, argv, NULL, &o, ret_status, err);
 }
 
+/* The start of @a's request here, as @u; its end ("done", or "error") on @l, or on the plain
+ * socket @sk when @l is NULL. */
+static void start_here(struct ferryd *d, const struct ferryd_user *u, const struct ferryd_ask *a,
+		       const char *id, struct ferryd_link *l, int sk)
+{
+	struct ferry_error *err = NULL;
+	_cleanup_close_ int out = memfd_create("ferryd-out", MFD_CLOEXEC),
+			    errfd = memfd_create("ferryd-err", MFD_CLOEXEC);
+	if (out < 0 || errfd < 0)
+		return ferryd_send_error(sk, l, id, "start the instance: %s", strerror(errno));
+	struct ferryd_keepalive k;
+	if (l)
+		ferryd_keepalive_start(&k, l);
+	int status = 0;
+	int r = run_starter(d, u, a->req, a->req_len, &status, out, errfd, &err);
+	if (l)
+		ferryd_keepalive_stop(&k);
+	if (r < 0) {
+		ferryd_log(id, "'%s' of %s: %s", a->instance, u->name, err->message);
+		ferryd_send_error(sk, l, id, "%s", err->message);
+		ferry_error_free(err);
+		return;
+	}
+	size_t olen = 0, elen = 0;
+	_cleanup_free_ char *o = read_head(out, START_OUT_MAX, &olen),
+			    *e = read_head(errfd, START_OUT_MAX, &elen);
+	ferryd_log(id, "'%s' of %s: the starter exited with status %d", a->instance, u->name, status);
+	struct ferry_msg done = {0};
+	ferry_msg_set(&done, "type", "done");
+	ferry_msg_set(&done, "id", "%s", id);
+	ferry_msg_set(&done, "status", "%d", status);
+	ferry_msg_set_blob(&done, "out", o, olen);
+	ferry_msg_set_blob(&done, "err", e, elen);
+	(void)(l ? ferryd_link_send(l, &done, &err) : ferry_msg_send(sk, &done, &err));
+	ferry_msg_clear(&done);
+	ferry_error_free(err);
+}
+
 void ferryd_start_serve(struct ferryd *d, struct ferryd_link *l, const struct ferry_msg *m)
 {
 	struct ferry_error *err = NULL;
@@ -112,32 +150,7 @@ void ferryd_start_serve(struct ferryd *d, struct ferryd_link *l, const struct fe
 		return ferryd_send_error(-1, l, id, "%s", a->message);
 	ferryd_log(id, "%s's start from %s: instance '%s'", u.name, ferry_msg_get(m, "from") ?: "?",
 		   a->instance);
-	_cleanup_close_ int out = memfd_create("ferryd-out", MFD_CLOEXEC),
-			    errfd = memfd_create("ferryd-err", MFD_CLOEXEC);
-	if (out < 0 || errfd < 0)
-		return ferryd_send_error(-1, l, id, "start the instance: %s", strerror(errno));
-	struct ferryd_keepalive k;
-	ferryd_keepalive_start(&k, l);
-	int status = 0;
-	int r = run_starter(d, &u, a->req, a->req_len, &status, out, errfd, &err);
-	ferryd_keepalive_stop(&k);
-	if (r < 0) {
-		ferryd_log(id, "'%s' of %s: %s", a->instance, u.name, err->message);
-		return ferryd_send_error(-1, l, id, "%s", err->message);
-	}
-	size_t olen = 0, elen = 0;
-	_cleanup_free_ char *o = read_head(out, START_OUT_MAX, &olen),
-			    *e = read_head(errfd, START_OUT_MAX, &elen);
-	ferryd_log(id, "'%s' of %s: the starter exited with status %d", a->instance, u.name, status);
-	struct ferry_msg done = {0};
-	ferry_msg_set(&done, "type", "done");
-	ferry_msg_set(&done, "id", "%s", id);
-	ferry_msg_set(&done, "status", "%d", status);
-	ferry_msg_set_blob(&done, "out", o, olen);
-	ferry_msg_set_blob(&done, "err", e, elen);
-	(void)ferryd_link_send(l, &done, &err);
-	ferry_msg_clear(&done);
-	ferry_error_free(err);
+	start_here(d, &u, a, id, l, -1);
 }
 
 /* ------------------------------------------------------------ the client's side */
@@ -147,6 +160,8 @@ void ferryd_start_client(struct ferryd *d, int sk, const struct ferryd_user *u, 
 {
 	_cleanup_free_ char *id = ferryd_new_id();
 	ferryd_log(id, "%s starts '%s' on %s", u->name, ask->instance, ask->to);
+	if (ask->here)
+		return start_here(d, u, ask, id, NULL, sk);
 	struct ferryd_link peer = {.fd = -1};
 	if (ferryd_peer_open(d, addr, &peer, sk, id) < 0)
 		return;

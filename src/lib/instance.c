@@ -298,6 +298,11 @@ int ferry_open_rundir(uid_t uid, bool create, struct ferry_error **err)
 	return ferry_open_root_dirs(parts, ARRAY_SIZE(parts), create, err);
 }
 
+void ferry_ferryd_sock_name(char buf[FERRY_FERRYD_SOCK_MAX])
+{
+	snprintf(buf, FERRY_FERRYD_SOCK_MAX, "n%llu.sock", ferry_node_id());
+}
+
 #define TREE_MAX 65536
 
 int ferry_signal_tree(pid_t init, int sig)

@@ -87,5 +87,13 @@ unsigned long long ferry_node_id(void);
  * real nodes do. Opened by root, each part checked (ferry_open_root_dirs); created when
  * @create. -ENOENT (no error set) when it is not there. */
 int ferry_open_rundir(uid_t uid, bool create, struct ferry_error **err);
+/* ferryd's socket for this node's instances (a path: abstract sockets are one network
+ * namespace's, an instance with --net has its own): FERRY_RUNDIR/ferryd/<ferry_node_id>.sock,
+ * bound by ferryd, mounted by the starter at FERRY_FERRYD_INSIDE in checkpointable instances
+ * (where the launcher agent ferry-rsh, in the CRIU bundle, reaches it). */
+#define FERRY_FERRYD_DIR FERRY_RUNDIR "/ferryd"
+#define FERRY_FERRYD_INSIDE "/.ferry/ferryd.sock"
+#define FERRY_FERRYD_SOCK_MAX 64
+void ferry_ferryd_sock_name(char buf[FERRY_FERRYD_SOCK_MAX]);
 
 #endif

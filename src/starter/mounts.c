@@ -180,6 +180,29 @@ static int request_mounts(struct starter *s, bool home, bool tmp_bound, struct m
 	return 0;
 }
 
+/* This node's ferryd socket (root's, in root's directory) at FERRY_FERRYD_INSIDE, for the
+ * launcher agent in the bundle (ferry-rsh): nothing when ferryd does not run here. */
+static int add_ferryd_socket(struct starter *s, struct ferry_error **err)
+{
+	/* root's directory, root-only (FERRY_RUNDIR): opened as root, each part checked */
+	const char *parts[] = {FERRY_RUNDIR, "ferryd"};
+	char name[FERRY_FERRYD_SOCK_MAX];
+	ferry_ferryd_sock_name(name);
+	int r = ferry_privs_raise(&s->privs, err);
+	if (r < 0)
+		return r;
+	struct ferry_error *none = NULL;
+	_cleanup_close_ int dir = ferry_open_root_dirs(parts, ARRAY_SIZE(parts), false, &none);
+	ferry_error_free(none);
+	_cleanup_close_ int sk = dir < 0 ? -1 : openat(dir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	if ((r = ferry_privs_lower(&s->privs, err)) < 0)
+		return r;
+	struct stat st;
+	if (sk < 0 || fstat(sk, &st) < 0 || !S_ISSOCK(st.st_mode) || st.st_uid != 0)
+		return 0;
+	return add_internal_mount(s, sk, FERRY_FERRYD_DIR, FERRY_FERRYD_INSIDE, false, err);
+}
+
 int plan_mounts(struct starter *s, struct mount_fds *given, struct ferry_error **err)
 {
 	const struct ferry_request *req = s->req;
@@ -220,6 +243,8 @@ int plan_mounts(struct starter *s, struct mount_fds *given, struct ferry_error *
 					       "'%s' must be owned by root and not writable by others",
 					       STARTER_CRIU_BUNDLE);
 		if ((r = add_internal_mount(s, b, STARTER_CRIU_BUNDLE, FERRY_CRIU_DIR, true, err)) < 0)
+			return r;
+		if ((r = add_ferryd_socket(s, err)) < 0)
 			return r;
 	}
 	return 0;

@@ -133,3 +133,34 @@ req_b64() {
 	assert_output --partial "uid $U1_UID is '$U1' here, not '$U2'"
 	! listed_on nodeB "$T" && ! listed_on nodeB "$T" "$U2" || fail "an instance was started"
 }
+
+@test "ferry-rsh: the launcher agent in an instance starts a daemonizing command as a checkpointable instance on the node its host maps to, and on its own node" {
+	as_user1 "$FERRY" checkpoint create "$T" >/dev/null
+	local rsh=/.ferry/criu/ferry-rsh
+	run --separate-stderr on nodeA "$FERRY" instance start --criu-launch "$T" --net --network ftmac \
+		--network-args "IP=198.18.1.71/16" --private-tmp \
+		--env "FERRY_RSH_HOSTS=h1:nodeB:198.18.1.72/16, h2:nodeA:198.18.1.73/16" --env FERRY_RSH_NETWORK=ftmac \
+		"$IMG" "$T" sh -c "for h in h1 h2; do $rsh -x \$h '(sleep 1000 &)' ';' echo daemon on '\$(hostname)' >>/tmp/rsh 2>&1; echo \"rc=\$?\" >>/tmp/rsh; done; $rsh h9 true >>/tmp/rsh 2>&1; echo \"rc=\$?\" >>/tmp/rsh; sleep 1000"
+	[ "$status" -eq 0 ] || fail "instance start: $stderr"
+	wait_for on nodeA "$FERRY" exec "instance://$T" grep -q "rc=.*rc=.*rc=" /tmp/rsh -z || true
+	run on nodeA "$FERRY" exec "instance://$T" cat /tmp/rsh
+	assert_line --index 0 "rc=0"
+	assert_line --index 1 "rc=0"
+	assert_line --index 2 --regexp "^ferry-rsh: no node 'h9' is known to ferryd on 'nodeA'$"
+	assert_line --index 3 "rc=255"
+	# what the daemons' commands said is in their instances' logs
+	grep -qx "daemon on h1" "$(inst_field nodeB "$T-h1" logOutPath)" || fail "h1's log: $(cat "$(inst_field nodeB "$T-h1" logOutPath)")"
+	grep -qx "daemon on h2" "$(inst_field nodeA "$T-h2" logOutPath)" || fail "h2's log"
+	# the daemons live on after their command ended (--wait-all), as the user, at their addresses
+	assert_only_on nodeB "$T-h1"
+	assert_only_on nodeA "$T-h2"
+	[ "$(inst_field nodeB "$T-h1" ip)" = 198.18.1.72/16 ] || fail "h1's address: $(inst_field nodeB "$T-h1" ip)"
+	run on nodeB "$FERRY" exec "instance://$T-h1" sh -c 'hostname; ls /tmp/rsh 2>&1; ps -o user,args | grep -c "[s]leep 1000"'
+	assert_output "h1
+ls: /tmp/rsh: No such file or directory
+1"
+	# each is checkpointable, into a checkpoint of its own name
+	run --separate-stderr on nodeB "$FERRY" checkpoint instance --criu --leave-running "$T-h1"
+	[ "$status" -eq 0 ] || fail "checkpoint of $T-h1: $stderr"
+	[ -f "$(ckpt_dir "$U1" "$T-h1")/gen-000001/manifest" ] || fail "no generation for $T-h1"
+}
