@@ -224,7 +224,7 @@ install: all
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/ferry $(DESTDIR)$(LIBEXECDIR)/ferry-starter $(DESTDIR)$(LIBEXECDIR)/ferry-xfer $(DESTDIR)$(LIBEXECDIR)/ferry-plan \
 		$(DESTDIR)$(LIBEXECDIR)/ferry-net $(DESTDIR)$(MANDIR)/man1/ferry*.1 \
-		$(DESTDIR)$(MANDIR)/man7/ferry-slurm.7 $(DESTDIR)$(SPANKDIR)/spank_ferry.so \
+		$(DESTDIR)$(MANDIR)/man7/ferry-slurm.7 $(DESTDIR)$(MANDIR)/man7/ferry-mpi.7 $(DESTDIR)$(SPANKDIR)/spank_ferry.so \
 		$(DESTDIR)$(SPANKDIR)/cli_filter.lua
 
 setup:

@@ -90,6 +90,14 @@ int ferryd_run_starter(const struct ferryd *d, const struct ferryd_user *u, cons
 int ferryd_run_starter_decision(const struct ferryd *d, const struct ferryd_user *u,
 				const struct ferry_request *req, int sock, int decision, char **ret_out,
 				struct ferry_error **err);
+#define FERRYD_STARTER FERRY_LIBEXECDIR "/ferry-starter"
+/* @len bytes in a memfd at offset 0 (a starter's request on fd 3). */
+int ferryd_bytes_memfd(const void *buf, size_t len, struct ferry_error **err);
+struct ferry_spawn_opts;
+/* ferry-starter, as @u, with @o (its fds and captures; the user and a timeout of 2 'criu
+ * timeout' + 60 s are set here): ferry_spawn's result. */
+int ferryd_spawn_starter(const struct ferryd *d, const struct ferryd_user *u, struct ferry_spawn_opts *o,
+			 int *ret_status, struct ferry_error **err);
 /* The value of @key in a starter's "timing k=v ..." line (0 when there is none). */
 long long ferryd_timing(const char *out, const char *key);
 

@@ -24,7 +24,6 @@
 #include "fs.h"
 #include "names.h"
 
-#define STARTER FERRY_LIBEXECDIR "/ferry-starter"
 #define HOLD_WORD_S 3600 /* the starter's own limit on the group's word (HOLD_WAIT_S) */
 #define HOLD_OUT_MAX 8192
 
@@ -66,7 +65,7 @@ static int member_start(struct member *mb, const struct ferryd_user *u, const st
 		for (int sig = 1; sig < NSIG; sig++)
 			(void)sigaction(sig, &dfl, NULL);
 		char *const argv[] = {"ferry-starter", NULL}, *const envp[] = {NULL};
-		execve(STARTER, argv, envp);
+		execve(FERRYD_STARTER, argv, envp);
 		_exit(255);
 	}
 	close(in[0]);

@@ -25,7 +25,6 @@
 #include "spawn.h"
 
 #define START_OUT_MAX (16u * 1024) /* of the starter's stdout, and of its stderr, sent back */
-#define STARTER FERRY_LIBEXECDIR "/ferry-starter"
 
 /* ------------------------------------------------------------- the peer's side */
 
@@ -54,28 +53,16 @@ static char *read_head(int fd, size_t max, size_t *ret_len)
 }
 
 /* ferry-starter as @u with @req (@len bytes) on fd 3: its status in *ret_status, its stdout and
- * stderr (from memfds: a starter that leaves a process holding them never blocks us). */
+ * stderr into the memfds @out and @errfd (a starter that leaves a process holding them never
+ * blocks us). */
 static int run_starter(const struct ferryd *d, const struct ferryd_user *u, const unsigned char *req,
 		       size_t len, int *ret_status, int out, int errfd, struct ferry_error **err)
 {
-	_cleanup_close_ int mfd = memfd_create("ferryd-request", MFD_CLOEXEC);
-	if (mfd < 0 || ferry_write_all(mfd, req, len) < 0 || lseek(mfd, 0, SEEK_SET) < 0)
-		return ferry_error_set(err, errno, "prepare the request");
-	char *const argv[] = {"ferry-starter", NULL};
-	struct ferry_spawn_opts o = {
-	    .pass_fds = &mfd,
-	    .n_pass_fds = 1,
-	    .stdout_fd = out,
-	    .stderr_fd = errfd,
-	    .as_user = true,
-	    .uid = u->uid,
-	    .gid = u->gid,
-	    .groups = u->groups,
-	    .n_groups = (size_t)u->n_groups,
-	    /* a restart's restore says nothing while it runs: bounded by 'criu timeout' per step */
-	    .timeout = d->cfg->criu_timeout * 2 + 60,
-	};
-	return ferry_spawn(STARTER, argv, NULL, &o, ret_status, err);
+	_cleanup_close_ int mfd = ferryd_bytes_memfd(req, len, err);
+	if (mfd < 0)
+		return mfd;
+	struct ferry_spawn_opts o = {.pass_fds = &mfd, .n_pass_fds = 1, .stdout_fd = out, .stderr_fd = errfd};
+	return ferryd_spawn_starter(d, u, &o, ret_status, err);
 }
 
 /* The start of @a's request here, as @u; its end ("done", or "error") on @l, or on the plain

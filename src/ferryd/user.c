@@ -10,8 +10,6 @@
 #include "fs.h"
 #include "spawn.h"
 
-#define STARTER FERRY_LIBEXECDIR "/ferry-starter"
-
 const char *ferryd_log_node = "?";
 
 void ferryd_log(const char *id, const char *fmt, ...)
@@ -64,8 +62,28 @@ int ferryd_request_memfd(const struct ferry_request *req, struct ferry_error **e
 	_cleanup_free_ char *buf = NULL;
 	size_t len = 0;
 	int r = ferry_request_encode(req, &buf, &len, err);
-	if (r < 0)
-		return r;
+	return r < 0 ? r : ferryd_bytes_memfd(buf, len, err);
+}
+
+int ferryd_spawn_starter(const struct ferryd *d, const struct ferryd_user *u, struct ferry_spawn_opts *o,
+			 int *ret_status, struct ferry_error **err)
+{
+	char *const argv[] = {"ferry-starter", NULL};
+	o->as_user = true;
+	o->uid = u->uid;
+	o->gid = u->gid;
+	o->groups = u->groups;
+	o->n_groups = (size_t)u->n_groups;
+	/* a starter that dumps or transfers says "progress" while it moves (a large migration
+	 * over a slow link takes long) when the caller times idleness; its other steps, a
+	 * restore's among them, are bounded by 'criu timeout' each */
+	o->timeout = d->cfg->criu_timeout * 2 + 60;
+	return ferry_spawn(FERRYD_STARTER, argv, NULL, o, ret_status, err);
+}
+
+int ferryd_bytes_memfd(const void *buf, size_t len, struct ferry_error **err)
+{
+	int r;
 	int mfd = memfd_create("ferryd-request", MFD_CLOEXEC);
 	if (mfd < 0 || ferry_write_all(mfd, buf, len) < 0 || lseek(mfd, 0, SEEK_SET) < 0) {
 		r = ferry_error_set(err, errno, "prepare the request");
@@ -83,10 +101,8 @@ int ferryd_run_starter_decision(const struct ferryd *d, const struct ferryd_user
 	_cleanup_close_ int mfd = ferryd_request_memfd(req, err);
 	if (mfd < 0)
 		return mfd;
-	int r;
 	int pass[3] = {mfd, sock, decision};
 	size_t out_len = 0;
-	char *const argv[] = {"ferry-starter", NULL};
 	struct ferry_spawn_opts o = {
 	    .pass_fds = pass,
 	    .n_pass_fds = sock < 0	 ? 1
@@ -95,18 +111,9 @@ int ferryd_run_starter_decision(const struct ferryd *d, const struct ferryd_user
 	    .output = ret_out,
 	    .output_len = &out_len,
 	    .capture_stderr = true,
-	    .as_user = true,
-	    .uid = u->uid,
-	    .gid = u->gid,
-	    .groups = u->groups,
-	    .n_groups = (size_t)u->n_groups,
-	    /* on idleness: a starter that dumps or transfers says "progress" while it moves (a
-	     * large migration over a slow link takes long); its other steps are bounded by 'criu
-	     * timeout' each */
-	    .timeout = d->cfg->criu_timeout * 2 + 60,
 	    .timeout_idle = true,
 	};
-	r = ferry_spawn(STARTER, argv, NULL, &o, NULL, err);
+	int r = ferryd_spawn_starter(d, u, &o, NULL, err);
 	if (r < 0 && *err) {
 		/* the starter's own one-line message is what the user needs */
 		char *m = strstr((*err)->message, "ferry: ");

@@ -77,13 +77,6 @@ stream_at() {
 	fail "$f did not reach $want in ${secs}s: $(tail -n1 "$f" 2>/dev/null)"
 }
 
-# kill_member NODE NAME: member NAME on NODE is gone (killed; or it ended by itself already, as
-# an end of the stream does once the other end is killed: the stream's end is a failure to it).
-kill_member() {
-	on "$1" "$FERRY" instance stop --signal KILL "$2" >/dev/null 2>&1 || true
-	wait_for not_listed "$1" "$2" || fail "'$2' still runs on $1"
-}
-not_listed() { ! listed_on "$1" "$2"; }
 
 # cut_kill_restart SRV_NODE CLI_NODE SRV_TO CLI_TO: after a group checkpoint with
 # --leave-running, the stream goes on; then both members are killed (on SRV_NODE, CLI_NODE) and

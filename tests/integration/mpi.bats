@@ -50,20 +50,28 @@ HOSTS="r0:nodeA:198.18.1.90/16,r1:nodeB:198.18.1.91/16,r2:nodeA:198.18.1.92/16,r
 # (4 ranks busy-polling on the 2 CPUs of a test machine: some 50 s).
 melt() { lmp_melt 6 2000 | as_user1 tee "$1/in.melt" >/dev/null; }
 
-# thermo DIR: the run's thermo table (its step lines, not the timing).
-thermo() { awk '/^ *Step /{on = 1} on && /^ *[0-9]+ /{print} /^Loop time/{on = 0}' "$1/log.lammps" 2>/dev/null; }
+# thermo DIR|FILE: the run's thermo table (its step lines, not the timing), of DIR/log.lammps or
+# FILE; a step logged again (after a restart from an earlier cut) counts once, as logged last.
+thermo() {
+	local f=$1
+	[ -f "$f" ] || f=$1/log.lammps
+	awk '/^ *Step /{on = 1} on && /^ *[0-9]+ /{if (!($1 in l)) o[n++] = $1; l[$1] = $0}
+		/^Loop time/{on = 0} END {for (i = 0; i < n; i++) print l[o[i]]}' "$f" 2>/dev/null
+}
 at_step() { thermo "$1" | awk -v n="$2" '$1 >= n {found = 1} END {exit !found}'; }
 
-# job NAME DIR: mpirun in checkpointable instance NAME on nodeA (198.18.1.89), 4 ranks of LAMMPS
-# in DIR on the hosts of $HOSTS, started by ferry-rsh.
+# job NAME DIR [LOG]: mpirun in checkpointable instance NAME on nodeA (198.18.1.89), 4 ranks of
+# LAMMPS in DIR on the hosts of $HOSTS, started by ferry-rsh; LAMMPS logs to DIR/log.lammps, or
+# with LOG 'screen' to its screen: mpirun's stdout, the instance's log.
 job() {
-	local name=$1 dir=$2
+	local name=$1 dir=$2 out=(-log log.lammps -screen none)
+	[ "${3:-}" != screen ] || out=(-log none)
 	as_user1 "$FERRY" checkpoint create "$name" >/dev/null
 	run --separate-stderr on nodeA "$FERRY" instance start --criu-launch "$name" --net --network ftmac \
 		--network-args "IP=198.18.1.89/16" --private-tmp --hostname hnp \
 		--env "FERRY_RSH_HOSTS=$HOSTS" --env FERRY_RSH_NETWORK=ftmac "$HPC" "$name" \
 		mpirun --mca plm_rsh_agent /.ferry/criu/ferry-rsh -np 4 -H r0,r1,r2,r3 -x OMP_NUM_THREADS=1 \
-		--wdir "$dir" lmp -nocite -in in.melt -log log.lammps -screen none
+		--wdir "$dir" lmp -nocite -in in.melt "${out[@]}"
 	[ "$status" -eq 0 ] || fail "mpirun's instance: $stderr"
 }
 
@@ -77,46 +85,116 @@ job_ended() {
 	fail "the job '$1' did not end: $(tail -n 5 "$(inst_field nodeA "$1" logErrPath)" 2>/dev/null)"
 }
 
-@test "mpi: 4 LAMMPS ranks over two nodes, each in its own instance, checkpointed at one cut and restarted with every rank on the other node: the undisturbed result" {
-	local ref=$JOB/ref ck=$JOB/ck
-	as_user1 mkdir -p "$ref" "$ck"
-	melt "$ref"
-	melt "$ck"
-	# the undisturbed run
-	job "$T" "$ref"
-	job_ended "$T" 600
-	[ "$(thermo "$ref" | wc -l)" -eq 11 ] || fail "the undisturbed run logged: $(thermo "$ref"); $(cat "$(inst_field nodeA "$T" logErrPath)" 2>/dev/null)"
-	local r
-	for r in r0 r1 r2 r3; do
-		! listed_on nodeA "$T-$r" && ! listed_on nodeB "$T-$r" || fail "rank instance $T-$r is left"
-	done
-	rm -rf "$U1_HOME"/.ferry/checkpoint/"$T"-* "$(ckpt_dir "$U1" "$T")"
+# ref: the thermo table of the undisturbed run, made once for the file's tests.
+ref() {
+	local f=$BATS_FILE_TMPDIR/ref.thermo dir=$JOB/ref r
+	if [ ! -s "$f" ]; then
+		as_user1 mkdir -p "$dir"
+		melt "$dir"
+		job "$T" "$dir"
+		job_ended "$T" 600
+		[ "$(thermo "$dir" | wc -l)" -eq 11 ] ||
+			fail "the undisturbed run logged: $(thermo "$dir"); $(cat "$(inst_field nodeA "$T" logErrPath)" 2>/dev/null)"
+		for r in r0 r1 r2 r3; do
+			! listed_on nodeA "$T-$r" && ! listed_on nodeB "$T-$r" || fail "rank instance $T-$r is left"
+		done
+		rm -rf "$U1_HOME"/.ferry/checkpoint/"$T"-* "$(ckpt_dir "$U1" "$T")"
+		thermo "$dir" >"$f"
+	fi
+	cat "$f"
+}
 
-	# the same, checkpointed mid-run
-	job "$T" "$ck"
-	for ((i = 0; i < 1200; i++)); do at_step "$ck" 400 && break; sleep 0.1; done
-	at_step "$ck" 400 || fail "the run did not get to step 400"
+# started DIR: the job in DIR is running, past step 400 of its 2000.
+started() {
+	local i
+	for ((i = 0; i < 1200; i++)); do at_step "$1" 400 && break; sleep 0.1; done
+	at_step "$1" 400 || fail "the run did not get to step 400"
 	assert_only_on nodeB "$T-r1"
 	assert_only_on nodeA "$T-r2"
-	run --separate-stderr on nodeA "$FERRY" checkpoint group "$T" "$T-r0" "$T-r2" "nodeB:$T-r1" "nodeB:$T-r3"
-	[ "$status" -eq 0 ] || fail "checkpoint group: $stderr"
-	for r in "" -r0 -r1 -r2 -r3; do
-		wait_gone_on() { ! listed_on nodeA "$1" && ! listed_on nodeB "$1"; }
-		wait_for wait_gone_on "$T$r" || fail "$T$r still runs"
+}
+
+# gone NAME...: no instance NAME on either node (waits for them to end).
+gone() {
+	local n
+	gone_on() { ! listed_on nodeA "$1" && ! listed_on nodeB "$1"; }
+	for n in "$@"; do
+		wait_for gone_on "$n" || fail "$n still runs"
 	done
+}
+
+@test "mpi: 4 LAMMPS ranks over two nodes, each in its own instance; two ranks migrated mid-run (diskless, live), the job checkpointed at one cut and restarted with every rank on the other node: the undisturbed result" {
+	local want ck=$JOB/ck r
+	want=$(ref)
+	as_user1 mkdir -p "$ck"
+	melt "$ck"
+	job "$T" "$ck"
+	started "$ck"
+	# one rank moves while the others wait for it, in each mode
+	run --separate-stderr on nodeB "$FERRY" migrate "$T-r1" --to nodeA --mode diskless
+	[ "$status" -eq 0 ] || fail "migrate r1 (diskless): $stderr"
+	run --separate-stderr on nodeA "$FERRY" migrate "$T-r2" --to nodeB --mode live
+	[ "$status" -eq 0 ] || fail "migrate r2 (live): $stderr"
+	assert_only_on nodeA "$T-r1"
+	assert_only_on nodeB "$T-r2"
+	run --separate-stderr on nodeA "$FERRY" checkpoint group "$T" "$T-r0" "$T-r1" "nodeB:$T-r2" "nodeB:$T-r3"
+	[ "$status" -eq 0 ] || fail "checkpoint group: $stderr"
+	gone "$T" "$T-r0" "$T-r1" "$T-r2" "$T-r3"
 	at_step "$ck" 2000 && fail "the run ended before the checkpoint: make it longer"
-	# every member restarted on the other node: the ranks of nodeA on nodeB, and back
+	# every member restarted on the other node
 	run --separate-stderr on nodeB "$FERRY" instance start --criu-restart "$T"
 	[ "$status" -eq 0 ] || fail "restart of mpirun on nodeB: $stderr"
-	for r in r0 r2; do
+	for r in r0 r1; do
 		run --separate-stderr on nodeB "$FERRY" instance start --criu-restart "$T-$r"
 		[ "$status" -eq 0 ] || fail "restart of $r on nodeB: $stderr"
 	done
-	for r in r1 r3; do
+	for r in r2 r3; do
 		run --separate-stderr on nodeB "$FERRY" instance start --node nodeA --criu-restart "$T-$r" "$HPC" "$T-$r"
 		[ "$status" -eq 0 ] || fail "restart of $r on nodeA: $stderr"
 	done
-	assert_only_on nodeA "$T-r1"
+	assert_only_on nodeA "$T-r3"
 	job_ended "$T" 600
-	assert_equal "$(thermo "$ck")" "$(thermo "$ref")"
+	assert_equal "$(thermo "$ck")" "$want"
+}
+
+@test "mpi: a rank whose dump fails makes the whole job go on with nothing published; a --leave-running group checkpoint, then every member killed: the restart gives the undisturbed result" {
+	local want ck=$JOB/ck r
+	want=$(ref)
+	as_user1 mkdir -p "$ck"
+	melt "$ck"
+	job "$T" "$ck" screen
+	local log
+	log=$(inst_field nodeA "$T" logOutPath)
+	started "$log"
+	# rank 1's private /tmp holds a file no one can read: its dump fails
+	on nodeB "$FERRY" exec "instance://$T-r1" sh -c 'echo x >/tmp/locked && chmod 000 /tmp/locked'
+	run --separate-stderr on nodeA "$FERRY" checkpoint group --leave-running "$T" "$T-r0" "$T-r2" "nodeB:$T-r1" "nodeB:$T-r3"
+	assert_ferry_error "instance 'nodeB:$T-r1': on nodeB: .*'/tmp/locked' cannot be read.*every instance keeps running and no generation was published$"
+	for r in "" -r0 -r1 -r2 -r3; do
+		[ -z "$(ls "$(ckpt_dir "$U1" "$T$r")" 2>/dev/null | grep '^gen-')" ] || fail "$T$r has a generation"
+	done
+	local before
+	before=$(thermo "$log" | tail -n 1 | awk '{print $1}')
+	on nodeB "$FERRY" exec "instance://$T-r1" rm -f /tmp/locked
+	run --separate-stderr on nodeA "$FERRY" checkpoint group --leave-running "$T" "$T-r0" "$T-r2" "nodeB:$T-r1" "nodeB:$T-r3"
+	[ "$status" -eq 0 ] || fail "checkpoint group --leave-running: $stderr"
+	# the job went on after both
+	for ((i = 0; i < 600; i++)); do at_step "$log" $((before + 200)) && break; sleep 0.1; done
+	at_step "$log" $((before + 200)) || fail "the job did not go on after the group checkpoints"
+	at_step "$log" 2000 && fail "the run ended before the kill: make it longer"
+	# every member killed: the restart goes on from the cut (the steps logged since come again:
+	# mpirun's log, the instance's, is appended to)
+	for r in "" -r0 -r2; do kill_member nodeA "$T$r"; done
+	for r in -r1 -r3; do kill_member nodeB "$T$r"; done
+	gone "$T" "$T-r0" "$T-r1" "$T-r2" "$T-r3"
+	# restarted where they were
+	for r in "" -r0 -r2; do
+		run --separate-stderr on nodeA "$FERRY" instance start --criu-restart "$T$r"
+		[ "$status" -eq 0 ] || fail "restart of $T$r: $stderr"
+	done
+	for r in -r1 -r3; do
+		run --separate-stderr on nodeB "$FERRY" instance start --criu-restart "$T$r"
+		[ "$status" -eq 0 ] || fail "restart of $T$r: $stderr"
+	done
+	job_ended "$T" 600
+	assert_equal "$(thermo "$log")" "$want"
 }

@@ -333,6 +333,14 @@ listed_on() {
 	on_as "$1" "${3:-$U1}" "$FERRY" instance list | awk 'NR > 1 {print $1}' | grep -qx "$2"
 }
 
+# kill_member NODE NAME: member NAME on NODE is gone (killed; or it ended by itself already, as
+# an end of the stream does once the other end is killed: the stream's end is a failure to it).
+kill_member() {
+	on "$1" "$FERRY" instance stop --signal KILL "$2" >/dev/null 2>&1 || true
+	wait_for not_listed "$1" "$2" || fail "'$2' still runs on $1"
+}
+not_listed() { ! listed_on "$1" "$2"; }
+
 # assert_only_on NODE NAME [USER]: listed on NODE, not on the other node.
 assert_only_on() {
 	local n=$1 name=$2 u=${3:-$U1} o
