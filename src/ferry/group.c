@@ -31,6 +31,7 @@
  * messages "held", then "done" with the generation or "error"). */
 struct member {
 	const char *name, *node; /* node: NULL here */
+	const char *place; /* --restart: the node its restart runs on (NULL: here), through a child */
 	pid_t pid;
 	int in, out, err; /* here */
 	int sk; /* there */
@@ -239,8 +240,104 @@ static void run_members(struct member *ms, size_t n)
 	}
 }
 
+/* --restart: member @m's restart from its checkpoint of its name, by a child (the starter, or
+ * 'instance start --node' through ferryd when it has a place): stdout and stderr ours. */
+static int member_restart(struct member *m, uint32_t flags)
+{
+	int out[2], err[2];
+	if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0)
+		return cli_fail("pipe: %s", strerror(errno));
+	fflush(NULL);
+	m->pid = fork();
+	if (m->pid < 0)
+		return cli_fail("fork: %s", strerror(errno));
+	if (m->pid == 0) {
+		if (dup2(out[1], STDOUT_FILENO) < 0 || dup2(err[1], STDERR_FILENO) < 0)
+			_exit(255);
+		struct ferry_request req = {.op = FERRY_OP_INSTANCE_START, .flags = flags};
+		req.checkpoint = checkpoint_resolve(m->name, true);
+		if (!req.checkpoint)
+			_exit(255);
+		_exit(m->place ? remote_start(&req, m->place) : exec_starter(&req));
+	}
+	close(out[1]);
+	close(err[1]);
+	m->out = out[0];
+	m->err = err[0];
+	return 0;
+}
+
+/* Until every member (a child) has ended: its status. */
+static void wait_members(struct member *ms, size_t n)
+{
+	for (;;) {
+		struct pollfd p[2 * GROUP_MAX];
+		struct member *who[2 * GROUP_MAX];
+		int which[2 * GROUP_MAX];
+		size_t np = 0;
+		for (size_t i = 0; i < n; i++)
+			for (int w = 0; w < 2; w++) {
+				int fd = w ? ms[i].err : ms[i].out;
+				if (fd < 0)
+					continue;
+				p[np] = (struct pollfd){.fd = fd, .events = POLLIN};
+				who[np] = &ms[i];
+				which[np++] = w;
+			}
+		if (np == 0)
+			break;
+		if (poll(p, np, -1) < 0 && errno != EINTR)
+			break;
+		for (size_t k = 0; k < np; k++)
+			if (p[k].revents)
+				member_read(who[k], which[k]);
+	}
+	for (size_t i = 0; i < n; i++) {
+		int st = 0;
+		while (ms[i].pid > 0 && waitpid(ms[i].pid, &st, 0) < 0 && errno == EINTR)
+			;
+		ms[i].status = ms[i].pid > 0 && WIFEXITED(st) ? WEXITSTATUS(st) : 255;
+	}
+}
+
+/* ferry checkpoint group --restart: every member restarted at once, each where asked. */
+static int group_restart(struct member *ms, size_t n, uint32_t flags)
+{
+	int r = 0;
+	for (size_t i = 0; i < n && r == 0; i++) {
+		ms[i].place = ms[i].node;
+		ms[i].node = NULL; /* (a child's pipes, wherever it restarts) */
+		r = member_restart(&ms[i], flags);
+	}
+	wait_members(ms, n);
+	size_t ok = 0;
+	struct member *bad = NULL;
+	for (size_t i = 0; i < n; i++) {
+		ok += ms[i].status == 0;
+		if (ms[i].status != 0 && !bad && ms[i].pid > 0)
+			bad = &ms[i];
+	}
+	if (ok == n) {
+		for (size_t i = 0; i < n; i++)
+			printf("%s%s%s restarted\n", ms[i].place ? ms[i].place : "", ms[i].place ? ":" : "",
+			       ms[i].name);
+		return r;
+	}
+	if (!bad)
+		return r ? r : 255;
+	for (size_t i = 0; i < n; i++)
+		if (ms[i].status == 0)
+			printf("%s%s%s restarted\n", ms[i].place ? ms[i].place : "", ms[i].place ? ":" : "",
+			       ms[i].name);
+	return cli_fail("restart of the group: '%s%s%s': %s; the members restarted wait for it: restart "
+			"it alone ('ferry instance start --criu-restart %s')",
+			bad->place ? bad->place : "", bad->place ? ":" : "", bad->name, member_error(bad),
+			bad->name);
+}
+
 static const char group_help[] =
     "Usage: ferry checkpoint group [--leave-running] MEMBER MEMBER...\n"
+    "       ferry checkpoint group --restart [--tcp-close] [NODE:]NAME...\n"
     "  MEMBER: INSTANCE (of this node) or NODE:INSTANCE (on NODE, a peer of this node's ferryd)\n"
     "\n"
     "Checkpoint the instances together, at one consistent cut: every one is frozen and its network\n"
@@ -249,7 +346,13 @@ static const char group_help[] =
     "dumped into a new generation of its own checkpoint, all at once, on its own node; the\n"
     "generations are published only once all are written, and then all instances stop (or, with\n"
     "--leave-running, all go on). If any dump fails, every instance goes on and no generation is\n"
-    "published. Restart each with 'ferry instance start --criu-restart', on any node.\n"
+    "published.\n"
+    "\n"
+    "--restart restarts such a group: each checkpoint NAME (the members' checkpoints have their\n"
+    "instances' names, as ferry-rsh's and the examples' do), all at once, on NODE or on this node:\n"
+    "the members whose peers come later wait for them (TCP retransmits). --tcp-close: their TCP\n"
+    "connections come back closed. A member that fails is named; the others run on: restart it\n"
+    "alone with 'ferry instance start --criu-restart NAME'.\n"
     "\n"
     "At most 64 members; those on other nodes go through ferryd (see ferryd(8)), as you.\n"
     "Exit status: 0 when every generation is published (one line per member: MEMBER GENERATION);\n"
@@ -259,6 +362,8 @@ int cmd_checkpoint_group(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 	    {"leave-running", no_argument, NULL, 'l'},
+	    {"restart", no_argument, NULL, 'r'},
+	    {"tcp-close", no_argument, NULL, 't'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -271,10 +376,17 @@ int cmd_checkpoint_group(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		if (c == 'h')
 			return fputs(group_help, stdout), 0;
-		if (c != 'l')
+		if (c == '?')
 			return cli_fail("unknown option '%s' for 'ferry checkpoint group'", argv[optind - 1]);
-		flags |= FERRY_REQ_LEAVE_RUNNING;
+		flags |= c == 'l'   ? FERRY_REQ_LEAVE_RUNNING
+			 : c == 'r' ? FERRY_REQ_CRIU_RESTART
+				    : FERRY_REQ_TCP_CLOSE;
 	}
+	bool restart = flags & FERRY_REQ_CRIU_RESTART;
+	if ((flags & FERRY_REQ_TCP_CLOSE) && !restart)
+		return cli_fail("--tcp-close belongs to --restart");
+	if (restart && (flags & FERRY_REQ_LEAVE_RUNNING))
+		return cli_fail("--leave-running belongs to a checkpoint, not to --restart");
 	size_t n = (size_t)(argc - optind);
 	if (n < 1)
 		return cli_fail(
@@ -297,7 +409,7 @@ int cmd_checkpoint_group(int argc, char **argv)
 						colon);
 			}
 		}
-		if (ferry_name_check(ms[i].name, "instance", &err) < 0) {
+		if (ferry_name_check(ms[i].name, restart ? "checkpoint" : "instance", &err) < 0) {
 			free(ms);
 			return cli_error(err);
 		}
@@ -308,6 +420,11 @@ int cmd_checkpoint_group(int argc, char **argv)
 				free(ms);
 				return cli_fail("instance '%s' is named twice", twice);
 			}
+	}
+	if (restart) {
+		int rr = group_restart(ms, n, flags & (FERRY_REQ_CRIU_RESTART | FERRY_REQ_TCP_CLOSE));
+		free(ms);
+		return rr;
 	}
 	int r = 0;
 	for (size_t i = 0; i < n && r == 0; i++)

@@ -281,13 +281,9 @@ static int do_start(int argc, char **argv)
 		if (o.req.n_binds || o.req.hostname || o.req.pwd || o.extra_env || o.req.flags)
 			return cli_fail(
 			    "--criu-restart restores the options the instance was launched with: give no others");
-		if (o.node && (o.page_server || i + 1 >= argc))
-			return cli_fail(
-			    o.page_server
-				? "--node and --page-server exclude each other: the "
-				  "restart on NODE takes the checkpoint from disk"
-				: "--node with --criu-restart needs the instance's name: "
-				  "'instance start --node NODE --criu-restart NAME IMAGE INSTANCE'");
+		if (o.node && o.page_server)
+			return cli_fail("--node and --page-server exclude each other: the restart on NODE "
+					"takes the checkpoint from disk");
 		o.req.flags = FERRY_REQ_CRIU_RESTART | (o.tcp_close ? FERRY_REQ_TCP_CLOSE : 0);
 		o.req.checkpoint = checkpoint_resolve(o.criu_restart, true);
 		if (!o.req.checkpoint)

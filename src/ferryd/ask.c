@@ -80,12 +80,16 @@ int ferryd_start_take(const struct ferry_msg *m, struct ferryd_ask *a, char *why
 			 "--page-server");
 		return -1;
 	}
-	if (!req->instance || ferry_name_check(req->instance, "instance", &err) < 0) {
+	/* the instance's name, for the logs: a restart's may be its checkpoint's, unsaid */
+	const char *label = req->instance;
+	if (!label && (req->flags & FERRY_REQ_CRIU_RESTART) && req->checkpoint)
+		label = strrchr(req->checkpoint, '/') + 1; /* (an absolute path: the decoder's check) */
+	if (!label || ferry_name_check(label, "instance", &err) < 0) {
 		snprintf(why, n, "%s", err ? err->message : "a start on another node names its instance");
 		ferry_error_free(err);
 		return -1;
 	}
-	snprintf(a->instance, sizeof(a->instance), "%s", req->instance); /* checked: it fits */
+	snprintf(a->instance, sizeof(a->instance), "%s", label); /* checked: it fits */
 	a->req_len = (uint32_t)len;
 	return 0;
 }

@@ -198,6 +198,17 @@ gens() { find "$(ckpt_dir "$U1" "$1")" -maxdepth 1 -name 'gen-*' -printf '%f\n' 
 	assert_ferry_error "unknown option '--bogus'"
 	run --separate-stderr as_user1 "$FERRY" checkpoint group no-such-instance
 	assert_ferry_error "checkpoint of the group: instance 'no-such-instance': .*; every instance keeps running and no generation was published$"
+	run --separate-stderr as_user1 "$FERRY" checkpoint group --tcp-close a
+	assert_ferry_error "^ferry: --tcp-close belongs to --restart$"
+	run --separate-stderr as_user1 "$FERRY" checkpoint group --restart --leave-running a
+	assert_ferry_error "^ferry: --leave-running belongs to a checkpoint, not to --restart$"
+	run --separate-stderr as_user1 "$FERRY" checkpoint group --restart no-such-checkpoint
+	assert_ferry_error "^ferry: restart of the group: 'no-such-checkpoint': no checkpoint 'no-such-checkpoint'"
+	# another user's checkpoint, by its path: that user's alone
+	as_user1 "$FERRY" checkpoint create "$T-mine" >/dev/null
+	run --separate-stderr as_user2 "$FERRY" checkpoint group --restart "$(ckpt_dir "$U1" "$T-mine")"
+	assert_ferry_error "^ferry: restart of the group: '$(ckpt_dir "$U1" "$T-mine")': "
+	! instance_running "$U2" "$T-mine" || fail "user 2 restarted user 1's checkpoint"
 }
 
 @test "group, security: another user cannot checkpoint a user's instances: refused, and they go on untouched" {

@@ -140,17 +140,16 @@ gone() {
 	[ "$status" -eq 0 ] || fail "checkpoint group: $stderr"
 	gone "$T" "$T-r0" "$T-r1" "$T-r2" "$T-r3"
 	at_step "$ck" 2000 && fail "the run ended before the checkpoint: make it longer"
-	# every member restarted on the other node
-	run --separate-stderr on nodeB "$FERRY" instance start --criu-restart "$T"
-	[ "$status" -eq 0 ] || fail "restart of mpirun on nodeB: $stderr"
-	for r in r0 r1; do
-		run --separate-stderr on nodeB "$FERRY" instance start --criu-restart "$T-$r"
-		[ "$status" -eq 0 ] || fail "restart of $r on nodeB: $stderr"
-	done
-	for r in r2 r3; do
-		run --separate-stderr on nodeB "$FERRY" instance start --node nodeA --criu-restart "$T-$r" "$HPC" "$T-$r"
-		[ "$status" -eq 0 ] || fail "restart of $r on nodeA: $stderr"
-	done
+	# every member restarted on the other node, all at once, by one command on nodeA
+	run --separate-stderr on nodeA "$FERRY" checkpoint group --restart "nodeB:$T" "nodeB:$T-r0" "nodeB:$T-r1" \
+		"$T-r2" "$T-r3"
+	[ "$status" -eq 0 ] || fail "checkpoint group --restart: $stderr"
+	assert_output "nodeB:$T restarted
+nodeB:$T-r0 restarted
+nodeB:$T-r1 restarted
+$T-r2 restarted
+$T-r3 restarted"
+	assert_only_on nodeB "$T-r0"
 	assert_only_on nodeA "$T-r3"
 	job_ended "$T" 600
 	assert_equal "$(thermo "$ck")" "$want"

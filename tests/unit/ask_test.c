@@ -56,6 +56,13 @@ static void test_start_taken(void **state)
 				   .cwd = "/",
 				   .checkpoint = "/c"};
 	assert_int_equal(take(&rs, &a, why, sizeof(why)), 0);
+	/* a restart with its instance's name unsaid: the checkpoint's names it in the logs */
+	struct ferry_request unsaid = {.op = FERRY_OP_INSTANCE_START,
+				       .flags = FERRY_REQ_CRIU_RESTART,
+				       .cwd = "/",
+				       .checkpoint = "/home/u/.ferry/checkpoint/job-r1"};
+	assert_int_equal(take(&unsaid, &a, why, sizeof(why)), 0);
+	assert_string_equal(a.instance, "job-r1");
 }
 
 static void test_start_refused(void **state)
@@ -88,9 +95,11 @@ static void test_start_refused(void **state)
 				   .checkpoint = "/c",
 				   .page_server = "7000"};
 	assert_int_equal(take(&ps, &a, why, sizeof(why)), -1);
-	/* a restart without the instance's name */
-	struct ferry_request noname = {
-	    .op = FERRY_OP_INSTANCE_START, .flags = FERRY_REQ_CRIU_RESTART, .cwd = "/", .checkpoint = "/c"};
+	/* a restart without the instance's name, whose checkpoint's is no instance name */
+	struct ferry_request noname = {.op = FERRY_OP_INSTANCE_START,
+				       .flags = FERRY_REQ_CRIU_RESTART,
+				       .cwd = "/",
+				       .checkpoint = "/c/.x"};
 	assert_int_equal(take(&noname, &a, why, sizeof(why)), -1);
 	/* no request at all; bytes that are none */
 	struct ferry_msg m = {0};
