@@ -14,7 +14,7 @@
  * generation) or "error" (the starter's own line) goes back.
  *
  * Limits: the peer's answers are waited for FERRYD_PEER_TIMEOUT s of silence (the peer pings
- * while its starter dumps), the client's word HOLD_WORD_S; the starter's output is bounded. */
+ * while its starter dumps), the client's word FERRY_HOLD_WAIT_S; the starter's output is bounded. */
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -24,7 +24,6 @@
 #include "fs.h"
 #include "names.h"
 
-#define HOLD_WORD_S 3600 /* the starter's own limit on the group's word (HOLD_WAIT_S) */
 #define HOLD_OUT_MAX 8192
 
 /* ------------------------------------------------------------- the peer's side */
@@ -180,7 +179,7 @@ void ferryd_hold_serve(struct ferryd *d, struct ferryd_link *l, const struct fer
 		ferry_msg_set(&out, "type", "held");
 		ferry_msg_set(&out, "id", "%s", id);
 		if (ferryd_link_send(l, &out, &err) == 0 &&
-		    ferryd_link_recv(l, HOLD_WORD_S, &word, &err) == 0)
+		    ferryd_link_recv(l, FERRY_HOLD_WAIT_S, &word, &err) == 0)
 			go = streq(ferry_msg_get(&word, "type") ?: "", "word") &&
 			     streq(ferry_msg_get(&word, "go") ?: "", "1");
 		ferry_msg_clear(&out);
@@ -291,7 +290,7 @@ void ferryd_hold_client(struct ferryd *d, int sk, const struct ferryd_user *u, c
 		/* the group's word, from the client; or the peer's end first (its member failed) */
 		struct pollfd p[2] = {{.fd = sk, .events = POLLIN}, {.fd = peer.fd, .events = POLLIN}};
 		int pr;
-		while ((pr = poll(p, 2, HOLD_WORD_S * 1000)) < 0 && errno == EINTR)
+		while ((pr = poll(p, 2, FERRY_HOLD_WAIT_S * 1000)) < 0 && errno == EINTR)
 			;
 		bool go = false;
 		if (pr > 0 && p[0].revents && !p[1].revents) {

@@ -61,6 +61,8 @@ enum ferry_request_flags {
 	FERRY_REQ_HOLD = 1u << 15,
 	FERRY_REQ_ALL_ = (1u << 16) - 1,
 };
+/* How long a held dump waits for the group's word (the starter), and ferryd's relay with it. */
+#define FERRY_HOLD_WAIT_S 3600
 
 /* Flags any op may carry. */
 #define FERRY_REQ_ANY_OP_                                                                                    \

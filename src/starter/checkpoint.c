@@ -1335,11 +1335,9 @@ static int dump_commit(struct dump *d, const char *launch, size_t launch_len, st
 	return r;
 }
 
-/* How long a held member's dump waits for the group's word (ferry checkpoint group sends it once
- * every member is held: the slowest member's dump). Then, or on EOF, the dump is given up. */
-#define HOLD_WAIT_S 3600
-
-/* The group's word on stdin: 'C' (commit) or anything else. */
+/* The group's word on stdin: 'C' (commit) or anything else. A held member's dump waits
+ * FERRY_HOLD_WAIT_S for it (ferry checkpoint group sends it once every member is held: the
+ * slowest member's dump); then, or on EOF, the dump is given up. */
 static char group_word(unsigned seconds)
 {
 	struct pollfd p = {.fd = STDIN_FILENO, .events = POLLIN};
@@ -1375,7 +1373,7 @@ static int dump_held(struct dump *d, const char *launch, size_t launch_len, stru
 	if (r == 0) {
 		fputs("held\n", stdout);
 		fflush(stdout);
-		if (group_word(HOLD_WAIT_S) != 'C')
+		if (group_word(FERRY_HOLD_WAIT_S) != 'C')
 			r = ferry_error_msg(err, ECANCELED,
 					    "the group's checkpoint was given up (another member failed, or "
 					    "ferry stopped)");

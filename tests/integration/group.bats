@@ -273,6 +273,12 @@ gens() { find "$(ckpt_dir "$U1" "$1")" -maxdepth 1 -name 'gen-*' -printf '%f\n' 
 	assert_ferry_error "no node 'nodeX' is known"
 	run --separate-stderr on nodeA "$FERRY" checkpoint group "nodeA:$T-srv"
 	assert_ferry_error "'nodeA' is this node"
+	# a hold message under the cluster key that names user 2 with user 1's uid: nodeB refuses
+	# before any starter runs
+	run on_node nodeA python3 "$WIRE" peer "${NODE_IP[nodeB]}:$MIG_PORT" /etc/ferry/cluster.key \
+		msg type=hold id=0123456789ab "uid=$U1_UID" "user=$U2" "instance=$T-cli" leave=1 recv
+	assert_output --partial "uid $U1_UID is '$U1' here, not '$U2'"
+	[ -z "$(gens "$T-cli")" ] || fail "'$T-cli' has a generation: $(gens "$T-cli")"
 	local at
 	at=$(lastnum "$OUT/cli")
 	stream_at "$OUT/cli" $((at + 20)) 20
