@@ -119,6 +119,11 @@ int ferry_msg_get_blob(const struct ferry_msg *m, const char *prefix, void *buf,
 		if (k < 0 || (size_t)k < pad)
 			return ferry_error_msg(err, EPROTO, "bad %s: field %s is not base64", prefix, key);
 		size_t got = (size_t)k - pad;
+		/* canonical: what the encoder makes of these bytes (no stray bits before a '=') */
+		unsigned char back[FERRY_PROTO_BLOB_CHUNK + 1];
+		EVP_EncodeBlock(back, tmp, (int)got);
+		if (strcmp((char *)back, v) != 0)
+			return ferry_error_msg(err, EPROTO, "bad %s: field %s is not base64", prefix, key);
 		if (len + got > max || len + got > FERRY_PROTO_BLOB_MAX)
 			return ferry_error_msg(err, E2BIG, "bad %s: more than %zu bytes", prefix, max);
 		memcpy((unsigned char *)buf + len, tmp, got);

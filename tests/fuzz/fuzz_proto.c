@@ -4,7 +4,8 @@
  * message whose every field is valid (key 1..32 of [a-z_], unique; value printable, at most
  * FERRY_PROTO_VALUE_MAX; at most FERRY_PROTO_FIELDS), and a parsed message, sent again and
  * parsed again, gives the same fields in the same order. The input is also read as a stream
- * (length prefix included) through ferry_msg_recv. */
+ * (length prefix included) through ferry_msg_recv; a parsed message's "req" blob (proto.h) is
+ * decoded strictly, and what it gives encodes to the same fields. */
 #include <stdint.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
@@ -65,6 +66,29 @@ static void resend(const struct ferry_msg *m)
 	ferry_error_free(err);
 }
 
+/* The blob of a parsed message's "req" fields (a start request's): a clean error, or bytes that
+ * ferry_msg_set_blob gives back as the same fields. */
+static void blob(const struct ferry_msg *m)
+{
+	static unsigned char buf[FERRY_PROTO_BLOB_MAX];
+	size_t len = 0;
+	struct ferry_error *err = NULL;
+	if (ferry_msg_get_blob(m, "req", buf, sizeof(buf), &len, &err) < 0) {
+		if (!err || !err->message)
+			abort();
+		ferry_error_free(err);
+		return;
+	}
+	if (len > sizeof(buf))
+		abort();
+	struct ferry_msg again = {0};
+	ferry_msg_set_blob(&again, "req", buf, len);
+	for (size_t i = 0; i < again.n; i++)
+		if (!streq(ferry_msg_get(m, again.keys[i]) ?: "", again.vals[i]))
+			abort();
+	ferry_msg_clear(&again);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	/* 1. the payload parser */
@@ -79,6 +103,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		check_fields(&m);
 		resend(&m);
+		blob(&m);
 		/* ferry_msg_set keeps what the parser accepted */
 		struct ferry_msg copy = {0};
 		for (size_t i = 0; i < m.n; i++)

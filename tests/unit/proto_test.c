@@ -634,7 +634,7 @@ static void test_blob_strict(void **state)
 	blob_refused(gap, 3, sizeof(gap), -EPROTO); /* a field after a missing one */
 	const char *short_first[] = {"QUJD", "QUJD"};
 	blob_refused(short_first, 2, 100, -EPROTO); /* a short field that is not the last */
-	const char *bad[][1] = {{"QUJ"}, {"QU=D"}, {"Q!JD"}, {"===="}, {""}, {"QUJD\n"}};
+	const char *bad[][1] = {{"QUJ"}, {"QU=D"}, {"Q!JD"}, {"===="}, {""}, {"QUJD\n"}, {"QUJ="}};
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
 		blob_refused(bad[i], 1, 100, -EPROTO);
 	const char *big[] = {full, full};
