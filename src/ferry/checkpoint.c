@@ -364,6 +364,24 @@ static void json_str(const char *s)
 	putchar('"');
 }
 
+char **checkpoint_names(void)
+{
+	_cleanup_(ferry_config_freep) struct ferry_config *c = NULL;
+	if (load_config(&c) != 0)
+		return NULL;
+	_cleanup_free_ char *base = checkpoint_base(c);
+	struct dirent **names = NULL;
+	int n = base ? scandir(base, &names, NULL, alphasort) : -1;
+	char **ret = xzalloc(sizeof(char *));
+	for (int i = 0; i < n; i++) {
+		if (names[i]->d_name[0] != '.')
+			strv_push(&ret, names[i]->d_name);
+		free(names[i]);
+	}
+	free(names);
+	return ret;
+}
+
 static int do_list(int argc, char **argv)
 {
 	bool json = false;

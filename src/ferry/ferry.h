@@ -61,6 +61,17 @@ int exec_starter_with(const struct ferry_request *req, int extra_fd);
 /* instance.c: @req started on node @node by its ferryd (instance start --node); the starter's
  * exit status there, or 255 after a one-line message. */
 int remote_start(const struct ferry_request *req, const char *node);
+/* The same, for any request ferryd takes on another node (a start, a list): the starter's
+ * stdout into *@ret_out (NUL-terminated) when @ret_out is not NULL. */
+int remote_run(const struct ferry_request *req, const char *node, char **ret_out, size_t *ret_len);
+/* checkpoint.c: the names in the caller's checkpoint directory (sorted; NULL after a message). */
+char **checkpoint_names(void);
+/* The nodes this node's ferryd knows: itself first, then its peers; NULL after a message. */
+char **ferryd_nodes(void);
+struct ferry_instance;
+/* The caller's instances on @node (NULL: this node, through the starter; else through ferryd);
+ * -1 after a message. */
+int cli_list_instances_on(const char *node, struct ferry_instance ***ret);
 /* pageserver.c: the TCP ends of a --page-server transfer (the starters authenticate it). */
 int page_server_connect(const char *host_port, unsigned timeout);
 int page_server_accept(const char *spec, unsigned timeout);

@@ -20,6 +20,7 @@
 
 #include "ferry.h"
 #include "fs.h"
+#include "instance.h"
 #include "names.h"
 #include "proto.h"
 
@@ -335,9 +336,93 @@ static int group_restart(struct member *ms, size_t n, uint32_t flags)
 			bad->name);
 }
 
+/* Whether @name is job @job's: the job itself (mpirun's instance) or JOB-HOST (ferry-rsh's). */
+static bool of_job(const char *name, const char *job)
+{
+	size_t n = strlen(job);
+	return streq(name, job) || (strncmp(name, job, n) == 0 && name[n] == '-' && name[n + 1]);
+}
+
+/* --job JOB: its instances on every node this node's ferryd knows, as members ([NODE:]NAME). */
+static char **job_instances(const char *job)
+{
+	_cleanup_strv_ char **nodes = ferryd_nodes();
+	if (!nodes)
+		return NULL;
+	char **ret = xzalloc(sizeof(char *));
+	for (size_t k = 0; nodes[k]; k++) {
+		struct ferry_instance **list = NULL;
+		if (cli_list_instances_on(k ? nodes[k] : NULL, &list) < 0) {
+			strv_free(ret);
+			return NULL;
+		}
+		for (size_t i = 0; list[i]; i++)
+			if (of_job(list[i]->name, job)) {
+				char *m =
+				    k ? xasprintf("%s:%s", nodes[k], list[i]->name) : xstrdup(list[i]->name);
+				strv_push(&ret, m);
+				free(m);
+			}
+		ferry_instance_list_free(list);
+	}
+	if (!ret[0]) {
+		cli_fail("no instance of job '%s' ('%s' or '%s-HOST') runs on any node", job, job, job);
+		strv_free(ret);
+		return NULL;
+	}
+	return ret;
+}
+
+/* --restart --job JOB: its checkpoints, each placed as --place NAME=NODE says (else here). */
+static char **job_checkpoints(const char *job, char **places)
+{
+	_cleanup_strv_ char **names = checkpoint_names(), **nodes = places ? ferryd_nodes() : NULL;
+	if (!names || (places && !nodes))
+		return NULL;
+	char **ret = xzalloc(sizeof(char *));
+	for (size_t i = 0; names[i]; i++) {
+		if (!of_job(names[i], job))
+			continue;
+		const char *node = NULL;
+		for (size_t k = 0; places && places[k]; k++) {
+			size_t n = strcspn(places[k], "=");
+			if (strlen(names[i]) == n && strncmp(places[k], names[i], n) == 0)
+				node = places[k] + n + 1;
+		}
+		if (node && streq(node, nodes[0])) /* (this node: its own starter) */
+			node = NULL;
+		char *m = node ? xasprintf("%s:%s", node, names[i]) : xstrdup(names[i]);
+		strv_push(&ret, m);
+		free(m);
+	}
+	for (size_t k = 0; places && places[k]; k++) { /* a place for no member: a typo */
+		bool used = false;
+		size_t n = strcspn(places[k], "=");
+		for (size_t i = 0; ret[i] && !used; i++) {
+			const char *name = strchr(ret[i], ':') ? strchr(ret[i], ':') + 1 : ret[i];
+			used = strlen(name) == n && strncmp(places[k], name, n) == 0;
+		}
+		if (!used) {
+			cli_fail("--place '%s': '%.*s' is not a checkpoint of job '%s'", places[k], (int)n,
+				 places[k], job);
+			strv_free(ret);
+			return NULL;
+		}
+	}
+	if (!ret[0]) {
+		cli_fail("no checkpoint of job '%s' ('%s' or '%s-HOST') is in your checkpoint directory", job,
+			 job, job);
+		strv_free(ret);
+		return NULL;
+	}
+	return ret;
+}
+
 static const char group_help[] =
     "Usage: ferry checkpoint group [--leave-running] MEMBER MEMBER...\n"
     "       ferry checkpoint group --restart [--tcp-close] [NODE:]NAME...\n"
+    "       ferry checkpoint group [--leave-running] --job JOB\n"
+    "       ferry checkpoint group --restart [--tcp-close] --job JOB [--place NAME=NODE]...\n"
     "  MEMBER: INSTANCE (of this node) or NODE:INSTANCE (on NODE, a peer of this node's ferryd)\n"
     "\n"
     "Checkpoint the instances together, at one consistent cut: every one is frozen and its network\n"
@@ -354,6 +439,11 @@ static const char group_help[] =
     "connections come back closed. A member that fails is named; the others run on: restart it\n"
     "alone with 'ferry instance start --criu-restart NAME'.\n"
     "\n"
+    "--job JOB names the members of an MPI job started with ferry-rsh (ferry-mpi(7)): its mpirun's\n"
+    "instance JOB and its daemons' JOB-HOST, found on every node this node's ferryd knows; with\n"
+    "--restart, their checkpoints (of the same names), each on this node or where --place NAME=NODE\n"
+    "says.\n"
+    "\n"
     "At most 64 members; those on other nodes go through ferryd (see ferryd(8)), as you.\n"
     "Exit status: 0 when every generation is published (one line per member: MEMBER GENERATION);\n"
     "255 with one line saying which member failed and why.\n";
@@ -364,10 +454,14 @@ int cmd_checkpoint_group(int argc, char **argv)
 	    {"leave-running", no_argument, NULL, 'l'},
 	    {"restart", no_argument, NULL, 'r'},
 	    {"tcp-close", no_argument, NULL, 't'},
+	    {"job", required_argument, NULL, 'j'},
+	    {"place", required_argument, NULL, 'p'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	uint32_t flags = FERRY_REQ_HOLD;
+	const char *job = NULL;
+	_cleanup_strv_ char **places = NULL, **found = NULL;
 	int c;
 	/* a member that died is one that failed: our word to it is not the end of us */
 	signal(SIGPIPE, SIG_IGN);
@@ -378,6 +472,16 @@ int cmd_checkpoint_group(int argc, char **argv)
 			return fputs(group_help, stdout), 0;
 		if (c == '?')
 			return cli_fail("unknown option '%s' for 'ferry checkpoint group'", argv[optind - 1]);
+		if (c == 'j') {
+			job = optarg;
+			continue;
+		}
+		if (c == 'p') {
+			if (!strchr(optarg, '=') || optarg[0] == '=' || !strchr(optarg, '=')[1])
+				return cli_fail("--place '%s': give NAME=NODE", optarg);
+			strv_push(&places, optarg);
+			continue;
+		}
 		flags |= c == 'l'   ? FERRY_REQ_LEAVE_RUNNING
 			 : c == 'r' ? FERRY_REQ_CRIU_RESTART
 				    : FERRY_REQ_TCP_CLOSE;
@@ -387,6 +491,18 @@ int cmd_checkpoint_group(int argc, char **argv)
 		return cli_fail("--tcp-close belongs to --restart");
 	if (restart && (flags & FERRY_REQ_LEAVE_RUNNING))
 		return cli_fail("--leave-running belongs to a checkpoint, not to --restart");
+	if (places && (!restart || !job))
+		return cli_fail("--place belongs to --restart --job");
+	if (job) {
+		if (optind < argc)
+			return cli_fail("--job JOB names the members: give no others");
+		found = restart ? job_checkpoints(job, places) : job_instances(job);
+		if (!found)
+			return 255;
+		argv = found;
+		argc = (int)strv_length(found);
+		optind = 0;
+	}
 	size_t n = (size_t)(argc - optind);
 	if (n < 1)
 		return cli_fail(

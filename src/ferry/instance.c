@@ -14,7 +14,7 @@
 
 static const char instance_help[] =
     "Usage: ferry instance start [OPTIONS] IMAGE NAME [COMMAND [ARGS...]]\n"
-    "       ferry instance list [--json]\n"
+    "       ferry instance list [--json] [--node NODE | --all-nodes]\n"
     "       ferry instance stop [--signal SIG] [--timeout SECONDS] [--force] NAME... | --all\n"
     "\n"
     "An instance is a container that runs in the background under a NAME of your choice (letters,\n"
@@ -47,6 +47,8 @@ static const char instance_help[] =
     "\n"
     "instance list:\n"
     "      --json               machine-readable output\n"
+    "      --node NODE          your instances on node NODE (through ferryd; a NODE column)\n"
+    "      --all-nodes          your instances on this node and on every node its ferryd knows\n"
     "\n"
     "instance stop:\n"
     "  -s, --signal SIG         send SIG (a name like TERM or USR1, or a number) and return\n"
@@ -90,31 +92,23 @@ static void json_str(FILE *f, const char *s)
 	fputc('"', f);
 }
 
-static int do_list(int argc, char **argv)
+/* One node's instances (@node NULL: this node's, unnamed), as a table's rows or JSON objects
+ * (@first: none printed yet). */
+static void list_rows(struct ferry_instance **list, const char *node, bool json, bool *first)
 {
-	bool json = false;
-	for (int i = 1; i < argc; i++) {
-		if (streq(argv[i], "--json"))
-			json = true;
-		else if (cli_is_help(argv[i]))
-			return fputs(instance_help, stdout), 0;
-		else
-			return cli_fail("unknown argument '%s' for 'ferry instance list'", argv[i]);
-	}
-	struct ferry_instance **list = NULL;
-	if (cli_list_instances(&list) < 0)
-		return 255;
-	if (json) {
-		printf("{\"instances\": [");
-		for (size_t i = 0; list[i]; i++) {
-			printf("%s\n  {\"instance\": ", i ? "," : "");
+	for (size_t i = 0; list[i]; i++) {
+		if (json) {
+			printf("%s\n  {\"instance\": ", *first ? "" : ",");
 			json_str(stdout, list[i]->name);
+			if (node) {
+				printf(", \"node\": ");
+				json_str(stdout, node);
+			}
 			printf(", \"pid\": %d, \"ip\": ", (int)list[i]->pid);
 			json_str(stdout, list[i]->ip ? list[i]->ip : "");
 			printf(", \"mac\": ");
 			json_str(stdout, list[i]->mac ? list[i]->mac : "");
 			printf(", \"img\": ");
-
 			json_str(stdout, list[i]->image);
 			printf(", \"command\": ");
 			json_str(stdout, list[i]->command);
@@ -123,22 +117,65 @@ static int do_list(int argc, char **argv)
 			printf(", \"logErrPath\": ");
 			json_str(stdout, list[i]->log_err);
 			printf("}");
-		}
-		printf("%s]}\n", list[0] ? "\n" : "");
-	} else {
-		printf("%-24s %-8s %-18s %-20s %s\n", "INSTANCE NAME", "PID", "IP", "STARTED", "IMAGE");
-		for (size_t i = 0; list[i]; i++) {
+		} else {
 			char when[32] = "-";
 			time_t t = (time_t)list[i]->created;
 			struct tm tm;
 			if (localtime_r(&t, &tm))
 				strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+			if (node)
+				printf("%-16s ", node);
 			printf("%-24s %-8d %-18s %-20s %s\n", list[i]->name, (int)list[i]->pid,
 			       list[i]->ip ? list[i]->ip : "-", when, list[i]->image ? list[i]->image : "");
 		}
+		*first = false;
 	}
-	ferry_instance_list_free(list);
-	return 0;
+}
+
+static int do_list(int argc, char **argv)
+{
+	bool json = false, all = false;
+	const char *node = NULL;
+	for (int i = 1; i < argc; i++) {
+		if (streq(argv[i], "--json"))
+			json = true;
+		else if (streq(argv[i], "--all-nodes"))
+			all = true;
+		else if (streq(argv[i], "--node") && i + 1 < argc)
+			node = argv[++i];
+		else if (cli_is_help(argv[i]))
+			return fputs(instance_help, stdout), 0;
+		else
+			return cli_fail("unknown argument '%s' for 'ferry instance list'", argv[i]);
+	}
+	if (all && node)
+		return cli_fail("--node and --all-nodes exclude each other");
+	_cleanup_(strv_freep) char **nodes = all ? ferryd_nodes() : NULL;
+	if (all && !nodes)
+		return 255;
+	if (json)
+		printf("{\"instances\": [");
+	else if (all || node)
+		printf("%-16s %-24s %-8s %-18s %-20s %s\n", "NODE", "INSTANCE NAME", "PID", "IP", "STARTED",
+		       "IMAGE");
+	else
+		printf("%-24s %-8s %-18s %-20s %s\n", "INSTANCE NAME", "PID", "IP", "STARTED", "IMAGE");
+	bool first = true;
+	int status = 0;
+	for (size_t k = 0; all ? nodes[k] != NULL : k < 1; k++) {
+		/* (this node's own, from its starter: the first of ferryd's list) */
+		const char *on = all ? (k ? nodes[k] : NULL) : node;
+		struct ferry_instance **list = NULL;
+		if (cli_list_instances_on(on, &list) < 0) {
+			status = 255;
+			continue;
+		}
+		list_rows(list, all ? nodes[k] : node, json, &first);
+		ferry_instance_list_free(list);
+	}
+	if (json)
+		printf("%s]}\n", first ? "" : "\n");
+	return status;
 }
 
 int cli_parse_signal(const char *s)
@@ -326,20 +363,26 @@ static int do_start(int argc, char **argv)
 	return o.node ? remote_start(&o.req, o.node) : exec_starter(&o.req);
 }
 
-/* A blob of the answer (the starter's stdout or stderr there) onto @fd. */
-static void put_blob(const struct ferry_msg *m, const char *key, int fd)
+/* A blob of the answer (the starter's stdout or stderr there): onto @fd, or into *@ret. */
+static void take_blob(const struct ferry_msg *m, const char *key, int fd, char **ret, size_t *ret_len)
 {
 	struct ferry_error *err = NULL;
-	_cleanup_free_ char *buf = xmalloc(FERRY_PROTO_BLOB_MAX);
+	_cleanup_free_ char *buf = xmalloc(FERRY_PROTO_BLOB_MAX + 1);
 	size_t len = 0;
 	if (ferry_msg_get_blob(m, key, buf, FERRY_PROTO_BLOB_MAX, &len, &err) < 0) {
 		cli_error(err);
 		return;
 	}
-	(void)ferry_write_all(fd, buf, len);
+	buf[len] = '\0';
+	if (ret) {
+		*ret = TAKE_PTR(buf);
+		*ret_len = len;
+	} else {
+		(void)ferry_write_all(fd, buf, len);
+	}
 }
 
-int remote_start(const struct ferry_request *req, const char *node)
+int remote_run(const struct ferry_request *req, const char *node, char **ret_out, size_t *ret_len)
 {
 	struct ferry_error *err = NULL;
 	_cleanup_free_ char *buf = NULL;
@@ -371,12 +414,67 @@ int remote_start(const struct ferry_request *req, const char *node)
 	else if (!streq(type, "done") || !st || parse_uint64(st, 255, &status) < 0)
 		rc = cli_fail("ferryd sent a '%s' message where the start's end was due", type);
 	else {
-		put_blob(&r, "out", STDOUT_FILENO);
-		put_blob(&r, "err", STDERR_FILENO);
+		take_blob(&r, "out", STDOUT_FILENO, ret_out, ret_len);
+		take_blob(&r, "err", STDERR_FILENO, NULL, NULL);
 		rc = (int)status;
 	}
 	ferry_msg_clear(&r);
 	return rc;
+}
+
+int remote_start(const struct ferry_request *req, const char *node)
+{
+	return remote_run(req, node, NULL, NULL);
+}
+
+char **ferryd_nodes(void)
+{
+	struct ferry_error *err = NULL;
+	int sk = connect_ferryd();
+	if (sk < 0) {
+		cli_fail("--all-nodes needs ferryd on this node (%s): start it (see ferryd --help)",
+			 strerror(errno));
+		return NULL;
+	}
+	struct ferry_msg m = {0}, r = {0};
+	ferry_msg_set(&m, "type", "peers");
+	int rc = ferry_msg_send(sk, &m, &err) < 0 || ferry_msg_recv(sk, 30, &r, &err) < 0 ? -1 : 0;
+	ferry_msg_clear(&m);
+	close(sk);
+	if (rc < 0) {
+		cli_error(err);
+		return NULL;
+	}
+	const char *node = ferry_msg_get(&r, "node"), *peers = ferry_msg_get(&r, "peers");
+	char **nodes = NULL;
+	if (!streq(ferry_msg_get(&r, "type") ?: "", "peers") || !node || !peers) {
+		cli_fail("%s", ferry_msg_get(&r, "message") ?: "ferryd did not say which nodes it knows");
+		ferry_msg_clear(&r);
+		return NULL;
+	}
+	strv_push(&nodes, node);
+	_cleanup_free_ char *copy = xstrdup(peers);
+	for (char *save = NULL, *t = strtok_r(copy, " ", &save); t; t = strtok_r(NULL, " ", &save))
+		strv_push(&nodes, t);
+	ferry_msg_clear(&r);
+	return nodes;
+}
+
+int cli_list_instances_on(const char *node, struct ferry_instance ***ret)
+{
+	if (!node)
+		return cli_list_instances(ret);
+	struct ferry_request req = {.op = FERRY_OP_INSTANCE_LIST};
+	_cleanup_free_ char *out = NULL;
+	size_t len = 0;
+	if (remote_run(&req, node, &out, &len) != 0)
+		return -1;
+	struct ferry_error *err = NULL;
+	if (ferry_instance_parse_list(out ? out : "", len, ret, &err) < 0) {
+		cli_error(err);
+		return -1;
+	}
+	return 0;
 }
 
 int cmd_instance(int argc, char **argv)

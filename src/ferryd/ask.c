@@ -74,10 +74,16 @@ int ferryd_start_take(const struct ferry_msg *m, struct ferryd_ask *a, char *why
 		ferry_error_free(err);
 		return -1;
 	}
+	if (req->op == FERRY_OP_INSTANCE_LIST && !req->flags && !req->instance) {
+		/* (instance list --node: the user's own instances there, listed by the starter) */
+		snprintf(a->instance, sizeof(a->instance), "list");
+		a->req_len = (uint32_t)len;
+		return 0;
+	}
 	if (req->op != FERRY_OP_INSTANCE_START || (req->flags & ~(uint32_t)START_FLAGS) || req->page_server) {
 		snprintf(why, n,
 			 "bad request: a start on another node is an 'instance start' without "
-			 "--page-server");
+			 "--page-server (or an 'instance list')");
 		return -1;
 	}
 	/* the instance's name, for the logs: a restart's may be its checkpoint's, unsaid */
@@ -238,6 +244,13 @@ static int reader(void *arg, void *ans)
 		   *leave = ferry_msg_get(&req, "leave");
 	bool hold = type && streq(type, "hold"), start = type && streq(type, "start"),
 	     launch = type && streq(type, "launch");
+	if (type && streq(type, "peers")) { /* the nodes this ferryd knows: nothing else */
+		a->magic = FERRYD_ASK_MAGIC;
+		a->size = sizeof(*a);
+		a->kind = FERRYD_ASK_PEERS;
+		snprintf(a->to, sizeof(a->to), "%s", ra->d->node);
+		return 0;
+	}
 	if (start || launch) { /* the instance's name is the request's */
 		if ((start ? ferryd_start_take(&req, a, why, sizeof(why))
 			   : launch_take(ra->d, &req, a, why, sizeof(why))) < 0)
@@ -376,8 +389,8 @@ static const char *check_answer(const struct ferryd *d, const struct ferryd_ask 
 		snprintf(why, n, "%s", a->message);
 		return NULL;
 	}
-	if (a->here)
-		return d->node;
+	if (a->here || a->kind == FERRYD_ASK_PEERS)
+		return streq(a->to, d->node) ? d->node : NULL;
 	return ferryd_check_request(d, a->instance, a->to, ferryd_mode_name(a->mode), why, n);
 }
 

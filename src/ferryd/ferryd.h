@@ -220,9 +220,9 @@ enum ferryd_mode { FERRYD_MODE_DEFAULT, FERRYD_MODE_DISKLESS, FERRYD_MODE_LIVE, 
 const char *ferryd_mode_name(enum ferryd_mode m);
 int ferryd_mode_of(const char *name);
 
-/* What a client asks: a migration, to hold a group member's dump on a peer (hold.c), or to start
- * an instance on a peer (start.c). */
-enum ferryd_kind { FERRYD_ASK_MIGRATE, FERRYD_ASK_HOLD, FERRYD_ASK_START, FERRYD_ASK_N_ };
+/* What a client asks: a migration, to hold a group member's dump on a peer (hold.c), to start an
+ * instance on a peer (start.c, or to list the user's instances there), or the nodes it knows. */
+enum ferryd_kind { FERRYD_ASK_MIGRATE, FERRYD_ASK_HOLD, FERRYD_ASK_START, FERRYD_ASK_PEERS, FERRYD_ASK_N_ };
 
 struct ferryd_ask {
 	uint32_t magic;

@@ -494,6 +494,22 @@ void ferryd_handle_client(struct ferryd *d, int sk)
 		return ferryd_hold_client(d, sk, &g.u, ask, g.addr);
 	if (ask->kind == FERRYD_ASK_START)
 		return ferryd_start_client(d, sk, &g.u, ask, g.addr);
+	if (ask->kind == FERRYD_ASK_PEERS) {
+		struct ferry_msg m = {0};
+		_cleanup_free_ char *peers = xstrdup("");
+		for (size_t i = 0; i < d->n_peers; i++) {
+			char *p = xasprintf("%s%s%s", peers, i ? " " : "", d->peers[i].name);
+			free(peers);
+			peers = p;
+		}
+		ferry_msg_set(&m, "type", "peers");
+		ferry_msg_set(&m, "node", "%s", d->node);
+		ferry_msg_set(&m, "peers", "%s", peers);
+		(void)ferry_msg_send(sk, &m, &err);
+		ferry_error_free(err);
+		ferry_msg_clear(&m);
+		return;
+	}
 	g.t0 = ferry_monotonic_ms();
 	g.name = ask->instance;
 	g.to = ask->to;

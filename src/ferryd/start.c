@@ -16,7 +16,7 @@
  * user; not ferryd's own flags (a migration's commit and restart, post-copy) nor a --page-server
  * (it needs a connection on fd 4). Limits: the request is at most FERRY_PROTO_BLOB_MAX bytes; the peer's
  * answer is waited for FERRYD_PEER_TIMEOUT s of silence (it pings while its starter runs); the
- * starter's output kept is bounded (START_OUT_MAX each). */
+ * starter's output kept is bounded (START_OUT_MAX, START_ERR_MAX). */
 #include <fcntl.h>
 #include <sys/mman.h>
 
@@ -24,7 +24,9 @@
 #include "fs.h"
 #include "spawn.h"
 
-#define START_OUT_MAX (16u * 1024) /* of the starter's stdout, and of its stderr, sent back */
+/* what is sent back of the starter's stdout (a list of instances: some 30 of them) and stderr */
+#define START_OUT_MAX (36u * 1024)
+#define START_ERR_MAX (4u * 1024)
 
 /* ------------------------------------------------------------- the peer's side */
 
@@ -90,7 +92,7 @@ static void start_here(struct ferryd *d, const struct ferryd_user *u, const stru
 	}
 	size_t olen = 0, elen = 0;
 	_cleanup_free_ char *o = read_head(out, START_OUT_MAX, &olen),
-			    *e = read_head(errfd, START_OUT_MAX, &elen);
+			    *e = read_head(errfd, START_ERR_MAX, &elen);
 	ferryd_log(id, "'%s' of %s: the starter exited with status %d", a->instance, u->name, status);
 	struct ferry_msg done = {0};
 	ferry_msg_set(&done, "type", "done");

@@ -15,9 +15,10 @@
  * Settings, from the environment (the agent passes them on to the daemons it starts, so that
  * they may launch too):
  *   FERRY_RSH_HOSTS    "HOST:NODE[:IP/PREFIX],..." (commas or spaces): HOST's node, and the
- *                      address of its instance on FERRY_RSH_NETWORK; a HOST not listed is
- *                      a node's name, and its instance has no network of its own
- *   FERRY_RSH_NETWORK  the network of the instances with an address (ferry.conf's policy)
+ *                      address of its instance on FERRY_RSH_NETWORK (without one, the network's
+ *                      IPAM chooses); a HOST not listed is a node's name
+ *   FERRY_RSH_NETWORK  the instances' network (ferry.conf's policy); without it, and without an
+ *                      address, an instance has no network of its own
  *   FERRY_CONTAINER, FERRY_INSTANCE  set by ferry in every instance: the image, the name
  *
  * It is built static and shipped in the CRIU bundle, which the starter mounts read-only in
@@ -51,7 +52,8 @@ static const char usage[] =
     "COMMAND as your checkpointable instance $FERRY_INSTANCE-HOST on the node HOST maps to.\n"
     "\n"
     "  FERRY_RSH_HOSTS    \"HOST:NODE[:IP/PREFIX],...\": HOST's node and its instance's address\n"
-    "  FERRY_RSH_NETWORK  the network of the instances with an address\n";
+    "                     (without one, the network's IPAM chooses)\n"
+    "  FERRY_RSH_NETWORK  the instances' network\n";
 
 static _Noreturn void die(const char *fmt, ...)
 {
@@ -233,10 +235,10 @@ int main(int argc, char **argv)
 	put(&m, "instance", name);
 	put(&m, "image", image);
 	put(&m, "cmd", cmd);
-	if (*ip) {
+	if (*ip)
 		put(&m, "ip", ip);
+	if (*ip || (net && *net)) /* (without an address, the network's IPAM chooses one) */
 		put(&m, "network", net && *net ? net : "bridge");
-	}
 	if (hosts)
 		put(&m, "rsh_hosts", hosts);
 	uint32_t body = (uint32_t)(m.len - 4);

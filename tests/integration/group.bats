@@ -202,6 +202,12 @@ gens() { find "$(ckpt_dir "$U1" "$1")" -maxdepth 1 -name 'gen-*' -printf '%f\n' 
 	assert_ferry_error "^ferry: --tcp-close belongs to --restart$"
 	run --separate-stderr as_user1 "$FERRY" checkpoint group --restart --leave-running a
 	assert_ferry_error "^ferry: --leave-running belongs to a checkpoint, not to --restart$"
+	run --separate-stderr as_user1 "$FERRY" checkpoint group --place a=b --job x
+	assert_ferry_error "^ferry: --place belongs to --restart --job$"
+	run --separate-stderr as_user1 "$FERRY" checkpoint group --restart --job "$T-none"
+	assert_ferry_error "^ferry: no checkpoint of job '$T-none' "
+	run --separate-stderr as_user1 "$FERRY" checkpoint group --job "$T" a
+	assert_ferry_error "^ferry: --job JOB names the members: give no others$"
 	run --separate-stderr as_user1 "$FERRY" checkpoint group --restart no-such-checkpoint
 	assert_ferry_error "^ferry: restart of the group: 'no-such-checkpoint': no checkpoint 'no-such-checkpoint'"
 	# another user's checkpoint, by its path: that user's alone

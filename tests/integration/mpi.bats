@@ -46,9 +46,9 @@ teardown() {
 # HOSTS: four ranks' hosts, two on each node, each with its address on the test network.
 HOSTS="r0:nodeA:198.18.1.90/16,r1:nodeB:198.18.1.91/16,r2:nodeA:198.18.1.92/16,r3:nodeB:198.18.1.93/16"
 
-# melt DIR: the Lennard-Jones melt (864 atoms, 2000 steps), thermo every 200 in full precision
-# (4 ranks busy-polling on the 2 CPUs of a test machine: some 50 s).
-melt() { lmp_melt 6 2000 | as_user1 tee "$1/in.melt" >/dev/null; }
+# melt DIR: the Lennard-Jones melt (864 atoms, 1500 steps), thermo every 150 in full precision
+# (4 ranks busy-polling on the 2 CPUs of a test machine: some 40 s).
+melt() { lmp_melt 6 1500 | as_user1 tee "$1/in.melt" >/dev/null; }
 
 # thermo DIR|FILE: the run's thermo table (its step lines, not the timing), of DIR/log.lammps or
 # FILE; a step logged again (after a restart from an earlier cut) counts once, as logged last.
@@ -104,7 +104,7 @@ ref() {
 	cat "$f"
 }
 
-# started DIR: the job in DIR is running, past step 400 of its 2000.
+# started DIR: the job in DIR is running, past step 400 of its 1500.
 started() {
 	local i
 	for ((i = 0; i < 1200; i++)); do at_step "$1" 400 && break; sleep 0.1; done
@@ -136,13 +136,15 @@ gone() {
 	[ "$status" -eq 0 ] || fail "migrate r2 (live): $stderr"
 	assert_only_on nodeA "$T-r1"
 	assert_only_on nodeB "$T-r2"
-	run --separate-stderr on nodeA "$FERRY" checkpoint group "$T" "$T-r0" "$T-r1" "nodeB:$T-r2" "nodeB:$T-r3"
-	[ "$status" -eq 0 ] || fail "checkpoint group: $stderr"
+	# the job by its name: its members found wherever they run now
+	run --separate-stderr on nodeA "$FERRY" checkpoint group --job "$T"
+	[ "$status" -eq 0 ] || fail "checkpoint group --job: $stderr"
+	assert_equal "$(awk '{print $1}' <<<"$output" | sort | tr '\n' ' ')" "$T $T-r0 $T-r1 nodeB:$T-r2 nodeB:$T-r3 "
 	gone "$T" "$T-r0" "$T-r1" "$T-r2" "$T-r3"
-	at_step "$ck" 2000 && fail "the run ended before the checkpoint: make it longer"
+	at_step "$ck" 1500 && fail "the run ended before the checkpoint: make it longer"
 	# every member restarted on the other node, all at once, by one command on nodeA
-	run --separate-stderr on nodeA "$FERRY" checkpoint group --restart "nodeB:$T" "nodeB:$T-r0" "nodeB:$T-r1" \
-		"$T-r2" "$T-r3"
+	run --separate-stderr on nodeA "$FERRY" checkpoint group --restart --job "$T" --place "$T=nodeB" \
+		--place "$T-r0=nodeB" --place "$T-r1=nodeB" --place "$T-r2=nodeA" --place "$T-r3=nodeA"
 	[ "$status" -eq 0 ] || fail "checkpoint group --restart: $stderr"
 	assert_output "nodeB:$T restarted
 nodeB:$T-r0 restarted
@@ -177,9 +179,9 @@ $T-r3 restarted"
 	run --separate-stderr on nodeA "$FERRY" checkpoint group --leave-running "$T" "$T-r0" "$T-r2" "nodeB:$T-r1" "nodeB:$T-r3"
 	[ "$status" -eq 0 ] || fail "checkpoint group --leave-running: $stderr"
 	# the job went on after both
-	for ((i = 0; i < 600; i++)); do at_step "$log" $((before + 200)) && break; sleep 0.1; done
-	at_step "$log" $((before + 200)) || fail "the job did not go on after the group checkpoints"
-	at_step "$log" 2000 && fail "the run ended before the kill: make it longer"
+	for ((i = 0; i < 600; i++)); do at_step "$log" $((before + 150)) && break; sleep 0.1; done
+	at_step "$log" $((before + 150)) || fail "the job did not go on after the group checkpoints"
+	at_step "$log" 1500 && fail "the run ended before the kill: make it longer"
 	# every member killed: the restart goes on from the cut (the steps logged since come again:
 	# mpirun's log, the instance's, is appended to)
 	for r in "" -r0 -r2; do kill_member nodeA "$T$r"; done

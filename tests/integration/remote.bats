@@ -27,6 +27,7 @@ setup() {
 
 teardown() {
 	mig_test_teardown 30
+	rm -rf /etc/ferry/network/ftlocal.conflist /run/ferry-test-ftlocal
 }
 
 # req_b64 OP [TAG:STRING...]: a request in the starter's wire format (src/lib/request_wire.h),
@@ -54,6 +55,17 @@ req_b64() {
 	assert_success
 	assert_output "from-nodeA $U1_UID started"
 	ferryd_log_has nodeB "$U1's start from nodeA: instance '$T'" || fail "nodeB did not log the start"
+	# listed where it runs, from either node
+	run --separate-stderr on nodeA "$FERRY" instance list --all-nodes
+	assert_success
+	assert_line --regexp "^nodeB +$T +[0-9]+ +198\.18\.1\.70/16 "
+	run --separate-stderr on nodeA "$FERRY" instance list --json --node nodeB
+	assert_success
+	[ "$(python3 -c 'import json, sys; print(" ".join(i["instance"] + "@" + i["node"] for i in json.load(sys.stdin)["instances"]))' <<<"$output")" = "$T@nodeB" ] ||
+		fail "instance list --json --node nodeB: $output"
+	run --separate-stderr on_as nodeA "$U2" "$FERRY" instance list --node nodeB
+	assert_success
+	refute_output --partial "$T"
 	ferryd_log_has nodeA "$U1 starts '$T' on nodeB" || fail "nodeA did not log the start"
 	# it is the user's instance there as any other: checkpointed, stopped, restarted by them
 	run --separate-stderr on nodeB "$FERRY" checkpoint instance --criu --leave-running "$T"
@@ -161,4 +173,39 @@ ls: /tmp/rsh: No such file or directory
 	run --separate-stderr on nodeB "$FERRY" checkpoint instance --criu --leave-running "$T-h1"
 	[ "$status" -eq 0 ] || fail "checkpoint of $T-h1: $stderr"
 	[ -f "$(ckpt_dir "$U1" "$T-h1")/gen-000001/manifest" ] || fail "no generation for $T-h1"
+}
+
+@test "ferry-rsh: hosts without an address get one from the network's IPAM (host-local, its leases on a filesystem the nodes share): distinct, kept by a migration" {
+	local conf=/etc/ferry/network/ftlocal.conflist data=/run/ferry-test-ftlocal
+	rm -rf "$data"
+	cat >"$conf" <<-JSON
+		{"cniVersion": "1.0.0", "name": "ftlocal",
+		 "plugins": [{"type": "macvlan", "master": "eth0", "mode": "bridge",
+		              "ipam": {"type": "host-local", "dataDir": "$data",
+		                       "ranges": [[{"subnet": "198.18.0.0/16", "rangeStart": "198.18.2.10",
+		                                    "rangeEnd": "198.18.2.50"}]]}}]}
+	JSON
+	chmod 0644 "$conf"
+	ferryd_stop nodeA
+	ferryd_stop nodeB
+	mig_up "allow net network = ftlocal" "allow net ip range = 198.18.2.0/24"
+	as_user1 "$FERRY" checkpoint create "$T" >/dev/null
+	local rsh=/.ferry/criu/ferry-rsh
+	run --separate-stderr on nodeA "$FERRY" instance start --criu-launch "$T" --private-tmp \
+		--env "FERRY_RSH_HOSTS=h1:nodeB h2:nodeA h3:nodeB" --env FERRY_RSH_NETWORK=ftlocal \
+		"$IMG" "$T" sh -c "for h in h1 h2 h3; do $rsh \$h 'sleep 1000 &' >>/tmp/rsh 2>&1; echo \"rc=\$?\" >>/tmp/rsh; done; sleep 1000"
+	[ "$status" -eq 0 ] || fail "instance start: $stderr"
+	wait_for listed_on nodeB "$T-h3" || fail "h3 did not start: $(on nodeA "$FERRY" exec "instance://$T" cat /tmp/rsh)"
+	local a1 a2 a3
+	a1=$(inst_field nodeB "$T-h1" ip) a2=$(inst_field nodeA "$T-h2" ip) a3=$(inst_field nodeB "$T-h3" ip)
+	for a in "$a1" "$a2" "$a3"; do
+		[[ "$a" =~ ^198\.18\.2\.([0-9]+)/16$ ]] && [ "${BASH_REMATCH[1]}" -ge 10 ] && [ "${BASH_REMATCH[1]}" -le 50 ] ||
+			fail "an address outside the network's range: '$a' ($a1 $a2 $a3)"
+	done
+	[ "$a1" != "$a2" ] && [ "$a1" != "$a3" ] && [ "$a2" != "$a3" ] || fail "addresses given twice: $a1 $a2 $a3"
+	# a migration keeps the address the IPAM gave
+	run --separate-stderr on nodeB "$FERRY" migrate "$T-h1" --to nodeA
+	[ "$status" -eq 0 ] || fail "migrate h1: $stderr"
+	assert_only_on nodeA "$T-h1"
+	[ "$(inst_field nodeA "$T-h1" ip)" = "$a1" ] || fail "h1 came back as $(inst_field nodeA "$T-h1" ip), not $a1"
 }
