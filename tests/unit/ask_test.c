@@ -2,7 +2,7 @@
 /* ask: what a start on another node may ask (ferryd_start_take, src/ferryd/ask.c), the check its
  * request passes in the client's reader and again on the peer, both the user for good: only an
  * 'instance start' the user could give on that node, with an instance name, none of ferryd's own
- * flags, no --page-server; the request's bytes read strictly (proto.h's blob, request.h's
+ * flags, no --page-server, or a bare 'instance list'; the request's bytes read strictly (proto.h's blob, request.h's
  * decoder). */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -63,6 +63,10 @@ static void test_start_taken(void **state)
 				       .checkpoint = "/home/u/.ferry/checkpoint/job-r1"};
 	assert_int_equal(take(&unsaid, &a, why, sizeof(why)), 0);
 	assert_string_equal(a.instance, "job-r1");
+	/* instance list --node: the list op, bare */
+	struct ferry_request list = {.op = FERRY_OP_INSTANCE_LIST, .cwd = "/"};
+	assert_int_equal(take(&list, &a, why, sizeof(why)), 0);
+	assert_string_equal(a.instance, "list");
 }
 
 static void test_start_refused(void **state)
@@ -87,6 +91,11 @@ static void test_start_refused(void **state)
 		assert_int_equal(take(&r, &a, why, sizeof(why)), -1);
 		assert_int_equal(a.req_len, 0);
 	}
+	/* a list with a flag, or of one instance's: not what --node asks */
+	struct ferry_request lf = {.op = FERRY_OP_INSTANCE_LIST, .flags = FERRY_REQ_TIMINGS, .cwd = "/"};
+	assert_int_equal(take(&lf, &a, why, sizeof(why)), -1);
+	struct ferry_request li = {.op = FERRY_OP_INSTANCE_LIST, .instance = "x", .cwd = "/"};
+	assert_int_equal(take(&li, &a, why, sizeof(why)), -1);
 	/* a page server (it needs a connection on fd 4) */
 	struct ferry_request ps = {.op = FERRY_OP_INSTANCE_START,
 				   .flags = FERRY_REQ_CRIU_RESTART,
