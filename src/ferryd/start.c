@@ -14,9 +14,11 @@
  *
  * What a remote start may ask (ferryd_start_take, in ask.c): what 'instance start' offers a
  * user; not ferryd's own flags (a migration's commit and restart, post-copy) nor a --page-server
- * (it needs a connection on fd 4). Limits: the request is at most FERRY_PROTO_BLOB_MAX bytes; the peer's
- * answer is waited for FERRYD_PEER_TIMEOUT s of silence (it pings while its starter runs); the
- * starter's output kept is bounded (START_OUT_MAX, START_ERR_MAX). */
+ * (it needs a connection on fd 4). The same way, 'instance list --node' has the user's instances
+ * there listed (a bare INSTANCE_LIST request). Limits: the request is at most
+ * FERRY_PROTO_BLOB_MAX bytes; the peer's answer is waited for FERRYD_PEER_TIMEOUT s of silence
+ * (it pings while its starter runs); the starter's output sent back is bounded (START_OUT_MAX,
+ * START_ERR_MAX). */
 #include <fcntl.h>
 #include <sys/mman.h>
 
