@@ -77,7 +77,9 @@ static _noreturn_ void run_relay(struct starter *s, bool receiver, unsigned char
 	_exit(r < 0 ? 1 : 0);
 }
 
-/* Reads what the relay reported within @ms: NULL, "U" or "E message". */
+/* Reads what the relay reported within @ms: NULL, "U" or "E message". One byte at a time: what
+ * follows the line stays in the pipe for the next call (a relay that fails at once after its
+ * handshake writes "U" and "E ..." together). */
 static char *status_line(int fd, int ms)
 {
 	char buf[4096];
@@ -91,7 +93,7 @@ static char *status_line(int fd, int ms)
 			continue;
 		if (r <= 0)
 			break;
-		ssize_t n = read(fd, buf + got, sizeof(buf) - 1 - got);
+		ssize_t n = read(fd, buf + got, 1);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
