@@ -36,7 +36,7 @@ PACKAGES=(
 	# the test cluster of slurm.bats (tests/lib/slurm.bash): Slurm 22.05 and munge, started by
 	# the tests themselves; libslurm-dev for <slurm/spank.h>
 	slurm-wlm slurm-wlm-basic-plugins munge libslurm-dev
-	# the self-checking MPI program of mpi.bats (tests/workloads/mpiring.c: mpicc, Open MPI 4.1,
+	# the self-checking MPI program of mpi.bats (tests/workloads/mpi/mpiring.c: mpicc, Open MPI 4.1,
 	# the same as the bench image's, where it runs)
 	libopenmpi-dev
 	# benchmarks

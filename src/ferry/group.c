@@ -330,6 +330,10 @@ static int group_restart(struct member *ms, size_t n, uint32_t flags)
 		if (ms[i].status == 0)
 			printf("%s%s%s restarted\n", ms[i].place ? ms[i].place : "", ms[i].place ? ":" : "",
 			       ms[i].name);
+	if (ok == 0)
+		return cli_fail("restart of the group: '%s%s%s': %s; no member was restarted",
+				bad->place ? bad->place : "", bad->place ? ":" : "", bad->name,
+				member_error(bad));
 	return cli_fail("restart of the group: '%s%s%s': %s; the members restarted wait for it: restart "
 			"it alone ('ferry instance start --criu-restart %s')",
 			bad->place ? bad->place : "", bad->place ? ":" : "", bad->name, member_error(bad),
@@ -525,7 +529,8 @@ int cmd_checkpoint_group(int argc, char **argv)
 						colon);
 			}
 		}
-		if (ferry_name_check(ms[i].name, restart ? "checkpoint" : "instance", &err) < 0) {
+		if (!(restart && strchr(ms[i].name, '/')) && /* (a checkpoint may be a path) */
+		    ferry_name_check(ms[i].name, restart ? "checkpoint" : "instance", &err) < 0) {
 			free(ms);
 			return cli_error(err);
 		}

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* ferryd — the migration daemon. See ferryd.h and docs/protocol.md. */
+#include <fcntl.h>
 #include <getopt.h>
 #include <netdb.h>
 #include <signal.h>
@@ -54,29 +55,42 @@ static int listen_unix(void)
 	return sk;
 }
 
-/* The same, at a path (FERRY_FERRYD_DIR): what the starter mounts into checkpointable instances,
- * for the launcher agent inside them (an abstract socket is reachable only from this network
- * namespace). Anyone may connect, as to the abstract one: SO_PEERCRED says who did. */
+/* The same, at a path (FERRY_FERRYD_DIR/n<node>/sock): what the starter mounts into
+ * checkpointable instances, for the launcher agent inside them (an abstract socket is reachable
+ * only from this network namespace). Anyone may connect, as to the abstract one: SO_PEERCRED
+ * says who did. The node's directory is root's and 0755 (the users inside pass through it); the
+ * one above it root's and 0700, each checked. */
 static int listen_path(struct ferry_error **err)
 {
 	const char *parts[] = {FERRY_RUNDIR, "ferryd"};
 	_cleanup_close_ int dir = ferry_open_root_dirs(parts, ARRAY_SIZE(parts), true, err);
 	if (dir < 0)
 		return dir;
-	char name[FERRY_FERRYD_SOCK_MAX];
-	ferry_ferryd_sock_name(name);
-	if (unlinkat(dir, name, 0) < 0 && errno != ENOENT)
-		return ferry_error_set(err, errno, "remove the old '%s/%s'", FERRY_FERRYD_DIR, name);
+	char node[FERRY_FERRYD_NODE_MAX];
+	ferry_ferryd_node_dir(node);
+	if (mkdirat(dir, node, 0755) < 0 && errno != EEXIST)
+		return ferry_error_set(err, errno, "create '%s/%s'", FERRY_FERRYD_DIR, node);
+	_cleanup_close_ int nd = openat(dir, node, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	struct stat st;
+	if (nd < 0 || fstat(nd, &st) < 0)
+		return ferry_error_set(err, errno, "open '%s/%s'", FERRY_FERRYD_DIR, node);
+	if (st.st_uid != 0 || (st.st_mode & 07777) != 0755)
+		return ferry_error_msg(err, EPERM, "'%s/%s' must be root's, mode 0755", FERRY_FERRYD_DIR,
+				       node);
+	if (unlinkat(nd, FERRY_FERRYD_SOCK, 0) < 0 && errno != ENOENT)
+		return ferry_error_set(err, errno, "remove the old '%s/%s/%s'", FERRY_FERRYD_DIR, node,
+				       FERRY_FERRYD_SOCK);
 	int sk = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (sk < 0)
 		return ferry_error_set(err, errno, "socket");
 	struct sockaddr_un a = {.sun_family = AF_UNIX};
-	snprintf(a.sun_path, sizeof(a.sun_path), "/proc/self/fd/%d/%s", dir, name);
+	snprintf(a.sun_path, sizeof(a.sun_path), "/proc/self/fd/%d/%s", nd, FERRY_FERRYD_SOCK);
 	mode_t old = umask(0); /* 0777: connect needs write permission */
 	int r = bind(sk, (struct sockaddr *)&a, sizeof(a));
 	umask(old);
 	if (r < 0 || listen(sk, 64) < 0) {
-		r = ferry_error_set(err, errno, "listen on '%s/%s'", FERRY_FERRYD_DIR, name);
+		r = ferry_error_set(err, errno, "listen on '%s/%s/%s'", FERRY_FERRYD_DIR, node,
+				    FERRY_FERRYD_SOCK);
 		close(sk);
 		return r;
 	}

@@ -298,9 +298,9 @@ int ferry_open_rundir(uid_t uid, bool create, struct ferry_error **err)
 	return ferry_open_root_dirs(parts, ARRAY_SIZE(parts), create, err);
 }
 
-void ferry_ferryd_sock_name(char buf[FERRY_FERRYD_SOCK_MAX])
+void ferry_ferryd_node_dir(char buf[FERRY_FERRYD_NODE_MAX])
 {
-	snprintf(buf, FERRY_FERRYD_SOCK_MAX, "n%llu.sock", ferry_node_id());
+	snprintf(buf, FERRY_FERRYD_NODE_MAX, "n%llu", ferry_node_id());
 }
 
 #define TREE_MAX 65536

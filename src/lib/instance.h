@@ -88,12 +88,16 @@ unsigned long long ferry_node_id(void);
  * @create. -ENOENT (no error set) when it is not there. */
 int ferry_open_rundir(uid_t uid, bool create, struct ferry_error **err);
 /* ferryd's socket for this node's instances (a path: abstract sockets are one network
- * namespace's, an instance with --net has its own): FERRY_RUNDIR/ferryd/<ferry_node_id>.sock,
- * bound by ferryd, mounted by the starter at FERRY_FERRYD_INSIDE in checkpointable instances
- * (where the launcher agent ferry-rsh, in the CRIU bundle, reaches it). */
+ * namespace's, an instance with --net has its own): FERRY_RUNDIR/ferryd/n<ferry_node_id>/sock,
+ * bound by ferryd in a directory of root's, 0755, which the starter mounts at
+ * FERRY_FERRYD_INSIDE in checkpointable instances (where the launcher agent ferry-rsh, in the
+ * CRIU bundle, reaches it: the directory, so that a ferryd started again, with a new socket,
+ * is reached too). */
 #define FERRY_FERRYD_DIR FERRY_RUNDIR "/ferryd"
-#define FERRY_FERRYD_INSIDE "/.ferry/ferryd.sock"
-#define FERRY_FERRYD_SOCK_MAX 64
-void ferry_ferryd_sock_name(char buf[FERRY_FERRYD_SOCK_MAX]);
+#define FERRY_FERRYD_INSIDE "/.ferry/ferryd"
+#define FERRY_FERRYD_SOCK "sock"
+#define FERRY_FERRYD_NODE_MAX 32
+/* "n<ferry_node_id>": this node's directory under FERRY_FERRYD_DIR. */
+void ferry_ferryd_node_dir(char buf[FERRY_FERRYD_NODE_MAX]);
 
 #endif

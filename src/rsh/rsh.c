@@ -23,7 +23,7 @@
  *
  * It is built static and shipped in the CRIU bundle, which the starter mounts read-only in
  * every checkpointable instance at /.ferry/criu, with this node's ferryd socket at
- * /.ferry/ferryd.sock (FERRY_FERRYD_INSIDE, src/lib/instance.h): nothing of the image is
+ * /.ferry/ferryd/sock (FERRY_FERRYD_INSIDE, src/lib/instance.h): nothing of the image is
  * loaded. Outside an instance it reaches ferryd at its abstract socket. It holds no privilege:
  * every check is ferryd's and the starter's. */
 #include <errno.h>
@@ -38,7 +38,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define INSIDE "/.ferry/ferryd.sock" /* FERRY_FERRYD_INSIDE */
+#define INSIDE "/.ferry/ferryd/sock" /* FERRY_FERRYD_INSIDE "/" FERRY_FERRYD_SOCK */
 #define ABSTRACT "ferry/ferryd" /* FERRYD_SOCKET_NAME */
 #define MSG_MAX (64u * 1024) /* FERRY_PROTO_MAX */
 #define VALUE_MAX 4096 /* FERRY_PROTO_VALUE_MAX */

@@ -180,27 +180,28 @@ static int request_mounts(struct starter *s, bool home, bool tmp_bound, struct m
 	return 0;
 }
 
-/* This node's ferryd socket (root's, in root's directory) at FERRY_FERRYD_INSIDE, for the
- * launcher agent in the bundle (ferry-rsh): nothing when ferryd does not run here. */
+/* This node's ferryd directory (root's, 0755, in root's 0700 FERRY_FERRYD_DIR), with its socket,
+ * at FERRY_FERRYD_INSIDE, read-only, for the launcher agent in the bundle (ferry-rsh): nothing
+ * when ferryd has not run here. */
 static int add_ferryd_socket(struct starter *s, struct ferry_error **err)
 {
-	/* root's directory, root-only (FERRY_RUNDIR): opened as root, each part checked */
 	const char *parts[] = {FERRY_RUNDIR, "ferryd"};
-	char name[FERRY_FERRYD_SOCK_MAX];
-	ferry_ferryd_sock_name(name);
+	char node[FERRY_FERRYD_NODE_MAX];
+	ferry_ferryd_node_dir(node);
 	int r = ferry_privs_raise(&s->privs, err);
 	if (r < 0)
 		return r;
 	struct ferry_error *none = NULL;
 	_cleanup_close_ int dir = ferry_open_root_dirs(parts, ARRAY_SIZE(parts), false, &none);
 	ferry_error_free(none);
-	_cleanup_close_ int sk = dir < 0 ? -1 : openat(dir, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	_cleanup_close_ int nd =
+	    dir < 0 ? -1 : openat(dir, node, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if ((r = ferry_privs_lower(&s->privs, err)) < 0)
 		return r;
 	struct stat st;
-	if (sk < 0 || fstat(sk, &st) < 0 || !S_ISSOCK(st.st_mode) || st.st_uid != 0)
+	if (nd < 0 || fstat(nd, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != 0 || (st.st_mode & 022))
 		return 0;
-	return add_internal_mount(s, sk, FERRY_FERRYD_DIR, FERRY_FERRYD_INSIDE, false, err);
+	return add_internal_mount(s, nd, FERRY_FERRYD_DIR, FERRY_FERRYD_INSIDE, true, err);
 }
 
 int plan_mounts(struct starter *s, struct mount_fds *given, struct ferry_error **err)

@@ -14,7 +14,7 @@ load ../lib/checkpoint
 source "$FERRY_TESTS_DIR/lib/nodes.sh"
 load ../lib/migrate
 
-# The ring (tests/workloads/mpiring.c) is built with the host's mpicc (Open MPI 4.1, as the bench
+# The ring (tests/workloads/mpi/mpiring.c) is built with the host's mpicc (Open MPI 4.1, as the bench
 # image's), in a directory of the user's home, which every instance binds.
 setup_file() {
 	mig_file_setup
@@ -25,7 +25,7 @@ setup_file() {
 	RING_DIR=$U1_HOME/.ftmpi-bin
 	rm -rf "$RING_DIR"
 	mkdir -m 0755 "$RING_DIR"
-	mpicc -O2 -Wall -Wextra -Werror -o "$RING_DIR/mpiring" "$FERRY_TESTS_DIR/workloads/mpiring.c" ||
+	mpicc -O2 -Wall -Wextra -Werror -o "$RING_DIR/mpiring" "$FERRY_TESTS_DIR/workloads/mpi/mpiring.c" ||
 		return 1
 	echo "$RING_DIR" >"$BATS_FILE_TMPDIR/ring"
 }

@@ -186,9 +186,10 @@ ls: /tmp/rsh: No such file or directory
 		                                    "rangeEnd": "198.18.2.50"}]]}}]}
 	JSON
 	chmod 0644 "$conf"
-	ferryd_stop nodeA
-	ferryd_stop nodeB
-	mig_up "allow net network = ftlocal" "allow net ip range = 198.18.2.0/24"
+	mig_conf "allow net network = ftlocal" "allow net ip range = 198.18.2.0/24"
+	# (the daemons' own policy too: a migration's destination checks the network)
+	hup_and_wait nodeA "SIGHUP: ferry.conf and the cluster key read again"
+	hup_and_wait nodeB "SIGHUP: ferry.conf and the cluster key read again"
 	as_user1 "$FERRY" checkpoint create "$T" >/dev/null
 	local rsh=/.ferry/criu/ferry-rsh
 	run --separate-stderr on nodeA "$FERRY" instance start --criu-launch "$T" --private-tmp \

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* mpiring — a self-checking MPI program for tests/integration/mpi.bats.
+/* mpiring — a self-checking MPI program for tests/integration/mpi.bats (built there with mpicc;
+ * not with the static workloads of tests/workloads, which need no MPI).
  *
  *   mpiring ITERATIONS USEC
  *
