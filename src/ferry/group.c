@@ -150,12 +150,6 @@ static void member_read(struct member *m, int which)
 		m->held = true;
 }
 
-/* Whether member @m has nothing more to say. */
-static bool member_quiet(const struct member *m)
-{
-	return m->node ? m->sk < 0 : m->out < 0 && m->err < 0;
-}
-
 /* The group's word to member @m: go (every member is held), or give up. */
 static void member_word(struct member *m, bool go)
 {
@@ -194,51 +188,65 @@ static const char *member_error(struct member *m)
 	return *e ? e : "its checkpoint failed without a word";
 }
 
+/* The status of every member that is a child of ours (here, or --restart's), once it ended;
+ * a member never started failed. */
+static void reap_members(struct member *ms, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (ms[i].node)
+			continue;
+		int st = 0;
+		while (ms[i].pid > 0 && waitpid(ms[i].pid, &st, 0) < 0 && errno == EINTR)
+			;
+		ms[i].status = ms[i].pid > 0 && WIFEXITED(st) ? WEXITSTATUS(st) : 255;
+	}
+}
+
 /* Until every member has said "held" or ended; then the word to all (go when all are held,
  * else give up); then until every member has ended. */
+/* Waits for what any member says and reads it; false when none has anything more to say. */
+static bool poll_members(struct member *ms, size_t n)
+{
+	struct pollfd p[2 * GROUP_MAX];
+	struct member *who[2 * GROUP_MAX];
+	int which[2 * GROUP_MAX];
+	size_t np = 0;
+	for (size_t i = 0; i < n; i++)
+		for (int w = 0; w < (ms[i].node ? 1 : 2); w++) {
+			int fd = ms[i].node ? ms[i].sk : w ? ms[i].err : ms[i].out;
+			if (fd < 0)
+				continue;
+			p[np] = (struct pollfd){.fd = fd, .events = POLLIN};
+			who[np] = &ms[i];
+			which[np++] = w;
+		}
+	if (np == 0 || (poll(p, np, -1) < 0 && errno != EINTR))
+		return false;
+	for (size_t k = 0; k < np; k++)
+		if (p[k].revents)
+			member_read(who[k], which[k]);
+	return true;
+}
+
 static void run_members(struct member *ms, size_t n)
 {
 	bool word_sent = false;
 	for (;;) {
-		struct pollfd p[2 * GROUP_MAX];
-		struct member *who[2 * GROUP_MAX];
-		int which[2 * GROUP_MAX];
-		size_t np = 0, held = 0, quiet = 0;
+		size_t held = 0;
 		bool failed = false;
 		for (size_t i = 0; i < n; i++) {
 			held += ms[i].held;
-			quiet += member_quiet(&ms[i]);
 			failed |= !ms[i].held && (ms[i].node ? ms[i].ended : ms[i].out < 0);
-			for (int w = 0; w < (ms[i].node ? 1 : 2); w++) {
-				int fd = ms[i].node ? ms[i].sk : w ? ms[i].err : ms[i].out;
-				if (fd < 0)
-					continue;
-				p[np] = (struct pollfd){.fd = fd, .events = POLLIN};
-				who[np] = &ms[i];
-				which[np++] = w;
-			}
 		}
 		if (!word_sent && (held == n || failed)) {
 			for (size_t i = 0; i < n; i++)
 				member_word(&ms[i], held == n);
 			word_sent = true;
 		}
-		if (quiet == n)
+		if (!poll_members(ms, n))
 			break;
-		if (poll(p, np, -1) < 0 && errno != EINTR)
-			break;
-		for (size_t k = 0; k < np; k++)
-			if (p[k].revents)
-				member_read(who[k], which[k]);
 	}
-	for (size_t i = 0; i < n; i++) {
-		if (ms[i].node)
-			continue;
-		int st = 0;
-		while (waitpid(ms[i].pid, &st, 0) < 0 && errno == EINTR)
-			;
-		ms[i].status = WIFEXITED(st) ? WEXITSTATUS(st) : 255;
-	}
+	reap_members(ms, n);
 }
 
 /* --restart: member @m's restart from its checkpoint of its name, by a child (the starter, or
@@ -271,34 +279,9 @@ static int member_restart(struct member *m, uint32_t flags)
 /* Until every member (a child) has ended: its status. */
 static void wait_members(struct member *ms, size_t n)
 {
-	for (;;) {
-		struct pollfd p[2 * GROUP_MAX];
-		struct member *who[2 * GROUP_MAX];
-		int which[2 * GROUP_MAX];
-		size_t np = 0;
-		for (size_t i = 0; i < n; i++)
-			for (int w = 0; w < 2; w++) {
-				int fd = w ? ms[i].err : ms[i].out;
-				if (fd < 0)
-					continue;
-				p[np] = (struct pollfd){.fd = fd, .events = POLLIN};
-				who[np] = &ms[i];
-				which[np++] = w;
-			}
-		if (np == 0)
-			break;
-		if (poll(p, np, -1) < 0 && errno != EINTR)
-			break;
-		for (size_t k = 0; k < np; k++)
-			if (p[k].revents)
-				member_read(who[k], which[k]);
-	}
-	for (size_t i = 0; i < n; i++) {
-		int st = 0;
-		while (ms[i].pid > 0 && waitpid(ms[i].pid, &st, 0) < 0 && errno == EINTR)
-			;
-		ms[i].status = ms[i].pid > 0 && WIFEXITED(st) ? WEXITSTATUS(st) : 255;
-	}
+	while (poll_members(ms, n))
+		;
+	reap_members(ms, n);
 }
 
 /* ferry checkpoint group --restart: every member restarted at once, each where asked. */

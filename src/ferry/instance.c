@@ -64,11 +64,15 @@ static const char instance_help[] =
 
 int cli_list_instances(struct ferry_instance ***ret)
 {
+	return cli_list_instances_on(NULL, ret);
+}
+
+int cli_list_instances_on(const char *node, struct ferry_instance ***ret)
+{
 	struct ferry_request req = {.op = FERRY_OP_INSTANCE_LIST};
 	_cleanup_free_ char *out = NULL;
 	size_t len = 0;
-	int st = run_starter_capture(&req, &out, &len);
-	if (st != 0)
+	if ((node ? remote_run(&req, node, &out, &len) : run_starter_capture(&req, &out, &len)) != 0)
 		return -1;
 	struct ferry_error *err = NULL;
 	if (ferry_instance_parse_list(out ? out : "", len, ret, &err) < 0) {
@@ -458,23 +462,6 @@ char **ferryd_nodes(void)
 		strv_push(&nodes, t);
 	ferry_msg_clear(&r);
 	return nodes;
-}
-
-int cli_list_instances_on(const char *node, struct ferry_instance ***ret)
-{
-	if (!node)
-		return cli_list_instances(ret);
-	struct ferry_request req = {.op = FERRY_OP_INSTANCE_LIST};
-	_cleanup_free_ char *out = NULL;
-	size_t len = 0;
-	if (remote_run(&req, node, &out, &len) != 0)
-		return -1;
-	struct ferry_error *err = NULL;
-	if (ferry_instance_parse_list(out ? out : "", len, ret, &err) < 0) {
-		cli_error(err);
-		return -1;
-	}
-	return 0;
 }
 
 int cmd_instance(int argc, char **argv)
