@@ -18,7 +18,8 @@
  *                      address of its instance on FERRY_RSH_NETWORK (without one, the network's
  *                      IPAM chooses); a HOST not listed is a node's name
  *   FERRY_RSH_NETWORK  the instances' network (ferry.conf's policy); without it, and without an
- *                      address, an instance has no network of its own
+ *                      address, an instance has only a loopback network of its own (a
+ *                      checkpointable instance's default): no other rank reaches it
  *   FERRY_CONTAINER, FERRY_INSTANCE  set by ferry in every instance: the image, the name
  *
  * It is built static and shipped in the CRIU bundle, which the starter mounts read-only in
