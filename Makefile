@@ -288,10 +288,10 @@ lint:
 	scripts/lint.sh
 
 format:
-	clang-format -i src/spank/*.c $(LIB_SRCS) $(FERRY_SRCS) $(STARTER_SRCS) $(FERRYD_SRCS) $(XFER_SRCS) $(CRIU_SRCS) $(NET_SRCS) $(PLAN_SRCS) $(REAPER_SRCS) src/*/*.h $(UNIT_SRCS)
+	clang-format -i src/spank/*.c $(LIB_SRCS) $(FERRY_SRCS) $(STARTER_SRCS) $(FERRYD_SRCS) $(XFER_SRCS) $(CRIU_SRCS) $(NET_SRCS) $(PLAN_SRCS) $(REAPER_SRCS) src/rsh/rsh.c src/*/*.h $(UNIT_SRCS)
 
 format-check:
-	clang-format --dry-run --Werror src/spank/*.c $(LIB_SRCS) $(FERRY_SRCS) $(STARTER_SRCS) $(FERRYD_SRCS) $(XFER_SRCS) $(CRIU_SRCS) $(NET_SRCS) $(PLAN_SRCS) $(REAPER_SRCS) src/*/*.h $(UNIT_SRCS)
+	clang-format --dry-run --Werror src/spank/*.c $(LIB_SRCS) $(FERRY_SRCS) $(STARTER_SRCS) $(FERRYD_SRCS) $(XFER_SRCS) $(CRIU_SRCS) $(NET_SRCS) $(PLAN_SRCS) $(REAPER_SRCS) src/rsh/rsh.c src/*/*.h $(UNIT_SRCS)
 
 clean:
 	rm -rf build build-san build-fuzz build-fault

@@ -91,7 +91,8 @@ static void put(struct msg *m, const char *key, const char *val)
 static bool io(int fd, void *buf, size_t n, bool wr)
 {
 	for (size_t done = 0; done < n;) {
-		ssize_t k = wr ? write(fd, (char *)buf + done, n - done) : read(fd, (char *)buf + done, n - done);
+		ssize_t k =
+		    wr ? write(fd, (char *)buf + done, n - done) : read(fd, (char *)buf + done, n - done);
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k <= 0)
@@ -190,8 +191,9 @@ int main(int argc, char **argv)
 		fputs(usage, stderr);
 		return 2;
 	}
-	const char *host = argv[i++], *image = secure_getenv("FERRY_CONTAINER"), *self = secure_getenv("FERRY_INSTANCE"),
-		   *hosts = secure_getenv("FERRY_RSH_HOSTS"), *net = secure_getenv("FERRY_RSH_NETWORK");
+	const char *host = argv[i++], *image = secure_getenv("FERRY_CONTAINER"),
+		   *self = secure_getenv("FERRY_INSTANCE"), *hosts = secure_getenv("FERRY_RSH_HOSTS"),
+		   *net = secure_getenv("FERRY_RSH_NETWORK");
 	if (!image || !self)
 		die("FERRY_CONTAINER and FERRY_INSTANCE are not set: run me in a ferry instance");
 	/* HOST's entry in FERRY_RSH_HOSTS: HOST:NODE[:IP/PREFIX] */
@@ -200,7 +202,8 @@ int main(int argc, char **argv)
 	for (const char *p = hosts ? hosts : ""; *p;) {
 		size_t n = strcspn(p, ", \t\n");
 		if (n > strlen(host) && !strncmp(p, host, strlen(host)) && p[strlen(host)] == ':') {
-			const char *nd = p + strlen(host) + 1, *end = p + n, *c = memchr(nd, ':', (size_t)(end - nd));
+			const char *nd = p + strlen(host) + 1, *end = p + n,
+				   *c = memchr(nd, ':', (size_t)(end - nd));
 			size_t nl = (size_t)((c ? c : end) - nd);
 			if (nl == 0 || nl >= sizeof(node) || (c && (size_t)(end - c - 1) >= sizeof(ip)))
 				die("FERRY_RSH_HOSTS: a bad entry for '%s' (HOST:NODE[:IP/PREFIX])", host);
