@@ -365,9 +365,9 @@ static int publish_generation(struct starter *s, int stfd, char **ret_gen, struc
 	snprintf(gen, sizeof(gen), "gen-%06llu", n);
 	if (renameat(stfd, "images", s->ckpt_fd, gen) < 0)
 		return ferry_error_set(err, errno, "publish generation '%s'", gen);
-	unlinkat(s->ckpt_fd, ".current.tmp", 0);
-	if (symlinkat(gen, s->ckpt_fd, ".current.tmp") < 0 ||
-	    renameat(s->ckpt_fd, ".current.tmp", s->ckpt_fd, "current") < 0)
+	/* the new link is made in the staging directory, so a starter killed before the rename
+	 * leaves it only there (the guard removes it) */
+	if (symlinkat(gen, stfd, "current") < 0 || renameat(stfd, "current", s->ckpt_fd, "current") < 0)
 		return ferry_error_set(err, errno, "switch 'current' to '%s'", gen);
 	fsync(s->ckpt_fd);
 	*ret_gen = xstrdup(gen);
@@ -1156,25 +1156,29 @@ static bool dump_wait(struct dump *d, struct tail_hashes *tails, char *msg, size
 }
 
 /* A failed dump's CRIU log, kept where the man page says: NAME/dump.log, the user's (the staging
- * directory that held it goes). Best effort: at most 64 MiB; never through a link. */
+ * directory that held it goes). Best effort: at most 64 MiB; never through a link. The copy is
+ * made in the staging directory and made the user's there, then renamed into place: a starter
+ * killed on the way leaves nothing of root's beside the generations (the guard removes the
+ * staging directory and whatever is in it). */
 static void keep_dump_log(struct dump *d)
 {
+	static const char kept[] = "dump.log.kept";
 	_cleanup_close_ int in =
 	    ckdir_openat(d->workfd >= 0 ? d->workfd : dump_images(d), DUMP_LOG, O_RDONLY | O_NOFOLLOW, 0);
 	struct stat st;
 	if (in < 0 || fstat(in, &st) < 0 || !S_ISREG(st.st_mode))
 		return;
-	unlinkat(d->s->ckpt_fd, DUMP_LOG, 0);
-	_cleanup_close_ int out =
-	    ckdir_openat(d->s->ckpt_fd, DUMP_LOG, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
-	if (out < 0 || fchown(out, d->s->privs.uid, d->s->privs.gid) < 0)
+	_cleanup_close_ int out = ckdir_openat(d->stfd, kept, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
+	if (out < 0)
 		return;
+	bool ok = fchown(out, d->s->privs.uid, d->s->privs.gid) == 0;
 	char buf[65536];
 	ssize_t n;
-	for (size_t total = 0; total < (64u << 20) && (n = read(in, buf, sizeof(buf))) > 0;
+	for (size_t total = 0; ok && total < (64u << 20) && (n = read(in, buf, sizeof(buf))) > 0;
 	     total += (size_t)n)
-		if (ferry_write_all(out, buf, (size_t)n) < 0)
-			return;
+		ok = ferry_write_all(out, buf, (size_t)n) == 0;
+	if (!ok || renameat(d->stfd, kept, d->s->ckpt_fd, DUMP_LOG) < 0)
+		unlinkat(d->stfd, kept, 0);
 }
 
 /* CRIU failed or timed out: the guard resumes the tree; we say why. */
