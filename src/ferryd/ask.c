@@ -100,12 +100,64 @@ int ferryd_start_take(const struct ferry_msg *m, struct ferryd_ask *a, char *why
 	return 0;
 }
 
+/* The checkpoint directory of launch @name for the user this process is: ferry.conf's
+ * 'checkpoint dir' (in *@ret_base) and @name in it, malloc'ed; the user's entry in @pw (@buf).
+ * NULL when the user has no home directory. */
+static char *launch_ckdir(const struct ferryd *d, const char *name, struct passwd *pw, char *buf, size_t size,
+			  char **ret_base)
+{
+	struct passwd *res = NULL;
+	if (getpwuid_r(getuid(), pw, buf, size, &res) != 0 || !res || pw->pw_dir[0] != '/')
+		return NULL;
+	const char *cdir = d->cfg->checkpoint_dir;
+	char *base = startswith(cdir, "~/") ? xasprintf("%s/%s", pw->pw_dir, cdir + 2) : xstrdup(cdir);
+	char *ck = xasprintf("%s/%s", base, name);
+	*ret_base = base;
+	return ck;
+}
+
+struct tidy_arg {
+	const struct ferryd *d;
+	const char *name;
+};
+
+/* ferryd_launch_tidy's work, as the user: rmdir, which takes only an empty directory. */
+static int tidy_as_user(void *arg, void *ans)
+{
+	const struct tidy_arg *t = arg;
+	struct passwd pw;
+	char pwbuf[16384];
+	_cleanup_free_ char *base = NULL;
+	_cleanup_free_ char *ck = launch_ckdir(t->d, t->name, &pw, pwbuf, sizeof(pwbuf), &base);
+	int *removed = ans;
+	*removed = ck && rmdir(ck) == 0;
+	return 0;
+}
+
+void ferryd_launch_tidy(struct ferryd *d, const struct ferryd_user *u, const struct ferryd_ask *a,
+			const char *id)
+{
+	if (!a->made)
+		return;
+	struct ferry_error *err = NULL;
+	struct tidy_arg t = {.d = d, .name = a->instance};
+	int removed = 0;
+	if (ferryd_as_user(d, u, "ferryd-tidy", -1, tidy_as_user, &t, &removed, sizeof(removed), 10, &err) <
+	    0) {
+		ferryd_log(id, "the checkpoint directory of failed launch '%s' stays: %s", a->instance,
+			   err->message);
+		ferry_error_free(err);
+	} else if (removed == 1)
+		ferryd_log(id, "the checkpoint directory of failed launch '%s' was removed", a->instance);
+}
+
 /* The launcher agent's request (ferry-rsh, src/rsh/rsh.c), made an 'instance start' as the user:
  * instance @name on @node from @image, host name @host, running "sh -c @cmd" with --wait-all (a
  * daemon's launcher exits at once), a private /tmp and a clean environment (the agent's own
  * settings go on, for the daemons' agents: tree spawn), checkpointable into a checkpoint @name
- * made here, in the user's checkpoint directory (ferry.conf's 'checkpoint dir'); with --net on
- * @network at address @ip when given. Its bytes into @a, as ferryd_start_take's. */
+ * in the user's checkpoint directory (ferry.conf's 'checkpoint dir'; launch_mkdir makes it once
+ * the request passed every check); with --net on @network at address @ip when given. Its bytes
+ * into @a, as ferryd_start_take's. */
 static int launch_take(const struct ferryd *d, const struct ferry_msg *m, struct ferryd_ask *a, char *why,
 		       size_t n)
 {
@@ -123,21 +175,12 @@ static int launch_take(const struct ferryd *d, const struct ferry_msg *m, struct
 		ferry_error_free(err);
 		return -1;
 	}
-	struct passwd pw, *res = NULL;
+	struct passwd pw;
 	char pwbuf[16384];
-	if (getpwuid_r(getuid(), &pw, pwbuf, sizeof(pwbuf), &res) != 0 || !res || pw.pw_dir[0] != '/') {
+	_cleanup_free_ char *base = NULL;
+	_cleanup_free_ char *ck = launch_ckdir(d, name, &pw, pwbuf, sizeof(pwbuf), &base);
+	if (!ck) {
 		snprintf(why, n, "you have no home directory on %s", d->node);
-		return -1;
-	}
-	const char *cdir = d->cfg->checkpoint_dir;
-	_cleanup_free_ char *base =
-	    startswith(cdir, "~/") ? xasprintf("%s/%s", pw.pw_dir, cdir + 2) : xstrdup(cdir);
-	_cleanup_free_ char *ck = xasprintf("%s/%s", base, name);
-	if (ferry_mkdir_p(base, 0700, &err) < 0 ||
-	    (mkdir(ck, 0700) < 0 && errno != EEXIST &&
-	     ferry_error_set(&err, errno, "create checkpoint '%s'", ck))) {
-		snprintf(why, n, "%s", err->message);
-		ferry_error_free(err);
 		return -1;
 	}
 	char *argv[] = {"sh", "-c", (char *)cmd, NULL};
@@ -181,6 +224,34 @@ static int launch_take(const struct ferryd *d, const struct ferry_msg *m, struct
 	memcpy(a->req, buf, len);
 	a->req_len = (uint32_t)len;
 	snprintf(a->instance, sizeof(a->instance), "%s", name); /* checked: it fits */
+	return 0;
+}
+
+/* The checkpoint directory of a launch that passed every check (its reader's last step, so that
+ * a refusal leaves none), made as the user; a->made when it is new: a start that fails removes
+ * it again (ferryd_launch_tidy). */
+static int launch_mkdir(const struct ferryd *d, struct ferryd_ask *a, char *why, size_t n)
+{
+	struct ferry_error *err = NULL;
+	struct passwd pw;
+	char pwbuf[16384];
+	_cleanup_free_ char *base = NULL;
+	_cleanup_free_ char *ck = launch_ckdir(d, a->instance, &pw, pwbuf, sizeof(pwbuf), &base);
+	if (!ck) {
+		snprintf(why, n, "you have no home directory on %s", d->node);
+		return -1;
+	}
+	if (ferry_mkdir_p(base, 0700, &err) < 0) {
+		snprintf(why, n, "%s", err->message);
+		ferry_error_free(err);
+		return -1;
+	}
+	if (mkdir(ck, 0700) == 0)
+		a->made = 1;
+	else if (errno != EEXIST) {
+		snprintf(why, n, "create checkpoint '%s': %s", ck, strerror(errno));
+		return -1;
+	}
 	return 0;
 }
 
@@ -282,6 +353,8 @@ static int reader(void *arg, void *ans)
 		return refuse(a, why);
 	if (strlen(to) > FERRYD_NODE_MAX) /* a peer's name that long: not one a client can give */
 		return refuse(a, "bad request: the node's name is too long");
+	if (launch && launch_mkdir(ra->d, a, why, sizeof(why)) < 0) /* the last step: see there */
+		return refuse(a, why);
 	a->magic = FERRYD_ASK_MAGIC;
 	a->size = sizeof(*a);
 	if (!start)

@@ -235,6 +235,7 @@ struct ferryd_ask {
 	char to[FERRYD_NODE_MAX + 1];
 	char message[FERRYD_ASK_MESSAGE_MAX];
 	uint32_t here; /* a start's: 1 when it is on this node (the launcher agent's) */
+	uint32_t made; /* a launch's: 1 when its reader made the checkpoint directory */
 	uint32_t req_len; /* a start's: its encoded request (request.h), 0 for the others */
 	unsigned char req[FERRY_PROTO_BLOB_MAX];
 };
@@ -335,9 +336,10 @@ void ferryd_hold_serve(struct ferryd *d, struct ferryd_link *l, const struct fer
 int ferryd_peer_open(struct ferryd *d, const char *addr, struct ferryd_link *peer, int sk, const char *id);
 /* The peer's next message (its pings skipped), of one of @types (NULL-terminated) or "error",
  * forwarded to the client on @sk ("error" as "on NODE @to: ..."): its type, malloc'ed; NULL (the
- * client told why) when there was none or of another type. */
+ * client told why) when there was none or of another type. Its "status" (0 to 255) in
+ * *@ret_status when asked for, else -1. */
 char *ferryd_relay_peer(struct ferryd_link *peer, int sk, unsigned timeout, const char *to, const char *id,
-			const char *const *types);
+			const char *const *types, int *ret_status);
 
 /* start.c — ferry instance start --node NODE: the client's ferryd sends the request's bytes,
  * as its reader took them, in a sealed "start" message; the peer's ferryd has them read and
@@ -348,6 +350,10 @@ char *ferryd_relay_peer(struct ferryd_link *peer, int sk, unsigned timeout, cons
 int ferryd_start_take(const struct ferry_msg *m, struct ferryd_ask *a, char *why, size_t n);
 void ferryd_start_client(struct ferryd *d, int sk, const struct ferryd_user *u, const struct ferryd_ask *ask,
 			 const char *addr);
+/* A launch whose start failed: the checkpoint directory its reader made is removed, by a child
+ * that is @u for good, while it is empty (ask.c). */
+void ferryd_launch_tidy(struct ferryd *d, const struct ferryd_user *u, const struct ferryd_ask *a,
+			const char *id);
 void ferryd_start_serve(struct ferryd *d, struct ferryd_link *l, const struct ferry_msg *m);
 /* receive.c: the destination, for a peer that proved the cluster key; @keys: the link's */
 void ferryd_handle_peer(struct ferryd *d, int sk, const struct ferry_xfer_keys *keys);

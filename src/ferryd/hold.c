@@ -213,10 +213,12 @@ void ferryd_hold_serve(struct ferryd *d, struct ferryd_link *l, const struct fer
 /* ------------------------------------------------------------ the client's side */
 
 char *ferryd_relay_peer(struct ferryd_link *peer, int sk, unsigned timeout, const char *to, const char *id,
-			const char *const *types)
+			const char *const *types, int *ret_status)
 {
 	struct ferry_error *err = NULL;
 	struct ferry_msg m = {0};
+	if (ret_status)
+		*ret_status = -1;
 	if (ferryd_link_recv(peer, timeout, &m, &err) < 0) {
 		ferryd_log(id, "%s: %s", to, err->message);
 		ferryd_send_error(sk, NULL, id, "%s: %s", to, err->message);
@@ -234,6 +236,10 @@ char *ferryd_relay_peer(struct ferryd_link *peer, int sk, unsigned timeout, cons
 		ferry_msg_clear(&m);
 		return NULL;
 	}
+	unsigned long long status = 0;
+	if (ret_status && !streq(type, "error") &&
+	    parse_uint64(ferry_msg_get(&m, "status") ?: "", 255, &status) == 0)
+		*ret_status = (int)status;
 	if (streq(type, "error")) /* the peer's own line, said where it is */
 		ferryd_send_error(sk, NULL, id, "on %s: %s", to, ferry_msg_get(&m, "message") ?: "error");
 	else if (ferry_msg_send(sk, &m, &err) < 0)
@@ -285,7 +291,8 @@ void ferryd_hold_client(struct ferryd *d, int sk, const struct ferryd_user *u, c
 		return;
 	}
 	static const char *const states[] = {"held", "done", NULL};
-	_cleanup_free_ char *type = ferryd_relay_peer(&peer, sk, FERRYD_PEER_TIMEOUT, ask->to, id, states);
+	_cleanup_free_ char *type =
+	    ferryd_relay_peer(&peer, sk, FERRYD_PEER_TIMEOUT, ask->to, id, states, NULL);
 	if (type && streq(type, "held")) {
 		/* the group's word, from the client; or the peer's end first (its member failed) */
 		struct pollfd p[2] = {{.fd = sk, .events = POLLIN}, {.fd = peer.fd, .events = POLLIN}};
@@ -310,7 +317,7 @@ void ferryd_hold_client(struct ferryd *d, int sk, const struct ferryd_user *u, c
 			ferry_error_free(err);
 			err = NULL;
 		}
-		free(ferryd_relay_peer(&peer, sk, FERRYD_PEER_TIMEOUT, ask->to, id, states));
+		free(ferryd_relay_peer(&peer, sk, FERRYD_PEER_TIMEOUT, ask->to, id, states, NULL));
 	}
 	ferryd_link_close(&peer);
 }

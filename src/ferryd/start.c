@@ -70,15 +70,17 @@ static int run_starter(const struct ferryd *d, const struct ferryd_user *u, cons
 }
 
 /* The start of @a's request here, as @u; its end ("done", or "error") on @l, or on the plain
- * socket @sk when @l is NULL. */
-static void start_here(struct ferryd *d, const struct ferryd_user *u, const struct ferryd_ask *a,
-		       const char *id, struct ferryd_link *l, int sk)
+ * socket @sk when @l is NULL. The starter's status, or -1 when it did not run. */
+static int start_here(struct ferryd *d, const struct ferryd_user *u, const struct ferryd_ask *a,
+		      const char *id, struct ferryd_link *l, int sk)
 {
 	struct ferry_error *err = NULL;
 	_cleanup_close_ int out = memfd_create("ferryd-out", MFD_CLOEXEC),
 			    errfd = memfd_create("ferryd-err", MFD_CLOEXEC);
-	if (out < 0 || errfd < 0)
-		return ferryd_send_error(sk, l, id, "start the instance: %s", strerror(errno));
+	if (out < 0 || errfd < 0) {
+		ferryd_send_error(sk, l, id, "start the instance: %s", strerror(errno));
+		return -1;
+	}
 	struct ferryd_keepalive k;
 	if (l)
 		ferryd_keepalive_start(&k, l);
@@ -90,7 +92,7 @@ static void start_here(struct ferryd *d, const struct ferryd_user *u, const stru
 		ferryd_log(id, "'%s' of %s: %s", a->instance, u->name, err->message);
 		ferryd_send_error(sk, l, id, "%s", err->message);
 		ferry_error_free(err);
-		return;
+		return -1;
 	}
 	size_t olen = 0, elen = 0;
 	_cleanup_free_ char *o = read_head(out, START_OUT_MAX, &olen),
@@ -105,6 +107,7 @@ static void start_here(struct ferryd *d, const struct ferryd_user *u, const stru
 	(void)(l ? ferryd_link_send(l, &done, &err) : ferry_msg_send(sk, &done, &err));
 	ferry_msg_clear(&done);
 	ferry_error_free(err);
+	return status;
 }
 
 void ferryd_start_serve(struct ferryd *d, struct ferryd_link *l, const struct ferry_msg *m)
@@ -141,7 +144,7 @@ void ferryd_start_serve(struct ferryd *d, struct ferryd_link *l, const struct fe
 		return ferryd_send_error(-1, l, id, "%s", a->message);
 	ferryd_log(id, "%s's start from %s: instance '%s'", u.name, ferry_msg_get(m, "from") ?: "?",
 		   a->instance);
-	start_here(d, &u, a, id, l, -1);
+	(void)start_here(d, &u, a, id, l, -1);
 }
 
 /* ------------------------------------------------------------ the client's side */
@@ -151,11 +154,14 @@ void ferryd_start_client(struct ferryd *d, int sk, const struct ferryd_user *u, 
 {
 	_cleanup_free_ char *id = ferryd_new_id();
 	ferryd_log(id, "%s starts '%s' on %s", u->name, ask->instance, ask->to);
-	if (ask->here)
-		return start_here(d, u, ask, id, NULL, sk);
+	int status = -1;
+	if (ask->here) {
+		status = start_here(d, u, ask, id, NULL, sk);
+		goto out;
+	}
 	struct ferryd_link peer = {.fd = -1};
 	if (ferryd_peer_open(d, addr, &peer, sk, id) < 0)
-		return;
+		goto out;
 	struct ferry_error *err = NULL;
 	struct ferry_msg m = {0};
 	ferry_msg_set(&m, "type", "start");
@@ -171,8 +177,11 @@ void ferryd_start_client(struct ferryd *d, int sk, const struct ferryd_user *u, 
 		ferry_error_free(err);
 	} else {
 		static const char *const types[] = {"done", NULL};
-		free(ferryd_relay_peer(&peer, sk, FERRYD_PEER_TIMEOUT, ask->to, id, types));
+		free(ferryd_relay_peer(&peer, sk, FERRYD_PEER_TIMEOUT, ask->to, id, types, &status));
 	}
 	ferryd_link_close(&peer);
 	close(peer.fd);
+out:
+	if (status != 0)
+		ferryd_launch_tidy(d, u, ask, id);
 }

@@ -147,17 +147,26 @@ req_b64() {
 @test "ferry-rsh: the launcher agent in an instance starts a daemonizing command as a checkpointable instance on the node its host maps to, and on its own node" {
 	as_user1 "$FERRY" checkpoint create "$T" >/dev/null
 	local rsh=/.ferry/criu/ferry-rsh
+	# h3's address is outside the admin's range (198.18.1.0/24): its start fails on nodeB
 	run --separate-stderr on nodeA "$FERRY" instance start --criu-launch "$T" --net --network ftmac \
 		--network-args "IP=198.18.1.71/16" --private-tmp \
-		--env "FERRY_RSH_HOSTS=h1:nodeB:198.18.1.72/16, h2:nodeA:198.18.1.73/16" --env FERRY_RSH_NETWORK=ftmac \
-		"$IMG" "$T" sh -c "for h in h1 h2; do $rsh -x \$h '(sleep 1000 &)' ';' echo daemon on '\$(hostname)' >>/tmp/rsh 2>&1; echo \"rc=\$?\" >>/tmp/rsh; done; $rsh h9 true >>/tmp/rsh 2>&1; echo \"rc=\$?\" >>/tmp/rsh; sleep 1000"
+		--env "FERRY_RSH_HOSTS=h1:nodeB:198.18.1.72/16, h2:nodeA:198.18.1.73/16, h3:nodeB:198.18.3.74/16" \
+		--env FERRY_RSH_NETWORK=ftmac \
+		"$IMG" "$T" sh -c "for h in h1 h2; do $rsh -x \$h '(sleep 1000 &)' ';' echo daemon on '\$(hostname)' >>/tmp/rsh 2>&1; echo \"rc=\$?\" >>/tmp/rsh; done; for h in h9 h3; do $rsh \$h true >>/tmp/rsh 2>&1; echo \"rc=\$?\" >>/tmp/rsh; done; sleep 1000"
 	[ "$status" -eq 0 ] || fail "instance start: $stderr"
-	wait_for on nodeA "$FERRY" exec "instance://$T" grep -q "rc=.*rc=.*rc=" /tmp/rsh -z || true
+	wait_for on nodeA "$FERRY" exec "instance://$T" grep -q "rc=.*rc=.*rc=.*rc=" /tmp/rsh -z || true
 	run on nodeA "$FERRY" exec "instance://$T" cat /tmp/rsh
 	assert_line --index 0 "rc=0"
 	assert_line --index 1 "rc=0"
 	assert_line --index 2 --regexp "^ferry-rsh: no node 'h9' is known to ferryd on 'nodeA'$"
 	assert_line --index 3 "rc=255"
+	assert_line --index 4 --partial "198.18.3.74"
+	assert_line --index 5 --regexp "^rc=[1-9]"
+	# a launch refused, or whose start failed, leaves no checkpoint directory behind
+	[ ! -e "$(ckpt_dir "$U1" "$T-h9")" ] || fail "a refused launch left $(ckpt_dir "$U1" "$T-h9")"
+	wait_for sh -c "[ ! -e '$(ckpt_dir "$U1" "$T-h3")' ]" ||
+		fail "a failed launch left $(ckpt_dir "$U1" "$T-h3")"
+	! listed_on nodeB "$T-h3" || fail "h3 started"
 	# what the daemons' commands said is in their instances' logs
 	grep -qx "daemon on h1" "$(inst_field nodeB "$T-h1" logOutPath)" || fail "h1's log: $(cat "$(inst_field nodeB "$T-h1" logOutPath)")"
 	grep -qx "daemon on h2" "$(inst_field nodeA "$T-h2" logOutPath)" || fail "h2's log"
