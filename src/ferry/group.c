@@ -42,27 +42,40 @@ struct member {
 	int status;
 };
 
-static int member_start(struct member *m, uint32_t flags)
+/* Member @m's child, its stdout and stderr pipes ours: with @op FERRY_OP_CHECKPOINT_DUMP, the
+ * starter's held dump of the instance (its stdin a pipe for our word); else (--restart) its
+ * restart from its checkpoint of its name (the starter, or 'instance start --node' through
+ * ferryd when it has a place). */
+static int member_fork(struct member *m, uint32_t op, uint32_t flags)
 {
-	int in[2], out[2], err[2];
-	if (pipe2(in, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0)
+	bool dump = op == FERRY_OP_CHECKPOINT_DUMP;
+	int in[2] = {-1, -1}, out[2], err[2];
+	if ((dump && pipe2(in, O_CLOEXEC) < 0) || pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0)
 		return cli_fail("pipe: %s", strerror(errno));
 	fflush(NULL);
 	m->pid = fork();
 	if (m->pid < 0)
 		return cli_fail("fork: %s", strerror(errno));
 	if (m->pid == 0) {
-		if (dup2(in[0], STDIN_FILENO) < 0 || dup2(out[1], STDOUT_FILENO) < 0 ||
+		if ((dump && dup2(in[0], STDIN_FILENO) < 0) || dup2(out[1], STDOUT_FILENO) < 0 ||
 		    dup2(err[1], STDERR_FILENO) < 0)
 			_exit(255);
-		struct ferry_request req = {
-		    .op = FERRY_OP_CHECKPOINT_DUMP, .flags = flags, .instance = (char *)m->name};
-		_exit(exec_starter(&req));
+		struct ferry_request req = {.op = op, .flags = flags};
+		if (dump) {
+			req.instance = (char *)m->name;
+			_exit(exec_starter(&req));
+		}
+		req.checkpoint = checkpoint_resolve(m->name, true);
+		if (!req.checkpoint)
+			_exit(255);
+		_exit(m->place ? remote_start(&req, m->place) : exec_starter(&req));
 	}
-	close(in[0]);
+	if (dump) {
+		close(in[0]);
+		m->in = in[1];
+	}
 	close(out[1]);
 	close(err[1]);
-	m->in = in[1];
 	m->out = out[0];
 	m->err = err[0];
 	return 0;
@@ -249,33 +262,6 @@ static void run_members(struct member *ms, size_t n)
 	reap_members(ms, n);
 }
 
-/* --restart: member @m's restart from its checkpoint of its name, by a child (the starter, or
- * 'instance start --node' through ferryd when it has a place): stdout and stderr ours. */
-static int member_restart(struct member *m, uint32_t flags)
-{
-	int out[2], err[2];
-	if (pipe2(out, O_CLOEXEC) < 0 || pipe2(err, O_CLOEXEC) < 0)
-		return cli_fail("pipe: %s", strerror(errno));
-	fflush(NULL);
-	m->pid = fork();
-	if (m->pid < 0)
-		return cli_fail("fork: %s", strerror(errno));
-	if (m->pid == 0) {
-		if (dup2(out[1], STDOUT_FILENO) < 0 || dup2(err[1], STDERR_FILENO) < 0)
-			_exit(255);
-		struct ferry_request req = {.op = FERRY_OP_INSTANCE_START, .flags = flags};
-		req.checkpoint = checkpoint_resolve(m->name, true);
-		if (!req.checkpoint)
-			_exit(255);
-		_exit(m->place ? remote_start(&req, m->place) : exec_starter(&req));
-	}
-	close(out[1]);
-	close(err[1]);
-	m->out = out[0];
-	m->err = err[0];
-	return 0;
-}
-
 /* Until every member (a child) has ended: its status. */
 static void wait_members(struct member *ms, size_t n)
 {
@@ -291,7 +277,7 @@ static int group_restart(struct member *ms, size_t n, uint32_t flags)
 	for (size_t i = 0; i < n && r == 0; i++) {
 		ms[i].place = ms[i].node;
 		ms[i].node = NULL; /* (a child's pipes, wherever it restarts) */
-		r = member_restart(&ms[i], flags);
+		r = member_fork(&ms[i], FERRY_OP_INSTANCE_START, flags);
 	}
 	wait_members(ms, n);
 	size_t ok = 0;
@@ -533,7 +519,7 @@ int cmd_checkpoint_group(int argc, char **argv)
 	int r = 0;
 	for (size_t i = 0; i < n && r == 0; i++)
 		r = ms[i].node ? member_start_remote(&ms[i], flags & FERRY_REQ_LEAVE_RUNNING)
-			       : member_start(&ms[i], flags);
+			       : member_fork(&ms[i], FERRY_OP_CHECKPOINT_DUMP, flags);
 	if (r != 0) {
 		/* the members started give up (EOF, or the word not to go) */
 		for (size_t i = 0; i < n; i++)

@@ -331,6 +331,11 @@ char *ferryd_new_id(void);
 void ferryd_hold_client(struct ferryd *d, int sk, const struct ferryd_user *u, const struct ferryd_ask *ask,
 			const char *addr);
 void ferryd_hold_serve(struct ferryd *d, struct ferryd_link *l, const struct ferry_msg *m);
+/* The user a peer's @what message ("hold", "start", "prepare") acts for: its "id" well formed,
+ * its "uid" that of a user here whose name is its "user" (the nodes must agree on who uid N is),
+ * into *@u. -1 (the peer told why) when not. */
+int ferryd_peer_user(struct ferryd_link *l, const struct ferry_msg *m, const char *what,
+		     struct ferryd_user *u);
 /* A link to the peer at @addr (ferryd_connect_peer, ferryd_link_open) for the client on @sk,
  * who is told why when there is none (-1). */
 int ferryd_peer_open(struct ferryd *d, const char *addr, struct ferryd_link *peer, int sk, const char *id);

@@ -22,6 +22,7 @@
 
 #include "ferryd.h"
 #include "fs.h"
+#include "journal.h"
 #include "names.h"
 
 #define HOLD_OUT_MAX 8192
@@ -144,19 +145,13 @@ void ferryd_hold_serve(struct ferryd *d, struct ferryd_link *l, const struct fer
 {
 	struct ferry_error *err = NULL;
 	const char *id = ferry_msg_get(m, "id"), *name = ferry_msg_get(m, "instance"),
-		   *uid_s = ferry_msg_get(m, "uid"), *user = ferry_msg_get(m, "user"),
 		   *leave = ferry_msg_get(m, "leave");
-	unsigned long long uid = 0;
-	if (!id || strlen(id) != 12 || strspn(id, "0123456789abcdef") != 12 || !name ||
-	    ferry_name_check(name, "instance", NULL) < 0 || !uid_s ||
-	    parse_uint64(uid_s, UINT32_MAX - 1, &uid) < 0 || !user || !leave ||
+	if (!name || ferry_name_check(name, "instance", NULL) < 0 || !leave ||
 	    (!streq(leave, "0") && !streq(leave, "1")))
 		return ferryd_send_error(-1, l, id, "bad hold message");
 	struct ferryd_user u = {0};
-	if (ferryd_user_lookup((uid_t)uid, &u, &err) < 0)
-		return ferryd_send_error(-1, l, id, "%s", err->message);
-	if (!streq(u.name, user)) /* the nodes must agree on who uid N is */
-		return ferryd_send_error(-1, l, id, "uid %llu is '%s' here, not '%s'", uid, u.name, user);
+	if (ferryd_peer_user(l, m, "hold", &u) < 0)
+		return;
 	ferryd_log(id, "%s's group checkpoint from %s: holding '%s'", u.name, ferry_msg_get(m, "from") ?: "?",
 		   name);
 	struct ferry_request req = {.op = FERRY_OP_CHECKPOINT_DUMP,
@@ -246,6 +241,29 @@ char *ferryd_relay_peer(struct ferryd_link *peer, int sk, unsigned timeout, cons
 		ferry_error_free(err);
 	ferry_msg_clear(&m);
 	return type;
+}
+
+int ferryd_peer_user(struct ferryd_link *l, const struct ferry_msg *m, const char *what,
+		     struct ferryd_user *u)
+{
+	struct ferry_error *err = NULL;
+	const char *id = ferry_msg_get(m, "id"), *uid_s = ferry_msg_get(m, "uid"),
+		   *user = ferry_msg_get(m, "user");
+	unsigned long long uid = 0;
+	if (!ferryd_id_ok(id) || !uid_s || parse_uint64(uid_s, UINT32_MAX - 1, &uid) < 0 || !user) {
+		ferryd_send_error(-1, l, id, "bad %s message", what);
+		return -1;
+	}
+	if (ferryd_user_lookup((uid_t)uid, u, &err) < 0) {
+		ferryd_send_error(-1, l, id, "%s", err->message);
+		ferry_error_free(err);
+		return -1;
+	}
+	if (!streq(u->name, user)) {
+		ferryd_send_error(-1, l, id, "uid %llu is '%s' here, not '%s'", uid, u->name, user);
+		return -1;
+	}
+	return 0;
 }
 
 int ferryd_peer_open(struct ferryd *d, const char *addr, struct ferryd_link *peer, int sk, const char *id)

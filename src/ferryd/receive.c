@@ -22,21 +22,17 @@ static bool in_doubt(const struct ferry_error *err)
 	       strstr(m, "timed out");
 }
 
-/* The prepare message, checked (its uid in *ret_uid); false (and the peer told) when it is not one. */
-static bool prepare_ok(struct ferryd_link *l, const struct ferry_msg *m, unsigned long long *ret_uid)
+/* The prepare message, checked (its user in *@u); false (and the peer told) when it is not one. */
+static bool prepare_ok(struct ferryd_link *l, const struct ferry_msg *m, struct ferryd_user *u)
 {
 	const char *type = ferry_msg_get(m, "type"), *id = ferry_msg_get(m, "id"),
-		   *name = ferry_msg_get(m, "instance");
-	const char *mode = ferry_msg_get(m, "mode"), *uid_s = ferry_msg_get(m, "uid"),
-		   *user = ferry_msg_get(m, "user");
-	if (!type || !streq(type, "prepare") || !id || strlen(id) != 12 ||
-	    strspn(id, "0123456789abcdef") != 12 || !name || ferry_name_check(name, "instance", NULL) < 0 ||
-	    !mode || ferryd_mode_of(mode) < 0 || !uid_s || parse_uint64(uid_s, UINT32_MAX - 1, ret_uid) < 0 ||
-	    !user) {
+		   *name = ferry_msg_get(m, "instance"), *mode = ferry_msg_get(m, "mode");
+	if (!type || !streq(type, "prepare") || !name || ferry_name_check(name, "instance", NULL) < 0 ||
+	    !mode || ferryd_mode_of(mode) < 0) {
 		ferryd_send_error(-1, l, id, "bad prepare message");
 		return false;
 	}
-	return true;
+	return ferryd_peer_user(l, m, "prepare", u) == 0;
 }
 
 /* The restart message of a default-mode migration: only a directory of this user in the shared
@@ -207,16 +203,10 @@ static void serve(struct ferryd *d, struct ferryd_link *l)
 		return;
 	}
 	long long t_prepare = ferry_monotonic_ms();
-	unsigned long long uid = 0;
-	if (!prepare_ok(l, &m, &uid))
-		return;
-	const char *id = ferry_msg_get(&m, "id"), *name = ferry_msg_get(&m, "instance"),
-		   *user = ferry_msg_get(&m, "user");
 	struct ferryd_user u = {0};
-	if (ferryd_user_lookup((uid_t)uid, &u, &err) < 0)
-		return ferryd_send_error(-1, l, id, "%s", err->message);
-	if (!streq(u.name, user)) /* the nodes must agree on who uid N is */
-		return ferryd_send_error(-1, l, id, "uid %llu is '%s' here, not '%s'", uid, u.name, user);
+	if (!prepare_ok(l, &m, &u))
+		return;
+	const char *id = ferry_msg_get(&m, "id"), *name = ferry_msg_get(&m, "instance");
 	const char *mode = ferry_msg_get(&m, "mode");
 	enum ferryd_mode md = (enum ferryd_mode)ferryd_mode_of(mode);
 	/* nothing of the instance has stopped yet: whatever would make the restart here fail is

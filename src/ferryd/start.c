@@ -113,17 +113,10 @@ static int start_here(struct ferryd *d, const struct ferryd_user *u, const struc
 void ferryd_start_serve(struct ferryd *d, struct ferryd_link *l, const struct ferry_msg *m)
 {
 	struct ferry_error *err = NULL;
-	const char *id = ferry_msg_get(m, "id"), *uid_s = ferry_msg_get(m, "uid"),
-		   *user = ferry_msg_get(m, "user");
-	unsigned long long uid = 0;
-	if (!id || strlen(id) != 12 || strspn(id, "0123456789abcdef") != 12 || !uid_s ||
-	    parse_uint64(uid_s, UINT32_MAX - 1, &uid) < 0 || !user)
-		return ferryd_send_error(-1, l, id, "bad start message");
+	const char *id = ferry_msg_get(m, "id");
 	struct ferryd_user u = {0};
-	if (ferryd_user_lookup((uid_t)uid, &u, &err) < 0)
-		return ferryd_send_error(-1, l, id, "%s", err->message);
-	if (!streq(u.name, user)) /* the nodes must agree on who uid N is */
-		return ferryd_send_error(-1, l, id, "uid %llu is '%s' here, not '%s'", uid, u.name, user);
+	if (ferryd_peer_user(l, m, "start", &u) < 0)
+		return;
 	/* the request's bytes are the user's: read again, by the user */
 	_cleanup_free_ struct ferryd_ask *a = xzalloc(sizeof(*a));
 	if (ferryd_as_user(d, &u, "ferryd-start", -1, take_as_user, (void *)m, a, sizeof(*a),

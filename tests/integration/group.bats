@@ -47,6 +47,17 @@ member() {
 	[ "$status" -eq 0 ] || fail "instance start $name: $stderr"
 }
 
+# bad_member NODE: member $T-bad on NODE, whose dump fails at the end, once CRIU wrote its
+# images: a file in its private /tmp it cannot read (saving /tmp comes after the images, the tree
+# still frozen).
+bad_member() {
+	rm -rf "$(ckpt_dir "$U1" "$T-bad")"
+	as_user1 "$FERRY" checkpoint create "$T-bad" >/dev/null
+	run --separate-stderr on "$1" "$FERRY" instance start --criu-launch "$T-bad" --private-tmp "$IMG" "$T-bad" \
+		sh -c 'echo x >/tmp/locked && chmod 000 /tmp/locked && exec sleep 1000'
+	[ "$status" -eq 0 ] || fail "instance start $T-bad on $1: $stderr"
+}
+
 # stream_pair [CLIENT_NODE]: a server and its client, members $T-srv (198.18.1.60, on nodeA) and
 # $T-cli (198.18.1.61, on CLIENT_NODE: nodeA), with a numbered stream between them (a number
 # every 20 ms), each logging its progress to $OUT/srv and $OUT/cli (tcpstream's +PROGRESS: one
@@ -143,13 +154,7 @@ gens() { find "$(ckpt_dir "$U1" "$1")" -maxdepth 1 -name 'gen-*' -printf '%f\n' 
 	mig_up
 	local at
 	stream_pair
-	# a third member whose dump fails at the end, once CRIU wrote its images: a file in its
-	# private /tmp it cannot read (saving /tmp comes after the images, the tree still frozen)
-	rm -rf "$(ckpt_dir "$U1" "$T-bad")"
-	as_user1 "$FERRY" checkpoint create "$T-bad" >/dev/null
-	run --separate-stderr on nodeA "$FERRY" instance start --criu-launch "$T-bad" --private-tmp "$IMG" "$T-bad" \
-		sh -c 'echo x >/tmp/locked && chmod 000 /tmp/locked && exec sleep 1000'
-	[ "$status" -eq 0 ] || fail "instance start: $stderr"
+	bad_member nodeA
 	run --separate-stderr on nodeA "$FERRY" checkpoint group "$T-srv" "$T-bad" "$T-cli"
 	assert_ferry_error "checkpoint of the group: instance '$T-bad': .*'/tmp/locked' cannot be read: Permission denied; every instance keeps running and no generation was published$"
 	for m in srv bad cli; do
@@ -247,12 +252,7 @@ gens() { find "$(ckpt_dir "$U1" "$1")" -maxdepth 1 -name 'gen-*' -printf '%f\n' 
 	mig_up
 	local at
 	stream_pair
-	# the failing member is on nodeB: a file in its private /tmp it cannot read
-	rm -rf "$(ckpt_dir "$U1" "$T-bad")"
-	as_user1 "$FERRY" checkpoint create "$T-bad" >/dev/null
-	run --separate-stderr on nodeB "$FERRY" instance start --criu-launch "$T-bad" --private-tmp "$IMG" "$T-bad" \
-		sh -c 'echo x >/tmp/locked && chmod 000 /tmp/locked && exec sleep 1000'
-	[ "$status" -eq 0 ] || fail "instance start: $stderr"
+	bad_member nodeB
 	run --separate-stderr on nodeA "$FERRY" checkpoint group "$T-srv" "nodeB:$T-bad" "$T-cli"
 	assert_ferry_error "checkpoint of the group: instance 'nodeB:$T-bad': on nodeB: .*'/tmp/locked' cannot be read: Permission denied.*; every instance keeps running and no generation was published$"
 	listed_on nodeB "$T-bad" || fail "'$T-bad' stopped"
