@@ -14,8 +14,12 @@
 #             staged in node-local memory (ferry.conf's default) and direct, PERIODIC_SIZES MiB:
 #             the job's pause against S / (local write rate), then the checkpoint a preemption's
 #             SIGTERM asks for (dump, sync, stop) against a 60 s grace time
-#   group     ferry checkpoint group of N members (GROUP_N) of GROUP_MB MiB each, against the
-#             slowest member's own checkpoint and the sum of their own checkpoints
+#   group     ferry checkpoint group of N members (GROUP_N) of GROUP_MB MiB each, on one node and
+#             spread over both (GROUP_NODES), against the slowest member's own checkpoint, the
+#             sum of their own checkpoints and their own checkpoints started at once
+#   rankmove  a job of RANKMOVE_N ranks (RANKMOVE_MB MiB each) talking over TCP in a ring, one
+#             instance and address each, on both nodes; one rank migrated in each mode: the
+#             longest pause the other ranks see against the moved rank's downtime + 100 ms
 #   apps      HPL (an N sweep), LAMMPS, GROMACS, AutoDock Vina: run time without / with a
 #             migration, and the same result either way (an application this machine cannot
 #             run, such as GROMACS on a CPU without rdtscp, is left out and named in run.json)
@@ -30,6 +34,9 @@
 #   APPS="hpl lammps gromacs vina"  the applications of the apps suite                [all]
 #   GROUP_N="N..."              members of the group suite                      [1 2 4 8]
 #   GROUP_MB=MiB                each member's size                                  [256]
+#   GROUP_NODES="1 2"           members on one node, spread over both (N >= 2)      [1 2]
+#   RANKMOVE_N="N..."           ranks of the rankmove suite's job                     [4]
+#   RANKMOVE_MB=MiB             each rank's memory                                  [256]
 #   HPL_POINTS="N..."           HPL problem sizes (hpcc runs its other tests first) [3000 4000]
 #   LMP_ATOM_STEPS, GMX_ATOM_STEPS  LAMMPS / GROMACS run length (atom-steps)  [~20 s each]
 #   VINA_POINTS="EXH..."        AutoDock Vina exhaustiveness (search effort)          [48: ~20 s]
@@ -61,6 +68,7 @@ if [ $SMOKE = 1 ]; then
 	RAW=$BENCH_DIR/results/smoke
 	REPEAT=1 SIZES=${SIZES:-32} OVERHEAD_SIZES=${OVERHEAD_SIZES:-32} PERIODIC_SIZES=${PERIODIC_SIZES:-32} START_RUNS=2
 	GROUP_N=${GROUP_N:-1 2} GROUP_MB=${GROUP_MB:-32}
+	RANKMOVE_N=${RANKMOVE_N:-3} RANKMOVE_MB=${RANKMOVE_MB:-32} RANKMOVE_CALM=${RANKMOVE_CALM:-1}
 	LINK=${LINK:-1gbit}
 	export DISK_GB=1
 fi
@@ -71,13 +79,16 @@ PERIODIC_SIZES=${PERIODIC_SIZES:-256 1024 4096}
 START_RUNS=${START_RUNS:-10}
 GROUP_N=${GROUP_N:-1 2 4 8}
 GROUP_MB=${GROUP_MB:-256}
+GROUP_NODES=${GROUP_NODES:-1 2}
+RANKMOVE_N=${RANKMOVE_N:-4}
+RANKMOVE_MB=${RANKMOVE_MB:-256}
 export HPL_POINTS=${HPL_POINTS:-3000 4000}
 export LMP_ATOM_STEPS=${LMP_ATOM_STEPS:-35000000} GMX_ATOM_STEPS=${GMX_ATOM_STEPS:-16000000}
 SUITES=("$@")
-[ ${#SUITES[@]} -gt 0 ] || SUITES=(floor start overhead migrate periodic group apps)
+[ ${#SUITES[@]} -gt 0 ] || SUITES=(floor start overhead migrate periodic group rankmove apps)
 for s in "${SUITES[@]}"; do
-	case $s in floor | start | overhead | migrate | periodic | group | apps) ;; *)
-		echo "bench: unknown suite '$s' (floor, start, overhead, migrate, periodic, group, apps)" >&2
+	case $s in floor | start | overhead | migrate | periodic | group | rankmove | apps) ;; *)
+		echo "bench: unknown suite '$s' (floor, start, overhead, migrate, periodic, group, rankmove, apps)" >&2
 		exit 2
 		;;
 	esac
@@ -95,6 +106,8 @@ source "$BENCH_DIR/lib/mig.bash"
 source "$BENCH_DIR/lib/periodic.bash"
 # shellcheck source=lib/group.bash
 source "$BENCH_DIR/lib/group.bash"
+# shellcheck source=lib/rankmove.bash
+source "$BENCH_DIR/lib/rankmove.bash"
 if [[ " ${SUITES[*]} " == *" apps "* ]]; then
 	# shellcheck source=lib/apps.bash
 	source "$BENCH_DIR/lib/apps.bash"
@@ -121,7 +134,7 @@ jq -n --arg run "$BENCH_RUN_ID" --arg link "$LINK" --argjson disk "$DISK_RATE" \
 	--argjson cpus "$(nproc)" --argjson mem "$(awk '/MemTotal/ { print $2 * 1024 }' /proc/meminfo)" \
 	'$ARGS.named' >"$RAW/run.json"
 
-trap 'periodic_cleanup; group_cleanup; cluster_down; rm -rf "$BENCH_WORK/runc" /dev/shm/ferry-bench-criu /dev/shm/ferry-bench-runc' EXIT
+trap 'periodic_cleanup; group_cleanup; rankmove_cleanup; cluster_down; rm -rf "$BENCH_WORK/runc" /dev/shm/ferry-bench-criu /dev/shm/ferry-bench-runc' EXIT
 say "cluster: link $LINK, shared disk $((DISK_RATE / 1048576)) MiB/s"
 cluster_up
 
@@ -220,13 +233,32 @@ suite_periodic() {
 }
 
 suite_group() {
-	local r n
+	local r n nodes placements
+	read -r -a placements <<<"$GROUP_NODES"
 	for ((r = 0; r < REPEAT; r++)); do
 		for n in $GROUP_N; do
-			say "group $((r + 1))/$REPEAT: $n x $GROUP_MB MiB"
-			group_measure "$n" "$GROUP_MB" "$r"
+			for nodes in $(order $r "${placements[@]}"); do
+				# one member is on one node
+				[ "$n" -gt 1 ] || [ "$nodes" = 1 ] || continue
+				say "group $((r + 1))/$REPEAT: $n x $GROUP_MB MiB on $nodes node(s)"
+				group_measure "$n" "$GROUP_MB" "$r" "$nodes"
+			done
 		done
 	done
+}
+
+suite_rankmove() {
+	local r n mode
+	rankmove_setup
+	for ((r = 0; r < REPEAT; r++)); do
+		for n in $RANKMOVE_N; do
+			for mode in $(order $r diskless default live); do
+				say "rankmove $((r + 1))/$REPEAT: $n ranks x $RANKMOVE_MB MiB, rank 0 moved ($mode)"
+				rankmove_measure "$mode" "$n" "$RANKMOVE_MB" "$r"
+			done
+		done
+	done
+	rankmove_cleanup
 }
 
 suite_apps() {

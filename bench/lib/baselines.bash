@@ -99,11 +99,12 @@ bl_die() {
 	exit 1
 }
 
-# bl_tools: the C tools of the baselines, (re)built into $BENCH_CACHE/bin when their source changes.
+# bl_tools: the C tools of the benchmarks (bench/tools), (re)built into $BENCH_CACHE/bin when
+# their source changes.
 bl_tools() {
 	local t src
 	mkdir -p "$BL_BIN" || return 1
-	for t in floor_io minictr; do
+	for t in floor_io minictr tcpring; do
 		src=$BENCH_DIR/tools/$t.c
 		[ -x "$BL_BIN/$t" ] && [ ! "$src" -nt "$BL_BIN/$t" ] && continue
 		if ! gcc -std=gnu11 -O2 -Wall -Wextra -static -o "$BL_BIN/$t.$$" "$src" ||
