@@ -37,6 +37,8 @@ def r2: if . == null then null else (. * 100 | round) / 100 end;
 	cat_suite migrate | jq -sc '{migrate: .}'
 	cat_suite apps | jq -sc '{apps: .}'
 	cat_suite periodic | jq -sc '{periodic: .}'
+	cat_suite group | jq -sc '{group: .}'
+	cat_suite rankmove | jq -sc '{rankmove: .}'
 	jq -c '{run: .}' "$RAW/run.json"
 } | jq -s 'add' | jq "$JQ_LIB"'
 	. as $all
@@ -85,6 +87,22 @@ def r2: if . == null then null else (. * 100 | round) / 100 end;
 			| (if $a0 < 0 then ($p | map(.[0] * .[1]) | add) / ($p | map(.[0] * .[0]) | add) else $b end) as $b
 			| {fixed_ms: ($a | round), ms_per_gib: ($b * 1073741824 | round),
 			   max_bytes_60s: (if $b > 0 then ((60000 - $a) / $b | floor) else null end)} end),
+	# the group checkpoint against the slowest member alone (the target: <= 1.2), and against the
+	# members alone started at once (the same dumps, without the coordination)
+	group: (($all.group // []) | map(.nodes //= 1) | group_by([.n, .nodes]) | map(
+		{n: .[0].n, nodes: .[0].nodes, mb: .[0].mb, count: length, alone_max_ms: stat(.alone_max_ms),
+		 alone_sum_ms: stat(.alone_sum_ms), together_ms: stat(.together_ms), group_ms: stat(.group_ms),
+		 bytes: stat(.bytes)}
+		| . + {vs_max: (if .alone_max_ms.med > 0 then (.group_ms.med / .alone_max_ms.med | r2) else null end),
+		       vs_together: (if .together_ms.med > 0 then (.group_ms.med / .together_ms.med | r2) else null end)})),
+	# the pause the other ranks see while one moves, against its downtime + 100 ms (the target)
+	rankmove: (($all.rankmove // []) | group_by([.ranks, .mb, .mode]) | map(
+		{ranks: .[0].ranks, mb: .[0].mb, mode: .[0].mode, n: length, bytes: stat(.bytes),
+		 downtime_ms: stat(.downtime_ms), total_ms: stat(.total_ms), pause_ms: stat(.pause_ms),
+		 pause_end_ms: stat(.pause_end_ms), gap_ms: stat(.gap_ms), stalls: stat(.stalls),
+		 own_pause_ms: stat(.own_pause_ms), before_ms: stat(.before_ms), msg_ms: stat(.msg_ms),
+		 excess_ms: stat(.pause_ms - .downtime_ms), met: map(select(.pause_ms <= .downtime_ms + 100)) | length}
+		| . + {target_ms: (.downtime_ms.med + 100), vs_target: (.pause_ms.med / (.downtime_ms.med + 100) | r2)})),
 	apps: ($all.apps | group_by([.app, .size, .mig]) | map({app: .[0].app, size: .[0].size, mig: .[0].mig,
 		n: length, wall_ms: stat(.wall_ms), app_s: stat(.app_s), rss: stat(.rss), bytes: stat(.bytes),
 		total_ms: stat(.total_ms), downtime_ms: stat(.downtime_ms), dump_ms: stat(.dump_ms),
@@ -123,6 +141,12 @@ jq -r '.apps | map(select(.mig != "none")) | group_by([.app, .size]) | .[] | (ma
 jq -r '.periodic | group_by(.mb) | .[] | (map({(.mode): .}) | add) as $m | select($m.staged and $m.direct) |
 	[.[0].mb, ($m.staged.pause_ms.med / 1000), ($m.direct.pause_ms.med / 1000), ($m.staged.target_ms / 1000),
 	 (($m.staged.pause_ms.med + ($m.staged.drain_ms.med // 0)) / 1000)] | @tsv' "$S" >"$D/periodic.tsv"
+jq -r '.group | map(select(.nodes == 1)) | .[] | [.n, .group_ms.med, .alone_max_ms.med, (.together_ms.med // 0)] | @tsv' \
+	"$S" >"$D/group-1.tsv"
+jq -r '.group | map(select(.nodes == 2)) | .[] | [.n, .group_ms.med, .alone_max_ms.med, (.together_ms.med // 0)] | @tsv' \
+	"$S" >"$D/group-2.tsv"
+jq -r '.rankmove | .[] | ["\(.mode), \(.ranks) x \(.mb) MiB", .downtime_ms.med, .pause_ms.med, .target_ms, .total_ms.med] | @tsv' \
+	"$S" >"$D/rankmove.tsv"
 jq -r '.overhead | group_by(.mb) | .[] | (map({(.what): .}) | add) as $m |
 	[.[0].mb, ($m.ferry.dump_ms.med // 0), ($m.criu.dump_ms.med // 0), ($m.runc.dump_ms.med // 0),
 	 ($m.ferry.restore_ms.med // 0), ($m.criu.restore_ms.med // 0), ($m.runc.restore_ms.med // 0)] | @tsv' \
@@ -186,6 +210,19 @@ plot overhead-vs-peers overhead.tsv "set title 'Checkpoint and restore of the sa
 	plot '$D/overhead.tsv' using 2:xtic(1) title 'ferry dump', '' using 3 title 'CRIU dump',
 	     '' using 4 title 'runc dump', '' using 5 title 'ferry restore', '' using 6 title 'CRIU restore',
 	     '' using 7 title 'runc restore'"
+plot group-checkpoint group-1.tsv "set title 'Group checkpoint against each member alone';
+	set xlabel 'members'; set ylabel 'ms (median)'; set logscale x 2; set yrange [0:*];
+	plot '$D/group-1.tsv' using 1:2 with linespoints pt 7 lc 1 title 'group, one node',
+	     '' using 1:3 with lines dt 2 lc 1 title 'slowest own, one node',
+	     '' using 1:4 with lines dt 3 lc 1 title 'own, all at once, one node'$([ -s "$D/group-2.tsv" ] && echo ",
+	     '$D/group-2.tsv' using 1:2 with linespoints pt 5 lc 2 title 'group, two nodes',
+	     '' using 1:3 with lines dt 2 lc 2 title 'slowest own, two nodes',
+	     '' using 1:4 with lines dt 3 lc 2 title 'own, all at once, two nodes'")"
+plot rankmove-pause rankmove.tsv "set title 'One rank moved: the pause of the other ranks against its downtime';
+	set style data histograms; set yrange [0:*]; set style histogram clustered gap 1; set style fill solid 0.8 border -1;
+	set ylabel 'ms (median)'; set xtics rotate by -20;
+	plot '$D/rankmove.tsv' using 2:xtic(1) title 'downtime of the moved rank', '' using 3 title 'pause of the other ranks',
+	     '' using 4 title 'target: downtime + 100 ms', '' using 5 title 'ferry migrate, total'"
 
 # ---------------------------------------------------------------- tables
 tables() {
@@ -230,6 +267,16 @@ tables() {
 	  (.periodic[] | "| \(.mb) | \(.mode) | \(.bytes.med | mib) | \(.local_bps.med | rate) | \(s(.pause_ms)) | \(if .target_ms then (.target_ms / 1000 | r2 | tostring) else "–" end) | \(.vs_target // "–") | \(s(.drain_ms)) | \(s(.preempt_ms)) |"),
 	  "", "Periodic checkpoints: " + (if .preempt_fit == null then "not measured." else
 	    "a preemption checkpoint (dump, sync, stop) took \(.preempt_fit.fixed_ms / 1000 | r2) s + \(.preempt_fit.ms_per_gib / 1000 | r2) s per GiB at this shared disk (\($run.disk / 1048576 | round) MiB/s): the largest job that fits a 60 s grace time is about \(if .preempt_fit.max_bytes_60s then (.preempt_fit.max_bytes_60s / 1073741824 | r2 | tostring) + " GiB" else "–" end)." end),
+	  "", "### Group checkpoints (ferry checkpoint group --leave-running; ms)", "",
+	  "Each member the synthetic workload, its checkpoints on the tmpfs (`--mem-dir`); on two nodes the odd members on one, the even ones on the other (the group named from the first: `NODE:NAME`). Both nodes are one kernel on \($run.cpus) CPUs.", "",
+	  "| members | nodes | MiB each | slowest own | sum of own | own, all at once | group | group / slowest own | group / all at once |",
+	  "|---|---|---|---|---|---|---|---|---|",
+	  (.group[] | "| \(.n) | \(.nodes) | \(.mb) | \(ms(.alone_max_ms)) | \(ms(.alone_sum_ms)) | \(ms(.together_ms)) | \(ms(.group_ms)) | \(.vs_max // "–") | \(.vs_together // "–") |"),
+	  "", "### One rank moved while the job runs: the pause of the other ranks (ms)", "",
+	  "A ring of ranks over TCP (bench/tools/tcpring.c), each in its own instance with its own address, on both nodes; rank 0 moved. Pause: from a rank\u0027s first long gap between two messages (> 50 ms) to the end of its last, the longest of the other ranks. Met: repetitions whose pause was within downtime + 100 ms.", "",
+	  "| ranks | MiB each | mode | downtime | pause of the others | pause − downtime | target: downtime + 100 | pause / target | met | longest single gap | stalls | the moved rank\u0027s own pause | ferry migrate total | jitter before |",
+	  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+	  (.rankmove[] | "| \(.ranks) | \(.mb) | \(.mode) | \(ms(.downtime_ms)) | \(ms(.pause_ms)) | \(ms(.excess_ms)) | \(.target_ms | r2) | \(.vs_target) | \(.met) of \(.n) | \(ms(.gap_ms)) | \(.stalls.med) | \(ms(.own_pause_ms)) | \(ms(.total_ms)) | \(ms(.before_ms)) |"),
 	  "", "### Real applications (figs. 16–17)", "",
 	  "| application | size | migration | wall time | RSS MiB | checkpoint MiB | total | downtime | results identical |",
 	  "|---|---|---|---|---|---|---|---|---|",
