@@ -367,23 +367,33 @@ static int do_start(int argc, char **argv)
 	return o.node ? remote_start(&o.req, o.node) : exec_starter(&o.req);
 }
 
-/* A blob of the answer (the starter's stdout or stderr there): onto @fd, or into *@ret. */
-static void take_blob(const struct ferry_msg *m, const char *key, int fd, char **ret, size_t *ret_len)
+/* what is taken of the starter's stdout there (ferryd sends at most 4 MiB) */
+#define REMOTE_OUT_MAX (4u * 1024 * 1024)
+
+/* A blob of the answer (the starter's stdout or stderr there): onto @fd, or appended to *@ret
+ * (NUL-terminated, *@ret_len bytes, at most REMOTE_OUT_MAX). -1 when it is not one. */
+static int take_blob(const struct ferry_msg *m, const char *key, int fd, char **ret, size_t *ret_len)
 {
 	struct ferry_error *err = NULL;
 	_cleanup_free_ char *buf = xmalloc(FERRY_PROTO_BLOB_MAX + 1);
 	size_t len = 0;
 	if (ferry_msg_get_blob(m, key, buf, FERRY_PROTO_BLOB_MAX, &len, &err) < 0) {
 		cli_error(err);
-		return;
+		return -1;
 	}
-	buf[len] = '\0';
-	if (ret) {
-		*ret = TAKE_PTR(buf);
-		*ret_len = len;
-	} else {
+	if (!ret) {
 		(void)ferry_write_all(fd, buf, len);
+		return 0;
 	}
+	if (*ret_len + len > REMOTE_OUT_MAX) {
+		cli_fail("the output from the other node is larger than %u bytes", REMOTE_OUT_MAX);
+		return -1;
+	}
+	*ret = xrealloc(*ret, *ret_len + len + 1);
+	memcpy(*ret + *ret_len, buf, len);
+	*ret_len += len;
+	(*ret)[*ret_len] = '\0';
+	return 0;
 }
 
 int remote_run(const struct ferry_request *req, const char *node, char **ret_out, size_t *ret_len)
@@ -406,20 +416,34 @@ int remote_run(const struct ferry_request *req, const char *node, char **ret_out
 	ferry_msg_set(&m, "type", "start");
 	ferry_msg_set(&m, "to", "%s", node);
 	ferry_msg_set_blob(&m, "req", buf, len);
-	int rc = ferry_msg_send(sk, &m, &err) < 0 || ferry_msg_recv(sk, 0, &r, &err) < 0 ? -1 : 0;
+	int rc = ferry_msg_send(sk, &m, &err);
 	ferry_msg_clear(&m);
+	if (ret_out) {
+		*ret_out = NULL;
+		*ret_len = 0;
+	}
+	/* the starter's stdout there ("out", as many as it took), then its end ("done") */
+	while (rc == 0 && (rc = ferry_msg_recv(sk, 0, &r, &err)) == 0 &&
+	       streq(ferry_msg_get(&r, "type") ?: "", "out")) {
+		rc = take_blob(&r, "out", STDOUT_FILENO, ret_out, ret_len);
+		ferry_msg_clear(&r);
+	}
 	close(sk);
-	if (rc < 0)
-		return cli_error(err);
+	if (rc < 0) {
+		ferry_msg_clear(&r);
+		return err ? cli_error(err) : 255;
+	}
 	const char *type = ferry_msg_get(&r, "type") ?: "", *st = ferry_msg_get(&r, "status");
 	unsigned long long status = 255;
 	if (streq(type, "error"))
 		rc = cli_fail("%s", ferry_msg_get(&r, "message") ?: "the start failed");
 	else if (!streq(type, "done") || !st || parse_uint64(st, 255, &status) < 0)
 		rc = cli_fail("ferryd sent a '%s' message where the start's end was due", type);
+	else if (ferry_msg_get(&r, "out_cut"))
+		rc = cli_fail("the output of the starter on %s was cut at %s bytes", node,
+			      ferry_msg_get(&r, "out_cut"));
 	else {
-		take_blob(&r, "out", STDOUT_FILENO, ret_out, ret_len);
-		take_blob(&r, "err", STDERR_FILENO, NULL, NULL);
+		(void)take_blob(&r, "err", STDERR_FILENO, NULL, NULL);
 		rc = (int)status;
 	}
 	ferry_msg_clear(&r);

@@ -17,8 +17,8 @@
  * (it needs a connection on fd 4). The same way, 'instance list --node' has the user's instances
  * there listed (a bare INSTANCE_LIST request). Limits: the request is at most
  * FERRY_PROTO_BLOB_MAX bytes; the peer's answer is waited for FERRYD_PEER_TIMEOUT s of silence
- * (it pings while its starter runs); the starter's output sent back is bounded (START_OUT_MAX,
- * START_ERR_MAX). */
+ * (it pings while its starter runs); the starter's output sent back is bounded (START_OUT_TOTAL,
+ * in "out" messages before "done"; START_ERR_MAX). */
 #include <fcntl.h>
 #include <sys/mman.h>
 
@@ -26,8 +26,10 @@
 #include "fs.h"
 #include "spawn.h"
 
-/* what is sent back of the starter's stdout (a list of instances: some 30 of them) and stderr */
+/* what is sent back of the starter's stdout, in "out" messages of START_OUT_MAX bytes (a list of
+ * instances: some 30 of them a message), START_OUT_TOTAL in all (some 3000), and of its stderr */
 #define START_OUT_MAX (36u * 1024)
+#define START_OUT_TOTAL (4u * 1024 * 1024)
 #define START_ERR_MAX (4u * 1024)
 
 /* ------------------------------------------------------------- the peer's side */
@@ -94,17 +96,32 @@ static int start_here(struct ferryd *d, const struct ferryd_user *u, const struc
 		ferry_error_free(err);
 		return -1;
 	}
-	size_t olen = 0, elen = 0;
-	_cleanup_free_ char *o = read_head(out, START_OUT_MAX, &olen),
-			    *e = read_head(errfd, START_ERR_MAX, &elen);
 	ferryd_log(id, "'%s' of %s: the starter exited with status %d", a->instance, u->name, status);
+	/* its stdout in "out" messages, then "done" with its status and stderr */
+	_cleanup_free_ char *o = xmalloc(START_OUT_MAX);
+	off_t off = 0;
+	ssize_t got = 0;
+	int r2 = 0;
+	for (; r2 == 0 && off < (off_t)START_OUT_TOTAL && (got = pread(out, o, START_OUT_MAX, off)) > 0;
+	     off += got) {
+		struct ferry_msg om = {0};
+		ferry_msg_set(&om, "type", "out");
+		ferry_msg_set(&om, "id", "%s", id);
+		ferry_msg_set_blob(&om, "out", o, (size_t)got);
+		r2 = l ? ferryd_link_send(l, &om, &err) : ferry_msg_send(sk, &om, &err);
+		ferry_msg_clear(&om);
+	}
+	size_t elen = 0;
+	_cleanup_free_ char *e = read_head(errfd, START_ERR_MAX, &elen);
 	struct ferry_msg done = {0};
 	ferry_msg_set(&done, "type", "done");
 	ferry_msg_set(&done, "id", "%s", id);
 	ferry_msg_set(&done, "status", "%d", status);
-	ferry_msg_set_blob(&done, "out", o, olen);
+	if (off >= (off_t)START_OUT_TOTAL && pread(out, o, 1, off) == 1)
+		ferry_msg_set(&done, "out_cut", "%u", START_OUT_TOTAL);
 	ferry_msg_set_blob(&done, "err", e, elen);
-	(void)(l ? ferryd_link_send(l, &done, &err) : ferry_msg_send(sk, &done, &err));
+	if (r2 == 0)
+		(void)(l ? ferryd_link_send(l, &done, &err) : ferry_msg_send(sk, &done, &err));
 	ferry_msg_clear(&done);
 	ferry_error_free(err);
 	return status;
@@ -169,8 +186,14 @@ void ferryd_start_client(struct ferryd *d, int sk, const struct ferryd_user *u, 
 		ferryd_send_error(sk, NULL, id, "%s: %s", ask->to, err->message);
 		ferry_error_free(err);
 	} else {
-		static const char *const types[] = {"done", NULL};
-		free(ferryd_relay_peer(&peer, sk, FERRYD_PEER_TIMEOUT, ask->to, id, types, &status));
+		/* the starter's stdout ("out", as many as it takes), then its end */
+		static const char *const types[] = {"done", "out", NULL};
+		for (;;) {
+			_cleanup_free_ char *t =
+			    ferryd_relay_peer(&peer, sk, FERRYD_PEER_TIMEOUT, ask->to, id, types, &status);
+			if (!t || !streq(t, "out"))
+				break;
+		}
 	}
 	ferryd_link_close(&peer);
 	close(peer.fd);

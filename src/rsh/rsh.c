@@ -248,13 +248,22 @@ int main(int argc, char **argv)
 	uint32_t body = (uint32_t)(m.len - 4);
 	memcpy(m.buf, &body, 4); /* little-endian, as x86's */
 	int sk = connect_ferryd();
+	if (!io(sk, m.buf, m.len, true))
+		die("ferryd on this node ended the connection: see its log");
+	/* the answer: the starter's stdout ("out", as many as it took), then its end ("done") */
 	static char ans[MSG_MAX + 1];
 	uint32_t alen = 0;
-	if (!io(sk, m.buf, m.len, true) || !io(sk, &alen, 4, false) || alen > MSG_MAX ||
-	    !io(sk, ans + 1, alen, false))
-		die("ferryd on this node ended the connection: see its log");
-	ans[0] = '\n'; /* (so that every key follows a newline) */
-	char *type = get(ans, alen + 1, "type");
+	char *type = NULL;
+	for (;;) {
+		if (!io(sk, &alen, 4, false) || alen > MSG_MAX || !io(sk, ans + 1, alen, false))
+			die("ferryd on this node ended the connection: see its log");
+		ans[0] = '\n'; /* (so that every key follows a newline) */
+		free(type);
+		type = get(ans, alen + 1, "type");
+		if (!type || strcmp(type, "out"))
+			break;
+		put_blob(ans, alen + 1, "out", STDOUT_FILENO);
+	}
 	if (type && !strcmp(type, "error")) {
 		char *msg = get(ans, alen + 1, "message");
 		die("%s", msg ? msg : "the start failed");
@@ -263,7 +272,6 @@ int main(int argc, char **argv)
 	long st = status ? strtol(status, &end, 10) : -1;
 	if (!type || strcmp(type, "done") || !status || !*status || *end || st < 0 || st > 255)
 		die("ferryd sent no answer it should have");
-	put_blob(ans, alen + 1, "out", STDOUT_FILENO);
 	put_blob(ans, alen + 1, "err", STDERR_FILENO);
 	return (int)st;
 }

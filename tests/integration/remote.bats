@@ -75,6 +75,23 @@ req_b64() {
 	assert_output "from-nodeA $U1_UID started"
 }
 
+@test "instance list --node: a list longer than one message (120 instances on nodeB) comes whole, in text and JSON" {
+	local i names n=120
+	mig_conf "max instances = 150"
+	for ((i = 0; i < n; i++)); do
+		on nodeB "$FERRY" instance start "$IMG" "$T-many-$i" sleep 1000 >/dev/null || fail "start $T-many-$i"
+	done
+	run --separate-stderr on nodeA "$FERRY" instance list --json --node nodeB
+	assert_success
+	[ "${#output}" -gt $((36 * 1024)) ] || fail "the list is only ${#output} bytes: not longer than one message"
+	names=$(python3 -c 'import json, sys; print(" ".join(sorted(i["instance"] for i in json.load(sys.stdin)["instances"] if i["node"] == "nodeB")))' <<<"$output") ||
+		fail "not JSON: $(tail -c 200 <<<"$output")"
+	[ "$names" = "$(for ((i = 0; i < n; i++)); do echo "$T-many-$i"; done | sort | xargs)" ] || fail "listed: $names"
+	run --separate-stderr on nodeA "$FERRY" instance list --node nodeB
+	assert_success
+	[ "$(grep -c "^nodeB \+$T-many-" <<<"$output")" -eq "$n" ] || fail "text list: $output"
+}
+
 @test "instance start --node --criu-restart: a checkpoint made on nodeA restarts on nodeB" {
 	as_user1 "$FERRY" checkpoint create "$T" >/dev/null
 	run --separate-stderr on nodeA "$FERRY" instance start --criu-launch "$T" --private-tmp "$IMG" "$T" \
