@@ -220,7 +220,7 @@ plot group-checkpoint group-1.tsv "set title 'Group checkpoint against each memb
 	     '' using 1:4 with lines dt 3 lc 2 title 'own, all at once, two nodes'")"
 plot rankmove-pause rankmove.tsv "set title 'One rank moved: the pause of the other ranks against its downtime';
 	set style data histograms; set yrange [0:*]; set style histogram clustered gap 1; set style fill solid 0.8 border -1;
-	set ylabel 'ms (median)'; set xtics rotate by -20;
+	set ylabel 'ms (median)'; set xtics rotate by -35 font ',9'; set bmargin 7;
 	plot '$D/rankmove.tsv' using 2:xtic(1) title 'downtime of the moved rank', '' using 3 title 'pause of the other ranks',
 	     '' using 4 title 'target: downtime + 100 ms', '' using 5 title 'ferry migrate, total'"
 
