@@ -37,6 +37,7 @@
 #   GROUP_NODES="1 2"           members on one node, spread over both (N >= 2)      [1 2]
 #   RANKMOVE_N="N..."           ranks of the rankmove suite's job                     [4]
 #   RANKMOVE_MB=MiB             each rank's memory                                  [256]
+#   RANKMOVE_CALM=S             seconds of the ring alone before each move            [2]
 #   HPL_POINTS="N..."           HPL problem sizes (hpcc runs its other tests first) [3000 4000]
 #   LMP_ATOM_STEPS, GMX_ATOM_STEPS  LAMMPS / GROMACS run length (atom-steps)  [~20 s each]
 #   VINA_POINTS="EXH..."        AutoDock Vina exhaustiveness (search effort)          [48: ~20 s]
