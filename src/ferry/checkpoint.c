@@ -260,6 +260,7 @@ static int do_delete(int argc, char **argv)
 
 struct ckpt_info {
 	char *name, *path, *state, *instance, *generation;
+	char *group; /* the current generation's group cut, "ID/N", or NULL */
 	unsigned long long size;
 	long long created;
 };
@@ -347,6 +348,7 @@ static void describe(const char *name, const char *path, struct ckpt_info *ci)
 	ci->generation = xstrdup(target);
 	ci->created = m->created;
 	ci->size = dir_size(gfd);
+	ci->group = m->group ? xstrdup(m->group) : NULL;
 	ferry_manifest_free(m);
 }
 
@@ -433,6 +435,8 @@ static int do_list(int argc, char **argv)
 			json_str(ci.generation);
 			printf(", \"created\": %lld, \"location\": ", ci.created);
 			json_str(ci.path);
+			printf(", \"group\": ");
+			json_str(ci.group ? ci.group : "");
 			printf("}");
 		} else {
 			printf("%-20s %-11s %10llu %-16s %-20s %s\n", ci.name, ci.state, ci.size,
@@ -444,6 +448,7 @@ static int do_list(int argc, char **argv)
 		free(ci.state);
 		free(ci.instance);
 		free(ci.generation);
+		free(ci.group);
 		free(names[i]);
 	}
 	free(names);

@@ -10,17 +10,26 @@
  * between the first member's dump and the last one's: what one member's checkpoint says it
  * sent, the other's says it received or still has to (TCP retransmits it after a restart).
  * When any member fails, the others read EOF instead: their CRIU resumes their tree and their
- * generation goes; nothing is published. */
+ * generation goes; nothing is published.
+ *
+ * The cut has a name: "ID/N" (names.h), ID drawn here, N the number of members. Every member's
+ * starter signs it into its generation's manifest. --restart restores only generations of one
+ * cut, all N of them: its members' current generations are read first (a member checkpointed on
+ * its own since, or a member missing, is named and nothing starts), and each member's starter
+ * checks its signed manifest against the cut again. */
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <sys/random.h>
 #include <sys/wait.h>
 
 #include "ferry.h"
 #include "fs.h"
 #include "instance.h"
+#include "manifest.h"
 #include "names.h"
 #include "proto.h"
 
@@ -33,6 +42,7 @@
 struct member {
 	const char *name, *node; /* node: NULL here */
 	const char *place; /* --restart: the node its restart runs on (NULL: here), through a child */
+	const char *cut; /* the group's cut, "ID/N" */
 	pid_t pid;
 	int in, out, err; /* here */
 	int sk; /* there */
@@ -60,7 +70,7 @@ static int member_fork(struct member *m, uint32_t op, uint32_t flags)
 		if ((dump && dup2(in[0], STDIN_FILENO) < 0) || dup2(out[1], STDOUT_FILENO) < 0 ||
 		    dup2(err[1], STDERR_FILENO) < 0)
 			_exit(255);
-		struct ferry_request req = {.op = op, .flags = flags};
+		struct ferry_request req = {.op = op, .flags = flags, .group = (char *)m->cut};
 		if (dump) {
 			req.instance = (char *)m->name;
 			_exit(exec_starter(&req));
@@ -92,6 +102,7 @@ static int member_start_remote(struct member *m, bool leave)
 	ferry_msg_set(&r, "instance", "%s", m->name);
 	ferry_msg_set(&r, "to", "%s", m->node);
 	ferry_msg_set(&r, "leave", "%d", leave);
+	ferry_msg_set(&r, "group", "%s", m->cut);
 	struct ferry_error *err = NULL;
 	int rc = ferry_msg_send(m->sk, &r, &err);
 	ferry_msg_clear(&r);
@@ -270,10 +281,66 @@ static void wait_members(struct member *ms, size_t n)
 	reap_members(ms, n);
 }
 
+/* The group's cut of checkpoint @name's current generation ("" when it has none), malloc'ed;
+ * NULL when it cannot be read here (its restart says why). */
+static char *cut_of(const char *name)
+{
+	struct ferry_error *err = NULL;
+	_cleanup_free_ char *dir = strchr(name, '/') ? xstrdup(name) : checkpoint_resolve(name, false);
+	_cleanup_free_ char *path = dir ? xasprintf("%s/current/%s", dir, FERRY_MANIFEST_NAME) : NULL;
+	_cleanup_free_ char *text = NULL;
+	size_t len = 0;
+	struct ferry_manifest *m = NULL;
+	if (!path || ferry_read_file(path, FERRY_MANIFEST_MAX, &text, &len, &err) < 0 ||
+	    ferry_manifest_parse_unverified(text, len, &m, &err) < 0) {
+		ferry_error_free(err);
+		return NULL;
+	}
+	char *cut = xstrdup(m->group ? m->group : "");
+	ferry_manifest_free(m);
+	return cut;
+}
+
+/* The one cut of the members' current generations into @cut: the same for every member whose
+ * manifest can be read, and for all N of them; else a one-line error (255) and nothing starts. */
+static int restart_cut(struct member *ms, size_t n, char cut[FERRY_GROUP_ID_LEN + 8])
+{
+	cut[0] = '\0';
+	const struct member *first = NULL;
+	for (size_t i = 0; i < n; i++) {
+		_cleanup_free_ char *c = cut_of(ms[i].name);
+		if (!c)
+			continue; /* (its starter says why) */
+		if (!*c)
+			return cli_fail("restart of the group: '%s' holds no group checkpoint (its current "
+					"generation was made on its own): restart it alone with 'ferry "
+					"instance start --criu-restart %s', or checkpoint the group again",
+					ms[i].name, ms[i].name);
+		if (!first) {
+			snprintf(cut, FERRY_GROUP_ID_LEN + 8, "%s", c); /* (valid: it fits) */
+			first = &ms[i];
+		} else if (!streq(c, cut))
+			return cli_fail("restart of the group: '%s' and '%s' are not of the same group "
+					"checkpoint (%.8s, %.8s): one was checkpointed on its own or with "
+					"another group since; checkpoint the group again",
+					first->name, ms[i].name, cut, c);
+	}
+	if (first && ferry_group_size(cut) != n)
+		return cli_fail("restart of the group: its checkpoint %.8s holds %u members, not %zu: name "
+				"all of them and no other",
+				cut, ferry_group_size(cut), n);
+	for (size_t i = 0; i < n; i++)
+		ms[i].cut = first ? cut : NULL;
+	return 0;
+}
+
 /* ferry checkpoint group --restart: every member restarted at once, each where asked. */
 static int group_restart(struct member *ms, size_t n, uint32_t flags)
 {
-	int r = 0;
+	char cut[FERRY_GROUP_ID_LEN + 8];
+	int r = restart_cut(ms, n, cut);
+	if (r != 0)
+		return r;
 	for (size_t i = 0; i < n && r == 0; i++) {
 		ms[i].place = ms[i].node;
 		ms[i].node = NULL; /* (a child's pipes, wherever it restarts) */
@@ -410,7 +477,9 @@ static const char group_help[] =
     "instances' names, as ferry-rsh's and the examples' do), all at once, on NODE or on this node:\n"
     "the members whose peers come later wait for them (TCP retransmits). --tcp-close: their TCP\n"
     "connections come back closed. A member that fails is named; the others run on: restart it\n"
-    "alone with 'ferry instance start --criu-restart NAME'.\n"
+    "alone with 'ferry instance start --criu-restart NAME'. Only one cut restarts, all of it: the\n"
+    "members' current generations must all be of one group checkpoint (its ID and its number of\n"
+    "members are signed into each), else the odd member is named and none starts.\n"
     "\n"
     "--job JOB names the members of an MPI job started with ferry-rsh (ferry-mpi(7)): its mpirun's\n"
     "instance JOB and its daemons' JOB-HOST, found on every node this node's ferryd knows; with\n"
@@ -516,7 +585,19 @@ int cmd_checkpoint_group(int argc, char **argv)
 		free(ms);
 		return rr;
 	}
+	/* the cut's name: ID/N */
+	unsigned char rnd[FERRY_GROUP_ID_LEN / 2];
+	char cut[FERRY_GROUP_ID_LEN + 8];
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+		free(ms);
+		return cli_fail("getrandom: %s", strerror(errno));
+	}
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		snprintf(cut + 2 * i, 3, "%02x", rnd[i]);
+	snprintf(cut + FERRY_GROUP_ID_LEN, sizeof(cut) - FERRY_GROUP_ID_LEN, "/%zu", n);
 	int r = 0;
+	for (size_t i = 0; i < n; i++)
+		ms[i].cut = cut;
 	for (size_t i = 0; i < n && r == 0; i++)
 		r = ms[i].node ? member_start_remote(&ms[i], flags & FERRY_REQ_LEAVE_RUNNING)
 			       : member_fork(&ms[i], FERRY_OP_CHECKPOINT_DUMP, flags);

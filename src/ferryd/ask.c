@@ -312,7 +312,7 @@ static int reader(void *arg, void *ans)
 	}
 	const char *type = ferry_msg_get(&req, "type"), *name = ferry_msg_get(&req, "instance"),
 		   *to = ferry_msg_get(&req, "to"), *mode = ferry_msg_get(&req, "mode"),
-		   *leave = ferry_msg_get(&req, "leave");
+		   *leave = ferry_msg_get(&req, "leave"), *group = ferry_msg_get(&req, "group");
 	bool hold = type && streq(type, "hold"), start = type && streq(type, "start"),
 	     launch = type && streq(type, "launch");
 	if (type && streq(type, "peers")) { /* the nodes this ferryd knows: nothing else */
@@ -339,6 +339,8 @@ static int reader(void *arg, void *ans)
 	}
 	if (hold && (!leave || (!streq(leave, "0") && !streq(leave, "1"))))
 		return refuse(a, "bad request: a hold request has leave=0 or leave=1");
+	if (group && (!hold || !ferry_group_ok(group)))
+		return refuse(a, "bad request: group=ID/N belongs to a hold request");
 	if (hold && to && streq(to, ra->d->node)) {
 		snprintf(why, sizeof(why), "'%s' is this node: name its instances without '%s:'", to, to);
 		return refuse(a, why);
@@ -363,6 +365,7 @@ static int reader(void *arg, void *ans)
 	a->mode = (uint32_t)ferryd_mode_of(mode);
 	a->kind = hold ? FERRYD_ASK_HOLD : start ? FERRYD_ASK_START : FERRYD_ASK_MIGRATE;
 	a->leave = hold && streq(leave, "1");
+	snprintf(a->group, sizeof(a->group), "%s", group ? group : ""); /* checked: it fits */
 	return 0;
 }
 
@@ -454,6 +457,8 @@ static const char *check_answer(const struct ferryd *d, const struct ferryd_ask 
 	    (a->here && (a->kind != FERRYD_ASK_START || !streq(a->to, d->node))) ||
 	    !ferryd_nul_inside(a->instance, sizeof(a->instance)) ||
 	    !ferryd_nul_inside(a->to, sizeof(a->to)) || !ferryd_nul_inside(a->message, sizeof(a->message)) ||
+	    !ferryd_nul_inside(a->group, sizeof(a->group)) ||
+	    (a->group[0] && (a->kind != FERRYD_ASK_HOLD || !ferry_group_ok(a->group))) ||
 	    (a->refused && !a->message[0]) || (!a->refused && (a->message[0] || !a->to[0]))) {
 		snprintf(why, n, "your request could not be read: its reader's answer is malformed");
 		return NULL;

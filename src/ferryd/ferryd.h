@@ -236,6 +236,7 @@ struct ferryd_ask {
 	char message[FERRYD_ASK_MESSAGE_MAX];
 	uint32_t here; /* a start's: 1 when it is on this node (the launcher agent's) */
 	uint32_t made; /* a launch's: 1 when its reader made the checkpoint directory */
+	char group[FERRY_GROUP_ID_LEN + 8]; /* a hold's: the group's cut, "ID/N" (names.h), or "" */
 	uint32_t req_len; /* a start's: its encoded request (request.h), 0 for the others */
 	unsigned char req[FERRY_PROTO_BLOB_MAX];
 };

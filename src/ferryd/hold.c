@@ -145,9 +145,9 @@ void ferryd_hold_serve(struct ferryd *d, struct ferryd_link *l, const struct fer
 {
 	struct ferry_error *err = NULL;
 	const char *id = ferry_msg_get(m, "id"), *name = ferry_msg_get(m, "instance"),
-		   *leave = ferry_msg_get(m, "leave");
+		   *leave = ferry_msg_get(m, "leave"), *group = ferry_msg_get(m, "group");
 	if (!name || ferry_name_check(name, "instance", NULL) < 0 || !leave ||
-	    (!streq(leave, "0") && !streq(leave, "1")))
+	    (!streq(leave, "0") && !streq(leave, "1")) || (group && !ferry_group_ok(group)))
 		return ferryd_send_error(-1, l, id, "bad hold message");
 	struct ferryd_user u = {0};
 	if (ferryd_peer_user(l, m, "hold", &u) < 0)
@@ -157,7 +157,8 @@ void ferryd_hold_serve(struct ferryd *d, struct ferryd_link *l, const struct fer
 	struct ferry_request req = {.op = FERRY_OP_CHECKPOINT_DUMP,
 				    .flags =
 					FERRY_REQ_HOLD | (streq(leave, "1") ? FERRY_REQ_LEAVE_RUNNING : 0),
-				    .instance = (char *)name};
+				    .instance = (char *)name,
+				    .group = (char *)group};
 	struct member mb = {.in = -1, .out = -1, .err = -1};
 	if (member_start(&mb, &u, &req, &err) < 0) {
 		ferryd_log(id, "%s", err->message);
@@ -299,6 +300,8 @@ void ferryd_hold_client(struct ferryd *d, int sk, const struct ferryd_user *u, c
 	ferry_msg_set(&m, "user", "%s", u->name);
 	ferry_msg_set(&m, "instance", "%s", ask->instance);
 	ferry_msg_set(&m, "leave", "%u", ask->leave);
+	if (ask->group[0])
+		ferry_msg_set(&m, "group", "%s", ask->group);
 	ferry_msg_set(&m, "from", "%s", d->node);
 	int r = ferryd_link_send(&peer, &m, &err);
 	ferry_msg_clear(&m);

@@ -8,6 +8,7 @@
 
 #include "fs.h"
 #include "manifest.h"
+#include "names.h"
 
 #define MAGIC "ferry-manifest 1\n"
 
@@ -63,6 +64,7 @@ void ferry_manifest_free(struct ferry_manifest *m)
 	free(m->image_fingerprint);
 	free(m->node);
 	free(m->netns);
+	free(m->group);
 	for (size_t i = 0; i < m->n_files; i++)
 		free(m->files[i].name);
 	free(m->files);
@@ -103,6 +105,8 @@ int ferry_manifest_sign(const struct ferry_manifest *m, const unsigned char *key
 			return ferry_error_msg(err, EINVAL, "manifest value with a control character");
 	if (m->netns && !ferry_manifest_netns_ok(m->netns))
 		return ferry_error_msg(err, EINVAL, "bad manifest netns '%s'", m->netns);
+	if (m->group && !ferry_group_ok(m->group))
+		return ferry_error_msg(err, EINVAL, "bad manifest group '%s'", m->group);
 	char *body = xasprintf(
 	    MAGIC "ferry_version=%s\nuid=%u\ngid=%u\ninstance=%s\nimage=%s\nimage_fingerprint=%s\n"
 		  "created=%lld\npid=%lld\nnode=%s\n",
@@ -116,6 +120,11 @@ int ferry_manifest_sign(const struct ferry_manifest *m, const unsigned char *key
 	}
 	if (m->lazy_pages) {
 		char *n = xasprintf("%spages=lazy\n", body);
+		free(body);
+		body = n;
+	}
+	if (m->group) {
+		char *n = xasprintf("%sgroup=%s\n", body, m->group);
 		free(body);
 		body = n;
 	}
@@ -146,7 +155,7 @@ static int scalar_key(const char *k)
 {
 	static const char *const keys[] = {
 	    "ferry_version", "uid", "gid",  "instance", "image", "image_fingerprint",
-	    "created",	     "pid", "node", "netns",	"pages"};
+	    "created",	     "pid", "node", "netns",	"pages", "group"};
 	for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
 		if (streq(k, keys[i]))
 			return (int)i;
@@ -230,6 +239,11 @@ int ferry_manifest_parse_unverified(const char *text, size_t len, struct ferry_m
 			break;
 		} else if (streq(k, "pages"))
 			m->lazy_pages = true;
+		else if (streq(k, "group") && !ferry_group_ok(v)) {
+			r = bad(err, "bad group");
+			break;
+		} else if (streq(k, "group"))
+			m->group = xstrdup(v);
 		else if (streq(k, "uid") && (r = parse_num(v, UINT32_MAX - 1, &n, err)) == 0)
 			m->uid = (uid_t)n, seen_uid = true;
 		else if (streq(k, "gid") && (r = parse_num(v, UINT32_MAX - 1, &n, err)) == 0)

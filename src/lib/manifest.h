@@ -43,6 +43,9 @@ struct ferry_manifest {
 	/* "pages=lazy": the memory pages are not in the generation: a live migration's source
 	 * served them to the restored tree (it cannot be restarted from) */
 	bool lazy_pages;
+	/* "ID/N" (names.h): a member's generation of group checkpoint ID, one cut of N members
+	 * (ferry checkpoint group); NULL for an instance's own checkpoint */
+	char *group;
 	struct ferry_manifest_file *files;
 	size_t n_files;
 };

@@ -38,3 +38,21 @@ int ferry_name_check(const char *name, const char *what, struct ferry_error **er
 	_cleanup_free_ char *s = ferry_shown(name, SHOWN_MAX);
 	return ferry_error_msg(err, EINVAL, "invalid %s%sname '%s': %s", what, sep, s, rule);
 }
+
+bool ferry_group_ok(const char *v)
+{
+	if (!v || strlen(v) <= FERRY_GROUP_ID_LEN + 1 || strlen(v) > FERRY_GROUP_ID_LEN + 6 ||
+	    strspn(v, "0123456789abcdef") != FERRY_GROUP_ID_LEN || v[FERRY_GROUP_ID_LEN] != '/')
+		return false;
+	const char *n = v + FERRY_GROUP_ID_LEN + 1;
+	unsigned long long size = 0;
+	return n[0] != '0' && parse_uint64(n, FERRY_GROUP_MAX, &size) == 0 && size >= 1;
+}
+
+unsigned ferry_group_size(const char *v)
+{
+	unsigned long long size = 0;
+	return ferry_group_ok(v) && parse_uint64(v + FERRY_GROUP_ID_LEN + 1, FERRY_GROUP_MAX, &size) == 0
+		   ? (unsigned)size
+		   : 0;
+}

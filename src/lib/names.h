@@ -12,4 +12,13 @@
  * used in the message. */
 int ferry_name_check(const char *name, const char *what, struct ferry_error **err);
 
+/* A group checkpoint's cut, as its members' generations carry it: "ID/N", ID 32 lowercase hex
+ * digits (random, drawn by 'ferry checkpoint group'), N the number of members (1 to
+ * FERRY_GROUP_MAX, no leading zero). */
+#define FERRY_GROUP_MAX 65536
+#define FERRY_GROUP_ID_LEN 32
+bool ferry_group_ok(const char *v);
+/* N of a valid "ID/N". */
+unsigned ferry_group_size(const char *v);
+
 #endif

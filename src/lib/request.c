@@ -9,6 +9,7 @@
 #include <stdarg.h>
 
 #include "request.h"
+#include "names.h"
 #include "request_wire.h"
 
 const char *ferry_request_tag_name(unsigned tag)
@@ -42,6 +43,8 @@ const char *ferry_request_tag_name(unsigned tag)
 		return "networks";
 	case TAG_NETWORK_ARGS:
 		return "network_args";
+	case TAG_GROUP:
+		return "group";
 	case TAG_END:
 		return "end";
 	}
@@ -179,6 +182,7 @@ int ferry_request_encode(const struct ferry_request *req, char **ret_buf, size_t
 	put_string(&b, TAG_PAGE_SERVER, req->page_server);
 	put_string(&b, TAG_NETWORKS, req->networks);
 	put_string(&b, TAG_NETWORK_ARGS, req->network_args);
+	put_string(&b, TAG_GROUP, req->group);
 	for (char **a = req->argv; a && *a && !b.too_big; a++)
 		put_string(&b, TAG_ARGV, *a);
 	for (char **e = req->env; e && *e && !b.too_big; e++)
@@ -243,7 +247,8 @@ static int check_fields(const struct ferry_request *req, size_t *ret_n_argv, str
 		       {req->checkpoint, "checkpoint", true},
 		       {req->page_server, "page_server", false},
 		       {req->networks, "networks", false},
-		       {req->network_args, "network_args", false}};
+		       {req->network_args, "network_args", false},
+		       {req->group, "group", false}};
 	int r;
 	for (size_t i = 0; i < ARRAY_SIZE(scalars); i++) {
 		if (scalars[i].v && !*scalars[i].v)
@@ -308,6 +313,12 @@ int ferry_request_check(struct ferry_request *req, struct ferry_error **err)
 		return ferry_request_bad(err, "--tcp-close belongs to a restart (--criu-restart)");
 	if ((req->networks || req->network_args) && !(req->flags & FERRY_REQ_NET))
 		return ferry_request_bad(err, "--network and --network-args need --net");
+	if (req->group && !ferry_group_ok(req->group))
+		return ferry_request_bad(err, "a group is ID/N: 32 hex digits, a slash, 1 to %u",
+					 FERRY_GROUP_MAX);
+	if (req->group && !(req->flags & (FERRY_REQ_HOLD | FERRY_REQ_CRIU_RESTART)))
+		return ferry_request_bad(err,
+					 "a group belongs to a group checkpoint's member or its restart");
 	if (req->page_server && req->op != FERRY_OP_CHECKPOINT_DUMP && !restart)
 		return ferry_request_bad(err, "a page server belongs to a checkpoint dump or a restart");
 	if ((req->flags & FERRY_REQ_LAZY) && !req->page_server)
@@ -372,6 +383,7 @@ void ferry_request_clear(struct ferry_request *req)
 	free(req->page_server);
 	free(req->networks);
 	free(req->network_args);
+	free(req->group);
 
 	strv_free(req->argv);
 	strv_free(req->env);

@@ -136,13 +136,16 @@ struct ferry_request {
 	char *page_server; /* "HOST:PORT" for a dump, "PORT" for a restart (optional) */
 	char *networks; /* --network "a,b" (with NET) */
 	char *network_args; /* --network-args "IP=..;MAC=..;GW=.." (with NET) */
+	/* a group checkpoint's cut "ID/N" (names.h): a held member's dump (HOLD) writes it into its
+	 * generation's manifest; a restart (CRIU_RESTART) restores only a generation that has it */
+	char *group;
 };
 
 /* Encoding: "FERRYRQ1", then records: u16 tag (LE), u32 length (LE), bytes, ending with an END
  * record (tag 0xffff, length 0) exactly at the end of the buffer, so that no truncation of a valid
  * request is valid. Tags: 1 op (u32 LE), 2 flags (u32 LE), 3 image, 4 instance, 5 cwd, 6 pwd,
  * 7 hostname, 8 argv (repeated), 9 env (repeated), 10 bind (repeated: u8 ro 0|1, u32 srclen, src,
- * u32 dstlen, dst), 11 checkpoint, 12 page_server, 13 networks, 14 network_args.
+ * u32 dstlen, dst), 11 checkpoint, 12 page_server, 13 networks, 14 network_args, 15 group.
  Strings are stored without NUL and must not contain one. List fields repeat
  * their tag; scalar fields appear at most once; NULL scalars are left out.
  *
@@ -153,7 +156,7 @@ struct ferry_request {
  * not KEY=VALUE with a non-empty KEY, image/cwd/pwd/bind paths that are not absolute or not
  * shorter than PATH_MAX, and flags and fields that do not fit the op (FERRY_OP_TABLE above;
  * page_server HOST:PORT belongs to CHECKPOINT_DUMP, PORT to CRIU_RESTART; --network and
- * --network-args need NET).
+ * --network-args need NET; group is "ID/N" and belongs to HOLD or CRIU_RESTART).
  * Names, policy and whether paths exist are the starter's to check. Errors are -EBADMSG
  * ("invalid request: ..."). A decoded request's argv and env are never NULL (maybe empty).
  * The encoder runs the decoder's checks (ferry_request_check) on what it encodes and fails the

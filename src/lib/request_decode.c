@@ -159,6 +159,8 @@ static int decode_record(struct ferry_request *req, struct decode_state *st, uns
 		return set_scalar(&req->networks, d, n, tag, off, false, err);
 	case TAG_NETWORK_ARGS:
 		return set_scalar(&req->network_args, d, n, tag, off, false, err);
+	case TAG_GROUP:
+		return set_scalar(&req->group, d, n, tag, off, false, err);
 	case TAG_ARGV:
 		if (st->n_argv == 0 && n == 0)
 			return ferry_request_bad(err, "argv[0] is empty");

@@ -26,6 +26,7 @@ enum tag {
 	TAG_PAGE_SERVER = 12, /* string */
 	TAG_NETWORKS = 13, /* string */
 	TAG_NETWORK_ARGS = 14, /* string */
+	TAG_GROUP = 15, /* string */
 	TAG_END = 0xffff, /* empty, last */
 };
 

@@ -63,6 +63,7 @@ static void put_request(struct builder *b, const struct ferry_request *req)
 	h->page_server = put_str(b, req->page_server);
 	h->networks = put_str(b, req->networks);
 	h->network_args = put_str(b, req->network_args);
+	h->group = put_str(b, req->group);
 	for (char **a = req->argv; *a; a++)
 		h->argv[h->n_argv++] = put_str(b, *a); /* at most PLAN_LIST_MAX: the decoder's bound */
 	for (char **e = req->env; *e; e++)

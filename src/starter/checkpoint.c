@@ -1465,6 +1465,8 @@ void op_checkpoint_dump(struct starter *s)
 	/* sealed with the checkpoint: its restart makes the same kind of network namespace */
 	m->netns = xstrdup(d.inst->loopback ? "loopback" : d.inst->networks ? "own" : "host");
 	m->lazy_pages = d.lazy;
+	/* a group member's: the group's cut, signed with the rest (the request checked it) */
+	m->group = s->req->group ? xstrdup(s->req->group) : NULL;
 	_cleanup_free_ char *gen = NULL;
 	if ((d.hold >= 0 ? dump_held(&d, launch, launch_len, &tails, m, &gen, &err)
 			 : dump_commit(&d, launch, launch_len, &tails, m, &gen, &err)) < 0) {
@@ -1680,6 +1682,13 @@ static int verify_checkpoint(struct starter *s, const char *path, struct ferry_r
 				    "checkpoint '%s' holds no memory (a live migration's, whose source "
 				    "served the pages): it cannot be restarted",
 				    path);
+	/* a group's restart: only a generation of the group's cut, or the members would go on from
+	 * different moments */
+	else if (s->req->group && (!m->group || !streq(m->group, s->req->group)))
+		r = ferry_error_msg(err, ESTALE,
+				    "checkpoint '%s': its current generation is not of the group's "
+				    "checkpoint %.8s (it was checkpointed on its own since)",
+				    path, s->req->group);
 	else if ((r = verify_files(s, genfd, m, !ours, &lbuf, &llen, err)) < 0)
 		ferry_error_wrap(err, "checkpoint '%s' is refused", path);
 	/* the launch request: the bytes verified with the rest */
@@ -2215,6 +2224,7 @@ int checkpoint_receive(struct starter *s, struct ferry_error **err)
 		    manifest_for(s, sent->instance, sent->image, sent->image_fingerprint, sent->pid);
 		m->netns = sent->netns ? xstrdup(sent->netns) : NULL;
 		m->lazy_pages = sent->lazy_pages;
+		m->group = sent->group ? xstrdup(sent->group) : NULL;
 		_cleanup_free_ char *gen = NULL;
 		r = seal_generation(imgfd, m, NULL, 0, &tails, false, &s->sealed_manifest, err);
 		if (r == 0)

@@ -172,6 +172,7 @@ static int adopt_request(const struct plan *h, const char *area, struct ferry_re
 	req->page_server = dup_at(h, area, h->page_server, &ok);
 	req->networks = dup_at(h, area, h->networks, &ok);
 	req->network_args = dup_at(h, area, h->network_args, &ok);
+	req->group = dup_at(h, area, h->group, &ok);
 	req->argv = strv_at(h, area, h->argv, h->n_argv, &ok);
 	req->env = strv_at(h, area, h->env, h->n_env, &ok);
 	req->binds = xzalloc((h->n_binds + 1) * sizeof(*req->binds));

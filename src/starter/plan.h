@@ -53,7 +53,8 @@ struct plan {
 	struct plan_str message; /* PLAN_ERROR: the one line for the user */
 	/* the request (absent in a restart's second plan: root keeps its verified request) */
 	uint32_t op, req_flags;
-	struct plan_str image, instance, cwd, pwd, hostname, checkpoint, page_server, networks, network_args;
+	struct plan_str image, instance, cwd, pwd, hostname, checkpoint, page_server, networks, network_args,
+	    group;
 	uint32_t n_argv, n_env, n_binds;
 	struct plan_str argv[PLAN_LIST_MAX], env[PLAN_LIST_MAX];
 	struct plan_bind binds[PLAN_BINDS_MAX];

@@ -150,6 +150,48 @@ gens() { find "$(ckpt_dir "$U1" "$1")" -maxdepth 1 -name 'gen-*' -printf '%f\n' 
 	stream_at "$OUT/cli" $((at + 30)) 30
 }
 
+@test "group --restart: only the members of one cut, all of them: a member checkpointed alone since, or one left out, is named and nothing starts; the starter refuses another cut" {
+	mig_up
+	stream_pair
+	run --separate-stderr on nodeA "$FERRY" checkpoint group --leave-running "$T-srv" "$T-cli"
+	[ "$status" -eq 0 ] || fail "checkpoint group: $stderr"
+	# both generations carry the cut, ID/2, in their signed manifests
+	local cs cc req=$U1_TMP/restart.req
+	cs=$(grep '^group=' "$(ckpt_dir "$U1" "$T-srv")/gen-000001/manifest")
+	cc=$(grep '^group=' "$(ckpt_dir "$U1" "$T-cli")/gen-000001/manifest")
+	[[ "$cs" =~ ^group=[0-9a-f]{32}/2$ ]] && [ "$cs" = "$cc" ] || fail "the cuts: '$cs' '$cc'"
+	run --separate-stderr as_user1 "$FERRY" checkpoint list --json
+	[ "$(python3 -c 'import json, sys; print({c["name"]: c["group"] for c in json.load(sys.stdin)["checkpoints"]}[sys.argv[1]])' "$T-cli" <<<"$output")" = "${cc#group=}" ] ||
+		fail "checkpoint list --json: $output"
+	# the server checkpointed on its own since: its current generation is of no cut
+	run --separate-stderr on nodeA "$FERRY" checkpoint instance --criu --leave-running "$T-srv"
+	[ "$status" -eq 0 ] || fail "checkpoint of the server: $stderr"
+	! grep -q '^group=' "$(ckpt_dir "$U1" "$T-srv")/gen-000002/manifest" || fail "its own checkpoint has a cut"
+	kill_member nodeA "$T-srv"
+	kill_member nodeA "$T-cli"
+	wait_for workloads_gone || fail "the members still run"
+	run --separate-stderr on nodeA "$FERRY" checkpoint group --restart "$T-srv" "$T-cli"
+	assert_ferry_error "^ferry: restart of the group: '$T-srv' holds no group checkpoint \(its current generation was made on its own\): "
+	! listed_on nodeA "$T-srv" && ! listed_on nodeA "$T-cli" || fail "a member was restarted"
+	# a member left out
+	run --separate-stderr on nodeA "$FERRY" checkpoint group --restart "$T-cli"
+	assert_ferry_error "^ferry: restart of the group: its checkpoint ${cc:6:8} holds 2 members, not 1: name all of them and no other$"
+	! listed_on nodeA "$T-cli" || fail "the client was restarted"
+	# the starter checks the signed cut itself: a restart asked for another cut is refused...
+	forge_request --op 2 --flags 16 --cwd "$U1_HOME" --checkpoint "$(ckpt_dir "$U1" "$T-cli")" \
+		--group "$(printf '%032d' 7)/2" >"$req"
+	chmod a+r "$req"
+	run --separate-stderr on nodeA sh -c 'exec "$1" 3<"$2"' sh "$STARTER" "$req"
+	assert_ferry_error "checkpoint '$(ckpt_dir "$U1" "$T-cli")': its current generation is not of the group's checkpoint 00000000 \(it was checkpointed on its own since\)"
+	! listed_on nodeA "$T-cli" || fail "the client was restarted for another cut"
+	# ... and one for its own cut restores
+	forge_request --op 2 --flags 16 --cwd "$U1_HOME" --checkpoint "$(ckpt_dir "$U1" "$T-cli")" \
+		--group "${cc#group=}" >"$req"
+	run --separate-stderr on nodeA sh -c 'exec "$1" 3<"$2"' sh "$STARTER" "$req"
+	[ "$status" -eq 0 ] || fail "the restart for its own cut: $stderr"
+	listed_on nodeA "$T-cli" || fail "the client was not restarted"
+}
+
 @test "group: one member whose dump fails (after its images were written) leaves every member running and publishes nothing; the word says which and why" {
 	mig_up
 	local at
@@ -244,6 +286,9 @@ gens() { find "$(ckpt_dir "$U1" "$1")" -maxdepth 1 -name 'gen-*' -printf '%f\n' 
 	assert_line --regexp "^$T-srv $(ckpt_dir "$U1" "$T-srv")/gen-000001\$"
 	assert_line --regexp "^nodeB:$T-cli $(ckpt_dir "$U1" "$T-cli")/gen-000001\$"
 	ferryd_log_has nodeB "group checkpoint from nodeA: holding '$T-cli'" || fail "nodeB did not log the member"
+	# nodeB's member's generation is signed with the same cut as nodeA's
+	[ "$(grep '^group=' "$(ckpt_dir "$U1" "$T-srv")/gen-000001/manifest")" = \
+		"$(grep '^group=' "$(ckpt_dir "$U1" "$T-cli")/gen-000001/manifest")" ] || fail "not one cut"
 	# the ranks placed on the other nodes: the server on nodeB, the client on nodeA
 	cut_kill_restart nodeA nodeB nodeB nodeA
 }
@@ -284,6 +329,13 @@ gens() { find "$(ckpt_dir "$U1" "$1")" -maxdepth 1 -name 'gen-*' -printf '%f\n' 
 	run on_node nodeA python3 "$WIRE" peer "${NODE_IP[nodeB]}:$MIG_PORT" /etc/ferry/cluster.key \
 		msg type=hold id=0123456789ab "uid=$U1_UID" "user=$U2" "instance=$T-cli" leave=1 recv
 	assert_output --partial "uid $U1_UID is '$U1' here, not '$U2'"
+	# and one whose group is not ID/N
+	run on_node nodeA python3 "$WIRE" peer "${NODE_IP[nodeB]}:$MIG_PORT" /etc/ferry/cluster.key \
+		msg type=hold id=0123456789ab "uid=$U1_UID" "user=$U1" "instance=$T-cli" leave=1 group=../x/2 recv
+	assert_output --partial "bad hold message"
+	# a client asking its own ferryd for a hold with such a group is refused by its reader
+	run on nodeA python3 "$WIRE" local msg type=hold "instance=$T-cli" to=nodeB leave=1 group=zz/2 recv
+	assert_output --partial "bad request: group=ID/N belongs to a hold request"
 	[ -z "$(gens "$T-cli")" ] || fail "'$T-cli' has a generation: $(gens "$T-cli")"
 	local at
 	at=$(lastnum "$OUT/cli")

@@ -517,6 +517,7 @@ forge_request() {
 		--env) _rec_str 9 "$2"; shift 2 ;;
 		--checkpoint) _rec_str 11 "$2"; shift 2 ;;
 		--network-args) _rec_str 14 "$2"; shift 2 ;;
+		--group) _rec_str 15 "$2"; shift 2 ;;
 		--bind)
 			_le16 10
 			_le32 $((1 + 4 + ${#3} + 4 + ${#4}))

@@ -24,7 +24,8 @@ static char *signed_text(void)
 				   .pid = 10000,
 				   .node = "nodeA",
 				   .netns = "loopback",
-				   .lazy_pages = true};
+				   .lazy_pages = true,
+				   .group = "0123456789abcdef0123456789abcdef/4"};
 	ferry_manifest_add_file(&m, "core-10000.img", 2269, sha_a);
 	ferry_manifest_add_file(&m, "pages-1.img", 73728, sha_b);
 	char *text = NULL;
@@ -49,6 +50,7 @@ static void test_round_trip(void **state)
 	assert_string_equal(m->node, "nodeA");
 	assert_string_equal(m->netns, "loopback");
 	assert_true(m->lazy_pages);
+	assert_string_equal(m->group, "0123456789abcdef0123456789abcdef/4");
 	assert_int_equal(m->pid, 10000);
 	assert_int_equal(m->n_files, 2);
 	const struct ferry_manifest_file *f = ferry_manifest_find(m, "pages-1.img");
@@ -149,6 +151,10 @@ static void test_parse_strict(void **state)
 	    "ferry-manifest 1\nuid=1\nnetns=host\nnetns=host\n",
 	    "ferry-manifest 1\nuid=1\npages=all\n",
 	    "ferry-manifest 1\nuid=1\npages=lazy\npages=lazy\n",
+	    "ferry-manifest 1\nuid=1\ngroup=0123456789abcdef0123456789abcdef\n",
+	    "ferry-manifest 1\nuid=1\ngroup=0123456789abcdef0123456789abcdef/0\n",
+	    "ferry-manifest 1\nuid=1\ngroup=0123456789ABCDEF0123456789abcdef/2\n",
+	    "ferry-manifest 1\nuid=1\ngroup=0123456789abcdef0123456789abcdef/2\ngroup=0123456789abcdef0123456789abcdef/2\n",
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		struct ferry_manifest *m = NULL;
@@ -167,6 +173,7 @@ static void test_parse_strict(void **state)
 	assert_int_equal(ferry_manifest_parse_unverified("ferry-manifest 1\nuid=1\n", 23, &old, &err), 0);
 	assert_null(old->netns);
 	assert_false(old->lazy_pages);
+	assert_null(old->group);
 	ferry_manifest_free(old);
 }
 

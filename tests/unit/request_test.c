@@ -451,7 +451,7 @@ static void test_record_framing(void **state)
 	}
 
 	/* Unknown tags, including 0. */
-	static const uint16_t tags[] = {0, 15, 16, 0x100, 0xfffe};
+	static const uint16_t tags[] = {0, 16, 17, 0x100, 0xfffe};
 	for (size_t i = 0; i < ARRAY_SIZE(tags); i++) {
 		b = tb_exec();
 		tb_rec(&b, tags[i], "x", 1);
@@ -844,6 +844,31 @@ static void test_request_check(void **state)
 	lz.argv = lz.env = NULL;
 	lz.flags |= FERRY_REQ_LEAVE_RUNNING;
 	check_bad(&lz, "not with --leave-running");
+	/* a group's cut: ID/N, on a held member's dump or a restart only; round trip */
+	struct ferry_request gr = {.op = FERRY_OP_CHECKPOINT_DUMP,
+				   .instance = "job",
+				   .flags = FERRY_REQ_HOLD,
+				   .group = "0123456789abcdef0123456789abcdef/3"};
+	char *gbuf = NULL;
+	size_t glen = 0;
+	encode_ok(&gr, &gbuf, &glen);
+	struct ferry_request *gdec = NULL;
+	assert_int_equal(ferry_request_decode(gbuf, glen, &gdec, NULL), 0);
+	assert_string_equal(gdec->group, gr.group);
+	ferry_request_free(gdec);
+	free(gbuf);
+	gr.flags = 0;
+	check_bad(&gr, "a group belongs to a group checkpoint's member or its restart");
+	static const char *const bad_groups[] = {
+	    "0123456789abcdef0123456789abcdef",	   "0123456789abcdef/3",
+	    "0123456789abcdef0123456789abcdeF/3",  "0123456789abcdef0123456789abcdef/0",
+	    "0123456789abcdef0123456789abcdef/03", "0123456789abcdef0123456789abcdef/65537",
+	    "0123456789abcdef0123456789abcdef/+3"};
+	for (size_t i = 0; i < ARRAY_SIZE(bad_groups); i++) {
+		gr.flags = FERRY_REQ_HOLD;
+		gr.group = (char *)bad_groups[i];
+		check_bad(&gr, "a group is ID/N");
+	}
 	r = ok;
 	r.flags = FERRY_REQ_LAZY;
 	check_bad(&r, "do not belong to exec");
