@@ -72,6 +72,11 @@ struct ferry_instance;
 /* The caller's instances on @node (NULL: this node, through the starter; else through ferryd);
  * -1 after a message. */
 int cli_list_instances_on(const char *node, struct ferry_instance ***ret);
+/* The caller's instances on each of @nodes (ferryd_nodes': the first is this node), all nodes
+ * asked at once: a list per node, NULL for a node that failed (after a message). Free with
+ * cli_free_node_lists(ret, @nodes' count). */
+struct ferry_instance ***cli_list_instances_nodes(char **nodes);
+void cli_free_node_lists(struct ferry_instance ***lists, size_t n);
 /* pageserver.c: the TCP ends of a --page-server transfer (the starters authenticate it). */
 int page_server_connect(const char *host_port, unsigned timeout);
 int page_server_accept(const char *spec, unsigned timeout);

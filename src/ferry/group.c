@@ -390,21 +390,22 @@ static char **job_instances(const char *job)
 	if (!nodes)
 		return NULL;
 	char **ret = xzalloc(sizeof(char *));
+	struct ferry_instance ***lists = cli_list_instances_nodes(nodes); /* (all at once) */
 	for (size_t k = 0; nodes[k]; k++) {
-		struct ferry_instance **list = NULL;
-		if (cli_list_instances_on(k ? nodes[k] : NULL, &list) < 0) {
+		if (!lists[k]) { /* (it said why) */
+			cli_free_node_lists(lists, strv_length(nodes));
 			strv_free(ret);
 			return NULL;
 		}
-		for (size_t i = 0; list[i]; i++)
-			if (of_job(list[i]->name, job)) {
-				char *m =
-				    k ? xasprintf("%s:%s", nodes[k], list[i]->name) : xstrdup(list[i]->name);
+		for (size_t i = 0; lists[k][i]; i++)
+			if (of_job(lists[k][i]->name, job)) {
+				char *m = k ? xasprintf("%s:%s", nodes[k], lists[k][i]->name)
+					    : xstrdup(lists[k][i]->name);
 				strv_push(&ret, m);
 				free(m);
 			}
-		ferry_instance_list_free(list);
 	}
+	cli_free_node_lists(lists, strv_length(nodes));
 	if (!ret[0]) {
 		cli_fail("no instance of job '%s' ('%s' or '%s-HOST') runs on any node", job, job, job);
 		strv_free(ret);

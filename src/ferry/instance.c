@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* instance.c — ferry instance start, list, stop. */
+#include <fcntl.h>
 #include <getopt.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 
 #include "ferry.h"
@@ -80,6 +82,102 @@ int cli_list_instances_on(const char *node, struct ferry_instance ***ret)
 		return -1;
 	}
 	return 0;
+}
+
+/* what one node's list may be (remote_run takes at most as much) */
+#define NODE_LIST_MAX (4u * 1024 * 1024)
+
+struct ferry_instance ***cli_list_instances_nodes(char **nodes)
+{
+	size_t n = strv_length(nodes);
+	struct ferry_instance ***lists = xzalloc((n + 1) * sizeof(*lists));
+	pid_t *pids = xzalloc(n * sizeof(*pids));
+	struct pollfd *p = xzalloc(n * sizeof(*p));
+	char **bufs = xzalloc(n * sizeof(*bufs));
+	size_t *lens = xzalloc(n * sizeof(*lens));
+	fflush(NULL);
+	for (size_t k = 0; k < n; k++) {
+		int fds[2];
+		p[k].fd = -1;
+		if (pipe2(fds, O_CLOEXEC) < 0) {
+			cli_fail("ask node '%s': %s", nodes[k], strerror(errno));
+			continue;
+		}
+		if ((pids[k] = fork()) < 0) {
+			cli_fail("ask node '%s': %s", nodes[k], strerror(errno));
+			close(fds[0]);
+			close(fds[1]);
+			continue;
+		}
+		if (pids[k] == 0) { /* a child per node: its list on the pipe, or a message */
+			close(fds[0]);
+			struct ferry_request req = {.op = FERRY_OP_INSTANCE_LIST};
+			char *out = NULL;
+			size_t len = 0;
+			int r = k ? remote_run(&req, nodes[k], &out, &len)
+				  : run_starter_capture(&req, &out, &len);
+			_exit(r == 0 && ferry_write_all(fds[1], out ? out : "", len) == 0 ? 0 : 1);
+		}
+		close(fds[1]);
+		p[k] = (struct pollfd){.fd = fds[0], .events = POLLIN};
+		bufs[k] = xmalloc(65536 + 1);
+	}
+	size_t open = 0;
+	for (size_t k = 0; k < n; k++)
+		open += p[k].fd >= 0;
+	while (open > 0) {
+		if (poll(p, n, -1) < 0 && errno != EINTR)
+			break;
+		open = 0;
+		for (size_t k = 0; k < n; k++) {
+			if (p[k].fd < 0)
+				continue;
+			ssize_t got = 0;
+			if (p[k].revents) {
+				if (lens[k] >= NODE_LIST_MAX) { /* (its child dies of SIGPIPE) */
+					cli_fail("the list of node '%s' is larger than %u bytes", nodes[k],
+						 NODE_LIST_MAX);
+					lens[k] = SIZE_MAX;
+				} else {
+					bufs[k] = xrealloc(bufs[k], lens[k] + 65536 + 1);
+					got = read(p[k].fd, bufs[k] + lens[k], 65536);
+				}
+				if (got < 0 && errno == EINTR)
+					got = 1; /* (again) */
+				else if (got > 0)
+					lens[k] += (size_t)got;
+			}
+			if (p[k].revents && got <= 0) {
+				close(p[k].fd);
+				p[k].fd = -1;
+			} else
+				open++;
+		}
+	}
+	for (size_t k = 0; k < n; k++) {
+		int status = 1;
+		while (pids[k] > 0 && waitpid(pids[k], &status, 0) < 0 && errno == EINTR)
+			;
+		struct ferry_error *err = NULL;
+		if (pids[k] <= 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0 || lens[k] == SIZE_MAX)
+			continue; /* (it said why) */
+		bufs[k][lens[k]] = '\0';
+		if (ferry_instance_parse_list(bufs[k], lens[k], &lists[k], &err) < 0)
+			cli_error(err);
+		free(bufs[k]);
+	}
+	free(pids);
+	free(p);
+	free(bufs);
+	free(lens);
+	return lists;
+}
+
+void cli_free_node_lists(struct ferry_instance ***lists, size_t n)
+{
+	for (size_t k = 0; lists && k < n; k++)
+		ferry_instance_list_free(lists[k]);
+	free(lists);
 }
 
 static void json_str(FILE *f, const char *s)
@@ -166,15 +264,21 @@ static int do_list(int argc, char **argv)
 		printf("%-24s %-8s %-18s %-20s %s\n", "INSTANCE NAME", "PID", "IP", "STARTED", "IMAGE");
 	bool first = true;
 	int status = 0;
-	for (size_t k = 0; all ? nodes[k] != NULL : k < 1; k++) {
-		/* (this node's own, from its starter: the first of ferryd's list) */
-		const char *on = all ? (k ? nodes[k] : NULL) : node;
-		struct ferry_instance **list = NULL;
-		if (cli_list_instances_on(on, &list) < 0) {
-			status = 255;
-			continue;
+	if (all) { /* every node at once (this node's own from its starter: the first of the list) */
+		struct ferry_instance ***lists = cli_list_instances_nodes(nodes);
+		for (size_t k = 0; nodes[k]; k++) {
+			if (lists[k])
+				list_rows(lists[k], nodes[k], json, &first);
+			else
+				status = 255;
 		}
-		list_rows(list, all ? nodes[k] : node, json, &first);
+		cli_free_node_lists(lists, strv_length(nodes));
+	} else {
+		struct ferry_instance **list = NULL;
+		if (cli_list_instances_on(node, &list) < 0)
+			status = 255;
+		else
+			list_rows(list, node, json, &first);
 		ferry_instance_list_free(list);
 	}
 	if (json)

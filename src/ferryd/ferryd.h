@@ -337,9 +337,10 @@ void ferryd_hold_serve(struct ferryd *d, struct ferryd_link *l, const struct fer
  * into *@u. -1 (the peer told why) when not. */
 int ferryd_peer_user(struct ferryd_link *l, const struct ferry_msg *m, const char *what,
 		     struct ferryd_user *u);
-/* A link to the peer at @addr (ferryd_connect_peer, ferryd_link_open) for the client on @sk,
- * who is told why when there is none (-1). */
-int ferryd_peer_open(struct ferryd *d, const char *addr, struct ferryd_link *peer, int sk, const char *id);
+/* A link to the peer @to at @addr (ferryd_connect_peer, ferryd_link_open) for the client on @sk,
+ * who is told why ("TO: ...") when there is none (-1). */
+int ferryd_peer_open(struct ferryd *d, const char *to, const char *addr, struct ferryd_link *peer, int sk,
+		     const char *id);
 /* The peer's next message (its pings skipped), of one of @types (NULL-terminated) or "error",
  * forwarded to the client on @sk ("error" as "on NODE @to: ..."): its type, malloc'ed; NULL (the
  * client told why) when there was none or of another type. Its "status" (0 to 255) in

@@ -267,7 +267,8 @@ int ferryd_peer_user(struct ferryd_link *l, const struct ferry_msg *m, const cha
 	return 0;
 }
 
-int ferryd_peer_open(struct ferryd *d, const char *addr, struct ferryd_link *peer, int sk, const char *id)
+int ferryd_peer_open(struct ferryd *d, const char *to, const char *addr, struct ferryd_link *peer, int sk,
+		     const char *id)
 {
 	struct ferry_error *err = NULL;
 	struct ferry_xfer_keys keys;
@@ -277,8 +278,8 @@ int ferryd_peer_open(struct ferryd *d, const char *addr, struct ferryd_link *pee
 	if (r < 0) {
 		if (fd >= 0)
 			close(fd);
-		ferryd_log(id, "%s", err->message);
-		ferryd_send_error(sk, NULL, id, "%s", err->message);
+		ferryd_log(id, "%s: %s", to, err->message);
+		ferryd_send_error(sk, NULL, id, "%s: %s", to, err->message);
 		ferry_error_free(err);
 	}
 	return r < 0 ? -1 : 0;
@@ -291,7 +292,7 @@ void ferryd_hold_client(struct ferryd *d, int sk, const struct ferryd_user *u, c
 	_cleanup_free_ char *id = ferryd_new_id();
 	ferryd_log(id, "%s's group checkpoint: '%s' on %s", u->name, ask->instance, ask->to);
 	struct ferryd_link peer = {.fd = -1};
-	if (ferryd_peer_open(d, addr, &peer, sk, id) < 0)
+	if (ferryd_peer_open(d, ask->to, addr, &peer, sk, id) < 0)
 		return;
 	struct ferry_msg m = {0};
 	ferry_msg_set(&m, "type", "hold");

@@ -170,7 +170,7 @@ void ferryd_start_client(struct ferryd *d, int sk, const struct ferryd_user *u, 
 		goto out;
 	}
 	struct ferryd_link peer = {.fd = -1};
-	if (ferryd_peer_open(d, addr, &peer, sk, id) < 0)
+	if (ferryd_peer_open(d, ask->to, addr, &peer, sk, id) < 0)
 		goto out;
 	struct ferry_error *err = NULL;
 	struct ferry_msg m = {0};

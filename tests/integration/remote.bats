@@ -73,6 +73,13 @@ req_b64() {
 	[ -f "$(ckpt_dir "$U1" "$T")/gen-000001/manifest" ] || fail "no generation"
 	run on nodeB "$FERRY" exec "instance://$T" cat /tmp/mark
 	assert_output "from-nodeA $U1_UID started"
+	# a node that cannot answer is named; the others are listed; the status says so
+	on nodeA "$FERRY" instance start "$IMG" "$T-a" sleep 1000 >/dev/null
+	ferryd_stop nodeB
+	run --separate-stderr on nodeA "$FERRY" instance list --all-nodes
+	[ "$status" -eq 255 ] || fail "status $status: $output $stderr"
+	[[ "$stderr" == *nodeB* ]] || fail "nodeB is not named: $stderr"
+	assert_line --regexp "^nodeA +$T-a +[0-9]+ "
 }
 
 @test "instance list --node: a list longer than one message (120 instances on nodeB) comes whole, in text and JSON" {
