@@ -243,3 +243,24 @@ ls: /tmp/rsh: No such file or directory
 	assert_only_on nodeA "$T-h1"
 	[ "$(inst_field nodeA "$T-h1" ip)" = "$a1" ] || fail "h1 came back as $(inst_field nodeA "$T-h1" ip), not $a1"
 }
+
+@test "ferry-rsh: an instance started before its node's ferryd was restarted reaches the new ferryd" {
+	as_user1 "$FERRY" checkpoint create "$T" >/dev/null
+	local rsh=/.ferry/criu/ferry-rsh go=$U1_TMP/go-rsh
+	# the launcher waits for the word, given once nodeA's ferryd is a new one
+	run --separate-stderr on nodeA "$FERRY" instance start --criu-launch "$T" --net --network ftmac \
+		--network-args "IP=198.18.1.77/16" --private-tmp \
+		--env "FERRY_RSH_HOSTS=h1:nodeB:198.18.1.78/16" --env FERRY_RSH_NETWORK=ftmac \
+		--bind "$U1_TMP:/word" "$IMG" "$T" \
+		sh -c "while [ ! -e /word/go-rsh ]; do sleep 0.1; done; $rsh h1 'sleep 1000 &' >/tmp/rsh 2>&1; echo \"rc=\$?\" >>/tmp/rsh; sleep 1000"
+	[ "$status" -eq 0 ] || fail "instance start: $stderr"
+	ferryd_stop nodeA
+	mv "${FERRYD_LOG[nodeA]}" "${FERRYD_LOG[nodeA]}.first"
+	ferryd_start nodeA
+	as_user1 touch "$go"
+	wait_for on nodeA "$FERRY" exec "instance://$T" grep -q "rc=" /tmp/rsh || true
+	run on nodeA "$FERRY" exec "instance://$T" cat /tmp/rsh
+	assert_output "rc=0"
+	wait_for listed_on nodeB "$T-h1" || fail "h1 did not start on nodeB"
+	ferryd_log_has nodeA "$U1 starts '$T-h1' on nodeB" || fail "the new ferryd on nodeA did not start it"
+}
