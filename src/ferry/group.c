@@ -19,7 +19,6 @@
  * checks its signed manifest against the cut again. */
 #include <fcntl.h>
 #include <getopt.h>
-#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
