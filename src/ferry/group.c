@@ -321,7 +321,8 @@ static int restart_cut(struct member *ms, size_t n, char cut[FERRY_GROUP_ID_LEN 
 		} else if (!streq(c, cut))
 			return cli_fail("restart of the group: '%s' and '%s' are not of the same group "
 					"checkpoint (%.8s, %.8s): one was checkpointed on its own or with "
-					"another group since; checkpoint the group again",
+					"another group since, or is left from another job (delete it); "
+					"checkpoint the group again",
 					first->name, ms[i].name, cut, c);
 	}
 	if (first && ferry_group_size(cut) != n)

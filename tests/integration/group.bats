@@ -163,10 +163,14 @@ gens() { find "$(ckpt_dir "$U1" "$1")" -maxdepth 1 -name 'gen-*' -printf '%f\n' 
 	run --separate-stderr as_user1 "$FERRY" checkpoint list --json
 	[ "$(python3 -c 'import json, sys; print({c["name"]: c["group"] for c in json.load(sys.stdin)["checkpoints"]}[sys.argv[1]])' "$T-cli" <<<"$output")" = "${cc#group=}" ] ||
 		fail "checkpoint list --json: $output"
-	# the server checkpointed on its own since: its current generation is of no cut
+	# the server in a group of its own since: another cut; then on its own: of no cut
+	run --separate-stderr on nodeA "$FERRY" checkpoint group --leave-running "$T-srv"
+	[ "$status" -eq 0 ] || fail "checkpoint group of the server alone: $stderr"
+	run --separate-stderr on nodeA "$FERRY" checkpoint group --restart "$T-srv" "$T-cli"
+	assert_ferry_error "^ferry: restart of the group: '$T-srv' and '$T-cli' are not of the same group checkpoint \([0-9a-f]{8}, ${cc:6:8}\): "
 	run --separate-stderr on nodeA "$FERRY" checkpoint instance --criu --leave-running "$T-srv"
 	[ "$status" -eq 0 ] || fail "checkpoint of the server: $stderr"
-	! grep -q '^group=' "$(ckpt_dir "$U1" "$T-srv")/gen-000002/manifest" || fail "its own checkpoint has a cut"
+	! grep -q '^group=' "$(ckpt_dir "$U1" "$T-srv")/gen-000003/manifest" || fail "its own checkpoint has a cut"
 	kill_member nodeA "$T-srv"
 	kill_member nodeA "$T-cli"
 	wait_for workloads_gone || fail "the members still run"
