@@ -186,9 +186,16 @@ void ferryd_start_client(struct ferryd *d, int sk, const struct ferryd_user *u, 
 		ferryd_send_error(sk, NULL, id, "%s: %s", ask->to, err->message);
 		ferry_error_free(err);
 	} else {
-		/* the starter's stdout ("out", as many as it takes), then its end */
+		/* the starter's stdout ("out", as many as START_OUT_TOTAL takes), then its end */
 		static const char *const types[] = {"done", "out", NULL};
-		for (;;) {
+		for (unsigned k = 0;; k++) {
+			if (k > START_OUT_TOTAL / START_OUT_MAX + 1) { /* (every "out", and "done") */
+				ferryd_send_error(sk, NULL, id,
+						  "%s sent more output than a start's (%u bytes)", ask->to,
+						  START_OUT_TOTAL);
+				status = -1;
+				break;
+			}
 			_cleanup_free_ char *t =
 			    ferryd_relay_peer(&peer, sk, FERRYD_PEER_TIMEOUT, ask->to, id, types, &status);
 			if (!t || !streq(t, "out"))
