@@ -69,12 +69,19 @@ int cli_list_instances(struct ferry_instance ***ret)
 	return cli_list_instances_on(NULL, ret);
 }
 
-int cli_list_instances_on(const char *node, struct ferry_instance ***ret)
+/* The caller's instance records on @node (NULL: this node, through the starter; else through
+ * ferryd), as the starter prints them, into *@out: its exit status. */
+static int list_capture(const char *node, char **out, size_t *len)
 {
 	struct ferry_request req = {.op = FERRY_OP_INSTANCE_LIST};
+	return node ? remote_run(&req, node, out, len) : run_starter_capture(&req, out, len);
+}
+
+int cli_list_instances_on(const char *node, struct ferry_instance ***ret)
+{
 	_cleanup_free_ char *out = NULL;
 	size_t len = 0;
-	if ((node ? remote_run(&req, node, &out, &len) : run_starter_capture(&req, &out, &len)) != 0)
+	if (list_capture(node, &out, &len) != 0)
 		return -1;
 	struct ferry_error *err = NULL;
 	if (ferry_instance_parse_list(out ? out : "", len, ret, &err) < 0) {
@@ -111,11 +118,9 @@ struct ferry_instance ***cli_list_instances_nodes(char **nodes)
 		}
 		if (pids[k] == 0) { /* a child per node: its list on the pipe, or a message */
 			close(fds[0]);
-			struct ferry_request req = {.op = FERRY_OP_INSTANCE_LIST};
 			char *out = NULL;
 			size_t len = 0;
-			int r = k ? remote_run(&req, nodes[k], &out, &len)
-				  : run_starter_capture(&req, &out, &len);
+			int r = list_capture(k ? nodes[k] : NULL, &out, &len);
 			_exit(r == 0 && ferry_write_all(fds[1], out ? out : "", len) == 0 ? 0 : 1);
 		}
 		close(fds[1]);
@@ -159,11 +164,12 @@ struct ferry_instance ***cli_list_instances_nodes(char **nodes)
 		while (pids[k] > 0 && waitpid(pids[k], &status, 0) < 0 && errno == EINTR)
 			;
 		struct ferry_error *err = NULL;
-		if (pids[k] <= 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0 || lens[k] == SIZE_MAX)
-			continue; /* (it said why) */
-		bufs[k][lens[k]] = '\0';
-		if (ferry_instance_parse_list(bufs[k], lens[k], &lists[k], &err) < 0)
-			cli_error(err);
+		/* (a child that failed said why) */
+		if (pids[k] > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0 && lens[k] != SIZE_MAX) {
+			bufs[k][lens[k]] = '\0';
+			if (ferry_instance_parse_list(bufs[k], lens[k], &lists[k], &err) < 0)
+				cli_error(err);
+		}
 		free(bufs[k]);
 	}
 	free(pids);
