@@ -81,7 +81,9 @@ round_trip() {
 		# the TCP connection to peer goes on, on the same connection (tcpstream fails on a reconnect)
 		wait_ok "$OUT/$name.srv" $((at + 20)) 30
 	done
-	# every step once, in order, across both moves (the log is written anew at each restart)
+	# every step once, in order, across both moves (the log is written anew at each restart);
+	# at least 20 of them: the two moves may have taken less than 2 s of the workload's time
+	wait_step "$OUT/$name.prog" 20 20
 	wait_followed "$name"
 	assert_consecutive "$BATS_TEST_TMPDIR/$name.steps"
 	[ "$(head -n1 "$BATS_TEST_TMPDIR/$name.steps" | awk '{print $2}')" = 1 ] ||
