@@ -92,7 +92,7 @@ int cli_list_instances_on(const char *node, struct ferry_instance ***ret)
 }
 
 /* what one node's list may be (remote_run takes at most as much) */
-#define NODE_LIST_MAX (4u * 1024 * 1024)
+#define NODE_LIST_MAX FERRY_PROTO_OUT_TOTAL
 
 struct ferry_instance ***cli_list_instances_nodes(char **nodes)
 {
@@ -477,8 +477,8 @@ static int do_start(int argc, char **argv)
 	return o.node ? remote_start(&o.req, o.node) : exec_starter(&o.req);
 }
 
-/* what is taken of the starter's stdout there (ferryd sends at most 4 MiB) */
-#define REMOTE_OUT_MAX (4u * 1024 * 1024)
+/* what is taken of the starter's stdout there (as much as ferryd sends) */
+#define REMOTE_OUT_MAX FERRY_PROTO_OUT_TOTAL
 
 /* A blob of the answer (the starter's stdout or stderr there): onto @fd, or appended to *@ret
  * (NUL-terminated, *@ret_len bytes, at most REMOTE_OUT_MAX). -1 when it is not one. */

@@ -29,7 +29,7 @@
 /* what is sent back of the starter's stdout, in "out" messages of START_OUT_MAX bytes (a list of
  * instances: some 30 of them a message), START_OUT_TOTAL in all (some 3000), and of its stderr */
 #define START_OUT_MAX (36u * 1024)
-#define START_OUT_TOTAL (4u * 1024 * 1024)
+#define START_OUT_TOTAL FERRY_PROTO_OUT_TOTAL
 #define START_ERR_MAX (4u * 1024)
 
 /* ------------------------------------------------------------- the peer's side */

@@ -36,6 +36,9 @@ int ferry_msg_encode(const struct ferry_msg *m, size_t head, char **ret, size_t 
  * @prefix_b, ... of FERRY_PROTO_BLOB_CHUNK characters each (the last one shorter). */
 #define FERRY_PROTO_BLOB_MAX (40u * 1024)
 #define FERRY_PROTO_BLOB_CHUNK 4000u /* 3000 bytes */
+/* What a start (or list) on another node sends back of its starter's stdout in all, in "out"
+ * messages (protocol.md); its clients take no more. */
+#define FERRY_PROTO_OUT_TOTAL (4u * 1024 * 1024)
 void ferry_msg_set_blob(struct ferry_msg *m, const char *prefix, const void *buf, size_t len);
 /* The bytes of ferry_msg_set_blob into @buf (@max bytes of room): strict (every field but the
  * last full, nothing but base64, no field after a missing one, at most @max bytes); their count
