@@ -297,6 +297,31 @@ static void describe_run(const char *name, const char *path, struct ckpt_info *c
 	ci->generation = xasprintf("ck-%06llu/%s", seq, gen);
 }
 
+struct ferry_manifest *checkpoint_current_manifest(int dirfd, char ret_gen[64], int *ret_gfd)
+{
+	char target[64];
+	ssize_t n = readlinkat(dirfd, "current", target, sizeof(target) - 1);
+	if (n <= 0)
+		return NULL;
+	target[n] = '\0';
+	_cleanup_close_ int gfd = openat(dirfd, target, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	_cleanup_close_ int mfd =
+	    gfd < 0 ? -1 : openat(gfd, FERRY_MANIFEST_NAME, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	_cleanup_free_ char *text = NULL;
+	size_t len = 0;
+	struct ferry_manifest *m = NULL;
+	if (mfd < 0 || ferry_read_all(mfd, FERRY_MANIFEST_MAX, &text, &len, NULL) < 0 ||
+	    ferry_manifest_parse_unverified(text, len, &m, NULL) < 0)
+		return NULL;
+	if (ret_gen)
+		memcpy(ret_gen, target, (size_t)n + 1);
+	if (ret_gfd) {
+		*ret_gfd = gfd;
+		gfd = -1;
+	}
+	return m;
+}
+
 static void describe(const char *name, const char *path, struct ckpt_info *ci)
 {
 	if (run_dir_is(path)) {
@@ -329,15 +354,9 @@ static void describe(const char *name, const char *path, struct ckpt_info *ci)
 		ci->state = xstrdup(partial ? "incomplete" : "empty");
 		return;
 	}
-	target[n] = '\0';
-	_cleanup_close_ int gfd = openat(fd, target, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	_cleanup_close_ int mfd =
-	    gfd < 0 ? -1 : openat(gfd, FERRY_MANIFEST_NAME, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	_cleanup_free_ char *text = NULL;
-	size_t len = 0;
-	struct ferry_manifest *m = NULL;
-	if (mfd < 0 || ferry_read_all(mfd, FERRY_MANIFEST_MAX, &text, &len, NULL) < 0 ||
-	    ferry_manifest_parse_unverified(text, len, &m, NULL) < 0) {
+	_cleanup_close_ int gfd = -1;
+	struct ferry_manifest *m = checkpoint_current_manifest(fd, target, &gfd);
+	if (!m) {
 		ci->state = xstrdup("incomplete");
 		return;
 	}

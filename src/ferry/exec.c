@@ -32,10 +32,14 @@
 	"                                sent by 'sbatch --signal=B:USR1@SECONDS'); TERM and INT do too\n"    \
 	"      --requeue                 after that checkpoint, 'scontrol requeue' the Slurm job\n"           \
 	"      --delete-at-end           delete the checkpoint when the program ends by itself\n"             \
+	"      --net, --network NAME[,NAME], --network-args ARGS  the instance's own network, as for\n"       \
+	"                                'ferry instance start' (an MPI job's mpirun: ferry-mpi(7))\n"        \
 	"  The program runs in a checkpointable instance 'run-NAME'; its output is copied to ferry's.\n"      \
 	"  Exit status: the program's when it ends by itself (128+N when signal N killed it); 75 when\n"      \
 	"  it was checkpointed and stopped (run the same command again to resume: the options of the\n"       \
 	"  first start are kept); 255 with a one-line message when ferry itself failed.\n"                    \
+	"  An MPI job whose mpirun starts its daemons with ferry-rsh is checkpointed whole, every\n"          \
+	"  daemon's instance at one cut, and resumed whole (see 'man ferry-mpi').\n"                          \
 	"  In a Slurm job with '--ferry-checkpoint' (FERRY_SLURM_CHECKPOINT set) run and exec are\n"          \
 	"  resumable without these options: see 'man ferry-slurm'.\n"
 
@@ -104,6 +108,9 @@ static int run_verb(int argc, char **argv, enum mode mode)
 		if (st != 0)
 			return st;
 	}
+	if ((o.req.flags & FERRY_REQ_NET) && !o.run.checkpoint)
+		return cli_fail("--net, --network and --network-args belong to a resumable run's instance "
+				"(--checkpoint NAME) and to 'ferry instance start'");
 	if (o.run.checkpoint) {
 		if (startswith(image, "instance://"))
 			return cli_fail("--checkpoint makes a container of its own: give an IMAGE, not '%s'",

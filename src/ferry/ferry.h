@@ -16,6 +16,16 @@ int cli_error(struct ferry_error *err);
 int connect_ferryd(void);
 /* group.c: ferry checkpoint group */
 int cmd_checkpoint_group(int argc, char **argv);
+/* group.c, for a resumable run of an MPI job (run.c): the instances of job @job, [NODE:]NAME,
+ * on every node this node's ferryd knows (this node's name in *@ret_node), or on this node only
+ * when it runs no ferryd (*@ret_node NULL); NULL after a message. */
+char **group_job_members(const char *job, char **ret_node);
+/* The members [NODE:]NAME checkpointed at one cut, the first (of this node) into @checkpoint,
+ * the others into their launch checkpoints; 0, or 255 after a line naming the one that failed. */
+int group_run_checkpoint(char **members, const char *checkpoint, bool leave_running);
+/* The members restarted at once: the first here from @checkpoint (and @image), the others
+ * [NODE:]NAME from their checkpoints NAME, on NODE; 0, or 255 after a line. */
+int group_run_restart(char **members, const char *checkpoint, const char *image);
 int cli_fail(const char *fmt, ...) _printf_(1, 2);
 /* True when argv[i] is -h/--help. */
 bool cli_is_help(const char *arg);
@@ -64,6 +74,12 @@ int remote_start(const struct ferry_request *req, const char *node);
 /* The same, for any request ferryd takes on another node (a start, a list): the starter's
  * stdout into *@ret_out (NUL-terminated) when @ret_out is not NULL. */
 int remote_run(const struct ferry_request *req, const char *node, char **ret_out, size_t *ret_len);
+/* checkpoint.c: the manifest of the current generation of the checkpoint directory @dirfd,
+ * unverified (for listings and messages: the starter verifies); NULL when there is none that
+ * can be read. The generation's name into @ret_gen, and an fd of it into *@ret_gfd, when not
+ * NULL. */
+struct ferry_manifest;
+struct ferry_manifest *checkpoint_current_manifest(int dirfd, char ret_gen[64], int *ret_gfd);
 /* checkpoint.c: the names in the caller's checkpoint directory (sorted; NULL after a message). */
 char **checkpoint_names(void);
 /* The nodes this node's ferryd knows: itself first, then its peers; NULL after a message. */

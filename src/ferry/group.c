@@ -42,6 +42,8 @@ struct member {
 	const char *name, *node; /* node: NULL here */
 	const char *place; /* --restart: the node its restart runs on (NULL: here), through a child */
 	const char *cut; /* the group's cut, "ID/N" */
+	const char *checkpoint; /* a dump's, or the restart's (NULL: the launch one, or NAME's) */
+	const char *image; /* the restart's image (NULL: the one saved) */
 	pid_t pid;
 	int in, out, err; /* here */
 	int sk; /* there */
@@ -66,15 +68,25 @@ static int member_fork(struct member *m, uint32_t op, uint32_t flags)
 	if (m->pid < 0)
 		return cli_fail("fork: %s", strerror(errno));
 	if (m->pid == 0) {
+		/* (a resumable run blocks its stop signals, and we ignore SIGPIPE: not the starter) */
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		signal(SIGPIPE, SIG_DFL);
 		if ((dump && dup2(in[0], STDIN_FILENO) < 0) || dup2(out[1], STDOUT_FILENO) < 0 ||
 		    dup2(err[1], STDERR_FILENO) < 0)
 			_exit(255);
 		struct ferry_request req = {.op = op, .flags = flags, .group = (char *)m->cut};
 		if (dump) {
 			req.instance = (char *)m->name;
+			req.checkpoint = (char *)m->checkpoint;
 			_exit(exec_starter(&req));
 		}
-		req.checkpoint = checkpoint_resolve(m->name, true);
+		if (m->checkpoint) {
+			req.instance = (char *)m->name;
+			req.image = (char *)m->image;
+		}
+		req.checkpoint = checkpoint_resolve(m->checkpoint ? m->checkpoint : m->name, true);
 		if (!req.checkpoint)
 			_exit(255);
 		_exit(m->place ? remote_start(&req, m->place) : exec_starter(&req));
@@ -281,18 +293,18 @@ static void wait_members(struct member *ms, size_t n)
 }
 
 /* The group's cut of checkpoint @name's current generation ("" when it has none), malloc'ed;
- * NULL when it cannot be read here (its restart says why). */
-static char *cut_of(const char *name)
+ * NULL, with why in @why, when it cannot be read here. */
+static char *cut_of(const char *name, char why[256])
 {
-	struct ferry_error *err = NULL;
 	_cleanup_free_ char *dir = strchr(name, '/') ? xstrdup(name) : checkpoint_resolve(name, false);
-	_cleanup_free_ char *path = dir ? xasprintf("%s/current/%s", dir, FERRY_MANIFEST_NAME) : NULL;
-	_cleanup_free_ char *text = NULL;
-	size_t len = 0;
-	struct ferry_manifest *m = NULL;
-	if (!path || ferry_read_file(path, FERRY_MANIFEST_MAX, &text, &len, &err) < 0 ||
-	    ferry_manifest_parse_unverified(text, len, &m, &err) < 0) {
-		ferry_error_free(err);
+	_cleanup_close_ int fd = dir ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+	if (fd < 0) {
+		snprintf(why, 256, "%s", dir ? strerror(errno) : "a bad name");
+		return NULL;
+	}
+	struct ferry_manifest *m = checkpoint_current_manifest(fd, NULL, NULL);
+	if (!m) {
+		snprintf(why, 256, "it holds no complete generation");
 		return NULL;
 	}
 	char *cut = xstrdup(m->group ? m->group : "");
@@ -307,9 +319,13 @@ static int restart_cut(struct member *ms, size_t n, char cut[FERRY_GROUP_ID_LEN 
 	cut[0] = '\0';
 	const struct member *first = NULL;
 	for (size_t i = 0; i < n; i++) {
-		_cleanup_free_ char *c = cut_of(ms[i].name);
+		const char *ck = ms[i].checkpoint ? ms[i].checkpoint : ms[i].name;
+		char why[256];
+		_cleanup_free_ char *c = cut_of(ck, why);
 		if (!c)
-			continue; /* (its starter says why) */
+			return cli_fail("restart of the group: checkpoint '%s' cannot be read here (%s); no "
+					"member was restarted",
+					ck, why);
 		if (!*c)
 			return cli_fail("restart of the group: '%s' holds no group checkpoint (its current "
 					"generation was made on its own): restart it alone with 'ferry "
@@ -334,8 +350,9 @@ static int restart_cut(struct member *ms, size_t n, char cut[FERRY_GROUP_ID_LEN 
 	return 0;
 }
 
-/* ferry checkpoint group --restart: every member restarted at once, each where asked. */
-static int group_restart(struct member *ms, size_t n, uint32_t flags)
+/* ferry checkpoint group --restart: every member restarted at once, each where asked; with
+ * @say, a line for each on stdout. */
+static int group_restart(struct member *ms, size_t n, uint32_t flags, bool say)
 {
 	char cut[FERRY_GROUP_ID_LEN + 8];
 	int r = restart_cut(ms, n, cut);
@@ -355,7 +372,7 @@ static int group_restart(struct member *ms, size_t n, uint32_t flags)
 			bad = &ms[i];
 	}
 	if (ok == n) {
-		for (size_t i = 0; i < n; i++)
+		for (size_t i = 0; i < n && say; i++)
 			printf("%s%s%s restarted\n", ms[i].place ? ms[i].place : "", ms[i].place ? ":" : "",
 			       ms[i].name);
 		return r;
@@ -363,7 +380,7 @@ static int group_restart(struct member *ms, size_t n, uint32_t flags)
 	if (!bad)
 		return r ? r : 255;
 	for (size_t i = 0; i < n; i++)
-		if (ms[i].status == 0)
+		if (ms[i].status == 0 && say)
 			printf("%s%s%s restarted\n", ms[i].place ? ms[i].place : "", ms[i].place ? ":" : "",
 			       ms[i].name);
 	if (ok == 0)
@@ -383,29 +400,61 @@ static bool of_job(const char *name, const char *job)
 	return streq(name, job) || (strncmp(name, job, n) == 0 && name[n] == '-' && name[n + 1]);
 }
 
-/* --job JOB: its instances on every node this node's ferryd knows, as members ([NODE:]NAME). */
-static char **job_instances(const char *job)
+/* Job @job's instances as members ([NODE:]NAME) on each of @nodes (ferryd_nodes': this node
+ * first), or on this node only when @nodes is NULL; NULL after a message. */
+static char **instances_of_job(const char *job, char **nodes)
 {
-	_cleanup_strv_ char **nodes = ferryd_nodes();
-	if (!nodes)
-		return NULL;
+	char *here[] = {NULL, NULL};
+	char **ns = nodes ? nodes : here;
+	size_t count = nodes ? strv_length(nodes) : 1;
+	struct ferry_instance ***lists = NULL;
+	if (nodes) {
+		lists = cli_list_instances_nodes(nodes); /* (all at once) */
+	} else {
+		lists = xzalloc(sizeof(*lists));
+		if (cli_list_instances(&lists[0]) < 0)
+			lists[0] = NULL;
+	}
 	char **ret = xzalloc(sizeof(char *));
-	struct ferry_instance ***lists = cli_list_instances_nodes(nodes); /* (all at once) */
-	for (size_t k = 0; nodes[k]; k++) {
+	for (size_t k = 0; k < count; k++) {
 		if (!lists[k]) { /* (it said why) */
-			cli_free_node_lists(lists, strv_length(nodes));
+			cli_free_node_lists(lists, count);
 			strv_free(ret);
 			return NULL;
 		}
 		for (size_t i = 0; lists[k][i]; i++)
 			if (of_job(lists[k][i]->name, job)) {
-				char *m = k ? xasprintf("%s:%s", nodes[k], lists[k][i]->name)
+				char *m = k ? xasprintf("%s:%s", ns[k], lists[k][i]->name)
 					    : xstrdup(lists[k][i]->name);
 				strv_push(&ret, m);
 				free(m);
 			}
 	}
-	cli_free_node_lists(lists, strv_length(nodes));
+	cli_free_node_lists(lists, count);
+	return ret;
+}
+
+char **group_job_members(const char *job, char **ret_node)
+{
+	*ret_node = NULL;
+	int sk = connect_ferryd();
+	if (sk < 0) /* (no ferryd here: ferry-rsh started no member anywhere else) */
+		return instances_of_job(job, NULL);
+	close(sk);
+	_cleanup_strv_ char **nodes = ferryd_nodes();
+	char **ret = nodes ? instances_of_job(job, nodes) : NULL;
+	if (ret)
+		*ret_node = xstrdup(nodes[0]);
+	return ret;
+}
+
+/* --job JOB: its instances on every node this node's ferryd knows, as members ([NODE:]NAME). */
+static char **job_instances(const char *job)
+{
+	_cleanup_strv_ char **nodes = ferryd_nodes();
+	char **ret = nodes ? instances_of_job(job, nodes) : NULL;
+	if (!ret)
+		return NULL;
 	if (!ret[0]) {
 		cli_fail("no instance of job '%s' ('%s' or '%s-HOST') runs on any node", job, job, job);
 		strv_free(ret);
@@ -457,6 +506,139 @@ static char **job_checkpoints(const char *job, char **places)
 		return NULL;
 	}
 	return ret;
+}
+
+/* The group's checkpoint: its cut drawn, every member's held dump started at once, the word
+ * once all are held; with @say, a line for each member's generation on stdout. 0, or 255 after a
+ * line naming the member that failed. */
+static int group_dump(struct member *ms, size_t n, uint32_t flags, bool say)
+{
+	/* the cut's name: ID/N */
+	unsigned char rnd[FERRY_GROUP_ID_LEN / 2];
+	char cut[FERRY_GROUP_ID_LEN + 8];
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
+		return cli_fail("getrandom: %s", strerror(errno));
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		snprintf(cut + 2 * i, 3, "%02x", rnd[i]);
+	snprintf(cut + FERRY_GROUP_ID_LEN, sizeof(cut) - FERRY_GROUP_ID_LEN, "/%zu", n);
+	int r = 0;
+	for (size_t i = 0; i < n; i++)
+		ms[i].cut = cut;
+	for (size_t i = 0; i < n && r == 0; i++)
+		r = ms[i].node ? member_start_remote(&ms[i], flags & FERRY_REQ_LEAVE_RUNNING)
+			       : member_fork(&ms[i], FERRY_OP_CHECKPOINT_DUMP, flags);
+	if (r != 0) {
+		/* the members started give up (EOF, or the word not to go) */
+		for (size_t i = 0; i < n; i++)
+			if (ms[i].in >= 0 || ms[i].sk >= 0)
+				member_word(&ms[i], false);
+		for (size_t i = 0; i < n; i++) {
+			if (ms[i].pid > 0)
+				waitpid(ms[i].pid, NULL, 0);
+			if (ms[i].sk >= 0)
+				close(ms[i].sk);
+		}
+		return r;
+	}
+	run_members(ms, n);
+	size_t ok = 0, held = 0;
+	struct member *bad = NULL;
+	for (size_t i = 0; i < n; i++) {
+		ok += ms[i].status == 0;
+		held += ms[i].held;
+		/* the reason: a member that failed by itself, not one that was told to give up */
+		if (ms[i].status != 0 && (!bad || (bad->held && !ms[i].held)))
+			bad = &ms[i];
+	}
+	if (ok == n) {
+		for (size_t i = 0; i < n && say; i++) {
+			char *gen = ms[i].buf[0] + (ms[i].node ? 0 : strlen("held\n"));
+			if (ms[i].node)
+				printf("%s:", ms[i].node);
+			printf("%s %s", ms[i].name, gen);
+		}
+		return 0;
+	}
+	_cleanup_free_ char *who =
+	    xasprintf("%s%s%s", bad->node ? bad->node : "", bad->node ? ":" : "", bad->name);
+	if (held == n && ok > 0)
+		r = cli_fail(
+		    "checkpoint of the group: instance '%s' failed after the others published theirs: %s; "
+		    "the group's checkpoint is not consistent: checkpoint it again",
+		    who, member_error(bad));
+	else
+		r = cli_fail(
+		    "checkpoint of the group: instance '%s': %s; every instance keeps running and no "
+		    "generation was published",
+		    who, member_error(bad));
+	return r;
+}
+
+/* The members [NODE:]NAME of @names (split there: NODE:NAME is cut at its colon); NULL after a
+ * message. */
+static struct member *members_of(char **names, size_t n, bool restart)
+{
+	if (n > GROUP_MAX) {
+		cli_fail("a group has at most %d instances, not %zu", GROUP_MAX, n);
+		return NULL;
+	}
+	struct ferry_error *err = NULL;
+	struct member *ms = xzalloc(n * sizeof(*ms));
+	for (size_t i = 0; i < n; i++) {
+		char *a = names[i], *colon = strchr(a, ':');
+		ms[i].in = ms[i].out = ms[i].err = ms[i].sk = -1;
+		ms[i].name = a;
+		if (colon) { /* NODE:INSTANCE */
+			*colon = '\0';
+			ms[i].node = a;
+			ms[i].name = colon + 1;
+			if (!*a) {
+				cli_fail("'%s': give NODE:INSTANCE, or INSTANCE for one of this node", colon);
+				goto fail;
+			}
+		}
+		if (!(restart && strchr(ms[i].name, '/')) && /* (a checkpoint may be a path) */
+		    ferry_name_check(ms[i].name, restart ? "checkpoint" : "instance", &err) < 0) {
+			cli_error(err);
+			goto fail;
+		}
+		for (size_t j = 0; j < i; j++)
+			if (streq(ms[i].name, ms[j].name) &&
+			    streq(ms[i].node ? ms[i].node : "", ms[j].node ? ms[j].node : "")) {
+				cli_fail("instance '%s' is named twice", ms[i].name);
+				goto fail;
+			}
+	}
+	return ms;
+fail:
+	free(ms);
+	return NULL;
+}
+
+int group_run_checkpoint(char **members, const char *checkpoint, bool leave_running)
+{
+	size_t n = strv_length(members);
+	struct member *ms = members_of(members, n, false);
+	if (!ms)
+		return 255;
+	ms[0].checkpoint = checkpoint;
+	signal(SIGPIPE, SIG_IGN); /* (as cmd_checkpoint_group: a member that died failed) */
+	int r = group_dump(ms, n, FERRY_REQ_HOLD | (leave_running ? FERRY_REQ_LEAVE_RUNNING : 0), false);
+	free(ms);
+	return r;
+}
+
+int group_run_restart(char **members, const char *checkpoint, const char *image)
+{
+	size_t n = strv_length(members);
+	struct member *ms = members_of(members, n, true);
+	if (!ms)
+		return 255;
+	ms[0].checkpoint = checkpoint;
+	ms[0].image = image;
+	int r = group_restart(ms, n, FERRY_REQ_CRIU_RESTART, false);
+	free(ms);
+	return r;
 }
 
 static const char group_help[] =
@@ -550,104 +732,11 @@ int cmd_checkpoint_group(int argc, char **argv)
 	if (n < 1)
 		return cli_fail(
 		    "usage: ferry checkpoint group [--leave-running] MEMBER... (INSTANCE or NODE:INSTANCE)");
-	if (n > GROUP_MAX)
-		return cli_fail("a group has at most %d instances, not %zu", GROUP_MAX, n);
-	struct ferry_error *err = NULL;
-	struct member *ms = xzalloc(n * sizeof(*ms));
-	for (size_t i = 0; i < n; i++) {
-		char *a = argv[optind + i], *colon = strchr(a, ':');
-		ms[i].in = ms[i].out = ms[i].err = ms[i].sk = -1;
-		ms[i].name = a;
-		if (colon) { /* NODE:INSTANCE */
-			*colon = '\0';
-			ms[i].node = a;
-			ms[i].name = colon + 1;
-			if (!*a) {
-				free(ms);
-				return cli_fail("'%s': give NODE:INSTANCE, or INSTANCE for one of this node",
-						colon);
-			}
-		}
-		if (!(restart && strchr(ms[i].name, '/')) && /* (a checkpoint may be a path) */
-		    ferry_name_check(ms[i].name, restart ? "checkpoint" : "instance", &err) < 0) {
-			free(ms);
-			return cli_error(err);
-		}
-		for (size_t j = 0; j < i; j++)
-			if (streq(ms[i].name, ms[j].name) &&
-			    streq(ms[i].node ? ms[i].node : "", ms[j].node ? ms[j].node : "")) {
-				const char *twice = ms[i].name;
-				free(ms);
-				return cli_fail("instance '%s' is named twice", twice);
-			}
-	}
-	if (restart) {
-		int rr = group_restart(ms, n, flags & (FERRY_REQ_CRIU_RESTART | FERRY_REQ_TCP_CLOSE));
-		free(ms);
-		return rr;
-	}
-	/* the cut's name: ID/N */
-	unsigned char rnd[FERRY_GROUP_ID_LEN / 2];
-	char cut[FERRY_GROUP_ID_LEN + 8];
-	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
-		free(ms);
-		return cli_fail("getrandom: %s", strerror(errno));
-	}
-	for (size_t i = 0; i < sizeof(rnd); i++)
-		snprintf(cut + 2 * i, 3, "%02x", rnd[i]);
-	snprintf(cut + FERRY_GROUP_ID_LEN, sizeof(cut) - FERRY_GROUP_ID_LEN, "/%zu", n);
-	int r = 0;
-	for (size_t i = 0; i < n; i++)
-		ms[i].cut = cut;
-	for (size_t i = 0; i < n && r == 0; i++)
-		r = ms[i].node ? member_start_remote(&ms[i], flags & FERRY_REQ_LEAVE_RUNNING)
-			       : member_fork(&ms[i], FERRY_OP_CHECKPOINT_DUMP, flags);
-	if (r != 0) {
-		/* the members started give up (EOF, or the word not to go) */
-		for (size_t i = 0; i < n; i++)
-			if (ms[i].in >= 0 || ms[i].sk >= 0)
-				member_word(&ms[i], false);
-		for (size_t i = 0; i < n; i++) {
-			if (ms[i].pid > 0)
-				waitpid(ms[i].pid, NULL, 0);
-			if (ms[i].sk >= 0)
-				close(ms[i].sk);
-		}
-		free(ms);
-		return r;
-	}
-	run_members(ms, n);
-	size_t ok = 0, held = 0;
-	struct member *bad = NULL;
-	for (size_t i = 0; i < n; i++) {
-		ok += ms[i].status == 0;
-		held += ms[i].held;
-		/* the reason: a member that failed by itself, not one that was told to give up */
-		if (ms[i].status != 0 && (!bad || (bad->held && !ms[i].held)))
-			bad = &ms[i];
-	}
-	if (ok == n) {
-		for (size_t i = 0; i < n; i++) {
-			char *gen = ms[i].buf[0] + (ms[i].node ? 0 : strlen("held\n"));
-			if (ms[i].node)
-				printf("%s:", ms[i].node);
-			printf("%s %s", ms[i].name, gen);
-		}
-		free(ms);
-		return 0;
-	}
-	_cleanup_free_ char *who =
-	    xasprintf("%s%s%s", bad->node ? bad->node : "", bad->node ? ":" : "", bad->name);
-	if (held == n && ok > 0)
-		r = cli_fail(
-		    "checkpoint of the group: instance '%s' failed after the others published theirs: %s; "
-		    "the group's checkpoint is not consistent: checkpoint it again",
-		    who, member_error(bad));
-	else
-		r = cli_fail(
-		    "checkpoint of the group: instance '%s': %s; every instance keeps running and no "
-		    "generation was published",
-		    who, member_error(bad));
+	struct member *ms = members_of(argv + optind, n, restart);
+	if (!ms)
+		return 255;
+	int r = restart ? group_restart(ms, n, flags & (FERRY_REQ_CRIU_RESTART | FERRY_REQ_TCP_CLOSE), true)
+			: group_dump(ms, n, flags, true);
 	free(ms);
 	return r;
 }

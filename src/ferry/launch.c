@@ -194,7 +194,8 @@ int parse_container_opts(int argc, char **argv, const char *help, struct contain
 		case OPT_NET:
 		case OPT_NETWORK:
 		case OPT_NETARGS:
-			if (!streq(argv[0], "start")) {
+			/* (also a resumable run's instance's: exec.c checks) */
+			if (!streq(argv[0], "start") && !streq(argv[0], "run") && !streq(argv[0], "exec")) {
 				*ret_status =
 				    cli_fail("%s belongs to 'ferry instance start'", argv[optind - 1]);
 				return -1;

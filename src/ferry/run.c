@@ -11,6 +11,10 @@
  *     exits RUN_EXIT_CHECKPOINTED (after 'scontrol requeue' of its Slurm job with --requeue);
  *   - every --checkpoint-every dumps it and leaves it running, keeping the newest --keep;
  *   - when the program ends, exits with its status.
+ * An MPI job's run (mpirun started its daemons with ferry-rsh, as instances RUN-HOST on any node)
+ * is checkpointed whole: every generation is a group checkpoint (group.c) of the run's instance
+ * and every member, at one cut, and a resume restarts them all, each member on the node it was
+ * dumped on (the generation's ferry-members says where).
  *
  * Layout of NAME's directory (the user's, 0700):
  *   ferry-run      marks it as a resumable run's (and says so to whoever looks)
@@ -18,10 +22,12 @@
  *                  directory is that command's; another one given the same NAME is refused
  *   lock           flock()ed by the one 'ferry run' that uses it
  *   status/        bound at /.ferry-run in the container: the program's exit status lands there;
- *                  once it is there the run is over, and running the command again returns it
+ *                  once it is there the run is over, and running the command again returns it;
+ *                  'group' there says the program started members (ferry-rsh makes it)
  *   ck-000001/ ... one generation each: a checkpoint directory of its own, dumped into by the
  *                  starter (gen-*, then 'current' once complete and signed); a directory without
- *                  'current' is an incomplete dump and is never resumed from.
+ *                  'current' is an incomplete dump and is never resumed from. A job's has
+ *                  ferry-members too; its members' generations are in their own checkpoints.
  * Generations are whole checkpoint directories, rather than the starter's gen-* of one, because
  * the starter keeps only the newest of those: keeping N here needs no change to setuid code. */
 #include <dirent.h>
@@ -52,6 +58,13 @@
 #define RUN_STATUS "status"
 #define RUN_STATUS_MOUNT "/.ferry-run"
 #define RUN_EXIT_FILE "exit"
+/* made in status/ by ferry-rsh (src/rsh/rsh.c) once the program started a member of its MPI job
+ * on a node: from then on the run's checkpoints are its job's, at one cut (group.c) */
+#define RUN_GROUP "group"
+/* in a generation of a job: its other members, "NODE NAME" a line (where each was dumped, into
+ * its checkpoint NAME) */
+#define SLOT_MEMBERS "ferry-members"
+#define SLOT_MEMBERS_MAX 65536
 #define SLOT_FMT "ck-%06llu"
 #define SLOTS_MAX 4096
 #define RUN_KEEP_DEFAULT 2
@@ -156,15 +169,8 @@ static char *slot_path(const char *dir, unsigned long long seq)
 /* The manifest of a complete generation, unverified (for messages; the starter verifies). */
 static struct ferry_manifest *slot_manifest(const char *slot)
 {
-	_cleanup_free_ char *cur = xasprintf("%s/current/%s", slot, FERRY_MANIFEST_NAME);
-	_cleanup_close_ int fd = open(cur, O_RDONLY | O_CLOEXEC);
-	_cleanup_free_ char *text = NULL;
-	size_t len = 0;
-	struct ferry_manifest *m = NULL;
-	if (fd < 0 || ferry_read_all(fd, FERRY_MANIFEST_MAX, &text, &len, NULL) < 0 ||
-	    ferry_manifest_parse_unverified(text, len, &m, NULL) < 0)
-		return NULL;
-	return m;
+	_cleanup_close_ int fd = open(slot, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	return fd < 0 ? NULL : checkpoint_current_manifest(fd, NULL, NULL);
 }
 
 bool run_dir_is(const char *path)
@@ -391,6 +397,14 @@ static void clear_exit_status(struct run *r)
 	unlinkat(r->dirfd, p, 0);
 }
 
+/* Whether the program started members of its job on nodes (ferry-rsh said so). */
+static bool run_is_job(struct run *r)
+{
+	_cleanup_free_ char *p = xasprintf("%s/%s", RUN_STATUS, RUN_GROUP);
+	struct stat st;
+	return fstatat(r->dirfd, p, &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
 /* The container's options from the command line, and the wrapper around the program. */
 static int start_fresh(struct run *r, const char *image, char **args, bool exec_mode)
 {
@@ -418,6 +432,8 @@ static int start_fresh(struct run *r, const char *image, char **args, bool exec_
 	o->req.binds[o->req.n_binds++] = (struct ferry_bind){
 	    .src = xasprintf("%s/%s", r->dir, RUN_STATUS), .dst = xstrdup(RUN_STATUS_MOUNT), .ro = false};
 	clear_exit_status(r);
+	_cleanup_free_ char *mark = xasprintf("%s/%s", RUN_STATUS, RUN_GROUP);
+	unlinkat(r->dirfd, mark, 0);
 	predict_logs(r);
 	r->off[0] = r->off[1] = 0; /* a new instance starts new logs */
 	int st = starter(&o->req, NULL);
@@ -427,11 +443,141 @@ static int start_fresh(struct run *r, const char *image, char **args, bool exec_
 	return 0;
 }
 
+/* ---- a job's generations ---- */
+
+/* The members of the run's job on every node, the run's instance first; the others' places
+ * written to the generation @slotfd as SLOT_MEMBERS. NULL after a message. */
+static char **job_members(struct run *r, int slotfd)
+{
+	_cleanup_free_ char *node = NULL;
+	_cleanup_strv_ char **ms = group_job_members(r->instance, &node);
+	if (!ms)
+		return NULL;
+	if (!node) {
+		cli_fail(
+		    "run '%s': its program started members of its job (ferry-rsh), but this node runs "
+		    "no ferryd to find them: start ferryd (see ferryd(8)) before the job is checkpointed",
+		    r->name);
+		return NULL;
+	}
+	size_t n = strv_length(ms), i = 0;
+	while (i < n && !streq(ms[i], r->instance))
+		i++;
+	if (i == n) {
+		cli_fail("run '%s': instance '%s' is not running", r->name, r->instance);
+		return NULL;
+	}
+	char *t = ms[0];
+	ms[0] = ms[i];
+	ms[i] = t;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	if (!f)
+		ferry_oom();
+	for (i = 1; i < n; i++) {
+		const char *colon = strchr(ms[i], ':');
+		if (colon)
+			fprintf(f, "%.*s %s\n", (int)(colon - ms[i]), ms[i], colon + 1);
+		else
+			fprintf(f, "%s %s\n", node, ms[i]);
+	}
+	fclose(f);
+	struct ferry_error *err = NULL;
+	int rc = ferry_write_file_atomic(slotfd, SLOT_MEMBERS, text, len, 0644, &err);
+	free(text);
+	if (rc < 0) {
+		cli_error(err);
+		return NULL;
+	}
+	return TAKE_PTR(ms);
+}
+
+/* The run's instance and the members of its job that generation @slot holds, each [NODE:]NAME
+ * as its restart goes (NAME: here); NULL after a message. */
+static char **job_restart_members(struct run *r, const char *slot)
+{
+	_cleanup_free_ char *path = xasprintf("%s/%s", slot, SLOT_MEMBERS), *text = NULL;
+	size_t len = 0;
+	struct ferry_error *err = NULL;
+	if (ferry_read_file(path, SLOT_MEMBERS_MAX, &text, &len, &err) < 0) {
+		cli_error(err);
+		return NULL;
+	}
+	_cleanup_strv_ char **nodes = ferryd_nodes(); /* (this node's name first) */
+	if (!nodes) {
+		cli_fail("run '%s': its job's members are on nodes: resuming it needs ferryd on this node",
+			 r->name);
+		return NULL;
+	}
+	char **ms = NULL;
+	strv_push(&ms, r->instance);
+	for (char *save = NULL, *line = strtok_r(text, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		char *sp = strchr(line, ' ');
+		if (!sp || sp == line || !sp[1] || strchr(sp + 1, ' ')) {
+			cli_fail("run '%s': '%s' has a bad line '%s'", r->name, path, line);
+			strv_free(ms);
+			return NULL;
+		}
+		*sp = '\0';
+		char *m = streq(line, nodes[0]) ? xstrdup(sp + 1) : xasprintf("%s:%s", line, sp + 1);
+		strv_push(&ms, m);
+		free(m);
+	}
+	return ms;
+}
+
+/* "generation N (taken WHEN on NODE)", of @slot, for messages. */
+static char *slot_taken(const char *slot, unsigned long long seq)
+{
+	struct ferry_manifest *m = slot_manifest(slot);
+	char when[32] = "?";
+	time_t t = m ? (time_t)m->created : 0;
+	struct tm tm;
+	if (m && localtime_r(&t, &tm))
+		strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
+	char *s = xasprintf("generation %llu (taken %s on %s)", seq, when, m && m->node ? m->node : "?");
+	ferry_manifest_free(m);
+	return s;
+}
+
+/* Resumes a job from its generation @seq: every member at once, or none runs on. */
+static int resume_job(struct run *r, const char *image, const char *slot, unsigned long long seq)
+{
+	_cleanup_strv_ char **ms = job_restart_members(r, slot);
+	if (!ms)
+		return 255;
+	_cleanup_free_ char *img = absolute_path(image), *taken = slot_taken(slot, seq);
+	clear_exit_status(r);
+	predict_logs(r);
+	if (group_run_restart(ms, slot, img) != 0) {
+		/* (the program must not run on without its members) */
+		if (watch_instance(r) == 0 && r->pidfd >= 0) {
+			(void)syscall(SYS_pidfd_send_signal, r->pidfd, SIGKILL, NULL, 0);
+			close(r->pidfd);
+			r->pidfd = -1;
+		}
+		return cli_fail(
+		    "run '%s': its job could not be resumed from %s (see above): stop what of "
+		    "it runs ('ferry instance list --all-nodes'), then run the same command again",
+		    r->name, taken);
+	}
+	fprintf(stderr, "ferry: run '%s': resumed on %s from %s, with the %zu other members of its job\n",
+		r->name, r->host, taken, strv_length(ms) - 1);
+	return 0;
+}
+
 /* Resumes from the newest complete generation that the starter accepts. */
 static int resume(struct run *r, const char *image, const unsigned long long *done, size_t n_done)
 {
 	for (size_t k = n_done; k-- > 0;) {
 		_cleanup_free_ char *slot = slot_path(r->dir, done[k]);
+		struct ferry_manifest *jm = slot_manifest(slot);
+		bool job = jm && jm->group && ferry_group_size(jm->group) > 1;
+		ferry_manifest_free(jm);
+		if (job) /* (its members are as they were then: no older generation fits them) */
+			return resume_job(r, image, slot, done[k]);
 		struct ferry_request req = {.op = FERRY_OP_INSTANCE_START,
 					    .flags = FERRY_REQ_CRIU_RESTART,
 					    .checkpoint = slot,
@@ -442,16 +588,8 @@ static int resume(struct run *r, const char *image, const unsigned long long *do
 		int st = starter(&req, NULL);
 		free(req.image);
 		if (st == 0) {
-			struct ferry_manifest *m = slot_manifest(slot);
-			char when[32] = "?";
-			time_t t = m ? (time_t)m->created : 0;
-			struct tm tm;
-			if (m && localtime_r(&t, &tm))
-				strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S", &tm);
-			fprintf(stderr,
-				"ferry: run '%s': resumed on %s from generation %llu (taken %s on %s)\n",
-				r->name, r->host, done[k], when, m && m->node ? m->node : "?");
-			ferry_manifest_free(m);
+			_cleanup_free_ char *taken = slot_taken(slot, done[k]);
+			fprintf(stderr, "ferry: run '%s': resumed on %s from %s\n", r->name, r->host, taken);
 			return 0;
 		}
 		if (k > 0)
@@ -464,6 +602,29 @@ static int resume(struct run *r, const char *image, const unsigned long long *do
 	    "run '%s': no generation of '%s' could be resumed (see above); 'ferry checkpoint delete "
 	    "%s' starts it over",
 	    r->name, r->dir, r->name);
+}
+
+/* take_checkpoint's for a job: its instance and every member at one cut (group.c); the group's
+ * dump is not given up for a stop signal (it waits until the dump is written). */
+static int take_job_checkpoint(struct run *r, bool leave_running, unsigned long long seq, const char *slot,
+			       unsigned long long *ret_seq)
+{
+	long long t0 = ferry_monotonic_ms();
+	_cleanup_close_ int sfd = open(slot, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (sfd < 0)
+		cli_fail("run '%s': open '%s': %s", r->name, slot, strerror(errno));
+	_cleanup_strv_ char **ms = sfd < 0 ? NULL : job_members(r, sfd);
+	if (!ms || group_run_checkpoint(ms, slot, leave_running) != 0 ||
+	    !slot_complete(r->dirfd, strrchr(slot, '/') + 1)) {
+		(void)slot_remove(r->dir, seq);
+		return -1;
+	}
+	fprintf(stderr,
+		"ferry: run '%s': generation %llu written, with the %zu other members of its job at one "
+		"cut (%.2f s)\n",
+		r->name, seq, strv_length(ms) - 1, (double)(ferry_monotonic_ms() - t0) / 1000.0);
+	*ret_seq = seq;
+	return 0;
 }
 
 /* Dumps the instance into a new generation; stopping it unless @leave_running. 0 on success,
@@ -480,6 +641,8 @@ static int take_checkpoint(struct run *r, bool leave_running, unsigned long long
 	}
 	r->launch_slot_empty = false;
 	r->last_seq = seq;
+	if (run_is_job(r))
+		return take_job_checkpoint(r, leave_running, seq, slot, ret_seq);
 	struct ferry_request req = {.op = FERRY_OP_CHECKPOINT_DUMP,
 				    .flags =
 					FERRY_REQ_TIMINGS | (leave_running ? FERRY_REQ_LEAVE_RUNNING : 0),

@@ -22,12 +22,16 @@
  *                      checkpointable instance's default): no other rank reaches it
  *   FERRY_CONTAINER, FERRY_INSTANCE  set by ferry in every instance: the image, the name
  *
+ * In a resumable run's instance ('ferry exec --checkpoint': /.ferry-run is bound there) it first
+ * makes /.ferry-run/group, which tells the run that its checkpoints are now the whole job's.
+ *
  * It is built static and shipped in the CRIU bundle, which the starter mounts read-only in
  * every checkpointable instance at /.ferry/criu, with this node's ferryd socket at
  * /.ferry/ferryd/sock (FERRY_FERRYD_INSIDE, src/lib/instance.h): nothing of the image is
  * loaded. Outside an instance it reaches ferryd at its abstract socket. It holds no privilege:
  * every check is ferryd's and the starter's. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -44,6 +48,7 @@
 #define MSG_MAX (64u * 1024) /* FERRY_PROTO_MAX */
 #define VALUE_MAX 4096 /* FERRY_PROTO_VALUE_MAX */
 #define MAGIC "ferry-proto 1\n"
+#define RUN_GROUP_MARK "/.ferry-run/group" /* RUN_STATUS_MOUNT "/" RUN_GROUP (src/ferry/run.c) */
 
 static const char usage[] =
     "Usage: ferry-rsh [-x] HOST COMMAND...\n"
@@ -247,6 +252,11 @@ int main(int argc, char **argv)
 		put(&m, "rsh_hosts", hosts);
 	uint32_t body = (uint32_t)(m.len - 4);
 	memcpy(m.buf, &body, 4); /* little-endian, as x86's */
+	/* In a resumable run's instance (ferry run --checkpoint: /.ferry-run is the run's own), the
+	 * run now has members elsewhere: its checkpoints must take them all, at one cut (run.c). */
+	int mark = open(RUN_GROUP_MARK, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (mark >= 0)
+		close(mark);
 	int sk = connect_ferryd();
 	if (!io(sk, m.buf, m.len, true))
 		die("ferryd on this node ended the connection: see its log");

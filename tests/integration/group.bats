@@ -260,11 +260,11 @@ gens() { find "$(ckpt_dir "$U1" "$1")" -maxdepth 1 -name 'gen-*' -printf '%f\n' 
 	run --separate-stderr as_user1 "$FERRY" checkpoint group --job "$T" a
 	assert_ferry_error "^ferry: --job JOB names the members: give no others$"
 	run --separate-stderr as_user1 "$FERRY" checkpoint group --restart no-such-checkpoint
-	assert_ferry_error "^ferry: restart of the group: 'no-such-checkpoint': no checkpoint 'no-such-checkpoint'"
-	# another user's checkpoint, by its path: that user's alone
+	assert_ferry_error "^ferry: restart of the group: checkpoint 'no-such-checkpoint' cannot be read here \(No such file or directory\); no member was restarted$"
+	# another user's checkpoint, by its path: that user's alone (the starter would refuse it too)
 	as_user1 "$FERRY" checkpoint create "$T-mine" >/dev/null
 	run --separate-stderr as_user2 "$FERRY" checkpoint group --restart "$(ckpt_dir "$U1" "$T-mine")"
-	assert_ferry_error "^ferry: restart of the group: '$(ckpt_dir "$U1" "$T-mine")': "
+	assert_ferry_error "^ferry: restart of the group: checkpoint '$(ckpt_dir "$U1" "$T-mine")' cannot be read here \(Permission denied\); no member was restarted$"
 	! instance_running "$U2" "$T-mine" || fail "user 2 restarted user 1's checkpoint"
 }
 

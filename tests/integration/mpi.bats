@@ -50,7 +50,7 @@ setup() {
 
 teardown() {
 	mig_test_teardown 40
-	rm -rf "${JOB:?}" "$U1_HOME"/.ferry/checkpoint/"$T"-*
+	rm -rf "${JOB:?}" "$U1_HOME"/.ferry/checkpoint/"$T"-* "$U1_HOME"/.ferry/checkpoint/run-"$T"-*
 }
 
 # HOSTS: four ranks' hosts, two on each node, each with its address on the test network.
@@ -211,4 +211,105 @@ wait_ring() {
 	job_ended "$T" 600
 	run grep RESULT "$log"
 	assert_output "RESULT OK iterations=1500 ranks=4 errors=0"
+}
+
+# run_job [FERRY-OPTION...] -- ARGS...: 'ferry exec --checkpoint' of the ring's mpirun (ARGS:
+# its) as user 1 on nodeA, in the background: its pid (the ferry process) in $PIDF, its output
+# in $JOB/run.out and .err.
+run_job() {
+	local -a opts=()
+	while [ "$1" != -- ]; do opts+=("$1"); shift; done
+	shift
+	rm -f "$PIDF"
+	on nodeA sh -c 'echo $$ > "$1"; shift; exec "$@"' sh "$PIDF" "$FERRY" exec --checkpoint "$JOB/$T" \
+		"${opts[@]}" --cleanenv --net --network ftmac --network-args "IP=198.18.1.89/16" --private-tmp \
+		--hostname hnp --env "FERRY_RSH_HOSTS=$HOSTS" --env FERRY_RSH_NETWORK=ftmac "$HPC" \
+		mpirun --mca plm_rsh_agent /.ferry/criu/ferry-rsh -np 4 -H r0,r1,r2,r3 -x OMP_NUM_THREADS=1 \
+		--wdir "$JOB" "$RING" "$@" >>"$JOB/run.out" 2>>"$JOB/run.err" &
+	BG=$!
+	wait_for test -s "$PIDF" || fail "ferry did not start"
+}
+
+# generations_of DIR: the complete generations of a resumable run's directory.
+generations_of() {
+	local d
+	for d in "$1"/ck-*; do
+		[ -L "$d/current" ] && basename "$d"
+	done
+	true
+}
+
+# wait_job: waits for the background ferry; its exit status in $status.
+wait_job() {
+	status=0
+	wait "$BG" || status=$?
+	rm -f "$PIDF"
+}
+
+@test "mpi: 'ferry exec --checkpoint' of an MPI job: every checkpoint takes mpirun and every rank at one cut (a rank that fails one leaves the job running, nothing kept); SIGTERM stops them all (exit 75); the same command resumes them all, each on its node, or none: the ring loses and repeats no message" {
+	PIDF=$JOB/ferry.pid # (written as the user)
+	local before gen n r cut
+	run_job --checkpoint-every 10s -- 1500 10000
+	wait_ring "$JOB/run.out" 100
+	assert_only_on nodeB "run-$T-r1"
+	assert_only_on nodeA "run-$T-r2"
+	# rank 1's private /tmp holds a file no one can read: the periodic checkpoint fails whole
+	on nodeB "$FERRY" exec "instance://run-$T-r1" sh -c 'echo x >/tmp/locked && chmod 000 /tmp/locked'
+	wait_for grep -q "^ferry: run '$JOB/$T': that checkpoint failed (see above); the program goes on\$" "$JOB/run.err" ||
+		fail "no failed periodic checkpoint: $(cat "$JOB/run.err")"
+	grep -q "instance 'nodeB:run-$T-r1': .*'/tmp/locked' cannot be read.*every instance keeps running and no generation was published" "$JOB/run.err" ||
+		fail "the failed member is not named: $(cat "$JOB/run.err")"
+	[ -z "$(generations_of "$JOB/$T")" ] || fail "a generation was kept: $(generations_of "$JOB/$T")"
+	for r in r0 r1 r2 r3; do
+		[ ! -e "$(ckpt_dir "$U1" "run-$T-$r")/current" ] || fail "run-$T-$r has a generation"
+	done
+	on nodeB "$FERRY" exec "instance://run-$T-r1" rm -f /tmp/locked
+	before=$(awk '$1 == "it" {v = $2} END {print v}' "$JOB/run.out")
+	wait_ring "$JOB/run.out" $((before + 50))
+	# the stop: every member at one cut, then all stop
+	kill -TERM "$(cat "$PIDF")"
+	wait_job
+	[ "$status" -eq 75 ] || fail "ferry exited $status, not 75: $(cat "$JOB/run.err")"
+	grep '^ferry: ' "$JOB/run.err" | sed 's/^/# /' >&3
+	n=$(sed -nE "s/^ferry: run '.*': stopped in generation ([0-9]+); .*/\1/p" "$JOB/run.err")
+	grep -q "^ferry: run '$JOB/$T': generation $n written, with the 4 other members of its job at one cut" "$JOB/run.err" ||
+		fail "$(cat "$JOB/run.err")"
+	gone "run-$T" "run-$T-r0" "run-$T-r1" "run-$T-r2" "run-$T-r3"
+	! grep -q RESULT "$JOB/run.out" || fail "the ring ended before the checkpoint: make it longer"
+	gen=$JOB/$T/$(printf 'ck-%06d' "$n")
+	# where each member was, in the generation; each member's generation is of its cut
+	run sort "$gen/ferry-members"
+	assert_output "nodeA run-$T-r0
+nodeA run-$T-r2
+nodeB run-$T-r1
+nodeB run-$T-r3"
+	cut=$(sed -n 's/^group=//p' "$gen/current/manifest")
+	[[ "$cut" =~ ^[0-9a-f]{32}/5$ ]] || fail "the run's generation's cut: '$cut'"
+	for r in r0 r1 r2 r3; do
+		assert_equal "$(sed -n 's/^group=//p' "$(ckpt_dir "$U1" "run-$T-$r")/current/manifest")" "$cut"
+	done
+	# a member's checkpoint missing: the same command resumes none of them
+	mv "$(ckpt_dir "$U1" "run-$T-r3")" "$JOB/r3.aside"
+	run_job -- 1500 10000
+	wait_job
+	[ "$status" -eq 255 ] || fail "a resume without rank 3 exited $status: $(cat "$JOB/run.err")"
+	grep -q "^ferry: restart of the group: checkpoint 'run-$T-r3' cannot be read here (No such file or directory); no member was restarted\$" "$JOB/run.err" ||
+		fail "$(cat "$JOB/run.err")"
+	grep -q "^ferry: run '$JOB/$T': its job could not be resumed from generation $n (taken .*) (see above): " "$JOB/run.err" ||
+		fail "$(cat "$JOB/run.err")"
+	for r in "" -r0 -r1 -r2 -r3; do
+		! listed_on nodeA "run-$T$r" && ! listed_on nodeB "run-$T$r" || fail "run-$T$r was restarted"
+	done
+	mv "$JOB/r3.aside" "$(ckpt_dir "$U1" "run-$T-r3")"
+	# and with it: all of them back, each on its node, and the ring goes on to its end
+	before=$(awk '$1 == "it" {v = $2} END {print v}' "$JOB/run.out")
+	run_job -- 1500 10000
+	wait_job
+	[ "$status" -eq 0 ] || fail "the resumed run exited $status: $(cat "$JOB/run.err")"
+	grep -q "^ferry: run '$JOB/$T': resumed on .* from generation $n (taken .*), with the 4 other members of its job\$" "$JOB/run.err" ||
+		fail "$(cat "$JOB/run.err")"
+	run grep RESULT "$JOB/run.out"
+	assert_output "RESULT OK iterations=1500 ranks=4 errors=0"
+	ring_at "$JOB/run.out" $((before + 50)) || fail "no iteration after $before"
+	gone "run-$T" "run-$T-r0" "run-$T-r1" "run-$T-r2" "run-$T-r3"
 }
