@@ -341,9 +341,13 @@ int ferryd_peer_user(struct ferryd_link *l, const struct ferry_msg *m, const cha
  * who is told why ("TO: ...") when there is none (-1). */
 int ferryd_peer_open(struct ferryd *d, const char *to, const char *addr, struct ferryd_link *peer, int sk,
 		     const char *id);
-/* The peer's next message (its pings skipped), of one of @types (NULL-terminated) or "error",
- * forwarded to the client on @sk ("error" as "on NODE @to: ..."): its type, malloc'ed; NULL (the
- * client told why) when there was none or of another type. Its "status" (0 to 255) in
+/* The peer's next message (its pings skipped), of one of @types (NULL-terminated) or "error":
+ * its type, malloc'ed, and the message in *@ret (the caller's to clear and to pass on to the
+ * client on @sk); an "error" is passed on here ("on NODE @to: ..."), *@ret left empty; NULL (the
+ * client told why) when there was none or of another type. */
+char *ferryd_peer_next(struct ferryd_link *peer, int sk, unsigned timeout, const char *to, const char *id,
+		       const char *const *types, struct ferry_msg *ret);
+/* ferryd_peer_next, the message forwarded to the client as it is. Its "status" (0 to 255) in
  * *@ret_status when asked for, else -1. */
 char *ferryd_relay_peer(struct ferryd_link *peer, int sk, unsigned timeout, const char *to, const char *id,
 			const char *const *types, int *ret_status);

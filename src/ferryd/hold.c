@@ -208,13 +208,11 @@ void ferryd_hold_serve(struct ferryd *d, struct ferryd_link *l, const struct fer
 
 /* ------------------------------------------------------------ the client's side */
 
-char *ferryd_relay_peer(struct ferryd_link *peer, int sk, unsigned timeout, const char *to, const char *id,
-			const char *const *types, int *ret_status)
+char *ferryd_peer_next(struct ferryd_link *peer, int sk, unsigned timeout, const char *to, const char *id,
+		       const char *const *types, struct ferry_msg *ret)
 {
 	struct ferry_error *err = NULL;
 	struct ferry_msg m = {0};
-	if (ret_status)
-		*ret_status = -1;
 	if (ferryd_link_recv(peer, timeout, &m, &err) < 0) {
 		ferryd_log(id, "%s: %s", to, err->message);
 		ferryd_send_error(sk, NULL, id, "%s: %s", to, err->message);
@@ -232,13 +230,29 @@ char *ferryd_relay_peer(struct ferryd_link *peer, int sk, unsigned timeout, cons
 		ferry_msg_clear(&m);
 		return NULL;
 	}
-	unsigned long long status = 0;
-	if (ret_status && !streq(type, "error") &&
-	    parse_uint64(ferry_msg_get(&m, "status") ?: "", 255, &status) == 0)
-		*ret_status = (int)status;
-	if (streq(type, "error")) /* the peer's own line, said where it is */
+	if (streq(type, "error")) { /* the peer's own line, said where it is */
 		ferryd_send_error(sk, NULL, id, "on %s: %s", to, ferry_msg_get(&m, "message") ?: "error");
-	else if (ferry_msg_send(sk, &m, &err) < 0)
+		ferry_msg_clear(&m);
+		return type;
+	}
+	*ret = m;
+	return type;
+}
+
+char *ferryd_relay_peer(struct ferryd_link *peer, int sk, unsigned timeout, const char *to, const char *id,
+			const char *const *types, int *ret_status)
+{
+	struct ferry_error *err = NULL;
+	struct ferry_msg m = {0};
+	if (ret_status)
+		*ret_status = -1;
+	char *type = ferryd_peer_next(peer, sk, timeout, to, id, types, &m);
+	if (!type || streq(type, "error"))
+		return type;
+	unsigned long long status = 0;
+	if (ret_status && parse_uint64(ferry_msg_get(&m, "status") ?: "", 255, &status) == 0)
+		*ret_status = (int)status;
+	if (ferry_msg_send(sk, &m, &err) < 0)
 		ferry_error_free(err);
 	ferry_msg_clear(&m);
 	return type;

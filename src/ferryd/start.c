@@ -18,7 +18,9 @@
  * there listed (a bare INSTANCE_LIST request). Limits: the request is at most
  * FERRY_PROTO_BLOB_MAX bytes; the peer's answer is waited for FERRYD_PEER_TIMEOUT s of silence
  * (it pings while its starter runs); the starter's output sent back is bounded (START_OUT_TOTAL,
- * in "out" messages before "done"; START_ERR_MAX). */
+ * in "out" messages of START_OUT_MAX before "done"; START_ERR_MAX), and the client's ferryd
+ * passes on no more than that (relay_answer): a peer holds the cluster key, but what it sends is
+ * input all the same. */
 #include <fcntl.h>
 #include <sys/mman.h>
 
@@ -159,6 +161,58 @@ void ferryd_start_serve(struct ferryd *d, struct ferryd_link *l, const struct fe
 
 /* ------------------------------------------------------------ the client's side */
 
+/* The peer @to's answer to a start, passed on to the client on @sk as long as it is one: "out"
+ * messages, no more than a start sends (the bytes of each at most START_OUT_MAX, START_OUT_TOTAL
+ * in all), then "done" with a status (and at most START_ERR_MAX bytes of stderr). Anything else
+ * ends it, the client told why in one line. The starter's status, or -1. */
+static int relay_answer(struct ferryd_link *peer, int sk, const char *to, const char *id)
+{
+	static const char *const types[] = {"done", "out", NULL};
+	_cleanup_free_ char *o = xmalloc(START_OUT_MAX);
+	size_t total = 0;
+	int status = -1;
+	for (unsigned outs = 0;; outs++) {
+		struct ferry_error *err = NULL;
+		struct ferry_msg m = {0};
+		_cleanup_free_ char *t = ferryd_peer_next(peer, sk, FERRYD_PEER_TIMEOUT, to, id, types, &m);
+		if (!t || streq(t, "error"))
+			return -1;
+		_cleanup_free_ char *why = NULL;
+		size_t n = 0;
+		unsigned long long st = 0;
+		int r = 0;
+		if (streq(t, "done")) {
+			if (parse_uint64(ferry_msg_get(&m, "status") ?: "", 255, &st) < 0)
+				why = xasprintf("%s sent a 'done' without a status (0 to 255)", to);
+			else if (ferry_msg_get_blob(&m, "err", o, START_ERR_MAX, &n, &err) < 0)
+				why = xasprintf("%s sent a 'done' with a bad stderr (at most %u bytes): %s",
+						to, START_ERR_MAX, err->message);
+			status = (int)st;
+		} else if (outs >= START_OUT_TOTAL / START_OUT_MAX + 1) /* (the last one shorter) */
+			why = xasprintf("%s sent more 'out' messages than a start's (%u)", to,
+					START_OUT_TOTAL / START_OUT_MAX + 1);
+		else if ((r = ferry_msg_get_blob(&m, "out", o, START_OUT_MAX, &n, &err)) == -E2BIG)
+			why = xasprintf("%s sent an 'out' larger than a start's message (%u bytes)", to,
+					START_OUT_MAX);
+		else if (r < 0)
+			why = xasprintf("%s sent a malformed 'out': %s", to, err->message);
+		else if ((total += n) > START_OUT_TOTAL)
+			why = xasprintf("%s sent more output than a start's (%u bytes)", to, START_OUT_TOTAL);
+		ferry_error_free(err);
+		err = NULL;
+		if (!why && ferry_msg_send(sk, &m, &err) < 0)
+			ferry_error_free(err);
+		ferry_msg_clear(&m);
+		if (why) {
+			ferryd_log(id, "%s", why);
+			ferryd_send_error(sk, NULL, id, "%s", why);
+			return -1;
+		}
+		if (streq(t, "done"))
+			return status;
+	}
+}
+
 void ferryd_start_client(struct ferryd *d, int sk, const struct ferryd_user *u, const struct ferryd_ask *ask,
 			 const char *addr)
 {
@@ -186,21 +240,7 @@ void ferryd_start_client(struct ferryd *d, int sk, const struct ferryd_user *u, 
 		ferryd_send_error(sk, NULL, id, "%s: %s", ask->to, err->message);
 		ferry_error_free(err);
 	} else {
-		/* the starter's stdout ("out", as many as START_OUT_TOTAL takes), then its end */
-		static const char *const types[] = {"done", "out", NULL};
-		for (unsigned k = 0;; k++) {
-			if (k > START_OUT_TOTAL / START_OUT_MAX + 1) { /* (every "out", and "done") */
-				ferryd_send_error(sk, NULL, id,
-						  "%s sent more output than a start's (%u bytes)", ask->to,
-						  START_OUT_TOTAL);
-				status = -1;
-				break;
-			}
-			_cleanup_free_ char *t =
-			    ferryd_relay_peer(&peer, sk, FERRYD_PEER_TIMEOUT, ask->to, id, types, &status);
-			if (!t || !streq(t, "out"))
-				break;
-		}
+		status = relay_answer(&peer, sk, ask->to, id);
 	}
 	ferryd_link_close(&peer);
 	close(peer.fd);

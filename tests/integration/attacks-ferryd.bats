@@ -14,6 +14,8 @@
 #   privsep a local client's request was read and parsed (src/lib/proto.c) by a root process
 #       with all capabilities: a parser bug was a root bug. The reader must be the client for
 #       good (ids, no capability, no_new_privs), and a reader killed is a one-line refusal.
+#   relay a peer's answer to a start on it was passed on to the user unlooked at: an 'out' of
+#       any size a message holds, more than 4 MiB in all, a 'done' without a status.
 
 load ../lib/common
 load ../lib/checkpoint
@@ -578,4 +580,218 @@ jrec_plant() {
 	listed_on nodeB "$old" || fail "user 1's instance '$old', older than the migration, was stopped"
 	ferryd_alive nodeB
 	cp "$saved" "$rec"
+}
+
+# ---------------------------------------------------------------- a start's answer from a peer
+
+# A peer proves the cluster key, but what it sends is input all the same. The answer to a start
+# on it ('instance start --node', 'instance list --node', src/ferryd/start.c) is the starter's
+# stdout in 'out' messages of at most START_OUT_MAX bytes, START_OUT_TOTAL in all, then a 'done'
+# with the starter's status: nodeA's ferryd passes on no more than that, refuses the rest in one
+# line to its user, and goes on serving. The rogue peer is ferry-wire.py's fake peer daemon in
+# namespace peer, which holds the key; nodeB is a true peer, which nodeA must still serve after.
+
+ROGUE_ADDR=198.18.0.3:7791
+OUT_MAX=36864     # START_OUT_MAX
+OUT_TOTAL=4194304 # START_OUT_TOTAL
+
+# rogue_up: nodeB's ferryd, and nodeA's with the peers nodeB and rogue (the fake one).
+rogue_up() {
+	mig_conf
+	ferryd_start nodeB
+	ferryd_start nodeA --peer "rogue=$ROGUE_ADDR"
+}
+
+# rogue OP...: the fake peer, for one connection from nodeA's ferryd: it answers the handshake,
+# takes the start message, then does OPs (ferry-wire.py serve). Its log: $BATS_TEST_TMPDIR/rogue.out.
+rogue() {
+	ip netns exec peer python3 "$WIRE" serve "$ROGUE_ADDR" /etc/ferry/cluster.key recv "$@" \
+		>"$BATS_TEST_TMPDIR/rogue.out" 2>&1 </dev/null 3>&- &
+	BG_PIDS+=("$!")
+	wait_for grep -q listening "$BATS_TEST_TMPDIR/rogue.out" || fail "the fake peer: $(cat "$BATS_TEST_TMPDIR/rogue.out")"
+}
+
+# via_rogue ARGS...: 'ferry ARGS...' as user 1 on nodeA, for at most 90 s (a relay that never
+# ends fails the test, it does not hang it); status and stderr as bats' run sets them; its stdout
+# (megabytes) into $BATS_TEST_TMPDIR/cli.out, its size in CLI_BYTES (output says it); CLI_SECONDS.
+via_rogue() {
+	local t0=$EPOCHREALTIME
+	status=0
+	on nodeA timeout 90 "$FERRY" "$@" >"$BATS_TEST_TMPDIR/cli.out" 2>"$BATS_TEST_TMPDIR/cli.err" || status=$?
+	stderr=$(cat "$BATS_TEST_TMPDIR/cli.err")
+	CLI_BYTES=$(stat -c %s "$BATS_TEST_TMPDIR/cli.out")
+	# shellcheck disable=SC2034 # as bats' run sets it, for assert_ferry_error's message
+	output="<$CLI_BYTES bytes>"
+	CLI_SECONDS=$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN {printf "%d", b - a}')
+}
+
+# start_via_rogue: an instance start of user 1 on the rogue node, through nodeA's ferryd.
+start_via_rogue() { via_rogue instance start --node rogue "$IMG" "$T" true; }
+
+# handlers NODE: ferryd's connection handlers on NODE (its processes but the daemon).
+handlers() { ferryd_procs "$1" | tr ' ' '\n' | grep -vx "${FERRYD_PID[$1]}" | grep . || true; }
+no_handlers() { [ -z "$(handlers "$1")" ]; }
+
+# assert_refused PATTERN: the client was refused in one line matching PATTERN, within 10 s (no
+# wait for a limit on silence); nodeA's ferryd is up, its handler gone, and it still serves: user
+# 1's list on nodeB, through it, comes.
+assert_refused() {
+	assert_ferry_error "$1"
+	[ "$CLI_SECONDS" -lt 10 ] || fail "refused after ${CLI_SECONDS}s"
+	ferryd_alive nodeA || fail "ferryd on nodeA died"
+	wait_for no_handlers nodeA || fail "the relay's handler still runs: $(handlers nodeA)"
+	run --separate-stderr on nodeA "$FERRY" instance list --node nodeB
+	[ "$status" -eq 0 ] || fail "nodeA no longer serves a list on nodeB ($status): $stderr"
+}
+
+# hwm_watch NODE FILE: in the background, every 50 ms until killed, a line into FILE: the fake
+# peer's last word (its log's last line) and the largest VmHWM (kB) of ferryd's handlers on NODE.
+hwm_watch() {
+	(
+		while :; do
+			max=0
+			for p in $(handlers "$1"); do
+				v=$(awk '/^VmHWM/ {print $2}' "/proc/$p/status" 2>/dev/null || true)
+				[ -z "$v" ] || [ "$v" -le "$max" ] || max=$v
+			done
+			echo "$(tail -n 1 "$BATS_TEST_TMPDIR/rogue.out") $max" >>"$2"
+			sleep 0.05
+		done
+	) </dev/null 3>&- &
+	BG_PIDS+=("$!")
+}
+
+# hwm_at FILE WORD: the relay's peak memory (kB) once the fake peer had said WORD ("outs 2").
+hwm_at() { grep "^$2 " "$1" | awk '{v = $NF} END {print v + 0}'; }
+
+@test "relay: a peer's endless 'out' messages stop at a start's 4 MiB (empty ones at a start's count); the relay holds none of it; ferryd goes on" {
+	rogue_up
+	# the fake peer as a true one: two whole messages and the end, passed on as they are
+	rogue outs 2 "$OUT_MAX" msg type=done id=@id status=0
+	start_via_rogue
+	[ "$status" -eq 0 ] || fail "a well-formed answer was refused ($status): $stderr"
+	[ "$CLI_BYTES" -eq $((2 * OUT_MAX)) ] || fail "$CLI_BYTES bytes of output passed on, not $((2 * OUT_MAX))"
+	# 1000 whole messages (36 MiB) and a 'done' that says all went well; pauses after 2 and after
+	# 100 more (3.6 MiB relayed) while the relay's memory is looked at: it passes messages on,
+	# keeps none
+	local base hwm
+	hwm_watch nodeA "$BATS_TEST_TMPDIR/hwm"
+	rogue outs 2 "$OUT_MAX" sleep 2 outs 100 "$OUT_MAX" sleep 2 outs 898 "$OUT_MAX" msg type=done id=@id status=0
+	start_via_rogue
+	echo "# fake peer: $(tr '\n' ' ' <"$BATS_TEST_TMPDIR/rogue.out" | grep -o 'outs.*'); passed on: $CLI_BYTES bytes" >&3
+	assert_refused "^ferry: rogue sent more output than a start's \(4194304 bytes\)$"
+	[ "$CLI_BYTES" -le "$OUT_TOTAL" ] || fail "$CLI_BYTES bytes passed on, more than a start's $OUT_TOTAL"
+	base=$(hwm_at "$BATS_TEST_TMPDIR/hwm" "outs 2")
+	hwm=$(hwm_at "$BATS_TEST_TMPDIR/hwm" "outs 100")
+	echo "# the relay's peak memory: $base kB after 2 messages, $hwm kB after 102" >&3
+	[ "$base" -gt 0 ] || fail "the relay's memory was never seen: $(tail -n 5 "$BATS_TEST_TMPDIR/hwm")"
+	[ "$hwm" -lt $((base + 1024)) ] || fail "the relay grew from $base kB to $hwm kB over 3.6 MiB passed on"
+	# a list has its answer kept by the client: ferryd's limit is the one that says no (not the
+	# client's own, at the same 4 MiB)
+	rogue outs 1000 "$OUT_MAX" msg type=done id=@id status=0
+	via_rogue instance list --node rogue
+	assert_refused "^ferry: rogue sent more output than a start's \(4194304 bytes\)$"
+	# empty messages, which add no bytes: no more of them than a start may send either
+	rogue outs 1000 0 msg type=done id=@id status=0
+	start_via_rogue
+	assert_refused "^ferry: rogue sent more 'out' messages than a start's \(114\)$"
+	[ "$CLI_BYTES" -eq 0 ] || fail "$CLI_BYTES bytes passed on"
+}
+
+@test "relay: an 'out' larger than a start's message, or not a blob, is refused, and nothing of it passed on" {
+	rogue_up
+	local n
+	# one byte over, and the most a message holds (16 fields of 3000 bytes)
+	for n in $((OUT_MAX + 1)) 48000; do
+		rogue outs 1 "$n" msg type=done id=@id status=0
+		start_via_rogue
+		assert_refused "^ferry: rogue sent an 'out' larger than a start's message \($OUT_MAX bytes\)$"
+		[ "$CLI_BYTES" -eq 0 ] || fail "$CLI_BYTES bytes of an 'out' of $n passed on"
+	done
+	# a field missing in the blob; a field that is not base64 of its size
+	rogue msg type=out id=@id out_a=QUJD out_c=QUJD msg type=done id=@id status=0
+	start_via_rogue
+	assert_refused "^ferry: rogue sent a malformed 'out': bad out: field out_c after a missing one$"
+	rogue msg type=out id=@id out_a=QUJ msg type=done id=@id status=0
+	start_via_rogue
+	assert_refused "^ferry: rogue sent a malformed 'out': bad out: field out_a is not base64 of its size$"
+	[ "$CLI_BYTES" -eq 0 ] || fail "$CLI_BYTES bytes passed on"
+}
+
+@test "relay: a 'done' without a status of 0 to 255, or with more stderr than a start's, is refused in one line" {
+	rogue_up
+	local st
+	for st in "" status= status=256 status=-1 status=1x; do
+		# shellcheck disable=SC2086 # ("": no status field at all)
+		rogue outs 1 100 msg type=done id=@id $st
+		start_via_rogue
+		assert_refused "^ferry: rogue sent a 'done' without a status \(0 to 255\)$"
+	done
+	# 5000 bytes of the starter's stderr, where a start sends at most its first 4 KiB
+	rogue msg type=done id=@id status=0 "err_a=$(head -c 3000 /dev/zero | tr '\0' e | base64 -w0)" \
+		"err_b=$(head -c 2000 /dev/zero | tr '\0' e | base64 -w0)"
+	start_via_rogue
+	assert_refused "^ferry: rogue sent a 'done' with a bad stderr \(at most 4096 bytes\): bad err: more than 4096 bytes$"
+	# and the true end of a start that failed there: its status and its stderr, passed on
+	rogue msg type=done id=@id status=3 "err_a=$(printf 'no such image\n' | base64 -w0)"
+	start_via_rogue
+	[ "$status" -eq 3 ] && [ "$stderr" = "no such image" ] || fail "status $status, stderr '$stderr'"
+}
+
+@test "relay: what is no message after the handshake ends the relay at once, in one line" {
+	rogue_up
+	# each time the fake peer then holds the connection: ferryd must not wait for it (30 s)
+	local auth="^ferry: rogue: the connection between the daemons: a record of the transfer failed authentication"
+	# a record's header announcing 4 GiB: refused before anything of it is read
+	rogue raw ffffffff20 sleep 40
+	start_via_rogue
+	assert_refused "$auth"
+	# bytes that are no record (a header of 16 bytes and no tag of the key)
+	rogue raw 10000000204141414141414141414141414141414141414141414141414141414141414141 sleep 40
+	start_via_rogue
+	assert_refused "$auth"
+	# sealed under the key, but a control record; a record that is no message; one over 64 KiB
+	rogue rec 0x21 4141 sleep 40
+	start_via_rogue
+	assert_refused "^ferry: rogue: unexpected record of type 33 from the peer daemon$"
+	rogue rec 0x20 68656c6c6f sleep 40
+	start_via_rogue
+	assert_refused "^ferry: rogue: not a ferry protocol 1 message$"
+	rogue rec 0x20 msg:100000 sleep 40
+	start_via_rogue
+	assert_refused "^ferry: rogue: not a ferry protocol 1 message$"
+	# a message, of a type that is no answer to a start
+	rogue msg type=ready id=@id busy_ms=1 sleep 40
+	start_via_rogue
+	assert_refused "^ferry: rogue sent a 'ready' message where 'done' was due$"
+	# the connection closed after the handshake
+	rogue
+	start_via_rogue
+	assert_refused "^ferry: rogue: the peer closed the connection$"
+}
+
+@test "relay: a peer that goes silent before its 'done' is given up after 30 s; ferryd serves others meanwhile" {
+	rogue_up
+	rogue outs 3 100 sleep 60
+	local t0=$SECONDS
+	(start_via_rogue; echo "$status $CLI_SECONDS $stderr" >"$BATS_TEST_TMPDIR/silent.rc") </dev/null 3>&- &
+	BG_PIDS+=("$!")
+	wait_for grep -q "outs 3" "$BATS_TEST_TMPDIR/rogue.out" || fail "the fake peer: $(cat "$BATS_TEST_TMPDIR/rogue.out")"
+	# while one handler waits, the daemon serves: a list on nodeB through it
+	run --separate-stderr on nodeA "$FERRY" instance list --node nodeB
+	[ "$status" -eq 0 ] || fail "nodeA did not serve a list while a relay waited ($status): $stderr"
+	[ "$((SECONDS - t0))" -lt 20 ] || fail "the list took $((SECONDS - t0))s"
+	local i
+	for ((i = 0; i < 600; i++)); do
+		[ -e "$BATS_TEST_TMPDIR/silent.rc" ] && break
+		sleep 0.1
+	done
+	[ -e "$BATS_TEST_TMPDIR/silent.rc" ] || fail "the start still waits after 60 s"
+	read -r status CLI_SECONDS stderr <"$BATS_TEST_TMPDIR/silent.rc"
+	echo "# given up after ${CLI_SECONDS}s: $stderr" >&3
+	[ "$status" -eq 255 ] || fail "status $status: $stderr"
+	[[ "$stderr" == "ferry: rogue: the peer sent nothing for 30 s" ]] || fail "stderr: $stderr"
+	[ "$CLI_SECONDS" -ge 29 ] && [ "$CLI_SECONDS" -lt 40 ] || fail "given up after ${CLI_SECONDS}s, not 30"
+	ferryd_alive nodeA || fail "ferryd on nodeA died"
+	wait_for no_handlers nodeA || fail "the relay's handler still runs: $(handlers nodeA)"
 }

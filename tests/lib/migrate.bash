@@ -562,6 +562,10 @@ write_wire_client() {
 		                                        KEY (a file, or "random": a key nobody has); then
 		                                        msg/recv/ctl in sealed records (src/ferryd/link.c)
 		  ferry-wire.py tcp HOST:PORT OP...     a ferryd over TCP, no handshake
+		  ferry-wire.py serve HOST:PORT KEY OP... a fake peer daemon: listens, takes one connection
+		                                        from a ferryd, answers its handshake under KEY, then
+		                                        OPs in sealed records the other way (a msg value @id
+		                                        is the id of the last message received)
 		OPs, in order, on one connection:
 		  msg K=V...   a well-formed message      raw HEX   bytes as they are
 		  len N        a length prefix alone       recv      one message: "reply K=V ..." or closed/timeout
@@ -569,8 +573,12 @@ write_wire_client() {
 		               recv shows one from ferryd as "ctl HEX"
 		  eof          wait for the end: closed/timeout/data
 		  idle N       N more connections (local), kept open    sleep S
+		  (serve) outs N BYTES  N "out" messages of a start's answer, BYTES of stdout each (0: no
+		               blob field); says how many went: "outs N" or "closed after N outs"
+		  (serve) rec TYPE HEX|zeros:N|msg:N  one sealed record of TYPE with those bytes (msg: a
+		               well-formed 'done' of about N bytes)
 		"""
-		import hashlib, hmac, os, socket, struct, sys, time
+		import base64, hashlib, hmac, os, socket, struct, sys, time
 		from cryptography.hazmat.primitives import hashes
 		from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 		from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -579,14 +587,17 @@ write_wire_client() {
 		REC_MSG, REC_CTL, REC_MAX = 0x20, 0x21, 256 * 1024
 
 		class Link:
-		    """The client's end of ferryd's sealed records (src/lib/channel.h, src/ferryd/link.c)."""
-		    def __init__(self, s, key, nr, ns):
+		    """Either end of ferryd's sealed records (src/lib/channel.h, src/ferryd/link.c): the
+		    client sends in direction 1 under the first key, the server in direction 2."""
+		    def __init__(self, s, key, nr, ns, server=False):
 		        info = b"ferry session keys\nferry-peer-1 client\nferry-peer-1 server\n" + struct.pack("<I", 0)
 		        k = HKDF(algorithm=hashes.SHA256(), length=64, salt=nr + ns, info=info).derive(key)
-		        self.s, self.out, self.inp, self.oseq, self.iseq = s, AESGCM(k[:32]), AESGCM(k[32:]), 0, 0
+		        c2s, s2c = (AESGCM(k[:32]), 1), (AESGCM(k[32:]), 2)
+		        (self.out, self.odir), (self.inp, self.idir) = (s2c, c2s) if server else (c2s, s2c)
+		        self.s, self.oseq, self.iseq = s, 0, 0
 		    def send(self, typ, data):
 		        hdr = struct.pack("<IB", len(data), typ)
-		        nonce = struct.pack(">IQ", 1, self.oseq)
+		        nonce = struct.pack(">IQ", self.odir, self.oseq)
 		        self.oseq += 1
 		        self.s.sendall(hdr + self.out.encrypt(nonce, data, hdr))
 		    def recv(self):
@@ -595,7 +606,7 @@ write_wire_client() {
 		        if n > REC_MAX:
 		            return None, b""
 		        body = read_exact(self.s, n + 16)
-		        nonce = struct.pack(">IQ", 2, self.iseq)
+		        nonce = struct.pack(">IQ", self.idir, self.iseq)
 		        self.iseq += 1
 		        try:
 		            return typ, self.inp.decrypt(nonce, body, hdr)
@@ -645,6 +656,24 @@ write_wire_client() {
 		        return "bad proof from the server"
 		    return Link(s, key, nr, ns)
 
+		def serve_handshake(s, key):
+		    """The server's side of the peer handshake (ferry_peer_accept): the nonce, the client's
+		    proof checked, ours sent."""
+		    nr = os.urandom(32)
+		    s.sendall(b"FXF1" + nr)
+		    c = read_exact(s, 72)
+		    uid, ns = c[4:8], c[8:40]
+		    want = hmac.new(key, b"ferry-peer-1 client" + nr + ns + uid, hashlib.sha256).digest()
+		    if c[:4] != b"FXS1" or not hmac.compare_digest(c[40:], want):
+		        return "bad proof from the client"
+		    s.sendall(b"FXR1" + hmac.new(key, b"ferry-peer-1 server" + nr + ns + uid, hashlib.sha256).digest())
+		    return Link(s, key, nr, ns, server=True)
+
+		def blob(prefix, data):
+		    """src/lib/proto.c's blob: base64 fields PREFIX_a, _b, ... of 3000 bytes each."""
+		    return ["%s_%s=%s" % (prefix, chr(ord("a") + i // 3000), base64.b64encode(data[i:i + 3000]).decode())
+		            for i in range(0, len(data), 3000)]
+
 		def unix():
 		    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 		    s.connect("\0ferry/ferryd")
@@ -657,6 +686,23 @@ write_wire_client() {
 		    elif argv[0] == "tcp":
 		        host, port = argv[1].rsplit(":", 1)
 		        s, ops = socket.create_connection((host, int(port)), timeout=10), argv[2:]
+		    elif argv[0] == "serve":
+		        host, port = argv[1].rsplit(":", 1)
+		        ls = socket.socket()
+		        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+		        ls.bind((host, int(port)))
+		        ls.listen(1)
+		        ls.settimeout(60)
+		        print("listening", flush=True)
+		        s = ls.accept()[0]
+		        ls.close()
+		        key, ops = open(argv[2], "rb").read(), argv[3:]
+		        s.settimeout(10)
+		        link = serve_handshake(s, key)
+		        if isinstance(link, str):
+		            print("handshake refused: " + link, flush=True)
+		            return
+		        print("handshake ok", flush=True)
 		    else:
 		        host, port = argv[1].rsplit(":", 1)
 		        s = socket.create_connection((host, int(port)), timeout=10)
@@ -670,7 +716,7 @@ write_wire_client() {
 		        else:
 		            print("handshake ok", flush=True)
 		    s.settimeout(10)
-		    i = 0
+		    i, last_id, sent = 0, "", 0
 		    while i < len(ops):
 		        op = ops[i]
 		        i += 1
@@ -678,7 +724,7 @@ write_wire_client() {
 		            if op == "msg":
 		                fields = []
 		                while i < len(ops) and "=" in ops[i]:
-		                    fields.append(ops[i]); i += 1
+		                    fields.append(ops[i].replace("=@id", "=" + last_id, 1)); i += 1
 		                if link:
 		                    link.send(REC_MSG, encode(fields)[4:])
 		                else:
@@ -695,7 +741,27 @@ write_wire_client() {
 		                while m.startswith("reply type=progress"):
 		                    print("progress" + m[len("reply type=progress"):], flush=True)
 		                    m = recv_msg(s, link)
+		                last_id = next((f[3:] for f in m.split(" ") if f.startswith("id=")), last_id)
 		                print(m, flush=True)
+		            elif op == "outs":
+		                n, size = int(ops[i]), int(ops[i + 1]); i += 2
+		                data = (b"x" * (size - 1) + b"\n") if size else b""
+		                body = encode(["type=out", "id=" + last_id] + blob("out", data))[4:]
+		                for sent in range(n):
+		                    link.send(REC_MSG, body)
+		                sent = n
+		                print("outs %d" % n, flush=True)
+		            elif op == "rec":
+		                typ, what = int(ops[i], 0), ops[i + 1]; i += 2
+		                if what.startswith("msg:"):  # a well-formed message of that many bytes
+		                    n = int(what[4:])
+		                    fields = ["type=done", "id=" + last_id, "status=0"]
+		                    fields += ["pad_%s=%s" % (chr(97 + k // 26) + chr(97 + k % 26), "x" * 3990)
+		                               for k in range(n // 4000 + 1)]
+		                    data = encode(fields)[4:]
+		                else:
+		                    data = bytes(int(what[6:])) if what.startswith("zeros:") else bytes.fromhex(what)
+		                link.send(typ, data)
 		            elif op == "eof":
 		                print("data" if s.recv(65536) else "closed", flush=True)
 		            elif op == "idle":
@@ -706,7 +772,7 @@ write_wire_client() {
 		            else:
 		                sys.exit("unknown op " + op)
 		        except (EOFError, ConnectionResetError, BrokenPipeError):
-		            print("closed", flush=True)
+		            print("closed after %d outs" % sent if op == "outs" else "closed", flush=True)
 		        except socket.timeout:
 		            print("timeout", flush=True)
 
