@@ -230,15 +230,6 @@ run_job() {
 	wait_for test -s "$PIDF" || fail "ferry did not start"
 }
 
-# generations_of DIR: the complete generations of a resumable run's directory.
-generations_of() {
-	local d
-	for d in "$1"/ck-*; do
-		[ -L "$d/current" ] && basename "$d"
-	done
-	true
-}
-
 # wait_job: waits for the background ferry; its exit status in $status.
 wait_job() {
 	status=0
@@ -259,7 +250,7 @@ wait_job() {
 		fail "no failed periodic checkpoint: $(cat "$JOB/run.err")"
 	grep -q "instance 'nodeB:run-$T-r1': .*'/tmp/locked' cannot be read.*every instance keeps running and no generation was published" "$JOB/run.err" ||
 		fail "the failed member is not named: $(cat "$JOB/run.err")"
-	[ -z "$(generations_of "$JOB/$T")" ] || fail "a generation was kept: $(generations_of "$JOB/$T")"
+	[ -z "$(generations "$JOB/$T")" ] || fail "a generation was kept: $(generations "$JOB/$T")"
 	for r in r0 r1 r2 r3; do
 		[ ! -e "$(ckpt_dir "$U1" "run-$T-$r")/current" ] || fail "run-$T-$r has a generation"
 	done

@@ -61,15 +61,6 @@ wait_bg() {
 	rm -f "$PIDF"
 }
 
-# generations DIR: the complete generations (ck-N with a 'current') of a run's directory.
-generations() {
-	local d
-	for d in "$1"/ck-*; do
-		[ -L "$d/current" ] && basename "$d"
-	done
-	true
-}
-
 run_id_of() { field_of "$1" run; }
 
 @test "run --checkpoint: the program's exit status and output pass through" {

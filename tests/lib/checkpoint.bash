@@ -327,3 +327,13 @@ stop_criu_watch() {
 	wait "$CRIU_WATCH_PID" || true
 	rm -f "$out.stop"
 }
+
+# generations DIR: the complete generations (ck-N with a 'current') of a resumable run's
+# directory (ferry run/exec --checkpoint), one a line.
+generations() {
+	local d
+	for d in "$1"/ck-*; do
+		[ -L "$d/current" ] && basename "$d"
+	done
+	true
+}
