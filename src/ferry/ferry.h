@@ -135,6 +135,9 @@ int slurm_run_opts(struct run_opts *ro);
 char *slurm_scontrol(void);
 /* slurm.c: 'scontrol -o show job @job', NULL when it fails. */
 char *slurm_job_show(const char *scontrol, const char *job);
+/* slurm.c: the nodes of the Slurm job we run in (SLURM_JOB_NODELIST, through 'scontrol show
+ * hostnames'), NULL when not in a job or when they cannot be known. */
+char **slurm_job_nodes(void);
 /* slurm.c: the value of FIELD=value in @show (NULL-safe), NULL when absent. */
 char *slurm_field(const char *show, const char *field);
 /* slurm.c: seconds until the job's time limit; -1 when it has none, -2 when unknown. */

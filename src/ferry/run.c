@@ -493,8 +493,43 @@ static char **job_members(struct run *r, int slotfd)
 	return TAKE_PTR(ms);
 }
 
+/* In a Slurm job, the nodes of @at (NODE per member) that are not the job's go to nodes of the
+ * job that no member was on, one for one, said; -1 after a message when there are too few. */
+static int slurm_place(struct run *r, char **at)
+{
+	_cleanup_strv_ char **alloc = slurm_job_nodes(), **from = NULL, **to = NULL;
+	if (!alloc)
+		return 0;
+	for (size_t i = 0; at[i]; i++)
+		if (!strv_contains(alloc, at[i]) && !strv_contains(from, at[i]))
+			strv_push(&from, at[i]);
+	if (!from)
+		return 0;
+	for (size_t i = 0; alloc[i] && strv_length(to) < strv_length(from); i++)
+		if (!strv_contains(at, alloc[i]))
+			strv_push(&to, alloc[i]);
+	if (strv_length(to) < strv_length(from))
+		return cli_fail("run '%s': members of its job were on %zu node(s) that are not this Slurm "
+				"job's (%s...), and the job has too few others to take them: submit it with "
+				"as many nodes as it had",
+				r->name, strv_length(from), from[0]);
+	for (size_t k = 0; from[k]; k++) {
+		fprintf(stderr,
+			"ferry: run '%s': the members that were on %s go to %s (not a node of "
+			"Slurm job %s)\n",
+			r->name, from[k], to[k], secure_getenv("SLURM_JOB_ID") ?: "?");
+		for (size_t i = 0; at[i]; i++)
+			if (streq(at[i], from[k])) {
+				free(at[i]);
+				at[i] = xstrdup(to[k]);
+			}
+	}
+	return 0;
+}
+
 /* The run's instance and the members of its job that generation @slot holds, each [NODE:]NAME
- * as its restart goes (NAME: here); NULL after a message. */
+ * as its restart goes (NAME: here): each on the node it was dumped on, or in a Slurm job that
+ * has not that node, on one it has (slurm_place); NULL after a message. */
 static char **job_restart_members(struct run *r, const char *slot)
 {
 	_cleanup_free_ char *path = xasprintf("%s/%s", slot, SLOT_MEMBERS), *text = NULL;
@@ -510,18 +545,24 @@ static char **job_restart_members(struct run *r, const char *slot)
 			 r->name);
 		return NULL;
 	}
-	char **ms = NULL;
-	strv_push(&ms, r->instance);
+	_cleanup_strv_ char **at = NULL, **names = NULL;
 	for (char *save = NULL, *line = strtok_r(text, "\n", &save); line;
 	     line = strtok_r(NULL, "\n", &save)) {
 		char *sp = strchr(line, ' ');
 		if (!sp || sp == line || !sp[1] || strchr(sp + 1, ' ')) {
 			cli_fail("run '%s': '%s' has a bad line '%s'", r->name, path, line);
-			strv_free(ms);
 			return NULL;
 		}
 		*sp = '\0';
-		char *m = streq(line, nodes[0]) ? xstrdup(sp + 1) : xasprintf("%s:%s", line, sp + 1);
+		strv_push(&at, line);
+		strv_push(&names, sp + 1);
+	}
+	if (at && slurm_place(r, at) < 0)
+		return NULL;
+	char **ms = NULL;
+	strv_push(&ms, r->instance);
+	for (size_t i = 0; at && at[i]; i++) {
+		char *m = streq(at[i], nodes[0]) ? xstrdup(names[i]) : xasprintf("%s:%s", at[i], names[i]);
 		strv_push(&ms, m);
 		free(m);
 	}

@@ -47,6 +47,29 @@ char *slurm_job_show(const char *scontrol, const char *job)
 	return out;
 }
 
+char **slurm_job_nodes(void)
+{
+	const char *list = secure_getenv("SLURM_JOB_NODELIST");
+	_cleanup_free_ char *scontrol = list && *list ? slurm_scontrol() : NULL;
+	if (!scontrol)
+		return NULL;
+	char *const argv[] = {"scontrol", "show", "hostnames", (char *)list, NULL};
+	_cleanup_free_ char *out = NULL;
+	size_t len = 0;
+	struct ferry_spawn_opts opts = {
+	    .output = &out, .output_len = &len, .capture_stderr = true, .timeout = 30};
+	struct ferry_error *err = NULL;
+	int status = 0;
+	if (ferry_spawn(scontrol, argv, environ, &opts, &status, &err) < 0 || status != 0) {
+		ferry_error_free(err);
+		return NULL;
+	}
+	char **nodes = NULL;
+	for (char *save = NULL, *t = strtok_r(out, "\n", &save); t; t = strtok_r(NULL, "\n", &save))
+		strv_push(&nodes, t);
+	return nodes;
+}
+
 char *slurm_field(const char *show, const char *field)
 {
 	_cleanup_free_ char *key = xasprintf(" %s=", field);

@@ -83,6 +83,14 @@ size_t strv_length(char *const *v)
 	return n;
 }
 
+bool strv_contains(char *const *v, const char *s)
+{
+	for (size_t i = 0; v && v[i]; i++)
+		if (streq(v[i], s))
+			return true;
+	return false;
+}
+
 void strv_push(char ***v, const char *s)
 {
 	size_t n = strv_length(*v);

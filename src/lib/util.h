@@ -63,6 +63,8 @@ static inline void strv_freep(char ***v)
 	strv_free(*v);
 }
 size_t strv_length(char *const *v);
+/* Whether @v (NULL-terminated, or NULL) holds a string equal to @s. */
+bool strv_contains(char *const *v, const char *s);
 /* Appends a copy of s; *v may be NULL. */
 void strv_push(char ***v, const char *s);
 

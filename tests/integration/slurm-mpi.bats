@@ -90,28 +90,43 @@ ring_at() {
 	awk -v n="$1" '$1 == "it" && $2 >= n {found = 1} END {exit !found}' "$W/job.log" 2>/dev/null
 }
 
-@test "slurm-mpi: an MPI job over two nodes, preempted by a higher partition's, checkpoints mpirun and its ranks at one cut, is requeued, and resumes them all: the ring loses and repeats no message" {
-	local high i before
-	# the job script: mpirun in a resumable run, its two ranks' daemons started by ferry-rsh on
-	# n1 and n2, each with its own address on ftmac
+# job_script HOSTS: $W/job.sh, user 1's batch script: 'ferry exec --checkpoint --requeue' of
+# mpirun in its instance on ftmac (198.18.1.89), 2 ranks of the ring (1000 iterations) on the
+# hosts r0 and r1 of HOSTS (FERRY_RSH_HOSTS), started by ferry-rsh.
+job_script() {
 	{
 		echo '#!/bin/sh'
 		echo 'echo "job $SLURM_JOB_ID on $(hostname), restart ${SLURM_RESTART_COUNT:-0}"'
 		printf 'exec %q exec --checkpoint %q --requeue --cleanenv' "$FERRY" "$W/$T"
 		printf ' --net --network ftmac --network-args IP=198.18.1.89/16 --private-tmp --hostname hnp'
-		printf ' --env FERRY_RSH_HOSTS=r0:n1:198.18.1.90/16,r1:n2:198.18.1.91/16 --env FERRY_RSH_NETWORK=ftmac'
+		printf ' --env FERRY_RSH_HOSTS=%s --env FERRY_RSH_NETWORK=ftmac' "$1"
 		printf ' %q mpirun --mca plm_rsh_agent /.ferry/criu/ferry-rsh -np 2 -H r0,r1' "$HPC"
 		printf ' -x OMP_NUM_THREADS=1 --wdir %q %q 1000 20000\n' "$W" "$RING"
 	} >"$W/job.sh"
 	chown "$U1:" "$W/job.sh"
 	chmod 0755 "$W/job.sh"
+}
+
+# on_ns_listed NODE NAME: user 1's instance NAME runs on Slurm node NODE.
+on_ns_listed() { slurm_ns "${SLURM_NODE_NS[$1]}" runuser -u "$U1" -- "$FERRY" instance list | grep -qw "$2"; }
+
+# wait_ring N: until ring_at N (60 s at most).
+wait_ring() {
+	local i
+	for ((i = 0; i < 600; i++)); do ring_at "$1" && return 0; sleep 0.1; done
+	fail "the ring did not get to iteration $1: $(tail -n 3 "$W/job.log")"
+}
+
+@test "slurm-mpi: an MPI job over two nodes, preempted by a higher partition's, checkpoints mpirun and its ranks at one cut, is requeued, and resumes them all: the ring loses and repeats no message" {
+	local high before
+	# the job script: mpirun in a resumable run, its two ranks' daemons started by ferry-rsh on
+	# n1 and n2, each with its own address on ftmac
+	job_script r0:n1:198.18.1.90/16,r1:n2:198.18.1.91/16
 	# both nodes, all their CPUs: the high job needs them back; its --signal comes at preemption
 	JOB=$(as_slurm_user "$U1" sbatch --parsable -p low -N 2 --ntasks-per-node=1 -c 2 --signal=B:USR1@10 \
 		--requeue --open-mode=append -o "$W/job.log" --chdir="$W" "$W/job.sh")
 	slurm_wait_job "$JOB" JobState RUNNING 30
-	for ((i = 0; i < 600; i++)); do ring_at 100 && break; sleep 0.1; done
-	ring_at 100 || fail "the ring did not get to iteration 100"
-	on_ns_listed() { slurm_ns "${SLURM_NODE_NS[$1]}" runuser -u "$U1" -- "$FERRY" instance list | grep -qw "$2"; }
+	wait_ring 100
 	on_ns_listed n1 "run-$T-r0" || fail "rank 0 does not run on n1"
 	on_ns_listed n2 "run-$T-r1" || fail "rank 1 does not run on n2"
 
@@ -139,4 +154,39 @@ ring_at() {
 	assert_output "RESULT OK iterations=1000 ranks=2 errors=0"
 	ring_at $((before + 50)) || fail "no iteration after the resume"
 	grep -q "^ferry: run '$W/$T': the program exited with status 0\$" "$W/job.log" || fail "$(tail -n 5 "$W/job.log")"
+}
+
+@test "slurm-mpi: a requeued MPI job that Slurm gives another node resumes its ranks there: the members of the node it lost go to one it has" {
+	local before i
+	# one node, both ranks on it with the job's mpirun
+	job_script r0:n1:198.18.1.90/16,r1:n1:198.18.1.91/16
+	JOB=$(as_slurm_user "$U1" sbatch --parsable -N 1 --requeue --open-mode=append -o "$W/job.log" \
+		--chdir="$W" "$W/job.sh")
+	slurm_wait_job "$JOB" JobState RUNNING 30
+	[ "$(slurm_job_field "$JOB" NodeList)" = n1 ] # (the lighter node: Weight)
+	wait_ring 100
+	on_ns_listed n1 "run-$T-r1" || fail "rank 1 does not run on n1"
+	# n1 is to go (drained: the job runs on); USR1 to the batch shell, as its --signal would: the
+	# job checkpoints whole and requeues, and may run again on n2 only (now, not in 121 s)
+	sl scontrol update nodename=n1 state=drain reason=ferry-test
+	sl scancel --batch --signal=USR1 "$JOB"
+	wait_log "^ferry: run '$W/$T': generation 1 written, with the 2 other members of its job at one cut " 30
+	wait_log "^ferry: run '$W/$T': stopped in generation 1; run the same command to resume \(exit 75\)\$" 30
+	before=$(awk '$1 == "it" {v = $2} END {print v}' "$W/job.log")
+	for ((i = 0; i < 300; i++)); do
+		[ "$(slurm_job_field "$JOB" Restarts)" = 1 ] && [ "$(slurm_job_field "$JOB" JobState)" = RUNNING ] && break
+		sl scontrol update jobid="$JOB" StartTime=now 2>/dev/null || true
+		sleep 0.2
+	done
+	slurm_wait_job "$JOB" JobState RUNNING 10
+	[ "$(slurm_job_field "$JOB" NodeList)" = n2 ] || fail "the job runs on $(slurm_job_field "$JOB" NodeList)"
+	wait_log "^ferry: run '$W/$T': the members that were on n1 go to n2 \(not a node of Slurm job $JOB\)\$" 60
+	wait_log "^ferry: run '$W/$T': resumed on n2 from generation 1 \(taken .* on n1\), with the 2 other members of its job\$" 60
+	on_ns_listed n2 "run-$T-r0" || fail "rank 0 was not resumed on n2"
+	on_ns_listed n2 "run-$T-r1" || fail "rank 1 was not resumed on n2"
+	slurm_wait_job "$JOB" JobState COMPLETED 300
+	grep '^ferry: ' "$W/job.log" | sed 's/^/# /' >&3
+	run grep RESULT "$W/job.log"
+	assert_output "RESULT OK iterations=1000 ranks=2 errors=0"
+	ring_at $((before + 50)) || fail "no iteration after the resume"
 }
