@@ -133,7 +133,7 @@ gone() {
 	done
 }
 
-@test "mpi: 4 LAMMPS ranks over two nodes, each in its own instance; two ranks migrated mid-run (diskless, live), the job checkpointed at one cut and restarted with every rank on the other node: the undisturbed result" {
+@test "mpi: 4 LAMMPS ranks over two nodes, each in its own instance; three ranks migrated mid-run (diskless, live, default), the job checkpointed at one cut and restarted with every rank on the other node: the undisturbed result" {
 	local want ck=$JOB/ck r
 	want=$(ref)
 	as_user1 mkdir -p "$ck"
@@ -145,12 +145,15 @@ gone() {
 	[ "$status" -eq 0 ] || fail "migrate r1 (diskless): $stderr"
 	run --separate-stderr on nodeA "$FERRY" migrate "$T-r2" --to nodeB --mode live
 	[ "$status" -eq 0 ] || fail "migrate r2 (live): $stderr"
+	run --separate-stderr on nodeB "$FERRY" migrate "$T-r3" --to nodeA
+	[ "$status" -eq 0 ] || fail "migrate r3 (default): $stderr"
 	assert_only_on nodeA "$T-r1"
 	assert_only_on nodeB "$T-r2"
+	assert_only_on nodeA "$T-r3"
 	# the job by its name: its members found wherever they run now
 	run --separate-stderr on nodeA "$FERRY" checkpoint group --job "$T"
 	[ "$status" -eq 0 ] || fail "checkpoint group --job: $stderr"
-	assert_equal "$(awk '{print $1}' <<<"$output" | sort | tr '\n' ' ')" "$T $T-r0 $T-r1 nodeB:$T-r2 nodeB:$T-r3 "
+	assert_equal "$(awk '{print $1}' <<<"$output" | sort | tr '\n' ' ')" "$T $T-r0 $T-r1 $T-r3 nodeB:$T-r2 "
 	gone "$T" "$T-r0" "$T-r1" "$T-r2" "$T-r3"
 	at_step "$ck" 1500 && fail "the run ended before the checkpoint: make it longer"
 	# every member restarted on the other node, all at once, by one command on nodeA
@@ -182,8 +185,8 @@ wait_ring() {
 
 @test "mpi: a rank whose dump fails makes the whole job go on with nothing published; a --leave-running group checkpoint, then every member killed and restarted: the self-checking ring loses and repeats no message" {
 	local log r before
-	# 1500 iterations of 4 ranks in a ring, each checking every message and every sum
-	job "$T" "$JOB" "$RING" 1500 10000
+	# 1000 iterations of 4 ranks in a ring, each checking every message and every sum
+	job "$T" "$JOB" "$RING" 1000 10000
 	log=$(inst_field nodeA "$T" logOutPath)
 	wait_ring "$log" 200
 	assert_only_on nodeB "$T-r1"
@@ -210,7 +213,7 @@ wait_ring() {
 	[ "$status" -eq 0 ] || fail "checkpoint group --restart: $stderr"
 	job_ended "$T" 600
 	run grep RESULT "$log"
-	assert_output "RESULT OK iterations=1500 ranks=4 errors=0"
+	assert_output "RESULT OK iterations=1000 ranks=4 errors=0"
 }
 
 # run_job [FERRY-OPTION...] -- ARGS...: 'ferry exec --checkpoint' of the ring's mpirun (ARGS:
