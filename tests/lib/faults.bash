@@ -263,7 +263,9 @@ fault_cell_cleanup() {
 
 # fault_cells: the cells, one "MODE STEP FAULT" a line; FERRY_FAULTS=all: every one, else the
 # test command's slice (FERRY_FAULTS may also be a regex over the lines). The slice has every
-# fault and the steps where each matters most; a link taken down costs a cell some 40 s of
+# fault and the steps where each matters most, in both modes where the mode changes what a
+# fault does (the commit and after), in one where it does not (before the dump, at the restore's
+# start); a link taken down costs a cell some 40 s of
 # timeouts, so it has one (the default mode's commit, whose destination restarts from the
 # checkpoint once in doubt; the diskless copy that waits frozen is commit_lost's, by a cut).
 fault_cells() {
@@ -285,7 +287,7 @@ fault_cells() {
 		echo "default src-dump shared-full"
 	} | case ${FERRY_FAULTS:-slice} in
 	all) cat ;;
-	slice) grep -E '^live (src-commit cut|dst-restore (kill-dst-starter|kill-dst-criu)|src-dump kill-src-criu)$|^default src-commit link-down$|^(default|diskless) (src-commit (cut|kill-src-ferryd|kill-dst-ferryd)|src-done cut|src-prepare cut|dst-prepare fail|src-dump kill-src-starter|dst-restore kill-dst-starter)$|^diskless dst-restore (restore-fail|kill-dst-criu|tmpfs-full)$|^default src-dump shared-full$' ;;
+	slice) grep -E '^live (src-commit cut|dst-restore (kill-dst-starter|kill-dst-criu)|src-dump kill-src-criu)$|^default src-commit link-down$|^(default|diskless) (src-commit (cut|kill-src-ferryd|kill-dst-ferryd)|src-done cut)$|^default (dst-prepare fail|src-dump kill-src-starter|src-dump shared-full)$|^diskless (src-prepare cut|dst-restore (kill-dst-starter|restore-fail|kill-dst-criu|tmpfs-full))$' ;;
 	*) grep -E "$FERRY_FAULTS" ;;
 	esac
 }
