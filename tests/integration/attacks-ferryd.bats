@@ -605,6 +605,9 @@ rogue_up() {
 # rogue OP...: the fake peer, for one connection from nodeA's ferryd: it answers the handshake,
 # takes the start message, then does OPs (ferry-wire.py serve). Its log: $BATS_TEST_TMPDIR/rogue.out.
 rogue() {
+	# (emptied here, not only by the redirection below, which the background child makes later:
+	# the wait must not find the last fake peer's "listening")
+	: >"$BATS_TEST_TMPDIR/rogue.out"
 	ip netns exec peer python3 "$WIRE" serve "$ROGUE_ADDR" /etc/ferry/cluster.key recv "$@" \
 		>"$BATS_TEST_TMPDIR/rogue.out" 2>&1 </dev/null 3>&- &
 	BG_PIDS+=("$!")
