@@ -30,9 +30,9 @@ char *slurm_scontrol(void)
 	return NULL;
 }
 
-char *slurm_job_show(const char *scontrol, const char *job)
+/* What scontrol with @argv prints, NULL when it fails. */
+static char *scontrol_output(const char *scontrol, char *const argv[])
 {
-	char *const argv[] = {"scontrol", "-o", "show", "job", (char *)job, NULL};
 	char *out = NULL;
 	size_t len = 0;
 	struct ferry_spawn_opts opts = {
@@ -47,6 +47,12 @@ char *slurm_job_show(const char *scontrol, const char *job)
 	return out;
 }
 
+char *slurm_job_show(const char *scontrol, const char *job)
+{
+	char *const argv[] = {"scontrol", "-o", "show", "job", (char *)job, NULL};
+	return scontrol_output(scontrol, argv);
+}
+
 char **slurm_job_nodes(void)
 {
 	const char *list = secure_getenv("SLURM_JOB_NODELIST");
@@ -54,16 +60,9 @@ char **slurm_job_nodes(void)
 	if (!scontrol)
 		return NULL;
 	char *const argv[] = {"scontrol", "show", "hostnames", (char *)list, NULL};
-	_cleanup_free_ char *out = NULL;
-	size_t len = 0;
-	struct ferry_spawn_opts opts = {
-	    .output = &out, .output_len = &len, .capture_stderr = true, .timeout = 30};
-	struct ferry_error *err = NULL;
-	int status = 0;
-	if (ferry_spawn(scontrol, argv, environ, &opts, &status, &err) < 0 || status != 0) {
-		ferry_error_free(err);
+	_cleanup_free_ char *out = scontrol_output(scontrol, argv);
+	if (!out)
 		return NULL;
-	}
 	char **nodes = NULL;
 	for (char *save = NULL, *t = strtok_r(out, "\n", &save); t; t = strtok_r(NULL, "\n", &save))
 		strv_push(&nodes, t);
