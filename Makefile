@@ -46,6 +46,7 @@ FERRY_SRCS   := $(sort $(wildcard src/ferry/*.c))
 STARTER_SRCS := $(sort $(wildcard src/starter/*.c))
 FERRYD_SRCS  := $(sort $(wildcard src/ferryd/*.c))
 XFER_SRCS    := $(sort $(wildcard src/xfer/*.c))
+RELAY_SRCS   := $(sort $(wildcard src/relay/*.c))
 CRIU_SRCS    := $(sort $(wildcard src/criu/*.c))
 NET_SRCS     := $(sort $(wildcard src/net/*.c))
 PLAN_SRCS    := $(sort $(wildcard src/plan/*.c))
@@ -54,8 +55,8 @@ PLAN_SRCS    := $(sort $(wildcard src/plan/*.c))
 # protobuf-c are ferry-criu's, a helper of the CRIU bundle run after the permanent drop), no
 # JSON (the CNI conflists and plugins are ferry-net's, a helper without the setuid bit), no image
 # probe (the image's headers are read by ferry-plan, which decodes the caller's request).
-STARTER_LIB  := error util fs privs spawn config ckspec request names instance manifest criu_log xfer \
-                xfer_relay channel net
+STARTER_LIB  := error util fs privs config ckspec request names instance manifest criu_log xfer_ctl \
+                net
 UNIT_SRCS    := $(sort $(wildcard tests/unit/*_test.c))
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
@@ -67,11 +68,12 @@ FERRY_LIBS   := -lcap -lcrypto -ljson-c -larchive
 STARTER_LIBS := -lcap -lcrypto
 CRIU_LIBS    := -lcriu -lcrypto -larchive
 XFER_LIBS    := -lcrypto -larchive
+RELAY_LIBS   := -lcrypto
 NET_LIBS     := -ljson-c -lcap -lcrypto
 
 .SECONDARY:
-.PHONY: fault-build faults zdtm bench bench-smoke all clean install uninstall setup check unit unit-san fuzz fuzz-long demo soak lint format format-check
-all: $(BUILD)/ferry $(BUILD)/ferry-starter $(BUILD)/ferryd $(BUILD)/ferry-xfer $(BUILD)/ferry-criu \
+.PHONY: fault-build faults zdtm bench bench-smoke all clean install uninstall setup check unit unit-san fuzz fuzz-long demo soak lint format format-check setuid-size
+all: $(BUILD)/ferry $(BUILD)/ferry-starter $(BUILD)/ferryd $(BUILD)/ferry-xfer $(BUILD)/ferry-relay $(BUILD)/ferry-criu \
        $(BUILD)/ferry-net $(BUILD)/ferry-plan $(BUILD)/ferry-reaper $(BUILD)/ferry-rsh
 
 # spank_ferry.so, Slurm's --ferry-checkpoint (ferry-slurm(7)): loaded into sbatch, srun and
@@ -106,6 +108,11 @@ $(BUILD)/ferry-starter: $(call obj,$(STARTER_SRCS)) $(STARTER_LIB_OBJS)
 
 $(BUILD)/ferry-xfer: $(call obj,$(XFER_SRCS)) $(BUILD)/libferry.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(XFER_LIBS)
+
+# ferry-relay, a transfer's handshake and records (src/relay/): run by the starter as the user,
+# installed 0711 so that the user cannot trace it (it holds the cluster key, then the session's).
+$(BUILD)/ferry-relay: $(call obj,$(RELAY_SRCS)) $(BUILD)/libferry.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(RELAY_LIBS)
 
 $(BUILD)/ferry-criu: $(call obj,$(CRIU_SRCS)) $(BUILD)/libferry.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(CRIU_LIBS)
@@ -190,6 +197,7 @@ install: all
 	install -m 0755 $(BUILD)/ferryd $(DESTDIR)$(PREFIX)/sbin/ferryd
 	install -o root -g root -m 4755 $(BUILD)/ferry-starter $(DESTDIR)$(LIBEXECDIR)/ferry-starter
 	install -o root -g root -m 0755 $(BUILD)/ferry-xfer $(DESTDIR)$(LIBEXECDIR)/ferry-xfer
+	install -o root -g root -m 0711 $(BUILD)/ferry-relay $(DESTDIR)$(LIBEXECDIR)/ferry-relay
 	install -o root -g root -m 0755 $(BUILD)/ferry-net $(DESTDIR)$(LIBEXECDIR)/ferry-net
 	install -o root -g root -m 0755 $(BUILD)/ferry-plan $(DESTDIR)$(LIBEXECDIR)/ferry-plan
 	scripts/criu-bundle.sh $(DESTDIR)$(LIBEXECDIR)/criu $(CRIU) $(BUILD)/ferry-criu
@@ -223,6 +231,7 @@ install: all
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/ferry $(DESTDIR)$(LIBEXECDIR)/ferry-starter $(DESTDIR)$(LIBEXECDIR)/ferry-xfer $(DESTDIR)$(LIBEXECDIR)/ferry-plan \
+		$(DESTDIR)$(LIBEXECDIR)/ferry-relay \
 		$(DESTDIR)$(LIBEXECDIR)/ferry-net $(DESTDIR)$(MANDIR)/man1/ferry*.1 \
 		$(DESTDIR)$(MANDIR)/man7/ferry-slurm.7 $(DESTDIR)$(MANDIR)/man7/ferry-mpi.7 $(DESTDIR)$(SPANKDIR)/spank_ferry.so \
 		$(DESTDIR)$(SPANKDIR)/cli_filter.lua
@@ -286,6 +295,11 @@ zdtm: setup
 
 lint:
 	scripts/lint.sh
+
+# the setuid binary's code lines against their budget (scripts/setuid-size.sh); also in lint
+setuid-size:
+	@scripts/setuid-size.sh $(sort $(STARTER_SRCS) $(wildcard src/starter/*.h) \
+		$(addprefix src/lib/,$(addsuffix .c,$(STARTER_LIB))))
 
 format:
 	clang-format -i src/spank/*.c $(LIB_SRCS) $(FERRY_SRCS) $(STARTER_SRCS) $(FERRYD_SRCS) $(XFER_SRCS) $(CRIU_SRCS) $(NET_SRCS) $(PLAN_SRCS) $(REAPER_SRCS) src/rsh/rsh.c src/*/*.h $(UNIT_SRCS)

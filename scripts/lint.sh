@@ -4,7 +4,8 @@
 #      sprintf( vsprintf( gets( atoi( atol( atoll( and bare getenv(
 #      (snprintf, asprintf, secure_getenv, ... are fine); comments and
 #      string literals are not searched;
-#   2. make format-check (fails on any clang-format difference);
+#   2. make format-check (fails on any clang-format difference), and make setuid-size (fails
+#      when the setuid binary's code lines grow over their budget);
 #   3. clang-tidy (bugprone, cert, clang-analyzer) if installed: report only.
 # Environment: FERRY_LINT_TIDY=0 skips clang-tidy.
 set -uo pipefail
@@ -77,6 +78,12 @@ if ! command -v clang-format >/dev/null; then
 	status=1
 elif ! "$MAKE" -s --no-print-directory format-check; then
 	echo "lint: formatting differs from .clang-format (fix with: make format)"
+	status=1
+fi
+
+# ------------------------------------------------------- 2b. the setuid binary's size
+echo "lint: make setuid-size"
+if ! "$MAKE" -s setuid-size | tail -n 1; then
 	status=1
 fi
 

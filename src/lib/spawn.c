@@ -25,6 +25,8 @@ enum child_stage {
 	STAGE_SESSION = 2,
 	STAGE_CWD = 3,
 	STAGE_EXEC = 4,
+	STAGE_NETNS = 5,
+	STAGE_IDS = 6,
 };
 
 struct child_report {
@@ -122,11 +124,11 @@ _noreturn_ static void child_exec(const struct child_setup *cs, int report_fd, c
 	if (cs->new_session && setsid() < 0)
 		child_fail(report_fd, STAGE_SESSION, errno);
 	if (cs->netns_fd >= 0 && setns(cs->netns_fd, CLONE_NEWNET) < 0)
-		child_fail(report_fd, STAGE_SESSION, errno);
+		child_fail(report_fd, STAGE_NETNS, errno);
 	if (cs->as_user &&
 	    (setgroups(cs->n_groups, cs->groups) < 0 || setresgid(cs->gid, cs->gid, cs->gid) < 0 ||
 	     setresuid(cs->uid, cs->uid, cs->uid) < 0))
-		child_fail(report_fd, STAGE_SESSION, errno);
+		child_fail(report_fd, STAGE_IDS, errno);
 
 	sigset_t none;
 	sigemptyset(&none);
@@ -306,6 +308,10 @@ static int exec_result(pid_t pid, int report_fd, const char *path, const struct 
 		return ferry_error_set(err, rep.error, "'%s': change to directory '%s'", path, opts->cwd);
 	case STAGE_SESSION:
 		return ferry_error_set(err, rep.error, "'%s': setsid", path);
+	case STAGE_NETNS:
+		return ferry_error_set(err, rep.error, "'%s': join the network namespace", path);
+	case STAGE_IDS:
+		return ferry_error_set(err, rep.error, "'%s': take the user's ids", path);
 	default:
 		return ferry_error_set(err, rep.error, "'%s': set up file descriptors", path);
 	}

@@ -14,8 +14,6 @@
 #include "manifest.h"
 #include "xfer.h"
 
-static int read_verdict_rest(int sk, unsigned timeout, struct ferry_error **err);
-
 static int write_full(int sk, const void *buf, size_t len, struct ferry_error **err)
 {
 	int r = ferry_write_all(sk, buf, len);
@@ -178,7 +176,7 @@ static int hs_connect(int sk, const unsigned char *key, size_t keylen, const cha
 	if ((r = ferry_read_timeout(sk, reply, 1, timeout, err)) < 0)
 		return ferry_error_wrap(err, "the receiver refused the dump");
 	if (reply[0] == 'N') /* the receiver said why it refused */
-		return read_verdict_rest(sk, timeout, err);
+		return ferry_xfer_read_refusal(sk, timeout, err);
 	if ((r = ferry_read_within(sk, reply + 1, sizeof(reply) - 1, timeout, err)) < 0)
 		return ferry_error_wrap(err, "the receiver refused the dump");
 	unsigned char want[32];
@@ -187,53 +185,6 @@ static int hs_connect(int sk, const unsigned char *key, size_t keylen, const cha
 	if (memcmp(reply, (char[4]){'F', 'X', 'R', v}, 4) != 0 || CRYPTO_memcmp(want, reply + 4, 32) != 0)
 		return ferry_error_msg(err, EACCES, "the receiver did not prove the cluster key: refused");
 	return derive(key, keylen, role_s, role_r, hello + 4, s + 8, (uint32_t)uid, ret_keys, err);
-}
-
-int ferry_xfer_send_verdict(int sk, const char *error_or_null)
-{
-	if (!error_or_null)
-		return ferry_write_all(sk, "A", 1);
-	size_t n = strlen(error_or_null);
-	if (n > 4096)
-		n = 4096;
-	unsigned char hdr[3];
-	hdr[0] = 'N';
-	ferry_put_le16(hdr + 1, (uint16_t)n);
-	int r = ferry_write_all(sk, hdr, 3);
-	return r < 0 ? r : ferry_write_all(sk, error_or_null, n);
-}
-
-int ferry_xfer_read_verdict(int sk, unsigned timeout, struct ferry_error **err)
-{
-	unsigned char type;
-	int r = ferry_read_timeout(sk, &type, 1, timeout, err);
-	if (r < 0)
-		return r;
-	if (type == 'A')
-		return 0;
-	if (type != 'N')
-		return ferry_error_msg(err, EPROTO, "bad verdict from the receiver");
-	return read_verdict_rest(sk, timeout, err);
-}
-
-static int read_verdict_rest(int sk, unsigned timeout, struct ferry_error **err)
-{
-	int r;
-	unsigned char l[2];
-	if ((r = ferry_read_timeout(sk, l, 2, timeout, err)) < 0)
-
-		return r;
-	uint16_t n = ferry_get_le16(l);
-	if (n > 4096)
-		return ferry_error_msg(err, EPROTO, "bad verdict from the receiver");
-	char msg[4097];
-	if ((r = ferry_read_timeout(sk, msg, n, timeout, err)) < 0)
-		return r;
-	msg[n] = '\0';
-	for (char *p = msg; *p; p++)
-		if ((unsigned char)*p < 0x20)
-			*p = ' ';
-	return ferry_error_msg(err, EREMOTEIO, "the receiver failed: %s", msg);
 }
 
 void ferry_xfer_tune_socket(int sk)
@@ -402,43 +353,4 @@ int ferry_peer_connect(int sk, const unsigned char *key, size_t keylen, unsigned
 {
 	return hs_connect(sk, key, keylen, FERRY_PEER_ROLE_CLIENT, FERRY_PEER_ROLE_SERVER, '1', 0, timeout,
 			  ret_keys, err);
-}
-
-/* After an 'A' verdict the sender answers one byte 'C' (commit): the move is agreed. */
-int ferry_xfer_send_commit(int sk)
-{
-	return ferry_write_all(sk, "C", 1);
-}
-
-int ferry_xfer_await_commit(int sk, unsigned timeout)
-{
-	unsigned char c = 0;
-	struct ferry_error *err = NULL;
-	int r = ferry_read_timeout(sk, &c, 1, timeout, &err);
-	ferry_error_free(err);
-	return r < 0 || c != 'C' ? -EPROTO : 0;
-}
-
-/* One file for ferry_xfer_send_passed (xfer_tar.c): here, so that the starter needs no libarchive. */
-int ferry_xfer_pass_file(int src, const char *name, int fd, struct ferry_error **err)
-{
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(int))];
-	} c;
-	memset(&c, 0, sizeof(c));
-	struct iovec iov = {.iov_base = (void *)name, .iov_len = strlen(name)};
-	struct msghdr m = {
-	    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = c.buf, .msg_controllen = sizeof(c.buf)};
-	struct cmsghdr *h = CMSG_FIRSTHDR(&m);
-	h->cmsg_level = SOL_SOCKET;
-	h->cmsg_type = SCM_RIGHTS;
-	h->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(h), &fd, sizeof(int));
-	ssize_t n;
-	while ((n = sendmsg(src, &m, MSG_NOSIGNAL)) < 0 && errno == EINTR)
-		;
-	if (n != (ssize_t)iov.iov_len)
-		return ferry_error_set(err, n < 0 ? errno : EIO, "hand '%s' over to be sent", name);
-	return 0;
 }

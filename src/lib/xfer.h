@@ -19,8 +19,9 @@
  *     for whoever owns it (ferryd's messages);
  *  3. the receiver's verdict: 'A' (restored: the sender may end its instance) or 'N' with a
  *     u16-length message (the sender resumes its instance); then the sender's commit 'C'.
- * The relay (ferry_xfer_relay) is a process of the starter that has dropped to the user for
- * good: no network byte is read with root or a capability at hand. All integers are
+ * The relay (ferry_xfer_relay) is ferry-relay, run by the starter as the user for good: no
+ * network byte is read with root or a capability at hand, and the setuid starter links only
+ * the control channel's part (xfer_ctl.c). All integers are
  * little-endian. */
 #ifndef FERRY_XFER_H
 #define FERRY_XFER_H
@@ -141,5 +142,7 @@ int ferry_xfer_await_commit(int sk, unsigned timeout);
 int ferry_xfer_send_verdict(int sk, const char *error_or_null);
 /* Returns 0 for 'A', -EREMOTEIO with the receiver's message for 'N', or another error. */
 int ferry_xfer_read_verdict(int sk, unsigned timeout, struct ferry_error **err);
+/* What follows an 'N' (its message): -EREMOTEIO with it, or another error. */
+int ferry_xfer_read_refusal(int sk, unsigned timeout, struct ferry_error **err);
 
 #endif

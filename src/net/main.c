@@ -10,6 +10,8 @@
  *     ferry-net subnets NETWORK
  *     ferry-net add|check|del NETWORK CONTAINER_ID IFNAME IP MAC GW    ("-": not given)
  *     ferry-net probe|announce IFNAME A.B.C.D    (ARP, with add's capabilities)
+ *     ferry-net lock|unlock network|loopback NFT (the restore's lock of the instance's
+ *                                                 network, with NFT, add's capabilities)
  * fd 1: the reply (struct ferry_net_reply, net.h), fd 3: the instance's network namespace,
  * fd 4: the ADD result the starter keeps for CHECK and DEL. It reads ferry.conf and the network
  * config dir and plugins it names (all root's), never its environment. */
@@ -22,6 +24,7 @@
 #include "cni.h"
 #include "fs.h"
 #include "net.h"
+#include "spawn.h"
 
 /* The reply: the error (if any) in it, exactly once on fd 1. */
 static int answer(struct ferry_net_reply *rep, struct ferry_error *err)
@@ -110,8 +113,71 @@ static int arp(char **argv, struct ferry_net_reply *rep, struct ferry_error **er
 	return 0;
 }
 
+/* While CRIU restores TCP connections, packets for them must not reach the new namespace:
+ * the kernel would answer a retransmission with a reset before the socket exists. CRIU locks
+ * only the namespace it dumped from (it never left the instance's), so ferry locks the new one
+ * itself (CRIU's own repair packets carry SOCCR_MARK and pass) and unlocks it once the
+ * restore is done. Only what comes in is held: a restored socket's own segments go out (its
+ * retransmission timer runs from the moment CRIU refilled its send queue, and a retransmission
+ * dropped here doubles the wait for the next one: seconds of stall after every restore), and
+ * the answers to them come in (conntrack saw the segment leave: "established"). A segment that
+ * no restored socket asked for, such as a peer's own retransmission before its socket exists
+ * here, is still dropped. */
+#define RESTORE_LOCK_TABLE "inet ferry_restore_lock"
+#define SOCCR_MARK "0xc114"
+
+/* The restart of a loopback-only instance: CRIU brings its TCP connections back one socket at a
+ * time, and a segment a restored socket sends before its peer is back would be answered with a
+ * reset (a full send queue, a FIN). CRIU locks connections only in the namespace it dumped them
+ * from, gone by now; the lock above lets lo pass. So there a TCP segment that arrives is dropped
+ * until the restore is done (TCP retransmits it then) unless it is CRIU's own (SOCCR_MARK) or
+ * belongs to a connection made since, such as CRIU's probe of TCP repair (a SYN, then what
+ * conntrack saw answered): a restored connection's segments are neither. */
+#define LOOPBACK_LOCK_TABLE "inet ferry_loopback_lock"
+
+static const struct lock_table {
+	const char *script, *unlock, *what;
+} lock_tables[2] = {
+    {"table " RESTORE_LOCK_TABLE " {\n"
+     "  chain in { type filter hook input priority 0; policy drop; iif lo accept; meta mark " SOCCR_MARK
+     " accept; ct state established,related accept; }\n"
+     "}\n",
+     "delete table " RESTORE_LOCK_TABLE "\n", "lock the instance's network for the restore"},
+    {"table " LOOPBACK_LOCK_TABLE " {\n"
+     "  chain in {\n"
+     "    type filter hook input priority 0; policy accept;\n"
+     "    meta l4proto tcp ct state established,related accept\n"
+     "    tcp flags & (syn | ack) == syn accept\n"
+     "    meta l4proto tcp meta mark != " SOCCR_MARK " drop\n"
+     "  }\n"
+     "}\n",
+     "delete table " LOOPBACK_LOCK_TABLE "\n", "lock the instance's loopback for the restore"},
+};
+
+/* lock, unlock: the table of argv[2] added to (or deleted from) the instance's namespace by
+ * nft (argv[3], ferry.conf's 'nft path', an absolute path), run there with our capabilities,
+ * the script on its stdin. */
+static int lock(char **argv, struct ferry_error **err)
+{
+	bool loopback = streq(argv[2], "loopback");
+	if ((!loopback && !streq(argv[2], "network")) || argv[3][0] != '/')
+		return ferry_error_msg(err, EINVAL, "usage: ferry-net lock|unlock network|loopback NFT");
+	const struct lock_table *l = &lock_tables[loopback];
+	const char *script = streq(argv[1], "lock") ? l->script : l->unlock;
+	char *const nft[] = {"nft", "-f", "-", NULL};
+	struct ferry_spawn_opts o = {.input = script,
+				     .input_len = strlen(script),
+				     .netns_fd = FERRY_NET_FD_NETNS,
+				     .capture_stderr = true,
+				     .timeout = 30};
+	int r = ferry_spawn(argv[3], nft, NULL, &o, NULL, err);
+	return r < 0 ? ferry_error_wrap(err, "%s", l->what) : 0;
+}
+
 static int run(int argc, char **argv, struct ferry_net_reply *rep, struct ferry_error **err)
 {
+	if (argc == 4 && (streq(argv[1], "lock") || streq(argv[1], "unlock")))
+		return lock(argv, err);
 	if (argc == 4 && (streq(argv[1], "probe") || streq(argv[1], "announce")))
 		return arp(argv, rep, err);
 	bool subnets = argc == 3 && streq(argv[1], "subnets");

@@ -2287,7 +2287,8 @@ void op_checkpoint_restore(struct starter *s)
 	/* its network namespace is live: no TCP segment may reach a connection CRIU has not yet
 	 * brought back (network_restore_lock) */
 	bool locked = inst->networks || inst->loopback;
-	if (locked && network_restore_lock(s, pidfd, !inst->networks, &err) < 0)
+	int netns = locked ? instance_netns(inst, pidfd, &err) : -1;
+	if (locked && (netns < 0 || network_restore_lock(s, netns, !inst->networks, &err) < 0))
 		die_error(err);
 	int rep[2], pids[2];
 	if (pipe2(rep, O_CLOEXEC) < 0 || pipe2(pids, O_CLOEXEC) < 0)
@@ -2319,8 +2320,10 @@ void op_checkpoint_restore(struct starter *s)
 	int st = 0;
 	while (waitpid(child, &st, 0) < 0 && errno == EINTR)
 		;
-	if (locked)
-		network_restore_unlock(s, pidfd, !inst->networks);
+	if (locked) {
+		network_restore_unlock(s, netns, !inst->networks);
+		close(netns);
+	}
 	close(pidfd);
 	char buf[32] = "";
 	ssize_t n = read(pids[0], buf, sizeof(buf) - 1);

@@ -36,31 +36,34 @@ int helper_open(const char *name, struct ferry_error **err)
 	return TAKE_FD(fd);
 }
 
-_noreturn_ void helper_exec(const int src[HELPER_FDS], char *const argv[], int (*become)(const void *),
+_noreturn_ void helper_exec(const int *src, int n, int exe, char *const argv[], int (*become)(const void *),
 			    const void *arg)
 {
 	sigset_t none;
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	int null = fcntl(open("/dev/null", O_RDWR | O_CLOEXEC), F_DUPFD_CLOEXEC, 100);
-	int high[HELPER_FDS];
-	for (int i = 0; i < HELPER_FDS; i++)
-		high[i] = src[i] >= 0 ? fcntl(src[i], F_DUPFD_CLOEXEC, 100) : -1;
-	if (null < 0 || high[5] < 0)
+	int high[HELPER_MAX_FDS];
+	if (n > HELPER_MAX_FDS)
 		_exit(127);
-	for (int i = 0; i < 5; i++) {
+	for (int i = 0; i < n; i++)
+		high[i] = src[i] >= 0 ? fcntl(src[i], F_DUPFD_CLOEXEC, 100) : -1;
+	int hexe = fcntl(exe, F_DUPFD_CLOEXEC, 100);
+	if (null < 0 || hexe < 0)
+		_exit(127);
+	for (int i = 0; i < n; i++) {
 		int r = high[i] >= 0 ? dup2(high[i], i) : i < 3 ? dup2(null, i) : 0;
 		if (r < 0)
 			_exit(127);
 		if (high[i] < 0 && i >= 3)
 			close(i);
 	}
-	if (dup3(high[5], 5, O_CLOEXEC) < 0)
+	if (dup3(hexe, n, O_CLOEXEC) < 0)
 		_exit(127);
-	ferry_close_fds(6, NULL);
+	ferry_close_fds(n + 1, NULL);
 	if (become(arg) < 0)
 		_exit(127);
 	char *const envp[] = {FERRY_SPAWN_PATH, NULL};
-	syscall(SYS_execveat, 5, "", argv, envp, AT_EMPTY_PATH);
+	syscall(SYS_execveat, n, "", argv, envp, AT_EMPTY_PATH);
 	_exit(127);
 }

@@ -21,7 +21,6 @@
 
 #include "fs.h"
 #include "helper.h"
-#include "spawn.h"
 #include "starter.h"
 
 static uint32_t addr_of(const char *cidr)
@@ -86,9 +85,9 @@ static int read_reply(pid_t pid, int fd, unsigned timeout_s, struct ferry_net_re
 	else if (r == 0 && (!WIFEXITED(st) || WEXITSTATUS(st) != 0))
 		r = ferry_error_msg(err, EPROTO, "ferry-net failed after its reply");
 	else if (r < 0) {
-		char how[64];
-		ferry_spawn_describe_status(st, how, sizeof(how));
-		r = ferry_error_msg(err, EIO, "ferry-net gave no reply (%s; %s)", e->message, how);
+		r = ferry_error_msg(err, EIO, "ferry-net gave no reply (%s; it %s %d)", e->message,
+				    WIFEXITED(st) ? "exited with status" : "was killed by signal",
+				    WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
 	}
 	ferry_error_free(e);
 	return r < 0 ? r : ferry_net_reply_check(ret, sizeof(*ret), err);
@@ -107,9 +106,9 @@ static int net_run(char *const argv[], int netns_fd, int result_fd, bool cni, un
 		return ferry_error_set(err, errno, "pipe");
 	pid_t pid = fork();
 	if (pid == 0) {
-		const int src[HELPER_FDS] = {-1, rp[1], -1, netns_fd, result_fd, exe};
+		const int src[] = {-1, rp[1], -1, netns_fd, result_fd};
 		const struct helper_caps c = {CNI_CAPS, cni ? ARRAY_SIZE(CNI_CAPS) : 0};
-		helper_exec(src, argv, become_helper, &c);
+		helper_exec(src, (int)ARRAY_SIZE(src), exe, argv, become_helper, &c);
 	}
 	int e = errno;
 	close(rp[1]);
@@ -403,71 +402,27 @@ void network_announce(int netns_fd, const struct ferry_net_attachment *atts, siz
 	}
 }
 
-/* While CRIU restores TCP connections, packets for them must not reach the new namespace:
- * the kernel would answer a retransmission with a reset before the socket exists. CRIU locks
- * only the namespace it dumped from (it never left the instance's), so ferry locks the new one
- * itself (CRIU's own repair packets carry SOCCR_MARK and pass) and unlocks it once the
- * restore is done. Only what comes in is held: a restored socket's own segments go out (its
- * retransmission timer runs from the moment CRIU refilled its send queue, and a retransmission
- * dropped here doubles the wait for the next one: seconds of stall after every restore), and
- * the answers to them come in (conntrack saw the segment leave: "established"). A segment that
- * no restored socket asked for, such as a peer's own retransmission before its socket exists
- * here, is still dropped. */
-#define RESTORE_LOCK_TABLE "inet ferry_restore_lock"
-#define SOCCR_MARK "0xc114"
+/* ferry-net's nft lock of the instance's network while CRIU restores its TCP connections (see
+ * lock_tables in src/net/main.c), or its unlock: nft runs in the instance's namespace, as uid 0
+ * with only the capabilities of an ADD (SECBIT_NOROOT), never as root. */
+#define NFT_TIMEOUT_S 30
 
-/* nft runs as root, all ids (it refuses to run with a real uid that is not its effective one,
- * as the starter has while it acts for the user outside the monitor: checkpoint --restore). */
-static int run_nft(const struct starter *s, int netns_fd, const char *script, struct ferry_error **err)
+static int nft_call(struct starter *s, int netns_fd, bool lock, bool loopback_only, struct ferry_error **err)
 {
-	char *const argv[] = {"nft", "-f", "-", NULL};
-	struct ferry_spawn_opts o = {.input = script,
-				     .input_len = strlen(script),
-				     .netns_fd = netns_fd,
-				     .as_user = true, /* uid 0, gid 0, no groups */
-				     .capture_stderr = true,
-				     .timeout = 30};
-	return ferry_spawn(s->cfg->nft_path, argv, NULL, &o, NULL, err);
+	char *const argv[] = {"ferry-net", lock ? "lock" : "unlock", loopback_only ? "loopback" : "network",
+			      s->cfg->nft_path, NULL};
+	struct ferry_net_reply rep;
+	return net_run(argv, netns_fd, -1, true, NFT_TIMEOUT_S, &rep, err);
 }
-
-/* The restart of a loopback-only instance: CRIU brings its TCP connections back one socket at a
- * time, and a segment a restored socket sends before its peer is back would be answered with a
- * reset (a full send queue, a FIN). CRIU locks connections only in the namespace it dumped them
- * from, gone by now; the lock above lets lo pass. So there a TCP segment that arrives is dropped
- * until the restore is done (TCP retransmits it then) unless it is CRIU's own (SOCCR_MARK) or
- * belongs to a connection made since, such as CRIU's probe of TCP repair (a SYN, then what
- * conntrack saw answered): a restored connection's segments are neither. */
-#define LOOPBACK_LOCK_TABLE "inet ferry_loopback_lock"
-
-static const struct restore_lock {
-	const char *script, *unlock, *what;
-} restore_locks[2] = {
-    {"table " RESTORE_LOCK_TABLE " {\n"
-     "  chain in { type filter hook input priority 0; policy drop; iif lo accept; meta mark " SOCCR_MARK
-     " accept; ct state established,related accept; }\n"
-     "}\n",
-     "delete table " RESTORE_LOCK_TABLE "\n", "lock the instance's network for the restore"},
-    {"table " LOOPBACK_LOCK_TABLE " {\n"
-     "  chain in {\n"
-     "    type filter hook input priority 0; policy accept;\n"
-     "    meta l4proto tcp ct state established,related accept\n"
-     "    tcp flags & (syn | ack) == syn accept\n"
-     "    meta l4proto tcp meta mark != " SOCCR_MARK " drop\n"
-     "  }\n"
-     "}\n",
-     "delete table " LOOPBACK_LOCK_TABLE "\n", "lock the instance's loopback for the restore"},
-};
 
 int network_restore_lock(struct starter *s, int netns_fd, bool loopback_only, struct ferry_error **err)
 {
-	const struct restore_lock *l = &restore_locks[loopback_only];
-	int r = run_nft(s, netns_fd, l->script, err);
-	return r < 0 ? ferry_error_wrap(err, "%s", l->what) : 0;
+	return nft_call(s, netns_fd, true, loopback_only, err);
 }
 
 void network_restore_unlock(struct starter *s, int netns_fd, bool loopback_only)
 {
 	struct ferry_error *err = NULL;
-	(void)run_nft(s, netns_fd, restore_locks[loopback_only].unlock, &err);
+	(void)nft_call(s, netns_fd, false, loopback_only, &err);
 	ferry_error_free(err);
 }

@@ -76,8 +76,8 @@ static _noreturn_ void plan_child(const struct starter *s, int exe, int req_fd, 
 {
 	char *const argv[] = {"ferry-plan", (char *)mode, s->xfer_fd >= 0 ? "1" : "0", s->home ? s->home : "",
 			      NULL};
-	const int src[HELPER_FDS] = {-1, -1, STDERR_FILENO, req_fd, sock, exe};
-	helper_exec(src, argv, become_caller, s);
+	const int src[] = {-1, -1, STDERR_FILENO, req_fd, sock};
+	helper_exec(src, (int)ARRAY_SIZE(src), exe, argv, become_caller, s);
 }
 
 /* ---- root: receive ---- */

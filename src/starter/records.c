@@ -205,6 +205,20 @@ int pin_instance(struct starter *s, const char *name, struct ferry_instance **re
 	return pidfd;
 }
 
+int instance_netns(const struct ferry_instance *inst, int pidfd, struct ferry_error **err)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)inst->pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return ferry_error_set(err, errno, "open the network namespace of instance '%s'", inst->name);
+	if (syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) < 0) {
+		close(fd);
+		return ferry_error_msg(err, ESRCH, "instance '%s' has just exited", inst->name);
+	}
+	return fd;
+}
+
 int instance_ns_flags(const struct ferry_instance *inst)
 {
 	return STARTER_NS_FLAGS | (ferry_instance_own_netns(inst) ? CLONE_NEWNET : 0);

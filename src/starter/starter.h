@@ -179,6 +179,10 @@ _noreturn_ void run_restorer(struct starter *s, int report, int pid_fd);
 int read_record(int dirfd, const char *name, struct ferry_instance **ret, struct ferry_error **err);
 /* Pins the caller's running instance @name: verifies record, start time and uid; returns a pidfd. */
 int pin_instance(struct starter *s, const char *name, struct ferry_instance **ret, struct ferry_error **err);
+/* As root: the network namespace of @inst, pinned by pin_instance (@pidfd), as an fd for the
+ * helpers that join it without ptrace rights on the instance (ferry-net): opened through /proc,
+ * and the pidfd still alive after the open says it was the instance's init (no reused pid). */
+int instance_netns(const struct ferry_instance *inst, int pidfd, struct ferry_error **err);
 /* Reserves s->req->instance: creates its record exclusively (holding our pid), within the limit. */
 int reserve_name(struct starter *s, int dirfd, struct ferry_error **err);
 /* Opens (as the user, not truncated) the instance's logs in the user's home. */

@@ -1,80 +1,116 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* transfer.c — the starter's side of a --page-server transfer (the protocol: src/lib/xfer.h).
  *
- * The starter reads the cluster key as root and forks the relay, which drops to the user for
- * good before it reads a byte from the network: it makes the handshake (on a listening socket
- * it accepts until a sender proves the key), derives the session's keys, forgets the cluster
- * key and from then on only moves sealed records between the connection and three local
- * sockets: CRIU's pages, ferry-xfer's files, the verdict and commit, which take the place
- * of s->xfer_fd, and post-copy's lazy pages. It does not exec and its credentials changed, so it is not dumpable: the
- * user's processes cannot read its keys. The files are packed and unpacked by ferry-xfer,
- * run as the user without capabilities: the setuid starter parses nothing of the stream. */
+ * The starter reads the cluster key as root and runs the relay, ferry-relay (src/relay/), as the
+ * user for good, without capabilities, the key on a pipe: it makes the handshake (on a
+ * listening socket it accepts until a sender proves the key), derives the session's keys,
+ * forgets the cluster key and from then on only moves sealed records between the connection
+ * and four local sockets: CRIU's pages, ferry-xfer's files, the verdict and commit, which take
+ * the place of s->xfer_fd, and post-copy's lazy pages. Its executable is one the user cannot
+ * read, so the kernel makes it not dumpable: the user's processes cannot read its keys. The
+ * files are packed and unpacked by ferry-xfer, run as the user without capabilities: the setuid
+ * starter parses nothing of the stream and links no code of its handshake or records. */
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
 #include "fs.h"
+#include "helper.h"
 #include "starter.h"
 #include "transfer.h"
 
-#define FERRY_XFER_BIN FERRY_LIBEXECDIR "/ferry-xfer"
-/* How long a restart listening on --page-server waits for a sender to connect at all (the
- * CLI's old wait): nothing moves meanwhile, so this is an idle bound; each connection then has
- * FERRY_XFER_HELLO_TIMEOUT seconds to prove the cluster key (the bound before authentication). */
-#define XFER_LISTEN_S 600
+/* How long a receiver waits for the relay's handshake: a listening one waits up to 600 s for a
+ * sender to connect at all (RELAY_LISTEN_S in src/relay/main.c), then its handshake. */
+#define XFER_LISTEN_S 610
 
 static struct xfer_session session = {.relay = -1, .status = -1, .local = {-1, -1, -1, -1}};
 static pid_t session_owner;
-/* the relay's count of the bytes that moved (shared memory: the relay is our fork) */
+/* the relay's count of the bytes that moved (a memfd the relay maps too) */
 static uint64_t *session_moved;
+static int session_moved_fd = -1;
 
-static _noreturn_ void run_relay(struct starter *s, bool receiver, unsigned char *key, size_t keylen,
-				 const int local[FERRY_XFER_NCHAN], int status)
+/* The credentials of the relay and of ferry-xfer: the caller's for good, without capabilities (a
+ * caller who is root too), and the death signal after them (a change of credentials clears it,
+ * an exec keeps it). */
+static int become_relay(const void *arg)
 {
-	struct ferry_error *err = NULL;
-	int sk = s->xfer_fd;
-	const int keep[] = {sk, local[0], local[1], local[2], local[3], status, -1};
-	ferry_close_fds(3, keep);
-	int listening = 0;
-	socklen_t ll = sizeof(listening);
-	if (getsockopt(sk, SOL_SOCKET, SO_ACCEPTCONN, &listening, &ll) < 0)
-		listening = 0;
-	struct ferry_xfer_keys keys;
-	int r = ferry_privs_drop(&s->privs, NULL, 0, &err);
-	/* not dumpable (the drop changed our credentials; said again): our keys are not the user's
-	 * to read, and the parent's death ends us */
-	if (r == 0 &&
-	    (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0 || prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0))
-		r = ferry_error_set(&err, errno, "prctl");
-	if (r == 0 && listening && !receiver)
-		r = ferry_error_msg(&err, EINVAL, "a dump connects to its page server: it cannot listen");
-	if (r == 0 && listening) {
-		int c = ferry_xfer_accept_listen(sk, key, keylen, s->privs.uid, XFER_LISTEN_S, &keys, &err);
-		if (c >= 0) {
-			close(sk);
-			sk = c;
-		}
-		r = c < 0 ? c : 0;
-	} else if (r == 0) {
-		r = receiver
-			? ferry_xfer_accept(sk, key, keylen, s->privs.uid, s->cfg->criu_timeout, &keys, &err)
-			: ferry_xfer_connect(sk, key, keylen, s->privs.uid, s->cfg->criu_timeout, &keys,
-					     &err);
+	const struct starter *s = arg;
+	if (ferry_privs_drop(&s->privs, NULL, 0, NULL) < 0 || prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+		return -EPERM;
+	return 0;
+}
+
+/* ferry-relay: root's, and not readable by others (mode 0711), so that the caller cannot trace
+ * it: the kernel makes a process of an executable its user cannot read not dumpable. */
+static int relay_open(struct ferry_error **err)
+{
+	_cleanup_close_ int exe = helper_open("ferry-relay", err);
+	struct stat st;
+	if (exe < 0)
+		return exe;
+	if (fstat(exe, &st) < 0)
+		return ferry_error_set(err, errno, "fstat ferry-relay");
+	if (st.st_mode & 0044)
+		return ferry_error_msg(
+		    err, EPERM,
+		    "'%s/ferry-relay' must not be readable by others (mode 0711): it holds "
+		    "the cluster key (run 'make install')",
+		    FERRY_LIBEXECDIR);
+	return TAKE_FD(exe);
+}
+
+/* The count of the bytes the relay moves: 8 bytes of a memfd that can neither shrink nor grow,
+ * mapped here and in the relay. */
+static int moved_map(struct ferry_error **err)
+{
+	if (session_moved)
+		return 0;
+	int fd = memfd_create("ferry-moved", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0 || ftruncate(fd, sizeof(*session_moved)) < 0 ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		return ferry_error_set(err, e, "memfd");
 	}
-	explicit_bzero(key, keylen);
-	if (r == 0 && ferry_write_all(status, "U\n", 2) < 0)
-		_exit(1);
-	if (r == 0)
-		r = ferry_xfer_relay(sk, receiver, &keys, local, session_moved, &err);
-	explicit_bzero(&keys, sizeof(keys));
+	void *m = mmap(NULL, sizeof(*session_moved), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (m == MAP_FAILED) {
+		int e = errno;
+		close(fd);
+		return ferry_error_set(err, e, "mmap");
+	}
+	session_moved = m;
+	session_moved_fd = fd;
+	return 0;
+}
+
+/* A pipe holding the cluster key, for the relay's fd 3: its read end. */
+static int key_pipe(struct ferry_error **err)
+{
+	unsigned char key[FERRY_KEY_MAX];
+	size_t keylen = 0;
+	int p[2];
+	int r = ferry_key_load(FERRY_KEY_PATH, key, &keylen, err);
 	if (r < 0)
-		report_error(status, err);
-	_exit(r < 0 ? 1 : 0);
+		return r;
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		explicit_bzero(key, sizeof(key));
+		return ferry_error_set(err, errno, "pipe");
+	}
+	r = ferry_write_all(p[1], key, keylen);
+	explicit_bzero(key, sizeof(key));
+	close(p[1]);
+	if (r < 0) {
+		close(p[0]);
+		return ferry_error_set(err, -r, "pass the cluster key to the relay");
+	}
+	return p[0];
 }
 
 /* Reads what the relay reported within @ms: NULL, "U" or "E message". One byte at a time: what
@@ -110,34 +146,28 @@ static char *status_line(int fd, int ms)
 int xfer_session_start(struct starter *s, bool receiver, struct xfer_session **ret, struct ferry_error **err)
 {
 	struct xfer_session *x = &session;
-	unsigned char key[FERRY_KEY_MAX];
-	size_t keylen = 0;
-	int r = ferry_key_load(FERRY_KEY_PATH, key, &keylen, err);
-	if (r < 0)
-		return r;
-	if (!session_moved) {
-		void *m = mmap(NULL, sizeof(*session_moved), PROT_READ | PROT_WRITE,
-			       MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-		if (m == MAP_FAILED) {
-			explicit_bzero(key, sizeof(key));
-			return ferry_error_set(err, errno, "mmap");
-		}
-		session_moved = m;
-	}
+	_cleanup_close_ int exe = relay_open(err);
+	if (exe < 0 || moved_map(err) < 0)
+		return -EPERM;
+	_cleanup_close_ int keyfd = key_pipe(err);
+	if (keyfd < 0)
+		return keyfd;
+	int r = 0;
 	int sp[FERRY_XFER_NCHAN][2], st[2];
 	for (int i = 0; i < FERRY_XFER_NCHAN; i++)
 		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp[i]) < 0)
 			r = -errno;
-	if (r < 0 || pipe2(st, O_CLOEXEC) < 0) {
-		explicit_bzero(key, sizeof(key));
+	if (r < 0 || pipe2(st, O_CLOEXEC) < 0)
 		return ferry_error_set(err, r < 0 ? -r : errno, "socketpair");
-	}
+	char secs[16];
+	snprintf(secs, sizeof(secs), "%u", s->cfg->criu_timeout);
 	x->relay = fork();
 	if (x->relay == 0) {
-		const int theirs[] = {sp[0][1], sp[1][1], sp[2][1], sp[3][1]};
-		run_relay(s, receiver, key, keylen, theirs, st[1]);
+		char *const argv[] = {"ferry-relay", receiver ? "receive" : "send", secs, NULL};
+		const int src[] = {s->xfer_fd, st[1],	 -1,	   keyfd,   session_moved_fd,
+				   sp[0][1],   sp[1][1], sp[2][1], sp[3][1]};
+		helper_exec(src, (int)ARRAY_SIZE(src), exe, argv, become_relay, s);
 	}
-	explicit_bzero(key, sizeof(key));
 	int e = errno;
 	close(st[1]);
 	for (int i = 0; i < FERRY_XFER_NCHAN; i++) {
@@ -155,7 +185,7 @@ int xfer_session_start(struct starter *s, bool receiver, struct xfer_session **r
 	close(x->local[FERRY_XFER_CTL]);
 	x->local[FERRY_XFER_CTL] = s->xfer_fd;
 	*ret = x;
-	unsigned wait_s = receiver ? XFER_LISTEN_S + 10 : s->cfg->criu_timeout + 10;
+	unsigned wait_s = receiver ? XFER_LISTEN_S : s->cfg->criu_timeout + 10;
 	_cleanup_free_ char *line = status_line(x->status, (int)wait_s * 1000);
 	if (line && streq(line, "U"))
 		return 0;
@@ -225,30 +255,17 @@ int xfer_session_finish(unsigned timeout_s)
 	return st == 0 ? 0 : -EPROTO;
 }
 
-/* Runs ferry-xfer @argv as the user without capabilities, its fds 0..4 from @fds (-1: none;
- * fd 2 takes its complaint). */
+/* Runs ferry-xfer @argv as the user without capabilities (become_relay's credentials), by fd
+ * like every helper, its fds 0..4 from @fds (-1: none; fd 2 takes its complaint). */
 static pid_t spawn_xfer(struct starter *s, char *const argv[], const int fds[5], struct ferry_error **err)
 {
+	_cleanup_close_ int exe = helper_open("ferry-xfer", err);
+	if (exe < 0)
+		return exe;
 	pid_t pid = fork();
-	if (pid != 0)
-		return pid < 0 ? ferry_error_set(err, errno, "fork") : pid;
-	int high[5];
-	for (int i = 0; i < 5; i++)
-		high[i] = fds[i] >= 0 ? fcntl(fds[i], F_DUPFD, 100) : -1;
-	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-	for (int i = 0; i < 5; i++)
-		if (dup2(high[i] >= 0 ? high[i] : null, i) < 0)
-			_exit(127);
-	ferry_close_fds(5, NULL);
-	struct ferry_error *e = NULL;
-	if (ferry_privs_drop(&s->privs, NULL, 0, &e) < 0) {
-		fprintf(stderr, "%s\n", e->message);
-		_exit(127);
-	}
-	char *const envp[] = {"PATH=" STARTER_PATH, NULL};
-	execve(argv[0], argv, envp);
-	fprintf(stderr, "run '%s': %s\n", argv[0], strerror(errno));
-	_exit(127);
+	if (pid == 0)
+		helper_exec(fds, 5, exe, argv, become_relay, s);
+	return pid < 0 ? ferry_error_set(err, errno, "fork") : pid;
 }
 
 /* Waits for ferry-xfer and reads its one-line complaint. */
@@ -288,7 +305,7 @@ int xfer_send_files(struct starter *s, struct xfer_session *x, int imgfd, const 
 		close(sp[1]);
 		return ferry_error_set(err, errno, "pipe");
 	}
-	char *const argv[] = {FERRY_XFER_BIN, "send", NULL};
+	char *const argv[] = {"ferry-xfer", "send", NULL};
 	pid_t pid =
 	    spawn_xfer(s, argv, (const int[5]){-1, -1, ep[1], sp[1], x->local[FERRY_XFER_FILES]}, err);
 	close(sp[1]);
@@ -334,7 +351,7 @@ int xfer_receive_files(struct starter *s, struct xfer_session *x, int imgfd, cha
 	}
 	char secs[16];
 	snprintf(secs, sizeof(secs), "%u", s->cfg->criu_timeout);
-	char *const argv[] = {FERRY_XFER_BIN, "receive", secs, NULL};
+	char *const argv[] = {"ferry-xfer", "receive", secs, NULL};
 	pid_t pid =
 	    spawn_xfer(s, argv, (const int[5]){-1, op[1], ep[1], imgfd, x->local[FERRY_XFER_FILES]}, err);
 	close(op[1]);

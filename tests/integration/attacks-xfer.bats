@@ -7,6 +7,9 @@
 #       wrote any bytes, which the receiver parsed (CRIU page server, libarchive) with root at
 #       hand; a changed byte went unseen; pages travelled in clear.
 #   F10 connecting first to someone's --page-server port made their restart fail.
+# And the relay, which holds the cluster key during the handshake and the session's keys after
+# it: a process of the user's (ferry-relay, outside the setuid starter), which the user's other
+# processes must not be able to trace, read or take fds from.
 
 load ../lib/common
 load ../lib/checkpoint
@@ -41,8 +44,11 @@ setup() {
 teardown() {
 	local p
 	for p in "${BG_PIDS[@]}"; do kill_tree "$p"; done
+	chmod 0711 "$LIBEXEC/ferry-relay" # the test that makes it readable
 	ferry_teardown
 }
+
+LIBEXEC=/usr/local/libexec/ferry
 
 # kill_tree PID: PID and its descendants, by pid
 kill_tree() {
@@ -184,4 +190,80 @@ PY
 	wait_step "$PROG" $((s + 2))
 	assert_progress_ok "$PROG"
 	as_user1 "$FERRY" instance stop xa-b
+}
+
+# relay_of USER ROLE: the pid of USER's ferry-relay in ROLE (send, receive)
+relay_of() {
+	pgrep -u "$(id -u "$1")" -f "^ferry-relay $2 " | head -n 1
+}
+
+@test "relay: the user's own processes cannot trace the relay that holds the keys, read its memory or take its fds" {
+	setup_move 16
+	local pid
+	wait_for relay_of "$U1" receive || fail "no receiving relay of $U1"
+	pid=$(relay_of "$U1" receive)
+	# it is the user's, without capabilities
+	[ "$(awk '/^Uid:/ {print $2, $3, $4}' "/proc/$pid/status")" = "$(id -u "$U1") $(id -u "$U1") $(id -u "$U1")" ] ||
+		fail "the relay does not run as $U1: $(grep Uid "/proc/$pid/status")"
+	grep -q '^CapEff:\s*0000000000000000$' "/proc/$pid/status" || fail "the relay has capabilities: $(grep Cap "/proc/$pid/status")"
+	grep -q '^CapPrm:\s*0000000000000000$' "/proc/$pid/status" || fail "the relay has capabilities: $(grep Cap "/proc/$pid/status")"
+	cat >"$U1_TMP/trace.py" <<'PY'
+import ctypes, os, sys
+pid = int(sys.argv[1])
+libc = ctypes.CDLL(None, use_errno=True)
+out = []
+if libc.ptrace(0x4206, pid, None, None) == 0:  # PTRACE_SEIZE: attaches without stopping it
+    out.append("attached")
+else:
+    out.append("attach:" + os.strerror(ctypes.get_errno()))
+for what in ("fd", "mem", "environ", "maps"):
+    try:
+        p = "/proc/%d/%s" % (pid, what)
+        if what == "fd":
+            os.listdir(p)
+        elif what == "mem":  # opening it is the ptrace check
+            os.close(os.open(p, os.O_RDONLY))
+        else:
+            with open(p, "rb") as f:
+                f.read(1)
+        out.append(what + ":read")
+    except OSError as e:
+        out.append(what + ":" + e.strerror)
+print(" ".join(out))
+PY
+	chown "$U1" "$U1_TMP/trace.py"
+	# the same script on one of the user's ordinary processes: all of it works (the test can fail)
+	as_user1 sleep 60 &
+	BG_PIDS+=($!)
+	local sl
+	wait_for pgrep -u "$(id -u "$U1")" -x sleep || fail "no sleep of $U1"
+	sl=$(pgrep -u "$(id -u "$U1")" -x sleep | head -n 1)
+	run as_user1 python3 "$U1_TMP/trace.py" "$sl"
+	echo "# an ordinary process of the user: $output"
+	[[ "$output" == "attached fd:read mem:read environ:read maps:read" ]] || fail "the control is not traceable: $output"
+	run as_user1 python3 "$U1_TMP/trace.py" "$pid"
+	echo "# the relay: $output"
+	[[ "$output" == "attach:Operation not permitted fd:Permission denied mem:Permission denied environ:Permission denied maps:Permission denied" ]] ||
+		fail "the user reaches into the relay: $output"
+	# and the transfer goes through it
+	run --separate-stderr as_user1 "$FERRY" checkpoint instance --criu --page-server "127.0.0.1:$PORT" xa-a
+	[ "$status" -eq 0 ] || fail "the dump failed ($status): $stderr; receiver: $(cat "$RECV_ERR")"
+	wait "$RECV_PID" || fail "the receiver failed: $(cat "$RECV_ERR")"
+	instance_running "$U1" xa-b || fail "the instance does not run on the receiving side"
+	s=$(step_of "$PROG")
+	wait_step "$PROG" $((s + 2))
+	assert_progress_ok "$PROG"
+	as_user1 "$FERRY" instance stop xa-b
+}
+
+@test "relay: a ferry-relay its user could read (and so trace) is refused before the key leaves root; nothing moves" {
+	as_user1 "$FERRY" checkpoint create --mem-dir "$T-dst"
+	chmod 0755 "$LIBEXEC/ferry-relay"
+	PORT=$(free_port)
+	run --separate-stderr as_user1 "$FERRY" instance start --criu-restart "$T-dst" --page-server "$PORT" "$IMG" xa-b
+	echo "# $stderr"
+	[ "$status" -ne 0 ] || fail "the restart was not refused"
+	[[ "$(tail -n 1 <<<"$stderr")" == "ferry: '$LIBEXEC/ferry-relay' must not be readable by others (mode 0711)"* ]] || fail "not refused for its mode: $stderr"
+	assert_nothing_started "$U1" xa-b
+	assert_equal "$(ckpt_json_field "$U1" "$T-dst" state)" empty
 }

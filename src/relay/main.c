@@ -1,0 +1,151 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/* ferry-relay — the relay of a --page-server transfer: the handshake under the cluster key and
+ * the session's sealed records (src/lib/xfer.h, docs/xfer-protocol.md), outside the setuid
+ * starter.
+ *
+ * The starter runs it as the caller for good (no capabilities, no_new_privs), by fd, from a
+ * binary the caller may execute but not read (mode 0711): the kernel makes such a process not
+ * dumpable from its exec on, so that none of the caller's processes can trace it, read its
+ * memory or take its fds (ptrace access is refused), while the caller still owns it. It holds
+ * the cluster key only for the handshake, then the session's keys:
+ *     ferry-relay send|receive SECONDS
+ *     fd 0: the connection (connected; a receiver's may be listening: it accepts until a sender
+ *           proves the key), fd 1: the status pipe ("U" once the handshake is done, "E message"
+ *           when it fails), fd 3: the cluster key (read to its end), fd 4: a memfd of 8 bytes,
+ *           the count of the bytes that moved (mapped shared with the starter), fds 5 to 8: the
+ *           plaintext ends of the channels (xfer.h's order).
+ * SECONDS bounds each step of the handshake. Exit status 0 once both sides said FIN. */
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include "fs.h"
+#include "manifest.h"
+#include "util.h"
+#include "xfer.h"
+
+#define RELAY_CONN 0
+#define RELAY_STATUS 1
+#define RELAY_KEY 3
+#define RELAY_MOVED 4
+#define RELAY_LOCAL 5
+_Static_assert(FERRY_XFER_NCHAN == 4, "ferry-relay takes four channels, on fds 5 to 8");
+/* How long a receiver listening on --page-server waits for a sender to connect at all (the
+ * CLI's old wait): nothing moves meanwhile, so this is an idle bound; each connection then has
+ * FERRY_XFER_HELLO_TIMEOUT seconds to prove the cluster key (the bound before authentication). */
+#define RELAY_LISTEN_S 600
+
+static int fail(struct ferry_error *err)
+{
+	char line[4200];
+	int n = snprintf(line, sizeof(line), "E %s\n", err && err->message ? err->message : "the relay failed");
+	if (n > 0)
+		(void)ferry_write_all(RELAY_STATUS, line, strnlen(line, sizeof(line) - 1));
+	ferry_error_free(err);
+	return 1;
+}
+
+/* Not dumpable, or we refuse before the key is read: a relay the caller could trace would hand
+ * them the cluster key. Root's own relay may be traced by root alone. */
+static int ensure_private(struct ferry_error **err)
+{
+	if (prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 0 && getuid() != 0)
+		return ferry_error_msg(err, EPERM,
+				       "ferry-relay is readable by its caller, so it could be traced: install "
+				       "it mode 0711 and keep fs.suid_dumpable at 0 or 2 (run 'make install')");
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0 || prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+		return ferry_error_set(err, errno, "prctl");
+	if (getppid() == 1)
+		return ferry_error_msg(err, ESRCH, "the starter is gone");
+	return 0;
+}
+
+/* The cluster key, from fd 3 (a pipe the starter filled and closed). */
+static int read_key(unsigned char key[FERRY_KEY_MAX], size_t *ret_len, struct ferry_error **err)
+{
+	size_t got = 0;
+	for (;;) {
+		ssize_t n = read(RELAY_KEY, key + got, FERRY_KEY_MAX - got);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return ferry_error_set(err, errno, "read the cluster key");
+		if (n == 0)
+			break;
+		got += (size_t)n;
+		if (got == FERRY_KEY_MAX) {
+			char extra;
+			if (read(RELAY_KEY, &extra, 1) != 0)
+				return ferry_error_msg(err, EINVAL, "the cluster key is too long");
+			break;
+		}
+	}
+	close(RELAY_KEY);
+	if (got == 0)
+		return ferry_error_msg(err, EINVAL, "no cluster key");
+	*ret_len = got;
+	return 0;
+}
+
+/* The handshake on the connection (or the listening socket): the session's keys and the
+ * connected socket. */
+static int handshake(bool receiver, unsigned secs, const unsigned char *key, size_t keylen,
+		     struct ferry_xfer_keys *keys, struct ferry_error **err)
+{
+	int listening = 0;
+	socklen_t ll = sizeof(listening);
+	if (getsockopt(RELAY_CONN, SOL_SOCKET, SO_ACCEPTCONN, &listening, &ll) < 0)
+		listening = 0;
+	uid_t uid = getuid();
+	if (listening && !receiver)
+		return ferry_error_msg(err, EINVAL, "a dump connects to its page server: it cannot listen");
+	if (!listening)
+		return receiver ? ferry_xfer_accept(RELAY_CONN, key, keylen, uid, secs, keys, err)
+				: ferry_xfer_connect(RELAY_CONN, key, keylen, uid, secs, keys, err);
+	int c = ferry_xfer_accept_listen(RELAY_CONN, key, keylen, uid, RELAY_LISTEN_S, keys, err);
+	if (c < 0)
+		return c;
+	if (dup3(c, RELAY_CONN, O_CLOEXEC) < 0)
+		return ferry_error_set(err, errno, "dup3");
+	close(c);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct ferry_error *err = NULL;
+	struct stat st;
+	unsigned long long secs = 0;
+	if (argc != 3 || (!streq(argv[1], "send") && !streq(argv[1], "receive")) ||
+	    parse_uint64(argv[2], 86400, &secs) < 0 || fstat(RELAY_CONN, &st) < 0 || !S_ISSOCK(st.st_mode) ||
+	    fstat(RELAY_STATUS, &st) < 0) {
+		fprintf(stderr, "ferry-relay is run by ferry-starter, not directly\n");
+		return 2;
+	}
+	bool receiver = streq(argv[1], "receive");
+	if (ensure_private(&err) < 0)
+		return fail(err);
+	uint64_t *moved = mmap(NULL, sizeof(*moved), PROT_READ | PROT_WRITE, MAP_SHARED, RELAY_MOVED, 0);
+	if (moved == MAP_FAILED) {
+		ferry_error_set(&err, errno, "map the count of bytes moved");
+		return fail(err);
+	}
+	close(RELAY_MOVED);
+	unsigned char key[FERRY_KEY_MAX];
+	size_t keylen = 0;
+	struct ferry_xfer_keys keys;
+	int r = read_key(key, &keylen, &err);
+	if (r == 0)
+		r = handshake(receiver, (unsigned)secs, key, keylen, &keys, &err);
+	explicit_bzero(key, sizeof(key));
+	if (r == 0 && ferry_write_all(RELAY_STATUS, "U\n", 2) < 0)
+		return 1;
+	const int local[FERRY_XFER_NCHAN] = {RELAY_LOCAL, RELAY_LOCAL + 1, RELAY_LOCAL + 2, RELAY_LOCAL + 3};
+	if (r == 0)
+		r = ferry_xfer_relay(RELAY_CONN, receiver, &keys, local, moved, &err);
+	explicit_bzero(&keys, sizeof(keys));
+	return r < 0 ? fail(err) : 0;
+}
