@@ -182,6 +182,88 @@ static int parse_num(const char *v, unsigned long long max, unsigned long long *
 	return 0;
 }
 
+/* A "file=NAME SIZE SHA256" value added to @m: canonical, each name once, not too many. */
+static int parse_file_line(struct ferry_manifest *m, const char *v, struct ferry_error **err)
+{
+	char name[256], sha[65];
+	unsigned long long size = 0;
+	int used = 0;
+	if (sscanf(v, "%255s %llu %64s%n", name, &size, sha, &used) != 3 || v[used] != '\0' ||
+	    !ferry_manifest_name_ok(name) || strlen(sha) != 64 || strspn(sha, "0123456789abcdef") != 64 ||
+	    !file_line_canonical(v, name, size, sha))
+		return bad(err, "bad file line");
+	if (ferry_manifest_find(m, name))
+		return bad(err, "file listed twice");
+	if (m->n_files >= FERRY_MANIFEST_MAX_FILES)
+		return bad(err, "too many files");
+	ferry_manifest_add_file(m, name, size, sha);
+	return 0;
+}
+
+/* The value @v of the scalar key @k set in @m (*@seen_uid once "uid" is). */
+static int parse_scalar(struct ferry_manifest *m, const char *k, const char *v, bool *seen_uid,
+			struct ferry_error **err)
+{
+	unsigned long long n = 0;
+	int r = 0;
+	if (streq(k, "ferry_version"))
+		free(m->ferry_version), m->ferry_version = xstrdup(v);
+	else if (streq(k, "instance"))
+		free(m->instance), m->instance = xstrdup(v);
+	else if (streq(k, "image"))
+		free(m->image), m->image = xstrdup(v);
+	else if (streq(k, "image_fingerprint"))
+		free(m->image_fingerprint), m->image_fingerprint = xstrdup(v);
+	else if (streq(k, "node"))
+		free(m->node), m->node = xstrdup(v);
+	else if (streq(k, "netns") && !ferry_manifest_netns_ok(v))
+		return bad(err, "bad netns");
+	else if (streq(k, "netns"))
+		m->netns = xstrdup(v);
+	else if (streq(k, "pages") && !streq(v, "lazy"))
+		return bad(err, "bad pages");
+	else if (streq(k, "pages"))
+		m->lazy_pages = true;
+	else if (streq(k, "group") && !ferry_group_ok(v))
+		return bad(err, "bad group");
+	else if (streq(k, "group"))
+		m->group = xstrdup(v);
+	else if (streq(k, "uid") && (r = parse_num(v, UINT32_MAX - 1, &n, err)) == 0)
+		m->uid = (uid_t)n, *seen_uid = true;
+	else if (streq(k, "gid") && (r = parse_num(v, UINT32_MAX - 1, &n, err)) == 0)
+		m->gid = (gid_t)n;
+	else if (streq(k, "created") && (r = parse_num(v, INT64_MAX, &n, err)) == 0)
+		m->created = (long long)n;
+	else if (streq(k, "pid") && (r = parse_num(v, INT32_MAX, &n, err)) == 0)
+		m->pid = (long long)n;
+	return r;
+}
+
+/* One "key=value" line of the body into @m; @seen: the scalar keys already set (each may be set once). */
+static int parse_line(struct ferry_manifest *m, char *line, unsigned *seen, bool *seen_uid,
+		      struct ferry_error **err)
+{
+	char *eq = strchr(line, '=');
+	if (!eq)
+		return bad(err, "line without '='");
+	*eq = '\0';
+	const char *k = line, *v = eq + 1;
+	if (streq(k, "hmac"))
+		return 0;
+	if (!value_ok(v))
+		return bad(err, "control character in a value");
+	int key = scalar_key(k);
+	if (key >= 0 && (*seen & (1u << key)))
+		return bad(err, "a key set twice");
+	if (key >= 0) {
+		*seen |= 1u << key;
+		return parse_scalar(m, k, v, seen_uid, err);
+	}
+	if (streq(k, "file"))
+		return parse_file_line(m, v, err);
+	return bad(err, "unknown key");
+}
+
 int ferry_manifest_parse_unverified(const char *text, size_t len, struct ferry_manifest **ret,
 				    struct ferry_error **err)
 {
@@ -197,87 +279,8 @@ int ferry_manifest_parse_unverified(const char *text, size_t len, struct ferry_m
 	bool seen_uid = false;
 	unsigned seen = 0;
 	char *save = NULL;
-	for (char *line = strtok_r(copy, "\n", &save); line && r == 0; line = strtok_r(NULL, "\n", &save)) {
-		char *eq = strchr(line, '=');
-		if (!eq) {
-			r = bad(err, "line without '='");
-			break;
-		}
-		*eq = '\0';
-		const char *k = line, *v = eq + 1;
-		unsigned long long n = 0;
-		if (streq(k, "hmac"))
-			continue;
-		if (!value_ok(v)) {
-			r = bad(err, "control character in a value");
-			break;
-		}
-		int key = scalar_key(k);
-		if (key >= 0 && (seen & (1u << key))) {
-			r = bad(err, "a key set twice");
-			break;
-		}
-		if (key >= 0)
-			seen |= 1u << key;
-		if (streq(k, "ferry_version"))
-			free(m->ferry_version), m->ferry_version = xstrdup(v);
-		else if (streq(k, "instance"))
-			free(m->instance), m->instance = xstrdup(v);
-		else if (streq(k, "image"))
-			free(m->image), m->image = xstrdup(v);
-		else if (streq(k, "image_fingerprint"))
-			free(m->image_fingerprint), m->image_fingerprint = xstrdup(v);
-		else if (streq(k, "node"))
-			free(m->node), m->node = xstrdup(v);
-		else if (streq(k, "netns") && !ferry_manifest_netns_ok(v)) {
-			r = bad(err, "bad netns");
-			break;
-		} else if (streq(k, "netns"))
-			m->netns = xstrdup(v);
-		else if (streq(k, "pages") && !streq(v, "lazy")) {
-			r = bad(err, "bad pages");
-			break;
-		} else if (streq(k, "pages"))
-			m->lazy_pages = true;
-		else if (streq(k, "group") && !ferry_group_ok(v)) {
-			r = bad(err, "bad group");
-			break;
-		} else if (streq(k, "group"))
-			m->group = xstrdup(v);
-		else if (streq(k, "uid") && (r = parse_num(v, UINT32_MAX - 1, &n, err)) == 0)
-			m->uid = (uid_t)n, seen_uid = true;
-		else if (streq(k, "gid") && (r = parse_num(v, UINT32_MAX - 1, &n, err)) == 0)
-			m->gid = (gid_t)n;
-		else if (streq(k, "created") && (r = parse_num(v, INT64_MAX, &n, err)) == 0)
-			m->created = (long long)n;
-		else if (streq(k, "pid") && (r = parse_num(v, INT32_MAX, &n, err)) == 0)
-			m->pid = (long long)n;
-		else if (key < 0 && !streq(k, "file")) {
-			r = bad(err, "unknown key");
-			break;
-		}
-		if (r == 0 && streq(k, "file")) {
-			char name[256], sha[65];
-			unsigned long long size = 0;
-			int used = 0;
-			if (sscanf(v, "%255s %llu %64s%n", name, &size, sha, &used) != 3 || v[used] != '\0' ||
-			    !ferry_manifest_name_ok(name) || strlen(sha) != 64 ||
-			    strspn(sha, "0123456789abcdef") != 64 ||
-			    !file_line_canonical(v, name, size, sha)) {
-				r = bad(err, "bad file line");
-				break;
-			}
-			if (ferry_manifest_find(m, name)) {
-				r = bad(err, "file listed twice");
-				break;
-			}
-			if (m->n_files >= FERRY_MANIFEST_MAX_FILES) {
-				r = bad(err, "too many files");
-				break;
-			}
-			ferry_manifest_add_file(m, name, size, sha);
-		}
-	}
+	for (char *line = strtok_r(copy, "\n", &save); line && r == 0; line = strtok_r(NULL, "\n", &save))
+		r = parse_line(m, line, &seen, &seen_uid, err);
 	if (r == 0 && !seen_uid)
 		r = bad(err, "no uid");
 	if (r < 0) {
