@@ -405,23 +405,22 @@ static void kill_restored(const char *msg)
 		syscall(SYS_pidfd_send_signal, pfd, SIGKILL, NULL, 0);
 }
 
-void op_instance_start(struct starter *s)
+/* A new instance starts new logs; one restarted under its own name goes on writing after what it
+ * wrote before the checkpoint (its restored stdout and stderr are O_APPEND). */
+static void start_logs(struct starter *s, int dirfd)
 {
-	struct ferry_error *err = NULL;
-	TRY(ferry_privs_raise(&s->privs, &err));
-	int dirfd = ferry_open_rundir(s->privs.uid, true, &err);
-	if (dirfd < 0)
-		die_error(err);
-	TRY(reserve_name(s, dirfd, &err));
-	/* a new instance starts new logs; one restarted under its own name goes on writing after
-	 * what it wrote before the checkpoint (its restored stdout and stderr are O_APPEND) */
 	bool same = (s->req->flags & FERRY_REQ_CRIU_RESTART) && s->manifest && s->manifest->instance &&
 		    streq(s->manifest->instance, s->req->instance);
 	if (s->log_out_path && !same && (ftruncate(s->log_out, 0) < 0 || ftruncate(s->log_err, 0) < 0)) {
 		unlinkat(dirfd, s->req->instance, 0);
 		die("truncate the instance logs: %s", strerror(errno));
 	}
+}
 
+/* Forks the monitor; returns the end its report arrives on, and in *@ret_live the end that
+ * tells it every page is in (-1: not live). */
+static int fork_monitor(struct starter *s, int dirfd, int *ret_live)
+{
 	int top[2], live[2] = {-1, -1};
 	if (pipe2(top, O_CLOEXEC) < 0 || (s->lazy && pipe2(live, O_CLOEXEC) < 0)) {
 		unlinkat(dirfd, s->req->instance, 0);
@@ -441,64 +440,92 @@ void op_instance_start(struct starter *s)
 	close(top[1]);
 	if (live[0] >= 0)
 		close(live[0]);
+	*ret_live = live[1];
+	return top[0];
+}
+
+/* Live: it runs, and must not go on without every page (a page the daemon never delivers would
+ * read as zeros once its userfaultfd is gone): waits for them, then lets the monitor run it on. */
+static void await_pages(struct starter *s, const char *msg, int live, unsigned long long *ret_faults,
+			unsigned long long *ret_pages)
+{
+	struct ferry_error *e = NULL;
+	if (checkpoint_lazy_wait(s, ret_faults, ret_pages, &e) < 0) {
+		kill_restored(msg);
+		die("instance '%s' was restored but %s; this copy is stopped, the source keeps its own",
+		    s->req->instance, e->message);
+	}
+	starter_t_allin = ferry_monotonic_ms();
+	(void)ferry_write_all(live, "A", 1); /* the monitor lets it run on */
+}
+
+/* For ferryd (FERRY_REQ_TIMINGS): the "timing" line of a start, and how much it moved. */
+static void print_timings(const struct starter *s, long long t_ok, unsigned long long faults,
+			  unsigned long long pages)
+{
+	unsigned long long bytes = 0;
+	for (size_t i = 0; s->manifest && i < s->manifest->n_files; i++)
+		bytes += s->manifest->files[i].size;
+	printf("timing start=%lld received=%lld restored=%lld allin=%lld bytes=%llu faults=%llu "
+	       "lazy=%llu\n",
+	       starter_t_start, starter_t_received ? starter_t_received : starter_t_start, t_ok,
+	       starter_t_allin ? starter_t_allin : t_ok, bytes, faults, pages);
+	fflush(stdout);
+}
+
+/* Two copies must never run: the source ends its copy on our word, and we keep ours only on its
+ * commit. No commit (it died, the link broke): stop ours. */
+static void await_commit(struct starter *s, const char *msg)
+{
+	(void)ferry_xfer_send_verdict(starter_verdict_fd, NULL);
+	int committed = ferry_xfer_await_commit(starter_verdict_fd, 30);
+	(void)xfer_session_finish(30); /* the connection is clean for ferryd again */
+	if (committed < 0 && (s->lazy || s->dedup)) {
+		/* live, and diskless (whose restore used up the received checkpoint): no checkpoint
+		 * holds this copy's memory, and the source may have let its own go (it decided, and
+		 * the commit was lost): this one, whole, may be the only one. Frozen, not ended, until
+		 * the two ferryd settle the move (reconcile.c). */
+		int init = msg[2] == ' ' ? atoi_strict(msg + 3) : 0;
+		if (init > 0)
+			(void)ferry_signal_tree(init, SIGSTOP);
+		starter_verdict_fd = -1;
+		die("instance '%s' was restored here with every page but the source never confirmed "
+		    "the move: it is frozen until the two nodes' ferryd settle the move (no "
+		    "checkpoint holds its memory)",
+		    s->req->instance);
+	}
+	if (committed < 0) {
+		kill_restored(msg);
+		starter_verdict_fd = -1;
+		die("instance '%s' was restored but the source never confirmed the move: this copy is "
+		    "stopped, the source keeps its own",
+		    s->req->instance);
+	}
+}
+
+void op_instance_start(struct starter *s)
+{
+	struct ferry_error *err = NULL;
+	TRY(ferry_privs_raise(&s->privs, &err));
+	int dirfd = ferry_open_rundir(s->privs.uid, true, &err);
+	if (dirfd < 0)
+		die_error(err);
+	TRY(reserve_name(s, dirfd, &err));
+	start_logs(s, dirfd);
+	int live = -1;
+	int top = fork_monitor(s, dirfd, &live);
 	close(dirfd);
 	TRY(ferry_privs_drop(&s->privs, NULL, 0, &err));
-	_cleanup_free_ char *msg = read_report(top[0]);
+	_cleanup_free_ char *msg = read_report(top);
 	long long t_ok = ferry_monotonic_ms();
 	unsigned long long faults = 0, pages = 0;
-	if (msg && startswith(msg, "OK") && s->lazy_pid > 0) {
-		/* live: it runs, and must not go on without every page (a page the daemon never
-		 * delivers would read as zeros once its userfaultfd is gone) */
-		struct ferry_error *e = NULL;
-		if (checkpoint_lazy_wait(s, &faults, &pages, &e) < 0) {
-			kill_restored(msg);
-			die("instance '%s' was restored but %s; this copy is stopped, the source keeps its own",
-			    s->req->instance, e->message);
-		}
-		starter_t_allin = ferry_monotonic_ms();
-		(void)ferry_write_all(live[1], "A", 1); /* the monitor lets it run on */
-	}
+	if (msg && startswith(msg, "OK") && s->lazy_pid > 0)
+		await_pages(s, msg, live, &faults, &pages);
 	if (msg && startswith(msg, "OK")) {
-		if (starter_want_timings) {
-			unsigned long long bytes = 0;
-			for (size_t i = 0; s->manifest && i < s->manifest->n_files; i++)
-				bytes += s->manifest->files[i].size;
-			printf(
-			    "timing start=%lld received=%lld restored=%lld allin=%lld bytes=%llu faults=%llu "
-			    "lazy=%llu\n",
-			    starter_t_start, starter_t_received ? starter_t_received : starter_t_start, t_ok,
-			    starter_t_allin ? starter_t_allin : t_ok, bytes, faults, pages);
-			fflush(stdout);
-		}
-		if (starter_verdict_fd >= 0) {
-			/* Two copies must never run: the source ends its copy on our word, and we keep
-			 * ours only on its commit. No commit (it died, the link broke): stop ours. */
-			(void)ferry_xfer_send_verdict(starter_verdict_fd, NULL);
-			int committed = ferry_xfer_await_commit(starter_verdict_fd, 30);
-			(void)xfer_session_finish(30); /* the connection is clean for ferryd again */
-			if (committed < 0 && (s->lazy || s->dedup)) {
-				/* live, and diskless (whose restore used up the received checkpoint): no
-				 * checkpoint holds this copy's memory, and the source may have let its
-				 * own go (it decided, and the commit was lost): this one, whole, may be
-				 * the only one. Frozen, not ended, until the two ferryd settle the move
-				 * (reconcile.c). */
-				int init = msg[2] == ' ' ? atoi_strict(msg + 3) : 0;
-				if (init > 0)
-					(void)ferry_signal_tree(init, SIGSTOP);
-				starter_verdict_fd = -1;
-				die("instance '%s' was restored here with every page but the source never confirmed "
-				    "the move: it is frozen until the two nodes' ferryd settle the move (no "
-				    "checkpoint holds its memory)",
-				    s->req->instance);
-			}
-			if (committed < 0) {
-				kill_restored(msg);
-				starter_verdict_fd = -1;
-				die("instance '%s' was restored but the source never confirmed the move: this copy is "
-				    "stopped, the source keeps its own",
-				    s->req->instance);
-			}
-		}
+		if (starter_want_timings)
+			print_timings(s, t_ok, faults, pages);
+		if (starter_verdict_fd >= 0)
+			await_commit(s, msg);
 		exit(0);
 	}
 	if (msg)
