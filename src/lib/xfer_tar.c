@@ -220,6 +220,98 @@ static la_ssize_t chunk_read(struct archive *a, void *data, const void **out)
 	return (la_ssize_t)len;
 }
 
+/* The manifest's entry, @size bytes, read into *@ret (NUL-terminated). */
+static int receive_manifest(struct archive *a, la_int64_t size, char **ret, struct ferry_error **err)
+{
+	if (size > FERRY_XFER_MAX_MANIFEST)
+		return ferry_error_msg(err, EPROTO, "manifest too large");
+	_cleanup_free_ char *manifest = xmalloc((size_t)size + 1);
+	if (archive_read_data(a, manifest, (size_t)size) != size)
+		return ferry_error_msg(err, EPROTO, "the checkpoint stream: %s", archive_error_string(a));
+	manifest[size] = '\0';
+	*ret = TAKE_PTR(manifest);
+	return 0;
+}
+
+/* A file's entry, @size bytes, written into a new file @name in @dirfd (never over one). */
+static int receive_file(struct archive *a, int dirfd, const char *name, la_int64_t size, unsigned char *buf,
+			size_t bufsz, struct ferry_error **err)
+{
+	_cleanup_close_ int fd =
+	    openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0400);
+	if (fd < 0)
+		return ferry_error_set(err, errno, "create '%s'", name);
+	int r = 0;
+	la_int64_t left = size;
+	while (r == 0 && left > 0) {
+		la_ssize_t n = archive_read_data(a, buf, bufsz);
+		if (n <= 0)
+			return ferry_error_msg(err, EPROTO, "'%s' ends early in the checkpoint stream", name);
+		int w = ferry_write_all(fd, buf, (size_t)n);
+		if (w < 0)
+			r = ferry_error_set(err, -w, "write '%s'", name);
+		left -= n;
+	}
+	return r;
+}
+
+/* The entries of the stream: the files into @dirfd, then the manifest, last, into *@ret_manifest
+ * (NULL when none came). */
+static int receive_entries(struct archive *a, int dirfd, char **ret_manifest, size_t *ret_len,
+			   struct ferry_error **err)
+{
+	_cleanup_free_ char *manifest = NULL;
+	size_t mlen = 0;
+	unsigned files = 0;
+	int r = 0;
+	struct archive_entry *e;
+	const size_t bufsz = 1 << 20;
+	_cleanup_free_ unsigned char *buf = xmalloc(bufsz);
+	for (;;) {
+		int h = archive_read_next_header(a, &e);
+		if (h == ARCHIVE_EOF)
+			break;
+		if (h != ARCHIVE_OK)
+			return ferry_error_msg(err, EPROTO, "the checkpoint stream: %s",
+					       archive_error_string(a));
+		const char *name = archive_entry_pathname(e);
+		la_int64_t size = archive_entry_size(e);
+		/* only plain files with names a generation may hold, each once */
+		if (!name || !ferry_manifest_name_ok(name) || archive_entry_filetype(e) != AE_IFREG ||
+		    size < 0 || ++files > FERRY_XFER_MAX_FILES || manifest)
+			return ferry_error_msg(err, EPROTO, "bad entry in the checkpoint stream");
+		if (streq(name, FERRY_MANIFEST_NAME)) {
+			r = receive_manifest(a, size, &manifest, err);
+			if (r < 0)
+				return r;
+			mlen = (size_t)size;
+			continue; /* the manifest is last: anything after it is refused above */
+		}
+		r = receive_file(a, dirfd, name, size, buf, bufsz, err);
+		if (r < 0)
+			return r;
+	}
+	*ret_manifest = TAKE_PTR(manifest);
+	*ret_len = mlen;
+	return 0;
+}
+
+/* libarchive returns at the tar trailer, and may not have asked for the sender's last chunks (the
+ * end of the zstd frame) or its closing empty one; left on the socket, they would be read as what
+ * follows (the commit). Reads the stream to its end: only a few chunks can follow the trailer. */
+static int drain_stream(struct archive *a, struct chunk_reader *rd, struct ferry_error **err)
+{
+	int r = 0;
+	for (int extra = 0; r == 0 && !rd->ended; extra++) {
+		const void *ignored;
+		if (extra == 16 || chunk_read(a, rd, &ignored) < 0)
+			r = ferry_error_msg(err, EPROTO,
+					    "the checkpoint stream does not end after its manifest%s%s",
+					    rd->err ? ": " : "", rd->err ? rd->err->message : "");
+	}
+	return r;
+}
+
 int ferry_xfer_receive(int sk, int dirfd, unsigned timeout, char **ret_manifest, size_t *ret_len,
 		       struct ferry_error **err)
 {
@@ -237,76 +329,9 @@ int ferry_xfer_receive(int sk, int dirfd, unsigned timeout, char **ret_manifest,
 	}
 	_cleanup_free_ char *manifest = NULL;
 	size_t mlen = 0;
-	unsigned files = 0;
-	int r = 0;
-	struct archive_entry *e;
-	const size_t bufsz = 1 << 20;
-	_cleanup_free_ unsigned char *buf = xmalloc(bufsz);
-	for (;;) {
-		int h = archive_read_next_header(a, &e);
-		if (h == ARCHIVE_EOF)
-			break;
-		if (h != ARCHIVE_OK) {
-			r = ferry_error_msg(err, EPROTO, "the checkpoint stream: %s",
-					    archive_error_string(a));
-			break;
-		}
-		const char *name = archive_entry_pathname(e);
-		la_int64_t size = archive_entry_size(e);
-		/* only plain files with names a generation may hold, each once */
-		if (!name || !ferry_manifest_name_ok(name) || archive_entry_filetype(e) != AE_IFREG ||
-		    size < 0 || ++files > FERRY_XFER_MAX_FILES || manifest) {
-			r = ferry_error_msg(err, EPROTO, "bad entry in the checkpoint stream");
-			break;
-		}
-		if (streq(name, FERRY_MANIFEST_NAME)) {
-			if (size > FERRY_XFER_MAX_MANIFEST) {
-				r = ferry_error_msg(err, EPROTO, "manifest too large");
-				break;
-			}
-			manifest = xmalloc((size_t)size + 1);
-			if (archive_read_data(a, manifest, (size_t)size) != size) {
-				r = ferry_error_msg(err, EPROTO, "the checkpoint stream: %s",
-						    archive_error_string(a));
-				break;
-			}
-			manifest[size] = '\0';
-			mlen = (size_t)size;
-			continue; /* the manifest is last: anything after it is refused above */
-		}
-		_cleanup_close_ int fd =
-		    openat(dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0400);
-		if (fd < 0) {
-			r = ferry_error_set(err, errno, "create '%s'", name);
-			break;
-		}
-		la_int64_t left = size;
-		while (r == 0 && left > 0) {
-			la_ssize_t n = archive_read_data(a, buf, bufsz);
-			if (n <= 0) {
-				r = ferry_error_msg(err, EPROTO, "'%s' ends early in the checkpoint stream",
-						    name);
-				break;
-			}
-			int w = ferry_write_all(fd, buf, (size_t)n);
-			if (w < 0)
-				r = ferry_error_set(err, -w, "write '%s'", name);
-			left -= n;
-		}
-		if (r < 0)
-			break;
-	}
-	/* libarchive returns at the tar trailer, and may not have asked for the sender's last
-	 * chunks (the end of the zstd frame) or its closing empty one; left on the socket, they
-	 * would be read as what follows (the commit). Read the stream to its end: only a few
-	 * chunks can follow the trailer. */
-	for (int extra = 0; r == 0 && !rd.ended; extra++) {
-		const void *ignored;
-		if (extra == 16 || chunk_read(a, &rd, &ignored) < 0)
-			r = ferry_error_msg(err, EPROTO,
-					    "the checkpoint stream does not end after its manifest%s%s",
-					    rd.err ? ": " : "", rd.err ? rd.err->message : "");
-	}
+	int r = receive_entries(a, dirfd, &manifest, &mlen, err);
+	if (r == 0)
+		r = drain_stream(a, &rd, err);
 	archive_read_free(a);
 	if (r == 0 && rd.err)
 		r = ferry_error_msg(err, rd.err->code, "%s", rd.err->message);
