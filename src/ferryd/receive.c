@@ -181,27 +181,74 @@ static bool journal_begin(struct ferryd *d, struct ferryd_link *l, const struct 
 	return false;
 }
 
+/* A status, start or hold message answered (reconcile.c, start.c, hold.c); false for any other. */
+static bool serve_other(struct ferryd *d, struct ferryd_link *l, struct ferry_msg *m)
+{
+	const char *type = ferry_msg_get(m, "type") ?: "";
+	if (streq(type, "status"))
+		ferryd_reconcile_answer(d, l, m);
+	else if (streq(type, "start"))
+		ferryd_start_serve(d, l, m);
+	else if (streq(type, "hold"))
+		ferryd_hold_serve(d, l, m);
+	else
+		return false;
+	ferry_msg_clear(m);
+	return true;
+}
+
+/* Nothing of the instance has stopped yet: whatever would make the restart here fail is said now
+ * (fit.c). False (the peer told) when it would not fit. */
+static bool fits(struct ferryd *d, struct ferryd_link *l, const struct ferry_msg *m,
+		 const struct ferryd_user *u, enum ferryd_mode md)
+{
+	struct ferry_error *err = NULL;
+	const char *id = ferry_msg_get(m, "id"), *name = ferry_msg_get(m, "instance");
+	struct ferryd_fit fit;
+	if (ferryd_fit_get(m, &fit, &err) < 0 || ferryd_fit_check(d, u, md, &fit, &err) < 0) {
+		ferryd_log(id, "refused '%s' of %s: %s", name, u->name, err->message);
+		ferryd_send_error(-1, l, id, "%s", err->message);
+		ferry_error_free(err);
+		return false;
+	}
+	return true;
+}
+
+/* In doubt: kept, the copy (live and diskless: the restored one, frozen; default: the source
+ * keeps the shared checkpoint) and the record, until the source says how the migration ended. */
+static void keep_in_doubt(struct ferryd *d, struct ferryd_jrec *rec, struct ferryd_leaf *leaf,
+			  const char *ddir, const char *id, const char *name)
+{
+	struct ferry_error *err = NULL;
+	rec->state = FERRYD_J_INDOUBT;
+	if (ferryd_journal_put(d, rec, &err) < 0)
+		ferryd_log(id, "%s", err->message);
+	const char *where = leaf->path ? leaf->path : ddir ? ddir : "?";
+	if (rec->diskless) /* live, or its restore used the received checkpoint up */
+		ferryd_log(id,
+			   "in doubt: '%s' was restored here but %s never confirmed the move; if it "
+			   "has every page it is frozen here until %s settles it (no checkpoint holds "
+			   "its memory: %s mode)",
+			   name, rec->peer, rec->peer, rec->live ? "live" : "diskless");
+	else
+		ferryd_log(
+		    id,
+		    "in doubt: '%s' was restored here but %s never confirmed the move; its last complete "
+		    "checkpoint '%s' is kept until %s settles it (if %s stays unreachable and '%s' does "
+		    "not run there: ferry instance start --criu-restart %s)",
+		    name, rec->peer, where, rec->peer, rec->peer, name, where);
+	ferryd_leaf_close(leaf);
+	ferryd_jrec_clear(rec);
+}
+
 static void serve(struct ferryd *d, struct ferryd_link *l)
 {
 	struct ferry_error *err = NULL;
 	struct ferry_msg m = {0};
 	if (ferryd_link_recv(l, FERRYD_PEER_TIMEOUT, &m, &err) < 0)
 		return ferryd_send_error(-1, l, NULL, "%s", err->message);
-	if (streq(ferry_msg_get(&m, "type") ?: "", "status")) {
-		ferryd_reconcile_answer(d, l, &m);
-		ferry_msg_clear(&m);
+	if (serve_other(d, l, &m))
 		return;
-	}
-	if (streq(ferry_msg_get(&m, "type") ?: "", "start")) {
-		ferryd_start_serve(d, l, &m);
-		ferry_msg_clear(&m);
-		return;
-	}
-	if (streq(ferry_msg_get(&m, "type") ?: "", "hold")) {
-		ferryd_hold_serve(d, l, &m);
-		ferry_msg_clear(&m);
-		return;
-	}
 	long long t_prepare = ferry_monotonic_ms();
 	struct ferryd_user u = {0};
 	if (!prepare_ok(l, &m, &u))
@@ -209,15 +256,8 @@ static void serve(struct ferryd *d, struct ferryd_link *l)
 	const char *id = ferry_msg_get(&m, "id"), *name = ferry_msg_get(&m, "instance");
 	const char *mode = ferry_msg_get(&m, "mode");
 	enum ferryd_mode md = (enum ferryd_mode)ferryd_mode_of(mode);
-	/* nothing of the instance has stopped yet: whatever would make the restart here fail is
-	 * said now (fit.c) */
-	struct ferryd_fit fit;
-	if (ferryd_fit_get(&m, &fit, &err) < 0 || ferryd_fit_check(d, &u, md, &fit, &err) < 0) {
-		ferryd_log(id, "refused '%s' of %s: %s", name, u.name, err->message);
-		ferryd_send_error(-1, l, id, "%s", err->message);
-		ferry_error_free(err);
+	if (!fits(d, l, &m, &u, md))
 		return;
-	}
 	ferryd_log(id, "receiving '%s' of %s from %s (%s)", name, u.name, ferry_msg_get(&m, "from") ?: "?",
 		   mode);
 	struct ferryd_leaf leaf = {.uidfd = -1};
@@ -237,32 +277,8 @@ static void serve(struct ferryd *d, struct ferryd_link *l)
 		return;
 	_cleanup_free_ char *ddir = NULL;
 	enum outcome o = receive(d, l, &m, &u, &leaf, t_prepare, &ddir);
-	if (o == RECV_INDOUBT) {
-		/* kept: the copy (live and diskless: the restored one, frozen; default: the source
-		 * keeps the shared checkpoint) and the record, until the source says how the
-		 * migration ended */
-		rec.state = FERRYD_J_INDOUBT;
-		if (ferryd_journal_put(d, &rec, &err) < 0)
-			ferryd_log(id, "%s", err->message);
-		const char *where = leaf.path ? leaf.path : ddir ? ddir : "?";
-		if (rec.diskless) /* live, or its restore used the received checkpoint up */
-			ferryd_log(
-			    id,
-			    "in doubt: '%s' was restored here but %s never confirmed the move; if it "
-			    "has every page it is frozen here until %s settles it (no checkpoint holds "
-			    "its memory: %s mode)",
-			    name, rec.peer, rec.peer, rec.live ? "live" : "diskless");
-		else
-			ferryd_log(
-			    id,
-			    "in doubt: '%s' was restored here but %s never confirmed the move; its last complete "
-			    "checkpoint '%s' is kept until %s settles it (if %s stays unreachable and '%s' does "
-			    "not run there: ferry instance start --criu-restart %s)",
-			    name, rec.peer, where, rec.peer, rec.peer, name, where);
-		ferryd_leaf_close(&leaf);
-		ferryd_jrec_clear(&rec);
-		return;
-	}
+	if (o == RECV_INDOUBT)
+		return keep_in_doubt(d, &rec, &leaf, ddir, id, name);
 	(void)ferryd_fault(FERRYD_DST_SETTLE, id, -1);
 	/* diskless: the instance was restored from the tmpfs copy (or was not): it is not needed
 	 * any more, and takes as much memory as the instance */
