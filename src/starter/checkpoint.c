@@ -1804,12 +1804,16 @@ static int grant_dedup(struct starter *s, struct ferry_error **err)
 	return 0;
 }
 
-/* The restorer: in the container, as the user with only the capabilities the restore needs,
- * through ferry-criu, which hashes the page images while CRIU restores and checks them, and the
- * restored processes' credentials, before any of them runs. */
-void run_restorer(struct starter *s, int report, int pid_fd)
+/* The restorer's end when it cannot go on: why, on @report. */
+static _noreturn_ void restorer_fail(int report, struct ferry_error *err)
 {
-	struct ferry_error *err = NULL;
+	report_error(report, err);
+	_exit(255);
+}
+
+/* The capabilities the restorer keeps, into @keep (room for 8); returns how many. */
+static size_t restorer_caps(const struct starter *s, bool net, int *keep)
+{
 	/* A loopback-only namespace also gets CAP_NET_RAW: CRIU's libsoccr sends the FIN of a
 	 * half-closed connection it restores through a raw socket. Its reach is that namespace's
 	 * lo alone (no setns without CAP_SYS_ADMIN); on a --net instance's real interface a raw
@@ -1818,7 +1822,6 @@ void run_restorer(struct starter *s, int report, int pid_fd)
 	static const int keep_net[] = {CAP_CHECKPOINT_RESTORE, CAP_SETPCAP, CAP_NET_ADMIN};
 	static const int keep_plain[] = {CAP_CHECKPOINT_RESTORE, CAP_SETPCAP};
 	bool lo = s->loopback_net && !s->networks;
-	bool net = s->networks != NULL || s->restore_net || s->loopback_net;
 	const int *base = lo ? keep_lo : net ? keep_net : keep_plain;
 	size_t n_keep = lo ? ARRAY_SIZE(keep_lo) : net ? ARRAY_SIZE(keep_net) : ARRAY_SIZE(keep_plain);
 	/* Live: CRIU opens a userfaultfd per restored process for the lazy-pages daemon, with the
@@ -1826,30 +1829,18 @@ void run_restorer(struct starter *s, int report, int pid_fd)
 	 * CAP_SYS_PTRACE for both (vm.unprivileged_userfaultfd = 0). Its reach is this container's
 	 * pid namespace, where every process is the user's: init dropped to the user before we
 	 * started (container_init), the starter and its monitor are outside. */
-	int keep[8];
 	memcpy(keep, base, n_keep * sizeof(*keep));
 	if (s->lazy)
 		keep[n_keep++] = CAP_SYS_PTRACE;
-	setpgid(0, 0);
-	raise_nofile();
-	if (s->n_pages > FERRY_CRIU_MAX_PAGES) {
-		ferry_error_msg(&err, E2BIG, "the checkpoint has more than %d page images",
-				FERRY_CRIU_MAX_PAGES);
-		report_error(report, err);
-		_exit(255);
-	}
-	char timeout[24];
-	snprintf(timeout, sizeof(timeout), "%u", s->cfg->criu_timeout);
-	int kdat = s->kdat_fd; /* opened in the host's mount namespace (lazy_daemon_start) */
-	if (s->lazy && kdat < 0) {
-		ferry_error_msg(&err, EBADF, "post-copy: no directory of CRIU's kernel facts");
-		report_error(report, err);
-		_exit(255);
-	}
-	size_t fixed_n = s->lazy ? 5 : 4;
-	size_t n_fds = fixed_n + s->n_pages, argc = 0;
-	char **argv = xzalloc((10 + 2 * s->n_pages + 1) * sizeof(char *));
-	int *src = xzalloc(n_fds * sizeof(int)), *dst = xzalloc(n_fds * sizeof(int));
+	return n_keep;
+}
+
+/* ferry-criu's options, into @argv; returns how many. Diskless: first grants the user the page
+ * images (grant_dedup), or fails on @report. */
+static size_t restorer_options(struct starter *s, bool net, char *timeout, int report, char **argv)
+{
+	struct ferry_error *err = NULL;
+	size_t argc = 0;
 	argv[argc++] = "ferry-criu";
 	argv[argc++] = "restore";
 	argv[argc++] = "--timeout";
@@ -1866,11 +1857,54 @@ void run_restorer(struct starter *s, int report, int pid_fd)
 	if (s->dedup) {
 		if (ferry_privs_raise(&s->privs, &err) < 0 || grant_dedup(s, &err) < 0) {
 			ferry_error_wrap(&err, "the restore cannot free the received pages as it goes");
-			report_error(report, err);
-			_exit(255);
+			restorer_fail(report, err);
 		}
 		argv[argc++] = "--dedup";
 	}
+	return argc;
+}
+
+/* A "--page SIZE:SHA256:NAME" option into @argv for each page image, and its fd: @src in the
+ * starter, @dst in ferry-criu. */
+static void restorer_pages(const struct starter *s, char **argv, int *src, int *dst)
+{
+	for (size_t i = 0; i < s->n_pages; i++) {
+		const struct ferry_manifest_file *f = s->pages[i].f;
+		argv[2 * i] = "--page";
+		argv[2 * i + 1] = xasprintf("%" PRIu64 ":%s:%s", f->size, f->sha256, f->name);
+		src[i] = s->pages[i].fd;
+		dst[i] = FERRY_CRIU_PAGES_FD + (int)i;
+	}
+}
+
+/* The restorer: in the container, as the user with only the capabilities the restore needs,
+ * through ferry-criu, which hashes the page images while CRIU restores and checks them, and the
+ * restored processes' credentials, before any of them runs. */
+void run_restorer(struct starter *s, int report, int pid_fd)
+{
+	struct ferry_error *err = NULL;
+	bool net = s->networks != NULL || s->restore_net || s->loopback_net;
+	int keep[8];
+	size_t n_keep = restorer_caps(s, net, keep);
+	setpgid(0, 0);
+	raise_nofile();
+	if (s->n_pages > FERRY_CRIU_MAX_PAGES) {
+		ferry_error_msg(&err, E2BIG, "the checkpoint has more than %d page images",
+				FERRY_CRIU_MAX_PAGES);
+		restorer_fail(report, err);
+	}
+	char timeout[24];
+	snprintf(timeout, sizeof(timeout), "%u", s->cfg->criu_timeout);
+	int kdat = s->kdat_fd; /* opened in the host's mount namespace (lazy_daemon_start) */
+	if (s->lazy && kdat < 0) {
+		ferry_error_msg(&err, EBADF, "post-copy: no directory of CRIU's kernel facts");
+		restorer_fail(report, err);
+	}
+	size_t fixed_n = s->lazy ? 5 : 4;
+	size_t n_fds = fixed_n + s->n_pages;
+	char **argv = xzalloc((10 + 2 * s->n_pages + 1) * sizeof(char *));
+	int *src = xzalloc(n_fds * sizeof(int)), *dst = xzalloc(n_fds * sizeof(int));
+	size_t argc = restorer_options(s, net, timeout, report, argv);
 	int fixed[5][2] = {{s->restore_fd, FERRY_CRIU_IMAGES_FD},
 			   {s->ckpt_fd, FERRY_CRIU_WORK_FD},
 			   {report, FERRY_CRIU_REPORT_FD},
@@ -1880,17 +1914,9 @@ void run_restorer(struct starter *s, int report, int pid_fd)
 		src[i] = fixed[i][0];
 		dst[i] = fixed[i][1];
 	}
-	for (size_t i = 0; i < s->n_pages; i++) {
-		const struct ferry_manifest_file *f = s->pages[i].f;
-		argv[argc++] = "--page";
-		argv[argc++] = xasprintf("%" PRIu64 ":%s:%s", f->size, f->sha256, f->name);
-		src[fixed_n + i] = s->pages[i].fd;
-		dst[fixed_n + i] = FERRY_CRIU_PAGES_FD + (int)i;
-	}
-	if (ferry_privs_drop(&s->privs, keep, n_keep, &err) < 0) {
-		report_error(report, err);
-		_exit(255);
-	}
+	restorer_pages(s, argv + argc, src + fixed_n, dst + fixed_n);
+	if (ferry_privs_drop(&s->privs, keep, n_keep, &err) < 0)
+		restorer_fail(report, err);
 	criurun_exec(argv, src, dst, n_fds, report, 255);
 }
 
@@ -2259,6 +2285,59 @@ static bool init_has_children(pid_t init)
 	return strspn(buf, " \n") != strlen(buf);
 }
 
+/* In the forked child: into the instance's namespaces, where the restorer is then a process of the
+ * container; exits with the restorer's status. */
+static _noreturn_ void restore_in_instance(struct starter *s, int pidfd, const struct ferry_instance *inst,
+					   int report, int pid_fd)
+{
+	struct ferry_error *err = NULL;
+	if (setns(pidfd, instance_ns_flags(inst)) < 0) {
+		ferry_error_set(&err, errno, "join instance '%s'", s->req->instance);
+		report_error(report, err);
+		_exit(1);
+	}
+	pid_t inner = fork();
+	if (inner == 0)
+		run_restorer(s, report, pid_fd);
+	int st = 0;
+	close(report);
+	close(pid_fd);
+	while (inner > 0 && waitpid(inner, &st, 0) < 0 && errno == EINTR)
+		;
+	_exit(inner > 0 && WIFEXITED(st) ? WEXITSTATUS(st) : 1);
+}
+
+/* The restored workload's pid, as the restorer wrote it on @pids; without one the restore failed:
+ * dies with the restorer's report (on @rep) or the child's status @st. */
+static unsigned long long restored_workload(int pids, int rep, const char *name, int st)
+{
+	char buf[32] = "";
+	ssize_t n = read(pids, buf, sizeof(buf) - 1);
+	unsigned long long w = 0;
+	if (n > 0)
+		buf[n] = '\0';
+	if (n <= 0 || parse_uint64(buf, INT32_MAX, &w) < 0 || w == 0) {
+		_cleanup_free_ char *msg = read_report(rep);
+		if (msg)
+			die_report(msg);
+		die("restore into '%s' failed (status %d)", name, st);
+	}
+	return w;
+}
+
+/* The record now names the restored workload, so the instance can be checkpointed again. */
+static void record_workload(struct starter *s, struct ferry_instance *inst, unsigned long long w)
+{
+	struct ferry_error *err = NULL;
+	int rundir = ferry_open_rundir(s->privs.uid, false, &err);
+	if (rundir < 0)
+		die_error(err);
+	inst->workload = (long long)w;
+	_cleanup_free_ char *text = ferry_instance_format(inst);
+	if (ferry_write_file_atomic(rundir, s->req->instance, text, strlen(text), 0600, &err) < 0)
+		die_error(err);
+}
+
 void op_checkpoint_restore(struct starter *s)
 {
 	struct ferry_error *err = NULL;
@@ -2299,21 +2378,7 @@ void op_checkpoint_restore(struct starter *s)
 	if (child == 0) {
 		close(rep[0]);
 		close(pids[0]);
-		/* into the instance's namespaces; the restorer is then a process of the container */
-		if (setns(pidfd, instance_ns_flags(inst)) < 0) {
-			ferry_error_set(&err, errno, "join instance '%s'", name);
-			report_error(rep[1], err);
-			_exit(1);
-		}
-		pid_t inner = fork();
-		if (inner == 0)
-			run_restorer(s, rep[1], pids[1]);
-		int st = 0;
-		close(rep[1]);
-		close(pids[1]);
-		while (inner > 0 && waitpid(inner, &st, 0) < 0 && errno == EINTR)
-			;
-		_exit(inner > 0 && WIFEXITED(st) ? WEXITSTATUS(st) : 1);
+		restore_in_instance(s, pidfd, inst, rep[1], pids[1]);
 	}
 	close(rep[1]);
 	close(pids[1]);
@@ -2325,25 +2390,8 @@ void op_checkpoint_restore(struct starter *s)
 		close(netns);
 	}
 	close(pidfd);
-	char buf[32] = "";
-	ssize_t n = read(pids[0], buf, sizeof(buf) - 1);
-	unsigned long long w = 0;
-	if (n > 0)
-		buf[n] = '\0';
-	if (n <= 0 || parse_uint64(buf, INT32_MAX, &w) < 0 || w == 0) {
-		_cleanup_free_ char *msg = read_report(rep[0]);
-		if (msg)
-			die_report(msg);
-		die("restore into '%s' failed (status %d)", name, st);
-	}
-	/* the record now names the restored workload, so the instance can be checkpointed again */
-	int rundir = ferry_open_rundir(s->privs.uid, false, &err);
-	if (rundir < 0)
-		die_error(err);
-	inst->workload = (long long)w;
-	_cleanup_free_ char *text = ferry_instance_format(inst);
-	if (ferry_write_file_atomic(rundir, name, text, strlen(text), 0600, &err) < 0)
-		die_error(err);
+	unsigned long long w = restored_workload(pids[0], rep[0], name, st);
+	record_workload(s, inst, w);
 	printf("restored '%s' into instance '%s' (pid %llu inside)\n", inst->checkpoint, name, w);
 	exit(0);
 }
