@@ -2190,43 +2190,16 @@ int checkpoint_lazy_wait(struct starter *s, unsigned long long *ret_faults, unsi
 	return r;
 }
 
-int checkpoint_receive(struct starter *s, struct ferry_error **err)
+/* The sender's manifest covers what it had: everything but the pages, which only we saw (through
+ * the authenticated session). Checks it as a restart would, and the received files in @imgfd
+ * against it; the manifest in *@ret. */
+static int verify_received(struct starter *s, int imgfd, const char *text, size_t len,
+			   struct ferry_manifest **ret, struct ferry_error **err)
 {
-	int r = checkpoint_open_dir(s, s->req->checkpoint, err);
-	if (r < 0)
-		return r;
-	/* every byte from here on is the peer starter's (the session's records); ferry-xfer, as
-	 * the user, unpacks the files. The staging directory waits for the sender: nothing is
-	 * left behind by a restart that never got one. */
-	struct xfer_session *xs = NULL;
-	if ((r = ferry_privs_raise(&s->privs, err)) < 0 || (r = xfer_session_start(s, true, &xs, err)) < 0)
-		return r;
-	starter_verdict_fd = s->xfer_fd; /* the session's control channel now: why we fail goes there */
-	char stage[64];
-	int stfd = -1, imgfd = -1;
-	if ((r = make_staging(s, s->ckpt_fd, s->req->checkpoint, stage, &stfd, &imgfd, NULL, err)) < 0)
-		return r;
 	unsigned char key[FERRY_KEY_MAX];
 	size_t keylen = 0;
-	_cleanup_free_ char *text = NULL;
-	size_t len = 0;
 	struct ferry_manifest *sent = NULL;
-	struct tail_hashes tails = {0};
-	/* live: no page comes now (the lazy-pages daemon takes them once the tree is restored);
-	 * the channel a mode does not use ends at once */
-	if (!s->lazy)
-		r = run_page_server(s, imgfd, xs->local[FERRY_XFER_PAGES], &tails, err);
-	xfer_session_close(xs, FERRY_XFER_PAGES);
-	if (!s->lazy)
-		xfer_session_close(xs, FERRY_XFER_LAZY);
-	if (r == 0)
-		r = xfer_receive_files(s, xs, imgfd, &text, &len, err);
-	if (r < 0)
-		xfer_session_blame(xs, err);
-	if (r == 0)
-		r = ferry_key_load(FERRY_KEY_PATH, key, &keylen, err);
-	/* The sender's manifest covers what it had: everything but the pages, which only we saw
-	 * (through the authenticated session). Check it as a restart would. */
+	int r = ferry_key_load(FERRY_KEY_PATH, key, &keylen, err);
 	if (r == 0 && (r = ferry_manifest_verify(text, len, key, keylen, &sent, err)) < 0)
 		ferry_error_wrap(err, "the received checkpoint is refused");
 	explicit_bzero(key, sizeof(key));
@@ -2245,21 +2218,70 @@ int checkpoint_receive(struct starter *s, struct ferry_error **err)
 			r = ferry_error_msg(
 			    err, EPERM, "received file '%s' does not match the sender's manifest", f->name);
 	}
-	if (r == 0) {
-		_cleanup_(ferry_manifest_freep) struct ferry_manifest *m =
-		    manifest_for(s, sent->instance, sent->image, sent->image_fingerprint, sent->pid);
-		m->netns = sent->netns ? xstrdup(sent->netns) : NULL;
-		m->lazy_pages = sent->lazy_pages;
-		m->group = sent->group ? xstrdup(sent->group) : NULL;
-		_cleanup_free_ char *gen = NULL;
-		r = seal_generation(imgfd, m, NULL, 0, &tails, false, &s->sealed_manifest, err);
-		if (r == 0)
-			r = publish_generation(s, stfd, &gen, err);
-		if (r == 0)
-			prune(s->ckpt_fd, gen, false);
-		if (r == 0 && s->lazy)
-			r = lazy_daemon_start(s, imgfd, xs, err);
+	if (r < 0) {
+		ferry_manifest_free(sent);
+		return r;
 	}
+	*ret = sent;
+	return 0;
+}
+
+/* Seals the received files in @imgfd as a generation of our own (the sender's instance, image and
+ * modes in our manifest), publishes it and prunes the older ones. */
+static int seal_received(struct starter *s, int stfd, int imgfd, const struct ferry_manifest *sent,
+			 struct tail_hashes *tails, struct ferry_error **err)
+{
+	_cleanup_(ferry_manifest_freep) struct ferry_manifest *m =
+	    manifest_for(s, sent->instance, sent->image, sent->image_fingerprint, sent->pid);
+	m->netns = sent->netns ? xstrdup(sent->netns) : NULL;
+	m->lazy_pages = sent->lazy_pages;
+	m->group = sent->group ? xstrdup(sent->group) : NULL;
+	_cleanup_free_ char *gen = NULL;
+	int r = seal_generation(imgfd, m, NULL, 0, tails, false, &s->sealed_manifest, err);
+	if (r == 0)
+		r = publish_generation(s, stfd, &gen, err);
+	if (r == 0)
+		prune(s->ckpt_fd, gen, false);
+	return r;
+}
+
+int checkpoint_receive(struct starter *s, struct ferry_error **err)
+{
+	int r = checkpoint_open_dir(s, s->req->checkpoint, err);
+	if (r < 0)
+		return r;
+	/* every byte from here on is the peer starter's (the session's records); ferry-xfer, as
+	 * the user, unpacks the files. The staging directory waits for the sender: nothing is
+	 * left behind by a restart that never got one. */
+	struct xfer_session *xs = NULL;
+	if ((r = ferry_privs_raise(&s->privs, err)) < 0 || (r = xfer_session_start(s, true, &xs, err)) < 0)
+		return r;
+	starter_verdict_fd = s->xfer_fd; /* the session's control channel now: why we fail goes there */
+	char stage[64];
+	int stfd = -1, imgfd = -1;
+	if ((r = make_staging(s, s->ckpt_fd, s->req->checkpoint, stage, &stfd, &imgfd, NULL, err)) < 0)
+		return r;
+	_cleanup_free_ char *text = NULL;
+	size_t len = 0;
+	struct ferry_manifest *sent = NULL;
+	struct tail_hashes tails = {0};
+	/* live: no page comes now (the lazy-pages daemon takes them once the tree is restored);
+	 * the channel a mode does not use ends at once */
+	if (!s->lazy)
+		r = run_page_server(s, imgfd, xs->local[FERRY_XFER_PAGES], &tails, err);
+	xfer_session_close(xs, FERRY_XFER_PAGES);
+	if (!s->lazy)
+		xfer_session_close(xs, FERRY_XFER_LAZY);
+	if (r == 0)
+		r = xfer_receive_files(s, xs, imgfd, &text, &len, err);
+	if (r < 0)
+		xfer_session_blame(xs, err);
+	if (r == 0)
+		r = verify_received(s, imgfd, text, len, &sent, err);
+	if (r == 0)
+		r = seal_received(s, stfd, imgfd, sent, &tails, err);
+	if (r == 0 && s->lazy)
+		r = lazy_daemon_start(s, imgfd, xs, err);
 	tails_free(&tails);
 	ferry_manifest_free(sent);
 	close(imgfd);
