@@ -109,13 +109,9 @@ static int copy_data(int out, int in, uint64_t len, uint64_t out_off, struct fer
 	return 0;
 }
 
-int ferry_sif_write_fd(int out_fd, int squashfs_fd, const struct ferry_sif_write_opts *opts,
-		       struct ferry_error **err)
+/* The squashfs to wrap, checked: a regular file holding a squashfs, small enough; its size in *@ret_size. */
+static int squashfs_size(int squashfs_fd, uint64_t *ret_size, struct ferry_error **err)
 {
-	static const struct ferry_sif_write_opts defaults = {0};
-	if (!opts)
-		opts = &defaults;
-
 	struct stat st;
 	if (fstat(squashfs_fd, &st) < 0)
 		return ferry_error_set(err, errno, "stat the squashfs");
@@ -127,32 +123,29 @@ int ferry_sif_write_fd(int out_fd, int squashfs_fd, const struct ferry_sif_write
 		return ferry_error_wrap(err, "squashfs");
 	if (size > (uint64_t)INT64_MAX - PART_OFFSET)
 		return ferry_error_msg(err, EFBIG, "squashfs too large");
+	*ret_size = size;
+	return 0;
+}
 
-	if (fstat(out_fd, &st) < 0)
-		return ferry_error_set(err, errno, "stat the SIF");
-	if (!S_ISREG(st.st_mode) || st.st_size != 0)
-		return ferry_error_msg(err, EINVAL, "the SIF must be written into an empty regular file");
-
-	const char *arch = opts->arch ? opts->arch : ferry_sif_host_arch();
-	if (strlen(arch) != 2)
-		return ferry_error_msg(err, EINVAL, "bad SIF arch code '%s'", arch);
-	uint8_t id[16];
+/* The SIF's id: the caller's, or a new random (version 4) UUID. */
+static int sif_id(const struct ferry_sif_write_opts *opts, uint8_t id[16], struct ferry_error **err)
+{
 	if (opts->id) {
-		memcpy(id, opts->id, sizeof(id));
-	} else {
-		r = random_bytes(id, sizeof(id), err);
-		if (r < 0)
-			return r;
-		id[6] = (uint8_t)((id[6] & 0x0f) | 0x40); /* version 4 */
-		id[8] = (uint8_t)((id[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+		memcpy(id, opts->id, 16);
+		return 0;
 	}
-	int64_t now = opts->fixed_time ? opts->time : (int64_t)time(NULL);
-
-	/* Data first, then descriptors, header last: a torn write never looks like a valid SIF. */
-	r = copy_data(out_fd, squashfs_fd, size, PART_OFFSET, err);
+	int r = random_bytes(id, 16, err);
 	if (r < 0)
 		return r;
+	id[6] = (uint8_t)((id[6] & 0x0f) | 0x40); /* version 4 */
+	id[8] = (uint8_t)((id[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+	return 0;
+}
 
+/* The descriptor table: one descriptor, the squashfs partition of @size bytes. */
+static int write_descriptors(int out_fd, uint64_t size, const char *arch, int64_t now,
+			     struct ferry_error **err)
+{
 	_cleanup_free_ uint8_t *table = xzalloc(TABLE_BYTES);
 	uint8_t *d = table;
 	put32(d + D_DATATYPE, FERRY_SIF_DATA_PARTITION);
@@ -170,10 +163,16 @@ int ferry_sif_write_fd(int out_fd, int squashfs_fd, const struct ferry_sif_write
 	put32(d + D_EXTRA, FERRY_SIF_FS_SQUASH);
 	put32(d + D_EXTRA + 4, FERRY_SIF_PART_PRIMSYS);
 	memcpy(d + D_EXTRA + 8, arch, 2);
-	r = pwrite_full(out_fd, table, TABLE_BYTES, FERRY_SIF_DESCRIPTORS_OFFSET);
+	int r = pwrite_full(out_fd, table, TABLE_BYTES, FERRY_SIF_DESCRIPTORS_OFFSET);
 	if (r < 0)
 		return ferry_error_set(err, -r, "write the SIF descriptors");
+	return 0;
+}
 
+/* The global header, at offset 0. */
+static int write_header(int out_fd, uint64_t size, const char *arch, const uint8_t id[16], int64_t now,
+			struct ferry_error **err)
+{
 	uint8_t h[FERRY_SIF_HEADER_SIZE] = {0};
 	memcpy(h + H_LAUNCH, FERRY_SIF_LAUNCH_SCRIPT, strlen(FERRY_SIF_LAUNCH_SCRIPT));
 	memcpy(h + H_MAGIC, FERRY_SIF_MAGIC, sizeof(FERRY_SIF_MAGIC));
@@ -188,10 +187,47 @@ int ferry_sif_write_fd(int out_fd, int squashfs_fd, const struct ferry_sif_write
 	put64(h + H_DSIZE, (int64_t)TABLE_BYTES);
 	put64(h + H_DATAOFF, DATA_OFFSET);
 	put64(h + H_DATASIZE, (int64_t)size + (PART_OFFSET - DATA_OFFSET));
-	r = pwrite_full(out_fd, h, sizeof(h), 0);
+	int r = pwrite_full(out_fd, h, sizeof(h), 0);
 	if (r < 0)
 		return ferry_error_set(err, -r, "write the SIF header");
 	return 0;
+}
+
+int ferry_sif_write_fd(int out_fd, int squashfs_fd, const struct ferry_sif_write_opts *opts,
+		       struct ferry_error **err)
+{
+	static const struct ferry_sif_write_opts defaults = {0};
+	if (!opts)
+		opts = &defaults;
+
+	uint64_t size = 0;
+	int r = squashfs_size(squashfs_fd, &size, err);
+	if (r < 0)
+		return r;
+
+	struct stat st;
+	if (fstat(out_fd, &st) < 0)
+		return ferry_error_set(err, errno, "stat the SIF");
+	if (!S_ISREG(st.st_mode) || st.st_size != 0)
+		return ferry_error_msg(err, EINVAL, "the SIF must be written into an empty regular file");
+
+	const char *arch = opts->arch ? opts->arch : ferry_sif_host_arch();
+	if (strlen(arch) != 2)
+		return ferry_error_msg(err, EINVAL, "bad SIF arch code '%s'", arch);
+	uint8_t id[16];
+	r = sif_id(opts, id, err);
+	if (r < 0)
+		return r;
+	int64_t now = opts->fixed_time ? opts->time : (int64_t)time(NULL);
+
+	/* Data first, then descriptors, header last: a torn write never looks like a valid SIF. */
+	r = copy_data(out_fd, squashfs_fd, size, PART_OFFSET, err);
+	if (r < 0)
+		return r;
+	r = write_descriptors(out_fd, size, arch, now, err);
+	if (r < 0)
+		return r;
+	return write_header(out_fd, size, arch, id, now, err);
 }
 
 /* Splits @path into an open directory fd and the final component. */
