@@ -360,7 +360,8 @@ static int section_args(struct ferry_deffile *d, enum section sec, const char *a
 			       section_names[sec]);
 }
 
-int ferry_deffile_parse(const char *text, size_t len, struct ferry_deffile **ret, struct ferry_error **err)
+/* A definition file is text, and not too large. */
+static int check_text(const char *text, size_t len, struct ferry_error **err)
 {
 	if (len > FERRY_DEFFILE_MAX)
 		return ferry_error_msg(err, EFBIG, "definition file larger than %u KiB",
@@ -372,6 +373,30 @@ int ferry_deffile_parse(const char *text, size_t len, struct ferry_deffile **ret
 			line += *p == '\n';
 		return ferry_error_msg(err, EINVAL, "line %u: NUL byte (not a text file?)", line);
 	}
+	return 0;
+}
+
+/* The headers a build cannot do without are there. */
+static int check_headers(const struct ferry_deffile *d, struct ferry_error **err)
+{
+	if (!d->bootstrap)
+		return ferry_error_msg(err, EINVAL,
+				       "no 'Bootstrap:' header (ferry builds 'Bootstrap: debootstrap')");
+	if (!d->os_version)
+		return ferry_error_msg(err, EINVAL,
+				       "no 'OSVersion:' header (the Debian or Ubuntu release to install, "
+				       "e.g. 'OSVersion: bookworm')");
+	if (!d->mirror_url)
+		return ferry_error_msg(
+		    err, EINVAL, "no 'MirrorURL:' header (e.g. 'MirrorURL: http://deb.debian.org/debian')");
+	return 0;
+}
+
+int ferry_deffile_parse(const char *text, size_t len, struct ferry_deffile **ret, struct ferry_error **err)
+{
+	int r = check_text(text, len, err);
+	if (r < 0)
+		return r;
 
 	_cleanup_(ferry_deffile_freep) struct ferry_deffile *d = xzalloc(sizeof(*d));
 	unsigned seen_key[4] = {0};
@@ -405,22 +430,22 @@ int ferry_deffile_parse(const char *text, size_t len, struct ferry_deffile **ret
 				    err, EINVAL, "line %u: section '%%%s' appears twice (first on line %u)",
 				    line, section_names[sec], seen_sec[sec]);
 			seen_sec[sec] = line;
-			int r = section_args(d, (enum section)sec, args, line, err);
+			r = section_args(d, (enum section)sec, args, line, err);
 			if (r < 0)
 				return r;
 			CLOSE_SECTION(pos);
 			cur = (enum section)sec;
 			body_start = next;
 		} else if (cur == SEC_NONE) {
-			int r = header_line(d, s, n, line, seen_key, err);
+			r = header_line(d, s, n, line, seen_key, err);
 			if (r < 0)
 				return r;
 		} else if (cur == SEC_FILES) {
-			int r = files_line(d, s, n, line, err);
+			r = files_line(d, s, n, line, err);
 			if (r < 0)
 				return r;
 		} else if (cur == SEC_LABELS) {
-			int r = labels_line(d, s, n, line, err);
+			r = labels_line(d, s, n, line, err);
 			if (r < 0)
 				return r;
 		}
@@ -429,16 +454,9 @@ int ferry_deffile_parse(const char *text, size_t len, struct ferry_deffile **ret
 	CLOSE_SECTION(len);
 #undef CLOSE_SECTION
 
-	if (!d->bootstrap)
-		return ferry_error_msg(err, EINVAL,
-				       "no 'Bootstrap:' header (ferry builds 'Bootstrap: debootstrap')");
-	if (!d->os_version)
-		return ferry_error_msg(err, EINVAL,
-				       "no 'OSVersion:' header (the Debian or Ubuntu release to install, "
-				       "e.g. 'OSVersion: bookworm')");
-	if (!d->mirror_url)
-		return ferry_error_msg(
-		    err, EINVAL, "no 'MirrorURL:' header (e.g. 'MirrorURL: http://deb.debian.org/debian')");
+	r = check_headers(d, err);
+	if (r < 0)
+		return r;
 	*ret = TAKE_PTR(d);
 	return 0;
 }
