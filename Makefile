@@ -55,7 +55,7 @@ PLAN_SRCS    := $(sort $(wildcard src/plan/*.c))
 # protobuf-c are ferry-criu's, a helper of the CRIU bundle run after the permanent drop), no
 # JSON (the CNI conflists and plugins are ferry-net's, a helper without the setuid bit), no image
 # probe (the image's headers are read by ferry-plan, which decodes the caller's request).
-STARTER_LIB  := error util fs privs config ckspec request names instance manifest criu_log xfer_ctl \
+STARTER_LIB  := error util fs privs config duration request names instance manifest criu_log xfer_ctl \
                 net
 UNIT_SRCS    := $(sort $(wildcard tests/unit/*_test.c))
 
@@ -77,17 +77,17 @@ all: $(BUILD)/ferry $(BUILD)/ferry-starter $(BUILD)/ferryd $(BUILD)/ferry-xfer $
        $(BUILD)/ferry-net $(BUILD)/ferry-plan $(BUILD)/ferry-reaper $(BUILD)/ferry-rsh
 
 # spank_ferry.so, Slurm's --ferry-checkpoint (ferry-slurm(7)): loaded into sbatch, srun and
-# slurmstepd, so it links nothing but libc and the libc-only ckspec.c, exports only what Slurm
-# looks up, and is never built with sanitizers. The spank_* and slurm_* functions it calls are
+# slurmstepd, so it links nothing but libc and the libc-only ckspec.c and duration.c, exports
+# only what Slurm looks up, and is never built with sanitizers. The spank_* and slurm_* functions it calls are
 # the loading program's (no -lslurm, no -z defs).
 ifneq ($(wildcard $(SPANK_H)),)
 all: $(BUILD)/spank_ferry.so
 endif
-$(BUILD)/spank_ferry.so: src/spank/spank_ferry.c src/lib/ckspec.c src/lib/ckspec.h
+$(BUILD)/spank_ferry.so: src/spank/spank_ferry.c src/lib/ckspec.c src/lib/duration.c src/lib/ckspec.h
 	@mkdir -p $(dir $@)
 	$(CC) -std=gnu11 $(WARN) -O2 -g -D_GNU_SOURCE -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIC \
 		-fvisibility=hidden -Isrc/lib -shared -Wl,-z,relro,-z,now -o $@ \
-		src/spank/spank_ferry.c src/lib/ckspec.c
+		src/spank/spank_ferry.c src/lib/ckspec.c src/lib/duration.c
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)

@@ -1,44 +1,12 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* ckspec.c — '--ferry-checkpoint=SPEC' and durations (see ckspec.h). libc only: it is linked
- * into the SPANK plugin as well as into libferry. */
+/* ckspec.c — '--ferry-checkpoint=SPEC' (see ckspec.h). libc only: it is linked into the SPANK
+ * plugin (with duration.c) as well as into libferry; not into the setuid starter. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ckspec.h"
-
-int ferry_duration_parse(const char *s, unsigned long long *ret)
-{
-	unsigned long long total = 0;
-	const char *p = s;
-	if (!p || !*p)
-		return -1;
-	while (*p) {
-		char *end = NULL;
-		if (*p < '0' || *p > '9')
-			return -1;
-		errno = 0;
-		unsigned long long v = strtoull(p, &end, 10);
-		unsigned long long unit = 1;
-		if (errno || v > 10000000)
-			return -1;
-		if (*end == 'h')
-			unit = 3600;
-		else if (*end == 'm')
-			unit = 60;
-		else if (*end == 's' || *end == '\0')
-			unit = 1;
-		else
-			return -1;
-		total += v * unit;
-		p = *end ? end + 1 : end;
-	}
-	if (total == 0 || total > FERRY_DURATION_MAX)
-		return -1;
-	*ret = total;
-	return 0;
-}
 
 static bool name_ok(const char *s, size_t n)
 {

@@ -11,6 +11,45 @@
 #include "request.h"
 #include "request_wire.h"
 
+const char *ferry_request_tag_name(unsigned tag)
+{
+	switch (tag) {
+	case TAG_OP:
+		return "op";
+	case TAG_FLAGS:
+		return "flags";
+	case TAG_IMAGE:
+		return "image";
+	case TAG_INSTANCE:
+		return "instance";
+	case TAG_CWD:
+		return "cwd";
+	case TAG_PWD:
+		return "pwd";
+	case TAG_HOSTNAME:
+		return "hostname";
+	case TAG_ARGV:
+		return "argv";
+	case TAG_ENV:
+		return "env";
+	case TAG_BIND:
+		return "bind";
+	case TAG_CHECKPOINT:
+		return "checkpoint";
+	case TAG_PAGE_SERVER:
+		return "page_server";
+	case TAG_NETWORKS:
+		return "networks";
+	case TAG_NETWORK_ARGS:
+		return "network_args";
+	case TAG_GROUP:
+		return "group";
+	case TAG_END:
+		return "end";
+	}
+	return "unknown";
+}
+
 /* ---- decoding ---- */
 
 /* Copies @n bytes at @d into a new string; they must not contain a NUL. */
