@@ -64,12 +64,12 @@ LIB_OBJS     := $(call obj,$(LIB_SRCS))
 STARTER_LIB_OBJS := $(call obj,$(addprefix src/lib/,$(addsuffix .c,$(STARTER_LIB))))
 UNIT_BINS    := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
-FERRY_LIBS   := -lcap -lcrypto -ljson-c -larchive
+FERRY_LIBS   := -lcap -lcrypto -ljson-c -larchive -lzstd
 STARTER_LIBS := -lcap -lcrypto
-CRIU_LIBS    := -lcriu -lcrypto -larchive
-XFER_LIBS    := -lcrypto -larchive
-RELAY_LIBS   := -lcrypto
-NET_LIBS     := -ljson-c -lcap -lcrypto
+CRIU_LIBS    := -lcriu -lcrypto -larchive -lzstd
+XFER_LIBS    := -lcrypto -larchive -lzstd
+RELAY_LIBS   := -lcrypto -lzstd
+NET_LIBS     := -ljson-c -lcap -lcrypto -lzstd
 
 .SECONDARY:
 .PHONY: fault-build faults zdtm bench bench-smoke all clean install uninstall setup check unit unit-san fuzz fuzz-long demo soak lint format format-check setuid-size
@@ -302,10 +302,10 @@ setuid-size:
 		$(addprefix src/lib/,$(addsuffix .c,$(STARTER_LIB))))
 
 format:
-	clang-format -i src/spank/*.c $(LIB_SRCS) $(FERRY_SRCS) $(STARTER_SRCS) $(FERRYD_SRCS) $(XFER_SRCS) $(CRIU_SRCS) $(NET_SRCS) $(PLAN_SRCS) $(REAPER_SRCS) src/rsh/rsh.c src/*/*.h $(UNIT_SRCS)
+	clang-format -i src/spank/*.c $(LIB_SRCS) $(FERRY_SRCS) $(STARTER_SRCS) $(FERRYD_SRCS) $(XFER_SRCS) $(RELAY_SRCS) $(CRIU_SRCS) $(NET_SRCS) $(PLAN_SRCS) $(REAPER_SRCS) src/rsh/rsh.c src/*/*.h $(UNIT_SRCS)
 
 format-check:
-	clang-format --dry-run --Werror src/spank/*.c $(LIB_SRCS) $(FERRY_SRCS) $(STARTER_SRCS) $(FERRYD_SRCS) $(XFER_SRCS) $(CRIU_SRCS) $(NET_SRCS) $(PLAN_SRCS) $(REAPER_SRCS) src/rsh/rsh.c src/*/*.h $(UNIT_SRCS)
+	clang-format --dry-run --Werror src/spank/*.c $(LIB_SRCS) $(FERRY_SRCS) $(STARTER_SRCS) $(FERRYD_SRCS) $(XFER_SRCS) $(RELAY_SRCS) $(CRIU_SRCS) $(NET_SRCS) $(PLAN_SRCS) $(REAPER_SRCS) src/rsh/rsh.c src/*/*.h $(UNIT_SRCS)
 
 clean:
 	rm -rf build build-san build-fuzz build-fault

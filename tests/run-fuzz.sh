@@ -22,7 +22,7 @@ libs="$(ls src/lib/*.c | grep -v -e '/criu\.c$') src/net/cni.c"
 pass=0 fail=0
 for src in tests/fuzz/fuzz_*.c; do
 	name=$(basename "$src" .c)
-	if ! clang "${cflags[@]}" "$src" $libs -lcap -lcrypto -ljson-c -larchive -o "$out/$name" 2>"$out/$name.build.log"; then
+	if ! clang "${cflags[@]}" "$src" $libs -lcap -lcrypto -ljson-c -larchive -lzstd -o "$out/$name" 2>"$out/$name.build.log"; then
 		echo "FAIL $name: build failed"
 		tail -n 20 "$out/$name.build.log"
 		fail=$((fail + 1))

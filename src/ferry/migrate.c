@@ -176,5 +176,9 @@ int cmd_migrate(int argc, char **argv)
 	row("pages asked", ferry_msg_get(&r, "pages_demand"), "pages");
 	row("pages pushed", ferry_msg_get(&r, "pages_pushed"), "pages");
 	row("bytes moved", ferry_msg_get(&r, "bytes"), "B");
+	const char *pb = ferry_msg_get(&r, "pages_bytes"), *ps = ferry_msg_get(&r, "pages_sent");
+	if (pb && ps && strtoull(pb, NULL, 10) > 0)
+		printf("  %-12s %10s B of pages sent as %s B (%.2fx)\n", "compression", pb, ps,
+		       (double)strtoull(pb, NULL, 10) / (double)(strtoull(ps, NULL, 10) ?: 1));
 	return 0;
 }

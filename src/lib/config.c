@@ -57,6 +57,7 @@ static const struct key keys[] = {
     {"criu ghost limit", KEY_UINT, FIELD(criu_ghost_limit), 1, 4095},
     {"criu network", KEY_CRIU_NETWORK, FIELD(criu_loopback), 0, 0},
     {"allow live migration", KEY_BOOL, FIELD(allow_live), 0, 0},
+    {"compress pages", KEY_BOOL, FIELD(compress_pages), 0, 0},
     {"allow net network", KEY_NAME_LIST, FIELD(allow_net_networks), 0, 0},
     {"allow net args", KEY_BOOL, FIELD(allow_net_args), 0, 0},
     {"allow net ip range", KEY_CIDR_LIST, FIELD(allow_net_ranges), 0, 0},
@@ -367,6 +368,7 @@ struct ferry_config *ferry_config_defaults(void)
 	c->criu_ghost_limit = 1;
 	c->criu_loopback = true;
 	c->allow_live = true;
+	c->compress_pages = true;
 	c->allow_net_networks = xzalloc(sizeof(char *));
 	c->allow_net_ranges = xzalloc(sizeof(char *));
 	c->network_parents = xzalloc(sizeof(char *));

@@ -34,6 +34,7 @@ struct ferry_config {
 	char **allow_net_networks; /* "allow net network = NAME" (repeatable): networks users may join */
 	bool allow_net_args; /* "allow net args": users may choose IP/MAC/GW (--network-args) */
 	bool allow_live; /* "allow live migration": this node sends and takes post-copy migrations */
+	bool compress_pages; /* "compress pages": a transfer's pages go zstd-compressed where it pays */
 	char **allow_net_ranges; /* "allow net ip range = A.B.C.D/P" (repeatable): addresses users may ask */
 	char **network_parents; /* "network parent = NETWORK:IFACE": this node's parent interface */
 	char *network_dir; /* "network config dir" (default /etc/ferry/network) */

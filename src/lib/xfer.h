@@ -83,7 +83,25 @@ int ferry_xfer_accept_listen(int ls, const unsigned char *key, size_t keylen, ui
  * CRIU for pages and getting them, both ways (unused, it just ends, in the other modes). */
 enum { FERRY_XFER_PAGES, FERRY_XFER_FILES, FERRY_XFER_CTL, FERRY_XFER_LAZY, FERRY_XFER_NCHAN };
 #define FERRY_XFER_END 0x10
+#define FERRY_XFER_ZDATA 0x20 /* + N: data of channel N, one zstd frame (the pages channel only) */
 #define FERRY_XFER_FIN 0x7f
+
+struct ferry_xfer_zstats {
+	uint64_t plain; /* bytes of the pages channel this side sent */
+	uint64_t sent; /* what they took in records (compressed or not; headers and tags aside) */
+};
+/* What ferry-relay counts in the memfd it shares with its starter. */
+struct ferry_xfer_counts {
+	uint64_t moved;
+	struct ferry_xfer_zstats pages;
+};
+struct ferry_xfer_relay_opts {
+	uint64_t *moved;
+	/* compress the pages channel this side sends where it pays (xfer_relay.c); the receiving
+	 * side takes compressed records whatever this says */
+	bool compress;
+	struct ferry_xfer_zstats *zstats; /* counted as they go (shared memory, may be NULL) */
+};
 
 /* Relays between the peer on @sk (records) and local plaintext sockets, one a channel:
  * what can be read from local[N] goes to the peer as channel N (its end of file as END), what
@@ -91,12 +109,13 @@ enum { FERRY_XFER_PAGES, FERRY_XFER_FILES, FERRY_XFER_CTL, FERRY_XFER_LAZY, FERR
  * local end that does not take data any more has the rest discarded). Returns 0 once both
  * sides have sent FIN; on any failure (authentication, protocol, the peer gone) an error,
  * with threads possibly still blocked: the caller must then exit. The relay has no time limit
- * of its own: a session may be quiet while either side works (a restore); @moved (shared
+ * of its own: a session may be quiet while either side works (a restore); @o->moved (shared
  * memory, may be NULL) counts the bytes of every record sent or received, so that whoever
  * waits on the transfer can give up when nothing has moved for its idle limit, never because
- * a transfer that still moves is long. */
+ * a transfer that still moves is long. @o may be NULL: no count, no compression. */
 int ferry_xfer_relay(int sk, bool receiver, const struct ferry_xfer_keys *keys,
-		     const int local[FERRY_XFER_NCHAN], uint64_t *moved, struct ferry_error **err);
+		     const int local[FERRY_XFER_NCHAN], const struct ferry_xfer_relay_opts *o,
+		     struct ferry_error **err);
 
 /* The proof of one side of a handshake: HMAC-SHA256(@key, @role || @nr || @ns || @uid) (the
  * receiver's and the sender's nonces, the uid little-endian) into @out. */

@@ -1,15 +1,37 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* xfer_relay.c — a transfer session's records between the peer and local plaintext sockets
  * (see xfer.h). Two threads, one a direction, so that neither waits for the other: the calling
- * thread seals what local ends write, the other opens what the peer sends. */
+ * thread seals what local ends write, the other opens what the peer sends.
+ *
+ * The pages channel is compressed where it pays (zstd, one frame a record, FERRY_XFER_ZDATA):
+ * a block goes compressed only when that makes it at least an eighth smaller, and after a block
+ * that did not shrink the next tries are spaced out (1, 2, 4 ... up to XFER_Z_BACKOFF_MAX
+ * blocks; one that shrinks starts over), so that incompressible memory costs one try in 64
+ * blocks. A compressed record is opened (authenticated) before zstd sees a byte of it, and it
+ * must say its size, at most a record's, which is all it may decompress to. */
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
 
+#include <zstd.h>
+
 #include "fs.h"
 #include "xfer.h"
+
+#define XFER_Z_LEVEL 1
+#define XFER_Z_MIN 4096 /* smaller blocks (CRIU's headers, answers) go raw */
+#define XFER_Z_BACKOFF_MAX 64
+#define XFER_Z_WINDOW_LOG 18 /* a frame of at most FERRY_CHANNEL_MAX bytes needs no more */
+_Static_assert(FERRY_CHANNEL_MAX <= (1u << XFER_Z_WINDOW_LOG), "a record fits zstd's window");
+
+/* The sealing side's compression of the pages channel (NULL: none). */
+struct zout {
+	ZSTD_CCtx *cctx;
+	unsigned char *buf; /* FERRY_CHANNEL_BUF: the compressed record */
+	unsigned skip, backoff;
+};
 
 struct relay {
 	int sk;
@@ -19,6 +41,10 @@ struct relay {
 	int in_result;
 	struct ferry_error *in_err;
 	uint64_t *moved; /* bytes of records that went either way (NULL: not counted) */
+	struct zout *z;
+	ZSTD_DCtx *dctx; /* the opening side's, made at the first compressed record */
+	unsigned char *zin; /* FERRY_CHANNEL_MAX: what it decompressed */
+	struct ferry_xfer_zstats *zstats; /* (may be NULL) */
 };
 
 /* Counts @n bytes that moved: the starter reads the count to tell a slow transfer from a dead
@@ -30,9 +56,42 @@ static void count(struct relay *x, size_t n)
 }
 
 /* One record from the peer: data for a local end, the end of a channel, or the session's. */
+/* A compressed record of channel @ch: its bytes, at most FERRY_CHANNEL_MAX, into x->zin. */
+static int decompress(struct relay *x, unsigned ch, const unsigned char *data, size_t len, size_t *ret_len,
+		      struct ferry_error **err)
+{
+	if (ch != FERRY_XFER_PAGES)
+		return ferry_error_msg(err, EPROTO, "a compressed record on channel %u", ch);
+	unsigned long long want = ZSTD_getFrameContentSize(data, len);
+	if (want == ZSTD_CONTENTSIZE_ERROR || want == ZSTD_CONTENTSIZE_UNKNOWN || want == 0 ||
+	    want > FERRY_CHANNEL_MAX)
+		return ferry_error_msg(err, EPROTO, "a compressed record that does not say a size up to %zu",
+				       FERRY_CHANNEL_MAX);
+	if (!x->dctx) {
+		x->dctx = ZSTD_createDCtx();
+		x->zin = xmalloc(FERRY_CHANNEL_MAX);
+		if (!x->dctx ||
+		    ZSTD_isError(ZSTD_DCtx_setParameter(x->dctx, ZSTD_d_windowLogMax, XFER_Z_WINDOW_LOG)))
+			return ferry_error_msg(err, ENOMEM, "zstd's decompression context");
+	}
+	size_t got = ZSTD_decompressDCtx(x->dctx, x->zin, FERRY_CHANNEL_MAX, data, len);
+	if (ZSTD_isError(got) || got != want)
+		return ferry_error_msg(err, EPROTO,
+				       "a compressed record that does not decompress to its size: %s",
+				       ZSTD_isError(got) ? ZSTD_getErrorName(got) : "another size");
+	*ret_len = got;
+	return 0;
+}
+
 static int dispatch(struct relay *x, uint8_t type, const unsigned char *data, size_t len, bool ended[],
 		    bool discard[], struct ferry_error **err)
 {
+	if (type >= FERRY_XFER_ZDATA && type < FERRY_XFER_ZDATA + FERRY_XFER_NCHAN) {
+		type -= FERRY_XFER_ZDATA;
+		if (!ended[type] && decompress(x, type, data, len, &len, err) < 0)
+			return -EPROTO;
+		data = x->zin;
+	}
 	if (type < FERRY_XFER_NCHAN) {
 		if (ended[type])
 			return ferry_error_msg(err, EPROTO, "data after the end of channel %u", type);
@@ -85,6 +144,44 @@ static void *pump_in(void *arg)
 	return NULL;
 }
 
+/* After a try: one that paid starts over, one that did not waits twice as many blocks as the
+ * last (1 first, at most XFER_Z_BACKOFF_MAX) before the next. */
+static void z_backoff(struct zout *z, bool pays)
+{
+	if (pays)
+		z->backoff = 0;
+	else if (z->backoff == 0)
+		z->backoff = 1;
+	else if (z->backoff < XFER_Z_BACKOFF_MAX)
+		z->backoff *= 2;
+}
+
+/* Seals @n bytes of channel @ch at @buf + FERRY_CHANNEL_HDR as a record, compressed when
+ * that pays (see the top); returns the record's size on the wire. */
+static ssize_t seal_data(struct relay *x, unsigned ch, unsigned char *buf, size_t n, struct ferry_error **err)
+{
+	struct zout *z = ch == FERRY_XFER_PAGES && n >= XFER_Z_MIN ? x->z : NULL;
+	if (z && z->skip > 0) {
+		z->skip--;
+		z = NULL;
+	}
+	size_t c = z ? ZSTD_compressCCtx(z->cctx, z->buf + FERRY_CHANNEL_HDR, FERRY_CHANNEL_MAX,
+					 buf + FERRY_CHANNEL_HDR, n, XFER_Z_LEVEL)
+		     : 0;
+	bool pays = z && !ZSTD_isError(c) && c <= n - n / 8;
+	if (z) {
+		z_backoff(z, pays);
+		z->skip = z->backoff;
+	}
+	if (x->zstats && ch == FERRY_XFER_PAGES) {
+		__atomic_fetch_add(&x->zstats->plain, (uint64_t)n, __ATOMIC_RELAXED);
+		__atomic_fetch_add(&x->zstats->sent, (uint64_t)(pays ? c : n), __ATOMIC_RELAXED);
+	}
+	int r = pays ? ferry_channel_write(&x->out, x->sk, (uint8_t)(FERRY_XFER_ZDATA + ch), z->buf, c, err)
+		     : ferry_channel_write(&x->out, x->sk, (uint8_t)ch, buf, n, err);
+	return r < 0 ? r : (ssize_t)(FERRY_CHANNEL_HDR + (pays ? c : n) + FERRY_CHANNEL_TAG);
+}
+
 /* Seals what the local ends write until all have ended, then FIN. */
 static int pump_out(struct relay *x, struct ferry_error **err)
 {
@@ -115,11 +212,12 @@ static int pump_out(struct relay *x, struct ferry_error **err)
 			ssize_t n = read(x->local[i], buf + FERRY_CHANNEL_HDR, FERRY_CHANNEL_MAX);
 			if (n < 0 && (errno == EINTR || errno == EAGAIN))
 				continue;
-			int r = n > 0 ? ferry_channel_write(&x->out, x->sk, (uint8_t)i, buf, (size_t)n, err)
-				      : ferry_channel_write(&x->out, x->sk, FERRY_XFER_END + i, buf, 0, err);
-			if (r < 0)
-				return r;
-			count(x, FERRY_CHANNEL_HDR + (n > 0 ? (size_t)n : 0) + FERRY_CHANNEL_TAG);
+			ssize_t w =
+			    n > 0 ? seal_data(x, i, buf, (size_t)n, err)
+				  : ferry_channel_write(&x->out, x->sk, FERRY_XFER_END + i, buf, 0, err);
+			if (w < 0)
+				return (int)w;
+			count(x, n > 0 ? (size_t)w : FERRY_CHANNEL_HDR + FERRY_CHANNEL_TAG);
 			if (n <= 0) {
 				open[i] = false;
 				n_open--;
@@ -130,10 +228,25 @@ static int pump_out(struct relay *x, struct ferry_error **err)
 }
 
 int ferry_xfer_relay(int sk, bool receiver, const struct ferry_xfer_keys *keys,
-		     const int local[FERRY_XFER_NCHAN], uint64_t *moved, struct ferry_error **err)
+		     const int local[FERRY_XFER_NCHAN], const struct ferry_xfer_relay_opts *o,
+		     struct ferry_error **err)
 {
 	signal(SIGPIPE, SIG_IGN); /* a local end that went away is seen by write() */
-	struct relay x = {.sk = sk, .local = local, .wake = {-1, -1}, .moved = moved};
+	struct relay x = {.sk = sk,
+			  .local = local,
+			  .wake = {-1, -1},
+			  .moved = o ? o->moved : NULL,
+			  .zstats = o ? o->zstats : NULL};
+	struct zout z = {0};
+	if (o && o->compress) {
+		z.cctx = ZSTD_createCCtx();
+		z.buf = xmalloc(FERRY_CHANNEL_BUF);
+		if (!z.cctx) {
+			free(z.buf);
+			return ferry_error_msg(err, ENOMEM, "zstd's compression context");
+		}
+		x.z = &z;
+	}
 	int r = ferry_channel_init(&x.in, receiver ? keys->s2r : keys->r2s, receiver ? 1 : 2, err);
 	if (r == 0)
 		r = ferry_channel_init(&x.out, receiver ? keys->r2s : keys->s2r, receiver ? 2 : 1, err);
@@ -165,6 +278,10 @@ int ferry_xfer_relay(int sk, bool receiver, const struct ferry_xfer_keys *keys,
 		r = x.in_result;
 	}
 	ferry_error_free(x.in_err);
+	ZSTD_freeCCtx(z.cctx);
+	free(z.buf);
+	ZSTD_freeDCtx(x.dctx);
+	free(x.zin);
 	ferry_channel_done(&x.in);
 	ferry_channel_done(&x.out);
 	close(x.wake[0]);

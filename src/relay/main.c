@@ -8,13 +8,15 @@
  * dumpable from its exec on, so that none of the caller's processes can trace it, read its
  * memory or take its fds (ptrace access is refused), while the caller still owns it. It holds
  * the cluster key only for the handshake, then the session's keys:
- *     ferry-relay send|receive SECONDS
+ *     ferry-relay send|receive SECONDS zstd|raw
  *     fd 0: the connection (connected; a receiver's may be listening: it accepts until a sender
  *           proves the key), fd 1: the status pipe ("U" once the handshake is done, "E message"
- *           when it fails), fd 3: the cluster key (read to its end), fd 4: a memfd of 8 bytes,
- *           the count of the bytes that moved (mapped shared with the starter), fds 5 to 8: the
- *           plaintext ends of the channels (xfer.h's order).
- * SECONDS bounds each step of the handshake. Exit status 0 once both sides said FIN. */
+ *           when it fails), fd 3: the cluster key (read to its end), fd 4: a memfd of
+ *           struct relay_counts, mapped shared with the starter (what moved, for its idle
+ *           limits; what the pages took, for the report), fds 5 to 8: the plaintext ends of the
+ *           channels (xfer.h's order).
+ * SECONDS bounds each step of the handshake; zstd: the pages this side sends are compressed
+ * where that pays (xfer_relay.c). Exit status 0 once both sides said FIN. */
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -41,7 +43,8 @@ _Static_assert(FERRY_XFER_NCHAN == 4, "ferry-relay takes four channels, on fds 5
 static int fail(struct ferry_error *err)
 {
 	char line[4200];
-	int n = snprintf(line, sizeof(line), "E %s\n", err && err->message ? err->message : "the relay failed");
+	int n =
+	    snprintf(line, sizeof(line), "E %s\n", err && err->message ? err->message : "the relay failed");
 	if (n > 0)
 		(void)ferry_write_all(RELAY_STATUS, line, strnlen(line, sizeof(line) - 1));
 	ferry_error_free(err);
@@ -53,9 +56,10 @@ static int fail(struct ferry_error *err)
 static int ensure_private(struct ferry_error **err)
 {
 	if (prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 0 && getuid() != 0)
-		return ferry_error_msg(err, EPERM,
-				       "ferry-relay is readable by its caller, so it could be traced: install "
-				       "it mode 0711 and keep fs.suid_dumpable at 0 or 2 (run 'make install')");
+		return ferry_error_msg(
+		    err, EPERM,
+		    "ferry-relay is readable by its caller, so it could be traced: install "
+		    "it mode 0711 and keep fs.suid_dumpable at 0 or 2 (run 'make install')");
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0 || prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
 		return ferry_error_set(err, errno, "prctl");
 	if (getppid() == 1)
@@ -119,17 +123,18 @@ int main(int argc, char **argv)
 	struct ferry_error *err = NULL;
 	struct stat st;
 	unsigned long long secs = 0;
-	if (argc != 3 || (!streq(argv[1], "send") && !streq(argv[1], "receive")) ||
-	    parse_uint64(argv[2], 86400, &secs) < 0 || fstat(RELAY_CONN, &st) < 0 || !S_ISSOCK(st.st_mode) ||
-	    fstat(RELAY_STATUS, &st) < 0) {
+	if (argc != 4 || (!streq(argv[1], "send") && !streq(argv[1], "receive")) ||
+	    (!streq(argv[3], "zstd") && !streq(argv[3], "raw")) || parse_uint64(argv[2], 86400, &secs) < 0 ||
+	    fstat(RELAY_CONN, &st) < 0 || !S_ISSOCK(st.st_mode) || fstat(RELAY_STATUS, &st) < 0) {
 		fprintf(stderr, "ferry-relay is run by ferry-starter, not directly\n");
 		return 2;
 	}
 	bool receiver = streq(argv[1], "receive");
 	if (ensure_private(&err) < 0)
 		return fail(err);
-	uint64_t *moved = mmap(NULL, sizeof(*moved), PROT_READ | PROT_WRITE, MAP_SHARED, RELAY_MOVED, 0);
-	if (moved == MAP_FAILED) {
+	struct ferry_xfer_counts *counts =
+	    mmap(NULL, sizeof(*counts), PROT_READ | PROT_WRITE, MAP_SHARED, RELAY_MOVED, 0);
+	if (counts == MAP_FAILED) {
 		ferry_error_set(&err, errno, "map the count of bytes moved");
 		return fail(err);
 	}
@@ -144,8 +149,10 @@ int main(int argc, char **argv)
 	if (r == 0 && ferry_write_all(RELAY_STATUS, "U\n", 2) < 0)
 		return 1;
 	const int local[FERRY_XFER_NCHAN] = {RELAY_LOCAL, RELAY_LOCAL + 1, RELAY_LOCAL + 2, RELAY_LOCAL + 3};
+	const struct ferry_xfer_relay_opts o = {
+	    .moved = &counts->moved, .compress = streq(argv[3], "zstd"), .zstats = &counts->pages};
 	if (r == 0)
-		r = ferry_xfer_relay(RELAY_CONN, receiver, &keys, local, moved, &err);
+		r = ferry_xfer_relay(RELAY_CONN, receiver, &keys, local, &o, &err);
 	explicit_bzero(&keys, sizeof(keys));
 	return r < 0 ? fail(err) : 0;
 }

@@ -1426,8 +1426,12 @@ static void dump_report(struct dump *d, const struct ferry_manifest *m, const ch
 		unsigned long long bytes = 0;
 		for (size_t i = 0; i < m->n_files; i++)
 			bytes += m->files[i].size;
-		printf("timing freeze=%lld dumped=%lld done=%lld bytes=%llu staged=%d\n", d->t_freeze,
-		       d->t_dumped, d->t_done, bytes, d->staged);
+		uint64_t plain = 0, sent = 0;
+		xfer_session_pages(&plain, &sent);
+		printf("timing freeze=%lld dumped=%lld done=%lld bytes=%llu staged=%d pages_plain=%llu "
+		       "pages_sent=%llu\n",
+		       d->t_freeze, d->t_dumped, d->t_done, bytes, d->staged, (unsigned long long)plain,
+		       (unsigned long long)sent);
 	}
 }
 

@@ -31,9 +31,9 @@
 
 static struct xfer_session session = {.relay = -1, .status = -1, .local = {-1, -1, -1, -1}};
 static pid_t session_owner;
-/* the relay's count of the bytes that moved (a memfd the relay maps too) */
-static uint64_t *session_moved;
-static int session_moved_fd = -1;
+/* the relay's counts: the bytes that moved, what the pages took (a memfd the relay maps too) */
+static struct ferry_xfer_counts *session_counts;
+static int session_counts_fd = -1;
 
 /* The credentials of the relay and of ferry-xfer: the caller's for good, without capabilities (a
  * caller who is root too), and the death signal after them (a change of credentials clears it,
@@ -65,28 +65,27 @@ static int relay_open(struct ferry_error **err)
 	return TAKE_FD(exe);
 }
 
-/* The count of the bytes the relay moves: 8 bytes of a memfd that can neither shrink nor grow,
- * mapped here and in the relay. */
-static int moved_map(struct ferry_error **err)
+/* The relay's counts: a memfd that can neither shrink nor grow, mapped here and in the relay. */
+static int counts_map(struct ferry_error **err)
 {
-	if (session_moved)
+	if (session_counts)
 		return 0;
-	int fd = memfd_create("ferry-moved", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	if (fd < 0 || ftruncate(fd, sizeof(*session_moved)) < 0 ||
+	int fd = memfd_create("ferry-counts", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0 || ftruncate(fd, sizeof(*session_counts)) < 0 ||
 	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
 		int e = errno;
 		if (fd >= 0)
 			close(fd);
 		return ferry_error_set(err, e, "memfd");
 	}
-	void *m = mmap(NULL, sizeof(*session_moved), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	void *m = mmap(NULL, sizeof(*session_counts), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (m == MAP_FAILED) {
 		int e = errno;
 		close(fd);
 		return ferry_error_set(err, e, "mmap");
 	}
-	session_moved = m;
-	session_moved_fd = fd;
+	session_counts = m;
+	session_counts_fd = fd;
 	return 0;
 }
 
@@ -147,7 +146,7 @@ int xfer_session_start(struct starter *s, bool receiver, struct xfer_session **r
 {
 	struct xfer_session *x = &session;
 	_cleanup_close_ int exe = relay_open(err);
-	if (exe < 0 || moved_map(err) < 0)
+	if (exe < 0 || counts_map(err) < 0)
 		return -EPERM;
 	_cleanup_close_ int keyfd = key_pipe(err);
 	if (keyfd < 0)
@@ -163,8 +162,9 @@ int xfer_session_start(struct starter *s, bool receiver, struct xfer_session **r
 	snprintf(secs, sizeof(secs), "%u", s->cfg->criu_timeout);
 	x->relay = fork();
 	if (x->relay == 0) {
-		char *const argv[] = {"ferry-relay", receiver ? "receive" : "send", secs, NULL};
-		const int src[] = {s->xfer_fd, st[1],	 -1,	   keyfd,   session_moved_fd,
+		char *const argv[] = {"ferry-relay", receiver ? "receive" : "send", secs,
+				      s->cfg->compress_pages ? "zstd" : "raw", NULL};
+		const int src[] = {s->xfer_fd, st[1],	 -1,	   keyfd,   session_counts_fd,
 				   sp[0][1],   sp[1][1], sp[2][1], sp[3][1]};
 		helper_exec(src, (int)ARRAY_SIZE(src), exe, argv, become_relay, s);
 	}
@@ -205,9 +205,15 @@ void xfer_session_blame(struct xfer_session *x, struct ferry_error **err)
 	ferry_error_msg(err, EPROTO, "the transfer failed: %s", line + 2);
 }
 
+void xfer_session_pages(uint64_t *ret_plain, uint64_t *ret_sent)
+{
+	*ret_plain = session_counts ? __atomic_load_n(&session_counts->pages.plain, __ATOMIC_RELAXED) : 0;
+	*ret_sent = session_counts ? __atomic_load_n(&session_counts->pages.sent, __ATOMIC_RELAXED) : 0;
+}
+
 uint64_t xfer_session_moved(void)
 {
-	return session_moved ? __atomic_load_n(session_moved, __ATOMIC_RELAXED) : 0;
+	return session_counts ? __atomic_load_n(&session_counts->moved, __ATOMIC_RELAXED) : 0;
 }
 
 int xfer_session_fd(int ch)

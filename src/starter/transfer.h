@@ -22,6 +22,9 @@ void xfer_session_blame(struct xfer_session *x, struct ferry_error **err);
 /* How many bytes of records the relay has moved so far, either way (it only grows): what the
  * waits on a transfer watch, so that they give up on idleness, not on a long transfer. */
 uint64_t xfer_session_moved(void);
+/* The bytes of the pages channel this side's relay sent, and what they took in records
+ * (compressed where it paid): the report's compression. */
+void xfer_session_pages(uint64_t *ret_plain, uint64_t *ret_sent);
 /* This process's end of channel @ch of its session (-1: none). */
 int xfer_session_fd(int ch);
 /* Closes our end of channel @ch (its owner now is a child, or we are done with it). */

@@ -118,6 +118,41 @@ round_trip() {
 root:711"
 }
 
+@test "diskless: memory that compresses goes compressed, memory that does not goes raw, both exact; 'compress pages = no' sends it raw" {
+	local z=$T-z r=$T-r pb ps zrun rrun
+	mig_up
+	mig_launch nodeA "$z" 64 --compressible
+	mig_launch nodeA "$r" 64
+	zrun=$(field_of "$OUT/$z.prog" run) rrun=$(field_of "$OUT/$r.prog" run)
+	mig_migrate nodeA "$z" --to nodeB --mode diskless --json
+	[ "$status" -eq 0 ] || fail "migrate $z failed ($status): $stderr"
+	pb=$(json_field "$output" pages_bytes) ps=$(json_field "$output" pages_sent)
+	echo "# compressible: $pb B of pages sent as $ps B" >&3
+	[ "$pb" -ge $((64 << 20)) ] || fail "only $pb B of pages for 64 MiB: $output"
+	[ "$ps" -lt $((pb / 3)) ] || fail "compressible pages went as $ps of $pb B"
+	assert_only_on nodeB "$z"
+	assert_moves_on "$z" "$zrun"
+	mig_migrate nodeA "$r" --to nodeB --mode diskless --json
+	[ "$status" -eq 0 ] || fail "migrate $r failed ($status): $stderr"
+	pb=$(json_field "$output" pages_bytes) ps=$(json_field "$output" pages_sent)
+	echo "# random: $pb B of pages sent as $ps B" >&3
+	[ "$pb" -ge $((64 << 20)) ] || fail "only $pb B of pages for 64 MiB: $output"
+	[ "$ps" -ge $((pb * 95 / 100)) ] || fail "random pages went as $ps of $pb B: they cannot compress"
+	assert_only_on nodeB "$r"
+	assert_moves_on "$r" "$rrun"
+	# the sending node says no: the same compressible memory goes raw, in the table too
+	mig_conf "compress pages = no"
+	mig_migrate nodeB "$z" --to nodeA --mode diskless
+	[ "$status" -eq 0 ] || fail "migrate $z back failed ($status): $stderr"
+	echo "$output" | grep -E '^  compression ' >&3
+	grep -qE '^  compression +[0-9]+ B of pages sent as [0-9]+ B \(1\.00x\)$' <<<"$output" ||
+		fail "not sent raw with 'compress pages = no': $output"
+	assert_only_on nodeA "$z"
+	assert_moves_on "$z" "$zrun"
+	run on nodeA "$FERRY" instance stop "$z"
+	run on nodeB "$FERRY" instance stop "$r"
+}
+
 @test "live mode: a stateful workload with a TCP stream moves nodeA -> nodeB -> nodeA and goes on exactly" {
 	round_trip live
 	# the destination took it as a live migration (its report's page counts: assert_report)

@@ -376,6 +376,7 @@ mig_launch() {
 		--tcp) port=$2; shift 2 ;;
 		--image) img=$2; shift 2 ;;
 		--verify) verify="--verify $2"; shift 2 ;;
+		--compressible) verify="$verify --compressible"; shift ;;
 		--private-tmp)
 			opts+=(--private-tmp)
 			bin=$U1_TMP/stateful

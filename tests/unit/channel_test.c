@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <cmocka.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -14,6 +16,8 @@
 #include "channel.h"
 #include "fs.h"
 #include "xfer.h"
+
+#include <zstd.h>
 
 static const unsigned char k1[32] = "0123456789abcdef0123456789abcdef";
 static const unsigned char k2[32] = "0123456789abcdef0123456789abcdeX";
@@ -226,8 +230,9 @@ struct end {
 	int local[FERRY_XFER_NCHAN]; /* our plaintext ends */
 };
 
-/* Forks one side: handshake on @sk, then the relay. Exits 0 when the session ended cleanly. */
-static void start_end(struct end *e, int sk, bool receiver)
+/* Forks one side: handshake on @sk, then the relay (compressing what it sends with @o's
+ * compress, counting into @o's zstats). Exits 0 when the session ended cleanly. */
+static void start_end_opts(struct end *e, int sk, bool receiver, const struct ferry_xfer_relay_opts *o)
 {
 	int sp[FERRY_XFER_NCHAN][2];
 	for (int i = 0; i < FERRY_XFER_NCHAN; i++)
@@ -248,7 +253,7 @@ static void start_end(struct end *e, int sk, bool receiver)
 		int r = receiver ? ferry_xfer_accept(sk, cluster, 32, 1001, 5, &keys, &err)
 				 : ferry_xfer_connect(sk, cluster, 32, 1001, 5, &keys, &err);
 		if (r == 0)
-			r = ferry_xfer_relay(sk, receiver, &keys, local, NULL, &err);
+			r = ferry_xfer_relay(sk, receiver, &keys, local, o, &err);
 		if (r < 0)
 			fprintf(stderr, "# %s: %s\n", receiver ? "receiver" : "sender",
 				err ? err->message : "?");
@@ -258,6 +263,11 @@ static void start_end(struct end *e, int sk, bool receiver)
 		close(sp[i][1]);
 		e->local[i] = sp[i][0];
 	}
+}
+
+static void start_end(struct end *e, int sk, bool receiver)
+{
+	start_end_opts(e, sk, receiver, NULL);
 }
 
 static void end_close(struct end *e)
@@ -322,6 +332,128 @@ static void test_relay_round_trip(void **state)
 	close(sv[1]);
 	free(data);
 	free(got);
+}
+
+/* Sends @n bytes of @data on the pages channel from @s to @r and checks what arrives. */
+static void pages_through(struct end *s, struct end *r, const unsigned char *data, size_t n)
+{
+	unsigned char *got = xmalloc(n);
+	pid_t w = fork();
+	if (w == 0)
+		_exit(ferry_write_all(s->local[FERRY_XFER_PAGES], data, n) == 0 ? 0 : 1);
+	_cleanup_error_ struct ferry_error *err = NULL;
+	assert_int_equal(ferry_read_timeout(r->local[FERRY_XFER_PAGES], got, n, 20, &err), 0);
+	assert_memory_equal(data, got, n);
+	int st = 0;
+	waitpid(w, &st, 0);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	free(got);
+}
+
+/* Issue 13: pages that compress go compressed and arrive exact; pages that do not go raw, with
+ * tries spaced out; the receiving side takes both whatever it was told. */
+static void test_relay_compression(void **state)
+{
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	struct ferry_xfer_zstats *z =
+	    mmap(NULL, sizeof(*z), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	assert_true(z != MAP_FAILED);
+	const struct ferry_xfer_relay_opts so = {.compress = true, .zstats = z};
+	struct end s, r;
+	start_end(&r, sv[0], true);
+	start_end_opts(&s, sv[1], false, &so);
+	close(sv[0]);
+	close(sv[1]);
+	/* 8 MiB of what memory often holds: runs of numbers, zeroes, text */
+	size_t big = 8u << 20;
+	unsigned char *data = xzalloc(big);
+	for (size_t i = 0; i < big / 2; i += 8)
+		memcpy(data + i, &(uint64_t){i / 64}, 8);
+	pages_through(&s, &r, data, big);
+	uint64_t plain = __atomic_load_n(&z->plain, __ATOMIC_RELAXED),
+		 sent = __atomic_load_n(&z->sent, __ATOMIC_RELAXED);
+	printf("# compressible: %" PRIu64 " bytes sent as %" PRIu64 "\n", plain, sent);
+	assert_int_equal(plain, big);
+	assert_true(sent < big / 8);
+	/* 8 MiB that zstd cannot shrink: they go raw, and zstd is tried on a few blocks only */
+	assert_int_equal(getentropy(data, 256), 0);
+	for (size_t i = 256; i < big; i += 256) {
+		memcpy(data + i, data + i - 256, 256);
+		for (size_t k = 0; k < 256; k += 8)
+			memcpy(data + i + k, &(uint64_t){(i + k) * 0x9e3779b97f4a7c15ull}, 8);
+	}
+	pages_through(&s, &r, data, big);
+	uint64_t plain2 = __atomic_load_n(&z->plain, __ATOMIC_RELAXED) - plain;
+	uint64_t sent2 = __atomic_load_n(&z->sent, __ATOMIC_RELAXED) - sent;
+	printf("# incompressible: %" PRIu64 " bytes sent as %" PRIu64 "\n", plain2, sent2);
+	assert_int_equal(plain2, big);
+	assert_int_equal(sent2, big);
+	shutdown(s.local[FERRY_XFER_PAGES], SHUT_WR);
+	char c;
+	assert_int_equal(read(r.local[FERRY_XFER_PAGES], &c, 1), 0);
+	end_close(&r);
+	assert_int_equal(end_status(&s), 0);
+	assert_int_equal(end_status(&r), 0);
+	munmap(z, sizeof(*z));
+	free(data);
+}
+
+/* A peer that holds the session's keys (a starter of the same cluster) and sends a compressed
+ * record the relay must not take: on another channel, without its size, claiming more than a
+ * record, or larger inside than it says. Each ends the session before any byte reaches a
+ * local end. */
+static void test_relay_bad_compressed(void **state)
+{
+	struct {
+		uint8_t ch;
+		int kind; /* 0: a good frame on @ch, 1: no size in the frame, 2: says 1 MiB, 3: a lie */
+	} cases[] = {
+	    {FERRY_XFER_FILES, 0}, {FERRY_XFER_PAGES, 1}, {FERRY_XFER_PAGES, 2}, {FERRY_XFER_PAGES, 3}};
+	for (size_t k = 0; k < ARRAY_SIZE(cases); k++) {
+		int sv[2];
+		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+		struct end r;
+		start_end(&r, sv[0], true);
+		close(sv[0]);
+		struct ferry_xfer_keys keys;
+		_cleanup_error_ struct ferry_error *err = NULL;
+		assert_int_equal(ferry_xfer_connect(sv[1], cluster, 32, 1001, 5, &keys, &err), 0);
+		struct ferry_channel out;
+		assert_int_equal(ferry_channel_init(&out, keys.s2r, 1, &err), 0);
+		size_t plain_n = cases[k].kind == 2 ? (1u << 20) : 65536;
+		unsigned char *plain = xzalloc(plain_n);
+		unsigned char *rec = xmalloc(FERRY_CHANNEL_BUF);
+		size_t n = 0;
+		if (cases[k].kind == 1) { /* a streamed frame: no content size */
+			ZSTD_CCtx *c = ZSTD_createCCtx();
+			assert_false(ZSTD_isError(ZSTD_CCtx_setParameter(c, ZSTD_c_contentSizeFlag, 0)));
+			ZSTD_outBuffer ob = {rec + FERRY_CHANNEL_HDR, FERRY_CHANNEL_MAX, 0};
+			ZSTD_inBuffer ib = {plain, plain_n, 0};
+			assert_false(ZSTD_isError(ZSTD_compressStream2(c, &ob, &ib, ZSTD_e_end)));
+			n = ob.pos;
+			ZSTD_freeCCtx(c);
+		} else {
+			n = ZSTD_compress(rec + FERRY_CHANNEL_HDR, FERRY_CHANNEL_MAX, plain, plain_n, 1);
+			assert_false(ZSTD_isError(n));
+			if (cases[k].kind == 3) { /* the frame says 64 KiB; another frame's bytes follow */
+				size_t m = ZSTD_compress(rec + FERRY_CHANNEL_HDR + n, FERRY_CHANNEL_MAX - n,
+							 plain, 4096, 1);
+				assert_false(ZSTD_isError(m));
+				n += m;
+			}
+		}
+		assert_int_equal(
+		    ferry_channel_write(&out, sv[1], (uint8_t)(FERRY_XFER_ZDATA + cases[k].ch), rec, n, &err),
+		    0);
+		char c;
+		assert_int_equal(read(r.local[cases[k].ch], &c, 1), 0); /* nothing, then the end */
+		assert_int_equal(end_status(&r), 1);
+		ferry_channel_done(&out);
+		close(sv[1]);
+		free(plain);
+		free(rec);
+	}
 }
 
 /* What relays the handshake learns no key: bytes it writes after it are refused and reach no
@@ -433,6 +565,8 @@ int main(void)
 	    cmocka_unit_test(test_kdf),
 	    cmocka_unit_test(test_relay_round_trip),
 	    cmocka_unit_test(test_relay_injection),
+	    cmocka_unit_test(test_relay_compression),
+	    cmocka_unit_test(test_relay_bad_compressed),
 	    cmocka_unit_test(test_accept_listen),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -24,13 +24,14 @@
  * about time: a restore may happen at any instruction, after any pause.
  *
  * Usage: stateful [--mb N] [--interval MS] [--verify CHUNKS] [--threads K] [--tree] [--tcp]
- *                  [--until N [--status S]] PROGRESS
+ *                  [--compressible] [--until N [--status S]] PROGRESS
  *   --mb N          memory in MiB (default 300)
  *   --until N       end after step N, with exit status S (default 0), once the whole memory is
  *                   verified (a program that ends by itself, for resumable runs)
  *   --interval MS   pause between steps (default 200)
  *   --verify CHUNKS 1 MiB chunks re-verified per step, per thread (default 64)
- *   --threads K     K worker threads besides the main one (default 0) */
+ *   --threads K     K worker threads besides the main one (default 0)
+ *   --compressible  memory that compresses (7 words in 8 predictable); default: random */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <limits.h>
@@ -157,12 +158,16 @@ struct slice {
 	uint64_t tag; /* distinguishes slices */
 };
 
+/* --compressible: 7 words in 8 are the word's index, so that a chunk compresses (zstd makes it
+ * some 5 times smaller); by default every word is random, and nothing compresses */
+static int compressible;
+
 static void fill_chunk(struct slice *s, size_t c, uint64_t gen)
 {
 	uint64_t *w = s->mem + c * WORDS;
 	uint64_t x = (s->tag << 48) ^ ((uint64_t)c << 20) ^ (gen * 0x2545f4914f6cdd1dULL);
 	for (size_t i = 0; i < WORDS; i++)
-		w[i] = splitmix64(&x);
+		w[i] = compressible && i % 8 ? (uint64_t)i : splitmix64(&x);
 	s->gens[c] = gen;
 	s->sums[c] = chunk_sum(w);
 }
@@ -432,7 +437,7 @@ static void tcp_start(void)
 
 static void usage(void)
 {
-	fputs("usage: stateful [--mb N] [--interval MS] [--verify CHUNKS] [--threads K] [--tree] [--tcp]"
+	fputs("usage: stateful [--mb N] [--interval MS] [--verify CHUNKS] [--threads K] [--tree] [--tcp] [--compressible]"
 	      " [--until N [--status S]] PROGRESS\n",
 	      stderr);
 	exit(2);
@@ -469,6 +474,8 @@ int main(int argc, char **argv)
 			tree_mode = 1;
 		else if (!strcmp(argv[i], "--tcp"))
 			tcp_mode = 1;
+		else if (!strcmp(argv[i], "--compressible"))
+			compressible = 1;
 		else
 			usage();
 	}
