@@ -130,6 +130,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	bool receiver = streq(argv[1], "receive");
+	(void)prctl(PR_SET_NAME, "ferry-relay", 0, 0, 0); /* executed by fd, it would be "N" in ps */
 	if (ensure_private(&err) < 0)
 		return fail(err);
 	struct ferry_xfer_counts *counts =
