@@ -20,6 +20,10 @@
 #   rankmove  a job of RANKMOVE_N ranks (RANKMOVE_MB MiB each) talking over TCP in a ring, one
 #             instance and address each, on both nodes; one rank migrated in each mode: the
 #             longest pause the other ranks see against the moved rank's downtime + 100 ms
+#   compress  diskless migrations with 'compress pages' yes and no: the synthetic workload at
+#             COMPRESS_SIZES MiB with random memory (nothing compresses) and with memory that
+#             compresses, and the applications of COMPRESS_APPS at their smallest point: the
+#             pages' compression ratio, the total against S/B, and yes against no (issue 13)
 #   apps      HPL (an N sweep), LAMMPS, GROMACS, AutoDock Vina: run time without / with a
 #             migration, and the same result either way (an application this machine cannot
 #             run, such as GROMACS on a CPU without rdtscp, is left out and named in run.json)
@@ -38,6 +42,8 @@
 #   RANKMOVE_N="N..."           ranks of the rankmove suite's job                     [4]
 #   RANKMOVE_MB=MiB             each rank's memory                                  [256]
 #   RANKMOVE_CALM=S             seconds of the ring alone before each move            [2]
+#   COMPRESS_SIZES="MiB..."     sizes of the compress suite's synthetic workload       [1024]
+#   COMPRESS_APPS="APP..."      applications of the compress suite             [lammps hpl]
 #   HPL_POINTS="N..."           HPL problem sizes (hpcc runs its other tests first) [3000 4000]
 #   LMP_ATOM_STEPS, GMX_ATOM_STEPS  LAMMPS / GROMACS run length (atom-steps)  [~20 s each]
 #   VINA_POINTS="EXH..."        AutoDock Vina exhaustiveness (search effort)          [48: ~20 s]
@@ -70,6 +76,7 @@ if [ $SMOKE = 1 ]; then
 	REPEAT=1 SIZES=${SIZES:-32} OVERHEAD_SIZES=${OVERHEAD_SIZES:-32} PERIODIC_SIZES=${PERIODIC_SIZES:-32} START_RUNS=2
 	GROUP_N=${GROUP_N:-1 2} GROUP_MB=${GROUP_MB:-32}
 	RANKMOVE_N=${RANKMOVE_N:-3} RANKMOVE_MB=${RANKMOVE_MB:-32} RANKMOVE_CALM=${RANKMOVE_CALM:-1}
+	COMPRESS_SIZES=${COMPRESS_SIZES:-32} COMPRESS_APPS=${COMPRESS_APPS-} # the apps suite runs them
 	LINK=${LINK:-1gbit}
 	export DISK_GB=1
 fi
@@ -83,13 +90,15 @@ GROUP_MB=${GROUP_MB:-256}
 GROUP_NODES=${GROUP_NODES:-1 2}
 RANKMOVE_N=${RANKMOVE_N:-4}
 RANKMOVE_MB=${RANKMOVE_MB:-256}
+COMPRESS_SIZES=${COMPRESS_SIZES:-1024}
+COMPRESS_APPS=${COMPRESS_APPS-lammps hpl}
 export HPL_POINTS=${HPL_POINTS:-3000 4000}
 export LMP_ATOM_STEPS=${LMP_ATOM_STEPS:-35000000} GMX_ATOM_STEPS=${GMX_ATOM_STEPS:-16000000}
 SUITES=("$@")
-[ ${#SUITES[@]} -gt 0 ] || SUITES=(floor start overhead migrate periodic group rankmove apps)
+[ ${#SUITES[@]} -gt 0 ] || SUITES=(floor start overhead migrate periodic group rankmove compress apps)
 for s in "${SUITES[@]}"; do
-	case $s in floor | start | overhead | migrate | periodic | group | rankmove | apps) ;; *)
-		echo "bench: unknown suite '$s' (floor, start, overhead, migrate, periodic, group, rankmove, apps)" >&2
+	case $s in floor | start | overhead | migrate | periodic | group | rankmove | compress | apps) ;; *)
+		echo "bench: unknown suite '$s' (floor, start, overhead, migrate, periodic, group, rankmove, compress, apps)" >&2
 		exit 2
 		;;
 	esac
@@ -109,7 +118,9 @@ source "$BENCH_DIR/lib/periodic.bash"
 source "$BENCH_DIR/lib/group.bash"
 # shellcheck source=lib/rankmove.bash
 source "$BENCH_DIR/lib/rankmove.bash"
-if [[ " ${SUITES[*]} " == *" apps "* ]]; then
+# shellcheck source=lib/compress.bash
+source "$BENCH_DIR/lib/compress.bash"
+if [[ " ${SUITES[*]} " == *" apps "* || " ${SUITES[*]} " == *" compress "* ]]; then
 	# shellcheck source=lib/apps.bash
 	source "$BENCH_DIR/lib/apps.bash"
 fi
@@ -135,7 +146,7 @@ jq -n --arg run "$BENCH_RUN_ID" --arg link "$LINK" --argjson disk "$DISK_RATE" \
 	--argjson cpus "$(nproc)" --argjson mem "$(awk '/MemTotal/ { print $2 * 1024 }' /proc/meminfo)" \
 	'$ARGS.named' >"$RAW/run.json"
 
-trap 'periodic_cleanup; group_cleanup; rankmove_cleanup; cluster_down; rm -rf "$BENCH_WORK/runc" /dev/shm/ferry-bench-criu /dev/shm/ferry-bench-runc' EXIT
+trap 'periodic_cleanup; group_cleanup; rankmove_cleanup; compress_cleanup; cluster_down; rm -rf "$BENCH_WORK/runc" /dev/shm/ferry-bench-criu /dev/shm/ferry-bench-runc' EXIT
 say "cluster: link $LINK, shared disk $((DISK_RATE / 1048576)) MiB/s"
 cluster_up
 
@@ -260,6 +271,31 @@ suite_rankmove() {
 		done
 	done
 	rankmove_cleanup
+}
+
+suite_compress() {
+	local r mb fill z app point
+	for ((r = 0; r < REPEAT; r++)); do
+		for mb in $COMPRESS_SIZES; do
+			for fill in random compressible; do
+				for z in $(order $r yes no); do
+					say "compress $((r + 1))/$REPEAT: synthetic $mb MiB, $fill, compress $z"
+					compress_synthetic "$fill" "$mb" "$z" "$r" || die "migration failed"
+				done
+			done
+		done
+		for app in $COMPRESS_APPS; do
+			app_unrunnable "$app" >/dev/null && continue
+			point=$(app_points "$app" smoke | head -n 1)
+			[ $SMOKE = 1 ] || point=$(app_points "$app" | head -n 1)
+			for z in $(order $r yes no); do
+				say "compress $((r + 1))/$REPEAT: $app $point, compress $z"
+				compress_app "$app" "$point" "$z" "$r" || die "$app $point failed"
+			done
+		done
+	done
+	say "compress: the table"
+	compress_table
 }
 
 suite_apps() {

@@ -106,10 +106,7 @@ bl_tools() {
 	mkdir -p "$BL_BIN" || return 1
 	for t in floor_io minictr tcpring; do
 		src=$BENCH_DIR/tools/$t.c
-		[ -x "$BL_BIN/$t" ] && [ ! "$src" -nt "$BL_BIN/$t" ] && continue
-		if ! gcc -std=gnu11 -O2 -Wall -Wextra -static -o "$BL_BIN/$t.$$" "$src" ||
-			! mv -f "$BL_BIN/$t.$$" "$BL_BIN/$t"; then
-			rm -f "$BL_BIN/$t.$$"
+		if ! bench_static "$src" "$BL_BIN/$t" -std=gnu11 -O2 -Wall -Wextra; then
 			bl_err "cannot build $src"
 			return 1
 		fi

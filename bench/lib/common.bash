@@ -41,15 +41,26 @@ bench_user() {
 # as_buser CMD...: CMD as the benchmark user (in the current network namespace).
 as_buser() { runuser -u "$BUSER" -- "$@"; }
 
+# bench_static SRC OUT GCC-FLAGS...: OUT built static from SRC, again whenever SRC's content
+# differs from what OUT was built from (OUT.sha256; not by dates: the cache is shared by every
+# checkout on the machine, a CI clone's older source included). 1 when gcc fails.
+bench_static() {
+	local src=$1 out=$2 sum
+	shift 2
+	sum=$(sha256sum <"$src" | cut -c1-64)
+	[ -x "$out" ] && [ "$(cat "$out.sha256" 2>/dev/null)" = "$sum" ] && return 0
+	if ! gcc "$@" -static -o "$out.$$" "$src" || ! mv -f "$out.$$" "$out"; then
+		rm -f "$out.$$"
+		return 1
+	fi
+	echo "$sum" >"$out.sha256"
+}
+
 # bench_workloads: the static synthetic workload, rebuilt when its source changes.
 bench_workloads() {
 	mkdir -p "$BENCH_CACHE/bin"
-	if [ ! -x "$STATEFUL" ] || [ "$FERRY_SRC/tests/workloads/stateful.c" -nt "$STATEFUL" ]; then
-		if ! gcc -static -O2 -pthread -o "$STATEFUL.tmp" "$FERRY_SRC/tests/workloads/stateful.c" ||
-			! mv "$STATEFUL.tmp" "$STATEFUL"; then
-			die "cannot build the synthetic workload"
-		fi
-	fi
+	bench_static "$FERRY_SRC/tests/workloads/stateful.c" "$STATEFUL" -O2 -pthread ||
+		die "cannot build the synthetic workload"
 }
 
 # bench_image: the benchmark image, built by `ferry build` from bench/images/hpc.def into a

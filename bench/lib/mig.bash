@@ -45,7 +45,8 @@ run_id() {
 	[[ $s =~ ^[0-9]+\  ]] && echo "${s#* }"
 }
 
-# synth_start NODE MB: the synthetic workload in an instance on NODE, once its memory is full.
+# synth_start NODE MB: the synthetic workload in an instance on NODE, once its memory is full
+# (SYNTH_ARGS: more options of stateful, e.g. --compressible).
 synth_start() {
 	local n=$1 mb=$2
 	PROG=$BHOME/bench-progress
@@ -53,7 +54,7 @@ synth_start() {
 	buser_ckpt_dirs_clean
 	on "$n" "$FERRY" checkpoint create "$MIG_CK" >/dev/null || die "checkpoint create failed"
 	on "$n" "$FERRY" instance start --criu-launch "$MIG_CK" "$IMAGE_SIF" "$MIG_INSTANCE" \
-		/usr/local/bin/stateful --mb "$mb" --interval 500 --verify 4 "$PROG" >/dev/null ||
+		/usr/local/bin/stateful --mb "$mb" --interval 500 --verify 4 ${SYNTH_ARGS:-} "$PROG" >/dev/null ||
 		die "instance start failed"
 	# the memory is filled before the first step; the second shows it running steadily
 	wait_steps "$PROG" 2 $((30 + mb / 50)) || die "the synthetic workload did not start"
@@ -146,7 +147,8 @@ mig_synthetic() {
 
 # app_measure APP SIZE MODE REP: one run of a real application (bench/lib/apps.bash) in an
 # instance on $SRC, from start to its end, with (MODE diskless|default) or without (none) a
-# migration to $DST once it is at its peak memory. Emits to suite "apps": the wall time of the
+# migration to $DST once it is at its peak memory. Emits to suite "apps" (APP_SUITE; with the
+# fields of the JSON object APP_EXTRA added): the wall time of the
 # run, the time the application reports, its result (the report checks that it is the same
 # with and without a migration) and, with a migration, the report's phases as in "migrate".
 app_measure() {
@@ -184,10 +186,12 @@ app_measure() {
 	synth_stop
 	MIG_INSTANCE=bench-synth
 	[ -n "$result" ] || die "$app $size ($mode): no result in $work"
+	local suite=${APP_SUITE:-apps}
 	echo "$rep_json" | jq -c --arg app "$app" --arg size "$size" --arg mode "$mode" --argjson rep "$rep" \
 		--argjson wall "$(((t1 - t0) / 1000000))" --arg result "$result" --arg rt "${runtime:-}" \
-		--arg run "${BENCH_RUN_ID:-adhoc}" --arg link "$LINK" \
-		'. + {suite: "apps", app: $app, size: $size, mig: $mode, rep: $rep, wall_ms: $wall,
-		      app_s: ($rt | tonumber? // null), result: $result, link: $link, run: $run}' \
-		>>"$RAW/apps.jsonl"
+		--arg run "${BENCH_RUN_ID:-adhoc}" --arg link "$LINK" --arg suite "$suite" \
+		--argjson extra "${APP_EXTRA:-{\}}" \
+		'. + {suite: $suite, app: $app, size: $size, mig: $mode, rep: $rep, wall_ms: $wall,
+		      app_s: ($rt | tonumber? // null), result: $result, link: $link, run: $run} + $extra' \
+		>>"$RAW/$suite.jsonl"
 }

@@ -89,6 +89,20 @@ q() { jq -rs "$2" "$SMOKE/$1.jsonl"; }
 		awk '{ if (!($1 >= 32 * 1048576 && $2 > 0 && $3 > 50 && $4 >= 1 && $5 == 2 && $6 > 50 && $7 < 50 && $8 > 0 && $9 == 100 && $10 <= $3)) bad = 1 } END { exit bad }'
 }
 
+@test "smoke: diskless with and without 'compress pages': random memory goes raw, compressible memory shrinks, both check out" {
+	[ "$(q compress 'length')" -eq 4 ] || fail "compress: $(cat "$SMOKE/compress.jsonl")"
+	# every one moved the workload, which checked out (the harness dies otherwise)
+	[ "$(q compress 'map(select(.ok == 1)) | length')" -eq 4 ] || fail "compress: not all ok"
+	# random memory: sent raw either way (a block or two of the process's other memory may shrink)
+	[ "$(q compress 'map(select(.fill == "random") | .pages_sent >= .pages_bytes * 0.95) | all')" = true ] ||
+		fail "random pages shrank: $(q compress 'map(select(.fill == "random") | [.compress, .pages_bytes, .pages_sent])')"
+	# compressible memory: less than half on the wire with compression, all of it without
+	[ "$(q compress 'map(select(.fill == "compressible" and .compress == "yes") | .pages_sent < .pages_bytes / 2) | all')" = true ] ||
+		fail "compressible pages did not shrink: $(q compress 'map([.fill, .compress, .pages_bytes, .pages_sent])')"
+	[ "$(q compress 'map(select(.compress == "no") | .pages_sent == .pages_bytes) | all')" = true ] ||
+		fail "'compress pages = no' compressed: $(q compress 'map([.fill, .compress, .pages_bytes, .pages_sent])')"
+}
+
 @test "smoke: every application runs without and with a migration, with identical results" {
 	local apps app
 	# HPL, LAMMPS, AutoDock Vina always; GROMACS unless this CPU cannot run Debian's gmx, and
