@@ -83,11 +83,11 @@ int ferry_xfer_accept_listen(int ls, const unsigned char *key, size_t keylen, ui
  * CRIU for pages and getting them, both ways (unused, it just ends, in the other modes). */
 enum { FERRY_XFER_PAGES, FERRY_XFER_FILES, FERRY_XFER_CTL, FERRY_XFER_LAZY, FERRY_XFER_NCHAN };
 #define FERRY_XFER_END 0x10
-#define FERRY_XFER_ZDATA 0x20 /* + N: data of channel N, one zstd frame (the pages channel only) */
+#define FERRY_XFER_ZDATA 0x20 /* + N: data of channel N, one zstd frame (PAGES and LAZY only) */
 #define FERRY_XFER_FIN 0x7f
 
 struct ferry_xfer_zstats {
-	uint64_t plain; /* bytes of the pages channel this side sent */
+	uint64_t plain; /* bytes of the pages channels (PAGES, LAZY) this side sent */
 	uint64_t sent; /* what they took in records (compressed or not; headers and tags aside) */
 };
 /* What ferry-relay counts in the memfd it shares with its starter. */
@@ -97,7 +97,7 @@ struct ferry_xfer_counts {
 };
 struct ferry_xfer_relay_opts {
 	uint64_t *moved;
-	/* compress the pages channel this side sends where it pays (xfer_relay.c); the receiving
+	/* compress the pages channels this side sends where it pays (xfer_relay.c); the receiving
 	 * side takes compressed records whatever this says */
 	bool compress;
 	struct ferry_xfer_zstats *zstats; /* counted as they go (shared memory, may be NULL) */

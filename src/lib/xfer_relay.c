@@ -3,11 +3,11 @@
  * (see xfer.h). Two threads, one a direction, so that neither waits for the other: the calling
  * thread seals what local ends write, the other opens what the peer sends.
  *
- * The pages channel is compressed where it pays (zstd, one frame a record, FERRY_XFER_ZDATA):
- * a block goes compressed only when that makes it at least an eighth smaller, and after a block
- * that did not shrink the next tries are spaced out (1, 2, 4 ... up to XFER_Z_BACKOFF_MAX
- * blocks; one that shrinks starts over), so that incompressible memory costs one try in 64
- * blocks. A compressed record is opened (authenticated) before zstd sees a byte of it, and it
+ * The pages channels (the dump's and post-copy's) are compressed where it pays (zstd, one frame
+ * a record, FERRY_XFER_ZDATA): a block goes compressed only when that makes it at least an
+ * eighth smaller, and after a block that did not shrink the next tries are spaced out (1, 2, 4
+ * ... up to XFER_Z_BACKOFF_MAX blocks; one that shrinks starts over), so that incompressible
+ * memory costs one try in 64 blocks. A compressed record is opened (authenticated) before zstd sees a byte of it, and it
  * must say its size, at most a record's, which is all it may decompress to. */
 #include <fcntl.h>
 #include <poll.h>
@@ -30,7 +30,7 @@ _Static_assert(FERRY_CHANNEL_MAX <= (1u << XFER_Z_WINDOW_LOG), "a record fits zs
 struct zout {
 	ZSTD_CCtx *cctx;
 	unsigned char *buf; /* FERRY_CHANNEL_BUF: the compressed record */
-	unsigned skip, backoff;
+	unsigned skip[FERRY_XFER_NCHAN], backoff[FERRY_XFER_NCHAN]; /* each channel its own stream */
 };
 
 struct relay {
@@ -56,11 +56,18 @@ static void count(struct relay *x, size_t n)
 }
 
 /* One record from the peer: data for a local end, the end of a channel, or the session's. */
+/* The channels whose data may go compressed: the pages, and post-copy's (pages asked for and
+ * pushed). The files are a zstd tar already; the control channel is a few bytes. */
+static bool compressible_channel(unsigned ch)
+{
+	return ch == FERRY_XFER_PAGES || ch == FERRY_XFER_LAZY;
+}
+
 /* A compressed record of channel @ch: its bytes, at most FERRY_CHANNEL_MAX, into x->zin. */
 static int decompress(struct relay *x, unsigned ch, const unsigned char *data, size_t len, size_t *ret_len,
 		      struct ferry_error **err)
 {
-	if (ch != FERRY_XFER_PAGES)
+	if (!compressible_channel(ch))
 		return ferry_error_msg(err, EPROTO, "a compressed record on channel %u", ch);
 	unsigned long long want = ZSTD_getFrameContentSize(data, len);
 	if (want == ZSTD_CONTENTSIZE_ERROR || want == ZSTD_CONTENTSIZE_UNKNOWN || want == 0 ||
@@ -144,36 +151,36 @@ static void *pump_in(void *arg)
 	return NULL;
 }
 
-/* After a try: one that paid starts over, one that did not waits twice as many blocks as the
- * last (1 first, at most XFER_Z_BACKOFF_MAX) before the next. */
-static void z_backoff(struct zout *z, bool pays)
+/* After a try on channel @ch: one that paid starts over, one that did not waits twice as many
+ * blocks as the last (1 first, at most XFER_Z_BACKOFF_MAX) before the next. */
+static void z_backoff(struct zout *z, unsigned ch, bool pays)
 {
+	unsigned *b = &z->backoff[ch];
 	if (pays)
-		z->backoff = 0;
-	else if (z->backoff == 0)
-		z->backoff = 1;
-	else if (z->backoff < XFER_Z_BACKOFF_MAX)
-		z->backoff *= 2;
+		*b = 0;
+	else if (*b == 0)
+		*b = 1;
+	else if (*b < XFER_Z_BACKOFF_MAX)
+		*b *= 2;
+	z->skip[ch] = *b;
 }
 
 /* Seals @n bytes of channel @ch at @buf + FERRY_CHANNEL_HDR as a record, compressed when
  * that pays (see the top); returns the record's size on the wire. */
 static ssize_t seal_data(struct relay *x, unsigned ch, unsigned char *buf, size_t n, struct ferry_error **err)
 {
-	struct zout *z = ch == FERRY_XFER_PAGES && n >= XFER_Z_MIN ? x->z : NULL;
-	if (z && z->skip > 0) {
-		z->skip--;
+	struct zout *z = compressible_channel(ch) && n >= XFER_Z_MIN ? x->z : NULL;
+	if (z && z->skip[ch] > 0) {
+		z->skip[ch]--;
 		z = NULL;
 	}
 	size_t c = z ? ZSTD_compressCCtx(z->cctx, z->buf + FERRY_CHANNEL_HDR, FERRY_CHANNEL_MAX,
 					 buf + FERRY_CHANNEL_HDR, n, XFER_Z_LEVEL)
 		     : 0;
 	bool pays = z && !ZSTD_isError(c) && c <= n - n / 8;
-	if (z) {
-		z_backoff(z, pays);
-		z->skip = z->backoff;
-	}
-	if (x->zstats && ch == FERRY_XFER_PAGES) {
+	if (z)
+		z_backoff(z, ch, pays);
+	if (x->zstats && compressible_channel(ch)) {
 		__atomic_fetch_add(&x->zstats->plain, (uint64_t)n, __ATOMIC_RELAXED);
 		__atomic_fetch_add(&x->zstats->sent, (uint64_t)(pays ? c : n), __ATOMIC_RELAXED);
 	}

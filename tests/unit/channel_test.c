@@ -334,15 +334,15 @@ static void test_relay_round_trip(void **state)
 	free(got);
 }
 
-/* Sends @n bytes of @data on the pages channel from @s to @r and checks what arrives. */
-static void pages_through(struct end *s, struct end *r, const unsigned char *data, size_t n)
+/* Sends @n bytes of @data on channel @ch from @s to @r and checks what arrives. */
+static void through(struct end *s, struct end *r, int ch, const unsigned char *data, size_t n)
 {
 	unsigned char *got = xmalloc(n);
 	pid_t w = fork();
 	if (w == 0)
-		_exit(ferry_write_all(s->local[FERRY_XFER_PAGES], data, n) == 0 ? 0 : 1);
+		_exit(ferry_write_all(s->local[ch], data, n) == 0 ? 0 : 1);
 	_cleanup_error_ struct ferry_error *err = NULL;
-	assert_int_equal(ferry_read_timeout(r->local[FERRY_XFER_PAGES], got, n, 20, &err), 0);
+	assert_int_equal(ferry_read_timeout(r->local[ch], got, n, 20, &err), 0);
 	assert_memory_equal(data, got, n);
 	int st = 0;
 	waitpid(w, &st, 0);
@@ -370,7 +370,7 @@ static void test_relay_compression(void **state)
 	unsigned char *data = xzalloc(big);
 	for (size_t i = 0; i < big / 2; i += 8)
 		memcpy(data + i, &(uint64_t){i / 64}, 8);
-	pages_through(&s, &r, data, big);
+	through(&s, &r, FERRY_XFER_PAGES, data, big);
 	uint64_t plain = __atomic_load_n(&z->plain, __ATOMIC_RELAXED),
 		 sent = __atomic_load_n(&z->sent, __ATOMIC_RELAXED);
 	printf("# compressible: %" PRIu64 " bytes sent as %" PRIu64 "\n", plain, sent);
@@ -383,12 +383,18 @@ static void test_relay_compression(void **state)
 		for (size_t k = 0; k < 256; k += 8)
 			memcpy(data + i + k, &(uint64_t){(i + k) * 0x9e3779b97f4a7c15ull}, 8);
 	}
-	pages_through(&s, &r, data, big);
+	through(&s, &r, FERRY_XFER_PAGES, data, big);
 	uint64_t plain2 = __atomic_load_n(&z->plain, __ATOMIC_RELAXED) - plain;
 	uint64_t sent2 = __atomic_load_n(&z->sent, __ATOMIC_RELAXED) - sent;
 	printf("# incompressible: %" PRIu64 " bytes sent as %" PRIu64 "\n", plain2, sent2);
 	assert_int_equal(plain2, big);
 	assert_int_equal(sent2, big);
+	/* post-copy's channel too: 1 MiB of zeroes (a page the job never wrote) goes compressed */
+	memset(data, 0, 1u << 20);
+	through(&s, &r, FERRY_XFER_LAZY, data, 1u << 20);
+	uint64_t sent3 = __atomic_load_n(&z->sent, __ATOMIC_RELAXED) - sent - sent2;
+	printf("# post-copy: %u bytes sent as %" PRIu64 "\n", 1u << 20, sent3);
+	assert_true(sent3 < 4096);
 	shutdown(s.local[FERRY_XFER_PAGES], SHUT_WR);
 	char c;
 	assert_int_equal(read(r.local[FERRY_XFER_PAGES], &c, 1), 0);
