@@ -67,31 +67,22 @@ static int ensure_private(struct ferry_error **err)
 	return 0;
 }
 
-/* The cluster key, from fd 3 (a pipe the starter filled and closed). */
+/* The cluster key, from fd 3 (a pipe the starter filled and closed): at most FERRY_KEY_MAX
+ * bytes, within the first buffer ferry_read_all takes (no copy left behind by a realloc). */
 static int read_key(unsigned char key[FERRY_KEY_MAX], size_t *ret_len, struct ferry_error **err)
 {
-	size_t got = 0;
-	for (;;) {
-		ssize_t n = read(RELAY_KEY, key + got, FERRY_KEY_MAX - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return ferry_error_set(err, errno, "read the cluster key");
-		if (n == 0)
-			break;
-		got += (size_t)n;
-		if (got == FERRY_KEY_MAX) {
-			char extra;
-			if (read(RELAY_KEY, &extra, 1) != 0)
-				return ferry_error_msg(err, EINVAL, "the cluster key is too long");
-			break;
-		}
-	}
+	_cleanup_free_ char *buf = NULL;
+	size_t len = 0;
+	int r = ferry_read_all(RELAY_KEY, FERRY_KEY_MAX, &buf, &len, err);
 	close(RELAY_KEY);
-	if (got == 0)
-		return ferry_error_msg(err, EINVAL, "no cluster key");
-	*ret_len = got;
-	return 0;
+	if (r == 0 && len == 0)
+		r = ferry_error_msg(err, EINVAL, "no cluster key");
+	if (r == 0)
+		memcpy(key, buf, len);
+	if (buf)
+		explicit_bzero(buf, len);
+	*ret_len = r == 0 ? len : 0;
+	return r < 0 ? ferry_error_wrap(err, "read the cluster key") : 0;
 }
 
 /* The handshake on the connection (or the listening socket): the session's keys and the
