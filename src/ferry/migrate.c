@@ -177,8 +177,9 @@ int cmd_migrate(int argc, char **argv)
 	row("pages pushed", ferry_msg_get(&r, "pages_pushed"), "pages");
 	row("bytes moved", ferry_msg_get(&r, "bytes"), "B");
 	const char *pb = ferry_msg_get(&r, "pages_bytes"), *ps = ferry_msg_get(&r, "pages_sent");
-	if (pb && ps && strtoull(pb, NULL, 10) > 0)
+	unsigned long long plain = pb ? strtoull(pb, NULL, 10) : 0, sent = ps ? strtoull(ps, NULL, 10) : 0;
+	if (plain > 0 && ps)
 		printf("  %-12s %10s B of pages sent as %s B (%.2fx)\n", "compression", pb, ps,
-		       (double)strtoull(pb, NULL, 10) / (double)(strtoull(ps, NULL, 10) ?: 1));
+		       (double)plain / (double)(sent ?: 1));
 	return 0;
 }

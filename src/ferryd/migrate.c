@@ -327,8 +327,9 @@ static void report_ok(struct mig *g, struct ferry_msg *rep, long long t_end)
 		ferry_msg_set(rep, "pages_pushed", "%s", ferry_msg_get(&g->done, "pages_pushed") ?: "0");
 	}
 	ferry_msg_set(rep, "bytes", "%s", ferry_msg_get(&g->done, "bytes") ?: "0");
-	if (ferryd_timing(out, "pages_plain") > 0) { /* the pages went through the relays */
-		ferry_msg_set(rep, "pages_bytes", "%lld", ferryd_timing(out, "pages_plain"));
+	long long pages_plain = ferryd_timing(out, "pages_plain");
+	if (pages_plain > 0) { /* the pages went through the relays */
+		ferry_msg_set(rep, "pages_bytes", "%lld", pages_plain);
 		ferry_msg_set(rep, "pages_sent", "%lld", ferryd_timing(out, "pages_sent"));
 	}
 	ferryd_log(g->id, "'%s' now runs on %s (downtime %lld ms)", g->name, g->to, p.downtime);

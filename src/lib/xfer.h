@@ -73,6 +73,9 @@ int ferry_xfer_connect(int sk, const unsigned char *key, size_t keylen, uid_t ui
  * prove the key, all within @total seconds. Returns the connected socket. */
 #define FERRY_XFER_MAX_TRIES 256
 #define FERRY_XFER_HELLO_TIMEOUT 5
+/* How long a receiver listening on --page-server (ferry-relay) waits for a sender to connect at
+ * all (the CLI's old wait): nothing moves meanwhile, so this is an idle bound. */
+#define FERRY_XFER_LISTEN_S 600
 int ferry_xfer_accept_listen(int ls, const unsigned char *key, size_t keylen, uid_t uid, unsigned total,
 			     struct ferry_xfer_keys *ret_keys, struct ferry_error **err);
 

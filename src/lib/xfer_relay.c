@@ -7,8 +7,9 @@
  * a record, FERRY_XFER_ZDATA): a block goes compressed only when that makes it at least an
  * eighth smaller, and after a block that did not shrink the next tries are spaced out (1, 2, 4
  * ... up to XFER_Z_BACKOFF_MAX blocks; one that shrinks starts over), so that incompressible
- * memory costs one try in 64 blocks. A compressed record is opened (authenticated) before zstd sees a byte of it, and it
- * must say its size, at most a record's, which is all it may decompress to. */
+ * memory costs one try in 64 blocks. A compressed record is opened (authenticated) before zstd
+ * sees a byte of it, and it must say its size, at most a record's, which is all it may
+ * decompress to. */
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>

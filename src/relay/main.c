@@ -12,7 +12,7 @@
  *     fd 0: the connection (connected; a receiver's may be listening: it accepts until a sender
  *           proves the key), fd 1: the status pipe ("U" once the handshake is done, "E message"
  *           when it fails), fd 3: the cluster key (read to its end), fd 4: a memfd of
- *           struct relay_counts, mapped shared with the starter (what moved, for its idle
+ *           struct ferry_xfer_counts, mapped shared with the starter (what moved, for its idle
  *           limits; what the pages took, for the report), fds 5 to 8: the plaintext ends of the
  *           channels (xfer.h's order).
  * SECONDS bounds each step of the handshake; zstd: the pages this side sends are compressed
@@ -32,13 +32,9 @@
 #define RELAY_CONN 0
 #define RELAY_STATUS 1
 #define RELAY_KEY 3
-#define RELAY_MOVED 4
+#define RELAY_COUNTS 4
 #define RELAY_LOCAL 5
 _Static_assert(FERRY_XFER_NCHAN == 4, "ferry-relay takes four channels, on fds 5 to 8");
-/* How long a receiver listening on --page-server waits for a sender to connect at all (the
- * CLI's old wait): nothing moves meanwhile, so this is an idle bound; each connection then has
- * FERRY_XFER_HELLO_TIMEOUT seconds to prove the cluster key (the bound before authentication). */
-#define RELAY_LISTEN_S 600
 
 static int fail(struct ferry_error *err)
 {
@@ -100,7 +96,7 @@ static int handshake(bool receiver, unsigned secs, const unsigned char *key, siz
 	if (!listening)
 		return receiver ? ferry_xfer_accept(RELAY_CONN, key, keylen, uid, secs, keys, err)
 				: ferry_xfer_connect(RELAY_CONN, key, keylen, uid, secs, keys, err);
-	int c = ferry_xfer_accept_listen(RELAY_CONN, key, keylen, uid, RELAY_LISTEN_S, keys, err);
+	int c = ferry_xfer_accept_listen(RELAY_CONN, key, keylen, uid, FERRY_XFER_LISTEN_S, keys, err);
 	if (c < 0)
 		return c;
 	if (dup3(c, RELAY_CONN, O_CLOEXEC) < 0)
@@ -125,12 +121,12 @@ int main(int argc, char **argv)
 	if (ensure_private(&err) < 0)
 		return fail(err);
 	struct ferry_xfer_counts *counts =
-	    mmap(NULL, sizeof(*counts), PROT_READ | PROT_WRITE, MAP_SHARED, RELAY_MOVED, 0);
+	    mmap(NULL, sizeof(*counts), PROT_READ | PROT_WRITE, MAP_SHARED, RELAY_COUNTS, 0);
 	if (counts == MAP_FAILED) {
-		ferry_error_set(&err, errno, "map the count of bytes moved");
+		ferry_error_set(&err, errno, "map the counts shared with the starter");
 		return fail(err);
 	}
-	close(RELAY_MOVED);
+	close(RELAY_COUNTS);
 	unsigned char key[FERRY_KEY_MAX];
 	size_t keylen = 0;
 	struct ferry_xfer_keys keys;

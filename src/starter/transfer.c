@@ -25,9 +25,9 @@
 #include "starter.h"
 #include "transfer.h"
 
-/* How long a receiver waits for the relay's handshake: a listening one waits up to 600 s for a
- * sender to connect at all (RELAY_LISTEN_S in src/relay/main.c), then its handshake. */
-#define XFER_LISTEN_S 610
+/* How long a receiver waits for the relay's handshake: a listening one waits up to
+ * FERRY_XFER_LISTEN_S for a sender to connect at all, then its handshake. */
+#define XFER_LISTEN_S (FERRY_XFER_LISTEN_S + 10)
 
 static struct xfer_session session = {.relay = -1, .status = -1, .local = {-1, -1, -1, -1}};
 static pid_t session_owner;
