@@ -107,6 +107,16 @@ job_script() {
 	chmod 0755 "$W/job.sh"
 }
 
+# assert_job_exact BEFORE: the job completes, the ring's result is exact (no message lost or
+# repeated), and rank 0 got 50 iterations past BEFORE (its iteration at the stop).
+assert_job_exact() {
+	slurm_wait_job "$JOB" JobState COMPLETED 300
+	grep '^ferry: ' "$W/job.log" | sed 's/^/# /' >&3
+	run grep RESULT "$W/job.log"
+	assert_output "RESULT OK iterations=1000 ranks=2 errors=0"
+	ring_at $(($1 + 50)) || fail "no iteration after the resume"
+}
+
 # on_ns_listed NODE NAME: user 1's instance NAME runs on Slurm node NODE.
 on_ns_listed() { slurm_ns "${SLURM_NODE_NS[$1]}" runuser -u "$U1" -- "$FERRY" instance list | grep -qw "$2"; }
 
@@ -148,11 +158,7 @@ wait_ring() {
 	slurm_wait_job "$JOB" JobState RUNNING 60
 	wait_log "^ferry: run '$W/$T': resumed on n1 from generation 1 \(taken .* on n1\), with the 2 other members of its job\$" 60
 	on_ns_listed n2 "run-$T-r1" || fail "rank 1 was not resumed on n2"
-	slurm_wait_job "$JOB" JobState COMPLETED 300
-	grep '^ferry: ' "$W/job.log" | sed 's/^/# /' >&3
-	run grep RESULT "$W/job.log"
-	assert_output "RESULT OK iterations=1000 ranks=2 errors=0"
-	ring_at $((before + 50)) || fail "no iteration after the resume"
+	assert_job_exact "$before"
 	grep -q "^ferry: run '$W/$T': the program exited with status 0\$" "$W/job.log" || fail "$(tail -n 5 "$W/job.log")"
 }
 
@@ -184,9 +190,5 @@ wait_ring() {
 	wait_log "^ferry: run '$W/$T': resumed on n2 from generation 1 \(taken .* on n1\), with the 2 other members of its job\$" 60
 	on_ns_listed n2 "run-$T-r0" || fail "rank 0 was not resumed on n2"
 	on_ns_listed n2 "run-$T-r1" || fail "rank 1 was not resumed on n2"
-	slurm_wait_job "$JOB" JobState COMPLETED 300
-	grep '^ferry: ' "$W/job.log" | sed 's/^/# /' >&3
-	run grep RESULT "$W/job.log"
-	assert_output "RESULT OK iterations=1000 ranks=2 errors=0"
-	ring_at $((before + 50)) || fail "no iteration after the resume"
+	assert_job_exact "$before"
 }
