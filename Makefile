@@ -47,6 +47,7 @@ STARTER_SRCS := $(sort $(wildcard src/starter/*.c))
 FERRYD_SRCS  := $(sort $(wildcard src/ferryd/*.c))
 XFER_SRCS    := $(sort $(wildcard src/xfer/*.c))
 RELAY_SRCS   := $(sort $(wildcard src/relay/*.c))
+CONF_SRCS    := $(sort $(wildcard src/conf/*.c))
 CRIU_SRCS    := $(sort $(wildcard src/criu/*.c))
 NET_SRCS     := $(sort $(wildcard src/net/*.c))
 PLAN_SRCS    := $(sort $(wildcard src/plan/*.c))
@@ -54,8 +55,9 @@ PLAN_SRCS    := $(sort $(wildcard src/plan/*.c))
 # transfer's tar is ferry-xfer's, a helper without privileges), no CRIU client (libcriu and
 # protobuf-c are ferry-criu's, a helper of the CRIU bundle run after the permanent drop), no
 # JSON (the CNI conflists and plugins are ferry-net's, a helper without the setuid bit), no image
-# probe (the image's headers are read by ferry-plan, which decodes the caller's request).
-STARTER_LIB  := error util fs privs config duration request names instance manifest criu_log xfer_ctl \
+# probe (the image's headers are read by ferry-plan, which decodes the caller's request), no
+# ferry.conf parser (ferry-conf parses it; the starter decodes what it sends: config_policy.c).
+STARTER_LIB  := error util fs privs config_policy duration request names instance manifest criu_log xfer_ctl \
                 net
 UNIT_SRCS    := $(sort $(wildcard tests/unit/*_test.c))
 
@@ -73,7 +75,7 @@ NET_LIBS     := -ljson-c -lcap -lcrypto -lzstd
 
 .SECONDARY:
 .PHONY: fault-build faults zdtm bench bench-smoke all clean install uninstall setup check unit unit-san fuzz fuzz-long demo soak lint format format-check setuid-size
-all: $(BUILD)/ferry $(BUILD)/ferry-starter $(BUILD)/ferryd $(BUILD)/ferry-xfer $(BUILD)/ferry-relay $(BUILD)/ferry-criu \
+all: $(BUILD)/ferry $(BUILD)/ferry-starter $(BUILD)/ferryd $(BUILD)/ferry-xfer $(BUILD)/ferry-relay $(BUILD)/ferry-conf $(BUILD)/ferry-criu \
        $(BUILD)/ferry-net $(BUILD)/ferry-plan $(BUILD)/ferry-reaper $(BUILD)/ferry-rsh
 
 # spank_ferry.so, Slurm's --ferry-checkpoint (ferry-slurm(7)): loaded into sbatch, srun and
@@ -113,6 +115,11 @@ $(BUILD)/ferry-xfer: $(call obj,$(XFER_SRCS)) $(BUILD)/libferry.a
 # installed 0711 so that the user cannot trace it (it holds the cluster key, then the session's).
 $(BUILD)/ferry-relay: $(call obj,$(RELAY_SRCS)) $(BUILD)/libferry.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(RELAY_LIBS)
+
+# ferry-conf, the parser of ferry.conf for the starter (src/conf/): run by the starter as the
+# user, installed 0711 so that the user cannot trace it and change the policy it sends.
+$(BUILD)/ferry-conf: $(call obj,$(CONF_SRCS)) $(BUILD)/libferry.a
+	$(CC) $(LDFLAGS) -o $@ $^
 
 $(BUILD)/ferry-criu: $(call obj,$(CRIU_SRCS)) $(BUILD)/libferry.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(CRIU_LIBS)
@@ -198,6 +205,7 @@ install: all
 	install -o root -g root -m 4755 $(BUILD)/ferry-starter $(DESTDIR)$(LIBEXECDIR)/ferry-starter
 	install -o root -g root -m 0755 $(BUILD)/ferry-xfer $(DESTDIR)$(LIBEXECDIR)/ferry-xfer
 	install -o root -g root -m 0711 $(BUILD)/ferry-relay $(DESTDIR)$(LIBEXECDIR)/ferry-relay
+	install -o root -g root -m 0711 $(BUILD)/ferry-conf $(DESTDIR)$(LIBEXECDIR)/ferry-conf
 	install -o root -g root -m 0755 $(BUILD)/ferry-net $(DESTDIR)$(LIBEXECDIR)/ferry-net
 	install -o root -g root -m 0755 $(BUILD)/ferry-plan $(DESTDIR)$(LIBEXECDIR)/ferry-plan
 	scripts/criu-bundle.sh $(DESTDIR)$(LIBEXECDIR)/criu $(CRIU) $(BUILD)/ferry-criu
@@ -231,7 +239,7 @@ install: all
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/ferry $(DESTDIR)$(LIBEXECDIR)/ferry-starter $(DESTDIR)$(LIBEXECDIR)/ferry-xfer $(DESTDIR)$(LIBEXECDIR)/ferry-plan \
-		$(DESTDIR)$(LIBEXECDIR)/ferry-relay \
+		$(DESTDIR)$(LIBEXECDIR)/ferry-relay $(DESTDIR)$(LIBEXECDIR)/ferry-conf \
 		$(DESTDIR)$(LIBEXECDIR)/ferry-net $(DESTDIR)$(MANDIR)/man1/ferry*.1 \
 		$(DESTDIR)$(MANDIR)/man7/ferry-slurm.7 $(DESTDIR)$(MANDIR)/man7/ferry-mpi.7 $(DESTDIR)$(SPANKDIR)/spank_ferry.so \
 		$(DESTDIR)$(SPANKDIR)/cli_filter.lua
@@ -302,10 +310,10 @@ setuid-size:
 		$(addprefix src/lib/,$(addsuffix .c,$(STARTER_LIB))))
 
 format:
-	clang-format -i src/spank/*.c $(LIB_SRCS) $(FERRY_SRCS) $(STARTER_SRCS) $(FERRYD_SRCS) $(XFER_SRCS) $(RELAY_SRCS) $(CRIU_SRCS) $(NET_SRCS) $(PLAN_SRCS) $(REAPER_SRCS) src/rsh/rsh.c src/*/*.h $(UNIT_SRCS)
+	clang-format -i src/spank/*.c $(LIB_SRCS) $(FERRY_SRCS) $(STARTER_SRCS) $(FERRYD_SRCS) $(XFER_SRCS) $(RELAY_SRCS) $(CONF_SRCS) $(CRIU_SRCS) $(NET_SRCS) $(PLAN_SRCS) $(REAPER_SRCS) src/rsh/rsh.c src/*/*.h $(UNIT_SRCS)
 
 format-check:
-	clang-format --dry-run --Werror src/spank/*.c $(LIB_SRCS) $(FERRY_SRCS) $(STARTER_SRCS) $(FERRYD_SRCS) $(XFER_SRCS) $(RELAY_SRCS) $(CRIU_SRCS) $(NET_SRCS) $(PLAN_SRCS) $(REAPER_SRCS) src/rsh/rsh.c src/*/*.h $(UNIT_SRCS)
+	clang-format --dry-run --Werror src/spank/*.c $(LIB_SRCS) $(FERRY_SRCS) $(STARTER_SRCS) $(FERRYD_SRCS) $(XFER_SRCS) $(RELAY_SRCS) $(CONF_SRCS) $(CRIU_SRCS) $(NET_SRCS) $(PLAN_SRCS) $(REAPER_SRCS) src/rsh/rsh.c src/*/*.h $(UNIT_SRCS)
 
 clean:
 	rm -rf build build-san build-fuzz build-fault

@@ -13,74 +13,14 @@
 
 #include "ckspec.h"
 #include "config.h"
+#include "config_keys.h"
 
-#define LIST_MAX 4096u
 #define SHOWN_MAX 80
-
-enum key_kind {
-	KEY_BOOL,
-	KEY_PATH, /* normalized absolute path */
-	KEY_PATH_LIST, /* normalized absolute path, repeatable */
-	KEY_HOME_PATH, /* normalized absolute path or "~/" + normalized relative path */
-	KEY_UINT,
-	KEY_NAME_LIST, /* network names: [A-Za-z0-9_.-], repeatable */
-	KEY_CIDR_LIST, /* IPv4 CIDR ranges, repeatable */
-	KEY_PARENT_LIST, /* NETWORK:INTERFACE, repeatable */
-	KEY_STRING, /* printable, no spaces, 1..255 */
-	KEY_STRING_LIST, /* idem, repeatable */
-	KEY_CRIU_NETWORK, /* "loopback" (true) or "host" (false), into a bool */
-	KEY_DURATION, /* 90s, 30m, 1h30m (ckspec.h), or 0 when min is 0: seconds, unsigned */
-};
-
-struct key {
-	const char *name;
-	enum key_kind kind;
-	size_t offset;
-	unsigned min, max; /* KEY_UINT */
-};
-
-#define FIELD(f) offsetof(struct ferry_config, f)
-static const struct key keys[] = {
-    {"allow setuid", KEY_BOOL, FIELD(allow_setuid), 0, 0},
-    {"mount home", KEY_BOOL, FIELD(mount_home), 0, 0},
-    {"mount tmp", KEY_BOOL, FIELD(mount_tmp), 0, 0},
-    {"mount cwd", KEY_BOOL, FIELD(mount_cwd), 0, 0},
-    {"user bind control", KEY_BOOL, FIELD(user_bind_control), 0, 0},
-    {"allow bind path", KEY_PATH_LIST, FIELD(allow_bind_paths), 0, 0},
-    {"criu path", KEY_PATH, FIELD(criu_path), 0, 0},
-    {"mem dir", KEY_PATH, FIELD(mem_dir), 0, 0},
-    {"checkpoint dir", KEY_HOME_PATH, FIELD(checkpoint_dir), 0, 0},
-    {"checkpoint staging", KEY_BOOL, FIELD(staging), 0, 0},
-    {"checkpoint staging dir", KEY_PATH, FIELD(staging_dir), 0, 0},
-    {"max instances", KEY_UINT, FIELD(max_instances), 1, 4096},
-    {"criu timeout", KEY_UINT, FIELD(criu_timeout), 1, 86400},
-    {"criu ghost limit", KEY_UINT, FIELD(criu_ghost_limit), 1, 4095},
-    {"criu network", KEY_CRIU_NETWORK, FIELD(criu_loopback), 0, 0},
-    {"allow live migration", KEY_BOOL, FIELD(allow_live), 0, 0},
-    {"compress pages", KEY_BOOL, FIELD(compress_pages), 0, 0},
-    {"allow net network", KEY_NAME_LIST, FIELD(allow_net_networks), 0, 0},
-    {"allow net args", KEY_BOOL, FIELD(allow_net_args), 0, 0},
-    {"allow net ip range", KEY_CIDR_LIST, FIELD(allow_net_ranges), 0, 0},
-    {"network parent", KEY_PARENT_LIST, FIELD(network_parents), 0, 0},
-    {"network config dir", KEY_PATH, FIELD(network_dir), 0, 0},
-    {"cni path", KEY_PATH, FIELD(cni_path), 0, 0},
-    {"nft path", KEY_PATH, FIELD(nft_path), 0, 0},
-    {"ferryd node", KEY_STRING, FIELD(ferryd_node), 0, 0},
-    {"ferryd listen", KEY_STRING, FIELD(ferryd_listen), 0, 0},
-    {"ferryd peer", KEY_STRING_LIST, FIELD(ferryd_peers), 0, 0},
-    {"ferryd shared dir", KEY_PATH, FIELD(ferryd_shared_dir), 0, 0},
-    {"ferryd tmpfs dir", KEY_PATH, FIELD(ferryd_tmpfs_dir), 0, 0},
-    {"slurm checkpoint dir", KEY_HOME_PATH, FIELD(slurm_checkpoint_dir), 0, 0},
-    {"slurm checkpoint every", KEY_DURATION, FIELD(slurm_every), 0, 366 * 86400},
-    {"slurm keep", KEY_UINT, FIELD(slurm_keep), 1, 1000},
-    {"slurm grace time", KEY_DURATION, FIELD(slurm_grace), 1, 86400},
-};
-#undef FIELD
 
 struct parse_state {
 	const char *name; /* of the file, for messages */
 	unsigned lineno;
-	unsigned seen[ARRAY_SIZE(keys)]; /* line where a scalar key was set, 0 when not yet */
+	unsigned seen[N_KEYS]; /* line where a scalar key was set, 0 when not yet */
 };
 
 static bool is_space(char c)
@@ -97,34 +37,6 @@ static char *trim(char *s)
 	while (n > 0 && is_space(s[n - 1]))
 		s[--n] = '\0';
 	return s;
-}
-
-/* @n bytes at @p form a relative path of non-empty components that are neither "." nor "..". */
-static bool relative_is_normal(const char *p, size_t n)
-{
-	if (n == 0)
-		return false;
-	size_t start = 0;
-	for (size_t i = 0; i <= n; i++) {
-		if (i < n && p[i] != '/')
-			continue;
-		size_t clen = i - start;
-		const char *comp = p + start;
-		if (clen == 0 || (clen == 1 && comp[0] == '.') ||
-		    (clen == 2 && comp[0] == '.' && comp[1] == '.'))
-			return false;
-		start = i + 1;
-	}
-	return true;
-}
-
-/* @n bytes at @p form an absolute path shorter than PATH_MAX without empty, "." or ".." components
- * and without a trailing '/' (except "/" itself): the form realpath() returns. */
-static bool path_is_normal(const char *p, size_t n)
-{
-	if (n == 0 || n >= PATH_MAX || p[0] != '/' || memchr(p, '\0', n))
-		return false;
-	return n == 1 || relative_is_normal(p + 1, n - 1);
 }
 
 static bool is_printable(const char *s)
@@ -157,7 +69,7 @@ static bool value_ok(const struct key *k, const char *value, size_t vlen, const 
 	case KEY_PATH_LIST:
 		*ret_fmt = "'%s' must be an absolute path without '.' or '..' components, '//' or a "
 			   "trailing '/', not '%s'";
-		return is_printable(value) && path_is_normal(value, vlen);
+		return is_printable(value) && ferry_config_path_normal(value, vlen);
 	case KEY_NAME_LIST:
 		*ret_fmt = "'%s': bad value '%s' (see ferry.conf(5))";
 		return vlen > 0 && vlen <= 64 + 16 && ferry_config_word_ok(value, 64);
@@ -181,9 +93,9 @@ static bool value_ok(const struct key *k, const char *value, size_t vlen, const 
 	case KEY_HOME_PATH:
 		*ret_fmt = "'%s' must be an absolute path or start with '~/', without '.' or '..' "
 			   "components, '//' or a trailing '/', not '%s'";
-		return is_printable(value) &&
-		       (path_is_normal(value, vlen) || (startswith(value, "~/") && vlen < PATH_MAX &&
-							relative_is_normal(value + 2, vlen - 2)));
+		return is_printable(value) && (ferry_config_path_normal(value, vlen) ||
+					       (startswith(value, "~/") && vlen < PATH_MAX &&
+						ferry_config_relative_normal(value + 2, vlen - 2)));
 	case KEY_BOOL:
 	case KEY_UINT:
 	case KEY_CRIU_NETWORK:
@@ -192,12 +104,6 @@ static bool value_ok(const struct key *k, const char *value, size_t vlen, const 
 	}
 	*ret_fmt = "'%s': internal error (value '%s')";
 	return false;
-}
-
-static bool is_list(enum key_kind kind)
-{
-	return kind == KEY_PATH_LIST || kind == KEY_NAME_LIST || kind == KEY_CIDR_LIST ||
-	       kind == KEY_PARENT_LIST || kind == KEY_STRING_LIST;
 }
 
 static int set_value(struct ferry_config *c, const struct key *k, const char *value, struct parse_state *st,
@@ -245,7 +151,7 @@ static int set_value(struct ferry_config *c, const struct key *k, const char *va
 		return line_error(st, err, fmt, k->name, v);
 #pragma GCC diagnostic pop
 	}
-	if (!is_list(k->kind)) {
+	if (!key_is_list(k->kind)) {
 		char **str = field;
 		free(*str);
 		*str = xstrdup(value);
@@ -277,9 +183,9 @@ static int parse_line(struct ferry_config *c, const char *line, size_t n, struct
 	const char *value = trim(eq + 1);
 
 	const struct key *k = NULL;
-	for (size_t i = 0; i < ARRAY_SIZE(keys); i++)
-		if (streq(keys[i].name, key))
-			k = &keys[i];
+	for (size_t i = 0; i < N_KEYS; i++)
+		if (streq(ferry_config_keys[i].name, key))
+			k = &ferry_config_keys[i];
 	if (!k) {
 		_cleanup_free_ char *kk = ferry_shown(key, SHOWN_MAX);
 		return line_error(st, err, "unknown key '%s' (see ferry.conf(5))", kk);
@@ -289,10 +195,10 @@ static int parse_line(struct ferry_config *c, const char *line, size_t n, struct
 
 	/* A scalar key once a file; a list key's lines in one file together replace the list an
 	 * earlier file (ferry.conf, an earlier drop-in) set. */
-	unsigned *seen = &st->seen[k - keys];
-	if (!is_list(k->kind) && *seen)
+	unsigned *seen = &st->seen[k - ferry_config_keys];
+	if (!key_is_list(k->kind) && *seen)
 		return line_error(st, err, "'%s' is already set on line %u", k->name, *seen);
-	if (is_list(k->kind) && !*seen) {
+	if (key_is_list(k->kind) && !*seen) {
 		void *field = (char *)c + k->offset;
 		char ***items = field;
 		strv_free(*items);
@@ -384,31 +290,6 @@ struct ferry_config *ferry_config_defaults(void)
 	return c;
 }
 
-void ferry_config_free(struct ferry_config *c)
-{
-	if (!c)
-		return;
-	strv_free(c->allow_bind_paths);
-	free(c->criu_path);
-	free(c->mem_dir);
-	free(c->checkpoint_dir);
-	free(c->staging_dir);
-	strv_free(c->allow_net_networks);
-	strv_free(c->allow_net_ranges);
-	strv_free(c->network_parents);
-	free(c->network_dir);
-	free(c->cni_path);
-	free(c->nft_path);
-	free(c->ferryd_node);
-	free(c->ferryd_listen);
-	strv_free(c->ferryd_peers);
-	free(c->ferryd_shared_dir);
-	free(c->ferryd_tmpfs_dir);
-	free(c->slurm_checkpoint_dir);
-
-	free(c);
-}
-
 static int open_error(const char *path, int code, struct ferry_error **err)
 {
 	if (code == ELOOP)
@@ -439,7 +320,7 @@ static int check_dir(int dir, const char *dir_path, const char *path, struct fer
 static int open_trusted(const char *path, int *ret_fd, int *ret_dir, struct ferry_error **err)
 {
 	size_t len = strlen(path);
-	if (!path_is_normal(path, len) || len == 1)
+	if (!ferry_config_path_normal(path, len) || len == 1)
 		return ferry_error_msg(err, EINVAL,
 				       "'%s': the configuration path must be absolute, without '.' or '..' "
 				       "components, '//' or a trailing '/'",
@@ -673,121 +554,48 @@ int ferry_config_load(const char *path, bool require_root_owned, struct ferry_co
 	return 0;
 }
 
-/* @path (normalized, absolute) is @prefix (@plen bytes, normalized, absolute) or lies below it. */
-static bool is_below(const char *path, const char *prefix, size_t plen)
+static void put_u32(FILE *f, uint32_t n)
 {
-	if (plen == 1)
-		return true; /* "/" */
-	return strncmp(path, prefix, plen) == 0 && (path[plen] == '\0' || path[plen] == '/');
+	unsigned char b[4] = {n & 0xff, (n >> 8) & 0xff, (n >> 16) & 0xff, n >> 24};
+	fwrite(b, 1, sizeof(b), f);
 }
 
-bool ferry_config_bind_allowed(const struct ferry_config *c, const char *resolved, const char *home)
-{
-	if (!c || !resolved || !path_is_normal(resolved, strlen(resolved)))
-		return false;
-	for (char **p = c->allow_bind_paths; p && *p; p++) {
-		size_t plen = strlen(*p);
-		if (path_is_normal(*p, plen) && is_below(resolved, *p, plen))
-			return true;
-	}
-	if (home) {
-		size_t hlen = strlen(home);
-		while (hlen > 1 && home[hlen - 1] == '/')
-			hlen--;
-		/* A home of "/" (some system accounts) grants nothing. */
-		if (hlen > 1 && path_is_normal(home, hlen) && is_below(resolved, home, hlen))
-			return true;
-	}
-	return false;
-}
-
-bool ferry_config_word_ok(const char *s, size_t max)
+static void put_string(FILE *f, const char *s)
 {
 	size_t n = s ? strlen(s) : 0;
-	if (n == 0 || n > max || s[0] == '.' || s[0] == '-')
-		return false;
-	for (const char *p = s; *p; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-		      *p == '_' || *p == '.' || *p == '-'))
-			return false;
-	return true;
+	put_u32(f, s ? (uint32_t)n : UINT32_MAX);
+	fwrite(s ? s : "", 1, n, f);
 }
 
-/* Strict dotted quad: four decimal parts 0..255 without leading zeros. */
-static int parse_ipv4(const char *s, size_t n, uint32_t *ret)
+int ferry_config_encode(const struct ferry_config *c, char **ret, size_t *ret_len)
 {
-	uint32_t v = 0;
-	int parts = 0;
-	size_t i = 0;
-	while (parts < 4) {
-		size_t start = i;
-		unsigned part = 0;
-		while (i < n && s[i] >= '0' && s[i] <= '9' && i - start < 3)
-			part = part * 10 + (unsigned)(s[i++] - '0');
-		if (i == start || part > 255 || (i - start > 1 && s[start] == '0'))
-			return -EINVAL;
-		v = (v << 8) | part;
-		parts++;
-		if (parts < 4) {
-			if (i >= n || s[i] != '.')
-				return -EINVAL;
-			i++;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f)
+		return -errno;
+	fputs(FERRY_CONFIG_WIRE_MAGIC, f);
+	for (size_t i = 0; i < N_KEYS; i++) {
+		const struct key *k = &ferry_config_keys[i];
+		const void *field = (const char *)c + k->offset;
+		if (key_is_bool(k->kind)) {
+			fputc(*(const bool *)field ? 1 : 0, f);
+		} else if (key_is_uint(k->kind)) {
+			put_u32(f, *(const unsigned *)field);
+		} else if (key_is_list(k->kind)) {
+			char *const *v = *(char **const *)field;
+			put_u32(f, (uint32_t)strv_length(v));
+			for (; v && *v; v++)
+				put_string(f, *v);
+		} else {
+			put_string(f, *(char *const *)field);
 		}
 	}
-	if (i != n)
-		return -EINVAL;
-	*ret = v;
-	return 0;
-}
-
-int ferry_config_ipv4_parse(const char *s, uint32_t *ret)
-{
-	return parse_ipv4(s, strlen(s), ret);
-}
-
-int ferry_config_cidr_parse(const char *s, uint32_t *ret_addr, unsigned *ret_prefix)
-{
-	const char *slash = strchr(s, '/');
-	if (!slash)
-		return -EINVAL;
-	uint32_t a = 0;
-	unsigned long long p = 0;
-	if (parse_ipv4(s, (size_t)(slash - s), &a) < 0 || parse_uint64(slash + 1, 32, &p) < 0)
-		return -EINVAL;
-	if (ret_addr)
-		*ret_addr = a;
-	if (ret_prefix)
-		*ret_prefix = (unsigned)p;
-	return 0;
-}
-
-bool ferry_config_ip_allowed(const struct ferry_config *c, uint32_t addr)
-{
-	for (char **r = c->allow_net_ranges; r && *r; r++) {
-		uint32_t net = 0;
-		unsigned p = 0;
-		if (ferry_config_cidr_parse(*r, &net, &p) < 0)
-			continue;
-		uint32_t mask = p == 0 ? 0 : 0xffffffffu << (32 - p);
-		if ((addr & mask) == (net & mask))
-			return true;
+	if (fclose(f) != 0 || len > FERRY_CONFIG_WIRE_MAX) {
+		free(buf);
+		return -EFBIG;
 	}
-	return false;
-}
-
-bool ferry_config_network_allowed(const struct ferry_config *c, const char *name)
-{
-	for (char **n = c->allow_net_networks; n && *n; n++)
-		if (streq(*n, name))
-			return true;
-	return false;
-}
-
-const char *ferry_config_network_parent(const struct ferry_config *c, const char *network)
-{
-	size_t n = strlen(network);
-	for (char **p = c->network_parents; p && *p; p++)
-		if (strncmp(*p, network, n) == 0 && (*p)[n] == ':')
-			return *p + n + 1;
-	return NULL;
+	*ret = buf;
+	*ret_len = len;
+	return 0;
 }

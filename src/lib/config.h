@@ -76,6 +76,13 @@ int ferry_config_parse(const char *text, size_t len, struct ferry_config **ret, 
 int ferry_config_load(const char *path, bool require_root_owned, struct ferry_config **ret,
 		      struct ferry_error **err);
 struct ferry_config *ferry_config_defaults(void);
+/* The parsed configuration as ferry-conf sends it to the setuid starter (config_policy.c): into
+ * *@ret (malloc'd, at most FERRY_CONFIG_WIRE_MAX bytes), and back. */
+#define FERRY_CONFIG_WIRE_MAGIC "ferry-conf 1\n"
+#define FERRY_CONFIG_WIRE_MAX ((FERRY_CONFIG_DROPIN_MAX + 1) * FERRY_CONFIG_MAX + 65536)
+int ferry_config_encode(const struct ferry_config *c, char **ret, size_t *ret_len);
+int ferry_config_decode(const void *buf, size_t len, struct ferry_config **ret, struct ferry_error **err);
+
 void ferry_config_free(struct ferry_config *c);
 static inline void ferry_config_freep(struct ferry_config **c)
 {

@@ -2,11 +2,13 @@
 /* helper.c — opening and executing the starter's helpers (see helper.h). */
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 
 #include "fs.h"
 #include "helper.h"
+#include "privs.h"
 #include "spawn.h"
 #include "util.h"
 
@@ -34,6 +36,29 @@ int helper_open(const char *name, struct ferry_error **err)
 		return ferry_error_msg(
 		    err, EPERM, "'%s' must be root's, not writable by others, not setuid or setgid", path);
 	return TAKE_FD(fd);
+}
+
+int helper_open_private(const char *name, const char *holds, struct ferry_error **err)
+{
+	_cleanup_close_ int exe = helper_open(name, err);
+	struct stat st;
+	if (exe < 0)
+		return exe;
+	if (fstat(exe, &st) < 0)
+		return ferry_error_set(err, errno, "fstat %s", name);
+	if (st.st_mode & 0044)
+		return ferry_error_msg(err, EPERM,
+				       "'%s/%s' must not be readable by others (mode 0711): it holds %s "
+				       "(run 'make install')",
+				       FERRY_LIBEXECDIR, name, holds);
+	return TAKE_FD(exe);
+}
+
+int helper_become_caller(const void *privs)
+{
+	if (ferry_privs_drop(privs, NULL, 0, NULL) < 0 || prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+		return -EPERM;
+	return 0;
 }
 
 _noreturn_ void helper_exec(const int *src, int n, int exe, char *const argv[], int (*become)(const void *),

@@ -12,8 +12,10 @@
 #include <signal.h>
 #include <sys/auxv.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "fs.h"
+#include "helper.h"
 #include "plan.h"
 #include "starter.h"
 #include "transfer.h"
@@ -57,6 +59,41 @@ static void take_fds(struct starter *s)
 	    fstat(STARTER_DECISION_FD, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == 0 && st.st_nlink == 1)
 		s->decision_fd = fcntl(STARTER_DECISION_FD, F_DUPFD_CLOEXEC, 10);
 	ferry_close_fds(3, (const int[]){FERRY_REQUEST_FD, s->xfer_fd, s->decision_fd, -1});
+}
+
+/* ferry.conf, as ferry-conf parsed it: the caller for good, in a process the caller cannot trace
+ * (config_policy.c). The starter only decodes what it sends. */
+static void load_config(struct starter *s)
+{
+	struct ferry_error *err = NULL;
+	_cleanup_close_ int exe =
+	    helper_open_private("ferry-conf", "the node's policy for the starter", &err);
+	int p[2];
+	if (exe < 0)
+		die_error(err);
+	if (pipe2(p, O_CLOEXEC) < 0)
+		die("pipe: %m");
+	pid_t pid = fork();
+	if (pid == 0) {
+		char *const argv[] = {"ferry-conf", NULL};
+		helper_exec((const int[]){-1, p[1], 2}, 3, exe, argv, helper_become_caller, &s->privs);
+	}
+	if (pid < 0)
+		die("fork: %m");
+	close(p[1]);
+	_cleanup_free_ char *buf = NULL;
+	size_t len = 0;
+	int st = 0, r = ferry_read_all(p[0], FERRY_CONFIG_WIRE_MAX, &buf, &len, &err);
+	close(p[0]);
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	/* its error: one line of its own (the file's name, line and what is wrong there) */
+	if (r == 0 && len > 2 && memcmp(buf, "E ", 2) == 0)
+		die("%.*s", (int)strcspn(buf + 2, "\n"), buf + 2);
+	if (r < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+		die("ferry-conf did not send this node's configuration (%s/ferry-conf: run 'make install')",
+		    FERRY_LIBEXECDIR);
+	TRY(ferry_config_decode(buf, len, &s->cfg, &err));
 }
 
 /* A restart: the checkpoint is received (--page-server) and verified, and s->req becomes the
@@ -143,8 +180,7 @@ int main(int argc, char **argv)
 	TRY(ferry_privs_init(&s.privs, &err));
 	TRY(ferry_privs_lower(&s.privs, &err));
 	take_fds(&s);
-	if (ferry_config_load(FERRY_CONFIG_PATH, true, &s.cfg, &err) < 0)
-		die_error(err);
+	load_config(&s);
 	lookup_user(&s);
 
 	/* the request is read, decoded and checked by a child that is the caller for good, and

@@ -35,36 +35,6 @@ static pid_t session_owner;
 static struct ferry_xfer_counts *session_counts;
 static int session_counts_fd = -1;
 
-/* The credentials of the relay and of ferry-xfer: the caller's for good, without capabilities (a
- * caller who is root too), and the death signal after them (a change of credentials clears it,
- * an exec keeps it). */
-static int become_relay(const void *arg)
-{
-	const struct starter *s = arg;
-	if (ferry_privs_drop(&s->privs, NULL, 0, NULL) < 0 || prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
-		return -EPERM;
-	return 0;
-}
-
-/* ferry-relay: root's, and not readable by others (mode 0711), so that the caller cannot trace
- * it: the kernel makes a process of an executable its user cannot read not dumpable. */
-static int relay_open(struct ferry_error **err)
-{
-	_cleanup_close_ int exe = helper_open("ferry-relay", err);
-	struct stat st;
-	if (exe < 0)
-		return exe;
-	if (fstat(exe, &st) < 0)
-		return ferry_error_set(err, errno, "fstat ferry-relay");
-	if (st.st_mode & 0044)
-		return ferry_error_msg(
-		    err, EPERM,
-		    "'%s/ferry-relay' must not be readable by others (mode 0711): it holds "
-		    "the cluster key (run 'make install')",
-		    FERRY_LIBEXECDIR);
-	return TAKE_FD(exe);
-}
-
 /* The relay's counts: a memfd that can neither shrink nor grow, mapped here and in the relay. */
 static int counts_map(struct ferry_error **err)
 {
@@ -145,7 +115,7 @@ static char *status_line(int fd, int ms)
 int xfer_session_start(struct starter *s, bool receiver, struct xfer_session **ret, struct ferry_error **err)
 {
 	struct xfer_session *x = &session;
-	_cleanup_close_ int exe = relay_open(err);
+	_cleanup_close_ int exe = helper_open_private("ferry-relay", "the cluster key", err);
 	if (exe < 0 || counts_map(err) < 0)
 		return -EPERM;
 	_cleanup_close_ int keyfd = key_pipe(err);
@@ -166,7 +136,7 @@ int xfer_session_start(struct starter *s, bool receiver, struct xfer_session **r
 				      s->cfg->compress_pages ? "zstd" : "raw", NULL};
 		const int src[] = {s->xfer_fd, st[1],	 -1,	   keyfd,   session_counts_fd,
 				   sp[0][1],   sp[1][1], sp[2][1], sp[3][1]};
-		helper_exec(src, (int)ARRAY_SIZE(src), exe, argv, become_relay, s);
+		helper_exec(src, (int)ARRAY_SIZE(src), exe, argv, helper_become_caller, &s->privs);
 	}
 	int e = errno;
 	close(st[1]);
@@ -261,7 +231,7 @@ int xfer_session_finish(unsigned timeout_s)
 	return st == 0 ? 0 : -EPROTO;
 }
 
-/* Runs ferry-xfer @argv as the user without capabilities (become_relay's credentials), by fd
+/* Runs ferry-xfer @argv as the user without capabilities (helper_become_caller's credentials), by fd
  * like every helper, its fds 0..4 from @fds (-1: none; fd 2 takes its complaint). */
 static pid_t spawn_xfer(struct starter *s, char *const argv[], const int fds[5], struct ferry_error **err)
 {
@@ -270,7 +240,7 @@ static pid_t spawn_xfer(struct starter *s, char *const argv[], const int fds[5],
 		return exe;
 	pid_t pid = fork();
 	if (pid == 0)
-		helper_exec(fds, 5, exe, argv, become_relay, s);
+		helper_exec(fds, 5, exe, argv, helper_become_caller, &s->privs);
 	return pid < 0 ? ferry_error_set(err, errno, "fork") : pid;
 }
 

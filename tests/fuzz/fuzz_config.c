@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* libFuzzer target for the ferry.conf parser, then the bind policy check on what it accepted.
+/* libFuzzer target for the ferry.conf parser, then the bind policy check on what it accepted;
+ * and for the decoder of what ferry-conf sends the starter (config_policy.c): the input as that
+ * encoding must be refused or be exactly the encoding of what it decodes to, and what the parser
+ * accepted must come back from the encoding unchanged.
  *
  *   clang -std=gnu11 -D_GNU_SOURCE -DFERRY_SYSCONFDIR='"/etc/ferry"' -g -O1 \
  *         -fsanitize=fuzzer,address,undefined -Isrc/lib \
- *         tests/fuzz/fuzz_config.c src/lib/config.c src/lib/error.c src/lib/util.c -o fuzz_config
+ *         tests/fuzz/fuzz_config.c src/lib/config.c src/lib/config_policy.c src/lib/error.c src/lib/util.c -o fuzz_config
  *   ./fuzz_config -max_total_time=30 -dict=tests/fuzz/config.dict */
 #include <stdint.h>
 
@@ -11,8 +14,49 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* @c encoded equals @data (@size bytes), when @data is given; returns the encoding's length. */
+static size_t encoded_as(const struct ferry_config *c, const uint8_t *data, size_t size)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	if (ferry_config_encode(c, &buf, &len) < 0)
+		abort();
+	if (data && (len != size || memcmp(buf, data, len) != 0))
+		abort();
+	free(buf);
+	return len;
+}
+
+static void decode_input(const uint8_t *data, size_t size)
+{
+	struct ferry_config *c = NULL;
+	struct ferry_error *err = NULL;
+	if (ferry_config_decode(data, size, &c, &err) < 0) {
+		if (!err || c)
+			abort();
+		ferry_error_free(err);
+		return;
+	}
+	(void)encoded_as(c, data, size);
+	ferry_config_free(c);
+}
+
+/* What the parser accepted, through the encoding and back: the same encoding again. */
+static void round_trip(const struct ferry_config *c)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	struct ferry_config *d = NULL;
+	if (ferry_config_encode(c, &buf, &len) < 0 || ferry_config_decode(buf, len, &d, NULL) < 0)
+		abort();
+	(void)encoded_as(d, (const uint8_t *)buf, len);
+	ferry_config_free(d);
+	free(buf);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	decode_input(data, size);
 	struct ferry_config *c = NULL;
 	struct ferry_error *err = NULL;
 	if (ferry_config_parse((const char *)data, size, &c, &err) < 0) {
@@ -43,6 +87,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			free(below);
 		}
 	}
+	round_trip(c);
 	ferry_config_free(c);
 	return 0;
 }

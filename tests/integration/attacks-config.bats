@@ -10,6 +10,7 @@
 load ../lib/common
 
 EVIL=/etc/ferry/ferry.conf.d/50-ft-evil.conf
+LIBEXEC=/usr/local/libexec/ferry
 
 setup_file() { ferry_suite_setup; }
 teardown_file() { ferry_suite_teardown; }
@@ -21,6 +22,7 @@ setup() {
 }
 
 teardown() {
+	chmod 0711 "$LIBEXEC/ferry-conf" # the test that makes it readable
 	rm -f "$EVIL" "$FERRY_CONF_D/51-ft-user.conf"
 	chown root:root "$FERRY_CONF_D"
 	chmod 0755 "$FERRY_CONF_D"
@@ -80,4 +82,68 @@ try_bind_root() {
 	chmod 01777 "$FERRY_CONF_D"
 	try_bind_root
 	assert_ferry_error "'$FERRY_CONF_D' must be owned by root"
+}
+
+# The starter does not parse ferry.conf: ferry-conf does, as the user, and the starter takes the
+# policy it sends. So the user must not be able to reach into that process (a tracer could make
+# it send 'allow bind path = /'): it is installed 0711, and the kernel makes the process of an
+# executable its user cannot read not dumpable.
+@test "attack: the user cannot trace ferry-conf or read into it while it sends the policy" {
+	cat >"$U1_TMP/trace.py" <<'PY'
+import ctypes, fcntl, os, subprocess, sys, time
+# a pipe that is full, so that the program writing to it stops in its write, alive
+r, w = os.pipe()
+fcntl.fcntl(w, 1031, 4096)  # F_SETPIPE_SZ
+os.set_blocking(w, False)
+try:
+    while True:
+        os.write(w, b"x" * 4096)
+except BlockingIOError:
+    pass
+os.set_blocking(w, True)
+p = subprocess.Popen(sys.argv[1:], stdout=w)
+time.sleep(0.5)
+libc = ctypes.CDLL(None, use_errno=True)
+out = []
+if libc.ptrace(0x4206, p.pid, None, None) == 0:  # PTRACE_SEIZE
+    out.append("attached")
+else:
+    out.append("attach:" + os.strerror(ctypes.get_errno()))
+for what in ("fd", "mem", "environ"):
+    try:
+        path = "/proc/%d/%s" % (p.pid, what)
+        if what == "fd":
+            os.listdir(path)
+        else:
+            os.close(os.open(path, os.O_RDONLY))
+        out.append(what + ":read")
+    except OSError as e:
+        out.append(what + ":" + e.strerror)
+out.append("alive" if p.poll() is None else "exited")
+p.kill()
+print(" ".join(out))
+PY
+	chown "$U1" "$U1_TMP/trace.py"
+	# the same script on an ordinary program of the user's, stopped the same way: all of it works
+	run as_user1 python3 "$U1_TMP/trace.py" cat /etc/ferry/ferry.conf /dev/zero
+	echo "# cat: $output"
+	[ "$output" = "attached fd:read mem:read environ:read alive" ] || fail "the control is not traceable: $output"
+	run as_user1 python3 "$U1_TMP/trace.py" "$LIBEXEC/ferry-conf"
+	echo "# ferry-conf: $output"
+	[ "$output" = "attach:Operation not permitted fd:Permission denied mem:Permission denied environ:Permission denied alive" ] ||
+		fail "the user reaches into ferry-conf: $output"
+}
+
+@test "attack: a ferry-conf its user could read (and so trace) is refused; nothing runs" {
+	chmod 0755 "$LIBEXEC/ferry-conf"
+	run --separate-stderr as_user1 "$FERRY" exec "$IMG" touch "$U1_TMP/ran"
+	assert_ferry_error "'$LIBEXEC/ferry-conf' must not be readable by others \\(mode 0711\\)"
+	[ ! -e "$U1_TMP/ran" ] || fail "the command ran"
+	# and run on its own, readable, it refuses to send a policy
+	run as_user1 "$LIBEXEC/ferry-conf"
+	[ "$status" -eq 1 ] && [[ "$output" == "E ferry-conf is readable by its caller"* ]] || fail "ferry-conf sent: $output"
+	chmod 0711 "$LIBEXEC/ferry-conf"
+	run --separate-stderr as_user1 "$FERRY" exec "$IMG" touch "$U1_TMP/ran"
+	assert_success
+	[ -e "$U1_TMP/ran" ]
 }

@@ -893,6 +893,110 @@ static void test_dropin_limit(void **state)
 	load_bad(path, false, EMFILE, "holds more than 64 drop-in files; ferry reads at most 64");
 }
 
+/* ---- the form ferry-conf sends to the starter (config_policy.c) ---- */
+
+/* @c encoded, decoded, and encoded again to the same bytes; the decoded copy. */
+static struct ferry_config *wire_round_trip(const struct ferry_config *c)
+{
+	_cleanup_free_ char *a = NULL, *b = NULL;
+	size_t alen = 0, blen = 0;
+	struct ferry_config *d = NULL;
+	struct ferry_error *err = NULL;
+	assert_int_equal(ferry_config_encode(c, &a, &alen), 0);
+	assert_true(alen > strlen(FERRY_CONFIG_WIRE_MAGIC));
+	if (ferry_config_decode(a, alen, &d, &err) < 0)
+		fail_msg("decode: %s", err->message);
+	assert_int_equal(ferry_config_encode(d, &b, &blen), 0);
+	assert_int_equal(alen, blen);
+	assert_memory_equal(a, b, alen);
+	return d;
+}
+
+static void wire_bad(const void *buf, size_t len)
+{
+	struct ferry_config *d = NULL;
+	_cleanup_error_ struct ferry_error *err = NULL;
+	assert_int_equal(ferry_config_decode(buf, len, &d, &err), -EPROTO);
+	assert_null(d);
+	assert_non_null(strstr(err->message, "ferry-conf"));
+}
+
+static void test_wire_round_trip(void **state)
+{
+	_cleanup_(ferry_config_freep) struct ferry_config *def = ferry_config_defaults();
+	_cleanup_(ferry_config_freep) struct ferry_config *d = wire_round_trip(def);
+	assert_defaults(d);
+
+	/* every key away from its default, lists of several entries and of none */
+	_cleanup_(ferry_config_freep) struct ferry_config *c =
+	    parse_ok("allow setuid = no\nmount home = no\nmount tmp = no\nmount cwd = no\n"
+		     "user bind control = no\nallow bind path = /data\nallow bind path = /srv/scratch\n"
+		     "criu path = /opt/criu\nmem dir = /run/m\ncheckpoint dir = ~/ck\n"
+		     "checkpoint staging = no\ncheckpoint staging dir = /run/st\nmax instances = 7\n"
+		     "criu timeout = 9\ncriu ghost limit = 3\ncriu network = host\n"
+		     "allow live migration = no\ncompress pages = no\nallow net network = a\n"
+		     "allow net network = b-2\nallow net args = yes\nallow net ip range = 198.18.0.0/15\n"
+		     "network parent = a:eth0\nnetwork config dir = /etc/n\ncni path = /opt/cni\n"
+		     "nft path = /sbin/nft\nferryd node = n1\nferryd listen = 127.0.0.1:1\n"
+		     "ferryd peer = n2=127.0.0.1:2\nferryd shared dir = /sh\nferryd tmpfs dir = /tm\n"
+		     "slurm checkpoint dir = /ck\nslurm checkpoint every = 1h\nslurm keep = 5\n"
+		     "slurm grace time = 30s\n");
+	_cleanup_(ferry_config_freep) struct ferry_config *e = wire_round_trip(c);
+	assert_false(e->allow_setuid);
+	assert_false(e->criu_loopback);
+	assert_int_equal(strv_length(e->allow_bind_paths), 2);
+	assert_string_equal(e->allow_bind_paths[1], "/srv/scratch");
+	assert_string_equal(e->checkpoint_dir, "~/ck");
+	assert_int_equal(e->max_instances, 7);
+	assert_int_equal(e->criu_ghost_limit, 3);
+	assert_string_equal(e->network_parents[0], "a:eth0");
+	assert_string_equal(e->ferryd_node, "n1");
+	assert_string_equal(e->slurm_checkpoint_dir, "/ck");
+	assert_int_equal(e->slurm_every, 3600);
+	assert_int_equal(e->slurm_grace, 30);
+	assert_true(ferry_config_ip_allowed(e, 0xc6130001u)); /* 198.19.0.1 */
+	assert_false(ferry_config_ip_allowed(e, 0xc6140001u));
+}
+
+static void test_wire_bad(void **state)
+{
+	_cleanup_(ferry_config_freep) struct ferry_config *c = ferry_config_defaults();
+	_cleanup_free_ char *buf = NULL;
+	size_t len = 0;
+	assert_int_equal(ferry_config_encode(c, &buf, &len), 0);
+	/* every cut short, one byte more, another magic */
+	for (size_t n = 0; n < len; n++)
+		wire_bad(buf, n);
+	_cleanup_free_ char *more = xmalloc(len + 1);
+	memcpy(more, buf, len);
+	more[len] = 0;
+	wire_bad(more, len + 1);
+	more[0] = 'F';
+	wire_bad(more, len);
+	/* a bool that is neither 0 nor 1: "allow setuid", the first key, right after the magic */
+	memcpy(more, buf, len);
+	more[strlen(FERRY_CONFIG_WIRE_MAGIC)] = 2;
+	wire_bad(more, len);
+	/* a NUL inside a string */
+	memcpy(more, buf, len);
+	char *criu = memmem(more, len, "/usr/local/sbin/criu", 20);
+	assert_non_null(criu);
+	criu[4] = '\0';
+	wire_bad(more, len);
+
+	/* a number out of its key's range, a list longer than a file may make it */
+	_cleanup_free_ char *b2 = NULL;
+	c->max_instances = 0;
+	assert_int_equal(ferry_config_encode(c, &b2, &len), 0);
+	wire_bad(b2, len);
+	c->max_instances = 64;
+	for (unsigned i = 0; i <= 4096; i++)
+		strv_push(&c->allow_net_networks, "n");
+	_cleanup_free_ char *b3 = NULL;
+	assert_int_equal(ferry_config_encode(c, &b3, &len), 0);
+	wire_bad(b3, len);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -912,6 +1016,8 @@ int main(void)
 	    cmocka_unit_test(test_size_bound),
 	    cmocka_unit_test(test_api_misuse),
 	    cmocka_unit_test(test_bind_allowed),
+	    cmocka_unit_test(test_wire_round_trip),
+	    cmocka_unit_test(test_wire_bad),
 	    cmocka_unit_test_setup_teardown(test_load_ok, setup_dir, teardown_dir),
 	    cmocka_unit_test_setup_teardown(test_load_parse_error_names_file, setup_dir, teardown_dir),
 	    cmocka_unit_test_setup_teardown(test_load_missing, setup_dir, teardown_dir),
