@@ -107,6 +107,7 @@ def r2: if . == null then null else (. * 100 | round) / 100 end;
 		n: length, wall_ms: stat(.wall_ms), app_s: stat(.app_s), rss: stat(.rss), bytes: stat(.bytes),
 		total_ms: stat(.total_ms), downtime_ms: stat(.downtime_ms), dump_ms: stat(.dump_ms),
 		sync_ms: stat(.sync_ms), transfer_ms: stat(.transfer_ms), restore_ms: stat(.restore_ms),
+		postcopy_ms: stat(.postcopy_ms), pages_bytes: stat(.pages_bytes), pages_sent: stat(.pages_sent),
 		results: (map(.result) | unique)}))
 	}' >"$OUT/summary.json"
 S=$OUT/summary.json
@@ -278,10 +279,11 @@ tables() {
 	  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
 	  (.rankmove[] | "| \(.ranks) | \(.mb) | \(.mode) | \(ms(.downtime_ms)) | \(ms(.pause_ms)) | \(ms(.excess_ms)) | \(.target_ms | r2) | \(.vs_target) | \(.met) of \(.n) | \(ms(.gap_ms)) | \(.stalls.med) | \(ms(.own_pause_ms)) | \(ms(.total_ms)) | \(ms(.before_ms)) |"),
 	  "", "### Real applications (figs. 16–17)", "",
-	  "| application | size | migration | wall time | RSS MiB | checkpoint MiB | total | downtime | results identical |",
-	  "|---|---|---|---|---|---|---|---|---|",
+	  "Compression: the pages\u0027 bytes over what they took on the wire (diskless and live; ferry.conf\u0027s `compress pages = yes`). Post-copy: from running on the destination to the source\u0027s release (live).", "",
+	  "| application | size | migration | wall time | RSS MiB | checkpoint MiB | total | downtime | post-copy | compression | results identical |",
+	  "|---|---|---|---|---|---|---|---|---|---|---|",
 	  (.apps | group_by([.app, .size])[] | (map(.results) | add | unique | length == 1) as $same | .[]
-	   | "| \(.app) | \(.size) | \(.mig) | \(s(.wall_ms)) | \(.rss.med | mib) | \(.bytes.med | mib) | \(s(.total_ms)) | \(s(.downtime_ms)) | \(if $same then "yes" else "NO: \(.results | join(" / "))" end) |"),
+	   | "| \(.app) | \(.size) | \(.mig) | \(s(.wall_ms)) | \(.rss.med | mib) | \(.bytes.med | mib) | \(s(.total_ms)) | \(s(.downtime_ms)) | \(s(.postcopy_ms)) | \(if (.pages_sent.med // 0) > 0 then (.pages_bytes.med / .pages_sent.med | r2) else "–" end) | \(if $same then "yes" else "NO: \(.results | join(" / "))" end) |"),
 	  ($run.apps_not_run // {} | to_entries[] | "", "Not run on this machine: \(.key): \(.value).")
 	' "$S"
 }

@@ -312,7 +312,7 @@ suite_apps() {
 		if [ $SMOKE = 1 ]; then points=$(app_points "$app" smoke); else points=$(app_points "$app"); fi
 		for size in $points; do
 			for ((r = 0; r < REPEAT; r++)); do
-				for mode in $(order $r none diskless default); do
+				for mode in $(order $r none diskless default live); do
 					say "apps $((r + 1))/$REPEAT: $app $size, migration: $mode"
 					app_measure "$app" "$size" "$mode" "$r" || die "$app $size ($mode) failed"
 				done

@@ -80,7 +80,9 @@ mig_measure() {
 	ferryd_hwm_watch "$BENCH_WORK/hwm" &
 	hwm_pid=$!
 	local steps_pid="" t_mig
-	if [ "$mode" = live ]; then
+	# the progress rate before and during post-copy: the synthetic workload's steps (an
+	# application reports none)
+	if [ "$mode" = live ] && [ "$MIG_INSTANCE" = bench-synth ]; then
 		steps_watch "$BENCH_WORK/steps" &
 		steps_pid=$!
 		sleep 3

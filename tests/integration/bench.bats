@@ -103,7 +103,7 @@ q() { jq -rs "$2" "$SMOKE/$1.jsonl"; }
 		fail "'compress pages = no' compressed: $(q compress 'map([.fill, .compress, .pages_bytes, .pages_sent])')"
 }
 
-@test "smoke: every application runs without and with a migration, with identical results" {
+@test "smoke: every application runs without and with a migration of each mode (live too), with identical results" {
 	local apps app
 	# HPL, LAMMPS, AutoDock Vina always; GROMACS unless this CPU cannot run Debian's gmx, and
 	# then the run says so
@@ -120,8 +120,12 @@ q() { jq -rs "$2" "$SMOKE/$1.jsonl"; }
 	fi
 	apps=$(q apps '[.[].app] | unique | length')
 	[ "$apps" -ge 3 ]
-	# each application: none, diskless, default; one result per application
-	[ "$(q apps '[group_by(.app)[] | select(([.[].mig] | unique) == ["default", "diskless", "none"])] | length')" -eq "$apps" ]
+	# each application: none, diskless, default, live; one result per application
+	[ "$(q apps '[group_by(.app)[] | select(([.[].mig] | unique) == ["default", "diskless", "live", "none"])] | length')" -eq "$apps" ] ||
+		fail "not every mode for every application: $(q apps 'map([.app, .mig])')"
+	# a live migration is post-copy: the job ran on the destination before the source let go
+	[ "$(q apps 'map(select(.mig == "live") | .postcopy_ms != null and .downtime_ms < .total_ms) | all')" = true ] ||
+		fail "a live migration reports no post-copy window: $(q apps 'map(select(.mig == "live"))')"
 	[ "$(q apps '[group_by(.app)[] | select(([.[].result] | unique | length) == 1 and .[0].result != "")] | length')" -eq "$apps" ]
 }
 
