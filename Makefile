@@ -57,7 +57,7 @@ PLAN_SRCS    := $(sort $(wildcard src/plan/*.c))
 # JSON (the CNI conflists and plugins are ferry-net's, a helper without the setuid bit), no image
 # probe (the image's headers are read by ferry-plan, which decodes the caller's request), no
 # ferry.conf parser (ferry-conf parses it; the starter decodes what it sends: config_policy.c).
-STARTER_LIB  := error util fs privs config_policy duration request names instance manifest criu_log xfer_ctl \
+STARTER_LIB  := error util fs privs config_policy request names instance manifest criu_log xfer_ctl \
                 net
 UNIT_SRCS    := $(sort $(wildcard tests/unit/*_test.c))
 

@@ -599,3 +599,12 @@ int ferry_config_encode(const struct ferry_config *c, char **ret, size_t *ret_le
 	*ret_len = len;
 	return 0;
 }
+
+const char *ferry_config_network_parent(const struct ferry_config *c, const char *network)
+{
+	size_t n = strlen(network);
+	for (char **p = c->network_parents; p && *p; p++)
+		if (strncmp(*p, network, n) == 0 && (*p)[n] == ':')
+			return *p + n + 1;
+	return NULL;
+}

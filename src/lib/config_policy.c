@@ -212,15 +212,6 @@ bool ferry_config_network_allowed(const struct ferry_config *c, const char *name
 	return false;
 }
 
-const char *ferry_config_network_parent(const struct ferry_config *c, const char *network)
-{
-	size_t n = strlen(network);
-	for (char **p = c->network_parents; p && *p; p++)
-		if (strncmp(*p, network, n) == 0 && (*p)[n] == ':')
-			return *p + n + 1;
-	return NULL;
-}
-
 _Static_assert(ARRAY_SIZE(ferry_config_keys) == N_KEYS, "N_KEYS is the number of keys");
 
 struct wire {

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* duration.c — durations (see ckspec.h): ferry.conf's, the options', and a SPEC's. libc only: it
- * is linked into the SPANK plugin, libferry and the setuid starter (ferry.conf). */
+ * is linked into the SPANK plugin and libferry. */
 #include <errno.h>
 #include <stdlib.h>
 
