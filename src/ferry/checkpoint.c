@@ -55,6 +55,7 @@ static const char checkpoint_help[] =
     "                             started with --criu-launch and no command\n"
     "      --tcp-close            with --restore: TCP connections come back closed (their\n"
     "                             sockets see the peer gone), for when the peer is not coming back\n"
+    "      --timings              print a 'timing' line of the dump's steps (ms; for benchmarks)\n"
     "checkpoint group:\n"
     "      the instances together, at one consistent cut (MPI ranks, a server and its clients):\n"
     "      all are frozen and their networks locked before any lets go; each generation is\n"
@@ -478,7 +479,7 @@ static int do_list(int argc, char **argv)
 
 static int do_instance(int argc, char **argv)
 {
-	enum { OPT_CRIU = 256, OPT_LEAVE, OPT_PS, OPT_RESTORE, OPT_SKIP, OPT_TCP_CLOSE };
+	enum { OPT_CRIU = 256, OPT_LEAVE, OPT_PS, OPT_RESTORE, OPT_SKIP, OPT_TCP_CLOSE, OPT_TIMINGS };
 	static const struct option longopts[] = {
 	    {"criu", no_argument, NULL, OPT_CRIU},
 	    {"leave-running", no_argument, NULL, OPT_LEAVE},
@@ -487,6 +488,7 @@ static int do_instance(int argc, char **argv)
 	    {"page-server", required_argument, NULL, OPT_PS},
 	    {"help", no_argument, NULL, 'h'},
 	    {"restore", no_argument, NULL, OPT_RESTORE},
+	    {"timings", no_argument, NULL, OPT_TIMINGS},
 	    {NULL, 0, NULL, 0},
 	};
 	bool criu = false;
@@ -514,6 +516,9 @@ static int do_instance(int argc, char **argv)
 		case OPT_RESTORE:
 			req.op = FERRY_OP_CHECKPOINT_RESTORE;
 			break;
+		case OPT_TIMINGS:
+			req.flags |= FERRY_REQ_TIMINGS;
+			break;
 		case 'h':
 			return fputs(checkpoint_help, stdout), 0;
 		default:
@@ -523,7 +528,8 @@ static int do_instance(int argc, char **argv)
 	}
 	if (!criu)
 		return cli_fail("'ferry checkpoint instance' needs --criu (the checkpoint method)");
-	if (req.op == FERRY_OP_CHECKPOINT_RESTORE && (req.page_server || (req.flags & ~FERRY_REQ_TCP_CLOSE)))
+	if (req.op == FERRY_OP_CHECKPOINT_RESTORE &&
+	    (req.page_server || (req.flags & ~(FERRY_REQ_TCP_CLOSE | FERRY_REQ_TIMINGS))))
 		return cli_fail(
 		    "--restore takes neither --page-server, --leave-running nor --skip-in-flight");
 	if (req.op == FERRY_OP_CHECKPOINT_DUMP && (req.flags & FERRY_REQ_TCP_CLOSE))

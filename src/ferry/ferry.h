@@ -38,6 +38,7 @@ struct container_opts {
 	const char *criu_restart; /* instance start --criu-restart NAME */
 	const char *page_server; /* instance start --page-server PORT */
 	bool tcp_close; /* instance start --criu-restart --tcp-close */
+	bool timings; /* instance start --timings: the starter's "timing" line */
 	const char *node; /* instance start --node NODE: started there, through ferryd */
 	struct run_opts {
 		const char *checkpoint; /* run/exec --checkpoint NAME: a resumable run (run.c) */

@@ -38,6 +38,7 @@ static const char instance_help[] =
     "                           (IMAGE and INSTANCE default to the saved ones)\n"
     "      --tcp-close          with --criu-restart: the instance's TCP connections come back\n"
     "                           closed, for when their peers are not coming back\n"
+    "      --timings            print a 'timing' line of the start's steps (ms; for benchmarks)\n"
     "      --wait-all           the instance lives until its last process ends, not only COMMAND:\n"
     "                           for a COMMAND that starts daemons and exits (an MPI launcher's\n"
     "                           daemon); it ends with COMMAND's status\n"
@@ -435,7 +436,8 @@ static int do_start(int argc, char **argv)
 		if (o.node && o.page_server)
 			return cli_fail("--node and --page-server exclude each other: the restart on NODE "
 					"takes the checkpoint from disk");
-		o.req.flags = FERRY_REQ_CRIU_RESTART | (o.tcp_close ? FERRY_REQ_TCP_CLOSE : 0);
+		o.req.flags = FERRY_REQ_CRIU_RESTART | (o.tcp_close ? FERRY_REQ_TCP_CLOSE : 0) |
+			      (o.timings ? FERRY_REQ_TIMINGS : 0);
 		o.req.checkpoint = checkpoint_resolve(o.criu_restart, true);
 		if (!o.req.checkpoint)
 			return 255;

@@ -118,7 +118,8 @@ int parse_container_opts(int argc, char **argv, const char *help, struct contain
 		OPT_DELETE_AT_END,
 		OPT_WAIT_ALL,
 		OPT_PRIVATE_TMP,
-		OPT_NODE
+		OPT_NODE,
+		OPT_TIMINGS
 	};
 	static const struct option longopts[] = {
 	    {"bind", required_argument, NULL, 'B'},
@@ -145,6 +146,7 @@ int parse_container_opts(int argc, char **argv, const char *help, struct contain
 	    {"delete-at-end", no_argument, NULL, OPT_DELETE_AT_END},
 	    {"wait-all", no_argument, NULL, OPT_WAIT_ALL},
 	    {"node", required_argument, NULL, OPT_NODE},
+	    {"timings", no_argument, NULL, OPT_TIMINGS},
 	    {NULL, 0, NULL, 0},
 	};
 	struct ferry_error *err = NULL;
@@ -215,6 +217,7 @@ int parse_container_opts(int argc, char **argv, const char *help, struct contain
 		case OPT_TCP_CLOSE:
 		case OPT_WAIT_ALL:
 		case OPT_NODE:
+		case OPT_TIMINGS:
 			if (!streq(argv[0], "start")) {
 				*ret_status =
 				    cli_fail("%s belongs to 'ferry instance start'", argv[optind - 1]);
@@ -230,6 +233,8 @@ int parse_container_opts(int argc, char **argv, const char *help, struct contain
 				o->req.flags |= FERRY_REQ_WAIT_ALL;
 			else if (c == OPT_NODE)
 				o->node = optarg;
+			else if (c == OPT_TIMINGS)
+				o->timings = true;
 			else
 				o->page_server = optarg;
 			break;

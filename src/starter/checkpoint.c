@@ -1423,15 +1423,16 @@ static void dump_report(struct dump *d, const struct ferry_manifest *m, const ch
 		printf("%s/%s\n", d->target, gen);
 	}
 	if (s->req->flags & FERRY_REQ_TIMINGS) {
-		unsigned long long bytes = 0;
+		uint64_t bytes = 0, plain = 0, sent = 0;
 		for (size_t i = 0; i < m->n_files; i++)
 			bytes += m->files[i].size;
-		uint64_t plain = 0, sent = 0;
 		xfer_session_pages(&plain, &sent);
-		printf("timing freeze=%lld dumped=%lld done=%lld bytes=%llu staged=%d pages_plain=%llu "
-		       "pages_sent=%llu\n",
-		       d->t_freeze, d->t_dumped, d->t_done, bytes, d->staged, (unsigned long long)plain,
-		       (unsigned long long)sent);
+		/* (ferryd and 'ferry run' read the first keys by name, or in this order); ended: the
+		 * dumped tree's end, its memory freed (wait_instance_end) */
+		printf("timing freeze=%lld dumped=%lld done=%lld bytes=%" PRIu64
+		       " staged=%d pages_plain=%" PRIu64 " pages_sent=%" PRIu64 " start=%lld ended=%lld\n",
+		       d->t_freeze, d->t_dumped, d->t_done, bytes, d->staged, plain, sent, starter_t_start,
+		       ferry_monotonic_ms());
 	}
 }
 
