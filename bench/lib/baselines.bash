@@ -502,6 +502,7 @@ ferry_ckpt_cycle() (
 	*) bl_die "WHERE is mem, home or an absolute directory, not '$where'" ;;
 	esac
 	BL_PROG=$BHOME/.$BL_NAME.progress
+	BL_W_OUT=$(mktemp) || exit 1
 	BL_STARTED='' BL_CREATED=''
 	# shellcheck disable=SC2317
 	_bl_ferry_cleanup() {
@@ -510,7 +511,7 @@ ferry_ckpt_cycle() (
 				as_buser "$FERRY" instance stop --force "$BL_NAME" >/dev/null 2>&1
 		fi
 		[ -n "$BL_CREATED" ] && as_buser "$FERRY" checkpoint delete "$BL_CK" >/dev/null 2>&1
-		rm -f "$BL_PROG" "$BL_PROG".tmp.* "$BHOME/.ferry/instances/"*/"$BL_NAME".{out,err}
+		rm -f "$BL_PROG" "$BL_PROG".tmp.* "$BHOME/.ferry/instances/"*/"$BL_NAME".{out,err} "$BL_W_OUT"
 	}
 	trap _bl_ferry_cleanup EXIT
 	trap 'exit 130' INT TERM
@@ -525,8 +526,15 @@ ferry_ckpt_cycle() (
 	s=$(bl_wait_step "$BL_PROG" 0 "" "$(bl_fill_timeout "$mb")") || bl_die "the workload did not start under ferry"
 	read -r _ run <<<"$s"
 
-	bl_time --user "$FERRY" checkpoint instance --criu "$BL_NAME" || bl_die "ferry checkpoint instance --criu failed"
+	# --timings: the starter's "timing" line (its steps, monotonic ms) on its stdout
+	local out=$BL_W_OUT
+	bl_time --user "$FERRY" checkpoint instance --criu --timings "$BL_NAME" 2>"$out" || {
+		cat "$out" >&2
+		bl_die "ferry checkpoint instance --criu failed"
+	}
 	dump_ns=$BL_NS t0=$BL_T0
+	local dump_steps
+	dump_steps=$(bl_ferry_dump_steps "$out")
 	gen=$(readlink -f "$BL_CKDIR/current") || bl_die "the checkpoint has no current generation"
 	local dump_step dump_pre dump_criu bytes
 	dump_step=$(bl_step "$BL_PROG")
@@ -534,8 +542,15 @@ ferry_ckpt_cycle() (
 	dump_criu=$(bl_log_ms "$gen/dump.log")
 	bytes=$(bl_images_bytes "$gen")
 	bl_cold "$gen" || exit 1
+	local ckdir_log
+	ckdir_log=$(readlink -f "$BL_CKDIR")/restore.log
 
-	bl_time --user "$FERRY" instance start --criu-restart "$BL_CK" || bl_die "ferry instance start --criu-restart failed"
+	bl_time --user "$FERRY" instance start --criu-restart "$BL_CK" --timings 2>"$out" || {
+		cat "$out" >&2
+		bl_die "ferry instance start --criu-restart failed"
+	}
+	local restore_steps
+	restore_steps=$(bl_ferry_restore_steps "$out" "$ckdir_log")
 	bl_check_restored "$BL_PROG" "$run" || bl_die "the restored workload does not run on"
 	local ckdir
 	ckdir=$(readlink -f "$BL_CKDIR")
@@ -544,8 +559,54 @@ ferry_ckpt_cycle() (
 		dump_ms="$(bl_ms "$dump_ns")" restore_ms="$(bl_ms "$BL_NS")" images_bytes="$bytes" \
 		dump_criu_ms="$dump_criu" restore_criu_ms="$(bl_log_ms "$ckdir/restore.log")" \
 		dump_pre_ms="$dump_pre" restore_pre_ms="$(bl_pre_ms "$ckdir/restore.log" "$BL_T0")" \
-		cold="$BL_COLD" dump_step="${dump_step%% *}"
+		cold="$BL_COLD" dump_step="${dump_step%% *}" | jq -c --argjson d "$dump_steps" \
+		--argjson r "$restore_steps" '. + $d + $r'
 )
+
+# bl_timing FILE KEY: KEY's value in the "timing" line of FILE (a starter's output), or 0
+bl_timing() {
+	grep -m1 '^timing ' "$1" 2>/dev/null | tr ' ' '\n' | awk -F= -v k="$2" '$1 == k { v = $2 } END { print v + 0 }'
+}
+
+# bl_ferry_dump_steps FILE: ferry's dump in steps (ms), from the starter's timing line (monotonic
+# ms): plan (its start to the freeze: the request, pinning, staging), criu (to CRIU's "dumped"
+# seen by the starter, which hashes the pages CRIU writes meanwhile: CRIU, and the hashing that
+# outlasts it), seal (hashing what is left, the seal, the manifest, publishing), end (the dumped
+# tree's end, its memory freed: 'instance start --criu-restart' may follow at once); as JSON
+bl_ferry_dump_steps() {
+	local f=$1 k start freeze dumped done ended
+	for k in start freeze dumped done ended; do
+		printf -v "$k" '%s' "$(bl_timing "$f" "$k")"
+	done
+	if ((start == 0 || ended == 0)); then
+		echo '{}'
+		return
+	fi
+	bl_json dump_t_plan_ms=$((freeze - start)) dump_t_criu_ms=$((dumped - freeze)) \
+		dump_t_seal_ms=$((done - dumped)) dump_t_end_ms=$((ended - done)) dump_t_starter_ms=$((ended - start))
+}
+
+# bl_ferry_restore_steps FILE LOG: ferry's restore (ms): starter (its start to the restored tree
+# reported), and from CRIU's log LOG: pages_wait (CRIU's post-restore notification: ferry-criu
+# waits there for the pages' hash check and counts the restored tasks) and unlock (CRIU's
+# nftables unlock of its own lock table)
+bl_ferry_restore_steps() {
+	local f=$1 log=$2 start restored steps
+	start=$(bl_timing "$f" start) restored=$(bl_timing "$f" restored)
+	if ((start == 0 || restored == 0)); then
+		echo '{}'
+		return
+	fi
+	# the gap after a line matching the pattern, to the next timestamped line but its "RPC"
+	steps=$(awk 'function ts(l) { return substr(l, 2, index(l, ")") - 2) + 0 }
+		/^\(/ && w == 1 && !/\tRPC/ { pw = (ts($0) - t0) * 1000; w = 2 }
+		/^\(/ && u == 1 { un = (ts($0) - t1) * 1000; u = 2 }
+		/^\(.*Running post-restore scripts/ && !w { t0 = ts($0); w = 1 }
+		/^\(.*net: Unlock network/ && !u { t1 = ts($0); u = 1 }
+		END { printf "%.3f %.3f\n", pw, un }' "$log" 2>/dev/null)
+	bl_json restore_t_starter_ms=$((restored - start)) restore_t_pages_wait_ms="${steps%% *}" \
+		restore_t_unlock_ms="${steps##* }"
+}
 
 runc_bundle() (
 	set +e
