@@ -424,6 +424,9 @@ static int do_start(int argc, char **argv)
 	if ((o.page_server || o.tcp_close) && !o.criu_restart)
 		return cli_fail("%s belongs to --criu-restart",
 				o.page_server ? "--page-server PORT" : "--tcp-close");
+	/* (ferryd takes no FERRY_REQ_TIMINGS from a client: the flag is its own) */
+	if (o.timings && o.node)
+		return cli_fail("--timings is for a start on this node, not with --node");
 	if (o.criu_restart) {
 		/* everything else comes from the checkpoint: [IMAGE [INSTANCE]] may override */
 		if (argc - i > 2)
@@ -471,6 +474,7 @@ static int do_start(int argc, char **argv)
 		if (!o.req.checkpoint)
 			return 255;
 	}
+	o.req.flags |= o.timings ? FERRY_REQ_TIMINGS : 0;
 	o.req.image = absolute_path(argv[i]);
 	o.req.instance = xstrdup(argv[i + 1]);
 	for (i += 2; i < argc; i++)

@@ -352,6 +352,18 @@ log_line() { awk -v k="$2" '$1 == "step" && $2 == k {print $1, $2, $3, $4, $5, $
 	as_user1 "$FERRY" instance stop "$inst"
 }
 
+# timing_ordered LINE KEY...: LINE (a starter's "timing" line) has each KEY, with values in that order
+timing_ordered() {
+	local line=$1 k v prev=0
+	shift
+	for k in "$@"; do
+		v=$(tr ' ' '\n' <<<"$line" | awk -F= -v k="$k" '$1 == k { print $2 }')
+		[[ $v =~ ^[0-9]+$ ]] || fail "no $k in '$line'"
+		((v >= prev)) || fail "$k comes before the key before it in '$line'"
+		prev=$v
+	done
+}
+
 @test "--mem-dir checkpoint: dump to and restart from the tmpfs (SIF image); delete removes both" {
 	use_image sif
 	local ck=$T-mem inst=ck-mem prog=$U1_TMP/progress
@@ -364,15 +376,23 @@ log_line() { awk -v k="$2" '$1 == "step" && $2 == k {print $1, $2, $3, $4, $5, $
 	assert_equal "$(stat -c '%U %a' "$mem")" "$U1 700"
 	start_stateful "$U1" "$ck" "$inst" "$prog" --mb 64
 	wait_step "$prog" 3
-	run --separate-stderr as_user1 "$FERRY" checkpoint instance --criu "$inst"
+	# --timings (the benchmarks' breakdown): the generation, then the starter's steps in order
+	run --separate-stderr as_user1 "$FERRY" checkpoint instance --criu --timings "$inst"
 	[ "$status" -eq 0 ] || fail "dump failed: $stderr"
+	assert_line "$mem/gen-000001"
+	timing_ordered "$(grep '^timing ' <<<"$output")" start freeze dumped done ended
 	wait_gone "$U1" "$inst"
 	[ -s "$mem/gen-000001/pages-1.img" ] || fail "the pages are not in the mem dir"
 	assert_equal "$(ckpt_json_field "$U1" "$ck" location)" "$mem"
 	assert_equal "$(ckpt_json_field "$U1" "$ck" state)" complete
 	dumped=$(step_of "$prog")
-	run --separate-stderr as_user1 "$FERRY" instance start --criu-restart "$ck"
+	# (ferryd takes the flag from no client)
+	run as_user1 "$FERRY" instance start --criu-restart "$ck" --timings --node n1
+	assert_failure
+	assert_output "ferry: --timings is for a start on this node, not with --node"
+	run --separate-stderr as_user1 "$FERRY" instance start --criu-restart "$ck" --timings
 	[ "$status" -eq 0 ] || fail "restart failed ($status): $stderr"
+	timing_ordered "$(grep '^timing ' <<<"$output")" start restored
 	wait_step "$prog" $((dumped + 3))
 	assert_progress_ok "$prog"
 	as_user1 "$FERRY" instance stop "$inst"
