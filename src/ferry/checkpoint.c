@@ -528,10 +528,10 @@ static int do_instance(int argc, char **argv)
 	}
 	if (!criu)
 		return cli_fail("'ferry checkpoint instance' needs --criu (the checkpoint method)");
-	if (req.op == FERRY_OP_CHECKPOINT_RESTORE &&
-	    (req.page_server || (req.flags & ~(FERRY_REQ_TCP_CLOSE | FERRY_REQ_TIMINGS))))
+	if (req.op == FERRY_OP_CHECKPOINT_RESTORE && (req.page_server || (req.flags & ~FERRY_REQ_TCP_CLOSE)))
 		return cli_fail(
-		    "--restore takes neither --page-server, --leave-running nor --skip-in-flight");
+		    "--restore takes neither --page-server, --leave-running, --skip-in-flight nor "
+		    "--timings");
 	if (req.op == FERRY_OP_CHECKPOINT_DUMP && (req.flags & FERRY_REQ_TCP_CLOSE))
 		return cli_fail("--tcp-close belongs to a restore (--restore, or 'ferry instance start "
 				"--criu-restart')");
