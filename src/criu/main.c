@@ -49,8 +49,6 @@ struct args {
 	size_t n_pages;
 };
 
-_Static_assert(FERRY_CRIU_KDAT_FD == 7, "XDG_RUNTIME_DIR below names fd 7");
-
 static _noreturn_ void fail(int code, struct ferry_error *err)
 {
 	_cleanup_free_ char *line = xasprintf("E %s\n", err && err->message ? err->message : "unknown error");
@@ -143,8 +141,6 @@ static bool parse_args(int argc, char **argv, struct args *a)
 	/* a live dump's log goes to a directory of its own: CRIU keeps it open while it serves the
 	 * pages, and the images are sealed meanwhile */
 	if ((a->restore || a->lazy || a->hold) && !is_dir_fd(FERRY_CRIU_WORK_FD))
-		return false;
-	if (a->restore && a->lazy && !is_dir_fd(FERRY_CRIU_KDAT_FD))
 		return false;
 	struct stat st;
 	bool socket = a->page_server || (dump && a->lazy);
@@ -504,10 +500,6 @@ static _noreturn_ void restore(const struct args *a)
 	    .config = a->lazy ? FERRY_CRIU_LAZY_RESTORE : NULL,
 	    .auto_dedup = a->dedup,
 	};
-	/* live: CRIU as the user skips its userfaultfd probe and would refuse lazy pages: it loads
-	 * the facts a root CRIU recorded (criu.h) from the directory at FERRY_CRIU_KDAT_FD */
-	if (a->lazy && setenv("XDG_RUNTIME_DIR", "/proc/self/fd/7" /* FERRY_CRIU_KDAT_FD */, 1) < 0)
-		fail(1, NULL);
 	pages_check.a = a;
 	if (a->n_pages > 0) {
 		int e = pthread_create(&pages_check.thread, NULL, pages_check_run, NULL);

@@ -44,10 +44,11 @@
 #define FERRY_CRIU_LAZY_LOG "lazy-pages.log"
 /* Post-copy's CRIU kernel facts: CRIU run as the user (--unprivileged) skips its userfaultfd
  * probe and so refuses lazy pages; a root 'criu check' records them (ferryd does it at start,
- * fit.c) in FERRY_CRIU_KDAT_DIR/<boot id>/criu.kdat, root's, which the live restore's CRIU and
- * the lazy-pages daemon load (XDG_RUNTIME_DIR: where an unprivileged CRIU looks for it). */
+ * fit.c) in FERRY_CRIU_KDAT_DIR/<boot id>/criu.kdat, root's, which the lazy-pages daemon loads
+ * (XDG_RUNTIME_DIR: where an unprivileged CRIU looks for it). The live restore's CRIU does not:
+ * it runs with no environment (criu.c), probes userfaultfd itself with the CAP_SYS_PTRACE it
+ * holds, and a root's cache would make it try what only root may (its loginuid). */
 #define FERRY_CRIU_KDAT_DIR "/run/ferry-kdat"
-#define FERRY_CRIU_KDAT_FD 7 /* ferry-criu restore --lazy: that directory */
 
 /* ferry-criu, CRIU's client, in the bundle (loaded like CRIU: its loader and libraries are the
  * bundle's). The starter execs it with the environment FERRY_CRIU_ENV and fds at fixed numbers:

@@ -1900,21 +1900,15 @@ void run_restorer(struct starter *s, int report, int pid_fd)
 	}
 	char timeout[24];
 	snprintf(timeout, sizeof(timeout), "%u", s->cfg->criu_timeout);
-	int kdat = s->kdat_fd; /* opened in the host's mount namespace (lazy_daemon_start) */
-	if (s->lazy && kdat < 0) {
-		ferry_error_msg(&err, EBADF, "post-copy: no directory of CRIU's kernel facts");
-		restorer_fail(report, err);
-	}
-	size_t fixed_n = s->lazy ? 5 : 4;
+	size_t fixed_n = 4;
 	size_t n_fds = fixed_n + s->n_pages;
 	char **argv = xzalloc((10 + 2 * s->n_pages + 1) * sizeof(char *));
 	int *src = xzalloc(n_fds * sizeof(int)), *dst = xzalloc(n_fds * sizeof(int));
 	size_t argc = restorer_options(s, net, timeout, report, argv);
-	int fixed[5][2] = {{s->restore_fd, FERRY_CRIU_IMAGES_FD},
+	int fixed[4][2] = {{s->restore_fd, FERRY_CRIU_IMAGES_FD},
 			   {s->ckpt_fd, FERRY_CRIU_WORK_FD},
 			   {report, FERRY_CRIU_REPORT_FD},
-			   {pid_fd, FERRY_CRIU_PID_FD},
-			   {kdat, FERRY_CRIU_KDAT_FD}};
+			   {pid_fd, FERRY_CRIU_PID_FD}};
 	for (size_t i = 0; i < fixed_n; i++) {
 		src[i] = fixed[i][0];
 		dst[i] = fixed[i][1];
@@ -2102,7 +2096,7 @@ static int lazy_daemon_end(struct starter *s, bool timed_out, struct ferry_error
 static int lazy_daemon_start(struct starter *s, int genfd, struct xfer_session *xs, struct ferry_error **err)
 {
 	int st[2];
-	int kdat = s->kdat_fd = open_kdat(err);
+	_cleanup_close_ int kdat = open_kdat(err);
 	if (kdat < 0)
 		return -ENOENT;
 	if (pipe2(st, O_CLOEXEC) < 0)
@@ -2123,7 +2117,7 @@ static int lazy_daemon_start(struct starter *s, int genfd, struct xfer_session *
 			      FERRY_CRIU_LAZY_LOG,
 			      "-v4",
 			      NULL};
-	/* (as the live restore's CRIU, it loads the kernel facts of a root CRIU: criu.h) */
+	/* (it loads the kernel facts of a root CRIU: criu.h) */
 	pid_t pid =
 	    host_criu_spawn(s, (const int[]){genfd, s->ckpt_fd, xs->local[FERRY_XFER_LAZY], st[1], kdat}, 5,
 			    argv, "XDG_RUNTIME_DIR=/proc/self/fd/7", &s->lazy_rep, err);

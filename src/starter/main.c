@@ -164,8 +164,7 @@ int main(int argc, char **argv)
 			    .ns_last_pid_fd = -1,
 			    .xfer_fd = -1,
 			    .decision_fd = -1,
-			    .lazy_rep = -1,
-			    .kdat_fd = -1};
+			    .lazy_rep = -1};
 
 	sanitize_stdio();
 	starter_t_start = ferry_monotonic_ms();

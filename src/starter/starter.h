@@ -80,7 +80,6 @@ struct starter {
 	bool lazy;
 	pid_t lazy_pid;
 	int lazy_rep;
-	int kdat_fd; /* and the directory of CRIU's kernel facts (criu.h), for the restore's CRIU */
 	/* a diskless migration's restart from the generation this process received (not live):
 	 * CRIU frees each page image's pages as it restores them (--auto-dedup), so the node does
 	 * not hold the instance's memory twice; that generation is used up (see grant_dedup) */
