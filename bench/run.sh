@@ -32,6 +32,7 @@
 #   DISK_RATE=BYTES/S           the shared disk (cgroup-v1 blkio throttle)     [104857600]
 #   REPEAT=N                    repetitions, interleaved (A B A B ...)          [5]
 #   SIZES="MiB..."              synthetic workload sizes         [256 512 1024 2048 4096]
+#   MODES="MODE..."             the migrate suite's modes          [diskless default live]
 #   OVERHEAD_SIZES="MiB..."     sizes of the overhead suite               [256 1024 4096]
 #   PERIODIC_SIZES="MiB..."     sizes of the periodic suite               [256 1024 4096]
 #   START_RUNS=N                runs of each start-time command per repetition  [10]
@@ -82,6 +83,7 @@ if [ $SMOKE = 1 ]; then
 fi
 REPEAT=${REPEAT:-5}
 SIZES=${SIZES:-256 512 1024 2048 4096}
+MODES=${MODES:-diskless default live}
 OVERHEAD_SIZES=${OVERHEAD_SIZES:-256 1024 4096}
 PERIODIC_SIZES=${PERIODIC_SIZES:-256 1024 4096}
 START_RUNS=${START_RUNS:-10}
@@ -140,7 +142,7 @@ bench_image
 mkdir -p "$RAW" "$BENCH_WORK"
 for s in "${SUITES[@]}"; do rm -f "$RAW/$s.jsonl"; done
 jq -n --arg run "$BENCH_RUN_ID" --arg link "$LINK" --argjson disk "$DISK_RATE" \
-	--argjson repeat "$REPEAT" --arg sizes "$SIZES" --arg kernel "$(uname -r)" \
+	--argjson repeat "$REPEAT" --arg sizes "$SIZES" --arg modes "$MODES" --arg kernel "$(uname -r)" \
 	--arg criu "$("$CRIU" --version | head -1)" --arg runc "$(runc --version | head -1)" \
 	--arg ferry "$(git -C "$FERRY_SRC" describe --always --dirty 2>/dev/null || echo unknown)" \
 	--argjson cpus "$(nproc)" --argjson mem "$(awk '/MemTotal/ { print $2 * 1024 }' /proc/meminfo)" \
@@ -222,7 +224,8 @@ suite_migrate() {
 			mkdir -p "$(dirname "$f")"
 			floor_tmpfs_read "$f" $((mb << 20)) | jq -c ". + {what: \"tmpfs_read\", rep: $r, mb: $mb}" >>"$RAW/floor.jsonl" ||
 				die "floor: tmpfs read of $mb MiB failed"
-			for mode in $(order $r diskless default live); do
+			# shellcheck disable=SC2086 # MODES is a list
+			for mode in $(order $r $MODES); do
 				say "migrate $((r + 1))/$REPEAT: $mb MiB, $mode, $from -> $(other "$from")"
 				mig_synthetic "$mode" "$mb" "$from" || die "migration failed"
 			done
