@@ -556,7 +556,8 @@ int ferry_config_load(const char *path, bool require_root_owned, struct ferry_co
 
 static void put_u32(FILE *f, uint32_t n)
 {
-	unsigned char b[4] = {n & 0xff, (n >> 8) & 0xff, (n >> 16) & 0xff, n >> 24};
+	unsigned char b[4];
+	ferry_put_le32(b, n);
 	fwrite(b, 1, sizeof(b), f);
 }
 

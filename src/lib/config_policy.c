@@ -77,28 +77,19 @@ bool ferry_config_path_normal(const char *p, size_t n)
 	return n == 1 || ferry_config_relative_normal(p + 1, n - 1);
 }
 
+/* Every string and list the keys name: the table is the struct's list of what it owns. */
 void ferry_config_free(struct ferry_config *c)
 {
 	if (!c)
 		return;
-	strv_free(c->allow_bind_paths);
-	free(c->criu_path);
-	free(c->mem_dir);
-	free(c->checkpoint_dir);
-	free(c->staging_dir);
-	strv_free(c->allow_net_networks);
-	strv_free(c->allow_net_ranges);
-	strv_free(c->network_parents);
-	free(c->network_dir);
-	free(c->cni_path);
-	free(c->nft_path);
-	free(c->ferryd_node);
-	free(c->ferryd_listen);
-	strv_free(c->ferryd_peers);
-	free(c->ferryd_shared_dir);
-	free(c->ferryd_tmpfs_dir);
-	free(c->slurm_checkpoint_dir);
-
+	for (size_t i = 0; i < N_KEYS; i++) {
+		const struct key *k = &ferry_config_keys[i];
+		void *field = (char *)c + k->offset;
+		if (key_is_list(k->kind))
+			strv_free(*(char ***)field);
+		else if (!key_is_bool(k->kind) && !key_is_uint(k->kind))
+			free(*(char **)field);
+	}
 	free(c);
 }
 
@@ -234,7 +225,7 @@ static bool take_u32(struct wire *w, uint32_t *ret)
 	unsigned char b[4];
 	if (!take(w, b, 4))
 		return false;
-	*ret = (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+	*ret = ferry_get_le32(b);
 	return true;
 }
 
@@ -282,14 +273,8 @@ static bool take_key(struct wire *w, const struct key *k, struct ferry_config *c
 		*(unsigned *)field = take_u32(w, &n) ? n : 0;
 		return n >= k->min && (k->max == 0 || n <= k->max);
 	}
-	if (key_is_list(k->kind)) {
-		strv_free(*(char ***)field);
-		*(char ***)field = NULL;
-		return take_list(w, field);
-	}
-	free(*(char **)field);
-	*(char **)field = NULL;
-	return take_string(w, true, field);
+	/* (the fields are NULL: ferry_config_decode's fresh struct) */
+	return key_is_list(k->kind) ? take_list(w, field) : take_string(w, true, field);
 }
 
 int ferry_config_decode(const void *buf, size_t len, struct ferry_config **ret, struct ferry_error **err)
