@@ -148,7 +148,7 @@ mig_synthetic() {
 }
 
 # app_measure APP SIZE MODE REP: one run of a real application (bench/lib/apps.bash) in an
-# instance on $SRC, from start to its end, with (MODE diskless|default) or without (none) a
+# instance on $SRC, from start to its end, with (MODE diskless|default|live) or without (none) a
 # migration to $DST once it is at its peak memory. Emits to suite "apps" (APP_SUITE; with the
 # fields of the JSON object APP_EXTRA added): the wall time of the
 # run, the time the application reports, its result (the report checks that it is the same
