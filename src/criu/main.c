@@ -20,8 +20,12 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <linux/magic.h>
+#include <openssl/evp.h>
+#include <stdatomic.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 
 #include "criu.h"
 #include "fs.h"
@@ -267,24 +271,125 @@ static struct {
 	const struct args *a;
 	pthread_t thread;
 	bool running, done;
+	atomic_bool criu_read; /* CRIU has read every page (its post-restore notification came) */
 	struct ferry_error *err;
 } pages_check;
+
+/* Restoring from a checkpoint on a disk (a migration's shared filesystem, the user's own
+ * directory), CRIU reads each page image through the page cache, which would then hold the
+ * instance's memory a second time beside the restored processes (charged to the node's or the
+ * job's memory cgroup). The check reads the same bytes: it follows CRIU, hashing only what the
+ * restored memory has grown past (the resident memory of the container's other processes, which
+ * grows page by page as CRIU's reads land, even inside one large read) by CHECK_MARGIN, more
+ * than any readahead window, and drops each chunk from the cache once hashed: CRIU has read it
+ * by then. (Which pages are cached it cannot ask: the kernel answers cachestat and mincore
+ * only to who may write the file.) If the memory stops growing for CHECK_STALL_MS, the check
+ * stops following and hashes at full speed, dropping nothing, as it does on tmpfs, where the
+ * file is the memory itself. */
+#define CHECK_CHUNK (8u << 20)
+#define CHECK_MARGIN (32u << 20)
+#define CHECK_STALL_MS 500
+
+/* The resident memory (anonymous, shared, swapped) of the container's processes but ours. */
+static uint64_t container_mem(void)
+{
+	uint64_t sum = 0;
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	while (d && (de = readdir(d))) {
+		unsigned long long p = 0;
+		struct ferry_proc_status st;
+		if (parse_uint64(de->d_name, INT32_MAX, &p) == 0 && (pid_t)p != getpid() &&
+		    ferry_proc_status((pid_t)p, &st) == 0)
+			sum += st.dump_kb * 1024;
+	}
+	if (d)
+		closedir(d);
+	return sum;
+}
+
+struct pace {
+	bool on; /* following CRIU */
+	uint64_t base; /* the container's memory when the check began */
+	uint64_t hashed; /* what the check has hashed, in every page image */
+};
+
+/* Waits until the restored memory has grown by @want bytes since the check began, or CRIU has
+ * read everything; false (and following stops) when it stopped growing. */
+static bool pace_wait(struct pace *p, uint64_t want)
+{
+	uint64_t seen = 0;
+	long long since = ferry_monotonic_ms();
+	while (p->on && !atomic_load(&pages_check.criu_read)) {
+		uint64_t mem = container_mem();
+		uint64_t read = mem > p->base ? mem - p->base : 0;
+		if (read >= want)
+			return true;
+		if (read != seen) {
+			seen = read;
+			since = ferry_monotonic_ms();
+		} else if (ferry_monotonic_ms() - since >= CHECK_STALL_MS) {
+			p->on = false;
+		}
+		usleep(5000);
+	}
+	return p->on || atomic_load(&pages_check.criu_read);
+}
+
+static bool on_memory_fs(int fd)
+{
+	struct statfs sf;
+	return fstatfs(fd, &sf) < 0 || sf.f_type == TMPFS_MAGIC || sf.f_type == RAMFS_MAGIC;
+}
+
+/* Hashes page image @fd into @sha (its size in *@ret_size), following CRIU when @p->on. */
+static int pages_check_one(int fd, struct pace *p, uint64_t *ret_size, char sha[65], struct ferry_error **err)
+{
+	if (on_memory_fs(fd) || !p->on)
+		return ferry_sha256_fd(fd, ret_size, sha, err);
+	struct ferry_sha256 h;
+	int r = ferry_sha256_begin(&h, err);
+	_cleanup_free_ unsigned char *buf = xmalloc(CHECK_CHUNK);
+	while (r == 0) {
+		bool drop = pace_wait(p, p->hashed + CHECK_CHUNK + CHECK_MARGIN);
+		ssize_t n = pread(fd, buf, CHECK_CHUNK, (off_t)h.size);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			r = ferry_error_set(err, errno, "read");
+		else if (n == 0)
+			break;
+		else if (EVP_DigestUpdate(h.ctx, buf, (size_t)n) != 1)
+			r = ferry_error_msg(err, EIO, "SHA-256 failed");
+		else if (drop)
+			(void)posix_fadvise(fd, (off_t)h.size, n, POSIX_FADV_DONTNEED);
+		h.size += n > 0 ? (uint64_t)n : 0;
+		p->hashed += n > 0 ? (uint64_t)n : 0;
+	}
+	if (r < 0) {
+		ferry_sha256_abort(&h);
+		return r;
+	}
+	*ret_size = h.size;
+	return ferry_sha256_end(&h, sha, err);
+}
 
 static void *pages_check_run(void *arg)
 {
 	(void)arg;
 	const struct args *a = pages_check.a;
+	struct pace p = {.on = true, .base = container_mem()};
 	for (size_t i = 0; i < a->n_pages && !pages_check.err; i++) {
-		const struct page *p = &a->pages[i];
+		const struct page *pg = &a->pages[i];
 		uint64_t size = 0;
 		char sha[65];
-		if (ferry_sha256_fd(FERRY_CRIU_PAGES_FD + (int)i, &size, sha, &pages_check.err) < 0)
-			ferry_error_wrap(&pages_check.err, "'%s'", p->name);
-		else if (size != p->size || !streq(sha, p->sha256))
+		if (pages_check_one(FERRY_CRIU_PAGES_FD + (int)i, &p, &size, sha, &pages_check.err) < 0)
+			ferry_error_wrap(&pages_check.err, "'%s'", pg->name);
+		else if (size != pg->size || !streq(sha, pg->sha256))
 			ferry_error_msg(&pages_check.err, EPERM,
 					"file '%s' of the checkpoint was altered: the restore was stopped "
 					"before any process ran",
-					p->name);
+					pg->name);
 	}
 	return NULL;
 }
@@ -346,6 +451,7 @@ static int restored_set_check(struct ferry_error **err)
  * Non-zero makes CRIU kill the restored tree. */
 static void pages_check_join(void)
 {
+	atomic_store(&pages_check.criu_read, true);
 	if (pages_check.running) {
 		pthread_join(pages_check.thread, NULL);
 		pages_check.running = false;

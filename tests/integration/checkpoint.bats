@@ -169,10 +169,24 @@ log_line() { awk -v k="$2" '$1 == "step" && $2 == k {print $1, $2, $3, $4, $5, $
 	# the workload's pages (pages-1.img is its reaper's, the root of the dumped tree)
 	[ "$(stat -c %s "$(ls -S "$g"/pages-*.img | head -n1)")" -ge $((300 * 1024 * 1024)) ] || fail "no pages image holds 300 MB"
 
+	# the page image is in the page cache (the dump just wrote it), as a shared disk's would be
+	# once CRIU had read it
+	local pimg cached
+	pimg=$(ls -S "$g"/pages-*.img | head -n1)
+	cat "$pimg" >/dev/null
+	cached=$(fincore --bytes --noheadings --output RES "$pimg")
+	echo "# $pimg cached before the restart: $cached bytes"
+	[ "$cached" -ge $((300 * 1024 * 1024)) ] || fail "the page image is not in the page cache before the restart: $cached bytes"
+
 	start_criu_watch "$U1_UID" "$BATS_TEST_TMPDIR/criu-restore" 60
 	run --separate-stderr as_user1 "$FERRY" instance start --criu-restart "$ck"
 	stop_criu_watch "$BATS_TEST_TMPDIR/criu-restore"
 	[ "$status" -eq 0 ] || fail "restart failed ($status): $stderr"
+	# the restore read it and dropped it from the cache behind CRIU: the node does not hold the
+	# instance's memory twice (the restored copy and the image's cache)
+	cached=$(fincore --bytes --noheadings --output RES "$pimg")
+	echo "# ... and after: $cached bytes"
+	[ "$cached" -le $((8 * 1024 * 1024)) ] || fail "the restore left $cached bytes of the page image in the page cache"
 	[ -s "$d/restore.log" ] || fail "no restore.log in $d"
 	instance_running "$U1" "$inst" || fail "'$inst' not running after the restart"
 	wait_step "$prog" $((dumped + 3))
