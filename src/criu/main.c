@@ -283,12 +283,13 @@ static struct {
  * grows page by page as CRIU's reads land, even inside one large read) by CHECK_MARGIN, more
  * than any readahead window, and drops each chunk from the cache once hashed: CRIU has read it
  * by then. (Which pages are cached it cannot ask: the kernel answers cachestat and mincore
- * only to who may write the file.) If the memory stops growing for CHECK_STALL_MS, the check
- * stops following and hashes at full speed, dropping nothing, as it does on tmpfs, where the
- * file is the memory itself. */
-#define CHECK_CHUNK (8u << 20)
-#define CHECK_MARGIN (32u << 20)
-#define CHECK_STALL_MS 500
+ * only to who may write the file.) If the memory, once it grew, stops growing for
+ * CHECK_STALL_MS, the check stops following and hashes at full speed, dropping nothing until
+ * CRIU has read every page (pages_check_drop), as it does on tmpfs, where the file is the memory
+ * itself. */
+#define CHECK_CHUNK (4u << 20)
+#define CHECK_MARGIN (16u << 20)
+#define CHECK_STALL_MS 1000
 
 /* The resident memory (anonymous, shared, swapped) of the container's processes but ours. */
 static uint64_t container_mem(void)
@@ -328,8 +329,8 @@ static bool pace_wait(struct pace *p, uint64_t want)
 		if (read != seen) {
 			seen = read;
 			since = ferry_monotonic_ms();
-		} else if (ferry_monotonic_ms() - since >= CHECK_STALL_MS) {
-			p->on = false;
+		} else if (seen > 0 && ferry_monotonic_ms() - since >= CHECK_STALL_MS) {
+			p->on = false; /* it had grown, and stopped */
 		}
 		usleep(5000);
 	}
@@ -458,9 +459,20 @@ static void pages_check_join(void)
 	}
 }
 
+/* Once CRIU has read every page: none of a page image on a disk stays in the page cache (what
+ * the check did not drop as it went, having stopped following CRIU). */
+static void pages_check_drop(void)
+{
+	const struct args *a = pages_check.a;
+	for (size_t i = 0; a && i < a->n_pages; i++)
+		if (!on_memory_fs(FERRY_CRIU_PAGES_FD + (int)i))
+			(void)posix_fadvise(FERRY_CRIU_PAGES_FD + (int)i, 0, 0, POSIX_FADV_DONTNEED);
+}
+
 static int pages_check_wait(void)
 {
 	pages_check_join();
+	pages_check_drop();
 	if (!pages_check.done && !pages_check.err)
 		restored_set_check(&pages_check.err);
 	pages_check.done = true;
