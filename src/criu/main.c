@@ -21,7 +21,6 @@
 #include <pthread.h>
 #include <signal.h>
 #include <linux/magic.h>
-#include <openssl/evp.h>
 #include <stdatomic.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -350,22 +349,14 @@ static int pages_check_one(int fd, struct pace *p, uint64_t *ret_size, char sha[
 		return ferry_sha256_fd(fd, ret_size, sha, err);
 	struct ferry_sha256 h;
 	int r = ferry_sha256_begin(&h, err);
-	_cleanup_free_ unsigned char *buf = xmalloc(CHECK_CHUNK);
-	while (r == 0) {
+	for (uint64_t at = 0; r == 0; at = h.size) {
 		bool drop = pace_wait(p, p->hashed + CHECK_CHUNK + CHECK_MARGIN);
-		ssize_t n = pread(fd, buf, CHECK_CHUNK, (off_t)h.size);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			r = ferry_error_set(err, errno, "read");
-		else if (n == 0)
-			break;
-		else if (EVP_DigestUpdate(h.ctx, buf, (size_t)n) != 1)
-			r = ferry_error_msg(err, EIO, "SHA-256 failed");
-		else if (drop)
-			(void)posix_fadvise(fd, (off_t)h.size, n, POSIX_FADV_DONTNEED);
-		h.size += n > 0 ? (uint64_t)n : 0;
-		p->hashed += n > 0 ? (uint64_t)n : 0;
+		r = ferry_sha256_feed(&h, fd, at + CHECK_CHUNK, err);
+		if (r < 0 || h.size == at)
+			break; /* the end of the file */
+		if (drop)
+			(void)posix_fadvise(fd, (off_t)at, (off_t)(h.size - at), POSIX_FADV_DONTNEED);
+		p->hashed += h.size - at;
 	}
 	if (r < 0) {
 		ferry_sha256_abort(&h);

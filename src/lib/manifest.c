@@ -328,12 +328,13 @@ int ferry_sha256_begin(struct ferry_sha256 *h, struct ferry_error **err)
 	return 0;
 }
 
-int ferry_sha256_feed(struct ferry_sha256 *h, int fd, struct ferry_error **err)
+int ferry_sha256_feed(struct ferry_sha256 *h, int fd, uint64_t end, struct ferry_error **err)
 {
 	const size_t bufsz = 1 << 20;
 	_cleanup_free_ unsigned char *buf = xmalloc(bufsz);
 	for (;;) {
-		ssize_t n = pread(fd, buf, bufsz, (off_t)h->size);
+		size_t want = end - h->size < bufsz ? (size_t)(end - h->size) : bufsz; /* 0: at @end */
+		ssize_t n = pread(fd, buf, want, (off_t)h->size);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
@@ -370,7 +371,7 @@ int ferry_sha256_fd(int fd, uint64_t *ret_size, char ret_hex[65], struct ferry_e
 	int r = ferry_sha256_begin(&h, err);
 	if (r < 0)
 		return r;
-	if ((r = ferry_sha256_feed(&h, fd, err)) < 0) {
+	if ((r = ferry_sha256_feed(&h, fd, UINT64_MAX, err)) < 0) {
 		ferry_sha256_abort(&h);
 		return r;
 	}

@@ -78,13 +78,14 @@ int ferry_sha256_fd(int fd, uint64_t *ret_size, char ret_hex[65], struct ferry_e
 int ferry_sha256_buf(const void *buf, size_t len, char ret_hex[65], struct ferry_error **err);
 
 /* SHA-256 of a file that may still be growing (a dump being written): begin, feed as often as
- * wanted (each call hashes from where the last one stopped to the current end of @fd), end. */
+ * wanted (each call hashes from where the last one stopped to byte @end of @fd, or to its
+ * current end when it is shorter: UINT64_MAX for all of it), end. */
 struct ferry_sha256 {
 	void *ctx; /* EVP_MD_CTX */
 	uint64_t size;
 };
 int ferry_sha256_begin(struct ferry_sha256 *h, struct ferry_error **err);
-int ferry_sha256_feed(struct ferry_sha256 *h, int fd, struct ferry_error **err);
+int ferry_sha256_feed(struct ferry_sha256 *h, int fd, uint64_t end, struct ferry_error **err);
 /* The digest as hex; frees the context (also on error). */
 int ferry_sha256_end(struct ferry_sha256 *h, char ret_hex[65], struct ferry_error **err);
 void ferry_sha256_abort(struct ferry_sha256 *h);

@@ -53,12 +53,6 @@
 #define LAUNCH_FILE "launch.req"
 #define DUMP_LOG FERRY_CRIU_DUMP_LOG
 
-/* Removes @name in @dirfd and everything below it: never a symlink, never across a mount. */
-static int rm_tree(int dirfd, const char *name)
-{
-	return ckdir_rm_tree(dirfd, name);
-}
-
 static bool gen_name(const char *name, unsigned long long *ret)
 {
 	if (!startswith(name, "gen-"))
@@ -126,7 +120,7 @@ static void tails_scan(int imgfd, struct tail_hashes *t)
 	if (d)
 		closedir(d);
 	for (size_t i = 0; i < t->n; i++)
-		if (t->f[i].fd >= 0 && ferry_sha256_feed(&t->f[i].h, t->f[i].fd, NULL) < 0) {
+		if (t->f[i].fd >= 0 && ferry_sha256_feed(&t->f[i].h, t->f[i].fd, UINT64_MAX, NULL) < 0) {
 			ferry_sha256_abort(&t->f[i].h);
 			close(t->f[i].fd);
 			t->f[i].fd = -1;
@@ -151,7 +145,7 @@ static int hash_file(int fd, const char *name, const struct stat *st, struct tai
 		struct tail_hash *f = &t->f[i];
 		if (f->fd < 0 || !streq(f->name, name) || f->dev != st->st_dev || f->ino != st->st_ino)
 			continue;
-		int r = ferry_sha256_feed(&f->h, f->fd, err);
+		int r = ferry_sha256_feed(&f->h, f->fd, UINT64_MAX, err);
 		uint64_t size = f->h.size;
 		if (r == 0 && size == (uint64_t)st->st_size)
 			r = ferry_sha256_end(&f->h, sha, err);
@@ -290,7 +284,7 @@ static void prune(int ckfd, const char *keep, bool staging_too)
 		struct stat st;
 		if (fstatat(ckfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode) &&
 		    st.st_uid == 0)
-			rm_tree(ckfd, de->d_name);
+			ckdir_rm_tree(ckfd, de->d_name);
 	}
 	closedir(d);
 }
@@ -395,7 +389,7 @@ static int make_staging(struct starter *s, int parentfd, const char *where, char
 	if (stfd < 0 || fstat(stfd, &st) < 0 || st.st_uid != 0 || (st.st_mode & 077)) {
 		if (stfd >= 0)
 			close(stfd);
-		rm_tree(parentfd, stage);
+		ckdir_rm_tree(parentfd, stage);
 		return ferry_error_msg(err, EPERM, "the staging directory was tampered with");
 	}
 	int imgfd = -1;
@@ -404,7 +398,7 @@ static int make_staging(struct starter *s, int parentfd, const char *where, char
 	    fchown(imgfd, s->privs.uid, s->privs.gid) < 0) {
 		int e = errno;
 		close(stfd);
-		rm_tree(parentfd, stage);
+		ckdir_rm_tree(parentfd, stage);
 		return ferry_error_set(err, e, "prepare the dump directory");
 	}
 	/* a live dump's CRIU writes its log (open while it serves the pages) beside the images,
@@ -416,7 +410,7 @@ static int make_staging(struct starter *s, int parentfd, const char *where, char
 		int e = errno;
 		close(imgfd);
 		close(stfd);
-		rm_tree(parentfd, stage);
+		ckdir_rm_tree(parentfd, stage);
 		return ferry_error_set(err, e, "prepare the dump's work directory");
 	}
 	if (ret_workfd)
@@ -505,7 +499,7 @@ static int dump_images(const struct dump *d)
 static void dump_unstage(const struct dump *d)
 {
 	if (d->staged)
-		rm_tree(d->lrootfd, d->lstage);
+		ckdir_rm_tree(d->lrootfd, d->lstage);
 }
 
 /* How often a local dump hashes what CRIU has written since. */
@@ -709,7 +703,7 @@ static _noreturn_ void dump_guard(const struct dump *d, int pidfd, int report, i
 		while (sig > 0 && waitpid(sig, NULL, 0) < 0 && errno == EINTR)
 			;
 	}
-	rm_tree(s->ckpt_fd, d->stage); /* published (then empty), sent or failed: never left behind */
+	ckdir_rm_tree(s->ckpt_fd, d->stage); /* published (then empty), sent or failed: never left behind */
 	dump_unstage(d);
 	_exit(0);
 }
@@ -845,7 +839,7 @@ static void prune_stale_staging(int rootfd)
 		_cleanup_close_ int fd =
 		    openat(rootfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0)
-			rm_tree(rootfd, de->d_name);
+			ckdir_rm_tree(rootfd, de->d_name);
 	}
 	if (dir)
 		closedir(dir);
@@ -979,7 +973,7 @@ static void stage_locally(struct dump *d, uint64_t rss)
 		if (d->lstfd >= 0) {
 			close(d->limgfd);
 			close(d->lstfd);
-			rm_tree(rootfd, d->lstage);
+			ckdir_rm_tree(rootfd, d->lstage);
 			d->lstfd = d->limgfd = -1;
 		}
 		note_unstaged(d, err->message);
@@ -1020,7 +1014,7 @@ static void dump_prepare(struct dump *d, int *ret_pidfd, char **ret_launch, size
 		die_error(err);
 	stage_locally(d, rss);
 	if (s->xfer_fd >= 0 && xfer_session_start(s, false, &d->xs, &err) < 0) {
-		rm_tree(s->ckpt_fd, d->stage);
+		ckdir_rm_tree(s->ckpt_fd, d->stage);
 		die("checkpoint of '%s' to the page server '%s': %s; the instance keeps running", d->name,
 		    s->req->page_server, err->message);
 	}
@@ -1188,7 +1182,7 @@ static _noreturn_ void dump_failed(struct dump *d, bool in_time, const char *msg
 	keep_dump_log(d); /* before the guard removes the staging */
 	close(d->ctl); /* the guard ends CRIU, resumes the tree and removes the staging */
 	waitpid(d->guard, NULL, 0);
-	rm_tree(d->s->ckpt_fd, d->stage);
+	ckdir_rm_tree(d->s->ckpt_fd, d->stage);
 	dump_unstage(d);
 	if (d->xs) { /* the page server's end may have failed first (it gave no verdict yet) */
 		xfer_session_blame(d->xs, &err);
@@ -1414,7 +1408,7 @@ static void dump_report(struct dump *d, const struct ferry_manifest *m, const ch
 		wait_instance_end(d->monfd, d->name, s->cfg->criu_timeout);
 	if (d->xs) {
 		(void)xfer_session_finish(30); /* committed: the connection must end clean */
-		rm_tree(s->ckpt_fd, d->stage);
+		ckdir_rm_tree(s->ckpt_fd, d->stage);
 		printf("%s\n", gen);
 	} else {
 		unlinkat(s->ckpt_fd, d->stage, AT_REMOVEDIR);
@@ -1475,7 +1469,7 @@ void op_checkpoint_dump(struct starter *s)
 	_cleanup_free_ char *gen = NULL;
 	if ((d.hold >= 0 ? dump_held(&d, launch, launch_len, &tails, m, &gen, &err)
 			 : dump_commit(&d, launch, launch_len, &tails, m, &gen, &err)) < 0) {
-		rm_tree(s->ckpt_fd, d.stage);
+		ckdir_rm_tree(s->ckpt_fd, d.stage);
 		dump_unstage(&d);
 		die("checkpoint of '%s': %s; the instance keeps running", d.name, err->message);
 	}
@@ -2286,7 +2280,7 @@ int checkpoint_receive(struct starter *s, struct ferry_error **err)
 	close(imgfd);
 	close(stfd);
 	if (r < 0) {
-		rm_tree(s->ckpt_fd, stage);
+		ckdir_rm_tree(s->ckpt_fd, stage);
 		return r;
 	}
 	unlinkat(s->ckpt_fd, stage, AT_REMOVEDIR);
