@@ -60,7 +60,10 @@ say "two simulated nodes (network namespaces nodeA, nodeB, peer on a bridge), a 
 source "$(dirname "$0")/../tests/lib/nodes.sh"
 ferryd_pids=()
 asn() { local n=$1; shift; on_node "$n" runuser -u "$user" -- env -C "$work" "$@"; }
-dropin=/etc/ferry/ferry.conf.d/90-ferry-demo.conf
+# named to sort after every other drop-in (ferry.conf(5): byte order of the names), so that its
+# keys are the ones in force for the demo's time whatever else the directory holds: an admin's
+# drop-in, or the one a test run that was killed could not remove (99-ferry-test.conf)
+dropin=/etc/ferry/ferry.conf.d/zz-ferry-demo.conf
 demo_conf() {
 	install -d -o root -g root -m 0755 /etc/ferry/ferry.conf.d
 	printf '%s\n' "# make demo's settings (scripts/demo.sh); removed when it ends" \

@@ -87,10 +87,13 @@ runs_for_user1() { as_user1 "$FERRY" exec "$IMG" true; }
 	[ "$(sha256sum "$FERRY_CONF")" = "$sum" ] || fail "ferry.conf changed"
 }
 
-@test "the demo runs on a ferry.conf that already sets its keys, and leaves ferry.conf byte-identical" {
+@test "the demo runs on a ferry.conf and drop-ins that already set its keys, and leaves ferry.conf byte-identical" {
 	# what broke the first command: the shipped ferry.conf says 'allow net args = no', an older
-	# one may name other networks and ranges; the demo's settings must win without an edit
+	# one may name other networks and ranges; the demo's settings must win without an edit.
+	# And what broke CI once: a test run killed before its teardown left its drop-in
+	# (99-ferry-test.conf, naming its own network), which sorted after the demo's.
 	install_conf "allow net network = ftother" "allow net ip range = 10.0.0.0/8"
+	conf_set "allow net network = ftmac" "allow net args = no" "allow net ip range = 10.0.0.0/8"
 	grep -qx 'allow net args = no' "$FERRY_CONF" || fail "the shipped ferry.conf no longer sets 'allow net args = no'"
 	local sum
 	sum=$(sha256sum "$FERRY_CONF")
@@ -102,7 +105,7 @@ runs_for_user1() { as_user1 "$FERRY" exec "$IMG" true; }
 	assert_output --partial "demo done"
 	refute_output --partial "is already set on line"
 	[ "$(sha256sum "$FERRY_CONF")" = "$sum" ] || fail "the demo changed ferry.conf"
-	[ ! -e "$FERRY_CONF_D/90-ferry-demo.conf" ] || fail "the demo left its drop-in"
+	[ ! -e "$FERRY_CONF_D/zz-ferry-demo.conf" ] || fail "the demo left its drop-in"
 }
 
 @test "the demo killed while its settings are in force leaves ferry.conf byte-identical, and its drop-in goes" {
@@ -112,11 +115,11 @@ runs_for_user1() { as_user1 "$FERRY" exec "$IMG" true; }
 	"$FERRY_TESTS_DIR/../scripts/demo.sh" >"$BATS_TEST_TMPDIR/demo.out" 2>&1 </dev/null 3>&- &
 	pid=$!
 	for ((i = 0; i < 1200; i++)); do
-		[ -e "$FERRY_CONF_D/90-ferry-demo.conf" ] && break
+		[ -e "$FERRY_CONF_D/zz-ferry-demo.conf" ] && break
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.1
 	done
-	[ -e "$FERRY_CONF_D/90-ferry-demo.conf" ] || fail "the demo never wrote its drop-in: $(tail -n 20 "$BATS_TEST_TMPDIR/demo.out")"
+	[ -e "$FERRY_CONF_D/zz-ferry-demo.conf" ] || fail "the demo never wrote its drop-in: $(tail -n 20 "$BATS_TEST_TMPDIR/demo.out")"
 	kill -TERM "$pid"
 	for ((i = 0; i < 300; i++)); do
 		kill -0 "$pid" 2>/dev/null || break
@@ -125,7 +128,7 @@ runs_for_user1() { as_user1 "$FERRY" exec "$IMG" true; }
 	! kill -0 "$pid" 2>/dev/null || fail "the demo did not end on SIGTERM"
 	wait "$pid" || true
 	[ "$(sha256sum "$FERRY_CONF")" = "$sum" ] || fail "the killed demo changed ferry.conf"
-	[ ! -e "$FERRY_CONF_D/90-ferry-demo.conf" ] || fail "the killed demo left its drop-in"
+	[ ! -e "$FERRY_CONF_D/zz-ferry-demo.conf" ] || fail "the killed demo left its drop-in"
 	# what it ran is gone too (its instance as ferrydemo, its ferryd)
 	for ((i = 0; i < 50; i++)); do
 		pgrep -u ferrydemo >/dev/null || break
