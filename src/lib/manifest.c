@@ -333,8 +333,8 @@ int ferry_sha256_feed(struct ferry_sha256 *h, int fd, uint64_t end, struct ferry
 	const size_t bufsz = 1 << 20;
 	_cleanup_free_ unsigned char *buf = xmalloc(bufsz);
 	for (;;) {
-		size_t want = end - h->size < bufsz ? (size_t)(end - h->size) : bufsz; /* 0: at @end */
-		ssize_t n = pread(fd, buf, want, (off_t)h->size);
+		uint64_t left = end > h->size ? end - h->size : 0; /* 0: at or past @end */
+		ssize_t n = pread(fd, buf, left < bufsz ? (size_t)left : bufsz, (off_t)h->size);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)

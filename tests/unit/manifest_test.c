@@ -207,6 +207,30 @@ static void test_sha256_fd(void **state)
 	close(fd);
 }
 
+/* Fed in pieces up to an end (as ferry-criu's paced page check and the dump's growing files
+ * are): the same digest as whole; an end at or behind what is hashed reads nothing. */
+static void test_sha256_feed_to_end(void **state)
+{
+	int fd = memfd_create("t", MFD_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "abc", 3), 3);
+	_cleanup_error_ struct ferry_error *err = NULL;
+	struct ferry_sha256 h;
+	char hex[65];
+	assert_int_equal(ferry_sha256_begin(&h, &err), 0);
+	assert_int_equal(ferry_sha256_feed(&h, fd, 1, &err), 0);
+	assert_int_equal(h.size, 1);
+	assert_int_equal(ferry_sha256_feed(&h, fd, 1, &err), 0); /* at the end */
+	assert_int_equal(ferry_sha256_feed(&h, fd, 0, &err), 0); /* behind it */
+	assert_int_equal(h.size, 1);
+	assert_int_equal(ferry_sha256_feed(&h, fd, 2, &err), 0);
+	assert_int_equal(ferry_sha256_feed(&h, fd, UINT64_MAX, &err), 0); /* the rest */
+	assert_int_equal(h.size, 3);
+	assert_int_equal(ferry_sha256_end(&h, hex, &err), 0);
+	assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+	close(fd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -218,6 +242,7 @@ int main(void)
 	    cmocka_unit_test(test_parse_strict),
 	    cmocka_unit_test(test_sign_rejects_bad_names),
 	    cmocka_unit_test(test_sha256_fd),
+	    cmocka_unit_test(test_sha256_feed_to_end),
 	};
 	return cmocka_run_group_tests_name("manifest", tests, NULL, NULL);
 }
