@@ -119,12 +119,19 @@ static void tails_scan(int imgfd, struct tail_hashes *t)
 	}
 	if (d)
 		closedir(d);
-	for (size_t i = 0; i < t->n; i++)
+	/* what CRIU has written since is hashed, and on a disk the disk starts on it: sealing then
+	 * waits only for the tail (sync_file_range: a no-op on a tmpfs) */
+	for (size_t i = 0; i < t->n; i++) {
+		uint64_t at = t->f[i].h.size;
 		if (t->f[i].fd >= 0 && ferry_sha256_feed(&t->f[i].h, t->f[i].fd, UINT64_MAX, NULL) < 0) {
 			ferry_sha256_abort(&t->f[i].h);
 			close(t->f[i].fd);
 			t->f[i].fd = -1;
+		} else if (t->f[i].fd >= 0 && t->f[i].h.size > at) {
+			(void)sync_file_range(t->f[i].fd, (off_t)at, (off_t)(t->f[i].h.size - at),
+					      SYNC_FILE_RANGE_WRITE);
 		}
+	}
 }
 
 static void tails_free(struct tail_hashes *t)
@@ -384,39 +391,29 @@ static int make_staging(struct starter *s, int parentfd, const char *where, char
 		return r;
 	if (mkdirat(parentfd, stage, 0700) < 0)
 		return ferry_error_set(err, errno, "create '%s' in '%s'", stage, where);
-	int stfd = ckdir_openat(parentfd, stage, O_RDONLY | O_DIRECTORY, 0);
+	_cleanup_close_ int stfd = ckdir_openat(parentfd, stage, O_RDONLY | O_DIRECTORY, 0);
 	struct stat st;
 	if (stfd < 0 || fstat(stfd, &st) < 0 || st.st_uid != 0 || (st.st_mode & 077)) {
-		if (stfd >= 0)
-			close(stfd);
 		ckdir_rm_tree(parentfd, stage);
 		return ferry_error_msg(err, EPERM, "the staging directory was tampered with");
 	}
-	int imgfd = -1;
+	/* (and a live dump's work/: its CRIU writes its log, open while it serves the pages, beside
+	 * the images, which are sealed meanwhile) */
+	_cleanup_close_ int imgfd = -1, workfd = -1;
 	if (mkdirat(stfd, "images", 0700) < 0 ||
 	    (imgfd = ckdir_openat(stfd, "images", O_RDONLY | O_DIRECTORY, 0)) < 0 ||
-	    fchown(imgfd, s->privs.uid, s->privs.gid) < 0) {
+	    fchown(imgfd, s->privs.uid, s->privs.gid) < 0 ||
+	    (ret_workfd && (mkdirat(stfd, "work", 0700) < 0 ||
+			    (workfd = ckdir_openat(stfd, "work", O_RDONLY | O_DIRECTORY, 0)) < 0 ||
+			    fchown(workfd, s->privs.uid, s->privs.gid) < 0))) {
 		int e = errno;
-		close(stfd);
 		ckdir_rm_tree(parentfd, stage);
 		return ferry_error_set(err, e, "prepare the dump directory");
 	}
-	/* a live dump's CRIU writes its log (open while it serves the pages) beside the images,
-	 * which are sealed meanwhile */
-	int workfd = -1;
-	if (ret_workfd && (mkdirat(stfd, "work", 0700) < 0 ||
-			   (workfd = ckdir_openat(stfd, "work", O_RDONLY | O_DIRECTORY, 0)) < 0 ||
-			   fchown(workfd, s->privs.uid, s->privs.gid) < 0)) {
-		int e = errno;
-		close(imgfd);
-		close(stfd);
-		ckdir_rm_tree(parentfd, stage);
-		return ferry_error_set(err, e, "prepare the dump's work directory");
-	}
 	if (ret_workfd)
-		*ret_workfd = workfd;
-	*ret_stfd = stfd;
-	*ret_imgfd = imgfd;
+		*ret_workfd = TAKE_FD(workfd);
+	*ret_stfd = TAKE_FD(stfd);
+	*ret_imgfd = TAKE_FD(imgfd);
 	return 0;
 }
 
