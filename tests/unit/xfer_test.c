@@ -18,14 +18,17 @@
 
 static const unsigned char key[32] = "0123456789abcdef0123456789abcdef";
 
-/* Runs the sender handshake in a child with @k and @uid; returns its exit status. */
-static pid_t sender(int sk, const unsigned char *k, uid_t uid)
+/* Runs the sender handshake on sv[1] in a child with @k and @uid; returns its pid. The child
+ * closes the receiver's end, so that the receiver's close is the sender's end of file (not its
+ * 5 s limit). */
+static pid_t sender(const int sv[2], const unsigned char *k, uid_t uid)
 {
 	pid_t pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		struct ferry_error *err = NULL;
-		_exit(ferry_xfer_connect(sk, k, 32, uid, 5, NULL, &err) == 0 ? 0 : 1);
+		close(sv[0]);
+		_exit(ferry_xfer_connect(sv[1], k, 32, uid, 5, NULL, &err) == 0 ? 0 : 1);
 	}
 	return pid;
 }
@@ -46,7 +49,7 @@ static void test_handshake_ok(void **state)
 {
 	int sv[2];
 	pair(sv);
-	pid_t pid = sender(sv[1], key, 1001);
+	pid_t pid = sender(sv, key, 1001);
 	_cleanup_error_ struct ferry_error *err = NULL;
 	assert_int_equal(ferry_xfer_accept(sv[0], key, 32, 1001, 5, NULL, &err), 0);
 	assert_int_equal(status_of(pid), 0);
@@ -58,7 +61,7 @@ static void test_handshake_other_uid(void **state)
 {
 	int sv[2];
 	pair(sv);
-	pid_t pid = sender(sv[1], key, 1002);
+	pid_t pid = sender(sv, key, 1002);
 	_cleanup_error_ struct ferry_error *err = NULL;
 	assert_true(ferry_xfer_accept(sv[0], key, 32, 1001, 5, NULL, &err) < 0);
 	assert_non_null(strstr(err->message, "uid 1002"));
@@ -75,7 +78,7 @@ static void test_handshake_wrong_key(void **state)
 	/* a sender without the key is refused by the receiver */
 	int sv[2];
 	pair(sv);
-	pid_t pid = sender(sv[1], other, 1001);
+	pid_t pid = sender(sv, other, 1001);
 	_cleanup_error_ struct ferry_error *err = NULL;
 	assert_true(ferry_xfer_accept(sv[0], key, 32, 1001, 5, NULL, &err) < 0);
 	assert_non_null(strstr(err->message, "cluster key"));
@@ -84,7 +87,7 @@ static void test_handshake_wrong_key(void **state)
 	close(sv[1]);
 	/* a receiver without the key is refused by the sender */
 	pair(sv);
-	pid = sender(sv[1], key, 1001);
+	pid = sender(sv, key, 1001);
 	struct ferry_error *e2 = NULL;
 	assert_true(ferry_xfer_accept(sv[0], other, 32, 1001, 5, NULL, &e2) < 0);
 	ferry_error_free(e2);
