@@ -10,8 +10,11 @@
 # (FERRY_TEST_VERBOSE=1 shows it always).
 #
 # Prints "unit: N passed, N failed" last and exits non-zero if anything failed.
+# The binaries run nproc at a time (several wait on timers: xfer_test's idle
+# bounds), their results shown in the order given.
 #
 # Environment: FERRY_UNIT_TIMEOUT (seconds per binary, default 300),
+# FERRY_UNIT_JOBS (binaries at a time, default nproc),
 # FERRY_TEST_VERBOSE, and ASAN_OPTIONS/UBSAN_OPTIONS (appended to ours, so
 # they can override them).
 set -uo pipefail
@@ -27,20 +30,39 @@ total_fail=0
 total_skip=0
 skipped=()
 
-out=$(mktemp)
-trap 'rm -f "$out"' EXIT
+jobs_max=${FERRY_UNIT_JOBS:-$(nproc)}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
 
+# run_one I BIN: BIN's output in $work/I.out, its exit status in $work/I.rc
+run_one() {
+	local rc=0
+	# (braces + 2>/dev/null: no "Aborted" note from bash for a crash; the
+	# binary's own stderr goes to the output)
+	{ timeout -k 10 "$timeout_s" "$2" >"$work/$1.out" 2>&1 </dev/null; } 2>/dev/null || rc=$?
+	echo "$rc" >"$work/$1.rc"
+}
+
+i=0
 for bin in "$@"; do
+	i=$((i + 1))
+	[ -x "$bin" ] || continue
+	while [ "$(jobs -rp | wc -l)" -ge "$jobs_max" ]; do wait -n || true; done
+	run_one "$i" "$bin" &
+done
+wait
+
+i=0
+for bin in "$@"; do
+	i=$((i + 1))
 	name=${bin#./}
 	if [ ! -x "$bin" ]; then
 		printf 'FAIL %s: not found or not executable\n' "$name"
 		total_fail=$((total_fail + 1))
 		continue
 	fi
-	rc=0
-	# (braces + 2>/dev/null: no "Aborted" note from bash for a crash; the
-	# binary's own stderr goes to $out)
-	{ timeout -k 10 "$timeout_s" "$bin" >"$out" 2>&1 </dev/null; } 2>/dev/null || rc=$?
+	out=$work/$i.out
+	rc=$(cat "$work/$i.rc" 2>/dev/null || echo 125)
 
 	read -r pass fail skip < <(awk '
 		/^(not )?ok [0-9]+/ && /#[ \t]*[Ss][Kk][Ii][Pp]/ { s++; next }
