@@ -107,8 +107,7 @@ static void tails_scan(int imgfd, struct tail_hashes *t)
 		struct stat st;
 		if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
 		    ferry_sha256_begin(&t->f[t->n].h, NULL) < 0) {
-			if (fd >= 0)
-				close(fd);
+			closep(&fd);
 			continue;
 		}
 		struct tail_hash *f = &t->f[t->n++];
@@ -612,8 +611,7 @@ static char dump_guard_verdict(pid_t criu, pid_t criu_ns, int ctl, int decision)
 		;
 	if (pidfd < 0 || (p[1].revents && !p[0].revents))
 		kill(criu, SIGKILL); /* ferry-criu: the starter gave up on it */
-	if (pidfd >= 0)
-		close(pidfd);
+	closep(&pidfd);
 	/* The CRIU that libcriu runs, in ferry-criu's process group, goes on without it: it is let
 	 * finish (woken, should the user have stopped it), so that it takes out of the tree what it
 	 * put in and lets it go; a live dump's ends once the pages channel hangs up, and stops the
@@ -848,8 +846,7 @@ static uint64_t cgroup_number(int dirfd, const char *name)
 	char buf[64];
 	int fd = ferry_open_in_root(dirfd, name, O_RDONLY, 0, RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV);
 	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
-	if (fd >= 0)
-		close(fd);
+	closep(&fd);
 	if (n <= 0)
 		return UINT64_MAX;
 	buf[n] = '\0';
@@ -1036,16 +1033,13 @@ static void dump_start(struct dump *d, int pidfd)
 	if (d->guard == 0) {
 		close(rep[0]);
 		close(ctl[1]);
-		if (hold[1] >= 0)
-			close(hold[1]); /* our word alone: should we die, ferry-criu reads EOF */
+		closep(&hold[1]); /* our word alone: should we die, ferry-criu reads EOF */
 		dump_guard(d, pidfd, rep[1], ctl[0]);
 	}
 	close(rep[1]);
-	if (hold[0] >= 0)
-		close(hold[0]);
+	closep(&hold[0]);
 	d->hold = hold[1];
-	if (d->status_w >= 0)
-		close(d->status_w);
+	closep(&d->status_w);
 	d->status_w = -1;
 	close(ctl[0]);
 	close(pidfd);
@@ -1745,8 +1739,7 @@ static int open_kdat(struct ferry_error **err)
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	struct stat st;
 	if (fd < 0 || fstat(fd, &st) < 0 || st.st_uid != 0 || (st.st_mode & 022)) {
-		if (fd >= 0)
-			close(fd);
+		closep(&fd);
 		return ferry_error_msg(
 		    err, ENOENT,
 		    "'%s' is missing or not root's: ferryd records CRIU's facts there at its "
@@ -2172,8 +2165,7 @@ int checkpoint_lazy_wait(struct starter *s, unsigned long long *ret_faults, unsi
 		if (r > 0 || (r < 0 && errno != EINTR))
 			break;
 	}
-	if (pidfd >= 0)
-		close(pidfd);
+	closep(&pidfd);
 	int r = lazy_daemon_end(s, timed_out, err);
 	if (r == 0)
 		lazy_counts(s, ret_faults, ret_pages);

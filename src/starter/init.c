@@ -253,8 +253,7 @@ void container_init(struct starter *s, int report)
 		close(TAKE_FD(s->ns_last_pid_fd));
 	if (ferry_privs_drop(&s->privs, NULL, 0, &err) < 0)
 		init_fail(report, err);
-	if (go >= 0)
-		close(go); /* the restorer starts */
+	closep(&go); /* the restorer starts */
 	/* Dropping privileges cleared it: die with our parent (the starter or the monitor). */
 	prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
 	/* An instance's init leads its own session: CRIU refuses a session leader outside the

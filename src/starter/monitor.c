@@ -177,8 +177,7 @@ static void mon_become_root(struct mon *m)
 	/* the top process answers the sender: a copy of any end of the session here would keep
 	 * its channel from ending (and the session, whose end waits for every channel's) */
 	xfer_session_drop();
-	if (m->s->xfer_fd >= 0)
-		close(m->s->xfer_fd);
+	closep(&m->s->xfer_fd);
 	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
 	dup2(null, 0);
 	dup2(null, 1);
@@ -218,14 +217,12 @@ static int mon_spawn(struct mon *m)
 		close(m->dirfd);
 		dup2(s->log_out, 1);
 		dup2(s->log_err, 2);
-		if (go[1] >= 0)
-			close(go[1]);
+		closep(&go[1]);
 		container_child(s, rep[1], go[0]);
 	}
 	m->pid = pid;
 	close(rep[1]);
-	if (go[0] >= 0)
-		close(go[0]);
+	closep(&go[0]);
 	if (m->net && network_attach(s, pid, &m->netns_fd, m->atts, &m->n_atts, &err) < 0)
 		mon_fail(m, err);
 	if (lock_lo && mon_lock_loopback(m, &err) < 0)
@@ -433,13 +430,11 @@ static int fork_monitor(struct starter *s, int dirfd, int *ret_live)
 	}
 	if (mon == 0) {
 		close(top[0]);
-		if (live[1] >= 0)
-			close(live[1]);
+		closep(&live[1]);
 		monitor(s, dirfd, top[1], live[0]);
 	}
 	close(top[1]);
-	if (live[0] >= 0)
-		close(live[0]);
+	closep(&live[0]);
 	*ret_live = live[1];
 	return top[0];
 }

@@ -327,8 +327,7 @@ struct received {
 static void received_free(struct received *rc)
 {
 	for (size_t i = 0; i < rc->n_fds; i++)
-		if (rc->fds[i] >= 0)
-			close(rc->fds[i]);
+		closep(&rc->fds[i]);
 	free(rc->h);
 	free(rc->area);
 }

@@ -181,8 +181,7 @@ int pin_instance(struct starter *s, const char *name, struct ferry_instance **re
 	    !ferry_instance_alive(inst)) {
 		ferry_error_free(ignored);
 		ferry_instance_free(inst);
-		if (dirfd >= 0)
-			close(dirfd);
+		closep(&dirfd);
 		return ferry_error_msg(
 		    err, ESRCH, "no instance '%s' of yours is running: see 'ferry instance list'", name);
 	}

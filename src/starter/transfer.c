@@ -44,8 +44,7 @@ static int counts_map(struct ferry_error **err)
 	if (fd < 0 || ftruncate(fd, sizeof(*session_counts)) < 0 ||
 	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
 		int e = errno;
-		if (fd >= 0)
-			close(fd);
+		closep(&fd);
 		return ferry_error_set(err, e, "memfd");
 	}
 	void *m = mmap(NULL, sizeof(*session_counts), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
@@ -193,18 +192,15 @@ int xfer_session_fd(int ch)
 
 void xfer_session_close(struct xfer_session *x, int ch)
 {
-	if (x->local[ch] >= 0)
-		close(x->local[ch]);
+	closep(&x->local[ch]);
 	x->local[ch] = -1;
 }
 
 void xfer_session_drop(void)
 {
 	for (int i = 0; i < FERRY_XFER_NCHAN; i++)
-		if (session.local[i] >= 0)
-			close(session.local[i]);
-	if (session.status >= 0)
-		close(session.status);
+		closep(&session.local[i]);
+	closep(&session.status);
 }
 
 int xfer_session_finish(unsigned timeout_s)
@@ -219,8 +215,7 @@ int xfer_session_finish(unsigned timeout_s)
 	struct pollfd p = {.fd = pidfd, .events = POLLIN};
 	while (pidfd >= 0 && poll(&p, 1, (int)timeout_s * 1000) < 0 && errno == EINTR)
 		;
-	if (pidfd >= 0)
-		close(pidfd);
+	closep(&pidfd);
 	int st = 0;
 	if (waitpid(x->relay, &st, WNOHANG) <= 0) {
 		kill(x->relay, SIGKILL);
