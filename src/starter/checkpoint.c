@@ -1171,6 +1171,11 @@ static _noreturn_ void dump_failed(struct dump *d, bool in_time, const char *msg
 {
 	struct ferry_error *err = NULL;
 	keep_dump_log(d); /* before the guard removes the staging */
+	/* Nothing moved for 'criu timeout' (a link cut or stalled): the transfer ends now, so that
+	 * CRIU's next write to its page server fails (EPIPE; it ignores SIGPIPE) and it takes itself
+	 * out of the tree at once, instead of blocking in it for the guard's GUARD_CRIU_MS */
+	if (!in_time)
+		(void)xfer_session_finish(0);
 	close(d->ctl); /* the guard ends CRIU, resumes the tree and removes the staging */
 	waitpid(d->guard, NULL, 0);
 	ckdir_rm_tree(d->s->ckpt_fd, d->stage);
