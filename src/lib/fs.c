@@ -236,26 +236,28 @@ const char *ferry_proc_fd(int fd, char buf[FERRY_FD_PATH_MAX])
 	return buf;
 }
 
-static bool is_kept(int fd, const int *keep)
+/* Without close_range (before Linux 5.9): every number up to the fd limit, one by one. */
+static void close_each(int lo, int next)
 {
-	for (; keep && *keep >= 0; keep++)
-		if (*keep == fd)
-			return true;
-	return false;
+	int max = (int)sysconf(_SC_OPEN_MAX);
+	for (int fd = lo; fd < next && fd < (max < 0 || max > 65536 ? 65536 : max); fd++)
+		close(fd);
 }
 
 void ferry_close_fds(int from, const int *keep)
 {
-	if (!keep || keep[0] < 0) {
-		if (syscall(SYS_close_range, (unsigned)from, ~0U, 0) == 0)
+	/* each run between kept fds by one close_range: a close() of every number up to the limit
+	 * costs milliseconds (4 ms at 20,000) in every helper and starter a migration runs */
+	for (int lo = from, next;; lo = next + 1) {
+		next = INT_MAX; /* the lowest kept fd from lo on */
+		for (size_t i = 0; keep && keep[i] >= 0; i++)
+			if (keep[i] >= lo && keep[i] < next)
+				next = keep[i];
+		if (next > lo && syscall(SYS_close_range, (unsigned)lo, (unsigned)next - 1u, 0u) < 0)
+			close_each(lo, next);
+		if (next == INT_MAX)
 			return;
 	}
-	int max = (int)sysconf(_SC_OPEN_MAX);
-	if (max < 0 || max > 65536)
-		max = 65536;
-	for (int fd = from; fd < max; fd++)
-		if (!is_kept(fd, keep))
-			close(fd);
 }
 
 DIR *ferry_opendir_at(int dirfd)

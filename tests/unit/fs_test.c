@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
-/* ferry_root_dir_at: squatters moved aside, our own directories kept, never a symlink followed. */
+/* ferry_root_dir_at: squatters moved aside, our own directories kept, never a symlink followed;
+ * ferry_close_fds: every fd but the kept ones, in any order. */
 #include <fcntl.h>
 #include <ftw.h>
 #include <setjmp.h>
@@ -186,6 +187,42 @@ static void test_open_elsewhere(void **state)
 	close(other);
 }
 
+/* In a child (the closes are for good): fds 40..47 open, then ferry_close_fds(41, KEEP): bit i
+ * of the exit status says fd 40 + i is still open. */
+static int open_after_close(const int *keep)
+{
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		for (int fd = 40; fd < 48; fd++)
+			if (dup2(0, fd) != fd)
+				_exit(255);
+		ferry_close_fds(41, keep);
+		int open = 0;
+		for (int fd = 40; fd < 48; fd++)
+			if (fcntl(fd, F_GETFD) >= 0)
+				open |= 1 << (fd - 40);
+		_exit(open);
+	}
+	int st = 0;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st));
+	return WEXITSTATUS(st);
+}
+
+static void test_close_fds(void **state)
+{
+	(void)state;
+	/* nothing kept: everything from 41 up goes, 40 stays */
+	assert_int_equal(open_after_close(NULL), 0x01);
+	assert_int_equal(open_after_close((const int[]){-1}), 0x01);
+	/* kept ones, unsorted, one below @from and one past the others, two next to each other */
+	assert_int_equal(open_after_close((const int[]){46, 43, 44, 12, 1000, -1}),
+			 0x01 | 0x08 | 0x10 | 0x40);
+	/* the first and the last of the range */
+	assert_int_equal(open_after_close((const int[]){47, 41, -1}), 0x01 | 0x02 | 0x80);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -197,6 +234,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_other_owner_moved, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_names, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_open_elsewhere, setup, teardown),
+	    cmocka_unit_test(test_close_fds),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
