@@ -38,7 +38,9 @@ struct ferryd_peer {
 };
 
 /* What this node's CRIU is (fit.c, learned at start and at a reload): its version ("4.2.1"),
- * why 'criu check' fails (empty: it passes), and 'criu cpuinfo dump's image of this CPU. */
+ * why 'criu check' fails (empty: it passes), 'criu cpuinfo dump's image of this CPU, and
+ * whether 'criu cpuinfo check' passes that image here (a source that sends the same bytes,
+ * the same CPU as CRIU sees it, then needs no check of its own). */
 #define FERRYD_CPUINFO_MAX 4096
 struct ferryd_criu {
 	char version[32];
@@ -46,6 +48,7 @@ struct ferryd_criu {
 	char lazy[512]; /* why this node cannot take a live migration (empty: it can) */
 	unsigned char cpuinfo[FERRYD_CPUINFO_MAX];
 	uint32_t cpuinfo_len;
+	bool cpuinfo_self_ok;
 };
 
 struct ferryd {

@@ -164,6 +164,8 @@ static int version_cmp(const char *a, const char *b)
 	return 0;
 }
 
+static int cpuinfo_check(const struct ferryd *d, const unsigned char *img, size_t len, char *why, size_t n);
+
 void ferryd_criu_learn(struct ferryd *d)
 {
 	struct ferryd_criu *c = &d->criu;
@@ -199,6 +201,16 @@ void ferryd_criu_learn(struct ferryd *d)
 			ferryd_log(NULL, "criu cpuinfo dump: %s: destinations cannot check this CPU",
 				   err ? err->message : "no image");
 		ferry_error_free(err);
+		/* the check of this CPU's own image, once: a source that sends the same bytes then
+		 * costs no CRIU run at each migration's prepare (a homogeneous cluster's every one) */
+		char why[512];
+		c->cpuinfo_self_ok =
+		    c->cpuinfo_len && cpuinfo_check(d, c->cpuinfo, c->cpuinfo_len, why, sizeof(why)) == 0;
+		if (c->cpuinfo_len && !c->cpuinfo_self_ok)
+			ferryd_log(NULL,
+				   "criu cpuinfo check of this CPU's own image fails here (%s): each "
+				   "source's is checked",
+				   why);
 	}
 	if (c->check[0])
 		snprintf(c->lazy, sizeof(c->lazy), "CRIU fails here");
@@ -656,7 +668,9 @@ static int check_criu(const struct ferryd *d, const struct ferryd_fit *f, struct
 				       "read: install CRIU %s or later here",
 				       c->version, src, src);
 	char why[512];
-	if (f->cpuinfo_len && cpuinfo_check(d, f->cpuinfo, f->cpuinfo_len, why, sizeof(why)) < 0)
+	bool same = c->cpuinfo_self_ok && f->cpuinfo_len == c->cpuinfo_len &&
+		    memcmp(f->cpuinfo, c->cpuinfo, c->cpuinfo_len) == 0;
+	if (f->cpuinfo_len && !same && cpuinfo_check(d, f->cpuinfo, f->cpuinfo_len, why, sizeof(why)) < 0)
 		return ferry_error_msg(err, ENOTSUP,
 				       "this CPU lacks what the instance may use on the source's (criu "
 				       "cpuinfo check: %s)",

@@ -182,3 +182,60 @@ fit_launch() {
 		assert_refused_untouched "$name" "$PID" "CRIU fails here \\(.*\\)"
 	done
 }
+
+# cpuinfo_hex DIR [FOREIGN]: the hex of 'criu cpuinfo dump's image of this CPU, made in DIR;
+# FOREIGN: with xsave features this CPU lacks (bits set in the x86 entry's xfeatures_mask,
+# field 8, its varint kept as long), as a source with another CPU would send.
+cpuinfo_hex() {
+	"$(criu_path)" cpuinfo dump -D "$1" || fail "criu cpuinfo dump failed"
+	python3 - "$1/cpuinfo.img" "${2:-}" <<-'EOF2'
+		import sys
+		b = bytearray(open(sys.argv[1], "rb").read())
+		def varint(i):
+		    v = s = 0
+		    while True:
+		        v |= (b[i] & 0x7F) << s; s += 7; i += 1
+		        if not b[i - 1] & 0x80: return v, i
+		if sys.argv[2]:
+		    # magics (8 bytes), the entry's size (4), then cpuinfo_entry: field 1, the x86 entry
+		    assert b[12] == 0x0A
+		    n, i = varint(13)
+		    end = i + n
+		    while i < end:
+		        tag, i = varint(i)
+		        if tag == (8 << 3):  # xfeatures_mask, a varint
+		            first = b[i] | 0x7F
+		            if first != b[i]: b[i] = first
+		            else:  # (every low bit this CPU has: the next seven)
+		                assert b[i] & 0x80, "xfeatures_mask is 127: make it longer"
+		                b[i + 1] |= 0x7F
+		            break
+		        if tag & 7 == 0: _, i = varint(i)
+		        elif tag & 7 == 2: n2, i = varint(i); i += n2
+		        else: raise SystemExit("unexpected wire type in cpuinfo.img")
+		    else: raise SystemExit("no xfeatures_mask in cpuinfo.img")
+		print(b.hex())
+	EOF2
+}
+
+@test "fit: a source with this node's own CPU image is ready; one with xsave features this CPU lacks is refused by 'criu cpuinfo check'" {
+	mig_up
+	local key=/etc/ferry/cluster.key own foreign
+	own=$(cpuinfo_hex "$FIT_FILES")
+	foreign=$(cpuinfo_hex "$FIT_FILES" foreign)
+	[ -n "$own" ] && [ -n "$foreign" ] && [ "$own" != "$foreign" ] || fail "no foreign CPU image made"
+	local -a prep=(type=prepare uid="$U1_UID" user="$U1" instance="$T-x" mode=diskless from=nodeA
+		image="$IMG" fingerprint="$(image_fingerprint "$IMG")" networks= ip= mac= mem=0
+		criu_version="$(criu_version)")
+	# the very bytes nodeB's CRIU made of this CPU: ready (checked once, when ferryd started,
+	# and compared, not checked, here)
+	run on_node nodeA python3 "$WIRE" peer "${NODE_IP[nodeB]}:$MIG_PORT" "$key" \
+		msg "${prep[@]}" id=00aa11bb22c1 cpuinfo="$own" recv
+	assert_line --regexp "^reply type=ready( dir=[^ ]+)?( busy_ms=[0-9]+)?$"
+	# another CPU's: 'criu cpuinfo check' runs, and refuses it with CRIU's own line
+	run on_node nodeA python3 "$WIRE" peer "${NODE_IP[nodeB]}:$MIG_PORT" "$key" \
+		msg "${prep[@]}" id=00aa11bb22c2 cpuinfo="$foreign" recv
+	assert_line --regexp "^reply type=error message=this CPU lacks what the instance may use on the source's \(criu cpuinfo check: .*xfeatures has unsupported bits.*\) id=00aa11bb22c2$"
+	refute_output --partial "type=ready"
+	ferryd_alive nodeB || fail "ferryd on nodeB died"
+}
