@@ -21,13 +21,16 @@ cd "$root" || exit 1
 MAKE=${MAKE:-make}
 bats_timeout=${FERRY_BATS_TIMEOUT:-3600}
 total_pass=0
+stage_t0=$SECONDS
 total_fail=0
 skips=()
 summary=()
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
+# header N TEXT: a stage begins (its time, in the summary, counts from here)
 header() {
+	stage_t0=$SECONDS
 	printf '\n==== [%s] %s ====\n' "$1" "$2"
 }
 
@@ -39,7 +42,7 @@ account() {
 	s=$(printf '%-24s %d passed, %d failed' "$1:" "$2" "$3")
 	[ "$4" -eq 0 ] || s="$s ($4 skipped)"
 	[ -z "$5" ] || s="$s -- $5"
-	summary+=("$s")
+	summary+=("$s [$((SECONDS - stage_t0)) s]")
 }
 
 # unit_stage N LABEL MAKE-TARGET: run a make target that ends with
