@@ -199,7 +199,7 @@ void xfer_session_close(struct xfer_session *x, int ch)
 void xfer_session_drop(void)
 {
 	for (int i = 0; i < FERRY_XFER_NCHAN; i++)
-		closep(&session.local[i]);
+		xfer_session_close(&session, i);
 	closep(&session.status);
 }
 
