@@ -128,7 +128,8 @@ $(BUILD)/ferry-net: $(call obj,$(NET_SRCS)) $(BUILD)/libferry.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(NET_LIBS)
 
 # ferry-plan, the plan child's side of the starter (src/plan/): it shares the starter's request
-# checks and mount sources (check.c, mounts.c) and runs as the caller, without the setuid bit.
+# checks and mount sources (check.c, mounts.c) and runs as the caller, without the setuid bit,
+# installed 0711 so that the caller cannot trace it and change the plan root acts on.
 PLAN_OBJS    := $(call obj,$(PLAN_SRCS) src/starter/check.c src/starter/mounts.c)
 $(BUILD)/ferry-plan: $(PLAN_OBJS) $(BUILD)/libferry.a
 	$(CC) $(LDFLAGS) -o $@ $^ -lcap -lcrypto
@@ -203,11 +204,11 @@ install: all
 	install -d -m 0755 $(DESTDIR)$(PREFIX)/sbin
 	install -m 0755 $(BUILD)/ferryd $(DESTDIR)$(PREFIX)/sbin/ferryd
 	install -o root -g root -m 4755 $(BUILD)/ferry-starter $(DESTDIR)$(LIBEXECDIR)/ferry-starter
-	install -o root -g root -m 0755 $(BUILD)/ferry-xfer $(DESTDIR)$(LIBEXECDIR)/ferry-xfer
+	install -o root -g root -m 0711 $(BUILD)/ferry-xfer $(DESTDIR)$(LIBEXECDIR)/ferry-xfer
 	install -o root -g root -m 0711 $(BUILD)/ferry-relay $(DESTDIR)$(LIBEXECDIR)/ferry-relay
 	install -o root -g root -m 0711 $(BUILD)/ferry-conf $(DESTDIR)$(LIBEXECDIR)/ferry-conf
 	install -o root -g root -m 0755 $(BUILD)/ferry-net $(DESTDIR)$(LIBEXECDIR)/ferry-net
-	install -o root -g root -m 0755 $(BUILD)/ferry-plan $(DESTDIR)$(LIBEXECDIR)/ferry-plan
+	install -o root -g root -m 0711 $(BUILD)/ferry-plan $(DESTDIR)$(LIBEXECDIR)/ferry-plan
 	scripts/criu-bundle.sh $(DESTDIR)$(LIBEXECDIR)/criu $(CRIU) $(BUILD)/ferry-criu
 	install -o root -g root -m 0755 $(BUILD)/ferry-reaper $(DESTDIR)$(LIBEXECDIR)/criu/ferry-reaper
 	install -o root -g root -m 0755 $(BUILD)/ferry-rsh $(DESTDIR)$(LIBEXECDIR)/criu/ferry-rsh

@@ -2178,10 +2178,10 @@ int checkpoint_lazy_wait(struct starter *s, unsigned long long *ret_faults, unsi
 }
 
 /* The sender's manifest covers what it had: everything but the pages, which only we saw (through
- * the authenticated session). Checks it as a restart would, and the received files in @imgfd
- * against it; the manifest in *@ret. */
-static int verify_received(struct starter *s, int imgfd, const char *text, size_t len,
-			   struct ferry_manifest **ret, struct ferry_error **err)
+ * the authenticated session). Checks it as a restart would; the manifest in *@ret. The received
+ * files are checked against it once they are sealed (received_match). */
+static int verify_received(struct starter *s, const char *text, size_t len, struct ferry_manifest **ret,
+			   struct ferry_error **err)
 {
 	unsigned char key[FERRY_KEY_MAX];
 	size_t keylen = 0;
@@ -2195,16 +2195,6 @@ static int verify_received(struct starter *s, int imgfd, const char *text, size_
 	if (r == 0 && sent->lazy_pages != s->lazy)
 		r = ferry_error_msg(err, EPROTO, "the sender's checkpoint is %sa live migration's",
 				    s->lazy ? "not " : "");
-	for (size_t i = 0; r == 0 && sent && i < sent->n_files; i++) {
-		const struct ferry_manifest_file *f = &sent->files[i];
-		_cleanup_close_ int fd = openat(imgfd, f->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-		uint64_t size = 0;
-		char sha[65];
-		if (fd < 0 || ferry_sha256_fd(fd, &size, sha, err) < 0 || size != f->size ||
-		    !streq(sha, f->sha256))
-			r = ferry_error_msg(
-			    err, EPERM, "received file '%s' does not match the sender's manifest", f->name);
-	}
 	if (r < 0) {
 		ferry_manifest_free(sent);
 		return r;
@@ -2213,10 +2203,46 @@ static int verify_received(struct starter *s, int imgfd, const char *text, size_
 	return 0;
 }
 
+/* The names in @imgfd once the page server is done: the files it wrote (CRIU's page and pagemap
+ * images), which the sender's manifest cannot cover. At most @max. */
+static char **received_pages(int imgfd, size_t max)
+{
+	char **names = xzalloc((max + 1) * sizeof(*names));
+	DIR *d = ferry_opendir_at(imgfd);
+	struct dirent *de;
+	size_t n = 0;
+	while (d && (de = readdir(d)) && n < max)
+		if (!streq(de->d_name, ".") && !streq(de->d_name, ".."))
+			names[n++] = xstrdup(de->d_name);
+	if (d)
+		closedir(d);
+	return names;
+}
+
+/* Whether what we sealed (@m: root's files, hashed once no other fd could change them) is what
+ * the sender sent (@sent), and nothing more, but the page server's files (@pages). Checked only
+ * after the seal: a file checked before could be swapped for another before it is sealed. */
+static int received_match(const struct ferry_manifest *m, const struct ferry_manifest *sent, char **pages,
+			  struct ferry_error **err)
+{
+	for (size_t i = 0; i < sent->n_files; i++) {
+		const struct ferry_manifest_file *f = &sent->files[i], *g = ferry_manifest_find(m, f->name);
+		if (!g || g->size != f->size || !streq(g->sha256, f->sha256))
+			return ferry_error_msg(
+			    err, EPERM, "received file '%s' does not match the sender's manifest", f->name);
+	}
+	for (size_t i = 0; i < m->n_files; i++)
+		if (!ferry_manifest_find(sent, m->files[i].name) && !strv_contains(pages, m->files[i].name))
+			return ferry_error_msg(err, EPERM,
+					       "received file '%s' is not in the sender's manifest: refused",
+					       m->files[i].name);
+	return 0;
+}
+
 /* Seals the received files in @imgfd as a generation of our own (the sender's instance, image and
- * modes in our manifest), publishes it and prunes the older ones. */
+ * modes in our manifest), checks them against @sent, publishes it and prunes the older ones. */
 static int seal_received(struct starter *s, int stfd, int imgfd, const struct ferry_manifest *sent,
-			 struct tail_hashes *tails, struct ferry_error **err)
+			 char **pages, struct tail_hashes *tails, struct ferry_error **err)
 {
 	_cleanup_(ferry_manifest_freep) struct ferry_manifest *m =
 	    manifest_for(s, sent->instance, sent->image, sent->image_fingerprint, sent->pid);
@@ -2225,6 +2251,8 @@ static int seal_received(struct starter *s, int stfd, int imgfd, const struct fe
 	m->group = sent->group ? xstrdup(sent->group) : NULL;
 	_cleanup_free_ char *gen = NULL;
 	int r = seal_generation(imgfd, m, NULL, 0, tails, false, &s->sealed_manifest, err);
+	if (r == 0)
+		r = received_match(m, sent, pages, err);
 	if (r == 0)
 		r = publish_generation(s, stfd, &gen, err);
 	if (r == 0)
@@ -2259,14 +2287,15 @@ int checkpoint_receive(struct starter *s, struct ferry_error **err)
 	xfer_session_close(xs, FERRY_XFER_PAGES);
 	if (!s->lazy)
 		xfer_session_close(xs, FERRY_XFER_LAZY);
+	_cleanup_strv_ char **pages = received_pages(imgfd, 4096);
 	if (r == 0)
 		r = xfer_receive_files(s, xs, imgfd, &text, &len, err);
 	if (r < 0)
 		xfer_session_blame(xs, err);
 	if (r == 0)
-		r = verify_received(s, imgfd, text, len, &sent, err);
+		r = verify_received(s, text, len, &sent, err);
 	if (r == 0)
-		r = seal_received(s, stfd, imgfd, sent, &tails, err);
+		r = seal_received(s, stfd, imgfd, sent, pages, &tails, err);
 	if (r == 0 && s->lazy)
 		r = lazy_daemon_start(s, imgfd, xs, err);
 	tails_free(&tails);

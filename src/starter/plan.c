@@ -338,7 +338,7 @@ static int run_plan(const struct starter *s, const char *mode, int req_fd, struc
 		    struct ferry_error **err)
 {
 	rc->h = xzalloc(sizeof(*rc->h));
-	_cleanup_close_ int exe = helper_open("ferry-plan", err);
+	_cleanup_close_ int exe = helper_open_private("ferry-plan", "the plan root acts on", err);
 	int sp[2] = {-1, -1};
 	if (exe < 0 || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0) {
 		int r = exe < 0 ? exe : ferry_error_set(err, errno, "socketpair");

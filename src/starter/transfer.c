@@ -227,10 +227,12 @@ int xfer_session_finish(unsigned timeout_s)
 }
 
 /* Runs ferry-xfer @argv as the user without capabilities (helper_become_caller's credentials), by fd
- * like every helper, its fds 0..4 from @fds (-1: none; fd 2 takes its complaint). */
+ * like every helper, its fds 0..4 from @fds (-1: none; fd 2 takes its complaint). Not traceable by
+ * the user (helper_open_private): a receiving ferry-xfer holds the images directory, whose files
+ * root seals. */
 static pid_t spawn_xfer(struct starter *s, char *const argv[], const int fds[5], struct ferry_error **err)
 {
-	_cleanup_close_ int exe = helper_open("ferry-xfer", err);
+	_cleanup_close_ int exe = helper_open_private("ferry-xfer", "a checkpoint's files on their way", err);
 	if (exe < 0)
 		return exe;
 	pid_t pid = fork();

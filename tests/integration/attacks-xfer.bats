@@ -44,7 +44,7 @@ setup() {
 teardown() {
 	local p
 	for p in "${BG_PIDS[@]}"; do kill_tree "$p"; done
-	chmod 0711 "$LIBEXEC/ferry-relay" # the test that makes it readable
+	chmod 0711 "$LIBEXEC/ferry-relay" "$LIBEXEC/ferry-xfer" "$LIBEXEC/ferry-plan" # the tests that make them readable
 	ferry_teardown
 }
 
@@ -266,4 +266,37 @@ PY
 	[[ "$(tail -n 1 <<<"$stderr")" == "ferry: '$LIBEXEC/ferry-relay' must not be readable by others (mode 0711)"* ]] || fail "not refused for its mode: $stderr"
 	assert_nothing_started "$U1" xa-b
 	assert_equal "$(ckpt_json_field "$U1" "$T-dst" state)" empty
+}
+
+# A receiving ferry-xfer holds the images directory that root then seals: a process of the user's
+# that the user could trace (or open /proc/PID/fd of) would let the user swap a received file
+# between root's look at it and the seal, and root would sign forged images.
+@test "xfer: a ferry-xfer its user could read (and so trace) is refused before any file is received; nothing moves" {
+	[ "$(stat -c %a "$LIBEXEC/ferry-xfer")" = 711 ] || fail "ferry-xfer is installed $(stat -c %a "$LIBEXEC/ferry-xfer"), not 0711"
+	setup_move 16
+	chmod 0755 "$LIBEXEC/ferry-xfer"
+	run --separate-stderr as_user1 "$FERRY" checkpoint instance --criu --page-server "127.0.0.1:$PORT" xa-a
+	echo "# sender: $stderr"
+	wait "$RECV_PID" && recv_status=0 || recv_status=$?
+	echo "# receiver: $(cat "$RECV_ERR")"
+	[ "$status" -ne 0 ] || fail "the dump went through"
+	[ "$recv_status" -ne 0 ] || fail "the receiver restarted it"
+	grep -q "'$LIBEXEC/ferry-xfer' must not be readable by others (mode 0711)" "$RECV_ERR" <(echo "$stderr") ||
+		fail "not refused for its mode"
+	assert_nothing_started "$U1" xa-b
+	assert_equal "$(ckpt_json_field "$U1" "$DST" state)" empty
+	instance_running "$U1" xa-a || fail "the source instance was stopped"
+}
+
+# ferry-plan sends root the plan it acts on (a restart's network address among it): the user must
+# not be able to trace it and change that plan.
+@test "plan: a ferry-plan its user could read (and so trace) is refused; nothing starts" {
+	[ "$(stat -c %a "$LIBEXEC/ferry-plan")" = 711 ] || fail "ferry-plan is installed $(stat -c %a "$LIBEXEC/ferry-plan"), not 0711"
+	chmod 0755 "$LIBEXEC/ferry-plan"
+	run --separate-stderr as_user1 "$FERRY" instance start "$IMG" xa-p sleep 60
+	echo "# $stderr"
+	[ "$status" -ne 0 ] || fail "the start was not refused"
+	[[ "$(tail -n 1 <<<"$stderr")" == "ferry: '$LIBEXEC/ferry-plan' must not be readable by others (mode 0711)"* ]] ||
+		fail "not refused for its mode: $stderr"
+	assert_nothing_started "$U1" xa-p
 }
