@@ -518,3 +518,71 @@ f = open(sys.argv[1], "r+b"); n = f.seek(0, 2) // 2; f.seek(n); b = f.read(1); f
 	u1_gone "$inst"
 	[ "$(step_of "$prog")" = "$at" ] || fail "the restored workload ran"
 }
+
+# watch_tmp_saver OUT: as user1 (the attacker), until watch.stop: every ferry-criu of user1 that
+# holds no capability (the child that saves /tmp) is recorded with the owner of its /proc/PID/fd
+# ("seen PID fd-owner=UID"), and every fd of it the user can open as a directory is recorded with
+# what it is ("OPENED PID FD -> TARGET"): the images directory, open to the user before the seal,
+# would let them forge the images root then signs
+watch_tmp_saver() {
+	local out=$1
+	rm -f "$out" "$U1_TMP/watch.stop"
+	as_user1 python3 - "$U1_UID" "$out" "$U1_TMP/watch.stop" <<-'EOF2' &
+		import os, sys, time
+		uid, out, stop = sys.argv[1:4]
+		seen = set()
+		end = time.time() + 300
+		while time.time() < end and not os.path.exists(stop):
+		    for p in os.listdir("/proc"):
+		        if not p.isdigit():
+		            continue
+		        try:
+		            if open("/proc/%s/comm" % p).read().strip() != "ferry-criu":
+		                continue
+		            st = open("/proc/%s/status" % p).read()
+		            f = dict(l.split(":", 1) for l in st.splitlines() if ":" in l)
+		            if f["Uid"].split()[0] != uid or int(f["CapEff"], 16) != 0:
+		                continue
+		            seen.add("seen %s fd-owner=%d" % (p, os.stat("/proc/%s/fd" % p).st_uid))
+		            for fd in os.listdir("/proc/%s/fd" % p):
+		                try:
+		                    d = os.open("/proc/%s/fd/%s" % (p, fd), os.O_RDONLY | os.O_DIRECTORY)
+		                except OSError:
+		                    continue
+		                n = len(os.listdir(d))
+		                os.close(d)
+		                seen.add("OPENED %s %s -> %s (%d entries)" % (p, fd,
+		                    os.readlink("/proc/%s/fd/%s" % (p, fd)), n))
+		        except (OSError, KeyError, ValueError):
+		            continue
+		    time.sleep(0.001)
+		with open(out + ".tmp", "w") as o:
+		    o.write("".join(sorted(x + "\n" for x in seen)))
+		os.rename(out + ".tmp", out)
+	EOF2
+	WATCH_PID=$!
+}
+
+@test "--private-tmp: the child that saves /tmp is not dumpable and holds no fd of the images: the user cannot write into the images before the seal" {
+	local inst=ftcs-tmpfd prog=$U1_TMP/count watch=$U1_TMP/watch i
+	u1 "$FERRY" checkpoint create "$T" >/dev/null
+	# 20,000 files in /tmp: the saving takes long enough to be seen, as an attacker would make it
+	run --separate-stderr u1 "$FERRY" instance start --private-tmp --criu-launch "$T" "$(image_path dir)" "$inst" \
+		sh -c 'mkdir /tmp/many && cd /tmp/many && i=0 && while [ $i -lt 20000 ]; do echo $i >f$i; i=$((i + 1)); done && i=0 && while :; do i=$((i + 1)); echo "$i" >"$1"; sleep 0.1; done' sh "$prog"
+	[ "$status" -eq 0 ] || fail "instance start: $stderr"
+	for ((i = 0; i < 600; i++)); do [ -s "$prog" ] && break; sleep 0.1; done
+	[ -s "$prog" ] || fail "the workload does not count"
+	watch_tmp_saver "$watch"
+	run --separate-stderr timeout 120 u1 "$FERRY" checkpoint instance --criu "$inst"
+	DUMP_STATUS=$status DUMP_ERR=$stderr
+	touch "$U1_TMP/watch.stop"
+	wait "$WATCH_PID" || true
+	WATCH_PID=
+	echo "# seen:" && sed 's/^/#   /' "$watch"
+	[ "$DUMP_STATUS" -eq 0 ] || fail "dump failed: $DUMP_ERR"
+	u1_gone "$inst"
+	! grep '^OPENED' "$watch" || fail "the user opened a directory the saving child holds"
+	grep -q '^seen ' "$watch" || fail "the saving child was never seen (the test proves nothing)"
+	! grep -v 'fd-owner=0$' "$watch" || fail "the saving child is dumpable (its /proc/PID/fd is the user's)"
+}
+
