@@ -275,8 +275,9 @@ static int next_generation(int ckfd, unsigned long long *ret)
 	return 0;
 }
 
-/* Removes the root-owned generations other than @keep, and stale staging directories. */
-static void prune(int ckfd, const char *keep, bool staging_too)
+/* Removes the root-owned generations other than @keep, and stale staging directories, as the
+ * directories they were when found root's (the user may rename them meanwhile). */
+static void prune(int ckfd, uid_t uid, const char *keep, bool staging_too)
 {
 	DIR *d = ferry_opendir_at(ckfd);
 	if (!d)
@@ -287,10 +288,10 @@ static void prune(int ckfd, const char *keep, bool staging_too)
 		bool stage = staging_too && startswith(de->d_name, ".staging-");
 		if ((!gen && !stage) || (keep && streq(de->d_name, keep)))
 			continue;
+		_cleanup_close_ int fd = ckdir_openat(ckfd, de->d_name, O_RDONLY | O_DIRECTORY, 0);
 		struct stat st;
-		if (fstatat(ckfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode) &&
-		    st.st_uid == 0)
-			ckdir_rm_tree(ckfd, de->d_name);
+		if (fd >= 0 && fstat(fd, &st) == 0 && st.st_uid == 0)
+			ckdir_rm_tree(ckfd, de->d_name, uid, fd);
 	}
 	closedir(d);
 }
@@ -393,7 +394,8 @@ static int make_staging(struct starter *s, int parentfd, const char *where, char
 	_cleanup_close_ int stfd = ckdir_openat(parentfd, stage, O_RDONLY | O_DIRECTORY, 0);
 	struct stat st;
 	if (stfd < 0 || fstat(stfd, &st) < 0 || st.st_uid != 0 || (st.st_mode & 077)) {
-		ckdir_rm_tree(parentfd, stage);
+		if (stfd >= 0)
+			ckdir_rm_tree(parentfd, stage, s->privs.uid, stfd);
 		return ferry_error_msg(err, EPERM, "the staging directory was tampered with");
 	}
 	/* (and a live dump's work/: its CRIU writes its log, open while it serves the pages, beside
@@ -406,7 +408,7 @@ static int make_staging(struct starter *s, int parentfd, const char *where, char
 			    (workfd = ckdir_openat(stfd, "work", O_RDONLY | O_DIRECTORY, 0)) < 0 ||
 			    fchown(workfd, s->privs.uid, s->privs.gid) < 0))) {
 		int e = errno;
-		ckdir_rm_tree(parentfd, stage);
+		ckdir_rm_tree(parentfd, stage, s->privs.uid, stfd);
 		return ferry_error_set(err, e, "prepare the dump directory");
 	}
 	if (ret_workfd)
@@ -495,7 +497,7 @@ static int dump_images(const struct dump *d)
 static void dump_unstage(const struct dump *d)
 {
 	if (d->staged)
-		ckdir_rm_tree(d->lrootfd, d->lstage);
+		ckdir_rm_tree(d->lrootfd, d->lstage, d->s->privs.uid, d->lstfd);
 }
 
 /* How often a local dump hashes what CRIU has written since. */
@@ -698,7 +700,8 @@ static _noreturn_ void dump_guard(const struct dump *d, int pidfd, int report, i
 		while (sig > 0 && waitpid(sig, NULL, 0) < 0 && errno == EINTR)
 			;
 	}
-	ckdir_rm_tree(s->ckpt_fd, d->stage); /* published (then empty), sent or failed: never left behind */
+	ckdir_rm_tree(s->ckpt_fd, d->stage, s->privs.uid,
+		      d->stfd); /* published (then empty), sent or failed: never left behind */
 	dump_unstage(d);
 	_exit(0);
 }
@@ -834,7 +837,7 @@ static void prune_stale_staging(int rootfd)
 		_cleanup_close_ int fd =
 		    openat(rootfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0)
-			ckdir_rm_tree(rootfd, de->d_name);
+			ckdir_rm_tree(rootfd, de->d_name, 0, fd);
 	}
 	if (dir)
 		closedir(dir);
@@ -965,9 +968,9 @@ static void stage_locally(struct dump *d, uint64_t rss)
 	if (make_staging(s, rootfd, s->cfg->staging_dir, d->lstage, &d->lstfd, &d->limgfd, NULL, &err) < 0 ||
 	    (flock(d->lstfd, LOCK_EX | LOCK_NB) < 0 && ferry_error_set(&err, errno, "lock it") < 0)) {
 		if (d->lstfd >= 0) {
+			ckdir_rm_tree(rootfd, d->lstage, s->privs.uid, d->lstfd);
 			close(d->limgfd);
 			close(d->lstfd);
-			ckdir_rm_tree(rootfd, d->lstage);
 			d->lstfd = d->limgfd = -1;
 		}
 		note_unstaged(d, err->message);
@@ -1008,7 +1011,7 @@ static void dump_prepare(struct dump *d, int *ret_pidfd, char **ret_launch, size
 		die_error(err);
 	stage_locally(d, rss);
 	if (s->xfer_fd >= 0 && xfer_session_start(s, false, &d->xs, &err) < 0) {
-		ckdir_rm_tree(s->ckpt_fd, d->stage);
+		ckdir_rm_tree(s->ckpt_fd, d->stage, s->privs.uid, d->stfd);
 		die("checkpoint of '%s' to the page server '%s': %s; the instance keeps running", d->name,
 		    s->req->page_server, err->message);
 	}
@@ -1178,7 +1181,7 @@ static _noreturn_ void dump_failed(struct dump *d, bool in_time, const char *msg
 		(void)xfer_session_finish(0);
 	close(d->ctl); /* the guard ends CRIU, resumes the tree and removes the staging */
 	waitpid(d->guard, NULL, 0);
-	ckdir_rm_tree(d->s->ckpt_fd, d->stage);
+	ckdir_rm_tree(d->s->ckpt_fd, d->stage, d->s->privs.uid, d->stfd);
 	dump_unstage(d);
 	if (d->xs) { /* the page server's end may have failed first (it gave no verdict yet) */
 		xfer_session_blame(d->xs, &err);
@@ -1404,12 +1407,12 @@ static void dump_report(struct dump *d, const struct ferry_manifest *m, const ch
 		wait_instance_end(d->monfd, d->name, s->cfg->criu_timeout);
 	if (d->xs) {
 		(void)xfer_session_finish(30); /* committed: the connection must end clean */
-		ckdir_rm_tree(s->ckpt_fd, d->stage);
+		ckdir_rm_tree(s->ckpt_fd, d->stage, s->privs.uid, d->stfd);
 		printf("%s\n", gen);
 	} else {
 		unlinkat(s->ckpt_fd, d->stage, AT_REMOVEDIR);
 		dump_unstage(d);
-		prune(s->ckpt_fd, gen, false);
+		prune(s->ckpt_fd, s->privs.uid, gen, false);
 		printf("%s/%s\n", d->target, gen);
 	}
 	if (s->req->flags & FERRY_REQ_TIMINGS) {
@@ -1465,7 +1468,7 @@ void op_checkpoint_dump(struct starter *s)
 	_cleanup_free_ char *gen = NULL;
 	if ((d.hold >= 0 ? dump_held(&d, launch, launch_len, &tails, m, &gen, &err)
 			 : dump_commit(&d, launch, launch_len, &tails, m, &gen, &err)) < 0) {
-		ckdir_rm_tree(s->ckpt_fd, d.stage);
+		ckdir_rm_tree(s->ckpt_fd, d.stage, s->privs.uid, d.stfd);
 		dump_unstage(&d);
 		die("checkpoint of '%s': %s; the instance keeps running", d.name, err->message);
 	}
@@ -1916,7 +1919,7 @@ void op_checkpoint_delete(struct starter *s)
 	if (ferry_privs_raise(&s->privs, &err) < 0)
 		die_error(err);
 	unlinkat(s->ckpt_fd, "current", 0);
-	prune(s->ckpt_fd, NULL, true);
+	prune(s->ckpt_fd, s->privs.uid, NULL, true);
 	exit(0);
 }
 
@@ -2228,7 +2231,7 @@ static int seal_received(struct starter *s, int stfd, int imgfd, const struct fe
 	if (r == 0)
 		r = publish_generation(s, stfd, &gen, err);
 	if (r == 0)
-		prune(s->ckpt_fd, gen, false);
+		prune(s->ckpt_fd, s->privs.uid, gen, false);
 	return r;
 }
 
@@ -2272,11 +2275,11 @@ int checkpoint_receive(struct starter *s, struct ferry_error **err)
 	tails_free(&tails);
 	ferry_manifest_free(sent);
 	close(imgfd);
+	if (r < 0)
+		ckdir_rm_tree(s->ckpt_fd, stage, s->privs.uid, stfd);
 	close(stfd);
-	if (r < 0) {
-		ckdir_rm_tree(s->ckpt_fd, stage);
+	if (r < 0)
 		return r;
-	}
 	unlinkat(s->ckpt_fd, stage, AT_REMOVEDIR);
 	close(s->ckpt_fd);
 	s->ckpt_fd = -1; /* checkpoint_prepare_restart opens it again */

@@ -586,3 +586,76 @@ watch_tmp_saver() {
 	! grep -v 'fd-owner=0$' "$watch" || fail "the saving child is dumpable (its /proc/PID/fd is the user's)"
 }
 
+# victim_tree DIR: DIR, user1's, holding a directory of user2's with a file of user2's in it, as
+# user1 gets it when user2 makes a directory in one both can write (a shared project directory)
+victim_tree() {
+	mkdir "$1" && chown "$U1:" "$1"
+	mkdir "$1/u2" && echo precious >"$1/u2/file" && chown -R "$U2:" "$1/u2"
+}
+
+@test "a dump's staging swapped by the user for a tree holding another user's directory: root removes nothing of the other user's" {
+	local inst=ftcs-swap prog=$U1_TMP/progress ck=$U1_HOME/.ferry/checkpoint/$T evil=$U1_HOME/.ferry/checkpoint/$T-evil
+	rm -rf "$evil"
+	victim_tree "$evil"
+	u1 "$FERRY" checkpoint create "$T" >/dev/null
+	run --separate-stderr u1 "$FERRY" instance start --criu-launch "$T" "$(image_path dir)" "$inst" \
+		"$STATEFUL" --interval 100 --mb 8 "$prog"
+	[ "$status" -eq 0 ] || fail "start failed: $stderr"
+	wait_step "$prog" 2
+	# user1, as soon as the root-owned staging appears, renames it away in their own directory
+	# and moves their tree in under its name
+	as_user1 timeout 60 python3 - "$ck" "$evil" >"$BATS_TEST_TMPDIR/swapped" <<-'EOF2' &
+		import os, sys, time
+		ck, evil = sys.argv[1:3]
+		while True:
+		    for n in os.listdir(ck):
+		        if n.startswith(".staging-"):
+		            os.rename(os.path.join(ck, n), os.path.join(ck, ".moved"))
+		            os.rename(evil, os.path.join(ck, n))
+		            print(n)
+		            sys.exit(0)
+		    time.sleep(0.0005)
+	EOF2
+	local swap=$!
+	run --separate-stderr timeout 120 u1 "$FERRY" checkpoint instance --criu "$inst"
+	echo "# dump: $status $stderr"
+	wait "$swap" || fail "the staging was never swapped (the test proves nothing)"
+	echo "# swapped: $(cat "$BATS_TEST_TMPDIR/swapped")"
+	[ "$(cat "$ck/$(cat "$BATS_TEST_TMPDIR/swapped")/u2/file" 2>/dev/null)" = precious ] ||
+		fail "root removed $U2's file through the swapped staging"
+	u1 "$FERRY" instance stop --all >/dev/null 2>&1 || true
+	rm -rf "$ck" "$evil"
+}
+
+@test "'ferry checkpoint delete' racing the user's exchange of a generation with a tree holding another user's directory: root removes nothing of the other user's" {
+	local ck=$U1_HOME/.ferry/checkpoint/$T end=$((SECONDS + 30)) n=0 f
+	u1 "$FERRY" checkpoint create "$T" >/dev/null
+	victim_tree "$ck/evil"
+	# user1 exchanges a root-owned generation and their tree, over and over (renameat2
+	# RENAME_EXCHANGE), while root prunes the generations
+	as_user1 timeout 40 python3 - "$ck" "$U1_TMP/xchg.stop" <<-'EOF2' &
+		import ctypes, os, sys
+		libc = ctypes.CDLL(None, use_errno=True)
+		ck, stop = sys.argv[1:3]
+		fd = os.open(ck, os.O_RDONLY | os.O_DIRECTORY)
+		i = 0
+		while i % 1000 or not os.path.exists(stop):
+		    libc.renameat2(fd, b"gen-1", fd, b"evil", 2)
+		    i += 1
+	EOF2
+	local xchg=$!
+	while [ $SECONDS -lt $end ]; do
+		# a generation as a dump leaves it: root's, with a file (the name the tree is not under)
+		for f in gen-1 evil; do
+			mkdir "$ck/$f" 2>/dev/null && echo sealed >"$ck/$f/core-1.img"
+		done
+		run as_user1 "$FERRY" checkpoint delete "$ck"
+		n=$((n + 1))
+		[ -e "$ck/gen-1/u2/file" ] || [ -e "$ck/evil/u2/file" ] || break
+	done
+	touch "$U1_TMP/xchg.stop"
+	wait "$xchg" || true
+	echo "# $n deletes"
+	[ -e "$ck/gen-1/u2/file" ] || [ -e "$ck/evil/u2/file" ] || fail "root removed $U2's file after $n deletes"
+	rm -rf "$ck"
+}
