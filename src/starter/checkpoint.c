@@ -275,22 +275,24 @@ static int next_generation(int ckfd, unsigned long long *ret)
 	return 0;
 }
 
-/* Removes the root-owned generations other than @keep, and stale staging directories, as the
- * directories they were when found root's (the user may rename them meanwhile). */
-static void prune(int ckfd, uid_t uid, const char *keep, bool staging_too)
+/* Removes the root-owned generations other than @keep (@gens), and the staging directories no
+ * dump or restart holds locked (@staging: their starter was killed before its guard existed), as
+ * the directories they were when found root's (the user may rename them meanwhile). */
+static void prune(int ckfd, uid_t uid, const char *keep, bool gens, bool staging)
 {
 	DIR *d = ferry_opendir_at(ckfd);
 	if (!d)
 		return;
 	struct dirent *de;
 	while ((de = readdir(d))) {
-		bool gen = gen_name(de->d_name, NULL);
-		bool stage = staging_too && startswith(de->d_name, ".staging-");
+		bool gen = gens && gen_name(de->d_name, NULL);
+		bool stage = staging && startswith(de->d_name, ".staging-");
 		if ((!gen && !stage) || (keep && streq(de->d_name, keep)))
 			continue;
 		_cleanup_close_ int fd = ckdir_openat(ckfd, de->d_name, O_RDONLY | O_DIRECTORY, 0);
 		struct stat st;
-		if (fd >= 0 && fstat(fd, &st) == 0 && st.st_uid == 0)
+		if (fd >= 0 && fstat(fd, &st) == 0 && st.st_uid == 0 &&
+		    (!stage || flock(fd, LOCK_EX | LOCK_NB) == 0))
 			ckdir_rm_tree(ckfd, de->d_name, uid, fd);
 	}
 	closedir(d);
@@ -393,7 +395,10 @@ static int make_staging(struct starter *s, int parentfd, const char *where, char
 		return ferry_error_set(err, errno, "create '%s' in '%s'", stage, where);
 	_cleanup_close_ int stfd = ckdir_openat(parentfd, stage, O_RDONLY | O_DIRECTORY, 0);
 	struct stat st;
-	if (stfd < 0 || fstat(stfd, &st) < 0 || st.st_uid != 0 || (st.st_mode & 077)) {
+	/* locked while its dump (or restart) lives, held by the starter and its guard: a later
+	 * dump removes only the stagings nobody holds */
+	if (stfd < 0 || fstat(stfd, &st) < 0 || st.st_uid != 0 || (st.st_mode & 077) ||
+	    flock(stfd, LOCK_EX | LOCK_NB) < 0) {
 		if (stfd >= 0)
 			ckdir_rm_tree(parentfd, stage, s->privs.uid, stfd);
 		return ferry_error_msg(err, EPERM, "the staging directory was tampered with");
@@ -416,6 +421,23 @@ static int make_staging(struct starter *s, int parentfd, const char *where, char
 	*ret_stfd = TAKE_FD(stfd);
 	*ret_imgfd = TAKE_FD(imgfd);
 	return 0;
+}
+
+/* make_staging in the checkpoint directory, after removing the stagings of dumps whose starter
+ * was killed before its guard existed (none removes those). The directory's lock, shared while
+ * a staging is made and locked, exclusive while they are pruned, keeps a staging from being
+ * pruned between the two. The user can hold the lock themselves: that only stalls their own
+ * dump, which they may kill. */
+static int make_ckpt_staging(struct starter *s, const char *where, char stage[64], int *ret_stfd,
+			     int *ret_imgfd, int *ret_workfd, struct ferry_error **err)
+{
+	if (flock(s->ckpt_fd, LOCK_EX | LOCK_NB) == 0)
+		prune(s->ckpt_fd, s->privs.uid, NULL, false, true);
+	while (flock(s->ckpt_fd, LOCK_SH) < 0 && errno == EINTR)
+		;
+	int r = make_staging(s, s->ckpt_fd, where, stage, ret_stfd, ret_imgfd, ret_workfd, err);
+	(void)flock(s->ckpt_fd, LOCK_UN);
+	return r;
 }
 
 /* A pidfd on @inst's monitor, which frees the instance's name (and its network address) once
@@ -965,14 +987,7 @@ static void stage_locally(struct dump *d, uint64_t rss)
 		prune_stale_staging(rootfd);
 	while (flock(rootfd, LOCK_SH) < 0 && errno == EINTR)
 		;
-	if (make_staging(s, rootfd, s->cfg->staging_dir, d->lstage, &d->lstfd, &d->limgfd, NULL, &err) < 0 ||
-	    (flock(d->lstfd, LOCK_EX | LOCK_NB) < 0 && ferry_error_set(&err, errno, "lock it") < 0)) {
-		if (d->lstfd >= 0) {
-			ckdir_rm_tree(rootfd, d->lstage, s->privs.uid, d->lstfd);
-			close(d->limgfd);
-			close(d->lstfd);
-			d->lstfd = d->limgfd = -1;
-		}
+	if (make_staging(s, rootfd, s->cfg->staging_dir, d->lstage, &d->lstfd, &d->limgfd, NULL, &err) < 0) {
 		note_unstaged(d, err->message);
 		ferry_error_free(err);
 		return;
@@ -1006,8 +1021,8 @@ static void dump_prepare(struct dump *d, int *ret_pidfd, char **ret_launch, size
 	 * still be a directory of the caller's) */
 	d->target = s->req->checkpoint ? s->req->checkpoint : d->inst->checkpoint;
 	if (checkpoint_open_dir(s, d->target, &err) < 0 ||
-	    make_staging(s, s->ckpt_fd, d->target, d->stage, &d->stfd, &d->imgfd,
-			 d->lazy || (s->req->flags & FERRY_REQ_HOLD) ? &d->workfd : NULL, &err) < 0)
+	    make_ckpt_staging(s, d->target, d->stage, &d->stfd, &d->imgfd,
+			      d->lazy || (s->req->flags & FERRY_REQ_HOLD) ? &d->workfd : NULL, &err) < 0)
 		die_error(err);
 	stage_locally(d, rss);
 	if (s->xfer_fd >= 0 && xfer_session_start(s, false, &d->xs, &err) < 0) {
@@ -1412,7 +1427,7 @@ static void dump_report(struct dump *d, const struct ferry_manifest *m, const ch
 	} else {
 		unlinkat(s->ckpt_fd, d->stage, AT_REMOVEDIR);
 		dump_unstage(d);
-		prune(s->ckpt_fd, s->privs.uid, gen, false);
+		prune(s->ckpt_fd, s->privs.uid, gen, true, false);
 		printf("%s/%s\n", d->target, gen);
 	}
 	if (s->req->flags & FERRY_REQ_TIMINGS) {
@@ -1919,7 +1934,9 @@ void op_checkpoint_delete(struct starter *s)
 	if (ferry_privs_raise(&s->privs, &err) < 0)
 		die_error(err);
 	unlinkat(s->ckpt_fd, "current", 0);
-	prune(s->ckpt_fd, s->privs.uid, NULL, true);
+	while (flock(s->ckpt_fd, LOCK_EX) < 0 && errno == EINTR) /* (see make_ckpt_staging) */
+		;
+	prune(s->ckpt_fd, s->privs.uid, NULL, true, true);
 	exit(0);
 }
 
@@ -2231,7 +2248,7 @@ static int seal_received(struct starter *s, int stfd, int imgfd, const struct fe
 	if (r == 0)
 		r = publish_generation(s, stfd, &gen, err);
 	if (r == 0)
-		prune(s->ckpt_fd, s->privs.uid, gen, false);
+		prune(s->ckpt_fd, s->privs.uid, gen, true, false);
 	return r;
 }
 
@@ -2249,7 +2266,7 @@ int checkpoint_receive(struct starter *s, struct ferry_error **err)
 	starter_verdict_fd = s->xfer_fd; /* the session's control channel now: why we fail goes there */
 	char stage[64];
 	int stfd = -1, imgfd = -1;
-	if ((r = make_staging(s, s->ckpt_fd, s->req->checkpoint, stage, &stfd, &imgfd, NULL, err)) < 0)
+	if ((r = make_ckpt_staging(s, s->req->checkpoint, stage, &stfd, &imgfd, NULL, err)) < 0)
 		return r;
 	_cleanup_free_ char *text = NULL;
 	size_t len = 0;

@@ -659,3 +659,50 @@ victim_tree() {
 	[ -e "$ck/gen-1/u2/file" ] || [ -e "$ck/evil/u2/file" ] || fail "root removed $U2's file after $n deletes"
 	rm -rf "$ck"
 }
+
+# starters_below PID: the ferry-starter processes below PID (the user's own)
+starters_below() {
+	local p c
+	for p in $(ps -e -o pid=,comm= | awk '$2 == "ferry-starter" {print $1}'); do
+		c=$p
+		while [ -n "$c" ] && [ "$c" -gt 1 ]; do
+			c=$(ps -o ppid= -p "$c" | tr -d ' ')
+			[ "$c" != "$1" ] || { echo "$p" && break; }
+		done
+	done
+}
+
+# has_staging DIR: DIR holds a .staging-* directory
+has_staging() {
+	ls -A "$1" | grep -q '^\.staging-'
+}
+
+@test "a dump's starter killed before its guard exists (waiting for a page server that never answers): the next dump removes the staging it left" {
+	local inst=ftcs-stale prog=$U1_TMP/progress ck=$U1_HOME/.ferry/checkpoint/$T port srv pid st
+	u1 "$FERRY" checkpoint create "$T" >/dev/null
+	run --separate-stderr u1 "$FERRY" instance start --criu-launch "$T" "$(image_path dir)" "$inst" \
+		"$STATEFUL" --interval 100 --mb 8 "$prog"
+	[ "$status" -eq 0 ] || fail "start failed: $stderr"
+	wait_step "$prog" 2
+	# a page server that takes the connection (the kernel's backlog) and never answers
+	timeout 120 python3 -c 'import socket, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(8); print(s.getsockname()[1], flush=True); time.sleep(120)' \
+		>"$BATS_TEST_TMPDIR/port" &
+	srv=$!
+	wait_for test -s "$BATS_TEST_TMPDIR/port" || fail "no page server"
+	port=$(cat "$BATS_TEST_TMPDIR/port")
+	as_user1 timeout 120 "$FERRY" checkpoint instance --criu --page-server "127.0.0.1:$port" "$inst" 2>/dev/null &
+	pid=$!
+	wait_for has_staging "$ck" || fail "the dump made no staging"
+	# the user kills their own starter (it waits for the page server's handshake)
+	for st in $(starters_below "$pid"); do as_user1 kill -KILL "$st" || true; done
+	wait "$pid" || true
+	kill "$srv" && wait "$srv" || true
+	has_staging "$ck" || fail "the killed dump left no staging (the test proves nothing)"
+	instance_running "$U1" "$inst" || fail "the instance stopped"
+	run --separate-stderr u1 "$FERRY" checkpoint instance --criu "$inst"
+	[ "$status" -eq 0 ] || fail "the next dump failed: $stderr"
+	u1_gone "$inst"
+	! has_staging "$ck" || fail "a staging is left: $(ls -lA "$ck")"
+	rm -rf "$ck"
+}
