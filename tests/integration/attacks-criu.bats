@@ -573,7 +573,7 @@ watch_tmp_saver() {
 	for ((i = 0; i < 600; i++)); do [ -s "$prog" ] && break; sleep 0.1; done
 	[ -s "$prog" ] || fail "the workload does not count"
 	watch_tmp_saver "$watch"
-	run --separate-stderr timeout 120 u1 "$FERRY" checkpoint instance --criu "$inst"
+	run --separate-stderr u1 timeout 120 "$FERRY" checkpoint instance --criu "$inst"
 	DUMP_STATUS=$status DUMP_ERR=$stderr
 	touch "$U1_TMP/watch.stop"
 	wait "$WATCH_PID" || true
@@ -617,7 +617,7 @@ victim_tree() {
 		    time.sleep(0.0005)
 	EOF2
 	local swap=$!
-	run --separate-stderr timeout 120 u1 "$FERRY" checkpoint instance --criu "$inst"
+	run --separate-stderr u1 timeout 120 "$FERRY" checkpoint instance --criu "$inst"
 	echo "# dump: $status $stderr"
 	wait "$swap" || fail "the staging was never swapped (the test proves nothing)"
 	echo "# swapped: $(cat "$BATS_TEST_TMPDIR/swapped")"
@@ -640,23 +640,23 @@ victim_tree() {
 		fd = os.open(ck, os.O_RDONLY | os.O_DIRECTORY)
 		i = 0
 		while i % 1000 or not os.path.exists(stop):
-		    libc.renameat2(fd, b"gen-1", fd, b"evil", 2)
+		    libc.renameat2(fd, b"gen-000001", fd, b"evil", 2)
 		    i += 1
 	EOF2
 	local xchg=$!
 	while [ $SECONDS -lt $end ]; do
 		# a generation as a dump leaves it: root's, with a file (the name the tree is not under)
-		for f in gen-1 evil; do
+		for f in gen-000001 evil; do
 			mkdir "$ck/$f" 2>/dev/null && echo sealed >"$ck/$f/core-1.img"
 		done
 		run as_user1 "$FERRY" checkpoint delete "$ck"
 		n=$((n + 1))
-		[ -e "$ck/gen-1/u2/file" ] || [ -e "$ck/evil/u2/file" ] || break
+		[ -e "$ck/gen-000001/u2/file" ] || [ -e "$ck/evil/u2/file" ] || break
 	done
 	touch "$U1_TMP/xchg.stop"
 	wait "$xchg" || true
 	echo "# $n deletes"
-	[ -e "$ck/gen-1/u2/file" ] || [ -e "$ck/evil/u2/file" ] || fail "root removed $U2's file after $n deletes"
+	[ -e "$ck/gen-000001/u2/file" ] || [ -e "$ck/evil/u2/file" ] || fail "root removed $U2's file after $n deletes"
 	rm -rf "$ck"
 }
 
