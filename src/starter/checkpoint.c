@@ -431,11 +431,14 @@ static int make_staging(struct starter *s, int parentfd, const char *where, char
 static int make_ckpt_staging(struct starter *s, const char *where, char stage[64], int *ret_stfd,
 			     int *ret_imgfd, int *ret_workfd, struct ferry_error **err)
 {
+	int r = ferry_privs_raise(&s->privs, err); /* (a staging is root's 0700) */
+	if (r < 0)
+		return r;
 	if (flock(s->ckpt_fd, LOCK_EX | LOCK_NB) == 0)
 		prune(s->ckpt_fd, s->privs.uid, NULL, false, true);
 	while (flock(s->ckpt_fd, LOCK_SH) < 0 && errno == EINTR)
 		;
-	int r = make_staging(s, s->ckpt_fd, where, stage, ret_stfd, ret_imgfd, ret_workfd, err);
+	r = make_staging(s, s->ckpt_fd, where, stage, ret_stfd, ret_imgfd, ret_workfd, err);
 	(void)flock(s->ckpt_fd, LOCK_UN);
 	return r;
 }
@@ -858,8 +861,13 @@ static void prune_stale_staging(int rootfd)
 			continue;
 		_cleanup_close_ int fd =
 		    openat(rootfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		/* any user's: the root is root's alone, and below a staging all is root's or its user's,
+		 * who owns images/ */
+		struct stat st;
 		if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0)
-			ckdir_rm_tree(rootfd, de->d_name, 0, fd);
+			ckdir_rm_tree(rootfd, de->d_name,
+				      fstatat(fd, "images", &st, AT_SYMLINK_NOFOLLOW) == 0 ? st.st_uid : 0,
+				      fd);
 	}
 	if (dir)
 		closedir(dir);
