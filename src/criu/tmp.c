@@ -10,7 +10,11 @@
  * then sealed and checked with the other images (src/starter/checkpoint.c).
  *
  * Both run in a child that first drops every capability ferry-criu holds: it reads and writes
- * only what the user could, and libarchive parses nothing in a process with privileges. Kept:
+ * only what the user could, and libarchive parses nothing in a process with privileges. Without
+ * capabilities a dumpable process of the user's is theirs to open through /proc/PID/fd: so the
+ * child makes itself not dumpable before it drops them, and holds no fd but the archive (opened
+ * by the parent) and its report pipe: never the images directory, which the user must not write
+ * into before the seal. Kept:
  * regular files (sparse ones with their holes), directories, symbolic links (never followed) and
  * FIFOs, with their modes and times; sockets are left out (CRIU binds them again); mounts under /tmp are not entered (they
  * are binds, not the container's). Anything else (a device node) fails the checkpoint, and an
@@ -56,9 +60,9 @@ static _noreturn_ void child_fail(int rep, const char *fmt, ...)
 	_exit(1);
 }
 
-/* Runs @fn(@images, report fd) in a child without capabilities, in /tmp; its first words on the
- * report fd are the error. */
-static int in_child(int images, void (*fn)(int images, int rep), const char *what, struct ferry_error **err)
+/* Runs @fn(@file, report fd) in a child without capabilities, in /tmp; its first words on the
+ * report fd are the error. @file is the archive, the one file the child may touch. */
+static int in_child(int file, void (*fn)(int file, int rep), const char *what, struct ferry_error **err)
 {
 	int p[2];
 	if (pipe2(p, O_CLOEXEC) < 0)
@@ -71,13 +75,16 @@ static int in_child(int images, void (*fn)(int images, int rep), const char *wha
 		return ferry_error_set(err, e, "%s", what);
 	}
 	if (pid == 0) {
-		close(p[0]);
+		/* first: once it holds no capability, a dumpable child is open to the user */
+		if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+			child_fail(p[1], "make the helper not dumpable: %s", strerror(errno));
+		ferry_close_fds(3, (const int[]){p[1], file, -1});
 		int r = drop_caps();
 		if (r < 0)
 			child_fail(p[1], "drop the capabilities: %s", strerror(-r));
 		if (chdir(TMP_DIR) < 0)
 			child_fail(p[1], "'%s': %s", TMP_DIR, strerror(errno));
-		fn(images, p[1]);
+		fn(file, p[1]);
 		_exit(0);
 	}
 	close(p[1]);
@@ -131,12 +138,8 @@ static void save_data(struct archive *w, struct archive *r, const char *path, in
 	}
 }
 
-static void save(int images, int rep)
+static void save(int out, int rep)
 {
-	int out = openat(images, FERRY_CRIU_TMP_ARCHIVE, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-			 0600);
-	if (out < 0)
-		child_fail(rep, "create '%s': %s", FERRY_CRIU_TMP_ARCHIVE, strerror(errno));
 	struct archive *w = archive_write_new(), *r = archive_read_disk_new();
 	if (!w || !r)
 		child_fail(rep, "libarchive: out of memory");
@@ -190,16 +193,18 @@ static void save(int images, int rep)
 
 int ferry_criu_tmp_save(int images, struct ferry_error **err)
 {
-	return in_child(images, save, "save the instance's /tmp", err);
+	_cleanup_close_ int out = openat(images, FERRY_CRIU_TMP_ARCHIVE,
+					 O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+	if (out < 0)
+		return ferry_error_set(err, errno, "save the instance's /tmp: create '%s'",
+				       FERRY_CRIU_TMP_ARCHIVE);
+	return in_child(out, save, "save the instance's /tmp", err);
 }
 
 /* --------------------------------------------------------------------------- restore */
 
-static void restore(int images, int rep)
+static void restore(int in, int rep)
 {
-	int in = openat(images, FERRY_CRIU_TMP_ARCHIVE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-	if (in < 0)
-		child_fail(rep, "open '%s': %s", FERRY_CRIU_TMP_ARCHIVE, strerror(errno));
 	struct archive *r = archive_read_new(), *w = archive_write_disk_new();
 	if (!r || !w)
 		child_fail(rep, "libarchive: out of memory");
@@ -243,5 +248,9 @@ static void restore(int images, int rep)
 
 int ferry_criu_tmp_restore(int images, struct ferry_error **err)
 {
-	return in_child(images, restore, "bring back the instance's /tmp", err);
+	_cleanup_close_ int in = openat(images, FERRY_CRIU_TMP_ARCHIVE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (in < 0)
+		return ferry_error_set(err, errno, "bring back the instance's /tmp: open '%s'",
+				       FERRY_CRIU_TMP_ARCHIVE);
+	return in_child(in, restore, "bring back the instance's /tmp", err);
 }

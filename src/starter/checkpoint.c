@@ -275,22 +275,25 @@ static int next_generation(int ckfd, unsigned long long *ret)
 	return 0;
 }
 
-/* Removes the root-owned generations other than @keep, and stale staging directories. */
-static void prune(int ckfd, const char *keep, bool staging_too)
+/* Removes the root-owned generations other than @keep (@gens), and the staging directories no
+ * dump or restart holds locked (@staging: their starter was killed before its guard existed), as
+ * the directories they were when found root's (the user may rename them meanwhile). */
+static void prune(int ckfd, uid_t uid, const char *keep, bool gens, bool staging)
 {
 	DIR *d = ferry_opendir_at(ckfd);
 	if (!d)
 		return;
 	struct dirent *de;
 	while ((de = readdir(d))) {
-		bool gen = gen_name(de->d_name, NULL);
-		bool stage = staging_too && startswith(de->d_name, ".staging-");
+		bool gen = gens && gen_name(de->d_name, NULL);
+		bool stage = staging && startswith(de->d_name, ".staging-");
 		if ((!gen && !stage) || (keep && streq(de->d_name, keep)))
 			continue;
+		_cleanup_close_ int fd = ckdir_openat(ckfd, de->d_name, O_RDONLY | O_DIRECTORY, 0);
 		struct stat st;
-		if (fstatat(ckfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode) &&
-		    st.st_uid == 0)
-			ckdir_rm_tree(ckfd, de->d_name);
+		if (fd >= 0 && fstat(fd, &st) == 0 && st.st_uid == 0 &&
+		    (!stage || flock(fd, LOCK_EX | LOCK_NB) == 0))
+			ckdir_rm_tree(ckfd, de->d_name, uid, fd);
 	}
 	closedir(d);
 }
@@ -392,8 +395,12 @@ static int make_staging(struct starter *s, int parentfd, const char *where, char
 		return ferry_error_set(err, errno, "create '%s' in '%s'", stage, where);
 	_cleanup_close_ int stfd = ckdir_openat(parentfd, stage, O_RDONLY | O_DIRECTORY, 0);
 	struct stat st;
-	if (stfd < 0 || fstat(stfd, &st) < 0 || st.st_uid != 0 || (st.st_mode & 077)) {
-		ckdir_rm_tree(parentfd, stage);
+	/* locked while its dump (or restart) lives, held by the starter and its guard: a later
+	 * dump removes only the stagings nobody holds */
+	if (stfd < 0 || fstat(stfd, &st) < 0 || st.st_uid != 0 || (st.st_mode & 077) ||
+	    flock(stfd, LOCK_EX | LOCK_NB) < 0) {
+		if (stfd >= 0)
+			ckdir_rm_tree(parentfd, stage, s->privs.uid, stfd);
 		return ferry_error_msg(err, EPERM, "the staging directory was tampered with");
 	}
 	/* (and a live dump's work/: its CRIU writes its log, open while it serves the pages, beside
@@ -406,7 +413,7 @@ static int make_staging(struct starter *s, int parentfd, const char *where, char
 			    (workfd = ckdir_openat(stfd, "work", O_RDONLY | O_DIRECTORY, 0)) < 0 ||
 			    fchown(workfd, s->privs.uid, s->privs.gid) < 0))) {
 		int e = errno;
-		ckdir_rm_tree(parentfd, stage);
+		ckdir_rm_tree(parentfd, stage, s->privs.uid, stfd);
 		return ferry_error_set(err, e, "prepare the dump directory");
 	}
 	if (ret_workfd)
@@ -414,6 +421,26 @@ static int make_staging(struct starter *s, int parentfd, const char *where, char
 	*ret_stfd = TAKE_FD(stfd);
 	*ret_imgfd = TAKE_FD(imgfd);
 	return 0;
+}
+
+/* make_staging in the checkpoint directory, after removing the stagings of dumps whose starter
+ * was killed before its guard existed (none removes those). The directory's lock, shared while
+ * a staging is made and locked, exclusive while they are pruned, keeps a staging from being
+ * pruned between the two. The user can hold the lock themselves: that only stalls their own
+ * dump, which they may kill. */
+static int make_ckpt_staging(struct starter *s, const char *where, char stage[64], int *ret_stfd,
+			     int *ret_imgfd, int *ret_workfd, struct ferry_error **err)
+{
+	int r = ferry_privs_raise(&s->privs, err); /* (a staging is root's 0700) */
+	if (r < 0)
+		return r;
+	if (flock(s->ckpt_fd, LOCK_EX | LOCK_NB) == 0)
+		prune(s->ckpt_fd, s->privs.uid, NULL, false, true);
+	while (flock(s->ckpt_fd, LOCK_SH) < 0 && errno == EINTR)
+		;
+	r = make_staging(s, s->ckpt_fd, where, stage, ret_stfd, ret_imgfd, ret_workfd, err);
+	(void)flock(s->ckpt_fd, LOCK_UN);
+	return r;
 }
 
 /* A pidfd on @inst's monitor, which frees the instance's name (and its network address) once
@@ -495,7 +522,7 @@ static int dump_images(const struct dump *d)
 static void dump_unstage(const struct dump *d)
 {
 	if (d->staged)
-		ckdir_rm_tree(d->lrootfd, d->lstage);
+		ckdir_rm_tree(d->lrootfd, d->lstage, d->s->privs.uid, d->lstfd);
 }
 
 /* How often a local dump hashes what CRIU has written since. */
@@ -698,7 +725,8 @@ static _noreturn_ void dump_guard(const struct dump *d, int pidfd, int report, i
 		while (sig > 0 && waitpid(sig, NULL, 0) < 0 && errno == EINTR)
 			;
 	}
-	ckdir_rm_tree(s->ckpt_fd, d->stage); /* published (then empty), sent or failed: never left behind */
+	ckdir_rm_tree(s->ckpt_fd, d->stage, s->privs.uid,
+		      d->stfd); /* published (then empty), sent or failed: never left behind */
 	dump_unstage(d);
 	_exit(0);
 }
@@ -833,8 +861,13 @@ static void prune_stale_staging(int rootfd)
 			continue;
 		_cleanup_close_ int fd =
 		    openat(rootfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		/* any user's: the root is root's alone, and below a staging all is root's or its user's,
+		 * who owns images/ */
+		struct stat st;
 		if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0)
-			ckdir_rm_tree(rootfd, de->d_name);
+			ckdir_rm_tree(rootfd, de->d_name,
+				      fstatat(fd, "images", &st, AT_SYMLINK_NOFOLLOW) == 0 ? st.st_uid : 0,
+				      fd);
 	}
 	if (dir)
 		closedir(dir);
@@ -962,14 +995,7 @@ static void stage_locally(struct dump *d, uint64_t rss)
 		prune_stale_staging(rootfd);
 	while (flock(rootfd, LOCK_SH) < 0 && errno == EINTR)
 		;
-	if (make_staging(s, rootfd, s->cfg->staging_dir, d->lstage, &d->lstfd, &d->limgfd, NULL, &err) < 0 ||
-	    (flock(d->lstfd, LOCK_EX | LOCK_NB) < 0 && ferry_error_set(&err, errno, "lock it") < 0)) {
-		if (d->lstfd >= 0) {
-			close(d->limgfd);
-			close(d->lstfd);
-			ckdir_rm_tree(rootfd, d->lstage);
-			d->lstfd = d->limgfd = -1;
-		}
+	if (make_staging(s, rootfd, s->cfg->staging_dir, d->lstage, &d->lstfd, &d->limgfd, NULL, &err) < 0) {
 		note_unstaged(d, err->message);
 		ferry_error_free(err);
 		return;
@@ -1003,12 +1029,12 @@ static void dump_prepare(struct dump *d, int *ret_pidfd, char **ret_launch, size
 	 * still be a directory of the caller's) */
 	d->target = s->req->checkpoint ? s->req->checkpoint : d->inst->checkpoint;
 	if (checkpoint_open_dir(s, d->target, &err) < 0 ||
-	    make_staging(s, s->ckpt_fd, d->target, d->stage, &d->stfd, &d->imgfd,
-			 d->lazy || (s->req->flags & FERRY_REQ_HOLD) ? &d->workfd : NULL, &err) < 0)
+	    make_ckpt_staging(s, d->target, d->stage, &d->stfd, &d->imgfd,
+			      d->lazy || (s->req->flags & FERRY_REQ_HOLD) ? &d->workfd : NULL, &err) < 0)
 		die_error(err);
 	stage_locally(d, rss);
 	if (s->xfer_fd >= 0 && xfer_session_start(s, false, &d->xs, &err) < 0) {
-		ckdir_rm_tree(s->ckpt_fd, d->stage);
+		ckdir_rm_tree(s->ckpt_fd, d->stage, s->privs.uid, d->stfd);
 		die("checkpoint of '%s' to the page server '%s': %s; the instance keeps running", d->name,
 		    s->req->page_server, err->message);
 	}
@@ -1178,7 +1204,7 @@ static _noreturn_ void dump_failed(struct dump *d, bool in_time, const char *msg
 		(void)xfer_session_finish(0);
 	close(d->ctl); /* the guard ends CRIU, resumes the tree and removes the staging */
 	waitpid(d->guard, NULL, 0);
-	ckdir_rm_tree(d->s->ckpt_fd, d->stage);
+	ckdir_rm_tree(d->s->ckpt_fd, d->stage, d->s->privs.uid, d->stfd);
 	dump_unstage(d);
 	if (d->xs) { /* the page server's end may have failed first (it gave no verdict yet) */
 		xfer_session_blame(d->xs, &err);
@@ -1404,12 +1430,12 @@ static void dump_report(struct dump *d, const struct ferry_manifest *m, const ch
 		wait_instance_end(d->monfd, d->name, s->cfg->criu_timeout);
 	if (d->xs) {
 		(void)xfer_session_finish(30); /* committed: the connection must end clean */
-		ckdir_rm_tree(s->ckpt_fd, d->stage);
+		ckdir_rm_tree(s->ckpt_fd, d->stage, s->privs.uid, d->stfd);
 		printf("%s\n", gen);
 	} else {
 		unlinkat(s->ckpt_fd, d->stage, AT_REMOVEDIR);
 		dump_unstage(d);
-		prune(s->ckpt_fd, gen, false);
+		prune(s->ckpt_fd, s->privs.uid, gen, true, false);
 		printf("%s/%s\n", d->target, gen);
 	}
 	if (s->req->flags & FERRY_REQ_TIMINGS) {
@@ -1465,7 +1491,7 @@ void op_checkpoint_dump(struct starter *s)
 	_cleanup_free_ char *gen = NULL;
 	if ((d.hold >= 0 ? dump_held(&d, launch, launch_len, &tails, m, &gen, &err)
 			 : dump_commit(&d, launch, launch_len, &tails, m, &gen, &err)) < 0) {
-		ckdir_rm_tree(s->ckpt_fd, d.stage);
+		ckdir_rm_tree(s->ckpt_fd, d.stage, s->privs.uid, d.stfd);
 		dump_unstage(&d);
 		die("checkpoint of '%s': %s; the instance keeps running", d.name, err->message);
 	}
@@ -1916,7 +1942,9 @@ void op_checkpoint_delete(struct starter *s)
 	if (ferry_privs_raise(&s->privs, &err) < 0)
 		die_error(err);
 	unlinkat(s->ckpt_fd, "current", 0);
-	prune(s->ckpt_fd, NULL, true);
+	while (flock(s->ckpt_fd, LOCK_EX) < 0 && errno == EINTR) /* (see make_ckpt_staging) */
+		;
+	prune(s->ckpt_fd, s->privs.uid, NULL, true, true);
 	exit(0);
 }
 
@@ -2256,7 +2284,7 @@ static int seal_received(struct starter *s, int stfd, int imgfd, const struct fe
 	if (r == 0)
 		r = publish_generation(s, stfd, &gen, err);
 	if (r == 0)
-		prune(s->ckpt_fd, gen, false);
+		prune(s->ckpt_fd, s->privs.uid, gen, true, false);
 	return r;
 }
 
@@ -2274,7 +2302,7 @@ int checkpoint_receive(struct starter *s, struct ferry_error **err)
 	starter_verdict_fd = s->xfer_fd; /* the session's control channel now: why we fail goes there */
 	char stage[64];
 	int stfd = -1, imgfd = -1;
-	if ((r = make_staging(s, s->ckpt_fd, s->req->checkpoint, stage, &stfd, &imgfd, NULL, err)) < 0)
+	if ((r = make_ckpt_staging(s, s->req->checkpoint, stage, &stfd, &imgfd, NULL, err)) < 0)
 		return r;
 	_cleanup_free_ char *text = NULL;
 	size_t len = 0;
@@ -2301,11 +2329,11 @@ int checkpoint_receive(struct starter *s, struct ferry_error **err)
 	tails_free(&tails);
 	ferry_manifest_free(sent);
 	close(imgfd);
+	if (r < 0)
+		ckdir_rm_tree(s->ckpt_fd, stage, s->privs.uid, stfd);
 	close(stfd);
-	if (r < 0) {
-		ckdir_rm_tree(s->ckpt_fd, stage);
+	if (r < 0)
 		return r;
-	}
 	unlinkat(s->ckpt_fd, stage, AT_REMOVEDIR);
 	close(s->ckpt_fd);
 	s->ckpt_fd = -1; /* checkpoint_prepare_restart opens it again */

@@ -126,13 +126,35 @@ int ckdir_openat(int dirfd, const char *name, int flags, mode_t mode)
 	return fd;
 }
 
-int ckdir_rm_tree(int dirfd, const char *name)
+/* The names a user controls may, at any moment, name a tree of theirs holding another user's
+ * directory (moved in from a directory both can write): root removes only what the caller could
+ * remove themselves, or its own, judged on the opened fd, never by name. */
+static int rm_allowed(int fd, uid_t uid, int same)
+{
+	struct stat st, want;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (st.st_uid != 0 && st.st_uid != uid)
+		return -EPERM;
+	if (same >= 0 && (fstat(same, &want) < 0 || st.st_dev != want.st_dev || st.st_ino != want.st_ino))
+		return -ESTALE;
+	return 0;
+}
+
+int ckdir_rm_tree(int dirfd, const char *name, uid_t uid, int same)
 {
 	int fd = ckdir_openat(dirfd, name, O_RDONLY | O_DIRECTORY, 0);
 	if (fd < 0) {
 		if (errno == EXDEV)
 			return -EXDEV; /* a mount point: never descend into it */
+		if (same >= 0)
+			return -ESTALE; /* not the directory we made: not ours to remove */
 		return unlinkat(dirfd, name, 0) < 0 && errno != ENOENT ? -errno : 0;
+	}
+	int r = rm_allowed(fd, uid, same);
+	if (r < 0) {
+		close(fd);
+		return r;
 	}
 	DIR *d = fdopendir(fd);
 	if (!d) {
@@ -140,13 +162,12 @@ int ckdir_rm_tree(int dirfd, const char *name)
 		return -errno;
 	}
 	struct dirent *de;
-	int r = 0;
 	while ((de = readdir(d))) {
 		if (streq(de->d_name, ".") || streq(de->d_name, ".."))
 			continue;
 		int q = 0;
 		if (de->d_type == DT_DIR || (unlinkat(fd, de->d_name, 0) < 0 && errno == EISDIR))
-			q = ckdir_rm_tree(fd, de->d_name);
+			q = ckdir_rm_tree(fd, de->d_name, uid, -1);
 		if (q < 0 && r == 0)
 			r = q;
 	}

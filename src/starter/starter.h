@@ -147,8 +147,10 @@ int ckdir_check_mount(int fd, const char *what, struct ferry_error **err);
 /* openat2 of one name in @dirfd: no symlink, no magic link, no mount crossing; -1/errno. */
 int ckdir_openat(int dirfd, const char *name, int flags, mode_t mode);
 /* Removes @name in @dirfd and everything below it, never following a symlink and never crossing
- * a mount point (-EXDEV, nothing below it touched); -errno on failure. */
-int ckdir_rm_tree(int dirfd, const char *name);
+ * a mount point (-EXDEV, nothing below it touched); -errno on failure. It descends only into
+ * directories owned by root or by @uid (the caller), never into another user's (-EPERM, left
+ * whole); with @same >= 0, only while @name is still the directory @same is open on (-ESTALE). */
+int ckdir_rm_tree(int dirfd, const char *name, uid_t uid, int same);
 /* Lets @uid (the owner of a checkpoint) read root's file or directory @fd, through a POSIX ACL;
  * nobody else gets any access. Without ACL support, only root can read it. */
 int ckdir_grant_owner(int fd, uid_t uid, bool dir, struct ferry_error **err);

@@ -518,3 +518,191 @@ f = open(sys.argv[1], "r+b"); n = f.seek(0, 2) // 2; f.seek(n); b = f.read(1); f
 	u1_gone "$inst"
 	[ "$(step_of "$prog")" = "$at" ] || fail "the restored workload ran"
 }
+
+# watch_tmp_saver OUT: as user1 (the attacker), until watch.stop: every ferry-criu of user1 that
+# holds no capability (the child that saves /tmp) is recorded with the owner of its /proc/PID/fd
+# ("seen PID fd-owner=UID"), and every fd of it the user can open as a directory is recorded with
+# what it is ("OPENED PID FD -> TARGET"): the images directory, open to the user before the seal,
+# would let them forge the images root then signs
+watch_tmp_saver() {
+	local out=$1
+	rm -f "$out" "$U1_TMP/watch.stop"
+	as_user1 python3 - "$U1_UID" "$out" "$U1_TMP/watch.stop" <<-'EOF2' &
+		import os, sys, time
+		uid, out, stop = sys.argv[1:4]
+		seen = set()
+		end = time.time() + 300
+		while time.time() < end and not os.path.exists(stop):
+		    for p in os.listdir("/proc"):
+		        if not p.isdigit():
+		            continue
+		        try:
+		            if open("/proc/%s/comm" % p).read().strip() != "ferry-criu":
+		                continue
+		            st = open("/proc/%s/status" % p).read()
+		            f = dict(l.split(":", 1) for l in st.splitlines() if ":" in l)
+		            if f["Uid"].split()[0] != uid or int(f["CapEff"], 16) != 0:
+		                continue
+		            seen.add("seen %s fd-owner=%d" % (p, os.stat("/proc/%s/fd" % p).st_uid))
+		            for fd in os.listdir("/proc/%s/fd" % p):
+		                try:
+		                    d = os.open("/proc/%s/fd/%s" % (p, fd), os.O_RDONLY | os.O_DIRECTORY)
+		                except OSError:
+		                    continue
+		                n = len(os.listdir(d))
+		                os.close(d)
+		                seen.add("OPENED %s %s -> %s (%d entries)" % (p, fd,
+		                    os.readlink("/proc/%s/fd/%s" % (p, fd)), n))
+		        except (OSError, KeyError, ValueError):
+		            continue
+		    time.sleep(0.001)
+		with open(out + ".tmp", "w") as o:
+		    o.write("".join(sorted(x + "\n" for x in seen)))
+		os.rename(out + ".tmp", out)
+	EOF2
+	WATCH_PID=$!
+}
+
+@test "--private-tmp: the child that saves /tmp is not dumpable and holds no fd of the images: the user cannot write into the images before the seal" {
+	local inst=ftcs-tmpfd prog=$U1_TMP/count watch=$U1_TMP/watch i
+	u1 "$FERRY" checkpoint create "$T" >/dev/null
+	# 20,000 files in /tmp: the saving takes long enough to be seen, as an attacker would make it
+	run --separate-stderr u1 "$FERRY" instance start --private-tmp --criu-launch "$T" "$(image_path dir)" "$inst" \
+		sh -c 'mkdir /tmp/many && cd /tmp/many && i=0 && while [ $i -lt 20000 ]; do echo $i >f$i; i=$((i + 1)); done && i=0 && while :; do i=$((i + 1)); echo "$i" >"$1"; sleep 0.1; done' sh "$prog"
+	[ "$status" -eq 0 ] || fail "instance start: $stderr"
+	for ((i = 0; i < 600; i++)); do [ -s "$prog" ] && break; sleep 0.1; done
+	[ -s "$prog" ] || fail "the workload does not count"
+	watch_tmp_saver "$watch"
+	run --separate-stderr u1 timeout 120 "$FERRY" checkpoint instance --criu "$inst"
+	DUMP_STATUS=$status DUMP_ERR=$stderr
+	touch "$U1_TMP/watch.stop"
+	wait "$WATCH_PID" || true
+	WATCH_PID=
+	echo "# seen:" && sed 's/^/#   /' "$watch"
+	[ "$DUMP_STATUS" -eq 0 ] || fail "dump failed: $DUMP_ERR"
+	u1_gone "$inst"
+	! grep '^OPENED' "$watch" || fail "the user opened a directory the saving child holds"
+	grep -q '^seen ' "$watch" || fail "the saving child was never seen (the test proves nothing)"
+	! grep -v 'fd-owner=0$' "$watch" || fail "the saving child is dumpable (its /proc/PID/fd is the user's)"
+}
+
+# victim_tree DIR: DIR, user1's, holding a directory of user2's with a file of user2's in it, as
+# user1 gets it when user2 makes a directory in one both can write (a shared project directory)
+victim_tree() {
+	mkdir "$1" && chown "$U1:" "$1"
+	mkdir "$1/u2" && echo precious >"$1/u2/file" && chown -R "$U2:" "$1/u2"
+}
+
+@test "a dump's staging swapped by the user for a tree holding another user's directory: root removes nothing of the other user's" {
+	local inst=ftcs-swap prog=$U1_TMP/progress ck=$U1_HOME/.ferry/checkpoint/$T evil=$U1_HOME/.ferry/checkpoint/$T-evil
+	rm -rf "$evil"
+	victim_tree "$evil"
+	u1 "$FERRY" checkpoint create "$T" >/dev/null
+	run --separate-stderr u1 "$FERRY" instance start --criu-launch "$T" "$(image_path dir)" "$inst" \
+		"$STATEFUL" --interval 100 --mb 8 "$prog"
+	[ "$status" -eq 0 ] || fail "start failed: $stderr"
+	wait_step "$prog" 2
+	# user1, as soon as the root-owned staging appears, renames it away in their own directory
+	# and moves their tree in under its name
+	as_user1 timeout 60 python3 - "$ck" "$evil" >"$BATS_TEST_TMPDIR/swapped" <<-'EOF2' &
+		import os, sys, time
+		ck, evil = sys.argv[1:3]
+		while True:
+		    for n in os.listdir(ck):
+		        if n.startswith(".staging-"):
+		            os.rename(os.path.join(ck, n), os.path.join(ck, ".moved"))
+		            os.rename(evil, os.path.join(ck, n))
+		            print(n)
+		            sys.exit(0)
+		    time.sleep(0.0005)
+	EOF2
+	local swap=$!
+	run --separate-stderr u1 timeout 120 "$FERRY" checkpoint instance --criu "$inst"
+	echo "# dump: $status $stderr"
+	wait "$swap" || fail "the staging was never swapped (the test proves nothing)"
+	echo "# swapped: $(cat "$BATS_TEST_TMPDIR/swapped")"
+	[ "$(cat "$ck/$(cat "$BATS_TEST_TMPDIR/swapped")/u2/file" 2>/dev/null)" = precious ] ||
+		fail "root removed $U2's file through the swapped staging"
+	u1 "$FERRY" instance stop --all >/dev/null 2>&1 || true
+	rm -rf "$ck" "$evil"
+}
+
+@test "'ferry checkpoint delete' racing the user's exchange of a generation with a tree holding another user's directory: root removes nothing of the other user's" {
+	local ck=$U1_HOME/.ferry/checkpoint/$T end=$((SECONDS + 30)) n=0 f
+	u1 "$FERRY" checkpoint create "$T" >/dev/null
+	victim_tree "$ck/evil"
+	# user1 exchanges a root-owned generation and their tree, over and over (renameat2
+	# RENAME_EXCHANGE), while root prunes the generations
+	as_user1 timeout 40 python3 - "$ck" "$U1_TMP/xchg.stop" <<-'EOF2' &
+		import ctypes, os, sys
+		libc = ctypes.CDLL(None, use_errno=True)
+		ck, stop = sys.argv[1:3]
+		fd = os.open(ck, os.O_RDONLY | os.O_DIRECTORY)
+		i = 0
+		while i % 1000 or not os.path.exists(stop):
+		    libc.renameat2(fd, b"gen-000001", fd, b"evil", 2)
+		    i += 1
+	EOF2
+	local xchg=$!
+	while [ $SECONDS -lt $end ]; do
+		# a generation as a dump leaves it: root's, with a file (the name the tree is not under)
+		for f in gen-000001 evil; do
+			mkdir "$ck/$f" 2>/dev/null && echo sealed >"$ck/$f/core-1.img"
+		done
+		run as_user1 "$FERRY" checkpoint delete "$ck"
+		n=$((n + 1))
+		[ -e "$ck/gen-000001/u2/file" ] || [ -e "$ck/evil/u2/file" ] || break
+	done
+	touch "$U1_TMP/xchg.stop"
+	wait "$xchg" || true
+	echo "# $n deletes"
+	[ -e "$ck/gen-000001/u2/file" ] || [ -e "$ck/evil/u2/file" ] || fail "root removed $U2's file after $n deletes"
+	rm -rf "$ck"
+}
+
+# starters_below PID: the ferry-starter processes below PID (the user's own)
+starters_below() {
+	local p c
+	for p in $(ps -e -o pid=,comm= | awk '$2 == "ferry-starter" {print $1}'); do
+		c=$p
+		while [ -n "$c" ] && [ "$c" -gt 1 ]; do
+			c=$(ps -o ppid= -p "$c" | tr -d ' ')
+			[ "$c" != "$1" ] || { echo "$p" && break; }
+		done
+	done
+}
+
+# has_staging DIR: DIR holds a .staging-* directory
+has_staging() {
+	ls -A "$1" | grep -q '^\.staging-'
+}
+
+@test "a dump's starter killed before its guard exists (waiting for a page server that never answers): the next dump removes the staging it left" {
+	local inst=ftcs-stale prog=$U1_TMP/progress ck=$U1_HOME/.ferry/checkpoint/$T port srv pid st
+	u1 "$FERRY" checkpoint create "$T" >/dev/null
+	run --separate-stderr u1 "$FERRY" instance start --criu-launch "$T" "$(image_path dir)" "$inst" \
+		"$STATEFUL" --interval 100 --mb 8 "$prog"
+	[ "$status" -eq 0 ] || fail "start failed: $stderr"
+	wait_step "$prog" 2
+	# a page server that takes the connection (the kernel's backlog) and never answers
+	timeout 120 python3 -c 'import socket, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(8); print(s.getsockname()[1], flush=True); time.sleep(120)' \
+		>"$BATS_TEST_TMPDIR/port" &
+	srv=$!
+	wait_for test -s "$BATS_TEST_TMPDIR/port" || fail "no page server"
+	port=$(cat "$BATS_TEST_TMPDIR/port")
+	as_user1 timeout 120 "$FERRY" checkpoint instance --criu --page-server "127.0.0.1:$port" "$inst" 2>/dev/null &
+	pid=$!
+	wait_for has_staging "$ck" || fail "the dump made no staging"
+	# the user kills their own starter (it waits for the page server's handshake)
+	for st in $(starters_below "$pid"); do as_user1 kill -KILL "$st" || true; done
+	wait "$pid" || true
+	kill "$srv" && wait "$srv" || true
+	has_staging "$ck" || fail "the killed dump left no staging (the test proves nothing)"
+	instance_running "$U1" "$inst" || fail "the instance stopped"
+	run --separate-stderr u1 "$FERRY" checkpoint instance --criu "$inst"
+	[ "$status" -eq 0 ] || fail "the next dump failed: $stderr"
+	u1_gone "$inst"
+	! has_staging "$ck" || fail "a staging is left: $(ls -lA "$ck")"
+	rm -rf "$ck"
+}
