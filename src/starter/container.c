@@ -34,15 +34,20 @@ static int sys_mount_setattr(int dfd, const char *path, unsigned flags, struct m
 	return (int)syscall(SYS_mount_setattr, dfd, path, flags, attr, sizeof(*attr));
 }
 
-/* A detached clone of the mount tree at @src_fd, with the given attributes. */
+/* A detached clone of the mount tree at @src_fd, with the given attributes, private. The clone
+ * is made in the host's namespace (before the container's exists) and joins its source's peer
+ * group when the source is shared (systemd makes / rshared): without MS_PRIVATE on every mount
+ * of it, whatever the container attaches under it (a user's bind inside the bound home, /tmp or
+ * cwd) would appear on the host and stay there. The container's MS_REC|MS_PRIVATE of / never
+ * reaches these detached trees. */
 static int clone_tree(int src_fd, bool recursive, uint64_t attrs, const char *what, struct ferry_error **err)
 {
 	int tree = sys_open_tree(
 	    src_fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0));
 	if (tree < 0)
 		return ferry_error_set(err, errno, "clone mount of '%s'", what);
-	struct mount_attr attr = {.attr_set = attrs};
-	if (attrs && sys_mount_setattr(tree, "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0), &attr) < 0) {
+	struct mount_attr attr = {.attr_set = attrs, .propagation = MS_PRIVATE};
+	if (sys_mount_setattr(tree, "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0), &attr) < 0) {
 		int e = errno;
 		close(tree);
 		return ferry_error_set(err, e, "set mount attributes of '%s'", what);
