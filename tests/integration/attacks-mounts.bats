@@ -25,12 +25,14 @@ teardown() {
 }
 
 # link_image LINK TARGET...: a copy of the test sandbox, user1's, with /LINK -> TARGET for each
-# pair; sets LIMG
+# pair, and TARGET a directory of the image (else ferry makes /LINK a directory of its own, as
+# for any missing mount point); sets LIMG
 link_image() {
 	LIMG=$U1_TMP/img
 	as_user1 cp -a "$IMAGES/busybox.sandbox" "$LIMG"
 	as_user1 chmod u+w "$LIMG"
 	while [ $# -ge 2 ]; do
+		as_user1 mkdir -p "$LIMG$(realpath -m "/$2")"
 		as_user1 ln -s "$2" "$LIMG/$1"
 		shift 2
 	done
