@@ -313,11 +313,18 @@ struct reserved {
 	struct stat root;
 };
 
-static void reserve_mount(struct reserved *rsv, int fd, const char *name)
+/* Fails closed: a mount that could not be recorded would let a bind cover it. */
+static int reserve_mount(struct reserved *rsv, int fd, const char *name, struct ferry_error **err)
 {
 	unsigned long long id;
-	if (rsv->n_mnt < ARRAY_SIZE(rsv->mnt) && fd_mount_id(fd, &id) == 0)
-		rsv->mnt[rsv->n_mnt++] = (typeof(rsv->mnt[0])){id, name};
+	if (rsv->n_mnt >= ARRAY_SIZE(rsv->mnt))
+		return ferry_error_msg(err, E2BIG, "more than %zu mounts to reserve in the container",
+				       ARRAY_SIZE(rsv->mnt));
+	int r = fd_mount_id(fd, &id);
+	if (r < 0)
+		return ferry_error_set(err, -r, "get the mount id of the container's %s", name);
+	rsv->mnt[rsv->n_mnt++] = (typeof(rsv->mnt[0])){id, name};
+	return 0;
 }
 
 /* Reserves @path of @root (a directory, its mount when @mount, under @name), when it exists. */
@@ -326,14 +333,17 @@ static int reserve_path(struct reserved *rsv, int root, const char *path, const 
 {
 	_cleanup_close_ int fd = ferry_open_in_root(root, path, O_PATH, 0, RESOLVE_NO_SYMLINKS);
 	struct stat st;
-	if (fd == -ENOENT || fd == -ELOOP)
+	if (!mount && (fd == -ENOENT || fd == -ELOOP))
 		return 0; /* /.ferry when ferry mounts nothing there (or the image's own) */
 	if (fd < 0 || fstat(fd, &st) < 0)
 		return ferry_error_set(err, fd < 0 ? -fd : errno, "open %s in the container", path);
-	if (mount)
-		reserve_mount(rsv, fd, name);
-	if (streq(path, name) && rsv->n_dir < ARRAY_SIZE(rsv->dir))
-		rsv->dir[rsv->n_dir++] = (typeof(rsv->dir[0])){st.st_dev, st.st_ino, name};
+	int r = mount ? reserve_mount(rsv, fd, name, err) : 0;
+	if (r < 0 || !streq(path, name))
+		return r;
+	if (rsv->n_dir >= ARRAY_SIZE(rsv->dir))
+		return ferry_error_msg(err, E2BIG, "more than %zu directories to reserve in the container",
+				       ARRAY_SIZE(rsv->dir));
+	rsv->dir[rsv->n_dir++] = (typeof(rsv->dir[0])){st.st_dev, st.st_ino, name};
 	return 0;
 }
 
@@ -419,9 +429,9 @@ static int mount_own(struct starter *s, int root, struct reserved *rsv, struct f
 		    ferry_open_in_root(root, m->dst, O_PATH, 0, RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV);
 		if (t < 0)
 			return ferry_error_set(err, -t, "mount point '%s' in the container", m->dst);
-		if ((r = attach_tree(m->tree, t, m->src, err)) < 0)
+		if ((r = attach_tree(m->tree, t, m->src, err)) < 0 ||
+		    (r = reserve_mount(rsv, m->tree, STARTER_FERRY_DIR, err)) < 0)
 			return r;
-		reserve_mount(rsv, m->tree, STARTER_FERRY_DIR);
 		int *out = streq(m->dst, STARTER_STDOUT)   ? &s->stdio[1]
 			   : streq(m->dst, STARTER_STDERR) ? &s->stdio[2]
 							   : NULL;
