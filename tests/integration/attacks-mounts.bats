@@ -20,7 +20,8 @@ setup() {
 
 teardown() {
 	as_user1 "$FERRY" instance stop --all --timeout 3 >/dev/null 2>&1 || true
-	rm -rf "/tmp/ft-mounts.$BATS_TEST_NUMBER" "$U1_HOME"/.ferry/checkpoint/ftmk-*
+	rm -rf "/tmp/ft-mounts.$BATS_TEST_NUMBER" "/var/tmp/ft-mounts-cwd.$BATS_TEST_NUMBER" \
+		"$U1_HOME"/.ferry/checkpoint/ftmk-*
 	ferry_teardown
 }
 
@@ -77,7 +78,6 @@ shared_ns_run() {
 		assert_line "during 0"
 		assert_line "after 0"
 	done
-	rm -rf "$cwd"
 }
 
 @test "F2: a bind destination not in canonical form is refused" {
