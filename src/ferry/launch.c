@@ -29,6 +29,28 @@ char *absolute_path(const char *path)
 	return xasprintf("%s/%s", streq(cwd, "/") ? "" : cwd, path);
 }
 
+/* @abs (absolute) without empty or '.' components and without a trailing '/': SRC taken as the
+ * destination of a --bind without one ('-B ./data/'); '..' stays, for the starter to refuse. */
+static char *plain_path(const char *abs)
+{
+	char *out = xmalloc(strlen(abs) + 2);
+	size_t o = 0;
+	for (const char *c = abs; *c;) {
+		c += strspn(c, "/");
+		size_t len = strcspn(c, "/");
+		if (len > 0 && !(len == 1 && c[0] == '.')) {
+			out[o++] = '/';
+			memcpy(out + o, c, len);
+			o += len;
+		}
+		c += len;
+	}
+	if (o == 0)
+		out[o++] = '/';
+	out[o] = '\0';
+	return out;
+}
+
 static int add_binds(struct ferry_request *req, const char *arg, struct ferry_error **err)
 {
 	/* strtok would skip empty specs silently: "" "," "a,,b" are errors */
@@ -41,20 +63,21 @@ static int add_binds(struct ferry_request *req, const char *arg, struct ferry_er
 	for (char *spec = strtok_r(copy, ",", &save); spec; spec = strtok_r(NULL, ",", &save)) {
 
 		struct ferry_bind b = {0};
+		/* without DST the destination is SRC, made plain (ferry_bind_parse would refuse
+		 * '-B ./data/' as a destination) */
+		bool dst_is_src = !strchr(spec, ':');
 		int r = ferry_bind_parse(spec, &b, err);
 		if (r < 0)
 			return r;
 		if (b.src[0] != '/') {
 			char *abs = absolute_path(b.src);
-			if (b.dst && streq(b.dst, b.src)) {
-				free(b.dst);
-				b.dst = xstrdup(abs);
-			}
 			free(b.src);
 			b.src = abs;
 		}
-		if (!b.dst)
-			b.dst = xstrdup(b.src);
+		if (dst_is_src || !b.dst) {
+			free(b.dst);
+			b.dst = plain_path(b.src);
+		}
 		req->binds = xrealloc(req->binds, (req->n_binds + 1) * sizeof(*req->binds));
 		req->binds[req->n_binds++] = b;
 	}

@@ -40,6 +40,11 @@ int ferry_bind_parse(const char *spec, struct ferry_bind *ret, struct ferry_erro
 		if (dst[0] != '/')
 			return ferry_error_msg(
 			    err, EINVAL, "bind destination '%s' in '%s' must be an absolute path", dst, spec);
+		if (!ferry_path_canonical(dst))
+			return ferry_error_msg(err, EINVAL,
+					       "bind destination '%s' in '%s' must be written without '//', "
+					       "'.' or '..' components and without a trailing '/'",
+					       dst, spec);
 	} else {
 		dst = xstrdup(src);
 	}

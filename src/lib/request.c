@@ -188,6 +188,40 @@ int ferry_request_check_path(const char *s, const char *what, struct ferry_error
 	return 0;
 }
 
+bool ferry_path_canonical(const char *p)
+{
+	if (!p || p[0] != '/')
+		return false;
+	if (p[1] == '\0')
+		return true;
+	for (const char *c = p; *c;) {
+		const char *name = c + 1;
+		size_t len = strcspn(name, "/");
+		if (len == 0 || (len == 1 && name[0] == '.') ||
+		    (len == 2 && name[0] == '.' && name[1] == '.'))
+			return false;
+		c = name + len;
+	}
+	return true;
+}
+
+/* Bind destinations and the current directory (bound at its own path) are compared with the
+ * starter's reserved paths (/proc, /dev, /.ferry ...) as strings: '//dev' or '/./proc' would
+ * pass such a check and name the same place. Only their canonical form is taken. */
+static int check_mount_paths(const struct ferry_request *req, struct ferry_error **err)
+{
+	if (req->cwd && !ferry_path_canonical(req->cwd))
+		return ferry_request_bad(err, "cwd '%s' is not in canonical form", req->cwd);
+	for (size_t i = 0; i < req->n_binds; i++)
+		if (!ferry_path_canonical(req->binds[i].dst))
+			return ferry_request_bad(
+			    err,
+			    "bind destination '%s' is not in canonical form: write it "
+			    "without '//', '.' or '..' components and without a trailing '/'",
+			    req->binds[i].dst);
+	return 0;
+}
+
 /* What every field must be, whoever built the request: the decoder, or the starter's root side
  * from the plan its unprivileged child sent (see src/starter/plan.c). Simple bounded checks. */
 static int check_fields(const struct ferry_request *req, size_t *ret_n_argv, struct ferry_error **err)
@@ -238,7 +272,7 @@ static int check_fields(const struct ferry_request *req, size_t *ret_n_argv, str
 		if ((r = ferry_request_check_path(req->binds[i].src, "bind source", err)) < 0 ||
 		    (r = ferry_request_check_path(req->binds[i].dst, "bind destination", err)) < 0)
 			return r;
-	return 0;
+	return check_mount_paths(req, err);
 }
 
 int ferry_request_check(struct ferry_request *req, struct ferry_error **err)

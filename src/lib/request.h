@@ -168,6 +168,9 @@ int ferry_request_decode(const char *buf, size_t len, struct ferry_request **ret
  * was built (the starter's root side re-checks the plan its unprivileged child sent with it).
  * Gives an empty argv and env to a request without them. */
 int ferry_request_check(struct ferry_request *req, struct ferry_error **err);
+/* @p is absolute and in canonical form: no empty ('//'), '.' or '..' component and no trailing
+ * '/' ('/' alone is canonical). */
+bool ferry_path_canonical(const char *p);
 void ferry_request_free(struct ferry_request *req);
 /* Frees what @req holds (not @req itself) and zeroes it. */
 void ferry_request_clear(struct ferry_request *req);

@@ -27,7 +27,7 @@
 #define FUSE_SUPER_MAGIC 0x65735546
 #endif
 
-static int mount_id(int fd, unsigned long long *ret)
+int fd_mount_id(int fd, unsigned long long *ret)
 {
 	struct statx stx;
 	if (statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_MNT_ID, &stx) < 0)
@@ -61,7 +61,7 @@ int ckdir_check_mount(int fd, const char *what, struct ferry_error **err)
 {
 	unsigned long long id = 0;
 	struct statfs sfs;
-	if (mount_id(fd, &id) < 0 || !mount_is_ours(id))
+	if (fd_mount_id(fd, &id) < 0 || !mount_is_ours(id))
 		return ferry_error_msg(err, EXDEV,
 				       "%s is not on a filesystem of this node's mount namespace (reached "
 				       "through /proc or another namespace): give its plain path",

@@ -34,15 +34,20 @@ static int sys_mount_setattr(int dfd, const char *path, unsigned flags, struct m
 	return (int)syscall(SYS_mount_setattr, dfd, path, flags, attr, sizeof(*attr));
 }
 
-/* A detached clone of the mount tree at @src_fd, with the given attributes. */
+/* A detached clone of the mount tree at @src_fd, with the given attributes, private. The clone
+ * is made in the host's namespace (before the container's exists) and joins its source's peer
+ * group when the source is shared (systemd makes / rshared): without MS_PRIVATE on every mount
+ * of it, whatever the container attaches under it (a user's bind inside the bound home, /tmp or
+ * cwd) would appear on the host and stay there. The container's MS_REC|MS_PRIVATE of / never
+ * reaches these detached trees. */
 static int clone_tree(int src_fd, bool recursive, uint64_t attrs, const char *what, struct ferry_error **err)
 {
 	int tree = sys_open_tree(
 	    src_fd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0));
 	if (tree < 0)
 		return ferry_error_set(err, errno, "clone mount of '%s'", what);
-	struct mount_attr attr = {.attr_set = attrs};
-	if (attrs && sys_mount_setattr(tree, "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0), &attr) < 0) {
+	struct mount_attr attr = {.attr_set = attrs, .propagation = MS_PRIVATE};
+	if (sys_mount_setattr(tree, "", AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0), &attr) < 0) {
 		int e = errno;
 		close(tree);
 		return ferry_error_set(err, e, "set mount attributes of '%s'", what);
@@ -138,7 +143,7 @@ static int mount_at(int root, const char *dst, const char *src, const char *fsty
 	return 0;
 }
 
-static int setup_dev(int root, struct ferry_error **err)
+static int setup_dev(struct starter *s, int root, struct ferry_error **err)
 {
 	int r = mount_at(root, "/dev", "tmpfs", "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=65536k", err);
 	if (r < 0)
@@ -159,6 +164,9 @@ static int setup_dev(int root, struct ferry_error **err)
 		if (fchmodat(dev, nodes[i].name, 0666, 0) < 0)
 			return ferry_error_set(err, errno, "chmod /dev/%s", nodes[i].name);
 	}
+	/* an instance's stdin: this very node, not whatever '/dev/null' names once binds are on */
+	if (s->instance && (s->stdio[0] = openat(dev, "null", O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		return ferry_error_set(err, errno, "open /dev/null in the container");
 	static const struct {
 		const char *target, *name;
 	} links[] = {{"/proc/self/fd", "fd"},
@@ -287,8 +295,102 @@ static int proc_sys_read_only(struct starter *s, int root, struct ferry_error **
 	return attach_tree(tree, sys, "/proc/sys read-only", err);
 }
 
-/* /proc, /sys, /dev and the binds (or --contain's private tmpfs) inside @root. */
-static int mount_inside(struct starter *s, int root, struct ferry_error **err)
+/* What no bind may land on or below: the container's /proc, /sys and /dev, ferry's /.ferry and
+ * its root, known by the mounts and directories the starter made (ids, never names: an image's
+ * symlink '/x -> /dev' or a destination '//dev' names them too). */
+struct reserved {
+	struct {
+		unsigned long long id;
+		const char *name;
+	} mnt[16];
+	size_t n_mnt;
+	struct {
+		dev_t dev;
+		ino_t ino;
+		const char *name;
+	} dir[4];
+	size_t n_dir;
+	struct stat root;
+};
+
+/* Fails closed: a mount that could not be recorded would let a bind cover it. */
+static int reserve_mount(struct reserved *rsv, int fd, const char *name, struct ferry_error **err)
+{
+	unsigned long long id;
+	if (rsv->n_mnt >= ARRAY_SIZE(rsv->mnt))
+		return ferry_error_msg(err, E2BIG, "more than %zu mounts to reserve in the container",
+				       ARRAY_SIZE(rsv->mnt));
+	int r = fd_mount_id(fd, &id);
+	if (r < 0)
+		return ferry_error_set(err, -r, "get the mount id of the container's %s", name);
+	rsv->mnt[rsv->n_mnt++] = (typeof(rsv->mnt[0])){id, name};
+	return 0;
+}
+
+/* Reserves @path of @root (a directory, its mount when @mount, under @name), when it exists. */
+static int reserve_path(struct reserved *rsv, int root, const char *path, const char *name, bool mount,
+			struct ferry_error **err)
+{
+	_cleanup_close_ int fd = ferry_open_in_root(root, path, O_PATH, 0, RESOLVE_NO_SYMLINKS);
+	struct stat st;
+	if (!mount && (fd == -ENOENT || fd == -ELOOP))
+		return 0; /* /.ferry when ferry mounts nothing there (or the image's own) */
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return ferry_error_set(err, fd < 0 ? -fd : errno, "open %s in the container", path);
+	int r = mount ? reserve_mount(rsv, fd, name, err) : 0;
+	if (r < 0 || !streq(path, name))
+		return r;
+	if (rsv->n_dir >= ARRAY_SIZE(rsv->dir))
+		return ferry_error_msg(err, E2BIG, "more than %zu directories to reserve in the container",
+				       ARRAY_SIZE(rsv->dir));
+	rsv->dir[rsv->n_dir++] = (typeof(rsv->dir[0])){st.st_dev, st.st_ino, name};
+	return 0;
+}
+
+static bool same_file(const struct stat *a, dev_t dev, ino_t ino)
+{
+	return a->st_dev == dev && a->st_ino == ino;
+}
+
+/* The reserved place @fd is on or below ("/" for the root itself, "" for outside the root), or
+ * NULL. A directory is walked up by '..' (the kernel's parent, across mounts, whatever the user
+ * renames meanwhile in their own trees) to the root; a file is reserved by its mount. */
+static const char *reserved_at(const struct reserved *rsv, int fd)
+{
+	unsigned long long id;
+	struct stat st;
+	if (fd_mount_id(fd, &id) < 0 || fstat(fd, &st) < 0)
+		return "";
+	for (size_t i = 0; i < rsv->n_mnt; i++)
+		if (rsv->mnt[i].id == id)
+			return rsv->mnt[i].name;
+	if (same_file(&st, rsv->root.st_dev, rsv->root.st_ino))
+		return "/";
+	if (!S_ISDIR(st.st_mode))
+		return NULL;
+	_cleanup_close_ int cur = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	for (int depth = 0; cur >= 0 && depth < PATH_MAX / 2; depth++) {
+		for (size_t i = 0; i < rsv->n_dir; i++)
+			if (same_file(&st, rsv->dir[i].dev, rsv->dir[i].ino))
+				return rsv->dir[i].name;
+		struct stat up_st;
+		int up = openat(cur, "..", O_PATH | O_DIRECTORY | O_CLOEXEC);
+		if (up < 0 || fstat(up, &up_st) < 0 || same_file(&up_st, st.st_dev, st.st_ino)) {
+			if (up >= 0)
+				close(up);
+			return ""; /* the starter's own root: @fd was not in the container's */
+		}
+		close(cur);
+		cur = up;
+		st = up_st;
+		if (same_file(&st, rsv->root.st_dev, rsv->root.st_ino))
+			return NULL;
+	}
+	return "";
+}
+
+/* /proc, /sys and /dev inside @root, and their mounts and directories reserved. */
+static int mount_system(struct starter *s, int root, struct reserved *rsv, struct ferry_error **err)
 {
 	int r;
 	if ((r = mount_at(root, "/proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL, err)) < 0)
@@ -298,24 +400,85 @@ static int mount_inside(struct starter *s, int root, struct ferry_error **err)
 	if ((r = mount_at(root, "/sys", "sysfs", "sysfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL,
 			  err)) < 0)
 		return r;
-	if ((r = setup_dev(root, err)) < 0)
+	if ((r = setup_dev(s, root, err)) < 0)
 		return r;
+	if (fstat(root, &rsv->root) < 0)
+		return ferry_error_set(err, errno, "stat the container's root");
+	static const char *const paths[][2] = {{"/proc", "/proc"},
+					       {"/proc/sys", "/proc"},
+					       {"/sys", "/sys"},
+					       {"/dev", "/dev"},
+					       {"/dev/pts", "/dev"}};
+	for (size_t i = 0; i < ARRAY_SIZE(paths); i++)
+		if ((r = reserve_path(rsv, root, paths[i][0], paths[i][1], true, err)) < 0)
+			return r;
+	return 0;
+}
 
+/* ferry's own mounts (the logs, the CRIU bundle, ferryd's socket), before any of the user's:
+ * by name under /.ferry, never through a symlink or another mount, and reserved. An instance's
+ * logs are opened here, through their mounts (CRIU finds them on a mount of the container). */
+static int mount_own(struct starter *s, int root, struct reserved *rsv, struct ferry_error **err)
+{
+	int r;
 	for (size_t i = 0; i < s->n_mounts; i++) {
 		struct mount_req *m = &s->mounts[i];
-		if (m->fd < 0) { /* a private tmpfs (--contain's /tmp) */
-			if ((r = mount_at(root, m->dst, "tmpfs", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777",
-					  err)) < 0)
-				return r;
+		if (!m->internal)
 			continue;
-		}
+		_cleanup_close_ int t =
+		    ferry_open_in_root(root, m->dst, O_PATH, 0, RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV);
+		if (t < 0)
+			return ferry_error_set(err, -t, "mount point '%s' in the container", m->dst);
+		if ((r = attach_tree(m->tree, t, m->src, err)) < 0 ||
+		    (r = reserve_mount(rsv, m->tree, STARTER_FERRY_DIR, err)) < 0)
+			return r;
+		int *out = streq(m->dst, STARTER_STDOUT)   ? &s->stdio[1]
+			   : streq(m->dst, STARTER_STDERR) ? &s->stdio[2]
+							   : NULL;
+		char path[FERRY_FD_PATH_MAX];
+		if (out && (*out = open(ferry_proc_fd(m->tree, path), O_WRONLY | O_APPEND | O_CLOEXEC)) < 0)
+			return ferry_error_set(err, errno, "open '%s' in the container", m->dst);
+	}
+	return reserve_path(rsv, root, STARTER_FERRY_DIR, STARTER_FERRY_DIR, false, err);
+}
+
+/* The request's binds, home, /tmp and cwd (or --contain's private tmpfs), each refused when it
+ * resolves to a reserved place (symlinks in the image are followed inside its root). */
+static int mount_user(struct starter *s, int root, const struct reserved *rsv, struct ferry_error **err)
+{
+	int r;
+	for (size_t i = 0; i < s->n_mounts; i++) {
+		struct mount_req *m = &s->mounts[i];
+		if (m->internal)
+			continue;
 		_cleanup_close_ int t = ferry_open_in_root(root, m->dst, O_PATH, 0, 0);
 		if (t < 0)
 			return ferry_error_set(err, -t, "bind destination '%s' in the container", m->dst);
-		if ((r = attach_tree(m->tree, t, m->src, err)) < 0)
-			return ferry_error_wrap(err, "bind '%s' to '%s'", m->src, m->dst);
+		const char *at = reserved_at(rsv, t);
+		if (at)
+			return ferry_error_msg(err, EPERM,
+					       "bind destination '%s' resolves to %s%s (a symlink in the "
+					       "image?): bind it somewhere else",
+					       m->dst, *at ? "the container's " : "outside the container",
+					       streq(at, "/") ? "root" : at);
+		if (m->fd < 0) /* a private tmpfs (--contain's /tmp) */
+			r = mount_at(root, m->dst, "tmpfs", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777", err);
+		else if ((r = attach_tree(m->tree, t, m->src, err)) < 0)
+			ferry_error_wrap(err, "bind '%s' to '%s'", m->src, m->dst);
+		if (r < 0)
+			return r;
 	}
 	return 0;
+}
+
+/* /proc, /sys, /dev, ferry's own mounts, then the user's, inside @root. */
+static int mount_inside(struct starter *s, int root, struct ferry_error **err)
+{
+	struct reserved rsv = {0};
+	int r;
+	if ((r = mount_system(s, root, &rsv, err)) < 0 || (r = mount_own(s, root, &rsv, err)) < 0)
+		return r;
+	return mount_user(s, root, &rsv, err);
 }
 
 /* Makes @root the root: the host tree is no longer reachable. */

@@ -159,6 +159,7 @@ int main(int argc, char **argv)
 			    .image_tree = -1,
 			    .log_out = -1,
 			    .log_err = -1,
+			    .stdio = {-1, -1, -1},
 			    .ckpt_fd = -1,
 			    .restore_fd = -1,
 			    .ns_last_pid_fd = -1,

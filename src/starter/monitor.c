@@ -83,19 +83,17 @@ static _noreturn_ void container_child(struct starter *s, int report, int go)
 		close(go);
 	}
 	if (s->instance) {
-		/* stdio from inside the container (see plan_mounts) */
-		int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
-		int out = open(STARTER_STDOUT, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
-		int errfd = open(STARTER_STDERR, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
-		if (in < 0 || out < 0 || errfd < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 ||
-		    dup2(errfd, 2) < 0) {
-			ferry_error_set(&err, errno, "open the instance's stdio in the container");
-			report_error(report, err);
-			_exit(255);
+		/* stdio from inside the container (see plan_mounts), opened by container_setup before
+		 * the user's binds: never by a path the binds could change */
+		for (int i = 0; i < 3; i++) {
+			if (s->stdio[i] < 0 || dup2(s->stdio[i], i) < 0) {
+				ferry_error_set(&err, s->stdio[i] < 0 ? ENOENT : errno,
+						"open the instance's stdio in the container");
+				report_error(report, err);
+				_exit(255);
+			}
+			closep(&s->stdio[i]);
 		}
-		close(in);
-		close(out);
-		close(errfd);
 	}
 	container_init(s, report);
 }

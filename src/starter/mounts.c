@@ -50,7 +50,8 @@ static int add_internal_mount(struct starter *s, int fd, const char *what, const
 					 .src = xstrdup(what),
 					 .dst = xstrdup(dst),
 					 .ro = ro,
-					 .is_dir = S_ISDIR(st.st_mode)});
+					 .is_dir = S_ISDIR(st.st_mode),
+					 .internal = true});
 	return 0;
 }
 

@@ -30,6 +30,7 @@ struct mount_req {
 	char *dst; /* absolute path inside the container */
 	bool ro;
 	bool is_dir;
+	bool internal; /* ferry's own (logs, CRIU bundle, ferryd): attached before the others */
 };
 
 /* The request's mount sources on the root side: the plan's fds, in order (the current directory
@@ -53,6 +54,9 @@ struct starter {
 	size_t n_mounts;
 	bool instance; /* INSTANCE_START: init gets its own session and idles without argv */
 	int log_out, log_err; /* instance logs, opened as the user */
+	/* an instance's stdin (the container's /dev/null), stdout and stderr (its logs through their
+	 * mounts in the container), opened by container_setup before any user mount is attached */
+	int stdio[3];
 	char *log_out_path, *log_err_path;
 	bool criu; /* a checkpointable instance (launched or restarted) */
 	int ckpt_fd; /* its checkpoint directory, opened as the user */
@@ -101,6 +105,7 @@ struct starter {
  * CRIU take the lowest ones. */
 #define STARTER_WORKLOAD_PID 10000
 /* Inside containers: the instance's log files and (checkpointable instances) CRIU. */
+#define STARTER_FERRY_DIR "/.ferry" /* ferry's own mounts inside the container */
 #define STARTER_STDOUT "/.ferry/stdout"
 #define STARTER_STDERR "/.ferry/stderr"
 #define STARTER_CRIU_BUNDLE FERRY_LIBEXECDIR "/criu"
@@ -144,6 +149,8 @@ int instance_ns_flags(const struct ferry_instance *inst);
 int checkpoint_open_dir(struct starter *s, const char *path, struct ferry_error **err);
 /* Refuses an fd on a mount outside our mount namespace, or on FUSE; @what names it. */
 int ckdir_check_mount(int fd, const char *what, struct ferry_error **err);
+/* The id of the mount @fd is on (statx STATX_MNT_ID). */
+int fd_mount_id(int fd, unsigned long long *ret);
 /* openat2 of one name in @dirfd: no symlink, no magic link, no mount crossing; -1/errno. */
 int ckdir_openat(int dirfd, const char *name, int flags, mode_t mode);
 /* Removes @name in @dirfd and everything below it, never following a symlink and never crossing

@@ -809,6 +809,27 @@ static void check_bad(struct ferry_request *req, const char *want)
 	ferry_error_free(err);
 }
 
+static void test_path_canonical(void **state)
+{
+	const char *good[] = {"/", "/a", "/a/b", "/.ferry", "/a/..b", "/a/b.", "/.../x"};
+	const char *bad[] = {NULL,   "",      "a",     "//dev", "/./proc",  "/dev/", "/a//b",
+			     "/a/.", "/a/..", "/../x", "//",	"/.ferry/", "/a/./b"};
+	for (size_t i = 0; i < ARRAY_SIZE(good); i++)
+		assert_true(ferry_path_canonical(good[i]));
+	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
+		assert_false(ferry_path_canonical(bad[i]));
+
+	static char *one[] = {"sh", NULL};
+	struct ferry_bind binds[] = {{.src = "/a", .dst = "//.ferry"}};
+	struct ferry_request r = {
+	    .op = FERRY_OP_EXEC, .image = "/img", .argv = one, .binds = binds, .n_binds = 1};
+	check_bad(&r, "bind destination '//.ferry' is not in canonical form");
+	binds[0].dst = "/.ferry";
+	assert_int_equal(ferry_request_check(&r, NULL), 0);
+	r.cwd = "/home/u/./x";
+	check_bad(&r, "cwd '/home/u/./x' is not in canonical form");
+}
+
 static void test_request_check(void **state)
 {
 	static char *one[] = {"sh", NULL}, *empty0[] = {"", NULL}, *badenv[] = {"=x", NULL};
@@ -1059,6 +1080,10 @@ static void test_bind_parse(void **state)
 	bind_bad("/data:/mnt:ro,nosuid", "unknown bind option");
 	bind_bad("/data:mnt", "bind destination 'mnt' in '/data:mnt' must be an absolute path");
 	bind_bad("/data:./mnt:ro", "must be an absolute path");
+	bind_bad("/data://dev", "must be written without '//'");
+	bind_bad("/data:/./proc", "must be written without '//'");
+	bind_bad("/data:/mnt/", "without a trailing '/'");
+	bind_bad("/data:/a/../dev:ro", "must be written without");
 
 	char *longp = xmalloc(PATH_MAX + 8);
 	memset(longp, 'a', PATH_MAX + 4);
@@ -1086,6 +1111,7 @@ int main(void)
 	    cmocka_unit_test(test_lists),
 	    cmocka_unit_test(test_binds),
 	    cmocka_unit_test(test_op_rules),
+	    cmocka_unit_test(test_path_canonical),
 	    cmocka_unit_test(test_request_check),
 	    cmocka_unit_test(test_encode_errors),
 	    cmocka_unit_test(test_frees),
