@@ -8,8 +8,9 @@
  * and runs ferry-starter as the user with FERRY_REQ_HOLD (its checks guard the dump as they do
  * the CLI's: the instance must be the user's own): the member's tree is frozen, its connections
  * locked, its generation written and sealed; the starter says "held", which goes back to the
- * client. The client's word ('go', once every member is held) goes to the starter's stdin: it
- * publishes and lets the member go; anything else (another member failed, the client or a link
+ * client. The client's word (one raw byte, 'C' once every member is held: root compares it and
+ * parses nothing of the client's, the rule of ask.c) goes on to the peer, and a go to the
+ * starter's stdin: it publishes and lets the member go; anything else (another member failed, the client or a link
  * gone) is EOF there, and the member resumes with nothing published. Then "done" (the
  * generation) or "error" (the starter's own line) goes back.
  *
@@ -22,6 +23,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
@@ -436,16 +438,12 @@ void ferryd_hold_client(struct ferryd *d, int sk, const struct ferryd_user *u, c
 		int pr;
 		while ((pr = poll(p, 2, FERRY_HOLD_WAIT_S * 1000)) < 0 && errno == EINTR)
 			;
+		/* the word is one raw byte, 'C' to go: root parses nothing of the client's here (the
+		 * rule of ask.c), and a byte that is there does not make it wait */
 		bool go = false;
-		if (pr > 0 && p[0].revents && !p[1].revents) {
-			struct ferry_msg w = {0};
-			if (ferry_msg_recv(sk, 5, &w, &err) == 0)
-				go = streq(ferry_msg_get(&w, "type") ?: "", "word") &&
-				     streq(ferry_msg_get(&w, "go") ?: "", "1");
-			ferry_msg_clear(&w);
-			ferry_error_free(err);
-			err = NULL;
-		}
+		char c = 0;
+		if (pr > 0 && p[0].revents && !p[1].revents)
+			go = recv(sk, &c, 1, MSG_DONTWAIT) == 1 && c == 'C';
 		if (!(pr > 0 && p[1].revents)) {
 			ferry_msg_set(&m, "type", "word");
 			ferry_msg_set(&m, "go", "%d", go);
