@@ -882,7 +882,7 @@ settle_child() {
 	# a diskless migration of user 1 that nodeB is in doubt about and nodeA never heard of: nodeB
 	# removes its directory in the tmpfs, which user 1 filled with 200,000 files
 	leaf=$MIG_TMPFS-nodeB/$U1_UID/$T-x-$id1
-	mkdir -p -m 0711 "$MIG_TMPFS-nodeB/$U1_UID"
+	install -d -m 0711 "$MIG_TMPFS-nodeB" "$MIG_TMPFS-nodeB/$U1_UID"
 	mkdir -m 0700 "$leaf"
 	chown "$U1:" "$leaf"
 	as_user1 sh -c "cd '$leaf' && mkdir d && cd d && seq 1 200000 | xargs touch"
