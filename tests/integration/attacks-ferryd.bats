@@ -833,9 +833,10 @@ gone() { [ ! -e "/proc/$1" ] || grep -q '^State:[[:space:]]*Z' "/proc/$1/status"
 	mig_launch nodeB "$T-m" 512
 	local t0 st i
 	(
+		rc=0 # (bats' errexit ends the subshell at a failure)
 		on nodeA timeout 200 "$FERRY" checkpoint group --leave-running "nodeB:$T-m" \
-			>"$BATS_TEST_TMPDIR/grp.out" 2>&1
-		echo $? >"$BATS_TEST_TMPDIR/grp.rc"
+			>"$BATS_TEST_TMPDIR/grp.out" 2>&1 || rc=$?
+		echo "$rc" >"$BATS_TEST_TMPDIR/grp.rc"
 	) </dev/null 3>&- &
 	BG_PIDS+=("$!")
 	# the member's starter on nodeB, stopped by its user as soon as it runs (a held one waits too)
@@ -851,8 +852,11 @@ gone() { [ ! -e "/proc/$1" ] || grep -q '^State:[[:space:]]*Z' "/proc/$1/status"
 	wait_within 10 no_handlers nodeB || fail "nodeB's handler still runs: $(handlers nodeB)"
 	echo "# the member was ended after $((SECONDS - t0)) s" >&3
 	[ "$((SECONDS - t0))" -le 85 ] || fail "ended only after $((SECONDS - t0)) s"
-	wait_within 20 test -e "$BATS_TEST_TMPDIR/grp.rc" || fail "the group's client still waits"
+	wait_within 20 test -e "$BATS_TEST_TMPDIR/grp.rc" ||
+		fail "the group's client still waits: $(cat "$BATS_TEST_TMPDIR/grp.out"); nodeA's handlers: $(handlers nodeA); $(ps -eo pid,ppid,stat,wchan:24,args | grep -E '[f]erry|[r]unuser')"
 	[ "$(cat "$BATS_TEST_TMPDIR/grp.rc")" != 0 ] || fail "the group checkpoint succeeded: $(cat "$BATS_TEST_TMPDIR/grp.out")"
+	grep -q "on nodeB: its starter was stopped or stuck, and killed after 70 s" "$BATS_TEST_TMPDIR/grp.out" ||
+		fail "the client was not told why: $(cat "$BATS_TEST_TMPDIR/grp.out")"
 	wait_within 10 no_handlers nodeA || fail "nodeA's handler still runs: $(handlers nodeA)"
 	listed_on nodeB "$T-m" || fail "'$T-m' no longer runs on nodeB"
 	local at
