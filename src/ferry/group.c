@@ -37,7 +37,7 @@
 
 /* A member: here (its own starter: stdin our word, stdout "held" then the generation, stderr
  * its error) or on another node (NODE:INSTANCE: this node's ferryd relays, hold.c; one socket,
- * messages "held", then "done" with the generation or "error"). */
+ * messages "held", then "done" with the generation or "error"; our word one raw byte). */
 struct member {
 	const char *name, *node; /* node: NULL here */
 	const char *place; /* --restart: the node its restart runs on (NULL: here), through a child */
@@ -191,13 +191,8 @@ static void member_word(struct member *m, bool go)
 	if (m->node) {
 		if (m->sk < 0)
 			return;
-		struct ferry_msg w = {0};
-		struct ferry_error *err = NULL;
-		ferry_msg_set(&w, "type", "word");
-		ferry_msg_set(&w, "go", "%d", go);
-		(void)ferry_msg_send(m->sk, &w, &err);
-		ferry_error_free(err);
-		ferry_msg_clear(&w);
+		/* one raw byte, which ferryd (root) compares without parsing a message of ours */
+		(void)ferry_write_all(m->sk, go ? "C" : "A", 1);
 		return;
 	}
 	if (go)

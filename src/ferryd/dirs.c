@@ -15,7 +15,6 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 
 #include "ferryd.h"
 #include "fs.h"
@@ -72,7 +71,7 @@ int ferryd_leaf_make(const char *base, const struct ferryd_user *u, const char *
 	return 0;
 }
 
-bool ferryd_leaf_remove_all(const struct ferryd *d, const struct ferryd_user *u, struct ferryd_leaf *l,
+bool ferryd_leaf_remove_all(struct ferryd *d, const struct ferryd_user *u, struct ferryd_leaf *l,
 			    const char *id)
 {
 	if (!l->name)
@@ -138,30 +137,49 @@ static void empty_dir(int dirfd, dev_t dev, int depth)
 	closedir(dir);
 }
 
-/* What the user left in their leaf is removed by a process that is the user, not by root. */
-static void empty_as_user(const struct ferryd_user *u, int leaffd)
+struct empty_arg {
+	int fd;
+	dev_t dev;
+};
+
+/* ferryd_as_user's work: the leaf emptied as the user. */
+static int empty_child(void *arg, void *ans)
+{
+	const struct empty_arg *a = arg;
+	empty_dir(a->fd, a->dev, 0);
+	*(int *)ans = 1;
+	return 0;
+}
+
+/* What the user left in their leaf is removed by a process that is the user, not by root, within
+ * FERRYD_EMPTY_S (the user can stop that process; a tree too large for it is emptied further at
+ * the next try): 0, or -ETIMEDOUT / -errno (logged). */
+static int empty_as_user(struct ferryd *d, const struct ferryd_user *u, int leaffd, const char *path,
+			 const char *id)
 {
 	struct stat st;
 	if (fstat(leaffd, &st) < 0 || st.st_uid != u->uid)
-		return;
-	pid_t pid = fork();
-	if (pid == 0) {
-		if (ferryd_become_user(u) < 0)
-			_exit(1);
-		empty_dir(leaffd, st.st_dev, 0);
-		_exit(0);
-	}
-	while (pid > 0 && waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-		;
+		return 0;
+	struct empty_arg a = {.fd = leaffd, .dev = st.st_dev};
+	struct ferry_error *err = NULL;
+	int done = 0;
+	int r = ferryd_as_user(d, u, "ferryd-empty", leaffd, empty_child, &a, &done, sizeof(done),
+			       FERRYD_EMPTY_S, &err);
+	if (r < 0)
+		ferryd_log(id, "emptying '%s' as %s: %s%s", path, u->name, err->message,
+			   r == -ETIMEDOUT ? " (the rest at the next try)" : "");
+	ferry_error_free(err);
+	return r;
 }
 
-void ferryd_leaf_remove(const struct ferryd *d, const struct ferryd_user *u, struct ferryd_leaf *l,
-			const char *id)
+int ferryd_leaf_remove(struct ferryd *d, const struct ferryd_user *u, struct ferryd_leaf *l, const char *id)
 {
 	if (!l->name)
-		return;
-	if (unlinkat(l->uidfd, l->name, AT_REMOVEDIR) == 0 || errno == ENOENT)
-		return ferryd_leaf_close(l);
+		return 0;
+	if (unlinkat(l->uidfd, l->name, AT_REMOVEDIR) == 0 || errno == ENOENT) {
+		ferryd_leaf_close(l);
+		return 0;
+	}
 	/* a checkpoint: its generations are root's, and the starter removes them as it removes any
 	 * checkpoint's (as the user, through its own checks) */
 	struct ferry_request del = {.op = FERRY_OP_CHECKPOINT_DELETE, .checkpoint = l->path};
@@ -174,11 +192,13 @@ void ferryd_leaf_remove(const struct ferryd *d, const struct ferryd_user *u, str
 	if (r == -ENOTEMPTY) {
 		_cleanup_close_ int fd =
 		    openat(l->uidfd, l->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (fd >= 0)
-			empty_as_user(u, fd);
+		int e = fd >= 0 ? empty_as_user(d, u, fd, l->path, id) : 0;
 		r = unlinkat(l->uidfd, l->name, AT_REMOVEDIR) < 0 ? -errno : 0;
+		if (r < 0 && e == -ETIMEDOUT)
+			r = e;
 	}
-	if (r < 0 && r != -ENOENT)
+	if (r < 0 && r != -ENOENT && r != -ETIMEDOUT)
 		ferryd_log(id, "could not remove '%s': %s", l->path, strerror(-r));
 	ferryd_leaf_close(l);
+	return r == -ENOENT ? 0 : r;
 }

@@ -30,6 +30,7 @@
 #define FERRYD_MAX_PENDING 64 /* peers in the handshake at once (the oldest is dropped) */
 #define FERRYD_AUTH_TIMEOUT 5 /* seconds a peer has to complete the handshake */
 #define FERRYD_REQUEST_TIMEOUT 10 /* seconds a local client has to send its request */
+#define FERRYD_EMPTY_S 20 /* seconds a process of the user's has to empty a migration's directory */
 #define FERRYD_LISTEN_BACKLOG 1024 /* the kernel holds a burst of connects until the loop takes them */
 
 struct ferryd_peer {
@@ -185,13 +186,14 @@ struct ferryd_leaf {
 int ferryd_leaf_make(const char *base, const struct ferryd_user *u, const char *leaf, const char *id,
 		     struct ferryd_leaf *ret, struct ferry_error **err);
 /* Removes the leaf and all in it (the starter deletes the checkpoint's root-owned generations,
- * a process that is the user the rest); logs what it cannot remove. */
-void ferryd_leaf_remove(const struct ferryd *d, const struct ferryd_user *u, struct ferryd_leaf *l,
-			const char *id);
+ * a process that is the user the rest, within FERRYD_EMPTY_S); logs what it cannot remove. 0 when
+ * it is gone, -ETIMEDOUT when the rest ran out of that time (the caller tries again later, its
+ * record kept), else -errno. */
+int ferryd_leaf_remove(struct ferryd *d, const struct ferryd_user *u, struct ferryd_leaf *l, const char *id);
 void ferryd_leaf_close(struct ferryd_leaf *l);
 /* ferryd_leaf_remove, then whether the leaf is gone (a guard may still clean up in it: its
  * migration's record then stays for the reconciler, which removes it later). */
-bool ferryd_leaf_remove_all(const struct ferryd *d, const struct ferryd_user *u, struct ferryd_leaf *l,
+bool ferryd_leaf_remove_all(struct ferryd *d, const struct ferryd_user *u, struct ferryd_leaf *l,
 			    const char *id);
 /* An existing leaf, BASE/<uid>/<leaf>, reopened (the reconciler's; -ENOENT when it is gone). */
 int ferryd_leaf_open(const char *base, const struct ferryd_user *u, const char *leaf, const char *id,

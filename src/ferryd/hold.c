@@ -8,16 +8,23 @@
  * and runs ferry-starter as the user with FERRY_REQ_HOLD (its checks guard the dump as they do
  * the CLI's: the instance must be the user's own): the member's tree is frozen, its connections
  * locked, its generation written and sealed; the starter says "held", which goes back to the
- * client. The client's word ('go', once every member is held) goes to the starter's stdin: it
- * publishes and lets the member go; anything else (another member failed, the client or a link
+ * client. The client's word (one raw byte, 'C' once every member is held: root compares it and
+ * parses nothing of the client's, the rule of ask.c) goes on to the peer, and a go to the
+ * starter's stdin: it publishes and lets the member go; anything else (another member failed, the client or a link
  * gone) is EOF there, and the member resumes with nothing published. Then "done" (the
  * generation) or "error" (the starter's own line) goes back.
  *
  * Limits: the peer's answers are waited for FERRYD_PEER_TIMEOUT s of silence (the peer pings
- * while its starter dumps), the client's word FERRY_HOLD_WAIT_S; the starter's output is bounded. */
+ * while its starter dumps), the client's word FERRY_HOLD_WAIT_S; the starter's output is bounded.
+ * The starter runs as the user, who can stop it: it is killed (its root guard resumes the
+ * instance) after 2 'criu timeout' + 60 s without a line before "held" (it says "progress" while
+ * its dump moves), and as long again in all for its end once the word came; a handler slot is
+ * never held for longer than that and FERRY_HOLD_WAIT_S. */
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #include "ferryd.h"
@@ -31,10 +38,17 @@
 
 struct member {
 	pid_t pid;
+	int pidfd; /* -1: polled for its end every MEMBER_POLL_MS */
 	int in, out, err;
 	char buf[2][HOLD_OUT_MAX];
 	size_t len[2];
+	bool reaped;
+	int status;
+	unsigned killed_after; /* s: the limit at which ferryd killed it (0: it was not) */
+	char why[192];
 };
+
+#define MEMBER_POLL_MS 200
 
 /* ferry-starter as @u with the dump request on fd 3; stdin, stdout, stderr ours. */
 static int member_start(struct member *mb, const struct ferryd_user *u, const struct ferry_request *req,
@@ -74,7 +88,29 @@ static int member_start(struct member *mb, const struct ferryd_user *u, const st
 	mb->in = in[1];
 	mb->out = out[0];
 	mb->err = er[0];
+	/* its end is seen even while what it forked (its guard, CRIU) holds the pipes open */
+	mb->pidfd = (int)syscall(SYS_pidfd_open, mb->pid, 0);
 	return 0;
+}
+
+/* "progress" lines (FERRY_REQ_TIMINGS, while the dump moves) only reset the limit on silence:
+ * they are dropped from the member's stdout. */
+static void drop_progress(struct member *mb)
+{
+	char *b = mb->buf[0];
+	size_t i = 0;
+	while (i < mb->len[0]) {
+		char *nl = memchr(b + i, '\n', mb->len[0] - i);
+		if (!nl)
+			break;
+		size_t n = (size_t)(nl - (b + i)) + 1;
+		if (n == strlen("progress\n") && memcmp(b + i, "progress\n", n) == 0) {
+			memmove(b + i, b + i + n, mb->len[0] - i - n);
+			mb->len[0] -= n;
+			b[mb->len[0]] = '\0';
+		} else
+			i += n;
+	}
 }
 
 /* Reads what is there on the member's stdout (@w 0) or stderr (1); closes it at its end. */
@@ -95,6 +131,8 @@ static void member_read(struct member *mb, int w)
 	memcpy(mb->buf[w] + mb->len[w], tmp, k);
 	mb->len[w] += k;
 	mb->buf[w][mb->len[w]] = '\0';
+	if (w == 0)
+		drop_progress(mb);
 }
 
 static bool member_held(const struct member *mb)
@@ -102,37 +140,99 @@ static bool member_held(const struct member *mb)
 	return mb->len[0] >= 5 && startswith(mb->buf[0], "held\n");
 }
 
-/* Reads the member's stdout and stderr until its stdout has "held\n" (true), or (@to_end)
- * until both ended. */
-static bool member_wait(struct member *mb, bool to_end)
+/* Reaps the member (@block: waits; it was killed). */
+static void member_reap(struct member *mb, bool block)
 {
-	while ((mb->out >= 0 || mb->err >= 0) && (to_end || !member_held(mb))) {
-		struct pollfd p[2] = {{.fd = mb->out, .events = POLLIN}, {.fd = mb->err, .events = POLLIN}};
-		if (poll(p, 2, -1) < 0 && errno != EINTR)
-			break;
-		for (int w = 0; w < 2; w++)
-			if (p[w].revents)
-				member_read(mb, w);
+	int st = 0;
+	pid_t w;
+	while ((w = waitpid(mb->pid, &st, block ? 0 : WNOHANG)) < 0 && errno == EINTR)
+		;
+	if (w == mb->pid || w < 0) {
+		mb->reaped = true;
+		mb->status = w < 0 ? (int)W_EXITCODE(255, 0) : st;
 	}
+}
+
+/* What is left in the pipes of a member that ended (what it forked may keep them open). */
+static void member_drain(struct member *mb)
+{
+	for (int w = 0; w < 2; w++) {
+		struct pollfd p = {.fd = w ? mb->err : mb->out, .events = POLLIN};
+		while (p.fd >= 0 && poll(&p, 1, 0) > 0) {
+			member_read(mb, w);
+			p.fd = w ? mb->err : mb->out;
+		}
+	}
+}
+
+/* Reads the member's stdout and stderr until its stdout has "held\n" (true), or (@to_end)
+ * until it ended. At @limit seconds (of silence when @idle, else in all) it is killed: its root
+ * guard resumes the instance, as at any starter's end. */
+static bool member_wait(struct member *mb, bool to_end, unsigned limit, bool idle)
+{
+	long long deadline = ferry_monotonic_ms() + (long long)limit * 1000;
+	while (!mb->reaped && (to_end || !member_held(mb))) {
+		long long left = deadline - ferry_monotonic_ms();
+		if (left <= 0) {
+			(void)kill(mb->pid, SIGKILL);
+			member_reap(mb, true);
+			mb->killed_after = limit;
+			break;
+		}
+		struct pollfd p[3] = {{.fd = mb->out, .events = POLLIN},
+				      {.fd = mb->err, .events = POLLIN},
+				      {.fd = mb->pidfd, .events = POLLIN}};
+		int tmo = mb->pidfd < 0 && left > MEMBER_POLL_MS ? MEMBER_POLL_MS : (int)left;
+		int pr = poll(p, 3, tmo);
+		if (pr < 0 && errno != EINTR)
+			break;
+		for (int w = 0; pr > 0 && w < 2; w++)
+			if (p[w].revents) {
+				member_read(mb, w);
+				if (idle)
+					deadline = ferry_monotonic_ms() + (long long)limit * 1000;
+			}
+		if (mb->pidfd < 0 || (pr > 0 && p[2].revents))
+			member_reap(mb, false);
+	}
+	member_drain(mb);
 	return member_held(mb);
 }
 
-/* The member's end (its stdin closed first: a member still held gives up): its status. */
-static int member_end(struct member *mb)
+/* The member's end (its stdin closed first: a member still held gives up), within @limit
+ * seconds: its status (255 when killed). */
+static int member_end(struct member *mb, unsigned limit)
 {
 	if (mb->in >= 0)
 		close(mb->in);
 	mb->in = -1;
-	(void)member_wait(mb, true);
-	int st = 0;
-	while (waitpid(mb->pid, &st, 0) < 0 && errno == EINTR)
-		;
-	return WIFEXITED(st) ? WEXITSTATUS(st) : 255;
+	(void)member_wait(mb, true, limit, false);
+	for (int w = 0; w < 2; w++) {
+		int *fd = w ? &mb->err : &mb->out;
+		if (*fd >= 0)
+			close(*fd);
+		*fd = -1;
+	}
+	if (mb->pidfd >= 0)
+		close(mb->pidfd);
+	mb->pidfd = -1;
+	if (!mb->reaped) { /* (poll failed) */
+		(void)kill(mb->pid, SIGKILL);
+		member_reap(mb, true);
+	}
+	return WIFEXITED(mb->status) ? WEXITSTATUS(mb->status) : 255;
 }
 
 /* The first line of the member's stderr, without "ferry: ". */
 static const char *member_error(struct member *mb)
 {
+	if (mb->killed_after) {
+		snprintf(mb->why, sizeof(mb->why),
+			 "its starter was stopped or stuck, and killed after %u s (2 'criu timeout' + 60 s); "
+			 "the instance goes on: check it, then try again",
+			 mb->killed_after);
+		return mb->why;
+	}
 	char *e = mb->buf[1], *nl = strchr(e, '\n');
 	if (nl)
 		*nl = '\0';
@@ -154,12 +254,15 @@ void ferryd_hold_serve(struct ferryd *d, struct ferryd_link *l, const struct fer
 		return;
 	ferryd_log(id, "%s's group checkpoint from %s: holding '%s'", u.name, ferry_msg_get(m, "from") ?: "?",
 		   name);
+	/* its "progress" lines (FERRY_REQ_TIMINGS) make the limit on its dump one on silence */
 	struct ferry_request req = {.op = FERRY_OP_CHECKPOINT_DUMP,
-				    .flags =
-					FERRY_REQ_HOLD | (streq(leave, "1") ? FERRY_REQ_LEAVE_RUNNING : 0),
+				    .flags = FERRY_REQ_HOLD | FERRY_REQ_TIMINGS |
+					     (streq(leave, "1") ? FERRY_REQ_LEAVE_RUNNING : 0),
 				    .instance = (char *)name,
 				    .group = (char *)group};
-	struct member mb = {.in = -1, .out = -1, .err = -1};
+	struct member mb = {.in = -1, .out = -1, .err = -1, .pidfd = -1};
+	/* a starter's limit (ferryd_spawn_starter's): the user can stop their own starter */
+	unsigned limit = d->cfg->criu_timeout * 2 + 60;
 	if (member_start(&mb, &u, &req, &err) < 0) {
 		ferryd_log(id, "%s", err->message);
 		return ferryd_send_error(-1, l, id, "%s", err->message);
@@ -167,7 +270,7 @@ void ferryd_hold_serve(struct ferryd *d, struct ferryd_link *l, const struct fer
 	/* the source waits for "held" on idleness: pings while the member dumps */
 	struct ferryd_keepalive k;
 	ferryd_keepalive_start(&k, l);
-	bool held = member_wait(&mb, false);
+	bool held = member_wait(&mb, false, limit, true);
 	ferryd_keepalive_stop(&k);
 	struct ferry_msg out = {0}, word = {0};
 	bool go = false;
@@ -186,7 +289,7 @@ void ferryd_hold_serve(struct ferryd *d, struct ferryd_link *l, const struct fer
 			(void)ferry_write_all(mb.in, "C", 1);
 		ferryd_keepalive_start(&k, l); /* CRIU ends the dump */
 	}
-	int st = member_end(&mb);
+	int st = member_end(&mb, limit);
 	if (held)
 		ferryd_keepalive_stop(&k);
 	if (st == 0) {
@@ -335,16 +438,12 @@ void ferryd_hold_client(struct ferryd *d, int sk, const struct ferryd_user *u, c
 		int pr;
 		while ((pr = poll(p, 2, FERRY_HOLD_WAIT_S * 1000)) < 0 && errno == EINTR)
 			;
+		/* the word is one raw byte, 'C' to go: root parses nothing of the client's here (the
+		 * rule of ask.c), and a byte that is there does not make it wait */
 		bool go = false;
-		if (pr > 0 && p[0].revents && !p[1].revents) {
-			struct ferry_msg w = {0};
-			if (ferry_msg_recv(sk, 5, &w, &err) == 0)
-				go = streq(ferry_msg_get(&w, "type") ?: "", "word") &&
-				     streq(ferry_msg_get(&w, "go") ?: "", "1");
-			ferry_msg_clear(&w);
-			ferry_error_free(err);
-			err = NULL;
-		}
+		char c = 0;
+		if (pr > 0 && p[0].revents && !p[1].revents)
+			go = recv(sk, &c, 1, MSG_DONTWAIT) == 1 && c == 'C';
 		if (!(pr > 0 && p[1].revents)) {
 			ferry_msg_set(&m, "type", "word");
 			ferry_msg_set(&m, "go", "%d", go);

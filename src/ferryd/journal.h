@@ -28,6 +28,8 @@ struct ferryd;
 #define FERRYD_JOURNAL_MAX 256
 #define FERRYD_JOURNAL_SIZE 8192
 #define FERRYD_RECONCILE_S 5 /* seconds between the reconciler's passes */
+#define FERRYD_STOP_COPY_S                                                                                   \
+	20 /* seconds the reconciler gives its child that stops or thaws a copy, as the user */
 #define FERRYD_DECISION_FD 5 /* the source starter's fd of the decision (diskless) */
 
 enum ferryd_jstate {

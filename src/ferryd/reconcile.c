@@ -136,16 +136,20 @@ static int reopen_leaf(struct ferryd *d, const struct ferryd_user *u, const stru
 	return ferryd_leaf_open(r->diskless ? d->tmpfs_dir : d->shared_dir, u, leaf, r->id, ret, err);
 }
 
-static void remove_dir(struct ferryd *d, const struct ferryd_user *u, const struct ferryd_jrec *r)
+/* The migration's directory removed: 0, or -1 when what its user left in it took longer than
+ * FERRYD_EMPTY_S (the record stays: the next pass goes on with the rest). */
+static int remove_dir(struct ferryd *d, const struct ferryd_user *u, const struct ferryd_jrec *r)
 {
 	struct ferryd_leaf leaf = {.uidfd = -1};
 	struct ferry_error *err = NULL;
+	int ret = 0;
 	if (reopen_leaf(d, u, r, &leaf, &err) == 0)
-		ferryd_leaf_remove(d, u, &leaf, r->id);
+		ret = ferryd_leaf_remove(d, u, &leaf, r->id) == -ETIMEDOUT ? -1 : 0;
 	else if (err->code != ENOENT)
 		ferryd_log(r->id, "%s", err->message);
 	ferry_error_free(err);
 	ferryd_leaf_close(&leaf);
+	return ret;
 }
 
 /* The instance runs here, restarted from @dir if it did not: 1 restarted, 0 it ran already,
@@ -216,7 +220,8 @@ static void settle_source(struct ferryd *d, struct ferryd_jrec *r, const struct 
 	if (r->state == FERRYD_J_COMMITTED) {
 		if (!streq(peer, "none"))
 			return; /* the destination settles it first (it asks us) */
-		remove_dir(d, u, r);
+		if (remove_dir(d, u, r) < 0)
+			return;
 		ferryd_journal_drop(d, r->id);
 		ferryd_log(r->id, "settled: '%s' moved to %s", r->instance, r->peer);
 		return;
@@ -230,19 +235,18 @@ static void settle_source(struct ferryd *d, struct ferryd_jrec *r, const struct 
 			   r->instance, dir);
 		return;
 	}
-	remove_dir(d, u, r);
+	if (remove_dir(d, u, r) < 0)
+		return;
 	ferryd_journal_drop(d, r->id);
 	ferryd_log(r->id, "settled: '%s' stays on this node", r->instance);
 }
 
-/* In the child of stop_copy, as the user for good: the copy @fd's record names is stopped if
- * it is this migration's (restored here since @r began) and still runs (@sig SIGKILL), or,
- * frozen, thawed (SIGCONT: a live or diskless migration's copy, restored with every page, that
- * the commit never reached). Exit 0: none runs, 1: done, 2: could not. */
+/* In the child of stop_copy (ferryd_as_user), as the user for good: the copy @fd's record names
+ * is stopped if it is this migration's (restored here since @r began) and still runs (@sig
+ * SIGKILL), or, frozen, thawed (SIGCONT: a live or diskless migration's copy, restored with every
+ * page, that the commit never reached). 0: none runs, 1: done, 2: could not. */
 static int stop_copy_child(int fd, const struct ferryd_user *u, const struct ferryd_jrec *r, int sig)
 {
-	if (ferryd_become_user(u) < 0)
-		return 2;
 	_cleanup_free_ char *buf = NULL;
 	size_t len = 0;
 	struct ferry_error *err = NULL;
@@ -272,7 +276,21 @@ static int stop_copy_child(int fd, const struct ferryd_user *u, const struct fer
  * 0 no copy runs (any more), -1 (logged) it could not be signalled. The record is root's, but
  * what it holds the user chose: it is read, and the copy signalled, by a child that is the user
  * for good. */
-static int stop_copy(const struct ferryd_user *u, const struct ferryd_jrec *r, int sig)
+struct stop_arg {
+	int fd;
+	const struct ferryd_user *u;
+	const struct ferryd_jrec *r;
+	int sig;
+};
+
+static int stop_as_user(void *arg, void *ans)
+{
+	const struct stop_arg *a = arg;
+	*(int *)ans = stop_copy_child(a->fd, a->u, a->r, a->sig);
+	return 0;
+}
+
+static int stop_copy(struct ferryd *d, const struct ferryd_user *u, const struct ferryd_jrec *r, int sig)
 {
 	struct ferry_error *err = NULL;
 	_cleanup_close_ int dirfd = ferry_open_rundir(r->uid, false, &err);
@@ -290,15 +308,18 @@ static int stop_copy(const struct ferryd_user *u, const struct ferryd_jrec *r, i
 		ferry_error_free(err);
 		return -1;
 	}
-	pid_t pid = fork();
-	if (pid == 0) {
-		(void)prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-		_exit(stop_copy_child(fd, u, r, sig));
+	/* the user can stop the child (it is theirs): it has FERRYD_STOP_COPY_S, the record is
+	 * tried again at the next pass */
+	struct stop_arg a = {.fd = fd, .u = u, .r = r, .sig = sig};
+	int code = 2;
+	if (ferryd_as_user(d, u, "ferryd-stop", fd, stop_as_user, &a, &code, sizeof(code), FERRYD_STOP_COPY_S,
+			   &err) < 0) {
+		ferryd_log(r->id, "the stop of the copy of '%s': %s", r->instance, err->message);
+		ferry_error_free(err);
+		code = 2;
 	}
-	int status = 0;
-	while (pid > 0 && waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	int code = pid > 0 && WIFEXITED(status) ? WEXITSTATUS(status) : 2;
+	if (code < 0 || code > 2) /* (the child's answer, checked as anyone's) */
+		code = 2;
 	if (code == 1 && sig == SIGCONT)
 		ferryd_log(r->id, "thawed the copy of '%s' restored here: it is this node's", r->instance);
 	else if (code == 1)
@@ -318,7 +339,7 @@ static int stop_copy(const struct ferryd_user *u, const struct ferryd_jrec *r, i
  * from the checkpoint in the shared directory. 0 settled, -1 (logged) tried again. */
 static int run_on(struct ferryd *d, const struct ferryd_user *u, const struct ferryd_jrec *r, const char *dir)
 {
-	int ret = r->diskless ? stop_copy(u, r, SIGCONT) : 0;
+	int ret = r->diskless ? stop_copy(d, u, r, SIGCONT) : 0;
 	if (ret != 0)
 		return ret < 0 ? -1 : 0;
 	if (r->diskless) {
@@ -344,10 +365,10 @@ static void settle_destination(struct ferryd *d, struct ferryd_jrec *r, const st
 	 * this side is in doubt (its restore never heard the commit): a source that committed
 	 * keeps its record until then, and drops it at once only when this side said done */
 	if ((streq(peer, "aborted") || (streq(peer, "none") && r->state == FERRYD_J_INDOUBT)) &&
-	    stop_copy(u, r, SIGKILL) < 0)
+	    stop_copy(d, u, r, SIGKILL) < 0)
 		return;
-	if (r->diskless)
-		remove_dir(d, u, r);
+	if (r->diskless && remove_dir(d, u, r) < 0)
+		return;
 	ferryd_journal_drop(d, r->id);
 	ferryd_log(r->id, "settled: '%s' %s", r->instance,
 		   streq(peer, "committed") ? "runs on this node" : "stays on its source");

@@ -44,11 +44,15 @@ teardown_file() {
 setup() {
 	mig_test_setup ftatk
 	BG_PIDS=()
+	STOPPED_PIDS=()
 	SECRET=/var/tmp/ft-ferryd-secret-$BATS_TEST_NUMBER
 }
 
 teardown() {
 	local p
+	for p in "${STOPPED_PIDS[@]}"; do # (only while it is the one stopped: no reused pid)
+		! grep -q '^State:[[:space:]]*T' "/proc/$p/status" 2>/dev/null || kill -KILL "$p" 2>/dev/null || true
+	done
 	for p in "${BG_PIDS[@]}"; do
 		kill "$p" 2>/dev/null || true
 		wait "$p" 2>/dev/null || true
@@ -797,4 +801,136 @@ hwm_at() { grep "^$2 " "$1" | awk '{v = $NF} END {print v + 0}'; }
 	[ "$CLI_SECONDS" -ge 29 ] && [ "$CLI_SECONDS" -lt 40 ] || fail "given up after ${CLI_SECONDS}s, not 30"
 	ferryd_alive nodeA || fail "ferryd on nodeA died"
 	wait_for no_handlers nodeA || fail "the relay's handler still runs: $(handlers nodeA)"
+}
+
+# ---------------------------------------------------------------- waits on what a user controls
+
+# wait_within SECONDS CMD...: until CMD succeeds, polled every 0.2 s; 1 after SECONDS.
+wait_within() {
+	local end=$((SECONDS + $1))
+	shift
+	while [ "$SECONDS" -lt "$end" ]; do
+		"$@" && return 0
+		sleep 0.2
+	done
+	"$@"
+}
+
+# stop_as_user1 PID: user 1 stops their own process PID (SIGSTOP); teardown kills it.
+stop_as_user1() {
+	STOPPED_PIDS+=("$1")
+	as_user1 kill -STOP "$1" || fail "user 1 could not stop pid $1"
+	wait_for grep -q '^State:[[:space:]]*T' "/proc/$1/status" || fail "pid $1 is not stopped"
+}
+
+# gone PID: PID no longer runs (a zombie has ended).
+gone() { [ ! -e "/proc/$1" ] || grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null; }
+
+@test "hold: a member's starter its user stops on the peer is killed within 2 'criu timeout' + 60 s; the peer's handler ends, the workload runs on" {
+	# (criu timeout 5: the bound is 70 s without a line from the starter)
+	mig_up "criu timeout = 5"
+	# 512 MB: its dump takes seconds, in which the test finds its starter
+	mig_launch nodeB "$T-m" 512
+	local t0 st i
+	(
+		rc=0 # (bats' errexit ends the subshell at a failure)
+		on nodeA timeout 200 "$FERRY" checkpoint group --leave-running "nodeB:$T-m" \
+			>"$BATS_TEST_TMPDIR/grp.out" 2>&1 || rc=$?
+		echo "$rc" >"$BATS_TEST_TMPDIR/grp.rc"
+	) </dev/null 3>&- &
+	BG_PIDS+=("$!")
+	# the member's starter on nodeB, stopped by its user as soon as it runs (a held one waits too)
+	for ((i = 0; i < 1500; i++)); do
+		st=$(ferryd_starters nodeB | head -n1)
+		[ -z "$st" ] || break
+		sleep 0.02
+	done
+	[ -n "$st" ] || fail "no starter of ferryd's on nodeB: $(cat "$BATS_TEST_TMPDIR/grp.out")"
+	stop_as_user1 "$st"
+	t0=$SECONDS
+	wait_within 90 gone "$st" || fail "the stopped member starter still runs after $((SECONDS - t0)) s"
+	wait_within 10 no_handlers nodeB || fail "nodeB's handler still runs: $(handlers nodeB)"
+	echo "# the member was ended after $((SECONDS - t0)) s" >&3
+	[ "$((SECONDS - t0))" -le 85 ] || fail "ended only after $((SECONDS - t0)) s"
+	wait_within 20 test -e "$BATS_TEST_TMPDIR/grp.rc" ||
+		fail "the group's client still waits: $(cat "$BATS_TEST_TMPDIR/grp.out"); nodeA's handlers: $(handlers nodeA); $(ps -eo pid,ppid,stat,wchan:24,args | grep -E '[f]erry|[r]unuser')"
+	[ "$(cat "$BATS_TEST_TMPDIR/grp.rc")" != 0 ] || fail "the group checkpoint succeeded: $(cat "$BATS_TEST_TMPDIR/grp.out")"
+	grep -q "on nodeB: its starter was stopped or stuck, and killed after 70 s" "$BATS_TEST_TMPDIR/grp.out" ||
+		fail "the client was not told why: $(cat "$BATS_TEST_TMPDIR/grp.out")"
+	wait_within 10 no_handlers nodeA || fail "nodeA's handler still runs: $(handlers nodeA)"
+	listed_on nodeB "$T-m" || fail "'$T-m' no longer runs on nodeB"
+	local at
+	at=$(step_of "$OUT/$T-m.prog")
+	wait_step "$OUT/$T-m.prog" $((at + 2)) 30
+	ferryd_alive nodeB
+}
+
+# jrec_put NODE ID RECORD: RECORD (printf's escapes) as record ID of NODE's journal, with its lock,
+# while ferryd runs (written aside and renamed: the reconciler never reads half a record).
+jrec_put() {
+	mkdir -p -m 0700 "$JOURNAL/$1"
+	install -m 0600 /dev/null "$JOURNAL/$1/$2.commit"
+	# shellcheck disable=SC2059 # the record's escapes
+	printf "$3" >"$JOURNAL/$1/.new-$2"
+	chmod 0600 "$JOURNAL/$1/.new-$2"
+	mv "$JOURNAL/$1/.new-$2" "$JOURNAL/$1/$2"
+}
+
+# settle_child NODE: a process of ferryd-settle's on NODE that runs as user 1 (its child).
+settle_child() {
+	local s
+	for s in $(ferryd_procs "$1" ferryd-settle); do
+		ps -o pid=,uid=,comm= --ppid "$s" | awk -v u="$U1_UID" '$2 == u && $3 != "ferry-starter" {print $1; exit}'
+	done
+}
+
+@test "reconciler: a child that empties a user's directory as the user, stopped by that user, is killed within its budget; the reconciler settles the next record" {
+	mig_up
+	local leaf id1=00000000b001 id2=00000000b002 child t0
+	# a diskless migration of user 1 that nodeB is in doubt about and nodeA never heard of: nodeB
+	# removes its directory in the tmpfs, which user 1 filled with 200,000 files
+	leaf=$MIG_TMPFS-nodeB/$U1_UID/$T-x-$id1
+	install -d -m 0711 "$MIG_TMPFS-nodeB" "$MIG_TMPFS-nodeB/$U1_UID"
+	mkdir -m 0700 "$leaf"
+	chown "$U1:" "$leaf"
+	as_user1 sh -c "cd '$leaf' && mkdir d && cd d && seq 1 200000 | xargs touch"
+	jrec_put nodeB "$id1" "ferry-proto 1\nid=$id1\nrole=destination\nmode=diskless\nuid=$U1_UID\nuser=$U1\ninstance=$T-x\npeer=nodeA\nstate=indoubt\nbegun=1\n"
+	# the child that empties it, as user 1: stopped by user 1
+	for ((i = 0; i < 1500; i++)); do
+		child=$(settle_child nodeB)
+		[ -z "$child" ] || break
+		sleep 0.02
+	done
+	[ -n "$child" ] || fail "no child of the reconciler's as user 1 was seen: $(tail -n 5 "${FERRYD_LOG[nodeB]}")"
+	stop_as_user1 "$child"
+	t0=$SECONDS
+	# another migration's record: the reconciler, not held by the stopped child, settles it
+	jrec_put nodeB "$id2" "ferry-proto 1\nid=$id2\nrole=destination\nmode=default\nuid=$U1_UID\nuser=$U1\ninstance=$T-y\npeer=nodeA\nstate=indoubt\nbegun=1\n"
+	wait_within 60 ferryd_log_has nodeB "settled: '$T-y' stays on its source" ||
+		fail "the next record was not settled within $((SECONDS - t0)) s: $(tail -n 5 "${FERRYD_LOG[nodeB]}")"
+	echo "# the next record settled after $((SECONDS - t0)) s" >&3
+	gone "$child" || fail "the stopped child still runs"
+	# the first record is kept for a later pass, which empties the directory and settles it
+	wait_within 60 ferryd_log_has nodeB "settled: '$T-x' stays on its source" ||
+		fail "the first record was never settled: $(tail -n 5 "${FERRYD_LOG[nodeB]}")"
+	[ ! -e "$leaf" ] || fail "'$leaf' is left"
+	ferryd_alive nodeB
+}
+
+@test "hold: a client that sends the group's word a byte every 4 s does not hold its node's handler; the member gives up, the workload runs on" {
+	mig_up
+	mig_launch nodeB "$T-m" 16
+	local -a ops=(raw 1d000000) # a message's length: the old word's 29 bytes, one every 4 s
+	for ((i = 0; i < 10; i++)); do ops+=(sleep 4 raw 66); done
+	on nodeA timeout 120 python3 "$WIRE" local msg type=hold "instance=$T-m" to=nodeB leave=1 recv "${ops[@]}" recv \
+		>"$BATS_TEST_TMPDIR/word.out" 2>&1 </dev/null 3>&- &
+	BG_PIDS+=("$!")
+	wait_within 60 grep -q "type=held" "$BATS_TEST_TMPDIR/word.out" || fail "not held: $(cat "$BATS_TEST_TMPDIR/word.out")"
+	local t0=$SECONDS
+	wait_within 15 no_handlers nodeA || fail "nodeA's handler still waits for the word after $((SECONDS - t0)) s: $(handlers nodeA)"
+	wait_within 15 no_handlers nodeB || fail "nodeB's handler still runs: $(handlers nodeB)"
+	echo "# the handlers ended $((SECONDS - t0)) s after 'held'" >&3
+	[ -z "$(find "$(ckpt_dir "$U1" "$T-m")" -maxdepth 1 -name 'gen-*')" ] || fail "a generation was published"
+	listed_on nodeB "$T-m" || fail "'$T-m' no longer runs on nodeB"
+	ferryd_alive nodeA
 }
