@@ -819,10 +819,10 @@ static void test_path_canonical(void **state)
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++)
 		assert_false(ferry_path_canonical(bad[i]));
 
-	static char *one[] = {"sh", NULL};
+	static char *one[] = {"sh", NULL}, *none[] = {NULL};
 	struct ferry_bind binds[] = {{.src = "/a", .dst = "//.ferry"}};
 	struct ferry_request r = {
-	    .op = FERRY_OP_EXEC, .image = "/img", .argv = one, .binds = binds, .n_binds = 1};
+	    .op = FERRY_OP_EXEC, .image = "/img", .argv = one, .env = none, .binds = binds, .n_binds = 1};
 	check_bad(&r, "bind destination '//.ferry' is not in canonical form");
 	binds[0].dst = "/.ferry";
 	assert_int_equal(ferry_request_check(&r, NULL), 0);
