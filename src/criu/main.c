@@ -570,22 +570,66 @@ static bool creds_ok(pid_t pid, uid_t uid, gid_t gid)
 	return true;
 }
 
-/* Trust, but verify: every process now in the container but its init and us must be the user's
- * (ours: the starter dropped to the user for good before exec), without capabilities. */
-static bool restored_creds_ok(void)
+/* Every thread of @pid: /proc/PID/status shows the leader's credentials alone, and CRIU gives
+ * each thread those of its own image. */
+static bool threads_creds_ok(pid_t pid, uid_t uid, gid_t gid)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	DIR *d = opendir(path);
+	if (!d)
+		return errno == ENOENT; /* gone */
+	bool ok = true;
+	struct dirent *de;
+	while (ok && (de = readdir(d))) {
+		unsigned long long t = 0;
+		if (parse_uint64(de->d_name, INT32_MAX, &t) == 0)
+			ok = creds_ok((pid_t)t, uid, gid);
+	}
+	closedir(d);
+	return ok;
+}
+
+/* Trust, but verify: every thread now in the container but its init's and ours must be the
+ * user's (ours: the starter dropped to the user for good before exec), without capabilities.
+ * @resuming: CRIU's pre-resume, where CRIU itself (our child, with its capabilities) is there
+ * too: its restored tasks are its children, never ours. With @sig, every process looked at gets
+ * it instead. */
+static bool restored_creds_ok(bool resuming, int sig)
 {
 	DIR *d = opendir("/proc");
 	bool ok = d != NULL;
 	struct dirent *de;
-	while (ok && (de = readdir(d))) {
+	struct ferry_proc_status st;
+	while ((ok || sig) && d && (de = readdir(d))) {
 		unsigned long long p = 0;
 		if (parse_uint64(de->d_name, INT32_MAX, &p) < 0 || p == 1 || (pid_t)p == getpid())
 			continue;
-		ok = creds_ok((pid_t)p, getuid(), getgid());
+		if (resuming && ferry_proc_status((pid_t)p, &st) == 0 && st.ppid == getpid())
+			continue;
+		if (sig)
+			kill((pid_t)p, sig);
+		else
+			ok = threads_creds_ok((pid_t)p, getuid(), getgid());
 	}
 	if (d)
 		closedir(d);
 	return ok;
+}
+
+/* A restored thread with credentials beyond the user's (a core image's, signed because CRIU
+ * wrote it: the dumped process's memory, where CRIU's parasite put what it reported, is the
+ * user's to write) never runs a step: at pre-resume every task is stopped with its credentials
+ * applied. CRIU goes on whatever this returns, and is in the middle of our exchange: the restored
+ * tasks get a SIGSTOP, which stops them as soon as CRIU lets them go, before they run an
+ * instruction of theirs, and they are killed once CRIU is done. */
+static bool creds_refused;
+static void creds_check_before_resume(void)
+{
+	if (!restored_creds_ok(true, 0)) {
+		creds_refused = true;
+		(void)restored_creds_ok(true, SIGSTOP);
+	}
 }
 
 static _noreturn_ void restore(const struct args *a)
@@ -604,6 +648,7 @@ static _noreturn_ void restore(const struct args *a)
 	    .tcp = a->tcp,
 	    .tcp_close = a->tcp_close,
 	    .post_restore = pages_check_wait,
+	    .pre_resume = creds_check_before_resume,
 	    /* live: the lazily dumped memory comes from the lazy-pages daemon, over the transfer's
 	     * channel (authenticated there); the page images hold only the rest, checked as ever */
 	    .config = a->lazy ? FERRY_CRIU_LAZY_RESTORE : NULL,
@@ -619,13 +664,24 @@ static _noreturn_ void restore(const struct args *a)
 		pages_check.running = true;
 	}
 	pid_t pid = 0;
-	if (ferry_criu_restore(&o, &pid, &err) < 0) {
+	int restored = ferry_criu_restore(&o, &pid, &err);
+	if (creds_refused)
+		kill(-1, SIGKILL);
+	if (restored < 0 || creds_refused) {
 		/* an altered page image is the reason CRIU failed when there is one (else CRIU's
 		 * own error: no restored set to compare) */
 		pages_check_join();
 		if (pages_check.err) {
 			ferry_error_free(err);
 			err = TAKE_PTR(pages_check.err);
+		}
+		if (creds_refused) {
+			ferry_error_free(err);
+			err = NULL;
+			ferry_error_msg(
+			    &err, EPERM,
+			    "a restored task would run with credentials beyond yours (uid, gid or "
+			    "capabilities): restore refused, nothing of it ran");
 		}
 		fail(255, err);
 	}
@@ -636,7 +692,7 @@ static _noreturn_ void restore(const struct args *a)
 		ferry_error_msg(&err, EIO, "CRIU did not report the end of the restore: restore refused");
 		fail(255, err);
 	}
-	if (!restored_creds_ok()) {
+	if (!restored_creds_ok(false, 0)) {
 		kill(-1, SIGKILL);
 		ferry_error_msg(
 		    &err, EPERM,

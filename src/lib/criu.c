@@ -10,12 +10,15 @@ void criu_local_set_unprivileged(criu_opts *opts, bool unprivileged);
 
 /* libcriu's notification callback has no argument of ours; one dump or restore runs per process */
 static int (*post_restore_cb)(void), (*post_dump_cb)(void);
+static void (*pre_resume_cb)(void);
 
 static int notify(char *action, criu_notify_arg_t na)
 {
 	(void)na;
 	if (post_restore_cb && streq(action, "post-restore"))
 		return post_restore_cb();
+	if (pre_resume_cb && streq(action, "pre-resume"))
+		pre_resume_cb();
 	if (post_dump_cb && streq(action, "post-dump"))
 		return post_dump_cb();
 	return 0;
@@ -114,14 +117,16 @@ int ferry_criu_restore(const struct ferry_criu_opts *o, pid_t *ret_pid, struct f
 	int r = setup(&c, o, err);
 	if (r < 0)
 		return r;
-	if (o->post_restore) {
+	if (o->post_restore || o->pre_resume) {
 		post_restore_cb = o->post_restore;
+		pre_resume_cb = o->pre_resume;
 		criu_local_set_notify_cb(c, notify);
 	}
 	criu_local_set_tcp_close(c, o->tcp_close);
 	criu_local_set_auto_dedup(c, o->auto_dedup);
 	r = criu_local_restore(c);
 	post_restore_cb = NULL;
+	pre_resume_cb = NULL;
 	criu_local_free_opts(c);
 	if (r <= 0)
 		return fail(err, o, "restore", r);

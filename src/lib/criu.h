@@ -100,6 +100,9 @@ struct ferry_criu_opts {
 	/* restore: called when every process is restored and none has run yet (CRIU's
 	 * "post-restore" notification); non-zero makes CRIU kill the restored tree and fail */
 	int (*post_restore)(void);
+	/* restore: CRIU's pre-resume notification (the tasks stopped, their credentials applied;
+	 * CRIU ignores what it returns: the callback ends the tree itself when it must not run) */
+	void (*pre_resume)(void);
 	/* dump: called once the images are written and the tree is still frozen (CRIU's
 	 * "post-dump" notification, before a live dump serves its pages); non-zero makes CRIU
 	 * resume the tree and fail the dump */

@@ -28,6 +28,7 @@ setup() {
 }
 
 teardown() {
+	conf_restore
 	ferry_teardown
 	rm -rf "$CK"
 }
@@ -209,4 +210,39 @@ resign() {
 	! pgrep -u "$U1" -f 'sleep 31011' >/dev/null || fail "a restored process runs: $(pgrep -a -u "$U1" -f 'sleep 31011')"
 	run as_user1 "$FERRY" instance list
 	refute_output --partial fwd-set
+}
+
+# CRIU records a task's credentials as its parasite reports them from inside the dumped process,
+# whose memory is the user's to write (/proc/PID/mem, while CRIU holds it seized): a core image
+# with capabilities can be signed. Here root stands for that forgery (it re-signs a generation
+# whose thread was given CAP_NET_ADMIN, which the restore of an instance with its own loopback
+# network holds): the thread must never run with it. /proc/PID/status shows only the leader's
+# credentials, so only a look at every thread before the tree resumes sees it.
+@test "a restored thread whose image grants it capabilities never runs: the restore is refused before the tree resumes" {
+	local prog=$U1_TMP/caps.progress p t nstid gen core
+	conf_set "criu timeout = 30" # (a restore that hung would be given up within it)
+	launch fwd-caps "$STATEFUL" --interval 100 --threads 1 --mb 8 "$prog"
+	wait_step "$prog" 2
+	p=$(pgrep -u "$U1" -x stateful | head -n1)
+	[ -n "$p" ] || fail "no stateful process of $U1"
+	t=$(ls "/proc/$p/task" | grep -vx "$p" | head -n1)
+	[ -n "$t" ] || fail "the workload has no thread"
+	nstid=$(awk '/^NSpid:/ {print $NF}' "/proc/$p/task/$t/status")
+	dump_ok fwd-caps
+	gen=$(current_gen "$CK")
+	core=$gen/core-$nstid.img
+	[ -f "$core" ] || fail "no core image for the thread ($nstid): $(ls "$gen")"
+	assert_equal "$(forge_creds "$core" "$BATS_TEST_TMPDIR/core.img" "$(id -u "$U1")" 0x1000)" "$(id -u "$U1")"
+	replace_sealed "$gen" "core-$nstid.img" "$BATS_TEST_TMPDIR/core.img"
+	chmod u+w "$gen/manifest"
+	manifest_set_file "$gen/manifest" "core-$nstid.img" "$core"
+	resign "$gen"
+	run --separate-stderr as_user1 "$FERRY" instance start --criu-restart "$T"
+	echo "# $stderr"
+	assert_failure
+	[[ $stderr =~ "a restored task would run with credentials beyond yours" ]] ||
+		fail "not refused for its credentials: $stderr"
+	! pgrep -u "$U1" -x stateful >/dev/null || fail "a restored process runs: $(pgrep -a -u "$U1" -x stateful)"
+	run as_user1 "$FERRY" instance list
+	refute_output --partial fwd-caps
 }

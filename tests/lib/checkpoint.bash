@@ -193,9 +193,10 @@ replace_sealed() {
 	mv -f "$g/.$name.new" "$g/$name"
 }
 
-# forge_creds IN OUT UID: OUT is the CRIU core image IN with every uid and gid of the task's
-# credentials (core_entry.thread_core.creds, see CRIU's images/core.proto and creds.proto) set
-# to UID and all capabilities granted. Prints the uid found before. Edits the protobuf wire format
+# forge_creds IN OUT UID [CAPS]: OUT is the CRIU core image IN with every uid and gid of the
+# task's credentials (core_entry.thread_core.creds, see CRIU's images/core.proto and creds.proto)
+# set to UID and all capabilities granted (with CAPS: only the inheritable, permitted, effective
+# and ambient sets CAPS; ids and the bounding set left). Prints the uid found before. Edits the protobuf wire format
 # directly: no crit or pycriu needed.
 forge_creds() {
 	python3 - "$@" <<-'EOF'
@@ -256,6 +257,7 @@ forge_creds() {
 		    raise SystemExit("field %d not found" % num)
 
 		src, dst, uid = sys.argv[1], sys.argv[2], int(sys.argv[3])
+		caps = int(sys.argv[4], 0) if len(sys.argv) > 4 else None
 		data = open(src, "rb").read()
 		magic = struct.unpack_from("<I", data, 0)[0]
 		hdr = 8 if magic in (0x54564319, 0x55105940) else 4
@@ -266,12 +268,16 @@ forge_creds() {
 		cr = sub(tcf, 10)             # thread_core_entry.creds
 		crf = parse(cr[2])
 		old = [v for f, t, v in crf if f == 1][0]
-		new = []
+		new, seen = [], {}
 		for f, t, v in crf:
-		    if 1 <= f <= 8:           # uid gid euid egid suid sgid fsuid fsgid
+		    if 1 <= f <= 8 and caps is None:  # uid gid euid egid suid sgid fsuid fsgid
 		        v = uid
-		    if f in (9, 10, 11, 12, 19):  # cap_inh cap_prm cap_eff cap_bnd cap_amb: all
+		    if f in (9, 10, 11, 12, 19) and caps is None:  # cap_inh prm eff bnd amb: all
 		        v = 0xffffffff
+		    elif f in (9, 10, 11, 19) and caps is not None:
+		        # each set is two 32-bit words, one field each, the low one first
+		        v = caps >> (32 * seen.get(f, 0)) & 0xffffffff
+		        seen[f] = seen.get(f, 0) + 1
 		    new.append([f, t, v])
 		cr[2] = encode(new)
 		tc[2] = encode(tcf)
