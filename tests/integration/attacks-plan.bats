@@ -97,10 +97,15 @@ wait_reader() {
 PLAN=/usr/local/libexec/ferry/ferry-plan
 
 @test "the process that reads the request is ferry-plan: no setuid bit, the caller for good, only PATH" {
-	# installed as ferry-net is: root's, 0755, neither setuid nor setgid
-	[ "$(stat -c '%u %a' "$PLAN")" = "0 755" ]
+	# installed as ferry-relay and ferry-conf are: root's, 0711, neither setuid nor setgid (the
+	# caller cannot read it, so the kernel makes its process not dumpable)
+	[ "$(stat -c '%u %a' "$PLAN")" = "0 711" ]
 	start_on_fifo
 	wait_reader
+	# the caller cannot trace it or take its fds, and so cannot change the plan root acts on
+	run as_user1 ls "/proc/$READER/fd"
+	assert_failure
+	assert_output --partial "Permission denied"
 	# the reader's image is ferry-plan, not the setuid starter
 	[ "$(readlink "/proc/$READER/exe")" = "$PLAN" ]
 	# every uid and gid the caller's, no capability in any set, no_new_privs (wait_reader)

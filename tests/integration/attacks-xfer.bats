@@ -25,7 +25,7 @@ teardown_file() {
 	ferry_suite_teardown
 	local u
 	for u in "$U1" "$U2"; do
-		rm -rf "$(home_of "$u")"/.ferry/checkpoint/ftxa-* /dev/shm/ferry-"$(id -u "$u")"/ftxa-*
+		rm -rf "$(home_of "$u")"/.ferry/checkpoint/ftxa-* /dev/shm/ferry-"$(id -u "$u")"-ftxa-*
 	done
 }
 
@@ -35,7 +35,7 @@ setup() {
 	T=ftxa-$BATS_TEST_NUMBER
 	local u
 	for u in "$U1" "$U2"; do
-		rm -rf "$(home_of "$u")"/.ferry/checkpoint/"$T"-* /dev/shm/ferry-"$(id -u "$u")"/"$T"-*
+		rm -rf "$(home_of "$u")"/.ferry/checkpoint/"$T"-* /dev/shm/ferry-"$(id -u "$u")"-"$T"-*
 	done
 	BG_PIDS=()
 	cp "$PROXY" "$U1_TMP/proxy.py" && chown "$U1" "$U1_TMP/proxy.py"
