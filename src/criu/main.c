@@ -590,31 +590,40 @@ static bool threads_creds_ok(pid_t pid, uid_t uid, gid_t gid)
 	return ok;
 }
 
-/* Trust, but verify: every thread now in the container but its init's and ours must be the
- * user's (ours: the starter dropped to the user for good before exec), without capabilities.
- * @resuming: CRIU's pre-resume, where CRIU itself (our child, with its capabilities) is there
- * too: its restored tasks are its children, never ours. With @sig, every process looked at gets
- * it instead. */
-static bool restored_creds_ok(bool resuming, int sig)
+/* @fn for every process now in the container but its init and ours (the starter dropped to the
+ * user for good before it ran us), until it returns false; false then, or when /proc cannot be
+ * read. @resuming: CRIU's pre-resume, where CRIU itself (our child, with its capabilities) is
+ * there too and is skipped: its restored tasks are its children, never ours. */
+static bool each_restored(bool resuming, bool (*fn)(pid_t))
 {
 	DIR *d = opendir("/proc");
-	bool ok = d != NULL;
+	if (!d)
+		return false;
+	bool ok = true;
 	struct dirent *de;
 	struct ferry_proc_status st;
-	while ((ok || sig) && d && (de = readdir(d))) {
+	while (ok && (de = readdir(d))) {
 		unsigned long long p = 0;
 		if (parse_uint64(de->d_name, INT32_MAX, &p) < 0 || p == 1 || (pid_t)p == getpid())
 			continue;
 		if (resuming && ferry_proc_status((pid_t)p, &st) == 0 && st.ppid == getpid())
 			continue;
-		if (sig)
-			kill((pid_t)p, sig);
-		else
-			ok = threads_creds_ok((pid_t)p, getuid(), getgid());
+		ok = fn((pid_t)p);
 	}
-	if (d)
-		closedir(d);
+	closedir(d);
 	return ok;
+}
+
+/* Trust, but verify: every thread of a restored process is the user's, without capabilities. */
+static bool restored_creds_ok(pid_t pid)
+{
+	return threads_creds_ok(pid, getuid(), getgid());
+}
+
+static bool restored_stop(pid_t pid)
+{
+	kill(pid, SIGSTOP);
+	return true;
 }
 
 /* A restored thread with credentials beyond the user's (a core image's, signed because CRIU
@@ -626,9 +635,9 @@ static bool restored_creds_ok(bool resuming, int sig)
 static bool creds_refused;
 static void creds_check_before_resume(void)
 {
-	if (!restored_creds_ok(true, 0)) {
+	if (!each_restored(true, restored_creds_ok)) {
 		creds_refused = true;
-		(void)restored_creds_ok(true, SIGSTOP);
+		(void)each_restored(true, restored_stop);
 	}
 }
 
@@ -692,7 +701,7 @@ static _noreturn_ void restore(const struct args *a)
 		ferry_error_msg(&err, EIO, "CRIU did not report the end of the restore: restore refused");
 		fail(255, err);
 	}
-	if (!restored_creds_ok(false, 0)) {
+	if (!each_restored(false, restored_creds_ok)) {
 		kill(-1, SIGKILL);
 		ferry_error_msg(
 		    &err, EPERM,
