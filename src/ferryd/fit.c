@@ -619,7 +619,7 @@ static int check_network(struct ferryd *d, const struct ferryd_user *u, const st
 	static const struct ferry_net_args none = {0};
 	int r = ferry_net_names_parse(f->networks, &names, err);
 	if (r == 0)
-		r = ferry_net_check_policy(d->cfg, u->uid, names, &none, err);
+		r = ferry_net_check_policy(d->cfg, u->uid, names, &none, true, err);
 	strv_free(names);
 	if (r < 0)
 		return ferry_error_wrap(err, "network '%s'", f->networks);

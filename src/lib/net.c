@@ -25,58 +25,6 @@ int ferry_net_mac_parse(const char *s, uint8_t ret[6])
 	return 0;
 }
 
-static int check_user_args(const struct ferry_config *c, const char *network, const struct ferry_net_args *a,
-			   struct ferry_error **err)
-{
-	uint32_t ip = 0;
-	if (a->ip && (ferry_config_cidr_parse(a->ip, &ip, NULL) < 0 || !ferry_config_ip_allowed(c, ip)))
-		return ferry_error_msg(
-		    err, EPERM,
-		    "address '%s' is outside the ranges users may ask for ('allow net ip range' in ferry.conf)",
-		    a->ip);
-	if (a->gw && (ferry_config_ipv4_parse(a->gw, &ip) < 0 || !ferry_config_ip_allowed(c, ip)))
-		return ferry_error_msg(err, EPERM, "gateway '%s' is outside the ranges users may ask for",
-				       a->gw);
-	uint8_t mac[6];
-	/* a globally administered MAC is some network card's: on the wire it would take that
-	 * card's traffic (a router's, another node's), which nothing on this node can see */
-	if (a->mac && (ferry_net_mac_parse(a->mac, mac) < 0 || !(mac[0] & 2)))
-		return ferry_error_msg(err, EPERM,
-				       "MAC '%s' must be locally administered (its first byte with bit 0x02 "
-				       "set, e.g. 02:xx:xx:xx:xx:xx), or leave MAC out to get one",
-				       a->mac);
-	if (!a->ip && !a->gw)
-		return 0;
-	struct ferry_net_subnet subs[FERRY_NET_SUBNETS_MAX];
-	size_t n = 0;
-	int r = ferry_net_subnets(c, network, subs, ARRAY_SIZE(subs), &n, err);
-	if (r < 0)
-		return r;
-	return ferry_net_check_address(network, subs, n, a, err);
-}
-
-int ferry_net_check_policy(const struct ferry_config *c, uid_t uid, char **networks,
-			   const struct ferry_net_args *a, struct ferry_error **err)
-{
-	if (uid == 0)
-		return 0;
-	for (char **n = networks; n && *n; n++)
-		if (!ferry_config_network_allowed(c, *n))
-			return ferry_error_msg(
-			    err, EPERM,
-			    "network '%s' is not open to users on this node (ask your admin: "
-			    "'allow net network' in ferry.conf)",
-			    *n);
-	if (!a->ip && !a->mac && !a->gw)
-		return 0;
-	if (!c->allow_net_args)
-		return ferry_error_msg(
-		    err, EPERM,
-		    "--network-args is not allowed for users on this node ('allow net args' in ferry.conf)");
-	/* the arguments are for the first network (the others get theirs from their IPAM) */
-	return check_user_args(c, networks && networks[0] ? networks[0] : "bridge", a, err);
-}
-
 static uint32_t mask_of(unsigned prefix)
 {
 	return prefix == 0 ? 0 : 0xffffffffu << (32 - prefix);
@@ -193,6 +141,72 @@ int ferry_net_check_address(const char *network, const struct ferry_net_subnet *
 		    err, EINVAL, "gateway '%s' is the instance's own address: give the network's router",
 		    a->gw);
 	return 0;
+}
+
+/* What a user may choose (ferry.conf's ranges, a locally administered MAC), then an address on
+ * the network's subnets. @kept: a restart's identity, whoever chose it (the user or the network's
+ * IPAM), sealed in its checkpoint: only the network's own rules of today hold, and the remedy is
+ * another node or the admin, not another choice. */
+static int check_args(const struct ferry_config *c, const char *network, const struct ferry_net_args *a,
+		      bool kept, struct ferry_error **err)
+{
+	uint32_t ip = 0;
+	if (!kept && a->ip &&
+	    (ferry_config_cidr_parse(a->ip, &ip, NULL) < 0 || !ferry_config_ip_allowed(c, ip)))
+		return ferry_error_msg(
+		    err, EPERM,
+		    "address '%s' is outside the ranges users may ask for ('allow net ip range' in ferry.conf)",
+		    a->ip);
+	if (!kept && a->gw && (ferry_config_ipv4_parse(a->gw, &ip) < 0 || !ferry_config_ip_allowed(c, ip)))
+		return ferry_error_msg(err, EPERM, "gateway '%s' is outside the ranges users may ask for",
+				       a->gw);
+	uint8_t mac[6];
+	/* a globally administered MAC is some network card's: on the wire it would take that
+	 * card's traffic (a router's, another node's), which nothing on this node can see */
+	if (!kept && a->mac && (ferry_net_mac_parse(a->mac, mac) < 0 || !(mac[0] & 2)))
+		return ferry_error_msg(err, EPERM,
+				       "MAC '%s' must be locally administered (its first byte with bit 0x02 "
+				       "set, e.g. 02:xx:xx:xx:xx:xx), or leave MAC out to get one",
+				       a->mac);
+	if (!a->ip && !a->gw)
+		return 0;
+	struct ferry_net_subnet subs[FERRY_NET_SUBNETS_MAX];
+	size_t n = 0;
+	int r = ferry_net_subnets(c, network, subs, ARRAY_SIZE(subs), &n, err);
+	if (r < 0)
+		return r;
+	if (!kept)
+		return ferry_net_check_address(network, subs, n, a, err);
+	if (ferry_net_check_address(network, subs, n, a, NULL) == 0)
+		return 0;
+	_cleanup_free_ char *all = n ? subnets_str(subs, n) : xstrdup("none declared");
+	return ferry_error_msg(err, EPERM,
+			       "network '%s' on this node does not have the address kept from the instance's "
+			       "checkpoint (IP=%s%s%s; its subnets: %s): restart it on a node whose network "
+			       "has that address, or ask your admin",
+			       network, a->ip ? a->ip : "-", a->gw ? ";GW=" : "", a->gw ? a->gw : "", all);
+}
+
+int ferry_net_check_policy(const struct ferry_config *c, uid_t uid, char **networks,
+			   const struct ferry_net_args *a, bool kept, struct ferry_error **err)
+{
+	if (uid == 0)
+		return 0;
+	for (char **n = networks; n && *n; n++)
+		if (!ferry_config_network_allowed(c, *n))
+			return ferry_error_msg(
+			    err, EPERM,
+			    "network '%s' is not open to users on this node (ask your admin: "
+			    "'allow net network' in ferry.conf)",
+			    *n);
+	if (!a->ip && !a->mac && !a->gw)
+		return 0;
+	if (!kept && !c->allow_net_args)
+		return ferry_error_msg(
+		    err, EPERM,
+		    "--network-args is not allowed for users on this node ('allow net args' in ferry.conf)");
+	/* the arguments are for the first network (the others get theirs from their IPAM) */
+	return check_args(c, networks && networks[0] ? networks[0] : "bridge", a, kept, err);
 }
 
 void ferry_net_attachment_clear(struct ferry_net_attachment *att)

@@ -33,11 +33,15 @@ void ferry_net_args_clear(struct ferry_net_args *a);
 int ferry_net_names_parse(const char *s, char ***ret, struct ferry_error **err);
 /* What the caller may do: root anything; users only networks, args and addresses ferry.conf allows,
  * an IP on the first network's own subnet with its prefix (see ferry_net_check_address) and a
- * locally administered MAC. With an IP or GW it asks ferry_net_subnets: in the starter that runs
- * ferry-net as uid 0, so call it where root can be regained (not from a child that dropped for
- * good); such a child can call ferry_net_args_parse, _names_parse and _check_address. */
+ * locally administered MAC. @kept: @a is a restart's identity, sealed in its checkpoint (the
+ * user's or the network's choice): its networks must still be open to users and its IP and GW
+ * pass ferry_net_check_address on today's subnets, but 'allow net args', 'allow net ip range' and
+ * the MAC rule (what a user may choose) do not apply. With an IP or GW it asks ferry_net_subnets:
+ * in the starter that runs ferry-net as uid 0, so call it where root can be regained (not from a
+ * child that dropped for good); such a child can call ferry_net_args_parse, _names_parse and
+ * _check_address. */
 int ferry_net_check_policy(const struct ferry_config *c, uid_t uid, char **networks,
-			   const struct ferry_net_args *a, struct ferry_error **err);
+			   const struct ferry_net_args *a, bool kept, struct ferry_error **err);
 
 /* "xx:xx:xx:xx:xx:xx" (any case) into bytes; -EINVAL if it is not one. */
 int ferry_net_mac_parse(const char *s, uint8_t ret[6]);

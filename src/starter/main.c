@@ -129,14 +129,12 @@ static void prepare_container(struct starter *s)
 	s->criu = req->flags & (FERRY_REQ_CRIU_LAUNCH | FERRY_REQ_CRIU_RESTART);
 	if ((req->flags & FERRY_REQ_CRIU_LAUNCH) && s->ckpt_fd < 0)
 		TRY(checkpoint_open_dir(s, req->checkpoint, &err));
-	if (req->flags & FERRY_REQ_NET) {
-		/* a restart's address and MAC are the instance's own, sealed in its checkpoint: only
-		 * the networks are checked against today's policy */
-		static const struct ferry_net_args none = {0};
-		TRY(ferry_net_check_policy(s->cfg, s->privs.uid, s->networks,
-					   (req->flags & FERRY_REQ_CRIU_RESTART) ? &none : &s->net_args,
-					   &err));
-	}
+	/* a restart's address and MAC are the instance's own, sealed in its checkpoint (whoever
+	 * chose them, users may keep them): its networks and its address are checked against this
+	 * node's policy of today, as root with root's config, before any network is attached */
+	if (req->flags & FERRY_REQ_NET)
+		TRY(ferry_net_check_policy(s->cfg, s->privs.uid, s->networks, &s->net_args,
+					   req->flags & FERRY_REQ_CRIU_RESTART, &err));
 	if (s->criu) {
 		TRY(ferry_image_fingerprint(s->image_fd, &s->image_fingerprint, &err));
 		if (s->manifest && s->manifest->image_fingerprint && *s->manifest->image_fingerprint &&

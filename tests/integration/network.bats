@@ -12,6 +12,7 @@ load ../lib/checkpoint
 source "$FERRY_TESTS_DIR/lib/nodes.sh"
 
 NETCONF=/etc/ferry/network/ftmac.conflist
+NRECONF=/etc/ferry/network/ftnre.conflist # the tests of a restart under a changed network
 TCP=$CKPT_BIN/tcpstream
 
 setup_file() {
@@ -58,6 +59,7 @@ teardown() {
 	for n in nodeA nodeB; do
 		on_node "$n" runuser -u "$U1" -- "$FERRY" instance stop --all >/dev/null 2>&1 || true
 	done
+	rm -f "$NRECONF"
 	conf_restore
 	ferry_teardown
 }
@@ -234,6 +236,94 @@ stderr_has() { grep -qF -- "$1" <<<"$stderr" || fail "stderr '$stderr' lacks '$1
 	run --separate-stderr on nodeB "$FERRY" instance start --net --network ftmac --network-args "IP=198.18.1.30/16" "$IMG" squat2 true
 	assert_ferry_error
 	stderr_has "already in use"
+}
+
+# nre_network SUBNET: the tests' network 'ftnre', ftmac's twin (macvlan, static IPAM) whose
+# subnet a test changes under a checkpointed instance; teardown removes it.
+nre_network() {
+	cat >"$NRECONF" <<-JSON
+		{"cniVersion": "1.0.0", "name": "ftnre",
+		 "plugins": [{"type": "macvlan", "master": "eth0", "mode": "bridge",
+		              "ipam": {"type": "static", "subnet": "$1"}}]}
+	JSON
+	chmod 0644 "$NRECONF"
+}
+
+# nre_checkpoint INSTANCE IP MAC: INSTANCE on ftnre with IP and MAC, checkpointed (it ends).
+nre_checkpoint() {
+	nre_network 198.18.0.0/16
+	conf_set "allow net network = ftnre" "allow net args = yes" "allow net ip range = 198.18.1.0/24"
+	as_user1 "$FERRY" checkpoint create "$T" >/dev/null
+	run on nodeA "$FERRY" instance start --criu-launch "$T" --net --network ftnre \
+		--network-args "IP=$2;MAC=$3" "$IMG" "$1" sleep 1000
+	assert_success
+	run on nodeA "$FERRY" checkpoint instance --criu "$1"
+	assert_success
+}
+
+# nothing_left INSTANCE MAC: a refused restart left no instance, no reservation of MAC (its
+# file gone or unlocked) and no interface in nodeA's namespace but its own (lo, eth0).
+nothing_left() {
+	run on nodeA "$FERRY" instance list
+	refute_output --partial "$1"
+	local f
+	f=/run/ferry/net/n$(on_node nodeA stat -L -c %i /proc/self/ns/net)/mac-$2
+	if [ -e "$f" ] && ! (exec 9<"$f" && flock -n 9); then
+		fail "the MAC $2 is still reserved ($f locked)"
+	fi
+	run on_node nodeA ip -o link show
+	[ "$(grep -c '' <<<"$output")" = 2 ] || fail "interfaces left on nodeA: $output"
+}
+
+@test "a restart onto a node that closed the network to users is refused, leaves nothing, and the checkpoint stays usable" {
+	nre_checkpoint ic 198.18.1.33/16 02:00:c6:12:01:33
+	# the admin closes ftnre to users
+	conf_set "allow net network = ftmac" "allow net args = yes" "allow net ip range = 198.18.1.0/24"
+	run --separate-stderr on nodeA "$FERRY" instance start --criu-restart "$T"
+	assert_ferry_error
+	stderr_has "network 'ftnre' is not open to users on this node"
+	stderr_has "allow net network"
+	nothing_left ic 02:00:c6:12:01:33
+	# open again, though users may no longer choose addresses nor this one: the kept address
+	# is the instance's own (its TCP connections live on it), not a choice of the user's
+	conf_set "allow net network = ftnre" "allow net args = no" "allow net ip range = 198.18.2.0/24"
+	run on nodeA "$FERRY" instance start --criu-restart "$T"
+	assert_success
+	run on nodeA "$FERRY" exec instance://ic ip -o addr show eth0
+	assert_output --partial "inet 198.18.1.33/16"
+	run on nodeA "$FERRY" exec instance://ic cat /sys/class/net/eth0/address
+	assert_output "02:00:c6:12:01:33"
+}
+
+@test "a restart whose kept address is off the network's subnet today is refused, leaves nothing, and the checkpoint stays usable" {
+	nre_checkpoint is 198.18.1.34/16 02:00:c6:12:01:34
+	# the admin moves ftnre's subnet away from the address
+	nre_network 198.19.0.0/24
+	run --separate-stderr on nodeA "$FERRY" instance start --criu-restart "$T"
+	assert_ferry_error
+	stderr_has "198.18.1.34/16"
+	stderr_has "kept from the instance's checkpoint"
+	stderr_has "198.19.0.0/24"
+	nothing_left is 02:00:c6:12:01:34
+	# ... or narrows it: the address is on it, with another prefix than the kept /16
+	nre_network 198.18.0.0/17
+	run --separate-stderr on nodeA "$FERRY" instance start --criu-restart "$T"
+	assert_ferry_error
+	stderr_has "198.18.1.34/16"
+	stderr_has "198.18.0.0/17"
+	nothing_left is 02:00:c6:12:01:34
+	# the users' own choices are closed meanwhile: the restart is checked on the network's rules
+	conf_set "allow net network = ftnre" "allow net args = no"
+	run --separate-stderr on nodeA "$FERRY" instance start --criu-restart "$T"
+	assert_ferry_error
+	stderr_has "198.18.0.0/17"
+	nothing_left is 02:00:c6:12:01:34
+	# the subnet back: the same checkpoint restarts with its address
+	nre_network 198.18.0.0/16
+	run on nodeA "$FERRY" instance start --criu-restart "$T"
+	assert_success
+	run on nodeA "$FERRY" exec instance://is ip -o addr show eth0
+	assert_output --partial "inet 198.18.1.34/16"
 }
 
 @test "users cannot join a network ferry.conf does not allow, nor choose addresses outside its ranges" {

@@ -184,24 +184,31 @@ static void test_subnets_of_conflists(void **state)
 	assert_int_equal(ferry_net_subnets(&c, "hl", s, 1, &n, &err), -EINVAL);
 }
 
-/* The policy a user meets, end to end: @s parsed as --network-args on @network. */
-static int policy(const char *network, const char *s, char msg[512])
+/* The policy a user meets, end to end: @s parsed as --network-args on @network; @kept: as a
+ * restart's identity, on a node where users may choose nothing ('allow net args = no', no range
+ * of theirs). */
+static int policy_of(const char *network, const char *s, bool kept, char msg[512])
 {
 	char *nets[] = {(char *)network, NULL};
-	char *ranges[] = {"198.18.0.0/15", NULL};
+	char *ranges[] = {kept ? "10.0.0.0/8" : "198.18.0.0/15", NULL};
 	char *allowed[] = {"st", "hl", "none", NULL};
 	struct ferry_config c = {.network_dir = netdir,
-				 .allow_net_args = true,
+				 .allow_net_args = !kept,
 				 .allow_net_ranges = ranges,
 				 .allow_net_networks = allowed};
 	struct ferry_net_args a = {0};
 	_cleanup_error_ struct ferry_error *err = NULL;
 	int r = ferry_net_args_parse(s, &a, &err);
 	if (r == 0)
-		r = ferry_net_check_policy(&c, 1000, nets, &a, &err);
+		r = ferry_net_check_policy(&c, 1000, nets, &a, kept, &err);
 	snprintf(msg, 512, "%s", err ? err->message : "");
 	ferry_net_args_clear(&a);
 	return r;
+}
+
+static int policy(const char *network, const char *s, char msg[512])
+{
+	return policy_of(network, s, false, msg);
 }
 
 static void test_policy(void **state)
@@ -231,7 +238,40 @@ static void test_policy(void **state)
 	char *nets[] = {"none", NULL};
 	struct ferry_config c = {.network_dir = netdir};
 	struct ferry_net_args a = {.ip = "10.0.0.0/1", .mac = "00:16:3e:12:01:0a"};
-	assert_int_equal(ferry_net_check_policy(&c, 0, nets, &a, NULL), 0);
+	assert_int_equal(ferry_net_check_policy(&c, 0, nets, &a, false, NULL), 0);
+}
+
+/* A restart's identity (kept): the networks still open to users and the address on today's
+ * subnets, whoever chose it; what users may choose (args, ranges, MAC kind) does not apply. */
+static void test_policy_kept(void **state)
+{
+	if (geteuid() != 0)
+		skip();
+	char msg[512];
+	assert_int_equal(policy_of("st", "IP=198.18.1.10/16;MAC=00:16:3e:12:01:0a", true, msg), 0);
+	assert_int_equal(policy_of("hl", "IP=198.19.2.1/25;GW=198.19.2.100", true, msg), 0);
+	assert_int_equal(policy_of("st", "IP=198.19.1.10/24", true, msg), -EPERM);
+	assert_string_equal(msg, "network 'st' on this node does not have the address kept from the "
+				 "instance's checkpoint (IP=198.19.1.10/24; its subnets: 198.18.0.0/16): "
+				 "restart it on a node whose network has that address, or ask your admin");
+	/* the prefix, the network and broadcast addresses, the gateway: the same words */
+	const char *refused[][2] = {{"st", "IP=198.18.1.10/24"},
+				    {"st", "IP=198.18.255.255/16"},
+				    {"st", "IP=198.18.0.254/16"},
+				    {"hl", "IP=198.19.1.0/24"},
+				    {"hl", "IP=198.19.1.5/24;GW=10.0.0.1"},
+				    {"none", "IP=198.18.1.10/16"}};
+	for (size_t i = 0; i < ARRAY_SIZE(refused); i++) {
+		assert_int_equal(policy_of(refused[i][0], refused[i][1], true, msg), -EPERM);
+		assert_non_null(strstr(msg, "does not have the address kept from the instance's checkpoint"));
+	}
+	assert_non_null(strstr(msg, "IP=198.18.1.10/16; its subnets: none declared"));
+	assert_int_equal(policy_of("hl", "IP=198.19.1.5/24;GW=10.0.0.1", true, msg), -EPERM);
+	assert_non_null(
+	    strstr(msg, "(IP=198.19.1.5/24;GW=10.0.0.1; its subnets: 198.19.1.0/24, 198.19.2.0/25)"));
+	/* a network closed to users stays closed */
+	assert_int_equal(policy_of("closed", "IP=198.18.1.10/16", true, msg), -EPERM);
+	assert_non_null(strstr(msg, "network 'closed' is not open to users"));
 }
 
 /* What the starter takes from ferry-net: exactly one reply, its numbers in range. */
@@ -295,8 +335,8 @@ int main(void)
 	    cmocka_unit_test(test_mac_parse),	cmocka_unit_test(test_address_ok),
 	    cmocka_unit_test(test_prefix),	cmocka_unit_test(test_network_broadcast_gateway),
 	    cmocka_unit_test(test_no_subnet),	cmocka_unit_test(test_subnets_of_conflists),
-	    cmocka_unit_test(test_policy),	cmocka_unit_test(test_node_claims),
-	    cmocka_unit_test(test_reply_check),
+	    cmocka_unit_test(test_policy),	cmocka_unit_test(test_policy_kept),
+	    cmocka_unit_test(test_node_claims), cmocka_unit_test(test_reply_check),
 	};
 	return cmocka_run_group_tests(tests, dir_setup, dir_teardown);
 }
