@@ -80,7 +80,7 @@ stderr_has() { grep -qF -- "$1" <<<"$stderr" || fail "stderr '$stderr' lacks '$1
 
 not_running() {
 	run on nodeA "$1" "$FERRY" instance list
-	refute_output --partial "$2"
+	refute_line --regexp "^$2[[:space:]]"
 }
 
 @test "F9: a prefix other than the network's is refused" {
