@@ -9,7 +9,8 @@
  * CAP_NET_RAW (iptables) for `add`, `check` and `del`. Run by anyone else it refuses at once.
  *     ferry-net subnets NETWORK
  *     ferry-net add|check|del NETWORK CONTAINER_ID IFNAME IP MAC GW    ("-": not given)
- *     ferry-net probe|announce IFNAME A.B.C.D    (ARP, with add's capabilities)
+ *     ferry-net probe|announce IFNAME A.B.C.D    (ARP, with add's capabilities; the probe
+ *                                                 goes out from a temporary MAC, arp.c)
  *     ferry-net lock|unlock network|loopback NFT (the restore's lock of the instance's
  *                                                 network, with NFT, add's capabilities)
  * fd 1: the reply (struct ferry_net_reply, net.h), fd 3: the instance's network namespace,
@@ -106,9 +107,9 @@ static int arp(char **argv, struct ferry_net_reply *rep, struct ferry_error **er
 		return ferry_error_msg(err, EINVAL, "fd %d is not a network namespace", FERRY_NET_FD_NETNS);
 	if (setns(FERRY_NET_FD_NETNS, CLONE_NEWNET) < 0)
 		return ferry_error_set(err, errno, "join the instance's network namespace");
-	int r = arp_run(argv[2], ip, streq(argv[1], "probe"), 300);
-	if (r == 2)
-		return ferry_error_msg(err, EIO, "ARP on '%s' failed", argv[2]);
+	int r = arp_run(argv[2], ip, streq(argv[1], "probe"), 300, err);
+	if (r < 0)
+		return r;
 	rep->claimed = r == 1;
 	return 0;
 }

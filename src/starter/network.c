@@ -149,16 +149,15 @@ static char *addr_str(uint32_t addr)
 }
 
 /* ferry-net's ARP (@verb probe or announce) for @ip on @ifname in the instance's namespace: 1
- * when another host claims @ip, else 0 (a failure too, as a probe that hears nothing). */
-static int arp_call(int netns_fd, const char *verb, const char *ifname, uint32_t ip)
+ * when another host claims @ip, 0 when none does, or an error: a probe that did not end well may
+ * have left the interface with its temporary MAC (src/net/arp.c), so the start is refused. */
+static int arp_call(int netns_fd, const char *verb, const char *ifname, uint32_t ip, struct ferry_error **err)
 {
 	_cleanup_free_ char *a = addr_str(ip);
 	char *const argv[] = {"ferry-net", (char *)verb, (char *)ifname, a, NULL};
 	struct ferry_net_reply rep;
-	struct ferry_error *err = NULL;
-	int r = net_run(argv, netns_fd, -1, true, 10, &rep, &err);
-	ferry_error_free(err);
-	return r == 0 && rep.claimed;
+	int r = net_run(argv, netns_fd, -1, true, 10, &rep, err);
+	return r < 0 ? r : rep.claimed;
 }
 
 /* ferry-net's arguments IP, MAC, GW: the checked values written anew ("-": none). */
@@ -349,7 +348,9 @@ static int attach_one(struct starter *s, int netns_fd, size_t i, struct ferry_ne
 		r = claim_attached(s, att, i == 0 ? requested : NULL, err);
 	/* the address must be ours alone on this network: probe before anything uses it */
 	uint32_t ip = addr_of(att->ip);
-	if (r == 0 && ip && arp_call(netns_fd, "probe", ifname, ip) == 1)
+	if (r == 0 && ip)
+		r = arp_call(netns_fd, "probe", ifname, ip, err);
+	if (r == 1)
 		r = ferry_error_msg(
 		    err, EADDRINUSE,
 		    "address %s is already in use on network '%s' here: stop its user first or "
@@ -398,7 +399,7 @@ void network_announce(int netns_fd, const struct ferry_net_attachment *atts, siz
 	for (size_t i = 0; i < n; i++) {
 		uint32_t ip = addr_of(atts[i].ip);
 		if (ip)
-			(void)arp_call(netns_fd, "announce", atts[i].ifname, ip);
+			(void)arp_call(netns_fd, "announce", atts[i].ifname, ip, NULL);
 	}
 }
 

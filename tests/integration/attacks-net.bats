@@ -3,6 +3,8 @@
 # that is not the network's, the network and broadcast addresses, the node's own address or MAC,
 # and another instance's MAC (at start and at restart) are refused with a one-line error that
 # says what to do; a good request, and one that leaves the choice to the network, still work.
+# A copy of another host's address and MAC is caught by the duplicate-address probe, which goes
+# out from a temporary MAC (src/net/arp.c).
 #
 # The cluster is tests/lib/nodes.sh (nodes on 198.18.0.0/16). Two networks on nodeA: 'ftmac'
 # (macvlan on the node's eth0, static IPAM, "subnet" 198.18.0.0/16) and 'ftabr' (a bridge of
@@ -57,6 +59,7 @@ teardown() {
 			on_node "$n" runuser -u "$u" -- "$FERRY" instance stop --all >/dev/null 2>&1 || true
 		done
 	done
+	ip netns del ftowner 2>/dev/null || true
 	conf_restore
 	ferry_teardown
 }
@@ -77,7 +80,7 @@ stderr_has() { grep -qF -- "$1" <<<"$stderr" || fail "stderr '$stderr' lacks '$1
 
 not_running() {
 	run on nodeA "$1" "$FERRY" instance list
-	refute_output --partial "$2"
+	refute_line --regexp "^$2[[:space:]]"
 }
 
 @test "F9: a prefix other than the network's is refused" {
@@ -215,6 +218,50 @@ held_macs() {
 	[ "$(held_macs "$dir")" = 0 ] || fail "reservations left: $(ls "$dir")"
 	[ ! -e "$dir/mac-02:00:c6:12:01:70" ] || fail "the reservation of g1's MAC was not removed"
 	run start "$U2" g4 "IP=198.18.1.70/16;MAC=02:00:c6:12:01:70"
+	assert_success
+}
+
+# net_state: nodeA's links and MAC reservations, and the bridge network's address leases.
+net_state() {
+	on_node nodeA ip -o link show | sed 's/^[0-9]*: \([^:@]*\).*/\1/' | sort
+	held_macs "/run/ferry/net/n$(on_node nodeA stat -L -c %i /proc/self/ns/net)"
+	ls "$BRDATA/ftabr" 2>/dev/null | grep -E '^[0-9.]+$' || true
+}
+
+same_net_state() { [ "$(net_state)" = "$1" ]; }
+
+@test "F9: a copy of another host's address and MAC is refused by the probe, and leaves nothing behind" {
+	# the owner on ftmac: an instance of the other user on nodeB (another host on the wire)
+	run on nodeB "$U2" "$FERRY" instance start --net --network ftmac \
+		--network-args "IP=198.18.1.80/16;MAC=02:00:c6:12:01:80" "$IMG" own1 sleep 1000
+	assert_success
+	# the owner on ftabr: a namespace on nodeA's bridge (made here if no instance made it yet)
+	on_node nodeA ip link show ftabr0 >/dev/null 2>&1 || on_node nodeA ip link add ftabr0 type bridge
+	on_node nodeA ip link set ftabr0 up
+	ip netns add ftowner
+	ip -n nodeA link add ftown0 type veth peer name eth0 netns ftowner
+	ip -n nodeA link set ftown0 master ftabr0 up
+	ip -n ftowner link set eth0 address 02:00:c6:13:01:80 up
+	ip -n ftowner addr add 198.19.1.80/24 dev eth0
+	local before
+	before=$(net_state)
+	# the probe from the copied MAC would hear nothing: the owner's answer goes to that MAC,
+	# which the switch knows on the owner's own port
+	run --separate-stderr start "$U1" cp1 "IP=198.18.1.80/16;MAC=02:00:c6:12:01:80"
+	assert_ferry_error
+	stderr_has "address 198.18.1.80/16 is already in use on network 'ftmac'"
+	run --separate-stderr start "$U1" cp2 "IP=198.19.1.80/24;MAC=02:00:c6:13:01:80" ftabr
+	assert_ferry_error
+	stderr_has "address 198.19.1.80/24 is already in use on network 'ftabr'"
+	not_running "$U1" cp1
+	not_running "$U1" cp2
+	wait_for same_net_state "$before" || fail "left behind: $(diff <(echo "$before") <(net_state))"
+	# a free address keeps its chosen MAC after the probe (a veth's changed for a moment)
+	run start "$U1" cp3 "IP=198.19.1.81/24;MAC=02:00:c6:13:01:81" ftabr
+	assert_success
+	run on nodeA "$U1" "$FERRY" exec instance://cp3 cat /sys/class/net/eth0/address
+	assert_output "02:00:c6:13:01:81"
+	run on nodeB "$U2" "$FERRY" instance stop own1
 	assert_success
 }
 
