@@ -26,9 +26,12 @@
  * it is authenticated: local clients by SO_PEERCRED at accept, peers once they proved the
  * cluster key in the handshake, which runs in the main loop (loop.c). */
 #define FERRYD_MAX_CONNS 64 /* handlers at once, local clients and peers together */
-#define FERRYD_MAX_PER_USER 16 /* handlers at once for one local user (SO_PEERCRED uid) */
+/* handlers at once for one user: local clients (SO_PEERCRED uid) and the requests peers make for
+ * them (the uid their first message names, ferryd_peer_claim) together */
+#define FERRYD_MAX_PER_USER 16
 #define FERRYD_MAX_PENDING 64 /* peers in the handshake at once (the oldest is dropped) */
 #define FERRYD_AUTH_TIMEOUT 5 /* seconds a peer has to complete the handshake */
+#define FERRYD_CLAIM_TIMEOUT 5 /* seconds a peer's handler waits for the loop's count of its user */
 #define FERRYD_REQUEST_TIMEOUT 10 /* seconds a local client has to send its request */
 #define FERRYD_EMPTY_S 20 /* seconds a process of the user's has to empty a migration's directory */
 #define FERRYD_LISTEN_BACKLOG 1024 /* the kernel holds a burst of connects until the loop takes them */
@@ -205,6 +208,11 @@ int ferryd_leaf_open(const char *base, const struct ferryd_user *u, const char *
  * Handlers already running keep what they started with; the reconciler (reconcile.c) is told
  * and reloads too, @quiet (the main process said it). */
 _noreturn_ void ferryd_loop(struct ferryd *d, int ux, int px, int tcp);
+/* In a peer's handler, once the peer named the user it acts for: 0 when the loop counted this
+ * handler for @uid, -EUSERS when @uid has FERRYD_MAX_PER_USER handlers already (local clients
+ * and peers' requests together), else -errno (no answer from the loop). The user's other
+ * handlers in *@ret_mine. */
+int ferryd_peer_claim(uid_t uid, unsigned *ret_mine);
 void ferryd_reload(struct ferryd *d, bool quiet);
 
 /* ask.c — a local client's request. The root handler never reads nor parses a byte of it: a
@@ -339,9 +347,10 @@ void ferryd_hold_client(struct ferryd *d, int sk, const struct ferryd_user *u, c
 void ferryd_hold_serve(struct ferryd *d, struct ferryd_link *l, const struct ferry_msg *m);
 /* The user a peer's @what message ("hold", "start", "prepare") acts for: its "id" well formed,
  * its "uid" that of a user here whose name is its "user" (the nodes must agree on who uid N is),
- * into *@u. -1 (the peer told why) when not. */
-int ferryd_peer_user(struct ferryd_link *l, const struct ferry_msg *m, const char *what,
-		     struct ferryd_user *u);
+ * into *@u, and this handler counted for them (ferryd_peer_claim). -1 (the peer told why) when
+ * not: a user with FERRYD_MAX_PER_USER handlers here already is told to wait for them. */
+int ferryd_peer_user(const struct ferryd *d, struct ferryd_link *l, const struct ferry_msg *m,
+		     const char *what, struct ferryd_user *u);
 /* A link to the peer @to at @addr (ferryd_connect_peer, ferryd_link_open) for the client on @sk,
  * who is told why ("TO: ...") when there is none (-1). */
 int ferryd_peer_open(struct ferryd *d, const char *to, const char *addr, struct ferryd_link *peer, int sk,

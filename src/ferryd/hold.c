@@ -250,7 +250,7 @@ void ferryd_hold_serve(struct ferryd *d, struct ferryd_link *l, const struct fer
 	    (!streq(leave, "0") && !streq(leave, "1")) || (group && !ferry_group_ok(group)))
 		return ferryd_send_error(-1, l, id, "bad hold message");
 	struct ferryd_user u = {0};
-	if (ferryd_peer_user(l, m, "hold", &u) < 0)
+	if (ferryd_peer_user(d, l, m, "hold", &u) < 0)
 		return;
 	ferryd_log(id, "%s's group checkpoint from %s: holding '%s'", u.name, ferry_msg_get(m, "from") ?: "?",
 		   name);
@@ -361,8 +361,8 @@ char *ferryd_relay_peer(struct ferryd_link *peer, int sk, unsigned timeout, cons
 	return type;
 }
 
-int ferryd_peer_user(struct ferryd_link *l, const struct ferry_msg *m, const char *what,
-		     struct ferryd_user *u)
+int ferryd_peer_user(const struct ferryd *d, struct ferryd_link *l, const struct ferry_msg *m,
+		     const char *what, struct ferryd_user *u)
 {
 	struct ferry_error *err = NULL;
 	const char *id = ferry_msg_get(m, "id"), *uid_s = ferry_msg_get(m, "uid"),
@@ -379,6 +379,25 @@ int ferryd_peer_user(struct ferryd_link *l, const struct ferry_msg *m, const cha
 	}
 	if (!streq(u->name, user)) {
 		ferryd_send_error(-1, l, id, "uid %llu is '%s' here, not '%s'", uid, u->name, user);
+		return -1;
+	}
+	unsigned mine = 0;
+	int r = ferryd_peer_claim(u->uid, &mine);
+	if (r == -EUSERS) {
+		ferryd_log(id, "refused %s's %s from %s: %u of their requests in progress here", u->name,
+			   what, ferry_msg_get(m, "from") ?: "?", mine);
+		ferryd_send_error(
+		    -1, l, id,
+		    "ferryd on '%s' is busy with %u of your requests, the most it serves one user "
+		    "at once: wait for them to end",
+		    d->node, mine);
+		return -1;
+	}
+	if (r < 0) {
+		ferryd_log(id, "refused %s's %s: ferryd could not count their requests: %s", u->name, what,
+			   strerror(-r));
+		ferryd_send_error(-1, l, id, "ferryd on '%s' could not count your requests: try again later",
+				  d->node);
 		return -1;
 	}
 	return 0;

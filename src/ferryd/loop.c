@@ -9,7 +9,10 @@
  *     server side of the peer handshake (the wire format of ferry_peer_accept in src/lib/xfer.c,
  *     as a state machine, since that function blocks); a handler is forked only once the peer
  *     proved the cluster key.
- * At most FERRYD_MAX_CONNS handlers run at once (local and peer together); a client over a
+ * At most FERRYD_MAX_CONNS handlers run at once (local and peer together), and at most
+ * FERRYD_MAX_PER_USER for one user: a local client's counts from its accept, a peer's from its
+ * first message, which names the user it acts for (ferryd_peer_claim: the handler asks this loop
+ * over a socket pair, and the loop, which alone knows every handler, answers). A client over a
  * limit gets an error message and the connection is closed. */
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -43,7 +46,14 @@ struct pending {
 struct child {
 	pid_t pid;
 	uid_t uid;
-	bool local;
+	bool known; /* @uid is the user it serves: a local client's, or the one a peer named */
+	int ctl; /* a peer's handler: this loop's end of its socket pair (ferryd_peer_claim), or -1 */
+};
+
+/* a peer's handler asks with the uid (4 bytes) and is answered with a struct claim */
+struct claim {
+	uint32_t ok;
+	uint32_t mine; /* the user's other handlers */
 };
 
 struct loop {
@@ -56,6 +66,9 @@ struct loop {
 };
 
 static volatile sig_atomic_t child_exited, hangup;
+
+/* in a peer's handler: its end of the socket pair to the loop */
+static int claim_fd = -1;
 
 static void on_sigchld(int sig)
 {
@@ -125,10 +138,20 @@ static void refuse(int fd, const char *fmt, ...)
 /* The handler of one connection: a local client's (@keys NULL) or an authenticated peer's. */
 static void spawn_handler(struct loop *l, int fd, bool local, uid_t uid, const struct ferry_xfer_keys *keys)
 {
+	int sp[2] = {-1, -1};
+	if (!local && socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0) {
+		ferryd_log(NULL, "socketpair: %s", strerror(errno));
+		close(fd);
+		return;
+	}
 	pid_t pid = fork();
 	if (pid < 0) {
 		ferryd_log(NULL, "fork: %s", strerror(errno));
 		close(fd);
+		if (sp[0] >= 0) {
+			close(sp[0]);
+			close(sp[1]);
+		}
 		return;
 	}
 	if (pid == 0) {
@@ -136,6 +159,12 @@ static void spawn_handler(struct loop *l, int fd, bool local, uid_t uid, const s
 		close(l->tcp);
 		for (size_t i = 0; i < l->n_pend; i++)
 			close(l->pend[i].fd);
+		for (size_t i = 0; i < l->n_kids; i++)
+			if (l->kids[i].ctl >= 0)
+				close(l->kids[i].ctl);
+		if (sp[0] >= 0)
+			close(sp[0]);
+		claim_fd = sp[1];
 		signal(SIGCHLD, SIG_DFL);
 		signal(SIGHUP, SIG_DFL);
 		sigset_t none;
@@ -150,8 +179,67 @@ static void spawn_handler(struct loop *l, int fd, bool local, uid_t uid, const s
 			ferryd_handle_peer(l->d, fd, keys);
 		_exit(0);
 	}
-	l->kids[l->n_kids++] = (struct child){.pid = pid, .uid = uid, .local = local};
+	if (sp[1] >= 0) {
+		close(sp[1]);
+		fcntl(sp[0], F_SETFL, O_NONBLOCK | O_RDWR);
+	}
+	l->kids[l->n_kids++] = (struct child){.pid = pid, .uid = uid, .known = local, .ctl = sp[0]};
 	close(fd);
+}
+
+/* The handlers that serve @uid, but @self. */
+static unsigned handlers_of(const struct loop *l, uid_t uid, const struct child *self)
+{
+	unsigned n = 0;
+	for (size_t i = 0; i < l->n_kids; i++)
+		n += &l->kids[i] != self && l->kids[i].known && l->kids[i].uid == uid;
+	return n;
+}
+
+/* A peer's handler names the user it acts for: it is counted for them, or refused when they
+ * have FERRYD_MAX_PER_USER handlers already. One claim a handler; what else comes on its socket
+ * (its end once it exits) closes it. */
+static void claim_read(struct loop *l, struct child *k)
+{
+	unsigned char uid_le[4];
+	ssize_t n = recv(k->ctl, uid_le, sizeof(uid_le), MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	struct claim c = {0};
+	if (n == (ssize_t)sizeof(uid_le) && !k->known) {
+		uid_t uid = ferry_get_le32(uid_le);
+		c.mine = handlers_of(l, uid, k);
+		c.ok = c.mine < FERRYD_MAX_PER_USER;
+		if (c.ok) {
+			k->uid = uid;
+			k->known = true;
+		}
+		if (send(k->ctl, &c, sizeof(c), MSG_DONTWAIT | MSG_NOSIGNAL) == (ssize_t)sizeof(c))
+			return;
+	}
+	close(k->ctl);
+	k->ctl = -1;
+}
+
+int ferryd_peer_claim(uid_t uid, unsigned *ret_mine)
+{
+	*ret_mine = 0;
+	if (claim_fd < 0)
+		return -EINVAL;
+	unsigned char uid_le[4];
+	ferry_put_le32(uid_le, uid);
+	if (send(claim_fd, uid_le, sizeof(uid_le), MSG_NOSIGNAL) != (ssize_t)sizeof(uid_le))
+		return -errno;
+	/* the loop answers at its next turn: it never blocks */
+	struct pollfd p = {.fd = claim_fd, .events = POLLIN};
+	struct claim c;
+	int r = poll(&p, 1, FERRYD_CLAIM_TIMEOUT * 1000);
+	if (r <= 0)
+		return r < 0 ? -errno : -ETIMEDOUT;
+	if (recv(claim_fd, &c, sizeof(c), 0) != (ssize_t)sizeof(c))
+		return -EPROTO;
+	*ret_mine = c.mine;
+	return c.ok ? 0 : -EUSERS;
 }
 
 static void reap(struct loop *l)
@@ -161,6 +249,8 @@ static void reap(struct loop *l)
 	while ((pid = waitpid(-1, NULL, WNOHANG)) > 0)
 		for (size_t i = 0; i < l->n_kids; i++)
 			if (l->kids[i].pid == pid) {
+				if (l->kids[i].ctl >= 0)
+					close(l->kids[i].ctl);
 				l->kids[i] = l->kids[--l->n_kids];
 				break;
 			}
@@ -174,14 +264,13 @@ static void accept_local(struct loop *l, int fd)
 		close(fd);
 		return;
 	}
-	unsigned mine = 0;
-	for (size_t i = 0; i < l->n_kids; i++)
-		mine += l->kids[i].local && l->kids[i].uid == cred.uid;
+	unsigned mine = handlers_of(l, cred.uid, NULL);
 	if (mine >= FERRYD_MAX_PER_USER)
-		return refuse(fd,
-			      "you have %u requests in progress on '%s', the most ferryd serves one user at "
-			      "once: try again when one has finished",
-			      mine, l->d->node);
+		return refuse(
+		    fd,
+		    "you have %u requests in progress on '%s' (from this node and others), the most "
+		    "ferryd serves one user at once: try again when one has finished",
+		    mine, l->d->node);
 	if (l->n_kids >= FERRYD_MAX_CONNS)
 		return refuse(fd, "ferryd on '%s' is busy (%d migrations in progress): try again later",
 			      l->d->node, FERRYD_MAX_CONNS);
@@ -342,8 +431,8 @@ static void expire(struct loop *l, long long now)
 
 static void loop_once(struct loop *l, const sigset_t *during)
 {
-	struct pollfd p[3 + FERRYD_MAX_PENDING];
-	size_t n_pend = l->n_pend;
+	struct pollfd p[3 + FERRYD_MAX_PENDING + FERRYD_MAX_CONNS];
+	size_t n_pend = l->n_pend, n_kids = l->n_kids;
 	p[0] = (struct pollfd){.fd = l->ux, .events = POLLIN};
 	p[1] = (struct pollfd){.fd = l->tcp, .events = POLLIN};
 	p[2] = (struct pollfd){.fd = l->px, .events = POLLIN};
@@ -353,9 +442,17 @@ static void loop_once(struct loop *l, const sigset_t *during)
 		if (l->pend[i].deadline < next)
 			next = l->pend[i].deadline;
 	}
+	/* the peers' handlers that may claim (pids: reap and claim_read reorder the table) */
+	pid_t kid[FERRYD_MAX_CONNS];
+	size_t n_ctl = 0;
+	for (size_t i = 0; i < n_kids; i++)
+		if (l->kids[i].ctl >= 0) {
+			kid[n_ctl] = l->kids[i].pid;
+			p[3 + n_pend + n_ctl++] = (struct pollfd){.fd = l->kids[i].ctl, .events = POLLIN};
+		}
 	long long wait = next > now ? next - now : 0;
 	struct timespec ts = {.tv_sec = wait / 1000, .tv_nsec = (wait % 1000) * 1000000};
-	int r = ppoll(p, 3 + n_pend, &ts, during);
+	int r = ppoll(p, 3 + n_pend + n_ctl, &ts, during);
 	if (child_exited)
 		reap(l);
 	if (hangup) {
@@ -367,6 +464,11 @@ static void loop_once(struct loop *l, const sigset_t *during)
 		for (size_t i = n_pend; i-- > 0;)
 			if (p[3 + i].revents)
 				pending_read(l, i);
+		for (size_t i = 0; i < n_ctl; i++)
+			if (p[3 + n_pend + i].revents)
+				for (size_t j = 0; j < l->n_kids; j++)
+					if (l->kids[j].pid == kid[i] && l->kids[j].ctl >= 0)
+						claim_read(l, &l->kids[j]);
 		if (p[0].revents & POLLIN)
 			accept_all(l, l->ux, true);
 		if (p[1].revents & POLLIN)

@@ -23,7 +23,8 @@ static bool in_doubt(const struct ferry_error *err)
 }
 
 /* The prepare message, checked (its user in *@u); false (and the peer told) when it is not one. */
-static bool prepare_ok(struct ferryd_link *l, const struct ferry_msg *m, struct ferryd_user *u)
+static bool prepare_ok(const struct ferryd *d, struct ferryd_link *l, const struct ferry_msg *m,
+		       struct ferryd_user *u)
 {
 	const char *type = ferry_msg_get(m, "type"), *id = ferry_msg_get(m, "id"),
 		   *name = ferry_msg_get(m, "instance"), *mode = ferry_msg_get(m, "mode");
@@ -32,7 +33,7 @@ static bool prepare_ok(struct ferryd_link *l, const struct ferry_msg *m, struct 
 		ferryd_send_error(-1, l, id, "bad prepare message");
 		return false;
 	}
-	return ferryd_peer_user(l, m, "prepare", u) == 0;
+	return ferryd_peer_user(d, l, m, "prepare", u) == 0;
 }
 
 /* The restart message of a default-mode migration: only a directory of this user in the shared
@@ -251,7 +252,7 @@ static void serve(struct ferryd *d, struct ferryd_link *l)
 		return;
 	long long t_prepare = ferry_monotonic_ms();
 	struct ferryd_user u = {0};
-	if (!prepare_ok(l, &m, &u))
+	if (!prepare_ok(d, l, &m, &u))
 		return;
 	const char *id = ferry_msg_get(&m, "id"), *name = ferry_msg_get(&m, "instance");
 	const char *mode = ferry_msg_get(&m, "mode");

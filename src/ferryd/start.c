@@ -134,7 +134,7 @@ void ferryd_start_serve(struct ferryd *d, struct ferryd_link *l, const struct fe
 	struct ferry_error *err = NULL;
 	const char *id = ferry_msg_get(m, "id");
 	struct ferryd_user u = {0};
-	if (ferryd_peer_user(l, m, "start", &u) < 0)
+	if (ferryd_peer_user(d, l, m, "start", &u) < 0)
 		return;
 	/* the request's bytes are the user's: read again, by the user */
 	_cleanup_free_ struct ferryd_ask *a = xzalloc(sizeof(*a));

@@ -6,7 +6,9 @@
 #   F2  ferryd made BASE/<uid> the user's and chowned a path inside it by name: a racer swapping
 #       the migration's directory for a symlink got any file chowned to them; a user who made
 #       the tmpfs base first owned every diskless migration's directory.
-#   F7  ferryd forked a root process per connection, before authentication, waiting 30 s each.
+#   F7  ferryd forked a root process per connection, before authentication, waiting 30 s each;
+#       and counted only local clients per user: one user's requests from peers (holds of group
+#       members, migrations, remote starts) took every handler of a node, for up to an hour.
 #   F11 ferryd never removed shared/<uid>/<name>-<id>.
 #   link ferryd's messages to its peer (prepare, restart, done, the default-mode verdict and
 #       commit) went in plaintext after the handshake: anyone on the path read the user and the
@@ -44,12 +46,21 @@ teardown_file() {
 setup() {
 	mig_test_setup ftatk
 	BG_PIDS=()
+	USER_BG=()
+	KILL_ALL_FIRST=()
 	STOPPED_PIDS=()
 	SECRET=/var/tmp/ft-ferryd-secret-$BATS_TEST_NUMBER
 }
 
 teardown() {
 	local p
+	for p in "${KILL_ALL_FIRST[@]}"; do # (what waits on a lock a background process holds)
+		ferryd_kill "$p" all
+	done
+	for p in "${USER_BG[@]}"; do # (runuser does not pass its end on to the user's process)
+		kill_tree "$p"
+		wait "$p" 2>/dev/null || true
+	done
 	for p in "${STOPPED_PIDS[@]}"; do # (only while it is the one stopped: no reused pid)
 		! grep -q '^State:[[:space:]]*T' "/proc/$p/status" 2>/dev/null || kill -KILL "$p" 2>/dev/null || true
 	done
@@ -59,6 +70,20 @@ teardown() {
 	done
 	mig_test_teardown 40
 	rm -rf /dev/shm/.ft-migrate-node*.moved-* "$SECRET" "$U2_TMP"/ftatk-*
+}
+
+# kill_tree PID: SIGKILL to PID and every process under it.
+kill_tree() {
+	local pid ppid
+	local -A kids=()
+	while read -r pid ppid; do kids[$ppid]+=" $pid"; done < <(ps -e -o pid=,ppid=)
+	local -a todo=("$1") all=()
+	while [ ${#todo[@]} -gt 0 ]; do
+		all+=("${todo[0]}")
+		# shellcheck disable=SC2206
+		todo=("${todo[@]:1}" ${kids[${todo[0]}]:-})
+	done
+	kill -KILL "${all[@]}" 2>/dev/null || true
 }
 
 # The racer (as a user): watches DIR with inotify and, for every directory made in it, renames
@@ -384,6 +409,63 @@ count_procs() { local p; p=$(ferryd_procs "$1"); wc -w <<<"$p"; }
 	[ "$status" -eq 0 ] || fail "user 1's migration failed ($status): $stderr"
 	assert_only_on nodeB "$name"
 	assert_moves_on "$name" "$run_id"
+}
+
+# mine_refused FILE...: how many of the clients whose output is in FILE... were told that nodeB is
+# busy with 16 of user 1's requests.
+mine_refused() { grep -l "ferryd on 'nodeB' is busy with 16 of your requests" "$@" 2>/dev/null | wc -l; }
+
+@test "F7: one user's requests from peers count with their local ones, 16 on a node; the 17th is refused in one line on the asking node; another user's request goes through" {
+	mig_up
+	mig_launch nodeB "$T-m" 16
+	KILL_ALL_FIRST+=(nodeB)
+	local i c dir out=$BATS_TEST_TMPDIR
+	# user 1 holds their own checkpoint directory's lock: every dump of '$T-m' (a group member's
+	# hold) waits for it without a word, and keeps its handler on nodeB (2 'criu timeout' + 60 s)
+	dir=$(ckpt_dir "$U1" "$T-m")
+	on nodeB python3 -c 'import fcntl, os, sys, time
+fcntl.flock(os.open(sys.argv[1], os.O_RDONLY), fcntl.LOCK_EX)
+time.sleep(90)' "$dir" </dev/null >/dev/null 2>&1 3>&- &
+	USER_BG+=("$!")
+	# 32 holds of '$T-m' for user 1, as the ferryd of other nodes where user 1 has an account
+	# sends them (hold.c), each on a connection that proved the cluster key
+	for ((i = 0; i < 32; i++)); do
+		on_node nodeA python3 "$WIRE" peer "${NODE_IP[nodeB]}:$MIG_PORT" /etc/ferry/cluster.key \
+			msg type=hold "id=$(printf 'fee0%08x' "$i")" "uid=$U1_UID" "user=$U1" "instance=$T-m" leave=1 \
+			from=nodeC recv sleep 80 >"$out/peer-$i.out" 2>&1 </dev/null 3>&- &
+		BG_PIDS+=("$!")
+	done
+	# settled N: N holds have a handler on nodeB or were refused
+	settled() { [ $(($(handlers nodeB | wc -l) + $(mine_refused "$out"/*.out))) -ge "$1" ]; }
+	wait_within 30 settled 32 || fail "the peers' holds did not settle: $(handlers nodeB | wc -l) handlers on nodeB"
+	# 16 more through nodeA's ferryd, as user 1 (ferry checkpoint group nodeB:$T-m, 16 times)
+	for ((i = 0; i < 16; i++)); do
+		on nodeA python3 "$WIRE" local msg type=hold "instance=$T-m" to=nodeB leave=1 recv sleep 80 \
+			>"$out/a-$i.out" 2>&1 </dev/null 3>&- &
+		USER_BG+=("$!")
+	done
+	wait_within 30 settled 48 || fail "nodeA's holds did not settle: $(handlers nodeB | wc -l) handlers on nodeB"
+	# and 16 local clients of user 1's on nodeB itself
+	on nodeB python3 "$WIRE" local idle 16 sleep 30 >"$out/idle.out" 2>&1 </dev/null 3>&- &
+	USER_BG+=("$!")
+	wait_within 10 grep -q "idle 16" "$out/idle.out" || fail "idle: $(cat "$out/idle.out")"
+	sleep 1 # (a local client's handler is forked at its accept)
+	c=$(handlers nodeB | wc -l)
+	echo "# user 1's handlers on nodeB: $c; peers' holds refused: $(mine_refused "$out"/peer-*.out) of 32, nodeA's: $(mine_refused "$out"/a-*.out) of 16" >&3
+	# another user, meanwhile: a list on nodeB, through nodeA (a peer request on nodeB)
+	run --separate-stderr on_as nodeA "$U2" "$FERRY" instance list --node nodeB
+	echo "# user 2's list on nodeB: status $status $stderr" >&3
+	[ "$status" -eq 0 ] || fail "user 2 was refused on nodeB ($status): $stderr"
+	[ "$c" -le 16 ] || fail "user 1 holds $c handlers on nodeB"
+	[ "$(mine_refused "$out"/peer-*.out)" -eq 16 ] || fail "not 16 of the peers' 32 holds refused: $(cat "$out"/peer-0.out)"
+	# the refusal reaches user 1 on the asking node, in one line
+	[ "$(mine_refused "$out"/a-*.out)" -eq 16 ] || fail "nodeA's holds were not refused: $(cat "$out"/a-0.out)"
+	echo "# on nodeA: $(grep -h '^reply' "$out"/a-0.out)" >&3
+	# user 1's local requests on nodeB are over the same 16
+	run on nodeB python3 "$WIRE" local msg type=migrate instance=x to=nodeA mode=default recv
+	assert_output --partial "reply type=error message=you have 16 requests in progress"
+	ferryd_kill nodeB all
+	ferryd_alive nodeA
 }
 
 # ---------------------------------------------------------------- F11
