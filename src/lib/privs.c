@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <grp.h>
 #include <sys/capability.h>
+#include <sys/param.h>
 #include <sys/prctl.h>
 
 #include "privs.h"
@@ -12,6 +13,48 @@ int ferry_privs_init(struct ferry_privs *p, struct ferry_error **err)
 	p->n_groups = getgroups(FERRY_MAX_GROUPS, p->groups);
 	if (p->n_groups < 0)
 		return ferry_error_set(err, errno, "getgroups");
+	return 0;
+}
+
+/* Root's limits in the setuid starter, whatever the caller set before the exec (prlimit, ulimit,
+ * Slurm's propagation): a limit chosen to fire at a chosen point would otherwise kill or fail
+ * root's code there, e.g. the instance monitor between a network's ADD and its DEL, or in the
+ * middle of a record (review of 2026-12-07). As sudo does, the starter sets its own at its start
+ * and gives the caller's back, exactly, to every process that becomes the caller for good
+ * (ferry_privs_drop: the container's init and workload, a joining process, the helpers run as
+ * the caller), so the user's own programs keep theirs.
+ *   Unlimited: RLIMIT_FSIZE (SIGXFSZ in a write), RLIMIT_CPU and RLIMIT_RTTIME (SIGXCPU, then
+ * SIGKILL, at a chosen time), RLIMIT_AS, RLIMIT_DATA and RLIMIT_MEMLOCK (a chosen allocation
+ * failing: xmalloc aborts), RLIMIT_NPROC (a fork while root's effective uid is lowered).
+ *   Fixed: RLIMIT_NOFILE 65536 (a restart holds up to FERRY_CRIU_MAX_PAGES page images open),
+ * RLIMIT_STACK 8 MiB (unlimited would give the helpers root runs the kernel's legacy mmap
+ * layout), RLIMIT_CORE 0 (no core file of root's memory, which holds the node's keys).
+ *   Left alone: RLIMIT_NICE and RLIMIT_RTPRIO (they only bound raising a priority),
+ * RLIMIT_MSGQUEUE, RLIMIT_SIGPENDING and RLIMIT_LOCKS (root uses no message queue, waits for no
+ * queued signal, and file leases are no longer limited).
+ *   A hard limit is never lowered: the drop could not raise it back without CAP_SYS_RESOURCE.
+ * Without that capability (a node in a container) the caller's hard limits cannot be raised
+ * either and bind root too: the starter ignores SIGXFSZ, so that a write past RLIMIT_FSIZE fails
+ * and its failure path cleans up (RLIMIT_CPU's SIGKILL stays the one a user can aim there). */
+static const int root_limits[] = {RLIMIT_NOFILE, RLIMIT_STACK, RLIMIT_CORE, RLIMIT_FSIZE,   RLIMIT_CPU,
+				  RLIMIT_RTTIME, RLIMIT_AS,    RLIMIT_DATA, RLIMIT_MEMLOCK, RLIMIT_NPROC};
+
+int ferry_privs_own_limits(struct ferry_privs *p, struct ferry_error **err)
+{
+	for (int res = 0; res < RLIM_NLIMITS; res++)
+		(void)getrlimit(res, &p->limits[res]);
+	p->has_limits = true;
+	for (size_t i = 0; i < ARRAY_SIZE(root_limits); i++) {
+		int res = root_limits[i];
+		rlim_t max = p->limits[res].rlim_max,
+		       cur = i < 3 ? (rlim_t[]){65536, 8 << 20, 0}[i] : RLIM_INFINITY;
+		struct rlimit rl = {cur, MAX(cur, max)};
+		if (setrlimit(res, &rl) == 0)
+			continue;
+		rl = (struct rlimit){MIN(cur, max), max}; /* no CAP_SYS_RESOURCE: see above */
+		if (errno != EPERM || setrlimit(res, &rl) < 0)
+			return ferry_error_set(err, errno, "set root's resource limit %d", res);
+	}
 	return 0;
 }
 
@@ -48,6 +91,10 @@ int ferry_privs_drop(const struct ferry_privs *p, const int *keep, size_t n_keep
 
 	if (geteuid() != 0 && (r = ferry_privs_raise(p, err)) < 0)
 		return r;
+	/* (only hard limits root raised are lowered, which needs no capability) */
+	for (int res = 0; p->has_limits && res < RLIM_NLIMITS; res++)
+		if (setrlimit(res, &p->limits[res]) < 0)
+			return ferry_error_set(err, errno, "give the caller's resource limit %d back", res);
 	for (int cap = 0; cap <= CAP_LAST_CAP; cap++) {
 		if (in_keep(cap, keep, n_keep))
 			continue;

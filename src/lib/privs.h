@@ -7,6 +7,8 @@
 #ifndef FERRY_PRIVS_H
 #define FERRY_PRIVS_H
 
+#include <stdbool.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include "error.h"
@@ -18,17 +20,24 @@ struct ferry_privs {
 	gid_t gid;
 	gid_t groups[FERRY_MAX_GROUPS];
 	int n_groups;
+	/* the caller's resource limits, which ferry_privs_drop gives back (ferry_privs_own_limits) */
+	struct rlimit limits[RLIM_NLIMITS];
+	bool has_limits;
 };
 
 /* Records the real ids and supplementary groups of the calling process. */
 int ferry_privs_init(struct ferry_privs *p, struct ferry_error **err);
+/* Saves the caller's resource limits in @p and sets root's own (see privs.c): a setuid exec keeps
+ * the caller's, and they bind root too. Called first, while the effective uid is 0. */
+int ferry_privs_own_limits(struct ferry_privs *p, struct ferry_error **err);
 int ferry_privs_raise(const struct ferry_privs *p, struct ferry_error **err);
 int ferry_privs_lower(const struct ferry_privs *p, struct ferry_error **err);
 /* Permanently becomes the caller: clears the bounding set except @keep, sets the caller's
  * groups, gid and uid (real, effective, saved), then sets permitted/effective/inheritable to
  * @keep and raises @keep as ambient capabilities (so they survive execve), sets no_new_privs
  * and verifies: ids cannot be regained, the capability sets are exactly @keep. With n_keep == 0
- * the process ends with no capabilities at all. */
+ * the process ends with no capabilities at all. The caller's resource limits, when @p holds
+ * them, are set back first: from then on the process is the caller's. */
 int ferry_privs_drop(const struct ferry_privs *p, const int *keep, size_t n_keep, struct ferry_error **err);
 
 /* Keeps the current uid but empties every capability set (and the bounding set). */

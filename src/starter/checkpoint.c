@@ -1781,7 +1781,8 @@ static int open_kdat(struct ferry_error **err)
 }
 
 /* CRIU restores a process's fds above its own service fds, which it places under its soft
- * RLIMIT_NOFILE: raised to the hard limit, the user's own (as every limit the starter has). */
+ * RLIMIT_NOFILE: raised to the hard limit, after the drop gave the user's own back (root's, set
+ * at the starter's start, are root's alone: ferry_privs_own_limits). */
 static void raise_nofile(void)
 {
 	struct rlimit rl;
@@ -1907,7 +1908,6 @@ void run_restorer(struct starter *s, int report, int pid_fd)
 	int keep[8];
 	size_t n_keep = restorer_caps(s, net, keep);
 	setpgid(0, 0);
-	raise_nofile();
 	if (s->n_pages > FERRY_CRIU_MAX_PAGES) {
 		ferry_error_msg(&err, E2BIG, "the checkpoint has more than %d page images",
 				FERRY_CRIU_MAX_PAGES);
@@ -1931,6 +1931,7 @@ void run_restorer(struct starter *s, int report, int pid_fd)
 	restorer_pages(s, argv + argc, src + fixed_n, dst + fixed_n);
 	if (ferry_privs_drop(&s->privs, keep, n_keep, &err) < 0)
 		restorer_fail(report, err);
+	raise_nofile();
 	criurun_exec(argv, src, dst, n_fds, report, 255);
 }
 

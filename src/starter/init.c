@@ -19,7 +19,7 @@ extern char **environ;
 /* ferry-reaper, installed into the CRIU bundle (see exec_reaped_workload) */
 #define STARTER_REAPER FERRY_CRIU_DIR "/ferry-reaper"
 
-static void reset_signals(void)
+void reset_signals(void)
 {
 	sigset_t none;
 	sigemptyset(&none);

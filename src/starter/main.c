@@ -165,6 +165,14 @@ int main(int argc, char **argv)
 			    .decision_fd = -1,
 			    .lazy_rep = -1};
 
+	/* first: neither the caller's resource limits nor their signal dispositions and mask (all
+	 * kept by the exec) steer root's code; the caller's limits come back with the permanent drop
+	 * (ferry_privs_drop), a workload's signals are reset again (workload_prepare). An ignored
+	 * SIGCHLD would lose every child's status. */
+	TRY(ferry_privs_own_limits(&s.privs, &err));
+	reset_signals();
+	signal(SIGPIPE, SIG_IGN); /* a peer that went away is an error, not a death */
+	signal(SIGXFSZ, SIG_IGN); /* and so is a write past a file size limit (EFBIG) */
 	sanitize_stdio();
 	starter_t_start = ferry_monotonic_ms();
 	if (geteuid() != 0)
@@ -174,7 +182,6 @@ int main(int argc, char **argv)
 	if (clearenv() != 0 || setenv("PATH", STARTER_PATH, 1) != 0)
 		die("cannot reset the environment");
 	umask(022);
-	signal(SIGPIPE, SIG_IGN); /* a peer that went away is an error, not a death */
 	TRY(ferry_privs_init(&s.privs, &err));
 	TRY(ferry_privs_lower(&s.privs, &err));
 	take_fds(&s);

@@ -147,7 +147,8 @@ struct mon {
 	char *launch_name; /* ".NAME.launch", next to the record */
 };
 
-/* A failed start: tell the starter why, stop the container, drop the reservation. */
+/* A failed start: tell the starter why, stop the container, give its addresses back (a record
+ * that could not be written fails after the ADD), drop the reservation. */
 static _noreturn_ void mon_fail(struct mon *m, struct ferry_error *err)
 {
 	report_error(m->top, err);
@@ -155,6 +156,7 @@ static _noreturn_ void mon_fail(struct mon *m, struct ferry_error *err)
 		kill(m->pid, SIGKILL);
 		waitpid(m->pid, NULL, 0);
 	}
+	network_detach(m->s, m->netns_fd, m->atts, m->n_atts);
 	unlinkat(m->dirfd, m->s->req->instance, 0);
 	if (m->launch_name)
 		unlinkat(m->dirfd, m->launch_name, 0);

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/syscall.h>
 #include <time.h>
 
@@ -27,6 +28,21 @@ int read_record(int dirfd, const char *name, struct ferry_instance **ret, struct
 	return ferry_instance_parse(buf, len, ret, err);
 }
 
+/* Not a record ('.NAME.launch', a record being written: '.NAME.tmpPID'). A '.NAME.tmpPID' whose
+ * PID is gone is removed: a record ferry_write_file_atomic never finished, its writer killed
+ * (SIGXFSZ could, before the starter set root's own limits). Root's, in root's directory; not
+ * while a process has that pid (one that took it again cannot be writing it: its O_EXCL create
+ * would fail). */
+static bool hidden(int dirfd, const char *name)
+{
+	const char *t = strrchr(name, 'p');
+	unsigned long long pid = 0;
+	if (name[0] == '.' && t && t > name + 4 && startswith(t - 3, ".tmp") &&
+	    parse_uint64(t + 1, INT32_MAX, &pid) == 0 && kill((pid_t)pid, 0) < 0 && errno == ESRCH)
+		(void)unlinkat(dirfd, name, 0);
+	return name[0] == '.';
+}
+
 void op_list(struct starter *s)
 {
 	struct ferry_error *err = NULL;
@@ -43,7 +59,7 @@ void op_list(struct starter *s)
 		die("open instance directory: %s", strerror(errno));
 	struct dirent *de;
 	while ((de = readdir(d))) {
-		if (de->d_name[0] == '.')
+		if (hidden(dirfd, de->d_name))
 			continue;
 		struct ferry_instance *inst = NULL;
 		struct ferry_error *e2 = NULL;
@@ -81,7 +97,7 @@ int reserve_name(struct starter *s, int dirfd, struct ferry_error **err)
 			struct ferry_instance *i = NULL;
 			struct ferry_error *ignored = NULL;
 			/* a record that cannot be read still holds its place: counted */
-			if (de->d_name[0] != '.' &&
+			if (!hidden(dirfd, de->d_name) &&
 			    (read_record(dirfd, de->d_name, &i, &ignored) < 0 || ferry_instance_alive(i)))
 				alive++;
 			ferry_instance_free(i);
@@ -103,6 +119,8 @@ int reserve_name(struct starter *s, int dirfd, struct ferry_error **err)
 		if (fd >= 0) {
 			int r = ferry_write_all(fd, text, strlen(text));
 			close(fd);
+			if (r < 0) /* (a cut record would count towards 'max instances' for good) */
+				unlinkat(dirfd, name, 0);
 			if (r < 0)
 				return ferry_error_set(err, -r, "write instance record");
 			return 0;

@@ -123,6 +123,8 @@ int loop_attach(int file_fd, uint64_t offset, uint64_t size, int *ret_fd, struct
 /* init.c: drops privileges for good, then runs as the container's init. Never returns.
  * @report is written an error line when the workload cannot be started. */
 _noreturn_ void container_init(struct starter *s, int report);
+/* init.c: every signal's disposition the default, none blocked (the starter's start, a workload's) */
+void reset_signals(void);
 /* init.c: runs argv in the current (container) namespaces after dropping privileges; writes
  * an error line to @report when exec fails. Never returns. */
 _noreturn_ void exec_workload(struct starter *s, int report);

@@ -516,6 +516,7 @@ forge_request() {
 		--arg) _rec_str 8 "$2"; shift 2 ;;
 		--env) _rec_str 9 "$2"; shift 2 ;;
 		--checkpoint) _rec_str 11 "$2"; shift 2 ;;
+		--networks) _rec_str 13 "$2"; shift 2 ;;
 		--network-args) _rec_str 14 "$2"; shift 2 ;;
 		--group) _rec_str 15 "$2"; shift 2 ;;
 		--bind)
