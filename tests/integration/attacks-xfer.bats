@@ -192,6 +192,48 @@ PY
 	as_user1 "$FERRY" instance stop xa-b
 }
 
+@test "F10: another user's 300 connect-and-close connections and 16 silent ones to the --page-server port do not fail the restart" {
+	setup_move 16
+	# user2 uses up what used to be a count of 256 connections in all (each closed at once: the
+	# receiver had given up in milliseconds, saying no dump had arrived), then fills every slot
+	# of the handshake with connections that say nothing
+	cat >"$U2_TMP/flood.py" <<'PY'
+import socket, sys, time
+port = int(sys.argv[1])
+closed = 0
+for i in range(300):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        closed += 1
+    except OSError as e:
+        print("flood:", i, e, flush=True)
+        break
+silent = []
+for i in range(16):
+    try:
+        silent.append(socket.create_connection(("127.0.0.1", port), timeout=2))
+    except OSError as e:
+        print("silent:", i, e, flush=True)
+        break
+print("connected", closed, len(silent), flush=True)
+time.sleep(120)
+PY
+	chown "$U2" "$U2_TMP/flood.py"
+	as_user2 python3 "$U2_TMP/flood.py" "$PORT" >"$U2_TMP/flood.out" 2>&1 &
+	BG_PIDS+=($!)
+	wait_for grep -q connected "$U2_TMP/flood.out" || fail "user2 did not connect: $(cat "$U2_TMP/flood.out")"
+	echo "# user2: $(cat "$U2_TMP/flood.out")"
+	run --separate-stderr as_user1 "$FERRY" checkpoint instance --criu --page-server "127.0.0.1:$PORT" xa-a
+	[ "$status" -eq 0 ] || fail "the dump failed ($status): $stderr; receiver: $(cat "$RECV_ERR")"
+	wait "$RECV_PID" || fail "the receiver failed: $(cat "$RECV_ERR")"
+	wait_gone "$U1" xa-a
+	instance_running "$U1" xa-b || fail "the instance does not run on the receiving side"
+	s=$(step_of "$PROG")
+	wait_step "$PROG" $((s + 2))
+	assert_progress_ok "$PROG"
+	as_user1 "$FERRY" instance stop xa-b
+}
+
 # relay_of USER ROLE: the pid of USER's ferry-relay in ROLE (send, receive)
 relay_of() {
 	pgrep -u "$(id -u "$1")" -f "^ferry-relay $2 " | head -n 1
