@@ -328,6 +328,46 @@ PY
 	assert_nothing_started "$U1" xa-b
 	assert_equal "$(ckpt_json_field "$U1" "$DST" state)" empty
 	instance_running "$U1" xa-a || fail "the source instance was stopped"
+	# and run on its own, readable (dumpable: as with fs.suid_dumpable 1), it refuses to act
+	run_helper_readable ferry-xfer 3 "$LIBEXEC/ferry-xfer" receive 5
+	[[ "$output" == *"ferry-xfer is readable by its caller, so it could be traced"* ]] ||
+		fail "a dumpable ferry-xfer went on: $output"
+}
+
+# run_helper_readable NAME FD PATH ARGS...: PATH run by user1 directly, with fd FD a directory
+# (the receiver's images) and fd FD+1 a socket whose other end is read to its end; $output: what
+# it said there and on stderr. The caller has made PATH readable, so the process is dumpable.
+run_helper_readable() {
+	cat >"$U1_TMP/helper.py" <<'PY'
+import os, socket, sys
+fd = int(sys.argv[1])
+a, b = socket.socketpair()
+pid = os.fork()
+if pid == 0:
+    d = os.open(os.environ["HOME"], os.O_RDONLY | os.O_DIRECTORY)
+    s = os.dup(b.fileno())  # above every fd there is, then down to their places
+    os.dup2(d, fd)
+    os.dup2(s, fd + 1)
+    os.set_inheritable(fd, True)
+    os.set_inheritable(fd + 1, True)
+    os.execv(sys.argv[2], sys.argv[2:])
+b.close()
+out = b""
+while True:
+    chunk = a.recv(65536)
+    if not chunk:
+        break
+    out += chunk
+os.waitpid(pid, 0)
+sys.stdout.write(out.decode("latin-1").replace("\0", " "))
+PY
+	chown "$U1" "$U1_TMP/helper.py"
+	local name=$1
+	shift
+	chmod 0755 "$LIBEXEC/$name"
+	run timeout 30 runuser -u "$U1" -- sh -c 'cd "$HOME" && exec python3 "$@" 2>&1' x "$U1_TMP/helper.py" "$@"
+	chmod 0711 "$LIBEXEC/$name"
+	echo "# $name: $output"
 }
 
 # ferry-plan sends root the plan it acts on (a restart's network address among it): the user must
@@ -341,4 +381,8 @@ PY
 	[[ "$(tail -n 1 <<<"$stderr")" == "ferry: '$LIBEXEC/ferry-plan' must not be readable by others (mode 0711)"* ]] ||
 		fail "not refused for its mode: $stderr"
 	assert_nothing_started "$U1" xa-p
+	# and run on its own, readable (dumpable: as with fs.suid_dumpable 1), it sends no plan
+	run_helper_readable ferry-plan 3 "$LIBEXEC/ferry-plan" request 0 ""
+	[[ "$output" == *"ferry-plan is readable by its caller, so it could be traced"* ]] ||
+		fail "a dumpable ferry-plan went on: $output"
 }
