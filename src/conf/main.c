@@ -12,6 +12,7 @@
 #include <sys/prctl.h>
 
 #include "config.h"
+#include "dumpable.h"
 #include "fs.h"
 #include "util.h"
 
@@ -27,12 +28,9 @@ int main(int argc, char **argv)
 	_cleanup_(ferry_config_freep) struct ferry_config *c = NULL;
 	_cleanup_free_ char *buf = NULL;
 	size_t len = 0;
-	if (prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 0 && getuid() != 0)
-		ferry_error_msg(&err, EPERM,
-				"ferry-conf is readable by its caller, so it could be traced: install it "
-				"mode 0711 and keep fs.suid_dumpable at 0 or 2 (run 'make install')");
-	else if (ferry_config_load(FERRY_CONFIG_PATH, true, &c, &err) == 0 &&
-		 ferry_config_encode(c, &buf, &len) < 0)
+	if (ferry_refuse_dumpable("ferry-conf", &err) == 0 &&
+	    ferry_config_load(FERRY_CONFIG_PATH, true, &c, &err) == 0 &&
+	    ferry_config_encode(c, &buf, &len) < 0)
 		ferry_error_msg(&err, EFBIG, "the configuration is larger than ferry-conf can send");
 	if (err) {
 		_cleanup_free_ char *line = xasprintf("E %s\n", err->message);

@@ -36,7 +36,7 @@
 
 struct pending {
 	int fd;
-	unsigned char host[17]; /* the peer's address: family, then 4 or 16 bytes */
+	unsigned char host[FERRY_XFER_HOST_LEN]; /* the peer's address (ferry_xfer_peer_host) */
 	long long deadline;
 	unsigned char nonce[FERRY_XFER_NONCE];
 	unsigned char in[SENDER_LEN];
@@ -283,20 +283,6 @@ static void pending_drop(struct loop *l, size_t i)
 	l->pend[i] = l->pend[--l->n_pend];
 }
 
-static void host_of(int fd, unsigned char ret[17])
-{
-	struct sockaddr_storage a = {0};
-	socklen_t len = sizeof(a);
-	memset(ret, 0, 17);
-	if (getpeername(fd, (struct sockaddr *)&a, &len) < 0)
-		return;
-	ret[0] = (unsigned char)a.ss_family;
-	if (a.ss_family == AF_INET)
-		memcpy(ret + 1, &((struct sockaddr_in *)&a)->sin_addr, 4);
-	else if (a.ss_family == AF_INET6)
-		memcpy(ret + 1, &((struct sockaddr_in6 *)&a)->sin6_addr, 16);
-}
-
 /* All slots taken: the oldest connection of the host that holds the most goes. A flood from one
  * host thus pushes out its own connections, not another node's handshake (a real peer answers
  * within a round trip). */
@@ -326,7 +312,7 @@ static void accept_peer(struct loop *l, int fd)
 		evict_one(l);
 	struct pending *p = &l->pend[l->n_pend];
 	*p = (struct pending){.fd = fd, .deadline = ferry_now_ms() + FERRYD_AUTH_TIMEOUT * 1000LL};
-	host_of(fd, p->host);
+	ferry_xfer_peer_host(fd, p->host);
 	unsigned char hello[HELLO_LEN];
 	memcpy(hello, "FXF1", 4);
 	if (fcntl(fd, F_SETFL, O_NONBLOCK | O_RDWR) < 0 || getentropy(p->nonce, sizeof(p->nonce)) < 0) {

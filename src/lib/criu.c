@@ -74,7 +74,8 @@ static int setup(criu_opts **ret, const struct ferry_criu_opts *o, struct ferry_
 
 static int fail(struct ferry_error **err, const struct ferry_criu_opts *o, const char *what, int r)
 {
-	_cleanup_free_ char *lines = ferry_criu_log_errors(o->work_fd, o->log, 3);
+	_cleanup_close_ int lfd = openat(o->work_fd, o->log, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	_cleanup_free_ char *lines = ferry_criu_log_errors(lfd, 3);
 	/* CRIU's own advice (--tcp-established) is not the user's to take: say what is */
 	if (lines && !o->tcp && streq(what, "dump") &&
 	    (strstr(lines, "Connected TCP socket") || strstr(lines, "Failed to lock TCP connection")))

@@ -112,8 +112,10 @@ struct ferry_criu_opts {
 int ferry_criu_dump(const struct ferry_criu_opts *o, struct ferry_error **err);
 /* Restores into the caller's namespaces; *ret_pid is the restored root, in our pid namespace. */
 int ferry_criu_restore(const struct ferry_criu_opts *o, pid_t *ret_pid, struct ferry_error **err);
-/* criu_log.c: the last @max "Error" lines of a CRIU log (skipping known harmless ones), joined by "; ". */
-char *ferry_criu_log_errors(int dirfd, const char *log, int max);
+/* criu_log.c: the last @max "Error" lines of the CRIU log open on @fd (skipping known harmless
+ * ones), joined by "; "; NULL for none or @fd -1. The caller opens it (the starter as root: only
+ * through ckdir_openat, O_NONBLOCK, and a regular file of the user's). */
+char *ferry_criu_log_errors(int fd, int max);
 /* criu_log.c: FERRY_CRIU_KDAT_DIR "/<boot id>" into @buf; -errno when the boot id is unknown. */
 int ferry_criu_kdat_dir(char *buf, size_t n);
 

@@ -219,20 +219,47 @@ int ferry_xfer_connect(int sk, const unsigned char *key, size_t keylen, uid_t ui
 	return hs_connect(sk, key, keylen, ROLE_S, ROLE_R, '2', uid, timeout, ret_keys, err);
 }
 
+void ferry_xfer_peer_host(int sk, unsigned char ret[FERRY_XFER_HOST_LEN])
+{
+	struct sockaddr_storage a;
+	socklen_t len = sizeof(a);
+	memset(ret, 0, FERRY_XFER_HOST_LEN);
+	if (getpeername(sk, (struct sockaddr *)&a, &len) < 0)
+		return;
+	ret[0] = (unsigned char)a.ss_family;
+	if (a.ss_family == AF_INET)
+		memcpy(ret + 1, &((struct sockaddr_in *)&a)->sin_addr, 4);
+	else if (a.ss_family == AF_INET6)
+		memcpy(ret + 1, &((struct sockaddr_in6 *)&a)->sin6_addr, 16);
+}
+
 /* A connection to a listening receiver, on its way through the handshake. */
 struct pending {
 	int sk;
 	long long deadline;
 	size_t got;
+	unsigned char host[FERRY_XFER_HOST_LEN];
 	unsigned char hello[HELLO_LEN], proof[PROOF_LEN];
 };
 
-static void pending_drop(struct pending *p, const char *why)
+/* What a listening receiver turned away: how many, and the last one's reason. */
+struct refusals {
+	unsigned n;
+	char last[256];
+};
+
+/* Closes @p; @why (when not NULL) is sent to the peer first (another user's dump learns it was
+ * refused), and counted in @ref with @why_here (the reason as the receiver's user reads it). */
+static void pending_drop(struct pending *p, const char *why, const char *why_here, struct refusals *ref)
 {
-	if (why) /* tell it why (another user's dump learns it was refused) */
+	if (why)
 		(void)ferry_xfer_send_verdict(p->sk, why);
 	close(p->sk);
 	p->sk = -1;
+	if (ref) {
+		ref->n++;
+		snprintf(ref->last, sizeof(ref->last), "%s", why_here ? why_here : why);
+	}
 }
 
 /* Reads what @p's peer sent: 1 once its proof is whole, 0 for more to come, -1 when it went. */
@@ -247,55 +274,94 @@ static int pending_read(struct pending *p)
 	return p->got == sizeof(p->proof);
 }
 
-/* Accepts one more connection into @ps (a free slot, sk -1) and greets it. */
-static void pending_accept(int ls, struct pending *p, struct ferry_error **last)
-{
-	p->sk = accept4(ls, NULL, NULL, SOCK_CLOEXEC);
-	if (p->sk < 0)
-		return;
-	ferry_xfer_tune_socket(p->sk);
-	p->got = 0;
-	p->deadline = ferry_now_ms() + FERRY_XFER_HELLO_TIMEOUT * 1000;
-	ferry_error_free(*last);
-	*last = NULL;
-	if (hs_hello(p->sk, '2', p->hello, last) < 0)
-		pending_drop(p, NULL);
-}
-
 #define MAX_PENDING 16
 
+/* All slots taken: the oldest connection of the address that holds the most goes (as ferryd's
+ * loop, src/ferryd/loop.c). A flood from one address pushes out its own connections first, and
+ * a sender, which answers within a round trip, is the newest of its address. */
+static int pending_victim(const struct pending ps[MAX_PENDING])
+{
+	int victim = 0, most = 0;
+	for (int i = 0; i < MAX_PENDING; i++) {
+		int same = 0, oldest = i;
+		for (int j = 0; j < MAX_PENDING; j++)
+			if (!memcmp(ps[i].host, ps[j].host, FERRY_XFER_HOST_LEN)) {
+				same++;
+				if (ps[j].deadline < ps[oldest].deadline)
+					oldest = j;
+			}
+		if (same > most) {
+			most = same;
+			victim = oldest;
+		}
+	}
+	return victim;
+}
+
+/* Accepts one more connection into a slot of @ps (evicting one when all are taken) and greets
+ * it. Fails only when the node cannot accept at all (out of fds or memory). */
+static int pending_accept(int ls, struct pending ps[MAX_PENDING], struct refusals *ref,
+			  struct ferry_error **err)
+{
+	int sk = accept4(ls, NULL, NULL, SOCK_CLOEXEC);
+	if (sk < 0) {
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM ||
+		    errno == EBADF || errno == EINVAL || errno == ENOTSOCK)
+			return ferry_error_set(err, errno, "accept");
+		return 0; /* gone before it was accepted, a network error: the next one */
+	}
+	int slot = -1;
+	for (int i = 0; i < MAX_PENDING && slot < 0; i++)
+		if (ps[i].sk < 0)
+			slot = i;
+	if (slot < 0) {
+		slot = pending_victim(ps);
+		pending_drop(&ps[slot], "too many connections in the handshake: refused", NULL, ref);
+	}
+	struct pending *p = &ps[slot];
+	p->sk = sk;
+	ferry_xfer_tune_socket(sk);
+	ferry_xfer_peer_host(sk, p->host);
+	p->got = 0;
+	p->deadline = ferry_now_ms() + FERRY_XFER_HELLO_TIMEOUT * 1000;
+	_cleanup_error_ struct ferry_error *e = NULL;
+	if (hs_hello(sk, '2', p->hello, &e) < 0)
+		pending_drop(p, NULL, e->message, ref);
+	return 0;
+}
+
 /* The connections are served side by side, so that none (silent, dribbling) holds up the
- * sender behind it for more than the time the sender itself takes. */
+ * sender behind it for more than the time the sender itself takes. There is no count of
+ * connections in all: a stranger's connections, however many, end only the ones they made (the
+ * deadline and the slots bound the work). */
 int ferry_xfer_accept_listen(int ls, const unsigned char *key, size_t keylen, uid_t uid, unsigned total,
 			     struct ferry_xfer_keys *ret_keys, struct ferry_error **err)
 {
 	long long deadline = ferry_now_ms() + (long long)total * 1000;
-	_cleanup_error_ struct ferry_error *last = NULL;
+	struct refusals ref = {0};
 	struct pending ps[MAX_PENDING];
 	for (int i = 0; i < MAX_PENDING; i++)
 		ps[i].sk = -1;
-	int tries = 0, found = -1;
+	int found = -1, failed = 0;
 	for (;;) {
 		long long now = ferry_now_ms(), wake = deadline;
 		struct pollfd p[MAX_PENDING + 1];
-		int free_slot = -1, busy = 0;
 		for (int i = 0; i < MAX_PENDING; i++) {
 			if (ps[i].sk >= 0 && ps[i].deadline <= now)
-				pending_drop(&ps[i], "no proof of the cluster key in time: refused");
+				pending_drop(&ps[i], "no proof of the cluster key in time: refused", NULL,
+					     &ref);
 			if (ps[i].sk >= 0 && ps[i].deadline < wake)
 				wake = ps[i].deadline;
-			if (ps[i].sk < 0 && free_slot < 0)
-				free_slot = i;
-			busy += ps[i].sk >= 0;
 			p[i] = (struct pollfd){.fd = ps[i].sk, .events = POLLIN};
 		}
-		bool more = free_slot >= 0 && tries < FERRY_XFER_MAX_TRIES;
-		if ((!more && busy == 0) || now >= deadline)
+		if (now >= deadline)
 			break;
-		p[MAX_PENDING] = (struct pollfd){.fd = more ? ls : -1, .events = POLLIN};
+		p[MAX_PENDING] = (struct pollfd){.fd = ls, .events = POLLIN};
 		int r = poll(p, MAX_PENDING + 1, (int)(wake - now > INT_MAX ? INT_MAX : wake - now));
-		if (r < 0 && errno != EINTR)
-			return ferry_error_set(err, errno, "poll");
+		if (r < 0 && errno != EINTR) {
+			failed = ferry_error_set(err, errno, "poll");
+			break;
+		}
 		if (r <= 0)
 			continue;
 		for (int i = 0; i < MAX_PENDING && found < 0; i++) {
@@ -303,34 +369,33 @@ int ferry_xfer_accept_listen(int ls, const unsigned char *key, size_t keylen, ui
 				continue;
 			int got = pending_read(&ps[i]);
 			if (got < 0)
-				pending_drop(&ps[i], NULL);
+				pending_drop(&ps[i], NULL, "closed before it proved the cluster key", &ref);
 			if (got <= 0)
 				continue;
-			ferry_error_free(last);
-			last = NULL;
+			_cleanup_error_ struct ferry_error *e = NULL;
 			if (hs_finish(ps[i].sk, key, keylen, ROLE_S, ROLE_R, '2', uid, ps[i].hello,
-				      ps[i].proof, ret_keys, &last) == 0)
+				      ps[i].proof, ret_keys, &e) == 0)
 				found = i;
 			else /* someone else (another user's dump, a stray connection) */
-				pending_drop(&ps[i], last->message);
+				pending_drop(&ps[i], e->message, NULL, &ref);
 		}
 		if (found >= 0)
 			break;
-		if (more && p[MAX_PENDING].revents) {
-			pending_accept(ls, &ps[free_slot], &last);
-			tries++;
-		}
+		if (p[MAX_PENDING].revents && (failed = pending_accept(ls, ps, &ref, err)) < 0)
+			break;
 	}
 	for (int i = 0; i < MAX_PENDING; i++)
 		if (ps[i].sk >= 0 && i != found)
-			pending_drop(&ps[i], "another sender was first: refused");
+			pending_drop(&ps[i], "another sender was first: refused", NULL, NULL);
 	if (found >= 0)
 		return ps[found].sk;
-	if (!last)
+	if (failed < 0)
+		return failed;
+	if (ref.n == 0)
 		return ferry_error_msg(err, ETIMEDOUT, "no dump arrived within %u s", total);
 	return ferry_error_msg(err, ETIMEDOUT,
-			       "no dump of yours arrived within %u s (%d connection%s refused; the last: %s)",
-			       total, tries, tries == 1 ? "" : "s", last->message);
+			       "no dump of yours arrived within %u s; %u connection%s refused (the last: %s)",
+			       total, ref.n, ref.n == 1 ? " was" : "s were", ref.last);
 }
 
 /* Daemons: the same proofs under other role names, so that neither kind of session can be

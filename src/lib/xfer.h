@@ -68,16 +68,21 @@ int ferry_xfer_connect(int sk, const unsigned char *key, size_t keylen, uid_t ui
 		       struct ferry_xfer_keys *ret_keys, struct ferry_error **err);
 
 /* Receiver on a listening socket: accepts connections until one completes the handshake, so
- * that whoever connects first (and sends nothing, or garbage) cannot fail the transfer: at
- * most FERRY_XFER_MAX_TRIES connections, each given FERRY_XFER_HELLO_TIMEOUT seconds to
- * prove the key, all within @total seconds. Returns the connected socket. */
-#define FERRY_XFER_MAX_TRIES 256
+ * that whoever connects first (and sends nothing, or garbage, or connects again and again)
+ * cannot fail the transfer: up to 16 connections side by side, each given
+ * FERRY_XFER_HELLO_TIMEOUT seconds to prove the key (when all are taken, the oldest of the
+ * address holding the most goes), as many in all as arrive within @total seconds. Returns the
+ * connected socket. */
 #define FERRY_XFER_HELLO_TIMEOUT 5
 /* How long a receiver listening on --page-server (ferry-relay) waits for a sender to connect at
  * all (the CLI's old wait): nothing moves meanwhile, so this is an idle bound. */
 #define FERRY_XFER_LISTEN_S 600
 int ferry_xfer_accept_listen(int ls, const unsigned char *key, size_t keylen, uid_t uid, unsigned total,
 			     struct ferry_xfer_keys *ret_keys, struct ferry_error **err);
+/* The address of @sk's peer, for counting a peer's connections: the family, then 4 or 16 bytes
+ * (zero for a unix socket). */
+#define FERRY_XFER_HOST_LEN 17
+void ferry_xfer_peer_host(int sk, unsigned char ret[FERRY_XFER_HOST_LEN]);
 
 /* The channels of a session, and its record types: data of channel N is type N, its end
  * FERRY_XFER_END + N, the end of the session FERRY_XFER_FIN. PAGES: the dump's page server

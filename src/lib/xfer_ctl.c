@@ -21,8 +21,8 @@ int ferry_xfer_read_refusal(int sk, unsigned timeout, struct ferry_error **err)
 	if ((r = ferry_read_timeout(sk, msg, n, timeout, err)) < 0)
 		return r;
 	msg[n] = '\0';
-	for (char *p = msg; *p; p++)
-		if ((unsigned char)*p < 0x20)
+	for (char *p = msg; *p; p++) /* a stranger's text, for a terminal: printable ASCII only */
+		if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e)
 			*p = ' ';
 	return ferry_error_msg(err, EREMOTEIO, "the receiver failed: %s", msg);
 }

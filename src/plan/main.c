@@ -19,6 +19,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
+#include "dumpable.h"
 #include "fs.h"
 #include "image.h"
 #include "../starter/plan.h"
@@ -220,7 +221,9 @@ int main(int argc, char **argv)
 	struct starter s = {.image_fd = -1, .xfer_fd = streq(argv[2], "1") ? 0 : -1};
 	s.privs.uid = getuid();
 	s.home = *argv[3] ? argv[3] : NULL;
-	if (ferry_config_load(FERRY_CONFIG_PATH, true, &s.cfg, &err) < 0 ||
+	/* root acts on the plan: a process its caller could trace could change it */
+	if (ferry_refuse_dumpable("ferry-plan", &err) < 0 ||
+	    ferry_config_load(FERRY_CONFIG_PATH, true, &s.cfg, &err) < 0 ||
 	    read_request(&s, verified || launch, &err) < 0)
 		send_error(&b, err);
 	if (launch) {

@@ -24,6 +24,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 
+#include "dumpable.h"
 #include "fs.h"
 #include "manifest.h"
 #include "util.h"
@@ -51,12 +52,10 @@ static int fail(struct ferry_error *err)
  * them the cluster key. Root's own relay may be traced by root alone. */
 static int ensure_private(struct ferry_error **err)
 {
-	if (prctl(PR_GET_DUMPABLE, 0, 0, 0, 0) != 0 && getuid() != 0)
-		return ferry_error_msg(
-		    err, EPERM,
-		    "ferry-relay is readable by its caller, so it could be traced: install "
-		    "it mode 0711 and keep fs.suid_dumpable at 0 or 2 (run 'make install')");
-	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0 || prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
+	int r = ferry_refuse_dumpable("ferry-relay", err);
+	if (r < 0)
+		return r;
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0)
 		return ferry_error_set(err, errno, "prctl");
 	if (getppid() == 1)
 		return ferry_error_msg(err, ESRCH, "the starter is gone");

@@ -2012,6 +2012,19 @@ static pid_t host_criu_spawn(struct starter *s, const int *fds, int n, char *con
 	return pid;
 }
 
+/* What went wrong, from the log @name that a CRIU of the user's wrote in @dirfd, a directory the
+ * user can write, read while we are root: opened only as ckdir_openat opens, without waiting
+ * (O_NONBLOCK: a FIFO put there would hang us), and read only when it is a regular file of the
+ * user's with one link (not a link to a file of root's, on a node without protected_hardlinks). */
+static char *user_log_errors(uid_t uid, int dirfd, const char *name)
+{
+	struct stat st;
+	_cleanup_close_ int fd = ckdir_openat(dirfd, name, O_RDONLY | O_NONBLOCK, 0);
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != uid || st.st_nlink != 1)
+		return NULL; /* (none, fd -1 among them) */
+	return ferry_criu_log_errors(fd, 3);
+}
+
 /* The page server, as the user, in the host's namespaces (host_criu_exec): it only writes the
  * pages CRIU sends over the socket into the staging images directory. */
 static int run_page_server(struct starter *s, int imgfd, int pages, struct tail_hashes *tails,
@@ -2071,7 +2084,7 @@ static int run_page_server(struct starter *s, int imgfd, int pages, struct tail_
 	if (msg)
 		return ferry_error_msg(err, EIO, "%s", startswith(msg, "E ") ? msg + 2 : msg);
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-		_cleanup_free_ char *lines = ferry_criu_log_errors(imgfd, "page-server.log", 3);
+		_cleanup_free_ char *lines = user_log_errors(s->privs.uid, imgfd, "page-server.log");
 		return ferry_error_msg(err, EIO, "the CRIU page server failed%s%s", lines ? ": " : "",
 				       lines ? lines : "");
 	}
@@ -2099,8 +2112,7 @@ static int lazy_daemon_end(struct starter *s, bool timed_out, struct ferry_error
 		return ferry_error_msg(err, EIO, "%s", startswith(msg, "E ") ? msg + 2 : msg);
 	if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
 		return 0;
-	_cleanup_free_ char *lines =
-	    s->ckpt_fd >= 0 ? ferry_criu_log_errors(s->ckpt_fd, FERRY_CRIU_LAZY_LOG, 3) : NULL;
+	_cleanup_free_ char *lines = user_log_errors(s->privs.uid, s->ckpt_fd, FERRY_CRIU_LAZY_LOG);
 	return ferry_error_msg(err, EIO, "post-copy: CRIU's lazy-pages daemon failed%s%s", lines ? ": " : "",
 			       lines ? lines : "");
 }

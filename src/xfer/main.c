@@ -11,6 +11,7 @@
  * An error is one line on stderr and exit status 1. */
 #include <sys/stat.h>
 
+#include "dumpable.h"
 #include "fs.h"
 #include "util.h"
 #include "xfer.h"
@@ -30,6 +31,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "ferry-xfer is run by ferry-starter, not directly\n");
 		return 2;
 	}
+	/* a receiving one holds the directory whose files root then seals: a process its caller could
+	 * trace would let them swap a file between root's look and the seal */
+	if (ferry_refuse_dumpable("ferry-xfer", &err) < 0)
+		return fail(err);
 	if (streq(argv[1], "send") && argc == 2) {
 		if (ferry_xfer_send_passed(4, 3, &err) < 0)
 			return fail(err);

@@ -192,6 +192,48 @@ PY
 	as_user1 "$FERRY" instance stop xa-b
 }
 
+@test "F10: another user's 300 connect-and-close connections and 16 silent ones to the --page-server port do not fail the restart" {
+	setup_move 16
+	# user2 uses up what used to be a count of 256 connections in all (each closed at once: the
+	# receiver had given up in milliseconds, saying no dump had arrived), then fills every slot
+	# of the handshake with connections that say nothing
+	cat >"$U2_TMP/flood.py" <<'PY'
+import socket, sys, time
+port = int(sys.argv[1])
+closed = 0
+for i in range(300):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        closed += 1
+    except OSError as e:
+        print("flood:", i, e, flush=True)
+        break
+silent = []
+for i in range(16):
+    try:
+        silent.append(socket.create_connection(("127.0.0.1", port), timeout=2))
+    except OSError as e:
+        print("silent:", i, e, flush=True)
+        break
+print("connected", closed, len(silent), flush=True)
+time.sleep(120)
+PY
+	chown "$U2" "$U2_TMP/flood.py"
+	as_user2 python3 "$U2_TMP/flood.py" "$PORT" >"$U2_TMP/flood.out" 2>&1 &
+	BG_PIDS+=($!)
+	wait_for grep -q connected "$U2_TMP/flood.out" || fail "user2 did not connect: $(cat "$U2_TMP/flood.out")"
+	echo "# user2: $(cat "$U2_TMP/flood.out")"
+	run --separate-stderr as_user1 "$FERRY" checkpoint instance --criu --page-server "127.0.0.1:$PORT" xa-a
+	[ "$status" -eq 0 ] || fail "the dump failed ($status): $stderr; receiver: $(cat "$RECV_ERR")"
+	wait "$RECV_PID" || fail "the receiver failed: $(cat "$RECV_ERR")"
+	wait_gone "$U1" xa-a
+	instance_running "$U1" xa-b || fail "the instance does not run on the receiving side"
+	s=$(step_of "$PROG")
+	wait_step "$PROG" $((s + 2))
+	assert_progress_ok "$PROG"
+	as_user1 "$FERRY" instance stop xa-b
+}
+
 # relay_of USER ROLE: the pid of USER's ferry-relay in ROLE (send, receive)
 relay_of() {
 	pgrep -u "$(id -u "$1")" -f "^ferry-relay $2 " | head -n 1
@@ -286,6 +328,46 @@ PY
 	assert_nothing_started "$U1" xa-b
 	assert_equal "$(ckpt_json_field "$U1" "$DST" state)" empty
 	instance_running "$U1" xa-a || fail "the source instance was stopped"
+	# and run on its own, readable (dumpable: as with fs.suid_dumpable 1), it refuses to act
+	run_helper_readable ferry-xfer 3 "$LIBEXEC/ferry-xfer" receive 5
+	[[ "$output" == *"ferry-xfer is readable by its caller, so it could be traced"* ]] ||
+		fail "a dumpable ferry-xfer went on: $output"
+}
+
+# run_helper_readable NAME FD PATH ARGS...: PATH run by user1 directly, with fd FD a directory
+# (the receiver's images) and fd FD+1 a socket whose other end is read to its end; $output: what
+# it said there and on stderr. The caller has made PATH readable, so the process is dumpable.
+run_helper_readable() {
+	cat >"$U1_TMP/helper.py" <<'PY'
+import os, socket, sys
+fd = int(sys.argv[1])
+a, b = socket.socketpair()
+pid = os.fork()
+if pid == 0:
+    d = os.open(os.environ["HOME"], os.O_RDONLY | os.O_DIRECTORY)
+    s = os.dup(b.fileno())  # above every fd there is, then down to their places
+    os.dup2(d, fd)
+    os.dup2(s, fd + 1)
+    os.set_inheritable(fd, True)
+    os.set_inheritable(fd + 1, True)
+    os.execv(sys.argv[2], sys.argv[2:])
+b.close()
+out = b""
+while True:
+    chunk = a.recv(65536)
+    if not chunk:
+        break
+    out += chunk
+os.waitpid(pid, 0)
+sys.stdout.write(out.decode("latin-1").replace("\0", " "))
+PY
+	chown "$U1" "$U1_TMP/helper.py"
+	local name=$1
+	shift
+	chmod 0755 "$LIBEXEC/$name"
+	run timeout 30 runuser -u "$U1" -- sh -c 'cd "$HOME" && exec python3 "$@" 2>&1' x "$U1_TMP/helper.py" "$@"
+	chmod 0711 "$LIBEXEC/$name"
+	echo "# $name: $output"
 }
 
 # ferry-plan sends root the plan it acts on (a restart's network address among it): the user must
@@ -299,4 +381,8 @@ PY
 	[[ "$(tail -n 1 <<<"$stderr")" == "ferry: '$LIBEXEC/ferry-plan' must not be readable by others (mode 0711)"* ]] ||
 		fail "not refused for its mode: $stderr"
 	assert_nothing_started "$U1" xa-p
+	# and run on its own, readable (dumpable: as with fs.suid_dumpable 1), it sends no plan
+	run_helper_readable ferry-plan 3 "$LIBEXEC/ferry-plan" request 0 ""
+	[[ "$output" == *"ferry-plan is readable by its caller, so it could be traced"* ]] ||
+		fail "a dumpable ferry-plan went on: $output"
 }

@@ -158,6 +158,47 @@ assert_refused_untouched() {
 	assert_runs_once "$name"
 }
 
+@test "live, security: a FIFO in place of the lazy-pages daemon's log does not hang the destination's root starter; the job keeps running on nodeA" {
+	# F-3: when the daemon fails to start, the starter, still root, reads the errors of its log in
+	# the migration's directory on nodeB, which is the user's: it opened it with a plain openat,
+	# and a FIFO there (no writer once the daemon is killed) hung it for good
+	mig_up "criu timeout = 5"
+	local name=$T-fifo
+	live_launch "$name" 16
+	# the user's own doing in their own directory (root finds its name, which ferryd makes from
+	# an id; its parent is 0711): the FIFO, and a directory where the daemon would listen
+	cat >"$BATS_TEST_TMPDIR/plant.py" <<'PY'
+import glob, os, sys, time
+base, name, uid = sys.argv[1], sys.argv[2], int(sys.argv[3])
+for _ in range(6000):
+    for d in glob.glob(os.path.join(base, name + "-*")):
+        os.mkfifo(os.path.join(d, "lazy-pages.log"), 0o600)
+        os.mkdir(os.path.join(d, "lazy-pages.socket"), 0o700)
+        os.lchown(os.path.join(d, "lazy-pages.log"), uid, -1)
+        os.lchown(os.path.join(d, "lazy-pages.socket"), uid, -1)
+        print("planted", d, flush=True)
+        sys.exit(0)
+    time.sleep(0.005)
+print("no directory", flush=True)
+PY
+	python3 "$BATS_TEST_TMPDIR/plant.py" "$MIG_TMPFS-nodeB/$(id -u "$U1")" "$name" "$(id -u "$U1")" \
+		>"$BATS_TEST_TMPDIR/plant.out" 2>&1 &
+	local planter=$!
+	mig_bg nodeA "$name" --to nodeB --mode live
+	mig_wait 90
+	wait "$planter" || true
+	echo "# $(cat "$BATS_TEST_TMPDIR/plant.out"); migrate ($status, ${MIG_SECONDS}s): $stderr"
+	grep -q planted "$BATS_TEST_TMPDIR/plant.out" || fail "nothing planted: $(cat "$BATS_TEST_TMPDIR/plant.out")"
+	[ "$status" -ne 0 ] || fail "the migration went through"
+	# refused for what it is, within 'criu timeout' and a few seconds (a hung starter is only
+	# ended by ferryd's own limit, 70 s without progress)
+	grep -q "lazy-pages daemon" <<<"$stderr" || fail "not refused for the lazy-pages daemon: $stderr"
+	[ "${MIG_SECONDS%.*}" -lt 40 ] || fail "the refusal took ${MIG_SECONDS}s"
+	assert_only_on nodeA "$name"
+	assert_moves_on "$name" "$RUN"
+	assert_runs_once "$name"
+}
+
 @test "live: 'allow live migration = no' refuses before anything freezes, on the destination and on the source" {
 	local name=$T-no
 	mig_up

@@ -559,6 +559,92 @@ static void test_accept_listen(void **state)
 	rmdir(path);
 }
 
+/* F-1: a stranger's connect-and-close connections, however many, and a full set of silent ones
+ * do not end the receiver: the sender after them gets through (at 256 connections in all the
+ * receiver used to give up at once, saying no dump had arrived). */
+static int listen_unix(char path[], struct sockaddr_un *a)
+{
+	assert_non_null(mkdtemp(path));
+	*a = (struct sockaddr_un){.sun_family = AF_UNIX};
+	snprintf(a->sun_path, sizeof(a->sun_path), "%s/s", path);
+	int ls = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_int_equal(bind(ls, (struct sockaddr *)a, sizeof(*a)), 0);
+	assert_int_equal(listen(ls, 16), 0);
+	return ls;
+}
+
+static void flood(const struct sockaddr_un *a, int closed, int silent)
+{
+	for (int i = 0; i < closed + silent; i++) {
+		/* (a connect waits while the backlog is full: not for ever, if nobody accepts) */
+		struct timeval tv = {.tv_sec = 5};
+		int c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (c < 0 || setsockopt(c, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0 ||
+		    connect(c, (const struct sockaddr *)a, sizeof(*a)) < 0)
+			_exit(2);
+		if (i < closed)
+			close(c); /* the silent ones stay open until the process ends */
+	}
+}
+
+static void test_accept_listen_flood(void **state)
+{
+	(void)state;
+	signal(SIGPIPE, SIG_IGN);
+	char path[] = "/tmp/ferry-xfer-flood-XXXXXX";
+	struct sockaddr_un a;
+	int ls = listen_unix(path, &a);
+	pid_t pid = fork();
+	if (pid == 0) {
+		flood(&a, 300, 16);
+		int good = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (connect(good, (struct sockaddr *)&a, sizeof(a)) < 0)
+			_exit(2);
+		_exit(ferry_xfer_connect(good, cluster, 32, 1001, 10, NULL, NULL) == 0 ? 0 : 1);
+	}
+	struct ferry_xfer_keys keys;
+	_cleanup_error_ struct ferry_error *err = NULL;
+	int sk = ferry_xfer_accept_listen(ls, cluster, 32, 1001, 30, &keys, &err);
+	int st = 0;
+	if (sk < 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &st, 0);
+		fail_msg("the receiver gave up: %s", err->message);
+	}
+	waitpid(pid, &st, 0);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	close(sk);
+	close(ls);
+	unlink(a.sun_path);
+	rmdir(path);
+}
+
+/* A receiver that strangers kept busy until its time ran out says so, not that nothing came. */
+static void test_accept_listen_strangers_said(void **state)
+{
+	(void)state;
+	char path[] = "/tmp/ferry-xfer-flood-XXXXXX";
+	struct sockaddr_un a;
+	int ls = listen_unix(path, &a);
+	pid_t pid = fork();
+	if (pid == 0) {
+		flood(&a, 20, 0);
+		_exit(0);
+	}
+	struct ferry_xfer_keys keys;
+	_cleanup_error_ struct ferry_error *err = NULL;
+	assert_true(ferry_xfer_accept_listen(ls, cluster, 32, 1001, 2, &keys, &err) < 0);
+	assert_non_null(err);
+	assert_non_null(strstr(err->message, "20 connections were refused"));
+	assert_non_null(strstr(err->message, "no dump of yours arrived within 2 s"));
+	int st = 0;
+	waitpid(pid, &st, 0);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	close(ls);
+	unlink(a.sun_path);
+	rmdir(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -574,6 +660,8 @@ int main(void)
 	    cmocka_unit_test(test_relay_compression),
 	    cmocka_unit_test(test_relay_bad_compressed),
 	    cmocka_unit_test(test_accept_listen),
+	    cmocka_unit_test(test_accept_listen_flood),
+	    cmocka_unit_test(test_accept_listen_strangers_said),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -20,6 +21,16 @@ static int dir_with_log(const char *text, char *tmpl)
 	assert_int_equal(ferry_write_all(fd, text, strlen(text)), 0);
 	close(fd);
 	return dirfd;
+}
+
+/* the log @name in @dirfd, opened as its callers do (O_NONBLOCK: a FIFO does not hold them up) */
+static char *errors_of(int dirfd, const char *name)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	char *r = ferry_criu_log_errors(fd, 3);
+	if (fd >= 0)
+		close(fd);
+	return r;
 }
 
 static void cleanup(int dirfd, const char *dir)
@@ -40,7 +51,7 @@ static void test_first_and_last(void **state)
 				 "(00.5) Error (cr-restore.c:2331): Restoring FAILED.\n"
 				 "(00.6) Error (cr-restore.c:1269): 9999 killed by signal 9\n",
 				 dir);
-	_cleanup_free_ char *got = ferry_criu_log_errors(dirfd, "restore.log", 3);
+	_cleanup_free_ char *got = errors_of(dirfd, "restore.log");
 	assert_string_equal(got, "Error (files-reg.c:467): Can't create ghost regfile; "
 				 "Error (cr-restore.c:2331): Restoring FAILED.; "
 				 "Error (cr-restore.c:1269): 9999 killed by signal 9");
@@ -51,10 +62,15 @@ static void test_few_and_none(void **state)
 {
 	char dir[] = "/tmp/ferry-criu-log-XXXXXX";
 	int dirfd = dir_with_log("Error (a.c:1): only\nplain line\n", dir);
-	_cleanup_free_ char *one = ferry_criu_log_errors(dirfd, "restore.log", 3);
+	_cleanup_free_ char *one = errors_of(dirfd, "restore.log");
 	assert_string_equal(one, "Error (a.c:1): only");
-	_cleanup_free_ char *none = ferry_criu_log_errors(dirfd, "nosuch.log", 3);
+	_cleanup_free_ char *none = errors_of(dirfd, "nosuch.log");
 	assert_null(none);
+	/* a FIFO in the log's place (F-3): nothing, at once */
+	assert_int_equal(mkfifoat(dirfd, "fifo.log", 0600), 0);
+	_cleanup_free_ char *fifo = errors_of(dirfd, "fifo.log");
+	assert_null(fifo);
+	unlinkat(dirfd, "fifo.log", 0);
 	cleanup(dirfd, dir);
 }
 

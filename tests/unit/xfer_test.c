@@ -409,13 +409,37 @@ static void test_verdict(void **state)
 	close(sv[1]);
 }
 
+/* A refusal's text comes from whoever answered on the port (no key proven): it reaches the user's
+ * terminal as printable ASCII only, no escape sequence (ESC, DEL, 8-bit bytes: C1 controls). */
+static void test_refusal_printable(void **state)
+{
+	int sv[2];
+	pair(sv);
+	assert_int_equal(ferry_xfer_send_verdict(sv[0], "a\x1b]0;title\x07"
+							"b\x7f\x9b"
+							"31mc\xc3\xa9\n"),
+			 0);
+	_cleanup_error_ struct ferry_error *err = NULL;
+	assert_int_equal(ferry_xfer_read_verdict(sv[1], 5, &err), -EREMOTEIO);
+	for (const char *p = err->message; *p; p++)
+		assert_true(*p >= 0x20 && *p <= 0x7e);
+	assert_non_null(strstr(err->message, "a ]0;title b  31mc   "));
+	close(sv[0]);
+	close(sv[1]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_handshake_ok),	cmocka_unit_test(test_handshake_other_uid),
-	    cmocka_unit_test(test_handshake_wrong_key), cmocka_unit_test(test_handshake_garbage),
-	    cmocka_unit_test(test_stream_round_trip),	cmocka_unit_test(test_stream_then_commit),
-	    cmocka_unit_test(test_stream_rejects),	cmocka_unit_test(test_verdict),
+	    cmocka_unit_test(test_refusal_printable),
+	    cmocka_unit_test(test_handshake_ok),
+	    cmocka_unit_test(test_handshake_other_uid),
+	    cmocka_unit_test(test_handshake_wrong_key),
+	    cmocka_unit_test(test_handshake_garbage),
+	    cmocka_unit_test(test_stream_round_trip),
+	    cmocka_unit_test(test_stream_then_commit),
+	    cmocka_unit_test(test_stream_rejects),
+	    cmocka_unit_test(test_verdict),
 	    cmocka_unit_test(test_stream_passed),
 	};
 	return cmocka_run_group_tests_name("xfer", tests, NULL, NULL);
