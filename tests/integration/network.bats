@@ -240,14 +240,7 @@ stderr_has() { grep -qF -- "$1" <<<"$stderr" || fail "stderr '$stderr' lacks '$1
 
 # nre_network SUBNET: the tests' network 'ftnre', ftmac's twin (macvlan, static IPAM) whose
 # subnet a test changes under a checkpointed instance; teardown removes it.
-nre_network() {
-	cat >"$NRECONF" <<-JSON
-		{"cniVersion": "1.0.0", "name": "ftnre",
-		 "plugins": [{"type": "macvlan", "master": "eth0", "mode": "bridge",
-		              "ipam": {"type": "static", "subnet": "$1"}}]}
-	JSON
-	chmod 0644 "$NRECONF"
-}
+nre_network() { write_test_network "$NRECONF" ftnre "$1"; }
 
 # nre_checkpoint INSTANCE IP MAC: INSTANCE on ftnre with IP and MAC, checkpointed (it ends).
 nre_checkpoint() {

@@ -52,13 +52,14 @@ nodes_up() {
 	done
 }
 
-# write_test_network FILE: the tests' macvlan network 'ftmac' (static IPAM) on each node's eth0,
-# the nodes' subnet (the "subnet" is ferry's: the addresses users may choose are on it).
+# write_test_network FILE [NAME SUBNET]: the tests' macvlan network NAME (default 'ftmac', static
+# IPAM) on each node's eth0, on SUBNET (default the nodes' subnet; the "subnet" is ferry's: the
+# addresses users may choose are on it).
 write_test_network() {
-	cat >"$1" <<-'JSON'
-		{"cniVersion": "1.0.0", "name": "ftmac",
+	cat >"$1" <<-JSON
+		{"cniVersion": "1.0.0", "name": "${2:-ftmac}",
 		 "plugins": [{"type": "macvlan", "master": "eth0", "mode": "bridge",
-		              "ipam": {"type": "static", "subnet": "198.18.0.0/16"}}]}
+		              "ipam": {"type": "static", "subnet": "${3:-198.18.0.0/16}"}}]}
 	JSON
 	chmod 0644 "$1"
 }
