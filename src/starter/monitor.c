@@ -495,8 +495,8 @@ static void await_commit(struct starter *s, const char *msg)
 		kill_restored(msg);
 		starter_verdict_fd = -1;
 		die("instance '%s' was restored but the source never confirmed the move: this copy is "
-		    "stopped, the source keeps its own",
-		    s->req->instance);
+		    "stopped; the source runs it on, unless it decided first: then '%s' here holds it",
+		    s->req->instance, s->req->checkpoint);
 	}
 }
 
