@@ -51,8 +51,10 @@ static bool set_temporary_mac(int sk, const char *ifname, const uint8_t own[6], 
 }
 
 /* Sends @p twice (to everyone); with @probe, listens @wait_ms in all for a packet from the
- * network in which a MAC other than @p's sender claims @ip: 1 when one does, else 0, or -errno. */
-static int exchange(int sk, unsigned idx, const struct arp_pkt *p, uint32_t nip, bool probe, int wait_ms)
+ * network in which a MAC other than @p's sender (and than @kept, when given) claims @ip: 1 when
+ * one does, else 0, or -errno. */
+static int exchange(int sk, unsigned idx, const struct arp_pkt *p, uint32_t nip, bool probe,
+		    const uint8_t *kept, int wait_ms)
 {
 	struct sockaddr_ll to = {.sll_family = AF_PACKET,
 				 .sll_protocol = htons(ETH_P_ARP),
@@ -78,15 +80,17 @@ static int exchange(int sk, unsigned idx, const struct arp_pkt *p, uint32_t nip,
 			    from.sll_pkttype == PACKET_OUTGOING)
 				continue;
 			/* someone else says it has the address (a reply, or its own probe/announcement) */
-			if (memcmp(r.spa, &nip, 4) == 0 && memcmp(r.sha, p->sha, 6) != 0)
+			if (memcmp(r.spa, &nip, 4) == 0 && memcmp(r.sha, p->sha, 6) != 0 &&
+			    !(kept && memcmp(r.sha, kept, 6) == 0))
 				return 1;
 		}
 	}
 	return 0;
 }
 
-int arp_run(const char *ifname, uint32_t ip, bool probe, int wait_ms, struct ferry_error **err)
+int arp_run(const char *ifname, uint32_t ip, enum arp_mode mode, int wait_ms, struct ferry_error **err)
 {
+	bool probe = mode != ARP_ANNOUNCE;
 	_cleanup_close_ int sk = socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, htons(ETH_P_ARP));
 	if (sk < 0)
 		return ferry_error_set(err, errno, "ARP socket");
@@ -106,7 +110,7 @@ int arp_run(const char *ifname, uint32_t ip, bool probe, int wait_ms, struct fer
 	memcpy(p.tpa, &nip, 4);
 	if (!probe)
 		memcpy(p.spa, &nip, 4);
-	int r = exchange(sk, idx, &p, nip, probe, wait_ms);
+	int r = exchange(sk, idx, &p, nip, probe, mode == ARP_PROBE_KEPT ? own : NULL, wait_ms);
 	int back = temporary ? set_mac(sk, ifname, own) : 0;
 	if (back < 0)
 		return ferry_error_set(err, -back, "give '%s' its MAC back after the duplicate-address probe",

@@ -9,8 +9,9 @@
  * CAP_NET_RAW (iptables) for `add`, `check` and `del`. Run by anyone else it refuses at once.
  *     ferry-net subnets NETWORK
  *     ferry-net add|check|del NETWORK CONTAINER_ID IFNAME IP MAC GW    ("-": not given)
- *     ferry-net probe|announce IFNAME A.B.C.D    (ARP, with add's capabilities; the probe
- *                                                 goes out from a temporary MAC, arp.c)
+ *     ferry-net probe|probe-kept|announce IFNAME A.B.C.D  (ARP, with add's capabilities; a
+ *                                        probe goes out from a temporary MAC; probe-kept is a
+ *                                        restart's: its own MAC is not another host's, arp.h)
  *     ferry-net lock|unlock network|loopback NFT (the restore's lock of the instance's
  *                                                 network, with NFT, add's capabilities)
  * fd 1: the reply (struct ferry_net_reply, net.h), fd 3: the instance's network namespace,
@@ -96,7 +97,7 @@ static int attachment(const struct ferry_config *c, char **argv, struct ferry_ne
 	return r;
 }
 
-/* probe, announce: ARP for argv[3] on argv[2] in the instance's namespace. */
+/* probe, probe-kept, announce: ARP for argv[3] on argv[2] in the instance's namespace. */
 static int arp(char **argv, struct ferry_net_reply *rep, struct ferry_error **err)
 {
 	uint32_t ip = 0;
@@ -107,7 +108,10 @@ static int arp(char **argv, struct ferry_net_reply *rep, struct ferry_error **er
 		return ferry_error_msg(err, EINVAL, "fd %d is not a network namespace", FERRY_NET_FD_NETNS);
 	if (setns(FERRY_NET_FD_NETNS, CLONE_NEWNET) < 0)
 		return ferry_error_set(err, errno, "join the instance's network namespace");
-	int r = arp_run(argv[2], ip, streq(argv[1], "probe"), 300, err);
+	enum arp_mode m = streq(argv[1], "probe")	 ? ARP_PROBE
+			  : streq(argv[1], "probe-kept") ? ARP_PROBE_KEPT
+							 : ARP_ANNOUNCE;
+	int r = arp_run(argv[2], ip, m, 300, err);
 	if (r < 0)
 		return r;
 	rep->claimed = r == 1;
@@ -179,7 +183,8 @@ static int run(int argc, char **argv, struct ferry_net_reply *rep, struct ferry_
 {
 	if (argc == 4 && (streq(argv[1], "lock") || streq(argv[1], "unlock")))
 		return lock(argv, err);
-	if (argc == 4 && (streq(argv[1], "probe") || streq(argv[1], "announce")))
+	if (argc == 4 &&
+	    (streq(argv[1], "probe") || streq(argv[1], "probe-kept") || streq(argv[1], "announce")))
 		return arp(argv, rep, err);
 	bool subnets = argc == 3 && streq(argv[1], "subnets");
 	bool call = argc == 8 && (streq(argv[1], "add") || streq(argv[1], "check") || streq(argv[1], "del"));
