@@ -162,6 +162,21 @@ assert_nothing_started() {
 	as_user1 "$FERRY" instance stop xa-b
 }
 
+# moves_anyway: user1's xa-a, dumped to the --page-server receiver setup_move started, runs on
+# as xa-b there, its progress intact, whatever user2 did to the port meanwhile
+moves_anyway() {
+	local s
+	run --separate-stderr as_user1 "$FERRY" checkpoint instance --criu --page-server "127.0.0.1:$PORT" xa-a
+	[ "$status" -eq 0 ] || fail "the dump failed ($status): $stderr; receiver: $(cat "$RECV_ERR")"
+	wait "$RECV_PID" || fail "the receiver failed: $(cat "$RECV_ERR")"
+	wait_gone "$U1" xa-a
+	instance_running "$U1" xa-b || fail "the instance does not run on the receiving side"
+	s=$(step_of "$PROG")
+	wait_step "$PROG" $((s + 2))
+	assert_progress_ok "$PROG"
+	as_user1 "$FERRY" instance stop xa-b
+}
+
 @test "F10: another user connecting first to the --page-server port (silent, or garbage) does not fail the restart" {
 	setup_move 16
 	# user2 is first: one connection that says nothing, one that sends garbage, both left open
@@ -181,15 +196,7 @@ PY
 	as_user2 python3 "$U2_TMP/squat.py" "$PORT" >"$U2_TMP/squat.out" 2>&1 &
 	BG_PIDS+=($!)
 	wait_for grep -q connected "$U2_TMP/squat.out" || fail "user2 did not connect: $(cat "$U2_TMP/squat.out")"
-	run --separate-stderr as_user1 "$FERRY" checkpoint instance --criu --page-server "127.0.0.1:$PORT" xa-a
-	[ "$status" -eq 0 ] || fail "the dump failed ($status): $stderr; receiver: $(cat "$RECV_ERR")"
-	wait "$RECV_PID" || fail "the receiver failed: $(cat "$RECV_ERR")"
-	wait_gone "$U1" xa-a
-	instance_running "$U1" xa-b || fail "the instance does not run on the receiving side"
-	s=$(step_of "$PROG")
-	wait_step "$PROG" $((s + 2))
-	assert_progress_ok "$PROG"
-	as_user1 "$FERRY" instance stop xa-b
+	moves_anyway
 }
 
 @test "F10: another user's 300 connect-and-close connections and 16 silent ones to the --page-server port do not fail the restart" {
@@ -223,15 +230,7 @@ PY
 	BG_PIDS+=($!)
 	wait_for grep -q connected "$U2_TMP/flood.out" || fail "user2 did not connect: $(cat "$U2_TMP/flood.out")"
 	echo "# user2: $(cat "$U2_TMP/flood.out")"
-	run --separate-stderr as_user1 "$FERRY" checkpoint instance --criu --page-server "127.0.0.1:$PORT" xa-a
-	[ "$status" -eq 0 ] || fail "the dump failed ($status): $stderr; receiver: $(cat "$RECV_ERR")"
-	wait "$RECV_PID" || fail "the receiver failed: $(cat "$RECV_ERR")"
-	wait_gone "$U1" xa-a
-	instance_running "$U1" xa-b || fail "the instance does not run on the receiving side"
-	s=$(step_of "$PROG")
-	wait_step "$PROG" $((s + 2))
-	assert_progress_ok "$PROG"
-	as_user1 "$FERRY" instance stop xa-b
+	moves_anyway
 }
 
 # relay_of USER ROLE: the pid of USER's ferry-relay in ROLE (send, receive)
