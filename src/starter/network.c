@@ -346,11 +346,12 @@ static int attach_one(struct starter *s, int netns_fd, size_t i, struct ferry_ne
 		r = cni_call(s, "check", netns_fd, att, args, &rep, err);
 	if (r == 0)
 		r = claim_attached(s, att, i == 0 ? requested : NULL, err);
-	/* the address must be ours alone on this network: probe before anything uses it (a
-	 * restart's own MAC, kept, is not another host's: a migration's source answers from it) */
+	/* the address must be ours alone on this network: probe before anything uses it (the kept
+	 * MAC of a checkpoint this starter received, sealed_manifest, is the migration's source,
+	 * which still answers from it: not another host; a restart from disk probes as a start) */
 	uint32_t ip = addr_of(att->ip);
 	if (r == 0 && ip)
-		r = arp_call(netns_fd, !i && s->restore_fd >= 0 ? "probe-kept" : "probe", ifname, ip, err);
+		r = arp_call(netns_fd, !i && s->sealed_manifest ? "probe-kept" : "probe", ifname, ip, err);
 	if (r == 1)
 		r = ferry_error_msg(
 		    err, EADDRINUSE,

@@ -159,6 +159,31 @@ not_running() {
 	assert_output "02:00:c6:12:01:62"
 }
 
+@test "F9: a restart from disk hears a host that took its address and MAC while it was down" {
+	as_user1 "$FERRY" checkpoint create "$T" >/dev/null
+	run on nodeA "$U1" "$FERRY" instance start --criu-launch "$T" --net --network ftmac \
+		--network-args "IP=198.18.1.91/16;MAC=02:00:c6:12:01:91" "$IMG" v1 sleep 1000
+	assert_success
+	run on nodeA "$U1" "$FERRY" checkpoint instance --criu v1
+	assert_success
+	# while v1 is down, user2 takes both on nodeB (nobody answers its probe)
+	run on nodeB "$U2" "$FERRY" instance start --net --network ftmac \
+		--network-args "IP=198.18.1.91/16;MAC=02:00:c6:12:01:91" "$IMG" cp1 sleep 1000
+	assert_success
+	# the restart keeps the MAC, but no migration's source is there to answer from it: what
+	# answers is another host (a probe that ignored the kept MAC heard nobody, and both ran)
+	run --separate-stderr on nodeA "$U1" "$FERRY" instance start --criu-restart "$T"
+	assert_ferry_error
+	stderr_has "address 198.18.1.91/16 is already in use on network 'ftmac'"
+	not_running "$U1" v1
+	run on nodeB "$U2" "$FERRY" instance stop cp1
+	assert_success
+	run on nodeA "$U1" "$FERRY" instance start --criu-restart "$T"
+	assert_success
+	run on nodeA "$U1" "$FERRY" exec instance://v1 cat /sys/class/net/eth0/address
+	assert_output "02:00:c6:12:01:91"
+}
+
 @test "F9: the node's own MAC is refused, and so is a globally administered one" {
 	local mac
 	mac=$(on_node nodeA cat /sys/class/net/eth0/address)
