@@ -283,25 +283,17 @@ static void pending_drop(struct loop *l, size_t i)
 	l->pend[i] = l->pend[--l->n_pend];
 }
 
-/* All slots taken: the oldest connection of the host that holds the most goes. A flood from one
- * host thus pushes out its own connections, not another node's handshake (a real peer answers
- * within a round trip). */
+/* All slots taken: the oldest connection of the host that holds the most goes
+ * (ferry_xfer_victim). A flood thus pushes out its own connections, not another node's handshake
+ * (a real peer answers within a round trip). */
 static void evict_one(struct loop *l)
 {
-	size_t victim = 0, most = 0;
+	struct ferry_xfer_slot s[FERRYD_MAX_PENDING];
 	for (size_t i = 0; i < l->n_pend; i++) {
-		size_t same = 0, oldest = i;
-		for (size_t j = 0; j < l->n_pend; j++)
-			if (!memcmp(l->pend[i].host, l->pend[j].host, sizeof(l->pend[i].host))) {
-				same++;
-				if (l->pend[j].deadline < l->pend[oldest].deadline)
-					oldest = j;
-			}
-		if (same > most) {
-			most = same;
-			victim = oldest;
-		}
+		s[i].deadline = l->pend[i].deadline;
+		memcpy(s[i].host, l->pend[i].host, FERRY_XFER_HOST_LEN);
 	}
+	size_t victim = ferry_xfer_victim(s, l->n_pend);
 	log_refusal("refused a peer: too many connections in the handshake");
 	pending_drop(l, victim);
 }

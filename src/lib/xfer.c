@@ -226,11 +226,44 @@ void ferry_xfer_peer_host(int sk, unsigned char ret[FERRY_XFER_HOST_LEN])
 	memset(ret, 0, FERRY_XFER_HOST_LEN);
 	if (getpeername(sk, (struct sockaddr *)&a, &len) < 0)
 		return;
-	ret[0] = (unsigned char)a.ss_family;
+	static const unsigned char loopback[4] = {127, 0, 0, 1};
+	const unsigned char *v4 = NULL;
 	if (a.ss_family == AF_INET)
-		memcpy(ret + 1, &((struct sockaddr_in *)&a)->sin_addr, 4);
-	else if (a.ss_family == AF_INET6)
-		memcpy(ret + 1, &((struct sockaddr_in6 *)&a)->sin6_addr, 16);
+		v4 = (const unsigned char *)&((struct sockaddr_in *)&a)->sin_addr;
+	else if (a.ss_family == AF_INET6) {
+		const struct in6_addr *v6 = &((struct sockaddr_in6 *)&a)->sin6_addr;
+		if (IN6_IS_ADDR_V4MAPPED(v6))
+			v4 = v6->s6_addr + 12;
+		else if (IN6_IS_ADDR_LOOPBACK(v6))
+			v4 = loopback;
+		else {
+			ret[0] = AF_INET6;
+			memcpy(ret + 1, v6->s6_addr, 8);
+		}
+	}
+	if (v4) {
+		ret[0] = AF_INET;
+		memcpy(ret + 1, v4, v4[0] == 127 ? 1 : 4);
+	}
+}
+
+size_t ferry_xfer_victim(const struct ferry_xfer_slot *s, size_t n)
+{
+	size_t victim = 0, most = 0;
+	for (size_t i = 0; i < n; i++) {
+		size_t same = 0, oldest = i;
+		for (size_t j = 0; j < n; j++)
+			if (!memcmp(s[i].host, s[j].host, FERRY_XFER_HOST_LEN)) {
+				same++;
+				if (s[j].deadline < s[oldest].deadline)
+					oldest = j;
+			}
+		if (same > most || (same == most && s[oldest].deadline < s[victim].deadline)) {
+			most = same;
+			victim = oldest;
+		}
+	}
+	return victim;
 }
 
 /* A connection to a listening receiver, on its way through the handshake. */
@@ -276,26 +309,15 @@ static int pending_read(struct pending *p)
 
 #define MAX_PENDING 16
 
-/* All slots taken: the oldest connection of the address that holds the most goes (as ferryd's
- * loop, src/ferryd/loop.c). A flood from one address pushes out its own connections first, and
- * a sender, which answers within a round trip, is the newest of its address. */
+/* All slots taken: the one to drop (ferry_xfer_victim, as ferryd's loop). */
 static int pending_victim(const struct pending ps[MAX_PENDING])
 {
-	int victim = 0, most = 0;
+	struct ferry_xfer_slot s[MAX_PENDING];
 	for (int i = 0; i < MAX_PENDING; i++) {
-		int same = 0, oldest = i;
-		for (int j = 0; j < MAX_PENDING; j++)
-			if (!memcmp(ps[i].host, ps[j].host, FERRY_XFER_HOST_LEN)) {
-				same++;
-				if (ps[j].deadline < ps[oldest].deadline)
-					oldest = j;
-			}
-		if (same > most) {
-			most = same;
-			victim = oldest;
-		}
+		s[i].deadline = ps[i].deadline;
+		memcpy(s[i].host, ps[i].host, FERRY_XFER_HOST_LEN);
 	}
-	return victim;
+	return (int)ferry_xfer_victim(s, MAX_PENDING);
 }
 
 /* Accepts one more connection into a slot of @ps (evicting one when all are taken) and greets

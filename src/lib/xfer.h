@@ -79,10 +79,22 @@ int ferry_xfer_connect(int sk, const unsigned char *key, size_t keylen, uid_t ui
 #define FERRY_XFER_LISTEN_S 600
 int ferry_xfer_accept_listen(int ls, const unsigned char *key, size_t keylen, uid_t uid, unsigned total,
 			     struct ferry_xfer_keys *ret_keys, struct ferry_error **err);
-/* The address of @sk's peer, for counting a peer's connections: the family, then 4 or 16 bytes
- * (zero for a unix socket). */
+/* The host of @sk's peer, for counting a host's connections: the family, then 4 or 16 bytes
+ * (zero for a unix socket). One host is one IPv4 address, all of 127/8 and ::1 (this node: a
+ * local user may bind any of them), or an IPv6 /64 (one host may have all of it). */
 #define FERRY_XFER_HOST_LEN 17
 void ferry_xfer_peer_host(int sk, unsigned char ret[FERRY_XFER_HOST_LEN]);
+
+/* A connection in the handshake, as ferry_xfer_victim sees it. */
+struct ferry_xfer_slot {
+	long long deadline; /* the older the connection, the earlier */
+	unsigned char host[FERRY_XFER_HOST_LEN];
+};
+/* Of @n (> 0) connections in the handshake, all slots taken, the index of the one to drop for a
+ * new one: the oldest of the host that holds the most, of the host whose oldest is older on a
+ * tie. A flood from one host pushes out its own connections first, and one from many hosts
+ * pushes out the oldest: a sender, which answers within a round trip, is among the newest. */
+size_t ferry_xfer_victim(const struct ferry_xfer_slot *s, size_t n);
 
 /* The channels of a session, and its record types: data of channel N is type N, its end
  * FERRY_XFER_END + N, the end of the session FERRY_XFER_FIN. PAGES: the dump's page server

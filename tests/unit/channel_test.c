@@ -7,7 +7,9 @@
 #include <stddef.h>
 #include <cmocka.h>
 #include <fcntl.h>
+#include <arpa/inet.h>
 #include <inttypes.h>
+#include <netinet/in.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -645,6 +647,56 @@ static void test_accept_listen_strangers_said(void **state)
 	rmdir(path);
 }
 
+/* The connection a full handshake table drops: the oldest of the host with the most, and among
+ * hosts of one connection each the oldest, never a newcomer that is still proving itself. */
+static void test_victim(void **state)
+{
+	(void)state;
+	struct ferry_xfer_slot s[16] = {0};
+	for (int i = 0; i < 16; i++) {
+		s[i].host[0] = 2;
+		s[i].host[1] = (unsigned char)i; /* 16 hosts */
+		s[i].deadline = 100 + i;
+	}
+	s[0].deadline = 200; /* the newest, in the first slot: a sender that just came */
+	assert_int_equal(ferry_xfer_victim(s, 16), 1);
+	for (int i = 0; i < 10; i++) { /* one host holds 10, newer than the other 6 */
+		s[i].host[1] = 99;
+		s[i].deadline = 300 + (i == 4 ? -1 : i);
+	}
+	assert_int_equal(ferry_xfer_victim(s, 16), 4);
+}
+
+/* Every address of 127/8 is one host: a local user cannot be 16 hosts by binding 127.0.0.2 and
+ * up. */
+static void test_peer_host_loopback(void **state)
+{
+	(void)state;
+	int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(a);
+	assert_int_equal(bind(ls, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(ls, 4), 0);
+	assert_int_equal(getsockname(ls, (struct sockaddr *)&a, &len), 0);
+	unsigned char host[2][FERRY_XFER_HOST_LEN];
+	const char *from[2] = {"127.0.0.1", "127.3.2.1"};
+	for (int i = 0; i < 2; i++) {
+		int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		struct sockaddr_in b = {.sin_family = AF_INET};
+		inet_pton(AF_INET, from[i], &b.sin_addr);
+		assert_int_equal(bind(c, (struct sockaddr *)&b, sizeof(b)), 0);
+		assert_int_equal(connect(c, (struct sockaddr *)&a, sizeof(a)), 0);
+		int sk = accept4(ls, NULL, NULL, SOCK_CLOEXEC);
+		assert_true(sk >= 0);
+		ferry_xfer_peer_host(sk, host[i]);
+		close(sk);
+		close(c);
+	}
+	assert_int_equal(host[0][0], AF_INET);
+	assert_memory_equal(host[0], host[1], FERRY_XFER_HOST_LEN);
+	close(ls);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -662,6 +714,8 @@ int main(void)
 	    cmocka_unit_test(test_accept_listen),
 	    cmocka_unit_test(test_accept_listen_flood),
 	    cmocka_unit_test(test_accept_listen_strangers_said),
+	    cmocka_unit_test(test_victim),
+	    cmocka_unit_test(test_peer_host_loopback),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
