@@ -570,9 +570,10 @@ static bool creds_ok(pid_t pid, uid_t uid, gid_t gid)
 	return true;
 }
 
-/* Every thread of @pid: /proc/PID/status shows the leader's credentials alone, and CRIU gives
- * each thread those of its own image. */
-static bool threads_creds_ok(pid_t pid, uid_t uid, gid_t gid)
+/* Trust, but verify: every thread of a restored process @pid is the user's (ours: the starter
+ * dropped to the user for good before it ran us), without capabilities. /proc/PID/status shows
+ * the leader's credentials alone, and CRIU gives each thread those of its own image. */
+static bool restored_creds_ok(pid_t pid)
 {
 	char path[64];
 	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
@@ -584,7 +585,7 @@ static bool threads_creds_ok(pid_t pid, uid_t uid, gid_t gid)
 	while (ok && (de = readdir(d))) {
 		unsigned long long t = 0;
 		if (parse_uint64(de->d_name, INT32_MAX, &t) == 0)
-			ok = creds_ok((pid_t)t, uid, gid);
+			ok = creds_ok((pid_t)t, getuid(), getgid());
 	}
 	closedir(d);
 	return ok;
@@ -612,12 +613,6 @@ static bool each_restored(bool resuming, bool (*fn)(pid_t))
 	}
 	closedir(d);
 	return ok;
-}
-
-/* Trust, but verify: every thread of a restored process is the user's, without capabilities. */
-static bool restored_creds_ok(pid_t pid)
-{
-	return threads_creds_ok(pid, getuid(), getgid());
 }
 
 static bool restored_stop(pid_t pid)
