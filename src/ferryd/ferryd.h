@@ -118,6 +118,8 @@ long long ferryd_timing(const char *out, const char *key);
 #define FERRYD_REC_MSG 0x20
 #define FERRYD_REC_CTL 0x21
 #define FERRYD_REC_PING 0x22 /* empty: "still working" while a starter dumps or restores */
+_Static_assert(FERRYD_REC_MSG >= FERRY_XFER_DAEMON_MIN && FERRYD_REC_PING <= FERRY_XFER_DAEMON_MAX,
+	       "a session on the link stops before the daemon's records (xfer.h)");
 #define FERRYD_PEER_TIMEOUT 30 /* seconds for a peer's answer */
 #define FERRYD_CONNECT_TIMEOUT 10 /* seconds for a peer to answer a connect */
 #define FERRYD_KEEPALIVE_S 2 /* a working daemon's keepalive period */

@@ -103,8 +103,13 @@ size_t ferry_xfer_victim(const struct ferry_xfer_slot *s, size_t n);
  * CRIU for pages and getting them, both ways (unused, it just ends, in the other modes). */
 enum { FERRY_XFER_PAGES, FERRY_XFER_FILES, FERRY_XFER_CTL, FERRY_XFER_LAZY, FERRY_XFER_NCHAN };
 #define FERRY_XFER_END 0x10
-#define FERRY_XFER_ZDATA 0x20 /* + N: data of channel N, one zstd frame (PAGES and LAZY only) */
+#define FERRY_XFER_ZDATA 0x30 /* + N: data of channel N, one zstd frame (PAGES and LAZY only) */
 #define FERRY_XFER_FIN 0x7f
+/* 0x20 to 0x2f: no session's, the daemons' own records (ferryd's link, src/ferryd/ferryd.h), which
+ * follow a session on a connection ferryd lent it. A session that meets one stops before it,
+ * leaving it unread: the peer's session was cut on its side and its daemon says why. */
+#define FERRY_XFER_DAEMON_MIN 0x20
+#define FERRY_XFER_DAEMON_MAX 0x2f
 
 struct ferry_xfer_zstats {
 	uint64_t plain; /* bytes of the pages channels (PAGES, LAZY) this side sent */

@@ -125,6 +125,20 @@ static int dispatch(struct relay *x, uint8_t type, const unsigned char *data, si
 	return ferry_error_msg(err, EPROTO, "unexpected record of type %u in the transfer", type);
 }
 
+/* Whether the next record is the peer daemon's own (FERRY_XFER_DAEMON_MIN..MAX), looked at without
+ * taking it: its session was cut there, and the daemon that lent it the connection tells ours
+ * why in that record, which must stay whole for it. (Anything else, or a socket that cannot be
+ * looked at, is read as the session's.) */
+static bool daemon_record_next(int sk)
+{
+	unsigned char hdr[FERRY_CHANNEL_HDR];
+	ssize_t n;
+	while ((n = recv(sk, hdr, sizeof(hdr), MSG_PEEK | MSG_WAITALL)) < 0 && errno == EINTR)
+		;
+	return n == (ssize_t)sizeof(hdr) && hdr[4] >= FERRY_XFER_DAEMON_MIN &&
+	       hdr[4] <= FERRY_XFER_DAEMON_MAX;
+}
+
 static void *pump_in(void *arg)
 {
 	struct relay *x = arg;
@@ -134,6 +148,12 @@ static void *pump_in(void *arg)
 	do {
 		uint8_t type = 0;
 		size_t len = 0;
+		if (daemon_record_next(x->sk)) {
+			r = ferry_error_msg(
+			    &x->in_err, ECONNRESET,
+			    "the peer's side of the transfer ended before its end (its daemon says why)");
+			break;
+		}
 		r = ferry_channel_read(&x->in, x->sk, 0, buf, &type, &len, &x->in_err);
 		if (r == -ECONNRESET) {
 			ferry_error_free(x->in_err);

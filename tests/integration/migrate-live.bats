@@ -199,6 +199,37 @@ PY
 	assert_runs_once "$name"
 }
 
+@test "live: the destination's relay killed mid-transfer: the source gives the destination's reason, not a failed authentication; the job runs once, on nodeA" {
+	# The destination's daemon tells why on the connection it lent the session; the source's
+	# relay read that record as one of the session's, failed to open it with the session's key
+	# and reported a forged record, and its daemon then waited for an answer it had eaten.
+	mig_up
+	local name=$T-rk relay i
+	live_launch "$name" 256
+	# 256 MB at 400 Mbit/s: the pages take seconds, and the relay is killed among them
+	on_node nodeA tc qdisc add dev eth0 root tbf rate 400mbit burst 64kb latency 100ms
+	mig_bg nodeA "$name" --to nodeB --mode live
+	for ((i = 0; i < 1500; i++)); do
+		relay=$(pgrep -f '^ferry-relay receive ' | head -n1)
+		[ -z "$relay" ] || break
+		sleep 0.02
+	done
+	[ -n "$relay" ] || fail "no relay on nodeB: $(cat "$BATS_TEST_TMPDIR/bg.err" 2>/dev/null)"
+	# once the job runs there, in post-copy: its pages still come through that relay
+	wait_for listed_on nodeB "$name" || fail "'$name' never ran on nodeB: $(cat "$BATS_TEST_TMPDIR/bg.err")"
+	kill -KILL "$relay"
+	mig_wait 90
+	echo "# migrate ($status, ${MIG_SECONDS}s): $stderr" >&3
+	[ "$status" -ne 0 ] || fail "the migration went through"
+	! grep -q "failed authentication" <<<"$stderr" || fail "the source took the cut for a forged record: $stderr"
+	# the destination's own reason comes first, the source's view after it
+	grep -q "lazy-pages daemon failed.*(here: checkpoint of '$name': the transfer failed: the peer's side of the transfer ended before its end" <<<"$stderr" ||
+		fail "not the destination's reason, then the source's: $stderr"
+	assert_only_on nodeA "$name"
+	assert_moves_on "$name" "$RUN"
+	assert_runs_once "$name"
+}
+
 @test "live: 'allow live migration = no' refuses before anything freezes, on the destination and on the source" {
 	local name=$T-no
 	mig_up
