@@ -17,9 +17,10 @@
  * Limits: the peer's answers are waited for FERRYD_PEER_TIMEOUT s of silence (the peer pings
  * while its starter dumps), the client's word FERRY_HOLD_WAIT_S; the starter's output is bounded.
  * The starter runs as the user, who can stop it: it is killed (its root guard resumes the
- * instance) after 2 'criu timeout' + 60 s without a line before "held" (it says "progress" while
- * its dump moves), and as long again in all for its end once the word came; a handler slot is
- * never held for longer than that and FERRY_HOLD_WAIT_S. */
+ * instance) once it has stayed stopped for 'criu timeout', else after 2 'criu timeout' + 60 s
+ * without a line before "held" (it says "progress" while its dump moves), and as long again in
+ * all for its end once the word came; a handler slot is never held for longer than that and
+ * FERRY_HOLD_WAIT_S. */
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -31,6 +32,7 @@
 #include "fs.h"
 #include "journal.h"
 #include "names.h"
+#include "spawn.h"
 
 #define HOLD_OUT_MAX 8192
 
@@ -45,6 +47,7 @@ struct member {
 	bool reaped;
 	int status;
 	unsigned killed_after; /* s: the limit at which ferryd killed it (0: it was not) */
+	unsigned stopped_limit, killed_stopped; /* s: how long it may stay stopped; it was, and killed */
 	char why[192];
 };
 
@@ -170,19 +173,25 @@ static void member_drain(struct member *mb)
  * guard resumes the instance, as at any starter's end. */
 static bool member_wait(struct member *mb, bool to_end, unsigned limit, bool idle)
 {
-	long long deadline = ferry_monotonic_ms() + (long long)limit * 1000;
+	long long deadline = ferry_monotonic_ms() + (long long)limit * 1000, stopped_since = 0;
 	while (!mb->reaped && (to_end || !member_held(mb))) {
-		long long left = deadline - ferry_monotonic_ms();
-		if (left <= 0) {
+		long long now = ferry_monotonic_ms(), left = deadline - now;
+		bool stopped = ferry_child_stopped(mb->pid);
+		stopped_since = stopped ? (stopped_since ?: now) : 0;
+		if (left <= 0 || (stopped && now - stopped_since >= (long long)mb->stopped_limit * 1000)) {
 			(void)kill(mb->pid, SIGKILL);
 			member_reap(mb, true);
-			mb->killed_after = limit;
+			if (left <= 0)
+				mb->killed_after = limit;
+			else
+				mb->killed_stopped = mb->stopped_limit;
 			break;
 		}
 		struct pollfd p[3] = {{.fd = mb->out, .events = POLLIN},
 				      {.fd = mb->err, .events = POLLIN},
 				      {.fd = mb->pidfd, .events = POLLIN}};
-		int tmo = mb->pidfd < 0 && left > MEMBER_POLL_MS ? MEMBER_POLL_MS : (int)left;
+		/* (a stopped member is looked at again every MEMBER_POLL_MS) */
+		int tmo = left > MEMBER_POLL_MS ? MEMBER_POLL_MS : (int)left;
 		int pr = poll(p, 3, tmo);
 		if (pr < 0 && errno != EINTR)
 			break;
@@ -226,6 +235,13 @@ static int member_end(struct member *mb, unsigned limit)
 /* The first line of the member's stderr, without "ferry: ". */
 static const char *member_error(struct member *mb)
 {
+	if (mb->killed_stopped) {
+		snprintf(mb->why, sizeof(mb->why),
+			 "its starter was stopped (SIGSTOP) for %u s ('criu timeout'), and killed; "
+			 "the instance goes on: check it, then try again",
+			 mb->killed_stopped);
+		return mb->why;
+	}
 	if (mb->killed_after) {
 		snprintf(mb->why, sizeof(mb->why),
 			 "its starter was stopped or stuck, and killed after %u s (2 'criu timeout' + 60 s); "
@@ -260,7 +276,8 @@ void ferryd_hold_serve(struct ferryd *d, struct ferryd_link *l, const struct fer
 					     (streq(leave, "1") ? FERRY_REQ_LEAVE_RUNNING : 0),
 				    .instance = (char *)name,
 				    .group = (char *)group};
-	struct member mb = {.in = -1, .out = -1, .err = -1, .pidfd = -1};
+	struct member mb = {
+	    .in = -1, .out = -1, .err = -1, .pidfd = -1, .stopped_limit = d->cfg->criu_timeout};
 	/* a starter's limit (ferryd_spawn_starter's): the user can stop their own starter */
 	unsigned limit = d->cfg->criu_timeout * 2 + 60;
 	if (member_start(&mb, &u, &req, &err) < 0) {

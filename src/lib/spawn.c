@@ -14,10 +14,12 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "instance.h"
 #include "spawn.h"
 
 #define STDERR_TAIL 4096
 #define POLL_FALLBACK_MS 20
+#define STOPPED_POLL_MS 500 /* how often a child with a stopped_limit is looked at */
 
 /* What the child reports through the exec-status pipe when a step before exec (or exec) fails. */
 enum child_stage {
@@ -487,36 +489,57 @@ static void capture_until_eof(struct capture *c, unsigned seconds)
 	}
 }
 
-/* Waits for @pid while collecting @caps; kills it at the deadline, or once @opts' cancel_fd is
- * readable (*ret_cancelled). */
+/* How a wait ended early: the deadline, or the child stayed stopped too long (wait_child). */
+enum { WAIT_ENDED, WAIT_TIMED_OUT, WAIT_STOPPED };
+
+bool ferry_child_stopped(pid_t pid)
+{
+	struct ferry_proc_status ps;
+	return ferry_proc_status(pid, &ps) == 0 && (ps.state == 'T' || ps.state == 't');
+}
+
+/* Waits for @pid while collecting @caps; kills it at the deadline, once it stayed stopped for
+ * @opts' stopped_limit (*ret_early), or once @opts' cancel_fd is readable (*ret_cancelled). */
 static int wait_child(pid_t pid, const char *what, const struct ferry_spawn_opts *opts, struct capture *caps,
-		      size_t ncaps, int *ret_status, bool *ret_timed_out, bool *ret_cancelled,
+		      size_t ncaps, int *ret_status, int *ret_early, bool *ret_cancelled,
 		      struct ferry_error **err)
 {
 	_cleanup_close_ int pidfd = pidfd_for(pid);
 	unsigned timeout = opts->timeout;
 	bool idle = opts->timeout_idle, kill_group = opts->new_session;
-	int64_t deadline = timeout ? now_ms() + (int64_t)timeout * 1000 : 0;
+	int64_t deadline = timeout ? now_ms() + (int64_t)timeout * 1000 : 0, stopped_since = 0;
 	int status = 0, cancel = opts->cancel_fd > 0 ? opts->cancel_fd : -1;
 	*ret_cancelled = false;
 
 	for (;;) {
-		int tmo = -1;
+		int tmo = -1, early = WAIT_ENDED;
+		if (opts->stopped_limit && ferry_child_stopped(pid)) {
+			if (!stopped_since)
+				stopped_since = now_ms();
+			if (now_ms() - stopped_since >= (int64_t)opts->stopped_limit * 1000)
+				early = WAIT_STOPPED;
+		} else {
+			stopped_since = 0;
+		}
+		if (deadline && deadline - now_ms() <= 0)
+			early = WAIT_TIMED_OUT;
+		if (early != WAIT_ENDED) {
+			if (kill_group)
+				(void)kill(-pid, SIGKILL);
+			(void)kill(pid, SIGKILL);
+			while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+				;
+			*ret_early = early;
+			return 0;
+		}
 		if (deadline) {
 			int64_t rem = deadline - now_ms();
-			if (rem <= 0) {
-				if (kill_group)
-					(void)kill(-pid, SIGKILL);
-				(void)kill(pid, SIGKILL);
-				while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-					;
-				*ret_timed_out = true;
-				return 0;
-			}
 			tmo = rem > INT_MAX ? INT_MAX : (int)rem;
 		}
 		if (pidfd < 0 && (tmo < 0 || tmo > POLL_FALLBACK_MS))
 			tmo = POLL_FALLBACK_MS;
+		if (opts->stopped_limit && (tmo < 0 || tmo > STOPPED_POLL_MS))
+			tmo = STOPPED_POLL_MS;
 
 		struct pollfd pfd[5];
 		size_t n = 0;
@@ -567,19 +590,24 @@ static int wait_child(pid_t pid, const char *what, const struct ferry_spawn_opts
 		capture_drain(&caps[i]);
 	}
 	*ret_status = status;
-	*ret_timed_out = false;
+	*ret_early = WAIT_ENDED;
 	return 0;
 }
 
-static int judge(const char *what, int status, bool timed_out, unsigned timeout, bool idle,
+static int judge(const char *what, int status, int early, const struct ferry_spawn_opts *opts,
 		 const struct capture *errcap, int *ret_status, struct ferry_error **err)
 {
 	_cleanup_free_ char *line = last_line(errcap);
 	const char *sep = line ? ": " : "";
 	const char *tail = line ? line : "";
-	if (timed_out)
+	if (early == WAIT_STOPPED) /* (its last line is not what ended it) */
+		return ferry_error_msg(err, ETIMEDOUT,
+				       "'%s' timed out: it was stopped (SIGSTOP) for %u s, and killed", what,
+				       opts->stopped_limit);
+	if (early == WAIT_TIMED_OUT)
 		return ferry_error_msg(err, ETIMEDOUT, "'%s' timed out %s %u s%s%s", what,
-				       idle ? "without progress for" : "after", timeout, sep, tail);
+				       opts->timeout_idle ? "without progress for" : "after", opts->timeout,
+				       sep, tail);
 	if (WIFEXITED(status)) {
 		if (ret_status) {
 			*ret_status = WEXITSTATUS(status);
@@ -614,15 +642,15 @@ int ferry_spawn(const char *path, char *const argv[], char *const envp[], const 
 	    {.fd = TAKE_FD(pf.err_read), .tail = true},
 	};
 	int status = 0;
-	bool timed_out = false, cancelled = false;
-	r = wait_child(pid, path, opts, caps, 2, &status, &timed_out, &cancelled, err);
+	int early = WAIT_ENDED;
+	bool cancelled = false;
+	r = wait_child(pid, path, opts, caps, 2, &status, &early, &cancelled, err);
 	safe_close(&caps[0].fd);
 	safe_close(&caps[1].fd);
 	if (r >= 0 && cancelled)
 		r = ferry_error_msg(err, ECANCELED, "'%s' was cancelled", path);
 	if (r >= 0)
-		r = judge(path, status, timed_out, opts->timeout, opts->timeout_idle, &caps[1], ret_status,
-			  err);
+		r = judge(path, status, early, opts, &caps[1], ret_status, err);
 	if (r >= 0 && caps[0].overflow)
 		r = ferry_error_msg(err, EFBIG, "'%s' wrote more than %zu bytes", path, caps[0].max);
 	if (r >= 0 && opts->output) {

@@ -65,6 +65,10 @@ struct ferry_spawn_opts {
 	/* timeout is on idleness: the time counts from the child's last output (stdout or stderr), so
 	 * that a long job that says it goes on is never cut (ferryd's starters of a migration) */
 	bool timeout_idle;
+	/* seconds, 0: none: a child that stays stopped (its user can send it SIGSTOP) this long is
+	 * SIGKILLed, and it is an error ("timed out: it was stopped ... for N s"); its state is looked
+	 * at every STOPPED_POLL_MS (spawn.c) */
+	unsigned stopped_limit;
 };
 
 /* Runs @path (absolute) with @argv (argv[0] set) and @envp (NULL: only FERRY_SPAWN_PATH) and waits for it.
@@ -74,6 +78,10 @@ struct ferry_spawn_opts {
  * and a failed exec ("exec 'PATH': No such file or directory") are always errors. */
 int ferry_spawn(const char *path, char *const argv[], char *const envp[], const struct ferry_spawn_opts *opts,
 		int *ret_status, struct ferry_error **err);
+
+/* Whether @pid, an unreaped child of ours, is stopped (SIGSTOP, or a tracer's stop): a child that
+ * runs as a user can be stopped by them, and makes no progress however long it is waited for. */
+bool ferry_child_stopped(pid_t pid);
 
 /* Describes a wait status as "exited with status 3" / "was killed by signal SIGKILL" into @buf. */
 void ferry_spawn_describe_status(int status, char *buf, size_t len);

@@ -112,6 +112,23 @@ static void test_timeout(void **state)
 	assert_true(now() - t0 < 3);
 }
 
+/* A child stopped (by its user, here by itself) for stopped_limit is killed, and said so; one
+ * stopped for less goes on, however long it runs. */
+static void test_stopped(void **state)
+{
+	struct ferry_spawn_opts o = {.stopped_limit = 1};
+	expect_fail("/bin/sh", ARGV("sh", "-c", "kill -STOP $$; exit 0"), &o,
+		    "'/bin/sh' timed out: it was stopped (SIGSTOP) for 1 s, and killed");
+	o.stopped_limit = 5;
+	int status = -1;
+	struct ferry_error *err = NULL;
+	assert_int_equal(ferry_spawn("/bin/sh",
+				     ARGV("sh", "-c", "(sleep 0.3; kill -CONT $$) & kill -STOP $$; exit 7"),
+				     NULL, &o, &status, &err),
+			 0);
+	assert_int_equal(status, 7);
+}
+
 /* The child is killed once cancel_fd is readable; its leftovers that hold its output pipe (a
  * guard) are waited for. Here the child itself makes the fd readable, after it started such a
  * leftover, which leaves a file behind once it ends. */
@@ -268,12 +285,19 @@ static void test_describe_status(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_exit_status), cmocka_unit_test(test_signals),
-	    cmocka_unit_test(test_bad_calls),	cmocka_unit_test(test_timeout),
-	    cmocka_unit_test(test_cancel),	cmocka_unit_test(test_environment),
-	    cmocka_unit_test(test_stdin),	cmocka_unit_test(test_output),
-	    cmocka_unit_test(test_stderr_tail), cmocka_unit_test(test_fds),
-	    cmocka_unit_test(test_cwd),		cmocka_unit_test(test_describe_status),
+	    cmocka_unit_test(test_exit_status),
+	    cmocka_unit_test(test_signals),
+	    cmocka_unit_test(test_bad_calls),
+	    cmocka_unit_test(test_timeout),
+	    cmocka_unit_test(test_stopped),
+	    cmocka_unit_test(test_cancel),
+	    cmocka_unit_test(test_environment),
+	    cmocka_unit_test(test_stdin),
+	    cmocka_unit_test(test_output),
+	    cmocka_unit_test(test_stderr_tail),
+	    cmocka_unit_test(test_fds),
+	    cmocka_unit_test(test_cwd),
+	    cmocka_unit_test(test_describe_status),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
