@@ -626,17 +626,43 @@ static bool group_runs(pid_t pgid)
 	return found;
 }
 
+/* The guard gave up on its starter (guard_poll); it exits GUARD_GAVE_UP. */
+static bool guard_gave_up;
+#define GUARD_GAVE_UP 3
+
+/* poll(2) for as long as the starter, whose /proc stat the host's @stat_fd is, goes on: once it
+ * has been seen stopped (SIGSTOP or ^Z from its user, who may signal it) for 'criu timeout'
+ * seconds in all, the guard gives up (guard_gave_up), so that no stopped starter keeps the tree
+ * frozen, and first takes the images out of the starter's reach: a publish (a rename) from now
+ * on finds nothing. */
+static void guard_poll(const struct dump *d, struct pollfd *p, nfds_t n, int stat_fd)
+{
+	static unsigned stopped;
+	char buf[512], state = 0;
+	int r;
+	while (!guard_gave_up && ((r = poll(p, n, 1000)) == 0 || (r < 0 && errno == EINTR))) {
+		ssize_t len = pread(stat_fd, buf, sizeof(buf) - 1, 0);
+		buf[len > 0 ? len : 0] = '\0';
+		char *rp = strrchr(buf, ')');
+		if (rp && sscanf(rp + 1, " %c", &state) == 1 && (state == 'T' || state == 't') &&
+		    ++stopped > d->s->cfg->criu_timeout) {
+			guard_gave_up = true;
+			renameat(d->stfd, "images", d->stfd, "given-up");
+		}
+	}
+}
+
 /* Waits for the dumping CRIU @criu to end, or for the starter to give up on it (@ctl readable
  * first: a timeout, or the starter was killed), then for the starter's word on @ctl: 'K' once the
- * checkpoint is published (the dumped tree ends), anything else or nothing (the starter died)
- * means the tree goes on. */
-static char dump_guard_verdict(pid_t criu, pid_t criu_ns, int ctl, int decision)
+ * checkpoint is published (the dumped tree ends), anything else or nothing (the starter died, or
+ * stayed stopped: guard_poll) means the tree goes on. */
+static char dump_guard_verdict(const struct dump *d, pid_t criu, pid_t criu_ns, int ctl, int stat_fd)
 {
 	int pidfd = (int)syscall(SYS_pidfd_open, criu, 0);
 	struct pollfd p[2] = {{.fd = pidfd, .events = POLLIN}, {.fd = ctl, .events = POLLIN}};
-	while (pidfd >= 0 && poll(p, 2, -1) < 0 && errno == EINTR)
-		;
-	if (pidfd < 0 || (p[1].revents && !p[0].revents))
+	if (pidfd >= 0)
+		guard_poll(d, p, 2, stat_fd);
+	if (pidfd < 0 || guard_gave_up || (p[1].revents && !p[0].revents))
 		kill(criu, SIGKILL); /* ferry-criu: the starter gave up on it */
 	closep(&pidfd);
 	/* The CRIU that libcriu runs, in ferry-criu's process group, goes on without it: it is let
@@ -657,9 +683,10 @@ static char dump_guard_verdict(pid_t criu, pid_t criu_ns, int ctl, int decision)
 	while (waitpid(criu, NULL, 0) < 0 && errno == EINTR)
 		;
 	char what = 'C';
-	if (read(ctl, &what, 1) != 1)
+	guard_poll(d, &p[1], 1, stat_fd);
+	if (guard_gave_up || read(ctl, &what, 1) != 1)
 		/* the starter died: the decision, if it wrote one, holds (the commit may be gone) */
-		what = decision_written(decision) ? 'K' : 'C';
+		what = decision_written(d->s->decision_fd) ? 'K' : 'C';
 	return what;
 }
 
@@ -673,7 +700,10 @@ static _noreturn_ void dump_guard(const struct dump *d, int pidfd, int report, i
 	struct starter *s = d->s;
 	const struct ferry_instance *inst = d->inst;
 	setpgid(0, 0);
-	if (setgroups(0, NULL) < 0 || setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) {
+	char path[32]; /* the starter's state, which the instance's /proc will not show */
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)getppid());
+	int stat_fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (stat_fd < 0 || setgroups(0, NULL) < 0 || setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0) {
 		ferry_error_set(&err, errno, "become root for the dump's guard");
 		report_error(report, err);
 		_exit(1);
@@ -714,7 +744,7 @@ static _noreturn_ void dump_guard(const struct dump *d, int pidfd, int report, i
 	 * after CRIU died, and the peer waiting on it */
 	for (int ch = 0; d->xs && ch < FERRY_XFER_NCHAN; ch++)
 		xfer_session_close(d->xs, ch);
-	char what = dump_guard_verdict(criu, criu_ns, ctl, s->decision_fd);
+	char what = dump_guard_verdict(d, criu, criu_ns, ctl, stat_fd);
 	if (!(s->req->flags & FERRY_REQ_LEAVE_RUNNING)) {
 		/* every process of the instance but init, from inside its pid namespace */
 		pid_t sig = fork();
@@ -728,7 +758,19 @@ static _noreturn_ void dump_guard(const struct dump *d, int pidfd, int report, i
 	ckdir_rm_tree(s->ckpt_fd, d->stage, s->privs.uid,
 		      d->stfd); /* published (then empty), sent or failed: never left behind */
 	dump_unstage(d);
-	_exit(0);
+	_exit(guard_gave_up ? GUARD_GAVE_UP : 0);
+}
+
+/* Reaps the guard; if it gave up on us (stopped for 'criu timeout': guard_poll) and no decision
+ * gave the instance to a destination, the tree runs on and the staging is gone: we fail. */
+static void guard_reap(const struct dump *d)
+{
+	int st = 0;
+	while (waitpid(d->guard, &st, 0) < 0 && errno == EINTR)
+		;
+	if (WIFEXITED(st) && WEXITSTATUS(st) == GUARD_GAVE_UP && !decision_written(d->s->decision_fd))
+		die("checkpoint of '%s' was given up: its starter was stopped for more than %u s ('criu timeout' in ferry.conf); the instance keeps running",
+		    d->name, d->s->cfg->criu_timeout);
 }
 
 /* The sealed launch request of the instance: root's, next to its record. */
@@ -1203,7 +1245,7 @@ static _noreturn_ void dump_failed(struct dump *d, bool in_time, const char *msg
 	if (!in_time)
 		(void)xfer_session_finish(0);
 	close(d->ctl); /* the guard ends CRIU, resumes the tree and removes the staging */
-	waitpid(d->guard, NULL, 0);
+	guard_reap(d);
 	ckdir_rm_tree(d->s->ckpt_fd, d->stage, d->s->privs.uid, d->stfd);
 	dump_unstage(d);
 	if (d->xs) { /* the page server's end may have failed first (it gave no verdict yet) */
@@ -1350,8 +1392,7 @@ static int dump_commit(struct dump *d, const char *launch, size_t launch_len, st
 	d->t_done = ferry_monotonic_ms();
 	(void)ferry_write_all(d->ctl, r < 0 ? "C" : "K", 1);
 	close(d->ctl);
-	while (waitpid(d->guard, NULL, 0) < 0 && errno == EINTR)
-		;
+	guard_reap(d);
 	return r;
 }
 
@@ -1414,8 +1455,7 @@ static int dump_held(struct dump *d, const char *launch, size_t launch_len, stru
 	d->t_done = ferry_monotonic_ms();
 	(void)ferry_write_all(d->ctl, r < 0 ? "C" : "K", 1);
 	close(d->ctl);
-	while (waitpid(d->guard, NULL, 0) < 0 && errno == EINTR)
-		;
+	guard_reap(d);
 	return r;
 }
 

@@ -6,7 +6,7 @@
 #   F6  a command line long enough to push the instance record over its size limit
 #   F8  another user reading a checkpoint
 #   F10 a --mem-dir name squatted by another user
-#   F11 the user killing the starter and CRIU in the middle of a dump
+#   F11 the user killing the starter and CRIU in the middle of a dump, or stopping them
 
 load ../lib/common
 load ../lib/checkpoint
@@ -36,6 +36,7 @@ setup() {
 
 teardown() {
 	[ -z "${NS_PID:-}" ] || kill -KILL "$NS_PID" 2>/dev/null || true
+	[ -z "${DUMP_PID:-}" ] || kill -KILL $(tree_of "$DUMP_PID") 2>/dev/null || true
 	conf_restore
 	rm -rf "$VICTIM" "$U1_TMP"
 	ferry_teardown
@@ -221,4 +222,88 @@ user1_kill_dump() {
 	else
 		[ "$(ckpt_json_field "$U1" "$ck" state)" = complete ] || fail "the job is gone and no checkpoint holds it"
 	fi
+}
+
+# in_tree PID COMM: a process named COMM among PID's descendants (PID too)
+in_tree() {
+	local p
+	for p in $(tree_of "$1"); do
+		[ "$(cat "/proc/$p/comm" 2>/dev/null)" != "$2" ] || { echo "$p" && return 0; }
+	done
+	return 1
+}
+
+# thawed INST DIR PROG: the workload of INST runs again (none of its processes stopped, its
+# counter moves) and no staging directory is left in DIR
+thawed() {
+	[ -z "$(find "$2" -mindepth 1 -maxdepth 1 -name '.staging-*')" ] || return 1
+	[ -z "$(ps -u "$U1" -o stat=,comm= | awk '$2 == "stateful" && $1 ~ /^[Tt]/')" ] || return 1
+	local s
+	s=$(step_of "$3")
+	sleep 0.5
+	[ "$(step_of "$3")" != "$s" ]
+}
+
+@test "F11: stopping the starter or ferry-criu mid-dump does not keep the job frozen: the guard gives up after 'criu timeout'" {
+	local ck=$T-ck d prog=$U1_TMP/progress who victim i gid s
+	as_user1 "$FERRY" checkpoint create "$ck"
+	d=$(ckpt_dir "$U1" "$ck")
+	start_stateful "$U1" "$ck" ftat-stop "$prog" --mb 512
+	conf_set "criu timeout = 3"
+	gid=$(id -g "$U1")
+	for who in ferry-starter ferry-criu; do
+		# setpriv, not runuser (which stops with its stopped child); the CLI execs the starter
+		setpriv --reuid="$U1_UID" --regid="$gid" --init-groups env -C "$U1_HOME" HOME="$U1_HOME" \
+			USER="$U1" LOGNAME="$U1" "$FERRY" checkpoint instance --criu ftat-stop \
+			>"$BATS_TEST_TMPDIR/dump.out" 2>"$BATS_TEST_TMPDIR/dump.err" &
+		DUMP_PID=$!
+		# the dump has begun: CRIU runs (the tree is frozen under it)
+		wait_for in_tree "$DUMP_PID" criu >/dev/null || fail "no CRIU ran: $(cat "$BATS_TEST_TMPDIR"/dump.*)"
+		# (the starter is the client itself, exec'd; its guard, root's, has the same name)
+		victim=$DUMP_PID
+		[ "$who" = ferry-starter ] || victim=$(wait_for in_tree "$DUMP_PID" "$who") ||
+			fail "no $who in the dump's tree: $(ps -o pid=,ppid=,stat=,comm= -p "$(tree_of "$DUMP_PID" | paste -sd,)")"
+		[ "$(cat "/proc/$victim/comm")" = "$who" ] || fail "$victim is not $who"
+		as_user1 kill -STOP "$victim"
+		# within 'criu timeout' and the guard's 10 s for CRIU, the job runs again, nothing staged
+		for ((i = 0; i < 60; i++)); do
+			thawed ftat-stop "$d" "$prog" && break
+			sleep 0.5
+		done
+		thawed ftat-stop "$d" "$prog" || fail "$who stopped: the job is still frozen or staged after 30 s: $(ls -A "$d"; ps -u "$U1" -o pid=,stat=,comm=)"
+		# the starter, let go on, fails loudly, and nothing was published (a stopped ferry-criu:
+		# the starter itself gave up, and the guard killed it)
+		if [ "$who" = ferry-starter ]; then
+			as_user1 kill -CONT "$victim"
+		else
+			! kill -0 "$victim" 2>/dev/null || fail "the stopped ferry-criu is left: $(ps -o pid=,stat=,comm= -p "$victim")"
+		fi
+		for ((i = 0; i < 300; i++)); do
+			kill -0 "$DUMP_PID" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -0 "$DUMP_PID" 2>/dev/null && fail "$who stopped: the client still runs 30 s after SIGCONT"
+		status=0
+		wait "$DUMP_PID" || status=$?
+		DUMP_PID=
+		stderr=$(cat "$BATS_TEST_TMPDIR/dump.err")
+		echo "# $who stopped: $stderr" >&3
+		if [ "$who" = ferry-starter ]; then
+			assert_ferry_error "given up: its starter was stopped for more than 3 s"
+		else
+			assert_ferry_error "made no progress for 3 s"
+		fi
+		grep -q "keeps running" <<<"$stderr" || fail "the error does not say the instance keeps running: $stderr"
+		instance_running "$U1" ftat-stop || fail "$who stopped: the instance is gone"
+		[ -z "$(ls -A "$d" | grep -vx dump.log)" ] || fail "$who stopped: the dump left: $(ls -la "$d")"
+		[ "$(ckpt_json_field "$U1" "$ck" state)" = empty ] || fail "$who stopped: a checkpoint was published"
+	done
+	# the tree was left as CRIU can dump it again
+	conf_restore
+	run --separate-stderr as_user1 "$FERRY" checkpoint instance --criu --leave-running ftat-stop
+	[ "$status" -eq 0 ] || fail "a dump after the give-ups failed ($status): $stderr"
+	s=$(step_of "$prog")
+	wait_step "$prog" $((s + 2))
+	assert_progress_ok "$prog"
+	as_user1 "$FERRY" instance stop ftat-stop
 }
