@@ -908,13 +908,31 @@ stop_as_user1() {
 # gone PID: PID no longer runs (a zombie has ended).
 gone() { [ ! -e "/proc/$1" ] || grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null; }
 
+# stop_starter_until_killed NODE LOG: the first starter NODE's ferryd runs is stopped by its user
+# (user 1) as soon as it runs, and must be killed by that ferryd once stopped for 'criu timeout'
+# (5 s here), and a few seconds of a loaded machine; never after the 70 s of silence. LOG: what
+# the client said, shown when no starter came.
+stop_starter_until_killed() {
+	local st i t0
+	for ((i = 0; i < 1500; i++)); do
+		st=$(ferryd_starters "$1" | head -n1)
+		[ -z "$st" ] || break
+		sleep 0.02
+	done
+	[ -n "$st" ] || fail "no starter of ferryd's on $1: $(cat "$2")"
+	stop_as_user1 "$st"
+	t0=$SECONDS
+	wait_within 60 gone "$st" || fail "the stopped starter on $1 still runs after $((SECONDS - t0)) s"
+	echo "# the starter on $1 was ended after $((SECONDS - t0)) s" >&3
+	[ "$((SECONDS - t0))" -le 30 ] || fail "ended only after $((SECONDS - t0)) s"
+}
+
 @test "hold: a member's starter its user stops on the peer is killed once stopped for 'criu timeout'; the peer's handler ends, the workload runs on" {
 	# (criu timeout 5: a stopped starter is killed after 5 s stopped, well before the bound on
 	# a silent one, 2 'criu timeout' + 60 s = 70 s)
 	mig_up "criu timeout = 5"
 	# 512 MB: its dump takes seconds, in which the test finds its starter
 	mig_launch nodeB "$T-m" 512
-	local t0 st i
 	(
 		rc=0 # (bats' errexit ends the subshell at a failure)
 		on nodeA timeout 200 "$FERRY" checkpoint group --leave-running "nodeB:$T-m" \
@@ -923,19 +941,8 @@ gone() { [ ! -e "/proc/$1" ] || grep -q '^State:[[:space:]]*Z' "/proc/$1/status"
 	) </dev/null 3>&- &
 	BG_PIDS+=("$!")
 	# the member's starter on nodeB, stopped by its user as soon as it runs (a held one waits too)
-	for ((i = 0; i < 1500; i++)); do
-		st=$(ferryd_starters nodeB | head -n1)
-		[ -z "$st" ] || break
-		sleep 0.02
-	done
-	[ -n "$st" ] || fail "no starter of ferryd's on nodeB: $(cat "$BATS_TEST_TMPDIR/grp.out")"
-	stop_as_user1 "$st"
-	t0=$SECONDS
-	wait_within 60 gone "$st" || fail "the stopped member starter still runs after $((SECONDS - t0)) s"
+	stop_starter_until_killed nodeB "$BATS_TEST_TMPDIR/grp.out"
 	wait_within 10 no_handlers nodeB || fail "nodeB's handler still runs: $(handlers nodeB)"
-	echo "# the member was ended after $((SECONDS - t0)) s" >&3
-	# 5 s stopped, and a few seconds of a loaded machine; never the 70 s of silence
-	[ "$((SECONDS - t0))" -le 30 ] || fail "ended only after $((SECONDS - t0)) s"
 	wait_within 20 test -e "$BATS_TEST_TMPDIR/grp.rc" ||
 		fail "the group's client still waits: $(cat "$BATS_TEST_TMPDIR/grp.out"); nodeA's handlers: $(handlers nodeA); $(ps -eo pid,ppid,stat,wchan:24,args | grep -E '[f]erry|[r]unuser')"
 	[ "$(cat "$BATS_TEST_TMPDIR/grp.rc")" != 0 ] || fail "the group checkpoint succeeded: $(cat "$BATS_TEST_TMPDIR/grp.out")"
@@ -951,21 +958,11 @@ gone() { [ ! -e "/proc/$1" ] || grep -q '^State:[[:space:]]*Z' "/proc/$1/status"
 
 @test "migrate: a source starter its user stops is killed once stopped for 'criu timeout'; the migration fails in one line, the workload runs on nodeA, once" {
 	mig_up "criu timeout = 5"
-	local name=$T-ms t0 st i run
+	local name=$T-ms run
 	mig_launch nodeA "$name" 512
 	run=$(field_of "$OUT/$name.prog" run)
 	mig_bg nodeA "$name" --to nodeB --mode diskless
-	for ((i = 0; i < 1500; i++)); do
-		st=$(ferryd_starters nodeA | head -n1)
-		[ -z "$st" ] || break
-		sleep 0.02
-	done
-	[ -n "$st" ] || fail "no starter of ferryd's on nodeA: $(cat "$BATS_TEST_TMPDIR/bg.err")"
-	stop_as_user1 "$st"
-	t0=$SECONDS
-	wait_within 60 gone "$st" || fail "the stopped starter still runs after $((SECONDS - t0)) s"
-	echo "# the starter was ended after $((SECONDS - t0)) s" >&3
-	[ "$((SECONDS - t0))" -le 30 ] || fail "ended only after $((SECONDS - t0)) s"
+	stop_starter_until_killed nodeA "$BATS_TEST_TMPDIR/bg.err"
 	mig_wait 60
 	[ "$status" -ne 0 ] || fail "the migration went through"
 	grep -q "stopped (SIGSTOP) for 5 s, and killed" <<<"$stderr" || fail "the client was not told why: $stderr"
