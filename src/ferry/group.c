@@ -559,7 +559,8 @@ static int group_dump(struct member *ms, size_t n, uint32_t flags, bool say)
 	if (held == n && ok > 0)
 		r = cli_fail(
 		    "checkpoint of the group: instance '%s' failed after the others published theirs: %s; "
-		    "the group's checkpoint is not consistent: checkpoint it again",
+		    "if its own generation was published too ('ferry checkpoint list'), the cut is whole and "
+		    "it ended with them, else the group's checkpoint is not consistent: checkpoint it again",
 		    who, member_error(bad));
 	else
 		r = cli_fail(

@@ -11,6 +11,8 @@
  *             once the destination runs it (else it resumes).
  * Every message to the destination is a sealed record (link.c). Every step's time is reported
  * to the client. */
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 
 #include "fault.h"
@@ -215,6 +217,28 @@ static int restart_there(struct mig *g, int r, struct ferry_error **err)
 	return 0;
 }
 
+/* Default mode, the dump's starter: with a byte of ours on its fd 5, which it sets once the
+ * dump is published (and its guard ends the tree). A starter that dies after that (its user
+ * killed it) failed nothing: the checkpoint in the shared directory is all there is of the job,
+ * and goes on to the destination as if it had said so. */
+static int dump_shared_run(struct mig *g, struct ferry_request *dump, struct ferry_error **err)
+{
+	_cleanup_close_ int note = memfd_create("ferryd-dumped", MFD_CLOEXEC),
+			    none = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (note < 0 || none < 0)
+		return ferry_error_set(err, errno, "prepare the dump");
+	int r = ferryd_run_starter_decision(g->d, &g->u, dump, none, note, &g->src_out, err);
+	char c = 0;
+	if (r < 0 && pread(note, &c, 1, 0) == 1 && c == 'C') {
+		ferryd_log(g->id, "its starter ended after it published the dump (%s): it goes on from there",
+			   (*err)->message);
+		ferry_error_free(*err);
+		*err = NULL;
+		r = 0;
+	}
+	return r;
+}
+
 /* Default mode: the starter dumps into the migration's directory of the shared directory. */
 static int dump_shared(struct mig *g, struct ferry_request *dump, struct ferry_error **err)
 {
@@ -229,7 +253,7 @@ static int dump_shared(struct mig *g, struct ferry_request *dump, struct ferry_e
 		/* the destination waits for the restart message meanwhile: it hears that we dump */
 		struct ferryd_keepalive k;
 		ferryd_keepalive_start(&k, &g->peer);
-		r = ferryd_run_starter(g->d, &g->u, dump, -1, &g->src_out, err);
+		r = dump_shared_run(g, dump, err);
 		ferryd_keepalive_stop(&k);
 	}
 	g->in_ckpt = r == 0;

@@ -652,6 +652,19 @@ static void guard_poll(const struct dump *d, struct pollfd *p, nfds_t n, int sta
 	}
 }
 
+/* Whether the starter, dead now, published this dump: 'current' names the images it staged. */
+static bool published(const struct dump *d)
+{
+	char gen[32];
+	struct stat a, b;
+	ssize_t n = readlinkat(d->s->ckpt_fd, "current", gen, sizeof(gen) - 1);
+	if (n <= 0 || fstat(d->imgfd, &a) < 0)
+		return false;
+	gen[n] = '\0';
+	return !strchr(gen, '/') && fstatat(d->s->ckpt_fd, gen, &b, AT_SYMLINK_NOFOLLOW) == 0 &&
+	       a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
 /* Waits for the dumping CRIU @criu to end, or for the starter to give up on it (@ctl readable
  * first: a timeout, or the starter was killed), then for the starter's word on @ctl: 'K' once the
  * checkpoint is published (the dumped tree ends), anything else or nothing (the starter died, or
@@ -685,8 +698,9 @@ static char dump_guard_verdict(const struct dump *d, pid_t criu, pid_t criu_ns, 
 	char what = 'C';
 	guard_poll(d, &p[1], 1, stat_fd);
 	if (guard_gave_up || read(ctl, &what, 1) != 1)
-		/* the starter died: the decision, if it wrote one, holds (the commit may be gone) */
-		what = decision_written(d->s->decision_fd) ? 'K' : 'C';
+		/* the starter died: the decision, if it wrote one, holds (the commit may be gone), and
+		 * so does a generation it published (a group's other members ended at that cut) */
+		what = decision_written(d->s->decision_fd) || (!guard_gave_up && published(d)) ? 'K' : 'C';
 	return what;
 }
 
@@ -1389,6 +1403,11 @@ static int dump_commit(struct dump *d, const char *launch, size_t launch_len, st
 	if (r == 0)
 		r = d->xs ? dump_send(d, m, text, ret_gen, err)
 			  : publish_generation(s, d->stfd, ret_gen, err);
+	/* a default-mode migration's, published: the tree ends from here on, whatever becomes of us
+	 * (a byte ferryd reads once we ended, as the guard does: neither takes our death for a
+	 * failed dump, and the job is restarted from the shared directory, never lost with it) */
+	if (r == 0 && evict && s->decision_fd >= 0 && pwrite(s->decision_fd, "C", 1, 0) != 1)
+		r = ferry_error_set(err, errno ? errno : EIO, "note the published dump for ferryd");
 	d->t_done = ferry_monotonic_ms();
 	(void)ferry_write_all(d->ctl, r < 0 ? "C" : "K", 1);
 	close(d->ctl);

@@ -52,13 +52,15 @@ static void take_fds(struct starter *s)
 		    FERRY_REQUEST_FD);
 	if (fstat(STARTER_XFER_FD, &st) == 0 && S_ISSOCK(st.st_mode))
 		s->xfer_fd = fcntl(STARTER_XFER_FD, F_DUPFD_CLOEXEC, 10);
-	/* only with a connection, and only root's regular file open for writing: whoever runs us
-	 * can write there anyway, and reading it back never blocks */
+	/* only root's regular file open for writing (ferryd's: a migration's journal record, or a
+	 * memfd): whoever runs us can write there anyway, and reading it back never blocks */
 	int fl = fcntl(STARTER_DECISION_FD, F_GETFL);
-	if (s->xfer_fd >= 0 && fl >= 0 && (fl & O_ACCMODE) == O_RDWR &&
-	    fstat(STARTER_DECISION_FD, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == 0 && st.st_nlink == 1)
+	if (fl >= 0 && (fl & O_ACCMODE) == O_RDWR && fstat(STARTER_DECISION_FD, &st) == 0 &&
+	    S_ISREG(st.st_mode) && st.st_uid == 0 && st.st_nlink <= 1)
 		s->decision_fd = fcntl(STARTER_DECISION_FD, F_DUPFD_CLOEXEC, 10);
-	ferry_close_fds(3, (const int[]){FERRY_REQUEST_FD, s->xfer_fd, s->decision_fd, -1});
+	/* (the list ends at its first -1: a missing socket is the request again) */
+	ferry_close_fds(3, (const int[]){FERRY_REQUEST_FD, s->xfer_fd >= 0 ? s->xfer_fd : FERRY_REQUEST_FD,
+					 s->decision_fd, -1});
 }
 
 /* ferry.conf, as ferry-conf parsed it: the caller for good, in a process the caller cannot trace

@@ -75,9 +75,10 @@ struct starter {
 	char *sealed_manifest; /* a received checkpoint: the manifest this process just signed */
 	char *image_fingerprint;
 	int xfer_fd; /* --page-server: the connected socket the CLI passed on fd 4 */
-	/* a migration's source, diskless: ferryd's decision file on fd 5 (root's regular file, open
-	 * for writing): the byte 'C' written there, durably, before the commit is sent, is the commit
-	 * point; the dumped tree ends only if it is there (src/ferryd/journal.h) */
+	/* a migration's source: ferryd's decision file on fd 5 (root's regular file, open for
+	 * writing). Diskless, the byte 'C' written there, durably, before the commit is sent, is the
+	 * commit point (src/ferryd/journal.h); default mode, 'C' once the dump is published in the
+	 * shared directory. Either way the dumped tree ends, should we die, only if it is there. */
 	int decision_fd;
 	/* a live migration's restart (FERRY_REQ_LAZY): CRIU's lazy-pages daemon, which serves the
 	 * restored tree its memory from the source, and the read end of its report */

@@ -240,6 +240,52 @@ gens() { find "$(ckpt_dir "$U1" "$1")" -maxdepth 1 -name 'gen-*' -printf '%f\n' 
 	assert_progress_ok "$OUT/big.prog"
 }
 
+@test "group: a member's starter killed once its generation is published, before it told its guard: the member ends with the others, never runs on beside its checkpoint" {
+	# the guard heard nothing from the dead starter and resumed the tree: the member ran on while
+	# its generation, at the group's cut, was published and every other member had ended
+	mig_up
+	local fc guard starter init i
+	member "$T-a" 198.18.1.63 "$STATEFUL" --mb 8 --interval 100 "$OUT/a.prog"
+	# the other member's 1 GB takes long to write: the small one is held meanwhile
+	member "$T-b" 198.18.1.64 "$STATEFUL" --mb 1024 --interval 100 "$OUT/b.prog"
+	wait_step "$OUT/a.prog" 2 30
+	wait_step "$OUT/b.prog" 2 30
+	init=$(inst_field nodeA "$T-a" pid)
+	on nodeA "$FERRY" checkpoint group "$T-a" "$T-b" >"$BATS_TEST_TMPDIR/grp" 2>&1 &
+	wait_for held_in "$T-a" || fail "the small member's dump was not held: $(cat "$BATS_TEST_TMPDIR/grp")"
+	# its ferry-criu (in its pid namespace), stopped by the user: the starter, once it published,
+	# waits for it, and is killed then
+	for ((i = 0; i < 500; i++)); do
+		for fc in $(pgrep -u "$U1" -f '^ferry-criu dump'); do
+			[ "$(readlink "/proc/$fc/ns/pid")" = "$(readlink "/proc/$init/ns/pid")" ] && break 2
+		done
+		fc=""
+		sleep 0.02
+	done
+	[ -n "$fc" ] || fail "no ferry-criu of '$T-a'"
+	as_user1 kill -STOP "$fc"
+	guard=$(ps -o ppid= -p "$fc" | tr -d ' ')
+	starter=$(ps -o ppid= -p "$guard" | tr -d ' ')
+	for ((i = 0; i < 600; i++)); do
+		[ -L "$(ckpt_dir "$U1" "$T-a")/current" ] && break
+		sleep 0.1
+	done
+	[ -L "$(ckpt_dir "$U1" "$T-a")/current" ] || fail "'$T-a' was never published: $(cat "$BATS_TEST_TMPDIR/grp")"
+	as_user1 kill -KILL "$starter"
+	wait 2>/dev/null || true
+	echo "# ferry checkpoint group: $(cat "$BATS_TEST_TMPDIR/grp")" >&3
+	# both generations are the cut, and no member runs on beside it
+	[ "$(gens "$T-a")" = gen-000001 ] && [ "$(gens "$T-b")" = gen-000001 ] || fail "generations: $(gens "$T-a") / $(gens "$T-b")"
+	# (the guard lets the stopped dump's CRIU finish for up to 10 s first)
+	for ((i = 0; i < 300; i++)); do
+		not_listed nodeA "$T-a" && not_listed nodeA "$T-b" && break
+		sleep 0.1
+	done
+	not_listed nodeA "$T-a" || fail "'$T-a' runs on beside its published generation"
+	not_listed nodeA "$T-b" || fail "'$T-b' runs on"
+	[ -z "$(find "$(ckpt_dir "$U1" "$T-a")" -maxdepth 1 -name '.staging-*')" ] || fail "a staging of '$T-a' is left"
+}
+
 @test "group: bad input is refused with one line and touches nothing" {
 	run --separate-stderr as_user1 "$FERRY" checkpoint group
 	assert_ferry_error "usage: ferry checkpoint group"

@@ -367,7 +367,7 @@ stop_all_instances() {
 # workload then runs from a copy in user 1's home, the host's /tmp being out of its sight).
 # Waits for the first steps.
 mig_launch() {
-	local n=$1 name=$2 mb=$3 ip="" port="" img=$IMG verify="" bin=$STATEFUL
+	local n=$1 name=$2 mb=$3 ip="" port="" img=$IMG verify="" bin=$STATEFUL sibling=""
 	local -a opts=()
 	shift 3
 	while [ $# -gt 0 ]; do
@@ -377,6 +377,7 @@ mig_launch() {
 		--image) img=$2; shift 2 ;;
 		--verify) verify="--verify $2"; shift 2 ;;
 		--compressible) verify="$verify --compressible"; shift ;;
+		--sibling) sibling="sleep 1000001 & "; shift ;; # a small process beside it, in its tree
 		--private-tmp)
 			opts+=(--private-tmp)
 			bin=$U1_TMP/stateful
@@ -389,7 +390,7 @@ mig_launch() {
 	as_user1 "$FERRY" checkpoint create "$name" >/dev/null || fail "checkpoint create $name failed"
 	local -a net=()
 	[ -z "$ip" ] || net=(--net --network ftmac --network-args "IP=$ip/16")
-	local cmd="exec $bin --mb $mb $verify --interval 100 $OUT/$name.prog"
+	local cmd="${sibling}exec $bin --mb $mb $verify --interval 100 $OUT/$name.prog"
 	if [ -n "$port" ]; then
 		ip netns exec peer "$TCP" serve "198.18.0.3:$port" "$OUT/$name.srv" </dev/null >/dev/null 2>&1 3>&- &
 		PEER_PIDS+=("$!")
