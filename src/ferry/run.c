@@ -701,10 +701,17 @@ static int take_checkpoint(struct run *r, bool leave_running, unsigned long long
 		    r->name, seq);
 		return -2;
 	}
-	if (st != 0 || !slot_complete(r->dirfd, strrchr(slot, '/') + 1)) {
+	if (!slot_complete(r->dirfd, strrchr(slot, '/') + 1)) {
 		(void)slot_remove(r->dir, seq);
 		return -1;
 	}
+	/* complete: its starter published it, whatever became of it after (killed: the guard ended
+	 * the program with it, or left it running, as asked); it is the checkpoint */
+	if (st != 0)
+		fprintf(
+		    stderr,
+		    "ferry: run '%s': generation %llu is complete though its starter failed after: kept\n",
+		    r->name, seq);
 	long long freeze = 0, dumped = 0, done = 0;
 	unsigned long long bytes = 0;
 	int staged = 0;

@@ -118,6 +118,42 @@ run_id_of() { field_of "$1" run; }
 	as_user1 "$FERRY" checkpoint delete "$T-t"
 }
 
+@test "run --checkpoint: the starter killed once its generation is published (the program ended): the generation is kept, and the same command resumes from it" {
+	# ferry took the starter's death for a failed dump and removed the generation, whose
+	# program the guard had just ended: the run started over
+	run_bg exec --checkpoint "$T" "$IMG" sh -c "sleep 1000001 & exec $STATEFUL --mb 256 --interval 100 --until 60 $PROG"
+	wait_step "$PROG" 3 30
+	local id w st="" p i
+	id=$(run_id_of "$PROG")
+	w=$(pgrep -u "$U1" -f '^sleep 1000001$') || fail "no sleep beside the program"
+	kill -USR1 "$(cat "$PIDF")"
+	# the dump's starter (the run's, with its root guard), killed the moment the program's tree
+	# ends (its guard's 'K', after the publish), before it exits
+	for ((i = 0; i < 1500; i++)); do
+		for p in $(pgrep -P "$(cat "$PIDF")" -x ferry-starter); do
+			! pgrep -P "$p" -U 0 -x ferry-starter >/dev/null || st=$p
+		done
+		[ -z "$st" ] || break
+		sleep 0.02
+	done
+	[ -n "$st" ] || fail "no dump's starter with its guard: $(cat "$ERR")"
+	python3 -c '
+import os, select, signal, sys
+w, s = os.pidfd_open(int(sys.argv[1])), os.pidfd_open(int(sys.argv[2]))
+select.select([w], [], [], 120)
+signal.pidfd_send_signal(s, signal.SIGKILL)' "$w" "$st"
+	wait_bg
+	echo "# ferry exec --checkpoint ($status): $(cat "$ERR")" >&3
+	grep -q "^ferry: run '$T': generation 1 is complete though its starter failed after: kept\$" "$ERR" ||
+		fail "the starter was not killed between its publish and its end: $(cat "$ERR")"
+	[ "$(generations "$CK")" = ck-000001 ] || fail "generations: $(ls "$CK")"
+	[ "$status" -eq 75 ] || fail "exit $status, expected 75: $(cat "$ERR")"
+	run --separate-stderr as_user1 "$FERRY" exec --checkpoint "$T" "$IMG" sh -c \
+		"sleep 1000001 & exec $STATEFUL --mb 256 --interval 100 --until 60 $PROG"
+	grep -q "^ferry: run '$T': resumed on $(hostname) from generation 1 " <<<"$stderr" || fail "not resumed: $stderr"
+	grep -q "^done 60 ok run $id status 0\$" "$PROG" || fail "not the same run to the end: $(tail -n3 "$PROG")"
+}
+
 @test "run --checkpoint-every --keep 2: periodic generations, the program left running, the newest two kept" {
 	# (a resumed program is the same process, with the arguments it was started with: --until)
 	run_bg exec --checkpoint "$T" --checkpoint-every 1s --keep 2 "$IMG" "$STATEFUL" --mb 16 --interval 100 \
