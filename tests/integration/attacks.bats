@@ -248,7 +248,9 @@ thawed() {
 	local ck=$T-ck d prog=$U1_TMP/progress who victim i gid s
 	as_user1 "$FERRY" checkpoint create "$ck"
 	d=$(ckpt_dir "$U1" "$ck")
-	start_stateful "$U1" "$ck" ftat-stop "$prog" --mb 512
+	# 1.5 GB: its dump lasts long enough for the test to find ferry-criu and stop it (with 512 MB
+	# a loaded machine saw it end first)
+	start_stateful "$U1" "$ck" ftat-stop "$prog" --mb 1536
 	conf_set "criu timeout = 3"
 	gid=$(id -g "$U1")
 	for who in ferry-starter ferry-criu; do
