@@ -85,7 +85,10 @@ int page_server_accept(const char *spec, unsigned timeout)
 			continue;
 		int one = 1;
 		setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-		if (bind(ls, ai->ai_addr, ai->ai_addrlen) < 0 || listen(ls, 16) < 0) {
+		/* a queue deep enough that a stranger's burst of connections does not make the kernel
+		 * drop the sender's SYN (it would come again only a second, then three, later): the
+		 * receiver takes them off it far faster than they can come (ferry_xfer_accept_listen) */
+		if (bind(ls, ai->ai_addr, ai->ai_addrlen) < 0 || listen(ls, 128) < 0) {
 			e = errno;
 			close(ls);
 			ls = -1;

@@ -343,7 +343,7 @@ static int pending_accept(int ls, struct pending ps[MAX_PENDING], struct refusal
 	struct pending *p = &ps[slot];
 	p->sk = sk;
 	ferry_xfer_tune_socket(sk);
-	ferry_xfer_peer_host(sk, p->host);
+	ferry_xfer_peer_host_local(sk, p->host);
 	p->got = 0;
 	p->deadline = ferry_now_ms() + FERRY_XFER_HELLO_TIMEOUT * 1000;
 	_cleanup_error_ struct ferry_error *e = NULL;

@@ -71,7 +71,7 @@ int ferry_xfer_connect(int sk, const unsigned char *key, size_t keylen, uid_t ui
  * that whoever connects first (and sends nothing, or garbage, or connects again and again)
  * cannot fail the transfer: up to 16 connections side by side, each given
  * FERRY_XFER_HELLO_TIMEOUT seconds to prove the key (when all are taken, the oldest of the
- * address holding the most goes), as many in all as arrive within @total seconds. Returns the
+ * host holding the most goes: ferry_xfer_peer_host_local, ferry_xfer_victim), as many in all as arrive within @total seconds. Returns the
  * connected socket. */
 #define FERRY_XFER_HELLO_TIMEOUT 5
 /* How long a receiver listening on --page-server (ferry-relay) waits for a sender to connect at
@@ -84,6 +84,22 @@ int ferry_xfer_accept_listen(int ls, const unsigned char *key, size_t keylen, ui
  * local user may bind any of them), or an IPv6 /64 (one host may have all of it). */
 #define FERRY_XFER_HOST_LEN 17
 void ferry_xfer_peer_host(int sk, unsigned char ret[FERRY_XFER_HOST_LEN]);
+/* The same for a listening receiver (xfer_peer.c): a peer that is a live TCP socket of this node
+ * (in the caller's network namespace: from 127/8, ::1 or any address of the node's) is the
+ * user who owns it, {FERRY_XFER_HOST_UID, uid little-endian}, so that every local user is a host
+ * of their own; any other peer, or when the kernel does not say, is its address as above. */
+#define FERRY_XFER_HOST_UID 0xff
+void ferry_xfer_peer_host_local(int sk, unsigned char ret[FERRY_XFER_HOST_LEN]);
+/* The uid owning the local socket at the other end of @sk (one exact NETLINK_SOCK_DIAG lookup):
+ * 0, or a negative errno (-ENOENT, -ESRCH: none such; a remote peer has none). */
+int ferry_xfer_peer_uid(int sk, uid_t *ret_uid);
+/* Reads the kernel's answer @buf (@len bytes) to the lookup @seq of the socket @want (of
+ * @family): the uid of a connected socket that is exactly @want, or a negative errno (the
+ * kernel's error, -ESRCH for another socket, -ENOENT for a listening or TIME_WAIT one,
+ * -EBADMSG for anything malformed). */
+struct inet_diag_sockid;
+int ferry_xfer_diag_uid(const void *buf, size_t len, uint32_t seq, int family,
+			const struct inet_diag_sockid *want, uid_t *ret_uid);
 
 /* A connection in the handshake, as ferry_xfer_victim sees it. */
 struct ferry_xfer_slot {

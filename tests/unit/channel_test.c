@@ -8,8 +8,13 @@
 #include <cmocka.h>
 #include <fcntl.h>
 #include <arpa/inet.h>
+#include <grp.h>
 #include <inttypes.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -697,6 +702,179 @@ static void test_peer_host_loopback(void **state)
 	close(ls);
 }
 
+/* The kernel's answer to a lookup of one socket, as ferry_xfer_diag_uid reads it. */
+struct diag_reply {
+	struct nlmsghdr h;
+	struct inet_diag_msg m;
+};
+
+static struct diag_reply diag_reply(uint32_t seq, const struct inet_diag_sockid *id, uint8_t state, uid_t uid)
+{
+	struct diag_reply r = {
+	    .h = {.nlmsg_len = sizeof(r), .nlmsg_type = SOCK_DIAG_BY_FAMILY, .nlmsg_seq = seq},
+	    .m = {.idiag_family = AF_INET, .idiag_state = state, .id = *id, .idiag_uid = uid},
+	};
+	r.m.id.idiag_cookie[0] = 12345; /* the kernel's own, whatever we asked */
+	return r;
+}
+
+/* The answer is read exactly: the uid of a connected socket that is the one asked for, and
+ * nothing from an error, another socket (the kernel falls back to a listening one), a TIME_WAIT
+ * one (uid 0), another request's answer or a cut or malformed message. */
+static void test_diag_uid(void **state)
+{
+	(void)state;
+	struct inet_diag_sockid id = {.idiag_sport = htons(40000), .idiag_dport = htons(7000)};
+	id.idiag_src[0] = htonl(0x7f000001);
+	id.idiag_dst[0] = htonl(0x7f000001);
+	uid_t uid = 7;
+	struct diag_reply r = diag_reply(9, &id, TCP_ESTABLISHED, 1002);
+	assert_int_equal(ferry_xfer_diag_uid(&r, sizeof(r), 9, AF_INET, &id, &uid), 0);
+	assert_int_equal(uid, 1002);
+	r.m.idiag_state = TCP_FIN_WAIT2; /* connected and closed: still its owner's */
+	assert_int_equal(ferry_xfer_diag_uid(&r, sizeof(r), 9, AF_INET, &id, &uid), 0);
+	/* an IPv6 socket with IPv4-mapped addresses for an IPv4 lookup is the same socket */
+	struct diag_reply r6 = r;
+	r6.m.idiag_family = AF_INET6;
+	memset(r6.m.id.idiag_src, 0, 16);
+	memset(r6.m.id.idiag_dst, 0, 16);
+	r6.m.id.idiag_src[2] = r6.m.id.idiag_dst[2] = htonl(0xffff);
+	r6.m.id.idiag_src[3] = r6.m.id.idiag_dst[3] = htonl(0x7f000001);
+	uid = 7;
+	assert_int_equal(ferry_xfer_diag_uid(&r6, sizeof(r6), 9, AF_INET, &id, &uid), 0);
+	assert_int_equal(uid, 1002);
+	r6.m.id.idiag_dst[3] = htonl(0x7f000002);
+	assert_int_equal(ferry_xfer_diag_uid(&r6, sizeof(r6), 9, AF_INET, &id, &uid), -ESRCH);
+
+	uid = 7;
+	r.m.idiag_state = TCP_LISTEN;
+	assert_int_equal(ferry_xfer_diag_uid(&r, sizeof(r), 9, AF_INET, &id, &uid), -ENOENT);
+	r.m.idiag_state = TCP_TIME_WAIT;
+	assert_int_equal(ferry_xfer_diag_uid(&r, sizeof(r), 9, AF_INET, &id, &uid), -ENOENT);
+	r.m.idiag_state = TCP_ESTABLISHED;
+	r.m.id.idiag_sport = htons(40001); /* another socket */
+	assert_int_equal(ferry_xfer_diag_uid(&r, sizeof(r), 9, AF_INET, &id, &uid), -ESRCH);
+	r.m.id.idiag_sport = id.idiag_sport;
+	r.m.id.idiag_dport = htons(7001);
+	assert_int_equal(ferry_xfer_diag_uid(&r, sizeof(r), 9, AF_INET, &id, &uid), -ESRCH);
+	r.m.id.idiag_dport = id.idiag_dport;
+	r.m.id.idiag_src[0] = htonl(0x7f000002);
+	assert_int_equal(ferry_xfer_diag_uid(&r, sizeof(r), 9, AF_INET, &id, &uid), -ESRCH);
+	r.m.id.idiag_src[0] = id.idiag_src[0];
+	r.m.idiag_family = AF_UNIX;
+	assert_int_equal(ferry_xfer_diag_uid(&r, sizeof(r), 9, AF_INET, &id, &uid), -ESRCH);
+	r.m.idiag_family = AF_INET;
+	assert_int_equal(ferry_xfer_diag_uid(&r, sizeof(r), 8, AF_INET, &id, &uid), -EBADMSG); /* seq */
+	/* cut anywhere, or claiming more than there is, or a header only */
+	for (size_t len = 0; len < sizeof(r); len++)
+		assert_int_equal(ferry_xfer_diag_uid(&r, len, 9, AF_INET, &id, &uid), -EBADMSG);
+	r.h.nlmsg_len = sizeof(r) - 1;
+	assert_int_equal(ferry_xfer_diag_uid(&r, sizeof(r), 9, AF_INET, &id, &uid), -EBADMSG);
+	r.h.nlmsg_len = sizeof(r.h);
+	assert_int_equal(ferry_xfer_diag_uid(&r, sizeof(r), 9, AF_INET, &id, &uid), -EBADMSG);
+	r.h.nlmsg_len = sizeof(r);
+	r.h.nlmsg_type = NLMSG_DONE;
+	assert_int_equal(ferry_xfer_diag_uid(&r, sizeof(r), 9, AF_INET, &id, &uid), -EBADMSG);
+	assert_int_equal(uid, 7); /* none of them said anything */
+
+	/* the kernel's error: no such socket (a remote peer, or one already gone) */
+	struct {
+		struct nlmsghdr h;
+		struct nlmsgerr e;
+	} er = {.h = {.nlmsg_len = sizeof(er), .nlmsg_type = NLMSG_ERROR, .nlmsg_seq = 9},
+		.e = {.error = -ENOENT}};
+	assert_int_equal(ferry_xfer_diag_uid(&er, sizeof(er), 9, AF_INET, &id, &uid), -ENOENT);
+	er.e.error = 0; /* an acknowledgement is no answer */
+	assert_int_equal(ferry_xfer_diag_uid(&er, sizeof(er), 9, AF_INET, &id, &uid), -EBADMSG);
+	er.e.error = INT_MIN;
+	assert_int_equal(ferry_xfer_diag_uid(&er, sizeof(er), 9, AF_INET, &id, &uid), -EBADMSG);
+	er.h.nlmsg_len = sizeof(er.h) + 2;
+	assert_int_equal(ferry_xfer_diag_uid(&er, sizeof(er), 9, AF_INET, &id, &uid), -EBADMSG);
+	assert_int_equal(uid, 7);
+}
+
+/* The local host of a connection from 127.@b.0.1 to @a, made by a process of @as (the caller
+ * when (uid_t)-1), accepted on @ls: the classification the listening receiver makes. */
+static void local_host(int ls, const struct sockaddr_in *a, int b, uid_t as,
+		       unsigned char host[FERRY_XFER_HOST_LEN])
+{
+	int fds[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(fds[0]);
+		if (as != (uid_t)-1 &&
+		    (setgroups(0, NULL) < 0 || setresgid(as, as, as) < 0 || setresuid(as, as, as) < 0))
+			_exit(2);
+		int c = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		struct sockaddr_in from = {.sin_family = AF_INET,
+					   .sin_addr.s_addr = htonl(0x7f000001 | (b << 16))};
+		if (bind(c, (struct sockaddr *)&from, sizeof(from)) < 0 ||
+		    connect(c, (const struct sockaddr *)a, sizeof(*a)) < 0)
+			_exit(3);
+		char x;
+		(void)!write(fds[1], "c", 1);
+		(void)!read(fds[1], &x, 1); /* open until the host is known */
+		_exit(0);
+	}
+	close(fds[1]);
+	char x;
+	assert_int_equal(read(fds[0], &x, 1), 1);
+	int sk = accept4(ls, NULL, NULL, SOCK_CLOEXEC);
+	assert_true(sk >= 0);
+	ferry_xfer_peer_host_local(sk, host);
+	close(fds[0]);
+	close(sk);
+	int st = 0;
+	waitpid(pid, &st, 0);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+/* A connection from this node is the host of the user who made it, whatever 127.x address it
+ * comes from: another user's are another host, and so a flood of theirs is their host's. */
+static void test_peer_host_local_uid(void **state)
+{
+	(void)state;
+	int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(a);
+	assert_int_equal(bind(ls, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(ls, 4), 0);
+	assert_int_equal(getsockname(ls, (struct sockaddr *)&a, &len), 0);
+	unsigned char mine[FERRY_XFER_HOST_LEN], mine2[FERRY_XFER_HOST_LEN], theirs[FERRY_XFER_HOST_LEN];
+	local_host(ls, &a, 0, (uid_t)-1, mine);
+	assert_int_equal(mine[0], FERRY_XFER_HOST_UID);
+	assert_int_equal(ferry_get_le32(mine + 1), getuid());
+	local_host(ls, &a, 3, (uid_t)-1, mine2);
+	assert_memory_equal(mine, mine2, FERRY_XFER_HOST_LEN);
+	if (getuid() == 0) { /* another user's (nobody's) */
+		local_host(ls, &a, 0, 65534, theirs);
+		assert_int_equal(theirs[0], FERRY_XFER_HOST_UID);
+		assert_int_equal(ferry_get_le32(theirs + 1), 65534);
+		/* 15 of theirs, older or newer, and the one of ours: theirs go first */
+		struct ferry_xfer_slot s[16];
+		for (int i = 0; i < 16; i++) {
+			memcpy(s[i].host, i == 5 ? mine : theirs, FERRY_XFER_HOST_LEN);
+			s[i].deadline = 100 + i;
+		}
+		s[5].deadline = 50; /* ours is the oldest of all */
+		assert_int_equal(ferry_xfer_victim(s, 16), 0);
+	}
+	/* a peer the kernel knows nothing of (no socket of this node's): its address, as before */
+	int u[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, u), 0);
+	uid_t uid = 7;
+	assert_true(ferry_xfer_peer_uid(u[0], &uid) < 0);
+	assert_int_equal(uid, 7);
+	unsigned char none[FERRY_XFER_HOST_LEN], zero[FERRY_XFER_HOST_LEN] = {0};
+	ferry_xfer_peer_host_local(u[0], none);
+	assert_memory_equal(none, zero, FERRY_XFER_HOST_LEN);
+	close(u[0]);
+	close(u[1]);
+	close(ls);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -716,6 +894,8 @@ int main(void)
 	    cmocka_unit_test(test_accept_listen_strangers_said),
 	    cmocka_unit_test(test_victim),
 	    cmocka_unit_test(test_peer_host_loopback),
+	    cmocka_unit_test(test_diag_uid),
+	    cmocka_unit_test(test_peer_host_local_uid),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
