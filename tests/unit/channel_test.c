@@ -672,17 +672,25 @@ static void test_victim(void **state)
 	assert_int_equal(ferry_xfer_victim(s, 16), 4);
 }
 
+/* A listening TCP socket on 127.0.0.1, its address in *@a. */
+static int loopback_listener(struct sockaddr_in *a)
+{
+	int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	*a = (struct sockaddr_in){.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(*a);
+	assert_int_equal(bind(ls, (struct sockaddr *)a, sizeof(*a)), 0);
+	assert_int_equal(listen(ls, 4), 0);
+	assert_int_equal(getsockname(ls, (struct sockaddr *)a, &len), 0);
+	return ls;
+}
+
 /* Every address of 127/8 is one host: a local user cannot be 16 hosts by binding 127.0.0.2 and
  * up. */
 static void test_peer_host_loopback(void **state)
 {
 	(void)state;
-	int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(a);
-	assert_int_equal(bind(ls, (struct sockaddr *)&a, sizeof(a)), 0);
-	assert_int_equal(listen(ls, 4), 0);
-	assert_int_equal(getsockname(ls, (struct sockaddr *)&a, &len), 0);
+	struct sockaddr_in a;
+	int ls = loopback_listener(&a);
 	unsigned char host[2][FERRY_XFER_HOST_LEN];
 	const char *from[2] = {"127.0.0.1", "127.3.2.1"};
 	for (int i = 0; i < 2; i++) {
@@ -836,12 +844,8 @@ static void local_host(int ls, const struct sockaddr_in *a, int b, uid_t as,
 static void test_peer_host_local_uid(void **state)
 {
 	(void)state;
-	int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof(a);
-	assert_int_equal(bind(ls, (struct sockaddr *)&a, sizeof(a)), 0);
-	assert_int_equal(listen(ls, 4), 0);
-	assert_int_equal(getsockname(ls, (struct sockaddr *)&a, &len), 0);
+	struct sockaddr_in a;
+	int ls = loopback_listener(&a);
 	unsigned char mine[FERRY_XFER_HOST_LEN], mine2[FERRY_XFER_HOST_LEN], theirs[FERRY_XFER_HOST_LEN];
 	local_host(ls, &a, 0, (uid_t)-1, mine);
 	assert_int_equal(mine[0], FERRY_XFER_HOST_UID);
