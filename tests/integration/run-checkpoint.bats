@@ -121,31 +121,45 @@ run_id_of() { field_of "$1" run; }
 @test "run --checkpoint: the starter killed once its generation is published (the program ended): the generation is kept, and the same command resumes from it" {
 	# ferry took the starter's death for a failed dump and removed the generation, whose
 	# program the guard had just ended: the run started over
-	run_bg exec --checkpoint "$T" "$IMG" sh -c "sleep 1000001 & exec $STATEFUL --mb 256 --interval 100 --until 60 $PROG"
-	wait_step "$PROG" 3 30
-	local id w st="" p i
-	id=$(run_id_of "$PROG")
-	w=$(pgrep -u "$U1" -f '^sleep 1000001$') || fail "no sleep beside the program"
-	kill -USR1 "$(cat "$PIDF")"
-	# the dump's starter (the run's, with its root guard), killed the moment the program's tree
-	# ends (its guard's 'K', after the publish), before it exits
-	for ((i = 0; i < 1500; i++)); do
-		for p in $(pgrep -P "$(cat "$PIDF")" -x ferry-starter); do
-			! pgrep -P "$p" -U 0 -x ferry-starter >/dev/null || st=$p
+	# A race: the window between the guard's 'K' and the starter's exit is short, and a busy
+	# machine may see the starter end first; then the run is an ordinary stop, and once more.
+	local id w st p i try won=""
+	for ((try = 1; try <= 8 && !won; try++)); do
+		as_user1 "$FERRY" checkpoint delete "$T" >/dev/null 2>&1 || true
+		rm -f "$PROG"
+		run_bg exec --checkpoint "$T" "$IMG" sh -c "sleep 1000001 & exec $STATEFUL --mb 256 --interval 100 --until 60 $PROG"
+		wait_step "$PROG" 3 30
+		id=$(run_id_of "$PROG")
+		w=$(pgrep -u "$U1" -f '^sleep 1000001$') || fail "no sleep beside the program"
+		kill -USR1 "$(cat "$PIDF")"
+		# the dump's starter (the run's, with its root guard), killed the moment the program's
+		# tree ends (its guard's 'K', after the publish), before it exits
+		st=""
+		for ((i = 0; i < 1500; i++)); do
+			for p in $(pgrep -P "$(cat "$PIDF")" -x ferry-starter); do
+				! pgrep -P "$p" -U 0 -x ferry-starter >/dev/null || st=$p
+			done
+			[ -z "$st" ] || break
+			sleep 0.02
 		done
-		[ -z "$st" ] || break
-		sleep 0.02
-	done
-	[ -n "$st" ] || fail "no dump's starter with its guard: $(cat "$ERR")"
-	python3 -c '
+		[ -n "$st" ] || fail "no dump's starter with its guard: $(cat "$ERR")"
+		python3 -c '
 import os, select, signal, sys
 w, s = os.pidfd_open(int(sys.argv[1])), os.pidfd_open(int(sys.argv[2]))
 select.select([w], [], [], 120)
-signal.pidfd_send_signal(s, signal.SIGKILL)' "$w" "$st"
-	wait_bg
+try:
+    signal.pidfd_send_signal(s, signal.SIGKILL)
+except ProcessLookupError:
+    pass' "$w" "$st"
+		wait_bg
+		if grep -q "^ferry: run '$T': generation 1 is complete though its starter failed after: kept\$" "$ERR"; then
+			won=1
+		else
+			echo "# try $try: the starter ended before it was killed" >&3
+		fi
+	done
 	echo "# ferry exec --checkpoint ($status): $(cat "$ERR")" >&3
-	grep -q "^ferry: run '$T': generation 1 is complete though its starter failed after: kept\$" "$ERR" ||
-		fail "the starter was not killed between its publish and its end: $(cat "$ERR")"
+	[ -n "$won" ] || fail "the starter was never killed between its publish and its end in 8 tries: $(cat "$ERR")"
 	[ "$(generations "$CK")" = ck-000001 ] || fail "generations: $(ls "$CK")"
 	[ "$status" -eq 75 ] || fail "exit $status, expected 75: $(cat "$ERR")"
 	run --separate-stderr as_user1 "$FERRY" exec --checkpoint "$T" "$IMG" sh -c \
