@@ -308,14 +308,7 @@ can_open_rw() { as_user "$1" sh -c 'exec 3<>"$1"' can-open "$2" 2>/dev/null; }
 		done
 		[ -n "$st" ] || fail "no dump's starter with its guard on $from: $(cat "$BATS_TEST_TMPDIR/bg.err")"
 		# killed the moment the job ends (the guard's 'K', after the publish), before it exits
-		python3 -c '
-import os, select, signal, sys
-w, s = os.pidfd_open(int(sys.argv[1])), os.pidfd_open(int(sys.argv[2]))
-select.select([w], [], [], 120)
-try:
-    signal.pidfd_send_signal(s, signal.SIGKILL)
-except ProcessLookupError:
-    pass' "$w" "$st"
+		kill_when_gone "$w" "$st"
 		mig_wait 120
 		echo "# try $try, $from -> $to: ferry migrate ($status): ${stderr:-$output}" >&3
 		[ "$status" -eq 0 ] || fail "the migration failed: $stderr"

@@ -143,14 +143,7 @@ run_id_of() { field_of "$1" run; }
 			sleep 0.02
 		done
 		[ -n "$st" ] || fail "no dump's starter with its guard: $(cat "$ERR")"
-		python3 -c '
-import os, select, signal, sys
-w, s = os.pidfd_open(int(sys.argv[1])), os.pidfd_open(int(sys.argv[2]))
-select.select([w], [], [], 120)
-try:
-    signal.pidfd_send_signal(s, signal.SIGKILL)
-except ProcessLookupError:
-    pass' "$w" "$st"
+		kill_when_gone "$w" "$st"
 		wait_bg
 		if grep -q "^ferry: run '$T': generation 1 is complete though its starter failed after: kept\$" "$ERR"; then
 			won=1

@@ -388,6 +388,20 @@ for i in d["instances"]:
         print(i["pid"])' "$name" <<<"$out"
 }
 
+# kill_when_gone WATCH VICTIM: SIGKILL to VICTIM the moment WATCH ends (both pids, held by
+# pidfds from the start, so that neither can be another process by then; at most 120 s): a race
+# against what VICTIM does next. A VICTIM already gone is no error (the race was lost).
+kill_when_gone() {
+	python3 -c '
+import os, select, signal, sys
+w, s = os.pidfd_open(int(sys.argv[1])), os.pidfd_open(int(sys.argv[2]))
+select.select([w], [], [], 120)
+try:
+    signal.pidfd_send_signal(s, signal.SIGKILL)
+except ProcessLookupError:
+    pass' "$1" "$2"
+}
+
 # wait_for COND-CMD... : retries for up to 10 s.
 wait_for() {
 	local i
