@@ -7,6 +7,7 @@
 #   F8  another user reading a checkpoint
 #   F10 a --mem-dir name squatted by another user
 #   F11 the user killing the starter and CRIU in the middle of a dump, or stopping them
+#   and an fd of the user's own where ferryd's starter takes its decision byte (fd 5)
 
 load ../lib/common
 load ../lib/checkpoint
@@ -222,6 +223,23 @@ user1_kill_dump() {
 	else
 		[ "$(ckpt_json_field "$U1" "$ck" state)" = complete ] || fail "the job is gone and no checkpoint holds it"
 	fi
+}
+
+@test "fd 5: a file of the caller's own in place of ferryd's decision fd is never written by root" {
+	local ck=$T-ck to=$U1_HOME/$T-to prog=$U1_TMP/progress mark=$U1_TMP/mark
+	as_user1 "$FERRY" checkpoint create "$ck"
+	as_user1 "$FERRY" checkpoint create "$to"
+	start_stateful "$U1" "$ck" ftat-fd5 "$prog" --mb 8
+	# a dump into another directory is a migration's: its starter writes ferryd's byte on fd 5
+	# once the dump is published. The user asks for one themselves, with their own file there.
+	forge_request --op 5 --flags 0 --instance ftat-fd5 --checkpoint "$to" >"$U1_TMP/req"
+	chmod 0644 "$U1_TMP/req"
+	as_user1 sh -c 'printf X >"$1"' sh "$mark"
+	run --separate-stderr as_user1 sh -c 'exec "$1" 3<"$2" 5<>"$3"' sh "$STARTER" "$U1_TMP/req" "$mark"
+	[ "$status" -eq 0 ] || fail "the dump into another directory failed ($status): $stderr"
+	[ -d "$(current_gen "$to")" ] || fail "the dump was not published in '$to': $(ls -la "$to")"
+	[ "$(cat "$mark")" = X ] || fail "root wrote the decision byte into the user's own file: $(od -c "$mark")"
+	[ "$(stat -c %u "$mark")" = "$U1_UID" ] || fail "the user's file changed owner"
 }
 
 # in_tree PID COMM: a process named COMM among PID's descendants (PID too)
