@@ -282,7 +282,7 @@ can_open_rw() { as_user "$1" sh -c 'exec 3<>"$1"' can-open "$2" 2>/dev/null; }
 	# ferryd took the starter's death for a failed dump: it aborted, said the instance kept
 	# running on nodeA, where its guard had just ended it, and removed the migration's directory,
 	# its only checkpoint (anyone can be the killer: its user, the OOM killer, a job's end)
-	local name=$T-pub run_id st i w p from=nodeA to=nodeB try won=""
+	local name=$T-pub run_id st w p from=nodeA to=nodeB try won=""
 	mig_conf
 	ferryd_start nodeA
 	ferryd_start nodeB
@@ -298,15 +298,8 @@ can_open_rw() { as_user "$1" sh -c 'exec 3<>"$1"' can-open "$2" 2>/dev/null; }
 		w=$(pgrep -u "$U1" -f '^sleep 1000001$')
 		mig_bg "$from" "$name" --to "$to" --mode default
 		# the dump's starter: ferryd's, with its root guard
-		st=""
-		for ((i = 0; i < 1500; i++)); do
-			for p in $(ferryd_starters "$from"); do
-				! pgrep -P "$p" -U 0 -x ferry-starter >/dev/null || st=$p
-			done
-			[ -z "$st" ] || break
-			sleep 0.02
-		done
-		[ -n "$st" ] || fail "no dump's starter with its guard on $from: $(cat "$BATS_TEST_TMPDIR/bg.err")"
+		st=$(guarded_starter ferryd_starters "$from") ||
+			fail "no dump's starter with its guard on $from: $(cat "$BATS_TEST_TMPDIR/bg.err")"
 		# killed the moment the job ends (the guard's 'K', after the publish), before it exits
 		kill_when_gone "$w" "$st"
 		mig_wait 120

@@ -123,7 +123,7 @@ run_id_of() { field_of "$1" run; }
 	# program the guard had just ended: the run started over
 	# A race: the window between the guard's 'K' and the starter's exit is short, and a busy
 	# machine may see the starter end first; then the run is an ordinary stop, and once more.
-	local id w st p i try won=""
+	local id w st try won=""
 	for ((try = 1; try <= 8 && !won; try++)); do
 		as_user1 "$FERRY" checkpoint delete "$T" >/dev/null 2>&1 || true
 		rm -f "$PROG"
@@ -134,15 +134,8 @@ run_id_of() { field_of "$1" run; }
 		kill -USR1 "$(cat "$PIDF")"
 		# the dump's starter (the run's, with its root guard), killed the moment the program's
 		# tree ends (its guard's 'K', after the publish), before it exits
-		st=""
-		for ((i = 0; i < 1500; i++)); do
-			for p in $(pgrep -P "$(cat "$PIDF")" -x ferry-starter); do
-				! pgrep -P "$p" -U 0 -x ferry-starter >/dev/null || st=$p
-			done
-			[ -z "$st" ] || break
-			sleep 0.02
-		done
-		[ -n "$st" ] || fail "no dump's starter with its guard: $(cat "$ERR")"
+		st=$(guarded_starter pgrep -P "$(cat "$PIDF")" -x ferry-starter) ||
+			fail "no dump's starter with its guard: $(cat "$ERR")"
 		kill_when_gone "$w" "$st"
 		wait_bg
 		if grep -q "^ferry: run '$T': generation 1 is complete though its starter failed after: kept\$" "$ERR"; then

@@ -402,6 +402,19 @@ except ProcessLookupError:
     pass' "$1" "$2"
 }
 
+# guarded_starter LIST-CMD...: prints the first pid LIST-CMD prints that has a root ferry-starter
+# child (a dumping starter with its guard), asking again for up to 30 s; fails if none came.
+guarded_starter() {
+	local i p
+	for ((i = 0; i < 1500; i++)); do
+		for p in $("$@"); do
+			! pgrep -P "$p" -U 0 -x ferry-starter >/dev/null || { echo "$p" && return 0; }
+		done
+		sleep 0.02
+	done
+	return 1
+}
+
 # wait_for COND-CMD... : retries for up to 10 s.
 wait_for() {
 	local i
