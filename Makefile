@@ -171,6 +171,11 @@ $(BUILD)/tests/ask_test: $(BUILD)/obj/tests/unit/ask_test.o $(BUILD)/obj/src/fer
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(FERRY_LIBS)
 
+# limits_test checks the limits of a start ferryd runs (src/ferryd/limits.c)
+$(BUILD)/tests/limits_test: $(BUILD)/obj/tests/unit/limits_test.o $(BUILD)/obj/src/ferryd/limits.o $(BUILD)/libferry.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(FERRY_LIBS)
+
 # journal_test reads and writes ferryd's records (src/ferryd/journal.c)
 $(BUILD)/tests/journal_test: $(BUILD)/obj/tests/unit/journal_test.o $(BUILD)/obj/src/ferryd/journal.o \
 		$(BUILD)/obj/src/ferryd/user.o $(BUILD)/libferry.a

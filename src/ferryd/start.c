@@ -64,19 +64,22 @@ static char *read_head(int fd, size_t max, size_t *ret_len)
  * stderr into the memfds @out and @errfd (a starter that leaves a process holding them never
  * blocks us). */
 static int run_starter(const struct ferryd *d, const struct ferryd_user *u, const unsigned char *req,
-		       size_t len, int *ret_status, int out, int errfd, struct ferry_error **err)
+		       size_t len, const struct rlimit *limits, int *ret_status, int out, int errfd,
+		       struct ferry_error **err)
 {
 	_cleanup_close_ int mfd = ferryd_bytes_memfd(req, len, err);
 	if (mfd < 0)
 		return mfd;
-	struct ferry_spawn_opts o = {.pass_fds = &mfd, .n_pass_fds = 1, .stdout_fd = out, .stderr_fd = errfd};
+	struct ferry_spawn_opts o = {
+	    .pass_fds = &mfd, .n_pass_fds = 1, .stdout_fd = out, .stderr_fd = errfd, .limits = limits};
 	return ferryd_spawn_starter(d, u, &o, ret_status, err);
 }
 
-/* The start of @a's request here, as @u; its end ("done", or "error") on @l, or on the plain
- * socket @sk when @l is NULL. The starter's status, or -1 when it did not run. */
+/* The start of @a's request here, as @u with @limits (limits.c); its end ("done", or "error") on
+ * @l, or on the plain socket @sk when @l is NULL. The starter's status, or -1 when it did not
+ * run. */
 static int start_here(struct ferryd *d, const struct ferryd_user *u, const struct ferryd_ask *a,
-		      const char *id, struct ferryd_link *l, int sk)
+		      const struct rlimit *limits, const char *id, struct ferryd_link *l, int sk)
 {
 	struct ferry_error *err = NULL;
 	_cleanup_close_ int out = memfd_create("ferryd-out", MFD_CLOEXEC),
@@ -89,7 +92,7 @@ static int start_here(struct ferryd *d, const struct ferryd_user *u, const struc
 	if (l)
 		ferryd_keepalive_start(&k, l);
 	int status = 0;
-	int r = run_starter(d, u, a->req, a->req_len, &status, out, errfd, &err);
+	int r = run_starter(d, u, a->req, a->req_len, limits, &status, out, errfd, &err);
 	if (l)
 		ferryd_keepalive_stop(&k);
 	if (r < 0) {
@@ -136,6 +139,14 @@ void ferryd_start_serve(struct ferryd *d, struct ferryd_link *l, const struct fe
 	struct ferryd_user u = {0};
 	if (ferryd_peer_user(d, l, m, "start", &u) < 0)
 		return;
+	struct rlimit limits[RLIM_NLIMITS];
+	if (ferryd_limits_parse(ferry_msg_get(m, "limits") ?: "", limits, &err) < 0) {
+		ferryd_log(id, "the start of %s from %s: %s", u.name, ferry_msg_get(m, "from") ?: "?",
+			   err->message);
+		ferryd_send_error(-1, l, id, "%s: %s; is ferry on %s older than on %s?", d->node,
+				  err->message, ferry_msg_get(m, "from") ?: "?", d->node);
+		return ferry_error_free(err);
+	}
 	/* the request's bytes are the user's: read again, by the user */
 	_cleanup_free_ struct ferryd_ask *a = xzalloc(sizeof(*a));
 	if (ferryd_as_user(d, &u, "ferryd-start", -1, take_as_user, (void *)m, a, sizeof(*a),
@@ -156,7 +167,7 @@ void ferryd_start_serve(struct ferryd *d, struct ferryd_link *l, const struct fe
 		return ferryd_send_error(-1, l, id, "%s", a->message);
 	ferryd_log(id, "%s's start from %s: instance '%s'", u.name, ferry_msg_get(m, "from") ?: "?",
 		   a->instance);
-	(void)start_here(d, &u, a, id, l, -1);
+	(void)start_here(d, &u, a, limits, id, l, -1);
 }
 
 /* ------------------------------------------------------------ the client's side */
@@ -219,20 +230,31 @@ void ferryd_start_client(struct ferryd *d, int sk, const struct ferryd_user *u, 
 	_cleanup_free_ char *id = ferryd_new_id();
 	ferryd_log(id, "%s starts '%s' on %s", u->name, ask->instance, ask->to);
 	int status = -1;
+	struct ferry_error *err = NULL;
+	/* the instance gets the limits the user's command has here, not ours (limits.c) */
+	struct rlimit limits[RLIM_NLIMITS];
+	char lim[FERRYD_LIMITS_MAX];
+	if (ferryd_client_limits(sk, limits, &err) < 0) {
+		ferryd_log(id, "%s", err->message);
+		ferryd_send_error(sk, NULL, id, "%s", err->message);
+		ferry_error_free(err);
+		goto out;
+	}
 	if (ask->here) {
-		status = start_here(d, u, ask, id, NULL, sk);
+		status = start_here(d, u, ask, limits, id, NULL, sk);
 		goto out;
 	}
 	struct ferryd_link peer = {.fd = -1};
 	if (ferryd_peer_open(d, ask->to, addr, &peer, sk, id) < 0)
 		goto out;
-	struct ferry_error *err = NULL;
 	struct ferry_msg m = {0};
 	ferry_msg_set(&m, "type", "start");
 	ferry_msg_set(&m, "id", "%s", id);
 	ferry_msg_set(&m, "uid", "%u", (unsigned)u->uid);
 	ferry_msg_set(&m, "user", "%s", u->name);
 	ferry_msg_set(&m, "from", "%s", d->node);
+	ferryd_limits_format(limits, lim, sizeof(lim));
+	ferry_msg_set(&m, "limits", "%s", lim);
 	ferry_msg_set_blob(&m, "req", ask->req, ask->req_len);
 	int r = ferryd_link_send(&peer, &m, &err);
 	ferry_msg_clear(&m);

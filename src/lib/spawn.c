@@ -29,6 +29,7 @@ enum child_stage {
 	STAGE_EXEC = 4,
 	STAGE_NETNS = 5,
 	STAGE_IDS = 6,
+	STAGE_LIMITS = 7,
 };
 
 struct child_report {
@@ -108,6 +109,7 @@ struct child_setup {
 	gid_t gid;
 	const gid_t *groups;
 	size_t n_groups;
+	const struct rlimit *limits;
 	pid_t parent;
 	int maxfd;
 };
@@ -131,6 +133,9 @@ _noreturn_ static void child_exec(const struct child_setup *cs, int report_fd, c
 	    (setgroups(cs->n_groups, cs->groups) < 0 || setresgid(cs->gid, cs->gid, cs->gid) < 0 ||
 	     setresuid(cs->uid, cs->uid, cs->uid) < 0))
 		child_fail(report_fd, STAGE_IDS, errno);
+	for (int r = 0; cs->limits && r < RLIM_NLIMITS; r++)
+		if (setrlimit(r, &cs->limits[r]) < 0)
+			child_fail(report_fd, STAGE_LIMITS, errno);
 
 	sigset_t none;
 	sigemptyset(&none);
@@ -314,6 +319,8 @@ static int exec_result(pid_t pid, int report_fd, const char *path, const struct 
 		return ferry_error_set(err, rep.error, "'%s': join the network namespace", path);
 	case STAGE_IDS:
 		return ferry_error_set(err, rep.error, "'%s': take the user's ids", path);
+	case STAGE_LIMITS:
+		return ferry_error_set(err, rep.error, "'%s': take the user's limits", path);
 	default:
 		return ferry_error_set(err, rep.error, "'%s': set up file descriptors", path);
 	}
@@ -344,6 +351,7 @@ static int start(const char *path, char *const argv[], char *const envp[],
 	    .gid = opts->gid,
 	    .groups = opts->groups,
 	    .n_groups = opts->n_groups,
+	    .limits = opts->limits,
 	    .parent = getpid(),
 	};
 	if ((r = setup_stdio(opts, &cs, pf, err)) < 0)

@@ -10,6 +10,7 @@
 #define FERRY_SPAWN_H
 
 #include <stdint.h>
+#include <sys/resource.h>
 #include <sys/types.h>
 
 #include "error.h"
@@ -55,6 +56,9 @@ struct ferry_spawn_opts {
 	gid_t gid;
 	const gid_t *groups;
 	size_t n_groups;
+	/* RLIM_NLIMITS limits the child takes once it has its ids, or NULL (ours): each must be no
+	 * higher than ours (only root may raise a hard limit, and the child has dropped root) */
+	const struct rlimit *limits;
 
 	/* > 0: once this fd is readable (a signalfd, say) the child is SIGKILLed (not its group: a
 	 * guard it left behind finishes its work) and it is an error (ECANCELED); then, when its

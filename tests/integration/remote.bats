@@ -117,6 +117,26 @@ req_b64() {
 	[ "$a" -gt 1 ] && [ "$b" -gt "$a" ] || fail "the restored loop does not go on: $a then $b"
 }
 
+@test "instance start --node: the instance has the limits the user's command had on its node, not ferryd's" {
+	# the user's shell lowers its limits (as an admin's limits.conf would set them); a start on
+	# another node gets those, as a start on this node does, never the daemon's own
+	local lim='ulimit -Sn 200; ulimit -Hn 300; ulimit -Su 900; ulimit -Hu 1000; ulimit -Sl 64; ulimit -Hl 128'
+	local show='echo "$(ulimit -Sn) $(ulimit -Hn) $(ulimit -Su) $(ulimit -Hu) $(ulimit -Sl) $(ulimit -Hl)"'
+	run --separate-stderr on nodeA bash -c "$lim; exec \"\$0\" \"\$@\"" "$FERRY" instance start --node nodeB \
+		"$IMG" "$T" sh -c "$show >/tmp/$T.limits; exec sleep 1000"
+	[ "$status" -eq 0 ] || fail "instance start --node: $stderr"
+	assert_only_on nodeB "$T"
+	run on nodeB "$FERRY" exec "instance://$T" cat "/tmp/$T.limits"
+	assert_success
+	[ "$output" = "200 300 900 1000 64 128" ] || fail "the instance on nodeB has the limits '$output', not the user's '200 300 900 1000 64 128'"
+	# a local start of the same command, for comparison
+	run --separate-stderr on nodeA bash -c "$lim; exec \"\$0\" \"\$@\"" "$FERRY" instance start \
+		"$IMG" "$T-here" sh -c "$show >/tmp/$T-here.limits; exec sleep 1000"
+	[ "$status" -eq 0 ] || fail "instance start: $stderr"
+	run on nodeA "$FERRY" exec "instance://$T-here" cat "/tmp/$T-here.limits"
+	assert_output "200 300 900 1000 64 128"
+}
+
 @test "instance start --node: what fails there is said in one line, with the starter's status; nothing is left on either node" {
 	run --separate-stderr on nodeA "$FERRY" instance start --node nodeB /nonexistent.sif "$T" true
 	assert_ferry_error "/nonexistent.sif" 255
