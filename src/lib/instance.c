@@ -60,6 +60,9 @@ char *ferry_instance_format(const struct ferry_instance *i)
 		put(&buf, &len, "tmp", "private");
 	put(&buf, &len, "ip", i->ip);
 	put(&buf, &len, "mac", i->mac);
+	put(&buf, &len, "gw", i->gw);
+	if (i->ipam_ip || i->ipam_mac) /* (a record without it: the user chose both) */
+		put(&buf, &len, "ipam", i->ipam_ip ? (i->ipam_mac ? "ip,mac" : "ip") : "mac");
 	if (i->workload > 0) {
 		snprintf(num, sizeof(num), "%lld", i->workload);
 		put(&buf, &len, "workload", num);
@@ -81,6 +84,7 @@ void ferry_instance_free(struct ferry_instance *i)
 	free(i->networks);
 	free(i->ip);
 	free(i->mac);
+	free(i->gw);
 	free(i);
 }
 
@@ -138,6 +142,12 @@ int ferry_instance_parse(const char *text, size_t len, struct ferry_instance **r
 			free(i->ip), i->ip = xstrdup(v);
 		else if (streq(k, "mac"))
 			free(i->mac), i->mac = xstrdup(v);
+		else if (streq(k, "gw"))
+			free(i->gw), i->gw = xstrdup(v);
+		else if (streq(k, "ipam") && (r = streq(v, "ip") || streq(v, "mac") || streq(v, "ip,mac")
+						      ? 0
+						      : bad_value(k, v, err)) == 0)
+			i->ipam_ip = !streq(v, "mac"), i->ipam_mac = !streq(v, "ip");
 
 		else if (streq(k, "workload") && (r = num_field(k, v, INT32_MAX, &n, err)) == 0)
 			i->workload = (long long)n;
