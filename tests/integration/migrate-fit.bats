@@ -143,13 +143,13 @@ fit_launch() {
 	hup_and_wait nodeB "SIGHUP: ferry.conf and the cluster key read again"
 	mig_migrate nodeA "$name" --to nodeB --mode diskless
 	echo "# $stderr" >&3
-	assert_refused_untouched "$name" "$PID" "network 'ftmac': .*address '$IPB/16'.*'allow net ip range'"
+	assert_refused_untouched "$name" "$PID" "network 'ftmac': IP=$IPB/16, kept from the instance's checkpoint.*'allow net ip range'"
 	# ... or none at all
 	sed 's#^allow net args.*#allow net args = no#' "$FERRY_CONF_D/99-ferry-test.conf" >"$FIT_FILES/conf"
 	hup_and_wait nodeB "SIGHUP: ferry.conf and the cluster key read again"
 	mig_migrate nodeA "$name" --to nodeB --mode default
 	echo "# $stderr" >&3
-	assert_refused_untouched "$name" "$PID" "network 'ftmac': .*address '$IPB/16'.*'allow net args'"
+	assert_refused_untouched "$name" "$PID" "network 'ftmac': IP=$IPB/16, kept from the instance's checkpoint.*'allow net args'"
 }
 
 @test "fit: the instance's address taken on the destination by another instance is refused, in both modes" {
