@@ -553,17 +553,17 @@ int ferryd_fit_get(const struct ferry_msg *m, struct ferryd_fit *f, struct ferry
 		r = get_field(m, "ip", f->ip, sizeof(f->ip), err);
 	if (r == 0)
 		r = get_field(m, "mac", f->mac, sizeof(f->mac), err);
-	/* (a source without them sends neither: its instance's identity counts as the user's
-	 * choice, as its checkpoint's does for the starter) */
+	/* (a source before they existed sends neither: its instance's identity is kept as it was
+	 * then, as its checkpoint's is by the starter) */
 	const char *ipam = ferry_msg_get(m, "ipam");
 	if (r == 0 && ferry_msg_get(m, "gw"))
 		r = get_field(m, "gw", f->gw, sizeof(f->gw), err);
 	if (r == 0 && ipam && !streq(ipam, "") && !streq(ipam, "ip") && !streq(ipam, "mac") &&
 	    !streq(ipam, "ipmac"))
 		r = ferry_error_msg(err, EPROTO, "bad prepare message: 'ipam'");
-	if (ipam)
-		f->ipam = (strstr(ipam, "ip") ? FERRY_REQ_NET_IPAM_IP : 0) |
-			  (strstr(ipam, "mac") ? FERRY_REQ_NET_IPAM_MAC : 0);
+	f->ipam = !ipam ? FERRY_REQ_NET_IPAM_IP | FERRY_REQ_NET_IPAM_MAC
+			: (strstr(ipam, "ip") ? FERRY_REQ_NET_IPAM_IP : 0) |
+			      (strstr(ipam, "mac") ? FERRY_REQ_NET_IPAM_MAC : 0);
 	if (r == 0 && (!mem_s || parse_uint64(mem_s, UINT64_MAX / 4, &mem) < 0))
 		r = ferry_error_msg(err, EPROTO, "bad prepare message: 'mem'");
 	if (r == 0)

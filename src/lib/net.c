@@ -146,8 +146,8 @@ int ferry_net_check_address(const char *network, const struct ferry_net_subnet *
 /* What a user may choose: ferry.conf's 'allow net args', its ranges for the IP and GW, a locally
  * administered MAC. @kept: a restart's identity, sealed in its checkpoint: only what the user
  * chose counts (the GW, and the IP and MAC unless its launch request says the network's IPAM
- * chose them: a checkpoint older than that word counts as the user's choice, the safe side), and
- * the remedy is another node or the admin, not another choice. */
+ * chose them, or is older than that word: the starter sets ipam_ip/_mac), and the remedy is
+ * another node or the admin, not another choice. */
 static int check_choice(const struct ferry_config *c, const struct ferry_net_args *a, bool kept,
 			struct ferry_error **err)
 {

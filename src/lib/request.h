@@ -62,14 +62,16 @@ enum ferry_request_flags {
 	/* a checkpoint's sealed launch request (with NET): the network's IPAM, not the user, chose the
 	 * instance's address / MAC. Only the starter's monitor sets them, when it writes the launch
 	 * request (a start's from what it asked for, whatever its own request's flags said; a
-	 * restart's as its checkpoint had them). A restart checks what the user chose against what
-	 * users may choose on its node; a launch request without them (one sealed before they
-	 * existed included) counts as the user's choice. */
+	 * restart's as its checkpoint had them), with SAID: this request says who chose. A restart
+	 * checks what the user chose against what users may choose on its node. One sealed before
+	 * ferry said who chose (no SAID) keeps its address and MAC as it did then, unchecked: a
+	 * checkpoint that restarted before an upgrade restarts after it. */
 	FERRY_REQ_NET_IPAM_IP = 1u << 16,
 	FERRY_REQ_NET_IPAM_MAC = 1u << 17,
-	FERRY_REQ_ALL_ = (1u << 18) - 1,
+	FERRY_REQ_NET_SAID = 1u << 18,
+	FERRY_REQ_ALL_ = (1u << 19) - 1,
 };
-#define FERRY_REQ_NET_IPAM (FERRY_REQ_NET_IPAM_IP | FERRY_REQ_NET_IPAM_MAC)
+#define FERRY_REQ_NET_IPAM (FERRY_REQ_NET_IPAM_IP | FERRY_REQ_NET_IPAM_MAC | FERRY_REQ_NET_SAID)
 /* How long a held dump waits for the group's word (the starter), and ferryd's relay with it. */
 #define FERRY_HOLD_WAIT_S 3600
 

@@ -137,8 +137,10 @@ static void prepare_container(struct starter *s)
 	 * any network is attached. A start's: the IPAM chooses what it does not ask for. */
 	bool restart = req->flags & FERRY_REQ_CRIU_RESTART;
 	if (req->flags & FERRY_REQ_NET) {
-		s->net_args.ipam_ip = restart ? req->flags & FERRY_REQ_NET_IPAM_IP : !s->net_args.ip;
-		s->net_args.ipam_mac = restart ? req->flags & FERRY_REQ_NET_IPAM_MAC : !s->net_args.mac;
+		bool old = restart && !(req->flags & FERRY_REQ_NET_SAID); /* sealed before it said */
+		s->net_args.ipam_ip = restart ? old || (req->flags & FERRY_REQ_NET_IPAM_IP) : !s->net_args.ip;
+		s->net_args.ipam_mac =
+		    restart ? old || (req->flags & FERRY_REQ_NET_IPAM_MAC) : !s->net_args.mac;
 		TRY(ferry_net_check_policy(s->cfg, s->privs.uid, s->networks, &s->net_args, restart, &err));
 	}
 	if (s->criu) {

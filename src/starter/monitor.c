@@ -263,6 +263,7 @@ static void mon_write_launch(struct mon *m)
 	 * it against what users may choose there (FERRY_REQ_NET_IPAM: who chose, as prepare_container
 	 * set it, not as the request's own flags said) */
 	launch.flags = (launch.flags & ~(uint32_t)FERRY_REQ_NET_IPAM) |
+		       (launch.flags & FERRY_REQ_NET ? FERRY_REQ_NET_SAID : 0) |
 		       (s->net_args.ipam_ip ? FERRY_REQ_NET_IPAM_IP : 0) |
 		       (s->net_args.ipam_mac ? FERRY_REQ_NET_IPAM_MAC : 0);
 	_cleanup_free_ char *identity = NULL;

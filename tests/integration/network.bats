@@ -376,6 +376,14 @@ nothing_left() {
 	assert_output --partial "inet $ip "
 	run on nodeA "$FERRY" exec instance://ia cat /sys/class/net/eth0/address
 	assert_output "$mac"
+	# a checkpoint sealed before ferry said who chose (no IPAM nor SAID flags: 0x70000) keeps
+	# its address and MAC as it did then: an upgrade leaves it restartable
+	on nodeA "$FERRY" instance stop ia
+	launch_flags_clear "$(current_gen "$(ckpt_dir "$U1" "$T")")" 0x70000
+	run --separate-stderr on nodeA "$FERRY" instance start --criu-restart "$T"
+	[ "$status" -eq 0 ] || fail "an older checkpoint's restart was refused: $stderr"
+	run on nodeA "$FERRY" exec instance://ia ip -o addr show eth0
+	assert_output --partial "inet $ip "
 }
 
 @test "users cannot join a network ferry.conf does not allow, nor choose addresses outside its ranges" {
