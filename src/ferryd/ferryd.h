@@ -295,6 +295,8 @@ struct ferryd_fit {
 	char networks[512];
 	char ip[64];
 	char mac[32];
+	char gw[64]; /* the gateway the user chose, if any */
+	uint32_t ipam; /* FERRY_REQ_NET_IPAM_IP / _MAC: the network's IPAM chose the ip / mac */
 	char message[512]; /* the probe's one-line reason, when it found no such instance */
 	/* the source's CRIU (not the probe's: the source fills them in) */
 	char criu_version[32];

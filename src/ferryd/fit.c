@@ -399,7 +399,7 @@ static int probe_child(void *arg, void *ans)
 	if (strlen(inst->image ?: "") >= sizeof(f->image) ||
 	    strlen(inst->image_fingerprint ?: "") >= sizeof(f->fingerprint) ||
 	    strlen(inst->networks ?: "") >= sizeof(f->networks) || strlen(inst->ip ?: "") >= sizeof(f->ip) ||
-	    strlen(inst->mac ?: "") >= sizeof(f->mac)) {
+	    strlen(inst->mac ?: "") >= sizeof(f->mac) || strlen(inst->gw ?: "") >= sizeof(f->gw)) {
 		snprintf(f->message, sizeof(f->message), "the record of '%s' has a field too long to send",
 			 pa->name);
 		return 0;
@@ -409,6 +409,8 @@ static int probe_child(void *arg, void *ans)
 	copy_field(f->networks, sizeof(f->networks), inst->networks);
 	copy_field(f->ip, sizeof(f->ip), inst->ip);
 	copy_field(f->mac, sizeof(f->mac), inst->mac);
+	copy_field(f->gw, sizeof(f->gw), inst->gw);
+	f->ipam = (inst->ipam_ip ? FERRY_REQ_NET_IPAM_IP : 0) | (inst->ipam_mac ? FERRY_REQ_NET_IPAM_MAC : 0);
 	f->mem = tree_mem(inst->pid);
 	return 0;
 }
@@ -436,6 +438,7 @@ int ferryd_fit_probe(struct ferryd *d, const struct ferryd_user *u, const char *
 	    !ferryd_nul_inside(ret->fingerprint, sizeof(ret->fingerprint)) ||
 	    !ferryd_nul_inside(ret->networks, sizeof(ret->networks)) ||
 	    !ferryd_nul_inside(ret->ip, sizeof(ret->ip)) || !ferryd_nul_inside(ret->mac, sizeof(ret->mac)) ||
+	    !ferryd_nul_inside(ret->gw, sizeof(ret->gw)) || (ret->ipam & ~(uint32_t)FERRY_REQ_NET_IPAM) ||
 	    !ferryd_nul_inside(ret->message, sizeof(ret->message)))
 		return ferry_error_msg(err, EPROTO,
 				       "the look at '%s' before the move gave a malformed answer", name);
@@ -498,6 +501,9 @@ void ferryd_fit_put(struct ferry_msg *m, const struct ferryd_fit *f)
 	ferry_msg_set(m, "networks", "%s", f->networks);
 	ferry_msg_set(m, "ip", "%s", f->ip);
 	ferry_msg_set(m, "mac", "%s", f->mac);
+	ferry_msg_set(m, "gw", "%s", f->gw);
+	ferry_msg_set(m, "ipam", "%s%s", f->ipam & FERRY_REQ_NET_IPAM_IP ? "ip" : "",
+		      f->ipam & FERRY_REQ_NET_IPAM_MAC ? "mac" : "");
 	ferry_msg_set(m, "mem", "%llu", (unsigned long long)f->mem);
 	ferry_msg_set(m, "criu_version", "%s", f->criu_version);
 	uint32_t n = f->cpuinfo_len < FERRYD_CPUINFO_MAX ? f->cpuinfo_len : FERRYD_CPUINFO_MAX;
@@ -547,6 +553,17 @@ int ferryd_fit_get(const struct ferry_msg *m, struct ferryd_fit *f, struct ferry
 		r = get_field(m, "ip", f->ip, sizeof(f->ip), err);
 	if (r == 0)
 		r = get_field(m, "mac", f->mac, sizeof(f->mac), err);
+	/* (a source before they existed sends neither: its instance's identity is kept as it was
+	 * then, as its checkpoint's is by the starter) */
+	const char *ipam = ferry_msg_get(m, "ipam");
+	if (r == 0 && ferry_msg_get(m, "gw"))
+		r = get_field(m, "gw", f->gw, sizeof(f->gw), err);
+	if (r == 0 && ipam && !streq(ipam, "") && !streq(ipam, "ip") && !streq(ipam, "mac") &&
+	    !streq(ipam, "ipmac"))
+		r = ferry_error_msg(err, EPROTO, "bad prepare message: 'ipam'");
+	f->ipam = !ipam ? FERRY_REQ_NET_IPAM_IP | FERRY_REQ_NET_IPAM_MAC
+			: (strstr(ipam, "ip") ? FERRY_REQ_NET_IPAM_IP : 0) |
+			      (strstr(ipam, "mac") ? FERRY_REQ_NET_IPAM_MAC : 0);
 	if (r == 0 && (!mem_s || parse_uint64(mem_s, UINT64_MAX / 4, &mem) < 0))
 		r = ferry_error_msg(err, EPROTO, "bad prepare message: 'mem'");
 	if (r == 0)
@@ -600,8 +617,8 @@ static char *mib(uint64_t bytes)
 	return xasprintf("%llu MiB", (unsigned long long)((bytes + (1 << 20) - 1) >> 20));
 }
 
-/* net.c's policy check asks for a network's subnets only for an address a user chooses; a
- * restart's address is the instance's own (sealed in its checkpoint): ferryd never asks. */
+/* ferryd checks the ferry.conf part of a network policy only (ferry_net_check_choice): the
+ * subnets are the destination starter's, which runs ferry-net. */
 int ferry_net_subnets(const struct ferry_config *c, const char *network, struct ferry_net_subnet *ret,
 		      size_t max, size_t *ret_n, struct ferry_error **err)
 {
@@ -616,10 +633,16 @@ static int check_network(struct ferryd *d, const struct ferryd_user *u, const st
 	if (!f->networks[0])
 		return 0;
 	char **names = NULL;
-	static const struct ferry_net_args none = {0};
+	/* the kept identity, as the destination's starter will check it: what the user chose of it
+	 * must be what users may choose here (the same function, without the subnets) */
+	const struct ferry_net_args kept = {.ip = f->ip[0] ? (char *)f->ip : NULL,
+					    .mac = f->mac[0] ? (char *)f->mac : NULL,
+					    .gw = f->gw[0] ? (char *)f->gw : NULL,
+					    .ipam_ip = f->ipam & FERRY_REQ_NET_IPAM_IP,
+					    .ipam_mac = f->ipam & FERRY_REQ_NET_IPAM_MAC};
 	int r = ferry_net_names_parse(f->networks, &names, err);
 	if (r == 0)
-		r = ferry_net_check_policy(d->cfg, u->uid, names, &none, true, err);
+		r = ferry_net_check_choice(d->cfg, u->uid, names, &kept, true, err);
 	strv_free(names);
 	if (r < 0)
 		return ferry_error_wrap(err, "network '%s'", f->networks);

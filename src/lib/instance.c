@@ -60,6 +60,10 @@ char *ferry_instance_format(const struct ferry_instance *i)
 		put(&buf, &len, "tmp", "private");
 	put(&buf, &len, "ip", i->ip);
 	put(&buf, &len, "mac", i->mac);
+	put(&buf, &len, "gw", i->gw);
+	static const char *const who[] = {"none", "mac", "ip", "ip,mac"};
+	if (i->ip) /* who chose them: the network's IPAM, or the user ("none") */
+		put(&buf, &len, "ipam", who[i->ipam_ip * 2 + i->ipam_mac]);
 	if (i->workload > 0) {
 		snprintf(num, sizeof(num), "%lld", i->workload);
 		put(&buf, &len, "workload", num);
@@ -81,6 +85,7 @@ void ferry_instance_free(struct ferry_instance *i)
 	free(i->networks);
 	free(i->ip);
 	free(i->mac);
+	free(i->gw);
 	free(i);
 }
 
@@ -104,6 +109,7 @@ int ferry_instance_parse(const char *text, size_t len, struct ferry_instance **r
 	_cleanup_(ferry_instance_freep) struct ferry_instance *i = xzalloc(sizeof(*i));
 	_cleanup_free_ char *copy = xstrndup(text, len);
 	char *save = NULL;
+	bool said = false;
 	for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		char *eq = strchr(line, '=');
 		if (!eq)
@@ -138,6 +144,13 @@ int ferry_instance_parse(const char *text, size_t len, struct ferry_instance **r
 			free(i->ip), i->ip = xstrdup(v);
 		else if (streq(k, "mac"))
 			free(i->mac), i->mac = xstrdup(v);
+		else if (streq(k, "gw"))
+			free(i->gw), i->gw = xstrdup(v);
+		else if (streq(k, "ipam") &&
+			 (r = streq(v, "ip") || streq(v, "mac") || streq(v, "ip,mac") || streq(v, "none")
+				  ? 0
+				  : bad_value(k, v, err)) == 0)
+			said = true, i->ipam_ip = strstr(v, "ip"), i->ipam_mac = strstr(v, "mac");
 
 		else if (streq(k, "workload") && (r = num_field(k, v, INT32_MAX, &n, err)) == 0)
 			i->workload = (long long)n;
@@ -159,6 +172,8 @@ int ferry_instance_parse(const char *text, size_t len, struct ferry_instance **r
 	}
 	if (!i->name || i->pid <= 0)
 		return ferry_error_msg(err, EINVAL, "instance record: missing name or pid");
+	if (i->ip && !said) /* a record of a starter before it said: its identity kept, as then */
+		i->ipam_ip = i->ipam_mac = true;
 	*ret = TAKE_PTR(i);
 	return 0;
 }

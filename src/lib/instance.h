@@ -36,6 +36,8 @@ struct ferry_instance {
 	bool private_tmp; /* its /tmp is the container's tmpfs (--contain, --private-tmp): dumps save it */
 	char *ip;
 	char *mac;
+	char *gw; /* the gateway the user chose, if any */
+	bool ipam_ip, ipam_mac; /* the network's IPAM chose ip / mac, not the user (FERRY_REQ_NET_IPAM) */
 };
 
 /* The instance has a network namespace of its own (--net, or loopback only): joining it joins

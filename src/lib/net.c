@@ -143,31 +143,55 @@ int ferry_net_check_address(const char *network, const struct ferry_net_subnet *
 	return 0;
 }
 
-/* What a user may choose (ferry.conf's ranges, a locally administered MAC), then an address on
- * the network's subnets. @kept: a restart's identity, whoever chose it (the user or the network's
- * IPAM), sealed in its checkpoint: only the network's own rules of today hold, and the remedy is
+/* What a user may choose: ferry.conf's 'allow net args', its ranges for the IP and GW, a locally
+ * administered MAC. @kept: a restart's identity, sealed in its checkpoint: only what the user
+ * chose counts (the GW, and the IP and MAC unless its launch request says the network's IPAM
+ * chose them, or is older than that word: the starter sets ipam_ip/_mac), and the remedy is
  * another node or the admin, not another choice. */
+static int check_choice(const struct ferry_config *c, const struct ferry_net_args *a, bool kept,
+			struct ferry_error **err)
+{
+	const char *ip = kept && a->ipam_ip ? NULL : a->ip, *mac = kept && a->ipam_mac ? NULL : a->mac;
+	char why[256] = "";
+	uint32_t addr = 0;
+	uint8_t b[6];
+	if ((ip || mac || a->gw) && !c->allow_net_args)
+		snprintf(
+		    why, sizeof(why),
+		    "--network-args is not allowed for users on this node ('allow net args' in ferry.conf)");
+	else if (ip && (ferry_config_cidr_parse(ip, &addr, NULL) < 0 || !ferry_config_ip_allowed(c, addr)))
+		snprintf(
+		    why, sizeof(why),
+		    "address '%s' is outside the ranges users may ask for ('allow net ip range' in ferry.conf)",
+		    ip);
+	else if (a->gw && (ferry_config_ipv4_parse(a->gw, &addr) < 0 || !ferry_config_ip_allowed(c, addr)))
+		snprintf(
+		    why, sizeof(why),
+		    "gateway '%s' is outside the ranges users may ask for ('allow net ip range' in ferry.conf)",
+		    a->gw);
+	/* a globally administered MAC is some network card's: on the wire it would take that
+	 * card's traffic (a router's, another node's), which nothing on this node can see */
+	else if (mac && (ferry_net_mac_parse(mac, b) < 0 || !(b[0] & 2)))
+		snprintf(why, sizeof(why),
+			 "MAC '%s' must be locally administered (its first byte with bit 0x02 set, e.g. "
+			 "02:xx:xx:xx:xx:xx)%s",
+			 mac, kept ? "" : ", or leave MAC out to get one");
+	if (!*why || !kept)
+		return *why ? ferry_error_msg(err, EPERM, "%s", why) : 0;
+	_cleanup_free_ char *id = xasprintf("%s%s%s%s%s%s", ip ? ";IP=" : "", ip ?: "", mac ? ";MAC=" : "",
+					    mac ?: "", a->gw ? ";GW=" : "", a->gw ?: "");
+	return ferry_error_msg(
+	    err, EPERM,
+	    "%s, kept from the instance's checkpoint, was chosen with --network-args at launch, and "
+	    "here %s: restart it on a node that lets users choose it, or ask your admin",
+	    id + 1, why);
+}
+
+/* An address on the network's subnets. @kept: a restart's identity, whoever chose it: the
+ * network's own rules of today hold, and the remedy is another node or the admin. */
 static int check_args(const struct ferry_config *c, const char *network, const struct ferry_net_args *a,
 		      bool kept, struct ferry_error **err)
 {
-	uint32_t ip = 0;
-	if (!kept && a->ip &&
-	    (ferry_config_cidr_parse(a->ip, &ip, NULL) < 0 || !ferry_config_ip_allowed(c, ip)))
-		return ferry_error_msg(
-		    err, EPERM,
-		    "address '%s' is outside the ranges users may ask for ('allow net ip range' in ferry.conf)",
-		    a->ip);
-	if (!kept && a->gw && (ferry_config_ipv4_parse(a->gw, &ip) < 0 || !ferry_config_ip_allowed(c, ip)))
-		return ferry_error_msg(err, EPERM, "gateway '%s' is outside the ranges users may ask for",
-				       a->gw);
-	uint8_t mac[6];
-	/* a globally administered MAC is some network card's: on the wire it would take that
-	 * card's traffic (a router's, another node's), which nothing on this node can see */
-	if (!kept && a->mac && (ferry_net_mac_parse(a->mac, mac) < 0 || !(mac[0] & 2)))
-		return ferry_error_msg(err, EPERM,
-				       "MAC '%s' must be locally administered (its first byte with bit 0x02 "
-				       "set, e.g. 02:xx:xx:xx:xx:xx), or leave MAC out to get one",
-				       a->mac);
 	if (!a->ip && !a->gw)
 		return 0;
 	struct ferry_net_subnet subs[FERRY_NET_SUBNETS_MAX];
@@ -187,7 +211,7 @@ static int check_args(const struct ferry_config *c, const char *network, const s
 			       network, a->ip ? a->ip : "-", a->gw ? ";GW=" : "", a->gw ? a->gw : "", all);
 }
 
-int ferry_net_check_policy(const struct ferry_config *c, uid_t uid, char **networks,
+int ferry_net_check_choice(const struct ferry_config *c, uid_t uid, char **networks,
 			   const struct ferry_net_args *a, bool kept, struct ferry_error **err)
 {
 	if (uid == 0)
@@ -199,12 +223,15 @@ int ferry_net_check_policy(const struct ferry_config *c, uid_t uid, char **netwo
 			    "network '%s' is not open to users on this node (ask your admin: "
 			    "'allow net network' in ferry.conf)",
 			    *n);
-	if (!a->ip && !a->mac && !a->gw)
-		return 0;
-	if (!kept && !c->allow_net_args)
-		return ferry_error_msg(
-		    err, EPERM,
-		    "--network-args is not allowed for users on this node ('allow net args' in ferry.conf)");
+	return check_choice(c, a, kept, err);
+}
+
+int ferry_net_check_policy(const struct ferry_config *c, uid_t uid, char **networks,
+			   const struct ferry_net_args *a, bool kept, struct ferry_error **err)
+{
+	int r = ferry_net_check_choice(c, uid, networks, a, kept, err);
+	if (r < 0 || uid == 0)
+		return r;
 	/* the arguments are for the first network (the others get theirs from their IPAM) */
 	return check_args(c, networks && networks[0] ? networks[0] : "bridge", a, kept, err);
 }

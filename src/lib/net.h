@@ -12,6 +12,7 @@
 #define FERRY_NET_H
 
 #include <net/if.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -24,6 +25,10 @@ struct ferry_net_args {
 	char *ip; /* "A.B.C.D/P" */
 	char *mac; /* "xx:xx:xx:xx:xx:xx", unicast */
 	char *gw; /* "A.B.C.D" */
+	/* a restart's kept identity: the network's IPAM chose the IP / the MAC at launch, not the
+	 * user (its sealed launch request says so: FERRY_REQ_NET_IPAM_IP/_MAC); a start's: what it
+	 * did not ask for (the starter sets them; ferry_net_args_parse never does) */
+	bool ipam_ip, ipam_mac;
 };
 
 /* Parses "IP=A.B.C.D/P;MAC=..;GW=.." (any subset, any order). */
@@ -35,12 +40,17 @@ int ferry_net_names_parse(const char *s, char ***ret, struct ferry_error **err);
  * an IP on the first network's own subnet with its prefix (see ferry_net_check_address) and a
  * locally administered MAC. @kept: @a is a restart's identity, sealed in its checkpoint (the
  * user's or the network's choice): its networks must still be open to users and its IP and GW
- * pass ferry_net_check_address on today's subnets, but 'allow net args', 'allow net ip range' and
- * the MAC rule (what a user may choose) do not apply. With an IP or GW it asks ferry_net_subnets:
- * in the starter that runs ferry-net as uid 0, so call it where root can be regained (not from a
- * child that dropped for good); such a child can call ferry_net_args_parse, _names_parse and
- * _check_address. */
+ * pass ferry_net_check_address on today's subnets; what the user chose of it (the GW, and the IP
+ * and MAC unless @a->ipam_ip / ipam_mac) must also be what users may choose on this node ('allow
+ * net args', 'allow net ip range', the MAC rule), while what the network's IPAM chose is kept
+ * whatever those say. With an IP or GW it asks ferry_net_subnets: in the starter that runs
+ * ferry-net as uid 0, so call it where root can be regained (not from a child that dropped for
+ * good); such a child can call ferry_net_args_parse, _names_parse and _check_address. */
 int ferry_net_check_policy(const struct ferry_config *c, uid_t uid, char **networks,
+			   const struct ferry_net_args *a, bool kept, struct ferry_error **err);
+/* Its ferry.conf part alone (no subnets: ferry_net_subnets is not asked): the networks open to
+ * users and what the user chose. ferryd's pre-check of a migration (src/ferryd/fit.c). */
+int ferry_net_check_choice(const struct ferry_config *c, uid_t uid, char **networks,
 			   const struct ferry_net_args *a, bool kept, struct ferry_error **err);
 
 /* "xx:xx:xx:xx:xx:xx" (any case) into bytes; -EINVAL if it is not one. */

@@ -306,7 +306,8 @@ int ferry_request_check(struct ferry_request *req, struct ferry_error **err)
 		return ferry_request_bad(err, "--criu-launch and --criu-restart exclude each other");
 	if ((req->flags & FERRY_REQ_TCP_CLOSE) && req->op == FERRY_OP_INSTANCE_START && !restart)
 		return ferry_request_bad(err, "--tcp-close belongs to a restart (--criu-restart)");
-	if ((req->networks || req->network_args) && !(req->flags & FERRY_REQ_NET))
+	if ((req->networks || req->network_args || (req->flags & FERRY_REQ_NET_IPAM)) &&
+	    !(req->flags & FERRY_REQ_NET))
 		return ferry_request_bad(err, "--network and --network-args need --net");
 	if (req->group && !ferry_group_ok(req->group))
 		return ferry_request_bad(err, "a group is ID/N: 32 hex digits, a slash, 1 to %u",

@@ -59,8 +59,19 @@ enum ferry_request_flags {
 	 * locked), prints "held" and waits for one byte on stdin: 'C' publishes it and lets the tree
 	 * go (stop or resume), anything else or EOF gives it up and resumes the tree */
 	FERRY_REQ_HOLD = 1u << 15,
-	FERRY_REQ_ALL_ = (1u << 16) - 1,
+	/* a checkpoint's sealed launch request (with NET): the network's IPAM, not the user, chose the
+	 * instance's address / MAC. Only the starter's monitor sets them, when it writes the launch
+	 * request (a start's from what it asked for, whatever its own request's flags said; a
+	 * restart's as its checkpoint had them), with SAID: this request says who chose. A restart
+	 * checks what the user chose against what users may choose on its node. One sealed before
+	 * ferry said who chose (no SAID) keeps its address and MAC as it did then, unchecked: a
+	 * checkpoint that restarted before an upgrade restarts after it. */
+	FERRY_REQ_NET_IPAM_IP = 1u << 16,
+	FERRY_REQ_NET_IPAM_MAC = 1u << 17,
+	FERRY_REQ_NET_SAID = 1u << 18,
+	FERRY_REQ_ALL_ = (1u << 19) - 1,
 };
+#define FERRY_REQ_NET_IPAM (FERRY_REQ_NET_IPAM_IP | FERRY_REQ_NET_IPAM_MAC | FERRY_REQ_NET_SAID)
 /* How long a held dump waits for the group's word (the starter), and ferryd's relay with it. */
 #define FERRY_HOLD_WAIT_S 3600
 
@@ -90,7 +101,7 @@ enum ferry_field {
 	  op_exec)                                                                                           \
 	X(FERRY_OP_INSTANCE_START, "instance start",                                                         \
 	  FERRY_REQ_CRIU_LAUNCH | FERRY_REQ_CRIU_RESTART | FERRY_REQ_NET | FERRY_REQ_TCP_CLOSE |             \
-	      FERRY_REQ_LAZY | FERRY_REQ_WAIT_ALL,                                                           \
+	      FERRY_REQ_LAZY | FERRY_REQ_WAIT_ALL | FERRY_REQ_NET_IPAM,                                      \
 	  FERRY_FIELD_YES, FERRY_FIELD_YES, FERRY_FIELD_OPT, FERRY_FIELD_NO, op_instance_start)              \
 	X(FERRY_OP_INSTANCE_JOIN, "instance join", 0, FERRY_FIELD_NO, FERRY_FIELD_YES, FERRY_FIELD_YES,      \
 	  FERRY_FIELD_NO, op_instance_join)                                                                  \

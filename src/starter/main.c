@@ -131,12 +131,18 @@ static void prepare_container(struct starter *s)
 	s->criu = req->flags & (FERRY_REQ_CRIU_LAUNCH | FERRY_REQ_CRIU_RESTART);
 	if ((req->flags & FERRY_REQ_CRIU_LAUNCH) && s->ckpt_fd < 0)
 		TRY(checkpoint_open_dir(s, req->checkpoint, &err));
-	/* a restart's address and MAC are the instance's own, sealed in its checkpoint (whoever
-	 * chose them, users may keep them): its networks and its address are checked against this
-	 * node's policy of today, as root with root's config, before any network is attached */
-	if (req->flags & FERRY_REQ_NET)
-		TRY(ferry_net_check_policy(s->cfg, s->privs.uid, s->networks, &s->net_args,
-					   req->flags & FERRY_REQ_CRIU_RESTART, &err));
+	/* a restart's address and MAC are the instance's own, sealed in its checkpoint with who chose
+	 * them: its networks and its address are checked against this node's policy of today, and
+	 * what the user chose against what users may choose here, as root with root's config, before
+	 * any network is attached. A start's: the IPAM chooses what it does not ask for. */
+	bool restart = req->flags & FERRY_REQ_CRIU_RESTART;
+	if (req->flags & FERRY_REQ_NET) {
+		bool old = restart && !(req->flags & FERRY_REQ_NET_SAID); /* sealed before it said */
+		s->net_args.ipam_ip = restart ? old || (req->flags & FERRY_REQ_NET_IPAM_IP) : !s->net_args.ip;
+		s->net_args.ipam_mac =
+		    restart ? old || (req->flags & FERRY_REQ_NET_IPAM_MAC) : !s->net_args.mac;
+		TRY(ferry_net_check_policy(s->cfg, s->privs.uid, s->networks, &s->net_args, restart, &err));
+	}
 	if (s->criu) {
 		TRY(ferry_image_fingerprint(s->image_fd, &s->image_fingerprint, &err));
 		if (s->manifest && s->manifest->image_fingerprint && *s->manifest->image_fingerprint &&

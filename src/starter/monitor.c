@@ -259,7 +259,13 @@ static void mon_write_launch(struct mon *m)
 	struct starter *s = m->s;
 	struct ferry_request launch = plan_as_launch(s->req);
 	/* the instance's network identity, whoever chose it (the user or the network's IPAM): a
-	 * restart anywhere rebuilds exactly this address and MAC */
+	 * restart anywhere rebuilds exactly this address and MAC, and checks what the user chose of
+	 * it against what users may choose there (FERRY_REQ_NET_IPAM: who chose, as prepare_container
+	 * set it, not as the request's own flags said) */
+	launch.flags = (launch.flags & ~(uint32_t)FERRY_REQ_NET_IPAM) |
+		       (launch.flags & FERRY_REQ_NET ? FERRY_REQ_NET_SAID : 0) |
+		       (s->net_args.ipam_ip ? FERRY_REQ_NET_IPAM_IP : 0) |
+		       (s->net_args.ipam_mac ? FERRY_REQ_NET_IPAM_MAC : 0);
 	_cleanup_free_ char *identity = NULL;
 	if (m->net && m->atts[0].ip && m->atts[0].mac) {
 		identity = xasprintf("IP=%s;MAC=%s%s%s", m->atts[0].ip, m->atts[0].mac,
@@ -297,6 +303,9 @@ static void mon_write_record(struct mon *m, long long workload, unsigned long lo
 	    .private_tmp = s->private_tmp,
 	    .ip = m->atts[0].ip,
 	    .mac = m->atts[0].mac,
+	    .gw = s->net_args.gw,
+	    .ipam_ip = s->net_args.ipam_ip,
+	    .ipam_mac = s->net_args.ipam_mac,
 	};
 	_cleanup_free_ char *command = join_argv(s->req->argv);
 	inst.command = command;

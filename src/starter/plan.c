@@ -232,8 +232,8 @@ static int adopt_networks(struct starter *s, const struct plan *h, const char *a
 	    (ip && ferry_config_cidr_parse(ip, &(uint32_t){0}, NULL) < 0) ||
 	    (mac && ferry_net_mac_parse(mac, m) < 0) || (gw && inet_pton(AF_INET, gw, &a) != 1))
 		return ferry_error_msg(err, EPROTO, "invalid plan: network arguments");
-	s->net_args = (struct ferry_net_args){ip ? xstrdup(ip) : NULL, mac ? xstrdup(mac) : NULL,
-					      gw ? xstrdup(gw) : NULL};
+	s->net_args = (struct ferry_net_args){
+	    .ip = ip ? xstrdup(ip) : NULL, .mac = mac ? xstrdup(mac) : NULL, .gw = gw ? xstrdup(gw) : NULL};
 	return 0;
 }
 

@@ -132,6 +132,26 @@ fit_launch() {
 	assert_refused_untouched "$name" "$PID" "network 'ftmac': "
 }
 
+@test "fit: an address the user chose, which the destination does not let users choose, is refused before anything freezes" {
+	mig_up
+	local name=$T-rng
+	fit_launch "$name" --net "$IPB"
+	# nodeB's users may choose addresses only from another range ...
+	sed 's#^allow net ip range.*#allow net ip range = 198.18.2.0/24#' "$FERRY_CONF_D/99-ferry-test.conf" >"$FIT_FILES/conf"
+	chmod 0644 "$FIT_FILES/conf"
+	on_nodeB_only "$FIT_FILES/conf" "$FERRY_CONF_D/99-ferry-test.conf"
+	hup_and_wait nodeB "SIGHUP: ferry.conf and the cluster key read again"
+	mig_migrate nodeA "$name" --to nodeB --mode diskless
+	echo "# $stderr" >&3
+	assert_refused_untouched "$name" "$PID" "network 'ftmac': IP=$IPB/16, kept from the instance's checkpoint.*'allow net ip range'"
+	# ... or none at all
+	sed 's#^allow net args.*#allow net args = no#' "$FERRY_CONF_D/99-ferry-test.conf" >"$FIT_FILES/conf"
+	hup_and_wait nodeB "SIGHUP: ferry.conf and the cluster key read again"
+	mig_migrate nodeA "$name" --to nodeB --mode default
+	echo "# $stderr" >&3
+	assert_refused_untouched "$name" "$PID" "network 'ftmac': IP=$IPB/16, kept from the instance's checkpoint.*'allow net args'"
+}
+
 @test "fit: the instance's address taken on the destination by another instance is refused, in both modes" {
 	mig_up
 	local name=$T-addr mac mode

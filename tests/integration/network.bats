@@ -13,6 +13,8 @@ source "$FERRY_TESTS_DIR/lib/nodes.sh"
 
 NETCONF=/etc/ferry/network/ftmac.conflist
 NRECONF=/etc/ferry/network/ftnre.conflist # the tests of a restart under a changed network
+KBRCONF=/etc/ferry/network/ftkbr.conflist # a bridge whose IPAM chooses (nodeA's alone)
+KBRDATA=/run/ferry-test-cni-k
 TCP=$CKPT_BIN/tcpstream
 
 setup_file() {
@@ -59,7 +61,9 @@ teardown() {
 	for n in nodeA nodeB; do
 		on_node "$n" runuser -u "$U1" -- "$FERRY" instance stop --all >/dev/null 2>&1 || true
 	done
-	rm -f "$NRECONF"
+	rm -f "$NRECONF" "$KBRCONF"
+	ip -n nodeA link del ftkbr0 2>/dev/null || true
+	rm -rf "$KBRDATA"
 	conf_restore
 	ferry_teardown
 }
@@ -115,6 +119,14 @@ reached() {
 	[ -n "$v" ] && [ "$v" -ge "$2" ] || fail "$1 did not get to $2: $(cat "$1" 2>/dev/null)"
 }
 
+
+# field INSTANCE KEY: a field of user 1's INSTANCE on nodeA, as 'instance list --json' has it.
+field() {
+	on nodeA "$FERRY" instance list --json |
+		python3 -c 'import json, sys
+for i in json.load(sys.stdin)["instances"]:
+    if i["instance"] == sys.argv[1]: print(i[sys.argv[2]])' "$1" "$2"
+}
 
 stderr_has() { grep -qF -- "$1" <<<"$stderr" || fail "stderr '$stderr' lacks '$1'"; }
 
@@ -277,9 +289,8 @@ nothing_left() {
 	stderr_has "network 'ftnre' is not open to users on this node"
 	stderr_has "allow net network"
 	nothing_left ic 02:00:c6:12:01:33
-	# open again, though users may no longer choose addresses nor this one: the kept address
-	# is the instance's own (its TCP connections live on it), not a choice of the user's
-	conf_set "allow net network = ftnre" "allow net args = no" "allow net ip range = 198.18.2.0/24"
+	# open again: the kept address (the user's choice, still in their range) restarts
+	conf_set "allow net network = ftnre" "allow net args = yes" "allow net ip range = 198.18.1.0/24"
 	run on nodeA "$FERRY" instance start --criu-restart "$T"
 	assert_success
 	run on nodeA "$FERRY" exec instance://ic ip -o addr show eth0
@@ -305,18 +316,74 @@ nothing_left() {
 	stderr_has "198.18.1.34/16"
 	stderr_has "198.18.0.0/17"
 	nothing_left is 02:00:c6:12:01:34
-	# the users' own choices are closed meanwhile: the restart is checked on the network's rules
-	conf_set "allow net network = ftnre" "allow net args = no"
-	run --separate-stderr on nodeA "$FERRY" instance start --criu-restart "$T"
-	assert_ferry_error
-	stderr_has "198.18.0.0/17"
-	nothing_left is 02:00:c6:12:01:34
 	# the subnet back: the same checkpoint restarts with its address
 	nre_network 198.18.0.0/16
 	run on nodeA "$FERRY" instance start --criu-restart "$T"
 	assert_success
 	run on nodeA "$FERRY" exec instance://is ip -o addr show eth0
 	assert_output --partial "inet 198.18.1.34/16"
+}
+
+@test "a restart keeps an address the user chose only where users may choose it: 'allow net args' and 'allow net ip range' of this node apply" {
+	# the attack: launched where the user may choose from a wide range, restarted where they
+	# may not choose at all, or only from another range
+	nre_checkpoint ik 198.18.1.35/16 02:00:c6:12:01:35
+	conf_set "allow net network = ftnre" "allow net args = no" "allow net ip range = 198.18.1.0/24"
+	run --separate-stderr on nodeA "$FERRY" instance start --criu-restart "$T"
+	assert_ferry_error
+	stderr_has "198.18.1.35/16"
+	stderr_has "chosen with --network-args"
+	stderr_has "'allow net args'"
+	nothing_left ik 02:00:c6:12:01:35
+	conf_set "allow net network = ftnre" "allow net args = yes" "allow net ip range = 198.18.2.0/24"
+	run --separate-stderr on nodeA "$FERRY" instance start --criu-restart "$T"
+	assert_ferry_error
+	stderr_has "198.18.1.35/16"
+	stderr_has "'allow net ip range'"
+	nothing_left ik 02:00:c6:12:01:35
+	# where the user may choose it, the same checkpoint restarts with its address and MAC
+	conf_set "allow net network = ftnre" "allow net args = yes" "allow net ip range = 198.18.1.0/24"
+	run on nodeA "$FERRY" instance start --criu-restart "$T"
+	assert_success
+	run on nodeA "$FERRY" exec instance://ik ip -o addr show eth0
+	assert_output --partial "inet 198.18.1.35/16"
+	run on nodeA "$FERRY" exec instance://ik cat /sys/class/net/eth0/address
+	assert_output "02:00:c6:12:01:35"
+}
+
+@test "a restart keeps the address and MAC the network chose where users may choose none" {
+	cat >"$KBRCONF" <<-JSON
+	{"cniVersion": "1.0.0", "name": "ftkbr",
+	 "plugins": [{"type": "bridge", "bridge": "ftkbr0", "isGateway": false,
+	              "ipam": {"type": "host-local", "subnet": "198.19.2.0/24", "dataDir": "$KBRDATA"}}]}
+	JSON
+	chmod 0644 "$KBRCONF"
+	conf_set "allow net network = ftkbr" "allow net args = yes" "allow net ip range = 198.18.1.0/24"
+	as_user1 "$FERRY" checkpoint create "$T" >/dev/null
+	run on nodeA "$FERRY" instance start --criu-launch "$T" --net --network ftkbr "$IMG" ia sleep 1000
+	assert_success
+	local ip mac
+	ip=$(field ia ip)
+	mac=$(field ia mac)
+	[[ "$ip" == 198.19.2.*/24 ]] || fail "ia got '$ip'"
+	run on nodeA "$FERRY" checkpoint instance --criu ia
+	assert_success
+	# users may choose nothing here, nor from this range: what the network chose is kept
+	conf_set "allow net network = ftkbr" "allow net args = no"
+	run on nodeA "$FERRY" instance start --criu-restart "$T"
+	assert_success
+	run on nodeA "$FERRY" exec instance://ia ip -o addr show eth0
+	assert_output --partial "inet $ip "
+	run on nodeA "$FERRY" exec instance://ia cat /sys/class/net/eth0/address
+	assert_output "$mac"
+	# a checkpoint sealed before ferry said who chose (no IPAM nor SAID flags: 0x70000) keeps
+	# its address and MAC as it did then: an upgrade leaves it restartable
+	on nodeA "$FERRY" instance stop ia
+	launch_flags_clear "$(current_gen "$(ckpt_dir "$U1" "$T")")" 0x70000
+	run --separate-stderr on nodeA "$FERRY" instance start --criu-restart "$T"
+	[ "$status" -eq 0 ] || fail "an older checkpoint's restart was refused: $stderr"
+	run on nodeA "$FERRY" exec instance://ia ip -o addr show eth0
+	assert_output --partial "inet $ip "
 }
 
 @test "users cannot join a network ferry.conf does not allow, nor choose addresses outside its ranges" {

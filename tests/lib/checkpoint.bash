@@ -193,6 +193,37 @@ replace_sealed() {
 	mv -f "$g/.$name.new" "$g/$name"
 }
 
+# launch_flags_clear GEN MASK: root clears the bits MASK of the flags of GEN's sealed launch
+# request and seals it again as a starter would (its manifest entry, the HMAC under the cluster
+# key): a generation as an older ferry wrote it.
+launch_flags_clear() {
+	local g=$1 mask=$2
+	python3 - "$g/launch.req" "$mask" "$BATS_TEST_TMPDIR/launch.req" <<-'EOF'
+		import struct, sys
+		b = bytearray(open(sys.argv[1], "rb").read())
+		assert b[:8] == b"FERRYRQ1"
+		i = 8
+		while i < len(b):
+		    tag, n = struct.unpack_from("<HI", b, i)
+		    if tag == 2:
+		        f = struct.unpack_from("<I", b, i + 6)[0] & ~int(sys.argv[2], 0)
+		        struct.pack_into("<I", b, i + 6, f)
+		    i += 6 + n
+		open(sys.argv[3], "wb").write(b)
+	EOF
+	replace_sealed "$g" launch.req "$BATS_TEST_TMPDIR/launch.req"
+	chmod u+w "$g/manifest"
+	manifest_set_file "$g/manifest" launch.req "$g/launch.req"
+	python3 - "$g/manifest" /etc/ferry/cluster.key <<-'EOF'
+		import hashlib, hmac, sys
+		text = open(sys.argv[1]).read()
+		body = text[: text.rindex("hmac=")]
+		mac = hmac.new(open(sys.argv[2], "rb").read(), body.encode(), hashlib.sha256).hexdigest()
+		open(sys.argv[1], "w").write(body + "hmac=" + mac + "\n")
+	EOF
+	chmod 0444 "$g/manifest"
+}
+
 # forge_creds IN OUT UID [CAPS]: OUT is the CRIU core image IN with every uid and gid of the
 # task's credentials (core_entry.thread_core.creds, see CRIU's images/core.proto and creds.proto)
 # set to UID and all capabilities granted (with CAPS: only the inheritable, permitted, effective

@@ -185,22 +185,46 @@ static void test_subnets_of_conflists(void **state)
 }
 
 /* The policy a user meets, end to end: @s parsed as --network-args on @network; @kept: as a
- * restart's identity, on a node where users may choose nothing ('allow net args = no', no range
- * of theirs). */
+ * restart's identity whose IP and MAC the network's IPAM chose (its GW is the user's), on a node
+ * whose users may choose only from 10.0.0.0/8. */
 static int policy_of(const char *network, const char *s, bool kept, char msg[512])
 {
 	char *nets[] = {(char *)network, NULL};
 	char *ranges[] = {kept ? "10.0.0.0/8" : "198.18.0.0/15", NULL};
 	char *allowed[] = {"st", "hl", "none", NULL};
 	struct ferry_config c = {.network_dir = netdir,
-				 .allow_net_args = !kept,
+				 .allow_net_args = true,
 				 .allow_net_ranges = ranges,
 				 .allow_net_networks = allowed};
 	struct ferry_net_args a = {0};
 	_cleanup_error_ struct ferry_error *err = NULL;
 	int r = ferry_net_args_parse(s, &a, &err);
+	a.ipam_ip = a.ipam_mac = kept;
 	if (r == 0)
 		r = ferry_net_check_policy(&c, 1000, nets, &a, kept, &err);
+	snprintf(msg, 512, "%s", err ? err->message : "");
+	ferry_net_args_clear(&a);
+	return r;
+}
+
+/* @s as a restart's identity whose IP (@ipam_ip) or MAC (@ipam_mac) the network chose, the rest
+ * the user's, on a node whose users may choose (@args) from 198.18.1.0/24. */
+static int policy_chosen(const char *s, bool ipam_ip, bool ipam_mac, bool args, char msg[512])
+{
+	char *nets[] = {"st", NULL};
+	char *ranges[] = {"198.18.1.0/24", NULL};
+	char *allowed[] = {"st", NULL};
+	struct ferry_config c = {.network_dir = netdir,
+				 .allow_net_args = args,
+				 .allow_net_ranges = ranges,
+				 .allow_net_networks = allowed};
+	struct ferry_net_args a = {0};
+	_cleanup_error_ struct ferry_error *err = NULL;
+	int r = ferry_net_args_parse(s, &a, &err);
+	a.ipam_ip = ipam_ip;
+	a.ipam_mac = ipam_mac;
+	if (r == 0)
+		r = ferry_net_check_policy(&c, 1000, nets, &a, true, &err);
 	snprintf(msg, 512, "%s", err ? err->message : "");
 	ferry_net_args_clear(&a);
 	return r;
@@ -241,15 +265,15 @@ static void test_policy(void **state)
 	assert_int_equal(ferry_net_check_policy(&c, 0, nets, &a, false, NULL), 0);
 }
 
-/* A restart's identity (kept): the networks still open to users and the address on today's
- * subnets, whoever chose it; what users may choose (args, ranges, MAC kind) does not apply. */
+/* A restart's identity (kept) that the network's IPAM chose: the networks still open to users and
+ * the address on today's subnets; what users may choose (args, ranges, MAC kind) does not apply. */
 static void test_policy_kept(void **state)
 {
 	if (geteuid() != 0)
 		skip();
 	char msg[512];
 	assert_int_equal(policy_of("st", "IP=198.18.1.10/16;MAC=00:16:3e:12:01:0a", true, msg), 0);
-	assert_int_equal(policy_of("hl", "IP=198.19.2.1/25;GW=198.19.2.100", true, msg), 0);
+	assert_int_equal(policy_of("hl", "IP=198.19.2.1/25", true, msg), 0);
 	assert_int_equal(policy_of("st", "IP=198.19.1.10/24", true, msg), -EPERM);
 	assert_string_equal(msg, "network 'st' on this node does not have the address kept from the "
 				 "instance's checkpoint (IP=198.19.1.10/24; its subnets: 198.18.0.0/16): "
@@ -272,6 +296,46 @@ static void test_policy_kept(void **state)
 	/* a network closed to users stays closed */
 	assert_int_equal(policy_of("closed", "IP=198.18.1.10/16", true, msg), -EPERM);
 	assert_non_null(strstr(msg, "network 'closed' is not open to users"));
+}
+
+/* A restart's identity the user chose (and one from a checkpoint that does not say who chose it,
+ * which counts as the user's): this node's 'allow net args', 'allow net ip range' and the MAC rule
+ * apply to it, as to a start's, and the one line says it was kept and what to do. */
+static void test_policy_kept_chosen(void **state)
+{
+	if (geteuid() != 0)
+		skip();
+	char msg[512];
+	const char *id = "IP=198.18.1.10/16;MAC=02:00:c6:12:01:0a";
+	assert_int_equal(policy_chosen(id, false, false, true, msg), 0);
+	assert_int_equal(policy_chosen(id, false, false, false, msg), -EPERM);
+	assert_string_equal(msg, "IP=198.18.1.10/16;MAC=02:00:c6:12:01:0a, kept from the instance's "
+				 "checkpoint, was chosen with --network-args at launch, and here "
+				 "--network-args is not allowed for users on this node ('allow net args' in "
+				 "ferry.conf): restart it on a node that lets users choose it, or ask your "
+				 "admin");
+	/* the IP the network's, the MAC the user's: only the MAC counts as a choice */
+	assert_int_equal(policy_chosen(id, true, false, false, msg), -EPERM);
+	assert_non_null(strstr(msg, "MAC=02:00:c6:12:01:0a, kept from"));
+	assert_null(strstr(msg, "IP="));
+	assert_int_equal(policy_chosen(id, true, true, false, msg), 0);
+	/* out of the users' ranges here: the IP the user's, the gateway (always the user's) */
+	assert_int_equal(policy_chosen("IP=198.18.2.10/16", false, true, true, msg), -EPERM);
+	assert_string_equal(msg, "IP=198.18.2.10/16, kept from the instance's checkpoint, was chosen "
+				 "with --network-args at launch, and here address '198.18.2.10/16' is "
+				 "outside the ranges users may ask for ('allow net ip range' in "
+				 "ferry.conf): restart it on a node that lets users choose it, or ask your "
+				 "admin");
+	assert_int_equal(policy_chosen("IP=198.18.2.10/16", true, true, true, msg), 0);
+	assert_int_equal(policy_chosen("IP=198.18.2.10/16;GW=198.18.2.1", true, true, true, msg), -EPERM);
+	assert_non_null(strstr(msg, "gateway '198.18.2.1' is outside the ranges"));
+	/* a globally administered MAC the user chose (a launch refuses it; an older one did not) */
+	assert_int_equal(policy_chosen("MAC=00:16:3e:12:01:0a", true, false, true, msg), -EPERM);
+	assert_non_null(strstr(msg, "locally administered"));
+	assert_int_equal(policy_chosen("MAC=00:16:3e:12:01:0a", true, true, true, msg), 0);
+	/* a chosen address that passes the ranges still meets today's subnet */
+	assert_int_equal(policy_chosen("IP=198.18.1.10/24", false, false, true, msg), -EPERM);
+	assert_non_null(strstr(msg, "does not have the address kept from the instance's checkpoint"));
 }
 
 /* What the starter takes from ferry-net: exactly one reply, its numbers in range. */
@@ -332,11 +396,17 @@ static void test_node_claims(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_mac_parse),	cmocka_unit_test(test_address_ok),
-	    cmocka_unit_test(test_prefix),	cmocka_unit_test(test_network_broadcast_gateway),
-	    cmocka_unit_test(test_no_subnet),	cmocka_unit_test(test_subnets_of_conflists),
-	    cmocka_unit_test(test_policy),	cmocka_unit_test(test_policy_kept),
-	    cmocka_unit_test(test_node_claims), cmocka_unit_test(test_reply_check),
+	    cmocka_unit_test(test_mac_parse),
+	    cmocka_unit_test(test_address_ok),
+	    cmocka_unit_test(test_prefix),
+	    cmocka_unit_test(test_network_broadcast_gateway),
+	    cmocka_unit_test(test_no_subnet),
+	    cmocka_unit_test(test_subnets_of_conflists),
+	    cmocka_unit_test(test_policy),
+	    cmocka_unit_test(test_policy_kept),
+	    cmocka_unit_test(test_policy_kept_chosen),
+	    cmocka_unit_test(test_node_claims),
+	    cmocka_unit_test(test_reply_check),
 	};
 	return cmocka_run_group_tests(tests, dir_setup, dir_teardown);
 }

@@ -521,7 +521,7 @@ static void test_scalars(void **state)
 	tb_free(&b);
 
 	/* flags: unknown bits, repeats. */
-	static const uint32_t bad_flags[] = {1u << 16, 1u << 31, 0xffffffff, FERRY_REQ_ALL_ + 1};
+	static const uint32_t bad_flags[] = {1u << 19, 1u << 31, 0xffffffff, FERRY_REQ_ALL_ + 1};
 	for (size_t i = 0; i < ARRAY_SIZE(bad_flags); i++) {
 		b = tb_exec();
 		tb_u32rec(&b, 2, bad_flags[i]);
@@ -960,8 +960,8 @@ static void test_encode_errors(void **state)
 	req.op = FERRY_OP_MAX_;
 	encode_bad(&req, EBADMSG, "unknown op");
 	req.op = FERRY_OP_EXEC;
-	req.flags = 1u << 16;
-	encode_bad(&req, EBADMSG, "unknown flags 0x10000");
+	req.flags = 1u << 19;
+	encode_bad(&req, EBADMSG, "unknown flags 0x80000");
 	req.flags = 0;
 	req.image = "rel.sif";
 	encode_bad(&req, EBADMSG, "image must be an absolute path");
