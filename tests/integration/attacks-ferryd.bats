@@ -70,6 +70,7 @@ teardown() {
 	done
 	mig_test_teardown 40
 	rm -rf /dev/shm/.ft-migrate-node*.moved-* "$SECRET" "$U2_TMP"/ftatk-*
+	rm -f "$JOURNAL"/nodeA/* "$JOURNAL"/nodeB/* # (records planted or left; ferryd is stopped)
 }
 
 # kill_tree PID: SIGKILL to PID and every process under it.
@@ -666,6 +667,42 @@ jrec_plant() {
 	listed_on nodeB "$old" || fail "user 1's instance '$old', older than the migration, was stopped"
 	ferryd_alive nodeB
 	cp "$saved" "$rec"
+}
+
+# ---------------------------------------------------------------- the journal: a share a user
+
+# A migration nobody can settle yet keeps its record in the journal (src/ferryd/journal.h): its
+# peer is down, or its user stops the reconciler's child that stops its copy or empties its
+# directory at every pass ("reconciler: a child that empties ..." above). A node held at most
+# 256 unsettled records in all: one user's leftovers made it refuse every other user's
+# migration. Here they are planted, as the reconciler cannot settle them: their peer, nodeC, is
+# one nodeB cannot reach.
+@test "journal: one user's 256 unsettled migrations on nodeB refuse that user's next one in one line, not another user's" {
+	local i name=$T-u1 other=$T-u2
+	mkdir -p -m 0700 "$JOURNAL/nodeB"
+	for ((i = 0; i < 256; i++)); do
+		printf 'ferry-proto 1\nid=%012x\nrole=destination\nmode=default\nuid=%s\nuser=%s\ninstance=%s-l%d\npeer=nodeC\nstate=indoubt\nbegun=1\n' \
+			"$((0xd000 + i))" "$U1_UID" "$U1" "$T" "$i" >"$JOURNAL/nodeB/$(printf %012x $((0xd000 + i)))"
+		install -m 0600 /dev/null "$JOURNAL/nodeB/$(printf %012x $((0xd000 + i))).commit"
+	done
+	chmod 0600 "$JOURNAL"/nodeB/*
+	mig_up
+	mig_launch nodeA "$name" 8
+	# user 2's migration to nodeB goes through
+	rm -rf "$(ckpt_dir "$U2" "$other")"
+	as_user2 "$FERRY" checkpoint create "$other" >/dev/null || fail "user 2's checkpoint create"
+	run --separate-stderr on_as nodeA "$U2" "$FERRY" instance start --criu-launch "$other" "$IMG" "$other" sleep 1000
+	[ "$status" -eq 0 ] || fail "user 2's instance did not start ($status): $stderr"
+	run --separate-stderr on_as nodeA "$U2" "$FERRY" migrate "$other" --to nodeB
+	echo "# user 2: status $status $stderr" >&3
+	[ "$status" -eq 0 ] || fail "user 2's migration was refused ($status): $stderr"
+	assert_only_on nodeB "$other" "$U2"
+	# user 1's next migration: refused on nodeB before anything stops, in one line that says why
+	mig_migrate nodeA "$name" --to nodeB
+	echo "# user 1: $stderr" >&3
+	assert_ferry_error "nodeB has 256 unsettled migrations of $U1 .*at most 32 a user.*the instance was not touched"
+	assert_only_on nodeA "$name"
+	ferryd_alive nodeB
 }
 
 # ---------------------------------------------------------------- a start's answer from a peer
