@@ -1061,6 +1061,39 @@ settle_child() {
 	ferryd_alive nodeB
 }
 
+# A user who stops every child the reconciler runs as them (ferryd-empty here) costs it that
+# child's 20 s: the reconciler settled one record after another, so three records of user 1
+# held another user's for a minute and more a pass (in doubt, a diskless copy stays frozen
+# that long). A user whose record took that long waits until the others are settled.
+@test "reconciler: a user who stops its children at every record does not hold another user's record for their sum" {
+	mig_up
+	local i leaf id victim=00000000c0ff t0
+	for ((i = 1; i <= 3; i++)); do
+		id=00000000c00$i
+		leaf=$MIG_TMPFS-nodeB/$U1_UID/$T-x$i-$id
+		install -d -m 0711 "$MIG_TMPFS-nodeB" "$MIG_TMPFS-nodeB/$U1_UID"
+		mkdir -m 0700 "$leaf"
+		chown "$U1:" "$leaf"
+		as_user1 sh -c "cd '$leaf' && seq 1 100000 | xargs touch"
+	done
+	# user 1 stops each child of the reconciler's that runs as them, as soon as it runs
+	as_user1 sh -c 'while :; do pkill -STOP -u "$(id -u)" -x ferryd-empty; sleep 0.01; done' \
+		</dev/null >/dev/null 2>&1 3>&- &
+	USER_BG+=("$!")
+	for ((i = 1; i <= 3; i++)); do
+		id=00000000c00$i
+		jrec_put nodeB "$id" "ferry-proto 1\nid=$id\nrole=destination\nmode=diskless\nuid=$U1_UID\nuser=$U1\ninstance=$T-x$i\npeer=nodeA\nstate=indoubt\nbegun=1\n"
+	done
+	wait_within 30 pgrep -u "$U1" -x ferryd-empty >/dev/null || fail "no child of the reconciler's ran as user 1"
+	t0=$SECONDS
+	# user 2's record, in doubt about a default migration nodeA never heard of: settled in a pass
+	jrec_put nodeB "$victim" "ferry-proto 1\nid=$victim\nrole=destination\nmode=default\nuid=$U2_UID\nuser=$U2\ninstance=$T-v\npeer=nodeA\nstate=indoubt\nbegun=1\n"
+	wait_within 45 ferryd_log_has nodeB "settled: '$T-v' stays on its source" ||
+		fail "user 2's record was not settled within $((SECONDS - t0)) s: $(grep -c 'gave no answer' "${FERRYD_LOG[nodeB]}") children of user 1 timed out"
+	echo "# user 2's record settled after $((SECONDS - t0)) s" >&3
+	ferryd_alive nodeB
+}
+
 @test "hold: a client that sends the group's word a byte every 4 s does not hold its node's handler; the member gives up, the workload runs on" {
 	mig_up
 	mig_launch nodeB "$T-m" 16
