@@ -265,11 +265,64 @@ int ferryd_journal_trylock(struct ferryd *d, const char *id)
 	return fd;
 }
 
+/* The unsettled records: @uid's, all of them, in *ret_mine; all, each user's counted up to their share (one
+ * user's beyond it count against that user alone), in *ret_all. A record that cannot be read is
+ * counted as nobody's (uid -1). */
+static void journal_count(struct ferryd *d, uid_t uid, size_t *ret_mine, size_t *ret_all)
+{
+	struct {
+		uid_t uid;
+		size_t n;
+	} users[FERRYD_JOURNAL_MAX];
+	size_t n_users = 0, all = 0;
+	*ret_mine = 0;
+	DIR *dir = ferry_opendir_at(d->jfd);
+	struct dirent *de;
+	while (dir && (de = readdir(dir))) {
+		if (!ferryd_id_ok(de->d_name))
+			continue;
+		struct ferryd_jrec rec = {0};
+		struct ferry_error *e = NULL;
+		int r = ferryd_journal_get(d, de->d_name, &rec, &e);
+		ferry_error_free(e);
+		if (r == -ENOENT) /* (settled meanwhile) */
+			continue;
+		uid_t owner = r < 0 ? (uid_t)-1 : rec.uid;
+		ferryd_jrec_clear(&rec);
+		size_t i = 0;
+		while (i < n_users && users[i].uid != owner)
+			i++;
+		if (i == n_users && n_users < FERRYD_JOURNAL_MAX)
+			users[n_users++] = (typeof(users[0])){.uid = owner};
+		if (owner == uid)
+			(*ret_mine)++;
+		if (i < n_users && users[i].n++ >= FERRYD_JOURNAL_PER_USER)
+			continue; /* past that user's share */
+		all++;
+	}
+	if (dir)
+		closedir(dir);
+	*ret_all = all;
+}
+
 int ferryd_journal_begin(struct ferryd *d, const struct ferryd_jrec *r, int *ret_lock,
 			 struct ferry_error **err)
 {
-	char ids[FERRYD_JOURNAL_MAX][13];
-	if (ferryd_journal_list(d, ids, FERRYD_JOURNAL_MAX) >= FERRYD_JOURNAL_MAX)
+	/* one handler at a time counts and adds (an open file of its own: the lock is per open
+	 * file, and every handler shares d->jfd's) */
+	_cleanup_close_ int excl = openat(d->jfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (excl < 0 || flock(excl, LOCK_EX) < 0)
+		return ferry_error_set(err, errno, "journal: lock %s's journal", d->node);
+	size_t mine = 0, all = 0;
+	journal_count(d, r->uid, &mine, &all);
+	if (mine >= FERRYD_JOURNAL_PER_USER)
+		return ferry_error_msg(
+		    err, EUSERS,
+		    "%s has %zu unsettled migrations of %s (at most %d a user): each settles "
+		    "once its peer answers (%s's ferryd log says where its instance is); "
+		    "try again then",
+		    d->node, mine, r->user, FERRYD_JOURNAL_PER_USER, d->node);
+	if (all >= FERRYD_JOURNAL_MAX)
 		return ferry_error_msg(
 		    err, EBUSY, "%s has %d migrations not yet settled with their peers: try again later",
 		    d->node, FERRYD_JOURNAL_MAX);

@@ -14,7 +14,10 @@
  *                'C' is written at offset 0 and fdatasync'ed (by ferryd in default mode, by the
  *                source starter, on fd 5, in diskless mode) before the commit is sent: that
  *                byte is the commit point. The dumped tree ends only if it is there.
- * At most FERRYD_JOURNAL_MAX migrations are unsettled at once: a new one is refused beyond. */
+ * At most FERRYD_JOURNAL_MAX migrations are unsettled at once, and at most FERRYD_JOURNAL_PER_USER
+ * of one user (a record stays as long as its peer cannot answer, or its user keeps the
+ * reconciler's children from their work: one user's must not use up the node's). A new one is
+ * refused beyond; a user's records past their share count against that user alone. */
 #ifndef FERRYD_JOURNAL_H
 #define FERRYD_JOURNAL_H
 
@@ -26,6 +29,7 @@
 struct ferryd;
 
 #define FERRYD_JOURNAL_MAX 256
+#define FERRYD_JOURNAL_PER_USER 32 /* a user's: FERRYD_MAX_PER_USER at work, as many left over */
 #define FERRYD_JOURNAL_SIZE 8192
 #define FERRYD_RECONCILE_S 5 /* seconds between the reconciler's passes */
 #define FERRYD_STOP_COPY_S                                                                                   \
@@ -60,7 +64,8 @@ char *ferryd_jrec_dir(const struct ferryd *d, const struct ferryd_jrec *r);
 
 /* The journal directory of this node, made if missing (d->jfd); at start. */
 int ferryd_journal_open(struct ferryd *d, struct ferry_error **err);
-/* A new migration: refused when FERRYD_JOURNAL_MAX are unsettled; its lock taken (the fd in
+/* A new migration: refused when its user has FERRYD_JOURNAL_PER_USER unsettled, or when
+ * FERRYD_JOURNAL_MAX are (each user's counted up to their share); its lock taken (the fd in
  * *ret_lock, to hold until the migration is over; the source's decision fd) and @r written. */
 int ferryd_journal_begin(struct ferryd *d, const struct ferryd_jrec *r, int *ret_lock,
 			 struct ferry_error **err);

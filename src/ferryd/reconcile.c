@@ -21,7 +21,8 @@
  *   either, the peer unreachable: nothing changes; the log says where the instance is: default
  *     mode, where the last complete checkpoint is and how to restart from it by hand; diskless
  *     and live, that the destination's copy waits until the two nodes settle the move.
- * A "pending" answer (the peer still works on it) waits for the next pass. */
+ * A "pending" answer (the peer still works on it) waits for the next pass. A user whose record
+ * took PASS_BUDGET_S waits for the others (reconcile_pass). */
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -38,6 +39,7 @@
 #include "names.h"
 
 #define ASK_TIMEOUT 5 /* seconds to connect to the peer and for its answer */
+#define PASS_BUDGET_S 10 /* a user's record that took longer: see reconcile_pass */
 
 static const char *peer_addr(const struct ferryd *d, const char *name)
 {
@@ -408,28 +410,64 @@ static void reconcile_one(struct ferryd *d, struct ferryd_jrec *r, int lock)
 	free(u.name);
 }
 
+/* A set of users (at most one a record). */
+struct uids {
+	uid_t v[FERRYD_JOURNAL_MAX];
+	size_t n;
+};
+
+static bool uids_has(const struct uids *s, uid_t u)
+{
+	for (size_t i = 0; i < s->n; i++)
+		if (s->v[i] == u)
+			return true;
+	return false;
+}
+
+static void uids_add(struct uids *s, uid_t u)
+{
+	if (!uids_has(s, u) && s->n < FERRYD_JOURNAL_MAX)
+		s->v[s->n++] = u;
+}
+
+/* One pass. A record's work may run out of its time (its user stops the child that works as
+ * them, or the starter ferryd runs): a user whose record took PASS_BUDGET_S or more gets no more
+ * of this pass, and comes after every other user in the next one, so that one user's records
+ * never hold another's for their sum (the reconciler settles one record at a time). */
 static void reconcile_pass(struct ferryd *d)
 {
 	static char ids[FERRYD_JOURNAL_MAX][13];
+	static struct uids slow; /* who ran out of time in the last pass */
+	struct uids spent = {0};
 	size_t n = ferryd_journal_list(d, ids, FERRYD_JOURNAL_MAX);
-	for (size_t i = 0; i < n && i < FERRYD_JOURNAL_MAX; i++) {
-		_cleanup_close_ int lock = ferryd_journal_trylock(d, ids[i]);
-		if (lock < 0)
-			continue; /* its handler (or what it runs) still works on it */
-		struct ferryd_jrec r = {0};
-		struct ferry_error *err = NULL;
-		if (ferryd_journal_get(d, ids[i], &r, &err) < 0) {
-			/* not ferryd's record as written: set aside for the admin, never acted on */
-			_cleanup_free_ char *aside = xasprintf("bad.%s", ids[i]);
-			ferryd_log(ids[i], "%s: moved aside to '%s'", err ? err->message : "no record",
-				   aside);
-			(void)renameat(d->jfd, ids[i], d->jfd, aside);
-			ferry_error_free(err);
-			continue;
+	for (int last = 0; last < 2; last++)
+		for (size_t i = 0; i < n && i < FERRYD_JOURNAL_MAX; i++) {
+			_cleanup_close_ int lock = ferryd_journal_trylock(d, ids[i]);
+			if (lock < 0)
+				continue; /* its handler (or what it runs) still works on it */
+			struct ferryd_jrec r = {0};
+			struct ferry_error *err = NULL;
+			int got = ferryd_journal_get(d, ids[i], &r, &err);
+			if (got == -ENOENT) /* (settled, or set aside, in the first round) */
+				continue;
+			if (got < 0) {
+				/* not ferryd's record as written: set aside for the admin, never acted on */
+				_cleanup_free_ char *aside = xasprintf("bad.%s", ids[i]);
+				ferryd_log(ids[i], "%s: moved aside to '%s'",
+					   err ? err->message : "no record", aside);
+				(void)renameat(d->jfd, ids[i], d->jfd, aside);
+				ferry_error_free(err);
+				continue;
+			}
+			if (!uids_has(&spent, r.uid) && uids_has(&slow, r.uid) == (last == 1)) {
+				long long t0 = ferry_monotonic_ms();
+				reconcile_one(d, &r, lock);
+				if (ferry_monotonic_ms() - t0 >= PASS_BUDGET_S * 1000LL)
+					uids_add(&spent, r.uid);
+			}
+			ferryd_jrec_clear(&r);
 		}
-		reconcile_one(d, &r, lock);
-		ferryd_jrec_clear(&r);
-	}
+	slow = spent;
 }
 
 static volatile sig_atomic_t reload_asked;

@@ -70,6 +70,7 @@ teardown() {
 	done
 	mig_test_teardown 40
 	rm -rf /dev/shm/.ft-migrate-node*.moved-* "$SECRET" "$U2_TMP"/ftatk-*
+	rm -f "$JOURNAL"/nodeA/* "$JOURNAL"/nodeB/* # (records planted or left; ferryd is stopped)
 }
 
 # kill_tree PID: SIGKILL to PID and every process under it.
@@ -668,6 +669,42 @@ jrec_plant() {
 	cp "$saved" "$rec"
 }
 
+# ---------------------------------------------------------------- the journal: a share a user
+
+# A migration nobody can settle yet keeps its record in the journal (src/ferryd/journal.h): its
+# peer is down, or its user stops the reconciler's child that stops its copy or empties its
+# directory at every pass ("reconciler: a child that empties ..." above). A node held at most
+# 256 unsettled records in all: one user's leftovers made it refuse every other user's
+# migration. Here they are planted, as the reconciler cannot settle them: their peer, nodeC, is
+# one nodeB cannot reach.
+@test "journal: one user's 256 unsettled migrations on nodeB refuse that user's next one in one line, not another user's" {
+	local i name=$T-u1 other=$T-u2
+	mkdir -p -m 0700 "$JOURNAL/nodeB"
+	for ((i = 0; i < 256; i++)); do
+		printf 'ferry-proto 1\nid=%012x\nrole=destination\nmode=default\nuid=%s\nuser=%s\ninstance=%s-l%d\npeer=nodeC\nstate=indoubt\nbegun=1\n' \
+			"$((0xd000 + i))" "$U1_UID" "$U1" "$T" "$i" >"$JOURNAL/nodeB/$(printf %012x $((0xd000 + i)))"
+		install -m 0600 /dev/null "$JOURNAL/nodeB/$(printf %012x $((0xd000 + i))).commit"
+	done
+	chmod 0600 "$JOURNAL"/nodeB/*
+	mig_up
+	mig_launch nodeA "$name" 8
+	# user 2's migration to nodeB goes through
+	rm -rf "$(ckpt_dir "$U2" "$other")"
+	as_user2 "$FERRY" checkpoint create "$other" >/dev/null || fail "user 2's checkpoint create"
+	run --separate-stderr on_as nodeA "$U2" "$FERRY" instance start --criu-launch "$other" "$IMG" "$other" sleep 1000
+	[ "$status" -eq 0 ] || fail "user 2's instance did not start ($status): $stderr"
+	run --separate-stderr on_as nodeA "$U2" "$FERRY" migrate "$other" --to nodeB
+	echo "# user 2: status $status $stderr" >&3
+	[ "$status" -eq 0 ] || fail "user 2's migration was refused ($status): $stderr"
+	assert_only_on nodeB "$other" "$U2"
+	# user 1's next migration: refused on nodeB before anything stops, in one line that says why
+	mig_migrate nodeA "$name" --to nodeB
+	echo "# user 1: $stderr" >&3
+	assert_ferry_error "nodeB has 256 unsettled migrations of $U1 .*at most 32 a user.*the instance was not touched"
+	assert_only_on nodeA "$name"
+	ferryd_alive nodeB
+}
+
 # ---------------------------------------------------------------- a start's answer from a peer
 
 # A peer proves the cluster key, but what it sends is input all the same. The answer to a start
@@ -1021,6 +1058,39 @@ settle_child() {
 	wait_within 60 ferryd_log_has nodeB "settled: '$T-x' stays on its source" ||
 		fail "the first record was never settled: $(tail -n 5 "${FERRYD_LOG[nodeB]}")"
 	[ ! -e "$leaf" ] || fail "'$leaf' is left"
+	ferryd_alive nodeB
+}
+
+# A user who stops every child the reconciler runs as them (ferryd-empty here) costs it that
+# child's 20 s: the reconciler settled one record after another, so three records of user 1
+# held another user's for a minute and more a pass (in doubt, a diskless copy stays frozen
+# that long). A user whose record took that long waits until the others are settled.
+@test "reconciler: a user who stops its children at every record does not hold another user's record for their sum" {
+	mig_up
+	local i leaf id victim=00000000c0ff t0
+	for ((i = 1; i <= 3; i++)); do
+		id=00000000c00$i
+		leaf=$MIG_TMPFS-nodeB/$U1_UID/$T-x$i-$id
+		install -d -m 0711 "$MIG_TMPFS-nodeB" "$MIG_TMPFS-nodeB/$U1_UID"
+		mkdir -m 0700 "$leaf"
+		chown "$U1:" "$leaf"
+		as_user1 sh -c "cd '$leaf' && seq 1 100000 | xargs touch"
+	done
+	# user 1 stops each child of the reconciler's that runs as them, as soon as it runs
+	as_user1 sh -c 'while :; do pkill -STOP -u "$(id -u)" -x ferryd-empty; sleep 0.01; done' \
+		</dev/null >/dev/null 2>&1 3>&- &
+	USER_BG+=("$!")
+	for ((i = 1; i <= 3; i++)); do
+		id=00000000c00$i
+		jrec_put nodeB "$id" "ferry-proto 1\nid=$id\nrole=destination\nmode=diskless\nuid=$U1_UID\nuser=$U1\ninstance=$T-x$i\npeer=nodeA\nstate=indoubt\nbegun=1\n"
+	done
+	wait_within 30 pgrep -u "$U1" -x ferryd-empty >/dev/null || fail "no child of the reconciler's ran as user 1"
+	t0=$SECONDS
+	# user 2's record, in doubt about a default migration nodeA never heard of: settled in a pass
+	jrec_put nodeB "$victim" "ferry-proto 1\nid=$victim\nrole=destination\nmode=default\nuid=$U2_UID\nuser=$U2\ninstance=$T-v\npeer=nodeA\nstate=indoubt\nbegun=1\n"
+	wait_within 45 ferryd_log_has nodeB "settled: '$T-v' stays on its source" ||
+		fail "user 2's record was not settled within $((SECONDS - t0)) s: $(grep -c 'gave no answer' "${FERRYD_LOG[nodeB]}") children of user 1 timed out"
+	echo "# user 2's record settled after $((SECONDS - t0)) s" >&3
 	ferryd_alive nodeB
 }
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /* journal: ferryd's record of a migration (src/ferryd/journal.c): written whole and read back,
- * strictly; the decision byte; the lock; the bound on unsettled migrations. Runs as root (the
- * records must be root's): skipped otherwise. */
+ * strictly; the decision byte; the lock; the bounds on unsettled migrations, a user's and the
+ * node's. Runs as root (the records must be root's): skipped otherwise. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -157,25 +157,52 @@ static void test_strict(void **state)
 	assert_false(ferryd_id_ok("0123456789a"));
 }
 
+/* A migration of @uid begun (its record and lock): the result of ferryd_journal_begin. */
+static int begin_as(uid_t uid, unsigned n, struct ferry_error **err)
+{
+	char id[13];
+	int lock = -1;
+	snprintf(id, sizeof(id), "%012x", n);
+	struct ferryd_jrec r = sample(id);
+	r.uid = uid;
+	int ret = ferryd_journal_begin(&d, &r, &lock, err);
+	if (lock >= 0)
+		close(lock);
+	ferryd_jrec_clear(&r);
+	return ret;
+}
+
 static void test_bounded(void **state)
 {
 	if (geteuid() != 0)
 		skip();
 	struct ferry_error *err = NULL;
 	char id[13];
-	int lock = -1;
-	for (int i = 0; i < FERRYD_JOURNAL_MAX; i++) {
-		snprintf(id, sizeof(id), "%012x", 0x100 + i);
+	/* 40 records of one user, more than their share (as left from before): they count for 32
+	 * against the others */
+	for (unsigned i = 0; i < 40; i++) {
+		snprintf(id, sizeof(id), "%012x", 0x4000 + i);
 		struct ferryd_jrec r = sample(id);
-		assert_int_equal(ferryd_journal_begin(&d, &r, &lock, &err), 0);
-		close(lock);
+		r.uid = 4000;
+		assert_int_equal(ferryd_journal_put(&d, &r, &err), 0);
 		ferryd_jrec_clear(&r);
 	}
-	struct ferryd_jrec r = sample("ffffffffffff");
-	assert_int_equal(ferryd_journal_begin(&d, &r, &lock, &err), -EBUSY);
+	/* 7 other users, a share each: the node's 256 */
+	for (unsigned i = 0; i < FERRYD_JOURNAL_MAX - FERRYD_JOURNAL_PER_USER; i++)
+		assert_int_equal(begin_as(2000 + i / FERRYD_JOURNAL_PER_USER, 0x100 + i, &err), 0);
+	/* a user at their share is told so, and how many they have */
+	assert_int_equal(begin_as(2000, 0xf001, &err), -EUSERS);
+	assert_non_null(strstr(err->message, "has 32 unsettled migrations of alice (at most 32 a user)"));
+	ferry_error_free(err);
+	err = NULL;
+	assert_int_equal(begin_as(4000, 0xf002, &err), -EUSERS);
+	assert_non_null(strstr(err->message, "has 40 unsettled"));
+	ferry_error_free(err);
+	err = NULL;
+	/* and a user with none, when the node has its 256 */
+	assert_int_equal(begin_as(3000, 0xf003, &err), -EBUSY);
 	assert_non_null(strstr(err->message, "not yet settled"));
 	ferry_error_free(err);
-	ferryd_jrec_clear(&r);
 }
 
 int main(void)
