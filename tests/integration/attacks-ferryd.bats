@@ -421,7 +421,8 @@ mine_refused() { grep -l "ferryd on 'nodeB' is busy with 16 of your requests" "$
 	KILL_ALL_FIRST+=(nodeB)
 	local i c dir out=$BATS_TEST_TMPDIR
 	# user 1 holds their own checkpoint directory's lock: every dump of '$T-m' (a group member's
-	# hold) waits for it without a word, and keeps its handler on nodeB (2 'criu timeout' + 60 s)
+	# hold) waits for it without a word, and keeps its handler on nodeB (2 'criu timeout' + 2
+	# 'peer timeout')
 	dir=$(ckpt_dir "$U1" "$T-m")
 	on nodeB python3 -c 'import fcntl, os, sys, time
 fcntl.flock(os.open(sys.argv[1], os.O_RDONLY), fcntl.LOCK_EX)
@@ -932,7 +933,7 @@ stop_starter_until_killed() {
 
 @test "hold: a member's starter its user stops on the peer is killed once stopped for 'criu timeout'; the peer's handler ends, the workload runs on" {
 	# (criu timeout 5: a stopped starter is killed after 5 s stopped, well before the bound on
-	# a silent one, 2 'criu timeout' + 60 s = 70 s)
+	# a silent one, 2 'criu timeout' + 2 'peer timeout' = 70 s)
 	mig_up "criu timeout = 5"
 	# 512 MB: its dump takes seconds, in which the test finds its starter
 	mig_launch nodeB "$T-m" 512
