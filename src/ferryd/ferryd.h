@@ -102,8 +102,9 @@ int ferryd_run_starter_decision(const struct ferryd *d, const struct ferryd_user
 /* @len bytes in a memfd at offset 0 (a starter's request on fd 3). */
 int ferryd_bytes_memfd(const void *buf, size_t len, struct ferry_error **err);
 struct ferry_spawn_opts;
-/* ferry-starter, as @u, with @o (its fds and captures; the user and a timeout of 2 'criu
- * timeout' + 60 s are set here): ferry_spawn's result. */
+/* ferry-starter, as @u, with @o (its fds and captures; the user and a timeout of
+ * ferry_config_starter_wait, 2 'criu timeout' + 2 'peer timeout', are set here): ferry_spawn's
+ * result. */
 int ferryd_spawn_starter(const struct ferryd *d, const struct ferryd_user *u, struct ferry_spawn_opts *o,
 			 int *ret_status, struct ferry_error **err);
 /* The value of @key in a starter's "timing k=v ..." line (0 when there is none). */
@@ -121,9 +122,11 @@ long long ferryd_timing(const char *out, const char *key);
 #define FERRYD_REC_PING 0x22 /* empty: "still working" while a starter dumps or restores */
 _Static_assert(FERRYD_REC_MSG >= FERRY_XFER_DAEMON_MIN && FERRYD_REC_PING <= FERRY_XFER_DAEMON_MAX,
 	       "a session on the link stops before the daemon's records (xfer.h)");
-#define FERRYD_PEER_TIMEOUT 30 /* seconds for a peer's answer */
 #define FERRYD_CONNECT_TIMEOUT 10 /* seconds for a peer to answer a connect */
 #define FERRYD_KEEPALIVE_S 2 /* a working daemon's keepalive period */
+/* A peer's answer is waited for 'peer timeout' s of silence (ferry.conf(5)): a working peer's
+ * keepalives come at least three times within it. */
+_Static_assert(FERRY_PEER_TIMEOUT_MIN >= 3 * FERRYD_KEEPALIVE_S, "keepalives within 'peer timeout'");
 
 struct ferryd_link {
 	int fd;
@@ -171,12 +174,13 @@ void ferryd_keepalive_start(struct ferryd_keepalive *k, struct ferryd_link *l);
 void ferryd_keepalive_stop(struct ferryd_keepalive *k);
 struct ferryd_ctl {
 	struct ferryd_link *l;
+	unsigned timeout; /* s: for the rest of a record once its first bytes came ('peer timeout') */
 	int local;
 	int wake[2];
 	bool running;
 	pthread_t thread;
 };
-int ferryd_ctl_start(struct ferryd_ctl *c, struct ferryd_link *l, int *ret_starter_end,
+int ferryd_ctl_start(struct ferryd_ctl *c, struct ferryd_link *l, unsigned timeout, int *ret_starter_end,
 		     struct ferry_error **err);
 void ferryd_ctl_stop(struct ferryd_ctl *c);
 

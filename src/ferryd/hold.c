@@ -14,11 +14,11 @@
  * gone) is EOF there, and the member resumes with nothing published. Then "done" (the
  * generation) or "error" (the starter's own line) goes back.
  *
- * Limits: the peer's answers are waited for FERRYD_PEER_TIMEOUT s of silence (the peer pings
- * while its starter dumps), the client's word FERRY_HOLD_WAIT_S; the starter's output is bounded.
+ * Limits: the peer's answers are waited for 'peer timeout' s of silence (the peer pings while
+ * its starter dumps), the client's word FERRY_HOLD_WAIT_S; the starter's output is bounded.
  * The starter runs as the user, who can stop it: it is killed (its root guard resumes the
- * instance) once it has stayed stopped for 'criu timeout', else after 2 'criu timeout' + 60 s
- * without a line before "held" (it says "progress" while its dump moves), and as long again in
+ * instance) once it has stayed stopped for 'criu timeout', else after 2 'criu timeout' + 2 'peer
+ * timeout' (ferry_config_starter_wait) without a line before "held" (it says "progress" while its dump moves), and as long again in
  * all for its end once the word came; a handler slot is never held for longer than that and
  * FERRY_HOLD_WAIT_S. */
 #include <fcntl.h>
@@ -243,10 +243,11 @@ static const char *member_error(struct member *mb)
 		return mb->why;
 	}
 	if (mb->killed_after) {
-		snprintf(mb->why, sizeof(mb->why),
-			 "its starter was stopped or stuck, and killed after %u s (2 'criu timeout' + 60 s); "
-			 "the instance goes on: check it, then try again",
-			 mb->killed_after);
+		snprintf(
+		    mb->why, sizeof(mb->why),
+		    "its starter was stopped or stuck, and killed after %u s (2 'criu timeout' + 2 'peer timeout'); "
+		    "the instance goes on: check it, then try again",
+		    mb->killed_after);
 		return mb->why;
 	}
 	char *e = mb->buf[1], *nl = strchr(e, '\n');
@@ -279,7 +280,7 @@ void ferryd_hold_serve(struct ferryd *d, struct ferryd_link *l, const struct fer
 	struct member mb = {
 	    .in = -1, .out = -1, .err = -1, .pidfd = -1, .stopped_limit = d->cfg->criu_timeout};
 	/* a starter's limit (ferryd_spawn_starter's): the user can stop their own starter */
-	unsigned limit = d->cfg->criu_timeout * 2 + 60;
+	unsigned limit = ferry_config_starter_wait(d->cfg);
 	if (member_start(&mb, &u, &req, &err) < 0) {
 		ferryd_log(id, "%s", err->message);
 		return ferryd_send_error(-1, l, id, "%s", err->message);
@@ -467,7 +468,7 @@ void ferryd_hold_client(struct ferryd *d, int sk, const struct ferryd_user *u, c
 	}
 	static const char *const states[] = {"held", "done", NULL};
 	_cleanup_free_ char *type =
-	    ferryd_relay_peer(&peer, sk, FERRYD_PEER_TIMEOUT, ask->to, id, states, NULL);
+	    ferryd_relay_peer(&peer, sk, d->cfg->peer_timeout, ask->to, id, states, NULL);
 	if (type && streq(type, "held")) {
 		/* the group's word, from the client; or the peer's end first (its member failed) */
 		struct pollfd p[2] = {{.fd = sk, .events = POLLIN}, {.fd = peer.fd, .events = POLLIN}};
@@ -488,7 +489,7 @@ void ferryd_hold_client(struct ferryd *d, int sk, const struct ferryd_user *u, c
 			ferry_error_free(err);
 			err = NULL;
 		}
-		free(ferryd_relay_peer(&peer, sk, FERRYD_PEER_TIMEOUT, ask->to, id, states, NULL));
+		free(ferryd_relay_peer(&peer, sk, d->cfg->peer_timeout, ask->to, id, states, NULL));
 	}
 	ferryd_link_close(&peer);
 }

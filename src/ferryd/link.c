@@ -224,7 +224,7 @@ static int ctl_from_peer(struct ferryd_ctl *c)
 {
 	uint8_t type = 0;
 	size_t len = 0;
-	if (read_record(c->l, FERRYD_PEER_TIMEOUT, &type, &len, NULL) < 0 || type != FERRYD_REC_CTL)
+	if (read_record(c->l, c->timeout, &type, &len, NULL) < 0 || type != FERRYD_REC_CTL)
 		return -1;
 	return ferry_write_all(c->local, c->l->buf + FERRY_CHANNEL_HDR, len) < 0 ? -1 : 1;
 }
@@ -262,11 +262,11 @@ static void *ctl_pump(void *arg)
 	return NULL;
 }
 
-int ferryd_ctl_start(struct ferryd_ctl *c, struct ferryd_link *l, int *ret_starter_end,
+int ferryd_ctl_start(struct ferryd_ctl *c, struct ferryd_link *l, unsigned timeout, int *ret_starter_end,
 		     struct ferry_error **err)
 {
 	int sp[2];
-	*c = (struct ferryd_ctl){.l = l, .local = -1, .wake = {-1, -1}};
+	*c = (struct ferryd_ctl){.l = l, .timeout = timeout, .local = -1, .wake = {-1, -1}};
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
 		return ferry_error_set(err, errno, "socketpair");
 	c->local = sp[0];

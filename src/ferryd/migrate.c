@@ -69,7 +69,7 @@ int ferryd_connect_peer(const struct ferryd *d, const char *addr, struct ferry_x
 	int sk = ferryd_connect(addr, FERRYD_CONNECT_TIMEOUT, err);
 	if (sk < 0)
 		return sk;
-	if (ferry_peer_connect(sk, d->key, d->keylen, FERRYD_PEER_TIMEOUT, keys, err) < 0) {
+	if (ferry_peer_connect(sk, d->key, d->keylen, d->cfg->peer_timeout, keys, err) < 0) {
 		close(sk);
 		return ferry_error_wrap(err, "ferryd at '%s'", addr);
 	}
@@ -108,7 +108,7 @@ static bool prepare(struct mig *g)
 	ferry_msg_set(&m, "from", "%s", g->d->node);
 	ferryd_fit_put(&m, &g->fit);
 	if (r < 0 || ferryd_link_send(&g->peer, &m, &err) < 0 ||
-	    ferryd_link_recv(&g->peer, FERRYD_PEER_TIMEOUT, &reply, &err) < 0) {
+	    ferryd_link_recv(&g->peer, g->d->cfg->peer_timeout, &reply, &err) < 0) {
 		ferryd_send_error(g->sk, NULL, g->id, "%s: %s; the instance was not touched", g->to,
 				  err->message);
 		return false;
@@ -189,7 +189,7 @@ static int restart_there(struct mig *g, int r, struct ferry_error **err)
 	if (r < 0)
 		return r;
 	progress(g->sk, "restore");
-	r = ferryd_link_read_verdict(&g->peer, (unsigned)g->d->cfg->criu_timeout + 60, &e2);
+	r = ferryd_link_read_verdict(&g->peer, ferry_config_verdict_wait(g->d->cfg), &e2);
 	if (r == 0 && ferryd_fault(FERRYD_SRC_VERDICT, g->id, g->peer.fd) == FERRYD_FAULT_FAIL)
 		r = ferry_error_msg(&e2, EIO, "fault at src-verdict");
 	/* the commit point: the decision, durable, before the commit goes; from then on the
@@ -280,7 +280,7 @@ static char *dump_error_of(const struct ferry_error *err)
 static bool await_done(struct mig *g, int r)
 {
 	/* after a failed dump the destination has nothing left to do: do not wait long for it */
-	unsigned wait = r < 0 && !g->decided ? 10 : (unsigned)g->d->cfg->criu_timeout + 60;
+	unsigned wait = r < 0 && !g->decided ? 10 : ferry_config_verdict_wait(g->d->cfg);
 	if (ferryd_fault(FERRYD_SRC_DONE, g->id, g->peer.fd) == FERRYD_FAULT_FAIL)
 		g->rr = ferry_error_msg(&g->recv_err, EIO, "fault at src-done");
 	else

@@ -61,7 +61,7 @@ static int restart_shared(struct ferryd *d, struct ferryd_link *l, struct ferry_
 			  struct ferry_error **err)
 {
 	struct ferry_msg next = {0};
-	if (ferryd_link_recv(l, (unsigned)d->cfg->criu_timeout + 60, &next, err) < 0)
+	if (ferryd_link_recv(l, ferry_config_verdict_wait(d->cfg), &next, err) < 0)
 		return 1;
 	const char *ndir = restart_dir(d, l, &next, u, id);
 	if (!ndir) {
@@ -73,7 +73,7 @@ static int restart_shared(struct ferryd *d, struct ferryd_link *l, struct ferry_
 	*ret_dir = xstrdup(ndir);
 	struct ferryd_ctl ctl;
 	int starter_end = -1;
-	int r = ferryd_ctl_start(&ctl, l, &starter_end, err);
+	int r = ferryd_ctl_start(&ctl, l, d->cfg->peer_timeout, &starter_end, err);
 	if (r == 0) {
 		r = ferryd_run_starter(d, u, restart, starter_end, ret_out, err);
 		close(starter_end);
@@ -246,7 +246,7 @@ static void serve(struct ferryd *d, struct ferryd_link *l)
 {
 	struct ferry_error *err = NULL;
 	struct ferry_msg m = {0};
-	if (ferryd_link_recv(l, FERRYD_PEER_TIMEOUT, &m, &err) < 0)
+	if (ferryd_link_recv(l, d->cfg->peer_timeout, &m, &err) < 0)
 		return ferryd_send_error(-1, l, NULL, "%s", err->message);
 	if (serve_other(d, l, &m))
 		return;

@@ -16,7 +16,7 @@
  * user; not ferryd's own flags (a migration's commit and restart, post-copy) nor a --page-server
  * (it needs a connection on fd 4). The same way, 'instance list --node' has the user's instances
  * there listed (a bare INSTANCE_LIST request). Limits: the request is at most
- * FERRY_PROTO_BLOB_MAX bytes; the peer's answer is waited for FERRYD_PEER_TIMEOUT s of silence
+ * FERRY_PROTO_BLOB_MAX bytes; the peer's answer is waited for 'peer timeout' s of silence
  * (it pings while its starter runs); the starter's output sent back is bounded (START_OUT_TOTAL,
  * in "out" messages of START_OUT_MAX before "done"; START_ERR_MAX), and the client's ferryd
  * passes on no more than that (relay_answer): a peer holds the cluster key, but what it sends is
@@ -150,7 +150,7 @@ void ferryd_start_serve(struct ferryd *d, struct ferryd_link *l, const struct fe
 	/* the request's bytes are the user's: read again, by the user */
 	_cleanup_free_ struct ferryd_ask *a = xzalloc(sizeof(*a));
 	if (ferryd_as_user(d, &u, "ferryd-start", -1, take_as_user, (void *)m, a, sizeof(*a),
-			   FERRYD_PEER_TIMEOUT, &err) < 0) {
+			   d->cfg->peer_timeout, &err) < 0) {
 		ferryd_log(id, "the start request of %s could not be read: %s", u.name, err->message);
 		return ferryd_send_error(-1, l, id, "your request could not be read on %s: its reader %s",
 					 d->node, err->message);
@@ -176,7 +176,7 @@ void ferryd_start_serve(struct ferryd *d, struct ferryd_link *l, const struct fe
  * messages, no more than a start sends (the bytes of each at most START_OUT_MAX, START_OUT_TOTAL
  * in all), then "done" with a status (and at most START_ERR_MAX bytes of stderr). Anything else
  * ends it, the client told why in one line. The starter's status, or -1. */
-static int relay_answer(struct ferryd_link *peer, int sk, const char *to, const char *id)
+static int relay_answer(struct ferryd_link *peer, int sk, unsigned timeout, const char *to, const char *id)
 {
 	static const char *const types[] = {"done", "out", NULL};
 	_cleanup_free_ char *o = xmalloc(START_OUT_MAX);
@@ -185,7 +185,7 @@ static int relay_answer(struct ferryd_link *peer, int sk, const char *to, const 
 	for (unsigned outs = 0;; outs++) {
 		struct ferry_error *err = NULL;
 		struct ferry_msg m = {0};
-		_cleanup_free_ char *t = ferryd_peer_next(peer, sk, FERRYD_PEER_TIMEOUT, to, id, types, &m);
+		_cleanup_free_ char *t = ferryd_peer_next(peer, sk, timeout, to, id, types, &m);
 		if (!t || streq(t, "error"))
 			return -1;
 		_cleanup_free_ char *why = NULL;
@@ -262,7 +262,7 @@ void ferryd_start_client(struct ferryd *d, int sk, const struct ferryd_user *u, 
 		ferryd_send_error(sk, NULL, id, "%s: %s", ask->to, err->message);
 		ferry_error_free(err);
 	} else {
-		status = relay_answer(&peer, sk, ask->to, id);
+		status = relay_answer(&peer, sk, d->cfg->peer_timeout, ask->to, id);
 	}
 	ferryd_link_close(&peer);
 	close(peer.fd);

@@ -77,7 +77,7 @@ int ferryd_spawn_starter(const struct ferryd *d, const struct ferryd_user *u, st
 	/* a starter that dumps or transfers says "progress" while it moves (a large migration
 	 * over a slow link takes long) when the caller times idleness; its other steps, a
 	 * restore's among them, are bounded by 'criu timeout' each */
-	o->timeout = d->cfg->criu_timeout * 2 + 60;
+	o->timeout = ferry_config_starter_wait(d->cfg);
 	/* and one its user stopped is ended sooner: it makes no progress */
 	o->stopped_limit = d->cfg->criu_timeout;
 	return ferry_spawn(FERRYD_STARTER, argv, NULL, o, ret_status, err);

@@ -285,6 +285,7 @@ struct ferry_config *ferry_config_defaults(void)
 	c->ferryd_peers = xzalloc(sizeof(char *));
 	c->ferryd_shared_dir = xstrdup(FERRY_STATEDIR "/shared");
 	c->ferryd_tmpfs_dir = xstrdup("/dev/shm/ferry-migrate");
+	c->peer_timeout = 30;
 	c->slurm_keep = 2;
 	c->slurm_grace = 120;
 	return c;

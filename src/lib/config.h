@@ -11,6 +11,11 @@
 #define FERRY_CONFIG_PATH FERRY_SYSCONFDIR "/ferry.conf"
 #define FERRY_CONFIG_MAX (256 * 1024)
 #define FERRY_CONFIG_DROPIN_MAX 64u /* files in FERRY_CONFIG_PATH ".d" */
+/* "peer timeout": at least three of ferryd's keepalive periods (FERRYD_KEEPALIVE_S, which
+ * src/ferryd/ferryd.h checks against it), so that a working peer, whose keepalive may come a
+ * little late on a loaded node, is never taken for a silent one. */
+#define FERRY_PEER_TIMEOUT_MIN 6u
+#define FERRY_PEER_TIMEOUT_MAX 3600u
 
 struct ferry_config {
 	bool allow_setuid; /* "allow setuid": the starter refuses to run when no */
@@ -45,6 +50,7 @@ struct ferry_config {
 	char **ferryd_peers; /* "ferryd peer = NAME=ADDR:PORT" (repeatable) */
 	char *ferryd_shared_dir; /* "ferryd shared dir": default-mode checkpoints (shared filesystem) */
 	char *ferryd_tmpfs_dir; /* "ferryd tmpfs dir": where diskless migrations land */
+	unsigned peer_timeout; /* "peer timeout": seconds of a peer's silence ferryd accepts (default 30) */
 	/* Slurm jobs with '--ferry-checkpoint' (the SPANK plugin; ferry-slurm(7)) */
 	char *slurm_checkpoint_dir; /* "slurm checkpoint dir": base of their checkpoints, "~/" = home,
 				     * an absolute path gets a directory per user (NULL: checkpoint dir) */
@@ -52,6 +58,20 @@ struct ferry_config {
 	unsigned slurm_keep; /* "slurm keep": generations kept (default 2) */
 	unsigned slurm_grace; /* "slurm grace time": seconds before the time limit (default 120) */
 };
+
+/* The waits on a peer, or on a starter, that outlast 'criu timeout' (a restore, a dump the peer's
+ * CRIU makes, each given up after that much idleness) by two 'peer timeout's (60 s by default):
+ * time for the side that gave up to say so before the waiting side concludes that it is gone.
+ * A side waiting for its peer's verdict or commit: */
+static inline unsigned ferry_config_verdict_wait(const struct ferry_config *c)
+{
+	return c->criu_timeout + 2 * c->peer_timeout;
+}
+/* ferryd on a starter it runs (silent while it restores; a dump's starter says "progress"): */
+static inline unsigned ferry_config_starter_wait(const struct ferry_config *c)
+{
+	return 2 * c->criu_timeout + 2 * c->peer_timeout;
+}
 
 /* Parses ferry.conf text: "key = value" lines, '#' comments (only as the first non-blank character
  * of a line), blank lines; list keys repeat (at most 4096 entries). Unknown keys, bad booleans

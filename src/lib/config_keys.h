@@ -10,7 +10,7 @@
 #include "config.h"
 
 #define LIST_MAX 4096u /* entries of a list key */
-#define N_KEYS 33 /* entries of ferry_config_keys */
+#define N_KEYS 34 /* entries of ferry_config_keys */
 
 enum key_kind {
 	KEY_BOOL,

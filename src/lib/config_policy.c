@@ -45,6 +45,7 @@ const struct key ferry_config_keys[] = {
     {"ferryd peer", KEY_STRING_LIST, FIELD(ferryd_peers), 0, 0},
     {"ferryd shared dir", KEY_PATH, FIELD(ferryd_shared_dir), 0, 0},
     {"ferryd tmpfs dir", KEY_PATH, FIELD(ferryd_tmpfs_dir), 0, 0},
+    {"peer timeout", KEY_UINT, FIELD(peer_timeout), FERRY_PEER_TIMEOUT_MIN, FERRY_PEER_TIMEOUT_MAX},
     {"slurm checkpoint dir", KEY_HOME_PATH, FIELD(slurm_checkpoint_dir), 0, 0},
     {"slurm checkpoint every", KEY_DURATION, FIELD(slurm_every), 0, 366 * 86400},
     {"slurm keep", KEY_UINT, FIELD(slurm_keep), 1, 1000},

@@ -196,7 +196,7 @@ void ferry_xfer_tune_socket(int sk)
 	(void)setsockopt(sk, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	/* a peer gone silent (its node died, the link is down: no FIN, no reset) while nothing is
 	 * in flight: the kernel's probes find out within seconds, not when an application limit
-	 * runs out (a side waiting for the other's verdict waits up to 'criu timeout' + 60 s) */
+	 * runs out (a side waiting for the other's verdict waits up to 'criu timeout' + 2 'peer timeout') */
 	(void)setsockopt(sk, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
 	(void)setsockopt(sk, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
 	(void)setsockopt(sk, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));

@@ -1278,19 +1278,19 @@ static _noreturn_ void dump_failed(struct dump *d, bool in_time, const char *msg
 
 /* Live: waits until the destination's verdict is there to read, as long as pages move (the
  * destination restores first, then its lazy-pages daemon takes every page from our CRIU), at
- * most 'criu timeout' + 60 s without a byte. Meanwhile CRIU's report may say it ended: after
+ * most 'criu timeout' + 2 'peer timeout' without a byte. Meanwhile CRIU's report may say it ended: after
  * the verdict, that is how it ends; before it, the pages stop and the verdict says why. */
 static int verdict_wait_idle(struct dump *d, struct ferry_error **err)
 {
 	struct idle w;
-	idle_start(&w, d->s->cfg->criu_timeout + 60, progress_of(NULL, true));
+	idle_start(&w, ferry_config_verdict_wait(d->s->cfg), progress_of(NULL, true));
 	struct pollfd p = {.fd = d->s->xfer_fd, .events = POLLIN};
 	for (;;) {
 		long long left = idle_left(&w, progress_of(NULL, true));
 		if (left <= 0)
 			return ferry_error_msg(err, ETIMEDOUT,
 					       "no page moved and no word from the destination for %u s",
-					       d->s->cfg->criu_timeout + 60);
+					       ferry_config_verdict_wait(d->s->cfg));
 		int r = poll(&p, 1, (int)(left < XFER_TICK_MS ? left : XFER_TICK_MS));
 		if (r > 0)
 			return 0;
@@ -1312,7 +1312,7 @@ static int dump_send(struct dump *d, struct ferry_manifest *m, const char *text,
 	if (r == 0 && d->lazy)
 		r = verdict_wait_idle(d, err);
 	if (r == 0)
-		r = ferry_xfer_read_verdict(s->xfer_fd, s->cfg->criu_timeout + 60, err);
+		r = ferry_xfer_read_verdict(s->xfer_fd, ferry_config_verdict_wait(s->cfg), err);
 	/* a migration's commit point: the decision, durable, before the commit goes; once it is
 	 * written the instance is the destination's, even if the commit is lost (its ferryd then
 	 * restarts it from the copy it keeps) */

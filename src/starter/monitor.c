@@ -482,9 +482,9 @@ static void print_timings(const struct starter *s, long long t_ok, unsigned long
 static void await_commit(struct starter *s, const char *msg)
 {
 	(void)ferry_xfer_send_verdict(starter_verdict_fd, NULL);
-	int committed = ferry_xfer_await_commit(starter_verdict_fd, 30);
-	/* committed: the connection ends clean for ferryd again. Not: the peer went silent for 30 s
-	 * (ferryd drops the link, in doubt), or said no and ends its side at once. */
+	int committed = ferry_xfer_await_commit(starter_verdict_fd, s->cfg->peer_timeout);
+	/* committed: the connection ends clean for ferryd again. Not: the peer went silent for 'peer
+	 * timeout' (ferryd drops the link, in doubt), or said no and ends its side at once. */
 	(void)xfer_session_finish(committed < 0 ? 2 : 30);
 	if (committed < 0 && (s->lazy || s->dedup)) {
 		/* live, and diskless (whose restore used up the received checkpoint): no checkpoint

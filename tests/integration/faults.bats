@@ -125,14 +125,15 @@ migrate_held_at_commit() {
 # frozen instead: the test below)
 @test "both sides cut off after the commit: the destination says where the last complete checkpoint is, and a restart from it by hand works" {
 	local name=$T-hand run_id dir
-	mig_conf "criu timeout = 10"
+	# (a peer's silence: 8 s, not the default 30; the daemons' keepalives come every 2 s)
+	mig_conf "criu timeout = 10" "peer timeout = 8"
 	migrate_held_at_commit "$name" default 32
 	# the decision is written; the link goes down for good before the commit leaves
 	ip -n nodeB link set eth0 down
 	local p
 	for p in $(stopped_handlers nodeA); do kill -CONT "$p"; done
 	# (the source waits for the destination's report within its bounds: the session's end, then
-	# 'criu timeout' + 60 s)
+	# 'criu timeout' + 2 'peer timeout')
 	mig_wait 200
 	# the destination's copy without a commit is stopped; its ferryd cannot reach nodeA
 	wait_for ferryd_log_has nodeB "cannot be reached" || sleep 10
@@ -167,9 +168,9 @@ can_open_rw() { as_user "$1" sh -c 'exec 3<>"$1"' can-open "$2" 2>/dev/null; }
 
 @test "diskless: the restore frees the received pages as it goes; the copy it used up is never restarted from, and its user may write its page images only" {
 	local name=$T-dd run_id leaf gen f n=0 before after list
-	mig_conf
-	# nodeB's starter waits for the commit, then freezes its copy (the only one with the
-	# memory) and the migration is in doubt there
+	mig_conf "peer timeout = 8"
+	# nodeB's starter waits for the commit ('peer timeout' of silence: 8 s here, not the default
+	# 30), then freezes its copy (the only one with the memory) and the migration is in doubt there
 	migrate_held_at_commit "$name" diskless 64
 	for ((n = 0; n < 60; n++)); do
 		ferryd_log_has nodeB "in doubt" && break

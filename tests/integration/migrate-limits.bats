@@ -81,7 +81,8 @@ assert_one_clock() {
 	on_node nodeB nft add chain inet ftstall in '{ type filter hook input priority -300; policy drop; }'
 	on_node nodeB nft add chain inet ftstall out '{ type filter hook output priority -300; policy drop; }'
 	# the source gives up once nothing moved for 'criu timeout' (its daemon's bound on its starter:
-	# twice that and 60 s without a word; the destination's link read: 'criu timeout' + 60 s)
+	# twice that and 2 'peer timeout' (60 s) without a word; the destination's link read:
+	# 'criu timeout' + 2 'peer timeout')
 	mig_wait $((2 * ct + 60 + 30))
 	echo "# ferry migrate returned after ${MIG_SECONDS}s: $stderr" >&3
 	assert_kept_on_source "$name" "$run_id"

@@ -258,7 +258,8 @@ assert_kept_on_source() {
 	ferryd_kill nodeB
 	mig_wait 90
 	echo "# ferry migrate: exit $status after ${MIG_SECONDS}s: $stderr" >&3
-	# whatever the destination's starter still does (without a commit it stops its copy in 30 s)
+	# whatever the destination's starter still does (without a commit it stops its copy after
+	# 'peer timeout', 30 s)
 	# shellcheck disable=SC2086
 	wait_pids_gone 60 $starters
 	assert_where_reported "$name" "$run_id"
@@ -277,7 +278,8 @@ assert_kept_on_source() {
 	ferryd_kill nodeB
 	mig_wait 60
 	echo "# ferry migrate: exit $status after ${MIG_SECONDS}s: $stderr" >&3
-	# whatever the destination's starter still does (without a commit it stops its copy in 30 s)
+	# whatever the destination's starter still does (without a commit it stops its copy after
+	# 'peer timeout', 30 s)
 	# shellcheck disable=SC2086
 	wait_pids_gone 60 $starters
 	assert_where_reported "$name" "$run_id"
@@ -298,7 +300,8 @@ assert_kept_on_source() {
 	s=$(step_of "$OUT/$name.prog")
 	wait_step "$OUT/$name.prog" $((s + 3)) $((ct + 15))
 	echo "# the workload ran again on nodeA $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN {printf "%.1f", b - a}')s after the cut" >&3
-	# ferry migrate ends too, within the daemons' bounds (the starter's 2 x criu timeout + 60 s)
+	# ferry migrate ends too, within the daemons' bounds (the starter's 2 'criu timeout' + 2 'peer
+	# timeout', 60 s by default)
 	mig_wait $((2 * ct + 60 + 15))
 	echo "# ferry migrate returned ${MIG_SECONDS}s after it started: $stderr" >&3
 	assert_kept_on_source "$name" "$run_id"

@@ -156,8 +156,14 @@ fault_cell() {
 	local fa="" fb=""
 	local -a optb=()
 	[ -z "$act" ] || if [ "$side" = nodeA ]; then fa=$step=$act; else fb=$step=$act; fi
-	# a cut link is silence: the sides find out at their idle limits ('criu timeout')
-	if [ "$fault" = link-down ]; then mig_conf "criu timeout = 5"; else mig_conf "criu timeout = 20"; fi
+	# a cut link is silence: the sides find out at their idle limits ('criu timeout', and 2 'peer
+	# timeout' beyond it where a side waits for its peer's word); a peer's silence of 8 s, not the
+	# default 30, is still four of a working daemon's keepalives (2 s)
+	if [ "$fault" = link-down ]; then
+		mig_conf "criu timeout = 5" "peer timeout = 8"
+	else
+		mig_conf "criu timeout = 20" "peer timeout = 8"
+	fi
 	local -a img=()
 	case $fault in
 	tmpfs-full)
@@ -265,7 +271,7 @@ fault_cell_cleanup() {
 # test command's slice (FERRY_FAULTS may also be a regex over the lines). The slice has every
 # fault and the steps where each matters most, in both modes where the mode changes what a
 # fault does (the commit and after), in one where it does not (before the dump, at the restore's
-# start); a link taken down costs a cell some 40 s of
+# start); a link taken down costs a cell some 20 s of
 # timeouts, so it has one (the default mode's commit, whose destination restarts from the
 # checkpoint once in doubt; the diskless copy that waits frozen is commit_lost's, by a cut).
 fault_cells() {

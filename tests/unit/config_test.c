@@ -54,6 +54,10 @@ static void assert_defaults(const struct ferry_config *c)
 	assert_string_equal(c->checkpoint_dir, "~/.ferry/checkpoint");
 	assert_int_equal(c->max_instances, 64);
 	assert_int_equal(c->criu_timeout, 600);
+	assert_int_equal(c->peer_timeout, 30);
+	/* the waits that outlast 'criu timeout': 60 s more by default, as before the key */
+	assert_int_equal(ferry_config_verdict_wait(c), 600 + 60);
+	assert_int_equal(ferry_config_starter_wait(c), 2 * 600 + 60);
 	assert_true(c->criu_loopback);
 	assert_true(c->allow_live);
 	assert_true(c->staging);
@@ -218,6 +222,33 @@ static void test_numbers(void **state)
 	    parse_ok("max instances = 0064\ncriu timeout = 5\n");
 	assert_int_equal(c->max_instances, 64);
 	assert_int_equal(c->criu_timeout, 5);
+}
+
+/* "peer timeout": at least three keepalive periods of ferryd, at most an hour; the waits beyond
+ * 'criu timeout' follow it. */
+static void test_peer_timeout(void **state)
+{
+	_cleanup_(ferry_config_freep) struct ferry_config *c =
+	    parse_ok("peer timeout = 8\ncriu timeout = 5\n");
+	assert_int_equal(c->peer_timeout, 8);
+	assert_int_equal(ferry_config_verdict_wait(c), 5 + 16);
+	assert_int_equal(ferry_config_starter_wait(c), 10 + 16);
+	_cleanup_(ferry_config_freep) struct ferry_config *lo = parse_ok("peer timeout = 6\n");
+	assert_int_equal(lo->peer_timeout, FERRY_PEER_TIMEOUT_MIN);
+	_cleanup_(ferry_config_freep) struct ferry_config *hi = parse_ok("peer timeout = 3600\n");
+	assert_int_equal(hi->peer_timeout, FERRY_PEER_TIMEOUT_MAX);
+	/* the largest values do not overflow */
+	_cleanup_(ferry_config_freep) struct ferry_config *max =
+	    parse_ok("peer timeout = 3600\ncriu timeout = 86400\n");
+	assert_int_equal(ferry_config_starter_wait(max), 2 * 86400 + 2 * 3600);
+
+	parse_bad("peer timeout = 5\n", "line 1: 'peer timeout' must be a number from 6 to 3600, not '5'");
+	parse_bad("peer timeout = 0\n", "'peer timeout' must be a number from 6 to 3600, not '0'");
+	parse_bad("peer timeout = 3601\n", "'peer timeout' must be a number from 6 to 3600, not '3601'");
+	parse_bad("peer timeout = 30s\n", "not '30s'");
+	parse_bad("peer timeout = -30\n", "not '-30'");
+	parse_bad("peer timeout =\n", "'peer timeout' has no value");
+	parse_bad("peer timeout = 10\npeer timeout = 20\n", "'peer timeout' is already set on line 1");
 }
 
 static void test_criu_network(void **state)
@@ -940,8 +971,9 @@ static void test_wire_round_trip(void **state)
 		     "nft path = /sbin/nft\nferryd node = n1\nferryd listen = 127.0.0.1:1\n"
 		     "ferryd peer = n2=127.0.0.1:2\nferryd shared dir = /sh\nferryd tmpfs dir = /tm\n"
 		     "slurm checkpoint dir = /ck\nslurm checkpoint every = 1h\nslurm keep = 5\n"
-		     "slurm grace time = 30s\n");
+		     "slurm grace time = 30s\npeer timeout = 12\n");
 	_cleanup_(ferry_config_freep) struct ferry_config *e = wire_round_trip(c);
+	assert_int_equal(e->peer_timeout, 12);
 	assert_false(e->allow_setuid);
 	assert_false(e->criu_loopback);
 	assert_int_equal(strv_length(e->allow_bind_paths), 2);
@@ -1007,6 +1039,7 @@ int main(void)
 	    cmocka_unit_test(test_unknown_and_malformed),
 	    cmocka_unit_test(test_booleans),
 	    cmocka_unit_test(test_numbers),
+	    cmocka_unit_test(test_peer_timeout),
 	    cmocka_unit_test(test_criu_network),
 	    cmocka_unit_test(test_paths),
 	    cmocka_unit_test(test_checkpoint_dir),
