@@ -36,6 +36,7 @@ setup() {
 
 teardown() {
 	slurm_test_teardown "$W/job.log"
+	conf_restore
 	ferry_teardown
 	as_user1 "$FERRY" checkpoint delete "$W/ck" >/dev/null 2>&1 || true
 }
@@ -194,4 +195,40 @@ for i in json.load(sys.stdin)["instances"]:
 	wait_log "^ferry: run '$W/ck': resumed on n[12] from generation 1 \(taken .* on $node\)\$" 60
 	wait_step "$W/progress" $((stopped + 3)) 30
 	[ "$(field_of "$W/progress" run)" = "$id" ] || fail "not the same process: $(cat "$W/progress")"
+}
+
+@test "slurm: a job suspended (scontrol suspend) in the middle of a periodic checkpoint for longer than 'criu timeout', then resumed, runs on: nothing stays stopped, later checkpoints complete" {
+	# gang scheduling and PreemptMode=SUSPEND stop every process of a job's steps (SIGSTOP),
+	# ferry's root guard and CRIU among them, and continue them later
+	conf_set "criu timeout = 3"
+	job_script "$W/job.sh" exec --checkpoint "$W/ck" --checkpoint-every 2s "$IMG" "$STATEFUL" --mb 1024 \
+		--interval 100 "$W/progress"
+	JOB=$(as_slurm_user "$U1" sbatch --parsable -o "$W/job.log" --chdir="$W" "$W/job.sh")
+	slurm_wait_job "$JOB" JobState RUNNING 30
+	wait_log "^ferry: run '$W/ck': generation 1 written " 60
+	local i s gen
+	# the next dump: its CRIU runs
+	for ((i = 0; i < 500; i++)); do
+		pgrep -x criu >/dev/null && break
+		sleep 0.02
+	done
+	pgrep -x criu >/dev/null || fail "no dump began within 10 s: $(tail -3 "$W/job.log")"
+	sl scontrol suspend "$JOB"
+	slurm_wait_job "$JOB" JobState SUSPENDED 10
+	echo "# suspended: $(ps -u "$U1" -o stat=,comm= | sort | uniq -c | tr '\n' ';')" >&3
+	sleep 6
+	sl scontrol resume "$JOB"
+	slurm_wait_job "$JOB" JobState RUNNING 10
+	# the program goes on, none of the user's processes is left stopped
+	s=$(step_of "$W/progress")
+	wait_step "$W/progress" $((s + 10)) 30
+	run sh -c "ps -u '$U1' -o stat=,pid=,comm= | awk '\$1 ~ /^T/'"
+	[ -z "$output" ] || fail "processes left stopped after the resume: $output"
+	# the dump that was suspended either completed or was given up loudly; later ones complete
+	gen=$(grep -oE "generation [0-9]+ written" "$W/job.log" | tail -n1 | awk '{print $2}')
+	wait_log "^ferry: run '$W/ck': generation $((gen + 1)) written " 30
+	wait_log "^ferry: run '$W/ck': generation $((gen + 2)) written " 30
+	echo "# $(grep -E '^ferry: ' "$W/job.log" | sed -E 's/ \(.*//' | tr '\n' ';')" >&3
+	assert_progress_ok "$W/progress"
+	as_slurm_user "$U1" scancel "$JOB"
 }
