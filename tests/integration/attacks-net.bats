@@ -27,12 +27,7 @@ setup_file() {
 	ferry_suite_setup
 	nodes_up
 	write_test_network "$NETCONF"
-	cat >"$BRCONF" <<-JSON
-		{"cniVersion": "1.0.0", "name": "ftabr",
-		 "plugins": [{"type": "bridge", "bridge": "ftabr0", "isGateway": false,
-		              "ipam": {"type": "host-local", "subnet": "198.19.1.0/24", "dataDir": "$BRDATA"}}]}
-	JSON
-	chmod 0644 "$BRCONF"
+	write_bridge_network "$BRCONF" ftabr 198.19.1.0/24 "$BRDATA"
 }
 
 teardown_file() {

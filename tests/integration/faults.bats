@@ -331,11 +331,14 @@ can_open_rw() { as_user "$1" sh -c 'exec 3<>"$1"' can-open "$2" 2>/dev/null; }
 	[ "$(readlink "$JOURNAL/nodeA/bad.0123456789ac")" = /etc/passwd ] || fail "the symlink was not set aside as it is"
 	head -c 1 /etc/passwd | grep -q r
 	ferryd_alive nodeA
-	# a full journal: 256 unsettled records (of migrations no peer knows) make a new one wait
+	# a full journal: 256 unsettled records (of migrations no peer knows), 32 each of 8 users
+	# (each user's share: attacks-ferryd.bats has one user's), make a new one wait
 	ferryd_stop nodeA
-	local i
+	local i u
 	for ((i = 0; i < 256; i++)); do
-		printf 'ferry-proto 1\nid=%012x\nrole=destination\nmode=default\nuid=%s\nuser=%s\ninstance=x\npeer=nodeZ\nstate=indoubt\n' "$i" "$U1_UID" "$U1" >"$JOURNAL/nodeA/$(printf %012x "$i")"
+		u=$((1 + i / 32))
+		printf 'ferry-proto 1\nid=%012x\nrole=destination\nmode=default\nuid=%s\nuser=%s\ninstance=x\npeer=nodeZ\nstate=indoubt\nbegun=1\n' \
+			"$i" "$u" "$(getent passwd "$u" | cut -d: -f1)" >"$JOURNAL/nodeA/$(printf %012x "$i")"
 		chmod 0600 "$JOURNAL/nodeA/$(printf %012x "$i")"
 	done
 	ferryd_start nodeA

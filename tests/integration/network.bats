@@ -266,6 +266,32 @@ nre_checkpoint() {
 	assert_success
 }
 
+# restart_refused INSTANCE MAC TEXT...: the restart of $T on nodeA is refused in one line that
+# says each TEXT, and leaves nothing of INSTANCE (nothing_left)
+restart_refused() {
+	local inst=$1 mac=$2 t
+	shift 2
+	run --separate-stderr on nodeA "$FERRY" instance start --criu-restart "$T"
+	assert_ferry_error
+	for t in "$@"; do
+		stderr_has "$t"
+	done
+	nothing_left "$inst" "$mac"
+}
+
+# restarts_as INSTANCE ADDR [MAC]: the checkpoint $T restarts on nodeA as INSTANCE, whose eth0
+# has the address ADDR (and the MAC)
+restarts_as() {
+	run --separate-stderr on nodeA "$FERRY" instance start --criu-restart "$T"
+	[ "$status" -eq 0 ] || fail "the restart of '$1' was refused: $stderr"
+	run on nodeA "$FERRY" exec "instance://$1" ip -o addr show eth0
+	assert_output --partial "inet $2"
+	[ -z "${3:-}" ] || {
+		run on nodeA "$FERRY" exec "instance://$1" cat /sys/class/net/eth0/address
+		assert_output "$3"
+	}
+}
+
 # nothing_left INSTANCE MAC: a refused restart left no instance, no reservation of MAC (its
 # file gone or unlocked) and no interface in nodeA's namespace but its own (lo, eth0).
 nothing_left() {
@@ -284,44 +310,23 @@ nothing_left() {
 	nre_checkpoint ic 198.18.1.33/16 02:00:c6:12:01:33
 	# the admin closes ftnre to users
 	conf_set "allow net network = ftmac" "allow net args = yes" "allow net ip range = 198.18.1.0/24"
-	run --separate-stderr on nodeA "$FERRY" instance start --criu-restart "$T"
-	assert_ferry_error
-	stderr_has "network 'ftnre' is not open to users on this node"
-	stderr_has "allow net network"
-	nothing_left ic 02:00:c6:12:01:33
+	restart_refused ic 02:00:c6:12:01:33 "network 'ftnre' is not open to users on this node" "allow net network"
 	# open again: the kept address (the user's choice, still in their range) restarts
 	conf_set "allow net network = ftnre" "allow net args = yes" "allow net ip range = 198.18.1.0/24"
-	run on nodeA "$FERRY" instance start --criu-restart "$T"
-	assert_success
-	run on nodeA "$FERRY" exec instance://ic ip -o addr show eth0
-	assert_output --partial "inet 198.18.1.33/16"
-	run on nodeA "$FERRY" exec instance://ic cat /sys/class/net/eth0/address
-	assert_output "02:00:c6:12:01:33"
+	restarts_as ic 198.18.1.33/16 02:00:c6:12:01:33
 }
 
 @test "a restart whose kept address is off the network's subnet today is refused, leaves nothing, and the checkpoint stays usable" {
 	nre_checkpoint is 198.18.1.34/16 02:00:c6:12:01:34
 	# the admin moves ftnre's subnet away from the address
 	nre_network 198.19.0.0/24
-	run --separate-stderr on nodeA "$FERRY" instance start --criu-restart "$T"
-	assert_ferry_error
-	stderr_has "198.18.1.34/16"
-	stderr_has "kept from the instance's checkpoint"
-	stderr_has "198.19.0.0/24"
-	nothing_left is 02:00:c6:12:01:34
+	restart_refused is 02:00:c6:12:01:34 "198.18.1.34/16" "kept from the instance's checkpoint" "198.19.0.0/24"
 	# ... or narrows it: the address is on it, with another prefix than the kept /16
 	nre_network 198.18.0.0/17
-	run --separate-stderr on nodeA "$FERRY" instance start --criu-restart "$T"
-	assert_ferry_error
-	stderr_has "198.18.1.34/16"
-	stderr_has "198.18.0.0/17"
-	nothing_left is 02:00:c6:12:01:34
+	restart_refused is 02:00:c6:12:01:34 "198.18.1.34/16" "198.18.0.0/17"
 	# the subnet back: the same checkpoint restarts with its address
 	nre_network 198.18.0.0/16
-	run on nodeA "$FERRY" instance start --criu-restart "$T"
-	assert_success
-	run on nodeA "$FERRY" exec instance://is ip -o addr show eth0
-	assert_output --partial "inet 198.18.1.34/16"
+	restarts_as is 198.18.1.34/16
 }
 
 @test "a restart keeps an address the user chose only where users may choose it: 'allow net args' and 'allow net ip range' of this node apply" {
@@ -329,35 +334,16 @@ nothing_left() {
 	# may not choose at all, or only from another range
 	nre_checkpoint ik 198.18.1.35/16 02:00:c6:12:01:35
 	conf_set "allow net network = ftnre" "allow net args = no" "allow net ip range = 198.18.1.0/24"
-	run --separate-stderr on nodeA "$FERRY" instance start --criu-restart "$T"
-	assert_ferry_error
-	stderr_has "198.18.1.35/16"
-	stderr_has "chosen with --network-args"
-	stderr_has "'allow net args'"
-	nothing_left ik 02:00:c6:12:01:35
+	restart_refused ik 02:00:c6:12:01:35 "198.18.1.35/16" "chosen with --network-args" "'allow net args'"
 	conf_set "allow net network = ftnre" "allow net args = yes" "allow net ip range = 198.18.2.0/24"
-	run --separate-stderr on nodeA "$FERRY" instance start --criu-restart "$T"
-	assert_ferry_error
-	stderr_has "198.18.1.35/16"
-	stderr_has "'allow net ip range'"
-	nothing_left ik 02:00:c6:12:01:35
+	restart_refused ik 02:00:c6:12:01:35 "198.18.1.35/16" "'allow net ip range'"
 	# where the user may choose it, the same checkpoint restarts with its address and MAC
 	conf_set "allow net network = ftnre" "allow net args = yes" "allow net ip range = 198.18.1.0/24"
-	run on nodeA "$FERRY" instance start --criu-restart "$T"
-	assert_success
-	run on nodeA "$FERRY" exec instance://ik ip -o addr show eth0
-	assert_output --partial "inet 198.18.1.35/16"
-	run on nodeA "$FERRY" exec instance://ik cat /sys/class/net/eth0/address
-	assert_output "02:00:c6:12:01:35"
+	restarts_as ik 198.18.1.35/16 02:00:c6:12:01:35
 }
 
 @test "a restart keeps the address and MAC the network chose where users may choose none" {
-	cat >"$KBRCONF" <<-JSON
-	{"cniVersion": "1.0.0", "name": "ftkbr",
-	 "plugins": [{"type": "bridge", "bridge": "ftkbr0", "isGateway": false,
-	              "ipam": {"type": "host-local", "subnet": "198.19.2.0/24", "dataDir": "$KBRDATA"}}]}
-	JSON
-	chmod 0644 "$KBRCONF"
+	write_bridge_network "$KBRCONF" ftkbr 198.19.2.0/24 "$KBRDATA"
 	conf_set "allow net network = ftkbr" "allow net args = yes" "allow net ip range = 198.18.1.0/24"
 	as_user1 "$FERRY" checkpoint create "$T" >/dev/null
 	run on nodeA "$FERRY" instance start --criu-launch "$T" --net --network ftkbr "$IMG" ia sleep 1000
@@ -370,20 +356,12 @@ nothing_left() {
 	assert_success
 	# users may choose nothing here, nor from this range: what the network chose is kept
 	conf_set "allow net network = ftkbr" "allow net args = no"
-	run on nodeA "$FERRY" instance start --criu-restart "$T"
-	assert_success
-	run on nodeA "$FERRY" exec instance://ia ip -o addr show eth0
-	assert_output --partial "inet $ip "
-	run on nodeA "$FERRY" exec instance://ia cat /sys/class/net/eth0/address
-	assert_output "$mac"
+	restarts_as ia "$ip " "$mac"
 	# a checkpoint sealed before ferry said who chose (no IPAM nor SAID flags: 0x70000) keeps
 	# its address and MAC as it did then: an upgrade leaves it restartable
 	on nodeA "$FERRY" instance stop ia
 	launch_flags_clear "$(current_gen "$(ckpt_dir "$U1" "$T")")" 0x70000
-	run --separate-stderr on nodeA "$FERRY" instance start --criu-restart "$T"
-	[ "$status" -eq 0 ] || fail "an older checkpoint's restart was refused: $stderr"
-	run on nodeA "$FERRY" exec instance://ia ip -o addr show eth0
-	assert_output --partial "inet $ip "
+	restarts_as ia "$ip " "$mac"
 }
 
 @test "users cannot join a network ferry.conf does not allow, nor choose addresses outside its ranges" {
@@ -419,12 +397,7 @@ nothing_left() {
 }
 
 @test "a bridge network (single node): two instances on nodeA reach each other; DEL frees the address" {
-	cat >/etc/ferry/network/ftbr.conflist <<-'JSON'
-	{"cniVersion": "1.0.0", "name": "ftbr",
-	 "plugins": [{"type": "bridge", "bridge": "ftbr0", "isGateway": false,
-	              "ipam": {"type": "host-local", "subnet": "198.19.0.0/24", "dataDir": "/run/ferry-test-cni"}}]}
-	JSON
-	chmod 0644 /etc/ferry/network/ftbr.conflist
+	write_bridge_network /etc/ferry/network/ftbr.conflist ftbr 198.19.0.0/24 /run/ferry-test-cni
 	conf_set "allow net network = ftbr" "allow net args = no" "allow net ip range = 198.18.1.0/24"
 	run on nodeA "$FERRY" instance start --net --network ftbr "$IMG" b1 sh -c "$TCP serve 0.0.0.0:7400 $OUT/srv & exec sleep 1000"
 	assert_success

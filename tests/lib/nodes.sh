@@ -64,6 +64,17 @@ write_test_network() {
 	chmod 0644 "$1"
 }
 
+# write_bridge_network FILE NAME SUBNET DATADIR: a conflist FILE of network NAME: a bridge
+# NAME0 on the node (no gateway), host-local IPAM handing out SUBNET, its leases in DATADIR.
+write_bridge_network() {
+	cat >"$1" <<-JSON
+		{"cniVersion": "1.0.0", "name": "$2",
+		 "plugins": [{"type": "bridge", "bridge": "${2}0", "isGateway": false,
+		              "ipam": {"type": "host-local", "subnet": "$3", "dataDir": "$4"}}]}
+	JSON
+	chmod 0644 "$1"
+}
+
 on_node() {
 	local n=$1
 	shift
