@@ -390,10 +390,11 @@ void ferryd_launch_tidy(struct ferryd *d, const struct ferryd_user *u, const str
 			const char *id);
 void ferryd_start_serve(struct ferryd *d, struct ferryd_link *l, const struct ferry_msg *m);
 /* limits.c: the limits of a start ferryd runs (RLIM_NLIMITS of them), each no higher than
- * ferryd's own hard limit: those of the client's process on @sk (ferryd_client_limits), or of a start
- * message's 'limits' field, "SOFT:HARD,..." in resource order, "inf" for none (format, parse). */
+ * ferryd's own hard limit: those of the client's process on @sk, which must be @uid's alone
+ * (ferryd_client_limits), or of a start message's 'limits' field, "SOFT:HARD,..." in resource
+ * order, "inf" for none (format, parse). */
 #define FERRYD_LIMITS_MAX (RLIM_NLIMITS * 42)
-int ferryd_client_limits(int sk, struct rlimit *ret, struct ferry_error **err);
+int ferryd_client_limits(int sk, uid_t uid, struct rlimit *ret, struct ferry_error **err);
 void ferryd_limits_format(const struct rlimit *l, char *buf, size_t size);
 int ferryd_limits_parse(const char *s, struct rlimit *ret, struct ferry_error **err);
 /* receive.c: the destination, for a peer that proved the cluster key; @keys: the link's */

@@ -91,14 +91,40 @@ static int read_proc_limits(int fd, struct rlimit *ret)
 	return n == RLIM_NLIMITS ? 0 : -1;
 }
 
-int ferryd_client_limits(int sk, struct rlimit *ret, struct ferry_error **err)
+/* Whether /proc/PID/status (@path) is a process of @uid's alone: real, effective, saved and fs
+ * uid all @uid, and (@uid not root) no capability. A process that connected and then exec'd a
+ * setuid program (ferry-starter raises its limits as root first) is not: its limits are root's. */
+static bool plain_process_of(const char *path, uid_t uid)
+{
+	FILE *f = fopen(path, "re");
+	char line[160];
+	unsigned long long ids[4] = {0}, prm = 1, eff = 1;
+	int got = 0;
+	while (f && fgets(line, sizeof(line), f)) {
+		if (sscanf(line, "Uid: %llu %llu %llu %llu", &ids[0], &ids[1], &ids[2], &ids[3]) == 4)
+			got |= 1;
+		else if (sscanf(line, "CapPrm: %llx", &prm) == 1)
+			got |= 2;
+		else if (sscanf(line, "CapEff: %llx", &eff) == 1)
+			got |= 4;
+	}
+	if (f)
+		fclose(f);
+	for (int i = 0; i < 4; i++)
+		if (ids[i] != uid)
+			return false;
+	return got == 7 && (uid == 0 || (prm == 0 && eff == 0));
+}
+
+int ferryd_client_limits(int sk, uid_t uid, struct rlimit *ret, struct ferry_error **err)
 {
 	struct ucred cred;
 	socklen_t cl = sizeof(cred);
 	int pidfd = -1;
 	socklen_t fl = sizeof(pidfd);
 	/* the client's process itself (SO_PEERPIDFD), never a pid reused since; an older kernel's
-	 * pid of the connect (a process of the same uid, at worst, and the limits are capped) */
+	 * pid of the connect (reused by another process, at worst: it must be the user's alone,
+	 * below, and the limits are capped) */
 	if (getsockopt(sk, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &fl) < 0) {
 		if (getsockopt(sk, SOL_SOCKET, SO_PEERCRED, &cred, &cl) < 0)
 			return ferry_error_set(err, errno, "read your limits: the client's credentials");
@@ -114,6 +140,12 @@ int ferryd_client_limits(int sk, struct rlimit *ret, struct ferry_error **err)
 				       "read your limits: your 'ferry' command is gone");
 	if (read_proc_limits(fd, ret) < 0)
 		return ferry_error_msg(err, EINVAL, "read your limits: '%s' is not as expected", path);
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	if (!plain_process_of(path, uid))
+		return ferry_error_msg(
+		    err, EPERM,
+		    "read your limits: the process that connected to ferryd is no longer "
+		    "yours alone (it runs a setuid program, or is gone): run 'ferry' itself");
 	/* still that process: its pid was not reused while we read */
 	struct pollfd p = {.fd = pfd, .events = POLLIN};
 	if (poll(&p, 1, 0) != 0)

@@ -234,7 +234,7 @@ void ferryd_start_client(struct ferryd *d, int sk, const struct ferryd_user *u, 
 	/* the instance gets the limits the user's command has here, not ours (limits.c) */
 	struct rlimit limits[RLIM_NLIMITS];
 	char lim[FERRYD_LIMITS_MAX];
-	if (ferryd_client_limits(sk, limits, &err) < 0) {
+	if (ferryd_client_limits(sk, u->uid, limits, &err) < 0) {
 		ferryd_log(id, "%s", err->message);
 		ferryd_send_error(sk, NULL, id, "%s", err->message);
 		ferry_error_free(err);

@@ -133,9 +133,6 @@ _noreturn_ static void child_exec(const struct child_setup *cs, int report_fd, c
 	    (setgroups(cs->n_groups, cs->groups) < 0 || setresgid(cs->gid, cs->gid, cs->gid) < 0 ||
 	     setresuid(cs->uid, cs->uid, cs->uid) < 0))
 		child_fail(report_fd, STAGE_IDS, errno);
-	for (int r = 0; cs->limits && r < RLIM_NLIMITS; r++)
-		if (setrlimit(r, &cs->limits[r]) < 0)
-			child_fail(report_fd, STAGE_LIMITS, errno);
 
 	sigset_t none;
 	sigemptyset(&none);
@@ -171,6 +168,10 @@ _noreturn_ static void child_exec(const struct child_setup *cs, int report_fd, c
 	/* Every fd from ntargets up goes, except the report pipe (close-on-exec itself). */
 	close_from(ntargets, report_fd, cs->maxfd);
 
+	/* (last: a small RLIMIT_NOFILE must not fail the fds' moves above) */
+	for (int r = 0; cs->limits && r < RLIM_NLIMITS; r++)
+		if (setrlimit(r, &cs->limits[r]) < 0)
+			child_fail(report_fd, STAGE_LIMITS, errno);
 	if (cs->cwd && chdir(cs->cwd) < 0)
 		child_fail(report_fd, STAGE_CWD, errno);
 	execve(path, argv, envp);

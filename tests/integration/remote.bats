@@ -137,6 +137,21 @@ req_b64() {
 	assert_output "200 300 900 1000 64 128"
 }
 
+@test "attack: a client that execs a setuid program once it connected gets no start with that program's limits" {
+	# the process on ferryd's socket becomes ferry-starter, which sets root's limits before it
+	# reads anything (fd 3: a pipe nobody writes); its child then asks for the start. ferryd must
+	# not take those limits for the user's: the process is not the user's alone any more
+	local start pid
+	start=$(req_b64 2 "3:$IMG" "4:$T" "5:/" "8:sleep" "8:1000")
+	run on nodeA timeout 60 bash -c 'ulimit -u 1000; exec python3 "$0" local handoff "$1" msg type=start to=nodeB "req_a=$2" recv' \
+		"$WIRE" "$STARTER" "$start"
+	pid=$(sed -n 's/^handed off //p' <<<"$output")
+	echo "# $(grep -v '^handed off' <<<"$output" | head -n 3 | tr '\n' ' ')" >&3
+	[ -n "$pid" ] || fail "the hand-off did not happen: $output"
+	assert_output --partial "no longer yours alone"
+	! listed_on nodeB "$T" || fail "an instance was started with the setuid program's limits"
+}
+
 @test "instance start --node: what fails there is said in one line, with the starter's status; nothing is left on either node" {
 	run --separate-stderr on nodeA "$FERRY" instance start --node nodeB /nonexistent.sif "$T" true
 	assert_ferry_error "/nonexistent.sif" 255

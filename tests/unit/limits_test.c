@@ -31,7 +31,7 @@ static void test_client(void **state)
 	struct rlimit low = {MIN(nofile.rlim_cur, 200), MIN(nofile.rlim_max, 300)};
 	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
-	assert_int_equal(ferryd_client_limits(sp[0], l, &err), 0);
+	assert_int_equal(ferryd_client_limits(sp[0], getuid(), l, &err), 0);
 	assert_null(err);
 	assert_own(l);
 	assert_true(l[RLIMIT_NOFILE].rlim_cur == low.rlim_cur);
