@@ -21,8 +21,8 @@
  *   either, the peer unreachable: nothing changes; the log says where the instance is: default
  *     mode, where the last complete checkpoint is and how to restart from it by hand; diskless
  *     and live, that the destination's copy waits until the two nodes settle the move.
- * A "pending" answer (the peer still works on it) waits for the next pass. A user whose record
- * took PASS_BUDGET_S waits for the others (reconcile_pass). */
+ * A "pending" answer (the peer still works on it) waits for the next pass. A user whose records
+ * took PASS_BUDGET_S in a pass, in all, waits for the others (reconcile_pass). */
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -39,7 +39,7 @@
 #include "names.h"
 
 #define ASK_TIMEOUT 5 /* seconds to connect to the peer and for its answer */
-#define PASS_BUDGET_S 10 /* a user's record that took longer: see reconcile_pass */
+#define PASS_BUDGET_S 10 /* a user whose records took longer in a pass: see reconcile_pass */
 
 static const char *peer_addr(const struct ferryd *d, const char *name)
 {
@@ -410,9 +410,10 @@ static void reconcile_one(struct ferryd *d, struct ferryd_jrec *r, int lock)
 	free(u.name);
 }
 
-/* A set of users (at most one a record). */
+/* A set of users (at most one a record), with the time each one's records took in a pass. */
 struct uids {
 	uid_t v[FERRYD_JOURNAL_MAX];
+	long long ms[FERRYD_JOURNAL_MAX];
 	size_t n;
 };
 
@@ -424,21 +425,26 @@ static bool uids_has(const struct uids *s, uid_t u)
 	return false;
 }
 
-static void uids_add(struct uids *s, uid_t u)
+/* @u's place in @s, added (its time 0) if it was not there; the last place when @s is full. */
+static size_t uids_add(struct uids *s, uid_t u)
 {
-	if (!uids_has(s, u) && s->n < FERRYD_JOURNAL_MAX)
+	size_t i = 0;
+	while (i < s->n && s->v[i] != u)
+		i++;
+	if (i == s->n && s->n < FERRYD_JOURNAL_MAX)
 		s->v[s->n++] = u;
+	return i < s->n ? i : s->n - 1;
 }
 
 /* One pass. A record's work may run out of its time (its user stops the child that works as
- * them, or the starter ferryd runs): a user whose record took PASS_BUDGET_S or more gets no more
- * of this pass, and comes after every other user in the next one, so that one user's records
- * never hold another's for their sum (the reconciler settles one record at a time). */
+ * them, or the starter ferryd runs): a user whose records took PASS_BUDGET_S or more in all gets
+ * no more of this pass, and comes after every other user in the next one, so that one user's
+ * records never hold another's for their sum (the reconciler settles one record at a time). */
 static void reconcile_pass(struct ferryd *d)
 {
 	static char ids[FERRYD_JOURNAL_MAX][13];
 	static struct uids slow; /* who ran out of time in the last pass */
-	struct uids spent = {0};
+	struct uids spent = {0}, took = {0};
 	size_t n = ferryd_journal_list(d, ids, FERRYD_JOURNAL_MAX);
 	for (int last = 0; last < 2; last++)
 		for (size_t i = 0; i < n && i < FERRYD_JOURNAL_MAX; i++) {
@@ -462,7 +468,8 @@ static void reconcile_pass(struct ferryd *d)
 			if (!uids_has(&spent, r.uid) && uids_has(&slow, r.uid) == (last == 1)) {
 				long long t0 = ferry_monotonic_ms();
 				reconcile_one(d, &r, lock);
-				if (ferry_monotonic_ms() - t0 >= PASS_BUDGET_S * 1000LL)
+				size_t k = uids_add(&took, r.uid);
+				if ((took.ms[k] += ferry_monotonic_ms() - t0) >= PASS_BUDGET_S * 1000LL)
 					uids_add(&spent, r.uid);
 			}
 			ferryd_jrec_clear(&r);
