@@ -19,6 +19,7 @@
 #include <sys/syscall.h>
 
 #include "ferryd.h"
+#include "instance.h"
 #include "util.h"
 
 #ifndef SO_PEERPIDFD
@@ -53,11 +54,12 @@ static pid_t pidfd_pid(int fd)
 	return pid > 0 && pid <= INT32_MAX ? (pid_t)pid : -1;
 }
 
-/* One value of /proc/PID/limits: "unlimited" or a number. */
-static int proc_limit(const char *v, rlim_t *ret)
+/* One limit: the word @infinity ("unlimited" in /proc/PID/limits, "inf" in a start message) or a
+ * number below RLIM_INFINITY. */
+static int limit_parse(const char *v, const char *infinity, rlim_t *ret)
 {
 	unsigned long long n = 0;
-	if (streq(v, "unlimited")) {
+	if (streq(v, infinity)) {
 		*ret = RLIM_INFINITY;
 		return 0;
 	}
@@ -83,7 +85,8 @@ static int read_proc_limits(int fd, struct rlimit *ret)
 		for (r = 0; r < RLIM_NLIMITS && fgets(line, sizeof(line), f); r++) {
 			char soft[24], hard[24];
 			if (strlen(line) < 27 || sscanf(line + 26, "%23s %23s", soft, hard) != 2 ||
-			    proc_limit(soft, &ret[r].rlim_cur) < 0 || proc_limit(hard, &ret[r].rlim_max) < 0)
+			    limit_parse(soft, "unlimited", &ret[r].rlim_cur) < 0 ||
+			    limit_parse(hard, "unlimited", &ret[r].rlim_max) < 0)
 				break;
 			n++;
 		}
@@ -91,29 +94,18 @@ static int read_proc_limits(int fd, struct rlimit *ret)
 	return n == RLIM_NLIMITS ? 0 : -1;
 }
 
-/* Whether /proc/PID/status (@path) is a process of @uid's alone: real, effective, saved and fs
- * uid all @uid, and (@uid not root) no capability. A process that connected and then exec'd a
- * setuid program (ferry-starter raises its limits as root first) is not: its limits are root's. */
-static bool plain_process_of(const char *path, uid_t uid)
+/* Whether @pid is a process of @uid's alone: real, effective, saved and fs uid all @uid, and
+ * (@uid not root) no capability. A process that connected and then exec'd a setuid program
+ * (ferry-starter raises its limits as root first) is not: its limits are root's. */
+static bool plain_process_of(pid_t pid, uid_t uid)
 {
-	FILE *f = fopen(path, "re");
-	char line[160];
-	unsigned long long ids[4] = {0}, prm = 1, eff = 1;
-	int got = 0;
-	while (f && fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "Uid: %llu %llu %llu %llu", &ids[0], &ids[1], &ids[2], &ids[3]) == 4)
-			got |= 1;
-		else if (sscanf(line, "CapPrm: %llx", &prm) == 1)
-			got |= 2;
-		else if (sscanf(line, "CapEff: %llx", &eff) == 1)
-			got |= 4;
-	}
-	if (f)
-		fclose(f);
+	struct ferry_proc_status st;
+	if (ferry_proc_status(pid, &st) < 0)
+		return false;
 	for (int i = 0; i < 4; i++)
-		if (ids[i] != uid)
+		if (st.uid[i] != uid)
 			return false;
-	return got == 7 && (uid == 0 || (prm == 0 && eff == 0));
+	return uid == 0 || (st.caps[1] == 0 && st.caps[2] == 0);
 }
 
 int ferryd_client_limits(int sk, uid_t uid, struct rlimit *ret, struct ferry_error **err)
@@ -140,8 +132,7 @@ int ferryd_client_limits(int sk, uid_t uid, struct rlimit *ret, struct ferry_err
 				       "read your limits: your 'ferry' command is gone");
 	if (read_proc_limits(fd, ret) < 0)
 		return ferry_error_msg(err, EINVAL, "read your limits: '%s' is not as expected", path);
-	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	if (!plain_process_of(path, uid))
+	if (!plain_process_of(pid, uid))
 		return ferry_error_msg(
 		    err, EPERM,
 		    "read your limits: the process that connected to ferryd is no longer "
@@ -173,23 +164,15 @@ void ferryd_limits_format(const struct rlimit *l, char *buf, size_t size)
 	}
 }
 
-/* One limit of ferryd_limits_parse: "inf" or a number below RLIM_INFINITY, up to @end. */
+/* One limit of ferryd_limits_parse, up to @end. */
 static int limit_value(const char *s, const char *end, rlim_t *ret)
 {
 	char v[24];
-	unsigned long long n = 0;
 	if (end <= s || (size_t)(end - s) >= sizeof(v))
 		return -1;
 	memcpy(v, s, (size_t)(end - s));
 	v[end - s] = '\0';
-	if (streq(v, "inf")) {
-		*ret = RLIM_INFINITY;
-		return 0;
-	}
-	if (parse_uint64(v, (unsigned long long)RLIM_INFINITY - 1, &n) < 0)
-		return -1;
-	*ret = (rlim_t)n;
-	return 0;
+	return limit_parse(v, "inf", ret);
 }
 
 int ferryd_limits_parse(const char *s, struct rlimit *ret, struct ferry_error **err)
