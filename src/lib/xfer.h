@@ -142,6 +142,10 @@ struct ferry_xfer_relay_opts {
 	 * side takes compressed records whatever this says */
 	bool compress;
 	struct ferry_xfer_zstats *zstats; /* counted as they go (shared memory, may be NULL) */
+	/* the connection is a ferryd's, lent for the session: a record of its daemon's
+	 * (FERRY_XFER_DAEMON_MIN..MAX) ends the session unread. Otherwise (a --page-server
+	 * connection of the user's) there is no daemon, and every record is the session's */
+	bool daemon_lent;
 };
 
 /* Relays between the peer on @sk (records) and local plaintext sockets, one a channel:

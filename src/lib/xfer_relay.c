@@ -46,6 +46,7 @@ struct relay {
 	ZSTD_DCtx *dctx; /* the opening side's, made at the first compressed record */
 	unsigned char *zin; /* FERRY_CHANNEL_MAX: what it decompressed */
 	struct ferry_xfer_zstats *zstats; /* (may be NULL) */
+	bool daemon_lent; /* see ferry_xfer_relay_opts */
 };
 
 /* Counts @n bytes that moved: the starter reads the count to tell a slow transfer from a dead
@@ -128,7 +129,10 @@ static int dispatch(struct relay *x, uint8_t type, const unsigned char *data, si
 /* Whether the next record is the peer daemon's own (FERRY_XFER_DAEMON_MIN..MAX), looked at without
  * taking it: its session was cut there, and the daemon that lent it the connection tells ours
  * why in that record, which must stay whole for it. (Anything else, or a socket that cannot be
- * looked at, is read as the session's.) */
+ * looked at, is read as the session's.) Looked at only on a connection a daemon lent
+ * (daemon_lent): the header is not authenticated yet, and on a --page-server connection, where
+ * no daemon speaks, one in sixteen headers of a stranger's bytes would pass for a daemon's cut
+ * instead of failing authentication. */
 static bool daemon_record_next(int sk)
 {
 	unsigned char hdr[FERRY_CHANNEL_HDR];
@@ -148,7 +152,7 @@ static void *pump_in(void *arg)
 	do {
 		uint8_t type = 0;
 		size_t len = 0;
-		if (daemon_record_next(x->sk)) {
+		if (x->daemon_lent && daemon_record_next(x->sk)) {
 			r = ferry_error_msg(
 			    &x->in_err, ECONNRESET,
 			    "the peer's side of the transfer ended before its end (its daemon says why)");
@@ -264,7 +268,8 @@ int ferry_xfer_relay(int sk, bool receiver, const struct ferry_xfer_keys *keys,
 			  .local = local,
 			  .wake = {-1, -1},
 			  .moved = o ? o->moved : NULL,
-			  .zstats = o ? o->zstats : NULL};
+			  .zstats = o ? o->zstats : NULL,
+			  .daemon_lent = o && o->daemon_lent};
 	struct zout z = {0};
 	if (o && o->compress) {
 		z.cctx = ZSTD_createCCtx();

@@ -8,7 +8,7 @@
  * dumpable from its exec on, so that none of the caller's processes can trace it, read its
  * memory or take its fds (ptrace access is refused), while the caller still owns it. It holds
  * the cluster key only for the handshake, then the session's keys:
- *     ferry-relay send|receive SECONDS zstd|raw
+ *     ferry-relay send|receive SECONDS zstd|raw lent|own
  *     fd 0: the connection (connected; a receiver's may be listening: it accepts until a sender
  *           proves the key), fd 1: the status pipe ("U" once the handshake is done, "E message"
  *           when it fails), fd 3: the cluster key (read to its end), fd 4: a memfd of
@@ -16,7 +16,9 @@
  *           limits; what the pages took, for the report), fds 5 to 8: the plaintext ends of the
  *           channels (xfer.h's order).
  * SECONDS bounds each step of the handshake; zstd: the pages this side sends are compressed
- * where that pays (xfer_relay.c). Exit status 0 once both sides said FIN. */
+ * where that pays (xfer_relay.c); lent: the connection is a ferryd's, whose own records may
+ * follow the session's (own: a --page-server connection, where every record is the session's).
+ * Exit status 0 once both sides said FIN. */
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
@@ -109,8 +111,9 @@ int main(int argc, char **argv)
 	struct ferry_error *err = NULL;
 	struct stat st;
 	unsigned long long secs = 0;
-	if (argc != 4 || (!streq(argv[1], "send") && !streq(argv[1], "receive")) ||
-	    (!streq(argv[3], "zstd") && !streq(argv[3], "raw")) || parse_uint64(argv[2], 86400, &secs) < 0 ||
+	if (argc != 5 || (!streq(argv[1], "send") && !streq(argv[1], "receive")) ||
+	    (!streq(argv[3], "zstd") && !streq(argv[3], "raw")) ||
+	    (!streq(argv[4], "lent") && !streq(argv[4], "own")) || parse_uint64(argv[2], 86400, &secs) < 0 ||
 	    fstat(RELAY_CONN, &st) < 0 || !S_ISSOCK(st.st_mode) || fstat(RELAY_STATUS, &st) < 0) {
 		fprintf(stderr, "ferry-relay is run by ferry-starter, not directly\n");
 		return 2;
@@ -136,8 +139,10 @@ int main(int argc, char **argv)
 	if (r == 0 && ferry_write_all(RELAY_STATUS, "U\n", 2) < 0)
 		return 1;
 	const int local[FERRY_XFER_NCHAN] = {RELAY_LOCAL, RELAY_LOCAL + 1, RELAY_LOCAL + 2, RELAY_LOCAL + 3};
-	const struct ferry_xfer_relay_opts o = {
-	    .moved = &counts->moved, .compress = streq(argv[3], "zstd"), .zstats = &counts->pages};
+	const struct ferry_xfer_relay_opts o = {.moved = &counts->moved,
+						.compress = streq(argv[3], "zstd"),
+						.zstats = &counts->pages,
+						.daemon_lent = streq(argv[4], "lent")};
 	if (r == 0)
 		r = ferry_xfer_relay(RELAY_CONN, receiver, &keys, local, &o, &err);
 	explicit_bzero(&keys, sizeof(keys));

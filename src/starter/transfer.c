@@ -120,8 +120,7 @@ int xfer_session_start(struct starter *s, bool receiver, struct xfer_session **r
 	_cleanup_close_ int keyfd = key_pipe(err);
 	if (keyfd < 0)
 		return keyfd;
-	int r = 0;
-	int sp[FERRY_XFER_NCHAN][2], st[2];
+	int r = 0, sp[FERRY_XFER_NCHAN][2], st[2];
 	for (int i = 0; i < FERRY_XFER_NCHAN; i++)
 		if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp[i]) < 0)
 			r = -errno;
@@ -131,8 +130,9 @@ int xfer_session_start(struct starter *s, bool receiver, struct xfer_session **r
 	snprintf(secs, sizeof(secs), "%u", s->cfg->criu_timeout);
 	x->relay = fork();
 	if (x->relay == 0) {
-		char *const argv[] = {"ferry-relay", receiver ? "receive" : "send", secs,
-				      s->cfg->compress_pages ? "zstd" : "raw", NULL};
+		char *z = s->cfg->compress_pages ? "zstd" : "raw",
+		     *lent = startswith(s->req->page_server, "ferryd:") ? "lent" : "own";
+		char *const argv[] = {"ferry-relay", receiver ? "receive" : "send", secs, z, lent, NULL};
 		const int src[] = {s->xfer_fd, st[1],	 -1,	   keyfd,   session_counts_fd,
 				   sp[0][1],   sp[1][1], sp[2][1], sp[3][1]};
 		helper_exec(src, (int)ARRAY_SIZE(src), exe, argv, helper_become_caller, &s->privs);

@@ -129,6 +129,20 @@ assert_nothing_started() {
 	assert_progress_ok "$PROG"
 }
 
+@test "F5: bytes of a user's own that begin as a daemon's record would are refused as unauthenticated, not taken for a daemon's word" {
+	# on a --page-server connection no daemon speaks: a header of ferryd's record types
+	# (0x20-0x2f) is a stranger's like any other (random bytes begin so one time in sixteen)
+	setup_move 16
+	{ printf '\x40\x00\x00\x00\x21'; head -c 65536 /dev/urandom; } >"$U1_TMP/inject"
+	chown "$U1" "$U1_TMP/inject"
+	start_proxy inject "$U1_TMP/inject"
+	run --separate-stderr as_user1 "$FERRY" checkpoint instance --criu --page-server "127.0.0.1:$PPORT" xa-a
+	echo "# sender: $stderr"
+	! grep -q "daemon says why" "$RECV_ERR" || fail "the receiver took the stranger's bytes for a daemon's: $(cat "$RECV_ERR")"
+	assert_refused_unauthenticated
+	assert_ferry_error
+}
+
 @test "F5: one byte changed in flight is detected; the instance keeps running at the source" {
 	setup_move 16
 	start_proxy tamper 200000 # in the pages
