@@ -49,7 +49,8 @@
 #   LMP_ATOM_STEPS, GMX_ATOM_STEPS  LAMMPS / GROMACS run length (atom-steps)  [~20 s each]
 #   VINA_POINTS="EXH..."        AutoDock Vina exhaustiveness (search effort)          [48: ~20 s]
 # --smoke: a tiny run of the same harness (seconds, not hours): 1 repetition, 32 MiB, the
-# smallest application points, results under bench/results/smoke/ and no report.
+# smallest application points, each application without and with one migration mode (each mode
+# moves one), results under bench/results/smoke/ and no report.
 #
 # Results: one JSON object per measurement in bench/results/raw/SUITE.jsonl (RAW=DIR for
 # another directory; a run replaces the files of the suites it runs), then bench/report.sh
@@ -301,8 +302,12 @@ suite_compress() {
 	compress_table
 }
 
+# The migration modes of the apps suite: every one for every application, or in a smoke run
+# one for each (none, and the next of SMOKE_APP_MODES by the application's turn), so that each
+# mode still moves a real application, in a third of the time.
+SMOKE_APP_MODES=(diskless live default)
 suite_apps() {
-	local r app size points why
+	local r app size points why modes turn=0
 	for app in ${APPS:-$(app_list)}; do
 		if why=$(app_unrunnable "$app"); then
 			# asked for by name: an error; else the report says which did not run, and why
@@ -313,9 +318,13 @@ suite_apps() {
 			continue
 		fi
 		if [ $SMOKE = 1 ]; then points=$(app_points "$app" smoke); else points=$(app_points "$app"); fi
+		modes="diskless default live"
+		[ $SMOKE = 0 ] || modes=${SMOKE_APP_MODES[turn % ${#SMOKE_APP_MODES[@]}]}
+		turn=$((turn + 1))
 		for size in $points; do
 			for ((r = 0; r < REPEAT; r++)); do
-				for mode in $(order $r none diskless default live); do
+				# shellcheck disable=SC2086
+				for mode in $(order $r none $modes); do
 					say "apps $((r + 1))/$REPEAT: $app $size, migration: $mode"
 					app_measure "$app" "$size" "$mode" "$r" || die "$app $size ($mode) failed"
 				done

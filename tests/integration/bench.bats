@@ -103,7 +103,7 @@ q() { jq -rs "$2" "$SMOKE/$1.jsonl"; }
 		fail "'compress pages = no' compressed: $(q compress 'map([.fill, .compress, .pages_bytes, .pages_sent])')"
 }
 
-@test "smoke: every application runs without and with a migration of each mode (live too), with identical results" {
+@test "smoke: every application runs without and with a migration, each mode (live too) moves one, with identical results" {
 	local apps app
 	# HPL, LAMMPS, AutoDock Vina always; GROMACS unless this CPU cannot run Debian's gmx, and
 	# then the run says so
@@ -120,9 +120,12 @@ q() { jq -rs "$2" "$SMOKE/$1.jsonl"; }
 	fi
 	apps=$(q apps '[.[].app] | unique | length')
 	[ "$apps" -ge 3 ]
-	# each application: none, diskless, default, live; one result per application
-	[ "$(q apps '[group_by(.app)[] | select(([.[].mig] | unique) == ["default", "diskless", "live", "none"])] | length')" -eq "$apps" ] ||
-		fail "not every mode for every application: $(q apps 'map([.app, .mig])')"
+	# each application: none and one migration (the smoke run's slice; `make bench` runs every
+	# mode for each); each mode moved an application
+	[ "$(q apps '[group_by(.app)[] | select(([.[].mig] | unique | length) == 2 and any(.[]; .mig == "none"))] | length')" -eq "$apps" ] ||
+		fail "not one run without and one with a migration for every application: $(q apps 'map([.app, .mig])')"
+	[ "$(q apps '[.[].mig] | unique | join(",")')" = "default,diskless,live,none" ] ||
+		fail "not every mode moved an application: $(q apps 'map([.app, .mig])')"
 	# a live migration is post-copy: the job ran on the destination before the source let go
 	[ "$(q apps 'map(select(.mig == "live") | .postcopy_ms != null and .downtime_ms < .total_ms) | all')" = true ] ||
 		fail "a live migration reports no post-copy window: $(q apps 'map(select(.mig == "live"))')"
