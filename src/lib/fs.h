@@ -10,8 +10,6 @@
 /* Reads the whole of @fd (from its current offset) into a NUL-terminated buffer; fails with
  * EFBIG when more than @max bytes arrive. */
 int ferry_read_all(int fd, size_t max, char **ret_buf, size_t *ret_len, struct ferry_error **err);
-/* pread until @len bytes or the end of the file: the count read, or -errno. */
-ssize_t ferry_pread_full(int fd, void *buf, size_t len, uint64_t off);
 int ferry_read_file(const char *path, size_t max, char **ret_buf, size_t *ret_len, struct ferry_error **err);
 /* Reads exactly @len bytes from a socket or pipe, waiting at most @timeout seconds (0: forever)
  * for each piece; the end of the stream before that is ECONNRESET, a silence ETIMEDOUT. */

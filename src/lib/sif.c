@@ -16,6 +16,25 @@
 
 #include "sif_layout.h"
 
+ssize_t ferry_pread_full(int fd, void *buf, size_t len, uint64_t off)
+{
+	size_t done = 0;
+	while (done < len) {
+		if (off + done > (uint64_t)INT64_MAX)
+			return -EOVERFLOW;
+		ssize_t n = pread(fd, (char *)buf + done, len - done, (off_t)(off + done));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			break;
+		done += (size_t)n;
+	}
+	return (ssize_t)done;
+}
+
 static int64_t gets64(const uint8_t *p)
 {
 	return (int64_t)ferry_get_le64(p);

@@ -24,6 +24,7 @@
 #define FERRY_SIF_H
 
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "error.h"
 
@@ -184,5 +185,9 @@ int ferry_squashfs_check_fd(int fd, uint64_t offset, uint64_t avail, struct ferr
 int ferry_squashfs_check(const void *buf, size_t len, uint64_t avail, struct ferry_squashfs_info *ret,
 			 struct ferry_error **err);
 const char *ferry_squashfs_compression_name(uint16_t id);
+
+/* pread until @len bytes or the end of the file: the count read, or -errno (the image readers'
+ * own: the setuid starter reads no image). */
+ssize_t ferry_pread_full(int fd, void *buf, size_t len, uint64_t off);
 
 #endif
