@@ -11,6 +11,7 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/securebits.h>
 #include <poll.h>
 #include <pwd.h>
 #include <sched.h>
@@ -617,13 +618,51 @@ static char *mib(uint64_t bytes)
 	return xasprintf("%llu MiB", (unsigned long long)((bytes + (1 << 20) - 1) >> 20));
 }
 
-/* ferryd checks the ferry.conf part of a network policy only (ferry_net_check_choice): the
- * subnets are the destination starter's, which runs ferry-net. */
+/* In the child of ferry_net_subnets: root without a capability (the bounding set emptied, and
+ * SECBIT_NOROOT: its exec gives none back), as the starter runs ferry-net for the subnets. */
+static _noreturn_ void subnets_child(const char *network, int out)
+{
+	static const struct ferry_privs root = {.uid = 0, .gid = 0};
+	char *const argv[] = {"ferry-net", "subnets", (char *)network, NULL};
+	char *const envp[] = {FERRY_SPAWN_PATH, NULL};
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null < 0 || dup2(null, 0) < 0 || dup2(out, 1) < 0 || dup2(null, 2) < 0)
+		_exit(126);
+	ferry_close_fds(3, (const int[]){-1});
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 ||
+	    prctl(PR_SET_SECUREBITS, SECBIT_NOROOT | SECBIT_NOROOT_LOCKED, 0, 0, 0) < 0 ||
+	    ferry_privs_drop(&root, NULL, 0, NULL) < 0)
+		_exit(126);
+	execve(FERRY_NET_BIN, argv, envp);
+	_exit(127);
+}
+
+/* The subnets a restart here will check the instance's kept address against: ferry-net's, which
+ * reads the network's conflist (its JSON is no business of a process with capabilities), run as
+ * the destination's starter runs it, in ferryd's mount namespace (the starters'). */
 int ferry_net_subnets(const struct ferry_config *c, const char *network, struct ferry_net_subnet *ret,
 		      size_t max, size_t *ret_n, struct ferry_error **err)
 {
-	(void)c, (void)network, (void)ret, (void)max, (void)ret_n;
-	return ferry_error_msg(err, ENOTSUP, "ferryd checks no address a user chooses");
+	(void)c; /* (ferry-net reads ferry.conf itself, as it does for the starter) */
+	if (!ferry_config_word_ok(network, 64))
+		return ferry_error_msg(err, EINVAL, "bad network name");
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return ferry_error_set(err, errno, "pipe");
+	pid_t pid = fork();
+	if (pid == 0)
+		subnets_child(network, p[1]);
+	int e = errno;
+	close(p[1]);
+	if (pid < 0) {
+		close(p[0]);
+		return ferry_error_set(err, e, "fork");
+	}
+	struct ferry_net_reply rep;
+	memset(&rep, 0, sizeof(rep));
+	int r = ferry_net_reply_read(pid, p[0], FIT_DEADLINE, &rep, err);
+	close(p[0]);
+	return r < 0 ? r : ferry_net_reply_subnets(&rep, network, ret, max, ret_n, err);
 }
 
 /* The instance's networks under this node's policy, and its address nobody's here. */
@@ -633,8 +672,9 @@ static int check_network(struct ferryd *d, const struct ferryd_user *u, const st
 	if (!f->networks[0])
 		return 0;
 	char **names = NULL;
-	/* the kept identity, as the destination's starter will check it: what the user chose of it
-	 * must be what users may choose here (the same function, without the subnets) */
+	/* the kept identity, as the destination's starter will check it (the same function): what
+	 * the user chose of it must be what users may choose here, and its address on the network's
+	 * subnets of today */
 	const struct ferry_net_args kept = {.ip = f->ip[0] ? (char *)f->ip : NULL,
 					    .mac = f->mac[0] ? (char *)f->mac : NULL,
 					    .gw = f->gw[0] ? (char *)f->gw : NULL,
@@ -642,7 +682,7 @@ static int check_network(struct ferryd *d, const struct ferryd_user *u, const st
 					    .ipam_mac = f->ipam & FERRY_REQ_NET_IPAM_MAC};
 	int r = ferry_net_names_parse(f->networks, &names, err);
 	if (r == 0)
-		r = ferry_net_check_choice(d->cfg, u->uid, names, &kept, true, err);
+		r = ferry_net_check_policy(d->cfg, u->uid, names, &kept, true, err);
 	strv_free(names);
 	if (r < 0)
 		return ferry_error_wrap(err, "network '%s'", f->networks);

@@ -4,8 +4,10 @@
 #include <fcntl.h>
 #include <ifaddrs.h>
 #include <linux/if_packet.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "fs.h"
 #include "instance.h"
@@ -211,8 +213,9 @@ static int check_args(const struct ferry_config *c, const char *network, const s
 			       network, a->ip ? a->ip : "-", a->gw ? ";GW=" : "", a->gw ? a->gw : "", all);
 }
 
-int ferry_net_check_choice(const struct ferry_config *c, uid_t uid, char **networks,
-			   const struct ferry_net_args *a, bool kept, struct ferry_error **err)
+/* ferry_net_check_policy's ferry.conf part: the networks open to users, and what the user chose. */
+static int check_networks(const struct ferry_config *c, uid_t uid, char **networks,
+			  const struct ferry_net_args *a, bool kept, struct ferry_error **err)
 {
 	if (uid == 0)
 		return 0;
@@ -229,7 +232,7 @@ int ferry_net_check_choice(const struct ferry_config *c, uid_t uid, char **netwo
 int ferry_net_check_policy(const struct ferry_config *c, uid_t uid, char **networks,
 			   const struct ferry_net_args *a, bool kept, struct ferry_error **err)
 {
-	int r = ferry_net_check_choice(c, uid, networks, a, kept, err);
+	int r = check_networks(c, uid, networks, a, kept, err);
 	if (r < 0 || uid == 0)
 		return r;
 	/* the arguments are for the first network (the others get theirs from their IPAM) */
@@ -284,6 +287,40 @@ int ferry_net_reply_check(struct ferry_net_reply *r, size_t len, struct ferry_er
 	if (r->error)
 		return ferry_error_msg(err, (int)r->error, "%s",
 				       *r->message ? r->message : "ferry-net failed");
+	return 0;
+}
+
+int ferry_net_reply_read(pid_t pid, int fd, unsigned timeout_s, struct ferry_net_reply *ret,
+			 struct ferry_error **err)
+{
+	struct ferry_error *e = NULL;
+	int r = ferry_read_within(fd, ret, sizeof(*ret), timeout_s, &e);
+	if (r < 0)
+		kill(pid, SIGKILL);
+	int st = 0;
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	char extra;
+	if (r == 0 && read(fd, &extra, 1) != 0)
+		r = ferry_error_msg(err, EPROTO, "ferry-net said more than its reply");
+	else if (r == 0 && (!WIFEXITED(st) || WEXITSTATUS(st) != 0))
+		r = ferry_error_msg(err, EPROTO, "ferry-net failed after its reply");
+	else if (r < 0) {
+		r = ferry_error_msg(err, EIO, "ferry-net gave no reply (%s; it %s %d)", e->message,
+				    WIFEXITED(st) ? "exited with status" : "was killed by signal",
+				    WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+	}
+	ferry_error_free(e);
+	return r < 0 ? r : ferry_net_reply_check(ret, sizeof(*ret), err);
+}
+
+int ferry_net_reply_subnets(const struct ferry_net_reply *rep, const char *network,
+			    struct ferry_net_subnet *ret, size_t max, size_t *ret_n, struct ferry_error **err)
+{
+	if (rep->n_subnets > max)
+		return ferry_error_msg(err, E2BIG, "network '%s' has more than %zu subnets", network, max);
+	memcpy(ret, rep->subnets, rep->n_subnets * sizeof(*ret));
+	*ret_n = rep->n_subnets;
 	return 0;
 }
 

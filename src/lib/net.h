@@ -48,10 +48,6 @@ int ferry_net_names_parse(const char *s, char ***ret, struct ferry_error **err);
  * good); such a child can call ferry_net_args_parse, _names_parse and _check_address. */
 int ferry_net_check_policy(const struct ferry_config *c, uid_t uid, char **networks,
 			   const struct ferry_net_args *a, bool kept, struct ferry_error **err);
-/* Its ferry.conf part alone (no subnets: ferry_net_subnets is not asked): the networks open to
- * users and what the user chose. ferryd's pre-check of a migration (src/ferryd/fit.c). */
-int ferry_net_check_choice(const struct ferry_config *c, uid_t uid, char **networks,
-			   const struct ferry_net_args *a, bool kept, struct ferry_error **err);
 
 /* "xx:xx:xx:xx:xx:xx" (any case) into bytes; -EINVAL if it is not one. */
 int ferry_net_mac_parse(const char *s, uint8_t ret[6]);
@@ -67,7 +63,8 @@ struct ferry_net_subnet {
 };
 #define FERRY_NET_SUBNETS_MAX 16
 /* Each program that checks a policy has its own: ferry-net's parses the conflist (src/net/cni.c),
- * the starter's asks ferry-net (src/starter/network.c). ferry_net_check_policy calls it. */
+ * the starter's and ferryd's ask ferry-net (src/starter/network.c; src/ferryd/fit.c, for its
+ * pre-check of a migration). ferry_net_check_policy calls it. */
 int ferry_net_subnets(const struct ferry_config *c, const char *network, struct ferry_net_subnet *ret,
 		      size_t max, size_t *ret_n, struct ferry_error **err);
 /* The address rules for @a on @network (no subnet declared: no address may be chosen): the IP
@@ -142,6 +139,14 @@ struct ferry_net_reply {
  * address with a prefix, a unicast MAC). -EPROTO if it is not a reply; then the reply's own
  * error (its errno and message) if it has one; else 0. */
 int ferry_net_reply_check(struct ferry_net_reply *r, size_t len, struct ferry_error **err);
+/* Reads ferry-net's one reply from @fd (its stdout's pipe) within @timeout_s, waits for @pid
+ * (killed when late) and checks the reply and that it exited 0 after it, saying nothing more. */
+int ferry_net_reply_read(pid_t pid, int fd, unsigned timeout_s, struct ferry_net_reply *ret,
+			 struct ferry_error **err);
+/* The subnets of @rep, a checked reply of ferry-net's about @network, into @ret (at most @max). */
+int ferry_net_reply_subnets(const struct ferry_net_reply *rep, const char *network,
+			    struct ferry_net_subnet *ret, size_t max, size_t *ret_n,
+			    struct ferry_error **err);
 /* "A.B.C.D/P" / "xx:xx:xx:xx:xx:xx" */
 char *ferry_net_cidr_str(uint32_t addr, unsigned prefix);
 char *ferry_net_mac_str(const uint8_t mac[6]);

@@ -1974,8 +1974,7 @@ void run_restorer(struct starter *s, int report, int pid_fd)
 	}
 	char timeout[24];
 	snprintf(timeout, sizeof(timeout), "%u", s->cfg->criu_timeout);
-	size_t fixed_n = 4;
-	size_t n_fds = fixed_n + s->n_pages;
+	size_t fixed_n = 4, n_fds = fixed_n + s->n_pages;
 	char **argv = xzalloc((10 + 2 * s->n_pages + 1) * sizeof(char *));
 	int *src = xzalloc(n_fds * sizeof(int)), *dst = xzalloc(n_fds * sizeof(int));
 	size_t argc = restorer_options(s, net, timeout, report, argv);

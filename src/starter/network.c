@@ -17,7 +17,6 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
-#include <sys/wait.h>
 
 #include "fs.h"
 #include "helper.h"
@@ -68,31 +67,6 @@ static int become_helper(const void *arg)
 	return 0;
 }
 
-/* Reads ferry-net's one reply within @timeout_s and waits for its exit (killing it late). */
-static int read_reply(pid_t pid, int fd, unsigned timeout_s, struct ferry_net_reply *ret,
-		      struct ferry_error **err)
-{
-	struct ferry_error *e = NULL;
-	int r = ferry_read_within(fd, ret, sizeof(*ret), timeout_s, &e);
-	if (r < 0)
-		kill(pid, SIGKILL);
-	int st = 0;
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
-	char extra;
-	if (r == 0 && read(fd, &extra, 1) != 0)
-		r = ferry_error_msg(err, EPROTO, "ferry-net said more than its reply");
-	else if (r == 0 && (!WIFEXITED(st) || WEXITSTATUS(st) != 0))
-		r = ferry_error_msg(err, EPROTO, "ferry-net failed after its reply");
-	else if (r < 0) {
-		r = ferry_error_msg(err, EIO, "ferry-net gave no reply (%s; it %s %d)", e->message,
-				    WIFEXITED(st) ? "exited with status" : "was killed by signal",
-				    WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
-	}
-	ferry_error_free(e);
-	return r < 0 ? r : ferry_net_reply_check(ret, sizeof(*ret), err);
-}
-
 /* Runs ferry-net @argv (with CNI_CAPS when @cni, else no capability) with @netns_fd and
  * @result_fd as its fds 3 and 4, and checks its reply (see ferry_net_reply_check). */
 static int net_run(char *const argv[], int netns_fd, int result_fd, bool cni, unsigned timeout_s,
@@ -117,7 +91,7 @@ static int net_run(char *const argv[], int netns_fd, int result_fd, bool cni, un
 		return ferry_error_set(err, e, "fork");
 	}
 	memset(ret, 0, sizeof(*ret));
-	int r = read_reply(pid, rp[0], timeout_s, ret, err);
+	int r = ferry_net_reply_read(pid, rp[0], timeout_s, ret, err);
 	close(rp[0]);
 	return r;
 }
@@ -131,13 +105,7 @@ int ferry_net_subnets(const struct ferry_config *c, const char *network, struct 
 	char *const argv[] = {"ferry-net", "subnets", (char *)network, NULL};
 	struct ferry_net_reply rep;
 	int r = net_run(argv, -1, -1, false, SUBNETS_TIMEOUT_S, &rep, err);
-	if (r < 0)
-		return r;
-	if (rep.n_subnets > max)
-		return ferry_error_msg(err, E2BIG, "network '%s' has more than %zu subnets", network, max);
-	memcpy(ret, rep.subnets, rep.n_subnets * sizeof(*ret));
-	*ret_n = rep.n_subnets;
-	return 0;
+	return r < 0 ? r : ferry_net_reply_subnets(&rep, network, ret, max, ret_n, err);
 }
 
 /* "A.B.C.D" */

@@ -2,7 +2,8 @@
 # A migration that cannot succeed is refused before anything freezes (issue 13): the source asks
 # the destination whether the instance fits there (src/ferryd/fit.c), and the destination
 # refuses with one line when the image is missing or differs, the user is not the same user
-# there, its network policy refuses the instance's network, its address is taken there, or there
+# there, its network policy refuses the instance's network or its address (the user's choice, or
+# not on the network's subnets there), its address is taken there, or there
 # is not enough tmpfs or memory. Each refusal leaves the job running untouched: the same process,
 # never frozen, on nodeA only.
 #
@@ -150,6 +151,27 @@ fit_launch() {
 	mig_migrate nodeA "$name" --to nodeB --mode default
 	echo "# $stderr" >&3
 	assert_refused_untouched "$name" "$PID" "network 'ftmac': IP=$IPB/16, kept from the instance's checkpoint.*'allow net args'"
+}
+
+@test "fit: an address kept from the instance that the destination's network does not have is refused before anything freezes" {
+	mig_up
+	local name=$T-sub mode
+	fit_launch "$name" --net "$IPB"
+	# on nodeB the network 'ftmac' is another subnet: its starter would refuse the restart of the
+	# kept address; its ferryd asks the same ferry-net, before the source freezes anything
+	write_test_network "$FIT_FILES/ftmac.conflist" ftmac 198.19.0.0/16
+	on_nodeB_only "$FIT_FILES/ftmac.conflist" "$NETCONF"
+	for mode in diskless default; do
+		mig_migrate nodeA "$name" --to nodeB --mode "$mode"
+		echo "# $mode: $stderr" >&3
+		assert_refused_untouched "$name" "$PID" "network 'ftmac' on this node does not have the address kept from the instance's checkpoint \\(IP=$IPB/16; its subnets: 198\\.19\\.0\\.0/16\\)"
+	done
+	# the same network as nodeA's again: the instance moves, with its address
+	nsenter -t "${FERRYD_PID[nodeB]}" -m umount "$NETCONF"
+	mig_migrate nodeA "$name" --to nodeB --mode diskless
+	assert_success
+	assert_only_on nodeB "$name"
+	[ "$(inst_field nodeB "$name" ip)" = "$IPB/16" ] || fail "'$name' on nodeB has '$(inst_field nodeB "$name" ip)', not $IPB/16"
 }
 
 @test "fit: the instance's address taken on the destination by another instance is refused, in both modes" {
