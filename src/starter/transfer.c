@@ -131,7 +131,8 @@ int xfer_session_start(struct starter *s, bool receiver, struct xfer_session **r
 	x->relay = fork();
 	if (x->relay == 0) {
 		char *z = s->cfg->compress_pages ? "zstd" : "raw",
-		     *lent = startswith(s->req->page_server, "ferryd:") ? "lent" : "own";
+		     *lent =
+			 s->req->page_server && startswith(s->req->page_server, "ferryd:") ? "lent" : "own";
 		char *const argv[] = {"ferry-relay", receiver ? "receive" : "send", secs, z, lent, NULL};
 		const int src[] = {s->xfer_fd, st[1],	 -1,	   keyfd,   session_counts_fd,
 				   sp[0][1],   sp[1][1], sp[2][1], sp[3][1]};

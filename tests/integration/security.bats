@@ -375,6 +375,38 @@ ruid=$U1_UID euid=$U1_UID setuid0=fail"
 	done
 }
 
+@test "attack: ferry-starter run by hand with a commit but no page server, and a socket on fd 4, is refused before any session" {
+	# ferryd's restarts alone carry a commit, with the peer their page server names; a user who
+	# runs the setuid starter with one and no page server, on a checkpointable instance, must get
+	# a refusal, not a root child that reads a page server that is not there (it crashed)
+	use_image sqsh >/dev/null
+	as_user1 "$FERRY" checkpoint delete ft-commit >/dev/null 2>&1 || true # (a failed run's)
+	as_user1 "$FERRY" checkpoint create ft-commit >/dev/null
+	run as_user1 "$FERRY" instance start --criu-launch ft-commit "$IMG" ft-commit sleep 1000
+	assert_success
+	local pid req=$U1_TMP/commit.req
+	pid=$(instance_pid "$U1" ft-commit)
+	# op 5 (a checkpoint), flags FERRY_REQ_COMMIT (1 << 8), the instance
+	python3 - "$req" <<-'PY'
+		import struct, sys
+		rec = lambda t, b: struct.pack("<HI", t, len(b)) + b
+		out = b"FERRYRQ1" + rec(1, struct.pack("<I", 5)) + rec(2, struct.pack("<I", 1 << 8)) + rec(4, b"ft-commit")
+		open(sys.argv[1], "wb").write(out + rec(0xffff, b""))
+	PY
+	chmod a+r "$req"
+	run --separate-stderr as_user1 timeout 60 python3 -c 'import os, socket, sys
+a, b = socket.socketpair()
+os.dup2(a.fileno(), 4)
+b.close()
+os.dup2(os.open(sys.argv[1], os.O_RDONLY), 3)
+os.execv(sys.argv[2], [sys.argv[2]])' "$req" "$STARTER"
+	assert_ferry_error "^ferry: invalid request: a commit without a page server$"
+	[ "$(instance_pid "$U1" ft-commit)" = "$pid" ] || fail "the instance is not the same process any more"
+	! ls -d "$U1_HOME"/.ferry/checkpoint/ft-commit/gen-* 2>/dev/null || fail "a generation was written"
+	as_user1 "$FERRY" instance stop ft-commit >/dev/null
+	as_user1 "$FERRY" checkpoint delete ft-commit >/dev/null
+}
+
 @test "a well-formed request works (the test encoder is right), and every cut of it is refused" {
 	use_image dir
 	req=$U1_TMP/ok.req
