@@ -625,10 +625,13 @@ static _noreturn_ void subnets_child(const char *network, int out)
 	static const struct ferry_privs root = {.uid = 0, .gid = 0};
 	char *const argv[] = {"ferry-net", "subnets", (char *)network, NULL};
 	char *const envp[] = {FERRY_SPAWN_PATH, NULL};
-	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (null < 0 || dup2(null, 0) < 0 || dup2(out, 1) < 0 || dup2(null, 2) < 0)
+	/* (both above 2 first: either may have landed on a standard fd ferryd had not open) */
+	int null = fcntl(open("/dev/null", O_RDWR | O_CLOEXEC), F_DUPFD_CLOEXEC, 3);
+	out = fcntl(out, F_DUPFD_CLOEXEC, 3);
+	if (null < 0 || out < 0 || dup2(null, 0) < 0 || dup2(out, 1) < 0 || dup2(null, 2) < 0)
 		_exit(126);
 	ferry_close_fds(3, (const int[]){-1});
+	signal(SIGPIPE, SIG_DFL); /* (ferryd ignores it) */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 ||
 	    prctl(PR_SET_SECUREBITS, SECBIT_NOROOT | SECBIT_NOROOT_LOCKED, 0, 0, 0) < 0 ||
 	    ferry_privs_drop(&root, NULL, 0, NULL) < 0)

@@ -138,8 +138,8 @@ assert_nothing_started() {
 	start_proxy inject "$U1_TMP/inject"
 	run --separate-stderr as_user1 "$FERRY" checkpoint instance --criu --page-server "127.0.0.1:$PPORT" xa-a
 	echo "# sender: $stderr"
+	assert_refused_unauthenticated # (it waits for the receiver)
 	! grep -q "daemon says why" "$RECV_ERR" || fail "the receiver took the stranger's bytes for a daemon's: $(cat "$RECV_ERR")"
-	assert_refused_unauthenticated
 	assert_ferry_error
 }
 
