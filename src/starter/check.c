@@ -34,9 +34,9 @@ int starter_check_request(struct starter *s, struct ferry_error **err)
 		return ferry_error_msg(
 		    err, EINVAL,
 		    "--page-server needs the connection the 'ferry' command makes: run ferry, not ferry-starter");
-	/* (ferryd's restarts: a commit comes over a session, whose peer the page server names) */
-	if ((req->flags & FERRY_REQ_COMMIT) && !req->page_server)
-		return ferry_error_msg(err, EINVAL, "invalid request: a commit without a page server");
+	/* (ferryd's restarts alone await a commit: the source's, on fd 4) */
+	if ((req->flags & FERRY_REQ_COMMIT) && !(req->flags & FERRY_REQ_CRIU_RESTART))
+		return ferry_error_msg(err, EINVAL, "invalid request: a commit belongs to a restart");
 	if (!s->cfg->allow_setuid && s->privs.uid != 0)
 		return ferry_error_msg(err, EPERM,
 				       "ferry is disabled for users on this node ('allow setuid = no' in %s)",

@@ -375,10 +375,10 @@ ruid=$U1_UID euid=$U1_UID setuid0=fail"
 	done
 }
 
-@test "attack: ferry-starter run by hand with a commit but no page server, and a socket on fd 4, is refused before any session" {
-	# ferryd's restarts alone carry a commit, with the peer their page server names; a user who
-	# runs the setuid starter with one and no page server, on a checkpointable instance, must get
-	# a refusal, not a root child that reads a page server that is not there (it crashed)
+@test "attack: ferry-starter run by hand with a commit on a checkpoint, no page server, and a socket on fd 4, is refused before any session" {
+	# ferryd's restarts alone carry a commit; a user who runs the setuid starter with one on a
+	# dump, without a page server, of a checkpointable instance, must get a refusal, not a root
+	# child that reads a page server that is not there (it crashed)
 	use_image sqsh >/dev/null
 	as_user1 "$FERRY" checkpoint delete ft-commit >/dev/null 2>&1 || true # (a failed run's)
 	as_user1 "$FERRY" checkpoint create ft-commit >/dev/null
@@ -400,7 +400,7 @@ os.dup2(a.fileno(), 4)
 b.close()
 os.dup2(os.open(sys.argv[1], os.O_RDONLY), 3)
 os.execv(sys.argv[2], [sys.argv[2]])' "$req" "$STARTER"
-	assert_ferry_error "^ferry: invalid request: a commit without a page server$"
+	assert_ferry_error "^ferry: invalid request: a commit belongs to a restart$"
 	[ "$(instance_pid "$U1" ft-commit)" = "$pid" ] || fail "the instance is not the same process any more"
 	! ls -d "$U1_HOME"/.ferry/checkpoint/ft-commit/gen-* 2>/dev/null || fail "a generation was written"
 	as_user1 "$FERRY" instance stop ft-commit >/dev/null
