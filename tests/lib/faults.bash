@@ -75,16 +75,18 @@ wait_once() {
 }
 
 # wait_proc NODE COMM SECONDS: the pid of a COMM process of NODE's migration, once there is one:
-# a ferry-starter whose parent is a ferryd (not an instance's monitor), or any CRIU: in the
-# node's network namespace, or run by its ferryd (a dump's or a restore's CRIU runs in the
-# instance's namespace).
+# a ferry-starter whose parent is a ferryd (not an instance's monitor), or a CRIU that ferryd did
+# not run itself (its own, at its start, learn the kernel's features and the CPU): in the node's
+# network namespace, or run by its ferryd (a dump's or a restore's CRIU runs in the instance's
+# namespace).
 wait_proc() {
 	local i p
 	for ((i = 0; i < $3 * 50; i++)); do
 		p=$(ps -e -o pid=,ppid=,comm= | awk -v want="$2" -v pids=" $(ip netns pids "$1" 2>/dev/null | tr '\n' ' ') $(ferryd_procs "$1" all | tr '\n' ' ') " '
 			{ comm[$1] = $3; parent[$1] = $2 }
 			END { for (q in comm) if (comm[q] == want && index(pids, " " q " ") &&
-			      (want != "ferry-starter" || comm[parent[q]] == "ferryd")) { print q; exit } }')
+			      (want != "ferry-starter" || comm[parent[q]] == "ferryd") &&
+			      (want != "criu" || comm[parent[q]] != "ferryd")) { print q; exit } }')
 		[ -n "$p" ] && {
 			echo "$p"
 			return 0
@@ -139,7 +141,7 @@ assert_nothing_left() {
 
 # fault_cell MODE STEP FAULT: one cell (see above); in a subshell of the caller's.
 fault_cell() {
-	local mode=$1 step=$2 fault=$3 side=nodeA victim="" act="" mb=16 name=ftf-$CELL run_id p
+	local mode=$1 step=$2 fault=$3 side=nodeA victim="" act="" mb=16 name=ftf-$CELL run_id p kn="" kc=""
 	CELL_T0=$EPOCHREALTIME
 	[[ $step == dst-* ]] && side=nodeB
 	case $fault in
@@ -216,13 +218,22 @@ fault_cell() {
 		head -c 60M /dev/zero >"$MIG_SMALL/filler"
 		for p in $(stopped_handlers nodeB); do kill -CONT "$p"; done
 		;;
-	kill-src-starter) p=$(wait_proc nodeA ferry-starter 30) || fail "no source starter to kill" ;;
-	kill-dst-starter) p=$(wait_proc nodeB ferry-starter 30) || fail "no destination starter to kill" ;;
-	kill-src-criu) p=$(wait_proc nodeA criu 30) || fail "no CRIU on nodeA to kill" ;;
-	kill-dst-criu) p=$(wait_proc nodeB criu 30) || fail "no CRIU on nodeB to kill" ;;
+	kill-src-starter) kn=nodeA kc=ferry-starter ;;
+	kill-dst-starter) kn=nodeB kc=ferry-starter ;;
+	kill-src-criu) kn=nodeA kc=criu ;;
+	kill-dst-criu) kn=nodeB kc=criu ;;
 	esac
 	if [[ $fault == kill-*-starter || $fault == kill-*-criu ]]; then
-		kill -KILL "$p" || fail "$fault: pid $p ended before it could be killed"
+		local tries=0
+		p=$(wait_proc "$kn" "$kc" 30) || fail "no $kc on $kn to kill"
+		# one that ends between the look and the kill (live: the restoring CRIU, whose
+		# lazy-pages daemon, a CRIU too, goes on) gives its place to the next of its kind
+		until kill -KILL "$p" 2>/dev/null; do
+			tries=$((tries + 1))
+			if [ "$tries" -ge 5 ] || ! p=$(wait_proc "$kn" "$kc" 10); then
+				fail "$fault: the $kc found on $kn ended before it could be killed, and no other is left"
+			fi
+		done
 		echo "#   killed $fault: pid $p"
 	fi
 	mig_wait 200
