@@ -57,6 +57,17 @@ assert_refused_untouched() {
 		fail "left: $(find "$MIG_SHARED" "$MIG_TMPFS-nodeB" -mindepth 2)"
 }
 
+# refused_in_both_modes NAME REASON: a migration of NAME (pid $PID) is refused for REASON, and
+# the instance untouched, in default mode and in diskless mode.
+refused_in_both_modes() {
+	local mode
+	for mode in default diskless; do
+		mig_migrate nodeA "$1" --to nodeB --mode "$mode"
+		echo "# $mode: $stderr" >&3
+		assert_refused_untouched "$1" "$PID" "$2"
+	done
+}
+
 # fit_launch NAME [MIG_LAUNCH OPTION...]: user 1's workload on nodeA, its pid in PID.
 fit_launch() {
 	mig_launch nodeA "$1" 16 "${@:2}"
@@ -66,45 +77,35 @@ fit_launch() {
 
 @test "fit: the image missing on the destination is refused before anything freezes, in both modes" {
 	mig_up
-	local name=$T-img mode
+	local name=$T-img
 	cp "$IMG" "$FIT_FILES/job.sqsh" && chmod 0644 "$FIT_FILES/job.sqsh"
 	fit_launch "$name" --image "$FIT_FILES/job.sqsh"
 	touch "$FIT_FILES/empty"
 	on_nodeB_only "$FIT_FILES/empty" "$FIT_FILES/job.sqsh"
-	for mode in default diskless; do
-		mig_migrate nodeA "$name" --to nodeB --mode "$mode"
-		echo "# $mode: $stderr" >&3
-		assert_refused_untouched "$name" "$PID" "image '$FIT_FILES/job.sqsh': "
-	done
+	refused_in_both_modes "$name" "image '$FIT_FILES/job.sqsh': "
 }
 
 @test "fit: an image that differs on the destination (another size or content) is refused, in both modes" {
 	mig_up
-	local name=$T-other mode
+	local name=$T-other
 	cp "$IMG" "$FIT_FILES/job.sqsh" && chmod 0644 "$FIT_FILES/job.sqsh"
 	fit_launch "$name" --image "$FIT_FILES/job.sqsh"
 	# a real image still, a squashfs with a byte more: what nodeB has is not what nodeA runs
 	cp "$IMG" "$FIT_FILES/other.sqsh" && printf x >>"$FIT_FILES/other.sqsh" && chmod 0644 "$FIT_FILES/other.sqsh"
 	on_nodeB_only "$FIT_FILES/other.sqsh" "$FIT_FILES/job.sqsh"
-	for mode in default diskless; do
-		mig_migrate nodeA "$name" --to nodeB --mode "$mode"
-		assert_refused_untouched "$name" "$PID" "is not the one the instance runs from"
-	done
+	refused_in_both_modes "$name" "is not the one the instance runs from"
 }
 
 @test "fit: the destination looks at the image as the user: the same image, readable only by root there, is refused" {
 	mig_up
-	local name=$T-root mode
+	local name=$T-root
 	cp "$IMG" "$FIT_FILES/job.sqsh" && chmod 0644 "$FIT_FILES/job.sqsh"
 	fit_launch "$name" --image "$FIT_FILES/job.sqsh"
 	# byte for byte the same file on nodeB, but root's alone: root would find it the same image;
 	# the user, whose restart would open it, cannot
 	cp "$IMG" "$FIT_FILES/rootonly.sqsh" && chmod 0600 "$FIT_FILES/rootonly.sqsh"
 	on_nodeB_only "$FIT_FILES/rootonly.sqsh" "$FIT_FILES/job.sqsh"
-	for mode in default diskless; do
-		mig_migrate nodeA "$name" --to nodeB --mode "$mode"
-		assert_refused_untouched "$name" "$PID" "image '$FIT_FILES/job.sqsh': Permission denied"
-	done
+	refused_in_both_modes "$name" "image '$FIT_FILES/job.sqsh': Permission denied"
 }
 
 @test "fit: a user who is someone else on the destination (the same uid, another name) is refused" {
@@ -155,17 +156,13 @@ fit_launch() {
 
 @test "fit: an address kept from the instance that the destination's network does not have is refused before anything freezes" {
 	mig_up
-	local name=$T-sub mode
+	local name=$T-sub
 	fit_launch "$name" --net "$IPB"
 	# on nodeB the network 'ftmac' is another subnet: its starter would refuse the restart of the
 	# kept address; its ferryd asks the same ferry-net, before the source freezes anything
 	write_test_network "$FIT_FILES/ftmac.conflist" ftmac 198.19.0.0/16
 	on_nodeB_only "$FIT_FILES/ftmac.conflist" "$NETCONF"
-	for mode in diskless default; do
-		mig_migrate nodeA "$name" --to nodeB --mode "$mode"
-		echo "# $mode: $stderr" >&3
-		assert_refused_untouched "$name" "$PID" "network 'ftmac' on this node does not have the address kept from the instance's checkpoint \\(IP=$IPB/16; its subnets: 198\\.19\\.0\\.0/16\\)"
-	done
+	refused_in_both_modes "$name" "network 'ftmac' on this node does not have the address kept from the instance's checkpoint \\(IP=$IPB/16; its subnets: 198\\.19\\.0\\.0/16\\)"
 	# the same network as nodeA's again: the instance moves, with its address
 	nsenter -t "${FERRYD_PID[nodeB]}" -m umount "$NETCONF"
 	mig_migrate nodeA "$name" --to nodeB --mode diskless
@@ -176,7 +173,7 @@ fit_launch() {
 
 @test "fit: the instance's address taken on the destination by another instance is refused, in both modes" {
 	mig_up
-	local name=$T-addr mac mode
+	local name=$T-addr mac
 	fit_launch "$name" --net "$IPB"
 	mac=$(inst_field nodeA "$name" mac)
 	[ -n "$mac" ] || fail "no MAC for '$name'"
@@ -184,11 +181,7 @@ fit_launch() {
 	run on_as nodeB "$U2" "$FERRY" instance start --net --network ftmac \
 		--network-args "IP=198.18.1.250/16;MAC=$mac" "$IMG" "$T-squat" sleep 1000
 	assert_success
-	for mode in default diskless; do
-		mig_migrate nodeA "$name" --to nodeB --mode "$mode"
-		echo "# $mode: $stderr" >&3
-		assert_refused_untouched "$name" "$PID" "another instance here has the instance's address $IPB/16 \\(MAC $mac\\)"
-	done
+	refused_in_both_modes "$name" "another instance here has the instance's address $IPB/16 \\(MAC $mac\\)"
 	listed_on nodeB "$T-squat" "$U2" || fail "user 2's instance on nodeB was touched"
 }
 
@@ -211,18 +204,14 @@ fit_launch() {
 }
 
 @test "fit: a destination whose CRIU cannot restore (Debian 12's 3.17.1 fails 'criu check' here) is refused, in both modes" {
-	local old=/var/cache/ferry/criu-debian/usr/sbin/criu name=$T-criu mode
+	local old=/var/cache/ferry/criu-debian/usr/sbin/criu name=$T-criu
 	[ -x "$old" ] || fail "no $old: run 'make setup'"
 	mig_up
 	fit_launch "$name"
 	# nodeB's CRIU is that one; ferryd learns it again at SIGHUP
 	on_nodeB_only "$old" "$(criu_path)"
 	hup_and_wait nodeB "CRIU fails here"
-	for mode in default diskless; do
-		mig_migrate nodeA "$name" --to nodeB --mode "$mode"
-		echo "# $mode: $stderr" >&3
-		assert_refused_untouched "$name" "$PID" "CRIU fails here \\(.*\\)"
-	done
+	refused_in_both_modes "$name" "CRIU fails here \\(.*\\)"
 }
 
 # cpuinfo_hex DIR [FOREIGN]: the hex of 'criu cpuinfo dump's image of this CPU, made in DIR;
