@@ -16,6 +16,8 @@ int cli_error(struct ferry_error *err);
 int connect_ferryd(void);
 /* group.c: ferry checkpoint group */
 int cmd_checkpoint_group(int argc, char **argv);
+/* N of a valid group cut "ID/N" (names.h), else 0 */
+unsigned group_cut_size(const char *cut);
 /* group.c, for a resumable run of an MPI job (run.c): the instances of job @job, [NODE:]NAME,
  * on every node this node's ferryd knows (this node's name in *@ret_node), or on this node only
  * when it runs no ferryd (*@ret_node NULL); NULL after a message. */

@@ -35,6 +35,14 @@
 #define GROUP_MAX 64
 #define GROUP_OUT_MAX 65536 /* what a member's starter may print (a path, a note) */
 
+unsigned group_cut_size(const char *cut)
+{
+	unsigned long long size = 0;
+	return ferry_group_ok(cut) && parse_uint64(cut + FERRY_GROUP_ID_LEN + 1, FERRY_GROUP_MAX, &size) == 0
+		   ? (unsigned)size
+		   : 0;
+}
+
 /* A member: here (its own starter: stdin our word, stdout "held" then the generation, stderr
  * its error) or on another node (NODE:INSTANCE: this node's ferryd relays, hold.c; one socket,
  * messages "held", then "done" with the generation or "error"; our word one raw byte). */
@@ -336,10 +344,10 @@ static int restart_cut(struct member *ms, size_t n, char cut[FERRY_GROUP_ID_LEN 
 					"checkpoint the group again",
 					first->name, ms[i].name, cut, c);
 	}
-	if (first && ferry_group_size(cut) != n)
+	if (first && group_cut_size(cut) != n)
 		return cli_fail("restart of the group: its checkpoint %.8s holds %u members, not %zu: name "
 				"all of them and no other",
-				cut, ferry_group_size(cut), n);
+				cut, group_cut_size(cut), n);
 	for (size_t i = 0; i < n; i++)
 		ms[i].cut = first ? cut : NULL;
 	return 0;

@@ -615,7 +615,7 @@ static int resume(struct run *r, const char *image, const unsigned long long *do
 	for (size_t k = n_done; k-- > 0;) {
 		_cleanup_free_ char *slot = slot_path(r->dir, done[k]);
 		struct ferry_manifest *jm = slot_manifest(slot);
-		bool job = jm && jm->group && ferry_group_size(jm->group) > 1;
+		bool job = jm && jm->group && group_cut_size(jm->group) > 1;
 		ferry_manifest_free(jm);
 		if (job) /* (its members are as they were then: no older generation fits them) */
 			return resume_job(r, image, slot, done[k]);

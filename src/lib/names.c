@@ -48,11 +48,3 @@ bool ferry_group_ok(const char *v)
 	unsigned long long size = 0;
 	return n[0] != '0' && parse_uint64(n, FERRY_GROUP_MAX, &size) == 0 && size >= 1;
 }
-
-unsigned ferry_group_size(const char *v)
-{
-	unsigned long long size = 0;
-	return ferry_group_ok(v) && parse_uint64(v + FERRY_GROUP_ID_LEN + 1, FERRY_GROUP_MAX, &size) == 0
-		   ? (unsigned)size
-		   : 0;
-}

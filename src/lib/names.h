@@ -18,7 +18,5 @@ int ferry_name_check(const char *name, const char *what, struct ferry_error **er
 #define FERRY_GROUP_MAX 65536
 #define FERRY_GROUP_ID_LEN 32
 bool ferry_group_ok(const char *v);
-/* N of a valid "ID/N". */
-unsigned ferry_group_size(const char *v);
 
 #endif
