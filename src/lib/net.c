@@ -295,14 +295,19 @@ int ferry_net_reply_read(pid_t pid, int fd, unsigned timeout_s, struct ferry_net
 {
 	struct ferry_error *e = NULL;
 	int r = ferry_read_within(fd, ret, sizeof(*ret), timeout_s, &e);
-	if (r < 0)
+	/* after its reply, the end of the pipe: its exit, within the same time */
+	char extra;
+	int more = r < 0 ? r : ferry_read_within(fd, &extra, 1, timeout_s, &e);
+	if (r < 0 || (e && e->code == ETIMEDOUT))
 		kill(pid, SIGKILL);
 	int st = 0;
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;
-	char extra;
-	if (r == 0 && read(fd, &extra, 1) != 0)
+	if (r == 0 && more == 0)
 		r = ferry_error_msg(err, EPROTO, "ferry-net said more than its reply");
+	else if (r == 0 && e->code == ETIMEDOUT)
+		r = ferry_error_msg(err, ETIMEDOUT, "ferry-net did not end within %u s of its reply",
+				    timeout_s);
 	else if (r == 0 && (!WIFEXITED(st) || WEXITSTATUS(st) != 0))
 		r = ferry_error_msg(err, EPROTO, "ferry-net failed after its reply");
 	else if (r < 0) {

@@ -6,7 +6,11 @@
 #include <stddef.h>
 #include <cmocka.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "fs.h"
 #include "net.h"
@@ -338,6 +342,60 @@ static void test_policy_kept_chosen(void **state)
 	assert_non_null(strstr(msg, "does not have the address kept from the instance's checkpoint"));
 }
 
+/* A ferry-net stand-in for ferry_net_reply_read: writes a valid reply, then @extra (a byte more),
+ * @hang (keeps its pipe and never ends) or exits with @status. */
+static pid_t fake_net(int fd[2], bool reply, bool extra, bool hang, int status)
+{
+	assert_int_equal(pipe2(fd, O_CLOEXEC), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		struct ferry_net_reply r = {.magic = FERRY_NET_REPLY_MAGIC};
+		if (reply && write(fd[1], &r, sizeof(r)) != (ssize_t)sizeof(r))
+			_exit(99);
+		if (extra && write(fd[1], "x", 1) != 1)
+			_exit(99);
+		while (hang)
+			pause();
+		_exit(status);
+	}
+	close(fd[1]);
+	return pid;
+}
+
+/* ferry-net's reply is read within the time given, and so is its end after it: one that keeps
+ * its pipe open after replying is killed and reported, not waited for. */
+static void test_reply_read(void **state)
+{
+	(void)state;
+	struct ferry_net_reply rep;
+	int fd[2];
+	struct {
+		bool reply, extra, hang;
+		int status, want;
+		const char *msg;
+	} cases[] = {
+	    {true, false, false, 0, 0, NULL},
+	    {true, true, false, 0, -EPROTO, "said more than its reply"},
+	    {true, false, false, 3, -EPROTO, "failed after its reply"},
+	    {false, false, false, 3, -EIO, "gave no reply"},
+	    {true, false, true, 0, -ETIMEDOUT, "did not end within 1 s of its reply"},
+	    {false, false, true, 0, -EIO, "gave no reply"},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		_cleanup_error_ struct ferry_error *err = NULL;
+		pid_t pid = fake_net(fd, cases[i].reply, cases[i].extra, cases[i].hang, cases[i].status);
+		time_t t0 = time(NULL);
+		assert_int_equal(ferry_net_reply_read(pid, fd[0], 1, &rep, &err), cases[i].want);
+		assert_true(time(NULL) - t0 <= 3);
+		close(fd[0]);
+		if (cases[i].msg)
+			assert_non_null(strstr(err->message, cases[i].msg));
+		/* reaped: nothing of it is left */
+		assert_int_equal(kill(pid, 0), -1);
+	}
+}
+
 /* What the starter takes from ferry-net: exactly one reply, its numbers in range. */
 static void test_reply_check(void **state)
 {
@@ -407,6 +465,7 @@ int main(void)
 	    cmocka_unit_test(test_policy_kept_chosen),
 	    cmocka_unit_test(test_node_claims),
 	    cmocka_unit_test(test_reply_check),
+	    cmocka_unit_test(test_reply_read),
 	};
 	return cmocka_run_group_tests(tests, dir_setup, dir_teardown);
 }
