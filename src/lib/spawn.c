@@ -461,6 +461,10 @@ static void capture_drain(struct capture *c)
 }
 
 /* The last non-empty line of captured stderr, made printable, or NULL. */
+/* What of a child's last line of stderr its error quotes: its first and last bytes. */
+#define LINE_HEAD 320
+#define LINE_TAIL 180
+
 static char *last_line(const struct capture *c)
 {
 	if (!c || !c->buf || c->len == 0)
@@ -474,9 +478,14 @@ static char *last_line(const struct capture *c)
 	size_t start = end;
 	while (start > 0 && c->buf[start - 1] != '\n')
 		start--;
-	if (end - start > 300)
-		start = end - 300;
-	char *line = xstrndup(c->buf + start, end - start);
+	/* a long line keeps its start (what failed) and its end (what became of the job); what
+	 * goes is the middle, where the lines of a tool it quotes are */
+	char *line;
+	if (end - start > LINE_HEAD + LINE_TAIL)
+		line = xasprintf("%.*s [...] %.*s", LINE_HEAD, c->buf + start, LINE_TAIL,
+				 c->buf + end - LINE_TAIL);
+	else
+		line = xstrndup(c->buf + start, end - start);
 	for (char *p = line; *p; p++)
 		if ((unsigned char)*p < 0x20 || (unsigned char)*p == 0x7f)
 			*p = ' ';

@@ -218,6 +218,14 @@ static void test_stderr_tail(void **state)
 	    ARGV("sh", "-c",
 		 "head -c 100000 /dev/zero | tr '\\0' y >&2; echo >&2; echo 'end\tof\x01it' >&2; exit 1"),
 	    &o, "status 1: end of it");
+	/* a long last line: its start says what failed, its end what became of the job */
+	char *const *long_line =
+	    ARGV("sh", "-c",
+		 "printf 'ferry: the daemon failed: ' >&2; head -c 5000 /dev/zero | tr '\\0' x >&2; "
+		 "echo '; the job keeps running' >&2; exit 2");
+	expect_fail("/bin/sh", long_line, &o, "status 2: ferry: the daemon failed: xxx");
+	expect_fail("/bin/sh", long_line, &o, "xxx [...] xxx");
+	expect_fail("/bin/sh", long_line, &o, "xxx; the job keeps running");
 	struct ferry_error *err = NULL;
 	assert_int_equal(ferry_spawn("/bin/sh", ARGV("sh", "-c", "echo noise >&2"), NULL, &o, NULL, &err), 0);
 }
