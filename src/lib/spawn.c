@@ -460,11 +460,11 @@ static void capture_drain(struct capture *c)
 		;
 }
 
-/* The last non-empty line of captured stderr, made printable, or NULL. */
 /* What of a child's last line of stderr its error quotes: its first and last bytes. */
 #define LINE_HEAD 320
 #define LINE_TAIL 180
 
+/* The last non-empty line of captured stderr, made printable, or NULL. */
 static char *last_line(const struct capture *c)
 {
 	if (!c || !c->buf || c->len == 0)
