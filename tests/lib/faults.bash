@@ -84,7 +84,7 @@ wait_proc() {
 	local i p
 	for ((i = 0; i < $3 * 50; i++)); do
 		# one look at the processes (a default-mode dump's CRIU lives well under a second)
-		p=$(ps -e -o pid=,ppid=,comm= | awk -v want="$2" -v root="${FERRYD_PID[$1]:-0}" \
+		p=$(ps -e -o pid=,ppid=,comm= | awk -v want="$2" -v root="${FERRYD_PID[$1]:--1}" \
 			-v ns=" $(ip netns pids "$1" 2>/dev/null | tr '\n' ' ') " '
 			{ comm[$1] = $3; parent[$1] = $2 }
 			END {
