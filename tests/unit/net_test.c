@@ -370,6 +370,7 @@ static void test_reply_read(void **state)
 	(void)state;
 	struct ferry_net_reply rep;
 	int fd[2];
+	alarm(30); /* a reader that waits for ever ends this test (SIGALRM), not the whole run's hang */
 	struct {
 		bool reply, extra, hang;
 		int status, want;
@@ -394,6 +395,7 @@ static void test_reply_read(void **state)
 		/* reaped: nothing of it is left */
 		assert_int_equal(kill(pid, 0), -1);
 	}
+	alarm(0);
 }
 
 /* What the starter takes from ferry-net: exactly one reply, its numbers in range. */
