@@ -32,6 +32,7 @@
 #include <linux/openat2.h>
 #include <sys/capability.h>
 #include <sys/file.h>
+#include <sys/mount.h>
 #include <sys/sendfile.h>
 #include <sys/resource.h>
 #include <sys/prctl.h>
@@ -2008,34 +2009,37 @@ void op_checkpoint_delete(struct starter *s)
 }
 
 /* The child that becomes the node's CRIU (a page server, a lazy-pages daemon) for the restart:
- * in the host's namespaces, as the user with CAP_CHECKPOINT_RESTORE alone (CRIU insists on it
- * even to serve pages), in a process group of its own; @fds become 3, 4, ... in order, the
- * last one its report (where an error before the exec goes). Its CRIU reads no configuration
- * of the user's: the environment has no HOME, and the images it reads are root's, sealed. */
-static _noreturn_ void host_criu_exec(struct starter *s, pid_t parent, const int *fds, int n,
-				      char *const argv[], const char *env)
+ * in the host's network and user namespaces, as the user with CAP_CHECKPOINT_RESTORE alone
+ * (CRIU insists on it even to serve pages), in a process group of its own; the @n @fds become
+ * 3, 4, ... in order: CRIU's, its report (where an error before the exec goes), and last a
+ * pidfd of the starter. Its CRIU reads no configuration of the user's: the environment has no
+ * HOME, and the images it reads are root's, sealed. It is pid 1 of a pid namespace of its own (host_criu_spawn): when it ends,
+ * however it ends, the kernel ends all it left, such as the child of a kerndat probe that
+ * CRIU, killed early, leaves stopped for good where nothing else would end it. CRIU reads
+ * /proc/<its pid>, so it gets that namespace's /proc, in a mount namespace whose mounts
+ * propagate nothing back. */
+static _noreturn_ void host_criu_exec(struct starter *s, int *fds, int n, char *const argv[], const char *env)
 {
 	struct ferry_error *err = NULL;
+	static const int dst[] = {3, 4, 5, 6, 7, 8, 9, 10};
+	int rep = 3 + n - 2;
+	struct pollfd up = {.fd = 3 + n - 1, .events = POLLIN};
 	setpgid(0, 0);
-	int hi[8];
-	for (int i = 0; i < n && i < 8; i++)
-		if ((hi[i] = fcntl(fds[i], F_DUPFD, 10 + n)) < 0)
-			_exit(127);
-	for (int i = 0; i < n && i < 8; i++)
-		if (dup2(hi[i], 3 + i) < 0)
-			_exit(127);
-	int rep = 3 + n - 1;
-	ferry_close_fds(3 + n, NULL);
+	if (criurun_place_fds(fds, dst, (size_t)n) != (size_t)n)
+		_exit(127);
 	fcntl(rep, F_SETFD, FD_CLOEXEC);
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+	    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+		ferry_error_set(&err, errno, "mount a /proc for CRIU's pid namespace");
 	static const int keep[] = {CAP_CHECKPOINT_RESTORE};
-	if (ferry_privs_drop(&s->privs, keep, ARRAY_SIZE(keep), &err) < 0) {
+	if (err || ferry_privs_drop(&s->privs, keep, ARRAY_SIZE(keep), &err) < 0) {
 		report_error(rep, err);
 		_exit(127);
 	}
-	/* after the drop (it clears the setting): a CRIU whose starter was killed has no one to
-	 * end it (its own process group, its idle limit is ours) */
-	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || getppid() != parent)
+	/* after the drop (it clears the setting); the starter's pidfd says whether it ended first */
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 || poll(&up, 1, 0))
 		_exit(127);
+	close(up.fd);
 	char *const envp[] = {"PATH=" STARTER_PATH, (char *)env, NULL};
 	execve(argv[0], argv, envp);
 	ferry_error_set(&err, errno, "run '%s' (set 'criu path' in ferry.conf)", argv[0]);
@@ -2043,27 +2047,28 @@ static _noreturn_ void host_criu_exec(struct starter *s, pid_t parent, const int
 	_exit(127);
 }
 
-/* Forks host_criu_exec with @fds, and its report last: the pid (the read end of the report in
- * *ret_rep), or -errno. */
+/* Clones host_criu_exec with @fds, its report and the starter's pidfd: the pid (the read end
+ * of the report in *ret_rep), or -errno. */
 static pid_t host_criu_spawn(struct starter *s, const int *fds, int n, char *const argv[], const char *env,
 			     int *ret_rep, struct ferry_error **err)
 {
 	int rep[2], all[8];
-	if (n > 7)
+	if (n > 6)
 		return ferry_error_msg(err, E2BIG, "too many fds for CRIU");
-	if (pipe2(rep, O_CLOEXEC) < 0)
-		return ferry_error_set(err, errno, "pipe");
-	pid_t parent = getpid();
-	pid_t pid = fork();
+	_cleanup_close_ int self = (int)syscall(SYS_pidfd_open, getpid(), 0);
+	if (self < 0 || pipe2(rep, O_CLOEXEC) < 0)
+		return ferry_error_set(err, errno, "pidfd or pipe");
+	pid_t pid = clone_ns(CLONE_NEWPID | CLONE_NEWNS);
 	if (pid < 0) {
 		close(rep[0]);
 		close(rep[1]);
-		return ferry_error_set(err, errno, "fork");
+		return ferry_error_set(err, errno, "clone CRIU's namespaces");
 	}
 	if (pid == 0) {
 		memcpy(all, fds, (size_t)n * sizeof(*fds));
 		all[n] = rep[1];
-		host_criu_exec(s, parent, all, n + 1, argv, env);
+		all[n + 1] = self;
+		host_criu_exec(s, all, n + 2, argv, env);
 	}
 	close(rep[1]);
 	*ret_rep = rep[0];

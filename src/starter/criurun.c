@@ -11,11 +11,7 @@
 #include "fs.h"
 #include "starter.h"
 
-/* Moves fd @src[i] to @dst[i] for every i (@dst ascending, @src distinct), without close-on-exec,
- * and closes every other fd from 3 up. @src follows the fds as they move. A source in the way is
- * moved to the lowest free fd (never above what is open now: the fd limit holds). Returns how many
- * are in place, all of them on success. */
-static size_t place_fds(int *src, const int *dst, size_t n)
+size_t criurun_place_fds(int *src, const int *dst, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		for (size_t j = i + 1; j < n; j++) {
@@ -51,7 +47,7 @@ _noreturn_ void criurun_exec(char **argv, int *src, const int *dst, size_t n, in
 	size_t rep = 0;
 	while (rep < n && dst[rep] != FERRY_CRIU_REPORT_FD)
 		rep++;
-	size_t placed = place_fds(src, dst, n);
+	size_t placed = criurun_place_fds(src, dst, n);
 	if (placed == n) {
 		char *const envp[] = {FERRY_CRIU_ENV, NULL};
 		execve(FERRY_CRIU_HELPER, argv, envp);

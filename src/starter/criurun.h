@@ -7,6 +7,12 @@
 
 #include "util.h"
 
+/* Moves fd @src[i] to @dst[i] for every i (@dst ascending, @src distinct), without close-on-exec,
+ * and closes every other fd from 3 up. @src follows the fds as they move. A source in the way is
+ * moved to the lowest free fd (never above what is open now: the fd limit holds). Returns how many
+ * are in place, all of them on success. */
+size_t criurun_place_fds(int *src, const int *dst, size_t n);
+
 /* In a process that dropped to the user for good, inside the container: moves fd @src[i] to
  * @dst[i] (@dst ascending, one of them FERRY_CRIU_REPORT_FD), closes every other fd from 3 up
  * and execs ferry-criu with @argv and its fixed environment. On failure writes an error line to

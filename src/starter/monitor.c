@@ -19,7 +19,7 @@
 #include "transfer.h"
 #include "xfer.h"
 
-static pid_t clone_ns(unsigned long flags)
+pid_t clone_ns(unsigned long flags)
 {
 	struct clone_args args = {.flags = flags, .exit_signal = SIGCHLD};
 	return (pid_t)syscall(SYS_clone3, &args, sizeof(args));

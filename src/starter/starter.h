@@ -142,6 +142,8 @@ void network_restore_unlock(struct starter *s, int netns_fd, bool loopback_only)
 
 /* The namespaces every container has (its own network only with --net, or loopback only). */
 #define STARTER_NS_FLAGS (CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS)
+/* monitor.c: fork into new namespaces (@flags, CLONE_NEW*): the child's 0, the pid, or -1. */
+pid_t clone_ns(unsigned long flags);
 /* records.c: the namespaces to join to act inside a running instance. */
 int instance_ns_flags(const struct ferry_instance *inst);
 /* checkpoint.c */

@@ -118,6 +118,27 @@ round_trip() {
 root:711"
 }
 
+@test "diskless, security: the destination's page server is the user's with CAP_CHECKPOINT_RESTORE alone, pid 1 of a pid namespace of its own" {
+	local name=$T-ps watch=$BATS_TEST_TMPDIR/watch run
+	mig_up
+	mig_launch nodeA "$name" 32
+	run=$(field_of "$OUT/$name.prog" run)
+	criu_watch "$watch"
+	mig_migrate nodeA "$name" --to nodeB --mode diskless
+	touch "$watch.stop"
+	wait "$CRIU_WATCH"
+	[ "$status" -eq 0 ] || fail "diskless migration failed ($status): $stderr"
+	sed 's/^/# /' "$watch" >&3
+	# pid 1 of its own namespace: all it leaves (a kerndat probe's stopped child, were its
+	# starter killed early) ends with it, never a stopped CRIU of the user's for good
+	grep -Eq "^page-server 0000010000000000 $U1_UID [0-9]+,1\$" "$watch" ||
+		fail "no page server with CAP_CHECKPOINT_RESTORE alone, pid 1 of its own pid namespace: $(cat "$watch")"
+	! grep -E '^page-server ' "$watch" | grep -Evq "^page-server 0000010000000000 $U1_UID [0-9]+,1\$" ||
+		fail "a page server with more, or not alone in its pid namespace: $(cat "$watch")"
+	assert_only_on nodeB "$name"
+	assert_moves_on "$name" "$run"
+}
+
 @test "diskless: memory that compresses goes compressed, memory that does not goes raw, both exact; 'compress pages = no' sends it raw" {
 	local z=$T-z r=$T-r pb ps zrun rrun
 	mig_up

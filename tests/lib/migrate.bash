@@ -403,6 +403,47 @@ mig_launch() {
 	[ -z "$port" ] || wait_ok "$OUT/$name.srv" 5
 }
 
+# criu_watch OUT: in the background (CRIU_WATCH, its pid) until OUT.stop exists (60 s at most),
+# records in OUT each CRIU of user 1 seen: "KIND CAPEFF UIDS NSPID", KIND lazy (the lazy-pages
+# daemon), page-server or other, UIDS the uids of every process in its pid namespace, NSPID its
+# pids from the host's namespace in (NSpid: "H 1" for pid 1 of a namespace of its own).
+criu_watch() {
+	python3 - "$U1_UID" "$1" <<-'EOF' &
+		import os, sys, time
+		uid, out = sys.argv[1], sys.argv[2]
+		seen = {}
+		end = time.time() + 60
+		while time.time() < end and not os.path.exists(out + ".stop"):
+		    procs = [p for p in os.listdir("/proc") if p.isdigit()]
+		    for p in procs:
+		        try:
+		            if open("/proc/%s/comm" % p).read().strip() != "criu":
+		                continue
+		            st = dict(l.split(":", 1) for l in open("/proc/%s/status" % p) if ":" in l)
+		            if st["Uid"].split()[0] != uid:
+		                continue
+		            ns = os.readlink("/proc/%s/ns/pid" % p)
+		            uids = set()
+		            for q in procs:
+		                try:
+		                    if os.readlink("/proc/%s/ns/pid" % q) == ns:
+		                        uids.add(os.stat("/proc/%s" % q).st_uid)
+		                except OSError:
+		                    pass
+		            args = open("/proc/%s/cmdline" % p).read().split("\0")
+		            if not args[0]:
+		                continue  # a zombie: what it was is already recorded
+		            kind = "lazy" if "lazy-pages" in args else "page-server" if "page-server" in args else "other"
+		            seen[p] = "%s %s %s %s" % (kind, st["CapEff"].strip(), ",".join(str(u) for u in sorted(uids)),
+		                                       ",".join(st["NSpid"].split()))
+		        except (OSError, KeyError):
+		            pass
+		    time.sleep(0.002)
+		open(out, "w").write("\n".join(seen.values()) + "\n")
+	EOF
+	CRIU_WATCH=$!
+}
+
 # mig_migrate NODE NAME ARGS...: 'ferry migrate NAME ARGS...' as user 1 on NODE (bats run,
 # stdout and stderr apart); prints how long it took to fd 3.
 mig_migrate() {
