@@ -76,17 +76,28 @@ wait_once() {
 
 # wait_proc NODE COMM SECONDS: the pid of a COMM process of NODE's migration, once there is one:
 # a ferry-starter whose parent is a ferryd (not an instance's monitor), or a CRIU that ferryd did
-# not run itself (its own, at its start, learn the kernel's features and the CPU): in the node's
-# network namespace, or run by its ferryd (a dump's or a restore's CRIU runs in the instance's
-# namespace).
+# not run itself (its own, at its start, learn the kernel's features and the CPU) and that no CRIU
+# forked (a CRIU's short-lived children probe the kernel, or become the restored tree): in the
+# node's network namespace, or run by its ferryd (a dump's or a restore's CRIU runs in the
+# instance's namespace).
 wait_proc() {
 	local i p
 	for ((i = 0; i < $3 * 50; i++)); do
-		p=$(ps -e -o pid=,ppid=,comm= | awk -v want="$2" -v pids=" $(ip netns pids "$1" 2>/dev/null | tr '\n' ' ') $(ferryd_procs "$1" all | tr '\n' ' ') " '
+		# one look at the processes (a default-mode dump's CRIU lives well under a second)
+		p=$(ps -e -o pid=,ppid=,comm= | awk -v want="$2" -v root="${FERRYD_PID[$1]:--1}" \
+			-v ns=" $(ip netns pids "$1" 2>/dev/null | tr '\n' ' ') " '
 			{ comm[$1] = $3; parent[$1] = $2 }
-			END { for (q in comm) if (comm[q] == want && index(pids, " " q " ") &&
-			      (want != "ferry-starter" || comm[parent[q]] == "ferryd") &&
-			      (want != "criu" || comm[parent[q]] != "ferryd")) { print q; exit } }')
+			END {
+				mine[root] = 1 # the ferryd of the node, and its descendants
+				do {
+					n = 0
+					for (q in parent)
+						if (!(q in mine) && (parent[q] in mine)) { mine[q] = 1; n++ }
+				} while (n > 0)
+				for (q in comm) if (comm[q] == want && ((q in mine) || index(ns, " " q " ")) &&
+				    (want != "ferry-starter" || comm[parent[q]] == "ferryd") &&
+				    (want != "criu" || (comm[parent[q]] != "ferryd" && comm[parent[q]] != "criu"))) { print q; exit }
+			}')
 		[ -n "$p" ] && {
 			echo "$p"
 			return 0
