@@ -1,6 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include <criu/criu.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 
 #include "criu.h"
 #include "fs.h"
@@ -46,10 +50,6 @@ static int setup(criu_opts **ret, const struct ferry_criu_opts *o, struct ferry_
 		return r;
 	if (criu_local_init_opts(&c) < 0)
 		return ferry_error_msg(err, ENOMEM, "libcriu: cannot initialise options");
-	if (criu_local_set_service_binary(c, o->binary) < 0) {
-		criu_local_free_opts(c);
-		return ferry_error_msg(err, ENOMEM, "libcriu: service binary");
-	}
 	criu_local_set_images_dir_fd(c, o->images_fd);
 	criu_local_set_work_dir_fd(c, o->work_fd);
 	criu_local_set_log_file(c, o->log);
@@ -86,7 +86,82 @@ static int fail(struct ferry_error **err, const struct ferry_criu_opts *o, const
 		    "network = loopback' in ferry.conf, or --net)");
 	if (lines)
 		return ferry_error_msg(err, EIO, "CRIU %s failed: %s", what, lines);
+	if (r == -ECOMM) /* its socket ended with no answer: CRIU is gone, its log says nothing */
+		return ferry_error_msg(
+		    err, EIO, "CRIU %s failed: CRIU ended before it answered (killed, or it crashed); see %s",
+		    what, o->log);
 	return ferry_error_msg(err, EIO, "CRIU %s failed (libcriu %d); see %s", what, r, o->log);
+}
+
+/* CRIU is our child on a socket of ours (libcriu's service-fd mode), not one libcriu forks, so
+ * that we see it end. libcriu waits for CRIU's answer until the socket's other end is closed;
+ * a CRIU killed (or crashed) early leaves that end open in any child it had, such as the one a
+ * kerndat probe forks and stops, and the call would wait for as long as that child lives
+ * (until the starter's idle limit). When CRIU ends by a signal, SIGCHLD shuts the socket down:
+ * libcriu then reads what CRIU sent before it ended, and after that its end. */
+static pid_t swrk_pid;
+static int swrk_sk = -1; /* a dup of libcriu's end (libcriu closes its own) */
+
+static void swrk_ended(int sig)
+{
+	int saved = errno;
+	siginfo_t si = {0};
+	(void)sig;
+	if (swrk_pid > 0 && waitid(P_PID, (id_t)swrk_pid, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+	    si.si_pid == swrk_pid && si.si_code != CLD_EXITED)
+		shutdown(swrk_sk, SHUT_RDWR);
+	errno = saved;
+}
+
+/* Forks `@o->binary swrk FD` and points @c at the socket: 0 or -errno. */
+static int swrk_start(criu_opts *c, const struct ferry_criu_opts *o, struct ferry_error **err)
+{
+	int sk[2];
+	sigset_t chld;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sk) < 0)
+		return ferry_error_set(err, errno, "CRIU's socket");
+	if ((swrk_sk = fcntl(sk[0], F_DUPFD_CLOEXEC, 3)) < 0) {
+		int e = errno;
+		close(sk[0]);
+		close(sk[1]);
+		return ferry_error_set(err, e, "CRIU's socket");
+	}
+	struct sigaction sa = {.sa_handler = swrk_ended, .sa_flags = SA_RESTART | SA_NOCLDSTOP};
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &chld, NULL);
+	sigaction(SIGCHLD, &sa, NULL);
+	pid_t pid = fork();
+	if (pid == 0) {
+		char fd[16];
+		snprintf(fd, sizeof(fd), "%d", sk[1]);
+		sigprocmask(SIG_UNBLOCK, &chld, NULL); /* CRIU needs SIGCHLD (libcriu does the same) */
+		if (fcntl(sk[1], F_SETFD, 0) == 0)
+			execl(o->binary, o->binary, "swrk", fd, (char *)NULL);
+		_exit(127);
+	}
+	int e = errno;
+	swrk_pid = pid > 0 ? pid : 0;
+	sigprocmask(SIG_UNBLOCK, &chld, NULL); /* (whatever mask we were given) */
+	close(sk[1]);
+	if (pid < 0) {
+		close(sk[0]);
+		return ferry_error_set(err, e, "run '%s'", o->binary);
+	}
+	criu_local_set_service_fd(c, sk[0]);
+	return 0;
+}
+
+/* After the call (libcriu closed its end): CRIU reaped, the handler gone. */
+static void swrk_end(void)
+{
+	int st;
+	signal(SIGCHLD, SIG_DFL);
+	while (swrk_pid > 0 && waitpid(swrk_pid, &st, 0) < 0 && errno == EINTR)
+		;
+	swrk_pid = 0;
+	close(swrk_sk);
+	swrk_sk = -1;
 }
 
 int ferry_criu_dump(const struct ferry_criu_opts *o, struct ferry_error **err)
@@ -104,7 +179,13 @@ int ferry_criu_dump(const struct ferry_criu_opts *o, struct ferry_error **err)
 		post_dump_cb = o->post_dump;
 		criu_local_set_notify_cb(c, notify);
 	}
+	r = swrk_start(c, o, err);
+	if (r < 0) {
+		criu_local_free_opts(c);
+		return r;
+	}
 	r = criu_local_dump(c);
+	swrk_end();
 	post_dump_cb = NULL;
 	criu_local_free_opts(c);
 	if (r < 0)
@@ -125,7 +206,13 @@ int ferry_criu_restore(const struct ferry_criu_opts *o, pid_t *ret_pid, struct f
 	}
 	criu_local_set_tcp_close(c, o->tcp_close);
 	criu_local_set_auto_dedup(c, o->auto_dedup);
+	r = swrk_start(c, o, err);
+	if (r < 0) {
+		criu_local_free_opts(c);
+		return r;
+	}
 	r = criu_local_restore(c);
+	swrk_end();
 	post_restore_cb = NULL;
 	pre_resume_cb = NULL;
 	criu_local_free_opts(c);

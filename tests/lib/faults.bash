@@ -260,6 +260,10 @@ fault_cell() {
 	assert_runs_once "$name"
 	if listed_on nodeA "$name"; then assert_only_on nodeA "$name"; else assert_only_on nodeB "$name"; fi
 	assert_moves_on "$name" "$run_id"
+	# a dump's CRIU killed: the user reads that it ended, not a code
+	if [ "$mode $step $fault" = "default src-dump kill-src-criu" ] && [ "$status" -ne 0 ]; then
+		grep -q "CRIU ended before it answered (killed, or it crashed)" <<<"$stderr" || fail "not told why: $stderr"
+	fi
 	if [ "$fault" = restore-fail ]; then
 		[ "$status" -ne 0 ] || fail "ferry migrate succeeded though nodeB has no image"
 		assert_only_on nodeA "$name"
