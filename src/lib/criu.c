@@ -113,6 +113,18 @@ static void swrk_ended(int sig)
 	errno = saved;
 }
 
+/* After the call (libcriu closed its end) or a failed start: CRIU reaped, the handler gone. */
+static void swrk_end(void)
+{
+	int st;
+	signal(SIGCHLD, SIG_DFL);
+	while (swrk_pid > 0 && waitpid(swrk_pid, &st, 0) < 0 && errno == EINTR)
+		;
+	swrk_pid = 0;
+	close(swrk_sk);
+	swrk_sk = -1;
+}
+
 /* Forks `@o->binary swrk FD` and points @c at the socket: 0 or -errno. */
 static int swrk_start(criu_opts *c, const struct ferry_criu_opts *o, struct ferry_error **err)
 {
@@ -146,22 +158,11 @@ static int swrk_start(criu_opts *c, const struct ferry_criu_opts *o, struct ferr
 	close(sk[1]);
 	if (pid < 0) {
 		close(sk[0]);
+		swrk_end();
 		return ferry_error_set(err, e, "run '%s'", o->binary);
 	}
 	criu_local_set_service_fd(c, sk[0]);
 	return 0;
-}
-
-/* After the call (libcriu closed its end): CRIU reaped, the handler gone. */
-static void swrk_end(void)
-{
-	int st;
-	signal(SIGCHLD, SIG_DFL);
-	while (swrk_pid > 0 && waitpid(swrk_pid, &st, 0) < 0 && errno == EINTR)
-		;
-	swrk_pid = 0;
-	close(swrk_sk);
-	swrk_sk = -1;
 }
 
 int ferry_criu_dump(const struct ferry_criu_opts *o, struct ferry_error **err)

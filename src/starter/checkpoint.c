@@ -2013,11 +2013,11 @@ void op_checkpoint_delete(struct starter *s)
  * (CRIU insists on it even to serve pages), in a process group of its own; the @n @fds become
  * 3, 4, ... in order: CRIU's, its report (where an error before the exec goes), and last a
  * pidfd of the starter. Its CRIU reads no configuration of the user's: the environment has no
- * HOME, and the images it reads are root's, sealed. It is pid 1 of a pid namespace of its own (host_criu_spawn): when it ends,
- * however it ends, the kernel ends all it left, such as the child of a kerndat probe that
- * CRIU, killed early, leaves stopped for good where nothing else would end it. CRIU reads
- * /proc/<its pid>, so it gets that namespace's /proc, in a mount namespace whose mounts
- * propagate nothing back. */
+ * HOME, and the images it reads are root's, sealed. It is pid 1 of a pid namespace of its own
+ * (host_criu_spawn): when it ends, however it ends, the kernel ends all it left, such as the
+ * child of a kerndat probe that CRIU, killed early, leaves stopped for good where nothing else
+ * would end it. CRIU reads /proc/<its pid>, so it gets that namespace's /proc, in a mount
+ * namespace whose mounts propagate nothing back. */
 static _noreturn_ void host_criu_exec(struct starter *s, int *fds, int n, char *const argv[], const char *env)
 {
 	struct ferry_error *err = NULL;
