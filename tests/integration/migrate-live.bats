@@ -94,14 +94,8 @@ assert_refused_untouched() {
 	wait "$CRIU_WATCH"
 	[ "$status" -eq 0 ] || fail "live migration failed ($status): $stderr"
 	cat "$watch" | sed 's/^/# /' >&3
-	# CAP_SYS_PTRACE is bit 19, CAP_CHECKPOINT_RESTORE bit 40; the daemon is pid 1 of a pid
-	# namespace of its own, the user's alone: all it leaves (a kerndat probe's stopped child,
-	# were its starter killed) ends with it
-	grep -Eq "^lazy 0000010000000000 $U1_UID [0-9]+,1\$" "$watch" ||
-		fail "no lazy-pages daemon with CAP_CHECKPOINT_RESTORE alone, pid 1 of its own pid namespace: $(cat "$watch")"
-	# (CRIU forks children of its own there: the user's too, in the same namespace)
-	! grep -E '^lazy ' "$watch" | grep -Evq "^lazy 0000010000000000 $U1_UID [0-9]+,[0-9]+\$" ||
-		fail "a lazy-pages daemon with more, or outside a pid namespace of the user's alone: $(cat "$watch")"
+	# CAP_SYS_PTRACE is bit 19, CAP_CHECKPOINT_RESTORE bit 40
+	assert_own_pidns "$watch" lazy "lazy-pages daemon"
 	local ptrace="" kind caps uids
 	while read -r kind caps uids _; do
 		if (((0x$caps & 0x80000) != 0)); then ptrace+="$kind $caps $uids"$'\n'; fi

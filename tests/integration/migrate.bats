@@ -129,13 +129,7 @@ root:711"
 	wait "$CRIU_WATCH"
 	[ "$status" -eq 0 ] || fail "diskless migration failed ($status): $stderr"
 	sed 's/^/# /' "$watch" >&3
-	# pid 1 of its own namespace: all it leaves (a kerndat probe's stopped child, were its
-	# starter killed early) ends with it, never a stopped CRIU of the user's for good
-	grep -Eq "^page-server 0000010000000000 $U1_UID [0-9]+,1\$" "$watch" ||
-		fail "no page server with CAP_CHECKPOINT_RESTORE alone, pid 1 of its own pid namespace: $(cat "$watch")"
-	# (CRIU forks children of its own there: the user's too, in the same namespace)
-	! grep -E '^page-server ' "$watch" | grep -Evq "^page-server 0000010000000000 $U1_UID [0-9]+,[0-9]+\$" ||
-		fail "a page server with more, or outside a pid namespace of the user's alone: $(cat "$watch")"
+	assert_own_pidns "$watch" page-server "page server"
 	assert_only_on nodeB "$name"
 	assert_moves_on "$name" "$run"
 }

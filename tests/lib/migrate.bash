@@ -444,6 +444,18 @@ criu_watch() {
 	CRIU_WATCH=$!
 }
 
+# assert_own_pidns OUT KIND WHAT: in criu_watch's OUT, a CRIU of KIND (WHAT in the message) with
+# CAP_CHECKPOINT_RESTORE alone as pid 1 of a pid namespace of its own, and every CRIU of KIND so,
+# in a nested namespace that holds the user's processes alone (CRIU forks children of its own
+# there): all it leaves (a kerndat probe's stopped child, were its starter killed) ends with it.
+assert_own_pidns() {
+	local out=$1 kind=$2 what=$3
+	grep -Eq "^$kind 0000010000000000 $U1_UID [0-9]+,1\$" "$out" ||
+		fail "no $what with CAP_CHECKPOINT_RESTORE alone, pid 1 of its own pid namespace: $(cat "$out")"
+	! grep -E "^$kind " "$out" | grep -Evq "^$kind 0000010000000000 $U1_UID [0-9]+,[0-9]+\$" ||
+		fail "a $what with more, or outside a pid namespace of the user's alone: $(cat "$out")"
+}
+
 # mig_migrate NODE NAME ARGS...: 'ferry migrate NAME ARGS...' as user 1 on NODE (bats run,
 # stdout and stderr apart); prints how long it took to fd 3.
 mig_migrate() {
